@@ -1,0 +1,47 @@
+# Thin wrappers: the logic lives in hack/ and the mlkube CLI.
+.PHONY: dev dev-down dev-status test unit lint generate verify controlplane venv \
+	bench-serving bench-router bench-drift
+
+VENV := .venv/bin
+
+venv:
+	@hack/venv.sh
+
+controlplane:
+	@bash hack/controlplane/build.sh
+
+# Main job: local control plane + CRDs + operator + samples; prints kubeconfig and what to try.
+dev: venv
+	@$(VENV)/mlkube dev up
+
+dev-down: venv
+	@$(VENV)/mlkube dev down
+
+dev-status: venv
+	@$(VENV)/mlkube dev status
+
+# The test command (CI runs it through .ci/run).
+test:
+	@hack/test
+
+unit: venv
+	@$(VENV)/python -m pytest tests/unit -q
+
+lint: venv
+	@$(VENV)/ruff check . && $(VENV)/ruff format --check . && \
+		$(VENV)/mypy operator/mlkube serving-image/mlkube_serving && $(VENV)/lint-imports
+
+generate: venv
+	@hack/generate
+
+verify: venv
+	@hack/verify
+
+bench-serving: venv
+	@$(VENV)/python bench/serving/run.py
+
+bench-router: venv
+	@$(VENV)/python bench/router/run.py
+
+bench-drift: venv
+	@$(VENV)/python bench/drift/run.py

@@ -1,0 +1,74 @@
+"""What the operator and the data plane agree on: names, ports, paths, env vars, headers.
+
+Dependency-free on purpose: both the operator (which must stay light) and the serving image
+import it, so a port or an env name is defined once and cannot drift between the two.
+"""
+
+from typing import Final
+
+GROUP: Final = "mlkube.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+FIELD_MANAGER: Final = "mlkube-operator"
+
+# Labels (tags are labels too: users add their own with `--tag k=v`).
+LABEL_MODEL: Final = "mlkube.dev/model"
+LABEL_VERSION: Final = "mlkube.dev/version"
+LABEL_ENDPOINT: Final = "mlkube.dev/endpoint"
+LABEL_DEPLOYMENT: Final = "mlkube.dev/deployment"
+LABEL_COMPONENT: Final = "mlkube.dev/component"
+LABEL_ARCHIVED: Final = "mlkube.dev/archived"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "mlkube"
+
+# Audit annotations stamped by the mutating webhook.
+ANNOTATION_CREATED_BY: Final = "mlkube.dev/created-by"
+ANNOTATION_LAST_MODIFIED_BY: Final = "mlkube.dev/last-modified-by"
+
+# Ports inside serving pods.
+SERVER_HTTP_PORT: Final = 8080
+SERVER_METRICS_PORT: Final = 8082
+ROUTER_HTTP_PORT: Final = 8080
+ROUTER_METRICS_PORT: Final = 8082
+DRIFT_PORT: Final = 8090
+DRIFT_METRICS_PORT: Final = 8091
+
+# Paths inside serving pods.
+MODEL_DIR: Final = "/mnt/models"
+
+# Environment variables read by the data-plane entrypoints.
+ENV_MODEL_DIR: Final = "MLKUBE_MODEL_DIR"
+ENV_MODEL_NAME: Final = "MLKUBE_MODEL_NAME"
+ENV_MODEL_VERSION: Final = "MLKUBE_MODEL_VERSION"
+ENV_FRAMEWORK: Final = "MLKUBE_FRAMEWORK"
+ENV_HTTP_PORT: Final = "MLKUBE_HTTP_PORT"
+ENV_METRICS_PORT: Final = "MLKUBE_METRICS_PORT"
+ENV_WORKERS: Final = "MLKUBE_WORKERS"
+ENV_REQUEST_TIMEOUT: Final = "MLKUBE_REQUEST_TIMEOUT_SECONDS"
+ENV_MAX_CONCURRENCY: Final = "MLKUBE_MAX_CONCURRENCY"
+ENV_ONNX_ACCELERATION: Final = "MLKUBE_ONNX_ACCELERATION"
+ENV_DRIFT_URL: Final = "MLKUBE_DRIFT_URL"
+ENV_DRIFT_SAMPLE_RATE: Final = "MLKUBE_DRIFT_SAMPLE_RATE"
+ENV_ROUTER_CONFIG: Final = "MLKUBE_ROUTER_CONFIG"
+ENV_ARTIFACT_URI: Final = "MLKUBE_ARTIFACT_URI"
+ENV_ARTIFACT_DIGEST: Final = "MLKUBE_ARTIFACT_DIGEST"
+
+# Router headers.
+HEADER_DEPLOYMENT: Final = "x-mlkube-deployment"
+HEADER_AZUREML_DEPLOYMENT: Final = "azureml-model-deployment"
+HEADER_MIRRORED: Final = "x-mlkube-mirrored"
+
+# Artifact digests are "sha256:<hex>" over sorted relative paths and contents.
+DIGEST_ALGORITHM: Final = "sha256"
+
+# Artifact storage (mlkube.storage): pvc://claim/path maps to <PVC_ROOT>/<claim>/<path>.
+PVC_ROOT: Final = "/mnt/pvc"
+ENV_PVC_ROOT: Final = "MLKUBE_PVC_ROOT"
+ENV_S3_ENDPOINT_URL: Final = "MLKUBE_S3_ENDPOINT_URL"  # wins over AWS_ENDPOINT_URL
+ENV_STORE: Final = "MLKUBE_STORE"  # default store prefix for `mlkube model register`
+
+# Model server (mlkube_serving.server): settings beyond the ones above.
+ENV_HTTP_HOST: Final = "MLKUBE_HTTP_HOST"
+ENV_MAX_BODY_BYTES: Final = "MLKUBE_MAX_BODY_BYTES"
+ENV_ENTRYPOINT: Final = "MLKUBE_ENTRYPOINT"  # scoring script (score.py) or Seldon class (Module.Class)
+ENV_GRACEFUL_SHUTDOWN: Final = "MLKUBE_GRACEFUL_SHUTDOWN_SECONDS"

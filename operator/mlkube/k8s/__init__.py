@@ -1,0 +1,5 @@
+"""The only module that talks to the Kubernetes API (DESIGN.md §5.6)."""
+
+from mlkube.k8s.client import ApiError, Kube
+
+__all__ = ["ApiError", "Kube"]

@@ -1,0 +1,149 @@
+"""A small generic Kubernetes client: server-side apply, get, list, delete, status patch.
+
+Built on the official client's ApiClient (kubeconfig, in-cluster config, auth plugins) but
+speaking plain dicts, so builders' manifests go out unchanged and any kind works, CRDs included.
+Resource paths come from discovery, cached per group/version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+
+from mlkube.contract import FIELD_MANAGER
+
+
+class ApiError(Exception):
+    """A non-2xx answer from the API server; `status` and `reason` come from its Status."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{status} {reason}: {message}")
+
+
+class Kube:
+    def __init__(self, kubeconfig: str | None = None, api_client: client.ApiClient | None = None):
+        if api_client is None:
+            cfg = client.Configuration()
+            path = kubeconfig or os.environ.get("KUBECONFIG")
+            if path or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+                config.load_kube_config(config_file=path, client_configuration=cfg)
+            else:
+                config.load_incluster_config(client_configuration=cfg)
+            api_client = client.ApiClient(cfg)
+        self.api = api_client
+        self._resources: dict[str, dict[str, tuple[str, bool]]] = {}
+
+    # -- discovery ---------------------------------------------------------------------
+    def resource(self, api_version: str, kind: str) -> tuple[str, bool]:
+        """(plural, namespaced) of a kind, from discovery (refreshed once on a miss)."""
+        for refresh in (False, True):
+            if refresh or api_version not in self._resources:
+                self._resources[api_version] = self._discover(api_version)
+            found = self._resources[api_version].get(kind)
+            if found:
+                return found
+        raise ApiError(404, "NotFound", f"no resource for kind {kind} in {api_version}")
+
+    def _discover(self, api_version: str) -> dict[str, tuple[str, bool]]:
+        prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            doc = self.request("GET", prefix)
+        except ApiError as err:
+            if err.status == 404:
+                return {}
+            raise
+        return {
+            r["kind"]: (r["name"], bool(r["namespaced"]))
+            for r in doc.get("resources", [])
+            if "/" not in r["name"]
+        }
+
+    def path(self, api_version: str, kind: str, namespace: str | None = None,
+             name: str | None = None) -> str:
+        plural, namespaced = self.resource(api_version, kind)
+        prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        if namespaced and namespace:
+            prefix += f"/namespaces/{namespace}"
+        return f"{prefix}/{plural}" + (f"/{name}" if name else "")
+
+    # -- verbs -------------------------------------------------------------------------
+    def request(self, method: str, path: str, body: Any = None,
+                content_type: str = "application/json",
+                query: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        try:
+            resp = self.api.call_api(
+                path, method, query_params=query or [], header_params=headers, body=body,
+                auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
+                _request_timeout=30,
+            )
+        except client.ApiException as exc:
+            raise _api_error(exc) from exc
+        raw = resp.data
+        return json.loads(raw) if raw else {}
+
+    def apply(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER,
+              subresource: str = "") -> dict[str, Any]:
+        """Server-side apply (force: the operator owns what it builds)."""
+        meta = obj["metadata"]
+        path = self.path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+        query = [("fieldManager", field_manager), ("force", "true")]
+        return self.request("PATCH", path + (f"/{subresource}" if subresource else ""),
+                            body=yaml.safe_dump(obj), content_type="application/apply-patch+yaml",
+                            query=query)
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        return self.request("POST", self.path(obj["apiVersion"], obj["kind"],
+                                              meta.get("namespace")), body=obj)
+
+    def get(self, api_version: str, kind: str, name: str,
+            namespace: str | None = None) -> dict[str, Any] | None:
+        try:
+            return self.request("GET", self.path(api_version, kind, namespace, name))
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict[str, Any]]:
+        query = [("labelSelector", label_selector)] if label_selector else []
+        doc = self.request("GET", self.path(api_version, kind, namespace), query=query)
+        items: list[dict[str, Any]] = doc.get("items", [])
+        return items
+
+    def patch(self, api_version: str, kind: str, name: str, patch: dict[str, Any],
+              namespace: str | None = None, subresource: str = "") -> dict[str, Any]:
+        path = self.path(api_version, kind, namespace, name)
+        return self.request("PATCH", path + (f"/{subresource}" if subresource else ""),
+                            body=patch, content_type="application/merge-patch+json")
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None,
+               propagation: str = "Background") -> bool:
+        """Delete; False if it was already gone."""
+        try:
+            self.request("DELETE", self.path(api_version, kind, namespace, name),
+                         body={"propagationPolicy": propagation})
+        except ApiError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+
+def _api_error(exc: client.ApiException) -> ApiError:
+    reason, message = str(exc.reason), str(exc.body or "")
+    try:
+        status_doc = json.loads(exc.body or "{}")
+        reason = status_doc.get("reason", reason)
+        message = status_doc.get("message", message)
+    except ValueError:
+        pass
+    return ApiError(int(exc.status or 0), reason, message)

@@ -1,0 +1,1 @@
+"""Pure decisions: conditions, diffs, rollout steps, DAG scheduling. No I/O, no clock."""

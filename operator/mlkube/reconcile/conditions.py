@@ -1,0 +1,56 @@
+"""Standard metav1.Condition bookkeeping, so every kind reports health the same way.
+
+Argo CD and Flux read `Ready` (plus `Progressing`/`Degraded`) without custom scripts, and
+`lastTransitionTime` must only move when the status actually flips.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Condition = dict[str, Any]
+
+
+def set_condition(
+    conditions: list[Condition] | None,
+    *,
+    type_: str,
+    status: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: str,
+) -> list[Condition]:
+    """Return a new list with `type_` set; keep lastTransitionTime if the status is unchanged."""
+    value = "True" if status else "False"
+    result: list[Condition] = []
+    replaced = False
+    for cond in conditions or []:
+        if cond.get("type") != type_:
+            result.append(dict(cond))
+            continue
+        replaced = True
+        moved = cond.get("status") != value
+        result.append(_condition(type_, value, reason, message, generation,
+                                 now if moved else cond.get("lastTransitionTime", now)))
+    if not replaced:
+        result.append(_condition(type_, value, reason, message, generation, now))
+    return result
+
+
+def get_condition(conditions: list[Condition] | None, type_: str) -> Condition | None:
+    return next((c for c in conditions or [] if c.get("type") == type_), None)
+
+
+def _condition(type_: str, status: str, reason: str, message: str, generation: int | None,
+               transition: str) -> Condition:
+    cond: Condition = {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": transition,
+    }
+    if generation is not None:
+        cond["observedGeneration"] = generation
+    return cond

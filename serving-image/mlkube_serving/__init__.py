@@ -1,0 +1,1 @@
+"""mlkube data plane: model server, router, drift sidecar, batch scorer, storage initializer."""

@@ -1,0 +1,108 @@
+"""Key auth: `Authorization: Bearer <key>` or `api-key: <key>` against keys in a mounted Secret.
+
+The keys file holds one key per line (blank lines and `#` comments ignored). Kubernetes
+updates a mounted Secret by swapping a symlink, so the file is re-read when its (inode, mtime,
+size) stamp changes, checked at most once per `check_interval` seconds to keep `stat` off most
+requests. Keys are compared as SHA-256 digests with `hmac.compare_digest` against every key,
+so neither the position of a match nor the length of a key shows in the timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import time
+from collections.abc import Callable
+
+from mlkube_serving.router.errors import Unauthorized
+
+FileStamp = tuple[int, int, int, int]
+
+
+def file_stamp(path: str) -> FileStamp | None:
+    """Identity of the file `path` resolves to now; changes when a symlink swap replaces it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def parse_keys(text: str) -> list[str]:
+    """Keys from the file's text: one per line, stripped, without blanks and `#` comments."""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def extract_key(authorization: bytes | None, api_key: bytes | None) -> bytes | None:
+    """The presented key: a Bearer token wins over `api-key`; None when neither is present."""
+    if authorization is not None:
+        scheme, _, token = authorization.strip().partition(b" ")
+        if scheme.lower() == b"bearer" and token.strip():
+            return token.strip()
+    if api_key is not None and api_key.strip():
+        return api_key.strip()
+    return None
+
+
+class KeyStore:
+    """The accepted keys, reloaded from `path` when the file changes."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        check_interval: float = 1.0,
+    ) -> None:
+        self.path = path
+        self._clock = clock
+        self._interval = check_interval
+        self._digests: tuple[bytes, ...] = ()
+        self._stamp: FileStamp | None = None
+        self._next_check = float("-inf")
+        self.load_error: str | None = None
+        self.reloads = 0
+
+    @property
+    def key_count(self) -> int:
+        return len(self._digests)
+
+    def refresh(self) -> None:
+        """Re-read the keys if the file changed; cheap when called on every request."""
+        now = self._clock()
+        if now < self._next_check:
+            return
+        self._next_check = now + self._interval
+        stamp = file_stamp(self.path)
+        if stamp is not None and stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                keys = parse_keys(handle.read())
+        except (OSError, UnicodeDecodeError) as exc:
+            # A deleted or unreadable Secret revokes every key: failing closed is the safe side.
+            self._digests = ()
+            self.load_error = f"cannot read keys file {self.path!r}: {exc}"
+            return
+        self._digests = tuple(hashlib.sha256(key.encode()).digest() for key in keys)
+        self.load_error = None if keys else f"keys file {self.path!r} holds no keys"
+        self.reloads += 1
+
+    def authenticate(self, authorization: bytes | None, api_key: bytes | None) -> None:
+        """Return when the request carries an accepted key; raise `Unauthorized` otherwise."""
+        self.refresh()
+        presented = extract_key(authorization, api_key)
+        if presented is None:
+            raise Unauthorized(
+                "missing key: send 'Authorization: Bearer <key>' or 'api-key: <key>'"
+            )
+        if not self._digests:
+            raise Unauthorized(f"no keys are loaded ({self.load_error})")
+        digest = hashlib.sha256(presented).digest()
+        matched = False
+        for accepted in self._digests:
+            matched |= hmac.compare_digest(digest, accepted)
+        if not matched:
+            raise Unauthorized("invalid key")

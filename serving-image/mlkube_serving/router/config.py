@@ -1,0 +1,274 @@
+"""The router's configuration file: a versioned JSON document the operator renders into a ConfigMap.
+
+The operator's builder produces exactly this shape (documented in docs/router.md) and the router
+parses it here into frozen dataclasses. Parsing collects every problem and raises one
+`ConfigError` listing them, so a bad ConfigMap is diagnosed in one look at the log. Unknown keys
+are errors: a typo such as `"trafic"` must not silently mean "no traffic".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import orjson
+
+from mlkube_serving.router.errors import ConfigError
+
+CONFIG_VERSION = 1
+DEFAULT_HEALTH_PATH = "/v2/health/ready"
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_TOP_KEYS = frozenset(
+    {
+        "version",
+        "endpoint",
+        "deployments",
+        "traffic",
+        "mirror",
+        "auth",
+        "timeoutSeconds",
+        "maxConnectionsPerUpstream",
+        "mirrorQueueSize",
+        "mirrorConcurrency",
+        "agreementTolerance",
+        "healthIntervalSeconds",
+    }
+)
+_DEPLOYMENT_KEYS = frozenset({"url", "healthPath"})
+_AUTH_KEYS = frozenset({"mode", "keysFile"})
+
+AuthMode = Literal["none", "key"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentConfig:
+    """One upstream: the Kubernetes Service of a deployment's model-server pods."""
+
+    name: str
+    url: str
+    host: str
+    port: int
+    health_path: str = DEFAULT_HEALTH_PATH
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """`mode="key"` checks `Authorization: Bearer <key>` or `api-key` against `keys_file`."""
+
+    mode: AuthMode = "none"
+    keys_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouterConfig:
+    """The whole routing configuration of one endpoint (schema version 1)."""
+
+    endpoint: str
+    deployments: Mapping[str, DeploymentConfig]
+    traffic: Mapping[str, int]
+    mirror: Mapping[str, int] = field(default_factory=dict)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    timeout_seconds: float = 30.0
+    max_connections_per_upstream: int = 100
+    mirror_queue_size: int = 1000
+    mirror_concurrency: int = 32
+    agreement_tolerance: float = 1e-6
+    health_interval_seconds: float = 5.0
+    version: int = CONFIG_VERSION
+
+
+class _Problems:
+    """Collects validation problems so one error can report all of them."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, where: str, message: str) -> None:
+        self.items.append(f"{where}: {message}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return ok and math.isfinite(float(value))  # type: ignore[arg-type]
+
+
+def _check_unknown(where: str, doc: Mapping[str, Any], known: frozenset[str], p: _Problems) -> None:
+    for key in sorted(set(doc) - known):
+        p.add(where, f"unknown key {key!r} (known: {', '.join(sorted(known))})")
+
+
+def _parse_deployment(name: str, doc: object, p: _Problems) -> DeploymentConfig | None:
+    where = f"deployments.{name}"
+    if not _NAME_RE.match(name):
+        p.add(where, "name must be a DNS label (lowercase letters, digits, '-', max 63)")
+    if not isinstance(doc, dict):
+        p.add(where, "must be an object with a 'url'")
+        return None
+    _check_unknown(where, doc, _DEPLOYMENT_KEYS, p)
+    url = doc.get("url")
+    if not isinstance(url, str):
+        p.add(f"{where}.url", "is required and must be a string like 'http://svc.ns.svc:8080'")
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 80
+    except ValueError as exc:
+        p.add(f"{where}.url", f"is not a valid URL: {exc}")
+        return None
+    if parts.scheme != "http" or not parts.hostname:
+        p.add(f"{where}.url", f"must be 'http://host[:port]', got {url!r}")
+        return None
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        p.add(f"{where}.url", f"must not carry a path, query or fragment, got {url!r}")
+    health = doc.get("healthPath", DEFAULT_HEALTH_PATH)
+    if not isinstance(health, str) or not health.startswith("/"):
+        p.add(f"{where}.healthPath", f"must be an absolute path, got {health!r}")
+        health = DEFAULT_HEALTH_PATH
+    return DeploymentConfig(name=name, url=url, host=parts.hostname, port=port, health_path=health)
+
+
+def _parse_percents(
+    where: str, doc: object, names: Mapping[str, object], p: _Problems
+) -> dict[str, int]:
+    if not isinstance(doc, dict):
+        p.add(where, "must be an object mapping deployment name to an integer percent")
+        return {}
+    out: dict[str, int] = {}
+    for name, value in doc.items():
+        if name not in names:
+            p.add(f"{where}.{name}", f"unknown deployment (valid: {', '.join(sorted(names))})")
+        elif not _is_int(value) or not 0 <= value <= 100:
+            p.add(f"{where}.{name}", f"must be an integer 0..100, got {value!r}")
+        else:
+            out[name] = value
+    return out
+
+
+def _parse_auth(doc: object, p: _Problems) -> AuthConfig:
+    if not isinstance(doc, dict):
+        p.add("auth", "must be an object like {'mode': 'none'}")
+        return AuthConfig()
+    _check_unknown("auth", doc, _AUTH_KEYS, p)
+    mode = doc.get("mode", "none")
+    keys_file = doc.get("keysFile")
+    if mode == "none":
+        return AuthConfig()
+    if mode != "key":
+        p.add("auth.mode", f"must be 'none' or 'key', got {mode!r}")
+        return AuthConfig()
+    if not isinstance(keys_file, str) or not keys_file:
+        p.add("auth.keysFile", "is required when auth.mode is 'key'")
+        return AuthConfig()
+    return AuthConfig(mode="key", keys_file=keys_file)
+
+
+def _number(doc: Mapping[str, Any], key: str, default: float, low: float, p: _Problems) -> float:
+    value = doc.get(key, default)
+    if not _is_number(value) or value < low:
+        p.add(key, f"must be a number >= {low}, got {value!r}")
+        return default
+    return float(value)
+
+
+def _integer(doc: Mapping[str, Any], key: str, default: int, low: int, p: _Problems) -> int:
+    value = doc.get(key, default)
+    if not _is_int(value) or value < low:
+        p.add(key, f"must be an integer >= {low}, got {value!r}")
+        return default
+    return int(value)
+
+
+def parse_config(doc: object) -> RouterConfig:
+    """Validate a decoded config document and return it typed; raise `ConfigError` otherwise."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"router config must be a JSON object, got {type(doc).__name__}")
+    p = _Problems()
+    _check_unknown("config", doc, _TOP_KEYS, p)
+    if doc.get("version") != CONFIG_VERSION:
+        p.add("version", f"must be {CONFIG_VERSION}, got {doc.get('version')!r}")
+    endpoint = doc.get("endpoint")
+    if not isinstance(endpoint, str) or not endpoint:
+        p.add("endpoint", "is required and must be a non-empty string")
+    raw_deps = doc.get("deployments")
+    deployments: dict[str, DeploymentConfig] = {}
+    if not isinstance(raw_deps, dict) or not raw_deps:
+        p.add("deployments", "is required and must map at least one name to {'url': ...}")
+    else:
+        for name, sub in raw_deps.items():
+            dep = _parse_deployment(name, sub, p)
+            if dep is not None:
+                deployments[name] = dep
+    names = raw_deps if isinstance(raw_deps, dict) else {}
+    traffic: dict[str, int] = {}
+    if "traffic" not in doc:
+        p.add("traffic", "is required ({} sends live traffic nowhere: header targeting only)")
+    else:
+        traffic = _parse_percents("traffic", doc["traffic"], names, p)
+        total = sum(traffic.values())
+        if total not in (0, 100):
+            p.add("traffic", f"percents must sum to 100 (or all be 0), got {total}")
+    mirror = _parse_percents("mirror", doc.get("mirror", {}), names, p)
+    auth = _parse_auth(doc.get("auth", {}), p)
+    config = RouterConfig(
+        endpoint=endpoint if isinstance(endpoint, str) else "",
+        deployments=deployments,
+        traffic=traffic,
+        mirror={name: pct for name, pct in mirror.items() if pct > 0},
+        auth=auth,
+        timeout_seconds=_number(doc, "timeoutSeconds", 30.0, 0.001, p),
+        max_connections_per_upstream=_integer(doc, "maxConnectionsPerUpstream", 100, 1, p),
+        mirror_queue_size=_integer(doc, "mirrorQueueSize", 1000, 0, p),
+        mirror_concurrency=_integer(doc, "mirrorConcurrency", 32, 1, p),
+        agreement_tolerance=_number(doc, "agreementTolerance", 1e-6, 0.0, p),
+        health_interval_seconds=_number(doc, "healthIntervalSeconds", 5.0, 0.1, p),
+    )
+    if p.items:
+        raise ConfigError("invalid router config: " + "; ".join(p.items))
+    return config
+
+
+def load_config(path: str | Path) -> RouterConfig:
+    """Read and parse the config file at `path`; every failure is a `ConfigError`."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read router config {str(path)!r}: {exc.strerror}") from exc
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"router config {str(path)!r} is not valid JSON: {exc}") from exc
+    return parse_config(doc)
+
+
+def dump_config(config: RouterConfig) -> dict[str, Any]:
+    """Render a config back to the documented JSON shape (the inverse of `parse_config`)."""
+    return {
+        "version": config.version,
+        "endpoint": config.endpoint,
+        "deployments": {
+            name: {"url": dep.url, "healthPath": dep.health_path}
+            for name, dep in config.deployments.items()
+        },
+        "traffic": dict(config.traffic),
+        "mirror": dict(config.mirror),
+        "auth": (
+            {"mode": "key", "keysFile": config.auth.keys_file}
+            if config.auth.mode == "key"
+            else {"mode": "none"}
+        ),
+        "timeoutSeconds": config.timeout_seconds,
+        "maxConnectionsPerUpstream": config.max_connections_per_upstream,
+        "mirrorQueueSize": config.mirror_queue_size,
+        "mirrorConcurrency": config.mirror_concurrency,
+        "agreementTolerance": config.agreement_tolerance,
+        "healthIntervalSeconds": config.health_interval_seconds,
+    }

@@ -1,0 +1,118 @@
+"""Fire-and-forget mirroring: copies of live requests sent to candidate deployments.
+
+The live path only calls `submit` after its response is sent, which starts a task or queues
+the copy and never waits. At most `concurrency` copies are in flight per process and at most
+`queue_size` wait; anything beyond is dropped and counted, so a slow candidate can never build
+up memory or delay live traffic. The mirror task also compares the shadow's predictions with
+the live ones (see agreement.py), which keeps that parsing off the live path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from mlkube.contract import HEADER_MIRRORED
+from mlkube_serving.router.agreement import compare_responses
+from mlkube_serving.router.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from mlkube_serving.router.metrics import RouterMetrics
+from mlkube_serving.router.table import Route
+from mlkube_serving.router.upstream import serialize_request
+
+_MIRROR_LINE = HEADER_MIRRORED.encode() + b": true\r\n"
+
+
+@dataclass(slots=True)
+class MirrorJob:
+    """One copy to send, with the live answer it will be compared with."""
+
+    route: Route
+    method: bytes
+    target: bytes
+    headers: bytes
+    body: bytes
+    live_status: int
+    live_body: bytes
+    timeout: float
+    tolerance: float
+
+
+def reason_of(exc: UpstreamError) -> str:
+    """The `reason` label of an upstream failure."""
+    if isinstance(exc, UpstreamTimeout):
+        return "timeout"
+    if isinstance(exc, UpstreamUnreachable):
+        return "unreachable"
+    return "protocol"
+
+
+class MirrorDispatcher:
+    """Runs mirror jobs in the background within a concurrency and a queue bound."""
+
+    def __init__(self, metrics: RouterMetrics) -> None:
+        self._metrics = metrics
+        self._pending: deque[MirrorJob] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.sent = 0
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending) + len(self._tasks)
+
+    def submit(self, job: MirrorJob, *, concurrency: int, queue_size: int) -> None:
+        """Start or queue `job`, or drop it (counted) when the queue is full. Never blocks."""
+        if len(self._tasks) < concurrency:
+            task = asyncio.get_running_loop().create_task(self._work(job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif len(self._pending) < queue_size:
+            self._pending.append(job)
+        else:
+            self._metrics.mirror_dropped.labels(job.route.name).inc()
+
+    async def _work(self, job: MirrorJob) -> None:
+        await self._send(job)
+        while self._pending:
+            await self._send(self._pending.popleft())
+
+    async def _send(self, job: MirrorJob) -> None:
+        name = job.route.name
+        data = serialize_request(
+            job.method, job.target, job.route.host_line, job.headers + _MIRROR_LINE, job.body
+        )
+        self.sent += 1
+        start = time.perf_counter()
+        try:
+            try:
+                async with asyncio.timeout(job.timeout):
+                    response = await job.route.pool.request(data)
+            except TimeoutError as exc:
+                raise UpstreamTimeout(f"mirror to {name!r} timed out") from exc
+        except UpstreamError as exc:
+            self._metrics.upstream_errors.labels(name, reason_of(exc)).inc()
+            self._metrics.observe_request(name, exc.status, "mirror", -1.0)
+            return
+        self._metrics.observe_request(name, response.status, "mirror", time.perf_counter() - start)
+        self._record_agreement(job, response.status, response.body)
+
+    def _record_agreement(self, job: MirrorJob, status: int, body: bytes) -> None:
+        name = job.route.name
+        verdict = None
+        if 200 <= job.live_status < 300 and 200 <= status < 300:
+            verdict = compare_responses(job.live_body, body, job.tolerance)
+        if verdict is None:
+            self._metrics.mirror_uncomparable.labels(name).inc()
+            return
+        self._metrics.mirror_compared.labels(name).inc()
+        if verdict:
+            self._metrics.mirror_agreement.labels(name).inc()
+
+    async def drain(self, timeout: float) -> None:
+        """Let in-flight copies finish for up to `timeout` seconds, then cancel the rest."""
+        self._pending.clear()
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in late:
+                task.cancel()

@@ -1,0 +1,287 @@
+"""A minimal keep-alive HTTP/1.1 client: one connection pool per upstream deployment.
+
+Why not aiohttp or httpx: the router does one thing per request (send bytes, read a response
+into bytes) and a general client's per-request machinery (cookie jars, tracing hooks, URL
+objects, response wrappers) costs more than the rest of the hot path together. Measured on
+this project's benchmark (docs/benchmarks/router.md), this pool of `asyncio.Protocol`
+connections parsed with httptools (already a uvicorn dependency) is several times cheaper.
+
+The pool is LIFO (warm connections are reused, cold ones expire at the upstream), bounded by
+`max_connections` with FIFO hand-off to waiters, and retries once on a fresh connection when
+a reused keep-alive connection turns out to be closed before any response byte arrived (the
+upstream closed it while idle; nothing was processed, so resending is safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import NamedTuple
+
+import httptools
+
+from mlkube_serving.router.errors import UpstreamError, UpstreamUnreachable
+
+
+class UpstreamResponse(NamedTuple):
+    """A complete upstream response; header names are lowercased."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class _StaleConnection(UpstreamError):
+    """The connection closed before any response byte: the request was not processed."""
+
+
+class _Connection(asyncio.Protocol):
+    """One upstream TCP connection carrying one request at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[UpstreamResponse] | None = None
+        self._status = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._headers_done = False
+        self._framed = False
+        self._head_request = False
+        self._got_bytes = False
+        self.reusable = False
+        self.closed = False
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._got_bytes = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError(f"upstream sent invalid HTTP: {exc}"))
+            self.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._waiter is None or self._waiter.done():
+            return
+        if self._headers_done and not self._framed:
+            # Close-delimited body (no content-length, not chunked): EOF ends the message.
+            self._finish()
+        elif not self._got_bytes:
+            self._fail(_StaleConnection("upstream closed the connection before answering"))
+        else:
+            self._fail(UpstreamError("upstream closed the connection mid-response"))
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"content-length" or name == b"transfer-encoding":
+            self._framed = True
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._status = self._parser.get_status_code()
+        self._headers_done = True
+        if self._head_request:
+            # The parser cannot be told a HEAD response has no body; end it here, drop the conn.
+            self._finish()
+            self.abort()
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.reusable = self._parser.should_keep_alive()
+        self._finish()
+
+    # client side
+    def _finish(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+            waiter.set_result(UpstreamResponse(self._status, self._headers, body))
+
+    def _fail(self, exc: Exception) -> None:
+        self.reusable = False
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def send(self, data: bytes, head_request: bool) -> asyncio.Future[UpstreamResponse]:
+        """Write one request; the future resolves with the complete response."""
+        self._waiter = waiter = self._loop.create_future()
+        self._status = 0
+        self._headers = []
+        self._body = []
+        self._headers_done = self._framed = self._got_bytes = self.reusable = False
+        self._head_request = head_request
+        if self.closed or self._transport is None:
+            waiter.set_exception(_StaleConnection("connection already closed"))
+        else:
+            self._transport.write(data)
+        return waiter
+
+    def abort(self) -> None:
+        self.reusable = False
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()
+
+
+class UpstreamPool:
+    """Keep-alive connections to one `host:port`, at most `max_connections` open at once."""
+
+    def __init__(self, host: str, port: int, max_connections: int) -> None:
+        self.host = host
+        self.port = port
+        self.max_connections = max_connections
+        self._idle: list[_Connection] = []
+        self._open = 0
+        self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
+        self._retired = False
+
+    async def request(self, data: bytes, *, head_request: bool = False) -> UpstreamResponse:
+        """Send a serialized request (head and body) and return the response.
+
+        Raises `UpstreamUnreachable` when no connection can be opened (nothing was sent) and
+        `UpstreamError` when the upstream broke the exchange. Cancellation (the caller's
+        timeout) aborts the connection so a late answer can never be read by another request.
+        """
+        for attempt in (0, 1):
+            conn, reused = await self._acquire()
+            try:
+                response = await conn.send(data, head_request)
+            except _StaleConnection as exc:
+                self._discard(conn)
+                if reused and attempt == 0:
+                    continue
+                raise UpstreamError(f"upstream {self.host}:{self.port}: {exc}") from exc
+            except BaseException:
+                self._discard(conn)
+                raise
+            self._release(conn)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _acquire(self) -> tuple[_Connection, bool]:
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                return conn, True
+            self._open -= 1
+        if self._open >= self.max_connections:
+            waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                handed = await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._pass_on(waiter.result())
+                raise
+            if handed is not None:
+                return handed, True
+            # A slot was handed over (its connection closed): open a new one in its place.
+        else:
+            self._open += 1
+        try:
+            return await self._connect(), False
+        except BaseException:
+            self._pass_on(None)
+            raise
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await loop.create_connection(lambda: _Connection(loop), self.host, self.port)
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise UpstreamUnreachable(
+                f"cannot connect to {self.host}:{self.port}: {reason.lower()}"
+            ) from exc
+        return conn
+
+    def _release(self, conn: _Connection) -> None:
+        if conn.reusable and not conn.closed and not self._retired:
+            self._pass_on(conn)
+        else:
+            self._discard(conn)
+
+    def _discard(self, conn: _Connection) -> None:
+        if not conn.closed:
+            conn.abort()
+        self._pass_on(None)
+
+    def _pass_on(self, conn: _Connection | None) -> None:
+        """Give a connection (or, when None, the slot of a closed one) to the next waiter."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        if conn is None:
+            self._open -= 1
+        else:
+            self._idle.append(conn)
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
+
+    def retire(self) -> None:
+        """Stop reusing connections: close idle ones now, busy ones when they are released."""
+        self._retired = True
+        while self._idle:
+            self._idle.pop().abort()
+            self._open -= 1
+
+
+class PoolRegistry:
+    """Pools keyed by `host:port` and limit, shared across routing tables so reloads keep them."""
+
+    def __init__(self) -> None:
+        self._pools: dict[tuple[str, int, int], UpstreamPool] = {}
+
+    def get(self, host: str, port: int, max_connections: int) -> UpstreamPool:
+        key = (host, port, max_connections)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = UpstreamPool(host, port, max_connections)
+        return pool
+
+    def retain(self, keep: list[UpstreamPool]) -> None:
+        """Retire every pool not in `keep` (called after a reload swapped the table)."""
+        wanted = {id(pool) for pool in keep}
+        for key, pool in list(self._pools.items()):
+            if id(pool) not in wanted:
+                pool.retire()
+                del self._pools[key]
+
+    def close(self) -> None:
+        self.retain([])
+
+
+def serialize_request(
+    method: bytes, target: bytes, host_line: bytes, headers: bytes, body: bytes
+) -> bytes:
+    """One HTTP/1.1 request as bytes; `headers` is a block of `name: value\\r\\n` lines."""
+    return b"".join(
+        (
+            method,
+            b" ",
+            target,
+            b" HTTP/1.1\r\n",
+            host_line,
+            headers,
+            b"content-length: ",
+            str(len(body)).encode(),
+            b"\r\n\r\n",
+            body,
+        )
+    )

@@ -1,0 +1,132 @@
+"""scikit-learn estimators (joblib or pickle files), optionally accelerated with onnxruntime.
+
+Estimators are forced to one thread: a worker process serves one request at a time and the
+server scales with processes, so joblib pools per call would only add latency and contention.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from mlkube_serving.acceleration import accelerate, acceleration_enabled
+from mlkube_serving.errors import InferenceError, InvalidRequest, ModelLoadError
+from mlkube_serving.runtimes.base import ModelRuntime, find_artifact, select_outputs
+from mlkube_serving.tensors import Tensor, TensorSpec, datatype_of, to_feature_matrix
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".joblib", ".pkl", ".pickle")
+Backend = Callable[[np.ndarray[Any, Any], list[str]], list[Tensor]]
+
+
+def limit_threads(estimator: Any) -> None:
+    """Set every `n_jobs` parameter (nested ones in pipelines too) to 1."""
+    try:
+        params = estimator.get_params(deep=True)
+    except Exception:
+        return
+    updates = {k: 1 for k in params if k == "n_jobs" or k.endswith("__n_jobs")}
+    if updates:
+        estimator.set_params(**updates)
+
+
+def load_estimator(path: str) -> Any:
+    """Load a joblib or pickle file."""
+    try:
+        if path.endswith(".joblib"):
+            import joblib
+
+            return joblib.load(path)
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load scikit-learn model {path}: {exc}") from exc
+
+
+class SklearnRuntime(ModelRuntime):
+    """Serves `predict` (default) and `predict_proba` of a fitted estimator."""
+
+    framework = "sklearn"
+
+    def __init__(
+        self,
+        model_path: str,
+        estimator: Any = None,
+        sample: np.ndarray[Any, Any] | None = None,
+    ) -> None:
+        super().__init__(model_path)
+        self.estimator = estimator
+        self._sample = sample
+        self._available: dict[str, None] = {}
+        self._backend: Backend = self._predict_sklearn
+
+    def load(self) -> None:
+        if self.estimator is None:
+            self.estimator = load_estimator(str(find_artifact(self.model_path, SUFFIXES)))
+        estimator = self.estimator
+        if not hasattr(estimator, "predict"):
+            raise ModelLoadError(f"{type(estimator).__name__} has no predict method")
+        limit_threads(estimator)
+        n_features = getattr(estimator, "n_features_in_", None)
+        self.n_features = int(n_features) if n_features is not None else None
+        names = getattr(estimator, "feature_names_in_", None)
+        if names is not None:
+            self.feature_names = [str(n) for n in names]
+            # We pass plain arrays in the fitted column order; the warning would fire per call.
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        self._describe(estimator)
+        if not acceleration_enabled():
+            self.runtime_note = "scikit-learn (ONNX acceleration turned off)"
+            return
+        backend, note = accelerate(estimator, self.n_features, self._sample)
+        self.runtime_note = note
+        if backend is not None:
+            self._backend = backend
+            self.active_runtime = "onnxruntime"
+        log.info("model %s: %s", self.model_path, note)
+
+    def _describe(self, estimator: Any) -> None:
+        width = self.n_features if self.n_features is not None else -1
+        self.inputs = [TensorSpec("input-0", "FP64", (-1, width))]
+        classes = getattr(estimator, "classes_", None)
+        label = "FP64" if classes is None else datatype_of(np.asarray(classes))
+        self.outputs = [TensorSpec("predict", label, (-1,))]
+        self._available = {"predict": None}
+        if hasattr(estimator, "predict_proba"):
+            n_classes = len(classes) if classes is not None else -1
+            self.outputs.append(TensorSpec("predict_proba", "FP64", (-1, n_classes)))
+            self._available["predict_proba"] = None
+
+    def _predict_sklearn(self, features: np.ndarray[Any, Any], names: list[str]) -> list[Tensor]:
+        result = []
+        for name in names:
+            array = np.asarray(getattr(self.estimator, name)(features))
+            result.append(Tensor(name, array, datatype_of(array)))
+        return result
+
+    def predict(self, inputs: Sequence[Tensor], outputs: Sequence[str] | None) -> list[Tensor]:
+        features = to_feature_matrix(inputs, self.n_features, self.feature_names)
+        if features.dtype.kind not in "biuf":
+            try:
+                features = features.astype(np.float64)
+            except (ValueError, TypeError) as exc:
+                raise InvalidRequest(f"features must be numeric: {exc}") from exc
+        if self.n_features is not None and features.shape[1] != self.n_features:
+            raise InvalidRequest(
+                f"model expects {self.n_features} features per row, got {features.shape[1]}"
+            )
+        if features.shape[0] == 0:
+            raise InvalidRequest("request has no rows")
+        names = select_outputs(self._available, outputs, ("predict",))
+        try:
+            return self._backend(features, names)
+        except (ValueError, TypeError) as exc:
+            raise InvalidRequest(f"model rejected the input: {exc}") from exc
+        except Exception as exc:
+            raise InferenceError(f"{self.active_runtime} failed: {exc}") from exc
