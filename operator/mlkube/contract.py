@@ -72,3 +72,13 @@ ENV_HTTP_HOST: Final = "MLKUBE_HTTP_HOST"
 ENV_MAX_BODY_BYTES: Final = "MLKUBE_MAX_BODY_BYTES"
 ENV_ENTRYPOINT: Final = "MLKUBE_ENTRYPOINT"  # scoring script (score.py) or Seldon class (Module.Class)
 ENV_GRACEFUL_SHUTDOWN: Final = "MLKUBE_GRACEFUL_SHUTDOWN_SECONDS"
+
+# Drift sidecar (mlkube_serving.drift): baseline profile, window and evaluation settings.
+DRIFT_SAMPLES_PATH: Final = "/v1/samples"  # POST, answered 202; wire format in docs/drift.md
+DRIFT_SUMMARY_PATH: Final = "/v1/summary"  # GET, polled by the operator and merged
+DRIFT_PROFILE_FORMAT_VERSION: Final = 1
+ENV_DRIFT_PROFILE: Final = "MLKUBE_DRIFT_PROFILE"
+ENV_DRIFT_WINDOW_SIZE: Final = "MLKUBE_DRIFT_WINDOW_SIZE"
+ENV_DRIFT_EVAL_INTERVAL: Final = "MLKUBE_DRIFT_EVAL_INTERVAL_SECONDS"
+ENV_DRIFT_EVAL_SAMPLES: Final = "MLKUBE_DRIFT_EVAL_SAMPLES"
+ENV_DRIFT_MAX_FEATURE_SERIES: Final = "MLKUBE_DRIFT_MAX_FEATURE_SERIES"

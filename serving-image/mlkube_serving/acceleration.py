@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 ENV_PARITY_ATOL = "MLKUBE_ONNX_PARITY_ATOL"
 DEFAULT_PARITY_ATOL = 1e-4
 SAMPLE_ROWS = 256
+TIE_EPSILON = 1e-5  # float32 vote sums of a few hundred trees stay well inside this
 
 
 def acceleration_enabled(environ: dict[str, str] | None = None) -> bool:
@@ -51,21 +52,41 @@ class OnnxSklearnBackend:
         self._flat = flat
         # skl2onnx classifiers: (label, probabilities); regressors: (variable,).
         self._label = names[0]
-        self._proba = names[1] if len(names) > 1 else None
+        self._proba = names[1] if len(names) > 1 and classes is not None else None
+        # Set by `accelerate` when scikit-learn's predict is argmax(predict_proba) on the sample.
+        self.labels_from_proba = False
 
     def __call__(self, features: np.ndarray[Any, Any], names: list[str]) -> list[Tensor]:
-        wanted = [self._label if n == "predict" else self._proba for n in names]
-        values = self._session.run(wanted, {self._input: features.astype(np.float32, copy=False)})
+        feeds = {self._input: features.astype(np.float32, copy=False)}
+        if self.labels_from_proba and self._proba is not None:
+            proba = densify(self._session.run([self._proba], feeds)[0])
+            arrays = {"predict_proba": proba, "predict": self._break_ties(proba)}
+        else:
+            wanted = [self._label if n == "predict" else self._proba for n in names]
+            arrays = dict(zip(names, map(densify, self._session.run(wanted, feeds)), strict=True))
         result = []
-        for name, value in zip(names, values, strict=True):
-            array = densify(value)
+        for name in names:
+            array = arrays[name]
             if name == "predict":
                 if self._classes is not None and array.dtype != self._classes.dtype:
                     array = array.astype(self._classes.dtype)
                 elif self._flat and array.ndim == 2 and array.shape[1] == 1:
                     array = array.reshape(-1)
+            else:  # scikit-learn returns float64 probabilities; keep the served types identical
+                array = array.astype(np.float64)
             result.append(Tensor(name, array, datatype_of(array)))
         return result
+
+    def _break_ties(self, proba: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """Labels as scikit-learn picks them: the first class among the (near-)top ones.
+
+        Forest votes tie often (10 of 20 trees each way); float32 sums in a different order
+        make such ties unequal by ~1e-7 and onnxruntime's label then follows rounding noise.
+        """
+        assert self._classes is not None
+        top = proba.max(axis=1, keepdims=True)
+        labels: np.ndarray[Any, Any] = self._classes[np.argmax(proba >= top - TIE_EPSILON, axis=1)]
+        return labels
 
 
 def convert(estimator: Any, n_features: int, classifier: bool) -> bytes:
@@ -73,9 +94,7 @@ def convert(estimator: Any, n_features: int, classifier: bool) -> bytes:
     from skl2onnx import to_onnx  # heavy import: only when acceleration is tried
 
     options = {"zipmap": False} if classifier else None
-    model = to_onnx(
-        estimator, np.zeros((1, n_features), dtype=np.float32), options=options
-    )
+    model = to_onnx(estimator, np.zeros((1, n_features), dtype=np.float32), options=options)
     return bytes(model.SerializeToString())
 
 
@@ -102,6 +121,15 @@ def check_parity(
     return None
 
 
+def predicts_argmax(estimator: Any, sample: np.ndarray[Any, Any]) -> bool:
+    """True when the classifier's labels are the first argmax of its probabilities."""
+    if not hasattr(estimator, "classes_") or not hasattr(estimator, "predict_proba"):
+        return False
+    classes = np.asarray(estimator.classes_)
+    expected = classes[np.argmax(estimator.predict_proba(sample), axis=1)]
+    return bool(np.array_equal(expected, estimator.predict(sample)))
+
+
 def accelerate(
     estimator: Any, n_features: int | None, sample: np.ndarray[Any, Any] | None = None
 ) -> tuple[OnnxSklearnBackend | None, str]:
@@ -116,9 +144,11 @@ def accelerate(
     except Exception as exc:
         return None, f"kept scikit-learn: skl2onnx could not convert it ({exc})"
     rows = sample if sample is not None and len(sample) else synthesize_sample(n_features)
+    rows = np.asarray(rows, dtype=np.float64)
     atol = float(os.environ.get(ENV_PARITY_ATOL, DEFAULT_PARITY_ATOL))
     try:
-        reason = check_parity(estimator, backend, np.asarray(rows, dtype=np.float64), atol)
+        backend.labels_from_proba = predicts_argmax(estimator, rows)
+        reason = check_parity(estimator, backend, rows, atol)
     except Exception as exc:
         reason = f"the parity check failed to run ({exc})"
     if reason is not None:

@@ -40,7 +40,9 @@ MAX_SHORT_TEXT = 256
 MAX_TEXT = 4096
 MAX_MAP_ENTRIES = 64
 
-DnsLabel = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=DNS_LABEL_PATTERN)]
+DnsLabel = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=DNS_LABEL_PATTERN)
+]
 LabelValue = Annotated[
     str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=LABEL_VALUE_PATTERN)
 ]

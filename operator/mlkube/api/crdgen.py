@@ -39,7 +39,9 @@ _KEPT = frozenset(
 _DROPPED = frozenset({"title", "examples", "$schema", "deprecated", "readOnly", "writeOnly"})
 # Formats the API server validates; others (pydantic's "path", "duration" in ISO 8601, ...)
 # would be ignored or mean something else there, so they are dropped.
-_FORMATS = frozenset({"date-time", "date", "uuid", "uri", "email", "ipv4", "ipv6", "int32", "int64"})
+_FORMATS = frozenset(
+    {"date-time", "date", "uuid", "uri", "email", "ipv4", "ipv6", "int32", "int64"}
+)
 _NULL = {"type": "null"}
 
 
@@ -151,6 +153,12 @@ def build_crd(kind: KindDescriptor) -> Json:
             ],
         },
     }
+
+
+def openapi_schema(crd: Mapping[str, Any]) -> Json:
+    """The openAPIV3Schema of a generated CRD's (only) version."""
+    schema: Json = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
 
 
 def _doc(model: type[BaseModel]) -> str:

@@ -18,7 +18,9 @@ from pydantic_core import CoreSchema
 
 VALIDATIONS_KEY = "x-kubernetes-validations"
 
-Reason = Literal["FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"]
+Reason = Literal[
+    "FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"
+]
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,7 @@ class Lineage(ApiModel):
 
 
 class ModelSpec(ApiModel):
-    """A registered model version: artifact, framework, signature, lineage. One object per version."""
+    """A registered model version: artifact, framework, signature, lineage (one per version)."""
 
     kube_validations = (
         Rule(

@@ -52,7 +52,7 @@ def find_cost_risks(root: Mapping[str, Any]) -> list[str]:
     rejects the CRD when the estimate exceeds its budget; unbounded sizes are estimated from the
     request size limit, which is almost always too much.
     """
-    risks = []
+    risks: list[str] = []
     for path, node in walk(root):
         rules = node.get("x-kubernetes-validations", [])
         if not any(_ITERATING.search(rule.get("rule", "")) for rule in rules):

@@ -46,8 +46,9 @@ def reconcile_model(
     )
     patch.status.update(new_status)
     if verification.error is None:
-        kopf.info(body, reason="Verified",
+        # kopf.event, not kopf.info: posting.level (WARNING) filters info but not explicit events.
+        kopf.event(body, type="Normal", reason="Verified",
                   message=f"artifact {verification.digest} ({verification.file_count} files, "
                           f"{verification.size} bytes)")
     else:
-        kopf.warn(body, reason=verification.reason, message=verification.error)
+        kopf.event(body, type="Warning", reason=verification.reason, message=verification.error)

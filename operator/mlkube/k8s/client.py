@@ -77,15 +77,18 @@ class Kube:
                 content_type: str = "application/json",
                 query: list[tuple[str, str]] | None = None) -> dict[str, Any]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
+        method_, url, headers, body, _ = self.api.param_serialize(
+            method, path, query_params=query or [], header_params=headers, body=body,
+            auth_settings=["BearerToken"],
+        )
         try:
-            resp = self.api.call_api(
-                path, method, query_params=query or [], header_params=headers, body=body,
-                auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
-                _request_timeout=30,
-            )
+            resp = self.api.call_api(method_, url, header_params=headers, body=body,
+                                     _request_timeout=30)
+            raw = resp.read()
         except client.ApiException as exc:
-            raise _api_error(exc) from exc
-        raw = resp.data
+            raise _api_error(int(exc.status or 0), str(exc.reason), exc.body) from exc
+        if not 200 <= resp.status < 300:
+            raise _api_error(resp.status, str(resp.reason), raw)
         return json.loads(raw) if raw else {}
 
     def apply(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER,
@@ -138,12 +141,13 @@ class Kube:
         return True
 
 
-def _api_error(exc: client.ApiException) -> ApiError:
-    reason, message = str(exc.reason), str(exc.body or "")
+def _api_error(status: int, reason: str, body: bytes | str | None) -> ApiError:
+    """An ApiError from a Kubernetes Status document, falling back to the raw body."""
+    message = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
     try:
-        status_doc = json.loads(exc.body or "{}")
-        reason = status_doc.get("reason", reason)
-        message = status_doc.get("message", message)
+        doc = json.loads(message or "{}")
+        reason = doc.get("reason", reason)
+        message = doc.get("message", message)
     except ValueError:
         pass
-    return ApiError(int(exc.status or 0), reason, message)
+    return ApiError(status, reason, message)

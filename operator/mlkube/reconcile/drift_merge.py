@@ -87,7 +87,9 @@ def decide_dataset_drift(
     }
 
 
-def merge_summaries(summaries: Sequence[Mapping[str, Any]], profile: Mapping[str, Any]) -> dict:
+def merge_summaries(
+    summaries: Sequence[Mapping[str, Any]], profile: Mapping[str, Any]
+) -> dict[str, Any]:
     """Merge replica summaries made with `profile`; the others are skipped and counted."""
     digest = profile_digest(profile)
     usable = [s for s in summaries if s.get("profileDigest") == digest]
@@ -117,7 +119,9 @@ def merge_summaries(summaries: Sequence[Mapping[str, Any]], profile: Mapping[str
         "samplesDropped": sum(int(s["samplesDropped"]) for s in usable),
         "ready": ready,
         # The oldest evaluation bounds how stale the merged verdict can be.
-        "evaluatedAt": min((s["evaluatedAt"] for s in usable if s.get("evaluatedAt")), default=None),
+        "evaluatedAt": min(
+            (s["evaluatedAt"] for s in usable if s.get("evaluatedAt")), default=None
+        ),
         "datasetDrift": decide_dataset_drift(
             features, share=float(profile["datasetDriftShare"]), ready=ready
         ),
@@ -126,7 +130,9 @@ def merge_summaries(summaries: Sequence[Mapping[str, Any]], profile: Mapping[str
     }
 
 
-def _sum_records(records: Sequence[Mapping[str, Any]], feature: Mapping[str, Any]) -> dict:
+def _sum_records(
+    records: Sequence[Mapping[str, Any]], feature: Mapping[str, Any]
+) -> dict[str, Any]:
     """Add the count fields of one feature across replicas, checking they share the bins."""
     if feature["type"] == CATEGORICAL:
         keys, width = ("other", "unseen"), len(feature["categories"])

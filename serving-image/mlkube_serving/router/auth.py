@@ -11,22 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import time
 from collections.abc import Callable
 
 from mlkube_serving.router.errors import Unauthorized
-
-FileStamp = tuple[int, int, int, int]
-
-
-def file_stamp(path: str) -> FileStamp | None:
-    """Identity of the file `path` resolves to now; changes when a symlink swap replaces it."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+from mlkube_serving.router.watch import FileStamp, file_stamp
 
 
 def parse_keys(text: str) -> list[str]:

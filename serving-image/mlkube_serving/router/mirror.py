@@ -84,12 +84,9 @@ class MirrorDispatcher:
         )
         self.sent += 1
         start = time.perf_counter()
+        deadline = asyncio.get_running_loop().time() + job.timeout
         try:
-            try:
-                async with asyncio.timeout(job.timeout):
-                    response = await job.route.pool.request(data)
-            except TimeoutError as exc:
-                raise UpstreamTimeout(f"mirror to {name!r} timed out") from exc
+            response = await job.route.pool.request(data, deadline)
         except UpstreamError as exc:
             self._metrics.upstream_errors.labels(name, reason_of(exc)).inc()
             self._metrics.observe_request(name, exc.status, "mirror", -1.0)

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import httptools
 
-from mlkube_serving.router.errors import UpstreamError, UpstreamUnreachable
+from mlkube_serving.router.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 
 
 class UpstreamResponse(NamedTuple):
@@ -52,11 +52,12 @@ class _Connection(asyncio.Protocol):
         self._got_bytes = False
         self.reusable = False
         self.closed = False
+        self._timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports do not subclass asyncio.Transport, hence a cast, not a check.
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self._got_bytes = True
@@ -102,19 +103,27 @@ class _Connection(asyncio.Protocol):
 
     # client side
     def _finish(self) -> None:
+        self._cancel_timer()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
             waiter.set_result(UpstreamResponse(self._status, self._headers, body))
 
     def _fail(self, exc: Exception) -> None:
+        self._cancel_timer()
         self.reusable = False
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
 
-    def send(self, data: bytes, head_request: bool) -> asyncio.Future[UpstreamResponse]:
-        """Write one request; the future resolves with the complete response."""
+    def send(
+        self, data: bytes, head_request: bool, deadline: float
+    ) -> asyncio.Future[UpstreamResponse]:
+        """Write one request; the future resolves with the complete response.
+
+        `deadline` is in loop time; past it the future fails with `UpstreamTimeout` and the
+        connection is aborted so a late answer can never be read by another request.
+        """
         self._waiter = waiter = self._loop.create_future()
         self._status = 0
         self._headers = []
@@ -124,8 +133,18 @@ class _Connection(asyncio.Protocol):
         if self.closed or self._transport is None:
             waiter.set_exception(_StaleConnection("connection already closed"))
         else:
+            self._timer = self._loop.call_at(deadline, self._time_out)
             self._transport.write(data)
         return waiter
+
+    def _time_out(self) -> None:
+        self._fail(UpstreamTimeout("no answer before the deadline"))
+        self.abort()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def abort(self) -> None:
         self.reusable = False
@@ -146,17 +165,23 @@ class UpstreamPool:
         self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
         self._retired = False
 
-    async def request(self, data: bytes, *, head_request: bool = False) -> UpstreamResponse:
+    async def request(
+        self, data: bytes, deadline: float, *, head_request: bool = False
+    ) -> UpstreamResponse:
         """Send a serialized request (head and body) and return the response.
 
-        Raises `UpstreamUnreachable` when no connection can be opened (nothing was sent) and
-        `UpstreamError` when the upstream broke the exchange. Cancellation (the caller's
-        timeout) aborts the connection so a late answer can never be read by another request.
+        `deadline` is in event-loop time and covers waiting for a connection, connecting and
+        the exchange. Raises `UpstreamUnreachable` when no connection could be opened (nothing
+        was sent), `UpstreamTimeout` past the deadline and `UpstreamError` when the upstream
+        broke the exchange.
         """
         for attempt in (0, 1):
-            conn, reused = await self._acquire()
+            conn = self._take_idle()
+            reused = conn is not None
+            if conn is None:
+                conn, reused = await self._acquire_slow(deadline)
             try:
-                response = await conn.send(data, head_request)
+                response = await conn.send(data, head_request, deadline)
             except _StaleConnection as exc:
                 self._discard(conn)
                 if reused and attempt == 0:
@@ -169,13 +194,26 @@ class UpstreamPool:
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _acquire(self) -> tuple[_Connection, bool]:
+    def _take_idle(self) -> _Connection | None:
         idle = self._idle
         while idle:
             conn = idle.pop()
             if not conn.closed:
-                return conn, True
+                return conn
             self._open -= 1
+        return None
+
+    async def _acquire_slow(self, deadline: float) -> tuple[_Connection, bool]:
+        """Wait for a free connection or slot, then connect; all within `deadline`."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._wait_or_connect()
+        except TimeoutError as exc:
+            raise UpstreamTimeout(
+                f"no connection to {self.host}:{self.port} before the deadline"
+            ) from exc
+
+    async def _wait_or_connect(self) -> tuple[_Connection, bool]:
         if self._open >= self.max_connections:
             waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)

@@ -62,9 +62,7 @@ def find_artifact(model_path: str, suffixes: Iterable[str]) -> Path:
         return path
     if not path.is_dir():
         raise ModelLoadError(f"model path {model_path!r} does not exist")
-    candidates = sorted(
-        p for p in path.rglob("*") if p.is_file() and p.name.endswith(wanted)
-    )
+    candidates = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(wanted))
     if not candidates:
         raise ModelLoadError(f"no model file ending in {', '.join(wanted)} under {model_path!r}")
     if len(candidates) > 1:

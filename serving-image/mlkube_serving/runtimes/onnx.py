@@ -141,7 +141,11 @@ def _cast(data: np.ndarray[Any, Any], dtype: np.dtype[Any]) -> np.ndarray[Any, A
         return data
     if dtype.kind == "O":
         return np.array(
-            [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in data.ravel()], dtype=object
+            [
+                v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                for v in data.ravel()
+            ],
+            dtype=object,
         ).reshape(data.shape)
     try:
         return data.astype(dtype)

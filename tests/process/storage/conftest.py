@@ -37,8 +37,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Poll until `url` answers (any HTTP status) or fail with the server's output."""
+def wait_http(
+    url: str, process: subprocess.Popen[bytes], timeout: float = 30.0, need_ok: bool = False
+) -> None:
+    """Poll until `url` answers (with 2xx if `need_ok`) or fail with the server's output."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -48,7 +50,9 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0)
             urllib.request.urlopen(url, timeout=1).close()
             return
         except urllib.error.HTTPError:
-            return
+            if not need_ok:
+                return
+            time.sleep(0.1)
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"server at {url} not ready after {timeout}s")
@@ -92,7 +96,7 @@ def s3_server() -> Iterator[S3Server]:
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=data_dir
         )
         try:
-            wait_http(ready, process)
+            wait_http(ready, process, need_ok=minio is not None)
             yield S3Server(kind, endpoint)
         finally:
             stop(process)

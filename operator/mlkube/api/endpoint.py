@@ -1,0 +1,272 @@
+"""The `OnlineEndpoint` kind: a stable URL in front of one or more model deployments.
+
+Azure ML's endpoint/deployment split: deployments say what runs (model, runtime, scale), the
+endpoint says who gets what share of traffic (`traffic`, `mirror`). Traffic invariants are CEL
+rules so a bad `kubectl apply` is refused before the operator ever sees it; the same checks run
+in `OnlineEndpointSpec` validation for clients that validate locally (the CLI).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, get_args
+
+from pydantic import Field, model_validator
+
+from mlkube.api.common import (
+    DNS_LABEL_PATTERN,
+    MAX_NAME_LENGTH,
+    MAX_URI_LENGTH,
+    ApiModel,
+    Conditions,
+    DnsLabel,
+    EnvVar,
+    Resources,
+    ShortText,
+    Text,
+)
+from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
+from mlkube.api.markers import ListMap, Rule
+
+Runtime = Literal["auto", "sklearn", "onnx", "mlflow", "custom"]
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
+AuthMode = Literal["none", "key"]
+TrafficBackend = Literal["router", "gateway-api"]
+TRAFFIC_BACKENDS: tuple[str, ...] = get_args(TrafficBackend)
+MAX_DEPLOYMENTS = 16
+
+Percent = Annotated[int, Field(ge=0, le=100)]
+PercentMap = Annotated[dict[str, Percent], Field(max_length=MAX_DEPLOYMENTS)]
+ObjectName = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=DNS_LABEL_PATTERN)
+]
+
+MSG_DUPLICATE_DEPLOYMENT = "spec.deployments names must be unique"
+MSG_TRAFFIC_SUM = "spec.traffic percentages must sum to 100"
+MSG_TRAFFIC_KEYS = "spec.traffic keys must be names of spec.deployments"
+MSG_MIRROR_KEYS = "spec.mirror keys must be names of spec.deployments"
+MSG_LIVE_AND_MIRROR = "a deployment cannot receive both live traffic (>0) and mirrored traffic"
+MSG_REPLICAS_XOR = "set either replicas or autoscale, not both"
+MSG_AUTOSCALE_RANGE = "autoscale.minReplicas must not exceed autoscale.maxReplicas"
+MSG_AUTOSCALE_TARGET = "autoscale needs exactly one of targetConcurrency or targetCPUUtilization"
+
+
+class Autoscale(ApiModel):
+    """Horizontal autoscaling between minReplicas and maxReplicas on one target metric."""
+
+    kube_validations = (
+        Rule("self.minReplicas <= self.maxReplicas", message=MSG_AUTOSCALE_RANGE),
+        Rule(
+            "has(self.targetConcurrency) != has(self.targetCPUUtilization)",
+            message=MSG_AUTOSCALE_TARGET,
+        ),
+    )
+
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    """Fewest replicas."""
+    max_replicas: Annotated[int, Field(ge=1, le=1000)]
+    """Most replicas."""
+    target_concurrency: Annotated[int, Field(ge=1, le=10000)] | None = None
+    """In-flight requests per replica to aim for."""
+    target_cpu_utilization: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        default=None, alias="targetCPUUtilization"
+    )
+    """Average CPU utilization (percent of requests) to aim for."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Autoscale:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(MSG_AUTOSCALE_RANGE)
+        if (self.target_concurrency is None) == (self.target_cpu_utilization is None):
+            raise ValueError(MSG_AUTOSCALE_TARGET)
+        return self
+
+
+class RequestSettings(ApiModel):
+    """Per-request limits of the model server; server defaults apply when omitted."""
+
+    timeout_seconds: Annotated[float, Field(gt=0, le=3600)] | None = None
+    """Seconds before a request fails with 504."""
+    max_concurrency: Annotated[int, Field(ge=1, le=10000)] | None = None
+    """In-flight requests per replica before new ones get 429."""
+
+
+class Probes(ApiModel):
+    """Readiness and liveness probe timing of the model server."""
+
+    initial_delay_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
+    """Seconds to wait before the first probe (large models load slowly)."""
+    period_seconds: Annotated[int, Field(ge=1, le=3600)] | None = None
+    """Seconds between probes."""
+    failure_threshold: Annotated[int, Field(ge=1, le=100)] | None = None
+    """Consecutive failures before the container counts as unhealthy."""
+
+
+class DriftSettings(ApiModel):
+    """Input drift monitoring against the Model's baseline, by a sidecar."""
+
+    enabled: bool = False
+    """Run the drift sidecar and sample requests to it."""
+    sample_rate: Annotated[float, Field(ge=0, le=1)] = 1.0
+    """Fraction of requests sampled (0..1)."""
+    window_size: Annotated[int, Field(ge=10, le=1_000_000)] = 1000
+    """Samples per comparison window."""
+    features: Annotated[list[ShortText], Field(max_length=256)] = Field(default_factory=list)
+    """Features to monitor; all baseline features when empty."""
+
+
+class OnlineDeployment(ApiModel):
+    """One model served behind the endpoint, with its own scale and settings."""
+
+    kube_validations = (
+        Rule("!(has(self.replicas) && has(self.autoscale))", message=MSG_REPLICAS_XOR),
+    )
+
+    name: DnsLabel
+    """Deployment name, unique in the endpoint, e.g. blue or green."""
+    model: ObjectName
+    """Name of a Model object in the same namespace."""
+    runtime: Runtime = "auto"
+    """Serving runtime; auto picks it from the Model's framework."""
+    replicas: Annotated[int, Field(ge=0, le=1000)] | None = None
+    """Fixed replica count (1 when neither replicas nor autoscale is set)."""
+    autoscale: Autoscale | None = None
+    """Autoscaling instead of a fixed replica count."""
+    resources: Resources | None = None
+    """CPU and memory of the model server container."""
+    request_settings: RequestSettings | None = None
+    """Request timeout and concurrency limits."""
+    probes: Probes | None = None
+    """Probe timing."""
+    env: Annotated[list[EnvVar], ListMap("name"), Field(max_length=64)] = Field(
+        default_factory=list
+    )
+    """Extra environment variables for the model server (e.g. for scoring scripts)."""
+    drift: DriftSettings | None = None
+    """Drift monitoring."""
+
+    @model_validator(mode="after")
+    def _check(self) -> OnlineDeployment:
+        if self.replicas is not None and self.autoscale is not None:
+            raise ValueError(MSG_REPLICAS_XOR)
+        return self
+
+
+class Auth(ApiModel):
+    """How clients authenticate to the endpoint."""
+
+    mode: AuthMode = "none"
+    """none, or key (a bearer key kept in a Secret the operator creates)."""
+
+
+def _is_deployment(key: str) -> str:
+    return f"has(self.deployments) && self.deployments.exists(d, d.name == {key})"
+
+
+class OnlineEndpointSpec(ApiModel):
+    """A stable scoring URL that splits, mirrors and routes traffic across deployments."""
+
+    kube_validations = (
+        Rule(
+            f"!has(self.traffic) || self.traffic.all(k, {_is_deployment('k')})",
+            message=MSG_TRAFFIC_KEYS,
+            field_path=".traffic",
+        ),
+        Rule(
+            f"!has(self.mirror) || self.mirror.all(k, {_is_deployment('k')})",
+            message=MSG_MIRROR_KEYS,
+            field_path=".mirror",
+        ),
+        Rule(
+            "!has(self.mirror) || !has(self.traffic)"
+            " || self.mirror.all(k, !(k in self.traffic) || self.traffic[k] == 0)",
+            message=MSG_LIVE_AND_MIRROR,
+            field_path=".mirror",
+        ),
+    )
+
+    deployments: Annotated[
+        list[OnlineDeployment], ListMap("name"), Field(max_length=MAX_DEPLOYMENTS)
+    ] = Field(default_factory=list)
+    """Deployments behind the endpoint (names are unique)."""
+    traffic: Annotated[
+        PercentMap,
+        Rule("size(self) == 0 || self.map(k, self[k]).sum() == 100", message=MSG_TRAFFIC_SUM),
+    ] = Field(default_factory=dict)
+    """Live traffic split, deployment name to percent; sums to 100 (or is empty)."""
+    mirror: PercentMap = Field(default_factory=dict)
+    """Shadow traffic, deployment name to percent of requests copied; responses discarded."""
+    auth: Auth = Field(default_factory=Auth)
+    """Client authentication."""
+    traffic_backend: TrafficBackend = "router"
+    """router (the mlkube router Deployment) or gateway-api (an HTTPRoute with weights)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> OnlineEndpointSpec:
+        names = {d.name for d in self.deployments}
+        if len(names) != len(self.deployments):
+            raise ValueError(MSG_DUPLICATE_DEPLOYMENT)
+        if self.traffic and sum(self.traffic.values()) != 100:
+            raise ValueError(MSG_TRAFFIC_SUM)
+        if not set(self.traffic) <= names:
+            raise ValueError(MSG_TRAFFIC_KEYS)
+        if not set(self.mirror) <= names:
+            raise ValueError(MSG_MIRROR_KEYS)
+        if any(self.traffic.get(name, 0) > 0 for name in self.mirror):
+            raise ValueError(MSG_LIVE_AND_MIRROR)
+        return self
+
+
+class DeploymentStatus(ApiModel):
+    """Observed state of one deployment."""
+
+    name: DnsLabel
+    """Deployment name."""
+    model: ObjectName
+    """Model object served."""
+    ready_replicas: Annotated[int, Field(ge=0)] = 0
+    """Replicas that pass readiness."""
+    replicas: Annotated[int, Field(ge=0)] = 0
+    """Desired replicas."""
+
+
+class OnlineEndpointStatus(ApiModel):
+    """Observed state of the endpoint, written by the operator only."""
+
+    url: Annotated[str, Field(max_length=MAX_URI_LENGTH)] | None = None
+    """Scoring URL inside the cluster (or through the Gateway)."""
+    traffic: PercentMap = Field(default_factory=dict)
+    """Traffic split currently applied by the router or HTTPRoute."""
+    mirror: PercentMap = Field(default_factory=dict)
+    """Mirroring currently applied."""
+    deployments: Annotated[
+        list[DeploymentStatus], ListMap("name"), Field(max_length=MAX_DEPLOYMENTS)
+    ] = Field(default_factory=list)
+    """Per-deployment readiness."""
+    conditions: Conditions = Field(default_factory=list)
+    """Standard conditions: Ready, Progressing, Degraded."""
+    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    """The metadata.generation this status describes."""
+    message: Text | None = None
+    """Human-readable summary."""
+
+
+ONLINE_ENDPOINT = KindDescriptor(
+    kind="OnlineEndpoint",
+    plural="onlineendpoints",
+    singular="onlineendpoint",
+    short_names=("mle", "oe"),
+    spec_model=OnlineEndpointSpec,
+    status_model=OnlineEndpointStatus,
+    description=(
+        "OnlineEndpoint serves one or more Model deployments behind a stable URL, with a"
+        " traffic split, mirroring and optional key authentication."
+    ),
+    printer_columns=(
+        PrinterColumn("URL", ".status.url", description="Scoring URL"),
+        PrinterColumn(
+            "Ready", '.status.conditions[?(@.type=="Ready")].status', description="Ready"
+        ),
+        PrinterColumn("Traffic", ".status.traffic", description="Applied traffic split"),
+        AGE_COLUMN,
+    ),
+)

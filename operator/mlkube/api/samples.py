@@ -1,0 +1,98 @@
+"""Sample objects written to crds/samples/ by `hack/generate` (and validated on the way).
+
+Kept as Python data so a sample can never drift from the models: rendering validates each one
+with `parse_object`. Artifact URIs are file:// so nothing reaches the network in local runs; the
+signature matches the ONNX models `hack/make-sample-models` writes (20 FP32 features).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlkube import contract
+
+_DATASET_DIGEST = "sha256:" + "3f" * 32
+
+
+def _model(name: str, version: str, uri: str, description: str) -> dict[str, Any]:
+    return {
+        "apiVersion": contract.API_VERSION,
+        "kind": "Model",
+        "metadata": {
+            "name": name,
+            "labels": {"team": "risk", "stage": "production"},
+        },
+        "spec": {
+            "modelName": "credit-risk",
+            "version": version,
+            "framework": "onnx",
+            "artifact": {"uri": uri},
+            "description": description,
+            "signature": {
+                "inputs": [{"name": "X", "datatype": "FP32", "shape": [-1, 20]}],
+                "outputs": [
+                    {"name": "label", "datatype": "INT64", "shape": [-1]},
+                    {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]},
+                ],
+            },
+            "lineage": {
+                "datasets": [
+                    {
+                        "name": "applications-2024q2",
+                        "uri": "s3://datasets/credit/applications-2024q2.parquet",
+                        "digest": _DATASET_DIGEST,
+                    }
+                ],
+                "code": {
+                    "repository": "https://git.example.com/risk/credit-models.git",
+                    "commit": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+                    "path": "train/credit_risk.py",
+                },
+                "run": {"id": f"credit-risk-train-{version}", "system": "mlflow"},
+                "environment": {"image": "ghcr.io/example/credit-train:1.4.2"},
+                "parameters": {"C": "1.0", "max_iter": "500"},
+                "metrics": {"auc": 0.91, "accuracy": 0.87},
+            },
+            "properties": {"owner": "risk-team@example.com"},
+        },
+    }
+
+
+def build_samples() -> dict[str, list[dict[str, Any]]]:
+    """Sample file name (under crds/samples/) to the objects it holds, in apply order."""
+    blue = _model(
+        "credit-risk-v3",
+        "3",
+        "file:///var/lib/mlkube/models/credit-risk/3",
+        "Logistic regression credit risk classifier trained on Q2 2024 applications.",
+    )
+    green = _model(
+        "credit-risk-v4",
+        "4",
+        "file:///var/lib/mlkube/models/credit-risk/4",
+        "Candidate with stronger regularization; rolled out next to credit-risk-v3.",
+    )
+    endpoint = {
+        "apiVersion": contract.API_VERSION,
+        "kind": "OnlineEndpoint",
+        "metadata": {"name": "credit"},
+        "spec": {
+            "deployments": [
+                {"name": "blue", "model": "credit-risk-v3", "replicas": 2},
+                {
+                    "name": "green",
+                    "model": "credit-risk-v4",
+                    "autoscale": {"minReplicas": 1, "maxReplicas": 4, "targetConcurrency": 8},
+                    "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}},
+                    "requestSettings": {"timeoutSeconds": 10, "maxConcurrency": 16},
+                    "drift": {"enabled": True, "sampleRate": 0.5, "windowSize": 500},
+                },
+            ],
+            "traffic": {"blue": 70, "green": 30},
+        },
+    }
+    return {
+        "model.yaml": [blue],
+        "model-v4.yaml": [green],
+        "onlineendpoint.yaml": [endpoint],
+    }

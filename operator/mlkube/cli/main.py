@@ -1,0 +1,39 @@
+"""`mlkube <group> <verb>`: a small dispatcher; each command group lives in its own module.
+
+A group module exposes `add_commands(subparsers)` and sets `func` on its verb parsers; adding a
+group is one entry in `GROUPS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mlkube.cli import dev, model, operator_cmd
+from mlkube.cli.errors import CliError
+from mlkube.storage import StorageError
+
+GROUPS = (model, dev, operator_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlkube", description="Model management for any Kubernetes cluster."
+    )
+    groups = parser.add_subparsers(dest="group", required=True, metavar="<group>")
+    for group in GROUPS:
+        group.add_commands(groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, StorageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

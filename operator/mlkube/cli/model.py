@@ -1,0 +1,208 @@
+"""`mlkube model register|list|show|archive`: the model registry from the command line.
+
+Argument handling and orchestration only: names, tags and the manifest come from
+`model_object`, rendering from `model_view`, storage from `mlkube.storage` and the API from
+`kube`, so each part is tested on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlkube.api.model import FRAMEWORKS
+from mlkube.cli import model_object, model_view
+from mlkube.cli.errors import CliError
+from mlkube.cli.kube import ModelApi, add_kube_options
+from mlkube.cli.progress import ProgressBar, format_bytes
+from mlkube.contract import ENV_STORE, GROUP, LABEL_ARCHIVED, LABEL_MODEL, LABEL_VERSION
+from mlkube.storage import ArtifactFacts, compute_digest, upload
+
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+
+
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = subparsers.add_parser("model", help="register, list, show and archive models")
+    verbs = group.add_subparsers(dest="verb", required=True, metavar="<verb>")
+
+    register_cmd = verbs.add_parser("register", help="upload an artifact and create a Model")
+    register_cmd.add_argument("--name", required=True, help="model name (a DNS label)")
+    register_cmd.add_argument("--version", required=True, help="model version, e.g. 3 or 1.2.0")
+    register_cmd.add_argument(
+        "--path", required=True, help="local file or folder, or an existing artifact URI"
+    )
+    register_cmd.add_argument(
+        "--framework", choices=FRAMEWORKS, help="default: inferred from the path"
+    )
+    register_cmd.add_argument(
+        "--tag", action="append", default=[], metavar="KEY=VALUE", help="label (repeatable)"
+    )
+    register_cmd.add_argument(
+        "--store",
+        help=f"store prefix to upload to, e.g. s3://bucket/models (default: ${ENV_STORE})",
+    )
+    register_cmd.add_argument("--description", help="free-text description")
+    register_cmd.add_argument("--entrypoint", help="scoring script inside the model folder")
+    register_cmd.set_defaults(func=register)
+
+    list_cmd = verbs.add_parser("list", help="list models (archived ones only with --all)")
+    list_cmd.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    list_cmd.add_argument("--name", help="only versions of this model")
+    list_cmd.add_argument("--all", action="store_true", help="include archived models")
+    list_cmd.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+    list_cmd.set_defaults(func=list_models)
+
+    show_cmd = verbs.add_parser("show", help="show one model with lineage and verified facts")
+    show_cmd.add_argument("name", help="Model object name, or MODEL:VERSION")
+    show_cmd.add_argument("-o", "--output", choices=("text", "yaml", "json"), default="text")
+    show_cmd.set_defaults(func=show)
+
+    archive_cmd = verbs.add_parser("archive", help="hide a model from `list` (still resolvable)")
+    archive_cmd.add_argument("name", help="Model object name, or MODEL:VERSION")
+    archive_cmd.set_defaults(func=archive)
+
+    for verb in (register_cmd, list_cmd, show_cmd, archive_cmd):
+        add_kube_options(verb)
+
+
+def connect(args: argparse.Namespace) -> tuple[ModelApi, str]:
+    """The API client and the namespace to use (flag, else the kubeconfig context's)."""
+    api = ModelApi(args.kubeconfig, args.context)
+    return api, args.namespace or api.default_namespace
+
+
+def register(args: argparse.Namespace) -> int:
+    name = model_object.check_model_name(args.name)
+    version = model_object.check_version(args.version)
+    tags = model_object.parse_tags(args.tag)
+    is_uri = "://" in args.path
+    if not is_uri and not os.path.exists(args.path):
+        raise CliError(f"path {args.path!r} does not exist")
+    framework = args.framework or model_object.infer_framework(args.path)
+    if framework is None:
+        raise CliError(
+            f"cannot infer the framework of {args.path!r} (.pkl/.joblib: sklearn, .onnx: onnx, "
+            f"folder with MLmodel: mlflow); pass --framework {{{','.join(FRAMEWORKS)}}}"
+        )
+    if args.entrypoint is not None and not is_uri:
+        check_entrypoint(args.path, args.entrypoint)
+    # Validate everything but the artifact facts before any slow upload or API call.
+    draft = model_object.build_model_object(
+        model_name=name, version=version, framework=framework,
+        artifact_uri=args.path if is_uri else Path(os.path.abspath(args.path)).as_uri(),
+        digest=PLACEHOLDER_DIGEST, namespace="default", tags=tags,
+        description=args.description, entrypoint=args.entrypoint,
+    )  # fmt: skip
+    model_object.validate_spec(draft["spec"])
+
+    api, namespace = connect(args)
+    refuse_existing(api, namespace, name, version)
+    artifact_uri, facts = store_artifact(
+        args.path, args.store or os.environ.get(ENV_STORE), name, version
+    )
+    body = model_object.build_model_object(
+        model_name=name, version=version, framework=framework, artifact_uri=artifact_uri,
+        digest=facts.digest, namespace=namespace, tags=tags,
+        description=args.description, entrypoint=args.entrypoint,
+    )  # fmt: skip
+    model_object.validate_spec(body["spec"])
+    created = api.create(namespace, body)
+    print(f"model.{GROUP}/{created['metadata']['name']} created in namespace {namespace}")
+    print(f"  artifact: {artifact_uri}")
+    print(f"  digest:   {facts.digest} ({format_bytes(facts.size)}, {facts.file_count} files)")
+    return 0
+
+
+def check_entrypoint(path: str, entrypoint: str) -> None:
+    """The scoring script must be inside the uploaded folder, or the server cannot load it."""
+    if not os.path.isdir(path):
+        raise CliError("--entrypoint needs a folder artifact that contains the script")
+    if ".." in entrypoint.split("/") or entrypoint.startswith("/"):
+        raise CliError(f"--entrypoint {entrypoint!r} must be a relative path inside {path!r}")
+    if not os.path.isfile(os.path.join(path, *entrypoint.split("/"))):
+        raise CliError(f"--entrypoint {entrypoint!r} not found inside {path!r}")
+
+
+def refuse_existing(api: ModelApi, namespace: str, name: str, version: str) -> None:
+    """Versions are immutable: refuse both the same object name and the same labels."""
+    target = model_object.object_name(name, version)
+    existing = api.get(namespace, target)
+    if existing is None:
+        selector = f"{LABEL_MODEL}={name},{LABEL_VERSION}={version}"
+        existing = next(iter(api.list(namespace, selector)), None)
+    if existing is not None:
+        spec = existing.get("spec") or {}
+        raise CliError(
+            f"Model {namespace}/{existing['metadata']['name']} already exists (model "
+            f"{spec.get('modelName')!r} version {spec.get('version')!r}); versions are "
+            "immutable, register a new version instead"
+        )
+
+
+def store_artifact(
+    path: str, store: str | None, name: str, version: str
+) -> tuple[str, ArtifactFacts]:
+    """Digest the artifact where it is, then upload it under <store>/<name>/<version>/."""
+    if "://" in path:
+        return path, compute_digest(path)
+    local_uri = Path(os.path.abspath(path)).as_uri()
+    facts = compute_digest(local_uri)
+    if not store:
+        return local_uri, facts
+    prefix = f"{store.rstrip('/')}/{name}/{version}"
+    return upload(path, prefix, ProgressBar(f"uploading to {prefix}")), facts
+
+
+def resolve_name(name: str) -> str:
+    """`credit-risk:3` is shorthand for the object name credit-risk-v3."""
+    model_name, sep, version = name.partition(":")
+    return model_object.object_name(model_name, version) if sep else name
+
+
+def list_models(args: argparse.Namespace) -> int:
+    selector = [f"{key}={value}" for key, value in model_object.parse_tags(args.tag).items()]
+    if args.name:
+        selector.append(f"{LABEL_MODEL}={args.name}")
+    if not args.all:
+        selector.append(f"{LABEL_ARCHIVED}!=true")
+    api, namespace = connect(args)
+    items = api.list(namespace, ",".join(selector))
+    if args.output == "table":
+        print(model_view.render_table(items, datetime.now(UTC)))
+    else:
+        ordered = model_view.sort_models(items)
+        print(model_view.dump(model_view.as_list(ordered), args.output))
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    api, namespace = connect(args)
+    obj = get_existing(api, namespace, resolve_name(args.name))
+    if args.output == "text":
+        print(model_view.render_details(obj, datetime.now(UTC)))
+    else:
+        print(model_view.dump(obj, args.output))
+    return 0
+
+
+def archive(args: argparse.Namespace) -> int:
+    api, namespace = connect(args)
+    name = resolve_name(args.name)
+    obj = get_existing(api, namespace, name)
+    if (obj["metadata"].get("labels") or {}).get(LABEL_ARCHIVED) == "true":
+        print(f"model.{GROUP}/{name} is already archived", file=sys.stderr)
+        return 0
+    api.set_labels(namespace, name, {LABEL_ARCHIVED: "true"})
+    print(f"model.{GROUP}/{name} archived (hidden from `mlkube model list`, still usable by name)")
+    return 0
+
+
+def get_existing(api: ModelApi, namespace: str, name: str) -> dict[str, Any]:
+    obj = api.get(namespace, name)
+    if obj is None:
+        raise CliError(f"Model {namespace}/{name} not found (see `mlkube model list --all`)")
+    return obj

@@ -1,0 +1,182 @@
+"""The model server as a raw ASGI application: routing, limits, errors and metrics.
+
+No framework on the hot path: a one-row request is read from the first ASGI message, resolved
+without regexes, run inline on the event loop (inference of small requests takes microseconds,
+less than a thread hop) and answered with a precomputed header list. Large bodies and user
+code (scoring scripts, Seldon classes) run in a thread under the request timeout instead, so
+the loop keeps answering probes. Every failure becomes a `{"error": ...}` response with the
+status its `ServingError` carries; nothing a client sends can produce an unhandled exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from mlkube_serving import metrics
+from mlkube_serving.dataplane import DataPlane
+from mlkube_serving.errors import (
+    PayloadTooLarge,
+    RequestTimeout,
+    ServingError,
+    TooManyRequests,
+    render_error,
+)
+from mlkube_serving.protocols import Call, Reply
+from mlkube_serving.routes import Route, resolve
+from mlkube_serving.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Hook = Callable[["ServingApp"], Awaitable[None]]
+
+UNKNOWN_MODEL = (
+    "_unknown"  # metrics label for requests naming no served model (bounded cardinality)
+)
+_INTERNAL = b'{"error":"internal server error"}'
+
+
+class ServingApp:
+    """ASGI callable serving one dataplane."""
+
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        settings: Settings | None = None,
+        on_startup: Hook | None = None,
+        on_shutdown: Hook | None = None,
+    ) -> None:
+        self.dataplane = dataplane
+        self.settings = settings or Settings()
+        self._on_startup = on_startup
+        self._on_shutdown = on_shutdown
+        self._inflight = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlkube-infer")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        route: Route | None = None
+        call: Call | None = None
+        try:
+            route = resolve(scope["method"], scope["path"])
+            call = Call(self.dataplane, route.model, route.version, b"", scope["headers"])
+            if route.inference:
+                reply = await self._guarded(route, call, scope, receive)
+            else:
+                reply = route.handler(call)
+        except ServingError as exc:
+            status, body = render_error(exc)
+            headers = ((b"connection", b"close"),) if isinstance(exc, PayloadTooLarge) else ()
+            reply = Reply(status, body, headers)
+        except Exception:
+            log.exception("unhandled error serving %s %s", scope["method"], scope["path"])
+            reply = Reply(500, _INTERNAL)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": [
+                    (b"content-type", reply.content_type),
+                    (b"content-length", str(len(reply.body)).encode()),
+                    *reply.headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": reply.body})
+        if route is not None and route.inference and call is not None:
+            model = call.model if self.dataplane.has_model(call.model) else UNKNOWN_MODEL
+            metrics.observe_request(
+                model or UNKNOWN_MODEL, route.protocol, reply.status, time.perf_counter() - started
+            )
+
+    async def _guarded(self, route: Route, call: Call, scope: Scope, receive: Receive) -> Reply:
+        """Concurrency limit, body limit, inline-or-thread execution and the request timeout."""
+        limit = self.settings.max_concurrency
+        if self._inflight >= limit:
+            raise TooManyRequests(f"too many concurrent requests (limit {limit} per worker)")
+        self._inflight += 1
+        try:
+            self._check_declared_length(scope)
+            first = await receive()
+            if not first.get("more_body") and self.dataplane.inline_safe:
+                call.body = first.get("body", b"")
+                if len(call.body) > self.settings.max_body_bytes:
+                    raise self._too_large()
+                if len(call.body) <= self.settings.inline_max_bytes:
+                    return route.handler(call)  # fast path: no timer, no thread
+            try:
+                async with asyncio.timeout(self.settings.request_timeout):
+                    if not call.body:
+                        call.body = await self._read_rest(first, receive)
+                    loop = asyncio.get_running_loop()
+                    return await loop.run_in_executor(self._pool, route.handler, call)
+            except TimeoutError as exc:
+                raise RequestTimeout(
+                    f"request did not finish within {self.settings.request_timeout:g}s"
+                ) from exc
+        finally:
+            self._inflight -= 1
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"request body exceeds {self.settings.max_body_bytes} bytes")
+
+    def _check_declared_length(self, scope: Scope) -> None:
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                if value.isdigit() and int(value) > self.settings.max_body_bytes:
+                    raise self._too_large()
+                return
+
+    async def _read_rest(self, first: Message, receive: Receive) -> bytes:
+        chunks = [first.get("body", b"")]
+        size = len(chunks[0])
+        more = first.get("more_body", False)
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.settings.max_body_bytes:
+                raise self._too_large()
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        if size > self.settings.max_body_bytes:
+            raise self._too_large()
+        return b"".join(chunks)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self._on_startup is not None:
+                        await self._on_startup(self)
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.dataplane.draining = True
+                try:
+                    if self._on_shutdown is not None:
+                        await self._on_shutdown(self)
+                finally:
+                    self._pool.shutdown(wait=False, cancel_futures=True)
+                    await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,197 @@
+"""The drift sidecar: raw ASGI under uvicorn, next to the model server in every serving pod.
+
+`POST /v1/samples` answers 202 before doing any work, then parses the body with orjson and
+queues it for the worker thread, so the model server's sender never waits on drift maths.
+`GET /v1/summary` returns the latest evaluation (the operator polls and merges it across
+replicas), `/healthz` and `/readyz` are for the probes, and Prometheus metrics are served on a
+separate port. Run as `python -m mlkube_serving drift-sidecar --profile PROFILE.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+import orjson
+
+from mlkube import contract
+from mlkube_serving.drift.engine import DriftEngine
+from mlkube_serving.drift.errors import DriftError
+from mlkube_serving.drift.metrics import DEFAULT_MAX_FEATURE_SERIES, EvaluationTimes, serve_metrics
+from mlkube_serving.drift.profile import load_profile
+from mlkube_serving.drift.worker import DriftWorker
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+_JSON = [(b"content-type", b"application/json")]
+_ACCEPTED = orjson.dumps({"accepted": True})
+
+
+class DriftApp:
+    """ASGI application over a started `DriftWorker`."""
+
+    def __init__(
+        self, worker: DriftWorker, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    ) -> None:
+        self.worker = worker
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"]
+        if path == contract.DRIFT_SAMPLES_PATH and method == "POST":
+            await self._samples(receive, send)
+        elif path == contract.DRIFT_SUMMARY_PATH and method == "GET":
+            await _respond(send, 200, orjson.dumps(self.worker.current_summary()))
+        elif path in ("/healthz", "/readyz") and method == "GET":
+            await _respond(send, 200, b'{"status":"ok"}')
+        elif path in (
+            contract.DRIFT_SAMPLES_PATH,
+            contract.DRIFT_SUMMARY_PATH,
+            "/healthz",
+            "/readyz",
+        ):
+            await _respond(send, 405, b'{"error":"method not allowed"}')
+        else:
+            await _respond(send, 404, b'{"error":"not found"}')
+
+    async def _samples(self, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await _respond(send, 413, b'{"error":"payload too large"}')
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        await _respond(send, 202, _ACCEPTED)  # the sender is free; the work starts now
+        try:
+            payload = orjson.loads(b"".join(chunks))
+            rows = payload["rows"]
+            count = len(rows) if isinstance(rows, list) else 0
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            self.worker.invalid_payloads += 1
+            return
+        self.worker.submit(payload, count)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.worker.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.worker.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _respond(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": _JSON})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _env_number(name: str, default: float | None) -> float | None:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Flags win over MLKUBE_DRIFT_* environment variables, which win over defaults."""
+    env = _env_number
+    parser = argparse.ArgumentParser(prog="mlkube_serving drift-sidecar", description=__doc__)
+    parser.add_argument("--profile", default=os.environ.get(contract.ENV_DRIFT_PROFILE))
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=contract.DRIFT_PORT)
+    parser.add_argument("--metrics-port", type=int, default=contract.DRIFT_METRICS_PORT)
+    window = env(contract.ENV_DRIFT_WINDOW_SIZE, None)
+    parser.add_argument("--window-size", type=int, default=None if window is None else int(window))
+    parser.add_argument(
+        "--eval-interval", type=float, default=env(contract.ENV_DRIFT_EVAL_INTERVAL, 5.0)
+    )
+    samples = env(contract.ENV_DRIFT_EVAL_SAMPLES, None)
+    parser.add_argument(
+        "--eval-samples", type=int, default=None if samples is None else int(samples)
+    )
+    series = env(contract.ENV_DRIFT_MAX_FEATURE_SERIES, DEFAULT_MAX_FEATURE_SERIES)
+    parser.add_argument("--max-feature-series", type=int, default=int(series or 0))
+    parser.add_argument("--queue-size", type=int, default=1024)
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    if not args.profile:
+        parser.error(f"--profile or {contract.ENV_DRIFT_PROFILE} is required")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Load the profile, start the worker and the metrics port, serve until terminated."""
+    import uvicorn  # lazy: tests build the app without a server
+
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        profile = load_profile(args.profile)
+        engine = DriftEngine(profile, window_size=args.window_size)
+    except DriftError as exc:
+        log.error("%s", exc)
+        return 2
+    if args.window_size and args.window_size != profile["windowSize"]:
+        log.warning(
+            "window size %d differs from the profile's %d the thresholds were calibrated for",
+            args.window_size,
+            profile["windowSize"],
+        )
+    times = EvaluationTimes()
+    worker = DriftWorker(
+        engine,
+        eval_interval=args.eval_interval,
+        eval_samples=args.eval_samples,
+        queue_size=args.queue_size,
+        observe=times.observe,
+    )
+    metrics_server = serve_metrics(
+        worker, times, host=args.host, port=args.metrics_port, max_series=args.max_feature_series
+    )
+    log.info(
+        "drift sidecar for %s: %d features, window %d, port %d, metrics %d",
+        profile.get("model"),
+        len(engine.compiled.features),
+        engine.window_size,
+        args.port,
+        args.metrics_port,
+    )
+    app = DriftApp(worker, max_body_bytes=args.max_body_bytes)
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on"
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        metrics_server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""The thread that owns the drift engine: ingests queued payloads and evaluates periodically.
+
+The HTTP handler only parses JSON and puts the payload on a bounded queue (dropping and
+counting when it is full), so a slow evaluation can never hold up the model server's request.
+Evaluation runs here, off the request path, after `eval_samples` new rows or `eval_interval`
+seconds (whichever comes first, but never more often than `min_gap` seconds) and publishes an
+immutable summary that readers pick up with a single attribute read.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from mlkube_serving.drift.engine import DriftEngine
+from mlkube_serving.drift.errors import PayloadError
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> str:
+    """RFC 3339 UTC timestamp with milliseconds (sortable as a string)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class DriftWorker:
+    """Queue in front of a `DriftEngine`, drained by one daemon thread."""
+
+    def __init__(
+        self,
+        engine: DriftEngine,
+        *,
+        eval_interval: float = 5.0,
+        eval_samples: int | None = None,
+        min_gap: float = 0.2,
+        queue_size: int = 1024,
+        observe: Callable[[float], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.eval_interval = eval_interval
+        self.eval_samples = eval_samples or engine.window_size
+        self.min_gap = min(min_gap, eval_interval)
+        self._queue: queue.Queue[tuple[object, int]] = queue.Queue(maxsize=queue_size)
+        self._observe = observe
+        # Each counter has a single writer: the event loop (received, dropped_full, invalid)
+        # or the worker thread (rejected); readers only sum them.
+        self.received = 0
+        self.dropped_full = 0
+        self.rejected = 0
+        self.invalid_payloads = 0
+        self.evaluations = 0
+        self.summary: dict[str, Any] = engine.evaluate(now=None)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="drift-worker", daemon=True)
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_full + self.rejected
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def submit(self, payload: object, rows: int) -> bool:
+        """Queue a parsed payload; False (and counted as dropped) when the queue is full."""
+        self.received += rows
+        try:
+            self._queue.put_nowait((payload, rows))
+        except queue.Full:
+            self.dropped_full += rows
+            return False
+        return True
+
+    def current_summary(self) -> dict[str, Any]:
+        """The latest evaluation with live counters."""
+        return {**self.summary, "samplesReceived": self.received, "samplesDropped": self.dropped}
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stop.is_set():
+            wake = last + self.eval_interval
+            if self.engine.pending >= self.eval_samples:
+                wake = last + self.min_gap
+            timeout = max(0.0, min(wake - time.monotonic(), 0.5))
+            try:
+                payload, rows = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                pass
+            else:
+                self._ingest(payload, rows)
+            now = time.monotonic()
+            pending = self.engine.pending
+            due = now - last >= self.eval_interval or (
+                pending >= self.eval_samples and now - last >= self.min_gap
+            )
+            if due and pending:
+                self.evaluate()
+                last = time.monotonic()
+            elif due:
+                last = now
+
+    def _ingest(self, payload: object, rows: int) -> None:
+        try:
+            self.engine.ingest(payload)
+        except PayloadError as exc:
+            self.rejected += rows
+            log.debug("rejected drift payload: %s", exc)
+        except Exception:  # one bad payload must not kill the worker
+            self.rejected += rows
+            log.exception("drift payload failed")
+
+    def evaluate(self) -> dict[str, Any]:
+        """Evaluate now (worker thread, or tests that drive the engine synchronously)."""
+        started = time.perf_counter()
+        summary = self.engine.evaluate(now=utc_now(), received=self.received, dropped=self.dropped)
+        if self._observe is not None:
+            self._observe(time.perf_counter() - started)
+        self.summary = summary
+        self.evaluations += 1
+        return summary

@@ -1,0 +1,116 @@
+"""Prometheus metrics of the model server, served on their own port, safe with many workers.
+
+With several uvicorn workers every process writes its samples to files under
+`PROMETHEUS_MULTIPROC_DIR` and the parent process serves the merged view on the metrics port.
+That variable must be set before `prometheus_client` is first imported, which is why
+`server.py` sets it before importing this module. Label children are cached so the hot path
+does one dict lookup instead of prometheus_client's locked label resolution.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+REQUESTS = Counter(
+    "mlkube_requests_total",
+    "Inference requests by model, protocol and HTTP status.",
+    ["model", "protocol", "status"],
+)
+LATENCY = Histogram(
+    "mlkube_request_duration_seconds",
+    "Inference request latency inside the server, by model and protocol.",
+    ["model", "protocol"],
+    buckets=LATENCY_BUCKETS,
+)
+LOAD_SECONDS = Gauge(
+    "mlkube_model_load_seconds",
+    "Seconds spent loading and warming up the model.",
+    ["model"],
+    multiprocess_mode="max",
+)
+RUNTIME_INFO = Gauge(
+    "mlkube_model_runtime_info",
+    "1 for the runtime that executes the model (onnxruntime for accelerated sklearn).",
+    ["model", "framework", "runtime"],
+    multiprocess_mode="max",
+)
+DRIFT_DROPPED = Counter(
+    "mlkube_drift_samples_dropped_total",
+    "Samples for the drift sidecar dropped (queue full or delivery failed).",
+    ["model", "reason"],
+)
+DRIFT_SENT = Counter(
+    "mlkube_drift_samples_sent_total",
+    "Samples delivered to the drift sidecar.",
+    ["model"],
+)
+
+_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def observe_request(model: str, protocol: str, status: int, seconds: float) -> None:
+    """Count one request and record its latency."""
+    key = (model, protocol, status)
+    children = _request_children.get(key)
+    if children is None:
+        children = (REQUESTS.labels(model, protocol, str(status)), LATENCY.labels(model, protocol))
+        _request_children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
+
+
+def record_model(model: str, framework: str, runtime: str, load_seconds: float) -> None:
+    """Record how long the model took to load and which runtime serves it."""
+    LOAD_SECONDS.labels(model).set(load_seconds)
+    RUNTIME_INFO.labels(model, framework, runtime).set(1)
+
+
+def count_drift_dropped(model: str, reason: str, samples: int = 1) -> None:
+    DRIFT_DROPPED.labels(model, reason).inc(samples)
+
+
+def count_drift_sent(model: str, samples: int) -> None:
+    DRIFT_SENT.labels(model).inc(samples)
+
+
+def collecting_registry() -> CollectorRegistry:
+    """The registry to expose: merged worker files in multiprocess mode, else this process's."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+    return REGISTRY
+
+
+def render() -> bytes:
+    """The exposition text (for tests and debugging)."""
+    return generate_latest(collecting_registry())
+
+
+def reset_multiprocess_dir(path: str) -> None:
+    """Start from an empty directory so counters of a previous run do not leak in."""
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+
+
+def serve(port: int, host: str) -> None:
+    """Serve /metrics on its own port from a daemon thread."""
+    start_http_server(port, addr=host, registry=collecting_registry())

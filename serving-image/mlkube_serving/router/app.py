@@ -1,0 +1,395 @@
+"""The router as a raw ASGI application: auth, pick a deployment, forward, mirror, account.
+
+No framework on the hot path: one pass over the request headers builds the upstream header
+block and finds the targeting and auth headers; the body is forwarded as the bytes received;
+the upstream's answer is returned as the bytes it sent. The current `RoutingTable` is read once
+per request, so a reload that swaps it never affects requests already in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from mlkube.contract import HEADER_AZUREML_DEPLOYMENT, HEADER_DEPLOYMENT, HEADER_MIRRORED
+from mlkube_serving.router.auth import KeyStore
+from mlkube_serving.router.config import RouterConfig
+from mlkube_serving.router.errors import (
+    ConfigError,
+    NoTraffic,
+    RouterError,
+    UnknownDeployment,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    render_error,
+)
+from mlkube_serving.router.health import UpstreamHealth
+from mlkube_serving.router.metrics import RouterMetrics
+from mlkube_serving.router.mirror import MirrorDispatcher, MirrorJob, reason_of
+from mlkube_serving.router.table import Route, RoutingTable
+from mlkube_serving.router.upstream import PoolRegistry, UpstreamResponse, serialize_request
+from mlkube_serving.router.watch import ConfigWatcher
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("mlkube_serving.router")
+
+_TARGET_HEADERS = frozenset({HEADER_DEPLOYMENT.encode(), HEADER_AZUREML_DEPLOYMENT.encode()})
+# Hop-by-hop headers and those the router rewrites; clients may not forge the mirror mark.
+_DROP_REQUEST = frozenset(
+    {
+        b"host",
+        b"content-length",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"expect",
+        HEADER_MIRRORED.encode(),
+    }
+)
+_DROP_RESPONSE = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"trailer",
+        b"upgrade",
+        b"content-length",
+        HEADER_DEPLOYMENT.encode(),
+    }
+)
+_DEPLOYMENT_HEADER = HEADER_DEPLOYMENT.encode()
+_METHODS = {m: m.encode() for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
+_JSON = (b"content-type", b"application/json")
+_WWW_AUTHENTICATE = (b"www-authenticate", b'Bearer realm="mlkube"')
+NO_DEPLOYMENT = "none"
+
+
+class RouterApp:
+    """ASGI callable; `start()`/`stop()` run from lifespan (or directly in tests)."""
+
+    def __init__(
+        self,
+        config_path: str,
+        *,
+        metrics: RouterMetrics | None = None,
+        rand: Callable[[], float] = random.random,
+        watch_interval: float = 1.0,
+    ) -> None:
+        self.config_path = config_path
+        self.metrics = metrics if metrics is not None else RouterMetrics()
+        self.table: RoutingTable | None = None
+        self.config_error: str | None = "config not loaded yet"
+        self.keys: KeyStore | None = None
+        self._rand = rand
+        self._pools = PoolRegistry()
+        self._watcher = ConfigWatcher(config_path)
+        self._watch_interval = watch_interval
+        self.mirror = MirrorDispatcher(self.metrics)
+        self.health = UpstreamHealth(self.metrics)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.reload_if_changed()
+        self._tasks = [
+            asyncio.create_task(self._watch_forever(), name="router-config-watch"),
+            asyncio.create_task(self.health.run(lambda: self.table), name="router-health"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.mirror.drain(timeout=1.0)
+        self._pools.close()
+
+    def apply_config(self, config: RouterConfig) -> None:
+        """Swap in a new routing table built from `config` (atomic for every request)."""
+        table = RoutingTable(config, self._pools)
+        keys_file = config.auth.keys_file
+        if config.auth.mode == "key" and keys_file is not None:
+            if self.keys is None or self.keys.path != keys_file:
+                self.keys = KeyStore(keys_file)
+            self.keys.refresh()
+        self.table = table
+        self.config_error = None
+        self._pools.retain(table.pools())
+        self.health.poke()
+
+    def reload_if_changed(self) -> bool:
+        """Load the config file if it changed since the last look; keep the old table on error."""
+        try:
+            config = self._watcher.poll()
+        except ConfigError as exc:
+            self.metrics.config_reloads.labels("error").inc()
+            if self.table is None:
+                self.config_error = exc.message
+            log.error("router config not applied (keeping the previous one): %s", exc.message)
+            return False
+        if config is None:
+            return False
+        self.apply_config(config)
+        self.metrics.config_reloads.labels("ok").inc()
+        log.info(
+            "router config applied: endpoint=%s traffic=%s mirror=%s",
+            config.endpoint,
+            dict(config.traffic),
+            dict(config.mirror),
+        )
+        return True
+
+    async def _watch_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._watch_interval)
+            self.reload_if_changed()
+
+    # ASGI ----------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path = scope["path"]
+            if path == "/healthz":
+                await _respond(send, 200, b'{"status":"ok"}')
+            elif path == "/readyz":
+                await self._readyz(send)
+            else:
+                await self._proxy(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _readyz(self, send: Send) -> None:
+        table = self.table
+        if table is None:
+            await _respond(send, 503, orjson.dumps({"ready": False, "reason": self.config_error}))
+            return
+        states = self.health.snapshot(table)
+        ready = any(states.values())
+        body: dict[str, object] = {
+            "ready": ready,
+            "endpoint": table.config.endpoint,
+            "deployments": states,
+        }
+        if not ready:
+            body["reason"] = "no deployment answers its health probe"
+        await _respond(send, 200 if ready else 503, orjson.dumps(body))
+
+    async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
+        table = self.table
+        if table is None:
+            await self._refuse(send, ConfigError(f"router has no config: {self.config_error}"))
+            return
+        strip_auth = table.auth_required
+        target_name: bytes | None = None
+        authorization: bytes | None = None
+        api_key: bytes | None = None
+        lines: list[bytes] = []
+        for name, value in scope["headers"]:
+            if name in _DROP_REQUEST:
+                continue
+            if name == b"authorization":
+                authorization = value
+                if strip_auth:
+                    continue
+            elif name == b"api-key":
+                api_key = value
+                if strip_auth:
+                    continue
+            elif name in _TARGET_HEADERS:
+                target_name = value
+            lines.append(name + b": " + value + b"\r\n")
+        if strip_auth:
+            try:
+                if self.keys is None:
+                    raise ConfigError("key auth is on but no keys file is configured")
+                self.keys.authenticate(authorization, api_key)
+            except RouterError as exc:
+                await self._refuse(send, exc)
+                return
+
+        if target_name is not None:
+            kind = "targeted"
+            route: Route | None = table.routes.get(target_name.decode("latin-1").strip())
+            if route is None:
+                wanted = target_name.decode("latin-1")
+                await self._refuse(
+                    send,
+                    UnknownDeployment(
+                        f"deployment {wanted!r} does not exist in endpoint "
+                        f"{table.config.endpoint!r} (valid: {table.valid_names})"
+                    ),
+                    kind,
+                )
+                return
+        else:
+            kind = "live"
+            route = table.choose(self._rand())
+            if route is None:
+                await self._refuse(
+                    send,
+                    NoTraffic(
+                        f"endpoint {table.config.endpoint!r} sends no live traffic to any "
+                        f"deployment; target one with the {HEADER_DEPLOYMENT!r} header "
+                        f"(valid: {table.valid_names})"
+                    ),
+                )
+                return
+
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client went away
+        method = _METHODS.get(scope["method"]) or scope["method"].encode()
+        target = scope.get("raw_path") or scope["path"].encode()
+        if scope["query_string"]:
+            target = target + b"?" + scope["query_string"]
+        headers = b"".join(lines)
+        is_head = method == b"HEAD"
+
+        start = time.perf_counter()
+        try:
+            route, response = await self._forward(table, route, kind, method, target, headers, body)
+        except UpstreamError as exc:
+            self.metrics.observe_request(route.name, exc.status, kind, -1.0)
+            status, payload = render_error(exc)
+            await _respond(send, status, payload)
+            return
+        elapsed = time.perf_counter() - start
+
+        if is_head:  # no body: keep the upstream's content-length as the only one
+            out = [(k, v) for k, v in response.headers if k not in _DROP_RESPONSE]
+            out.extend((k, v) for k, v in response.headers if k == b"content-length")
+        else:
+            out = [(k, v) for k, v in response.headers if k not in _DROP_RESPONSE]
+            out.append((b"content-length", str(len(response.body)).encode()))
+        out.append((_DEPLOYMENT_HEADER, route.name_bytes))
+        await send({"type": "http.response.start", "status": response.status, "headers": out})
+        await send({"type": "http.response.body", "body": response.body})
+        self.metrics.observe_request(route.name, response.status, kind, elapsed)
+
+        if kind == "live" and table.mirrors:
+            for shadow in table.pick_mirrors(route.name, self._rand):
+                job = MirrorJob(
+                    shadow, method, target, headers, body,
+                    response.status, response.body, table.timeout,
+                    table.config.agreement_tolerance,
+                )  # fmt: skip
+                self.mirror.submit(
+                    job,
+                    concurrency=table.config.mirror_concurrency,
+                    queue_size=table.config.mirror_queue_size,
+                )
+
+    async def _forward(
+        self,
+        table: RoutingTable,
+        route: Route,
+        kind: str,
+        method: bytes,
+        target: bytes,
+        headers: bytes,
+        body: bytes,
+    ) -> tuple[Route, UpstreamResponse]:
+        """Send to `route`; live requests fail over to other live deployments on connect errors.
+
+        A connect error means nothing was sent, so trying another deployment is safe; a
+        targeted request names its deployment and is never moved.
+        """
+        deadline = asyncio.get_running_loop().time() + table.timeout
+        failures: list[str] = []
+        failed: list[str] = []
+        while True:
+            data = serialize_request(method, target, route.host_line, headers, body)
+            try:
+                response = await route.pool.request(data, deadline, head_request=method == b"HEAD")
+            except UpstreamTimeout as exc:
+                self._note_failure(route, exc)
+                raise UpstreamTimeout(
+                    f"deployment {route.name!r} did not answer within {table.timeout:g} s"
+                ) from exc
+            except UpstreamUnreachable as exc:
+                self._note_failure(route, exc)
+                failures.append(f"{route.name}: {exc.message}")
+                failed.append(route.name)
+                nxt = table.choose_excluding(self._rand(), failed) if kind == "live" else None
+                if nxt is None:
+                    if kind != "live":
+                        raise UpstreamUnreachable(
+                            f"deployment {route.name!r} is unreachable: {exc.message}"
+                        ) from exc
+                    raise UpstreamUnreachable(
+                        "no deployment is reachable: " + "; ".join(failures)
+                    ) from exc
+                route = nxt
+                continue
+            except UpstreamError as exc:
+                self._note_failure(route, exc)
+                raise UpstreamError(f"deployment {route.name!r}: {exc.message}") from exc
+            if not self.health.is_up(route.name):
+                self.health.mark(route.name, True)
+            return route, response
+
+    def _note_failure(self, route: Route, exc: UpstreamError) -> None:
+        self.metrics.upstream_errors.labels(route.name, reason_of(exc)).inc()
+        if isinstance(exc, UpstreamUnreachable):
+            self.health.mark(route.name, False)
+
+    async def _refuse(self, send: Send, exc: RouterError, kind: str = "live") -> None:
+        self.metrics.observe_request(NO_DEPLOYMENT, exc.status, kind, -1.0)
+        status, payload = render_error(exc)
+        extra = [_WWW_AUTHENTICATE] if status == 401 else []
+        await _respond(send, status, payload, extra)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None if the client disconnected first."""
+    message = await receive()
+    if message["type"] != "http.request":
+        return None
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [_JSON, (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,101 @@
+"""Server settings: read from environment variables (how Kubernetes pods configure it).
+
+The CLI writes its options into the same variables before starting uvicorn, so worker processes
+(spawned, not forked) and the parent all see one configuration from one source.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from mlkube import contract as c
+from mlkube_serving.errors import ServingError
+
+ENV_INLINE_MAX_BYTES = "MLKUBE_INLINE_MAX_BYTES"
+
+
+class SettingsError(ServingError):
+    """A setting has a value that cannot be used."""
+
+    status = 500
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `serve` needs; each field has one environment variable."""
+
+    model_dir: str = c.MODEL_DIR
+    model_name: str = "model"
+    model_version: str | None = None
+    framework: str | None = None
+    host: str = "0.0.0.0"
+    http_port: int = c.SERVER_HTTP_PORT
+    metrics_port: int = c.SERVER_METRICS_PORT
+    workers: int = 1
+    request_timeout: float = 60.0
+    max_concurrency: int = 256
+    max_body_bytes: int = 32 * 1024 * 1024
+    graceful_shutdown: float = 20.0
+    drift_url: str | None = None
+    drift_sample_rate: float = 0.1
+    # Bodies up to this size are served on the event loop; larger ones go to a thread.
+    inline_max_bytes: int = 256 * 1024
+
+
+ENV_NAMES: dict[str, str] = {
+    "model_dir": c.ENV_MODEL_DIR,
+    "model_name": c.ENV_MODEL_NAME,
+    "model_version": c.ENV_MODEL_VERSION,
+    "framework": c.ENV_FRAMEWORK,
+    "host": c.ENV_HTTP_HOST,
+    "http_port": c.ENV_HTTP_PORT,
+    "metrics_port": c.ENV_METRICS_PORT,
+    "workers": c.ENV_WORKERS,
+    "request_timeout": c.ENV_REQUEST_TIMEOUT,
+    "max_concurrency": c.ENV_MAX_CONCURRENCY,
+    "max_body_bytes": c.ENV_MAX_BODY_BYTES,
+    "graceful_shutdown": c.ENV_GRACEFUL_SHUTDOWN,
+    "drift_url": c.ENV_DRIFT_URL,
+    "drift_sample_rate": c.ENV_DRIFT_SAMPLE_RATE,
+    "inline_max_bytes": ENV_INLINE_MAX_BYTES,
+}
+_POSITIVE = {"workers", "max_concurrency", "max_body_bytes", "request_timeout"}
+
+
+def _convert(name: str, kind: type, raw: str) -> object:
+    try:
+        value = kind(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{ENV_NAMES[name]}={raw!r} is not a valid {kind.__name__}") from exc
+    if name in _POSITIVE and value <= 0:
+        raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be positive")
+    if name == "drift_sample_rate" and not 0.0 <= value <= 1.0:
+        raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be between 0 and 1")
+    return value
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from the environment; unset or empty variables keep the defaults."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    defaults = Settings()
+    for spec in fields(Settings):
+        raw = env.get(ENV_NAMES[spec.name], "").strip()
+        if not raw:
+            continue
+        default = getattr(defaults, spec.name)
+        kind = type(default) if default is not None else str
+        values[spec.name] = _convert(spec.name, kind, raw)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that reproduce `settings` (None fields are left out)."""
+    env = {}
+    for spec in fields(Settings):
+        value = getattr(settings, spec.name)
+        if value is not None:
+            env[ENV_NAMES[spec.name]] = str(value)
+    return env

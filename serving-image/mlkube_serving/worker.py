@@ -1,0 +1,56 @@
+"""What each uvicorn worker process runs: build the app from the environment, load on startup.
+
+uvicorn spawns workers and imports `create_app` in each, so configuration arrives through
+environment variables (see settings.py). The model is loaded and warmed up in the ASGI lifespan
+startup, before uvicorn accepts connections in that worker: a worker is ready only with a
+loaded model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from mlkube_serving import metrics
+from mlkube_serving.app import ServingApp
+from mlkube_serving.dataplane import DataPlane
+from mlkube_serving.drift_hook import DriftHook
+from mlkube_serving.runtimes import create_runtime
+from mlkube_serving.settings import Settings, settings_from_env
+
+log = logging.getLogger(__name__)
+
+
+def make_drift_hook(settings: Settings) -> DriftHook | None:
+    """A drift hook when a sidecar URL and a positive sample rate are configured."""
+    if not settings.drift_url or settings.drift_sample_rate <= 0:
+        return None
+    return DriftHook(settings.drift_url, settings.drift_sample_rate)
+
+
+def build_app(settings: Settings) -> ServingApp:
+    """The app for `settings`; the model loads when the ASGI lifespan starts."""
+    hook = make_drift_hook(settings)
+    dataplane = DataPlane(sink=hook)
+
+    async def startup(app: ServingApp) -> None:
+        runtime = create_runtime(settings.model_dir, settings.framework)
+        entry = await asyncio.to_thread(
+            dataplane.load_model, settings.model_name, settings.model_version, runtime
+        )
+        metrics.record_model(
+            entry.name, runtime.framework, runtime.active_runtime, entry.load_seconds
+        )
+        if hook is not None:
+            hook.start()
+
+    async def shutdown(app: ServingApp) -> None:
+        if hook is not None:
+            await asyncio.to_thread(hook.stop)
+
+    return ServingApp(dataplane, settings, on_startup=startup, on_shutdown=shutdown)
+
+
+def create_app() -> ServingApp:
+    """uvicorn factory (`mlkube_serving.worker:create_app`)."""
+    return build_app(settings_from_env())

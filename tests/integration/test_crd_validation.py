@@ -1,0 +1,184 @@
+"""The generated CRDs against the real API server: samples apply, CEL rules bite.
+
+No operator here: these pin down what the API server itself enforces for every client, from the
+CRDs in crds/ (applied by the session `crds` fixture through `namespace`).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from mlkube.api.endpoint import (
+    MSG_AUTOSCALE_TARGET,
+    MSG_LIVE_AND_MIRROR,
+    MSG_MIRROR_KEYS,
+    MSG_REPLICAS_XOR,
+    MSG_TRAFFIC_KEYS,
+    MSG_TRAFFIC_SUM,
+)
+from mlkube.api.samples import build_samples
+from mlkube.contract import API_VERSION
+from mlkube.k8s import ApiError, Kube
+
+pytestmark = pytest.mark.integration
+DIGEST = "sha256:" + "cd" * 32
+
+
+def _sample(file: str, namespace: str) -> dict[str, Any]:
+    obj = copy.deepcopy(build_samples()[file][0])
+    obj["metadata"]["namespace"] = namespace
+    return obj
+
+
+def _rejected(call: Any, *args: Any, **kwargs: Any) -> str:
+    with pytest.raises(ApiError) as info:
+        call(*args, **kwargs)
+    assert info.value.status == 422, info.value
+    return str(info.value)
+
+
+def _patch_model(kube: Kube, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return kube.patch(API_VERSION, "Model", "credit-risk-v3", {"spec": spec}, namespace)
+
+
+def test_samples_apply_and_defaults_fill_in(kube: Kube, namespace: str) -> None:
+    for file in ("model.yaml", "model-v4.yaml", "onlineendpoint.yaml"):
+        created = kube.create(_sample(file, namespace))
+        assert created["metadata"]["uid"]
+    endpoint = kube.get(API_VERSION, "OnlineEndpoint", "credit", namespace)
+    assert endpoint is not None
+    assert endpoint["spec"]["trafficBackend"] == "router"
+    assert endpoint["spec"]["deployments"][0]["runtime"] == "auto"
+    assert kube.resource(API_VERSION, "Model") == ("models", True)
+
+
+def test_model_identity_is_immutable(kube: Kube, namespace: str) -> None:
+    kube.create(_sample("model.yaml", namespace))
+    message = _rejected(_patch_model, kube, namespace, {"version": "4"})
+    assert "spec.version is immutable: register a new Model object for a new version" in message
+    message = _rejected(_patch_model, kube, namespace, {"artifact": {"digest": DIGEST}})
+    assert "spec.artifact is immutable" in message
+    assert "spec.framework is immutable" in _rejected(
+        _patch_model, kube, namespace, {"framework": "sklearn"}
+    )
+    updated = _patch_model(kube, namespace, {"description": "descriptions may change"})
+    assert updated["spec"]["description"] == "descriptions may change"
+
+
+def test_model_properties_are_add_only(kube: Kube, namespace: str) -> None:
+    kube.create(_sample("model.yaml", namespace))
+    added = _patch_model(kube, namespace, {"properties": {"approved": "yes"}})
+    assert added["spec"]["properties"] == {"owner": "risk-team@example.com", "approved": "yes"}
+    assert "add-only" in _rejected(_patch_model, kube, namespace, {"properties": {"owner": "x"}})
+    assert "add-only" in _rejected(_patch_model, kube, namespace, {"properties": {"owner": None}})
+    assert "add-only" in _rejected(_patch_model, kube, namespace, {"properties": None})
+
+
+def test_model_baseline_is_set_once(kube: Kube, namespace: str) -> None:
+    kube.create(_sample("model.yaml", namespace))
+    baseline = {"uri": "file:///var/lib/mlkube/baselines/credit-risk/3", "digest": DIGEST}
+    assert _patch_model(kube, namespace, {"baseline": baseline})["spec"]["baseline"] == baseline
+    changed = {"uri": "file:///var/lib/mlkube/baselines/credit-risk/3b"}
+    assert "spec.baseline is immutable" in _rejected(
+        _patch_model, kube, namespace, {"baseline": changed}
+    )
+    assert "cannot be removed" in _rejected(_patch_model, kube, namespace, {"baseline": None})
+
+
+def test_model_create_time_rules(kube: Kube, namespace: str) -> None:
+    custom = _sample("model.yaml", namespace)
+    custom["spec"]["framework"] = "custom"
+    assert "entrypoint is required" in _rejected(kube.create, custom)
+    custom["spec"]["entrypoint"] = {"path": "src/../../etc/passwd"}
+    assert "no '..' segments" in _rejected(kube.create, custom)
+    bad_digest = _sample("model.yaml", namespace)
+    bad_digest["spec"]["artifact"]["digest"] = "md5:abc"
+    assert "spec.artifact.digest" in _rejected(kube.create, bad_digest)
+
+
+def test_model_status_subresource(kube: Kube, namespace: str) -> None:
+    kube.create(_sample("model.yaml", namespace))
+    status = {
+        "phase": "Ready",
+        "observedGeneration": 1,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Verified",
+                "message": "",
+                "lastTransitionTime": "2024-06-01T10:00:00Z",
+            }
+        ],
+        "artifact": {"digest": DIGEST, "size": 10, "fileCount": 1},
+    }
+    done = kube.patch(
+        API_VERSION, "Model", "credit-risk-v3", {"status": status}, namespace, "status"
+    )
+    assert done["status"]["phase"] == "Ready"
+    assert done["metadata"]["generation"] == 1  # status writes do not bump generation
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"traffic": {"blue": 70, "green": 20}}, MSG_TRAFFIC_SUM),
+        ({"traffic": {"blue": 70, "green": 30, "red": 0}}, MSG_TRAFFIC_KEYS),
+        ({"mirror": {"red": 10}}, MSG_MIRROR_KEYS),
+        ({"mirror": {"green": 10}}, MSG_LIVE_AND_MIRROR),
+        (
+            {"deployments": [{"name": "blue", "model": "a"}, {"name": "blue", "model": "b"}]},
+            "Duplicate value",
+        ),
+        (
+            {
+                "deployments": [
+                    {"name": "blue", "model": "a", "replicas": 1},
+                    {
+                        "name": "green",
+                        "model": "b",
+                        "replicas": 1,
+                        "autoscale": {"maxReplicas": 2, "targetConcurrency": 2},
+                    },
+                ]
+            },
+            MSG_REPLICAS_XOR,
+        ),
+        (
+            {
+                "deployments": [
+                    {"name": "blue", "model": "a"},
+                    {
+                        "name": "green",
+                        "model": "b",
+                        "autoscale": {
+                            "maxReplicas": 2,
+                            "targetConcurrency": 2,
+                            "targetCPUUtilization": 50,
+                        },
+                    },
+                ]
+            },
+            MSG_AUTOSCALE_TARGET,
+        ),
+    ],
+)
+def test_endpoint_rules(kube: Kube, namespace: str, change: dict[str, Any], message: str) -> None:
+    endpoint = _sample("onlineendpoint.yaml", namespace)
+    endpoint["spec"].update(change)
+    assert message in _rejected(kube.create, endpoint)
+
+
+def test_endpoint_traffic_shift_and_mirror_to_idle_deployment(kube: Kube, namespace: str) -> None:
+    kube.create(_sample("onlineendpoint.yaml", namespace))
+    shifted = kube.patch(
+        API_VERSION,
+        "OnlineEndpoint",
+        "credit",
+        {"spec": {"traffic": {"blue": 100, "green": 0}, "mirror": {"green": 20}}},
+        namespace,
+    )
+    assert shifted["spec"]["mirror"] == {"green": 20}

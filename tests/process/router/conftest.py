@@ -1,0 +1,89 @@
+"""Fixtures for the router's process tests: real upstream servers and the router, on loopback.
+
+Helpers live in router_harness.py (importable by the test modules: this directory is put on
+sys.path here, since pytest runs with --import-mode=importlib).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from router_harness import (  # noqa: E402
+    ROUTER_CMD,
+    KubeFileDir,
+    Router,
+    Upstream,
+    free_port,
+    stop_process,
+    wait_http,
+)
+
+
+@pytest.fixture(scope="session")
+def upstreams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Upstream]]:
+    """blue and green answer data*1 (they agree), red answers data*2 (it disagrees)."""
+    logs = tmp_path_factory.mktemp("upstreams")
+    started: dict[str, Upstream] = {}
+    try:
+        for name, factor in (("blue", 1.0), ("green", 1.0), ("red", 2.0)):
+            port = free_port()
+            proc = subprocess.Popen(
+                [sys.executable, str(HERE / "fake_model_server.py"), "--name", name,
+                 "--port", str(port), "--factor", str(factor)],
+                stdout=open(logs / f"{name}.log", "wb"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            started[name] = Upstream(name, port, proc)
+        for upstream in started.values():
+            wait_http(upstream.url + "/v2/health/ready", upstream.proc)
+        yield started
+    finally:
+        for upstream in started.values():
+            stop_process(upstream.proc)
+
+
+@pytest.fixture
+def fresh_upstreams(upstreams: dict[str, Upstream]) -> dict[str, Upstream]:
+    for upstream in upstreams.values():
+        upstream.reset()
+    return upstreams
+
+
+@pytest.fixture
+def start_router(tmp_path: Path) -> Iterator[Any]:
+    """Factory: start a router subprocess on `doc`; every router is stopped after the test."""
+    routers: list[Router] = []
+
+    def start(doc: dict[str, Any], *, workers: int = 1, wait_ready: bool = True) -> Router:
+        config_dir = KubeFileDir(tmp_path / f"config-{len(routers)}")
+        config_dir.write({"config.json": orjson.dumps(doc)})
+        port, metrics_port = free_port(), free_port()
+        log_path = tmp_path / f"router-{len(routers)}.log"
+        proc = subprocess.Popen(
+            [*ROUTER_CMD, "--config", config_dir.path("config.json"), "--host", "127.0.0.1",
+             "--port", str(port), "--metrics-port", str(metrics_port),
+             "--workers", str(workers), "--log-level", "info"],
+            stdout=open(log_path, "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        router = Router(port, metrics_port, proc, config_dir, log_path)
+        routers.append(router)
+        wait_http(f"{router.url}/healthz", proc)
+        if wait_ready:
+            wait_http(f"{router.url}/readyz", proc)
+        return router
+
+    yield start
+    for router in routers:
+        stop_process(router.proc)
