@@ -68,7 +68,7 @@ Try:
   export KUBECONFIG={kc}
   kubectl version
   kubectl get models,onlineendpoints -A
-  mlkube model list -A
+  mlkube model list --tag team=risk
 
 Stop it with: make dev-down""")
     return 0

@@ -55,9 +55,7 @@ def test_header_targeting_bypasses_split_and_mirror(
 ) -> None:
     doc = base_config(fresh_upstreams, traffic={"blue": 70, "green": 30}, mirror={"red": 50})
     router = start_router(doc)
-    to_red = asyncio.run(
-        fire(router.url + V2_PATH, 500, headers={"x-mlkube-deployment": "red"})
-    )
+    to_red = asyncio.run(fire(router.url + V2_PATH, 500, headers={"x-mlkube-deployment": "red"}))
     to_green = asyncio.run(
         fire(router.url + V2_PATH, 500, headers={"azureml-model-deployment": "green"})
     )
@@ -70,9 +68,9 @@ def test_header_targeting_bypasses_split_and_mirror(
     assert router.metric("mlkube_router_requests_total", kind="targeted") == 1000
     assert router.metric("mlkube_router_requests_total", kind="mirror") == 0
 
-    unknown = asyncio.run(
-        fire(router.url + V2_PATH, 1, headers={"x-mlkube-deployment": "purple"})
-    )[0]
+    unknown = asyncio.run(fire(router.url + V2_PATH, 1, headers={"x-mlkube-deployment": "purple"}))[
+        0
+    ]
     assert unknown.status == 404
     reason = orjson.loads(unknown.body)["error"]
     assert "'purple'" in reason and "blue, green, red" in reason

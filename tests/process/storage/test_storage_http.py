@@ -28,5 +28,5 @@ def test_http_missing_and_mismatch(http_root, tmp_path):
         compute_digest(f"{base}/absent.pkl")
     with open(os.path.join(root, "m.pkl"), "wb") as handle:
         handle.write(b"x")
-    with pytest.raises(DigestMismatch, match="expected sha256:0{64}, got sha256:"):
+    with pytest.raises(DigestMismatch, match=r"expected sha256:0{64}, got sha256:"):
         download_and_verify(f"{base}/m.pkl", str(tmp_path / "d"), "sha256:" + "0" * 64)

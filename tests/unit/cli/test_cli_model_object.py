@@ -84,7 +84,7 @@ def test_long_object_names_stay_valid_and_distinct():
 
 def test_check_model_name_suggests_a_dns_label():
     assert check_model_name("credit-risk") == "credit-risk"
-    with pytest.raises(CliError, match="not a DNS label.*try 'credit-risk'"):
+    with pytest.raises(CliError, match=r"not a DNS label.*try 'credit-risk'"):
         check_model_name("Credit_Risk")
     with pytest.raises(CliError, match="not a DNS label"):
         check_model_name("a" * 64)
@@ -169,7 +169,7 @@ def test_validate_spec_reports_api_errors_with_field_paths():
         "modelName": "m", "version": "1", "framework": "custom",
         "artifact": {"uri": "file:///m", "digest": DIGEST},
     }  # fmt: skip
-    with pytest.raises(CliError, match="entrypoint is required when spec.framework is custom"):
+    with pytest.raises(CliError, match=r"entrypoint is required when spec\.framework is custom"):
         validate_spec(spec)
     with pytest.raises(CliError, match="unknown framework 'tf': choose one of sklearn, onnx"):
         validate_spec({**spec, "framework": "tf"})

@@ -32,7 +32,7 @@ def test_table_sorts_by_model_then_numeric_version():
     assert render_table(items, NOW) == "\n".join(
         [
             "NAME         MODEL    VERSION   FRAMEWORK   PHASE   DIGEST                AGE",
-            "churn-v1     churn    1         sklearn     -       sha256:111111111111   150m",
+            "churn-v1     churn    1         sklearn     -       sha256:111111111111   2h",
             "credit-v9    credit   9         sklearn     Ready   sha256:222222222222   45s",
             "credit-v10   credit   10        sklearn     -       sha256:111111111111   3d",
         ]

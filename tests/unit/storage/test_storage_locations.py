@@ -78,7 +78,9 @@ def test_gs_opens_gcsfs_lazily_with_env_credentials(monkeypatch):
         def __init__(self, **kwargs):
             created.append(kwargs)
 
-    monkeypatch.setitem(sys.modules, "gcsfs", types.SimpleNamespace(GCSFileSystem=FakeGCSFileSystem))
+    monkeypatch.setitem(
+        sys.modules, "gcsfs", types.SimpleNamespace(GCSFileSystem=FakeGCSFileSystem)
+    )
     location = resolve("gs://bucket/model.pkl")
     assert created == []
     fs = open_filesystem(location, env={"GOOGLE_APPLICATION_CREDENTIALS": "/var/run/sa.json"})

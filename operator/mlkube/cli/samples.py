@@ -1,0 +1,67 @@
+"""The samples `mlkube dev up` installs: crds/samples/, with each sample Model's artifact
+pointed at the bundled example model (examples/models/<modelName>/<version>/), uploaded to a
+file:// store inside the dev workdir so the local operator can read and verify it."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlkube.contract import API_VERSION
+from mlkube.devcluster.cluster import REPO_ROOT
+from mlkube.k8s import Kube
+from mlkube.storage import upload
+
+SAMPLES = REPO_ROOT / "crds" / "samples"
+EXAMPLE_MODELS = REPO_ROOT / "examples" / "models"
+NAMESPACE = "default"
+
+
+def load_samples(directory: Path = SAMPLES) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    for path in sorted(directory.glob("*.yaml")):
+        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    # Models first: endpoints reference them.
+    return sorted(docs, key=lambda d: d["kind"] != "Model")
+
+
+def localize_model(doc: dict[str, Any], store: Path) -> dict[str, Any]:
+    """The sample with its artifact uploaded from examples/ into the local store."""
+    spec = doc["spec"]
+    source = EXAMPLE_MODELS / spec["modelName"] / spec["version"]
+    if not source.is_dir():
+        raise FileNotFoundError(f"no example artifact for sample {doc['metadata']['name']} "
+                                f"at {source}")
+    uri = upload(str(source), f"{store.as_uri()}/{spec['modelName']}/{spec['version']}")
+    return {**doc, "spec": {**spec, "artifact": {"uri": uri}}}
+
+
+def install_samples(kube: Kube, workdir: Path, timeout: float = 60.0) -> None:
+    models = []
+    for doc in load_samples():
+        name = doc["metadata"]["name"]
+        if kube.get(doc["apiVersion"], doc["kind"], name, NAMESPACE):
+            continue
+        if doc["kind"] == "Model":
+            doc = localize_model(doc, workdir / "store")
+            models.append(name)
+        kube.create({**doc, "metadata": {**doc["metadata"], "namespace": NAMESPACE}})
+        print(f"created {doc['kind']} {NAMESPACE}/{name}", file=sys.stderr)
+    deadline = time.monotonic() + timeout
+    for name in models:
+        while (phase := _phase(kube, name)) not in ("Ready", "Failed"):
+            if time.monotonic() > deadline:
+                print(f"warning: Model {name} not Ready after {timeout}s", file=sys.stderr)
+                return
+            time.sleep(0.2)
+        print(f"Model {NAMESPACE}/{name}: {phase}", file=sys.stderr)
+
+
+def _phase(kube: Kube, name: str) -> str | None:
+    obj = kube.get(API_VERSION, "Model", name, NAMESPACE) or {}
+    phase: str | None = obj.get("status", {}).get("phase")
+    return phase

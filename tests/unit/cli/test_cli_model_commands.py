@@ -1,0 +1,205 @@
+"""`mlkube model ...` end to end through `main()`, with an in-memory stand-in for the API
+(the real API server is exercised by the integration tier)."""
+
+import json
+
+import pytest
+import yaml
+
+from mlkube.cli import main as cli_main
+from mlkube.cli import model as model_cmd
+from mlkube.storage import compute_digest
+
+
+class FakeModelApi:
+    """Stores Model objects by name and evaluates equality / inequality label selectors."""
+
+    def __init__(self):
+        self.objects = {}
+        self.selectors = []
+
+    def get(self, namespace, name):
+        return self.objects.get((namespace, name))
+
+    def list(self, namespace, label_selector=""):
+        self.selectors.append(label_selector)
+        terms = [t for t in label_selector.split(",") if t]
+        return [
+            obj
+            for (ns, _), obj in sorted(self.objects.items())
+            if ns == namespace and all(self._matches(obj, term) for term in terms)
+        ]
+
+    @staticmethod
+    def _matches(obj, term):
+        labels = obj["metadata"].get("labels", {})
+        if "!=" in term:
+            key, value = term.split("!=")
+            return labels.get(key) != value
+        key, value = term.split("=")
+        return labels.get(key) == value
+
+    def create(self, namespace, body):
+        key = (namespace, body["metadata"]["name"])
+        assert key not in self.objects
+        stored = json.loads(json.dumps(body))
+        stored["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+        self.objects[key] = stored
+        return stored
+
+    def set_labels(self, namespace, name, labels):
+        self.objects[(namespace, name)]["metadata"]["labels"].update(labels)
+        return self.objects[(namespace, name)]
+
+
+@pytest.fixture
+def api(monkeypatch):
+    fake = FakeModelApi()
+    monkeypatch.setattr(model_cmd, "connect", lambda args: (fake, args.namespace or "default"))
+    monkeypatch.delenv("MLKUBE_STORE", raising=False)
+    return fake
+
+
+def run(*argv):
+    return cli_main.main(list(argv))
+
+
+def test_register_local_file_without_store(api, tmp_path, capsys):
+    (tmp_path / "model.pkl").write_bytes(b"weights")
+    code = run("model", "register", "--name", "credit-risk", "--version", "3",
+               "--path", str(tmp_path / "model.pkl"), "--tag", "team=risk")  # fmt: skip
+    assert code == 0
+    obj = api.objects[("default", "credit-risk-v3")]
+    uri = (tmp_path / "model.pkl").as_uri()
+    assert obj["spec"]["artifact"] == {"uri": uri, "digest": compute_digest(uri).digest}
+    assert obj["spec"]["framework"] == "sklearn"
+    assert obj["metadata"]["labels"]["team"] == "risk"
+    out = capsys.readouterr().out
+    assert "model.mlkube.dev/credit-risk-v3 created in namespace default" in out
+    assert compute_digest(uri).digest in out
+
+
+def test_register_uploads_folder_to_store(api, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "mlflow-model"
+    (folder / "data").mkdir(parents=True)
+    (folder / "MLmodel").write_text("flavors: {}\n")
+    (folder / "data" / "model.pkl").write_bytes(b"x" * 2000)
+    (folder / "score.py").write_text("def init(): ...\ndef run(d): ...\n")
+    monkeypatch.setenv("MLKUBE_STORE", (tmp_path / "store").as_uri())
+    code = run("model", "register", "--name", "churn", "--version", "1.2.0", "--path",
+               str(folder), "-n", "team-a", "--entrypoint", "score.py",
+               "--description", "churn model")  # fmt: skip
+    assert code == 0
+    obj = api.objects[("team-a", "churn-v1-2-0")]
+    expected_uri = (tmp_path / "store" / "churn" / "1.2.0" / "mlflow-model").as_uri()
+    assert obj["spec"]["artifact"]["uri"] == expected_uri
+    assert obj["spec"]["artifact"]["digest"] == compute_digest(expected_uri).digest
+    assert obj["spec"]["framework"] == "mlflow"
+    assert obj["spec"]["entrypoint"] == {"path": "score.py"}
+    assert "100%" in capsys.readouterr().err
+
+
+def test_register_refuses_existing_version(api, tmp_path, capsys):
+    (tmp_path / "m.onnx").write_bytes(b"o")
+    args = (
+        "model",
+        "register",
+        "--name",
+        "m",
+        "--version",
+        "1",
+        "--path",
+        str(tmp_path / "m.onnx"),
+    )
+    assert run(*args) == 0
+    assert run(*args) == 1
+    err = capsys.readouterr().err
+    assert "error: Model default/m-v1 already exists (model 'm' version '1')" in err
+
+
+def test_register_refuses_same_labels_under_another_name(api, tmp_path, capsys):
+    api.objects[("default", "handmade")] = {
+        "metadata": {"name": "handmade",
+                     "labels": {"mlkube.dev/model": "m", "mlkube.dev/version": "1"}},
+        "spec": {"modelName": "m", "version": "1"},
+    }  # fmt: skip
+    (tmp_path / "m.onnx").write_bytes(b"o")
+    assert run("model", "register", "--name", "m", "--version", "1",
+               "--path", str(tmp_path / "m.onnx")) == 1  # fmt: skip
+    assert "Model default/handmade already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "files", "message"),
+    [
+        ([], {}, "does not exist"),
+        ([], {"weights.bin": b""}, "cannot infer the framework"),
+        (["--framework", "custom"], {"m.bin": b""}, "entrypoint is required"),
+        (["--entrypoint", "score.py"], {"m.pkl": b""}, "needs a folder artifact"),
+        (["--name", "Bad_Name"], {"m.pkl": b""}, "characters); try 'bad-name'"),
+        (["--tag", "mlkube.dev/x=1"], {"m.pkl": b""}, "reserved prefix"),
+    ],
+)
+def test_register_input_errors(api, tmp_path, capsys, extra, files, message):
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    path = str(tmp_path / next(iter(files))) if files else str(tmp_path / "missing.pkl")
+    argv = ["model", "register", "--name", "m", "--version", "1", "--path", path, *extra]
+    assert run(*argv) == 1
+    assert message in capsys.readouterr().err
+    assert api.objects == {}
+
+
+def test_unknown_framework_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exited:
+        run(
+            "model", "register", "--name", "m", "--version", "1", "--path", "x", "--framework", "tf"
+        )
+    assert exited.value.code == 2
+    assert "invalid choice: 'tf'" in capsys.readouterr().err
+
+
+def register_three(api, tmp_path):
+    for version in ("1", "2", "10"):
+        (tmp_path / f"m{version}.pkl").write_bytes(version.encode())
+        stage = "prod" if version == "10" else "dev"
+        run("model", "register", "--name", "credit", "--version", version,
+            "--path", str(tmp_path / f"m{version}.pkl"), "--tag", f"stage={stage}")  # fmt: skip
+
+
+def test_list_archive_show(api, tmp_path, capsys):
+    register_three(api, tmp_path)
+    capsys.readouterr()
+    assert run("model", "archive", "credit:1") == 0
+    assert "credit-v1 archived" in capsys.readouterr().out
+    assert run("model", "list") == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in table] == ["NAME", "credit-v2", "credit-v10"]
+    assert api.selectors[-1] == "mlkube.dev/archived!=true"
+
+    assert (
+        run("model", "list", "--all", "--name", "credit", "--tag", "stage=dev", "-o", "json") == 0
+    )
+    listed = json.loads(capsys.readouterr().out)
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["credit-v1", "credit-v2"]
+    assert api.selectors[-1] == "stage=dev,mlkube.dev/model=credit"
+
+    assert run("model", "show", "credit-v1") == 0
+    text = capsys.readouterr().out
+    assert "Archived:     yes" in text and "Tags:         stage=dev" in text
+    assert run("model", "show", "credit:10", "-o", "yaml") == 0
+    assert yaml.safe_load(capsys.readouterr().out)["spec"]["version"] == "10"
+
+
+def test_show_and_archive_missing(api, capsys):
+    assert run("model", "show", "nope") == 1
+    assert "error: Model default/nope not found" in capsys.readouterr().err
+    assert run("model", "archive", "nope", "-n", "other") == 1
+    assert "Model other/nope not found" in capsys.readouterr().err
+
+
+def test_archive_twice_is_harmless(api, tmp_path, capsys):
+    register_three(api, tmp_path)
+    assert run("model", "archive", "credit-v2") == 0
+    assert run("model", "archive", "credit-v2") == 0
+    assert "already archived" in capsys.readouterr().err
