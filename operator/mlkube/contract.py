@@ -70,7 +70,9 @@ ENV_STORE: Final = "MLKUBE_STORE"  # default store prefix for `mlkube model regi
 # Model server (mlkube_serving.server): settings beyond the ones above.
 ENV_HTTP_HOST: Final = "MLKUBE_HTTP_HOST"
 ENV_MAX_BODY_BYTES: Final = "MLKUBE_MAX_BODY_BYTES"
-ENV_ENTRYPOINT: Final = "MLKUBE_ENTRYPOINT"  # scoring script (score.py) or Seldon class (Module.Class)
+ENV_ENTRYPOINT: Final = (
+    "MLKUBE_ENTRYPOINT"  # scoring script (score.py) or Seldon class (Module.Class)
+)
 ENV_GRACEFUL_SHUTDOWN: Final = "MLKUBE_GRACEFUL_SHUTDOWN_SECONDS"
 
 # Drift sidecar (mlkube_serving.drift): baseline profile, window and evaluation settings.

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 COMMANDS: dict[str, str] = {
     "serve": "mlkube_serving.server:main",
     "storage-initializer": "mlkube_serving.storage_initializer:main",
+    "drift-sidecar": "mlkube_serving.drift.sidecar:main",
+    "router": "mlkube_serving.router.main:main",
 }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mlkube.contract import ENV_ONNX_ACCELERATION
-from mlkube_serving.runtimes.onnx import densify, make_session
+from mlkube_serving.onnx_session import densify, make_session
 from mlkube_serving.tensors import Tensor, datatype_of
 
 log = logging.getLogger(__name__)

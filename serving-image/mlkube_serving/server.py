@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import math
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -128,6 +129,10 @@ def run(settings: Settings) -> int:
     server = uvicorn.Server(config)
     if settings.workers == 1:
         config.load_app()
+        # uvicorn re-raises the stop signal after its graceful shutdown, restoring the previous
+        # handler first; with a no-op handler in place a clean shutdown exits 0, not -15.
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop_signal, lambda *_: None)
         server.run()
         return 0 if server.started else STARTUP_FAILURE
     supervisor = Multiprocess(config, sockets=[config.bind_socket()])

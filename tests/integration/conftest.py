@@ -8,9 +8,8 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
@@ -20,7 +19,6 @@ from mlkube.devcluster.cluster import build_binaries
 from mlkube.k8s import ApiError, Kube
 from mlkube.k8s.crds import apply_crds
 from support.operator import run_operator
-from support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,8 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     bin_dir = os.environ.get("MLKUBE_CONTROLPLANE_BIN")
-    c = Cluster(tmp_path_factory.mktemp("cluster"),
-                Path(bin_dir) if bin_dir else build_binaries())
+    c = Cluster(tmp_path_factory.mktemp("cluster"), Path(bin_dir) if bin_dir else build_binaries())
     started = time.monotonic()
     c.start()
     print(f"\ncontrol plane started in {time.monotonic() - started:.1f}s")

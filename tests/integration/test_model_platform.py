@@ -17,10 +17,16 @@ from support.waiting import wait_for
 
 def model(name: str, namespace: str, uri: str, **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": API_VERSION, "kind": "Model",
+        "apiVersion": API_VERSION,
+        "kind": "Model",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"modelName": "credit-risk", "version": "3", "framework": "sklearn",
-                 "artifact": {"uri": uri}, **spec},
+        "spec": {
+            "modelName": "credit-risk",
+            "version": "3",
+            "framework": "sklearn",
+            "artifact": {"uri": uri},
+            **spec,
+        },
     }
 
 
@@ -43,8 +49,9 @@ def test_every_generated_crd_is_established(kube: Kube, crds: list[str]) -> None
         assert conds.get("NonStructuralSchema") != "True", name
 
 
-def test_invalid_object_is_rejected_with_a_readable_message(kube: Kube, namespace: str,
-                                                            artifact: str) -> None:
+def test_invalid_object_is_rejected_with_a_readable_message(
+    kube: Kube, namespace: str, artifact: str
+) -> None:
     bad = model("bad", namespace, artifact)
     bad["spec"]["framework"] = "tensorflow"
     with pytest.raises(ApiError) as err:
@@ -62,8 +69,9 @@ def test_cel_rule_rejects_changing_identity(kube: Kube, namespace: str, artifact
     assert "immutable" in str(err.value)
 
 
-def test_operator_sets_status_and_ready(kube: Kube, namespace: str, artifact: str,
-                                        running_operator: KopfRunner) -> None:
+def test_operator_sets_status_and_ready(
+    kube: Kube, namespace: str, artifact: str, running_operator: KopfRunner
+) -> None:
     kube.create(model("m", namespace, artifact))
     obj = wait_for(lambda: _ready(kube, namespace, "m"), what="Model Ready")
     status = obj["status"]
@@ -73,11 +81,11 @@ def test_operator_sets_status_and_ready(kube: Kube, namespace: str, artifact: st
     assert status["artifact"]["fileCount"] == 2
 
 
-def test_digest_mismatch_fails_the_model(kube: Kube, namespace: str, artifact: str,
-                                         running_operator: KopfRunner) -> None:
+def test_digest_mismatch_fails_the_model(
+    kube: Kube, namespace: str, artifact: str, running_operator: KopfRunner
+) -> None:
     wrong = "sha256:" + "0" * 64
-    kube.create(model("m", namespace, artifact, **{"artifact": {"uri": artifact,
-                                                                "digest": wrong}}))
+    kube.create(model("m", namespace, artifact, **{"artifact": {"uri": artifact, "digest": wrong}}))
 
     def failed() -> dict[str, Any] | None:
         obj = kube.get(API_VERSION, "Model", "m", namespace) or {}
@@ -88,8 +96,7 @@ def test_digest_mismatch_fails_the_model(kube: Kube, namespace: str, artifact: s
     assert compute_digest(artifact).digest in obj["status"]["message"]
 
 
-def test_restarting_the_operator_redoes_nothing(kube: Kube, namespace: str,
-                                                artifact: str) -> None:
+def test_restarting_the_operator_redoes_nothing(kube: Kube, namespace: str, artifact: str) -> None:
     with run_operator(namespace):
         kube.create(model("m", namespace, artifact))
         first = wait_for(lambda: _ready(kube, namespace, "m"), what="Model Ready")
@@ -101,8 +108,9 @@ def test_restarting_the_operator_redoes_nothing(kube: Kube, namespace: str,
     assert again["status"] == first["status"]
     assert again["metadata"]["generation"] == first["metadata"]["generation"]
     events = kube.list("v1", "Event", namespace)
-    verified = [e for e in events
-                if e["involvedObject"]["name"] == "m" and e["reason"] == "Verified"]
+    verified = [
+        e for e in events if e["involvedObject"]["name"] == "m" and e["reason"] == "Verified"
+    ]
     assert len(verified) == 1
     assert sum(e.get("count", 1) for e in verified) == 1
     assert len(kube.list(API_VERSION, "Model", namespace)) == 2

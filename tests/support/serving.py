@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -51,7 +52,8 @@ def build_mlflow(directory: Path) -> Path:
     """An MLflow sklearn-flavor directory, written by hand (MLflow is not installed)."""
     X, y = make_data()
     directory.mkdir(parents=True, exist_ok=True)
-    joblib.dump(LogisticRegression(max_iter=500).fit(X, y), directory / "model.pkl")
+    with open(directory / "model.pkl", "wb") as handle:  # MLflow writes plain pickles
+        pickle.dump(LogisticRegression(max_iter=500).fit(X, y), handle)
     columns = [{"type": "double", "name": f"f{i}", "required": True} for i in range(N_FEATURES)]
     (directory / "MLmodel").write_text(
         "artifact_path: model\n"
@@ -75,11 +77,8 @@ def build_mlflow(directory: Path) -> Path:
 
 
 def v2_body(rows: np.ndarray[Any, Any], **extra: Any) -> dict[str, Any]:
-    body = {
-        "inputs": [
-            {"name": "input-0", "shape": list(rows.shape), "datatype": "FP64", "data": rows.tolist()}
-        ]
-    }
+    tensor = {"name": "input-0", "shape": list(rows.shape), "datatype": "FP64"}
+    body: dict[str, Any] = {"inputs": [{**tensor, "data": rows.tolist()}]}
     body.update(extra)
     return body
 
@@ -114,7 +113,7 @@ class ServerProcess:
         ]  # fmt: skip
         full_env = {**os.environ, **(env or {})}
         full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        self._log = tempfile.TemporaryFile("w+")
+        self._log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the server
         self.process = subprocess.Popen(
             args, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, text=True
         )

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
-             what: str = "condition") -> Any:
+def wait_for(
+    check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+) -> Any:
     """Poll `check` until it returns something truthy; fail with `what` on timeout."""
     deadline = time.monotonic() + timeout
     last: Any = None

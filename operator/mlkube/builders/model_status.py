@@ -57,8 +57,9 @@ def build_model_status(
     return status
 
 
-def build_verifying_status(*, generation: int, previous: dict[str, Any] | None,
-                           now: str) -> dict[str, Any]:
+def build_verifying_status(
+    *, generation: int, previous: dict[str, Any] | None, now: str
+) -> dict[str, Any]:
     """Status while a generation is being verified (Ready=False, reason Verifying)."""
     previous = previous or {}
     return {

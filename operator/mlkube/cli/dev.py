@@ -20,12 +20,15 @@ DEFAULT_WORKDIR = REPO_ROOT / ".dev" / "cluster"
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("dev", help="local development control plane")
     verbs = p.add_subparsers(dest="verb", required=True)
-    for name, func, text in (("up", up, "start control plane, CRDs, operator and samples"),
-                             ("down", down, "stop everything `dev up` started"),
-                             ("status", status, "show what is running")):
+    for name, func, text in (
+        ("up", up, "start control plane, CRDs, operator and samples"),
+        ("down", down, "stop everything `dev up` started"),
+        ("status", status, "show what is running"),
+    ):
         v = verbs.add_parser(name, help=text)
-        v.add_argument("--workdir", type=Path, default=Path(
-            os.environ.get("MLKUBE_DEV_DIR", DEFAULT_WORKDIR)))
+        v.add_argument(
+            "--workdir", type=Path, default=Path(os.environ.get("MLKUBE_DEV_DIR", DEFAULT_WORKDIR))
+        )
         v.set_defaults(func=func)
     verbs.choices["up"].add_argument("--nodes", type=int, default=2)
     verbs.choices["up"].add_argument("--no-samples", action="store_true")
@@ -50,10 +53,20 @@ def up(args: argparse.Namespace) -> int:
     apply_crds(kube, REPO_ROOT / "crds", field_manager="mlkube-dev")
     if "operator" not in cluster.state.pids:
         health = free_port()
-        cluster.add_process("operator", [
-            sys.executable, "-m", "mlkube", "operator", "--kubeconfig", str(cluster.kubeconfig),
-            "--liveness", f"http://127.0.0.1:{health}/healthz", "--standalone",
-        ])
+        cluster.add_process(
+            "operator",
+            [
+                sys.executable,
+                "-m",
+                "mlkube",
+                "operator",
+                "--kubeconfig",
+                str(cluster.kubeconfig),
+                "--liveness",
+                f"http://127.0.0.1:{health}/healthz",
+                "--standalone",
+            ],
+        )
     if not args.no_samples:
         from mlkube.cli.samples import install_samples
 
@@ -62,7 +75,7 @@ def up(args: argparse.Namespace) -> int:
     print(f"""
 mlkube dev cluster is ready ({time.monotonic() - started:.1f}s)
   kubeconfig: {kc}
-  operator log: {cluster.logs / 'operator.log'}
+  operator log: {cluster.logs / "operator.log"}
 
 Try:
   export KUBECONFIG={kc}

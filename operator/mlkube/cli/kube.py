@@ -15,6 +15,8 @@ from mlkube.cli.errors import CliError
 from mlkube.contract import GROUP, VERSION
 
 PLURAL: Final = "models"
+# Shows in managedFields who wrote what (the operator uses its own manager name).
+FIELD_MANAGER: Final = "mlkube-cli"
 _SA_NAMESPACE: Final = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
@@ -75,7 +77,7 @@ class ModelApi:
     def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             created = self._api.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, body
+                GROUP, VERSION, namespace, PLURAL, body, field_manager=FIELD_MANAGER
             )
         except self._exception as exc:
             raise _api_error(exc, f"create Model {namespace}/{body['metadata']['name']}") from exc
@@ -85,7 +87,13 @@ class ModelApi:
         """Merge-patch labels (a dict body makes the client send merge-patch+json)."""
         try:
             patched = self._api.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"labels": labels}}
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"metadata": {"labels": labels}},
+                field_manager=FIELD_MANAGER,
             )
         except self._exception as exc:
             raise _api_error(exc, f"label Model {namespace}/{name}") from exc
@@ -124,5 +132,6 @@ def _api_error(exc: Any, action: str) -> CliError:
             f"cannot {action}: the Model CRD ({PLURAL}.{GROUP}/{VERSION}) is not installed "
             "on this cluster (install the mlkube chart or apply crds/)"
         )
-    message = body.get("message") or exc.reason or "no details"
-    return CliError(f"cannot {action}: {exc.status} {body.get('reason', '')}: {message}")
+    reason = str(body.get("reason") or exc.reason or "Error")
+    message = str(body.get("message") or "")
+    return CliError(f"cannot {action}: {exc.status} {reason}" + (f": {message}" if message else ""))

@@ -113,7 +113,8 @@ def register(args: argparse.Namespace) -> int:
     created = api.create(namespace, body)
     print(f"model.{GROUP}/{created['metadata']['name']} created in namespace {namespace}")
     print(f"  artifact: {artifact_uri}")
-    print(f"  digest:   {facts.digest} ({format_bytes(facts.size)}, {facts.file_count} files)")
+    files = "file" if facts.file_count == 1 else "files"
+    print(f"  digest:   {facts.digest} ({format_bytes(facts.size)}, {facts.file_count} {files})")
     return 0
 
 
@@ -174,7 +175,7 @@ def list_models(args: argparse.Namespace) -> int:
     if args.output == "table":
         print(model_view.render_table(items, datetime.now(UTC)))
     else:
-        ordered = model_view.sort_models(items)
+        ordered = [model_view.without_managed_fields(obj) for obj in model_view.sort_models(items)]
         print(model_view.dump(model_view.as_list(ordered), args.output))
     return 0
 
@@ -185,7 +186,7 @@ def show(args: argparse.Namespace) -> int:
     if args.output == "text":
         print(model_view.render_details(obj, datetime.now(UTC)))
     else:
-        print(model_view.dump(obj, args.output))
+        print(model_view.dump(model_view.without_managed_fields(obj), args.output))
     return 0
 
 

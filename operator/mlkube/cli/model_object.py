@@ -155,9 +155,14 @@ def validate_spec(spec: Mapping[str, Any]) -> None:
         ModelSpec.model_validate(spec)
     except ValidationError as exc:
         problems = "; ".join(
-            f"spec.{'.'.join(str(part) for part in err['loc'])}: {err['msg']}"
+            f"spec.{'.'.join(str(part) for part in err['loc'])}: {_message(err['msg'])}"
             if err["loc"]
-            else str(err["msg"])
+            else _message(err["msg"])
             for err in exc.errors()
         )
         raise CliError(f"invalid Model: {problems}") from exc
+
+
+def _message(text: str) -> str:
+    # pydantic prefixes validator messages with "Value error, "; users need only the reason.
+    return text.removeprefix("Value error, ")

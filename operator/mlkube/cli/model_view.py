@@ -93,6 +93,12 @@ def dump(data: Any, output: str) -> str:
     return yaml.safe_dump(data, sort_keys=False).rstrip("\n")
 
 
+def without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Like kubectl, hide metadata.managedFields (noise for humans, kept on the server)."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return {**obj, "metadata": meta}
+
+
 def as_list(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "items": list(items)}
 

@@ -9,12 +9,19 @@ import os
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("operator", help="run the mlkube operator")
     p.add_argument("--kubeconfig", help="kubeconfig to use (default: in-cluster service account)")
-    p.add_argument("--namespace", "-n", action="append", dest="namespaces",
-                   help="watch only this namespace (repeatable; default: all namespaces)")
-    p.add_argument("--liveness", default="http://0.0.0.0:8080/healthz",
-                   help="liveness endpoint URL (reports watch health)")
-    p.add_argument("--standalone", action="store_true",
-                   help="no peering (one replica, or tests)")
+    p.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        dest="namespaces",
+        help="watch only this namespace (repeatable; default: all namespaces)",
+    )
+    p.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8080/healthz",
+        help="liveness endpoint URL (reports watch health)",
+    )
+    p.add_argument("--standalone", action="store_true", help="no peering (one replica, or tests)")
     p.set_defaults(func=run)
 
 
@@ -24,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so other CLI commands never pay for Kopf's import.
     from mlkube.handlers.main import run as run_operator
 
-    run_operator(namespaces=args.namespaces, liveness=args.liveness or None,
-                 standalone=args.standalone)
+    run_operator(
+        namespaces=args.namespaces, liveness=args.liveness or None, standalone=args.standalone
+    )
     return 0

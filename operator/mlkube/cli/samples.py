@@ -34,8 +34,9 @@ def localize_model(doc: dict[str, Any], store: Path) -> dict[str, Any]:
     spec = doc["spec"]
     source = EXAMPLE_MODELS / spec["modelName"] / spec["version"]
     if not source.is_dir():
-        raise FileNotFoundError(f"no example artifact for sample {doc['metadata']['name']} "
-                                f"at {source}")
+        raise FileNotFoundError(
+            f"no example artifact for sample {doc['metadata']['name']} at {source}"
+        )
     uri = upload(str(source), f"{store.as_uri()}/{spec['modelName']}/{spec['version']}")
     return {**doc, "spec": {**spec, "artifact": {"uri": uri}}}
 

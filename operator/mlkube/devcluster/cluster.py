@@ -115,8 +115,9 @@ class Cluster:
         deadline = time.monotonic() + timeout
         try:
             self._start_etcd(bin_dir)
-            self._start_apiserver(bin_dir, pki.serving_cert, pki.serving_key, pki.sa_public,
-                                  pki.sa_private)
+            self._start_apiserver(
+                bin_dir, pki.serving_cert, pki.serving_key, pki.sa_public, pki.sa_private
+            )
             self._wait("kube-apiserver", deadline, self._apiserver_ready)
             self._start_controllers(bin_dir, pki.sa_private)
             self._start_kwok(bin_dir)
@@ -161,86 +162,103 @@ class Cluster:
 
     def _start_etcd(self, bin_dir: Path) -> None:
         p = self.state.ports
-        self._spawn("etcd", [
-            str(bin_dir / "etcd"),
-            f"--data-dir={self.workdir / 'etcd'}",
-            f"--listen-client-urls=http://127.0.0.1:{p['etcd']}",
-            f"--advertise-client-urls=http://127.0.0.1:{p['etcd']}",
-            f"--listen-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
-            f"--initial-cluster=default=http://127.0.0.1:{p['etcd-peer']}",
-            "--unsafe-no-fsync",
-            "--quota-backend-bytes=2147483648",
-            "--log-level=warn",
-        ])
+        self._spawn(
+            "etcd",
+            [
+                str(bin_dir / "etcd"),
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{p['etcd']}",
+                f"--advertise-client-urls=http://127.0.0.1:{p['etcd']}",
+                f"--listen-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
+                f"--initial-cluster=default=http://127.0.0.1:{p['etcd-peer']}",
+                "--unsafe-no-fsync",
+                "--quota-backend-bytes=2147483648",
+                "--log-level=warn",
+            ],
+        )
 
-    def _start_apiserver(self, bin_dir: Path, cert: Path, key: Path, sa_pub: Path,
-                         sa_key: Path) -> None:
+    def _start_apiserver(
+        self, bin_dir: Path, cert: Path, key: Path, sa_pub: Path, sa_key: Path
+    ) -> None:
         p = self.state.ports
-        self._spawn("kube-apiserver", [
-            str(bin_dir / "kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            f"--secure-port={p['apiserver']}",
-            f"--tls-cert-file={cert}",
-            f"--tls-private-key-file={key}",
-            f"--token-auth-file={self.workdir / 'tokens.csv'}",
-            "--authorization-mode=RBAC",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={sa_pub}",
-            f"--service-account-signing-key-file={sa_key}",
-            "--service-cluster-ip-range=10.96.0.0/16",
-            "--endpoint-reconciler-type=none",
-            "--allow-privileged=true",
-            "--profiling=false",
-            "--v=1",
-        ])
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(bin_dir / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={p['apiserver']}",
+                f"--tls-cert-file={cert}",
+                f"--tls-private-key-file={key}",
+                f"--token-auth-file={self.workdir / 'tokens.csv'}",
+                "--authorization-mode=RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={sa_pub}",
+                f"--service-account-signing-key-file={sa_key}",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--endpoint-reconciler-type=none",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
 
     def _start_controllers(self, bin_dir: Path, sa_key: Path) -> None:
         p = self.state.ports
         kcm_kc = self.kubeconfig_for("controller-manager")
-        self._spawn("kube-controller-manager", [
-            str(bin_dir / "kube-controller-manager"),
-            f"--kubeconfig={kcm_kc}",
-            f"--authentication-kubeconfig={kcm_kc}",
-            f"--authorization-kubeconfig={kcm_kc}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={p['kcm']}",
-            f"--service-account-private-key-file={sa_key}",
-            f"--root-ca-file={self.ca_cert}",
-            "--leader-elect=false",
-            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller",
-            "--v=1",
-        ])
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(bin_dir / "kube-controller-manager"),
+                f"--kubeconfig={kcm_kc}",
+                f"--authentication-kubeconfig={kcm_kc}",
+                f"--authorization-kubeconfig={kcm_kc}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p['kcm']}",
+                f"--service-account-private-key-file={sa_key}",
+                f"--root-ca-file={self.ca_cert}",
+                "--leader-elect=false",
+                "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller",
+                "--v=1",
+            ],
+        )
         sched_kc = self.kubeconfig_for("scheduler")
-        self._spawn("kube-scheduler", [
-            str(bin_dir / "kube-scheduler"),
-            f"--kubeconfig={sched_kc}",
-            f"--authentication-kubeconfig={sched_kc}",
-            f"--authorization-kubeconfig={sched_kc}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={p['scheduler']}",
-            "--leader-elect=false",
-            "--v=1",
-        ])
+        self._spawn(
+            "kube-scheduler",
+            [
+                str(bin_dir / "kube-scheduler"),
+                f"--kubeconfig={sched_kc}",
+                f"--authentication-kubeconfig={sched_kc}",
+                f"--authorization-kubeconfig={sched_kc}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p['scheduler']}",
+                "--leader-elect=false",
+                "--v=1",
+            ],
+        )
 
     def _start_kwok(self, bin_dir: Path) -> None:
-        self._spawn("kwok", [
-            str(bin_dir / "kwok"),
-            f"--kubeconfig={self.kubeconfig_for('kwok')}",
-            "--manage-all-nodes=false",
-            f"--config={bin_dir / 'kwok-stages.yaml'}",
-            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            "--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom",
-            "--cidr=10.244.0.1/16",
-            "--node-ip=10.244.0.1",
-            f"--server-address=127.0.0.1:{self.state.ports['kwok']}",
-        ])
+        self._spawn(
+            "kwok",
+            [
+                str(bin_dir / "kwok"),
+                f"--kubeconfig={self.kubeconfig_for('kwok')}",
+                "--manage-all-nodes=false",
+                f"--config={bin_dir / 'kwok-stages.yaml'}",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom",
+                "--cidr=10.244.0.1/16",
+                "--node-ip=10.244.0.1",
+                f"--server-address=127.0.0.1:{self.state.ports['kwok']}",
+            ],
+        )
 
     # -- API helpers (urllib: the launcher must not need the kubernetes client) ------
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None,
-                user: str = "admin") -> tuple[int, dict[str, Any]]:
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, user: str = "admin"
+    ) -> tuple[int, dict[str, Any]]:
         ctx = ssl.create_default_context(cafile=str(self.ca_cert))
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.state.server + path, data=data, method=method)
@@ -279,9 +297,12 @@ class Cluster:
         _, payload = self.request("GET", "/api/v1/nodes")
         nodes = payload.get("items", [])
         ready = [
-            n for n in nodes
-            if any(c["type"] == "Ready" and c["status"] == "True"
-                   for c in n.get("status", {}).get("conditions", []))
+            n
+            for n in nodes
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", [])
+            )
         ]
         return len(ready) >= self.nodes
 
@@ -306,9 +327,11 @@ class Cluster:
         tokens.chmod(0o600)
         for key in USERS:
             path = self.kubeconfig_for(key)
-            path.write_text(yaml.safe_dump(
-                build_kubeconfig(self.state.server, self.ca_cert, key, self.state.tokens[key])
-            ))
+            path.write_text(
+                yaml.safe_dump(
+                    build_kubeconfig(self.state.server, self.ca_cert, key, self.state.tokens[key])
+                )
+            )
             path.chmod(0o600)
 
     def _state_path(self) -> Path:
@@ -329,11 +352,16 @@ def build_kubeconfig(server: str, ca_cert: Path, user: str, token: str) -> dict[
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "mlkube-dev", "cluster": {
-            "server": server, "certificate-authority": str(ca_cert)}}],
+        "clusters": [
+            {
+                "name": "mlkube-dev",
+                "cluster": {"server": server, "certificate-authority": str(ca_cert)},
+            }
+        ],
         "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": f"{user}@mlkube-dev", "context": {
-            "cluster": "mlkube-dev", "user": user}}],
+        "contexts": [
+            {"name": f"{user}@mlkube-dev", "context": {"cluster": "mlkube-dev", "user": user}}
+        ],
         "current-context": f"{user}@mlkube-dev",
     }
 

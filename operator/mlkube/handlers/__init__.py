@@ -1,1 +1,1 @@
-"""Thin Kopf handlers: parse, call pure builders, apply, return status. Import `main` to register."""
+"""Thin Kopf handlers: parse, build (pure), apply, report status. Import `main` to register."""

@@ -6,16 +6,18 @@ import asyncio
 
 import kopf
 
-from mlkube.handlers import model, settings
+from mlkube.handlers import model, settings, webhooks
 
-HANDLER_MODULES = (settings, model)
+HANDLER_MODULES = (settings, model, webhooks)
 
 
 def run(*, namespaces: list[str] | None, liveness: str | None, standalone: bool) -> None:
     """Run the operator until interrupted (the `mlkube operator` command)."""
-    asyncio.run(kopf.operator(
-        clusterwide=not namespaces,
-        namespaces=namespaces or (),
-        liveness_endpoint=liveness,
-        standalone=standalone,
-    ))
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=namespaces or (),
+            liveness_endpoint=liveness,
+            standalone=standalone,
+        )
+    )

@@ -1,7 +1,7 @@
 """Operator-wide Kopf settings (DESIGN.md §5.9) and login.
 
 Timeouts are explicit so a silently dead watch is noticed; progress and diff-base are kept in
-`mlkube.dev/` annotations (never in spec) so GitOps tools never see the operator touch what they own.
+`mlkube.dev/` annotations (never in spec) so GitOps tools never see the operator touch their fields.
 """
 
 from __future__ import annotations

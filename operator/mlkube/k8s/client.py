@@ -32,9 +32,9 @@ class Kube:
             cfg = client.Configuration()
             path = kubeconfig or os.environ.get("KUBECONFIG")
             if path or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-                config.load_kube_config(config_file=path, client_configuration=cfg)
+                config.load_kube_config(config_file=path, client_configuration=cfg)  # type: ignore[no-untyped-call]
             else:
-                config.load_incluster_config(client_configuration=cfg)
+                config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
             api_client = client.ApiClient(cfg)
         self.api = api_client
         self._resources: dict[str, dict[str, tuple[str, bool]]] = {}
@@ -64,8 +64,9 @@ class Kube:
             if "/" not in r["name"]
         }
 
-    def path(self, api_version: str, kind: str, namespace: str | None = None,
-             name: str | None = None) -> str:
+    def path(
+        self, api_version: str, kind: str, namespace: str | None = None, name: str | None = None
+    ) -> str:
         plural, namespaced = self.resource(api_version, kind)
         prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
         if namespaced and namespace:
@@ -73,41 +74,58 @@ class Kube:
         return f"{prefix}/{plural}" + (f"/{name}" if name else "")
 
     # -- verbs -------------------------------------------------------------------------
-    def request(self, method: str, path: str, body: Any = None,
-                content_type: str = "application/json",
-                query: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        query: list[tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         method_, url, headers, body, _ = self.api.param_serialize(
-            method, path, query_params=query or [], header_params=headers, body=body,
+            method,
+            path,
+            query_params=query or [],
+            header_params=headers,
+            body=body,
             auth_settings=["BearerToken"],
         )
         try:
-            resp = self.api.call_api(method_, url, header_params=headers, body=body,
-                                     _request_timeout=30)
-            raw = resp.read()
+            resp = self.api.call_api(
+                method_, url, header_params=headers, body=body, _request_timeout=30
+            )
+            raw: bytes = resp.read()  # type: ignore[no-untyped-call]
         except client.ApiException as exc:
             raise _api_error(int(exc.status or 0), str(exc.reason), exc.body) from exc
         if not 200 <= resp.status < 300:
             raise _api_error(resp.status, str(resp.reason), raw)
         return json.loads(raw) if raw else {}
 
-    def apply(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER,
-              subresource: str = "") -> dict[str, Any]:
+    def apply(
+        self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER, subresource: str = ""
+    ) -> dict[str, Any]:
         """Server-side apply (force: the operator owns what it builds)."""
         meta = obj["metadata"]
         path = self.path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
         query = [("fieldManager", field_manager), ("force", "true")]
-        return self.request("PATCH", path + (f"/{subresource}" if subresource else ""),
-                            body=yaml.safe_dump(obj), content_type="application/apply-patch+yaml",
-                            query=query)
+        return self.request(
+            "PATCH",
+            path + (f"/{subresource}" if subresource else ""),
+            body=yaml.safe_dump(obj),
+            content_type="application/apply-patch+yaml",
+            query=query,
+        )
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
-        return self.request("POST", self.path(obj["apiVersion"], obj["kind"],
-                                              meta.get("namespace")), body=obj)
+        return self.request(
+            "POST", self.path(obj["apiVersion"], obj["kind"], meta.get("namespace")), body=obj
+        )
 
-    def get(self, api_version: str, kind: str, name: str,
-            namespace: str | None = None) -> dict[str, Any] | None:
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
         try:
             return self.request("GET", self.path(api_version, kind, namespace, name))
         except ApiError as err:
@@ -115,25 +133,50 @@ class Kube:
                 return None
             raise
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None,
-             label_selector: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
         query = [("labelSelector", label_selector)] if label_selector else []
         doc = self.request("GET", self.path(api_version, kind, namespace), query=query)
         items: list[dict[str, Any]] = doc.get("items", [])
         return items
 
-    def patch(self, api_version: str, kind: str, name: str, patch: dict[str, Any],
-              namespace: str | None = None, subresource: str = "") -> dict[str, Any]:
+    def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        patch: dict[str, Any],
+        namespace: str | None = None,
+        subresource: str = "",
+    ) -> dict[str, Any]:
         path = self.path(api_version, kind, namespace, name)
-        return self.request("PATCH", path + (f"/{subresource}" if subresource else ""),
-                            body=patch, content_type="application/merge-patch+json")
+        return self.request(
+            "PATCH",
+            path + (f"/{subresource}" if subresource else ""),
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
 
-    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None,
-               propagation: str = "Background") -> bool:
+    def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        propagation: str = "Background",
+    ) -> bool:
         """Delete; False if it was already gone."""
         try:
-            self.request("DELETE", self.path(api_version, kind, namespace, name),
-                         body={"propagationPolicy": propagation})
+            self.request(
+                "DELETE",
+                self.path(api_version, kind, namespace, name),
+                body={"propagationPolicy": propagation},
+            )
         except ApiError as err:
             if err.status == 404:
                 return False

@@ -10,8 +10,9 @@ import yaml
 from mlkube.k8s.client import ApiError, Kube
 
 
-def apply_crds(kube: Kube, crd_dir: Path, field_manager: str = "mlkube-install",
-               timeout: float = 30.0) -> list[str]:
+def apply_crds(
+    kube: Kube, crd_dir: Path, field_manager: str = "mlkube-install", timeout: float = 30.0
+) -> list[str]:
     """Server-side apply every `mlkube.dev_*.yaml` in crd_dir; return the CRD names."""
     names = []
     for path in sorted(crd_dir.glob("mlkube.dev_*.yaml")):
@@ -29,5 +30,7 @@ def apply_crds(kube: Kube, crd_dir: Path, field_manager: str = "mlkube-install",
 
 def established(kube: Kube, name: str) -> bool:
     crd = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name) or {}
-    return any(c["type"] == "Established" and c["status"] == "True"
-               for c in crd.get("status", {}).get("conditions", []))
+    return any(
+        c["type"] == "Established" and c["status"] == "True"
+        for c in crd.get("status", {}).get("conditions", [])
+    )

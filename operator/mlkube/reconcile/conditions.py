@@ -31,8 +31,16 @@ def set_condition(
             continue
         replaced = True
         moved = cond.get("status") != value
-        result.append(_condition(type_, value, reason, message, generation,
-                                 now if moved else cond.get("lastTransitionTime", now)))
+        result.append(
+            _condition(
+                type_,
+                value,
+                reason,
+                message,
+                generation,
+                now if moved else cond.get("lastTransitionTime", now),
+            )
+        )
     if not replaced:
         result.append(_condition(type_, value, reason, message, generation, now))
     return result
@@ -42,8 +50,9 @@ def get_condition(conditions: list[Condition] | None, type_: str) -> Condition |
     return next((c for c in conditions or [] if c.get("type") == type_), None)
 
 
-def _condition(type_: str, status: str, reason: str, message: str, generation: int | None,
-               transition: str) -> Condition:
+def _condition(
+    type_: str, status: str, reason: str, message: str, generation: int | None, transition: str
+) -> Condition:
     cond: Condition = {
         "type": type_,
         "status": status,

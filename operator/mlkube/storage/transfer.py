@@ -132,7 +132,8 @@ def _download(uri: str, dest: str) -> tuple[ArtifactFacts, list[str]]:
 
 def upload(local_path: str, store_uri: str, progress: Progress | None = None) -> str:
     """Upload a local file or folder under the store prefix `store_uri`; return the artifact
-    URI (`<store_uri>/<basename of local_path>`). `progress(done, total)` gets byte counts."""
+    URI (`<store_uri>/<basename of local_path>`), replacing what was there.
+    `progress(done, total)` gets byte counts."""
     source = resolve("file://" + quote(os.path.abspath(local_path)))
     store = resolve(store_uri)
     if store.is_http:
@@ -184,6 +185,9 @@ def _copy_entries(
     total = sum(int(local_fs.size(entry.path)) for entry in entries)
     if progress is not None:
         progress(0, total)
+    if not single and store_fs.exists(target_root):
+        # Replace, not merge: stale files from an earlier upload would change the digest.
+        store_fs.rm(target_root, recursive=True)
     done = 0
     for entry in entries:
         target = target_root if single else f"{target_root}/{entry.relpath}"

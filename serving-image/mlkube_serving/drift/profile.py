@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from mlkube import contract
 from mlkube_serving.drift import methods
 from mlkube_serving.drift.calibrate import calibrate_thresholds
 from mlkube_serving.drift.columns import (
@@ -30,11 +31,11 @@ from mlkube_serving.drift.columns import (
 )
 from mlkube_serving.drift.errors import ProfileError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = contract.DRIFT_PROFILE_FORMAT_VERSION
 KIND = "DriftProfile"
 QUANTILES = 101
 DEFAULT_PSI_BINS = 10
-DEFAULT_BOOTSTRAP_WINDOWS = 1000
+DEFAULT_BOOTSTRAP_WINDOWS = 2000
 DEFAULT_PERCENTILE = 99.5
 MAX_OTHER_CATEGORIES = 1000
 # Windows this small are judged by KS: W1 and PSI are too noisy on a few dozen samples.

@@ -101,6 +101,11 @@ class DriftApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.worker.stop()
+                log.info(
+                    "drift sidecar stopped: %d rows received, %d dropped",
+                    self.worker.received,
+                    self.worker.dropped,
+                )
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -87,6 +87,11 @@ def to_payloads(
     rows = table.tolist()
     preds = cols[PREDICTION].tolist()
     return [
-        {"model": model, "columns": FEATURES, "rows": rows[i : i + batch], "predictions": preds[i : i + batch]}
+        {
+            "model": model,
+            "columns": FEATURES,
+            "rows": rows[i : i + batch],
+            "predictions": preds[i : i + batch],
+        }
         for i in range(0, n, batch)
     ]

@@ -67,7 +67,8 @@ class DriftWorker:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def submit(self, payload: object, rows: int) -> bool:
         """Queue a parsed payload; False (and counted as dropped) when the queue is full."""
@@ -81,7 +82,12 @@ class DriftWorker:
 
     def current_summary(self) -> dict[str, Any]:
         """The latest evaluation with live counters."""
-        return {**self.summary, "samplesReceived": self.received, "samplesDropped": self.dropped}
+        return {
+            **self.summary,
+            "samplesReceived": self.received,
+            "samplesDropped": self.dropped,
+            "samplesIngested": self.engine.ingested,
+        }
 
     def _run(self) -> None:
         last = time.monotonic()

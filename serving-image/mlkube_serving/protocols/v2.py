@@ -255,6 +255,7 @@ def model_metadata(call: Call) -> Reply:
 
 def infer(call: Call) -> Reply:
     assert call.model is not None
+    entry = call.dataplane.get(call.model, call.version)  # unknown model: 404 before any 400
     raw_length = call.header(HEADER_LENGTH.encode())
     header_length = None
     if raw_length is not None:
@@ -263,7 +264,7 @@ def infer(call: Call) -> Reply:
         except ValueError as exc:
             raise InvalidRequest("Inference-Header-Content-Length is not an integer") from exc
     request, binary = decode_request(call.body, header_length)
-    response = call.dataplane.infer(call.model, call.version, request)
+    response = call.dataplane.infer_entry(entry, request)
     body, json_length = encode_response(response, binary)
     if json_length is None:
         return Reply(200, body)

@@ -15,6 +15,8 @@ upstream closed it while idle; nothing was processed, so resending is safe).
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections import deque
 from typing import NamedTuple, cast
 
@@ -60,6 +62,10 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            # Bytes nobody asked for (idle connection): its state is unknown, never reuse it.
+            self.abort()
+            return
         self._got_bytes = True
         try:
             self._parser.feed_data(data)
@@ -239,7 +245,12 @@ class UpstreamPool:
         try:
             _, conn = await loop.create_connection(lambda: _Connection(loop), self.host, self.port)
         except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
+            if isinstance(exc, socket.gaierror):  # DNS: errno is a negative EAI_* code
+                reason = f"cannot resolve host: {exc.strerror}"
+            elif exc.errno:
+                reason = os.strerror(exc.errno)
+            else:
+                reason = str(exc) or type(exc).__name__
             raise UpstreamUnreachable(
                 f"cannot connect to {self.host}:{self.port}: {reason.lower()}"
             ) from exc

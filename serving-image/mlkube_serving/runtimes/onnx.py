@@ -1,4 +1,4 @@
-"""ONNX models served with onnxruntime, tuned for many small requests.
+"""ONNX models served with onnxruntime.
 
 One intra-op and one inter-op thread with spinning off: the server scales with worker processes,
 and spinning threads would burn the cores those processes need. Input and output names and
@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from mlkube_serving.errors import InferenceError, InvalidRequest, ModelLoadError
+from mlkube_serving.onnx_session import densify, make_session
 from mlkube_serving.runtimes.base import ModelRuntime, find_artifact, select_outputs
 from mlkube_serving.tensors import Tensor, TensorSpec, datatype_of, to_feature_matrix
 
@@ -39,32 +40,10 @@ _CLIENT_FAULTS: tuple[type[BaseException], ...] = (
 )
 
 
-def make_session(model: str | bytes) -> ort.InferenceSession:
-    """Create a single-threaded, non-spinning CPU session."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
-
-
 def _spec_of(arg: Any) -> TensorSpec:
     _, datatype = _ONNX_TYPES.get(arg.type, (np.dtype(object), "BYTES"))
     shape = tuple(d if isinstance(d, int) else -1 for d in (arg.shape or []))
     return TensorSpec(arg.name, datatype, shape)
-
-
-def densify(value: Any) -> np.ndarray[Any, Any]:
-    """Turn an onnxruntime output into an array (ZipMap's list of dicts becomes a matrix)."""
-    if isinstance(value, np.ndarray):
-        return value
-    if isinstance(value, list) and value and isinstance(value[0], dict):
-        keys = sorted(value[0])
-        return np.array([[row[k] for k in keys] for row in value], dtype=np.float32)
-    return np.asarray(value)
 
 
 class OnnxRuntime(ModelRuntime):

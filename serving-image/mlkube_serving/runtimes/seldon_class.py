@@ -81,7 +81,8 @@ class SeldonClassRuntime(ModelRuntime):
 
     def predict(self, inputs: Sequence[Tensor], outputs: Sequence[str] | None) -> list[Tensor]:
         data = inputs[0].data if len(inputs) == 1 else to_feature_matrix(inputs)
-        names = column_names(inputs, None) or []
+        given = inputs[0].parameters.get("feature_names") if inputs[0].parameters else None
+        names = list(given) if given else column_names(inputs, None) or []
         try:
             result = self._instance.predict(data, names)
         except Exception as exc:

@@ -7,7 +7,6 @@ server scales with processes, so joblib pools per call would only add latency an
 from __future__ import annotations
 
 import logging
-import pickle
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,14 +36,11 @@ def limit_threads(estimator: Any) -> None:
 
 
 def load_estimator(path: str) -> Any:
-    """Load a joblib or pickle file."""
-    try:
-        if path.endswith(".joblib"):
-            import joblib
+    """Load a joblib or plain pickle file (joblib reads both)."""
+    import joblib
 
-            return joblib.load(path)
-        with open(path, "rb") as handle:
-            return pickle.load(handle)
+    try:
+        return joblib.load(path)
     except Exception as exc:
         raise ModelLoadError(f"cannot load scikit-learn model {path}: {exc}") from exc
 

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 HERE = Path(__file__).resolve().parent
-ROUTER_CMD = [sys.executable, "-m", "mlkube_serving.router"]
+ROUTER_CMD = [sys.executable, "-m", "mlkube_serving", "router"]
 V2_PATH = "/v2/models/credit/infer"
 V2_BODY = orjson.dumps(
     {"inputs": [{"name": "x", "shape": [3], "datatype": "FP64", "data": [1.5, 2.0, 3.0]}]}
@@ -170,24 +171,29 @@ async def fire(
     concurrency: int = 48,
     headers: dict[str, str] | None = None,
     body: bytes = V2_BODY,
+    stop: threading.Event | None = None,
+    results: list[Result] | None = None,
 ) -> list[Result]:
-    """POST `body` to `url` `count` times over keep-alive connections; return every result."""
-    results: list[Result] = []
+    """POST `body` to `url` `count` times (or until `stop` is set) over keep-alive connections.
+
+    Results are appended to `results` (a new list by default) as they arrive and returned.
+    """
+    out: list[Result] = [] if results is None else results
     remaining = count
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker() -> None:
             nonlocal remaining
-            while remaining > 0:
+            while remaining > 0 and not (stop is not None and stop.is_set()):
                 remaining -= 1
                 async with session.post(url, data=body, headers=headers) as resp:
                     payload = await resp.read()
                     served = resp.headers.get("x-mlkube-deployment")
-                    results.append(Result(resp.status, payload, served))
+                    out.append(Result(resp.status, payload, served))
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return results
+    return out
 
 
 def served_by(result: Result) -> str:

@@ -32,7 +32,7 @@ def test_agreement_counts_agreements_and_disagreements(
     )
 
     def compared(name: str) -> float:
-        return router.metric("mlkube_router_mirror_compared_total", deployment=name)
+        return float(router.metric("mlkube_router_mirror_compared_total", deployment=name))
 
     wait_until(lambda: compared("green") == 400 and compared("red") == 400)
     assert router.metric("mlkube_router_mirror_agreement_total", deployment="green") == 400

@@ -4,41 +4,47 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections import Counter
 from typing import Any
 
-from router_harness import V2_PATH, Upstream, base_config, fire, served_by, wait_until
+from router_harness import V2_PATH, Result, Upstream, base_config, fire, served_by, wait_until
 
 
 def test_reload_under_load_drops_no_request(
     fresh_upstreams: dict[str, Upstream], start_router: Any
 ) -> None:
     router = start_router(base_config(fresh_upstreams, traffic={"blue": 100}))
-    results: list[Any] = []
-
-    def load() -> None:
-        results.extend(asyncio.run(fire(router.url + V2_PATH, 12_000, concurrency=32)))
-
-    loader = threading.Thread(target=load)
+    results: list[Result] = []
+    stop = threading.Event()
+    url = router.url + V2_PATH
+    loader = threading.Thread(
+        target=lambda: asyncio.run(fire(url, 10**9, concurrency=32, stop=stop, results=results))
+    )
     loader.start()
-    swaps = 0
-    while loader.is_alive() and swaps < 6:
-        time.sleep(0.4)
-        target = "green" if swaps % 2 == 0 else "blue"
-        router.update(base_config(fresh_upstreams, traffic={target: 100}))
-        swaps += 1
-    loader.join()
+    # The second swap points "blue" at another server: its old pool is retired mid-load.
+    moved = base_config(fresh_upstreams, traffic={"blue": 100})
+    moved["deployments"]["blue"] = {"url": fresh_upstreams["red"].url}
+    steps = [
+        ("green", base_config(fresh_upstreams, traffic={"green": 100})),
+        ("red", moved),
+        ("blue", base_config(fresh_upstreams, traffic={"blue": 100})),
+        ("red", base_config(fresh_upstreams, traffic={"red": 100})),
+    ]
+    try:
+        for target, doc in steps:
+            router.update(doc)
+            seen = len(results)
+            # Under load, wait until the new table is answering (the watcher polls each second).
+            wait_until(lambda t=target, s=seen: any(served_by(r) == t for r in results[s:]))
+    finally:
+        stop.set()
+        loader.join()
 
-    assert swaps >= 3, "the load finished before the config could be swapped a few times"
-    assert Counter(r.status for r in results) == {200: 12_000}
-    served = Counter(served_by(r) for r in results)
-    assert served["blue"] > 0 and served["green"] > 0
-    assert router.metric("mlkube_router_config_reloads_total", result="ok") >= 2
-
-    router.update(base_config(fresh_upstreams, traffic={"red": 100}))
-    wait_until(lambda: served_by(asyncio.run(fire(router.url + V2_PATH, 1))[0]) == "red")
-    after = asyncio.run(fire(router.url + V2_PATH, 200))
+    assert len(results) > 1000
+    assert Counter(r.status for r in results) == {200: len(results)}
+    assert router.metric("mlkube_router_requests_total", kind="live") == len(results)
+    assert router.metric("mlkube_router_config_reloads_total", result="ok") == 5
+    after = asyncio.run(fire(url, 200))
     assert Counter(served_by(r) for r in after) == {"red": 200}
 
 

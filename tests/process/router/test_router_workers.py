@@ -20,7 +20,7 @@ def test_two_workers_share_traffic_and_merge_metrics(
     assert abs(served["blue"] / 2000 - 0.5) <= 0.05
 
     def live_total() -> float:
-        return router.metric("mlkube_router_requests_total", kind="live")
+        return float(router.metric("mlkube_router_requests_total", kind="live"))
 
     wait_until(lambda: live_total() == 2000)
     wait_until(router.mirror_settled)

@@ -96,3 +96,11 @@ def test_missing_key_and_bucket(s3_bucket):
         compute_digest(f"s3://{s3_bucket}/nope/model.pkl")
     with pytest.raises(ArtifactNotFound):
         compute_digest(f"s3://{s3_bucket}-missing/model.pkl")
+
+
+def test_folder_reupload_replaces_stale_objects(s3_bucket, tmp_path):
+    write_tree(tmp_path / "model", {"a": b"1", "old": b"stale"})
+    upload(str(tmp_path / "model"), f"s3://{s3_bucket}/m")
+    (tmp_path / "model" / "old").unlink()
+    artifact = upload(str(tmp_path / "model"), f"s3://{s3_bucket}/m")
+    assert compute_digest(artifact) == digest_of_contents([("a", b"1")])

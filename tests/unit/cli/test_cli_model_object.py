@@ -171,6 +171,9 @@ def test_validate_spec_reports_api_errors_with_field_paths():
     }  # fmt: skip
     with pytest.raises(CliError, match=r"entrypoint is required when spec\.framework is custom"):
         validate_spec(spec)
+    with pytest.raises(CliError) as caught:
+        validate_spec(spec)
+    assert "Value error" not in str(caught.value)
     with pytest.raises(CliError, match="unknown framework 'tf': choose one of sklearn, onnx"):
         validate_spec({**spec, "framework": "tf"})
     with pytest.raises(CliError, match=r"spec\.artifact\.uri"):

@@ -5,7 +5,14 @@ from datetime import UTC, datetime
 
 import yaml
 
-from mlkube.cli.model_view import dump, format_age, render_details, render_table, short_digest
+from mlkube.cli.model_view import (
+    dump,
+    format_age,
+    render_details,
+    render_table,
+    short_digest,
+    without_managed_fields,
+)
 
 NOW = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
 D1 = "sha256:" + "1" * 64
@@ -123,3 +130,11 @@ def test_dump_formats():
     assert json.loads(dump(data, "json")) == data
     assert yaml.safe_load(dump(data, "yaml")) == data
     assert dump(data, "yaml").startswith("b: 1")  # keeps key order
+
+
+def test_managed_fields_are_hidden_from_output():
+    obj = model("m-v1", "m", "1")
+    obj["metadata"]["managedFields"] = [{"manager": "mlkube-cli"}]
+    shown = without_managed_fields(obj)
+    assert "managedFields" not in shown["metadata"] and shown["metadata"]["name"] == "m-v1"
+    assert "managedFields" in obj["metadata"]  # the input is not modified

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
@@ -112,3 +113,18 @@ def test_merge_rejects_counts_that_do_not_fit_the_bins(profile: dict[str, Any]) 
 def test_operator_and_sidecar_spell_the_profile_digest_alike(profile: dict[str, Any]) -> None:
     assert serving_digest(profile) == profile_digest(profile)
     assert profile_digest(profile).startswith("sha256:")
+
+
+def test_features_without_values_are_not_judged(profile: dict[str, Any]) -> None:
+    engine = DriftEngine(profile)
+    cols = synthetic.make_columns(1000, seed=13)
+    payload = {"columns": ["x0", "x1"], "rows": np.column_stack([cols["x0"], cols["x1"]]).tolist()}
+    engine.ingest(payload)
+    summary = engine.evaluate(now="t")
+    c0 = summary["features"][synthetic.FEATURES.index("c0")]
+    assert c0["score"] is None and c0["scores"] is None and not c0["drifted"]
+    assert c0["nullRatio"] == 1.0 and c0["unseenRatio"] is None
+    assert summary["datasetDrift"]["evaluatedFeatures"] == 2
+    merged = merge_summaries([summary], profile)
+    assert merged["features"][synthetic.FEATURES.index("c0")]["score"] is None
+    assert merged["datasetDrift"] == summary["datasetDrift"]

@@ -160,7 +160,9 @@ def test_cli_writes_a_loadable_profile(tmp_path: Path, capsys: pytest.CaptureFix
     assert profile_main(["--data", str(tmp_path / "missing.csv")]) == 2
 
 
-def test_cli_prints_to_stdout_without_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_prints_to_stdout_without_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pd.DataFrame({"a": np.arange(100.0)}).to_csv(tmp_path / "t.csv", index=False)
     assert profile_main(["--data", str(tmp_path / "t.csv"), "--bootstrap-windows", "20"]) == 0
     printed = orjson.loads(capsys.readouterr().out)

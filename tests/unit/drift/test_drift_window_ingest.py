@@ -86,7 +86,11 @@ def test_positional_rows_follow_the_profile_columns(small_profile: dict[str, Any
     s = slots(small_profile)
     rows = decode(
         small_profile,
-        {"columns": None, "rows": [[1e9, "lisbon", 3.0], [None, None, "2"]], "predictions": [[0.5], 0.1]},
+        {
+            "columns": None,
+            "rows": [[1e9, "lisbon", 3.0], [None, None, "2"]],
+            "predictions": [[0.5], 0.1],
+        },
     )
     assert rows[0][0] == s["age"]["extra2"]  # above the baseline max: out of range
     assert rows[0][1] == s["city"]["extra2"]  # never seen in training: unseen

@@ -9,8 +9,10 @@ from mlkube.devcluster.procs import free_port
 
 def test_kubeconfig_points_at_server_with_ca_and_token() -> None:
     kc = build_kubeconfig("https://127.0.0.1:6443", Path("/x/ca.crt"), "alice", "tok")
-    assert kc["clusters"][0]["cluster"] == {"server": "https://127.0.0.1:6443",
-                                            "certificate-authority": "/x/ca.crt"}
+    assert kc["clusters"][0]["cluster"] == {
+        "server": "https://127.0.0.1:6443",
+        "certificate-authority": "/x/ca.crt",
+    }
     assert kc["users"] == [{"name": "alice", "user": {"token": "tok"}}]
     assert kc["current-context"] == "alice@mlkube-dev"
 

@@ -18,8 +18,9 @@ def test_operator_dir_is_a_source_root_not_a_package() -> None:
 
 def test_stdlib_operator_is_not_shadowed() -> None:
     code = "import operator, json; print(json.dumps([operator.__file__, operator.add(2, 3)]))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
     path, total = json.loads(out.stdout)
     assert total == 5
     assert "/operator/" not in path.replace(str(REPO), "")
@@ -31,6 +32,7 @@ def test_importing_the_operator_pulls_in_no_data_plane_library() -> None:
         "import sys, json; import mlkube.handlers.main, mlkube.cli.main; "
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
     assert json.loads(out.stdout) == []

@@ -139,3 +139,10 @@ def test_check_digest():
     for bad in ("0" * 64, "sha256:" + "0" * 63, "md5:" + "0" * 64, "sha256:" + "A" * 64):
         with pytest.raises(StorageError, match="malformed digest"):
             check_digest(bad)
+
+
+def test_single_file_worked_example_matches_docs(tmp_path):
+    (tmp_path / "model.pkl").write_bytes(b"abc")
+    assert compute_digest((tmp_path / "model.pkl").as_uri()).digest == (
+        "sha256:27a664e9359eb410de18f82c56639e903e3674f533d1189e4d535a7b40babb80"
+    )

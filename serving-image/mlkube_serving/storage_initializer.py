@@ -1,0 +1,101 @@
+"""`python -m mlkube_serving storage-initializer`: fetch a model artifact and verify its digest.
+
+Runs as the init container of every serving pod (download into the shared model volume) and as
+the Model verification Job (no `--dest`: only compute the digest). An artifact whose digest
+differs from the registered one is removed and the command fails, so a pod never serves bytes
+nobody registered. On success the facts are printed as one JSON line and, inside Kubernetes,
+written to the termination log where the operator can read them from the pod status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from mlkube.contract import ENV_ARTIFACT_DIGEST, ENV_ARTIFACT_URI
+from mlkube.storage import (
+    ArtifactFacts,
+    DigestMismatch,
+    StorageError,
+    compute_digest,
+    download_and_verify,
+)
+
+TERMINATION_LOG = "/dev/termination-log"
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_MISMATCH = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mlkube_serving storage-initializer",
+        description="Download an artifact URI into a directory and verify its sha256 digest.",
+    )
+    parser.add_argument(
+        "--uri",
+        default=os.environ.get(ENV_ARTIFACT_URI),
+        help=f"artifact URI: s3, gs, http(s), pvc or file (env {ENV_ARTIFACT_URI})",
+    )
+    parser.add_argument(
+        "--dest", default=None, help="directory to download into; omit to only compute the digest"
+    )
+    parser.add_argument(
+        "--digest",
+        default=os.environ.get(ENV_ARTIFACT_DIGEST) or None,
+        help=f"expected digest sha256:<hex> (env {ENV_ARTIFACT_DIGEST})",
+    )
+    parser.add_argument(
+        "--termination-log",
+        default=TERMINATION_LOG,
+        help="file to write the facts to when it exists (Kubernetes termination message)",
+    )
+    return parser
+
+
+def fetch(uri: str, dest: str | None, digest: str | None) -> ArtifactFacts:
+    """Download and verify, or only compute the digest (and compare) when `dest` is None."""
+    if dest is not None:
+        os.makedirs(dest, exist_ok=True)
+        return download_and_verify(uri, dest, digest)
+    facts = compute_digest(uri)
+    if digest is not None and facts.digest != digest:
+        raise DigestMismatch(uri, digest, facts.digest)
+    return facts
+
+
+def report(uri: str, facts: ArtifactFacts, termination_log: str) -> None:
+    line = json.dumps(
+        {"uri": uri, "digest": facts.digest, "size": facts.size, "fileCount": facts.file_count}
+    )
+    print(line)
+    if os.path.exists(termination_log):
+        try:
+            with open(termination_log, "w") as handle:
+                handle.write(line)
+        except OSError:
+            pass  # best effort: the facts are on stdout as well
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.uri:
+        print(f"error: --uri (or {ENV_ARTIFACT_URI}) is required", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        facts = fetch(args.uri, args.dest, args.digest)
+    except DigestMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_MISMATCH
+    except StorageError as exc:
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        print(f"error: {exc}{cause}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"error: cannot write to {args.dest}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    report(args.uri, facts, args.termination_log)
+    return 0

@@ -1,0 +1,107 @@
+"""Drift hook against a real sidecar stub over loopback, and with the sidecar down."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import requests
+
+from support.serving import ServerProcess, free_port, make_data, v2_body
+
+
+class SidecarStub(ThreadingHTTPServer):
+    received: list[tuple[str, Any]]
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: SidecarStub
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        self.server.received.append((self.path, orjson.loads(body)))
+        self.send_response(202)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def sidecar() -> Iterator[SidecarStub]:
+    stub = SidecarStub(("127.0.0.1", free_port()), Handler)
+    stub.received = []
+    thread = threading.Thread(target=stub.serve_forever, daemon=True)
+    thread.start()
+    yield stub
+    stub.shutdown()
+    stub.server_close()
+
+
+def test_samples_reach_the_sidecar_in_the_agreed_format(
+    forest_model: Path, sidecar: SidecarStub
+) -> None:
+    url = f"http://127.0.0.1:{sidecar.server_address[1]}"
+    env = {"MLKUBE_DRIFT_URL": url, "MLKUBE_DRIFT_SAMPLE_RATE": "1"}
+    server = ServerProcess(forest_model, name="forest", env=env)
+    try:
+        server.wait_ready()
+        X, _ = make_data()
+        for i in range(5):
+            answer = requests.post(
+                f"{server.url}/v2/models/forest/infer", json=v2_body(X[i : i + 2]), timeout=5
+            )
+            assert answer.status_code == 200
+        deadline = time.monotonic() + 10
+        while sum(len(b["rows"]) for _, b in sidecar.received) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    paths = {path for path, _ in sidecar.received}
+    assert paths == {"/v1/samples"}
+    rows = [row for _, body in sidecar.received for row in body["rows"]]
+    predictions = [p for _, body in sidecar.received for p in body["predictions"]]
+    assert len(rows) == 10 and len(predictions) == 10
+    assert all(len(row) == 20 for row in rows)
+    assert {body["model"] for _, body in sidecar.received} == {"forest"}
+    assert all(body["columns"] is None for _, body in sidecar.received)
+    assert rows[0] == pytest.approx(X[0].tolist())
+
+
+def test_a_dead_sidecar_costs_samples_not_latency(forest_model: Path) -> None:
+    env = {"MLKUBE_DRIFT_URL": f"http://127.0.0.1:{free_port()}", "MLKUBE_DRIFT_SAMPLE_RATE": "1"}
+    server = ServerProcess(forest_model, name="forest", env=env)
+    try:
+        server.wait_ready()
+        X, _ = make_data()
+        session = requests.Session()
+        started = time.perf_counter()
+        for _ in range(200):
+            answer = session.post(
+                f"{server.url}/v2/models/forest/infer", json=v2_body(X[:1]), timeout=5
+            )
+            assert answer.status_code == 200
+        elapsed = time.perf_counter() - started
+        assert elapsed < 10  # ~1 ms each; blocking on the sidecar would take far longer
+
+        def dropped() -> float:
+            text = requests.get(server.metrics_url, timeout=5).text
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("mlkube_drift_samples_dropped_total{")
+            )
+
+        deadline = time.monotonic() + 10
+        while dropped() < 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert dropped() == 200
+    finally:
+        server.stop()

@@ -1,0 +1,106 @@
+"""Drift hook: sampling, bounded queue with counted drops, wire format of the POST body."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from mlkube_serving import metrics
+from mlkube_serving.drift_hook import DriftHook
+from mlkube_serving.tensors import Tensor
+
+URL = "http://127.0.0.1:9/"  # never contacted: these tests replace the sender
+
+
+def served(rows: int = 2, width: int = 3) -> tuple[list[Tensor], list[Tensor]]:
+    features = np.arange(rows * width, dtype=np.float64).reshape(rows, width)
+    labels = np.arange(rows, dtype=np.int64)
+    return [Tensor("input-0", features, "FP64")], [Tensor("predict", labels, "INT64")]
+
+
+def dropped(model: str) -> float:
+    value = metrics.DRIFT_DROPPED.labels(model, "queue_full")._value.get()
+    return float(value)
+
+
+def test_zero_rate_never_samples() -> None:
+    hook = DriftHook(URL, 0.0, queue_size=4)
+    for _ in range(10):
+        hook.offer("m", None, *served())
+    assert hook._queue.qsize() == 0
+
+
+def test_rate_is_a_coin_flip_per_request() -> None:
+    flips = iter([0.1, 0.9, 0.3, 0.7])
+    hook = DriftHook(URL, 0.5, queue_size=10, coin=lambda: next(flips))
+    for _ in range(4):
+        hook.offer("m", None, *served())
+    assert hook._queue.qsize() == 2
+
+
+def test_full_queue_drops_counts_and_does_not_block() -> None:
+    hook = DriftHook(URL, 1.0, queue_size=2)
+    before = dropped("drop-model")
+    started = time.perf_counter()
+    for _ in range(1000):
+        hook.offer("drop-model", None, *served())
+    elapsed = time.perf_counter() - started
+    assert hook._queue.qsize() == 2
+    assert dropped("drop-model") - before == 998
+    assert elapsed < 0.5  # a put_nowait and a counter, nothing that waits
+
+
+def test_delivered_body_follows_the_wire_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = DriftHook(URL, 1.0, max_rows=3)
+    posted: list[dict[str, Any]] = []
+    monkeypatch.setattr(hook, "_post", lambda body: posted.append(orjson.loads(body)) or True)
+    hook.offer("credit", ["a", "b", "c"], *served(rows=2))
+    hook.offer("credit", ["a", "b", "c"], *served(rows=5))  # capped at max_rows
+    hook._deliver([hook._queue.get_nowait(), hook._queue.get_nowait()])
+    assert posted == [
+        {
+            "model": "credit",
+            "columns": ["a", "b", "c"],
+            "rows": [
+                [0.0, 1.0, 2.0],
+                [3.0, 4.0, 5.0],
+                [0.0, 1.0, 2.0],
+                [3.0, 4.0, 5.0],
+                [6.0, 7.0, 8.0],
+            ],
+            "predictions": [0, 1, 0, 1, 2],
+        }
+    ]
+
+
+def test_unknown_columns_are_null_and_predict_output_is_chosen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hook = DriftHook(URL, 1.0)
+    posted: list[dict[str, Any]] = []
+    monkeypatch.setattr(hook, "_post", lambda body: posted.append(orjson.loads(body)) or True)
+    inputs, labels = served(rows=1)
+    proba = Tensor("predict_proba", np.array([[0.2, 0.8]]), "FP64")
+    hook.offer("m", None, inputs, [proba, *labels])
+    hook._deliver([hook._queue.get_nowait()])
+    assert posted[0]["columns"] is None
+    assert posted[0]["predictions"] == [0]
+
+
+def test_failed_post_counts_dropped_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = DriftHook(URL, 1.0)
+    monkeypatch.setattr(hook, "_post", lambda body: False)
+    before = metrics.DRIFT_DROPPED.labels("post-model", "post_failed")._value.get()
+    hook.offer("post-model", None, *served())
+    hook._deliver([hook._queue.get_nowait()])
+    after = metrics.DRIFT_DROPPED.labels("post-model", "post_failed")._value.get()
+    assert after - before == 1
+
+
+def test_bad_url_is_rejected() -> None:
+    with pytest.raises(ValueError, match="http"):
+        DriftHook("ftp://sidecar", 1.0)
