@@ -84,3 +84,10 @@ ENV_DRIFT_WINDOW_SIZE: Final = "MLKUBE_DRIFT_WINDOW_SIZE"
 ENV_DRIFT_EVAL_INTERVAL: Final = "MLKUBE_DRIFT_EVAL_INTERVAL_SECONDS"
 ENV_DRIFT_EVAL_SAMPLES: Final = "MLKUBE_DRIFT_EVAL_SAMPLES"
 ENV_DRIFT_MAX_FEATURE_SERIES: Final = "MLKUBE_DRIFT_MAX_FEATURE_SERIES"
+
+# OnlineEndpoint serving pods (operator builders <-> model server / router).
+METRIC_INFLIGHT_REQUESTS: Final = "mlkube_inflight_requests"  # per-pod gauge; HPA Pods metric
+ROUTER_CONFIG_DIR: Final = "/etc/mlkube/router"  # ConfigMap mount (a directory: hot reload)
+ROUTER_CONFIG_FILE: Final = "config.json"
+ROUTER_KEYS_DIR: Final = "/etc/mlkube/keys"  # Secret mount of the endpoint's API keys
+ROUTER_KEYS_FILE: Final = "keys"  # one key per line

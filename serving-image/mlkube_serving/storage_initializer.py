@@ -23,6 +23,7 @@ from mlkube.storage import (
     compute_digest,
     download_and_verify,
 )
+from mlkube.storage.digest import check_digest
 
 TERMINATION_LOG = "/dev/termination-log"
 EXIT_ERROR = 1
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def fetch(uri: str, dest: str | None, digest: str | None) -> ArtifactFacts:
     """Download and verify, or only compute the digest (and compare) when `dest` is None."""
+    if digest is not None:
+        check_digest(digest)  # fail on a malformed digest before transferring anything
     if dest is not None:
         os.makedirs(dest, exist_ok=True)
         return download_and_verify(uri, dest, digest)

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from kopf.testing import KopfRunner
 
+from mlkube.builders.rbac import build_cluster_role_binding, build_operator_cluster_role
 from mlkube.devcluster import Cluster
-from mlkube.devcluster.cluster import build_binaries
+from mlkube.devcluster.cluster import OPERATOR_USER, build_binaries
 from mlkube.k8s import ApiError, Kube
 from mlkube.k8s.crds import apply_crds
-from support.operator import run_operator
+from support.operator import OPERATOR_KUBECONFIG_ENV, run_operator
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,8 +47,14 @@ def kube(cluster: Cluster) -> Kube:
 
 
 @pytest.fixture(scope="session")
-def crds(kube: Kube) -> list[str]:
-    return apply_crds(kube, REPO / "crds", field_manager="mlkube-tests")
+def crds(kube: Kube, cluster: Cluster) -> list[str]:
+    """CRDs from crds/, and the operator identity bound to the chart's generated ClusterRole:
+    every in-process operator runs with exactly the rights the Helm chart grants."""
+    names = apply_crds(kube, REPO / "crds", field_manager="mlkube-tests")
+    kube.apply(build_operator_cluster_role())
+    kube.apply(build_cluster_role_binding("mlkube-operator", "mlkube-operator", user=OPERATOR_USER))
+    os.environ[OPERATOR_KUBECONFIG_ENV] = str(cluster.kubeconfig_for("operator"))
+    return names
 
 
 @pytest.fixture

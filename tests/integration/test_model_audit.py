@@ -16,11 +16,10 @@ from mlkube.contract import (
     API_VERSION,
 )
 from mlkube.devcluster import Cluster
+from mlkube.devcluster.cluster import OPERATOR_USER
 from mlkube.k8s import ApiError, Kube
 from support.operator import delete_webhook_configurations, run_operator, webhook_setup
 from support.waiting import wait_for
-
-OPERATOR_USER = "admin"  # the in-process operator runs with the admin kubeconfig
 
 
 def model(name: str, artifact: str, **spec: Any) -> dict[str, Any]:
@@ -154,6 +153,7 @@ def test_status_writes_and_operator_writes_are_not_stamped(
     namespace: str,
     artifact: str,
     webhook_operator: None,
+    cluster: Cluster,
 ) -> None:
     body = model("churn-v2", artifact)
     body["metadata"]["namespace"] = namespace
@@ -161,12 +161,16 @@ def test_status_writes_and_operator_writes_are_not_stamped(
     wait_for(
         lambda: _status(kube, namespace, "churn-v2").get("phase") == "Ready", what="Model Ready"
     )
-    # The operator (admin here) changing spec is not a user change.
-    kube.patch(
+    # The operator's own identity changing spec is not a user change; admin's is.
+    operator = Kube(str(cluster.kubeconfig_for("operator")))
+    operator.patch(
         API_VERSION, "Model", "churn-v2", {"spec": {"description": "by operator"}}, namespace
     )
     ann = (kube.get(API_VERSION, "Model", "churn-v2", namespace) or {})["metadata"]["annotations"]
     assert ann[ANNOTATION_LAST_MODIFIED_BY] == "alice"
+    kube.patch(API_VERSION, "Model", "churn-v2", {"spec": {"description": "by admin"}}, namespace)
+    ann = (kube.get(API_VERSION, "Model", "churn-v2", namespace) or {})["metadata"]["annotations"]
+    assert ann[ANNOTATION_LAST_MODIFIED_BY] == "admin"
 
 
 def test_delete_guard_refuses_a_referenced_model_and_allows_after(

@@ -29,11 +29,16 @@ def patched_env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
+OPERATOR_KUBECONFIG_ENV = "MLKUBE_TEST_OPERATOR_KUBECONFIG"
+
+
 @contextlib.contextmanager
 def run_operator(namespace: str, env: dict[str, str] | None = None) -> Iterator[KopfRunner]:
-    """The real operator in a thread, watching one namespace (peering off)."""
+    """The real operator in a thread, watching one namespace (peering off), logged in as the
+    operator's own identity (bound to the chart's ClusterRole by the `crds` fixture)."""
     args = ["run", "-m", "mlkube.handlers.main", "--standalone", "--namespace", namespace]
-    with patched_env(env or {}), KopfRunner(args, timeout=60) as runner:
+    identity = {"KUBECONFIG": os.environ[OPERATOR_KUBECONFIG_ENV]}
+    with patched_env({**identity, **(env or {})}), KopfRunner(args, timeout=60) as runner:
         yield runner
     assert runner.exception is None, runner.output
     assert runner.exit_code == 0, runner.output

@@ -48,6 +48,10 @@ MSG_LIVE_AND_MIRROR = "a deployment cannot receive both live traffic (>0) and mi
 MSG_REPLICAS_XOR = "set either replicas or autoscale, not both"
 MSG_AUTOSCALE_RANGE = "autoscale.minReplicas must not exceed autoscale.maxReplicas"
 MSG_AUTOSCALE_TARGET = "autoscale needs exactly one of targetConcurrency or targetCPUUtilization"
+MSG_KEY_AUTH_GATEWAY = (
+    "auth.mode key needs trafficBackend router: the Gateway API has no standard key auth"
+)
+HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
 class Autoscale(ApiModel):
@@ -158,6 +162,31 @@ class Auth(ApiModel):
     """none, or key (a bearer key kept in a Secret the operator creates)."""
 
 
+class GatewayParentRef(ApiModel):
+    """A Gateway (or one of its listeners) that the endpoint's HTTPRoute attaches to."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    """Gateway name."""
+    namespace: DnsLabel | None = None
+    """Gateway namespace; the endpoint's namespace when omitted."""
+    section_name: DnsLabel | None = None
+    """Listener name on the Gateway; all listeners when omitted."""
+
+
+class GatewaySettings(ApiModel):
+    """How the HTTPRoute of a gateway-api endpoint attaches to Gateways."""
+
+    parent_refs: Annotated[list[GatewayParentRef], Field(max_length=32)] = Field(
+        default_factory=list
+    )
+    """Gateways to attach to; the operator's default Gateway (MLKUBE_GATEWAY) when empty."""
+    hostnames: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=253, pattern=HOSTNAME_PATTERN)]],
+        Field(max_length=16),
+    ] = Field(default_factory=list)
+    """Host names the route answers; the first one makes status.url."""
+
+
 def _is_deployment(key: str) -> str:
     return f"has(self.deployments) && self.deployments.exists(d, d.name == {key})"
 
@@ -182,6 +211,12 @@ class OnlineEndpointSpec(ApiModel):
             message=MSG_LIVE_AND_MIRROR,
             field_path=".mirror",
         ),
+        Rule(
+            "!has(self.auth) || !has(self.auth.mode) || self.auth.mode != 'key'"
+            " || !has(self.trafficBackend) || self.trafficBackend != 'gateway-api'",
+            message=MSG_KEY_AUTH_GATEWAY,
+            field_path=".auth",
+        ),
     )
 
     deployments: Annotated[
@@ -199,6 +234,8 @@ class OnlineEndpointSpec(ApiModel):
     """Client authentication."""
     traffic_backend: TrafficBackend = "router"
     """router (the mlkube router Deployment) or gateway-api (an HTTPRoute with weights)."""
+    gateway: GatewaySettings | None = None
+    """Gateway API attachment (parent Gateways, host names) when trafficBackend is gateway-api."""
 
     @model_validator(mode="after")
     def _check(self) -> OnlineEndpointSpec:
@@ -213,6 +250,8 @@ class OnlineEndpointSpec(ApiModel):
             raise ValueError(MSG_MIRROR_KEYS)
         if any(self.traffic.get(name, 0) > 0 for name in self.mirror):
             raise ValueError(MSG_LIVE_AND_MIRROR)
+        if self.auth.mode == "key" and self.traffic_backend == "gateway-api":
+            raise ValueError(MSG_KEY_AUTH_GATEWAY)
         return self
 
 

@@ -24,6 +24,7 @@ CRD_DIR = "crds"
 CHART_CRD_DIR = "charts/mlkube/crds"
 SAMPLES_DIR = "crds/samples"
 REFERENCE_PATH = "docs/reference/crds.md"
+CHART_CLUSTER_ROLE = "charts/mlkube/templates/clusterrole.yaml"
 # Directories whose files carrying GENERATED_MARKER belong to the generator (stale ones go).
 MANAGED_DIRS = (CRD_DIR, CHART_CRD_DIR, SAMPLES_DIR, "docs/reference")
 
@@ -67,4 +68,8 @@ def render_files(kinds: Sequence[KindDescriptor] = KINDS) -> dict[str, str]:
             parse_object(obj)
         files[f"{SAMPLES_DIR}/{name}"] = dump_yaml(objects, SAMPLES_HEADER)
     files[REFERENCE_PATH] = render_reference(kinds)
+    # The chart's ClusterRole comes from the same rules the integration tests run under.
+    from mlkube.builders.rbac import build_operator_cluster_role
+
+    files[CHART_CLUSTER_ROLE] = dump_yaml([build_operator_cluster_role()])
     return dict(sorted(files.items()))

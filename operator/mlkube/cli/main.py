@@ -28,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["model", "profile"]:
+        # The profiler is data-plane code (numpy, pandas): imported only when asked for, and it
+        # parses its own arguments.
+        from mlkube_serving.drift.cli import profile_main
+
+        return profile_main(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

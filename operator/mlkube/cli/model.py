@@ -65,6 +65,12 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     archive_cmd.add_argument("name", help="Model object name, or MODEL:VERSION")
     archive_cmd.set_defaults(func=archive)
 
+    # Listed for --help only: `mlkube model profile` is dispatched before parsing (cli/main.py).
+    verbs.add_parser(
+        "profile", add_help=False,
+        help="build a drift baseline profile from training data (--data FILE; see --help)",
+    )  # fmt: skip
+
     for verb in (register_cmd, list_cmd, show_cmd, archive_cmd):
         add_kube_options(verb)
 

@@ -19,6 +19,7 @@ from mlkube_serving.tensors import DATATYPES, InferenceRequest, InferenceRespons
 
 HEADER_LENGTH = "inference-header-content-length"
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
+_FP64 = DATATYPES["FP64"]
 
 
 def load_json(body: bytes) -> Any:
@@ -108,8 +109,12 @@ def decode_input(raw: Any, binary: memoryview, offset: int) -> tuple[Tensor, int
             array = _decode_bytes_json(data, name)
         else:
             try:
-                array = np.asarray(data, dtype=dtype)
-            except (ValueError, TypeError, OverflowError) as exc:
+                if dtype is _FP64:  # JSON numbers always fit a double
+                    array = np.asarray(data, dtype=dtype)
+                else:
+                    with np.errstate(over="raise", invalid="raise"):
+                        array = np.asarray(data, dtype=dtype)
+            except (ValueError, TypeError, OverflowError, FloatingPointError) as exc:
                 raise InvalidRequest(f"input {name!r}: data is not {datatype}: {exc}") from exc
         if array.size != count:
             raise InvalidRequest(

@@ -222,7 +222,7 @@ class RouterApp:
                 api_key = value
                 if strip_auth:
                     continue
-            elif name in _TARGET_HEADERS:
+            elif name in _TARGET_HEADERS and value.strip():
                 target_name = value
             lines.append(name + b": " + value + b"\r\n")
         if strip_auth:
@@ -282,7 +282,8 @@ class RouterApp:
             return
         elapsed = time.perf_counter() - start
 
-        if is_head:  # no body: keep the upstream's content-length as the only one
+        if is_head or response.status in (204, 304):
+            # No body: keep the upstream's content-length (if any) as the only one.
             out = [(k, v) for k, v in response.headers if k not in _DROP_RESPONSE]
             out.extend((k, v) for k, v in response.headers if k == b"content-length")
         else:

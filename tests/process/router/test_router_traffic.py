@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import orjson
+import requests
 from router_harness import V2_PATH, Upstream, base_config, fire, served_by, wait_until
 
 
@@ -97,3 +98,18 @@ def test_v1_and_seldon_paths_are_proxied_unchanged(
     assert {r.body for r in v1} == {b'{"predictions":[[1.0,2.0],[3.0,4.0]],"deployment":"green"}'}
     assert {r.body for r in seldon} == {b'{"data":{"ndarray":[[5.0,6.0]]},"meta":{"d":"green"}}'}
     assert fresh_upstreams["green"].stats()["live"] == 6
+
+
+def test_head_and_get_pass_through_and_keep_the_pool_healthy(
+    fresh_upstreams: dict[str, Upstream], start_router: Any
+) -> None:
+    router = start_router(base_config(fresh_upstreams, traffic={"blue": 100}))
+    with requests.Session() as session:
+        for _ in range(3):
+            head = session.head(router.url + "/v2/health/ready", timeout=5)
+            assert head.status_code == 200 and head.content == b""
+            assert head.headers["x-mlkube-deployment"] == "blue"
+            get = session.get(router.url + "/stats", timeout=5)
+            assert get.json()["name"] == "blue"
+    results = asyncio.run(fire(router.url + V2_PATH, 20))
+    assert Counter(r.status for r in results) == {200: 20}

@@ -38,6 +38,7 @@ def test_cel_rules_are_attached_where_they_apply(spec_schema: Mapping[str, Any])
         ep.MSG_TRAFFIC_KEYS,
         ep.MSG_MIRROR_KEYS,
         ep.MSG_LIVE_AND_MIRROR,
+        ep.MSG_KEY_AUTH_GATEWAY,
     ]
     traffic = spec_schema["properties"]["traffic"]
     assert _messages(traffic) == [ep.MSG_TRAFFIC_SUM]
@@ -76,10 +77,12 @@ def test_valid_blue_green() -> None:
         _spec(
             traffic={"blue": 100},
             mirror={"green": 10},
-            auth={"mode": "key"},
             trafficBackend="gateway-api",
+            gateway={"parentRefs": [{"name": "public", "namespace": "infra"}]},
         )
     )
+    assert spec.gateway is not None
+    assert spec.gateway.parent_refs[0].namespace == "infra"
     assert spec.traffic == {"blue": 100}
     assert spec.mirror == {"green": 10}
     assert spec.traffic_backend == "gateway-api"
@@ -133,6 +136,7 @@ def test_valid_blue_green() -> None:
         ),
         ({"traffic": {"blue": 170, "green": -70}}, "less than or equal to 100"),
         ({"trafficBackend": "istio"}, "router"),
+        ({"trafficBackend": "gateway-api", "auth": {"mode": "key"}}, ep.MSG_KEY_AUTH_GATEWAY),
         ({"deployments": [{"name": "Blue", "model": "a"}], "traffic": {}}, "pattern"),
     ],
 )

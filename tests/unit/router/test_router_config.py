@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from mlkube_serving.router.config import (
@@ -129,3 +130,14 @@ def test_load_config_reports_missing_file_and_bad_json(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not valid JSON") as info:
         load_config(bad)
     assert info.value.__cause__ is not None
+
+
+def test_documented_example_parses() -> None:
+    """docs/router.md shows the operator's target shape: it must stay valid."""
+    doc_path = Path(__file__).resolve().parents[3] / "docs" / "router.md"
+    text = doc_path.read_text()
+    example = text.split("```json\n", 1)[1].split("```", 1)[0]
+    config = parse_config(orjson.loads(example))
+    assert dict(config.traffic) == {"blue": 70, "green": 30}
+    assert dict(config.mirror) == {"green": 10}
+    assert config.auth.mode == "key"

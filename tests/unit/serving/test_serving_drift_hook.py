@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,16 @@ def served(rows: int = 2, width: int = 3) -> tuple[list[Tensor], list[Tensor]]:
 def dropped(model: str) -> float:
     value = metrics.DRIFT_DROPPED.labels(model, "queue_full")._value.get()
     return float(value)
+
+
+def capture(posted: list[dict[str, Any]]) -> Callable[[bytes], bool]:
+    """A stand-in for the HTTP POST that records decoded bodies."""
+
+    def post(body: bytes) -> bool:
+        posted.append(orjson.loads(body))
+        return True
+
+    return post
 
 
 def test_zero_rate_never_samples() -> None:
@@ -57,7 +68,7 @@ def test_full_queue_drops_counts_and_does_not_block() -> None:
 def test_delivered_body_follows_the_wire_format(monkeypatch: pytest.MonkeyPatch) -> None:
     hook = DriftHook(URL, 1.0, max_rows=3)
     posted: list[dict[str, Any]] = []
-    monkeypatch.setattr(hook, "_post", lambda body: posted.append(orjson.loads(body)) or True)
+    monkeypatch.setattr(hook, "_post", capture(posted))
     hook.offer("credit", ["a", "b", "c"], *served(rows=2))
     hook.offer("credit", ["a", "b", "c"], *served(rows=5))  # capped at max_rows
     hook._deliver([hook._queue.get_nowait(), hook._queue.get_nowait()])
@@ -82,7 +93,7 @@ def test_unknown_columns_are_null_and_predict_output_is_chosen(
 ) -> None:
     hook = DriftHook(URL, 1.0)
     posted: list[dict[str, Any]] = []
-    monkeypatch.setattr(hook, "_post", lambda body: posted.append(orjson.loads(body)) or True)
+    monkeypatch.setattr(hook, "_post", capture(posted))
     inputs, labels = served(rows=1)
     proba = Tensor("predict_proba", np.array([[0.2, 0.8]]), "FP64")
     hook.offer("m", None, inputs, [proba, *labels])

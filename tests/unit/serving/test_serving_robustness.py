@@ -29,8 +29,13 @@ INFER_PATHS = [
     "/score",
 ]
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=5)
-json_scalars |= st.floats(allow_nan=False, allow_infinity=False)
+json_scalars: st.SearchStrategy[Any] = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.text(max_size=5),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
 json_values = st.recursive(
     json_scalars,
     lambda inner: (

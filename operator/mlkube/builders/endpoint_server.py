@@ -1,0 +1,319 @@
+"""The children of one endpoint deployment: model-server Deployment, Service, HPA and PDB.
+
+The pod downloads the Model's artifact in an init container (verified against the digest the
+operator recorded) into an emptyDir, then the server loads it from there; readiness means
+"model loaded". Nothing about traffic lives here, so a traffic change never touches these
+objects and never restarts a model pod.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from mlkube import contract as c
+from mlkube.api.endpoint import OnlineDeployment
+from mlkube.builders.model_facts import ModelFacts
+from mlkube.builders.names import (
+    COMPONENT_SERVER,
+    EndpointRef,
+    child_labels,
+    child_metadata,
+    deployment_name,
+    pod_selector,
+)
+from mlkube.builders.operator_config import OperatorConfig
+from mlkube.builders.pods import (
+    container_security_context,
+    env_list,
+    http_probe,
+    restricted_pod_spec,
+    tmp_mount,
+    tmp_volume,
+)
+
+MODEL_VOLUME: Final = "model"
+SERVICE_PORT: Final = 80
+READY_PATH: Final = "/v2/health/ready"
+LIVE_PATH: Final = "/v2/health/live"
+# Pods metric an adapter (prometheus-adapter, KEDA) must serve for concurrency autoscaling.
+INFLIGHT_METRIC: Final = c.METRIC_INFLIGHT_REQUESTS
+
+
+def deployment_replicas(dep: OnlineDeployment) -> int:
+    """Replicas the Deployment starts with (the HPA's minimum when autoscaling)."""
+    if dep.autoscale is not None:
+        return max(1, dep.autoscale.min_replicas)
+    return 1 if dep.replicas is None else dep.replicas
+
+
+def server_env(dep: OnlineDeployment, model: ModelFacts) -> list[dict[str, str]]:
+    """Contract variables first; user variables may add to them but never replace them."""
+    framework = model.framework if dep.runtime == "auto" else dep.runtime
+    ours = {
+        c.ENV_MODEL_DIR: c.MODEL_DIR,
+        c.ENV_MODEL_NAME: model.model_name,
+        c.ENV_MODEL_VERSION: model.version,
+        c.ENV_FRAMEWORK: framework,
+        c.ENV_HTTP_PORT: str(c.SERVER_HTTP_PORT),
+        c.ENV_METRICS_PORT: str(c.SERVER_METRICS_PORT),
+    }
+    if model.entrypoint:
+        ours[c.ENV_ENTRYPOINT] = model.entrypoint
+    settings = dep.request_settings
+    if settings is not None and settings.timeout_seconds is not None:
+        ours[c.ENV_REQUEST_TIMEOUT] = _number(settings.timeout_seconds)
+    if settings is not None and settings.max_concurrency is not None:
+        ours[c.ENV_MAX_CONCURRENCY] = str(settings.max_concurrency)
+    extra = {e.name: e.value for e in dep.env if e.name not in ours}
+    return env_list({**ours, **extra})
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _resources(dep: OnlineDeployment) -> dict[str, Any]:
+    if dep.resources is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key in ("requests", "limits"):
+        values = getattr(dep.resources, key)
+        if values:
+            out[key] = {name: str(v) for name, v in values.items()}
+    return out
+
+
+def _pvc_claim(uri: str) -> str | None:
+    parts = urlsplit(uri)
+    return parts.netloc if parts.scheme == "pvc" else None
+
+
+def storage_initializer(
+    model: ModelFacts, config: OperatorConfig, resources: dict[str, Any]
+) -> dict[str, Any]:
+    """Init container: download the artifact and refuse anything but the verified digest."""
+    container: dict[str, Any] = {
+        "name": "storage-initializer",
+        "image": config.serving_image,
+        "imagePullPolicy": config.image_pull_policy,
+        "command": ["python", "-m", "mlkube_serving", "storage-initializer"],
+        "args": ["--uri", model.uri, "--dest", c.MODEL_DIR, "--digest", model.digest],
+        "securityContext": container_security_context(config.run_as_user),
+        "volumeMounts": [{"name": MODEL_VOLUME, "mountPath": c.MODEL_DIR}, tmp_mount()],
+    }
+    env = {"HOME": "/tmp"}
+    if config.s3_endpoint_url:
+        env[c.ENV_S3_ENDPOINT_URL] = config.s3_endpoint_url
+    container["env"] = env_list(env)
+    if config.storage_secret:
+        container["envFrom"] = [{"secretRef": {"name": config.storage_secret, "optional": True}}]
+    claim = _pvc_claim(model.uri)
+    if claim:
+        container["volumeMounts"].append(
+            {"name": "artifact-pvc", "mountPath": f"{c.PVC_ROOT}/{claim}", "readOnly": True}
+        )
+    if resources:
+        # Same as the server: the pod's effective request is unchanged and quotas are satisfied.
+        container["resources"] = resources
+    return container
+
+
+def server_container(
+    dep: OnlineDeployment, model: ModelFacts, config: OperatorConfig, resources: dict[str, Any]
+) -> dict[str, Any]:
+    probes = dep.probes
+    delay = probes.initial_delay_seconds if probes else None
+    period = probes.period_seconds if probes and probes.period_seconds else None
+    failures = probes.failure_threshold if probes and probes.failure_threshold else 3
+    container: dict[str, Any] = {
+        "name": "server",
+        "image": config.serving_image,
+        "imagePullPolicy": config.image_pull_policy,
+        "command": ["python", "-m", "mlkube_serving", "serve"],
+        "env": server_env(dep, model),
+        "ports": [
+            {"name": "http", "containerPort": c.SERVER_HTTP_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": c.SERVER_METRICS_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": http_probe(
+            READY_PATH, initial_delay=delay, period=period or 5, failure_threshold=failures
+        ),
+        "livenessProbe": http_probe(
+            LIVE_PATH, initial_delay=delay, period=max(period or 10, 10), failure_threshold=failures
+        ),
+        "securityContext": container_security_context(config.run_as_user),
+        "volumeMounts": [
+            {"name": MODEL_VOLUME, "mountPath": c.MODEL_DIR, "readOnly": True},
+            tmp_mount(),
+        ],
+    }
+    if resources:
+        container["resources"] = resources
+    return container
+
+
+def build_server_deployment(
+    owner: EndpointRef, dep: OnlineDeployment, model: ModelFacts, config: OperatorConfig
+) -> dict[str, Any]:
+    """The model-server Deployment of one endpoint deployment."""
+    name = deployment_name(owner.name, dep.name)
+    labels = child_labels(owner.name, COMPONENT_SERVER, dep.name)
+    pod_labels = {**labels, c.LABEL_MODEL: model.model_name, c.LABEL_VERSION: model.version}
+    resources = _resources(dep)
+    volumes = [{"name": MODEL_VOLUME, "emptyDir": {}}, tmp_volume()]
+    claim = _pvc_claim(model.uri)
+    if claim:
+        volumes.append(
+            {
+                "name": "artifact-pvc",
+                "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
+            }
+        )
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": pod_selector(owner.name, COMPONENT_SERVER, dep.name)},
+        "revisionHistoryLimit": 3,
+        # Never drop below the serving capacity while a new model version rolls in.
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"},
+        },
+        "template": {
+            "metadata": {
+                "labels": pod_labels,
+                "annotations": {
+                    "prometheus.io/scrape": "true",
+                    "prometheus.io/port": str(c.SERVER_METRICS_PORT),
+                    "prometheus.io/path": "/metrics",
+                },
+            },
+            "spec": restricted_pod_spec(
+                run_as_user=config.run_as_user,
+                init_containers=[storage_initializer(model, config, resources)],
+                containers=[server_container(dep, model, config, resources)],
+                volumes=volumes,
+            ),
+        },
+    }
+    if dep.autoscale is None:
+        # With autoscale the HPA owns spec.replicas; applying it here would fight the HPA.
+        spec = {"replicas": deployment_replicas(dep), **spec}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": child_metadata(
+            owner, name, {**labels, c.LABEL_MODEL: model.model_name, c.LABEL_VERSION: model.version}
+        ),
+        "spec": spec,
+    }
+
+
+def build_server_service(owner: EndpointRef, dep: OnlineDeployment) -> dict[str, Any]:
+    """ClusterIP Service in front of one deployment's pods (the router's upstream)."""
+    name = deployment_name(owner.name, dep.name)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": child_metadata(
+            owner, name, child_labels(owner.name, COMPONENT_SERVER, dep.name)
+        ),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": pod_selector(owner.name, COMPONENT_SERVER, dep.name),
+            "ports": [
+                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"},
+                {
+                    "name": "metrics",
+                    "port": c.SERVER_METRICS_PORT,
+                    "targetPort": "metrics",
+                    "protocol": "TCP",
+                },
+            ],
+        },
+    }
+
+
+def build_hpa(owner: EndpointRef, dep: OnlineDeployment) -> dict[str, Any] | None:
+    """autoscaling/v2 HPA when autoscale is set.
+
+    CPU targets use the Resource metric (metrics-server). Concurrency targets use the Pods metric
+    `mlkube_inflight_requests`, which needs a custom-metrics adapter (e.g. prometheus-adapter)
+    that serves the model server's in-flight gauge.
+    """
+    scale = dep.autoscale
+    if scale is None:
+        return None
+    name = deployment_name(owner.name, dep.name)
+    if scale.target_cpu_utilization is not None:
+        metric: dict[str, Any] = {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {
+                    "type": "Utilization",
+                    "averageUtilization": scale.target_cpu_utilization,
+                },
+            },
+        }
+    else:
+        metric = {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": INFLIGHT_METRIC},
+                "target": {"type": "AverageValue", "averageValue": str(scale.target_concurrency)},
+            },
+        }
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": child_metadata(
+            owner, name, child_labels(owner.name, COMPONENT_SERVER, dep.name)
+        ),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            # minReplicas 0 needs the alpha HPAScaleToZero gate; 1 works everywhere.
+            "minReplicas": max(1, scale.min_replicas),
+            "maxReplicas": scale.max_replicas,
+            "metrics": [metric],
+        },
+    }
+
+
+def build_pdb(
+    owner: EndpointRef, name: str, component: str, deployment: str | None, replicas: int
+) -> dict[str, Any] | None:
+    """PodDisruptionBudget (one pod at a time) when more than one replica serves."""
+    if replicas <= 1:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": child_metadata(owner, name, child_labels(owner.name, component, deployment)),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": pod_selector(owner.name, component, deployment)},
+        },
+    }
+
+
+def build_deployment_children(
+    owner: EndpointRef, dep: OnlineDeployment, model: ModelFacts, config: OperatorConfig
+) -> list[dict[str, Any]]:
+    """Deployment, Service and, when they apply, HPA and PDB of one endpoint deployment."""
+    children = [
+        build_server_deployment(owner, dep, model, config),
+        build_server_service(owner, dep),
+    ]
+    hpa = build_hpa(owner, dep)
+    if hpa is not None:
+        children.append(hpa)
+    pdb = build_pdb(
+        owner,
+        deployment_name(owner.name, dep.name),
+        COMPONENT_SERVER,
+        dep.name,
+        deployment_replicas(dep),
+    )
+    if pdb is not None:
+        children.append(pdb)
+    return children

@@ -1,0 +1,140 @@
+"""Names, labels and owner references of an endpoint's children.
+
+Every child name is a pure function of the endpoint and deployment names, so a restarted
+operator finds (and server-side applies over) the objects it made before instead of creating
+duplicates. Kubernetes limits Service names to DNS-1035 labels (63 characters, starting with a
+letter) and label values to 63 characters; names that do not fit are shortened with a stable
+hash suffix rather than rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from mlkube.contract import (
+    API_VERSION,
+    LABEL_COMPONENT,
+    LABEL_DEPLOYMENT,
+    LABEL_ENDPOINT,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+)
+
+COMPONENT_SERVER: Final = "model-server"
+COMPONENT_ROUTER: Final = "router"
+COMPONENT_KEYS: Final = "keys"
+COMPONENT_ROUTE: Final = "route"
+ENDPOINT_KIND: Final = "OnlineEndpoint"
+
+_MAX_NAME: Final = 63
+_HASH_LENGTH: Final = 8
+_DNS1035: Final = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE: Final = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class EndpointRef:
+    """The owning OnlineEndpoint: what every child needs to name and own itself."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:_HASH_LENGTH]
+
+
+def dns_name(*parts: str) -> str:
+    """`parts` joined by '-' as a DNS-1035 label; shortened with a hash suffix when needed."""
+    joined = "-".join(parts)
+    if len(joined) <= _MAX_NAME and _DNS1035.match(joined):
+        return joined
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", joined.lower()).strip("-")
+    if not cleaned or not cleaned[0].isalpha():
+        cleaned = "e-" + cleaned
+    head = cleaned[: _MAX_NAME - _HASH_LENGTH - 1].rstrip("-")
+    return f"{head}-{_digest(joined)}"
+
+
+def label_value(value: str) -> str:
+    """`value` when it is a valid label value, else a shortened one with a hash suffix."""
+    if len(value) <= _MAX_NAME and _LABEL_VALUE.match(value):
+        return value
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", value).strip("-_.")
+    head = cleaned[: _MAX_NAME - _HASH_LENGTH - 1].rstrip("-_.")
+    return f"{head}-{_digest(value)}" if head else _digest(value)
+
+
+def deployment_name(endpoint: str, deployment: str) -> str:
+    """Deployment, Service, HPA and PDB of one endpoint deployment, e.g. credit-blue."""
+    return dns_name(endpoint, deployment)
+
+
+def router_name(endpoint: str) -> str:
+    """Router Deployment, its ConfigMap and PDB, e.g. credit-router."""
+    return dns_name(endpoint, "router")
+
+
+def service_name(endpoint: str) -> str:
+    """The endpoint's stable Service (and HTTPRoute), e.g. credit."""
+    return dns_name(endpoint)
+
+
+def keys_secret_name(endpoint: str) -> str:
+    """The Secret holding the endpoint's API keys, e.g. credit-keys."""
+    return dns_name(endpoint, "keys")
+
+
+def endpoint_selector(endpoint: str) -> dict[str, str]:
+    """Labels every child of the endpoint carries (used to list children for pruning)."""
+    return {LABEL_MANAGED_BY: MANAGED_BY, LABEL_ENDPOINT: label_value(endpoint)}
+
+
+def selector_string(labels: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+def pod_selector(endpoint: str, component: str, deployment: str | None = None) -> dict[str, str]:
+    """The immutable Deployment selector (and Service selector) of one component's pods."""
+    labels = {LABEL_ENDPOINT: label_value(endpoint), LABEL_COMPONENT: component}
+    if deployment is not None:
+        labels[LABEL_DEPLOYMENT] = deployment
+    return labels
+
+
+def child_labels(endpoint: str, component: str, deployment: str | None = None) -> dict[str, str]:
+    return {**endpoint_selector(endpoint), **pod_selector(endpoint, component, deployment)}
+
+
+def owner_reference(owner: EndpointRef) -> dict[str, Any]:
+    """Controller reference: children are garbage-collected with the endpoint."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": ENDPOINT_KIND,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def child_metadata(
+    owner: EndpointRef, name: str, labels: dict[str, str], annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": labels,
+        "ownerReferences": [owner_reference(owner)],
+    }
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def service_host(name: str, namespace: str, cluster_domain: str) -> str:
+    return f"{name}.{namespace}.svc.{cluster_domain}"
