@@ -48,6 +48,7 @@ MSG_LIVE_AND_MIRROR = "a deployment cannot receive both live traffic (>0) and mi
 MSG_REPLICAS_XOR = "set either replicas or autoscale, not both"
 MSG_AUTOSCALE_RANGE = "autoscale.minReplicas must not exceed autoscale.maxReplicas"
 MSG_AUTOSCALE_TARGET = "autoscale needs exactly one of targetConcurrency or targetCPUUtilization"
+MSG_RESERVED_NAME = "deployment name 'router' is reserved for the endpoint's router"
 MSG_KEY_AUTH_GATEWAY = (
     "auth.mode key needs trafficBackend router: the Gateway API has no standard key auth"
 )
@@ -123,6 +124,7 @@ class OnlineDeployment(ApiModel):
 
     kube_validations = (
         Rule("!(has(self.replicas) && has(self.autoscale))", message=MSG_REPLICAS_XOR),
+        Rule("self.name != 'router'", message=MSG_RESERVED_NAME),
     )
 
     name: DnsLabel
@@ -152,6 +154,8 @@ class OnlineDeployment(ApiModel):
     def _check(self) -> OnlineDeployment:
         if self.replicas is not None and self.autoscale is not None:
             raise ValueError(MSG_REPLICAS_XOR)
+        if self.name == "router":
+            raise ValueError(MSG_RESERVED_NAME)
         return self
 
 

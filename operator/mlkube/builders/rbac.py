@@ -14,6 +14,9 @@ OPERATOR_RULES: list[dict[str, Any]] = [
     # Its own kinds: read, annotate (Kopf progress), finalize; status is written separately.
     {"apiGroups": [GROUP], "resources": list(KINDS), "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": [GROUP], "resources": [f"{k}/status" for k in KINDS], "verbs": ["get", "patch"]},
+    # Children's blockOwnerDeletion owner references, where OwnerReferencesPermissionEnforcement
+    # admission is on (OpenShift and hardened clusters), need update on the owner's finalizers.
+    {"apiGroups": [GROUP], "resources": ["onlineendpoints/finalizers"], "verbs": ["update"]},
     # Kopf: discovery of served CRDs, namespaces when cluster-wide, Events.
     {
         "apiGroups": ["apiextensions.k8s.io"],

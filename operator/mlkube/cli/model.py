@@ -47,6 +47,9 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     register_cmd.add_argument("--description", help="free-text description")
     register_cmd.add_argument("--entrypoint", help="scoring script inside the model folder")
+    register_cmd.add_argument(
+        "--baseline", help="drift baseline profile (from `mlkube model profile`), stored beside it"
+    )
     register_cmd.set_defaults(func=register)
 
     list_cmd = verbs.add_parser("list", help="list models (archived ones only with --all)")
@@ -96,6 +99,10 @@ def register(args: argparse.Namespace) -> int:
         )
     if args.entrypoint is not None and not is_uri:
         check_entrypoint(args.path, args.entrypoint)
+    if args.baseline is not None and "://" not in args.baseline and not os.path.isfile(
+        args.baseline
+    ):
+        raise CliError(f"baseline profile {args.baseline!r} is not a file")
     # Validate everything but the artifact facts before any slow upload or API call.
     draft = model_object.build_model_object(
         model_name=name, version=version, framework=framework,
@@ -107,13 +114,18 @@ def register(args: argparse.Namespace) -> int:
 
     api, namespace = connect(args)
     refuse_existing(api, namespace, name, version)
-    artifact_uri, facts = store_artifact(
-        args.path, args.store or os.environ.get(ENV_STORE), name, version
-    )
+    store = args.store or os.environ.get(ENV_STORE)
+    artifact_uri, facts = store_artifact(args.path, store, name, version)
+    baseline = None
+    if args.baseline is not None:
+        baseline_uri, baseline_facts = store_artifact(
+            args.baseline, store, name, f"{version}.baseline"
+        )
+        baseline = (baseline_uri, baseline_facts.digest)
     body = model_object.build_model_object(
         model_name=name, version=version, framework=framework, artifact_uri=artifact_uri,
         digest=facts.digest, namespace=namespace, tags=tags,
-        description=args.description, entrypoint=args.entrypoint,
+        description=args.description, entrypoint=args.entrypoint, baseline=baseline,
     )  # fmt: skip
     model_object.validate_spec(body["spec"])
     created = api.create(namespace, body)

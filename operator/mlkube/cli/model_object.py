@@ -120,8 +120,9 @@ def build_model_object(
     tags: Mapping[str, str] | None = None,
     description: str | None = None,
     entrypoint: str | None = None,
+    baseline: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The Model manifest the CLI creates (pure)."""
+    """The Model manifest the CLI creates (pure); baseline is (profile uri, digest)."""
     spec: dict[str, Any] = {
         "modelName": model_name,
         "version": version,
@@ -132,6 +133,8 @@ def build_model_object(
         spec["entrypoint"] = {"path": entrypoint}
     if description:
         spec["description"] = description
+    if baseline is not None:
+        spec["baseline"] = {"uri": baseline[0], "digest": baseline[1]}
     labels = {**(tags or {}), LABEL_MODEL: model_name, LABEL_VERSION: version}
     return {
         "apiVersion": API_VERSION,

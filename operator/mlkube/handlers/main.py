@@ -6,9 +6,9 @@ import asyncio
 
 import kopf
 
-from mlkube.handlers import model, settings, webhooks
+from mlkube.handlers import endpoint, model, settings, webhooks
 
-HANDLER_MODULES = (settings, model, webhooks)
+HANDLER_MODULES = (settings, model, webhooks, endpoint)
 
 
 def run(*, namespaces: list[str] | None, liveness: str | None, standalone: bool) -> None:

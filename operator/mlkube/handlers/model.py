@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import datetime
+import os
 from typing import Any
 
 import kopf
 
 from mlkube.builders.model_audit import build_audit_status, changed_paths
-from mlkube.builders.model_status import Verification, build_model_status
+from mlkube.builders.model_status import Verification, build_model_status, build_verifying_status
+from mlkube.builders.model_verify import (
+    build_verification_job,
+    is_pvc,
+    job_outcome,
+    termination_message,
+    verification_from_job,
+    verification_job_name,
+)
+from mlkube.builders.operator_config import parse_operator_config
 from mlkube.contract import GROUP, VERSION
+from mlkube.handlers.clients import kube
 from mlkube.storage import DigestMismatch, StorageError, compute_digest
+
+# A finished Job whose pod has not reported facts after this long failed to report them.
+REPORT_GRACE_SECONDS = 60
 
 
 def now_iso() -> str:
@@ -62,24 +76,45 @@ def reconcile_model(
         return  # level already reached (e.g. on operator restart): nothing to redo
     now = now_iso()
     reused = previous_verification(previous)
-    verification = reused or verify_artifact(spec)
-    new_status = build_model_status(
-        generation=generation, verification=verification, previous=previous, now=now
-    )
-    if reused is not None:
-        new_status["artifact"] = previous["artifact"]  # keep the original verifiedAt
     changes = ["spec"] if reason == kopf.Reason.CREATE else changed_paths(diff) or ["spec"]
-    new_status.update(build_audit_status(
+    audit = build_audit_status(
         annotations=dict(meta.get("annotations") or {}), history=previous.get("history"),
         generation=generation, changes=changes, now=now,
-    ))  # fmt: skip
-    patch.status.update(new_status)
+    )  # fmt: skip
     # kopf.event, not kopf.info: posting.level (WARNING) filters info but not explicit events.
     if reason == kopf.Reason.CREATE:
         kopf.event(body, type="Normal", reason="Registered",
                    message=f"model {spec.get('modelName')} version {spec.get('version')} "
-                           f"registered by {new_status['createdBy']}")  # fmt: skip
-    if reused is not None:
+                           f"registered by {audit['createdBy']}")  # fmt: skip
+    uri = str(spec.get("artifact", {}).get("uri", ""))
+    if reused is None and is_pvc(uri):
+        start_job_verification(body, spec, meta, generation)
+        patch.status.update({**build_verifying_status(generation=generation, previous=previous,
+                                                      now=now), **audit})  # fmt: skip
+        return
+    verification = reused or verify_artifact(spec)
+    finish(body, patch, previous, generation, verification, now, audit, announce=reused is None)
+
+
+def finish(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    previous: dict[str, Any],
+    generation: int,
+    verification: Verification,
+    now: str,
+    audit: dict[str, Any],
+    *,
+    announce: bool,
+) -> None:
+    """Write the verified (or failed) status and announce the outcome once."""
+    new_status = build_model_status(
+        generation=generation, verification=verification, previous=previous, now=now
+    )
+    if not announce and previous.get("artifact"):
+        new_status["artifact"] = previous["artifact"]  # keep the original verifiedAt
+    patch.status.update({**new_status, **audit})
+    if not announce:
         return
     if verification.error is None:
         kopf.event(body, type="Normal", reason="Verified",
@@ -87,3 +122,69 @@ def reconcile_model(
                            f"{verification.size} bytes)")  # fmt: skip
     else:
         kopf.event(body, type="Warning", reason=verification.reason, message=verification.error)
+
+
+def start_job_verification(
+    body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, generation: int
+) -> None:
+    job = build_verification_job(
+        model=meta["name"], namespace=str(meta["namespace"]), uid=str(meta["uid"]),
+        generation=generation, uri=str(spec["artifact"]["uri"]),
+        digest=spec["artifact"].get("digest"), config=parse_operator_config(os.environ),
+    )  # fmt: skip
+    kube().apply(job)
+    kopf.event(
+        body,
+        type="Normal",
+        reason="Verifying",
+        message=f"verifying {spec['artifact']['uri']} in Job {job['metadata']['name']}",
+    )
+
+
+def _verifying(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") == "Verifying"
+
+
+@kopf.timer(GROUP, VERSION, "models", interval=2.0, when=_verifying)
+def poll_verification_job(
+    body: kopf.Body,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    **_: Any,
+) -> None:
+    """Read the outcome of a pvc:// verification Job into the Model's status."""
+    generation = int(meta.get("generation", 1))
+    namespace, name = str(meta["namespace"]), verification_job_name(meta["name"], generation)
+    job = kube().get("batch/v1", "Job", name, namespace)
+    if job is None:
+        start_job_verification(body, spec, meta, generation)  # deleted under us: run it again
+        return
+    outcome = job_outcome(job)
+    if outcome is None:
+        return
+    pods = kube().list("v1", "Pod", namespace, label_selector=f"job-name={name}")
+    message = next((m for p in pods if (m := termination_message(p))), None)
+    verification = verification_from_job(outcome, message)
+    if verification is None:
+        finished = _seconds_since(job.get("status", {}).get("completionTime"))
+        if finished < REPORT_GRACE_SECONDS:
+            return
+        verification = Verification(error=f"Job {name} finished without reporting facts",
+                                    reason="ArtifactUnreadable")  # fmt: skip
+    expected = spec["artifact"].get("digest")
+    if verification.error is None and expected and expected != verification.digest:
+        mismatch = DigestMismatch(str(spec["artifact"]["uri"]), expected, str(verification.digest))
+        verification = Verification(error=str(mismatch), reason="DigestMismatch")
+    previous = dict(status)
+    finish(body, patch, previous, generation, verification, now_iso(),
+           {k: previous[k] for k in ("history", "createdBy", "lastModifiedBy") if k in previous},
+           announce=True)  # fmt: skip
+
+
+def _seconds_since(timestamp: str | None) -> float:
+    if not timestamp:
+        return 0.0
+    then = datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return (datetime.datetime.now(datetime.UTC) - then).total_seconds()

@@ -12,12 +12,24 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
 
 import orjson
 
-from mlkube.contract import HEADER_AZUREML_DEPLOYMENT, HEADER_DEPLOYMENT, HEADER_MIRRORED
+from mlkube.contract import HEADER_DEPLOYMENT
+from mlkube_serving.router.asgi import (
+    DEPLOYMENT_HEADER,
+    DROP_REQUEST,
+    DROP_RESPONSE,
+    METHODS,
+    TARGET_HEADERS,
+    WWW_AUTHENTICATE,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    respond,
+)
 from mlkube_serving.router.auth import KeyStore
 from mlkube_serving.router.config import RouterConfig
 from mlkube_serving.router.errors import (
@@ -37,47 +49,8 @@ from mlkube_serving.router.table import Route, RoutingTable
 from mlkube_serving.router.upstream import PoolRegistry, UpstreamResponse, serialize_request
 from mlkube_serving.router.watch import ConfigWatcher
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
 log = logging.getLogger("mlkube_serving.router")
 
-_TARGET_HEADERS = frozenset({HEADER_DEPLOYMENT.encode(), HEADER_AZUREML_DEPLOYMENT.encode()})
-# Hop-by-hop headers and those the router rewrites; clients may not forge the mirror mark.
-_DROP_REQUEST = frozenset(
-    {
-        b"host",
-        b"content-length",
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"expect",
-        HEADER_MIRRORED.encode(),
-    }
-)
-_DROP_RESPONSE = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"transfer-encoding",
-        b"trailer",
-        b"upgrade",
-        b"content-length",
-        HEADER_DEPLOYMENT.encode(),
-    }
-)
-_DEPLOYMENT_HEADER = HEADER_DEPLOYMENT.encode()
-_METHODS = {m: m.encode() for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
-_JSON = (b"content-type", b"application/json")
-_WWW_AUTHENTICATE = (b"www-authenticate", b'Bearer realm="mlkube"')
 NO_DEPLOYMENT = "none"
 
 
@@ -166,7 +139,7 @@ class RouterApp:
         if kind == "http":
             path = scope["path"]
             if path == "/healthz":
-                await _respond(send, 200, b'{"status":"ok"}')
+                await respond(send, 200, b'{"status":"ok"}')
             elif path == "/readyz":
                 await self._readyz(send)
             else:
@@ -188,7 +161,7 @@ class RouterApp:
     async def _readyz(self, send: Send) -> None:
         table = self.table
         if table is None:
-            await _respond(send, 503, orjson.dumps({"ready": False, "reason": self.config_error}))
+            await respond(send, 503, orjson.dumps({"ready": False, "reason": self.config_error}))
             return
         states = self.health.snapshot(table)
         ready = any(states.values())
@@ -199,7 +172,7 @@ class RouterApp:
         }
         if not ready:
             body["reason"] = "no deployment answers its health probe"
-        await _respond(send, 200 if ready else 503, orjson.dumps(body))
+        await respond(send, 200 if ready else 503, orjson.dumps(body))
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
         table = self.table
@@ -212,7 +185,7 @@ class RouterApp:
         api_key: bytes | None = None
         lines: list[bytes] = []
         for name, value in scope["headers"]:
-            if name in _DROP_REQUEST:
+            if name in DROP_REQUEST:
                 continue
             if name == b"authorization":
                 authorization = value
@@ -222,7 +195,7 @@ class RouterApp:
                 api_key = value
                 if strip_auth:
                     continue
-            elif name in _TARGET_HEADERS and value.strip():
+            elif name in TARGET_HEADERS and value.strip():
                 target_name = value
             lines.append(name + b": " + value + b"\r\n")
         if strip_auth:
@@ -262,10 +235,10 @@ class RouterApp:
                 )
                 return
 
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:
             return  # the client went away
-        method = _METHODS.get(scope["method"]) or scope["method"].encode()
+        method = METHODS.get(scope["method"]) or scope["method"].encode()
         target = scope.get("raw_path") or scope["path"].encode()
         if scope["query_string"]:
             target = target + b"?" + scope["query_string"]
@@ -278,18 +251,18 @@ class RouterApp:
         except UpstreamError as exc:
             self.metrics.observe_request(route.name, exc.status, kind, -1.0)
             status, payload = render_error(exc)
-            await _respond(send, status, payload)
+            await respond(send, status, payload)
             return
         elapsed = time.perf_counter() - start
 
         if is_head or response.status in (204, 304):
             # No body: keep the upstream's content-length (if any) as the only one.
-            out = [(k, v) for k, v in response.headers if k not in _DROP_RESPONSE]
+            out = [(k, v) for k, v in response.headers if k not in DROP_RESPONSE]
             out.extend((k, v) for k, v in response.headers if k == b"content-length")
         else:
-            out = [(k, v) for k, v in response.headers if k not in _DROP_RESPONSE]
+            out = [(k, v) for k, v in response.headers if k not in DROP_RESPONSE]
             out.append((b"content-length", str(len(response.body)).encode()))
-        out.append((_DEPLOYMENT_HEADER, route.name_bytes))
+        out.append((DEPLOYMENT_HEADER, route.name_bytes))
         await send({"type": "http.response.start", "status": response.status, "headers": out})
         await send({"type": "http.response.body", "body": response.body})
         self.metrics.observe_request(route.name, response.status, kind, elapsed)
@@ -364,33 +337,5 @@ class RouterApp:
     async def _refuse(self, send: Send, exc: RouterError, kind: str = "live") -> None:
         self.metrics.observe_request(NO_DEPLOYMENT, exc.status, kind, -1.0)
         status, payload = render_error(exc)
-        extra = [_WWW_AUTHENTICATE] if status == 401 else []
-        await _respond(send, status, payload, extra)
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole request body, or None if the client disconnected first."""
-    message = await receive()
-    if message["type"] != "http.request":
-        return None
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body
-    chunks = [body]
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    headers = [_JSON, (b"content-length", str(len(body)).encode())]
-    if extra:
-        headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        extra = [WWW_AUTHENTICATE] if status == 401 else []
+        await respond(send, status, payload, extra)

@@ -44,7 +44,7 @@ def test_cel_rules_are_attached_where_they_apply(spec_schema: Mapping[str, Any])
     assert _messages(traffic) == [ep.MSG_TRAFFIC_SUM]
     assert "sum() == 100" in traffic["x-kubernetes-validations"][0]["rule"]
     deployment = spec_schema["properties"]["deployments"]["items"]
-    assert _messages(deployment) == [ep.MSG_REPLICAS_XOR]
+    assert _messages(deployment) == [ep.MSG_REPLICAS_XOR, ep.MSG_RESERVED_NAME]
     autoscale = deployment["properties"]["autoscale"]
     assert _messages(autoscale) == [ep.MSG_AUTOSCALE_RANGE, ep.MSG_AUTOSCALE_TARGET]
     assert "targetCPUUtilization" in autoscale["properties"]
@@ -136,6 +136,7 @@ def test_valid_blue_green() -> None:
         ),
         ({"traffic": {"blue": 170, "green": -70}}, "less than or equal to 100"),
         ({"trafficBackend": "istio"}, "router"),
+        ({"deployments": [{"name": "router", "model": "a"}], "traffic": {}}, ep.MSG_RESERVED_NAME),
         ({"trafficBackend": "gateway-api", "auth": {"mode": "key"}}, ep.MSG_KEY_AUTH_GATEWAY),
         ({"deployments": [{"name": "Blue", "model": "a"}], "traffic": {}}, "pattern"),
     ],

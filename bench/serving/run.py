@@ -1,0 +1,342 @@
+"""Benchmark the mlkube model server against MLServer on the same models and the same load.
+
+    python bench/serving/run.py [--duration 4] [--workers 2] [--cases rf,lr]
+
+Builds a 100-tree random forest and a logistic regression (make_classification, 20 float
+features), installs MLServer 1.7.1 with mlserver-sklearn into its own venv under
+.cache/bench/mlserver-venv (once), then serves each model with MLServer and with mlkube, one
+server at a time, and drives both with wrk (Debian's, with a Lua script for the POST body) at
+concurrency 1, 8 and 32 with one-row requests and at concurrency 8 with 64-row requests. Prints
+req/s, p50 and p99 per case and the mlkube/MLServer throughput ratio as a Markdown table, and
+stores the raw numbers in bench/results/serving.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / ".cache" / "bench"
+MLSERVER_VENV = CACHE / "mlserver-venv"
+RESULTS = ROOT / "bench" / "results"
+MLSERVER_REQUIREMENTS = [
+    "mlserver==1.7.1",
+    "mlserver-sklearn==1.7.1",
+    "uvloop<0.22",
+    f"scikit-learn=={sklearn.__version__}",  # same version, so both unpickle the same model
+]
+# (label, rows per request, concurrency)
+CASES = [
+    ("1 row, c=1", 1, 1),
+    ("1 row, c=8", 1, 8),
+    ("1 row, c=32", 1, 32),
+    ("64 rows, c=8", 64, 8),
+]
+
+
+@dataclass
+class Measurement:
+    server: str
+    model: str
+    case: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found is None and os.geteuid() == 0:
+        print("installing wrk from Debian ...", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, capture_output=True)
+        found = shutil.which("wrk")
+    if found is None:
+        sys.exit("wrk is required: apt-get install -y wrk")
+    return found
+
+
+def ensure_mlserver() -> Path:
+    """Create the MLServer venv once; the marker records what was installed."""
+    marker = MLSERVER_VENV / "mlkube-requirements.txt"
+    wanted = "\n".join(MLSERVER_REQUIREMENTS)
+    if marker.exists() and marker.read_text() == wanted:
+        return MLSERVER_VENV / "bin" / "mlserver"
+    print(f"installing {', '.join(MLSERVER_REQUIREMENTS)} into {MLSERVER_VENV} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(MLSERVER_VENV)], check=True)
+    pip = [str(MLSERVER_VENV / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, *MLSERVER_REQUIREMENTS], check=True)
+    marker.write_text(wanted)
+    return MLSERVER_VENV / "bin" / "mlserver"
+
+
+def build_models(workdir: Path) -> dict[str, Path]:
+    X, y = make_classification(n_samples=5000, n_features=20, random_state=0)
+    models = {
+        "rf": RandomForestClassifier(n_estimators=100, random_state=0).fit(X, y),
+        "lr": LogisticRegression(max_iter=1000).fit(X, y),
+    }
+    paths = {}
+    for name, estimator in models.items():
+        directory = workdir / "models" / name
+        directory.mkdir(parents=True)
+        joblib.dump(estimator, directory / "model.joblib")
+        settings = {
+            "name": name,
+            "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": "./model.joblib"},
+        }
+        (directory / "model-settings.json").write_text(json.dumps(settings))
+        paths[name] = directory
+    return paths
+
+
+def request_body(rows: int) -> bytes:
+    data = np.random.default_rng(rows).normal(size=(rows, 20)).round(6)
+    tensor = {"name": "input-0", "shape": [rows, 20], "datatype": "FP64", "data": data.tolist()}
+    return json.dumps({"inputs": [tensor]}).encode()
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"server exited with {process.returncode} before it was ready ({url})")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"server at {url} not ready after {timeout}s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_wrk(
+    wrk: str, url: str, body: bytes, connections: int, seconds: float, workdir: Path
+) -> dict[str, Any]:
+    body_file = workdir / f"body-{len(body)}.json"
+    body_file.write_bytes(body)
+    script = workdir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'local f = io.open("{body_file}", "rb"); wrk.body = f:read("*a"); f:close()\n'
+    )
+    command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(output)
+
+
+def _duration_ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _duration_ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = _duration_ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    errors = 0
+    for pattern in (
+        r"Non-2xx or 3xx responses: (\d+)",
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+    ):
+        match = re.search(pattern, output)
+        if match:
+            errors += sum(int(g) for g in match.groups())
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors}
+
+
+def measure(
+    server: str, model: str, url: str, wrk: str, seconds: float, workdir: Path
+) -> list[Measurement]:
+    run_wrk(wrk, url, request_body(1), 8, 1.0, workdir)  # warm-up, discarded
+    results = []
+    for label, rows, connections in CASES:
+        numbers = run_wrk(wrk, url, request_body(rows), connections, seconds, workdir)
+        results.append(
+            Measurement(
+                server,
+                model,
+                label,
+                numbers["rps"],
+                numbers["p50"],
+                numbers["p99"],
+                numbers["errors"],
+            )
+        )
+        print(
+            f"  {server:8} {model} {label:13} {numbers['rps']:9.0f} req/s  p50 {numbers['p50']:7.2f} ms  p99 {numbers['p99']:7.2f} ms  errors {numbers['errors']}",
+            flush=True,
+        )
+    return results
+
+
+def bench_mlserver(
+    mlserver: Path, models: dict[str, Path], wrk: str, seconds: float, workdir: Path
+) -> list[Measurement]:
+    repo = workdir / "models"
+    port, grpc, metrics = free_port(), free_port(), free_port()
+    settings = {
+        "http_port": port,
+        "grpc_port": grpc,
+        "metrics_port": metrics,
+        "debug": False,
+        "host": "127.0.0.1",
+    }
+    (repo / "settings.json").write_text(json.dumps(settings))
+    log = open(workdir / "mlserver.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [str(mlserver), "start", str(repo)], stdout=log, stderr=subprocess.STDOUT, cwd=repo
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for name in models:
+            wait_ready(f"{base}/v2/models/{name}/ready", process)
+        results = []
+        for name in models:
+            results += measure(
+                "MLServer", name, f"{base}/v2/models/{name}/infer", wrk, seconds, workdir
+            )
+        return results
+    finally:
+        stop(process)
+        log.close()
+
+
+def bench_mlkube(
+    models: dict[str, Path], workers: int, wrk: str, seconds: float, workdir: Path
+) -> list[Measurement]:
+    results = []
+    for name, directory in models.items():
+        port = free_port()
+        command = [
+            sys.executable, "-m", "mlkube_serving", "serve", "--model-dir", str(directory),
+            "--name", name, "--host", "127.0.0.1", "--port", str(port),
+            "--metrics-port", str(free_port()), "--workers", str(workers),
+        ]  # fmt: skip
+        log = open(workdir / f"mlkube-{name}.log", "wb")  # noqa: SIM115 - closed below
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_ready(f"{base}/v2/health/ready", process)
+            with urllib.request.urlopen(f"{base}/v2/models/{name}") as answer:
+                runtime = json.load(answer)["platform"]
+            print(f"  mlkube serves {name} with {runtime}", flush=True)
+            results += measure(
+                "mlkube", name, f"{base}/v2/models/{name}/infer", wrk, seconds, workdir
+            )
+        finally:
+            stop(process)
+            log.close()
+    return results
+
+
+def table(results: list[Measurement]) -> str:
+    by_key = {(m.server, m.model, m.case): m for m in results}
+    lines = [
+        "| model | case | MLServer req/s | p50 ms | p99 ms | mlkube req/s | p50 ms | p99 ms | mlkube/MLServer |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for model in ("rf", "lr"):
+        for label, _, _ in CASES:
+            theirs, ours = (
+                by_key.get(("MLServer", model, label)),
+                by_key.get(("mlkube", model, label)),
+            )
+            if theirs is None or ours is None:
+                continue
+            ratio = (
+                ours.requests_per_second / theirs.requests_per_second
+                if theirs.requests_per_second
+                else float("inf")
+            )
+            lines.append(
+                f"| {model} | {label} | {theirs.requests_per_second:,.0f} | {theirs.p50_ms:.2f} | {theirs.p99_ms:.2f} "
+                f"| {ours.requests_per_second:,.0f} | {ours.p50_ms:.2f} | {ours.p99_ms:.2f} | {ratio:.1f}x |"
+            )
+    return "\n".join(lines)
+
+
+def machine_note() -> str:
+    load = os.getloadavg()
+    note = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {load[0]:.1f} at start"
+    if load[0] > 0.5 * (os.cpu_count() or 1):
+        note += " (the machine was shared with other work: numbers are noisy)"
+    return note
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per case")
+    parser.add_argument("--workers", type=int, default=2, help="mlkube worker processes")
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    mlserver = ensure_mlserver()
+    note = machine_note()
+    print(note, flush=True)
+    with tempfile.TemporaryDirectory(prefix="mlkube-bench-") as tmp:
+        workdir = Path(tmp)
+        models = build_models(workdir)
+        results = bench_mlserver(mlserver, models, wrk, args.duration, workdir)
+        results += bench_mlkube(models, args.workers, wrk, args.duration, workdir)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "serving.json").write_text(
+        json.dumps({"machine": note, "results": [asdict(m) for m in results]}, indent=2)
+    )
+    print()
+    print(
+        f"MLServer 1.7.1 (defaults, debug off) vs mlkube ({args.workers} workers), wrk -t1, {args.duration:g}s per case; {note}"
+    )
+    print()
+    print(table(results))
+    errors = sum(m.errors for m in results)
+    if errors:
+        print(f"\nwarning: {errors} failed requests (see wrk output above)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Every child object of an OnlineEndpoint, from its spec, its Models and the operator config.
+
+`build_endpoint_children` is the whole desired state: the handler server-side applies each
+object and deletes labelled children that are not in the list (a removed deployment). The
+same function computes what integration tests expect to find in the cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION, build_httproute, route_url
+from mlkube.builders.endpoint_router import build_router_children
+from mlkube.builders.endpoint_server import build_deployment_children
+from mlkube.builders.model_facts import ModelFacts
+from mlkube.builders.names import EndpointRef, service_host, service_name
+from mlkube.builders.operator_config import OperatorConfig
+
+# Kinds an endpoint may own, in apply order (config and Secrets before the pods that mount them).
+CHILD_KINDS: Final = (
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    (HTTPROUTE_API_VERSION, "HTTPRoute"),
+)
+
+
+def uses_router(spec: OnlineEndpointSpec) -> bool:
+    return spec.traffic_backend == "router"
+
+
+def build_endpoint_children(
+    owner: EndpointRef,
+    spec: OnlineEndpointSpec,
+    models: Mapping[str, ModelFacts],
+    config: OperatorConfig,
+    keys: list[str],
+) -> list[dict[str, Any]]:
+    """All children; `models` maps each referenced Model object name to its verified facts."""
+    children: list[dict[str, Any]] = []
+    for dep in spec.deployments:
+        children.extend(build_deployment_children(owner, dep, models[dep.model], config))
+    if uses_router(spec):
+        children.extend(build_router_children(owner, spec, config, keys))
+    else:
+        children.append(build_httproute(owner, spec, config))
+    order = {kind: index for index, kind in enumerate(CHILD_KINDS)}
+    return sorted(children, key=lambda obj: order[(obj["apiVersion"], obj["kind"])])
+
+
+def endpoint_url(
+    owner: EndpointRef, spec: OnlineEndpointSpec, config: OperatorConfig
+) -> str | None:
+    """status.url: the router Service's cluster DNS name, or the Gateway host name."""
+    if uses_router(spec):
+        host = service_host(service_name(owner.name), owner.namespace, config.cluster_domain)
+        return f"http://{host}"
+    return route_url(spec)
+
+
+def child_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(apiVersion, kind, name): how children are matched between desired and live state."""
+    return (str(obj["apiVersion"]), str(obj["kind"]), str(obj["metadata"]["name"]))

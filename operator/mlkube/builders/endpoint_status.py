@@ -1,0 +1,214 @@
+"""The OnlineEndpoint's status: URL, applied traffic, per-deployment readiness, conditions.
+
+Ready means every deployment's pods (and the router's, for the router backend) are available
+at the current template; Progressing means a rollout or a wait for Models is under way;
+Degraded means something needs a human (a failed Model, a rollout past its deadline, pods the
+namespace refuses). Pure: Deployment objects and the clock come in as arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.endpoint_server import deployment_replicas
+from mlkube.reconcile.conditions import get_condition, set_condition
+
+# Ready=False reasons that mean "the last reconcile could not apply the children".
+BLOCKER_REASONS: Final = frozenset(
+    {
+        "ModelNotFound",
+        "ModelNotReady",
+        "ModelFailed",
+        "GatewayNotConfigured",
+        "GatewayAPIMissing",
+        "InvalidSpec",
+    }
+)
+
+
+@dataclass(frozen=True)
+class WorkloadHealth:
+    """What a child Deployment's status says."""
+
+    replicas: int
+    ready: int
+    available: bool
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Why the children could not be applied; `degraded` when only a human can fix it."""
+
+    reason: str
+    message: str
+    degraded: bool = False
+
+
+def _conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    status = obj.get("status") or {}
+    return {str(c.get("type")): c for c in status.get("conditions") or []}
+
+
+def workload_health(obj: Mapping[str, Any] | None) -> WorkloadHealth | None:
+    """Health of a Deployment, None when it does not exist."""
+    if obj is None:
+        return None
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    want = int(spec.get("replicas", 1))
+    generation = int((obj.get("metadata") or {}).get("generation", 0))
+    current = int(status.get("observedGeneration", -1)) >= generation
+    updated = int(status.get("updatedReplicas", 0))
+    available_count = int(status.get("availableReplicas", 0))
+    total = int(status.get("replicas", 0))
+    conds = _conditions(obj)
+    available_cond = (conds.get("Available") or {}).get("status") == "True" or want == 0
+    available = (
+        current
+        and updated >= want
+        and available_count >= want
+        and total <= updated
+        and available_cond
+    )
+    failure = None
+    progressing = conds.get("Progressing") or {}
+    replica_failure = conds.get("ReplicaFailure") or {}
+    if (
+        progressing.get("status") == "False"
+        and progressing.get("reason") == "ProgressDeadlineExceeded"
+    ):
+        failure = str(progressing.get("message") or "rollout exceeded its progress deadline")
+    elif replica_failure.get("status") == "True":
+        failure = str(replica_failure.get("message") or "pods cannot be created")
+    return WorkloadHealth(
+        replicas=want,
+        ready=int(status.get("readyReplicas", 0)),
+        available=available,
+        failure=failure,
+    )
+
+
+def is_blocked(status: Mapping[str, Any]) -> bool:
+    """True when the last reconcile stopped before applying (status then only changes on retry)."""
+    ready = get_condition(list(status.get("conditions") or []), "Ready") or {}
+    return ready.get("reason") in BLOCKER_REASONS
+
+
+def _summarize(
+    spec: OnlineEndpointSpec,
+    deployments: Mapping[str, WorkloadHealth | None],
+    router: WorkloadHealth | None,
+    needs_router: bool,
+) -> tuple[list[str], list[str]]:
+    """(waiting, failures): human-readable lists for the condition messages."""
+    waiting, failures = [], []
+    parts: list[tuple[str, WorkloadHealth | None]] = [
+        (d.name, deployments.get(d.name)) for d in spec.deployments
+    ]
+    if needs_router:
+        parts.append(("router", router))
+    for name, health in parts:
+        if health is None:
+            waiting.append(f"{name} (not created)")
+        elif health.failure:
+            failures.append(f"{name}: {health.failure}")
+        elif not health.available:
+            waiting.append(f"{name} ({health.ready}/{health.replicas} ready)")
+    return waiting, failures
+
+
+def _readiness(
+    spec: OnlineEndpointSpec,
+    deployments: Mapping[str, WorkloadHealth | None],
+    router: WorkloadHealth | None,
+    needs_router: bool,
+    blockers: Sequence[Blocker],
+) -> dict[str, tuple[bool, str, str]]:
+    """Condition type -> (status, reason, message)."""
+    if blockers:
+        message = "; ".join(b.message for b in blockers)
+        degraded = [b for b in blockers if b.degraded]
+        first = degraded[0] if degraded else blockers[0]
+        return {
+            "Ready": (False, first.reason, message),
+            "Progressing": (not degraded, first.reason, message),
+            "Degraded": (bool(degraded), first.reason if degraded else "AsExpected", message),
+        }
+    waiting, failures = _summarize(spec, deployments, router, needs_router)
+    if failures:
+        message = "; ".join(failures)
+        return {
+            "Ready": (False, "RolloutFailed", message),
+            "Progressing": (False, "RolloutFailed", message),
+            "Degraded": (True, "RolloutFailed", message),
+        }
+    if waiting:
+        message = "waiting for " + ", ".join(waiting)
+        return {
+            "Ready": (False, "Progressing", message),
+            "Progressing": (True, "RollingOut", message),
+            "Degraded": (False, "AsExpected", ""),
+        }
+    count = len(spec.deployments)
+    message = f"{count} deployment{'s' if count != 1 else ''} available" + (
+        " behind the router" if needs_router else ""
+    )
+    return {
+        "Ready": (True, "Available", message),
+        "Progressing": (False, "Complete", message),
+        "Degraded": (False, "AsExpected", ""),
+    }
+
+
+def build_endpoint_status(
+    *,
+    spec: OnlineEndpointSpec,
+    generation: int,
+    url: str | None,
+    applied_traffic: Mapping[str, int],
+    applied_mirror: Mapping[str, int],
+    deployments: Mapping[str, WorkloadHealth | None],
+    router: WorkloadHealth | None,
+    needs_router: bool,
+    blockers: Sequence[Blocker],
+    previous: Mapping[str, Any] | None,
+    now: str,
+) -> dict[str, Any]:
+    """The full status; `deployments` maps spec deployment names to their Deployment's health."""
+    previous = previous or {}
+    conditions = list(previous.get("conditions") or [])
+    verdicts = _readiness(spec, deployments, router, needs_router, blockers)
+    for type_, (ok, reason, message) in verdicts.items():
+        conditions = set_condition(
+            conditions,
+            type_=type_,
+            status=ok,
+            reason=reason,
+            message=message,
+            generation=generation,
+            now=now,
+        )
+    per_deployment = []
+    for dep in spec.deployments:
+        health = deployments.get(dep.name)
+        per_deployment.append(
+            {
+                "name": dep.name,
+                "model": dep.model,
+                "readyReplicas": health.ready if health else 0,
+                "replicas": health.replicas if health else deployment_replicas(dep),
+            }
+        )
+    status: dict[str, Any] = {
+        "url": url,
+        "traffic": dict(sorted(applied_traffic.items())),
+        "mirror": dict(sorted(applied_mirror.items())),
+        "deployments": per_deployment,
+        "conditions": conditions,
+        "observedGeneration": generation,
+        "message": verdicts["Ready"][2],
+    }
+    return status

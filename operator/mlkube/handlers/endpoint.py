@@ -1,0 +1,115 @@
+"""OnlineEndpoint handlers: reconcile on create/update/resume and on a resync timer, refresh
+readiness when a child Deployment changes, release the Models when the endpoint is deleted.
+
+The work lives in `endpoint_sync`; this module maps its outcome to Kopf (Events, retries). One
+lock per endpoint serializes the handler, the timer and Deployment events inside the process,
+so a slow pass never prunes what a newer pass just applied.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+import kopf
+
+from mlkube.contract import (
+    API_VERSION,
+    GROUP,
+    LABEL_ENDPOINT,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    VERSION,
+)
+from mlkube.handlers import endpoint_sync as sync
+from mlkube.handlers.clients import kube
+from mlkube.handlers.config import operator_config
+from mlkube.k8s import ApiError
+
+PLURAL: Final = "onlineendpoints"
+RESYNC_SECONDS: Final = 60.0
+API_ERROR_DELAY: Final = 10.0
+
+_locks: dict[tuple[str, str], threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+@contextmanager
+def endpoint_lock(namespace: str, name: str) -> Iterator[None]:
+    with _locks_guard:
+        lock = _locks.setdefault((namespace, name), threading.Lock())
+    with lock:
+        yield
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_reconcile(body: kopf.Body, namespace: str, name: str) -> sync.Outcome:
+    """One reconcile; API and sync failures become a delayed retry, never a traceback storm."""
+    try:
+        with endpoint_lock(namespace, name):
+            outcome = sync.reconcile(kube(), operator_config(), namespace, name, now_iso())
+    except (ApiError, sync.EndpointSyncError) as err:
+        raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err
+    for type_, reason, message in outcome.events:
+        kopf.event(body, type=type_, reason=reason, message=message)
+    return outcome
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def reconcile_endpoint(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    outcome = run_reconcile(body, namespace or "default", name)
+    if outcome.retry_message:
+        raise kopf.TemporaryError(outcome.retry_message, delay=outcome.retry_delay)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def resync_endpoint(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    """Level-based repair: recreate children deleted by hand, pick up Models that became Ready."""
+    run_reconcile(body, namespace or "default", name)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+def release_endpoint_models(namespace: str | None, name: str, **_: Any) -> None:
+    """Children go with the endpoint (owner references); Models must forget it explicitly."""
+    namespace = namespace or "default"
+    try:
+        with endpoint_lock(namespace, name):
+            sync.release_models(kube(), namespace, name)
+    except (ApiError, sync.EndpointSyncError) as err:
+        raise kopf.TemporaryError(f"releasing Models failed: {err}", delay=API_ERROR_DELAY) from err
+
+
+def owning_endpoint(meta: kopf.Meta) -> str | None:
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller") and (ref.get("apiVersion"), ref.get("kind")) == (
+            API_VERSION,
+            "OnlineEndpoint",
+        ):
+            return str(ref.get("name"))
+    return None
+
+
+@kopf.on.event(
+    "apps", "v1", "deployments", labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_ENDPOINT: kopf.PRESENT}
+)
+def child_deployment_changed(
+    meta: kopf.Meta, namespace: str | None, logger: kopf.Logger, **_: Any
+) -> None:
+    """A child Deployment's status moved: recompute the endpoint's readiness."""
+    endpoint = owning_endpoint(meta)
+    if endpoint is None or namespace is None:
+        return
+    try:
+        with endpoint_lock(namespace, endpoint):
+            sync.refresh_status(kube(), operator_config(), namespace, endpoint, now_iso())
+    except ApiError as err:
+        # The resync timer repairs the status later; one line instead of a traceback.
+        logger.warning(f"status refresh of OnlineEndpoint {endpoint} failed: {err}")

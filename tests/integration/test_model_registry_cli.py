@@ -1,0 +1,159 @@
+"""`mlkube model ...` against the real API server with the real operator: models trained
+elsewhere (a scikit-learn pickle, an MLflow folder, a multi-file custom model) register, verify
+and are found by tag; duplicates are refused; archived models hide from `list`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pytest
+from kopf.testing import KopfRunner
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+
+from mlkube.cli.main import main
+from mlkube.contract import API_VERSION
+from mlkube.devcluster import Cluster
+from mlkube.k8s import Kube
+from mlkube.storage import compute_digest
+from support.waiting import wait_for
+
+
+@pytest.fixture
+def cli(cluster: Cluster, namespace: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    store = (tmp_path / "store").as_uri()
+
+    def run(*args: str, with_store: bool = False) -> tuple[int, str, str]:
+        argv = [*args, "-n", namespace, "--kubeconfig", str(cluster.kubeconfig)]
+        if with_store:
+            argv += ["--store", store]
+        code = main(argv)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def pickle_path(tmp_path: Path) -> Path:
+    x, y = make_classification(n_samples=200, n_features=20, random_state=0)
+    path = tmp_path / "model.pkl"
+    joblib.dump(LogisticRegression(max_iter=200).fit(x, y), path)
+    return path
+
+
+def ready_model(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        obj = kube.get(API_VERSION, "Model", name, namespace) or {}
+        return obj if obj.get("status", {}).get("phase") in ("Ready", "Failed") else None
+
+    obj: dict[str, Any] = wait_for(ready, what=f"Model {name} verified")
+    assert obj["status"]["phase"] == "Ready", obj["status"]
+    return obj
+
+
+def test_register_a_pickle_then_find_it_by_tag(
+    cli: Any, kube: Kube, namespace: str, pickle_path: Path, running_operator: KopfRunner
+) -> None:
+    code, out, err = cli("model", "register", "--name", "credit-risk", "--version", "1",
+                         "--path", str(pickle_path), "--tag", "experiment=exp1",
+                         with_store=True)  # fmt: skip
+    assert code == 0, err
+    assert "credit-risk-v1 created" in out
+    code, _, err = cli("model", "register", "--name", "churn", "--version", "1",
+                       "--path", str(pickle_path), "--tag", "experiment=exp2")  # fmt: skip
+    assert code == 0, err
+
+    obj = ready_model(kube, namespace, "credit-risk-v1")
+    assert obj["spec"]["framework"] == "sklearn"
+    uri = obj["spec"]["artifact"]["uri"]
+    assert uri.startswith("file://") and "/store/credit-risk/1" in uri
+    assert obj["status"]["artifact"]["digest"] == compute_digest(uri).digest
+    assert obj["status"]["artifact"]["digest"] == obj["spec"]["artifact"]["digest"]
+
+    code, out, _ = cli("model", "list", "--tag", "experiment=exp1")
+    assert code == 0
+    assert "credit-risk-v1" in out and "churn" not in out
+    code, out, _ = cli("model", "list", "--tag", "experiment=exp1", "-o", "json")
+    assert [i["metadata"]["name"] for i in json.loads(out)["items"]] == ["credit-risk-v1"]
+
+
+def test_registering_the_same_version_twice_is_refused(
+    cli: Any, kube: Kube, namespace: str, pickle_path: Path
+) -> None:
+    args = ("model", "register", "--name", "credit-risk", "--version", "2",
+            "--path", str(pickle_path))  # fmt: skip
+    assert cli(*args)[0] == 0
+    code, _, err = cli(*args)
+    assert code == 1
+    assert "already exists" in err and "credit-risk-v2" in err
+    assert len(kube.list(API_VERSION, "Model", namespace)) == 1
+
+
+def test_mlflow_folder_and_multi_file_models_verify(
+    cli: Any,
+    kube: Kube,
+    namespace: str,
+    tmp_path: Path,
+    pickle_path: Path,
+    running_operator: KopfRunner,
+) -> None:
+    mlflow = tmp_path / "mlflow-model"
+    mlflow.mkdir()
+    (mlflow / "MLmodel").write_text(
+        "flavors:\n  sklearn:\n    pickled_model: model.pkl\n    sklearn_version: 1.5.0\n"
+        "  python_function:\n    loader_module: mlflow.sklearn\n"
+    )
+    (mlflow / "model.pkl").write_bytes(pickle_path.read_bytes())
+    (mlflow / "conda.yaml").write_text("name: env\ndependencies: [python=3.11]\n")
+    (mlflow / "requirements.txt").write_text("scikit-learn\n")
+    code, _, err = cli("model", "register", "--name", "fraud", "--version", "7",
+                       "--path", str(mlflow), with_store=True)  # fmt: skip
+    assert code == 0, err
+
+    custom = tmp_path / "custom"
+    (custom / "weights").mkdir(parents=True)
+    (custom / "score.py").write_text("def init():\n    pass\n\ndef run(data):\n    return data\n")
+    for i in range(3):
+        (custom / "weights" / f"part-{i}.bin").write_bytes(bytes([i]) * 1000)
+    code, _, err = cli("model", "register", "--name", "echo", "--version", "1",
+                       "--path", str(custom), "--framework", "custom",
+                       "--entrypoint", "score.py", with_store=True)  # fmt: skip
+    assert code == 0, err
+
+    fraud = ready_model(kube, namespace, "fraud-v7")
+    assert fraud["spec"]["framework"] == "mlflow"
+    assert fraud["status"]["artifact"]["fileCount"] == 4
+    echo = ready_model(kube, namespace, "echo-v1")
+    assert echo["status"]["artifact"]["fileCount"] == 4
+    assert echo["status"]["artifact"]["size"] == 3000 + len((custom / "score.py").read_bytes())
+
+
+def test_archived_models_hide_from_list_but_resolve(
+    cli: Any, namespace: str, pickle_path: Path
+) -> None:
+    assert cli("model", "register", "--name", "old", "--version", "1",
+               "--path", str(pickle_path))[0] == 0  # fmt: skip
+    assert cli("model", "archive", "old:1")[0] == 0
+    assert "old-v1" not in cli("model", "list")[1]
+    assert "old-v1" in cli("model", "list", "--all")[1]
+    code, out, _ = cli("model", "show", "old-v1")
+    assert code == 0 and "old" in out
+
+
+def test_baseline_profile_is_stored_beside_the_model(
+    cli: Any, kube: Kube, namespace: str, tmp_path: Path, pickle_path: Path
+) -> None:
+    profile = tmp_path / "profile.json"
+    profile.write_text('{"formatVersion": 1, "features": {}}')
+    code, _, err = cli("model", "register", "--name", "credit-risk", "--version", "9",
+                       "--path", str(pickle_path), "--baseline", str(profile),
+                       with_store=True)  # fmt: skip
+    assert code == 0, err
+    obj = kube.get(API_VERSION, "Model", "credit-risk-v9", namespace) or {}
+    baseline = obj["spec"]["baseline"]
+    assert baseline["uri"].endswith("/credit-risk/9.baseline/profile.json")
+    assert baseline["digest"] == compute_digest(baseline["uri"]).digest
