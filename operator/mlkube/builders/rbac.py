@@ -61,14 +61,14 @@ def build_cluster_role_binding(
     name: str, role: str, user: str | None = None, service_account: tuple[str, str] | None = None
 ) -> dict[str, Any]:
     """Bind `role` to a user (tests) or a (namespace, name) service account (chart)."""
+    subject: dict[str, str]
     if service_account is not None:
-        subject = {
-            "kind": "ServiceAccount",
-            "namespace": service_account[0],
-            "name": service_account[1],
-        }
-    else:
+        namespace, account = service_account
+        subject = {"kind": "ServiceAccount", "namespace": namespace, "name": account}
+    elif user is not None:
         subject = {"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}
+    else:
+        raise ValueError("a binding needs a user or a service account")
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
