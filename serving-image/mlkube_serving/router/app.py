@@ -104,6 +104,7 @@ class RouterApp:
         self.table = table
         self.config_error = None
         self._pools.retain(table.pools())
+        self.health.forget_others(table)
         self.health.poke()
 
     def reload_if_changed(self) -> bool:

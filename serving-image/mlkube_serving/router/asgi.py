@@ -73,6 +73,7 @@ async def read_body(receive: Receive) -> bytes | None:
 async def respond(
     send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
+    """Send a complete JSON response (the router's own answers and errors)."""
     headers = [JSON_TYPE, (b"content-length", str(len(body)).encode())]
     if extra:
         headers.extend(extra)

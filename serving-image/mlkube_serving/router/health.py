@@ -41,6 +41,13 @@ class UpstreamHealth:
             self._up[name] = up
             self._metrics.upstream_up.labels(name).set(1.0 if up else 0.0)
 
+    def forget_others(self, table: RoutingTable) -> None:
+        """Drop the state of deployments a reload removed, so no stale gauge lingers."""
+        for name in [name for name in self._up if name not in table.routes]:
+            del self._up[name]
+            with contextlib.suppress(KeyError):
+                self._metrics.upstream_up.remove(name)
+
     def snapshot(self, table: RoutingTable) -> dict[str, bool]:
         return {name: self.is_up(name) for name in table.routes}
 

@@ -113,3 +113,17 @@ def test_head_and_get_pass_through_and_keep_the_pool_healthy(
             assert get.json()["name"] == "blue"
     results = asyncio.run(fire(router.url + V2_PATH, 20))
     assert Counter(r.status for r in results) == {200: 20}
+
+
+def test_large_bodies_pass_through_intact(
+    fresh_upstreams: dict[str, Upstream], start_router: Any
+) -> None:
+    router = start_router(base_config(fresh_upstreams, traffic={"green": 100}))
+    data = [i * 0.5 for i in range(200_000)]
+    body = orjson.dumps(
+        {"inputs": [{"name": "x", "shape": [len(data)], "datatype": "FP64", "data": data}]}
+    )
+    assert len(body) > 1_000_000
+    results = asyncio.run(fire(router.url + V2_PATH, 4, concurrency=2, body=body))
+    assert [r.status for r in results] == [200] * 4
+    assert all(orjson.loads(r.body)["outputs"][0]["data"] == data for r in results)

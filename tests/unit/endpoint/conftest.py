@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -65,10 +66,19 @@ def spec_doc(**overrides: Any) -> dict[str, Any]:
     return doc
 
 
-def make_spec(**overrides: Any) -> OnlineEndpointSpec:
-    return OnlineEndpointSpec.model_validate(spec_doc(**overrides))
+SpecFactory = Callable[..., OnlineEndpointSpec]
 
 
 @pytest.fixture
-def spec() -> OnlineEndpointSpec:
+def make_spec() -> SpecFactory:
+    """Build a spec from the sample with top-level fields replaced."""
+
+    def make(**overrides: Any) -> OnlineEndpointSpec:
+        return OnlineEndpointSpec.model_validate(spec_doc(**overrides))
+
+    return make
+
+
+@pytest.fixture
+def spec(make_spec: SpecFactory) -> OnlineEndpointSpec:
     return make_spec()

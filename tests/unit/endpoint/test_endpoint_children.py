@@ -1,0 +1,141 @@
+"""All children together: names, owner references, labels, security, and traffic isolation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.endpoint import build_endpoint_children, child_key, endpoint_url
+from mlkube.builders.model_facts import ModelFacts
+from mlkube.builders.names import (
+    EndpointRef,
+    deployment_name,
+    dns_name,
+    label_value,
+    owner_reference,
+)
+from mlkube.builders.operator_config import OperatorConfig
+
+
+def _children(
+    owner: EndpointRef,
+    spec: OnlineEndpointSpec,
+    models: dict[str, ModelFacts],
+    config: OperatorConfig,
+) -> list[dict[str, Any]]:
+    return build_endpoint_children(owner, spec, models, config, ["key-1"])
+
+
+def test_names_and_kinds_of_the_sample(
+    owner: EndpointRef,
+    spec: OnlineEndpointSpec,
+    models: dict[str, ModelFacts],
+    config: OperatorConfig,
+) -> None:
+    got = [child_key(c)[1:] for c in _children(owner, spec, models, config)]
+    assert got == [
+        ("ConfigMap", "credit-router"),
+        ("Deployment", "credit-blue"),
+        ("Deployment", "credit-green"),
+        ("Deployment", "credit-router"),
+        ("Service", "credit-blue"),
+        ("Service", "credit-green"),
+        ("Service", "credit"),
+        ("HorizontalPodAutoscaler", "credit-green"),
+        ("PodDisruptionBudget", "credit-blue"),
+        ("PodDisruptionBudget", "credit-router"),
+    ]
+    assert endpoint_url(owner, spec, config) == "http://credit.ml.svc.cluster.local"
+
+
+def test_every_child_is_owned_labelled_and_namespaced(
+    owner: EndpointRef,
+    make_spec: Any,
+    models: dict[str, ModelFacts],
+    config: OperatorConfig,
+) -> None:
+    for spec in (
+        make_spec(auth={"mode": "key"}),
+        make_spec(trafficBackend="gateway-api", gateway={"parentRefs": [{"name": "gw"}]}),
+    ):
+        for child in _children(owner, spec, models, config):
+            meta = child["metadata"]
+            assert meta["namespace"] == "ml"
+            assert meta["ownerReferences"] == [owner_reference(owner)]
+            assert meta["ownerReferences"][0]["controller"] is True
+            assert meta["ownerReferences"][0]["blockOwnerDeletion"] is True
+            assert meta["labels"]["app.kubernetes.io/managed-by"] == "mlkube"
+            assert meta["labels"]["mlkube.dev/endpoint"] == "credit"
+
+
+def test_every_pod_meets_the_restricted_profile(
+    owner: EndpointRef,
+    make_spec: Any,
+    models: dict[str, ModelFacts],
+    config: OperatorConfig,
+) -> None:
+    spec = make_spec(auth={"mode": "key"})
+    pods = [
+        c["spec"]["template"]["spec"]
+        for c in _children(owner, spec, models, config)
+        if c["kind"] == "Deployment"
+    ]
+    assert len(pods) == 3
+    for pod in pods:
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert isinstance(pod["securityContext"]["runAsUser"], int)
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert all("hostPath" not in v for v in pod["volumes"])
+        for container in pod["containers"] + pod.get("initContainers", []):
+            ctx = container["securityContext"]
+            assert ctx["allowPrivilegeEscalation"] is False
+            assert ctx["capabilities"] == {"drop": ["ALL"]}
+            assert ctx["readOnlyRootFilesystem"] is True
+            assert ctx["runAsNonRoot"] is True
+            assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+def test_traffic_and_mirror_changes_touch_only_the_router_config(
+    owner: EndpointRef,
+    make_spec: Any,
+    models: dict[str, ModelFacts],
+    config: OperatorConfig,
+) -> None:
+    before = {child_key(c): c for c in _children(owner, make_spec(), models, config)}
+    shifted = make_spec(traffic={"blue": 100, "green": 0}, mirror={"green": 50})
+    after = {child_key(c): c for c in _children(owner, shifted, models, config)}
+    assert before.keys() == after.keys()
+    changed = [key for key in before if before[key] != after[key]]
+    assert changed == [("v1", "ConfigMap", "credit-router")]
+
+
+def test_gateway_backend_replaces_the_router_with_an_httproute(
+    owner: EndpointRef,
+    make_spec: Any,
+    models: dict[str, ModelFacts],
+    config: OperatorConfig,
+) -> None:
+    spec = make_spec(
+        trafficBackend="gateway-api",
+        gateway={"parentRefs": [{"name": "gw"}], "hostnames": ["credit.example.com"]},
+    )
+    kinds = {child_key(c)[1:] for c in _children(owner, spec, models, config)}
+    assert ("HTTPRoute", "credit") in kinds
+    assert not any(name == "credit-router" for _, name in kinds)
+    assert endpoint_url(owner, spec, config) == "http://credit.example.com"
+
+
+def test_long_and_odd_names_stay_valid_and_stable() -> None:
+    long_endpoint = "a" * 60
+    name = deployment_name(long_endpoint, "green")
+    assert len(name) <= 63
+    assert name == deployment_name(long_endpoint, "green")
+    assert name != deployment_name(long_endpoint, "blue")
+    assert dns_name("credit", "blue") == "credit-blue"
+    assert dns_name("7up.v2")[0].isalpha()
+    assert len(dns_name("7up.v2")) <= 63
+    assert label_value("credit") == "credit"
+    long_label = label_value("x." * 80)
+    assert len(long_label) <= 63
+    assert long_label == label_value("x." * 80)
