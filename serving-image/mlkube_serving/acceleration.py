@@ -84,6 +84,11 @@ class OnnxSklearnBackend:
         make such ties unequal by ~1e-7 and onnxruntime's label then follows rounding noise.
         """
         assert self._classes is not None
+        if proba.shape[0] == 1:  # the common one-row request: plain floats beat 4 numpy calls
+            values = proba[0].tolist()
+            top = max(values) - TIE_EPSILON
+            first = next(i for i, v in enumerate(values) if v >= top)
+            return self._classes[first : first + 1]
         top = proba.max(axis=1, keepdims=True)
         labels: np.ndarray[Any, Any] = self._classes[np.argmax(proba >= top - TIE_EPSILON, axis=1)]
         return labels

@@ -9,6 +9,7 @@ loaded model.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 from mlkube_serving import metrics
@@ -41,6 +42,10 @@ def build_app(settings: Settings) -> ServingApp:
         metrics.record_model(
             entry.name, runtime.framework, runtime.active_runtime, entry.load_seconds
         )
+        # Everything allocated so far lives as long as the process: keep it out of the
+        # collector's generations so a full collection never walks the model's objects.
+        gc.collect()
+        gc.freeze()
         if hook is not None:
             hook.start()
 

@@ -16,6 +16,8 @@ from kubernetes import client, config
 
 from mlkube.contract import FIELD_MANAGER
 
+SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
 
 class ApiError(Exception):
     """A non-2xx answer from the API server; `status` and `reason` come from its Status."""
@@ -27,14 +29,24 @@ class ApiError(Exception):
 
 
 class Kube:
-    def __init__(self, kubeconfig: str | None = None, api_client: client.ApiClient | None = None):
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        api_client: client.ApiClient | None = None,
+        context: str | None = None,
+    ) -> None:
+        self.default_namespace = "default"
         if api_client is None:
             cfg = client.Configuration()
             path = kubeconfig or os.environ.get("KUBECONFIG")
             if path or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-                config.load_kube_config(config_file=path, client_configuration=cfg)  # type: ignore[no-untyped-call]
+                config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=path, context=context, client_configuration=cfg
+                )
+                self.default_namespace = _context_namespace(path, context)
             else:
                 config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+                self.default_namespace = _read(SA_NAMESPACE_FILE) or "default"
             api_client = client.ApiClient(cfg)
         self.api = api_client
         self._resources: dict[str, dict[str, tuple[str, bool]]] = {}
@@ -48,7 +60,11 @@ class Kube:
             found = self._resources[api_version].get(kind)
             if found:
                 return found
-        raise ApiError(404, "NotFound", f"no resource for kind {kind} in {api_version}")
+        raise ApiError(
+            404,
+            "KindNotServed",
+            f"the API server serves no kind {kind} in {api_version} (is its CRD installed?)",
+        )
 
     def _discover(self, api_version: str) -> dict[str, tuple[str, bool]]:
         prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
@@ -117,17 +133,22 @@ class Kube:
             query=query,
         )
 
-    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def create(self, obj: dict[str, Any], field_manager: str | None = None) -> dict[str, Any]:
         meta = obj["metadata"]
+        query = [("fieldManager", field_manager)] if field_manager else []
         return self.request(
-            "POST", self.path(obj["apiVersion"], obj["kind"], meta.get("namespace")), body=obj
+            "POST",
+            self.path(obj["apiVersion"], obj["kind"], meta.get("namespace")),
+            body=obj,
+            query=query,
         )
 
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> dict[str, Any] | None:
+        path = self.path(api_version, kind, namespace, name)  # a missing kind is an error
         try:
-            return self.request("GET", self.path(api_version, kind, namespace, name))
+            return self.request("GET", path)
         except ApiError as err:
             if err.status == 404:
                 return None
@@ -153,11 +174,13 @@ class Kube:
         patch: dict[str, Any],
         namespace: str | None = None,
         subresource: str = "",
+        field_manager: str | None = None,
     ) -> dict[str, Any]:
         path = self.path(api_version, kind, namespace, name)
         return self.request(
             "PATCH",
             path + (f"/{subresource}" if subresource else ""),
+            query=[("fieldManager", field_manager)] if field_manager else None,
             body=patch,
             content_type="application/merge-patch+json",
         )
@@ -171,12 +194,9 @@ class Kube:
         propagation: str = "Background",
     ) -> bool:
         """Delete; False if it was already gone."""
+        path = self.path(api_version, kind, namespace, name)  # a missing kind is an error
         try:
-            self.request(
-                "DELETE",
-                self.path(api_version, kind, namespace, name),
-                body={"propagationPolicy": propagation},
-            )
+            self.request("DELETE", path, body={"propagationPolicy": propagation})
         except ApiError as err:
             if err.status == 404:
                 return False
@@ -194,3 +214,18 @@ def _api_error(status: int, reason: str, body: bytes | str | None) -> ApiError:
     except ValueError:
         pass
     return ApiError(status, reason, message)
+
+
+def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
+    """The namespace of the chosen (or current) kubeconfig context, else "default"."""
+    contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    chosen = next((c for c in contexts if c.get("name") == context), active) if context else active
+    return str(((chosen or {}).get("context") or {}).get("namespace") or "default")
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""

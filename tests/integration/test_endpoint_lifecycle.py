@@ -1,0 +1,185 @@
+"""OnlineEndpoint on the real control plane with the real operator: children, readiness,
+traffic changes without restarts, pruning, deletion and Model.status.deployedBy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from kopf.testing import KopfRunner
+
+from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.endpoint import build_endpoint_children, child_key
+from mlkube.builders.model_facts import ModelFacts, read_model
+from mlkube.builders.names import EndpointRef
+from mlkube.builders.operator_config import parse_operator_config
+from mlkube.contract import API_VERSION
+from mlkube.k8s import Kube
+from support.endpoints import (
+    blue_green_spec,
+    condition,
+    create_ready_models,
+    deployed_by,
+    endpoint_object,
+    is_subset,
+    wait_endpoint_ready,
+)
+from support.waiting import wait_for
+
+EP = "credit"
+REF = {"kind": "OnlineEndpoint", "name": EP}
+
+
+def expected_children(kube: Kube, obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the builders say the cluster should hold for this endpoint right now."""
+    meta = obj["metadata"]
+    spec = OnlineEndpointSpec.model_validate(obj["spec"])
+    models: dict[str, ModelFacts] = {}
+    for name in {d.model for d in spec.deployments}:
+        facts = read_model(name, kube.get(API_VERSION, "Model", name, meta["namespace"]))
+        assert isinstance(facts, ModelFacts)
+        models[name] = facts
+    owner = EndpointRef(meta["name"], meta["namespace"], meta["uid"])
+    return build_endpoint_children(
+        owner, spec, models, parse_operator_config(os.environ), keys=["unused"]
+    )
+
+
+def server_pods(kube: Kube, namespace: str) -> dict[str, str]:
+    pods = kube.list("v1", "Pod", namespace, label_selector="mlkube.dev/component=model-server")
+    return {p["metadata"]["name"]: p["metadata"]["uid"] for p in pods}
+
+
+def generations(kube: Kube, namespace: str) -> dict[str, int]:
+    deps = kube.list("apps/v1", "Deployment", namespace)
+    return {d["metadata"]["name"]: d["metadata"]["generation"] for d in deps}
+
+
+def test_children_match_the_builders_and_the_endpoint_becomes_ready(
+    kube: Kube, namespace: str, tmp_path: Path, running_operator: KopfRunner
+) -> None:
+    digests = create_ready_models(kube, namespace, tmp_path)
+    kube.create(endpoint_object(EP, namespace, blue_green_spec()))
+    obj = wait_endpoint_ready(kube, namespace, EP)
+
+    for want in expected_children(kube, obj):
+        api_version, kind, name = child_key(want)
+        live = kube.get(api_version, kind, name, namespace)
+        assert live is not None, f"{kind} {name} missing"
+        body = {k: v for k, v in want.items() if k not in ("apiVersion", "kind", "metadata")}
+        assert is_subset(body, live) == [], f"{kind} {name}"
+        assert is_subset(want["metadata"], live["metadata"]) == [], f"{kind} {name} metadata"
+
+    status = obj["status"]
+    assert status["url"] == f"http://{EP}.{namespace}.svc.cluster.local"
+    assert status["traffic"] == {"blue": 70, "green": 30}
+    assert status["deployments"] == [
+        {"name": "blue", "model": "credit-risk-v3", "readyReplicas": 2, "replicas": 2},
+        {"name": "green", "model": "credit-risk-v4", "readyReplicas": 1, "replicas": 1},
+    ]
+    assert condition(obj, "Progressing")["status"] == "False"
+    assert condition(obj, "Degraded")["status"] == "False"
+    # Ready only once pods are available: every server pod exists and is Ready.
+    pods = kube.list("v1", "Pod", namespace, label_selector="mlkube.dev/component=model-server")
+    assert len(pods) == 3
+    # The init container downloads exactly the verified artifact.
+    blue = kube.get("apps/v1", "Deployment", f"{EP}-blue", namespace)
+    assert blue is not None
+    init_args = blue["spec"]["template"]["spec"]["initContainers"][0]["args"]
+    assert init_args[-1] == digests["credit-risk-v3"]
+    for model in ("credit-risk-v3", "credit-risk-v4"):
+        assert deployed_by(kube, namespace, model) == [{**REF, "namespace": namespace}]
+
+
+def test_traffic_change_rewrites_the_router_config_only(
+    kube: Kube, namespace: str, tmp_path: Path, running_operator: KopfRunner
+) -> None:
+    create_ready_models(kube, namespace, tmp_path)
+    kube.create(endpoint_object(EP, namespace, blue_green_spec()))
+    wait_endpoint_ready(kube, namespace, EP)
+    pods_before, gens_before = server_pods(kube, namespace), generations(kube, namespace)
+
+    kube.patch(API_VERSION, "OnlineEndpoint", EP, {"spec": {"traffic": {"blue": 50, "green": 50}}},
+               namespace)  # fmt: skip
+    obj = wait_endpoint_ready(kube, namespace, EP)
+    assert obj["status"]["traffic"] == {"blue": 50, "green": 50}
+    cm = kube.get("v1", "ConfigMap", f"{EP}-router", namespace)
+    assert cm is not None
+    assert '"blue": 50' in cm["data"]["config.json"]
+    assert server_pods(kube, namespace) == pods_before  # no model pod restarted
+    assert generations(kube, namespace) == gens_before  # no Deployment (router included) changed
+
+    def traffic_event() -> list[dict[str, Any]]:
+        events = kube.list("v1", "Event", namespace)
+        return [e for e in events if e["reason"] == "TrafficChanged"]
+
+    (event,) = wait_for(traffic_event, timeout=10, interval=0.05, what="TrafficChanged Event")
+    assert event["message"] == "traffic blue=70 green=30 \u2192 blue=50 green=50"
+    assert event["involvedObject"]["name"] == EP
+
+    # Removing a deployment prunes its children and releases its Model.
+    removal = {"spec": {"deployments": blue_green_spec()["deployments"][:1],
+                        "traffic": {"blue": 100, "green": None}}}  # fmt: skip
+    kube.patch(API_VERSION, "OnlineEndpoint", EP, removal, namespace)
+    wait_endpoint_ready(kube, namespace, EP)
+    wait_for(
+        lambda: kube.get("apps/v1", "Deployment", f"{EP}-green", namespace) is None
+        and kube.get("v1", "Service", f"{EP}-green", namespace) is None,
+        timeout=10,
+        interval=0.05,
+        what="green children pruned",
+    )
+    assert deployed_by(kube, namespace, "credit-risk-v4") == []
+    assert deployed_by(kube, namespace, "credit-risk-v3") == [{**REF, "namespace": namespace}]
+    assert generations(kube, namespace)[f"{EP}-blue"] == gens_before[f"{EP}-blue"]
+
+
+def test_deleting_the_endpoint_collects_children_and_releases_models(
+    kube: Kube, namespace: str, tmp_path: Path, running_operator: KopfRunner
+) -> None:
+    create_ready_models(kube, namespace, tmp_path)
+    kube.create(endpoint_object(EP, namespace, blue_green_spec()))
+    wait_endpoint_ready(kube, namespace, EP)
+
+    kube.delete(API_VERSION, "OnlineEndpoint", EP, namespace)
+    wait_for(
+        lambda: kube.get(API_VERSION, "OnlineEndpoint", EP, namespace) is None,
+        timeout=10,
+        interval=0.05,
+        what="endpoint gone (finalizer released)",
+    )
+    selector = f"mlkube.dev/endpoint={EP}"
+
+    def children_left() -> list[str]:
+        kinds = [("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap"),
+                 ("policy/v1", "PodDisruptionBudget")]  # fmt: skip
+        return [
+            f"{kind}/{o['metadata']['name']}"
+            for api_version, kind in kinds
+            for o in kube.list(api_version, kind, namespace, label_selector=selector)
+        ]
+
+    import time; t0 = time.monotonic(); wait_for(lambda: not children_left(), timeout=60, interval=0.1, what="children collected"); print("GC after", time.monotonic() - t0)
+    for model in ("credit-risk-v3", "credit-risk-v4"):
+        assert deployed_by(kube, namespace, model) == []
+
+
+def test_endpoint_waits_for_its_models_then_converges(
+    kube: Kube, namespace: str, tmp_path: Path, running_operator: KopfRunner
+) -> None:
+    kube.create(endpoint_object(EP, namespace, blue_green_spec()))
+
+    def waiting() -> dict[str, Any] | None:
+        obj = kube.get(API_VERSION, "OnlineEndpoint", EP, namespace)
+        return obj if condition(obj, "Progressing").get("reason") == "ModelNotFound" else None
+
+    obj = wait_for(waiting, timeout=10, interval=0.05, what="Progressing ModelNotFound")
+    assert condition(obj, "Ready")["status"] == "False"
+    assert condition(obj, "Degraded")["status"] == "False"
+    assert "credit-risk-v3 does not exist" in obj["status"]["message"]
+    assert kube.list("apps/v1", "Deployment", namespace) == []
+
+    create_ready_models(kube, namespace, tmp_path)
+    ready = wait_endpoint_ready(kube, namespace, EP, timeout=30)  # next retry picks them up
+    assert ready["status"]["traffic"] == {"blue": 70, "green": 30}
