@@ -1,6 +1,6 @@
 """Benchmark the mlkube model server against MLServer on the same models and the same load.
 
-    python bench/serving/run.py [--duration 4] [--workers 2] [--cases rf,lr]
+    python bench/serving/run.py [--duration 4] [--workers N] [--nice -5]
 
 Builds a 100-tree random forest and a logistic regression (make_classification, 20 float
 features), installs MLServer 1.7.1 with mlserver-sklearn into its own venv under
@@ -161,7 +161,8 @@ def run_wrk(
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'local f = io.open("{body_file}", "rb"); wrk.body = f:read("*a"); f:close()\n'
     )
-    command = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url]
+    duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds
+    command = [wrk, "-t1", f"-c{connections}", duration, "--latency", "-s", str(script), url]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return parse_wrk(output)
 
@@ -173,8 +174,8 @@ def _duration_ms(text: str) -> float:
 
 def parse_wrk(output: str) -> dict[str, Any]:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p50 = _duration_ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
-    p99 = _duration_ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _duration_ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _duration_ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
     errors = 0
     for pattern in (
         r"Non-2xx or 3xx responses: (\d+)",
@@ -205,7 +206,9 @@ def measure(
             )
         )
         print(
-            f"  {server:8} {model} {label:13} {numbers['rps']:9.0f} req/s  p50 {numbers['p50']:7.2f} ms  p99 {numbers['p99']:7.2f} ms  errors {numbers['errors']}",
+            f"  {server:8} {model} {label:13} {numbers['rps']:9.0f} req/s"
+            f"  p50 {numbers['p50']:7.2f} ms  p99 {numbers['p99']:7.2f} ms"
+            f"  errors {numbers['errors']}",
             flush=True,
         )
     return results
@@ -275,7 +278,8 @@ def bench_mlkube(
 def table(results: list[Measurement]) -> str:
     by_key = {(m.server, m.model, m.case): m for m in results}
     lines = [
-        "| model | case | MLServer req/s | p50 ms | p99 ms | mlkube req/s | p50 ms | p99 ms | mlkube/MLServer |",
+        "| model | case | MLServer req/s | p50 ms | p99 ms "
+        "| mlkube req/s | p50 ms | p99 ms | mlkube/MLServer |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for model in ("rf", "lr"):
@@ -292,15 +296,18 @@ def table(results: list[Measurement]) -> str:
                 else float("inf")
             )
             lines.append(
-                f"| {model} | {label} | {theirs.requests_per_second:,.0f} | {theirs.p50_ms:.2f} | {theirs.p99_ms:.2f} "
-                f"| {ours.requests_per_second:,.0f} | {ours.p50_ms:.2f} | {ours.p99_ms:.2f} | {ratio:.1f}x |"
+                f"| {model} | {label} | {theirs.requests_per_second:,.0f} "
+                f"| {theirs.p50_ms:.2f} | {theirs.p99_ms:.2f} "
+                f"| {ours.requests_per_second:,.0f} | {ours.p50_ms:.2f} | {ours.p99_ms:.2f} "
+                f"| {ratio:.1f}x |"
             )
     return "\n".join(lines)
 
 
 def machine_note() -> str:
     load = os.getloadavg()
-    note = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {load[0]:.1f} at start"
+    cpu = platform.processor() or platform.machine()
+    note = f"{cpu}, {os.cpu_count()} cores, load average {load[0]:.1f} at start"
     if load[0] > 0.5 * (os.cpu_count() or 1):
         note += " (the machine was shared with other work: numbers are noisy)"
     return note
@@ -311,11 +318,24 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per case")
-    parser.add_argument("--workers", type=int, default=2, help="mlkube worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) - 1),
+        help="mlkube worker processes (default: one core left for wrk)",
+    )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="renice the benchmark (servers and wrk alike) by this much, e.g. -5 (needs root)",
+    )
     args = parser.parse_args()
+    if args.nice:
+        os.nice(args.nice)
     wrk = ensure_wrk()
     mlserver = ensure_mlserver()
-    note = machine_note()
+    note = machine_note() + (f", benchmark at nice {args.nice}" if args.nice else "")
     print(note, flush=True)
     with tempfile.TemporaryDirectory(prefix="mlkube-bench-") as tmp:
         workdir = Path(tmp)
@@ -328,7 +348,8 @@ def main() -> int:
     )
     print()
     print(
-        f"MLServer 1.7.1 (defaults, debug off) vs mlkube ({args.workers} workers), wrk -t1, {args.duration:g}s per case; {note}"
+        f"MLServer 1.7.1 (defaults, debug off) vs mlkube ({args.workers} worker(s)), "
+        f"wrk -t1, {args.duration:g}s per case; {note}"
     )
     print()
     print(table(results))

@@ -9,8 +9,9 @@ does one dict lookup instead of prometheus_client's locked label resolution.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
-import shutil
 from typing import Any
 
 from prometheus_client import (
@@ -106,9 +107,14 @@ def render() -> bytes:
 
 
 def reset_multiprocess_dir(path: str) -> None:
-    """Start from an empty directory so counters of a previous run do not leak in."""
-    shutil.rmtree(path, ignore_errors=True)
+    """Remove the sample files of a previous run so its counters do not leak into this one.
+
+    Only prometheus_client's `*.db` files are removed: the variable may point anywhere.
+    """
     os.makedirs(path, exist_ok=True)
+    for stale in glob.glob(os.path.join(path, "*.db")):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(stale)
 
 
 def serve(port: int, host: str) -> None:

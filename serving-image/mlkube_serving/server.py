@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -141,6 +142,18 @@ def run(settings: Settings) -> int:
     return STARTUP_FAILURE if failed else 0
 
 
+def _free_port_near(preferred: int) -> int:
+    """`preferred` when it is free on loopback, else any free port (local runs only)."""
+    for candidate in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise OSError("no free port for metrics")
+
+
 def run_local(model_path: str, port: int, workers: int = 1, name: str | None = None) -> None:
     """Serve a local model file or directory on 127.0.0.1 (used by `mlkube serve`)."""
     base = os.path.basename(os.path.normpath(model_path))
@@ -150,8 +163,11 @@ def run_local(model_path: str, port: int, workers: int = 1, name: str | None = N
         model_name=name or os.path.splitext(base)[0] or "model",
         host="127.0.0.1",
         http_port=port,
-        metrics_port=port + 2,
+        metrics_port=_free_port_near(port + 2),
         workers=workers,
+    )
+    logging.getLogger(__name__).info(
+        "metrics on http://127.0.0.1:%s/metrics", settings.metrics_port
     )
     code = run(settings)
     if code:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kopf.testing import KopfRunner
 
 from mlkube.api.endpoint import OnlineEndpointSpec
@@ -15,7 +16,7 @@ from mlkube.builders.model_facts import ModelFacts, read_model
 from mlkube.builders.names import EndpointRef
 from mlkube.builders.operator_config import parse_operator_config
 from mlkube.contract import API_VERSION
-from mlkube.k8s import Kube
+from mlkube.k8s import ApiError, Kube
 from support.endpoints import (
     blue_green_spec,
     condition,
@@ -124,8 +125,10 @@ def test_traffic_change_rewrites_the_router_config_only(
     kube.patch(API_VERSION, "OnlineEndpoint", EP, removal, namespace)
     wait_endpoint_ready(kube, namespace, EP)
     wait_for(
-        lambda: kube.get("apps/v1", "Deployment", f"{EP}-green", namespace) is None
-        and kube.get("v1", "Service", f"{EP}-green", namespace) is None,
+        lambda: (
+            kube.get("apps/v1", "Deployment", f"{EP}-green", namespace) is None
+            and kube.get("v1", "Service", f"{EP}-green", namespace) is None
+        ),
         timeout=10,
         interval=0.05,
         what="green children pruned",
@@ -153,14 +156,14 @@ def test_deleting_the_endpoint_collects_children_and_releases_models(
 
     def children_left() -> list[str]:
         kinds = [("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap"),
-                 ("policy/v1", "PodDisruptionBudget")]  # fmt: skip
+                 ("policy/v1", "PodDisruptionBudget"), ("v1", "Pod")]  # fmt: skip
         return [
             f"{kind}/{o['metadata']['name']}"
             for api_version, kind in kinds
             for o in kube.list(api_version, kind, namespace, label_selector=selector)
         ]
 
-    import time; t0 = time.monotonic(); wait_for(lambda: not children_left(), timeout=60, interval=0.1, what="children collected"); print("GC after", time.monotonic() - t0)
+    wait_for(lambda: not children_left(), timeout=20, interval=0.1, what="children collected")
     for model in ("credit-risk-v3", "credit-risk-v4"):
         assert deployed_by(kube, namespace, model) == []
 
@@ -183,3 +186,17 @@ def test_endpoint_waits_for_its_models_then_converges(
     create_ready_models(kube, namespace, tmp_path)
     ready = wait_endpoint_ready(kube, namespace, EP, timeout=30)  # next retry picks them up
     assert ready["status"]["traffic"] == {"blue": 70, "green": 30}
+
+
+def test_api_server_refuses_reserved_names_and_key_auth_on_the_gateway(
+    kube: Kube, namespace: str
+) -> None:
+    cases = [
+        (blue_green_spec(deployments=[{"name": "router", "model": "m"}], traffic={}), "reserved"),
+        (blue_green_spec(trafficBackend="gateway-api", auth={"mode": "key"}), "key auth"),
+    ]
+    for spec, message in cases:
+        with pytest.raises(ApiError) as refused:
+            kube.create(endpoint_object(EP, namespace, spec))
+        assert refused.value.status == 422
+        assert message in str(refused.value)

@@ -77,12 +77,12 @@ def resync_endpoint(body: kopf.Body, namespace: str | None, name: str, **_: Any)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-def release_endpoint_models(namespace: str | None, name: str, **_: Any) -> None:
-    """Children go with the endpoint (owner references); Models must forget it explicitly."""
+def finalize_endpoint(namespace: str | None, name: str, uid: str, **_: Any) -> None:
+    """Delete the children and make the Models forget the endpoint."""
     namespace = namespace or "default"
     try:
         with endpoint_lock(namespace, name):
-            sync.release_models(kube(), namespace, name)
+            sync.finalize(kube(), namespace, name, uid)
     except (ApiError, sync.EndpointSyncError) as err:
         raise kopf.TemporaryError(f"releasing Models failed: {err}", delay=API_ERROR_DELAY) from err
 

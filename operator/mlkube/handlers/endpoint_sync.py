@@ -63,7 +63,6 @@ STATUS_KEYS: Final = (
     "message",
 )
 WAIT_DELAY: Final = 5.0  # Models being verified: look again soon
-FIX_DELAY: Final = 60.0  # needs a human (failed Model, missing Gateway API): look again slowly
 CONFLICT_RETRIES: Final = 5
 
 
@@ -111,11 +110,11 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     blockers += check_traffic_backend(kube, spec, config)
     if blockers:
         write_blocked_status(kube, obj, spec, generation, blockers, now)
-        degraded = any(b.degraded for b in blockers)
-        return Outcome(
-            retry_message="; ".join(b.message for b in blockers),
-            retry_delay=FIX_DELAY if degraded else WAIT_DELAY,
-        )
+        if any(b.degraded for b in blockers):
+            # Only a human fixes these (a spec change re-runs the handler at once); no retry
+            # loop, the Degraded condition says what to do and the resync timer looks again.
+            return Outcome()
+        return Outcome(retry_message="; ".join(b.message for b in blockers))
     keys = ensure_keys(kube, owner) if uses_router(spec) and spec.auth.mode == "key" else []
     children = build_endpoint_children(owner, spec, models, config, keys)
     for child in children:
@@ -367,6 +366,12 @@ def update_deployed_by(
     raise EndpointSyncError(f"Model {namespace}/{name}: deployedBy kept conflicting; will retry")
 
 
-def release_models(kube: Kube, namespace: str, name: str) -> None:
-    """The endpoint is going away: drop it from every Model's deployedBy (idempotent)."""
+def finalize(kube: Kube, namespace: str, name: str, uid: str) -> None:
+    """The endpoint is going away: delete its children, drop it from every Model's deployedBy.
+
+    Owner references would let the garbage collector remove the children too, but only once
+    the collector has discovered the OnlineEndpoint kind (up to 30 s after the CRD appears);
+    deleting them here makes removal prompt and independent of that. Idempotent.
+    """
+    prune(kube, EndpointRef(name=name, namespace=namespace, uid=uid), set(), gateway=False)
     sync_model_references(kube, namespace, name, set())

@@ -43,4 +43,5 @@ def forest_server(forest_model: Path) -> Iterator[ServerProcess]:
         server.wait_ready()
         yield server
     finally:
-        server.stop()
+        code = server.stop()
+    assert code == 0, server.output()  # graceful shutdown of the parent and both workers

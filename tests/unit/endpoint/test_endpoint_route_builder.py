@@ -29,11 +29,7 @@ def test_httproute_literal(owner: EndpointRef, make_spec: Any, config: OperatorC
         return {
             "matches": [
                 {"headers": [{"type": "Exact", "name": "x-mlkube-deployment", "value": name}]},
-                {
-                    "headers": [
-                        {"type": "Exact", "name": "azureml-model-deployment", "value": name}
-                    ]
-                },
+                {"headers": [{"type": "Exact", "name": "azureml-model-deployment", "value": name}]},
             ],
             "backendRefs": [{"name": f"credit-{name}", "port": 80, "weight": 1}],
         }
@@ -88,7 +84,12 @@ def test_parent_refs_fall_back_to_the_operator_gateway(make_spec: Any) -> None:
     assert parent_refs(spec, OperatorConfig()) == []
     config = OperatorConfig(default_gateway=GatewayParent(name="shared", namespace="gw"))
     assert parent_refs(spec, config) == [
-        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "shared", "namespace": "gw"}
+        {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": "shared",
+            "namespace": "gw",
+        }
     ]
 
 

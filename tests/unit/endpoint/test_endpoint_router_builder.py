@@ -21,12 +21,8 @@ from mlkube.builders.operator_config import OperatorConfig
 from mlkube_serving.router.config import dump_config, parse_config
 
 
-def test_router_config_literal(
-    owner: EndpointRef, make_spec: Any, config: OperatorConfig
-) -> None:
-    spec = make_spec(
-        traffic={"blue": 100, "green": 0}, mirror={"green": 10}, auth={"mode": "key"}
-    )
+def test_router_config_literal(owner: EndpointRef, make_spec: Any, config: OperatorConfig) -> None:
+    spec = make_spec(traffic={"blue": 100, "green": 0}, mirror={"green": 10}, auth={"mode": "key"})
     assert build_router_config(owner, spec, config) == {
         "version": 1,
         "endpoint": "credit",
@@ -152,9 +148,9 @@ def test_key_auth_mounts_the_keys_secret(
         "name": "keys",
         "secret": {"secretName": "credit-keys", "defaultMode": 0o440},
     } in pod["volumes"]
-    assert {"name": "keys", "mountPath": "/etc/mlkube/keys", "readOnly": True} in pod[
-        "containers"
-    ][0]["volumeMounts"]
+    assert {"name": "keys", "mountPath": "/etc/mlkube/keys", "readOnly": True} in pod["containers"][
+        0
+    ]["volumeMounts"]
     kinds = [c["kind"] for c in build_router_children(owner, spec, config, ["k"])]
     assert kinds == ["ConfigMap", "Secret", "Deployment", "PodDisruptionBudget", "Service"]
 
@@ -176,7 +172,6 @@ def test_endpoint_service_is_the_stable_url(owner: EndpointRef) -> None:
 
 def test_single_router_replica_has_no_pdb(owner: EndpointRef, spec: OnlineEndpointSpec) -> None:
     kinds = [
-        c["kind"]
-        for c in build_router_children(owner, spec, OperatorConfig(router_replicas=1), [])
+        c["kind"] for c in build_router_children(owner, spec, OperatorConfig(router_replicas=1), [])
     ]
     assert kinds == ["ConfigMap", "Deployment", "Service"]

@@ -321,7 +321,10 @@ def test_hpa_on_cpu_uses_the_resource_metric(owner: EndpointRef, make_spec: Any)
     assert hpa["spec"]["metrics"] == [
         {
             "type": "Resource",
-            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}},
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 60},
+            },
         }
     ]
 

@@ -163,3 +163,13 @@ def test_pickle_suffixes_load(tmp_path: Path, data: Data) -> None:
     runtime = create_runtime(str(tmp_path))
     runtime.load()
     assert runtime.predict(rows(X[:1]), None)[0].data.shape == (1,)
+
+
+def test_mlflow_onnx_flavor(tmp_path: Path, onnx_dir: Path, data: Data) -> None:
+    X, _ = data
+    (tmp_path / "model.onnx").write_bytes((onnx_dir / "model.onnx").read_bytes())
+    (tmp_path / "MLmodel").write_text("flavors:\n  onnx:\n    data: model.onnx\n")
+    runtime = create_runtime(str(tmp_path))
+    runtime.load()
+    assert runtime.active_runtime == "onnxruntime"
+    assert runtime.predict(rows(X[:2]), ["label"])[0].data.shape == (2,)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mlkube_serving.__main__ import COMMANDS, dispatch
+from mlkube_serving.metrics import reset_multiprocess_dir
 from mlkube_serving.server import parse_settings
 from mlkube_serving.settings import (
     Settings,
@@ -67,3 +70,10 @@ def test_dispatch_table_and_unknown_command(capsys: pytest.CaptureFixture[str]) 
     assert "unknown command" in capsys.readouterr().err
     assert dispatch(["--help"]) == 0
     assert "serve" in capsys.readouterr().out
+
+
+def test_metrics_reset_removes_only_sample_files(tmp_path: Path) -> None:
+    (tmp_path / "counter_123.db").write_bytes(b"old")
+    (tmp_path / "keep.txt").write_text("not ours")
+    reset_multiprocess_dir(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]

@@ -1,0 +1,143 @@
+"""Pure helpers of `mlkube endpoint`: traffic arguments, merge patches, manifests, rendering.
+
+Takes and returns plain dicts (as the API returns them), so every piece is tested without a
+cluster; `mlkube.cli.endpoint` does the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import yaml
+from pydantic import ValidationError
+
+from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.cli.errors import CliError
+from mlkube.cli.model_view import format_age
+from mlkube.contract import API_VERSION
+
+KIND: Final = "OnlineEndpoint"
+NONE_WORDS: Final = frozenset({"", "none", "off"})
+
+
+def parse_split(text: str, flag: str) -> dict[str, int]:
+    """`blue=70,green=30` -> {"blue": 70, "green": 30}; `none` -> {}."""
+    if text.strip().lower() in NONE_WORDS:
+        return {}
+    split: dict[str, int] = {}
+    for item in text.split(","):
+        name, sep, value = item.strip().partition("=")
+        if not sep or not name.strip():
+            raise CliError(f"{flag} expects NAME=PERCENT[,NAME=PERCENT...], got {item!r}")
+        try:
+            percent = int(value)
+        except ValueError as exc:
+            raise CliError(f"{flag} {name}: {value!r} is not an integer percent") from exc
+        if not 0 <= percent <= 100:
+            raise CliError(f"{flag} {name}: {percent} is not between 0 and 100")
+        if name.strip() in split:
+            raise CliError(f"{flag} names {name.strip()!r} twice")
+        split[name.strip()] = percent
+    return split
+
+
+def split_patch(current: Mapping[str, int], desired: Mapping[str, int]) -> dict[str, int | None]:
+    """A merge patch for a map: keys that disappear must be sent as null to be removed."""
+    patch: dict[str, int | None] = {key: None for key in current if key not in desired}
+    patch.update(desired)
+    return patch
+
+
+def format_split(split: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(split.items())) or "(none)"
+
+
+def read_manifests(text: str, namespace: str) -> list[dict[str, Any]]:
+    """OnlineEndpoint documents from YAML, checked locally and placed in `namespace` if unset."""
+    try:
+        docs = [doc for doc in yaml.safe_load_all(text) if doc]
+    except yaml.YAMLError as exc:
+        raise CliError(f"not valid YAML: {exc}") from exc
+    if not docs:
+        raise CliError("the file holds no objects")
+    endpoints = []
+    for doc in docs:
+        if not isinstance(doc, dict) or doc.get("kind") != KIND:
+            found = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
+            raise CliError(f"expected kind {KIND}, got {found!r}")
+        if doc.get("apiVersion") != API_VERSION:
+            raise CliError(f"expected apiVersion {API_VERSION}, got {doc.get('apiVersion')!r}")
+        meta = doc.setdefault("metadata", {})
+        if not meta.get("name"):
+            raise CliError("every OnlineEndpoint needs metadata.name")
+        meta.setdefault("namespace", namespace)
+        try:
+            OnlineEndpointSpec.model_validate(doc.get("spec") or {})
+        except ValidationError as exc:
+            raise CliError(f"OnlineEndpoint {meta['name']}: {_short_errors(exc)}") from exc
+        endpoints.append(doc)
+    return endpoints
+
+
+def _short_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"spec.{where}: {err['msg']}" if where else str(err["msg"]))
+    return "; ".join(parts)
+
+
+def ready_condition(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    conds = (obj.get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c.get("type") == "Ready"), {})
+
+
+def render_details(obj: Mapping[str, Any], now: datetime) -> str:
+    """`mlkube endpoint show` in text form."""
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    status = obj.get("status") or {}
+    ready = ready_condition(obj)
+    lines = [
+        f"Name:       {meta.get('name')}",
+        f"Namespace:  {meta.get('namespace')}",
+        f"URL:        {status.get('url') or '-'}",
+        f"Ready:      {ready.get('status', 'Unknown')} ({ready.get('reason', '-')})",
+        f"Auth:       {(spec.get('auth') or {}).get('mode', 'none')}",
+        f"Backend:    {spec.get('trafficBackend', 'router')}",
+        f"Traffic:    {format_split(spec.get('traffic') or {})}"
+        f"  (applied: {format_split(status.get('traffic') or {})})",
+        f"Mirror:     {format_split(spec.get('mirror') or {})}",
+        f"Age:        {format_age(meta.get('creationTimestamp'), now)}",
+        "Deployments:",
+    ]
+    observed = {d.get("name"): d for d in status.get("deployments") or []}
+    for dep in spec.get("deployments") or []:
+        seen = observed.get(dep.get("name"), {})
+        lines.append(
+            f"  {dep.get('name'):<12} model={dep.get('model')}  "
+            f"ready={seen.get('readyReplicas', 0)}/{seen.get('replicas', '?')}"
+        )
+    if status.get("message"):
+        lines.append(f"Message:    {status['message']}")
+    return "\n".join(lines)
+
+
+def render_table(items: Iterable[Mapping[str, Any]], now: datetime) -> str:
+    rows = [("NAME", "READY", "TRAFFIC", "URL", "AGE")]
+    for obj in sorted(items, key=lambda o: str((o.get("metadata") or {}).get("name"))):
+        meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+        rows.append(
+            (
+                str(meta.get("name")),
+                str(ready_condition(obj).get("status", "Unknown")),
+                format_split(status.get("traffic") or {}),
+                str(status.get("url") or "-"),
+                format_age(meta.get("creationTimestamp"), now),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
+    )

@@ -1,0 +1,109 @@
+"""The gateway-api traffic backend: Degraded without the HTTPRoute API, then an HTTPRoute with
+weights, mirror filters and header rules once the CRD (a test fixture) is installed."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kopf.testing import KopfRunner
+
+from mlkube.contract import API_VERSION
+from mlkube.k8s import ApiError, Kube
+from mlkube.k8s.crds import established
+from support.endpoints import (
+    blue_green_spec,
+    condition,
+    create_ready_models,
+    endpoint_object,
+    wait_endpoint_ready,
+)
+from support.waiting import wait_for
+
+EP = "credit"
+CRD_FILE = Path(__file__).parent / "fixtures" / "httproute-crd.yaml"
+CRD_NAME = "httproutes.gateway.networking.k8s.io"
+CRD_API = "apiextensions.k8s.io/v1"
+
+
+def remove_crd(kube: Kube) -> None:
+    kube.delete(CRD_API, "CustomResourceDefinition", CRD_NAME)
+    wait_for(
+        lambda: kube.get(CRD_API, "CustomResourceDefinition", CRD_NAME) is None,
+        timeout=20,
+        interval=0.05,
+        what="HTTPRoute CRD removed",
+    )
+
+
+@pytest.fixture
+def without_httproute_crd(kube: Kube) -> Iterator[None]:
+    """Start without the Gateway API; leave the cluster without it again."""
+    remove_crd(kube)
+    yield
+    with contextlib.suppress(ApiError):
+        remove_crd(kube)
+
+
+def test_gateway_backend_builds_a_weighted_mirrored_httproute(
+    kube: Kube,
+    namespace: str,
+    tmp_path: Path,
+    without_httproute_crd: None,
+    running_operator: KopfRunner,
+) -> None:
+    create_ready_models(kube, namespace, tmp_path)
+    spec = blue_green_spec(
+        trafficBackend="gateway-api",
+        gateway={"parentRefs": [{"name": "public", "namespace": "infra"}],
+                 "hostnames": ["credit.example.com"]},
+    )  # fmt: skip
+    kube.create(endpoint_object(EP, namespace, spec))
+
+    def degraded() -> dict[str, Any] | None:
+        obj = kube.get(API_VERSION, "OnlineEndpoint", EP, namespace)
+        return obj if condition(obj, "Degraded").get("reason") == "GatewayAPIMissing" else None
+
+    obj = wait_for(degraded, timeout=10, interval=0.05, what="Degraded GatewayAPIMissing")
+    assert condition(obj, "Ready")["status"] == "False"
+    assert "install the Gateway API CRDs" in obj["status"]["message"]
+
+    kube.apply(yaml.safe_load(CRD_FILE.read_text()), field_manager="mlkube-tests")
+    wait_for(lambda: established(kube, CRD_NAME), timeout=10, interval=0.05, what="CRD Established")
+    # A spec change wakes the handler from its slow retry (the resync timer would, later).
+    change = {"spec": {"traffic": {"blue": 100, "green": 0}, "mirror": {"green": 20}}}
+    kube.patch(API_VERSION, "OnlineEndpoint", EP, change, namespace)
+    obj = wait_endpoint_ready(kube, namespace, EP)
+    assert obj["status"]["url"] == "http://credit.example.com"
+    assert obj["status"]["mirror"] == {"green": 20}
+
+    route = kube.get("gateway.networking.k8s.io/v1", "HTTPRoute", EP, namespace)
+    assert route is not None
+    assert route["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    rules = route["spec"]["rules"]
+    split = rules[-1]
+    assert [(b["name"], b["weight"]) for b in split["backendRefs"]] == [
+        (f"{EP}-blue", 100),
+        (f"{EP}-green", 0),
+    ]
+    assert split["filters"] == [
+        {
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": {"name": f"{EP}-green", "port": 80}, "percent": 20},
+        }
+    ]
+    targeted = {r["backendRefs"][0]["name"]: r["matches"][0]["headers"][0] for r in rules[:-1]}
+    assert targeted[f"{EP}-green"] == {
+        "type": "Exact",
+        "name": "x-mlkube-deployment",
+        "value": "green",
+    }
+    assert route["spec"]["parentRefs"][0]["name"] == "public"
+    assert route["spec"]["hostnames"] == ["credit.example.com"]
+    # No router in this mode: the Gateway splits and mirrors.
+    assert kube.get("apps/v1", "Deployment", f"{EP}-router", namespace) is None
+    assert kube.get("v1", "ConfigMap", f"{EP}-router", namespace) is None

@@ -1,0 +1,39 @@
+"""The serving benchmark's wrk output parser (a misparse would print wrong numbers silently)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+RUN = Path(__file__).resolve().parents[3] / "bench" / "serving" / "run.py"
+WRK_OUTPUT = """Running 4s test @ http://127.0.0.1:1/v2/models/rf/infer
+  1 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   37.35ms   10.00ms  84.00ms   71.50%
+    Req/Sec   100.00     10.00   200.00     50%
+  Latency Distribution
+     50%  402.00us
+     75%    1.00ms
+     90%  450.00us
+     99%    1.20s
+  100 requests in 1.00s, 1KB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 3
+Requests/sec:  19247.88
+"""
+
+
+def load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("serving_bench_run", RUN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses need the module registered
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_parse_wrk_reads_the_distribution_not_the_stdev_column() -> None:
+    numbers = load_bench().parse_wrk(WRK_OUTPUT)
+    assert numbers == {"rps": 19247.88, "p50": 0.402, "p99": 1200.0, "errors": 6}
