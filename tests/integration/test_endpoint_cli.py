@@ -15,8 +15,8 @@ import yaml
 from kopf.testing import KopfRunner
 
 from mlkube.cli.main import main
-from mlkube.devcluster import Cluster
 from mlkube.contract import API_VERSION
+from mlkube.devcluster import Cluster
 from mlkube.k8s import Kube
 from support.endpoints import blue_green_spec, create_ready_models, endpoint_object
 from support.waiting import wait_for

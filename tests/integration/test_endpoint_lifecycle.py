@@ -92,6 +92,23 @@ def test_children_match_the_builders_and_the_endpoint_becomes_ready(
     for model in ("credit-risk-v3", "credit-risk-v4"):
         assert deployed_by(kube, namespace, model) == [{**REF, "namespace": namespace}]
 
+    # A child deleted by hand comes back at once (the Deployment watch triggers a reconcile).
+    green = kube.get("apps/v1", "Deployment", f"{EP}-green", namespace)
+    assert green is not None
+    kube.delete("apps/v1", "Deployment", f"{EP}-green", namespace)
+    wait_for(
+        lambda: (
+            (kube.get("apps/v1", "Deployment", f"{EP}-green", namespace) or {})
+            .get("metadata", {})
+            .get("uid", green["metadata"]["uid"])
+            != green["metadata"]["uid"]
+        ),
+        timeout=10,
+        interval=0.05,
+        what="deleted Deployment recreated",
+    )
+    wait_endpoint_ready(kube, namespace, EP)
+
 
 def test_traffic_change_rewrites_the_router_config_only(
     kube: Kube, namespace: str, tmp_path: Path, running_operator: KopfRunner
@@ -184,7 +201,7 @@ def test_endpoint_waits_for_its_models_then_converges(
     assert kube.list("apps/v1", "Deployment", namespace) == []
 
     create_ready_models(kube, namespace, tmp_path)
-    ready = wait_endpoint_ready(kube, namespace, EP, timeout=30)  # next retry picks them up
+    ready = wait_endpoint_ready(kube, namespace, EP, timeout=30)  # the Model watch kicks it
     assert ready["status"]["traffic"] == {"blue": 70, "green": 30}
 
 

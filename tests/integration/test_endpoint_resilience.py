@@ -145,9 +145,16 @@ def test_restricted_namespace_admits_every_pod_and_keys_are_kept(
             interval=0.05,
             what="traffic applied",
         )
-    # The operator stopped; a restarted one must not mint a new key either.
+    # While the operator is down a child disappears; the restarted operator's resume pass must
+    # bring it back, and must keep the key (not mint a new one).
+    kube.delete("v1", "ConfigMap", f"{EP}-router", namespace)
     with run_operator(namespace):
-        wait_endpoint_ready(kube, namespace, EP)
+        wait_for(
+            lambda: kube.get("v1", "ConfigMap", f"{EP}-router", namespace),
+            timeout=10,
+            interval=0.05,
+            what="router ConfigMap restored on resume",
+        )
         again = kube.get("v1", "Secret", f"{EP}-keys", namespace)
         assert again is not None
         assert base64.b64decode(again["data"]["keys"]).decode().split() == [key]

@@ -99,8 +99,10 @@ def register(args: argparse.Namespace) -> int:
         )
     if args.entrypoint is not None and not is_uri:
         check_entrypoint(args.path, args.entrypoint)
-    if args.baseline is not None and "://" not in args.baseline and not os.path.isfile(
-        args.baseline
+    if (
+        args.baseline is not None
+        and "://" not in args.baseline
+        and not os.path.isfile(args.baseline)
     ):
         raise CliError(f"baseline profile {args.baseline!r} is not a file")
     # Validate everything but the artifact facts before any slow upload or API call.

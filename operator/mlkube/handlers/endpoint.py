@@ -12,7 +12,7 @@ import datetime
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import kopf
 
@@ -30,7 +30,7 @@ from mlkube.handlers.config import operator_config
 from mlkube.k8s import ApiError
 
 PLURAL: Final = "onlineendpoints"
-RESYNC_SECONDS: Final = 60.0
+RESYNC_SECONDS: Final = 300.0
 API_ERROR_DELAY: Final = 10.0
 
 _locks: dict[tuple[str, str], threading.Lock] = {}
@@ -49,31 +49,37 @@ def now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def run_reconcile(body: kopf.Body, namespace: str, name: str) -> sync.Outcome:
+def run_reconcile(namespace: str, name: str) -> sync.Outcome:
     """One reconcile; API and sync failures become a delayed retry, never a traceback storm."""
     try:
         with endpoint_lock(namespace, name):
             outcome = sync.reconcile(kube(), operator_config(), namespace, name, now_iso())
     except (ApiError, sync.EndpointSyncError) as err:
         raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err
-    for type_, reason, message in outcome.events:
-        kopf.event(body, type=type_, reason=reason, message=message)
+    if outcome.subject is not None:
+        for type_, reason, message in outcome.events:
+            kopf.event(
+                kopf.Body(cast(kopf.RawBody, outcome.subject)),
+                type=type_,
+                reason=reason,
+                message=message,
+            )
     return outcome
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-def reconcile_endpoint(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-    outcome = run_reconcile(body, namespace or "default", name)
+def reconcile_endpoint(namespace: str | None, name: str, **_: Any) -> None:
+    outcome = run_reconcile(namespace or "default", name)
     if outcome.retry_message:
         raise kopf.TemporaryError(outcome.retry_message, delay=outcome.retry_delay)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def resync_endpoint(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-    """Level-based repair: recreate children deleted by hand, pick up Models that became Ready."""
-    run_reconcile(body, namespace or "default", name)
+def resync_endpoint(namespace: str | None, name: str, **_: Any) -> None:
+    """Level-based repair: recreate children deleted by hand, pick up a fixed Degraded cause."""
+    run_reconcile(namespace or "default", name)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -101,15 +107,37 @@ def owning_endpoint(meta: kopf.Meta) -> str | None:
     "apps", "v1", "deployments", labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_ENDPOINT: kopf.PRESENT}
 )
 def child_deployment_changed(
-    meta: kopf.Meta, namespace: str | None, logger: kopf.Logger, **_: Any
+    type: str, meta: kopf.Meta, namespace: str | None, logger: kopf.Logger, **_: Any
 ) -> None:
-    """A child Deployment's status moved: recompute the endpoint's readiness."""
+    """A child Deployment moved: recompute readiness; if it was deleted, reconcile at once."""
     endpoint = owning_endpoint(meta)
     if endpoint is None or namespace is None:
         return
     try:
+        if type == "DELETED":
+            # Deleted by hand or by our own prune: a reconcile recreates it only if still wanted.
+            run_reconcile(namespace, endpoint)
+            return
         with endpoint_lock(namespace, endpoint):
-            sync.refresh_status(kube(), operator_config(), namespace, endpoint, now_iso())
-    except ApiError as err:
-        # The resync timer repairs the status later; one line instead of a traceback.
-        logger.warning(f"status refresh of OnlineEndpoint {endpoint} failed: {err}")
+            sync.refresh_status(kube(), namespace, endpoint, now_iso())
+    except (ApiError, kopf.TemporaryError) as err:
+        # The resync timer repairs it later; one line instead of a traceback.
+        logger.warning(f"OnlineEndpoint {endpoint}: reacting to Deployment change failed: {err}")
+
+
+@kopf.on.event(GROUP, VERSION, "models")
+def model_changed(
+    name: str, namespace: str | None, status: kopf.Status, logger: kopf.Logger, **_: Any
+) -> None:
+    """A Model became Ready: endpoints waiting for it reconcile now, not at their next retry."""
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    if not ready or namespace is None:
+        return
+    try:
+        for endpoint in sync.endpoints_waiting_for(kube(), namespace, name):
+            run_reconcile(namespace, endpoint)
+    except (ApiError, kopf.TemporaryError) as err:
+        logger.warning(f"reconciling endpoints that wait for Model {name} failed: {err}")

@@ -25,43 +25,31 @@ from mlkube.builders.endpoint import (
 )
 from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION, parent_refs
 from mlkube.builders.endpoint_router import build_keys_secret, read_keys
-from mlkube.builders.endpoint_status import (
-    Blocker,
-    WorkloadHealth,
-    build_endpoint_status,
-    is_blocked,
-    workload_health,
-)
+from mlkube.builders.endpoint_status import Blocker, build_endpoint_status, is_blocked
 from mlkube.builders.model_facts import ModelFacts, ModelProblem, read_model
 from mlkube.builders.names import (
     EndpointRef,
-    deployment_name,
     endpoint_selector,
     keys_secret_name,
-    router_name,
     selector_string,
 )
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION
+from mlkube.handlers.endpoint_status_io import (
+    observe_deployments,
+    observe_router,
+    write_blocked_status,
+    write_status,
+)
 from mlkube.k8s import ApiError, Kube
 from mlkube.reconcile.endpoint_changes import (
     endpoint_reference,
-    merge_patch,
     stale_children,
     traffic_events,
     with_reference,
 )
 
 KIND: Final = "OnlineEndpoint"
-STATUS_KEYS: Final = (
-    "url",
-    "traffic",
-    "mirror",
-    "deployments",
-    "conditions",
-    "observedGeneration",
-    "message",
-)
 WAIT_DELAY: Final = 5.0  # Models being verified: look again soon
 CONFLICT_RETRIES: Final = 5
 
@@ -75,6 +63,7 @@ class Outcome:
     """What the Kopf layer should do after a reconcile: post Events, maybe retry later."""
 
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    subject: dict[str, Any] | None = None  # the endpoint the Events are about
     retry_message: str | None = None
     retry_delay: float = WAIT_DELAY
 
@@ -104,7 +93,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     except ValidationError as err:
         blocker = Blocker("InvalidSpec", f"invalid spec: {err}", degraded=True)
         write_blocked_status(kube, obj, None, generation, [blocker], now)
-        return Outcome(retry_message=None)
+        return Outcome()  # a spec change re-runs the handler
     sync_model_references(kube, namespace, name, {d.model for d in spec.deployments})
     models, blockers = read_models(kube, namespace, {d.model for d in spec.deployments})
     blockers += check_traffic_backend(kube, spec, config)
@@ -119,10 +108,8 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     children = build_endpoint_children(owner, spec, models, config, keys)
     for child in children:
         kube.apply(child)
-    prune(kube, owner, {child_key(c) for c in children}, gateway=not uses_router(spec))
-    events = [("Normal", reason, message) for reason, message in traffic_events(
-        status, spec.traffic, spec.mirror
-    )]  # fmt: skip
+    prune(kube, owner, {child_key(c) for c in children})
+    events = [("Normal", r, m) for r, m in traffic_events(status, spec.traffic, spec.mirror)]
     new_status = build_endpoint_status(
         spec=spec,
         generation=generation,
@@ -137,10 +124,11 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         now=now,
     )
     write_status(kube, obj, new_status)
-    return Outcome(events=events)
+    subject = {"apiVersion": obj["apiVersion"], "kind": KIND, "metadata": meta}
+    return Outcome(events=events, subject=subject)
 
 
-def refresh_status(kube: Kube, config: OperatorConfig, namespace: str, name: str, now: str) -> None:
+def refresh_status(kube: Kube, namespace: str, name: str, now: str) -> None:
     """Re-read the child Deployments and update readiness (applied traffic is left as is)."""
     obj = get_endpoint(kube, namespace, name)
     if obj is None:
@@ -168,6 +156,17 @@ def refresh_status(kube: Kube, config: OperatorConfig, namespace: str, name: str
         now=now,
     )
     write_status(kube, obj, new_status)
+
+
+def endpoints_waiting_for(kube: Kube, namespace: str, model: str) -> list[str]:
+    """Endpoints that use `model` and stopped before applying (e.g. waiting for it)."""
+    waiting = []
+    for obj in kube.list(API_VERSION, KIND, namespace):
+        deployments = (obj.get("spec") or {}).get("deployments") or []
+        uses = any(d.get("model") == model for d in deployments)
+        if uses and is_blocked(obj.get("status") or {}):
+            waiting.append(str(obj["metadata"]["name"]))
+    return waiting
 
 
 def read_models(
@@ -215,13 +214,14 @@ def check_traffic_backend(
 
 
 def has_httproute_api(kube: Kube) -> bool:
+    """Asked afresh each time (not the client's discovery cache): CRDs come and go."""
     try:
-        kube.resource(HTTPROUTE_API_VERSION, "HTTPRoute")
+        doc = kube.request("GET", f"/apis/{HTTPROUTE_API_VERSION}")
     except ApiError as err:
         if err.status == 404:
             return False
         raise
-    return True
+    return any(r.get("kind") == "HTTPRoute" for r in doc.get("resources", []))
 
 
 def ensure_keys(kube: Kube, owner: EndpointRef) -> list[str]:
@@ -241,87 +241,18 @@ def ensure_keys(kube: Kube, owner: EndpointRef) -> list[str]:
     return keys
 
 
-def prune(
-    kube: Kube, owner: EndpointRef, desired: set[tuple[str, str, str]], gateway: bool
-) -> None:
+def prune(kube: Kube, owner: EndpointRef, desired: set[tuple[str, str, str]]) -> None:
     """Delete this endpoint's children that the desired state no longer has."""
     selector = selector_string(endpoint_selector(owner.name))
     for api_version, kind in CHILD_KINDS:
-        if api_version == HTTPROUTE_API_VERSION and not (gateway or has_httproute_api(kube)):
-            continue
-        live = kube.list(api_version, kind, owner.namespace, label_selector=selector)
+        try:
+            live = kube.list(api_version, kind, owner.namespace, label_selector=selector)
+        except ApiError as err:
+            if err.status == 404:
+                continue  # a kind the cluster does not serve (no Gateway API) holds nothing
+            raise
         for name in stale_children(live, api_version, kind, desired, owner.uid):
             kube.delete(api_version, kind, name, owner.namespace)
-
-
-def observe_deployments(
-    kube: Kube, owner: EndpointRef, spec: OnlineEndpointSpec
-) -> dict[str, WorkloadHealth | None]:
-    selector = selector_string(endpoint_selector(owner.name))
-    live = {
-        d["metadata"]["name"]: d
-        for d in kube.list("apps/v1", "Deployment", owner.namespace, label_selector=selector)
-    }
-    return {
-        d.name: workload_health(live.get(deployment_name(owner.name, d.name)))
-        for d in spec.deployments
-    }
-
-
-def observe_router(
-    kube: Kube, owner: EndpointRef, spec: OnlineEndpointSpec
-) -> WorkloadHealth | None:
-    if not uses_router(spec):
-        return None
-    return workload_health(
-        kube.get("apps/v1", "Deployment", router_name(owner.name), owner.namespace)
-    )
-
-
-def write_blocked_status(
-    kube: Kube,
-    obj: dict[str, Any],
-    spec: OnlineEndpointSpec | None,
-    generation: int,
-    blockers: list[Blocker],
-    now: str,
-) -> None:
-    """Status while the children cannot be applied: the previously applied split stays."""
-    status = obj.get("status") or {}
-    meta = obj["metadata"]
-    owner = EndpointRef(name=meta["name"], namespace=meta["namespace"], uid=str(meta["uid"]))
-    new_status = build_endpoint_status(
-        spec=spec or OnlineEndpointSpec(),
-        generation=generation,
-        url=status.get("url"),
-        applied_traffic=status.get("traffic") or {},
-        applied_mirror=status.get("mirror") or {},
-        deployments=observe_deployments(kube, owner, spec) if spec else {},
-        router=None,
-        needs_router=False,
-        blockers=blockers,
-        previous=status,
-        now=now,
-    )
-    write_status(kube, obj, new_status)
-
-
-def write_status(kube: Kube, obj: dict[str, Any], desired: dict[str, Any]) -> None:
-    """Merge-patch only the status keys this module owns, and only what changed."""
-    previous = obj.get("status") or {}
-    owned_previous = {k: previous[k] for k in STATUS_KEYS if k in previous}
-    owned_desired = {k: v for k, v in desired.items() if k in STATUS_KEYS and v is not None}
-    patch = merge_patch(owned_previous, owned_desired)
-    if patch:
-        meta = obj["metadata"]
-        kube.patch(
-            API_VERSION,
-            KIND,
-            meta["name"],
-            {"status": patch},
-            meta["namespace"],
-            subresource="status",
-        )
 
 
 def sync_model_references(kube: Kube, namespace: str, endpoint: str, referenced: set[str]) -> None:
@@ -373,5 +304,5 @@ def finalize(kube: Kube, namespace: str, name: str, uid: str) -> None:
     the collector has discovered the OnlineEndpoint kind (up to 30 s after the CRD appears);
     deleting them here makes removal prompt and independent of that. Idempotent.
     """
-    prune(kube, EndpointRef(name=name, namespace=namespace, uid=uid), set(), gateway=False)
+    prune(kube, EndpointRef(name=name, namespace=namespace, uid=uid), set())
     sync_model_references(kube, namespace, name, set())

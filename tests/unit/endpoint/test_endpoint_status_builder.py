@@ -188,7 +188,9 @@ def test_transition_time_moves_only_when_the_status_flips(spec: OnlineEndpointSp
     ready = _status(spec, deployments={"blue": UP, "green": UP}, router=UP, previous=still, now=T1)
 
     def when(status: dict[str, Any], type_: str) -> str:
-        return next(c for c in status["conditions"] if c["type"] == type_)["lastTransitionTime"]
+        return str(
+            next(c for c in status["conditions"] if c["type"] == type_)["lastTransitionTime"]
+        )
 
     assert when(still, "Ready") == T0
     assert when(ready, "Ready") == T1
