@@ -1,7 +1,7 @@
 """Send a sample of served features and predictions to the drift sidecar, off the request path.
 
 The request path only flips a biased coin and does a non-blocking put on a bounded queue; when
-the queue is full the sample is dropped and counted (`mlkube_drift_samples_dropped_total`). A
+the queue is full the sample is dropped and counted (`mlkube_drift_samples_send_dropped_total`). A
 daemon thread drains the queue, builds the rows and POSTs them to
 `{MLKUBE_DRIFT_URL}/v1/samples` as `{"model", "columns", "rows", "predictions"}`. A slow or dead
 sidecar therefore costs dropped samples, never request latency.

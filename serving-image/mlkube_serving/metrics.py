@@ -54,7 +54,7 @@ RUNTIME_INFO = Gauge(
     multiprocess_mode="max",
 )
 DRIFT_DROPPED = Counter(
-    "mlkube_drift_samples_dropped_total",
+    "mlkube_drift_samples_send_dropped_total",
     "Samples for the drift sidecar dropped (queue full or delivery failed).",
     ["model", "reason"],
 )

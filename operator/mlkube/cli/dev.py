@@ -82,6 +82,10 @@ Try:
   kubectl version
   kubectl get models,onlineendpoints -A
   mlkube model list --tag team=risk
+  mlkube endpoint show credit
+  mlkube endpoint run-local credit --port 8081   # router + model servers as local processes
+  mlkube endpoint invoke credit --url http://127.0.0.1:8081 \
+      --request-file examples/models/credit-risk/3/sample-request.json
 
 Stop it with: make dev-down""")
     return 0

@@ -28,7 +28,6 @@ from mlkube.k8s import ApiError, Kube
 
 KIND: Final = "OnlineEndpoint"
 FIELD_MANAGER: Final = "mlkube-cli"
-_SA_NAMESPACE: Final = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 _DNS_HINT: Final = (
     "cluster DNS names only resolve inside the cluster; from a workstation run "
     "`kubectl port-forward svc/NAME 8080:80` and pass --url http://127.0.0.1:8080"
@@ -78,43 +77,28 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     delete.add_argument("name")
     delete.set_defaults(func=delete_endpoint)
 
-    for verb in (create, list_cmd, show, update, invoke, creds, delete):
+    run_local = verbs.add_parser(
+        "run-local", help="run the endpoint's router and model servers as local processes"
+    )
+    run_local.add_argument("name")
+    run_local.add_argument("--port", type=int, default=8080, help="local router port")
+    run_local.set_defaults(func=run_local_endpoint)
+
+    for verb in (create, list_cmd, show, update, invoke, creds, delete, run_local):
         add_kube_options(verb)
 
 
 def connect(args: argparse.Namespace) -> tuple[Kube, str]:
     """The shared API client (honouring --kubeconfig/--context) and the namespace to use."""
-    from kubernetes import client
-    from kubernetes import config as kube_config
-
-    loader: Any = kube_config  # partly typed: treat its loaders as untyped
-    configuration = client.Configuration()
-    # Resolved now: the client library reads $KUBECONFIG only once, when it is imported.
-    path = args.kubeconfig or os.environ.get("KUBECONFIG") or None
-    in_cluster = not path and (
-        os.environ.get("KUBERNETES_SERVICE_HOST") is not None
-        and not os.path.exists(os.path.expanduser("~/.kube/config"))
-    )
     try:
-        if in_cluster:
-            loader.load_incluster_config(client_configuration=configuration)
-            namespace = Path(_SA_NAMESPACE).read_text().strip() or "default"
-        else:
-            loader.load_kube_config(
-                config_file=path,
-                context=args.context,
-                client_configuration=configuration,
-            )
-            contexts, active = loader.list_kube_config_contexts(config_file=path)
-            chosen = next((c for c in contexts if c.get("name") == args.context), active)
-            namespace = str(((chosen or {}).get("context") or {}).get("namespace") or "default")
-    except (loader.ConfigException, OSError) as exc:
+        kube = Kube(args.kubeconfig, context=args.context)
+    except Exception as exc:  # the client raises ConfigException and OSError variants
         raise CliError(f"cannot load Kubernetes configuration: {exc}") from exc
-    return Kube(api_client=client.ApiClient(configuration)), args.namespace or namespace
+    return kube, args.namespace or kube.default_namespace
 
 
 def api_error(err: ApiError, action: str) -> CliError:
-    if err.status == 404 and "no resource for kind" in str(err):
+    if err.status == 404 and err.reason == "KindNotServed":
         return CliError(
             f"cannot {action}: the OnlineEndpoint CRD (onlineendpoints.{GROUP}) is not installed"
         )
@@ -291,4 +275,45 @@ def delete_endpoint(args: argparse.Namespace) -> int:
     if not deleted:
         raise CliError(f"OnlineEndpoint {namespace}/{args.name} not found")
     print(f"onlineendpoint.{GROUP}/{args.name} deleted (its deployments and router go with it)")
+    return 0
+
+
+def run_local_endpoint(args: argparse.Namespace) -> int:
+    """Read the endpoint's live children and run them here: artifacts downloaded and verified by
+    the storage initializer, one model server per deployment, the router in front."""
+    import tempfile
+    import time
+
+    from mlkube.contract import LABEL_ENDPOINT
+    from mlkube.localrun.plan import PlanError, plan_local
+    from mlkube.localrun.runner import LocalEndpoint, LocalRunError
+
+    kube, namespace = connect(args)
+    get_endpoint(kube, namespace, args.name)
+    selector = f"{LABEL_ENDPOINT}={args.name}"
+    children = [
+        {"apiVersion": api_version, "kind": kind, **obj}
+        for api_version, kind in (("apps/v1", "Deployment"), ("v1", "ConfigMap"), ("v1", "Secret"))
+        for obj in kube.list(api_version, kind, namespace, selector)
+    ]
+    try:
+        plan = plan_local(children)
+    except PlanError as exc:
+        raise CliError(f"cannot run {args.name} locally: {exc}") from exc
+    with tempfile.TemporaryDirectory(prefix=f"mlkube-{args.name}-") as workdir:
+        local = LocalEndpoint(plan, Path(workdir), router_port=args.port)
+        try:
+            local.start()
+        except LocalRunError as exc:
+            raise CliError(str(exc)) from exc
+        deployments = ", ".join(s.deployment for s in plan.servers)
+        print(f"endpoint {args.name} running locally at {local.url} (deployments: {deployments})")
+        print(f"try: mlkube endpoint invoke {args.name} --url {local.url} --request-file FILE")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            local.stop()
     return 0

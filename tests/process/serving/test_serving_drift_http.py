@@ -96,7 +96,7 @@ def test_a_dead_sidecar_costs_samples_not_latency(forest_model: Path) -> None:
             return sum(
                 float(line.rsplit(" ", 1)[1])
                 for line in text.splitlines()
-                if line.startswith("mlkube_drift_samples_dropped_total{")
+                if line.startswith("mlkube_drift_samples_send_dropped_total{")
             )
 
         deadline = time.monotonic() + 10
