@@ -1,6 +1,6 @@
 # Thin wrappers: the logic lives in hack/ and the mlkube CLI.
 .PHONY: dev dev-down dev-status test unit lint generate verify controlplane venv \
-	bench-serving bench-router bench-drift
+	bench-serving bench-router bench-drift bench-drift-overhead
 
 VENV := .venv/bin
 
@@ -45,3 +45,6 @@ bench-router: venv
 
 bench-drift: venv
 	@$(VENV)/python bench/drift/run.py
+
+bench-drift-overhead: venv
+	@$(VENV)/python bench/drift/serving_overhead.py

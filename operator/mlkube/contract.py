@@ -91,3 +91,7 @@ ROUTER_CONFIG_DIR: Final = "/etc/mlkube/router"  # ConfigMap mount (a directory:
 ROUTER_CONFIG_FILE: Final = "config.json"
 ROUTER_KEYS_DIR: Final = "/etc/mlkube/keys"  # Secret mount of the endpoint's API keys
 ROUTER_KEYS_FILE: Final = "keys"  # one key per line
+
+# Drift monitoring of OnlineEndpoints (operator builders <-> drift sidecar).
+DRIFT_BASELINE_DIR: Final = "/mnt/drift-baseline"  # the baseline profile, downloaded at pod start
+ENV_DRIFT_FEATURES: Final = "MLKUBE_DRIFT_FEATURES"  # comma-separated subset of profiled features

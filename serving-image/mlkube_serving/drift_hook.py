@@ -1,32 +1,41 @@
 """Send a sample of served features and predictions to the drift sidecar, off the request path.
 
-The request path only flips a biased coin and does a non-blocking put on a bounded queue; when
-the queue is full the sample is dropped and counted (`mlkube_drift_samples_send_dropped_total`). A
-daemon thread drains the queue, builds the rows and POSTs them to
-`{MLKUBE_DRIFT_URL}/v1/samples` as `{"model", "columns", "rows", "predictions"}`. A slow or dead
-sidecar therefore costs dropped samples, never request latency.
+The request path only flips a biased coin and appends to a bounded deque; when it is full the
+sample is dropped and counted (`mlkube_drift_samples_send_dropped_total`). A task on the
+worker's own event loop drains the deque every few milliseconds, builds the rows and POSTs them
+to `{MLKUBE_DRIFT_URL}/v1/samples` as `{"model", "columns", "rows", "predictions"}` over one
+keep-alive connection. A slow or dead sidecar therefore costs dropped samples, never request
+latency.
+
+Why not a sender thread: a Python thread doing CPU work next to an asyncio server fights it
+for the GIL on every I/O call (the convoy effect); measured here, that cost the server half its
+throughput at 100% sampling. On the loop, building a 256-sample body is a few hundred
+microseconds of numpy and orjson every flush, and sending it is non-blocking.
 """
 
 from __future__ import annotations
 
-import http.client
+import asyncio
+import contextlib
 import logging
-import queue
 import random
-import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
+from mlkube.contract import DRIFT_SAMPLES_PATH
 from mlkube_serving import metrics
 from mlkube_serving.protocols.rows import dumps
+from mlkube_serving.router.errors import UpstreamError
+from mlkube_serving.router.upstream import UpstreamPool
 from mlkube_serving.tensors import Tensor, column_names, to_feature_matrix
 
 log = logging.getLogger(__name__)
 
-SAMPLES_PATH = "/v1/samples"
+SAMPLES_PATH = DRIFT_SAMPLES_PATH
 _Sample = tuple[str, list[str] | None, list[Tensor], list[Tensor]]
 
 
@@ -46,25 +55,35 @@ class DriftHook:
         self,
         url: str,
         sample_rate: float,
-        queue_size: int = 256,
+        queue_size: int = 4096,
         max_rows: int = 64,
-        batch_samples: int = 32,
+        batch_samples: int = 256,
         timeout: float = 2.0,
+        flush_interval: float = 0.02,
+        backoff: float = 1.0,
         coin: Callable[[], float] = random.random,
     ) -> None:
         parts = urlsplit(url.rstrip("/") + SAMPLES_PATH)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"drift URL {url!r} must be http(s)://host[:port]")
-        self._parts = parts
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"drift URL {url!r} must be http://host[:port] (a loopback sidecar)")
+        self._host = parts.hostname
+        self._port = parts.port or 80
+        self._head = (
+            f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Content-Type: application/json\r\nContent-Length: "
+        ).encode()
         self._rate = sample_rate
-        self._queue: queue.Queue[_Sample] = queue.Queue(maxsize=queue_size)
+        # deque.append/popleft are atomic: offer() may run on the loop or in a worker thread.
+        self._pending: deque[_Sample] = deque()
+        self._queue_size = queue_size
         self._max_rows = max_rows
         self._batch = batch_samples
         self._timeout = timeout
+        self._interval = flush_interval
+        self._backoff = backoff
         self._coin = coin
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._connection: http.client.HTTPConnection | None = None
+        self._pool: UpstreamPool | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def offer(
         self,
@@ -73,41 +92,68 @@ class DriftHook:
         inputs: list[Tensor],
         outputs: list[Tensor],
     ) -> None:
-        """Maybe enqueue a served request; never blocks."""
+        """Maybe keep a served request for the sidecar; never blocks."""
         if self._coin() >= self._rate:
             return
-        try:
-            self._queue.put_nowait((model, feature_names, inputs, outputs))
-        except queue.Full:
+        if len(self._pending) >= self._queue_size:
             metrics.count_drift_dropped(model, "queue_full")
+            return
+        self._pending.append((model, feature_names, inputs, outputs))
+
+    def pending(self) -> int:
+        return len(self._pending)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="mlkube-drift", daemon=True)
-        self._thread.start()
+        """Start the sender on the running event loop (the worker's)."""
+        self._pool = UpstreamPool(self._host, self._port, 1)
+        self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Flush what is queued (bounded by `timeout`) and stop the sender."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Flush what is pending (bounded by `timeout`) and stop the sender."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.flush(), timeout)
+        if self._pool is not None:
+            self._pool.retire()
 
-    def _run(self) -> None:
+    async def _run(self) -> None:
         while True:
+            await asyncio.sleep(self._interval)
             try:
-                first = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                if self._stop.is_set():
-                    break
-                continue
-            batch = [first]
-            while len(batch) < self._batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._deliver(batch)
+                delivered = await self.flush()
+            except Exception:  # never let one bad batch stop delivery
+                log.exception("drift delivery failed")
+                delivered = False
+            if not delivered:
+                await asyncio.sleep(self._backoff)  # sidecar down: drop, don't hammer it
 
-    def _deliver(self, batch: list[_Sample]) -> None:
+    async def flush(self) -> bool:
+        """Send what was pending when called, `batch_samples` at a time; False if a POST failed.
+
+        Only what is already pending: samples that arrive while a POST is in flight wait for the
+        next flush, so batches stay large (one HTTP exchange per few hundred samples) instead of
+        shrinking to a few samples each under load. After a failed POST the rest is dropped.
+        """
+        budget = len(self._pending)
+        ok = True
+        while budget > 0:
+            batch: list[_Sample] = []
+            while budget > 0 and len(batch) < self._batch:
+                batch.append(self._pending.popleft())
+                budget -= 1
+            for model, count, body in self.bodies(batch):
+                if ok and await self._post(body):
+                    metrics.count_drift_sent(model, count)
+                else:
+                    ok = False
+                    metrics.count_drift_dropped(model, "post_failed", count)
+        return ok
+
+    def bodies(self, batch: list[_Sample]) -> list[tuple[str, int, bytes]]:
+        """One POST body per (model, columns, shapes) group: (model, samples, bytes)."""
         groups: dict[tuple[Any, ...], list[tuple[Any, Any]]] = {}
         columns_of: dict[tuple[Any, ...], list[str] | None] = {}
         for sample in batch:
@@ -120,6 +166,7 @@ class DriftHook:
             key = (sample[0], tuple(columns or ()), rows.shape[1:], predictions.shape[1:])
             groups.setdefault(key, []).append((rows, predictions))
             columns_of[key] = columns
+        out = []
         for key, items in groups.items():
             body = {
                 "model": key[0],
@@ -127,36 +174,20 @@ class DriftHook:
                 "rows": np.concatenate([rows for rows, _ in items]),
                 "predictions": np.concatenate([p for _, p in items]),
             }
-            if self._post(dumps(body)):
-                metrics.count_drift_sent(key[0], len(items))
-            else:
-                metrics.count_drift_dropped(key[0], "post_failed", len(items))
+            out.append((str(key[0]), len(items), dumps(body)))
+        return out
 
-    def _post(self, body: bytes) -> bool:
-        parts = self._parts
-        for _ in range(2):  # one retry on a fresh connection: the sidecar may have closed it
-            try:
-                if self._connection is None:
-                    factory = (
-                        http.client.HTTPSConnection
-                        if parts.scheme == "https"
-                        else http.client.HTTPConnection
-                    )
-                    self._connection = factory(
-                        parts.hostname or "", parts.port, timeout=self._timeout
-                    )
-                self._connection.request(
-                    "POST", parts.path, body, {"content-type": "application/json"}
-                )
-                response = self._connection.getresponse()
-                response.read()
-                if response.status < 300:
-                    return True
-                log.warning("drift sidecar answered %s", response.status)
-                return False
-            except (OSError, http.client.HTTPException) as exc:
-                log.debug("drift POST failed: %s", exc)
-                if self._connection is not None:
-                    self._connection.close()
-                self._connection = None
-        return False
+    async def _post(self, body: bytes) -> bool:
+        if self._pool is None:
+            return False
+        data = self._head + str(len(body)).encode() + b"\r\n\r\n" + body
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        try:
+            response = await self._pool.request(data, deadline)
+        except UpstreamError as exc:
+            log.debug("drift POST failed: %s", exc)
+            return False
+        if response.status >= 300:
+            log.warning("drift sidecar answered %s", response.status)
+            return False
+        return True

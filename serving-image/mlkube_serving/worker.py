@@ -51,7 +51,7 @@ def build_app(settings: Settings) -> ServingApp:
 
     async def shutdown(app: ServingApp) -> None:
         if hook is not None:
-            await asyncio.to_thread(hook.stop)
+            await hook.stop()
 
     return ServingApp(dataplane, settings, on_startup=startup, on_shutdown=shutdown)
 

@@ -8,6 +8,7 @@ in `OnlineEndpointSpec` validation for clients that validate locally (the CLI).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal, get_args
 
 from pydantic import Field, model_validator
@@ -113,8 +114,8 @@ class DriftSettings(ApiModel):
     """Run the drift sidecar and sample requests to it."""
     sample_rate: Annotated[float, Field(ge=0, le=1)] = 1.0
     """Fraction of requests sampled (0..1)."""
-    window_size: Annotated[int, Field(ge=10, le=1_000_000)] = 1000
-    """Samples per comparison window."""
+    window_size: Annotated[int, Field(ge=10, le=1_000_000)] | None = None
+    """Samples per comparison window; the profile's calibrated windowSize when omitted."""
     features: Annotated[list[ShortText], Field(max_length=256)] = Field(default_factory=list)
     """Features to monitor; all baseline features when empty."""
 
@@ -259,6 +260,73 @@ class OnlineEndpointSpec(ApiModel):
         return self
 
 
+class DriftFeatureStatus(ApiModel):
+    """One feature's drift score against its threshold (the profile's deciding method)."""
+
+    name: ShortText
+    """Feature name."""
+    method: Annotated[str, Field(max_length=64)]
+    """Method that decides drift for the feature: wasserstein, ks, psi or jensenshannon."""
+    score: float | None = None
+    """Score over the merged window (absent without values)."""
+    threshold: float
+    """Calibrated threshold; the feature drifted when score >= threshold."""
+    drifted: bool = False
+    """Whether the feature drifted (only once the window is full)."""
+
+
+class DriftEpisode(ApiModel):
+    """Damped drift state behind the DriftDetected condition and the drift Events."""
+
+    active: bool = False
+    """A drift episode is under way (DriftDetected posted, DriftEnded not yet)."""
+    started_at: datetime | None = None
+    """When the episode started."""
+    clear_evaluations: Annotated[int, Field(ge=0)] = 0
+    """Consecutive evaluations without drift during the episode."""
+    clear_since: datetime | None = None
+    """First evaluation of the current run without drift."""
+
+
+class DriftStatus(ApiModel):
+    """The deployment's drift verdict, merged over every replica's sidecar."""
+
+    detected: bool = False
+    """The latest merged evaluation shows dataset drift."""
+    drifted_features: Annotated[int, Field(ge=0)] = 0
+    """Features that drifted."""
+    evaluated_features: Annotated[int, Field(ge=0)] = 0
+    """Features with values in the window."""
+    drifted_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Share of evaluated features that drifted (dataset drift at the profile's share)."""
+    samples: Annotated[int, Field(ge=0)] = 0
+    """Rows in the merged window."""
+    window_size: Annotated[int, Field(ge=0)] = 0
+    """Rows a full window holds (drift is only flagged on a full window)."""
+    samples_dropped: Annotated[int, Field(ge=0)] = 0
+    """Rows the sidecars received but could not window (queue full, malformed)."""
+    prediction_drifted: bool | None = None
+    """Whether the prediction column drifted (absent when the profile has none)."""
+    replicas_reporting: Annotated[int, Field(ge=0)] = 0
+    """Replicas whose summaries were merged."""
+    replicas_failed: Annotated[int, Field(ge=0)] = 0
+    """Ready replicas that could not be polled or sent an unusable summary."""
+    evaluated_at: datetime | None = None
+    """Oldest evaluation time among the merged summaries."""
+    observed_at: datetime | None = None
+    """When the operator last polled the replicas."""
+    reason: Annotated[str, Field(max_length=64)] = "Evaluated"
+    """Evaluated, WindowFilling, NoReplicaReporting, DriftBaselineMissing or -Unreadable."""
+    message: Text = ""
+    """Human-readable state of the monitoring."""
+    top_features: Annotated[list[DriftFeatureStatus], Field(max_length=10)] = Field(
+        default_factory=list
+    )
+    """Up to 10 features with the highest score relative to their threshold."""
+    episode: DriftEpisode = Field(default_factory=DriftEpisode)
+    """Damped state behind the DriftDetected condition and Events."""
+
+
 class DeploymentStatus(ApiModel):
     """Observed state of one deployment."""
 
@@ -270,6 +338,8 @@ class DeploymentStatus(ApiModel):
     """Replicas that pass readiness."""
     replicas: Annotated[int, Field(ge=0)] = 0
     """Desired replicas."""
+    drift: DriftStatus | None = None
+    """Drift monitoring (deployments with drift.enabled only)."""
 
 
 class OnlineEndpointStatus(ApiModel):
@@ -286,7 +356,7 @@ class OnlineEndpointStatus(ApiModel):
     ] = Field(default_factory=list)
     """Per-deployment readiness."""
     conditions: Conditions = Field(default_factory=list)
-    """Standard conditions: Ready, Progressing, Degraded."""
+    """Standard conditions: Ready, Progressing, Degraded, and DriftDetected with drift on."""
     observed_generation: Annotated[int, Field(ge=0)] | None = None
     """The metadata.generation this status describes."""
     message: Text | None = None

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.endpoint_monitoring import MONITORING_API_VERSION, build_monitoring_children
 from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION, build_httproute, route_url
 from mlkube.builders.endpoint_router import build_router_children
 from mlkube.builders.endpoint_server import build_deployment_children
@@ -27,6 +28,8 @@ CHILD_KINDS: Final = (
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
     (HTTPROUTE_API_VERSION, "HTTPRoute"),
+    (MONITORING_API_VERSION, "ServiceMonitor"),
+    (MONITORING_API_VERSION, "PrometheusRule"),
 )
 
 
@@ -40,8 +43,12 @@ def build_endpoint_children(
     models: Mapping[str, ModelFacts],
     config: OperatorConfig,
     keys: list[str],
+    monitoring: bool = False,
 ) -> list[dict[str, Any]]:
-    """All children; `models` maps each referenced Model object name to its verified facts."""
+    """All children; `models` maps each referenced Model object name to its verified facts.
+
+    `monitoring`: the cluster serves the Prometheus Operator kinds and the operator may use them.
+    """
     children: list[dict[str, Any]] = []
     for dep in spec.deployments:
         children.extend(build_deployment_children(owner, dep, models[dep.model], config))
@@ -49,6 +56,8 @@ def build_endpoint_children(
         children.extend(build_router_children(owner, spec, config, keys))
     else:
         children.append(build_httproute(owner, spec, config))
+    if monitoring:
+        children.extend(build_monitoring_children(owner, spec, config))
     order = {kind: index for index, kind in enumerate(CHILD_KINDS)}
     return sorted(children, key=lambda obj: order[(obj["apiVersion"], obj["kind"])])
 

@@ -9,10 +9,17 @@ objects and never restarts a model pod.
 from __future__ import annotations
 
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from mlkube import contract as c
 from mlkube.api.endpoint import OnlineDeployment
+from mlkube.builders.endpoint_drift import (
+    DRIFT_METRICS_PORT_NAME,
+    baseline_initializer,
+    drift_active,
+    drift_server_env,
+    drift_sidecar,
+    drift_volumes,
+)
 from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.names import (
     COMPONENT_SERVER,
@@ -27,12 +34,15 @@ from mlkube.builders.pods import (
     container_security_context,
     env_list,
     http_probe,
+    number_text,
     restricted_pod_spec,
     tmp_mount,
     tmp_volume,
 )
+from mlkube.builders.storage_init import initializer_container, pvc_claim, pvc_volume
 
 MODEL_VOLUME: Final = "model"
+ARTIFACT_PVC_VOLUME: Final = "artifact-pvc"
 SERVICE_PORT: Final = 80
 READY_PATH: Final = "/v2/health/ready"
 LIVE_PATH: Final = "/v2/health/live"
@@ -47,8 +57,13 @@ def deployment_replicas(dep: OnlineDeployment) -> int:
     return 1 if dep.replicas is None else dep.replicas
 
 
-def server_env(dep: OnlineDeployment, model: ModelFacts) -> list[dict[str, str]]:
-    """Contract variables first; user variables may add to them but never replace them."""
+def server_env(
+    dep: OnlineDeployment, model: ModelFacts, drift: dict[str, str] | None = None
+) -> list[dict[str, str]]:
+    """Contract variables first; user variables may add to them but never replace them.
+
+    `drift` holds the sidecar wiring (`drift_server_env`) when the pod runs the drift sidecar.
+    """
     framework = model.framework if dep.runtime == "auto" else dep.runtime
     ours = {
         c.ENV_MODEL_DIR: c.MODEL_DIR,
@@ -62,15 +77,12 @@ def server_env(dep: OnlineDeployment, model: ModelFacts) -> list[dict[str, str]]
         ours[c.ENV_ENTRYPOINT] = model.entrypoint
     settings = dep.request_settings
     if settings is not None and settings.timeout_seconds is not None:
-        ours[c.ENV_REQUEST_TIMEOUT] = _number(settings.timeout_seconds)
+        ours[c.ENV_REQUEST_TIMEOUT] = number_text(settings.timeout_seconds)
     if settings is not None and settings.max_concurrency is not None:
         ours[c.ENV_MAX_CONCURRENCY] = str(settings.max_concurrency)
+    ours.update(drift or {})
     extra = {e.name: e.value for e in dep.env if e.name not in ours}
     return env_list({**ours, **extra})
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def _resources(dep: OnlineDeployment) -> dict[str, Any]:
@@ -84,43 +96,28 @@ def _resources(dep: OnlineDeployment) -> dict[str, Any]:
     return out
 
 
-def _pvc_claim(uri: str) -> str | None:
-    parts = urlsplit(uri)
-    return parts.netloc if parts.scheme == "pvc" else None
-
-
 def storage_initializer(
     model: ModelFacts, config: OperatorConfig, resources: dict[str, Any]
 ) -> dict[str, Any]:
     """Init container: download the artifact and refuse anything but the verified digest."""
-    container: dict[str, Any] = {
-        "name": "storage-initializer",
-        "image": config.serving_image,
-        "imagePullPolicy": config.image_pull_policy,
-        "command": ["python", "-m", "mlkube_serving", "storage-initializer"],
-        "args": ["--uri", model.uri, "--dest", c.MODEL_DIR, "--digest", model.digest],
-        "securityContext": container_security_context(config.run_as_user),
-        "volumeMounts": [{"name": MODEL_VOLUME, "mountPath": c.MODEL_DIR}, tmp_mount()],
-    }
-    env = {"HOME": "/tmp"}
-    if config.s3_endpoint_url:
-        env[c.ENV_S3_ENDPOINT_URL] = config.s3_endpoint_url
-    container["env"] = env_list(env)
-    if config.storage_secret:
-        container["envFrom"] = [{"secretRef": {"name": config.storage_secret, "optional": True}}]
-    claim = _pvc_claim(model.uri)
-    if claim:
-        container["volumeMounts"].append(
-            {"name": "artifact-pvc", "mountPath": f"{c.PVC_ROOT}/{claim}", "readOnly": True}
-        )
-    if resources:
-        # Same as the server: the pod's effective request is unchanged and quotas are satisfied.
-        container["resources"] = resources
-    return container
+    return initializer_container(
+        name="storage-initializer",
+        uri=model.uri,
+        digest=model.digest,
+        volume=MODEL_VOLUME,
+        dest=c.MODEL_DIR,
+        config=config,
+        resources=resources,
+        pvc_volume=ARTIFACT_PVC_VOLUME,
+    )
 
 
 def server_container(
-    dep: OnlineDeployment, model: ModelFacts, config: OperatorConfig, resources: dict[str, Any]
+    dep: OnlineDeployment,
+    model: ModelFacts,
+    config: OperatorConfig,
+    resources: dict[str, Any],
+    drift: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     probes = dep.probes
     delay = probes.initial_delay_seconds if probes else None
@@ -131,7 +128,7 @@ def server_container(
         "image": config.serving_image,
         "imagePullPolicy": config.image_pull_policy,
         "command": ["python", "-m", "mlkube_serving", "serve"],
-        "env": server_env(dep, model),
+        "env": server_env(dep, model, drift),
         "ports": [
             {"name": "http", "containerPort": c.SERVER_HTTP_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": c.SERVER_METRICS_PORT, "protocol": "TCP"},
@@ -162,14 +159,18 @@ def build_server_deployment(
     pod_labels = {**labels, c.LABEL_MODEL: model.model_name, c.LABEL_VERSION: model.version}
     resources = _resources(dep)
     volumes = [{"name": MODEL_VOLUME, "emptyDir": {}}, tmp_volume()]
-    claim = _pvc_claim(model.uri)
+    claim = pvc_claim(model.uri)
     if claim:
-        volumes.append(
-            {
-                "name": "artifact-pvc",
-                "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
-            }
-        )
+        volumes.append(pvc_volume(ARTIFACT_PVC_VOLUME, claim))
+    init_containers = [storage_initializer(model, config, resources)]
+    containers = [server_container(dep, model, config, resources)]
+    if drift_active(dep, model):
+        init_containers.append(baseline_initializer(model, config, resources, ARTIFACT_PVC_VOLUME))
+        containers = [
+            server_container(dep, model, config, resources, drift_server_env(dep, config)),
+            drift_sidecar(dep, config),
+        ]
+        volumes.extend(drift_volumes(model, ARTIFACT_PVC_VOLUME))
     spec: dict[str, Any] = {
         "selector": {"matchLabels": pod_selector(owner.name, COMPONENT_SERVER, dep.name)},
         "revisionHistoryLimit": 3,
@@ -189,8 +190,8 @@ def build_server_deployment(
             },
             "spec": restricted_pod_spec(
                 run_as_user=config.run_as_user,
-                init_containers=[storage_initializer(model, config, resources)],
-                containers=[server_container(dep, model, config, resources)],
+                init_containers=init_containers,
+                containers=containers,
                 volumes=volumes,
             ),
         },
@@ -208,9 +209,33 @@ def build_server_deployment(
     }
 
 
-def build_server_service(owner: EndpointRef, dep: OnlineDeployment) -> dict[str, Any]:
-    """ClusterIP Service in front of one deployment's pods (the router's upstream)."""
+def build_server_service(
+    owner: EndpointRef, dep: OnlineDeployment, drift_metrics: bool = False
+) -> dict[str, Any]:
+    """ClusterIP Service in front of one deployment's pods (the router's upstream).
+
+    With the drift sidecar its metrics port is listed too, so one ServiceMonitor scrapes every
+    pod's metrics; the sidecar's ingest port stays off the Service (only loopback feeds it).
+    """
     name = deployment_name(owner.name, dep.name)
+    ports: list[dict[str, Any]] = [
+        {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"},
+        {
+            "name": "metrics",
+            "port": c.SERVER_METRICS_PORT,
+            "targetPort": "metrics",
+            "protocol": "TCP",
+        },
+    ]
+    if drift_metrics:
+        ports.append(
+            {
+                "name": DRIFT_METRICS_PORT_NAME,
+                "port": c.DRIFT_METRICS_PORT,
+                "targetPort": DRIFT_METRICS_PORT_NAME,
+                "protocol": "TCP",
+            }
+        )
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -220,15 +245,7 @@ def build_server_service(owner: EndpointRef, dep: OnlineDeployment) -> dict[str,
         "spec": {
             "type": "ClusterIP",
             "selector": pod_selector(owner.name, COMPONENT_SERVER, dep.name),
-            "ports": [
-                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"},
-                {
-                    "name": "metrics",
-                    "port": c.SERVER_METRICS_PORT,
-                    "targetPort": "metrics",
-                    "protocol": "TCP",
-                },
-            ],
+            "ports": ports,
         },
     }
 
@@ -302,7 +319,7 @@ def build_deployment_children(
     """Deployment, Service and, when they apply, HPA and PDB of one endpoint deployment."""
     children = [
         build_server_deployment(owner, dep, model, config),
-        build_server_service(owner, dep),
+        build_server_service(owner, dep, drift_active(dep, model)),
     ]
     hpa = build_hpa(owner, dep)
     if hpa is not None:

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.endpoint_drift import drift_enabled
+from mlkube.builders.endpoint_drift_status import CONDITION as DRIFT_CONDITION
+from mlkube.builders.endpoint_drift_status import drift_condition
 from mlkube.builders.endpoint_server import deployment_replicas
 from mlkube.reconcile.conditions import get_condition, set_condition
 
@@ -191,16 +194,35 @@ def build_endpoint_status(
             generation=generation,
             now=now,
         )
+    # The drift monitor owns `drift` entries and DriftDetected; carry them, drop stale ones.
+    drift = {
+        str(d.get("name")): d["drift"]
+        for d in previous.get("deployments") or []
+        if isinstance(d, Mapping) and d.get("drift")
+    }
     per_deployment = []
     for dep in spec.deployments:
         health = deployments.get(dep.name)
-        per_deployment.append(
-            {
-                "name": dep.name,
-                "model": dep.model,
-                "readyReplicas": health.ready if health else 0,
-                "replicas": health.replicas if health else deployment_replicas(dep),
-            }
+        entry: dict[str, Any] = {
+            "name": dep.name,
+            "model": dep.model,
+            "readyReplicas": health.ready if health else 0,
+            "replicas": health.replicas if health else deployment_replicas(dep),
+        }
+        if drift_enabled(dep) and dep.name in drift:
+            entry["drift"] = drift[dep.name]
+        per_deployment.append(entry)
+    monitored = [d.name for d in spec.deployments if drift_enabled(d)]
+    if not monitored and any(c.get("type") == DRIFT_CONDITION for c in conditions):
+        ok, reason, message = drift_condition({})
+        conditions = set_condition(
+            conditions,
+            type_=DRIFT_CONDITION,
+            status=ok,
+            reason=reason,
+            message=message,
+            generation=generation,
+            now=now,
         )
     status: dict[str, Any] = {
         "url": url,

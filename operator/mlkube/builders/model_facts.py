@@ -22,6 +22,8 @@ class ModelFacts:
     uri: str
     digest: str
     entrypoint: str | None = None
+    baseline_uri: str | None = None  # drift baseline profile (spec.baseline), if registered
+    baseline_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ def read_model(name: str, obj: dict[str, Any] | None) -> ModelFacts | ModelProbl
         phase = status.get("phase") or "Pending"
         return ModelProblem(name, "ModelNotReady", f"Model {name} is not Ready yet ({phase})")
     entrypoint = (spec.get("entrypoint") or {}).get("path")
+    baseline = spec.get("baseline") or {}
     return ModelFacts(
         name=name,
         model_name=str(spec.get("modelName", name)),
@@ -63,4 +66,6 @@ def read_model(name: str, obj: dict[str, Any] | None) -> ModelFacts | ModelProbl
         uri=str((spec.get("artifact") or {}).get("uri", "")),
         digest=str(digest),
         entrypoint=str(entrypoint) if entrypoint else None,
+        baseline_uri=str(baseline["uri"]) if baseline.get("uri") else None,
+        baseline_digest=str(baseline["digest"]) if baseline.get("digest") else None,
     )

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from mlkube.contract import ENV_S3_ENDPOINT_URL
+from mlkube.contract import DRIFT_PORT, ENV_S3_ENDPOINT_URL
 
 DEFAULT_SERVING_IMAGE: Final = "ghcr.io/mlkube/mlkube-serving:0.1.0"
 # A non-root UID that exists in distroless and most slim images ("nonroot").
@@ -23,6 +23,16 @@ ENV_ROUTER_REPLICAS: Final = "MLKUBE_ROUTER_REPLICAS"
 ENV_GATEWAY: Final = "MLKUBE_GATEWAY"  # default parent Gateway, "namespace/name[/section]"
 ENV_STORAGE_SECRET: Final = "MLKUBE_STORAGE_SECRET"  # Secret of storage credentials (env vars)
 ENV_RUN_AS_USER: Final = "MLKUBE_RUN_AS_USER"
+# Drift monitoring: where the operator polls the sidecars and how it damps episode Events.
+ENV_DRIFT_PORT: Final = "MLKUBE_DRIFT_PORT"  # sidecar ingest/summary port (pods and polling)
+ENV_DRIFT_POLL_INTERVAL: Final = "MLKUBE_DRIFT_POLL_INTERVAL_SECONDS"
+ENV_DRIFT_POLL_TIMEOUT: Final = "MLKUBE_DRIFT_POLL_TIMEOUT_SECONDS"
+ENV_DRIFT_CLEAR_EVALUATIONS: Final = "MLKUBE_DRIFT_CLEAR_EVALUATIONS"
+ENV_DRIFT_COOLDOWN: Final = "MLKUBE_DRIFT_COOLDOWN_SECONDS"
+# Prometheus Operator objects: "auto" (when the cluster serves them) or "off"; extra labels
+# ("k=v,k2=v2") let a Prometheus whose selectors need them (e.g. release=...) pick them up.
+ENV_MONITORING: Final = "MLKUBE_MONITORING"
+ENV_MONITORING_LABELS: Final = "MLKUBE_MONITORING_LABELS"
 
 
 class OperatorConfigError(ValueError):
@@ -48,6 +58,13 @@ class OperatorConfig:
     storage_secret: str | None = None
     s3_endpoint_url: str | None = None
     run_as_user: int = DEFAULT_RUN_AS_USER
+    drift_port: int = DRIFT_PORT
+    drift_poll_interval: float = 30.0
+    drift_poll_timeout: float = 2.0
+    drift_clear_evaluations: int = 3
+    drift_cooldown: float = 300.0
+    monitoring: bool = True
+    monitoring_labels: tuple[tuple[str, str], ...] = ()
 
 
 def parse_gateway(text: str) -> GatewayParent:
@@ -77,6 +94,30 @@ def _positive_int(env: Mapping[str, str], key: str, default: int, low: int) -> i
     return value
 
 
+def _positive_float(env: Mapping[str, str], key: str, default: float, low: float) -> float:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise OperatorConfigError(f"{key}={raw!r} is not a number") from exc
+    if not value >= low:  # also refuses nan
+        raise OperatorConfigError(f"{key}={raw!r} must be >= {low}")
+    return value
+
+
+def parse_labels(text: str) -> tuple[tuple[str, str], ...]:
+    """`k=v,k2=v2` as sorted pairs (empty text: none)."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise OperatorConfigError(f"{ENV_MONITORING_LABELS}: {item!r} is not key=value")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(sorted(pairs))
+
+
 def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
     """Settings from environment variables (unset or empty ones keep their defaults)."""
 
@@ -87,6 +128,9 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
     if policy not in ("Always", "IfNotPresent", "Never"):
         raise OperatorConfigError(f"{ENV_IMAGE_PULL_POLICY}={policy!r} is not a pull policy")
     gateway = text(ENV_GATEWAY)
+    monitoring = (text(ENV_MONITORING) or "auto").lower()
+    if monitoring not in ("auto", "off"):
+        raise OperatorConfigError(f"{ENV_MONITORING}={monitoring!r} must be auto or off")
     return OperatorConfig(
         serving_image=text(ENV_SERVING_IMAGE) or DEFAULT_SERVING_IMAGE,
         image_pull_policy=policy,
@@ -96,4 +140,11 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         storage_secret=text(ENV_STORAGE_SECRET),
         s3_endpoint_url=text(ENV_S3_ENDPOINT_URL),
         run_as_user=_positive_int(env, ENV_RUN_AS_USER, DEFAULT_RUN_AS_USER, 1),
+        drift_port=_positive_int(env, ENV_DRIFT_PORT, DRIFT_PORT, 1),
+        drift_poll_interval=_positive_float(env, ENV_DRIFT_POLL_INTERVAL, 30.0, 0.1),
+        drift_poll_timeout=_positive_float(env, ENV_DRIFT_POLL_TIMEOUT, 2.0, 0.05),
+        drift_clear_evaluations=_positive_int(env, ENV_DRIFT_CLEAR_EVALUATIONS, 3, 1),
+        drift_cooldown=_positive_float(env, ENV_DRIFT_COOLDOWN, 300.0, 0.0),
+        monitoring=monitoring == "auto",
+        monitoring_labels=parse_labels(env.get(ENV_MONITORING_LABELS, "")),
     )

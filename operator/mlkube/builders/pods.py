@@ -89,3 +89,8 @@ def http_probe(
 
 def env_list(values: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": name, "value": value} for name, value in values.items()]
+
+
+def number_text(value: float) -> str:
+    """A number as an env value: integers without a trailing .0 (10, not 10.0)."""
+    return str(int(value)) if float(value).is_integer() else str(value)

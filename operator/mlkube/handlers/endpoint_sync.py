@@ -23,6 +23,7 @@ from mlkube.builders.endpoint import (
     endpoint_url,
     uses_router,
 )
+from mlkube.builders.endpoint_monitoring import MONITORING_API_VERSION
 from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION, parent_refs
 from mlkube.builders.endpoint_router import build_keys_secret, read_keys
 from mlkube.builders.endpoint_status import Blocker, build_endpoint_status, is_blocked
@@ -105,7 +106,8 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
             return Outcome()
         return Outcome(retry_message="; ".join(b.message for b in blockers))
     keys = ensure_keys(kube, owner) if uses_router(spec) and spec.auth.mode == "key" else []
-    children = build_endpoint_children(owner, spec, models, config, keys)
+    monitoring = config.monitoring and has_monitoring_api(kube)
+    children = build_endpoint_children(owner, spec, models, config, keys, monitoring)
     for child in children:
         kube.apply(child)
     prune(kube, owner, {child_key(c) for c in children})
@@ -213,15 +215,24 @@ def check_traffic_backend(
     return problems
 
 
-def has_httproute_api(kube: Kube) -> bool:
+def serves_kinds(kube: Kube, api_version: str, kinds: set[str]) -> bool:
     """Asked afresh each time (not the client's discovery cache): CRDs come and go."""
     try:
-        doc = kube.request("GET", f"/apis/{HTTPROUTE_API_VERSION}")
+        doc = kube.request("GET", f"/apis/{api_version}")
     except ApiError as err:
         if err.status == 404:
             return False
         raise
-    return any(r.get("kind") == "HTTPRoute" for r in doc.get("resources", []))
+    return kinds <= {str(r.get("kind")) for r in doc.get("resources", [])}
+
+
+def has_httproute_api(kube: Kube) -> bool:
+    return serves_kinds(kube, HTTPROUTE_API_VERSION, {"HTTPRoute"})
+
+
+def has_monitoring_api(kube: Kube) -> bool:
+    """ServiceMonitor and PrometheusRule are both served (Prometheus Operator installed)."""
+    return serves_kinds(kube, MONITORING_API_VERSION, {"ServiceMonitor", "PrometheusRule"})
 
 
 def ensure_keys(kube: Kube, owner: EndpointRef) -> list[str]:

@@ -6,9 +6,9 @@ import asyncio
 
 import kopf
 
-from mlkube.handlers import endpoint, model, settings, webhooks
+from mlkube.handlers import endpoint, endpoint_drift, model, settings, webhooks
 
-HANDLER_MODULES = (settings, model, webhooks, endpoint)
+HANDLER_MODULES = (settings, model, webhooks, endpoint, endpoint_drift)
 
 
 def run(*, namespaces: list[str] | None, liveness: str | None, standalone: bool) -> None:

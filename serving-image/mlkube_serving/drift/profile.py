@@ -228,3 +228,35 @@ def _validate_feature(spec: Mapping[str, Any]) -> None:
         )
     if not set(spec["bins"]["edges"]) <= set(edges) or not math.isfinite(float(spec["scale"])):
         raise ProfileError(f"feature {spec['name']!r}: PSI bin edges must be cell edges")
+
+
+def resolve_profile_path(path: str | Path) -> Path:
+    """`path` itself, or the single `*.json` file in it when it is a directory.
+
+    Serving pods download the baseline artifact into a directory (the storage initializer keeps
+    the artifact's file name), so the sidecar is pointed at the directory, not a guessed name.
+    """
+    target = Path(path)
+    if not target.is_dir():
+        return target
+    found = sorted(p for p in target.iterdir() if p.suffix == ".json" and p.is_file())
+    if len(found) != 1:
+        names = [p.name for p in found]
+        raise ProfileError(f"{target} must hold exactly one .json drift profile, found {names}")
+    return found[0]
+
+
+def select_features(profile: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The profile restricted to the features in `names` (all of them when `names` is empty).
+
+    The operator restricts its copy the same way (`mlkube.reconcile.drift_profile`), so both
+    compute the same profile digest and the sidecar's summaries stay mergeable. Unknown names
+    are ignored; a selection that keeps no feature is an error.
+    """
+    wanted = {n for n in names if n}
+    if not wanted:
+        return dict(profile)
+    kept = [f for f in profile["features"] if f["name"] in wanted]
+    if not kept:
+        raise ProfileError(f"none of the features {sorted(wanted)} is in the drift profile")
+    return {**profile, "features": kept}

@@ -21,7 +21,7 @@ from mlkube import contract
 from mlkube_serving.drift.engine import DriftEngine
 from mlkube_serving.drift.errors import DriftError
 from mlkube_serving.drift.metrics import DEFAULT_MAX_FEATURE_SERIES, EvaluationTimes, serve_metrics
-from mlkube_serving.drift.profile import load_profile
+from mlkube_serving.drift.profile import load_profile, resolve_profile_path, select_features
 from mlkube_serving.drift.worker import DriftWorker
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Flags win over MLKUBE_DRIFT_* environment variables, which win over defaults."""
     env = _env_number
     parser = argparse.ArgumentParser(prog="mlkube_serving drift-sidecar", description=__doc__)
-    parser.add_argument("--profile", default=os.environ.get(contract.ENV_DRIFT_PROFILE))
+    parser.add_argument(
+        "--profile",
+        default=os.environ.get(contract.ENV_DRIFT_PROFILE),
+        help="profile JSON file, or a directory holding exactly one .json file",
+    )
+    parser.add_argument(
+        "--features",
+        default=os.environ.get(contract.ENV_DRIFT_FEATURES, ""),
+        help="comma-separated features to monitor (default: every profiled feature)",
+    )
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=contract.DRIFT_PORT)
     parser.add_argument("--metrics-port", type=int, default=contract.DRIFT_METRICS_PORT)
@@ -157,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
-        profile = load_profile(args.profile)
+        features = [name.strip() for name in args.features.split(",")]
+        profile = select_features(load_profile(resolve_profile_path(args.profile)), features)
         engine = DriftEngine(profile, window_size=args.window_size)
     except DriftError as exc:
         log.error("%s", exc)

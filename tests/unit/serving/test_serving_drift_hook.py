@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,10 +29,10 @@ def dropped(model: str) -> float:
     return float(value)
 
 
-def capture(posted: list[dict[str, Any]]) -> Callable[[bytes], bool]:
+def capture(posted: list[dict[str, Any]]) -> Callable[[bytes], Any]:
     """A stand-in for the HTTP POST that records decoded bodies."""
 
-    def post(body: bytes) -> bool:
+    async def post(body: bytes) -> bool:
         posted.append(orjson.loads(body))
         return True
 
@@ -42,7 +43,7 @@ def test_zero_rate_never_samples() -> None:
     hook = DriftHook(URL, 0.0, queue_size=4)
     for _ in range(10):
         hook.offer("m", None, *served())
-    assert hook._queue.qsize() == 0
+    assert hook.pending() == 0
 
 
 def test_rate_is_a_coin_flip_per_request() -> None:
@@ -50,7 +51,7 @@ def test_rate_is_a_coin_flip_per_request() -> None:
     hook = DriftHook(URL, 0.5, queue_size=10, coin=lambda: next(flips))
     for _ in range(4):
         hook.offer("m", None, *served())
-    assert hook._queue.qsize() == 2
+    assert hook.pending() == 2
 
 
 def test_full_queue_drops_counts_and_does_not_block() -> None:
@@ -60,9 +61,9 @@ def test_full_queue_drops_counts_and_does_not_block() -> None:
     for _ in range(1000):
         hook.offer("drop-model", None, *served())
     elapsed = time.perf_counter() - started
-    assert hook._queue.qsize() == 2
+    assert hook.pending() == 2
     assert dropped("drop-model") - before == 998
-    assert elapsed < 0.5  # a put_nowait and a counter, nothing that waits
+    assert elapsed < 0.5  # a deque append and a counter, nothing that waits
 
 
 def test_delivered_body_follows_the_wire_format(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,7 +72,7 @@ def test_delivered_body_follows_the_wire_format(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(hook, "_post", capture(posted))
     hook.offer("credit", ["a", "b", "c"], *served(rows=2))
     hook.offer("credit", ["a", "b", "c"], *served(rows=5))  # capped at max_rows
-    hook._deliver([hook._queue.get_nowait(), hook._queue.get_nowait()])
+    asyncio.run(hook.flush())
     assert posted == [
         {
             "model": "credit",
@@ -97,17 +98,21 @@ def test_unknown_columns_are_null_and_predict_output_is_chosen(
     inputs, labels = served(rows=1)
     proba = Tensor("predict_proba", np.array([[0.2, 0.8]]), "FP64")
     hook.offer("m", None, inputs, [proba, *labels])
-    hook._deliver([hook._queue.get_nowait()])
+    asyncio.run(hook.flush())
     assert posted[0]["columns"] is None
     assert posted[0]["predictions"] == [0]
 
 
 def test_failed_post_counts_dropped_samples(monkeypatch: pytest.MonkeyPatch) -> None:
     hook = DriftHook(URL, 1.0)
-    monkeypatch.setattr(hook, "_post", lambda body: False)
+
+    async def refuse(body: bytes) -> bool:
+        return False
+
+    monkeypatch.setattr(hook, "_post", refuse)
     before = metrics.DRIFT_DROPPED.labels("post-model", "post_failed")._value.get()
     hook.offer("post-model", None, *served())
-    hook._deliver([hook._queue.get_nowait()])
+    asyncio.run(hook.flush())
     after = metrics.DRIFT_DROPPED.labels("post-model", "post_failed")._value.get()
     assert after - before == 1
 
@@ -115,3 +120,14 @@ def test_failed_post_counts_dropped_samples(monkeypatch: pytest.MonkeyPatch) -> 
 def test_bad_url_is_rejected() -> None:
     with pytest.raises(ValueError, match="http"):
         DriftHook("ftp://sidecar", 1.0)
+
+
+def test_batches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = DriftHook(URL, 1.0, batch_samples=4)
+    posted: list[dict[str, Any]] = []
+    monkeypatch.setattr(hook, "_post", capture(posted))
+    for _ in range(10):
+        hook.offer("m", None, *served(rows=1))
+    asyncio.run(hook.flush())
+    assert [len(p["rows"]) for p in posted] == [4, 4, 2]
+    assert hook.pending() == 0
