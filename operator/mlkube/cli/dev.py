@@ -9,9 +9,10 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from mlkube.devcluster import Cluster, ClusterError
-from mlkube.devcluster.cluster import REPO_ROOT
+from mlkube.devcluster.cluster import OPERATOR_USER, REPO_ROOT
 from mlkube.devcluster.procs import free_port
 
 DEFAULT_WORKDIR = REPO_ROOT / ".dev" / "cluster"
@@ -52,21 +53,7 @@ def up(args: argparse.Namespace) -> int:
     kube = Kube(str(cluster.kubeconfig))
     apply_crds(kube, REPO_ROOT / "crds", field_manager="mlkube-dev")
     if "operator" not in cluster.state.pids:
-        health = free_port()
-        cluster.add_process(
-            "operator",
-            [
-                sys.executable,
-                "-m",
-                "mlkube",
-                "operator",
-                "--kubeconfig",
-                str(cluster.kubeconfig),
-                "--liveness",
-                f"http://127.0.0.1:{health}/healthz",
-                "--standalone",
-            ],
-        )
+        start_operator(cluster, kube)
     if not args.no_samples:
         from mlkube.cli.samples import install_samples
 
@@ -89,6 +76,32 @@ Try:
 
 Stop it with: make dev-down""")
     return 0
+
+
+def start_operator(cluster: Cluster, kube: Any) -> None:
+    """The operator as the chart runs it: its own identity under the chart's ClusterRole, with
+    the admission webhooks served over TLS (the cluster CA signed its 127.0.0.1 certificate)."""
+    from mlkube.builders.rbac import build_cluster_role_binding, build_operator_cluster_role
+
+    kube.apply(build_operator_cluster_role(), field_manager="mlkube-dev")
+    kube.apply(
+        build_cluster_role_binding("mlkube-operator", "mlkube-operator", user=OPERATOR_USER),
+        field_manager="mlkube-dev",
+    )
+    pki = cluster.workdir / "pki"
+    env = {
+        "MLKUBE_WEBHOOK_PORT": str(free_port()),
+        "MLKUBE_WEBHOOK_ADDR": "127.0.0.1",
+        "MLKUBE_WEBHOOK_HOST": "127.0.0.1",
+        "MLKUBE_WEBHOOK_CERT": str(pki / "apiserver.crt"),
+        "MLKUBE_WEBHOOK_KEY": str(pki / "apiserver.key"),
+        "MLKUBE_WEBHOOK_CA": str(pki / "ca.crt"),
+        "MLKUBE_OPERATOR_USERNAME": OPERATOR_USER,
+    }
+    argv = [sys.executable, "-m", "mlkube", "operator",
+            "--kubeconfig", str(cluster.kubeconfig_for("operator")),
+            "--liveness", f"http://127.0.0.1:{free_port()}/healthz", "--standalone"]  # fmt: skip
+    cluster.add_process("operator", argv, env)
 
 
 def down(args: argparse.Namespace) -> int:
