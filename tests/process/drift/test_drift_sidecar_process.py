@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -96,20 +97,26 @@ def test_samples_from_the_model_servers_hook_are_understood(
 ) -> None:
     """The real sender (drift_hook.DriftHook) against the real sidecar: the wire format agrees."""
     with sidecar_runner(profile_path, "--eval-interval", "0.2") as sidecar:
-        hook = DriftHook(sidecar.url, sample_rate=1.0, max_rows=64)
-        hook.start()
-        cols = synthetic.make_columns(640, seed=22, shift={"x0": 1.0})
-        matrix = np.column_stack([cols[n] for n in synthetic.NUMERIC_FEATURES])
-        for i in range(0, 640, 64):
-            rows = matrix[i : i + 64]
-            scores = cols[synthetic.PREDICTION][i : i + 64]
-            hook.offer(
-                "synthetic",
-                synthetic.NUMERIC_FEATURES,
-                [Tensor("input", rows, "FP64")],
-                [Tensor("predict", scores, "FP64")],
-            )
-        hook.stop(timeout=10)
+
+        async def serve_and_stop() -> None:
+            # The hook lives on the server worker's event loop, as in the model server.
+            hook = DriftHook(sidecar.url, sample_rate=1.0, max_rows=64)
+            hook.start()
+            cols = synthetic.make_columns(640, seed=22, shift={"x0": 1.0})
+            matrix = np.column_stack([cols[n] for n in synthetic.NUMERIC_FEATURES])
+            for i in range(0, 640, 64):
+                rows = matrix[i : i + 64]
+                scores = cols[synthetic.PREDICTION][i : i + 64]
+                hook.offer(
+                    "synthetic",
+                    synthetic.NUMERIC_FEATURES,
+                    [Tensor("input", rows, "FP64")],
+                    [Tensor("predict", scores, "FP64")],
+                )
+                await asyncio.sleep(0)
+            await hook.stop(timeout=10)
+
+        asyncio.run(serve_and_stop())
         summary = poll_summary(sidecar, lambda s: s["samplesReceived"] == 640 and s["ready"])
     assert summary["samplesReceived"] == 640 and summary["samplesDropped"] == 0
     features = {f["name"]: f for f in summary["features"]}
