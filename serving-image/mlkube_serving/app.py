@@ -159,7 +159,15 @@ class ServingApp:
             raise self._too_large()
         return b"".join(chunks)
 
+    async def _sample_inflight(self, interval: float = 0.5) -> None:
+        """Publish the in-flight count periodically: a gauge write per request would cost an
+        mmap write on the hot path in multiprocess mode; an HPA reads it every 15 s anyway."""
+        while True:
+            metrics.set_inflight(self.settings.model_name, self._inflight)
+            await asyncio.sleep(interval)
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        sampler: asyncio.Task[None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -170,9 +178,12 @@ class ServingApp:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                sampler = asyncio.get_running_loop().create_task(self._sample_inflight())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.dataplane.draining = True
+                if sampler is not None:
+                    sampler.cancel()
                 try:
                     if self._on_shutdown is not None:
                         await self._on_shutdown(self)

@@ -64,6 +64,14 @@ DRIFT_SENT = Counter(
     ["model"],
 )
 
+INFLIGHT = Gauge(
+    "mlkube_inflight_requests",
+    "Requests being served right now (sampled twice a second per worker, summed over workers); "
+    "the per-pod metric an HPA concurrency target scales on.",
+    ["model"],
+    multiprocess_mode="livesum",
+)
+
 _request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
@@ -82,6 +90,10 @@ def record_model(model: str, framework: str, runtime: str, load_seconds: float) 
     """Record how long the model took to load and which runtime serves it."""
     LOAD_SECONDS.labels(model).set(load_seconds)
     RUNTIME_INFO.labels(model, framework, runtime).set(1)
+
+
+def set_inflight(model: str, value: int) -> None:
+    INFLIGHT.labels(model).set(value)
 
 
 def count_drift_dropped(model: str, reason: str, samples: int = 1) -> None:

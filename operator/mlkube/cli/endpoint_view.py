@@ -119,9 +119,28 @@ def render_details(obj: Mapping[str, Any], now: datetime) -> str:
             f"  {dep.get('name'):<12} model={dep.get('model')}  "
             f"ready={seen.get('readyReplicas', 0)}/{seen.get('replicas', '?')}"
         )
+        drift = seen.get("drift")
+        if drift:
+            lines.append(f"    drift: {format_drift(drift)}")
     if status.get("message"):
         lines.append(f"Message:    {status['message']}")
     return "\n".join(lines)
+
+
+def format_drift(drift: Mapping[str, Any]) -> str:
+    """One line: the verdict, how many features drifted, and the worst features."""
+    verdict = "DRIFT" if drift.get("detected") else "no drift"
+    text = (
+        f"{verdict} ({drift.get('driftedFeatures', 0)}/{drift.get('evaluatedFeatures', 0)} "
+        f"features, window {drift.get('samples', 0)}/{drift.get('windowSize', 0)}, "
+        f"{drift.get('replicasReporting', 0)} replicas, {drift.get('reason', '-')})"
+    )
+    top = [
+        f"{f.get('name')} {f.get('method')} "
+        f"{f.get('score') or 0:.3f}/{f.get('threshold') or 0:.3f}"
+        for f in (drift.get("topFeatures") or [])[:3]
+    ]
+    return text + (f"; top: {', '.join(top)}" if top else "")
 
 
 def render_table(items: Iterable[Mapping[str, Any]], now: datetime) -> str:

@@ -85,3 +85,31 @@ def test_run_local_serves_a_model_file_on_loopback(forest_model: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(20) == 0
+
+
+def test_inflight_gauge_counts_requests_being_served(slow_model: Path) -> None:
+    """`mlkube_inflight_requests` is what an HPA concurrency target scales on."""
+
+    def inflight() -> float:
+        text = requests.get(server.metrics_url, timeout=5).text
+        line = next(x for x in text.splitlines() if x.startswith("mlkube_inflight_requests"))
+        return float(line.rsplit(" ", 1)[1])
+
+    server = ServerProcess(slow_model, name="slow")
+    try:
+        server.wait_ready()
+        workers = [threading.Thread(target=seldon, args=(server.url, 2.0)) for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        deadline = time.monotonic() + 1.8
+        seen = 0.0
+        while time.monotonic() < deadline and seen < 3:
+            seen = inflight()
+            time.sleep(0.1)
+        for worker in workers:
+            worker.join(10)
+        assert seen == 3
+        time.sleep(0.7)  # one sampling period after the requests finished
+        assert inflight() == 0
+    finally:
+        server.stop()

@@ -141,3 +141,22 @@ def test_the_endpoint_group_is_registered() -> None:
     )
     assert args.path == "/score"
     assert args.deployment == "green"
+
+
+def test_show_includes_the_drift_verdict() -> None:
+    from datetime import UTC, datetime
+
+    from mlkube.cli.endpoint_view import render_details
+
+    obj = {
+        "metadata": {"name": "credit", "namespace": "ns"},
+        "spec": {"deployments": [{"name": "blue", "model": "m-v1"}], "traffic": {"blue": 100}},
+        "status": {"deployments": [{"name": "blue", "readyReplicas": 1, "replicas": 1, "drift": {
+            "detected": True, "driftedFeatures": 2, "evaluatedFeatures": 4, "samples": 200,
+            "windowSize": 200, "replicasReporting": 1, "reason": "Evaluated",
+            "topFeatures": [{"name": "x0", "method": "wasserstein", "score": 0.42,
+                             "threshold": 0.1}]}}]},
+    }  # fmt: skip
+    text = render_details(obj, datetime.now(UTC))
+    assert "drift: DRIFT (2/4 features, window 200/200, 1 replicas, Evaluated)" in text
+    assert "top: x0 wasserstein 0.420/0.100" in text
