@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlkube import contract as c
+from mlkube.builders.endpoint_drift import BASELINE_INITIALIZER, DRIFT_CONTAINER
 from mlkube.builders.endpoint_router import read_keys
 from mlkube.builders.names import COMPONENT_KEYS, COMPONENT_ROUTER, COMPONENT_SERVER
 
@@ -17,11 +18,21 @@ class PlanError(ValueError):
 
 
 @dataclass(frozen=True)
+class LocalDrift:
+    """The pod's drift sidecar: its baseline init step and its env."""
+
+    baseline_uri: str
+    baseline_digest: str | None
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
 class LocalServer:
     deployment: str
     env: dict[str, str]
     artifact_uri: str
     digest: str | None
+    drift: LocalDrift | None = None
 
 
 @dataclass(frozen=True)
@@ -31,12 +42,31 @@ class LocalPlan:
     keys: list[str] = field(default_factory=list)
 
 
-def _container(obj: Mapping[str, Any], name: str, init: bool = False) -> dict[str, Any]:
+def _find(obj: Mapping[str, Any], name: str, init: bool = False) -> dict[str, Any] | None:
     spec = obj["spec"]["template"]["spec"]
     for container in spec.get("initContainers" if init else "containers") or []:
         if container["name"] == name:
             return dict(container)
-    raise PlanError(f"{obj['metadata']['name']}: no container {name!r}")
+    return None
+
+
+def _container(obj: Mapping[str, Any], name: str, init: bool = False) -> dict[str, Any]:
+    found = _find(obj, name, init)
+    if found is None:
+        raise PlanError(f"{obj['metadata']['name']}: no container {name!r}")
+    return found
+
+
+def _drift(obj: Mapping[str, Any]) -> LocalDrift | None:
+    sidecar, baseline = _find(obj, DRIFT_CONTAINER), _find(obj, BASELINE_INITIALIZER, init=True)
+    if sidecar is None or baseline is None:
+        return None
+    args = [str(a) for a in baseline.get("args") or []]
+    uri = _flag(args, "--uri")
+    if uri is None:
+        raise PlanError(f"{obj['metadata']['name']}: baseline initializer has no --uri")
+    return LocalDrift(baseline_uri=uri, baseline_digest=_flag(args, "--digest"),
+                      env=_env(sidecar))  # fmt: skip
 
 
 def _env(container: Mapping[str, Any]) -> dict[str, str]:
@@ -66,6 +96,7 @@ def plan_local(children: Iterable[Mapping[str, Any]]) -> LocalPlan:
                 env=_env(_container(obj, "server")),
                 artifact_uri=uri,
                 digest=_flag(args, "--digest"),
+                drift=_drift(obj),
             ))  # fmt: skip
         elif obj["kind"] == "ConfigMap" and component == COMPONENT_ROUTER:
             config = json.loads(obj["data"][c.ROUTER_CONFIG_FILE])
@@ -80,16 +111,24 @@ def plan_local(children: Iterable[Mapping[str, Any]]) -> LocalPlan:
 
 
 def local_server_env(
-    server: LocalServer, *, model_dir: str, http_port: int, metrics_port: int
+    server: LocalServer,
+    *,
+    model_dir: str,
+    http_port: int,
+    metrics_port: int,
+    drift_port: int | None = None,
 ) -> dict[str, str]:
     """The pod's env with the cluster-only parts (paths, ports, bind address) made local."""
-    return {
+    env = {
         **server.env,
         c.ENV_MODEL_DIR: model_dir,
         c.ENV_HTTP_PORT: str(http_port),
         c.ENV_METRICS_PORT: str(metrics_port),
         c.ENV_HTTP_HOST: "127.0.0.1",
     }
+    if drift_port is not None:
+        env[c.ENV_DRIFT_URL] = f"http://127.0.0.1:{drift_port}"
+    return env
 
 
 def local_router_config(

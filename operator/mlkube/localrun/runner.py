@@ -10,8 +10,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from mlkube.contract import ENV_DRIFT_PROFILE
 from mlkube.devcluster import procs
-from mlkube.localrun.plan import LocalPlan, local_router_config, local_server_env
+from mlkube.localrun.plan import LocalDrift, LocalPlan, local_router_config, local_server_env
 
 READY_PATH = "/v2/health/ready"
 
@@ -28,6 +29,8 @@ class LocalEndpoint:
         self.router_metrics_port = procs.free_port()
         self.server_ports = {s.deployment: (procs.free_port(), procs.free_port())
                              for s in plan.servers}  # fmt: skip
+        self.drift_ports = {s.deployment: (procs.free_port(), procs.free_port())
+                            for s in plan.servers if s.drift is not None}  # fmt: skip
         self.pids: dict[str, int] = {}
 
     @property
@@ -53,16 +56,20 @@ class LocalEndpoint:
 
     def _start(self, timeout: float) -> None:
         logs = self.workdir / "logs"
+        deadline = time.monotonic() + timeout
         for server in self.plan.servers:
+            if server.drift is not None:
+                self._start_sidecar(server.deployment, server.drift, deadline)
             model_dir = self.workdir / "models" / server.deployment
             self._initialize(server.artifact_uri, server.digest, model_dir)
             http, metrics = self.server_ports[server.deployment]
+            drift = self.drift_ports.get(server.deployment)
             env = local_server_env(server, model_dir=str(model_dir), http_port=http,
-                                   metrics_port=metrics)  # fmt: skip
+                                   metrics_port=metrics,
+                                   drift_port=drift[0] if drift else None)  # fmt: skip
             self.pids[server.deployment] = procs.spawn(
                 server.deployment, [sys.executable, "-m", "mlkube_serving", "serve"], logs, env
             )
-        deadline = time.monotonic() + timeout
         for server in self.plan.servers:
             self._wait(server.deployment, self.server_url(server.deployment) + READY_PATH,
                        deadline)  # fmt: skip
@@ -83,6 +90,21 @@ class LocalEndpoint:
             "--metrics-port", str(self.router_metrics_port),
         ], logs)  # fmt: skip
         self._wait("router", self.url + "/readyz", deadline)
+
+    def drift_url(self, deployment: str) -> str:
+        return f"http://127.0.0.1:{self.drift_ports[deployment][0]}"
+
+    def _start_sidecar(self, deployment: str, drift: LocalDrift, deadline: float) -> None:
+        """The pod's drift sidecar: baseline fetched and verified, then the sidecar itself."""
+        profile_dir = self.workdir / "baselines" / deployment
+        self._initialize(drift.baseline_uri, drift.baseline_digest, profile_dir)
+        port, metrics = self.drift_ports[deployment]
+        name = f"{deployment}-drift"
+        self.pids[name] = procs.spawn(name, [
+            sys.executable, "-m", "mlkube_serving", "drift-sidecar", "--host", "127.0.0.1",
+            "--port", str(port), "--metrics-port", str(metrics),
+        ], self.workdir / "logs", {**drift.env, ENV_DRIFT_PROFILE: str(profile_dir)})  # fmt: skip
+        self._wait(name, self.drift_url(deployment) + "/healthz", deadline)
 
     def _initialize(self, uri: str, digest: str | None, dest: Path) -> None:
         """The init container's job, by the same program: download and verify the artifact."""
