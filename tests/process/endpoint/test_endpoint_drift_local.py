@@ -42,7 +42,8 @@ def test_shifted_traffic_through_the_router_is_flagged_by_the_sidecar(tmp_path: 
     baseline_dir.mkdir()
     frame = pd.DataFrame(x.astype(np.float32), columns=[f"x{i}" for i in range(20)])
     write_profile(build_profile(frame, window_size=WINDOW), baseline_dir / "profile.json")
-    model_uri, baseline_uri = (REPO / "examples/models/credit-risk/3").as_uri(), baseline_dir.as_uri()
+    model_uri = (REPO / "examples/models/credit-risk/3").as_uri()
+    baseline_uri = baseline_dir.as_uri()
     model = ModelFacts(
         name="credit-risk-v3", model_name="credit-risk", version="3", framework="onnx",
         uri=model_uri, digest=compute_digest(model_uri).digest,
