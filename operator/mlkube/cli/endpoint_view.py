@@ -136,8 +136,7 @@ def format_drift(drift: Mapping[str, Any]) -> str:
         f"{drift.get('replicasReporting', 0)} replicas, {drift.get('reason', '-')})"
     )
     top = [
-        f"{f.get('name')} {f.get('method')} "
-        f"{f.get('score') or 0:.3f}/{f.get('threshold') or 0:.3f}"
+        f"{f.get('name')} {f.get('method')} {f.get('score') or 0:.3f}/{f.get('threshold') or 0:.3f}"
         for f in (drift.get("topFeatures") or [])[:3]
     ]
     return text + (f"; top: {', '.join(top)}" if top else "")
