@@ -32,6 +32,7 @@ class SampleSink(Protocol):
         feature_names: list[str] | None,
         inputs: list[Tensor],
         outputs: list[Tensor],
+        n_features: int | None = None,
     ) -> None: ...
 
 
@@ -153,5 +154,7 @@ class DataPlane:
             raise ModelNotReady(f"model {entry.name!r} is not ready")
         outputs = entry.runtime.predict(request.inputs, request.outputs)
         if self.sink is not None:
-            self.sink.offer(entry.name, entry.runtime.feature_names, request.inputs, outputs)
+            runtime = entry.runtime
+            self.sink.offer(entry.name, runtime.feature_names, request.inputs, outputs,
+                            runtime.n_features)  # fmt: skip
         return InferenceResponse(entry.name, entry.version, outputs, request.id)

@@ -36,15 +36,25 @@ from mlkube_serving.tensors import Tensor, column_names, to_feature_matrix
 log = logging.getLogger(__name__)
 
 SAMPLES_PATH = DRIFT_SAMPLES_PATH
-_Sample = tuple[str, list[str] | None, list[Tensor], list[Tensor]]
+# (model, column names, feature rows, predictions): small copies, never views of a request body.
+_Sample = tuple[str, list[str] | None, Any, Any]
 
 
-def sample_rows(sample: _Sample, max_rows: int) -> tuple[Any, Any, list[str] | None]:
-    """Feature rows, predictions and column names of one served request."""
-    _, feature_names, inputs, outputs = sample
-    rows = to_feature_matrix(inputs, None, feature_names)[:max_rows]
+def sample_rows(
+    inputs: list[Tensor],
+    outputs: list[Tensor],
+    feature_names: list[str] | None,
+    n_features: int | None,
+    max_rows: int,
+) -> tuple[Any, Any, list[str] | None]:
+    """Feature rows (as the runtime saw them), predictions and column names of one request.
+
+    Copies at most `max_rows` rows: a queued sample must not keep a whole request body alive.
+    """
+    rows = np.array(to_feature_matrix(inputs, n_features, feature_names)[:max_rows])
     chosen = next((t for t in outputs if t.name == "predict"), outputs[0])
-    predictions = chosen.data[: len(rows)] if chosen.data.ndim else chosen.data.reshape(1)
+    data = chosen.data if chosen.data.ndim else chosen.data.reshape(1)
+    predictions = np.array(data[: len(rows)])
     return rows, predictions, column_names(inputs, feature_names)
 
 
@@ -91,6 +101,7 @@ class DriftHook:
         feature_names: list[str] | None,
         inputs: list[Tensor],
         outputs: list[Tensor],
+        n_features: int | None = None,
     ) -> None:
         """Maybe keep a served request for the sidecar; never blocks."""
         if self._coin() >= self._rate:
@@ -98,7 +109,15 @@ class DriftHook:
         if len(self._pending) >= self._queue_size:
             metrics.count_drift_dropped(model, "queue_full")
             return
-        self._pending.append((model, feature_names, inputs, outputs))
+        try:
+            rows, predictions, columns = sample_rows(
+                inputs, outputs, feature_names, n_features, self._max_rows
+            )
+        except Exception as exc:  # an input the drift view cannot tabulate: skip, count
+            log.debug("drift sample skipped: %s", exc)
+            metrics.count_drift_dropped(model, "unencodable")
+            return
+        self._pending.append((model, columns, rows, predictions))
 
     def pending(self) -> int:
         return len(self._pending)
@@ -156,14 +175,8 @@ class DriftHook:
         """One POST body per (model, columns, shapes) group: (model, samples, bytes)."""
         groups: dict[tuple[Any, ...], list[tuple[Any, Any]]] = {}
         columns_of: dict[tuple[Any, ...], list[str] | None] = {}
-        for sample in batch:
-            try:
-                rows, predictions, columns = sample_rows(sample, self._max_rows)
-            except Exception as exc:
-                log.debug("drift sample skipped: %s", exc)
-                metrics.count_drift_dropped(sample[0], "unencodable")
-                continue
-            key = (sample[0], tuple(columns or ()), rows.shape[1:], predictions.shape[1:])
+        for model, columns, rows, predictions in batch:
+            key = (model, tuple(columns or ()), rows.shape[1:], predictions.shape[1:])
             groups.setdefault(key, []).append((rows, predictions))
             columns_of[key] = columns
         out = []

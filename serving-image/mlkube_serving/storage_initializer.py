@@ -98,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}{cause}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:
-        print(f"error: cannot write to {args.dest}: {exc}", file=sys.stderr)
+        where = f"write to {args.dest}" if args.dest else f"read {args.uri}"
+        print(f"error: cannot {where}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     report(args.uri, facts, args.termination_log)
     return 0

@@ -54,6 +54,8 @@ def crds(kube: Kube, cluster: Cluster) -> list[str]:
     kube.apply(build_operator_cluster_role())
     kube.apply(build_cluster_role_binding("mlkube-operator", "mlkube-operator", user=OPERATOR_USER))
     os.environ[OPERATOR_KUBECONFIG_ENV] = str(cluster.kubeconfig_for("operator"))
+    # Tests keep artifacts in tmp dirs (file://), like a local dev cluster does.
+    os.environ["MLKUBE_ALLOW_FILE_ARTIFACTS"] = "true"
     return names
 
 

@@ -3,13 +3,13 @@ status history the operator keeps, and the Model DELETE guard."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mlkube.builders.rbac import WEBHOOK_CONFIGURATION
 from mlkube.contract import (
     ANNOTATION_CREATED_BY,
     ANNOTATION_LAST_MODIFIED_BY,
@@ -61,7 +61,8 @@ def artifact(tmp_path: Path) -> str:
 def webhook_operator(
     kube: Kube, namespace: str, tmp_path: Path, users: dict[str, Kube], artifact: str
 ) -> Iterator[None]:
-    setup = webhook_setup(tmp_path, f"t{uuid.uuid4().hex[:6]}.webhooks.mlkube.dev", OPERATOR_USER)
+    # The chart's name: the operator's RBAC lets it change only that configuration.
+    setup = webhook_setup(tmp_path, WEBHOOK_CONFIGURATION, OPERATOR_USER)
     try:
         with run_operator(namespace, env=setup.env):
             probe = model("probe-v1", artifact)

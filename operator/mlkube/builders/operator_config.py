@@ -23,6 +23,7 @@ ENV_ROUTER_REPLICAS: Final = "MLKUBE_ROUTER_REPLICAS"
 ENV_GATEWAY: Final = "MLKUBE_GATEWAY"  # default parent Gateway, "namespace/name[/section]"
 ENV_STORAGE_SECRET: Final = "MLKUBE_STORAGE_SECRET"  # Secret of storage credentials (env vars)
 ENV_RUN_AS_USER: Final = "MLKUBE_RUN_AS_USER"
+ENV_ALLOW_FILE_ARTIFACTS: Final = "MLKUBE_ALLOW_FILE_ARTIFACTS"
 # Drift monitoring: where the operator polls the sidecars and how it damps episode Events.
 ENV_DRIFT_PORT: Final = "MLKUBE_DRIFT_PORT"  # sidecar ingest/summary port (pods and polling)
 ENV_DRIFT_POLL_INTERVAL: Final = "MLKUBE_DRIFT_POLL_INTERVAL_SECONDS"
@@ -65,6 +66,8 @@ class OperatorConfig:
     drift_cooldown: float = 300.0
     monitoring: bool = True
     monitoring_labels: tuple[tuple[str, str], ...] = ()
+    # file:// artifacts make the operator read its own filesystem: local development only.
+    allow_file_artifacts: bool = False
 
 
 def parse_gateway(text: str) -> GatewayParent:
@@ -147,4 +150,17 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         drift_cooldown=_positive_float(env, ENV_DRIFT_COOLDOWN, 300.0, 0.0),
         monitoring=monitoring == "auto",
         monitoring_labels=parse_labels(env.get(ENV_MONITORING_LABELS, "")),
+        allow_file_artifacts=env.get(ENV_ALLOW_FILE_ARTIFACTS, "").strip().lower()
+        in ("1", "true", "yes"),
     )
+
+
+def artifact_scheme_problem(uri: str, config: OperatorConfig) -> str | None:
+    """Why the operator must not read `uri` itself, or None when it may."""
+    if uri.startswith("file://") and not config.allow_file_artifacts:
+        return (
+            f"file:// artifacts ({uri}) are read only by an operator started with "
+            f"{ENV_ALLOW_FILE_ARTIFACTS}=true (local development clusters); store the model "
+            "in s3://, gs://, https:// or a PVC (pvc://claim/path)"
+        )
+    return None

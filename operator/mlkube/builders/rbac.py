@@ -7,7 +7,9 @@ from typing import Any
 
 from mlkube.contract import GROUP
 
-KINDS = ("models", "onlineendpoints", "batchendpoints", "batchjobs", "pipelines", "pipelineruns")
+# Only kinds that exist: batch endpoints and pipelines get their rights with their CRDs.
+KINDS = ("models", "onlineendpoints")
+WEBHOOK_CONFIGURATION = f"webhooks.{GROUP}"
 OWNED = ["get", "list", "watch", "create", "patch", "delete"]
 
 OPERATOR_RULES: list[dict[str, Any]] = [
@@ -16,7 +18,11 @@ OPERATOR_RULES: list[dict[str, Any]] = [
     {"apiGroups": [GROUP], "resources": [f"{k}/status" for k in KINDS], "verbs": ["get", "patch"]},
     # Children's blockOwnerDeletion owner references, where OwnerReferencesPermissionEnforcement
     # admission is on (OpenShift and hardened clusters), need update on the owner's finalizers.
-    {"apiGroups": [GROUP], "resources": ["onlineendpoints/finalizers"], "verbs": ["update"]},
+    {
+        "apiGroups": [GROUP],
+        "resources": ["models/finalizers", "onlineendpoints/finalizers"],
+        "verbs": ["update"],
+    },
     # Kopf: discovery of served CRDs, namespaces when cluster-wide, Events.
     {
         "apiGroups": ["apiextensions.k8s.io"],
@@ -25,11 +31,18 @@ OPERATOR_RULES: list[dict[str, Any]] = [
     },
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-    # Kopf keeps its webhook configurations in sync with the served certificate.
+    # Kopf keeps its own webhook configurations in sync with the served certificate: it may
+    # create them (creation cannot be limited by name) but change only those two, by name.
     {
         "apiGroups": ["admissionregistration.k8s.io"],
         "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
-        "verbs": ["get", "list", "watch", "create", "patch"],
+        "verbs": ["create"],
+    },
+    {
+        "apiGroups": ["admissionregistration.k8s.io"],
+        "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
+        "resourceNames": [WEBHOOK_CONFIGURATION],
+        "verbs": ["get", "patch"],
     },
     # Children of endpoints, batch jobs and pipeline runs.
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": OWNED},

@@ -97,6 +97,8 @@ def start_operator(cluster: Cluster, kube: Any) -> None:
         "MLKUBE_WEBHOOK_KEY": str(pki / "apiserver.key"),
         "MLKUBE_WEBHOOK_CA": str(pki / "ca.crt"),
         "MLKUBE_OPERATOR_USERNAME": OPERATOR_USER,
+        # The dev store is file:// on this machine, where the operator runs too.
+        "MLKUBE_ALLOW_FILE_ARTIFACTS": "true",
     }
     argv = [sys.executable, "-m", "mlkube", "operator",
             "--kubeconfig", str(cluster.kubeconfig_for("operator")),

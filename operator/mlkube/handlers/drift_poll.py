@@ -19,7 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from mlkube.builders.endpoint_drift import DRIFT_CONTAINER
+from mlkube.builders.operator_config import artifact_scheme_problem
 from mlkube.contract import DRIFT_PROFILE_FORMAT_VERSION, DRIFT_SUMMARY_PATH
+from mlkube.handlers.config import operator_config
 from mlkube.storage import StorageError, download_and_verify
 
 MAX_CACHED_PROFILES: Final = 64
@@ -62,6 +64,9 @@ def read_profile_dir(directory: str) -> dict[str, Any]:
 
 def download_profile(uri: str, digest: str | None) -> dict[str, Any]:
     """Fetch the baseline into a scratch directory, verify it and parse it."""
+    problem = artifact_scheme_problem(uri, operator_config())
+    if problem is not None:
+        raise BaselineError(problem)
     with tempfile.TemporaryDirectory(prefix="mlkube-baseline-") as scratch:
         try:
             download_and_verify(uri, scratch, digest)

@@ -91,6 +91,8 @@ def finalize_endpoint(namespace: str | None, name: str, uid: str, **_: Any) -> N
             sync.finalize(kube(), namespace, name, uid)
     except (ApiError, sync.EndpointSyncError) as err:
         raise kopf.TemporaryError(f"releasing Models failed: {err}", delay=API_ERROR_DELAY) from err
+    with _locks_guard:
+        _locks.pop((namespace, name), None)  # the endpoint is gone: so is its lock
 
 
 def owning_endpoint(meta: kopf.Meta) -> str | None:

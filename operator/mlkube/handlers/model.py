@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import os
 from typing import Any
 
 import kopf
@@ -18,9 +17,11 @@ from mlkube.builders.model_verify import (
     verification_from_job,
     verification_job_name,
 )
-from mlkube.builders.operator_config import parse_operator_config
+from mlkube.builders.operator_config import artifact_scheme_problem
 from mlkube.contract import GROUP, VERSION
 from mlkube.handlers.clients import kube
+from mlkube.handlers.config import operator_config
+from mlkube.k8s import ApiError
 from mlkube.storage import DigestMismatch, StorageError, compute_digest
 
 # A finished Job whose pod has not reported facts after this long failed to report them.
@@ -34,6 +35,9 @@ def now_iso() -> str:
 def verify_artifact(spec: kopf.Spec) -> Verification:
     artifact = spec.get("artifact", {})
     uri, expected = artifact.get("uri", ""), artifact.get("digest")
+    problem = artifact_scheme_problem(uri, operator_config())
+    if problem is not None:
+        return Verification(error=problem, reason="ArtifactSchemeNotAllowed")
     try:
         facts = compute_digest(uri)
     except StorageError as err:
@@ -127,18 +131,21 @@ def finish(
 def start_job_verification(
     body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, generation: int
 ) -> None:
+    """Create the verification Job once; an existing one (resume, retry) is left to finish."""
     job = build_verification_job(
         model=meta["name"], namespace=str(meta["namespace"]), uid=str(meta["uid"]),
         generation=generation, uri=str(spec["artifact"]["uri"]),
-        digest=spec["artifact"].get("digest"), config=parse_operator_config(os.environ),
+        digest=spec["artifact"].get("digest"), config=operator_config(),
     )  # fmt: skip
-    kube().apply(job)
-    kopf.event(
-        body,
-        type="Normal",
-        reason="Verifying",
-        message=f"verifying {spec['artifact']['uri']} in Job {job['metadata']['name']}",
-    )
+    name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
+    try:
+        if kube().get("batch/v1", "Job", name, namespace) is not None:
+            return
+        kube().apply(job)
+    except ApiError as err:
+        raise kopf.TemporaryError(f"cannot start verification Job {name}: {err}", delay=10) from err
+    kopf.event(body, type="Normal", reason="Verifying",
+               message=f"verifying {spec['artifact']['uri']} in Job {name}")  # fmt: skip
 
 
 def _verifying(status: kopf.Status, **_: Any) -> bool:

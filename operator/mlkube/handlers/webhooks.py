@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from mlkube.builders.rbac import WEBHOOK_CONFIGURATION
 from mlkube.contract import API_VERSION, GROUP, VERSION
 from mlkube.handlers.clients import kube
 from mlkube.reconcile.admission import audit_annotations, referencing_endpoints
@@ -51,7 +52,7 @@ class WebhookConfig:
             certfile=env.get("MLKUBE_WEBHOOK_CERT") or None,
             keyfile=env.get("MLKUBE_WEBHOOK_KEY") or None,
             cafile=env.get("MLKUBE_WEBHOOK_CA") or None,
-            configuration=env.get("MLKUBE_WEBHOOK_CONFIG", f"webhooks.{GROUP}"),
+            configuration=env.get("MLKUBE_WEBHOOK_CONFIG", WEBHOOK_CONFIGURATION),
             operator_username=env.get("MLKUBE_OPERATOR_USERNAME") or _own_service_account(env),
         )
 
@@ -82,7 +83,11 @@ def configure_webhooks(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.admission.managed = config.configuration
 
 
-@kopf.on.mutate(GROUP, VERSION, "models", id="audit", operations=["CREATE", "UPDATE"])
+# Fail open: with the operator down, Model writes still go through (unstamped, history says
+# "unknown") rather than blocking GitOps. The DELETE guard below fails closed: safety first.
+@kopf.on.mutate(
+    GROUP, VERSION, "models", id="audit", operations=["CREATE", "UPDATE"], ignore_failures=True
+)
 def stamp_audit(
     userinfo: kopf.UserInfo,
     patch: kopf.Patch,

@@ -35,6 +35,7 @@ from mlkube_serving.router.config import RouterConfig
 from mlkube_serving.router.errors import (
     ConfigError,
     NoTraffic,
+    PayloadTooLarge,
     RouterError,
     UnknownDeployment,
     UpstreamError,
@@ -236,7 +237,11 @@ class RouterApp:
                 )
                 return
 
-        body = await read_body(receive)
+        try:
+            body = await read_body(receive)
+        except PayloadTooLarge as exc:
+            await self._refuse(send, exc)
+            return
         if body is None:
             return  # the client went away
         method = METHODS.get(scope["method"]) or scope["method"].encode()

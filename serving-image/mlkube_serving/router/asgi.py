@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from mlkube.contract import HEADER_AZUREML_DEPLOYMENT, HEADER_DEPLOYMENT, HEADER_MIRRORED
+from mlkube_serving.router.errors import PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,20 +53,33 @@ JSON_TYPE = (b"content-type", b"application/json")
 WWW_AUTHENTICATE = (b"www-authenticate", b'Bearer realm="mlkube"')
 
 
-async def read_body(receive: Receive) -> bytes | None:
-    """The whole request body, or None if the client disconnected first."""
+# Bodies are buffered (mirroring needs them), so they are bounded: the model server's default.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+async def read_body(receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """The whole request body, or None if the client disconnected first.
+
+    Raises PayloadTooLarge as soon as more than `limit` bytes arrived.
+    """
     message = await receive()
     if message["type"] != "http.request":
         return None
     body: bytes = message.get("body", b"")
+    if len(body) > limit:
+        raise PayloadTooLarge(f"request body exceeds {limit} bytes")
     if not message.get("more_body", False):
         return body
-    chunks = [body]
+    chunks, size = [body], len(body)
     while True:
         message = await receive()
         if message["type"] != "http.request":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 

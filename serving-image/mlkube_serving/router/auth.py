@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from collections.abc import Callable
 
 from mlkube_serving.router.errors import Unauthorized
 from mlkube_serving.router.watch import FileStamp, file_stamp
 
+log = logging.getLogger(__name__)
+
 
 def parse_keys(text: str) -> list[str]:
     """Keys from the file's text: one per line, stripped, without blanks and `#` comments."""
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    stripped = (line.strip() for line in text.splitlines())
+    return [line for line in stripped if line and not line.startswith("#")]
 
 
 def extract_key(authorization: bytes | None, api_key: bytes | None) -> bytes | None:
@@ -88,7 +92,10 @@ class KeyStore:
                 "missing key: send 'Authorization: Bearer <key>' or 'api-key: <key>'"
             )
         if not self._digests:
-            raise Unauthorized(f"no keys are loaded ({self.load_error})")
+            # The reason (a file path, an OS error) is for operators: logged and in /readyz,
+            # never told to an unauthenticated client.
+            log.warning("refusing a request: no keys are loaded (%s)", self.load_error)
+            raise Unauthorized("invalid key")
         digest = hashlib.sha256(presented).digest()
         matched = False
         for accepted in self._digests:

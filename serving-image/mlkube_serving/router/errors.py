@@ -65,3 +65,9 @@ class UpstreamTimeout(UpstreamError):
 def render_error(exc: RouterError) -> tuple[int, bytes]:
     """Return the HTTP status and JSON body for an error."""
     return exc.status, orjson.dumps({"error": exc.message})
+
+
+class PayloadTooLarge(RouterError):
+    """The request body exceeds the router's limit (it is not buffered any further)."""
+
+    status = 413

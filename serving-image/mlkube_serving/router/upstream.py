@@ -182,7 +182,8 @@ class UpstreamPool:
         broke the exchange.
         """
         for attempt in (0, 1):
-            conn = self._take_idle()
+            # The retry goes to a fresh connection: another idle one may be just as stale.
+            conn = self._take_idle() if attempt == 0 else None
             reused = conn is not None
             if conn is None:
                 conn, reused = await self._acquire_slow(deadline)

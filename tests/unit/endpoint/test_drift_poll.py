@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,32 @@ def test_baseline_cache_loads_each_digest_once_and_evicts_the_oldest() -> None:
     assert cache.loads == 4
 
 
-def test_download_profile_verifies_and_parses(tmp_path: Path) -> None:
+@pytest.fixture
+def dev_operator(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An operator allowed to read file:// artifacts (local development)."""
+    from mlkube.handlers.config import operator_config
+
+    monkeypatch.setenv("MLKUBE_ALLOW_FILE_ARTIFACTS", "true")
+    operator_config.cache_clear()
+    yield
+    operator_config.cache_clear()
+
+
+def test_file_baselines_are_refused_by_a_production_operator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlkube.handlers.config import operator_config
+
+    monkeypatch.delenv("MLKUBE_ALLOW_FILE_ARTIFACTS", raising=False)
+    operator_config.cache_clear()
+    try:
+        with pytest.raises(BaselineError, match="MLKUBE_ALLOW_FILE_ARTIFACTS"):
+            download_profile((tmp_path / "p.json").as_uri(), None)
+    finally:
+        operator_config.cache_clear()
+
+
+def test_download_profile_verifies_and_parses(tmp_path: Path, dev_operator: None) -> None:
     path = tmp_path / "store" / "credit.profile.json"
     path.parent.mkdir()
     path.write_text(json.dumps(PROFILE))

@@ -105,3 +105,14 @@ def test_job_results_are_read_from_termination_messages() -> None:
     assert failed is not None and failed.reason == "DigestMismatch"
     garbage = verification_from_job("Complete", "not json")
     assert garbage is not None and garbage.error is not None
+
+
+def test_file_artifacts_are_refused_unless_the_operator_is_a_dev_one() -> None:
+    from mlkube.builders.operator_config import artifact_scheme_problem
+
+    prod = parse_operator_config({})
+    dev = parse_operator_config({"MLKUBE_ALLOW_FILE_ARTIFACTS": "true"})
+    problem = artifact_scheme_problem("file:///etc/passwd", prod)
+    assert problem is not None and "MLKUBE_ALLOW_FILE_ARTIFACTS=true" in problem
+    assert artifact_scheme_problem("file:///tmp/m", dev) is None
+    assert artifact_scheme_problem("s3://bucket/m", prod) is None

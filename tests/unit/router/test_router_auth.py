@@ -80,9 +80,15 @@ def test_rotation_is_seen_after_the_check_interval(tmp_path: Path) -> None:
 
 def test_missing_or_empty_keys_file_fails_closed(tmp_path: Path) -> None:
     store = KeyStore(str(tmp_path / "absent"))
-    with pytest.raises(Unauthorized, match=r"no keys are loaded \(cannot read keys file"):
+    # The client learns nothing about the file; the operator sees the reason (log, /readyz).
+    with pytest.raises(Unauthorized, match=r"^invalid key$"):
         store.authenticate(b"Bearer anything", None)
+    assert "cannot read keys file" in str(store.load_error)
     empty = tmp_path / "empty"
-    empty.write_text("# nothing\n")
-    with pytest.raises(Unauthorized, match="holds no keys"):
-        KeyStore(str(empty)).authenticate(b"Bearer anything", None)
+    empty.write_text("# nothing\n  # indented comment\n")
+    empty_store = KeyStore(str(empty))
+    with pytest.raises(Unauthorized, match=r"^invalid key$"):
+        empty_store.authenticate(b"Bearer anything", None)
+    assert "holds no keys" in str(empty_store.load_error)
+    with pytest.raises(Unauthorized):
+        empty_store.authenticate(b"Bearer # indented comment", None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -57,13 +56,10 @@ def test_rate_is_a_coin_flip_per_request() -> None:
 def test_full_queue_drops_counts_and_does_not_block() -> None:
     hook = DriftHook(URL, 1.0, queue_size=2)
     before = dropped("drop-model")
-    started = time.perf_counter()
     for _ in range(1000):
         hook.offer("drop-model", None, *served())
-    elapsed = time.perf_counter() - started
     assert hook.pending() == 2
     assert dropped("drop-model") - before == 998
-    assert elapsed < 0.5  # a deque append and a counter, nothing that waits
 
 
 def test_delivered_body_follows_the_wire_format(monkeypatch: pytest.MonkeyPatch) -> None:
