@@ -53,6 +53,11 @@ class DriftApp:
             return
         method, path = scope["method"], scope["path"]
         if path == contract.DRIFT_SAMPLES_PATH and method == "POST":
+            if not _from_loopback(scope):
+                # Samples come from the model server in the same pod; anyone else could only
+                # poison the statistics. The summary stays readable for the operator.
+                await _respond(send, 403, b'{"error":"samples are accepted from loopback only"}')
+                return
             await self._samples(receive, send)
         elif path == contract.DRIFT_SUMMARY_PATH and method == "GET":
             await _respond(send, 200, orjson.dumps(self.worker.current_summary()))
@@ -210,3 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _from_loopback(scope: Scope) -> bool:
+    client = scope.get("client")
+    host = str(client[0]) if client else ""
+    return host.startswith("127.") or host in ("::1", "localhost")

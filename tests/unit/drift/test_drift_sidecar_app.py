@@ -20,7 +20,12 @@ from mlkube_serving.drift.worker import DriftWorker
 
 
 def call(
-    app: DriftApp, method: str, path: str, body: bytes = b"", chunk: int = 0
+    app: DriftApp,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    chunk: int = 0,
+    client: str = "127.0.0.1",
 ) -> tuple[int, Any]:
     """One HTTP exchange through the ASGI interface; returns (status, parsed body)."""
     parts = [body[i : i + chunk] for i in range(0, len(body), chunk)] if chunk else [body]
@@ -36,7 +41,7 @@ def call(
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": method, "path": path}
+    scope = {"type": "http", "method": method, "path": path, "client": (client, 40000)}
     asyncio.run(app(scope, receive, send))
     return sent[0]["status"], orjson.loads(sent[1]["body"])
 
@@ -172,3 +177,14 @@ def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLKUBE_DRIFT_PROFILE")
     with pytest.raises(SystemExit):
         parse_args([])
+
+
+def test_samples_only_from_the_pod_itself_but_the_summary_for_the_operator(
+    worker: DriftWorker,
+) -> None:
+    app = DriftApp(worker)
+    body = orjson.dumps({"model": "m", "columns": None, "rows": [[1.0]], "predictions": [0]})
+    status, payload = call(app, "POST", "/v1/samples", body, client="10.244.0.7")
+    assert status == 403 and "loopback" in payload["error"]
+    assert call(app, "GET", "/v1/summary", client="10.244.0.7")[0] == 200
+    assert call(app, "POST", "/v1/samples", body, client="::1")[0] == 202
