@@ -20,6 +20,7 @@ from typing import Any
 from mlkube_serving import metrics
 from mlkube_serving.dataplane import DataPlane
 from mlkube_serving.errors import (
+    ClientDisconnected,
     PayloadTooLarge,
     RequestTimeout,
     ServingError,
@@ -78,6 +79,13 @@ class ServingApp:
                 reply = await self._guarded(route, call, scope, receive)
             else:
                 reply = route.handler(call)
+        except ClientDisconnected:
+            if route is not None and route.inference and call is not None:
+                model = call.model if self.dataplane.has_model(call.model) else UNKNOWN_MODEL
+                metrics.observe_request(model or UNKNOWN_MODEL, route.protocol,
+                                        ClientDisconnected.status,
+                                        time.perf_counter() - started)  # fmt: skip
+            return  # no one to answer
         except ServingError as exc:
             status, body = render_error(exc)
             headers = ((b"connection", b"close"),) if isinstance(exc, PayloadTooLarge) else ()
@@ -112,6 +120,8 @@ class ServingApp:
         try:
             self._check_declared_length(scope)
             first = await receive()
+            if first["type"] == "http.disconnect":
+                raise ClientDisconnected("client disconnected before sending a body")
             if not first.get("more_body") and self.dataplane.inline_safe:
                 call.body = first.get("body", b"")
                 if len(call.body) > self.settings.max_body_bytes:
@@ -148,7 +158,7 @@ class ServingApp:
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                raise ClientDisconnected("client disconnected before the body was complete")
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.settings.max_body_bytes:

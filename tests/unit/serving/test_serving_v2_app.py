@@ -176,3 +176,29 @@ def test_draining_server_is_not_ready(
     assert call(app, "GET", "/v2/models/forest/ready").json() == {"name": "forest", "ready": False}
     X, _ = data
     assert call(app, "POST", "/v2/models/forest/infer", v2_body(X[:1])).status == 503
+
+
+def test_a_client_gone_mid_body_gets_no_inference_and_no_400(logistic_dir: Path) -> None:
+    """A disconnect before the body is complete runs nothing and is counted as 499."""
+    import asyncio
+
+    from mlkube_serving import metrics
+
+    app = make_app(logistic_dir, name="gone")
+    messages = [{"type": "http.request", "body": b'{"inputs": [', "more_body": True},
+                {"type": "http.disconnect"}]  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v2/models/gone/infer",
+             "headers": [(b"content-length", b"1000")]}  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    assert sent == []
+    text = metrics.render().decode()
+    assert 'mlkube_requests_total{model="gone",protocol="v2",status="499"} 1.0' in text
+    assert 'model="gone",protocol="v2",status="400"' not in text
