@@ -24,6 +24,24 @@ log = logging.getLogger(__name__)
 ENV_PARITY_ATOL = "MLKUBE_ONNX_PARITY_ATOL"
 DEFAULT_PARITY_ATOL = 1e-4
 SAMPLE_ROWS = 256
+
+
+def parity_tolerance(raw: str | None) -> float:
+    """The probability tolerance; a bad value keeps the default (logged) rather than failing
+    the model load over an optimisation setting."""
+    if not raw:
+        return DEFAULT_PARITY_ATOL
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        log.warning("%s=%r is not a non-negative number; using %g", ENV_PARITY_ATOL, raw,
+                    DEFAULT_PARITY_ATOL)  # fmt: skip
+        return DEFAULT_PARITY_ATOL
+    return value
+
+
 TIE_EPSILON = 1e-5  # float32 vote sums of a few hundred trees stay well inside this
 
 
@@ -150,7 +168,7 @@ def accelerate(
         return None, f"kept scikit-learn: skl2onnx could not convert it ({exc})"
     rows = sample if sample is not None and len(sample) else synthesize_sample(n_features)
     rows = np.asarray(rows, dtype=np.float64)
-    atol = float(os.environ.get(ENV_PARITY_ATOL, DEFAULT_PARITY_ATOL))
+    atol = parity_tolerance(os.environ.get(ENV_PARITY_ATOL))
     try:
         backend.labels_from_proba = predicts_argmax(estimator, rows)
         reason = check_parity(estimator, backend, rows, atol)

@@ -134,7 +134,11 @@ class Cluster:
 
     def stop(self) -> None:
         for name in reversed(list(self.state.pids)):
-            procs.stop(self.state.pids[name])
+            pid = self.state.pids[name]
+            # After a reboot a recorded pid may belong to someone else: every process of ours
+            # names the workdir on its command line (data dir, kubeconfig, token file).
+            if procs.command_mentions(pid, str(self.workdir)):
+                procs.stop(pid)
         self.state.pids = {}
         self._save_state()
 

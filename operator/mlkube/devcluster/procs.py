@@ -72,3 +72,12 @@ def tail(path: Path, lines: int = 30) -> str:
     except FileNotFoundError:
         return f"(no log at {path})"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def command_mentions(pid: int, text: str) -> bool:
+    """Whether the process's command line contains `text` (False when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return text.encode() in handle.read()
+    except OSError:
+        return False

@@ -36,3 +36,27 @@ def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+def test_command_mentions_reads_the_live_command_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from mlkube.devcluster.procs import command_mentions
+
+    marker = str(tmp_path / "marker")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
+    try:
+        # Right after a vfork+exec the new command line may not be mapped yet: poll briefly.
+        deadline = time.monotonic() + 5
+        while not command_mentions(child.pid, marker) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert command_mentions(child.pid, marker)
+        assert not command_mentions(child.pid, str(tmp_path / "other"))
+        assert not command_mentions(os.getpid(), marker)
+    finally:
+        child.kill()
+        child.wait()
+    assert not command_mentions(child.pid, marker)

@@ -116,3 +116,13 @@ def test_active_runtime_is_a_metric() -> None:
     labels = 'framework="sklearn",model="accel-metric",runtime="onnxruntime"'
     assert f"mlkube_model_runtime_info{{{labels}}} 1.0" in text
     assert 'mlkube_model_load_seconds{model="accel-metric"} 0.25' in text
+
+
+def test_a_bad_parity_tolerance_keeps_the_default() -> None:
+    from mlkube_serving.acceleration import DEFAULT_PARITY_ATOL, parity_tolerance
+
+    assert parity_tolerance(None) == DEFAULT_PARITY_ATOL
+    assert parity_tolerance("1e-3") == 1e-3
+    assert parity_tolerance("lots") == DEFAULT_PARITY_ATOL
+    assert parity_tolerance("-1") == DEFAULT_PARITY_ATOL
+    assert parity_tolerance("nan") == DEFAULT_PARITY_ATOL
