@@ -281,6 +281,7 @@ def delete_endpoint(args: argparse.Namespace) -> int:
 def run_local_endpoint(args: argparse.Namespace) -> int:
     """Read the endpoint's live children and run them here: artifacts downloaded and verified by
     the storage initializer, one model server per deployment, the router in front."""
+    import signal
     import tempfile
     import time
 
@@ -309,6 +310,8 @@ def run_local_endpoint(args: argparse.Namespace) -> int:
         deployments = ", ".join(s.deployment for s in plan.servers)
         print(f"endpoint {args.name} running locally at {local.url} (deployments: {deployments})")
         print(f"try: mlkube endpoint invoke {args.name} --url {local.url} --request-file FILE")
+        # The servers run in their own sessions: stop them on SIGTERM too, not only on Ctrl-C.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             while True:
                 time.sleep(3600)
