@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,17 +23,12 @@ from pathlib import Path
 
 import orjson
 
+from mlkube.devcluster.procs import free_port
 from mlkube_serving.drift import synthetic
 from mlkube_serving.drift.engine import DriftEngine
 from mlkube_serving.drift.profile import build_profile, write_profile
 
 WINDOW = 1000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def bodies(batch: int, rows: int, seed: int) -> list[bytes]:

@@ -20,7 +20,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ from pathlib import Path
 
 import orjson
 import requests
+
+from mlkube.devcluster.procs import free_port
 
 HERE = Path(__file__).resolve().parent
 INFER_PATH = "/v2/models/bench/infer"
@@ -77,12 +78,6 @@ class CaseResult:
     name: str
     load: Sample
     single: Sample
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def to_ms(value: str) -> float:

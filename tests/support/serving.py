@@ -6,7 +6,6 @@ import json
 import os
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ import requests
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+
+from mlkube.devcluster.procs import free_port
 
 N_FEATURES = 20
 
@@ -81,13 +82,6 @@ def v2_body(rows: np.ndarray[Any, Any], **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"inputs": [{**tensor, "data": rows.tolist()}]}
     body.update(extra)
     return body
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ServerProcess:

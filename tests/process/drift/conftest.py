@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from mlkube.devcluster.procs import free_port
 from mlkube_serving.drift import synthetic
 from mlkube_serving.drift.profile import build_profile, write_profile
 
@@ -28,12 +28,6 @@ class Sidecar:
     url: str
     metrics_url: str
     process: subprocess.Popen[bytes]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

@@ -24,10 +24,11 @@ from router_harness import (  # noqa: E402
     KubeFileDir,
     Router,
     Upstream,
-    free_port,
     stop_process,
     wait_http,
 )
+
+from mlkube.devcluster.procs import free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")

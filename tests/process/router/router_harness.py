@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -28,12 +27,6 @@ V2_PATH = "/v2/models/credit/infer"
 V2_BODY = orjson.dumps(
     {"inputs": [{"name": "x", "shape": [3], "datatype": "FP64", "data": [1.5, 2.0, 3.0]}]}
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:

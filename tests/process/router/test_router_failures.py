@@ -8,7 +8,9 @@ from typing import Any
 
 import orjson
 import requests
-from router_harness import V2_PATH, Upstream, base_config, fire, free_port, served_by
+from router_harness import V2_PATH, Upstream, base_config, fire, served_by
+
+from mlkube.devcluster.procs import free_port
 
 
 def test_dead_upstream_gives_503_with_reason(

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from router_harness import free_port
 
+from mlkube.devcluster.procs import free_port
 from mlkube_serving.router.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from mlkube_serving.router.upstream import UpstreamPool, serialize_request
 

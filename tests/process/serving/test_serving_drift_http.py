@@ -13,7 +13,8 @@ import orjson
 import pytest
 import requests
 
-from support.serving import ServerProcess, free_port, make_data, v2_body
+from mlkube.devcluster.procs import free_port
+from support.serving import ServerProcess, make_data, v2_body
 
 
 class SidecarStub(ThreadingHTTPServer):

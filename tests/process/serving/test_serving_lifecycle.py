@@ -11,7 +11,8 @@ from typing import Any
 
 import requests
 
-from support.serving import ServerProcess, free_port, make_data, v2_body
+from mlkube.devcluster.procs import free_port
+from support.serving import ServerProcess, make_data, v2_body
 
 
 def seldon(url: str, seconds: float) -> requests.Response:

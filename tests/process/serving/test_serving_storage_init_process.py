@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from mlkube.devcluster.procs import free_port
 from mlkube.storage import compute_digest
-from support.serving import ServerProcess, free_port, make_data, v2_body
+from support.serving import ServerProcess, make_data, v2_body
 
 
 @pytest.fixture

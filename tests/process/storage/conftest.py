@@ -8,7 +8,6 @@ MLKUBE_TEST_S3_SERVER=minio|moto (forcing minio without a binary fails loudly).
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from mlkube.devcluster.procs import free_port
+
 ACCESS_KEY = "mlkube-test"
 SECRET_KEY = "mlkube-test-secret"  # MinIO wants >= 8 characters
 
@@ -29,12 +30,6 @@ SECRET_KEY = "mlkube-test-secret"  # MinIO wants >= 8 characters
 class S3Server:
     kind: str  # "minio" or "moto"
     endpoint: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_http(
