@@ -18,12 +18,12 @@ separately (instead of length-prefixing it) lets us stream sources whose size is
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 from mlkube.contract import DIGEST_ALGORITHM
-from mlkube.storage.errors import StorageError
+from mlkube.storage.errors import InvalidArtifact, StorageError
 
 CHUNK_SIZE: Final = 1024 * 1024
 _DIGEST_RE: Final = re.compile(rf"^{DIGEST_ALGORITHM}:[0-9a-f]{{64}}$")
@@ -78,15 +78,20 @@ def sort_key(relpath: str) -> bytes:
     """The order and the bytes a path is hashed with; rejects paths that are not clean."""
     parts = relpath.split("/")
     if not relpath or "\x00" in relpath or any(p in ("", ".", "..") for p in parts):
-        raise StorageError(f"not a clean relative POSIX path: {relpath!r}")
+        raise InvalidArtifact(f"not a clean relative POSIX path: {relpath!r}")
     return relpath.encode("utf-8")
 
 
-def hash_stream(stream: Readable, sink: Writable | None = None) -> tuple[bytes, int]:
-    """sha256 and length of a stream read in chunks, copying each chunk to `sink` if given."""
+def hash_stream(
+    stream: Readable, sink: Writable | None = None, on_chunk: Callable[[int], None] | None = None
+) -> tuple[bytes, int]:
+    """sha256 and length of a stream read in chunks, copying each chunk to `sink` if given;
+    `on_chunk(length)` sees every chunk before it is used (and may raise to stop reading)."""
     content = hashlib.sha256()
     size = 0
     while chunk := stream.read(CHUNK_SIZE):
+        if on_chunk is not None:
+            on_chunk(len(chunk))
         content.update(chunk)
         size += len(chunk)
         if sink is not None:
@@ -105,5 +110,5 @@ def digest_of_contents(files: Iterable[tuple[str, bytes]]) -> ArtifactFacts:
 def check_digest(digest: str) -> str:
     """Return `digest` if it has the form "sha256:<64 lowercase hex>", else raise."""
     if not _DIGEST_RE.match(digest):
-        raise StorageError(f"malformed digest {digest!r}: expected '{DIGEST_ALGORITHM}:<64 hex>'")
+        raise InvalidArtifact(f"malformed digest {digest!r}: expected '{DIGEST_ALGORITHM}:<64 hex>'")
     return digest

@@ -16,7 +16,8 @@ from urllib.parse import unquote, urlsplit
 from fsspec import AbstractFileSystem
 
 from mlkube.contract import ENV_PVC_ROOT, ENV_S3_ENDPOINT_URL, PVC_ROOT
-from mlkube.storage.errors import StorageError, UnsupportedScheme
+from mlkube.storage.errors import ArtifactLocationRefused, StorageError, UnsupportedScheme
+from mlkube.storage.policy import UNRESTRICTED, FetchPolicy
 
 SCHEMES: Final = ("s3", "gs", "https", "http", "pvc", "file")
 # Cloud reads and multipart writes use blocks of this size, bounding memory per open file.
@@ -86,33 +87,51 @@ def _normalize(path: str) -> str:
     return "/" + normalized.lstrip("/")
 
 
-def open_filesystem(location: Location, env: Mapping[str, str] | None = None) -> AbstractFileSystem:
-    """A fresh (uncached) filesystem for the location's scheme."""
+def check_location(location: Location, policy: FetchPolicy) -> None:
+    """Refuse, before any I/O, a location the policy forbids by its URI alone."""
+    if location.is_local and not policy.allow_local:
+        raise ArtifactLocationRefused(
+            f"refusing to read {location.uri}: {location.scheme}:// paths are the reader's own "
+            "filesystem (allowed in dev mode only)"
+        )
+    if location.is_http:
+        policy.check_host(urlsplit(location.uri).hostname or "", location.uri)
+
+
+def open_filesystem(
+    location: Location, env: Mapping[str, str] | None = None, policy: FetchPolicy = UNRESTRICTED
+) -> AbstractFileSystem:
+    """A fresh (uncached) filesystem for the location's scheme, bounded by `policy`."""
     environ = os.environ if env is None else env
     if location.is_local:
         from fsspec.implementations.local import LocalFileSystem
 
         return LocalFileSystem(auto_mkdir=True)
     if location.scheme == "s3":
-        return _open_s3(environ)
+        return _open_s3(environ, policy.limits.timeout)
     if location.scheme == "gs":
         return _open_gcs(environ)
     try:
-        from fsspec.implementations.http import HTTPFileSystem
+        from mlkube.storage.netguard import guarded_http_filesystem
     except ImportError as exc:
         raise StorageError(f"http(s) artifacts need aiohttp installed: {exc}") from exc
-    return HTTPFileSystem(skip_instance_cache=True)
+    return guarded_http_filesystem(policy)
 
 
-def _open_s3(env: Mapping[str, str]) -> AbstractFileSystem:
+def _open_s3(env: Mapping[str, str], timeout: float | None = None) -> AbstractFileSystem:
     try:
         import s3fs
     except ImportError as exc:
         raise StorageError("s3:// artifacts need s3fs: pip install s3fs") from exc
     endpoint = env.get(ENV_S3_ENDPOINT_URL) or env.get("AWS_ENDPOINT_URL")
     client_kwargs: dict[str, Any] = {"endpoint_url": endpoint} if endpoint else {}
+    # Per-request timeouts; the transfer's wall clock is checked between chunks as well.
+    config_kwargs = {"connect_timeout": timeout, "read_timeout": timeout} if timeout else {}
     fs: AbstractFileSystem = s3fs.S3FileSystem(
-        skip_instance_cache=True, use_listings_cache=False, client_kwargs=client_kwargs
+        skip_instance_cache=True,
+        use_listings_cache=False,
+        client_kwargs=client_kwargs,
+        config_kwargs=config_kwargs,
     )
     return fs
 

@@ -1,200 +1,192 @@
-"""Digest, download and upload of file or folder artifacts on any supported scheme.
+"""Digest and download of file or folder artifacts on any supported scheme.
 
 Every function streams in chunks (never a whole file in memory) and hashes with
 `mlkube.storage.digest`, so the registry and the storage initializer compute the same digest.
+A `FetchPolicy` bounds what one call may read (bytes, files, wall clock, where from); every
+download target is checked to lie inside the destination before the first byte is written.
 """
 
 import contextlib
 import os
 import posixpath
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from fsspec import AbstractFileSystem
 
-from mlkube.storage.digest import (
-    ArtifactFacts,
-    ArtifactHasher,
-    Writable,
-    check_digest,
-    hash_stream,
-    sort_key,
-)
+from mlkube.storage.digest import ArtifactFacts, ArtifactHasher, check_digest, hash_stream, sort_key
 from mlkube.storage.errors import (
     ArtifactNotFound,
     DigestMismatch,
+    DigestRequired,
+    InvalidArtifact,
     StorageError,
-    UnsupportedScheme,
 )
-from mlkube.storage.locations import Location, open_filesystem, read_options, resolve, write_options
+from mlkube.storage.locations import Location, check_location, open_filesystem, read_options
+from mlkube.storage.locations import resolve as resolve_uri
+from mlkube.storage.policy import UNRESTRICTED, Budget, FetchPolicy
 
-Progress = Callable[[int, int], None]
 _PART_SUFFIX = ".mlkube-part"
 
 
 @dataclass(frozen=True)
-class _Entry:
+class Entry:
     relpath: str  # relative POSIX path inside the artifact (basename for a single file)
     path: str  # path the filesystem opens
+    size: int | None = None  # as listed, when the store says
+
+
+def _storage_error_in(exc: BaseException) -> StorageError | None:
+    """A policy error raised deep inside a transport (e.g. an aiohttp hook) and re-wrapped."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, StorageError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 @contextlib.contextmanager
-def _translated_errors(action: str, uri: str) -> Iterator[None]:
+def translated_errors(action: str, uri: str) -> Iterator[None]:
     """Turn transport errors (OSError, botocore, aiohttp, ...) into the storage hierarchy."""
     try:
         yield
     except StorageError:
         raise
-    except FileNotFoundError as exc:
-        raise ArtifactNotFound(f"artifact not found: {uri}") from exc
     except Exception as exc:  # transports raise many unrelated types; keep the cause chained
+        inner = _storage_error_in(exc)
+        if inner is not None:
+            raise inner from exc
+        if isinstance(exc, FileNotFoundError):
+            raise ArtifactNotFound(f"artifact not found: {uri}") from exc
         raise StorageError(f"cannot {action} {uri}: {type(exc).__name__}: {exc}") from exc
 
 
-def _list_entries(location: Location, fs: AbstractFileSystem) -> list[_Entry]:
-    """The artifact's files in digest order; a URL or a file is a one-file artifact."""
+def list_entries(location: Location, fs: AbstractFileSystem, budget: Budget) -> list[Entry]:
+    """The artifact's files in digest order; a URL or a file is a one-file artifact.
+    Names are validated and counts and listed sizes checked before anything is read."""
     if location.is_http:
         name = unquote(posixpath.basename(urlsplit(location.path).path))
-        if not name:
-            raise StorageError(f"URL does not name a file: {location.uri}")
-        return [_Entry(name, location.path)]
-    info = fs.info(location.path)
-    if info["type"] != "directory":
-        return [_Entry(posixpath.basename(location.path.rstrip("/")), location.path)]
-    root = location.path.rstrip("/")
-    entries = []
-    for found in fs.find(root, withdirs=False, detail=False):
-        name = str(found)
-        if not name.startswith(root + "/"):
-            raise StorageError(f"listing of {location.uri} returned foreign path {name!r}")
-        relpath = name[len(root) + 1 :]
-        sort_key(relpath)  # rejects "..", empty segments and NUL before anything is written
-        entries.append(_Entry(relpath, name))
+        if not name or "/" in name:
+            raise InvalidArtifact(f"URL does not name a file: {location.uri}")
+        sort_key(name)  # "..", "." and NUL (e.g. from ..%2F) are refused here
+        size = fs.info(location.path).get("size")
+        entries = [Entry(name, location.path, size)]
+    else:
+        info = fs.info(location.path)
+        if info["type"] != "directory":
+            name = posixpath.basename(location.path.rstrip("/"))
+            entries = [Entry(name, location.path, info.get("size"))]
+        else:
+            entries = _walk(location, fs, budget)
+    budget.check_count(len(entries))
+    budget.check_size(sum(entry.size or 0 for entry in entries))
     return sorted(entries, key=lambda entry: sort_key(entry.relpath))
 
 
-def compute_digest(uri: str) -> ArtifactFacts:
+def _walk(location: Location, fs: AbstractFileSystem, budget: Budget) -> list[Entry]:
+    root = location.path.rstrip("/")
+    entries: list[Entry] = []
+    # Directory by directory, so a prefix of millions of keys is stopped at the cap.
+    for directory, _, files in fs.walk(root, detail=True):
+        for info in files.values():
+            name = str(info["name"])
+            if not name.startswith(root + "/"):
+                raise StorageError(f"listing of {location.uri} returned foreign path {name!r}")
+            relpath = name[len(root) + 1 :]
+            sort_key(relpath)  # rejects "..", empty segments and NUL before anything is written
+            entries.append(Entry(relpath, name, info.get("size")))
+        budget.check_count(len(entries))
+        budget.check_time()
+    return entries
+
+
+def compute_digest(uri: str, policy: FetchPolicy = UNRESTRICTED) -> ArtifactFacts:
     """sha256 digest, total size and file count of the file or folder artifact at `uri`."""
-    location = resolve(uri)
-    with _translated_errors("read", uri):
-        fs = open_filesystem(location)
+    location = resolve_uri(uri)
+    check_location(location, policy)
+    budget = Budget(policy.limits, uri)
+    with translated_errors("read", uri):
+        fs = open_filesystem(location, policy=policy)
         hasher = ArtifactHasher()
-        for entry in _list_entries(location, fs):
+        for entry in list_entries(location, fs, budget):
+            budget.add_file()
             with fs.open(entry.path, "rb", **read_options(location)) as stream:
-                content_hash, size = hash_stream(stream)
+                content_hash, size = hash_stream(stream, on_chunk=budget.add_bytes)
             hasher.add(entry.relpath, content_hash, size)
         return hasher.facts()
 
 
-def download(uri: str, dest: str) -> ArtifactFacts:
+def download(uri: str, dest: str, policy: FetchPolicy = UNRESTRICTED) -> ArtifactFacts:
     """Copy the artifact into `dest` (a single file lands as dest/<basename>) and return the
     facts of the bytes written."""
-    facts, _ = _download(uri, dest)
+    facts, _ = _download(uri, dest, policy)
     return facts
 
 
-def download_and_verify(uri: str, dest: str, expected_digest: str | None) -> ArtifactFacts:
+def download_and_verify(
+    uri: str, dest: str, expected_digest: str | None, policy: FetchPolicy = UNRESTRICTED
+) -> ArtifactFacts:
     """`download`, then compare with `expected_digest`; on a mismatch the written files are
     removed (an unverified model must not be served) and `DigestMismatch` is raised."""
     if expected_digest is not None:
         check_digest(expected_digest)
-    facts, written = _download(uri, dest)
+    elif policy.require_digest:
+        raise DigestRequired(f"refusing to download {uri} without a digest to verify it against")
+    facts, written = _download(uri, dest, policy)
     if expected_digest is not None and facts.digest != expected_digest:
-        for path in written:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        _remove(written)
         raise DigestMismatch(uri, expected_digest, facts.digest)
     return facts
 
 
-def _download(uri: str, dest: str) -> tuple[ArtifactFacts, list[str]]:
-    location = resolve(uri)
-    written: list[str] = []
-    with _translated_errors("download", uri):
-        fs = open_filesystem(location)
-        hasher = ArtifactHasher()
-        for entry in _list_entries(location, fs):
-            target = os.path.join(dest, *entry.relpath.split("/"))
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            partial = target + _PART_SUFFIX
-            with (
-                fs.open(entry.path, "rb", **read_options(location)) as stream,
-                open(partial, "wb") as sink,
-            ):
-                content_hash, size = hash_stream(stream, sink)
-            # Rename only complete files, so a crashed copy never looks like a model file.
-            os.replace(partial, target)
-            written.append(target)
-            hasher.add(entry.relpath, content_hash, size)
-        return hasher.facts(), written
+def _remove(paths: list[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
 
 
-def upload(local_path: str, store_uri: str, progress: Progress | None = None) -> str:
-    """Upload a local file or folder under the store prefix `store_uri`; return the artifact
-    URI (`<store_uri>/<basename of local_path>`), replacing what was there.
-    `progress(done, total)` gets byte counts."""
-    source = resolve("file://" + quote(os.path.abspath(local_path)))
-    store = resolve(store_uri)
-    if store.is_http:
-        raise UnsupportedScheme(f"cannot upload to {store.scheme}://; use s3, gs, pvc or file")
-    name = os.path.basename(source.path)
-    artifact_uri = store_uri.rstrip("/") + "/" + (quote(name) if store.is_local else name)
-    target_root = resolve(artifact_uri).path
-    with _translated_errors("upload to", store_uri):
-        local_fs = open_filesystem(source)
-        try:
-            entries = _list_entries(source, local_fs)
-        except FileNotFoundError as exc:
-            raise ArtifactNotFound(f"nothing to upload at {local_path}") from exc
-        if not entries:
-            raise StorageError(f"nothing to upload: {local_path} is an empty folder")
-        if store.is_local and target_root == source.path:
-            return artifact_uri  # the store already is where the artifact lives
-        _copy_entries(entries, source, store, target_root, progress)
-    return artifact_uri
-
-
-class _ProgressSink:
-    """Forwards writes to `sink` and reports the running byte count to `progress`."""
-
-    def __init__(self, sink: Writable, done: int, total: int, progress: Progress | None) -> None:
-        self._sink = sink
-        self.done = done
-        self._total = total
-        self._progress = progress
-
-    def write(self, data: bytes) -> int:
-        self._sink.write(data)
-        self.done += len(data)
-        if self._progress is not None:
-            self._progress(self.done, self._total)
-        return len(data)
-
-
-def _copy_entries(
-    entries: list[_Entry],
-    source: Location,
-    store: Location,
-    target_root: str,
-    progress: Progress | None,
-) -> None:
-    local_fs = open_filesystem(source)
-    store_fs = open_filesystem(store)
-    single = len(entries) == 1 and entries[0].path == source.path
-    total = sum(int(local_fs.size(entry.path)) for entry in entries)
-    if progress is not None:
-        progress(0, total)
-    if not single and store_fs.exists(target_root):
-        # Replace, not merge: stale files from an earlier upload would change the digest.
-        store_fs.rm(target_root, recursive=True)
-    done = 0
+def targets_under(dest: str, entries: list[Entry]) -> list[str]:
+    """Where each entry lands; refuses any that would resolve outside `dest` (symlinks too)."""
+    root = os.path.realpath(dest)
+    targets = []
     for entry in entries:
-        target = target_root if single else f"{target_root}/{entry.relpath}"
-        with (
-            local_fs.open(entry.path, "rb") as stream,
-            store_fs.open(target, "wb", **write_options(store)) as sink,
-        ):
-            counting = _ProgressSink(sink, done, total, progress)
-            hash_stream(stream, counting)
-            done = counting.done
+        target = os.path.join(root, *sort_key(entry.relpath).decode().split("/"))
+        if not os.path.realpath(target).startswith(root + os.sep):
+            raise InvalidArtifact(f"artifact file {entry.relpath!r} would land outside {dest}")
+        targets.append(target)
+    return targets
+
+
+def _download(uri: str, dest: str, policy: FetchPolicy) -> tuple[ArtifactFacts, list[str]]:
+    location = resolve_uri(uri)
+    check_location(location, policy)
+    budget = Budget(policy.limits, uri)
+    written: list[str] = []
+    with translated_errors("download", uri):
+        fs = open_filesystem(location, policy=policy)
+        entries = list_entries(location, fs, budget)
+        targets = targets_under(dest, entries)  # all checked before the first file is opened
+        hasher = ArtifactHasher()
+        try:
+            for entry, target in zip(entries, targets, strict=True):
+                budget.add_file()
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                partial = target + _PART_SUFFIX
+                written.append(partial)
+                with (
+                    fs.open(entry.path, "rb", **read_options(location)) as stream,
+                    open(partial, "wb") as sink,
+                ):
+                    content_hash, size = hash_stream(stream, sink, on_chunk=budget.add_bytes)
+                # Rename only complete files, so a crashed copy never looks like a model file.
+                os.replace(partial, target)
+                written[-1] = target
+                hasher.add(entry.relpath, content_hash, size)
+        except BaseException:
+            _remove(written)  # a capped, refused or broken download leaves nothing half-there
+            raise
+        return hasher.facts(), written

@@ -132,10 +132,10 @@ def test_download_overwrites_and_leaves_no_partial_files(tmp_path):
     assert read_tree(tmp_path / "dest") == {"a": b"new"}
 
 
-def test_folder_upload_replaces_stale_files(tmp_path):
+def test_folder_upload_overwrite_replaces_stale_files(tmp_path):
     write_tree(tmp_path / "model", {"a": b"1", "old": b"stale"})
     store = (tmp_path / "store").as_uri()
     upload(str(tmp_path / "model"), store)
     (tmp_path / "model" / "old").unlink()
-    artifact = upload(str(tmp_path / "model"), store)
+    artifact = upload(str(tmp_path / "model"), store, overwrite=True, references=lambda uri: [])
     assert compute_digest(artifact) == digest_of_contents([("a", b"1")])
