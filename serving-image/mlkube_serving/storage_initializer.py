@@ -1,10 +1,12 @@
 """`python -m mlkube_serving storage-initializer`: fetch a model artifact and verify its digest.
 
-Runs as the init container of every serving pod (download into the shared model volume) and as
-the Model verification Job (no `--dest`: only compute the digest). An artifact whose digest
-differs from the registered one is removed and the command fails, so a pod never serves bytes
-nobody registered. On success the facts are printed as one JSON line and, inside Kubernetes,
-written to the termination log where the operator can read them from the pod status.
+Runs as the init container of every serving pod (download into the shared model volume, and the
+drift baseline into the sidecar's) and as the Model verification Job (no `--dest`: only compute
+the digest). A download needs `--digest`: an artifact whose digest differs from the registered
+one is removed and the command fails, and one without a registered digest is never fetched, so a
+pod never serves or judges against bytes nobody registered. On success the facts are printed as
+one JSON line and, inside Kubernetes, written to the termination log where the operator can read
+them from the pod status.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from mlkube.contract import ENV_ARTIFACT_DIGEST, ENV_ARTIFACT_URI
 from mlkube.storage import (
     ArtifactFacts,
     DigestMismatch,
+    DigestRequired,
     StorageError,
     compute_digest,
     download_and_verify,
@@ -61,6 +64,8 @@ def fetch(uri: str, dest: str | None, digest: str | None) -> ArtifactFacts:
     """Download and verify, or only compute the digest (and compare) when `dest` is None."""
     if digest is not None:
         check_digest(digest)  # fail on a malformed digest before transferring anything
+    if dest is not None and digest is None:
+        raise DigestRequired(f"refusing to download {uri} without --digest to verify it against")
     if dest is not None:
         os.makedirs(dest, exist_ok=True)
         return download_and_verify(uri, dest, digest)

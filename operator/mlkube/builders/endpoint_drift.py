@@ -45,8 +45,9 @@ def drift_enabled(dep: OnlineDeployment) -> bool:
 
 
 def drift_active(dep: OnlineDeployment, model: ModelFacts) -> bool:
-    """The pod runs the sidecar: drift is enabled and there is a baseline to compare with."""
-    return drift_enabled(dep) and model.baseline_uri is not None
+    """The pod runs the sidecar: drift is enabled and there is a baseline to compare with,
+    with a digest to verify it (without one the operator reports DriftBaselineUnreadable)."""
+    return drift_enabled(dep) and model.baseline_uri is not None and bool(model.baseline_digest)
 
 
 def drift_server_env(dep: OnlineDeployment, config: OperatorConfig) -> dict[str, str]:

@@ -6,11 +6,15 @@ Builders never read the environment: the handler layer calls `parse_operator_con
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
 
 from mlkube.contract import DRIFT_PORT, ENV_S3_ENDPOINT_URL
+from mlkube.storage.policy import DEFAULT_INTERNAL_NETWORKS, FetchLimits, FetchPolicy
 
 DEFAULT_SERVING_IMAGE: Final = "ghcr.io/mlkube/mlkube-serving:0.1.0"
 # A non-root UID that exists in distroless and most slim images ("nonroot").
@@ -24,6 +28,17 @@ ENV_GATEWAY: Final = "MLKUBE_GATEWAY"  # default parent Gateway, "namespace/name
 ENV_STORAGE_SECRET: Final = "MLKUBE_STORAGE_SECRET"  # Secret of storage credentials (env vars)
 ENV_RUN_AS_USER: Final = "MLKUBE_RUN_AS_USER"
 ENV_ALLOW_FILE_ARTIFACTS: Final = "MLKUBE_ALLOW_FILE_ARTIFACTS"
+# What the operator itself reads (Model verification, drift baselines): caps, stores, networks.
+ENV_ARTIFACT_MAX_BYTES: Final = "MLKUBE_ARTIFACT_MAX_BYTES"
+ENV_ARTIFACT_MAX_FILES: Final = "MLKUBE_ARTIFACT_MAX_FILES"
+ENV_ARTIFACT_TIMEOUT: Final = "MLKUBE_ARTIFACT_TIMEOUT_SECONDS"
+ENV_ARTIFACT_STORES: Final = "MLKUBE_ARTIFACT_STORES"  # "ns=prefix,prefix;*=prefix"
+ENV_ARTIFACT_INTERNAL_NETWORKS: Final = "MLKUBE_ARTIFACT_INTERNAL_NETWORKS"  # CIDRs, or "none"
+DEFAULT_ARTIFACT_MAX_BYTES: Final = 20 * 1024**3
+DEFAULT_ARTIFACT_MAX_FILES: Final = 10_000
+DEFAULT_ARTIFACT_TIMEOUT: Final = 900.0
+_SIZE: Final = re.compile(r"^(\d+)\s*([KMGT]i?)?B?$", re.IGNORECASE)
+_NAMESPACE_PATTERN: Final = re.compile(r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
 # Drift monitoring: where the operator polls the sidecars and how it damps episode Events.
 ENV_DRIFT_PORT: Final = "MLKUBE_DRIFT_PORT"  # sidecar ingest/summary port (pods and polling)
 ENV_DRIFT_POLL_INTERVAL: Final = "MLKUBE_DRIFT_POLL_INTERVAL_SECONDS"
@@ -66,8 +81,15 @@ class OperatorConfig:
     drift_cooldown: float = 300.0
     monitoring: bool = True
     monitoring_labels: tuple[tuple[str, str], ...] = ()
-    # file:// artifacts make the operator read its own filesystem: local development only.
+    # file:// artifacts make the operator read its own filesystem: local development only
+    # (dev mode: it also allows loopback http(s) hosts).
     allow_file_artifacts: bool = False
+    artifact_max_bytes: int = DEFAULT_ARTIFACT_MAX_BYTES
+    artifact_max_files: int = DEFAULT_ARTIFACT_MAX_FILES
+    artifact_timeout: float = DEFAULT_ARTIFACT_TIMEOUT
+    # (namespace or "*", allowed URI prefixes); empty: every s3/gs/http(s) store is allowed.
+    artifact_stores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    artifact_internal_networks: tuple[str, ...] = DEFAULT_INTERNAL_NETWORKS
 
 
 def parse_gateway(text: str) -> GatewayParent:
@@ -152,6 +174,114 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         monitoring_labels=parse_labels(env.get(ENV_MONITORING_LABELS, "")),
         allow_file_artifacts=env.get(ENV_ALLOW_FILE_ARTIFACTS, "").strip().lower()
         in ("1", "true", "yes"),
+        artifact_max_bytes=parse_size(env, ENV_ARTIFACT_MAX_BYTES, DEFAULT_ARTIFACT_MAX_BYTES),
+        artifact_max_files=_positive_int(
+            env, ENV_ARTIFACT_MAX_FILES, DEFAULT_ARTIFACT_MAX_FILES, 1
+        ),
+        artifact_timeout=_positive_float(env, ENV_ARTIFACT_TIMEOUT, DEFAULT_ARTIFACT_TIMEOUT, 1.0),
+        artifact_stores=parse_stores(env.get(ENV_ARTIFACT_STORES, "")),
+        artifact_internal_networks=parse_networks(env.get(ENV_ARTIFACT_INTERNAL_NETWORKS)),
+    )
+
+
+def parse_size(env: Mapping[str, str], key: str, default: int) -> int:
+    """Bytes as `1073741824`, `512Mi`, `20Gi` or `1G`."""
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    match = _SIZE.match(raw)
+    if match is None or int(match.group(1)) < 1:
+        raise OperatorConfigError(f"{key}={raw!r} is not a positive size (e.g. 512Mi, 20Gi)")
+    unit = (match.group(2) or "").upper()
+    power = " KMGT".index(unit[0]) if unit else 0
+    base = 1024 if unit.endswith("I") or not unit else 1000
+    return int(match.group(1)) * int(base**power)
+
+
+def parse_stores(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`team-a=s3://bucket/a,https://models.example.com/a;*=s3://shared` as sorted entries."""
+    entries: dict[str, tuple[str, ...]] = {}
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        namespace, sep, prefixes = item.partition("=")
+        namespace = namespace.strip()
+        if not sep or not _NAMESPACE_PATTERN.match(namespace):
+            raise OperatorConfigError(
+                f"{ENV_ARTIFACT_STORES}: {item!r} is not 'namespace=prefix,prefix' (or '*=...')"
+            )
+        allowed = tuple(p.strip() for p in prefixes.split(",") if p.strip())
+        for prefix in allowed:
+            if (
+                urlsplit(prefix).scheme not in ("s3", "gs", "http", "https")
+                or not urlsplit(prefix).netloc
+            ):
+                raise OperatorConfigError(
+                    f"{ENV_ARTIFACT_STORES}: {prefix!r} must be an s3://, gs:// or http(s):// "
+                    "prefix with a bucket or host"
+                )
+        entries[namespace] = entries.get(namespace, ()) + allowed
+    return tuple(sorted(entries.items()))
+
+
+def parse_networks(text: str | None) -> tuple[str, ...]:
+    """CIDRs the operator never fetches from; unset: private ranges; "none": no extra ones."""
+    if text is None or not text.strip():
+        return DEFAULT_INTERNAL_NETWORKS
+    if text.strip().lower() == "none":
+        return ()
+    networks = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as exc:
+            raise OperatorConfigError(f"{ENV_ARTIFACT_INTERNAL_NETWORKS}: {exc}") from exc
+    return tuple(networks)
+
+
+def fetch_policy(config: OperatorConfig, *, require_digest: bool = False) -> FetchPolicy:
+    """How the operator reads artifacts: capped, no local or internal hosts outside dev mode."""
+    return FetchPolicy(
+        limits=FetchLimits(
+            max_bytes=config.artifact_max_bytes,
+            max_files=config.artifact_max_files,
+            timeout=config.artifact_timeout,
+        ),
+        allow_local=config.allow_file_artifacts,
+        guard_network=True,
+        internal_networks=config.artifact_internal_networks,
+        internal_domains=("svc", config.cluster_domain, "internal"),
+        require_digest=require_digest,
+    )
+
+
+def _under(uri: str, prefix: str) -> bool:
+    """`uri` is `prefix` or below it, compared as scheme, host and whole path segments."""
+    u, p = urlsplit(uri), urlsplit(prefix)
+    if (u.scheme.lower(), u.netloc.lower()) != (p.scheme.lower(), p.netloc.lower()):
+        return False
+    if u.query or u.fragment:
+        return False
+    u_parts = u.path.split("/")[1:]
+    p_parts = p.path.rstrip("/").split("/")[1:]
+    return u_parts[: len(p_parts)] == p_parts
+
+
+def store_problem(uri: str, namespace: str, config: OperatorConfig) -> str | None:
+    """Why Models in `namespace` may not use `uri` under the store allow-list, or None.
+    pvc:// is always the namespace's own claim and file:// is dev-only, so only s3, gs and
+    http(s) are listed."""
+    scheme = urlsplit(uri).scheme.lower()
+    if not config.artifact_stores or scheme not in ("s3", "gs", "http", "https"):
+        return None
+    if any(part in (".", "..") for part in unquote(urlsplit(uri).path).split("/")):
+        return f"{uri} has '.' or '..' segments; name the artifact by its plain path"
+    allowed = dict(config.artifact_stores)
+    prefixes = allowed.get(namespace, ()) + allowed.get("*", ())
+    if any(_under(uri, prefix) for prefix in prefixes):
+        return None
+    shown = ", ".join(prefixes) if prefixes else "none"
+    return (
+        f"{uri} is outside the stores namespace {namespace} may use ({ENV_ARTIFACT_STORES}: "
+        f"{shown})"
     )
 
 
@@ -164,3 +294,12 @@ def artifact_scheme_problem(uri: str, config: OperatorConfig) -> str | None:
             "in s3://, gs://, https:// or a PVC (pvc://claim/path)"
         )
     return None
+
+
+def model_store_problem(
+    spec: Mapping[str, Any], namespace: str, config: OperatorConfig
+) -> str | None:
+    """The first of the Model's artifact and baseline URIs the allow-list refuses, if any."""
+    uris = [(spec.get("artifact") or {}).get("uri"), (spec.get("baseline") or {}).get("uri")]
+    problems = (store_problem(str(uri), namespace, config) for uri in uris if uri)
+    return next((problem for problem in problems if problem is not None), None)

@@ -54,6 +54,14 @@ class ModelApi:
             lambda: self._kube.get(API_VERSION, KIND, name, namespace),
         )
 
+    def list_all_namespaces(self) -> list[dict[str, Any]]:
+        """Every Model the caller may see cluster-wide (`--overwrite` checks who uses bytes)."""
+        return self._call(
+            "list Models in all namespaces (needed to check that no Model uses the bytes "
+            "--overwrite would replace)",
+            lambda: self._kube.list(API_VERSION, KIND, None),
+        )
+
     def list(self, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
         return self._call(
             f"list Models in {namespace}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from mlkube.cli.errors import CliError
 from mlkube.cli.kube import ModelApi, add_kube_options
 from mlkube.cli.progress import ProgressBar, format_bytes
 from mlkube.contract import ENV_STORE, GROUP, LABEL_ARCHIVED, LABEL_MODEL, LABEL_VERSION
-from mlkube.storage import ArtifactFacts, compute_digest, upload
+from mlkube.storage import ArtifactFacts, compute_digest, publish
 
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
 
@@ -44,6 +45,11 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     register_cmd.add_argument(
         "--store",
         help=f"store prefix to upload to, e.g. s3://bucket/models (default: ${ENV_STORE})",
+    )
+    register_cmd.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace different bytes already at the upload target, if no Model uses them",
     )
     register_cmd.add_argument("--description", help="free-text description")
     register_cmd.add_argument("--entrypoint", help="scoring script inside the model folder")
@@ -116,13 +122,14 @@ def register(args: argparse.Namespace) -> int:
 
     api, namespace = connect(args)
     refuse_existing(api, namespace, name, version)
-    store = args.store or os.environ.get(ENV_STORE)
-    artifact_uri, facts = store_artifact(args.path, store, name, version)
+    target = Target(
+        store=args.store or os.environ.get(ENV_STORE), namespace=namespace, name=name,
+        overwrite=args.overwrite, api=api,
+    )  # fmt: skip
+    artifact_uri, facts = store_artifact(args.path, target, version)
     baseline = None
     if args.baseline is not None:
-        baseline_uri, baseline_facts = store_artifact(
-            args.baseline, store, name, f"{version}.baseline"
-        )
+        baseline_uri, baseline_facts = store_artifact(args.baseline, target, f"{version}.baseline")
         baseline = (baseline_uri, baseline_facts.digest)
     body = model_object.build_model_object(
         model_name=name, version=version, framework=framework, artifact_uri=artifact_uri,
@@ -164,18 +171,47 @@ def refuse_existing(api: ModelApi, namespace: str, name: str, version: str) -> N
         )
 
 
-def store_artifact(
-    path: str, store: str | None, name: str, version: str
-) -> tuple[str, ArtifactFacts]:
-    """Digest the artifact where it is, then upload it under <store>/<name>/<version>/."""
+@dataclass(frozen=True)
+class Target:
+    """Where `register` uploads to, and who to ask before replacing anything there."""
+
+    store: str | None
+    namespace: str
+    name: str
+    overwrite: bool
+    api: ModelApi
+
+
+def store_artifact(path: str, target: Target, version: str) -> tuple[str, ArtifactFacts]:
+    """Digest the artifact where it is, then upload it create-only under
+    <store>/<namespace>/<name>/<version>/<digest prefix>/ (see mlkube.storage.upload)."""
     if "://" in path:
         return path, compute_digest(path)
-    local_uri = Path(os.path.abspath(path)).as_uri()
-    facts = compute_digest(local_uri)
-    if not store:
-        return local_uri, facts
-    prefix = f"{store.rstrip('/')}/{name}/{version}"
-    return upload(path, prefix, ProgressBar(f"uploading to {prefix}")), facts
+    if not target.store:
+        local_uri = Path(os.path.abspath(path)).as_uri()
+        return local_uri, compute_digest(local_uri)
+    store = target.store.rstrip("/")
+    progress = ProgressBar(f"uploading to {store}/{target.namespace}/{target.name}/{version}")
+    return publish(
+        path, store, namespace=target.namespace, name=target.name, version=version,
+        progress=progress, overwrite=target.overwrite,
+        references=lambda uri: model_references(target.api, uri),
+    )  # fmt: skip
+
+
+def model_references(api: ModelApi, uri: str) -> list[str]:
+    """`namespace/name` of every Model, in any namespace, whose artifact or baseline is `uri`
+    or lies under it; refuses (CliError) when the cluster-wide list is not allowed."""
+    prefix = uri.rstrip("/") + "/"
+    users = []
+    for obj in api.list_all_namespaces():
+        spec = obj.get("spec") or {}
+        for ref in (spec.get("artifact") or {}, spec.get("baseline") or {}):
+            used = str(ref.get("uri") or "")
+            if used and (used.rstrip("/") == uri.rstrip("/") or used.startswith(prefix)):
+                meta = obj.get("metadata") or {}
+                users.append(f"{meta.get('namespace')}/{meta.get('name')}")
+    return users
 
 
 def resolve_name(name: str) -> str:

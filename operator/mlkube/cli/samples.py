@@ -14,7 +14,7 @@ import yaml
 from mlkube.contract import API_VERSION
 from mlkube.devcluster.cluster import REPO_ROOT
 from mlkube.k8s import Kube
-from mlkube.storage import upload
+from mlkube.storage import publish
 
 SAMPLES = REPO_ROOT / "crds" / "samples"
 EXAMPLE_MODELS = REPO_ROOT / "examples" / "models"
@@ -37,7 +37,8 @@ def localize_model(doc: dict[str, Any], store: Path) -> dict[str, Any]:
         raise FileNotFoundError(
             f"no example artifact for sample {doc['metadata']['name']} at {source}"
         )
-    uri = upload(str(source), f"{store.as_uri()}/{spec['modelName']}/{spec['version']}")
+    uri, _ = publish(str(source), store.as_uri(), namespace=NAMESPACE,
+                     name=spec["modelName"], version=spec["version"])  # fmt: skip
     return {**doc, "spec": {**spec, "artifact": {"uri": uri}}}
 
 

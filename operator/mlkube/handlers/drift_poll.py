@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from mlkube.builders.endpoint_drift import DRIFT_CONTAINER
-from mlkube.builders.operator_config import artifact_scheme_problem
+from mlkube.builders.operator_config import artifact_scheme_problem, fetch_policy
 from mlkube.contract import DRIFT_PROFILE_FORMAT_VERSION, DRIFT_SUMMARY_PATH
 from mlkube.handlers.config import operator_config
 from mlkube.storage import StorageError, download_and_verify
@@ -69,7 +69,8 @@ def download_profile(uri: str, digest: str | None) -> dict[str, Any]:
         raise BaselineError(problem)
     with tempfile.TemporaryDirectory(prefix="mlkube-baseline-") as scratch:
         try:
-            download_and_verify(uri, scratch, digest)
+            policy = fetch_policy(operator_config(), require_digest=True)
+            download_and_verify(uri, scratch, digest, policy)
         except StorageError as err:
             cause = f" ({err.__cause__})" if err.__cause__ else ""
             raise BaselineError(f"{err}{cause}") from err

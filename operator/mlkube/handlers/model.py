@@ -17,7 +17,11 @@ from mlkube.builders.model_verify import (
     verification_from_job,
     verification_job_name,
 )
-from mlkube.builders.operator_config import artifact_scheme_problem
+from mlkube.builders.operator_config import (
+    artifact_scheme_problem,
+    fetch_policy,
+    model_store_problem,
+)
 from mlkube.contract import GROUP, VERSION
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
@@ -39,9 +43,9 @@ def verify_artifact(spec: kopf.Spec) -> Verification:
     if problem is not None:
         return Verification(error=problem, reason="ArtifactSchemeNotAllowed")
     try:
-        facts = compute_digest(uri)
-    except StorageError as err:
-        return Verification(error=f"cannot read artifact {uri}: {err}", reason="ArtifactUnreadable")
+        facts = compute_digest(uri, fetch_policy(operator_config()))
+    except StorageError as err:  # err.reason: ArtifactTooLarge, ArtifactLocationRefused, ...
+        return Verification(error=f"cannot read artifact {uri}: {err}", reason=err.reason)
     if expected and expected != facts.digest:
         mismatch = DigestMismatch(uri, expected, facts.digest)
         return Verification(error=str(mismatch), reason="DigestMismatch")
@@ -91,6 +95,11 @@ def reconcile_model(
                    message=f"model {spec.get('modelName')} version {spec.get('version')} "
                            f"registered by {audit['createdBy']}")  # fmt: skip
     uri = str(spec.get("artifact", {}).get("uri", ""))
+    refused = model_store_problem(dict(spec), str(meta["namespace"]), operator_config())
+    if refused is not None:
+        verification = Verification(error=refused, reason="ArtifactLocationRefused")
+        finish(body, patch, previous, generation, verification, now, audit, announce=True)
+        return
     if reused is None and is_pvc(uri):
         start_job_verification(body, spec, meta, generation)
         patch.status.update({**build_verifying_status(generation=generation, previous=previous,

@@ -110,5 +110,7 @@ def digest_of_contents(files: Iterable[tuple[str, bytes]]) -> ArtifactFacts:
 def check_digest(digest: str) -> str:
     """Return `digest` if it has the form "sha256:<64 lowercase hex>", else raise."""
     if not _DIGEST_RE.match(digest):
-        raise InvalidArtifact(f"malformed digest {digest!r}: expected '{DIGEST_ALGORITHM}:<64 hex>'")
+        raise InvalidArtifact(
+            f"malformed digest {digest!r}: expected '{DIGEST_ALGORITHM}:<64 hex>'"
+        )
     return digest

@@ -40,7 +40,9 @@ class GuardedResolver(AbstractResolver):
             problem = self._policy.address_problem(address)
             if problem is not None:
                 # Any forbidden address refuses the name: no falling back to a "good" one.
-                raise ArtifactLocationRefused(f"refusing to fetch from {host}: {address} is {problem}")
+                raise ArtifactLocationRefused(
+                    f"refusing to fetch from {host}: {address} is {problem}"
+                )
         return results
 
     async def close(self) -> None:

@@ -91,7 +91,7 @@ def _walk(location: Location, fs: AbstractFileSystem, budget: Budget) -> list[En
     root = location.path.rstrip("/")
     entries: list[Entry] = []
     # Directory by directory, so a prefix of millions of keys is stopped at the cap.
-    for directory, _, files in fs.walk(root, detail=True):
+    for _, _, files in fs.walk(root, detail=True):
         for info in files.values():
             name = str(info["name"])
             if not name.startswith(root + "/"):

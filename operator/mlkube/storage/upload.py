@@ -25,8 +25,8 @@ from fsspec import AbstractFileSystem
 from mlkube.storage.digest import ArtifactFacts, Writable, hash_stream
 from mlkube.storage.errors import ArtifactExists, ArtifactNotFound, StorageError, UnsupportedScheme
 from mlkube.storage.locations import Location, open_filesystem, resolve, write_options
-from mlkube.storage.transfer import Entry, compute_digest, list_entries, translated_errors
 from mlkube.storage.policy import UNRESTRICTED, Budget
+from mlkube.storage.transfer import Entry, compute_digest, list_entries, translated_errors
 
 Progress = Callable[[int, int], None]
 # The URIs of Models that use an artifact URI (or anything under it); empty when none do.

@@ -47,6 +47,9 @@ class FakeModelApi:
         self.objects[key] = stored
         return stored
 
+    def list_all_namespaces(self):
+        return [obj for _, obj in sorted(self.objects.items())]
+
     def set_labels(self, namespace, name, labels):
         self.objects[(namespace, name)]["metadata"]["labels"].update(labels)
         return self.objects[(namespace, name)]
@@ -91,7 +94,10 @@ def test_register_uploads_folder_to_store(api, tmp_path, capsys, monkeypatch):
                "--description", "churn model")  # fmt: skip
     assert code == 0
     obj = api.objects[("team-a", "churn-v1-2-0")]
-    expected_uri = (tmp_path / "store" / "churn" / "1.2.0" / "mlflow-model").as_uri()
+    digest = compute_digest(folder.as_uri()).digest
+    expected_uri = (
+        tmp_path / "store" / "team-a" / "churn" / "1.2.0" / digest[7:23] / "mlflow-model"
+    ).as_uri()
     assert obj["spec"]["artifact"]["uri"] == expected_uri
     assert obj["spec"]["artifact"]["digest"] == compute_digest(expected_uri).digest
     assert obj["spec"]["framework"] == "mlflow"

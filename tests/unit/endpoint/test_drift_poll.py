@@ -106,16 +106,23 @@ def test_download_profile_verifies_and_parses(tmp_path: Path, dev_operator: None
     path.write_text(json.dumps(PROFILE))
     digest = compute_digest(path.as_uri()).digest
     assert download_profile(path.as_uri(), digest) == PROFILE
-    assert download_profile(path.as_uri(), None) == PROFILE
     with pytest.raises(BaselineError, match="digest"):
         download_profile(path.as_uri(), "sha256:" + "0" * 64)
     with pytest.raises(BaselineError, match="not found"):
-        download_profile((tmp_path / "nothing.json").as_uri(), None)
+        download_profile((tmp_path / "nothing.json").as_uri(), digest)
     path.write_text(json.dumps({**PROFILE, "formatVersion": 9}))
     with pytest.raises(BaselineError, match="formatVersion 9"):
-        download_profile(path.as_uri(), None)
+        download_profile(path.as_uri(), compute_digest(path.as_uri()).digest)
     path.write_text("{not json")
     with pytest.raises(BaselineError, match="cannot read"):
+        download_profile(path.as_uri(), compute_digest(path.as_uri()).digest)
+
+
+def test_baseline_without_digest_is_never_fetched(tmp_path: Path, dev_operator: None) -> None:
+    # Before: a baseline without spec.baseline.digest was downloaded and used unverified.
+    path = tmp_path / "credit.profile.json"
+    path.write_text(json.dumps(PROFILE))
+    with pytest.raises(BaselineError, match="without a digest"):
         download_profile(path.as_uri(), None)
 
 
