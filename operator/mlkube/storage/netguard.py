@@ -2,23 +2,26 @@
 
 The operator fetches URLs named in Models with its own network position, so checking the URL
 once is not enough: a public name may resolve to 169.254.169.254, or redirect to a Service IP.
-Two hooks inside aiohttp cover every request of a transfer, redirects included: a trace hook
-checks each request's host as written (names and IP literals, which aiohttp never resolves),
-and a resolver checks every address a name resolves to, right before connecting (so a DNS
-answer that changes between check and use is still checked). A session-wide timeout bounds the
-whole transfer, response bodies included.
+Hooks inside aiohttp cover every request of a transfer, redirects included: trace hooks check
+each host name as written (the URL's and every redirect's Location), the resolver refuses a name
+when any of its addresses is forbidden, and the socket factory checks the very address each
+socket connects to (IP literals skip the resolver; a DNS answer that changes between check and
+use is still caught). A session-wide timeout bounds the whole transfer, bodies included.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+from aiohappyeyeballs import AddrInfoType as AddrInfo
 from aiohttp.abc import AbstractResolver, ResolveResult
 from fsspec import AbstractFileSystem
+from yarl import URL
 
 from mlkube.storage.errors import ArtifactLocationRefused
 from mlkube.storage.policy import FetchPolicy
@@ -49,18 +52,41 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+def _check_url(policy: FetchPolicy, url: URL) -> None:
+    if url.scheme not in ("http", "https"):
+        raise ArtifactLocationRefused(f"refusing to follow {url}: not http(s)")
+    policy.check_host(str(url.raw_host or ""), str(url))
+
+
 def _trace_config(policy: FetchPolicy) -> aiohttp.TraceConfig:
     async def on_request_start(
         session: aiohttp.ClientSession, context: SimpleNamespace, params: Any
     ) -> None:
-        url = params.url
-        policy.check_host(str(url.raw_host or ""), str(url))
-        if url.scheme not in ("http", "https"):
-            raise ArtifactLocationRefused(f"refusing to follow {url}: not http(s)")
+        _check_url(policy, params.url)
+
+    async def on_request_redirect(
+        session: aiohttp.ClientSession, context: SimpleNamespace, params: Any
+    ) -> None:
+        location = params.response.headers.get("Location")
+        if location:
+            _check_url(policy, params.url.join(URL(location)))
 
     config = aiohttp.TraceConfig()
     config.on_request_start.append(on_request_start)
+    config.on_request_redirect.append(on_request_redirect)
     return config
+
+
+def _socket_factory(policy: FetchPolicy) -> Callable[[AddrInfo], socket.socket]:
+    def create(addr_info: AddrInfo) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        problem = policy.address_problem(address)
+        if problem is not None:
+            raise ArtifactLocationRefused(f"refusing to connect to {address}: it is {problem}")
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return create
 
 
 def guarded_http_filesystem(policy: FetchPolicy) -> AbstractFileSystem:
@@ -72,7 +98,11 @@ def guarded_http_filesystem(policy: FetchPolicy) -> AbstractFileSystem:
     async def get_client(**kwargs: Any) -> aiohttp.ClientSession:
         connector = None
         if policy.guard_network:
-            connector = aiohttp.TCPConnector(resolver=GuardedResolver(policy), use_dns_cache=False)
+            connector = aiohttp.TCPConnector(
+                resolver=GuardedResolver(policy),
+                use_dns_cache=False,
+                socket_factory=_socket_factory(policy),
+            )
         return aiohttp.ClientSession(
             connector=connector,
             trace_configs=[_trace_config(policy)] if policy.guard_network else None,

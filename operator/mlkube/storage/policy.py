@@ -66,6 +66,8 @@ class FetchPolicy:
         """Why `address` must not be contacted, or None."""
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
+        if any(address in network for network in self._networks):
+            return "a cluster-internal or private address"  # listed ones are always refused
         if address.is_loopback:
             return None if self.allow_local else "a loopback address (allowed in dev mode only)"
         if address.is_link_local:
@@ -74,8 +76,6 @@ class FetchPolicy:
             return "a cloud metadata address"
         if address.is_unspecified or address.is_multicast or address.is_reserved:
             return "not a unicast address"
-        if any(address in network for network in self._networks):
-            return "a cluster-internal or private address"
         return None
 
     def host_problem(self, host: str) -> str | None:

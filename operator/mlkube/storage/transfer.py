@@ -18,6 +18,7 @@ from fsspec import AbstractFileSystem
 from mlkube.storage.digest import ArtifactFacts, ArtifactHasher, check_digest, hash_stream, sort_key
 from mlkube.storage.errors import (
     ArtifactNotFound,
+    ArtifactTimeout,
     DigestMismatch,
     DigestRequired,
     InvalidArtifact,
@@ -50,7 +51,7 @@ def _storage_error_in(exc: BaseException) -> StorageError | None:
 
 
 @contextlib.contextmanager
-def translated_errors(action: str, uri: str) -> Iterator[None]:
+def translated_errors(action: str, uri: str, budget: Budget | None = None) -> Iterator[None]:
     """Turn transport errors (OSError, botocore, aiohttp, ...) into the storage hierarchy."""
     try:
         yield
@@ -62,6 +63,10 @@ def translated_errors(action: str, uri: str) -> Iterator[None]:
             raise inner from exc
         if isinstance(exc, FileNotFoundError):
             raise ArtifactNotFound(f"artifact not found: {uri}") from exc
+        if isinstance(exc, TimeoutError) and budget is not None:
+            budget.check_time()  # raises ArtifactTimeout when the wall clock cap is what hit
+        if isinstance(exc, TimeoutError):
+            raise ArtifactTimeout(f"reading {uri} timed out: {exc}") from exc
         raise StorageError(f"cannot {action} {uri}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -109,7 +114,7 @@ def compute_digest(uri: str, policy: FetchPolicy = UNRESTRICTED) -> ArtifactFact
     location = resolve_uri(uri)
     check_location(location, policy)
     budget = Budget(policy.limits, uri)
-    with translated_errors("read", uri):
+    with translated_errors("read", uri, budget):
         fs = open_filesystem(location, policy=policy)
         hasher = ArtifactHasher()
         for entry in list_entries(location, fs, budget):
@@ -166,7 +171,7 @@ def _download(uri: str, dest: str, policy: FetchPolicy) -> tuple[ArtifactFacts, 
     check_location(location, policy)
     budget = Budget(policy.limits, uri)
     written: list[str] = []
-    with translated_errors("download", uri):
+    with translated_errors("download", uri, budget):
         fs = open_filesystem(location, policy=policy)
         entries = list_entries(location, fs, budget)
         targets = targets_under(dest, entries)  # all checked before the first file is opened

@@ -133,3 +133,19 @@ def http_root() -> Iterator[tuple[str, str]]:
             yield root, base
         finally:
             stop(process)
+
+
+@pytest.fixture(scope="session")
+def hostile_http() -> Iterator[str]:
+    """Base URL of tests/support/hostile_http.py: endless and dripping bodies, redirects."""
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "support", "hostile_http.py")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, script, str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/nothing", process)
+        yield base
+    finally:
+        stop(process)

@@ -7,11 +7,13 @@ import urllib.request
 import pytest
 
 from mlkube.storage import (
+    ArtifactExists,
     ArtifactNotFound,
     DigestMismatch,
     compute_digest,
     download,
     download_and_verify,
+    publish,
     upload,
 )
 from mlkube.storage.digest import digest_of_contents
@@ -83,7 +85,8 @@ def test_mismatch_against_s3(s3_bucket, tmp_path):
     artifact = upload(str(tmp_path / "m.pkl"), f"s3://{s3_bucket}/m")
     registered = compute_digest(artifact).digest
     (tmp_path / "m.pkl").write_bytes(b"v2")
-    upload(str(tmp_path / "m.pkl"), f"s3://{s3_bucket}/m")  # overwritten behind the registry
+    # overwritten behind the registry's back
+    upload(str(tmp_path / "m.pkl"), f"s3://{s3_bucket}/m", overwrite=True, references=lambda u: [])
     with pytest.raises(DigestMismatch) as caught:
         download_and_verify(artifact, str(tmp_path / "d"), registered)
     message = str(caught.value)
@@ -98,9 +101,32 @@ def test_missing_key_and_bucket(s3_bucket):
         compute_digest(f"s3://{s3_bucket}-missing/model.pkl")
 
 
-def test_folder_reupload_replaces_stale_objects(s3_bucket, tmp_path):
+def test_reupload_is_create_only_and_overwrite_replaces_stale_objects(s3_bucket, tmp_path):
     write_tree(tmp_path / "model", {"a": b"1", "old": b"stale"})
-    upload(str(tmp_path / "model"), f"s3://{s3_bucket}/m")
+    first = upload(str(tmp_path / "model"), f"s3://{s3_bucket}/m")
+    assert upload(str(tmp_path / "model"), f"s3://{s3_bucket}/m") == first  # same bytes: fine
     (tmp_path / "model" / "old").unlink()
-    artifact = upload(str(tmp_path / "model"), f"s3://{s3_bucket}/m")
+    with pytest.raises(ArtifactExists, match="create-only"):
+        upload(str(tmp_path / "model"), f"s3://{s3_bucket}/m")
+    assert compute_digest(first) == digest_of_contents([("a", b"1"), ("old", b"stale")])
+    with pytest.raises(ArtifactExists, match="used by Model team-a/fraud-v1"):
+        upload(str(tmp_path / "model"), f"s3://{s3_bucket}/m", overwrite=True,
+               references=lambda uri: ["team-a/fraud-v1"])  # fmt: skip
+    artifact = upload(
+        str(tmp_path / "model"), f"s3://{s3_bucket}/m", overwrite=True, references=lambda u: []
+    )
     assert compute_digest(artifact) == digest_of_contents([("a", b"1")])
+
+
+def test_two_namespaces_publish_the_same_version_apart(s3_bucket, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "fraud.onnx").write_bytes(b"team a weights")
+    (tmp_path / "b" / "fraud.onnx").write_bytes(b"team b weights")
+    store = f"s3://{s3_bucket}/models"
+    uri_a, facts_a = publish(str(tmp_path / "a" / "fraud.onnx"), store,
+                             namespace="team-a", name="fraud", version="1")  # fmt: skip
+    uri_b, facts_b = publish(str(tmp_path / "b" / "fraud.onnx"), store,
+                             namespace="team-b", name="fraud", version="1")  # fmt: skip
+    assert uri_a.startswith(f"{store}/team-a/fraud/1/") and uri_b.startswith(f"{store}/team-b/")
+    assert compute_digest(uri_a) == facts_a != facts_b == compute_digest(uri_b)
