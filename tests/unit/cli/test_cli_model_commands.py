@@ -209,3 +209,44 @@ def test_archive_twice_is_harmless(api, tmp_path, capsys):
     assert run("model", "archive", "credit-v2") == 0
     assert run("model", "archive", "credit-v2") == 0
     assert "already archived" in capsys.readouterr().err
+
+
+def test_register_in_two_namespaces_keeps_both_artifacts(api, tmp_path, monkeypatch):
+    # Before: both went to <store>/fraud/1/model.onnx and team-b replaced team-a's bytes.
+    monkeypatch.setenv("MLKUBE_STORE", (tmp_path / "store").as_uri())
+    for team in ("team-a", "team-b"):
+        (tmp_path / team).mkdir()
+        (tmp_path / team / "model.onnx").write_bytes(f"{team} weights".encode())
+        assert run("model", "register", "--name", "fraud", "--version", "1", "-n", team,
+                   "--path", str(tmp_path / team / "model.onnx")) == 0  # fmt: skip
+    a = api.objects[("team-a", "fraud-v1")]["spec"]["artifact"]
+    b = api.objects[("team-b", "fraud-v1")]["spec"]["artifact"]
+    assert "/store/team-a/fraud/1/" in a["uri"] and "/store/team-b/fraud/1/" in b["uri"]
+    assert compute_digest(a["uri"]).digest == a["digest"] != b["digest"]
+
+
+def test_overwrite_is_refused_while_a_model_uses_the_bytes(api, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MLKUBE_STORE", (tmp_path / "store").as_uri())
+    (tmp_path / "model.onnx").write_bytes(b"weights")
+    args = ("model", "register", "--name", "fraud", "--version", "1", "-n", "team-a",
+            "--path", str(tmp_path / "model.onnx"))  # fmt: skip
+    assert run(*args) == 0
+    uri = api.objects[("team-a", "fraud-v1")]["spec"]["artifact"]["uri"]
+    # Another team's Model uses the same bytes; the registering team deleted its own Model,
+    # and the stored file was damaged (e.g. a partial copy by hand).
+    api.objects[("team-b", "borrowed")] = {
+        "metadata": {"name": "borrowed", "namespace": "team-b", "labels": {}},
+        "spec": {"artifact": {"uri": uri}},
+    }
+    del api.objects[("team-a", "fraud-v1")]
+    stored = tmp_path / "store" / uri.split("/store/", 1)[1]
+    stored.write_bytes(b"damaged")
+    capsys.readouterr()
+    assert run(*args) == 1
+    assert "already exists with different bytes" in capsys.readouterr().err
+    assert run(*args, "--overwrite") == 1
+    assert "used by Model team-b/borrowed" in capsys.readouterr().err
+    assert stored.read_bytes() == b"damaged"
+    del api.objects[("team-b", "borrowed")]
+    assert run(*args, "--overwrite") == 0
+    assert stored.read_bytes() == b"weights"

@@ -157,6 +157,16 @@ def test_disabled_drift_adds_nothing_even_with_a_baseline(
     assert [c["name"] for c in pod["initContainers"]] == ["storage-initializer"]
 
 
+def test_a_baseline_without_digest_runs_no_sidecar(
+    owner: EndpointRef, models: dict[str, ModelFacts], config: OperatorConfig
+) -> None:
+    # Its bytes could not be verified; the operator reports DriftBaselineUnreadable instead.
+    model = dataclasses.replace(_with_baseline(models["credit-risk-v3"]), baseline_digest=None)
+    pod = _pod(owner, _dep(), model, config)
+    assert [c["name"] for c in pod["containers"]] == ["server"]
+    assert [c["name"] for c in pod["initContainers"]] == ["storage-initializer"]
+
+
 @pytest.mark.parametrize(
     ("baseline", "mount", "extra_volume"),
     [

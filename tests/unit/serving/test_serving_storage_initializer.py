@@ -82,3 +82,17 @@ def test_errors_exit_non_zero_with_a_message(
     monkeypatch.delenv("MLKUBE_ARTIFACT_DIGEST", raising=False)
     assert main(args) == code
     assert message in capsys.readouterr().err
+
+
+def test_a_download_without_a_digest_is_refused_before_any_transfer(
+    artifact: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Before: a baseline without spec.baseline.digest was downloaded and used unverified.
+    monkeypatch.delenv("MLKUBE_ARTIFACT_DIGEST", raising=False)
+    dest = tmp_path / "baseline"
+    assert main(["--uri", artifact.as_uri(), "--dest", str(dest)]) == EXIT_ERROR
+    assert "without --digest" in capsys.readouterr().err
+    assert not dest.exists() or not any(dest.iterdir())
