@@ -4,9 +4,12 @@ and are found by tag; duplicates are refused; archived models hide from `list`."
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import joblib
 import pytest
@@ -17,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from mlkube.cli.main import main
 from mlkube.contract import API_VERSION
 from mlkube.devcluster import Cluster
-from mlkube.k8s import Kube
+from mlkube.k8s import ApiError, Kube
 from mlkube.storage import compute_digest
 from support.waiting import wait_for
 
@@ -70,7 +73,7 @@ def test_register_a_pickle_then_find_it_by_tag(
     obj = ready_model(kube, namespace, "credit-risk-v1")
     assert obj["spec"]["framework"] == "sklearn"
     uri = obj["spec"]["artifact"]["uri"]
-    assert uri.startswith("file://") and "/store/credit-risk/1" in uri
+    assert uri.startswith("file://") and f"/store/{namespace}/credit-risk/1/" in uri
     assert obj["status"]["artifact"]["digest"] == compute_digest(uri).digest
     assert obj["status"]["artifact"]["digest"] == obj["spec"]["artifact"]["digest"]
 
@@ -155,5 +158,97 @@ def test_baseline_profile_is_stored_beside_the_model(
     assert code == 0, err
     obj = kube.get(API_VERSION, "Model", "credit-risk-v9", namespace) or {}
     baseline = obj["spec"]["baseline"]
-    assert baseline["uri"].endswith("/credit-risk/9.baseline/profile.json")
+    assert f"/store/{namespace}/credit-risk/9.baseline/" in baseline["uri"]
+    assert baseline["uri"].endswith("/profile.json")
     assert baseline["digest"] == compute_digest(baseline["uri"]).digest
+
+
+@pytest.fixture
+def other_namespace(kube: Kube, namespace: str) -> Iterator[str]:
+    name = f"{namespace}-b"
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    with contextlib.suppress(ApiError):
+        kube.delete("v1", "Namespace", name)
+
+
+def test_two_namespaces_registering_fraud_1_keep_separate_bytes(
+    cluster: Cluster,
+    kube: Kube,
+    namespace: str,
+    other_namespace: str,
+    tmp_path: Path,
+    pickle_path: Path,
+    running_operator: KopfRunner,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Before: both wrote <store>/fraud/1/model.pkl; team b replaced the bytes team a's Ready
+    Model relies on, and its serving pods failed verification (or served team b's model)."""
+    store = (tmp_path / "store").as_uri()
+    other = tmp_path / "other" / "model.pkl"
+    other.parent.mkdir()
+    other.write_bytes(pickle_path.read_bytes() + b"\n# team b")
+
+    def register(ns: str, path: Path, *extra: str) -> tuple[int, str]:
+        code = main(["model", "register", "--name", "fraud", "--version", "1", "--path",
+                     str(path), "--store", store, "-n", ns, "--kubeconfig",
+                     str(cluster.kubeconfig), *extra])  # fmt: skip
+        return code, capsys.readouterr().err
+
+    code, err = register(namespace, pickle_path)
+    assert code == 0, err
+    mine = ready_model(kube, namespace, "fraud-v1")
+    code, err = register(other_namespace, other)
+    assert code == 0, err
+    theirs = kube.get(API_VERSION, "Model", "fraud-v1", other_namespace) or {}
+    mine_uri, theirs_uri = mine["spec"]["artifact"]["uri"], theirs["spec"]["artifact"]["uri"]
+    assert f"/store/{namespace}/fraud/1/" in mine_uri
+    assert f"/store/{other_namespace}/fraud/1/" in theirs_uri
+    # Team a's bytes are still the ones its Model verified.
+    assert compute_digest(mine_uri).digest == mine["status"]["artifact"]["digest"]
+    assert compute_digest(theirs_uri).digest == theirs["spec"]["artifact"]["digest"]
+    assert mine["status"]["artifact"]["digest"] != theirs["spec"]["artifact"]["digest"]
+
+    # A second registration of team a's version with other bytes lands in another digest
+    # folder and is refused by the API's create; the first one's bytes stay as they were.
+    code, err = register(namespace, other)
+    assert code == 1 and "already exists" in err
+    assert compute_digest(mine_uri).digest == mine["status"]["artifact"]["digest"]
+
+
+def test_overwrite_is_refused_while_any_namespace_uses_the_bytes(
+    cluster: Cluster,
+    kube: Kube,
+    namespace: str,
+    other_namespace: str,
+    tmp_path: Path,
+    pickle_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store = (tmp_path / "store").as_uri()
+    args = ["model", "register", "--name", "fraud", "--version", "2", "--path",
+            str(pickle_path), "--store", store, "-n", namespace,
+            "--kubeconfig", str(cluster.kubeconfig)]  # fmt: skip
+    assert main(args) == 0
+    mine = kube.get(API_VERSION, "Model", "fraud-v2", namespace) or {}
+    uri = mine["spec"]["artifact"]["uri"]
+    # Another namespace's Model uses the same artifact URI.
+    borrowed = {**mine, "metadata": {"name": "borrowed", "namespace": other_namespace}}
+    borrowed.pop("status", None)
+    kube.create(borrowed)
+    # Team a deletes its Model and the stored bytes get damaged; re-registering needs
+    # --overwrite, which must not pull the bytes out from under team b's Model.
+    kube.delete(API_VERSION, "Model", "fraud-v2", namespace)
+    wait_for(lambda: kube.get(API_VERSION, "Model", "fraud-v2", namespace) is None,
+             what="Model deleted")  # fmt: skip
+    stored = Path(unquote(urlsplit(uri).path))
+    stored.write_bytes(b"damaged")
+    capsys.readouterr()
+    assert main([*args, "--overwrite"]) == 1
+    assert f"used by Model {other_namespace}/borrowed" in capsys.readouterr().err
+    assert stored.read_bytes() == b"damaged"
+    kube.delete(API_VERSION, "Model", "borrowed", other_namespace)
+    wait_for(lambda: kube.get(API_VERSION, "Model", "borrowed", other_namespace) is None,
+             what="Model deleted")  # fmt: skip
+    assert main([*args, "--overwrite"]) == 0
+    assert stored.read_bytes() == pickle_path.read_bytes()
