@@ -55,7 +55,9 @@ def publish(
     return (artifact URI, facts)."""
     facts = compute_digest(_local_uri(local_path))
     prefix = artifact_prefix(store, namespace, name, version, facts.digest)
-    uri = upload(local_path, prefix, progress, overwrite=overwrite, references=references)
+    uri = upload(
+        local_path, prefix, progress, overwrite=overwrite, references=references, facts=facts
+    )
     return uri, facts
 
 
@@ -66,10 +68,12 @@ def upload(
     *,
     overwrite: bool = False,
     references: References | None = None,
+    facts: ArtifactFacts | None = None,
 ) -> str:
     """Upload a local file or folder as `<store_uri>/<basename of local_path>` and return
     that URI. A target holding the same bytes is kept; different bytes raise ArtifactExists
-    unless `overwrite` and `references(uri)` says no Model uses them."""
+    unless `overwrite` and `references(uri)` says no Model uses them. `facts` are the local
+    artifact's, when the caller already computed them."""
     source = resolve(_local_uri(local_path))
     store = resolve(store_uri)
     if store.is_http:
@@ -87,7 +91,7 @@ def upload(
             raise StorageError(f"nothing to upload: {local_path} is an empty folder")
         if store.is_local and target.path == source.path:
             return artifact_uri  # the store already is where the artifact lives
-        wanted = compute_digest(source.uri)
+        wanted = facts or compute_digest(source.uri)
         store_fs = open_filesystem(store)
         if store_fs.exists(target.path):
             if _digest_or_none(artifact_uri) == wanted.digest:
@@ -96,9 +100,11 @@ def upload(
             store_fs.rm(target.path, recursive=True)
         single = len(entries) == 1 and entries[0].path == source.path
         if store.is_local:
+            # The rename into place is create-only itself: nothing to re-read.
             _write_local(entries, local_fs, target, single, progress)
-        else:
-            _write_objects(entries, local_fs, store_fs, store, target.path, single, progress)
+            return artifact_uri
+        _write_objects(entries, local_fs, store_fs, store, target.path, single, progress)
+    # Object stores have no create-only rename: re-read what ended up there (costs one read).
     if _digest_or_none(artifact_uri) != wanted.digest:
         raise ArtifactExists(
             f"{artifact_uri} holds different bytes after the upload: a concurrent registration "
