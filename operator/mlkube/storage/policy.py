@@ -113,6 +113,10 @@ class Budget:
         self.bytes = 0
         self.files = 0
 
+    @property
+    def max_files(self) -> int | None:
+        return self._limits.max_files
+
     def remaining(self) -> float | None:
         if self._limits.timeout is None:
             return None

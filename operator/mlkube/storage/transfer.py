@@ -92,8 +92,29 @@ def list_entries(location: Location, fs: AbstractFileSystem, budget: Budget) -> 
     return sorted(entries, key=lambda entry: sort_key(entry.relpath))
 
 
+def _count_objects_up_to(fs: AbstractFileSystem, root: str, cap: int) -> int:
+    """Keys under an s3 prefix, counted page by page and no further than cap + 1: a listing
+    of millions of keys is refused after cap/1000 requests, not held in memory first."""
+    bucket, _, key = root.partition("/")
+    count, token = 0, None
+    while count <= cap:
+        extra: dict[str, str] = {"ContinuationToken": token} if token else {}
+        page = fs.call_s3(
+            "list_objects_v2", Bucket=bucket, Prefix=key + "/" if key else "",
+            MaxKeys=min(1000, cap + 1 - count), **extra,
+        )  # fmt: skip
+        count += int(page.get("KeyCount", 0))
+        token = page.get("NextContinuationToken")
+        if not page.get("IsTruncated") or not token:
+            break
+    return count
+
+
 def _walk(location: Location, fs: AbstractFileSystem, budget: Budget) -> list[Entry]:
     root = location.path.rstrip("/")
+    cap = budget.max_files
+    if location.scheme == "s3" and cap is not None:
+        budget.check_count(_count_objects_up_to(fs, root, cap))
     entries: list[Entry] = []
     # Directory by directory, so a prefix of millions of keys is stopped at the cap.
     for _, _, files in fs.walk(root, detail=True):

@@ -9,7 +9,10 @@ import pytest
 from mlkube.storage import (
     ArtifactExists,
     ArtifactNotFound,
+    ArtifactTooLarge,
     DigestMismatch,
+    FetchLimits,
+    FetchPolicy,
     compute_digest,
     download,
     download_and_verify,
@@ -130,3 +133,17 @@ def test_two_namespaces_publish_the_same_version_apart(s3_bucket, tmp_path):
                              namespace="team-b", name="fraud", version="1")  # fmt: skip
     assert uri_a.startswith(f"{store}/team-a/fraud/1/") and uri_b.startswith(f"{store}/team-b/")
     assert compute_digest(uri_a) == facts_a != facts_b == compute_digest(uri_b)
+
+
+def test_a_prefix_with_too_many_keys_is_refused_before_it_is_listed(s3_bucket, tmp_path):
+    import s3fs
+
+    endpoint = os.environ["MLKUBE_S3_ENDPOINT_URL"]
+    fs = s3fs.S3FileSystem(skip_instance_cache=True, client_kwargs={"endpoint_url": endpoint})
+    for i in range(25):
+        fs.pipe(f"{s3_bucket}/many/d{i % 3}/k{i}", b"x")
+    capped = FetchPolicy(limits=FetchLimits(max_files=10))
+    with pytest.raises(ArtifactTooLarge, match="holds 11 files, more than the cap of 10"):
+        compute_digest(f"s3://{s3_bucket}/many", capped)
+    roomy = FetchPolicy(limits=FetchLimits(max_files=25))
+    assert compute_digest(f"s3://{s3_bucket}/many", roomy).file_count == 25
