@@ -121,3 +121,45 @@ def _ready(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
     conds = obj.get("status", {}).get("conditions", [])
     ok = any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
     return obj if ok else None
+
+
+@pytest.mark.parametrize(
+    ("env", "uri_of", "reason", "says"),
+    [
+        # Two files, a cap of one: refused from the listing, nothing read.
+        ({"MLKUBE_ARTIFACT_MAX_FILES": "1"}, lambda a: a, "ArtifactTooLarge",
+         "holds 2 files, more than the cap of 1"),
+        ({"MLKUBE_ARTIFACT_MAX_BYTES": "10"}, lambda a: a, "ArtifactTooLarge", "cap of 10"),
+        # A store outside the namespace's allow-list (the Model names another team's bucket).
+        ({"MLKUBE_ARTIFACT_STORES": "*=s3://shared"},
+         lambda a: "s3://team-b-models/fraud/1/model.onnx", "ArtifactLocationRefused",
+         "outside the stores"),
+        # Loopback outside dev mode, and a listed internal network; both stand in for metadata
+        # and Service addresses (unit tests cover those) so no traffic leaves this machine.
+        ({"MLKUBE_ALLOW_FILE_ARTIFACTS": "false"}, lambda a: "http://127.0.0.1:9/model.pkl",
+         "ArtifactLocationRefused", "loopback"),
+        ({"MLKUBE_ARTIFACT_INTERNAL_NETWORKS": "127.0.0.2/32"},
+         lambda a: "http://127.0.0.2:9/model.pkl", "ArtifactLocationRefused", "cluster-internal"),
+    ],
+)  # fmt: skip
+def test_the_operator_refuses_what_it_must_not_fetch(
+    kube: Kube, namespace: str, artifact: str, env: dict[str, str], uri_of: Any, reason: str,
+    says: str,
+) -> None:  # fmt: skip
+    from mlkube.handlers.config import operator_config
+
+    operator_config.cache_clear()
+    try:
+        with run_operator(namespace, env=env):
+            kube.create(model("m", namespace, uri_of(artifact)))
+
+            def failed() -> dict[str, Any] | None:
+                obj = kube.get(API_VERSION, "Model", "m", namespace) or {}
+                return obj if obj.get("status", {}).get("phase") == "Failed" else None
+
+            status = wait_for(failed, what="Model Failed")["status"]
+    finally:
+        operator_config.cache_clear()
+    assert says in status["message"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == reason, ready

@@ -60,9 +60,16 @@ def files_under(root):
 )
 def test_the_operator_policy_refuses_before_any_io(uri, why):
     with pytest.raises(ArtifactLocationRefused, match=why):
-        check_location(resolve(uri), OPERATOR)
+        check_location(resolve(uri), OPERATOR)  # pure: nothing is contacted
+
+
+@pytest.mark.parametrize(
+    "uri", ["http://127.0.0.1:9/m.pkl", "http://localhost:9/m.pkl", "file:///etc/passwd"]
+)
+def test_reads_check_the_location_first(uri):
+    # Loopback and local only, so nothing could leave the machine even if the check regressed.
     with pytest.raises(ArtifactLocationRefused):
-        compute_digest(uri, OPERATOR)  # refused before a filesystem is even opened
+        compute_digest(uri, OPERATOR)
 
 
 def test_public_hosts_and_dev_mode_loopback_pass():
