@@ -15,7 +15,7 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 from aiohappyeyeballs import AddrInfoType as AddrInfo
@@ -25,6 +25,9 @@ from yarl import URL
 
 from mlkube.storage.errors import ArtifactLocationRefused
 from mlkube.storage.policy import FetchPolicy
+
+CONNECT_TIMEOUT: Final = 30.0
+READ_TIMEOUT: Final = 120.0  # seconds without a single byte
 
 
 class GuardedResolver(AbstractResolver):
@@ -106,7 +109,13 @@ def guarded_http_filesystem(policy: FetchPolicy) -> AbstractFileSystem:
         return aiohttp.ClientSession(
             connector=connector,
             trace_configs=[_trace_config(policy)] if policy.guard_network else None,
-            timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=timeout),
+            # No total cap unless the policy sets one (large models take long), but a silent
+            # peer never hangs a reader for good.
+            timeout=aiohttp.ClientTimeout(
+                total=timeout,
+                sock_connect=min(timeout or CONNECT_TIMEOUT, CONNECT_TIMEOUT),
+                sock_read=min(timeout or READ_TIMEOUT, READ_TIMEOUT),
+            ),
             **kwargs,
         )
 
