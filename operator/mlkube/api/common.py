@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from mlkube.api.markers import ListMap, Rule, add_rules
@@ -39,6 +39,9 @@ MAX_NAME_LENGTH = 63
 MAX_SHORT_TEXT = 256
 MAX_TEXT = 4096
 MAX_MAP_ENTRIES = 64
+# Every human-readable status message (conditions included): one bound, enforced by the CRD,
+# by the status models below and by `bound_message`, so a long error never fails a status write.
+MAX_MESSAGE = MAX_TEXT
 
 DnsLabel = Annotated[
     str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=DNS_LABEL_PATTERN)
@@ -50,8 +53,48 @@ Uri = Annotated[str, Field(min_length=1, max_length=MAX_URI_LENGTH, pattern=URI_
 Digest = Annotated[str, Field(max_length=71, pattern=DIGEST_PATTERN)]
 ShortText = Annotated[str, Field(max_length=MAX_SHORT_TEXT)]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Message = Annotated[str, Field(max_length=MAX_MESSAGE)]
 Quantity = Annotated[str, Field(max_length=64, pattern=QUANTITY_PATTERN)]
 ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+def _check_timestamp(value: str) -> str:
+    # Kept as text: the operator compares statuses as written, so a parse/format round trip
+    # (".000Z" -> "Z") would turn an unchanged status into a patch.
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an RFC 3339 date-time") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no time zone (RFC 3339 needs Z or an offset)")
+    return value
+
+
+Timestamp = Annotated[
+    str,
+    AfterValidator(_check_timestamp),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+"""An RFC 3339 date-time, validated but kept as the exact text written."""
+
+TRUNCATION_MARK = " [... {cut} characters cut ...] "
+
+
+def bound_message(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text` cut to at most `limit` characters, keeping its head and its tail around a note.
+
+    Errors name what failed first and the root cause last, so both ends are worth keeping.
+    """
+    if len(text) <= limit:
+        return text
+    mark = TRUNCATION_MARK.format(cut=len(text))  # an upper bound on the count, fixed below
+    room = limit - len(mark)
+    if room <= 0:
+        return text[:limit]
+    tail = room // 4
+    head = room - tail
+    mark = TRUNCATION_MARK.format(cut=len(text) - head - tail)
+    return text[:head] + mark + (text[len(text) - tail :] if tail else "")
 
 
 def _add_class_rules(schema: dict[str, Any], cls: type[Any]) -> None:
@@ -76,6 +119,10 @@ class ApiModel(BaseModel):
 
     kube_validations: ClassVar[tuple[Rule, ...]] = ()
 
+    def to_status(self) -> dict[str, Any]:
+        """The fields that were set, camelCase, without nulls: a status (merge) patch."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
+
 
 class Condition(ApiModel):
     """The standard Kubernetes condition (the metav1.Condition shape)."""
@@ -86,9 +133,9 @@ class Condition(ApiModel):
     """Whether the condition holds: True, False or Unknown."""
     reason: Annotated[str, Field(min_length=1, max_length=1024, pattern=CONDITION_REASON_PATTERN)]
     """Machine-readable CamelCase reason for the last transition."""
-    message: Annotated[str, Field(max_length=32768)] = ""
+    message: Message = ""
     """Human-readable details about the last transition."""
-    last_transition_time: datetime
+    last_transition_time: Timestamp
     """When the condition last changed status (RFC 3339)."""
     observed_generation: Annotated[int, Field(ge=0)] | None = None
     """The metadata.generation the condition was computed from."""

@@ -8,7 +8,6 @@ in `OnlineEndpointSpec` validation for clients that validate locally (the CLI).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal, get_args
 
 from pydantic import Field, model_validator
@@ -21,9 +20,10 @@ from mlkube.api.common import (
     Conditions,
     DnsLabel,
     EnvVar,
+    Message,
     Resources,
     ShortText,
-    Text,
+    Timestamp,
 )
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
 from mlkube.api.markers import ListMap, Rule
@@ -280,11 +280,11 @@ class DriftEpisode(ApiModel):
 
     active: bool = False
     """A drift episode is under way (DriftDetected posted, DriftEnded not yet)."""
-    started_at: datetime | None = None
+    started_at: Timestamp | None = None
     """When the episode started."""
     clear_evaluations: Annotated[int, Field(ge=0)] = 0
     """Consecutive evaluations without drift during the episode."""
-    clear_since: datetime | None = None
+    clear_since: Timestamp | None = None
     """First evaluation of the current run without drift."""
 
 
@@ -311,13 +311,13 @@ class DriftStatus(ApiModel):
     """Replicas whose summaries were merged."""
     replicas_failed: Annotated[int, Field(ge=0)] = 0
     """Ready replicas that could not be polled or sent an unusable summary."""
-    evaluated_at: datetime | None = None
+    evaluated_at: Timestamp | None = None
     """Oldest evaluation time among the merged summaries."""
-    observed_at: datetime | None = None
+    observed_at: Timestamp | None = None
     """When the operator last polled the replicas."""
     reason: Annotated[str, Field(max_length=64)] = "Evaluated"
     """Evaluated, WindowFilling, NoReplicaReporting, DriftBaselineMissing or -Unreadable."""
-    message: Text = ""
+    message: Message = ""
     """Human-readable state of the monitoring."""
     top_features: Annotated[list[DriftFeatureStatus], Field(max_length=10)] = Field(
         default_factory=list
@@ -359,7 +359,7 @@ class OnlineEndpointStatus(ApiModel):
     """Standard conditions: Ready, Progressing, Degraded, and DriftDetected with drift on."""
     observed_generation: Annotated[int, Field(ge=0)] | None = None
     """The metadata.generation this status describes."""
-    message: Text | None = None
+    message: Message | None = None
     """Human-readable summary."""
 
 

@@ -7,7 +7,6 @@ the API server enforces them for every client (kubectl, GitOps, the CLI), not on
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
@@ -22,9 +21,11 @@ from mlkube.api.common import (
     Digest,
     DnsLabel,
     LabelValue,
+    Message,
     ObjectReference,
     ShortText,
     Text,
+    Timestamp,
     Uri,
 )
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
@@ -124,7 +125,7 @@ class RunRef(ApiModel):
     uri: Uri | None = None
     """Link to the run."""
     system: ShortText | None = None
-    """Tracking system, e.g. mlflow, wandb, azureml or mlkube (a PipelineRun)."""
+    """Tracking system, e.g. mlflow, wandb or azureml."""
 
 
 class Environment(ApiModel):
@@ -236,7 +237,7 @@ class VerifiedArtifact(ApiModel):
     """Total size in bytes."""
     file_count: Annotated[int, Field(ge=0)] | None = None
     """Number of files."""
-    verified_at: datetime | None = None
+    verified_at: Timestamp | None = None
     """When the artifact was last verified."""
 
 
@@ -245,7 +246,7 @@ class ModelChange(ApiModel):
 
     user: ShortText
     """Who made the change (from the admission request)."""
-    time: datetime
+    time: Timestamp
     """When the change was made."""
     generation: Annotated[int, Field(ge=1)]
     """metadata.generation after the change."""
@@ -264,7 +265,7 @@ class ModelStatus(ApiModel):
     """Standard conditions: Ready, plus Verified."""
     artifact: VerifiedArtifact | None = None
     """Verified digest, size and file count."""
-    message: Text | None = None
+    message: Message | None = None
     """Human-readable summary of the phase."""
     deployed_by: Annotated[list[ObjectReference], Field(max_length=256)] = Field(
         default_factory=list

@@ -4,7 +4,9 @@ The drift monitor polls every replica's sidecar, merges the summaries
 (`mlkube.reconcile.drift_merge`) and hands the result here together with what went wrong on
 the way (no baseline, unreadable baseline, no replica answering). The entry keeps the latest
 merged numbers, the top features and the damped episode (`mlkube.reconcile.drift_episodes`);
-the condition is True while any deployment is in an episode. Pure: inputs and clock in, dicts out.
+the condition is True while any deployment is in an episode. The entry is built as the API's
+`DriftStatus` (messages bounded), so an entry the CRD would refuse fails here, not at the API
+server. Pure: inputs and clock in, dicts out.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from mlkube.api.common import bound_message
+from mlkube.api.endpoint import DriftStatus
 from mlkube.reconcile.drift_episodes import (
     EpisodePolicy,
     episode_from_status,
@@ -141,6 +145,7 @@ def build_drift_entry(
             events.append(("Warning", reason, f"deployment {deployment}: {message}"))
     if observation.note:
         message = f"{message}; {observation.note}"
+    message = bound_message(message)
     new_episode, transition = step_episode(episode, verdict, now, policy)
     if transition == "started":
         events.append(("Warning", CONDITION, f"deployment {deployment}: {message}"))
@@ -162,7 +167,7 @@ def build_drift_entry(
     observed = format_time(now)
     if observed is not None:
         entry["observedAt"] = observed
-    return entry, events
+    return DriftStatus.model_validate(entry).to_status(), events
 
 
 def drift_condition(entries: Mapping[str, Mapping[str, Any]]) -> tuple[bool, str, str]:

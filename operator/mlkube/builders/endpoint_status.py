@@ -3,7 +3,9 @@
 Ready means every deployment's pods (and the router's, for the router backend) are available
 at the current template; Progressing means a rollout or a wait for Models is under way;
 Degraded means something needs a human (a failed Model, a rollout past its deadline, pods the
-namespace refuses). Pure: Deployment objects and the clock come in as arguments.
+namespace refuses). Built as `OnlineEndpointStatus`, so a status the CRD would refuse fails
+here rather than at the API server; messages are bounded. Pure: Deployment objects and the clock
+come in as arguments.
 """
 
 from __future__ import annotations
@@ -12,11 +14,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.api.common import bound_message
+from mlkube.api.endpoint import (
+    DeploymentStatus,
+    DriftStatus,
+    OnlineEndpointSpec,
+    OnlineEndpointStatus,
+)
 from mlkube.builders.endpoint_drift import drift_enabled
 from mlkube.builders.endpoint_drift_status import CONDITION as DRIFT_CONDITION
 from mlkube.builders.endpoint_drift_status import drift_condition
 from mlkube.builders.endpoint_server import deployment_replicas
+from mlkube.builders.status_conditions import condition_models
 from mlkube.reconcile.conditions import get_condition, set_condition
 
 # Ready=False reasons that mean "the last reconcile could not apply the children".
@@ -203,15 +212,16 @@ def build_endpoint_status(
     per_deployment = []
     for dep in spec.deployments:
         health = deployments.get(dep.name)
-        entry: dict[str, Any] = {
-            "name": dep.name,
-            "model": dep.model,
-            "readyReplicas": health.ready if health else 0,
-            "replicas": health.replicas if health else deployment_replicas(dep),
-        }
-        if drift_enabled(dep) and dep.name in drift:
-            entry["drift"] = drift[dep.name]
-        per_deployment.append(entry)
+        carried = drift.get(dep.name) if drift_enabled(dep) else None
+        per_deployment.append(
+            DeploymentStatus(
+                name=dep.name,
+                model=dep.model,
+                ready_replicas=health.ready if health else 0,
+                replicas=health.replicas if health else deployment_replicas(dep),
+                drift=DriftStatus.model_validate(carried) if carried else None,
+            )
+        )
     monitored = [d.name for d in spec.deployments if drift_enabled(d)]
     if not monitored and any(c.get("type") == DRIFT_CONDITION for c in conditions):
         ok, reason, message = drift_condition({})
@@ -224,13 +234,12 @@ def build_endpoint_status(
             generation=generation,
             now=now,
         )
-    status: dict[str, Any] = {
-        "url": url,
-        "traffic": dict(sorted(applied_traffic.items())),
-        "mirror": dict(sorted(applied_mirror.items())),
-        "deployments": per_deployment,
-        "conditions": conditions,
-        "observedGeneration": generation,
-        "message": verdicts["Ready"][2],
-    }
-    return status
+    return OnlineEndpointStatus(
+        url=url,
+        traffic=dict(sorted(applied_traffic.items())),
+        mirror=dict(sorted(applied_mirror.items())),
+        deployments=per_deployment,
+        conditions=condition_models(conditions),
+        observed_generation=generation,
+        message=bound_message(verdicts["Ready"][2]),
+    ).to_status()

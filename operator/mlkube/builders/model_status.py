@@ -1,13 +1,19 @@
 """The Model's status from the outcome of artifact verification.
 
-Pure: the handler passes the clock in, so tests compare literal dicts.
+Built as `ModelStatus` so a status the CRD would refuse fails here, in a unit test, not as a
+422 from the API server on every write; messages are bounded first (`bound_message`), so a
+100 KB storage error still makes a valid status. Pure: the handler passes the clock in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mlkube.api.common import bound_message
+from mlkube.api.model import ModelStatus, VerifiedArtifact
+from mlkube.builders.status_conditions import condition_models
 from mlkube.reconcile.conditions import set_condition
 
 
@@ -26,51 +32,49 @@ def build_model_status(
     *,
     generation: int,
     verification: Verification,
-    previous: dict[str, Any] | None,
+    previous: Mapping[str, Any] | None,
     now: str,
 ) -> dict[str, Any]:
     """Status after verifying generation `generation`: phase, artifact facts, Ready condition."""
     previous = previous or {}
     ok = verification.error is None
-    message = "artifact verified" if ok else (verification.error or "")
-    status: dict[str, Any] = {
-        "phase": "Ready" if ok else "Failed",
-        "observedGeneration": generation,
-        "message": message,
-        "conditions": set_condition(
-            previous.get("conditions"),
-            type_="Ready",
-            status=ok,
-            reason=verification.reason,
-            message=message,
-            generation=generation,
-            now=now,
-        ),
+    message = bound_message("artifact verified" if ok else (verification.error or ""))
+    conditions = set_condition(
+        previous.get("conditions"),
+        type_="Ready",
+        status=ok,
+        reason=verification.reason,
+        message=message,
+        generation=generation,
+        now=now,
+    )
+    facts = {
+        "digest": verification.digest,
+        "size": verification.size,
+        "fileCount": verification.file_count,
+        "verifiedAt": now,
     }
-    if ok:
-        status["artifact"] = {
-            "digest": verification.digest,
-            "size": verification.size,
-            "fileCount": verification.file_count,
-            "verifiedAt": now,
-        }
-    return status
+    return ModelStatus(
+        phase="Ready" if ok else "Failed",
+        observed_generation=generation,
+        message=message,
+        conditions=condition_models(conditions),
+        artifact=VerifiedArtifact.model_validate(facts) if ok else None,
+    ).to_status()
 
 
 def build_verifying_status(
-    *, generation: int, previous: dict[str, Any] | None, now: str
+    *, generation: int, previous: Mapping[str, Any] | None, now: str
 ) -> dict[str, Any]:
     """Status while a generation is being verified (Ready=False, reason Verifying)."""
     previous = previous or {}
-    return {
-        "phase": "Verifying",
-        "conditions": set_condition(
-            previous.get("conditions"),
-            type_="Ready",
-            status=False,
-            reason="Verifying",
-            message=f"verifying the artifact of generation {generation}",
-            generation=generation,
-            now=now,
-        ),
-    }
+    conditions = set_condition(
+        previous.get("conditions"),
+        type_="Ready",
+        status=False,
+        reason="Verifying",
+        message=f"verifying the artifact of generation {generation}",
+        generation=generation,
+        now=now,
+    )
+    return ModelStatus(phase="Verifying", conditions=condition_models(conditions)).to_status()

@@ -1,12 +1,15 @@
 """Standard metav1.Condition bookkeeping, so every kind reports health the same way.
 
 Argo CD and Flux read `Ready` (plus `Progressing`/`Degraded`) without custom scripts, and
-`lastTransitionTime` must only move when the status actually flips.
+`lastTransitionTime` must only move when the status actually flips. Messages are bounded here
+(`bound_message`), so no writer (builders, the drift monitor) can exceed the CRD's maxLength.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from mlkube.api.common import bound_message
 
 Condition = dict[str, Any]
 
@@ -57,7 +60,7 @@ def _condition(
         "type": type_,
         "status": status,
         "reason": reason,
-        "message": message,
+        "message": bound_message(message),
         "lastTransitionTime": transition,
     }
     if generation is not None:
