@@ -2,17 +2,31 @@
 
 Timeouts are explicit so a silently dead watch is noticed; progress and diff-base are kept in
 `mlkube.dev/` annotations (never in spec) so GitOps tools never see the operator touch their fields.
+The diff-base is compacted (`mlkube.reconcile.essence`): a CRD-valid object can hold more than the
+256 KiB all annotations share, and an oversized annotation would fail every patch of the object.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import kopf
 
 from mlkube.contract import GROUP
+from mlkube.reconcile.essence import compact_essence
+
+
+class CompactDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """Kopf's annotation diff-base with oversized subtrees replaced by their digests."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        essence = super().build(body=body, extra_fields=extra_fields)
+        return cast(kopf.BodyEssence, compact_essence(essence))
 
 
 @kopf.on.startup()
@@ -24,7 +38,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = CompactDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.execution.max_workers = int(os.environ.get("MLKUBE_MAX_WORKERS", "8"))

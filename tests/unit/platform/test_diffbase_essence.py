@@ -1,0 +1,92 @@
+"""Kopf's diff-base stays far below the 256 KiB annotations limit for any CRD-valid object.
+
+Before, the whole spec went into the `mlkube.dev/last-handled-configuration` annotation: a
+Model with 64 lineage parameters of 4 KiB (valid per the CRD) needed more than the API server
+allows for all annotations together, and every patch of the object failed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from kopf._cogs.structs.diffs import diff  # the function Kopf computes handler diffs with
+
+from mlkube.api.common import MAX_MAP_ENTRIES, MAX_TEXT
+from mlkube.api.model import ModelSpec
+from mlkube.builders.model_audit import changed_paths
+from mlkube.reconcile.essence import MARK, SUBTREE_LIMIT, TOTAL_LIMIT, compact_essence, json_size
+
+ANNOTATIONS_LIMIT = 256 * 1024
+
+
+def tensor(i: int) -> dict[str, Any]:
+    return {"name": f"t{i:04d}-" + "n" * 200, "datatype": "FP32", "shape": [-1] + [1024] * 31}
+
+
+def largest_model_spec() -> dict[str, Any]:
+    """A Model spec near the CRD's limits (fits etcd's 1.5 MiB request limit)."""
+    spec = {
+        "modelName": "m" * 63,
+        "version": "v" * 63,
+        "framework": "sklearn",
+        "artifact": {"uri": "s3://" + "a" * 2000},
+        "description": "d" * MAX_TEXT,
+        "properties": {f"key-{i:02d}": "p" * 256 for i in range(MAX_MAP_ENTRIES)},
+        "lineage": {
+            "parameters": {f"param-{i:02d}": "q" * MAX_TEXT for i in range(MAX_MAP_ENTRIES)},
+            "metrics": {f"metric-{i:02d}": 0.5 for i in range(MAX_MAP_ENTRIES)},
+        },
+        "signature": {
+            "inputs": [tensor(i) for i in range(600)],
+            "outputs": [tensor(i) for i in range(600)],
+        },
+    }
+    ModelSpec.model_validate(spec)  # really CRD-valid
+    return spec
+
+
+def essence(spec: dict[str, Any], **annotations: str) -> dict[str, Any]:
+    return {"spec": spec, "metadata": {"labels": {"a": "b"}, "annotations": annotations}}
+
+
+def test_a_small_object_is_kept_as_is() -> None:
+    small = essence({"modelName": "m", "artifact": {"uri": "s3://b/m"}}, note="x")
+    assert compact_essence(small) == small
+
+
+def test_a_model_at_the_limits_fits_the_annotation() -> None:
+    big = essence(largest_model_spec(), note="n" * 100_000)
+    assert json_size(big) > ANNOTATIONS_LIMIT  # what Kopf stored before
+    compact = compact_essence(big)
+    assert json_size(compact) <= TOTAL_LIMIT
+    spec = compact["spec"]
+    assert isinstance(spec, dict)
+    assert spec["modelName"] == "m" * 63 and spec["framework"] == "sklearn"
+    signature = spec["signature"]
+    assert isinstance(signature, dict) and str(signature["inputs"]).startswith(MARK)
+    lineage = spec["lineage"]
+    assert isinstance(lineage, dict) and str(lineage["parameters"]).startswith(MARK)
+    assert compact_essence(copy.deepcopy(big)) == compact  # deterministic: no phantom diffs
+
+
+def test_a_change_inside_a_digested_field_is_a_diff_at_its_path() -> None:
+    before = largest_model_spec()
+    after = copy.deepcopy(before)
+    after["lineage"]["parameters"]["param-07"] = "changed"
+    after["description"] = "short now"
+    changes = diff(compact_essence(essence(before)), compact_essence(essence(after)))
+    paths = changed_paths([(op, field[1:], old, new) for op, field, old, new in changes])
+    assert sorted(paths) == ["spec.description", "spec.lineage.parameters"]
+    assert diff(compact_essence(essence(before)), compact_essence(essence(before))) == ()
+
+
+def test_every_subtree_below_the_stanzas_is_bounded() -> None:
+    compact = compact_essence(essence(largest_model_spec()))
+    for stanza in compact.values():
+        assert isinstance(stanza, dict)
+        for value in stanza.values():
+            assert json_size(value) <= SUBTREE_LIMIT
+    text = json.dumps(compact)
+    assert "q" * 100 not in text
