@@ -1,3 +1,3 @@
-"""mlkube data plane: model server, router, drift sidecar, batch scorer, storage initializer."""
+"""mlkube data plane: model server, router, drift sidecar, storage initializer."""
 
 __version__ = "0.1.0"

@@ -1,1 +1,4 @@
-"""Pure decisions: conditions, diffs, rollout steps, DAG scheduling. No I/O, no clock."""
+"""Pure decisions: conditions, admission stamps, endpoint changes, drift, the diff-base.
+
+No I/O, no clock.
+"""
