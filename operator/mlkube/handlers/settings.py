@@ -2,8 +2,9 @@
 
 Timeouts are explicit so a silently dead watch is noticed; progress and diff-base are kept in
 `mlkube.dev/` annotations (never in spec) so GitOps tools never see the operator touch their fields.
-The diff-base is compacted (`mlkube.reconcile.essence`): a CRD-valid object can hold more than the
-256 KiB all annotations share, and an oversized annotation would fail every patch of the object.
+The diff-base is compacted (`mlkube.reconcile.essence`) and handler error messages in progress
+records are bounded: a CRD-valid object can hold more than the 256 KiB all annotations share,
+and an oversized annotation would fail every patch of the object.
 """
 
 from __future__ import annotations
@@ -15,18 +16,36 @@ from typing import Any, cast
 
 import kopf
 
+from mlkube.api.common import bound_message
 from mlkube.contract import GROUP
 from mlkube.reconcile.essence import compact_essence
+
+# Per handler; a few handlers per object stay far below the annotations limit.
+PROGRESS_MESSAGE_LIMIT = 1024
 
 
 class CompactDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
     """Kopf's annotation diff-base with oversized subtrees replaced by their digests."""
 
     def build(
-        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+        self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None
     ) -> kopf.BodyEssence:
         essence = super().build(body=body, extra_fields=extra_fields)
         return cast(kopf.BodyEssence, compact_essence(essence))
+
+
+class BoundedProgressStorage(kopf.AnnotationsProgressStorage):
+    """Kopf's annotation progress storage; a failed handler's error message is bounded."""
+
+    def store(
+        self, *, key: kopf.HandlerId, record: kopf.ProgressRecord, body: kopf.Body,
+        patch: kopf.Patch,
+    ) -> None:  # fmt: skip
+        message = record.get("message")
+        if isinstance(message, str) and len(message) > PROGRESS_MESSAGE_LIMIT:
+            record = record.copy()
+            record["message"] = bound_message(message, PROGRESS_MESSAGE_LIMIT)
+        super().store(key=key, record=record, body=body, patch=patch)
 
 
 @kopf.on.startup()
@@ -37,7 +56,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.request_timeout = 10
     settings.posting.level = logging.WARNING
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.progress_storage = BoundedProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = CompactDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )

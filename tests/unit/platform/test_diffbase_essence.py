@@ -11,11 +11,17 @@ import copy
 import json
 from typing import Any
 
+import kopf
 from kopf._cogs.structs.diffs import diff  # the function Kopf computes handler diffs with
 
 from mlkube.api.common import MAX_MAP_ENTRIES, MAX_TEXT
 from mlkube.api.model import ModelSpec
 from mlkube.builders.model_audit import changed_paths
+from mlkube.handlers.settings import (
+    PROGRESS_MESSAGE_LIMIT,
+    BoundedProgressStorage,
+    CompactDiffBaseStorage,
+)
 from mlkube.reconcile.essence import MARK, SUBTREE_LIMIT, TOTAL_LIMIT, compact_essence, json_size
 
 ANNOTATIONS_LIMIT = 256 * 1024
@@ -90,3 +96,33 @@ def test_every_subtree_below_the_stanzas_is_bounded() -> None:
             assert json_size(value) <= SUBTREE_LIMIT
     text = json.dumps(compact)
     assert "q" * 100 not in text
+
+
+def _body(spec: dict[str, Any]) -> kopf.Body:
+    return kopf.Body(
+        {
+            "apiVersion": "mlkube.dev/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": "m", "namespace": "ns", "annotations": {"team": "a"}},
+            "spec": spec,
+            "status": {"phase": "Ready"},
+        }
+    )
+
+
+def test_the_operator_stores_a_compact_diff_base_and_bounded_progress() -> None:
+    diffbase = CompactDiffBaseStorage(prefix="mlkube.dev", key="last-handled-configuration")
+    body = _body(largest_model_spec())
+    patch = kopf.Patch()
+    diffbase.store(body=body, patch=patch, essence=diffbase.build(body=body))
+    stored = patch["metadata"]["annotations"]["mlkube.dev/last-handled-configuration"]
+    assert len(stored) <= TOTAL_LIMIT
+    assert json.loads(stored)["metadata"] == {"annotations": {"team": "a"}}
+
+    progress = BoundedProgressStorage(prefix="mlkube.dev")
+    record = kopf.ProgressRecord(started="2026-01-01T00:00:00Z", retries=3, message="e" * 100_000)
+    patch = kopf.Patch()
+    progress.store(key=kopf.HandlerId("reconcile_model"), record=record, body=body, patch=patch)
+    encoded = patch["metadata"]["annotations"]["mlkube.dev/reconcile_model"]
+    assert len(json.loads(encoded)["message"]) <= PROGRESS_MESSAGE_LIMIT
+    assert json.loads(encoded)["retries"] == 3
