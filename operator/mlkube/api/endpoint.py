@@ -34,6 +34,7 @@ AuthMode = Literal["none", "key"]
 TrafficBackend = Literal["router", "gateway-api"]
 TRAFFIC_BACKENDS: tuple[str, ...] = get_args(TrafficBackend)
 MAX_DEPLOYMENTS = 16
+MAX_DRIFT_METHOD = 64
 
 Percent = Annotated[int, Field(ge=0, le=100)]
 PercentMap = Annotated[dict[str, Percent], Field(max_length=MAX_DEPLOYMENTS)]
@@ -265,7 +266,7 @@ class DriftFeatureStatus(ApiModel):
 
     name: ShortText
     """Feature name."""
-    method: Annotated[str, Field(max_length=64)]
+    method: Annotated[str, Field(max_length=MAX_DRIFT_METHOD)]
     """Method that decides drift for the feature: wasserstein, ks, psi or jensenshannon."""
     score: float | None = None
     """Score over the merged window (absent without values)."""

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from mlkube.api.common import bound_message
-from mlkube.api.endpoint import DriftStatus
+from mlkube.api.common import MAX_SHORT_TEXT, bound_message
+from mlkube.api.endpoint import MAX_DRIFT_METHOD, DriftStatus
 from mlkube.reconcile.drift_episodes import (
     EpisodePolicy,
     episode_from_status,
@@ -56,7 +56,9 @@ def _short(value: float | None) -> float | None:
     return None if value is None else float(f"{value:.4g}")
 
 
-def top_features(features: Sequence[Mapping[str, Any]], limit: int = TOP_FEATURES) -> list[Any]:
+def top_features(
+    features: Sequence[Mapping[str, Any]], limit: int = TOP_FEATURES
+) -> list[dict[str, Any]]:
     """Features with a score, highest score/threshold first (ties by name)."""
     scored = [f for f in features if f.get("score") is not None]
     scored.sort(key=lambda f: (-float(f["score"]) / max(float(f["threshold"]), 1e-12), f["name"]))
@@ -64,8 +66,9 @@ def top_features(features: Sequence[Mapping[str, Any]], limit: int = TOP_FEATURE
     for f in scored[:limit]:
         out.append(
             {
-                "name": str(f["name"]),
-                "method": str(f["method"]),
+                # Names come from the profile and the sidecars' summaries: bounded for status.
+                "name": bound_message(str(f["name"]), MAX_SHORT_TEXT),
+                "method": bound_message(str(f["method"]), MAX_DRIFT_METHOD),
                 "score": _short(float(f["score"])),
                 "threshold": _short(float(f["threshold"])),
                 "drifted": bool(f["drifted"]),

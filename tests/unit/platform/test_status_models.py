@@ -15,10 +15,19 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from mlkube.api.common import MAX_MESSAGE, Condition, bound_message
-from mlkube.api.endpoint import OnlineEndpointSpec, OnlineEndpointStatus
+from mlkube.api.common import MAX_MESSAGE, MAX_SHORT_TEXT, Condition, bound_message
+from mlkube.api.endpoint import (
+    MAX_DRIFT_METHOD,
+    DriftFeatureStatus,
+    OnlineEndpointSpec,
+    OnlineEndpointStatus,
+)
 from mlkube.api.model import ModelStatus
-from mlkube.builders.endpoint_drift_status import DriftObservation, build_drift_entry
+from mlkube.builders.endpoint_drift_status import (
+    DriftObservation,
+    build_drift_entry,
+    top_features,
+)
 from mlkube.builders.endpoint_status import Blocker, WorkloadHealth, build_endpoint_status
 from mlkube.builders.model_status import (
     Verification,
@@ -187,3 +196,11 @@ def test_the_crds_bound_condition_messages_with_the_same_constant() -> None:
         condition = props["conditions"]["items"]["properties"]
         assert condition["message"]["maxLength"] == MAX_MESSAGE
         assert condition["lastTransitionTime"]["format"] == "date-time"
+
+
+def test_feature_names_from_profiles_and_sidecars_are_bounded_in_status() -> None:
+    long_name = {"name": "f" * 1000, "method": "m" * 500, "score": 0.5, "threshold": 0.1,
+                 "drifted": True}  # fmt: skip
+    (top,) = top_features([long_name])
+    assert len(top["name"]) <= MAX_SHORT_TEXT and len(top["method"]) <= MAX_DRIFT_METHOD
+    DriftFeatureStatus.model_validate(top)
