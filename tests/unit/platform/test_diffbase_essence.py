@@ -15,6 +15,7 @@ import kopf
 from kopf._cogs.structs.diffs import diff  # the function Kopf computes handler diffs with
 
 from mlkube.api.common import MAX_MAP_ENTRIES, MAX_TEXT
+from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.api.model import ModelSpec
 from mlkube.builders.model_audit import changed_paths
 from mlkube.handlers.settings import (
@@ -126,3 +127,19 @@ def test_the_operator_stores_a_compact_diff_base_and_bounded_progress() -> None:
     encoded = patch["metadata"]["annotations"]["mlkube.dev/reconcile_model"]
     assert len(json.loads(encoded)["message"]) <= PROGRESS_MESSAGE_LIMIT
     assert json.loads(encoded)["retries"] == 3
+
+
+def test_an_endpoint_with_large_env_values_fits_too() -> None:
+    env = [{"name": f"VAR_{i}", "value": "v" * MAX_TEXT} for i in range(16)]
+    spec = {
+        "deployments": [{"name": f"d{i}", "model": "m", "env": env} for i in range(16)],
+        "traffic": {"d0": 100},
+    }
+    OnlineEndpointSpec.model_validate(spec)
+    big = essence(spec)
+    assert json_size(big) > ANNOTATIONS_LIMIT
+    compact = compact_essence(big)
+    assert json_size(compact) <= TOTAL_LIMIT
+    spec_out = compact["spec"]
+    assert isinstance(spec_out, dict) and spec_out["traffic"] == {"d0": 100}
+    assert str(spec_out["deployments"]).startswith(MARK)
