@@ -75,8 +75,9 @@ def test_pvc_artifact_is_verified_by_a_job(
     assert pod_spec["volumes"][0]["persistentVolumeClaim"] == {"claimName": claim, "readOnly": True}
     assert pod_spec["containers"][0]["args"] == ["--uri", uri]
     assert pod_spec["automountServiceAccountToken"] is False
-    phase = (kube.get(API_VERSION, "Model", "credit-v3", namespace) or {})["status"]["phase"]
-    assert phase == "Verifying"
+    # The handler creates the Job, then its status patch lands: the Job can be seen first.
+    wait_for(lambda: (kube.get(API_VERSION, "Model", "credit-v3", namespace) or {})
+             .get("status", {}).get("phase") == "Verifying", what="Model Verifying")  # fmt: skip
 
     def succeeded_pod() -> dict[str, Any] | None:
         pods = kube.list("v1", "Pod", namespace, label_selector=f"job-name={job_name}")
