@@ -11,7 +11,6 @@ and a few of them are replayed through the DriftEngine to prove the two paths ag
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -136,19 +135,16 @@ def test_detection_delay_in_a_live_stream(profile: dict[str, Any]) -> None:
     assert max(delay[n] for n in ("x0", "x1", "c0")) < WINDOW / 2
 
 
-def test_engine_sustains_fifty_thousand_rows_per_second(profile: dict[str, Any]) -> None:
-    rows = 60_000
+def test_engine_ingests_every_row_while_evaluating_often(profile: dict[str, Any]) -> None:
+    # Throughput targets live in bench/drift (make bench-drift), not in a timed unit test.
+    rows = 6_000
     bodies = [
         orjson.dumps(p) for p in synthetic.to_payloads(synthetic.make_columns(rows, seed=3), 100)
     ]
     engine = DriftEngine(profile)
-    started = time.perf_counter()
     for i, body in enumerate(bodies):
         engine.ingest(orjson.loads(body))
         if i % 10 == 9:  # evaluate every 1,000 rows: far more often than the sidecar does
             engine.evaluate(now="t")
-    elapsed = time.perf_counter() - started
-    rate = rows / elapsed
-    print(f"\nin-process ingest+evaluate: {rate:,.0f} rows/s (20 features, 100-row payloads)")
     assert engine.ingested == rows
-    assert rate >= 50_000, f"{rate:,.0f} rows/s (shared machine? rerun to confirm)"
+    assert not any(f["drifted"] for f in engine.evaluate(now="t")["features"])
