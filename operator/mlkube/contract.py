@@ -11,6 +11,12 @@ VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
 FIELD_MANAGER: Final = "mlkube-operator"
 
+# Kinds and their plurals (api/ describes them; everything else names them from here).
+KIND_MODEL: Final = "Model"
+PLURAL_MODELS: Final = "models"
+KIND_ONLINE_ENDPOINT: Final = "OnlineEndpoint"
+PLURAL_ONLINE_ENDPOINTS: Final = "onlineendpoints"
+
 # Labels (tags are labels too: users add their own with `--tag k=v`).
 LABEL_MODEL: Final = "mlkube.dev/model"
 LABEL_VERSION: Final = "mlkube.dev/version"

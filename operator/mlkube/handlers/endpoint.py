@@ -1,7 +1,8 @@
 """OnlineEndpoint handlers: reconcile on create/update/resume and on a resync timer, refresh
 readiness when a child Deployment changes, release the Models when the endpoint is deleted.
 
-The work lives in `endpoint_sync`; this module maps its outcome to Kopf (Events, retries). One
+The work lives in `mlkube.controllers.endpoint`; this module maps its outcome to Kopf (Events,
+retries). One
 lock per endpoint serializes the handler, the timer and Deployment events inside the process,
 so a slow pass never prunes what a newer pass just applied.
 """
@@ -19,17 +20,21 @@ import kopf
 from mlkube.contract import (
     API_VERSION,
     GROUP,
+    KIND_ONLINE_ENDPOINT,
     LABEL_ENDPOINT,
     LABEL_MANAGED_BY,
     MANAGED_BY,
+    PLURAL_MODELS,
+    PLURAL_ONLINE_ENDPOINTS,
     VERSION,
 )
-from mlkube.handlers import endpoint_sync as sync
+from mlkube.controllers import endpoint as sync
+from mlkube.controllers.errors import ControllerError
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
 from mlkube.k8s import ApiError
 
-PLURAL: Final = "onlineendpoints"
+PLURAL: Final = PLURAL_ONLINE_ENDPOINTS
 RESYNC_SECONDS: Final = 300.0
 API_ERROR_DELAY: Final = 10.0
 
@@ -54,7 +59,7 @@ def run_reconcile(namespace: str, name: str) -> sync.Outcome:
     try:
         with endpoint_lock(namespace, name):
             outcome = sync.reconcile(kube(), operator_config(), namespace, name, now_iso())
-    except (ApiError, sync.EndpointSyncError) as err:
+    except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err
     if outcome.subject is not None:
         for type_, reason, message in outcome.events:
@@ -89,7 +94,7 @@ def finalize_endpoint(namespace: str | None, name: str, uid: str, **_: Any) -> N
     try:
         with endpoint_lock(namespace, name):
             sync.finalize(kube(), namespace, name, uid)
-    except (ApiError, sync.EndpointSyncError) as err:
+    except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"releasing Models failed: {err}", delay=API_ERROR_DELAY) from err
     with _locks_guard:
         _locks.pop((namespace, name), None)  # the endpoint is gone: so is its lock
@@ -99,7 +104,7 @@ def owning_endpoint(meta: kopf.Meta) -> str | None:
     for ref in meta.get("ownerReferences") or []:
         if ref.get("controller") and (ref.get("apiVersion"), ref.get("kind")) == (
             API_VERSION,
-            "OnlineEndpoint",
+            KIND_ONLINE_ENDPOINT,
         ):
             return str(ref.get("name"))
     return None
@@ -127,7 +132,7 @@ def child_deployment_changed(
         logger.warning(f"OnlineEndpoint {endpoint}: reacting to Deployment change failed: {err}")
 
 
-@kopf.on.event(GROUP, VERSION, "models")
+@kopf.on.event(GROUP, VERSION, PLURAL_MODELS)
 def model_changed(
     name: str, namespace: str | None, status: kopf.Status, logger: kopf.Logger, **_: Any
 ) -> None:

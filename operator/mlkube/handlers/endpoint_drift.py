@@ -16,15 +16,17 @@ from typing import Any, Final, cast
 import kopf
 
 from mlkube.contract import GROUP, VERSION
+from mlkube.controllers.drift import evaluate_drift
+from mlkube.controllers.drift_poll import BaselineCache, download_profile
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
-from mlkube.handlers.drift_poll import BaselineCache
-from mlkube.handlers.drift_sync import evaluate_drift
 from mlkube.handlers.endpoint import PLURAL, endpoint_lock
 from mlkube.k8s import ApiError
 
 # One cache per operator process: a profile is downloaded once, whatever polls it.
-BASELINES: Final = BaselineCache()
+BASELINES: Final = BaselineCache(
+    lambda uri, digest: download_profile(uri, digest, operator_config())
+)
 
 
 def monitors_drift(spec: kopf.Spec, **_: Any) -> bool:

@@ -15,17 +15,9 @@ import yaml
 from kubernetes import client, config
 
 from mlkube.contract import FIELD_MANAGER
+from mlkube.k8s.errors import ApiError
 
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-
-
-class ApiError(Exception):
-    """A non-2xx answer from the API server; `status` and `reason` come from its Status."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        self.status = status
-        self.reason = reason
-        super().__init__(f"{status} {reason}: {message}")
 
 
 class Kube:
@@ -88,6 +80,18 @@ class Kube:
         if namespaced and namespace:
             prefix += f"/namespaces/{namespace}"
         return f"{prefix}/{plural}" + (f"/{name}" if name else "")
+
+    def served_kinds(self, api_version: str) -> set[str]:
+        """Kinds served in `api_version`, asked afresh (not the discovery cache): CRDs come and
+        go while the operator runs."""
+        prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            doc = self.request("GET", prefix)
+        except ApiError as err:
+            if err.status == 404:
+                return set()
+            raise
+        return {str(r.get("kind")) for r in doc.get("resources", []) if "/" not in r["name"]}
 
     # -- verbs -------------------------------------------------------------------------
     def request(
@@ -192,11 +196,16 @@ class Kube:
         name: str,
         namespace: str | None = None,
         propagation: str = "Background",
+        uid: str | None = None,
     ) -> bool:
-        """Delete; False if it was already gone."""
+        """Delete; False if it was already gone. With `uid`, only that very object (409 when
+        the name now holds another one)."""
         path = self.path(api_version, kind, namespace, name)  # a missing kind is an error
+        body: dict[str, Any] = {"propagationPolicy": propagation}
+        if uid:
+            body["preconditions"] = {"uid": uid}
         try:
-            self.request("DELETE", path, body={"propagationPolicy": propagation})
+            self.request("DELETE", path, body=body)
         except ApiError as err:
             if err.status == 404:
                 return False

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from mlkube.k8s.client import ApiError, Kube
+from mlkube.k8s.client import Kube
+from mlkube.k8s.errors import ApiError
 
 
 def apply_crds(

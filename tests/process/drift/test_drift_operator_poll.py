@@ -12,8 +12,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from mlkube.controllers.drift_poll import fetch_summaries
 from mlkube.devcluster.procs import free_port
-from mlkube.handlers.drift_poll import fetch_summaries
 from mlkube.reconcile.drift_merge import merge_summaries
 from mlkube.reconcile.drift_profile import select_features
 from mlkube_serving.drift import synthetic

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +12,10 @@ import pytest
 
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint_drift_status import DriftObservation
-from mlkube.handlers.drift_poll import (
-    BaselineCache,
-    BaselineError,
-    download_profile,
-    sidecar_addresses,
-)
-from mlkube.handlers.drift_sync import apply_observations
+from mlkube.builders.operator_config import OperatorConfig
+from mlkube.controllers.drift import apply_observations
+from mlkube.controllers.drift_poll import BaselineCache, download_profile, sidecar_addresses
+from mlkube.controllers.errors import BaselineError
 from mlkube.reconcile.drift_episodes import EpisodePolicy
 from mlkube.storage import compute_digest
 
@@ -75,55 +71,41 @@ def test_baseline_cache_loads_each_digest_once_and_evicts_the_oldest() -> None:
     assert cache.loads == 4
 
 
-@pytest.fixture
-def dev_operator(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """An operator allowed to read file:// artifacts (local development)."""
-    from mlkube.handlers.config import operator_config
-
-    monkeypatch.setenv("MLKUBE_ALLOW_FILE_ARTIFACTS", "true")
-    operator_config.cache_clear()
-    yield
-    operator_config.cache_clear()
+PRODUCTION = OperatorConfig(serving_image="registry.example/mlkube-serving:1")
+DEVELOPMENT = OperatorConfig(
+    serving_image="registry.example/mlkube-serving:1", allow_file_artifacts=True
+)
 
 
-def test_file_baselines_are_refused_by_a_production_operator(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from mlkube.handlers.config import operator_config
-
-    monkeypatch.delenv("MLKUBE_ALLOW_FILE_ARTIFACTS", raising=False)
-    operator_config.cache_clear()
-    try:
-        with pytest.raises(BaselineError, match="MLKUBE_ALLOW_FILE_ARTIFACTS"):
-            download_profile((tmp_path / "p.json").as_uri(), None)
-    finally:
-        operator_config.cache_clear()
+def test_file_baselines_are_refused_by_a_production_operator(tmp_path: Path) -> None:
+    with pytest.raises(BaselineError, match="MLKUBE_ALLOW_FILE_ARTIFACTS"):
+        download_profile((tmp_path / "p.json").as_uri(), None, PRODUCTION)
 
 
-def test_download_profile_verifies_and_parses(tmp_path: Path, dev_operator: None) -> None:
+def test_download_profile_verifies_and_parses(tmp_path: Path) -> None:
     path = tmp_path / "store" / "credit.profile.json"
     path.parent.mkdir()
     path.write_text(json.dumps(PROFILE))
     digest = compute_digest(path.as_uri()).digest
-    assert download_profile(path.as_uri(), digest) == PROFILE
+    assert download_profile(path.as_uri(), digest, DEVELOPMENT) == PROFILE
     with pytest.raises(BaselineError, match="digest"):
-        download_profile(path.as_uri(), "sha256:" + "0" * 64)
+        download_profile(path.as_uri(), "sha256:" + "0" * 64, DEVELOPMENT)
     with pytest.raises(BaselineError, match="not found"):
-        download_profile((tmp_path / "nothing.json").as_uri(), digest)
+        download_profile((tmp_path / "nothing.json").as_uri(), digest, DEVELOPMENT)
     path.write_text(json.dumps({**PROFILE, "formatVersion": 9}))
     with pytest.raises(BaselineError, match="formatVersion 9"):
-        download_profile(path.as_uri(), compute_digest(path.as_uri()).digest)
+        download_profile(path.as_uri(), compute_digest(path.as_uri()).digest, DEVELOPMENT)
     path.write_text("{not json")
     with pytest.raises(BaselineError, match="cannot read"):
-        download_profile(path.as_uri(), compute_digest(path.as_uri()).digest)
+        download_profile(path.as_uri(), compute_digest(path.as_uri()).digest, DEVELOPMENT)
 
 
-def test_baseline_without_digest_is_never_fetched(tmp_path: Path, dev_operator: None) -> None:
+def test_baseline_without_digest_is_never_fetched(tmp_path: Path) -> None:
     # Before: a baseline without spec.baseline.digest was downloaded and used unverified.
     path = tmp_path / "credit.profile.json"
     path.write_text(json.dumps(PROFILE))
     with pytest.raises(BaselineError, match="without a digest"):
-        download_profile(path.as_uri(), None)
+        download_profile(path.as_uri(), None, DEVELOPMENT)
 
 
 def endpoint(status: dict[str, Any]) -> dict[str, Any]:

@@ -24,11 +24,10 @@ from mlkube.builders.names import (
     router_name,
     selector_string,
 )
-from mlkube.contract import API_VERSION
-from mlkube.k8s import Kube
+from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
+from mlkube.controllers.kube import Kube
 from mlkube.reconcile.endpoint_changes import merge_patch
 
-KIND: Final = "OnlineEndpoint"
 STATUS_KEYS: Final = (
     "url",
     "traffic",
@@ -102,7 +101,7 @@ def write_status(kube: Kube, obj: dict[str, Any], desired: dict[str, Any]) -> No
         meta = obj["metadata"]
         kube.patch(
             API_VERSION,
-            KIND,
+            KIND_ONLINE_ENDPOINT,
             meta["name"],
             {"status": patch},
             meta["namespace"],

@@ -12,7 +12,7 @@ import datetime
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -31,16 +31,16 @@ from mlkube.builders.endpoint_drift_status import (
 from mlkube.builders.model_facts import ModelProblem, read_model
 from mlkube.builders.names import COMPONENT_SERVER, pod_selector, selector_string
 from mlkube.builders.operator_config import OperatorConfig
-from mlkube.contract import API_VERSION
-from mlkube.handlers.drift_poll import BaselineCache, BaselineError, fetch_summaries
-from mlkube.handlers.drift_poll import sidecar_addresses as ready_sidecars
-from mlkube.k8s import Kube
+from mlkube.contract import API_VERSION, KIND_MODEL, KIND_ONLINE_ENDPOINT
+from mlkube.controllers.drift_poll import BaselineCache, fetch_summaries
+from mlkube.controllers.drift_poll import sidecar_addresses as ready_sidecars
+from mlkube.controllers.errors import BaselineError
+from mlkube.controllers.kube import Kube
 from mlkube.reconcile.conditions import set_condition
 from mlkube.reconcile.drift_episodes import EpisodePolicy, format_time
 from mlkube.reconcile.drift_merge import DriftMergeError, merge_summaries
 from mlkube.reconcile.drift_profile import DriftProfileError, select_features, unknown_features
 
-KIND: Final = "OnlineEndpoint"
 Lock = Callable[[str, str], AbstractContextManager[None]]
 
 
@@ -59,7 +59,7 @@ def observe_deployment(
     baselines: BaselineCache,
 ) -> DriftObservation:
     """Poll one deployment's sidecars and merge their summaries against its baseline."""
-    found = read_model(dep.model, kube.get(API_VERSION, "Model", dep.model, namespace))
+    found = read_model(dep.model, kube.get(API_VERSION, KIND_MODEL, dep.model, namespace))
     if isinstance(found, ModelProblem):
         return DriftObservation(problem=(NO_REPLICA, found.message))
     if found.baseline_uri is None:
@@ -157,7 +157,7 @@ def evaluate_drift(
     clock: Callable[[], datetime.datetime],
 ) -> DriftOutcome:
     """Poll every drift-enabled deployment of the endpoint and store the verdicts."""
-    obj = kube.get(API_VERSION, KIND, name, namespace)
+    obj = kube.get(API_VERSION, KIND_ONLINE_ENDPOINT, name, namespace)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
         return DriftOutcome()
     try:
@@ -171,7 +171,7 @@ def evaluate_drift(
     }
     policy = EpisodePolicy(config.drift_clear_evaluations, config.drift_cooldown)
     with lock(namespace, name):
-        fresh = kube.get(API_VERSION, KIND, name, namespace)
+        fresh = kube.get(API_VERSION, KIND_ONLINE_ENDPOINT, name, namespace)
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return DriftOutcome()
         try:
@@ -182,6 +182,17 @@ def evaluate_drift(
         current = {k: v for k, v in observations.items() if k in names}
         patch, events = apply_observations(fresh, spec, current, clock(), policy)
         if patch is not None:
-            kube.patch(API_VERSION, KIND, name, {"status": patch}, namespace, subresource="status")
-    subject = {"apiVersion": fresh["apiVersion"], "kind": KIND, "metadata": fresh["metadata"]}
+            kube.patch(
+                API_VERSION,
+                KIND_ONLINE_ENDPOINT,
+                name,
+                {"status": patch},
+                namespace,
+                subresource="status",
+            )
+    subject = {
+        "apiVersion": fresh["apiVersion"],
+        "kind": KIND_ONLINE_ENDPOINT,
+        "metadata": fresh["metadata"],
+    }
     return DriftOutcome(events=events, subject=subject)

@@ -19,22 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from mlkube.builders.endpoint_drift import DRIFT_CONTAINER
-from mlkube.builders.operator_config import artifact_scheme_problem, fetch_policy
+from mlkube.builders.operator_config import OperatorConfig, artifact_scheme_problem, fetch_policy
 from mlkube.contract import DRIFT_PROFILE_FORMAT_VERSION, DRIFT_SUMMARY_PATH
-from mlkube.handlers.config import operator_config
+from mlkube.controllers.errors import BaselineError, DriftPollError
 from mlkube.storage import StorageError, download_and_verify
 
 MAX_CACHED_PROFILES: Final = 64
 MAX_SUMMARY_BYTES: Final = 32 * 1024 * 1024
 MAX_POLL_THREADS: Final = 16
-
-
-class DriftPollError(Exception):
-    """Base of the drift poller's own errors."""
-
-
-class BaselineError(DriftPollError):
-    """The baseline profile could not be fetched, verified or read."""
 
 
 def read_profile_dir(directory: str) -> dict[str, Any]:
@@ -62,14 +54,14 @@ def read_profile_dir(directory: str) -> dict[str, Any]:
     return profile
 
 
-def download_profile(uri: str, digest: str | None) -> dict[str, Any]:
+def download_profile(uri: str, digest: str | None, config: OperatorConfig) -> dict[str, Any]:
     """Fetch the baseline into a scratch directory, verify it and parse it."""
-    problem = artifact_scheme_problem(uri, operator_config())
+    problem = artifact_scheme_problem(uri, config)
     if problem is not None:
         raise BaselineError(problem)
     with tempfile.TemporaryDirectory(prefix="mlkube-baseline-") as scratch:
         try:
-            policy = fetch_policy(operator_config(), require_digest=True)
+            policy = fetch_policy(config, require_digest=True)
             download_and_verify(uri, scratch, digest, policy)
         except StorageError as err:
             cause = f" ({err.__cause__})" if err.__cause__ else ""
@@ -82,7 +74,7 @@ class BaselineCache:
 
     def __init__(
         self,
-        loader: Callable[[str, str | None], dict[str, Any]] = download_profile,
+        loader: Callable[[str, str | None], dict[str, Any]],
         size: int = MAX_CACHED_PROFILES,
     ) -> None:
         self._loader = loader

@@ -1,0 +1,156 @@
+"""The OnlineEndpoint controller: read Models, apply children, prune, write status.
+
+Level-based and idempotent: every run reads the endpoint afresh, builds the whole desired state
+with the pure builders and server-side applies it, so a restarted operator (or a resync timer)
+converges to the same objects without duplicates. Kopf specifics (retries, Events) stay in
+`mlkube.handlers.endpoint`; this module reports them in an `Outcome`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.endpoint import build_endpoint_children, child_key, endpoint_url, uses_router
+from mlkube.builders.endpoint_status import Blocker, build_endpoint_status, is_blocked
+from mlkube.builders.names import EndpointRef
+from mlkube.builders.operator_config import OperatorConfig
+from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
+from mlkube.controllers.endpoint_children import (
+    check_traffic_backend,
+    ensure_keys,
+    has_monitoring_api,
+    prune,
+)
+from mlkube.controllers.endpoint_models import read_models, sync_model_references
+from mlkube.controllers.endpoint_status_io import (
+    observe_deployments,
+    observe_router,
+    write_blocked_status,
+    write_status,
+)
+from mlkube.controllers.kube import Kube
+from mlkube.reconcile.endpoint_changes import traffic_events
+
+WAIT_DELAY: Final = 5.0  # Models being verified: look again soon
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the Kopf layer should do after a reconcile: post Events, maybe retry later."""
+
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    subject: dict[str, Any] | None = None  # the endpoint the Events are about
+    retry_message: str | None = None
+    retry_delay: float = WAIT_DELAY
+
+
+def get_endpoint(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    obj = kube.get(API_VERSION, KIND_ONLINE_ENDPOINT, name, namespace)
+    if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return None
+    return obj
+
+
+def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now: str) -> Outcome:
+    """One full pass for the endpoint `namespace/name` (nothing to do if it is gone)."""
+    obj = get_endpoint(kube, namespace, name)
+    if obj is None:
+        return Outcome()
+    meta, status = obj["metadata"], obj.get("status") or {}
+    owner = EndpointRef(name=name, namespace=namespace, uid=str(meta["uid"]))
+    generation = int(meta.get("generation", 1))
+    try:
+        spec = OnlineEndpointSpec.model_validate(obj.get("spec") or {})
+    except ValidationError as err:
+        blocker = Blocker("InvalidSpec", f"invalid spec: {err}", degraded=True)
+        write_blocked_status(kube, obj, None, generation, [blocker], now)
+        return Outcome()  # a spec change re-runs the handler
+    sync_model_references(kube, namespace, name, {d.model for d in spec.deployments})
+    models, blockers = read_models(kube, namespace, {d.model for d in spec.deployments})
+    blockers += check_traffic_backend(kube, spec, config)
+    if blockers:
+        write_blocked_status(kube, obj, spec, generation, blockers, now)
+        if any(b.degraded for b in blockers):
+            # Only a human fixes these (a spec change re-runs the handler at once); no retry
+            # loop, the Degraded condition says what to do and the resync timer looks again.
+            return Outcome()
+        return Outcome(retry_message="; ".join(b.message for b in blockers))
+    keys = ensure_keys(kube, owner) if uses_router(spec) and spec.auth.mode == "key" else []
+    monitoring = config.monitoring and has_monitoring_api(kube)
+    children = build_endpoint_children(owner, spec, models, config, keys, monitoring)
+    for child in children:
+        kube.apply(child)
+    prune(kube, owner, {child_key(c) for c in children})
+    events = [("Normal", r, m) for r, m in traffic_events(status, spec.traffic, spec.mirror)]
+    new_status = build_endpoint_status(
+        spec=spec,
+        generation=generation,
+        url=endpoint_url(owner, spec, config),
+        applied_traffic=spec.traffic,
+        applied_mirror={k: v for k, v in spec.mirror.items() if v > 0},
+        deployments=observe_deployments(kube, owner, spec),
+        router=observe_router(kube, owner, spec),
+        needs_router=uses_router(spec),
+        blockers=[],
+        previous=status,
+        now=now,
+    )
+    write_status(kube, obj, new_status)
+    subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
+    return Outcome(events=events, subject=subject)
+
+
+def refresh_status(kube: Kube, namespace: str, name: str, now: str) -> None:
+    """Re-read the child Deployments and update readiness (applied traffic is left as is)."""
+    obj = get_endpoint(kube, namespace, name)
+    if obj is None:
+        return
+    status = obj.get("status") or {}
+    generation = int(obj["metadata"].get("generation", 1))
+    if status.get("observedGeneration") != generation or is_blocked(status):
+        return  # the reconcile of this generation has not applied yet: it writes the status
+    try:
+        spec = OnlineEndpointSpec.model_validate(obj.get("spec") or {})
+    except ValidationError:
+        return
+    owner = EndpointRef(name=name, namespace=namespace, uid=str(obj["metadata"]["uid"]))
+    new_status = build_endpoint_status(
+        spec=spec,
+        generation=generation,
+        url=status.get("url"),
+        applied_traffic=status.get("traffic") or {},
+        applied_mirror=status.get("mirror") or {},
+        deployments=observe_deployments(kube, owner, spec),
+        router=observe_router(kube, owner, spec),
+        needs_router=uses_router(spec),
+        blockers=[],
+        previous=status,
+        now=now,
+    )
+    write_status(kube, obj, new_status)
+
+
+def endpoints_waiting_for(kube: Kube, namespace: str, model: str) -> list[str]:
+    """Endpoints that use `model` and stopped before applying (e.g. waiting for it)."""
+    waiting = []
+    for obj in kube.list(API_VERSION, KIND_ONLINE_ENDPOINT, namespace):
+        deployments = (obj.get("spec") or {}).get("deployments") or []
+        uses = any(d.get("model") == model for d in deployments)
+        if uses and is_blocked(obj.get("status") or {}):
+            waiting.append(str(obj["metadata"]["name"]))
+    return waiting
+
+
+def finalize(kube: Kube, namespace: str, name: str, uid: str) -> None:
+    """The endpoint is going away: delete its children, drop it from every Model's deployedBy.
+
+    Owner references would let the garbage collector remove the children too, but only once
+    the collector has discovered the OnlineEndpoint kind (up to 30 s after the CRD appears);
+    deleting them here makes removal prompt and independent of that. Idempotent.
+    """
+    prune(kube, EndpointRef(name=name, namespace=namespace, uid=uid), set())
+    sync_model_references(kube, namespace, name, set())

@@ -1,0 +1,94 @@
+"""An endpoint's children in the cluster: keys, the traffic backend's APIs, apply and prune."""
+
+from __future__ import annotations
+
+import secrets
+
+from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.endpoint import CHILD_KINDS, uses_router
+from mlkube.builders.endpoint_monitoring import MONITORING_API_VERSION
+from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION, parent_refs
+from mlkube.builders.endpoint_router import build_keys_secret, read_keys
+from mlkube.builders.endpoint_status import Blocker
+from mlkube.builders.names import (
+    EndpointRef,
+    endpoint_selector,
+    keys_secret_name,
+    selector_string,
+)
+from mlkube.builders.operator_config import OperatorConfig
+from mlkube.controllers.kube import ApiError, Kube
+from mlkube.reconcile.endpoint_changes import stale_children
+
+
+def generate_key() -> str:
+    """A new API key (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def check_traffic_backend(
+    kube: Kube, spec: OnlineEndpointSpec, config: OperatorConfig
+) -> list[Blocker]:
+    """The gateway-api backend needs a parent Gateway and the HTTPRoute CRD."""
+    if uses_router(spec):
+        return []
+    problems = []
+    if not parent_refs(spec, config):
+        problems.append(
+            Blocker(
+                "GatewayNotConfigured",
+                "no Gateway to attach the HTTPRoute to: set spec.gateway.parentRefs or the "
+                "operator's MLKUBE_GATEWAY",
+                degraded=True,
+            )
+        )
+    if not has_httproute_api(kube):
+        problems.append(
+            Blocker(
+                "GatewayAPIMissing",
+                f"the cluster does not serve HTTPRoute ({HTTPROUTE_API_VERSION}): install the "
+                "Gateway API CRDs or use trafficBackend router",
+                degraded=True,
+            )
+        )
+    return problems
+
+
+def has_httproute_api(kube: Kube) -> bool:
+    return "HTTPRoute" in kube.served_kinds(HTTPROUTE_API_VERSION)
+
+
+def has_monitoring_api(kube: Kube) -> bool:
+    """ServiceMonitor and PrometheusRule are both served (Prometheus Operator installed)."""
+    return {"ServiceMonitor", "PrometheusRule"} <= kube.served_kinds(MONITORING_API_VERSION)
+
+
+def ensure_keys(kube: Kube, owner: EndpointRef) -> list[str]:
+    """The endpoint's keys: kept from the existing Secret, generated once when there is none."""
+    name = keys_secret_name(owner.name)
+    keys = read_keys(kube.get("v1", "Secret", name, owner.namespace))
+    if keys:
+        return keys
+    keys = [generate_key()]
+    try:
+        kube.create(build_keys_secret(owner, keys))
+    except ApiError as err:
+        if err.status != 409:
+            raise
+        # Created concurrently (or an empty one exists): keep whatever keys it holds.
+        return read_keys(kube.get("v1", "Secret", name, owner.namespace)) or keys
+    return keys
+
+
+def prune(kube: Kube, owner: EndpointRef, desired: set[tuple[str, str, str]]) -> None:
+    """Delete this endpoint's children that the desired state no longer has."""
+    selector = selector_string(endpoint_selector(owner.name))
+    for api_version, kind in CHILD_KINDS:
+        try:
+            live = kube.list(api_version, kind, owner.namespace, label_selector=selector)
+        except ApiError as err:
+            if err.status == 404:
+                continue  # a kind the cluster does not serve (no Gateway API) holds nothing
+            raise
+        for name in stale_children(live, api_version, kind, desired, owner.uid):
+            kube.delete(api_version, kind, name, owner.namespace)
