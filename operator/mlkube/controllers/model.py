@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from mlkube.builders.model_audit import build_audit_status
+from mlkube.builders.model_retry import RETRYING, build_retrying_status, retry_delay
 from mlkube.builders.model_status import Verification, build_model_status, build_verifying_status
 from mlkube.builders.model_verify import (
     build_verification_job,
@@ -55,7 +56,14 @@ class ModelOutcome:
     retry_delay: float | None = None
 
 
-def verify_artifact(spec: Mapping[str, Any], config: OperatorConfig) -> Verification:
+@dataclass(frozen=True)
+class Unreachable:
+    """Verification could not run for a reason that may pass (store down, timeout, 5xx)."""
+
+    message: str
+
+
+def verify_artifact(spec: Mapping[str, Any], config: OperatorConfig) -> Verification | Unreachable:
     artifact = spec.get("artifact", {})
     uri, expected = artifact.get("uri", ""), artifact.get("digest")
     problem = artifact_scheme_problem(uri, config)
@@ -64,6 +72,8 @@ def verify_artifact(spec: Mapping[str, Any], config: OperatorConfig) -> Verifica
     try:
         facts = compute_digest(uri, fetch_policy(config))
     except StorageError as err:  # err.reason: ArtifactTooLarge, ArtifactLocationRefused, ...
+        if not err.permanent:  # network, throttling, a slow store: may pass, try again later
+            return Unreachable(f"cannot read artifact {uri}: {err}")
         return Verification(error=f"cannot read artifact {uri}: {err}", reason=err.reason)
     if expected and expected != facts.digest:
         mismatch = DigestMismatch(uri, expected, facts.digest)
@@ -89,8 +99,12 @@ def reconcile(
     created: bool,
     changes: list[str],
     now: str,
+    attempt: int = 0,
 ) -> ModelOutcome:
-    """One pass over a Model's spec: verify (or reuse) the artifact and build the status."""
+    """One pass over a Model's spec: verify (or reuse) the artifact and build the status.
+
+    `attempt` counts earlier passes of this change that asked for a retry (Kopf's `retry`).
+    """
     meta, spec = obj["metadata"], obj.get("spec") or {}
     previous = dict(obj.get("status") or {})
     generation = int(meta.get("generation", 1))
@@ -105,21 +119,33 @@ def reconcile(
         generation=generation, changes=changes, now=now,
     )  # fmt: skip
     events: list[Event] = []
-    if created:
+    if created and attempt == 0:
         events.append(("Normal", "Registered",
                        f"model {spec.get('modelName')} version {spec.get('version')} "
                        f"registered by {audit['createdBy']}"))  # fmt: skip
     uri = str(spec.get("artifact", {}).get("uri", ""))
     refused = model_store_problem(dict(spec), str(meta["namespace"]), config)
     if refused is not None:
-        verification = Verification(error=refused, reason="ArtifactLocationRefused")
-        done = finish(previous, generation, verification, now, audit, announce=True)
+        verdict = Verification(error=refused, reason="ArtifactLocationRefused")
+        done = finish(previous, generation, verdict, now, audit, announce=True)
         return ModelOutcome(status=done.status, events=events + done.events)
     if reused is None and is_pvc(uri):
         events += start_job_verification(kube, config, obj, generation)
         status = build_verifying_status(generation=generation, previous=previous, now=now)
         return ModelOutcome(status={**status, **audit}, events=events)
     verification = reused or verify_artifact(spec, config)
+    if isinstance(verification, Unreachable):
+        delay = retry_delay(attempt)
+        status = build_retrying_status(
+            generation=generation, error=verification.message, attempt=attempt, delay=delay,
+            previous=previous, now=now,
+        )  # fmt: skip
+        return ModelOutcome(
+            status={**status, **audit},
+            events=[*events, ("Warning", RETRYING, status["message"])],
+            retry_message=verification.message,
+            retry_delay=delay,
+        )
     done = finish(previous, generation, verification, now, audit, announce=reused is None)
     return ModelOutcome(status=done.status, events=events + done.events)
 

@@ -34,14 +34,14 @@ def report(body: kopf.Body, patch: kopf.Patch, outcome: controller.ModelOutcome)
 @kopf.on.create(GROUP, VERSION, PLURAL_MODELS)
 @kopf.on.update(GROUP, VERSION, PLURAL_MODELS, field="spec")
 def reconcile_model(
-    body: kopf.Body, patch: kopf.Patch, reason: str, diff: kopf.Diff, **_: Any
+    body: kopf.Body, patch: kopf.Patch, reason: str, diff: kopf.Diff, retry: int, **_: Any
 ) -> None:
     created = reason == kopf.Reason.CREATE
     changes = ["spec"] if created else changed_paths(diff) or ["spec"]
     try:
         outcome = controller.reconcile(
             kube(), operator_config(), body, created=created, changes=changes,
-            now=controller.format_time(utc_now()),
+            now=controller.format_time(utc_now()), attempt=retry,
         )  # fmt: skip
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(str(err), delay=controller.JOB_ERROR_DELAY) from err

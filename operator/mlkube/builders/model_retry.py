@@ -1,0 +1,42 @@
+"""The Model's status while a transient storage error is being retried (pure).
+
+A store that is down, throttling or unreachable says nothing about the artifact, so the Model
+stays Pending (Ready=False, reason Retrying) instead of failing for good; only a verdict about
+the artifact itself (not found, digest mismatch, unsupported scheme) fails it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from mlkube.reconcile.conditions import set_condition
+
+RETRYING: Final = "Retrying"
+FIRST_DELAY: Final = 10.0
+MAX_DELAY: Final = 300.0
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before attempt `attempt + 1`: 10, 20, 40, ... capped at five minutes."""
+    return min(FIRST_DELAY * 2 ** min(attempt, 16), MAX_DELAY)
+
+
+def build_retrying_status(
+    *, generation: int, error: str, attempt: int, delay: float, previous: dict[str, Any] | None,
+    now: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Phase Pending, Ready=False/Retrying with the error and when the next attempt runs."""
+    message = f"{error}; attempt {attempt + 1} failed, retrying in {delay:.0f}s"
+    return {
+        "phase": "Pending",
+        "message": message,
+        "conditions": set_condition(
+            (previous or {}).get("conditions"),
+            type_="Ready",
+            status=False,
+            reason=RETRYING,
+            message=message,
+            generation=generation,
+            now=now,
+        ),
+    }
