@@ -18,7 +18,7 @@ MAX_DELAY: Final = 300.0
 
 def retry_delay(attempt: int) -> float:
     """Seconds before attempt `attempt + 1`: 10, 20, 40, ... capped at five minutes."""
-    return min(FIRST_DELAY * 2 ** min(attempt, 16), MAX_DELAY)
+    return min(FIRST_DELAY * float(2 ** min(attempt, 16)), MAX_DELAY)
 
 
 def build_retrying_status(
