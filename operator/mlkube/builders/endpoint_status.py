@@ -37,6 +37,7 @@ BLOCKER_REASONS: Final = frozenset(
         "GatewayNotConfigured",
         "GatewayAPIMissing",
         "InvalidSpec",
+        "NameConflict",
     }
 )
 

@@ -2,9 +2,15 @@
 
 Every child name is a pure function of the endpoint and deployment names, so a restarted
 operator finds (and server-side applies over) the objects it made before instead of creating
-duplicates. Kubernetes limits Service names to DNS-1035 labels (63 characters, starting with a
-letter) and label values to 63 characters; names that do not fit are shortened with a stable
-hash suffix rather than rejected.
+duplicates. Names must also be collision-free across endpoints: plain joining made endpoint
+`fraud` + deployment `v2` and endpoint `fraud-v2` both want Service `fraud-v2`. So only the
+endpoint's own Service (and HTTPRoute, ServiceMonitor, PrometheusRule) is named after the
+endpoint alone; every derived name ends in a hash of its role and parts, e.g.
+`credit-blue-5f0c1a2e`, which no other (endpoint, role, deployment) produces. Kubernetes
+limits Service names to DNS-1035 labels (63 characters, starting with a letter) and label
+values to 63 characters; the readable head is shortened to fit, never the hash. A name that
+is nevertheless taken (someone chose it on purpose) is never touched: the controller checks
+the controller owner reference before writing (NameConflict).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any, Final
 
 from mlkube.contract import (
     API_VERSION,
+    KIND_ONLINE_ENDPOINT,
     LABEL_COMPONENT,
     LABEL_DEPLOYMENT,
     LABEL_ENDPOINT,
@@ -27,7 +34,7 @@ COMPONENT_SERVER: Final = "model-server"
 COMPONENT_ROUTER: Final = "router"
 COMPONENT_KEYS: Final = "keys"
 COMPONENT_ROUTE: Final = "route"
-ENDPOINT_KIND: Final = "OnlineEndpoint"
+ENDPOINT_KIND: Final = KIND_ONLINE_ENDPOINT
 
 _MAX_NAME: Final = 63
 _HASH_LENGTH: Final = 8
@@ -60,6 +67,17 @@ def dns_name(*parts: str) -> str:
     return f"{head}-{_digest(joined)}"
 
 
+def derived_name(role: str, endpoint: str, *parts: str) -> str:
+    """`endpoint-parts-<hash>` as a DNS-1035 label; the hash covers the role and every part
+    separately (a NUL cannot occur in a name), so no two (role, endpoint, parts) share it."""
+    suffix = _digest("\0".join((role, endpoint, *parts)))
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", "-".join((endpoint, *parts)).lower()).strip("-")
+    if not cleaned or not cleaned[0].isalpha():
+        cleaned = "e-" + cleaned
+    head = cleaned[: _MAX_NAME - _HASH_LENGTH - 1].rstrip("-")
+    return f"{head}-{suffix}"
+
+
 def label_value(value: str) -> str:
     """`value` when it is a valid label value, else a shortened one with a hash suffix."""
     if len(value) <= _MAX_NAME and _LABEL_VALUE.match(value):
@@ -70,13 +88,13 @@ def label_value(value: str) -> str:
 
 
 def deployment_name(endpoint: str, deployment: str) -> str:
-    """Deployment, Service, HPA and PDB of one endpoint deployment, e.g. credit-blue."""
-    return dns_name(endpoint, deployment)
+    """Deployment, Service, HPA and PDB of one endpoint deployment, e.g. credit-blue-<hash>."""
+    return derived_name("deployment", endpoint, deployment)
 
 
 def router_name(endpoint: str) -> str:
-    """Router Deployment, its ConfigMap and PDB, e.g. credit-router."""
-    return dns_name(endpoint, "router")
+    """Router Deployment, its ConfigMap and PDB, e.g. credit-router-<hash>."""
+    return derived_name("router", endpoint, "router")
 
 
 def service_name(endpoint: str) -> str:
@@ -85,8 +103,8 @@ def service_name(endpoint: str) -> str:
 
 
 def keys_secret_name(endpoint: str) -> str:
-    """The Secret holding the endpoint's API keys, e.g. credit-keys."""
-    return dns_name(endpoint, "keys")
+    """The Secret holding the endpoint's API keys, e.g. credit-keys-<hash>."""
+    return derived_name("keys", endpoint, "keys")
 
 
 def endpoint_selector(endpoint: str) -> dict[str, str]:

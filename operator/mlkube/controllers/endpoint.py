@@ -21,11 +21,13 @@ from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
 from mlkube.controllers.endpoint_children import (
     check_traffic_backend,
-    ensure_keys,
+    generate_key,
     has_monitoring_api,
+    keys_secret_key,
     prune,
 )
 from mlkube.controllers.endpoint_models import read_models, sync_model_references
+from mlkube.controllers.endpoint_ownership import write_children
 from mlkube.controllers.endpoint_status_io import (
     observe_deployments,
     observe_router,
@@ -79,11 +81,14 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
             # loop, the Degraded condition says what to do and the resync timer looks again.
             return Outcome()
         return Outcome(retry_message="; ".join(b.message for b in blockers))
-    keys = ensure_keys(kube, owner) if uses_router(spec) and spec.auth.mode == "key" else []
+    # Keys are generated for a new Secret only: an existing one is the source of truth.
+    keys = [generate_key()] if uses_router(spec) and spec.auth.mode == "key" else []
     monitoring = config.monitoring and has_monitoring_api(kube)
     children = build_endpoint_children(owner, spec, models, config, keys, monitoring)
-    for child in children:
-        kube.apply(child)
+    conflicts = write_children(kube, owner, children, create_only={keys_secret_key(owner)})
+    if conflicts:
+        write_blocked_status(kube, obj, spec, generation, conflicts, now)
+        return Outcome()  # a human renames or removes the object; the resync timer looks again
     prune(kube, owner, {child_key(c) for c in children})
     events = [("Normal", r, m) for r, m in traffic_events(status, spec.traffic, spec.mirror)]
     new_status = build_endpoint_status(
@@ -99,7 +104,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         previous=status,
         now=now,
     )
-    write_status(kube, obj, new_status)
+    write_status(kube, obj, new_status, now)
     subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
     return Outcome(events=events, subject=subject)
 
@@ -131,7 +136,7 @@ def refresh_status(kube: Kube, namespace: str, name: str, now: str) -> None:
         previous=status,
         now=now,
     )
-    write_status(kube, obj, new_status)
+    write_status(kube, obj, new_status, now)
 
 
 def endpoints_waiting_for(kube: Kube, namespace: str, model: str) -> list[str]:

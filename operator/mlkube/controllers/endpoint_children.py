@@ -8,7 +8,6 @@ from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint import CHILD_KINDS, uses_router
 from mlkube.builders.endpoint_monitoring import MONITORING_API_VERSION
 from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION, parent_refs
-from mlkube.builders.endpoint_router import build_keys_secret, read_keys
 from mlkube.builders.endpoint_status import Blocker
 from mlkube.builders.names import (
     EndpointRef,
@@ -63,25 +62,14 @@ def has_monitoring_api(kube: Kube) -> bool:
     return {"ServiceMonitor", "PrometheusRule"} <= kube.served_kinds(MONITORING_API_VERSION)
 
 
-def ensure_keys(kube: Kube, owner: EndpointRef) -> list[str]:
-    """The endpoint's keys: kept from the existing Secret, generated once when there is none."""
-    name = keys_secret_name(owner.name)
-    keys = read_keys(kube.get("v1", "Secret", name, owner.namespace))
-    if keys:
-        return keys
-    keys = [generate_key()]
-    try:
-        kube.create(build_keys_secret(owner, keys))
-    except ApiError as err:
-        if err.status != 409:
-            raise
-        # Created concurrently (or an empty one exists): keep whatever keys it holds.
-        return read_keys(kube.get("v1", "Secret", name, owner.namespace)) or keys
-    return keys
+def keys_secret_key(owner: EndpointRef) -> tuple[str, str, str]:
+    """The API keys Secret: created once, then only ever changed by whoever rotates keys."""
+    return ("v1", "Secret", keys_secret_name(owner.name))
 
 
 def prune(kube: Kube, owner: EndpointRef, desired: set[tuple[str, str, str]]) -> None:
-    """Delete this endpoint's children that the desired state no longer has."""
+    """Delete this endpoint's children that the desired state no longer has: only objects
+    carrying our managed-by label whose controller reference is this endpoint's uid."""
     selector = selector_string(endpoint_selector(owner.name))
     for api_version, kind in CHILD_KINDS:
         try:
@@ -90,5 +78,11 @@ def prune(kube: Kube, owner: EndpointRef, desired: set[tuple[str, str, str]]) ->
             if err.status == 404:
                 continue  # a kind the cluster does not serve (no Gateway API) holds nothing
             raise
+        uids = {o["metadata"]["name"]: o["metadata"].get("uid") for o in live}
         for name in stale_children(live, api_version, kind, desired, owner.uid):
-            kube.delete(api_version, kind, name, owner.namespace)
+            # uid precondition: if the name was freed and reused meanwhile, it is not ours
+            try:
+                kube.delete(api_version, kind, name, owner.namespace, uid=uids.get(name))
+            except ApiError as err:
+                if err.status != 409:
+                    raise

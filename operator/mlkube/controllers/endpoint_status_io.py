@@ -27,6 +27,7 @@ from mlkube.builders.names import (
 from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
 from mlkube.controllers.kube import Kube
 from mlkube.reconcile.endpoint_changes import merge_patch
+from mlkube.reconcile.kstatus import with_stalled
 
 STATUS_KEYS: Final = (
     "url",
@@ -88,11 +89,15 @@ def write_blocked_status(
         previous=status,
         now=now,
     )
-    write_status(kube, obj, new_status)
+    write_status(kube, obj, new_status, now)
 
 
-def write_status(kube: Kube, obj: dict[str, Any], desired: dict[str, Any]) -> None:
+def write_status(kube: Kube, obj: dict[str, Any], desired: dict[str, Any], now: str) -> None:
     """Merge-patch only the status keys this module owns, and only what changed."""
+    if "conditions" in desired:
+        generation = desired.get("observedGeneration")
+        conditions = with_stalled(list(desired["conditions"]), generation, now)
+        desired = {**desired, "conditions": conditions}
     previous = obj.get("status") or {}
     owned_previous = {k: previous[k] for k in STATUS_KEYS if k in previous}
     owned_desired = {k: v for k, v in desired.items() if k in STATUS_KEYS and v is not None}

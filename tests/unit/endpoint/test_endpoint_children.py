@@ -11,8 +11,11 @@ from mlkube.builders.names import (
     EndpointRef,
     deployment_name,
     dns_name,
+    keys_secret_name,
     label_value,
     owner_reference,
+    router_name,
+    service_name,
 )
 from mlkube.builders.operator_config import OperatorConfig
 
@@ -34,16 +37,16 @@ def test_names_and_kinds_of_the_sample(
 ) -> None:
     got = [child_key(c)[1:] for c in _children(owner, spec, models, config)]
     assert got == [
-        ("ConfigMap", "credit-router"),
-        ("Deployment", "credit-blue"),
-        ("Deployment", "credit-green"),
-        ("Deployment", "credit-router"),
-        ("Service", "credit-blue"),
-        ("Service", "credit-green"),
+        ("ConfigMap", "credit-router-4f979dbf"),
+        ("Deployment", "credit-blue-09bb84ab"),
+        ("Deployment", "credit-green-2f01bca0"),
+        ("Deployment", "credit-router-4f979dbf"),
+        ("Service", "credit-blue-09bb84ab"),
+        ("Service", "credit-green-2f01bca0"),
         ("Service", "credit"),
-        ("HorizontalPodAutoscaler", "credit-green"),
-        ("PodDisruptionBudget", "credit-blue"),
-        ("PodDisruptionBudget", "credit-router"),
+        ("HorizontalPodAutoscaler", "credit-green-2f01bca0"),
+        ("PodDisruptionBudget", "credit-blue-09bb84ab"),
+        ("PodDisruptionBudget", "credit-router-4f979dbf"),
     ]
     assert endpoint_url(owner, spec, config) == "http://credit.ml.svc.cluster.local"
 
@@ -107,7 +110,7 @@ def test_traffic_and_mirror_changes_touch_only_the_router_config(
     after = {child_key(c): c for c in _children(owner, shifted, models, config)}
     assert before.keys() == after.keys()
     changed = [key for key in before if before[key] != after[key]]
-    assert changed == [("v1", "ConfigMap", "credit-router")]
+    assert changed == [("v1", "ConfigMap", "credit-router-4f979dbf")]
 
 
 def test_gateway_backend_replaces_the_router_with_an_httproute(
@@ -122,8 +125,21 @@ def test_gateway_backend_replaces_the_router_with_an_httproute(
     )
     kinds = {child_key(c)[1:] for c in _children(owner, spec, models, config)}
     assert ("HTTPRoute", "credit") in kinds
-    assert not any(name == "credit-router" for _, name in kinds)
+    assert not any(name == "credit-router-4f979dbf" for _, name in kinds)
     assert endpoint_url(owner, spec, config) == "http://credit.example.com"
+
+
+def test_derived_names_never_collide_across_endpoints() -> None:
+    # endpoint `fraud` + deployment `v2` vs endpoint `fraud-v2`: once the same Service name.
+    assert deployment_name("fraud", "v2") != service_name("fraud-v2")
+    assert deployment_name("fraud", "v2") != deployment_name("fraud-v2", "x").rsplit("-", 1)[0]
+    # a deployment called `router` or `keys` is not the router or the keys Secret
+    assert deployment_name("fraud", "router") != router_name("fraud")
+    assert deployment_name("fraud", "keys") != keys_secret_name("fraud")
+    # `a` + `b-c` vs `a-b` + `c`: the same readable head, different names
+    assert deployment_name("a", "b-c") != deployment_name("a-b", "c")
+    names = [deployment_name("x" * 61, d) for d in ("blue", "green")]
+    assert names[0] != names[1] and all(len(n) <= 63 for n in names)
 
 
 def test_long_and_odd_names_stay_valid_and_stable() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlkube.builders.endpoint_route import build_httproute, parent_refs, route_url
-from mlkube.builders.names import EndpointRef
+from mlkube.builders.names import EndpointRef, deployment_name
 from mlkube.builders.operator_config import GatewayParent, OperatorConfig
 
 
@@ -31,7 +31,7 @@ def test_httproute_literal(owner: EndpointRef, make_spec: Any, config: OperatorC
                 {"headers": [{"type": "Exact", "name": "x-mlkube-deployment", "value": name}]},
                 {"headers": [{"type": "Exact", "name": "azureml-model-deployment", "value": name}]},
             ],
-            "backendRefs": [{"name": f"credit-{name}", "port": 80, "weight": 1}],
+            "backendRefs": [{"name": deployment_name("credit", name), "port": 80, "weight": 1}],
         }
 
     assert route["spec"] == {
@@ -50,14 +50,14 @@ def test_httproute_literal(owner: EndpointRef, make_spec: Any, config: OperatorC
             {
                 "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
                 "backendRefs": [
-                    {"name": "credit-blue", "port": 80, "weight": 100},
-                    {"name": "credit-green", "port": 80, "weight": 0},
+                    {"name": "credit-blue-09bb84ab", "port": 80, "weight": 100},
+                    {"name": "credit-green-2f01bca0", "port": 80, "weight": 0},
                 ],
                 "filters": [
                     {
                         "type": "RequestMirror",
                         "requestMirror": {
-                            "backendRef": {"name": "credit-green", "port": 80},
+                            "backendRef": {"name": "credit-green-2f01bca0", "port": 80},
                             "percent": 20,
                         },
                     }
@@ -73,8 +73,8 @@ def test_weights_follow_traffic_and_no_mirror_means_no_filter(
     route = build_httproute(owner, _gateway_spec(make_spec), config)
     split = route["spec"]["rules"][-1]
     assert [(b["name"], b["weight"]) for b in split["backendRefs"]] == [
-        ("credit-blue", 70),
-        ("credit-green", 30),
+        ("credit-blue-09bb84ab", 70),
+        ("credit-green-2f01bca0", 30),
     ]
     assert "filters" not in split
 

@@ -28,11 +28,11 @@ def test_router_config_literal(owner: EndpointRef, make_spec: Any, config: Opera
         "endpoint": "credit",
         "deployments": {
             "blue": {
-                "url": "http://credit-blue.ml.svc.cluster.local",
+                "url": "http://credit-blue-09bb84ab.ml.svc.cluster.local",
                 "healthPath": "/v2/health/ready",
             },
             "green": {
-                "url": "http://credit-green.ml.svc.cluster.local",
+                "url": "http://credit-green-2f01bca0.ml.svc.cluster.local",
                 "healthPath": "/v2/health/ready",
             },
         },
@@ -88,7 +88,7 @@ def test_configmap_is_deterministic_json(
     first = build_router_configmap(owner, spec, config)
     again = build_router_configmap(owner, spec, config)
     assert first == again
-    assert first["metadata"]["name"] == "credit-router"
+    assert first["metadata"]["name"] == "credit-router-4f979dbf"
     text = first["data"]["config.json"]
     assert json.loads(text) == build_router_config(owner, spec, config)
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
@@ -96,7 +96,7 @@ def test_configmap_is_deterministic_json(
 
 def test_keys_secret_round_trip(owner: EndpointRef) -> None:
     secret = build_keys_secret(owner, ["k-one", "k-two"])
-    assert secret["metadata"]["name"] == "credit-keys"
+    assert secret["metadata"]["name"] == "credit-keys-763bfcf2"
     assert secret["type"] == "Opaque"
     assert base64.b64decode(secret["data"]["keys"]) == b"k-one\nk-two\n"
     assert read_keys(secret) == ["k-one", "k-two"]
@@ -146,7 +146,7 @@ def test_key_auth_mounts_the_keys_secret(
     pod = build_router_deployment(owner, spec, config)["spec"]["template"]["spec"]
     assert {
         "name": "keys",
-        "secret": {"secretName": "credit-keys", "defaultMode": 0o440},
+        "secret": {"secretName": "credit-keys-763bfcf2", "defaultMode": 0o440},
     } in pod["volumes"]
     assert {"name": "keys", "mountPath": "/etc/mlkube/keys", "readOnly": True} in pod["containers"][
         0

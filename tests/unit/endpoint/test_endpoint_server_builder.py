@@ -57,7 +57,7 @@ def test_blue_deployment_literal(
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
-            "name": "credit-blue",
+            "name": "credit-blue-09bb84ab",
             "namespace": "ml",
             "labels": labels,
             "ownerReferences": [OWNER_REF],
@@ -255,7 +255,7 @@ def test_service_literal(owner: EndpointRef, spec: OnlineEndpointSpec) -> None:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
-            "name": "credit-blue",
+            "name": "credit-blue-09bb84ab",
             "namespace": "ml",
             "labels": {
                 "app.kubernetes.io/managed-by": "mlkube",
@@ -286,9 +286,13 @@ def test_hpa_on_concurrency_uses_the_pods_metric(
     hpa = build_hpa(owner, spec.deployments[1])
     assert hpa is not None
     assert hpa["apiVersion"] == "autoscaling/v2"
-    assert hpa["metadata"]["name"] == "credit-green"
+    assert hpa["metadata"]["name"] == "credit-green-2f01bca0"
     assert hpa["spec"] == {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "credit-green"},
+        "scaleTargetRef": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": "credit-green-2f01bca0",
+        },
         "minReplicas": 1,
         "maxReplicas": 4,
         "metrics": [

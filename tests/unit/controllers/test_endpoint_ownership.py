@@ -1,0 +1,213 @@
+"""Children never collide across endpoints, objects the endpoint does not control are never
+modified or deleted (NameConflict instead), and the keys Secret is the user's once created."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from mlkube.builders.names import deployment_name, keys_secret_name, router_name
+from mlkube.builders.operator_config import OperatorConfig
+from mlkube.contract import API_VERSION
+from mlkube.controllers import endpoint as controller
+from mlkube.controllers.kube import ApiError
+from support.cluster_objects import NOW, NS, endpoint_obj
+from support.fake_kube import FakeKube, Key
+
+KEY_AUTH = {"auth": {"mode": "key"}}
+
+
+def reconcile(fake: FakeKube, config: OperatorConfig, name: str) -> controller.Outcome:
+    return controller.reconcile(fake, config, NS, name, NOW)
+
+
+def endpoint_status(fake: FakeKube, name: str) -> dict[str, Any]:
+    return fake.stored(API_VERSION, "OnlineEndpoint", name, NS)["status"]
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def controller_uid(fake: FakeKube, kind: str, name: str) -> str:
+    api_version = "apps/v1" if kind == "Deployment" else "v1"
+    refs = fake.stored(api_version, kind, name, NS)["metadata"]["ownerReferences"]
+    return str(next(r["uid"] for r in refs if r.get("controller")))
+
+
+def user_secret(name: str, text: str = "user-owned\n") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": NS},
+        "data": {"keys": base64.b64encode(text.encode()).decode()},
+    }
+
+
+def test_endpoint_fraud_v2_and_deployment_v2_of_fraud_get_different_services(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    fraud = fake.put(endpoint_obj("fraud", deployments=[
+        {"name": "v2", "model": "credit-risk-v3"}], traffic={"v2": 100}))  # fmt: skip
+    fraud_v2 = fake.put(endpoint_obj("fraud-v2", deployments=[
+        {"name": "x", "model": "credit-risk-v4"}], traffic={"x": 100}))  # fmt: skip
+    reconcile(fake, config, "fraud")
+    reconcile(fake, config, "fraud-v2")
+    reconcile(fake, config, "fraud")  # the order does not matter: nobody takes the other's
+    assert controller_uid(fake, "Service", "fraud-v2") == fraud_v2["metadata"]["uid"]
+    assert (
+        controller_uid(fake, "Service", deployment_name("fraud", "v2"))
+        == (fraud["metadata"]["uid"])
+    )
+    for name in ("fraud", "fraud-v2"):
+        assert condition(endpoint_status(fake, name), "Degraded")["status"] == "False"
+    controller.finalize(fake, NS, "fraud", fraud["metadata"]["uid"])
+    assert fake.get("v1", "Service", "fraud-v2", NS) is not None  # fraud-v2's, untouched
+
+
+def test_a_taken_name_is_a_name_conflict_and_nothing_is_written(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    taken = deployment_name("credit", "blue")
+    user = fake.put({"apiVersion": "v1", "kind": "Service",
+                     "metadata": {"name": taken, "namespace": NS},
+                     "spec": {"ports": [{"port": 5432}]}})  # fmt: skip
+    endpoint = fake.put(endpoint_obj())
+    writes_before = len(fake.writes)
+    outcome = reconcile(fake, config, "credit")
+    assert outcome.retry_message is None  # a human fixes it; the resync timer looks again
+    # the only write is the endpoint's own status: no child was created or changed
+    assert {(verb, key[1]) for verb, key in fake.writes[writes_before:]} <= {
+        ("patch/status", "Model"), ("patch/status", "OnlineEndpoint")}  # fmt: skip
+    assert fake.stored("v1", "Service", taken, NS) == user
+    status = endpoint_status(fake, "credit")
+    degraded = condition(status, "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "NameConflict")
+    assert f"Service {taken} already exists and has no controller" in degraded["message"]
+    assert condition(status, "Ready")["status"] == "False"
+    assert condition(status, "Stalled")["status"] == "True"  # kstatus: Failed, not InProgress
+    assert controller.endpoints_waiting_for(fake, NS, "credit-risk-v3") == ["credit"]
+    controller.finalize(fake, NS, "credit", endpoint["metadata"]["uid"])
+    assert fake.stored("v1", "Service", taken, NS) == user  # not deleted either
+
+    fake.delete("v1", "Service", taken, NS)  # the human frees the name
+    reconcile(fake, config, "credit")
+    status = endpoint_status(fake, "credit")
+    assert condition(status, "Degraded")["status"] == "False"
+    assert condition(status, "Stalled")["status"] == "False"
+
+
+def test_another_endpoints_object_is_named_in_the_conflict(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    other = fake.put(endpoint_obj("other"))
+    ref = {"apiVersion": API_VERSION, "kind": "OnlineEndpoint", "name": "other",
+           "uid": other["metadata"]["uid"], "controller": True}  # fmt: skip
+    fake.put({"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": router_name("credit"), "namespace": NS,
+                           "ownerReferences": [ref]}})  # fmt: skip
+    fake.put(endpoint_obj())
+    reconcile(fake, config, "credit")
+    message = condition(endpoint_status(fake, "credit"), "Degraded")["message"]
+    assert f"ConfigMap {router_name('credit')} already exists and is controlled by " in message
+    assert "OnlineEndpoint other" in message
+
+
+def test_a_name_taken_between_read_and_create_is_a_conflict_not_a_takeover(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    fake.put(endpoint_obj())
+    target = deployment_name("credit", "green")
+
+    def squat(verb: str, key: Key) -> None:
+        if verb == "create" and key[3] == target and key[1] == "Deployment":
+            fake.before.remove(squat)
+            meta = {"name": target, "namespace": NS}
+            fake.put({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+                      "spec": {"replicas": 7}})  # fmt: skip
+
+    fake.before.append(squat)
+    reconcile(fake, config, "credit")
+    assert fake.stored("apps/v1", "Deployment", target, NS)["spec"] == {"replicas": 7}
+    assert condition(endpoint_status(fake, "credit"), "Degraded")["reason"] == "NameConflict"
+
+
+def test_a_child_replaced_between_read_and_apply_is_not_overwritten(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    fake.put(endpoint_obj())
+    reconcile(fake, config, "credit")
+    target = router_name("credit")
+    replaced = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": target, "namespace": NS}, "data": {"mine": "yes"}}  # fmt: skip
+
+    def replace(verb: str, key: Key) -> None:
+        if verb == "apply" and key[3] == target:
+            fake.before.remove(replace)
+            del fake.objects[key]
+            fake.put(dict(replaced))
+
+    fake.before.append(replace)
+    with pytest.raises(ApiError) as err:
+        reconcile(fake, config, "credit")
+    assert err.value.status == 409  # the handler retries; the next pass reports NameConflict
+    assert fake.stored("v1", "ConfigMap", target, NS)["data"] == {"mine": "yes"}
+    reconcile(fake, config, "credit")
+    assert condition(endpoint_status(fake, "credit"), "Degraded")["reason"] == "NameConflict"
+
+
+def test_a_users_secret_next_to_a_key_auth_endpoint_is_never_adopted(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    user = fake.put(user_secret("aws-keys"))
+    aws = fake.put(endpoint_obj("aws", **KEY_AUTH))
+    reconcile(fake, config, "aws")
+    reconcile(fake, config, "aws")
+    assert fake.stored("v1", "Secret", "aws-keys", NS) == user
+    assert fake.get("v1", "Secret", keys_secret_name("aws"), NS) is not None
+    controller.finalize(fake, NS, "aws", aws["metadata"]["uid"])
+    assert fake.stored("v1", "Secret", "aws-keys", NS) == user
+    assert fake.get("v1", "Secret", keys_secret_name("aws"), NS) is None
+
+
+def test_a_users_secret_at_the_keys_name_is_a_conflict(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    user = fake.put(user_secret(keys_secret_name("aws")))
+    fake.put(endpoint_obj("aws", **KEY_AUTH))
+    reconcile(fake, config, "aws")
+    assert fake.stored("v1", "Secret", keys_secret_name("aws"), NS) == user
+    assert condition(endpoint_status(fake, "aws"), "Degraded")["reason"] == "NameConflict"
+
+
+def secret_keys(fake: FakeKube, endpoint: str) -> str:
+    secret = fake.stored("v1", "Secret", keys_secret_name(endpoint), NS)
+    return base64.b64decode(secret["data"]["keys"]).decode()
+
+
+def test_a_key_rotated_while_a_reconcile_runs_is_kept(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    fake.put(endpoint_obj(**KEY_AUTH))
+    reconcile(fake, config, "credit")
+    first = secret_keys(fake, "credit")
+    secret: Key = ("v1", "Secret", NS, keys_secret_name("credit"))
+    rotated = base64.b64encode(b"rotated-key\n").decode()
+    seen = [False]
+
+    def rotate_after_the_read(verb: str, key: Key) -> None:
+        # The user rotates the key right after the operator read the Secret.
+        if seen[0]:
+            fake.before.remove(rotate_after_the_read)
+            fake.mutate(secret, lambda obj: obj.update({"data": {"keys": rotated}}))
+        elif verb == "get" and key == secret:
+            seen[0] = True
+
+    fake.before.append(rotate_after_the_read)
+    reconcile(fake, config, "credit")
+    assert seen == [True] and rotate_after_the_read not in fake.before
+    assert secret_keys(fake, "credit") == "rotated-key\n" != first
+    reconcile(fake, config, "credit")  # and later passes keep it too
+    assert secret_keys(fake, "credit") == "rotated-key\n"
