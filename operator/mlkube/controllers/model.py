@@ -29,6 +29,7 @@ from mlkube.builders.operator_config import (
     fetch_policy,
     model_store_problem,
 )
+from mlkube.contract import FIELD_MANAGER
 from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.kube import ApiError, Kube
 from mlkube.storage import DigestMismatch, StorageError, compute_digest
@@ -189,12 +190,27 @@ def start_job_verification(
     )  # fmt: skip
     name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
     try:
-        if kube.get("batch/v1", "Job", name, namespace) is not None:
-            return []
-        kube.apply(job)
+        existing = kube.get("batch/v1", "Job", name, namespace)
+        if existing is None:
+            kube.create(job, field_manager=FIELD_MANAGER)  # 409: someone holds the name now
     except ApiError as err:
         raise VerificationJobError(f"cannot start verification Job {name}: {err}") from err
+    if existing is not None:
+        check_job_owner(existing, obj)
+        return []
     return [("Normal", "Verifying", f"verifying {spec['artifact']['uri']} in Job {name}")]
+
+
+def check_job_owner(job: Mapping[str, Any], obj: Mapping[str, Any]) -> None:
+    """The Job at the verification name must be controlled by this very Model (uid)."""
+    refs = job["metadata"].get("ownerReferences") or []
+    uid = obj["metadata"]["uid"]
+    if not any(r.get("controller") and r.get("uid") == uid for r in refs):
+        name = job["metadata"]["name"]
+        raise VerificationJobError(
+            f"Job {name} exists and is not controlled by this Model: mlkube neither reads "
+            "nor replaces it; delete it to let verification run"
+        )
 
 
 def poll_verification_job(
@@ -207,6 +223,7 @@ def poll_verification_job(
     job = kube.get("batch/v1", "Job", name, namespace)
     if job is None:  # deleted under us: run it again
         return ModelOutcome(events=start_job_verification(kube, config, obj, generation))
+    check_job_owner(job, obj)  # facts from a Job we did not create verify nothing
     outcome = job_outcome(job)
     if outcome is None:
         return ModelOutcome()

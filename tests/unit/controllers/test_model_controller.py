@@ -138,3 +138,18 @@ def test_a_job_that_cannot_be_created_is_a_retryable_error() -> None:
     fake.kinds.discard(("batch/v1", "Job"))
     with pytest.raises(controller.VerificationJobError, match="cannot start verification Job"):
         controller.reconcile(fake, CONFIG, pvc_model(), created=True, changes=["spec"], now=NOW)
+
+
+def test_a_job_at_the_verification_name_that_is_not_ours_is_neither_read_nor_replaced() -> None:
+    fake = FakeKube()
+    name = "fraud-v1-verify-g1"
+    forged = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NS},
+              "status": {"succeeded": 1, "completionTime": "2026-01-01T11:00:00Z"}}  # fmt: skip
+    stored = fake.put(forged)
+    with pytest.raises(controller.VerificationJobError, match="not controlled by this Model"):
+        controller.reconcile(fake, CONFIG, pvc_model(), created=True, changes=["spec"], now=NOW)
+    now = datetime.datetime(2026, 1, 1, 12, 0, 5, tzinfo=datetime.UTC)
+    with pytest.raises(controller.VerificationJobError, match="not controlled by this Model"):
+        controller.poll_verification_job(fake, CONFIG, pvc_model(), now)
+    assert fake.stored("batch/v1", "Job", name, NS) == stored
+    assert fake.writes == []
