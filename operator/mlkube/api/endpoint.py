@@ -27,6 +27,7 @@ from mlkube.api.common import (
 )
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
 from mlkube.api.markers import ListMap, Rule
+from mlkube.contract import KIND_ONLINE_ENDPOINT, PLURAL_ONLINE_ENDPOINTS
 
 Runtime = Literal["auto", "sklearn", "onnx", "mlflow", "custom"]
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
@@ -365,8 +366,8 @@ class OnlineEndpointStatus(ApiModel):
 
 
 ONLINE_ENDPOINT = KindDescriptor(
-    kind="OnlineEndpoint",
-    plural="onlineendpoints",
+    kind=KIND_ONLINE_ENDPOINT,
+    plural=PLURAL_ONLINE_ENDPOINTS,
     singular="onlineendpoint",
     short_names=("mle", "oe"),
     spec_model=OnlineEndpointSpec,

@@ -30,6 +30,7 @@ from mlkube.api.common import (
 )
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
 from mlkube.api.markers import ListMap, Rule, immutable
+from mlkube.contract import KIND_MODEL, PLURAL_MODELS
 
 Framework = Literal["sklearn", "onnx", "mlflow", "custom"]
 FRAMEWORKS: tuple[str, ...] = get_args(Framework)
@@ -280,8 +281,8 @@ class ModelStatus(ApiModel):
 
 
 MODEL = KindDescriptor(
-    kind="Model",
-    plural="models",
+    kind=KIND_MODEL,
+    plural=PLURAL_MODELS,
     singular="model",
     short_names=("mlm",),
     spec_model=ModelSpec,

@@ -85,7 +85,7 @@ def build_verification_job(
             "name": verification_job_name(model, generation),
             "namespace": namespace,
             "labels": labels,
-            "ownerReferences": [{"apiVersion": c.API_VERSION, "kind": "Model", "name": model,
+            "ownerReferences": [{"apiVersion": c.API_VERSION, "kind": c.KIND_MODEL, "name": model,
                                  "uid": uid, "controller": True, "blockOwnerDeletion": True}],
         },
         "spec": {

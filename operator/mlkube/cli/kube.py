@@ -10,12 +10,12 @@ from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 from mlkube.cli.errors import CliError
-from mlkube.contract import API_VERSION, GROUP, VERSION
+from mlkube.contract import API_VERSION, GROUP, KIND_MODEL, PLURAL_MODELS, VERSION
 
 T = TypeVar("T")
-KIND: Final = "Model"
+KIND: Final = KIND_MODEL
 
-PLURAL: Final = "models"
+PLURAL: Final = PLURAL_MODELS
 # Shows in managedFields who wrote what (the operator uses its own manager name).
 FIELD_MANAGER: Final = "mlkube-cli"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from mlkube.contract import API_VERSION
+from mlkube.contract import API_VERSION, KIND_MODEL
 from mlkube.devcluster.cluster import REPO_ROOT
 from mlkube.k8s import Kube
 from mlkube.storage import publish
@@ -26,7 +26,7 @@ def load_samples(directory: Path = SAMPLES) -> list[dict[str, Any]]:
     for path in sorted(directory.glob("*.yaml")):
         docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
     # Models first: endpoints reference them.
-    return sorted(docs, key=lambda d: d["kind"] != "Model")
+    return sorted(docs, key=lambda d: d["kind"] != KIND_MODEL)
 
 
 def localize_model(doc: dict[str, Any], store: Path) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def install_samples(kube: Kube, workdir: Path, timeout: float = 60.0) -> None:
         name = doc["metadata"]["name"]
         if kube.get(doc["apiVersion"], doc["kind"], name, NAMESPACE):
             continue
-        if doc["kind"] == "Model":
+        if doc["kind"] == KIND_MODEL:
             doc = localize_model(doc, workdir / "store")
             models.append(name)
         kube.create({**doc, "metadata": {**doc["metadata"], "namespace": NAMESPACE}})
@@ -64,6 +64,6 @@ def install_samples(kube: Kube, workdir: Path, timeout: float = 60.0) -> None:
 
 
 def _phase(kube: Kube, name: str) -> str | None:
-    obj = kube.get(API_VERSION, "Model", name, NAMESPACE) or {}
+    obj = kube.get(API_VERSION, KIND_MODEL, name, NAMESPACE) or {}
     phase: str | None = obj.get("status", {}).get("phase")
     return phase

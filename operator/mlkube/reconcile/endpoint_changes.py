@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from mlkube.contract import KIND_ONLINE_ENDPOINT
+
 ARROW = "\u2192"
 
 
@@ -94,7 +96,7 @@ def stale_children(
 
 
 def endpoint_reference(name: str, namespace: str) -> dict[str, str]:
-    return {"kind": "OnlineEndpoint", "name": name, "namespace": namespace}
+    return {"kind": KIND_ONLINE_ENDPOINT, "name": name, "namespace": namespace}
 
 
 def with_reference(
