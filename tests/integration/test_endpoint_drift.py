@@ -39,7 +39,7 @@ from mlkube.builders.endpoint_monitoring import (
 )
 from mlkube.builders.endpoint_server import build_server_deployment
 from mlkube.builders.model_facts import ModelFacts, read_model
-from mlkube.builders.names import EndpointRef
+from mlkube.builders.names import EndpointRef, deployment_name
 from mlkube.builders.operator_config import parse_operator_config
 from mlkube.contract import API_VERSION
 from mlkube.devcluster.procs import free_port
@@ -285,7 +285,7 @@ def test_drift_is_detected_and_ends_through_a_real_sidecar(
             marks = {"endpoint Ready": time.monotonic() - started}
 
             # The pod template is the builder's: baseline init step, sidecar, server wiring.
-            live = kube.get("apps/v1", "Deployment", f"{EP}-blue", namespace)
+            live = kube.get("apps/v1", "Deployment", deployment_name(EP, "blue"), namespace)
             assert live is not None
             assert live["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
             template = live["spec"]["template"]
@@ -301,7 +301,7 @@ def test_drift_is_detected_and_ends_through_a_real_sidecar(
             assert {"name": "MLKUBE_DRIFT_URL", "value": f"http://127.0.0.1:{port}"} in (
                 pod_spec["containers"][0]["env"]
             )
-            green = kube.get("apps/v1", "Deployment", f"{EP}-green", namespace)
+            green = kube.get("apps/v1", "Deployment", deployment_name(EP, "green"), namespace)
             assert green is not None
             assert [c["name"] for c in green["spec"]["template"]["spec"]["containers"]] == [
                 "server"
@@ -431,7 +431,7 @@ def test_service_monitor_and_rules_when_prometheus_operator_is_installed(
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     # The Service the ServiceMonitor selects carries the labels it matches on.
-    service = kube.get("v1", "Service", f"{EP}-blue", namespace)
+    service = kube.get("v1", "Service", deployment_name(EP, "blue"), namespace)
     assert service is not None
     labels = service["metadata"]["labels"]
     assert all(labels.get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())

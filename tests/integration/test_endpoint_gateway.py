@@ -12,6 +12,7 @@ import pytest
 import yaml
 from kopf.testing import KopfRunner
 
+from mlkube.builders.names import deployment_name, router_name
 from mlkube.contract import API_VERSION
 from mlkube.k8s import ApiError, Kube
 from mlkube.k8s.crds import established
@@ -87,17 +88,20 @@ def test_gateway_backend_builds_a_weighted_mirrored_httproute(
     rules = route["spec"]["rules"]
     split = rules[-1]
     assert [(b["name"], b["weight"]) for b in split["backendRefs"]] == [
-        (f"{EP}-blue", 100),
-        (f"{EP}-green", 0),
+        (deployment_name(EP, "blue"), 100),
+        (deployment_name(EP, "green"), 0),
     ]
     assert split["filters"] == [
         {
             "type": "RequestMirror",
-            "requestMirror": {"backendRef": {"name": f"{EP}-green", "port": 80}, "percent": 20},
+            "requestMirror": {
+                "backendRef": {"name": deployment_name(EP, "green"), "port": 80},
+                "percent": 20,
+            },
         }
     ]
     targeted = {r["backendRefs"][0]["name"]: r["matches"][0]["headers"][0] for r in rules[:-1]}
-    assert targeted[f"{EP}-green"] == {
+    assert targeted[deployment_name(EP, "green")] == {
         "type": "Exact",
         "name": "x-mlkube-deployment",
         "value": "green",
@@ -105,5 +109,5 @@ def test_gateway_backend_builds_a_weighted_mirrored_httproute(
     assert route["spec"]["parentRefs"][0]["name"] == "public"
     assert route["spec"]["hostnames"] == ["credit.example.com"]
     # No router in this mode: the Gateway splits and mirrors.
-    assert kube.get("apps/v1", "Deployment", f"{EP}-router", namespace) is None
-    assert kube.get("v1", "ConfigMap", f"{EP}-router", namespace) is None
+    assert kube.get("apps/v1", "Deployment", router_name(EP), namespace) is None
+    assert kube.get("v1", "ConfigMap", router_name(EP), namespace) is None

@@ -13,7 +13,7 @@ from kopf.testing import KopfRunner
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint import build_endpoint_children, child_key
 from mlkube.builders.model_facts import ModelFacts, read_model
-from mlkube.builders.names import EndpointRef
+from mlkube.builders.names import EndpointRef, deployment_name, router_name
 from mlkube.builders.operator_config import parse_operator_config
 from mlkube.contract import API_VERSION
 from mlkube.k8s import ApiError, Kube
@@ -85,7 +85,7 @@ def test_children_match_the_builders_and_the_endpoint_becomes_ready(
     pods = kube.list("v1", "Pod", namespace, label_selector="mlkube.dev/component=model-server")
     assert len(pods) == 3
     # The init container downloads exactly the verified artifact.
-    blue = kube.get("apps/v1", "Deployment", f"{EP}-blue", namespace)
+    blue = kube.get("apps/v1", "Deployment", deployment_name(EP, "blue"), namespace)
     assert blue is not None
     init_args = blue["spec"]["template"]["spec"]["initContainers"][0]["args"]
     assert init_args[-1] == digests["credit-risk-v3"]
@@ -93,12 +93,12 @@ def test_children_match_the_builders_and_the_endpoint_becomes_ready(
         assert deployed_by(kube, namespace, model) == [{**REF, "namespace": namespace}]
 
     # A child deleted by hand comes back at once (the Deployment watch triggers a reconcile).
-    green = kube.get("apps/v1", "Deployment", f"{EP}-green", namespace)
+    green = kube.get("apps/v1", "Deployment", deployment_name(EP, "green"), namespace)
     assert green is not None
-    kube.delete("apps/v1", "Deployment", f"{EP}-green", namespace)
+    kube.delete("apps/v1", "Deployment", deployment_name(EP, "green"), namespace)
     wait_for(
         lambda: (
-            (kube.get("apps/v1", "Deployment", f"{EP}-green", namespace) or {})
+            (kube.get("apps/v1", "Deployment", deployment_name(EP, "green"), namespace) or {})
             .get("metadata", {})
             .get("uid", green["metadata"]["uid"])
             != green["metadata"]["uid"]
@@ -122,7 +122,7 @@ def test_traffic_change_rewrites_the_router_config_only(
                namespace)  # fmt: skip
     obj = wait_endpoint_ready(kube, namespace, EP)
     assert obj["status"]["traffic"] == {"blue": 50, "green": 50}
-    cm = kube.get("v1", "ConfigMap", f"{EP}-router", namespace)
+    cm = kube.get("v1", "ConfigMap", router_name(EP), namespace)
     assert cm is not None
     assert '"blue": 50' in cm["data"]["config.json"]
     assert server_pods(kube, namespace) == pods_before  # no model pod restarted
@@ -143,8 +143,8 @@ def test_traffic_change_rewrites_the_router_config_only(
     wait_endpoint_ready(kube, namespace, EP)
     wait_for(
         lambda: (
-            kube.get("apps/v1", "Deployment", f"{EP}-green", namespace) is None
-            and kube.get("v1", "Service", f"{EP}-green", namespace) is None
+            kube.get("apps/v1", "Deployment", deployment_name(EP, "green"), namespace) is None
+            and kube.get("v1", "Service", deployment_name(EP, "green"), namespace) is None
         ),
         timeout=10,
         interval=0.05,
@@ -152,7 +152,10 @@ def test_traffic_change_rewrites_the_router_config_only(
     )
     assert deployed_by(kube, namespace, "credit-risk-v4") == []
     assert deployed_by(kube, namespace, "credit-risk-v3") == [{**REF, "namespace": namespace}]
-    assert generations(kube, namespace)[f"{EP}-blue"] == gens_before[f"{EP}-blue"]
+    assert (
+        generations(kube, namespace)[deployment_name(EP, "blue")]
+        == gens_before[deployment_name(EP, "blue")]
+    )
 
 
 def test_deleting_the_endpoint_collects_children_and_releases_models(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mlkube.builders.names import deployment_name, keys_secret_name, router_name
 from mlkube.contract import API_VERSION
 from mlkube.k8s import ApiError, Kube
 from support.endpoints import (
@@ -51,7 +52,7 @@ def test_operator_killed_mid_reconcile_converges_without_duplicates(
         wait_for(
             lambda: (
                 proc.poll() is None
-                and kube.get("v1", "ConfigMap", f"{EP}-router", namespace) is not None
+                and kube.get("v1", "ConfigMap", router_name(EP), namespace) is not None
             ),
             timeout=30,
             interval=0.005,
@@ -69,17 +70,21 @@ def test_operator_killed_mid_reconcile_converges_without_duplicates(
     with run_operator(namespace):
         wait_endpoint_ready(kube, namespace, EP)
         assert names(kube, "apps/v1", "Deployment", namespace) == [
-            f"{EP}-blue",
-            f"{EP}-green",
-            f"{EP}-router",
+            deployment_name(EP, "blue"),
+            deployment_name(EP, "green"),
+            router_name(EP),
         ]
-        assert names(kube, "v1", "Service", namespace) == [EP, f"{EP}-blue", f"{EP}-green"]
+        assert names(kube, "v1", "Service", namespace) == [
+            EP,
+            deployment_name(EP, "blue"),
+            deployment_name(EP, "green"),
+        ]
         assert [n for n in names(kube, "v1", "ConfigMap", namespace) if n.startswith(EP)] == [
-            f"{EP}-router"
+            router_name(EP)
         ]
         assert names(kube, "policy/v1", "PodDisruptionBudget", namespace) == [
-            f"{EP}-blue",
-            f"{EP}-router",
+            deployment_name(EP, "blue"),
+            router_name(EP),
         ]
         # One ReplicaSet per Deployment: no template was applied twice with a difference.
         assert len(kube.list("apps/v1", "ReplicaSet", namespace)) == 3
@@ -121,14 +126,14 @@ def test_restricted_namespace_admits_every_pod_and_keys_are_kept(
         failed = [e for e in kube.list("v1", "Event", namespace) if e["reason"] == "FailedCreate"]
         assert failed == []
 
-        secret = kube.get("v1", "Secret", f"{EP}-keys", namespace)
+        secret = kube.get("v1", "Secret", keys_secret_name(EP), namespace)
         assert secret is not None
         (key,) = base64.b64decode(secret["data"]["keys"]).decode().split()
         assert len(key) >= 40
-        router = kube.get("apps/v1", "Deployment", f"{EP}-router", namespace)
+        router = kube.get("apps/v1", "Deployment", router_name(EP), namespace)
         assert router is not None
         volumes = router["spec"]["template"]["spec"]["volumes"]
-        assert {"secretName": f"{EP}-keys", "defaultMode": 0o440} in [
+        assert {"secretName": keys_secret_name(EP), "defaultMode": 0o440} in [
             v.get("secret") for v in volumes
         ]
 
@@ -147,14 +152,14 @@ def test_restricted_namespace_admits_every_pod_and_keys_are_kept(
         )
     # While the operator is down a child disappears; the restarted operator's resume pass must
     # bring it back, and must keep the key (not mint a new one).
-    kube.delete("v1", "ConfigMap", f"{EP}-router", namespace)
+    kube.delete("v1", "ConfigMap", router_name(EP), namespace)
     with run_operator(namespace):
         wait_for(
-            lambda: kube.get("v1", "ConfigMap", f"{EP}-router", namespace),
+            lambda: kube.get("v1", "ConfigMap", router_name(EP), namespace),
             timeout=10,
             interval=0.05,
             what="router ConfigMap restored on resume",
         )
-        again = kube.get("v1", "Secret", f"{EP}-keys", namespace)
+        again = kube.get("v1", "Secret", keys_secret_name(EP), namespace)
         assert again is not None
         assert base64.b64decode(again["data"]["keys"]).decode().split() == [key]
