@@ -256,16 +256,20 @@ def test_drift_is_detected_and_ends_through_a_real_sidecar(
                 "credit-risk-v3", kube.get(API_VERSION, "Model", "credit-risk-v3", namespace)
             )
             assert isinstance(facts, ModelFacts) and facts.baseline_digest == baseline[1]
+            # The endpoint waits for a Model that does not exist yet, so the test can create
+            # blue's Deployment first, with kwok's hands-off annotation, as the endpoint's child
+            # (the operator never adopts an object it does not control).
+            waiting = copy.deepcopy(SPEC)
+            waiting["deployments"][0]["model"] = "not-registered"
+            endpoint = kube.create(endpoint_object(EP, namespace, waiting))
+            owner = EndpointRef(EP, namespace, endpoint["metadata"]["uid"])
             spec = OnlineEndpointSpec.model_validate(SPEC)
-            owner = EndpointRef(EP, namespace, "not-yet")
             expected = build_server_deployment(owner, spec.deployments[0], facts,
                                                parse_operator_config(os.environ))  # fmt: skip
-            # Created first, with kwok's hands-off annotation; the operator adopts it.
             created = copy.deepcopy(expected)
-            del created["metadata"]["ownerReferences"]
             created["spec"]["template"]["metadata"]["annotations"].update(KWOK_HANDS_OFF)
             kube.create(created)
-            kube.create(endpoint_object(EP, namespace, SPEC))
+            kube.patch(API_VERSION, "OnlineEndpoint", EP, {"spec": SPEC}, namespace)
 
             def blue_ready() -> bool:
                 pods = [p for p in blue_pods(kube, namespace)

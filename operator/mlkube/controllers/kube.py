@@ -36,7 +36,8 @@ class Kube(Protocol):
     def apply(
         self, obj: dict[str, Any], field_manager: str = ..., subresource: str = ""
     ) -> dict[str, Any]:
-        """Server-side apply with force; `metadata.resourceVersion` in `obj` is a precondition."""
+        """Server-side apply with force; `metadata.uid`/`resourceVersion` in `obj` are
+        preconditions (the object must be that one: 409/422 otherwise; 409 if absent)."""
         ...
 
     def create(self, obj: dict[str, Any], field_manager: str | None = None) -> dict[str, Any]:
