@@ -116,6 +116,10 @@ class FakeKube:
         key = self._checked(*self._key(obj))
         self._hooks("apply", key)
         current = self.objects.get(key)
+        uid = (obj.get("metadata") or {}).get("uid")
+        if current is None and uid:
+            message = f"uid mismatch: the provided object specified uid {uid}, and no existing"
+            raise ApiError(409, "Conflict", message + " object was found")
         self._preconditions(key, current, obj.get("metadata") or {})
         self.writes.append(("apply", key))
         if current is None:

@@ -211,3 +211,23 @@ def test_a_key_rotated_while_a_reconcile_runs_is_kept(
     assert secret_keys(fake, "credit") == "rotated-key\n" != first
     reconcile(fake, config, "credit")  # and later passes keep it too
     assert secret_keys(fake, "credit") == "rotated-key\n"
+
+
+def test_a_child_deleted_between_read_and_apply_is_not_recreated_by_the_apply(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    fake.put(endpoint_obj())
+    reconcile(fake, config, "credit")
+    target = router_name("credit")
+
+    def vanish(verb: str, key: Key) -> None:
+        if verb == "apply" and key[3] == target:
+            fake.before.remove(vanish)
+            del fake.objects[key]
+
+    fake.before.append(vanish)
+    with pytest.raises(ApiError) as err:
+        reconcile(fake, config, "credit")
+    assert err.value.status == 409  # the retry creates it again, through the create path
+    reconcile(fake, config, "credit")
+    assert fake.get("v1", "ConfigMap", target, NS) is not None
