@@ -3,10 +3,10 @@
 Force server-side apply takes over whatever sits at a name: a user's Secret, another
 endpoint's Service. So every child is read first: an absent one is created (POST: a name
 taken in the meantime answers 409, nothing is merged), one this endpoint controls (controller
-owner reference with its uid, our managed-by label) is applied with its uid as a
-precondition, anything else is a NameConflict and nothing of the endpoint is written.
-Create-only children (the API keys Secret) are never written again once they exist: their
-content belongs to whoever rotates them.
+owner reference with its uid) is applied with its uid as a precondition, and anything else is
+a NameConflict: nothing of the endpoint is written. Create-only children (the API keys
+Secret) are never written again once they exist: their content belongs to whoever rotates
+them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Final
 from mlkube.builders.endpoint import child_key
 from mlkube.builders.endpoint_status import Blocker
 from mlkube.builders.names import EndpointRef
-from mlkube.contract import FIELD_MANAGER, LABEL_MANAGED_BY, MANAGED_BY
+from mlkube.contract import FIELD_MANAGER
 from mlkube.controllers.kube import ApiError, Kube
 
 NAME_CONFLICT: Final = "NameConflict"
@@ -29,10 +29,12 @@ def controller_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def is_ours(obj: Mapping[str, Any], owner: EndpointRef) -> bool:
-    """Controlled by this very endpoint (uid, not name: a recreated endpoint is another one)."""
-    ref = controller_of(obj) or {}
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return ref.get("uid") == owner.uid and labels.get(LABEL_MANAGED_BY) == MANAGED_BY
+    """Controlled by this very endpoint (uid, not name: a recreated endpoint is another one).
+
+    Our managed-by label is not required to write (the apply puts it back if someone removed
+    it); prune requires both, as it lists children by that label.
+    """
+    return (controller_of(obj) or {}).get("uid") == owner.uid
 
 
 def holder(obj: Mapping[str, Any]) -> str:

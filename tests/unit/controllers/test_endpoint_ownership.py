@@ -231,3 +231,27 @@ def test_a_child_deleted_between_read_and_apply_is_not_recreated_by_the_apply(
     assert err.value.status == 409  # the retry creates it again, through the create path
     reconcile(fake, config, "credit")
     assert fake.get("v1", "ConfigMap", target, NS) is not None
+
+
+def test_the_creates_field_ownership_is_handed_to_the_apply_manager(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    fake.put(endpoint_obj())
+    reconcile(fake, config, "credit")
+    key: Key = ("v1", "ConfigMap", NS, router_name("credit"))
+    entry = {"manager": "mlkube-operator", "apiVersion": "v1", "fieldsType": "FieldsV1"}
+    managed = [
+        {**entry, "operation": "Update", "fieldsV1": {"f:data": {"f:old": {}}}},
+        {**entry, "operation": "Apply", "fieldsV1": {"f:data": {"f:config.json": {}}}},
+        {**entry, "manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:x": {}}},
+        {**entry, "operation": "Update", "subresource": "status", "fieldsV1": {}},
+    ]
+    fake.mutate(key, lambda obj: obj["metadata"].update(managedFields=managed))
+    reconcile(fake, config, "credit")
+    got = fake.objects[key]["metadata"]["managedFields"]
+    assert got == [
+        {**entry, "operation": "Apply",
+         "fieldsV1": {"f:data": {"f:config.json": {}, "f:old": {}}}},  # union: drops F later
+        managed[2],  # other managers and our status writes stay as they are
+        managed[3],
+    ]  # fmt: skip
