@@ -21,6 +21,7 @@ from mlkube.contract import FIELD_MANAGER
 from mlkube.controllers.kube import ApiError, Kube
 
 NAME_CONFLICT: Final = "NameConflict"
+ADOPT_ATTEMPTS: Final = 5
 
 
 def controller_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -105,18 +106,38 @@ def apply_child(kube: Kube, child: dict[str, Any], current: Mapping[str, Any]) -
     adopt_fields(kube, kube.apply({**child, "metadata": meta}))
 
 
-def adopt_fields(kube: Kube, obj: Mapping[str, Any]) -> None:
+def adopt_fields(kube: Kube, obj: Mapping[str, Any] | None) -> None:
     """Turn the create's field ownership (our manager, operation Update) into our apply's.
 
     Fields owned only by an Update entry survive an apply that drops them, so a field removed
-    from the spec would linger on the child forever. The transfer is guarded by
-    resourceVersion; a conflict leaves it to a later pass (applies work meanwhile).
+    from the spec would linger on the child forever. The rewrite is guarded by
+    resourceVersion (a new Deployment's status moves under us: read again and retry); if it
+    keeps conflicting, the next pass's apply hands it over.
     """
+    for _ in range(ADOPT_ATTEMPTS):
+        patch = managed_fields_patch(obj) if obj is not None else None
+        if patch is None or obj is None:
+            return
+        api_version, kind, name = child_key(obj)
+        namespace = obj["metadata"].get("namespace")
+        try:
+            kube.patch(api_version, kind, name, patch, namespace)
+            return
+        except ApiError as err:
+            if err.status == 404:
+                return
+            if err.status != 409:
+                raise
+        obj = kube.get(api_version, kind, name, namespace)
+
+
+def managed_fields_patch(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The merge patch moving our Update entry's fields into our Apply entry (None: nothing)."""
     meta = obj.get("metadata") or {}
     managed = [dict(m) for m in meta.get("managedFields") or []]
     created = [m for m in managed if _ours(m, "Update")]
     if not created:
-        return
+        return None
     rest = [m for m in managed if not _ours(m, "Update")]
     applied = next((m for m in rest if _ours(m, "Apply")), None)
     if applied is None:
@@ -125,13 +146,7 @@ def adopt_fields(kube: Kube, obj: Mapping[str, Any]) -> None:
         applied = rest[-1]
     for entry in created:
         applied["fieldsV1"] = _union(applied.get("fieldsV1") or {}, entry.get("fieldsV1") or {})
-    patch = {"metadata": {"managedFields": rest, "resourceVersion": meta["resourceVersion"]}}
-    api_version, kind, name = child_key(obj)
-    try:
-        kube.patch(api_version, kind, name, patch, meta.get("namespace"))
-    except ApiError as err:
-        if err.status not in (404, 409):
-            raise
+    return {"metadata": {"managedFields": rest, "resourceVersion": meta["resourceVersion"]}}
 
 
 def _ours(entry: Mapping[str, Any], operation: str) -> bool:

@@ -247,7 +247,16 @@ def test_the_creates_field_ownership_is_handed_to_the_apply_manager(
         {**entry, "operation": "Update", "subresource": "status", "fieldsV1": {}},
     ]
     fake.mutate(key, lambda obj: obj["metadata"].update(managedFields=managed))
+
+    def status_moves_once(verb: str, seen: Key) -> None:
+        # Another writer changes the object just before the rewrite: a 409, read again, retry.
+        if verb == "patch" and seen == key:
+            fake.before.remove(status_moves_once)
+            fake.mutate(key, lambda obj: obj.update(status={"moved": True}))
+
+    fake.before.append(status_moves_once)
     reconcile(fake, config, "credit")
+    assert status_moves_once not in fake.before
     got = fake.objects[key]["metadata"]["managedFields"]
     assert got == [
         {**entry, "operation": "Apply",
