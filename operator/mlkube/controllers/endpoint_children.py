@@ -1,4 +1,4 @@
-"""An endpoint's children in the cluster: keys, the traffic backend's APIs, apply and prune."""
+"""An endpoint's children in the cluster: the traffic backend's APIs, new API keys, prune."""
 
 from __future__ import annotations
 

@@ -1,1 +1,2 @@
-"""Thin Kopf handlers: parse, build (pure), apply, report status. Import `main` to register."""
+"""Thin Kopf handlers: parse the event, call a controller (`mlkube.controllers`), turn its
+outcome into Kopf's status patch, Events and retries. Import `main` to register them."""
