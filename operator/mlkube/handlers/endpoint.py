@@ -10,9 +10,6 @@ so a slow pass never prunes what a newer pass just applied.
 from __future__ import annotations
 
 import datetime
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Final, cast
 
 import kopf
@@ -30,6 +27,7 @@ from mlkube.contract import (
 )
 from mlkube.controllers import endpoint as sync
 from mlkube.controllers.errors import ControllerError
+from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
 from mlkube.k8s import ApiError
@@ -38,16 +36,8 @@ PLURAL: Final = PLURAL_ONLINE_ENDPOINTS
 RESYNC_SECONDS: Final = 300.0
 API_ERROR_DELAY: Final = 10.0
 
-_locks: dict[tuple[str, str], threading.Lock] = {}
-_locks_guard = threading.Lock()
-
-
-@contextmanager
-def endpoint_lock(namespace: str, name: str) -> Iterator[None]:
-    with _locks_guard:
-        lock = _locks.setdefault((namespace, name), threading.Lock())
-    with lock:
-        yield
+LOCKS: Final = KeyedLocks()
+endpoint_lock = LOCKS.hold
 
 
 def now_iso() -> str:
@@ -96,8 +86,7 @@ def finalize_endpoint(namespace: str | None, name: str, uid: str, **_: Any) -> N
             sync.finalize(kube(), namespace, name, uid)
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"releasing Models failed: {err}", delay=API_ERROR_DELAY) from err
-    with _locks_guard:
-        _locks.pop((namespace, name), None)  # the endpoint is gone: so is its lock
+    LOCKS.forget(namespace, name)  # the endpoint is gone: so is its lock
 
 
 def owning_endpoint(meta: kopf.Meta) -> str | None:
