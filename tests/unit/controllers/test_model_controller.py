@@ -80,7 +80,7 @@ def test_an_unsupported_scheme_fails_for_good() -> None:
 def test_a_transient_storage_error_is_retried_with_growing_delay(
     artifact: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unreachable(uri: str) -> Any:
+    def unreachable(uri: str, *_: Any) -> Any:
         raise StorageError(f"cannot list {uri}: ClientConnectorError: connection refused")
 
     monkeypatch.setattr(controller, "compute_digest", unreachable)
