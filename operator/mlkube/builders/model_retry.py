@@ -7,8 +7,12 @@ the artifact itself (not found, digest mismatch, unsupported scheme) fails it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
+from mlkube.api.common import bound_message
+from mlkube.api.model import ModelStatus
+from mlkube.builders.status_conditions import condition_models
 from mlkube.reconcile.conditions import set_condition
 
 RETRYING: Final = "Retrying"
@@ -22,21 +26,20 @@ def retry_delay(attempt: int) -> float:
 
 
 def build_retrying_status(
-    *, generation: int, error: str, attempt: int, delay: float, previous: dict[str, Any] | None,
+    *, generation: int, error: str, attempt: int, delay: float, previous: Mapping[str, Any] | None,
     now: str,
 ) -> dict[str, Any]:  # fmt: skip
     """Phase Pending, Ready=False/Retrying with the error and when the next attempt runs."""
-    message = f"{error}; attempt {attempt + 1} failed, retrying in {delay:.0f}s"
-    return {
-        "phase": "Pending",
-        "message": message,
-        "conditions": set_condition(
-            (previous or {}).get("conditions"),
-            type_="Ready",
-            status=False,
-            reason=RETRYING,
-            message=message,
-            generation=generation,
-            now=now,
-        ),
-    }
+    message = bound_message(f"{error}; attempt {attempt + 1} failed, retrying in {delay:.0f}s")
+    conditions = set_condition(
+        (previous or {}).get("conditions"),
+        type_="Ready",
+        status=False,
+        reason=RETRYING,
+        message=message,
+        generation=generation,
+        now=now,
+    )
+    return ModelStatus(
+        phase="Pending", message=message, conditions=condition_models(conditions)
+    ).to_status()

@@ -153,3 +153,15 @@ def test_a_job_at_the_verification_name_that_is_not_ours_is_neither_read_nor_rep
         controller.poll_verification_job(fake, CONFIG, pvc_model(), now)
     assert fake.stored("batch/v1", "Job", name, NS) == stored
     assert fake.writes == []
+
+
+def test_a_huge_transient_error_still_makes_a_valid_bounded_status(
+    artifact: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(uri: str, *_: Any) -> Any:
+        raise StorageError("503 Slow Down " + "x" * 100_000)
+
+    monkeypatch.setattr(controller, "compute_digest", unreachable)
+    outcome = run(model(artifact))
+    assert len(outcome.status["message"]) <= 4096
+    assert outcome.status["message"].endswith("retrying in 10s")  # the tail is kept
