@@ -50,6 +50,22 @@ def _storage_error_in(exc: BaseException) -> StorageError | None:
     return None
 
 
+# HTTP statuses that say "try later", not "absent".
+_TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def _transient_not_found(exc: FileNotFoundError) -> bool:
+    """fsspec's http filesystem reports any failed HEAD/GET, a refused connection or a 503
+    included, as FileNotFoundError: only an HTTP answer other than "try later" means absent."""
+    cause = exc.__cause__ or exc.__context__
+    if cause is None or isinstance(cause, FileNotFoundError):
+        return False
+    status = getattr(cause, "status", None)
+    if isinstance(status, int):
+        return status in _TRANSIENT_HTTP_STATUSES
+    return True  # no HTTP answer at all: connection refused, reset, DNS, timeout
+
+
 @contextlib.contextmanager
 def translated_errors(action: str, uri: str, budget: Budget | None = None) -> Iterator[None]:
     """Turn transport errors (OSError, botocore, aiohttp, ...) into the storage hierarchy."""
@@ -61,7 +77,7 @@ def translated_errors(action: str, uri: str, budget: Budget | None = None) -> It
         inner = _storage_error_in(exc)
         if inner is not None:
             raise inner from exc
-        if isinstance(exc, FileNotFoundError):
+        if isinstance(exc, FileNotFoundError) and not _transient_not_found(exc):
             raise ArtifactNotFound(f"artifact not found: {uri}") from exc
         if isinstance(exc, TimeoutError) and budget is not None:
             budget.check_time()  # raises ArtifactTimeout when the wall clock cap is what hit
