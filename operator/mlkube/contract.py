@@ -30,6 +30,9 @@ MANAGED_BY: Final = "mlkube"
 # Audit annotations stamped by the mutating webhook.
 ANNOTATION_CREATED_BY: Final = "mlkube.dev/created-by"
 ANNOTATION_LAST_MODIFIED_BY: Final = "mlkube.dev/last-modified-by"
+# ...and the webhook's proofs that it wrote them (reconcile/audit_proof.py).
+ANNOTATION_CREATED_BY_PROOF: Final = "mlkube.dev/created-by-proof"
+ANNOTATION_LAST_MODIFIED_BY_PROOF: Final = "mlkube.dev/last-modified-by-proof"
 
 # Ports inside serving pods.
 SERVER_HTTP_PORT: Final = 8080

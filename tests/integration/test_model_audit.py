@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from mlkube.builders.rbac import WEBHOOK_CONFIGURATION
 from mlkube.contract import (
     ANNOTATION_CREATED_BY,
     ANNOTATION_LAST_MODIFIED_BY,
@@ -18,7 +17,7 @@ from mlkube.contract import (
 from mlkube.devcluster import Cluster
 from mlkube.devcluster.cluster import OPERATOR_USER
 from mlkube.k8s import ApiError, Kube
-from support.operator import delete_webhook_configurations, run_operator, webhook_setup
+from support.operator import registered_webhooks, run_operator, webhook_setup
 from support.waiting import wait_for
 
 
@@ -61,29 +60,25 @@ def artifact(tmp_path: Path) -> str:
 def webhook_operator(
     kube: Kube, namespace: str, tmp_path: Path, users: dict[str, Kube], artifact: str
 ) -> Iterator[None]:
-    # The chart's name: the operator's RBAC lets it change only that configuration.
-    setup = webhook_setup(tmp_path, WEBHOOK_CONFIGURATION, OPERATOR_USER)
-    try:
-        with run_operator(namespace, env=setup.env):
-            probe = model("probe-v1", artifact)
-            probe["metadata"]["namespace"] = namespace
+    setup = webhook_setup(tmp_path, OPERATOR_USER, namespace)
+    with registered_webhooks(kube, setup.configurations), run_operator(namespace, env=setup.env):
+        probe = model("probe-v1", artifact)
+        probe["metadata"]["namespace"] = namespace
 
-            def stamped() -> bool:
-                try:
-                    dry = users["alice"].request(
-                        "POST",
-                        f"/apis/{API_VERSION}/namespaces/{namespace}/models",
-                        body=probe,
-                        query=[("dryRun", "All")],
-                    )
-                except ApiError:
-                    return False
-                return ANNOTATION_CREATED_BY in dry["metadata"].get("annotations", {})
+        def stamped() -> bool:
+            try:
+                dry = users["alice"].request(
+                    "POST",
+                    f"/apis/{API_VERSION}/namespaces/{namespace}/models",
+                    body=probe,
+                    query=[("dryRun", "All")],
+                )
+            except ApiError:
+                return False
+            return ANNOTATION_CREATED_BY in dry["metadata"].get("annotations", {})
 
-            wait_for(stamped, timeout=30, what="the mutating webhook to be called")
-            yield
-    finally:
-        delete_webhook_configurations(kube, setup.configuration)
+        wait_for(stamped, timeout=30, what="the mutating webhook to be called")
+        yield
 
 
 def test_webhook_stamps_real_users_and_operator_keeps_history(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trustme
 from kopf.testing import KopfRunner
 
+from mlkube.builders.webhook_config import build_webhook_configurations, url_client
 from mlkube.devcluster.procs import free_port
 from mlkube.k8s import Kube
 
@@ -47,33 +50,46 @@ def run_operator(namespace: str, env: dict[str, str] | None = None) -> Iterator[
 @dataclass(frozen=True)
 class WebhookSetup:
     env: dict[str, str]
-    configuration: str
+    configurations: list[dict[str, Any]]
 
 
-def webhook_setup(directory: Path, configuration: str, operator_username: str) -> WebhookSetup:
-    """A CA made by the test, a serving cert for 127.0.0.1 and the operator's webhook env."""
+def webhook_setup(directory: Path, operator_username: str, namespace: str) -> WebhookSetup:
+    """A CA made by the test, a serving cert for 127.0.0.1, the operator's webhook env, and the
+    configurations (loopback URL, limited to `namespace`) that the admin registers, as the dev
+    cluster does: the operator itself never registers any. The audit key lives in `namespace`."""
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
-    ca_path, cert_path, key_path = (directory / n for n in ("ca.pem", "cert.pem", "key.pem"))
-    ca.cert_pem.write_to_path(str(ca_path))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert.cert_chain_pems[0].write_to_path(str(cert_path))
     cert.private_key_pem.write_to_path(str(key_path))
+    port = free_port()
+    configurations = build_webhook_configurations(
+        url_client(f"https://127.0.0.1:{port}"),
+        ca_bundle=base64.b64encode(ca.cert_pem.bytes()).decode(),
+        name=f"webhooks-{namespace}.mlkube.dev",
+        namespaces=[namespace],
+    )
     return WebhookSetup(
         env={
-            "MLKUBE_WEBHOOK_PORT": str(free_port()),
+            "MLKUBE_WEBHOOK_PORT": str(port),
             "MLKUBE_WEBHOOK_ADDR": "127.0.0.1",
-            "MLKUBE_WEBHOOK_HOST": "127.0.0.1",
             "MLKUBE_WEBHOOK_CERT": str(cert_path),
             "MLKUBE_WEBHOOK_KEY": str(key_path),
-            "MLKUBE_WEBHOOK_CA": str(ca_path),
-            "MLKUBE_WEBHOOK_CONFIG": configuration,
+            "MLKUBE_NAMESPACE": namespace,
             "MLKUBE_OPERATOR_USERNAME": operator_username,
         },
-        configuration=configuration,
+        configurations=configurations,
     )
 
 
-def delete_webhook_configurations(kube: Kube, name: str) -> None:
-    """Kopf leaves its managed configurations behind; without the server they would block."""
-    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
-        kube.delete("admissionregistration.k8s.io/v1", kind, name)
+@contextlib.contextmanager
+def registered_webhooks(kube: Kube, configurations: list[dict[str, Any]]) -> Iterator[None]:
+    """The configurations exist for the block's duration (fail-open, but nothing should call a
+    server that is gone)."""
+    try:
+        for obj in configurations:
+            kube.apply(obj, field_manager="mlkube-tests")
+        yield
+    finally:
+        for obj in configurations:
+            kube.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])

@@ -69,7 +69,7 @@ def render_files(kinds: Sequence[KindDescriptor] = KINDS) -> dict[str, str]:
         files[f"{SAMPLES_DIR}/{name}"] = dump_yaml(objects, SAMPLES_HEADER)
     files[REFERENCE_PATH] = render_reference(kinds)
     # The chart's ClusterRole comes from the same rules the integration tests run under.
-    from mlkube.builders.rbac import build_operator_cluster_role
+    from mlkube.builders.rbac import build_chart_roles
 
-    files[CHART_CLUSTER_ROLE] = dump_yaml([build_operator_cluster_role()])
+    files[CHART_CLUSTER_ROLE] = dump_yaml(build_chart_roles())
     return dict(sorted(files.items()))

@@ -1,7 +1,9 @@
 """The Model's audit trail in status: who created it, who last changed it, recent changes.
 
-The webhook stamps identities into annotations at admission time (only it sees userInfo);
-the operator copies them into status with the changed field paths, keeping the newest entries.
+The webhook stamps identities into annotations at admission time (only it sees userInfo),
+each with a proof; the caller passes only proven stamps (`reconcile.audit_proof.trusted_stamps`,
+`unknown` otherwise) and this copies them into status with the changed field paths, keeping the
+newest entries.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mlkube.contract import ANNOTATION_CREATED_BY, ANNOTATION_LAST_MODIFIED_BY
+from mlkube.reconcile.audit_proof import UNKNOWN_USER
 
 HISTORY_LIMIT = 10
-UNKNOWN_USER = "unknown"
+__all__ = ["UNKNOWN_USER", "build_audit_status", "changed_paths"]
 
 
 def changed_paths(diff: Iterable[Sequence[Any]], prefix: str = "spec") -> list[str]:

@@ -9,10 +9,29 @@ from mlkube.contract import GROUP
 
 # Only kinds that exist: batch endpoints and pipelines get their rights with their CRDs.
 KINDS = ("models", "onlineendpoints")
-WEBHOOK_CONFIGURATION = f"webhooks.{GROUP}"
-OWNED = ["get", "list", "watch", "create", "patch", "delete"]
+AUDIT_KEY_SECRET = "mlkube-audit-key"  # handlers/webhooks.py keeps the audit proof key here
+# Children: created, applied, listed by label for pruning, deleted; watched only where a
+# handler watches them (Deployments: endpoint readiness).
+CHILD = ["get", "list", "create", "patch", "delete"]
 
-OPERATOR_RULES: list[dict[str, Any]] = [
+# Cluster-scoped: what Kopf's own observers read (served CRDs; namespaces, when it watches a
+# list of namespaces). Always bound cluster-wide.
+CLUSTER_RULES: list[dict[str, Any]] = [
+    {
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "verbs": ["get", "list", "watch"],
+    },
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+]
+# (group, resource) watched by Kopf itself rather than by one of our handlers.
+WATCHED_BY_KOPF = frozenset(
+    {("apiextensions.k8s.io", "customresourcedefinitions"), ("", "namespaces")}
+)
+
+# Namespaced: bound cluster-wide, or with a RoleBinding per watched namespace (chart value
+# watchNamespaces), which grants nothing outside those namespaces.
+NAMESPACED_RULES: list[dict[str, Any]] = [
     # Its own kinds: read, annotate (Kopf progress), finalize; status is written separately.
     {"apiGroups": [GROUP], "resources": list(KINDS), "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": [GROUP], "resources": [f"{k}/status" for k in KINDS], "verbs": ["get", "patch"]},
@@ -23,51 +42,60 @@ OPERATOR_RULES: list[dict[str, Any]] = [
         "resources": ["models/finalizers", "onlineendpoints/finalizers"],
         "verbs": ["update"],
     },
-    # Kopf: discovery of served CRDs, namespaces when cluster-wide, Events.
-    {
-        "apiGroups": ["apiextensions.k8s.io"],
-        "resources": ["customresourcedefinitions"],
-        "verbs": ["get", "list", "watch"],
-    },
-    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-    # Kopf keeps its own webhook configurations in sync with the served certificate: it may
-    # create them (creation cannot be limited by name) but change only those two, by name.
-    {
-        "apiGroups": ["admissionregistration.k8s.io"],
-        "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
-        "verbs": ["create"],
-    },
-    {
-        "apiGroups": ["admissionregistration.k8s.io"],
-        "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
-        "resourceNames": [WEBHOOK_CONFIGURATION],
-        "verbs": ["get", "patch"],
-    },
-    # Children of endpoints, batch jobs and pipeline runs.
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": OWNED},
-    {"apiGroups": [""], "resources": ["services", "configmaps", "secrets"], "verbs": OWNED},
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": OWNED},
-    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": OWNED},
-    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": OWNED},
-    {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": OWNED},
+    # Children of endpoints; Deployments are watched (readiness), nothing else is.
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": [*CHILD, "watch"]},
+    {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": CHILD},
+    # Endpoint API-key Secrets are read and pruned by name: never listed or watched, so the
+    # operator cannot enumerate the cluster's Secrets.
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch", "delete"]},
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": CHILD},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": CHILD},
+    {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": CHILD},
     {
         "apiGroups": ["monitoring.coreos.com"],
         "resources": ["servicemonitors", "prometheusrules"],
-        "verbs": OWNED,
+        "verbs": CHILD,
     },
-    # Readiness and drift summaries come from pods; verification results from Job pods.
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    # pvc:// verification Jobs (by name), and their pods' termination messages.
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "create", "patch"]},
+    # Readiness and drift summaries come from pods (listed by label, never watched).
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
 ]
+# In the operator's own namespace: the audit key Secret, read by name, created on first start.
+# (Creation cannot be limited by name in RBAC.)
+AUDIT_KEY_RULES: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+     "resourceNames": [AUDIT_KEY_SECRET]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+]  # fmt: skip
+# No admissionregistration rights: the chart ships the webhook configurations and the operator
+# only serves them (builders/webhook_config.py).
+OPERATOR_RULES: list[dict[str, Any]] = CLUSTER_RULES + NAMESPACED_RULES
 
 
-def build_operator_cluster_role(name: str = "mlkube-operator") -> dict[str, Any]:
+def _cluster_role(name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "mlkube"}},
-        "rules": OPERATOR_RULES,
+        "rules": rules,
     }
+
+
+def build_operator_cluster_role(name: str = "mlkube-operator") -> dict[str, Any]:
+    """Every right in one ClusterRole: how the dev cluster and the integration tests bind it."""
+    return _cluster_role(name, OPERATOR_RULES)
+
+
+def build_chart_roles() -> list[dict[str, Any]]:
+    """The chart's roles: cluster-scoped rights, namespaced rights (bound per namespace when
+    watchNamespaces is set) and the audit key rights (bound in the release namespace)."""
+    return [
+        _cluster_role("mlkube-operator-cluster", CLUSTER_RULES),
+        _cluster_role("mlkube-operator", NAMESPACED_RULES),
+        _cluster_role("mlkube-operator-audit-key", AUDIT_KEY_RULES),
+    ]
 
 
 def build_cluster_role_binding(

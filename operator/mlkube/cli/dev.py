@@ -80,22 +80,30 @@ Stop it with: make dev-down""")
 
 def start_operator(cluster: Cluster, kube: Any) -> None:
     """The operator as the chart runs it: its own identity under the chart's ClusterRole, with
-    the admission webhooks served over TLS (the cluster CA signed its 127.0.0.1 certificate)."""
+    the admission webhooks served over TLS (the cluster CA signed its 127.0.0.1 certificate).
+    The admin registers the webhook configurations (a loopback URL: this cluster only), as the
+    chart does with a Service reference; the operator never registers any."""
+    import base64
+
     from mlkube.builders.rbac import build_cluster_role_binding, build_operator_cluster_role
+    from mlkube.builders.webhook_config import build_webhook_configurations, url_client
 
     kube.apply(build_operator_cluster_role(), field_manager="mlkube-dev")
     kube.apply(
         build_cluster_role_binding("mlkube-operator", "mlkube-operator", user=OPERATOR_USER),
         field_manager="mlkube-dev",
     )
+    # The operator's namespace holds its audit key Secret.
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mlkube-system"}},
+               field_manager="mlkube-dev")  # fmt: skip
     pki = cluster.workdir / "pki"
+    port = free_port()
     env = {
-        "MLKUBE_WEBHOOK_PORT": str(free_port()),
+        "MLKUBE_WEBHOOK_PORT": str(port),
         "MLKUBE_WEBHOOK_ADDR": "127.0.0.1",
-        "MLKUBE_WEBHOOK_HOST": "127.0.0.1",
         "MLKUBE_WEBHOOK_CERT": str(pki / "apiserver.crt"),
         "MLKUBE_WEBHOOK_KEY": str(pki / "apiserver.key"),
-        "MLKUBE_WEBHOOK_CA": str(pki / "ca.crt"),
+        "MLKUBE_NAMESPACE": "mlkube-system",
         "MLKUBE_OPERATOR_USERNAME": OPERATOR_USER,
         # The dev store is file:// on this machine, where the operator runs too.
         "MLKUBE_ALLOW_FILE_ARTIFACTS": "true",
@@ -104,6 +112,11 @@ def start_operator(cluster: Cluster, kube: Any) -> None:
             "--kubeconfig", str(cluster.kubeconfig_for("operator")),
             "--liveness", f"http://127.0.0.1:{free_port()}/healthz", "--standalone"]  # fmt: skip
     cluster.add_process("operator", argv, env)
+    ca_bundle = base64.b64encode((pki / "ca.crt").read_bytes()).decode()
+    for obj in build_webhook_configurations(
+        url_client(f"https://127.0.0.1:{port}"), ca_bundle=ca_bundle
+    ):
+        kube.apply(obj, field_manager="mlkube-dev")
 
 
 def down(args: argparse.Namespace) -> int:

@@ -73,7 +73,11 @@ def prune(kube: Kube, owner: EndpointRef, desired: set[tuple[str, str, str]]) ->
     selector = selector_string(endpoint_selector(owner.name))
     for api_version, kind in CHILD_KINDS:
         try:
-            live = kube.list(api_version, kind, owner.namespace, label_selector=selector)
+            if kind == "Secret":  # never listed (least-privilege RBAC): an endpoint owns one
+                secret = kube.get(api_version, kind, keys_secret_name(owner.name), owner.namespace)
+                live = [secret] if secret is not None else []
+            else:
+                live = kube.list(api_version, kind, owner.namespace, label_selector=selector)
         except ApiError as err:
             if err.status == 404:
                 continue  # a kind the cluster does not serve (no Gateway API) holds nothing

@@ -13,7 +13,9 @@ from mlkube.controllers import model as controller
 from mlkube.controllers.errors import ControllerError
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
+from mlkube.handlers.webhooks import audit_key
 from mlkube.k8s import ApiError
+from mlkube.reconcile.audit_proof import with_trusted_stamps
 
 
 def utc_now() -> datetime.datetime:
@@ -40,7 +42,8 @@ def reconcile_model(
     changes = ["spec"] if created else changed_paths(diff) or ["spec"]
     try:
         outcome = controller.reconcile(
-            kube(), operator_config(), body, created=created, changes=changes,
+            kube(), operator_config(), with_trusted_stamps(body, audit_key()),
+            created=created, changes=changes,
             now=controller.format_time(utc_now()), attempt=retry,
         )  # fmt: skip
     except (ApiError, ControllerError) as err:

@@ -1,93 +1,138 @@
-"""Admission webhooks: audit stamping on Model writes and the Model DELETE guard.
+"""Admission webhooks: audit stamping (with proofs) on Model writes and the Model DELETE guard.
 
-The webhook server runs inside the operator (Kopf). It is enabled by MLKUBE_WEBHOOK_PORT;
-Kopf then keeps the Mutating/ValidatingWebhookConfiguration named MLKUBE_WEBHOOK_CONFIG in sync
-with the served certificate. Decisions live in `mlkube.reconcile.admission` (pure); this module only
-reads the request and, for the guard, lists live references through the API.
+The webhook server runs inside the operator (Kopf) when MLKUBE_WEBHOOK_PORT is set. The operator
+only serves: the configurations that point the API server here are not the operator's to
+create. The Helm chart ships them with a Service reference (removed by `helm uninstall`); the
+dev cluster and the tests create them with a loopback URL, from the same builder
+(`mlkube.builders.webhook_config`). Decisions live in `mlkube.reconcile.admission` (pure); this
+module reads the request and, for the guard, lists live references through the API.
+
+Stamps carry an HMAC proof (`mlkube.reconcile.audit_proof`) under a key kept in the Secret
+AUDIT_KEY_SECRET in the operator's namespace, created on first start and read only by the
+operator; the Model reconcile trusts only proven stamps.
 """
 
 from __future__ import annotations
 
+import base64
+import logging
 import os
+import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import kopf
 
-from mlkube.builders.rbac import WEBHOOK_CONFIGURATION
+from mlkube.builders.rbac import AUDIT_KEY_SECRET
+from mlkube.builders.webhook_config import AUDIT_WEBHOOK, DELETE_GUARD_WEBHOOK, NAMESPACE_DELETERS
 from mlkube.contract import API_VERSION, GROUP, VERSION
 from mlkube.handlers.clients import kube
+from mlkube.k8s import ApiError
 from mlkube.reconcile.admission import audit_annotations, referencing_endpoints
 
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
 # Deleting a namespace is a deliberate act: its controller may delete Models still referenced.
-EXEMPT_DELETERS = frozenset(
-    {
-        "system:serviceaccount:kube-system:namespace-controller",
-        "system:kube-controller-manager",
-    }
-)
+# (The configurations do not even send those requests; this covers a hand-made configuration.)
+EXEMPT_DELETERS = frozenset(NAMESPACE_DELETERS)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class WebhookConfig:
     port: int | None
     addr: str
-    host: str | None
     certfile: str | None
     keyfile: str | None
-    cafile: str | None
-    configuration: str
+    namespace: str
     operator_username: str
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> WebhookConfig:
         env = dict(os.environ if env is None else env)
         port = env.get("MLKUBE_WEBHOOK_PORT")
+        namespace = _own_namespace(env)
         return cls(
             port=int(port) if port else None,
             addr=env.get("MLKUBE_WEBHOOK_ADDR", "0.0.0.0"),
-            host=env.get("MLKUBE_WEBHOOK_HOST") or None,
             certfile=env.get("MLKUBE_WEBHOOK_CERT") or None,
             keyfile=env.get("MLKUBE_WEBHOOK_KEY") or None,
-            cafile=env.get("MLKUBE_WEBHOOK_CA") or None,
-            configuration=env.get("MLKUBE_WEBHOOK_CONFIG", WEBHOOK_CONFIGURATION),
-            operator_username=env.get("MLKUBE_OPERATOR_USERNAME") or _own_service_account(env),
+            namespace=namespace,
+            operator_username=env.get("MLKUBE_OPERATOR_USERNAME")
+            or f"system:serviceaccount:{namespace}:"
+            f"{env.get('MLKUBE_SERVICE_ACCOUNT', 'mlkube-operator')}",
         )
 
 
-def _own_service_account(env: dict[str, str]) -> str:
-    """The operator's identity in requests it makes itself (from the pod's mounted SA)."""
-    name = env.get("MLKUBE_SERVICE_ACCOUNT", "mlkube-operator")
+def _own_namespace(env: dict[str, str]) -> str:
+    """The operator's namespace: MLKUBE_NAMESPACE, else the pod's mounted service account's."""
+    if env.get("MLKUBE_NAMESPACE"):
+        return env["MLKUBE_NAMESPACE"]
     try:
-        namespace = SA_NAMESPACE_FILE.read_text().strip()
+        return SA_NAMESPACE_FILE.read_text().strip()
     except OSError:
-        namespace = env.get("MLKUBE_NAMESPACE", "mlkube-system")
-    return f"system:serviceaccount:{namespace}:{name}"
+        return "mlkube-system"
+
+
+class _AuditKey:
+    """The proof key, loaded at startup (None: webhooks off, every stamp reads `unknown`)."""
+
+    value: bytes | None = None
+
+
+def audit_key() -> bytes | None:
+    return _AuditKey.value
+
+
+def load_audit_key(namespace: str) -> bytes:
+    """The key from the operator's Secret, created with a random key on first start."""
+    for _ in range(3):
+        secret = kube().get("v1", "Secret", AUDIT_KEY_SECRET, namespace)
+        if secret is not None:
+            return base64.b64decode((secret.get("data") or {})["key"])
+        try:
+            kube().create({
+                "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": AUDIT_KEY_SECRET, "namespace": namespace,
+                             "labels": {"app.kubernetes.io/name": "mlkube"}},
+                "data": {"key": base64.b64encode(secrets.token_bytes(32)).decode()},
+            })  # fmt: skip
+        except ApiError as err:
+            if err.status != 409:  # 409: another replica created it first; read theirs
+                raise
+    raise kopf.PermanentError(f"cannot read Secret {namespace}/{AUDIT_KEY_SECRET}")
 
 
 @kopf.on.startup()
 def configure_webhooks(settings: kopf.OperatorSettings, **_: Any) -> None:
     config = WebhookConfig.from_env()
+    # Never managed: Kopf would create configurations at runtime and leave them behind.
+    settings.admission.managed = None
     if config.port is None:
         # Kopf refuses to run admission handlers without a server; with webhooks off, serve them
-        # on an unadvertised loopback port and register no configuration, so nothing calls it.
+        # on an unadvertised loopback port: no configuration points at it, so nothing calls it.
         settings.admission.server = kopf.WebhookServer(addr="127.0.0.1", insecure=True)
-        settings.admission.managed = None
         return
+    try:
+        _AuditKey.value = load_audit_key(config.namespace)
+    except ApiError as err:
+        # No namespace or no rights (a misconfigured dev setup): stamps stay provable until the
+        # operator restarts, then read `unknown`. Never a blocked start.
+        log.warning(f"audit key Secret unavailable ({err}); using a key for this process only")
+        _AuditKey.value = secrets.token_bytes(32)
     settings.admission.server = kopf.WebhookServer(
-        addr=config.addr, port=config.port, host=config.host,
-        certfile=config.certfile, pkeyfile=config.keyfile, cafile=config.cafile,
-    )  # fmt: skip
-    settings.admission.managed = config.configuration
+        addr=config.addr, port=config.port, certfile=config.certfile, pkeyfile=config.keyfile
+    )
 
 
-# Fail open: with the operator down, Model writes still go through (unstamped, history says
-# "unknown") rather than blocking GitOps. The DELETE guard below fails closed: safety first.
+# Fail open (the configurations say so): with the operator down, Model writes still go through,
+# unstamped or unproven, and the status says "unknown" rather than blocking GitOps.
 @kopf.on.mutate(
-    GROUP, VERSION, "models", id="audit", operations=["CREATE", "UPDATE"], ignore_failures=True
-)
+    GROUP, VERSION, "models", id=AUDIT_WEBHOOK, operations=["CREATE", "UPDATE"],
+    ignore_failures=True,
+)  # fmt: skip
 def stamp_audit(
     userinfo: kopf.UserInfo,
     patch: kopf.Patch,
@@ -96,19 +141,24 @@ def stamp_audit(
     new: kopf.Body | None = None,
     **_: Any,
 ) -> None:
-    """Record who created the Model and who last changed its spec (annotations)."""
+    """Record who created the Model and who last changed its spec (annotations and proofs)."""
+    key = audit_key()
+    if key is None:
+        return
     stamps = audit_annotations(
         operation=operation,
         username=str(userinfo.get("username", "")),
         operator_username=WebhookConfig.from_env().operator_username,
         old=dict(old) if old is not None else None,
         new=dict(new) if new is not None else {},
+        key=key,
+        now=int(time.time()),
     )
-    for key, value in stamps.items():
-        patch.metadata.annotations[key] = value
+    for name, value in stamps.items():
+        patch.metadata.annotations[name] = value
 
 
-@kopf.on.validate(GROUP, VERSION, "models", id="delete-guard", operations=["DELETE"])
+@kopf.on.validate(GROUP, VERSION, "models", id=DELETE_GUARD_WEBHOOK, operations=["DELETE"])
 def guard_model_delete(body: kopf.Body, userinfo: kopf.UserInfo, **_: Any) -> None:
     """Refuse to delete a Model that an endpoint still serves, naming the endpoints."""
     if userinfo.get("username") in EXEMPT_DELETERS:

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlkube.contract import ANNOTATION_CREATED_BY, ANNOTATION_LAST_MODIFIED_BY
+from mlkube.contract import (
+    ANNOTATION_CREATED_BY,
+    ANNOTATION_CREATED_BY_PROOF,
+    ANNOTATION_LAST_MODIFIED_BY,
+    ANNOTATION_LAST_MODIFIED_BY_PROOF,
+)
+from mlkube.reconcile.audit_proof import epoch_of, sign_created, sign_modified
+
+AUDIT_ANNOTATIONS = (
+    ANNOTATION_CREATED_BY,
+    ANNOTATION_CREATED_BY_PROOF,
+    ANNOTATION_LAST_MODIFIED_BY,
+    ANNOTATION_LAST_MODIFIED_BY_PROOF,
+)
 
 
 def audit_annotations(
@@ -14,27 +27,52 @@ def audit_annotations(
     operator_username: str,
     old: dict[str, Any] | None,
     new: dict[str, Any],
+    key: bytes,
+    now: int,
 ) -> dict[str, str]:
-    """Annotations to set on a Model write.
+    """Annotations to set on a Model write: stamps and their proofs (`audit_proof`).
 
-    CREATE stamps both; an UPDATE that changes spec stamps last-modified-by. Writes by the
-    operator itself and metadata-only writes stamp nothing, but a user can never overwrite the
-    stamps: tampered values are put back.
+    CREATE stamps both; an UPDATE that changes spec stamps last-modified-by for the generation
+    it produces. Writes by the operator itself and metadata-only writes stamp nothing, but a
+    user can never overwrite the stamps or proofs: tampered values are put back.
     """
-    new_ann = (new.get("metadata") or {}).get("annotations") or {}
-    old_ann = ((old or {}).get("metadata") or {}).get("annotations") or {}
+    new_meta = new.get("metadata") or {}
+    old_meta = (old or {}).get("metadata") or {}
+    new_ann = new_meta.get("annotations") or {}
+    old_ann = old_meta.get("annotations") or {}
+    namespace = str(new_meta.get("namespace") or old_meta.get("namespace") or "")
     if operation == "CREATE":
         if username == operator_username:
             return {}
-        return {ANNOTATION_CREATED_BY: username, ANNOTATION_LAST_MODIFIED_BY: username}
+        # A generated name does not exist yet: the proof binds the prefix.
+        name = str(new_meta.get("name") or new_meta.get("generateName") or "")
+        return {
+            ANNOTATION_CREATED_BY: username,
+            ANNOTATION_CREATED_BY_PROOF: sign_created(
+                key, namespace=namespace, name=name, created=now, user=username
+            ),
+            ANNOTATION_LAST_MODIFIED_BY: username,
+            ANNOTATION_LAST_MODIFIED_BY_PROOF: sign_modified(
+                key, namespace=namespace, name=name, created=now, generation=1, user=username
+            ),
+        }
     stamps = {
-        key: old_ann[key]
-        for key in (ANNOTATION_CREATED_BY, ANNOTATION_LAST_MODIFIED_BY)
-        if key in old_ann and new_ann.get(key) != old_ann[key]
+        key_: old_ann[key_]
+        for key_ in AUDIT_ANNOTATIONS
+        if key_ in old_ann and new_ann.get(key_) != old_ann[key_]
     }
-    spec_changed = (old or {}).get("spec") != new.get("spec")
-    if spec_changed and username != operator_username:
-        stamps[ANNOTATION_LAST_MODIFIED_BY] = username
+    if (old or {}).get("spec") == new.get("spec"):
+        return stamps
+    # The API server bumps the generation of a custom resource whose spec changes.
+    generation = int(old_meta.get("generation") or 1) + 1
+    created = epoch_of(old_meta.get("creationTimestamp"))
+    user = username if username != operator_username else old_ann.get(ANNOTATION_LAST_MODIFIED_BY)
+    if user and created is not None:
+        stamps[ANNOTATION_LAST_MODIFIED_BY] = user
+        stamps[ANNOTATION_LAST_MODIFIED_BY_PROOF] = sign_modified(
+            key, namespace=namespace, name=str(old_meta.get("name") or ""), created=created,
+            generation=generation, user=user,
+        )  # fmt: skip
     return stamps
 
 

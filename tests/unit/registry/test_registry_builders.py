@@ -12,33 +12,9 @@ from mlkube.builders.model_verify import (
 )
 from mlkube.builders.operator_config import parse_operator_config
 from mlkube.contract import ANNOTATION_CREATED_BY, ANNOTATION_LAST_MODIFIED_BY
-from mlkube.reconcile.admission import audit_annotations, referencing_endpoints
+from mlkube.reconcile.admission import referencing_endpoints
 
 DIGEST = "sha256:" + "b" * 64
-
-
-def test_create_stamps_both_and_ignores_forged_values() -> None:
-    new = {"metadata": {"annotations": {ANNOTATION_CREATED_BY: "mallory"}}, "spec": {}}
-    stamps = audit_annotations(operation="CREATE", username="alice", operator_username="op",
-                               old=None, new=new)  # fmt: skip
-    assert stamps == {ANNOTATION_CREATED_BY: "alice", ANNOTATION_LAST_MODIFIED_BY: "alice"}
-
-
-def test_update_stamps_only_spec_changes_and_restores_tampering() -> None:
-    old = {"metadata": {"annotations": {ANNOTATION_CREATED_BY: "alice",
-                                        ANNOTATION_LAST_MODIFIED_BY: "alice"}},
-           "spec": {"a": 1}}  # fmt: skip
-    relabel = {"metadata": {"annotations": {ANNOTATION_CREATED_BY: "bob",
-                                            ANNOTATION_LAST_MODIFIED_BY: "alice"}},
-               "spec": {"a": 1}}  # fmt: skip
-    assert audit_annotations(operation="UPDATE", username="bob", operator_username="op",
-                             old=old, new=relabel) == {ANNOTATION_CREATED_BY: "alice"}  # fmt: skip
-    change = {"metadata": old["metadata"], "spec": {"a": 2}}
-    stamps = audit_annotations(operation="UPDATE", username="bob", operator_username="op",
-                               old=old, new=change)  # fmt: skip
-    assert stamps == {ANNOTATION_LAST_MODIFIED_BY: "bob"}
-    assert audit_annotations(operation="UPDATE", username="op", operator_username="op",
-                             old=old, new=change) == {}  # fmt: skip
 
 
 def test_referencing_endpoints_are_sorted_and_exact() -> None:

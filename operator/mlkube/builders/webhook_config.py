@@ -1,0 +1,133 @@
+"""The admission webhook configurations: one definition for the chart, the dev cluster and tests.
+
+The operator only serves the webhooks; it never creates or patches configurations. The Helm
+chart ships them with a `service` client config (kube-apiserver resolves a Service reference
+itself; a URL would go through the host's DNS, where `*.svc` does not exist), so
+`helm uninstall` removes them with the release. The dev cluster and the integration tests create
+the same webhooks with a loopback URL, as the cluster admin.
+
+Neither webhook can wedge the cluster: both fail open (an operator that is down, restarting or
+uninstalled blocks no write and no delete), the namespace controller is never sent to the guard
+(namespace deletion does not wait for the operator), and the timeout is short. Fail-open stamps
+are detectable: the operator trusts only stamps carrying a valid proof (`builders.audit_proof`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from mlkube.contract import GROUP, VERSION
+
+# The handler ids in handlers/webhooks.py; Kopf serves each at "/<id>" on the webhook port.
+AUDIT_WEBHOOK: Final = "audit"
+DELETE_GUARD_WEBHOOK: Final = "delete-guard"
+CONFIGURATION_NAME: Final = f"webhooks.{GROUP}"
+SERVICE_NAME: Final = "mlkube-webhook"
+WEBHOOK_PORT: Final = 9443
+TIMEOUT_SECONDS: Final = 5
+# Deleting a namespace is a deliberate act, and it must never wait for the operator.
+NAMESPACE_DELETERS: Final = (
+    "system:serviceaccount:kube-system:namespace-controller",
+    "system:kube-controller-manager",
+)
+
+
+def service_client(namespace: str, *, port: int = WEBHOOK_PORT) -> dict[str, Any]:
+    """A clientConfig (without path) for the chart's webhook Service."""
+    return {"service": {"namespace": namespace, "name": SERVICE_NAME, "port": port}}
+
+
+def url_client(base_url: str) -> dict[str, Any]:
+    """A clientConfig (without path) for a webhook server on loopback: dev cluster and tests."""
+    return {"url": base_url.rstrip("/")}
+
+
+def build_webhook_configurations(
+    client: dict[str, Any],
+    *,
+    ca_bundle: str | None,
+    name: str = CONFIGURATION_NAME,
+    namespaces: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """The Mutating (audit stamps) and Validating (Model DELETE guard) configurations.
+
+    `ca_bundle` is base64 PEM (None when cert-manager injects it); `namespaces` restricts both
+    webhooks to the namespaces the operator watches (empty: all).
+    """
+    audit = _webhook(
+        AUDIT_WEBHOOK, client, ca_bundle, namespaces,
+        operations=["CREATE", "UPDATE"], side_effects="None",
+    )  # fmt: skip
+    guard = _webhook(
+        DELETE_GUARD_WEBHOOK, client, ca_bundle, namespaces,
+        operations=["DELETE"], side_effects="None",
+    )  # fmt: skip
+    guard["matchConditions"] = [
+        {
+            "name": "not-namespace-deletion",
+            "expression": " && ".join(
+                f"request.userInfo.username != '{user}'" for user in NAMESPACE_DELETERS
+            ),
+        }
+    ]
+    return [
+        _configuration("MutatingWebhookConfiguration", name, audit),
+        _configuration("ValidatingWebhookConfiguration", name, guard),
+    ]
+
+
+def _configuration(kind: str, name: str, webhook: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "mlkube"}},
+        "webhooks": [webhook],
+    }
+
+
+def _webhook(
+    handler_id: str,
+    client: dict[str, Any],
+    ca_bundle: str | None,
+    namespaces: Sequence[str],
+    *,
+    operations: list[str],
+    side_effects: str,
+) -> dict[str, Any]:
+    config = {k: dict(v) if isinstance(v, dict) else v for k, v in client.items()}
+    if "service" in config:
+        config["service"]["path"] = f"/{handler_id}"
+    else:
+        config["url"] = f"{config['url']}/{handler_id}"
+    if ca_bundle:
+        config["caBundle"] = ca_bundle
+    webhook: dict[str, Any] = {
+        "name": f"{handler_id}.models.{GROUP}",
+        "admissionReviewVersions": ["v1"],
+        "clientConfig": config,
+        "failurePolicy": "Ignore",
+        "matchPolicy": "Equivalent",
+        "sideEffects": side_effects,
+        "timeoutSeconds": TIMEOUT_SECONDS,
+        "rules": [
+            {
+                "apiGroups": [GROUP],
+                "apiVersions": [VERSION],
+                "resources": ["models"],
+                "operations": operations,
+                "scope": "Namespaced",
+            }
+        ],
+    }
+    if namespaces:
+        webhook["namespaceSelector"] = {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "In",
+                    "values": sorted(namespaces),
+                }
+            ]
+        }
+    return webhook

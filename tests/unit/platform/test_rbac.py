@@ -1,0 +1,94 @@
+"""Least privilege of the operator's RBAC (builders/rbac.py, the chart's generated roles): a broad
+rule that comes back fails here, not in a security review."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+import pytest
+
+import mlkube.handlers.main  # noqa: F401  (registers every handler with Kopf's default registry)
+from mlkube.builders.rbac import (
+    AUDIT_KEY_RULES,
+    CLUSTER_RULES,
+    NAMESPACED_RULES,
+    OPERATOR_RULES,
+    WATCHED_BY_KOPF,
+    build_chart_roles,
+)
+
+ALL_RULES = OPERATOR_RULES + AUDIT_KEY_RULES
+
+
+def grants(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
+    return {
+        verb
+        for rule in rules
+        if group in rule["apiGroups"] and resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def watched_by_handlers() -> set[tuple[str, str]]:
+    """(group, plural) of every resource a registered Kopf handler watches or serves."""
+    registry = kopf.get_default_registry()
+    handlers: list[Any] = []
+    for sub in (registry._watching, registry._changing, registry._spawning, registry._indexing):
+        handlers.extend(sub.get_all_handlers())
+    return {
+        (h.selector.group or "", h.selector.plural or h.selector.any_name)
+        for h in handlers
+        if h.selector
+    }
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: ",".join(r["resources"]))
+def test_no_wildcards(rule: dict[str, Any]) -> None:
+    for field in ("apiGroups", "resources", "verbs", "resourceNames"):
+        assert "*" not in rule.get(field, []), rule
+    assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
+
+
+def test_secrets_are_never_listed_or_watched() -> None:
+    assert not {"list", "watch"} & grants(ALL_RULES, "", "secrets")
+    # Reading the audit key is limited to that one Secret.
+    (get_rule,) = [r for r in AUDIT_KEY_RULES if "get" in r["verbs"]]
+    assert get_rule["resourceNames"] == ["mlkube-audit-key"]
+
+
+def test_no_rights_on_webhook_configurations_or_rbac() -> None:
+    groups = {g for rule in ALL_RULES for g in rule["apiGroups"]}
+    assert "admissionregistration.k8s.io" not in groups  # the chart ships them
+    assert "rbac.authorization.k8s.io" not in groups
+
+
+def test_every_watch_matches_a_handler_and_every_handler_may_watch() -> None:
+    watched = watched_by_handlers()
+    assert ("mlkube.dev", "models") in watched and ("apps", "deployments") in watched
+    for rule in ALL_RULES:
+        if "watch" not in rule["verbs"]:
+            continue
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                assert (group, resource) in watched | WATCHED_BY_KOPF, (group, resource)
+    for group, resource in watched:
+        assert {"list", "watch"} <= grants(NAMESPACED_RULES, group, resource), (group, resource)
+
+
+def test_cluster_scoped_rules_hold_only_cluster_scoped_kinds() -> None:
+    """The namespaced role is what a RoleBinding grants per watched namespace; cluster-scoped
+    kinds there would be silently useless, namespaced ones in the cluster role too broad."""
+    cluster_kinds = {(g, r) for rule in CLUSTER_RULES for g in rule["apiGroups"]
+                     for r in rule["resources"]}  # fmt: skip
+    assert cluster_kinds == set(WATCHED_BY_KOPF)
+    assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in CLUSTER_RULES)
+
+
+def test_chart_roles_split_the_rules_without_adding_any() -> None:
+    roles = {role["metadata"]["name"]: role["rules"] for role in build_chart_roles()}
+    assert roles == {
+        "mlkube-operator-cluster": CLUSTER_RULES,
+        "mlkube-operator": NAMESPACED_RULES,
+        "mlkube-operator-audit-key": AUDIT_KEY_RULES,
+    }
