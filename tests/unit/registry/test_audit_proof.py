@@ -104,8 +104,9 @@ def test_metadata_writes_stamp_nothing_and_tampering_is_put_back() -> None:
 
 def test_operator_writes_stamp_no_one_but_keep_the_proof_current() -> None:
     obj = create("alice")
+    blank: dict[str, Any] = {"metadata": {}, "spec": {}}
     by_op = audit_annotations(operation="CREATE", username="op", operator_username="op",
-                              old=None, new={"metadata": {}, "spec": {}}, key=KEY, now=T0)  # fmt: skip
+                              old=None, new=blank, key=KEY, now=T0)  # fmt: skip
     assert by_op == {}
     changed = update(obj, "op", spec={"a": 5})
     assert changed["metadata"]["annotations"][MODIFIED] == "alice"

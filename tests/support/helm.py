@@ -1,0 +1,52 @@
+"""The real helm CLI (hack/helm/build.sh, from the Go module proxy) rendering the real chart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "mlkube"
+
+
+def helm_binary() -> Path:
+    """MLKUBE_HELM_BIN (make test sets it), else build or reuse the cached build."""
+    override = os.environ.get("MLKUBE_HELM_BIN")
+    if override:
+        return Path(override)
+    out = subprocess.run(
+        ["bash", str(REPO / "hack" / "helm" / "build.sh")],
+        stdout=subprocess.PIPE, text=True, check=True,
+    )  # fmt: skip
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def render_chart(
+    helm: Path,
+    namespace: str,
+    values: list[str] = (),  # type: ignore[assignment]
+    *,
+    kubeconfig: Path | None = None,
+) -> list[dict[str, Any]]:
+    """`helm template` of the chart: every object, CRDs excluded. With a kubeconfig the render
+    runs with `--dry-run=server`, so `lookup` sees the cluster (as install and upgrade do)."""
+    argv = [str(helm), "template", "mlkube", str(CHART), "--namespace", namespace]
+    for value in values:
+        argv += ["--set", value]
+    env = {**os.environ, "HELM_CACHE_HOME": "/tmp/mlkube-helm/cache",
+           "HELM_CONFIG_HOME": "/tmp/mlkube-helm/config",
+           "HELM_DATA_HOME": "/tmp/mlkube-helm/data"}  # fmt: skip
+    if kubeconfig is not None:
+        argv += ["--dry-run=server", "--kubeconfig", str(kubeconfig)]
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        raise AssertionError(f"helm template failed: {out.stderr}")
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [obj for obj in objects if obj["kind"] == kind]
