@@ -114,6 +114,7 @@ def configure_webhooks(settings: kopf.OperatorSettings, **_: Any) -> None:
         # Kopf refuses to run admission handlers without a server; with webhooks off, serve them
         # on an unadvertised loopback port: no configuration points at it, so nothing calls it.
         settings.admission.server = kopf.WebhookServer(addr="127.0.0.1", insecure=True)
+        _AuditKey.value = None
         return
     try:
         _AuditKey.value = load_audit_key(config.namespace)
