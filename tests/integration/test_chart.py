@@ -76,7 +76,10 @@ def test_watch_namespaces_bind_rights_and_webhooks_per_namespace(helm: Path) -> 
 def test_cert_manager_and_provided_certificates(helm: Path) -> None:
     objects = render_chart(helm, "ops", ["webhook.tls.mode=certManager"])
     assert not by_kind(objects, "Secret")
-    assert by_kind(objects, "Certificate")[0]["spec"]["secretName"] == "mlkube-webhook-tls"
+    certificates = {c["metadata"]["name"]: c["spec"] for c in by_kind(objects, "Certificate")}
+    assert certificates["mlkube-webhook"]["secretName"] == "mlkube-webhook-tls"
+    assert certificates["mlkube-webhook"]["issuerRef"]["name"] == "mlkube-webhook"
+    assert certificates["mlkube-webhook-ca"]["isCA"] is True  # a stable CA across renewals
     for kind in CONFIG_KINDS:
         config = by_kind(objects, kind)[0]
         assert config["metadata"]["annotations"] == {
