@@ -20,7 +20,7 @@ from mlkube.devcluster import Cluster
 from mlkube.devcluster.cluster import OPERATOR_USER
 from mlkube.devcluster.procs import free_port
 from mlkube.k8s import ApiError, Kube
-from support.helm import by_kind, helm_binary, render_chart
+from support.helm import by_kind, helm_binary, lint_chart, render_chart
 from support.operator import run_operator
 from support.waiting import wait_for
 
@@ -56,6 +56,13 @@ def test_chart_registers_service_webhooks_exactly_as_built(helm: Path) -> None:
     for role in by_kind(objects, "ClusterRole"):
         for rule in role["rules"]:
             assert "admissionregistration.k8s.io" not in rule["apiGroups"]
+
+
+@pytest.mark.parametrize(
+    "values", [[], ["watchNamespaces={a,b}", "webhook.tls.mode=certManager"]], ids=["default", "ns"]
+)
+def test_chart_lints(helm: Path, values: list[str]) -> None:
+    assert "0 chart(s) failed" in lint_chart(helm, values)
 
 
 def test_watch_namespaces_bind_rights_and_webhooks_per_namespace(helm: Path) -> None:

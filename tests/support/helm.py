@@ -25,6 +25,23 @@ def helm_binary() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
+def helm_env() -> dict[str, str]:
+    """helm keeps caches and config under these; never in the user's home."""
+    return {**os.environ, "HELM_CACHE_HOME": "/tmp/mlkube-helm/cache",
+            "HELM_CONFIG_HOME": "/tmp/mlkube-helm/config",
+            "HELM_DATA_HOME": "/tmp/mlkube-helm/data"}  # fmt: skip
+
+
+def lint_chart(helm: Path, values: list[str] = ()) -> str:  # type: ignore[assignment]
+    argv = [str(helm), "lint", "--strict", str(CHART)]
+    for value in values:
+        argv += ["--set", value]
+    out = subprocess.run(argv, capture_output=True, text=True, env=helm_env(), check=False)
+    if out.returncode != 0:
+        raise AssertionError(f"helm lint failed: {out.stdout}{out.stderr}")
+    return out.stdout
+
+
 def render_chart(
     helm: Path,
     namespace: str,
@@ -37,9 +54,7 @@ def render_chart(
     argv = [str(helm), "template", "mlkube", str(CHART), "--namespace", namespace]
     for value in values:
         argv += ["--set", value]
-    env = {**os.environ, "HELM_CACHE_HOME": "/tmp/mlkube-helm/cache",
-           "HELM_CONFIG_HOME": "/tmp/mlkube-helm/config",
-           "HELM_DATA_HOME": "/tmp/mlkube-helm/data"}  # fmt: skip
+    env = helm_env()
     if kubeconfig is not None:
         argv += ["--dry-run=server", "--kubeconfig", str(kubeconfig)]
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)

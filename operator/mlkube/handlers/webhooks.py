@@ -91,7 +91,10 @@ def load_audit_key(namespace: str) -> bytes:
     for _ in range(3):
         secret = kube().get("v1", "Secret", AUDIT_KEY_SECRET, namespace)
         if secret is not None:
-            return base64.b64decode((secret.get("data") or {})["key"])
+            key = base64.b64decode((secret.get("data") or {}).get("key") or "")
+            if len(key) < 16:
+                raise kopf.PermanentError(f"Secret {namespace}/{AUDIT_KEY_SECRET} holds no key")
+            return key
         try:
             kube().create({
                 "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -118,9 +121,9 @@ def configure_webhooks(settings: kopf.OperatorSettings, **_: Any) -> None:
         return
     try:
         _AuditKey.value = load_audit_key(config.namespace)
-    except ApiError as err:
-        # No namespace or no rights (a misconfigured dev setup): stamps stay provable until the
-        # operator restarts, then read `unknown`. Never a blocked start.
+    except (ApiError, kopf.PermanentError) as err:
+        # No namespace, no rights or a damaged Secret (a misconfigured setup): stamps stay
+        # provable until the operator restarts, then read `unknown`. Never a blocked start.
         log.warning(f"audit key Secret unavailable ({err}); using a key for this process only")
         _AuditKey.value = secrets.token_bytes(32)
     settings.admission.server = kopf.WebhookServer(
