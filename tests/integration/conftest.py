@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from kopf.testing import KopfRunner
 
-from mlkube.builders.rbac import build_cluster_role_binding, build_operator_cluster_role
+from mlkube.builders.rbac import build_chart_roles, build_cluster_role_binding
 from mlkube.devcluster import Cluster
 from mlkube.devcluster.cluster import OPERATOR_USER, build_binaries
 from mlkube.k8s import ApiError, Kube
@@ -48,11 +48,18 @@ def kube(cluster: Cluster) -> Kube:
 
 @pytest.fixture(scope="session")
 def crds(kube: Kube, cluster: Cluster) -> list[str]:
-    """CRDs from crds/, and the operator identity bound to the chart's generated ClusterRole:
-    every in-process operator runs with exactly the rights the Helm chart grants."""
+    """CRDs from crds/, and the operator identity bound to the chart's generated roles as the
+    chart binds them with `watchNamespaces`: cluster-scoped reads cluster-wide, the namespaced
+    rights only in each test's namespace (`namespace` fixture). Every in-process operator runs
+    with exactly the rights the Helm chart grants."""
     names = apply_crds(kube, REPO / "crds", field_manager="mlkube-tests")
-    kube.apply(build_operator_cluster_role())
-    kube.apply(build_cluster_role_binding("mlkube-operator", "mlkube-operator", user=OPERATOR_USER))
+    for role in build_chart_roles():
+        kube.apply(role)
+    kube.apply(
+        build_cluster_role_binding(
+            "mlkube-operator-cluster", "mlkube-operator-cluster", user=OPERATOR_USER
+        )
+    )
     os.environ[OPERATOR_KUBECONFIG_ENV] = str(cluster.kubeconfig_for("operator"))
     # Tests keep artifacts in tmp dirs (file://), like a local dev cluster does.
     os.environ["MLKUBE_ALLOW_FILE_ARTIFACTS"] = "true"
@@ -63,6 +70,9 @@ def crds(kube: Kube, cluster: Cluster) -> list[str]:
 def namespace(kube: Kube, crds: list[str]) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"
     kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    binding = build_cluster_role_binding("mlkube-operator", "mlkube-operator", user=OPERATOR_USER)
+    kube.create({**binding, "kind": "RoleBinding",
+                 "metadata": {"name": "mlkube-operator", "namespace": name}})  # fmt: skip
     yield name
     with contextlib.suppress(ApiError):
         kube.delete("v1", "Namespace", name)
