@@ -15,7 +15,6 @@ from mlkube.contract import ANNOTATION_CREATED_BY, ANNOTATION_LAST_MODIFIED_BY
 from mlkube.reconcile.audit_proof import UNKNOWN_USER
 
 HISTORY_LIMIT = 10
-__all__ = ["UNKNOWN_USER", "build_audit_status", "changed_paths"]
 
 
 def changed_paths(diff: Iterable[Sequence[Any]], prefix: str = "spec") -> list[str]:
