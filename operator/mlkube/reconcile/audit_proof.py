@@ -98,6 +98,14 @@ def trusted_stamps(meta: Mapping[str, Any], key: bytes | None) -> dict[str, str]
     return trusted
 
 
+def with_trusted_stamps(obj: Mapping[str, Any], key: bytes | None) -> dict[str, Any]:
+    """A copy of `obj` whose audit annotations are the trusted ones (`unknown` where unproven),
+    for code that reads the stamps from the object."""
+    meta = dict(obj.get("metadata") or {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), **trusted_stamps(meta, key)}
+    return {**obj, "metadata": meta}
+
+
 def _fresh(created: str, created_at: int) -> bool:
     return created.isdigit() and abs(int(created) - created_at) <= CREATION_TOLERANCE_SECONDS
 

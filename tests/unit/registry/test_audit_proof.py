@@ -13,7 +13,7 @@ from mlkube.contract import (
     ANNOTATION_LAST_MODIFIED_BY_PROOF,
 )
 from mlkube.reconcile.admission import audit_annotations
-from mlkube.reconcile.audit_proof import trusted_stamps
+from mlkube.reconcile.audit_proof import trusted_stamps, with_trusted_stamps
 
 KEY = b"k" * 32
 T0 = 1_800_000_000
@@ -124,3 +124,13 @@ def test_generated_names_bind_the_prefix() -> None:
         "unknown",
         "unknown",
     )
+
+
+def test_with_trusted_stamps_replaces_only_the_stamps() -> None:
+    obj = create("alice", annotations={"team": "risk", CREATED: "mallory"})
+    forged = {**obj, "metadata": {**obj["metadata"], "annotations": {
+        **obj["metadata"]["annotations"], CREATED: "mallory"}}}  # fmt: skip
+    seen = with_trusted_stamps(forged, KEY)
+    assert seen["metadata"]["annotations"][CREATED] == "unknown"
+    assert seen["metadata"]["annotations"]["team"] == "risk"
+    assert seen["spec"] == obj["spec"] and forged["metadata"]["annotations"][CREATED] == "mallory"
