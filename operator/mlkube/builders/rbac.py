@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlkube.contract import GROUP
+from mlkube.contract import GROUP, PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS
 
 # Only kinds that exist: batch endpoints and pipelines get their rights with their CRDs.
-KINDS = ("models", "onlineendpoints")
+KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS)
 AUDIT_KEY_SECRET = "mlkube-audit-key"  # handlers/webhooks.py keeps the audit proof key here
 # Children: created, applied, listed by label for pruning, deleted; watched only where a
 # handler watches them (Deployments: endpoint readiness).
@@ -39,7 +39,7 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     # admission is on (OpenShift and hardened clusters), need update on the owner's finalizers.
     {
         "apiGroups": [GROUP],
-        "resources": ["models/finalizers", "onlineendpoints/finalizers"],
+        "resources": [f"{k}/finalizers" for k in KINDS],
         "verbs": ["update"],
     },
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from mlkube.contract import GROUP, VERSION
+from mlkube.contract import GROUP, PLURAL_MODELS, VERSION
 
 # The handler ids in handlers/webhooks.py; Kopf serves each at "/<id>" on the webhook port.
 AUDIT_WEBHOOK: Final = "audit"
@@ -103,7 +103,7 @@ def _webhook(
     if ca_bundle:
         config["caBundle"] = ca_bundle
     webhook: dict[str, Any] = {
-        "name": f"{handler_id}.models.{GROUP}",
+        "name": f"{handler_id}.{PLURAL_MODELS}.{GROUP}",
         "admissionReviewVersions": ["v1"],
         "clientConfig": config,
         "failurePolicy": "Ignore",
@@ -114,7 +114,7 @@ def _webhook(
             {
                 "apiGroups": [GROUP],
                 "apiVersions": [VERSION],
-                "resources": ["models"],
+                "resources": [PLURAL_MODELS],
                 "operations": operations,
                 "scope": "Namespaced",
             }

@@ -27,7 +27,7 @@ import kopf
 
 from mlkube.builders.rbac import AUDIT_KEY_SECRET
 from mlkube.builders.webhook_config import AUDIT_WEBHOOK, DELETE_GUARD_WEBHOOK, NAMESPACE_DELETERS
-from mlkube.contract import API_VERSION, GROUP, VERSION
+from mlkube.contract import API_VERSION, GROUP, KIND_ONLINE_ENDPOINT, PLURAL_MODELS, VERSION
 from mlkube.handlers.clients import kube
 from mlkube.k8s import ApiError
 from mlkube.reconcile.admission import audit_annotations, referencing_endpoints
@@ -134,7 +134,7 @@ def configure_webhooks(settings: kopf.OperatorSettings, **_: Any) -> None:
 # Fail open (the configurations say so): with the operator down, Model writes still go through,
 # unstamped or unproven, and the status says "unknown" rather than blocking GitOps.
 @kopf.on.mutate(
-    GROUP, VERSION, "models", id=AUDIT_WEBHOOK, operations=["CREATE", "UPDATE"],
+    GROUP, VERSION, PLURAL_MODELS, id=AUDIT_WEBHOOK, operations=["CREATE", "UPDATE"],
     ignore_failures=True,
 )  # fmt: skip
 def stamp_audit(
@@ -162,13 +162,13 @@ def stamp_audit(
         patch.metadata.annotations[name] = value
 
 
-@kopf.on.validate(GROUP, VERSION, "models", id=DELETE_GUARD_WEBHOOK, operations=["DELETE"])
+@kopf.on.validate(GROUP, VERSION, PLURAL_MODELS, id=DELETE_GUARD_WEBHOOK, operations=["DELETE"])
 def guard_model_delete(body: kopf.Body, userinfo: kopf.UserInfo, **_: Any) -> None:
     """Refuse to delete a Model that an endpoint still serves, naming the endpoints."""
     if userinfo.get("username") in EXEMPT_DELETERS:
         return
     name, namespace = body["metadata"]["name"], body["metadata"].get("namespace")
-    endpoints = kube().list(API_VERSION, "OnlineEndpoint", namespace)
+    endpoints = kube().list(API_VERSION, KIND_ONLINE_ENDPOINT, namespace)
     users = referencing_endpoints(endpoints, name)
     if users:
         raise kopf.AdmissionError(
