@@ -63,6 +63,9 @@ def crds(kube: Kube, cluster: Cluster) -> list[str]:
     os.environ[OPERATOR_KUBECONFIG_ENV] = str(cluster.kubeconfig_for("operator"))
     # Tests keep artifacts in tmp dirs (file://), like a local dev cluster does.
     os.environ["MLKUBE_ALLOW_FILE_ARTIFACTS"] = "true"
+    # kwok pods get addresses that exist nowhere: the operator contacts loopback "pods" only
+    # (the drift tests report 127.0.0.1 as a pod's IP), never kwok's pod CIDR off this machine.
+    os.environ["MLKUBE_POD_NETWORKS"] = "127.0.0.0/8"
     return names
 
 

@@ -45,6 +45,10 @@ ENV_DRIFT_POLL_INTERVAL: Final = "MLKUBE_DRIFT_POLL_INTERVAL_SECONDS"
 ENV_DRIFT_POLL_TIMEOUT: Final = "MLKUBE_DRIFT_POLL_TIMEOUT_SECONDS"
 ENV_DRIFT_CLEAR_EVALUATIONS: Final = "MLKUBE_DRIFT_CLEAR_EVALUATIONS"
 ENV_DRIFT_COOLDOWN: Final = "MLKUBE_DRIFT_COOLDOWN_SECONDS"
+# Pod addresses the operator may connect to (drift sidecars, routers): CIDRs, "*" (any: the
+# operator runs in the cluster, the default) or "none". A dev cluster whose pods are fake (kwok)
+# hands out addresses that exist nowhere: polling them would send traffic off this machine.
+ENV_POD_NETWORKS: Final = "MLKUBE_POD_NETWORKS"
 # Prometheus Operator objects: "auto" (when the cluster serves them) or "off"; extra labels
 # ("k=v,k2=v2") let a Prometheus whose selectors need them (e.g. release=...) pick them up.
 ENV_MONITORING: Final = "MLKUBE_MONITORING"
@@ -79,6 +83,8 @@ class OperatorConfig:
     drift_poll_timeout: float = 2.0
     drift_clear_evaluations: int = 3
     drift_cooldown: float = 300.0
+    # None: any pod address; else only addresses inside these CIDRs are contacted.
+    pod_networks: tuple[str, ...] | None = None
     monitoring: bool = True
     monitoring_labels: tuple[tuple[str, str], ...] = ()
     # file:// artifacts make the operator read its own filesystem: local development only
@@ -170,6 +176,7 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         drift_poll_timeout=_positive_float(env, ENV_DRIFT_POLL_TIMEOUT, 2.0, 0.05),
         drift_clear_evaluations=_positive_int(env, ENV_DRIFT_CLEAR_EVALUATIONS, 3, 1),
         drift_cooldown=_positive_float(env, ENV_DRIFT_COOLDOWN, 300.0, 0.0),
+        pod_networks=parse_pod_networks(env.get(ENV_POD_NETWORKS)),
         monitoring=monitoring == "auto",
         monitoring_labels=parse_labels(env.get(ENV_MONITORING_LABELS, "")),
         allow_file_artifacts=env.get(ENV_ALLOW_FILE_ARTIFACTS, "").strip().lower()
@@ -235,6 +242,37 @@ def parse_networks(text: str | None) -> tuple[str, ...]:
         except ValueError as exc:
             raise OperatorConfigError(f"{ENV_ARTIFACT_INTERNAL_NETWORKS}: {exc}") from exc
     return tuple(networks)
+
+
+def parse_pod_networks(text: str | None) -> tuple[str, ...] | None:
+    """`*` or unset: any pod address; `none`: no pod is contacted; else a CIDR list."""
+    if text is None or text.strip() in ("", "*"):
+        return None
+    if text.strip().lower() == "none":
+        return ()
+    networks = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as exc:
+            raise OperatorConfigError(f"{ENV_POD_NETWORKS}: {exc}") from exc
+    return tuple(networks)
+
+
+def contactable_pods(addresses: list[str], config: OperatorConfig) -> list[str]:
+    """The pod addresses the operator may connect to under `pod_networks`."""
+    if config.pod_networks is None:
+        return addresses
+    networks = [ipaddress.ip_network(n) for n in config.pod_networks]
+    allowed = []
+    for address in addresses:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            continue
+        if any(ip in network for network in networks):
+            allowed.append(address)
+    return allowed
 
 
 def fetch_policy(config: OperatorConfig, *, require_digest: bool = False) -> FetchPolicy:

@@ -107,6 +107,8 @@ def start_operator(cluster: Cluster, kube: Any) -> None:
         "MLKUBE_OPERATOR_USERNAME": OPERATOR_USER,
         # The dev store is file:// on this machine, where the operator runs too.
         "MLKUBE_ALLOW_FILE_ARTIFACTS": "true",
+        # kwok pod IPs exist nowhere: never poll them (traffic would leave this machine).
+        "MLKUBE_POD_NETWORKS": "127.0.0.0/8",
     }
     argv = [sys.executable, "-m", "mlkube", "operator",
             "--kubeconfig", str(cluster.kubeconfig_for("operator")),

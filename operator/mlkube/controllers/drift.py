@@ -30,7 +30,7 @@ from mlkube.builders.endpoint_drift_status import (
 )
 from mlkube.builders.model_facts import ModelProblem, read_model
 from mlkube.builders.names import COMPONENT_SERVER, pod_selector, selector_string
-from mlkube.builders.operator_config import OperatorConfig
+from mlkube.builders.operator_config import ENV_POD_NETWORKS, OperatorConfig, contactable_pods
 from mlkube.contract import API_VERSION, KIND_MODEL, KIND_ONLINE_ENDPOINT
 from mlkube.controllers.drift_poll import BaselineCache, fetch_summaries
 from mlkube.controllers.drift_poll import sidecar_addresses as ready_sidecars
@@ -80,7 +80,14 @@ def observe_deployment(
     unknown = unknown_features(full, wanted)
     notes = [f"features not in the baseline: {', '.join(unknown)}"] if unknown else []
     selector = selector_string(pod_selector(endpoint, COMPONENT_SERVER, dep.name))
-    hosts = ready_sidecars(kube.list("v1", "Pod", namespace, label_selector=selector))
+    ready = ready_sidecars(kube.list("v1", "Pod", namespace, label_selector=selector))
+    hosts = contactable_pods(ready, config)
+    if ready and not hosts:
+        message = (
+            f"{len(ready)} Ready replicas run the drift sidecar at addresses outside the "
+            f"operator's pod networks ({ENV_POD_NETWORKS}): not polled"
+        )
+        return DriftObservation(problem=(NO_REPLICA, message), note="; ".join(notes))
     if not hosts:
         message = "no Ready replica runs the drift sidecar yet"
         return DriftObservation(problem=(NO_REPLICA, message), note="; ".join(notes))

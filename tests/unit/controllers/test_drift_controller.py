@@ -7,6 +7,8 @@ import datetime
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from mlkube.builders.endpoint_drift_status import BASELINE_MISSING, NO_REPLICA
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION
@@ -89,3 +91,53 @@ def test_an_endpoint_deleted_meanwhile_is_left_alone(
     outcome = evaluate_drift(fake, config, NS, "credit", baselines(), no_lock, lambda: T0)
     assert outcome.events == [] and outcome.subject is None
     assert len(fake.writes) == writes
+
+
+def test_pods_outside_the_operators_pod_networks_are_never_contacted(
+    fake: FakeKube, config: OperatorConfig, monkeypatch: Any
+) -> None:
+    """kwok hands out pod IPs that exist nowhere: polling them would leave the machine."""
+    import dataclasses
+
+    from mlkube.builders.names import COMPONENT_SERVER, pod_selector
+    from mlkube.controllers import drift as drift_controller
+
+    dev = dataclasses.replace(config, pod_networks=("127.0.0.0/8",))
+    drift_endpoint(fake, dev)
+    fake.put({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "green-0", "namespace": NS,
+                     "labels": pod_selector("credit", COMPONENT_SERVER, "green")},
+        "spec": {"containers": [{"name": "server"}, {"name": "drift"}]},
+        "status": {"phase": "Running", "podIP": "10.244.0.5",
+                   "conditions": [{"type": "Ready", "status": "True"}]},
+    })  # fmt: skip
+    contacted: list[list[str]] = []
+
+    def fetch(hosts: list[str], port: int, timeout: float) -> tuple[list[Any], list[str]]:
+        contacted.append(hosts)
+        return [], []
+
+    monkeypatch.setattr(drift_controller, "fetch_summaries", fetch)
+    evaluate_drift(fake, dev, NS, "credit", baselines(), no_lock, lambda: T0)
+    assert contacted == []
+    green = entries(fake)["green"]
+    assert green["reason"] == NO_REPLICA and "MLKUBE_POD_NETWORKS" in green["message"]
+
+
+def test_pod_networks_setting() -> None:
+    from mlkube.builders.operator_config import (
+        OperatorConfigError,
+        contactable_pods,
+        parse_operator_config,
+    )
+
+    assert parse_operator_config({}).pod_networks is None
+    assert parse_operator_config({"MLKUBE_POD_NETWORKS": "none"}).pod_networks == ()
+    config = parse_operator_config({"MLKUBE_POD_NETWORKS": "127.0.0.0/8, 10.88.0.0/16"})
+    assert contactable_pods(["127.0.0.1", "10.88.3.4", "10.244.0.5", "x"], config) == [
+        "127.0.0.1",
+        "10.88.3.4",
+    ]
+    with pytest.raises(OperatorConfigError, match="MLKUBE_POD_NETWORKS"):
+        parse_operator_config({"MLKUBE_POD_NETWORKS": "10.0.0.0/33"})
