@@ -63,7 +63,9 @@ def _transient_not_found(exc: FileNotFoundError) -> bool:
     status = getattr(cause, "status", None)
     if isinstance(status, int):
         return status in _TRANSIENT_HTTP_STATUSES
-    return True  # no HTTP answer at all: connection refused, reset, DNS, timeout
+    # No HTTP answer at all (refused, reset, DNS, timeout); other transports' "absent" errors
+    # (botocore's NoSuchKey, ...) stay not-found.
+    return isinstance(cause, OSError | TimeoutError) or type(cause).__module__.startswith("aiohttp")
 
 
 @contextlib.contextmanager
