@@ -23,9 +23,11 @@ from mlkube.builders.operator_config import OperatorConfig, artifact_scheme_prob
 from mlkube.contract import DRIFT_PROFILE_FORMAT_VERSION, DRIFT_SUMMARY_PATH
 from mlkube.controllers.errors import BaselineError, DriftPollError
 from mlkube.storage import StorageError, download_and_verify
+from mlkube.storage.bounded import read_file_bounded, read_stream_bounded
 
 MAX_CACHED_PROFILES: Final = 64
 MAX_SUMMARY_BYTES: Final = 32 * 1024 * 1024
+MAX_PROFILE_BYTES: Final = 16 * 1024 * 1024
 MAX_POLL_THREADS: Final = 16
 
 
@@ -40,8 +42,7 @@ def read_profile_dir(directory: str) -> dict[str, Any]:
     if len(found) != 1:
         raise BaselineError(f"the baseline must hold exactly one .json profile, found {len(found)}")
     try:
-        with open(found[0], "rb") as handle:
-            profile = json.load(handle)
+        profile = json.loads(read_file_bounded(found[0], MAX_PROFILE_BYTES, "baseline profile"))
     except (OSError, ValueError) as err:
         raise BaselineError(f"cannot read {os.path.basename(found[0])}: {err}") from err
     if not isinstance(profile, dict) or profile.get("formatVersion") != (
@@ -124,7 +125,7 @@ def fetch_summary(host: str, port: int, timeout: float) -> dict[str, Any]:
     try:
         connection.request("GET", DRIFT_SUMMARY_PATH, headers={"Accept": "application/json"})
         response = connection.getresponse()
-        body = response.read(MAX_SUMMARY_BYTES + 1)
+        body = read_stream_bounded(response, MAX_SUMMARY_BYTES, "the drift summary")
     except (OSError, http.client.HTTPException) as err:
         raise DriftPollError(f"{host}:{port}: {err}") from err
     finally:
