@@ -282,62 +282,52 @@ class RouterApp:
             await self._refuse(send, exc)
             return
         try:
-            await self._exchange(scope, send, table, route, kind, body, headers=b"".join(lines))
-        finally:
-            self.inflight.release(len(body))
+            headers = b"".join(lines)
+            method = METHODS.get(scope["method"]) or scope["method"].encode()
+            target = scope.get("raw_path") or scope["path"].encode()
+            if scope["query_string"]:
+                target = target + b"?" + scope["query_string"]
+            is_head = method == b"HEAD"
 
-    async def _exchange(
-        self,
-        scope: Scope,
-        send: Send,
-        table: RoutingTable,
-        route: Route,
-        kind: str,
-        body: bytes,
-        headers: bytes,
-    ) -> None:
-        """Forward one read request, answer the client, then submit its mirror copies."""
-        method = METHODS.get(scope["method"]) or scope["method"].encode()
-        target = scope.get("raw_path") or scope["path"].encode()
-        if scope["query_string"]:
-            target = target + b"?" + scope["query_string"]
-        is_head = method == b"HEAD"
-
-        start = time.perf_counter()
-        try:
-            route, response = await self._forward(table, route, kind, method, target, headers, body)
-        except UpstreamError as exc:
-            self.metrics.observe_request(route.name, exc.status, kind, -1.0)
-            status, payload = render_error(exc)
-            await respond(send, status, payload)
-            return
-        elapsed = time.perf_counter() - start
-
-        if is_head or response.status in (204, 304):
-            # No body: keep the upstream's content-length (if any) as the only one.
-            out = [(k, v) for k, v in response.headers if k not in DROP_RESPONSE]
-            out.extend((k, v) for k, v in response.headers if k == b"content-length")
-        else:
-            out = [(k, v) for k, v in response.headers if k not in DROP_RESPONSE]
-            out.append((b"content-length", str(len(response.body)).encode()))
-        out.append((DEPLOYMENT_HEADER, route.name_bytes))
-        await send({"type": "http.response.start", "status": response.status, "headers": out})
-        await send({"type": "http.response.body", "body": response.body})
-        self.metrics.observe_request(route.name, response.status, kind, elapsed)
-
-        if kind == "live" and table.mirrors:
-            for shadow in table.pick_mirrors(route.name, self._rand):
-                job = MirrorJob(
-                    shadow, method, target, headers, body,
-                    response.status, response.body, table.timeout,
-                    table.config.agreement_tolerance,
-                )  # fmt: skip
-                self.mirror.submit(
-                    job,
-                    concurrency=table.config.mirror_concurrency,
-                    queue_size=table.config.mirror_queue_size,
-                    max_bytes=table.config.mirror_max_bytes,
+            start = time.perf_counter()
+            try:
+                route, response = await self._forward(
+                    table, route, kind, method, target, headers, body
                 )
+            except UpstreamError as exc:
+                self.metrics.observe_request(route.name, exc.status, kind, -1.0)
+                status, payload = render_error(exc)
+                await respond(send, status, payload)
+                return
+            elapsed = time.perf_counter() - start
+
+            if is_head or response.status in (204, 304):
+                # No body: keep the upstream's content-length (if any) as the only one.
+                out = [(k, v) for k, v in response.headers if k not in DROP_RESPONSE]
+                out.extend((k, v) for k, v in response.headers if k == b"content-length")
+            else:
+                out = [(k, v) for k, v in response.headers if k not in DROP_RESPONSE]
+                out.append((b"content-length", str(len(response.body)).encode()))
+            out.append((DEPLOYMENT_HEADER, route.name_bytes))
+            await send({"type": "http.response.start", "status": response.status, "headers": out})
+            await send({"type": "http.response.body", "body": response.body})
+            self.metrics.observe_request(route.name, response.status, kind, elapsed)
+
+            if kind == "live" and table.mirrors:
+                for shadow in table.pick_mirrors(route.name, self._rand):
+                    job = MirrorJob(
+                        shadow, method, target, headers, body,
+                        response.status, response.body, table.timeout,
+                        table.config.agreement_tolerance,
+                    )  # fmt: skip
+                    self.mirror.submit(
+                        job,
+                        concurrency=table.config.mirror_concurrency,
+                        queue_size=table.config.mirror_queue_size,
+                        max_bytes=table.config.mirror_max_bytes,
+                    )
+        finally:
+            self.inflight.used -= len(body)  # release, inline: this is every request's path
 
     async def _forward(
         self,
