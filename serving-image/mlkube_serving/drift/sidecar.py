@@ -18,6 +18,7 @@ import orjson
 
 from mlkube import contract
 from mlkube_serving._http.asgi import Receive, Scope, Send, read_body, respond, respond_error
+from mlkube_serving._http.budget import MiB, derived_budget
 from mlkube_serving._http.errors import (
     ClientDisconnected,
     Forbidden,
@@ -90,7 +91,7 @@ class DriftApp:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             self.worker.invalid_payloads += 1
             return
-        self.worker.submit(payload, count)
+        self.worker.submit(payload, count, len(body))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -143,6 +144,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     series = env(contract.ENV_DRIFT_MAX_FEATURE_SERIES, DEFAULT_MAX_FEATURE_SERIES)
     parser.add_argument("--max-feature-series", type=int, default=int(series or 0))
     parser.add_argument("--queue-size", type=int, default=1024)
+    parser.add_argument(
+        "--max-queued-bytes",
+        type=int,
+        default=derived_budget(1 / 16, 64 * MiB),
+        help="body bytes of queued payloads (default 1/16 of the memory limit, <= 64 MiB)",
+    )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
@@ -178,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         eval_interval=args.eval_interval,
         eval_samples=args.eval_samples,
         queue_size=args.queue_size,
+        max_queued_bytes=args.max_queued_bytes,
         observe=times.observe,
     )
     metrics_server = serve_metrics(
