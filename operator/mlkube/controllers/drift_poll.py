@@ -28,6 +28,7 @@ from mlkube.storage.bounded import read_file_bounded, read_stream_bounded
 MAX_CACHED_PROFILES: Final = 64
 MAX_SUMMARY_BYTES: Final = 32 * 1024 * 1024
 MAX_PROFILE_BYTES: Final = 16 * 1024 * 1024
+MAX_CACHED_PROFILE_BYTES: Final = 32 * 1024 * 1024  # JSON size of all cached profiles
 MAX_POLL_THREADS: Final = 16
 
 
@@ -71,15 +72,19 @@ def download_profile(uri: str, digest: str | None, config: OperatorConfig) -> di
 
 
 class BaselineCache:
-    """Profiles by digest (by URI when the Model gives none), least recently used evicted."""
+    """Profiles by digest (by URI when the Model gives none), least recently used evicted
+    past `size` profiles or `max_bytes` of their JSON (the newest one always stays)."""
 
     def __init__(
         self,
         loader: Callable[[str, str | None], dict[str, Any]],
         size: int = MAX_CACHED_PROFILES,
+        max_bytes: int = MAX_CACHED_PROFILE_BYTES,
     ) -> None:
         self._loader = loader
         self._size = size
+        self._max_bytes = max_bytes
+        self._weights: dict[str, int] = {}
         self._profiles: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self.loads = 0
@@ -91,11 +96,14 @@ class BaselineCache:
                 self._profiles.move_to_end(key)
                 return self._profiles[key]
         profile = self._loader(uri, digest)  # outside the lock: a slow bucket blocks no one else
+        weight = len(json.dumps(profile))
         with self._lock:
             self.loads += 1
-            self._profiles[key] = profile
-            while len(self._profiles) > self._size:
-                self._profiles.popitem(last=False)
+            self._profiles[key], self._weights[key] = profile, weight
+            while len(self._profiles) > self._size or (
+                len(self._profiles) > 1 and sum(self._weights.values()) > self._max_bytes
+            ):
+                del self._weights[self._profiles.popitem(last=False)[0]]
         return profile
 
 

@@ -47,3 +47,23 @@ def test_oversized_baseline_profile_is_a_clear_baseline_error(
     monkeypatch.setattr(drift_poll, "MAX_PROFILE_BYTES", 1024)
     with pytest.raises(BaselineError, match="baseline profile is larger than the"):
         read_profile_dir(str(tmp_path))
+
+
+def test_baseline_cache_is_bounded_in_bytes_not_only_in_profiles() -> None:
+    """64 cached profiles of up to 16 MiB each was the bound; their total JSON size counts."""
+    from mlkube.handlers.drift_poll import BaselineCache
+
+    calls: list[str] = []
+
+    def loader(uri: str, digest: str | None) -> dict[str, str]:
+        calls.append(uri)
+        return {"pad": "x" * 1000}
+
+    cache = BaselineCache(loader, size=64, max_bytes=2500)  # two ~1 KB profiles fit
+    for uri in ("a", "b", "c", "a"):
+        cache.get(uri, None)
+    assert calls == ["a", "b", "c", "a"]  # "a" was evicted by bytes when "c" came in
+    cache.get("c", None)
+    assert calls == ["a", "b", "c", "a"]  # "c" stayed
+    big = BaselineCache(lambda u, d: {"pad": "x" * 5000}, max_bytes=10)
+    assert big.get("huge", None)["pad"]  # the newest profile always stays usable
