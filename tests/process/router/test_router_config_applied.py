@@ -15,8 +15,8 @@ from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint_router import build_router_configmap, router_config_hash
 from mlkube.builders.names import EndpointRef
 from mlkube.builders.operator_config import OperatorConfig
+from mlkube.controllers.router_poll import fetch_config_hash, ready_pod_ips, router_config_hashes
 from mlkube.devcluster.procs import free_port
-from mlkube.handlers.router_poll import fetch_config_hash, ready_pod_ips, router_config_hashes
 from mlkube.reconcile.router_config import traffic_applied
 
 OWNER = EndpointRef(name="credit", namespace="ml", uid="uid-1")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlkube.handlers import drift_poll
-from mlkube.handlers.drift_poll import BaselineError, read_profile_dir
+from mlkube.controllers import drift_poll
+from mlkube.controllers.drift_poll import BaselineError, read_profile_dir
 from mlkube.storage.bounded import TooLarge, read_file_bounded, read_stream_bounded
 
 
@@ -51,7 +51,7 @@ def test_oversized_baseline_profile_is_a_clear_baseline_error(
 
 def test_baseline_cache_is_bounded_in_bytes_not_only_in_profiles() -> None:
     """64 cached profiles of up to 16 MiB each was the bound; their total JSON size counts."""
-    from mlkube.handlers.drift_poll import BaselineCache
+    from mlkube.controllers.drift_poll import BaselineCache
 
     calls: list[str] = []
 
