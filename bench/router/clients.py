@@ -21,7 +21,7 @@ import aiohttp
 import httpx
 import uvloop
 
-from mlkube_serving.router.upstream import UpstreamPool, serialize_request
+from mlkube_serving._http.client import UpstreamPool, serialize_request
 
 HERE = Path(__file__).resolve().parent
 BODY = b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1.0,2.0,3.0,4.0]}]}'

@@ -83,6 +83,12 @@ ENV_ENTRYPOINT: Final = (
     "MLKUBE_ENTRYPOINT"  # scoring script (score.py) or Seldon class (Module.Class)
 )
 ENV_GRACEFUL_SHUTDOWN: Final = "MLKUBE_GRACEFUL_SHUTDOWN_SECONDS"
+# Bytes of request bodies the server holds at once (queued or running), then 503.
+ENV_MAX_QUEUED_BYTES: Final = "MLKUBE_MAX_QUEUED_BYTES"
+# Container memory limit in bytes (downward API): byte budgets default to a share of it.
+ENV_MEMORY_LIMIT: Final = "MLKUBE_MEMORY_LIMIT_BYTES"
+# Router: GET path answering the sha256 of the config file it loaded (status.traffic check).
+ROUTER_CONFIG_STATE_PATH: Final = "/-/config"
 
 # Drift sidecar (mlkube_serving.drift): baseline profile, window and evaluation settings.
 DRIFT_SAMPLES_PATH: Final = "/v1/samples"  # POST, answered 202; wire format in docs/drift.md

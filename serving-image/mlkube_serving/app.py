@@ -6,6 +6,12 @@ less than a thread hop) and answered with a precomputed header list. Large bodie
 code (scoring scripts, Seldon classes) run in a thread under the request timeout instead, so
 the loop keeps answering probes. Every failure becomes a `{"error": ...}` response with the
 status its `ServingError` carries; nothing a client sends can produce an unhandled exception.
+
+Memory is bounded in bytes: bodies waiting for or running in the thread are reserved in a
+queued-bytes budget (`MLKUBE_MAX_QUEUED_BYTES`, default a quarter of the container memory
+limit): a body that does not fit now is a 503, one that could never fit a 413, both with the
+reason. Small inline bodies run to completion before the next one is read, so they hold
+nothing.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from mlkube_serving import metrics
+from mlkube_serving._http.asgi import Message, Receive, Scope, Send, declared_length, read_body
+from mlkube_serving._http.budget import ByteBudget, derived_budget
 from mlkube_serving.dataplane import DataPlane
 from mlkube_serving.errors import (
     ClientDisconnected,
@@ -33,10 +40,6 @@ from mlkube_serving.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 Hook = Callable[["ServingApp"], Awaitable[None]]
 
 UNKNOWN_MODEL = (
@@ -60,6 +63,9 @@ class ServingApp:
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
         self._inflight = 0
+        self.queued = ByteBudget(
+            self.settings.max_queued_bytes or default_queued_bytes(), "MLKUBE_MAX_QUEUED_BYTES"
+        )
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlkube-infer")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,7 +124,7 @@ class ServingApp:
             raise TooManyRequests(f"too many concurrent requests (limit {limit} per worker)")
         self._inflight += 1
         try:
-            self._check_declared_length(scope)
+            declared = self._check_declared_length(scope)
             first = await receive()
             if first["type"] == "http.disconnect":
                 raise ClientDisconnected("client disconnected before sending a body")
@@ -127,47 +133,51 @@ class ServingApp:
                 if len(call.body) > self.settings.max_body_bytes:
                     raise self._too_large()
                 if len(call.body) <= self.settings.inline_max_bytes:
-                    return route.handler(call)  # fast path: no timer, no thread
-            try:
-                async with asyncio.timeout(self.settings.request_timeout):
-                    if not call.body:
-                        call.body = await self._read_rest(first, receive)
-                    loop = asyncio.get_running_loop()
-                    return await loop.run_in_executor(self._pool, route.handler, call)
-            except TimeoutError as exc:
-                raise RequestTimeout(
-                    f"request did not finish within {self.settings.request_timeout:g}s"
-                ) from exc
+                    return route.handler(call)  # fast path: no timer, no thread, not queued
+                call.body = b""
+            return await self._queued(route, call, first, receive, declared)
         finally:
             self._inflight -= 1
+
+    async def _queued(
+        self, route: Route, call: Call, first: Message, receive: Receive, declared: int | None
+    ) -> Reply:
+        """Read the body into the queued-bytes budget and run it in the thread, timed."""
+        try:
+            async with asyncio.timeout(self.settings.request_timeout):
+                call.body = await read_body(
+                    receive,
+                    self.settings.max_body_bytes,
+                    first=first,
+                    budget=self.queued,
+                    declared=declared,
+                )
+                try:
+                    loop = asyncio.get_running_loop()
+                    return await loop.run_in_executor(self._pool, route.handler, call)
+                finally:
+                    self.queued.release(len(call.body))
+        except TimeoutError as exc:
+            raise RequestTimeout(
+                f"request did not finish within {self.settings.request_timeout:g}s"
+            ) from exc
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"request body exceeds {self.settings.max_body_bytes} bytes")
 
-    def _check_declared_length(self, scope: Scope) -> None:
-        for key, value in scope["headers"]:
-            if key == b"content-length":
-                if value.isdigit() and int(value) > self.settings.max_body_bytes:
-                    raise self._too_large()
-                return
-
-    async def _read_rest(self, first: Message, receive: Receive) -> bytes:
-        chunks = [first.get("body", b"")]
-        size = len(chunks[0])
-        more = first.get("more_body", False)
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnected("client disconnected before the body was complete")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.settings.max_body_bytes:
-                raise self._too_large()
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        if size > self.settings.max_body_bytes:
+    def _check_declared_length(self, scope: Scope) -> int | None:
+        """The declared body length; 413 when it passes the body cap or the whole budget."""
+        declared = declared_length(scope)
+        if declared is None:
+            return None
+        if declared > self.settings.max_body_bytes:
             raise self._too_large()
-        return b"".join(chunks)
+        if declared > self.queued.limit:
+            raise PayloadTooLarge(
+                f"request body of {declared} bytes exceeds the server's queued-bytes budget "
+                f"of {self.queued.limit} (MLKUBE_MAX_QUEUED_BYTES)"
+            )
+        return declared
 
     async def _sample_inflight(self, interval: float = 0.5) -> None:
         """Publish the in-flight count periodically: a gauge write per request would cost an
@@ -201,3 +211,8 @@ class ServingApp:
                     self._pool.shutdown(wait=False, cancel_futures=True)
                     await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def default_queued_bytes() -> int:
+    """A quarter of the container memory limit (downward API), else 256 MiB."""
+    return derived_budget(1 / 4, 256 * 1024 * 1024)

@@ -28,14 +28,15 @@ import numpy as np
 
 from mlkube.contract import DRIFT_SAMPLES_PATH
 from mlkube_serving import metrics
+from mlkube_serving._http.client import UpstreamPool
+from mlkube_serving._http.errors import UpstreamError
 from mlkube_serving.protocols.rows import dumps
-from mlkube_serving.router.errors import UpstreamError
-from mlkube_serving.router.upstream import UpstreamPool
 from mlkube_serving.tensors import Tensor, column_names, to_feature_matrix
 
 log = logging.getLogger(__name__)
 
 SAMPLES_PATH = DRIFT_SAMPLES_PATH
+MAX_REPLY_BYTES = 64 * 1024  # the sidecar answers {"accepted": true}; anything big is wrong
 # (model, column names, feature rows, predictions): small copies, never views of a request body.
 _Sample = tuple[str, list[str] | None, Any, Any]
 
@@ -124,7 +125,7 @@ class DriftHook:
 
     def start(self) -> None:
         """Start the sender on the running event loop (the worker's)."""
-        self._pool = UpstreamPool(self._host, self._port, 1)
+        self._pool = UpstreamPool(self._host, self._port, 1, MAX_REPLY_BYTES)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self, timeout: float = 2.0) -> None:

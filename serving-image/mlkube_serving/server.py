@@ -41,6 +41,7 @@ _OPTIONS: list[tuple[str, str, type, str]] = [
     ("--request-timeout", "request_timeout", float, "seconds per request"),
     ("--max-concurrency", "max_concurrency", int, "in-flight requests per worker (then 429)"),
     ("--max-body-bytes", "max_body_bytes", int, "largest request body (then 413)"),
+    ("--max-queued-bytes", "max_queued_bytes", int, "bytes of bodies held at once (then 503)"),
 ]
 
 

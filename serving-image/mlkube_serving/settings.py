@@ -42,6 +42,9 @@ class Settings:
     drift_sample_rate: float = 0.1
     # Bodies up to this size are served on the event loop; larger ones go to a thread.
     inline_max_bytes: int = 256 * 1024
+    # Bytes of bodies queued for or running in the thread at once (503 past it); 0 derives it
+    # from the container memory limit (a quarter of it, at most 256 MiB).
+    max_queued_bytes: int = 0
 
 
 ENV_NAMES: dict[str, str] = {
@@ -60,6 +63,7 @@ ENV_NAMES: dict[str, str] = {
     "drift_url": c.ENV_DRIFT_URL,
     "drift_sample_rate": c.ENV_DRIFT_SAMPLE_RATE,
     "inline_max_bytes": ENV_INLINE_MAX_BYTES,
+    "max_queued_bytes": c.ENV_MAX_QUEUED_BYTES,
 }
 _POSITIVE = {"workers", "max_concurrency", "max_body_bytes", "request_timeout"}
 
@@ -71,6 +75,8 @@ def _convert(name: str, kind: type, raw: str) -> object:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} is not a valid {kind.__name__}") from exc
     if name in _POSITIVE and value <= 0:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be positive")
+    if name == "max_queued_bytes" and value < 0:
+        raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be >= 0 (0: derived)")
     if name == "drift_sample_rate" and not 0.0 <= value <= 1.0:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be between 0 and 1")
     return value

@@ -9,6 +9,7 @@ config checksum in the pod template on purpose). The config shape is the one
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any, Final
 
@@ -40,10 +41,27 @@ from mlkube.builders.pods import (
 
 ROUTER_CONFIG_VERSION: Final = 1
 DEFAULT_ROUTER_TIMEOUT: Final = 30.0
+ROUTER_MEMORY_LIMIT_MIB: Final = 512
 ROUTER_RESOURCES: Final = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
-    "limits": {"memory": "512Mi"},
+    "limits": {"memory": f"{ROUTER_MEMORY_LIMIT_MIB}Mi"},
 }
+_MiB: Final = 1024 * 1024
+
+
+def router_byte_budgets(memory_limit_mib: int = ROUTER_MEMORY_LIMIT_MIB) -> dict[str, int]:
+    """The router's byte budgets as shares of its memory limit (the rest is the process).
+
+    Live request bodies a quarter, mirror copies an eighth, one upstream answer a sixteenth
+    (32 MiB at most, the size of the largest request body): the worst case of all three
+    together stays well under the limit, so a flood is refused or shed, never an OOM kill.
+    """
+    limit = memory_limit_mib * _MiB
+    return {
+        "maxInflightBytes": limit // 4,
+        "mirrorMaxBytes": limit // 8,
+        "maxResponseBytes": min(32 * _MiB, limit // 16),
+    }
 
 
 def router_timeout(spec: OnlineEndpointSpec) -> float:
@@ -81,11 +99,19 @@ def build_router_config(
         "mirror": {name: pct for name, pct in sorted(spec.mirror.items()) if pct > 0},
         "auth": auth,
         "timeoutSeconds": router_timeout(spec),
+        **router_byte_budgets(),
     }
 
 
 def render_router_config(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def router_config_hash(owner: EndpointRef, spec: OnlineEndpointSpec, config: OperatorConfig) -> str:
+    """`sha256:<hex>` of the config file the ConfigMap holds: a router that loaded it answers
+    the same hash on `GET /-/config` (`mlkube_serving.router.config.config_hash`)."""
+    text = render_router_config(build_router_config(owner, spec, config))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def build_router_configmap(

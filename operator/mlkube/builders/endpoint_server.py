@@ -8,6 +8,7 @@ objects and never restarts a model pod.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final
 
 from mlkube import contract as c
@@ -46,6 +47,12 @@ ARTIFACT_PVC_VOLUME: Final = "artifact-pvc"
 SERVICE_PORT: Final = 80
 READY_PATH: Final = "/v2/health/ready"
 LIVE_PATH: Final = "/v2/health/live"
+# The model emptyDir holds the verified artifact: its size plus a quarter and 64 MiB of
+# headroom (file-system overhead, a runtime's small side files); a Model that recorded no
+# size gets the default. Past the limit the kubelet evicts the pod instead of filling the node.
+MODEL_VOLUME_HEADROOM: Final = 0.25
+MODEL_VOLUME_SLACK_MIB: Final = 64
+DEFAULT_MODEL_VOLUME_LIMIT: Final = "20Gi"
 # Pods metric an adapter (prometheus-adapter, KEDA) must serve for concurrency autoscaling.
 INFLIGHT_METRIC: Final = c.METRIC_INFLIGHT_REQUESTS
 
@@ -83,6 +90,25 @@ def server_env(
     ours.update(drift or {})
     extra = {e.name: e.value for e in dep.env if e.name not in ours}
     return env_list({**ours, **extra})
+
+
+def model_volume_limit(model: ModelFacts) -> str:
+    """`sizeLimit` of the model emptyDir, derived from the verified artifact size."""
+    if model.size is None:
+        return DEFAULT_MODEL_VOLUME_LIMIT
+    mib = math.ceil(model.size * (1 + MODEL_VOLUME_HEADROOM) / (1024 * 1024))
+    return f"{mib + MODEL_VOLUME_SLACK_MIB}Mi"
+
+
+def memory_limit_env(container: str) -> dict[str, Any]:
+    """The container's memory limit in bytes (downward API): the data plane sizes its byte
+    budgets from it (`mlkube_serving._http.budget`). Only set when a limit is."""
+    return {
+        "name": c.ENV_MEMORY_LIMIT,
+        "valueFrom": {
+            "resourceFieldRef": {"containerName": container, "resource": "limits.memory"}
+        },
+    }
 
 
 def _resources(dep: OnlineDeployment) -> dict[str, Any]:
@@ -147,6 +173,11 @@ def server_container(
     }
     if resources:
         container["resources"] = resources
+    env = container["env"]
+    if (resources.get("limits") or {}).get("memory") and all(
+        e["name"] != c.ENV_MEMORY_LIMIT for e in env
+    ):
+        env.append(memory_limit_env("server"))
     return container
 
 
@@ -158,7 +189,8 @@ def build_server_deployment(
     labels = child_labels(owner.name, COMPONENT_SERVER, dep.name)
     pod_labels = {**labels, c.LABEL_MODEL: model.model_name, c.LABEL_VERSION: model.version}
     resources = _resources(dep)
-    volumes = [{"name": MODEL_VOLUME, "emptyDir": {}}, tmp_volume()]
+    volumes = [{"name": MODEL_VOLUME, "emptyDir": {"sizeLimit": model_volume_limit(model)}}]
+    volumes.append(tmp_volume())
     claim = pvc_claim(model.uri)
     if claim:
         volumes.append(pvc_volume(ARTIFACT_PVC_VOLUME, claim))

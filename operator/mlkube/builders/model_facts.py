@@ -24,6 +24,7 @@ class ModelFacts:
     entrypoint: str | None = None
     baseline_uri: str | None = None  # drift baseline profile (spec.baseline), if registered
     baseline_digest: str | None = None
+    size: int | None = None  # verified artifact bytes (status.artifact.size), sizes the volume
 
 
 @dataclass(frozen=True)
@@ -68,4 +69,10 @@ def read_model(name: str, obj: dict[str, Any] | None) -> ModelFacts | ModelProbl
         entrypoint=str(entrypoint) if entrypoint else None,
         baseline_uri=str(baseline["uri"]) if baseline.get("uri") else None,
         baseline_digest=str(baseline["digest"]) if baseline.get("digest") else None,
+        size=_artifact_size(status),
     )
+
+
+def _artifact_size(status: dict[str, Any]) -> int | None:
+    size = (status.get("artifact") or {}).get("size")
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None

@@ -23,9 +23,12 @@ from mlkube.builders.operator_config import OperatorConfig, artifact_scheme_prob
 from mlkube.contract import DRIFT_PROFILE_FORMAT_VERSION, DRIFT_SUMMARY_PATH
 from mlkube.controllers.errors import BaselineError, DriftPollError
 from mlkube.storage import StorageError, download_and_verify
+from mlkube.storage.bounded import read_file_bounded, read_stream_bounded
 
 MAX_CACHED_PROFILES: Final = 64
 MAX_SUMMARY_BYTES: Final = 32 * 1024 * 1024
+MAX_PROFILE_BYTES: Final = 16 * 1024 * 1024
+MAX_CACHED_PROFILE_BYTES: Final = 32 * 1024 * 1024  # JSON size of all cached profiles
 MAX_POLL_THREADS: Final = 16
 
 
@@ -40,8 +43,7 @@ def read_profile_dir(directory: str) -> dict[str, Any]:
     if len(found) != 1:
         raise BaselineError(f"the baseline must hold exactly one .json profile, found {len(found)}")
     try:
-        with open(found[0], "rb") as handle:
-            profile = json.load(handle)
+        profile = json.loads(read_file_bounded(found[0], MAX_PROFILE_BYTES, "baseline profile"))
     except (OSError, ValueError) as err:
         raise BaselineError(f"cannot read {os.path.basename(found[0])}: {err}") from err
     if not isinstance(profile, dict) or profile.get("formatVersion") != (
@@ -70,15 +72,19 @@ def download_profile(uri: str, digest: str | None, config: OperatorConfig) -> di
 
 
 class BaselineCache:
-    """Profiles by digest (by URI when the Model gives none), least recently used evicted."""
+    """Profiles by digest (by URI when the Model gives none), least recently used evicted
+    past `size` profiles or `max_bytes` of their JSON (the newest one always stays)."""
 
     def __init__(
         self,
         loader: Callable[[str, str | None], dict[str, Any]],
         size: int = MAX_CACHED_PROFILES,
+        max_bytes: int = MAX_CACHED_PROFILE_BYTES,
     ) -> None:
         self._loader = loader
         self._size = size
+        self._max_bytes = max_bytes
+        self._weights: dict[str, int] = {}
         self._profiles: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self.loads = 0
@@ -90,11 +96,14 @@ class BaselineCache:
                 self._profiles.move_to_end(key)
                 return self._profiles[key]
         profile = self._loader(uri, digest)  # outside the lock: a slow bucket blocks no one else
+        weight = len(json.dumps(profile))
         with self._lock:
             self.loads += 1
-            self._profiles[key] = profile
-            while len(self._profiles) > self._size:
-                self._profiles.popitem(last=False)
+            self._profiles[key], self._weights[key] = profile, weight
+            while len(self._profiles) > self._size or (
+                len(self._profiles) > 1 and sum(self._weights.values()) > self._max_bytes
+            ):
+                del self._weights[self._profiles.popitem(last=False)[0]]
         return profile
 
 
@@ -124,7 +133,7 @@ def fetch_summary(host: str, port: int, timeout: float) -> dict[str, Any]:
     try:
         connection.request("GET", DRIFT_SUMMARY_PATH, headers={"Accept": "application/json"})
         response = connection.getresponse()
-        body = response.read(MAX_SUMMARY_BYTES + 1)
+        body = read_stream_bounded(response, MAX_SUMMARY_BYTES, "the drift summary")
     except (OSError, http.client.HTTPException) as err:
         raise DriftPollError(f"{host}:{port}: {err}") from err
     finally:

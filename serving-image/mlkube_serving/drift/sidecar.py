@@ -12,12 +12,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import orjson
 
 from mlkube import contract
+from mlkube_serving._http.asgi import Receive, Scope, Send, read_body, respond, respond_error
+from mlkube_serving._http.budget import MiB, derived_budget
+from mlkube_serving._http.errors import (
+    ClientDisconnected,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+)
 from mlkube_serving.drift.engine import DriftEngine
 from mlkube_serving.drift.errors import DriftError
 from mlkube_serving.drift.metrics import DEFAULT_MAX_FEATURE_SERIES, EvaluationTimes, serve_metrics
@@ -26,13 +34,7 @@ from mlkube_serving.drift.worker import DriftWorker
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
-_JSON = [(b"content-type", b"application/json")]
 _ACCEPTED = orjson.dumps({"accepted": True})
 
 
@@ -56,47 +58,40 @@ class DriftApp:
             if not _from_loopback(scope):
                 # Samples come from the model server in the same pod; anyone else could only
                 # poison the statistics. The summary stays readable for the operator.
-                await _respond(send, 403, b'{"error":"samples are accepted from loopback only"}')
+                await respond_error(send, Forbidden("samples are accepted from loopback only"))
                 return
             await self._samples(receive, send)
         elif path == contract.DRIFT_SUMMARY_PATH and method == "GET":
-            await _respond(send, 200, orjson.dumps(self.worker.current_summary()))
+            await respond(send, 200, orjson.dumps(self.worker.current_summary()))
         elif path in ("/healthz", "/readyz") and method == "GET":
-            await _respond(send, 200, b'{"status":"ok"}')
+            await respond(send, 200, b'{"status":"ok"}')
         elif path in (
             contract.DRIFT_SAMPLES_PATH,
             contract.DRIFT_SUMMARY_PATH,
             "/healthz",
             "/readyz",
         ):
-            await _respond(send, 405, b'{"error":"method not allowed"}')
+            await respond_error(send, MethodNotAllowed("method not allowed"))
         else:
-            await _respond(send, 404, b'{"error":"not found"}')
+            await respond_error(send, NotFound("not found"))
 
     async def _samples(self, receive: Receive, send: Send) -> None:
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                await _respond(send, 413, b'{"error":"payload too large"}')
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        await _respond(send, 202, _ACCEPTED)  # the sender is free; the work starts now
         try:
-            payload = orjson.loads(b"".join(chunks))
+            body = await read_body(receive, self.max_body_bytes)
+        except ClientDisconnected:
+            return
+        except PayloadTooLarge as exc:
+            await respond_error(send, exc)
+            return
+        await respond(send, 202, _ACCEPTED)  # the sender is free; the work starts now
+        try:
+            payload = orjson.loads(body)
             rows = payload["rows"]
             count = len(rows) if isinstance(rows, list) else 0
         except (orjson.JSONDecodeError, KeyError, TypeError):
             self.worker.invalid_payloads += 1
             return
-        self.worker.submit(payload, count)
+        self.worker.submit(payload, count, len(body))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -113,12 +108,6 @@ class DriftApp:
                 )
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-async def _respond(send: Send, status: int, body: bytes) -> None:
-    headers = [*_JSON, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _env_number(name: str, default: float | None) -> float | None:
@@ -155,6 +144,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     series = env(contract.ENV_DRIFT_MAX_FEATURE_SERIES, DEFAULT_MAX_FEATURE_SERIES)
     parser.add_argument("--max-feature-series", type=int, default=int(series or 0))
     parser.add_argument("--queue-size", type=int, default=1024)
+    parser.add_argument(
+        "--max-queued-bytes",
+        type=int,
+        default=derived_budget(1 / 16, 64 * MiB),
+        help="body bytes of queued payloads (default 1/16 of the memory limit, <= 64 MiB)",
+    )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
@@ -190,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         eval_interval=args.eval_interval,
         eval_samples=args.eval_samples,
         queue_size=args.queue_size,
+        max_queued_bytes=args.max_queued_bytes,
         observe=times.observe,
     )
     metrics_server = serve_metrics(

@@ -1,7 +1,8 @@
 """The thread that owns the drift engine: ingests queued payloads and evaluates periodically.
 
-The HTTP handler only parses JSON and puts the payload on a bounded queue (dropping and
-counting when it is full), so a slow evaluation can never hold up the model server's request.
+The HTTP handler only parses JSON and puts the payload on a queue bounded in payloads and in
+body bytes (dropping and counting when either is spent), so a slow evaluation can never hold
+up the model server's request nor grow the sidecar's memory.
 Evaluation runs here, off the request path, after `eval_samples` new rows or `eval_interval`
 seconds (whichever comes first, but never more often than `min_gap` seconds) and publishes an
 immutable summary that readers pick up with a single attribute read.
@@ -39,13 +40,18 @@ class DriftWorker:
         eval_samples: int | None = None,
         min_gap: float = 0.2,
         queue_size: int = 1024,
+        max_queued_bytes: int = 64 * 1024 * 1024,
         observe: Callable[[float], None] | None = None,
     ) -> None:
         self.engine = engine
         self.eval_interval = eval_interval
         self.eval_samples = eval_samples or engine.window_size
         self.min_gap = min(min_gap, eval_interval)
-        self._queue: queue.Queue[tuple[object, int]] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[tuple[object, int, int]] = queue.Queue(maxsize=queue_size)
+        # Body bytes of the queued payloads: the loop adds, the worker thread subtracts.
+        self.max_queued_bytes = max_queued_bytes
+        self.queued_bytes = 0
+        self._bytes_lock = threading.Lock()
         self._observe = observe
         # Each counter has a single writer: the event loop (received, dropped_full, invalid)
         # or the worker thread (rejected); readers only sum them.
@@ -70,15 +76,26 @@ class DriftWorker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def submit(self, payload: object, rows: int) -> bool:
-        """Queue a parsed payload; False (and counted as dropped) when the queue is full."""
+    def submit(self, payload: object, rows: int, size: int = 0) -> bool:
+        """Queue a parsed payload of `size` body bytes; False (counted as dropped) when the
+        queue is full or its byte budget is spent."""
         self.received += rows
+        with self._bytes_lock:
+            if self.queued_bytes + size > self.max_queued_bytes:
+                self.dropped_full += rows
+                return False
+            self.queued_bytes += size
         try:
-            self._queue.put_nowait((payload, rows))
+            self._queue.put_nowait((payload, rows, size))
         except queue.Full:
+            self._release(size)
             self.dropped_full += rows
             return False
         return True
+
+    def _release(self, size: int) -> None:
+        with self._bytes_lock:
+            self.queued_bytes -= size
 
     def current_summary(self) -> dict[str, Any]:
         """The latest evaluation with live counters."""
@@ -97,11 +114,13 @@ class DriftWorker:
                 wake = last + self.min_gap
             timeout = max(0.0, min(wake - time.monotonic(), 0.5))
             try:
-                payload, rows = self._queue.get(timeout=timeout)
+                payload, rows, size = self._queue.get(timeout=timeout)
             except queue.Empty:
                 pass
             else:
                 self._ingest(payload, rows)
+                del payload  # before releasing its bytes: the budget counts what is alive
+                self._release(size)
             now = time.monotonic()
             pending = self.engine.pending
             due = now - last >= self.eval_interval or (

@@ -4,6 +4,11 @@ No framework on the hot path: one pass over the request headers builds the upstr
 block and finds the targeting and auth headers; the body is forwarded as the bytes received;
 the upstream's answer is returned as the bytes it sent. The current `RoutingTable` is read once
 per request, so a reload that swaps it never affects requests already in flight.
+
+Memory is bounded in bytes, not requests: live request bodies held at once (503 past
+`maxInflightBytes`), each upstream answer (502 past `maxResponseBytes`) and mirror copies
+(shed past `mirrorMaxBytes`). `GET /-/config` answers the sha256 of the config file the
+process serves from, so the operator reports traffic as applied only once the router has it.
 """
 
 from __future__ import annotations
@@ -16,19 +21,19 @@ from collections.abc import Callable
 
 import orjson
 
-from mlkube.contract import HEADER_DEPLOYMENT
+from mlkube.contract import HEADER_DEPLOYMENT, ROUTER_CONFIG_STATE_PATH
+from mlkube_serving._http.asgi import Receive, Scope, Send, read_body, respond
+from mlkube_serving._http.budget import ByteBudget
+from mlkube_serving._http.client import PoolRegistry, UpstreamResponse, serialize_request
+from mlkube_serving._http.errors import ClientDisconnected, ServiceUnavailable
 from mlkube_serving.router.asgi import (
     DEPLOYMENT_HEADER,
     DROP_REQUEST,
     DROP_RESPONSE,
+    MAX_BODY_BYTES,
     METHODS,
     TARGET_HEADERS,
     WWW_AUTHENTICATE,
-    Receive,
-    Scope,
-    Send,
-    read_body,
-    respond,
 )
 from mlkube_serving.router.auth import KeyStore
 from mlkube_serving.router.config import RouterConfig
@@ -47,7 +52,6 @@ from mlkube_serving.router.health import UpstreamHealth
 from mlkube_serving.router.metrics import RouterMetrics
 from mlkube_serving.router.mirror import MirrorDispatcher, MirrorJob, reason_of
 from mlkube_serving.router.table import Route, RoutingTable
-from mlkube_serving.router.upstream import PoolRegistry, UpstreamResponse, serialize_request
 from mlkube_serving.router.watch import ConfigWatcher
 
 log = logging.getLogger("mlkube_serving.router")
@@ -70,6 +74,7 @@ class RouterApp:
         self.metrics = metrics if metrics is not None else RouterMetrics()
         self.table: RoutingTable | None = None
         self.config_error: str | None = "config not loaded yet"
+        self.reload_error: str | None = None  # why the newest file was not applied, if it was not
         self.keys: KeyStore | None = None
         self._rand = rand
         self._pools = PoolRegistry()
@@ -77,6 +82,8 @@ class RouterApp:
         self._watch_interval = watch_interval
         self.mirror = MirrorDispatcher(self.metrics)
         self.health = UpstreamHealth(self.metrics)
+        # Live request bodies held now; the limit comes from the config.
+        self.inflight = ByteBudget(0, "router config maxInflightBytes")
         self._tasks: list[asyncio.Task[None]] = []
 
     # lifecycle -----------------------------------------------------------------------------
@@ -102,8 +109,14 @@ class RouterApp:
             if self.keys is None or self.keys.path != keys_file:
                 self.keys = KeyStore(keys_file)
             self.keys.refresh()
+        previous = self.table.config.source_hash if self.table is not None else None
         self.table = table
-        self.config_error = None
+        self.config_error = self.reload_error = None
+        self.inflight.limit = config.max_inflight_bytes
+        if previous and previous != config.source_hash:
+            self.metrics.config_info.labels(previous).set(0)
+        if config.source_hash:
+            self.metrics.config_info.labels(config.source_hash).set(1)
         self._pools.retain(table.pools())
         self.health.forget_others(table)
         self.health.poke()
@@ -114,6 +127,7 @@ class RouterApp:
             config = self._watcher.poll()
         except ConfigError as exc:
             self.metrics.config_reloads.labels("error").inc()
+            self.reload_error = exc.message
             if self.table is None:
                 self.config_error = exc.message
             log.error("router config not applied (keeping the previous one): %s", exc.message)
@@ -144,6 +158,8 @@ class RouterApp:
                 await respond(send, 200, b'{"status":"ok"}')
             elif path == "/readyz":
                 await self._readyz(send)
+            elif path == ROUTER_CONFIG_STATE_PATH:
+                await self._config_state(send)
             else:
                 await self._proxy(scope, receive, send)
         elif kind == "lifespan":
@@ -176,6 +192,18 @@ class RouterApp:
             body["reason"] = "no deployment answers its health probe"
         await respond(send, 200 if ready else 503, orjson.dumps(body))
 
+    async def _config_state(self, send: Send) -> None:
+        """Which config this process serves from (no auth: it names no secret)."""
+        table = self.table
+        if table is None:
+            body = {"loaded": False, "hash": None, "error": self.config_error}
+        else:
+            config = table.config
+            body = {"loaded": True, "hash": config.source_hash, "endpoint": config.endpoint}
+            if self.reload_error is not None:
+                body["error"] = self.reload_error  # still serving the previous config
+        await respond(send, 200, orjson.dumps(body))
+
     async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
         table = self.table
         if table is None:
@@ -186,8 +214,11 @@ class RouterApp:
         authorization: bytes | None = None
         api_key: bytes | None = None
         lines: list[bytes] = []
+        declared: int | None = None
         for name, value in scope["headers"]:
             if name in DROP_REQUEST:
+                if name == b"content-length" and value.isdigit():
+                    declared = int(value)
                 continue
             if name == b"authorization":
                 authorization = value
@@ -238,53 +269,65 @@ class RouterApp:
                 return
 
         try:
-            body = await read_body(receive)
+            if declared is not None and declared > MAX_BODY_BYTES:
+                raise PayloadTooLarge(f"request body exceeds {MAX_BODY_BYTES} bytes")
+            body = await read_body(receive, MAX_BODY_BYTES, budget=self.inflight, declared=declared)
+        except ClientDisconnected:
+            return  # nobody to answer
         except PayloadTooLarge as exc:
             await self._refuse(send, exc)
             return
-        if body is None:
-            return  # the client went away
-        method = METHODS.get(scope["method"]) or scope["method"].encode()
-        target = scope.get("raw_path") or scope["path"].encode()
-        if scope["query_string"]:
-            target = target + b"?" + scope["query_string"]
-        headers = b"".join(lines)
-        is_head = method == b"HEAD"
-
-        start = time.perf_counter()
-        try:
-            route, response = await self._forward(table, route, kind, method, target, headers, body)
-        except UpstreamError as exc:
-            self.metrics.observe_request(route.name, exc.status, kind, -1.0)
-            status, payload = render_error(exc)
-            await respond(send, status, payload)
+        except ServiceUnavailable as exc:
+            self.metrics.shed_requests.inc()
+            await self._refuse(send, exc)
             return
-        elapsed = time.perf_counter() - start
+        try:
+            headers = b"".join(lines)
+            method = METHODS.get(scope["method"]) or scope["method"].encode()
+            target = scope.get("raw_path") or scope["path"].encode()
+            if scope["query_string"]:
+                target = target + b"?" + scope["query_string"]
+            is_head = method == b"HEAD"
 
-        if is_head or response.status in (204, 304):
-            # No body: keep the upstream's content-length (if any) as the only one.
-            out = [(k, v) for k, v in response.headers if k not in DROP_RESPONSE]
-            out.extend((k, v) for k, v in response.headers if k == b"content-length")
-        else:
-            out = [(k, v) for k, v in response.headers if k not in DROP_RESPONSE]
-            out.append((b"content-length", str(len(response.body)).encode()))
-        out.append((DEPLOYMENT_HEADER, route.name_bytes))
-        await send({"type": "http.response.start", "status": response.status, "headers": out})
-        await send({"type": "http.response.body", "body": response.body})
-        self.metrics.observe_request(route.name, response.status, kind, elapsed)
-
-        if kind == "live" and table.mirrors:
-            for shadow in table.pick_mirrors(route.name, self._rand):
-                job = MirrorJob(
-                    shadow, method, target, headers, body,
-                    response.status, response.body, table.timeout,
-                    table.config.agreement_tolerance,
-                )  # fmt: skip
-                self.mirror.submit(
-                    job,
-                    concurrency=table.config.mirror_concurrency,
-                    queue_size=table.config.mirror_queue_size,
+            start = time.perf_counter()
+            try:
+                route, response = await self._forward(
+                    table, route, kind, method, target, headers, body
                 )
+            except UpstreamError as exc:
+                self.metrics.observe_request(route.name, exc.status, kind, -1.0)
+                status, payload = render_error(exc)
+                await respond(send, status, payload)
+                return
+            elapsed = time.perf_counter() - start
+
+            if is_head or response.status in (204, 304):
+                # No body: keep the upstream's content-length (if any) as the only one.
+                out = [(k, v) for k, v in response.headers if k not in DROP_RESPONSE]
+                out.extend((k, v) for k, v in response.headers if k == b"content-length")
+            else:
+                out = [(k, v) for k, v in response.headers if k not in DROP_RESPONSE]
+                out.append((b"content-length", str(len(response.body)).encode()))
+            out.append((DEPLOYMENT_HEADER, route.name_bytes))
+            await send({"type": "http.response.start", "status": response.status, "headers": out})
+            await send({"type": "http.response.body", "body": response.body})
+            self.metrics.observe_request(route.name, response.status, kind, elapsed)
+
+            if kind == "live" and table.mirrors:
+                for shadow in table.pick_mirrors(route.name, self._rand):
+                    job = MirrorJob(
+                        shadow, method, target, headers, body,
+                        response.status, response.body, table.timeout,
+                        table.config.agreement_tolerance,
+                    )  # fmt: skip
+                    self.mirror.submit(
+                        job,
+                        concurrency=table.config.mirror_concurrency,
+                        queue_size=table.config.mirror_queue_size,
+                        max_bytes=table.config.mirror_max_bytes,
+                    )
+        finally:
+            self.inflight.used -= len(body)  # release, inline: this is every request's path
 
     async def _forward(
         self,

@@ -8,6 +8,8 @@ are errors: a typo such as `"trafic"` must not silently mean "no traffic".
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 import re
 from collections.abc import Mapping
@@ -18,9 +20,15 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from mlkube_serving._http.budget import MiB, derived_budget
+from mlkube_serving._http.client import DEFAULT_MAX_RESPONSE_BYTES
 from mlkube_serving.router.errors import ConfigError
 
 CONFIG_VERSION = 1
+# Byte budgets when the config sets none: a share of the container memory limit if the pod
+# publishes it, else these (sized for the builders' 512 MiB router limit).
+DEFAULT_MIRROR_MAX_BYTES = 64 * MiB
+DEFAULT_MAX_INFLIGHT_BYTES = 128 * MiB
 DEFAULT_HEALTH_PATH = "/v2/health/ready"
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _TOP_KEYS = frozenset(
@@ -37,6 +45,9 @@ _TOP_KEYS = frozenset(
         "mirrorConcurrency",
         "agreementTolerance",
         "healthIntervalSeconds",
+        "maxResponseBytes",
+        "mirrorMaxBytes",
+        "maxInflightBytes",
     }
 )
 _DEPLOYMENT_KEYS = frozenset({"url", "healthPath"})
@@ -79,7 +90,14 @@ class RouterConfig:
     mirror_concurrency: int = 32
     agreement_tolerance: float = 1e-6
     health_interval_seconds: float = 5.0
+    # Byte budgets (B9): one upstream answer; mirror copies held (bodies + answers); request
+    # bodies of live requests held at once. Past them: 502, shed copy, 503.
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    mirror_max_bytes: int = DEFAULT_MIRROR_MAX_BYTES
+    max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES
     version: int = CONFIG_VERSION
+    # sha256 of the file bytes this config was parsed from ("" when built in memory).
+    source_hash: str = ""
 
 
 class _Problems:
@@ -230,6 +248,13 @@ def parse_config(doc: object) -> RouterConfig:
         mirror_concurrency=_integer(doc, "mirrorConcurrency", 32, 1, p),
         agreement_tolerance=_number(doc, "agreementTolerance", 1e-6, 0.0, p),
         health_interval_seconds=_number(doc, "healthIntervalSeconds", 5.0, 0.1, p),
+        max_response_bytes=_integer(doc, "maxResponseBytes", DEFAULT_MAX_RESPONSE_BYTES, 1024, p),
+        mirror_max_bytes=_integer(
+            doc, "mirrorMaxBytes", derived_budget(1 / 8, DEFAULT_MIRROR_MAX_BYTES), 0, p
+        ),
+        max_inflight_bytes=_integer(
+            doc, "maxInflightBytes", derived_budget(1 / 4, DEFAULT_MAX_INFLIGHT_BYTES), 1024, p
+        ),
     )
     if p.items:
         raise ConfigError("invalid router config: " + "; ".join(p.items))
@@ -246,7 +271,13 @@ def load_config(path: str | Path) -> RouterConfig:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ConfigError(f"router config {str(path)!r} is not valid JSON: {exc}") from exc
-    return parse_config(doc)
+    return dataclasses.replace(parse_config(doc), source_hash=config_hash(raw))
+
+
+def config_hash(raw: bytes) -> str:
+    """`sha256:<hex>` of the config file's bytes: what the operator compares with the
+    ConfigMap it wrote to know the router loaded it (the builders hash the same bytes)."""
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 def dump_config(config: RouterConfig) -> dict[str, Any]:
@@ -271,4 +302,7 @@ def dump_config(config: RouterConfig) -> dict[str, Any]:
         "mirrorConcurrency": config.mirror_concurrency,
         "agreementTolerance": config.agreement_tolerance,
         "healthIntervalSeconds": config.health_interval_seconds,
+        "maxResponseBytes": config.max_response_bytes,
+        "mirrorMaxBytes": config.mirror_max_bytes,
+        "maxInflightBytes": config.max_inflight_bytes,
     }

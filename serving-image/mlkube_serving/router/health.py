@@ -13,10 +13,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from mlkube_serving._http.client import serialize_request
 from mlkube_serving.router.errors import UpstreamError
 from mlkube_serving.router.metrics import RouterMetrics
 from mlkube_serving.router.table import Route, RoutingTable
-from mlkube_serving.router.upstream import serialize_request
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_SECONDS = 2.0

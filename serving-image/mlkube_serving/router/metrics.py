@@ -48,8 +48,8 @@ class RouterMetrics:
         )
         self.mirror_dropped = Counter(
             PREFIX + "mirror_dropped",
-            "Mirror copies dropped because the mirror queue was full.",
-            ["deployment"],
+            "Mirror copies shed, by reason: queue_full (count bound), byte_budget (bytes bound).",
+            ["deployment", "reason"],
             registry=r,
         )
         self.mirror_compared = Counter(
@@ -75,6 +75,18 @@ class RouterMetrics:
             "Config file loads by result (ok, error).",
             ["result"],
             registry=r,
+        )
+        self.shed_requests = Counter(
+            PREFIX + "shed_requests",
+            "Live requests refused with 503 because the in-flight body budget was spent.",
+            registry=r,
+        )
+        self.config_info = Gauge(
+            PREFIX + "config_info",
+            "1 for the sha256 of the config file this process serves from.",
+            ["hash"],
+            registry=r,
+            multiprocess_mode="max",
         )
         self.upstream_up = Gauge(
             PREFIX + "upstream_up",

@@ -1,9 +1,11 @@
 """Fire-and-forget mirroring: copies of live requests sent to candidate deployments.
 
 The live path only calls `submit` after its response is sent, which starts a task or queues
-the copy and never waits. At most `concurrency` copies are in flight per process and at most
-`queue_size` wait; anything beyond is dropped and counted, so a slow candidate can never build
-up memory or delay live traffic. The mirror task also compares the shadow's predictions with
+the copy and never waits. At most `concurrency` copies are in flight per process, at most
+`queue_size` wait, and all of them together hold at most `max_bytes` (request body, live answer
+and the shadow's answer, capped per copy); anything beyond is shed and counted by reason
+(`queue_full`, `byte_budget`), so a slow candidate can never build up memory or delay live
+traffic. The mirror task also compares the shadow's predictions with
 the live ones (see agreement.py), which keeps that parsing off the live path.
 """
 
@@ -15,13 +17,22 @@ from collections import deque
 from dataclasses import dataclass
 
 from mlkube.contract import HEADER_MIRRORED
+from mlkube_serving._http.budget import ByteBudget
+from mlkube_serving._http.client import serialize_request
 from mlkube_serving.router.agreement import compare_responses
-from mlkube_serving.router.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from mlkube_serving.router.errors import (
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamTooLarge,
+    UpstreamUnreachable,
+)
 from mlkube_serving.router.metrics import RouterMetrics
 from mlkube_serving.router.table import Route
-from mlkube_serving.router.upstream import serialize_request
 
 _MIRROR_LINE = HEADER_MIRRORED.encode() + b": true\r\n"
+# A shadow's answer may be this much larger than the live one before it is cut off: it is
+# compared with the live answer, so a much larger one is a disagreement anyway.
+_SHADOW_SLACK = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -37,6 +48,12 @@ class MirrorJob:
     live_body: bytes
     timeout: float
     tolerance: float
+    cost: int = 0  # bytes reserved in the mirror budget while this copy is held
+
+
+def shadow_cap(live_body: bytes) -> int:
+    """The largest shadow answer a copy keeps: twice the live answer plus some slack."""
+    return 2 * len(live_body) + _SHADOW_SLACK
 
 
 def reason_of(exc: UpstreamError) -> str:
@@ -45,32 +62,42 @@ def reason_of(exc: UpstreamError) -> str:
         return "timeout"
     if isinstance(exc, UpstreamUnreachable):
         return "unreachable"
+    if isinstance(exc, UpstreamTooLarge):
+        return "too_large"
     return "protocol"
 
 
 class MirrorDispatcher:
-    """Runs mirror jobs in the background within a concurrency and a queue bound."""
+    """Runs mirror jobs in the background within a concurrency, a queue and a byte bound."""
 
     def __init__(self, metrics: RouterMetrics) -> None:
         self._metrics = metrics
         self._pending: deque[MirrorJob] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.budget = ByteBudget(0)
         self.sent = 0
 
     @property
     def backlog(self) -> int:
         return len(self._pending) + len(self._tasks)
 
-    def submit(self, job: MirrorJob, *, concurrency: int, queue_size: int) -> None:
-        """Start or queue `job`, or drop it (counted) when the queue is full. Never blocks."""
+    def submit(self, job: MirrorJob, *, concurrency: int, queue_size: int, max_bytes: int) -> None:
+        """Start or queue `job`, or shed it (counted) when a bound is reached. Never blocks."""
+        self.budget.limit = max_bytes  # a reload may change it; held copies stay counted
+        if len(self._tasks) >= concurrency and len(self._pending) >= queue_size:
+            self._metrics.mirror_dropped.labels(job.route.name, "queue_full").inc()
+            return
+        job.cost = len(job.body) + len(job.headers) + len(job.live_body) + shadow_cap(job.live_body)
+        if not self.budget.try_reserve(job.cost):
+            job.cost = 0
+            self._metrics.mirror_dropped.labels(job.route.name, "byte_budget").inc()
+            return
         if len(self._tasks) < concurrency:
             task = asyncio.get_running_loop().create_task(self._work(job))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        elif len(self._pending) < queue_size:
-            self._pending.append(job)
         else:
-            self._metrics.mirror_dropped.labels(job.route.name).inc()
+            self._pending.append(job)
 
     async def _work(self, job: MirrorJob) -> None:
         await self._send(job)
@@ -78,6 +105,13 @@ class MirrorDispatcher:
             await self._send(self._pending.popleft())
 
     async def _send(self, job: MirrorJob) -> None:
+        try:
+            await self._exchange(job)
+        finally:
+            self.budget.release(job.cost)
+            job.cost = 0
+
+    async def _exchange(self, job: MirrorJob) -> None:
         name = job.route.name
         data = serialize_request(
             job.method, job.target, job.route.host_line, job.headers + _MIRROR_LINE, job.body
@@ -86,7 +120,9 @@ class MirrorDispatcher:
         start = time.perf_counter()
         deadline = asyncio.get_running_loop().time() + job.timeout
         try:
-            response = await job.route.pool.request(data, deadline)
+            response = await job.route.pool.request(
+                data, deadline, max_response_bytes=shadow_cap(job.live_body)
+            )
         except UpstreamError as exc:
             self._metrics.upstream_errors.labels(name, reason_of(exc)).inc()
             self._metrics.observe_request(name, exc.status, "mirror", -1.0)
@@ -108,6 +144,8 @@ class MirrorDispatcher:
 
     async def drain(self, timeout: float) -> None:
         """Let in-flight copies finish for up to `timeout` seconds, then cancel the rest."""
+        for job in self._pending:
+            self.budget.release(job.cost)
         self._pending.clear()
         if self._tasks:
             _, late = await asyncio.wait(set(self._tasks), timeout=timeout)

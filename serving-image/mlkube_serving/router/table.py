@@ -12,8 +12,8 @@ import bisect
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
+from mlkube_serving._http.client import PoolRegistry, UpstreamPool
 from mlkube_serving.router.config import RouterConfig
-from mlkube_serving.router.upstream import PoolRegistry, UpstreamPool
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,12 @@ class RoutingTable:
             self.routes[name] = Route(
                 name=name,
                 name_bytes=name.encode("ascii"),
-                pool=pools.get(dep.host, dep.port, config.max_connections_per_upstream),
+                pool=pools.get(
+                    dep.host,
+                    dep.port,
+                    config.max_connections_per_upstream,
+                    config.max_response_bytes,
+                ),
                 host_line=b"host: " + hostport.encode("idna") + b"\r\n",
                 health_path=dep.health_path,
             )

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from mlkube.devcluster.procs import free_port
+from mlkube_serving._http.client import UpstreamPool, serialize_request
 from mlkube_serving.router.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from mlkube_serving.router.upstream import UpstreamPool, serialize_request
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 GET = serialize_request(b"GET", b"/x", b"host: t\r\n", b"", b"")

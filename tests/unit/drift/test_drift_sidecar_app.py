@@ -188,3 +188,23 @@ def test_samples_only_from_the_pod_itself_but_the_summary_for_the_operator(
     assert status == 403 and "loopback" in payload["error"]
     assert call(app, "GET", "/v1/summary", client="10.244.0.7")[0] == 200
     assert call(app, "POST", "/v1/samples", body, client="::1")[0] == 202
+
+
+def test_queued_payloads_are_bounded_in_bytes_too(profile: dict[str, Any]) -> None:
+    """B9: 1024 queued payloads of up to 16 MiB each was the only bound; bytes count now."""
+    body = orjson.dumps(synthetic.to_payloads(synthetic.make_columns(10, seed=1), 10)[0])
+    worker = DriftWorker(
+        DriftEngine(profile), eval_interval=0.05, queue_size=100, max_queued_bytes=3 * len(body)
+    )
+    app = DriftApp(worker)
+    try:
+        for _ in range(5):  # three fit in the byte budget; the worker is not running
+            assert call(app, "POST", "/v1/samples", body)[0] == 202
+        assert worker.received == 50 and worker.dropped == 20
+        assert worker.queued_bytes == 3 * len(body)
+        worker.start()
+        wait_for(lambda: worker.queued_bytes == 0)  # released as the worker ingests
+        assert call(app, "POST", "/v1/samples", body)[0] == 202
+        wait_for(lambda: worker.engine.ingested == 40)
+    finally:
+        worker.stop()

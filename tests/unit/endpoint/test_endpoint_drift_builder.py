@@ -109,7 +109,7 @@ def test_drift_pod_gets_baseline_step_sidecar_and_server_wiring(
         },
     }
     assert pod["volumes"] == [
-        {"name": "model", "emptyDir": {}},
+        {"name": "model", "emptyDir": {"sizeLimit": "20Gi"}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
         {"name": "drift-baseline", "emptyDir": {}},
     ]

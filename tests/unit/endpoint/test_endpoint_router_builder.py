@@ -40,6 +40,9 @@ def test_router_config_literal(owner: EndpointRef, make_spec: Any, config: Opera
         "mirror": {"green": 10},
         "auth": {"mode": "key", "keysFile": "/etc/mlkube/keys/keys"},
         "timeoutSeconds": 30.0,
+        "maxInflightBytes": 128 * 1024 * 1024,
+        "mirrorMaxBytes": 64 * 1024 * 1024,
+        "maxResponseBytes": 32 * 1024 * 1024,
     }
 
 

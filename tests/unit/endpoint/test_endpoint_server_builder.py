@@ -156,7 +156,7 @@ def test_blue_deployment_literal(
                         }
                     ],
                     "volumes": [
-                        {"name": "model", "emptyDir": {}},
+                        {"name": "model", "emptyDir": {"sizeLimit": "20Gi"}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
                     ],
                 },

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
+from mlkube_serving._http.client import UpstreamResponse
 from mlkube_serving.router.app import RouterApp
 from mlkube_serving.router.errors import UpstreamUnreachable
 from mlkube_serving.router.metrics import RouterMetrics
-from mlkube_serving.router.upstream import UpstreamResponse
 
 BODY = b'{"inputs": []}'
 
@@ -26,7 +26,7 @@ class StubPool:
         self.sent = sent
         self.refuse = refuse
 
-    async def request(self, data: bytes, deadline: float, *, head_request: bool = False) -> Any:
+    async def request(self, data: bytes, deadline: float, **_: Any) -> Any:
         if self.refuse:
             raise UpstreamUnreachable("cannot connect to x:1: connection refused")
         self.sent.append((self.name, data))

@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlkube_serving._http.client import PoolRegistry
 from mlkube_serving.router.config import parse_config
 from mlkube_serving.router.table import RoutingTable, build_cumulative
-from mlkube_serving.router.upstream import PoolRegistry
 
 
 def table(traffic: dict[str, int], mirror: dict[str, int] | None = None) -> RoutingTable:

@@ -1,4 +1,4 @@
-"""A minimal keep-alive HTTP/1.1 client: one connection pool per upstream deployment.
+"""A minimal keep-alive HTTP/1.1 client: one connection pool per upstream (router, drift hook).
 
 Why not aiohttp or httpx: the router does one thing per request (send bytes, read a response
 into bytes) and a general client's per-request machinery (cookie jars, tracing hooks, URL
@@ -10,6 +10,10 @@ The pool is LIFO (warm connections are reused, cold ones expire at the upstream)
 `max_connections` with FIFO hand-off to waiters, and retries once on a fresh connection when
 a reused keep-alive connection turns out to be closed before any response byte arrived (the
 upstream closed it while idle; nothing was processed, so resending is safe).
+
+Every response is bounded in bytes: past `max_response_bytes` (declared or received) the
+exchange fails with `UpstreamTooLarge` and the connection is dropped, so an upstream that
+answers without end costs a 502, never the caller's memory.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from typing import NamedTuple, cast
 
 import httptools
 
-from mlkube_serving.router.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from mlkube_serving._http.errors import (
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamTooLarge,
+    UpstreamUnreachable,
+)
+
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
 class UpstreamResponse(NamedTuple):
@@ -52,6 +63,8 @@ class _Connection(asyncio.Protocol):
         self._framed = False
         self._head_request = False
         self._got_bytes = False
+        self._size = 0
+        self._cap = DEFAULT_MAX_RESPONSE_BYTES
         self.reusable = False
         self.closed = False
         self._timer: asyncio.TimerHandle | None = None
@@ -90,6 +103,9 @@ class _Connection(asyncio.Protocol):
         name = name.lower()
         if name == b"content-length" or name == b"transfer-encoding":
             self._framed = True
+            declared = name == b"content-length" and not self._head_request and value.isdigit()
+            if declared and int(value) > self._cap:
+                self._too_large(f"declares {int(value)} bytes")
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -101,11 +117,22 @@ class _Connection(asyncio.Protocol):
             self.abort()
 
     def on_body(self, body: bytes) -> None:
+        if self.closed:
+            return  # cut off already: the rest of this read is discarded
+        self._size += len(body)
+        if self._size > self._cap:
+            self._too_large("sent more")
+            return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
         self.reusable = self._parser.should_keep_alive()
         self._finish()
+
+    def _too_large(self, what: str) -> None:
+        self._fail(UpstreamTooLarge(f"response {what} than the {self._cap}-byte limit"))
+        self._body = []
+        self.abort()
 
     # client side
     def _finish(self) -> None:
@@ -123,7 +150,7 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(exc)
 
     def send(
-        self, data: bytes, head_request: bool, deadline: float
+        self, data: bytes, head_request: bool, deadline: float, cap: int
     ) -> asyncio.Future[UpstreamResponse]:
         """Write one request; the future resolves with the complete response.
 
@@ -136,6 +163,8 @@ class _Connection(asyncio.Protocol):
         self._body = []
         self._headers_done = self._framed = self._got_bytes = self.reusable = False
         self._head_request = head_request
+        self._size = 0
+        self._cap = cap
         if self.closed or self._transport is None:
             waiter.set_exception(_StaleConnection("connection already closed"))
         else:
@@ -162,25 +191,41 @@ class _Connection(asyncio.Protocol):
 class UpstreamPool:
     """Keep-alive connections to one `host:port`, at most `max_connections` open at once."""
 
-    def __init__(self, host: str, port: int, max_connections: int) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        max_connections: int,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
         self.host = host
         self.port = port
         self.max_connections = max_connections
+        self.max_response_bytes = max_response_bytes
         self._idle: list[_Connection] = []
         self._open = 0
         self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
         self._retired = False
 
     async def request(
-        self, data: bytes, deadline: float, *, head_request: bool = False
+        self,
+        data: bytes,
+        deadline: float,
+        *,
+        head_request: bool = False,
+        max_response_bytes: int | None = None,
     ) -> UpstreamResponse:
         """Send a serialized request (head and body) and return the response.
 
         `deadline` is in event-loop time and covers waiting for a connection, connecting and
         the exchange. Raises `UpstreamUnreachable` when no connection could be opened (nothing
-        was sent), `UpstreamTimeout` past the deadline and `UpstreamError` when the upstream
-        broke the exchange.
+        was sent), `UpstreamTimeout` past the deadline, `UpstreamTooLarge` past the response
+        cap (the pool's, or the smaller `max_response_bytes`) and `UpstreamError` when the
+        upstream broke the exchange.
         """
+        cap = self.max_response_bytes
+        if max_response_bytes is not None and max_response_bytes < cap:
+            cap = max_response_bytes
         for attempt in (0, 1):
             # The retry goes to a fresh connection: another idle one may be just as stale.
             conn = self._take_idle() if attempt == 0 else None
@@ -188,7 +233,7 @@ class UpstreamPool:
             if conn is None:
                 conn, reused = await self._acquire_slow(deadline)
             try:
-                response = await conn.send(data, head_request, deadline)
+                response = await conn.send(data, head_request, deadline, cap)
             except _StaleConnection as exc:
                 self._discard(conn)
                 if reused and attempt == 0:
@@ -293,16 +338,23 @@ class UpstreamPool:
 
 
 class PoolRegistry:
-    """Pools keyed by `host:port` and limit, shared across routing tables so reloads keep them."""
+    """Pools keyed by `host:port` and limits, shared across routing tables so reloads keep them."""
 
     def __init__(self) -> None:
-        self._pools: dict[tuple[str, int, int], UpstreamPool] = {}
+        self._pools: dict[tuple[str, int, int, int], UpstreamPool] = {}
 
-    def get(self, host: str, port: int, max_connections: int) -> UpstreamPool:
-        key = (host, port, max_connections)
+    def get(
+        self,
+        host: str,
+        port: int,
+        max_connections: int,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> UpstreamPool:
+        key = (host, port, max_connections, max_response_bytes)
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = UpstreamPool(host, port, max_connections)
+            pool = UpstreamPool(host, port, max_connections, max_response_bytes)
+            self._pools[key] = pool
         return pool
 
     def retain(self, keep: list[UpstreamPool]) -> None:
