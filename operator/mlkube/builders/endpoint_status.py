@@ -27,6 +27,7 @@ from mlkube.builders.endpoint_drift_status import drift_condition
 from mlkube.builders.endpoint_server import deployment_replicas
 from mlkube.builders.status_conditions import condition_models
 from mlkube.reconcile.conditions import get_condition, set_condition
+from mlkube.reconcile.router_config import TRAFFIC_CONDITION, TrafficVerdict
 
 # Ready=False reasons that mean "the last reconcile could not apply the children".
 BLOCKER_REASONS: Final = frozenset(
@@ -189,10 +190,22 @@ def build_endpoint_status(
     blockers: Sequence[Blocker],
     previous: Mapping[str, Any] | None,
     now: str,
+    traffic_check: TrafficVerdict | None = None,
 ) -> dict[str, Any]:
-    """The full status; `deployments` maps spec deployment names to their Deployment's health."""
+    """The full status; `deployments` maps spec deployment names to their Deployment's health.
+    `traffic_check` (the routers' answer) sets TrafficApplied; None keeps the previous one."""
     previous = previous or {}
     conditions = list(previous.get("conditions") or [])
+    if traffic_check is not None:
+        conditions = set_condition(
+            conditions,
+            type_=TRAFFIC_CONDITION,
+            status=traffic_check.applied,
+            reason=traffic_check.reason,
+            message=bound_message(traffic_check.message),
+            generation=generation,
+            now=now,
+        )
     verdicts = _readiness(spec, deployments, router, needs_router, blockers)
     for type_, (ok, reason, message) in verdicts.items():
         conditions = set_condition(

@@ -35,7 +35,9 @@ from mlkube.controllers.endpoint_status_io import (
     write_status,
 )
 from mlkube.controllers.kube import Kube
+from mlkube.controllers.router_poll import verify_traffic
 from mlkube.reconcile.endpoint_changes import traffic_events
+from mlkube.reconcile.router_config import RELOADING, TrafficVerdict
 
 WAIT_DELAY: Final = 5.0  # Models being verified: look again soon
 
@@ -90,53 +92,83 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         write_blocked_status(kube, obj, spec, generation, conflicts, now)
         return Outcome()  # a human renames or removes the object; the resync timer looks again
     prune(kube, owner, {child_key(c) for c in children})
-    events = [("Normal", r, m) for r, m in traffic_events(status, spec.traffic, spec.mirror)]
+    verdict = verify_traffic(kube, owner, spec, config) if uses_router(spec) else None
+    applied_traffic, applied_mirror = applied_split(spec, status, verdict)
+    events = [("Normal", r, m) for r, m in traffic_events(status, applied_traffic, applied_mirror)]
     new_status = build_endpoint_status(
         spec=spec,
         generation=generation,
         url=endpoint_url(owner, spec, config),
-        applied_traffic=spec.traffic,
-        applied_mirror={k: v for k, v in spec.mirror.items() if v > 0},
+        applied_traffic=applied_traffic,
+        applied_mirror=applied_mirror,
         deployments=observe_deployments(kube, owner, spec),
         router=observe_router(kube, owner, spec),
         needs_router=uses_router(spec),
         blockers=[],
         previous=status,
         now=now,
+        traffic_check=verdict,
     )
     write_status(kube, obj, new_status, now)
     subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
+    if verdict is not None and verdict.reason == RELOADING:
+        # Nothing else fires when a router reloads its file: look again soon. (Routers that
+        # become Ready fire Deployment events, and refresh_status checks them then.)
+        return Outcome(events=events, subject=subject, retry_message=verdict.message)
     return Outcome(events=events, subject=subject)
 
 
-def refresh_status(kube: Kube, namespace: str, name: str, now: str) -> None:
-    """Re-read the child Deployments and update readiness (applied traffic is left as is)."""
+def applied_split(
+    spec: OnlineEndpointSpec, status: dict[str, Any], verdict: TrafficVerdict | None
+) -> tuple[dict[str, int], dict[str, int]]:
+    """(traffic, mirror) to report as applied: the spec's once the routers serve it (or when
+    it cannot be checked: gateway backend, routers outside the pod networks), else the last."""
+    if verdict is None or verdict.applied is not False:
+        return dict(spec.traffic), {k: v for k, v in spec.mirror.items() if v > 0}
+    return dict(status.get("traffic") or {}), dict(status.get("mirror") or {})
+
+
+def refresh_status(
+    kube: Kube, config: OperatorConfig, namespace: str, name: str, now: str
+) -> Outcome:
+    """Re-read the child Deployments and the routers' loaded config; update readiness and the
+    applied split (children are not touched)."""
     obj = get_endpoint(kube, namespace, name)
     if obj is None:
-        return
+        return Outcome()
     status = obj.get("status") or {}
     generation = int(obj["metadata"].get("generation", 1))
     if status.get("observedGeneration") != generation or is_blocked(status):
-        return  # the reconcile of this generation has not applied yet: it writes the status
+        return Outcome()  # the reconcile of this generation has not applied yet: it will
     try:
         spec = OnlineEndpointSpec.model_validate(obj.get("spec") or {})
     except ValidationError:
-        return
+        return Outcome()
     owner = EndpointRef(name=name, namespace=namespace, uid=str(obj["metadata"]["uid"]))
+    verdict = verify_traffic(kube, owner, spec, config) if uses_router(spec) else None
+    applied_traffic, applied_mirror = applied_split(spec, status, verdict)
+    events = [("Normal", r, m) for r, m in traffic_events(status, applied_traffic, applied_mirror)]
     new_status = build_endpoint_status(
         spec=spec,
         generation=generation,
         url=status.get("url"),
-        applied_traffic=status.get("traffic") or {},
-        applied_mirror=status.get("mirror") or {},
+        applied_traffic=applied_traffic,
+        applied_mirror=applied_mirror,
         deployments=observe_deployments(kube, owner, spec),
         router=observe_router(kube, owner, spec),
         needs_router=uses_router(spec),
         blockers=[],
         previous=status,
         now=now,
+        traffic_check=verdict,
     )
     write_status(kube, obj, new_status, now)
+    subject = {
+        "apiVersion": obj["apiVersion"],
+        "kind": KIND_ONLINE_ENDPOINT,
+        "metadata": obj["metadata"],
+    }
+    return Outcome(events=events, subject=subject)
 
 
 def endpoints_waiting_for(kube: Kube, namespace: str, model: str) -> list[str]:

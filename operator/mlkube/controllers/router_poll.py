@@ -16,7 +16,13 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
+from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.endpoint_router import router_config_hash
+from mlkube.builders.names import COMPONENT_ROUTER, EndpointRef, pod_selector, selector_string
+from mlkube.builders.operator_config import OperatorConfig, contactable_pods
 from mlkube.contract import ROUTER_CONFIG_STATE_PATH, ROUTER_HTTP_PORT
+from mlkube.controllers.kube import Kube
+from mlkube.reconcile.router_config import TrafficVerdict, traffic_verdict
 from mlkube.storage.bounded import read_stream_bounded
 
 MAX_STATE_BYTES: Final = 64 * 1024  # {"loaded", "hash", "endpoint"}: tiny unless broken
@@ -64,3 +70,15 @@ def router_config_hashes(
         return []
     with ThreadPoolExecutor(max_workers=min(MAX_POLL_THREADS, len(hosts))) as pool:
         return list(pool.map(lambda host: fetch_config_hash(host, port, timeout), hosts))
+
+
+def verify_traffic(
+    kube: Kube, owner: EndpointRef, spec: OnlineEndpointSpec, config: OperatorConfig
+) -> TrafficVerdict:
+    """Ask the endpoint's Ready router replicas (those inside the operator's pod networks)
+    whether they serve the config the operator writes for `spec`."""
+    selector = selector_string(pod_selector(owner.name, COMPONENT_ROUTER))
+    ready = ready_pod_ips(kube.list("v1", "Pod", owner.namespace, label_selector=selector))
+    hosts = contactable_pods(ready, config)
+    observed = router_config_hashes(hosts, ROUTER_HTTP_PORT, config.drift_poll_timeout)
+    return traffic_verdict(router_config_hash(owner, spec, config), len(ready), observed)

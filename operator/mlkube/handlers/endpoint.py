@@ -51,6 +51,11 @@ def run_reconcile(namespace: str, name: str) -> sync.Outcome:
             outcome = sync.reconcile(kube(), operator_config(), namespace, name, now_iso())
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err
+    post_events(outcome)
+    return outcome
+
+
+def post_events(outcome: sync.Outcome) -> None:
     if outcome.subject is not None:
         for type_, reason, message in outcome.events:
             kopf.event(
@@ -59,7 +64,6 @@ def run_reconcile(namespace: str, name: str) -> sync.Outcome:
                 reason=reason,
                 message=message,
             )
-    return outcome
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -115,7 +119,8 @@ def child_deployment_changed(
             run_reconcile(namespace, endpoint)
             return
         with endpoint_lock(namespace, endpoint):
-            sync.refresh_status(kube(), namespace, endpoint, now_iso())
+            outcome = sync.refresh_status(kube(), operator_config(), namespace, endpoint, now_iso())
+        post_events(outcome)
     except (ApiError, kopf.TemporaryError) as err:
         # The resync timer repairs it later; one line instead of a traceback.
         logger.warning(f"OnlineEndpoint {endpoint}: reacting to Deployment change failed: {err}")

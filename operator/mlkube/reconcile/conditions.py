@@ -18,14 +18,15 @@ def set_condition(
     conditions: list[Condition] | None,
     *,
     type_: str,
-    status: bool,
+    status: bool | None,
     reason: str,
     message: str,
     generation: int | None,
     now: str,
 ) -> list[Condition]:
-    """Return a new list with `type_` set; keep lastTransitionTime if the status is unchanged."""
-    value = "True" if status else "False"
+    """Return a new list with `type_` set (None: Unknown); keep lastTransitionTime if the
+    status is unchanged."""
+    value = "Unknown" if status is None else "True" if status else "False"
     result: list[Condition] = []
     replaced = False
     for cond in conditions or []:

@@ -9,6 +9,11 @@ it loaded on `GET /-/config`; the builders hash the ConfigMap text the same way
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+TRAFFIC_CONDITION: Final = "TrafficApplied"
+RELOADING: Final = "RouterReloading"  # the one verdict nothing but a retry re-checks
 
 
 def traffic_applied(expected_hash: str, observed_hashes: Iterable[str | None]) -> bool:
@@ -19,3 +24,50 @@ def traffic_applied(expected_hash: str, observed_hashes: Iterable[str | None]) -
     """
     observed = list(observed_hashes)
     return bool(observed) and all(h == expected_hash for h in observed)
+
+
+@dataclass(frozen=True)
+class TrafficVerdict:
+    """Whether the written split is served: True (confirmed), False (not yet) or None (cannot
+    be checked from where the operator runs), with the condition's reason and message."""
+
+    applied: bool | None
+    reason: str
+    message: str
+
+
+def traffic_verdict(
+    expected_hash: str, ready_routers: int, observed_hashes: Iterable[str | None]
+) -> TrafficVerdict:
+    """The TrafficApplied verdict from the Ready router replicas and the ones asked.
+
+    `observed_hashes` holds one answer per replica the operator may contact (its pod
+    networks); Ready replicas it may not contact (e.g. kwok's addresses, which exist nowhere)
+    make the split written but unverified, never "applied".
+    """
+    observed = list(observed_hashes)
+    if ready_routers == 0:
+        return TrafficVerdict(False, "NoRouterReady", "no router replica is Ready yet")
+    if not observed:
+        return TrafficVerdict(
+            None,
+            "NotVerified",
+            f"{ready_routers} Ready router replicas are outside the operator's pod networks: "
+            "the split is written, not confirmed",
+        )
+    if traffic_applied(expected_hash, observed):
+        if len(observed) < ready_routers:
+            return TrafficVerdict(
+                None,
+                "NotVerified",
+                f"{len(observed)} of {ready_routers} Ready router replicas confirmed the split; "
+                "the others are outside the operator's pod networks",
+            )
+        return TrafficVerdict(True, "Loaded", f"{len(observed)} router replicas serve it")
+    waiting = sum(1 for h in observed if h != expected_hash)
+    return TrafficVerdict(
+        False,
+        RELOADING,
+        f"{waiting} of {len(observed)} router replicas still serve an older config "
+        "(the kubelet updates the mounted ConfigMap within about a minute)",
+    )

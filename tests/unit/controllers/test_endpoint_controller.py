@@ -56,7 +56,9 @@ def test_first_reconcile_creates_children_owned_by_the_endpoint(
         assert (ref["uid"], ref["controller"]) == (uid, True)
         assert obj["metadata"]["labels"][LABEL_MANAGED_BY] == MANAGED_BY
     endpoint = fake.stored(API_VERSION, "OnlineEndpoint", "credit", NS)
-    assert endpoint["status"]["traffic"] == {"blue": 70, "green": 30}
+    # No router pod runs in a fake: the split is written, not applied (test_traffic_applied.py).
+    assert endpoint["status"]["traffic"] == {}
+    assert condition(endpoint, "TrafficApplied")["reason"] == "NoRouterReady"
     assert condition(endpoint, "Ready")["reason"] == "Progressing"  # no pods in a fake
     assert deployed_by(fake, "credit-risk-v3") == deployed_by(fake, "credit-risk-v4") == ["credit"]
 

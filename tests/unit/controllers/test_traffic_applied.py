@@ -1,0 +1,127 @@
+"""status.traffic says "applied" only once every Ready router replica serves the written config."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from mlkube.builders.endpoint_router import router_config_hash
+from mlkube.builders.names import COMPONENT_ROUTER, EndpointRef, pod_selector
+from mlkube.builders.operator_config import OperatorConfig
+from mlkube.contract import API_VERSION
+from mlkube.controllers import endpoint as controller
+from mlkube.controllers import router_poll
+from mlkube.reconcile.router_config import traffic_verdict
+from support.cluster_objects import NOW, NS, endpoint_obj
+from support.fake_kube import FakeKube, Key
+
+
+def router_pod(name: str, ip: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "labels": pod_selector("credit", COMPONENT_ROUTER),
+        },
+        "spec": {"containers": [{"name": "router"}]},
+        "status": {
+            "phase": "Running",
+            "podIP": ip,
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def stored(fake: FakeKube) -> dict[str, Any]:
+    return fake.stored(API_VERSION, "OnlineEndpoint", "credit", NS)
+
+
+def traffic_condition(fake: FakeKube) -> dict[str, Any]:
+    return next(c for c in stored(fake)["status"]["conditions"] if c["type"] == "TrafficApplied")
+
+
+class Routers:
+    """What the router replicas answer on GET /-/config, by pod IP (None: no answer)."""
+
+    def __init__(self) -> None:
+        self.serving: dict[str, str | None] = {}
+        self.asked: list[list[str]] = []
+
+    def hashes(self, hosts: list[str], port: int, timeout: float) -> list[str | None]:
+        self.asked.append(list(hosts))
+        return [self.serving.get(h) for h in hosts]
+
+
+@pytest.fixture
+def routers(monkeypatch: pytest.MonkeyPatch) -> Routers:
+    fake_routers = Routers()
+    monkeypatch.setattr(router_poll, "router_config_hashes", fake_routers.hashes)
+    return fake_routers
+
+
+def expected_hash(fake: FakeKube, config: OperatorConfig) -> str:
+    from mlkube.api.endpoint import OnlineEndpointSpec
+
+    obj = stored(fake)
+    owner = EndpointRef(name="credit", namespace=NS, uid=obj["metadata"]["uid"])
+    return router_config_hash(owner, OnlineEndpointSpec.model_validate(obj["spec"]), config)
+
+
+def test_a_new_split_is_applied_only_after_every_router_loaded_it(
+    fake: FakeKube, config: OperatorConfig, routers: Routers
+) -> None:
+    fake.put(endpoint_obj())
+    fake.put(router_pod("router-a", "10.1.0.1"))
+    fake.put(router_pod("router-b", "10.1.0.2"))
+    routers.serving = dict.fromkeys(["10.1.0.1", "10.1.0.2"], "sha256:old")
+    first = controller.reconcile(fake, config, NS, "credit", NOW)
+    assert stored(fake)["status"]["traffic"] == {}
+    assert traffic_condition(fake)["reason"] == "RouterReloading"
+    assert first.retry_message is not None and "2 of 2" in first.retry_message
+
+    routers.serving["10.1.0.1"] = expected_hash(fake, config)  # one replica reloaded
+    again = controller.reconcile(fake, config, NS, "credit", NOW)
+    assert stored(fake)["status"]["traffic"] == {}
+    assert again.retry_message is not None and "1 of 2" in again.retry_message
+
+    routers.serving["10.1.0.2"] = expected_hash(fake, config)
+    done = controller.reconcile(fake, config, NS, "credit", NOW)
+    assert done.retry_message is None
+    assert stored(fake)["status"]["traffic"] == {"blue": 70, "green": 30}
+    assert traffic_condition(fake)["status"] == "True"
+
+    key: Key = (API_VERSION, "OnlineEndpoint", NS, "credit")
+    fake.mutate(key, lambda obj: obj["spec"].update(traffic={"blue": 50, "green": 50}))
+    changed = controller.reconcile(fake, config, NS, "credit", NOW)
+    assert changed.events == []  # nothing announced before the routers serve it
+    assert stored(fake)["status"]["traffic"] == {"blue": 70, "green": 30}
+    routers.serving = dict.fromkeys(["10.1.0.1", "10.1.0.2"], expected_hash(fake, config))
+    refreshed = controller.refresh_status(fake, config, NS, "credit", NOW)
+    assert stored(fake)["status"]["traffic"] == {"blue": 50, "green": 50}
+    assert [e[1] for e in refreshed.events] == ["TrafficChanged"]
+
+
+def test_routers_outside_the_pod_networks_are_not_asked_and_the_split_is_unverified(
+    fake: FakeKube, config: OperatorConfig, routers: Routers
+) -> None:
+    dev = dataclasses.replace(config, pod_networks=("127.0.0.0/8",))
+    fake.put(endpoint_obj())
+    fake.put(router_pod("router-a", "10.244.0.7"))  # a kwok address: exists nowhere
+    outcome = controller.reconcile(fake, dev, NS, "credit", NOW)
+    assert routers.asked == [[]]
+    assert outcome.retry_message is None
+    assert stored(fake)["status"]["traffic"] == {"blue": 70, "green": 30}
+    condition = traffic_condition(fake)
+    assert (condition["status"], condition["reason"]) == ("Unknown", "NotVerified")
+
+
+def test_verdicts() -> None:
+    assert traffic_verdict("sha256:a", 0, []).reason == "NoRouterReady"
+    assert traffic_verdict("sha256:a", 2, ["sha256:a", "sha256:a"]).applied is True
+    assert traffic_verdict("sha256:a", 2, ["sha256:a", None]).applied is False
+    partial = traffic_verdict("sha256:a", 3, ["sha256:a"])
+    assert (partial.applied, partial.reason) == (None, "NotVerified")
