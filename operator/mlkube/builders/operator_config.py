@@ -233,21 +233,18 @@ def parse_networks(text: str | None) -> tuple[str, ...]:
     """CIDRs the operator never fetches from; unset: private ranges; "none": no extra ones."""
     if text is None or not text.strip():
         return DEFAULT_INTERNAL_NETWORKS
-    if text.strip().lower() == "none":
-        return ()
-    networks = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        try:
-            networks.append(str(ipaddress.ip_network(item, strict=False)))
-        except ValueError as exc:
-            raise OperatorConfigError(f"{ENV_ARTIFACT_INTERNAL_NETWORKS}: {exc}") from exc
-    return tuple(networks)
+    return _cidr_list(text, ENV_ARTIFACT_INTERNAL_NETWORKS)
 
 
 def parse_pod_networks(text: str | None) -> tuple[str, ...] | None:
     """`*` or unset: any pod address; `none`: no pod is contacted; else a CIDR list."""
     if text is None or text.strip() in ("", "*"):
         return None
+    return _cidr_list(text, ENV_POD_NETWORKS)
+
+
+def _cidr_list(text: str, key: str) -> tuple[str, ...]:
+    """`none` or comma-separated CIDRs, normalised."""
     if text.strip().lower() == "none":
         return ()
     networks = []
@@ -255,7 +252,7 @@ def parse_pod_networks(text: str | None) -> tuple[str, ...] | None:
         try:
             networks.append(str(ipaddress.ip_network(item, strict=False)))
         except ValueError as exc:
-            raise OperatorConfigError(f"{ENV_POD_NETWORKS}: {exc}") from exc
+            raise OperatorConfigError(f"{key}: {exc}") from exc
     return tuple(networks)
 
 
