@@ -26,7 +26,11 @@ from mlkube.controllers.endpoint_children import (
     keys_secret_key,
     prune,
 )
-from mlkube.controllers.endpoint_models import read_models, sync_model_references
+from mlkube.controllers.endpoint_models import (
+    read_models,
+    repair_deployed_by,
+    sync_model_references,
+)
 from mlkube.controllers.endpoint_ownership import write_children
 from mlkube.controllers.endpoint_status_io import (
     observe_deployments,
@@ -182,12 +186,15 @@ def endpoints_waiting_for(kube: Kube, namespace: str, model: str) -> list[str]:
     return waiting
 
 
-def finalize(kube: Kube, namespace: str, name: str, uid: str) -> None:
-    """The endpoint is going away: delete its children, drop it from every Model's deployedBy.
+def release(kube: Kube, namespace: str, name: str, uid: str) -> None:
+    """The endpoint `uid` is gone: delete its children, make the Models forget it.
 
-    Owner references would let the garbage collector remove the children too, but only once
-    the collector has discovered the OnlineEndpoint kind (up to 30 s after the CRD appears);
-    deleting them here makes removal prompt and independent of that. Idempotent.
+    No finalizer holds the endpoint (an absent operator must never block a namespace's
+    deletion), so this runs on the DELETED event, after the fact. Owner references let the
+    garbage collector remove the children anyway, but only once it has discovered the
+    OnlineEndpoint kind (up to 30 s after the CRD appears); deleting them here is prompt.
+    `deployedBy` is recomputed from the live endpoints, so a same-named successor keeps its
+    references. Idempotent.
     """
     prune(kube, EndpointRef(name=name, namespace=namespace, uid=uid), set())
-    sync_model_references(kube, namespace, name, set())
+    repair_deployed_by(kube, namespace)

@@ -2,6 +2,11 @@
 
 `deployedBy` is written with the Model's resourceVersion as a precondition and retried on
 409, so two endpoints adding themselves at once never lose one another's reference.
+
+An endpoint's deletion needs no finalizer: `repair_deployed_by` recomputes the references from
+a live LIST of endpoints (on an endpoint's DELETED event, and on the Model's side at operator
+start and periodically), so an endpoint deleted while the operator was away leaves nothing
+stale once it is back.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from typing import Any, Final
 
 from mlkube.builders.endpoint_status import Blocker
 from mlkube.builders.model_facts import ModelFacts, ModelProblem, read_model
-from mlkube.contract import API_VERSION, KIND_MODEL
+from mlkube.contract import API_VERSION, KIND_MODEL, KIND_ONLINE_ENDPOINT
 from mlkube.controllers.errors import EndpointSyncError
 from mlkube.controllers.kube import ApiError, Kube
 from mlkube.reconcile.endpoint_changes import endpoint_reference, with_reference
@@ -75,3 +80,80 @@ def update_deployed_by(
                 raise
         model = kube.get(API_VERSION, KIND_MODEL, name, namespace)
     raise EndpointSyncError(f"Model {namespace}/{name}: deployedBy kept conflicting; will retry")
+
+
+def endpoint_users(
+    endpoints: Iterable[dict[str, Any]], namespace: str
+) -> dict[str, list[dict[str, str]]]:
+    """Model name -> references of the live (not deleting) endpoints whose spec names it."""
+    users: dict[str, list[dict[str, str]]] = {}
+    for obj in sorted(endpoints, key=lambda o: str(o["metadata"]["name"])):
+        if obj["metadata"].get("deletionTimestamp"):
+            continue
+        ref = endpoint_reference(str(obj["metadata"]["name"]), namespace)
+        models = {d.get("model") for d in (obj.get("spec") or {}).get("deployments") or []}
+        for model in sorted(m for m in models if isinstance(m, str)):
+            users.setdefault(model, []).append(ref)
+    return users
+
+
+def repaired_references(
+    refs: Iterable[dict[str, Any]], users: list[dict[str, str]]
+) -> list[dict[str, Any]] | None:
+    """`refs` with exactly `users` as OnlineEndpoint entries (order kept); None if unchanged."""
+    current = [dict(r) for r in refs]
+    kept = [r for r in current if r.get("kind") != KIND_ONLINE_ENDPOINT or r in users]
+    new = kept + [u for u in users if u not in kept]
+    return None if new == current else new
+
+
+def repair_deployed_by(kube: Kube, namespace: str, model: str | None = None) -> list[str]:
+    """Make `deployedBy` of one Model (or of every Model in the namespace) list exactly the live
+    endpoints that use it; returns the Models changed.
+
+    The Models are read before the endpoints, and written with their resourceVersion: a
+    reference an endpoint added after our read makes the write conflict (then the Model and
+    the endpoints are read again) instead of being lost, and one added before the read comes
+    from an endpoint that the later LIST still sees unless it is gone.
+    """
+    models = kube.list(API_VERSION, KIND_MODEL, namespace) if model is None else []
+    changed, conflicted = _repair(kube, namespace, models)
+    for name in [model] if model is not None else conflicted:
+        for _ in range(CONFLICT_RETRIES):
+            one = kube.get(API_VERSION, KIND_MODEL, name, namespace)
+            done, again = _repair(kube, namespace, [one] if one is not None else [])
+            changed += done
+            if not again:
+                break
+        else:
+            raise EndpointSyncError(f"Model {namespace}/{name}: deployedBy kept conflicting")
+    return changed
+
+
+def _repair(
+    kube: Kube, namespace: str, models: list[dict[str, Any]]
+) -> tuple[list[str], list[str]]:
+    """(Models written, Models that changed since they were read)."""
+    if not models:
+        return [], []
+    users = endpoint_users(kube.list(API_VERSION, KIND_ONLINE_ENDPOINT, namespace), namespace)
+    changed, conflicted = [], []
+    for obj in models:
+        name = str(obj["metadata"]["name"])
+        refs = (obj.get("status") or {}).get("deployedBy") or []
+        new = repaired_references(refs, users.get(name, []))
+        if new is None:
+            continue
+        body = {
+            "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+            "status": {"deployedBy": new},
+        }
+        try:
+            kube.patch(API_VERSION, KIND_MODEL, name, body, namespace, subresource="status")
+            changed.append(name)
+        except ApiError as err:
+            if err.status == 409:
+                conflicted.append(name)
+            elif err.status != 404:
+                raise
+    return changed, conflicted

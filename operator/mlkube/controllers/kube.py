@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from mlkube.k8s.errors import ApiError
 
-__all__ = ["ApiError", "Kube"]
+__all__ = ["ApiError", "Kube", "get_live"]
 
 
 class Kube(Protocol):
@@ -72,3 +72,15 @@ class Kube(Protocol):
     def served_kinds(self, api_version: str) -> set[str]:
         """Kinds the API server serves in `api_version` now (uncached: CRDs come and go)."""
         ...
+
+
+def get_live(
+    kube: Kube, api_version: str, kind: str, name: str, namespace: str, uid: str
+) -> dict[str, Any] | None:
+    """The object if it is still that very one (same uid) and not being deleted, else None:
+    periodic work for an object ends when this says it is gone."""
+    obj = kube.get(api_version, kind, name, namespace)
+    meta = (obj or {}).get("metadata") or {}
+    if obj is None or meta.get("uid") != uid or meta.get("deletionTimestamp"):
+        return None
+    return obj

@@ -1,15 +1,22 @@
-"""OnlineEndpoint handlers: reconcile on create/update/resume and on a resync timer, refresh
-readiness when a child Deployment changes, release the Models when the endpoint is deleted.
+"""OnlineEndpoint handlers: reconcile on create/update/resume and on a resync loop, refresh
+readiness when a child Deployment changes, release the Models once the endpoint is gone.
 
 The work lives in `mlkube.controllers.endpoint`; this module maps its outcome to Kopf (Events,
-retries). One
-lock per endpoint serializes the handler, the timer and Deployment events inside the process,
-so a slow pass never prunes what a newer pass just applied.
+retries). One lock per endpoint serializes the handler, the resync and Deployment events
+inside the process, so a slow pass never prunes what a newer pass just applied.
+
+No handler here makes Kopf put a finalizer on the endpoint (no `on.delete`, no Kopf timer):
+with the operator absent, a finalizer would block the deletion of the endpoint and of its
+namespace forever. The cleanup runs on the DELETED watch event instead and is level-based
+(children are owned, `deployedBy` is recomputed), so a deletion missed while the operator
+was away is repaired when it is back (`mlkube.handlers.model` repairs `deployedBy`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import functools
 from typing import Any, Final, cast
 
 import kopf
@@ -27,9 +34,11 @@ from mlkube.contract import (
 )
 from mlkube.controllers import endpoint as sync
 from mlkube.controllers.errors import ControllerError
+from mlkube.controllers.kube import get_live
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
+from mlkube.handlers.periodic import LOOPS
 from mlkube.k8s import ApiError
 
 PLURAL: Final = PLURAL_ONLINE_ENDPOINTS
@@ -75,21 +84,41 @@ def reconcile_endpoint(namespace: str | None, name: str, **_: Any) -> None:
         raise kopf.TemporaryError(outcome.retry_message, delay=outcome.retry_delay)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def resync_endpoint(namespace: str | None, name: str, **_: Any) -> None:
+def resync_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | None:
     """Level-based repair: recreate children deleted by hand, pick up a fixed Degraded cause."""
-    run_reconcile(namespace or "default", name)
+    if get_live(kube(), API_VERSION, KIND_ONLINE_ENDPOINT, name, namespace, uid) is None:
+        return None
+    try:
+        run_reconcile(namespace, name)
+    except kopf.TemporaryError as err:
+        logger.warning(f"resync failed: {err}")
+    return RESYNC_SECONDS
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL)
-def finalize_endpoint(namespace: str | None, name: str, uid: str, **_: Any) -> None:
-    """Delete the children and make the Models forget the endpoint."""
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def endpoint_lifecycle(
+    type: str, body: kopf.Body, name: str, namespace: str | None, uid: str,
+    logger: kopf.Logger, **_: Any,
+) -> None:  # fmt: skip
+    """Run the resync loop while the endpoint lives; release its Models once it is gone."""
     namespace = namespace or "default"
+    if type != "DELETED" and not body.metadata.get("deletionTimestamp"):
+        tick = functools.partial(resync_tick, namespace, name, uid, logger)
+        LOOPS.ensure(uid, "resync", tick, RESYNC_SECONDS, logger)
+        return
+    LOOPS.stop(uid)
+    if type == "DELETED":
+        await asyncio.to_thread(release_endpoint, namespace, name, uid, logger)
+
+
+def release_endpoint(namespace: str, name: str, uid: str, logger: kopf.Logger) -> None:
+    """Delete the children and make the Models forget the endpoint (after the fact)."""
     try:
         with endpoint_lock(namespace, name):
-            sync.finalize(kube(), namespace, name, uid)
+            sync.release(kube(), namespace, name, uid)
     except (ApiError, ControllerError) as err:
-        raise kopf.TemporaryError(f"releasing Models failed: {err}", delay=API_ERROR_DELAY) from err
+        # The Models' own repair loop (mlkube.handlers.model) catches up; GC takes the children.
+        logger.warning(f"releasing Models after deletion failed: {err}")
     LOCKS.forget(namespace, name)  # the endpoint is gone: so is its lock
 
 

@@ -1,21 +1,32 @@
-"""Model handlers: Kopf wiring around `mlkube.controllers.model` (verify, status, Events)."""
+"""Model handlers: Kopf wiring around `mlkube.controllers.model` (verify, status, Events).
+
+Polling loops (`mlkube.handlers.periodic`) rather than Kopf timers: a Kopf timer puts a
+finalizer on the Model, which an absent operator would never remove.
+"""
 
 from __future__ import annotations
 
 import datetime
-from typing import Any
+import functools
+from typing import Any, Final, cast
 
 import kopf
 
 from mlkube.builders.model_audit import changed_paths
-from mlkube.contract import GROUP, PLURAL_MODELS, VERSION
+from mlkube.contract import API_VERSION, GROUP, KIND_MODEL, PLURAL_MODELS, VERSION
 from mlkube.controllers import model as controller
+from mlkube.controllers.endpoint_models import repair_deployed_by
 from mlkube.controllers.errors import ControllerError
+from mlkube.controllers.kube import get_live
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
+from mlkube.handlers.periodic import LOOPS
 from mlkube.handlers.webhooks import audit_key
 from mlkube.k8s import ApiError
 from mlkube.reconcile.audit_proof import with_trusted_stamps
+
+VERIFY_SECONDS: Final = 2.0
+REFERENCES_SECONDS: Final = 300.0
 
 
 def utc_now() -> datetime.datetime:
@@ -51,15 +62,57 @@ def reconcile_model(
     report(body, patch, outcome)
 
 
-def _verifying(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") == "Verifying"
+@kopf.on.event(GROUP, VERSION, PLURAL_MODELS)
+async def model_loops(
+    type: str, body: kopf.Body, status: kopf.Status, name: str, namespace: str | None, uid: str,
+    logger: kopf.Logger, **_: Any,
+) -> None:  # fmt: skip
+    """Poll the pvc:// verification Job while Verifying; while endpoints are listed in
+    `deployedBy`, check them against the live endpoints (at once on first sight, e.g. at
+    operator start, then every REFERENCES_SECONDS): an endpoint deleted while the operator
+    was away, or whose DELETED event was missed, does not stay listed."""
+    if type == "DELETED" or body.metadata.get("deletionTimestamp"):
+        LOOPS.stop(uid)
+        return
+    namespace = namespace or "default"
+    if status.get("phase") == "Verifying":
+        tick = functools.partial(verify_tick, namespace, name, uid, logger)
+        LOOPS.ensure(uid, "verify", tick, VERIFY_SECONDS, logger)
+    else:
+        LOOPS.stop(uid, "verify")
+    if status.get("deployedBy"):
+        tick = functools.partial(references_tick, namespace, name, uid, logger)
+        LOOPS.ensure(uid, "references", tick, 0.0, logger)
+    else:
+        LOOPS.stop(uid, "references")
 
 
-@kopf.timer(GROUP, VERSION, PLURAL_MODELS, interval=2.0, when=_verifying)
-def poll_verification_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+def verify_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | None:
     """Read the outcome of a pvc:// verification Job into the Model's status."""
     try:
-        outcome = controller.poll_verification_job(kube(), operator_config(), body, utc_now())
+        obj = get_live(kube(), API_VERSION, KIND_MODEL, name, namespace, uid)
+        if obj is None:
+            return None
+        if (obj.get("status") or {}).get("phase") != "Verifying":
+            return VERIFY_SECONDS  # verified meanwhile: the Model's next event stops the loop
+        outcome = controller.poll_verification_job(kube(), operator_config(), obj, utc_now())
+        if outcome.status:
+            body = {"status": outcome.status}
+            kube().patch(API_VERSION, KIND_MODEL, name, body, namespace, subresource="status")
     except (ApiError, ControllerError) as err:
-        raise kopf.TemporaryError(str(err), delay=controller.JOB_ERROR_DELAY) from err
-    report(body, patch, outcome)
+        logger.warning(f"reading the verification Job failed: {err}")
+        return controller.JOB_ERROR_DELAY
+    for type_, reason, message in outcome.events:
+        kopf.event(kopf.Body(cast(kopf.RawBody, obj)), type=type_, reason=reason, message=message)
+    return VERIFY_SECONDS
+
+
+def references_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | None:
+    """`deployedBy` recomputed from the live endpoints (which add themselves on reconcile)."""
+    try:
+        if get_live(kube(), API_VERSION, KIND_MODEL, name, namespace, uid) is None:
+            return None
+        repair_deployed_by(kube(), namespace, name)
+    except (ApiError, ControllerError) as err:
+        logger.warning(f"repairing deployedBy failed: {err}")
+    return REFERENCES_SECONDS

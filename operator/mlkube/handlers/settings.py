@@ -55,6 +55,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 5
     settings.networking.request_timeout = 10
     settings.posting.level = logging.WARNING
+    # No handler needs a finalizer (an absent operator must never block a deletion). Kopf
+    # removes this one from objects that still carry it (from older versions) when it sees
+    # them: keep the name.
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = BoundedProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = CompactDiffBaseStorage(

@@ -1,5 +1,5 @@
 """The OnlineEndpoint controller against the in-memory API: apply, status, deployedBy under
-conflicts, 409s, prune and finalize."""
+conflicts, 409s, prune, release after deletion and deployedBy repair."""
 
 from __future__ import annotations
 
@@ -150,16 +150,18 @@ def test_prune_deletes_only_our_stale_children(fake: FakeKube, config: OperatorC
     assert deployed_by(fake, "credit-risk-v4") == []
 
 
-def test_finalize_deletes_children_and_releases_models(
+def test_release_deletes_children_and_releases_models(
     fake: FakeKube, config: OperatorConfig
 ) -> None:
     uid = create_endpoint(fake)["metadata"]["uid"]
     reconcile(fake, config)
     assert children(fake)
-    controller.finalize(fake, NS, "credit", uid)
+    assert deployed_by(fake, "credit-risk-v3") == ["credit"]
+    del fake.objects[(API_VERSION, "OnlineEndpoint", NS, "credit")]  # gone, not yet collected
+    controller.release(fake, NS, "credit", uid)
     assert children(fake) == {}
     assert deployed_by(fake, "credit-risk-v3") == deployed_by(fake, "credit-risk-v4") == []
-    controller.finalize(fake, NS, "credit", uid)  # idempotent
+    controller.release(fake, NS, "credit", uid)  # idempotent
 
 
 def test_a_recreated_endpoint_does_not_prune_its_predecessors_children_by_name(
@@ -167,5 +169,6 @@ def test_a_recreated_endpoint_does_not_prune_its_predecessors_children_by_name(
 ) -> None:
     create_endpoint(fake)
     reconcile(fake, config)
-    controller.finalize(fake, NS, "credit", "some-other-uid")  # an old incarnation's finalizer
+    controller.release(fake, NS, "credit", "some-other-uid")  # an old incarnation's DELETED event
     assert children(fake)
+    assert deployed_by(fake, "credit-risk-v3") == ["credit"]  # the live successor keeps its use

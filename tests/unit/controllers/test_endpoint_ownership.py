@@ -63,7 +63,7 @@ def test_endpoint_fraud_v2_and_deployment_v2_of_fraud_get_different_services(
     )
     for name in ("fraud", "fraud-v2"):
         assert condition(endpoint_status(fake, name), "Degraded")["status"] == "False"
-    controller.finalize(fake, NS, "fraud", fraud["metadata"]["uid"])
+    controller.release(fake, NS, "fraud", fraud["metadata"]["uid"])
     assert fake.get("v1", "Service", "fraud-v2", NS) is not None  # fraud-v2's, untouched
 
 
@@ -89,7 +89,7 @@ def test_a_taken_name_is_a_name_conflict_and_nothing_is_written(
     assert condition(status, "Ready")["status"] == "False"
     assert condition(status, "Stalled")["status"] == "True"  # kstatus: Failed, not InProgress
     assert controller.endpoints_waiting_for(fake, NS, "credit-risk-v3") == ["credit"]
-    controller.finalize(fake, NS, "credit", endpoint["metadata"]["uid"])
+    controller.release(fake, NS, "credit", endpoint["metadata"]["uid"])
     assert fake.stored("v1", "Service", taken, NS) == user  # not deleted either
 
     fake.delete("v1", "Service", taken, NS)  # the human frees the name
@@ -167,7 +167,7 @@ def test_a_users_secret_next_to_a_key_auth_endpoint_is_never_adopted(
     reconcile(fake, config, "aws")
     assert fake.stored("v1", "Secret", "aws-keys", NS) == user
     assert fake.get("v1", "Secret", keys_secret_name("aws"), NS) is not None
-    controller.finalize(fake, NS, "aws", aws["metadata"]["uid"])
+    controller.release(fake, NS, "aws", aws["metadata"]["uid"])
     assert fake.stored("v1", "Secret", "aws-keys", NS) == user
     assert fake.get("v1", "Secret", keys_secret_name("aws"), NS) is None
 

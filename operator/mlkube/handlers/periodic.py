@@ -1,0 +1,83 @@
+"""Per-object periodic work (resync, drift polls, verification polls) that needs no finalizer.
+
+Kopf's timers and daemons put a finalizer on every object they serve, so that they can be
+stopped before the object goes: with the operator stopped or uninstalled, such an object, and
+the namespace holding it, can never be deleted. These loops are started and stopped from watch
+events instead (`@kopf.on.event`, which needs no finalizer), and each tick re-reads its object:
+a tick that finds it gone (or replaced, or being deleted) ends the loop, so a missed DELETED
+event leaks nothing. A tick is a blocking function run in a thread; it returns the delay
+until the next tick, or None to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+import kopf
+
+Tick = Callable[[], float | None]
+ERROR_DELAY: Final = 10.0  # after an unexpected error in a tick
+log = logging.getLogger(__name__)
+
+
+class Loops:
+    """Running loops keyed by (object uid, job name); at most one per key."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    def ensure(
+        self, uid: str, job: str, tick: Tick, initial_delay: float, logger: logging.Logger | Any
+    ) -> None:
+        """Start the loop unless one runs already (in this event loop: tests restart Kopf)."""
+        key = (uid, job)
+        running = self._tasks.get(key)
+        loop = asyncio.get_running_loop()
+        if running is not None and not running.done() and running.get_loop() is loop:
+            return
+        self._tasks[key] = loop.create_task(
+            self._run(key, tick, initial_delay, logger), name=f"mlkube {job} {uid}"
+        )
+
+    def stop(self, uid: str, job: str | None = None) -> None:
+        """Cancel one job of the object, or all of them (a tick in a thread finishes alone)."""
+        for key in [k for k in self._tasks if k[0] == uid and job in (None, k[1])]:
+            self._tasks.pop(key).cancel()
+
+    def running(self, uid: str) -> set[str]:
+        return {job for (u, job), task in self._tasks.items() if u == uid and not task.done()}
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(
+        self, key: tuple[str, str], tick: Tick, delay: float, logger: logging.Logger | Any
+    ) -> None:
+        try:
+            next_delay: float | None = delay
+            while next_delay is not None:
+                await asyncio.sleep(next_delay)
+                try:
+                    next_delay = await asyncio.to_thread(tick)
+                except Exception:  # a loop must outlive one bad tick; the traceback says why
+                    logger.exception(f"{key[1]} failed unexpectedly; retrying in {ERROR_DELAY}s")
+                    next_delay = ERROR_DELAY
+        finally:
+            if self._tasks.get(key) is asyncio.current_task():
+                del self._tasks[key]
+
+
+LOOPS: Final = Loops()
+
+
+@kopf.on.cleanup()
+async def stop_loops(**_: Any) -> None:
+    """The operator is exiting: no loop outlives it (nor leaks into the next run in tests)."""
+    await LOOPS.close()
