@@ -62,23 +62,38 @@ def handled(kube: Kube, namespace: str, name: str) -> bool:
     return bool(status) and status.get("observedGeneration") == obj["metadata"]["generation"]
 
 
-def test_no_finalizer_and_the_namespace_goes_with_the_operator_stopped(
+def populate(kube: Kube, namespace: str, tmp_path: Path) -> None:
+    """With the operator running: Ready Models in use, one Verifying, two endpoints (one
+    monitoring drift), each handled by the operator at least once."""
+    create_ready_models(kube, namespace, tmp_path)
+    kube.create(verifying_model("credit-v9", namespace))
+    kube.create(endpoint_object(EP, namespace, blue_green_spec()))
+    kube.create(endpoint_object("drifting", namespace, drift_spec()))
+    wait_endpoint_ready(kube, namespace, EP)
+    wait_for(lambda: handled(kube, namespace, "drifting"), what="drift endpoint handled")
+    wait_for(lambda: phase(kube, namespace, "credit-v9") == "Verifying", what="Verifying")
+    time.sleep(3)  # a verification poll and a drift round have run
+
+
+OBJECTS = [("OnlineEndpoint", EP), ("OnlineEndpoint", "drifting"), ("Model", "credit-risk-v3"),
+           ("Model", "credit-risk-v4"), ("Model", "credit-v9")]  # fmt: skip
+
+
+def test_the_operator_puts_no_finalizer_on_models_or_endpoints(
     kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
     with run_operator(namespace):
-        create_ready_models(kube, namespace, tmp_path)
-        kube.create(verifying_model("credit-v9", namespace))
-        kube.create(endpoint_object(EP, namespace, blue_green_spec()))
-        kube.create(endpoint_object("drifting", namespace, drift_spec()))
-        wait_endpoint_ready(kube, namespace, EP)
-        wait_for(lambda: handled(kube, namespace, "drifting"), what="drift endpoint handled")
-        wait_for(lambda: phase(kube, namespace, "credit-v9") == "Verifying", what="Verifying")
-        time.sleep(3)  # a verification poll and a drift round have run
-        for kind, name in [("OnlineEndpoint", EP), ("OnlineEndpoint", "drifting"),
-                           ("Model", "credit-risk-v3"), ("Model", "credit-risk-v4"),
-                           ("Model", "credit-v9")]:  # fmt: skip
+        populate(kube, namespace, tmp_path)
+        for kind, name in OBJECTS:
             assert finalizers(kube, kind, name, namespace) == [], f"{kind} {name}"
         assert deployed_by(kube, namespace, "credit-risk-v3") != []
+
+
+def test_a_namespace_holding_endpoints_and_models_goes_with_the_operator_stopped(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    with run_operator(namespace):
+        populate(kube, namespace, tmp_path)
 
     started = time.monotonic()
     kube.delete("v1", "Namespace", namespace)

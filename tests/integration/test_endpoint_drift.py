@@ -194,7 +194,7 @@ def blue_pods(kube: Kube, namespace: str) -> list[dict[str, Any]]:
 
 def release_loopback_pods(kube: Kube, namespace: str) -> None:
     """kwok will not finish deleting pods it was told to leave alone: delete the endpoint
-    (its finalizer removes the Deployments), then remove the pods without a grace period."""
+    (its children go with it), then remove the pods without a grace period."""
     with contextlib.suppress(ApiError, AssertionError):
         kube.delete(API_VERSION, "OnlineEndpoint", EP, namespace)
         wait_for(lambda: kube.get(API_VERSION, "OnlineEndpoint", EP, namespace) is None,

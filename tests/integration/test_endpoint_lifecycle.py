@@ -170,7 +170,7 @@ def test_deleting_the_endpoint_collects_children_and_releases_models(
         lambda: kube.get(API_VERSION, "OnlineEndpoint", EP, namespace) is None,
         timeout=10,
         interval=0.05,
-        what="endpoint gone (finalizer released)",
+        what="endpoint gone (no finalizer holds it)",
     )
     selector = f"mlkube.dev/endpoint={EP}"
 
