@@ -184,8 +184,14 @@ def test_deleting_the_endpoint_collects_children_and_releases_models(
         ]
 
     wait_for(lambda: not children_left(), timeout=20, interval=0.1, what="children collected")
-    for model in ("credit-risk-v3", "credit-risk-v4"):
-        assert deployed_by(kube, namespace, model) == []
+    wait_for(  # released on the DELETED event, just after the endpoint went
+        lambda: all(
+            deployed_by(kube, namespace, m) == [] for m in ("credit-risk-v3", "credit-risk-v4")
+        ),
+        timeout=10,
+        interval=0.05,
+        what="Models released",
+    )
 
 
 def test_endpoint_waits_for_its_models_then_converges(

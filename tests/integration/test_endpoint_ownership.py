@@ -90,7 +90,9 @@ def test_user_objects_are_never_adopted_and_a_taken_name_is_a_name_conflict(
     kube.delete(API_VERSION, "OnlineEndpoint", EP, namespace)
     wait_for(lambda: kube.get(API_VERSION, "OnlineEndpoint", EP, namespace) is None,
              timeout=20, interval=0.05, what="endpoint deleted")  # fmt: skip
-    assert kube.get("v1", "Secret", keys_secret_name(EP), namespace) is None
+    # No finalizer holds the endpoint: its children go just after it (DELETED event, GC).
+    wait_for(lambda: kube.get("v1", "Secret", keys_secret_name(EP), namespace) is None,
+             timeout=20, interval=0.05, what="keys Secret deleted")  # fmt: skip
     assert fingerprint(kube.get("v1", "Secret", f"{EP}-keys", namespace)) == before[0]
 
 
