@@ -32,7 +32,7 @@ WATCHED_BY_KOPF = frozenset(
 # Namespaced: bound cluster-wide, or with a RoleBinding per watched namespace (chart value
 # watchNamespaces), which grants nothing outside those namespaces.
 NAMESPACED_RULES: list[dict[str, Any]] = [
-    # Its own kinds: read, annotate (Kopf progress), finalize; status is written separately.
+    # Its own kinds: read, annotate (Kopf progress), drop old finalizers; status is separate.
     {"apiGroups": [GROUP], "resources": list(KINDS), "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": [GROUP], "resources": [f"{k}/status" for k in KINDS], "verbs": ["get", "patch"]},
     # Children's blockOwnerDeletion owner references, where OwnerReferencesPermissionEnforcement
