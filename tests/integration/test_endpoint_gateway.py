@@ -75,7 +75,7 @@ def test_gateway_backend_builds_a_weighted_mirrored_httproute(
 
     kube.apply(yaml.safe_load(CRD_FILE.read_text()), field_manager="mlkube-tests")
     wait_for(lambda: established(kube, CRD_NAME), timeout=10, interval=0.05, what="CRD Established")
-    # A spec change wakes the handler from its slow retry (the resync timer would, later).
+    # A spec change wakes the handler from its slow retry (the resync loop would, later).
     change = {"spec": {"traffic": {"blue": 100, "green": 0}, "mirror": {"green": 20}}}
     kube.patch(API_VERSION, "OnlineEndpoint", EP, change, namespace)
     obj = wait_endpoint_ready(kube, namespace, EP)

@@ -1,7 +1,7 @@
 """The OnlineEndpoint controller: read Models, apply children, prune, write status.
 
 Level-based and idempotent: every run reads the endpoint afresh, builds the whole desired state
-with the pure builders and server-side applies it, so a restarted operator (or a resync timer)
+with the pure builders and server-side applies it, so a restarted operator (or a resync loop)
 converges to the same objects without duplicates. Kopf specifics (retries, Events) stay in
 `mlkube.handlers.endpoint`; this module reports them in an `Outcome`.
 """
@@ -84,7 +84,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         write_blocked_status(kube, obj, spec, generation, blockers, now)
         if any(b.degraded for b in blockers):
             # Only a human fixes these (a spec change re-runs the handler at once); no retry
-            # loop, the Degraded condition says what to do and the resync timer looks again.
+            # loop, the Degraded condition says what to do and the resync loop looks again.
             return Outcome()
         return Outcome(retry_message="; ".join(b.message for b in blockers))
     # Keys are generated for a new Secret only: an existing one is the source of truth.
@@ -94,7 +94,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     conflicts = write_children(kube, owner, children, create_only={keys_secret_key(owner)})
     if conflicts:
         write_blocked_status(kube, obj, spec, generation, conflicts, now)
-        return Outcome()  # a human renames or removes the object; the resync timer looks again
+        return Outcome()  # a human renames or removes the object; the resync loop looks again
     prune(kube, owner, {child_key(c) for c in children})
     verdict = verify_traffic(kube, owner, spec, config) if uses_router(spec) else None
     applied_traffic, applied_mirror = applied_split(spec, status, verdict)

@@ -1,6 +1,6 @@
 """One lock per object inside the operator process.
 
-A kind's handlers, timers and watch reactions run in Kopf's thread pool; serializing them per
+A kind's handlers, periodic loops and watch reactions run in threads; serializing them per
 object means a slow pass never prunes what a newer pass just applied, and a status write never
 races the reconcile's own. Locks of deleted objects are forgotten, so the map stays bounded.
 """

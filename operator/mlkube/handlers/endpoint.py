@@ -151,7 +151,7 @@ def child_deployment_changed(
             outcome = sync.refresh_status(kube(), operator_config(), namespace, endpoint, now_iso())
         post_events(outcome)
     except (ApiError, kopf.TemporaryError) as err:
-        # The resync timer repairs it later; one line instead of a traceback.
+        # The resync loop repairs it later; one line instead of a traceback.
         logger.warning(f"OnlineEndpoint {endpoint}: reacting to Deployment change failed: {err}")
 
 

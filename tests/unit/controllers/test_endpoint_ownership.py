@@ -77,7 +77,7 @@ def test_a_taken_name_is_a_name_conflict_and_nothing_is_written(
     endpoint = fake.put(endpoint_obj())
     writes_before = len(fake.writes)
     outcome = reconcile(fake, config, "credit")
-    assert outcome.retry_message is None  # a human fixes it; the resync timer looks again
+    assert outcome.retry_message is None  # a human fixes it; the resync loop looks again
     # the only write is the endpoint's own status: no child was created or changed
     assert {(verb, key[1]) for verb, key in fake.writes[writes_before:]} <= {
         ("patch/status", "Model"), ("patch/status", "OnlineEndpoint")}  # fmt: skip
