@@ -193,10 +193,13 @@ def build_endpoint_status(
     traffic_check: TrafficVerdict | None = None,
 ) -> dict[str, Any]:
     """The full status; `deployments` maps spec deployment names to their Deployment's health.
-    `traffic_check` (the routers' answer) sets TrafficApplied; None keeps the previous one."""
+    `traffic_check` (the routers' answer) sets TrafficApplied; None keeps the previous one
+    (dropped without a router)."""
     previous = previous or {}
     conditions = list(previous.get("conditions") or [])
-    if traffic_check is not None:
+    if not needs_router:  # e.g. switched to the gateway backend: no router to confirm it
+        conditions = [c for c in conditions if c.get("type") != TRAFFIC_CONDITION]
+    elif traffic_check is not None:
         conditions = set_condition(
             conditions,
             type_=TRAFFIC_CONDITION,

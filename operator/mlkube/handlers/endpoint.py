@@ -44,6 +44,7 @@ from mlkube.k8s import ApiError
 PLURAL: Final = PLURAL_ONLINE_ENDPOINTS
 RESYNC_SECONDS: Final = 300.0
 API_ERROR_DELAY: Final = 10.0
+MAX_RETRY_DELAY: Final = 60.0
 
 LOCKS: Final = KeyedLocks()
 endpoint_lock = LOCKS.hold
@@ -78,10 +79,12 @@ def post_events(outcome: sync.Outcome) -> None:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-def reconcile_endpoint(namespace: str | None, name: str, **_: Any) -> None:
+def reconcile_endpoint(namespace: str | None, name: str, retry: int, **_: Any) -> None:
     outcome = run_reconcile(namespace or "default", name)
     if outcome.retry_message:
-        raise kopf.TemporaryError(outcome.retry_message, delay=outcome.retry_delay)
+        # Back off (5, 10, 20, 40, 60 s ...): the resync loop still looks every 300 s.
+        delay = min(outcome.retry_delay * 2 ** min(retry, 6), MAX_RETRY_DELAY)
+        raise kopf.TemporaryError(outcome.retry_message, delay=delay)
 
 
 def resync_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | None:

@@ -14,6 +14,7 @@ from typing import Final
 
 TRAFFIC_CONDITION: Final = "TrafficApplied"
 RELOADING: Final = "RouterReloading"  # the one verdict nothing but a retry re-checks
+REJECTED: Final = "RouterRejectedConfig"
 
 
 def traffic_applied(expected_hash: str, observed_hashes: Iterable[str | None]) -> bool:
@@ -36,8 +37,20 @@ class TrafficVerdict:
     message: str
 
 
+@dataclass(frozen=True)
+class RouterState:
+    """One router replica's answer: the hash it serves (None: unknown or nothing loaded) and
+    the error of a newer config it refused, if any."""
+
+    hash: str | None
+    error: str | None = None
+
+
 def traffic_verdict(
-    expected_hash: str, ready_routers: int, observed_hashes: Iterable[str | None]
+    expected_hash: str,
+    ready_routers: int,
+    observed_hashes: Iterable[str | None],
+    refusals: Iterable[str] = (),
 ) -> TrafficVerdict:
     """The TrafficApplied verdict from the Ready router replicas and the ones asked.
 
@@ -46,6 +59,7 @@ def traffic_verdict(
     make the split written but unverified, never "applied".
     """
     observed = list(observed_hashes)
+    refused = list(refusals)
     if ready_routers == 0:
         return TrafficVerdict(False, "NoRouterReady", "no router replica is Ready yet")
     if not observed:
@@ -65,9 +79,28 @@ def traffic_verdict(
             )
         return TrafficVerdict(True, "Loaded", f"{len(observed)} router replicas serve it")
     waiting = sum(1 for h in observed if h != expected_hash)
+    if refused:
+        # A retry cannot help: the router keeps its last good config until the spec changes
+        # (e.g. an operator newer than the router image writes keys it does not know).
+        return TrafficVerdict(
+            False,
+            REJECTED,
+            f"{len(refused)} router replicas refused the new config and keep serving the "
+            f"previous split: {refused[0]}",
+        )
     return TrafficVerdict(
         False,
         RELOADING,
         f"{waiting} of {len(observed)} router replicas still serve an older config "
         "(the kubelet updates the mounted ConfigMap within about a minute)",
     )
+
+
+def verdict_from_states(
+    expected_hash: str, ready_routers: int, states: Iterable[RouterState]
+) -> TrafficVerdict:
+    """`traffic_verdict` from the replicas' answers (refusals count only where the replica
+    does not serve the expected config already)."""
+    answers = list(states)
+    refusals = [s.error for s in answers if s.error and s.hash != expected_hash]
+    return traffic_verdict(expected_hash, ready_routers, [s.hash for s in answers], refusals)

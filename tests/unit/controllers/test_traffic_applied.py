@@ -13,7 +13,7 @@ from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION
 from mlkube.controllers import endpoint as controller
 from mlkube.controllers import router_poll
-from mlkube.reconcile.router_config import traffic_verdict
+from mlkube.reconcile.router_config import RouterState, traffic_verdict
 from support.cluster_objects import NOW, NS, endpoint_obj
 from support.fake_kube import FakeKube, Key
 
@@ -49,17 +49,18 @@ class Routers:
 
     def __init__(self) -> None:
         self.serving: dict[str, str | None] = {}
+        self.refused: dict[str, str] = {}
         self.asked: list[list[str]] = []
 
-    def hashes(self, hosts: list[str], port: int, timeout: float) -> list[str | None]:
+    def states(self, hosts: list[str], port: int, timeout: float) -> list[RouterState]:
         self.asked.append(list(hosts))
-        return [self.serving.get(h) for h in hosts]
+        return [RouterState(self.serving.get(h), self.refused.get(h)) for h in hosts]
 
 
 @pytest.fixture
 def routers(monkeypatch: pytest.MonkeyPatch) -> Routers:
     fake_routers = Routers()
-    monkeypatch.setattr(router_poll, "router_config_hashes", fake_routers.hashes)
+    monkeypatch.setattr(router_poll, "router_config_states", fake_routers.states)
     return fake_routers
 
 
@@ -125,3 +126,38 @@ def test_verdicts() -> None:
     assert traffic_verdict("sha256:a", 2, ["sha256:a", None]).applied is False
     partial = traffic_verdict("sha256:a", 3, ["sha256:a"])
     assert (partial.applied, partial.reason) == (None, "NotVerified")
+
+
+def test_a_refused_config_is_reported_not_retried_every_few_seconds(
+    fake: FakeKube, config: OperatorConfig, routers: Routers
+) -> None:
+    fake.put(endpoint_obj())
+    fake.put(router_pod("router-a", "10.1.0.1"))
+    routers.serving = {"10.1.0.1": "sha256:old"}
+    routers.refused = {"10.1.0.1": "unknown key 'mirrorMaxBytes'"}
+    outcome = controller.reconcile(fake, config, NS, "credit", NOW)
+    assert outcome.retry_message is None  # the resync loop looks again; a retry cannot help
+    condition = traffic_condition(fake)
+    assert (condition["status"], condition["reason"]) == ("False", "RouterRejectedConfig")
+    assert "mirrorMaxBytes" in condition["message"]
+    assert stored(fake)["status"]["traffic"] == {}
+
+
+def test_switching_to_the_gateway_backend_drops_the_traffic_condition(
+    fake: FakeKube, config: OperatorConfig, routers: Routers
+) -> None:
+    from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION
+    from mlkube.builders.operator_config import GatewayParent
+
+    fake.kinds.add((HTTPROUTE_API_VERSION, "HTTPRoute"))
+    with_gateway = dataclasses.replace(config, default_gateway=GatewayParent("public", "infra"))
+    fake.put(endpoint_obj())
+    controller.reconcile(fake, with_gateway, NS, "credit", NOW)
+    assert traffic_condition(fake)["reason"] == "NoRouterReady"
+    key: Key = (API_VERSION, "OnlineEndpoint", NS, "credit")
+    fake.mutate(key, lambda obj: obj["spec"].update(trafficBackend="gateway-api"))
+    controller.reconcile(fake, with_gateway, NS, "credit", NOW)
+    status = stored(fake)["status"]
+    assert [c["reason"] for c in status["conditions"] if c["type"] == "Degraded"] == ["AsExpected"]
+    assert "TrafficApplied" not in [c["type"] for c in status["conditions"]]
+    assert status["traffic"] == {"blue": 70, "green": 30}  # the HTTPRoute carries it
