@@ -16,13 +16,14 @@ from pydantic import ValidationError
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint import build_endpoint_children, child_key, endpoint_url, uses_router
 from mlkube.builders.endpoint_status import Blocker, build_endpoint_status, is_blocked
+from mlkube.builders.endpoint_upgrade import legacy_child_names
 from mlkube.builders.names import EndpointRef
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
 from mlkube.controllers.endpoint_children import (
     check_traffic_backend,
-    generate_key,
     has_monitoring_api,
+    initial_keys,
     keys_secret_key,
     prune,
 )
@@ -87,15 +88,16 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
             # loop, the Degraded condition says what to do and the resync loop looks again.
             return Outcome()
         return Outcome(retry_message="; ".join(b.message for b in blockers))
-    # Keys are generated for a new Secret only: an existing one is the source of truth.
-    keys = [generate_key()] if uses_router(spec) and spec.auth.mode == "key" else []
+    # Keys are used for a new Secret only: an existing one is the source of truth.
+    keys = initial_keys(kube, owner) if uses_router(spec) and spec.auth.mode == "key" else []
     monitoring = config.monitoring and has_monitoring_api(kube)
     children = build_endpoint_children(owner, spec, models, config, keys, monitoring)
     conflicts = write_children(kube, owner, children, create_only={keys_secret_key(owner)})
     if conflicts:
         write_blocked_status(kube, obj, spec, generation, conflicts, now)
         return Outcome()  # a human renames or removes the object; the resync loop looks again
-    prune(kube, owner, {child_key(c) for c in children})
+    legacy = legacy_child_names(name, [d.name for d in spec.deployments])
+    held = prune(kube, owner, {child_key(c) for c in children}, legacy)
     verdict = verify_traffic(kube, owner, spec, config) if uses_router(spec) else None
     applied_traffic, applied_mirror = applied_split(spec, status, verdict)
     events = [("Normal", r, m) for r, m in traffic_events(status, applied_traffic, applied_mirror)]
@@ -119,6 +121,11 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         # Nothing else fires when a router reloads its file: look again soon. (Routers that
         # become Ready fire Deployment events, and refresh_status checks them then.)
         return Outcome(events=events, subject=subject, retry_message=verdict.message)
+    if held:
+        # Children of the operator before hashed names serve until the new ones are Available;
+        # the new Deployments' events only refresh the status, so look again.
+        message = f"keeping {', '.join(sorted(held))} until the new Deployments are Available"
+        return Outcome(events=events, subject=subject, retry_message=message)
     return Outcome(events=events, subject=subject)
 
 

@@ -1,14 +1,23 @@
-"""An endpoint's children in the cluster: the traffic backend's APIs, new API keys, prune."""
+"""An endpoint's children in the cluster: the traffic backend's APIs, API keys, prune.
+
+Children an operator from before hashed names made (`mlkube.builders.endpoint_upgrade`) are
+pruned like any stale child, but only once the new Deployments are Available, and their API
+keys carry over into the new keys Secret.
+"""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection, Iterator
+from typing import Any
 
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint import CHILD_KINDS, uses_router
 from mlkube.builders.endpoint_monitoring import MONITORING_API_VERSION
 from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION, parent_refs
+from mlkube.builders.endpoint_router import read_keys
 from mlkube.builders.endpoint_status import Blocker
+from mlkube.builders.endpoint_upgrade import legacy_keys_secret_name, legacy_to_keep
 from mlkube.builders.names import (
     EndpointRef,
     endpoint_selector,
@@ -16,6 +25,7 @@ from mlkube.builders.names import (
     selector_string,
 )
 from mlkube.builders.operator_config import OperatorConfig
+from mlkube.controllers.endpoint_ownership import is_ours
 from mlkube.controllers.kube import ApiError, Kube
 from mlkube.reconcile.endpoint_changes import stale_children
 
@@ -67,15 +77,49 @@ def keys_secret_key(owner: EndpointRef) -> tuple[str, str, str]:
     return ("v1", "Secret", keys_secret_name(owner.name))
 
 
-def prune(kube: Kube, owner: EndpointRef, desired: set[tuple[str, str, str]]) -> None:
+def initial_keys(kube: Kube, owner: EndpointRef) -> list[str]:
+    """Keys for the keys Secret if it has to be created: those of the pre-hash Secret when this
+    endpoint controls it (an operator upgrade keeps every client's key), else a new one. A
+    Secret someone else controls is never used, whatever its name."""
+    legacy = kube.get("v1", "Secret", legacy_keys_secret_name(owner.name), owner.namespace)
+    if legacy is not None and is_ours(legacy, owner):
+        keys = read_keys(legacy)
+        if keys:
+            return keys
+    return [generate_key()]
+
+
+def _secrets(kube: Kube, owner: EndpointRef) -> list[dict[str, Any]]:
+    """The keys Secrets, current and pre-hash, carrying our labels: Secrets are never listed
+    (least-privilege RBAC), an endpoint has at most these two."""
+    labels = endpoint_selector(owner.name)
+    found = []
+    for name in (keys_secret_name(owner.name), legacy_keys_secret_name(owner.name)):
+        secret = kube.get("v1", "Secret", name, owner.namespace)
+        have = (secret or {}).get("metadata", {}).get("labels") or {}
+        if secret is not None and all(have.get(k) == v for k, v in labels.items()):
+            found.append(secret)
+    return found
+
+
+def prune(
+    kube: Kube,
+    owner: EndpointRef,
+    desired: set[tuple[str, str, str]],
+    legacy: Collection[str] = frozenset(),
+) -> set[str]:
     """Delete this endpoint's children that the desired state no longer has: only objects
-    carrying our managed-by label whose controller reference is this endpoint's uid."""
+    carrying our managed-by label whose controller reference is this endpoint's uid.
+
+    Stale children named in `legacy` (pre-hash names) are kept while the desired Deployments
+    are not all Available; their names are returned (the caller looks again later).
+    """
     selector = selector_string(endpoint_selector(owner.name))
+    stale: list[tuple[str, str, str, str | None]] = []  # (apiVersion, kind, name, uid)
     for api_version, kind in CHILD_KINDS:
         try:
-            if kind == "Secret":  # never listed (least-privilege RBAC): an endpoint owns one
-                secret = kube.get(api_version, kind, keys_secret_name(owner.name), owner.namespace)
-                live = [secret] if secret is not None else []
+            if kind == "Secret":
+                live = _secrets(kube, owner)
             else:
                 live = kube.list(api_version, kind, owner.namespace, label_selector=selector)
         except ApiError as err:
@@ -84,9 +128,24 @@ def prune(kube: Kube, owner: EndpointRef, desired: set[tuple[str, str, str]]) ->
             raise
         uids = {o["metadata"]["name"]: o["metadata"].get("uid") for o in live}
         for name in stale_children(live, api_version, kind, desired, owner.uid):
-            # uid precondition: if the name was freed and reused meanwhile, it is not ours
-            try:
-                kube.delete(api_version, kind, name, owner.namespace, uid=uids.get(name))
-            except ApiError as err:
-                if err.status != 409:
-                    raise
+            stale.append((api_version, kind, name, uids.get(name)))
+    held = legacy_to_keep({s[2] for s in stale}, legacy, _new_deployments(kube, owner, desired))
+    for api_version, kind, name, uid in stale:
+        if name in held:
+            continue
+        # uid precondition: if the name was freed and reused meanwhile, it is not ours
+        try:
+            kube.delete(api_version, kind, name, owner.namespace, uid=uid)
+        except ApiError as err:
+            if err.status != 409:
+                raise
+    return held
+
+
+def _new_deployments(
+    kube: Kube, owner: EndpointRef, desired: set[tuple[str, str, str]]
+) -> Iterator[dict[str, Any] | None]:
+    """The desired Deployments as they are now (read lazily: only when something is held)."""
+    for api_version, kind, name in sorted(desired):
+        if kind == "Deployment":
+            yield kube.get(api_version, kind, name, owner.namespace)
