@@ -15,14 +15,15 @@ AUDIT_KEY_SECRET = "mlkube-audit-key"  # handlers/webhooks.py keeps the audit pr
 CHILD = ["get", "list", "create", "patch", "delete"]
 
 # Cluster-scoped: what Kopf's own observers read (served CRDs; namespaces, when it watches a
-# list of namespaces). Always bound cluster-wide.
+# list of namespaces), by list and watch only (kopf/_core/reactor/observation.py). Always
+# bound cluster-wide.
 CLUSTER_RULES: list[dict[str, Any]] = [
     {
         "apiGroups": ["apiextensions.k8s.io"],
         "resources": ["customresourcedefinitions"],
-        "verbs": ["get", "list", "watch"],
+        "verbs": ["list", "watch"],
     },
-    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
 ]
 # (group, resource) watched by Kopf itself rather than by one of our handlers.
 WATCHED_BY_KOPF = frozenset(
@@ -34,7 +35,7 @@ WATCHED_BY_KOPF = frozenset(
 NAMESPACED_RULES: list[dict[str, Any]] = [
     # Its own kinds: read, annotate (Kopf progress), drop old finalizers; status is separate.
     {"apiGroups": [GROUP], "resources": list(KINDS), "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": [GROUP], "resources": [f"{k}/status" for k in KINDS], "verbs": ["get", "patch"]},
+    {"apiGroups": [GROUP], "resources": [f"{k}/status" for k in KINDS], "verbs": ["patch"]},
     # Children's blockOwnerDeletion owner references, where OwnerReferencesPermissionEnforcement
     # admission is on (OpenShift and hardened clusters), need update on the owner's finalizers.
     {
@@ -42,13 +43,15 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
         "resources": [f"{k}/finalizers" for k in KINDS],
         "verbs": ["update"],
     },
-    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    # Kopf posts core/v1 Events (kopf/_cogs/clients/events.py: POST only, never events.k8s.io).
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # Children of endpoints; Deployments are watched (readiness), nothing else is.
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": [*CHILD, "watch"]},
     {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": CHILD},
     # Endpoint API-key Secrets are read and pruned by name: never listed or watched, so the
-    # operator cannot enumerate the cluster's Secrets.
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch", "delete"]},
+    # operator cannot enumerate the cluster's Secrets; created once, never written again
+    # (create-only: no apply, no field-ownership patch), so no patch either.
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "delete"]},
     {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": CHILD},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": CHILD},
     {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": CHILD},
@@ -57,10 +60,12 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
         "resources": ["servicemonitors", "prometheusrules"],
         "verbs": CHILD,
     },
-    # pvc:// verification Jobs (by name), and their pods' termination messages.
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "create", "patch"]},
-    # Readiness and drift summaries come from pods (listed by label, never watched).
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    # pvc:// verification Jobs: read by name, created once (never changed: garbage-collected
+    # with their Model).
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "create"]},
+    # Verification Jobs' termination messages, router and drift-sidecar pod IPs: pods are
+    # listed by label, never read by name or watched.
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
 ]
 # In the operator's own namespace: the audit key Secret, read by name, created on first start.
 # (Creation cannot be limited by name in RBAC.)

@@ -75,7 +75,7 @@ def write_children(
         key = child_key(child)
         current = live[key]
         if current is None:
-            problem = create_child(kube, owner, child)
+            problem = create_child(kube, owner, child, adopt=key not in create_only)
             if problem:
                 return [conflict_blocker([problem])]
         elif key not in create_only:
@@ -83,8 +83,14 @@ def write_children(
     return []
 
 
-def create_child(kube: Kube, owner: EndpointRef, child: dict[str, Any]) -> str | None:
-    """POST the child; a conflict message when the name was taken since we looked."""
+def create_child(
+    kube: Kube, owner: EndpointRef, child: dict[str, Any], adopt: bool = True
+) -> str | None:
+    """POST the child; a conflict message when the name was taken since we looked.
+
+    `adopt`: hand the create's fields to our apply manager. Not for create-only children,
+    which are never applied (and the keys Secret is then never patched: no Secret patch right).
+    """
     try:
         created = kube.create(child, field_manager=FIELD_MANAGER)
     except ApiError as err:
@@ -95,7 +101,8 @@ def create_child(kube: Kube, owner: EndpointRef, child: dict[str, Any]) -> str |
         if taken is None or is_ours(taken, owner):
             return None  # gone again, or our own concurrent pass: the next pass applies it
         return f"{kind} {name} already exists and {holder(taken)}"
-    adopt_fields(kube, created)
+    if adopt:
+        adopt_fields(kube, created)
     return None
 
 

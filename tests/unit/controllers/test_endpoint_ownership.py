@@ -264,3 +264,30 @@ def test_the_creates_field_ownership_is_handed_to_the_apply_manager(
         managed[2],  # other managers and our status writes stay as they are
         managed[3],
     ]  # fmt: skip
+
+
+class ManagedFieldsKube(FakeKube):
+    """Records the create's field ownership as the API server does (operation Update)."""
+
+    def create(self, obj: dict[str, Any], field_manager: str | None = None) -> dict[str, Any]:
+        super().create(obj, field_manager)
+        entry = {"manager": field_manager, "operation": "Update", "apiVersion": obj["apiVersion"],
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {}}}  # fmt: skip
+        key = (obj["apiVersion"], obj["kind"], NS, obj["metadata"]["name"])
+        self.mutate(key, lambda o: o["metadata"].__setitem__("managedFields", [entry]))
+        return self.stored(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], NS)
+
+
+def test_the_keys_secret_is_only_ever_created_never_patched(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    """Create-only: no field-ownership handover either, so the operator needs no Secret patch
+    right (builders/rbac.py)."""
+    managed = ManagedFieldsKube(objects=fake.objects)
+    managed.put(endpoint_obj(**KEY_AUTH))
+    reconcile(managed, config, "credit")
+    reconcile(managed, config, "credit")
+    secret = ("v1", "Secret", NS, keys_secret_name("credit"))
+    assert [verb for verb, key in managed.writes if key == secret] == ["create"]
+    deployment = ("apps/v1", "Deployment", NS, deployment_name("credit", "blue"))
+    assert "patch" in [verb for verb, key in managed.writes if key == deployment]  # handed over

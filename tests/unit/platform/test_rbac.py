@@ -92,3 +92,90 @@ def test_chart_roles_split_the_rules_without_adding_any() -> None:
         "mlkube-operator": NAMESPACED_RULES,
         "mlkube-operator-audit-key": AUDIT_KEY_RULES,
     }
+
+
+# Every right the operator holds and why: a verb that is added or kept without a user here
+# fails, so rights cannot pile up. (Verified against the code and Kopf's sources; the
+# integration tests run the operator under exactly these rules, which proves nothing needed is
+# missing.) Children = what endpoints own, written by controllers/endpoint_ownership.py.
+CHILD_REASONS = {
+    "get": "read before every write (ownership check, NameConflict)",
+    "list": "listed by label for prune and readiness",
+    "create": "created when absent (POST, never force-apply over a stranger's object)",
+    "patch": "server-side apply with uid precondition; field-ownership handover after create",
+    "delete": "prune and release, with uid precondition",
+}
+WHY: dict[tuple[str, str], dict[str, str]] = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {
+        "list": "Kopf's CRD observer", "watch": "Kopf's CRD observer",
+    },
+    ("", "namespaces"): {
+        "list": "Kopf's namespace observer (watchNamespaces)", "watch": "the same",
+    },
+    **{
+        ("mlkube.dev", kind): {
+            "get": "controllers read the object afresh each pass",
+            "list": "Kopf watch-stream start; endpoints_waiting_for, deployedBy repair",
+            "watch": "Kopf handlers",
+            "patch": "Kopf progress annotations; dropping the legacy finalizer",
+        }
+        for kind in ("models", "onlineendpoints")
+    },
+    **{
+        ("mlkube.dev", f"{kind}/status"): {"patch": "status merge patches (ours and Kopf's)"}
+        for kind in ("models", "onlineendpoints")
+    },
+    **{
+        ("mlkube.dev", f"{kind}/finalizers"): {
+            "update": "blockOwnerDeletion owner references under "
+            "OwnerReferencesPermissionEnforcement"
+        }
+        for kind in ("models", "onlineendpoints")
+    },
+    ("", "events"): {"create": "kopf.event posts core/v1 Events (POST only)"},
+    ("apps", "deployments"): {**CHILD_REASONS, "watch": "child_deployment_changed handler"},
+    ("", "services"): CHILD_REASONS,
+    ("", "configmaps"): CHILD_REASONS,
+    ("", "secrets"): {
+        "get": "keys Secret (current and pre-hash name) by name; audit key by name",
+        "create": "keys Secret once; audit key on first start",
+        "delete": "prune of the keys Secret, with uid precondition",
+    },
+    ("autoscaling", "horizontalpodautoscalers"): CHILD_REASONS,
+    ("policy", "poddisruptionbudgets"): CHILD_REASONS,
+    ("gateway.networking.k8s.io", "httproutes"): CHILD_REASONS,
+    ("monitoring.coreos.com", "servicemonitors"): CHILD_REASONS,
+    ("monitoring.coreos.com", "prometheusrules"): CHILD_REASONS,
+    ("batch", "jobs"): {"get": "pvc:// verification Job by name", "create": "started once"},
+    ("", "pods"): {"list": "Job termination messages, router and drift-sidecar pods by label"},
+}  # fmt: skip
+
+
+def test_every_granted_verb_has_a_reason_and_every_reason_a_grant() -> None:
+    granted = {
+        (group, resource, verb)
+        for rule in ALL_RULES
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    explained = {(g, r, v) for (g, r), verbs in WHY.items() for v in verbs}
+    assert granted - explained == set(), "granted without a reason"
+    assert explained - granted == set(), "a reason for a right no longer granted"
+
+
+@pytest.mark.parametrize(
+    ("group", "resource", "verb"),
+    [
+        ("", "secrets", "patch"),  # the keys Secret is create-only
+        ("batch", "jobs", "patch"),
+        ("", "pods", "get"),
+        ("events.k8s.io", "events", "create"),  # Kopf posts core/v1 Events
+        ("mlkube.dev", "models/status", "get"),
+        ("", "namespaces", "get"),  # Kopf's observers list and watch
+        ("apiextensions.k8s.io", "customresourcedefinitions", "get"),
+    ],
+)
+def test_unused_rights_stay_removed(group: str, resource: str, verb: str) -> None:
+    assert verb not in grants(ALL_RULES, group, resource)
+    assert not any("events.k8s.io" in rule["apiGroups"] for rule in ALL_RULES)
