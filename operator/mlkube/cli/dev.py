@@ -31,12 +31,27 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
             "--workdir", type=Path, default=Path(os.environ.get("MLKUBE_DEV_DIR", DEFAULT_WORKDIR))
         )
         v.set_defaults(func=func)
-    verbs.choices["up"].add_argument("--nodes", type=int, default=2)
+    verbs.choices["up"].add_argument(
+        "--nodes", type=int, default=None, help="kwok nodes (default 2, 0 with --real-node)"
+    )
     verbs.choices["up"].add_argument("--no-samples", action="store_true")
+    verbs.choices["up"].add_argument(
+        "--real-node",
+        action="store_true",
+        default=os.environ.get("MLKUBE_REAL_NODE", "") not in ("", "0", "false"),
+        help="also run a real node (containerd, kubelet) so pods run; docs/dev-cluster.md",
+    )
 
 
 def up(args: argparse.Namespace) -> int:
-    cluster = Cluster(args.workdir, nodes=args.nodes)
+    from mlkube.devcluster import realnode
+
+    real = args.real_node
+    if real and (reason := realnode.unsupported_reason()):
+        print(f"warning: {reason}; starting with kwok nodes only", file=sys.stderr)
+        real = False
+    nodes = args.nodes if args.nodes is not None else (0 if real else 2)
+    cluster = Cluster(args.workdir, nodes=nodes)
     started = time.monotonic()
     if cluster.running():
         print(f"control plane already running ({cluster.state.server})", file=sys.stderr)
@@ -50,10 +65,22 @@ def up(args: argparse.Namespace) -> int:
     from mlkube.k8s import Kube
     from mlkube.k8s.crds import apply_crds
 
+    node_env: dict[str, str] = {}
+    if real:
+        node = realnode.RealNode(cluster)
+        if not node.running():
+            node_started = time.monotonic()
+            try:
+                node.start()
+            except ClusterError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 1
+            print(f"real node up in {time.monotonic() - node_started:.1f}s", file=sys.stderr)
+        node_env = realnode.operator_env(node)
     kube = Kube(str(cluster.kubeconfig))
     apply_crds(kube, REPO_ROOT / "crds", field_manager="mlkube-dev")
     if "operator" not in cluster.state.pids:
-        start_operator(cluster, kube)
+        start_operator(cluster, kube, node_env)
     if not args.no_samples:
         from mlkube.cli.samples import install_samples
 
@@ -78,7 +105,7 @@ Stop it with: make dev-down""")
     return 0
 
 
-def start_operator(cluster: Cluster, kube: Any) -> None:
+def start_operator(cluster: Cluster, kube: Any, extra_env: dict[str, str] | None = None) -> None:
     """The operator as the chart runs it: its own identity under the chart's ClusterRole, with
     the admission webhooks served over TLS (the cluster CA signed its 127.0.0.1 certificate).
     The admin registers the webhook configurations (a loopback URL: this cluster only), as the
@@ -109,6 +136,7 @@ def start_operator(cluster: Cluster, kube: Any) -> None:
         "MLKUBE_ALLOW_FILE_ARTIFACTS": "true",
         # kwok pod IPs exist nowhere: never poll them (traffic would leave this machine).
         "MLKUBE_POD_NETWORKS": "127.0.0.0/8",
+        **(extra_env or {}),
     }
     argv = [sys.executable, "-m", "mlkube", "operator",
             "--kubeconfig", str(cluster.kubeconfig_for("operator")),
@@ -122,12 +150,24 @@ def start_operator(cluster: Cluster, kube: Any) -> None:
 
 
 def down(args: argparse.Namespace) -> int:
+    from mlkube.devcluster.realnode import RealNode
+
     cluster = Cluster(args.workdir)
+    node = RealNode(cluster)
+    if node.state.pids:
+        for problem in node.stop():
+            print(f"warning: {problem}", file=sys.stderr)
     cluster.stop()
     print("stopped", file=sys.stderr)
     return 0
 
 
 def status(args: argparse.Namespace) -> int:
-    print(json.dumps(Cluster(args.workdir).status(), indent=2))
+    from mlkube.devcluster.realnode import RealNode
+
+    cluster = Cluster(args.workdir)
+    info = cluster.status()
+    if (cluster.workdir / "node" / "state.json").exists():
+        info["realNode"] = RealNode(cluster).status()
+    print(json.dumps(info, indent=2))
     return 0

@@ -203,6 +203,8 @@ class Cluster:
                 f"--service-account-signing-key-file={sa_key}",
                 "--service-cluster-ip-range=10.96.0.0/16",
                 "--endpoint-reconciler-type=none",
+                # logs/exec/port-forward reach a kubelet by its IP, not a DNS name of the node.
+                "--kubelet-preferred-address-types=InternalIP",
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=1",

@@ -60,7 +60,10 @@ def generate_pki(directory: Path) -> Pki:
         x509.DNSName("localhost"),
         x509.DNSName("kubernetes"),
         x509.DNSName("kubernetes.default.svc"),
+        x509.DNSName("kubernetes.default.svc.cluster.local"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        # The `kubernetes` Service IP: pods on the real node reach the API server through it.
+        x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
     ]
     serving = (
         x509.CertificateBuilder()

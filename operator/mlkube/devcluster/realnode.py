@@ -1,0 +1,259 @@
+"""A real node for the dev cluster: containerd, kubelet, kube-proxy and CoreDNS as processes
+on this machine, so mlkube's containers actually run (kwok only pretends).
+
+Everything is installed by the project's own scripts (hack/node/packages.sh, hack/node/build.sh,
+hack/images/build), cached by content. The node's files live under <workdir>/node; its
+network (bridge, per-interface forwarding, iptables) is in realnode_net. `stop()` undoes it
+all: pods removed through the CRI, processes stopped, mounts and cgroups released, KUBE-*
+chains and the bridge deleted. One real node per machine (the bridge and CIDR are fixed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlkube.devcluster import procs, realnode_host, realnode_net
+from mlkube.devcluster.cluster import REPO_ROOT, Cluster, ClusterError
+from mlkube.devcluster.realnode_config import (
+    APISERVER_PORT,
+    BRIDGE_ADDRESS,
+    NODE_NAME,
+    NodePaths,
+    build_apiserver_endpoints,
+    build_cni_conflist,
+    build_containerd_config,
+    build_corefile,
+    build_kubelet_config,
+    kube_proxy_args,
+)
+
+HACK = REPO_ROOT / "hack"
+DEFAULT_IMAGES = ("pause", "serving", "operator")
+# Stop order: the kubelet first (it would restart what we remove), containerd last.
+PROCESSES = ("kubelet", "kube-proxy", "coredns", "apiserver-forwarder", "containerd")
+
+
+class RealNodeError(ClusterError):
+    """The real node cannot run here, or failed to start."""
+
+
+def unsupported_reason() -> str | None:
+    """Why this machine cannot run the real node (None when it can)."""
+    if platform.system() != "Linux":
+        return f"the real node needs Linux (this is {platform.system()})"
+    if os.geteuid() != 0:
+        return "the real node needs root (containerd, bridge, iptables)"
+    if not shutil.which("dpkg-query") or not shutil.which("apt-get"):
+        return "the real node installs its runtime with apt-get (Debian/Ubuntu only)"
+    if not Path("/sys/fs/cgroup").is_dir():
+        return "no /sys/fs/cgroup"
+    return None
+
+
+@dataclass
+class NodeState:
+    pids: dict[str, int] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+    bin_dir: str = ""
+
+
+class RealNode:
+    """The real node of the dev cluster rooted at `cluster.workdir`."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.paths = NodePaths(cluster.workdir / "node")
+        self.state = self._load()
+
+    @property
+    def images(self) -> dict[str, str]:
+        return dict(self.state.images)
+
+    def running(self) -> bool:
+        return bool(self.state.pids) and all(procs.alive(p) for p in self.state.pids.values())
+
+    # -- start -------------------------------------------------------------------------
+    def start(self, images: tuple[str, ...] = DEFAULT_IMAGES, timeout: float = 120.0) -> None:
+        reason = unsupported_reason()
+        if reason:
+            raise RealNodeError(reason)
+        if realnode_net.bridge_exists() and not self.state.pids:
+            raise RealNodeError(
+                "another real node seems to run on this machine (bridge exists); "
+                "run `mlkube dev down` in its workdir first"
+            )
+        _script([str(HACK / "node" / "packages.sh")])
+        bin_dir = Path(_script(["bash", str(HACK / "node" / "build.sh")])[-1])
+        refs = _parse_refs(_script([str(HACK / "images" / "build"), *images]))
+        self.state = NodeState(images=refs, bin_dir=str(bin_dir))
+        self._save()
+        try:
+            realnode_net.setup()
+            self._start_containerd(refs["pause"])
+            _script([str(HACK / "images" / "build"), "--import", self._socket(), *images])
+            self._start_kubelet(bin_dir)
+            self._wait("node Ready", time.monotonic() + timeout, self._node_ready)
+            self._start_services(bin_dir)
+            for obj in build_apiserver_endpoints():
+                self.cluster_apply(obj)
+        except Exception as err:
+            logs = "\n".join(
+                f"--- {name} ---\n{procs.tail(self.cluster.logs / f'{name}.log')}"
+                for name in self.state.pids
+            )
+            self.stop()
+            raise RealNodeError(f"real node failed to start ({err}); logs:\n{logs}") from None
+
+    def _socket(self) -> str:
+        return str(self.paths.containerd_socket)
+
+    def _start_containerd(self, sandbox_image: str) -> None:
+        p = self.paths
+        for d in (p.containerd_root, p.containerd_state, p.cni_conf_dir, p.cni_data_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        p.containerd_config.write_text(build_containerd_config(p, sandbox_image))
+        (p.cni_conf_dir / "10-mlkube.conflist").write_text(json.dumps(build_cni_conflist(p)))
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+        self._spawn("containerd", ["containerd", "--config", str(p.containerd_config)], env)
+        ctr = ["ctr", "-a", self._socket(), "version"]
+        self._wait(
+            "containerd",
+            time.monotonic() + 30,
+            lambda: subprocess.run(ctr, capture_output=True, check=False).returncode == 0,
+        )
+
+    def _start_kubelet(self, bin_dir: Path) -> None:
+        p = self.paths
+        p.kubelet_root.mkdir(parents=True, exist_ok=True)
+        config = build_kubelet_config(p, procs.free_port())
+        p.kubelet_config.write_text(yaml.safe_dump(config))
+        self._spawn(
+            "kubelet",
+            [
+                str(bin_dir / "kubelet"),
+                f"--config={p.kubelet_config}",
+                f"--kubeconfig={self.cluster.kubeconfig}",
+                f"--hostname-override={NODE_NAME}",
+                f"--node-ip={BRIDGE_ADDRESS}",
+                f"--root-dir={p.kubelet_root}",
+                f"--cert-dir={p.kubelet_root / 'pki'}",
+                "--v=1",
+            ],
+        )
+
+    def _start_services(self, bin_dir: Path) -> None:
+        kc = self.cluster.kubeconfig
+        ports = [procs.free_port() for _ in range(4)]
+        self._spawn("kube-proxy", [str(bin_dir / "kube-proxy"), *kube_proxy_args(kc, *ports[:2])])
+        self.paths.corefile.write_text(build_corefile(kc, ports[2], ports[3]))
+        self._spawn("coredns", [str(bin_dir / "coredns"), "-conf", str(self.paths.corefile)])
+        api = ["127.0.0.1", str(self.cluster.state.ports["apiserver"])]
+        forward = [sys.executable, "-m", "mlkube.devcluster.tcpforward"]
+        forward += [BRIDGE_ADDRESS, str(APISERVER_PORT), *api, str(self.paths.root)]
+        self._spawn("apiserver-forwarder", forward)
+
+    def cluster_apply(self, obj: dict[str, Any]) -> None:
+        api = "/api/v1" if obj["apiVersion"] == "v1" else f"/apis/{obj['apiVersion']}"
+        plural = {"Endpoints": "endpoints", "EndpointSlice": "endpointslices"}[obj["kind"]]
+        base = f"{api}/namespaces/{obj['metadata']['namespace']}/{plural}"
+        status, payload = self.cluster.request("POST", base, obj)
+        if status == 409:
+            path = f"{base}/{obj['metadata']['name']}"
+            status, payload = self.cluster.request("PUT", path, obj)
+        if status not in (200, 201):
+            raise RealNodeError(f"writing {obj['kind']} kubernetes: {status} {payload}")
+
+    def _node_ready(self) -> bool:
+        status, node = self.cluster.request("GET", f"/api/v1/nodes/{NODE_NAME}")
+        conds = node.get("status", {}).get("conditions", []) if status == 200 else []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+    # -- stop --------------------------------------------------------------------------
+    def stop(self) -> list[str]:
+        """Stop the node and restore the machine; return what could not be cleaned up."""
+        problems: list[str] = []
+        pids = self.state.pids
+        self._stop_process("kubelet")
+        crictl = Path(self.state.bin_dir) / "crictl"
+        if "containerd" in pids and procs.alive(pids["containerd"]) and crictl.exists():
+            problems += realnode_host.remove_pods(crictl, self._socket())
+        for name in PROCESSES[1:]:
+            self._stop_process(name)
+        problems += realnode_host.kill_shims(self._socket())
+        problems += realnode_host.unmount_under(self.paths.root)
+        problems += realnode_host.remove_kubepods_cgroups()
+        problems += realnode_net.teardown()
+        self.state.pids = {}
+        self._save()
+        return problems
+
+    def _stop_process(self, name: str) -> None:
+        pid = self.state.pids.get(name)
+        if pid and procs.command_mentions(pid, str(self.cluster.workdir)):
+            procs.stop(pid)
+        self.state.pids.pop(name, None)
+        self._save()
+
+    # -- helpers -----------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return {
+            "processes": {n: procs.alive(p) for n, p in self.state.pids.items()},
+            "images": self.state.images,
+            "leftovers": [] if self.state.pids else realnode_net.leftovers(),
+        }
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.state.pids[name] = procs.spawn(name, argv, self.cluster.logs, env)
+        self._save()
+
+    def _wait(self, what: str, deadline: float, check: Any) -> None:
+        while time.monotonic() < deadline:
+            for name, pid in self.state.pids.items():
+                if not procs.alive(pid):
+                    raise RealNodeError(f"{name} exited while waiting for {what}")
+            if check():
+                return
+            time.sleep(0.2)
+        raise RealNodeError(f"timed out waiting for {what}")
+
+    def _load(self) -> NodeState:
+        try:
+            return NodeState(**json.loads(self.paths.state_file.read_text()))
+        except FileNotFoundError:
+            return NodeState()
+
+    def _save(self) -> None:
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self.paths.state_file.write_text(json.dumps(asdict(self.state), indent=2))
+
+
+def _script(argv: list[str]) -> list[str]:
+    """Run a hack/ script (progress on our stderr); return its stdout lines."""
+    result = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False)
+    if result.returncode != 0:
+        raise RealNodeError(f"{' '.join(argv)} failed (exit {result.returncode}), see above")
+    return result.stdout.strip().splitlines()
+
+
+def _parse_refs(lines: list[str]) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def operator_env(node: RealNode) -> dict[str, str]:
+    """What the operator needs to run pods on the real node: the images we imported, never
+    pulled (there is no registry)."""
+    serving = node.images.get("serving")
+    if not serving:
+        return {}
+    return {"MLKUBE_SERVING_IMAGE": serving, "MLKUBE_IMAGE_PULL_POLICY": "Never"}

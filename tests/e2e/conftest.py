@@ -1,0 +1,63 @@
+"""E2E fixtures: a control plane plus the real node (containerd, kubelet, kube-proxy, CoreDNS),
+started once per session, so pods actually run mlkube's images.
+
+The tier needs root on a Debian/Ubuntu machine (hack/node/packages.sh installs the runtime)
+and the real node's bridge free (no `mlkube dev up --real-node` running). It runs only when
+MLKUBE_E2E=1 is set - asked for explicitly, not part of the default `pytest tests` run yet:
+    MLKUBE_E2E=1 .venv/bin/python -m pytest tests/e2e
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlkube.devcluster import Cluster
+from mlkube.devcluster.cluster import build_binaries
+from mlkube.devcluster.realnode import RealNode, unsupported_reason
+from mlkube.k8s import ApiError, Kube
+
+if os.environ.get("MLKUBE_E2E", "") in ("", "0"):
+    collect_ignore_glob = ["test_*.py"]
+
+
+@pytest.fixture(scope="session")
+def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, RealNode]]:
+    reason = unsupported_reason()
+    if reason:
+        pytest.fail(f"the e2e tier needs the real node: {reason}")
+    bin_dir = os.environ.get("MLKUBE_CONTROLPLANE_BIN")
+    # A short path: containerd and CNI put socket paths under it.
+    workdir = Path(tmp_path_factory.mktemp("e2e"))
+    cluster = Cluster(workdir, Path(bin_dir) if bin_dir else build_binaries(), nodes=0)
+    started = time.monotonic()
+    cluster.start()
+    node = RealNode(cluster)
+    try:
+        node.start(images=("pause", "serving"))
+        print(f"\ncontrol plane + real node up in {time.monotonic() - started:.1f}s")
+        yield cluster, node
+    finally:
+        problems = node.stop()
+        cluster.stop()
+        assert not problems, f"real node teardown left: {problems}"
+
+
+@pytest.fixture(scope="session")
+def kube(node_cluster: tuple[Cluster, RealNode]) -> Kube:
+    return Kube(str(node_cluster[0].kubeconfig))
+
+
+@pytest.fixture
+def namespace(kube: Kube) -> Iterator[str]:
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    with contextlib.suppress(ApiError):
+        kube.delete("v1", "Namespace", name)

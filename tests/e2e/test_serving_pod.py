@@ -1,0 +1,171 @@
+"""The serving image in a real pod: the model-server Deployment exactly as the operator builds
+it (storage initializer + server, restricted security context) downloads the sample credit-risk
+model from this machine, becomes Ready and answers an inference from the host; from inside the
+running container the restrictions hold and the pod network stays on this machine."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.stream import stream
+
+from mlkube.api.endpoint import OnlineDeployment
+from mlkube.builders.endpoint_server import build_server_deployment
+from mlkube.builders.model_facts import ModelFacts
+from mlkube.builders.names import EndpointRef
+from mlkube.builders.operator_config import OperatorConfig
+from mlkube.devcluster import Cluster
+from mlkube.devcluster.realnode import RealNode
+from mlkube.devcluster.realnode_config import BRIDGE_ADDRESS
+from mlkube.k8s import Kube
+from mlkube.storage import compute_digest
+from support.waiting import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_DIR = REPO / "examples" / "models" / "credit-risk" / "3"
+
+
+@contextlib.contextmanager
+def artifact_server(directory: Path) -> Iterator[str]:
+    """Serve `directory` on the bridge address: reachable from pods, not from the network."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer((BRIDGE_ADDRESS, 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{BRIDGE_ADDRESS}:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def ready_pod(kube: Kube, namespace: str) -> dict[str, Any] | None:
+    for pod in kube.list("v1", "Pod", namespace):
+        conds = (pod.get("status") or {}).get("conditions") or []
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
+            return pod
+    return None
+
+
+def exec_python(kubeconfig: Path, pod: dict[str, Any], code: str) -> Any:
+    """Run Python in the pod's server container; the code prints one JSON document."""
+    api = k8s_client.CoreV1Api(k8s_config.new_client_from_config(config_file=str(kubeconfig)))
+    out = stream(
+        api.connect_get_namespaced_pod_exec,
+        pod["metadata"]["name"],
+        pod["metadata"]["namespace"],
+        container="server",
+        command=["python", "-c", code],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+    )
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def serving_pod(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Iterator[dict[str, Any]]:
+    node = node_cluster[1]
+    namespace = "e2e-serving"
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    with artifact_server(MODEL_DIR) as base:
+        uri = f"{base}model.onnx"
+        model = ModelFacts(
+            name="credit-risk-v3",
+            model_name="credit-risk",
+            version="3",
+            framework="onnx",
+            uri=uri,
+            digest=compute_digest(uri).digest,
+        )
+        config = OperatorConfig(serving_image=node.images["serving"], image_pull_policy="Never")
+        dep = OnlineDeployment.model_validate({"name": "blue", "model": "credit-risk-v3"})
+        owner = EndpointRef(name="credit", namespace=namespace, uid="e2e")
+        deployment = build_server_deployment(owner, dep, model, config)
+        # No OnlineEndpoint owns it here (the garbage collector would remove an orphan).
+        deployment["metadata"].pop("ownerReferences", None)
+        deployment["spec"]["replicas"] = 1
+        deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 2
+        kube.create(deployment)
+        pod = wait_for(
+            lambda: ready_pod(kube, namespace), timeout=180, interval=0.5, what="serving pod Ready"
+        )
+        yield pod
+    kube.delete("v1", "Namespace", namespace)
+
+
+def test_serving_pod_answers_inference_from_the_host(serving_pod: dict[str, Any]) -> None:
+    request = (MODEL_DIR / "sample-request.json").read_bytes()
+    url = f"http://{serving_pod['status']['podIP']}:8080/v2/models/credit-risk/infer"
+    req = urllib.request.Request(
+        url, data=request, method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+        body = json.loads(resp.read())
+    assert body["model_name"] == "credit-risk"
+    assert body["outputs"] and body["outputs"][0]["data"]
+
+
+INSIDE = r"""
+import errno, json, os, socket
+def root_write():
+    try:
+        open("/mlkube-probe", "w")
+    except OSError as err:
+        return errno.errorcode.get(err.errno)
+    return "written"
+lines = open("/proc/self/status").read().splitlines()
+status = dict(l.split(":\t", 1) for l in lines if ":\t" in l)
+def resolve(name):
+    try:
+        return socket.gethostbyname(name)
+    except OSError:
+        return None
+def connect(host, port):
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        return True
+    except OSError:
+        return False
+print(json.dumps({
+    "uid": os.getuid(), "gid": os.getgid(), "root_write": root_write(),
+    "sa_token": os.path.exists("/var/run/secrets/kubernetes.io/serviceaccount"),
+    "no_new_privs": status["NoNewPrivs"].strip(), "cap_eff": status["CapEff"].strip(),
+    "api_dns": resolve("kubernetes.default.svc.cluster.local"),
+    "outside_dns": resolve("deb.debian.org"),
+    "api_reachable": connect("10.96.0.1", 443),
+}))
+"""
+
+
+def test_restrictions_hold_inside_the_running_container(
+    node_cluster: tuple[Cluster, RealNode], serving_pod: dict[str, Any]
+) -> None:
+    facts = exec_python(node_cluster[0].kubeconfig, serving_pod, INSIDE)
+    assert facts["uid"] != 0 and facts["gid"] != 0
+    assert facts["root_write"] == "EROFS"
+    assert facts["sa_token"] is False
+    assert facts["no_new_privs"] == "1"
+    assert int(facts["cap_eff"], 16) == 0
+
+
+def test_pod_network_resolves_cluster_names_only_and_reaches_the_api_server(
+    node_cluster: tuple[Cluster, RealNode], serving_pod: dict[str, Any]
+) -> None:
+    facts = exec_python(node_cluster[0].kubeconfig, serving_pod, INSIDE)
+    assert facts["api_dns"] == "10.96.0.1"
+    assert facts["outside_dns"] is None
+    assert facts["api_reachable"] is True
