@@ -7,6 +7,7 @@
 # separate from hack/controlplane/kubernetes so that editing it never invalidates the control
 # plane's (long) build. Prints the bin directory as the last line of stdout; progress on stderr.
 set -euo pipefail
+shopt -s inherit_errexit  # command substitutions fail the script too
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache_root=${MLKUBE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlkube}

@@ -184,6 +184,8 @@ def build_kubelet_config(paths: NodePaths, healthz_port: int) -> dict[str, Any]:
         "imageGCLowThresholdPercent": 98,
         "serializeImagePulls": False,
         "staticPodPath": "",
+        # Container logs under our directory, not the machine's /var/log/pods.
+        "podLogsDir": str(paths.root / "pod-logs"),
         "nodeStatusReportFrequency": "10s",
     }
 
