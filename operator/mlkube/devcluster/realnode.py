@@ -66,6 +66,7 @@ class NodeState:
     pids: dict[str, int] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
     bin_dir: str = ""
+    created_dirs: list[str] = field(default_factory=list)
 
 
 class RealNode:
@@ -96,7 +97,9 @@ class RealNode:
         _script([str(HACK / "node" / "packages.sh")])
         bin_dir = Path(_script(["bash", str(HACK / "node" / "build.sh")])[-1])
         refs = _parse_refs(_script([str(HACK / "images" / "build"), *images]))
-        self.state = NodeState(images=refs, bin_dir=str(bin_dir))
+        self.state = NodeState(
+            images=refs, bin_dir=str(bin_dir), created_dirs=realnode_host.absent_fixed_dirs()
+        )
         self._save()
         try:
             realnode_net.setup()
@@ -194,6 +197,7 @@ class RealNode:
         problems += realnode_host.unmount_under(self.paths.root)
         problems += realnode_host.remove_kubepods_cgroups()
         problems += realnode_net.teardown()
+        problems += realnode_host.remove_created_dirs(self.state.created_dirs)
         self.state.pids = {}
         self._save()
         return problems

@@ -98,3 +98,36 @@ def remove_kubepods_cgroups() -> list[str]:
                 problems.append(f"cgroup {d}: {err.strerror}")
                 break
     return problems
+
+
+# Fixed paths the kubelet (device plugins), containerd (runc state, shim sockets) and libcni
+# (result cache) use whatever their configured roots are.
+FIXED_DIRS = ("/var/lib/kubelet", "/run/containerd", "/var/lib/cni")
+
+
+def absent_fixed_dirs() -> list[str]:
+    """The fixed directories that do not exist yet (so the node may remove them later)."""
+    return [d for d in FIXED_DIRS if not os.path.lexists(d)]
+
+
+def remove_created_dirs(created: list[str]) -> list[str]:
+    """Remove directories the node created, when only directories and sockets are left in them
+    (a regular file means someone else uses it now: leave it and say so)."""
+    problems = []
+    for top in created:
+        root = Path(top)
+        if not root.exists():
+            continue
+        entries = sorted(root.rglob("*"), key=lambda p: -len(p.parts))
+        if any(p.is_file() and not p.is_socket() for p in entries):
+            problems.append(f"{top} holds files now; left in place")
+            continue
+        for entry in [*entries, root]:
+            with contextlib.suppress(OSError):
+                if entry.is_dir() and not entry.is_symlink():
+                    entry.rmdir()
+                else:
+                    entry.unlink()
+        if root.exists():
+            problems.append(f"could not remove {top}")
+    return problems
