@@ -44,7 +44,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def up(args: argparse.Namespace) -> int:
-    from mlkube.devcluster import realnode
+    from mlkube.devcluster import realnode, realnode_store
 
     real = args.real_node
     if real and (reason := realnode.unsupported_reason()):
@@ -77,6 +77,8 @@ def up(args: argparse.Namespace) -> int:
                 return 1
             print(f"real node up in {time.monotonic() - node_started:.1f}s", file=sys.stderr)
         node_env = realnode.operator_env(node)
+        # Sample uploads from this process go to the node's store, which pods can reach.
+        os.environ.update(node.store_env())
     kube = Kube(str(cluster.kubeconfig))
     apply_crds(kube, REPO_ROOT / "crds", field_manager="mlkube-dev")
     if "operator" not in cluster.state.pids:
@@ -84,7 +86,8 @@ def up(args: argparse.Namespace) -> int:
     if not args.no_samples:
         from mlkube.cli.samples import install_samples
 
-        install_samples(kube, cluster.workdir)
+        store = f"s3://{realnode_store.BUCKET}" if real else None
+        install_samples(kube, cluster.workdir, store_uri=store)
     kc = cluster.kubeconfig
     print(f"""
 mlkube dev cluster is ready ({time.monotonic() - started:.1f}s)

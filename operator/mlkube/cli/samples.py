@@ -29,27 +29,31 @@ def load_samples(directory: Path = SAMPLES) -> list[dict[str, Any]]:
     return sorted(docs, key=lambda d: d["kind"] != KIND_MODEL)
 
 
-def localize_model(doc: dict[str, Any], store: Path) -> dict[str, Any]:
-    """The sample with its artifact uploaded from examples/ into the local store."""
+def localize_model(doc: dict[str, Any], store: Path | str) -> dict[str, Any]:
+    """The sample with its artifact uploaded from examples/ into the store (a local folder, or
+    a store URI such as the real node's s3://)."""
     spec = doc["spec"]
     source = EXAMPLE_MODELS / spec["modelName"] / spec["version"]
     if not source.is_dir():
         raise FileNotFoundError(
             f"no example artifact for sample {doc['metadata']['name']} at {source}"
         )
-    uri, _ = publish(str(source), store.as_uri(), namespace=NAMESPACE,
+    prefix = store.as_uri() if isinstance(store, Path) else store.rstrip("/")
+    uri, _ = publish(str(source), prefix, namespace=NAMESPACE,
                      name=spec["modelName"], version=spec["version"])  # fmt: skip
     return {**doc, "spec": {**spec, "artifact": {"uri": uri}}}
 
 
-def install_samples(kube: Kube, workdir: Path, timeout: float = 60.0) -> None:
+def install_samples(
+    kube: Kube, workdir: Path, timeout: float = 60.0, store_uri: str | None = None
+) -> None:
     models = []
     for doc in load_samples():
         name = doc["metadata"]["name"]
         if kube.get(doc["apiVersion"], doc["kind"], name, NAMESPACE):
             continue
         if doc["kind"] == KIND_MODEL:
-            doc = localize_model(doc, workdir / "store")
+            doc = localize_model(doc, store_uri or workdir / "store")
             models.append(name)
         kube.create({**doc, "metadata": {**doc["metadata"], "namespace": NAMESPACE}})
         print(f"created {doc['kind']} {NAMESPACE}/{name}", file=sys.stderr)

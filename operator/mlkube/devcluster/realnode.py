@@ -23,8 +23,9 @@ from typing import Any
 
 import yaml
 
-from mlkube.devcluster import procs, realnode_host, realnode_net
+from mlkube.devcluster import procs, realnode_host, realnode_net, realnode_store
 from mlkube.devcluster.cluster import REPO_ROOT, Cluster, ClusterError
+from mlkube.devcluster.pki import new_token
 from mlkube.devcluster.realnode_config import (
     APISERVER_PORT,
     BRIDGE_ADDRESS,
@@ -41,7 +42,7 @@ from mlkube.devcluster.realnode_config import (
 HACK = REPO_ROOT / "hack"
 DEFAULT_IMAGES = ("pause", "serving", "operator")
 # Stop order: the kubelet first (it would restart what we remove), containerd last.
-PROCESSES = ("kubelet", "kube-proxy", "coredns", "apiserver-forwarder", "containerd")
+PROCESSES = ("kubelet", "kube-proxy", "coredns", "apiserver-forwarder", "minio", "containerd")
 
 
 class RealNodeError(ClusterError):
@@ -110,6 +111,7 @@ class RealNode:
             self._start_services(bin_dir)
             for obj in build_apiserver_endpoints():
                 self.cluster_apply(obj)
+            self._start_store()
         except Exception as err:
             logs = "\n".join(
                 f"--- {name} ---\n{procs.tail(self.cluster.logs / f'{name}.log')}"
@@ -166,16 +168,41 @@ class RealNode:
         forward += [BRIDGE_ADDRESS, str(APISERVER_PORT), *api, str(self.paths.root)]
         self._spawn("apiserver-forwarder", forward)
 
+    def _start_store(self) -> None:
+        secret_file = self.paths.root / "store-secret"
+        if not secret_file.exists():
+            secret_file.write_text(new_token())
+            secret_file.chmod(0o600)
+        secret = secret_file.read_text().strip()
+        binary = realnode_store.minio_binary(HACK)
+        data = self.paths.root / "store"
+        data.mkdir(parents=True, exist_ok=True)
+        argv = realnode_store.minio_argv(binary, data)
+        self._spawn("minio", argv, realnode_store.minio_env(secret))
+        self._wait("model store", time.monotonic() + 60, realnode_store.store_ready)
+        realnode_store.create_bucket(secret)
+        self.cluster_apply(realnode_store.build_storage_secret("default", secret))
+
+    def store_env(self) -> dict[str, str]:
+        """S3 client settings for the node's model store (empty before the node started)."""
+        secret_file = self.paths.root / "store-secret"
+        if "minio" not in self.state.pids or not secret_file.exists():
+            return {}
+        return realnode_store.client_env(secret_file.read_text().strip())
+
     def cluster_apply(self, obj: dict[str, Any]) -> None:
         api = "/api/v1" if obj["apiVersion"] == "v1" else f"/apis/{obj['apiVersion']}"
-        plural = {"Endpoints": "endpoints", "EndpointSlice": "endpointslices"}[obj["kind"]]
+        plural = {"Endpoints": "endpoints", "EndpointSlice": "endpointslices", "Secret": "secrets"}[
+            obj["kind"]
+        ]
         base = f"{api}/namespaces/{obj['metadata']['namespace']}/{plural}"
         status, payload = self.cluster.request("POST", base, obj)
         if status == 409:
             path = f"{base}/{obj['metadata']['name']}"
             status, payload = self.cluster.request("PUT", path, obj)
         if status not in (200, 201):
-            raise RealNodeError(f"writing {obj['kind']} kubernetes: {status} {payload}")
+            what = f"{obj['kind']} {obj['metadata']['name']}"
+            raise RealNodeError(f"writing {what}: {status} {payload.get('message', '')}")
 
     def _node_ready(self) -> bool:
         status, node = self.cluster.request("GET", f"/api/v1/nodes/{NODE_NAME}")
@@ -256,8 +283,11 @@ def _parse_refs(lines: list[str]) -> dict[str, str]:
 
 def operator_env(node: RealNode) -> dict[str, str]:
     """What the operator needs to run pods on the real node: the images we imported, never
-    pulled (there is no registry)."""
+    pulled (there is no registry), and the node's S3 store with its credentials Secret."""
+    env = node.store_env()
+    if env:
+        env["MLKUBE_STORAGE_SECRET"] = realnode_store.SECRET_NAME
     serving = node.images.get("serving")
-    if not serving:
-        return {}
-    return {"MLKUBE_SERVING_IMAGE": serving, "MLKUBE_IMAGE_PULL_POLICY": "Never"}
+    if serving:
+        env.update({"MLKUBE_SERVING_IMAGE": serving, "MLKUBE_IMAGE_PULL_POLICY": "Never"})
+    return env

@@ -17,6 +17,7 @@ from mlkube.devcluster.realnode_config import (
     BRIDGE_PREFIX,
     KUBELET_PORT,
     RULE_COMMENT,
+    SERVICE_CIDR,
 )
 
 TABLES = ("filter", "nat", "mangle")
@@ -65,6 +66,9 @@ def setup() -> None:
     if f"{BRIDGE_ADDRESS}/" not in addrs:
         _run(["ip", "addr", "add", f"{BRIDGE_ADDRESS}/{BRIDGE_PREFIX}", "dev", BRIDGE])
     _run(["ip", "link", "set", BRIDGE, "up"])
+    # Service IPs from this machine go to the bridge, never to the default route (kube-proxy
+    # DNATs them to pods; an unknown one dies here). The route goes with the bridge.
+    _run(["ip", "route", "replace", SERVICE_CIDR, "dev", BRIDGE, "src", BRIDGE_ADDRESS])
     Path(f"/proc/sys/net/ipv4/conf/{BRIDGE}/forwarding").write_text("1\n")
     for table, chain, match in OUR_RULES:
         rule = [*match[:-2], *_comment(), *match[-2:]]
