@@ -16,7 +16,9 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,7 @@ class RealNode:
         self.cluster = cluster
         self.paths = NodePaths(cluster.workdir / "node")
         self.state = self._load()
+        self._lock = threading.Lock()
 
     @property
     def images(self) -> dict[str, str]:
@@ -218,8 +221,10 @@ class RealNode:
         crictl = Path(self.state.bin_dir) / "crictl"
         if "containerd" in pids and procs.alive(pids["containerd"]) and crictl.exists():
             problems += realnode_host.remove_pods(crictl, self._socket())
-        for name in PROCESSES[1:]:
-            self._stop_process(name)
+        # The services are independent of each other: stop them together, containerd last.
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(self._stop_process, PROCESSES[1:-1]))
+        self._stop_process(PROCESSES[-1])
         problems += realnode_host.kill_shims(self._socket())
         problems += realnode_host.unmount_under(self.paths.root)
         problems += realnode_host.remove_kubepods_cgroups()
@@ -233,8 +238,9 @@ class RealNode:
         pid = self.state.pids.get(name)
         if pid and procs.command_mentions(pid, str(self.cluster.workdir)):
             procs.stop(pid)
-        self.state.pids.pop(name, None)
-        self._save()
+        with self._lock:
+            self.state.pids.pop(name, None)
+            self._save()
 
     # -- helpers -----------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
