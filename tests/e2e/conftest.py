@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mlkube.devcluster import Cluster
+from mlkube.devcluster import Cluster, realnode_net
 from mlkube.devcluster.cluster import build_binaries
 from mlkube.devcluster.realnode import RealNode, unsupported_reason
 from mlkube.k8s import ApiError, Kube
@@ -47,6 +47,9 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Clu
         problems = node.stop()
         cluster.stop()
         assert not problems, f"real node teardown left: {problems}"
+        # `down` restores the machine: no bridge, no KUBE-* chains or rules of ours.
+        assert realnode_net.leftovers() == []
+        assert not realnode_net.ip_forward_enabled()
 
 
 @pytest.fixture(scope="session")

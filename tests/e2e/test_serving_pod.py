@@ -27,7 +27,7 @@ from mlkube.builders.names import EndpointRef
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.devcluster import Cluster
 from mlkube.devcluster.realnode import RealNode
-from mlkube.devcluster.realnode_config import BRIDGE_ADDRESS
+from mlkube.devcluster.realnode_config import BRIDGE, BRIDGE_ADDRESS
 from mlkube.k8s import Kube
 from mlkube.storage import compute_digest
 from support.waiting import wait_for
@@ -169,3 +169,9 @@ def test_pod_network_resolves_cluster_names_only_and_reaches_the_api_server(
     assert facts["api_dns"] == "10.96.0.1"
     assert facts["outside_dns"] is None
     assert facts["api_reachable"] is True
+
+
+def test_only_the_bridge_forwards(serving_pod: dict[str, Any]) -> None:
+    """Pods run and reach Services, yet the global net.ipv4.ip_forward stays off."""
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "0"
+    assert Path(f"/proc/sys/net/ipv4/conf/{BRIDGE}/forwarding").read_text().strip() == "1"
