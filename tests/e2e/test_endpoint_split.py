@@ -19,7 +19,7 @@ import pytest
 from mlkube.cli.dev import start_operator
 from mlkube.cli.samples import install_samples
 from mlkube.contract import API_VERSION, HEADER_DEPLOYMENT
-from mlkube.devcluster import Cluster
+from mlkube.devcluster import Cluster, procs
 from mlkube.devcluster.realnode import RealNode, operator_env
 from mlkube.devcluster.realnode_store import BUCKET
 from mlkube.k8s import Kube
@@ -56,6 +56,8 @@ def credit_endpoint(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Itera
     service = kube.get("v1", "Service", "credit", "default")
     assert service is not None
     yield service["spec"]["clusterIP"]
+    # Other modules run the operator differently (as a pod): only one may reconcile.
+    procs.stop(cluster.state.pids.pop("operator"))
 
 
 def _infer(ip: str) -> str | None:
