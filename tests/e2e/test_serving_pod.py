@@ -5,11 +5,7 @@ running container the restrictions hold and the pod network stays on this machin
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import http.server
 import json
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,27 +23,14 @@ from mlkube.builders.names import EndpointRef
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.devcluster import Cluster
 from mlkube.devcluster.realnode import RealNode
-from mlkube.devcluster.realnode_config import BRIDGE, BRIDGE_ADDRESS
+from mlkube.devcluster.realnode_config import BRIDGE
 from mlkube.k8s import Kube
 from mlkube.storage import compute_digest
+from support.artifacts import artifact_server
 from support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "examples" / "models" / "credit-risk" / "3"
-
-
-@contextlib.contextmanager
-def artifact_server(directory: Path) -> Iterator[str]:
-    """Serve `directory` on the bridge address: reachable from pods, not from the network."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer((BRIDGE_ADDRESS, 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{BRIDGE_ADDRESS}:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def ready_pod(kube: Kube, namespace: str) -> dict[str, Any] | None:
