@@ -32,6 +32,7 @@ from mlkube.devcluster.realnode_config import (
     APISERVER_PORT,
     BRIDGE_ADDRESS,
     NODE_NAME,
+    POD_CIDR,
     NodePaths,
     build_apiserver_endpoints,
     build_cni_conflist,
@@ -293,6 +294,8 @@ def operator_env(node: RealNode) -> dict[str, str]:
     env = node.store_env()
     if env:
         env["MLKUBE_STORAGE_SECRET"] = realnode_store.SECRET_NAME
+    # Pods on the real node have real IPs: the operator may poll them (drift summaries).
+    env["MLKUBE_POD_NETWORKS"] = POD_CIDR
     serving = node.images.get("serving")
     if serving:
         env.update({"MLKUBE_SERVING_IMAGE": serving, "MLKUBE_IMAGE_PULL_POLICY": "Never"})
