@@ -85,7 +85,7 @@ def operator_in_a_pod(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Ite
          "metadata": {"name": ACCOUNT, "namespace": NAMESPACE}},
         operator_pod(node.images["operator"]),
     ):  # fmt: skip
-        kube.create(obj)
+        kube.apply(obj)  # mlkube-system may exist already (the host operator's webhooks)
     yield NAMESPACE
     with contextlib.suppress(ApiError):
         kube.delete("v1", "Namespace", NAMESPACE)
