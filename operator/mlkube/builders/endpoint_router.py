@@ -52,9 +52,18 @@ _MiB: Final = 1024 * 1024
 def router_byte_budgets(memory_limit_mib: int = ROUTER_MEMORY_LIMIT_MIB) -> dict[str, int]:
     """The router's byte budgets as shares of its memory limit (the rest is the process).
 
-    Live request bodies a quarter, mirror copies an eighth, one upstream answer a sixteenth
-    (32 MiB at most, the size of the largest request body): the worst case of all three
-    together stays well under the limit, so a flood is refused or shed, never an OOM kill.
+    `maxInflightBytes` (a quarter, 128 MiB of 512) counts live request bodies and their
+    upstream answers together, reserved as they are read: past it a request is answered 503.
+    `maxResponseBytes` (a sixteenth, at most 32 MiB) only caps one answer (502 past it); it is
+    not a bound on the total, since up to `maxConnectionsPerUpstream` (100) answers per
+    deployment may be in flight. `mirrorMaxBytes` (an eighth, 64 MiB) counts mirror copies
+    (body, live answer, shadow answer cap). A counted byte is held at most twice at once (the
+    request body and its serialized copy sent upstream; an answer's chunks and their join, or
+    the answer and the socket buffer of a slow client), so the worst case is
+    2 x (128 + 64) = 384 MiB of bodies, plus the interpreter (~60 MiB) and uvicorn's
+    per-connection read buffers (~64 KiB each): about 450 MiB of 512 with one worker process
+    (budgets are per process; the router Deployment runs one). A flood is refused or shed,
+    not an OOM kill.
     """
     limit = memory_limit_mib * _MiB
     return {

@@ -39,14 +39,16 @@ def derived_budget(fraction: float, fallback: int, environ: Mapping[str, str] | 
 class ByteBudget:
     """A counter of reserved bytes with a ceiling; single-threaded (one event loop) use.
 
-    `setting` names the knob that sets the ceiling, so a refusal says what to raise.
+    `setting` names the knob that sets the ceiling, so a refusal says what to raise; `holds`
+    says what the bytes are.
     """
 
-    __slots__ = ("limit", "setting", "used")
+    __slots__ = ("holds", "limit", "setting", "used")
 
-    def __init__(self, limit: int, setting: str = "") -> None:
+    def __init__(self, limit: int, setting: str = "", holds: str = "request bodies") -> None:
         self.limit = limit
         self.setting = setting
+        self.holds = holds
         self.used = 0
 
     def try_reserve(self, size: int) -> bool:
@@ -59,10 +61,11 @@ class ByteBudget:
     def release(self, size: int) -> None:
         self.used -= size
 
-    def spent(self, size: int) -> ServiceUnavailable:
-        """The 503 for a `size`-byte reservation that did not fit."""
+    def spent(self, size: int, what: str = "") -> ServiceUnavailable:
+        """The 503 for a `size`-byte reservation (of `what`, if said) that did not fit."""
         knob = f" ({self.setting})" if self.setting else ""
+        more = f"{size} more bytes{f' of {what}' if what else ''}"
         return ServiceUnavailable(
-            f"already holding {self.used} bytes of request bodies; {size} more would pass "
+            f"already holding {self.used} bytes of {self.holds}; {more} would pass "
             f"the {self.limit}-byte budget{knob}: retry later"
         )

@@ -13,7 +13,11 @@ upstream closed it while idle; nothing was processed, so resending is safe).
 
 Every response is bounded in bytes: past `max_response_bytes` (declared or received) the
 exchange fails with `UpstreamTooLarge` and the connection is dropped, so an upstream that
-answers without end costs a 502, never the caller's memory.
+answers without end costs a 502, never the caller's memory. With a `budget` (the router's
+in-flight bytes) the answer is also reserved in it, at its declared content-length or as
+chunks arrive: many answers at once are bounded in total, not just one at a time. One that
+does not fit fails with the budget's 503 (`ServiceUnavailable`) and the connection is dropped;
+a complete answer's `len(body)` stays reserved and the caller releases it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import NamedTuple, cast
 
 import httptools
 
+from mlkube_serving._http.budget import ByteBudget
 from mlkube_serving._http.errors import (
     UpstreamError,
     UpstreamTimeout,
@@ -65,6 +70,8 @@ class _Connection(asyncio.Protocol):
         self._got_bytes = False
         self._size = 0
         self._cap = DEFAULT_MAX_RESPONSE_BYTES
+        self._budget: ByteBudget | None = None
+        self._reserved = 0  # bytes of this answer reserved in `_budget`
         self.reusable = False
         self.closed = False
         self._timer: asyncio.TimerHandle | None = None
@@ -104,8 +111,16 @@ class _Connection(asyncio.Protocol):
         if name == b"content-length" or name == b"transfer-encoding":
             self._framed = True
             declared = name == b"content-length" and not self._head_request and value.isdigit()
-            if declared and int(value) > self._cap:
-                self._too_large(f"declares {int(value)} bytes")
+            if declared:
+                size = int(value)
+                if size > self._cap:
+                    self._too_large(f"declares {size} bytes")
+                elif (budget := self._budget) is not None:
+                    if budget.used + size > budget.limit:
+                        self._over_budget(size)
+                        return
+                    budget.used += size  # inline, not try_reserve(): every answer's path
+                    self._reserved = size
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -123,6 +138,13 @@ class _Connection(asyncio.Protocol):
         if self._size > self._cap:
             self._too_large("sent more")
             return
+        if self._size > self._reserved and self._budget is not None:
+            # Chunked, close-delimited or longer than declared: reserve as the bytes arrive.
+            more = self._size - self._reserved
+            if not self._budget.try_reserve(more):
+                self._over_budget(more)
+                return
+            self._reserved = self._size
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -134,23 +156,42 @@ class _Connection(asyncio.Protocol):
         self._body = []
         self.abort()
 
+    def _over_budget(self, size: int) -> None:
+        assert self._budget is not None
+        self._fail(self._budget.spent(size, "an upstream answer"))
+        self._body = []
+        self.abort()
+
     # client side
     def _finish(self) -> None:
         self._cancel_timer()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+            if self._reserved:
+                # The caller owns exactly len(body) reserved bytes from here on.
+                if self._reserved != len(body):
+                    self._budget.release(self._reserved - len(body))  # type: ignore[union-attr]
+                self._reserved = 0
             waiter.set_result(UpstreamResponse(self._status, self._headers, body))
 
     def _fail(self, exc: Exception) -> None:
         self._cancel_timer()
         self.reusable = False
+        if self._reserved:
+            self._budget.release(self._reserved)  # type: ignore[union-attr]
+            self._reserved = 0
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
 
     def send(
-        self, data: bytes, head_request: bool, deadline: float, cap: int
+        self,
+        data: bytes,
+        head_request: bool,
+        deadline: float,
+        cap: int,
+        budget: ByteBudget | None = None,
     ) -> asyncio.Future[UpstreamResponse]:
         """Write one request; the future resolves with the complete response.
 
@@ -165,6 +206,8 @@ class _Connection(asyncio.Protocol):
         self._head_request = head_request
         self._size = 0
         self._cap = cap
+        self._budget = budget
+        self._reserved = 0
         if self.closed or self._transport is None:
             waiter.set_exception(_StaleConnection("connection already closed"))
         else:
@@ -214,6 +257,7 @@ class UpstreamPool:
         *,
         head_request: bool = False,
         max_response_bytes: int | None = None,
+        budget: ByteBudget | None = None,
     ) -> UpstreamResponse:
         """Send a serialized request (head and body) and return the response.
 
@@ -221,7 +265,8 @@ class UpstreamPool:
         the exchange. Raises `UpstreamUnreachable` when no connection could be opened (nothing
         was sent), `UpstreamTimeout` past the deadline, `UpstreamTooLarge` past the response
         cap (the pool's, or the smaller `max_response_bytes`) and `UpstreamError` when the
-        upstream broke the exchange.
+        upstream broke the exchange. With a `budget` the answer is reserved in it (503
+        `ServiceUnavailable` when it does not fit) and the caller releases `len(body)`.
         """
         cap = self.max_response_bytes
         if max_response_bytes is not None and max_response_bytes < cap:
@@ -232,8 +277,9 @@ class UpstreamPool:
             reused = conn is not None
             if conn is None:
                 conn, reused = await self._acquire_slow(deadline)
+            waiter = conn.send(data, head_request, deadline, cap, budget)
             try:
-                response = await conn.send(data, head_request, deadline, cap)
+                response = await waiter
             except _StaleConnection as exc:
                 self._discard(conn)
                 if reused and attempt == 0:
@@ -241,6 +287,9 @@ class UpstreamPool:
                 raise UpstreamError(f"upstream {self.host}:{self.port}: {exc}") from exc
             except BaseException:
                 self._discard(conn)
+                answered = waiter.done() and not waiter.cancelled() and not waiter.exception()
+                if budget is not None and answered:  # answered, then we were cancelled
+                    budget.release(len(waiter.result().body))
                 raise
             self._release(conn)
             return response

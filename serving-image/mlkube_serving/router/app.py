@@ -5,10 +5,11 @@ block and finds the targeting and auth headers; the body is forwarded as the byt
 the upstream's answer is returned as the bytes it sent. The current `RoutingTable` is read once
 per request, so a reload that swaps it never affects requests already in flight.
 
-Memory is bounded in bytes, not requests: live request bodies held at once (503 past
-`maxInflightBytes`), each upstream answer (502 past `maxResponseBytes`) and mirror copies
-(shed past `mirrorMaxBytes`). `GET /-/config` answers the sha256 of the config file the
-process serves from, so the operator reports traffic as applied only once the router has it.
+Memory is bounded in bytes, not requests: live request bodies and upstream answers held at
+once (503 past `maxInflightBytes`, counted by reason in `shed_requests`), each upstream answer
+(502 past `maxResponseBytes`) and mirror copies (shed past `mirrorMaxBytes`).
+`GET /-/config` answers the sha256 of the config file the process serves from, so the
+operator reports traffic as applied only once the router has it.
 """
 
 from __future__ import annotations
@@ -82,8 +83,10 @@ class RouterApp:
         self._watch_interval = watch_interval
         self.mirror = MirrorDispatcher(self.metrics)
         self.health = UpstreamHealth(self.metrics)
-        # Live request bodies held now; the limit comes from the config.
-        self.inflight = ByteBudget(0, "router config maxInflightBytes")
+        # Live request bodies and upstream answers held now; the limit comes from the config.
+        self.inflight = ByteBudget(
+            0, "router config maxInflightBytes", "request bodies and upstream answers"
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     # lifecycle -----------------------------------------------------------------------------
@@ -278,9 +281,10 @@ class RouterApp:
             await self._refuse(send, exc)
             return
         except ServiceUnavailable as exc:
-            self.metrics.shed_requests.inc()
+            self.metrics.shed_requests.labels("request_bytes").inc()
             await self._refuse(send, exc)
             return
+        answered = 0  # bytes of the upstream answer reserved in `inflight`
         try:
             headers = b"".join(lines)
             method = METHODS.get(scope["method"]) or scope["method"].encode()
@@ -299,6 +303,13 @@ class RouterApp:
                 status, payload = render_error(exc)
                 await respond(send, status, payload)
                 return
+            except ServiceUnavailable as exc:  # its answer does not fit the in-flight budget
+                self.metrics.shed_requests.labels("response_bytes").inc()
+                self.metrics.observe_request(route.name, exc.status, kind, -1.0)
+                status, payload = render_error(exc)
+                await respond(send, status, payload)
+                return
+            answered = len(response.body)
             elapsed = time.perf_counter() - start
 
             if is_head or response.status in (204, 304):
@@ -327,7 +338,7 @@ class RouterApp:
                         max_bytes=table.config.mirror_max_bytes,
                     )
         finally:
-            self.inflight.used -= len(body)  # release, inline: this is every request's path
+            self.inflight.used -= len(body) + answered  # release, inline: every request's path
 
     async def _forward(
         self,
@@ -350,7 +361,9 @@ class RouterApp:
         while True:
             data = serialize_request(method, target, route.host_line, headers, body)
             try:
-                response = await route.pool.request(data, deadline, head_request=method == b"HEAD")
+                response = await route.pool.request(
+                    data, deadline, head_request=method == b"HEAD", budget=self.inflight
+                )
             except UpstreamTimeout as exc:
                 self._note_failure(route, exc)
                 raise UpstreamTimeout(

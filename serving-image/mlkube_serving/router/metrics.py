@@ -78,7 +78,9 @@ class RouterMetrics:
         )
         self.shed_requests = Counter(
             PREFIX + "shed_requests",
-            "Live requests refused with 503 because the in-flight body budget was spent.",
+            "Live requests answered 503 because the in-flight byte budget was spent, by reason: "
+            "request_bytes (its body did not fit), response_bytes (its upstream answer did not).",
+            ["reason"],
             registry=r,
         )
         self.config_info = Gauge(

@@ -24,11 +24,14 @@ MiB = 1024 * 1024
 class RawUpstream:
     """A loopback HTTP/1.1 server whose answer is a fixed byte prelude, then `tail` forever.
 
-    `silent=True` reads requests and never answers (a shadow that hangs).
+    `silent=True` reads requests and never answers (a shadow that hangs); `hold=True` keeps
+    the connection open after the prelude (an answer that stalls part-way).
     """
 
-    def __init__(self, prelude: bytes = b"", tail: bytes = b"", silent: bool = False) -> None:
-        self.prelude, self.tail, self.silent = prelude, tail, silent
+    def __init__(
+        self, prelude: bytes = b"", tail: bytes = b"", silent: bool = False, hold: bool = False
+    ) -> None:
+        self.prelude, self.tail, self.silent, self.hold = prelude, tail, silent, hold
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
@@ -56,6 +59,8 @@ class RawUpstream:
                 conn.sendall(self.prelude)
                 while self.tail and not self.stopped.is_set():
                     conn.sendall(self.tail)
+                while self.hold and not self.stopped.is_set() and conn.recv(65536):
+                    pass
             except OSError:
                 return  # the router cut us off: expected
 
@@ -157,6 +162,46 @@ def test_live_bodies_past_the_inflight_budget_get_503(start_router: Any, raw: An
     # Released after the timeouts: the budget is whole again.
     wait_until(lambda: requests.get(router.url + "/healthz", timeout=5).ok)
     again = asyncio.run(fire(router.url + V2_PATH, 2, concurrency=2, body=body))
+    assert sorted(r.status for r in again) == [504, 504]
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_upstream_answers_past_the_inflight_budget_get_503(
+    start_router: Any, raw: Any, framing: str
+) -> None:
+    """Answers are reserved in the in-flight budget in total, not only capped one by one."""
+    part = 768 * 1024  # each answer fits maxResponseBytes; two fit the budget, three do not
+    if framing == "content-length":
+        prelude = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % (part + 1) + b"x" * 100
+    else:
+        chunk = 64 * 1024
+        prelude = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + (
+            b"%x\r\n" % chunk + b"x" * chunk + b"\r\n"
+        ) * (part // chunk)
+    stalled = raw(prelude=prelude, hold=True)  # the answer never completes: its bytes stay held
+    doc = {
+        "version": 1,
+        "endpoint": "credit",
+        "deployments": {"stalled": {"url": stalled.url}},
+        "traffic": {"stalled": 100},
+        "maxInflightBytes": 2 * MiB,
+        "maxResponseBytes": 4 * MiB,
+        "timeoutSeconds": 3,
+    }
+    router = start_router(doc, wait_ready=False)
+    results = asyncio.run(fire(router.url + V2_PATH, 5, concurrency=5, body=b"{}"))
+    statuses = sorted(r.status for r in results)
+    # At most two answers are held at once; the others are shed, never buffered.
+    assert statuses.count(503) >= 3 and set(statuses) <= {503, 504}, statuses
+    refused = next(r for r in results if r.status == 503)
+    error = orjson.loads(refused.body)["error"]
+    assert "maxInflightBytes" in error and "upstream answer" in error, error
+    shed = router.metric("mlkube_router_shed_requests_total", reason="response_bytes")
+    assert shed == statuses.count(503)
+    assert router.metric("mlkube_router_shed_requests_total", reason="request_bytes") == 0
+    assert router.proc.poll() is None
+    # Released after the timeouts: two answers fit again.
+    again = asyncio.run(fire(router.url + V2_PATH, 2, concurrency=2, body=b"{}"))
     assert sorted(r.status for r in again) == [504, 504]
 
 
