@@ -10,13 +10,15 @@ status its `ServingError` carries; nothing a client sends can produce an unhandl
 Memory is bounded in bytes: bodies waiting for or running in the thread are reserved in a
 queued-bytes budget (`MLKUBE_MAX_QUEUED_BYTES`, default a quarter of the container memory
 limit): a body that does not fit now is a 503, one that could never fit a 413, both with the
-reason. Small inline bodies run to completion before the next one is read, so they hold
-nothing.
+reason. A body stays reserved until the thread is done with it, not until its request
+times out: a timed-out request's body is still held by the running inference. Small inline
+bodies run to completion before the next one is read, so they hold nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -153,14 +155,30 @@ class ServingApp:
                     declared=declared,
                 )
                 try:
-                    loop = asyncio.get_running_loop()
-                    return await loop.run_in_executor(self._pool, route.handler, call)
-                finally:
+                    task = self._pool.submit(route.handler, call)
+                except BaseException:
                     self.queued.release(len(call.body))
+                    raise
+                task.add_done_callback(self._releaser(len(call.body)))
+                return await asyncio.wrap_future(task)
         except TimeoutError as exc:
             raise RequestTimeout(
                 f"request did not finish within {self.settings.request_timeout:g}s"
             ) from exc
+
+    def _releaser(self, size: int) -> Callable[[object], None]:
+        """A done-callback giving `size` bytes back to the budget on the event loop.
+
+        It runs when the thread finished with the body (or the task was cancelled before it
+        started), possibly in the thread: the budget is the loop's, so the release is posted.
+        """
+        loop = asyncio.get_running_loop()
+
+        def release(_: object) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
+                loop.call_soon_threadsafe(self.queued.release, size)
+
+        return release
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"request body exceeds {self.settings.max_body_bytes} bytes")

@@ -63,3 +63,30 @@ def test_queued_bytes_past_the_budget_are_refused_with_a_reason(slow_model: Path
         assert post(server.url, padded(0.0, 300 * 1024)).status_code == 200
     finally:
         server.stop()
+
+
+def test_a_timed_out_body_stays_reserved_until_the_thread_is_done_with_it(
+    slow_model: Path,
+) -> None:
+    """The timeout answers the client, but the inference thread still holds the body."""
+    env = {"MLKUBE_MAX_QUEUED_BYTES": str(BUDGET), "MLKUBE_REQUEST_TIMEOUT_SECONDS": "0.5"}
+    server = ServerProcess(slow_model, name="slow", env=env)
+    try:
+        server.wait_ready()
+        started = time.monotonic()
+        late = post(server.url, padded(3.0, 600 * 1024))  # runs 3 s; answered at 0.5 s
+        assert late.status_code in (408, 504), late.text
+        # 600 KiB more would pass 1 MiB while the thread still holds the first body: 503.
+        refused = post(server.url, padded(0.0, 600 * 1024))
+        assert time.monotonic() - started < 2.5  # the first inference is still running
+        assert refused.status_code == 503, refused.text
+        assert "MLKUBE_MAX_QUEUED_BYTES" in refused.json()["error"]
+        # Once the thread is done the bytes come back.
+        deadline = time.monotonic() + 10
+        while (answer := post(server.url, padded(0.0, 600 * 1024))).status_code == 503:
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.2)
+        assert answer.status_code == 200, answer.text
+        assert time.monotonic() - started >= 2.5
+    finally:
+        server.stop()
