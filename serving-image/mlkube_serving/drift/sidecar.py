@@ -30,7 +30,7 @@ from mlkube_serving.drift.engine import DriftEngine
 from mlkube_serving.drift.errors import DriftError
 from mlkube_serving.drift.metrics import DEFAULT_MAX_FEATURE_SERIES, EvaluationTimes, serve_metrics
 from mlkube_serving.drift.profile import load_profile, resolve_profile_path, select_features
-from mlkube_serving.drift.worker import DriftWorker
+from mlkube_serving.drift.worker import DriftWorker, held_bytes
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,9 @@ class DriftApp:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             self.worker.invalid_payloads += 1
             return
-        self.worker.submit(payload, count, len(body))
+        size = held_bytes(payload, len(body))
+        del body  # the parsed payload is what stays held
+        self.worker.submit(payload, count, size)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -148,7 +150,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--max-queued-bytes",
         type=int,
         default=derived_budget(1 / 16, 64 * MiB),
-        help="body bytes of queued payloads (default 1/16 of the memory limit, <= 64 MiB)",
+        help="bytes held by queued payloads once parsed (default 1/16 of the memory limit "
+        "published in MLKUBE_MEMORY_LIMIT_BYTES, at most 64 MiB)",
     )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--log-level", default="info")

@@ -1,8 +1,11 @@
 """The thread that owns the drift engine: ingests queued payloads and evaluates periodically.
 
 The HTTP handler only parses JSON and puts the payload on a queue bounded in payloads and in
-body bytes (dropping and counting when either is spent), so a slow evaluation can never hold
-up the model server's request nor grow the sidecar's memory.
+bytes (dropping and counting when either is spent), so a slow evaluation can never hold up the
+model server's request nor grow the sidecar's memory. The bytes counted are those the parsed
+payload holds (`held_bytes`), not its JSON text: a parsed float is a 24-byte object plus an
+8-byte list slot where the text had 4 to 20 bytes, so budgeting the text would let the queue
+hold several times the budget.
 Evaluation runs here, off the request path, after `eval_samples` new rows or `eval_interval`
 seconds (whichever comes first, but never more often than `min_gap` seconds) and publishes an
 immutable summary that readers pick up with a single attribute read.
@@ -22,6 +25,31 @@ from mlkube_serving.drift.engine import DriftEngine
 from mlkube_serving.drift.errors import PayloadError
 
 log = logging.getLogger(__name__)
+
+# Upper bounds of what parsing adds (CPython, 64-bit): per JSON value a list slot (8) plus the
+# object (float 24, int 28 to 36, ASCII str 49 + its text); per row a list (56) plus its slot
+# in `rows` (8). The text of strings is covered by adding the body's own length.
+_VALUE_BYTES = 8 + 56
+_ROW_BYTES = 8 + 56
+
+
+def held_bytes(payload: object, body_size: int) -> int:
+    """What a parsed samples payload holds in memory, from above (cheap: no deep walk).
+
+    Rows are lists of scalars (anything else is rejected by the worker, which frees it).
+    """
+    if not isinstance(payload, dict):
+        return body_size
+    values = rows = 0
+    for key in ("rows", "predictions"):
+        items = payload.get(key)
+        if isinstance(items, list):
+            try:
+                values += sum(map(len, items))
+                rows += len(items)
+            except TypeError:  # scalars (predictions), or a malformed payload
+                values += len(items)
+    return body_size + rows * _ROW_BYTES + values * _VALUE_BYTES
 
 
 def utc_now() -> str:
@@ -48,7 +76,7 @@ class DriftWorker:
         self.eval_samples = eval_samples or engine.window_size
         self.min_gap = min(min_gap, eval_interval)
         self._queue: queue.Queue[tuple[object, int, int]] = queue.Queue(maxsize=queue_size)
-        # Body bytes of the queued payloads: the loop adds, the worker thread subtracts.
+        # Bytes the queued payloads hold (`held_bytes`): the loop adds, the worker subtracts.
         self.max_queued_bytes = max_queued_bytes
         self.queued_bytes = 0
         self._bytes_lock = threading.Lock()
@@ -77,8 +105,8 @@ class DriftWorker:
             self._thread.join(timeout)
 
     def submit(self, payload: object, rows: int, size: int = 0) -> bool:
-        """Queue a parsed payload of `size` body bytes; False (counted as dropped) when the
-        queue is full or its byte budget is spent."""
+        """Queue a parsed payload holding `size` bytes (`held_bytes`); False (counted as
+        dropped) when the queue is full or its byte budget is spent."""
         self.received += rows
         with self._bytes_lock:
             if self.queued_bytes + size > self.max_queued_bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import tracemalloc
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -16,7 +17,7 @@ from mlkube_serving.drift import synthetic
 from mlkube_serving.drift.engine import DriftEngine
 from mlkube_serving.drift.metrics import DriftCollector, EvaluationTimes, select_series_features
 from mlkube_serving.drift.sidecar import DriftApp, parse_args
-from mlkube_serving.drift.worker import DriftWorker
+from mlkube_serving.drift.worker import DriftWorker, held_bytes
 
 
 def call(
@@ -82,6 +83,39 @@ def test_full_queue_drops_and_counts_rows(worker: DriftWorker) -> None:
     for _ in range(6):  # queue holds 4 payloads; the worker is not running
         assert call(app, "POST", "/v1/samples", body)[0] == 202
     assert worker.received == 60 and worker.dropped == 20
+
+
+def parsed_size(body: bytes) -> int:
+    """Bytes `orjson.loads(body)` allocates and keeps, measured."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        payload = orjson.loads(body)
+        size = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    del payload
+    return size
+
+
+def test_queued_payloads_are_budgeted_at_what_they_hold_once_parsed(
+    worker: DriftWorker,
+) -> None:
+    """A parsed payload is several times its JSON text: the budget counts the parsed size."""
+    app = DriftApp(worker)
+    payload = synthetic.to_payloads(synthetic.make_columns(2000, seed=1), 2000)[0]
+    body = orjson.dumps(payload)
+    held = parsed_size(body)
+    assert held > 2 * len(body)  # why counting the text was not enough
+    assert call(app, "POST", "/v1/samples", body)[0] == 202  # queued: the worker is not running
+    assert held <= worker.queued_bytes <= 3 * held, (len(body), held, worker.queued_bytes)
+    # A budget of a few texts' worth holds fewer payloads than the text count would admit.
+    small = DriftWorker(worker.engine, queue_size=100, max_queued_bytes=4 * len(body))
+    app = DriftApp(small)
+    for _ in range(4):
+        call(app, "POST", "/v1/samples", body)
+    assert small.queued_bytes <= small.max_queued_bytes and small.dropped_full > 0
+    assert held_bytes({"rows": 5}, 10) == 10 and held_bytes([1, 2], 7) == 7  # malformed
 
 
 def test_bad_requests(worker: DriftWorker) -> None:
@@ -193,15 +227,16 @@ def test_samples_only_from_the_pod_itself_but_the_summary_for_the_operator(
 def test_queued_payloads_are_bounded_in_bytes_too(profile: dict[str, Any]) -> None:
     """B9: 1024 queued payloads of up to 16 MiB each was the only bound; bytes count now."""
     body = orjson.dumps(synthetic.to_payloads(synthetic.make_columns(10, seed=1), 10)[0])
+    held = held_bytes(orjson.loads(body), len(body))
     worker = DriftWorker(
-        DriftEngine(profile), eval_interval=0.05, queue_size=100, max_queued_bytes=3 * len(body)
+        DriftEngine(profile), eval_interval=0.05, queue_size=100, max_queued_bytes=3 * held
     )
     app = DriftApp(worker)
     try:
         for _ in range(5):  # three fit in the byte budget; the worker is not running
             assert call(app, "POST", "/v1/samples", body)[0] == 202
         assert worker.received == 50 and worker.dropped == 20
-        assert worker.queued_bytes == 3 * len(body)
+        assert worker.queued_bytes == 3 * held
         worker.start()
         wait_for(lambda: worker.queued_bytes == 0)  # released as the worker ingests
         assert call(app, "POST", "/v1/samples", body)[0] == 202
