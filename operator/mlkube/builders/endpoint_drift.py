@@ -21,6 +21,7 @@ from mlkube.builders.pods import (
     container_security_context,
     env_list,
     http_probe,
+    memory_limit_env,
     number_text,
     tmp_mount,
 )
@@ -92,14 +93,15 @@ def drift_volumes(model: ModelFacts, model_pvc_volume: str) -> list[dict[str, An
     return volumes
 
 
-def sidecar_env(dep: OnlineDeployment) -> list[dict[str, str]]:
-    """Profile directory (the sidecar picks the one .json in it), window and feature subset."""
+def sidecar_env(dep: OnlineDeployment) -> list[dict[str, Any]]:
+    """Profile directory (the sidecar picks the one .json in it), window, feature subset and
+    the container's memory limit, which sizes the sidecar's queued-payload byte budget."""
     env = {c.ENV_DRIFT_PROFILE: c.DRIFT_BASELINE_DIR}
     if dep.drift is not None and dep.drift.window_size is not None:
         env[c.ENV_DRIFT_WINDOW_SIZE] = str(dep.drift.window_size)
     if dep.drift is not None and dep.drift.features:
         env[c.ENV_DRIFT_FEATURES] = ",".join(dep.drift.features)
-    return env_list(env)
+    return [*env_list(env), memory_limit_env(DRIFT_CONTAINER)]
 
 
 def drift_sidecar(dep: OnlineDeployment, config: OperatorConfig) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from mlkube.builders.pods import (
     container_security_context,
     env_list,
     http_probe,
+    memory_limit_env,
     number_text,
     restricted_pod_spec,
     tmp_mount,
@@ -98,17 +99,6 @@ def model_volume_limit(model: ModelFacts) -> str:
         return DEFAULT_MODEL_VOLUME_LIMIT
     mib = math.ceil(model.size * (1 + MODEL_VOLUME_HEADROOM) / (1024 * 1024))
     return f"{mib + MODEL_VOLUME_SLACK_MIB}Mi"
-
-
-def memory_limit_env(container: str) -> dict[str, Any]:
-    """The container's memory limit in bytes (downward API): the data plane sizes its byte
-    budgets from it (`mlkube_serving._http.budget`). Only set when a limit is."""
-    return {
-        "name": c.ENV_MEMORY_LIMIT,
-        "valueFrom": {
-            "resourceFieldRef": {"containerName": container, "resource": "limits.memory"}
-        },
-    }
 
 
 def _resources(dep: OnlineDeployment) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from mlkube import contract as c
+
 TMP_VOLUME: Final = "tmp"
 TMP_DIR: Final = "/tmp"
 TMP_SIZE_LIMIT: Final = "256Mi"
@@ -94,3 +96,14 @@ def env_list(values: dict[str, str]) -> list[dict[str, str]]:
 def number_text(value: float) -> str:
     """A number as an env value: integers without a trailing .0 (10, not 10.0)."""
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def memory_limit_env(container: str) -> dict[str, Any]:
+    """The container's memory limit in bytes (downward API): the data plane sizes its byte
+    budgets from it (`mlkube_serving._http.budget`). Only set it when a limit is."""
+    return {
+        "name": c.ENV_MEMORY_LIMIT,
+        "valueFrom": {
+            "resourceFieldRef": {"containerName": container, "resource": "limits.memory"}
+        },
+    }

@@ -121,3 +121,27 @@ def test_traffic_is_applied_only_when_every_router_serves_the_expected_hash() ->
     assert not traffic_applied("sha256:a", ["sha256:a", "sha256:old"])
     assert not traffic_applied("sha256:a", ["sha256:a", None])  # a replica not asked
     assert not traffic_applied("sha256:a", [])  # no router observed yet
+
+
+def test_drift_sidecar_sizes_its_queue_from_its_own_memory_limit(
+    make_spec: Any, config: OperatorConfig, monkeypatch: Any
+) -> None:
+    """The sidecar's container limit reaches it (downward API), so its budget follows it."""
+    from mlkube.builders.endpoint_drift import DRIFT_CONTAINER, SIDECAR_RESOURCES, drift_sidecar
+    from mlkube_serving._http.budget import derived_budget
+    from mlkube_serving.drift.sidecar import parse_args
+
+    spec = make_spec(
+        deployments=[{"name": "blue", "model": "credit-risk-v3", "drift": {"enabled": True}}],
+        traffic={"blue": 100},
+    )
+    container = drift_sidecar(spec.deployments[0], config)
+    env = {e["name"]: e for e in container["env"]}
+    assert env[c.ENV_MEMORY_LIMIT]["valueFrom"] == {
+        "resourceFieldRef": {"containerName": DRIFT_CONTAINER, "resource": "limits.memory"}
+    }
+    assert SIDECAR_RESOURCES["limits"]["memory"]  # the field the reference reads is set
+    # What the kubelet would put there for a 256 Mi limit: a sixteenth of it, not 64 MiB.
+    monkeypatch.setenv(c.ENV_MEMORY_LIMIT, str(256 * MiB))
+    args = parse_args(["--profile", "/p.json"])
+    assert args.max_queued_bytes == 16 * MiB == derived_budget(1 / 16, 64 * MiB)

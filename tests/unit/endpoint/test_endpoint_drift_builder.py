@@ -16,6 +16,7 @@ from mlkube.builders.operator_config import (
     OperatorConfigError,
     parse_operator_config,
 )
+from mlkube.builders.pods import memory_limit_env
 
 IMAGE = "registry.example/mlkube-serving:1.2.3"
 BASELINE_DIGEST = "sha256:" + "b" * 64
@@ -27,6 +28,9 @@ RESTRICTED = {
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
+
+# The sidecar sizes its queued-payload budget from its own limit (B9).
+MEMORY_LIMIT = memory_limit_env("drift")
 
 
 def _dep(**drift: Any) -> OnlineDeployment:
@@ -87,6 +91,7 @@ def test_drift_pod_gets_baseline_step_sidecar_and_server_wiring(
             {"name": "MLKUBE_DRIFT_PROFILE", "value": "/mnt/drift-baseline"},
             {"name": "MLKUBE_DRIFT_WINDOW_SIZE", "value": "500"},
             {"name": "MLKUBE_DRIFT_FEATURES", "value": "x0,x1"},
+            MEMORY_LIMIT,
         ],
         "ports": [
             {"name": "drift", "containerPort": 8090, "protocol": "TCP"},
@@ -120,7 +125,8 @@ def test_defaults_leave_window_and_features_to_the_profile(
 ) -> None:
     pod = _pod(owner, _dep(), _with_baseline(models["credit-risk-v3"]), config)
     assert pod["containers"][1]["env"] == [
-        {"name": "MLKUBE_DRIFT_PROFILE", "value": "/mnt/drift-baseline"}
+        {"name": "MLKUBE_DRIFT_PROFILE", "value": "/mnt/drift-baseline"},
+        MEMORY_LIMIT,
     ]
     assert pod["containers"][0]["env"][-1] == {"name": "MLKUBE_DRIFT_SAMPLE_RATE", "value": "1"}
 
