@@ -153,6 +153,8 @@ def local_server_env(
         c.ENV_METRICS_PORT: str(metrics_port),
         c.ENV_HTTP_HOST: "127.0.0.1",
     }
+    # Request samples go to the local sidecar or nowhere: never to a URL the spec names.
+    env.pop(c.ENV_DRIFT_URL, None)
     if drift_port is not None:
         env[c.ENV_DRIFT_URL] = f"http://127.0.0.1:{drift_port}"
     return env

@@ -9,6 +9,7 @@ allow-listed env vars pass.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.names import EndpointRef
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION
-from mlkube.localrun.plan import PlanError, plan_local
+from mlkube.localrun.plan import PlanError, local_server_env, plan_local
 from mlkube.localrun.source import plan_from_cluster
 
 DIGEST = "sha256:" + "a" * 64
@@ -50,6 +51,15 @@ def test_only_allow_listed_env_reaches_local_processes() -> None:
     assert server.env["MLKUBE_WORKERS"] == "1"
     assert server.env["MLKUBE_MODEL_NAME"] == "credit-risk"
     assert server.dropped_env == ("LD_PRELOAD", "PYTHONPATH")
+
+
+def test_request_samples_never_leave_for_a_url_the_spec_names() -> None:
+    (server,) = plan_local(children()).servers
+    spiked = dataclasses.replace(server, env={**server.env, "MLKUBE_DRIFT_URL": "http://x.example"})
+    env = local_server_env(spiked, model_dir="/m", http_port=1, metrics_port=2)
+    assert "MLKUBE_DRIFT_URL" not in env
+    env = local_server_env(spiked, model_dir="/m", http_port=1, metrics_port=2, drift_port=3)
+    assert env["MLKUBE_DRIFT_URL"] == "http://127.0.0.1:3"
 
 
 def test_an_artifact_without_a_digest_is_refused() -> None:
