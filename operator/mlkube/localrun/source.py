@@ -48,12 +48,19 @@ def plan_from_cluster(kube: Reader, namespace: str, name: str) -> LocalPlan:
             # Ready means the operator verified the artifact and recorded its digest.
             raise PlanError(f"{found.message}: run-local serves only verified Models")
         models[model] = found
+    owner = EndpointRef(name=name, namespace=namespace, uid=str(obj["metadata"].get("uid", "")))
     keys: list[str] = []
     if spec.auth.mode == "key":
         secret = kube.get("v1", "Secret", keys_secret_name(name), namespace)
-        keys = read_keys(secret) if secret else []
+        if secret is not None and not _controlled_by(secret, owner.uid):
+            raise PlanError(f"Secret {keys_secret_name(name)} is not this endpoint's keys Secret")
+        keys = read_keys(secret)
         if not keys:
             raise PlanError("the endpoint has no API keys yet (the operator creates them)")
-    owner = EndpointRef(name=name, namespace=namespace, uid=str(obj["metadata"].get("uid", "")))
     children = build_endpoint_children(owner, spec, models, OperatorConfig(), keys)
     return plan_local(children)
+
+
+def _controlled_by(obj: dict[str, Any], uid: str) -> bool:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("controller") and r.get("uid") == uid for r in refs)

@@ -8,6 +8,7 @@ allow-listed env vars pass.
 
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint import build_endpoint_children
 from mlkube.builders.model_facts import ModelFacts
-from mlkube.builders.names import EndpointRef
+from mlkube.builders.names import EndpointRef, keys_secret_name
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION
 from mlkube.localrun.plan import PlanError, local_server_env, plan_local
@@ -126,3 +127,16 @@ def test_a_model_without_a_verified_digest_is_not_run() -> None:
     unverified = {**READY, "artifact": {}}
     with pytest.raises(PlanError, match=r"not Ready.*only verified Models"):
         plan_from_cluster(FakeReader(unverified), "ns", "credit")
+
+
+def test_keys_come_only_from_the_endpoints_own_secret() -> None:
+    reader = FakeReader(READY)
+    reader.objects[("OnlineEndpoint", "credit")]["spec"] = {**SPEC, "auth": {"mode": "key"}}
+    secret = {"metadata": {"name": "credit-keys", "ownerReferences": [
+        {"kind": "OnlineEndpoint", "name": "credit", "uid": "uid-1", "controller": True}]},
+        "data": {"keys": base64.b64encode(b"k1\n").decode()}}  # fmt: skip
+    reader.objects[("Secret", keys_secret_name("credit"))] = secret
+    assert plan_from_cluster(reader, "ns", "credit").keys == ["k1"]
+    secret["metadata"]["ownerReferences"] = []  # a user's Secret that happens to have the name
+    with pytest.raises(PlanError, match="not this endpoint's keys Secret"):
+        plan_from_cluster(reader, "ns", "credit")
