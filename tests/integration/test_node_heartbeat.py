@@ -132,3 +132,10 @@ def test_pods_recover_once_a_frozen_kwok_runs_again(
         timeout=grace + 30,
         what="nodes and pods Ready again after kwok resumed",
     )
+
+    # Later tests schedule pods: the unreachable/not-ready taints must be gone too.
+    def untainted() -> bool:
+        taints = [t for n in kube.list("v1", "Node") for t in n["spec"].get("taints") or []]
+        return not any(t["key"].startswith("node.kubernetes.io/") for t in taints)
+
+    wait_for(untainted, timeout=30, what="node taints removed")
