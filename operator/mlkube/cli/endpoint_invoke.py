@@ -125,16 +125,15 @@ def model_name_of(kube: Kube, namespace: str, model: str) -> str:
 
 def invoke_endpoint(args: argparse.Namespace) -> int:
     body = read_request(args.request_file)
-    protocol = None if args.path else choose_protocol(args, body)
+    protocol = None if args.path else choose_protocol(args, body)  # a bad body fails before I/O
     kube, namespace = connect(args)
     obj = get_endpoint(kube, namespace, args.name)
     base = args.url or (obj.get("status") or {}).get("url")
     if not base:
         raise CliError(f"OnlineEndpoint {namespace}/{args.name} has no URL yet; pass --url")
-    if args.path:
+    if protocol is None:
         path = str(args.path)
     else:
-        assert protocol is not None
         model_name = None
         if protocol in ("v1", "v2"):
             targets = target_models(obj.get("spec") or {}, args.deployment)
