@@ -10,7 +10,8 @@ is driven by the same load generator, wrk with a Lua POST script, on loopback:
 
 Each case runs a throughput phase (many connections: req/s at saturation) and a latency
 phase (one connection: the per-request cost a proxy adds). The best of `--rounds` rounds is
-kept per case, since the machine may be shared. Needs `wrk` and `nginx` (Debian packages).
+kept per case, since the machine may be shared. Needs `wrk` and `nginx`: when missing they are
+installed from Debian (as root), as `make bench-serving` installs its peer MLServer itself.
 Usage: python bench/router/run.py [--duration 4] [--rounds 2] [--workers 1,2] [--markdown]
 """
 
@@ -65,6 +66,30 @@ http {{
 """
 
 
+TOOLS = ("wrk", "nginx")
+
+
+def find_tool(name: str) -> str | None:
+    # nginx lives in /usr/sbin, which a non-login PATH may lack.
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+
+
+def ensure_tools() -> None:
+    """wrk and nginx from Debian when missing: a benchmark brings its own peer."""
+    missing = [tool for tool in TOOLS if find_tool(tool) is None]
+    if missing and os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"installing {' '.join(missing)} from Debian ...", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
+        if subprocess.run(install, env=env, capture_output=True, check=False).returncode != 0:
+            # A fresh machine may have no package lists yet.
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
+            subprocess.run(install, env=env, capture_output=True, check=False)
+        missing = [tool for tool in TOOLS if find_tool(tool) is None]
+    if missing:
+        sys.exit(f"missing {', '.join(missing)}: apt-get install -y {' '.join(missing)} (as root)")
+
+
 @dataclass
 class Sample:
     rps: float
@@ -97,7 +122,16 @@ def parse_wrk(output: str) -> Sample:
 
 
 def run_wrk(url: str, lua: Path, connections: int, seconds: float) -> Sample:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(lua), url]
+    cmd = [
+        find_tool("wrk") or "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--latency",
+        "-s",
+        str(lua),
+        url,
+    ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=seconds + 30)
     return parse_wrk(out.stdout)
 
@@ -162,7 +196,9 @@ class Bench:
                 workers=workers, tmp=self.tmp, blue=self.blue, green=self.green, port=port
             )
         )
-        proc = self.spawn(["nginx", "-p", str(self.tmp), "-c", str(conf), "-e", "stderr"])
+        proc = self.spawn(
+            [find_tool("nginx") or "nginx", "-p", str(self.tmp), "-c", str(conf), "-e", "stderr"]
+        )
         try:
             wait_ok(f"http://127.0.0.1:{port}{INFER_PATH}", proc, "POST")
             return self.measure(f"nginx-{workers}w", f"http://127.0.0.1:{port}{INFER_PATH}")
@@ -256,10 +292,7 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2", help="worker counts to compare, e.g. 1,2")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
-    missing = [tool for tool in ("wrk", "nginx") if shutil.which(tool) is None]
-    if missing:
-        print(f"missing {', '.join(missing)}: apt-get install -y {' '.join(missing)}")
-        return 2
+    ensure_tools()
     workers = [int(w) for w in args.workers.split(",")]
     cores = os.cpu_count() or 1
     load_before = os.getloadavg()[0]

@@ -22,12 +22,19 @@ from mlkube.k8s.crds import apply_crds
 from support.operator import OPERATOR_KUBECONFIG_ENV, run_operator
 
 REPO = Path(__file__).resolve().parents[2]
+# The controller-manager's node-monitor grace period for the session cluster (default 50 s):
+# short, so stale node heartbeats show up within any test that runs past it, not after an hour.
+NODE_GRACE_SECONDS = 20.0
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     bin_dir = os.environ.get("MLKUBE_CONTROLPLANE_BIN")
-    c = Cluster(tmp_path_factory.mktemp("cluster"), Path(bin_dir) if bin_dir else build_binaries())
+    c = Cluster(
+        tmp_path_factory.mktemp("cluster"),
+        Path(bin_dir) if bin_dir else build_binaries(),
+        node_monitor_grace_period=NODE_GRACE_SECONDS,
+    )
     started = time.monotonic()
     c.start()
     print(f"\ncontrol plane started in {time.monotonic() - started:.1f}s")

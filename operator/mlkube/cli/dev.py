@@ -89,6 +89,8 @@ def up(args: argparse.Namespace) -> int:
         store = f"s3://{realnode_store.BUCKET}" if real else None
         install_samples(kube, cluster.workdir, store_uri=store)
     kc = cluster.kubeconfig
+    # One line (a backslash in this f-string would only join it, leaving a run of spaces).
+    sample = "examples/models/credit-risk/3/sample-request.json"
     print(f"""
 mlkube dev cluster is ready ({time.monotonic() - started:.1f}s)
   kubeconfig: {kc}
@@ -101,8 +103,7 @@ Try:
   mlkube model list --tag team=risk
   mlkube endpoint show credit
   mlkube endpoint run-local credit --port 8081   # router + model servers as local processes
-  mlkube endpoint invoke credit --url http://127.0.0.1:8081 \
-      --request-file examples/models/credit-risk/3/sample-request.json
+  mlkube endpoint invoke credit --url http://127.0.0.1:8081 --request-file {sample}
 
 Stop it with: make dev-down""")
     return 0

@@ -8,30 +8,22 @@ whose messages are shown as they are.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from mlkube.builders.endpoint_router import read_keys
-from mlkube.builders.names import keys_secret_name
 from mlkube.cli import endpoint_view as view
+from mlkube.cli.endpoint_api import KIND, api_error, connect, endpoint_keys, get_endpoint
+from mlkube.cli.endpoint_invoke import PROTOCOLS, invoke_endpoint
 from mlkube.cli.errors import CliError
 from mlkube.cli.kube import add_kube_options
 from mlkube.cli.model_view import as_list, dump, without_managed_fields
 from mlkube.contract import API_VERSION, GROUP, HEADER_DEPLOYMENT
 from mlkube.k8s import ApiError, Kube
 
-KIND: Final = "OnlineEndpoint"
 FIELD_MANAGER: Final = "mlkube-cli"
-_DNS_HINT: Final = (
-    "cluster DNS names only resolve inside the cluster; from a workstation run "
-    "`kubectl port-forward svc/NAME 8080:80` and pass --url http://127.0.0.1:8080"
-)
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,7 +56,14 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     invoke.add_argument("--request-file", required=True, help="request body (JSON) file")
     invoke.add_argument("--deployment", help=f"target one deployment ({HEADER_DEPLOYMENT})")
     invoke.add_argument("--url", help="endpoint base URL (default: status.url)")
-    invoke.add_argument("--path", default="/score", help="request path (default /score)")
+    invoke.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="auto",
+        help="route by protocol: v2 /v2/models/M/infer, v1 /v1/models/M:predict, seldon "
+        "/api/v1.0/predictions, azureml /score (default auto: from the body's keys)",
+    )
+    invoke.add_argument("--path", help="request path (overrides --protocol)")
     invoke.add_argument("--key", help="API key (default: read from the endpoint's Secret)")
     invoke.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
     invoke.set_defaults(func=invoke_endpoint)
@@ -86,33 +85,6 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
     for verb in (create, list_cmd, show, update, invoke, creds, delete, run_local):
         add_kube_options(verb)
-
-
-def connect(args: argparse.Namespace) -> tuple[Kube, str]:
-    """The shared API client (honouring --kubeconfig/--context) and the namespace to use."""
-    try:
-        kube = Kube(args.kubeconfig, context=args.context)
-    except Exception as exc:  # the client raises ConfigException and OSError variants
-        raise CliError(f"cannot load Kubernetes configuration: {exc}") from exc
-    return kube, args.namespace or kube.default_namespace
-
-
-def api_error(err: ApiError, action: str) -> CliError:
-    if err.status == 404 and err.reason == "KindNotServed":
-        return CliError(
-            f"cannot {action}: the OnlineEndpoint CRD (onlineendpoints.{GROUP}) is not installed"
-        )
-    return CliError(f"cannot {action}: {err}")
-
-
-def get_endpoint(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
-    try:
-        obj = kube.get(API_VERSION, KIND, name, namespace)
-    except ApiError as err:
-        raise api_error(err, f"get OnlineEndpoint {namespace}/{name}") from err
-    if obj is None:
-        raise CliError(f"OnlineEndpoint {namespace}/{name} not found")
-    return obj
 
 
 def create_endpoints(args: argparse.Namespace) -> int:
@@ -209,22 +181,6 @@ def update_endpoint(args: argparse.Namespace) -> int:
     return 0
 
 
-def endpoint_keys(kube: Kube, namespace: str, obj: dict[str, Any]) -> list[str]:
-    name = obj["metadata"]["name"]
-    if ((obj.get("spec") or {}).get("auth") or {}).get("mode", "none") != "key":
-        return []
-    try:
-        secret = kube.get("v1", "Secret", keys_secret_name(name), namespace)
-    except ApiError as err:
-        raise api_error(err, f"read the keys of OnlineEndpoint {namespace}/{name}") from err
-    keys = read_keys(secret)
-    if not keys:
-        raise CliError(
-            f"OnlineEndpoint {namespace}/{name} has no keys yet (the operator creates them)"
-        )
-    return keys
-
-
 def get_credentials(args: argparse.Namespace) -> int:
     kube, namespace = connect(args)
     obj = get_endpoint(kube, namespace, args.name)
@@ -233,36 +189,6 @@ def get_credentials(args: argparse.Namespace) -> int:
         raise CliError(f"OnlineEndpoint {namespace}/{args.name} uses auth mode none: no keys")
     for key in keys:
         print(key)
-    return 0
-
-
-def invoke_endpoint(args: argparse.Namespace) -> int:
-    body = Path(args.request_file).read_bytes() if os.path.exists(args.request_file) else None
-    if body is None:
-        raise CliError(f"request file {args.request_file!r} does not exist")
-    kube, namespace = connect(args)
-    obj = get_endpoint(kube, namespace, args.name)
-    base = args.url or (obj.get("status") or {}).get("url")
-    if not base:
-        raise CliError(f"OnlineEndpoint {namespace}/{args.name} has no URL yet; pass --url")
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    if args.deployment:
-        headers[HEADER_DEPLOYMENT] = args.deployment
-    key = args.key or next(iter(endpoint_keys(kube, namespace, obj)), None)
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    target = base.rstrip("/") + "/" + args.path.lstrip("/")
-    request = urllib.request.Request(target, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:
-            sys.stdout.write(response.read().decode(errors="replace").rstrip("\n") + "\n")
-    except urllib.error.HTTPError as err:
-        detail = err.read().decode(errors="replace").strip()
-        raise CliError(f"{target} answered {err.code}: {detail}") from err
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        hint = f" ({_DNS_HINT})" if ".svc." in target else ""
-        raise CliError(f"cannot reach {target}: {reason}{hint}") from err
     return 0
 
 
@@ -279,28 +205,29 @@ def delete_endpoint(args: argparse.Namespace) -> int:
 
 
 def run_local_endpoint(args: argparse.Namespace) -> int:
-    """Read the endpoint's live children and run them here: artifacts downloaded and verified by
-    the storage initializer, one model server per deployment, the router in front."""
+    """Rebuild the endpoint's data plane from its spec and verified Models, and run it here:
+    artifacts downloaded and digest-checked, one model server per deployment, the router in
+    front. Nothing is copied from live Deployments (anyone may label one)."""
     import signal
     import tempfile
-    import time
 
-    from mlkube.contract import LABEL_ENDPOINT
-    from mlkube.localrun.plan import PlanError, plan_local
+    from mlkube.localrun.plan import PlanError
     from mlkube.localrun.runner import LocalEndpoint, LocalRunError
+    from mlkube.localrun.source import plan_from_cluster
 
     kube, namespace = connect(args)
-    get_endpoint(kube, namespace, args.name)
-    selector = f"{LABEL_ENDPOINT}={args.name}"
-    children = [
-        {"apiVersion": api_version, "kind": kind, **obj}
-        for api_version, kind in (("apps/v1", "Deployment"), ("v1", "ConfigMap"), ("v1", "Secret"))
-        for obj in kube.list(api_version, kind, namespace, selector)
-    ]
+    get_endpoint(kube, namespace, args.name)  # not found / CRD missing: the usual messages
     try:
-        plan = plan_local(children)
+        plan = plan_from_cluster(kube, namespace, args.name)
+    except ApiError as err:
+        raise api_error(err, f"read OnlineEndpoint {namespace}/{args.name}") from err
     except PlanError as exc:
         raise CliError(f"cannot run {args.name} locally: {exc}") from exc
+    for server in plan.servers:
+        if server.dropped_env:
+            print(f"deployment {server.deployment}: env not passed to local processes "
+                  f"(not on the allow-list): {', '.join(server.dropped_env)}",
+                  file=sys.stderr)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix=f"mlkube-{args.name}-") as workdir:
         local = LocalEndpoint(plan, Path(workdir), router_port=args.port)
         try:
@@ -309,7 +236,8 @@ def run_local_endpoint(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from exc
         deployments = ", ".join(s.deployment for s in plan.servers)
         print(f"endpoint {args.name} running locally at {local.url} (deployments: {deployments})")
-        print(f"try: mlkube endpoint invoke {args.name} --url {local.url} --request-file FILE")
+        print(f"try: mlkube endpoint invoke {args.name} --url {local.url} --request-file FILE",
+              flush=True)  # fmt: skip
         # The servers run in their own sessions: stop them on SIGTERM too, not only on Ctrl-C.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from mlkube.cli import dev, endpoint, model, operator_cmd, serve
-from mlkube.cli.errors import CliError
+from mlkube.cli.errors import describe
 from mlkube.storage import StorageError
 
 GROUPS = (model, endpoint, serve, dev, operator_cmd)
@@ -38,9 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CliError, StorageError) as exc:
+    except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        message = describe(exc)
+        if message is None:
+            raise  # a bug: the traceback is what a maintainer needs
+        print(f"error: {message}", file=sys.stderr)
+        return 1

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from mlkube.devcluster import procs
+from mlkube.devcluster import kwok, procs
 from mlkube.devcluster.pki import generate_pki, new_token
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -70,10 +70,27 @@ class State:
 class Cluster:
     """One local control plane rooted at `workdir`."""
 
-    def __init__(self, workdir: Path, bin_dir: Path | None = None, nodes: int = 2) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        bin_dir: Path | None = None,
+        nodes: int = 2,
+        node_monitor_grace_period: float | None = None,
+        node_lease_seconds: int | None = None,
+    ) -> None:
+        """`node_monitor_grace_period`: seconds without a node heartbeat before the
+        controller-manager declares the node NotReady (None: its default, 50 s); tests shorten
+        it to prove heartbeats keep up. `node_lease_seconds` overrides the kwok node Lease
+        duration derived from it (0 turns Leases off, as before they were used)."""
         self.workdir = workdir.resolve()
         self.bin_dir = bin_dir
         self.nodes = nodes
+        self.node_monitor_grace_period = node_monitor_grace_period
+        self.node_lease_seconds = (
+            kwok.lease_seconds(node_monitor_grace_period)
+            if node_lease_seconds is None
+            else node_lease_seconds
+        )
         self.state = self._load_state()
 
     # -- paths -----------------------------------------------------------------------
@@ -227,6 +244,11 @@ class Cluster:
                 f"--root-ca-file={self.ca_cert}",
                 "--leader-elect=false",
                 "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller",
+                *(
+                    [f"--node-monitor-grace-period={self.node_monitor_grace_period:g}s"]
+                    if self.node_monitor_grace_period is not None
+                    else []
+                ),
                 "--v=1",
             ],
         )
@@ -246,6 +268,10 @@ class Cluster:
         )
 
     def _start_kwok(self, bin_dir: Path) -> None:
+        # Extra stages are written at run time (not by the control-plane build, whose inputs
+        # key its cache): a change here costs no rebuild.
+        extra = self.workdir / "kwok-extra-stages.yaml"
+        extra.write_text(yaml.safe_dump(kwok.build_pod_recover_stage()))
         self._spawn(
             "kwok",
             [
@@ -253,6 +279,9 @@ class Cluster:
                 f"--kubeconfig={self.kubeconfig_for('kwok')}",
                 "--manage-all-nodes=false",
                 f"--config={bin_dir / 'kwok-stages.yaml'}",
+                f"--config={extra}",
+                # Renewed node Leases are the heartbeat the controller-manager checks.
+                f"--node-lease-duration-seconds={self.node_lease_seconds}",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 "--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom",
                 "--cidr=10.244.0.1/16",

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
+import urllib3
 import yaml
 from kubernetes import client, config
 
 from mlkube.contract import FIELD_MANAGER
-from mlkube.k8s.errors import ApiError
+from mlkube.k8s.errors import ApiError, ApiUnreachable
 
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
@@ -118,6 +120,8 @@ class Kube:
             raw: bytes = resp.read()  # type: ignore[no-untyped-call]
         except client.ApiException as exc:
             raise _api_error(int(exc.status or 0), str(exc.reason), exc.body) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise ApiUnreachable(str(self.api.configuration.host), _reason(exc)) from exc
         if not 200 <= resp.status < 300:
             raise _api_error(resp.status, str(resp.reason), raw)
         return json.loads(raw) if raw else {}
@@ -223,6 +227,12 @@ def _api_error(status: int, reason: str, body: bytes | str | None) -> ApiError:
     except ValueError:
         pass
     return ApiError(status, reason, message)
+
+
+def _reason(exc: urllib3.exceptions.HTTPError) -> str:
+    """The root cause without urllib3's pool/connection reprs ("[Errno 111] Connection refused")."""
+    cause: BaseException = getattr(exc, "reason", None) or exc
+    return re.sub(r"^(<[^>]*>|\w+\([^)]*\)): ", "", str(cause))
 
 
 def _context_namespace(kubeconfig: str | None, context: str | None) -> str:

@@ -11,3 +11,12 @@ class ApiError(Exception):
         self.status = status
         self.reason = reason
         super().__init__(f"{status} {reason}: {message}")
+
+
+class ApiUnreachable(ApiError):
+    """No answer at all (refused, DNS, TLS, timeout): one line for users, a retry for handlers."""
+
+    def __init__(self, server: str, reason: str) -> None:
+        super().__init__(0, "Unreachable", reason)
+        self.server = server
+        self.args = (f"cannot reach the API server at {server}: {reason}",)

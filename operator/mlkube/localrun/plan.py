@@ -1,16 +1,32 @@
-"""Pure: endpoint children (Deployments, router ConfigMap, keys Secret) -> local process specs."""
+"""Pure: endpoint children (Deployments, router ConfigMap, keys Secret) -> local process specs.
+
+The children are the builders' output for the endpoint's spec (`source`), never objects read
+back from the cluster. Two rules keep a laptop safe from what someone wrote into a spec:
+only artifacts with a verified digest are planned (the storage initializer re-checks the bytes
+before any server loads them), and only allow-listed env vars reach local processes (no
+`LD_PRELOAD` or `PYTHONPATH` into a process that unpickles a model).
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from mlkube import contract as c
 from mlkube.builders.endpoint_drift import BASELINE_INITIALIZER, DRIFT_CONTAINER
 from mlkube.builders.endpoint_router import read_keys
 from mlkube.builders.names import COMPONENT_KEYS, COMPONENT_ROUTER, COMPONENT_SERVER
+
+# mlkube's own settings, plus thread counts numerical libraries read: nothing that changes
+# which code a process loads (LD_PRELOAD, PYTHONPATH, PYTHONSTARTUP ...).
+ENV_PREFIX: Final = "MLKUBE_"
+ENV_ALLOWED: Final = frozenset({"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"})
+
+
+def env_allowed(name: str) -> bool:
+    return name.startswith(ENV_PREFIX) or name in ENV_ALLOWED
 
 
 class PlanError(ValueError):
@@ -31,8 +47,9 @@ class LocalServer:
     deployment: str
     env: dict[str, str]
     artifact_uri: str
-    digest: str | None
+    digest: str
     drift: LocalDrift | None = None
+    dropped_env: tuple[str, ...] = ()  # spec env vars left out by the allow-list
 
 
 @dataclass(frozen=True)
@@ -66,12 +83,15 @@ def _drift(obj: Mapping[str, Any]) -> LocalDrift | None:
     if uri is None:
         raise PlanError(f"{obj['metadata']['name']}: baseline initializer has no --uri")
     return LocalDrift(baseline_uri=uri, baseline_digest=_flag(args, "--digest"),
-                      env=_env(sidecar))  # fmt: skip
+                      env=_env(sidecar)[0])  # fmt: skip
 
 
-def _env(container: Mapping[str, Any]) -> dict[str, str]:
+def _env(container: Mapping[str, Any]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """(allowed env, names dropped by the allow-list)."""
     # valueFrom entries (secrets, field refs) have no meaning outside a pod: left out.
-    return {e["name"]: str(e["value"]) for e in container.get("env") or [] if "value" in e}
+    values = {e["name"]: str(e["value"]) for e in container.get("env") or [] if "value" in e}
+    dropped = tuple(sorted(n for n in values if not env_allowed(n)))
+    return {n: v for n, v in values.items() if env_allowed(n)}, dropped
 
 
 def _flag(args: list[str], name: str) -> str | None:
@@ -88,15 +108,22 @@ def plan_local(children: Iterable[Mapping[str, Any]]) -> LocalPlan:
         if obj["kind"] == "Deployment" and component == COMPONENT_SERVER:
             init = _container(obj, "storage-initializer", init=True)
             args = [str(a) for a in init.get("args") or []]
-            uri = _flag(args, "--uri")
+            uri, digest = _flag(args, "--uri"), _flag(args, "--digest")
             if uri is None:
                 raise PlanError(f"{obj['metadata']['name']}: storage initializer has no --uri")
+            if not digest:
+                raise PlanError(
+                    f"{obj['metadata']['name']}: no verified digest for {uri}; run-local loads "
+                    "only artifacts whose digest the operator verified (Model status)"
+                )
+            env, dropped = _env(_container(obj, "server"))
             servers.append(LocalServer(
                 deployment=labels[c.LABEL_DEPLOYMENT],
-                env=_env(_container(obj, "server")),
+                env=env,
                 artifact_uri=uri,
-                digest=_flag(args, "--digest"),
+                digest=digest,
                 drift=_drift(obj),
+                dropped_env=dropped,
             ))  # fmt: skip
         elif obj["kind"] == "ConfigMap" and component == COMPONENT_ROUTER:
             config = json.loads(obj["data"][c.ROUTER_CONFIG_FILE])
@@ -126,6 +153,8 @@ def local_server_env(
         c.ENV_METRICS_PORT: str(metrics_port),
         c.ENV_HTTP_HOST: "127.0.0.1",
     }
+    # Request samples go to the local sidecar or nowhere: never to a URL the spec names.
+    env.pop(c.ENV_DRIFT_URL, None)
     if drift_port is not None:
         env[c.ENV_DRIFT_URL] = f"http://127.0.0.1:{drift_port}"
     return env

@@ -61,7 +61,7 @@ class LocalEndpoint:
             if server.drift is not None:
                 self._start_sidecar(server.deployment, server.drift, deadline)
             model_dir = self.workdir / "models" / server.deployment
-            self._initialize(server.artifact_uri, server.digest, model_dir)
+            self._initialize(server.artifact_uri, server.digest, model_dir, verified=True)
             http, metrics = self.server_ports[server.deployment]
             drift = self.drift_ports.get(server.deployment)
             env = local_server_env(server, model_dir=str(model_dir), http_port=http,
@@ -97,7 +97,8 @@ class LocalEndpoint:
     def _start_sidecar(self, deployment: str, drift: LocalDrift, deadline: float) -> None:
         """The pod's drift sidecar: baseline fetched and verified, then the sidecar itself."""
         profile_dir = self.workdir / "baselines" / deployment
-        self._initialize(drift.baseline_uri, drift.baseline_digest, profile_dir)
+        # A baseline is JSON data (never executed): checked when it carries a digest.
+        self._initialize(drift.baseline_uri, drift.baseline_digest, profile_dir, verified=False)
         port, metrics = self.drift_ports[deployment]
         name = f"{deployment}-drift"
         self.pids[name] = procs.spawn(name, [
@@ -106,8 +107,13 @@ class LocalEndpoint:
         ], self.workdir / "logs", {**drift.env, ENV_DRIFT_PROFILE: str(profile_dir)})  # fmt: skip
         self._wait(name, self.drift_url(deployment) + "/healthz", deadline)
 
-    def _initialize(self, uri: str, digest: str | None, dest: Path) -> None:
-        """The init container's job, by the same program: download and verify the artifact."""
+    def _initialize(self, uri: str, digest: str | None, dest: Path, *, verified: bool) -> None:
+        """The init container's job, by the same program: download and verify the artifact.
+
+        `verified`: the bytes will be loaded as a model (possibly unpickled), so a digest is
+        required and checked before any server starts."""
+        if verified and not digest:
+            raise LocalRunError(f"refusing to load {uri} without a verified digest")
         args = [
             sys.executable,
             "-m",

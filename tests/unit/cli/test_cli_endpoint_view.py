@@ -139,7 +139,7 @@ def test_the_endpoint_group_is_registered() -> None:
     args = build_parser().parse_args(
         ["endpoint", "invoke", "credit", "--request-file", "r.json", "--deployment", "green"]
     )
-    assert args.path == "/score"
+    assert (args.path, args.protocol) == (None, "auto")  # the route follows the body
     assert args.deployment == "green"
 
 

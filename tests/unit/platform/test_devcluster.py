@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from mlkube.devcluster.cluster import build_fake_node, build_kubeconfig
 from mlkube.devcluster.pki import generate_pki
 from mlkube.devcluster.procs import free_port
@@ -60,3 +62,34 @@ def test_command_mentions_reads_the_live_command_line(tmp_path: Path) -> None:
         child.kill()
         child.wait()
     assert not command_mentions(child.pid, marker)
+
+
+def test_node_leases_fit_four_renewals_into_the_grace_period() -> None:
+    from mlkube.devcluster.kwok import DEFAULT_LEASE_SECONDS, lease_seconds
+
+    assert lease_seconds(None) == DEFAULT_LEASE_SECONDS == 40  # a kubelet's, vs 50 s grace
+    assert lease_seconds(20) == 20  # kwok renews every 5 s
+    assert lease_seconds(2) == 4
+    assert lease_seconds(300) == 40
+
+
+def test_pods_set_not_ready_by_the_node_lifecycle_controller_recover() -> None:
+    from mlkube.devcluster.kwok import build_pod_recover_stage
+
+    stage = build_pod_recover_stage()
+    assert stage["kind"] == "Stage" and stage["spec"]["resourceRef"]["kind"] == "Pod"
+    selector = {e["key"]: e for e in stage["spec"]["selector"]["matchExpressions"]}
+    assert selector[".metadata.deletionTimestamp"]["operator"] == "DoesNotExist"
+    assert selector[".status.phase"]["values"] == ["Running"]
+    ready = yaml.safe_load(stage["spec"]["next"]["statusTemplate"].replace("{{ $now := Now }}", "")
+                           .replace("{{ $now | Quote }}", '"t"'))  # fmt: skip
+    assert {c["type"]: c["status"] for c in ready["conditions"]} == {
+        "Ready": "True", "ContainersReady": "True"}  # fmt: skip
+
+
+def test_the_launcher_passes_the_grace_period_and_leases(tmp_path: Path) -> None:
+    from mlkube.devcluster.cluster import Cluster
+
+    assert Cluster(tmp_path).node_lease_seconds == 40
+    cluster = Cluster(tmp_path, node_monitor_grace_period=20)
+    assert cluster.node_lease_seconds == 20
