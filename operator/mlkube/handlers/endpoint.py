@@ -122,7 +122,6 @@ def release_endpoint(namespace: str, name: str, uid: str, logger: kopf.Logger) -
     except (ApiError, ControllerError) as err:
         # The Models' own repair loop (mlkube.handlers.model) catches up; GC takes the children.
         logger.warning(f"releasing Models after deletion failed: {err}")
-    LOCKS.forget(namespace, name)  # the endpoint is gone: so is its lock
 
 
 def owning_endpoint(meta: kopf.Meta) -> str | None:
