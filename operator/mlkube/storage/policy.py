@@ -32,6 +32,25 @@ DEFAULT_INTERNAL_NETWORKS: Final = (
     "100.64.0.0/10",
     "fc00::/7",
 )
+# IPv6 forms that carry an IPv4 address a gateway forwards to: NAT64 (RFC 6052 well-known
+# prefix; the local-use 64:ff9b:1::/48 embeds it the same way at /96) and 6to4 (RFC 3056).
+NAT64_NETWORKS: Final = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+)
+
+
+def embedded_ipv4(address: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 address embeds (mapped, NAT64, 6to4), else the address itself."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return address
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if any(address in network for network in NAT64_NETWORKS):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    return address
 
 
 @dataclass(frozen=True)
@@ -64,8 +83,7 @@ class FetchPolicy:
 
     def address_problem(self, address: IPAddress) -> str | None:
         """Why `address` must not be contacted, or None."""
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+        address = embedded_ipv4(address)
         if any(address in network for network in self._networks):
             return "a cluster-internal or private address"  # listed ones are always refused
         if address.is_loopback:

@@ -42,6 +42,13 @@ def files_under(root):
         ("http://169.254.169.254/latest/meta-data/m.pkl", "link-local"),
         ("http://[fe80::1]/m.pkl", "link-local"),
         ("http://[::ffff:169.254.169.254]/m.pkl", "link-local"),
+        # NAT64 and 6to4 forms reach the embedded IPv4 address through a gateway.
+        ("http://[64:ff9b::a9fe:a9fe]/m.pkl", "link-local"),
+        ("http://[64:ff9b::10.96.0.1]/m.pkl", "private"),
+        ("http://[64:ff9b:1::a60:1]/m.pkl", "private"),
+        ("http://[2002:a9fe:a9fe::1]/m.pkl", "link-local"),
+        ("http://[2002:c0a8:010a::]/m.pkl", "private"),
+        ("http://[2002:7f00:1::]/m.pkl", "loopback"),
         ("http://[fd00:ec2::254]/m.pkl", "private"),
         ("http://100.100.100.200/m.pkl", "private"),
         ("http://metadata.google.internal/computeMetadata/v1/m.pkl", "metadata host"),
@@ -75,6 +82,9 @@ def test_reads_check_the_location_first(uri):
 def test_public_hosts_and_dev_mode_loopback_pass():
     check_location(resolve("https://models.example.com/fraud/1/m.onnx"), OPERATOR)
     check_location(resolve("http://203.0.113.7/m.onnx"), OPERATOR)
+    # NAT64 / 6to4 of a public address stay allowed.
+    check_location(resolve("http://[64:ff9b::cb00:7107]/m.onnx"), OPERATOR)
+    check_location(resolve("http://[2002:cb00:7107::1]/m.onnx"), OPERATOR)
     dev = FetchPolicy(guard_network=True, allow_local=True)
     check_location(resolve("http://127.0.0.1:9000/m.onnx"), dev)
     check_location(resolve("file:///tmp/m.onnx"), dev)
