@@ -11,6 +11,7 @@ import os
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import unquote, urlsplit
 
 from fsspec import AbstractFileSystem
@@ -128,11 +129,35 @@ def _count_objects_up_to(fs: AbstractFileSystem, root: str, cap: int) -> int:
     return count
 
 
+def _count_gcs_objects_up_to(fs: AbstractFileSystem, root: str, cap: int) -> int:
+    """Objects under a gs prefix, counted the same way through gcsfs's JSON API call (the
+    objects.list pages gcsfs itself uses, without a delimiter: the whole subtree)."""
+    bucket, _, key = root.partition("/")
+    count, token = 0, None
+    while count <= cap:
+        extra: dict[str, str] = {"pageToken": token} if token else {}
+        page = fs.call(
+            "GET", "b/{}/o", bucket, prefix=key + "/" if key else "",
+            maxResults=min(1000, cap + 1 - count), fields="items(name),nextPageToken",
+            json_out=True, **extra,
+        )  # fmt: skip
+        count += len(page.get("items") or [])
+        token = page.get("nextPageToken")
+        if not token:
+            break
+    return count
+
+
+# Bounded pre-counts for object stores, whose "directories" fsspec lists whole, prefix by prefix.
+_COUNTERS: Final = {"s3": _count_objects_up_to, "gs": _count_gcs_objects_up_to}
+
+
 def _walk(location: Location, fs: AbstractFileSystem, budget: Budget) -> list[Entry]:
     root = location.path.rstrip("/")
     cap = budget.max_files
-    if location.scheme == "s3" and cap is not None:
-        budget.check_count(_count_objects_up_to(fs, root, cap))
+    counter = _COUNTERS.get(location.scheme)
+    if counter is not None and cap is not None:
+        budget.check_count(counter(fs, root, cap))
     entries: list[Entry] = []
     # Directory by directory, so a prefix of millions of keys is stopped at the cap.
     for _, _, files in fs.walk(root, detail=True):
