@@ -45,10 +45,13 @@ ENV_DRIFT_POLL_INTERVAL: Final = "MLKUBE_DRIFT_POLL_INTERVAL_SECONDS"
 ENV_DRIFT_POLL_TIMEOUT: Final = "MLKUBE_DRIFT_POLL_TIMEOUT_SECONDS"
 ENV_DRIFT_CLEAR_EVALUATIONS: Final = "MLKUBE_DRIFT_CLEAR_EVALUATIONS"
 ENV_DRIFT_COOLDOWN: Final = "MLKUBE_DRIFT_COOLDOWN_SECONDS"
-# Pod addresses the operator may connect to (drift sidecars, routers): CIDRs, "*" (any: the
-# operator runs in the cluster, the default) or "none". A dev cluster whose pods are fake (kwok)
-# hands out addresses that exist nowhere: polling them would send traffic off this machine.
+# Pod addresses the operator may connect to (drift sidecars, routers): CIDRs, "*" (any) or
+# "none". Unset: any address when the operator runs in a pod (KUBERNETES_SERVICE_HOST is set),
+# else loopback only: a dev cluster whose pods are fake (kwok) hands out addresses that exist
+# nowhere, and an operator run by hand polling them would send traffic off this machine.
 ENV_POD_NETWORKS: Final = "MLKUBE_POD_NETWORKS"
+ENV_IN_CLUSTER: Final = "KUBERNETES_SERVICE_HOST"  # set by the kubelet in every pod
+LOOPBACK_NETWORKS: Final = ("127.0.0.0/8", "::1/128")
 # Prometheus Operator objects: "auto" (when the cluster serves them) or "off"; extra labels
 # ("k=v,k2=v2") let a Prometheus whose selectors need them (e.g. release=...) pick them up.
 ENV_MONITORING: Final = "MLKUBE_MONITORING"
@@ -83,7 +86,8 @@ class OperatorConfig:
     drift_poll_timeout: float = 2.0
     drift_clear_evaluations: int = 3
     drift_cooldown: float = 300.0
-    # None: any pod address; else only addresses inside these CIDRs are contacted.
+    # None: any pod address; else only addresses inside these CIDRs are contacted
+    # (`parse_operator_config` defaults to loopback only outside a pod).
     pod_networks: tuple[str, ...] | None = None
     monitoring: bool = True
     monitoring_labels: tuple[tuple[str, str], ...] = ()
@@ -176,7 +180,9 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         drift_poll_timeout=_positive_float(env, ENV_DRIFT_POLL_TIMEOUT, 2.0, 0.05),
         drift_clear_evaluations=_positive_int(env, ENV_DRIFT_CLEAR_EVALUATIONS, 3, 1),
         drift_cooldown=_positive_float(env, ENV_DRIFT_COOLDOWN, 300.0, 0.0),
-        pod_networks=parse_pod_networks(env.get(ENV_POD_NETWORKS)),
+        pod_networks=parse_pod_networks(
+            env.get(ENV_POD_NETWORKS), in_cluster=bool(env.get(ENV_IN_CLUSTER))
+        ),
         monitoring=monitoring == "auto",
         monitoring_labels=parse_labels(env.get(ENV_MONITORING_LABELS, "")),
         allow_file_artifacts=env.get(ENV_ALLOW_FILE_ARTIFACTS, "").strip().lower()
@@ -236,9 +242,12 @@ def parse_networks(text: str | None) -> tuple[str, ...]:
     return _cidr_list(text, ENV_ARTIFACT_INTERNAL_NETWORKS)
 
 
-def parse_pod_networks(text: str | None) -> tuple[str, ...] | None:
-    """`*` or unset: any pod address; `none`: no pod is contacted; else a CIDR list."""
-    if text is None or text.strip() in ("", "*"):
+def parse_pod_networks(text: str | None, *, in_cluster: bool) -> tuple[str, ...] | None:
+    """`*`: any pod address (None); `none`: no pod is contacted; else a CIDR list. Unset:
+    any address in a pod, loopback only outside the cluster."""
+    if text is None or not text.strip():
+        return None if in_cluster else LOOPBACK_NETWORKS
+    if text.strip() == "*":
         return None
     return _cidr_list(text, ENV_POD_NETWORKS)
 

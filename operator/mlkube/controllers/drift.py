@@ -91,7 +91,7 @@ def observe_deployment(
     if not hosts:
         message = "no Ready replica runs the drift sidecar yet"
         return DriftObservation(problem=(NO_REPLICA, message), note="; ".join(notes))
-    summaries, errors = fetch_summaries(hosts, config.drift_port, config.drift_poll_timeout)
+    summaries, errors = fetch_summaries(hosts, config.drift_port, config.drift_poll_timeout, config)
     try:
         merged = merge_summaries(summaries, profile)
     except (DriftMergeError, KeyError, TypeError, ValueError) as err:

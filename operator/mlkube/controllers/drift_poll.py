@@ -2,34 +2,33 @@
 
 The operator fetches each Model's baseline profile once (verified against its digest) and
 keeps it in memory by digest; the sidecars never send it, only counts over its bins. Summaries
-are fetched from every Ready replica concurrently with a short timeout: a slow or dead pod
-costs one failed replica in the status, never the whole evaluation.
+are fetched from every Ready replica concurrently with a short timeout (`pod_http`, which
+keeps to the operator's pod networks): a slow or dead pod costs one failed replica in the
+status, never the whole evaluation.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from mlkube.builders.endpoint_drift import DRIFT_CONTAINER
 from mlkube.builders.operator_config import OperatorConfig, artifact_scheme_problem, fetch_policy
 from mlkube.contract import DRIFT_PROFILE_FORMAT_VERSION, DRIFT_SUMMARY_PATH
 from mlkube.controllers.errors import BaselineError, DriftPollError
+from mlkube.controllers.pod_http import PodReply, get_from_pods, ready_pod_ips
 from mlkube.storage import StorageError, download_and_verify
-from mlkube.storage.bounded import read_file_bounded, read_stream_bounded
+from mlkube.storage.bounded import read_file_bounded
 
 MAX_CACHED_PROFILES: Final = 64
 MAX_SUMMARY_BYTES: Final = 32 * 1024 * 1024
 MAX_PROFILE_BYTES: Final = 16 * 1024 * 1024
 MAX_CACHED_PROFILE_BYTES: Final = 32 * 1024 * 1024  # JSON size of all cached profiles
-MAX_POLL_THREADS: Final = 16
 
 
 def read_profile_dir(directory: str) -> dict[str, Any]:
@@ -107,63 +106,42 @@ class BaselineCache:
         return profile
 
 
-def _is_ready(pod: Mapping[str, Any]) -> bool:
-    status = pod.get("status") or {}
-    return status.get("phase") == "Running" and any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-
-
 def sidecar_addresses(pods: Iterable[Mapping[str, Any]]) -> list[str]:
     """IPs of Ready, not terminating pods that run the drift sidecar (sorted, unique)."""
-    addresses = set()
-    for pod in pods:
-        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-        ip = (pod.get("status") or {}).get("podIP")
-        has_sidecar = any(c.get("name") == DRIFT_CONTAINER for c in spec.get("containers") or [])
-        if ip and has_sidecar and not meta.get("deletionTimestamp") and _is_ready(pod):
-            addresses.add(str(ip))
-    return sorted(addresses)
+    return ready_pod_ips(pods, DRIFT_CONTAINER)
 
 
-def fetch_summary(host: str, port: int, timeout: float) -> dict[str, Any]:
-    """GET one sidecar's summary; any transport or format problem is a DriftPollError."""
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+def parse_summary(reply: PodReply, port: int) -> dict[str, Any]:
+    """One sidecar's summary from its reply; any transport or format problem is a
+    DriftPollError."""
+    where = f"{reply.host}:{port}"
+    if reply.error is not None:
+        raise DriftPollError(reply.error)
+    if reply.status != 200:
+        raise DriftPollError(f"{where}: HTTP {reply.status}")
     try:
-        connection.request("GET", DRIFT_SUMMARY_PATH, headers={"Accept": "application/json"})
-        response = connection.getresponse()
-        body = read_stream_bounded(response, MAX_SUMMARY_BYTES, "the drift summary")
-    except (OSError, http.client.HTTPException) as err:
-        raise DriftPollError(f"{host}:{port}: {err}") from err
-    finally:
-        connection.close()
-    if response.status != 200 or len(body) > MAX_SUMMARY_BYTES:
-        raise DriftPollError(f"{host}:{port}: HTTP {response.status}")
-    try:
-        summary = json.loads(body)
+        summary = json.loads(reply.body)
     except ValueError as err:
-        raise DriftPollError(f"{host}:{port}: not JSON: {err}") from err
+        raise DriftPollError(f"{where}: not JSON: {err}") from err
     if not isinstance(summary, dict):
-        raise DriftPollError(f"{host}:{port}: summary is not an object")
+        raise DriftPollError(f"{where}: summary is not an object")
     return summary
 
 
 def fetch_summaries(
-    hosts: list[str], port: int, timeout: float
+    hosts: list[str], port: int, timeout: float, config: OperatorConfig | None = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """(summaries, errors) of every host, fetched concurrently."""
-    if not hosts:
-        return [], []
-
-    def attempt(host: str) -> dict[str, Any] | str:
+    """(summaries, errors) of every host, fetched concurrently through `pod_http` (hosts
+    outside the pod networks of `config` are not contacted: they count as errors)."""
+    replies = get_from_pods(
+        hosts, port, DRIFT_SUMMARY_PATH, config=config, timeout=timeout,
+        max_bytes=MAX_SUMMARY_BYTES, what="the drift summary",
+    )  # fmt: skip
+    summaries: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for reply in replies:
         try:
-            return fetch_summary(host, port, timeout)
+            summaries.append(parse_summary(reply, port))
         except DriftPollError as err:
-            return str(err)
-
-    with ThreadPoolExecutor(max_workers=min(MAX_POLL_THREADS, len(hosts))) as pool:
-        results = list(pool.map(attempt, hosts))
-    summaries = [r for r in results if isinstance(r, dict)]
-    errors = [r for r in results if isinstance(r, str)]
+            errors.append(str(err))
     return summaries, errors

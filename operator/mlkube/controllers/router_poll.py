@@ -5,16 +5,15 @@ later and each router reloads on its own. Comparing these answers with the hash 
 written (`builders.endpoint_router.router_config_hash`) through
 `reconcile.router_config.traffic_applied` tells when a traffic split is really applied. Every
 failure is an observation of None (that replica is not known to serve the new split), never
-an exception: one slow pod costs a later "applied", not the reconcile.
+an exception: one slow pod costs a later "applied", not the reconcile. Requests go through
+`controllers.pod_http`, which keeps to the operator's pod networks (loopback only without a
+configuration).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import Final
 
 from mlkube.api.common import bound_message
 from mlkube.api.endpoint import OnlineEndpointSpec
@@ -23,42 +22,22 @@ from mlkube.builders.names import COMPONENT_ROUTER, EndpointRef, pod_selector, s
 from mlkube.builders.operator_config import OperatorConfig, contactable_pods
 from mlkube.contract import ROUTER_CONFIG_STATE_PATH, ROUTER_HTTP_PORT
 from mlkube.controllers.kube import Kube
+from mlkube.controllers.pod_http import PodReply, get_from_pods, ready_pod_ips
 from mlkube.reconcile.router_config import RouterState, TrafficVerdict, verdict_from_states
-from mlkube.storage.bounded import read_stream_bounded
 
 MAX_STATE_BYTES: Final = 64 * 1024  # {"loaded", "hash", "endpoint"}: tiny unless broken
-MAX_POLL_THREADS: Final = 8
+
+__all__ = [
+    "fetch_config_hash", "fetch_config_state", "ready_pod_ips", "router_config_hashes",
+    "router_config_states", "verify_traffic",
+]  # fmt: skip
 
 
-def ready_pod_ips(pods: Iterable[Mapping[str, Any]]) -> list[str]:
-    """IPs of Running, Ready, not terminating pods (sorted, unique)."""
-    ips = set()
-    for pod in pods:
-        status = pod.get("status") or {}
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in status.get("conditions") or []
-        )
-        terminating = (pod.get("metadata") or {}).get("deletionTimestamp")
-        if status.get("phase") == "Running" and ready and not terminating and status.get("podIP"):
-            ips.add(str(status["podIP"]))
-    return sorted(ips)
-
-
-def fetch_config_state(
-    host: str, port: int = ROUTER_HTTP_PORT, timeout: float = 2.0
-) -> RouterState:
-    """What one router replica serves, and the error of a config it refused (if any)."""
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+def _router_state(reply: PodReply) -> RouterState:
     try:
-        connection.request("GET", ROUTER_CONFIG_STATE_PATH)
-        response = connection.getresponse()
-        body = read_stream_bounded(response, MAX_STATE_BYTES, "the router config state")
-        state = json.loads(body) if response.status == 200 else None
-    except (OSError, http.client.HTTPException, ValueError):
+        state = json.loads(reply.body) if reply.ok else None
+    except ValueError:
         return RouterState(None)
-    finally:
-        connection.close()
     if not isinstance(state, dict):
         return RouterState(None)
     error = state.get("error")
@@ -68,26 +47,41 @@ def fetch_config_state(
     return RouterState(value if loaded else None, refused)
 
 
-def fetch_config_hash(host: str, port: int = ROUTER_HTTP_PORT, timeout: float = 2.0) -> str | None:
+def fetch_config_state(
+    host: str, port: int = ROUTER_HTTP_PORT, timeout: float = 2.0,
+    config: OperatorConfig | None = None,
+) -> RouterState:  # fmt: skip
+    """What one router replica serves, and the error of a config it refused (if any)."""
+    return router_config_states([host], port, timeout, config)[0]
+
+
+def fetch_config_hash(
+    host: str, port: int = ROUTER_HTTP_PORT, timeout: float = 2.0,
+    config: OperatorConfig | None = None,
+) -> str | None:  # fmt: skip
     """The hash one router replica serves from, or None when it cannot say."""
-    return fetch_config_state(host, port, timeout).hash
+    return fetch_config_state(host, port, timeout, config).hash
 
 
 def router_config_states(
-    hosts: list[str], port: int = ROUTER_HTTP_PORT, timeout: float = 2.0
-) -> list[RouterState]:
-    """`fetch_config_state` of every host, concurrently, in the order given."""
-    if not hosts:
-        return []
-    with ThreadPoolExecutor(max_workers=min(MAX_POLL_THREADS, len(hosts))) as pool:
-        return list(pool.map(lambda host: fetch_config_state(host, port, timeout), hosts))
+    hosts: list[str], port: int = ROUTER_HTTP_PORT, timeout: float = 2.0,
+    config: OperatorConfig | None = None,
+) -> list[RouterState]:  # fmt: skip
+    """`fetch_config_state` of every host, concurrently, in the order given (hosts outside
+    the pod networks of `config` are not asked: RouterState(None))."""
+    replies = get_from_pods(
+        hosts, port, ROUTER_CONFIG_STATE_PATH, config=config, timeout=timeout,
+        max_bytes=MAX_STATE_BYTES, what="the router config state",
+    )  # fmt: skip
+    return [_router_state(reply) for reply in replies]
 
 
 def router_config_hashes(
-    hosts: list[str], port: int = ROUTER_HTTP_PORT, timeout: float = 2.0
-) -> list[str | None]:
+    hosts: list[str], port: int = ROUTER_HTTP_PORT, timeout: float = 2.0,
+    config: OperatorConfig | None = None,
+) -> list[str | None]:  # fmt: skip
     """`fetch_config_hash` of every host, concurrently, in the order given."""
-    return [state.hash for state in router_config_states(hosts, port, timeout)]
+    return [state.hash for state in router_config_states(hosts, port, timeout, config)]
 
 
 def verify_traffic(
@@ -98,5 +92,5 @@ def verify_traffic(
     selector = selector_string(pod_selector(owner.name, COMPONENT_ROUTER))
     ready = ready_pod_ips(kube.list("v1", "Pod", owner.namespace, label_selector=selector))
     hosts = contactable_pods(ready, config)
-    states = router_config_states(hosts, ROUTER_HTTP_PORT, config.drift_poll_timeout)
+    states = router_config_states(hosts, ROUTER_HTTP_PORT, config.drift_poll_timeout, config)
     return verdict_from_states(router_config_hash(owner, spec, config), len(ready), states)

@@ -7,8 +7,6 @@ import datetime
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from mlkube.builders.endpoint_drift_status import BASELINE_MISSING, NO_REPLICA
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION
@@ -114,7 +112,7 @@ def test_pods_outside_the_operators_pod_networks_are_never_contacted(
     })  # fmt: skip
     contacted: list[list[str]] = []
 
-    def fetch(hosts: list[str], port: int, timeout: float) -> tuple[list[Any], list[str]]:
+    def fetch(hosts: list[str], port: int, timeout: float, *_: Any) -> tuple[list[Any], list[str]]:
         contacted.append(hosts)
         return [], []
 
@@ -123,21 +121,3 @@ def test_pods_outside_the_operators_pod_networks_are_never_contacted(
     assert contacted == []
     green = entries(fake)["green"]
     assert green["reason"] == NO_REPLICA and "MLKUBE_POD_NETWORKS" in green["message"]
-
-
-def test_pod_networks_setting() -> None:
-    from mlkube.builders.operator_config import (
-        OperatorConfigError,
-        contactable_pods,
-        parse_operator_config,
-    )
-
-    assert parse_operator_config({}).pod_networks is None
-    assert parse_operator_config({"MLKUBE_POD_NETWORKS": "none"}).pod_networks == ()
-    config = parse_operator_config({"MLKUBE_POD_NETWORKS": "127.0.0.0/8, 10.88.0.0/16"})
-    assert contactable_pods(["127.0.0.1", "10.88.3.4", "10.244.0.5", "x"], config) == [
-        "127.0.0.1",
-        "10.88.3.4",
-    ]
-    with pytest.raises(OperatorConfigError, match="MLKUBE_POD_NETWORKS"):
-        parse_operator_config({"MLKUBE_POD_NETWORKS": "10.0.0.0/33"})

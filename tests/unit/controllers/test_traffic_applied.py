@@ -52,7 +52,7 @@ class Routers:
         self.refused: dict[str, str] = {}
         self.asked: list[list[str]] = []
 
-    def states(self, hosts: list[str], port: int, timeout: float) -> list[RouterState]:
+    def states(self, hosts: list[str], port: int, timeout: float, *_: Any) -> list[RouterState]:
         self.asked.append(list(hosts))
         return [RouterState(self.serving.get(h), self.refused.get(h)) for h in hosts]
 
