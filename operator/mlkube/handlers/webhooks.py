@@ -14,14 +14,16 @@ operator; the Model reconcile trusts only proven stamps.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import os
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import kopf
 
@@ -132,12 +134,11 @@ def configure_webhooks(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 # Fail open (the configurations say so): with the operator down, Model writes still go through,
-# unstamped or unproven, and the status says "unknown" rather than blocking GitOps.
-@kopf.on.mutate(
-    GROUP, VERSION, PLURAL_MODELS, id=AUDIT_WEBHOOK, operations=["CREATE", "UPDATE"],
-    ignore_failures=True,
-)  # fmt: skip
-def stamp_audit(
+# unstamped or unproven, and the status says "unknown" rather than blocking GitOps. The handlers
+# are async: they never wait behind handlers or verifications in Kopf's thread pool, and any
+# failure of theirs allows the request (the chart's configurations, not Kopf, set the policy).
+@kopf.on.mutate(GROUP, VERSION, PLURAL_MODELS, id=AUDIT_WEBHOOK, operations=["CREATE", "UPDATE"])
+async def stamp_audit(
     userinfo: kopf.UserInfo,
     patch: kopf.Patch,
     operation: str = "",
@@ -149,27 +150,47 @@ def stamp_audit(
     key = audit_key()
     if key is None:
         return
-    stamps = audit_annotations(
-        operation=operation,
-        username=str(userinfo.get("username", "")),
-        operator_username=WebhookConfig.from_env().operator_username,
-        old=dict(old) if old is not None else None,
-        new=dict(new) if new is not None else {},
-        key=key,
-        now=int(time.time()),
-    )
+    try:
+        stamps = audit_annotations(
+            operation=operation,
+            username=str(userinfo.get("username", "")),
+            operator_username=WebhookConfig.from_env().operator_username,
+            old=dict(old) if old is not None else None,
+            new=dict(new) if new is not None else {},
+            key=key,
+            now=int(time.time()),
+        )
+    except Exception as err:  # never fail a write: unstamped reads `unknown`
+        log.warning(f"audit stamping failed, Model {operation} allowed unstamped: {err!r}")
+        return
     for name, value in stamps.items():
         patch.metadata.annotations[name] = value
 
 
+# Own threads for the guard's LIST, and a deadline under the configuration's timeoutSeconds.
+GUARD_EXECUTOR: Final = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlkube-guard")
+GUARD_SECONDS: Final = 3.0
+
+
 @kopf.on.validate(GROUP, VERSION, PLURAL_MODELS, id=DELETE_GUARD_WEBHOOK, operations=["DELETE"])
-def guard_model_delete(body: kopf.Body, userinfo: kopf.UserInfo, **_: Any) -> None:
-    """Refuse to delete a Model that an endpoint still serves, naming the endpoints."""
+async def guard_model_delete(body: kopf.Body, userinfo: kopf.UserInfo, **_: Any) -> None:
+    """Refuse to delete a Model that an endpoint still serves, naming the endpoints. When the
+    endpoints cannot be listed (API errors, no connection, too slow) the delete is allowed:
+    a guard that cannot see must not wedge deletions (fail open, like the configuration)."""
     if userinfo.get("username") in EXEMPT_DELETERS:
         return
     name, namespace = body["metadata"]["name"], body["metadata"].get("namespace")
-    endpoints = kube().list(API_VERSION, KIND_ONLINE_ENDPOINT, namespace)
-    users = referencing_endpoints(endpoints, name)
+    try:
+        endpoints = await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(
+                GUARD_EXECUTOR, kube().list, API_VERSION, KIND_ONLINE_ENDPOINT, namespace
+            ),
+            GUARD_SECONDS,
+        )
+        users = referencing_endpoints(endpoints, name)
+    except Exception as err:  # any failure (API error, no connection, deadline): allow
+        log.warning(f"delete guard cannot list endpoints, {namespace}/{name} allowed: {err!r}")
+        return
     if users:
         raise kopf.AdmissionError(
             f"Model {namespace}/{name} is deployed by OnlineEndpoint {', '.join(users)}: "
