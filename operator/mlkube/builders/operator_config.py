@@ -50,6 +50,9 @@ ENV_DRIFT_COOLDOWN: Final = "MLKUBE_DRIFT_COOLDOWN_SECONDS"
 # else loopback only: a dev cluster whose pods are fake (kwok) hands out addresses that exist
 # nowhere, and an operator run by hand polling them would send traffic off this machine.
 ENV_POD_NETWORKS: Final = "MLKUBE_POD_NETWORKS"
+# Threads that verify artifacts (digests of up to the byte/time caps), apart from Kopf's own
+# pool: slow stores must not starve endpoint reconciles, watch reactions or the webhooks.
+ENV_VERIFY_WORKERS: Final = "MLKUBE_VERIFY_WORKERS"
 ENV_IN_CLUSTER: Final = "KUBERNETES_SERVICE_HOST"  # set by the kubelet in every pod
 LOOPBACK_NETWORKS: Final = ("127.0.0.0/8", "::1/128")
 # Prometheus Operator objects: "auto" (when the cluster serves them) or "off"; extra labels
@@ -100,6 +103,7 @@ class OperatorConfig:
     # (namespace or "*", allowed URI prefixes); empty: every s3/gs/http(s) store is allowed.
     artifact_stores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     artifact_internal_networks: tuple[str, ...] = DEFAULT_INTERNAL_NETWORKS
+    verify_workers: int = 2
 
 
 def parse_gateway(text: str) -> GatewayParent:
@@ -194,6 +198,7 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         artifact_timeout=_positive_float(env, ENV_ARTIFACT_TIMEOUT, DEFAULT_ARTIFACT_TIMEOUT, 1.0),
         artifact_stores=parse_stores(env.get(ENV_ARTIFACT_STORES, "")),
         artifact_internal_networks=parse_networks(env.get(ENV_ARTIFACT_INTERNAL_NETWORKS)),
+        verify_workers=_positive_int(env, ENV_VERIFY_WORKERS, 2, 1),
     )
 
 

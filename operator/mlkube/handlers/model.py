@@ -6,8 +6,10 @@ finalizer on the Model, which an absent operator would never remove.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, cast
 
 import kopf
@@ -43,20 +45,30 @@ def report(body: kopf.Body, patch: kopf.Patch, outcome: controller.ModelOutcome)
         raise kopf.TemporaryError(outcome.retry_message or "retrying", delay=outcome.retry_delay)
 
 
+@functools.cache
+def verify_executor(workers: int) -> ThreadPoolExecutor:
+    """The Model reconciles' own threads (MLKUBE_VERIFY_WORKERS): a digest may read for up
+    to the artifact time cap, and in Kopf's shared pool a few big Models would hold every
+    thread that endpoint reconciles and watch reactions need."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlkube-verify")
+
+
 @kopf.on.resume(GROUP, VERSION, PLURAL_MODELS)
 @kopf.on.create(GROUP, VERSION, PLURAL_MODELS)
 @kopf.on.update(GROUP, VERSION, PLURAL_MODELS, field="spec")
-def reconcile_model(
+async def reconcile_model(
     body: kopf.Body, patch: kopf.Patch, reason: str, diff: kopf.Diff, retry: int, **_: Any
 ) -> None:
     created = reason == kopf.Reason.CREATE
     changes = ["spec"] if created else changed_paths(diff) or ["spec"]
+    config = operator_config()
+    run = functools.partial(
+        controller.reconcile, kube(), config, with_trusted_stamps(body, audit_key()),
+        created=created, changes=changes, now=controller.format_time(utc_now()), attempt=retry,
+    )  # fmt: skip
     try:
-        outcome = controller.reconcile(
-            kube(), operator_config(), with_trusted_stamps(body, audit_key()),
-            created=created, changes=changes,
-            now=controller.format_time(utc_now()), attempt=retry,
-        )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        outcome = await loop.run_in_executor(verify_executor(config.verify_workers), run)
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(str(err), delay=controller.JOB_ERROR_DELAY) from err
     report(body, patch, outcome)
