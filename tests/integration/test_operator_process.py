@@ -1,5 +1,5 @@
 """`mlkube operator` as the Helm chart runs it: a real process with an explicit kubeconfig, a
-liveness endpoint that reports watch health, and a clean exit on SIGTERM."""
+liveness endpoint that reports the age of the last API call, and a clean exit on SIGTERM."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_operator_command_serves_liveness_and_reconciles(
                 return None
 
         health = wait_for(healthy, timeout=30, what="liveness endpoint")
-        assert health.get("watching") is True
+        assert 0 <= health["apiContactAgeSeconds"] < 30  # the probe made a real API call
         artifact = tmp_path / "model.onnx"
         artifact.write_bytes(b"bytes")
         kube.create({

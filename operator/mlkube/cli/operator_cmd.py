@@ -19,7 +19,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument(
         "--liveness",
         default="http://0.0.0.0:8080/healthz",
-        help="liveness endpoint URL (reports watch health)",
+        help="liveness endpoint URL (fails after a long time without API contact)",
     )
     p.add_argument("--standalone", action="store_true", help="no peering (one replica, or tests)")
     p.set_defaults(func=run)

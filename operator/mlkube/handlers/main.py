@@ -6,9 +6,9 @@ import asyncio
 
 import kopf
 
-from mlkube.handlers import endpoint, endpoint_drift, model, periodic, settings, webhooks
+from mlkube.handlers import endpoint, endpoint_drift, health, model, periodic, settings, webhooks
 
-HANDLER_MODULES = (settings, periodic, model, webhooks, endpoint, endpoint_drift)
+HANDLER_MODULES = (settings, health, periodic, model, webhooks, endpoint, endpoint_drift)
 
 
 def run(*, namespaces: list[str] | None, liveness: str | None, standalone: bool) -> None:

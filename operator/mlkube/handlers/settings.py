@@ -72,9 +72,3 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     if os.environ.get("KUBECONFIG"):
         return kopf.login_with_kubeconfig(**kwargs)
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
-
-
-@kopf.on.probe(id="watching")
-def watching(**_: Any) -> bool:
-    """Reported on the liveness endpoint: the operator's event loop is serving handlers."""
-    return True
