@@ -89,11 +89,11 @@ def reconcile_endpoint(namespace: str | None, name: str, retry: int, **_: Any) -
 
 def resync_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | None:
     """Level-based repair: recreate children deleted by hand, pick up a fixed Degraded cause."""
-    if get_live(kube(), API_VERSION, KIND_ONLINE_ENDPOINT, name, namespace, uid) is None:
-        return None
     try:
+        if get_live(kube(), API_VERSION, KIND_ONLINE_ENDPOINT, name, namespace, uid) is None:
+            return None
         run_reconcile(namespace, name)
-    except kopf.TemporaryError as err:
+    except (ApiError, ControllerError, kopf.TemporaryError) as err:
         logger.warning(f"resync failed: {err}")
     return RESYNC_SECONDS
 
@@ -152,7 +152,7 @@ def child_deployment_changed(
         with endpoint_lock(namespace, endpoint):
             outcome = sync.refresh_status(kube(), operator_config(), namespace, endpoint, now_iso())
         post_events(outcome)
-    except (ApiError, kopf.TemporaryError) as err:
+    except (ApiError, ControllerError, kopf.TemporaryError) as err:
         # The resync loop repairs it later; one line instead of a traceback.
         logger.warning(f"OnlineEndpoint {endpoint}: reacting to Deployment change failed: {err}")
 
@@ -171,5 +171,5 @@ def model_changed(
     try:
         for endpoint in sync.endpoints_waiting_for(kube(), namespace, name):
             run_reconcile(namespace, endpoint)
-    except (ApiError, kopf.TemporaryError) as err:
+    except (ApiError, ControllerError, kopf.TemporaryError) as err:
         logger.warning(f"reconciling endpoints that wait for Model {name} failed: {err}")

@@ -19,6 +19,7 @@ import kopf
 from mlkube.contract import API_VERSION, GROUP, KIND_ONLINE_ENDPOINT, VERSION
 from mlkube.controllers.drift import evaluate_drift
 from mlkube.controllers.drift_poll import BaselineCache, download_profile
+from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.kube import get_live
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
@@ -62,8 +63,8 @@ def drift_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> floa
         if get_live(kube(), API_VERSION, KIND_ONLINE_ENDPOINT, name, namespace, uid) is None:
             return None
         outcome = evaluate_drift(kube(), config, namespace, name, BASELINES, endpoint_lock, utc_now)
-    except ApiError as err:
-        # Transient (API restart, conflict): the next round tries again.
+    except (ApiError, ControllerError) as err:
+        # Transient (API down or restarting, a conflict): the next round tries again.
         logger.warning(f"drift evaluation failed: {err}")
         return config.drift_poll_interval
     if outcome.subject is not None:

@@ -1,0 +1,71 @@
+"""With the API server unreachable, no handler leaves a traceback: each logs one line and
+tries again later (a loop tick returns its delay; a Kopf handler raises TemporaryError; the
+DELETE guard allows). The client raises an ApiError subclass for "no answer at all"."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+import pytest
+
+from mlkube.handlers import endpoint, endpoint_drift, health, model, webhooks
+from mlkube.k8s import ApiError
+
+LOG = logging.getLogger("test")
+
+
+class Unreachable(ApiError):  # stands in for the client's own, raised for connection errors
+    def __init__(self) -> None:
+        super().__init__(0, "Unreachable", "cannot reach the API server at https://127.0.0.1:9")
+
+
+class Down:
+    """A client whose every call finds the API server unreachable."""
+
+    def __getattr__(self, _: str) -> Any:
+        def call(*__: Any, **___: Any) -> Any:
+            raise Unreachable()
+
+        return call
+
+
+@pytest.fixture(autouse=True)
+def api_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in (endpoint, endpoint_drift, health, model, webhooks):
+        monkeypatch.setattr(module, "kube", Down)
+
+
+OWNED = kopf.Meta(kopf.Body({  # type: ignore[arg-type]
+    "metadata": {"name": "credit-blue", "namespace": "ml", "ownerReferences": [
+        {"apiVersion": "mlkube.dev/v1alpha1", "kind": "OnlineEndpoint", "name": "credit",
+         "controller": True}]},
+}))  # fmt: skip
+READY = kopf.Status(kopf.Body({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}))  # type: ignore[arg-type]
+
+
+def test_loop_ticks_log_and_come_back(caplog: pytest.LogCaptureFixture) -> None:
+    assert endpoint.resync_tick("ml", "credit", "uid-1", LOG) == endpoint.RESYNC_SECONDS
+    interval = endpoint_drift.drift_tick("ml", "credit", "uid-1", LOG)
+    assert interval == endpoint_drift.operator_config().drift_poll_interval
+    assert model.verify_tick("ml", "m", "uid-2", LOG) is not None
+    assert model.references_tick("ml", "m", "uid-2", LOG) is not None
+    assert caplog.text.count("cannot reach the API server") == 4
+
+
+def test_watch_reactions_log_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    for type_ in ("MODIFIED", "DELETED"):
+        endpoint.child_deployment_changed(type=type_, meta=OWNED, namespace="ml", logger=LOG)
+    endpoint.model_changed(name="m", namespace="ml", status=READY, logger=LOG)
+    endpoint.release_endpoint("ml", "credit", "uid-1", LOG)
+    assert caplog.text.count("cannot reach the API server") == 4
+
+
+def test_kopf_handlers_retry_and_admission_allows() -> None:
+    with pytest.raises(kopf.TemporaryError, match="cannot reach"):
+        endpoint.reconcile_endpoint(namespace="ml", name="credit", retry=0)
+    model_body = kopf.Body({"metadata": {"name": "m", "namespace": "ml"}})  # type: ignore[arg-type]
+    asyncio.run(webhooks.guard_model_delete(body=model_body, userinfo={"username": "alice"}))  # type: ignore[arg-type]
+    assert asyncio.run(health.ApiContact().check(60)) < 60  # within the grace period: alive
