@@ -20,7 +20,8 @@ DIGEST = "sha256:" + "a" * 64
 
 
 def test_defaults_and_overrides() -> None:
-    assert parse_operator_config({}) == OperatorConfig()
+    # In a pod the defaults are the dataclass's (outside one, pod networks are loopback only).
+    assert parse_operator_config({"KUBERNETES_SERVICE_HOST": "10.96.0.1"}) == OperatorConfig()
     assert OperatorConfig().serving_image == DEFAULT_SERVING_IMAGE
     config = parse_operator_config(
         {
@@ -32,6 +33,7 @@ def test_defaults_and_overrides() -> None:
             "MLKUBE_STORAGE_SECRET": "s3-creds",
             "MLKUBE_S3_ENDPOINT_URL": "http://minio:9000",
             "MLKUBE_RUN_AS_USER": "1001",
+            "MLKUBE_POD_NETWORKS": "*",
         }
     )
     assert config == OperatorConfig(
