@@ -1,41 +1,41 @@
 """With the API server unreachable, no handler leaves a traceback: each logs one line and
 tries again later (a loop tick returns its delay; a Kopf handler raises TemporaryError; the
-DELETE guard allows). The client raises an ApiError subclass for "no answer at all"."""
+DELETE guard allows). The client raises ApiUnreachable, an ApiError, for "no answer at all"."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from pathlib import Path
 
 import kopf
 import pytest
+import yaml
 
+from mlkube.devcluster.procs import free_port
 from mlkube.handlers import endpoint, endpoint_drift, health, model, webhooks
-from mlkube.k8s import ApiError
+from mlkube.k8s import ApiUnreachable, Kube
 
 LOG = logging.getLogger("test")
 
 
-class Unreachable(ApiError):  # stands in for the client's own, raised for connection errors
-    def __init__(self) -> None:
-        super().__init__(0, "Unreachable", "cannot reach the API server at https://127.0.0.1:9")
-
-
-class Down:
-    """A client whose every call finds the API server unreachable."""
-
-    def __getattr__(self, _: str) -> Any:
-        def call(*__: Any, **___: Any) -> Any:
-            raise Unreachable()
-
-        return call
-
-
 @pytest.fixture(autouse=True)
-def api_down(monkeypatch: pytest.MonkeyPatch) -> None:
+def api_down(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The real client, configured for an API server that is not there (a closed loopback
+    port): every call fails the way a down API server makes it fail."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "down",
+        "clusters": [{"name": "down", "cluster": {"server": f"https://127.0.0.1:{free_port()}",
+                                                  "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "down", "context": {"cluster": "down", "user": "u"}}],
+    }))  # fmt: skip
+    client = Kube(str(kubeconfig))
+    with pytest.raises(ApiUnreachable):  # what every handler below meets
+        client.list("v1", "Pod", "ml")
     for module in (endpoint, endpoint_drift, health, model, webhooks):
-        monkeypatch.setattr(module, "kube", Down)
+        monkeypatch.setattr(module, "kube", lambda: client)
 
 
 OWNED = kopf.Meta(kopf.Body({  # type: ignore[arg-type]
