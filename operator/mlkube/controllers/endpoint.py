@@ -69,7 +69,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     obj = get_endpoint(kube, namespace, name)
     if obj is None:
         return Outcome()
-    meta, status = obj["metadata"], obj.get("status") or {}
+    meta = obj["metadata"]
     owner = EndpointRef(name=name, namespace=namespace, uid=str(meta["uid"]))
     generation = int(meta.get("generation", 1))
     try:
@@ -98,24 +98,9 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         return Outcome()  # a human renames or removes the object; the resync loop looks again
     legacy = legacy_child_names(name, [d.name for d in spec.deployments])
     held = prune(kube, owner, {child_key(c) for c in children}, legacy)
-    verdict = verify_traffic(kube, owner, spec, config) if uses_router(spec) else None
-    applied_traffic, applied_mirror = applied_split(spec, status, verdict)
-    events = [("Normal", r, m) for r, m in traffic_events(status, applied_traffic, applied_mirror)]
-    new_status = build_endpoint_status(
-        spec=spec,
-        generation=generation,
-        url=endpoint_url(owner, spec, config),
-        applied_traffic=applied_traffic,
-        applied_mirror=applied_mirror,
-        deployments=observe_deployments(kube, owner, spec),
-        router=observe_router(kube, owner, spec),
-        needs_router=uses_router(spec),
-        blockers=[],
-        previous=status,
-        now=now,
-        traffic_check=verdict,
+    verdict, events = observe_and_write_status(
+        kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now
     )
-    write_status(kube, obj, new_status, now)
     subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
     if verdict is not None and verdict.reason == RELOADING:
         # Nothing else fires when a router reloads its file: look again soon. (Routers that
@@ -139,6 +124,39 @@ def applied_split(
     return dict(status.get("traffic") or {}), dict(status.get("mirror") or {})
 
 
+def observe_and_write_status(
+    kube: Kube,
+    config: OperatorConfig,
+    obj: dict[str, Any],
+    spec: OnlineEndpointSpec,
+    owner: EndpointRef,
+    url: str | None,
+    now: str,
+) -> tuple[TrafficVerdict | None, list[tuple[str, str, str]]]:
+    """Observe workloads and the routers' loaded config, write the status; returns the
+    routers' verdict and the traffic Events of what became applied."""
+    status = obj.get("status") or {}
+    verdict = verify_traffic(kube, owner, spec, config) if uses_router(spec) else None
+    applied_traffic, applied_mirror = applied_split(spec, status, verdict)
+    events = [("Normal", r, m) for r, m in traffic_events(status, applied_traffic, applied_mirror)]
+    new_status = build_endpoint_status(
+        spec=spec,
+        generation=int(obj["metadata"].get("generation", 1)),
+        url=url,
+        applied_traffic=applied_traffic,
+        applied_mirror=applied_mirror,
+        deployments=observe_deployments(kube, owner, spec),
+        router=observe_router(kube, owner, spec),
+        needs_router=uses_router(spec),
+        blockers=[],
+        previous=status,
+        now=now,
+        traffic_check=verdict,
+    )
+    write_status(kube, obj, new_status, now)
+    return verdict, events
+
+
 def refresh_status(
     kube: Kube, config: OperatorConfig, namespace: str, name: str, now: str
 ) -> Outcome:
@@ -156,24 +174,7 @@ def refresh_status(
     except ValidationError:
         return Outcome()
     owner = EndpointRef(name=name, namespace=namespace, uid=str(obj["metadata"]["uid"]))
-    verdict = verify_traffic(kube, owner, spec, config) if uses_router(spec) else None
-    applied_traffic, applied_mirror = applied_split(spec, status, verdict)
-    events = [("Normal", r, m) for r, m in traffic_events(status, applied_traffic, applied_mirror)]
-    new_status = build_endpoint_status(
-        spec=spec,
-        generation=generation,
-        url=status.get("url"),
-        applied_traffic=applied_traffic,
-        applied_mirror=applied_mirror,
-        deployments=observe_deployments(kube, owner, spec),
-        router=observe_router(kube, owner, spec),
-        needs_router=uses_router(spec),
-        blockers=[],
-        previous=status,
-        now=now,
-        traffic_check=verdict,
-    )
-    write_status(kube, obj, new_status, now)
+    _, events = observe_and_write_status(kube, config, obj, spec, owner, status.get("url"), now)
     subject = {
         "apiVersion": obj["apiVersion"],
         "kind": KIND_ONLINE_ENDPOINT,
