@@ -15,13 +15,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mlkube.devcluster import Cluster, realnode_net
+from mlkube.cli.dev import start_operator
+from mlkube.cli.samples import install_samples
+from mlkube.contract import API_VERSION
+from mlkube.devcluster import Cluster, procs, realnode_net
 from mlkube.devcluster.cluster import build_binaries
-from mlkube.devcluster.realnode import RealNode, unsupported_reason
+from mlkube.devcluster.realnode import RealNode, operator_env, unsupported_reason
+from mlkube.devcluster.realnode_store import BUCKET
 from mlkube.k8s import ApiError, Kube
+from mlkube.k8s.crds import apply_crds
+from support.waiting import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
 
 if os.environ.get("MLKUBE_E2E", "") in ("", "0"):
     collect_ignore_glob = ["test_*.py"]
@@ -64,3 +73,33 @@ def namespace(kube: Kube) -> Iterator[str]:
     yield name
     with contextlib.suppress(ApiError):
         kube.delete("v1", "Namespace", name)
+
+
+def _endpoint_ready(kube: Kube) -> dict[str, Any] | None:
+    obj = kube.get(API_VERSION, "OnlineEndpoint", "credit", "default") or {}
+    status = obj.get("status") or {}
+    conds = status.get("conditions") or []
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+    current = status.get("observedGeneration") == obj["metadata"]["generation"]
+    return obj if ready and current else None
+
+
+@pytest.fixture(scope="module")
+def credit_endpoint(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Iterator[str]:
+    """The samples as `mlkube dev up --real-node` installs them; yields the Service's IP."""
+    cluster, node = node_cluster
+    apply_crds(kube, REPO / "crds", field_manager="mlkube-e2e")
+    start_operator(cluster, kube, operator_env(node))
+    saved = dict(os.environ)
+    os.environ.update(node.store_env())
+    try:
+        install_samples(kube, cluster.workdir, store_uri=f"s3://{BUCKET}")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    wait_for(lambda: _endpoint_ready(kube), timeout=240, interval=1, what="endpoint credit Ready")
+    service = kube.get("v1", "Service", "credit", "default")
+    assert service is not None
+    yield service["spec"]["clusterIP"]
+    # Other modules run the operator differently (as a pod): only one may reconcile.
+    procs.stop(cluster.state.pids.pop("operator"))
