@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from mlkube.builders.operator_config import ENV_DRIFT_POLL_INTERVAL
 from mlkube.cli.dev import start_operator
 from mlkube.cli.samples import install_samples
 from mlkube.contract import API_VERSION
@@ -89,7 +90,8 @@ def credit_endpoint(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Itera
     """The samples as `mlkube dev up --real-node` installs them; yields the Service's IP."""
     cluster, node = node_cluster
     apply_crds(kube, REPO / "crds", field_manager="mlkube-e2e")
-    start_operator(cluster, kube, operator_env(node))
+    # Poll drift sidecars often: the drift test waits for the status, not for a 30 s tick.
+    start_operator(cluster, kube, {**operator_env(node), ENV_DRIFT_POLL_INTERVAL: "2"})
     saved = dict(os.environ)
     os.environ.update(node.store_env())
     try:

@@ -22,6 +22,7 @@ from mlkube.devcluster.realnode import RealNode
 from mlkube.devcluster.realnode_store import BUCKET
 from mlkube.k8s import Kube
 from mlkube.storage import publish
+from mlkube_serving.storage_initializer import EXIT_MISMATCH
 from support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,11 +109,31 @@ def tampered(
     yield EP
 
 
-def test_tampered_artifact_is_refused_and_the_pod_never_ready(tampered: str, kube: Kube) -> None:
+def test_tampered_artifact_is_refused_and_the_pod_never_ready(
+    tampered: str, node_cluster: tuple[Cluster, RealNode], kube: Kube
+) -> None:
     failure = wait_for(lambda: _init_failure(kube), timeout=120, interval=1,
                        what="storage initializer failing")  # fmt: skip
-    print(f"\nstorage-initializer: {failure}")
-    assert "digest" in failure.lower(), failure
+    assert failure.startswith(f"exit {EXIT_MISMATCH}:"), failure  # DigestMismatch's exit code
+
+    def read_log() -> str | None:
+        # The current attempt may be waiting in back-off: then the previous one has the log.
+        name = (_pod(kube) or {})["metadata"]["name"]
+        for previous in ("false", "true"):
+            code, body = node_cluster[0].request(
+                "GET",
+                f"/api/v1/namespaces/{NS}/pods/{name}/log"
+                f"?container=storage-initializer&tailLines=20&previous={previous}",
+            )
+            text = str(body.get("raw", body))
+            if code == 200 and "digest" in text.lower():
+                return text
+        return None
+
+    log = wait_for(
+        read_log, timeout=60, interval=1, what="the initializer's digest error in its log"
+    )
+    print(f"\nstorage-initializer {failure}; log: {log.strip()}")
     # It keeps refusing: the pod stays unready over retries (CrashLoopBackOff of the init).
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
