@@ -48,7 +48,7 @@ def drift_endpoint(
     """A Model with a baseline of N(0, 1) features and an endpoint sampling every request."""
     rng = np.random.default_rng(7)
     columns = {f"f{i}": rng.normal(0.0, 1.0, 5000) for i in range(FEATURES)}
-    profile = build_profile(columns, window_size=WINDOW, model="credit-risk", bootstrap_windows=100)
+    profile = build_profile(columns, window_size=WINDOW, model="drifty", bootstrap_windows=100)
     folder = tmp_path_factory.mktemp("baseline")
     write_profile(profile, folder / "credit-risk.profile.json")
     saved = dict(os.environ)
@@ -95,7 +95,7 @@ def _send(ip: str, rows: np.ndarray) -> None:
     body = {"inputs": [{"name": "X", "shape": list(rows.shape), "datatype": "FP32",
                         "data": rows.ravel().tolist()}]}  # fmt: skip
     req = urllib.request.Request(
-        f"http://{ip}/v2/models/credit-risk/infer",
+        f"http://{ip}/v2/models/drifty/infer",
         data=json.dumps(body).encode(),
         method="POST",
         headers={"Content-Type": "application/json"},
@@ -107,6 +107,19 @@ def _send(ip: str, rows: np.ndarray) -> None:
 def test_shifted_inputs_show_drift_in_status(drift_endpoint: str, kube: Kube) -> None:
     rng = np.random.default_rng(11)
     requests = 2 * WINDOW // ROWS  # two windows of rows, every one sampled
+    # Control: a window like the baseline is evaluated and shows no drift.
+    for _ in range(requests):
+        _send(drift_endpoint, rng.normal(0.0, 1.0, (ROWS, FEATURES)).astype(np.float32))
+    calm = wait_for(
+        lambda: (
+            (d := _drift(kube)).get("samples", 0) >= WINDOW and d.get("reason") == "Evaluated" and d
+        ),
+        timeout=120,
+        interval=1,
+        what="a full window evaluated",
+    )
+    print(f"\ndrift status after {requests * ROWS} baseline-like rows: {calm['message']}")
+    assert not calm["detected"], calm
     for _ in range(requests):
         _send(drift_endpoint, rng.normal(2.0, 1.0, (ROWS, FEATURES)).astype(np.float32))
     drift = wait_for(
@@ -115,7 +128,7 @@ def test_shifted_inputs_show_drift_in_status(drift_endpoint: str, kube: Kube) ->
         interval=1,
         what="drift detected in the endpoint status",
     )
-    print(f"\ndrift status after {requests * ROWS} shifted rows: {json.dumps(drift)[:600]}")
+    print(f"drift status after {requests * ROWS} shifted rows: {json.dumps(drift)[:600]}")
     assert drift["replicasReporting"] == 1
     assert drift["driftedFeatures"] >= FEATURES // 2
     assert drift["reason"] == "Evaluated"
