@@ -83,6 +83,9 @@ def drift_endpoint(
     service = kube.get("v1", "Service", EP, NS)
     assert service is not None
     yield service["spec"]["clusterIP"]
+    # Free the node for the next modules (the pods go with the endpoint).
+    kube.delete(API_VERSION, "OnlineEndpoint", EP, NS)
+    kube.delete(API_VERSION, KIND_MODEL, MODEL, NS)
 
 
 def _drift(kube: Kube) -> dict[str, Any]:

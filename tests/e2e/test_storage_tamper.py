@@ -107,6 +107,8 @@ def tampered(
                  "traffic": {"blue": 100}},
     })  # fmt: skip
     yield EP
+    kube.delete(API_VERSION, "OnlineEndpoint", EP, NS)
+    kube.delete(API_VERSION, KIND_MODEL, MODEL, NS)
 
 
 def test_tampered_artifact_is_refused_and_the_pod_never_ready(
