@@ -6,7 +6,7 @@ the digest). A download needs `--digest`: an artifact whose digest differs from 
 one is removed and the command fails, and one without a registered digest is never fetched, so a
 pod never serves or judges against bytes nobody registered. On success the facts are printed as
 one JSON line and, inside Kubernetes, written to the termination log where the operator can read
-them from the pod status.
+them from the pod status; on failure the error line is, so the endpoint can show why.
 """
 
 from __future__ import annotations
@@ -75,36 +75,46 @@ def fetch(uri: str, dest: str | None, digest: str | None) -> ArtifactFacts:
     return facts
 
 
-def report(uri: str, facts: ArtifactFacts, termination_log: str) -> None:
-    line = json.dumps(
-        {"uri": uri, "digest": facts.digest, "size": facts.size, "fileCount": facts.file_count}
-    )
-    print(line)
+def _terminate_with(line: str, termination_log: str) -> None:
     if os.path.exists(termination_log):
         try:
             with open(termination_log, "w") as handle:
                 handle.write(line)
         except OSError:
-            pass  # best effort: the facts are on stdout as well
+            pass  # best effort: the line is on stdout/stderr as well
+
+
+def report(uri: str, facts: ArtifactFacts, termination_log: str) -> None:
+    line = json.dumps(
+        {"uri": uri, "digest": facts.digest, "size": facts.size, "fileCount": facts.file_count}
+    )
+    print(line)
+    _terminate_with(line, termination_log)
+
+
+def fail(message: str, code: int, termination_log: str) -> int:
+    """Print the error and make it the termination message: the operator shows it on the
+    endpoint (and the verification Job's Model) without anyone reading pod logs."""
+    line = f"error: {message}"
+    print(line, file=sys.stderr)
+    _terminate_with(line, termination_log)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    log = args.termination_log
     if not args.uri:
-        print(f"error: --uri (or {ENV_ARTIFACT_URI}) is required", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(f"--uri (or {ENV_ARTIFACT_URI}) is required", EXIT_USAGE, log)
     try:
         facts = fetch(args.uri, args.dest, args.digest)
     except DigestMismatch as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_MISMATCH
+        return fail(str(exc), EXIT_MISMATCH, log)
     except StorageError as exc:
         cause = f" ({exc.__cause__})" if exc.__cause__ else ""
-        print(f"error: {exc}{cause}", file=sys.stderr)
-        return EXIT_ERROR
+        return fail(f"{exc}{cause}", EXIT_ERROR, log)
     except OSError as exc:
         where = f"write to {args.dest}" if args.dest else f"read {args.uri}"
-        print(f"error: cannot {where}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    report(args.uri, facts, args.termination_log)
+        return fail(f"cannot {where}: {exc}", EXIT_ERROR, log)
+    report(args.uri, facts, log)
     return 0

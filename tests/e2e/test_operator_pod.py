@@ -1,14 +1,12 @@
 """The operator image running as a pod, under the generated RBAC bound to its service account
-(in-cluster config through the `kubernetes` Service), reconciles a Model: it fetches the
-artifact over HTTP from this machine, verifies its digest and marks the Model Ready. No
-host-side operator runs here.
-
-HTTP rather than the node's S3 store: the operator image's "operator" extra has no s3fs yet
-(adding it makes the image's pip backtrack for many minutes; see docs/dev-cluster.md)."""
+(in-cluster config through the `kubernetes` Service), reconciles Models: it fetches the
+artifact over HTTP from this machine and over S3 from the node's MinIO (s3fs is in the operator
+image), verifies the digest and marks the Model Ready. No host-side operator runs here."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,13 +14,14 @@ from typing import Any
 import pytest
 
 from mlkube.builders.rbac import build_cluster_role_binding, build_operator_cluster_role
-from mlkube.contract import API_VERSION, KIND_MODEL
+from mlkube.contract import API_VERSION, ENV_S3_ENDPOINT_URL, KIND_MODEL
 from mlkube.devcluster import Cluster
 from mlkube.devcluster.realnode import RealNode
 from mlkube.devcluster.realnode_config import SERVICE_CIDR
+from mlkube.devcluster.realnode_store import BUCKET, SECRET_NAME, build_storage_secret
 from mlkube.k8s import ApiError, Kube
 from mlkube.k8s.crds import apply_crds
-from mlkube.storage import compute_digest
+from mlkube.storage import compute_digest, publish
 from support.artifacts import artifact_server
 from support.waiting import wait_for
 
@@ -31,7 +30,7 @@ NAMESPACE = "mlkube-system"
 ACCOUNT = "mlkube-operator"
 
 
-def operator_pod(image: str) -> dict[str, Any]:
+def operator_pod(image: str, store_endpoint: str) -> dict[str, Any]:
     """What the chart's Deployment runs, reduced to one pod: restricted, read-only root."""
     return {
         "apiVersion": "v1",
@@ -54,7 +53,10 @@ def operator_pod(image: str) -> dict[str, Any]:
                         # The dev node's own addresses (the artifact server on the bridge) are
                         # not internal here; Services still are.
                         {"name": "MLKUBE_ARTIFACT_INTERNAL_NETWORKS", "value": SERVICE_CIDR},
+                        {"name": ENV_S3_ENDPOINT_URL, "value": store_endpoint},
                     ],
+                    # The store's credentials, from a Secret (never in the pod spec).
+                    "envFrom": [{"secretRef": {"name": SECRET_NAME}}],
                     "securityContext": {
                         "allowPrivilegeEscalation": False,
                         "readOnlyRootFilesystem": True,
@@ -83,7 +85,8 @@ def operator_in_a_pod(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Ite
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": {"name": ACCOUNT, "namespace": NAMESPACE}},
-        operator_pod(node.images["operator"]),
+        build_storage_secret(NAMESPACE, node.store_env()["AWS_SECRET_ACCESS_KEY"]),
+        operator_pod(node.images["operator"], node.store_env()[ENV_S3_ENDPOINT_URL]),
     ):  # fmt: skip
         kube.apply(obj)  # mlkube-system may exist already (the host operator's webhooks)
     yield NAMESPACE
@@ -98,6 +101,22 @@ def test_operator_pod_reconciles_a_model(
         uri = f"{base}model.onnx"
         digest = compute_digest(uri).digest
         _create_and_wait(kube, namespace, uri, digest, node_cluster[0])
+
+
+def test_operator_pod_verifies_an_s3_model(
+    operator_in_a_pod: str, node_cluster: tuple[Cluster, RealNode], kube: Kube, namespace: str
+) -> None:
+    saved = dict(os.environ)
+    os.environ.update(node_cluster[1].store_env())
+    try:
+        uri, facts = publish(
+            str(REPO / "examples" / "models" / "credit-risk" / "3"), f"s3://{BUCKET}",
+            namespace=namespace, name="credit-risk", version="3",
+        )  # fmt: skip
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    _create_and_wait(kube, namespace, uri, facts.digest, node_cluster[0])
 
 
 def _create_and_wait(kube: Kube, namespace: str, uri: str, digest: str, cluster: Cluster) -> None:

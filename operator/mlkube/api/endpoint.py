@@ -342,6 +342,8 @@ class DeploymentStatus(ApiModel):
     """Desired replicas."""
     drift: DriftStatus | None = None
     """Drift monitoring (deployments with drift.enabled only)."""
+    message: Message = ""
+    """Why pods are not ready, from the pods themselves (e.g. an init container's error)."""
 
 
 class OnlineEndpointStatus(ApiModel):

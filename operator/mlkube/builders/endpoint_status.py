@@ -3,9 +3,9 @@
 Ready means every deployment's pods (and the router's, for the router backend) are available
 at the current template; Progressing means a rollout or a wait for Models is under way;
 Degraded means something needs a human (a failed Model, a rollout past its deadline, pods the
-namespace refuses). Built as `OnlineEndpointStatus`, so a status the CRD would refuse fails
-here rather than at the API server; messages are bounded. Pure: Deployment objects and the clock
-come in as arguments.
+namespace refuses, pods that keep failing: see pod_problems). Built as `OnlineEndpointStatus`,
+so a status the CRD would refuse fails here rather than at the API server; messages are bounded.
+Pure: Deployment objects (and pod problems) and the clock come in as arguments.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from mlkube.builders.endpoint_drift import drift_enabled
 from mlkube.builders.endpoint_drift_status import CONDITION as DRIFT_CONDITION
 from mlkube.builders.endpoint_drift_status import drift_condition
 from mlkube.builders.endpoint_server import deployment_replicas
+from mlkube.builders.pod_problems import PodProblem
 from mlkube.builders.status_conditions import condition_models
 from mlkube.reconcile.conditions import get_condition, set_condition
 from mlkube.reconcile.router_config import TRAFFIC_CONDITION, TrafficVerdict
@@ -51,6 +52,7 @@ class WorkloadHealth:
     ready: int
     available: bool
     failure: str | None = None
+    pods: PodProblem | None = None  # from the pods, while not available
 
 
 @dataclass(frozen=True)
@@ -111,26 +113,38 @@ def is_blocked(status: Mapping[str, Any]) -> bool:
     return ready.get("reason") in BLOCKER_REASONS
 
 
+def pods_message(health: WorkloadHealth | None) -> str:
+    """The pods' problem while the workload is not available, else ""."""
+    if health is None or health.available or health.pods is None:
+        return ""
+    return health.pods.message
+
+
 def _summarize(
     spec: OnlineEndpointSpec,
     deployments: Mapping[str, WorkloadHealth | None],
     router: WorkloadHealth | None,
     needs_router: bool,
-) -> tuple[list[str], list[str]]:
-    """(waiting, failures): human-readable lists for the condition messages."""
-    waiting, failures = [], []
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """(waiting, failures as (reason, text)): human-readable lists for condition messages."""
+    waiting: list[str] = []
+    failures: list[tuple[str, str]] = []
     parts: list[tuple[str, WorkloadHealth | None]] = [
         (d.name, deployments.get(d.name)) for d in spec.deployments
     ]
     if needs_router:
         parts.append(("router", router))
     for name, health in parts:
+        pods = pods_message(health)
         if health is None:
             waiting.append(f"{name} (not created)")
         elif health.failure:
-            failures.append(f"{name}: {health.failure}")
+            failures.append(("RolloutFailed", f"{name}: {health.failure}"))
+        elif pods and health.pods is not None and health.pods.fatal:
+            failures.append(("PodsFailing", f"{name}: {pods}"))
         elif not health.available:
-            waiting.append(f"{name} ({health.ready}/{health.replicas} ready)")
+            detail = f": {pods}" if pods else ""
+            waiting.append(f"{name} ({health.ready}/{health.replicas} ready{detail})")
     return waiting, failures
 
 
@@ -153,11 +167,12 @@ def _readiness(
         }
     waiting, failures = _summarize(spec, deployments, router, needs_router)
     if failures:
-        message = "; ".join(failures)
+        reason = failures[0][0]
+        message = "; ".join(text for _, text in failures)
         return {
-            "Ready": (False, "RolloutFailed", message),
-            "Progressing": (False, "RolloutFailed", message),
-            "Degraded": (True, "RolloutFailed", message),
+            "Ready": (False, reason, message),
+            "Progressing": (False, reason, message),
+            "Degraded": (True, reason, message),
         }
     if waiting:
         message = "waiting for " + ", ".join(waiting)
@@ -230,6 +245,7 @@ def build_endpoint_status(
     for dep in spec.deployments:
         health = deployments.get(dep.name)
         carried = drift.get(dep.name) if drift_enabled(dep) else None
+        pods = pods_message(health)
         per_deployment.append(
             DeploymentStatus(
                 name=dep.name,
@@ -237,6 +253,7 @@ def build_endpoint_status(
                 ready_replicas=health.ready if health else 0,
                 replicas=health.replicas if health else deployment_replicas(dep),
                 drift=DriftStatus.model_validate(carried) if carried else None,
+                **({"message": bound_message(pods)} if pods else {}),
             )
         )
     monitored = [d.name for d in spec.deployments if drift_enabled(d)]

@@ -63,9 +63,9 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     # pvc:// verification Jobs: read by name, created once (never changed: garbage-collected
     # with their Model).
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "create"]},
-    # Verification Jobs' termination messages, router and drift-sidecar pod IPs: pods are
-    # listed by label, never read by name or watched.
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+    # Verification Jobs' termination messages, router and drift-sidecar pod IPs, and why
+    # serving pods fail (watched by label, for endpoint status): never read by name or changed.
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
 ]
 # In the operator's own namespace: the audit key Secret, read by name, created on first start.
 # (Creation cannot be limited by name in RBAC.)

@@ -119,6 +119,8 @@ def render_details(obj: Mapping[str, Any], now: datetime) -> str:
             f"  {dep.get('name'):<12} model={dep.get('model')}  "
             f"ready={seen.get('readyReplicas', 0)}/{seen.get('replicas', '?')}"
         )
+        if seen.get("message"):
+            lines.append(f"    pods: {seen['message']}")
         drift = seen.get("drift")
         if drift:
             lines.append(f"    drift: {format_drift(drift)}")

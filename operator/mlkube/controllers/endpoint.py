@@ -17,7 +17,7 @@ from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint import build_endpoint_children, child_key, endpoint_url, uses_router
 from mlkube.builders.endpoint_status import Blocker, build_endpoint_status, is_blocked
 from mlkube.builders.endpoint_upgrade import legacy_child_names
-from mlkube.builders.names import EndpointRef
+from mlkube.builders.names import EndpointRef, label_value
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
 from mlkube.controllers.endpoint_children import (
@@ -181,6 +181,18 @@ def refresh_status(
         "metadata": obj["metadata"],
     }
     return Outcome(events=events, subject=subject)
+
+
+def endpoint_for_label(kube: Kube, namespace: str, value: str) -> str | None:
+    """The endpoint whose `mlkube.dev/endpoint` label value is `value` (names too long for a
+    label carry a hashed value, so those need the list)."""
+    if get_endpoint(kube, namespace, value) is not None:
+        return value
+    for obj in kube.list(API_VERSION, KIND_ONLINE_ENDPOINT, namespace):
+        name = str(obj["metadata"]["name"])
+        if label_value(name) == value:
+            return name
+    return None
 
 
 def endpoints_waiting_for(kube: Kube, namespace: str, model: str) -> list[str]:

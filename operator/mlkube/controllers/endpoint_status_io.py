@@ -1,4 +1,5 @@
-"""Reading child Deployments into readiness and writing the OnlineEndpoint's status.
+"""Reading child Deployments (and their pods while not available) into readiness, and
+writing the OnlineEndpoint's status.
 
 Only the status keys the endpoint reconcile owns are patched, and only what changed, as a
 JSON merge patch (removed map keys sent as null), so other writers' fields survive and an
@@ -7,7 +8,8 @@ unchanged status costs no write.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from dataclasses import replace
+from typing import Any, Final, TypeGuard
 
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint import uses_router
@@ -18,13 +20,17 @@ from mlkube.builders.endpoint_status import (
     workload_health,
 )
 from mlkube.builders.names import (
+    COMPONENT_ROUTER,
+    COMPONENT_SERVER,
     EndpointRef,
     deployment_name,
     endpoint_selector,
+    pod_selector,
     router_name,
     selector_string,
 )
-from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
+from mlkube.builders.pod_problems import first_problem
+from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT, LABEL_DEPLOYMENT
 from mlkube.controllers.kube import Kube
 from mlkube.reconcile.endpoint_changes import merge_patch
 from mlkube.reconcile.kstatus import with_stalled
@@ -40,6 +46,21 @@ STATUS_KEYS: Final = (
 )
 
 
+def _pods_of(kube: Kube, owner: EndpointRef, component: str) -> dict[str, list[dict[str, Any]]]:
+    """The endpoint's pods of one component, by their deployment label ("" for the router)."""
+    selector = selector_string(pod_selector(owner.name, component))
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for pod in kube.list("v1", "Pod", owner.namespace, label_selector=selector):
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        grouped.setdefault(str(labels.get(LABEL_DEPLOYMENT, "")), []).append(pod)
+    return grouped
+
+
+def _needs_pods(health: WorkloadHealth | None) -> TypeGuard[WorkloadHealth]:
+    # Pods are read only while something is not available: a healthy endpoint costs no list.
+    return health is not None and not health.available and health.failure is None
+
+
 def observe_deployments(
     kube: Kube, owner: EndpointRef, spec: OnlineEndpointSpec
 ) -> dict[str, WorkloadHealth | None]:
@@ -48,9 +69,16 @@ def observe_deployments(
         d["metadata"]["name"]: d
         for d in kube.list("apps/v1", "Deployment", owner.namespace, label_selector=selector)
     }
-    return {
+    healths = {
         d.name: workload_health(live.get(deployment_name(owner.name, d.name)))
         for d in spec.deployments
+    }
+    if not any(_needs_pods(h) for h in healths.values()):
+        return healths
+    pods = _pods_of(kube, owner, COMPONENT_SERVER)
+    return {
+        name: replace(h, pods=first_problem(pods.get(name, []))) if _needs_pods(h) else h
+        for name, h in healths.items()
     }
 
 
@@ -59,9 +87,13 @@ def observe_router(
 ) -> WorkloadHealth | None:
     if not uses_router(spec):
         return None
-    return workload_health(
+    health = workload_health(
         kube.get("apps/v1", "Deployment", router_name(owner.name), owner.namespace)
     )
+    if health is None or not _needs_pods(health):
+        return health
+    pods = [p for group in _pods_of(kube, owner, COMPONENT_ROUTER).values() for p in group]
+    return replace(health, pods=first_problem(pods))
 
 
 def write_blocked_status(

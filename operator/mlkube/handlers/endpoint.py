@@ -1,5 +1,6 @@
 """OnlineEndpoint handlers: reconcile on create/update/resume and on a resync loop, refresh
-readiness when a child Deployment changes, release the Models once the endpoint is gone.
+readiness when a child Deployment changes or one of its pods fails, release the Models once
+the endpoint is gone.
 
 The work lives in `mlkube.controllers.endpoint`; this module maps its outcome to Kopf (Events,
 retries). One lock per endpoint serializes the handler, the resync and Deployment events
@@ -21,6 +22,7 @@ from typing import Any, Final, cast
 
 import kopf
 
+from mlkube.builders.pod_problems import pod_problem
 from mlkube.contract import (
     API_VERSION,
     GROUP,
@@ -173,3 +175,41 @@ def model_changed(
             run_reconcile(namespace, endpoint)
     except (ApiError, ControllerError, kopf.TemporaryError) as err:
         logger.warning(f"reconciling endpoints that wait for Model {name} failed: {err}")
+
+
+# Pod uid -> the problem last reported, so a pod that keeps failing the same way (a crash loop
+# emits an event per restart) costs one status refresh, not one per event.
+_POD_PROBLEMS: Final[dict[str, str]] = {}
+
+
+@kopf.on.event(
+    "", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_ENDPOINT: kopf.PRESENT}
+)
+def child_pod_changed(
+    type: str, body: kopf.Body, meta: kopf.Meta, namespace: str | None, uid: str,
+    logger: kopf.Logger, **_: Any,
+) -> None:  # fmt: skip
+    """A serving or router pod fails (an initializer refusing an artifact, an image that cannot
+    be pulled, a crash loop): show why on the endpoint now, not at the rollout deadline.
+    Recovery needs no pod event: the Deployment turning available refreshes the status."""
+    problem = pod_problem(body) if type != "DELETED" else None
+    text = problem.message if problem else ""
+    if _POD_PROBLEMS.get(uid, "") == text:
+        return
+    if text:
+        _POD_PROBLEMS[uid] = text
+    else:
+        _POD_PROBLEMS.pop(uid, None)
+    label = str((meta.get("labels") or {}).get(LABEL_ENDPOINT, ""))
+    if namespace is None or not label:
+        return
+    try:
+        endpoint = sync.endpoint_for_label(kube(), namespace, label)
+        if endpoint is None:
+            return
+        with endpoint_lock(namespace, endpoint):
+            outcome = sync.refresh_status(kube(), operator_config(), namespace, endpoint, now_iso())
+        post_events(outcome)
+    except (ApiError, ControllerError, kopf.TemporaryError) as err:
+        _POD_PROBLEMS.pop(uid, None)  # try again on the next event
+        logger.warning(f"OnlineEndpoint {label}: reacting to a pod change failed: {err}")

@@ -160,3 +160,15 @@ def test_show_includes_the_drift_verdict() -> None:
     text = render_details(obj, datetime.now(UTC))
     assert "drift: DRIFT (2/4 features, window 200/200, 1 replicas, Evaluated)" in text
     assert "top: x0 wasserstein 0.420/0.100" in text
+
+
+def test_render_details_shows_why_pods_fail() -> None:
+    obj = _endpoint()
+    why = "init container storage-initializer CrashLoopBackOff (exited 3: error: digest mismatch)"
+    obj["status"]["deployments"] = [
+        {"name": "blue", "model": "credit-risk-v3", "readyReplicas": 0, "replicas": 1,
+         "message": why},
+    ]  # fmt: skip
+    lines = view.render_details(obj, NOW).splitlines()
+    blue = lines.index("  blue         model=credit-risk-v3  ready=0/1")
+    assert lines[blue + 1] == f"    pods: {why}"

@@ -172,3 +172,44 @@ def test_a_recreated_endpoint_does_not_prune_its_predecessors_children_by_name(
     controller.release(fake, NS, "credit", "some-other-uid")  # an old incarnation's DELETED event
     assert children(fake)
     assert deployed_by(fake, "credit-risk-v3") == ["credit"]  # the live successor keeps its use
+
+
+def test_a_failing_pod_shows_why_in_the_endpoint_status(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    from mlkube.builders.names import COMPONENT_SERVER, child_labels
+
+    create_endpoint(fake)
+    reconcile(fake, config)
+    log = "error: digest mismatch: expected sha256:aa, got sha256:bb"
+    fake.put({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "credit-green-x", "namespace": NS,
+                     "labels": child_labels("credit", COMPONENT_SERVER, "green")},
+        "status": {"initContainerStatuses": [{
+            "name": "storage-initializer", "restartCount": 3,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 3, "message": log}}}]},
+    })  # fmt: skip
+    controller.refresh_status(fake, config, NS, "credit", NOW)
+    endpoint = fake.stored(API_VERSION, "OnlineEndpoint", "credit", NS)
+    why = f"init container storage-initializer CrashLoopBackOff (exited 3: {log})"
+    assert condition(endpoint, "Degraded")["status"] == "True"
+    assert condition(endpoint, "Ready")["reason"] == "PodsFailing"
+    assert endpoint["status"]["message"] == f"green: {why}"
+    by_name = {d["name"]: d for d in endpoint["status"]["deployments"]}
+    assert by_name["green"]["message"] == why
+    assert "message" not in by_name["blue"]  # blue's pods are only starting
+    assert controller.endpoint_for_label(fake, NS, "credit") == "credit"
+    assert controller.endpoint_for_label(fake, NS, "nothing") is None
+
+
+def test_endpoints_with_names_too_long_for_a_label_are_found_by_their_label(
+    fake: FakeKube,
+) -> None:
+    from mlkube.builders.names import label_value
+
+    name = "a" * 70
+    create_endpoint(fake, name)
+    assert label_value(name) != name
+    assert controller.endpoint_for_label(fake, NS, label_value(name)) == name

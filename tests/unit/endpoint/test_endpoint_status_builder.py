@@ -196,3 +196,31 @@ def test_transition_time_moves_only_when_the_status_flips(spec: OnlineEndpointSp
     assert when(ready, "Ready") == T1
     assert when(ready, "Degraded") == T0
     assert not is_blocked(ready)
+
+
+def test_failing_pods_degrade_the_endpoint_with_their_reason(spec: OnlineEndpointSpec) -> None:
+    from mlkube.builders.pod_problems import PodProblem
+
+    why = "init container storage-initializer CrashLoopBackOff (exited 3: digest mismatch)"
+    failing = WorkloadHealth(replicas=2, ready=0, available=False, pods=PodProblem(why, True))
+    status = _status(spec, deployments={"blue": UP, "green": failing}, router=UP)
+    assert _conds(status) == {
+        "Ready": ("False", "PodsFailing"),
+        "Progressing": ("False", "PodsFailing"),
+        "Degraded": ("True", "PodsFailing"),
+    }
+    assert status["message"] == f"green: {why}"
+    assert status["deployments"][1]["message"] == why
+    assert "message" not in status["deployments"][0]
+    # A reason to wait is shown but is not a failure.
+    pending = WorkloadHealth(
+        replicas=2, ready=0, available=False, pods=PodProblem("pod not scheduled: no nodes", False)
+    )
+    status = _status(spec, deployments={"blue": UP, "green": pending}, router=UP)
+    assert _conds(status)["Ready"] == ("False", "Progressing")
+    assert status["message"] == "waiting for green (0/2 ready: pod not scheduled: no nodes)"
+    # Once available, a stale pod problem is not shown.
+    healed = WorkloadHealth(replicas=2, ready=2, available=True, pods=PodProblem(why, True))
+    status = _status(spec, deployments={"blue": UP, "green": healed}, router=UP)
+    assert _conds(status)["Ready"] == ("True", "Available")
+    assert "message" not in status["deployments"][1]

@@ -147,7 +147,10 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
     ("monitoring.coreos.com", "servicemonitors"): CHILD_REASONS,
     ("monitoring.coreos.com", "prometheusrules"): CHILD_REASONS,
     ("batch", "jobs"): {"get": "pvc:// verification Job by name", "create": "started once"},
-    ("", "pods"): {"list": "Job termination messages, router and drift-sidecar pods by label"},
+    ("", "pods"): {
+        "list": "Job termination messages, router and drift-sidecar pods by label",
+        "watch": "serving and router pods by label: why they fail, shown on the endpoint",
+    },
 }  # fmt: skip
 
 

@@ -44,11 +44,15 @@ def test_mismatch_fails_and_removes_the_files(
 ) -> None:
     wrong = "sha256:" + "0" * 64
     dest = tmp_path / "models"
-    code = main(["--uri", artifact.as_uri(), "--dest", str(dest), "--digest", wrong])
+    log = tmp_path / "termination-log"
+    log.write_text("")  # Kubernetes creates it; the operator reads it back from the pod status
+    args = ["--uri", artifact.as_uri(), "--dest", str(dest), "--digest", wrong]
+    code = main([*args, "--termination-log", str(log)])
     assert code == EXIT_MISMATCH
     err = capsys.readouterr().err
     assert "digest mismatch" in err and wrong in err
     assert not (dest / "model.joblib").exists()
+    assert log.read_text() == err.strip()  # the reason, not just an exit code
 
 
 def test_digest_only_mode_from_env(
