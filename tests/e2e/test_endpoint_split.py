@@ -1,7 +1,8 @@
 """The sample `credit` endpoint, reconciled by the operator and served by real pods: two
 deployments at 70/30 whose models the storage initializers download from the node's S3 store.
-2,000 inferences through the endpoint's Service (kube-proxy's DNAT, from this machine) split
-within 3 points of the configured weights, and none fails."""
+2,000 inferences through the endpoint's Service split within 3 points of the configured weights
+and none fails: from this machine (kube-proxy's DNAT) and from a client pod that finds the
+endpoint by its DNS name, as a workload in the cluster does."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ import json
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from mlkube.contract import HEADER_DEPLOYMENT
+from mlkube.devcluster import Cluster
+from mlkube.devcluster.realnode import RealNode
+from mlkube.k8s import Kube
+from support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 REQUEST = (REPO / "examples" / "models" / "credit-risk" / "3" / "sample-request.json").read_bytes()
@@ -37,3 +43,69 @@ def test_traffic_splits_70_30_through_the_service(credit_endpoint: str) -> None:
     assert set(counts) == {"blue", "green"}
     assert abs(counts["blue"] / 2000 - 0.70) <= 0.03
     assert abs(counts["green"] / 2000 - 0.30) <= 0.03
+
+
+# Runs inside a client pod: the request path a workload in the cluster takes (CoreDNS name,
+# ClusterIP, kube-proxy, router pod, model pods). Prints the split as its last log line.
+CLIENT = """
+import collections, json, os, urllib.request
+url = "http://credit.default.svc.cluster.local/v2/models/credit-risk/infer"
+body, counts, failed = os.environ["REQUEST"].encode(), collections.Counter(), []
+for _ in range(int(os.environ["COUNT"])):
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            counts[resp.headers.get("x-mlkube-deployment")] += 1
+    except Exception as exc:
+        failed.append(repr(exc))
+print(json.dumps({"counts": counts, "failed": failed[:5], "failures": len(failed)}))
+"""
+
+
+def client_pod(image: str, count: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "split-client", "namespace": "default"},
+        "spec": {
+            "restartPolicy": "Never", "automountServiceAccountToken": False,
+            "terminationGracePeriodSeconds": 1,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "client", "image": image, "imagePullPolicy": "Never",
+                "command": ["python", "-c", CLIENT],
+                "env": [{"name": "REQUEST", "value": REQUEST.decode()},
+                        {"name": "COUNT", "value": str(count)}],
+                "securityContext": {"allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]}},
+            }],
+        },
+    }  # fmt: skip
+
+
+def test_a_client_pod_reaches_the_endpoint_by_its_dns_name(
+    credit_endpoint: str, node_cluster: tuple[Cluster, RealNode], kube: Kube
+) -> None:
+    cluster, node = node_cluster
+    kube.create(client_pod(node.images["serving"], 2000))
+    try:
+
+        def finished() -> str | None:
+            pod = kube.get("v1", "Pod", "split-client", "default") or {}
+            phase = (pod.get("status") or {}).get("phase")
+            return phase if phase in ("Succeeded", "Failed") else None
+
+        phase = wait_for(finished, timeout=300, interval=1, what="client pod finished")
+        code, body = cluster.request("GET", "/api/v1/namespaces/default/pods/split-client/log")
+        log = str(body.get("raw", body))
+        assert code == 200 and phase == "Succeeded", f"{phase}: {log[-2000:]}"
+        result = json.loads(log.strip().splitlines()[-1])
+        print(f"\nsplit from a client pod via credit.default.svc.cluster.local: {result}")
+        counts = result["counts"]
+        assert result["failures"] == 0, result["failed"]
+        assert set(counts) == {"blue", "green"}
+        assert abs(counts["blue"] / 2000 - 0.70) <= 0.03
+        assert abs(counts["green"] / 2000 - 0.30) <= 0.03
+    finally:
+        kube.delete("v1", "Pod", "split-client", "default")

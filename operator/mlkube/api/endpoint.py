@@ -342,7 +342,7 @@ class DeploymentStatus(ApiModel):
     """Desired replicas."""
     drift: DriftStatus | None = None
     """Drift monitoring (deployments with drift.enabled only)."""
-    message: Message = ""
+    message: Message | None = None
     """Why pods are not ready, from the pods themselves (e.g. an init container's error)."""
 
 
