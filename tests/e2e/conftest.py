@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,6 +87,21 @@ def _endpoint_ready(kube: Kube) -> dict[str, Any] | None:
     return obj if ready and current else None
 
 
+def _serves(ip: str) -> bool | None:
+    request = urllib.request.Request(
+        f"http://{ip}/v2/models/credit-risk/infer",
+        data=(
+            REPO / "examples" / "models" / "credit-risk" / "3" / "sample-request.json"
+        ).read_bytes(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status == 200 or None
+    except OSError:
+        return None
+
+
 @pytest.fixture(scope="module")
 def credit_endpoint(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Iterator[str]:
     """The samples as `mlkube dev up --real-node` installs them; yields the Service's IP."""
@@ -103,6 +119,10 @@ def credit_endpoint(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Itera
     wait_for(lambda: _endpoint_ready(kube), timeout=240, interval=1, what="endpoint credit Ready")
     service = kube.get("v1", "Service", "credit", "default")
     assert service is not None
-    yield service["spec"]["clusterIP"]
+    ip = str(service["spec"]["clusterIP"])
+    # Ready means the pods are; the Service routes once the EndpointSlice controller and
+    # kube-proxy caught up (a second or so later): until then connections are refused.
+    wait_for(lambda: _serves(ip), timeout=60, interval=0.5, what="Service credit routing")
+    yield ip
     # Other modules run the operator differently (as a pod): only one may reconcile.
     procs.stop(cluster.state.pids.pop("operator"))
