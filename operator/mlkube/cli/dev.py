@@ -126,10 +126,14 @@ def realnode_store_default(node_env: dict[str, str]) -> DefaultStore:
 
 
 def env_command(workdir: Path) -> str:
-    """The `eval` line that sets up a shell (--workdir only when it is not the default)."""
+    """The `eval` line that sets up a fresh shell (--workdir unless it is the default: the
+    shell need not have this process's MLKUBE_DEV_DIR)."""
     mlkube = Path(sysconfig.get_path("scripts")) / "mlkube"
-    default = Path(os.environ.get("MLKUBE_DEV_DIR", DEFAULT_WORKDIR)).resolve()
-    flag = "" if workdir.resolve() == default else f" --workdir {shlex.quote(str(workdir))}"
+    flag = (
+        ""
+        if workdir.resolve() == DEFAULT_WORKDIR.resolve()
+        else f" --workdir {shlex.quote(str(workdir))}"
+    )
     return f'eval "$({shlex.quote(str(mlkube))} dev env{flag})"'
 
 

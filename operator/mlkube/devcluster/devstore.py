@@ -42,10 +42,12 @@ def minio_binary() -> Path:
 def ensure_store(cluster: Cluster, timeout: float = 60.0) -> DefaultStore:
     """Start the store unless it runs; return its settings."""
     path = store_path(cluster)
-    if PROCESS in cluster.state.pids and path.exists():
-        return DefaultStore(**json.loads(path.read_text()))
+    saved = DefaultStore(**json.loads(path.read_text())) if path.exists() else None
+    if PROCESS in cluster.state.pids and saved is not None:
+        return saved
     port, console = procs.free_port(), procs.free_port()
-    secret = secrets.token_hex(20)
+    # The data survives `down`/`up` (like etcd's): keep its credentials, take a new port.
+    secret = saved.secret_access_key if saved and saved.secret_access_key else secrets.token_hex(20)
     store = DefaultStore(
         uri=f"s3://{BUCKET}", endpoint_url=f"http://127.0.0.1:{port}",
         access_key_id=realnode_store.ACCESS_KEY, secret_access_key=secret, region="us-east-1",

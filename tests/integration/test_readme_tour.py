@@ -1,0 +1,105 @@
+"""The README's tour and the lines `make dev` prints run verbatim from a fresh shell (issue 18;
+issue 9 A2 before it).
+
+The tour block is read from README.md at test time, never copied, and run line by line in one
+`bash` whose environment is a fresh login's (HOME, the system PATH with Go, no venv), starting
+with its own `make dev` in a fresh workdir (MLKUBE_DEV_DIR, which `make dev` and
+`mlkube dev env` honour). Then the lines that `make dev` printed run the same way against that
+cluster. Every line must exit 0 (a line the tour expects to be refused says so with `!`), and
+what the comments promise is checked: a matching kubectl, a copied and Ready Model whose local
+file is gone, answers from the local data plane. `mlkube dev down` must leave no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from mlkube.contract import API_VERSION
+from mlkube.devcluster import procs
+from mlkube.k8s import Kube
+from support.shell_blocks import (
+    LineRun,
+    clean_env,
+    command_lines,
+    failures,
+    fenced_block,
+    port_free,
+    run_lines,
+    versions,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+# Ports the README's lines use as printed; the tour cannot swap them and stay verbatim.
+TOUR_PORTS = (8081, 8082)
+
+
+def printed_try_block(make_dev_output: str) -> list[str]:
+    """The command lines under "Try (from <repo>):" in what `make dev` printed."""
+    block = make_dev_output.split("Try (from ", 1)[1].split("\n", 1)[1]
+    return command_lines(block.split("\n\n", 1)[0])
+
+
+def line_output(runs: list[LineRun], prefix: str) -> str:
+    found = [r.output for r in runs if r.line.startswith(prefix)]
+    assert len(found) == 1, f"expected one line starting {prefix!r}"
+    return found[0]
+
+
+def assert_matching_kubectl(runs: list[LineRun]) -> None:
+    found = versions(line_output(runs, "kubectl version"))
+    assert set(found) == {"Client", "Server"}, found
+    assert found["Client"] == found["Server"], f"client/server skew: {found}"
+
+
+def assert_invoke_answered(runs: list[LineRun]) -> None:
+    answer = line_output(runs, "mlkube endpoint invoke")
+    body = json.loads(answer.strip().splitlines()[-1])
+    assert body["model_name"] == "credit-risk", body
+    assert {o["name"] for o in body["outputs"]} == {"label", "probabilities"}
+
+
+def test_the_readme_tour_and_what_make_dev_prints_run_verbatim(tmp_path: Path) -> None:
+    busy = [p for p in TOUR_PORTS if not port_free(p)]
+    assert not busy, f"the tour's ports {busy} are taken on this machine: free them to run it"
+    workdir = tmp_path / "dev"
+    env = clean_env(MLKUBE_DEV_DIR=str(workdir))
+    assert shutil.which("mlkube", path=env["PATH"]) is None, "the fresh shell must not find mlkube"
+    tour = command_lines(fenced_block((REPO / "README.md").read_text(), "## A tour"))
+    assert tour[0].startswith("make dev"), "the tour starts from `make dev`"
+    try:
+        runs = run_lines(tour, REPO, env, timeout=900, script=tmp_path / "tour.sh")
+        assert not failures(runs), failures(runs)
+        assert_matching_kubectl(runs)
+        assert_invoke_answered(runs)
+        refused = line_output(runs, "! kubectl delete model credit-risk-v3")
+        assert "is deployed by OnlineEndpoint credit" in refused, refused
+
+        # register copied the file into the default store; it was deleted and still verifies.
+        kube = Kube(str(workdir / "kubeconfig"))
+        fraud = kube.get(API_VERSION, "Model", "fraud-v1", "default") or {}
+        assert fraud["spec"]["artifact"]["uri"].startswith("s3://mlkube-dev/default/fraud/1/")
+        assert fraud["status"]["phase"] == "Ready", fraud["status"]
+        assert not (REPO / "model.onnx").exists()
+
+        printed = printed_try_block(runs[0].output)
+        assert any(line.startswith("eval ") for line in printed), printed
+        again = run_lines(printed, REPO, clean_env(), timeout=600, script=tmp_path / "try.sh")
+        assert not failures(again), failures(again)
+        assert_matching_kubectl(again)
+        assert_invoke_answered(again)
+        assert "credit-risk-v3" in line_output(again, "kubectl get models")
+    finally:
+        down_argv = [sys.executable, "-m", "mlkube", "dev", "down", "--workdir", str(workdir)]
+        down = subprocess.run(down_argv, capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stderr
+    left = [pid for pid in all_pids() if procs.command_mentions(pid, str(workdir))]
+    assert not left, f"`mlkube dev down` left processes running: {left}"
+
+
+def all_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if re.fullmatch(r"\d+", p.name)]
