@@ -1,5 +1,5 @@
-"""The README's tour and the lines `make dev` prints run verbatim from a fresh shell (issue 18;
-issue 9 A2 before it).
+"""The README's tour, the lines `make dev` prints and docs/online-endpoints.md's block run
+verbatim from a fresh shell (issue 18; issue 9 A2 before it).
 
 The tour block is read from README.md at test time, never copied, and run line by line in one
 `bash` whose environment is a fresh login's (HOME, the system PATH with Go, no venv), starting
@@ -32,6 +32,7 @@ from support.shell_blocks import (
     run_lines,
     versions,
 )
+from support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 # Ports the README's lines use as printed; the tour cannot swap them and stay verbatim.
@@ -58,7 +59,8 @@ def assert_matching_kubectl(runs: list[LineRun]) -> None:
 
 def assert_invoke_answered(runs: list[LineRun]) -> None:
     answer = line_output(runs, "mlkube endpoint invoke")
-    body = json.loads(answer.strip().splitlines()[-1])
+    # The background run-local's own lines may interleave with the answer.
+    body = json.loads([line for line in answer.splitlines() if line.startswith("{")][-1])
     assert body["model_name"] == "credit-risk", body
     assert {o["name"] for o in body["outputs"]} == {"label", "probabilities"}
 
@@ -87,18 +89,29 @@ def test_the_readme_tour_and_what_make_dev_prints_run_verbatim(tmp_path: Path) -
         assert not (REPO / "model.onnx").exists()
 
         printed = printed_try_block(runs[0].output)
-        assert any(line.startswith("eval ") for line in printed), printed
+        assert printed[0].startswith("eval "), printed
         again = run_lines(printed, REPO, clean_env(), timeout=600, script=tmp_path / "try.sh")
         assert not failures(again), failures(again)
         assert_matching_kubectl(again)
         assert_invoke_answered(again)
         assert "credit-risk-v3" in line_output(again, "kubectl get models")
+
+        # docs/online-endpoints.md's block, in a shell set up by make dev's printed eval line.
+        docs = (REPO / "docs" / "online-endpoints.md").read_text()
+        block = [printed[0], *command_lines(fenced_block(docs, "# Online endpoints"))]
+        endpoints = run_lines(block, REPO, clean_env(), timeout=600, script=tmp_path / "docs.sh")
+        assert not failures(endpoints), failures(endpoints)
+        assert_invoke_answered(endpoints)
+        assert "auth mode none" in line_output(endpoints, "! mlkube endpoint get-credentials")
     finally:
         down_argv = [sys.executable, "-m", "mlkube", "dev", "down", "--workdir", str(workdir)]
         down = subprocess.run(down_argv, capture_output=True, text=True, timeout=120)
     assert down.returncode == 0, down.stderr
     left = [pid for pid in all_pids() if procs.command_mentions(pid, str(workdir))]
     assert not left, f"`mlkube dev down` left processes running: {left}"
+    # run-local and serve stopped with `kill %1` (the shell then ends its jobs: a second
+    # SIGTERM while run-local stops once left its servers running).
+    assert wait_for(lambda: all(port_free(p) for p in TOUR_PORTS), timeout=15, what="ports free")
 
 
 def all_pids() -> list[int]:

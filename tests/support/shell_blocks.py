@@ -91,7 +91,10 @@ def failures(runs: list[LineRun]) -> str:
 
 
 def port_free(port: int) -> bool:
+    """Whether a server could listen on the loopback port now (TIME-WAIT leftovers of closed
+    connections do not count: servers bind with SO_REUSEADDR too)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -256,5 +256,9 @@ def run_local_endpoint(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
         finally:
+            # A second SIGTERM/Ctrl-C while stopping (a shell ending its jobs right after
+            # `kill %1`) would abort stop() and leave the servers running: ignore them now.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             local.stop()
     return 0
