@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 import joblib
 import pytest
+import yaml
 from kopf.testing import KopfRunner
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
@@ -22,6 +23,7 @@ from mlkube.contract import API_VERSION
 from mlkube.devcluster import Cluster
 from mlkube.k8s import ApiError, Kube
 from mlkube.storage import compute_digest
+from mlkube.storage.default_store import DefaultStore, with_extension
 from support.waiting import wait_for
 
 
@@ -33,6 +35,8 @@ def cli(cluster: Cluster, namespace: str, tmp_path: Path, capsys: pytest.Capture
         argv = [*args, "-n", namespace, "--kubeconfig", str(cluster.kubeconfig)]
         if with_store:
             argv += ["--store", store]
+        elif args[:2] == ("model", "register"):
+            argv.append("--in-place")  # the session cluster's kubeconfig names no store
         code = main(argv)
         out, err = capsys.readouterr()
         return code, out, err
@@ -82,6 +86,41 @@ def test_register_a_pickle_then_find_it_by_tag(
     assert "credit-risk-v1" in out and "churn" not in out
     code, out, _ = cli("model", "list", "--tag", "experiment=exp1", "-o", "json")
     assert [i["metadata"]["name"] for i in json.loads(out)["items"]] == ["credit-risk-v1"]
+
+
+def test_register_copies_into_the_contexts_default_store(
+    cluster: Cluster,
+    kube: Kube,
+    namespace: str,
+    tmp_path: Path,
+    pickle_path: Path,
+    running_operator: KopfRunner,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 18: without --store a local model was registered where it lay, so deleting or
+    editing the file broke the Model. Now it is copied into the default store the kubeconfig
+    context names, and the Model verifies after the file is gone."""
+    monkeypatch.delenv("MLKUBE_STORE", raising=False)
+    base = ["model", "register", "--name", "fraud", "-n", namespace, "--path", str(pickle_path)]
+    # A kubeconfig that names no store: refused, nothing created, nothing registered in place.
+    code = main([*base, "--version", "1", "--kubeconfig", str(cluster.kubeconfig)])
+    assert code == 1
+    assert "no artifact store" in capsys.readouterr().err
+    assert kube.get(API_VERSION, "Model", "fraud-v1", namespace) is None
+
+    store = tmp_path / "default-store"
+    kubeconfig = tmp_path / "kubeconfig"
+    doc = yaml.safe_load(cluster.kubeconfig.read_text())
+    kubeconfig.write_text(yaml.safe_dump(with_extension(doc, DefaultStore(store.as_uri()))))
+    assert main([*base, "--version", "2", "--kubeconfig", str(kubeconfig)]) == 0, (
+        capsys.readouterr().err
+    )
+    pickle_path.unlink()
+    obj = ready_model(kube, namespace, "fraud-v2")
+    uri = obj["spec"]["artifact"]["uri"]
+    assert uri.startswith(f"{store.as_uri()}/{namespace}/fraud/2/"), uri
+    assert obj["status"]["artifact"]["digest"] == compute_digest(uri).digest
 
 
 def test_registering_the_same_version_twice_is_refused(

@@ -6,14 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
+import sysconfig
 import time
 from pathlib import Path
 from typing import Any
 
-from mlkube.devcluster import Cluster, ClusterError
+from mlkube.devcluster import Cluster, ClusterError, devstore, kubectl
 from mlkube.devcluster.cluster import OPERATOR_USER, REPO_ROOT
 from mlkube.devcluster.procs import free_port
+from mlkube.storage.default_store import DefaultStore
 
 DEFAULT_WORKDIR = REPO_ROOT / ".dev" / "cluster"
 
@@ -25,6 +28,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         ("up", up, "start control plane, CRDs, operator and samples"),
         ("down", down, "stop everything `dev up` started"),
         ("status", status, "show what is running"),
+        ("env", env, "print the shell lines that point KUBECONFIG and PATH at the dev cluster"),
     ):
         v = verbs.add_parser(name, help=text)
         v.add_argument(
@@ -44,7 +48,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def up(args: argparse.Namespace) -> int:
-    from mlkube.devcluster import realnode, realnode_store
+    from mlkube.devcluster import realnode
 
     real = args.real_node
     if real and (reason := realnode.unsupported_reason()):
@@ -77,36 +81,82 @@ def up(args: argparse.Namespace) -> int:
                 return 1
             print(f"real node up in {time.monotonic() - node_started:.1f}s", file=sys.stderr)
         node_env = realnode.operator_env(node)
-        # Sample uploads from this process go to the node's store, which pods can reach.
-        os.environ.update(node.store_env())
     kube = Kube(str(cluster.kubeconfig))
     apply_crds(kube, REPO_ROOT / "crds", field_manager="mlkube-dev")
+    try:
+        store = realnode_store_default(node_env) if real else start_store(cluster, kube)
+        kubectl.link_kubectl(cluster.workdir)
+    except (ClusterError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    # One place: the kubeconfig's context names the store for the CLI; this process (sample
+    # uploads) and the operator get the same settings.
+    devstore.write_default_store(cluster.kubeconfig, store)
+    os.environ.update(store.client_env())
     if "operator" not in cluster.state.pids:
-        start_operator(cluster, kube, node_env)
+        start_operator(cluster, kube, {**devstore.operator_env(store), **node_env})
     if not args.no_samples:
         from mlkube.cli.samples import install_samples
 
-        store = f"s3://{realnode_store.BUCKET}" if real else None
-        install_samples(kube, cluster.workdir, store_uri=store)
-    kc = cluster.kubeconfig
-    # One line (a backslash in this f-string would only join it, leaving a run of spaces).
+        install_samples(kube, cluster.workdir, store_uri=store.uri)
+    print(ready_message(cluster, store.uri, time.monotonic() - started, args.workdir))
+    return 0
+
+
+def start_store(cluster: Cluster, kube: Any) -> DefaultStore:
+    """The kwok mode's default store (loopback MinIO) and its credentials Secret for pods."""
+    store_started = time.monotonic()
+    store = devstore.ensure_store(cluster)
+    kube.apply(devstore.storage_secret("default", store), field_manager="mlkube-dev")
+    print(f"artifact store up in {time.monotonic() - store_started:.1f}s", file=sys.stderr)
+    return store
+
+
+def realnode_store_default(node_env: dict[str, str]) -> DefaultStore:
+    """The real node's store (on the bridge, where pods reach it) as the default store."""
+    from mlkube.contract import ENV_S3_ENDPOINT_URL
+    from mlkube.devcluster import realnode_store
+
+    return DefaultStore(
+        uri=f"s3://{realnode_store.BUCKET}", endpoint_url=node_env.get(ENV_S3_ENDPOINT_URL),
+        access_key_id=node_env.get("AWS_ACCESS_KEY_ID"),
+        secret_access_key=node_env.get("AWS_SECRET_ACCESS_KEY"),
+        region=node_env.get("AWS_DEFAULT_REGION"),
+    )  # fmt: skip
+
+
+def env_command(workdir: Path) -> str:
+    """The `eval` line that sets up a fresh shell (--workdir unless it is the default: the
+    shell need not have this process's MLKUBE_DEV_DIR)."""
+    mlkube = Path(sysconfig.get_path("scripts")) / "mlkube"
+    flag = (
+        ""
+        if workdir.resolve() == DEFAULT_WORKDIR.resolve()
+        else f" --workdir {shlex.quote(str(workdir))}"
+    )
+    return f'eval "$({shlex.quote(str(mlkube))} dev env{flag})"'
+
+
+def ready_message(cluster: Cluster, store: str, seconds: float, workdir: Path) -> str:
+    """What `make dev` prints; every command in it runs in tests/integration/test_dev_tour.py."""
     sample = "examples/models/credit-risk/3/sample-request.json"
-    print(f"""
-mlkube dev cluster is ready ({time.monotonic() - started:.1f}s)
-  kubeconfig: {kc}
+    return f"""
+mlkube dev cluster is ready ({seconds:.1f}s)
+  kubeconfig: {cluster.kubeconfig}
+  default artifact store: {store} (`mlkube model register` copies models there)
   operator log: {cluster.logs / "operator.log"}
 
-Try:
-  export KUBECONFIG={kc}
+Try (from {REPO_ROOT}):
+  {env_command(workdir)}   # KUBECONFIG; PATH: mlkube, kubectl 1.36
   kubectl version
   kubectl get models,onlineendpoints -A
   mlkube model list --tag team=risk
   mlkube endpoint show credit
-  mlkube endpoint run-local credit --port 8081   # router + model servers as local processes
-  mlkube endpoint invoke credit --url http://127.0.0.1:8081 --request-file {sample}
+  mlkube endpoint run-local credit --port 8081 &   # router + model servers as local processes
+  mlkube endpoint invoke credit --url http://127.0.0.1:8081 --wait 120 --request-file {sample}
+  kill %1
 
-Stop it with: make dev-down""")
-    return 0
+Stop it with: make dev-down"""
 
 
 def start_operator(cluster: Cluster, kube: Any, extra_env: dict[str, str] | None = None) -> None:
@@ -136,7 +186,8 @@ def start_operator(cluster: Cluster, kube: Any, extra_env: dict[str, str] | None
         "MLKUBE_WEBHOOK_KEY": str(pki / "apiserver.key"),
         "MLKUBE_NAMESPACE": "mlkube-system",
         "MLKUBE_OPERATOR_USERNAME": OPERATOR_USER,
-        # The dev store is file:// on this machine, where the operator runs too.
+        # Dev mode: `--in-place` Models (file://) and the loopback store are on this machine,
+        # where the operator runs too.
         "MLKUBE_ALLOW_FILE_ARTIFACTS": "true",
         # kwok pod IPs exist nowhere: never poll them (traffic would leave this machine).
         "MLKUBE_POD_NETWORKS": "127.0.0.0/8",
@@ -163,6 +214,18 @@ def down(args: argparse.Namespace) -> int:
             print(f"warning: {problem}", file=sys.stderr)
     cluster.stop()
     print("stopped", file=sys.stderr)
+    return 0
+
+
+def env(args: argparse.Namespace) -> int:
+    """Shell lines for `eval`: the dev kubeconfig, and PATH with mlkube and kubectl first."""
+    cluster = Cluster(args.workdir)
+    if not cluster.kubeconfig.exists():
+        print(f"error: no dev cluster in {cluster.workdir}: run `make dev` first", file=sys.stderr)
+        return 1
+    dirs = ":".join(shlex.quote(d) for d in kubectl.path_dirs(cluster.workdir))
+    print(f"export KUBECONFIG={shlex.quote(str(cluster.kubeconfig))}")
+    print(f'export PATH={dirs}:"$PATH"')
     return 0
 
 

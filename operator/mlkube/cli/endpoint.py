@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from mlkube.cli import endpoint_view as view
+from mlkube.cli import stores
 from mlkube.cli.endpoint_api import KIND, api_error, connect, endpoint_keys, get_endpoint
 from mlkube.cli.endpoint_invoke import PROTOCOLS, invoke_endpoint
 from mlkube.cli.errors import CliError
@@ -66,6 +67,10 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     invoke.add_argument("--path", help="request path (overrides --protocol)")
     invoke.add_argument("--key", help="API key (default: read from the endpoint's Secret)")
     invoke.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    invoke.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS",
+        help="retry this long while nothing listens at the URL yet (e.g. a background run-local)",
+    )  # fmt: skip
     invoke.set_defaults(func=invoke_endpoint)
 
     creds = verbs.add_parser("get-credentials", help="print the endpoint's API keys")
@@ -223,6 +228,11 @@ def run_local_endpoint(args: argparse.Namespace) -> int:
         raise api_error(err, f"read OnlineEndpoint {namespace}/{args.name}") from err
     except PlanError as exc:
         raise CliError(f"cannot run {args.name} locally: {exc}") from exc
+    # Artifacts in the context's default store (the dev cluster's MinIO) are read with its
+    # credentials, by this process's storage initializers.
+    uris = [s.artifact_uri for s in plan.servers]
+    uris += [s.drift.baseline_uri for s in plan.servers if s.drift is not None]
+    stores.use_credentials(stores.context_store(args.kubeconfig, args.context), uris)
     for server in plan.servers:
         if server.dropped_env:
             print(f"deployment {server.deployment}: env not passed to local processes "
@@ -246,5 +256,9 @@ def run_local_endpoint(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
         finally:
+            # A second SIGTERM/Ctrl-C while stopping (a shell ending its jobs right after
+            # `kill %1`) would abort stop() and leave the servers running: ignore them now.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             local.stop()
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -110,6 +111,18 @@ def choose_protocol(args: argparse.Namespace, body: bytes) -> str:
 
 
 # -- I/O ---------------------------------------------------------------------------------
+def open_when_listening(request: urllib.request.Request, timeout: float, wait: float) -> Any:
+    """urlopen, retried for up to `wait` seconds while nothing listens yet (a `run-local` or
+    `port-forward` started a moment ago in the background); other errors are not retried."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return urllib.request.urlopen(request, timeout=timeout)
+        except urllib.error.URLError as err:
+            refused = isinstance(err.reason, ConnectionRefusedError)
+            if not refused or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.5)
 
 
 def model_name_of(kube: Kube, namespace: str, model: str) -> str:
@@ -149,7 +162,7 @@ def invoke_endpoint(args: argparse.Namespace) -> int:
     target = base.rstrip("/") + "/" + path.lstrip("/")
     request = urllib.request.Request(target, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+        with open_when_listening(request, args.timeout, args.wait) as response:
             sys.stdout.write(response.read().decode(errors="replace").rstrip("\n") + "\n")
     except urllib.error.HTTPError as err:
         detail = err.read().decode(errors="replace").strip()

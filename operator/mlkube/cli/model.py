@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlkube.api.model import FRAMEWORKS
-from mlkube.cli import model_object, model_view
+from mlkube.cli import model_object, model_view, stores
 from mlkube.cli.errors import CliError
 from mlkube.cli.kube import ModelApi, add_kube_options
 from mlkube.cli.progress import ProgressBar, format_bytes
@@ -44,7 +44,13 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     register_cmd.add_argument(
         "--store",
-        help=f"store prefix to upload to, e.g. s3://bucket/models (default: ${ENV_STORE})",
+        help=f"store prefix to copy the model into, e.g. s3://bucket/models (default: "
+        f"${ENV_STORE}, else the kubeconfig context's default store)",
+    )
+    register_cmd.add_argument(
+        "--in-place",
+        action="store_true",
+        help="register a local path where it lies, without copying it (this machine only)",
     )
     register_cmd.add_argument(
         "--overwrite",
@@ -120,12 +126,12 @@ def register(args: argparse.Namespace) -> int:
     )  # fmt: skip
     model_object.validate_spec(draft["spec"])
 
+    local = [p for p in (args.path, args.baseline) if p is not None and "://" not in p]
+    store = stores.choose_store(args, local[0] if local else None)
+
     api, namespace = connect(args)
     refuse_existing(api, namespace, name, version)
-    target = Target(
-        store=args.store or os.environ.get(ENV_STORE), namespace=namespace, name=name,
-        overwrite=args.overwrite, api=api,
-    )  # fmt: skip
+    target = Target(store=store, namespace=namespace, name=name, overwrite=args.overwrite, api=api)
     artifact_uri, facts = store_artifact(args.path, target, version)
     baseline = None
     if args.baseline is not None:
@@ -187,7 +193,7 @@ def store_artifact(path: str, target: Target, version: str) -> tuple[str, Artifa
     <store>/<namespace>/<name>/<version>/<digest prefix>/ (see mlkube.storage.upload)."""
     if "://" in path:
         return path, compute_digest(path)
-    if not target.store:
+    if not target.store:  # --in-place (stores.choose_store refuses it otherwise)
         local_uri = Path(os.path.abspath(path)).as_uri()
         return local_uri, compute_digest(local_uri)
     store = target.store.rstrip("/")

@@ -237,9 +237,16 @@ def _reason(exc: urllib3.exceptions.HTTPError) -> str:
 
 def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
     """The namespace of the chosen (or current) kubeconfig context, else "default"."""
+    chosen = kubeconfig_context(kubeconfig, context)
+    return str(((chosen or {}).get("context") or {}).get("namespace") or "default")
+
+
+def kubeconfig_context(kubeconfig: str | None, context: str | None) -> dict[str, Any] | None:
+    """The chosen (or current) context as written in the kubeconfig ($KUBECONFIG's files
+    merged), extensions included: the CLI reads its default artifact store from there."""
     contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
     chosen = next((c for c in contexts if c.get("name") == context), active) if context else active
-    return str(((chosen or {}).get("context") or {}).get("namespace") or "default")
+    return dict(chosen) if chosen else None
 
 
 def _read(path: str) -> str:

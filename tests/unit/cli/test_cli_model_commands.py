@@ -2,13 +2,16 @@
 (the real API server is exercised by the integration tier)."""
 
 import json
+import os
 
 import pytest
 import yaml
 
 from mlkube.cli import main as cli_main
 from mlkube.cli import model as model_cmd
+from mlkube.cli import stores
 from mlkube.storage import compute_digest
+from mlkube.storage.default_store import DefaultStore
 
 
 class FakeModelApi:
@@ -56,7 +59,15 @@ class FakeModelApi:
 
 
 @pytest.fixture
-def api(monkeypatch):
+def default_store(monkeypatch, tmp_path):
+    """The store the kubeconfig context names (as `mlkube dev up` writes it); None: none."""
+    holder = {"store": DefaultStore((tmp_path / "default-store").as_uri())}
+    monkeypatch.setattr(stores, "context_store", lambda kubeconfig, context: holder["store"])
+    return holder
+
+
+@pytest.fixture
+def api(monkeypatch, default_store):
     fake = FakeModelApi()
     monkeypatch.setattr(model_cmd, "connect", lambda args: (fake, args.namespace or "default"))
     monkeypatch.delenv("MLKUBE_STORE", raising=False)
@@ -67,9 +78,64 @@ def run(*argv):
     return cli_main.main(list(argv))
 
 
-def test_register_local_file_without_store(api, tmp_path, capsys):
+def test_register_without_store_copies_into_the_default_store(api, tmp_path, capsys):
+    """Issue 18: it registered the file where it lay; deleting it broke the Model."""
     (tmp_path / "model.pkl").write_bytes(b"weights")
-    code = run("model", "register", "--name", "credit-risk", "--version", "3",
+    code = run("model", "register", "--name", "fraud", "--version", "1",
+               "--path", str(tmp_path / "model.pkl"))  # fmt: skip
+    assert code == 0
+    uri = api.objects[("default", "fraud-v1")]["spec"]["artifact"]["uri"]
+    assert uri.startswith((tmp_path / "default-store" / "default" / "fraud" / "1").as_uri())
+    (tmp_path / "model.pkl").unlink()
+    assert compute_digest(uri).size == len(b"weights")
+
+
+def test_register_without_any_store_is_refused(api, default_store, tmp_path, capsys):
+    default_store["store"] = None
+    (tmp_path / "model.pkl").write_bytes(b"weights")
+    code = run("model", "register", "--name", "fraud", "--version", "1",
+               "--path", str(tmp_path / "model.pkl"))  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "no artifact store to copy" in err and "--in-place" in err
+    assert api.objects == {}
+
+
+def test_in_place_and_store_exclude_each_other(api, tmp_path, capsys):
+    (tmp_path / "model.pkl").write_bytes(b"weights")
+    store = (tmp_path / "s").as_uri()
+    code = run("model", "register", "--name", "fraud", "--version", "1", "--in-place",
+               "--store", store, "--path", str(tmp_path / "model.pkl"))  # fmt: skip
+    assert code == 1
+    assert "--in-place and --store exclude each other" in capsys.readouterr().err
+
+
+def test_register_the_default_stores_credentials_apply_to_it_only(
+    api, default_store, tmp_path, monkeypatch
+):
+    """The context's S3 settings reach the upload when the chosen store lies in it, and
+    never when --store names another store (its own environment must stay)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "mine")
+    monkeypatch.setenv("MLKUBE_S3_ENDPOINT_URL", "unset")  # restored after the test
+    store = (tmp_path / "default-store").as_uri()
+    default_store["store"] = DefaultStore(
+        store, endpoint_url="http://127.0.0.1:9", access_key_id="dev"
+    )
+    (tmp_path / "m.pkl").write_bytes(b"w")
+    other = (tmp_path / "other").as_uri()
+    assert run("model", "register", "--name", "a", "--version", "1", "--store", other,
+               "--path", str(tmp_path / "m.pkl")) == 0  # fmt: skip
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "mine"
+    assert os.environ["MLKUBE_S3_ENDPOINT_URL"] == "unset"
+    assert run("model", "register", "--name", "b", "--version", "1",
+               "--path", str(tmp_path / "m.pkl")) == 0  # fmt: skip
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "dev"
+    assert os.environ["MLKUBE_S3_ENDPOINT_URL"] == "http://127.0.0.1:9"
+
+
+def test_register_in_place_when_asked(api, tmp_path, capsys):
+    (tmp_path / "model.pkl").write_bytes(b"weights")
+    code = run("model", "register", "--name", "credit-risk", "--version", "3", "--in-place",
                "--path", str(tmp_path / "model.pkl"), "--tag", "team=risk")  # fmt: skip
     assert code == 0
     obj = api.objects[("default", "credit-risk-v3")]
