@@ -17,6 +17,7 @@ from kopf.testing import KopfRunner
 from mlkube.builders.rbac import build_chart_roles, build_cluster_role_binding
 from mlkube.devcluster import Cluster
 from mlkube.devcluster.cluster import OPERATOR_USER, build_binaries
+from mlkube.handlers.config import operator_config
 from mlkube.k8s import ApiError, Kube
 from mlkube.k8s.crds import apply_crds
 from support.operator import OPERATOR_KUBECONFIG_ENV, run_operator
@@ -73,6 +74,9 @@ def crds(kube: Kube, cluster: Cluster) -> list[str]:
     # kwok pods get addresses that exist nowhere: the operator contacts loopback "pods" only
     # (the drift tests report 127.0.0.1 as a pod's IP), never kwok's pod CIDR off this machine.
     os.environ["MLKUBE_POD_NETWORKS"] = "127.0.0.0/8"
+    # The operator reads its config once per process: one read before this environment (a unit
+    # test run earlier in the same session) would refuse the tests' file:// artifacts.
+    operator_config.cache_clear()
     return names
 
 
