@@ -34,7 +34,7 @@ from mlkube_serving.drift_hook import DriftHook
 from mlkube_serving.tensors import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
-from run import free_port, wait_ready  # noqa: E402
+from run import free_port, wait_ready
 
 BURST = 20  # requests between yields: ~20k req/s with the 1 ms sleep below
 

@@ -1,10 +1,14 @@
-"""What drift sampling costs the model server: throughput with sampling at 100% to a real drift
-sidecar, against the same server without sampling, measured in the same run.
+"""What drift sampling costs the model server: CPU per request and throughput with sampling at
+the server's default rate and at 100% to a real drift sidecar, against the same server without
+sampling, measured in the same run.
 
-Issue target: the server loses at most 5% throughput at 100% sampling. Both configurations run
+Targets (issue 16): at most 5% capacity loss (server CPU per request) at 100% sampling for
+both models and at most 1% at the default rate; the throughput view (issue 6: at most 5% at
+100%) is reported too. Capacity loss is the stricter and steadier view on a shared machine:
+throughput moves with whatever else runs, CPU per request much less. Both configurations run
 the same model (RF-100 and logistic regression on 20 float features, as in bench/serving),
 one-row V2 requests at 8 connections driven by wrk, alternating rounds (best of N) so a busy
-neighbour hurts both alike. Usage: python bench/drift/serving_overhead.py [--rounds 2]
+neighbour hurts all alike. Usage: python bench/drift/serving_overhead.py [--rounds 2]
 [--duration 4]
 """
 
@@ -36,6 +40,12 @@ from run import (
 )
 
 from mlkube_serving.drift.profile import build_profile, write_profile
+from mlkube_serving.settings import Settings
+
+DEFAULT_RATE = Settings().drift_sample_rate
+# (label, sample rate or None for no drift hook at all)
+CONFIGS: list[tuple[str, float | None]] = [("off", None), ("default", DEFAULT_RATE), ("100%", 1.0)]
+TARGETS = {"default": 1.0, "100%": 5.0}  # capacity loss, percent
 
 # The server gets core 0 to itself; the load generator and the sidecar share core 1. In a pod
 # the sidecar has its own CPU budget, so what is measured is the server's own cost of sampling,
@@ -74,12 +84,18 @@ def children(pid: int) -> list[int]:
 
 
 def serve_and_measure(
-    model: str, directory: Path, drift_url: str | None, wrk: str, seconds: float, workdir: Path
+    model: str,
+    directory: Path,
+    drift_url: str,
+    rate: float | None,
+    wrk: str,
+    seconds: float,
+    workdir: Path,
 ) -> tuple[float, float, float, float]:
     port, metrics_port = free_port(), free_port()
-    env = {"MLKUBE_DRIFT_SAMPLE_RATE": "1.0"}
-    if drift_url:
-        env["MLKUBE_DRIFT_URL"] = drift_url
+    env = {}
+    if rate is not None:
+        env = {"MLKUBE_DRIFT_URL": drift_url, "MLKUBE_DRIFT_SAMPLE_RATE": str(rate)}
     process = start([sys.executable, "-m", "mlkube_serving", "serve", "--model-dir",
                      str(directory), "--name", model, "--host", "127.0.0.1", "--port", str(port),
                      "--metrics-port", str(metrics_port), "--workers", "1"],
@@ -99,6 +115,55 @@ def serve_and_measure(
         return float(numbers["rps"]), 1e6 * cpu / requests, sent, dropped
     finally:
         stop(process)
+
+
+Best = dict[str, tuple[float, float, float, float]]  # config -> (req/s, CPU us/req, sent, dropped)
+
+
+def measure_model(
+    model: str, directory: Path, drift_url: str, wrk: str, args: argparse.Namespace, workdir: Path
+) -> Best:
+    """Best of `rounds` per configuration (highest req/s, lowest CPU/req), configs interleaved."""
+    best: Best = {label: (0.0, 1e9, 0.0, 0.0) for label, _ in CONFIGS}
+    for _ in range(args.rounds):
+        for label, rate in CONFIGS:
+            rps, cpu, sent, dropped = serve_and_measure(model, directory, drift_url, rate, wrk,
+                                                        args.duration, workdir)  # fmt: skip
+            old = best[label]
+            best[label] = (max(old[0], rps), min(old[1], cpu), max(old[2], sent),
+                           max(old[3], dropped))  # fmt: skip
+    for label, (rps, cpu, sent, dropped) in best.items():
+        print(f"  {model} {label}: {rps:.0f} req/s, {cpu:.1f} us CPU/request, "
+              f"sent {sent:.0f}, dropped {dropped:.0f}", flush=True)  # fmt: skip
+    return best
+
+
+def report(results: dict[str, Best], summary: dict[str, object]) -> None:
+    """The table (both views, default rate and 100%) and whether the targets hold."""
+    print("\n| model | sampling | req/s | throughput loss | server CPU/req | capacity loss "
+          "| sent | dropped |\n|---|---|--:|--:|--:|--:|--:|--:|")  # fmt: skip
+    verdicts = []
+    for model, best in results.items():
+        off_rps, off_cpu = best["off"][0], best["off"][1]
+        for label, rate in CONFIGS:
+            rps, cpu, sent, dropped = best[label]
+            loss = 100.0 * (off_rps - rps) / off_rps
+            capacity = 100.0 * (1 - off_cpu / cpu)
+            name = label if rate is None else f"{label} ({rate:g})"
+            print(f"| {model} | {name} | {rps:,.0f} | {loss:.1f}% | {cpu:.1f} us | "
+                  f"{capacity:.1f}% | {sent:,.0f} | {dropped:,.0f} |")  # fmt: skip
+            if label in TARGETS:
+                verdicts.append((model, label, capacity, loss))
+    met = all(capacity <= TARGETS[label] for _, label, capacity, _ in verdicts)
+    throughput = all(loss <= 5.0 for _, label, _, loss in verdicts if label == "100%")
+    print(
+        f"\nsidecar window: {summary.get('windowSamples', summary.get('samples'))} samples.\n"
+        f"Target (issue 16): capacity loss (server CPU per request) <= 5% at 100% sampling and "
+        f"<= 1% at the default rate {DEFAULT_RATE:g}, both models: {'met' if met else 'NOT met'}.\n"
+        f"Throughput view (issue 6): <= 5% throughput loss at 100% sampling: "
+        f"{'met' if throughput else 'NOT met'} (noisier: moves with the machine's other load)."
+    )
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} (2 cores, shared machine)")
 
 
 def main() -> int:
@@ -127,49 +192,13 @@ def main() -> int:
         try:
             wait_ready(f"http://127.0.0.1:{side_port}/v1/summary", sidecar)
             drift_url = f"http://127.0.0.1:{side_port}"
-            rows = []
-            for model, directory in models.items():
-                plain, sampled = (0.0, 1e9), (0.0, 1e9)
-                sent = dropped = 0.0
-                for _ in range(args.rounds):
-                    rps, cpu, _, _ = serve_and_measure(model, directory, None, wrk,
-                                                       args.duration, workdir)  # fmt: skip
-                    plain = (max(plain[0], rps), min(plain[1], cpu))
-                    rps, cpu, s, d = serve_and_measure(model, directory, drift_url, wrk,
-                                                       args.duration, workdir)  # fmt: skip
-                    sampled = (max(sampled[0], rps), min(sampled[1], cpu))
-                    sent, dropped = max(sent, s), max(dropped, d)
-                loss = 100.0 * (plain[0] - sampled[0]) / plain[0]
-                capacity = 100.0 * (1 - plain[1] / sampled[1])
-                rows.append((model, plain, sampled, loss, capacity, sent, dropped))
-                print(
-                    f"  {model}: {plain[0]:.0f} req/s / {plain[1]:.1f} us CPU per request "
-                    f"without sampling; {sampled[0]:.0f} req/s / {sampled[1]:.1f} us with 100% "
-                    f"sampling; sent {sent:.0f}, dropped {dropped:.0f}",
-                    flush=True,
-                )
+            results = {name: measure_model(name, path, drift_url, wrk, args, workdir)
+                       for name, path in models.items()}  # fmt: skip
             with urllib.request.urlopen(f"http://127.0.0.1:{side_port}/v1/summary") as resp:
                 summary = json.load(resp)
         finally:
             stop(sidecar)
-    print(
-        "\n| model | req/s off | req/s 100% | throughput loss | server CPU/req off | "
-        "server CPU/req 100% | capacity loss | sent | dropped |"
-    )
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
-    for model, plain, sampled, loss, capacity, sent, dropped in rows:
-        print(
-            f"| {model} | {plain[0]:,.0f} | {sampled[0]:,.0f} | {loss:.1f}% | "
-            f"{plain[1]:.1f} us | {sampled[1]:.1f} us | {capacity:.1f}% | {sent:,.0f} | "
-            f"{dropped:,.0f} |"
-        )
-    verdict = "met" if all(r[3] <= 5 for r in rows) else "NOT met"
-    print(
-        f"\nsidecar window: {summary.get('windowSamples', summary.get('samples'))} samples. "
-        f"Target (issue 6): the server loses <= 5% throughput at 100% sampling: {verdict}. "
-        "Capacity loss is the stricter view: the extra server CPU per request."
-    )
-    print(f"load average at the end: {os.getloadavg()[0]:.2f} (2 cores, shared machine)")
+    report(results, summary)
     return 0
 
 

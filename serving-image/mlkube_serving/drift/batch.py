@@ -84,9 +84,7 @@ def decode_batch(body: bytes) -> SampleBatch:
         )
     rows = np.frombuffer(body, rows_dtype, count * width, end).reshape(count, width)
     predictions = (
-        None
-        if pred_dtype is None
-        else np.frombuffer(body, pred_dtype, count, end + rows_bytes)
+        None if pred_dtype is None else np.frombuffer(body, pred_dtype, count, end + rows_bytes)
     )
     return SampleBatch(model, columns, rows, predictions, samples)
 
