@@ -44,16 +44,18 @@ class SampleBuffer:
     """
 
     __slots__ = (
+        "_header_tail",
+        "capacity",
+        "columns",
         "model",
         "names",
-        "columns",
-        "width",
-        "rows",
+        "pred_dtype",
         "predictions",
-        "capacity",
-        "used",
+        "rows",
+        "rows_dtype",
         "samples",
-        "_header_tail",
+        "used",
+        "width",
     )
 
     def __init__(
@@ -75,6 +77,9 @@ class SampleBuffer:
         self.predictions: Array | None = (
             None if predictions_dtype is None else np.empty(capacity, dtype=predictions_dtype)
         )
+        # The hook's fast path compares the request's dtypes with these by identity.
+        self.rows_dtype = self.rows.dtype
+        self.pred_dtype = None if self.predictions is None else self.predictions.dtype
         self.capacity = capacity
         self.used = 0
         self.samples = 0
@@ -90,12 +95,14 @@ class SampleBuffer:
         )[1:]
 
     def put(self, matrix: Array, predictions: Array | None, k: int) -> None:
-        """Copy `k` rows (and their predictions) in; the caller checked the layout and room."""
+        """Copy `k` rows (and their predictions) in; the caller checked the layout and room.
+
+        (The hook's fast path does the same inline: a method call is a tenth of the cost.)"""
         i = self.used
         j = i + k
         self.rows[i:j] = matrix if k == matrix.shape[0] else matrix[:k]
         if self.predictions is not None and predictions is not None:
-            self.predictions[i:j] = predictions[:k]
+            self.predictions[i:j] = predictions if k == predictions.shape[0] else predictions[:k]
         self.used = j
         self.samples += 1
 
