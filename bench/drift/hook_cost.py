@@ -22,7 +22,6 @@ import pstats
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 

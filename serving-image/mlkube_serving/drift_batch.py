@@ -25,6 +25,7 @@ import numpy as np
 import orjson
 
 from mlkube.contract import DRIFT_SAMPLES_BATCH_MAGIC
+from mlkube_serving.tensors import Tensor
 
 Array = np.ndarray[Any, Any]
 _NUMERIC = "biuf"
@@ -35,6 +36,25 @@ def wire_dtype(dtype: np.dtype[Any]) -> np.dtype[Any] | None:
     if dtype.kind not in _NUMERIC or dtype.itemsize > 8:
         return None
     return dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
+
+
+def predictions_of(outputs: list[Tensor]) -> Array | None:
+    """One prediction per row (the `predict` output, else the first); None if not one each."""
+    chosen = outputs[0]
+    if chosen.name != "predict":
+        chosen = next((t for t in outputs if t.name == "predict"), chosen)
+    data = chosen.data
+    if data.ndim == 1:
+        return data
+    if data.ndim == 0:
+        return data.reshape(1)
+    if data.ndim == 2 and data.shape[1] == 1:
+        return data[:, 0]
+    return None  # several values per row: the sidecar would count them as null anyway
+
+
+# (model, columns, width, rows dtype, predictions dtype or None): what one buffer holds.
+Layout = tuple[str, list[str] | None, int, np.dtype[Any], np.dtype[Any] | None]
 
 
 class SampleBuffer:
@@ -93,6 +113,19 @@ class SampleBuffer:
                 "predictions": None if self.predictions is None else self.predictions.dtype.str,
             }
         )[1:]
+
+    @classmethod
+    def for_layout(
+        cls, layout: Layout, names: object, max_rows: int, max_bytes: int
+    ) -> SampleBuffer:
+        """A buffer of at most `max_rows` rows and about `max_bytes` (at least one row)."""
+        model, columns, width, rows_dtype, pred_dtype = layout
+        row_bytes = width * rows_dtype.itemsize + (pred_dtype.itemsize if pred_dtype else 0)
+        capacity = max(1, min(max_rows, max_bytes // max(1, row_bytes)))
+        return cls(model, names, columns, width, rows_dtype, pred_dtype, capacity)
+
+    def layout(self) -> Layout:
+        return (self.model, self.columns, self.width, self.rows_dtype, self.pred_dtype)
 
     def put(self, matrix: Array, predictions: Array | None, k: int) -> None:
         """Copy `k` rows (and their predictions) in; the caller checked the layout and room.

@@ -24,17 +24,15 @@ import contextlib
 import logging
 import random
 import threading
-from collections import deque
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urlsplit
 
 from mlkube.contract import DRIFT_SAMPLES_BATCH_TYPE, DRIFT_SAMPLES_PATH
 from mlkube_serving import metrics
 from mlkube_serving._http.client import UpstreamPool
 from mlkube_serving._http.errors import UpstreamError
-from mlkube_serving.drift_batch import Array, SampleBuffer, wire_dtype
-from mlkube_serving.drift_json import JsonSample, json_bodies, json_sample
+from mlkube_serving.drift_batch import Array, Layout, SampleBuffer, predictions_of, wire_dtype
+from mlkube_serving.drift_json import JsonLane
 from mlkube_serving.tensors import Tensor, column_names, to_feature_matrix
 
 log = logging.getLogger(__name__)
@@ -44,21 +42,6 @@ MAX_REPLY_BYTES = 64 * 1024  # the sidecar answers {"accepted": true}; anything 
 # Identity token of buffers filled from several inputs: their columns are the inputs' names, so
 # the fast path (single input, `buf.names is feature_names`) must never match them.
 _SEVERAL_INPUTS = object()
-
-
-def predictions_of(outputs: list[Tensor]) -> Array | None:
-    """One prediction per row (the `predict` output, else the first); None if not one each."""
-    chosen = outputs[0]
-    if chosen.name != "predict":
-        chosen = next((t for t in outputs if t.name == "predict"), chosen)
-    data = chosen.data
-    if data.ndim == 1:
-        return data
-    if data.ndim == 0:
-        return data.reshape(1)
-    if data.ndim == 2 and data.shape[1] == 1:
-        return data[:, 0]
-    return None  # several values per row: the sidecar would count them as null anyway
 
 
 class DriftHook:
@@ -92,7 +75,6 @@ class DriftHook:
         self._batch_rows = batch_rows
         self._buffer_bytes = buffer_bytes
         self._max_buffers = max_buffers
-        self._queue_size = queue_size
         self._timeout = timeout
         self._interval = flush_interval
         self._backoff = backoff
@@ -104,7 +86,7 @@ class DriftHook:
         self._free: list[SampleBuffer] = []  # sent, ready for reuse
         self._allocated = 0
         self._exhausted = False  # every buffer is full: drop at once until the sender frees one
-        self._json: deque[JsonSample] = deque()
+        self._json = JsonLane(queue_size)
         self._drops: dict[tuple[str, str], int] = {}
         self._pool: UpstreamPool | None = None
         self._task: asyncio.Task[None] | None = None
@@ -163,7 +145,10 @@ class DriftHook:
                     return
                 if self._place(model, feature_names, inputs, matrix, predictions, k):
                     return
-            self._offer_json(model, feature_names, inputs, matrix, predictions, k)
+            columns = column_names(inputs, feature_names)
+            if not self._json.offer(model, columns, matrix, predictions, k):
+                with self._lock:
+                    self._drop(model, "queue_full")
         except Exception as exc:  # an input the drift view cannot tabulate: skip, count
             log.debug("drift sample skipped: %s", exc)
             with self._lock:
@@ -190,9 +175,9 @@ class DriftHook:
             return False
         columns = column_names(inputs, names)
         token = names if len(inputs) == 1 else _SEVERAL_INPUTS
-        layout = (model, columns, matrix.shape[1], rows_dtype, pred_dtype)
+        layout: Layout = (model, columns, matrix.shape[1], rows_dtype, pred_dtype)
         buf = self._open
-        if buf is None or _layout(buf) != layout or buf.used + min(k, buf.capacity) > buf.capacity:
+        if buf is None or buf.layout() != layout or buf.used + min(k, buf.capacity) > buf.capacity:
             if buf is not None and buf.used:
                 self._sealed.append(buf)
             elif buf is not None:
@@ -206,37 +191,18 @@ class DriftHook:
         buf.put(matrix, predictions, min(k, buf.capacity))  # a huge row: fewer rows fit
         return True
 
-    def _take(self, layout: tuple[Any, ...], token: object) -> SampleBuffer | None:
+    def _take(self, layout: Layout, token: object) -> SampleBuffer | None:
         """A free buffer of this layout, else a new one while fewer than `max_buffers` exist."""
         for i, buf in enumerate(self._free):
-            if _layout(buf) == layout:
+            if buf.layout() == layout:
                 return self._free.pop(i)
         if self._allocated >= self._max_buffers:
             if not self._free:
                 return None
             self._free.pop()  # a free buffer of another layout: replace it
             self._allocated -= 1
-        model, columns, width, rows_dtype, pred_dtype = layout
-        row_bytes = width * rows_dtype.itemsize + (pred_dtype.itemsize if pred_dtype else 0)
-        capacity = max(1, min(self._batch_rows, self._buffer_bytes // max(1, row_bytes)))
         self._allocated += 1
-        return SampleBuffer(model, token, columns, width, rows_dtype, pred_dtype, capacity)
-
-    def _offer_json(
-        self,
-        model: str,
-        names: list[str] | None,
-        inputs: list[Tensor],
-        matrix: Array,
-        predictions: Array | None,
-        k: int,
-    ) -> None:
-        if len(self._json) >= self._queue_size:
-            with self._lock:
-                self._drop(model, "queue_full")
-            return
-        columns = column_names(inputs, names)
-        self._json.append(json_sample(model, columns, matrix, predictions, k))
+        return SampleBuffer.for_layout(layout, token, self._batch_rows, self._buffer_bytes)
 
     def pending(self) -> int:
         """Samples held for the sender (buffers and the JSON lane)."""
@@ -298,12 +264,8 @@ class DriftHook:
                 buf.reset()
                 self._free.append(buf)
                 self._exhausted = False
-        budget = len(self._json)
-        while budget > 0:
-            chunk = [self._json.popleft() for _ in range(min(budget, 256))]
-            budget -= len(chunk)
-            for model, count, body in json_bodies(chunk):
-                ok = await self._deliver(model, count, body, self._json_head, ok)
+        for model, count, body in self._json.drain():
+            ok = await self._deliver(model, count, body, self._json_head, ok)
         return ok
 
     async def _deliver(self, model: str, samples: int, body: bytes, head: bytes, ok: bool) -> bool:
@@ -328,7 +290,3 @@ class DriftHook:
             log.warning("drift sidecar answered %s", response.status)
             return False
         return True
-
-
-def _layout(buf: SampleBuffer) -> tuple[Any, ...]:
-    return (buf.model, buf.columns, buf.width, buf.rows_dtype, buf.pred_dtype)

@@ -9,6 +9,8 @@ tuple and JSON text); numeric models, the common case, never use it.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -48,3 +50,37 @@ def json_bodies(batch: list[JsonSample]) -> list[tuple[str, int, bytes]]:
         }
         out.append((str(key[0]), len(items), dumps(body)))
     return out
+
+
+class JsonLane:
+    """A bounded deque of JSON-lane samples (append and popleft are atomic across threads)."""
+
+    def __init__(self, max_samples: int, batch_samples: int = 256) -> None:
+        self._pending: deque[JsonSample] = deque()
+        self._max = max_samples
+        self._batch = batch_samples
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def offer(
+        self,
+        model: str,
+        columns: list[str] | None,
+        matrix: Array,
+        predictions: Array | None,
+        k: int,
+    ) -> bool:
+        """Keep a copy of the sample; False (the caller counts a drop) when full."""
+        if len(self._pending) >= self._max:
+            return False
+        self._pending.append(json_sample(model, columns, matrix, predictions, k))
+        return True
+
+    def drain(self) -> Iterator[tuple[str, int, bytes]]:
+        """Bodies (model, samples, bytes) for what was pending when called."""
+        budget = len(self._pending)
+        while budget > 0:
+            chunk = [self._pending.popleft() for _ in range(min(budget, self._batch))]
+            budget -= len(chunk)
+            yield from json_bodies(chunk)
