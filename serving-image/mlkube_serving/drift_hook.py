@@ -2,19 +2,21 @@
 
 The request path flips a biased coin and copies the request's rows into a preallocated
 per-worker buffer (`drift_batch.SampleBuffer`) in place: no per-sample objects, no encoding.
-When every buffer is full the sample is dropped and counted in a plain integer, published to
-`mlkube_drift_samples_send_dropped_total` by the sender (a Prometheus increment per drop
-would cost more than the sample). A task on the worker's own event loop seals the filled
-buffer every `flush_interval` and POSTs each as one compact binary batch (raw numeric bytes
+When every buffer is full the sample is dropped and counted in a plain integer that the sender
+publishes to `mlkube_drift_samples_send_dropped_total` (a Prometheus increment per drop would
+cost more than the sample). A task on the worker's own event loop looks every
+`flush_interval` for full buffers and POSTs each as one compact binary batch (raw numbers
 behind a small header, `DRIFT_SAMPLES_BATCH_TYPE`) to `{MLKUBE_DRIFT_URL}/v1/samples` over one
-keep-alive connection. A slow or dead sidecar therefore costs dropped samples, never request
-latency. Samples that are not numeric (strings, objects) take the JSON lane (`drift_json`).
+keep-alive connection; a partly filled buffer goes after `max_delay`. Every POST has a fixed
+cost (wake-ups, the HTTP exchange, the loopback kernel work): at 10% sampling, one every 50 ms
+cost more than the samples, so only full buffers are sent early. A slow or dead sidecar costs
+dropped samples, never latency. Non-numeric samples take the JSON lane (`drift_json`).
 
 Why not a sender thread: a Python thread doing CPU work next to an asyncio server fights it
 for the GIL on every I/O call (the convoy effect); measured here, that cost the server half its
 throughput at 100% sampling. Why buffers and bytes instead of a deque of samples and JSON:
 issue 16 measured 5.5 us of server CPU per sampled request that way (docs/benchmarks/
-drift-overhead.md); most of it was JSON text and the loopback kernel work of sending it.
+drift-overhead.md); most of it was per-sample objects, JSON text and sending that text.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 SAMPLES_PATH = DRIFT_SAMPLES_PATH
 MAX_REPLY_BYTES = 64 * 1024  # the sidecar answers {"accepted": true}; anything big is wrong
+JSON_BATCH = 256  # JSON-lane samples that make a POST worth sending before `max_delay`
 # Identity token of buffers filled from several inputs: their columns are the inputs' names, so
 # the fast path (single input, `buf.names is feature_names`) must never match them.
 _SEVERAL_INPUTS = object()
@@ -59,6 +62,7 @@ class DriftHook:
         queue_size: int = 1024,
         timeout: float = 2.0,
         flush_interval: float = 0.05,
+        max_delay: float = 1.0,
         backoff: float = 1.0,
         coin: Callable[[], float] = random.random,
     ) -> None:
@@ -77,6 +81,7 @@ class DriftHook:
         self._max_buffers = max_buffers
         self._timeout = timeout
         self._interval = flush_interval
+        self._max_delay = max_delay
         self._backoff = backoff
         self._coin = coin
         # offer() runs on the loop or in the server's inference threads; flush() on the loop.
@@ -228,10 +233,17 @@ class DriftHook:
             self._pool.retire()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
             await asyncio.sleep(self._interval)
+            due = loop.time() - last >= self._max_delay
+            if not (due or self._sealed or len(self._json) >= JSON_BATCH):
+                continue  # nothing full yet: a POST now would be mostly fixed cost
+            if due:
+                last = loop.time()
             try:
-                delivered = await self.flush()
+                delivered = await self.flush(seal=due)
             except Exception:  # never let one bad batch stop delivery
                 log.exception("drift delivery failed")
                 delivered = False
@@ -245,14 +257,15 @@ class DriftHook:
         for (model, reason), samples in drops.items():
             metrics.count_drift_dropped(model, reason, samples)
 
-    async def flush(self) -> bool:
-        """Send what was pending when called, one POST per buffer; False if a POST failed.
+    async def flush(self, seal: bool = True) -> bool:
+        """Send the full buffers (and with `seal` the one being filled), one POST per buffer,
+        and the JSON lane; False if a POST failed.
 
         Only what is already pending: samples that arrive while a POST is in flight wait for
         the next flush, so batches stay large. After a failed POST the rest is dropped.
         """
         with self._lock:
-            if self._open is not None and self._open.used:
+            if seal and self._open is not None and self._open.used:
                 self._sealed.append(self._open)
                 self._open = None
             batches, self._sealed = self._sealed, []

@@ -270,3 +270,30 @@ def test_offers_from_threads_are_all_accounted(monkeypatch: pytest.MonkeyPatch) 
     asyncio.run(hook.flush())
     assert sum(sent) + dropped("threads") - before == 9000
     assert hook.pending() == 0
+
+
+def test_the_sender_posts_full_buffers_early_and_partial_ones_after_max_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every POST has a fixed cost: at low rates one per interval cost more than the samples."""
+    hook = DriftHook(URL, 1.0, batch_rows=8, flush_interval=0.01, max_delay=0.5)
+    posted: Posted = []
+    monkeypatch.setattr(hook, "_post", capture(posted))
+
+    async def scenario() -> list[int]:
+        hook.start()
+        for _ in range(5):
+            hook.offer("m", None, *served(rows=1))
+        await asyncio.sleep(0.2)  # 20 intervals: nothing is full, nothing is due
+        counts = [len(posted)]
+        for _ in range(4):  # fills the first buffer (8 rows) and starts the next
+            hook.offer("m", None, *served(rows=1))
+        await asyncio.sleep(0.1)
+        counts.append(len(posted))
+        await asyncio.sleep(0.6)  # past max_delay: the partial buffer goes too
+        counts.append(len(posted))
+        await hook.stop()
+        return counts
+
+    assert asyncio.run(scenario()) == [0, 1, 2]
+    assert [b.count for b in batches(posted)] == [8, 1]
