@@ -140,11 +140,13 @@ def measure_model(
             run_wrk(wrk, server.url, request_body(1), 8, 1.0, dirs[label])  # warm-up
         rounds: Rounds = {label: [] for label in servers}
         with ThreadPoolExecutor(len(servers)) as pool:
-            for _ in range(args.rounds):
+            labels = list(servers)
+            for r in range(args.rounds):
                 before = {label: server.cpu() for label, server in servers.items()}
-                runs = {label: pool.submit(run_wrk, wrk, server.url, request_body(1), 8,
+                order = labels[r % len(labels) :] + labels[: r % len(labels)]  # no first mover
+                runs = {label: pool.submit(run_wrk, wrk, servers[label].url, request_body(1), 8,
                                            args.duration, dirs[label])
-                        for label, server in servers.items()}  # fmt: skip
+                        for label in order}  # fmt: skip
                 numbers = {label: run.result() for label, run in runs.items()}
                 for label, server in servers.items():
                     rps = float(numbers[label]["rps"])
