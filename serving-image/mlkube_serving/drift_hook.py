@@ -4,13 +4,14 @@ The request path flips a biased coin and copies the request's rows into a preall
 per-worker buffer (`drift_batch.SampleBuffer`) in place: no per-sample objects, no encoding.
 When every buffer is full the sample is dropped and counted in a plain integer that the sender
 publishes to `mlkube_drift_samples_send_dropped_total` (a Prometheus increment per drop would
-cost more than the sample). A task on the worker's own event loop looks every
-`flush_interval` for full buffers and POSTs each as one compact binary batch (raw numbers
-behind a small header, `DRIFT_SAMPLES_BATCH_TYPE`) to `{MLKUBE_DRIFT_URL}/v1/samples` over one
-keep-alive connection; a partly filled buffer goes after `max_delay`. Every POST has a fixed
-cost (wake-ups, the HTTP exchange, the loopback kernel work): at 10% sampling, one every 50 ms
-cost more than the samples, so only full buffers are sent early. A slow or dead sidecar costs
-dropped samples, never latency. Non-numeric samples take the JSON lane (`drift_json`).
+cost more than the sample). A task on the worker's own event loop, woken when a buffer is full,
+POSTs each full buffer as one compact binary batch (raw numbers behind a small header,
+`DRIFT_SAMPLES_BATCH_TYPE`) to `{MLKUBE_DRIFT_URL}/v1/samples` over one keep-alive connection;
+a partly filled buffer goes after `max_delay`. Every wake-up and POST has a fixed cost (the
+HTTP exchange, the loopback kernel work, cold caches): at 10% sampling a POST every 50 ms cost
+more than the samples, so the sender sleeps until there is a full buffer to send. A slow or
+dead sidecar costs dropped samples, never latency. Non-numeric samples take the JSON lane
+(`drift_json`).
 
 Why not a sender thread: a Python thread doing CPU work next to an asyncio server fights it
 for the GIL on every I/O call (the convoy effect); measured here, that cost the server half its
@@ -61,7 +62,6 @@ class DriftHook:
         max_buffers: int = 4,
         queue_size: int = 1024,
         timeout: float = 2.0,
-        flush_interval: float = 0.05,
         max_delay: float = 1.0,
         backoff: float = 1.0,
         coin: Callable[[], float] = random.random,
@@ -80,7 +80,6 @@ class DriftHook:
         self._buffer_bytes = buffer_bytes
         self._max_buffers = max_buffers
         self._timeout = timeout
-        self._interval = flush_interval
         self._max_delay = max_delay
         self._backoff = backoff
         self._coin = coin
@@ -95,6 +94,8 @@ class DriftHook:
         self._drops: dict[tuple[str, str], int] = {}
         self._pool: UpstreamPool | None = None
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()  # set (thread-safely) when a buffer is full
 
     def offer(
         self,
@@ -154,6 +155,8 @@ class DriftHook:
             if not self._json.offer(model, columns, matrix, predictions, k):
                 with self._lock:
                     self._drop(model, "queue_full")
+            elif len(self._json) == JSON_BATCH:
+                self._wake_sender()
         except Exception as exc:  # an input the drift view cannot tabulate: skip, count
             log.debug("drift sample skipped: %s", exc)
             with self._lock:
@@ -185,6 +188,7 @@ class DriftHook:
         if buf is None or buf.layout() != layout or buf.used + min(k, buf.capacity) > buf.capacity:
             if buf is not None and buf.used:
                 self._sealed.append(buf)
+                self._wake_sender()
             elif buf is not None:
                 self._free.append(buf)
             self._open = buf = self._take(layout, token)
@@ -219,7 +223,13 @@ class DriftHook:
     def start(self) -> None:
         """Start the sender on the running event loop (the worker's)."""
         self._pool = UpstreamPool(self._host, self._port, 1, MAX_REPLY_BYTES)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run())
+
+    def _wake_sender(self) -> None:
+        """A buffer is full: wake the sender (from the loop or an inference thread)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     async def stop(self, timeout: float = 2.0) -> None:
         """Flush what is pending (bounded by `timeout`) and stop the sender."""
@@ -236,10 +246,11 @@ class DriftHook:
         loop = asyncio.get_running_loop()
         last = loop.time()
         while True:
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, last + self._max_delay - loop.time())):
+                    await self._wake.wait()
+            self._wake.clear()
             due = loop.time() - last >= self._max_delay
-            if not (due or self._sealed or len(self._json) >= JSON_BATCH):
-                continue  # nothing full yet: a POST now would be mostly fixed cost
             if due:
                 last = loop.time()
             try:
