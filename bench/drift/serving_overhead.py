@@ -1,11 +1,18 @@
-"""What drift sampling costs the model server: throughput with sampling at 100% to a real drift
-sidecar, against the same server without sampling, measured in the same run.
+"""What drift sampling costs the model server: CPU per request and throughput with sampling at
+the server's default rate and at 100% to a real drift sidecar, against the same server without
+sampling, measured in the same run.
 
-Issue target: the server loses at most 5% throughput at 100% sampling. Both configurations run
+Targets (issue 16): at most 5% capacity loss (server CPU per request) at 100% sampling for
+both models and at most 1% at the default rate; the throughput view (issue 6: at most 5% at
+100%) is reported too. Capacity loss is the stricter and steadier view on a shared machine:
+throughput moves with whatever else runs, CPU per request much less. Both configurations run
 the same model (RF-100 and logistic regression on 20 float features, as in bench/serving),
-one-row V2 requests at 8 connections driven by wrk, alternating rounds (best of N) so a busy
-neighbour hurts both alike. Usage: python bench/drift/serving_overhead.py [--rounds 2]
-[--duration 4]
+one-row V2 requests at 8 connections driven by wrk. Every configuration runs as its own server
+(pinned to the same core) and each round loads all of them at the same time, so each round's
+ratios compare configurations that shared the machine's state of that moment; the reported
+losses are medians over rounds, with their range. Throughput under that split is each server's
+share of one core (the scheduler shares it evenly). CPU time comes from the scheduler's
+nanosecond counters. Usage: python bench/drift/serving_overhead.py [--rounds 6] [--duration 3]
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from statistics import median
 
 import numpy as np
 import pandas as pd
@@ -36,6 +45,12 @@ from run import (
 )
 
 from mlkube_serving.drift.profile import build_profile, write_profile
+from mlkube_serving.settings import Settings
+
+DEFAULT_RATE = Settings().drift_sample_rate
+# (label, sample rate or None for no drift hook at all)
+CONFIGS: list[tuple[str, float | None]] = [("off", None), ("default", DEFAULT_RATE), ("100%", 1.0)]
+TARGETS = {"default": 1.0, "100%": 5.0}  # capacity loss, percent
 
 # The server gets core 0 to itself; the load generator and the sidecar share core 1. In a pod
 # the sidecar has its own CPU budget, so what is measured is the server's own cost of sampling,
@@ -57,12 +72,14 @@ def metric(url: str, name: str) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its children (the uvicorn worker)."""
-    total = 0.0
-    for task in [pid, *children(pid)]:
-        fields = Path(f"/proc/{task}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    """CPU time (user + system) of a process, its threads and its children (the uvicorn worker),
+    from the scheduler's nanosecond counters: /proc/PID/stat counts in 10 ms ticks, too coarse
+    for a few microseconds per request over a few seconds."""
+    total = 0
+    for process in [pid, *children(pid)]:
+        for task in Path(f"/proc/{process}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
 
 
 def children(pid: int) -> list[int]:
@@ -73,38 +90,126 @@ def children(pid: int) -> list[int]:
     return [int(c) for c in found] + [g for c in found for g in children(int(c))]
 
 
-def serve_and_measure(
-    model: str, directory: Path, drift_url: str | None, wrk: str, seconds: float, workdir: Path
-) -> tuple[float, float, float, float]:
-    port, metrics_port = free_port(), free_port()
-    env = {"MLKUBE_DRIFT_SAMPLE_RATE": "1.0"}
-    if drift_url:
-        env["MLKUBE_DRIFT_URL"] = drift_url
-    process = start([sys.executable, "-m", "mlkube_serving", "serve", "--model-dir",
-                     str(directory), "--name", model, "--host", "127.0.0.1", "--port", str(port),
-                     "--metrics-port", str(metrics_port), "--workers", "1"],
-                    workdir / f"server-{model}.log", env, SERVER_CPU)  # fmt: skip
+class Server:
+    """One model server (1 worker, pinned to the server core), with or without sampling."""
+
+    def __init__(
+        self, model: str, directory: Path, drift_url: str, rate: float | None, workdir: Path
+    ) -> None:
+        port, metrics_port = free_port(), free_port()
+        env = {}
+        if rate is not None:
+            env = {"MLKUBE_DRIFT_URL": drift_url, "MLKUBE_DRIFT_SAMPLE_RATE": str(rate)}
+        self.process = start([sys.executable, "-m", "mlkube_serving", "serve", "--model-dir",
+                              str(directory), "--name", model, "--host", "127.0.0.1", "--port",
+                              str(port), "--metrics-port", str(metrics_port), "--workers", "1"],
+                             workdir / f"server-{model}-{rate}.log", env, SERVER_CPU)  # fmt: skip
+        self.base = f"http://127.0.0.1:{port}"
+        self.url = f"{self.base}/v2/models/{model}/infer"
+        self.metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def counters(self) -> tuple[float, float]:
+        """(samples sent, samples dropped) by the drift hook."""
+        sent = metric(self.metrics, "mlkube_drift_samples_sent_total")
+        return sent, metric(self.metrics, "mlkube_drift_samples_send_dropped_total")
+
+
+Rounds = dict[str, list[tuple[float, float]]]  # config -> [(req/s, CPU us/req) per round]
+Result = tuple[Rounds, dict[str, tuple[float, float]]]  # rounds, (sent, dropped) per config
+
+
+def measure_model(
+    model: str, directory: Path, drift_url: str, wrk: str, args: argparse.Namespace, workdir: Path
+) -> Result:
+    """Every configuration runs as its own server, all loaded at the same time in each round.
+
+    On a shared machine the CPU a request costs moves with what the neighbours do (caches,
+    the sibling hyperthread): measured one after another, two configurations differ by more
+    than the few microseconds sampling costs. Loaded together, on the same core and for the
+    same seconds, they see the same neighbours, and the per-round ratio cancels them out.
+    """
+    servers = {label: Server(model, directory, drift_url, rate, workdir) for label, rate in CONFIGS}
+    dirs = {label: workdir / f"wrk-{i}" for i, label in enumerate(servers)}
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_ready(f"{base}/v2/health/ready", process)
-        url = f"{base}/v2/models/{model}/infer"
-        run_wrk(wrk, url, request_body(1), 8, 1.0, workdir)  # warm-up
-        cpu_before = cpu_seconds(process.pid)
-        numbers = run_wrk(wrk, url, request_body(1), 8, seconds, workdir)
-        cpu = cpu_seconds(process.pid) - cpu_before
-        requests = float(numbers["rps"]) * max(1, round(seconds))
-        metrics = f"http://127.0.0.1:{metrics_port}/metrics"
-        sent = metric(metrics, "mlkube_drift_samples_sent_total")
-        dropped = metric(metrics, "mlkube_drift_samples_send_dropped_total")
-        return float(numbers["rps"]), 1e6 * cpu / requests, sent, dropped
+        for label, server in servers.items():
+            dirs[label].mkdir(exist_ok=True)
+            wait_ready(f"{server.base}/v2/health/ready", server.process)
+            run_wrk(wrk, server.url, request_body(1), 8, 1.0, dirs[label])  # warm-up
+        rounds: Rounds = {label: [] for label in servers}
+        with ThreadPoolExecutor(len(servers)) as pool:
+            labels = list(servers)
+            for r in range(args.rounds):
+                before = {label: server.cpu() for label, server in servers.items()}
+                order = labels[r % len(labels) :] + labels[: r % len(labels)]  # no first mover
+                runs = {label: pool.submit(run_wrk, wrk, servers[label].url, request_body(1), 8,
+                                           args.duration, dirs[label])
+                        for label in order}  # fmt: skip
+                numbers = {label: run.result() for label, run in runs.items()}
+                for label, server in servers.items():
+                    rps = float(numbers[label]["rps"])
+                    cpu = server.cpu() - before[label]
+                    rounds[label].append((rps, 1e6 * cpu / (rps * max(1, round(args.duration)))))
+        counters = {label: server.counters() for label, server in servers.items()}
     finally:
-        stop(process)
+        for server in servers.values():
+            stop(server.process)
+    for label, values in rounds.items():
+        rps, cpu = median([v[0] for v in values]), median([v[1] for v in values])
+        sent, dropped = counters[label]
+        print(f"  {model} {label}: {rps:.0f} req/s, {cpu:.1f} us CPU/request (medians of "
+              f"{len(values)}), sent {sent:.0f}, dropped {dropped:.0f}", flush=True)  # fmt: skip
+    return rounds, counters
+
+
+def losses(rounds: Rounds, label: str) -> tuple[list[float], list[float]]:
+    """Per round: (throughput loss %, capacity loss %) against the same round's `off`."""
+    pairs = zip(rounds["off"], rounds[label], strict=True)
+    throughput, capacity = [], []
+    for (off_rps, off_cpu), (rps, cpu) in pairs:
+        throughput.append(100.0 * (off_rps - rps) / off_rps)
+        capacity.append(100.0 * (1 - off_cpu / cpu))
+    return throughput, capacity
+
+
+def report(results: dict[str, Result], summary: dict[str, object]) -> None:
+    """The table (both views, default rate and 100%) and whether the targets hold."""
+    print("\n| model | sampling | req/s | throughput loss | server CPU/req | capacity loss "
+          "| capacity loss range | sent | dropped |")  # fmt: skip
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+    verdicts = []
+    for model, (rounds, counters) in results.items():
+        for label, rate in CONFIGS:
+            throughput, capacity = losses(rounds, label)
+            rps = median([v[0] for v in rounds[label]])
+            cpu = median([v[1] for v in rounds[label]])
+            sent, dropped = counters[label]
+            name = label if rate is None else f"{label} ({rate:g})"
+            print(f"| {model} | {name} | {rps:,.0f} | {median(throughput):.1f}% | {cpu:.1f} us | "
+                  f"{median(capacity):.1f}% | {min(capacity):.1f} to {max(capacity):.1f}% | "
+                  f"{sent:,.0f} | {dropped:,.0f} |")  # fmt: skip
+            if label in TARGETS:
+                verdicts.append((label, median(capacity), median(throughput)))
+    met = all(capacity <= TARGETS[label] for label, capacity, _ in verdicts)
+    throughput_met = all(loss <= 5.0 for label, _, loss in verdicts if label == "100%")
+    print(
+        f"\nLosses are medians of per-round ratios (each round loads every configuration at "
+        f"the same time on the same core).\n"
+        f"Sidecar window: {summary.get('windowSamples')} samples.\n"
+        f"Target (issue 16): capacity loss (server CPU per request) <= 5% at 100% sampling and "
+        f"<= 1% at the default rate {DEFAULT_RATE:g}, both models: {'met' if met else 'NOT met'}.\n"
+        f"Throughput view (issue 6): <= 5% throughput loss at 100% sampling: "
+        f"{'met' if throughput_met else 'NOT met'} (noisier: moves with the machine's other load)."
+    )
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} (2 cores, shared machine)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--duration", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--duration", type=float, default=3.0)
     args = parser.parse_args()
     wrk = ensure_wrk()
     if shutil.which("taskset"):
@@ -127,49 +232,13 @@ def main() -> int:
         try:
             wait_ready(f"http://127.0.0.1:{side_port}/v1/summary", sidecar)
             drift_url = f"http://127.0.0.1:{side_port}"
-            rows = []
-            for model, directory in models.items():
-                plain, sampled = (0.0, 1e9), (0.0, 1e9)
-                sent = dropped = 0.0
-                for _ in range(args.rounds):
-                    rps, cpu, _, _ = serve_and_measure(model, directory, None, wrk,
-                                                       args.duration, workdir)  # fmt: skip
-                    plain = (max(plain[0], rps), min(plain[1], cpu))
-                    rps, cpu, s, d = serve_and_measure(model, directory, drift_url, wrk,
-                                                       args.duration, workdir)  # fmt: skip
-                    sampled = (max(sampled[0], rps), min(sampled[1], cpu))
-                    sent, dropped = max(sent, s), max(dropped, d)
-                loss = 100.0 * (plain[0] - sampled[0]) / plain[0]
-                capacity = 100.0 * (1 - plain[1] / sampled[1])
-                rows.append((model, plain, sampled, loss, capacity, sent, dropped))
-                print(
-                    f"  {model}: {plain[0]:.0f} req/s / {plain[1]:.1f} us CPU per request "
-                    f"without sampling; {sampled[0]:.0f} req/s / {sampled[1]:.1f} us with 100% "
-                    f"sampling; sent {sent:.0f}, dropped {dropped:.0f}",
-                    flush=True,
-                )
+            results = {name: measure_model(name, path, drift_url, wrk, args, workdir)
+                       for name, path in models.items()}  # fmt: skip
             with urllib.request.urlopen(f"http://127.0.0.1:{side_port}/v1/summary") as resp:
                 summary = json.load(resp)
         finally:
             stop(sidecar)
-    print(
-        "\n| model | req/s off | req/s 100% | throughput loss | server CPU/req off | "
-        "server CPU/req 100% | capacity loss | sent | dropped |"
-    )
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
-    for model, plain, sampled, loss, capacity, sent, dropped in rows:
-        print(
-            f"| {model} | {plain[0]:,.0f} | {sampled[0]:,.0f} | {loss:.1f}% | "
-            f"{plain[1]:.1f} us | {sampled[1]:.1f} us | {capacity:.1f}% | {sent:,.0f} | "
-            f"{dropped:,.0f} |"
-        )
-    verdict = "met" if all(r[3] <= 5 for r in rows) else "NOT met"
-    print(
-        f"\nsidecar window: {summary.get('windowSamples', summary.get('samples'))} samples. "
-        f"Target (issue 6): the server loses <= 5% throughput at 100% sampling: {verdict}. "
-        "Capacity loss is the stricter view: the extra server CPU per request."
-    )
-    print(f"load average at the end: {os.getloadavg()[0]:.2f} (2 cores, shared machine)")
+    report(results, summary)
     return 0
 
 

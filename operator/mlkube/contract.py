@@ -92,6 +92,9 @@ ROUTER_CONFIG_STATE_PATH: Final = "/-/config"
 
 # Drift sidecar (mlkube_serving.drift): baseline profile, window and evaluation settings.
 DRIFT_SAMPLES_PATH: Final = "/v1/samples"  # POST, answered 202; wire format in docs/drift.md
+# The model server's compact batch format (docs/drift.md); JSON stays accepted for other senders.
+DRIFT_SAMPLES_BATCH_TYPE: Final = "application/x-mlkube-drift-samples"
+DRIFT_SAMPLES_BATCH_MAGIC: Final = b"MKDS\x01"  # format name and version 1
 DRIFT_SUMMARY_PATH: Final = "/v1/summary"  # GET, polled by the operator and merged
 DRIFT_PROFILE_FORMAT_VERSION: Final = 1
 ENV_DRIFT_PROFILE: Final = "MLKUBE_DRIFT_PROFILE"

@@ -1,16 +1,23 @@
 """Send a sample of served features and predictions to the drift sidecar, off the request path.
 
-The request path only flips a biased coin and appends to a bounded deque; when it is full the
-sample is dropped and counted (`mlkube_drift_samples_send_dropped_total`). A task on the
-worker's own event loop drains the deque every few milliseconds, builds the rows and POSTs them
-to `{MLKUBE_DRIFT_URL}/v1/samples` as `{"model", "columns", "rows", "predictions"}` over one
-keep-alive connection. A slow or dead sidecar therefore costs dropped samples, never request
-latency.
+The request path flips a biased coin and copies the request's rows into a preallocated
+per-worker buffer (`drift_batch.SampleBuffer`) in place: no per-sample objects, no encoding.
+When every buffer is full the sample is dropped and counted in a plain integer that the sender
+publishes to `mlkube_drift_samples_send_dropped_total` (a Prometheus increment per drop would
+cost more than the sample). A task on the worker's own event loop, woken when a buffer is full,
+POSTs each full buffer as one compact binary batch (raw numbers behind a small header,
+`DRIFT_SAMPLES_BATCH_TYPE`) to `{MLKUBE_DRIFT_URL}/v1/samples` over one keep-alive connection;
+a partly filled buffer goes after `max_delay`. Every wake-up and POST has a fixed cost (the
+HTTP exchange, the loopback kernel work, cold caches): at 10% sampling a POST every 50 ms cost
+more than the samples, so the sender sleeps until there is a full buffer to send. A slow or
+dead sidecar costs dropped samples, never latency. Non-numeric samples take the JSON lane
+(`drift_json`).
 
 Why not a sender thread: a Python thread doing CPU work next to an asyncio server fights it
 for the GIL on every I/O call (the convoy effect); measured here, that cost the server half its
-throughput at 100% sampling. On the loop, building a 256-sample body is a few hundred
-microseconds of numpy and orjson every flush, and sending it is non-blocking.
+throughput at 100% sampling. Why buffers and bytes instead of a deque of samples and JSON:
+issue 16 measured 5.5 us of server CPU per sampled request that way (docs/benchmarks/
+drift-overhead.md); most of it was per-sample objects, JSON text and sending that text.
 """
 
 from __future__ import annotations
@@ -19,44 +26,26 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import deque
+import threading
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
-
-from mlkube.contract import DRIFT_SAMPLES_PATH
+from mlkube.contract import DRIFT_SAMPLES_BATCH_TYPE, DRIFT_SAMPLES_PATH
 from mlkube_serving import metrics
 from mlkube_serving._http.client import UpstreamPool
 from mlkube_serving._http.errors import UpstreamError
-from mlkube_serving.protocols.rows import dumps
+from mlkube_serving.drift_batch import Array, Layout, SampleBuffer, predictions_of, wire_dtype
+from mlkube_serving.drift_json import JsonLane
 from mlkube_serving.tensors import Tensor, column_names, to_feature_matrix
 
 log = logging.getLogger(__name__)
 
 SAMPLES_PATH = DRIFT_SAMPLES_PATH
 MAX_REPLY_BYTES = 64 * 1024  # the sidecar answers {"accepted": true}; anything big is wrong
-# (model, column names, feature rows, predictions): small copies, never views of a request body.
-_Sample = tuple[str, list[str] | None, Any, Any]
-
-
-def sample_rows(
-    inputs: list[Tensor],
-    outputs: list[Tensor],
-    feature_names: list[str] | None,
-    n_features: int | None,
-    max_rows: int,
-) -> tuple[Any, Any, list[str] | None]:
-    """Feature rows (as the runtime saw them), predictions and column names of one request.
-
-    Copies at most `max_rows` rows: a queued sample must not keep a whole request body alive.
-    """
-    rows = np.array(to_feature_matrix(inputs, n_features, feature_names)[:max_rows])
-    chosen = next((t for t in outputs if t.name == "predict"), outputs[0])
-    data = chosen.data if chosen.data.ndim else chosen.data.reshape(1)
-    predictions = np.array(data[: len(rows)])
-    return rows, predictions, column_names(inputs, feature_names)
+JSON_BATCH = 256  # JSON-lane samples that make a POST worth sending before `max_delay`
+# Identity token of buffers filled from several inputs: their columns are the inputs' names, so
+# the fast path (single input, `buf.names is feature_names`) must never match them.
+_SEVERAL_INPUTS = object()
 
 
 class DriftHook:
@@ -66,11 +55,14 @@ class DriftHook:
         self,
         url: str,
         sample_rate: float,
-        queue_size: int = 4096,
+        *,
         max_rows: int = 64,
-        batch_samples: int = 256,
+        batch_rows: int = 2048,
+        buffer_bytes: int = 1024 * 1024,
+        max_buffers: int = 4,
+        queue_size: int = 1024,
         timeout: float = 2.0,
-        flush_interval: float = 0.02,
+        max_delay: float = 1.0,
         backoff: float = 1.0,
         coin: Callable[[], float] = random.random,
     ) -> None:
@@ -79,22 +71,31 @@ class DriftHook:
             raise ValueError(f"drift URL {url!r} must be http://host[:port] (a loopback sidecar)")
         self._host = parts.hostname
         self._port = parts.port or 80
-        self._head = (
-            f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            "Content-Type: application/json\r\nContent-Length: "
-        ).encode()
+        head = f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: "
+        self._batch_head = f"{head}{DRIFT_SAMPLES_BATCH_TYPE}\r\nContent-Length: ".encode()
+        self._json_head = f"{head}application/json\r\nContent-Length: ".encode()
         self._rate = sample_rate
-        # deque.append/popleft are atomic: offer() may run on the loop or in a worker thread.
-        self._pending: deque[_Sample] = deque()
-        self._queue_size = queue_size
         self._max_rows = max_rows
-        self._batch = batch_samples
+        self._batch_rows = batch_rows
+        self._buffer_bytes = buffer_bytes
+        self._max_buffers = max_buffers
         self._timeout = timeout
-        self._interval = flush_interval
+        self._max_delay = max_delay
         self._backoff = backoff
         self._coin = coin
+        # offer() runs on the loop or in the server's inference threads; flush() on the loop.
+        self._lock = threading.Lock()
+        self._open: SampleBuffer | None = None  # being filled by offer()
+        self._sealed: list[SampleBuffer] = []  # filled, waiting for the sender
+        self._free: list[SampleBuffer] = []  # sent, ready for reuse
+        self._allocated = 0
+        self._exhausted = False  # every buffer is full: drop at once until the sender frees one
+        self._json = JsonLane(queue_size)
+        self._drops: dict[tuple[str, str], int] = {}
         self._pool: UpstreamPool | None = None
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()  # set (thread-safely) when a buffer is full
 
     def offer(
         self,
@@ -104,29 +105,131 @@ class DriftHook:
         outputs: list[Tensor],
         n_features: int | None = None,
     ) -> None:
-        """Maybe keep a served request for the sidecar; never blocks."""
+        """Maybe keep a served request for the sidecar; never blocks, never raises.
+
+        Written for the cost of the common case (one 2-D numeric input, the same layout as
+        the open buffer): a handful of identity checks and two numpy slice assignments.
+        """
         if self._coin() >= self._rate:
             return
-        if len(self._pending) >= self._queue_size:
-            metrics.count_drift_dropped(model, "queue_full")
-            return
         try:
-            rows, predictions, columns = sample_rows(
-                inputs, outputs, feature_names, n_features, self._max_rows
-            )
+            data = inputs[0].data
+            if len(inputs) == 1 and data.ndim == 2:
+                matrix = data
+            else:
+                matrix = to_feature_matrix(inputs, n_features, feature_names)
+            predictions = predictions_of(outputs)
+            n = matrix.shape[0]
+            k = n if n <= self._max_rows else self._max_rows
+            if k == 0:
+                return
+            if predictions is not None and predictions.shape[0] < k:
+                predictions = None  # not one per row: rows without predictions
+            with self._lock:
+                buf = self._open
+                if (
+                    buf is not None
+                    and buf.names is feature_names
+                    and buf.model == model
+                    and matrix.dtype is buf.rows_dtype
+                    and (None if predictions is None else predictions.dtype) is buf.pred_dtype
+                    and matrix.shape[1] == buf.width
+                    and buf.used + k <= buf.capacity
+                ):
+                    i = buf.used
+                    j = i + k
+                    buf.rows[i:j] = matrix if k == n else matrix[:k]
+                    if predictions is not None:
+                        buf.predictions[i:j] = (  # type: ignore[index]
+                            predictions if predictions.shape[0] == k else predictions[:k]
+                        )
+                    buf.used = j
+                    buf.samples += 1
+                    return
+                if self._exhausted:
+                    self._drop(model, "queue_full")
+                    return
+                if self._place(model, feature_names, inputs, matrix, predictions, k):
+                    return
+            columns = column_names(inputs, feature_names)
+            if not self._json.offer(model, columns, matrix, predictions, k):
+                with self._lock:
+                    self._drop(model, "queue_full")
+            elif len(self._json) == JSON_BATCH:
+                self._wake_sender()
         except Exception as exc:  # an input the drift view cannot tabulate: skip, count
             log.debug("drift sample skipped: %s", exc)
-            metrics.count_drift_dropped(model, "unencodable")
-            return
-        self._pending.append((model, columns, rows, predictions))
+            with self._lock:
+                self._drop(model, "unencodable")
+
+    def _drop(self, model: str, reason: str, samples: int = 1) -> None:
+        key = (model, reason)
+        self._drops[key] = self._drops.get(key, 0) + samples
+
+    def _place(
+        self,
+        model: str,
+        names: list[str] | None,
+        inputs: list[Tensor],
+        matrix: Array,
+        predictions: Array | None,
+        k: int,
+    ) -> bool:
+        """Slow path under the lock: a buffer of this layout (sealing the open one); False
+        sends the sample down the JSON lane (not numeric). Drops when every buffer is full."""
+        rows_dtype = wire_dtype(matrix.dtype)
+        pred_dtype = None if predictions is None else wire_dtype(predictions.dtype)
+        if rows_dtype is None or (predictions is not None and pred_dtype is None):
+            return False
+        columns = column_names(inputs, names)
+        token = names if len(inputs) == 1 else _SEVERAL_INPUTS
+        layout: Layout = (model, columns, matrix.shape[1], rows_dtype, pred_dtype)
+        buf = self._open
+        if buf is None or buf.layout() != layout or buf.used + min(k, buf.capacity) > buf.capacity:
+            if buf is not None and buf.used:
+                self._sealed.append(buf)
+                self._wake_sender()
+            elif buf is not None:
+                self._free.append(buf)
+            self._open = buf = self._take(layout, token)
+            if buf is None:
+                self._exhausted = True
+                self._drop(model, "queue_full")
+                return True
+        buf.names = token
+        buf.put(matrix, predictions, min(k, buf.capacity))  # a huge row: fewer rows fit
+        return True
+
+    def _take(self, layout: Layout, token: object) -> SampleBuffer | None:
+        """A free buffer of this layout, else a new one while fewer than `max_buffers` exist."""
+        for i, buf in enumerate(self._free):
+            if buf.layout() == layout:
+                return self._free.pop(i)
+        if self._allocated >= self._max_buffers:
+            if not self._free:
+                return None
+            self._free.pop()  # a free buffer of another layout: replace it
+            self._allocated -= 1
+        self._allocated += 1
+        return SampleBuffer.for_layout(layout, token, self._batch_rows, self._buffer_bytes)
 
     def pending(self) -> int:
-        return len(self._pending)
+        """Samples held for the sender (buffers and the JSON lane)."""
+        with self._lock:
+            held = sum(b.samples for b in self._sealed)
+            held += self._open.samples if self._open is not None else 0
+        return held + len(self._json)
 
     def start(self) -> None:
         """Start the sender on the running event loop (the worker's)."""
         self._pool = UpstreamPool(self._host, self._port, 1, MAX_REPLY_BYTES)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run())
+
+    def _wake_sender(self) -> None:
+        """A buffer is full: wake the sender (from the loop or an inference thread)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     async def stop(self, timeout: float = 2.0) -> None:
         """Flush what is pending (bounded by `timeout`) and stop the sender."""
@@ -140,61 +243,67 @@ class DriftHook:
             self._pool.retire()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, last + self._max_delay - loop.time())):
+                    await self._wake.wait()
+            self._wake.clear()
+            due = loop.time() - last >= self._max_delay
+            if due:
+                last = loop.time()
             try:
-                delivered = await self.flush()
+                delivered = await self.flush(seal=due)
             except Exception:  # never let one bad batch stop delivery
                 log.exception("drift delivery failed")
                 delivered = False
             if not delivered:
                 await asyncio.sleep(self._backoff)  # sidecar down: drop, don't hammer it
 
-    async def flush(self) -> bool:
-        """Send what was pending when called, `batch_samples` at a time; False if a POST failed.
+    def publish_drops(self) -> None:
+        """Move the drop counts kept by offer() into the Prometheus counter."""
+        with self._lock:
+            drops, self._drops = self._drops, {}
+        for (model, reason), samples in drops.items():
+            metrics.count_drift_dropped(model, reason, samples)
 
-        Only what is already pending: samples that arrive while a POST is in flight wait for the
-        next flush, so batches stay large (one HTTP exchange per few hundred samples) instead of
-        shrinking to a few samples each under load. After a failed POST the rest is dropped.
+    async def flush(self, seal: bool = True) -> bool:
+        """Send the full buffers (and with `seal` the one being filled), one POST per buffer,
+        and the JSON lane; False if a POST failed.
+
+        Only what is already pending: samples that arrive while a POST is in flight wait for
+        the next flush, so batches stay large. After a failed POST the rest is dropped.
         """
-        budget = len(self._pending)
+        with self._lock:
+            if seal and self._open is not None and self._open.used:
+                self._sealed.append(self._open)
+                self._open = None
+            batches, self._sealed = self._sealed, []
+        self.publish_drops()
         ok = True
-        while budget > 0:
-            batch: list[_Sample] = []
-            while budget > 0 and len(batch) < self._batch:
-                batch.append(self._pending.popleft())
-                budget -= 1
-            for model, count, body in self.bodies(batch):
-                if ok and await self._post(body):
-                    metrics.count_drift_sent(model, count)
-                else:
-                    ok = False
-                    metrics.count_drift_dropped(model, "post_failed", count)
+        for buf in batches:
+            ok = await self._deliver(buf.model, buf.samples, buf.body(), self._batch_head, ok)
+            with self._lock:
+                buf.reset()
+                self._free.append(buf)
+                self._exhausted = False
+        for model, count, body in self._json.drain():
+            ok = await self._deliver(model, count, body, self._json_head, ok)
         return ok
 
-    def bodies(self, batch: list[_Sample]) -> list[tuple[str, int, bytes]]:
-        """One POST body per (model, columns, shapes) group: (model, samples, bytes)."""
-        groups: dict[tuple[Any, ...], list[tuple[Any, Any]]] = {}
-        columns_of: dict[tuple[Any, ...], list[str] | None] = {}
-        for model, columns, rows, predictions in batch:
-            key = (model, tuple(columns or ()), rows.shape[1:], predictions.shape[1:])
-            groups.setdefault(key, []).append((rows, predictions))
-            columns_of[key] = columns
-        out = []
-        for key, items in groups.items():
-            body = {
-                "model": key[0],
-                "columns": columns_of[key],
-                "rows": np.concatenate([rows for rows, _ in items]),
-                "predictions": np.concatenate([p for _, p in items]),
-            }
-            out.append((str(key[0]), len(items), dumps(body)))
-        return out
+    async def _deliver(self, model: str, samples: int, body: bytes, head: bytes, ok: bool) -> bool:
+        """POST one body unless an earlier one failed; count it sent or dropped."""
+        if ok and await self._post(body, head):
+            metrics.count_drift_sent(model, samples)
+            return True
+        metrics.count_drift_dropped(model, "post_failed", samples)
+        return False
 
-    async def _post(self, body: bytes) -> bool:
+    async def _post(self, body: bytes, head: bytes) -> bool:
         if self._pool is None:
             return False
-        data = self._head + str(len(body)).encode() + b"\r\n\r\n" + body
+        data = b"".join((head, str(len(body)).encode(), b"\r\n\r\n", body))
         deadline = asyncio.get_running_loop().time() + self._timeout
         try:
             response = await self._pool.request(data, deadline)

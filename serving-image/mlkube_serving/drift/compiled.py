@@ -83,7 +83,8 @@ class CompiledFeature:
         """Slot codes for a column of raw values."""
         if self.lookup is not None:
             return self._encode_categories(values, self.lookup)
-        x = values if isinstance(values, np.ndarray) and values.dtype.kind == "f" else None
+        # Numbers from a binary batch convert in C; JSON values go through to_float.
+        x = values if isinstance(values, np.ndarray) and values.dtype.kind in "biuf" else None
         x = to_float(values) if x is None else x.astype(np.float64, copy=False)
         codes = np.searchsorted(self.cell_edges, x, side="right").astype(np.int32)
         codes[x < self.lo] = self.size
@@ -93,7 +94,9 @@ class CompiledFeature:
 
     @staticmethod
     def _encode_categories(values: Iterable[object], lookup: _CategoryCodes) -> Codes:
-        seq = values if isinstance(values, list | tuple) else list(values)
+        # tolist(): Python scalars, so a batch's 3.0 or True spells like the JSON value.
+        seq = values.tolist() if isinstance(values, np.ndarray) else values
+        seq = seq if isinstance(seq, list | tuple) else list(seq)
         try:
             return np.fromiter(map(lookup.__getitem__, seq), dtype=np.int32, count=len(seq))
         except TypeError:  # an unhashable value (list, dict): count it as null

@@ -1,6 +1,8 @@
-"""Decode the samples wire format into slot codes, one column at a time.
+"""Decode the samples wire formats into slot codes, one column at a time.
 
-Wire format (agreed with the model server, which sends it):
+The model server sends numeric samples as binary batches (`batch.SampleBatch`, decoded
+column by column from the array views). Other senders, and the server for rows that are not
+numeric, send JSON:
     {"model": str, "columns": [names] | null, "rows": [[v1, v2, ...], ...], "predictions": [...]}
 `columns: null` means the rows follow the profile's training column order (`profile.columns`).
 Columns the profile does not know are ignored, profiled features missing from the payload count
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mlkube_serving.drift.batch import SampleBatch
 from mlkube_serving.drift.compiled import CompiledProfile
 from mlkube_serving.drift.errors import PayloadError
 
@@ -57,7 +60,9 @@ class PayloadDecoder:
         return plan, len(columns)
 
     def decode(self, payload: object) -> Codes:
-        """Slot codes (rows, tracked columns) for one payload."""
+        """Slot codes (rows, tracked columns) for one payload (a JSON object or a batch)."""
+        if isinstance(payload, SampleBatch):
+            return self._decode_batch(payload)
         if not isinstance(payload, Mapping):
             raise PayloadError("payload must be a JSON object")
         rows = payload.get("rows")
@@ -81,6 +86,21 @@ class PayloadDecoder:
         predictions = payload.get("predictions")
         if self.compiled.has_prediction and predictions is not None:
             codes[:, -1] = self._encode_predictions(predictions, k)
+        return codes
+
+    def _decode_batch(self, batch: SampleBatch) -> Codes:
+        """The same codes as for JSON rows, from the batch's (validated) array views."""
+        plan, _ = self._plan_for(batch.columns)
+        k = batch.count
+        codes = np.empty((k, len(self.compiled.columns)), dtype=np.int32)
+        codes[:] = self._null_codes
+        if k == 0:
+            return codes
+        for pos, col in plan:
+            if pos < batch.rows.shape[1]:
+                codes[:, col] = self.features[col].encode(batch.rows[:, pos])
+        if self.compiled.has_prediction and batch.predictions is not None:
+            codes[:, -1] = self.compiled.columns[-1].encode(batch.predictions)
         return codes
 
     def _encode_predictions(self, predictions: object, k: int) -> Codes:

@@ -1,7 +1,9 @@
 """The drift sidecar: raw ASGI under uvicorn, next to the model server in every serving pod.
 
 `POST /v1/samples` answers 202 before doing any work, then parses the body with orjson and
-queues it for the worker thread, so the model server's sender never waits on drift maths.
+queues it for the worker thread, so the model server's sender never waits on drift maths. The
+model server's binary batches (`DRIFT_SAMPLES_BATCH_TYPE`) have their header validated first
+(microseconds, no per-value work), so a malformed batch gets a 400 with its reason.
 `GET /v1/summary` returns the latest evaluation (the operator polls and merges it across
 replicas), `/healthz` and `/readyz` are for the probes, and Prometheus metrics are served on a
 separate port. Run as `python -m mlkube_serving drift-sidecar --profile PROFILE.json`.
@@ -20,14 +22,16 @@ from mlkube import contract
 from mlkube_serving._http.asgi import Receive, Scope, Send, read_body, respond, respond_error
 from mlkube_serving._http.budget import MiB, derived_budget
 from mlkube_serving._http.errors import (
+    BadRequest,
     ClientDisconnected,
     Forbidden,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
 )
+from mlkube_serving.drift.batch import decode_batch
 from mlkube_serving.drift.engine import DriftEngine
-from mlkube_serving.drift.errors import DriftError
+from mlkube_serving.drift.errors import DriftError, PayloadError
 from mlkube_serving.drift.metrics import DEFAULT_MAX_FEATURE_SERIES, EvaluationTimes, serve_metrics
 from mlkube_serving.drift.profile import load_profile, resolve_profile_path, select_features
 from mlkube_serving.drift.worker import DriftWorker, held_bytes
@@ -35,6 +39,8 @@ from mlkube_serving.drift.worker import DriftWorker, held_bytes
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+BATCH_OVERHEAD_BYTES = 1024  # a decoded batch's objects besides its body (array views, model)
+_NAME_BYTES = 8 + 49 + 64  # per column name: list slot, str object, text (longer names: rare)
 _ACCEPTED = orjson.dumps({"accepted": True})
 
 
@@ -60,7 +66,10 @@ class DriftApp:
                 # poison the statistics. The summary stays readable for the operator.
                 await respond_error(send, Forbidden("samples are accepted from loopback only"))
                 return
-            await self._samples(receive, send)
+            if _content_type(scope) == contract.DRIFT_SAMPLES_BATCH_TYPE:
+                await self._batch(receive, send)
+            else:
+                await self._samples(receive, send)
         elif path == contract.DRIFT_SUMMARY_PATH and method == "GET":
             await respond(send, 200, orjson.dumps(self.worker.current_summary()))
         elif path in ("/healthz", "/readyz") and method == "GET":
@@ -94,6 +103,26 @@ class DriftApp:
         size = held_bytes(payload, len(body))
         del body  # the parsed payload is what stays held
         self.worker.submit(payload, count, size)
+
+    async def _batch(self, receive: Receive, send: Send) -> None:
+        """A binary batch: header checked before the 202, arrays queued as views of the body."""
+        try:
+            body = await read_body(receive, self.max_body_bytes)
+        except ClientDisconnected:
+            return
+        except PayloadTooLarge as exc:
+            await respond_error(send, exc)
+            return
+        try:
+            batch = decode_batch(body)
+        except PayloadError as exc:
+            self.worker.invalid_payloads += 1
+            await respond_error(send, BadRequest(str(exc)))
+            return
+        await respond(send, 202, _ACCEPTED)
+        # The views keep the body alive: that, plus the header's objects, is what is held.
+        held = len(body) + BATCH_OVERHEAD_BYTES + _NAME_BYTES * len(batch.columns or ())
+        self.worker.submit(batch, batch.count, held)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -215,6 +244,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _content_type(scope: Scope) -> str:
+    """The media type of a request (parameters such as charset stripped), lowercased."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            return str(value.decode("latin-1").split(";", 1)[0].strip().lower())
+    return ""
 
 
 def _from_loopback(scope: Scope) -> bool:

@@ -1,4 +1,7 @@
-"""Drift hook against a real sidecar stub over loopback, and with the sidecar down."""
+"""Drift hook against a real sidecar stub over loopback, and with the sidecar down.
+
+The stub decodes what it receives with the sidecar's own batch reader: the format is the one
+the two components agree on, whatever the stub's HTTP server is."""
 
 from __future__ import annotations
 
@@ -13,12 +16,15 @@ import orjson
 import pytest
 import requests
 
+from mlkube.contract import DRIFT_SAMPLES_BATCH_TYPE
 from mlkube.devcluster.procs import free_port
+from mlkube_serving.drift.batch import decode_batch
 from support.serving import ServerProcess, make_data, v2_body
 
 
 class SidecarStub(ThreadingHTTPServer):
     received: list[tuple[str, Any]]
+    content_types: set[str]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -26,7 +32,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["content-length"]))
-        self.server.received.append((self.path, orjson.loads(body)))
+        if self.headers["content-type"] == DRIFT_SAMPLES_BATCH_TYPE:
+            batch = decode_batch(body)
+            assert batch.predictions is not None
+            rows, predictions = batch.rows.tolist(), batch.predictions.tolist()
+            decoded = {"model": batch.model, "columns": batch.columns, "rows": rows,
+                       "predictions": predictions}  # fmt: skip
+        else:
+            decoded = orjson.loads(body)
+        self.server.received.append((self.path, decoded))
+        self.server.content_types.add(self.headers["content-type"])
         self.send_response(202)
         self.send_header("content-length", "0")
         self.end_headers()
@@ -39,6 +54,7 @@ class Handler(BaseHTTPRequestHandler):
 def sidecar() -> Iterator[SidecarStub]:
     stub = SidecarStub(("127.0.0.1", free_port()), Handler)
     stub.received = []
+    stub.content_types = set()
     thread = threading.Thread(target=stub.serve_forever, daemon=True)
     thread.start()
     yield stub
@@ -67,6 +83,7 @@ def test_samples_reach_the_sidecar_in_the_agreed_format(
         server.stop()
     paths = {path for path, _ in sidecar.received}
     assert paths == {"/v1/samples"}
+    assert sidecar.content_types == {DRIFT_SAMPLES_BATCH_TYPE}  # numeric rows: binary batches
     rows = [row for _, body in sidecar.received for row in body["rows"]]
     predictions = [p for _, body in sidecar.received for p in body["predictions"]]
     assert len(rows) == 10 and len(predictions) == 10

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import tracemalloc
 from collections.abc import Iterator, MutableMapping
 from typing import Any
@@ -18,33 +17,7 @@ from mlkube_serving.drift.engine import DriftEngine
 from mlkube_serving.drift.metrics import DriftCollector, EvaluationTimes, select_series_features
 from mlkube_serving.drift.sidecar import DriftApp, parse_args
 from mlkube_serving.drift.worker import DriftWorker, held_bytes
-
-
-def call(
-    app: DriftApp,
-    method: str,
-    path: str,
-    body: bytes = b"",
-    chunk: int = 0,
-    client: str = "127.0.0.1",
-) -> tuple[int, Any]:
-    """One HTTP exchange through the ASGI interface; returns (status, parsed body)."""
-    parts = [body[i : i + chunk] for i in range(0, len(body), chunk)] if chunk else [body]
-    messages = [
-        {"type": "http.request", "body": p, "more_body": i < len(parts) - 1}
-        for i, p in enumerate(parts)
-    ]
-    sent: list[MutableMapping[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": method, "path": path, "client": (client, 40000)}
-    asyncio.run(app(scope, receive, send))
-    return sent[0]["status"], orjson.loads(sent[1]["body"])
+from support.drift_app import call, wait_for
 
 
 @pytest.fixture
@@ -52,13 +25,6 @@ def worker(profile: dict[str, Any]) -> Iterator[DriftWorker]:
     w = DriftWorker(DriftEngine(profile), eval_interval=0.05, queue_size=4)
     yield w
     w.stop()
-
-
-def wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_samples_are_accepted_then_evaluated_off_the_request_path(worker: DriftWorker) -> None:

@@ -1,8 +1,10 @@
-"""Drift hook: sampling, bounded queue with counted drops, wire format of the POST body."""
+"""Drift hook: sampling, bounded buffers with counted drops, the batch wire format it POSTs."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -10,11 +12,14 @@ import numpy as np
 import orjson
 import pytest
 
+from mlkube.contract import DRIFT_SAMPLES_BATCH_TYPE
 from mlkube_serving import metrics
+from mlkube_serving.drift.batch import SampleBatch, decode_batch
 from mlkube_serving.drift_hook import DriftHook
 from mlkube_serving.tensors import Tensor
 
 URL = "http://127.0.0.1:9/"  # never contacted: these tests replace the sender
+Posted = list[tuple[bytes, Any]]  # (request head, decoded body: SampleBatch or JSON)
 
 
 def served(rows: int = 2, width: int = 3) -> tuple[list[Tensor], list[Tensor]]:
@@ -23,23 +28,30 @@ def served(rows: int = 2, width: int = 3) -> tuple[list[Tensor], list[Tensor]]:
     return [Tensor("input-0", features, "FP64")], [Tensor("predict", labels, "INT64")]
 
 
-def dropped(model: str) -> float:
-    value = metrics.DRIFT_DROPPED.labels(model, "queue_full")._value.get()
-    return float(value)
+def dropped(model: str, reason: str = "queue_full") -> float:
+    return float(metrics.DRIFT_DROPPED.labels(model, reason)._value.get())
 
 
-def capture(posted: list[dict[str, Any]]) -> Callable[[bytes], Any]:
-    """A stand-in for the HTTP POST that records decoded bodies."""
+def capture(posted: Posted) -> Callable[[bytes, bytes], Any]:
+    """A stand-in for the HTTP POST that decodes bodies the way the sidecar does."""
 
-    async def post(body: bytes) -> bool:
-        posted.append(orjson.loads(body))
+    async def post(body: bytes, head: bytes) -> bool:
+        if DRIFT_SAMPLES_BATCH_TYPE.encode() in head:
+            posted.append((head, decode_batch(body)))
+        else:
+            posted.append((head, orjson.loads(body)))
         return True
 
     return post
 
 
+def batches(posted: Posted) -> list[SampleBatch]:
+    assert all(isinstance(b, SampleBatch) for _, b in posted), posted
+    return [b for _, b in posted]
+
+
 def test_zero_rate_never_samples() -> None:
-    hook = DriftHook(URL, 0.0, queue_size=4)
+    hook = DriftHook(URL, 0.0)
     for _ in range(10):
         hook.offer("m", None, *served())
     assert hook.pending() == 0
@@ -47,70 +59,141 @@ def test_zero_rate_never_samples() -> None:
 
 def test_rate_is_a_coin_flip_per_request() -> None:
     flips = iter([0.1, 0.9, 0.3, 0.7])
-    hook = DriftHook(URL, 0.5, queue_size=10, coin=lambda: next(flips))
+    hook = DriftHook(URL, 0.5, coin=lambda: next(flips))
     for _ in range(4):
         hook.offer("m", None, *served())
     assert hook.pending() == 2
 
 
-def test_full_queue_drops_counts_and_does_not_block() -> None:
-    hook = DriftHook(URL, 1.0, queue_size=2)
+def test_full_buffers_drop_count_and_do_not_block() -> None:
+    hook = DriftHook(URL, 1.0, batch_rows=2, max_buffers=1)
     before = dropped("drop-model")
     for _ in range(1000):
-        hook.offer("drop-model", None, *served())
+        hook.offer("drop-model", None, *served(rows=1))
     assert hook.pending() == 2
+    hook.publish_drops()  # counted in an integer on the request path, published by the sender
     assert dropped("drop-model") - before == 998
 
 
-def test_delivered_body_follows_the_wire_format(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_delivered_batch_follows_the_wire_format(monkeypatch: pytest.MonkeyPatch) -> None:
     hook = DriftHook(URL, 1.0, max_rows=3)
-    posted: list[dict[str, Any]] = []
+    posted: Posted = []
     monkeypatch.setattr(hook, "_post", capture(posted))
     hook.offer("credit", ["a", "b", "c"], *served(rows=2))
     hook.offer("credit", ["a", "b", "c"], *served(rows=5))  # capped at max_rows
     asyncio.run(hook.flush())
-    assert posted == [
-        {
-            "model": "credit",
-            "columns": ["a", "b", "c"],
-            "rows": [
-                [0.0, 1.0, 2.0],
-                [3.0, 4.0, 5.0],
-                [0.0, 1.0, 2.0],
-                [3.0, 4.0, 5.0],
-                [6.0, 7.0, 8.0],
-            ],
-            "predictions": [0, 1, 0, 1, 2],
-        }
+    [batch] = batches(posted)
+    assert (batch.model, batch.columns, batch.samples) == ("credit", ["a", "b", "c"], 2)
+    assert batch.rows.tolist() == [
+        [0.0, 1.0, 2.0],
+        [3.0, 4.0, 5.0],
+        [0.0, 1.0, 2.0],
+        [3.0, 4.0, 5.0],
+        [6.0, 7.0, 8.0],
     ]
+    assert batch.predictions is not None and batch.predictions.tolist() == [0, 1, 0, 1, 2]
+    assert hook.pending() == 0
 
 
 def test_unknown_columns_are_null_and_predict_output_is_chosen(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hook = DriftHook(URL, 1.0)
-    posted: list[dict[str, Any]] = []
+    posted: Posted = []
     monkeypatch.setattr(hook, "_post", capture(posted))
     inputs, labels = served(rows=1)
     proba = Tensor("predict_proba", np.array([[0.2, 0.8]]), "FP64")
     hook.offer("m", None, inputs, [proba, *labels])
     asyncio.run(hook.flush())
-    assert posted[0]["columns"] is None
-    assert posted[0]["predictions"] == [0]
+    [batch] = batches(posted)
+    assert batch.columns is None
+    assert batch.predictions is not None and batch.predictions.tolist() == [0]
+
+
+def test_rows_are_copied_not_referenced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request's arrays may be reused or be views of its body: the buffer owns its copy."""
+    hook = DriftHook(URL, 1.0)
+    posted: Posted = []
+    monkeypatch.setattr(hook, "_post", capture(posted))
+    inputs, outputs = served(rows=1)
+    hook.offer("m", None, inputs, outputs)
+    inputs[0].data[:] = -1.0
+    asyncio.run(hook.flush())
+    assert batches(posted)[0].rows.tolist() == [[0.0, 1.0, 2.0]]
+
+
+def test_layouts_are_never_mixed_in_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another model, other columns, another dtype or several inputs start another batch."""
+    hook = DriftHook(URL, 1.0, max_buffers=5)
+    posted: Posted = []
+    monkeypatch.setattr(hook, "_post", capture(posted))
+    names = ["a", "b", "c"]
+    hook.offer("m", names, *served(rows=1))
+    hook.offer("other", names, *served(rows=1))
+    inputs, outputs = served(rows=1)
+    hook.offer("m", names, [Tensor("input-0", inputs[0].data.astype(np.float32), "FP32")], outputs)
+    columns = [Tensor(n, np.array([1.0, 2.0]) * i, "FP64") for i, n in enumerate("pqr")]
+    hook.offer("m", names, columns, [Tensor("predict", np.array([0, 1]), "INT64")])
+    hook.offer("m", names, *served(rows=1))  # single input again, after a several-inputs one
+    asyncio.run(hook.flush())
+    got = [(b.model, b.columns, b.rows.dtype.str, b.rows.tolist()) for b in batches(posted)]
+    assert got == [
+        ("m", names, "<f8", [[0.0, 1.0, 2.0]]),
+        ("other", names, "<f8", [[0.0, 1.0, 2.0]]),
+        ("m", names, "<f4", [[0.0, 1.0, 2.0]]),
+        ("m", ["p", "q", "r"], "<f8", [[0.0, 1.0, 2.0], [0.0, 2.0, 4.0]]),  # the inputs' names
+        ("m", names, "<f8", [[0.0, 1.0, 2.0]]),
+    ]
+
+
+def test_text_features_take_the_json_lane(monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = DriftHook(URL, 1.0)
+    posted: Posted = []
+    monkeypatch.setattr(hook, "_post", capture(posted))
+    rows = np.array([["a", 1.5], ["b", 2.5]], dtype=object)
+    labels = np.array(["yes", "no"], dtype=object)
+    text = [Tensor("input-0", rows, "BYTES")], [Tensor("predict", labels, "BYTES")]
+    hook.offer("m", ["c", "x"], *text)
+    hook.offer("m", ["c", "x"], *served(rows=1, width=2))
+    asyncio.run(hook.flush())
+    heads = [head for head, _ in posted]
+    assert [DRIFT_SAMPLES_BATCH_TYPE.encode() in h for h in heads] == [True, False]
+    assert b"application/json" in heads[1]
+    assert posted[1][1] == {
+        "model": "m",
+        "columns": ["c", "x"],
+        "rows": [["a", 1.5], ["b", 2.5]],
+        "predictions": ["yes", "no"],
+    }
 
 
 def test_failed_post_counts_dropped_samples(monkeypatch: pytest.MonkeyPatch) -> None:
     hook = DriftHook(URL, 1.0)
 
-    async def refuse(body: bytes) -> bool:
+    async def refuse(body: bytes, head: bytes) -> bool:
         return False
 
     monkeypatch.setattr(hook, "_post", refuse)
-    before = metrics.DRIFT_DROPPED.labels("post-model", "post_failed")._value.get()
+    before = dropped("post-model", "post_failed")
+    hook.offer("post-model", None, *served())
     hook.offer("post-model", None, *served())
     asyncio.run(hook.flush())
-    after = metrics.DRIFT_DROPPED.labels("post-model", "post_failed")._value.get()
-    assert after - before == 1
+    assert dropped("post-model", "post_failed") - before == 2
+    assert hook.pending() == 0
+
+
+def test_buffers_are_reused_after_a_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full buffers drop at once; once the sender has sent them, sampling resumes."""
+    hook = DriftHook(URL, 1.0, batch_rows=2, max_buffers=2)
+    posted: Posted = []
+    monkeypatch.setattr(hook, "_post", capture(posted))
+    for _ in range(10):
+        hook.offer("reuse", None, *served(rows=1))
+    assert hook.pending() == 4
+    asyncio.run(hook.flush())
+    hook.offer("reuse", None, *served(rows=1))
+    assert hook.pending() == 1
+    assert [b.count for b in batches(posted)] == [2, 2]
 
 
 def test_bad_url_is_rejected() -> None:
@@ -119,11 +202,99 @@ def test_bad_url_is_rejected() -> None:
 
 
 def test_batches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    hook = DriftHook(URL, 1.0, batch_samples=4)
-    posted: list[dict[str, Any]] = []
+    hook = DriftHook(URL, 1.0, batch_rows=4)
+    posted: Posted = []
     monkeypatch.setattr(hook, "_post", capture(posted))
     for _ in range(10):
         hook.offer("m", None, *served(rows=1))
     asyncio.run(hook.flush())
-    assert [len(p["rows"]) for p in posted] == [4, 4, 2]
+    assert [b.count for b in batches(posted)] == [4, 4, 2]
     assert hook.pending() == 0
+
+
+def test_a_huge_row_is_capped_by_the_buffer_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = DriftHook(URL, 1.0, buffer_bytes=3 * 8 * 1000)
+    posted: Posted = []
+    monkeypatch.setattr(hook, "_post", capture(posted))
+    hook.offer("m", None, *served(rows=10, width=1000))
+    asyncio.run(hook.flush())
+    assert [b.count for b in batches(posted)] == [2]  # 2 rows + predictions fit in 24 kB
+
+
+def test_sampling_allocates_nothing_per_request() -> None:
+    """The request path writes into preallocated buffers: memory does not grow per sample."""
+    hook = DriftHook(URL, 1.0, batch_rows=4096)
+    inputs, outputs = served(rows=1, width=20)
+    hook.offer("m", None, inputs, outputs)  # allocates the buffer
+    tracemalloc.start()
+    try:
+        start, _ = tracemalloc.get_traced_memory()
+        for _ in range(2000):
+            hook.offer("m", None, inputs, outputs)
+        grown, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert hook.pending() == 2001
+    assert grown - start < 4096, grown - start  # a deque of per-sample copies grew ~1 MB
+
+
+def test_offers_from_threads_are_all_accounted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inference threads offer while the loop flushes: every sample is sent or counted."""
+    hook = DriftHook(URL, 1.0, batch_rows=64, max_buffers=3)
+    sent: list[int] = []
+
+    async def post(body: bytes, head: bytes) -> bool:
+        sent.append(decode_batch(body).samples)
+        return True
+
+    monkeypatch.setattr(hook, "_post", post)
+    before = dropped("threads")
+    stop = threading.Event()
+
+    def offer() -> None:
+        for _ in range(3000):
+            hook.offer("threads", None, *served(rows=1))
+        stop.set()
+
+    async def flusher() -> None:
+        while not stop.is_set():
+            await hook.flush()
+            await asyncio.sleep(0)
+
+    threads = [threading.Thread(target=offer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    asyncio.run(flusher())
+    for t in threads:
+        t.join()
+    asyncio.run(hook.flush())
+    assert sum(sent) + dropped("threads") - before == 9000
+    assert hook.pending() == 0
+
+
+def test_the_sender_posts_full_buffers_early_and_partial_ones_after_max_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every POST has a fixed cost: at low rates one per interval cost more than the samples.
+    The sender sleeps until a buffer is full (woken at once) or `max_delay` has passed."""
+    hook = DriftHook(URL, 1.0, batch_rows=8, max_delay=0.5)
+    posted: Posted = []
+    monkeypatch.setattr(hook, "_post", capture(posted))
+
+    async def scenario() -> list[int]:
+        hook.start()
+        for _ in range(5):
+            hook.offer("m", None, *served(rows=1))
+        await asyncio.sleep(0.2)  # nothing is full, nothing is due
+        counts = [len(posted)]
+        for _ in range(4):  # fills the first buffer (8 rows) and starts the next
+            hook.offer("m", None, *served(rows=1))
+        await asyncio.sleep(0.1)
+        counts.append(len(posted))
+        await asyncio.sleep(0.6)  # past max_delay: the partial buffer goes too
+        counts.append(len(posted))
+        await hook.stop()
+        return counts
+
+    assert asyncio.run(scenario()) == [0, 1, 2]
+    assert [b.count for b in batches(posted)] == [8, 1]
