@@ -2,42 +2,25 @@
 # Builds the local test control plane from Go modules, or reuses a cached build.
 #
 # Binaries land in $MLKUBE_CACHE_DIR/controlplane/<key>/bin where <key> hashes every module
-# file and this script, so a warm machine skips the (long) build and any change rebuilds.
+# file and this script (hack/lib/gobuild.sh), so a warm machine skips the (long) build.
 # Prints the bin directory as the last line of stdout; progress goes to stderr.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache_root=${MLKUBE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlkube}
-key=$(cd "$here" && cat build.sh kubernetes/go.mod kubernetes/go.sum kubernetes/tools.go \
-  etcd/go.mod etcd/go.sum etcd/main.go kwok/go.mod kwok/go.sum kwok/tools.go | sha256sum | cut -c1-16)
-bin="$cache_root/controlplane/$key/bin"
+# shellcheck source=../lib/gobuild.sh
+. "$here/../lib/gobuild.sh"
+gobuild_bin controlplane "$here" build.sh kubernetes/go.mod kubernetes/go.sum \
+  kubernetes/tools.go etcd/go.mod etcd/go.sum etcd/main.go kwok/go.mod kwok/go.sum kwok/tools.go
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kwok-stages.yaml)
 
-have_all() {
-  for c in "${components[@]}"; do [ -e "$1/$c" ] || return 1; done
-}
-
-if have_all "$bin"; then
+if gobuild_have "$bin" "${components[@]}"; then
   echo "control plane: cached build $key" >&2
   echo "$bin"
   exit 0
 fi
 
-export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
-# kwok may declare a newer toolchain than the installed Go; the module proxy serves it.
-export GOTOOLCHAIN=${MLKUBE_GOTOOLCHAIN:-auto}
-tmp="$bin.partial.$$"
-rm -rf "$tmp"
-mkdir -p "$tmp"
-trap 'rm -rf "$tmp"' EXIT
-
-k8s_version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/kubernetes/go.mod")
-minor=$(echo "$k8s_version" | cut -d. -f2)
-ldflags=""
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-done
+gobuild_start "$bin"
+gobuild_k8s_ldflags "$here/kubernetes/go.mod"
 
 build() { # build <step> <module dir> <output name> <package> [ldflags]
   local start=$SECONDS
@@ -61,9 +44,6 @@ for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat
   cat "$kwok_dir/kustomize/stage/$f"
 done > "$tmp/kwok-stages.yaml"
 
-mkdir -p "$(dirname "$bin")"
-rm -rf "$bin"
-mv "$tmp" "$bin"
-trap - EXIT
+gobuild_finish "$bin"
 du -sh "$bin"/* >&2
 echo "$bin"

@@ -3,44 +3,27 @@
 # Go modules and the Kubernetes source, or reuses a cached build.
 #
 # Binaries land in $MLKUBE_CACHE_DIR/node/<key>/bin where <key> hashes every module file and
-# this script, so a warm machine skips the build and any change rebuilds. The node module is
+# this script (hack/lib/gobuild.sh), so a warm machine skips the build and any change rebuilds. The node module is
 # separate from hack/controlplane/kubernetes so that editing it never invalidates the control
 # plane's (long) build. Prints the bin directory as the last line of stdout; progress on stderr.
 set -euo pipefail
 shopt -s inherit_errexit  # command substitutions fail the script too
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache_root=${MLKUBE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlkube}
-key=$(cd "$here" && cat build.sh kubernetes/go.mod kubernetes/go.sum kubernetes/tools.go \
-  coredns/go.mod coredns/go.sum coredns/main.go critools/go.mod critools/go.sum critools/tools.go \
-  | sha256sum | cut -c1-16)
-bin="$cache_root/node/$key/bin"
+# shellcheck source=../lib/gobuild.sh
+. "$here/../lib/gobuild.sh"
+gobuild_bin node "$here" build.sh kubernetes/go.mod kubernetes/go.sum kubernetes/tools.go \
+  coredns/go.mod coredns/go.sum coredns/main.go critools/go.mod critools/go.sum critools/tools.go
 components=(kubelet kube-proxy coredns crictl pause)
 
-have_all() {
-  for c in "${components[@]}"; do [ -e "$1/$c" ] || return 1; done
-}
-
-if have_all "$bin"; then
+if gobuild_have "$bin" "${components[@]}"; then
   echo "node: cached build $key" >&2
   echo "$bin"
   exit 0
 fi
 
-export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
-export GOTOOLCHAIN=${MLKUBE_GOTOOLCHAIN:-auto}
-tmp="$bin.partial.$$"
-rm -rf "$tmp"
-mkdir -p "$tmp"
-trap 'rm -rf "$tmp"' EXIT
-
-k8s_version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/kubernetes/go.mod")
-minor=$(echo "$k8s_version" | cut -d. -f2)
-ldflags=""
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-done
+gobuild_start "$bin"
+gobuild_k8s_ldflags "$here/kubernetes/go.mod"
 
 build() { # build <step> <module dir> <output name> <package> [ldflags]
   local start=$SECONDS
@@ -62,9 +45,6 @@ nice -n 10 cc -Os -static -Wall -Werror -DVERSION="$k8s_version" \
   -o "$tmp/pause" "$k8s_dir/build/pause/linux/pause.c"
 strip "$tmp/pause"
 
-mkdir -p "$(dirname "$bin")"
-rm -rf "$bin"
-mv "$tmp" "$bin"
-trap - EXIT
+gobuild_finish "$bin"
 du -sh "$bin"/* >&2
 echo "$bin"

@@ -34,4 +34,4 @@ def test_kubectl_cache_key_is_its_own():
     assert "kubectl" not in (HACK / "controlplane" / "build.sh").read_text()
     assert "kubectl" not in (HACK / "node" / "build.sh").read_text()
     script = (HACK / "kubectl" / "build.sh").read_text()
-    assert "cat build.sh go.mod go.sum tools.go | sha256sum" in script
+    assert 'gobuild_bin kubectl "$here" build.sh go.mod go.sum tools.go' in script
