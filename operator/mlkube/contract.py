@@ -16,6 +16,10 @@ KIND_MODEL: Final = "Model"
 PLURAL_MODELS: Final = "models"
 KIND_ONLINE_ENDPOINT: Final = "OnlineEndpoint"
 PLURAL_ONLINE_ENDPOINTS: Final = "onlineendpoints"
+KIND_BATCH_ENDPOINT: Final = "BatchEndpoint"
+PLURAL_BATCH_ENDPOINTS: Final = "batchendpoints"
+KIND_BATCH_JOB: Final = "BatchJob"
+PLURAL_BATCH_JOBS: Final = "batchjobs"
 
 # Labels (tags are labels too: users add their own with `--tag k=v`).
 LABEL_MODEL: Final = "mlkube.dev/model"

@@ -11,6 +11,13 @@ from typing import Any
 
 import pytest
 
+from mlkube.api.batch import (
+    MSG_DEFAULT_DEPLOYMENT,
+    MSG_MINI_BATCH_INT,
+    MSG_SCHEDULE_DEPLOYMENT,
+    MSG_SCHEDULE_NEEDS_DEPLOYMENT,
+)
+from mlkube.api.batch_job import MSG_CANCEL_FINAL, MSG_RESUME_SELF, MSG_SPEC_IMMUTABLE
 from mlkube.api.endpoint import (
     MSG_AUTOSCALE_TARGET,
     MSG_LIVE_AND_MIRROR,
@@ -182,3 +189,100 @@ def test_endpoint_traffic_shift_and_mirror_to_idle_deployment(kube: Kube, namesp
         namespace,
     )
     assert shifted["spec"]["mirror"] == {"green": 20}
+
+
+def _batch_endpoint(namespace: str, **spec: Any) -> dict[str, Any]:
+    obj = _sample("batchendpoint.yaml", namespace)
+    obj["spec"].update(spec)
+    return obj
+
+
+def test_batch_samples_apply_with_azure_defaults(kube: Kube, namespace: str) -> None:
+    kube.create(_sample("batchendpoint.yaml", namespace))
+    job = kube.create(_sample("batchjob.yaml", namespace))
+    endpoint = kube.get(API_VERSION, "BatchEndpoint", "credit-batch", namespace)
+    assert endpoint is not None
+    files = endpoint["spec"]["deployments"][0]
+    assert files["miniBatchSize"] == 10
+    assert (files["instanceCount"], files["maxConcurrencyPerInstance"]) == (1, 1)
+    assert files["errorThreshold"] == -1
+    assert files["retrySettings"] == {"maxRetries": 3, "timeoutSeconds": 30}
+    assert files["output"] == {
+        "action": "appendRow",
+        "fileName": "predictions.csv",
+        "format": "csv",
+    }
+    assert endpoint["spec"]["schedules"][0]["concurrencyPolicy"] == "Forbid"
+    assert job["spec"]["input"]["type"] == "folder" and job["spec"]["cancel"] is False
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"defaultDeployment": "gpu"}, MSG_DEFAULT_DEPLOYMENT),
+        (
+            {
+                "schedules": [
+                    {
+                        "name": "n",
+                        "cron": "@daily",
+                        "input": {"uri": "file:///d"},
+                        "deployment": "gpu",
+                    }
+                ]
+            },
+            MSG_SCHEDULE_DEPLOYMENT,
+        ),
+        (
+            {
+                "defaultDeployment": None,
+                "schedules": [{"name": "n", "cron": "@daily", "input": {"uri": "file:///d"}}],
+            },
+            MSG_SCHEDULE_NEEDS_DEPLOYMENT,
+        ),
+        ({"deployments": [{"name": "rows", "model": "m", "miniBatchSize": 0}]}, MSG_MINI_BATCH_INT),
+        (
+            {"deployments": [{"name": "rows", "model": "m", "miniBatchSize": "10rowz"}]},
+            "should match",
+        ),
+        (
+            {"deployments": [{"name": "rows", "model": "m", "output": {"fileName": "_mlkube"}}]},
+            "should match",
+        ),
+    ],
+)
+def test_batch_endpoint_rules(
+    kube: Kube, namespace: str, change: dict[str, Any], message: str
+) -> None:
+    endpoint = _batch_endpoint(namespace, **change)
+    endpoint["spec"] = {k: v for k, v in endpoint["spec"].items() if v is not None}
+    assert message in _rejected(kube.create, endpoint)
+
+
+def test_batch_mini_batch_size_is_int_or_rows(kube: Kube, namespace: str) -> None:
+    sizes = [7, "7", "250000rows"]
+    deployments = [{"name": f"d{i}", "model": "m", "miniBatchSize": s} for i, s in enumerate(sizes)]
+    created = kube.create(
+        _batch_endpoint(namespace, deployments=deployments, schedules=[], defaultDeployment="d0")
+    )
+    assert [d["miniBatchSize"] for d in created["spec"]["deployments"]] == sizes
+
+
+def _patch_job(kube: Kube, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return kube.patch(API_VERSION, "BatchJob", "credit-batch-2024-06-01", {"spec": spec}, namespace)
+
+
+def test_batch_job_spec_is_a_record(kube: Kube, namespace: str) -> None:
+    kube.create(_sample("batchjob.yaml", namespace))
+    assert MSG_SPEC_IMMUTABLE in _rejected(
+        _patch_job, kube, namespace, {"input": {"uri": "file:///elsewhere"}}
+    )
+    assert MSG_SPEC_IMMUTABLE in _rejected(_patch_job, kube, namespace, {"deployment": "files"})
+    assert MSG_SPEC_IMMUTABLE in _rejected(_patch_job, kube, namespace, {"overrides": None})
+    assert _patch_job(kube, namespace, {"suspend": True})["spec"]["suspend"] is True
+    assert _patch_job(kube, namespace, {"cancel": True})["spec"]["cancel"] is True
+    assert MSG_CANCEL_FINAL in _rejected(_patch_job, kube, namespace, {"cancel": False})
+    itself = _sample("batchjob.yaml", namespace)
+    itself["metadata"]["name"] = "again"
+    itself["spec"]["resumeFrom"] = "again"
+    assert MSG_RESUME_SELF in _rejected(kube.create, itself)

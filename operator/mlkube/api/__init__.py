@@ -1,7 +1,8 @@
 """mlkube's API: pydantic models per kind, the single source of truth for the CRDs.
 
 - `common`, `markers`: shared building blocks and the CEL / list-map declarations.
-- `model`, `endpoint`: the kinds; `kinds.KINDS` is the registry `hack/generate` publishes.
+- `model`, `endpoint`, `batch`, `batch_job`: the kinds; `kinds.KINDS` is the registry
+  `hack/generate` publishes.
 - `crdgen`, `structural`: pure CRD generation and structural-schema checks.
 - `render`, `reference`, `samples`: generated files as text; `generate` writes and verifies them.
 

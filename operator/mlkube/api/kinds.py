@@ -11,12 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from mlkube.api.batch import BATCH_ENDPOINT
+from mlkube.api.batch_job import BATCH_JOB
 from mlkube.api.crdgen import KindDescriptor
 from mlkube.api.endpoint import ONLINE_ENDPOINT
 from mlkube.api.errors import InvalidObjectError
 from mlkube.api.model import MODEL
 
-KINDS: tuple[KindDescriptor, ...] = (MODEL, ONLINE_ENDPOINT)
+KINDS: tuple[KindDescriptor, ...] = (MODEL, ONLINE_ENDPOINT, BATCH_ENDPOINT, BATCH_JOB)
 
 
 @dataclass(frozen=True)

@@ -91,8 +91,53 @@ def build_samples() -> dict[str, list[dict[str, Any]]]:
             "traffic": {"blue": 70, "green": 30},
         },
     }
+    batch_endpoint = {
+        "apiVersion": contract.API_VERSION,
+        "kind": "BatchEndpoint",
+        "metadata": {"name": "credit-batch"},
+        "spec": {
+            "deployments": [
+                {"name": "files", "model": "credit-risk-v3"},
+                {
+                    "name": "rows",
+                    "model": "credit-risk-v3",
+                    "miniBatchSize": "10000rows",
+                    "instanceCount": 2,
+                    "maxConcurrencyPerInstance": 2,
+                    "errorThreshold": 100,
+                    "retrySettings": {"maxRetries": 2, "timeoutSeconds": 60},
+                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+                },
+            ],
+            "defaultDeployment": "rows",
+            "schedules": [
+                {
+                    "name": "nightly",
+                    "cron": "0 2 * * *",
+                    "timeZone": "Europe/Paris",
+                    "input": {
+                        "uri": "file:///var/lib/mlkube/data/applications/{scheduledTime:%Y-%m-%d}",
+                        "format": "csv",
+                    },
+                }
+            ],
+        },
+    }
+    batch_job = {
+        "apiVersion": contract.API_VERSION,
+        "kind": "BatchJob",
+        "metadata": {"name": "credit-batch-2024-06-01"},
+        "spec": {
+            "endpoint": "credit-batch",
+            "input": {"uri": "file:///var/lib/mlkube/data/applications/2024-06-01"},
+            "output": {"uri": "file:///var/lib/mlkube/batch/credit-batch-2024-06-01"},
+            "overrides": {"miniBatchSize": "5000rows", "errorThreshold": 10},
+        },
+    }
     return {
         "model.yaml": [blue],
         "model-v4.yaml": [green],
         "onlineendpoint.yaml": [endpoint],
+        "batchendpoint.yaml": [batch_endpoint],
+        "batchjob.yaml": [batch_job],
     }

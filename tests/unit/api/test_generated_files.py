@@ -91,6 +91,10 @@ def test_reference_documents_fields_and_rules() -> None:
         "spec.version is immutable: register a new Model object for a new version",
         "spec.traffic percentages must sum to 100",
         "`mlm`",
+        "## BatchEndpoint",
+        "## BatchJob",
+        "`spec.deployments[].retrySettings.timeoutSeconds`",
+        "spec.defaultDeployment must name one of spec.deployments",
     ):
         assert needle in reference
 
