@@ -89,6 +89,7 @@ class MiniBatch:
 
 @dataclass(frozen=True)
 class Plan:
+    input_uri: str  # part of the digest: a plan (and its parts) belongs to one input
     mini_batch_size: MiniBatchSize
     input_format: str
     mini_batches: tuple[MiniBatch, ...]
@@ -116,7 +117,11 @@ def is_data_file(path: str) -> bool:
 
 
 def build_plan(
-    listing: Iterable[InputFile], size: MiniBatchSize, input_format: str = "auto"
+    listing: Iterable[InputFile],
+    size: MiniBatchSize,
+    input_format: str = "auto",
+    *,
+    input_uri: str = "",
 ) -> Plan:
     """Mini-batches of the listing, in path order (UTF-8 bytes), independent of listing order."""
     files = sorted((f for f in listing if is_data_file(f.path)), key=lambda f: f.path.encode())
@@ -140,7 +145,7 @@ def build_plan(
             f"{len(batches)} mini-batches exceed {MAX_MINI_BATCHES}: raise miniBatchSize"
         )
     mini_batches = tuple(MiniBatch(i, tuple(b)) for i, b in enumerate(batches))
-    return Plan(size, input_format, mini_batches, estimated)
+    return Plan(input_uri, size, input_format, mini_batches, estimated)
 
 
 def _check_units(units: Sequence[Unit]) -> None:
@@ -195,6 +200,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "version": PLAN_VERSION,
         "miniBatchSize": {"count": size.count, "unit": size.unit},
         "inputFormat": plan.input_format,
+        "inputUri": plan.input_uri,
         "items": plan.items,
         "itemsEstimated": plan.items_estimated,
         "miniBatches": [
@@ -231,7 +237,13 @@ def parse_plan(data: bytes) -> Plan:
             )
             for mb in raw["miniBatches"]
         )
-        plan = Plan(size, str(raw["inputFormat"]), batches, bool(raw["itemsEstimated"]))
+        plan = Plan(
+            str(raw["inputUri"]),
+            size,
+            str(raw["inputFormat"]),
+            batches,
+            bool(raw["itemsEstimated"]),
+        )
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise PlanError(f"unreadable plan: {err}") from err
     if [mb.id for mb in batches] != list(range(len(batches))):

@@ -147,14 +147,18 @@ def test_line_aligned_ranges_own_every_line_once(
 
 def test_plan_bytes_round_trip_and_digest() -> None:
     listing = [InputFile("b.csv", 100, bytes_per_row=10.0), InputFile("a/x.parquet", 9, (4, 0, 7))]
-    plan = build_plan(listing, parse_mini_batch_size("8rows"))
+    plan = build_plan(listing, parse_mini_batch_size("8rows"), input_uri="s3://d/in/")
     data = serialize_plan(plan)
     assert parse_plan(data) == plan
     assert serialize_plan(parse_plan(data)) == data
     assert plan_digest(data) == plan_digest(
-        serialize_plan(build_plan(listing[::-1], plan.mini_batch_size))
+        serialize_plan(build_plan(listing[::-1], plan.mini_batch_size, input_uri="s3://d/in/"))
     )
-    assert data.startswith(b'{"inputFormat":"auto","items":21,"itemsEstimated":true,')
+    other = build_plan(listing, plan.mini_batch_size, input_uri="s3://d/other/")
+    assert plan_digest(serialize_plan(other)) != plan_digest(data)
+    assert data.startswith(
+        b'{"inputFormat":"auto","inputUri":"s3://d/in/","items":21,"itemsEstimated":true,'
+    )
     assert [
         [(u.path, u.row_group, u.start, u.end) for u in mb.units] for mb in plan.mini_batches
     ] == [
@@ -172,7 +176,7 @@ def test_plan_bytes_round_trip_and_digest() -> None:
         (b'{"version": 2}', "version"),
         (
             b'{"version":1,"miniBatchSize":{"count":1,"unit":"files"},"inputFormat":"auto",'
-            b'"itemsEstimated":false,"miniBatches":[{"id":1,"units":[]}]}',
+            b'"inputUri":"","itemsEstimated":false,"miniBatches":[{"id":1,"units":[]}]}',
             "ids",
         ),
     ],
