@@ -195,7 +195,7 @@ class BatchJobStatus(ApiModel):
     """When the job reached Succeeded, Failed or Cancelled."""
     output_uri: Annotated[str, Field(max_length=MAX_URI_LENGTH)] | None = None
     """The output folder (merged file, parts, manifest, dead letters)."""
-    job: Annotated[str, Field(max_length=MAX_URI_LENGTH)] | None = None
+    job: Annotated[str, Field(max_length=253)] | None = None
     """Name of the Indexed Job that scores."""
     last_errors: Annotated[list[BatchError], Field(max_length=MAX_LAST_ERRORS)] = Field(
         default_factory=list
