@@ -65,7 +65,7 @@ ObjectName = Annotated[
     str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=DNS_LABEL_PATTERN)
 ]
 MiniBatchSizeValue = Annotated[
-    Annotated[int, Field(ge=1, le=MAX_FILES_PER_MINI_BATCH)]
+    Annotated[int, Field(strict=True, ge=1, le=MAX_FILES_PER_MINI_BATCH)]
     | Annotated[str, Field(max_length=13, pattern=MINI_BATCH_SIZE_PATTERN)],
     Rule(
         f"type(self) != int || (self >= 1 && self <= {MAX_FILES_PER_MINI_BATCH})",

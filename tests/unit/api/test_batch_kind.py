@@ -174,6 +174,8 @@ def test_valid_endpoint_with_schedule() -> None:
         ({"schedules": [{"name": "s", "cron": "daily", "input": {"uri": "s3://d/"}}]}, "pattern"),
         ({"deployments": [{"name": "a", "model": "m", "miniBatchSize": 0}]}, "greater than"),
         ({"deployments": [{"name": "a", "model": "m", "miniBatchSize": "9x"}]}, "pattern"),
+        ({"deployments": [{"name": "a", "model": "m", "miniBatchSize": True}]}, "string"),
+        ({"deployments": [{"name": "a", "model": "m", "miniBatchSize": 2.5}]}, "string"),
         (
             {"deployments": [{"name": "a", "model": "m", "miniBatchSize": "200000000rows"}]},
             be.MSG_MINI_BATCH_ROWS,
