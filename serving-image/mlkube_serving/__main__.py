@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "storage-initializer": "mlkube_serving.storage_initializer:main",
     "drift-sidecar": "mlkube_serving.drift.sidecar:main",
     "router": "mlkube_serving.router.main:main",
+    "batch": "mlkube_serving.batch.main:main",
 }
 
 

@@ -9,6 +9,7 @@ upload) makes the whole object appear at once. Readers therefore never see half 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import uuid
@@ -65,6 +66,14 @@ class Store:
         with translated_errors("read", f"{self.uri}/{relpath}"):
             data: bytes = self.fs.cat_file(self.path(relpath))
             return data
+
+    def digest(self, relpath: str) -> str:
+        """sha256 of an object, streamed (a merged output may be far larger than memory)."""
+        hasher = hashlib.sha256()
+        with self.open_read(relpath) as handle:
+            while chunk := handle.read(1 << 20):
+                hasher.update(chunk)
+        return "sha256:" + hasher.hexdigest()
 
     def exists(self, relpath: str) -> bool:
         with translated_errors("inspect", f"{self.uri}/{relpath}"):

@@ -1,0 +1,122 @@
+"""`python -m mlkube_serving batch plan|score|merge`: the three steps of a BatchJob's pods.
+
+Exit codes are the contract with the Indexed Job's podFailurePolicy (docs/batch-endpoints.md
+§3): 0 done, 42 error threshold exceeded, 43 bad plan, config, model or input (neither is
+retried by Kubernetes); anything else is a pod failure counted against backoffLimitPerIndex.
+A short JSON summary goes to stdout and to the termination message file when it exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from mlkube.builders.batch_plan import PlanError, plan_digest, serialize_plan
+from mlkube.storage.errors import StorageError
+from mlkube_serving.batch.config import EXIT_BAD_INPUT, ScoreConfig
+
+TERMINATION_LOG = "/dev/termination-log"
+
+
+def _summary(body: dict[str, Any], path: str) -> None:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    print(text)
+    if path and os.path.exists(path):
+        with open(path, "w") as out:
+            out.write(text[:4096])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mlkube_serving batch")
+    parser.add_argument("--termination-log", default=TERMINATION_LOG)
+    sub = parser.add_subparsers(dest="step", required=True)
+    plan = sub.add_parser("plan", help="list the input once and write <output>/_mlkube/plan.json")
+    plan.add_argument("--input", required=True)
+    plan.add_argument("--output", required=True)
+    plan.add_argument("--mini-batch-size", default="10")
+    plan.add_argument("--format", default="auto")
+    score = sub.add_parser("score", help="score one index's shard of the plan")
+    score.add_argument("--output", required=True)
+    score.add_argument("--model", required=True, help="local model path (after the initializer)")
+    score.add_argument("--framework")
+    score.add_argument("--entrypoint", help="Azure ML batch scoring script")
+    score.add_argument("--output-format", default="csv", choices=["csv", "jsonl", "parquet"])
+    score.add_argument("--index", type=int, default=int(os.environ.get("JOB_COMPLETION_INDEX", 0)))
+    score.add_argument("--indexes", type=int, default=1)
+    score.add_argument("--plan-digest")
+    score.add_argument("--work", help="work list (resume), relative to the output")
+    score.add_argument("--model-digest", default="")
+    score.add_argument("--concurrency", type=int, default=1)
+    score.add_argument("--timeout", type=float, default=30.0)
+    score.add_argument("--max-retries", type=int, default=3)
+    score.add_argument("--error-threshold", type=int, default=-1)
+    score.add_argument("--chunk-rows", type=int, default=65_536)
+    merge = sub.add_parser("merge", help="merge verified parts into the output file")
+    merge.add_argument("--output", required=True)
+    merge.add_argument("--file-name", default="predictions.csv")
+    merge.add_argument("--output-format", default="csv", choices=["csv", "jsonl", "parquet"])
+    merge.add_argument("--action", default="appendRow", choices=["appendRow", "summaryOnly"])
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("MLKUBE_LOG_LEVEL", "INFO").upper())
+    try:
+        return _run(args)
+    except (PlanError, StorageError, ValueError) as exc:
+        _summary({"error": f"{type(exc).__name__}: {exc}"[:2048]}, args.termination_log)
+        return EXIT_BAD_INPUT
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.step == "plan":
+        from mlkube_serving.batch.listing import plan_input
+        from mlkube_serving.batch.store import Store
+
+        plan = plan_input(args.input, args.mini_batch_size, args.format)
+        data = serialize_plan(plan)
+        Store.open(args.output).write_atomic("_mlkube/plan.json", data)
+        body = {
+            "digest": plan_digest(data),
+            "miniBatches": len(plan.mini_batches),
+            "items": plan.items,
+            "itemsEstimated": plan.items_estimated,
+            "bytes": len(data),
+        }
+        _summary(body, args.termination_log)
+        return 0
+    if args.step == "merge":
+        from mlkube_serving.batch.merge import merge
+
+        manifest = merge(args.output, args.file_name, args.output_format, args.action)
+        manifest.pop("parts", None)
+        _summary(manifest, args.termination_log)
+        return 0
+    from mlkube_serving.batch.runner import run_index
+
+    config = ScoreConfig(
+        output_uri=args.output,
+        model_path=args.model,
+        framework=args.framework,
+        entrypoint=args.entrypoint,
+        output_format=args.output_format,
+        index=args.index,
+        indexes=args.indexes,
+        plan_digest=args.plan_digest,
+        model_digest=args.model_digest,
+        concurrency=args.concurrency,
+        timeout_seconds=args.timeout,
+        max_retries=args.max_retries,
+        error_threshold=args.error_threshold,
+        chunk_rows=args.chunk_rows,
+    )
+    return run_index(config, args.work)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,53 @@
+"""A scorer worker process: load the model (or run `init()`) once, then score mini-batches.
+
+Workers are separate processes (spawned, not forked: no inherited onnxruntime threads or
+locks) so that `maxConcurrencyPerInstance` uses that many cores and a hanging `run()` can be
+ended by killing its process, the only reliable way to stop arbitrary user code. The parent
+sends `(MiniBatch, attempt)`; the worker commits the part itself (results never cross the
+pipe) and answers with the record, or with the error that failed the mini-batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from multiprocessing.connection import Connection
+
+from mlkube_serving.batch.execute import Job, score_mini_batch
+from mlkube_serving.batch.scoring import create_scorer
+from mlkube_serving.batch.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def worker_main(conn: Connection, job: Job, input_uri: str) -> None:
+    """Protocol: -> ("ready",) | ("fatal", msg); then per request -> ("done", id, record) or
+    ("failed", id, msg); a None request or a closed pipe ends the worker."""
+    from mlkube_serving.batch.listing import input_store
+
+    try:
+        config = job.config
+        scorer = create_scorer(config.model_path, config.framework, config.entrypoint)
+        if hasattr(scorer, "chunk_rows"):
+            scorer.chunk_rows = config.chunk_rows
+        source = input_store(input_uri)
+        sink = Store.open(config.output_uri)
+    except Exception as exc:  # model, script or store unusable: nothing can succeed
+        conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready",))
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        batch, attempt = request
+        try:
+            record = score_mini_batch(job, batch, attempt, scorer, source, sink)
+        except Exception as exc:
+            log.warning("mini-batch %d attempt %d failed: %s", batch.id, attempt, exc)
+            conn.send(("failed", batch.id, f"{type(exc).__name__}: {exc}"))
+        else:
+            conn.send(("done", batch.id, asdict(record)))
