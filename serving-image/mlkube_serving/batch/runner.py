@@ -135,6 +135,7 @@ class Runner:
         try:
             message: tuple[Any, ...] = slot.conn.recv()
         except (EOFError, OSError):
+            slot.process.join(5)  # the pipe closes a moment before the exit code is reaped
             code = slot.process.exitcode
             task = slot.task
             self.replace(slot)

@@ -1,0 +1,124 @@
+"""The batch scorer when things go wrong, with real processes and files: a poisoned file is a
+failed item with its error, the error threshold stops the index with exit 42 and a reason, a
+hanging or dying `run()` is retried in a fresh worker, a short result fails the mini-batch."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from tests.process.batch.conftest import batch, write_inputs
+
+
+def _json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def _poisoned(tmp_path: Path) -> tuple[str, str]:
+    inputs = tmp_path / "in"
+    write_inputs(inputs, "parquet", (50, 60, 70))
+    (inputs / "part-01b.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    out = f"file://{tmp_path}/out"
+    assert batch("plan", "--input", f"file://{inputs}", "--output", out,
+                 "--mini-batch-size", "2").code == 0  # fmt: skip
+    return out, str(tmp_path / "out")
+
+
+def test_poisoned_file_is_a_failed_item_with_its_error(tmp_path: Path, model: Any) -> None:
+    out, folder = _poisoned(tmp_path)
+    scored = batch("score", "--output", out, "--model", str(model[0]))
+    assert scored.code == 0, scored.stderr
+    progress = _json(Path(folder, "_mlkube/progress/index-00000.json"))
+    assert progress["items"] == {"total": 4, "succeeded": 3, "failed": 1}
+    dead = [json.loads(line) for line in Path(folder, "_mlkube/deadletter").glob("*.jsonl")
+            for line in line_iter(line)]  # fmt: skip
+    assert [d["item"] for d in dead] == ["part-01b.parquet"]
+    assert "Parquet" in dead[0]["error"] or "parquet" in dead[0]["error"]
+    merged = batch("merge", "--output", out)
+    assert merged.code == 0, merged.stderr
+    assert merged.summary()["items"] == {"total": 4, "succeeded": 3, "failed": 1}
+    assert merged.summary()["rows"] == 180  # the three good files, every row
+
+
+def line_iter(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line]
+
+
+def test_error_threshold_exceeded_exits_42_with_reason(tmp_path: Path, model: Any) -> None:
+    out, folder = _poisoned(tmp_path)
+    scored = batch("score", "--output", out, "--model", str(model[0]), "--error-threshold", "0")
+    assert scored.code == 42
+    progress = _json(Path(folder, "_mlkube/progress/index-00000.json"))
+    assert progress["reason"].startswith("ErrorThresholdExceeded: 1 failed items")
+    assert progress["done"] is True
+
+
+def _script(tmp_path: Path, body: str) -> Path:
+    folder = tmp_path / "script"
+    folder.mkdir()
+    (folder / "score.py").write_text(textwrap.dedent(body))
+    return folder
+
+
+FLAKY = """
+    import os, sys, time
+    from pathlib import Path
+
+    MARK = Path(os.environ["AZUREML_MODEL_DIR"]) / "first-attempt-seen"
+
+    def init():
+        pass
+
+    def run(mini_batch):
+        if not MARK.exists():
+            MARK.write_text("x")
+            {action}
+        return [os.path.basename(p) for p in mini_batch]
+"""
+
+
+def _scripted_run(tmp_path: Path, action: str, *extra: str) -> tuple[int, dict[str, Any], Path]:
+    write_inputs(tmp_path / "in", "csv", (5, 6, 7))
+    model = _script(tmp_path, FLAKY.format(action=action))
+    out = tmp_path / "out"
+    assert batch("plan", "--input", f"file://{tmp_path}/in", "--output", f"file://{out}",
+                 "--mini-batch-size", "3").code == 0  # fmt: skip
+    scored = batch("score", "--output", f"file://{out}", "--model", str(model),
+                   "--entrypoint", "score.py", *extra)  # fmt: skip
+    return scored.code, _json(out / "_mlkube/progress/index-00000.json"), out
+
+
+def test_hanging_run_times_out_and_is_retried(tmp_path: Path) -> None:
+    code, progress, out = _scripted_run(tmp_path, "time.sleep(3600)", "--timeout", "3")
+    assert code == 0
+    assert progress["miniBatches"]["retried"] == 1
+    assert progress["items"] == {"total": 3, "succeeded": 3, "failed": 0}
+    assert "timed out after 3 s" in progress["lastErrors"][0]["message"]
+    assert batch("merge", "--output", f"file://{out}").code == 0
+    assert (out / "predictions.csv").read_text().split() == [
+        "result", "part-00.csv", "part-01.csv", "part-02.csv",
+    ]  # fmt: skip
+
+
+def test_killed_worker_is_replaced_and_its_mini_batch_redone(tmp_path: Path) -> None:
+    code, progress, _ = _scripted_run(tmp_path, "os._exit(9)")
+    assert code == 0
+    assert progress["miniBatches"]["retried"] == 1
+    assert "worker process exited (code 9)" in progress["lastErrors"][0]["message"]
+    assert progress["items"]["succeeded"] == 3
+
+
+def test_fewer_results_fail_the_mini_batch_after_retries(tmp_path: Path) -> None:
+    code, progress, out = _scripted_run(tmp_path, "return mini_batch[:-1]", "--max-retries", "0")
+    assert code == 0  # errorThreshold -1 tolerates it; the failure is recorded, not hidden
+    assert progress["miniBatches"] == {
+        "total": 1, "succeeded": 0, "failed": 1, "retried": 0, "reused": 0,
+    }  # fmt: skip
+    assert progress["items"] == {"total": 3, "succeeded": 0, "failed": 3}
+    assert "returned 2 results for 3 inputs" in progress["lastErrors"][-1]["message"]
+    dead = line_iter(out / "_mlkube/deadletter/mb-000000000.jsonl")
+    assert [json.loads(line)["item"] for line in dead] == [
+        "part-00.csv", "part-01.csv", "part-02.csv",
+    ]  # fmt: skip
