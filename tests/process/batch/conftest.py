@@ -89,3 +89,7 @@ def read_output(path: Path, fmt: str) -> pd.DataFrame:
     if fmt == "jsonl":
         return pd.read_json(path, lines=True)
     return pq.read_table(path).to_pandas()
+
+
+# The S3-compatible server of the storage tests (MinIO when MLKUBE_MINIO_BIN is set, else moto).
+from tests.process.storage.conftest import s3_bucket, s3_server  # noqa: E402, F401
