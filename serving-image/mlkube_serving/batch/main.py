@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--max-retries", type=int, default=3)
     score.add_argument("--error-threshold", type=int, default=-1)
     score.add_argument("--chunk-rows", type=int, default=65_536)
+    work = sub.add_parser("work", help="resume: write the list of mini-batches still to run")
+    work.add_argument("--output", required=True)
+    work.add_argument("--job", required=True, help="the resuming BatchJob's name")
+    work.add_argument("--model-digest", default="")
+    work.add_argument("--framework")
+    work.add_argument("--entrypoint")
+    work.add_argument("--output-format", default="csv", choices=["csv", "jsonl", "parquet"])
     merge = sub.add_parser("merge", help="merge verified parts into the output file")
     merge.add_argument("--output", required=True)
     merge.add_argument("--file-name", default="predictions.csv")
@@ -96,6 +103,19 @@ def _run(args: argparse.Namespace) -> int:
         manifest = merge(args.output, args.file_name, args.output_format, args.action)
         manifest.pop("parts", None)
         _summary(manifest, args.termination_log)
+        return 0
+    if args.step == "work":
+        from mlkube_serving.batch.resume import write_work
+
+        settings = ScoreConfig(
+            output_uri=args.output,
+            model_path="",
+            framework=args.framework,
+            entrypoint=args.entrypoint,
+            output_format=args.output_format,
+            model_digest=args.model_digest,
+        )
+        _summary(write_work(settings, args.job), args.termination_log)
         return 0
     from mlkube_serving.batch.runner import run_index
 

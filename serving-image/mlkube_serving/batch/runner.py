@@ -174,7 +174,10 @@ def run_index(config: ScoreConfig, work_name: str | None = None) -> int:
             raise PlanError(f"plan digest {digest} is not the expected {config.plan_digest}")
         plan = parse_plan(data)
         if work_name:
-            ids = parse_work(sink.read_bytes(work_name)).for_index(config.index, config.indexes)
+            work = parse_work(sink.read_bytes(work_name))
+            if work.plan_digest != digest:
+                raise PlanError(f"work list {work_name} belongs to plan {work.plan_digest}")
+            ids = work.for_index(config.index, config.indexes)
         else:
             ids = tuple(shard(config.index, len(plan.mini_batches), config.indexes))
     except PlanError as exc:

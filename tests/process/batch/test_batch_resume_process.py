@@ -60,3 +60,36 @@ def test_merge_refuses_missing_parts(tmp_path: Path, model: Any) -> None:
     assert merged.code == 43
     assert "have no verified part" in merged.summary()["error"]
     assert not (out / "predictions.csv").exists()
+
+
+def test_resume_work_list_runs_only_what_is_missing_or_failed(tmp_path: Path, model: Any) -> None:
+    whole = write_inputs(tmp_path / "in", "jsonl", (120, 80))
+    out = tmp_path / "out"
+    assert batch("plan", "--input", f"file://{tmp_path}/in", "--output", f"file://{out}",
+                 "--mini-batch-size", "40rows").code == 0  # fmt: skip
+    scored = batch("score", "--output", f"file://{out}", "--model", str(model[0]),
+                   "--model-digest", "sha256:m1", "--index", "0", "--indexes", "2")  # fmt: skip
+    assert scored.code == 0, scored.stderr  # the first job stopped after half of its indexes
+    work = batch("work", "--output", f"file://{out}", "--job", "resume-1",
+                 "--model-digest", "sha256:m1")  # fmt: skip
+    assert work.code == 0, work.stderr
+    summary = work.summary()
+    assert summary["reused"] > 0 and summary["remaining"] > 0
+    for index in ("0", "1"):
+        again = batch("score", "--output", f"file://{out}", "--model", str(model[0]),
+                      "--model-digest", "sha256:m1", "--work", summary["work"],
+                      "--index", index, "--indexes", "2")  # fmt: skip
+        assert again.code == 0, again.stderr
+        progress = json.loads((out / f"_mlkube/progress/index-0000{index}.json").read_text())
+        assert progress["miniBatches"]["reused"] == 0  # the list holds only missing work
+    # A second `work` keeps the first list (create-only), even now that every part exists.
+    assert batch("work", "--output", f"file://{out}", "--job", "resume-1",
+                 "--model-digest", "sha256:m1").summary() == summary  # fmt: skip
+    merged = batch("merge", "--output", f"file://{out}")
+    assert merged.code == 0, merged.stderr
+    got = read_output(out / "predictions.csv", "csv")["prediction"].to_numpy()
+    np.testing.assert_array_equal(got, model[1].predict(whole))
+    # Another model digest invalidates every part: a resume with it reruns everything.
+    other = batch("work", "--output", f"file://{out}", "--job", "resume-2",
+                  "--model-digest", "sha256:m2").summary()  # fmt: skip
+    assert other["reused"] == 0 and other["remaining"] == merged.summary()["miniBatches"]["total"]
