@@ -27,6 +27,7 @@ class ScoreConfig:
     max_retries: int = 3
     error_threshold: int = -1
     chunk_rows: int = 65_536
+    init_timeout_seconds: float = 600.0  # model load or init(): not part of the mini-batch timeout
 
     def settings_digest(self, mini_batch_size: dict[str, Any]) -> str:
         """What shapes a part besides the model: reused parts must agree on all of it."""

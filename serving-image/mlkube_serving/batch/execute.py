@@ -20,6 +20,7 @@ from mlkube_serving.batch.output import PartRecord, write_part
 from mlkube_serving.batch.reader import UnitError, read_files, read_rows
 from mlkube_serving.batch.scoring import MiniBatchFailed, ModelScorer, ScriptScorer
 from mlkube_serving.batch.store import Store
+from mlkube_serving.errors import InvalidRequest
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,13 @@ def score_mini_batch(
     if job.rows_mode:
         try:
             frame = read_rows(source, batch, job.input_format)
-        except UnitError as exc:
-            raise MiniBatchFailed(str(exc)) from exc
-        items = len(frame)
-        out = (
-            scorer.score_rows(frame)
-            if isinstance(scorer, ModelScorer)
-            else scorer.call(frame, items)
-        )
+            items = len(frame)
+            if isinstance(scorer, ModelScorer):
+                out = scorer.score_rows(frame)
+            else:
+                out = scorer.call(frame, items)
+        except (UnitError, InvalidRequest) as exc:  # the same input fails the same way
+            raise MiniBatchFailed(str(exc), retryable=False) from exc
         failed = []
     else:
         items = len(batch.units)

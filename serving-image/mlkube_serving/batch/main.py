@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--max-retries", type=int, default=3)
     score.add_argument("--error-threshold", type=int, default=-1)
     score.add_argument("--chunk-rows", type=int, default=65_536)
+    score.add_argument("--init-timeout", type=float, default=600.0)
     work = sub.add_parser("work", help="resume: write the list of mini-batches still to run")
     work.add_argument("--output", required=True)
     work.add_argument("--job", required=True, help="the resuming BatchJob's name")
@@ -134,6 +135,7 @@ def _run(args: argparse.Namespace) -> int:
         max_retries=args.max_retries,
         error_threshold=args.error_threshold,
         chunk_rows=args.chunk_rows,
+        init_timeout_seconds=args.init_timeout,
     )
     return run_index(config, args.work)
 

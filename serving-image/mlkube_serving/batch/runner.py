@@ -15,7 +15,7 @@ import contextlib
 import logging
 import multiprocessing
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -38,6 +38,7 @@ class Slot:
     process: BaseProcess
     conn: Connection
     ready: bool = False
+    started: float = field(default_factory=time.monotonic)
     task: tuple[MiniBatch, int, float] | None = None  # (batch, attempt, deadline)
 
 
@@ -75,10 +76,10 @@ class Runner:
         self.stop(slot, kill=True)
         self.slots[self.slots.index(slot)] = self.start()
 
-    def fail(self, batch: MiniBatch, attempt: int, message: str) -> None:
+    def fail(self, batch: MiniBatch, attempt: int, message: str, retryable: bool = True) -> None:
         """Retry inside the pod, or commit the failure once retries are used up."""
         self.tally.error(batch.id, message, attempt)
-        if attempt < self.config.max_retries:
+        if retryable and attempt < self.config.max_retries:
             self.tally.retried += 1
             self.pending.appendleft((batch, attempt + 1))
             return
@@ -108,12 +109,20 @@ class Runner:
                     slot.task = (batch, attempt, deadline)
                     slot.conn.send((batch, attempt))
             deadlines = [s.task[2] for s in self.slots if s.task]
+            limit = self.config.init_timeout_seconds  # a hanging init() must not hang the pod
+            deadlines += [s.started + limit for s in self.slots if not s.ready]
             wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else 1.0
             for conn in wait([s.conn for s in self.slots], timeout=wait_for):
                 slot = next(s for s in self.slots if s.conn is conn)
                 code = self._receive(slot)
                 if code is not None:
                     return code
+            for slot in self.slots:
+                if not slot.ready and time.monotonic() >= slot.started + limit:
+                    reason = f"cannot start a scorer: not ready after {limit:g} s"
+                    self.report(reason, done=True)
+                    log.error(reason)
+                    return EXIT_BAD_INPUT
             for slot in list(self.slots):
                 if slot.task and time.monotonic() >= slot.task[2]:
                     batch, attempt, _ = slot.task
@@ -160,7 +169,7 @@ class Runner:
                     self.tally.error(batch.id, "items failed: see the dead-letter file", attempt)
                 self.report()
             else:
-                self.fail(batch, attempt, str(message[2]))
+                self.fail(batch, attempt, str(message[2]), bool(message[3]))
         return None
 
 

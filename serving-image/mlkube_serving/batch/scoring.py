@@ -30,7 +30,15 @@ PREDICTION = "prediction"
 
 
 class MiniBatchFailed(RuntimeError):
-    """The mini-batch as a whole failed (retried, then all its items count as failed)."""
+    """The mini-batch as a whole failed (retried, then all its items count as failed).
+
+    `retryable` is False when the same input would fail the same way (it cannot be parsed, or
+    the model refuses its shape or types): retrying would only delay the job.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class ModelScorer:

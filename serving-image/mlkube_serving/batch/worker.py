@@ -48,6 +48,7 @@ def worker_main(conn: Connection, job: Job, input_uri: str) -> None:
             record = score_mini_batch(job, batch, attempt, scorer, source, sink)
         except Exception as exc:
             log.warning("mini-batch %d attempt %d failed: %s", batch.id, attempt, exc)
-            conn.send(("failed", batch.id, f"{type(exc).__name__}: {exc}"))
+            retryable = getattr(exc, "retryable", True)
+            conn.send(("failed", batch.id, f"{type(exc).__name__}: {exc}", retryable))
         else:
             conn.send(("done", batch.id, asdict(record)))

@@ -122,3 +122,39 @@ def test_fewer_results_fail_the_mini_batch_after_retries(tmp_path: Path) -> None
     assert [json.loads(line)["item"] for line in dead] == [
         "part-00.csv", "part-01.csv", "part-02.csv",
     ]  # fmt: skip
+
+
+def test_unparseable_range_fails_its_mini_batch_without_retries(tmp_path: Path, model: Any) -> None:
+    inputs = tmp_path / "in"
+    write_inputs(inputs, "jsonl", (100, 100))
+    lines = (inputs / "part-01.jsonl").read_text().splitlines()
+    lines[50] = '{"f0": 1.0, "f1": '  # a truncated record
+    (inputs / "part-01.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    assert batch("plan", "--input", f"file://{inputs}", "--output", f"file://{out}",
+                 "--mini-batch-size", "25rows").code == 0  # fmt: skip
+    scored = batch("score", "--output", f"file://{out}", "--model", str(model[0]))
+    assert scored.code == 0, scored.stderr
+    progress = _json(out / "_mlkube/progress/index-00000.json")
+    assert progress["miniBatches"]["failed"] == 1
+    assert progress["miniBatches"]["retried"] == 0  # parse errors are not retried
+    assert "part-01.jsonl" in progress["lastErrors"][-1]["message"]
+    dead = [
+        json.loads(x) for p in (out / "_mlkube/deadletter").glob("*.jsonl") for x in line_iter(p)
+    ]
+    assert dead and all(d["item"]["path"] == "part-01.jsonl" for d in dead)
+    merged = batch("merge", "--output", f"file://{out}").summary()
+    assert 0 < merged["items"]["failed"] < 100 and merged["rows"] == merged["items"]["succeeded"]
+
+
+def test_hanging_init_is_exit_43(tmp_path: Path) -> None:
+    write_inputs(tmp_path / "in", "csv", (3,))
+    model = _script(
+        tmp_path, "import time\ndef init():\n    time.sleep(3600)\ndef run(b):\n    return b\n"
+    )
+    out = tmp_path / "out"
+    assert batch("plan", "--input", f"file://{tmp_path}/in", "--output", f"file://{out}").code == 0
+    scored = batch("score", "--output", f"file://{out}", "--model", str(model),
+                   "--entrypoint", "score.py", "--init-timeout", "3")  # fmt: skip
+    assert scored.code == 43
+    assert "not ready after 3 s" in _json(out / "_mlkube/progress/index-00000.json")["reason"]
