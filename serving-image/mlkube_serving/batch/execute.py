@@ -64,7 +64,9 @@ def score_mini_batch(
         try:
             frame = read_rows(source, batch, job.input_format)
             items = len(frame)
-            if isinstance(scorer, ModelScorer):
+            if items == 0:  # a range that owns no line (the row estimate was high): no call
+                out = pd.DataFrame()
+            elif isinstance(scorer, ModelScorer):
                 out = scorer.score_rows(frame)
             else:
                 out = scorer.call(frame, items)
