@@ -20,6 +20,7 @@ from mlkube.storage.errors import StorageError
 from mlkube_serving.batch.config import EXIT_BAD_INPUT, ScoreConfig
 
 TERMINATION_LOG = "/dev/termination-log"
+PLAN = "_mlkube/plan.json"
 
 
 def _summary(body: dict[str, Any], path: str) -> None:
@@ -88,7 +89,15 @@ def _run(args: argparse.Namespace) -> int:
 
         plan = plan_input(args.input, args.mini_batch_size, args.format)
         data = serialize_plan(plan)
-        Store.open(args.output).write_atomic("_mlkube/plan.json", data)
+        sink = Store.open(args.output)
+        # Create-only in effect: a rerun with the same input writes the same bytes; another
+        # plan in this output would orphan its parts (the input changed, or another job's).
+        if sink.exists(PLAN) and (old := plan_digest(sink.read_bytes(PLAN))) != plan_digest(data):
+            raise PlanError(
+                f"{args.output} already holds another plan ({old}): the input or mini-batch "
+                "size changed since it was planned; use a new output (or resumeFrom)"
+            )
+        sink.write_atomic(PLAN, data)
         body = {
             "digest": plan_digest(data),
             "miniBatches": len(plan.mini_batches),
