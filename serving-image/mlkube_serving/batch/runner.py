@@ -79,7 +79,7 @@ class Runner:
     def fail(self, batch: MiniBatch, attempt: int, message: str, retryable: bool = True) -> None:
         """Retry inside the pod, or commit the failure once retries are used up."""
         self.tally.error(batch.id, message, attempt)
-        if retryable and attempt < self.config.max_retries:
+        if retryable and attempt <= self.config.max_retries:  # attempts count from 1
             self.tally.retried += 1
             self.pending.appendleft((batch, attempt + 1))
             return
@@ -91,7 +91,7 @@ class Runner:
         write_progress(self.sink, self.config.index, self.tally.progress(done=done, reason=reason))
 
     def run(self, batches: list[MiniBatch]) -> int:
-        self.pending.extend((b, 0) for b in batches)
+        self.pending.extend((b, 1) for b in batches)
         workers = max(1, min(self.config.concurrency, len(batches)))
         self.slots = [self.start() for _ in range(workers)] if batches else []
         try:

@@ -12,6 +12,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from tests.process.batch.conftest import batch, read_output, write_inputs
 
+from mlkube.api.batch_job import PlanSummary
+from mlkube.reconcile.batch_progress import parse_progress, sum_progress
+
 
 def _json(path: Path) -> Any:
     return json.loads(path.read_text())
@@ -43,6 +46,16 @@ def test_predictions_equal_model_predict(
     assert merged.code == 0, merged.stderr
     manifest = merged.summary()
     assert manifest["items"] == {"total": len(whole), "succeeded": len(whole), "failed": 0}
+    # The operator's reading of the progress files agrees with the merge's exact counts.
+    plan = PlanSummary(
+        digest=summary["digest"], uri=f"file://{out}/_mlkube/plan.json",
+        mini_batches=summary["miniBatches"], items=summary["items"],
+        items_estimated=summary["itemsEstimated"], indexes=2,
+    )  # fmt: skip
+    files = sorted((out / "_mlkube" / "progress").glob("index-*.json"))
+    docs = [parse_progress(f.read_bytes(), summary["digest"]) for f in files]
+    seen = sum_progress(plan, [d for d in docs if d])
+    assert seen.items.model_dump() == manifest["items"] and seen.percent == 100
     got = read_output(out / name, out_fmt)["prediction"].to_numpy()
     np.testing.assert_array_equal(got, model[1].predict(whole))
 
