@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlkube.contract import ENV_ENTRYPOINT
 from mlkube_serving.batch.reader import chunks
-from mlkube_serving.runtimes import create_runtime
+from mlkube_serving.runtimes import create_runtime, detect_framework
 from mlkube_serving.runtimes.base import ModelRuntime, model_dir_of
-from mlkube_serving.runtimes.scoring_script import ENV_AZUREML_MODEL_DIR
+from mlkube_serving.runtimes.scoring_script import DEFAULT_SCRIPT, ENV_AZUREML_MODEL_DIR
 from mlkube_serving.runtimes.usercode import import_file
 from mlkube_serving.tensors import make_tensor
 
@@ -132,7 +133,14 @@ def to_frame(result: Any) -> pd.DataFrame:
 def create_scorer(
     model_path: str, framework: str | None, entrypoint: str | None
 ) -> ModelScorer | ScriptScorer:
-    """A scoring script when an entrypoint is given, else the online runtime for the model."""
+    """A scoring script when an entrypoint is given or the model folder holds `score.py` (the
+    online scoring-script runtime takes a JSON body, not a mini-batch), else the online
+    runtime for the model."""
+    name = (framework or "").strip().lower()
+    if not entrypoint and name in ("", "custom", "scoring_script", "azureml"):
+        detected = name if name not in ("", "custom") else detect_framework(model_path)
+        if detected in ("scoring_script", "azureml"):
+            entrypoint = os.environ.get(ENV_ENTRYPOINT) or DEFAULT_SCRIPT
     if entrypoint:
         script = Path(entrypoint)
         model_dir = model_dir_of(model_path)

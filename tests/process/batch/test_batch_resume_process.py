@@ -93,3 +93,58 @@ def test_resume_work_list_runs_only_what_is_missing_or_failed(tmp_path: Path, mo
     other = batch("work", "--output", f"file://{out}", "--job", "resume-2",
                   "--model-digest", "sha256:m2").summary()  # fmt: skip
     assert other["reused"] == 0 and other["remaining"] == merged.summary()["miniBatches"]["total"]
+
+
+def test_killed_pod_rerun_redoes_only_unfinished_mini_batches(tmp_path: Path) -> None:
+    """The whole pod (scorer and workers) killed mid-run, as on node loss: the next attempt of
+    the index reuses the committed parts and redoes the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    write_inputs(tmp_path / "in", "csv", (3, 4, 5, 6))
+    model = tmp_path / "script"
+    model.mkdir()
+    (model / "hang").write_text("")
+    (model / "score.py").write_text(
+        "import os, time\n"
+        "HANG = os.path.join(os.environ['AZUREML_MODEL_DIR'], 'hang')\n"
+        "def run(mini_batch):\n"
+        "    if os.path.exists(HANG) and not mini_batch[0].endswith(('00.csv', '01.csv')):\n"
+        "        time.sleep(3600)\n"
+        "    return [os.path.basename(p) for p in mini_batch]\n"
+    )
+    out = tmp_path / "out"
+    assert batch("plan", "--input", f"file://{tmp_path}/in", "--output", f"file://{out}",
+                 "--mini-batch-size", "1").code == 0  # fmt: skip
+    args = ["score", "--output", f"file://{out}", "--model", str(model), "--entrypoint",
+            "score.py", "--timeout", "3600"]  # fmt: skip
+    pod = subprocess.Popen(
+        [sys.executable, "-m", "mlkube_serving", "batch", "--termination-log", "", *args],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(list((out / "_mlkube/parts").glob("*.json"))) < 2:
+            assert time.monotonic() < deadline and pod.poll() is None
+            time.sleep(0.1)
+    finally:
+        os.killpg(pod.pid, signal.SIGKILL)  # the container dies with every process in it
+        pod.wait()
+    (model / "hang").unlink()
+    rerun = batch(*args)  # the next attempt of the index, same arguments
+    assert rerun.code == 0, rerun.stderr
+    progress = json.loads((out / "_mlkube/progress/index-00000.json").read_text())
+    assert progress["miniBatches"]["reused"] == 2
+    assert progress["items"] == {"total": 4, "succeeded": 4, "failed": 0}
+    # No --entrypoint: score.py next to the model is still run with Azure's batch contract.
+    fresh = tmp_path / "out2"
+    assert batch("plan", "--input", f"file://{tmp_path}/in", "--output", f"file://{fresh}",
+                 "--mini-batch-size", "2").code == 0  # fmt: skip
+    assert _run(fresh, model)["items"]["succeeded"] == 4
+    assert batch("merge", "--output", f"file://{fresh}").code == 0
+    assert (fresh / "predictions.csv").read_text().split()[1:] == [
+        "part-00.csv", "part-01.csv", "part-02.csv", "part-03.csv",
+    ]  # fmt: skip
