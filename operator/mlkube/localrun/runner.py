@@ -108,29 +108,7 @@ class LocalEndpoint:
         self._wait(name, self.drift_url(deployment) + "/healthz", deadline)
 
     def _initialize(self, uri: str, digest: str | None, dest: Path, *, verified: bool) -> None:
-        """The init container's job, by the same program: download and verify the artifact.
-
-        `verified`: the bytes will be loaded as a model (possibly unpickled), so a digest is
-        required and checked before any server starts."""
-        if verified and not digest:
-            raise LocalRunError(f"refusing to load {uri} without a verified digest")
-        args = [
-            sys.executable,
-            "-m",
-            "mlkube_serving",
-            "storage-initializer",
-            "--uri",
-            uri,
-            "--dest",
-            str(dest),
-            "--termination-log",
-            str(self.workdir / "no-log"),
-        ]
-        if digest:
-            args += ["--digest", digest]
-        run = subprocess.run(args, capture_output=True, text=True, check=False)
-        if run.returncode != 0:
-            raise LocalRunError(f"storage initializer failed for {uri}: {run.stderr.strip()}")
+        initialize_artifact(uri, digest, dest, self.workdir, verified=verified)
 
     def _wait(self, name: str, url: str, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -161,3 +139,31 @@ class LocalEndpoint:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def initialize_artifact(
+    uri: str, digest: str | None, dest: Path, workdir: Path, *, verified: bool
+) -> None:
+    """The init container's job, by the same program: download and verify the artifact.
+
+    `verified`: the bytes will be loaded as a model (possibly unpickled), so a digest is
+    required and checked before any process loads them (endpoint and batch run-local)."""
+    if verified and not digest:
+        raise LocalRunError(f"refusing to load {uri} without a verified digest")
+    args = [
+        sys.executable,
+        "-m",
+        "mlkube_serving",
+        "storage-initializer",
+        "--uri",
+        uri,
+        "--dest",
+        str(dest),
+        "--termination-log",
+        str(workdir / "no-log"),
+    ]
+    if digest:
+        args += ["--digest", digest]
+    run = subprocess.run(args, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise LocalRunError(f"storage initializer failed for {uri}: {run.stderr.strip()}")

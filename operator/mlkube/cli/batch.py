@@ -1,0 +1,133 @@
+"""`mlkube batch create|invoke|jobs|run-local`: batch endpoints from the command line.
+
+Argument handling and I/O only: manifests, the job `invoke` creates and rendering live in
+`batch_view`, the live progress in `batch_progress`, the `jobs` verbs in `batch_jobs` and the
+local run in `batch_local`. Schema and CEL rules are checked by the API server, whose messages
+are shown as they are. Exit codes of a waited-for job: 0 Succeeded, 1 Failed or Cancelled,
+124 still running after --wait SECONDS (the job keeps running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Final
+
+from mlkube.api.batch import INPUT_FORMATS
+from mlkube.cli import batch_jobs, batch_local
+from mlkube.cli import batch_view as view
+from mlkube.cli.batch_api import create, find_endpoint, get_endpoint, get_job
+from mlkube.cli.batch_progress import JobDisplay, WaitTimeout, outcome_lines, wait_for_job
+from mlkube.cli.endpoint_api import connect
+from mlkube.cli.errors import CliError
+from mlkube.cli.kube import add_kube_options
+from mlkube.contract import GROUP
+from mlkube.k8s import Kube
+
+FIELD_MANAGER: Final = "mlkube-cli"
+EXIT_FAILED: Final = 1
+EXIT_TIMEOUT: Final = 124
+
+
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = subparsers.add_parser("batch", help="batch endpoints: create, invoke, jobs, run-local")
+    verbs = group.add_subparsers(dest="verb", required=True, metavar="<verb>")
+
+    create_cmd = verbs.add_parser("create", help="create BatchEndpoints/BatchJobs from YAML")
+    create_cmd.add_argument("-f", "--file", required=True, help="YAML file ('-' for stdin)")
+    create_cmd.set_defaults(func=create_objects)
+
+    invoke = verbs.add_parser("invoke", help="start a BatchJob of an endpoint over an input")
+    invoke.add_argument("endpoint", help="BatchEndpoint name")
+    invoke.add_argument("--input", required=True, help="input file or folder URI")
+    invoke.add_argument("--input-type", choices=("file", "folder"), default="folder")
+    invoke.add_argument("--format", choices=INPUT_FORMATS, default="auto", help="input format")
+    invoke.add_argument("--deployment", help="deployment (default: the endpoint's default)")
+    invoke.add_argument("--output", help="output folder URI (default: the operator's store)")
+    invoke.add_argument(
+        "--mini-batch-size", help="N files or Nrows rows per mini-batch (e.g. 10, 10000rows)"
+    )
+    invoke.add_argument("--instance-count", type=int, help="pods scoring at once")
+    invoke.add_argument("--name", help="job name (default: generated from the endpoint's)")
+    invoke.add_argument(
+        "--wait", nargs="?", type=float, const=-1.0, default=None, metavar="SECONDS",
+        help="follow the job's progress until it ends (at most SECONDS when given)",
+    )  # fmt: skip
+    invoke.set_defaults(func=invoke_endpoint)
+
+    batch_jobs.add_commands(verbs)
+    batch_local.add_commands(verbs)
+    for verb in (create_cmd, invoke):
+        add_kube_options(verb)
+
+
+def create_objects(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.file == "-" else _read_text(args.file)
+    kube, namespace = connect(args)
+    docs = view.read_manifests(text, namespace)
+    for doc in docs:
+        created = create(kube, doc, FIELD_MANAGER)
+        meta = created["metadata"]
+        print(f"{doc['kind'].lower()}.{GROUP}/{meta['name']} created in namespace "
+              f"{meta['namespace']}")  # fmt: skip
+    return 0
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def invoke_endpoint(args: argparse.Namespace) -> int:
+    if args.instance_count is not None and args.instance_count < 1:
+        raise CliError("--instance-count must be at least 1")
+    if args.wait is not None and args.wait != -1.0 and args.wait <= 0:
+        raise CliError("--wait SECONDS must be positive")
+    kube, namespace = connect(args)
+    body = view.build_job(
+        args.endpoint, namespace, input_uri=args.input, input_type=args.input_type,
+        input_format=args.format, name=args.name, deployment=args.deployment,
+        output_uri=args.output, size=args.mini_batch_size, instance_count=args.instance_count,
+    )  # fmt: skip
+    # A clear "endpoint not found" / "no deployment X" before creating a job that would fail.
+    view.deployment_of(get_endpoint(kube, namespace, args.endpoint), args.deployment)
+    created = create(kube, body, FIELD_MANAGER)
+    name = created["metadata"]["name"]
+    print(f"batchjob.{GROUP}/{name} created in namespace {namespace}", flush=True)
+    if args.wait is None:
+        print(f"follow it with: mlkube batch jobs show {name} -n {namespace}")
+        return 0
+    return follow(kube, namespace, name, None if args.wait == -1.0 else args.wait)
+
+
+def follow(kube: Kube, namespace: str, name: str, timeout: float | None) -> int:
+    """Show the job's progress until it ends: 0 Succeeded, 1 Failed/Cancelled, 124 timeout."""
+    display = JobDisplay(name)
+    try:
+        job = wait_for_job(lambda: get_job(kube, namespace, name), display, timeout)
+    except WaitTimeout as exc:
+        display.close()
+        print(str(exc), file=sys.stderr)
+        return EXIT_TIMEOUT
+    except BaseException:
+        display.close()
+        raise
+    status = job.get("status") or {}
+    lines = outcome_lines(job)
+    if status.get("phase") == "Succeeded":
+        endpoint = find_endpoint(kube, namespace, str(job["spec"]["endpoint"]))
+        deployment = view.find_deployment(endpoint, status.get("deployment"))
+        predictions = view.predictions_uri(job, deployment)
+        lines.append(f"  output:      {view.output_uri(job) or '-'}")
+        if predictions:
+            lines.append(f"  predictions: {predictions}")
+        print("\n".join(lines))
+        return 0
+    dead = view.dead_letter_uri(job)
+    if dead and (status.get("items") or {}).get("failed"):
+        lines.append(f"  failed items are listed under {dead}")
+    print("\n".join(lines), file=sys.stderr)
+    return EXIT_FAILED
