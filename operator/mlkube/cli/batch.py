@@ -86,12 +86,14 @@ def invoke_endpoint(args: argparse.Namespace) -> int:
         raise CliError("--instance-count must be at least 1")
     if args.wait is not None and args.wait != -1.0 and args.wait <= 0:
         raise CliError("--wait SECONDS must be positive")
-    kube, namespace = connect(args)
+    # Checked before connecting: a bad flag is reported even without a cluster.
     body = view.build_job(
-        args.endpoint, namespace, input_uri=args.input, input_type=args.input_type,
+        args.endpoint, "", input_uri=args.input, input_type=args.input_type,
         input_format=args.format, name=args.name, deployment=args.deployment,
         output_uri=args.output, size=args.mini_batch_size, instance_count=args.instance_count,
     )  # fmt: skip
+    kube, namespace = connect(args)
+    body["metadata"]["namespace"] = namespace
     # A clear "endpoint not found" / "no deployment X" before creating a job that would fail.
     view.deployment_of(get_endpoint(kube, namespace, args.endpoint), args.deployment)
     created = create(kube, body, FIELD_MANAGER)

@@ -28,7 +28,9 @@ def render_counts(status: Mapping[str, Any], width: int = BAR_WIDTH) -> str:
     mbs, items = status.get("miniBatches") or {}, status.get("items") or {}
     percent = max(0, min(100, int(status.get("progress") or 0)))
     filled = percent * width // 100
-    estimate = "~" if (status.get("plan") or {}).get("itemsEstimated") else ""
+    # CSV/JSONL totals are estimates until every index reported (the merge counts exactly).
+    exact = status.get("phase") in ("Merging", "Succeeded")
+    estimate = "~" if (status.get("plan") or {}).get("itemsEstimated") and not exact else ""
     done = int(mbs.get("succeeded") or 0) + int(mbs.get("failed") or 0)
     text = (
         f"[{'#' * filled}{'-' * (width - filled)}] {percent:3d}%  "
@@ -43,7 +45,10 @@ def render_counts(status: Mapping[str, Any], width: int = BAR_WIDTH) -> str:
 
 
 def render_line(status: Mapping[str, Any]) -> str:
-    return f"{status.get('phase') or 'Pending'!s:<9} {render_counts(status)}"
+    phase = str(status.get("phase") or "Pending")
+    if not (status.get("miniBatches") or {}).get("total") and phase in ("Pending", "Planning"):
+        return f"{phase:<9} listing the input" if phase == "Planning" else "Pending   waiting for the operator"
+    return f"{phase:<9} {render_counts(status)}"
 
 
 class JobDisplay:
