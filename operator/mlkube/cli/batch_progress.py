@@ -47,7 +47,8 @@ def render_counts(status: Mapping[str, Any], width: int = BAR_WIDTH) -> str:
 def render_line(status: Mapping[str, Any]) -> str:
     phase = str(status.get("phase") or "Pending")
     if not (status.get("miniBatches") or {}).get("total") and phase in ("Pending", "Planning"):
-        return f"{phase:<9} listing the input" if phase == "Planning" else "Pending   waiting for the operator"
+        waiting = "listing the input" if phase == "Planning" else "waiting for the operator"
+        return f"{phase:<9} {waiting}"
     return f"{phase:<9} {render_counts(status)}"
 
 

@@ -77,8 +77,9 @@ def test_resolve_run_applies_overrides_over_the_deployment() -> None:
         "--max-retries": "2", "--error-threshold": "-1", "--output-format": "jsonl",
         "--model-digest": "sha256:m", "--entrypoint": "score.py", "--framework": "sklearn",
     }  # fmt: skip
-    assert merge_argv(run)[-8:] == ["--output", "file:///o", "--file-name", "out.jsonl",
-                                    "--output-format", "jsonl", "--action", "appendRow"]  # fmt: skip
+    merge = merge_argv(run)
+    assert merge[-8:] == ["--output", "file:///o", "--file-name", "out.jsonl",
+                          "--output-format", "jsonl", "--action", "appendRow"]  # fmt: skip
 
 
 def test_resolve_run_without_an_endpoint_uses_azure_defaults() -> None:

@@ -126,7 +126,7 @@ def test_choose_index_from_flags_or_the_last_error() -> None:
     assert choose_index(job, None, 2, None) == (2, "index 2")
     assert choose_index(job, 5, None, None) == (1, "mini-batch 5")
     assert choose_index(job, None, None, None) == (3, "mini-batch 9")  # the newest error
-    with pytest.raises(CliError, match="outside 0..3"):
+    with pytest.raises(CliError, match=r"outside 0\.\.3"):
         choose_index(job, None, 4, None)
     quiet = {"status": {"plan": {"miniBatches": 10, "indexes": 4}}}
     with pytest.raises(CliError, match="pass --mini-batch ID or --index I"):
