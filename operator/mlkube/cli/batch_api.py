@@ -98,7 +98,7 @@ def pod_logs(kube: Kube, namespace: str, pod: str, container: str = SCORER) -> s
         "GET",
         path,
         query_params=[("container", container)],
-        header_params={"Accept": "text/plain"},
+        header_params={"Accept": "application/json, */*"},
         auth_settings=["BearerToken"],
     )
     try:
