@@ -50,7 +50,8 @@ def set_status(kube: Kube, ns: str, name: str, **status: Any) -> None:
 
 def running(done: int, failed: int = 0, phase: str = "Running", **extra: Any) -> dict[str, Any]:
     return {
-        "phase": phase, "deployment": "rows", "model": "credit-v1", "progress": (done + failed) * 10,
+        "phase": phase, "deployment": "rows", "model": "credit-v1",
+        "progress": (done + failed) * 10,
         "plan": {"digest": DIGEST, "uri": "s3://out/_mlkube/plan.json", "miniBatches": 10,
                  "items": 10000, "itemsEstimated": True, "indexes": 4},
         "miniBatches": {"total": 10, "succeeded": done, "failed": failed, "retried": 0},
@@ -142,8 +143,9 @@ def test_invoke_wait_follows_status_to_the_end(
     set_status(kube, namespace, "ok", **running(10, phase="Succeeded", progress=100,
                items={"total": 9990, "succeeded": 9990, "failed": 0}))  # fmt: skip
     errors = [{"miniBatch": 7, "attempt": 4, "message": "ValueError: could not convert 'x'"}]
-    set_status(kube, namespace, "bad", **running(8, 2, phase="Failed", lastErrors=errors,
-               message="ErrorThresholdExceeded: 2000 failed items (errorThreshold 100)"))  # fmt: skip
+    reason = "ErrorThresholdExceeded: 2000 failed items (errorThreshold 100)"
+    set_status(kube, namespace, "bad",
+               **running(8, 2, phase="Failed", lastErrors=errors, message=reason))  # fmt: skip
 
     out, err = ok.communicate(timeout=60)
     assert ok.returncode == 0, err
