@@ -50,9 +50,9 @@ def run_local(args: argparse.Namespace) -> int:
     if args.model and not os.path.exists(args.model):
         raise CliError(f"model path {args.model!r} does not exist")
     check_workers(args.workers)
-    workdir = Path(args.work_dir or tempfile.mkdtemp(prefix="mlkube-batch-"))
-    workdir.mkdir(parents=True, exist_ok=True)
     name, spec, deployment, model = _from_file(args) if args.file else _from_cluster(args)
+    workdir = Path(args.work_dir or tempfile.mkdtemp(prefix=f"mlkube-batch-{name}-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     # A file's own output is the user's choice; a cluster job's output is the cluster's record.
     declared = (spec.get("output") or {}).get("uri") if args.file else None
     output = args.output or declared or (workdir / "output").absolute().as_uri()

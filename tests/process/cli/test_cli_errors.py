@@ -47,8 +47,15 @@ def mlkube(*args: str) -> subprocess.CompletedProcess[str]:
         ["endpoint", "show", "credit"],
         ["endpoint", "invoke", "credit", "--request-file", str(SAMPLE)],
         ["endpoint", "run-local", "credit"],
+        ["batch", "invoke", "credit", "--input", "s3://b/in/"],
+        ["batch", "jobs", "list"],
+        ["batch", "jobs", "show", "j"],
+        ["batch", "jobs", "logs", "j"],
+        ["batch", "jobs", "cancel", "j"],
+        ["batch", "jobs", "resume", "j"],
+        ["batch", "run-local", "j"],
     ],
-    ids=lambda v: " ".join(v[:2]),
+    ids=lambda v: " ".join(v[:3]),
 )
 def test_an_unreachable_api_server_is_one_line_and_exit_1(
     closed_server: tuple[str, Path], verb: list[str]
