@@ -3,8 +3,7 @@
 Argument handling and I/O only: manifests, the job `invoke` creates and rendering live in
 `batch_view`, the live progress in `batch_progress`, the `jobs` verbs in `batch_jobs` and the
 local run in `batch_local`. Schema and CEL rules are checked by the API server, whose messages
-are shown as they are. Exit codes of a waited-for job: 0 Succeeded, 1 Failed or Cancelled,
-124 still running after --wait SECONDS (the job keeps running).
+are shown as they are; `--wait` and its exit codes are `batch_follow`'s.
 """
 
 from __future__ import annotations
@@ -17,17 +16,14 @@ from typing import Final
 from mlkube.api.batch import INPUT_FORMATS
 from mlkube.cli import batch_jobs, batch_local
 from mlkube.cli import batch_view as view
-from mlkube.cli.batch_api import create, find_endpoint, get_endpoint, get_job
-from mlkube.cli.batch_progress import JobDisplay, WaitTimeout, outcome_lines, wait_for_job
+from mlkube.cli.batch_api import create, get_endpoint
+from mlkube.cli.batch_follow import add_wait_option, follow, wait_timeout
 from mlkube.cli.endpoint_api import connect
 from mlkube.cli.errors import CliError
 from mlkube.cli.kube import add_kube_options
 from mlkube.contract import GROUP
-from mlkube.k8s import Kube
 
 FIELD_MANAGER: Final = "mlkube-cli"
-EXIT_FAILED: Final = 1
-EXIT_TIMEOUT: Final = 124
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,10 +46,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     invoke.add_argument("--instance-count", type=int, help="pods scoring at once")
     invoke.add_argument("--name", help="job name (default: generated from the endpoint's)")
-    invoke.add_argument(
-        "--wait", nargs="?", type=float, const=-1.0, default=None, metavar="SECONDS",
-        help="follow the job's progress until it ends (at most SECONDS when given)",
-    )  # fmt: skip
+    add_wait_option(invoke)
     invoke.set_defaults(func=invoke_endpoint)
 
     batch_jobs.add_commands(verbs)
@@ -84,8 +77,7 @@ def _read_text(path: str) -> str:
 def invoke_endpoint(args: argparse.Namespace) -> int:
     if args.instance_count is not None and args.instance_count < 1:
         raise CliError("--instance-count must be at least 1")
-    if args.wait is not None and args.wait != -1.0 and args.wait <= 0:
-        raise CliError("--wait SECONDS must be positive")
+    timeout = wait_timeout(args)
     # Checked before connecting: a bad flag is reported even without a cluster.
     body = view.build_job(
         args.endpoint, "", input_uri=args.input, input_type=args.input_type,
@@ -102,34 +94,4 @@ def invoke_endpoint(args: argparse.Namespace) -> int:
     if args.wait is None:
         print(f"follow it with: mlkube batch jobs show {name} -n {namespace}")
         return 0
-    return follow(kube, namespace, name, None if args.wait == -1.0 else args.wait)
-
-
-def follow(kube: Kube, namespace: str, name: str, timeout: float | None) -> int:
-    """Show the job's progress until it ends: 0 Succeeded, 1 Failed/Cancelled, 124 timeout."""
-    display = JobDisplay(name)
-    try:
-        job = wait_for_job(lambda: get_job(kube, namespace, name), display, timeout)
-    except WaitTimeout as exc:
-        display.close()
-        print(str(exc), file=sys.stderr)
-        return EXIT_TIMEOUT
-    except BaseException:
-        display.close()
-        raise
-    status = job.get("status") or {}
-    lines = outcome_lines(job)
-    if status.get("phase") == "Succeeded":
-        endpoint = find_endpoint(kube, namespace, str(job["spec"]["endpoint"]))
-        deployment = view.find_deployment(endpoint, status.get("deployment"))
-        predictions = view.predictions_uri(job, deployment)
-        lines.append(f"  output:      {view.output_uri(job) or '-'}")
-        if predictions:
-            lines.append(f"  predictions: {predictions}")
-        print("\n".join(lines))
-        return 0
-    dead = view.dead_letter_uri(job)
-    if dead and (status.get("items") or {}).get("failed"):
-        lines.append(f"  failed items are listed under {dead}")
-    print("\n".join(lines), file=sys.stderr)
-    return EXIT_FAILED
+    return follow(kube, namespace, name, timeout)

@@ -23,6 +23,7 @@ from mlkube.cli.batch_api import (
     score_pods,
 )
 from mlkube.cli.batch_files import read_output_file
+from mlkube.cli.batch_follow import add_wait_option, follow, wait_timeout
 from mlkube.cli.endpoint_api import connect
 from mlkube.cli.errors import CliError
 from mlkube.cli.kube import add_kube_options
@@ -64,6 +65,7 @@ def add_commands(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     resume = jobs.add_parser("resume", help="new job that reruns only what is missing or failed")
     resume.add_argument("job")
     resume.add_argument("--name", help="name of the new job (default: generated)")
+    add_wait_option(resume)
     resume.set_defaults(func=resume_job)
 
     delete = jobs.add_parser("delete", help="delete a job record and its pods (not its output)")
@@ -141,6 +143,7 @@ def resume_body(source: dict[str, Any], name: str | None) -> dict[str, Any]:
 
 
 def resume_job(args: argparse.Namespace) -> int:
+    timeout = wait_timeout(args)
     kube, namespace = connect(args)
     source = get_job(kube, namespace, args.job)
     phase = (source.get("status") or {}).get("phase") or "Pending"
@@ -152,8 +155,8 @@ def resume_job(args: argparse.Namespace) -> int:
     created = create(kube, resume_body(source, args.name), FIELD_MANAGER)
     name = created["metadata"]["name"]
     print(f"batchjob.{GROUP}/{name} created in namespace {namespace} (resumes {args.job}: "
-          "verified parts are reused, the rest runs)")  # fmt: skip
-    return 0
+          "verified parts are reused, the rest runs)", flush=True)  # fmt: skip
+    return 0 if args.wait is None else follow(kube, namespace, name, timeout)
 
 
 def delete_job(args: argparse.Namespace) -> int:

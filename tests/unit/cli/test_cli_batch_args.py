@@ -25,6 +25,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
          "error: --wait SECONDS must be positive"),
         (["invoke", "e", "--input", "s3://b/x", "--format", "files",
           "--mini-batch-size", "10rows"], "tabular input format"),
+        (["jobs", "resume", "j", "--wait", "-5"], "error: --wait SECONDS must be positive"),
         (["run-local", "job", "-f", "x.yaml"], "error: pass a BatchJob name or -f FILE"),
         (["run-local", "job", "--workers", "0"], "error: --workers must be at least 1"),
         (["run-local", "job", "--model", "/nonexistent/m"], "model path '/nonexistent/m'"),
