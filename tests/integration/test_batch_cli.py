@@ -195,7 +195,7 @@ def test_jobs_list_show_cancel_resume_delete(
     code, out, err = run(capsys, "batch", "jobs", "show", "j1", *ns_args)
     assert code == 0, err
     assert "Mini-batches:  10 total, 9 succeeded, 1 failed, 0 retried" in out
-    assert "Predictions:   s3://out/ns/job/predictions.csv" in out
+    assert "Predictions:   s3://out/ns/job/predictions.csv (not written" in out
     assert "Dead letters:  s3://out/ns/job/_mlkube/deadletter/" in out
     assert "  mini-batch 3 (attempt 1) item in/bad.csv: bad row" in out
 

@@ -268,7 +268,12 @@ def render_details(
     lines.append(f"Output:        {output_uri(job) or '- (chosen by the operator)'}")
     settings = output_settings(job, deployment)
     if settings["action"] == "appendRow":
-        lines.append(f"Predictions:   {predictions_uri(job, deployment) or '-'}")
+        where = predictions_uri(job, deployment)
+        if where and phase in ("Failed", "Cancelled"):
+            where += " (not written: the merge runs only when the job succeeds)"
+        elif where and phase != "Succeeded":
+            where += " (written by the merge, at the end)"
+        lines.append(f"Predictions:   {where or '-'}")
     else:
         lines.append("Predictions:   none (output action summaryOnly)")
     errors = status.get("lastErrors") or []

@@ -184,7 +184,7 @@ def test_render_details_shows_counts_errors_and_where_things_are() -> None:
     assert "Mini-batches:  30 total, 28 succeeded, 2 failed, 6 retried" in text
     assert "Items:         ~3,000 total, 2,880 succeeded, 120 failed" in text
     assert "Plan:          sha256:ab (30 mini-batches, ~3,000 items, 4 indexes)" in text
-    assert "Predictions:   s3://out/j/predictions.csv" in text
+    assert "Predictions:   s3://out/j/predictions.csv (not written: the merge runs only" in text
     assert "Dead letters:  s3://out/j/_mlkube/deadletter/" in text
     assert "  mini-batch 12 (attempt 4): ValueError: could not convert" in text
     assert "Age:           60m" in text
