@@ -216,7 +216,7 @@ def job_logs(args: argparse.Namespace) -> int:
     index: int | None = None
     why = f"the {args.step} step"
     if args.step == "score":
-        work = _work_list(args, job) if args.mini_batch is not None else None
+        work = resumed_work_list(args, job) if args.mini_batch is not None else None
         index, why = choose_index(job, args.mini_batch, args.index, work)
     pods = score_pods(kube, namespace, args.job, args.step)
     pod, attempts = newest_pod(pods, index, (job.get("status") or {}).get("job"))
@@ -234,7 +234,7 @@ def job_logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _work_list(args: argparse.Namespace, job: dict[str, Any]) -> list[int] | None:
+def resumed_work_list(args: argparse.Namespace, job: dict[str, Any]) -> list[int] | None:
     """A resumed job's shards are positions in its work list (docs/batch-endpoints.md §6)."""
     if not (job.get("spec") or {}).get("resumeFrom"):
         return None

@@ -3,12 +3,14 @@ where a job's files are, and the text of `jobs list|show`."""
 
 from __future__ import annotations
 
+import argparse
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from mlkube.builders.batch_plan import shard
-from mlkube.cli.batch_jobs import choose_index, newest_pod, resume_body
+from mlkube.cli.batch_jobs import choose_index, newest_pod, resume_body, resumed_work_list
 from mlkube.cli.batch_view import (
     build_job,
     dead_letter_uri,
@@ -209,3 +211,22 @@ def test_resume_body_keeps_endpoint_input_and_settings() -> None:
         "deployment": "main", "overrides": {"miniBatchSize": "100rows"},
     }  # fmt: skip
     assert resume_body(source, "again")["metadata"]["name"] == "again"
+
+
+def test_a_resumed_job_finds_its_work_list_in_the_output(tmp_path: Path) -> None:
+    from mlkube.builders.batch_resume import Work, serialize_work
+
+    work = tmp_path / "_mlkube" / "work"
+    work.mkdir(parents=True)
+    (work / "credit-x1.json").write_bytes(serialize_work(Work("sha256:p", (3, 4, 9), 7)))
+    args = argparse.Namespace(kubeconfig=str(tmp_path / "none"), context=None)
+    job = job_obj(outputUri=tmp_path.as_uri())
+    assert resumed_work_list(args, job) is None  # not resumed: shards of the whole plan
+    job["spec"]["resumeFrom"] = "credit-x0"
+    assert resumed_work_list(args, job) == [3, 4, 9]
+    (work / "credit-x1.json").write_text("{")
+    with pytest.raises(CliError, match="unreadable work list of the resumed job"):
+        resumed_work_list(args, job)
+    (work / "credit-x1.json").unlink()
+    with pytest.raises(CliError, match=r"_mlkube/work/credit-x1\.json does not exist"):
+        resumed_work_list(args, job)
