@@ -21,6 +21,7 @@ from mlkube.handlers.config import operator_config
 from mlkube.k8s import ApiError, Kube
 from mlkube.k8s.crds import apply_crds
 from support.operator import OPERATOR_KUBECONFIG_ENV, run_operator
+from support.podexec import PodExecutor, run_pod_executor
 
 REPO = Path(__file__).resolve().parents[2]
 # The controller-manager's node-monitor grace period for the session cluster (default 50 s):
@@ -90,6 +91,18 @@ def namespace(kube: Kube, crds: list[str]) -> Iterator[str]:
     yield name
     with contextlib.suppress(ApiError):
         kube.delete("v1", "Namespace", name)
+
+
+@pytest.fixture(scope="session")
+def pod_executor(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PodExecutor]:
+    """The dev pod executor (contract C2) for the session cluster: pods whose template carries
+    `support.podexec.POD_ANNOTATIONS` run as local processes (python commands only); other pods
+    stay kwok's. Its log: `pod_executor.output()`; a container's: `container_log(ns, pod, c)`."""
+    with run_pod_executor(cluster.kubeconfig, tmp_path_factory.mktemp("podexec")) as executor:
+        yield executor
+    assert executor.process.returncode == 0, executor.output()
 
 
 @pytest.fixture

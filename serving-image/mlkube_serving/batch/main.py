@@ -3,7 +3,8 @@
 Exit codes are the contract with the Indexed Job's podFailurePolicy (docs/batch-endpoints.md
 §3): 0 done, 42 error threshold exceeded, 43 bad plan, config, model or input (neither is
 retried by Kubernetes); anything else is a pod failure counted against backoffLimitPerIndex.
-A short JSON summary goes to stdout and to the termination message file when it exists.
+A short JSON summary goes to stdout and to the termination message file: $MLKUBE_TERMINATION_LOG
+when set, else /dev/termination-log when it exists.
 """
 
 from __future__ import annotations
@@ -20,20 +21,24 @@ from mlkube.storage.errors import StorageError
 from mlkube_serving.batch.config import EXIT_BAD_INPUT, ScoreConfig
 
 TERMINATION_LOG = "/dev/termination-log"
+# Where a pod has no /dev/termination-log (the dev pod executor names a file per container).
+TERMINATION_ENV = "MLKUBE_TERMINATION_LOG"
 PLAN = "_mlkube/plan.json"
 
 
 def _summary(body: dict[str, Any], path: str) -> None:
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     print(text)
-    if path and os.path.exists(path):
+    if path and (os.path.exists(path) or path == os.environ.get(TERMINATION_ENV)):
         with open(path, "w") as out:
             out.write(text[:4096])
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlkube_serving batch")
-    parser.add_argument("--termination-log", default=TERMINATION_LOG)
+    parser.add_argument(
+        "--termination-log", default=os.environ.get(TERMINATION_ENV) or TERMINATION_LOG
+    )
     sub = parser.add_subparsers(dest="step", required=True)
     plan = sub.add_parser("plan", help="list the input once and write <output>/_mlkube/plan.json")
     plan.add_argument("--input", required=True)
