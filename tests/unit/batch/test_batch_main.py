@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from mlkube_serving.__main__ import dispatch
 
 
@@ -24,3 +26,17 @@ def test_plan_summary_goes_to_the_termination_message(tmp_path: Path) -> None:
     (tmp_path / "in/b.csv").write_text("x\n3\n")  # the input changed since it was planned
     assert dispatch(["batch", "--termination-log", str(log), "plan", *args]) == 43
     assert "already holds another plan" in json.loads(log.read_text())["error"]
+
+
+def test_termination_log_named_by_env_is_written_even_when_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dev pod executor names a file per container in MLKUBE_TERMINATION_LOG."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in/a.csv").write_text("x\n1\n")
+    log = tmp_path / "pod" / "termination-log"
+    log.parent.mkdir()
+    monkeypatch.setenv("MLKUBE_TERMINATION_LOG", str(log))
+    args = ["--input", f"file://{tmp_path}/in", "--output", f"file://{tmp_path}/out"]
+    assert dispatch(["batch", "plan", *args]) == 0
+    assert json.loads(log.read_text())["miniBatches"] == 1

@@ -1,0 +1,190 @@
+"""The dev pod executor's pure rules: mount paths mapped to local directories wherever they
+appear, env resolved as a kubelet does, only python commands, and kubelet-like status."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlkube.devcluster import podexec_status as st
+from mlkube.devcluster.podexec_spec import (
+    Mount,
+    NotYet,
+    Refused,
+    build_argv,
+    container_run,
+    decode_data,
+    expand,
+    resolve_env,
+    rewrite,
+    volume_dirs,
+    volume_files,
+)
+
+POD: dict[str, Any] = {
+    "metadata": {
+        "name": "job-0-abc",
+        "namespace": "ns",
+        "uid": "u1",
+        "annotations": {"batch.kubernetes.io/job-completion-index": "3"},
+        "labels": {"app": "x"},
+    },
+    "spec": {"nodeName": "kwok-0", "containers": [{"name": "main"}]},
+}
+DATA: dict[tuple[str, str], dict[str, str]] = {
+    ("Secret", "store"): {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "key"},
+    ("ConfigMap", "cfg"): {"level": "debug", "model.txt": "m"},
+}
+
+
+def lookup(kind: str, name: str) -> Mapping[str, str] | None:
+    return DATA.get((kind, name))
+
+
+def test_rewrite_maps_whole_paths_only_longest_first() -> None:
+    mounts = [Mount("/mnt", Path("/w/a")), Mount("/mnt/models", Path("/w/m")),
+              Mount("/tmp", Path("/tmp/pods/x/tmp"))]  # fmt: skip
+    assert rewrite("/mnt/models", mounts) == "/w/m"
+    assert rewrite("/mnt/models/model.onnx", mounts) == "/w/m/model.onnx"
+    assert rewrite("--model=/mnt/models", mounts) == "--model=/w/m"
+    assert rewrite("/mnt/modelsx", mounts) == "/w/a/modelsx"  # not the /mnt/models mount
+    assert rewrite("/mntx /opt/mnt", mounts) == "/mntx /opt/mnt"
+    assert rewrite("a:/tmp,b", mounts) == "a:/tmp/pods/x/tmp,b"
+    assert rewrite("open('/tmp/f')", mounts) == "open('/tmp/pods/x/tmp/f')"
+    # One pass: a local dir that starts with a mount path is not mapped again.
+    assert rewrite("/tmp", mounts) == "/tmp/pods/x/tmp"
+    assert rewrite("s3://bucket/mnt/models", mounts) == "s3://bucket/mnt/models"
+
+
+def test_env_is_resolved_in_kubelet_order() -> None:
+    container = {
+        "name": "main",
+        "envFrom": [{"secretRef": {"name": "store"}}, {"configMapRef": {"name": "cfg"},
+                                                        "prefix": "CFG_"}],
+        "env": [
+            {"name": "AWS_ACCESS_KEY_ID", "value": "override"},
+            {"name": "INDEX", "valueFrom": {"fieldRef": {
+                "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+            {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "store",
+                                                           "key": "AWS_SECRET_ACCESS_KEY"}}},
+            {"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "level"}}},
+            {"name": "GONE", "valueFrom": {"secretKeyRef": {"name": "x", "key": "k",
+                                                            "optional": True}}},
+            {"name": "REF", "value": "$(POD)-$(INDEX)-$(NOPE)-$$(POD)"},
+        ],
+    }  # fmt: skip
+    env = resolve_env(container, POD, lookup)
+    assert env["AWS_ACCESS_KEY_ID"] == "override"
+    assert env["AWS_SECRET_ACCESS_KEY"] == env["KEY"] == "key"
+    assert env["CFG_level"] == env["LEVEL"] == "debug"
+    assert (env["INDEX"], env["POD"], env["APP"]) == ("3", "job-0-abc", "x")
+    assert "GONE" not in env
+    assert env["REF"] == "job-0-abc-3-$(NOPE)-$(POD)"
+
+
+def test_missing_secret_waits_and_unknown_field_is_refused() -> None:
+    with pytest.raises(NotYet, match="secret 'nope'"):
+        resolve_env({"name": "c", "envFrom": [{"secretRef": {"name": "nope"}}]}, POD, lookup)
+    with pytest.raises(NotYet, match="key 'k'"):
+        resolve_env({"name": "c", "env": [{"name": "A", "valueFrom": {
+            "secretKeyRef": {"name": "store", "key": "k"}}}]}, POD, lookup)  # fmt: skip
+    with pytest.raises(Refused, match=r"status\.phase"):
+        resolve_env({"name": "c", "env": [{"name": "A", "valueFrom": {
+            "fieldRef": {"fieldPath": "status.phase"}}}]}, POD, lookup)  # fmt: skip
+
+
+def test_only_python_runs_under_this_interpreter() -> None:
+    c = {"name": "scorer", "command": ["python", "-m", "mlkube_serving"],
+         "args": ["batch", "score", "--index", "$(I)"]}  # fmt: skip
+    assert build_argv(c, {"I": "2"}, "/venv/bin/python") == [
+        "/venv/bin/python", "-m", "mlkube_serving", "batch", "score", "--index", "2"]  # fmt: skip
+    for bad in ({"name": "c", "command": ["/bin/sh", "-c", "x"]}, {"name": "c", "args": ["x"]}):
+        with pytest.raises(Refused, match="only `python` commands"):
+            build_argv(bad, {}, "/venv/bin/python")
+
+
+def test_volumes_and_a_whole_container_run(tmp_path: Path) -> None:
+    pod = {**POD, "spec": {**POD["spec"], "volumes": [
+        {"name": "model", "emptyDir": {}},
+        {"name": "cfg", "configMap": {"name": "cfg", "items": [{"key": "level", "path": "l/v"}]}},
+        {"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}},
+                                                    {"secret": {"name": "store"}}]}},
+    ]}}  # fmt: skip
+    dirs = volume_dirs(pod, tmp_path)
+    assert dirs["model"] == tmp_path / "volumes" / "model"
+    assert volume_files(pod["spec"]["volumes"][1], lookup) == {"l/v": b"debug"}
+    # A projected volume gets its Secret, never a service-account token.
+    assert set(volume_files(pod["spec"]["volumes"][2], lookup) or {}) == {
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}  # fmt: skip
+    assert volume_files({"name": "s", "secret": {"secretName": "nope"}}, lookup) is None
+    with pytest.raises(Refused, match="hostPath"):
+        volume_dirs({"spec": {"volumes": [{"name": "h", "hostPath": {"path": "/"}}]}}, tmp_path)
+
+    container = {
+        "name": "scorer",
+        "command": ["python", "-m", "mlkube_serving"],
+        "args": ["batch", "score", "--model", "/mnt/models", "--termination-log",
+                 "/dev/termination-log"],
+        "env": [{"name": "HOME", "value": "/tmp"}],
+        "volumeMounts": [{"name": "model", "mountPath": "/mnt/models"},
+                         {"name": "model", "mountPath": "/tmp", "subPath": "scratch"}],
+        "workingDir": "/mnt/models",
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }  # fmt: skip
+    run = container_run(container, pod, tmp_path, dirs, lookup, "/py", {"PATH": "/bin"})
+    model, scratch = str(dirs["model"]), str(dirs["model"] / "scratch")
+    assert run.argv == ["/py", "-m", "mlkube_serving", "batch", "score", "--model", model,
+                        "--termination-log", str(run.termination)]  # fmt: skip
+    assert run.env["HOME"] == run.env["TMPDIR"] == scratch
+    assert run.env["MLKUBE_TERMINATION_LOG"] == str(tmp_path / "scorer" / "termination-log")
+    assert run.env["PATH"] == "/bin" and run.env["HOSTNAME"] == "job-0-abc"
+    assert run.cwd == Path(model) and run.fallback_to_logs
+    with pytest.raises(Refused, match="escapes"):
+        bad = {**container, "volumeMounts": [{"name": "model", "mountPath": "/x",
+                                              "subPath": "../.."}]}  # fmt: skip
+        container_run(bad, pod, tmp_path, dirs, lookup, "/py", {})
+
+
+def test_secret_data_is_decoded() -> None:
+    secret = {"kind": "Secret", "data": {"a": base64.b64encode(b"v").decode()}}
+    assert decode_data(secret) == {"a": "v"}
+    assert decode_data({"kind": "ConfigMap", "data": {"a": "v"}}) == {"a": "v"}
+    assert expand("$$x", {}) == "$x"
+
+
+def test_termination_message_file_first_then_log_tail() -> None:
+    assert st.termination_message("x" * 5000, b"", 1, True) == "x" * 4096
+    log = b"\n".join(f"line {i}".encode() for i in range(200))
+    tail = st.termination_message("", log, 2, True)
+    assert tail.splitlines()[0] == "line 120" and tail.endswith("line 199")
+    assert st.termination_message("", log, 2, False) == ""
+    assert st.termination_message("", log, 0, True) == ""  # succeeded: no fallback
+    assert st.exit_code(-9) == 137 and st.exit_code(-15) == 143 and st.exit_code(3) == 3
+
+
+def test_pod_status_like_a_kubelet() -> None:
+    pod = {**POD, "status": {"conditions": [
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": "t0"},
+        {"type": "Initialized", "status": "True", "lastTransitionTime": "t1"}]}}  # fmt: skip
+    main = POD["spec"]["containers"][0]
+    running = st.pod_status(pod, "Running", [], [st.container_status(main, st.running("t2"))],
+                            "t2", "t2")["status"]  # fmt: skip
+    cond = {c["type"]: c for c in running["conditions"]}
+    assert cond["PodScheduled"]["lastTransitionTime"] == "t0"  # kept as it was
+    assert cond["Initialized"]["lastTransitionTime"] == "t1"  # unchanged: same time
+    assert cond["Ready"]["status"] == "True" and running["containerStatuses"][0]["ready"]
+    done = st.terminated(137, "t2", "t3", "killed")
+    failed = st.pod_status(pod, "Failed", [], [st.container_status(main, done, "local://9")],
+                           "t3", "t2", message="gone")["status"]  # fmt: skip
+    state = failed["containerStatuses"][0]["state"]["terminated"]
+    assert state == {"exitCode": 137, "reason": "Error", "signal": 9, "startedAt": "t2",
+                     "finishedAt": "t3", "message": "killed"}  # fmt: skip
+    assert {c["type"]: c.get("reason") for c in failed["conditions"]}["Ready"] == "PodFailed"
+    assert failed["message"] == "gone" and failed["phase"] == "Failed"
+    assert st.terminated(0, "a", "b")["terminated"]["reason"] == "Completed"
