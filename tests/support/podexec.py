@@ -8,15 +8,16 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-# What a pod template needs to be run by the executor (and left alone by kwok): the same
-# pair the dev cluster puts in MLKUBE_BATCH_POD_ANNOTATIONS.
-POD_ANNOTATIONS = {"mlkube.dev/exec": "local", "kwok.x-k8s.io/status": "custom"}
-POD_ANNOTATIONS_ENV = "mlkube.dev/exec=local,kwok.x-k8s.io/status=custom"
+from mlkube.devcluster import podexec
+
+# What a pod template needs to be run by the executor (and left alone by kwok), and the
+# operator setting that puts it on batch pods (MLKUBE_BATCH_POD_ANNOTATIONS), as in `make dev`.
+POD_ANNOTATIONS = podexec.POD_ANNOTATIONS
+POD_ANNOTATIONS_ENV = podexec.POD_ANNOTATIONS_SETTING
 
 
 @dataclass
@@ -43,9 +44,7 @@ def run_pod_executor(
 ) -> Iterator[PodExecutor]:
     work_dir.mkdir(parents=True, exist_ok=True)
     log = work_dir / "podexec.log"
-    argv = [sys.executable, "-m", "mlkube.devcluster.podexec", "--kubeconfig", str(kubeconfig),
-            "--work-dir", str(work_dir), "--concurrency", str(concurrency),
-            "--poll", "0.2"]  # fmt: skip
+    argv = [*podexec.executor_argv(kubeconfig, work_dir, concurrency), "--poll", "0.2"]
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ),
                                 start_new_session=True)  # fmt: skip

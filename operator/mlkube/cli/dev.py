@@ -19,6 +19,9 @@ from mlkube.devcluster.procs import free_port
 from mlkube.storage.default_store import DefaultStore
 
 DEFAULT_WORKDIR = REPO_ROOT / ".dev" / "cluster"
+# Operator settings of batch endpoints (contract C3 of issue 11), set by the dev cluster.
+ENV_BATCH_OUTPUT_STORE = "MLKUBE_BATCH_OUTPUT_STORE"
+ENV_BATCH_POD_ANNOTATIONS = "MLKUBE_BATCH_POD_ANNOTATIONS"
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -93,14 +96,30 @@ def up(args: argparse.Namespace) -> int:
     # uploads) and the operator get the same settings.
     devstore.write_default_store(cluster.kubeconfig, store)
     os.environ.update(store.client_env())
+    batch_env = start_batch_support(cluster, store.uri, kwok=not real)
     if "operator" not in cluster.state.pids:
-        start_operator(cluster, kube, {**devstore.operator_env(store), **node_env})
+        start_operator(cluster, kube, {**devstore.operator_env(store), **node_env, **batch_env})
     if not args.no_samples:
         from mlkube.cli.samples import install_samples
 
         install_samples(kube, cluster.workdir, store_uri=store.uri)
     print(ready_message(cluster, store.uri, time.monotonic() - started, args.workdir))
     return 0
+
+
+def start_batch_support(cluster: Cluster, store_uri: str, kwok: bool) -> dict[str, str]:
+    """The operator's batch settings (contract C3): outputs under the dev store; in the kwok
+    mode, batch pods carry the annotations that hand them to the dev pod executor (kwok fakes
+    pods, the executor runs them as local processes: docs/dev-cluster.md), started here."""
+    from mlkube.devcluster import podexec
+
+    env = {ENV_BATCH_OUTPUT_STORE: f"{store_uri.rstrip('/')}/batch"}
+    if kwok:
+        env[ENV_BATCH_POD_ANNOTATIONS] = podexec.POD_ANNOTATIONS_SETTING
+        if podexec.PROCESS not in cluster.state.pids:
+            argv = podexec.executor_argv(cluster.kubeconfig, cluster.workdir / podexec.PROCESS)
+            cluster.add_process(podexec.PROCESS, argv)
+    return env
 
 
 def start_store(cluster: Cluster, kube: Any) -> DefaultStore:
@@ -145,6 +164,7 @@ mlkube dev cluster is ready ({seconds:.1f}s)
   kubeconfig: {cluster.kubeconfig}
   default artifact store: {store} (`mlkube model register` copies models there)
   operator log: {cluster.logs / "operator.log"}
+  sample batch input: {store}/samples/credit-applications/ (and .../credit-applications-poisoned/)
 
 Try (from {REPO_ROOT}):
   {env_command(workdir)}   # KUBECONFIG; PATH: mlkube, kubectl 1.36

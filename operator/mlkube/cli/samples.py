@@ -1,6 +1,10 @@
 """The samples `mlkube dev up` installs: crds/samples/, with each sample Model's artifact
 pointed at the bundled example model (examples/models/<modelName>/<version>/), uploaded to a
-file:// store inside the dev workdir so the local operator can read and verify it."""
+file:// store inside the dev workdir so the local operator can read and verify it.
+
+The sample BatchEndpoint gets sample input in the store (devcluster/batch_samples.py) and its
+schedules point there, suspended (a dev cluster does not score every night on its own); the
+sample BatchJob is not created (its input exists nowhere here; `mlkube batch invoke` runs one)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from mlkube.contract import API_VERSION, KIND_MODEL
+from mlkube.contract import API_VERSION, KIND_BATCH_ENDPOINT, KIND_BATCH_JOB, KIND_MODEL
+from mlkube.devcluster import batch_samples
 from mlkube.devcluster.cluster import REPO_ROOT
 from mlkube.k8s import Kube
 from mlkube.storage import publish
@@ -44,17 +49,34 @@ def localize_model(doc: dict[str, Any], store: Path | str) -> dict[str, Any]:
     return {**doc, "spec": {**spec, "artifact": {"uri": uri}}}
 
 
+def localize_batch_endpoint(doc: dict[str, Any], input_uri: str) -> dict[str, Any]:
+    """The sample BatchEndpoint with its schedules reading the sample input, suspended."""
+    schedules = [
+        {**s, "input": {**s["input"], "uri": input_uri}, "suspend": True}
+        for s in doc["spec"].get("schedules") or []
+    ]
+    return {**doc, "spec": {**doc["spec"], "schedules": schedules}}
+
+
 def install_samples(
     kube: Kube, workdir: Path, timeout: float = 60.0, store_uri: str | None = None
 ) -> None:
     models = []
+    store = store_uri or (workdir / "store").as_uri()
+    inputs = batch_samples.upload_inputs(workdir / "samples" / "batch", store)
+    for uri in inputs.values():
+        print(f"sample batch input {uri}", file=sys.stderr)
     for doc in load_samples():
         name = doc["metadata"]["name"]
-        if kube.get(doc["apiVersion"], doc["kind"], name, NAMESPACE):
+        if doc["kind"] == KIND_BATCH_JOB or kube.get(
+            doc["apiVersion"], doc["kind"], name, NAMESPACE
+        ):
             continue
         if doc["kind"] == KIND_MODEL:
             doc = localize_model(doc, store_uri or workdir / "store")
             models.append(name)
+        elif doc["kind"] == KIND_BATCH_ENDPOINT:
+            doc = localize_batch_endpoint(doc, inputs[batch_samples.CLEAN])
         kube.create({**doc, "metadata": {**doc["metadata"], "namespace": NAMESPACE}})
         print(f"created {doc['kind']} {NAMESPACE}/{name}", file=sys.stderr)
     deadline = time.monotonic() + timeout

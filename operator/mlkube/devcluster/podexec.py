@@ -34,8 +34,18 @@ from mlkube.k8s import ApiError, Kube
 
 ANNOTATION = "mlkube.dev/exec"
 VALUE = "local"
+# What a pod needs to be run here and left alone by kwok (the dev cluster's operator puts them
+# on batch pods: MLKUBE_BATCH_POD_ANNOTATIONS, contract C3).
+POD_ANNOTATIONS = {ANNOTATION: VALUE, "kwok.x-k8s.io/status": "custom"}
+POD_ANNOTATIONS_SETTING = ",".join(f"{k}={v}" for k, v in POD_ANNOTATIONS.items())
+PROCESS = "podexec"  # its name among the dev cluster's processes (logs/podexec.log)
 TERMINAL = ("Succeeded", "Failed")
 RETRY_SECONDS = 5.0  # a pod waiting for a Secret/ConfigMap is tried again after this
+
+
+def executor_argv(kubeconfig: Path, work_dir: Path, concurrency: int = 2) -> list[str]:
+    return [sys.executable, "-m", "mlkube.devcluster.podexec", "--kubeconfig", str(kubeconfig),
+            "--work-dir", str(work_dir), "--concurrency", str(concurrency)]  # fmt: skip
 
 
 def now() -> str:
@@ -177,6 +187,7 @@ class Executor:
                 self.write(run.pod, run.status(now(), message="the dev pod executor stopped"))
             run.close()
         self.runs.clear()
+        log("dev pod executor stopped")
 
     # -- API -----------------------------------------------------------------------------
     def lookup(self, namespace: str) -> Lookup:
