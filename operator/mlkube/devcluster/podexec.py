@@ -22,6 +22,7 @@ import ipaddress
 import signal
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,8 @@ class Executor:
                 self.tick()
             except ApiError as err:  # the API server restarting: keep the processes
                 log(f"API error, retrying: {err}")
+            except Exception:  # a bug must not orphan every running pod: log, go on
+                log(f"unexpected error, retrying:\n{traceback.format_exc()}")
             time.sleep(poll)
         self.shutdown()
 
@@ -119,6 +122,11 @@ class Executor:
         except Refused as err:
             log(f"{_key(pod)}: refused: {err}")
             self.fail(pod, str(err), "StartError", code=128)
+            return
+        except (OSError, KeyError, TypeError, ValueError) as err:  # a spec we misread, a disk
+            log(f"{_key(pod)}: cannot start:\n{traceback.format_exc()}")
+            message = f"the dev pod executor could not start it: {type(err).__name__}: {err}"
+            self.fail(pod, message, "StartError", code=128)
             return
         except NotYet as err:
             self.retry_at[uid] = time.time() + RETRY_SECONDS
