@@ -141,11 +141,14 @@ class Executor:
         self.runs[uid] = run
         log(f"{_key(pod)}: started {run.current_names()}")
         self.write(pod, run.status(now()))
+        run.dirty = False
 
     def advance(self, run: PodRun) -> None:
-        changed = run.poll(now())
-        if changed:
+        # `dirty` until written: a failed write (API restarting) is retried next tick.
+        run.dirty = run.poll(now()) or run.dirty
+        if run.dirty:
             self.write(run.pod, run.status(now()))
+            run.dirty = False
         if run.phase in TERMINAL:
             log(f"{_key(run.pod)}: {run.phase} {run.exit_codes()}")
             self.forget(run)

@@ -101,6 +101,7 @@ class PodRun:
         self.states: dict[str, dict[str, Any]] = {}
         self.ids: dict[str, str] = {}
         self.kill_deadline: float | None = None
+        self.dirty = True  # status not written since it changed
         self._launch(t)
 
     # -- processes -----------------------------------------------------------------------
