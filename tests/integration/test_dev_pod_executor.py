@@ -221,3 +221,27 @@ def test_a_command_that_is_not_python_fails_the_pod_with_a_message(
         assert "runs only `python` commands" in message and shown in message, message
         state = terminated(pod)
         assert state["reason"] == "StartError" and state["exitCode"] == 128
+
+
+def test_a_pod_waits_for_its_secret_like_a_kubelet(
+    kube: Kube, namespace: str, pod_executor: PodExecutor
+) -> None:
+    """No Secret yet: Pending with CreateContainerConfigError (not a failure); it runs once the
+    Secret exists."""
+    create(kube, namespace, job("late", {}, completions=1, parallelism=1))
+
+    def waiting() -> str | None:
+        pods = list(pods_by_index(kube, namespace, "late").values())
+        statuses = pods[0].get("status", {}).get("containerStatuses") if pods else None
+        state = statuses[0]["state"].get("waiting", {}) if statuses else {}
+        return state.get("message") if state.get("reason") == "CreateContainerConfigError" else None
+
+    message = wait_for(waiting, 30, 0.2, "the pod waiting for its Secret")
+    assert "secret 'creds'" in message
+    assert pods_by_index(kube, namespace, "late")["0"]["status"]["phase"] == "Pending"
+    token = base64.b64encode(b"late").decode()
+    create(kube, namespace, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+                             "data": {"token": token}})  # fmt: skip
+    cond = wait_for(lambda: job_condition(kube, namespace, "late"), 60, 0.3, "Job late finished")
+    assert cond["type"] == "Complete", cond
+    assert "secret=late" in terminated(pods_by_index(kube, namespace, "late")["0"])["message"]
