@@ -245,3 +245,19 @@ def test_a_pod_waits_for_its_secret_like_a_kubelet(
     cond = wait_for(lambda: job_condition(kube, namespace, "late"), 60, 0.3, "Job late finished")
     assert cond["type"] == "Complete", cond
     assert "secret=late" in terminated(pods_by_index(kube, namespace, "late")["0"])["message"]
+
+
+def test_a_pod_past_its_active_deadline_is_killed(
+    kube: Kube, namespace: str, pod_executor: PodExecutor
+) -> None:
+    spec = job("slow", {}, completions=1, parallelism=1, backoffLimit=0)
+    pod_spec = spec["spec"]["template"]["spec"]
+    pod_spec["activeDeadlineSeconds"] = 2
+    pod_spec["containers"][0].update(command=["python", "-c", "import time; time.sleep(300)"],
+                                     env=[])  # fmt: skip
+    create(kube, namespace, spec)
+    cond = wait_for(lambda: job_condition(kube, namespace, "slow"), 60, 0.3, "Job slow failed")
+    assert cond["type"] == "Failed", cond
+    pod = pods_by_index(kube, namespace, "slow")["0"]
+    assert pod["status"]["reason"] == "DeadlineExceeded", pod["status"]
+    assert terminated(pod)["exitCode"] == 137

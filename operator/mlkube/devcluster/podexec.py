@@ -144,6 +144,14 @@ class Executor:
         run.dirty = False
 
     def advance(self, run: PodRun) -> None:
+        deadline = run.pod["spec"].get("activeDeadlineSeconds")
+        if deadline and run.phase not in TERMINAL and run.age() > float(deadline):
+            # As a kubelet: the pod ran past spec.activeDeadlineSeconds.
+            run.signal_all(signal.SIGKILL)
+            run.wait_all(5.0)
+            run.poll(now(), killed=True)
+            run.reason, run.dirty = "DeadlineExceeded", True
+            run.message = f"Pod was active on the node longer than {deadline} s"
         # `dirty` until written: a failed write (API restarting) is retried next tick.
         run.dirty = run.poll(now()) or run.dirty
         if run.dirty:

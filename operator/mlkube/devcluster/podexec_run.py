@@ -102,6 +102,8 @@ class PodRun:
         self.ids: dict[str, str] = {}
         self.kill_deadline: float | None = None
         self.dirty = True  # status not written since it changed
+        self.started = time.monotonic()
+        self.reason = self.message = ""  # the pod's own (DeadlineExceeded)
         self._launch(t)
 
     # -- processes -----------------------------------------------------------------------
@@ -193,6 +195,9 @@ class PodRun:
     def exit_codes(self) -> dict[str, int]:
         return {n: s["terminated"]["exitCode"] for n, s in self.states.items() if "terminated" in s}
 
+    def age(self) -> float:
+        return time.monotonic() - self.started
+
     def status(self, t: str, message: str = "") -> dict[str, Any]:
         spec = self.pod["spec"]
 
@@ -202,4 +207,5 @@ class PodRun:
 
         inits = [one(c) for c in spec.get("initContainers") or []]
         mains = [one(c) for c in spec["containers"]]
-        return st.pod_status(self.pod, self.phase, inits, mains, t, self.start_time, message)
+        return st.pod_status(self.pod, self.phase, inits, mains, t, self.start_time,
+                             message or self.message, self.reason)  # fmt: skip

@@ -58,6 +58,12 @@ def pod_dir(work_dir: Path, pod: Mapping[str, Any]) -> Path:
     return work_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
 
 
+def container_log(work_dir: Path, pod: Mapping[str, Any], container: str) -> Path:
+    """Where a container's stdout and stderr are kept (`<pod dir>/<container>/0.log`), for a
+    reader such as `mlkube batch jobs logs` in the dev cluster; it outlives the pod's run."""
+    return pod_dir(work_dir, pod) / container / "0.log"
+
+
 def volume_dirs(pod: Mapping[str, Any], root: Path) -> dict[str, Path]:
     """Local directory per pod volume; refuses volume types the executor does not map."""
     dirs: dict[str, Path] = {}
@@ -269,5 +275,5 @@ def container_run(
     local_workdir = rewrite(workdir, mounts) if workdir else ""
     cwd = Path(local_workdir) if local_workdir and local_workdir != workdir else root / "home"
     fallback = container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
-    log = root / name / "0.log"
+    log = root / name / "0.log"  # container_log()
     return ContainerRun(name, argv, full_env, cwd, log, termination, fallback, mounts)
