@@ -103,11 +103,11 @@ def volume_files(vol: Mapping[str, Any], lookup: Lookup) -> dict[str, bytes] | N
         return {} if src.get("optional") else None
     items = src.get("items")
     if items is None:
-        return {key: value.encode() for key, value in data.items()}
+        return {key: value.encode(errors="surrogateescape") for key, value in data.items()}
     files = {}
     for item in items:
         if item["key"] in data:
-            files[item["path"]] = data[item["key"]].encode()
+            files[item["path"]] = data[item["key"]].encode(errors="surrogateescape")
         elif not src.get("optional"):
             return None
     return files
@@ -222,9 +222,11 @@ def resolve_env(
 
 
 def decode_data(obj: Mapping[str, Any]) -> dict[str, str]:
-    """A Secret's or ConfigMap's data as text (Secret data is base64)."""
+    """A Secret's or ConfigMap's data as text (Secret data is base64; bytes that are not UTF-8
+    survive as surrogates, and volume files get them back)."""
     if obj.get("kind") == "Secret":
-        out = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+        data = (obj.get("data") or {}).items()
+        out = {k: base64.b64decode(v).decode(errors="surrogateescape") for k, v in data}
         out.update(obj.get("stringData") or {})
         return out
     return dict(obj.get("data") or {})

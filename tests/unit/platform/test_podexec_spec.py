@@ -188,3 +188,10 @@ def test_pod_status_like_a_kubelet() -> None:
     assert {c["type"]: c.get("reason") for c in failed["conditions"]}["Ready"] == "PodFailed"
     assert failed["message"] == "gone" and failed["phase"] == "Failed"
     assert st.terminated(0, "a", "b")["terminated"]["reason"] == "Completed"
+
+
+def test_binary_secret_files_keep_their_bytes() -> None:
+    raw = bytes(range(256))
+    data = decode_data({"kind": "Secret", "data": {"k": base64.b64encode(raw).decode()}})
+    files = volume_files({"name": "s", "secret": {"secretName": "b"}}, lambda _k, _n: data)
+    assert files == {"k": raw}
