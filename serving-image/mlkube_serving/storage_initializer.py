@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--termination-log",
-        default=TERMINATION_LOG,
+        # MLKUBE_TERMINATION_LOG: the dev pod executor's file for this container.
+        default=os.environ.get("MLKUBE_TERMINATION_LOG") or TERMINATION_LOG,
         help="file to write the facts to when it exists (Kubernetes termination message)",
     )
     return parser

@@ -55,6 +55,20 @@ def test_mismatch_fails_and_removes_the_files(
     assert log.read_text() == err.strip()  # the reason, not just an exit code
 
 
+def test_termination_log_from_the_dev_pod_executor(
+    artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLKUBE_TERMINATION_LOG names the file when there is no /dev/termination-log."""
+    log = tmp_path / "init" / "termination-log"
+    log.parent.mkdir()
+    log.write_text("")
+    monkeypatch.setenv("MLKUBE_TERMINATION_LOG", str(log))
+    wrong = "sha256:" + "0" * 64
+    args = ["--uri", artifact.as_uri(), "--dest", str(tmp_path / "m"), "--digest", wrong]
+    assert main(args) == EXIT_MISMATCH
+    assert "digest mismatch" in log.read_text()
+
+
 def test_digest_only_mode_from_env(
     artifact: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
