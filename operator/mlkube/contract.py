@@ -29,6 +29,8 @@ LABEL_DEPLOYMENT: Final = "mlkube.dev/deployment"
 LABEL_COMPONENT: Final = "mlkube.dev/component"
 LABEL_ARCHIVED: Final = "mlkube.dev/archived"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+LABEL_BATCH_JOB: Final = "mlkube.dev/batch-job"  # on a BatchJob's Jobs and their pods
+LABEL_BATCH_STEP: Final = "mlkube.dev/batch-step"  # plan | score | merge (pod templates)
 MANAGED_BY: Final = "mlkube"
 
 # Audit annotations stamped by the mutating webhook.

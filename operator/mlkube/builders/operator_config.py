@@ -59,6 +59,11 @@ LOOPBACK_NETWORKS: Final = ("127.0.0.0/8", "::1/128")
 # ("k=v,k2=v2") let a Prometheus whose selectors need them (e.g. release=...) pick them up.
 ENV_MONITORING: Final = "MLKUBE_MONITORING"
 ENV_MONITORING_LABELS: Final = "MLKUBE_MONITORING_LABELS"
+# Batch jobs: where a BatchJob without spec.output writes (`<prefix>/<namespace>/<job>/`), and
+# annotations ("k=v,k2=v2") merged into every batch pod (the dev cluster's local executor).
+ENV_BATCH_OUTPUT_STORE: Final = "MLKUBE_BATCH_OUTPUT_STORE"
+ENV_BATCH_POD_ANNOTATIONS: Final = "MLKUBE_BATCH_POD_ANNOTATIONS"
+BATCH_STORE_SCHEMES: Final = ("s3", "gs", "pvc", "file")
 
 
 class OperatorConfigError(ValueError):
@@ -104,6 +109,8 @@ class OperatorConfig:
     artifact_stores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     artifact_internal_networks: tuple[str, ...] = DEFAULT_INTERNAL_NETWORKS
     verify_workers: int = 2
+    batch_output_store: str | None = None
+    batch_pod_annotations: tuple[tuple[str, str], ...] = ()
 
 
 def parse_gateway(text: str) -> GatewayParent:
@@ -146,13 +153,13 @@ def _positive_float(env: Mapping[str, str], key: str, default: float, low: float
     return value
 
 
-def parse_labels(text: str) -> tuple[tuple[str, str], ...]:
+def parse_labels(text: str, key_name: str = ENV_MONITORING_LABELS) -> tuple[tuple[str, str], ...]:
     """`k=v,k2=v2` as sorted pairs (empty text: none)."""
     pairs = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise OperatorConfigError(f"{ENV_MONITORING_LABELS}: {item!r} is not key=value")
+            raise OperatorConfigError(f"{key_name}: {item!r} is not key=value")
         pairs.append((key.strip(), value.strip()))
     return tuple(sorted(pairs))
 
@@ -199,7 +206,26 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         artifact_stores=parse_stores(env.get(ENV_ARTIFACT_STORES, "")),
         artifact_internal_networks=parse_networks(env.get(ENV_ARTIFACT_INTERNAL_NETWORKS)),
         verify_workers=_positive_int(env, ENV_VERIFY_WORKERS, 2, 1),
+        batch_output_store=parse_batch_store(text(ENV_BATCH_OUTPUT_STORE)),
+        batch_pod_annotations=parse_labels(
+            env.get(ENV_BATCH_POD_ANNOTATIONS, ""), ENV_BATCH_POD_ANNOTATIONS
+        ),
     )
+
+
+def parse_batch_store(text: str | None) -> str | None:
+    """A URI prefix (s3://bucket/jobs, gs://..., pvc://claim/jobs, file:///dev/only) or None."""
+    if text is None:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in BATCH_STORE_SCHEMES or (parts.scheme != "file" and not parts.netloc):
+        raise OperatorConfigError(
+            f"{ENV_BATCH_OUTPUT_STORE}={text!r} must be an s3://, gs://, pvc:// or file:// "
+            "prefix (with a bucket or claim)"
+        )
+    if parts.query or parts.fragment:
+        raise OperatorConfigError(f"{ENV_BATCH_OUTPUT_STORE}={text!r} has a query or fragment")
+    return text.rstrip("/")
 
 
 def parse_size(env: Mapping[str, str], key: str, default: int) -> int:
