@@ -24,6 +24,9 @@ TERMINATION_LOG = "/dev/termination-log"
 # Where a pod has no /dev/termination-log (the dev pod executor names a file per container).
 TERMINATION_ENV = "MLKUBE_TERMINATION_LOG"
 PLAN = "_mlkube/plan.json"
+# The plan summary again, in the output: the operator reads it when the plan pod (and its
+# termination message) is gone.
+PLAN_SUMMARY = "_mlkube/plan-summary.json"
 
 
 def _summary(body: dict[str, Any], path: str) -> None:
@@ -110,6 +113,7 @@ def _run(args: argparse.Namespace) -> int:
             "itemsEstimated": plan.items_estimated,
             "bytes": len(data),
         }
+        sink.write_atomic(PLAN_SUMMARY, json.dumps(body, sort_keys=True).encode())
         _summary(body, args.termination_log)
         return 0
     if args.step == "merge":

@@ -21,6 +21,8 @@ def test_plan_summary_goes_to_the_termination_message(tmp_path: Path) -> None:
     assert code == 0
     summary = json.loads(log.read_text())
     assert summary["miniBatches"] == 1 and summary["items"] == 1
+    # The same summary in the output, for an operator that finds the pod gone.
+    assert json.loads((tmp_path / "out/_mlkube/plan-summary.json").read_text()) == summary
     assert dispatch(["batch", "--termination-log", "", "plan", *args]) == 0  # same plan: fine
 
     (tmp_path / "in/b.csv").write_text("x\n3\n")  # the input changed since it was planned
