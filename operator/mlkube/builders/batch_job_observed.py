@@ -39,6 +39,7 @@ class Observed:
     spec_error: str | None = None
     output: str | None = None  # resolved output folder (the source's for a resumed job)
     settings: BatchSettings | None = None
+    refused: str | None = None  # input or output outside the namespace's allowed stores
     blocker: tuple[str, str] | None = None  # endpoint/deployment missing: (reason, message)
     model: ModelFacts | ModelProblem | None = None
     source: ResumeSource | None = None

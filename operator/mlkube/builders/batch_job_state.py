@@ -44,6 +44,8 @@ def decide(obs: Observed) -> Decision:
         return _finish(obs, draft, suspend=suspend, events=[("Normal", "Cancelled", draft.message)])
     if obs.spec.resume_from and (early := _check_source(obs, draft)) is not None:
         return early
+    if obs.refused:
+        return _fail(obs, draft, "StoreNotAllowed", obs.refused)
     if obs.output is None:
         return _fail(
             obs,

@@ -69,8 +69,8 @@ def job_facts(job: dict[str, Any]) -> JobFacts:
     )
 
 
-def _last_json(text: str | bytes | None) -> dict[str, Any] | None:
-    if text is None or len(text) > MAX_SUMMARY_BYTES:
+def _last_json(text: str | bytes | None, limit: int = MAX_SUMMARY_BYTES) -> dict[str, Any] | None:
+    if text is None or len(text) > limit:
         return None
     raw = text.decode(errors="replace") if isinstance(text, bytes) else text
     lines = [line for line in raw.strip().splitlines() if line.strip()]
@@ -113,9 +113,12 @@ def parse_plan_result(text: str | bytes | None, *, resume: bool = False) -> Plan
         return PlanResult(error=f"unreadable plan summary: {err}")
 
 
-def parse_merge_result(text: str | bytes | None) -> MergeResult | None:
-    """Totals of the merge manifest (or the merge step's summary, the same without parts)."""
-    body = _last_json(text)
+def parse_merge_result(
+    text: str | bytes | None, limit: int = MAX_SUMMARY_BYTES
+) -> MergeResult | None:
+    """Totals of the merge manifest (or the merge step's summary, the same without parts);
+    `limit`: the manifest file lists every part, so its caller allows more bytes."""
+    body = _last_json(text, limit)
     if body is None:
         return None
     if "error" in body:
