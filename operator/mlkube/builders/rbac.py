@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlkube.contract import GROUP, PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS
+from mlkube.contract import (
+    GROUP,
+    PLURAL_BATCH_ENDPOINTS,
+    PLURAL_BATCH_JOBS,
+    PLURAL_MODELS,
+    PLURAL_ONLINE_ENDPOINTS,
+)
 
-# Only kinds that exist: batch endpoints and pipelines get their rights with their CRDs.
-KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS)
+# Only kinds that exist: pipelines get their rights with their CRDs.
+KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS, PLURAL_BATCH_JOBS)
 AUDIT_KEY_SECRET = "mlkube-audit-key"  # handlers/webhooks.py keeps the audit proof key here
 # Children: created, applied, listed by label for pruning, deleted; watched only where a
 # handler watches them (Deployments: endpoint readiness).
@@ -43,6 +49,12 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
         "resources": [f"{k}/finalizers" for k in KINDS],
         "verbs": ["update"],
     },
+    # BatchJobs read their endpoint's deployment (BatchEndpoint reconciling is not built yet).
+    {
+        "apiGroups": [GROUP],
+        "resources": [PLURAL_BATCH_ENDPOINTS],
+        "verbs": ["get", "list", "watch"],
+    },
     # Kopf posts core/v1 Events (kopf/_cogs/clients/events.py: POST only, never events.k8s.io).
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # Children of endpoints; Deployments are watched (readiness), nothing else is.
@@ -60,9 +72,14 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
         "resources": ["servicemonitors", "prometheusrules"],
         "verbs": CHILD,
     },
-    # pvc:// verification Jobs: read by name, created once (never changed: garbage-collected
-    # with their Model).
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "create"]},
+    # pvc:// verification Jobs: read by name, created once (garbage-collected with their
+    # Model). A BatchJob's Jobs: created once, listed by label and watched (progress), patched
+    # only for spec.suspend (suspend, cancel, error threshold); never deleted (GC does it).
+    {
+        "apiGroups": ["batch"],
+        "resources": ["jobs"],
+        "verbs": ["get", "list", "watch", "create", "patch"],
+    },
     # Verification Jobs' termination messages, router and drift-sidecar pod IPs, and why
     # serving pods fail (watched by label, for endpoint status): never read by name or changed.
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},

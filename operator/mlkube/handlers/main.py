@@ -8,9 +8,18 @@ import os
 
 import kopf
 
-from mlkube.handlers import endpoint, endpoint_drift, health, model, periodic, settings, webhooks
+from mlkube.handlers import (
+    batch_job,
+    endpoint,
+    endpoint_drift,
+    health,
+    model,
+    periodic,
+    settings,
+    webhooks,
+)
 
-HANDLER_MODULES = (settings, health, periodic, model, webhooks, endpoint, endpoint_drift)
+HANDLER_MODULES = (settings, health, periodic, model, webhooks, endpoint, endpoint_drift, batch_job)
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
