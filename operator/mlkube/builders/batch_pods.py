@@ -181,7 +181,10 @@ def failure_policy() -> dict[str, Any]:
     """Evictions are not failures; exit 42/43 end the Job at once (retrying cannot help)."""
     return {
         "rules": [
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
             {
                 "action": "FailJob",
                 "onExitCodes": {

@@ -183,7 +183,7 @@ def test_the_score_job_is_an_indexed_job_with_the_failure_policy() -> None:
     assert (score["completions"], score["parallelism"], score["backoffLimitPerIndex"]) == (8, 4, 1)
     assert score["suspend"] is False
     assert score["podFailurePolicy"]["rules"] == [
-        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
         {
             "action": "FailJob",
             "onExitCodes": {"containerName": "scorer", "operator": "In", "values": [42, 43]},
