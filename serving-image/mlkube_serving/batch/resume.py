@@ -54,6 +54,10 @@ def write_work(config: ScoreConfig, job: str) -> dict[str, Any]:
                 )  # fmt: skip
         work = resume_work(plan, key, records)
         data = serialize_work(work)
+        # The source's progress files name the same indexes: the operator would sum them
+        # into this job's counts. This job's indexes rewrite them from zero.
+        for stale in sink.list_files(f"{META}/progress"):
+            sink.remove(stale)
         sink.write_atomic(name, data)
     return {
         "work": name,

@@ -131,6 +131,12 @@ class Store:
                     while chunk := src.read(1 << 20):
                         out.write(chunk)
 
+    def remove(self, relpath: str) -> None:
+        """Delete one object (gone already: fine)."""
+        with translated_errors("delete", f"{self.uri}/{relpath}"):
+            if self.fs.exists(self.path(relpath)):
+                self.fs.rm_file(self.path(relpath))
+
     def get_file(self, relpath: str, local_path: str) -> None:
         with translated_errors("download", f"{self.uri}/{relpath}"):
             self.fs.get_file(self.path(relpath), local_path)

@@ -75,6 +75,8 @@ def test_resume_work_list_runs_only_what_is_missing_or_failed(tmp_path: Path, mo
     assert work.code == 0, work.stderr
     summary = work.summary()
     assert summary["reused"] > 0 and summary["remaining"] > 0
+    # The first job's progress files are gone: the operator must not add them to this job's.
+    assert list((out / "_mlkube/progress").iterdir()) == []
     for index in ("0", "1"):
         again = batch("score", "--output", f"file://{out}", "--model", str(model[0]),
                       "--model-digest", "sha256:m1", "--work", summary["work"],
