@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from mlkube.builders.batch_resume import Work, serialize_work
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.controllers import batch_job as controller
 from support.fake_kube import DEFAULT_KINDS, FakeKube
@@ -257,3 +258,40 @@ def test_outputs_outside_the_namespace_stores_fail(out: Path) -> None:
     run(kube, strict)
     assert status(kube)["phase"] == "Failed" and "outside the stores" in status(kube)["message"]
     assert jobs(kube) == {}
+
+
+def test_resume_reuses_the_source_output_and_reads_the_work_list(
+    out: Path, config: OperatorConfig
+) -> None:
+    kube = cluster(out)
+    planned(kube, config, out)
+    kube.mutate((API, "BatchJob", NS, "j"), lambda o: o["spec"].update(cancel=True))
+    run(kube, config)
+    kube.put(
+        {
+            "apiVersion": API,
+            "kind": "BatchJob",
+            "metadata": {"name": "again", "namespace": NS, "uid": "again-uid"},
+            "spec": {"endpoint": "e", "input": {"uri": "s3://data/in/"}, "resumeFrom": "j"},
+        }
+    )
+    controller.reconcile(kube, config, NS, "again", NOW)
+    plan = controller.owned_jobs(kube, NS, "again", "again-uid")["plan"]
+    command = plan["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[4:9] == ["work", "--output", out.as_uri(), "--job", "again"]
+    again = kube.stored(API, "BatchJob", "again", NS)["status"]
+    assert again["phase"] == "Planning" and again["outputUri"] == out.as_uri()
+    name = plan["metadata"]["name"]
+    kube.mutate(
+        ("batch/v1", "Job", NS, name),
+        lambda j: j.update(status={"conditions": [{"type": "Complete", "status": "True"}]}),
+    )
+    (out / "_mlkube/work").mkdir(parents=True)
+    (out / "_mlkube/work/again.json").write_bytes(serialize_work(Work(PLAN, (5, 6, 7), 5)))
+    controller.reconcile(kube, config, NS, "again", NOW)
+    score = controller.owned_jobs(kube, NS, "again", "again-uid")["score"]
+    args = score["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert args[-2:] == ["--work", "_mlkube/work/again.json"]
+    assert score["spec"]["completions"] == 3
+    again = kube.stored(API, "BatchJob", "again", NS)["status"]
+    assert again["miniBatches"]["total"] == 3 and again["plan"]["digest"] == PLAN
