@@ -50,11 +50,7 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
         "verbs": ["update"],
     },
     # BatchJobs read their endpoint's deployment (BatchEndpoint reconciling is not built yet).
-    {
-        "apiGroups": [GROUP],
-        "resources": [PLURAL_BATCH_ENDPOINTS],
-        "verbs": ["get", "list", "watch"],
-    },
+    {"apiGroups": [GROUP], "resources": [PLURAL_BATCH_ENDPOINTS], "verbs": ["get"]},
     # Kopf posts core/v1 Events (kopf/_cogs/clients/events.py: POST only, never events.k8s.io).
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # Children of endpoints; Deployments are watched (readiness), nothing else is.

@@ -119,19 +119,20 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
             "watch": "Kopf handlers",
             "patch": "Kopf progress annotations; dropping the legacy finalizer",
         }
-        for kind in ("models", "onlineendpoints")
+        for kind in ("models", "onlineendpoints", "batchjobs")
     },
     **{
         ("mlkube.dev", f"{kind}/status"): {"patch": "status merge patches (ours and Kopf's)"}
-        for kind in ("models", "onlineendpoints")
+        for kind in ("models", "onlineendpoints", "batchjobs")
     },
     **{
         ("mlkube.dev", f"{kind}/finalizers"): {
             "update": "blockOwnerDeletion owner references under "
             "OwnerReferencesPermissionEnforcement"
         }
-        for kind in ("models", "onlineendpoints")
+        for kind in ("models", "onlineendpoints", "batchjobs")
     },
+    ("mlkube.dev", "batchendpoints"): {"get": "a BatchJob reads its endpoint's deployment"},
     ("", "events"): {"create": "kopf.event posts core/v1 Events (POST only)"},
     ("apps", "deployments"): {**CHILD_REASONS, "watch": "child_deployment_changed handler"},
     ("", "services"): CHILD_REASONS,
@@ -146,7 +147,13 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
     ("gateway.networking.k8s.io", "httproutes"): CHILD_REASONS,
     ("monitoring.coreos.com", "servicemonitors"): CHILD_REASONS,
     ("monitoring.coreos.com", "prometheusrules"): CHILD_REASONS,
-    ("batch", "jobs"): {"get": "pvc:// verification Job by name", "create": "started once"},
+    ("batch", "jobs"): {
+        "get": "pvc:// verification Job by name",
+        "create": "started once",
+        "list": "a BatchJob's Jobs by label; Kopf watch-stream start",
+        "watch": "batch_step_changed handler (a step finished: take the next one)",
+        "patch": "spec.suspend of a BatchJob's Jobs (suspend, cancel, error threshold)",
+    },
     ("", "pods"): {
         "list": "Job termination messages, router and drift-sidecar pods by label",
         "watch": "serving and router pods by label: why they fail, shown on the endpoint",
@@ -171,7 +178,8 @@ def test_every_granted_verb_has_a_reason_and_every_reason_a_grant() -> None:
     ("group", "resource", "verb"),
     [
         ("", "secrets", "patch"),  # the keys Secret is create-only
-        ("batch", "jobs", "patch"),
+        ("batch", "jobs", "delete"),  # a BatchJob's Jobs go by garbage collection
+        ("mlkube.dev", "batchendpoints", "list"),
         ("", "pods", "get"),
         ("events.k8s.io", "events", "create"),  # Kopf posts core/v1 Events
         ("mlkube.dev", "models/status", "get"),
