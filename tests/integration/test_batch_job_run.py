@@ -53,19 +53,18 @@ def model_object(namespace: str, uri: str) -> dict[str, Any]:
     }
 
 
-def test_csv_scored_by_two_indexes_equals_model_predict(
-    kube: Kube, namespace: str, tmp_path: Path, executed_pods: PodExecutor
-) -> None:
+def run_batch_job(
+    kube: Kube, namespace: str, tmp_path: Path, inputs: list[str], **deployment: Any
+) -> tuple[dict[str, Any], LogisticRegression]:
+    """Register a model, write the CSV inputs, run one BatchJob to its end; (status, model)."""
     train = frame(500, 99)
     fitted = LogisticRegression().fit(train, (train["f0"] - train["f3"] > 0).astype(int))
     (tmp_path / "model").mkdir()
     joblib.dump(fitted, tmp_path / "model" / "model.joblib")
-    parts = [frame(30, 1), frame(25, 2)]
     (tmp_path / "in").mkdir()
-    for i, part in enumerate(parts):
-        part.to_csv(tmp_path / "in" / f"part-{i}.csv", index=False)
-    whole = pd.concat(parts, ignore_index=True)
-    out = tmp_path / "out"
+    for i, text in enumerate(inputs):
+        (tmp_path / "in" / f"part-{i}.csv").write_text(text)
+    dep = {"name": "d", "model": "risk-v1", "miniBatchSize": "40rows", **deployment}
     with run_operator(namespace):
         kube.create(model_object(namespace, (tmp_path / "model").as_uri()))
         kube.create(
@@ -73,9 +72,7 @@ def test_csv_scored_by_two_indexes_equals_model_predict(
                 "apiVersion": API_VERSION,
                 "kind": "BatchEndpoint",
                 "metadata": {"name": "risk", "namespace": namespace},
-                "spec": {
-                    "deployments": [{"name": "d", "model": "risk-v1", "miniBatchSize": "40rows"}]
-                },
+                "spec": {"deployments": [dep]},
             }
         )
         kube.create(
@@ -86,7 +83,7 @@ def test_csv_scored_by_two_indexes_equals_model_predict(
                 "spec": {
                     "endpoint": "risk",
                     "input": {"uri": (tmp_path / "in").as_uri(), "format": "csv"},
-                    "output": {"uri": out.as_uri()},
+                    "output": {"uri": (tmp_path / "out").as_uri()},
                 },
             }
         )
@@ -97,7 +94,15 @@ def test_csv_scored_by_two_indexes_equals_model_predict(
             return obj if phase in ("Succeeded", "Failed", "Cancelled") else None
 
         done = wait_for(finished, timeout=180, interval=0.5, what="BatchJob finished")
-    status = done["status"]
+    return done["status"], fitted
+
+
+def test_csv_scored_by_two_indexes_equals_model_predict(
+    kube: Kube, namespace: str, tmp_path: Path, executed_pods: PodExecutor
+) -> None:
+    parts = [frame(30, 1), frame(25, 2)]
+    csvs = [part.to_csv(index=False) for part in parts]
+    status, fitted = run_batch_job(kube, namespace, tmp_path, csvs)
     assert status["phase"] == "Succeeded", (status, executed_pods.output()[-3000:])
     assert status["plan"]["miniBatches"] == 2 and status["plan"]["indexes"] == 2
     assert status["items"] == {"total": 55, "succeeded": 55, "failed": 0}
@@ -108,5 +113,32 @@ def test_csv_scored_by_two_indexes_equals_model_predict(
         if j["metadata"]["name"].startswith("score-all-score-")
     )
     assert score["spec"]["completions"] == 2 and score["status"]["succeeded"] == 2
-    got = pd.read_csv(out / "predictions.csv")
+    got = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    whole = pd.concat(parts, ignore_index=True)
     np.testing.assert_array_equal(got["prediction"].to_numpy(), fitted.predict(whole))
+
+
+def test_a_poisoned_file_over_the_threshold_fails_the_job_and_says_why(
+    kube: Kube, namespace: str, tmp_path: Path, executed_pods: PodExecutor
+) -> None:
+    poisoned = "f0,f1,f2,f3\n" + "oops,1,2,3\n" * 20
+    status, _ = run_batch_job(
+        kube, namespace, tmp_path, [frame(30, 1).to_csv(index=False), poisoned], errorThreshold=0
+    )
+    assert status["phase"] == "Failed", (status, executed_pods.output()[-3000:])
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "ErrorThresholdExceeded"
+    # A failed range is not parsed: its rows count as the planner's estimate (§10), 20 ± 1.
+    assert 19 <= status["items"]["failed"] <= 21
+    errors = status["lastErrors"]
+    assert errors and errors[-1]["miniBatch"] == 1 and errors[-1]["message"]
+    score = next(
+        j
+        for j in kube.list("batch/v1", "Job", namespace)
+        if j["metadata"]["name"].startswith("score-all-score-")
+    )
+    assert not (tmp_path / "out" / "predictions.csv").exists()
+    assert all(
+        "merge" not in j["metadata"]["name"] for j in kube.list("batch/v1", "Job", namespace)
+    )
+    assert score["spec"]["completions"] == 2
