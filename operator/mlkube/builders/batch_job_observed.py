@@ -46,6 +46,7 @@ class Observed:
     jobs: dict[str, JobFacts] = field(default_factory=dict)  # step -> existing Job
     plan_result: PlanResult | None = None
     progress: Progress | None = None
+    store_unreadable: bool = False  # counts then come from the Job's completed/failed indexes
     merge_result: MergeResult | None = None
 
 

@@ -186,6 +186,8 @@ def _scoring(obs: Observed, draft: StatusDraft) -> Decision:
     draft.job = step_job_name(obs.name, "score", obs.uid)
     if obs.progress is not None:
         draft.apply_progress(obs.progress)
+    elif job is not None and obs.store_unreadable:
+        draft.apply_indexes(job.completed_indexes, job.failed_indexes)
     suspended = obs.spec.suspend
     if job is None:
         if (wait := _waiting(obs, draft, "Pending", need_model=True)) is not None:

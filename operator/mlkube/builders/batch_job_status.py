@@ -21,6 +21,7 @@ from mlkube.api.batch_job import (
     MiniBatchCounts,
     PlanSummary,
 )
+from mlkube.builders.batch_plan import shard
 from mlkube.builders.status_conditions import condition_models
 from mlkube.reconcile.batch_job_facts import MergeResult
 from mlkube.reconcile.batch_progress import Progress
@@ -93,6 +94,20 @@ class StatusDraft:
         self.progress = progress.percent
         if progress.last_errors:
             self.last_errors = list(progress.last_errors)
+
+    def apply_indexes(self, completed: tuple[int, ...], failed: tuple[int, ...]) -> None:
+        """Mini-batch counts from the Indexed Job alone (§4 fallback, output unreadable):
+        shard sizes follow from the plan; items keep their last known values."""
+        if self.plan is None or self.plan.indexes == 0:
+            return
+        total, indexes = self.mini_batches.total, self.plan.indexes
+
+        def size(i: int) -> int:
+            return len(shard(i, total, indexes)) if 0 <= i < indexes else 0
+
+        done, bad = sum(map(size, completed)), sum(map(size, failed))
+        self.mini_batches = self.mini_batches.model_copy(update={"succeeded": done, "failed": bad})
+        self.progress = min(100, 100 * (done + bad) // total) if total else 0
 
     def apply_final(self, result: MergeResult) -> None:
         """The merge manifest's totals are final (they include parts reused by a resume)."""

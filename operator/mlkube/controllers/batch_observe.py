@@ -95,6 +95,7 @@ def observe_results(
     plan_result: PlanResult | None = None
     progress: Progress | None = None
     merge_result: MergeResult | None = None
+    unreadable = False
     try:
         plan = facts.get("plan")
         if not obs.status.get("plan") and plan is not None and plan.finished:
@@ -107,6 +108,7 @@ def observe_results(
         summed_against = progress_plan(obs.status)
         if summed_against is not None and "score" in facts and "merge" not in facts:
             reader = reader or _reader(config, namespace, obs.output)
+            unreadable = reader is None
             if reader is not None:
                 docs = [
                     d
@@ -125,4 +127,6 @@ def observe_results(
                     )
     except StoreUnreadable as err:
         log.info("batch output %s unreadable this pass: %s", obs.output, err)
-    return replace(obs, plan_result=plan_result, progress=progress, merge_result=merge_result)
+        unreadable = True
+    return replace(obs, plan_result=plan_result, progress=progress, merge_result=merge_result,
+                   store_unreadable=unreadable)  # fmt: skip

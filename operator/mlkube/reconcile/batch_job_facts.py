@@ -27,6 +27,8 @@ class JobFacts:
     reason: str = ""
     message: str = ""
     suspended: bool = False
+    completed_indexes: tuple[int, ...] = ()
+    failed_indexes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,27 @@ def job_facts(job: dict[str, Any]) -> JobFacts:
         reason=reason,
         message=message,
         suspended=bool((job.get("spec") or {}).get("suspend")),
+        completed_indexes=index_set(status.get("completedIndexes")),
+        failed_indexes=index_set(status.get("failedIndexes")),
     )
+
+
+def index_set(text: Any, limit: int = 100_000) -> tuple[int, ...]:
+    """`"0-2,5"` (an Indexed Job's completedIndexes/failedIndexes) as (0, 1, 2, 5); anything
+    malformed reads as none (the Job controller writes these; a fallback must not crash)."""
+    if not isinstance(text, str) or not text.strip():
+        return ()
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            first, last = int(low), int(high or low)
+            if first < 0 or last < first or len(out) + last - first >= limit:
+                return ()
+            out.extend(range(first, last + 1))
+    except ValueError:
+        return ()
+    return tuple(sorted(set(out)))
 
 
 def _last_json(text: str | bytes | None, limit: int = MAX_SUMMARY_BYTES) -> dict[str, Any] | None:

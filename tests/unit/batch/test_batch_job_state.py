@@ -14,6 +14,7 @@ from mlkube.reconcile.batch_job_facts import (
     JobFacts,
     MergeResult,
     PlanResult,
+    index_set,
     job_facts,
     parse_merge_result,
     parse_plan_result,
@@ -397,3 +398,18 @@ def test_facts_parsing() -> None:
     assert parse_plan_result('{"error":"PlanError: x"}') == PlanResult(error="PlanError: x")
     assert parse_merge_result(b"x" * 20000) is None
     assert parse_merge_result('{"items":{}}').error is not None  # type: ignore[union-attr]
+
+
+def test_an_unreadable_output_counts_mini_batches_from_the_indexed_job() -> None:
+    assert index_set("0-2,5") == (0, 1, 2, 5) and index_set("") == () and index_set("x") == ()
+    assert index_set("3-1") == () and index_set(None) == ()
+    score = job_facts(
+        {"metadata": {"name": "s"}, "status": {"completedIndexes": "0,2", "failedIndexes": "3"}}
+    )
+    jobs = {"plan": JobFacts("p", "Complete"), "score": score}
+    # 10 mini-batches over 8 indexes: shards 0 and 1 hold 2, the others 1.
+    d = decide(obs(status=planned(), jobs=jobs, store_unreadable=True))
+    assert d.status["miniBatches"]["succeeded"] == 3 and d.status["miniBatches"]["failed"] == 1
+    assert d.status["progress"] == 40 and d.status["phase"] == "Running"
+    # With the store readable but no file yet, nothing is guessed.
+    assert decide(obs(status=planned(), jobs=jobs)).status["progress"] == 0
