@@ -259,7 +259,9 @@ def _merging(obs: Observed, draft: StatusDraft) -> Decision:
 def _fail(obs: Observed, draft: StatusDraft, reason: str, message: str) -> Decision:
     draft.set("Failed", reason, message, stalled=True)
     suspend = {s: True for s, j in obs.jobs.items() if j.finished is None}
-    return _finish(obs, draft, suspend=suspend, events=[("Warning", reason, message)])
+    return _finish(
+        obs, draft, suspend=suspend, events=[("Warning", "Failed", f"{reason}: {message}")]
+    )
 
 
 def _finish(

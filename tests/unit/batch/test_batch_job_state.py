@@ -171,7 +171,8 @@ def test_empty_input_fails_with_input_empty() -> None:
         )
     )
     assert d.status["phase"] == "Failed" and cond(d, "Stalled") == ("True", "InputEmpty")
-    assert d.events[0][:2] == ("Warning", "InputEmpty") and d.create is None
+    assert d.events[0][:2] == ("Warning", "Failed") and d.create is None
+    assert d.events[0][2].startswith("InputEmpty: ")
 
 
 def test_a_failed_plan_fails_the_job_with_its_error() -> None:
