@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
-HEAVY = ("onnxruntime", "sklearn", "skl2onnx", "numpy", "mlkube_serving")
+HEAVY = ("onnxruntime", "sklearn", "skl2onnx", "numpy", "pyarrow", "pandas", "mlkube_serving")
 
 
 def test_operator_dir_is_a_source_root_not_a_package() -> None:
