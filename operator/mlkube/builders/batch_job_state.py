@@ -209,9 +209,8 @@ def _scoring(obs: Observed, draft: StatusDraft) -> Decision:
         threshold = obs.settings.error_threshold if obs.settings else -1
         message = f"{failed_items} failed items exceed the error threshold {threshold}"
         draft.set("Failed", THRESHOLD, message, stalled=True)
-        return _finish(
-            obs, draft, suspend={"score": True}, events=[("Warning", THRESHOLD, message)]
-        )
+        stop = {"score": True} if job.finished is None else {}  # a failed Job is over already
+        return _finish(obs, draft, suspend=stop, events=[("Warning", THRESHOLD, message)])
     if job.finished == "Failed":
         return _fail(
             obs,
