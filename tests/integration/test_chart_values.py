@@ -59,6 +59,18 @@ def test_every_artifact_and_network_value_is_wired(helm: Path) -> None:
     assert env["MLKUBE_LIVENESS_MAX_AGE_SECONDS"] == "60"
 
 
+def test_batch_values_are_wired(helm: Path) -> None:
+    assert "MLKUBE_BATCH_OUTPUT_STORE" not in operator_env(render_chart(helm, "ops"))
+    values = [
+        "batch.outputStore=s3://batch/jobs/",
+        "batch.podAnnotations.example\\.com/team=ml",
+        "batch.podAnnotations.replicas=2",
+    ]
+    config = parse_operator_config(operator_env(render_chart(helm, "ops", values)))
+    assert config.batch_output_store == "s3://batch/jobs"
+    assert config.batch_pod_annotations == (("example.com/team", "ml"), ("replicas", "2"))
+
+
 def test_an_unknown_log_level_fails_the_render(helm: Path) -> None:
     with pytest.raises(AssertionError, match="logLevel"):
         render_chart(helm, "ops", ["logLevel=loud"])
