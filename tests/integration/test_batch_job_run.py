@@ -142,3 +142,47 @@ def test_a_poisoned_file_over_the_threshold_fails_the_job_and_says_why(
         "merge" not in j["metadata"]["name"] for j in kube.list("batch/v1", "Job", namespace)
     )
     assert score["spec"]["completions"] == 2
+
+
+def test_resume_reruns_only_the_failed_mini_batch_and_completes_the_output(
+    kube: Kube, namespace: str, tmp_path: Path, executed_pods: PodExecutor
+) -> None:
+    good = frame(30, 1)
+    poisoned = "f0,f1,f2,f3\n" + "x.5,1,2,3\n" * 20  # same bytes as the fixed file below
+    status, fitted = run_batch_job(kube, namespace, tmp_path, [good.to_csv(index=False), poisoned])
+    assert status["phase"] == "Succeeded", (status, executed_pods.output()[-3000:])
+    assert status["items"]["failed"] >= 19 and status["items"]["succeeded"] == 30
+    first_part = (tmp_path / "out/_mlkube/parts/mb-000000000.csv").stat().st_mtime_ns
+    # The data is repaired in place (same size: the recorded plan still fits) and resumed.
+    fixed = pd.DataFrame({"f0": [1.5] * 20, "f1": [1] * 20, "f2": [2] * 20, "f3": [3] * 20})
+    (tmp_path / "in/part-1.csv").write_text(fixed.to_csv(index=False))
+    assert (tmp_path / "in/part-1.csv").stat().st_size == len(poisoned)
+    with run_operator(namespace):
+        kube.create(
+            {
+                "apiVersion": API_VERSION,
+                "kind": "BatchJob",
+                "metadata": {"name": "again", "namespace": namespace},
+                "spec": {
+                    "endpoint": "risk",
+                    "resumeFrom": "score-all",
+                    "input": {"uri": (tmp_path / "in").as_uri(), "format": "csv"},
+                },
+            }
+        )
+
+        def finished() -> dict[str, Any] | None:
+            obj = kube.get(API_VERSION, "BatchJob", "again", namespace) or {}
+            phase = (obj.get("status") or {}).get("phase")
+            return obj if phase in ("Succeeded", "Failed", "Cancelled") else None
+
+        done = wait_for(finished, timeout=180, interval=0.5, what="resumed BatchJob finished")
+    again = done["status"]
+    assert again["phase"] == "Succeeded", (again, executed_pods.output()[-3000:])
+    assert again["outputUri"] == (tmp_path / "out").as_uri()
+    assert again["plan"]["indexes"] == 1  # only the failed mini-batch ran
+    assert again["items"] == {"total": 50, "succeeded": 50, "failed": 0}
+    assert (tmp_path / "out/_mlkube/parts/mb-000000000.csv").stat().st_mtime_ns == first_part
+    got = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    whole = pd.concat([good, fixed], ignore_index=True)
+    np.testing.assert_array_equal(got["prediction"].to_numpy(), fitted.predict(whole))
