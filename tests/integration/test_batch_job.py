@@ -245,6 +245,7 @@ def test_restart_makes_no_duplicates_and_jobs_go_with_the_batch_job(
             timeout=20,
             what="plan complete, summary awaited",
         )
+        assert not batch_job(kube, namespace)["metadata"].get("finalizers")  # deletable alone
         found = kube.list("batch/v1", "Job", namespace)
         assert [j["metadata"]["uid"] for j in found] == [first["metadata"]["uid"]]
     kube.delete(API_VERSION, "BatchJob", "nightly", namespace)
