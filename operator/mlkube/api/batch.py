@@ -8,6 +8,7 @@ parsed once, by `parse_mini_batch_size`, for the planner and the CLI.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Literal, get_args
 
@@ -40,6 +41,20 @@ MINI_BATCH_SIZE_PATTERN = r"^[1-9][0-9]{0,8}(rows)?$"
 FILE_NAME_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9_.]*$"
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
 TIME_ZONE_PATTERN = r"^[A-Za-z][-+A-Za-z0-9_]*(/[-+A-Za-z0-9_]+)*$"
+# Schedule uri templates (reconcile/batch_schedule_jobs.py renders them): {scheduledTime},
+# {scheduledTime:<strftime>} with locale-free directives, {{ and }} for literal braces. Braces
+# are written as classes so the same text is a valid CEL string (no backslash escapes).
+SCHEDULE_PLACEHOLDER = "scheduledTime"
+TEMPLATE_DIRECTIVES = "aAbBdHIjmMpSUwWyYGuVzZ%"
+URI_TEMPLATE_PATTERN = (
+    r"^([^{}]|[{][{]|[}][}]|[{]" + SCHEDULE_PLACEHOLDER
+    + r"(:([^{}%]|%[" + TEMPLATE_DIRECTIVES + r"])+)?[}])*$"
+)  # fmt: skip
+MSG_URI_TEMPLATE = (
+    "uri placeholders are {scheduledTime} or {scheduledTime:<strftime>} (e.g."
+    " {scheduledTime:%Y/%m/%d}; directives %" + ", %".join(TEMPLATE_DIRECTIVES[:-1])
+    + " and %%); write {{ and }} for literal braces"
+)  # fmt: skip
 
 OutputAction = Literal["appendRow", "summaryOnly"]
 OutputFormat = Literal["csv", "jsonl", "parquet"]
@@ -55,7 +70,7 @@ MSG_MINI_BATCH_ROWS = f"miniBatchSize must be at most {MAX_ROWS_PER_MINI_BATCH}r
 MSG_DEFAULT_DEPLOYMENT = "spec.defaultDeployment must name one of spec.deployments"
 MSG_SCHEDULE_DEPLOYMENT = "spec.schedules[].deployment must name one of spec.deployments"
 MSG_SCHEDULE_NEEDS_DEPLOYMENT = (
-    "a schedule without deployment needs spec.defaultDeployment to choose one"
+    "a schedule without deployment needs spec.defaultDeployment (or a single deployment)"
 )
 MSG_DUPLICATE_DEPLOYMENT = "spec.deployments names must be unique"
 MSG_DUPLICATE_SCHEDULE = "spec.schedules names must be unique"
@@ -209,6 +224,19 @@ class BatchJobOutput(ApiModel):
 class BatchSchedule(ApiModel):
     """A cron schedule that creates a BatchJob per scheduled time (never twice for one time)."""
 
+    kube_validations = (
+        Rule(
+            f"self.input.uri.matches('{URI_TEMPLATE_PATTERN}')",
+            message=MSG_URI_TEMPLATE,
+            field_path=".input.uri",
+        ),
+        Rule(
+            f"!has(self.output) || self.output.uri.matches('{URI_TEMPLATE_PATTERN}')",
+            message=MSG_URI_TEMPLATE,
+            field_path=".output.uri",
+        ),
+    )
+
     name: DnsLabel
     """Schedule name, unique in the endpoint; part of the jobs' names."""
     cron: Annotated[str, Field(min_length=1, max_length=128, pattern=CRON_PATTERN)]
@@ -232,6 +260,13 @@ class BatchSchedule(ApiModel):
     suspend: bool = False
     """Stop creating jobs (times passed while suspended count as missed)."""
 
+    @model_validator(mode="after")
+    def _templates(self) -> BatchSchedule:
+        for uri in (self.input.uri, self.output.uri if self.output else ""):
+            if not re.fullmatch(URI_TEMPLATE_PATTERN, uri):
+                raise ValueError(f"{uri!r}: {MSG_URI_TEMPLATE}")
+        return self
+
 
 def _names_deployment(name: str) -> str:
     return f"has(self.deployments) && self.deployments.exists(d, d.name == {name})"
@@ -254,6 +289,7 @@ class BatchEndpointSpec(ApiModel):
         ),
         Rule(
             "!has(self.schedules) || has(self.defaultDeployment)"
+            " || (has(self.deployments) && size(self.deployments) == 1)"
             " || self.schedules.all(s, has(s.deployment))",
             message=MSG_SCHEDULE_NEEDS_DEPLOYMENT,
             field_path=".schedules",
@@ -283,9 +319,15 @@ class BatchEndpointSpec(ApiModel):
         for schedule in self.schedules:
             if schedule.deployment is not None and schedule.deployment not in names:
                 raise ValueError(MSG_SCHEDULE_DEPLOYMENT)
-            if schedule.deployment is None and self.default_deployment is None:
+            if schedule.deployment is None and self.resolved_default() is None:
                 raise ValueError(MSG_SCHEDULE_NEEDS_DEPLOYMENT)
         return self
+
+    def resolved_default(self) -> str | None:
+        """defaultDeployment, or the only deployment when there is one."""
+        if self.default_deployment is not None:
+            return self.default_deployment
+        return self.deployments[0].name if len(self.deployments) == 1 else None
 
 
 class ScheduleStatus(ApiModel):
