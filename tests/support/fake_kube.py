@@ -32,6 +32,8 @@ DEFAULT_KINDS = {
     ("batch/v1", "Job"),
     ("mlkube.dev/v1alpha1", "Model"),
     ("mlkube.dev/v1alpha1", "OnlineEndpoint"),
+    ("mlkube.dev/v1alpha1", "BatchEndpoint"),
+    ("mlkube.dev/v1alpha1", "BatchJob"),
 }
 
 

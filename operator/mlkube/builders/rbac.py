@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlkube.contract import GROUP, PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS
+from mlkube.contract import (
+    GROUP,
+    PLURAL_BATCH_ENDPOINTS,
+    PLURAL_BATCH_JOBS,
+    PLURAL_MODELS,
+    PLURAL_ONLINE_ENDPOINTS,
+)
 
-# Only kinds that exist: batch endpoints and pipelines get their rights with their CRDs.
-KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS)
+# Only kinds that exist: pipelines get their rights with their CRDs.
+KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS, PLURAL_BATCH_ENDPOINTS, PLURAL_BATCH_JOBS)
 AUDIT_KEY_SECRET = "mlkube-audit-key"  # handlers/webhooks.py keeps the audit proof key here
 # Children: created, applied, listed by label for pruning, deleted; watched only where a
 # handler watches them (Deployments: endpoint readiness).
@@ -43,6 +49,9 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
         "resources": [f"{k}/finalizers" for k in KINDS],
         "verbs": ["update"],
     },
+    # BatchEndpoint schedules create BatchJobs (POST only: a 409 means the time already fired)
+    # and delete finished ones past the history limits.
+    {"apiGroups": [GROUP], "resources": [PLURAL_BATCH_JOBS], "verbs": ["create", "delete"]},
     # Kopf posts core/v1 Events (kopf/_cogs/clients/events.py: POST only, never events.k8s.io).
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # Children of endpoints; Deployments are watched (readiness), nothing else is.

@@ -8,9 +8,20 @@ import os
 
 import kopf
 
-from mlkube.handlers import endpoint, endpoint_drift, health, model, periodic, settings, webhooks
+from mlkube.handlers import (
+    batch_endpoint,
+    endpoint,
+    endpoint_drift,
+    health,
+    model,
+    periodic,
+    settings,
+    webhooks,
+)
 
-HANDLER_MODULES = (settings, health, periodic, model, webhooks, endpoint, endpoint_drift)
+HANDLER_MODULES = (
+    settings, health, periodic, model, webhooks, endpoint, endpoint_drift, batch_endpoint,
+)  # fmt: skip
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
