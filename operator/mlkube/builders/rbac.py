@@ -13,8 +13,8 @@ from mlkube.contract import (
     PLURAL_ONLINE_ENDPOINTS,
 )
 
-# Only kinds that exist: pipelines get their rights with their CRDs.
-KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS, PLURAL_BATCH_ENDPOINTS, PLURAL_BATCH_JOBS)
+# Only kinds that exist: batch kinds have their own rules below, pipelines get theirs later.
+KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS)
 AUDIT_KEY_SECRET = "mlkube-audit-key"  # handlers/webhooks.py keeps the audit proof key here
 # Children: created, applied, listed by label for pruning, deleted; watched only where a
 # handler watches them (Deployments: endpoint readiness).
@@ -49,9 +49,27 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
         "resources": [f"{k}/finalizers" for k in KINDS],
         "verbs": ["update"],
     },
-    # BatchEndpoint schedules create BatchJobs (POST only: a 409 means the time already fired)
-    # and delete finished ones past the history limits.
-    {"apiGroups": [GROUP], "resources": [PLURAL_BATCH_JOBS], "verbs": ["create", "delete"]},
+    # BatchEndpoints: read and watched (events only: no Kopf annotations, so no patch);
+    # status written; owners of their scheduled BatchJobs (blockOwnerDeletion).
+    {
+        "apiGroups": [GROUP],
+        "resources": [PLURAL_BATCH_ENDPOINTS],
+        "verbs": ["get", "list", "watch"],
+    },
+    {"apiGroups": [GROUP], "resources": [f"{PLURAL_BATCH_ENDPOINTS}/status"], "verbs": ["patch"]},
+    {
+        "apiGroups": [GROUP],
+        "resources": [f"{PLURAL_BATCH_ENDPOINTS}/finalizers"],
+        "verbs": ["update"],
+    },
+    # Scheduled BatchJobs: a schedule's jobs listed by label, watched (finished: trim history),
+    # created with POST only (a 409 means the time already fired), spec.cancel patched
+    # (Replace), deleted past the history limits.
+    {
+        "apiGroups": [GROUP],
+        "resources": [PLURAL_BATCH_JOBS],
+        "verbs": ["list", "watch", "create", "patch", "delete"],
+    },
     # Kopf posts core/v1 Events (kopf/_cogs/clients/events.py: POST only, never events.k8s.io).
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # Children of endpoints; Deployments are watched (readiness), nothing else is.

@@ -132,6 +132,22 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         }
         for kind in ("models", "onlineendpoints")
     },
+    ("mlkube.dev", "batchendpoints"): {
+        "get": "each pass reads the endpoint afresh",
+        "list": "Kopf watch-stream start; delete guard, deployedBy repair, Model users",
+        "watch": "batch_endpoint_lifecycle handler",
+    },
+    ("mlkube.dev", "batchendpoints/status"): {"patch": "status merge patches"},
+    ("mlkube.dev", "batchendpoints/finalizers"): {
+        "update": "blockOwnerDeletion on scheduled BatchJobs",
+    },
+    ("mlkube.dev", "batchjobs"): {
+        "list": "a schedule's jobs by label (Forbid, Replace, history); watch-stream start",
+        "watch": "scheduled_job_changed handler (finished jobs trim the history)",
+        "create": "scheduled runs, POST only (409: already fired)",
+        "patch": "spec.cancel on the running job (concurrencyPolicy Replace)",
+        "delete": "history limits, with uid precondition",
+    },
     ("", "events"): {"create": "kopf.event posts core/v1 Events (POST only)"},
     ("apps", "deployments"): {**CHILD_REASONS, "watch": "child_deployment_changed handler"},
     ("", "services"): CHILD_REASONS,
