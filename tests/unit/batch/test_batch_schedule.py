@@ -335,3 +335,40 @@ def test_admission_pattern_agrees_with_the_renderer(text: str) -> None:
     except ScheduleError:
         renders = False
     assert bool(re.fullmatch(URI_TEMPLATE_PATTERN, text)) == renders
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cron=CRONS,
+    zone=ZONES,
+    start=INSTANTS,
+    gaps=st.lists(st.integers(min_value=1, max_value=6 * 3600), min_size=1, max_size=30),
+    deadline=st.sampled_from([0, 60, 3600]),
+)
+def test_every_time_after_the_first_pass_fires_or_is_missed_exactly_once(
+    cron: str, zone: str, start: dt.datetime, gaps: list[int], deadline: int
+) -> None:
+    """Passes at arbitrary instants, the cursor carried as the status carries it: no time fires
+    twice, fired times are on time, and fired + missed account for every time in between."""
+    timing = Timing.parse(cron, zone)
+    first = plan_schedule(
+        timing, now=start, cursor=None, deadline_seconds=deadline, suspended=False
+    )
+    cursor, now = first.next_time, start
+    fired: list[dt.datetime] = []
+    missed = 0
+    for gap in gaps:
+        now += dt.timedelta(seconds=gap)
+        plan = plan_schedule(
+            timing, now=now, cursor=cursor, deadline_seconds=deadline, suspended=False
+        )
+        if plan.fire is not None:
+            assert now - plan.fire <= dt.timedelta(seconds=max(deadline, 10))
+            fired.append(plan.fire)
+        missed += plan.missed
+        cursor = plan.next_time
+    assert fired == sorted(set(fired))
+    assert first.fire is None or not fired or fired[0] > first.fire
+    assert first.next_time is not None
+    total = timing.count_between(first.next_time, now + dt.timedelta(microseconds=1))
+    assert len(fired) + missed == total
