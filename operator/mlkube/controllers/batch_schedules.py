@@ -161,6 +161,10 @@ def _fire(
              f" for {when} (input {body['spec']['input']['uri']})")
         )  # fmt: skip
     except ApiError as err:
+        if err.status == 422:  # e.g. a rendered uri the BatchJob schema refuses: not retried
+            result.error = f"schedule {schedule.name}: BatchJob for {when} refused: {err}"
+            result.events.append((WARNING, "ScheduleFailed", result.error))
+            return 1
         if err.status != 409:
             raise
         # Already fired (another pass, another operator): the name is the guard.

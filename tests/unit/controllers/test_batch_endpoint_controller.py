@@ -9,6 +9,7 @@ from typing import Any
 
 from mlkube.contract import API_VERSION
 from mlkube.controllers import batch_endpoint as controller
+from mlkube.k8s.errors import ApiError
 from mlkube.reconcile.batch_schedule import minutes_since_epoch
 from support.cluster_objects import NS, model_obj
 from support.fake_kube import FakeKube
@@ -262,3 +263,21 @@ def test_removing_a_deployment_releases_its_model(fake: FakeKube) -> None:
     run(fake, uid)
     v4 = fake.stored(API_VERSION, "Model", "credit-risk-v4", NS)
     assert v4["status"].get("deployedBy", []) == []
+
+
+def test_a_job_the_api_refuses_counts_missed_and_is_shown(fake: FakeKube) -> None:
+    uid = endpoint(fake, schedules=[schedule()])
+
+    def refuse(verb: str, key: Any) -> None:
+        if verb == "create" and key[1] == "BatchJob":
+            raise ApiError(422, "Invalid", "spec.input.uri: Invalid value")
+
+    fake.before.append(refuse)
+    outcome = run(fake, uid)
+    assert jobs(fake) == {}
+    assert status(fake)["schedules"][0]["missed"] == 1
+    assert "BatchJob for 2026-05-01T10:00:00Z refused" in conditions(fake)["Ready"][2]
+    assert "ScheduleFailed" in [r for _, r, _ in outcome.events]
+    fake.before.clear()
+    run(fake, uid, NOW + dt.timedelta(seconds=30))
+    assert jobs(fake) == {}  # that time was handled (missed), not retried in a loop
