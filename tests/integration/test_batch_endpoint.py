@@ -117,6 +117,9 @@ def test_missed_time_fires_once_even_across_a_restart_without_status(
     created = job["metadata"]["uid"]
 
     # The status is only a cache: lose it, restart, and the job name still guards the time.
+    # Unlabelled, the job is not even listed as the schedule's: only the POST's 409 says so.
+    unlabel = {"metadata": {"labels": {"mlkube.dev/schedule": None}}}
+    kube.patch(API_VERSION, "BatchJob", expected, unlabel, namespace)
     kube.patch(API_VERSION, "BatchEndpoint", EP, {"status": None}, namespace, subresource="status")
     assert get_endpoint(kube, namespace).get("status") is None
     with run_operator(namespace):
