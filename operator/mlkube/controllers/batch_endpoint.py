@@ -104,15 +104,6 @@ def write_status(kube: Kube, obj: dict[str, Any], desired: dict[str, Any]) -> No
         )
 
 
-def endpoints_using(kube: Kube, namespace: str, model: str) -> list[tuple[str, str]]:
-    """(name, uid) of the BatchEndpoints whose deployments name `model`."""
-    return [
-        (str(obj["metadata"]["name"]), str(obj["metadata"]["uid"]))
-        for obj in kube.list(API_VERSION, KIND_BATCH_ENDPOINT, namespace)
-        if any(d.get("model") == model for d in (obj.get("spec") or {}).get("deployments") or [])
-    ]
-
-
 def release(kube: Kube, namespace: str) -> None:
     """A BatchEndpoint is gone: the Models forget it (recomputed from the live endpoints, so a
     same-named successor keeps its references). Its scheduled BatchJobs are owned by it: the

@@ -42,6 +42,9 @@ LOCKS: Final = KeyedLocks()
 _GENERATIONS: Final[dict[str, int]] = {}
 _MODEL_STATES: Final[dict[str, str]] = {}
 _JOB_PHASES: Final[dict[str, str]] = {}
+# uid -> (namespace, name, Models its deployments use), from the watch: which endpoints a
+# Model change concerns, without a LIST per Model event.
+_USERS: Final[dict[str, tuple[str, str, frozenset[str]]]] = {}
 
 
 def tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | None:
@@ -74,9 +77,13 @@ async def batch_endpoint_lifecycle(
     if type == "DELETED" or body.metadata.get("deletionTimestamp"):
         LOOPS.stop(uid)
         _GENERATIONS.pop(uid, None)
+        _USERS.pop(uid, None)
         if type == "DELETED":
             await asyncio.to_thread(release, namespace, logger)
         return
+    deployments = (body.get("spec") or {}).get("deployments") or []
+    models = frozenset(str(d.get("model")) for d in deployments if isinstance(d, dict))
+    _USERS[uid] = (namespace, name, models)
     generation = int(body.metadata.get("generation") or 0)
     if _GENERATIONS.get(uid) != generation or JOB not in LOOPS.running(uid):
         _GENERATIONS[uid] = generation
@@ -105,13 +112,9 @@ async def model_readiness_changed(
         _MODEL_STATES.pop(uid, None)
     else:
         _MODEL_STATES[uid] = state
-    try:
-        users = await asyncio.to_thread(controller.endpoints_using, kube(), namespace, name)
-    except ApiError as err:
-        logger.warning(f"finding BatchEndpoints that use Model {name} failed: {err}")
-        return
-    for endpoint, endpoint_uid in users:
-        kick(namespace, endpoint, endpoint_uid, logger)
+    for endpoint_uid, (ns, endpoint, models) in list(_USERS.items()):
+        if ns == namespace and name in models:
+            kick(namespace, endpoint, endpoint_uid, logger)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL_BATCH_JOBS, labels={LABEL_SCHEDULE: kopf.PRESENT})

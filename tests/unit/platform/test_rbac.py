@@ -134,7 +134,7 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
     },
     ("mlkube.dev", "batchendpoints"): {
         "get": "each pass reads the endpoint afresh",
-        "list": "Kopf watch-stream start; delete guard, deployedBy repair, Model users",
+        "list": "Kopf watch-stream start; Model delete guard, deployedBy repair",
         "watch": "batch_endpoint_lifecycle handler",
     },
     ("mlkube.dev", "batchendpoints/status"): {"patch": "status merge patches"},
