@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from mlkube.api.batch import (
+    MSG_CRON,
     MSG_DEFAULT_DEPLOYMENT,
     MSG_MINI_BATCH_INT,
     MSG_SCHEDULE_DEPLOYMENT,
@@ -245,6 +246,14 @@ def test_batch_samples_apply_with_azure_defaults(kube: Kube, namespace: str) -> 
         (
             {"schedules": [{"name": "n", "cron": "@daily", "input": {"uri": "file:///d/{day}"}}]},
             MSG_URI_TEMPLATE,
+        ),
+        (
+            {
+                "schedules": [
+                    {"name": "n", "cron": "*/5 * * * MON-SUN,8", "input": {"uri": "s3://d/"}}
+                ]
+            },
+            MSG_CRON,
         ),
         (
             {

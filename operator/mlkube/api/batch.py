@@ -40,6 +40,39 @@ MAX_ROWS_PER_MINI_BATCH = 100_000_000
 MINI_BATCH_SIZE_PATTERN = r"^[1-9][0-9]{0,8}(rows)?$"
 FILE_NAME_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9_.]*$"
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
+_MONTH_NAMES = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
+_DAY_NAMES = "SUN|MON|TUE|WED|THU|FRI|SAT"
+
+
+def _cron_field(value: str) -> str:
+    """One cron field: `*`, `?`, values, ranges and steps, comma-separated (classes, not
+    backslashes, so the text is also a valid CEL string)."""
+    item = f"([*]|[?]|({value})(-({value}))?)(/[1-9][0-9]*)?"
+    return f"{item}(,{item})*"
+
+
+# The five fields with their value ranges (reconcile/cron.py parses the same language); the
+# CEL rule built from it refuses `60 * * * *` at admission. Reversed ranges and days that
+# never occur (Feb 30) are left to the operator (Degraded, InvalidSchedule).
+STRICT_CRON_PATTERN = (
+    "(?i)^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|"
+    + " +".join(
+        _cron_field(v)
+        for v in (
+            "[0-5]?[0-9]",
+            "[01]?[0-9]|2[0-3]",
+            "0?[1-9]|[12][0-9]|3[01]",
+            f"0?[1-9]|1[0-2]|{_MONTH_NAMES}",
+            f"0?[0-7]|{_DAY_NAMES}",
+        )
+    )
+    + ")$"
+)
+MSG_CRON = (
+    "cron must be five fields (minute 0-59, hour 0-23, day of month 1-31, month 1-12 or"
+    " JAN-DEC, day of week 0-7 or SUN-SAT; each *, ?, a value, a range a-b, a step /n, or a"
+    " comma list of them) or @yearly, @monthly, @weekly, @daily, @hourly"
+)
 TIME_ZONE_PATTERN = r"^[A-Za-z][-+A-Za-z0-9_]*(/[-+A-Za-z0-9_]+)*$"
 # Schedule uri templates (reconcile/batch_schedule_jobs.py renders them): {scheduledTime},
 # {scheduledTime:<strftime>} with locale-free directives, {{ and }} for literal braces. Braces
@@ -239,7 +272,11 @@ class BatchSchedule(ApiModel):
 
     name: DnsLabel
     """Schedule name, unique in the endpoint; part of the jobs' names."""
-    cron: Annotated[str, Field(min_length=1, max_length=128, pattern=CRON_PATTERN)]
+    cron: Annotated[
+        str,
+        Field(min_length=1, max_length=128, pattern=CRON_PATTERN),
+        Rule(f"self.matches('{STRICT_CRON_PATTERN}')", message=MSG_CRON),
+    ]
     """Five-field cron expression (minute hour day month weekday) or @hourly, @daily, ..."""
     time_zone: Annotated[str, Field(max_length=64, pattern=TIME_ZONE_PATTERN)] = "UTC"
     """IANA time zone the cron expression is read in, e.g. Europe/Paris (default UTC)."""
@@ -259,6 +296,13 @@ class BatchSchedule(ApiModel):
     """Failed or cancelled jobs of this schedule to keep."""
     suspend: bool = False
     """Stop creating jobs (times passed while suspended count as missed)."""
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not re.fullmatch(STRICT_CRON_PATTERN, value):
+            raise ValueError(f"{value!r}: {MSG_CRON}")
+        return value
 
     @model_validator(mode="after")
     def _templates(self) -> BatchSchedule:

@@ -173,6 +173,10 @@ def test_valid_endpoint_with_schedule() -> None:
         ),
         ({"schedules": [{"name": "s", "cron": "daily", "input": {"uri": "s3://d/"}}]}, "pattern"),
         (
+            {"schedules": [{"name": "s", "cron": "0 24 * * *", "input": {"uri": "s3://d/"}}]},
+            be.MSG_CRON,
+        ),
+        (
             {"schedules": [{"name": "s", "cron": "@daily", "input": {"uri": "s3://d/{date}"}}]},
             be.MSG_URI_TEMPLATE,
         ),

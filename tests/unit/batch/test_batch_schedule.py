@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlkube.api.batch import URI_TEMPLATE_PATTERN
+from mlkube.api.batch import STRICT_CRON_PATTERN, URI_TEMPLATE_PATTERN
 from mlkube.reconcile.batch_schedule import (
     ScheduleError,
     Timing,
@@ -372,3 +372,35 @@ def test_every_time_after_the_first_pass_fires_or_is_missed_exactly_once(
     assert first.next_time is not None
     total = timing.count_between(first.next_time, now + dt.timedelta(microseconds=1))
     assert len(fired) + missed == total
+
+
+_CRON_FIELD = st.text(alphabet="0123456789*?,-/JANMONjan", min_size=1, max_size=6)
+
+
+@settings(max_examples=500, deadline=None)
+@given(fields=st.lists(_CRON_FIELD, min_size=5, max_size=5))
+def test_admitted_crons_parse(fields: list[str]) -> None:
+    """What admission (the CEL rule, the same pattern in pydantic) lets through, the operator
+    can run; only reversed ranges are left to it (shown as InvalidSchedule)."""
+    text = " ".join(fields)
+    if not re.fullmatch(STRICT_CRON_PATTERN, text):
+        return
+    try:
+        parse_cron(text)
+    except CronError as err:
+        assert "backwards" in str(err), text
+
+
+@pytest.mark.parametrize(
+    "cron", ["* * * * *", "*/15 9-17 * JAN,jul MON-FRI", "5/20 * * * *", "@Daily", "0 0 1 1 7"]
+)
+def test_admission_accepts_what_the_parser_runs(cron: str) -> None:
+    assert re.fullmatch(STRICT_CRON_PATTERN, cron)
+    parse_cron(cron)
+
+
+@pytest.mark.parametrize(
+    "cron", ["60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "*/0 * * * *", "0 0 * * 8"]
+)
+def test_admission_refuses_out_of_range_fields(cron: str) -> None:
+    assert not re.fullmatch(STRICT_CRON_PATTERN, cron)
