@@ -133,12 +133,24 @@ def test_missed_time_fires_once_even_across_a_restart_without_status(
 
 
 def test_forbid_skips_and_replace_cancels_at_a_minute_boundary(
-    kube: Kube, namespace: str, running_operator: KopfRunner
+    kube: Kube, namespace: str, tmp_path: Path, running_operator: KopfRunner
 ) -> None:
-    every_minute = {"cron": "* * * * *", "input": {"uri": "file:///data/{scheduledTime}"}}
+    # A verified Model and an output: a BatchJob controller, when one runs, keeps these jobs
+    # active (kwok pods never finish) rather than failing them at once.
+    ready_model(kube, namespace, tmp_path)
+
+    def every_minute(name: str) -> dict[str, Any]:
+        output = f"file://{tmp_path}/{name}-{{scheduledTime:%H%M}}"
+        return {
+            "name": name,
+            "cron": "* * * * *",
+            "input": {"uri": "file:///data/{scheduledTime}"},
+            "output": {"uri": output},
+        }
+
     schedules = [
-        {"name": "forbid", **every_minute},
-        {"name": "replace", "concurrencyPolicy": "Replace", **every_minute},
+        every_minute("forbid"),
+        {**every_minute("replace"), "concurrencyPolicy": "Replace"},
     ]
     kube.create(batch_endpoint(namespace, "credit-risk-v3", schedules))
 
@@ -151,7 +163,7 @@ def test_forbid_skips_and_replace_cancels_at_a_minute_boundary(
         return sorted(found, key=lambda j: j["metadata"]["name"])
 
     wait_for(lambda: of("forbid") and of("replace"), timeout=20, what="the first runs")
-    # Nobody runs these BatchJobs here (no phase): both stay active past the next minute.
+    # No BatchJob controller finishes these jobs here: both stay active past the next minute.
     wait_for(lambda: len(of("replace")) == 2, timeout=75, what="the next minute's run")
     first, second = of("replace")
     assert first["spec"]["cancel"] is True
@@ -162,16 +174,22 @@ def test_forbid_skips_and_replace_cancels_at_a_minute_boundary(
         what="Forbid counting the skipped time",
     )
     assert len(of("forbid")) == 1
-    events = kube.list("v1", "Event", namespace)
-    reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == EP}
-    assert {"BatchJobCreated", "ScheduleSkipped", "BatchJobCancelled"} <= reasons
+
+    def reasons() -> set[str]:
+        events = kube.list("v1", "Event", namespace)
+        return {e["reason"] for e in events if e["involvedObject"]["name"] == EP}
+
+    wanted = {"BatchJobCreated", "ScheduleSkipped", "BatchJobCancelled"}
+    wait_for(lambda: wanted <= reasons(), timeout=10, what=f"Events {wanted}")
 
 
 def test_history_limit_deletes_the_oldest_finished_jobs(
-    kube: Kube, namespace: str, running_operator: KopfRunner
+    kube: Kube, namespace: str, tmp_path: Path, running_operator: KopfRunner
 ) -> None:
+    ready_model(kube, namespace, tmp_path)
     t = recent_minute()
-    schedule = hourly_at(t, successfulJobsHistoryLimit=1)
+    output = {"uri": f"file://{tmp_path}/out-{{scheduledTime:%H%M}}"}
+    schedule = hourly_at(t, successfulJobsHistoryLimit=1, output=output)
     kube.create(batch_endpoint(namespace, "credit-risk-v3", [schedule]))
     latest = f"{EP}-hourly-{minutes_since_epoch(t)}"
     wait_for(lambda: latest in jobs(kube, namespace), timeout=20, what="the scheduled job")
