@@ -20,6 +20,10 @@ KIND_BATCH_ENDPOINT: Final = "BatchEndpoint"
 PLURAL_BATCH_ENDPOINTS: Final = "batchendpoints"
 KIND_BATCH_JOB: Final = "BatchJob"
 PLURAL_BATCH_JOBS: Final = "batchjobs"
+# BatchJobs created by a BatchEndpoint schedule: which endpoint and schedule, and the time.
+LABEL_BATCH_ENDPOINT: Final = "mlkube.dev/batch-endpoint"
+LABEL_SCHEDULE: Final = "mlkube.dev/schedule"
+ANNOTATION_SCHEDULED_TIME: Final = "mlkube.dev/scheduled-time"
 
 # Labels (tags are labels too: users add their own with `--tag k=v`).
 LABEL_MODEL: Final = "mlkube.dev/model"

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 from mlkube.api.batch import (
+    MSG_CRON,
     MSG_DEFAULT_DEPLOYMENT,
     MSG_MINI_BATCH_INT,
     MSG_SCHEDULE_DEPLOYMENT,
     MSG_SCHEDULE_NEEDS_DEPLOYMENT,
+    MSG_URI_TEMPLATE,
 )
 from mlkube.api.batch_job import MSG_CANCEL_FINAL, MSG_RESUME_SELF, MSG_SPEC_IMMUTABLE
 from mlkube.api.endpoint import (
@@ -242,6 +244,31 @@ def test_batch_samples_apply_with_azure_defaults(kube: Kube, namespace: str) -> 
         ),
         ({"deployments": [{"name": "rows", "model": "m", "miniBatchSize": 0}]}, MSG_MINI_BATCH_INT),
         (
+            {"schedules": [{"name": "n", "cron": "@daily", "input": {"uri": "file:///d/{day}"}}]},
+            MSG_URI_TEMPLATE,
+        ),
+        (
+            {
+                "schedules": [
+                    {"name": "n", "cron": "*/5 * * * MON-SUN,8", "input": {"uri": "s3://d/"}}
+                ]
+            },
+            MSG_CRON,
+        ),
+        (
+            {
+                "schedules": [
+                    {
+                        "name": "n",
+                        "cron": "@daily",
+                        "input": {"uri": "file:///d/{scheduledTime:%Y}"},
+                        "output": {"uri": "file:///o/{scheduledTime:%x}"},
+                    }
+                ]
+            },
+            MSG_URI_TEMPLATE,
+        ),
+        (
             {"deployments": [{"name": "rows", "model": "m", "miniBatchSize": "10rowz"}]},
             "should match",
         ),
@@ -257,6 +284,15 @@ def test_batch_endpoint_rules(
     endpoint = _batch_endpoint(namespace, **change)
     endpoint["spec"] = {k: v for k, v in endpoint["spec"].items() if v is not None}
     assert message in _rejected(kube.create, endpoint)
+
+
+def test_batch_single_deployment_is_the_schedules_default(kube: Kube, namespace: str) -> None:
+    schedule = {"name": "n", "cron": "@daily", "input": {"uri": "file:///d/{{x}}{scheduledTime}"}}
+    endpoint = _batch_endpoint(namespace, schedules=[schedule])
+    endpoint["spec"].pop("defaultDeployment")
+    endpoint["spec"]["deployments"] = endpoint["spec"]["deployments"][:1]
+    created = kube.create(endpoint)
+    assert created["spec"]["schedules"][0]["input"]["uri"] == "file:///d/{{x}}{scheduledTime}"
 
 
 def test_batch_mini_batch_size_is_int_or_rows(kube: Kube, namespace: str) -> None:

@@ -1,16 +1,19 @@
 """An absent operator never blocks a deletion (issue 9 B5): no finalizer from mlkube or Kopf on
-Models or OnlineEndpoints, so a namespace holding them goes away with the operator stopped;
-what the old on-delete handler did is repaired level-based when the operator is back, and the
-finalizer older versions added is removed from the objects still carrying it."""
+Models, OnlineEndpoints, BatchEndpoints or their scheduled BatchJobs, so a namespace holding
+them goes away with the operator stopped; what the old on-delete handler did is repaired
+level-based when the operator is back, and the finalizer older versions added is removed from
+the objects still carrying it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
 
 from mlkube.contract import API_VERSION
 from mlkube.k8s import Kube
+from mlkube.reconcile.batch_schedule import minutes_since_epoch
 from support.endpoints import (
     blue_green_spec,
     create_ready_models,
@@ -24,6 +27,7 @@ from support.operator import run_operator
 from support.waiting import wait_for
 
 EP = "credit"
+BATCH = "scoring"
 LEGACY_FINALIZER = "mlkube.dev/finalizer"  # settings.persistence.finalizer, as Kopf added it
 
 
@@ -62,13 +66,35 @@ def handled(kube: Kube, namespace: str, name: str) -> bool:
     return bool(status) and status.get("observedGeneration") == obj["metadata"]["generation"]
 
 
+def batch_endpoint(namespace: str, model: str) -> tuple[dict[str, Any], str]:
+    """A BatchEndpoint whose hourly schedule fires at once (its latest time was 2 min ago), and
+    the name of the BatchJob it creates."""
+    t = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(minutes=2)
+    schedule = {
+        "name": "hourly",
+        "cron": f"{t.minute} * * * *",
+        "input": {"uri": "file:///data/{scheduledTime}"},
+    }
+    obj = {
+        "apiVersion": API_VERSION,
+        "kind": "BatchEndpoint",
+        "metadata": {"name": BATCH, "namespace": namespace},
+        "spec": {"deployments": [{"name": "main", "model": model}], "schedules": [schedule]},
+    }
+    return obj, f"{BATCH}-hourly-{minutes_since_epoch(t)}"  # fmt: skip
+
+
 def populate(kube: Kube, namespace: str, tmp_path: Path) -> None:
     """With the operator running: Ready Models in use, one Verifying, two endpoints (one
-    monitoring drift), each handled by the operator at least once."""
+    monitoring drift), a BatchEndpoint with a scheduled BatchJob, each handled by the operator
+    at least once."""
     create_ready_models(kube, namespace, tmp_path)
     kube.create(verifying_model("credit-v9", namespace))
     kube.create(endpoint_object(EP, namespace, blue_green_spec()))
     kube.create(endpoint_object("drifting", namespace, drift_spec()))
+    batch, job = batch_endpoint(namespace, "credit-risk-v3")
+    kube.create(batch)
+    wait_for(lambda: kube.get(API_VERSION, "BatchJob", job, namespace), what="scheduled job")
     wait_endpoint_ready(kube, namespace, EP)
     wait_for(lambda: handled(kube, namespace, "drifting"), what="drift endpoint handled")
     wait_for(lambda: phase(kube, namespace, "credit-v9") == "Verifying", what="Verifying")
@@ -76,7 +102,8 @@ def populate(kube: Kube, namespace: str, tmp_path: Path) -> None:
 
 
 OBJECTS = [("OnlineEndpoint", EP), ("OnlineEndpoint", "drifting"), ("Model", "credit-risk-v3"),
-           ("Model", "credit-risk-v4"), ("Model", "credit-v9")]  # fmt: skip
+           ("Model", "credit-risk-v4"), ("Model", "credit-v9"),
+           ("BatchEndpoint", BATCH)]  # fmt: skip
 
 
 def test_the_operator_puts_no_finalizer_on_models_or_endpoints(
@@ -86,6 +113,8 @@ def test_the_operator_puts_no_finalizer_on_models_or_endpoints(
         populate(kube, namespace, tmp_path)
         for kind, name in OBJECTS:
             assert finalizers(kube, kind, name, namespace) == [], f"{kind} {name}"
+        (job,) = kube.list(API_VERSION, "BatchJob", namespace)
+        assert job["metadata"].get("finalizers") is None
         assert deployed_by(kube, namespace, "credit-risk-v3") != []
 
 
@@ -106,19 +135,25 @@ def test_an_endpoint_deleted_while_the_operator_is_down_is_released_when_it_is_b
     kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
     ref = {"kind": "OnlineEndpoint", "name": EP, "namespace": namespace}
+    batch_ref = {"kind": "BatchEndpoint", "name": BATCH, "namespace": namespace}
     with run_operator(namespace):
         create_ready_models(kube, namespace, tmp_path)
         kube.create(endpoint_object(EP, namespace, blue_green_spec()))
+        kube.create(batch_endpoint(namespace, "credit-risk-v4")[0])
         wait_endpoint_ready(kube, namespace, EP)
         assert deployed_by(kube, namespace, "credit-risk-v3") == [ref]
+        wait_for(lambda: batch_ref in deployed_by(kube, namespace, "credit-risk-v4"),
+                 what="the BatchEndpoint in deployedBy")  # fmt: skip
 
     kube.delete(API_VERSION, "OnlineEndpoint", EP, namespace)
+    kube.delete(API_VERSION, "BatchEndpoint", BATCH, namespace)
     wait_for(lambda: kube.get(API_VERSION, "OnlineEndpoint", EP, namespace) is None,
              timeout=10, what="endpoint gone without the operator")  # fmt: skip
     selector = f"mlkube.dev/endpoint={EP}"
     wait_for(lambda: not kube.list("apps/v1", "Deployment", namespace, label_selector=selector),
              timeout=60, interval=0.5, what="children garbage-collected")  # fmt: skip
     assert deployed_by(kube, namespace, "credit-risk-v3") == [ref]  # stale, nobody to fix it
+    assert batch_ref in deployed_by(kube, namespace, "credit-risk-v4")
 
     with run_operator(namespace):
         started = time.monotonic()

@@ -205,3 +205,56 @@ def _status(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
     obj = kube.get(API_VERSION, "Model", name, namespace) or {}
     status: dict[str, Any] = obj.get("status", {})
     return status
+
+
+def test_delete_guard_covers_batch_endpoints_until_the_deployment_is_removed(
+    users: dict[str, Kube],
+    kube: Kube,
+    namespace: str,
+    artifact: str,
+    webhook_operator: None,
+) -> None:
+    alice = users["alice"]
+    for name in ("churn-v3", "churn-v4"):
+        body = model(name, artifact)
+        body["metadata"]["namespace"] = namespace
+        alice.create(body)
+    kube.create({
+        "apiVersion": API_VERSION, "kind": "BatchEndpoint",
+        "metadata": {"name": "churn-batch", "namespace": namespace},
+        "spec": {"deployments": [{"name": "a", "model": "churn-v3"},
+                                 {"name": "b", "model": "churn-v4"}],
+                 "defaultDeployment": "a"},
+    })  # fmt: skip
+    kube.create({
+        "apiVersion": API_VERSION, "kind": "OnlineEndpoint",
+        "metadata": {"name": "churn", "namespace": namespace},
+        "spec": {"deployments": [{"name": "blue", "model": "churn-v3"}],
+                 "traffic": {"blue": 100}},
+    })  # fmt: skip
+    with pytest.raises(ApiError) as err:
+        alice.delete(API_VERSION, "Model", "churn-v3", namespace)
+    assert err.value.status == 409
+    assert "is deployed by OnlineEndpoint churn and BatchEndpoint churn-batch" in str(err.value)
+    with pytest.raises(ApiError) as err:
+        alice.delete(API_VERSION, "Model", "churn-v4", namespace)
+    assert "BatchEndpoint churn-batch" in str(err.value)
+    assert "OnlineEndpoint" not in str(err.value)
+
+    # deployedBy lists the batch endpoint too, and forgets it once the deployment goes.
+    def users_of(name: str) -> set[tuple[str, str]]:
+        refs = _status(kube, namespace, name).get("deployedBy") or []
+        return {(r["kind"], r["name"]) for r in refs}
+
+    wait_for(lambda: ("BatchEndpoint", "churn-batch") in users_of("churn-v4"), what="deployedBy")
+    kube.patch(
+        API_VERSION, "BatchEndpoint", "churn-batch",
+        {"spec": {"deployments": [{"name": "a", "model": "churn-v3"}]}}, namespace,
+    )  # fmt: skip
+    wait_for(lambda: not users_of("churn-v4"), what="churn-v4 released")
+    assert alice.delete(API_VERSION, "Model", "churn-v4", namespace)
+
+    kube.delete(API_VERSION, "BatchEndpoint", "churn-batch", namespace)
+    wait_for(
+        lambda: users_of("churn-v3") == {("OnlineEndpoint", "churn")}, what="churn-v3 released"
+    )

@@ -32,6 +32,8 @@ DEFAULT_KINDS = {
     ("batch/v1", "Job"),
     ("mlkube.dev/v1alpha1", "Model"),
     ("mlkube.dev/v1alpha1", "OnlineEndpoint"),
+    ("mlkube.dev/v1alpha1", "BatchEndpoint"),
+    ("mlkube.dev/v1alpha1", "BatchJob"),
 }
 
 
@@ -154,7 +156,7 @@ class FakeKube:
         (body.get("metadata") or {}).pop("resourceVersion", None)
         if subresource == "status":
             body = {"status": body["status"]} if "status" in body else {}
-        elif kind in ("Model", "OnlineEndpoint"):
+        elif kind in ("Model", "OnlineEndpoint", "BatchEndpoint", "BatchJob"):
             body.pop("status", None)  # the status subresource is separate for custom kinds
         self.writes.append(("patch/" + subresource if subresource else "patch", key))
         return self._store(key, current, _merge_patch(current, body))

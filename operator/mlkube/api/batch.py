@@ -8,6 +8,7 @@ parsed once, by `parse_mini_batch_size`, for the planner and the CLI.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Literal, get_args
 
@@ -39,7 +40,54 @@ MAX_ROWS_PER_MINI_BATCH = 100_000_000
 MINI_BATCH_SIZE_PATTERN = r"^[1-9][0-9]{0,8}(rows)?$"
 FILE_NAME_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9_.]*$"
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
+_MONTH_NAMES = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
+_DAY_NAMES = "SUN|MON|TUE|WED|THU|FRI|SAT"
+
+
+def _cron_field(value: str) -> str:
+    """One cron field: `*`, `?`, values, ranges and steps, comma-separated (classes, not
+    backslashes, so the text is also a valid CEL string)."""
+    item = f"([*]|[?]|({value})(-({value}))?)(/[1-9][0-9]*)?"
+    return f"{item}(,{item})*"
+
+
+# The five fields with their value ranges (reconcile/cron.py parses the same language); the
+# CEL rule built from it refuses `60 * * * *` at admission. Reversed ranges and days that
+# never occur (Feb 30) are left to the operator (Degraded, InvalidSchedule).
+STRICT_CRON_PATTERN = (
+    "(?i)^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|"
+    + " +".join(
+        _cron_field(v)
+        for v in (
+            "[0-5]?[0-9]",
+            "[01]?[0-9]|2[0-3]",
+            "0?[1-9]|[12][0-9]|3[01]",
+            f"0?[1-9]|1[0-2]|{_MONTH_NAMES}",
+            f"0?[0-7]|{_DAY_NAMES}",
+        )
+    )
+    + ")$"
+)
+MSG_CRON = (
+    "cron must be five fields (minute 0-59, hour 0-23, day of month 1-31, month 1-12 or"
+    " JAN-DEC, day of week 0-7 or SUN-SAT; each *, ?, a value, a range a-b, a step /n, or a"
+    " comma list of them) or @yearly, @monthly, @weekly, @daily, @hourly"
+)
 TIME_ZONE_PATTERN = r"^[A-Za-z][-+A-Za-z0-9_]*(/[-+A-Za-z0-9_]+)*$"
+# Schedule uri templates (reconcile/batch_schedule_jobs.py renders them): {scheduledTime},
+# {scheduledTime:<strftime>} with locale-free directives, {{ and }} for literal braces. Braces
+# are written as classes so the same text is a valid CEL string (no backslash escapes).
+SCHEDULE_PLACEHOLDER = "scheduledTime"
+TEMPLATE_DIRECTIVES = "aAbBdHIjmMpSUwWyYGuVzZ%"
+URI_TEMPLATE_PATTERN = (
+    r"^([^{}]|[{][{]|[}][}]|[{]" + SCHEDULE_PLACEHOLDER
+    + r"(:([^{}%]|%[" + TEMPLATE_DIRECTIVES + r"])+)?[}])*$"
+)  # fmt: skip
+MSG_URI_TEMPLATE = (
+    "uri placeholders are {scheduledTime} or {scheduledTime:<strftime>} (e.g."
+    " {scheduledTime:%Y/%m/%d}; directives %" + ", %".join(TEMPLATE_DIRECTIVES[:-1])
+    + " and %%); write {{ and }} for literal braces"
+)  # fmt: skip
 
 OutputAction = Literal["appendRow", "summaryOnly"]
 OutputFormat = Literal["csv", "jsonl", "parquet"]
@@ -55,7 +103,7 @@ MSG_MINI_BATCH_ROWS = f"miniBatchSize must be at most {MAX_ROWS_PER_MINI_BATCH}r
 MSG_DEFAULT_DEPLOYMENT = "spec.defaultDeployment must name one of spec.deployments"
 MSG_SCHEDULE_DEPLOYMENT = "spec.schedules[].deployment must name one of spec.deployments"
 MSG_SCHEDULE_NEEDS_DEPLOYMENT = (
-    "a schedule without deployment needs spec.defaultDeployment to choose one"
+    "a schedule without deployment needs spec.defaultDeployment (or a single deployment)"
 )
 MSG_DUPLICATE_DEPLOYMENT = "spec.deployments names must be unique"
 MSG_DUPLICATE_SCHEDULE = "spec.schedules names must be unique"
@@ -209,9 +257,26 @@ class BatchJobOutput(ApiModel):
 class BatchSchedule(ApiModel):
     """A cron schedule that creates a BatchJob per scheduled time (never twice for one time)."""
 
+    kube_validations = (
+        Rule(
+            f"self.input.uri.matches('{URI_TEMPLATE_PATTERN}')",
+            message=MSG_URI_TEMPLATE,
+            field_path=".input.uri",
+        ),
+        Rule(
+            f"!has(self.output) || self.output.uri.matches('{URI_TEMPLATE_PATTERN}')",
+            message=MSG_URI_TEMPLATE,
+            field_path=".output.uri",
+        ),
+    )
+
     name: DnsLabel
     """Schedule name, unique in the endpoint; part of the jobs' names."""
-    cron: Annotated[str, Field(min_length=1, max_length=128, pattern=CRON_PATTERN)]
+    cron: Annotated[
+        str,
+        Field(min_length=1, max_length=128, pattern=CRON_PATTERN),
+        Rule(f"self.matches('{STRICT_CRON_PATTERN}')", message=MSG_CRON),
+    ]
     """Five-field cron expression (minute hour day month weekday) or @hourly, @daily, ..."""
     time_zone: Annotated[str, Field(max_length=64, pattern=TIME_ZONE_PATTERN)] = "UTC"
     """IANA time zone the cron expression is read in, e.g. Europe/Paris (default UTC)."""
@@ -231,6 +296,20 @@ class BatchSchedule(ApiModel):
     """Failed or cancelled jobs of this schedule to keep."""
     suspend: bool = False
     """Stop creating jobs (times passed while suspended count as missed)."""
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not re.fullmatch(STRICT_CRON_PATTERN, value):
+            raise ValueError(f"{value!r}: {MSG_CRON}")
+        return value
+
+    @model_validator(mode="after")
+    def _templates(self) -> BatchSchedule:
+        for uri in (self.input.uri, self.output.uri if self.output else ""):
+            if not re.fullmatch(URI_TEMPLATE_PATTERN, uri):
+                raise ValueError(f"{uri!r}: {MSG_URI_TEMPLATE}")
+        return self
 
 
 def _names_deployment(name: str) -> str:
@@ -254,6 +333,7 @@ class BatchEndpointSpec(ApiModel):
         ),
         Rule(
             "!has(self.schedules) || has(self.defaultDeployment)"
+            " || (has(self.deployments) && size(self.deployments) == 1)"
             " || self.schedules.all(s, has(s.deployment))",
             message=MSG_SCHEDULE_NEEDS_DEPLOYMENT,
             field_path=".schedules",
@@ -283,9 +363,15 @@ class BatchEndpointSpec(ApiModel):
         for schedule in self.schedules:
             if schedule.deployment is not None and schedule.deployment not in names:
                 raise ValueError(MSG_SCHEDULE_DEPLOYMENT)
-            if schedule.deployment is None and self.default_deployment is None:
+            if schedule.deployment is None and self.resolved_default() is None:
                 raise ValueError(MSG_SCHEDULE_NEEDS_DEPLOYMENT)
         return self
+
+    def resolved_default(self) -> str | None:
+        """defaultDeployment, or the only deployment when there is one."""
+        if self.default_deployment is not None:
+            return self.default_deployment
+        return self.deployments[0].name if len(self.deployments) == 1 else None
 
 
 class ScheduleStatus(ApiModel):

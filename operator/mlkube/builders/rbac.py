@@ -13,7 +13,8 @@ from mlkube.contract import (
     PLURAL_ONLINE_ENDPOINTS,
 )
 
-# Only kinds that exist: pipelines get their rights with their CRDs.
+# Only kinds that exist: pipelines get their rights with their CRDs. BatchEndpoints have their
+# own rules below (watched for events only, never annotated by Kopf).
 KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS, PLURAL_BATCH_JOBS)
 AUDIT_KEY_SECRET = "mlkube-audit-key"  # handlers/webhooks.py keeps the audit proof key here
 # Children: created, applied, listed by label for pruning, deleted; watched only where a
@@ -49,8 +50,22 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
         "resources": [f"{k}/finalizers" for k in KINDS],
         "verbs": ["update"],
     },
-    # BatchJobs read their endpoint's deployment (BatchEndpoint reconciling is not built yet).
-    {"apiGroups": [GROUP], "resources": [PLURAL_BATCH_ENDPOINTS], "verbs": ["get"]},
+    # BatchEndpoints: read and watched (events only: no Kopf annotations, so no patch);
+    # status written; owners of their scheduled BatchJobs (blockOwnerDeletion).
+    {
+        "apiGroups": [GROUP],
+        "resources": [PLURAL_BATCH_ENDPOINTS],
+        "verbs": ["get", "list", "watch"],
+    },
+    {"apiGroups": [GROUP], "resources": [f"{PLURAL_BATCH_ENDPOINTS}/status"], "verbs": ["patch"]},
+    {
+        "apiGroups": [GROUP],
+        "resources": [f"{PLURAL_BATCH_ENDPOINTS}/finalizers"],
+        "verbs": ["update"],
+    },
+    # Scheduled BatchJobs (read, watched and patched through KINDS above): created with POST
+    # only (a 409 means the time already fired), deleted past the history limits.
+    {"apiGroups": [GROUP], "resources": [PLURAL_BATCH_JOBS], "verbs": ["create", "delete"]},
     # Kopf posts core/v1 Events (kopf/_cogs/clients/events.py: POST only, never events.k8s.io).
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # Children of endpoints; Deployments are watched (readiness), nothing else is.

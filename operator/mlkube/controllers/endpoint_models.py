@@ -1,5 +1,9 @@
 """An endpoint's Models: read their verified facts, keep their `status.deployedBy` current.
 
+Both endpoint kinds, OnlineEndpoint and BatchEndpoint, list themselves there by kind: the same
+references, the same repair, the same delete guard (handlers/webhooks.py), so a Model that a
+batch deployment scores with is as safe from deletion as one that serves online.
+
 `deployedBy` is written with the Model's resourceVersion as a precondition and retried on
 409, so two endpoints adding themselves at once never lose one another's reference.
 
@@ -16,12 +20,14 @@ from typing import Any, Final
 
 from mlkube.builders.endpoint_status import Blocker
 from mlkube.builders.model_facts import ModelFacts, ModelProblem, read_model
-from mlkube.contract import API_VERSION, KIND_MODEL, KIND_ONLINE_ENDPOINT
+from mlkube.contract import API_VERSION, KIND_BATCH_ENDPOINT, KIND_MODEL, KIND_ONLINE_ENDPOINT
 from mlkube.controllers.errors import EndpointSyncError
 from mlkube.controllers.kube import ApiError, Kube
 from mlkube.reconcile.endpoint_changes import endpoint_reference, with_reference
 
 CONFLICT_RETRIES: Final = 5
+# The kinds whose deployments[].model name Models (and are listed in `deployedBy`).
+ENDPOINT_KINDS: Final = (KIND_ONLINE_ENDPOINT, KIND_BATCH_ENDPOINT)
 
 
 def read_models(
@@ -40,9 +46,15 @@ def read_models(
     return models, blockers
 
 
-def sync_model_references(kube: Kube, namespace: str, endpoint: str, referenced: set[str]) -> None:
+def sync_model_references(
+    kube: Kube,
+    namespace: str,
+    endpoint: str,
+    referenced: set[str],
+    kind: str = KIND_ONLINE_ENDPOINT,
+) -> None:
     """Make every Model's `status.deployedBy` list this endpoint exactly when it uses the Model."""
-    ref = endpoint_reference(endpoint, namespace)
+    ref = endpoint_reference(endpoint, namespace, kind)
     for model in kube.list(API_VERSION, KIND_MODEL, namespace):
         name = model["metadata"]["name"]
         refs = (model.get("status") or {}).get("deployedBy") or []
@@ -83,26 +95,36 @@ def update_deployed_by(
 
 
 def endpoint_users(
-    endpoints: Iterable[dict[str, Any]], namespace: str
+    endpoints: Iterable[dict[str, Any]], namespace: str, kind: str = KIND_ONLINE_ENDPOINT
 ) -> dict[str, list[dict[str, str]]]:
     """Model name -> references of the live (not deleting) endpoints whose spec names it."""
     users: dict[str, list[dict[str, str]]] = {}
     for obj in sorted(endpoints, key=lambda o: str(o["metadata"]["name"])):
         if obj["metadata"].get("deletionTimestamp"):
             continue
-        ref = endpoint_reference(str(obj["metadata"]["name"]), namespace)
+        ref = endpoint_reference(str(obj["metadata"]["name"]), namespace, kind)
         models = {d.get("model") for d in (obj.get("spec") or {}).get("deployments") or []}
         for model in sorted(m for m in models if isinstance(m, str)):
             users.setdefault(model, []).append(ref)
     return users
 
 
+def all_endpoint_users(kube: Kube, namespace: str) -> dict[str, list[dict[str, str]]]:
+    """Model name -> references of the live endpoints of every kind that use it."""
+    users: dict[str, list[dict[str, str]]] = {}
+    for kind in ENDPOINT_KINDS:
+        found = endpoint_users(kube.list(API_VERSION, kind, namespace), namespace, kind)
+        for model, refs in found.items():
+            users.setdefault(model, []).extend(refs)
+    return users
+
+
 def repaired_references(
     refs: Iterable[dict[str, Any]], users: list[dict[str, str]]
 ) -> list[dict[str, Any]] | None:
-    """`refs` with exactly `users` as OnlineEndpoint entries (order kept); None if unchanged."""
+    """`refs` with exactly `users` as endpoint entries (order kept); None if unchanged."""
     current = [dict(r) for r in refs]
-    kept = [r for r in current if r.get("kind") != KIND_ONLINE_ENDPOINT or r in users]
+    kept = [r for r in current if r.get("kind") not in ENDPOINT_KINDS or r in users]
     new = kept + [u for u in users if u not in kept]
     return None if new == current else new
 
@@ -136,7 +158,7 @@ def _repair(
     """(Models written, Models that changed since they were read)."""
     if not models:
         return [], []
-    users = endpoint_users(kube.list(API_VERSION, KIND_ONLINE_ENDPOINT, namespace), namespace)
+    users = all_endpoint_users(kube, namespace)
     changed, conflicted = [], []
     for obj in models:
         name = str(obj["metadata"]["name"])

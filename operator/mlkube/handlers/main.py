@@ -9,6 +9,7 @@ import os
 import kopf
 
 from mlkube.handlers import (
+    batch_endpoint,
     batch_job,
     endpoint,
     endpoint_drift,
@@ -19,7 +20,10 @@ from mlkube.handlers import (
     webhooks,
 )
 
-HANDLER_MODULES = (settings, health, periodic, model, webhooks, endpoint, endpoint_drift, batch_job)
+HANDLER_MODULES = (
+    settings, health, periodic, model, webhooks, endpoint, endpoint_drift, batch_endpoint,
+    batch_job,
+)  # fmt: skip
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

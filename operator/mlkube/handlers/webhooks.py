@@ -1,4 +1,5 @@
-"""Admission webhooks: audit stamping (with proofs) on Model writes and the Model DELETE guard.
+"""Admission webhooks: audit stamping (with proofs) on Model writes and the Model DELETE guard
+(a Model that an OnlineEndpoint or a BatchEndpoint deployment names cannot be deleted).
 
 The webhook server runs inside the operator (Kopf) when MLKUBE_WEBHOOK_PORT is set. The operator
 only serves: the configurations that point the API server here are not the operator's to
@@ -29,7 +30,8 @@ import kopf
 
 from mlkube.builders.rbac import AUDIT_KEY_SECRET
 from mlkube.builders.webhook_config import AUDIT_WEBHOOK, DELETE_GUARD_WEBHOOK, NAMESPACE_DELETERS
-from mlkube.contract import API_VERSION, GROUP, KIND_ONLINE_ENDPOINT, PLURAL_MODELS, VERSION
+from mlkube.contract import API_VERSION, GROUP, PLURAL_MODELS, VERSION
+from mlkube.controllers.endpoint_models import ENDPOINT_KINDS
 from mlkube.handlers.clients import kube
 from mlkube.k8s import ApiError
 from mlkube.reconcile.admission import audit_annotations, referencing_endpoints
@@ -181,19 +183,26 @@ async def guard_model_delete(body: kopf.Body, userinfo: kopf.UserInfo, **_: Any)
         return
     name, namespace = body["metadata"]["name"], body["metadata"].get("namespace")
     try:
-        endpoints = await asyncio.wait_for(
-            asyncio.get_running_loop().run_in_executor(
-                GUARD_EXECUTOR, kube().list, API_VERSION, KIND_ONLINE_ENDPOINT, namespace
-            ),
+        users = await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(GUARD_EXECUTOR, _users, namespace, name),
             GUARD_SECONDS,
         )
-        users = referencing_endpoints(endpoints, name)
     except Exception as err:  # any failure (API error, no connection, deadline): allow
         log.warning(f"delete guard cannot list endpoints, {namespace}/{name} allowed: {err!r}")
         return
     if users:
         raise kopf.AdmissionError(
-            f"Model {namespace}/{name} is deployed by OnlineEndpoint {', '.join(users)}: "
+            f"Model {namespace}/{name} is deployed by {' and '.join(users)}: "
             "remove it from their deployments (or delete them) first",
             code=409,
         )
+
+
+def _users(namespace: str | None, name: str) -> list[str]:
+    """`Kind a, b` per endpoint kind whose deployments name the Model (one LIST per kind)."""
+    found = []
+    for kind in ENDPOINT_KINDS:
+        names = referencing_endpoints(kube().list(API_VERSION, kind, namespace), name)
+        if names:
+            found.append(f"{kind} {', '.join(names)}")
+    return found

@@ -95,8 +95,11 @@ def stale_children(
     return stale
 
 
-def endpoint_reference(name: str, namespace: str) -> dict[str, str]:
-    return {"kind": KIND_ONLINE_ENDPOINT, "name": name, "namespace": namespace}
+def endpoint_reference(
+    name: str, namespace: str, kind: str = KIND_ONLINE_ENDPOINT
+) -> dict[str, str]:
+    """A Model's `deployedBy` entry for an endpoint (OnlineEndpoint or BatchEndpoint)."""
+    return {"kind": kind, "name": name, "namespace": namespace}
 
 
 def with_reference(

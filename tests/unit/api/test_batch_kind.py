@@ -172,6 +172,27 @@ def test_valid_endpoint_with_schedule() -> None:
             be.MSG_SCHEDULE_NEEDS_DEPLOYMENT,
         ),
         ({"schedules": [{"name": "s", "cron": "daily", "input": {"uri": "s3://d/"}}]}, "pattern"),
+        (
+            {"schedules": [{"name": "s", "cron": "0 24 * * *", "input": {"uri": "s3://d/"}}]},
+            be.MSG_CRON,
+        ),
+        (
+            {"schedules": [{"name": "s", "cron": "@daily", "input": {"uri": "s3://d/{date}"}}]},
+            be.MSG_URI_TEMPLATE,
+        ),
+        (
+            {
+                "schedules": [
+                    {
+                        "name": "s",
+                        "cron": "@daily",
+                        "input": {"uri": "s3://d/"},
+                        "output": {"uri": "s3://o/{scheduledTime:%c}"},
+                    }
+                ]
+            },
+            be.MSG_URI_TEMPLATE,
+        ),
         ({"deployments": [{"name": "a", "model": "m", "miniBatchSize": 0}]}, "greater than"),
         ({"deployments": [{"name": "a", "model": "m", "miniBatchSize": "9x"}]}, "pattern"),
         ({"deployments": [{"name": "a", "model": "m", "miniBatchSize": True}]}, "string"),
@@ -246,3 +267,17 @@ def test_status_is_bounded_and_dumps_as_a_patch() -> None:
         BatchJobStatus.model_validate({"progress": 101})
     with pytest.raises(ValidationError):
         BatchJobStatus.model_validate({"phase": "Done"})
+
+
+def test_single_deployment_is_the_default_for_schedules() -> None:
+    spec = BatchEndpointSpec.model_validate(
+        {
+            "deployments": [{"name": "only", "model": "m"}],
+            "schedules": [{"name": "s", "cron": "@daily", "input": {"uri": "s3://d/"}}],
+        }
+    )
+    assert spec.resolved_default() == "only"
+    assert BatchEndpointSpec.model_validate(_endpoint()).resolved_default() == "files"
+    two = _endpoint()
+    two.pop("defaultDeployment")
+    assert BatchEndpointSpec.model_validate(two).resolved_default() is None

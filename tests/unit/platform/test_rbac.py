@@ -132,7 +132,23 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         }
         for kind in ("models", "onlineendpoints", "batchjobs")
     },
-    ("mlkube.dev", "batchendpoints"): {"get": "a BatchJob reads its endpoint's deployment"},
+    ("mlkube.dev", "batchendpoints"): {
+        "get": "each pass reads the endpoint afresh",
+        "list": "Kopf watch-stream start; Model delete guard, deployedBy repair",
+        "watch": "batch_endpoint_lifecycle handler",
+    },
+    ("mlkube.dev", "batchendpoints/status"): {"patch": "status merge patches"},
+    ("mlkube.dev", "batchendpoints/finalizers"): {
+        "update": "blockOwnerDeletion on scheduled BatchJobs",
+    },
+    ("mlkube.dev", "batchjobs"): {
+        "get": "controllers read the object afresh each pass",
+        "list": "Kopf watch-stream start; a schedule's jobs by label (Forbid, Replace, history)",
+        "watch": "Kopf handlers; scheduled_job_changed (finished jobs trim the history)",
+        "create": "scheduled runs, POST only (409: already fired)",
+        "patch": "Kopf progress annotations; spec.cancel on the running job (Replace)",
+        "delete": "history limits, with uid precondition",
+    },
     ("", "events"): {"create": "kopf.event posts core/v1 Events (POST only)"},
     ("apps", "deployments"): {**CHILD_REASONS, "watch": "child_deployment_changed handler"},
     ("", "services"): CHILD_REASONS,
@@ -179,7 +195,7 @@ def test_every_granted_verb_has_a_reason_and_every_reason_a_grant() -> None:
     [
         ("", "secrets", "patch"),  # the keys Secret is create-only
         ("batch", "jobs", "delete"),  # a BatchJob's Jobs go by garbage collection
-        ("mlkube.dev", "batchendpoints", "list"),
+        ("mlkube.dev", "batchendpoints", "patch"),  # watched for events only, never annotated
         ("", "pods", "get"),
         ("events.k8s.io", "events", "create"),  # Kopf posts core/v1 Events
         ("mlkube.dev", "models/status", "get"),
