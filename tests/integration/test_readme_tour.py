@@ -67,6 +67,12 @@ def assert_invoke_answered(runs: list[LineRun]) -> None:
     assert {o["name"] for o in body["outputs"]} == {"label", "probabilities"}
 
 
+def assert_batch_scored(runs: list[LineRun]) -> None:
+    # The sample input: 5 CSV files of 6,000 rows, every row one item with its prediction.
+    scored = line_output(runs, "mlkube batch invoke credit-batch --input")
+    assert "Succeeded: 30000/30000 items scored, 0 failed" in scored, scored
+
+
 def test_the_readme_tour_and_what_make_dev_prints_run_verbatim(tmp_path: Path) -> None:
     busy = [p for p in TOUR_PORTS if not port_free(p)]
     assert not busy, f"the tour's ports {busy} are taken on this machine: free them to run it"
@@ -82,6 +88,11 @@ def test_the_readme_tour_and_what_make_dev_prints_run_verbatim(tmp_path: Path) -
         assert_invoke_answered(runs)
         refused = line_output(runs, "! kubectl delete model credit-risk-v3")
         assert "is deployed by OnlineEndpoint credit" in refused, refused
+        assert_batch_scored(runs)
+        # A file the model cannot read is one failed item, named with the reason, not a failure.
+        poisoned = line_output(runs, "mlkube batch invoke credit-batch --deployment files")
+        assert "Succeeded: 3/4 items scored, 1 failed" in poisoned, poisoned
+        assert "applications-02b.csv" in poisoned, poisoned
 
         # register copied the file into the default store; it was deleted and still verifies.
         kube = Kube(str(workdir / "kubeconfig"))
@@ -97,6 +108,7 @@ def test_the_readme_tour_and_what_make_dev_prints_run_verbatim(tmp_path: Path) -
         assert_matching_kubectl(again)
         assert_invoke_answered(again)
         assert "credit-risk-v3" in line_output(again, "kubectl get models")
+        assert_batch_scored(again)
 
         # docs/online-endpoints.md's block, in a shell set up by make dev's printed eval line.
         docs = (REPO / "docs" / "online-endpoints.md").read_text()

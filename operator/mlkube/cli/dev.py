@@ -175,6 +175,7 @@ Try (from {REPO_ROOT}):
   mlkube endpoint run-local credit --port 8081 &   # router + model servers as local processes
   mlkube endpoint invoke credit --url http://127.0.0.1:8081 --wait 120 --request-file {sample}
   kill %1
+  mlkube batch invoke credit-batch --input {store}/samples/credit-applications/ --wait 300
 
 Stop it with: make dev-down"""
 
