@@ -6,12 +6,16 @@ from __future__ import annotations
 from typing import Any, Final
 
 from mlkube.cli.errors import CliError
-from mlkube.contract import API_VERSION, GROUP, KIND_BATCH_ENDPOINT, KIND_BATCH_JOB
+from mlkube.contract import (
+    API_VERSION,
+    GROUP,
+    KIND_BATCH_ENDPOINT,
+    KIND_BATCH_JOB,
+    LABEL_BATCH_JOB,
+    LABEL_BATCH_STEP,
+)
 from mlkube.k8s import ApiError, Kube
 
-# Contract C1 (docs/batch-endpoints.md §3): labels on the batch Jobs and their pod templates.
-LABEL_BATCH_JOB: Final = "mlkube.dev/batch-job"
-LABEL_BATCH_STEP: Final = "mlkube.dev/batch-step"
 # Set by the Job controller on the pods of an Indexed Job (Kubernetes ≥ 1.28).
 LABEL_COMPLETION_INDEX: Final = "batch.kubernetes.io/job-completion-index"
 LABEL_JOB_NAME: Final = "batch.kubernetes.io/job-name"

@@ -36,3 +36,25 @@ def test_importing_the_operator_pulls_in_no_data_plane_library() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert json.loads(out.stdout) == []
+
+
+def test_contract_labels_are_spelled_once() -> None:
+    """A label of the C1 contract is defined in mlkube.contract only: a copy elsewhere (e.g. the
+    CLI's selector) would silently stop matching the day the contract changes."""
+    from mlkube import contract
+
+    values = {
+        value
+        for name, value in vars(contract).items()
+        if name.startswith("LABEL_BATCH_") and isinstance(value, str)
+    }
+    assert values == {"mlkube.dev/batch-job", "mlkube.dev/batch-step"}
+    copies = [
+        f"{path.relative_to(REPO)}: {value}"
+        for root in ("operator/mlkube", "serving-image/mlkube_serving")
+        for path in sorted((REPO / root).rglob("*.py"))
+        if path.name != "contract.py"
+        for value in values
+        if f'"{value}"' in path.read_text() or f"'{value}'" in path.read_text()
+    ]
+    assert copies == []
