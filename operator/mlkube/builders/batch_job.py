@@ -71,6 +71,8 @@ def _score_args(settings: BatchSettings, model: ModelFacts) -> list[str]:
         args += ["--framework", model.framework]
     if settings.entrypoint:
         args += ["--entrypoint", settings.entrypoint]
+        args += ["--init-function", settings.init_function]
+        args += ["--run-function", settings.run_function]
     return args
 
 

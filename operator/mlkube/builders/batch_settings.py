@@ -32,6 +32,9 @@ class BatchSettings:
     resources: dict[str, Any]
     env: tuple[tuple[str, str], ...]
     logging_level: str
+    # The scoring script's functions (BatchEntrypoint), used only with an entrypoint.
+    init_function: str = "init"
+    run_function: str = "run"
 
 
 class SettingsProblem(ValueError):
@@ -81,6 +84,8 @@ def resolve_settings(endpoint: BatchEndpointSpec, job: BatchJobSpec) -> BatchSet
         resources=resources,
         env=tuple((e.name, e.value) for e in dep.env),
         logging_level=dep.logging_level,
+        init_function=dep.entrypoint.init_function if dep.entrypoint else "init",
+        run_function=dep.entrypoint.run_function if dep.entrypoint else "run",
     )
 
 

@@ -17,6 +17,8 @@ class ScoreConfig:
     model_path: str
     framework: str | None = None
     entrypoint: str | None = None
+    init_function: str = "init"  # the scoring script's functions (BatchEntrypoint)
+    run_function: str = "run"
     output_format: str = "csv"
     index: int = 0
     indexes: int = 1
@@ -31,11 +33,14 @@ class ScoreConfig:
 
     def settings_digest(self, mini_batch_size: dict[str, Any]) -> str:
         """What shapes a part besides the model: reused parts must agree on all of it."""
-        return digest_settings(
-            {
-                "miniBatchSize": mini_batch_size,
-                "outputFormat": self.output_format,
-                "entrypoint": self.entrypoint or "",
-                "framework": self.framework or "",
-            }
-        )
+        settings: dict[str, Any] = {
+            "miniBatchSize": mini_batch_size,
+            "outputFormat": self.output_format,
+            "entrypoint": self.entrypoint or "",
+            "framework": self.framework or "",
+        }
+        # Other functions score differently; the defaults stay out so digests of parts
+        # written before these settings existed still match.
+        if self.entrypoint and (self.init_function, self.run_function) != ("init", "run"):
+            settings["functions"] = [self.init_function, self.run_function]
+        return digest_settings(settings)

@@ -37,6 +37,12 @@ def _summary(body: dict[str, Any], path: str) -> None:
             out.write(text[:4096])
 
 
+def _functions(step: argparse.ArgumentParser) -> None:
+    """The scoring script's function names (BatchEntrypoint initFunction/runFunction)."""
+    step.add_argument("--init-function", default="init", help="called once per worker")
+    step.add_argument("--run-function", default="run", help="called per mini-batch")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlkube_serving batch")
     parser.add_argument(
@@ -53,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--model", required=True, help="local model path (after the initializer)")
     score.add_argument("--framework")
     score.add_argument("--entrypoint", help="Azure ML batch scoring script")
+    _functions(score)
     score.add_argument("--output-format", default="csv", choices=["csv", "jsonl", "parquet"])
     score.add_argument("--index", type=int, default=int(os.environ.get("JOB_COMPLETION_INDEX", 0)))
     score.add_argument("--indexes", type=int, default=1)
@@ -71,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     work.add_argument("--model-digest", default="")
     work.add_argument("--framework")
     work.add_argument("--entrypoint")
+    _functions(work)
     work.add_argument("--output-format", default="csv", choices=["csv", "jsonl", "parquet"])
     merge = sub.add_parser("merge", help="merge verified parts into the output file")
     merge.add_argument("--output", required=True)
@@ -131,6 +139,8 @@ def _run(args: argparse.Namespace) -> int:
             model_path="",
             framework=args.framework,
             entrypoint=args.entrypoint,
+            init_function=args.init_function,
+            run_function=args.run_function,
             output_format=args.output_format,
             model_digest=args.model_digest,
         )
@@ -143,6 +153,8 @@ def _run(args: argparse.Namespace) -> int:
         model_path=args.model,
         framework=args.framework,
         entrypoint=args.entrypoint,
+        init_function=args.init_function,
+        run_function=args.run_function,
         output_format=args.output_format,
         index=args.index,
         indexes=args.indexes,

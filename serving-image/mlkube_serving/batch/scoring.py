@@ -95,29 +95,39 @@ class ModelScorer:
 
 
 class ScriptScorer:
-    """An Azure ML batch scoring script: `init()` at construction, `run(mini_batch)` per call."""
+    """An Azure ML batch scoring script: `init()` at construction, `run(mini_batch)` per call
+    (BatchEntrypoint initFunction/runFunction may name them otherwise)."""
 
     tabular = False
 
-    def __init__(self, script: Path, model_dir: str) -> None:
+    def __init__(
+        self, script: Path, model_dir: str, init_function: str = "init", run_function: str = "run"
+    ) -> None:
         os.environ[ENV_AZUREML_MODEL_DIR] = model_dir
         module = import_file(script, f"mlkube_batch_score_{abs(hash(str(script)))}")
-        run = getattr(module, "run", None)
+        run = getattr(module, run_function, None)
         if not callable(run):
-            raise MiniBatchFailed(f"{script} defines no run(mini_batch) function")
-        init = getattr(module, "init", None)
+            raise MiniBatchFailed(f"{script} defines no {run_function}(mini_batch) function")
+        init = getattr(module, init_function, None)
+        if init is None and init_function != "init":
+            # A name given explicitly must exist: a typo must not skip the model load.
+            raise MiniBatchFailed(f"{script} defines no {init_function}() function")
         if callable(init):
             init()
         self._run: Callable[[Any], Any] = run
+        self._run_name = run_function
 
     def call(self, mini_batch: Any, inputs: int) -> pd.DataFrame:
         try:
             result = self._run(mini_batch)
         except Exception as exc:
-            raise MiniBatchFailed(f"run() raised {type(exc).__name__}: {exc}") from exc
+            name = self._run_name
+            raise MiniBatchFailed(f"{name}() raised {type(exc).__name__}: {exc}") from exc
         frame = to_frame(result)
         if len(frame) < inputs:
-            raise MiniBatchFailed(f"run() returned {len(frame)} results for {inputs} inputs")
+            raise MiniBatchFailed(
+                f"{self._run_name}() returned {len(frame)} results for {inputs} inputs"
+            )
         return frame
 
 
@@ -131,7 +141,11 @@ def to_frame(result: Any) -> pd.DataFrame:
 
 
 def create_scorer(
-    model_path: str, framework: str | None, entrypoint: str | None
+    model_path: str,
+    framework: str | None,
+    entrypoint: str | None,
+    init_function: str = "init",
+    run_function: str = "run",
 ) -> ModelScorer | ScriptScorer:
     """A scoring script when an entrypoint is given or the model folder holds `score.py` (the
     online scoring-script runtime takes a JSON body, not a mini-batch), else the online
@@ -144,7 +158,8 @@ def create_scorer(
     if entrypoint:
         script = Path(entrypoint)
         model_dir = model_dir_of(model_path)
-        return ScriptScorer(script if script.is_absolute() else Path(model_dir) / script, model_dir)
+        path = script if script.is_absolute() else Path(model_dir) / script
+        return ScriptScorer(path, model_dir, init_function, run_function)
     runtime = create_runtime(model_path, framework)
     runtime.load()
     return ModelScorer(runtime)

@@ -27,7 +27,13 @@ def worker_main(conn: Connection, job: Job, input_uri: str) -> None:
 
     try:
         config = job.config
-        scorer = create_scorer(config.model_path, config.framework, config.entrypoint)
+        scorer = create_scorer(
+            config.model_path,
+            config.framework,
+            config.entrypoint,
+            config.init_function,
+            config.run_function,
+        )
         if hasattr(scorer, "chunk_rows"):
             scorer.chunk_rows = config.chunk_rows
         source = input_store(input_uri)

@@ -158,3 +158,41 @@ def test_hanging_init_is_exit_43(tmp_path: Path) -> None:
                    "--entrypoint", "score.py", "--init-timeout", "3")  # fmt: skip
     assert scored.code == 43
     assert "not ready after 3 s" in _json(out / "_mlkube/progress/index-00000.json")["reason"]
+
+
+def test_entrypoint_functions_with_other_names(tmp_path: Path) -> None:
+    """BatchEntrypoint initFunction/runFunction: the scorer calls the named functions, so a
+    script without init()/run() scores; a misspelt name fails clearly (exit 43)."""
+    write_inputs(tmp_path / "in", "csv", (4, 5))
+    model = _script(
+        tmp_path,
+        """
+        import os
+        STATE = {}
+
+        def setup():
+            STATE["ready"] = "yes"
+
+        def score_batch(mini_batch):
+            return [os.path.basename(p) + ":" + STATE["ready"] for p in mini_batch]
+        """,
+    )
+    out = tmp_path / "out"
+    assert batch("plan", "--input", f"file://{tmp_path}/in", "--output", f"file://{out}").code == 0
+    scored = batch("score", "--output", f"file://{out}", "--model", str(model),
+                   "--entrypoint", "score.py", "--init-function", "setup",
+                   "--run-function", "score_batch")  # fmt: skip
+    assert scored.code == 0, scored.stderr
+    assert batch("merge", "--output", f"file://{out}").code == 0
+    assert (out / "predictions.csv").read_text().split() == [
+        "result", "part-00.csv:yes", "part-01.csv:yes",
+    ]  # fmt: skip
+    again = tmp_path / "again"
+    assert (
+        batch("plan", "--input", f"file://{tmp_path}/in", "--output", f"file://{again}").code == 0
+    )
+    wrong = batch("score", "--output", f"file://{again}", "--model", str(model),
+                  "--entrypoint", "score.py", "--init-function", "setup")  # fmt: skip
+    assert wrong.code == 43
+    reason = _json(again / "_mlkube/progress/index-00000.json")["reason"]
+    assert "defines no run(mini_batch) function" in reason

@@ -302,6 +302,50 @@ def test_plan_merge_and_resume_arguments() -> None:
         assert job["spec"]["podFailurePolicy"]["rules"][1]["action"] == "FailJob"
 
 
+def test_entrypoint_functions_reach_the_work_and_score_steps() -> None:
+    """initFunction/runFunction are scorer arguments of both steps that share the settings
+    digest (work and score must agree on it, or resume reuses nothing)."""
+    endpoint = BatchEndpointSpec.model_validate(
+        {
+            "deployments": [
+                {
+                    "name": "script",
+                    "model": "credit-v1",
+                    "entrypoint": {
+                        "path": "src/batch.py",
+                        "initFunction": "setup",
+                        "runFunction": "score_batch",
+                    },
+                }
+            ]
+        }
+    )
+    settings = resolve_settings(endpoint, JOB.model_copy(update={"overrides": None}))
+    assert (settings.init_function, settings.run_function) == ("setup", "score_batch")
+    shape = ScoreShape(plan_digest=PLAN, indexes=1)
+    score = build_score_job(
+        OWNER, output=OUT, shape=shape, settings=settings, model=MODEL, config=CONFIG
+    )
+    work = build_plan_job(
+        OWNER,
+        input_uri="s3://data/in/",
+        input_format="csv",
+        output=OUT,
+        settings=settings,
+        model=MODEL,
+        config=CONFIG,
+        resume=True,
+    )
+    expected = ["--entrypoint", "src/batch.py", "--init-function", "setup",
+                "--run-function", "score_batch"]  # fmt: skip
+    for job in (score, work):
+        command = _pod(job)["containers"][0]["command"]
+        at = command.index("--entrypoint")
+        assert command[at : at + 6] == expected
+    # Without an entrypoint the model's runtime scores: no function arguments.
+    assert "--run-function" not in _pod(_jobs()[1])["containers"][0]["command"]
+
+
 def test_pvc_outputs_are_mounted_read_write_and_inputs_read_only() -> None:
     plan = build_plan_job(
         OWNER,
