@@ -10,6 +10,8 @@ created per pass; the next pass (a Job event or the poll) takes the next step.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mlkube.api.batch_job import PlanSummary
 from mlkube.builders.batch_job import ScoreShape, Step, step_job_name, work_path
 from mlkube.builders.batch_job_observed import (
@@ -26,6 +28,7 @@ from mlkube.builders.model_facts import ModelFacts
 
 PLAN_FILE = "_mlkube/plan.json"
 THRESHOLD = "ErrorThresholdExceeded"
+INVALIDATED = "PartsInvalidated"
 __all__ = ["Decision", "Observed", "ResumeSource", "decide", "progress_plan"]
 
 
@@ -150,6 +153,15 @@ def _planning(obs: Observed, draft: StatusDraft) -> Decision:
         remaining = result.remaining or 0
         draft.plan = replace_plan(src.plan, indexes=index_count(remaining, instances))
         draft.counts_total(remaining, 0)
+        if result.invalidated:
+            # §6: parts of another model or settings are never mixed in; say why it reruns.
+            source = obs.spec.resume_from if obs.spec else ""
+            message = (
+                f"{result.invalidated} finished parts of {source} were made with another "
+                f"model or settings: {remaining} of {src.plan.mini_batches} mini-batches run again"
+            )
+            decision = _scoring(obs, draft)
+            return replace(decision, events=[("Warning", INVALIDATED, message), *decision.events])
     else:
         if result.mini_batches == 0:
             return _fail(

@@ -55,6 +55,8 @@ class Work:
     plan_digest: str
     remaining: tuple[int, ...]
     reused: int
+    invalidated: int = 0
+    """Good parts of this plan made by another model or settings: run again (PartsInvalidated)."""
 
     def for_index(self, index: int, indexes: int) -> tuple[int, ...]:
         """The ids index `index` of `indexes` runs: a contiguous slice of `remaining`."""
@@ -74,9 +76,17 @@ def digest_settings(settings: Mapping[str, Any]) -> str:
 def resume_work(plan: Plan, key: PartKey, records: Iterable[PartRecord] = ()) -> Work:
     """Every mini-batch of the plan without a reusable part (all of them for a fresh job)."""
     ids = range(len(plan.mini_batches))
+    records = list(records)
     done = {r.mini_batch for r in records if r.reusable_for(key) and r.mini_batch in ids}
     remaining = tuple(i for i in ids if i not in done)
-    return Work(key.plan_digest, remaining, len(done))
+    # Good parts that only the model or settings digest keeps from reuse: the operator says so.
+    stale = {
+        r.mini_batch
+        for r in records
+        if r.content_verified and r.failed == 0 and r.plan_digest == key.plan_digest
+        and r.mini_batch in ids and r.mini_batch not in done
+    }  # fmt: skip
+    return Work(key.plan_digest, remaining, len(done), len(stale))
 
 
 def compress(ids: Sequence[int]) -> list[list[int]]:
@@ -106,12 +116,19 @@ def serialize_work(work: Work) -> bytes:
         "remaining": compress(work.remaining),
         "reused": work.reused,
     }
+    if work.invalidated:  # absent when 0: work lists written before it keep their digest
+        body["invalidated"] = work.invalidated
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
 def parse_work(data: bytes) -> Work:
     try:
         raw = json.loads(data)
-        return Work(str(raw["planDigest"]), expand(raw["remaining"]), int(raw["reused"]))
+        return Work(
+            str(raw["planDigest"]),
+            expand(raw["remaining"]),
+            int(raw["reused"]),
+            int(raw.get("invalidated", 0)),
+        )
     except (ValueError, KeyError, TypeError) as err:
         raise PlanError(f"unreadable work list: {err}") from err

@@ -176,7 +176,7 @@ def _act(
         if err.status != 409:
             raise
         # Made by an earlier pass whose status write was lost: do not announce it twice.
-        events = [e for e in events if e[1] != "Started"]
+        events = [e for e in events if e[1] not in ("Started", "PartsInvalidated")]
     return events
 
 

@@ -73,7 +73,11 @@ def _plan_from_store(reader: OutputReader, job: str, resume: bool) -> PlanResult
         work = parse_work(data)
     except PlanError as err:
         return PlanResult(error=f"unreadable work list: {err}")
-    body = {"digest": plan_digest(data), "remaining": len(work.remaining)}
+    body = {
+        "digest": plan_digest(data),
+        "remaining": len(work.remaining),
+        "invalidated": work.invalidated,
+    }
     return parse_plan_result(json.dumps(body), resume=True)
 
 

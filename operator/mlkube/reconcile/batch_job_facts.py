@@ -40,6 +40,7 @@ class PlanResult:
     items: int = 0
     items_estimated: bool = False
     remaining: int | None = None  # resume: mini-batches left to run
+    invalidated: int = 0  # resume: good parts made by another model or settings
     error: str | None = None
 
 
@@ -124,7 +125,11 @@ def parse_plan_result(text: str | bytes | None, *, resume: bool = False) -> Plan
         return PlanResult(error=str(body["error"])[:2048])
     try:
         if resume:
-            return PlanResult(digest=str(body["digest"]), remaining=_count(body["remaining"]))
+            return PlanResult(
+                digest=str(body["digest"]),
+                remaining=_count(body["remaining"]),
+                invalidated=_count(body.get("invalidated", 0)),
+            )
         return PlanResult(
             digest=str(body["digest"]),
             mini_batches=_count(body["miniBatches"]),

@@ -64,4 +64,5 @@ def write_work(config: ScoreConfig, job: str) -> dict[str, Any]:
         "digest": plan_digest(data),
         "remaining": len(work.remaining),
         "reused": work.reused,
+        "invalidated": work.invalidated,
     }

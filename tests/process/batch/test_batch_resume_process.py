@@ -95,6 +95,10 @@ def test_resume_work_list_runs_only_what_is_missing_or_failed(tmp_path: Path, mo
     other = batch("work", "--output", f"file://{out}", "--job", "resume-2",
                   "--model-digest", "sha256:m2").summary()  # fmt: skip
     assert other["reused"] == 0 and other["remaining"] == merged.summary()["miniBatches"]["total"]
+    # ...and says how many good parts it set aside (the operator's PartsInvalidated Event).
+    assert other["invalidated"] == other["remaining"] and summary["invalidated"] == 0
+    stored = json.loads((out / "_mlkube/work/resume-2.json").read_text())
+    assert stored["invalidated"] == other["invalidated"]
 
 
 def test_killed_pod_rerun_redoes_only_unfinished_mini_batches(tmp_path: Path) -> None:

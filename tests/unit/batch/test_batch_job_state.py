@@ -376,6 +376,47 @@ def test_resume_waits_for_a_finished_source_and_reuses_its_plan_and_output() -> 
     assert merge.create == "merge" and merge.status["phase"] == "Merging"
 
 
+def test_resume_with_invalidated_parts_warns_parts_invalidated() -> None:
+    """§6: parts of another model or settings are not reused; the resume degrades to a
+    (full) rerun and says so with a Warning Event, once, when the score Job is created."""
+    source = ResumeSource(True, "Failed", SOURCE_PLAN, OUT)
+    work = parse_plan_result(
+        '{"digest":"d","remaining":10,"reused":0,"invalidated":7}', resume=True
+    )
+    assert work is not None and work.invalidated == 7
+    scored = decide(
+        obs(spec=RESUME, source=source, jobs={"plan": JobFacts("p", "Complete")}, plan_result=work)
+    )
+    assert scored.create == "score"
+    warning = [e for e in scored.events if e[1] == "PartsInvalidated"]
+    assert warning == [
+        (
+            "Warning",
+            "PartsInvalidated",
+            "7 finished parts of first were made with another model or settings: "
+            "10 of 10 mini-batches run again",
+        )
+    ]
+    # The next pass (plan recorded in status) does not say it again.
+    later = decide(
+        obs(
+            spec=RESUME,
+            source=source,
+            status=scored.status,
+            jobs={"plan": JobFacts("p", "Complete"), "score": JobFacts("s")},
+            plan_result=work,
+        )
+    )
+    assert all(e[1] != "PartsInvalidated" for e in later.events)
+    # An ordinary resume (nothing invalidated) has no such Event.
+    plain = parse_plan_result('{"digest":"d","remaining":3,"reused":7}', resume=True)
+    assert plain is not None and plain.invalidated == 0
+    quiet = decide(
+        obs(spec=RESUME, source=source, jobs={"plan": JobFacts("p", "Complete")}, plan_result=plain)
+    )
+    assert quiet.create == "score" and all(e[1] != "PartsInvalidated" for e in quiet.events)
+
+
 def test_facts_parsing() -> None:
     job = {
         "metadata": {"name": "j"},

@@ -78,6 +78,20 @@ def test_resume_never_reruns_a_verified_part(
 def test_parts_that_do_not_match_rerun(change: dict[str, object]) -> None:
     work = resume_work(_plan(6), KEY, [_record(0), _record(1, **change)])
     assert work.remaining == (1, 2) and work.reused == 1
+    # Only a good part of this plan kept out by the model or settings digest is "invalidated"
+    # (the PartsInvalidated Event); failed, broken or foreign parts are ordinary reruns.
+    digest_only = "model_digest" in change or "settings_digest" in change
+    assert work.invalidated == (1 if digest_only else 0)
+    assert parse_work(serialize_work(work)) == work
+
+
+def test_another_model_invalidates_every_part_and_the_count_is_kept() -> None:
+    other = PartKey(KEY.plan_digest, "sha256:" + "d" * 64, KEY.settings_digest)
+    work = resume_work(_plan(6), other, [_record(0), _record(1), _record(2, failed=1)])
+    assert (work.remaining, work.reused, work.invalidated) == ((0, 1, 2), 0, 2)
+    assert b'"invalidated":2' in serialize_work(work)
+    # Without invalidated parts the work list is byte-for-byte what it was before the field.
+    assert b"invalidated" not in serialize_work(resume_work(_plan(6), KEY, [_record(0)]))
 
 
 def test_records_outside_the_plan_are_ignored() -> None:

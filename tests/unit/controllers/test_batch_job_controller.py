@@ -288,10 +288,45 @@ def test_resume_reuses_the_source_output_and_reads_the_work_list(
     )
     (out / "_mlkube/work").mkdir(parents=True)
     (out / "_mlkube/work/again.json").write_bytes(serialize_work(Work(PLAN, (5, 6, 7), 5)))
-    controller.reconcile(kube, config, NS, "again", NOW)
+    outcome = controller.reconcile(kube, config, NS, "again", NOW)
+    assert "PartsInvalidated" not in [e[1] for e in outcome.events]
     score = controller.owned_jobs(kube, NS, "again", "again-uid")["score"]
     args = score["spec"]["template"]["spec"]["containers"][0]["command"]
     assert args[-2:] == ["--work", "_mlkube/work/again.json"]
     assert score["spec"]["completions"] == 3
     again = kube.stored(API, "BatchJob", "again", NS)["status"]
     assert again["miniBatches"]["total"] == 3 and again["plan"]["digest"] == PLAN
+
+
+def test_resume_with_another_model_emits_parts_invalidated(
+    out: Path, config: OperatorConfig
+) -> None:
+    """The work list read from the output says the source's parts were made by another model:
+    the controller reports the PartsInvalidated Event when it creates the (full) score Job."""
+    kube = cluster(out)
+    planned(kube, config, out)
+    kube.mutate((API, "BatchJob", NS, "j"), lambda o: o["spec"].update(cancel=True))
+    run(kube, config)
+    kube.put(
+        {
+            "apiVersion": API,
+            "kind": "BatchJob",
+            "metadata": {"name": "again", "namespace": NS, "uid": "again-uid"},
+            "spec": {"endpoint": "e", "input": {"uri": "s3://data/in/"}, "resumeFrom": "j"},
+        }
+    )
+    controller.reconcile(kube, config, NS, "again", NOW)
+    plan = controller.owned_jobs(kube, NS, "again", "again-uid")["plan"]
+    kube.mutate(
+        ("batch/v1", "Job", NS, plan["metadata"]["name"]),
+        lambda j: j.update(status={"conditions": [{"type": "Complete", "status": "True"}]}),
+    )
+    (out / "_mlkube/work").mkdir(parents=True)
+    work = Work(PLAN, tuple(range(8)), 0, invalidated=6)
+    (out / "_mlkube/work/again.json").write_bytes(serialize_work(work))
+    outcome = controller.reconcile(kube, config, NS, "again", NOW)
+    assert [e[:2] for e in outcome.events] == [("Warning", "PartsInvalidated")]
+    assert "6 finished parts of j" in outcome.events[0][2]
+    assert "score" in controller.owned_jobs(kube, NS, "again", "again-uid")
+    again = controller.reconcile(kube, config, NS, "again", NOW)
+    assert "PartsInvalidated" not in [e[1] for e in again.events]
