@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mlkube.cli.batch_api import pod_logs
 from mlkube.k8s import Kube
 from support.podexec import POD_ANNOTATIONS, PodExecutor
 from support.waiting import wait_for
@@ -121,6 +122,10 @@ def test_indexed_job_completes_with_messages(
         assert init["exitCode"] == 0
         name = pod["metadata"]["name"]
         assert f"log line of {index}" in pod_executor.container_log(namespace, name, "main")
+        # ...and through the API, as `kubectl logs` / `mlkube batch jobs logs` read it: the
+        # API server asks the node's "kubelet" (kwok), which serves the executor's file.
+        assert pod_logs(kube, namespace, name, "main") == f"log line of {index}\n"
+        assert pod_logs(kube, namespace, name, "init") == ""
         # Volumes (the secret's value could be in them) go with the pod's end; logs stay.
         assert not (pod_executor.pod_dirs(namespace, name)[-1] / "volumes").exists()
 

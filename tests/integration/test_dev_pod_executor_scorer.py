@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from mlkube.cli.batch_api import pod_logs
 from mlkube.devcluster import batch_samples
 from mlkube.k8s import Kube
 from mlkube.storage import compute_digest
@@ -104,6 +105,11 @@ def test_plan_score_merge_of_the_sample_input(
         ["batch", "plan", "--input", inputs.as_uri(), "--output", out,
          "--mini-batch-size", "15000rows"])]), 60))  # fmt: skip
     assert plan["miniBatches"] == 3, plan
+    # The scorer's own log (its summary line) through the API, as `mlkube batch jobs logs`
+    # reads it in `make dev`: kwok serves the file the executor keeps.
+    selector = "batch.kubernetes.io/job-name=sample-plan"
+    pod = kube.list("v1", "Pod", namespace, label_selector=selector)[0]["metadata"]["name"]
+    assert plan["digest"] in pod_logs(kube, namespace, pod, "scorer")
 
     init, score = score_pod(out, plan["digest"], 2)
     job = batch_job("sample-score", [score], initContainers=[init], **indexed(2, 1))

@@ -137,6 +137,7 @@ class Cluster:
             )
             self._wait("kube-apiserver", deadline, self._apiserver_ready)
             self._start_controllers(bin_dir, pki.sa_private)
+            self._install_kwok_crds(deadline)
             self._start_kwok(bin_dir)
             self._create_nodes()
             self._wait("default service account", deadline, self._default_sa_exists)
@@ -284,11 +285,31 @@ class Cluster:
                 f"--node-lease-duration-seconds={self.node_lease_seconds}",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 "--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom",
+                # Pod logs of the dev pod executor (kwok.py): Logs objects, not config.
+                f"--enable-crds={kwok.ENABLED_CRDS}",
                 "--cidr=10.244.0.1/16",
-                "--node-ip=10.244.0.1",
+                # The fake nodes' "kubelet" is kwok's own server, on loopback: the API server
+                # reaches it for pods/log (kwok.py) at InternalIP:kubeletEndpoint.Port. An
+                # address off this machine could not be reached (nor should it be).
+                "--node-ip=127.0.0.1",
+                f"--node-port={self.state.ports['kwok']}",
                 f"--server-address=127.0.0.1:{self.state.ports['kwok']}",
             ],
         )
+
+    def _install_kwok_crds(self, deadline: float) -> None:
+        """kwok watches Logs objects (--enable-crds): their CRD is there before it starts."""
+        path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+        status, payload = self.request("POST", path, kwok.build_logs_crd())
+        if status not in (201, 409):
+            raise ClusterError(f"creating the kwok Logs CRD: {status} {payload}")
+
+        def established() -> bool:
+            _, crd = self.request("GET", f"{path}/{kwok.LOGS_CRD}")
+            conditions = (crd.get("status") or {}).get("conditions") or []
+            return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+        self._wait("the kwok Logs CRD", deadline, established)
 
     # -- API helpers (urllib: the launcher must not need the kubernetes client) ------
     def request(

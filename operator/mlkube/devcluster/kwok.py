@@ -11,6 +11,13 @@ A kubelet also re-reports pods Ready once its node is back; kwok's stages never 
 extra stage does: after a laptop sleep or a frozen kwok, pods recover instead of staying
 NotReady for good. Pods annotated `kwok.x-k8s.io/status=custom` stay hands-off (tests that
 drive pod status themselves).
+
+Pod logs: the API server forwards `pods/log` to kwok (the node's kubelet endpoint), which
+serves a container's log only when a kwok `Logs` object names the file (else 404). kwok runs
+with `--enable-crds=Logs` and the launcher installs kwok's Logs CRD, so the dev pod executor
+creates one `Logs` per pod it runs (podexec_logs), owned by the pod: `kubectl logs` and
+`mlkube batch jobs logs` work as with a kubelet. Static `--config` Logs cannot do it: a file
+path per pod is only known once the pod exists.
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 DEFAULT_LEASE_SECONDS: Final = 40  # the kubelet's default nodeLeaseDurationSeconds
+KWOK_API_VERSION: Final = "kwok.x-k8s.io/v1alpha1"
+LOGS_CRD: Final = "logs.kwok.x-k8s.io"
+ENABLED_CRDS: Final = "Logs"  # kwok's --enable-crds: Logs objects are watched, not configured
 
 
 def lease_seconds(grace_period: float | None) -> int:
@@ -63,5 +73,76 @@ def build_pod_recover_stage() -> dict[str, Any]:
                     "  type: ContainersReady\n"
                 )
             },
+        },
+    }
+
+
+def build_logs_crd() -> dict[str, Any]:
+    """kwok's `Logs` CRD (kwok v0.8 kustomize/crd/bases/kwok.x-k8s.io_logs.yaml, spec part; the
+    status kwok never writes for Logs is left open)."""
+    log = {
+        "type": "object",
+        "properties": {
+            "containers": {"type": "array", "items": {"type": "string"}},
+            "follow": {"type": "boolean"},
+            "logsFile": {"type": "string"},
+            "previousLogsFile": {"type": "string"},
+        },
+    }
+    schema = {
+        "type": "object",
+        "required": ["metadata", "spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {
+                "type": "object",
+                "required": ["logs"],
+                "properties": {"logs": {"type": "array", "items": log}},
+            },
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": LOGS_CRD},
+        "spec": {
+            "group": "kwok.x-k8s.io",
+            "names": {"kind": "Logs", "listKind": "LogsList", "plural": "logs", "singular": "logs"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1alpha1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                    "subresources": {"status": {}},
+                }
+            ],
+        },
+    }
+
+
+def build_pod_logs(pod: dict[str, Any], files: dict[str, str]) -> dict[str, Any]:
+    """The `Logs` object that makes kwok serve each container's log file (CRI format) of a
+    pod; owned by the pod, so it goes when the pod goes."""
+    meta = pod["metadata"]
+    return {
+        "apiVersion": KWOK_API_VERSION,
+        "kind": "Logs",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}
+            ],
+        },
+        "spec": {
+            "logs": [
+                {"containers": [name], "logsFile": path, "follow": True}
+                for name, path in sorted(files.items())
+            ]
         },
     }

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mlkube.devcluster import podexec_status as st
+from mlkube.devcluster.podexec_logs import expose_logs
 from mlkube.devcluster.podexec_run import PodRun, start_pod
 from mlkube.devcluster.podexec_spec import Lookup, NotYet, Refused, decode_data
 from mlkube.k8s import ApiError, Kube
@@ -77,6 +78,7 @@ class Executor:
         self.finished: set[str] = set()  # uids run (or refused) here: never again
         self.retry_at: dict[str, float] = {}
         self.waiting_message: dict[str, str] = {}
+        self.logs_unavailable = False  # said once: kwok's Logs CRD is missing
         self.stopping = False
 
     # -- the loop ----------------------------------------------------------------------
@@ -139,6 +141,7 @@ class Executor:
         self.retry_at.pop(uid, None)
         self.waiting_message.pop(uid, None)
         self.runs[uid] = run
+        self.expose_logs(pod, run)
         log(f"{_key(pod)}: started {run.current_names()}")
         self.write(pod, run.status(now()))
         run.dirty = False
@@ -154,6 +157,7 @@ class Executor:
             run.message = f"Pod was active on the node longer than {deadline} s"
         # `dirty` until written: a failed write (API restarting) is retried next tick.
         run.dirty = run.poll(now()) or run.dirty
+        run.pump_logs()
         if run.dirty:
             self.write(run.pod, run.status(now()))
             run.dirty = False
@@ -223,6 +227,15 @@ class Executor:
         except ApiError as err:
             if err.status != 404:
                 raise
+
+    def expose_logs(self, pod: dict[str, Any], run: PodRun) -> None:
+        """Best effort: without kwok's Logs CRD the pod still runs, its logs stay files."""
+        try:
+            expose_logs(self.kube, pod, run.log_files())
+        except ApiError as err:
+            if not self.logs_unavailable:
+                log(f"{_key(pod)}: logs only as files ({err}); is kwok's Logs CRD installed?")
+            self.logs_unavailable = True
 
     def delete(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]

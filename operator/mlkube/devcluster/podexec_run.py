@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mlkube.devcluster import podexec_status as st
+from mlkube.devcluster.podexec_logs import LogMirror
 from mlkube.devcluster.podexec_spec import (
     ContainerRun,
     Lookup,
@@ -104,6 +105,8 @@ class PodRun:
         self.dirty = True  # status not written since it changed
         self.started = time.monotonic()
         self.reason = self.message = ""  # the pod's own (DeadlineExceeded)
+        # CRI copies of the raw logs, which kwok serves (podexec_logs).
+        self.mirrors = {c.name: LogMirror(c.log) for c in inits + mains}
         self._launch(t)
 
     # -- processes -----------------------------------------------------------------------
@@ -138,6 +141,7 @@ class PodRun:
         code = st.exit_code(returncode)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.procs[c.name].pid, signal.SIGKILL)  # what it left behind
+        self.mirrors[c.name].pump(final=True)  # its log is whole before its status says ended
         text = c.termination.read_text(errors="replace") if c.termination.exists() else ""
         with open(c.log, "rb") as log:
             log.seek(max(0, log.seek(0, os.SEEK_END) - LOG_TAIL_READ))
@@ -169,6 +173,15 @@ class PodRun:
             ok = all(self.states[c.name]["terminated"]["exitCode"] == 0 for c in self.mains)
             self.phase = "Succeeded" if ok else "Failed"
         return True
+
+    def pump_logs(self) -> None:
+        """Copy the running containers' new complete log lines for kwok (each tick)."""
+        for name in self.procs:
+            self.mirrors[name].pump()
+
+    def log_files(self) -> dict[str, str]:
+        """container -> its CRI log (what the pod's kwok Logs object names)."""
+        return {name: str(m.cri) for name, m in self.mirrors.items()}
 
     def signal_all(self, sig: int) -> None:
         for proc in self.procs.values():
