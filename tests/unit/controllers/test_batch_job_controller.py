@@ -330,3 +330,81 @@ def test_resume_with_another_model_emits_parts_invalidated(
     assert "score" in controller.owned_jobs(kube, NS, "again", "again-uid")
     again = controller.reconcile(kube, config, NS, "again", NOW)
     assert "PartsInvalidated" not in [e[1] for e in again.events]
+
+
+def test_status_writes_leave_nothing_stale_through_a_resume(
+    out: Path, config: OperatorConfig
+) -> None:
+    """The status is written by merge patch, which never removes a key the new status lacks;
+    it does not need to: every pass writes the whole status (StatusDraft carries each field
+    over), so after each pass the stored status IS the decided one. A job resumed after a
+    source that failed with errors ends with its own message and no lastErrors of the source."""
+
+    def reconcile(name: str) -> dict[str, Any]:
+        outcome = controller.reconcile(kube, config, NS, name, NOW)
+        assert outcome.decision is not None
+        stored = kube.stored(API, "BatchJob", name, NS)["status"]
+        assert stored == outcome.decision.status  # no leftover key from an earlier pass
+        return stored
+
+    kube = cluster(out)
+    kube.delete(API, "Model", "m", NS)
+    reconcile("j")
+    finish(kube, "plan")
+    write(out, "_mlkube/plan-summary.json", {"digest": PLAN, "miniBatches": 8, "items": 80})
+    assert "waiting" in reconcile("j")["message"]  # no Model yet
+    kube.put(ready_model())
+    assert reconcile("j")["phase"] == "Running"  # the score Job is created
+    bad = progress(0, 1, failed_items=1)
+    bad["lastErrors"] = [{"miniBatch": 0, "attempt": 1, "message": "ValueError: bad row"}]
+    write(out, "_mlkube/progress/index-00000.json", bad)
+    running = reconcile("j")
+    assert running["lastErrors"][0]["message"] == "ValueError: bad row"
+    assert "waiting" not in running["message"]
+    finish(kube, "score", "Failed")
+    assert reconcile("j")["phase"] == "Failed"
+
+    kube.put(
+        {
+            "apiVersion": API,
+            "kind": "BatchJob",
+            "metadata": {"name": "again", "namespace": NS, "uid": "again-uid"},
+            "spec": {"endpoint": "e", "input": {"uri": "s3://data/in/"}, "resumeFrom": "j"},
+        }
+    )
+    reconcile("again")
+    plan = controller.owned_jobs(kube, NS, "again", "again-uid")["plan"]
+    kube.mutate(
+        ("batch/v1", "Job", NS, plan["metadata"]["name"]),
+        lambda j: j.update(status={"conditions": [{"type": "Complete", "status": "True"}]}),
+    )
+    (out / "_mlkube/progress/index-00000.json").unlink()  # what `batch work` does
+    write(out, "_mlkube/work/again.json", json.loads(serialize_work(Work(PLAN, (0, 1), 6))))
+    reconcile("again")
+    score = controller.owned_jobs(kube, NS, "again", "again-uid")["score"]
+    kube.mutate(
+        ("batch/v1", "Job", NS, score["metadata"]["name"]),
+        lambda j: j.update(status={"conditions": [{"type": "Complete", "status": "True"}]}),
+    )
+    reconcile("again")
+    merge = controller.owned_jobs(kube, NS, "again", "again-uid")["merge"]
+    kube.mutate(
+        ("batch/v1", "Job", NS, merge["metadata"]["name"]),
+        lambda j: j.update(status={"conditions": [{"type": "Complete", "status": "True"}]}),
+    )
+    write(
+        out,
+        "_mlkube/manifest.json",
+        {
+            "planDigest": PLAN,
+            "parts": [],
+            "miniBatches": {"total": 8, "succeeded": 8, "failed": 0},
+            "items": {"total": 80, "succeeded": 80, "failed": 0},
+        },
+    )
+    done = reconcile("again")
+    assert done["phase"] == "Succeeded"
+    assert done["message"].startswith("80/80 items scored, 0 failed")
+    assert not done.get("lastErrors")  # nothing of the source's errors
+    ready = next(c for c in done["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True" and ready["message"] == done["message"]
