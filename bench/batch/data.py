@@ -1,6 +1,6 @@
 """The batch benchmark's input and models, generated once and cached by their parameters.
 
-1,000,000 rows × 20 float features (rounded to 6 decimals so CSV and Parquet hold the same
+1,000,000 rows x 20 float features (rounded to 6 decimals so CSV and Parquet hold the same
 values) as one CSV file and one Parquet file (row groups of 50,000 rows), and two models
 trained on a 20,000-row sample: a 100-tree random forest (depth 10) and a logistic regression,
 saved as joblib (what mlkube and the Azure-style loop load) and converted once to ONNX (what
@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-CACHE = Path(os.environ.get("MLKUBE_BENCH_CACHE", Path.home() / ".cache" / "mlkube" / "bench-batch"))
+CACHE = Path(
+    os.environ.get("MLKUBE_BENCH_CACHE", Path.home() / ".cache" / "mlkube" / "bench-batch")
+)
 GENERATOR_VERSION = 1
 MODELS = ("rf", "lr")
 
@@ -83,9 +85,9 @@ def ensure(params: Params, log: bool = True) -> Dataset:
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
+    from skl2onnx import to_onnx
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
-    from skl2onnx import to_onnx
 
     if log:
         print(f"generating {params.rows:,} rows x {params.features} into {folder} ...", flush=True)

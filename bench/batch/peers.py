@@ -213,9 +213,10 @@ def ray(args: argparse.Namespace) -> dict[str, Any]:
     dataset.write_csv(str(Path(args.output) / "ray"))
     done = time.perf_counter()
     sockets = loopback_only()
-    rows = sum(
-        sum(1 for _ in open(p)) - 1 for p in (Path(args.output) / "ray").glob("*.csv")
-    )  # the files Ray wrote, counted after the clock stopped
+    rows = 0  # the files Ray wrote, counted after the clock stopped
+    for path in (Path(args.output) / "ray").glob("*.csv"):
+        with open(path) as handle:
+            rows += sum(1 for _ in handle) - 1
     ray_lib.shutdown()
     return {
         "rows": rows,

@@ -3,7 +3,7 @@
     python bench/batch/run.py [--quick] [--rows N] [--models rf,lr] [--formats parquet,csv]
                               [--cases floor,ray,azure,mlkube1,mlkube2] [--json PATH]
 
-One run scores the same input (bench/batch/data.py: 1,000,000 rows × 20 features, CSV and
+One run scores the same input (bench/batch/data.py: 1,000,000 rows x 20 features, CSV and
 Parquet, cached) with the same models, every case a real process tree:
   floor    one process: pyarrow reads, one-thread onnxruntime in 100,000-row chunks, pyarrow
            CSV writer (bench/batch/peers.py)
@@ -13,7 +13,7 @@ Parquet, cached) with the same models, every case a real process tree:
   mlkube1  `python -m mlkube_serving batch plan`, `score --concurrency 1`, `merge` (CSV output)
   mlkube2  the same with `score --concurrency 2`
 Wall time is the whole process tree (interpreters, imports, model loads, writes; mlkube: all
-three steps). Peak RSS is sampled every 20 ms as the sum over the process tree (/proc), plus
+three steps). Peak RSS is sampled every 50 ms as the sum over the process tree (/proc), plus
 the largest single process. Then mlkube1 again over Parquet at two mini-batch sizes shows
 peak memory follows the mini-batch, not the input. Prints a Markdown table with ratios to the
 floor and whether each target holds; the load average is printed because the machine is shared.
@@ -68,32 +68,25 @@ class Measured:
         return self.rows / self.wall if self.wall else 0.0
 
 
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
 def tree_rss(root: int) -> tuple[int, int]:
-    """(sum, max) of VmRSS in kB over `root` and its descendants."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status") as handle:
-                text = handle.read()
-        except OSError:
-            continue
-        ppid, kb = 0, 0
-        for line in text.splitlines():
-            if line.startswith("PPid:"):
-                ppid = int(line.split()[1])
-            elif line.startswith("VmRSS:"):
-                kb = int(line.split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = kb
+    """(sum, max) of resident kB over `root` and its descendants, found through the kernel's
+    per-task `children` lists (a few reads per sample, not a scan of all of /proc)."""
     total, largest, todo = 0, 0, [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
-        largest = max(largest, rss.get(pid, 0))
-        todo.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/statm") as handle:
+                kb = int(handle.read().split()[1]) * PAGE_KB
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as handle:
+                    todo.extend(int(c) for c in handle.read().split())
+        except (OSError, ValueError):
+            continue  # exited between two reads
+        total += kb
+        largest = max(largest, kb)
     return total, largest
 
 
@@ -110,7 +103,7 @@ def run_sampled(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str,
         while not done.is_set():
             total, largest = tree_rss(process.pid)
             peaks[0], peaks[1] = max(peaks[0], total), max(peaks[1], largest)
-            done.wait(0.02)
+            done.wait(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -208,15 +201,16 @@ def mismatches(a: Path, b: Path) -> int:
 def table(results: list[Measured]) -> str:
     floors = {(m.fmt, m.model): m for m in results if m.case == "floor"}
     lines = [
-        "| format | model | case | wall s | rows/s | × floor | peak RSS tree / largest MB | load | notes |",
+        "| format | model | case | wall s | rows/s | x floor | peak RSS tree / largest MB "
+        "| load | notes |",
         "|---|---|---|--:|--:|--:|--:|--:|---|",
-    ]  # fmt: skip
+    ]
     for m in results:
         base = floors.get((m.fmt, m.model))
-        ratio = f"{base.wall / m.wall:.2f}" if base and m.wall else "–"
-        wall = f"{m.wall:.2f}" if m.wall else "–"
-        rate = f"{m.rate:,.0f}" if m.wall else "–"
-        mem = f"{m.peak_tree_mb:,.0f} / {m.peak_process_mb:,.0f}" if m.wall else "–"
+        ratio = f"{base.wall / m.wall:.2f}" if base and m.wall else "-"
+        wall = f"{m.wall:.2f}" if m.wall else "-"
+        rate = f"{m.rate:,.0f}" if m.wall else "-"
+        mem = f"{m.peak_tree_mb:,.0f} / {m.peak_process_mb:,.0f}" if m.wall else "-"
         lines.append(f"| {m.fmt} | {m.model} | {m.case} | {wall} | {rate} | {ratio} | {mem} | "
                      f"{m.load:.1f} | {m.note} |")  # fmt: skip
     return "\n".join(lines)
@@ -226,7 +220,9 @@ def verdicts(results: list[Measured]) -> list[str]:
     by = {(m.fmt, m.model, m.case): m for m in results if m.wall}
     out = []
     for fmt, model in sorted({(m.fmt, m.model) for m in results}):
-        floor, one, two, ray = (by.get((fmt, model, c)) for c in ("floor", "mlkube1", "mlkube2", "ray"))
+        floor, one, two, ray = (
+            by.get((fmt, model, c)) for c in ("floor", "mlkube1", "mlkube2", "ray")
+        )
         label = f"{fmt}/{model}"
         if floor and one:
             r = floor.wall / one.wall
@@ -262,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     mini = args.mini_batch or max(group, rows // 10)
     sizes = [int(s) for s in (args.memory_sizes or f"{group},{4 * group}").split(",")]
     cpus = os.cpu_count() or 2
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"# batch benchmark: {rows:,} rows x 20, {platform.node()}, {cpus} cores, "
-          f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}", flush=True)  # fmt: skip
+          f"load average {load}", flush=True)  # fmt: skip
     ds = bench_data.ensure(bench_data.Params(rows=rows, row_group=group,
                                              train_rows=min(args.train_rows, rows)))  # fmt: skip
     ray_python, ray_why = (None, "")
@@ -295,8 +292,11 @@ def main(argv: list[str] | None = None) -> int:
                     if m.rows != rows:
                         raise RuntimeError(f"{case} {fmt}/{model} scored {m.rows} of {rows} rows")
                     results.append(m)
-                    print(f"  {fmt}/{model} {case}: {m.wall:.2f} s, {m.rate:,.0f} rows/s, "
-                          f"peak {m.peak_tree_mb:,.0f} MB (load {m.load:.1f})", flush=True)  # fmt: skip
+                    print(
+                        f"  {fmt}/{model} {case}: {m.wall:.2f} s, {m.rate:,.0f} rows/s, "
+                        f"peak {m.peak_tree_mb:,.0f} MB (load {m.load:.1f})",
+                        flush=True,
+                    )
                     if case not in ("floor",):
                         shutil.rmtree(out, ignore_errors=True)
         memory = []
@@ -304,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
             for size in sizes:
                 out = scratch / f"memory-{size}"
                 out.mkdir()
-                memory.append(mlkube(1, ds, "parquet", models[-1], out, size, f"mlkube1 {size}rows"))
+                memory.append(
+                    mlkube(1, ds, "parquet", models[-1], out, size, f"mlkube1 {size}rows")
+                )
                 shutil.rmtree(out, ignore_errors=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -316,8 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     if memory:
         in_memory = rows * 20 * 8 / 2**20
         print()
-        print(f"peak memory vs mini-batch size (Parquet, {models[-1]}, 1 worker; the input is "
-              f"{ds.parquet.stat().st_size / 2**20:,.0f} MB on disk, {in_memory:,.0f} MB as float64):")  # fmt: skip
+        on_disk = ds.parquet.stat().st_size / 2**20
+        print(
+            f"peak memory vs mini-batch size (Parquet, {models[-1]}, 1 worker; the input is "
+            f"{on_disk:,.0f} MB on disk, {in_memory:,.0f} MB as float64):"
+        )
         for m in memory:
             print(f"  {m.case}: peak RSS tree {m.peak_tree_mb:,.0f} MB, largest process "
                   f"{m.peak_process_mb:,.0f} MB, wall {m.wall:.2f} s")  # fmt: skip

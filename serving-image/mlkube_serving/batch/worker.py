@@ -4,30 +4,51 @@ Workers are separate processes (spawned, not forked: no inherited onnxruntime th
 locks) so that `maxConcurrencyPerInstance` uses that many cores and a hanging `run()` can be
 ended by killing its process, the only reliable way to stop arbitrary user code. The parent
 sends `(MiniBatch, attempt)`; the worker commits the part itself (results never cross the
-pipe) and answers with the record, or with the error that failed the mini-batch.
+pipe) and answers with the record, or with the error that failed the mini-batch. Workers
+are spawned before the parent has read the plan; the job comes as the first message.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict
 from multiprocessing.connection import Connection
 
-from mlkube_serving.batch.execute import Job, score_mini_batch
+from mlkube_serving.batch.execute import score_mini_batch
 from mlkube_serving.batch.scoring import create_scorer
 from mlkube_serving.batch.store import Store
 
 log = logging.getLogger(__name__)
 
 
-def worker_main(conn: Connection, job: Job, input_uri: str) -> None:
-    """Protocol: -> ("ready",) | ("fatal", msg); then per request -> ("done", id, record) or
-    ("failed", id, msg); a None request or a closed pipe ends the worker."""
+def warm_up() -> None:
+    """Import what every mini-batch needs while the parent reads the plan and converts the
+    model: these imports overlap the parent's work instead of following it."""
+    import numpy  # noqa: F401
+    import onnxruntime  # noqa: F401
+    import pandas  # noqa: F401
+    import pyarrow.csv
+    import pyarrow.parquet  # noqa: F401
+
+
+def worker_main(conn: Connection) -> None:
+    """Protocol: <- ("init", job, input_uri, prepared) -> ("ready",) | ("fatal", msg); then
+    per request -> ("done", id, record) or ("failed", id, msg, retryable); a None request or
+    a closed pipe ends the worker at once (its parts are committed: nothing to flush)."""
+    warm_up()
+    try:
+        init = conn.recv()
+    except EOFError:
+        os._exit(0)
+    if init is None:
+        os._exit(0)
+    _, job, input_uri, prepared = init
     from mlkube_serving.batch.listing import input_store
 
     try:
         config = job.config
-        scorer = create_scorer(config.model_path, config.framework, config.entrypoint)
+        scorer = create_scorer(config.model_path, config.framework, config.entrypoint, prepared)
         if hasattr(scorer, "chunk_rows"):
             scorer.chunk_rows = config.chunk_rows
         source = input_store(input_uri)
@@ -40,9 +61,9 @@ def worker_main(conn: Connection, job: Job, input_uri: str) -> None:
         try:
             request = conn.recv()
         except EOFError:
-            return
+            os._exit(0)
         if request is None:
-            return
+            os._exit(0)
         batch, attempt = request
         try:
             record = score_mini_batch(job, batch, attempt, scorer, source, sink)
