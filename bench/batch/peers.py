@@ -7,7 +7,7 @@
 `floor`: what the hardware does — one process streams the input with pyarrow (single-threaded
 reads, as the scorer's), predicts with a one-thread onnxruntime session in 100,000-row chunks
 and writes one CSV with pyarrow's writer. `ray`: Ray Data `map_batches` with the same ONNX
-model, one actor per CPU, `write_csv` (Ray runs local-only: loopback, no dashboard, no usage
+model, one actor per core, `write_csv` (Ray runs local-only: loopback, no dashboard, no usage
 stats, and the process checks its own sockets). `azure`: Azure ML's batch contract as users
 write it — `init()` loads the scikit-learn model, `run(mini_batch)` gets a pandas DataFrame and
 returns predictions, the driver appends them to the output with pandas.
@@ -111,8 +111,8 @@ def azure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def loopback_only() -> dict[str, Any]:
-    """Every TCP/UDP socket on this machine that belongs to this process tree's Ray processes:
-    listening addresses and remote peers. Off-machine peers would be a failure."""
+    """Every TCP/UDP socket of this process tree (Ray's GCS, raylet, workers): listening
+    addresses and peers. Anything but loopback, listening or connected, is reported."""
     mine = ray_pids()
     inodes = {}
     for pid in mine:
@@ -123,7 +123,7 @@ def loopback_only() -> dict[str, Any]:
                     inodes[target[8:-1]] = pid
         except OSError:
             continue
-    listening, remotes = set(), set()
+    listening, remotes, detail = set(), set(), []
     for table in ("tcp", "tcp6", "udp", "udp6"):
         try:
             lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
@@ -138,9 +138,11 @@ def loopback_only() -> dict[str, Any]:
                 listening.add(local.rsplit(":", 1)[0])
             elif not remote.startswith(("0.0.0.0", "::")):
                 remotes.add(remote.rsplit(":", 1)[0])
-    off = sorted(r for r in remotes if not r.startswith("127.") and r != "::1")
+                if not remote.startswith("127."):
+                    detail.append(f"{table} {local} -> {remote} (pid {inodes[fields[9]]})")
+    off = sorted(r for r in remotes | listening if not r.startswith("127.") and r != "::1")
     return {"processes": len(mine), "listen": sorted(listening), "peers": sorted(remotes),
-            "offMachine": off}  # fmt: skip
+            "offMachine": off, "detail": detail}  # fmt: skip
 
 
 def ray_pids() -> list[int]:
@@ -180,6 +182,10 @@ def decode(raw: str) -> str:
 
 def ray(args: argparse.Namespace) -> dict[str, Any]:
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage report to the internet
+    # Without this, Ray takes the address of the default route's interface as the node's IP
+    # even when told 127.0.0.1 (it "resolves" loopback to a reachable address); single-node
+    # mode (Ray's own switch for laptops) keeps every component on 127.0.0.1.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     import numpy as np
     import ray as ray_lib
@@ -207,8 +213,10 @@ def ray(args: argparse.Namespace) -> dict[str, Any]:
             return {"prediction": pred.reshape(-1)}
 
     reader = ray_lib.data.read_parquet if args.format == "parquet" else ray_lib.data.read_csv
+    # One actor per core. Each reserves half a CPU: with num_cpus=1, two actors hold both
+    # CPUs of a 2-CPU Ray and the listing/read tasks never schedule (observed: stuck forever).
     dataset = reader(args.input).map_batches(
-        Predict, batch_size=CHUNK, batch_format="numpy", concurrency=args.cpus, num_cpus=1
+        Predict, batch_size=CHUNK, batch_format="numpy", concurrency=args.cpus, num_cpus=0.5
     )
     dataset.write_csv(str(Path(args.output) / "ray"))
     done = time.perf_counter()

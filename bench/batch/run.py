@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -90,12 +91,15 @@ def tree_rss(root: int) -> tuple[int, int]:
     return total, largest
 
 
-def run_sampled(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str, float, int, int]:
+def run_sampled(
+    cmd: list[str], env: dict[str, str] | None = None, timeout: float = 600
+) -> tuple[str, float, int, int]:
     """Run `cmd`, sampling its process tree's RSS; (stdout, seconds, peak sum kB, peak max kB)."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
     peaks = [0, 0]
     done = threading.Event()
 
@@ -107,10 +111,16 @@ def run_sampled(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str,
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    out, err = process.communicate()
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # its own session: the case's whole tree
+        process.communicate()
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... did not finish in {timeout:g} s") from None
+    finally:
+        done.set()
+        sampler.join()
     seconds = time.perf_counter() - started
-    done.set()
-    sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {process.returncode}:\n{err[-3000:]}")
     return out, seconds, peaks[0], peaks[1]
@@ -154,7 +164,8 @@ def peer(case: str, python: str, ds: bench_data.Dataset, fmt: str, model: str, o
         m.extra = {"initSeconds": body["initSeconds"], "sockets": sockets}
         m.note = f"init {body['initSeconds']:.1f} s; listens on {','.join(sockets['listen'])}"
         if sockets["offMachine"]:
-            raise RuntimeError(f"Ray talked to off-machine peers: {sockets['offMachine']}")
+            raise RuntimeError(f"Ray used non-loopback addresses: {sockets['detail']} "
+                               f"(listening: {sockets['listen']})")  # fmt: skip
     return m
 
 
