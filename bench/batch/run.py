@@ -198,6 +198,19 @@ def mlkube(workers: int, ds: bench_data.Dataset, fmt: str, model: str, out: Path
     return m
 
 
+def keep_best(old: Measured | None, new: Measured) -> Measured:
+    """The faster run (a shared machine only ever adds time); peak memory is the larger."""
+    if old is None:
+        new.extra["walls"] = [round(new.wall, 3)]
+        return new
+    walls = [*old.extra.get("walls", []), round(new.wall, 3)]
+    kept = new if new.wall < old.wall else old
+    kept.peak_tree_mb = max(old.peak_tree_mb, new.peak_tree_mb)
+    kept.peak_process_mb = max(old.peak_process_mb, new.peak_process_mb)
+    kept.extra["walls"] = walls
+    return kept
+
+
 def mismatches(a: Path, b: Path) -> int:
     """Rows whose prediction differs between two single-column CSV files (same order)."""
     import pyarrow.csv as pacsv
@@ -222,8 +235,10 @@ def table(results: list[Measured]) -> str:
         wall = f"{m.wall:.2f}" if m.wall else "-"
         rate = f"{m.rate:,.0f}" if m.wall else "-"
         mem = f"{m.peak_tree_mb:,.0f} / {m.peak_process_mb:,.0f}" if m.wall else "-"
+        walls = m.extra.get("walls", [])
+        note = m.note + (f"; runs {', '.join(f'{w:.2f}' for w in walls)} s" if len(walls) > 1 else "")
         lines.append(f"| {m.fmt} | {m.model} | {m.case} | {wall} | {rate} | {ratio} | {mem} | "
-                     f"{m.load:.1f} | {m.note} |")  # fmt: skip
+                     f"{m.load:.1f} | {note} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -261,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-sizes", help="two mini-batch sizes for the memory runs")
     parser.add_argument("--train-rows", type=int, default=20_000)
     parser.add_argument("--json", help="also write the raw numbers here")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="run every case N times, keep each one's fastest"
+    )
     args = parser.parse_args(argv)
     rows = args.rows or (100_000 if args.quick else 1_000_000)
     models = (args.models or ("lr" if args.quick else "rf,lr")).split(",")
@@ -279,37 +297,47 @@ def main(argv: list[str] | None = None) -> int:
         ray_python, ray_why = ensure_ray_venv()
         if ray_python is None:
             print(f"RAY DATA NOT RUN: {ray_why}", flush=True)
-    results: list[Measured] = []
+    best: dict[tuple[str, str, str], Measured] = {}
+    order = {
+        k: i for i, k in enumerate((f, m, c) for f in formats for m in models for c in cases)
+    }.__getitem__
     scratch = Path(tempfile.mkdtemp(prefix="mlkube-bench-batch-"))
+
+    def one_case(case: str, fmt: str, model: str, base: Path) -> Measured | None:
+        out = Path(f"{base}-{case}")
+        out.mkdir()
+        if case == "ray" and ray_python is None:
+            best[(fmt, model, case)] = Measured(case, fmt, model, note=f"NOT RUN: {ray_why}")
+            return None
+        if case.startswith("mlkube"):
+            m = mlkube(int(case[-1]), ds, fmt, model, out, mini)
+        else:
+            python = str(ray_python) if case == "ray" else sys.executable
+            m = peer(case, python, ds, fmt, model, out, mini, cpus)
+        if case.startswith("mlkube") and "floor" in cases:
+            wrong = mismatches(out / "predictions.csv", Path(f"{base}-floor") / "predictions.csv")
+            m.extra["mismatchesVsFloor"] = wrong
+            m.note += f"; {wrong} rows differ from the floor"
+        if m.rows != rows:
+            raise RuntimeError(f"{case} {fmt}/{model} scored {m.rows} of {rows} rows")
+        print(
+            f"  {fmt}/{model} {case}: {m.wall:.2f} s, {m.rate:,.0f} rows/s, "
+            f"peak {m.peak_tree_mb:,.0f} MB (load {m.load:.1f})",
+            flush=True,
+        )
+        if case != "floor":
+            shutil.rmtree(out, ignore_errors=True)
+        return m
+
     try:
-        for fmt in formats:
-            for model in models:
-                for case in cases:
-                    out = scratch / f"{fmt}-{model}-{case}"
-                    out.mkdir()
-                    if case == "ray" and ray_python is None:
-                        results.append(Measured(case, fmt, model, note=f"NOT RUN: {ray_why}"))
-                        continue
-                    if case.startswith("mlkube"):
-                        m = mlkube(int(case[-1]), ds, fmt, model, out, mini)
-                    else:
-                        python = str(ray_python) if case == "ray" else sys.executable
-                        m = peer(case, python, ds, fmt, model, out, mini, cpus)
-                    if case.startswith("mlkube") and "floor" in cases:
-                        floor_out = scratch / f"{fmt}-{model}-floor" / "predictions.csv"
-                        wrong = mismatches(out / "predictions.csv", floor_out)
-                        m.extra["mismatchesVsFloor"] = wrong
-                        m.note += f"; {wrong} rows differ from the floor"
-                    if m.rows != rows:
-                        raise RuntimeError(f"{case} {fmt}/{model} scored {m.rows} of {rows} rows")
-                    results.append(m)
-                    print(
-                        f"  {fmt}/{model} {case}: {m.wall:.2f} s, {m.rate:,.0f} rows/s, "
-                        f"peak {m.peak_tree_mb:,.0f} MB (load {m.load:.1f})",
-                        flush=True,
-                    )
-                    if case not in ("floor",):
-                        shutil.rmtree(out, ignore_errors=True)
+        for round_ in range(args.rounds):
+            for fmt in formats:
+                for model in models:
+                    for case in cases:
+                        m = one_case(case, fmt, model, scratch / f"r{round_}-{fmt}-{model}")
+                        if m is not None:
+                            best[(fmt, model, case)] = keep_best(best.get((fmt, model, case)), m)
+        results = [best[k] for k in sorted(best, key=order)]
         memory = []
         if "mlkube1" in cases:
             for size in sizes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 
-from mlkube.api.batch import parse_mini_batch_size
+from mlkube.api.batch_size import parse_mini_batch_size
 from mlkube.builders.batch_plan import InputFile, Plan, build_plan, is_data_file, resolve_format
 from mlkube_serving.batch.store import Store
 

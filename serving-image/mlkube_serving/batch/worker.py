@@ -16,7 +16,6 @@ from dataclasses import asdict
 from multiprocessing.connection import Connection
 
 from mlkube_serving.batch.execute import score_mini_batch
-from mlkube_serving.batch.scoring import create_scorer
 from mlkube_serving.batch.store import Store
 
 log = logging.getLogger(__name__)
@@ -45,6 +44,7 @@ def worker_main(conn: Connection) -> None:
         os._exit(0)
     _, job, input_uri, prepared = init
     from mlkube_serving.batch.listing import input_store
+    from mlkube_serving.batch.scoring import create_scorer  # not in the parent: it never scores
 
     try:
         config = job.config
