@@ -236,7 +236,8 @@ def table(results: list[Measured]) -> str:
         rate = f"{m.rate:,.0f}" if m.wall else "-"
         mem = f"{m.peak_tree_mb:,.0f} / {m.peak_process_mb:,.0f}" if m.wall else "-"
         walls = m.extra.get("walls", [])
-        note = m.note + (f"; runs {', '.join(f'{w:.2f}' for w in walls)} s" if len(walls) > 1 else "")
+        runs = ", ".join(f"{w:.2f}" for w in walls)
+        note = m.note + (f"; runs {runs} s" if len(walls) > 1 else "")
         lines.append(f"| {m.fmt} | {m.model} | {m.case} | {wall} | {rate} | {ratio} | {mem} | "
                      f"{m.load:.1f} | {note} |")  # fmt: skip
     return "\n".join(lines)
