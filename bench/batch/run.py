@@ -12,6 +12,7 @@ Parquet, cached) with the same models, every case a real process tree:
   azure    init()/run(mini_batch) with pandas DataFrames and scikit-learn, appended with pandas
   mlkube1  `python -m mlkube_serving batch plan`, `score --concurrency 1`, `merge` (CSV output)
   mlkube2  the same with `score --concurrency 2`
+  mlkube1onnx  mlkube1 with the model registered as ONNX (the floor's file): no conversion
 Wall time is the whole process tree (interpreters, imports, model loads, writes; mlkube: all
 three steps). Peak RSS is sampled every 50 ms as the sum over the process tree (/proc), plus
 the largest single process. Then mlkube1 again over Parquet at two mini-batch sizes shows
@@ -47,7 +48,7 @@ PEERS = HERE / "peers.py"
 RAY_REQUIREMENTS = ["ray[data]==2.60.0"] + [
     f"{name}=={version(name)}" for name in ("onnxruntime", "pandas", "pyarrow", "numpy")
 ]
-ALL_CASES = ("floor", "ray", "azure", "mlkube1", "mlkube2")
+ALL_CASES = ("floor", "ray", "azure", "mlkube1", "mlkube2", "mlkube1onnx")
 
 
 @dataclass
@@ -170,13 +171,14 @@ def peer(case: str, python: str, ds: bench_data.Dataset, fmt: str, model: str, o
 
 
 def mlkube(workers: int, ds: bench_data.Dataset, fmt: str, model: str, out: Path,
-           mini_batch: int, case: str = "") -> Measured:  # fmt: skip
+           mini_batch: int, case: str = "", onnx: bool = False) -> Measured:  # fmt: skip
     base = [sys.executable, "-m", "mlkube_serving", "batch", "--termination-log", ""]
     env = {**os.environ, "MLKUBE_LOG_LEVEL": "WARNING"}
     steps = [
         [*base, "plan", "--input", f"file://{ds.input(fmt)}", "--output", f"file://{out}",
          "--mini-batch-size", f"{mini_batch}rows"],
-        [*base, "score", "--output", f"file://{out}", "--model", str(ds.model_dir(model)),
+        [*base, "score", "--output", f"file://{out}", "--model",
+         str(ds.onnx(model) if onnx else ds.model_dir(model)),
          "--concurrency", str(workers), "--timeout", "600", "--index", "0", "--indexes", "1"],
         [*base, "merge", "--output", f"file://{out}"],
     ]  # fmt: skip
@@ -237,7 +239,7 @@ def table(results: list[Measured]) -> str:
         mem = f"{m.peak_tree_mb:,.0f} / {m.peak_process_mb:,.0f}" if m.wall else "-"
         walls = m.extra.get("walls", [])
         runs = ", ".join(f"{w:.2f}" for w in walls)
-        note = m.note + (f"; runs {runs} s" if len(walls) > 1 else "")
+        note = "; ".join(x for x in (m.note, f"runs {runs} s" if len(walls) > 1 else "") if x)
         lines.append(f"| {m.fmt} | {m.model} | {m.case} | {wall} | {rate} | {ratio} | {mem} | "
                      f"{m.load:.1f} | {note} |")  # fmt: skip
     return "\n".join(lines)
@@ -259,6 +261,11 @@ def verdicts(results: list[Measured]) -> list[str]:
             r, s = floor.wall / two.wall, (one.wall / two.wall if one else 0.0)
             out.append(f"{label}: mlkube 2 processes {r:.2f}x floor, {s:.2f}x mlkube 1 "
                        f"(target >= 1.7x floor): {'HOLDS' if r >= 1.7 else 'MISSED'}")  # fmt: skip
+        onnx = by.get((fmt, model, "mlkube1onnx"))
+        if floor and onnx:
+            r = floor.wall / onnx.wall
+            out.append(f"{label}: mlkube 1 process, model registered as ONNX, {r:.2f}x floor "
+                       f"(target >= 0.8): {'HOLDS' if r >= 0.8 else 'MISSED'}")  # fmt: skip
         if ray and (two or one):
             best = min(x.wall for x in (one, two) if x)
             out.append(f"{label}: mlkube {ray.wall / best:.2f}x Ray Data (target: ahead): "
@@ -311,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             best[(fmt, model, case)] = Measured(case, fmt, model, note=f"NOT RUN: {ray_why}")
             return None
         if case.startswith("mlkube"):
-            m = mlkube(int(case[-1]), ds, fmt, model, out, mini)
+            m = mlkube(int(case[6]), ds, fmt, model, out, mini, case, case.endswith("onnx"))
         else:
             python = str(ray_python) if case == "ray" else sys.executable
             m = peer(case, python, ds, fmt, model, out, mini, cpus)
