@@ -10,6 +10,8 @@ retry, commits as a part whose items all failed.
 
 from __future__ import annotations
 
+import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,8 @@ from mlkube.builders.batch_plan import MiniBatch, Plan
 from mlkube_serving.batch.config import ScoreConfig
 from mlkube_serving.batch.output import PartRecord, write_part
 from mlkube_serving.batch.store import Store
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the parent imports this module too and never scores: keep it light
     from mlkube_serving.batch.scoring import ModelScorer, ScriptScorer
@@ -106,6 +110,10 @@ def score_mini_batch(
             "failed": len(failed),
         }
     )
+    if failed:  # the pod's log says what the dead letter holds (kubectl logs is where users look)
+        item, error = failed[0]
+        log.warning("mini-batch %d: %d of %d items failed; first: %s: %s", batch.id,
+                    len(failed), items, json.dumps(item)[:300], error[:500])  # fmt: skip
     return write_part(sink, record, out, failed)
 
 

@@ -191,7 +191,9 @@ class Runner:
                 self.tally.add(message[2])
                 for_errors = message[2]
                 if for_errors["failed"]:
-                    self.tally.error(batch.id, "items failed: see the dead-letter file", attempt)
+                    first = f"; first: {message[3]}" if len(message) > 3 and message[3] else ""
+                    text = f"{for_errors['failed']} items failed (see the dead-letter file){first}"
+                    self.tally.error(batch.id, text, attempt)
                 self.report()
             else:
                 self.fail(batch, attempt, str(message[2]), bool(message[3]))

@@ -10,12 +10,14 @@ are spawned before the parent has read the plan; the job comes as the first mess
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import asdict
 from multiprocessing.connection import Connection
 
-from mlkube_serving.batch.execute import score_mini_batch
+from mlkube_serving.batch.execute import Job, score_mini_batch
+from mlkube_serving.batch.output import PartRecord, deadletter_name
 from mlkube_serving.batch.store import Store
 
 log = logging.getLogger(__name__)
@@ -72,4 +74,17 @@ def worker_main(conn: Connection) -> None:
             retryable = getattr(exc, "retryable", True)
             conn.send(("failed", batch.id, f"{type(exc).__name__}: {exc}", retryable))
         else:
-            conn.send(("done", batch.id, asdict(record)))
+            conn.send(("done", batch.id, asdict(record), first_failure(job, sink, record)))
+
+
+def first_failure(job: Job, sink: Store, record: PartRecord) -> str:
+    """The first dead-letter line of a part with failed items, for the progress file's
+    lastErrors (the full list stays in the dead-letter file)."""
+    if not record.failed:
+        return ""
+    try:
+        first = sink.read_bytes(deadletter_name(record.miniBatch)).split(b"\n", 1)[0]
+        body = json.loads(first)
+        return f"{json.dumps(body['item'])[:300]}: {str(body['error'])[:500]}"
+    except Exception:  # the counts are what matter; a missing message is not an error
+        return ""
