@@ -68,7 +68,9 @@ class Rows:
         """Identities of the frame's rows at `positions` (ascending)."""
         out, cache = [], {}
         for position in positions:
-            first, unit, text = max((p for p in self.parts if p[0] <= position), key=lambda p: p[0])
+            # The last unit starting at or before the row (a unit that gave no rows starts
+            # where the next one does, so the last of equals is the one holding it).
+            first, unit, text = [p for p in self.parts if p[0] <= position][-1]
             if text is None:
                 out.append({"path": unit.path, "rowGroup": unit.row_group, "row": position - first})
                 continue
