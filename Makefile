@@ -1,6 +1,6 @@
 # Thin wrappers: the logic lives in hack/ and the mlkube CLI.
 .PHONY: dev dev-down dev-status test unit lint generate verify controlplane venv \
-	bench-serving bench-router bench-drift bench-drift-overhead
+	bench-serving bench-router bench-drift bench-drift-overhead bench-batch bench-batch-quick
 
 VENV := .venv/bin
 
@@ -48,3 +48,9 @@ bench-drift: venv
 
 bench-drift-overhead: venv
 	@$(VENV)/python bench/drift/serving_overhead.py
+
+bench-batch: venv
+	@$(VENV)/python bench/batch/run.py
+
+bench-batch-quick: venv
+	@$(VENV)/python bench/batch/run.py --quick

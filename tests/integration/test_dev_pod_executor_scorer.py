@@ -153,7 +153,9 @@ def test_poisoned_input_over_the_threshold_fails_the_job_by_exit_code(
         ["batch", "plan", "--input", inputs.as_uri(), "--output", out,
          "--mini-batch-size", "10000rows"])]), 60))  # fmt: skip
     assert plan["miniBatches"] == 4, plan
-    init, score = score_pod(out, plan["digest"], 1, "--error-threshold", "100")
+    # The poisoned row is one failed item (docs/batch-endpoints.md §10, per-row errors), so a
+    # threshold of 0 is what this one bad value exceeds.
+    init, score = score_pod(out, plan["digest"], 1, "--error-threshold", "0")
     job = batch_job("bad-score", [score], initContainers=[init], **indexed(1, 3))
     message = run_job(kube, namespace, job, 120, ends="Failed")
     status = (kube.get("batch/v1", "Job", "bad-score", namespace) or {})["status"]

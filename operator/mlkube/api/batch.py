@@ -9,11 +9,18 @@ parsed once, by `parse_mini_batch_size`, for the planner and the CLI.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Annotated, Literal, get_args
 
 from pydantic import Field, JsonValue, field_validator, model_validator
 
+from mlkube.api.batch_size import (  # re-exported: callers know them from here
+    MAX_FILES_PER_MINI_BATCH as MAX_FILES_PER_MINI_BATCH,
+)
+from mlkube.api.batch_size import MAX_ROWS_PER_MINI_BATCH as MAX_ROWS_PER_MINI_BATCH
+from mlkube.api.batch_size import MSG_MINI_BATCH_INT as MSG_MINI_BATCH_INT
+from mlkube.api.batch_size import MSG_MINI_BATCH_ROWS as MSG_MINI_BATCH_ROWS
+from mlkube.api.batch_size import MiniBatchSize as MiniBatchSize
+from mlkube.api.batch_size import parse_mini_batch_size as parse_mini_batch_size
 from mlkube.api.common import (
     DNS_LABEL_PATTERN,
     MAX_NAME_LENGTH,
@@ -35,8 +42,6 @@ MAX_DEPLOYMENTS = 16
 MAX_SCHEDULES = 16
 MAX_INSTANCES = 1000
 MAX_CONCURRENCY_PER_INSTANCE = 64
-MAX_FILES_PER_MINI_BATCH = 1_000_000
-MAX_ROWS_PER_MINI_BATCH = 100_000_000
 MINI_BATCH_SIZE_PATTERN = r"^[1-9][0-9]{0,8}(rows)?$"
 FILE_NAME_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9_.]*$"
 CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
@@ -98,8 +103,6 @@ InputType = Literal["file", "folder"]
 InputFormat = Literal["auto", "csv", "parquet", "jsonl", "files"]
 INPUT_FORMATS: tuple[str, ...] = get_args(InputFormat)
 
-MSG_MINI_BATCH_INT = f"miniBatchSize must be between 1 and {MAX_FILES_PER_MINI_BATCH} files"
-MSG_MINI_BATCH_ROWS = f"miniBatchSize must be at most {MAX_ROWS_PER_MINI_BATCH}rows"
 MSG_DEFAULT_DEPLOYMENT = "spec.defaultDeployment must name one of spec.deployments"
 MSG_SCHEDULE_DEPLOYMENT = "spec.schedules[].deployment must name one of spec.deployments"
 MSG_SCHEDULE_NEEDS_DEPLOYMENT = (
@@ -121,34 +124,6 @@ MiniBatchSizeValue = Annotated[
     ),
 ]
 """`N` (files per mini-batch, an integer or its text) or `Nrows` (rows, tabular inputs only)."""
-
-
-@dataclass(frozen=True)
-class MiniBatchSize:
-    """A parsed miniBatchSize: how many of which unit one mini-batch holds."""
-
-    count: int
-    unit: Literal["files", "rows"]
-
-
-def parse_mini_batch_size(value: int | str) -> MiniBatchSize:
-    """`10` or `"10"` -> 10 files; `"10000rows"` -> 10,000 rows. Raises ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(f"miniBatchSize {value!r} is not a number")
-    if isinstance(value, int):
-        count, unit = value, "files"
-    else:
-        text = value.strip()
-        unit = "rows" if text.endswith("rows") else "files"
-        digits = text.removesuffix("rows")
-        if not digits.isdigit() or digits.startswith("0"):
-            raise ValueError(f"miniBatchSize {value!r} is neither N nor Nrows (e.g. 10000rows)")
-        count = int(digits)
-    if unit == "files" and not 1 <= count <= MAX_FILES_PER_MINI_BATCH:
-        raise ValueError(MSG_MINI_BATCH_INT)
-    if unit == "rows" and count > MAX_ROWS_PER_MINI_BATCH:
-        raise ValueError(MSG_MINI_BATCH_ROWS)
-    return MiniBatchSize(count=count, unit="rows" if unit == "rows" else "files")
 
 
 def check_mini_batch_size(value: int | str | None) -> int | str | None:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mlkube.api.batch import MiniBatchSize
+from mlkube.api.batch_size import MiniBatchSize
 
 PLAN_VERSION = 1
 MAX_UNITS = 10_000_000

@@ -6,9 +6,10 @@ has data to score (docs/dev-cluster.md).
 Two folders: `credit-applications/` (clean: 5 files of 6,000 rows, so the sample endpoint's
 default `10000rows` deployment plans 5 mini-batches and progress is visible) and
 `credit-applications-poisoned/` (3 clean files and a fourth whose row 4322 holds text where a
-number belongs: the failure demo — one failed item in files mode, a failed mini-batch in rows
-mode). Deterministic (seeded, stdlib only: the launcher must not import numpy), so a second
-`make dev` uploads identical bytes and the create-only upload keeps them.
+number belongs: the failure demo — one failed item in files mode (the file), one in rows mode
+(the row, named by its byte offset and line)). Deterministic (seeded, stdlib only: the
+launcher must not import numpy), so a second `make dev` uploads identical bytes and the
+create-only upload keeps them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 
-from mlkube.api.batch import parse_mini_batch_size
+from mlkube.api.batch_size import parse_mini_batch_size
 from mlkube.builders.batch_plan import InputFile, Plan, build_plan, is_data_file, resolve_format
 from mlkube_serving.batch.store import Store
 
@@ -47,7 +47,10 @@ def describe(store: Store, path: str, fmt: str, rows_mode: bool) -> InputFile:
         sample = handle.read(SAMPLE)
     lines = sample.count(b"\n") or 1
     width = (len(sample) / lines) if sample else 1.0
-    splittable = resolved == "jsonl" or b'"' not in sample
+    # The header line is read whole by every range, so only quotes after it can put a quoted
+    # newline on a boundary (writers such as pyarrow's quote every column name).
+    rows = sample[sample.find(b"\n") + 1 :] if resolved == "csv" else sample
+    splittable = resolved == "jsonl" or b'"' not in rows
     return InputFile(path, size, bytes_per_row=max(width, 1.0), splittable=splittable)
 
 

@@ -14,11 +14,12 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from mlkube_serving.batch.store import Store
+
+if TYPE_CHECKING:  # merge and the scorer's parent never build a frame: pandas stays unloaded
+    import pandas as pd
 
 META = "_mlkube"
 FORMATS = ("csv", "jsonl", "parquet")
@@ -75,6 +76,8 @@ def encode_frame(frame: pd.DataFrame, fmt: str) -> bytes:
     if len(frame) == 0 and fmt != "parquet":
         return b""
     if fmt == "csv":
+        if len(frame.columns) and all(t.kind in "iu" for t in frame.dtypes):
+            return _integer_csv(frame)
         text: str = frame.to_csv(index=False, lineterminator="\n")
         return text.encode()
     if fmt == "jsonl":
@@ -85,6 +88,25 @@ def encode_frame(frame: pd.DataFrame, fmt: str) -> bytes:
         frame.to_parquet(buffer, index=False)
         return buffer.getvalue()
     raise ValueError(f"unknown output format {fmt!r}; known: {', '.join(FORMATS)}")
+
+
+def _integer_csv(frame: pd.DataFrame) -> bytes:
+    """Integer columns (class labels) through pyarrow's writer, ~10x pandas' speed; the bytes
+    equal pandas' for integers (floats keep pandas' text, which pyarrow would spell otherwise)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    header = ",".join(_csv_name(str(c)) for c in frame.columns) + "\n"
+    buffer = io.BytesIO()
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer, options)
+    return header.encode() + buffer.getvalue()
+
+
+def _csv_name(name: str) -> str:
+    if any(ch in name for ch in ',"\n\r'):
+        return '"' + name.replace('"', '""') + '"'
+    return name
 
 
 def write_part(

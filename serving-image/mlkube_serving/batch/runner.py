@@ -14,8 +14,9 @@ import collections
 import contextlib
 import logging
 import multiprocessing
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -26,6 +27,7 @@ from mlkube_serving.batch.accounting import Tally
 from mlkube_serving.batch.config import EXIT_BAD_INPUT, EXIT_THRESHOLD, ScoreConfig
 from mlkube_serving.batch.execute import Job, commit_failure, plan_job
 from mlkube_serving.batch.output import META, verified_record, write_progress
+from mlkube_serving.batch.prepared import prepare
 from mlkube_serving.batch.store import Store
 from mlkube_serving.batch.worker import worker_main
 
@@ -38,27 +40,45 @@ class Slot:
     process: BaseProcess
     conn: Connection
     ready: bool = False
-    started: float = field(default_factory=time.monotonic)
+    started: float = 0.0  # when the job was sent (0: prestarted, not yet told)
     task: tuple[MiniBatch, int, float] | None = None  # (batch, attempt, deadline)
 
 
 class Runner:
-    def __init__(self, config: ScoreConfig, job: Job, input_uri: str, sink: Store, tally: Tally):
-        self.config, self.job, self.input_uri, self.sink, self.tally = (
-            config, job, input_uri, sink, tally,
-        )  # fmt: skip
+    def __init__(self, config: ScoreConfig, sink: Store):
+        self.config, self.sink = config, sink
         self.context = multiprocessing.get_context("spawn")
         self.slots: list[Slot] = []
         self.pending: collections.deque[tuple[MiniBatch, int]] = collections.deque()
+        self.init: tuple[Any, ...] | None = None  # ("init", job, input_uri, prepared)
+
+    def prestart(self) -> None:
+        """Spawn the workers first thing: they import their libraries while this process
+        reads the plan and converts the model; they get the job once it is known."""
+        self.slots = [self.start() for _ in range(max(1, self.config.concurrency))]
+
+    def attach(self, job: Job, input_uri: str, tally: Tally, prepared: str = "") -> None:
+        self.job, self.tally = job, tally
+        self.init = ("init", job, input_uri, prepared)
 
     def start(self) -> Slot:
         parent, child = self.context.Pipe()
-        process = self.context.Process(
-            target=worker_main, args=(child, self.job, self.input_uri), daemon=True
-        )
+        process = self.context.Process(target=worker_main, args=(child,), daemon=True)
         process.start()
         child.close()
-        return Slot(process, parent)
+        slot = Slot(process, parent)
+        if self.init is not None:
+            self.send_init(slot)
+        return slot
+
+    def send_init(self, slot: Slot) -> None:
+        slot.conn.send(self.init)
+        slot.started = time.monotonic()  # the init timeout counts from here
+
+    def close(self) -> None:
+        for slot in self.slots:
+            self.stop(slot)
+        self.slots = []
 
     def stop(self, slot: Slot, kill: bool = False) -> None:
         if kill:
@@ -92,13 +112,18 @@ class Runner:
 
     def run(self, batches: list[MiniBatch]) -> int:
         self.pending.extend((b, 1) for b in batches)
-        workers = max(1, min(self.config.concurrency, len(batches)))
-        self.slots = [self.start() for _ in range(workers)] if batches else []
+        workers = max(1, min(self.config.concurrency, len(batches))) if batches else 0
+        while len(self.slots) > workers:  # more prestarted workers than mini-batches
+            self.stop(self.slots.pop())
+        while len(self.slots) < workers:
+            self.slots.append(self.start())
+        for slot in self.slots:
+            if slot.started == 0.0:
+                self.send_init(slot)
         try:
             return self._loop()
         finally:
-            for slot in self.slots:
-                self.stop(slot)
+            self.close()
 
     def _loop(self) -> int:
         while self.pending or any(s.task for s in self.slots):
@@ -166,7 +191,9 @@ class Runner:
                 self.tally.add(message[2])
                 for_errors = message[2]
                 if for_errors["failed"]:
-                    self.tally.error(batch.id, "items failed: see the dead-letter file", attempt)
+                    first = f"; first: {message[3]}" if len(message) > 3 and message[3] else ""
+                    text = f"{for_errors['failed']} items failed (see the dead-letter file){first}"
+                    self.tally.error(batch.id, text, attempt)
                 self.report()
             else:
                 self.fail(batch, attempt, str(message[2]), bool(message[3]))
@@ -176,6 +203,15 @@ class Runner:
 def run_index(config: ScoreConfig, work_name: str | None = None) -> int:
     """Score this index's shard; 0, EXIT_THRESHOLD (42) or EXIT_BAD_INPUT (43)."""
     sink = Store.open(config.output_uri)
+    runner = Runner(config, sink)
+    runner.prestart()
+    try:
+        return _run_index(config, work_name, sink, runner)
+    finally:
+        runner.close()
+
+
+def _run_index(config: ScoreConfig, work_name: str | None, sink: Store, runner: Runner) -> int:
     try:
         data = sink.read_bytes(PLAN)
         digest = plan_digest(data)
@@ -206,6 +242,10 @@ def run_index(config: ScoreConfig, work_name: str | None = None) -> int:
             tally.add(record.__dict__, reused=True)
         else:
             todo.append(plan.mini_batches[mb_id])
-    runner = Runner(config, job, plan.input_uri, sink, tally)
-    runner.report()
-    return runner.run(todo)
+    with tempfile.TemporaryDirectory(prefix="mlkube-batch-model-") as scratch:
+        prepared = ""
+        if todo:
+            prepared = prepare(config.model_path, config.framework, config.entrypoint, scratch)
+        runner.attach(job, plan.input_uri, tally, prepared)
+        runner.report()
+        return runner.run(todo)

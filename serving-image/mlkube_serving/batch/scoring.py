@@ -51,8 +51,14 @@ class ModelScorer:
         self.runtime = runtime
         self.chunk_rows = chunk_rows
 
-    def features(self, frame: pd.DataFrame) -> np.ndarray[Any, Any]:
+    def columns(self, frame: pd.DataFrame) -> list[Any]:
         """The model's columns by name when the frame has them all, else all columns in order."""
+        names = self.runtime.feature_names
+        if names and all(n in frame.columns for n in names):
+            return list(names)
+        return list(frame.columns)
+
+    def features(self, frame: pd.DataFrame) -> np.ndarray[Any, Any]:
         names = self.runtime.feature_names
         if names and all(n in frame.columns for n in names):
             frame = frame[list(names)]
@@ -146,10 +152,11 @@ def create_scorer(
     entrypoint: str | None,
     init_function: str = "init",
     run_function: str = "run",
+    prepared: str = "",
 ) -> ModelScorer | ScriptScorer:
     """A scoring script when an entrypoint is given or the model folder holds `score.py` (the
     online scoring-script runtime takes a JSON body, not a mini-batch), else the online
-    runtime for the model."""
+    runtime for the model (built from the parent's conversion when `prepared` names it)."""
     name = (framework or "").strip().lower()
     if not entrypoint and name in ("", "custom", "scoring_script", "azureml"):
         detected = name if name not in ("", "custom") else detect_framework(model_path)
@@ -160,6 +167,10 @@ def create_scorer(
         model_dir = model_dir_of(model_path)
         path = script if script.is_absolute() else Path(model_dir) / script
         return ScriptScorer(path, model_dir, init_function, run_function)
+    if prepared:  # the parent converted it once (batch/prepared.py)
+        from mlkube_serving.batch import prepared as shared
+
+        return ModelScorer(shared.load(model_path, prepared))
     runtime = create_runtime(model_path, framework)
     runtime.load()
     return ModelScorer(runtime)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mlkube_serving.acceleration import accelerate, acceleration_enabled
+from mlkube_serving.acceleration import OnnxSklearnBackend, accelerate, acceleration_enabled
 from mlkube_serving.errors import InferenceError, InvalidRequest, ModelLoadError
 from mlkube_serving.runtimes.base import ModelRuntime, find_artifact, select_outputs
 from mlkube_serving.tensors import Tensor, TensorSpec, datatype_of, to_feature_matrix
@@ -86,6 +86,48 @@ class SklearnRuntime(ModelRuntime):
             self._backend = backend
             self.active_runtime = "onnxruntime"
         log.info("model %s: %s", self.model_path, note)
+
+    def export_accelerated(self) -> tuple[bytes, dict[str, Any]] | None:
+        """The ONNX conversion (parity checked) and what `from_accelerated` needs to serve it
+        without scikit-learn, or None when this runtime kept scikit-learn."""
+        backend = self._backend
+        if not isinstance(backend, OnnxSklearnBackend):
+            return None
+        classes = backend.classes
+        meta = {
+            "nFeatures": self.n_features,
+            "featureNames": self.feature_names,
+            "classes": None if classes is None else classes.tolist(),
+            "classesDtype": None if classes is None else classes.dtype.str,
+            "labelsFromProba": backend.labels_from_proba,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "note": self.runtime_note,
+        }
+        return backend.onnx_bytes, meta
+
+    @classmethod
+    def from_accelerated(
+        cls, model_path: str, onnx_bytes: bytes, meta: dict[str, Any]
+    ) -> SklearnRuntime:
+        """A loaded runtime over an exported conversion: no unpickling, no scikit-learn."""
+        runtime = cls(model_path)
+        runtime.n_features = meta["nFeatures"]
+        runtime.feature_names = meta["featureNames"]
+        raw = meta["classes"]
+        classes = None if raw is None else np.asarray(raw, dtype=np.dtype(meta["classesDtype"]))
+        backend = OnnxSklearnBackend(onnx_bytes, classes, flat=True)
+        backend.labels_from_proba = bool(meta["labelsFromProba"])
+        specs = [
+            [TensorSpec(t["name"], t["datatype"], tuple(t["shape"])) for t in meta[key]]
+            for key in ("inputs", "outputs")
+        ]
+        runtime.inputs, runtime.outputs = specs
+        runtime._available = {t.name: None for t in runtime.outputs}
+        runtime._backend = backend
+        runtime.active_runtime = "onnxruntime"
+        runtime.runtime_note = str(meta["note"])
+        return runtime
 
     def _describe(self, estimator: Any) -> None:
         width = self.n_features if self.n_features is not None else -1

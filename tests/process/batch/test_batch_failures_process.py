@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from tests.process.batch.conftest import batch, write_inputs
 
 
@@ -124,10 +125,11 @@ def test_fewer_results_fail_the_mini_batch_after_retries(tmp_path: Path) -> None
     ]  # fmt: skip
 
 
-def test_unparseable_range_fails_its_mini_batch_without_retries(tmp_path: Path, model: Any) -> None:
+def test_unparseable_jsonl_line_is_one_failed_item(tmp_path: Path, model: Any) -> None:
     inputs = tmp_path / "in"
     write_inputs(inputs, "jsonl", (100, 100))
     lines = (inputs / "part-01.jsonl").read_text().splitlines()
+    offset = sum(len(line) + 1 for line in lines[:50])
     lines[50] = '{"f0": 1.0, "f1": '  # a truncated record
     (inputs / "part-01.jsonl").write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
@@ -136,15 +138,55 @@ def test_unparseable_range_fails_its_mini_batch_without_retries(tmp_path: Path, 
     scored = batch("score", "--output", f"file://{out}", "--model", str(model[0]))
     assert scored.code == 0, scored.stderr
     progress = _json(out / "_mlkube/progress/index-00000.json")
-    assert progress["miniBatches"]["failed"] == 1
-    assert progress["miniBatches"]["retried"] == 0  # parse errors are not retried
-    assert "part-01.jsonl" in progress["lastErrors"][-1]["message"]
+    assert progress["miniBatches"]["failed"] == 0 and progress["miniBatches"]["retried"] == 0
+    assert progress["items"]["failed"] == 1
     dead = [
         json.loads(x) for p in (out / "_mlkube/deadletter").glob("*.jsonl") for x in line_iter(p)
     ]
-    assert dead and all(d["item"]["path"] == "part-01.jsonl" for d in dead)
+    assert len(dead) == 1
+    assert dead[0]["item"] == {"path": "part-01.jsonl", "offset": offset, "line": lines[50]}
+    assert dead[0]["error"].startswith("JSONDecodeError")
     merged = batch("merge", "--output", f"file://{out}").summary()
-    assert 0 < merged["items"]["failed"] < 100 and merged["rows"] == merged["items"]["succeeded"]
+    assert merged["items"] == {"total": 200, "succeeded": 199, "failed": 1}
+    assert merged["rows"] == 199
+
+
+def test_poisoned_csv_rows_are_failed_items_and_the_rest_is_scored(
+    tmp_path: Path, model: Any
+) -> None:
+    """A non-numeric value and a line with a missing field: two failed items, each with its
+    file, byte offset, line and error; every other row of their mini-batches is predicted."""
+    inputs = tmp_path / "in"
+    whole = write_inputs(inputs, "csv", (300,))
+    path = inputs / "part-00.csv"
+    lines = path.read_text().splitlines()
+    fields = lines[101].split(",")
+    lines[101] = ",".join([fields[0], "not-a-number", *fields[2:]])  # data row 100
+    lines[202] = ",".join(lines[202].split(",")[:-1])  # data row 201: one field short
+    path.write_text("\n".join(lines) + "\n")
+    offsets = {i: sum(len(x) + 1 for x in lines[:i]) for i in (101, 202)}
+    out = tmp_path / "out"
+    assert batch("plan", "--input", f"file://{inputs}", "--output", f"file://{out}",
+                 "--mini-batch-size", "40rows").code == 0  # fmt: skip
+    scored = batch("score", "--output", f"file://{out}", "--model", str(model[0]),
+                   "--concurrency", "2")  # fmt: skip
+    assert scored.code == 0, scored.stderr
+    dead = sorted(
+        (json.loads(x) for p in (out / "_mlkube/deadletter").glob("*.jsonl") for x in line_iter(p)),
+        key=lambda d: d["item"]["offset"],
+    )
+    assert [d["item"] for d in dead] == [
+        {"path": "part-00.csv", "offset": offsets[101], "line": lines[101]},
+        {"path": "part-00.csv", "offset": offsets[202], "line": lines[202]},
+    ]
+    assert "'f1': 'not-a-number' is not a number" in dead[0]["error"]
+    assert dead[1]["error"] == "expected 4 fields, got 3"
+    merged = batch("merge", "--output", f"file://{out}").summary()
+    assert merged["items"] == {"total": 300, "succeeded": 298, "failed": 2}
+    assert merged["miniBatches"]["failed"] == 0
+    predictions = pd.read_csv(out / "predictions.csv")["prediction"].to_numpy()
+    kept = whole.drop(index=[100, 201]).reset_index(drop=True)
+    assert (predictions == model[1].predict(kept)).all()
 
 
 def test_hanging_init_is_exit_43(tmp_path: Path) -> None:
