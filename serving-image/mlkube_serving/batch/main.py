@@ -27,14 +27,31 @@ PLAN = "_mlkube/plan.json"
 # The plan summary again, in the output: the operator reads it when the plan pod (and its
 # termination message) is gone.
 PLAN_SUMMARY = "_mlkube/plan-summary.json"
+MAX_SUMMARY = 4096  # the kubelet keeps at most 4 KiB of a termination message
+
+
+def _fit(body: dict[str, Any]) -> str:
+    """One JSON line that fits the 4 KiB termination message: error texts are shortened
+    (then dropped but the newest) before anything else, so it always stays valid JSON."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    errors = body.get("lastErrors")
+    if len(text.encode()) <= MAX_SUMMARY or not isinstance(errors, list):
+        return text
+    for keep, chars in ((len(errors), 256), (1, 256), (1, 64), (0, 0)):
+        cut = [{**e, "message": str(e.get("message", ""))[:chars]} for e in errors[-keep:]]
+        text = json.dumps({**body, "lastErrors": cut if keep else []},
+                          sort_keys=True, separators=(",", ":"))  # fmt: skip
+        if len(text.encode()) <= MAX_SUMMARY:
+            break
+    return text
 
 
 def _summary(body: dict[str, Any], path: str) -> None:
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    text = _fit(body)
     print(text)
     if path and (os.path.exists(path) or path == os.environ.get(TERMINATION_ENV)):
         with open(path, "w") as out:
-            out.write(text[:4096])
+            out.write(text[:MAX_SUMMARY])
 
 
 def _functions(step: argparse.ArgumentParser) -> None:
@@ -167,7 +184,9 @@ def _run(args: argparse.Namespace) -> int:
         chunk_rows=args.chunk_rows,
         init_timeout_seconds=args.init_timeout,
     )
-    return run_index(config, args.work)
+    code, summary = run_index(config, args.work)
+    _summary(summary, args.termination_log)
+    return code
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ class Runner:
         self.slots: list[Slot] = []
         self.pending: collections.deque[tuple[MiniBatch, int]] = collections.deque()
         self.init: tuple[Any, ...] | None = None  # ("init", job, input_uri, prepared)
+        self.last: dict[str, Any] = {}  # the progress document written last: the step's summary
 
     def prestart(self) -> None:
         """Spawn the workers first thing: they import their libraries while this process
@@ -108,7 +109,8 @@ class Runner:
         self.report()
 
     def report(self, reason: str = "", done: bool = False) -> None:
-        write_progress(self.sink, self.config.index, self.tally.progress(done=done, reason=reason))
+        self.last = self.tally.progress(done=done, reason=reason)
+        write_progress(self.sink, self.config.index, self.last)
 
     def run(self, batches: list[MiniBatch]) -> int:
         self.pending.extend((b, 1) for b in batches)
@@ -200,8 +202,10 @@ class Runner:
         return None
 
 
-def run_index(config: ScoreConfig, work_name: str | None = None) -> int:
-    """Score this index's shard; 0, EXIT_THRESHOLD (42) or EXIT_BAD_INPUT (43)."""
+def run_index(config: ScoreConfig, work_name: str | None = None) -> tuple[int, dict[str, Any]]:
+    """Score this index's shard: (exit code, summary). The code is 0, EXIT_THRESHOLD (42) or
+    EXIT_BAD_INPUT (43); the summary is the index's last progress document (contract C1:
+    the step's one-line JSON summary), or the error when the plan could not be used."""
     sink = Store.open(config.output_uri)
     runner = Runner(config, sink)
     runner.prestart()
@@ -211,7 +215,9 @@ def run_index(config: ScoreConfig, work_name: str | None = None) -> int:
         runner.close()
 
 
-def _run_index(config: ScoreConfig, work_name: str | None, sink: Store, runner: Runner) -> int:
+def _run_index(
+    config: ScoreConfig, work_name: str | None, sink: Store, runner: Runner
+) -> tuple[int, dict[str, Any]]:
     try:
         data = sink.read_bytes(PLAN)
         digest = plan_digest(data)
@@ -227,7 +233,7 @@ def _run_index(config: ScoreConfig, work_name: str | None, sink: Store, runner: 
             ids = tuple(shard(config.index, len(plan.mini_batches), config.indexes))
     except PlanError as exc:
         log.error("%s", exc)
-        return EXIT_BAD_INPUT
+        return EXIT_BAD_INPUT, {"error": f"PlanError: {exc}"[:2048], "index": config.index}
     job = plan_job(config, plan, digest)
     tally = Tally(config.index, config.indexes, digest, len(ids))
     todo = []
@@ -248,4 +254,4 @@ def _run_index(config: ScoreConfig, work_name: str | None, sink: Store, runner: 
             prepared = prepare(config.model_path, config.framework, config.entrypoint, scratch)
         runner.attach(job, plan.input_uri, tally, prepared)
         runner.report()
-        return runner.run(todo)
+        return runner.run(todo), runner.last

@@ -42,3 +42,16 @@ def test_termination_log_named_by_env_is_written_even_when_missing(
     args = ["--input", f"file://{tmp_path}/in", "--output", f"file://{tmp_path}/out"]
     assert dispatch(["batch", "plan", *args]) == 0
     assert json.loads(log.read_text())["miniBatches"] == 1
+
+
+def test_a_long_summary_is_shortened_to_valid_json_within_4_kib() -> None:
+    from mlkube_serving.batch.main import MAX_SUMMARY, _fit
+
+    errors = [{"miniBatch": i, "message": "é" * 1024, "attempt": 1} for i in range(3)]
+    body = {"index": 0, "done": True, "reason": "ErrorThresholdExceeded: 3", "lastErrors": errors}
+    text = _fit(body)
+    assert len(text.encode()) <= MAX_SUMMARY
+    fitted = json.loads(text)
+    assert fitted["reason"] == body["reason"] and fitted["lastErrors"][-1]["miniBatch"] == 2
+    short = {"index": 0, "lastErrors": [{"miniBatch": 1, "message": "bad row", "attempt": 2}]}
+    assert json.loads(_fit(short)) == short  # short enough: unchanged

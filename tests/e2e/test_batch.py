@@ -1,0 +1,261 @@
+"""A BatchJob on real pods: the operator (host process, as `mlkube dev up --real-node` runs it)
+turns it into plan, Indexed score (2 indexes in parallel) and merge Jobs whose pods run the
+serving image on the real node, in a namespace that enforces Pod Security "restricted". The
+storage initializer fetches the Model from the node's S3 store and verifies its digest; the
+scorer reads Parquet input from S3 and writes parts, progress and `predictions.csv` to the
+operator's batch output store (no spec.output). The merged predictions equal `model.predict`
+on the whole input in input order, with exact counts. A poisoned CSV over `errorThreshold: 0`
+ends the job Failed (ErrorThresholdExceeded) through the scorer's exit 42 and the Job's
+podFailurePolicy, with the failing mini-batch in `status.lastErrors`."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from mlkube.builders.operator_config import ENV_BATCH_OUTPUT_STORE
+from mlkube.cli.dev import start_operator
+from mlkube.contract import API_VERSION, ENV_S3_ENDPOINT_URL, KIND_MODEL
+from mlkube.devcluster import Cluster, procs
+from mlkube.devcluster.realnode import RealNode, operator_env
+from mlkube.devcluster.realnode_store import BUCKET, build_storage_secret
+from mlkube.k8s import ApiError, Kube
+from mlkube.k8s.crds import apply_crds
+from mlkube.storage import publish
+from support.waiting import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+COLUMNS = ["f0", "f1", "f2", "f3", "f4"]
+OUTPUT_STORE = f"s3://{BUCKET}/batch"
+TERMINAL = ("Succeeded", "Failed", "Cancelled")
+
+
+def frame(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(rng.normal(size=(rows, len(COLUMNS))), columns=COLUMNS)
+
+
+def _s3(node: RealNode) -> Any:
+    import s3fs
+
+    env = node.store_env()
+    return s3fs.S3FileSystem(
+        key=env["AWS_ACCESS_KEY_ID"],
+        secret=env["AWS_SECRET_ACCESS_KEY"],
+        client_kwargs={"endpoint_url": env[ENV_S3_ENDPOINT_URL]},
+    )
+
+
+@contextlib.contextmanager
+def _store_env(node: RealNode) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(node.store_env())
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def batch_operator(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Iterator[Cluster]:
+    """The host-side operator with the real node's images and store, and a batch output store."""
+    cluster, node = node_cluster
+    assert "operator" not in cluster.state.pids, "another operator would reconcile too"
+    apply_crds(kube, REPO / "crds", field_manager="mlkube-e2e")
+    start_operator(cluster, kube, {**operator_env(node), ENV_BATCH_OUTPUT_STORE: OUTPUT_STORE})
+    yield cluster
+    procs.stop(cluster.state.pids.pop("operator"))
+
+
+@pytest.fixture
+def restricted_ns(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Iterator[str]:
+    """A namespace enforcing Pod Security "restricted", holding the store's credentials Secret."""
+    name = f"e2e-batch-{uuid.uuid4().hex[:6]}"
+    labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn")}
+    kube.create({"apiVersion": "v1", "kind": "Namespace",
+                 "metadata": {"name": name, "labels": labels}})  # fmt: skip
+    kube.create(build_storage_secret(name, node_cluster[1].store_env()["AWS_SECRET_ACCESS_KEY"]))
+    yield name
+    with contextlib.suppress(ApiError):
+        kube.delete("v1", "Namespace", name)
+
+
+def register_model(
+    kube: Kube, node: RealNode, namespace: str, tmp_path: Path
+) -> LogisticRegression:
+    """Fit, publish to S3 (content-addressed) and register; returns once the Model is Ready."""
+    train = frame(2000, 99)
+    target = (train["f0"] + 0.5 * train["f1"] - train["f3"] > 0).astype(int)
+    fitted = LogisticRegression().fit(train, target)
+    (tmp_path / "model").mkdir()
+    joblib.dump(fitted, tmp_path / "model" / "model.joblib")
+    with _store_env(node):
+        uri, _ = publish(str(tmp_path / "model"), f"s3://{BUCKET}",
+                         namespace=namespace, name="risk", version="1")  # fmt: skip
+    kube.create({
+        "apiVersion": API_VERSION, "kind": KIND_MODEL,
+        "metadata": {"name": "risk-v1", "namespace": namespace},
+        "spec": {"modelName": "risk", "version": "1", "framework": "sklearn",
+                 "artifact": {"uri": uri}},
+    })  # fmt: skip
+
+    def ready() -> bool:
+        obj = kube.get(API_VERSION, KIND_MODEL, "risk-v1", namespace) or {}
+        return (obj.get("status") or {}).get("phase") == "Ready"
+
+    wait_for(ready, timeout=60, interval=0.5, what="Model risk-v1 Ready")
+    return fitted
+
+
+def run_job(
+    kube: Kube, cluster: Cluster, namespace: str, input_uri: str, fmt: str, **deployment: Any
+) -> dict[str, Any]:
+    """Create the endpoint and one BatchJob (output: the operator's store); its final object."""
+    dep = {"name": "d", "model": "risk-v1", "instanceCount": 2, **deployment}
+    kube.create({"apiVersion": API_VERSION, "kind": "BatchEndpoint",
+                 "metadata": {"name": "risk", "namespace": namespace},
+                 "spec": {"deployments": [dep]}})  # fmt: skip
+    spec = {"endpoint": "risk", "input": {"uri": input_uri, "format": fmt}}
+    meta = {"name": "score-all", "namespace": namespace}
+    kube.create({"apiVersion": API_VERSION, "kind": "BatchJob", "metadata": meta, "spec": spec})
+
+    def finished() -> dict[str, Any] | None:
+        obj = kube.get(API_VERSION, "BatchJob", "score-all", namespace) or {}
+        return obj if (obj.get("status") or {}).get("phase") in TERMINAL else None
+
+    try:
+        done: dict[str, Any] = wait_for(finished, timeout=240, interval=0.5, what="BatchJob end")
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{_diagnose(kube, cluster, namespace)}") from None
+    return done
+
+
+def _diagnose(kube: Kube, cluster: Cluster, namespace: str) -> str:
+    """Pods' states and the operator's log tail, for a failure message."""
+    lines = []
+    for pod in kube.list("v1", "Pod", namespace):
+        st = pod.get("status") or {}
+        conts = st.get("initContainerStatuses", []) + st.get("containerStatuses", [])
+        lines.append(f"{pod['metadata']['name']}: {st.get('phase')} "
+                     f"{json.dumps([c.get('state') for c in conts])[:1500]}")  # fmt: skip
+    log = cluster.logs / "operator.log"
+    tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no operator log)"
+    return "\n".join(lines) + f"\noperator log:\n{tail}"
+
+
+def scorer_terminations(kube: Kube, namespace: str, step: str) -> list[dict[str, Any]]:
+    """The `scorer` containers' terminated states of one step's pods."""
+    found = []
+    for pod in kube.list("v1", "Pod", namespace, f"mlkube.dev/batch-step={step}"):
+        for st in (pod.get("status") or {}).get("containerStatuses") or []:
+            term = (st.get("state") or {}).get("terminated")
+            if st["name"] == "scorer" and term:
+                found.append({**term, "node": pod["spec"].get("nodeName"), "pod": pod})
+    return found
+
+
+def test_parquet_on_s3_scored_by_two_real_pods_equals_model_predict(
+    batch_operator: Cluster,
+    node_cluster: tuple[Cluster, RealNode],
+    kube: Kube,
+    restricted_ns: str,
+    tmp_path: Path,
+) -> None:
+    node, ns = node_cluster[1], restricted_ns
+    started = time.monotonic()
+    fitted = register_model(kube, node, ns, tmp_path)
+    # 4,000 rows in three files, row groups of 500: with 2000-row mini-batches the planner
+    # packs file 0 into mini-batch 0 and files 1 and 2 together into mini-batch 1 (§2).
+    parts = [frame(2000, 1), frame(1300, 2), frame(700, 3)]
+    fs = _s3(node)
+    prefix = f"{BUCKET}/inputs/{ns}"
+    for i, part in enumerate(parts):
+        sink = io.BytesIO()
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), sink, row_group_size=500)
+        fs.pipe(f"{prefix}/part-{i:02d}.parquet", sink.getvalue())
+    done = run_job(kube, batch_operator, ns, f"s3://{prefix}/", "parquet",
+                   miniBatchSize="2000rows", maxConcurrencyPerInstance=1)  # fmt: skip
+    status = done["status"]
+    print(f"\nBatchJob {ns}/score-all {status['phase']} in {time.monotonic() - started:.1f}s "
+          f"(Model registered included): {json.dumps(status['items'])}")  # fmt: skip
+    assert status["phase"] == "Succeeded", (status, _diagnose(kube, batch_operator, ns))
+    assert status["outputUri"].rstrip("/") == f"{OUTPUT_STORE}/{ns}/score-all"
+    assert status["plan"]["miniBatches"] == 2 and status["plan"]["indexes"] == 2
+    assert status["miniBatches"] == {"total": 2, "succeeded": 2, "failed": 0, "retried": 0}
+    assert status["items"] == {"total": 4000, "succeeded": 4000, "failed": 0}
+    assert status["progress"] == 100
+    # The Indexed Job ran both indexes at once as real containers on the node.
+    [score] = [j for j in kube.list("batch/v1", "Job", ns) if "-score-" in j["metadata"]["name"]]
+    assert score["spec"]["completionMode"] == "Indexed" and score["spec"]["parallelism"] == 2
+    assert score["status"]["succeeded"] == 2
+    terms = scorer_terminations(kube, ns, "score")
+    assert len(terms) == 2 and {t["node"] for t in terms} == {"mlkube-node"}
+    for term in terms:
+        assert term["exitCode"] == 0, term
+        init = term["pod"]["status"]["initContainerStatuses"][0]
+        assert init["name"] == "storage-initializer"
+        assert init["state"]["terminated"]["exitCode"] == 0
+        # Contract C1: the score step's one-line summary is its termination message.
+        summary = json.loads(term["message"])
+        assert summary["done"] is True and summary["miniBatches"]["succeeded"] == 1, summary
+        assert summary["planDigest"] == status["plan"]["digest"]
+    got = pd.read_csv(io.BytesIO(fs.cat(f"{status['outputUri'].removeprefix('s3://').rstrip('/')}"
+                                        "/predictions.csv")))  # fmt: skip
+    whole = pd.concat(parts, ignore_index=True)
+    assert len(got) == 4000
+    np.testing.assert_array_equal(got["prediction"].to_numpy(), fitted.predict(whole))
+
+
+def test_poisoned_csv_over_error_threshold_zero_fails_the_job_with_the_mini_batch(
+    batch_operator: Cluster,
+    node_cluster: tuple[Cluster, RealNode],
+    kube: Kube,
+    restricted_ns: str,
+    tmp_path: Path,
+) -> None:
+    node, ns = node_cluster[1], restricted_ns
+    started = time.monotonic()
+    register_model(kube, node, ns, tmp_path)
+    fs = _s3(node)
+    prefix = f"{BUCKET}/inputs/{ns}"
+    fs.pipe(f"{prefix}/a-good.csv", frame(600, 1).to_csv(index=False).encode())
+    fs.pipe(f"{prefix}/b-poisoned.csv", ("f0,f1,f2,f3,f4\n" + "oops,1,2,3,4\n" * 20).encode())
+    done = run_job(kube, batch_operator, ns, f"s3://{prefix}/", "csv", miniBatchSize="1000rows",
+                   errorThreshold=0, retrySettings={"maxRetries": 1})  # fmt: skip
+    status = done["status"]
+    print(f"\npoisoned BatchJob {status['phase']} in {time.monotonic() - started:.1f}s: "
+          f"{json.dumps(status.get('lastErrors'))[:400]}")  # fmt: skip
+    assert status["phase"] == "Failed", (status, _diagnose(kube, batch_operator, ns))
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "ErrorThresholdExceeded"
+    assert status["plan"]["miniBatches"] == 2
+    # A failed range is not parsed: its rows count as the planner's estimate (§10), 20 ± 1.
+    assert 19 <= status["items"]["failed"] <= 21
+    errors = status["lastErrors"]
+    assert errors and errors[-1]["miniBatch"] == 1 and errors[-1]["message"], errors
+    # The real path: index 1's scorer exited 42 and the podFailurePolicy failed the Job.
+    [score] = [j for j in kube.list("batch/v1", "Job", ns) if "-score-" in j["metadata"]["name"]]
+    failed = next(c for c in score["status"]["conditions"] if c["type"] == "Failed")
+    assert failed["status"] == "True" and failed["reason"] == "PodFailurePolicy", failed
+    exited = [t for t in scorer_terminations(kube, ns, "score") if t["exitCode"] == 42]
+    assert exited, scorer_terminations(kube, ns, "score")
+    summary = json.loads(exited[0]["message"])
+    assert summary["reason"].startswith("ErrorThresholdExceeded"), summary
+    assert summary["lastErrors"][-1]["miniBatch"] == 1
+    assert not any("-merge-" in j["metadata"]["name"] for j in kube.list("batch/v1", "Job", ns))
