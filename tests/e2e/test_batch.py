@@ -6,7 +6,9 @@ scorer reads Parquet input from S3 and writes parts, progress and `predictions.c
 operator's batch output store (no spec.output). The merged predictions equal `model.predict`
 on the whole input in input order, with exact counts. A poisoned CSV over `errorThreshold: 0`
 ends the job Failed (ErrorThresholdExceeded) through the scorer's exit 42 and the Job's
-podFailurePolicy, with the failing mini-batch in `status.lastErrors`."""
+podFailurePolicy, with the failing mini-batch in `status.lastErrors`. Cancelling a job whose
+scoring script hangs ends its running pods in seconds (the scorer, PID 1 in its container,
+handles SIGTERM), not after the grace period."""
 
 from __future__ import annotations
 
@@ -97,16 +99,19 @@ def restricted_ns(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Iterato
 
 
 def register_model(
-    kube: Kube, node: RealNode, namespace: str, tmp_path: Path
-) -> LogisticRegression:
-    """Fit, publish to S3 (content-addressed) and register; returns once the Model is Ready."""
+    kube: Kube, node: RealNode, namespace: str, tmp_path: Path, script: str = ""
+) -> tuple[LogisticRegression, str]:
+    """Fit, publish to S3 (content-addressed) and register; (model, digest) once it is Ready.
+    `script`: a batch scoring script (score.py) shipped in the artifact too."""
     train = frame(2000, 99)
     target = (train["f0"] + 0.5 * train["f1"] - train["f3"] > 0).astype(int)
     fitted = LogisticRegression().fit(train, target)
     (tmp_path / "model").mkdir()
     joblib.dump(fitted, tmp_path / "model" / "model.joblib")
+    if script:
+        (tmp_path / "model" / "score.py").write_text(script)
     with _store_env(node):
-        uri, _ = publish(str(tmp_path / "model"), f"s3://{BUCKET}",
+        uri, facts = publish(str(tmp_path / "model"), f"s3://{BUCKET}",
                          namespace=namespace, name="risk", version="1")  # fmt: skip
     kube.create({
         "apiVersion": API_VERSION, "kind": KIND_MODEL,
@@ -120,13 +125,11 @@ def register_model(
         return (obj.get("status") or {}).get("phase") == "Ready"
 
     wait_for(ready, timeout=60, interval=0.5, what="Model risk-v1 Ready")
-    return fitted
+    return fitted, facts.digest
 
 
-def run_job(
-    kube: Kube, cluster: Cluster, namespace: str, input_uri: str, fmt: str, **deployment: Any
-) -> dict[str, Any]:
-    """Create the endpoint and one BatchJob (output: the operator's store); its final object."""
+def create_job(kube: Kube, namespace: str, input_uri: str, fmt: str, **deployment: Any) -> None:
+    """The endpoint and one BatchJob `score-all` (output: the operator's batch store)."""
     dep = {"name": "d", "model": "risk-v1", "instanceCount": 2, **deployment}
     kube.create({"apiVersion": API_VERSION, "kind": "BatchEndpoint",
                  "metadata": {"name": "risk", "namespace": namespace},
@@ -134,6 +137,13 @@ def run_job(
     spec = {"endpoint": "risk", "input": {"uri": input_uri, "format": fmt}}
     meta = {"name": "score-all", "namespace": namespace}
     kube.create({"apiVersion": API_VERSION, "kind": "BatchJob", "metadata": meta, "spec": spec})
+
+
+def run_job(
+    kube: Kube, cluster: Cluster, namespace: str, input_uri: str, fmt: str, **deployment: Any
+) -> dict[str, Any]:
+    """Create the endpoint and one BatchJob; its object once the phase is terminal."""
+    create_job(kube, namespace, input_uri, fmt, **deployment)
 
     def finished() -> dict[str, Any] | None:
         obj = kube.get(API_VERSION, "BatchJob", "score-all", namespace) or {}
@@ -179,7 +189,7 @@ def test_parquet_on_s3_scored_by_two_real_pods_equals_model_predict(
 ) -> None:
     node, ns = node_cluster[1], restricted_ns
     started = time.monotonic()
-    fitted = register_model(kube, node, ns, tmp_path)
+    fitted, digest = register_model(kube, node, ns, tmp_path)
     # 4,000 rows in three files, row groups of 500: with 2000-row mini-batches the planner
     # packs file 0 into mini-batch 0 and files 1 and 2 together into mini-batch 1 (§2).
     parts = [frame(2000, 1), frame(1300, 2), frame(700, 3)]
@@ -208,7 +218,12 @@ def test_parquet_on_s3_scored_by_two_real_pods_equals_model_predict(
     assert len(terms) == 2 and {t["node"] for t in terms} == {"mlkube-node"}
     for term in terms:
         assert term["exitCode"] == 0, term
-        init = term["pod"]["status"]["initContainerStatuses"][0]
+        spec = term["pod"]["spec"]
+        assert spec["automountServiceAccountToken"] is False
+        # The storage initializer fetched the model from S3 and verified the Model's digest.
+        [init_spec] = spec["initContainers"]
+        assert init_spec["args"][init_spec["args"].index("--digest") + 1] == digest
+        [init] = term["pod"]["status"]["initContainerStatuses"]
         assert init["name"] == "storage-initializer"
         assert init["state"]["terminated"]["exitCode"] == 0
         # Contract C1: the score step's one-line summary is its termination message.
@@ -234,9 +249,10 @@ def test_poisoned_csv_over_error_threshold_zero_fails_the_job_with_the_mini_batc
     register_model(kube, node, ns, tmp_path)
     fs = _s3(node)
     prefix = f"{BUCKET}/inputs/{ns}"
-    fs.pipe(f"{prefix}/a-good.csv", frame(600, 1).to_csv(index=False).encode())
-    fs.pipe(f"{prefix}/b-poisoned.csv", ("f0,f1,f2,f3,f4\n" + "oops,1,2,3,4\n" * 20).encode())
-    done = run_job(kube, batch_operator, ns, f"s3://{prefix}/", "csv", miniBatchSize="1000rows",
+    # 400 rows each, 500-row mini-batches: one mini-batch per file (800 rows do not fit one).
+    fs.pipe(f"{prefix}/a-good.csv", frame(400, 1).to_csv(index=False).encode())
+    fs.pipe(f"{prefix}/b-poisoned.csv", ("f0,f1,f2,f3,f4\n" + "oops,1,2,3,4\n" * 400).encode())
+    done = run_job(kube, batch_operator, ns, f"s3://{prefix}/", "csv", miniBatchSize="500rows",
                    errorThreshold=0, retrySettings={"maxRetries": 1})  # fmt: skip
     status = done["status"]
     print(f"\npoisoned BatchJob {status['phase']} in {time.monotonic() - started:.1f}s: "
@@ -244,9 +260,9 @@ def test_poisoned_csv_over_error_threshold_zero_fails_the_job_with_the_mini_batc
     assert status["phase"] == "Failed", (status, _diagnose(kube, batch_operator, ns))
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert stalled["status"] == "True" and stalled["reason"] == "ErrorThresholdExceeded"
-    assert status["plan"]["miniBatches"] == 2
-    # A failed range is not parsed: its rows count as the planner's estimate (§10), 20 ± 1.
-    assert 19 <= status["items"]["failed"] <= 21
+    assert status["plan"]["miniBatches"] == 2 and status["plan"]["indexes"] == 2
+    # A failed range is not parsed: its rows count as the planner's estimate (§10), 400 ± 1.
+    assert 399 <= status["items"]["failed"] <= 401, status["items"]
     errors = status["lastErrors"]
     assert errors and errors[-1]["miniBatch"] == 1 and errors[-1]["message"], errors
     # The real path: index 1's scorer exited 42 and the podFailurePolicy failed the Job.
@@ -259,3 +275,63 @@ def test_poisoned_csv_over_error_threshold_zero_fails_the_job_with_the_mini_batc
     assert summary["reason"].startswith("ErrorThresholdExceeded"), summary
     assert summary["lastErrors"][-1]["miniBatch"] == 1
     assert not any("-merge-" in j["metadata"]["name"] for j in kube.list("batch/v1", "Job", ns))
+
+
+HANGING = """
+import time
+
+def init():
+    pass
+
+def run(mini_batch):
+    time.sleep(600)
+"""
+
+
+def test_cancel_stops_running_score_pods_within_seconds(
+    batch_operator: Cluster,
+    node_cluster: tuple[Cluster, RealNode],
+    kube: Kube,
+    restricted_ns: str,
+    tmp_path: Path,
+) -> None:
+    node, ns = node_cluster[1], restricted_ns
+    register_model(kube, node, ns, tmp_path, script=HANGING)
+    fs = _s3(node)
+    prefix = f"{BUCKET}/inputs/{ns}"
+    for name in ("a.csv", "b.csv"):
+        fs.pipe(f"{prefix}/{name}", frame(10, 1).to_csv(index=False).encode())
+    # Files mode, one file per mini-batch: 2 indexes whose run() never returns.
+    create_job(kube, ns, f"s3://{prefix}/", "csv", miniBatchSize="1",
+               entrypoint={"path": "score.py"}, retrySettings={"timeoutSeconds": 300})  # fmt: skip
+
+    def scoring() -> list[dict[str, Any]] | None:
+        pods = kube.list("v1", "Pod", ns, "mlkube.dev/batch-step=score")
+        running = [
+            st for pod in pods for st in (pod.get("status") or {}).get("containerStatuses") or []
+            if st["name"] == "scorer" and (st.get("state") or {}).get("running")
+        ]  # fmt: skip
+        return pods if len(running) == 2 else None
+
+    try:
+        wait_for(scoring, timeout=120, interval=0.5, what="2 scorer containers running")
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{_diagnose(kube, batch_operator, ns)}") from None
+    time.sleep(5)  # the scorers are past start-up, their workers inside run()
+    cancelled = time.monotonic()
+    kube.patch(API_VERSION, "BatchJob", "score-all", {"spec": {"cancel": True}}, ns)
+
+    def phase() -> str | None:
+        obj = kube.get(API_VERSION, "BatchJob", "score-all", ns) or {}
+        found: str | None = (obj.get("status") or {}).get("phase")
+        return found if found in TERMINAL else None
+
+    assert wait_for(phase, timeout=60, interval=0.5, what="BatchJob terminal") == "Cancelled"
+    wait_for(lambda: not kube.list("v1", "Pod", ns, "mlkube.dev/batch-step=score"),
+             timeout=60, interval=0.25, what="score pods gone")  # fmt: skip
+    took = time.monotonic() - cancelled
+    print(f"\ncancelled: both score pods gone {took:.1f}s after spec.cancel")
+    # The pods' grace period is 30 s: a scorer ignoring SIGTERM would take that long.
+    assert took < 15, took
+    [score] = [j for j in kube.list("batch/v1", "Job", ns) if "-score-" in j["metadata"]["name"]]
+    assert score["spec"]["suspend"] is True

@@ -1,9 +1,10 @@
 """What the BatchJob controller observed, reduced to facts the state machine decides on (pure).
 
-Jobs are read through their conditions only (Complete, Failed, Suspended), never through pod
-counts, because the Job controller owns those. The plan step's summary and the merge manifest
-arrive as JSON text (a pod's termination message, or the copy in the output store when the pod
-is gone); parsing here refuses anything that is not ours rather than trusting it.
+Jobs are read through their conditions only (Complete, Failed or FailureTarget, Suspended),
+never through pod counts, because the Job controller owns those. The plan step's summary and
+the merge manifest arrive as JSON text (a pod's termination message, or the copy in the output
+store when the pod is gone); parsing here refuses anything that is not ours rather than
+trusting it.
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ def job_facts(job: dict[str, Any]) -> JobFacts:
     for cond in status.get("conditions") or []:
         if cond.get("status") != "True":
             continue
-        if cond.get("type") in ("Complete", "Failed"):
+        # FailureTarget: the Job controller decided the Job fails (podFailurePolicy FailJob,
+        # an exhausted backoff) and is terminating its pods; since Kubernetes 1.31 `Failed`
+        # follows only once they are gone, up to a grace period later on a real node.
+        if cond.get("type") in ("Complete", "Failed", "FailureTarget"):
             finished = "Complete" if cond["type"] == "Complete" else "Failed"
             reason, message = str(cond.get("reason") or ""), str(cond.get("message") or "")
     return JobFacts(

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -28,6 +29,24 @@ PLAN = "_mlkube/plan.json"
 # termination message) is gone.
 PLAN_SUMMARY = "_mlkube/plan-summary.json"
 MAX_SUMMARY = 4096  # the kubelet keeps at most 4 KiB of a termination message
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: the pod is being deleted (cancel, suspend, FailJob, eviction)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _stop_on_sigterm() -> None:
+    """In a container the scorer is PID 1, and the kernel does not deliver a signal to a PID 1
+    that has no handler for it: without this, SIGTERM is ignored and every deleted batch pod
+    (a cancelled or suspended job, the other indexes of a Job its podFailurePolicy failed)
+    lives on for the whole grace period until the kubelet's SIGKILL. Unwinding kills the
+    workers (the runner's cleanup); a part is never half-written (atomic commits)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def _fit(body: dict[str, Any]) -> str:
@@ -108,8 +127,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=os.environ.get("MLKUBE_LOG_LEVEL", "INFO").upper())
+    _stop_on_sigterm()
     try:
         return _run(args)
+    except Terminated:
+        logging.getLogger(__name__).warning("terminated (SIGTERM): stopping")
+        return EXIT_TERMINATED
     except (PlanError, StorageError, ValueError) as exc:
         _summary({"error": f"{type(exc).__name__}: {exc}"[:2048]}, args.termination_log)
         return EXIT_BAD_INPUT

@@ -124,6 +124,11 @@ class Runner:
                 self.send_init(slot)
         try:
             return self._loop()
+        except BaseException:  # SIGTERM (the pod is deleted), or a bug: end the workers now
+            for slot in self.slots:
+                self.stop(slot, kill=True)
+            self.slots = []
+            raise
         finally:
             self.close()
 

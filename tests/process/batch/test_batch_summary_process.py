@@ -1,14 +1,19 @@
 """Contract C1: the `score` step, like every step, ends with its one-line JSON summary on stdout
 and in the termination message file ($MLKUBE_TERMINATION_LOG, as the dev pod executor sets
 it; /dev/termination-log in a real pod): the index's final progress document, a threshold
-breach's reason included, always valid JSON within the kubelet's 4 KiB."""
+breach's reason included, always valid JSON within the kubelet's 4 KiB. And a step stops at
+once on SIGTERM (a deleted pod), workers included: in a container it is PID 1, which the kernel
+spares any signal it has no handler for (the real node showed pods living the grace period)."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +80,58 @@ def test_unusable_plan_summary_is_the_error(tmp_path: Path, model: Any) -> None:
                              "--plan-digest", "sha256:" + "0" * 64)  # fmt: skip
     assert code == 43
     assert json.loads(message)["error"].startswith("PlanError: plan digest")
+
+
+HANGING = """
+    import os, time
+    from pathlib import Path
+
+    def init():
+        pass
+
+    def run(mini_batch):
+        Path(os.environ["AZUREML_MODEL_DIR"], "worker-%d" % os.getpid()).write_text("busy")
+        time.sleep(3600)
+"""
+
+
+def test_sigterm_stops_the_step_and_its_busy_workers_at_once(tmp_path: Path) -> None:
+    write_inputs(tmp_path / "in", "csv", (5, 6, 7))
+    script = tmp_path / "script"
+    script.mkdir()
+    (script / "score.py").write_text(textwrap.dedent(HANGING))
+    out, _ = _plan(tmp_path, tmp_path / "in")
+    env = {**os.environ, "MLKUBE_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlkube_serving", "batch", "--termination-log", "", "score",
+         "--output", out, "--model", str(script), "--entrypoint", "score.py",
+         "--concurrency", "2", "--timeout", "3600"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(script.glob("worker-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = [int(p.name.split("-")[1]) for p in script.glob("worker-*")]
+        assert len(workers) == 2, proc.stderr.read().decode() if proc.poll() is not None else ""
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+        proc.wait()
+    assert code == 128 + signal.SIGTERM and took < 3, (code, took)
+    for pid in workers:  # killed, not left sleeping in run()
+        deadline = time.monotonic() + 2
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pid), f"worker {pid} outlived its step"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"

@@ -430,6 +430,15 @@ def test_facts_parsing() -> None:
     }
     assert job_facts(job) == JobFacts("j", "Failed", "R", "M", suspended=True)
     assert job_facts({"metadata": {"name": "k"}}) == JobFacts("k")
+    # FailJob: FailureTarget at once, Failed only after the other pods terminated.
+    target = {
+        "type": "FailureTarget",
+        "status": "True",
+        "reason": "PodFailurePolicy",
+        "message": "M",
+    }
+    failing = {"metadata": {"name": "f"}, "status": {"conditions": [target]}}
+    assert job_facts(failing) == JobFacts("f", "Failed", "PodFailurePolicy", "M")
     plan = parse_plan_result('log\n{"digest":"d","miniBatches":2,"items":5,"bytes":1}')
     assert plan == PlanResult(digest="d", mini_batches=2, items=5)
     assert parse_plan_result(None) is None
