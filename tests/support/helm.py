@@ -11,6 +11,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "mlkube"
+# What a render without a cluster assumes (the test control plane's version): a helm built from
+# the module proxy without release ldflags would assume v1.20, below the chart's kubeVersion.
+KUBE_VERSION = "1.36.3"
 
 
 def helm_binary() -> Path:
@@ -55,6 +58,7 @@ def render_chart(
     for value in values:
         argv += ["--set", value]
     env = helm_env()
+    argv += ["--kube-version", KUBE_VERSION]  # `helm template` never asks the server
     if kubeconfig is not None:
         argv += ["--dry-run=server", "--kubeconfig", str(kubeconfig)]
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
