@@ -28,6 +28,19 @@ def helm_binary() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
+def helm_unittest_plugins() -> Path:
+    """A helm plugins directory holding helm-unittest: MLKUBE_HELM_UNITTEST_PLUGINS (make test
+    sets it), else build or reuse the cached build (hack/helm-unittest/build.sh)."""
+    override = os.environ.get("MLKUBE_HELM_UNITTEST_PLUGINS")
+    if override:
+        return Path(override)
+    out = subprocess.run(
+        ["bash", str(REPO / "hack" / "helm-unittest" / "build.sh")],
+        stdout=subprocess.PIPE, text=True, check=True,
+    )  # fmt: skip
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
 def helm_env() -> dict[str, str]:
     """helm keeps caches and config under these; never in the user's home."""
     return {**os.environ, "HELM_CACHE_HOME": "/tmp/mlkube-helm/cache",
