@@ -33,7 +33,6 @@ MANAGED_DIRS = (CRD_DIR, CHART_CRD_DIR, OLD_CHART_CRD_DIR, SAMPLES_DIR, "docs/re
 CHART_LABELS = '{{- include "mlkube.labels" . | nindent 4 }}'
 
 
-
 class _StableDumper(yaml.SafeDumper):
     """SafeDumper without anchors/aliases: repeated sub-schemas are written out in full."""
 
@@ -103,4 +102,5 @@ def chart_cluster_roles(roles: Sequence[Mapping[str, Any]]) -> str:
     not collide between releases) and labelled like the chart's other objects."""
     text = dump_yaml(roles)
     text = text.replace("  name: mlkube-operator", '  name: {{ include "mlkube.operatorName" . }}')
-    return text.replace("  labels:\n    app.kubernetes.io/name: mlkube\n", f"  labels: {CHART_LABELS}\n")
+    labels = "  labels:\n    app.kubernetes.io/name: mlkube\n"
+    return text.replace(labels, f"  labels: {CHART_LABELS}\n")
