@@ -64,10 +64,12 @@ def render_chart(
     values: list[str] = (),  # type: ignore[assignment]
     *,
     kubeconfig: Path | None = None,
+    release: str = "mlkube",
 ) -> list[dict[str, Any]]:
-    """`helm template` of the chart: every object, CRDs excluded. With a kubeconfig the render
-    runs with `--dry-run=server`, so `lookup` sees the cluster (as install and upgrade do)."""
-    argv = [str(helm), "template", "mlkube", str(CHART), "--namespace", namespace]
+    """`helm template` of the chart: every object (the CRDs too, unless crds.install=false).
+    With a kubeconfig the render runs with `--dry-run=server`, so `lookup` sees the cluster (as
+    install and upgrade do)."""
+    argv = [str(helm), "template", release, str(CHART), "--namespace", namespace]
     for value in values:
         argv += ["--set", value]
     env = helm_env()
