@@ -27,7 +27,8 @@ VARIATIONS = {
                                 "podLabels.team=ml", "podAnnotations.a=b",
                                 "image.pullSecrets[0].name=reg",
                                 "monitoring.labels.release=prom", "monitoring.labels.scrape=true",
-                                "logLevel=debug", "fullnameOverride=ml"],
+                                "logLevel=debug", "fullnameOverride=ml",
+                                "monitoring.serviceMonitor.enabled=true"],
 }  # fmt: skip
 
 
