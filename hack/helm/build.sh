@@ -23,7 +23,16 @@ tmp="$out.partial.$$"
 trap 'rm -f "$tmp"' EXIT
 start=$SECONDS
 echo "helm: building helm.sh/helm/v3/cmd/helm (first build takes a few minutes)..." >&2
-(cd "$here" && go build -trimpath -ldflags "-s -w" -o "$tmp" helm.sh/helm/v3/cmd/helm)
+# Like helm's release Makefile: its version, and the Kubernetes version of its client-go as the
+# default for renders without a cluster (`helm template`, lint); unset, helm assumes v1.20 and
+# refuses charts with a kubeVersion above it.
+version=$(awk '$1 == "require" && $2 == "helm.sh/helm/v3" {print $3}' "$here/go.mod")
+k8s_minor=$(awk '$1 == "k8s.io/client-go" {print $2}' "$here/go.mod" | cut -d. -f2)
+ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$version"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+done
+(cd "$here" && go build -trimpath -ldflags "$ldflags" -o "$tmp" helm.sh/helm/v3/cmd/helm)
 mv "$tmp" "$out"
 echo "helm: built in $((SECONDS - start))s" >&2
 echo "$out"
