@@ -111,6 +111,11 @@ func execute(obj map[string]any, script string, openLibs bool) (*healthStatus, e
 		l.Push(fn)
 		err = l.PCall(0, lua.MultRet, nil)
 	}
+	// Argo CD drops the Lua stack trace from run-time errors (they reach the user).
+	var apiErr *lua.ApiError
+	if errors.As(err, &apiErr) && apiErr.Type == lua.ApiErrorRun {
+		apiErr.StackTrace = ""
+	}
 	if err != nil {
 		return nil, err
 	}
