@@ -46,6 +46,22 @@ func load(path string, into any) error {
 	return yaml.Unmarshal(raw, into)
 }
 
+// readObject decodes an object as kustomize-controller receives it from the API server
+// (unstructured JSON: whole numbers are int64), so Flux's observedGeneration check applies;
+// a plain YAML/JSON decode would give float64 and silently skip it.
+func readObject(path string) (*unstructured.Unstructured, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := yaml.YAMLToJSON(raw)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	return u, u.UnmarshalJSON(doc)
+}
+
 func evaluators(ks kustomization) (map[schema.GroupKind]*cel.StatusEvaluator, error) {
 	out := map[schema.GroupKind]*cel.StatusEvaluator{}
 	for i, hc := range ks.Spec.HealthCheckExprs {
@@ -80,8 +96,7 @@ func main() {
 	failed := false
 	for _, path := range os.Args[2:] {
 		r := result{Object: path}
-		u := &unstructured.Unstructured{Object: map[string]any{}}
-		err := load(path, &u.Object)
+		u, err := readObject(path)
 		if err == nil {
 			ev, ok := evs[u.GroupVersionKind().GroupKind()]
 			if !ok {

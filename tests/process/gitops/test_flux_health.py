@@ -54,9 +54,19 @@ def test_flux_agrees_with_argocd_on_every_fixture(
     cases = health_cases(kind)
     results = run_fluxcel(fluxcel, kustomization, [path for path, _ in cases])
     for (path, argo), result in zip(cases, results, strict=True):
+        if path.stem == "missing-status":
+            # Flux's CEL cannot test for a missing top-level `status`: the evaluator errs, and
+            # kustomize-controller keeps waiting on an errored (Unknown) object as InProgress.
+            assert "no such attribute(s): status." in result["error"], result
+            assert "status" not in result
+            continue
         want = FLUX_FOR_ARGO[argo["status"]]
         assert result.get("status") == want, (path.name, argo, result)
         assert "error" not in result, (path.name, result)
+        if path.stem == "stale-generation":
+            # Only Flux's own observedGeneration check (int64, as read from the API) says so:
+            # the expressions alone would call the Ready status Current.
+            assert argo["status"] == "Progressing"
 
 
 def test_a_broken_expression_is_refused_like_flux_refuses_it(
