@@ -92,6 +92,7 @@ def test_live_models_get_their_argocd_and_flux_health(
 
     bad = wait_for(failed, timeout=60, what="Model bad Failed")
     good = wait_for(lambda: _phase(kube, namespace, "good", "Ready"), timeout=60, what="Ready")
+    print(f"\nModel Failed {failed_after:.1f}s after create")
     assert failed_after < 10, f"a failed Model took {failed_after:.1f}s to show"
     # A Model no operator watches (another namespace): exactly what a fresh object looks like.
     unseen_ns = f"t-{uuid.uuid4().hex[:8]}"

@@ -105,7 +105,10 @@ def test_scripts_use_only_what_argocd_cm_scripts_get(argolua: Path, tmp_path: Pa
     invalid = tmp_path / "invalid.lua"
     invalid.write_text('return {status = "Fine", message = "x"}\n')
     [result] = run_argolua(argolua, invalid, [fixture])
-    assert result["got"] == {"status": "Unknown", "message": "Lua returned an invalid health status"}
+    assert result["got"] == {
+        "status": "Unknown",
+        "message": "Lua returned an invalid health status",
+    }
     tree = tmp_path / "resource_customizations"
     shutil.copytree(CUSTOMIZATIONS, tree)
     tests = tree / "mlkube.dev" / "Model" / "health_test.yaml"

@@ -69,9 +69,7 @@ def test_flux_agrees_with_argocd_on_every_fixture(
             assert argo["status"] == "Progressing"
 
 
-def test_a_broken_expression_is_refused_like_flux_refuses_it(
-    fluxcel: Path, tmp_path: Path
-) -> None:
+def test_a_broken_expression_is_refused_like_flux_refuses_it(fluxcel: Path, tmp_path: Path) -> None:
     doc = flux_kustomization(DOC.read_text())
     doc["spec"]["healthCheckExprs"][0]["failed"] = "status.phase =="
     broken = tmp_path / "broken.yaml"
