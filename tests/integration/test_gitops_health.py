@@ -2,7 +2,7 @@
 docs/deploy-argocd.md, run against the real API server into an existing argocd-cm, keeps Argo
 CD's other settings and installs the four checks; the scripts read back from that ConfigMap
 and the Flux expressions read from docs/deploy-flux.md then judge Models the operator really
-verified and failed, and one it has not seen."""
+verified and failed, one it has not seen, and BatchEndpoints on top of them."""
 
 from __future__ import annotations
 
@@ -42,6 +42,30 @@ def _model(name: str, namespace: str, uri: str, **artifact: str) -> dict[str, An
 def _phase(kube: Kube, namespace: str, name: str, phase: str) -> dict[str, Any] | None:
     obj = kube.get(API_VERSION, "Model", name, namespace)
     return obj if obj and obj.get("status", {}).get("phase") == phase else None
+
+
+def _batch_endpoint(name: str, namespace: str, model: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "BatchEndpoint",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"deployments": [{"name": "main", "model": model}]},
+    }
+
+
+def _condition(kube: Kube, namespace: str, name: str, type_: str) -> dict[str, Any] | None:
+    obj = kube.get(API_VERSION, "BatchEndpoint", name, namespace)
+    conds = (obj or {}).get("status", {}).get("conditions", [])
+    return obj if any(c["type"] == type_ and c["status"] == "True" for c in conds) else None
+
+
+def _dump(tmp_path: Path, named: dict[str, dict[str, Any]]) -> list[Path]:
+    paths = []
+    for name, obj in named.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(obj))
+        paths.append(path)
+    return paths
 
 
 def _install_checks_as_documented(cluster: Cluster, tmp_path: Path) -> None:
@@ -92,7 +116,6 @@ def test_live_models_get_their_argocd_and_flux_health(
 
     bad = wait_for(failed, timeout=60, what="Model bad Failed")
     good = wait_for(lambda: _phase(kube, namespace, "good", "Ready"), timeout=60, what="Ready")
-    print(f"\nModel Failed {failed_after:.1f}s after create")
     assert failed_after < 10, f"a failed Model took {failed_after:.1f}s to show"
     # A Model no operator watches (another namespace): exactly what a fresh object looks like.
     unseen_ns = f"t-{uuid.uuid4().hex[:8]}"
@@ -103,11 +126,14 @@ def test_live_models_get_their_argocd_and_flux_health(
         with contextlib.suppress(ApiError):
             kube.delete("v1", "Namespace", unseen_ns)
     assert "status" not in unseen or not unseen["status"]
-    objects = []
-    for name, obj in (("good", good), ("bad", bad), ("unseen", unseen)):
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(obj))
-        objects.append(path)
+    objects = _dump(tmp_path, {"good": good, "bad": bad, "unseen": unseen})
+    kube.create(_batch_endpoint("ep-good", namespace, "good"))
+    kube.create(_batch_endpoint("ep-bad", namespace, "bad"))
+    ep_good = wait_for(lambda: _condition(kube, namespace, "ep-good", "Ready"), timeout=60,
+                       what="BatchEndpoint ep-good Ready")  # fmt: skip
+    ep_bad = wait_for(lambda: _condition(kube, namespace, "ep-bad", "Degraded"), timeout=60,
+                      what="BatchEndpoint ep-bad Degraded")  # fmt: skip
+    endpoints = _dump(tmp_path, {"ep-good": ep_good, "ep-bad": ep_bad})
 
     # Argo CD: an argocd-cm that exists already (Argo CD's install made it) keeps its settings.
     kube.create({"apiVersion": "v1", "kind": "ConfigMap",
@@ -125,6 +151,10 @@ def test_live_models_get_their_argocd_and_flux_health(
     assert health[1]["status"] == "Degraded"
     assert "digest" in health[1]["message"]
     assert health[2]["status"] == "Progressing"
+    script.write_text(cm["data"]["resource.customizations.health.mlkube.dev_BatchEndpoint"])
+    health = [r["got"] for r in run_argolua(argolua, script, endpoints)]
+    assert [h["status"] for h in health] == ["Healthy", "Degraded"]
+    assert "bad" in health[1]["message"]
 
     # Flux: the Kustomization from the docs, with Flux's own evaluator.
     kustomization = tmp_path / "kustomization.yaml"
@@ -134,3 +164,5 @@ def test_live_models_get_their_argocd_and_flux_health(
     assert [r.get("status") for r in flux[:2]] == ["Current", "Failed"]
     # No status at all: Flux's evaluator errs (kustomize-controller keeps waiting), never Current.
     assert "no such attribute(s): status." in flux[2]["error"]
+    flux = run_fluxcel(fluxcel, kustomization, endpoints)
+    assert [r.get("status") for r in flux] == ["Current", "Failed"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from support.gitops import (
     run_argolua,
     tool_binary,
 )
+from support.helm import CHART, helm_binary, helm_env
 
 DOC = REPO / "docs" / "deploy-argocd.md"
 
@@ -119,3 +121,20 @@ def test_scripts_use_only_what_argocd_cm_scripts_get(argolua: Path, tmp_path: Pa
     assert [r["case"] for r in json_lines(run.stdout) if not r["ok"]] == [
         "mlkube.dev/Model/testdata/failed.yaml"
     ]
+
+
+def test_the_packaged_chart_ships_the_checks(tmp_path: Path) -> None:
+    """`helm package` (the real helm) keeps charts/mlkube/argocd, so users of a packaged chart
+    get the scripts and the argocd-cm keys (`helm pull mlkube --untar`)."""
+    helm = helm_binary()
+    run = subprocess.run([str(helm), "package", str(CHART), "-d", str(tmp_path)],
+                         capture_output=True, text=True, env=helm_env(), timeout=120,
+                         check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    [package] = tmp_path.glob("mlkube-*.tgz")
+    with tarfile.open(package) as tar:
+        names = set(tar.getnames())
+    assert "mlkube/argocd/argocd-cm.yaml" in names
+    for kind in KINDS:
+        folder = f"mlkube/argocd/resource_customizations/mlkube.dev/{kind}"
+        assert {f"{folder}/health.lua", f"{folder}/health_test.yaml"} <= names
