@@ -9,7 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib/gobuild.sh
 source "$here/../lib/gobuild.sh"
-gobuild_bin argolua "$here" build.sh go.mod go.sum main.go
+gobuild_bin argolua "$here" build.sh go.mod go.sum main.go vm.go
 if gobuild_have "$bin" argolua; then
   echo "argolua: cached build $key" >&2
   echo "$bin/argolua"

@@ -8,159 +8,23 @@
 //
 //	argolua test <resource_customizations dir>   every <group>/<kind>/health_test.yaml case
 //	argolua run <health.lua> <object.yaml>...     prints {"status","message"} per object
+//	argolua cm <argocd-cm.yaml> <object.yaml>...   each object with the script argocd-cm
+//	                                                holds for its group/kind, as Argo CD picks it
 //
 // Each result is one JSON line on stdout; `test` exits 1 when any case differs.
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
-	"time"
+	"strconv"
+	"strings"
 
-	lua "github.com/yuin/gopher-lua"
-	luajson "layeh.com/gopher-json"
 	"sigs.k8s.io/yaml"
 )
-
-// healthStatus is gitops-engine's health.HealthStatus.
-type healthStatus struct {
-	Status  string `json:"status,omitempty"`
-	Message string `json:"message,omitempty"`
-}
-
-var validStatus = map[string]bool{
-	"Unknown": true, "Progressing": true, "Suspended": true, "Healthy": true, "Degraded": true,
-	"Missing": true,
-}
-
-func decodeValue(l *lua.LState, value any) lua.LValue {
-	switch v := value.(type) {
-	case bool:
-		return lua.LBool(v)
-	case float64:
-		return lua.LNumber(v)
-	case string:
-		return lua.LString(v)
-	case json.Number:
-		return lua.LString(v)
-	case int:
-		return lua.LNumber(v)
-	case int32:
-		return lua.LNumber(v)
-	case int64:
-		return lua.LNumber(v)
-	case []any:
-		arr := l.CreateTable(len(v), 0)
-		for _, item := range v {
-			arr.Append(decodeValue(l, item))
-		}
-		return arr
-	case map[string]any:
-		tbl := l.CreateTable(0, len(v))
-		for key, item := range v {
-			tbl.RawSetH(lua.LString(key), decodeValue(l, item))
-		}
-		return tbl
-	}
-	return lua.LNil
-}
-
-var osFuncs = map[string]lua.LGFunction{
-	"time": func(l *lua.LState) int { l.Push(lua.LNumber(time.Now().Unix())); return 1 },
-	"date": func(l *lua.LState) int { l.Push(lua.LString(time.Now().UTC().Format(time.RFC3339))); return 1 },
-}
-
-// execute is VM.ExecuteHealthLua with UseOpenLibs as given.
-func execute(obj map[string]any, script string, openLibs bool) (*healthStatus, error) {
-	l := lua.NewState(lua.Options{SkipOpenLibs: !openLibs})
-	defer l.Close()
-	for _, pair := range []struct {
-		n string
-		f lua.LGFunction
-	}{
-		{lua.LoadLibName, lua.OpenPackage},
-		{lua.BaseLibName, lua.OpenBase},
-		{lua.TabLibName, lua.OpenTable},
-		// Argo CD's OpenSafeOs registers its functions under the table module's name.
-		{lua.OsLibName, func(l *lua.LState) int {
-			l.Push(l.RegisterModule(lua.TabLibName, osFuncs))
-			return 1
-		}},
-	} {
-		if err := l.CallByParam(lua.P{Fn: l.NewFunction(pair.f), NRet: 0, Protect: true},
-			lua.LString(pair.n)); err != nil {
-			return nil, err
-		}
-	}
-	l.PreloadModule(lua.OsLibName, func(l *lua.LState) int {
-		l.Push(l.SetFuncs(l.NewTable(), osFuncs))
-		return 1
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	l.SetContext(ctx)
-	l.SetGlobal("actionParams", l.CreateTable(0, 0))
-	l.SetGlobal("obj", decodeValue(l, obj))
-	fn, err := l.LoadString(script)
-	if err == nil {
-		l.Push(fn)
-		err = l.PCall(0, lua.MultRet, nil)
-	}
-	// Argo CD drops the Lua stack trace from run-time errors (they reach the user).
-	var apiErr *lua.ApiError
-	if errors.As(err, &apiErr) && apiErr.Type == lua.ApiErrorRun {
-		apiErr.StackTrace = ""
-	}
-	if err != nil {
-		return nil, err
-	}
-	ret := l.Get(-1)
-	switch ret.Type() {
-	case lua.LTNil:
-		return &healthStatus{}, nil
-	case lua.LTTable:
-	default:
-		return nil, fmt.Errorf("expect table output from Lua script, not %s", ret.Type())
-	}
-	raw, err := luajson.Encode(ret)
-	if err != nil {
-		return nil, err
-	}
-	hs := &healthStatus{}
-	if err := json.Unmarshal(raw, hs); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Value == "array" {
-			return &healthStatus{}, nil // an empty table encodes as []
-		}
-		return nil, err
-	}
-	if !validStatus[hs.Status] {
-		return &healthStatus{Status: "Unknown", Message: "Lua returned an invalid health status"}, nil
-	}
-	return hs, nil
-}
-
-// both runs a script the way argocd-cm scripts run (libraries closed) and the way Argo CD's
-// own health test runs built-in scripts (libraries open); a script must agree in both.
-func both(obj map[string]any, script string) (*healthStatus, error) {
-	closed, err := execute(obj, script, false)
-	if err != nil {
-		return nil, fmt.Errorf("with argocd-cm's libraries: %w", err)
-	}
-	open, err := execute(obj, script, true)
-	if err != nil {
-		return nil, fmt.Errorf("with open libraries: %w", err)
-	}
-	if *open != *closed {
-		return nil, fmt.Errorf("differs with open libraries: %+v vs %+v", *open, *closed)
-	}
-	return closed, nil
-}
 
 func readObject(path string) (map[string]any, error) {
 	raw, err := os.ReadFile(path)
@@ -246,9 +110,111 @@ func runTests(root string) (int, error) {
 	return failures, nil
 }
 
+// override is Argo CD's ResourceOverride, the health part.
+type override struct {
+	healthLua   string
+	useOpenLibs bool
+}
+
+// overrides reads argocd-cm's split keys as Argo CD's settings manager does
+// (appendResourceOverridesFromSplitKeys): resource.customizations.<type>.<group_kind>.
+func overrides(data map[string]string) (map[string]*override, error) {
+	out := map[string]*override{}
+	for k, v := range data {
+		if !strings.HasPrefix(k, "resource.customizations") {
+			continue
+		}
+		parts := strings.SplitN(k, ".", 4)
+		if len(parts) < 4 {
+			continue
+		}
+		groupKind := strings.Split(parts[3], "_")
+		key := ""
+		switch {
+		case len(groupKind) == 2:
+			key = groupKind[0] + "/" + groupKind[1]
+		case len(groupKind) == 1 && parts[3] != "":
+			key = parts[3]
+		default:
+			return nil, fmt.Errorf("group kind should be in format `resource.customizations.<type>.<group_kind>`, got %q", parts[3])
+		}
+		if out[key] == nil {
+			out[key] = &override{}
+		}
+		switch parts[2] {
+		case "health":
+			out[key].healthLua = v
+		case "useOpenLibs":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, err
+			}
+			out[key].useOpenLibs = b
+		case "actions", "ignoreDifferences", "ignoreResourceUpdates", "knownTypeFields":
+		default:
+			return nil, fmt.Errorf("resource customization type %s not supported", parts[2])
+		}
+	}
+	return out, nil
+}
+
+// runConfigMap judges each object with the script argocd-cm holds for its group/kind
+// (GetConfigMapKey), with the libraries that key allows; no script: no health (Argo CD
+// leaves the resource out of the Application's health).
+func runConfigMap(cmPath string, objects []string) bool {
+	cm, err := readObject(cmPath)
+	ok := err == nil
+	var ovs map[string]*override
+	if ok {
+		data := map[string]string{}
+		if d, isMap := cm["data"].(map[string]any); isMap {
+			for k, v := range d {
+				data[k], _ = v.(string)
+			}
+		}
+		ovs, err = overrides(data)
+		ok = err == nil
+	}
+	if !ok {
+		fmt.Fprintln(os.Stderr, "argolua:", err)
+		os.Exit(2)
+	}
+	failed := false
+	for _, path := range objects {
+		r := result{Case: path}
+		obj, err := readObject(path)
+		if err == nil {
+			apiVersion, _ := obj["apiVersion"].(string)
+			kind, _ := obj["kind"].(string)
+			key := kind
+			if i := strings.Index(apiVersion, "/"); i >= 0 {
+				key = apiVersion[:i] + "/" + kind
+			}
+			if ov := ovs[key]; ov != nil && ov.healthLua != "" {
+				r.Got, err = execute(obj, ov.healthLua, ov.useOpenLibs)
+			} else {
+				r.Error = "no health check for " + key
+			}
+		}
+		if err != nil {
+			r.Error = err.Error()
+		}
+		r.Ok = r.Error == ""
+		failed = failed || !r.Ok
+		emit(r)
+	}
+	return !failed
+}
+
 func main() {
+	if len(os.Args) >= 3 && os.Args[1] == "cm" {
+		if !runConfigMap(os.Args[2], os.Args[3:]) {
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 3 || (os.Args[1] != "test" && os.Args[1] != "run") {
-		fmt.Fprintln(os.Stderr, "usage: argolua test <resource_customizations dir> | run <health.lua> <object.yaml>...")
+		fmt.Fprintln(os.Stderr, "usage: argolua test <resource_customizations dir> | run <health.lua> <object.yaml>... | cm <argocd-cm.yaml> <object.yaml>...")
 		os.Exit(2)
 	}
 	if os.Args[1] == "test" {

@@ -22,7 +22,7 @@ from mlkube.contract import API_VERSION
 from mlkube.devcluster import Cluster
 from mlkube.devcluster.kubectl import kubectl_binary
 from mlkube.k8s import ApiError, Kube
-from support.gitops import REPO, flux_kustomization, run_argolua, run_fluxcel, tool_binary
+from support.gitops import REPO, flux_kustomization, run_argolua_cm, run_fluxcel, tool_binary
 from support.shell_blocks import command_lines, fenced_block
 from support.waiting import wait_for
 
@@ -144,17 +144,16 @@ def test_live_models_get_their_argocd_and_flux_health(
     cm = kube.get("v1", "ConfigMap", "argocd-cm", argocd_namespace)
     assert cm is not None
     assert cm["data"]["url"] == "https://argocd.example.com"
-    script = tmp_path / "model-health.lua"
-    script.write_text(cm["data"]["resource.customizations.health.mlkube.dev_Model"])
-    health = [r["got"] for r in run_argolua(argolua, script, objects)]
+    # Argo CD's way: the script argocd-cm holds for each object's group/kind.
+    configmap = tmp_path / "argocd-cm.yaml"
+    configmap.write_text(yaml.safe_dump(cm))
+    health = [r.get("got") for r in run_argolua_cm(argolua, configmap, objects + endpoints)]
     assert health[0] == {"status": "Healthy", "message": "artifact verified"}
     assert health[1]["status"] == "Degraded"
     assert "digest" in health[1]["message"]
     assert health[2]["status"] == "Progressing"
-    script.write_text(cm["data"]["resource.customizations.health.mlkube.dev_BatchEndpoint"])
-    health = [r["got"] for r in run_argolua(argolua, script, endpoints)]
-    assert [h["status"] for h in health] == ["Healthy", "Degraded"]
-    assert "bad" in health[1]["message"]
+    assert [h["status"] for h in health[3:]] == ["Healthy", "Degraded"]
+    assert "bad" in health[4]["message"]
 
     # Flux: the Kustomization from the docs, with Flux's own evaluator.
     kustomization = tmp_path / "kustomization.yaml"

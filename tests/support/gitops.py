@@ -54,6 +54,15 @@ def run_argolua(argolua: Path, script: Path, objects: list[Path]) -> list[dict[s
     return results
 
 
+def run_argolua_cm(argolua: Path, configmap: Path, objects: list[Path]) -> list[dict[str, Any]]:
+    """Each object with the script argocd-cm holds for its group/kind, as Argo CD picks it."""
+    run = subprocess.run([str(argolua), "cm", str(configmap), *map(str, objects)],
+                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    results = json_lines(run.stdout)
+    assert len(results) == len(objects), run.stderr
+    return results
+
+
 def run_fluxcel(fluxcel: Path, kustomization: Path, objects: list[Path]) -> list[dict[str, Any]]:
     run = subprocess.run([str(fluxcel), str(kustomization), *map(str, objects)],
                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip

@@ -23,6 +23,7 @@ from support.gitops import (
     health_cases,
     json_lines,
     run_argolua,
+    run_argolua_cm,
     tool_binary,
 )
 from support.helm import CHART, helm_binary, helm_env
@@ -138,3 +139,15 @@ def test_the_packaged_chart_ships_the_checks(tmp_path: Path) -> None:
     for kind in KINDS:
         folder = f"mlkube/argocd/resource_customizations/mlkube.dev/{kind}"
         assert {f"{folder}/health.lua", f"{folder}/health_test.yaml"} <= names
+
+
+def test_argocd_picks_each_kinds_script_from_the_configmap(argolua: Path, tmp_path: Path) -> None:
+    """argocd-cm.yaml read as Argo CD's settings manager reads it (key -> group/kind): every
+    fixture gets its expected health; a misspelt key leaves the kind without a check."""
+    cases = [case for kind in KINDS for case in health_cases(kind)]
+    results = run_argolua_cm(argolua, ARGOCD / "argocd-cm.yaml", [path for path, _ in cases])
+    assert [r.get("got") for r in results] == [want for _, want in cases]
+    typo = tmp_path / "argocd-cm.yaml"
+    typo.write_text((ARGOCD / "argocd-cm.yaml").read_text().replace("dev_Model", "dev.Model"))
+    [result] = run_argolua_cm(argolua, typo, [health_cases("Model")[0][0]])
+    assert result["error"] == "no health check for mlkube.dev/Model"
