@@ -33,7 +33,7 @@ def test_off_by_default(helm: Path) -> None:
 
 def test_one_configmap_per_dashboard_with_the_sidecar_label(helm: Path) -> None:
     maps = dashboards(render_chart(helm, "ops", ["dashboards.enabled=true"]))
-    assert len(FILES) == 3
+    assert len(FILES) == 5
     assert sorted(m["metadata"]["name"] for m in maps) == [
         f"mlkube-dashboard-{p.stem}" for p in FILES
     ]
@@ -64,3 +64,12 @@ def test_namespace_labels_and_folder_annotation(helm: Path) -> None:
 
 def test_lint_strict_with_dashboards(helm: Path) -> None:
     lint_chart(helm, ["dashboards.enabled=true", "dashboards.annotations.grafana_folder=x"])
+
+
+def test_the_operator_serves_its_metrics_on_the_named_port(helm: Path) -> None:
+    """The operator and batch dashboards read the operator's own /metrics (handlers/metrics.py)."""
+    (deployment,) = by_kind(render_chart(helm, "ops"), "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert env["MLKUBE_METRICS_PORT"] == str(ports["metrics"])
