@@ -1,5 +1,6 @@
 """`mlkube operator` as the Helm chart runs it: a real process with an explicit kubeconfig, a
-liveness endpoint that reports the age of the last API call, and a clean exit on SIGTERM."""
+liveness endpoint that reports the age of the last API call, its own /metrics counting the
+reconcile it did, and a clean exit on SIGTERM."""
 
 from __future__ import annotations
 
@@ -21,13 +22,14 @@ from support.waiting import wait_for
 def test_operator_command_serves_liveness_and_reconciles(
     kube: Kube, namespace: str, tmp_path: Any
 ) -> None:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     log = open(tmp_path / "operator.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "mlkube", "operator", "--kubeconfig",
          os.environ[OPERATOR_KUBECONFIG_ENV], "--namespace", namespace,
          "--liveness", f"http://127.0.0.1:{port}/healthz", "--standalone"],
         stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "MLKUBE_METRICS_PORT": str(metrics_port)},
     )  # fmt: skip
     try:
 
@@ -50,6 +52,12 @@ def test_operator_command_serves_liveness_and_reconciles(
         })  # fmt: skip
         wait_for(lambda: (kube.get(API_VERSION, "Model", "live-v1", namespace) or {})
                  .get("status", {}).get("phase") == "Ready", what="Model Ready")  # fmt: skip
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            page = answer.read().decode()
+        sample = 'mlkube_operator_reconcile_total{kind="Model",result="ok"}'
+        (line,) = [ln for ln in page.splitlines() if ln.startswith(sample)]
+        assert float(line.split()[-1]) >= 1
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=30)

@@ -31,6 +31,7 @@ from mlkube.controllers import batch_endpoint as controller
 from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
+from mlkube.handlers.metrics import reconciling
 from mlkube.handlers.periodic import LOOPS
 from mlkube.k8s import ApiError
 from mlkube.reconcile.batch_schedule_jobs import TERMINAL_PHASES
@@ -49,7 +50,7 @@ _USERS: Final[dict[str, tuple[str, str, frozenset[str]]]] = {}
 
 def tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | None:
     try:
-        with LOCKS.hold(namespace, name):
+        with reconciling(KIND_BATCH_ENDPOINT), LOCKS.hold(namespace, name):
             now = datetime.datetime.now(datetime.UTC)
             outcome = controller.reconcile(kube(), namespace, name, uid, now)
     except (ApiError, ControllerError) as err:

@@ -31,6 +31,7 @@ from mlkube.controllers.kube import get_live
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
+from mlkube.handlers.metrics import BATCH_JOBS, reconciling
 from mlkube.handlers.periodic import LOOPS
 from mlkube.k8s import ApiError
 
@@ -46,7 +47,7 @@ def now_iso() -> str:
 
 def run_reconcile(namespace: str, name: str) -> sync.Outcome:
     try:
-        with LOCKS.hold(namespace, name):
+        with reconciling(KIND_BATCH_JOB), LOCKS.hold(namespace, name):
             outcome = sync.reconcile(kube(), operator_config(), namespace, name, now_iso())
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err
@@ -83,6 +84,10 @@ async def batch_job_lifecycle(
 ) -> None:  # fmt: skip
     """Keep the progress loop running while the job is not finished."""
     phase = (body.get("status") or {}).get("phase")
+    if type == "DELETED":
+        BATCH_JOBS.gone(uid)
+    else:
+        BATCH_JOBS.seen(uid, namespace or "default", name, body.get("status"))
     if type == "DELETED" or body.metadata.get("deletionTimestamp") or phase in TERMINAL:
         LOOPS.stop(uid, LOOP)
         return

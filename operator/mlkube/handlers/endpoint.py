@@ -40,6 +40,7 @@ from mlkube.controllers.kube import get_live
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
+from mlkube.handlers.metrics import reconciling
 from mlkube.handlers.periodic import LOOPS
 from mlkube.k8s import ApiError
 
@@ -59,7 +60,7 @@ def now_iso() -> str:
 def run_reconcile(namespace: str, name: str) -> sync.Outcome:
     """One reconcile; API and sync failures become a delayed retry, never a traceback storm."""
     try:
-        with endpoint_lock(namespace, name):
+        with reconciling(KIND_ONLINE_ENDPOINT), endpoint_lock(namespace, name):
             outcome = sync.reconcile(kube(), operator_config(), namespace, name, now_iso())
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err

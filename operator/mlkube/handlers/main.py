@@ -14,6 +14,7 @@ from mlkube.handlers import (
     endpoint,
     endpoint_drift,
     health,
+    metrics,
     model,
     periodic,
     settings,
@@ -21,7 +22,7 @@ from mlkube.handlers import (
 )
 
 HANDLER_MODULES = (
-    settings, health, periodic, model, webhooks, endpoint, endpoint_drift, batch_endpoint,
+    settings, health, metrics, periodic, model, webhooks, endpoint, endpoint_drift, batch_endpoint,
     batch_job,
 )  # fmt: skip
 

@@ -22,6 +22,7 @@ from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.kube import get_live
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
+from mlkube.handlers.metrics import reconciling
 from mlkube.handlers.periodic import LOOPS
 from mlkube.handlers.webhooks import audit_key
 from mlkube.k8s import ApiError
@@ -67,8 +68,9 @@ async def reconcile_model(
         created=created, changes=changes, now=controller.format_time(utc_now()), attempt=retry,
     )  # fmt: skip
     try:
-        loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(verify_executor(config.verify_workers), run)
+        with reconciling(KIND_MODEL):
+            loop = asyncio.get_running_loop()
+            outcome = await loop.run_in_executor(verify_executor(config.verify_workers), run)
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(str(err), delay=controller.JOB_ERROR_DELAY) from err
     report(body, patch, outcome)
