@@ -37,7 +37,7 @@ class LeaseTiming:
 class Observation:
     """The Lease record as last seen changing, and when (this replica's monotonic clock)."""
 
-    record: tuple[str, str, int]  # holderIdentity, renewTime, leaseTransitions
+    record: tuple[str, str, int, str]  # holder, renewTime, transitions, resourceVersion
     at: float
 
 
@@ -56,12 +56,14 @@ def micro_time(now: datetime.datetime) -> str:
     return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def record_of(lease: dict[str, Any]) -> tuple[str, str, int]:
+def record_of(lease: dict[str, Any]) -> tuple[str, str, int, str]:
+    """What must change for a holder to count as alive (any write changes the version)."""
     spec = lease.get("spec") or {}
     return (
         str(spec.get("holderIdentity") or ""),
         str(spec.get("renewTime") or ""),
         int(spec.get("leaseTransitions") or 0),
+        str((lease.get("metadata") or {}).get("resourceVersion") or ""),
     )
 
 
@@ -90,7 +92,7 @@ def step(
                 "spec": {**spec, "acquireTime": stamp, "leaseTransitions": 0}}  # fmt: skip
         return Step(write=body, leading=True, observation=None)
     record = record_of(lease)
-    current_holder, _, transitions = record
+    current_holder, _, transitions, _ = record
     if seen is None or seen.record != record:
         seen = Observation(record=record, at=mono_now)
     version = {"resourceVersion": lease["metadata"]["resourceVersion"]}
