@@ -30,8 +30,11 @@ class Clock:
 
 
 def elector(kube: FakeKube, identity: str, clock: Clock) -> Elector:
+    def wall() -> datetime.datetime:
+        return WALL + datetime.timedelta(seconds=clock.now - 100)
+
     return Elector(kube, name="leader", namespace="ops", identity=identity, timing=TIMING,
-                   clock=clock, wall=lambda: WALL + datetime.timedelta(seconds=clock.now - 100))  # fmt: skip
+                   clock=clock, wall=wall)  # fmt: skip
 
 
 def holder(kube: FakeKube) -> str:
