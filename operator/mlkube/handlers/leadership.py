@@ -73,7 +73,8 @@ class Role:
 
 
 @kopf.on.probe(id="leader")
-def leader_probe(**_: Any) -> bool:
+async def leader_probe(**_: Any) -> bool:
+    """Informational (never fails): whether this replica reconciles."""
     return Role.leading or not Role.elected
 
 
