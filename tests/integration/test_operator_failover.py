@@ -1,6 +1,7 @@
 """Two operator replicas, one active (docs/architecture.md decision 18), as real processes on
 the real API server under the chart's roles: only the Lease holder reconciles; the standby
-answers its liveness probe (it serves the webhooks) but touches no Model; a SIGKILLed leader is
+answers its liveness probe and serves the webhooks (its audit stamps are proven by the leader,
+the audit key Secret is shared) but runs no handler; a SIGKILLed leader is
 replaced once its Lease runs out, a SIGTERMed one hands over at the standby's next retry. The
 measured takeover times are printed (pytest -s) and bounded by the Lease timing."""
 
@@ -20,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from mlkube.builders.rbac import LEADER_LEASE, build_cluster_role_binding
-from mlkube.contract import API_VERSION
+from mlkube.contract import ANNOTATION_CREATED_BY, API_VERSION
 from mlkube.devcluster.cluster import OPERATOR_USER
 from mlkube.devcluster.procs import free_port
 from mlkube.k8s import Kube
-from support.operator import OPERATOR_KUBECONFIG_ENV
+from support.operator import OPERATOR_KUBECONFIG_ENV, registered_webhooks, webhook_setup
 from support.waiting import wait_for
 
 DURATION, RENEW, RETRY = 6.0, 4.0, 0.5  # short Lease timing: the test waits one out
@@ -56,10 +57,11 @@ class Fleet:
         self.namespace, self.tmp = namespace, tmp
         self.replicas: dict[str, Replica] = {}
 
-    def start(self, name: str) -> Replica:
+    def start(self, name: str, webhook_env: dict[str, str]) -> Replica:
         port, log = free_port(), self.tmp / f"{name}.log"
         env = {
             **os.environ,
+            **webhook_env,
             "HOSTNAME": name,
             "MLKUBE_NAMESPACE": self.namespace,
             "MLKUBE_LEASE_DURATION_SECONDS": str(DURATION),
@@ -105,6 +107,19 @@ def create_model(kube: Kube, namespace: str, name: str, tmp: Path) -> None:
     })  # fmt: skip
 
 
+def stamped(kube: Kube, namespace: str, tmp: Path) -> bool:
+    """A dry-run create comes back stamped: the configured webhook server answers."""
+    artifact = tmp / "probe.onnx"
+    artifact.write_bytes(b"bytes")
+    body = {"apiVersion": API_VERSION, "kind": "Model",
+            "metadata": {"name": "probe", "namespace": namespace},
+            "spec": {"modelName": "probe", "version": "1", "framework": "onnx",
+                     "artifact": {"uri": artifact.as_uri()}}}  # fmt: skip
+    path = f"/apis/{API_VERSION}/namespaces/{namespace}/models"
+    dry = kube.request("POST", path, body=body, query=[("dryRun", "All")])
+    return ANNOTATION_CREATED_BY in (dry["metadata"].get("annotations") or {})
+
+
 def model_ready(kube: Kube, namespace: str, name: str) -> bool:
     model = kube.get(API_VERSION, "Model", name, namespace) or {}
     return bool(model.get("status", {}).get("phase") == "Ready")
@@ -120,23 +135,36 @@ def test_one_replica_reconciles_and_the_other_takes_over(
     binding["kind"] = "RoleBinding"
     binding["metadata"] = {"name": "mlkube-operator-audit-key", "namespace": namespace}
     kube.create(binding)
+    # Every replica serves webhooks on its own port (same cert, same audit key Secret); the
+    # configurations point at the standby's only, so its stamps must verify in the leader.
+    setup = webhook_setup(tmp_path, OPERATOR_USER, namespace)
+
+    def own_port() -> dict[str, str]:
+        return {**setup.env, "MLKUBE_WEBHOOK_PORT": str(free_port())}
+
     with fleet(namespace, tmp_path) as operators:
-        reps = {name: operators.start(name) for name in ("a", "b")}
-        leader_name = wait_for(lambda: lease_holder(kube, namespace), timeout=60, what="a leader")
-        leader = reps[leader_name]
-        standby = reps["b" if leader_name == "a" else "a"]
+        leader = operators.start("a", own_port())
+        wait_for(lambda: lease_holder(kube, namespace) == "a", timeout=60, what="a leading")
+        standby = operators.start("b", setup.env)
         # Both answer their liveness probe (both serve webhooks); only one says it leads.
         assert wait_for(lambda: leader.health(), timeout=60, what="leader health")["leader"]
         standby_health = wait_for(lambda: standby.health(), timeout=60, what="standby health")
         assert standby_health["leader"] is False
         assert 0 <= standby_health["apiContactAgeSeconds"] < 30
 
-        create_model(kube, namespace, "first", tmp_path)
-        wait_for(lambda: model_ready(kube, namespace, "first"), timeout=60, what="first Ready")
+        with registered_webhooks(kube, setup.configurations):
+            wait_for(lambda: stamped(kube, namespace, tmp_path), timeout=30, what="b's webhook")
+            create_model(kube, namespace, "first", tmp_path)
+            wait_for(lambda: model_ready(kube, namespace, "first"), timeout=60, what="first Ready")
+        first = kube.get(API_VERSION, "Model", "first", namespace) or {}
+        stamp = first["metadata"]["annotations"][ANNOTATION_CREATED_BY]  # the standby's webhook
+        assert first["status"]["createdBy"] == stamp != "unknown"  # proven, seen by the leader
         # The leader's handlers ran for it, once; the standby's never ran at all.
         assert leader.output().count("Creation is processed") == 1, leader.output()[-3000:]
-        assert "kopf.objects" not in standby.output(), standby.output()[-3000:]
-        assert lease_holder(kube, namespace) == leader_name
+        assert "Handler '" not in standby.output(), standby.output()[-3000:]
+        assert "Webhook 'audit' succeeded" in standby.output()  # the configured server
+        assert "Webhook '" not in leader.output()
+        assert lease_holder(kube, namespace) == "a"
 
         # SIGKILL: no release; the standby waits the Lease out (on its own clock).
         killed = time.monotonic()
@@ -157,7 +185,7 @@ def test_one_replica_reconciles_and_the_other_takes_over(
         wait_for(lambda: (standby.health() or {}).get("leader"), timeout=30, what="leader: true")
 
         # SIGTERM: the leader stops its handlers, releases the Lease, the next standby takes it.
-        third = operators.start("c")
+        third = operators.start("c", own_port())
         wait_for(lambda: third.health(), timeout=60, what="third replica health")
         assert lease_holder(kube, namespace) == standby.name
         terminated = time.monotonic()
