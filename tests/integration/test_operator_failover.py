@@ -201,3 +201,22 @@ def test_one_replica_reconciles_and_the_other_takes_over(
         assert handover < DURATION, handover  # released: no waiting out the Lease
         third.process.send_signal(signal.SIGTERM)
         assert third.process.wait(timeout=30) == 0, third.output()[-3000:]
+
+
+def test_a_deposed_leader_exits_at_once(kube: Kube, namespace: str, tmp_path: Path) -> None:
+    """Someone else holds the Lease (a standby that took over while this leader could not
+    reach the API server): the old leader must not reconcile one more pass; it exits (3)."""
+    binding = build_cluster_role_binding(
+        "mlkube-operator-audit-key", "mlkube-operator-audit-key", user=OPERATOR_USER
+    )
+    binding["kind"] = "RoleBinding"
+    binding["metadata"] = {"name": "mlkube-operator-audit-key", "namespace": namespace}
+    kube.create(binding)
+    with fleet(namespace, tmp_path) as operators:
+        leader = operators.start("a", {})
+        wait_for(lambda: lease_holder(kube, namespace) == "a", timeout=60, what="a leading")
+        intruder = {"spec": {"holderIdentity": "intruder_1", "leaseTransitions": 7}}
+        kube.patch("coordination.k8s.io/v1", "Lease", LEADER_LEASE, intruder, namespace)
+        assert leader.process.wait(timeout=RENEW * 3) == 3, leader.output()[-3000:]
+        assert "lost the Lease" in leader.output()
+        assert lease_holder(kube, namespace) == "intruder"  # not released: it was not its own

@@ -32,7 +32,7 @@ from mlkube.handlers.clients import kube
 from mlkube.reconcile.leader_lease import LeaseTiming
 
 log = logging.getLogger(__name__)
-EXIT_LOST: Final = 3  # the process lost (or never kept) leadership: the kubelet restarts it
+EXIT_LOST: Final = 3  # the leader could not renew the Lease: the kubelet restarts it
 
 
 @dataclass(frozen=True)
@@ -177,8 +177,12 @@ async def run_elected(kopf_args: dict[str, Any], config: ElectionConfig) -> int:
             log.error(f"leading operator ended: {leading.error!r}")
             code = 1
     if lost.is_set():
+        # Exit at once, like client-go's controllers: a graceful Kopf stop could still write
+        # after a standby (which waits the full duration, longer than the renew deadline)
+        # has taken over. Webhooks are served by the other replicas meanwhile.
         log.error("leader election: lost the Lease (not renewed in time); exiting")
-        code = EXIT_LOST
+        logging.shutdown()
+        os._exit(EXIT_LOST)
     election.cancel()
     await asyncio.gather(election, return_exceptions=True)
     if leading is not None:
@@ -191,7 +195,10 @@ async def run_elected(kopf_args: dict[str, Any], config: ElectionConfig) -> int:
             except Exception as err:  # the Lease then expires on its own
                 log.warning(f"leader election: release failed: {err}")
     stop_serving.set()
-    await asyncio.gather(serving, return_exceptions=True)
+    (outcome,) = await asyncio.gather(serving, return_exceptions=True)
+    if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+        log.error(f"serving operator failed: {outcome!r}")
+        code = 1
     return code
 
 
