@@ -180,7 +180,7 @@ async def run_elected(kopf_args: dict[str, Any], config: ElectionConfig) -> int:
         # Exit at once, like client-go's controllers: a graceful Kopf stop could still write
         # after a standby (which waits the full duration, longer than the renew deadline)
         # has taken over. Webhooks are served by the other replicas meanwhile.
-        log.error("leader election: lost the Lease (not renewed in time); exiting")
+        log.error("leader election: lost the Lease (deposed, or not renewed in time); exiting")
         logging.shutdown()
         os._exit(EXIT_LOST)
     election.cancel()
@@ -188,12 +188,12 @@ async def run_elected(kopf_args: dict[str, Any], config: ElectionConfig) -> int:
     if leading is not None:
         await leading.stop()
         Role.leading = False
-        if not lost.is_set():
-            try:
-                if await asyncio.to_thread(elector.release):
-                    log.info(f"leader election: released Lease {config.namespace}/{config.name}")
-            except Exception as err:  # the Lease then expires on its own
-                log.warning(f"leader election: release failed: {err}")
+    if elector.leading:  # also when elected just as the stop began: never make standbys wait
+        try:
+            if await asyncio.to_thread(elector.release):
+                log.info(f"leader election: released Lease {config.namespace}/{config.name}")
+        except Exception as err:  # the Lease then expires on its own
+            log.warning(f"leader election: release failed: {err}")
     stop_serving.set()
     (outcome,) = await asyncio.gather(serving, return_exceptions=True)
     if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
