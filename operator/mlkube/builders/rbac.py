@@ -17,6 +17,7 @@ from mlkube.contract import (
 # own rules below (watched for events only, never annotated by Kopf).
 KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS, PLURAL_BATCH_JOBS)
 AUDIT_KEY_SECRET = "mlkube-audit-key"  # handlers/webhooks.py keeps the audit proof key here
+LEADER_LEASE = "mlkube-operator-leader"  # handlers/leadership.py: which replica reconciles
 # Children: created, applied, listed by label for pruning, deleted; watched only where a
 # handler watches them (Deployments: endpoint readiness).
 CHILD = ["get", "list", "create", "patch", "delete"]
@@ -102,6 +103,14 @@ AUDIT_KEY_RULES: list[dict[str, Any]] = [
      "resourceNames": [AUDIT_KEY_SECRET]},
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
 ]  # fmt: skip
+# Also in the operator's own namespace: the leader election Lease, read and renewed by name,
+# created once. (Kopf peering would need its CRDs and cluster-wide rights instead.)
+LEADER_LEASE_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "patch"],
+     "resourceNames": [LEADER_LEASE]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+]  # fmt: skip
+OWN_NAMESPACE_RULES: list[dict[str, Any]] = AUDIT_KEY_RULES + LEADER_LEASE_RULES
 # No admissionregistration rights: the chart ships the webhook configurations and the operator
 # only serves them (builders/webhook_config.py).
 OPERATOR_RULES: list[dict[str, Any]] = CLUSTER_RULES + NAMESPACED_RULES
@@ -123,11 +132,13 @@ def build_operator_cluster_role(name: str = "mlkube-operator") -> dict[str, Any]
 
 def build_chart_roles() -> list[dict[str, Any]]:
     """The chart's roles: cluster-scoped rights, namespaced rights (bound per namespace when
-    watchNamespaces is set) and the audit key rights (bound in the release namespace)."""
+    watchNamespaces is set) and the own-namespace rights, audit key and leader Lease (bound in
+    the release namespace)."""
     return [
         _cluster_role("mlkube-operator-cluster", CLUSTER_RULES),
         _cluster_role("mlkube-operator", NAMESPACED_RULES),
-        _cluster_role("mlkube-operator-audit-key", AUDIT_KEY_RULES),
+        # Bound in the release namespace; named for its first use (kept: bindings refer to it).
+        _cluster_role("mlkube-operator-audit-key", OWN_NAMESPACE_RULES),
     ]
 
 

@@ -22,6 +22,12 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="liveness endpoint URL (fails after a long time without API contact)",
     )
     p.add_argument("--standalone", action="store_true", help="no peering (one replica, or tests)")
+    p.add_argument(
+        "--leader-election",
+        action="store_true",
+        help="several replicas: all serve webhooks, the holder of a Lease in the operator's "
+        "namespace reconciles (MLKUBE_LEASE_* settings; docs/install.md)",
+    )
     p.set_defaults(func=run)
 
 
@@ -31,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so other CLI commands never pay for Kopf's import.
     from mlkube.handlers.main import run as run_operator
 
-    run_operator(
-        namespaces=args.namespaces, liveness=args.liveness or None, standalone=args.standalone
+    return run_operator(
+        namespaces=args.namespaces,
+        liveness=args.liveness or None,
+        standalone=args.standalone,
+        leader_election=args.leader_election,
     )
-    return 0

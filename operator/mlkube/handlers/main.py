@@ -14,6 +14,7 @@ from mlkube.handlers import (
     endpoint,
     endpoint_drift,
     health,
+    leadership,
     metrics,
     model,
     periodic,
@@ -22,8 +23,8 @@ from mlkube.handlers import (
 )
 
 HANDLER_MODULES = (
-    settings, health, metrics, periodic, model, webhooks, endpoint, endpoint_drift, batch_endpoint,
-    batch_job,
+    settings, health, leadership, metrics, periodic, model, webhooks, endpoint, endpoint_drift,
+    batch_endpoint, batch_job,
 )  # fmt: skip
 
 
@@ -44,14 +45,24 @@ def configure_logging(level: str) -> None:
         logging.getLogger().setLevel(logging.ERROR)
 
 
-def run(*, namespaces: list[str] | None, liveness: str | None, standalone: bool) -> None:
-    """Run the operator until interrupted (the `mlkube operator` command)."""
+def run(
+    *,
+    namespaces: list[str] | None,
+    liveness: str | None,
+    standalone: bool,
+    leader_election: bool = False,
+) -> int:
+    """Run the operator until interrupted (the `mlkube operator` command); the exit code.
+    With `leader_election`, every replica serves the webhooks and the Lease holder reconciles
+    (handlers/leadership.py); Kopf's own peering stays off either way."""
     configure_logging(os.environ.get("MLKUBE_LOG_LEVEL", "info").strip().lower() or "info")
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not namespaces,
-            namespaces=namespaces or (),
-            liveness_endpoint=liveness,
-            standalone=standalone,
-        )
-    )
+    kopf_args = {
+        "clusterwide": not namespaces,
+        "namespaces": namespaces or (),
+        "liveness_endpoint": liveness,
+        "standalone": standalone or leader_election,
+    }
+    if leader_election:
+        return asyncio.run(leadership.run_elected(kopf_args, leadership.ElectionConfig.from_env()))
+    asyncio.run(kopf.operator(**kopf_args))  # type: ignore[arg-type]
+    return 0

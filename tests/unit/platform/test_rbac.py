@@ -12,13 +12,15 @@ import mlkube.handlers.main  # noqa: F401  (registers every handler with Kopf's 
 from mlkube.builders.rbac import (
     AUDIT_KEY_RULES,
     CLUSTER_RULES,
+    LEADER_LEASE_RULES,
     NAMESPACED_RULES,
     OPERATOR_RULES,
+    OWN_NAMESPACE_RULES,
     WATCHED_BY_KOPF,
     build_chart_roles,
 )
 
-ALL_RULES = OPERATOR_RULES + AUDIT_KEY_RULES
+ALL_RULES = OPERATOR_RULES + OWN_NAMESPACE_RULES
 
 
 def grants(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
@@ -90,8 +92,17 @@ def test_chart_roles_split_the_rules_without_adding_any() -> None:
     assert roles == {
         "mlkube-operator-cluster": CLUSTER_RULES,
         "mlkube-operator": NAMESPACED_RULES,
-        "mlkube-operator-audit-key": AUDIT_KEY_RULES,
+        "mlkube-operator-audit-key": AUDIT_KEY_RULES + LEADER_LEASE_RULES,
     }
+
+
+def test_the_leader_lease_is_renewed_by_name_only() -> None:
+    """Leases are read and written by name in the operator's own namespace (the role is bound
+    there only); creation cannot be limited by name in RBAC. No list/watch/delete/update."""
+    assert grants(ALL_RULES, "coordination.k8s.io", "leases") == {"get", "patch", "create"}
+    (named,) = [r for r in LEADER_LEASE_RULES if "get" in r["verbs"]]
+    assert named["resourceNames"] == ["mlkube-operator-leader"]
+    assert not any(r["apiGroups"] == ["coordination.k8s.io"] for r in OPERATOR_RULES)
 
 
 # Every right the operator holds and why: a verb that is added or kept without a user here
@@ -148,6 +159,11 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         "create": "scheduled runs, POST only (409: already fired)",
         "patch": "Kopf progress annotations; spec.cancel on the running job (Replace)",
         "delete": "history limits, with uid precondition",
+    },
+    ("coordination.k8s.io", "leases"): {
+        "get": "leader election reads the Lease every retry period",
+        "patch": "acquire, renew and release, with resourceVersion precondition",
+        "create": "the Lease on the very first start",
     },
     ("", "events"): {"create": "kopf.event posts core/v1 Events (POST only)"},
     ("apps", "deployments"): {**CHILD_REASONS, "watch": "child_deployment_changed handler"},
