@@ -32,7 +32,7 @@ from mlkube.devcluster import Cluster
 from mlkube.devcluster.cluster import build_binaries
 from mlkube.devcluster.kubectl import kubectl_binary
 from mlkube.k8s import Kube
-from support.helm import CHART, helm_binary
+from support.helm import CHART, by_kind, helm_binary, render_chart
 from support.helm_release import assert_nothing_left, kept_crds, run, tools_dir, user_env
 from support.shell_blocks import command_lines, run_lines
 
@@ -200,3 +200,19 @@ def test_a_second_release_in_another_namespace(
         run(["helm", "uninstall", release, "--namespace", namespace, "--wait"], env)
     kept = kept_crds(helm_binary(), env)
     assert_nothing_left(env, releases, kept)
+
+
+def test_extra_env_reaches_the_operator_container() -> None:
+    """How a store's endpoint and credentials (from a Secret) reach the operator: the e2e tier
+    installs the operator pod with exactly these values (tests/e2e/test_operator_pod.py)."""
+    objects = render_chart(helm_binary(), "ops", [
+        "extraEnv[0].name=MLKUBE_S3_ENDPOINT_URL", "extraEnv[0].value=http://10.86.0.1:9000",
+        "extraEnvFrom[0].secretRef.name=store-credentials",
+    ])  # fmt: skip
+    (deployment,) = by_kind(objects, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert {"name": "MLKUBE_S3_ENDPOINT_URL", "value": "http://10.86.0.1:9000"} in container["env"]
+    assert container["env"][0]["name"] != "MLKUBE_S3_ENDPOINT_URL"  # after the chart's own
+    assert container["envFrom"] == [{"secretRef": {"name": "store-credentials"}}]
+    (default,) = by_kind(render_chart(helm_binary(), "ops"), "Deployment")
+    assert "envFrom" not in default["spec"]["template"]["spec"]["containers"][0]
