@@ -85,13 +85,16 @@ def operator_in_a_pod(
     values.write_text(yaml.safe_dump(
         chart_values(node.images["operator"], node.store_env()[ENV_S3_ENDPOINT_URL])
     ))  # fmt: skip
-    # --wait: the pod is Ready, i.e. its webhook server listens (the chart's readiness probe).
-    helm(cluster, "install", RELEASE, str(CHART), "--values", str(values), "--wait",
-         "--timeout", "5m")  # fmt: skip
-    yield NAMESPACE
-    helm(cluster, "uninstall", RELEASE, "--wait")
-    with contextlib.suppress(ApiError):
-        kube.delete("v1", "Namespace", NAMESPACE)
+    try:
+        # --wait: the pod is Ready, i.e. its webhook server listens (the chart's readiness probe).
+        helm(cluster, "install", RELEASE, str(CHART), "--values", str(values), "--wait",
+             "--timeout", "5m")  # fmt: skip
+        yield NAMESPACE
+    finally:
+        # Later modules run a host-side operator: the release (its webhooks) must be gone.
+        helm(cluster, "uninstall", RELEASE, "--wait", "--ignore-not-found")
+        with contextlib.suppress(ApiError):
+            kube.delete("v1", "Namespace", NAMESPACE)
 
 
 def test_operator_pod_reconciles_a_model(
@@ -143,9 +146,11 @@ def _create_and_wait(kube: Kube, namespace: str, uri: str, digest: str, cluster:
     except AssertionError as err:
         raise AssertionError(f"{err}\noperator pod log:\n{_log(cluster)}") from None
     assert model["status"]["artifact"]["digest"] == digest
-    (pod,) = kube.list("v1", "Pod", NAMESPACE, label_selector=OPERATOR_PODS)
-    assert pod["spec"]["nodeName"] == "mlkube-node"
-    assert pod["status"]["phase"] == "Running"
+    pods = kube.list("v1", "Pod", NAMESPACE, label_selector=OPERATOR_PODS)  # 1, or 2 in HA
+    assert pods, "no operator pod"
+    for pod in pods:
+        assert pod["spec"]["nodeName"] == "mlkube-node"
+        assert pod["status"]["phase"] == "Running"
 
 
 def _log(cluster: Cluster) -> str:
