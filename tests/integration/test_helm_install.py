@@ -216,3 +216,33 @@ def test_extra_env_reaches_the_operator_container() -> None:
     assert container["envFrom"] == [{"secretRef": {"name": "store-credentials"}}]
     (default,) = by_kind(render_chart(helm_binary(), "ops"), "Deployment")
     assert "envFrom" not in default["spec"]["template"]["spec"]["containers"][0]
+
+
+VARIATIONS = {
+    "defaults": [],
+    "watch-namespaces": ["watchNamespaces={dry-a,dry-b}"],
+    "settings": ["logLevel=debug", "artifacts.stores.dry-a={s3://models/a}",
+                 "podNetworks={10.88.0.0/16}", "extraEnvFrom[0].secretRef.name=store-credentials",
+                 "monitoring.labels.release=kube-prometheus-stack"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("values", VARIATIONS.values(), ids=VARIATIONS.keys())
+def test_rendered_variations_pass_server_dry_run(
+    values: list[str], helm_cluster: Cluster, kube: Kube, tmp_path: Path
+) -> None:
+    """`helm template --include-crds` with value variations, every object validated and admitted
+    by the API server (`kubectl apply --dry-run=server`), nothing stored."""
+    env = shell_env(helm_binary(), helm_cluster, tmp_path)
+    for namespace in ("dry-ops", "dry-a", "dry-b"):
+        kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    argv = ["helm", "template", "dry", str(CHART), "--namespace", "dry-ops", "--include-crds"]
+    for value in values:
+        argv += ["--set", value]
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(run(argv, env))
+    output = run(["kubectl", "apply", "--dry-run=server", "-f", str(rendered)], env)
+    lines = output.splitlines()
+    assert lines and all(line.endswith("(server dry run)") for line in lines), output
+    assert any(line.startswith("deployment.apps/") for line in lines), output
+    assert not labelled(kube, "apps/v1", "Deployment", "dry", "dry-ops")  # nothing stored
