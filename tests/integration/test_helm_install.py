@@ -185,21 +185,32 @@ def test_documented_install_upgrade_uninstall(
 def test_a_second_release_in_another_namespace(
     helm_cluster: Cluster, kube: Kube, tmp_path: Path
 ) -> None:
-    """Two releases side by side (each watching its own namespace, as two teams would): both
-    install and become available, neither takes the other's objects, both uninstall cleanly."""
+    """Two releases side by side, as two teams would run them: each in its own namespace,
+    watching its own (disjoint) namespaces; the first owns the CRDs (release mlkube in
+    mlkube-system, as documented: it takes back CRDs an earlier uninstall kept), the second
+    leaves them to it (crds.install=false). Both install and become available, each has its
+    own webhook certificate and configurations, and both uninstall without a trace."""
     env = shell_env(helm_binary(), helm_cluster, tmp_path)
-    releases = [("mlkube-one", "team-one"), ("mlkube-two", "team-two")]
-    for release, namespace in releases:
-        run(["helm", "install", release, str(CHART), "--namespace", namespace,
-             "--create-namespace", "--set", f"watchNamespaces={{{namespace}}}", "--wait"],
-            env)  # fmt: skip
+    releases = {
+        ("mlkube", "mlkube-system"): ["watchNamespaces={team-a}"],
+        ("team-b", "team-b-system"): ["crds.install=false", "watchNamespaces={team-b}"],
+    }
+    for namespace in ("team-a", "team-b"):
+        kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    for (release, namespace), values in releases.items():
+        argv = ["helm", "install", release, str(CHART), "--namespace", namespace,
+                "--create-namespace", "--wait"]  # fmt: skip
+        for value in values:
+            argv += ["--set", value]
+        run(argv, env)
+    certificates = []
     for release, namespace in releases:
         assert available(operator_deployment(kube, release, namespace))
-        webhook_certificate(kube, release, namespace)  # each has its own, both registered
+        certificates.append(webhook_certificate(kube, release, namespace))
+    assert certificates[0] != certificates[1]  # neither took the other's
     for release, namespace in releases:
         run(["helm", "uninstall", release, "--namespace", namespace, "--wait"], env)
-    kept = kept_crds(helm_binary(), env)
-    assert_nothing_left(env, releases, kept)
+    assert_nothing_left(env, list(releases), kept_crds(helm_binary(), env))
 
 
 def test_extra_env_reaches_the_operator_container() -> None:
