@@ -48,6 +48,9 @@ def chart_values(image: str, store_endpoint: str) -> dict[str, Any]:
     node's own addresses (the artifact server on the bridge) not internal, Services still are;
     the store's endpoint, and its credentials from a Secret (never in the pod spec)."""
     return {
+        # The CRDs are this tier's (apply_crds, shared by every module), not the release's: a
+        # chart that renders them would refuse to take over CRDs it did not create.
+        "crds": {"install": False},
         "image": {"operator": image, "pullPolicy": "Never"},
         "artifacts": {"internalNetworks": [SERVICE_CIDR]},
         "extraEnv": [{"name": ENV_S3_ENDPOINT_URL, "value": store_endpoint}],
@@ -76,7 +79,7 @@ def operator_in_a_pod(
 ) -> Iterator[str]:
     cluster, node = node_cluster
     assert "operator" not in cluster.state.pids, "a host-side operator would reconcile too"
-    apply_crds(kube, REPO / "crds", field_manager="mlkube-e2e")  # helm skips existing crds/
+    apply_crds(kube, REPO / "crds", field_manager="mlkube-e2e")
     for api, kind, name in DEV_LEFTOVERS:
         drop_unmanaged(kube, api, kind, name)
     kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
