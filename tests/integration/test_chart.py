@@ -130,7 +130,9 @@ def chart_installed(
     resolves the webhook's Service reference itself, to the alias's host."""
     applied = []
     for obj in objects:
-        if obj["kind"] in ("Deployment", *RBAC_KINDS):
+        # CRDs: the session's are the same, and `helm uninstall` keeps them (resource-policy
+        # keep); deleting them here would delete every custom resource of later tests.
+        if obj["kind"] in ("Deployment", "CustomResourceDefinition", *RBAC_KINDS):
             continue
         if obj["kind"] == "Service":
             obj = {**obj, "spec": {"type": "ExternalName", "externalName": "localhost",
