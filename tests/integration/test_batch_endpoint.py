@@ -208,9 +208,23 @@ def test_history_limit_deletes_the_oldest_finished_jobs(
         kube.create({"apiVersion": API_VERSION, "kind": "BatchJob", "metadata": meta,
                      "spec": template["spec"]})  # fmt: skip
         older.append(name)
-    for name in [*older, latest]:
-        body = {"status": {"phase": "Succeeded"}}
-        kube.patch(API_VERSION, "BatchJob", name, body, namespace, subresource="status")
+
+    def all_succeeded() -> bool:
+        # The BatchJob controller runs these jobs too: a status write of its own computed
+        # before this patch can land after it, so patch until each reads back Succeeded (a
+        # terminal phase the controller never changes again).
+        done = True
+        for name in [*older, latest]:
+            found = kube.get(API_VERSION, "BatchJob", name, namespace)
+            if found is None:
+                continue  # already trimmed by the history limit: what this test waits for
+            if (found.get("status") or {}).get("phase") != "Succeeded":
+                body = {"status": {"phase": "Succeeded"}}
+                kube.patch(API_VERSION, "BatchJob", name, body, namespace, subresource="status")
+                done = False
+        return done
+
+    wait_for(all_succeeded, timeout=30, interval=1.0, what="the three jobs Succeeded")
     wait_for(
         lambda: list(jobs(kube, namespace)) == [latest],
         timeout=20,

@@ -61,6 +61,10 @@ def decide(obs: Observed) -> Decision:
     if draft.plan is None:
         return _planning(obs, draft)
     if "merge" in obs.jobs or _score_done(obs, draft):
+        if obs.progress is not None:
+            # The score pods' last progress (read once more in the pass that sees the score
+            # Job complete): a fast job's failed items and lastErrors may be in no earlier one.
+            draft.apply_progress(obs.progress)
         return _merging(obs, draft)
     return _scoring(obs, draft)
 

@@ -271,7 +271,10 @@ def container_run(
         **env,
         TERMINATION_ENV: str(termination),
     }
-    argv = [rewrite(a, mounts) for a in build_argv(container, full_env, python)]
+    # The interpreter is this machine's, never a path in the pod: a checkout under /tmp
+    # (CI clones there) must not be taken for the pod's /tmp mount.
+    program, *rest = build_argv(container, full_env, python)
+    argv = [program, *(rewrite(a, mounts) for a in rest)]
     workdir = container.get("workingDir")
     # A working directory outside every mount would be a path in the image: there is none.
     local_workdir = rewrite(workdir, mounts) if workdir else ""

@@ -127,7 +127,10 @@ async def scheduled_job_changed(
     if type == "DELETED":
         _JOB_PHASES.pop(uid, None)
         return
-    if phase not in TERMINAL_PHASES or _JOB_PHASES.get(uid) == phase or namespace is None:
+    if phase not in TERMINAL_PHASES:
+        _JOB_PHASES.pop(uid, None)  # seen terminal again later (a status rewritten): kick again
+        return
+    if _JOB_PHASES.get(uid) == phase or namespace is None:
         return
     _JOB_PHASES[uid] = phase
     for ref in body.metadata.get("ownerReferences") or []:

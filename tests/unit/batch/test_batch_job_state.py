@@ -255,8 +255,15 @@ def test_a_failed_score_job_fails_the_batch_job() -> None:
 
 def test_score_complete_merges_then_succeeds_with_manifest_counts() -> None:
     jobs = {"plan": JobFacts("p", "Complete"), "score": JobFacts("s", "Complete")}
-    merging = decide(obs(status=planned(), jobs=jobs, progress=progress(10, 0, done=True)))
+    # The first pass to see the score Job complete: its final progress (one failed item and
+    # why) reaches status even though no pass saw the job running.
+    final = progress(10, 0, items_failed=1, done=True)
+    merging = decide(obs(status=planned(), jobs=jobs, progress=final))
     assert merging.create == "merge" and merging.status["phase"] == "Merging"
+    assert merging.status["items"]["failed"] == 1 and merging.status["progress"] == 100
+    assert merging.status["lastErrors"] == [
+        {"miniBatch": 3, "item": "a.csv", "message": "boom", "attempt": 2}
+    ]
     jobs["merge"] = JobFacts("m")
     assert decide(obs(status=merging.status, jobs=jobs)).status["phase"] == "Merging"
     jobs["merge"] = JobFacts("m", "Complete")

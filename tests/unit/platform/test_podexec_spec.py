@@ -195,3 +195,18 @@ def test_binary_secret_files_keep_their_bytes() -> None:
     data = decode_data({"kind": "Secret", "data": {"k": base64.b64encode(raw).decode()}})
     files = volume_files({"name": "s", "secret": {"secretName": "b"}}, lambda _k, _n: data)
     assert files == {"k": raw}
+
+
+def test_the_interpreter_is_never_taken_for_a_mount(tmp_path: Path) -> None:
+    # CI clones the repository under /tmp: its interpreter must not become <scratch>/ci/...
+    pod = {**POD, "spec": {**POD["spec"], "volumes": [{"name": "scratch", "emptyDir": {}}]}}
+    dirs = volume_dirs(pod, tmp_path)
+    container = {
+        "name": "scorer",
+        "command": ["python", "-m", "mlkube_serving"],
+        "args": ["--scratch", "/tmp/work"],
+        "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
+    }
+    python = "/tmp/ci-clone/.venv/bin/python"
+    run = container_run(container, pod, tmp_path, dirs, lookup, python, {})
+    assert run.argv == [python, "-m", "mlkube_serving", "--scratch", f"{dirs['scratch']}/work"]
