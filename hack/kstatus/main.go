@@ -29,15 +29,18 @@ type result struct {
 	Conditions []status.Condition `json:"conditions"`
 }
 
-func compute(u *unstructured.Unstructured, out *json.Encoder) error {
-	if u.IsList() {
-		return u.EachListItem(func(o runtime.Object) error {
-			item, ok := o.(*unstructured.Unstructured)
-			if !ok {
-				return fmt.Errorf("list item is %T", o)
+func compute(obj runtime.Object, out *json.Encoder) error {
+	if list, ok := obj.(*unstructured.UnstructuredList); ok {
+		for i := range list.Items {
+			if err := compute(&list.Items[i], out); err != nil {
+				return err
 			}
-			return compute(item, out)
-		})
+		}
+		return nil
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return fmt.Errorf("unexpected object %T", obj)
 	}
 	res, err := status.Compute(u)
 	if err != nil {
@@ -61,18 +64,24 @@ func main() {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bufio.NewReader(os.Stdin), 4096)
 	out := json.NewEncoder(os.Stdout)
 	for {
-		var obj map[string]interface{}
-		if err := dec.Decode(&obj); err != nil {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
 			if errors.Is(err, io.EOF) {
 				return
 			}
 			fmt.Fprintln(os.Stderr, "kstatus: decode:", err)
 			os.Exit(1)
 		}
-		if len(obj) == 0 {
+		if len(raw) == 0 || string(raw) == "null" {
 			continue
 		}
-		if err := compute(&unstructured.Unstructured{Object: obj}, out); err != nil {
+		// The unstructured JSON scheme keeps integers int64 (kstatus reads generations so).
+		obj, err := runtime.Decode(unstructured.UnstructuredJSONScheme, raw)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kstatus: decode:", err)
+			os.Exit(1)
+		}
+		if err := compute(obj, out); err != nil {
 			fmt.Fprintln(os.Stderr, "kstatus:", err)
 			os.Exit(1)
 		}
