@@ -207,8 +207,13 @@ def test_batch_endpoint_and_job_created_working_ready_failed_deleted(
         # The Model does not exist yet: the endpoint needs a human (Failed), the job waits.
         wait_kstatus(kube, "BatchEndpoint", "scores", namespace, "Failed", timeout=20)
         working = wait_kstatus(kube, "BatchJob", "nightly", namespace, "InProgress")
-        wait_for(lambda: (live(kube, "BatchJob", "nightly", namespace)["status"].get("phase")
-                          == "Pending"), timeout=30, what="BatchJob Pending for its Model")  # fmt: skip
+        wait_for(
+            lambda: (
+                live(kube, "BatchJob", "nightly", namespace)["status"].get("phase") == "Pending"
+            ),
+            timeout=30,
+            what="BatchJob Pending for its Model",
+        )
         job = live(kube, "BatchJob", "nightly", namespace)
         assert job["status"]["observedGeneration"] == job["metadata"]["generation"], working
         assert_conditions_observe(job, "Ready", "Reconciling")
