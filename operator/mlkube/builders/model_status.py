@@ -2,7 +2,8 @@
 
 Built as `ModelStatus` so a status the CRD would refuse fails here, in a unit test, not as a
 422 from the API server on every write; messages are bounded first (`bound_message`), so a
-100 KB storage error still makes a valid status. Pure: the handler passes the clock in.
+100 KB storage error still makes a valid status. Besides Ready, kstatus's Reconciling (verifying)
+and Stalled (failed for good) let Flux and Helm 4 `--wait` see both. Pure: the clock comes in.
 """
 
 from __future__ import annotations
