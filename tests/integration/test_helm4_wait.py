@@ -84,6 +84,7 @@ def test_install_wait_fails_fast_when_the_model_fails(
     with run_operator(namespace):
         out, took = install(cluster, chart, "broken", namespace, timeout=TIMEOUT)
     print(f"\nhelm 4 install --wait of a failing Model: failed in {took:.1f}s (timeout {TIMEOUT}s)")
+    print(out.stderr.strip())
     assert out.returncode != 0, out.stdout
     assert "status: Failed" in out.stderr, out.stderr
     assert "Model" in out.stderr and "credit-risk" in out.stderr, out.stderr
