@@ -233,5 +233,15 @@ def test_batch_endpoint_and_job_created_working_ready_failed_deleted(
         assert_conditions_observe(
             live(kube, "BatchEndpoint", "scores", namespace), "Ready", "Reconciling", "Stalled"
         )
+        # The human fixed it: the job moves on (InProgress), kwok runs its steps, the merge
+        # manifest (what the merge step writes) gives the counts: Succeeded, Current.
+        manifest = {"planDigest": "sha256:" + "c" * 64, "parts": [],
+                    "miniBatches": {"total": 2, "succeeded": 2, "failed": 0},
+                    "items": {"total": 20, "succeeded": 20, "failed": 0}}  # fmt: skip
+        (tmp_path / "out" / "_mlkube" / "manifest.json").write_text(json.dumps(manifest))
+        wait_kstatus(kube, "BatchJob", "nightly", namespace, "Current", timeout=60)
+        done = live(kube, "BatchJob", "nightly", namespace)
+        assert done["status"]["phase"] == "Succeeded"
+        assert_conditions_observe(done, "Ready", "Reconciling", "Stalled")
     delete_held(kube, "BatchJob", "nightly", namespace)
     delete_held(kube, "BatchEndpoint", "scores", namespace)
