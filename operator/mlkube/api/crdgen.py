@@ -114,7 +114,7 @@ def build_crd(kind: KindDescriptor) -> Json:
             "kind": {"type": "string", "description": "Always " + kind.kind},
             "metadata": {"type": "object"},
             "spec": build_schema(kind.spec_model),
-            "status": build_schema(kind.status_model),
+            "status": _status_schema(kind.status_model),
         },
         "required": ["spec"],
     }
@@ -153,6 +153,12 @@ def build_crd(kind: KindDescriptor) -> Json:
             ],
         },
     }
+
+
+def _status_schema(model: type[BaseModel]) -> Json:
+    """Defaulted to `observedGeneration: 0` (the API server defaults it on every read): an
+    object the operator has not seen yet is InProgress to kstatus, not Current."""
+    return {**build_schema(model), "default": {"observedGeneration": 0}}
 
 
 def openapi_schema(crd: Mapping[str, Any]) -> Json:

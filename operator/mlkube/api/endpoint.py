@@ -360,7 +360,8 @@ class OnlineEndpointStatus(ApiModel):
     ] = Field(default_factory=list)
     """Per-deployment readiness."""
     conditions: Conditions = Field(default_factory=list)
-    """Standard conditions: Ready, Progressing, Degraded, and DriftDetected with drift on."""
+    """Standard conditions: Ready, Progressing, Degraded, their kstatus mirrors Reconciling and
+    Stalled, and DriftDetected with drift on."""
     observed_generation: Annotated[int, Field(ge=0)] | None = None
     """The metadata.generation this status describes."""
     message: Message | None = None

@@ -263,7 +263,7 @@ class ModelStatus(ApiModel):
     observed_generation: Annotated[int, Field(ge=0)] | None = None
     """The metadata.generation this status describes."""
     conditions: Conditions = Field(default_factory=list)
-    """Standard conditions: Ready, plus Verified."""
+    """Standard conditions: Ready, Reconciling (verifying or retrying), Stalled (failed)."""
     artifact: VerifiedArtifact | None = None
     """Verified digest, size and file count."""
     message: Message | None = None

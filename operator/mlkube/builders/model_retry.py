@@ -14,6 +14,7 @@ from mlkube.api.common import bound_message
 from mlkube.api.model import ModelStatus
 from mlkube.builders.status_conditions import condition_models
 from mlkube.reconcile.conditions import set_condition
+from mlkube.reconcile.kstatus import kstatus_conditions
 
 RETRYING: Final = "Retrying"
 FIRST_DELAY: Final = 10.0
@@ -40,6 +41,10 @@ def build_retrying_status(
         generation=generation,
         now=now,
     )
+    conditions = kstatus_conditions(
+        conditions, state="working", reason=RETRYING, message=message,
+        generation=generation, now=now,
+    )  # fmt: skip
     return ModelStatus(
         phase="Pending", message=message, conditions=condition_models(conditions)
     ).to_status()

@@ -2,7 +2,8 @@
 
 Built as `ModelStatus` so a status the CRD would refuse fails here, in a unit test, not as a
 422 from the API server on every write; messages are bounded first (`bound_message`), so a
-100 KB storage error still makes a valid status. Pure: the handler passes the clock in.
+100 KB storage error still makes a valid status. Besides Ready, kstatus's Reconciling (verifying)
+and Stalled (failed for good) let Flux and Helm 4 `--wait` see both. Pure: the clock comes in.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from mlkube.api.common import bound_message
 from mlkube.api.model import ModelStatus, VerifiedArtifact
 from mlkube.builders.status_conditions import condition_models
 from mlkube.reconcile.conditions import set_condition
+from mlkube.reconcile.kstatus import kstatus_conditions
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ def build_model_status(
         generation=generation,
         now=now,
     )
+    # A failed verdict is about the artifact itself (transient errors retry): a human fixes it.
+    conditions = kstatus_conditions(
+        conditions, state="done" if ok else "stalled", reason=verification.reason,
+        message=message, generation=generation, now=now,
+    )  # fmt: skip
     facts = {
         "digest": verification.digest,
         "size": verification.size,
@@ -66,7 +73,7 @@ def build_model_status(
 def build_verifying_status(
     *, generation: int, previous: Mapping[str, Any] | None, now: str
 ) -> dict[str, Any]:
-    """Status while a generation is being verified (Ready=False, reason Verifying)."""
+    """Status while a generation is being verified (Ready=False, Reconciling, reason Verifying)."""
     previous = previous or {}
     conditions = set_condition(
         previous.get("conditions"),
@@ -77,4 +84,9 @@ def build_verifying_status(
         generation=generation,
         now=now,
     )
+    conditions = kstatus_conditions(
+        conditions, state="working", reason="Verifying",
+        message=f"verifying the artifact of generation {generation}",
+        generation=generation, now=now,
+    )  # fmt: skip
     return ModelStatus(phase="Verifying", conditions=condition_models(conditions)).to_status()

@@ -42,9 +42,10 @@ def traffic_events(
 ) -> list[tuple[str, str]]:
     """(reason, message) Events for a change from the applied split to the new one.
 
-    Nothing on the first apply (status has no applied split yet) or when nothing changed.
+    Nothing on the first apply (status has no applied split yet: observedGeneration is absent,
+    or 0, the CRD's default) or when nothing changed.
     """
-    if applied.get("observedGeneration") is None:
+    if not applied.get("observedGeneration"):
         return []
     events = []
     old_traffic = dict(applied.get("traffic") or {})

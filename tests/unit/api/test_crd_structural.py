@@ -67,6 +67,15 @@ def test_status_preserves_no_unknown_fields(kind: KindDescriptor) -> None:
     assert find_preserved_fields(root["properties"]["spec"]) == []
 
 
+def test_status_defaults_to_generation_zero_observed(kind: KindDescriptor) -> None:
+    """kstatus reads an object without status as Current: the default makes an object the
+    operator has not seen yet InProgress (generation 1, observed 0); see docs/status.md."""
+    status = schema_of(build_crd(kind))["properties"]["status"]
+    assert status["default"] == {"observedGeneration": 0}
+    assert status["properties"]["observedGeneration"]["minimum"] == 0
+    kind.status_model.model_validate(status["default"])
+
+
 def test_every_field_has_a_description(kind: KindDescriptor) -> None:
     """`kubectl explain` prints these; a field without one is a documentation bug."""
     root = schema_of(build_crd(kind))

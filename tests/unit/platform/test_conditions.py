@@ -57,7 +57,18 @@ def test_model_status_ready_and_failed() -> None:
                 "message": "artifact verified",
                 "lastTransitionTime": "2026-01-01T00:00:00Z",
                 "observedGeneration": 3,
-            }
+            },
+            *(
+                {
+                    "type": type_,
+                    "status": "False",
+                    "reason": "AsExpected",
+                    "message": "",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                    "observedGeneration": 3,
+                }
+                for type_ in ("Reconciling", "Stalled")
+            ),
         ],
         "artifact": {
             "digest": "sha256:" + "a" * 64,
@@ -76,3 +87,8 @@ def test_model_status_ready_and_failed() -> None:
     assert "artifact" not in failed
     assert failed["conditions"][0]["reason"] == "DigestMismatch"
     assert failed["conditions"][0]["lastTransitionTime"] == "2026-01-02T00:00:00Z"
+    stalled = failed["conditions"][2]  # what kstatus reads as Failed
+    assert (stalled["type"], stalled["status"], stalled["reason"]) == (
+        "Stalled", "True", "DigestMismatch"
+    )  # fmt: skip
+    assert stalled["observedGeneration"] == 4
