@@ -9,16 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib/gobuild.sh
 source "$here/../lib/gobuild.sh"
-gobuild_bin argolua "$here" build.sh go.mod go.sum main.go vm.go
-if gobuild_have "$bin" argolua; then
-  echo "argolua: cached build $key" >&2
-  echo "$bin/argolua"
-  exit 0
-fi
-gobuild_start "$bin"
-start=$SECONDS
+gobuild_cached argolua "$here" argolua build.sh go.mod go.sum main.go vm.go
 echo "argolua: building (gopher-lua from the Go module proxy)..." >&2
-(cd "$here" && go build -trimpath -ldflags "-s -w" -o "$tmp/argolua" .)
-gobuild_finish "$bin"
-echo "argolua: built in $((SECONDS - start))s" >&2
-echo "$bin/argolua"
+gobuild_go argolua .
+gobuild_done

@@ -9,16 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib/gobuild.sh
 source "$here/../lib/gobuild.sh"
-gobuild_bin fluxcel "$here" build.sh go.mod go.sum main.go
-if gobuild_have "$bin" fluxcel; then
-  echo "fluxcel: cached build $key" >&2
-  echo "$bin/fluxcel"
-  exit 0
-fi
-gobuild_start "$bin"
-start=$SECONDS
+gobuild_cached fluxcel "$here" fluxcel build.sh go.mod go.sum main.go
 echo "fluxcel: building (fluxcd/pkg/runtime + cel-go from the Go module proxy)..." >&2
-(cd "$here" && go build -trimpath -ldflags "-s -w" -o "$tmp/fluxcel" .)
-gobuild_finish "$bin"
-echo "fluxcel: built in $((SECONDS - start))s" >&2
-echo "$bin/fluxcel"
+gobuild_go fluxcel .
+gobuild_done

@@ -3,28 +3,18 @@
 # build. Helm 4 --wait computes kstatus (github.com/fluxcd/cli-utils), so tests check that
 # `helm install --wait` of a Model ends when it is Ready and fails fast when it has failed.
 #
-# The binary lands in $MLKUBE_CACHE_DIR/helm4/<key>/helm where <key> hashes this script and the
-# module files. Prints the binary's path as the last line of stdout; progress goes to stderr.
+# The binary lands in $MLKUBE_CACHE_DIR/helm4/<key>/bin/helm, <key> hashing the inputs
+# (hack/lib/gobuild.sh). Prints the binary's path as the last line of stdout; progress goes to
+# stderr.
 set -euo pipefail
+shopt -s inherit_errexit  # command substitutions fail the script too
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache_root=${MLKUBE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlkube}
-key=$(cd "$here" && cat build.sh go.mod go.sum tools.go | sha256sum | cut -c1-16)
-out="$cache_root/helm4/$key/helm"
+# shellcheck source=../lib/gobuild.sh
+. "$here/../lib/gobuild.sh"
+gobuild_cached helm4 "$here" helm build.sh go.mod go.sum tools.go
 
-if [ -x "$out" ]; then
-  echo "helm4: cached build $key" >&2
-  echo "$out"
-  exit 0
-fi
-
-export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=${MLKUBE_GOTOOLCHAIN:-auto}
-mkdir -p "$(dirname "$out")"
-tmp="$out.partial.$$"
-trap 'rm -f "$tmp"' EXIT
-start=$SECONDS
-echo "helm4: building helm.sh/helm/v4/cmd/helm v4.3.2 (first build takes a few minutes)..." >&2
-(cd "$here" && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=v4.3.2" -o "$tmp" helm.sh/helm/v4/cmd/helm)
-mv "$tmp" "$out"
-echo "helm4: built in $((SECONDS - start))s" >&2
-echo "$out"
+version=$(gobuild_mod_version helm.sh/helm/v4)
+echo "helm4: building helm.sh/helm/v4/cmd/helm $version (first build takes a few minutes)..." >&2
+gobuild_go helm helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version=$version"
+gobuild_done

@@ -1,7 +1,11 @@
-# Shared by hack/{controlplane,node,kubectl}/build.sh (sourced): Go builds cached by content.
+# shellcheck shell=bash
+# Shared by the hack/*/build.sh scripts (sourced): Go builds cached by content.
 # A build lands in $MLKUBE_CACHE_DIR/<name>/<key>/bin, <key> hashing the inputs the caller
 # names plus this file, so a warm machine skips the build and any change rebuilds. A build
 # goes to a partial directory first and is moved into place only when complete.
+#
+# A tool with one result: gobuild_cached (ends the script when cached), gobuild_go (or any
+# step writing into $tmp), gobuild_done (prints the result as the last line of stdout).
 
 gobuild_lib=${BASH_SOURCE[0]}
 
@@ -51,4 +55,38 @@ gobuild_finish() {
   rm -rf "$1"
   mv "$tmp" "$1"
   trap - EXIT
+}
+
+# gobuild_cached <name> <dir> <result> <input files...>: $key and $bin as gobuild_bin. When
+# $bin/<result> is there (a build is only moved into place complete), says so on stderr,
+# prints its path and ends the script; otherwise starts the build ($tmp, as gobuild_start).
+gobuild_cached() {
+  gobuild_name=$1 gobuild_dir=$2 gobuild_result=$3
+  shift 3
+  gobuild_bin "$gobuild_name" "$gobuild_dir" "$@"
+  if [ -e "$bin/$gobuild_result" ]; then
+    echo "$gobuild_name: cached build $key" >&2
+    echo "$bin/$gobuild_result"
+    exit 0
+  fi
+  gobuild_start "$bin"
+  gobuild_t0=$SECONDS
+}
+
+# gobuild_go <output> <package> [ldflags]: go build of <package> in the module of
+# gobuild_cached's <dir>, stripped, into $tmp/<output>.
+gobuild_go() {
+  (cd "$gobuild_dir" && go build -trimpath -ldflags "-s -w ${3:-}" -o "$tmp/$1" "$2")
+}
+
+# gobuild_mod_version <module>: the version of <module> that <dir>'s go.mod requires.
+gobuild_mod_version() {
+  awk -v m="$1" '$1 == "require" && $2 == m {print $3}' "$gobuild_dir/go.mod"
+}
+
+# gobuild_done: the build into place, its time on stderr, $bin/<result> on stdout.
+gobuild_done() {
+  gobuild_finish "$bin"
+  echo "$gobuild_name: built in $((SECONDS - gobuild_t0))s" >&2
+  echo "$bin/$gobuild_result"
 }
