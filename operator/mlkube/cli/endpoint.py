@@ -249,7 +249,7 @@ def run_local_endpoint(args: argparse.Namespace) -> int:
         print(f"try: mlkube endpoint invoke {args.name} --url {local.url} --request-file FILE",
               flush=True)  # fmt: skip
         # The servers run in their own sessions: stop them on SIGTERM too, not only on Ctrl-C.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        signal.signal(signal.SIGTERM, _exit_once)
         try:
             while True:
                 time.sleep(3600)
@@ -262,3 +262,13 @@ def run_local_endpoint(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             local.stop()
     return 0
+
+
+def _exit_once(*_: object) -> None:
+    """SIGTERM: leave the wait loop; a second SIGTERM/Ctrl-C (a shell ending its jobs right
+    after `kill %1`) must not interrupt the stop that follows, so both are ignored first."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise SystemExit(0)

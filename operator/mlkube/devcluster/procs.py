@@ -66,6 +66,20 @@ def stop(pid: int, grace: float = 10.0) -> None:
             time.sleep(0.05)
 
 
+def stop_all(pids: list[int], grace: float = 10.0) -> None:
+    """stop() for many groups at once: every group gets SIGTERM first, so the whole set takes
+    one grace period, not one per process (a caller stopped again meanwhile leaves less)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in pids:
+        if alive(pid):
+            stop(pid, grace=0)
+
+
 def tail(path: Path, lines: int = 30) -> str:
     try:
         text = path.read_text(errors="replace")

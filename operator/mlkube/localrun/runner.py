@@ -130,8 +130,9 @@ class LocalEndpoint:
             procs.stop(pid)
 
     def stop(self) -> None:
-        for name in list(self.pids):
-            self.stop_process(name)
+        pids = list(self.pids.values())
+        self.pids.clear()
+        procs.stop_all(pids)
 
     def __enter__(self) -> LocalEndpoint:
         self.start()
