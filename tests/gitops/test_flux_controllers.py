@@ -8,6 +8,7 @@ whose digest is wrong."""
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +99,12 @@ def _documented_kustomization(namespace: str) -> dict[str, Any]:
     return doc
 
 
+def _report(line: str) -> None:
+    """Timings for `-s` runs: KopfRunner redirects sys.stdout while the operator runs."""
+    if sys.__stdout__ is not None:
+        sys.__stdout__.write(f"\n{line}\n")
+
+
 def _ready(kube: Kube, status: str) -> dict[str, Any] | None:
     obj = kube.get(KUSTOMIZE, "Kustomization", "ml", FLUX_NAMESPACE)
     ready = condition(obj, "Ready")
@@ -130,7 +137,7 @@ def test_flux_applies_models_and_reports_their_health(
     applied = kube.get(KUSTOMIZE, "Kustomization", "ml", FLUX_NAMESPACE) or {}
     entries = applied["status"]["inventory"]["entries"]
     assert [e["id"] for e in entries] == [f"{namespace}_good_mlkube.dev_Model"], entries
-    print(f"\nKustomization Ready after {time.monotonic() - started:.1f}s: {ready['message']}")
+    _report(f"Kustomization Ready after {time.monotonic() - started:.1f}s: {ready['message']}")
 
     # A new revision adds a Model whose digest is wrong: the operator fails it, Flux's health
     # expressions see Failed and the Kustomization fails at once, not after its 10 minutes.
@@ -142,7 +149,7 @@ def test_flux_applies_models_and_reports_their_health(
     except AssertionError as err:
         raise AssertionError(f"{err}\n{controllers.output()}") from err
     took = time.monotonic() - changed
-    print(f"Kustomization failed after {took:.1f}s: {failed['message']}")
+    _report(f"Kustomization failed after {took:.1f}s: {failed['message']}")
     assert failed["reason"] == "HealthCheckFailed", failed
     assert f"Model/{namespace}/bad" in failed["message"], failed
     assert "good" not in failed["message"], failed

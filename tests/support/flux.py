@@ -103,7 +103,7 @@ class MinioBucket:
 
 
 @contextlib.contextmanager
-def minio_bucket(workdir: Path, name: str = "ml") -> Iterator[MinioBucket]:
+def minio_bucket(workdir: Path, name: str = "mlkube-gitops") -> Iterator[MinioBucket]:
     port = free_port()
     env = {**os.environ, "MINIO_ROOT_USER": ACCESS_KEY, "MINIO_ROOT_PASSWORD": SECRET_KEY}
     data = workdir / "minio"
