@@ -1,5 +1,5 @@
 # Thin wrappers: the logic lives in hack/ and the mlkube CLI.
-.PHONY: dev dev-down dev-status test unit lint generate verify controlplane venv \
+.PHONY: dev dev-down dev-status test test-gitops unit lint generate verify controlplane venv \
 	bench-serving bench-router bench-drift bench-drift-overhead bench-batch bench-batch-quick
 
 VENV := .venv/bin
@@ -23,6 +23,10 @@ dev-status: venv
 # The test command (CI runs it through .ci/run).
 test:
 	@hack/test
+
+# Optional: Flux's controllers as processes against the dev control plane (docs/deploy-flux.md).
+test-gitops:
+	@hack/test-gitops
 
 unit: venv
 	@$(VENV)/python -m pytest tests/unit -q
