@@ -23,13 +23,11 @@ META = "model.json"
 
 
 def is_sklearn(model_path: str, framework: str | None) -> bool:
-    from mlkube_serving.runtimes import detect_framework
+    """Whether the workers' runtime would be sklearn: the same choice as create_runtime."""
+    from mlkube_serving.runtimes import resolve_framework
 
-    name = (framework or "").strip().lower()
-    if name not in ("", "custom"):
-        return name == "sklearn"
     try:
-        return detect_framework(model_path) == "sklearn"
+        return resolve_framework(model_path, framework) == "sklearn"
     except Exception:  # the workers report an unusable model themselves
         return False
 

@@ -58,12 +58,19 @@ def detect_framework(model_path: str) -> str:
     raise ModelLoadError(f"no model files found in {model_path!r}")
 
 
-def create_runtime(model_path: str, framework: str | None = None) -> ModelRuntime:
-    """Build the runtime for a model path; `custom` means a scoring script or a Seldon class."""
+def resolve_framework(model_path: str, framework: str | None = None) -> str:
+    """The runtime's name for a model path: the declared framework, else detected; `custom`
+    means a scoring script or a Seldon class, never a detected sklearn/ONNX file."""
     name = (framework or "").strip().lower() or detect_framework(model_path)
     if name == "custom":
         detected = detect_framework(model_path)
         name = detected if detected in ("scoring_script", "seldon") else "seldon"
+    return name
+
+
+def create_runtime(model_path: str, framework: str | None = None) -> ModelRuntime:
+    """Build the runtime for a model path; `custom` means a scoring script or a Seldon class."""
+    name = resolve_framework(model_path, framework)
     factory = FRAMEWORKS.get(name)
     if factory is None:
         known = ", ".join(sorted([*FRAMEWORKS, "custom"]))
