@@ -54,10 +54,6 @@ class Tally:
     def threshold_exceeded(self, threshold: int) -> bool:
         return threshold >= 0 and self.items_failed > threshold
 
-    @property
-    def finished(self) -> int:
-        return self.succeeded_batches + self.failed_batches
-
     def progress(self, *, done: bool, reason: str = "") -> dict[str, Any]:
         body: dict[str, Any] = {
             "index": self.index,

@@ -13,7 +13,6 @@ import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
 
@@ -128,7 +127,3 @@ def chunks(frame: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
     """Slices of at most `rows` rows: large enough to amortize per-call cost, bounded memory."""
     for start in range(0, len(frame), rows):
         yield frame.iloc[start : start + rows]
-
-
-def as_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return list(frame.to_dict(orient="records"))
