@@ -46,6 +46,7 @@ def test_pipeline_and_run_samples_apply_with_defaults(kube: Kube, namespace: str
     kube.create(_sample("pipeline.yaml", namespace))
     kube.create(_sample("pipelinerun.yaml", namespace))
     got = kube.get(API_VERSION, "Pipeline", "credit-retrain", namespace)
+    assert got is not None
     spec = got["spec"]
     assert (spec["failFast"], spec["parallelism"]) == (True, 4)
     train, evaluate = _steps(got)["train"], _steps(got)["evaluate"]
@@ -62,6 +63,7 @@ def test_pipeline_and_run_samples_apply_with_defaults(kube: Kube, namespace: str
     # kstatus: a fresh object reads as not yet observed.
     assert got["status"] == {"observedGeneration": 0}
     run = kube.get(API_VERSION, "PipelineRun", "credit-retrain-manual-1", namespace)
+    assert run is not None
     assert (run["spec"]["cachePolicy"], run["spec"]["cancel"]) == ("Default", False)
     assert run["status"] == {"observedGeneration": 0}
 
