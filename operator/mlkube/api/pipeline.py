@@ -53,6 +53,10 @@ MSG_DEPENDS_EXIST = "spec.steps[].dependsOn must name steps of this pipeline"
 MSG_FROM_STEP_EXIST = "spec.steps[].inputs[].fromStep.step must name a step of this pipeline"
 MSG_FROM_PARAMETER_EXIST = "spec.steps[].inputs[].fromParameter must name one of spec.parameters"
 MSG_DEPLOY_MODEL = "spec.steps[].deploy.model.step must name a registerModel step"
+MSG_BLOCK_STEP_EXIST = (
+    "the step references of registerModel (artifact, metricsFrom), evaluate (metrics[].from,"
+    " compareWith.from) and batch (input.fromStep) must name steps of this pipeline"
+)
 MSG_SELF_DEPENDENCY = "a step cannot depend on itself"
 MSG_DEFAULT_TYPE = "parameter default must be a value of the parameter's type"
 
@@ -135,6 +139,33 @@ class PipelineSpec(ApiModel):
                 " && t.type == 'registerModel')"
             ),
             message=MSG_DEPLOY_MODEL,
+            field_path=".steps",
+        ),
+        # Split in three: one rule over every block would exceed the per-rule cost budget.
+        Rule(
+            _all_steps(
+                "!has(s.registerModel) || (self.steps.exists(t, t.name =="
+                " s.registerModel.artifact.step) && (!has(s.registerModel.metricsFrom)"
+                " || s.registerModel.metricsFrom.all(r, self.steps.exists(t, t.name == r.step))))"
+            ),
+            message=MSG_BLOCK_STEP_EXIST,
+            field_path=".steps",
+        ),
+        Rule(
+            _all_steps(
+                "!has(s.evaluate) || ((!has(s.evaluate.metrics) || s.evaluate.metrics.all(m,"
+                " self.steps.exists(t, t.name == m.from.step))) && (!has(s.evaluate.compareWith)"
+                " || self.steps.exists(t, t.name == s.evaluate.compareWith.from.step)))"
+            ),
+            message=MSG_BLOCK_STEP_EXIST,
+            field_path=".steps",
+        ),
+        Rule(
+            _all_steps(
+                "!has(s.batch) || !has(s.batch.input.fromStep)"
+                " || self.steps.exists(t, t.name == s.batch.input.fromStep.step)"
+            ),
+            message=MSG_BLOCK_STEP_EXIST,
             field_path=".steps",
         ),
     )

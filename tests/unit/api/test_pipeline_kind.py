@@ -122,6 +122,7 @@ def test_cel_rules_sit_where_the_api_server_checks_them() -> None:
         pl.MSG_FROM_STEP_EXIST,
         pl.MSG_FROM_PARAMETER_EXIST,
         pl.MSG_DEPLOY_MODEL,
+        pl.MSG_BLOCK_STEP_EXIST,
     }
     step = spec["properties"]["steps"]["items"]
     assert {
