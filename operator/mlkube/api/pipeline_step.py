@@ -100,8 +100,7 @@ class StepOutput(ApiModel):
     name: Identifier
     """Output name: {{outputs.NAME}} and MLKUBE_OUTPUT_<NAME> give its local path."""
     type: OutputType = "artifact"
-    """artifact (a directory, uploaded with its digest), parameter (a text file, ≤ 1 KiB) or
-    metrics (a JSON object name → number)."""
+    """artifact (a directory), parameter (a text file, at most 1 KiB) or metrics (JSON numbers)."""
 
 
 class Backoff(ApiModel):
