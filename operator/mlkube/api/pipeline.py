@@ -27,14 +27,14 @@ from mlkube.api.pipeline_step import StepType as StepType
 from mlkube.api.pipeline_triggers import MAX_PARAMETER_VALUE as MAX_PARAMETER_VALUE
 from mlkube.api.pipeline_triggers import MAX_PARAMETERS as MAX_PARAMETERS
 from mlkube.api.pipeline_triggers import MSG_TRIGGER_ONE as MSG_TRIGGER_ONE
+from mlkube.api.pipeline_triggers import OnDrift as OnDrift
+from mlkube.api.pipeline_triggers import OnNewData as OnNewData
 from mlkube.api.pipeline_triggers import ParameterValue as ParameterValue
 from mlkube.api.pipeline_triggers import ParameterValues as ParameterValues
-from mlkube.api.pipeline_triggers import (
-    PipelineSchedule,
-    PipelineScheduleStatus,
-    PipelineTrigger,
-    PipelineTriggerStatus,
-)
+from mlkube.api.pipeline_triggers import PipelineSchedule as PipelineSchedule
+from mlkube.api.pipeline_triggers import PipelineScheduleStatus as PipelineScheduleStatus
+from mlkube.api.pipeline_triggers import PipelineTrigger as PipelineTrigger
+from mlkube.api.pipeline_triggers import PipelineTriggerStatus as PipelineTriggerStatus
 from mlkube.contract import KIND_PIPELINE, PLURAL_PIPELINES
 
 ParameterType = Literal["string", "integer", "number", "boolean"]
