@@ -23,12 +23,22 @@ from mlkube_serving.step.files import is_dir, list_tree, open_dir, open_in_tree,
 Listing = list[tuple[str, int]]
 
 
-def upload_output(local: str, target_uri: str, what: str) -> tuple[ArtifactFacts, Listing]:
-    """Upload the folder (or single file) `local` to `target_uri`; return its facts and listing
-    (relative path, size) as hashed."""
+def open_store(uri: str) -> AbstractFileSystem:
+    """The filesystem for `uri`'s scheme. `outputs` opens it while `main` still runs, so the
+    import of the cloud SDK (about a second for s3fs) is not on the step's critical path."""
+    location = _writable(uri)
+    with translated_errors("open", uri):
+        return open_filesystem(location)
+
+
+def upload_output(
+    local: str, target_uri: str, what: str, fs: AbstractFileSystem | None = None
+) -> tuple[ArtifactFacts, Listing]:
+    """Upload the folder (or single file) `local` to `target_uri` (through `fs` when given, a
+    filesystem of the same scheme); return its facts and listing (relative path, size) as
+    hashed."""
     location = _writable(target_uri)
-    with translated_errors("upload to", target_uri):
-        fs = open_filesystem(location)
+    fs = fs or open_store(target_uri)
     if not is_dir(local):
         fd = open_regular(local, what)
         name = os.path.basename(local)
@@ -67,11 +77,11 @@ def _copy(fd: int, fs: AbstractFileSystem, location: Location, target: str) -> t
             return hash_stream(stream, sink)
 
 
-def write_text(uri: str, text: str) -> None:
+def write_text(uri: str, text: str, fs: AbstractFileSystem | None = None) -> None:
     """Write a small object (the stored summary) at `uri`."""
     location = _writable(uri)
+    fs = fs or open_store(uri)
     with translated_errors("write", uri):
-        fs = open_filesystem(location)
         if location.is_local:
             fs.makedirs(posixpath.dirname(location.path), exist_ok=True)
         with fs.open(location.path, "wb", **write_options(location)) as sink:
