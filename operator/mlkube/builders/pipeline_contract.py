@@ -53,9 +53,11 @@ _ENV_PREFIXES: Final[dict[str, str]] = {
     "output": "MLKUBE_OUTPUT_",
     "param": "MLKUBE_PARAM_",
 }
-# Input, output and parameter names become folder names and env names: letters, digits,
-# `-` and `_`, starting and ending with a letter or digit.
-NAME_PATTERN: Final = r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$"
+# Input, output and parameter names become folder names and env names: api/pipeline_step.py's
+# IDENT_PATTERN (no `.`, `/` or leading `-`), at most 63 characters. Kept here too so the
+# serving image need not import the API models; a unit test keeps the two equal.
+NAME_PATTERN: Final = r"^[A-Za-z_][-A-Za-z0-9_]*$"
+MAX_NAME: Final = 63
 _NAME_RE: Final = re.compile(NAME_PATTERN)
 _DIGEST_RE: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_MANIFEST_BYTES: Final = 256 * 1024
@@ -75,10 +77,10 @@ def step_env_name(kind: EnvKind, name: str) -> str:
 
 
 def check_name(name: str, what: str = "name") -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or len(name) > MAX_NAME or not _NAME_RE.fullmatch(name):
         raise ContractError(
-            f"{what} {name!r} is not a valid name (letters, digits, '-', '_'; at most 63; "
-            "starts and ends with a letter or digit)"
+            f"{what} {name!r} is not a valid name (letters, digits, '-', '_', at most "
+            f"{MAX_NAME}; starting with a letter or '_')"
         )
     return name
 
@@ -258,7 +260,7 @@ def _validate_manifest(manifest: StepManifest) -> None:
     for item in manifest.inputs:
         check_name(item.name, "input")
         _text(item.uri, f"input {item.name}: uri")
-        if not isinstance(item.digest, str) or not _DIGEST_RE.match(item.digest):
+        if not isinstance(item.digest, str) or not _DIGEST_RE.fullmatch(item.digest):
             raise ContractError(f"input {item.name}: digest {item.digest!r} is not sha256:<hex>")
     for output in manifest.outputs:
         check_name(output.name, "output")

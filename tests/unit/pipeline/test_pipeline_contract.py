@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from mlkube.api.pipeline_step import IDENT_PATTERN
 from mlkube.builders.pipeline_contract import (
     ENV_INPUTS,
+    NAME_PATTERN,
     WRAPPER,
     ContractError,
     StepInput,
@@ -40,10 +42,16 @@ def test_env_names_upper_case_and_underscore() -> None:
     assert step_env_name("param", "learningRate") == "MLKUBE_PARAM_LEARNINGRATE"
 
 
-@pytest.mark.parametrize("name", ["", "-a", "a-", "a/b", "a.b", "..", "x" * 64, "a b"])
+@pytest.mark.parametrize("name", ["", "-a", "1a", "a/b", "a.b", "..", "x" * 64, "a b", "a\n"])
 def test_env_names_refuse_unsafe_names(name: str) -> None:
     with pytest.raises(ContractError, match="not a valid name"):
         step_env_name("input", name)
+
+
+def test_names_are_the_api_identifiers() -> None:
+    assert NAME_PATTERN == IDENT_PATTERN  # the serving image does not import the API models
+    for name in ("_x", "x_", "x-", "learning_rate", "A" * 63):
+        assert step_env_name("param", name).startswith("MLKUBE_PARAM_")
 
 
 def test_env_name_collisions_are_refused() -> None:
