@@ -27,7 +27,8 @@ OUTPUTS_FOLDER: Final = "outputs"  # <prefix>/outputs/<name>: uploaded artifact 
 SUMMARY_PATH: Final = "_mlkube/summary.json"  # <prefix>/_mlkube/summary.json
 WRAPPER_NAME: Final = "mlkube-step"  # $0 of the wrapper shell
 
-# The `main` container's script: `/bin/sh -c WRAPPER mlkube-step <command...> <args...>`.
+# The `main` container's script: `/bin/sh -c WRAPPER mlkube-step <command...> <args...>` (in the
+# pod spec with every `$` doubled: `main_command`).
 # Shell builtins only (echo, redirections): any image with a POSIX /bin/sh runs it. `echo` is
 # one write(2), so a reader sees an empty or a whole file, never a partial number. The user's
 # command runs in the foreground (not exec: the exit code must be written after it ends); if
@@ -95,8 +96,24 @@ def check_env_names(kind: EnvKind, names: Iterable[str]) -> None:
         seen[env] = name
 
 
+def kube_escape(text: str) -> str:
+    """`text` as written in a container's command or args so that it reaches the process
+    unchanged: the kubelet expands `$(VAR)` there and turns `$$` into `$`."""
+    return text.replace("$", "$$")
+
+
 def main_command(command: Sequence[str], args: Sequence[str] = ()) -> list[str]:
-    """The `main` container's command: the wrapper around the user's command and args."""
+    """The `main` container's `command` as written in the pod spec: the wrapper, escaped (its
+    `$$` would otherwise reach the shell as `$`), then the user's command and args as the user
+    wrote them (their `$(VAR)` references expand as in any pod)."""
+    if not command:
+        raise ContractError("a container step needs a command")
+    return ["/bin/sh", "-c", kube_escape(WRAPPER), WRAPPER_NAME, *command, *args]
+
+
+def main_argv(command: Sequence[str], args: Sequence[str] = ()) -> list[str]:
+    """What the `main` process runs once the kubelet expanded `main_command` (no `$(VAR)` in
+    the user's part): for run-local and process tests, which start it without a kubelet."""
     if not command:
         raise ContractError("a container step needs a command")
     return ["/bin/sh", "-c", WRAPPER, WRAPPER_NAME, *command, *args]

@@ -18,6 +18,7 @@ from mlkube.builders.pipeline_contract import (
     StepPaths,
     attempt_prefix,
     check_env_names,
+    main_argv,
     main_command,
     output_uri,
     parse_manifest,
@@ -60,12 +61,41 @@ def test_env_name_collisions_are_refused() -> None:
         check_env_names("output", ["a-b", "A_b"])
 
 
-def test_main_command_wraps_command_and_args() -> None:
-    assert main_command(["python", "train.py"], ["--lr", "0.1"]) == [
-        "/bin/sh", "-c", WRAPPER, "mlkube-step", "python", "train.py", "--lr", "0.1",
-    ]  # fmt: skip
+def kubelet_expand(text: str, env: dict[str, str]) -> str:
+    """The kubelet's expansion of command/args (k8s third_party/forked/golang/expansion):
+    `$$` -> `$`, `$(NAME)` -> its value when defined, anything else unchanged."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "$" and i + 1 < len(text):
+            nxt = text[i + 1]
+            if nxt == "$":
+                out.append("$")
+                i += 2
+                continue
+            end = text.find(")", i + 2) if nxt == "(" else -1
+            if end != -1:
+                name = text[i + 2 : end]
+                out.append(env.get(name, f"$({name})"))
+                i = end + 1
+                continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def test_main_command_is_escaped_for_the_kubelet() -> None:
+    spec = main_command(["python", "train.py"], ["--lr", "0.1"])
+    argv = main_argv(["python", "train.py"], ["--lr", "0.1"])
+    assert argv == ["/bin/sh", "-c", WRAPPER, "mlkube-step", "python", "train.py", "--lr", "0.1"]
+    assert spec[2] != WRAPPER and '"$$"' in WRAPPER  # unescaped, the pid would arrive as "$"
+    assert [kubelet_expand(part, {"X": "1"}) for part in spec] == argv
+    # The user's own $(VAR) references still expand, as in any pod.
+    user = main_command(["python", "t.py"], ["--n", "$(N)"])
+    assert [kubelet_expand(p, {"N": "5"}) for p in user][-1] == "5"
     with pytest.raises(ContractError):
         main_command([], ["x"])
+    with pytest.raises(ContractError):
+        main_argv([])
 
 
 def test_wrapper_uses_only_shell_builtins() -> None:
