@@ -29,19 +29,28 @@ WRAPPER_NAME: Final = "mlkube-step"  # $0 of the wrapper shell
 
 # The `main` container's script: `/bin/sh -c WRAPPER mlkube-step <command...> <args...>` (in the
 # pod spec with every `$` doubled: `main_command`).
-# Shell builtins only (echo, redirections): any image with a POSIX /bin/sh runs it. `echo` is
-# one write(2), so a reader sees an empty or a whole file, never a partial number. The user's
-# command runs in the foreground (not exec: the exit code must be written after it ends); if
-# the shell itself dies (SIGKILL, OOM of the shell, deletion) no exit-code appears and the
-# `outputs` container sees main.pid name a gone process.
+# Shell builtins only (echo, kill, wait, trap, redirections): any image with a POSIX /bin/sh runs
+# it. `echo` is one write(2), so a reader sees an empty or a whole file, never a partial number.
+# The command runs as a child (not exec: the exit code must be written after it ends) and the
+# shell forwards SIGTERM/SIGINT to it, so deleting the pod stops the user's code as it would
+# without the wrapper (the kubelet signals only the container's first process). A trapped
+# signal interrupts `wait`; the loop waits again until the child is really gone. If the shell
+# itself dies (SIGKILL) no exit-code appears and `outputs` sees main.pid name a gone process.
 WRAPPER: Final = (
     'run="${MLKUBE_STEP_ROOT:-/mlkube}/run"\n'
     'echo "$$" > "$run/main.pid" || {\n'
     '  echo "mlkube-step: cannot write $run/main.pid" >&2\n'
     "  exit 1\n"
     "}\n"
-    '"$@"\n'
-    "code=$?\n"
+    '"$@" &\n'
+    "child=$!\n"
+    """trap 'kill -TERM "$child" 2>/dev/null' TERM\n"""
+    """trap 'kill -INT "$child" 2>/dev/null' INT\n"""
+    "while :; do\n"
+    '  wait "$child"\n'
+    "  code=$?\n"
+    '  kill -0 "$child" 2>/dev/null || break\n'
+    "done\n"
     'echo "$code" > "$run/exit-code"\n'
     'exit "$code"\n'
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -143,6 +144,36 @@ def test_shell_killed_while_unreaped_counts_as_gone(tmp_path: Path) -> None:
     done = finish(pod, outputs, timeout=30)  # main not waited for yet: a zombie meanwhile
     assert done.code == 0 and summary_of(done.termination)["exitCode"] is None
     main.wait(timeout=10)
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", shutil.which("bash") or "bash"])
+def test_sigterm_to_the_wrapper_reaches_the_command(tmp_path: Path, shell: str) -> None:
+    """Pod deletion signals the container's first process (the shell): the user's code gets
+    SIGTERM as it would without the wrapper, and its own exit code is what gets reported."""
+    pod = make_pod(tmp_path, f"file://{tmp_path}/store/a1", outputs=OUTPUTS)
+    assert pod.inputs().code == 0
+    marker = tmp_path / "terminated"
+    script = (
+        "import pathlib, signal, sys, time\n"
+        "def stop(signum, frame):\n"
+        f"    pathlib.Path({str(marker)!r}).write_text('checkpointed')\n"
+        "    time.sleep(0.3)\n"  # the shell's wait is interrupted meanwhile and must wait again
+        "    sys.exit(7)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    outputs = pod.start_outputs()
+    main = pod.start_main(script, shell=shell)
+    assert main.stdout is not None and main.stdout.readline() == "ready\n"
+    started = time.monotonic()
+    main.send_signal(signal.SIGTERM)
+    assert main.wait(timeout=10) == 7
+    assert time.monotonic() - started < 5
+    assert marker.read_text() == "checkpointed"
+    assert (pod.root / "run" / "exit-code").read_text().strip() == "7"
+    done = finish(pod, outputs)
+    assert done.code == 0 and summary_of(done.termination) == {"exitCode": 7, "outputs": []}
 
 
 def _child_of(pid: int, timeout: float = 10) -> int:
