@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Final, Literal
+
+from mlkube.builders.pipeline_json import ContractError as ContractError
+from mlkube.builders.pipeline_json import json_fields, json_list, text_field
 
 STEP_ROOT: Final = "/mlkube"  # volumes: <root>/inputs, <root>/outputs, <root>/run
 ENV_STEP: Final = "MLKUBE_STEP"  # the manifest (JSON), for the two mlkube containers
@@ -71,10 +74,6 @@ MAX_NAME: Final = 63
 _NAME_RE: Final = re.compile(NAME_PATTERN)
 _DIGEST_RE: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_MANIFEST_BYTES: Final = 256 * 1024
-
-
-class ContractError(ValueError):
-    """A manifest or summary that does not have the agreed shape."""
 
 
 def step_env_name(kind: EnvKind, name: str) -> str:
@@ -250,34 +249,10 @@ def parse_manifest(text: str | bytes) -> StepManifest:
     )  # fmt: skip
 
 
-def json_fields(
-    body: object, what: str, *, required: Sequence[str], optional: Sequence[str] = ()
-) -> dict[str, Any]:
-    if not isinstance(body, Mapping):
-        raise ContractError(f"{what} must be a JSON object")
-    unknown = sorted(set(body) - set(required) - set(optional))
-    missing = [name for name in required if name not in body]
-    if unknown or missing:
-        raise ContractError(f"{what}: unknown fields {unknown}, missing fields {missing}")
-    return dict(body)
-
-
-def json_list(value: object, what: str) -> list[object]:
-    if not isinstance(value, list):
-        raise ContractError(f"{what} must be a JSON array")
-    return value
-
-
-def _text(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ContractError(f"{what} must be a non-empty string, got {value!r}")
-    return value
-
-
 def _validate_manifest(manifest: StepManifest) -> None:
-    _text(manifest.run, "run")
-    _text(manifest.step, "step")
-    _text(manifest.prefix, "prefix")
+    text_field(manifest.run, "run")
+    text_field(manifest.step, "step")
+    text_field(manifest.prefix, "prefix")
     if "://" not in manifest.prefix or manifest.prefix.endswith("/"):
         raise ContractError(f"prefix {manifest.prefix!r} must be a URI without a trailing /")
     attempt = manifest.attempt
@@ -285,7 +260,7 @@ def _validate_manifest(manifest: StepManifest) -> None:
         raise ContractError(f"attempt must be an integer >= 1, got {attempt!r}")
     for item in manifest.inputs:
         check_name(item.name, "input")
-        _text(item.uri, f"input {item.name}: uri")
+        text_field(item.uri, f"input {item.name}: uri")
         if not isinstance(item.digest, str) or not _DIGEST_RE.fullmatch(item.digest):
             raise ContractError(f"input {item.name}: digest {item.digest!r} is not sha256:<hex>")
     for output in manifest.outputs:
