@@ -31,7 +31,7 @@ SUMMARY_PATH: Final = "_mlkube/summary.json"  # <prefix>/_mlkube/summary.json
 WRAPPER_NAME: Final = "mlkube-step"  # $0 of the wrapper shell
 
 # The `main` container's script: `/bin/sh -c WRAPPER mlkube-step <command...> <args...>` (in the
-# pod spec with every `$` doubled: `main_command`).
+# pod spec with every `$` doubled: `kube_escape`).
 # Shell builtins only (echo, kill, wait, trap, redirections): any image with a POSIX /bin/sh runs
 # it. `echo` is one write(2), so a reader sees an empty or a whole file, never a partial number.
 # The command runs as a child (not exec: the exit code must be written after it ends) and the
@@ -111,17 +111,9 @@ def kube_escape(text: str) -> str:
 
 
 def main_command(command: Sequence[str], args: Sequence[str] = ()) -> list[str]:
-    """The `main` container's `command` as written in the pod spec: the wrapper, escaped (its
-    `$$` would otherwise reach the shell as `$`), then the user's command and args as the user
-    wrote them (their `$(VAR)` references expand as in any pod)."""
-    if not command:
-        raise ContractError("a container step needs a command")
-    return ["/bin/sh", "-c", kube_escape(WRAPPER), WRAPPER_NAME, *command, *args]
-
-
-def main_argv(command: Sequence[str], args: Sequence[str] = ()) -> list[str]:
-    """What the `main` process runs once the kubelet expanded `main_command` (no `$(VAR)` in
-    the user's part): for run-local and process tests, which start it without a kubelet."""
+    """The `main` process's argv: the wrapper around the user's command and args. In the pod
+    spec the script (argv[2]) goes through `kube_escape` (builders/pipeline_step.py does), and
+    the user's command and args stay as written (their `$(VAR)` expand as in any pod)."""
     if not command:
         raise ContractError("a container step needs a command")
     return ["/bin/sh", "-c", WRAPPER, WRAPPER_NAME, *command, *args]

@@ -24,7 +24,7 @@ from mlkube.builders.pipeline_contract import (
     StepManifest,
     StepOutput,
     StepPaths,
-    main_argv,
+    main_command,
 )
 from mlkube.builders.pipeline_summary import StepSummary, parse_summary
 
@@ -77,7 +77,7 @@ class StepPod:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLKUBE_S3"))}
         env.update(self.manifest.env(self.paths))
         env[ENV_STEP_ROOT] = str(self.root)
-        command = [shell, *main_argv([sys.executable, "-c", script], args)[1:]]
+        command = [shell, *main_command([sys.executable, "-c", script], args)[1:]]
         return subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

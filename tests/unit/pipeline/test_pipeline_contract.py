@@ -18,7 +18,7 @@ from mlkube.builders.pipeline_contract import (
     StepPaths,
     attempt_prefix,
     check_env_names,
-    main_argv,
+    kube_escape,
     main_command,
     output_uri,
     parse_manifest,
@@ -83,19 +83,17 @@ def kubelet_expand(text: str, env: dict[str, str]) -> str:
     return "".join(out)
 
 
-def test_main_command_is_escaped_for_the_kubelet() -> None:
-    spec = main_command(["python", "train.py"], ["--lr", "0.1"])
-    argv = main_argv(["python", "train.py"], ["--lr", "0.1"])
+def test_main_command_wraps_and_the_escaped_script_survives_the_kubelet() -> None:
+    argv = main_command(["python", "train.py"], ["--lr", "0.1"])
     assert argv == ["/bin/sh", "-c", WRAPPER, "mlkube-step", "python", "train.py", "--lr", "0.1"]
-    assert spec[2] != WRAPPER and '"$$"' in WRAPPER  # unescaped, the pid would arrive as "$"
+    spec = [argv[0], argv[1], kube_escape(argv[2]), *argv[3:]]
+    assert '"$$"' in WRAPPER and kubelet_expand(WRAPPER, {}) != WRAPPER  # must be escaped
     assert [kubelet_expand(part, {"X": "1"}) for part in spec] == argv
     # The user's own $(VAR) references still expand, as in any pod.
     user = main_command(["python", "t.py"], ["--n", "$(N)"])
-    assert [kubelet_expand(p, {"N": "5"}) for p in user][-1] == "5"
+    assert kubelet_expand(user[-1], {"N": "5"}) == "5"
     with pytest.raises(ContractError):
         main_command([], ["x"])
-    with pytest.raises(ContractError):
-        main_argv([])
 
 
 def test_wrapper_uses_only_shell_builtins() -> None:
