@@ -16,7 +16,6 @@ new ones.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -45,6 +44,7 @@ INPUTS_CONTAINER: Final = "inputs"
 MAIN_CONTAINER: Final = "main"
 OUTPUTS_CONTAINER: Final = "outputs"
 CACHE_KEY_LABEL_LENGTH: Final = 63
+PATHS: Final = pc.StepPaths()
 
 
 @dataclass(frozen=True)
@@ -110,40 +110,44 @@ def cache_key_label(key: str) -> str:
     return key.split(":", 1)[-1][:CACHE_KEY_LABEL_LENGTH]
 
 
-def env_name(name: str) -> str:
-    """An input, output or parameter name as an env suffix: upper case, '-' and '.' → '_'."""
-    return re.sub(r"[^A-Z0-9_]", "_", name.upper())
-
-
 def run_labels(run: str) -> dict[str, str]:
-    return {c.LABEL_MANAGED_BY: c.MANAGED_BY, pc.LABEL_PIPELINE_RUN: label_value(run)}
+    return {c.LABEL_MANAGED_BY: c.MANAGED_BY, c.LABEL_PIPELINE_RUN: label_value(run)}
 
 
 def step_labels(run: str, pod: StepPod) -> dict[str, str]:
-    labels = {**run_labels(run), pc.LABEL_PIPELINE_STEP: pod.step}
+    labels = {**run_labels(run), c.LABEL_PIPELINE_STEP: pod.step}
     if pod.cache_key:
-        labels[pc.LABEL_CACHE_KEY] = cache_key_label(pod.cache_key)
+        labels[c.LABEL_CACHE_KEY] = cache_key_label(pod.cache_key)
     return labels
 
 
-def step_manifest(run: RunRef, pod: StepPod) -> dict[str, Any]:
-    """`MLKUBE_STEP`: what both mlkube containers read (artifact inputs only)."""
-    return {
-        "run": run.name,
-        "step": pod.step,
-        "attempt": pod.attempt,
-        "prefix": pod.prefix,
-        "inputs": [
-            {"name": i.name, "uri": i.uri, "digest": i.digest} for i in pod.inputs if i.uri
-        ],
-        "outputs": [{"name": o.name, "type": o.type} for o in pod.outputs],
-    }
+def step_manifest(run: RunRef, pod: StepPod) -> pc.StepManifest:
+    """`MLKUBE_STEP`: what both mlkube containers read (artifact inputs only). Raises
+    pc.ContractError for names or values the step containers would refuse."""
+    return pc.StepManifest(
+        run=run.name,
+        step=pod.step,
+        attempt=pod.attempt,
+        prefix=pod.prefix,
+        inputs=tuple(
+            pc.StepInput(i.name, i.uri, i.digest or "") for i in pod.inputs if i.uri
+        ),
+        outputs=tuple(pc.StepOutput(o.name, o.type) for o in pod.outputs),  # type: ignore[arg-type]
+    )
+
+
+def main_command(command: tuple[str, ...], args: tuple[str, ...]) -> list[str]:
+    """The wrapper around the user's command; without a command the first arg is the program
+    (the wrapper cannot run an image's own entrypoint)."""
+    if command:
+        return pc.main_command(command, args)
+    return pc.main_command(args[:1], args[1:])
 
 
 def owner_reference(run: RunRef) -> dict[str, Any]:
     return {
         "apiVersion": c.API_VERSION,
-        "kind": pc.KIND_PIPELINE_RUN,
+        "kind": c.KIND_PIPELINE_RUN,
         "name": run.name,
         "uid": run.uid,
         "controller": True,
@@ -154,7 +158,7 @@ def owner_reference(run: RunRef) -> dict[str, Any]:
 def _mlkube_container(
     name: str, run: RunRef, pod: StepPod, config: OperatorConfig, mounts: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    env = {"HOME": TMP_DIR, pc.ENV_STEP: json.dumps(step_manifest(run, pod), sort_keys=True)}
+    env = {"HOME": TMP_DIR, pc.ENV_STEP: step_manifest(run, pod).to_json()}
     if config.s3_endpoint_url:
         env[c.ENV_S3_ENDPOINT_URL] = config.s3_endpoint_url
     container: dict[str, Any] = {
@@ -173,14 +177,14 @@ def _mlkube_container(
 
 
 def _main_env(pod: StepPod) -> list[dict[str, Any]]:
-    ours = {pc.ENV_INPUTS: pc.INPUTS_DIR, pc.ENV_OUTPUTS: pc.OUTPUTS_DIR}
+    ours = {pc.ENV_INPUTS: PATHS.inputs, pc.ENV_OUTPUTS: PATHS.outputs}
     for i in pod.inputs:
-        value = f"{pc.INPUTS_DIR}/{i.name}" if i.uri else (i.value or "")
-        ours[pc.ENV_INPUT_PREFIX + env_name(i.name)] = value
+        value = PATHS.input(i.name) if i.uri else (i.value or "")
+        ours[pc.step_env_name("input", i.name)] = value
     for o in pod.outputs:
-        ours[pc.ENV_OUTPUT_PREFIX + env_name(o.name)] = f"{pc.OUTPUTS_DIR}/{o.name}"
+        ours[pc.step_env_name("output", o.name)] = PATHS.output(o.name)
     for name, value in pod.parameters:
-        ours[pc.ENV_PARAM_PREFIX + env_name(name)] = value
+        ours[pc.step_env_name("param", name)] = value
     users = [dict(e) for e in pod.env if e.get("name") not in ours]
     return [*env_list(ours), *users]
 
@@ -194,14 +198,14 @@ def _main_container(pod: StepPod, config: OperatorConfig) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": MAIN_CONTAINER,
         "image": pod.image,
-        "command": ["/bin/sh", "-c", pc.WRAPPER, "mlkube-step", *pod.command, *pod.args],
+        "command": main_command(pod.command, pod.args),
         "env": _main_env(pod),
         "securityContext": security,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
-            {"name": INPUTS_VOLUME, "mountPath": pc.INPUTS_DIR, "readOnly": True},
-            {"name": OUTPUTS_VOLUME, "mountPath": pc.OUTPUTS_DIR},
-            {"name": RUN_VOLUME, "mountPath": pc.RUN_DIR},
+            {"name": INPUTS_VOLUME, "mountPath": PATHS.inputs, "readOnly": True},
+            {"name": OUTPUTS_VOLUME, "mountPath": PATHS.outputs},
+            {"name": RUN_VOLUME, "mountPath": PATHS.run},
             {"name": TMP_VOLUME, "mountPath": TMP_DIR},
         ],
     }
@@ -226,16 +230,17 @@ def _mount_claims(
 
 
 def build_step_job(run: RunRef, pod: StepPod, config: OperatorConfig) -> dict[str, Any]:
-    """The Job of attempt `pod.attempt` of step `pod.step`."""
+    """The Job of attempt `pod.attempt` of step `pod.step` (pc.ContractError: a name or value
+    the step containers would refuse; the step fails with that message)."""
     inputs = _mlkube_container(
         INPUTS_CONTAINER, run, pod, config,
-        [{"name": INPUTS_VOLUME, "mountPath": pc.INPUTS_DIR},
-         {"name": OUTPUTS_VOLUME, "mountPath": pc.OUTPUTS_DIR}],
+        [{"name": INPUTS_VOLUME, "mountPath": PATHS.inputs},
+         {"name": OUTPUTS_VOLUME, "mountPath": PATHS.outputs}],
     )  # fmt: skip
     outputs = _mlkube_container(
         OUTPUTS_CONTAINER, run, pod, config,
-        [{"name": OUTPUTS_VOLUME, "mountPath": pc.OUTPUTS_DIR, "readOnly": True},
-         {"name": RUN_VOLUME, "mountPath": pc.RUN_DIR, "readOnly": True}],
+        [{"name": OUTPUTS_VOLUME, "mountPath": PATHS.outputs, "readOnly": True},
+         {"name": RUN_VOLUME, "mountPath": PATHS.run, "readOnly": True}],
     )  # fmt: skip
     main = _main_container(pod, config)
     volumes: list[dict[str, Any]] = [
@@ -272,7 +277,7 @@ def build_step_job(run: RunRef, pod: StepPod, config: OperatorConfig) -> dict[st
             "name": step_job_name(run.name, pod.step, pod.attempt),
             "namespace": run.namespace,
             "labels": labels,
-            "annotations": {pc.ANNOTATION_ATTEMPT: str(pod.attempt)},
+            "annotations": {c.ANNOTATION_ATTEMPT: str(pod.attempt)},
             "ownerReferences": [owner_reference(run)],
         },
         "spec": job_spec,

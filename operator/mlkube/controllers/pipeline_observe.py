@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Final
 
+from mlkube import contract as c
 from mlkube.builders import pipeline_contract as pc
 from mlkube.builders.names import label_value
 from mlkube.builders.operator_config import OperatorConfig
@@ -49,14 +50,14 @@ class Attempt:
 def _attempt_of(job: dict[str, Any]) -> int:
     annotations = (job.get("metadata") or {}).get("annotations") or {}
     try:
-        return int(annotations.get(pc.ANNOTATION_ATTEMPT, "0"))
+        return int(annotations.get(c.ANNOTATION_ATTEMPT, "0"))
     except ValueError:
         return 0
 
 
 def owned_jobs(kube: Kube, namespace: str, run: str, uid: str) -> list[dict[str, Any]]:
     items = kube.list(
-        "batch/v1", "Job", namespace, label_selector=f"{pc.LABEL_PIPELINE_RUN}={label_value(run)}"
+        "batch/v1", "Job", namespace, label_selector=f"{c.LABEL_PIPELINE_RUN}={label_value(run)}"
     )
     mine = []
     for job in items:
@@ -72,7 +73,7 @@ def attempts(jobs: list[dict[str, Any]]) -> dict[str, list[Attempt]]:
     out: dict[str, list[Attempt]] = {}
     for job in jobs:
         meta = job.get("metadata") or {}
-        step = (meta.get("labels") or {}).get(pc.LABEL_PIPELINE_STEP)
+        step = (meta.get("labels") or {}).get(c.LABEL_PIPELINE_STEP)
         if not step:
             continue
         facts = job_facts(job)

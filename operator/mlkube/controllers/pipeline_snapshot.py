@@ -66,7 +66,7 @@ def manifest(run: RunRef, pipeline: str, text: str) -> dict[str, Any]:
             "namespace": run.namespace,
             "labels": {
                 c.LABEL_MANAGED_BY: c.MANAGED_BY,
-                pc.LABEL_PIPELINE_RUN: label_value(run.name),
+                c.LABEL_PIPELINE_RUN: label_value(run.name),
             },
             "annotations": {"mlkube.dev/pipeline": pipeline},
             "ownerReferences": [owner_reference(run)],

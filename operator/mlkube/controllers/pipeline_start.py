@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlkube.api.pipeline_step import Step
+from mlkube import contract as c
 from mlkube.builders import pipeline_contract as pc
 from mlkube.builders.model_facts import ModelFacts, read_model
 from mlkube.builders.pipeline_step import (
@@ -133,15 +134,21 @@ def _cached(ctx: RunContext, step: Step, key: str) -> tuple[dict[str, Any] | Non
 def _busy_elsewhere(ctx: RunContext, key: str) -> str | None:
     """The run of another active Job with this key, if any (single flight)."""
     jobs = ctx.kube.list("batch/v1", "Job", ctx.run.namespace,
-                         label_selector=f"{pc.LABEL_CACHE_KEY}={cache_key_label(key)}")  # fmt: skip
+                         label_selector=f"{c.LABEL_CACHE_KEY}={cache_key_label(key)}")  # fmt: skip
     for job in jobs:
         meta = job.get("metadata") or {}
-        other = (meta.get("labels") or {}).get(pc.LABEL_PIPELINE_RUN)
+        other = (meta.get("labels") or {}).get(c.LABEL_PIPELINE_RUN)
         done = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
                    for c in (job.get("status") or {}).get("conditions") or [])  # fmt: skip
         if other and other != ctx.run.name and not done and not meta.get("deletionTimestamp"):
             return str(other)
     return None
+
+
+def _refuse(ctx: RunContext, step: Step, why: str) -> None:
+    """The step cannot run as specified: Failed, no retry helps."""
+    finish(ctx, ctx.steps[step.name], "Failed", why)
+    ctx.events.append(("Warning", "StepFailed", f"step {step.name}: {why}"[:1024]))
 
 
 def start(ctx: RunContext, step: Step) -> None:
@@ -156,15 +163,8 @@ def start(ctx: RunContext, step: Step) -> None:
         env = [{**e.model_dump(by_alias=True, exclude_none=True),
                 **({"value": decide.render(e.value, values)} if e.value is not None else {})}
                for e in step.env]  # fmt: skip
-        main = pc.main_command(command or args[:1], args[1:] if not command else args)
-        del main  # checked here: the wrapper needs a command to run
-    except decide.DecisionError as err:
-        finish(ctx, st, "Failed", str(err))
-        ctx.events.append(("Warning", "StepFailed", f"step {step.name}: {err}"))
-        return
-    except pc.ContractError as err:
-        finish(ctx, st, "Failed", str(err))
-        ctx.events.append(("Warning", "StepFailed", f"step {step.name}: {err}"))
+    except (decide.DecisionError, pc.ContractError) as err:
+        _refuse(ctx, step, str(err))
         return
     except NotYet as err:
         st["phase"], st["message"] = "Pending", str(err)[-1024:]
@@ -214,7 +214,11 @@ def start(ctx: RunContext, step: Step) -> None:
         parameters=tuple(sorted(ctx.parameters.items())), cache_key=key,
         timeout_seconds=int(decide.duration_seconds(step.timeout)) if step.timeout else None,
     )  # fmt: skip
-    job = build_step_job(ctx.run, pod, ctx.config)
+    try:
+        job = build_step_job(ctx.run, pod, ctx.config)
+    except pc.ContractError as err:
+        _refuse(ctx, step, str(err))
+        return
     try:
         ctx.kube.create(job, field_manager=FIELD_MANAGER)
         ctx.events.append(("Normal", "StepStarted",

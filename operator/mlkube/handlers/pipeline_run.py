@@ -16,6 +16,7 @@ from typing import Any, Final, cast
 
 import kopf
 
+from mlkube import contract as c
 from mlkube.builders import pipeline_contract as pc
 from mlkube.contract import API_VERSION, GROUP, LABEL_MANAGED_BY, MANAGED_BY, VERSION
 from mlkube.controllers import pipeline_run as sync
@@ -50,9 +51,9 @@ def run_reconcile(namespace: str, name: str) -> sync.Outcome:
     return outcome
 
 
-@kopf.on.resume(GROUP, VERSION, pc.PLURAL_PIPELINE_RUNS)
-@kopf.on.create(GROUP, VERSION, pc.PLURAL_PIPELINE_RUNS)
-@kopf.on.update(GROUP, VERSION, pc.PLURAL_PIPELINE_RUNS, field="spec")
+@kopf.on.resume(GROUP, VERSION, c.PLURAL_PIPELINE_RUNS)
+@kopf.on.create(GROUP, VERSION, c.PLURAL_PIPELINE_RUNS)
+@kopf.on.update(GROUP, VERSION, c.PLURAL_PIPELINE_RUNS, field="spec")
 def reconcile_pipeline_run(namespace: str | None, name: str, **_: Any) -> None:
     run_reconcile(namespace or "default", name)
 
@@ -60,7 +61,7 @@ def reconcile_pipeline_run(namespace: str | None, name: str, **_: Any) -> None:
 def tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | None:
     """One pass: None (stop) once the run is gone or finished."""
     try:
-        if get_live(kube(), API_VERSION, pc.KIND_PIPELINE_RUN, name, namespace, uid) is None:
+        if get_live(kube(), API_VERSION, c.KIND_PIPELINE_RUN, name, namespace, uid) is None:
             return None
         outcome = run_reconcile(namespace, name)
     except (ApiError, ControllerError, kopf.TemporaryError) as err:
@@ -69,7 +70,7 @@ def tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | No
     return outcome.requeue_after
 
 
-@kopf.on.event(GROUP, VERSION, pc.PLURAL_PIPELINE_RUNS)
+@kopf.on.event(GROUP, VERSION, c.PLURAL_PIPELINE_RUNS)
 async def pipeline_run_lifecycle(
     type: str, body: kopf.Body, name: str, namespace: str | None, uid: str,
     logger: kopf.Logger, **_: Any,
@@ -88,7 +89,7 @@ def owning_run(meta: kopf.Meta) -> str | None:
     for ref in meta.get("ownerReferences") or []:
         if ref.get("controller") and (ref.get("apiVersion"), ref.get("kind")) == (
             API_VERSION,
-            pc.KIND_PIPELINE_RUN,
+            c.KIND_PIPELINE_RUN,
         ):
             return str(ref.get("name"))
     return None
@@ -96,7 +97,7 @@ def owning_run(meta: kopf.Meta) -> str | None:
 
 @kopf.on.event(
     "batch", "v1", "jobs",
-    labels={LABEL_MANAGED_BY: MANAGED_BY, pc.LABEL_PIPELINE_RUN: kopf.PRESENT},
+    labels={LABEL_MANAGED_BY: MANAGED_BY, c.LABEL_PIPELINE_RUN: kopf.PRESENT},
 )  # fmt: skip
 def pipeline_step_changed(
     type: str, meta: kopf.Meta, namespace: str | None, logger: kopf.Logger, **_: Any

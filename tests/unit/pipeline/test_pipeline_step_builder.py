@@ -189,7 +189,8 @@ def test_volumes_and_mounts() -> None:
 
 
 def test_an_artifact_store_on_a_claim_is_mounted_writable_for_outputs_only() -> None:
-    pod = StepPod(step="s", attempt=1, image="i", prefix="pvc://store/ml/pipelineruns/r/s/a1")
+    pod = StepPod(step="s", attempt=1, image="i", prefix="pvc://store/ml/pipelineruns/r/s/a1",
+                  command=("true",))
     c = _containers(build_step_job(RUN, pod, CONFIG))
     outs = {m["mountPath"]: m.get("readOnly") for m in c["outputs"]["volumeMounts"]}
     assert outs["/mnt/pvc/store"] is False
@@ -224,3 +225,11 @@ def test_artifact_store_setting_falls_back_to_the_batch_store() -> None:
     assert pipeline_store(parse_operator_config({})) is None
     with pytest.raises(OperatorConfigError, match="MLKUBE_ARTIFACT_STORE"):
         parse_operator_config({"MLKUBE_ARTIFACT_STORE": "https://example.com/x"})
+
+
+def test_without_a_command_the_first_arg_runs_and_without_either_the_build_refuses() -> None:
+    pod = StepPod(step="s", attempt=1, image="i", prefix="s3://b/p", args=("python", "x.py"))
+    main = _containers(build_step_job(RUN, pod, CONFIG))["main"]
+    assert main["command"][-2:] == ["python", "x.py"]
+    with pytest.raises(pc.ContractError, match="needs a command"):
+        build_step_job(RUN, StepPod(step="s", attempt=1, image="i", prefix="s3://b/p"), CONFIG)
