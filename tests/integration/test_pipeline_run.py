@@ -115,8 +115,10 @@ def test_a_dag_runs_in_order_then_hits_the_cache_and_misses_for_each_reason(
     with run_operator(namespace):
         start_run(kube, namespace, "r1")
         first = finished(kube, namespace, "r1")
-        assert first["status"]["phase"] == "Succeeded", (first["status"],
-                                                         pod_executor.output()[-3000:])
+        assert first["status"]["phase"] == "Succeeded", (
+            first["status"],
+            pod_executor.output()[-3000:],
+        )
         steps = steps_of(first)
         jobs = jobs_of(kube, namespace)
         assert sorted(jobs) == ["r1-prep-a1", "r1-score-a1", "r1-train-a1"]
@@ -205,8 +207,17 @@ def test_cancel_deletes_the_running_job(
 @contextlib.contextmanager
 def operator_process(namespace: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`mlkube operator` as a real process (so it can be killed mid-run, not stopped politely)."""
-    argv = [sys.executable, "-m", "mlkube", "operator", "--kubeconfig",
-            os.environ[OPERATOR_KUBECONFIG_ENV], "--namespace", namespace, "--standalone"]
+    argv = [
+        sys.executable,
+        "-m",
+        "mlkube",
+        "operator",
+        "--kubeconfig",
+        os.environ[OPERATOR_KUBECONFIG_ENV],
+        "--namespace",
+        namespace,
+        "--standalone",
+    ]
     with open(log, "ab") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
     try:
@@ -225,8 +236,10 @@ def test_an_operator_restarted_mid_run_resumes_without_rerunning_or_duplicating(
     kube: Kube, namespace: str, tmp_path: Path, store: Path, pod_executor: PodExecutor
 ) -> None:
     gate = tmp_path / "gate"
-    wait = (f"import os,time,pathlib\nwhile not pathlib.Path({str(gate)!r}).exists(): "
-            "time.sleep(0.2)\npathlib.Path(os.environ['MLKUBE_OUTPUT_OUT'],'x').write_text('ok')")
+    wait = (
+        f"import os,time,pathlib\nwhile not pathlib.Path({str(gate)!r}).exists(): "
+        "time.sleep(0.2)\npathlib.Path(os.environ['MLKUBE_OUTPUT_OUT'],'x').write_text('ok')"
+    )
     first = py_step("first", "import os,pathlib;pathlib.Path(os.environ['MLKUBE_OUTPUT_OUT'],"
                     "'x').write_text('1')")  # fmt: skip
     second = py_step("second", wait, dependsOn=["first"])

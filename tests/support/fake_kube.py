@@ -158,7 +158,14 @@ class FakeKube:
         (body.get("metadata") or {}).pop("resourceVersion", None)
         if subresource == "status":
             body = {"status": body["status"]} if "status" in body else {}
-        elif kind in ("Model", "OnlineEndpoint", "BatchEndpoint", "BatchJob", "Pipeline", "PipelineRun"):
+        elif kind in (
+            "Model",
+            "OnlineEndpoint",
+            "BatchEndpoint",
+            "BatchJob",
+            "Pipeline",
+            "PipelineRun",
+        ):
             body.pop("status", None)  # the status subresource is separate for custom kinds
         self.writes.append(("patch/" + subresource if subresource else "patch", key))
         return self._store(key, current, _merge_patch(current, body))

@@ -43,8 +43,14 @@ def three_steps() -> list[dict[str, Any]]:
 
 def cluster(steps: list[dict[str, Any]], **pipeline: Any) -> FakeKube:
     kube = FakeKube()
-    kube.put({"apiVersion": API, "kind": "Pipeline",
-              "metadata": {"name": "p", "namespace": NS}, "spec": {"steps": steps, **pipeline}})
+    kube.put(
+        {
+            "apiVersion": API,
+            "kind": "Pipeline",
+            "metadata": {"name": "p", "namespace": NS},
+            "spec": {"steps": steps, **pipeline},
+        }
+    )
     return kube  # fmt: skip
 
 

@@ -129,9 +129,7 @@ def step_manifest(run: RunRef, pod: StepPod) -> pc.StepManifest:
         step=pod.step,
         attempt=pod.attempt,
         prefix=pod.prefix,
-        inputs=tuple(
-            pc.StepInput(i.name, i.uri, i.digest or "") for i in pod.inputs if i.uri
-        ),
+        inputs=tuple(pc.StepInput(i.name, i.uri, i.digest or "") for i in pod.inputs if i.uri),
         outputs=tuple(pc.StepOutput(o.name, o.type) for o in pod.outputs),  # type: ignore[arg-type]
     )
 

@@ -138,7 +138,7 @@ def image_digest(image: str, known: Mapping[str, str]) -> tuple[str | None, str]
 
 
 def backoff_seconds(step: Step, failed_attempt: int) -> float:
-    """Delay before attempt `failed_attempt + 1`: duration × factor^(N-1), at most maxDuration."""
+    """Delay before attempt `failed_attempt + 1`: duration * factor^(N-1), at most maxDuration."""
     backoff = step.retry.backoff
     first = duration_seconds(backoff.duration)
     cap = duration_seconds(backoff.max_duration)

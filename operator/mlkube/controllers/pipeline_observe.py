@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mlkube import contract as c
-from mlkube.builders import pipeline_contract as pc
 from mlkube.builders.names import label_value
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.builders.pipeline_step import (
@@ -79,8 +78,15 @@ def attempts(jobs: list[dict[str, Any]]) -> dict[str, list[Attempt]]:
         facts = job_facts(job)
         active = not facts.finished and not meta.get("deletionTimestamp")
         out.setdefault(step, []).append(
-            Attempt(step, _attempt_of(job), str(meta.get("name")), facts.finished, active,
-                    facts.message, str(meta.get("creationTimestamp") or ""))  # fmt: skip
+            Attempt(
+                step,
+                _attempt_of(job),
+                str(meta.get("name")),
+                facts.finished,
+                active,
+                facts.message,
+                str(meta.get("creationTimestamp") or ""),
+            )
         )
     for items in out.values():
         items.sort(key=lambda a: a.attempt)

@@ -24,6 +24,7 @@ from mlkube.builders.pipeline_step import RunRef
 from mlkube.contract import API_VERSION, FIELD_MANAGER, KIND_PIPELINE_RUN
 from mlkube.controllers import pipeline_decide as decide
 from mlkube.controllers.kube import ApiError, Kube
+from mlkube.controllers.pipeline_builtin import run_builtin
 from mlkube.controllers.pipeline_builtins import BuiltinRunner, run_builtin_step
 from mlkube.controllers.pipeline_observe import attempts, owned_jobs
 from mlkube.controllers.pipeline_snapshot import ensure_snapshot
@@ -34,6 +35,7 @@ from mlkube.controllers.pipeline_steps import RunContext, observe, stamp
 Event = tuple[str, str, str]
 POLL_SECONDS: Final = 5.0
 FINISHED_RUN: Final = ("Succeeded", "Failed", "Cancelled")
+WHEN_FALSE: Final = "skipped: its when condition is false: "  # dependents may still run
 STORE_MISSING: Final = (
     "no artifact store: set spec.artifactStore on Pipeline {pipeline}, or the operator setting "
     "MLKUBE_ARTIFACT_STORE (or MLKUBE_BATCH_OUTPUT_STORE)"
@@ -53,7 +55,7 @@ def reconcile(
     namespace: str,
     name: str,
     now: datetime.datetime,
-    builtin: BuiltinRunner | None = None,
+    builtin: BuiltinRunner = run_builtin,
 ) -> Outcome:
     obj = kube.get(API_VERSION, KIND_PIPELINE_RUN, name, namespace)
     if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
@@ -86,7 +88,9 @@ def reconcile(
              for s in pipeline.steps}  # fmt: skip
     ctx = RunContext(
         kube=kube, config=config, run=run, spec=spec, pipeline=pipeline, parameters=parameters,
-        store=store, now=now, steps=steps, image_digests=dict(config.image_digests),
+        store=store, now=now, steps=steps,
+        image_digests=dict(getattr(config, "image_digests", ()) or ()),
+        wire_steps={str(w.get("name")): dict(w) for w in snap.spec.get("steps") or []},
     )  # fmt: skip
     jobs = owned_jobs(kube, namespace, name, run.uid)
     by_step = attempts(jobs)
@@ -114,11 +118,15 @@ def _advance(
     by_step: dict[str, Any],
     jobs: list[dict[str, Any]],
     obj: dict[str, Any],
-    builtin: BuiltinRunner | None,
+    builtin: BuiltinRunner,
 ) -> None:
     for name, st in ctx.steps.items():
         if ctx.step_spec(name).type == "container":
             observe(ctx, st, by_step.get(name, []))
+        elif st.get("phase") == "Running":
+            run_builtin_step(ctx, ctx.step_spec(name), obj, builtin)
+        if st.get("phase") == "Waiting":
+            st["phase"] = "Pending"  # decided again below: hit the other run's entry, or wait
     if ctx.pipeline.fail_fast and any(
         st.get("phase") == "Failed" and not ctx.step_spec(n).continue_on_failure
         for n, st in ctx.steps.items()
@@ -127,9 +135,13 @@ def _advance(
         return
     for _ in range(len(ctx.steps) + 1):  # built-in and cached steps may free more steps
         phases = {n: str(st.get("phase")) for n, st in ctx.steps.items()}
-        when_skipped = {n for n, st in ctx.steps.items() if st.get("skippedByWhen")}
-        running = sum(1 for n, p in phases.items()
-                      if p in ("Running", "Waiting") and ctx.step_spec(n).type == "container")
+        when_skipped = {n for n, st in ctx.steps.items() if st.get("phase") == "Skipped"
+                        and str(st.get("message") or "").startswith(WHEN_FALSE)}  # fmt: skip
+        running = sum(
+            1
+            for n, p in phases.items()
+            if p in ("Running", "Waiting") and ctx.step_spec(n).type == "container"
+        )
         plan = decide.plan(ctx.pipeline, phases, when_skipped, running)  # fmt: skip
         for name, why in plan.skip.items():
             st = ctx.steps[name]
@@ -161,7 +173,7 @@ def _when(ctx: RunContext, step: Any) -> bool:
         ctx.events.append(("Warning", "StepFailed", f"step {step.name}: {err}"[:1024]))
         return False
     if not holds:
-        st.update(phase="Skipped", message=f"when {step.when} is false", skippedByWhen=True,
+        st.update(phase="Skipped", message=f"{WHEN_FALSE}{step.when}"[:1024],
                   completionTime=stamp(ctx.now))  # fmt: skip
     return holds
 
@@ -174,12 +186,18 @@ def _cancel(ctx: RunContext, jobs: list[dict[str, Any]], why: str, skip: bool = 
                        for c in (job.get("status") or {}).get("conditions") or [])  # fmt: skip
         if not finished:
             try:
-                ctx.kube.delete("batch/v1", "Job", job["metadata"]["name"], ctx.run.namespace,
-                                propagation="Background", uid=job["metadata"].get("uid"))
+                ctx.kube.delete(
+                    "batch/v1",
+                    "Job",
+                    job["metadata"]["name"],
+                    ctx.run.namespace,
+                    propagation="Background",
+                    uid=job["metadata"].get("uid"),
+                )
             except ApiError as err:
                 if err.status not in (404, 409):
                     raise
-    for name, st in ctx.steps.items():
+    for st in ctx.steps.values():
         if st.get("phase") in decide.FINISHED:
             continue
         started = st.get("phase") in ("Running", "Waiting") or int(st.get("attempts") or 0) > 0
@@ -211,4 +229,5 @@ def _write(kube: Kube, obj: dict[str, Any], old: dict[str, Any], new: dict[str, 
         return
     meta = obj["metadata"]
     kube.patch(API_VERSION, KIND_PIPELINE_RUN, meta["name"], {"status": new},
-               meta.get("namespace"), subresource="status", field_manager=FIELD_MANAGER)  # fmt: skip
+               meta.get("namespace"), subresource="status",
+               field_manager=FIELD_MANAGER)  # fmt: skip

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mlkube import contract as c
-from mlkube.builders import pipeline_contract as pc
 from mlkube.builders.names import label_value
 from mlkube.builders.pipeline_step import RunRef, owner_reference
 from mlkube.controllers.kube import ApiError, Kube

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlkube.api.pipeline_step import Step
 from mlkube import contract as c
+from mlkube.api.pipeline_step import Step
 from mlkube.builders import pipeline_contract as pc
 from mlkube.builders.model_facts import ModelFacts, read_model
 from mlkube.builders.pipeline_step import (
@@ -29,11 +29,11 @@ from mlkube.controllers.kube import ApiError
 from mlkube.controllers.pipeline_steps import (
     WAIT_SECONDS,
     RunContext,
+    finish,
     retry_due,
     stamp,
 )
 from mlkube.controllers.pipeline_store import StoreUnreadable
-from mlkube.controllers.pipeline_steps import _finish as finish
 
 
 class NotYet(Exception):
@@ -116,9 +116,11 @@ def _cache_reason(ctx: RunContext, step: Step, key: str | None, why: str) -> str
 def _cached(ctx: RunContext, step: Step, key: str) -> tuple[dict[str, Any] | None, str]:
     """(a verified entry to reuse, or None; the reason)."""
     source = ctx.source_steps.get(step.name)
-    if source and source.get("phase") == "Succeeded" and (source.get("cache") or {}).get(
-        "key"
-    ) == key:
+    if (
+        source
+        and source.get("phase") == "Succeeded"
+        and (source.get("cache") or {}).get("key") == key
+    ):
         problem = cache.verify_outputs(list(source.get("outputs") or []), ctx.run.namespace,
                                        ctx.config)  # fmt: skip
         if problem is None:
@@ -127,7 +129,8 @@ def _cached(ctx: RunContext, step: Step, key: str) -> tuple[dict[str, Any] | Non
                     "metrics": source.get("metrics") or {}}, "hit (resumeFrom)"  # fmt: skip
     seconds = decide.duration_seconds(step.cache.max_age)
     found = cache.lookup(ctx.store, ctx.run.namespace, key, max_age_seconds=seconds,
-                         max_age_text=step.cache.max_age, now=ctx.now, config=ctx.config)  # fmt: skip
+                         max_age_text=step.cache.max_age, now=ctx.now,
+                         config=ctx.config)  # fmt: skip
     return (found.entry if found.hit else None), found.reason
 
 
@@ -180,6 +183,7 @@ def start(ctx: RunContext, step: Step) -> None:
                                outputs=outputs, version=step.cache.version)  # fmt: skip
     attempt = int(st.get("attempts") or 0) + 1
     reason = _cache_reason(ctx, step, key, why)
+    consult = reason is None  # ForceRerun, disabled, uncacheable: neither hit nor wait
     if reason is None and key is not None and attempt == 1:
         try:
             entry, reason = _cached(ctx, step, key)
@@ -199,7 +203,7 @@ def start(ctx: RunContext, step: Step) -> None:
             return
     elif reason is None:
         reason = (st.get("cache") or {}).get("reason") or "retry"
-    if key is not None and (other := _busy_elsewhere(ctx, key)) is not None:
+    if consult and key is not None and (other := _busy_elsewhere(ctx, key)) is not None:
         st["phase"] = "Waiting"
         st["message"] = f"waiting for run {other}, which runs the identical step"
         st["cache"] = {"hit": False, "key": key, "reason": "running in run " + other}
@@ -221,8 +225,13 @@ def start(ctx: RunContext, step: Step) -> None:
         return
     try:
         ctx.kube.create(job, field_manager=FIELD_MANAGER)
-        ctx.events.append(("Normal", "StepStarted",
-                           f"step {step.name} attempt {attempt}: Job {job['metadata']['name']}"))
+        ctx.events.append(
+            (
+                "Normal",
+                "StepStarted",
+                f"step {step.name} attempt {attempt}: Job {job['metadata']['name']}",
+            )
+        )
     except ApiError as err:
         if err.status != 409:
             raise

@@ -18,20 +18,13 @@ from mlkube.api.pipeline import PipelineSpec
 from mlkube.api.pipeline_run import PipelineRunSpec
 from mlkube.api.pipeline_step import Step
 from mlkube.builders import pipeline_contract as pc
-from mlkube.builders.model_facts import ModelFacts, read_model
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.builders.pipeline_step import (
     RunRef,
-    StepInput,
-    StepOutput,
-    StepPod,
-    build_step_job,
-    cache_key_label,
 )
-from mlkube.contract import API_VERSION, FIELD_MANAGER, KIND_MODEL
 from mlkube.controllers import pipeline_cache as cache
 from mlkube.controllers import pipeline_decide as decide
-from mlkube.controllers.kube import ApiError, Kube
+from mlkube.controllers.kube import Kube
 from mlkube.controllers.pipeline_observe import Attempt, failure_message, read_summary
 from mlkube.controllers.pipeline_store import StoreUnreadable
 
@@ -61,6 +54,7 @@ class RunContext:
     requeue: list[float] = field(default_factory=list)
     forced: set[str] = field(default_factory=set)  # rerunSteps and their dependents
     source_steps: dict[str, dict[str, Any]] = field(default_factory=dict)  # resumeFrom
+    wire_steps: dict[str, dict[str, Any]] = field(default_factory=dict)  # snapshot, camelCase
 
     def step_spec(self, name: str) -> Step:
         return next(s for s in self.pipeline.steps if s.name == name)
@@ -69,7 +63,7 @@ class RunContext:
         return pc.attempt_prefix(self.store, self.run.namespace, self.run.name, step, attempt)
 
 
-def _finish(ctx: RunContext, st: dict[str, Any], phase: str, message: str | None) -> None:
+def finish(ctx: RunContext, st: dict[str, Any], phase: str, message: str | None) -> None:
     st["phase"] = phase
     st["completionTime"] = stamp(ctx.now)
     st.pop("nextAttemptTime", None)
@@ -136,7 +130,7 @@ def _succeeded(ctx: RunContext, st: dict[str, Any], summary: dict[str, Any]) -> 
             )  # fmt: skip
         except StoreUnreadable as err:
             ctx.events.append(("Warning", "CacheWriteFailed", f"step {st['name']}: {err}"))
-    _finish(ctx, st, "Succeeded", None)
+    finish(ctx, st, "Succeeded", None)
     ctx.events.append(("Normal", "StepSucceeded", f"step {st['name']} succeeded"))
 
 
@@ -152,7 +146,7 @@ def _failed_attempt(ctx: RunContext, st: dict[str, Any], attempt: int, message: 
                            f"step {st['name']} attempt {attempt} failed, retrying in "
                            f"{delay:g}s: {message}"[:1024]))  # fmt: skip
         return
-    _finish(ctx, st, "Failed", message)
+    finish(ctx, st, "Failed", message)
     ctx.events.append(("Warning", "StepFailed", f"step {st['name']} failed: {message}"[:1024]))
 
 

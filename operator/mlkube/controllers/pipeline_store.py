@@ -112,8 +112,11 @@ def fingerprint(uri: str, namespace: str, config: OperatorConfig) -> str | None:
         return ""
     rows = []
     for relpath, entry in entries:
-        stamp = entry.get("ETag") or entry.get("etag") or entry.get("mtime") or entry.get(
-            "LastModified"
+        stamp = (
+            entry.get("ETag")
+            or entry.get("etag")
+            or entry.get("mtime")
+            or entry.get("LastModified")
         )
         if stamp is None:
             return None

@@ -17,7 +17,6 @@ from typing import Any, Final, cast
 import kopf
 
 from mlkube import contract as c
-from mlkube.builders import pipeline_contract as pc
 from mlkube.contract import API_VERSION, GROUP, LABEL_MANAGED_BY, MANAGED_BY, VERSION
 from mlkube.controllers import pipeline_run as sync
 from mlkube.controllers.errors import ControllerError

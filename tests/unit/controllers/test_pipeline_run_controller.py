@@ -10,7 +10,6 @@ from pathlib import Path
 
 from mlkube.builders.operator_config import OperatorConfig
 from support.fake_kube import FakeKube
-
 from support.pipelines import (
     API,
     NS,
@@ -92,7 +91,9 @@ def test_steps_run_in_dag_order_and_pass_outputs_with_digests(tmp_path: Path) ->
     assert train["outputs"][0]["digest"].startswith("sha256:")
     assert train["cache"] == {"hit": False, "key": train["cache"]["key"], "reason": "no entry"}
     assert {c["type"]: c["status"] for c in st["conditions"]} == {
-        "Ready": "True", "Reconciling": "False", "Stalled": "False"
+        "Ready": "True",
+        "Reconciling": "False",
+        "Stalled": "False",
     }
     entries = list((tmp_path / "store" / NS / "_mlkube" / "pipeline-cache").glob("*.json"))
     assert len(entries) == 3
@@ -111,9 +112,9 @@ def test_a_second_run_is_served_from_the_cache_without_jobs(tmp_path: Path) -> N
     for s in st["steps"]:
         assert s["cache"]["hit"] is True and s["cache"]["reason"] == "hit"
         assert s["cache"]["sourceRun"] == "r1"
-    assert step_status(kube, "r2", "train")["outputs"] == step_status(kube, "r1", "train")[
-        "outputs"
-    ]
+    assert (
+        step_status(kube, "r2", "train")["outputs"] == step_status(kube, "r1", "train")["outputs"]
+    )
 
 
 def test_a_deleted_cached_output_is_a_miss_that_says_why(tmp_path: Path) -> None:
@@ -250,8 +251,9 @@ def test_no_artifact_store_fails_the_run_and_says_which_settings(tmp_path: Path)
 
 
 def test_a_missing_pipeline_or_bad_parameters_fail_the_run(tmp_path: Path) -> None:
-    kube, cfg = cluster(three_steps(), parameters=[{"name": "lr", "type": "number"}]), config(
-        tmp_path
+    kube, cfg = (
+        cluster(three_steps(), parameters=[{"name": "lr", "type": "number"}]),
+        config(tmp_path),
     )
     add_run(kube, "r1", parameters={"lr": "fast"})
     reconcile(kube, cfg, "r1")
@@ -265,8 +267,9 @@ def test_a_missing_pipeline_or_bad_parameters_fail_the_run(tmp_path: Path) -> No
 
 def test_parameters_reach_the_rendered_args_and_the_key(tmp_path: Path) -> None:
     one = step("a", args=["--lr", "{{parameters.lr}}", "--out", "{{outputs.out}}"])
-    kube, cfg = cluster([one], parameters=[{"name": "lr", "type": "number", "default": "0.1"}]), (
-        config(tmp_path)
+    kube, cfg = (
+        cluster([one], parameters=[{"name": "lr", "type": "number", "default": "0.1"}]),
+        (config(tmp_path)),
     )
     add_run(kube, "r1")
     add_run(kube, "r2", parameters={"lr": "0.2"})

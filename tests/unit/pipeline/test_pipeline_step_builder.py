@@ -80,9 +80,7 @@ def test_job_name_labels_owner_and_attempt() -> None:
     assert meta["annotations"] == {"mlkube.dev/attempt": "2"}
     template = job["spec"]["template"]["metadata"]
     assert template["labels"] == labels
-    assert template["annotations"] == {
-        "mlkube.dev/exec": "local", "kwok.x-k8s.io/status": "custom"
-    }
+    assert template["annotations"] == {"mlkube.dev/exec": "local", "kwok.x-k8s.io/status": "custom"}
     owner = meta["ownerReferences"][0]
     assert owner["kind"] == "PipelineRun" and owner["uid"] == "uid-1" and owner["controller"]
     assert job["spec"]["backoffLimit"] == 0
@@ -102,7 +100,9 @@ def test_uncacheable_steps_have_no_cache_key_label_and_no_deadline_without_timeo
     ("run", "step", "attempt"),
     [("r" * 63, "s" * 40, 10), ("Run.With_Odd", "x", 1), ("1abc", "train", 3), ("a", "b", 1)],
 )
-def test_job_names_are_dns_labels_of_at_most_52_characters(run: str, step: str, attempt: int) -> None:
+def test_job_names_are_dns_labels_of_at_most_52_characters(
+    run: str, step: str, attempt: int
+) -> None:
     name = step_job_name(run, step, attempt)
     assert len(name) <= 52 and re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name), name
     assert name == step_job_name(run, step, attempt)
@@ -123,7 +123,14 @@ def test_main_runs_the_users_command_under_the_wrapper_with_paths_and_parameters
     main = _containers(build_step_job(RUN, POD, CONFIG))["main"]
     assert main["image"] == POD.image
     assert main["command"] == [
-        "/bin/sh", "-c", pc.WRAPPER, "mlkube-step", "python", "train.py", "--lr", "0.1"
+        "/bin/sh",
+        "-c",
+        pc.WRAPPER,
+        "mlkube-step",
+        "python",
+        "train.py",
+        "--lr",
+        "0.1",
     ]
     env = _env(main)
     assert env["MLKUBE_INPUTS"] == "/mlkube/inputs"  # ours win over the user's
@@ -174,7 +181,8 @@ def test_volumes_and_mounts() -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert {"mlkube-inputs", "mlkube-outputs", "mlkube-run", "tmp"} <= set(volumes)
     assert volumes["pvc-datasets"]["persistentVolumeClaim"] == {
-        "claimName": "datasets", "readOnly": True
+        "claimName": "datasets",
+        "readOnly": True,
     }
     c = _containers(job)
     mounts = {n: {m["mountPath"]: m.get("readOnly", False) for m in c[n]["volumeMounts"]}
@@ -189,8 +197,13 @@ def test_volumes_and_mounts() -> None:
 
 
 def test_an_artifact_store_on_a_claim_is_mounted_writable_for_outputs_only() -> None:
-    pod = StepPod(step="s", attempt=1, image="i", prefix="pvc://store/ml/pipelineruns/r/s/a1",
-                  command=("true",))
+    pod = StepPod(
+        step="s",
+        attempt=1,
+        image="i",
+        prefix="pvc://store/ml/pipelineruns/r/s/a1",
+        command=("true",),
+    )
     c = _containers(build_step_job(RUN, pod, CONFIG))
     outs = {m["mountPath"]: m.get("readOnly") for m in c["outputs"]["volumeMounts"]}
     assert outs["/mnt/pvc/store"] is False
