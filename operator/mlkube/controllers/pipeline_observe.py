@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mlkube import contract as c
+from mlkube.builders import pipeline_contract as pc
+from mlkube.builders import pipeline_summary as ps
+from mlkube.builders.pipeline_contract import ContractError
 from mlkube.builders.names import label_value
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.builders.pipeline_step import (
@@ -28,8 +31,7 @@ from mlkube.controllers.kube import Kube
 from mlkube.reconcile.batch_job_facts import job_facts
 
 log = logging.getLogger(__name__)
-SUMMARY_PATH: Final = "_mlkube/summary.json"
-SUMMARY_CAP: Final = 16 * 1024
+SUMMARY_CAP: Final = ps.MAX_STORED_BYTES
 MESSAGE_CAP: Final = 1024
 
 
@@ -116,35 +118,40 @@ def image_id(kube: Kube, namespace: str, job: str) -> str:
     return ""
 
 
-def parse_summary(text: str | bytes | None) -> dict[str, Any] | None:
-    """The outputs container's summary, or None when the text is not one."""
+def parse_summary(text: str | bytes | None, *, complete: bool = False) -> dict[str, Any] | None:
+    """The outputs container's summary (builders/pipeline_summary.py) as status outputs and
+    metrics, or None when the text is not a successful one (or, with `complete`, a cut one:
+    the termination message is at most 4 KiB, the stored copy is whole)."""
     if not text:
         return None
     try:
-        doc = json.loads(text)
-    except ValueError:
+        summary = ps.parse_summary(text)
+    except ContractError:
         return None
-    if not isinstance(doc, dict) or not isinstance(doc.get("outputs", []), list):
+    if not summary.succeeded or (complete and summary.truncated):
         return None
-    if doc.get("exitCode", 0) != 0:
-        return None
-    return doc
+    outputs = []
+    for out in summary.outputs:
+        body = {"name": out.name, "type": out.type, "uri": out.uri, "digest": out.digest,
+                "value": out.value, "size": out.size}  # fmt: skip
+        outputs.append({k: v for k, v in body.items() if v is not None})
+    return {"outputs": outputs, "metrics": summary.metrics}
 
 
 def read_summary(
     kube: Kube, config: OperatorConfig, namespace: str, job: str, prefix: str
 ) -> dict[str, Any] | None:
     for pod in reversed(_pods(kube, namespace, job)):
-        found = parse_summary(_terminated(pod, OUTPUTS_CONTAINER).get("message"))
+        message = _terminated(pod, OUTPUTS_CONTAINER).get("message")
+        found = parse_summary(message, complete=True)
         if found is not None:
             return found
     try:
-        doc = store.read_json(f"{prefix.rstrip('/')}/{SUMMARY_PATH}", namespace, config,
-                              SUMMARY_CAP)  # fmt: skip
+        fs_doc = store.read_json(pc.summary_uri(prefix), namespace, config, SUMMARY_CAP)
     except store.StoreUnreadable as err:
         log.info("step summary of %s unreadable: %s", job, err)
         return None
-    return parse_summary(json.dumps(doc)) if isinstance(doc, dict) else None
+    return parse_summary(json.dumps(fs_doc)) if isinstance(fs_doc, dict) else None
 
 
 def failure_message(kube: Kube, namespace: str, attempt: Attempt) -> str:

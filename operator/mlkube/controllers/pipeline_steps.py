@@ -74,16 +74,7 @@ def finish(ctx: RunContext, st: dict[str, Any], phase: str, message: str | None)
 
 
 def _outputs_of(summary: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    outputs, metrics = [], {}
-    for out in summary.get("outputs") or []:
-        entry = {k: out[k] for k in ("name", "type", "uri", "digest", "value", "size")
-                 if out.get(k) is not None}  # fmt: skip
-        outputs.append(entry)
-        for key, number in (out.get("metrics") or {}).items():
-            metrics[str(key)] = float(number)
-    for key, number in (summary.get("metrics") or {}).items():
-        metrics[str(key)] = float(number)
-    return outputs, metrics
+    return list(summary.get("outputs") or []), dict(summary.get("metrics") or {})
 
 
 def observe(ctx: RunContext, st: dict[str, Any], attempts: list[Attempt]) -> None:
