@@ -48,9 +48,9 @@ def _inputs(ctx: RunContext, step: Step) -> list[ResolvedInput]:
         elif i.model is not None:
             found.append(ResolvedInput(i.name, "model", model=i.model))
         elif i.from_step is not None:
-            out: dict[str, Any] = next((o for o in ctx.steps.get(i.from_step.step, {}).get("outputs") or []
-                        if o.get("name") == i.from_step.output), {})  # fmt: skip
             ref = i.from_step
+            recorded = ctx.steps.get(ref.step, {}).get("outputs") or []
+            out: dict[str, Any] = next((o for o in recorded if o.get("name") == ref.output), {})
             found.append(ResolvedInput(i.name, "step", uri=out.get("uri"),
                                        digest=out.get("digest"), step=ref.step,
                                        output=ref.output))  # fmt: skip

@@ -18,9 +18,9 @@ from typing import Any, Final
 from mlkube import contract as c
 from mlkube.builders import pipeline_contract as pc
 from mlkube.builders import pipeline_summary as ps
-from mlkube.builders.pipeline_contract import ContractError
 from mlkube.builders.names import label_value
 from mlkube.builders.operator_config import OperatorConfig
+from mlkube.builders.pipeline_contract import ContractError
 from mlkube.builders.pipeline_step import (
     INPUTS_CONTAINER,
     MAIN_CONTAINER,
