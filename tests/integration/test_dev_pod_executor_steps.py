@@ -108,6 +108,7 @@ def test_a_step_pod_runs_main_and_outputs_side_by_side(
     name = pod["metadata"]["name"]
     assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
     assert all(s["ready"] and s["started"] for s in pod["status"]["containerStatuses"])
+    assert {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"] == "True"
     root = pod_executor.pod_dirs(namespace, name)[-1]
     (root / "volumes" / "mlkube-run" / "go").write_text("")
     cond = wait_for(lambda: job_condition(kube, namespace, "ok"), 60, 0.2, "Job ok finished")
