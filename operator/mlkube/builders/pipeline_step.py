@@ -159,7 +159,13 @@ def owner_reference(run: RunRef) -> dict[str, Any]:
 def _mlkube_container(
     name: str, run: RunRef, pod: StepPod, config: OperatorConfig, mounts: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    env = {"HOME": TMP_DIR, pc.ENV_STEP: step_manifest(run, pod).to_json()}
+    # The root is the default, said explicitly: a runner that moves the volumes (the dev pod
+    # executor) maps this value like a mount path; a literal in the program it cannot map.
+    env = {
+        "HOME": TMP_DIR,
+        pc.ENV_STEP: step_manifest(run, pod).to_json(),
+        pc.ENV_STEP_ROOT: pc.STEP_ROOT,
+    }
     if config.s3_endpoint_url:
         env[c.ENV_S3_ENDPOINT_URL] = config.s3_endpoint_url
     container: dict[str, Any] = {

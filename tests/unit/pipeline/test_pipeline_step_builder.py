@@ -160,6 +160,7 @@ def test_only_the_mlkube_containers_get_storage_credentials_and_the_manifest() -
         assert c["envFrom"] == [{"secretRef": {"name": "store-creds", "optional": True}}]
         env = _env(c)
         assert env["MLKUBE_S3_ENDPOINT_URL"] == "http://minio:9000"
+        assert env["MLKUBE_STEP_ROOT"] == "/mlkube"
         manifest = json.loads(env["MLKUBE_STEP"])
         assert manifest == {
             "run": "nightly",
