@@ -118,3 +118,12 @@ def test_inputs_touches_only_its_two_volumes(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["inputs", "outputs"]
     assert os.listdir(paths.outputs) == ["model"]  # parameters are files main writes
     assert os.stat(paths.output("model")).st_mode & 0o777 == 0o777
+
+
+def test_folders_nested_too_deep_are_refused(tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    deep = Path(paths.output("model"), *["d"] * 70)
+    deep.mkdir(parents=True)
+    (deep / "f").write_text("x")
+    with pytest.raises(StepError, match="nested deeper than 64 folders"):
+        collect(_manifest(("model", "artifact")), paths)
