@@ -46,6 +46,7 @@ def test_pipeline_and_run_samples_apply_with_defaults(kube: Kube, namespace: str
     kube.create(_sample("pipeline.yaml", namespace))
     kube.create(_sample("pipelinerun.yaml", namespace))
     got = kube.get(API_VERSION, "Pipeline", "credit-retrain", namespace)
+    assert got is not None
     spec = got["spec"]
     assert (spec["failFast"], spec["parallelism"]) == (True, 4)
     train, evaluate = _steps(got)["train"], _steps(got)["evaluate"]
@@ -62,6 +63,7 @@ def test_pipeline_and_run_samples_apply_with_defaults(kube: Kube, namespace: str
     # kstatus: a fresh object reads as not yet observed.
     assert got["status"] == {"observedGeneration": 0}
     run = kube.get(API_VERSION, "PipelineRun", "credit-retrain-manual-1", namespace)
+    assert run is not None
     assert (run["spec"]["cachePolicy"], run["spec"]["cancel"]) == ("Default", False)
     assert run["status"] == {"observedGeneration": 0}
 
@@ -102,6 +104,21 @@ PIPELINE_RULES: list[tuple[Callable[[Obj], None], str]] = [
      pl.MSG_FROM_STEP_EXIST),
     (_step(inputs=[{"name": "a", "fromParameter": "lr"}]), pl.MSG_FROM_PARAMETER_EXIST),
     (lambda o: _steps(o)["deploy"]["deploy"]["model"].update(step="evaluate"), pl.MSG_DEPLOY_MODEL),
+    (lambda o: _steps(o)["register"]["registerModel"]["artifact"].update(step="ghost"),
+     pl.MSG_BLOCK_STEP_EXIST),
+    (lambda o: _steps(o)["register"]["registerModel"]["metricsFrom"][0].update(step="ghost"),
+     pl.MSG_BLOCK_STEP_EXIST),
+    (lambda o: _steps(o)["evaluate"]["evaluate"]["metrics"][0]["from"].update(step="ghost"),
+     pl.MSG_BLOCK_STEP_EXIST),
+    (lambda o: _steps(o)["evaluate"]["evaluate"]["compareWith"]["from"].update(step="ghost"),
+     pl.MSG_BLOCK_STEP_EXIST),
+    (lambda o: o["spec"]["steps"].append({"name": "score", "type": "batch", "batch": {
+        "endpoint": "credit-batch", "input": {"fromStep": {"step": "ghost", "output": "o"}}}}),
+     pl.MSG_BLOCK_STEP_EXIST),
+    (lambda o: o["spec"]["steps"].append({"name": "score", "type": "batch", "batch": {
+        "endpoint": "credit-batch",
+        "input": {"uri": "s3://b/x", "fromStep": {"step": "train", "output": "model"}}}}),
+     ps.MSG_BATCH_INPUT_ONE),
     (lambda o: o["spec"]["parameters"][0].update(default="high"), pl.MSG_DEFAULT_TYPE),
     (lambda o: o["spec"]["parameters"].append({"name": "n", "type": "integer", "default": "1.5"}),
      pl.MSG_DEFAULT_TYPE),

@@ -122,6 +122,7 @@ def test_cel_rules_sit_where_the_api_server_checks_them() -> None:
         pl.MSG_FROM_STEP_EXIST,
         pl.MSG_FROM_PARAMETER_EXIST,
         pl.MSG_DEPLOY_MODEL,
+        pl.MSG_BLOCK_STEP_EXIST,
     }
     step = spec["properties"]["steps"]["items"]
     assert {
@@ -348,3 +349,23 @@ def test_run_status_round_trips_a_cache_hit() -> None:
         PipelineRunStatus.model_validate({"progress": "three of five"})
     assert set(pr.STEP_PHASES) >= set(pr.FINISHED_STEP_PHASES)
     assert set(pr.RUN_PHASES) >= set(pr.FINISHED_RUN_PHASES)
+
+
+def test_resolve_parameters_fills_defaults_and_names_every_problem() -> None:
+    spec = _sample()
+    spec["parameters"] += [
+        {"name": "epochs", "type": "integer"},
+        {"name": "fast", "type": "boolean", "default": "false"},
+    ]
+    pipeline = PipelineSpec.model_validate(spec)
+    assert pipeline.resolve_parameters({"epochs": "3"}) == {
+        "C": "1.0",
+        "epochs": "3",
+        "fast": "false",
+    }
+    with pytest.raises(ValueError) as info:
+        pipeline.resolve_parameters({"C": "big", "lr": "0.1"})
+    assert str(info.value) == (
+        "unknown parameter lr; parameter C: 'big' is not a number;"
+        " parameter epochs is required (it has no default)"
+    )
