@@ -17,10 +17,10 @@ from mlkube.contract import (
 
 # Only kinds that exist: pipelines get their rights with their CRDs. BatchEndpoints have their
 # own rules below (watched for events only, never annotated by Kopf).
-KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS, PLURAL_BATCH_JOBS)
+KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS, PLURAL_BATCH_JOBS, PLURAL_PIPELINE_RUNS)
 # Pipelines: every right but watch, which comes with the Kopf handlers that watch them (move
 # them into KINDS then: tests/unit/platform/test_rbac.py ties each watch to a handler).
-PIPELINE_KINDS = (PLURAL_PIPELINES, PLURAL_PIPELINE_RUNS)
+PIPELINE_KINDS = (PLURAL_PIPELINES,)
 AUDIT_KEY_SECRET = "mlkube-audit-key"  # handlers/webhooks.py keeps the audit proof key here
 LEADER_LEASE = "mlkube-operator-leader"  # handlers/leadership.py: which replica reconciles
 # Children: created, applied, listed by label for pruning, deleted; watched only where a
@@ -108,8 +108,8 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     },
     # pvc:// verification Jobs: read by name, created once (garbage-collected with their
     # Model). A BatchJob's Jobs: created once, listed by label and watched (progress), patched
-    # only for spec.suspend (suspend, cancel, error threshold). Pipeline step Jobs: created per
-    # attempt, deleted when a run is cancelled or fails fast (running steps stop).
+    # only for spec.suspend (suspend, cancel, error threshold). A PipelineRun's step Jobs:
+    # one per attempt, deleted (uid precondition) when the run is cancelled or fails fast.
     {
         "apiGroups": ["batch"],
         "resources": ["jobs"],

@@ -132,18 +132,18 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
             # registerModel steps: POST only, ownerless (a model outlives its run).
             **({"create": "registerModel pipeline steps"} if kind == "models" else {}),
         }
-        for kind in ("models", "onlineendpoints", "batchjobs")
+        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
     },
     **{
         ("mlkube.dev", f"{kind}/status"): {"patch": "status merge patches (ours and Kopf's)"}
-        for kind in ("models", "onlineendpoints", "batchjobs")
+        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
     },
     **{
         ("mlkube.dev", f"{kind}/finalizers"): {
             "update": "blockOwnerDeletion owner references under "
             "OwnerReferencesPermissionEnforcement"
         }
-        for kind in ("models", "onlineendpoints", "batchjobs")
+        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
     },
     # Pipelines (watch comes with their handlers: pctl, ptrig).
     **{
@@ -182,6 +182,7 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
     ("mlkube.dev", "pipelineruns"): {
         "get": "controllers read the object afresh each pass",
         "list": "runs of a pipeline by label (history, concurrency policy, single flight)",
+        "watch": "Kopf handlers (PipelineRun controller)",
         "patch": "Kopf progress annotations",
         "create": "scheduled and triggered runs, POST only (409: already fired)",
         "delete": "history limits, with uid precondition",
@@ -211,7 +212,7 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         "list": "a BatchJob's Jobs by label; Kopf watch-stream start",
         "watch": "batch_step_changed handler (a step finished: take the next one)",
         "patch": "spec.suspend of a BatchJob's Jobs (suspend, cancel, error threshold)",
-        "delete": "a cancelled or failed-fast PipelineRun's running step Jobs",
+        "delete": "a PipelineRun's running step Jobs on cancel and failFast (uid precondition)",
     },
     ("", "pods"): {
         "list": "Job termination messages, router and drift-sidecar pods by label",
