@@ -31,6 +31,7 @@ from mlkube.controllers.pipeline_snapshot import ensure_snapshot
 from mlkube.controllers.pipeline_start import start
 from mlkube.controllers.pipeline_status import compose_status, run_phase
 from mlkube.controllers.pipeline_steps import RunContext, observe, stamp
+from mlkube.reconcile.batch_job_facts import job_facts
 
 Event = tuple[str, str, str]
 POLL_SECONDS: Final = 5.0
@@ -181,9 +182,8 @@ def _cancel(ctx: RunContext, jobs: list[dict[str, Any]], why: str, skip: bool = 
     """Delete the running Jobs; unfinished steps end Cancelled (failFast: not started ones
     Skipped)."""
     for job in jobs:
-        finished = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-                       for c in (job.get("status") or {}).get("conditions") or [])  # fmt: skip
-        if not finished:
+        # FailureTarget counts as finished: the Job controller is already ending that one.
+        if not job_facts(job).finished:
             try:
                 ctx.kube.delete(
                     "batch/v1",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from mlkube.builders.operator_config import OperatorConfig
 from support.fake_kube import FakeKube
@@ -281,3 +282,19 @@ def test_parameters_reach_the_rendered_args_and_the_key(tmp_path: Path) -> None:
     keys = {step_status(kube, r, "a")["cache"]["key"] for r in ("r1", "r2")}
     assert len(keys) == 2  # different values, different keys: r2 does not wait for r1
     assert "r2-a-a1" in jobs(kube)
+
+
+def test_fail_fast_leaves_a_job_the_job_controller_is_already_failing(tmp_path: Path) -> None:
+    """FailureTarget (Kubernetes ≥ 1.31: Failed follows once the pods are gone) is an end:
+    the attempt's Job stays, visible, and only the sibling's running Job is deleted."""
+    kube, cfg = cluster([step("bad"), step("slow")]), config(tmp_path)
+    add_run(kube, "r1")
+    reconcile(kube, cfg, "r1")
+
+    def failing(obj: dict[str, Any]) -> None:
+        obj["status"] = {"conditions": [{"type": "FailureTarget", "status": "True"}]}
+
+    kube.mutate(("batch/v1", "Job", NS, "r1-bad-a1"), failing)
+    reconcile(kube, cfg, "r1")
+    assert jobs(kube) == ["r1-bad-a1"]
+    assert status(kube, "r1")["phase"] == "Failed"
