@@ -129,6 +129,8 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
             "list": "Kopf watch-stream start; endpoints_waiting_for, deployedBy repair",
             "watch": "Kopf handlers",
             "patch": "Kopf progress annotations; dropping the legacy finalizer",
+            # registerModel steps: POST only, ownerless (a model outlives its run).
+            **({"create": "registerModel pipeline steps"} if kind == "models" else {}),
         }
         for kind in ("models", "onlineendpoints", "batchjobs")
     },
@@ -142,6 +144,23 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
             "OwnerReferencesPermissionEnforcement"
         }
         for kind in ("models", "onlineendpoints", "batchjobs")
+    },
+    # Pipelines (watch comes with their handlers: pctl, ptrig).
+    **{
+        ("mlkube.dev", kind): {
+            "get": "controllers read the object afresh each pass",
+            "list": "runs of a pipeline by label (history, concurrency policy, single flight)",
+            "patch": "Kopf progress annotations",
+        }
+        for kind in ("pipelines",)
+    },
+    ("mlkube.dev", "pipelines/status"): {"patch": "status merge patches"},
+    ("mlkube.dev", "pipelineruns/status"): {"patch": "status merge patches"},
+    ("mlkube.dev", "pipelines/finalizers"): {
+        "update": "blockOwnerDeletion on scheduled and triggered PipelineRuns",
+    },
+    ("mlkube.dev", "pipelineruns/finalizers"): {
+        "update": "blockOwnerDeletion on step Jobs and the spec snapshot ConfigMap",
     },
     ("mlkube.dev", "batchendpoints"): {
         "get": "each pass reads the endpoint afresh",
@@ -158,6 +177,13 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         "watch": "Kopf handlers; scheduled_job_changed (finished jobs trim the history)",
         "create": "scheduled runs, POST only (409: already fired)",
         "patch": "Kopf progress annotations; spec.cancel on the running job (Replace)",
+        "delete": "history limits, with uid precondition",
+    },
+    ("mlkube.dev", "pipelineruns"): {
+        "get": "controllers read the object afresh each pass",
+        "list": "runs of a pipeline by label (history, concurrency policy, single flight)",
+        "patch": "Kopf progress annotations",
+        "create": "scheduled and triggered runs, POST only (409: already fired)",
         "delete": "history limits, with uid precondition",
     },
     ("coordination.k8s.io", "leases"): {
@@ -185,6 +211,7 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         "list": "a BatchJob's Jobs by label; Kopf watch-stream start",
         "watch": "batch_step_changed handler (a step finished: take the next one)",
         "patch": "spec.suspend of a BatchJob's Jobs (suspend, cancel, error threshold)",
+        "delete": "a cancelled or failed-fast PipelineRun's running step Jobs",
     },
     ("", "pods"): {
         "list": "Job termination messages, router and drift-sidecar pods by label",
@@ -210,7 +237,7 @@ def test_every_granted_verb_has_a_reason_and_every_reason_a_grant() -> None:
     ("group", "resource", "verb"),
     [
         ("", "secrets", "patch"),  # the keys Secret is create-only
-        ("batch", "jobs", "delete"),  # a BatchJob's Jobs go by garbage collection
+        ("", "configmaps", "watch"),  # run snapshots are read by name
         ("mlkube.dev", "batchendpoints", "patch"),  # watched for events only, never annotated
         ("", "pods", "get"),
         ("events.k8s.io", "events", "create"),  # Kopf posts core/v1 Events
