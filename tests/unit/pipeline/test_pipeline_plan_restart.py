@@ -4,8 +4,8 @@ Each pass reads the persisted status and the Jobs, plans, then creates Jobs one 
 writes the status last, as the controller does; a crash drops the rest of the pass (the Jobs
 made so far stay, the status write is lost). Whatever the DAG, failures and crash points:
 no attempt's Job is ever created twice, at most `parallelism` Jobs run at once, a step starts
-only after its dependencies succeeded, the same observation always gives the same plan, and
-the run ends in the phase its failures call for.
+only after its dependencies succeeded, the same observation always gives the same plan (and a
+plan carried out leaves nothing to mark), and the run ends in the phase its failures call for.
 """
 
 from __future__ import annotations
@@ -121,6 +121,10 @@ def test_crashes_never_start_an_attempt_twice_and_the_run_ends_right(
     world, crashes, ticks = scenario
     for crash, seconds in zip(crashes, ticks, strict=True):
         world.carry_out(world.observe(), crash)
+        if crash is None:
+            # A plan is a fixpoint: once carried out, the same observation marks nothing new.
+            again = world.observe()
+            assert not again.skip and not again.fail and not again.cancel
         if world.phase in ("Succeeded", "Failed", "Cancelled"):
             break
         world.tick(seconds)
