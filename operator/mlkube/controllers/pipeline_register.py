@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from pydantic import ValidationError
+
+from mlkube.api.model import ModelSpec
 from mlkube.builders.pipeline_lineage import LineageError, build_lineage, run_parameters
 from mlkube.builders.pipeline_outcome import (
     BuiltinOutcome,
@@ -117,6 +120,10 @@ def _create(
             namespace=namespace, run_name=run_name, run_uid=run_uid, step=step,
             version=version, artifact=artifact, lineage=lineage,
         )  # fmt: skip
+        try:
+            ModelSpec.model_validate(body["spec"])
+        except ValidationError as err:
+            return Failed(f"registerModel {step.get('name')}: invalid Model: {err}", "ModelInvalid")
         try:
             return kube.create(body)
         except ApiError as err:
