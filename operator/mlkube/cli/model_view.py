@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import yaml
 
+from mlkube.builders.pipeline_register import ANNOTATION_STEP, LABEL_PIPELINE_RUN
 from mlkube.cli.progress import format_bytes
 from mlkube.contract import LABEL_ARCHIVED, LABEL_MODEL, LABEL_VERSION
 
@@ -109,7 +110,7 @@ def render_details(obj: Mapping[str, Any], now: datetime | None = None) -> str:
     meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
     status = obj.get("status") or {}
     labels = meta.get("labels") or {}
-    internal = (LABEL_MODEL, LABEL_VERSION, LABEL_ARCHIVED)
+    internal = (LABEL_MODEL, LABEL_VERSION, LABEL_ARCHIVED, LABEL_PIPELINE_RUN)
     tags = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in internal)
     lines = [
         f"Name:         {meta.get('name', '')}",
@@ -126,6 +127,11 @@ def render_details(obj: Mapping[str, Any], now: datetime | None = None) -> str:
     ]
     if status.get("createdBy"):
         lines.append(f"Created by:   {status['createdBy']}")
+    notes = meta.get("annotations") or {}
+    if notes.get(ANNOTATION_STEP) and labels.get(LABEL_PIPELINE_RUN):
+        lines.append(f"Registered by: PipelineRun {meta.get('namespace', '')}/"
+                     f"{labels[LABEL_PIPELINE_RUN]} (step {notes[ANNOTATION_STEP]}); "
+                     f"`mlkube model lineage {meta.get('name', '')}` walks it")  # fmt: skip
     if spec.get("description"):
         lines.append(f"Description:  {spec['description']}")
     if spec.get("entrypoint"):
