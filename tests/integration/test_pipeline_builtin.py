@@ -95,7 +95,8 @@ def test_register_model_creates_a_verified_model_with_lineage(
     now = datetime.now(UTC)
     run = run_obj(namespace, "r1", "uid-r1", lr="0.1",
                   repository="https://git.example/credit.git", commit="0123abcd")  # fmt: skip
-    done = until_finished(lambda: run_builtin(as_operator, run, REGISTER, trained(uri, digest), now))
+    steps = trained(uri, digest)
+    done = until_finished(lambda: run_builtin(as_operator, run, REGISTER, steps, now))
     assert isinstance(done, Done), done
     assert done.produced_models == ("credit-risk-v1",)
 
@@ -163,8 +164,12 @@ def test_deploy_adds_a_canary_the_api_server_accepts_and_keeps_earlier_ones(
     assert endpoint["spec"]["traffic"] == {"blue": 63, "green": 27, "credit-risk-v5": 10}
     assert endpoint["status"]["traffic"] == endpoint["spec"]["traffic"]
     canary = next(d for d in endpoint["spec"]["deployments"] if d["name"] == "credit-risk-v5")
-    assert canary == {"name": "credit-risk-v5", "model": "credit-risk-v5", "runtime": "auto",
-                      "replicas": 2}  # fmt: skip  (blue's scale: it serves the most traffic)
+    assert canary == {
+        "name": "credit-risk-v5",
+        "model": "credit-risk-v5",
+        "runtime": "auto",
+        "replicas": 2,
+    }  # fmt: skip  (blue's scale: it serves the most traffic)
     managers = {m["manager"]: m["operation"] for m in endpoint["metadata"]["managedFields"]}
     assert managers["mlkube-pipeline/credit-risk-v5"] == "Apply"
 

@@ -14,9 +14,14 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from mlkube.contract import API_VERSION, KIND_MODEL, LABEL_MODEL, LABEL_VERSION
+from mlkube.contract import (
+    API_VERSION,
+    KIND_MODEL,
+    LABEL_MODEL,
+    LABEL_PIPELINE_RUN,
+    LABEL_VERSION,
+)
 
-LABEL_PIPELINE_RUN: Final = "mlkube.dev/pipeline-run"
 ANNOTATION_RUN_UID: Final = "mlkube.dev/pipeline-run-uid"
 ANNOTATION_STEP: Final = "mlkube.dev/pipeline-step"
 AUTO: Final = "auto"

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from mlkube.cli.kube import ModelApi
-from mlkube.contract import API_VERSION
-
-KIND_PIPELINE_RUN: Final = "PipelineRun"
+from mlkube.contract import API_VERSION, KIND_PIPELINE_RUN
 
 
 @dataclass

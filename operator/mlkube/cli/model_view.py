@@ -13,9 +13,9 @@ from typing import Any, Final
 
 import yaml
 
-from mlkube.builders.pipeline_register import ANNOTATION_STEP, LABEL_PIPELINE_RUN
+from mlkube.builders.pipeline_register import ANNOTATION_STEP
 from mlkube.cli.progress import format_bytes
-from mlkube.contract import LABEL_ARCHIVED, LABEL_MODEL, LABEL_VERSION
+from mlkube.contract import LABEL_ARCHIVED, LABEL_MODEL, LABEL_PIPELINE_RUN, LABEL_VERSION
 
 COLUMNS: Final = ("NAME", "MODEL", "VERSION", "FRAMEWORK", "PHASE", "DIGEST", "AGE")
 SHORT_DIGEST_HEX: Final = 12

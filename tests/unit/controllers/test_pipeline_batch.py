@@ -99,3 +99,24 @@ def test_hook_refuses_unknown_types_and_enforces_the_step_timeout() -> None:
     assert "within its timeout 10m" in late.message
     in_time = run_builtin(fake(), run, {**step(uri="s3://d/"), "timeout": "1h"}, {}, NOW)
     assert isinstance(in_time, Waiting)
+
+
+def test_the_step_shapes_used_here_are_what_the_api_admits() -> None:
+    from mlkube.api.pipeline_step import Step
+    from support.pipeline_builtin import register_step
+
+    shapes = [
+        register_step(entrypoint={"path": "score.py"}),
+        step(fromStep={"step": "prep", "output": "features"}, format="csv"),
+        step(uri="s3://data/day.csv"),
+        {"name": "gate", "type": "evaluate", "evaluate": {
+            "metrics": [{"name": "auc", "from": {"step": "train", "output": "m"}, "min": 0.8}],
+            "compareWith": {"endpoint": "credit", "deployment": "blue", "metric": "auc",
+                            "from": {"step": "train", "output": "m"}, "higherIsBetter": False,
+                            "minImprovement": 0.01}}},
+        {"name": "canary", "type": "deploy", "deploy": {
+            "endpoint": "credit", "model": {"step": "register"}, "deployment": "shadow",
+            "mirrorPercent": 25, "runtime": "sklearn"}},
+    ]  # fmt: skip
+    for shape in shapes:
+        assert Step.model_validate(shape).name == shape["name"]
