@@ -67,6 +67,10 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     # Scheduled BatchJobs (read, watched and patched through KINDS above): created with POST
     # only (a 409 means the time already fired), deleted past the history limits.
     {"apiGroups": [GROUP], "resources": [PLURAL_BATCH_JOBS], "verbs": ["create", "delete"]},
+    # Pipeline registerModel steps create Models (POST only: a 409 means the version is taken,
+    # and the step reads again); ownerless, never deleted by the operator (a model outlives
+    # its run). Deploy steps apply OnlineEndpoints (patch, above); batch steps create BatchJobs.
+    {"apiGroups": [GROUP], "resources": [PLURAL_MODELS], "verbs": ["create"]},
     # Kopf posts core/v1 Events (kopf/_cogs/clients/events.py: POST only, never events.k8s.io).
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # Children of endpoints; Deployments are watched (readiness), nothing else is.
