@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from mlkube.api.pipeline_refs import PLACEHOLDER_PATTERN
 from mlkube.contract import (
     API_VERSION,
     KIND_MODEL,
@@ -26,7 +27,7 @@ ANNOTATION_RUN_UID: Final = "mlkube.dev/pipeline-run-uid"
 ANNOTATION_STEP: Final = "mlkube.dev/pipeline-step"
 AUTO: Final = "auto"
 MAX_LABEL: Final = 63
-_PLACEHOLDER: Final = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
+_PLACEHOLDER: Final = re.compile(PLACEHOLDER_PATTERN)  # the one the API checks templates with
 
 
 class TemplateError(ValueError):
