@@ -21,6 +21,7 @@ from mlkube.builders.pipeline_outcome import (
     ResolvedInput,
     StepOutput,
     StepResult,
+    Waiting,
 )
 from mlkube.cli.main import main
 from mlkube.contract import API_VERSION
@@ -186,3 +187,28 @@ def _spec(kube: Kube, namespace: str) -> Mapping[str, Any]:
     obj = kube.get(API_VERSION, "OnlineEndpoint", "credit", namespace)
     assert obj is not None
     return dict(obj["spec"])
+
+
+def test_batch_creates_a_job_the_api_admits_and_reports_its_end(
+    kube: Kube, as_operator: Kube, namespace: str, running_operator: KopfRunner
+) -> None:
+    created = kube.create({"apiVersion": API_VERSION, "kind": "PipelineRun",
+                           "metadata": {"name": "r1", "namespace": namespace},
+                           "spec": {"pipeline": "credit-retrain"}})  # fmt: skip
+    run = run_obj(namespace, "r1", created["metadata"]["uid"])
+    step = {"name": "score", "type": "batch",
+            "batch": {"endpoint": "nightly", "input": {"uri": "s3://data/day.csv"}}}  # fmt: skip
+    now = datetime.now(UTC)
+    first = run_builtin(as_operator, run, step, {}, now)
+    assert isinstance(first, Waiting), first
+    job = kube.get(API_VERSION, "BatchJob", "r1-score", namespace)
+    assert job is not None
+    assert job["metadata"]["ownerReferences"][0]["uid"] == created["metadata"]["uid"]
+    assert job["spec"]["input"] == {"uri": "s3://data/day.csv", "type": "file", "format": "auto"}
+
+    # The real BatchJob controller takes it from there: the test operator has no batch output
+    # store, so the job fails at once, and the step reports the job's own reason.
+    failed = until_finished(lambda: run_builtin(as_operator, run, step, {}, now))
+    assert isinstance(failed, Failed) and failed.reason == "BatchJobFailed"
+    assert "BatchJob r1-score failed" in failed.message and "output" in failed.message
+    assert len(kube.list(API_VERSION, "BatchJob", namespace)) == 1  # re-entry created no other
