@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from mlkube.api.pipeline_refs import PLACEHOLDER_PATTERN
+from mlkube.builders.names import label_value
 from mlkube.contract import (
     API_VERSION,
     KIND_MODEL,
@@ -118,7 +119,7 @@ def build_model(
         **{str(k): str(v) for k, v in (config.get("tags") or {}).items()},
         LABEL_MODEL: model_name,
         LABEL_VERSION: version,
-        LABEL_PIPELINE_RUN: run_name,
+        LABEL_PIPELINE_RUN: label_value(run_name),
     }
     return {
         "apiVersion": API_VERSION,

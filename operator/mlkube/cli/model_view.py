@@ -128,9 +128,10 @@ def render_details(obj: Mapping[str, Any], now: datetime | None = None) -> str:
     if status.get("createdBy"):
         lines.append(f"Created by:   {status['createdBy']}")
     notes = meta.get("annotations") or {}
-    if notes.get(ANNOTATION_STEP) and labels.get(LABEL_PIPELINE_RUN):
-        lines.append(f"Registered by: PipelineRun {meta.get('namespace', '')}/"
-                     f"{labels[LABEL_PIPELINE_RUN]} (step {notes[ANNOTATION_STEP]}); "
+    run = (spec.get("lineage") or {}).get("run") or {}
+    if notes.get(ANNOTATION_STEP) and run.get("system") == "mlkube":
+        lines.append(f"Registered by: PipelineRun {run.get('id')}"
+                     f" (step {notes[ANNOTATION_STEP]}); "
                      f"`mlkube model lineage {meta.get('name', '')}` walks it")  # fmt: skip
     if spec.get("description"):
         lines.append(f"Description:  {spec['description']}")

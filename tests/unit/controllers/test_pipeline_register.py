@@ -207,3 +207,16 @@ def test_a_spec_the_crd_would_refuse_fails_without_a_create() -> None:
     assert isinstance(outcome, Failed) and outcome.reason == "ModelInvalid"
     assert "entrypoint is required" in outcome.message
     assert kube.written("create") == []
+
+
+def test_a_run_name_longer_than_a_label_is_shortened_and_still_adopted() -> None:
+    kube = cluster()
+    run = run_obj("credit-retrain-drift-" + "x" * 60)
+    run_builtin(kube, run, register_step(), upstream(), NOW)
+    label = models(kube)["credit-risk-v1"]["metadata"]["labels"]["mlkube.dev/pipeline-run"]
+    assert len(label) <= 63 and label.startswith("credit-retrain-drift-")
+    run_builtin(kube, run, register_step(), upstream(), NOW)
+    assert len(kube.written("create")) == 1
+    assert models(kube)["credit-risk-v1"]["spec"]["lineage"]["run"]["id"] == (
+        f"{NS}/{run['metadata']['name']}"
+    )
