@@ -6,6 +6,7 @@ pipeline deployment; `mlkube model lineage` reads it back."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -212,3 +213,49 @@ def test_batch_creates_a_job_the_api_admits_and_reports_its_end(
     assert isinstance(failed, Failed) and failed.reason == "BatchJobFailed"
     assert "BatchJob r1-score failed" in failed.message and "output" in failed.message
     assert len(kube.list(API_VERSION, "BatchJob", namespace)) == 1  # re-entry created no other
+
+
+def test_model_lineage_walks_a_real_pipeline_run(
+    kube: Kube, namespace: str, cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No operator here: the objects are what a finished run leaves behind, written as the
+    operator would (status through the subresource), so the real schemas must admit them."""
+    run = kube.create({"apiVersion": API_VERSION, "kind": "PipelineRun",
+                       "metadata": {"name": "r9", "namespace": namespace},
+                       "spec": {"pipeline": "credit-retrain"}})  # fmt: skip
+    model_out = {"name": "model", "type": "artifact", "uri": "s3://a/r9/train/a1/outputs/model/",
+                 "digest": "sha256:" + "e" * 64}  # fmt: skip
+    kube.patch(API_VERSION, "PipelineRun", "r9", {"status": {"phase": "Succeeded", "steps": [
+        {"name": "train", "phase": "Succeeded", "attempts": 1, "outputs": [model_out],
+         "imageDigest": f"registry.example/train@{IMAGE_DIGEST}",
+         "cache": {"hit": True, "sourceRun": "r8", "reason": "hit"}},
+        {"name": "register", "phase": "Succeeded"},
+    ]}}, namespace, subresource="status")  # fmt: skip
+    steps = [
+        {"name": "train", "image": "registry.example/train:1",
+         "inputs": [{"name": "data", "uri": "s3://data/credit/", "digest": DATA_DIGEST}],
+         "outputs": [{"name": "model"}]},
+        REGISTER,
+    ]  # fmt: skip
+    kube.create({"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "r9-spec", "namespace": namespace},
+                 "data": {"pipeline.json": json.dumps({"steps": steps})}})  # fmt: skip
+    lineage = {"run": {"id": f"{namespace}/r9", "system": "mlkube"},
+               "datasets": [{"name": "train/data", "uri": "s3://data/credit/",
+                             "digest": DATA_DIGEST}]}  # fmt: skip
+    model = model_object("credit-risk-v7", namespace, model_out["uri"], "7")
+    model["metadata"]["annotations"] = {"mlkube.dev/pipeline-run-uid": run["metadata"]["uid"],
+                                        "mlkube.dev/pipeline-step": "register"}  # fmt: skip
+    model["spec"]["lineage"] = lineage
+    kube.create(model)
+
+    code = main(["model", "lineage", "credit-risk-v7", "-n", namespace,
+                 "--kubeconfig", str(cluster.kubeconfig)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines()[1:] == [
+        f"└── PipelineRun {namespace}/r9 (pipeline credit-retrain, Succeeded), step register",
+        "    └── step train (Succeeded, cache hit from run r8, image registry.example/train:1,"
+        f" imageID registry.example/train@{IMAGE_DIGEST})",
+        "        └── input data: s3://data/credit/ (sha256:dddddddddddd)",
+    ]
