@@ -98,6 +98,11 @@ def test_train_evaluate_register_deploy(
         by_step = {s["name"]: s for s in run["status"]["steps"]}
         detail = {n: (s.get("phase"), s.get("message")) for n, s in by_step.items()}
         assert run["status"]["phase"] == "Succeeded", detail
+        with capsys.disabled():  # the timings, for the record (-s)
+            status = run["status"]
+            print(f"\nrun r1 {status.get('startTime')} -> {status.get('completionTime')}")
+            for name, st in by_step.items():
+                print(f"  {name}: {st.get('startTime')} -> {st.get('completionTime')}")
         assert (
             "auc 0.91 >= serving credit-risk-v3 (credit/blue) 0.85 + 0.01"
             in (by_step["evaluate"]["message"])
