@@ -145,20 +145,14 @@ def minutes_since_epoch(instant: dt.datetime) -> int:
 def scheduled_job_name(endpoint: str, schedule: str, instant: dt.datetime) -> str:
     """`<endpoint>-<schedule>-<UTC minutes since epoch>`; past 63 characters the head is cut
     and a hash of (endpoint, schedule) keeps it unique, the minutes always stay readable."""
-    return bounded_name(endpoint, schedule, str(minutes_since_epoch(instant)))
-
-
-def bounded_name(owner: str, part: str, suffix: str) -> str:
-    """`<owner>-<part>-<suffix>` in at most 63 characters: past that the head is cut and a
-    hash of (owner, part) keeps it unique; the suffix always stays readable. Shared by
-    scheduled BatchJobs and the PipelineRuns schedules and triggers start."""
-    name = f"{owner}-{part}-{suffix}"
+    minutes = str(minutes_since_epoch(instant))
+    name = f"{endpoint}-{schedule}-{minutes}"
     if len(name) <= MAX_JOB_NAME:
         return name
-    digest = hashlib.sha256(f"{owner}\0{part}".encode()).hexdigest()[:_HASH]
-    room = MAX_JOB_NAME - len(suffix) - len(digest) - 2
-    head = re.sub(r"[^a-z0-9-]+", "-", f"{owner}-{part}".lower())[:room].strip("-.")
-    return f"{head}-{digest}-{suffix}"
+    digest = hashlib.sha256(f"{endpoint}\0{schedule}".encode()).hexdigest()[:_HASH]
+    room = MAX_JOB_NAME - len(minutes) - len(digest) - 2
+    head = re.sub(r"[^a-z0-9-]+", "-", f"{endpoint}-{schedule}".lower())[:room].strip("-.")
+    return f"{head}-{digest}-{minutes}"
 
 
 def format_time(instant: dt.datetime) -> str:

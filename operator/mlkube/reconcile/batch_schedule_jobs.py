@@ -86,18 +86,15 @@ class ConcurrencyDecision:
     reason: str = ""
 
 
-def concurrency_decision(
-    policy: str, jobs: Iterable[ScheduledJob], kind: str = "BatchJob"
-) -> ConcurrencyDecision:
+def concurrency_decision(policy: str, jobs: Iterable[ScheduledJob]) -> ConcurrencyDecision:
     """Allow creates regardless; Forbid skips while a job of the schedule is not finished;
-    Replace cancels the unfinished ones (those not cancelled yet) and creates. `kind` names
-    the objects in the reason (BatchJob, PipelineRun)."""
+    Replace cancels the unfinished ones (those not cancelled yet) and creates."""
     active = sorted((j for j in jobs if j.active), key=ScheduledJob.order)
     if not active or policy == "Allow":
         return ConcurrencyDecision("create")
     names = ", ".join(j.name for j in active)
     if policy == "Forbid":
-        return ConcurrencyDecision("skip", reason=f"{kind} {names} still running")
+        return ConcurrencyDecision("skip", reason=f"BatchJob {names} still running")
     return ConcurrencyDecision(
         "create", cancel=tuple(j.name for j in active if not j.cancel), reason=f"replacing {names}"
     )

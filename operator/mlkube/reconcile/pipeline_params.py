@@ -1,13 +1,12 @@
 """Run parameters and step templates (pure): typed values, `{{...}}` rendering.
 
 Parameter values travel as text (the run spec, schedules, triggers, MLKUBE_PARAM_<NAME>); the
-declared type is checked when a run starts, with the same patterns the CRD uses
-(api/pipeline.py VALUE_PATTERNS), and typed values are what `when` conditions see. A template
+declared type is checked when a run starts (`PipelineSpec.resolve_parameters`, with the CRD's
+patterns), and the typed values here are what `when` conditions see. A template
 is rendered only from what the step is allowed to name (its own inputs and outputs, the run's
 parameters, run.name and run.uid), so an unknown placeholder is an error naming it rather than
 text passed on to the program.
 
-    resolve_parameters(declared, given) -> name → text (defaults filled in; ParameterError)
     typed_parameters(declared, values) -> name → int | float | bool | str
     render(text, values) -> str (TemplateError names the first unknown placeholder)
     render_env(env, values) -> env entries with their values rendered
@@ -29,7 +28,7 @@ Typed = int | float | bool | str
 
 
 class ParameterError(ValueError):
-    """A parameter value is unknown, missing or not of its declared type."""
+    """A parameter value is not of its declared type."""
 
 
 class TemplateError(ValueError):
@@ -42,28 +41,6 @@ class _Declared(Protocol):
 
     @property
     def type(self) -> str: ...
-
-    @property
-    def default(self) -> str | None: ...
-
-
-def resolve_parameters(declared: Iterable[_Declared], given: Mapping[str, str]) -> dict[str, str]:
-    """The run's values with defaults filled in, in declaration order. Raises ParameterError
-    naming every unknown parameter, or the first missing or mistyped one."""
-    params = list(declared)
-    unknown = sorted(set(given) - {p.name for p in params})
-    if unknown:
-        raise ParameterError(f"unknown parameters: {', '.join(unknown)}")
-    values: dict[str, str] = {}
-    for param in params:
-        value = given.get(param.name, param.default)
-        if value is None:
-            raise ParameterError(f"parameter {param.name} is required (it has no default)")
-        problem = value_error(param.type, value)
-        if problem:
-            raise ParameterError(f"parameter {param.name}: {problem}")
-        values[param.name] = value
-    return values
 
 
 def typed_value(type_: str, value: str) -> Typed:

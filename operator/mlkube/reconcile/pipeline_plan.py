@@ -20,6 +20,8 @@ Rules, in the order a pass applies them (steps in topological order):
 - failFast and a Failed step without continueOnFailure: running steps are Cancelled (their
   Jobs deleted), the rest Skipped. `cancel`: every unfinished step Cancelled, Jobs deleted.
 The run phase and kstatus conditions follow from the steps (reconcile/pipeline_outcome.py).
+Jobs come in as JobAttempts (reconcile/pipeline_jobs.py); planning again within one pass, add
+the Jobs just created as Active, or a Running step without its Job reads as a Job gone.
 
     next_actions(snapshot, status, jobs, now, *, parameters, cancel=False, generation=None)
 """
@@ -29,30 +31,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from mlkube.api.pipeline import PipelineSpec
 from mlkube.api.pipeline_step import Step
 from mlkube.reconcile.conditions import Condition
 from mlkube.reconcile.pipeline_dag import ancestors, graph_of, topological_order
+from mlkube.reconcile.pipeline_jobs import JobAttempt as JobAttempt
 from mlkube.reconcile.pipeline_outcome import FINISHED, run_outcome
 from mlkube.reconcile.pipeline_retry import next_attempt_at
 from mlkube.reconcile.pipeline_when import WhenError, evaluate_when, quote_when, step_view
 
-JobState = Literal["Active", "Complete", "Failed"]
 CANCELLED_BY_USER: Final = "the run was cancelled"
-
-
-@dataclass(frozen=True)
-class JobAttempt:
-    """One step Job as observed. A Job being deleted that never finished counts as Failed."""
-
-    step: str
-    attempt: int
-    name: str
-    state: JobState
-    message: str = ""
-    finished_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ and `steps` (upstream step name → {phase, outputs: {name: value or uri}, metri
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -55,11 +56,16 @@ def _nesting(tree: Tree[Any]) -> int:
     return deepest
 
 
+# One environment for every expression; creating it raises the interpreter's recursion limit to
+# 2500 (celpy's own minimum for CEL), once, at import rather than in the middle of some pass.
+_ENV: Final = celpy.Environment()
+
+
 @functools.lru_cache(maxsize=256)
 def _program(expression: str) -> celpy.Runner:
     if len(expression) > MAX_WHEN:
         raise WhenError(f"when is {len(expression)} characters long; at most {MAX_WHEN} allowed")
-    env = celpy.Environment()
+    env = _ENV
     try:
         tree = env.compile(expression)
     except Exception as err:  # CELParseError, lark errors, RecursionError
@@ -113,14 +119,27 @@ def evaluate_when(
         raise WhenError(f"when {quote_when(expression)} failed: {_reason(result)}")
     if not isinstance(result, celtypes.BoolType):
         kind = type(result).__name__.removesuffix("Type").lower()
-        raise WhenError(f"when {quote_when(expression)} is a {kind}, not a bool")
+        article = "an" if kind[:1] in "aeiou" else "a"
+        raise WhenError(f"when {quote_when(expression)} is {article} {kind}, not a bool")
     return bool(result)
 
 
+# celpy names operators by grammar rule and types by class; messages use CEL's own words.
+_OPERATORS: Final = {
+    "relation_eq": "==", "relation_ne": "!=", "relation_lt": "<", "relation_le": "<=",
+    "relation_gt": ">", "relation_ge": ">=", "relation_in": "in", "addition_add": "+",
+    "addition_sub": "-", "multiplication_mul": "*", "multiplication_div": "/",
+    "multiplication_mod": "%", "unary_not": "!", "unary_neg": "-",
+}  # fmt: skip
+_RULE: Final = re.compile(r"Token\('RULE', '(\w+)'\)")
+_CLASS: Final = re.compile(r"<class 'celpy\.celtypes\.(\w+?)(?:Type)?'>")
+
+
 def _reason(err: BaseException) -> str:
-    if err.args and isinstance(err.args[0], str):
-        return err.args[0]
-    return _first_line(err)
+    text = err.args[0] if err.args and isinstance(err.args[0], str) else _first_line(err)
+    text = _RULE.sub(lambda m: _OPERATORS.get(m.group(1), m.group(1)), text)
+    text = _CLASS.sub(lambda m: m.group(1).lower(), text)
+    return text.replace("applied to '(", "applied to (").replace(")'", ")")
 
 
 def step_view(status_step: Mapping[str, Any]) -> dict[str, Any]:
