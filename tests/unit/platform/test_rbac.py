@@ -162,6 +162,13 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
     ("mlkube.dev", "pipelineruns/finalizers"): {
         "update": "blockOwnerDeletion on step Jobs and the spec snapshot ConfigMap",
     },
+    ("mlkube.dev", "models"): {
+        "get": "controllers read the object afresh each pass",
+        "list": "Kopf watch-stream start; endpoints_waiting_for, deployedBy repair",
+        "watch": "Kopf handlers",
+        "patch": "Kopf progress annotations; dropping the legacy finalizer",
+        "create": "pipeline registerModel steps, POST only (409: version taken, read again)",
+    },
     ("mlkube.dev", "batchendpoints"): {
         "get": "each pass reads the endpoint afresh",
         "list": "Kopf watch-stream start; Model delete guard, deployedBy repair",
@@ -175,7 +182,7 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         "get": "controllers read the object afresh each pass",
         "list": "Kopf watch-stream start; a schedule's jobs by label (Forbid, Replace, history)",
         "watch": "Kopf handlers; scheduled_job_changed (finished jobs trim the history)",
-        "create": "scheduled runs, POST only (409: already fired)",
+        "create": "scheduled runs and pipeline batch steps, POST only (409: already exists)",
         "patch": "Kopf progress annotations; spec.cancel on the running job (Replace)",
         "delete": "history limits, with uid precondition",
     },
