@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from mlkube.builders.pipeline_contract import WRAPPER as STEP_WRAPPER
+from mlkube.builders.pipeline_contract import main_command
 from mlkube.devcluster import podexec_status as st
 from mlkube.devcluster.podexec_command import build_argv, expand, shims
 from mlkube.devcluster.podexec_spec import (
@@ -18,6 +20,7 @@ from mlkube.devcluster.podexec_spec import (
     Refused,
     container_run,
     decode_data,
+    mount_parents,
     resolve_env,
     rewrite,
     volume_dirs,
@@ -300,3 +303,42 @@ def test_step_pod_conditions_name_the_containers_like_a_kubelet() -> None:
                             "t3", "t1")["status"]  # fmt: skip
     assert {c["type"]: c for c in partial["conditions"]}["Ready"]["message"] == (
         "containers with unknown status: [main]")  # fmt: skip
+
+
+def test_parents_of_mount_points_missing_here_hold_links_to_the_mounts(tmp_path: Path) -> None:
+    vols = {n: tmp_path / "volumes" / n for n in ("in", "out", "run", "m")}
+    mounts = [Mount("/mlkube/inputs", vols["in"]), Mount("/mlkube/outputs", vols["out"]),
+              Mount("/mlkube/run", vols["run"]), Mount("/mnt/models", vols["m"]),
+              Mount("/mnt/models/sub/x", vols["m"]),
+              Mount("/dev/termination-log", tmp_path / "t")]  # fmt: skip
+    fs = tmp_path / "fs"
+    parents, links = mount_parents(mounts, fs, lambda p: p in ("/mnt", "/dev"))
+    # /mnt and /dev are this machine's (and the image's: other content), /mnt/models/sub is
+    # inside a mount: only /mlkube is made up, holding the three mount points.
+    assert parents == [Mount("/mlkube", fs / "mlkube")]
+    assert links == {fs / "mlkube" / "inputs": vols["in"], fs / "mlkube" / "outputs": vols["out"],
+                     fs / "mlkube" / "run": vols["run"]}  # fmt: skip
+    assert mount_parents(mounts, fs, lambda p: True) == ([], {})
+
+
+def test_the_contract_wrapper_and_step_root_are_mapped(tmp_path: Path) -> None:
+    names = ("mlkube-inputs", "mlkube-outputs", "mlkube-run")
+    pod = {**POD, "spec": {**POD["spec"], "volumes": [{"name": n, "emptyDir": {}} for n in names]}}
+    dirs = volume_dirs(pod, tmp_path)
+    command = main_command(["python", "train.py"])
+    command[2] = command[2].replace("$", "$$")  # as a pod spec must carry it
+    main = {"name": "main", "command": command,
+            "env": [{"name": "MLKUBE_STEP_ROOT", "value": "/mlkube"},
+                    {"name": "MLKUBE_OUTPUTS", "value": "/mlkube/outputs"}],
+            "volumeMounts": [{"name": n, "mountPath": "/mlkube/" + n.split("-")[1]}
+                             for n in names]}  # fmt: skip
+    run = container_run(main, pod, tmp_path, dirs, lookup, "/py", {}, on_host=lambda p: False)
+    fs = tmp_path / "fs" / "main" / "mlkube"
+    assert run.env["MLKUBE_STEP_ROOT"] == str(fs)
+    assert run.env["MLKUBE_OUTPUTS"] == str(dirs["mlkube-outputs"])
+    assert run.links[fs / "run"] == dirs["mlkube-run"]
+    # The script's own default root is mapped too, and its `$$` reached the shell whole.
+    assert run.argv[2] == STEP_WRAPPER.replace("${MLKUBE_STEP_ROOT:-/mlkube}",
+                                               "${MLKUBE_STEP_ROOT:-" + str(fs) + "}")  # fmt: skip
+    assert 'echo "$$" > "$run/main.pid"' in run.argv[2]
+    assert run.argv[3:] == ["mlkube-step", "python", "train.py"]
