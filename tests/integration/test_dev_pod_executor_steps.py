@@ -230,7 +230,11 @@ def test_the_real_step_programs_and_wrapper(
     kube.create({**job, "metadata": {"name": "real", "namespace": namespace}})
     cond = wait_for(lambda: job_condition(kube, namespace, "real"), 90, 0.3, "Job real finished")
     pod = job_pod(kube, namespace, "real") or {}
-    assert cond["type"] == "Complete", (cond, pod.get("status"), pod_executor.output())
+    name = pod["metadata"]["name"]
+    logs = {
+        c: pod_executor.container_log(namespace, name, c) for c in ("inputs", "main", "outputs")
+    }
+    assert cond["type"] == "Complete", (cond, pod.get("status"), logs, pod_executor.output())
     inputs = pod["status"]["initContainerStatuses"][0]["state"]["terminated"]
     assert json.loads(inputs["message"])["inputs"][0]["digest"] == manifest.inputs[0].digest
     main, outputs = states(pod)["main"]["terminated"], states(pod)["outputs"]["terminated"]
@@ -242,4 +246,4 @@ def test_the_real_step_programs_and_wrapper(
     assert model.digest == compute_digest(model.uri).digest and model.size == 1024
     stored = Path(f"{tmp_path}/store/{namespace}/pipelineruns/r1/train/a1/_mlkube/summary.json")
     assert parse_summary(stored.read_text()) == summary
-    assert pod_logs(kube, namespace, pod["metadata"]["name"], "main") == "trained on 3 rows\n"
+    assert pod_logs(kube, namespace, name, "main") == logs["main"] == "trained on 3 rows\n"
