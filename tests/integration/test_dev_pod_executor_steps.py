@@ -1,9 +1,9 @@
 """The dev pod executor runs pipeline step pods (docs/pipelines.md §2) under the REAL Job
-controller: init container `inputs`, then `main` (a python command in the /bin/sh wrapper) and
-`outputs` side by side, with kubelet-like phases and per-container statuses, logs of each
-container through the API, a failing main failing the pod with its log tail, and both
+controller: init container `inputs`, then `main` (a python command in the contract's /bin/sh
+wrapper) and `outputs` side by side, with kubelet-like phases and per-container statuses, logs
+of each container through the API, a failing main failing the pod with its log tail, and both
 containers' processes killed when the Job is deleted (a run cancelled) or runs past its
-activeDeadlineSeconds (the Job controller deletes the pod)."""
+activeDeadlineSeconds (the Job controller deletes the pod); last, the real step programs."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from mlkube.builders.pipeline_summary import parse_summary
 from mlkube.cli.batch_api import pod_logs
 from mlkube.k8s import Kube
 from mlkube.storage import compute_digest
-from support.podexec import POD_ANNOTATIONS, PodExecutor, k8s_escape, step_pod_spec
+from support.podexec import POD_ANNOTATIONS, PodExecutor, escaped, step_pod_spec
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -205,8 +205,7 @@ def real_step_job(name: str, manifest: StepManifest) -> dict[str, Any]:
     step = ["python", "-m", "mlkube_serving", "step"]
     spec["initContainers"][0].update(command=[*step, "inputs"], env=mlkube)
     main, outputs = spec["containers"]
-    command = main_command(["python", "-c", TRAIN])
-    command[2] = k8s_escape(command[2])  # the wrapper's `$$`, through the kubelet's expansion
+    command = escaped(main_command(["python", "-c", TRAIN]))  # as the pod spec carries it
     main.update(command=command, env=[*root, *({"name": k, "value": v} for k, v in
                                                manifest.env().items())])  # fmt: skip
     outputs.update(command=[*step, "outputs"], env=mlkube)
