@@ -161,13 +161,9 @@ def _advance(
 
 def _when(ctx: RunContext, step: Any) -> bool:
     st = ctx.steps[step.name]
-    upstream = {n: {"phase": s.get("phase"),
-                    "outputs": {o["name"]: o.get("value", o.get("uri")) for o in
-                                s.get("outputs") or []},
-                    "metrics": s.get("metrics") or {}}
-                for n, s in ctx.steps.items() if n in step.dependencies()}  # fmt: skip
+    upstream = {n: s for n, s in ctx.steps.items() if n in step.dependencies()}
     try:
-        holds = decide.when_holds(step, ctx.parameters, upstream)
+        holds = decide.when_holds(step, ctx.pipeline.parameters, ctx.parameters, upstream)
     except decide.DecisionError as err:
         st.update(phase="Failed", message=str(err)[-1024:], completionTime=stamp(ctx.now))
         ctx.events.append(("Warning", "StepFailed", f"step {step.name}: {err}"[:1024]))

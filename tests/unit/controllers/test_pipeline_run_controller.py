@@ -298,3 +298,21 @@ def test_fail_fast_leaves_a_job_the_job_controller_is_already_failing(tmp_path: 
     reconcile(kube, cfg, "r1")
     assert jobs(kube) == ["r1-bad-a1"]
     assert status(kube, "r1")["phase"] == "Failed"
+
+
+def test_a_false_when_skips_the_step_and_a_step_ordered_after_it_still_runs(
+    tmp_path: Path,
+) -> None:
+    steps = [
+        step("gate", when="parameters.deploy == true"),
+        step("after", dependsOn=["gate"]),
+        step("typed", when="parameters.deploy == false && parameters.n > 2"),
+    ]
+    params = [{"name": "deploy", "type": "boolean", "default": "false"},
+              {"name": "n", "type": "integer", "default": "3"}]  # fmt: skip
+    kube, cfg = cluster(steps, parameters=params), config(tmp_path)
+    add_run(kube, "r1")
+    reconcile(kube, cfg, "r1")
+    gate = step_status(kube, "r1", "gate")
+    assert gate["phase"] == "Skipped" and "parameters.deploy == true" in gate["message"]
+    assert sorted(jobs(kube)) == ["r1-after-a1", "r1-typed-a1"]  # typed values: n > 2 holds
