@@ -32,6 +32,7 @@ from mlkube.controllers.pipeline_start import start
 from mlkube.controllers.pipeline_status import compose_status, run_phase
 from mlkube.controllers.pipeline_steps import RunContext, observe, stamp
 from mlkube.reconcile.batch_job_facts import job_facts
+from mlkube.reconcile.pipeline_dag import dependents, graph_of
 
 Event = tuple[str, str, str]
 POLL_SECONDS: Final = 5.0
@@ -92,6 +93,9 @@ def reconcile(
         store=store, now=now, steps=steps,
         wire_steps={str(w.get("name")): dict(w) for w in snap.spec.get("steps") or []},
     )  # fmt: skip
+    problem = _resume(ctx, status)
+    if problem is not None:
+        return _stop(kube, obj, status, generation, now, problem)
     jobs = owned_jobs(kube, namespace, name, run.uid)
     by_step = attempts(jobs)
     if spec.cancel:
@@ -157,6 +161,32 @@ def _advance(
         after = {n: str(st.get("phase")) for n, st in ctx.steps.items()}
         if after == phases:
             return
+
+
+def _resume(ctx: RunContext, status: dict[str, Any]) -> str | None:
+    """resumeFrom: the source run's succeeded steps become reusable (same key, outputs
+    verified); rerunSteps and everything below them run again. A source that is missing, of
+    another Pipeline or unfinished stops a run that has not started (later, it is ignored)."""
+    spec = ctx.spec
+    if not spec.resume_from:
+        return None
+    source = ctx.kube.get(API_VERSION, KIND_PIPELINE_RUN, spec.resume_from, ctx.run.namespace)
+    phase = ((source or {}).get("status") or {}).get("phase")
+    problem = None
+    if source is None:
+        problem = f"resumeFrom: PipelineRun {spec.resume_from} does not exist"
+    elif (source.get("spec") or {}).get("pipeline") != spec.pipeline:
+        problem = f"resumeFrom: PipelineRun {spec.resume_from} is not a run of {spec.pipeline}"
+    elif phase not in FINISHED_RUN:
+        problem = f"resumeFrom: PipelineRun {spec.resume_from} has not finished"
+    if problem is not None:
+        return problem if status.get("phase") in (None, "Pending") else None
+    assert source is not None
+    ctx.source_steps = {str(s.get("name")): dict(s)
+                        for s in (source.get("status") or {}).get("steps") or []}  # fmt: skip
+    graph = graph_of(ctx.pipeline.steps)
+    ctx.forced = set(spec.rerun_steps) | dependents(graph, spec.rerun_steps)
+    return None
 
 
 def _when(ctx: RunContext, step: Any) -> bool:

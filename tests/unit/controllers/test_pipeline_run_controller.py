@@ -316,3 +316,42 @@ def test_a_false_when_skips_the_step_and_a_step_ordered_after_it_still_runs(
     gate = step_status(kube, "r1", "gate")
     assert gate["phase"] == "Skipped" and "parameters.deploy == true" in gate["message"]
     assert sorted(jobs(kube)) == ["r1-after-a1", "r1-typed-a1"]  # typed values: n > 2 holds
+
+
+def test_resume_from_reuses_succeeded_steps_and_reruns_the_named_ones(tmp_path: Path) -> None:
+    kube, cfg = cluster(three_steps()), config(tmp_path)
+    add_run(kube, "r1")
+    run_to_end(kube, cfg, "r1")
+    add_run(kube, "again", resumeFrom="r1", rerunSteps=["train"])
+    reconcile(kube, cfg, "again")
+    prep = step_status(kube, "again", "prep")
+    assert prep["phase"] == "Succeeded" and prep["cache"]["reason"] == "hit (resumeFrom)"
+    assert prep["cache"]["sourceRun"] == "r1"
+    train = step_status(kube, "again", "train")
+    assert train["phase"] == "Running" and train["cache"]["reason"] == "rerunSteps"
+    assert "again-train-a1" in jobs(kube)
+    add_run(kube, "bad", resumeFrom="nope")
+    reconcile(kube, cfg, "bad")
+    assert status(kube, "bad")["phase"] == "Failed"
+    assert "PipelineRun nope does not exist" in status(kube, "bad")["message"]
+
+
+def test_an_attempt_whose_main_never_ran_fails_instead_of_waiting_for_ever(
+    tmp_path: Path,
+) -> None:
+    kube, cfg = cluster([step("a")]), config(tmp_path)
+    add_run(kube, "r1")
+    reconcile(kube, cfg, "r1")
+    kube.put({"apiVersion": "v1", "kind": "Pod",
+              "metadata": {"name": "r1-a-a1-x", "namespace": NS, "labels": {"job-name": "r1-a-a1"}},
+              "status": {"containerStatuses": [
+                  {"name": "main", "state": {"terminated": {
+                      "exitCode": 127, "reason": "StartError", "finishedAt": "2026-01-01T12:00:00Z",
+                      "message": "exec: /bin/sh: not found"}}},
+                  {"name": "outputs", "state": {"running": {}}}]}})  # fmt: skip
+    reconcile(kube, cfg, "r1", minutes=0.1)
+    assert step_status(kube, "r1", "a")["phase"] == "Running"  # not yet: outputs may still end
+    reconcile(kube, cfg, "r1", minutes=1)
+    st = status(kube, "r1")
+    assert st["phase"] == "Failed" and "/bin/sh: not found" in st["message"], st
+    assert jobs(kube) == []
