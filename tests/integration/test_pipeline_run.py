@@ -238,11 +238,10 @@ def operator_process(namespace: str, log: Path) -> Iterator[subprocess.Popen[byt
 def test_an_operator_restarted_mid_run_resumes_without_rerunning_or_duplicating(
     kube: Kube, namespace: str, tmp_path: Path, store: Path, pod_executor: PodExecutor
 ) -> None:
-    gate = tmp_path / "gate"
-    wait = (
-        f"import os,time,pathlib\nwhile not pathlib.Path({str(gate)!r}).exists(): "
-        "time.sleep(0.2)\npathlib.Path(os.environ['MLKUBE_OUTPUT_OUT'],'x').write_text('ok')"
-    )
+    # A step sleeps while the operator is killed (the test cannot hand it a file to wait
+    # for: the dev executor maps every /tmp path in a pod's command to the pod's own /tmp).
+    wait = ("import os,time,pathlib;time.sleep(6);"
+            "pathlib.Path(os.environ['MLKUBE_OUTPUT_OUT'],'x').write_text('ok')")  # fmt: skip
     first = py_step("first", "import os,pathlib;pathlib.Path(os.environ['MLKUBE_OUTPUT_OUT'],"
                     "'x').write_text('1')")  # fmt: skip
     second = py_step("second", wait, dependsOn=["first"])
@@ -250,14 +249,24 @@ def test_an_operator_restarted_mid_run_resumes_without_rerunning_or_duplicating(
     log = tmp_path / "operator.log"
     with operator_process(namespace, log) as process:
         start_run(kube, namespace, "r1")
-        wait_for(lambda: "r1-second-a1" in jobs_of(kube, namespace), timeout=90, interval=0.5,
-                 what="second step started")  # fmt: skip
+        try:
+            wait_for(lambda: "r1-second-a1" in jobs_of(kube, namespace), timeout=90,
+                     interval=0.5, what="second step started")  # fmt: skip
+        except AssertionError as err:
+            run = kube.get(API_VERSION, "PipelineRun", "r1", namespace) or {}
+            raise AssertionError(f"{why(run)}\n{log.read_text()[-3000:]}") from err
         process.kill()  # no shutdown of any kind: as an OOM kill or a lost node would
         process.wait(10)
     # The operator is gone; the step finishes meanwhile; a new operator process takes over.
-    gate.write_text("go")
+    wait_for(lambda: (jobs_of(kube, namespace)["r1-second-a1"].get("status") or {}).get(
+        "succeeded"), timeout=90, interval=0.5, what="second step done")  # fmt: skip
+    assert kube.get(API_VERSION, "PipelineRun", "r1", namespace)["status"]["phase"] == "Running"
     with operator_process(namespace, log):
-        obj = finished(kube, namespace, "r1")
+        try:
+            obj = finished(kube, namespace, "r1")
+        except AssertionError as err:
+            run = kube.get(API_VERSION, "PipelineRun", "r1", namespace) or {}
+            raise AssertionError(f"{run.get('status')}\n{log.read_text()[-4000:]}") from err
     output = log.read_text(errors="replace")[-3000:]
     assert obj["status"]["phase"] == "Succeeded", (obj["status"], output)
     assert sorted(jobs_of(kube, namespace)) == ["r1-first-a1", "r1-second-a1"]

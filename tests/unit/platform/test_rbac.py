@@ -132,18 +132,18 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
             # registerModel steps: POST only, ownerless (a model outlives its run).
             **({"create": "registerModel pipeline steps"} if kind == "models" else {}),
         }
-        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
+        for kind in ("models", "onlineendpoints", "batchjobs")
     },
     **{
         ("mlkube.dev", f"{kind}/status"): {"patch": "status merge patches (ours and Kopf's)"}
-        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
+        for kind in ("models", "onlineendpoints", "batchjobs")
     },
     **{
         ("mlkube.dev", f"{kind}/finalizers"): {
             "update": "blockOwnerDeletion owner references under "
             "OwnerReferencesPermissionEnforcement"
         }
-        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
+        for kind in ("models", "onlineendpoints", "batchjobs")
     },
     # Pipelines (watch comes with their handlers: pctl, ptrig).
     **{
@@ -162,6 +162,13 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
     ("mlkube.dev", "pipelineruns/finalizers"): {
         "update": "blockOwnerDeletion on step Jobs and the spec snapshot ConfigMap",
     },
+    ("mlkube.dev", "models"): {
+        "get": "controllers read the object afresh each pass",
+        "list": "Kopf watch-stream start; endpoints_waiting_for, deployedBy repair",
+        "watch": "Kopf handlers",
+        "patch": "Kopf progress annotations; dropping the legacy finalizer",
+        "create": "pipeline registerModel steps, POST only (409: version taken, read again)",
+    },
     ("mlkube.dev", "batchendpoints"): {
         "get": "each pass reads the endpoint afresh",
         "list": "Kopf watch-stream start; Model delete guard, deployedBy repair",
@@ -175,15 +182,15 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         "get": "controllers read the object afresh each pass",
         "list": "Kopf watch-stream start; a schedule's jobs by label (Forbid, Replace, history)",
         "watch": "Kopf handlers; scheduled_job_changed (finished jobs trim the history)",
-        "create": "scheduled runs, POST only (409: already fired)",
+        "create": "scheduled runs and pipeline batch steps, POST only (409: already exists)",
         "patch": "Kopf progress annotations; spec.cancel on the running job (Replace)",
         "delete": "history limits, with uid precondition",
     },
     ("mlkube.dev", "pipelineruns"): {
         "get": "controllers read the object afresh each pass",
         "list": "runs of a pipeline by label (history, concurrency policy, single flight)",
-        "watch": "Kopf handlers (PipelineRun controller)",
         "patch": "Kopf progress annotations",
+        "watch": "handlers/pipeline_run.py (reconcile, run loop)",
         "create": "scheduled and triggered runs, POST only (409: already fired)",
         "delete": "history limits, with uid precondition",
     },
@@ -212,7 +219,7 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         "list": "a BatchJob's Jobs by label; Kopf watch-stream start",
         "watch": "batch_step_changed handler (a step finished: take the next one)",
         "patch": "spec.suspend of a BatchJob's Jobs (suspend, cancel, error threshold)",
-        "delete": "a PipelineRun's running step Jobs on cancel and failFast (uid precondition)",
+        "delete": "a cancelled or failed-fast PipelineRun's running step Jobs",
     },
     ("", "pods"): {
         "list": "Job termination messages, router and drift-sidecar pods by label",
