@@ -1,5 +1,7 @@
 """One pod's processes under the dev pod executor (see podexec.py): prepare its directories,
-start init containers one after the other and then the containers, record how each ended.
+start init containers one after the other and then all the containers at once (a pipeline
+step's `main` and `outputs` run side by side), record how each ended: the pod runs while any
+container runs, and fails if any of them failed.
 
 Every container is a process group of its own (new session), so stopping it — or sweeping
 up the workers it left behind when its main process exits, as a container's cgroup would be
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mlkube.devcluster import podexec_status as st
+from mlkube.devcluster.podexec_command import shim_dir, shims
 from mlkube.devcluster.podexec_logs import LogMirror
 from mlkube.devcluster.podexec_spec import (
     ContainerRun,
@@ -82,6 +85,10 @@ def start_pod(pod: dict[str, Any], work_dir: Path, lookup: Lookup, t: str) -> Po
         c.termination.write_text("")  # exists, as /dev/termination-log does in a container
     (root / "home").mkdir(parents=True, exist_ok=True)
     (root / "tmp").mkdir(parents=True, exist_ok=True)
+    shim_dir(root).mkdir(parents=True, exist_ok=True)
+    for name, text in shims(sys.executable).items():
+        (shim_dir(root) / name).write_text(text)
+        (shim_dir(root) / name).chmod(0o755)
     return PodRun(pod, root, inits, mains, t)
 
 

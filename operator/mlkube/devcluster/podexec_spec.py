@@ -5,7 +5,8 @@ dev executor does the same for local processes, so these rules are pure and unit
 mount paths become per-pod local directories (rewritten wherever they appear in arguments
 and environment values), env is resolved as the kubelet resolves it (envFrom, then env in
 order, `$(VAR)` references to earlier variables, fieldRefs into the pod's metadata), and
-only `python` commands run (mapped to this interpreter); anything else is refused.
+only `python` commands run, bare or in a `/bin/sh -c` wrapper (podexec_command); anything
+else is refused.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlkube.devcluster.podexec_command import Refused as Refused
+from mlkube.devcluster.podexec_command import build_argv, expand, search_path
+
 TERMINATION_ENV = "MLKUBE_TERMINATION_LOG"
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 # A source of Secret/ConfigMap data: (kind, name) -> decoded data, or None when it is missing.
 Lookup = Callable[[str, str], "Mapping[str, str] | None"]
-
-
-class Refused(Exception):
-    """The pod cannot run here, ever (a command that is not python, a volume type we do not
-    map): the executor fails the pod with this message."""
 
 
 class NotYet(Exception):
@@ -135,31 +134,17 @@ def container_mounts(container: Mapping[str, Any], dirs: Mapping[str, Path]) -> 
 
 def rewrite(value: str, mounts: list[Mount]) -> str:
     """Replace each mount path that appears as a whole path (at the start of the value or after
-    `=`, `:`, `,`, a quote or whitespace, followed by `/` or such a separator) by its local
-    directory; the longest mount first, so /mnt/models/x is not taken by a /mnt mount. Quotes
-    count, so paths inside a `python -c` program are mapped too."""
+    `=`, `:`, `,`, a quote, whitespace or a shell operator `<>;|&(`, followed by `/` or such a
+    separator or `)`) by its local directory; the longest mount first, so /mnt/models/x is not
+    taken by a /mnt mount. Quotes and shell operators count, so paths inside a `python -c`
+    program and a `/bin/sh -c` script (`echo $$ >/mlkube/run/main.pid`) are mapped too."""
     # One pass: a local directory may itself start with a mount path (/tmp/...).
     table = {m.path: str(m.local) for m in mounts if m.path != "/"}
     if not table:
         return value
     paths = "|".join(re.escape(p) for p in sorted(table, key=len, reverse=True))
-    pattern = rf"(?:^|(?<=[=:,\s'\"]))({paths})(?=/|[:,\s'\"]|$)"
+    pattern = rf"(?:^|(?<=[=:,\s'\"<>;|&(`]))({paths})(?=/|[:,\s'\"<>;|&)`]|$)"
     return re.sub(pattern, lambda m: table[m.group(1)], value)
-
-
-_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
-
-
-def expand(value: str, env: Mapping[str, str]) -> str:
-    """Kubernetes' `$(VAR)` expansion: known variables replaced, unknown ones left as written,
-    `$$` is a literal `$`."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        return env.get(m.group(1), m.group(0))
-
-    return _REF.sub(sub, value)
 
 
 def field_value(pod: Mapping[str, Any], path: str) -> str:
@@ -232,20 +217,6 @@ def decode_data(obj: Mapping[str, Any]) -> dict[str, str]:
     return dict(obj.get("data") or {})
 
 
-def build_argv(container: Mapping[str, Any], env: Mapping[str, str], python: str) -> list[str]:
-    """command + args with `$(VAR)` expanded and `python` replaced by this interpreter; images
-    are ignored, so a container must say which program it runs."""
-    command = list(container.get("command") or [])
-    args = list(container.get("args") or [])
-    if not command or command[0] not in ("python", "python3"):
-        shown = " ".join(command) if command else "(image entrypoint)"
-        raise Refused(
-            f"container {container['name']!r}: the dev pod executor runs only `python` commands, "
-            f"not {shown!r}"
-        )
-    return [python] + [expand(a, env) for a in command[1:] + args]
-
-
 def container_run(
     container: Mapping[str, Any],
     pod: Mapping[str, Any],
@@ -271,6 +242,8 @@ def container_run(
         **env,
         TERMINATION_ENV: str(termination),
     }
+    # `python` on PATH is this interpreter too (a shell wrapper's, a program's subprocess).
+    full_env["PATH"] = search_path(root, full_env.get("PATH", ""))
     # The interpreter is this machine's, never a path in the pod: a checkout under /tmp
     # (CI clones there) must not be taken for the pod's /tmp mount.
     program, *rest = build_argv(container, full_env, python)
