@@ -134,6 +134,28 @@ def digest(uri: str, namespace: str, config: OperatorConfig) -> str:
         raise StoreUnreadable(f"digest of {uri}: {err}") from err
 
 
+def list_files(uri: str, namespace: str, config: OperatorConfig) -> list[tuple[str, str]]:
+    """The files directly below the folder `uri` as (uri, listing stamp: ETag, mtime or size),
+    by name; [] when the folder does not exist (the cache GC walks the entries with it)."""
+    location, fs = _open(uri.rstrip("/") + "/", namespace, config)
+    root = location.path.rstrip("/")
+    try:
+        found = fs.ls(root, detail=True)
+    except FileNotFoundError:
+        return []
+    except (OSError, StorageError, ValueError) as err:
+        raise StoreUnreadable(f"listing {uri}: {err}") from err
+    base = uri.rstrip("/")
+    out = []
+    for entry in found:
+        if entry.get("type") != "file":
+            continue
+        stamp = entry.get("ETag") or entry.get("mtime") or entry.get("LastModified")
+        name = posixpath.basename(str(entry["name"]).rstrip("/"))
+        out.append((f"{base}/{name}", f"{stamp}/{entry.get('size')}"))
+    return sorted(out)
+
+
 class DigestMemo:
     """uri → (fingerprint, digest), process-wide, so an unchanged prefix is not re-read on
     every reconcile; the durable copy lives in the cache store (`pipeline_cache`)."""
