@@ -39,6 +39,8 @@ from mlkube.controllers.pipeline_triggers import (
 from mlkube.reconcile.batch_schedule import format_time
 from mlkube.reconcile.endpoint_changes import merge_patch
 from mlkube.storage.digest import digest_of_contents
+from mlkube.storage.errors import StorageError
+from mlkube.storage.transfer import translated_errors
 
 RESYNC_SECONDS: Final = 300.0  # the longest sleep: picks up hand-made changes, missed events
 MIN_DELAY: Final = 0.05
@@ -62,16 +64,19 @@ def store_digest(namespace: str, config: OperatorConfig) -> DigestOf:
     """The content digest of a prefix, re-read only when its listing fingerprint changed."""
 
     def digest_of(uri: str) -> str:
-        print_ = store.fingerprint(uri, namespace, config)
-        if print_ == "":
-            return EMPTY_DIGEST
-        if print_ is None:
-            return store.digest(uri, namespace, config)
-        known = store.DigestMemo.get(uri, print_)
-        if known is None:
-            known = store.digest(uri, namespace, config)
-            store.DigestMemo.put(uri, print_, known)
-        return known
+        try:
+            with translated_errors("read", uri):  # a transport's own errors (botocore's) too
+                print_ = store.fingerprint(uri, namespace, config)
+                if print_ == "":
+                    return EMPTY_DIGEST
+                known = store.DigestMemo.get(uri, print_) if print_ else None
+                if known is None:
+                    known = store.digest(uri, namespace, config)
+                    if print_:
+                        store.DigestMemo.put(uri, print_, known)
+                return known
+        except StorageError as err:
+            raise store.StoreUnreadable(str(err)) from err
 
     return digest_of
 

@@ -25,6 +25,8 @@ from mlkube.builders.operator_config import OperatorConfig
 from mlkube.controllers import pipeline_store as store
 from mlkube.controllers.pipeline_cache import cache_root
 from mlkube.reconcile.pipeline_trigger import parse_stamp
+from mlkube.storage.errors import StorageError
+from mlkube.storage.transfer import translated_errors
 
 INTERVAL: Final = dt.timedelta(minutes=10)
 MAX_READS: Final = 50
@@ -79,6 +81,17 @@ class CacheCollector:
         key = (artifact_store.rstrip("/"), namespace)
         done = Collected()
         try:
+            self._pass(key, artifact_store, namespace, config, now, done)
+        except (store.StoreUnreadable, StorageError) as err:
+            done.error = str(err)
+        return done
+
+    def _pass(
+        self, key: tuple[str, str], artifact_store: str, namespace: str,
+        config: OperatorConfig, now: dt.datetime, done: Collected,
+    ) -> None:  # fmt: skip
+        root = cache_root(artifact_store, namespace)
+        with translated_errors("collect the cache in", root):  # botocore's errors too
             files = store.list_files(cache_root(artifact_store, namespace), namespace, config)
             entries = [(u, s) for u, s in files if u.endswith(".json")]
             cursor = self._cursor.get(key, "")
@@ -94,9 +107,6 @@ class CacheCollector:
                 if expires is not None and expires <= now and store.delete(uri, namespace, config):
                     done.deleted.append(uri)
                     self._forget(uri)
-        except store.StoreUnreadable as err:
-            done.error = str(err)
-        return done
 
     def _expiry(
         self, uri: str, stamp: str, namespace: str, config: OperatorConfig

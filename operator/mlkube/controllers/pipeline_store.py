@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from mlkube.builders.operator_config import OperatorConfig, fetch_policy, store_problem
 from mlkube.storage.bounded import read_stream_bounded
-from mlkube.storage.errors import StorageError
+from mlkube.storage.errors import ArtifactNotFound, StorageError
 from mlkube.storage.locations import (
     Location,
     check_location,
@@ -28,7 +28,7 @@ from mlkube.storage.locations import (
     resolve,
     write_options,
 )
-from mlkube.storage.transfer import compute_digest
+from mlkube.storage.transfer import compute_digest, translated_errors
 
 JSON_CAP: Final = 256 * 1024
 _MEMO_SIZE: Final = 4096
@@ -140,10 +140,11 @@ def list_files(uri: str, namespace: str, config: OperatorConfig) -> list[tuple[s
     location, fs = _open(uri.rstrip("/") + "/", namespace, config)
     root = location.path.rstrip("/")
     try:
-        found = fs.ls(root, detail=True)
-    except FileNotFoundError:
+        with translated_errors("list", uri):  # any transport error (botocore's too)
+            found = fs.ls(root, detail=True)
+    except ArtifactNotFound:
         return []
-    except (OSError, StorageError, ValueError) as err:
+    except StorageError as err:
         raise StoreUnreadable(f"listing {uri}: {err}") from err
     base = uri.rstrip("/")
     out = []
