@@ -108,6 +108,7 @@ def test_a_step_pod_runs_main_and_outputs_side_by_side(
     name = pod["metadata"]["name"]
     assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
     assert all(s["ready"] and s["started"] for s in pod["status"]["containerStatuses"])
+    assert {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"] == "True"
     root = pod_executor.pod_dirs(namespace, name)[-1]
     (root / "volumes" / "mlkube-run" / "go").write_text("")
     cond = wait_for(lambda: job_condition(kube, namespace, "ok"), 60, 0.2, "Job ok finished")
@@ -151,11 +152,10 @@ def test_deleting_a_running_step_pod_kills_both_containers(
     kube: Kube, namespace: str, pod_executor: PodExecutor, how: str
 ) -> None:
     """cancel: the run deletes the Job (propagation Background: the garbage collector deletes
-    the pod); deadline: the Job controller deletes the pod past activeDeadlineSeconds."""
-    spec = {"activeDeadlineSeconds": 4} if how == "deadline" else {}
+    the pod); deadline: the Job controller deletes the pod past activeDeadlineSeconds (set
+    once both containers run, so a slow start cannot beat it)."""
     job = f"hang-{how}"
-    meta = {"name": job, "namespace": namespace}
-    kube.create({**step_job(job, MAIN_HANGS, **spec), "metadata": meta})
+    kube.create({**step_job(job, MAIN_HANGS), "metadata": {"name": job, "namespace": namespace}})
     pod = wait_for(lambda: both_running(kube, namespace, job), 60, 0.2, "main and outputs")
     name = pod["metadata"]["name"]
     found = wait_for(lambda: pids(pod_executor, namespace, name), 30, 0.2, "the pids")
@@ -163,6 +163,7 @@ def test_deleting_a_running_step_pod_kills_both_containers(
     if how == "cancel":
         kube.delete("batch/v1", "Job", job, namespace, propagation="Background")
     else:
+        kube.patch("batch/v1", "Job", job, {"spec": {"activeDeadlineSeconds": 1}}, namespace)
         cond = wait_for(lambda: job_condition(kube, namespace, job), 30, 0.2, "deadline")
         assert cond["type"] == "Failed" and cond["reason"] == "DeadlineExceeded", cond
     wait_for(lambda: not any(alive(p) for p in found), 30, 0.2, "every process killed")

@@ -188,9 +188,10 @@ class StepManifest:
         }
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
-    def env(self) -> dict[str, str]:
-        """MLKUBE_INPUT_*/MLKUBE_OUTPUT_* for `main`, with the pod's paths (STEP_ROOT)."""
-        paths = StepPaths()
+    def env(self, paths: StepPaths | None = None) -> dict[str, str]:
+        """MLKUBE_INPUTS/OUTPUTS and MLKUBE_INPUT_*/MLKUBE_OUTPUT_* for `main`, under the pod's
+        STEP_ROOT unless `paths` says otherwise (dev executor, run-local, tests)."""
+        paths = paths or StepPaths()
         found = {ENV_INPUTS: paths.inputs, ENV_OUTPUTS: paths.outputs}
         found.update({step_env_name("input", i.name): paths.input(i.name) for i in self.inputs})
         found.update({step_env_name("output", o.name): paths.output(o.name) for o in self.outputs})

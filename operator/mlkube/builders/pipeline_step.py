@@ -33,6 +33,7 @@ from mlkube.builders.pods import (
     restricted_pod_spec,
     tmp_volume,
 )
+from mlkube.reconcile.pipeline_cache import cache_label
 
 MAX_JOB_NAME: Final = 52  # as CronJob: room for the pod suffix the Job controller adds
 _HASH: Final = 8
@@ -107,7 +108,7 @@ def step_job_name(run: str, step: str, attempt: int) -> str:
 
 def cache_key_label(key: str) -> str:
     """The label value of a cache key: its first 63 hex characters (label value limit)."""
-    return key.split(":", 1)[-1][:CACHE_KEY_LABEL_LENGTH]
+    return cache_label(key)
 
 
 def run_labels(run: str) -> dict[str, str]:
@@ -136,10 +137,12 @@ def step_manifest(run: RunRef, pod: StepPod) -> pc.StepManifest:
 
 def main_command(command: tuple[str, ...], args: tuple[str, ...]) -> list[str]:
     """The wrapper around the user's command; without a command the first arg is the program
-    (the wrapper cannot run an image's own entrypoint)."""
-    if command:
-        return pc.main_command(command, args)
-    return pc.main_command(args[:1], args[1:])
+    (the wrapper cannot run an image's own entrypoint). The kubelet turns `$$` into `$` in
+    command and args, so the wrapper script goes in with every `$` doubled (its `$$` must reach
+    the shell as `$$`); the user's own command and args get the expansion they always get."""
+    argv = pc.main_command(command, args) if command else pc.main_command(args[:1], args[1:])
+    argv[2] = argv[2].replace("$", "$$")
+    return argv
 
 
 def owner_reference(run: RunRef) -> dict[str, Any]:
@@ -156,7 +159,13 @@ def owner_reference(run: RunRef) -> dict[str, Any]:
 def _mlkube_container(
     name: str, run: RunRef, pod: StepPod, config: OperatorConfig, mounts: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    env = {"HOME": TMP_DIR, pc.ENV_STEP: step_manifest(run, pod).to_json()}
+    # The root is the default, said explicitly: a runner that moves the volumes (the dev pod
+    # executor) maps this value like a mount path; a literal in the program it cannot map.
+    env = {
+        "HOME": TMP_DIR,
+        pc.ENV_STEP: step_manifest(run, pod).to_json(),
+        pc.ENV_STEP_ROOT: pc.STEP_ROOT,
+    }
     if config.s3_endpoint_url:
         env[c.ENV_S3_ENDPOINT_URL] = config.s3_endpoint_url
     container: dict[str, Any] = {

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.controllers import pipeline_store as store
+from mlkube.reconcile import pipeline_cache as keys
+from mlkube.reconcile.pipeline_cache import OutputState
 
 CACHE_DIR: Final = "_mlkube/pipeline-cache"
 ENTRY_VERSION: Final = 1
@@ -42,29 +45,40 @@ def entry_uri(artifact_store: str, namespace: str, key: str) -> str:
     return f"{cache_root(artifact_store, namespace)}/{_hex(key)}.json"
 
 
-def _parse_time(text: Any) -> datetime.datetime | None:
-    try:
-        return datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
+def output_states(
+    outputs: list[Mapping[str, Any]], namespace: str, config: OperatorConfig
+) -> dict[str, OutputState]:
+    """name → ok | missing | changed for recorded artifact outputs: one listing each, the full
+    digest only when the listing differs from the one recorded (or none was)."""
+    states: dict[str, OutputState] = {}
+    for out in outputs:
+        name, uri, want = str(out.get("name")), out.get("uri"), out.get("digest")
+        if not uri or not want:
+            continue  # the verdict names it
+        found = store.fingerprint(str(uri), namespace, config)
+        if found == "":
+            states[name] = "missing"
+        elif found is not None and found == out.get("fingerprint"):
+            states[name] = "ok"
+        else:
+            same = store.digest(str(uri), namespace, config) == want
+            states[name] = "ok" if same else "changed"
+    return states
 
 
 def verify_outputs(
-    outputs: list[dict[str, Any]], namespace: str, config: OperatorConfig
+    outputs: list[Mapping[str, Any]], namespace: str, config: OperatorConfig
 ) -> str | None:
     """Why the recorded artifact outputs cannot be reused (missing, digest changed), or None."""
-    for out in outputs:
-        if out.get("type", "artifact") != "artifact":
-            continue
-        name, uri, want = out.get("name"), out.get("uri"), out.get("digest")
-        if not uri or not want:
+    entry = {"outputs": outputs}
+    checks = output_states(keys.artifact_outputs(entry), namespace, config)
+    for out in sorted(keys.artifact_outputs(entry), key=lambda o: str(o.get("name"))):
+        name = str(out.get("name"))
+        if not out.get("uri") or not out.get("digest"):
             return f"output {name} has no recorded uri and digest"
-        found = store.fingerprint(uri, namespace, config)
-        if found == "":
+        if checks.get(name) == "missing":
             return f"output {name} missing"
-        if found is not None and found == out.get("fingerprint"):
-            continue
-        if store.digest(uri, namespace, config) != want:
+        if checks.get(name) == "changed":
             return f"output {name} digest changed"
     return None
 
@@ -79,18 +93,20 @@ def lookup(
     now: datetime.datetime,
     config: OperatorConfig,
 ) -> Lookup:
-    """The entry for `key` when it may be reused, else the reason it may not.
-    Raises StoreUnreadable when the store cannot be read (the caller retries later)."""
-    entry = store.read_json(entry_uri(artifact_store, namespace, key), namespace, config)
-    if not isinstance(entry, dict) or entry.get("key") != key:
-        return Lookup(False, "no entry")
-    created = _parse_time(entry.get("created"))
-    if created is None or (now - created).total_seconds() > max_age_seconds:
-        return Lookup(False, f"expired (maxAge {max_age_text})")
-    problem = verify_outputs(list(entry.get("outputs") or []), namespace, config)
-    if problem is not None:
-        return Lookup(False, problem)
-    return Lookup(True, "hit", entry)
+    """The entry for `key` when it may be reused, else the reason it may not
+    (reconcile/pipeline_cache.py decides). Raises StoreUnreadable when the store cannot be
+    read (the caller retries later)."""
+    found = store.read_json(entry_uri(artifact_store, namespace, key), namespace, config)
+    entry = found if isinstance(found, dict) else None
+    max_age = datetime.timedelta(seconds=max_age_seconds)
+    early = keys.cache_precheck(entry, key=key, now=now, max_age=max_age,
+                                max_age_text=max_age_text)  # fmt: skip
+    if early is not None or entry is None:
+        return Lookup(False, early or keys.NO_ENTRY)
+    checks = output_states(keys.artifact_outputs(entry), namespace, config)
+    hit, reason = keys.cache_verdict(entry, key=key, now=now, max_age=max_age, checks=checks,
+                                     max_age_text=max_age_text)  # fmt: skip
+    return Lookup(hit, reason, entry if hit else None)
 
 
 def record(

@@ -7,15 +7,14 @@ skipped, templates, the cache key, the image digest and the retry backoff.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from mlkube.api.pipeline import PipelineSpec, value_error
 from mlkube.api.pipeline_step import Step
+from mlkube.reconcile import pipeline_cache as keys
 
 FINISHED: Final = ("Succeeded", "Failed", "Skipped", "Cancelled")
 _PLACEHOLDER: Final = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
@@ -116,25 +115,21 @@ def cache_key(
     args: list[str],
     env: list[dict[str, Any]],
     inputs: Mapping[str, str],
-    outputs: list[dict[str, str]],
+    outputs: list[tuple[str, str]],
     version: str,
+    parameters: Mapping[str, str],
+    ignored_inputs: list[str],
 ) -> str:
-    body = {
-        "v": 1, "namespace": namespace, "image": image_digest, "command": command,
-        "args": args, "env": env, "inputs": dict(sorted(inputs.items())), "outputs": outputs,
-        "version": version,
-    }  # fmt: skip
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return keys.cache_key(
+        namespace=namespace, image_digest=image_digest, command=command, args=args, env=env,
+        inputs=inputs, outputs=outputs, version=version, parameters=parameters,
+        ignored_inputs=ignored_inputs,
+    )  # fmt: skip
 
 
-def image_digest(image: str, known: Mapping[str, str]) -> tuple[str | None, str]:
+def image_digest(image: str, known: Iterable[tuple[str, str]]) -> tuple[str | None, str]:
     """(digest, "") when the image is pinned or listed, else (None, why it is uncacheable)."""
-    if "@sha256:" in image:
-        return "sha256:" + image.split("@sha256:", 1)[1], ""
-    if image in known:
-        return known[image], ""
-    return None, f"image {image} is not pinned by digest and not in MLKUBE_IMAGE_DIGESTS"
+    return keys.resolve_image_digest(image, known)
 
 
 def backoff_seconds(step: Step, failed_attempt: int) -> float:

@@ -89,7 +89,6 @@ def reconcile(
     ctx = RunContext(
         kube=kube, config=config, run=run, spec=spec, pipeline=pipeline, parameters=parameters,
         store=store, now=now, steps=steps,
-        image_digests=dict(getattr(config, "image_digests", ()) or ()),
         wire_steps={str(w.get("name")): dict(w) for w in snap.spec.get("steps") or []},
     )  # fmt: skip
     jobs = owned_jobs(kube, namespace, name, run.uid)

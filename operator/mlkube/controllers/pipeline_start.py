@@ -15,13 +15,7 @@ from mlkube import contract as c
 from mlkube.api.pipeline_step import Step
 from mlkube.builders import pipeline_contract as pc
 from mlkube.builders.model_facts import ModelFacts, read_model
-from mlkube.builders.pipeline_step import (
-    StepInput,
-    StepOutput,
-    StepPod,
-    build_step_job,
-    cache_key_label,
-)
+from mlkube.builders.pipeline_step import StepInput, StepOutput, StepPod, build_step_job
 from mlkube.contract import API_VERSION, FIELD_MANAGER, KIND_MODEL
 from mlkube.controllers import pipeline_cache as cache
 from mlkube.controllers import pipeline_decide as decide
@@ -34,6 +28,7 @@ from mlkube.controllers.pipeline_steps import (
     stamp,
 )
 from mlkube.controllers.pipeline_store import StoreUnreadable
+from mlkube.reconcile import pipeline_cache as keys
 
 
 class NotYet(Exception):
@@ -137,7 +132,7 @@ def _cached(ctx: RunContext, step: Step, key: str) -> tuple[dict[str, Any] | Non
 def _busy_elsewhere(ctx: RunContext, key: str) -> str | None:
     """The run of another active Job with this key, if any (single flight)."""
     jobs = ctx.kube.list("batch/v1", "Job", ctx.run.namespace,
-                         label_selector=f"{c.LABEL_CACHE_KEY}={cache_key_label(key)}")  # fmt: skip
+                         label_selector=f"{c.LABEL_CACHE_KEY}={keys.cache_label(key)}")  # fmt: skip
     for job in jobs:
         meta = job.get("metadata") or {}
         other = (meta.get("labels") or {}).get(c.LABEL_PIPELINE_RUN)
@@ -174,13 +169,15 @@ def start(ctx: RunContext, step: Step) -> None:
         ctx.requeue.append(WAIT_SECONDS)
         return
     assert step.image is not None
-    digest, why = decide.image_digest(step.image, ctx.image_digests)
-    outputs = [{"name": o.name, "type": o.type} for o in step.outputs]
+    digest, why = decide.image_digest(step.image, ctx.config.image_digests)
+    outputs = [(o.name, str(o.type)) for o in step.outputs]
     key = None
     if digest is not None:
         key = decide.cache_key(namespace=ctx.run.namespace, image_digest=digest,
                                command=command, args=args, env=env, inputs=keyed,
-                               outputs=outputs, version=step.cache.version)  # fmt: skip
+                               outputs=outputs, version=step.cache.version,
+                               parameters=ctx.parameters,
+                               ignored_inputs=list(step.cache.ignored_inputs))  # fmt: skip
     attempt = int(st.get("attempts") or 0) + 1
     reason = _cache_reason(ctx, step, key, why)
     consult = reason is None  # ForceRerun, disabled, uncacheable: neither hit nor wait

@@ -49,7 +49,6 @@ class RunContext:
     store: str
     now: datetime.datetime
     steps: dict[str, dict[str, Any]]  # status.steps[] by name (wire form), edited in place
-    image_digests: dict[str, str] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     requeue: list[float] = field(default_factory=list)
     forced: set[str] = field(default_factory=set)  # rerunSteps and their dependents

@@ -69,7 +69,7 @@ def start_pod(pod: dict[str, Any], work_dir: Path, lookup: Lookup, t: str) -> Po
     def build(c: Mapping[str, Any]) -> ContainerRun:
         if c.get("restartPolicy"):
             raise Refused(f"container {c['name']!r}: sidecar containers are not supported")
-        return container_run(c, pod, root, dirs, lookup, sys.executable, base)
+        return container_run(c, pod, root, dirs, lookup, sys.executable, base, os.path.isdir)
 
     inits = [build(c) for c in spec.get("initContainers") or []]
     mains = [build(c) for c in spec["containers"]]
@@ -81,6 +81,10 @@ def start_pod(pod: dict[str, Any], work_dir: Path, lookup: Lookup, t: str) -> Po
             target.write_bytes(data)
             target.chmod(0o600)
     for c in inits + mains:
+        for link, target in c.links.items():  # mount points under parents made up here
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.is_symlink():
+                link.symlink_to(target)
         c.log.parent.mkdir(parents=True, exist_ok=True)
         c.termination.write_text("")  # exists, as /dev/termination-log does in a container
     (root / "home").mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from mlkube.builders.pipeline_step import (
     cache_key_label,
     step_job_name,
 )
+from mlkube.devcluster.podexec_command import expand as expand_kubelet
 
 KEY = "sha256:" + "c" * 64
 DIGEST = "sha256:" + "d" * 64
@@ -125,13 +126,15 @@ def test_main_runs_the_users_command_under_the_wrapper_with_paths_and_parameters
     assert main["command"] == [
         "/bin/sh",
         "-c",
-        pc.WRAPPER,
+        pc.WRAPPER.replace("$", "$$"),
         "mlkube-step",
         "python",
         "train.py",
         "--lr",
         "0.1",
     ]
+    # What the kubelet hands the shell ($$ -> $; the script has no $(VAR)) is the wrapper.
+    assert expand_kubelet(main["command"][2], {}) == pc.WRAPPER
     env = _env(main)
     assert env["MLKUBE_INPUTS"] == "/mlkube/inputs"  # ours win over the user's
     assert env["MLKUBE_OUTPUTS"] == "/mlkube/outputs"
@@ -157,6 +160,7 @@ def test_only_the_mlkube_containers_get_storage_credentials_and_the_manifest() -
         assert c["envFrom"] == [{"secretRef": {"name": "store-creds", "optional": True}}]
         env = _env(c)
         assert env["MLKUBE_S3_ENDPOINT_URL"] == "http://minio:9000"
+        assert env["MLKUBE_STEP_ROOT"] == "/mlkube"
         manifest = json.loads(env["MLKUBE_STEP"])
         assert manifest == {
             "run": "nightly",

@@ -268,3 +268,35 @@ def test_paths_in_a_shell_script_are_rewritten(tmp_path: Path) -> None:
         "python3": '#!/bin/sh\nexec /venv/bin/python "$@"\n',
     }
     assert "'/my venv/python'" in shims("/my venv/python")["python"]
+
+
+def test_step_pod_conditions_name_the_containers_like_a_kubelet() -> None:
+    spec = {"initContainers": [{"name": "inputs"}],
+            "containers": [{"name": "main"}, {"name": "outputs"}]}  # fmt: skip
+    pod = {**POD, "spec": spec}
+    init, main, outputs = ({"name": n} for n in ("inputs", "main", "outputs"))
+    wait = st.waiting("PodInitializing")
+    pending = st.pod_status(pod, "Pending", [st.container_status(init, st.running("t1"))],
+                            [st.container_status(main, wait), st.container_status(outputs, wait)],
+                            "t1", "t1")["status"]  # fmt: skip
+    cond = {c["type"]: c for c in pending["conditions"]}
+    assert cond["Initialized"] == {"type": "Initialized", "status": "False", "lastTransitionTime":
+                                   "t1", "reason": "ContainersNotInitialized", "message":
+                                   "containers with incomplete status: [inputs]"}  # fmt: skip
+    assert cond["Ready"]["message"] == "containers with unready status: [main outputs]"
+    # main done, outputs still running: the pod runs on, not ready, main named.
+    inits = [st.container_status(init, st.terminated(0, "t1", "t2"))]
+    running = st.pod_status(pod, "Running", inits, [
+        st.container_status(main, st.terminated(1, "t2", "t3")),
+        st.container_status(outputs, st.running("t2"))], "t3", "t1")["status"]  # fmt: skip
+    cond = {c["type"]: c for c in running["conditions"]}
+    assert cond["Initialized"]["status"] == "True" and "reason" not in cond["Initialized"]
+    assert (cond["ContainersReady"]["status"], cond["ContainersReady"]["reason"]) == (
+        "False", "ContainersNotReady")  # fmt: skip
+    assert cond["ContainersReady"]["message"] == "containers with unready status: [main]"
+    assert running["containerStatuses"][1]["ready"] and not running["containerStatuses"][0]["ready"]
+    # Only `main` has no status yet (a kubelet says "unknown").
+    partial = st.pod_status(pod, "Running", inits, [st.container_status(outputs, st.running("t2"))],
+                            "t3", "t1")["status"]  # fmt: skip
+    assert {c["type"]: c for c in partial["conditions"]}["Ready"]["message"] == (
+        "containers with unknown status: [main]")  # fmt: skip
