@@ -53,22 +53,32 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
         "resources": [f"{k}/finalizers" for k in KINDS],
         "verbs": ["update"],
     },
-    # BatchEndpoints: read and watched (events only: no Kopf annotations, so no patch);
-    # status written; owners of their scheduled BatchJobs (blockOwnerDeletion).
+    # BatchEndpoints and Pipelines: read and watched (events only: no Kopf annotations, so no
+    # patch); status written; owners of the BatchJobs and PipelineRuns their schedules and
+    # triggers start (blockOwnerDeletion).
     {
         "apiGroups": [GROUP],
-        "resources": [PLURAL_BATCH_ENDPOINTS],
+        "resources": [PLURAL_BATCH_ENDPOINTS, PLURAL_PIPELINES],
         "verbs": ["get", "list", "watch"],
     },
-    {"apiGroups": [GROUP], "resources": [f"{PLURAL_BATCH_ENDPOINTS}/status"], "verbs": ["patch"]},
     {
         "apiGroups": [GROUP],
-        "resources": [f"{PLURAL_BATCH_ENDPOINTS}/finalizers"],
+        "resources": [f"{PLURAL_BATCH_ENDPOINTS}/status", f"{PLURAL_PIPELINES}/status"],
+        "verbs": ["patch"],
+    },
+    {
+        "apiGroups": [GROUP],
+        "resources": [f"{PLURAL_BATCH_ENDPOINTS}/finalizers", f"{PLURAL_PIPELINES}/finalizers"],
         "verbs": ["update"],
     },
-    # Scheduled BatchJobs (read, watched and patched through KINDS above): created with POST
-    # only (a 409 means the time already fired), deleted past the history limits.
-    {"apiGroups": [GROUP], "resources": [PLURAL_BATCH_JOBS], "verbs": ["create", "delete"]},
+    # Scheduled BatchJobs and triggered PipelineRuns (read, watched and patched through KINDS
+    # above): created with POST only (a 409 means the time or the event already fired),
+    # deleted past the history limits.
+    {
+        "apiGroups": [GROUP],
+        "resources": [PLURAL_BATCH_JOBS, PLURAL_PIPELINE_RUNS],
+        "verbs": ["create", "delete"],
+    },
     # A PipelineRun's first pass reads its Pipeline by name to snapshot the spec.
     {"apiGroups": [GROUP], "resources": [PLURAL_PIPELINES], "verbs": ["get"]},
     # Kopf posts core/v1 Events (kopf/_cogs/clients/events.py: POST only, never events.k8s.io).

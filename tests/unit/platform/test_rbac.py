@@ -187,12 +187,24 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         "patch": "spec.suspend of a BatchJob's Jobs (suspend, cancel, error threshold)",
         "delete": "a PipelineRun's running step Jobs on cancel and failFast (uid precondition)",
     },
-    ("mlkube.dev", "pipelines"): {"get": "a PipelineRun snapshots its Pipeline's spec"},
+    ("mlkube.dev", "pipelines"): {
+        "get": "a PipelineRun snapshots its Pipeline's spec; each Pipeline pass reads it afresh",
+        "list": "Kopf watch-stream start",
+        "watch": "pipeline_lifecycle handler",
+    },
+    ("mlkube.dev", "pipelines/status"): {"patch": "status merge patches"},
+    ("mlkube.dev", "pipelines/finalizers"): {
+        "update": "blockOwnerDeletion on the PipelineRuns schedules and triggers start",
+    },
     ("", "pods"): {
         "list": "Job termination messages, router and drift-sidecar pods by label",
         "watch": "serving and router pods by label: why they fail, shown on the endpoint",
     },
 }  # fmt: skip
+WHY[("mlkube.dev", "pipelineruns")] |= {
+    "create": "scheduled and triggered runs, POST only (409: already fired)",
+    "delete": "schedule history limits, with uid precondition",
+}
 
 
 def test_every_granted_verb_has_a_reason_and_every_reason_a_grant() -> None:
