@@ -18,7 +18,7 @@ from mlkube.api.batch import BatchEndpointSpec, BatchSchedule
 from mlkube.builders.batch_scheduled_job import build_scheduled_job, schedule_selector
 from mlkube.contract import API_VERSION, KIND_BATCH_JOB
 from mlkube.controllers.kube import Kube
-from mlkube.controllers.schedules import Cadence, ScheduleResult, Target
+from mlkube.controllers.schedules import ScheduleResult, Target, cadence
 from mlkube.controllers.schedules import run_schedule as run_cadence
 from mlkube.reconcile.batch_schedule import scheduled_job_name
 
@@ -61,14 +61,10 @@ def run_schedule(
         describe=lambda body: f" (input {body['spec']['input']['uri']})",
         kept="; its output stays",
     )
-    cadence = Cadence(
-        name=schedule.name,
-        cron=schedule.cron,
-        time_zone=schedule.time_zone,
-        concurrency_policy=schedule.concurrency_policy,
-        suspend=schedule.suspend,
+    timing = cadence(
+        schedule,
         deadline_seconds=schedule.starting_deadline_seconds,
         succeeded_limit=schedule.successful_jobs_history_limit,
         failed_limit=schedule.failed_jobs_history_limit,
     )
-    return run_cadence(kube, target, cadence, previous, now)
+    return run_cadence(kube, target, timing, previous, now)

@@ -24,7 +24,7 @@ from mlkube.builders.pipeline_trigger_run import (
 )
 from mlkube.contract import API_VERSION, KIND_PIPELINE_RUN
 from mlkube.controllers.kube import Kube
-from mlkube.controllers.schedules import Cadence, ScheduleResult, Target, run_schedule
+from mlkube.controllers.schedules import ScheduleResult, Target, cadence, run_schedule
 from mlkube.reconcile.batch_schedule import format_time
 
 # A Pipeline schedule has no startingDeadlineSeconds field: a slot missed by more than this
@@ -68,14 +68,10 @@ def run_pipeline_schedule(
         build=functools.partial(_build, owner, schedule),
         kept="; the Models it registered stay",
     )
-    cadence = Cadence(
-        name=schedule.name,
-        cron=schedule.cron,
-        time_zone=schedule.time_zone,
-        concurrency_policy=schedule.concurrency_policy,
-        suspend=schedule.suspend,
+    timing = cadence(
+        schedule,
         deadline_seconds=DEADLINE_SECONDS,
         succeeded_limit=schedule.successful_runs_history_limit,
         failed_limit=schedule.failed_runs_history_limit,
     )
-    return run_schedule(kube, target, cadence, previous, now)
+    return run_schedule(kube, target, timing, previous, now)

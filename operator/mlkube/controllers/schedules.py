@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
 from mlkube.builders.batch_scheduled_job import owned_by, scheduled_job
@@ -49,6 +49,36 @@ class Cadence:
     deadline_seconds: int
     succeeded_limit: int
     failed_limit: int
+
+
+class ScheduleFields(Protocol):
+    """What every kind's schedule model has (BatchSchedule, PipelineSchedule)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def cron(self) -> str: ...
+    @property
+    def time_zone(self) -> str: ...
+    @property
+    def concurrency_policy(self) -> str: ...
+    @property
+    def suspend(self) -> bool: ...
+
+
+def cadence(
+    schedule: ScheduleFields, *, deadline_seconds: int, succeeded_limit: int, failed_limit: int
+) -> Cadence:
+    return Cadence(
+        name=schedule.name,
+        cron=schedule.cron,
+        time_zone=schedule.time_zone,
+        concurrency_policy=schedule.concurrency_policy,
+        suspend=schedule.suspend,
+        deadline_seconds=deadline_seconds,
+        succeeded_limit=succeeded_limit,
+        failed_limit=failed_limit,
+    )
 
 
 @dataclass(frozen=True)

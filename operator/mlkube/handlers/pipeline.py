@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import kopf
 
@@ -33,7 +33,7 @@ from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
 from mlkube.handlers.metrics import reconciling
-from mlkube.handlers.periodic import LOOPS
+from mlkube.handlers.periodic import LOOPS, post_events, restart
 from mlkube.k8s import ApiError
 
 JOB: Final = "pipeline"
@@ -55,17 +55,13 @@ def tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | No
     except (ApiError, ControllerError) as err:
         logger.warning(f"Pipeline pass failed: {err}; retrying in {API_ERROR_DELAY}s")
         return API_ERROR_DELAY
-    if outcome.subject is not None:
-        body = kopf.Body(cast(kopf.RawBody, outcome.subject))
-        for type_, reason, message in outcome.events:
-            kopf.event(body, type=type_, reason=reason, message=message)
+    post_events(outcome.subject, outcome.events)
     return outcome.delay
 
 
 def kick(namespace: str, name: str, uid: str, logger: kopf.Logger | Any) -> None:
     """Run a pass now (a running pass finishes first: the lock), then follow its schedule."""
-    LOOPS.stop(uid, JOB)
-    LOOPS.ensure(uid, JOB, functools.partial(tick, namespace, name, uid, logger), 0.0, logger)
+    restart(uid, JOB, functools.partial(tick, namespace, name, uid, logger), logger)
 
 
 def drift_endpoints(spec: kopf.Spec | dict[str, Any]) -> frozenset[str]:
