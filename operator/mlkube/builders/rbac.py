@@ -81,6 +81,8 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     },
     # A PipelineRun's first pass reads its Pipeline by name to snapshot the spec.
     {"apiGroups": [GROUP], "resources": [PLURAL_PIPELINES], "verbs": ["get"]},
+    # registerModel steps create Models (ownerless: a model outlives its run); never deleted.
+    {"apiGroups": [GROUP], "resources": [PLURAL_MODELS], "verbs": ["create"]},
     # Kopf posts core/v1 Events (kopf/_cogs/clients/events.py: POST only, never events.k8s.io).
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # Children of endpoints; Deployments are watched (readiness), nothing else is.

@@ -129,6 +129,8 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
             "list": "Kopf watch-stream start; endpoints_waiting_for, deployedBy repair",
             "watch": "Kopf handlers",
             "patch": "Kopf progress annotations; dropping the legacy finalizer",
+            # registerModel steps: POST only, ownerless (a model outlives its run).
+            **({"create": "registerModel pipeline steps"} if kind == "models" else {}),
         }
         for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
     },
@@ -224,6 +226,7 @@ def test_every_granted_verb_has_a_reason_and_every_reason_a_grant() -> None:
     ("group", "resource", "verb"),
     [
         ("", "secrets", "patch"),  # the keys Secret is create-only
+        ("", "configmaps", "watch"),  # run snapshots are read by name
         ("mlkube.dev", "batchendpoints", "patch"),  # watched for events only, never annotated
         ("", "pods", "get"),
         ("events.k8s.io", "events", "create"),  # Kopf posts core/v1 Events
