@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlkube.api.common import bound_message
-from mlkube.api.pipeline import PipelineScheduleStatus, PipelineStatus, PipelineTriggerStatus
+from mlkube.api.pipeline import PipelineStatus
+from mlkube.api.pipeline_triggers import PipelineScheduleStatus, PipelineTriggerStatus
 from mlkube.builders.pipeline_trigger_run import RunFacts
 from mlkube.builders.status_conditions import condition_models
 from mlkube.reconcile.conditions import set_condition

@@ -14,7 +14,7 @@ import functools
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from mlkube.api.pipeline import PipelineSchedule
+from mlkube.api.pipeline_triggers import PipelineSchedule
 from mlkube.builders.pipeline_trigger_run import (
     PipelineRef,
     build_run,

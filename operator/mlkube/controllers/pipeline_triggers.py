@@ -16,7 +16,8 @@ from typing import Any, Final
 
 from mlkube.api.common import bound_message
 from mlkube.api.duration import parse_duration
-from mlkube.api.pipeline import PipelineSpec, PipelineTrigger
+from mlkube.api.pipeline import PipelineSpec
+from mlkube.api.pipeline_triggers import PipelineTrigger
 from mlkube.builders.pipeline_conditions import Problem
 from mlkube.builders.pipeline_trigger_run import (
     PipelineRef,
