@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import kopf
 
@@ -32,7 +32,7 @@ from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
 from mlkube.handlers.metrics import reconciling
-from mlkube.handlers.periodic import LOOPS
+from mlkube.handlers.periodic import LOOPS, post_events, restart
 from mlkube.k8s import ApiError
 from mlkube.reconcile.batch_schedule_jobs import TERMINAL_PHASES
 
@@ -56,17 +56,13 @@ def tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | No
     except (ApiError, ControllerError) as err:
         logger.warning(f"BatchEndpoint pass failed: {err}; retrying in {API_ERROR_DELAY}s")
         return API_ERROR_DELAY
-    if outcome.subject is not None:
-        for type_, reason, message in outcome.events:
-            body = kopf.Body(cast(kopf.RawBody, outcome.subject))
-            kopf.event(body, type=type_, reason=reason, message=message)
+    post_events(outcome.subject, outcome.events)
     return outcome.delay
 
 
 def kick(namespace: str, name: str, uid: str, logger: kopf.Logger | Any) -> None:
     """Run a pass now (a running pass finishes first: the lock), then follow its schedule."""
-    LOOPS.stop(uid, JOB)
-    LOOPS.ensure(uid, JOB, functools.partial(tick, namespace, name, uid, logger), 0.0, logger)
+    restart(uid, JOB, functools.partial(tick, namespace, name, uid, logger), logger)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL_BATCH_ENDPOINTS)

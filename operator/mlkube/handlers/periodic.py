@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, cast
 
 import kopf
 
@@ -75,6 +75,23 @@ class Loops:
 
 
 LOOPS: Final = Loops()
+
+
+def restart(uid: str, job: str, tick: Tick, logger: logging.Logger | Any) -> None:
+    """Run a pass now (a running pass finishes first when the tick holds the object's lock),
+    then follow the delays the ticks return: what a watch event that changes things does."""
+    LOOPS.stop(uid, job)
+    LOOPS.ensure(uid, job, tick, 0.0, logger)
+
+
+def post_events(subject: Mapping[str, Any] | None, events: Iterable[tuple[str, str, str]]) -> None:
+    """Post a controller's (type, reason, message) Events about `subject` (a body with
+    apiVersion, kind and metadata), from a tick's thread."""
+    if subject is None:
+        return
+    body = kopf.Body(cast(kopf.RawBody, dict(subject)))
+    for type_, reason, message in events:
+        kopf.event(body, type=type_, reason=reason, message=message)
 
 
 @kopf.on.cleanup()
