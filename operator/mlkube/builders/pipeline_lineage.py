@@ -149,7 +149,9 @@ def build_lineage(
     if len(parameters) > MAX_ENTRIES:
         raise LineageError(f"{len(parameters)} run parameters: Model lineage holds {MAX_ENTRIES}")
     sources = config.get("metricsFrom") or []
+    baseline = str((config.get("baseline") or {}).get("step") or "")
     start = [producer, *(str(s.get("step")) for s in sources), *(step.get("dependsOn") or [])]
+    start += [baseline] if baseline else []
     lineage: dict[str, Any] = {
         "run": {"id": f"{meta.get('namespace')}/{meta.get('name')}", "system": SYSTEM},
         "datasets": datasets(steps, upstream_steps(start, steps), models),
