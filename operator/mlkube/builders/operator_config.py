@@ -69,6 +69,9 @@ ENV_MONITORING_LABELS: Final = "MLKUBE_MONITORING_LABELS"
 ENV_BATCH_OUTPUT_STORE: Final = "MLKUBE_BATCH_OUTPUT_STORE"
 ENV_BATCH_POD_ANNOTATIONS: Final = "MLKUBE_BATCH_POD_ANNOTATIONS"
 BATCH_STORE_SCHEMES: Final = ("s3", "gs", "pvc", "file")
+# Pipelines: where step outputs and cache entries go when a Pipeline names no artifactStore
+# (`<prefix>/<namespace>/pipelineruns/...`); unset: the batch output store (docs/pipelines.md).
+ENV_ARTIFACT_STORE: Final = "MLKUBE_ARTIFACT_STORE"
 
 
 class OperatorConfigError(ValueError):
@@ -117,6 +120,7 @@ class OperatorConfig:
     verify_workers: int = 2
     batch_output_store: str | None = None
     batch_pod_annotations: tuple[tuple[str, str], ...] = ()
+    artifact_store: str | None = None
 
 
 def parse_gateway(text: str) -> GatewayParent:
@@ -224,22 +228,29 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         batch_pod_annotations=parse_labels(
             env.get(ENV_BATCH_POD_ANNOTATIONS, ""), ENV_BATCH_POD_ANNOTATIONS
         ),
+        artifact_store=parse_batch_store(text(ENV_ARTIFACT_STORE), ENV_ARTIFACT_STORE),
     )
 
 
-def parse_batch_store(text: str | None) -> str | None:
+def parse_batch_store(text: str | None, key: str = ENV_BATCH_OUTPUT_STORE) -> str | None:
     """A URI prefix (s3://bucket/jobs, gs://..., pvc://claim/jobs, file:///dev/only) or None."""
     if text is None:
         return None
     parts = urlsplit(text)
     if parts.scheme not in BATCH_STORE_SCHEMES or (parts.scheme != "file" and not parts.netloc):
         raise OperatorConfigError(
-            f"{ENV_BATCH_OUTPUT_STORE}={text!r} must be an s3://, gs://, pvc:// or file:// "
+            f"{key}={text!r} must be an s3://, gs://, pvc:// or file:// "
             "prefix (with a bucket or claim)"
         )
     if parts.query or parts.fragment:
-        raise OperatorConfigError(f"{ENV_BATCH_OUTPUT_STORE}={text!r} has a query or fragment")
+        raise OperatorConfigError(f"{key}={text!r} has a query or fragment")
     return text.rstrip("/")
+
+
+def pipeline_store(config: OperatorConfig) -> str | None:
+    """Where pipeline artifacts go without spec.artifactStore: MLKUBE_ARTIFACT_STORE, else the
+    batch output store, else None (the run fails and says which settings to set)."""
+    return config.artifact_store or config.batch_output_store
 
 
 def parse_size(env: Mapping[str, str], key: str, default: int) -> int:
