@@ -73,9 +73,9 @@ def step_line(step: Mapping[str, Any], name_width: int = NAME_WIDTH) -> str:
     for extra in (cache_text(step), step_duration(step)):
         if extra:
             parts.append(extra)
-    line = "  ".join(parts)
+    line = "  ".join(parts).rstrip()
     message = step.get("message")
-    if message and phase in ("Failed", "Waiting", "Skipped", "Cancelled", "Pending"):
+    if message and phase != "Running":
         line += f": {str(message).splitlines()[0][:200]}"
     return line
 
@@ -114,7 +114,9 @@ class StepTracker:
         phase = str(status.get("phase") or "Pending")
         if phase != self._phase and (self._phase is not None or phase != "Pending"):
             progress = f" ({status['progress']} steps)" if status.get("progress") else ""
-            lines.append(f"run {phase}{progress}")
+            run_line = f"run {phase}{progress}"
+            # The run starting comes before its first step; the run ending after its last.
+            lines = [*lines, run_line] if phase in FINISHED_RUN_PHASES else [run_line, *lines]
         self._phase = phase
         return lines
 
