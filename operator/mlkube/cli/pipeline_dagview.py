@@ -32,8 +32,9 @@ def flow_lines(levels: Sequence[Sequence[str]], width: int = WIDTH) -> list[str]
         piece = part if not current else ARROW + part
         if current and len(current) + len(piece) > width:
             lines.append(current)
-            piece = "  " + ARROW.lstrip() + part  # continuation starts with the arrow
-        current += piece
+            current = "  " + ARROW.lstrip() + part  # a continuation starts with the arrow
+        else:
+            current += piece
     if current:
         lines.append(current)
     return lines
