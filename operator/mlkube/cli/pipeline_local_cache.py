@@ -29,6 +29,13 @@ def uri_path(uri: str) -> Path:
     return Path(unquote(urlparse(uri).path))
 
 
+def _has_files(path: Path) -> bool:
+    """As in an object store, a folder without files is no output at all."""
+    if path.is_file():
+        return True
+    return path.is_dir() and any(p.is_file() for p in path.rglob("*"))
+
+
 def content_digest(uri: str) -> str:
     """The registry's digest of the file or folder at `uri` (mlkube.storage)."""
     from mlkube.storage import compute_digest
@@ -69,7 +76,7 @@ class LocalCache:
         for out in keys.artifact_outputs(entry):
             uri = str(out.get("uri") or "")
             name = str(out.get("name"))
-            if not uri.startswith("file://") or not uri_path(uri).exists():
+            if not uri.startswith("file://") or not _has_files(uri_path(uri)):
                 checks[name] = "missing"
             else:
                 checks[name] = "ok" if content_digest(uri) == out.get("digest") else "changed"

@@ -145,7 +145,9 @@ def test_progress_prints_each_step_change_once_in_dag_order() -> None:
         st("evaluate", "Pending"),
         st("train", "Running", attempts=1, cache={"hit": False, "reason": "no entry"})]}  # fmt: skip
     assert tracker.changes(running) == [
-        "run Running (0/2 steps)", "train      Running    attempt 1  cache miss (no entry)"]
+        "run Running (0/2 steps)",
+        "train      Running    attempt 1  cache miss (no entry)",
+    ]
     assert tracker.changes(running) == []  # nothing changed: nothing printed
     done = {"phase": "Succeeded", "progress": "2/2", "steps": [
         st("train", "Succeeded", attempts=1, cache={"hit": False, "reason": "no entry"},
