@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from mlkube.builders.operator_config import ENV_DRIFT_POLL_INTERVAL
+from mlkube.builders.operator_config import ENV_ARTIFACT_STORE, ENV_DRIFT_POLL_INTERVAL
 from mlkube.cli.dev import start_operator
 from mlkube.cli.samples import install_samples
 from mlkube.contract import API_VERSION
@@ -111,11 +111,17 @@ def credit_endpoint(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Itera
     cluster, node = node_cluster
     apply_crds(kube, REPO / "crds", field_manager="mlkube-e2e")
     # Poll drift sidecars often: the drift test waits for the status, not for a 30 s tick.
-    start_operator(cluster, kube, {**operator_env(node), ENV_DRIFT_POLL_INTERVAL: "2"})
+    # Pipeline step outputs and the step cache under the node's bucket (as `make dev` does).
+    env = {**operator_env(node), ENV_DRIFT_POLL_INTERVAL: "2",
+           ENV_ARTIFACT_STORE: f"s3://{BUCKET}/pipelines"}  # fmt: skip
+    start_operator(cluster, kube, env)
     saved = dict(os.environ)
     os.environ.update(node.store_env())
     try:
-        install_samples(kube, cluster.workdir, store_uri=f"s3://{BUCKET}")
+        # The sample Pipeline's steps run the imported serving image (as `make dev --real-node`).
+        install_samples(
+            kube, cluster.workdir, store_uri=f"s3://{BUCKET}", step_image=node.images["serving"]
+        )
     finally:
         os.environ.clear()
         os.environ.update(saved)
