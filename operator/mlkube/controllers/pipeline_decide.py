@@ -22,6 +22,11 @@ from mlkube.reconcile.pipeline_when import WhenError, evaluate_when, step_view
 FINISHED: Final = ("Succeeded", "Failed", "Skipped", "Cancelled")
 
 
+# A step skipped without a failure (its `when`, or a when-skipped producer): steps that only
+# order after it (dependsOn) still run; the message prefix is how a later pass tells.
+BENIGN: Final = "skipped: "
+
+
 class DecisionError(ValueError):
     """A run or step cannot go on as specified (the message says why)."""
 
@@ -86,6 +91,11 @@ def plan(
             continue
         deps = step.dependencies()
         if all(phases.get(d) in ("Succeeded", "Skipped") for d in deps):
+            consumed = sorted({ref.step for _, ref in step.references()})
+            gone = next((d for d in consumed if phases.get(d) == "Skipped"), None)
+            if gone is not None:
+                out.skip[step.name] = f"{BENIGN}needs outputs of step {gone}, which was skipped"
+                continue
             if step.type == "container":
                 if budget <= 0:
                     continue

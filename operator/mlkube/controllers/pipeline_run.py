@@ -37,7 +37,7 @@ from mlkube.reconcile.pipeline_dag import dependents, graph_of
 Event = tuple[str, str, str]
 POLL_SECONDS: Final = 5.0
 FINISHED_RUN: Final = ("Succeeded", "Failed", "Cancelled")
-WHEN_FALSE: Final = "skipped: its when condition is false: "  # dependents may still run
+WHEN_FALSE: Final = decide.BENIGN + "its when condition is false: "
 STORE_MISSING: Final = (
     "no artifact store: set spec.artifactStore on Pipeline {pipeline}, or the operator setting "
     "MLKUBE_ARTIFACT_STORE (or MLKUBE_BATCH_OUTPUT_STORE)"
@@ -140,7 +140,7 @@ def _advance(
     for _ in range(len(ctx.steps) + 1):  # built-in and cached steps may free more steps
         phases = {n: str(st.get("phase")) for n, st in ctx.steps.items()}
         when_skipped = {n for n, st in ctx.steps.items() if st.get("phase") == "Skipped"
-                        and str(st.get("message") or "").startswith(WHEN_FALSE)}  # fmt: skip
+                        and str(st.get("message") or "").startswith(decide.BENIGN)}  # fmt: skip
         running = sum(
             1
             for n, p in phases.items()
