@@ -14,6 +14,7 @@ from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from mlkube.contract import DRIFT_PORT, ENV_S3_ENDPOINT_URL
+from mlkube.reconcile.pipeline_cache import parse_image_digests
 from mlkube.storage.policy import DEFAULT_INTERNAL_NETWORKS, FetchLimits, FetchPolicy
 
 DEFAULT_SERVING_IMAGE: Final = "ghcr.io/mlkube/mlkube-serving:0.1.0"
@@ -53,6 +54,10 @@ ENV_POD_NETWORKS: Final = "MLKUBE_POD_NETWORKS"
 # Threads that verify artifacts (digests of up to the byte/time caps), apart from Kopf's own
 # pool: slow stores must not starve endpoint reconciles, watch reactions or the webhooks.
 ENV_VERIFY_WORKERS: Final = "MLKUBE_VERIFY_WORKERS"
+# Pipelines: image reference → digest ("image=sha256:…,…") for step images not pinned by
+# @sha256: (the dev cluster lists the images it imported); a step whose image is in neither is
+# uncacheable, never a hit on a tag that may have moved (reconcile/pipeline_cache.py).
+ENV_IMAGE_DIGESTS: Final = "MLKUBE_IMAGE_DIGESTS"
 ENV_IN_CLUSTER: Final = "KUBERNETES_SERVICE_HOST"  # set by the kubelet in every pod
 LOOPBACK_NETWORKS: Final = ("127.0.0.0/8", "::1/128")
 # Prometheus Operator objects: "auto" (when the cluster serves them) or "off"; extra labels
@@ -108,6 +113,7 @@ class OperatorConfig:
     # (namespace or "*", allowed URI prefixes); empty: every s3/gs/http(s) store is allowed.
     artifact_stores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     artifact_internal_networks: tuple[str, ...] = DEFAULT_INTERNAL_NETWORKS
+    image_digests: tuple[tuple[str, str], ...] = ()  # (normalised image, sha256:…)
     verify_workers: int = 2
     batch_output_store: str | None = None
     batch_pod_annotations: tuple[tuple[str, str], ...] = ()
@@ -164,6 +170,13 @@ def parse_labels(text: str, key_name: str = ENV_MONITORING_LABELS) -> tuple[tupl
     return tuple(sorted(pairs))
 
 
+def _image_digests(text: str) -> tuple[tuple[str, str], ...]:
+    try:
+        return parse_image_digests(text)
+    except ValueError as exc:
+        raise OperatorConfigError(str(exc)) from exc
+
+
 def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
     """Settings from environment variables (unset or empty ones keep their defaults)."""
 
@@ -205,6 +218,7 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         artifact_timeout=_positive_float(env, ENV_ARTIFACT_TIMEOUT, DEFAULT_ARTIFACT_TIMEOUT, 1.0),
         artifact_stores=parse_stores(env.get(ENV_ARTIFACT_STORES, "")),
         artifact_internal_networks=parse_networks(env.get(ENV_ARTIFACT_INTERNAL_NETWORKS)),
+        image_digests=_image_digests(env.get(ENV_IMAGE_DIGESTS, "")),
         verify_workers=_positive_int(env, ENV_VERIFY_WORKERS, 2, 1),
         batch_output_store=parse_batch_store(text(ENV_BATCH_OUTPUT_STORE)),
         batch_pod_annotations=parse_labels(
