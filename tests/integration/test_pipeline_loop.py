@@ -1,9 +1,9 @@
 """train → evaluate → register → deploy through the real PipelineRun controller: the train step
 is a real process (dev pod executor, real Job controller), the built-in steps run in the
-operator, the Model is verified for real and the endpoint takes the canary. A second run of the
-same pipeline does no new work: train from the cache, register reuses the Model, deploy finds
-it serving, the endpoint is not written. Then `mlkube model lineage` walks the Model back to
-the run, its step and its input with digests."""
+operator, the Model (with its drift baseline) is verified for real and the endpoint takes the
+canary. A second run of the same pipeline does no new work: train from the cache, register
+reuses the Model, deploy finds it serving, the endpoint is not written. Then `mlkube model
+lineage` walks the Model back to the run, its step and its input with digests."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ TRAIN = (
     "import os,json,pathlib;raw=pathlib.Path(os.environ['MLKUBE_INPUT_RAW']);"
     "out=pathlib.Path(os.environ['MLKUBE_OUTPUT_MODEL']);"
     "(out/'model.pkl').write_bytes(b'weights:'+(raw/'a.csv').read_bytes());"
-    "pathlib.Path(os.environ['MLKUBE_OUTPUT_METRICS']).write_text(json.dumps({'auc':0.91}))"
+    "pathlib.Path(os.environ['MLKUBE_OUTPUT_METRICS']).write_text(json.dumps({'auc':0.91}));"
+    # The drift baseline profile (a stand-in: registration records it, nothing parses it here).
+    "(pathlib.Path(os.environ['MLKUBE_OUTPUT_PROFILE'])/'profile.json').write_text('{}')"
 )
 M = {"step": "train", "output": "metrics"}
 
@@ -57,7 +59,8 @@ def steps(raw: Path) -> list[dict[str, Any]]:
     return [
         {"name": "train", "image": IMAGE, "command": ["python", "-c", TRAIN],
          "inputs": [{"name": "raw", "uri": raw.as_uri()}],
-         "outputs": [{"name": "model"}, {"name": "metrics", "type": "metrics"}]},
+         "outputs": [{"name": "model"}, {"name": "metrics", "type": "metrics"},
+                     {"name": "profile"}]},
         {"name": "evaluate", "type": "evaluate", "evaluate": {
             "metrics": [{"name": "auc", "from": M, "min": 0.8}],
             "compareWith": {"endpoint": "credit", "metric": "auc", "from": M,
@@ -65,7 +68,8 @@ def steps(raw: Path) -> list[dict[str, Any]]:
         {"name": "register", "type": "registerModel", "dependsOn": ["evaluate"],
          "registerModel": {"artifact": {"step": "train", "output": "model"},
                            "modelName": "credit-risk", "framework": "sklearn",
-                           "metricsFrom": [M], "tags": {"team": "risk"}}},
+                           "metricsFrom": [M], "tags": {"team": "risk"},
+                           "baseline": {"step": "train", "output": "profile"}}},
         {"name": "deploy", "type": "deploy",
          "deploy": {"endpoint": "credit", "model": {"step": "register"}, "canaryWeight": 10}},
     ]  # fmt: skip
@@ -113,6 +117,8 @@ def test_train_evaluate_register_deploy(
         trained = next(o for o in by_step["train"]["outputs"] if o["name"] == "model")
         assert model["spec"]["artifact"] == {"uri": trained["uri"], "digest": trained["digest"]}
         assert model["status"]["artifact"]["digest"] == trained["digest"]
+        profile = next(o for o in by_step["train"]["outputs"] if o["name"] == "profile")
+        assert model["spec"]["baseline"] == {"uri": profile["uri"], "digest": profile["digest"]}
         lineage = model["spec"]["lineage"]
         assert lineage["run"] == {"id": f"{namespace}/r1", "system": "mlkube"}
         assert lineage["datasets"] == [
