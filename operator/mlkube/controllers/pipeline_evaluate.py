@@ -72,9 +72,11 @@ def evaluate(
     namespace = str((run.get("metadata") or {}).get("namespace") or "default")
     baseline, label, why = None, "", ""
     if spec.compare_with is not None:
-        source = upstream.get(spec.compare_with.from_.step)
+        producer = upstream.get(spec.compare_with.from_.step)
         candidate = {
-            o.digest for o in (source.outputs.values() if source else ()) if o.type == "artifact"
+            o.digest
+            for o in (producer.outputs.values() if producer else ())
+            if o.type == "artifact"
         }
         found = _baseline(kube, namespace, spec.compare_with, {d for d in candidate if d})
         if isinstance(found, Failed):
