@@ -53,6 +53,7 @@ class LocalPipeline:
         show: Callable[[Mapping[str, Any]], None] = lambda status: None,
         image_digests: tuple[tuple[str, str], ...] = (),
         sleep: Callable[[float], None] | None = None,
+        model_of: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:  # fmt: skip
         self.spec = spec
         self.run, self.uid, self.namespace = run, str(uuid.uuid4()), namespace
@@ -65,6 +66,7 @@ class LocalPipeline:
         self.image_digests = image_digests
         self.sleep = sleep or time.sleep
         self.cache = LocalCache(self.store_dir, namespace)
+        self.model_of = model_of
         self.graph = graph_of(spec.steps)
         self.steps: dict[str, dict[str, Any]] = {s.name: {"name": s.name, "phase": "Pending"}
                                                  for s in spec.steps}  # fmt: skip
@@ -172,7 +174,8 @@ class LocalPipeline:
     def _container(self, step: Step) -> None:
         st = self.steps[step.name]
         try:
-            inputs = [resolve_input(step, i, self.parameters, self.steps, content_digest)
+            inputs = [resolve_input(step, i, self.parameters, self.steps, content_digest,
+                                    self.model_of)
                       for i in range(len(step.inputs))]  # fmt: skip
             local = self._resolve(step, inputs, 1)
         except (LocalStepError, OSError, ValueError) as err:
