@@ -59,6 +59,9 @@ class StepPod:
         }
 
     def inputs(self, timeout: float = 120) -> Done:
+        # The pod's three emptyDirs exist before any container starts; `inputs` sees only two.
+        for folder in (self.paths.inputs, self.paths.outputs, self.paths.run):
+            os.makedirs(folder, exist_ok=True)
         done = subprocess.run(
             [sys.executable, "-m", "mlkube_serving", "step", "inputs"],
             env=self.env("inputs"), capture_output=True, text=True, timeout=timeout, check=False,

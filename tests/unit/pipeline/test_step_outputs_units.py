@@ -12,6 +12,7 @@ import pytest
 from mlkube.builders.pipeline_contract import StepManifest, StepOutput, StepPaths
 from mlkube_serving.step.collect import collect
 from mlkube_serving.step.errors import StepError
+from mlkube_serving.step.inputs import prepare
 from mlkube_serving.step.wait import alive, read_int, wait_for_main
 
 
@@ -107,3 +108,22 @@ def test_a_single_file_artifact_is_accepted(tmp_path: Path) -> None:
     paths = _paths(tmp_path)
     Path(paths.output("model")).write_bytes(b"onnx")
     assert collect(_manifest(("model", "artifact")), paths) == {}
+
+
+def test_inputs_touches_only_its_two_volumes(tmp_path: Path) -> None:
+    """In a pod `inputs` mounts inputs and outputs only: /mlkube/run would be created in a
+    root-owned (or read-only) /mlkube and fail."""
+    paths = StepPaths(str(tmp_path))
+    prepare(_manifest(("model", "artifact"), ("lr", "parameter")), paths)
+    assert sorted(os.listdir(tmp_path)) == ["inputs", "outputs"]
+    assert os.listdir(paths.outputs) == ["model"]  # parameters are files main writes
+    assert os.stat(paths.output("model")).st_mode & 0o777 == 0o777
+
+
+def test_folders_nested_too_deep_are_refused(tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    deep = Path(paths.output("model"), *["d"] * 70)
+    deep.mkdir(parents=True)
+    (deep / "f").write_text("x")
+    with pytest.raises(StepError, match="nested deeper than 64 folders"):
+        collect(_manifest(("model", "artifact")), paths)
