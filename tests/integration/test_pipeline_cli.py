@@ -119,7 +119,7 @@ def test_create_show_run_wait_cache_runs_show_and_logs(
                    in line for line in lines), err  # fmt: skip
         assert any(line.startswith("score") and "Succeeded  attempt 1  cache miss (no entry)"
                    in line for line in lines), err  # fmt: skip
-        assert any("gate passed: auc 0.91 (min 0.8): pass" in line for line in lines), err
+        assert any("gate passed: auc 0.91 >= min 0.80" in line for line in lines), err
         assert lines[-1] == "run Succeeded (3/3 steps)"
 
         code, out, err = proc("pipeline", "run", "toy", "--name", "r2", "-p", "lr=0.2",

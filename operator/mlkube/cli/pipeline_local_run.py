@@ -34,7 +34,7 @@ from mlkube.localrun.pipeline import (
     resolve_step,
 )
 from mlkube.reconcile.pipeline_dag import ancestors, graph_of, topological_order
-from mlkube.reconcile.pipeline_gate import Comparison, Threshold, decide
+from mlkube.reconcile.pipeline_gate import evaluate_gate
 from mlkube.reconcile.pipeline_params import typed_parameters
 from mlkube.reconcile.pipeline_retry import backoff_delay
 from mlkube.reconcile.pipeline_when import WhenError, evaluate_when, step_view
@@ -152,23 +152,19 @@ class LocalPipeline:
         return False
 
     def _evaluate(self, step: Step) -> None:
-        block = step.evaluate
-        assert block is not None
-
-        def metric(ref_step: str, name: str) -> float | None:
-            value = (self.steps[ref_step].get("metrics") or {}).get(name)
-            return None if value is None else float(value)
-
-        thresholds = [Threshold(m.name, m.from_.step, metric(m.from_.step, m.name),
-                                m.min, m.max) for m in block.metrics]  # fmt: skip
-        comparison = None
-        if block.compare_with is not None:
-            c = block.compare_with
-            comparison = Comparison(c.metric, c.from_.step, metric(c.from_.step, c.metric),
-                                    None, f"endpoint {c.endpoint} not compared locally",
-                                    c.higher_is_better, c.min_improvement)  # fmt: skip
-        verdict = decide(thresholds, comparison)
-        self._finish(step.name, "Succeeded" if verdict.passed else "Failed", verdict.message)
+        """The operator's gate over the recorded metrics; a compareWith has no serving Model
+        here, so it is judged as the first model of an endpoint is (no baseline)."""
+        assert step.evaluate is not None
+        metrics = {name: dict(st.get("metrics") or {}) for name, st in self.steps.items()}
+        label = ""
+        if step.evaluate.compare_with is not None:
+            label = f"endpoint {step.evaluate.compare_with.endpoint} (not compared locally)"
+        result = evaluate_gate(step.evaluate, metrics, None, label)
+        self._finish(
+            step.name,
+            "Succeeded" if result.passed else "Failed",
+            ("gate passed: " if result.passed else "gate failed: ") + result.message,
+        )
 
     # -- a container step --------------------------------------------------------------------
     def _container(self, step: Step) -> None:
