@@ -149,3 +149,35 @@ def test_follow_prints_each_log_as_it_grows_until_the_run_ends(
     out, err = capsys.readouterr()
     assert out == "epoch 1\nepoch 2\ndone\nscoring\n"
     assert err.count("==> step train: pod t") == 1 and "==> step score: pod s" in err
+
+
+def test_when_false_skips_the_step_and_its_consumers_without_running_anything(
+    tmp_path: Path,
+) -> None:
+    from mlkube.api.pipeline import PipelineSpec
+    from mlkube.cli.pipeline_local_run import LocalPipeline
+
+    spec = PipelineSpec.model_validate({
+        "parameters": [{"name": "go", "type": "boolean", "default": "false"}],
+        "steps": [
+            {"name": "a", "image": "i", "command": ["python", "-c", "raise SystemExit(9)"],
+             "when": "parameters.go", "outputs": [{"name": "out"}]},
+            {"name": "b", "image": "i", "command": ["python", "-c", "raise SystemExit(9)"],
+             "inputs": [{"name": "x", "fromStep": {"step": "a", "output": "out"}}]},
+            {"name": "c", "type": "registerModel", "dependsOn": ["a"],
+             "registerModel": {"artifact": {"step": "a", "output": "out"},
+                               "modelName": "m", "framework": "sklearn"}},
+        ],
+    })  # fmt: skip
+    seen: list[str] = []
+    local = LocalPipeline(spec, run="r", namespace="default", parameters={"go": "false"},
+                          store=tmp_path / "cache", workdir=tmp_path / "w",
+                          show=lambda s: seen.append(str(s["phase"])))  # fmt: skip
+    status = local.execute()
+    steps = {s["name"]: s for s in status["steps"]}
+    assert status["phase"] == "Succeeded" and seen[-1] == "Succeeded"
+    assert steps["a"]["phase"] == "Skipped"
+    assert steps["a"]["message"] == "when parameters.go is false"
+    assert steps["b"]["message"] == "needs step a, which was skipped"
+    assert steps["c"]["phase"] == "Skipped"
+    assert not (tmp_path / "w" / "logs").exists()  # no process was started
