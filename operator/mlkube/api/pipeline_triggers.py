@@ -16,7 +16,10 @@ from mlkube.api.batch import ConcurrencyPolicy, Cron, ObjectName, TimeZone
 from mlkube.api.common import ApiModel, Digest, DnsLabel, Message, Timestamp, Uri
 from mlkube.api.duration import Duration
 from mlkube.api.markers import Rule
-from mlkube.api.pipeline_params import ParameterValues
+from mlkube.api.pipeline_params import MAX_PARAMETER_VALUE as MAX_PARAMETER_VALUE
+from mlkube.api.pipeline_params import MAX_PARAMETERS as MAX_PARAMETERS
+from mlkube.api.pipeline_params import ParameterValue as ParameterValue
+from mlkube.api.pipeline_params import ParameterValues as ParameterValues
 
 MSG_TRIGGER_ONE = "a trigger needs exactly one of onDrift, onNewData"
 
