@@ -149,6 +149,19 @@ def test_create_show_run_wait_cache_runs_show_and_logs(
     code, _, err = cli(capsys, "pipeline", "runs", "logs", "r2", *ns_args)
     assert code == 1 and "served from the cache" in err
 
+    # run-local NAME reads the Pipeline from the cluster and runs its steps here.
+    code, out, err = proc("pipeline", "run-local", "toy", "-p", "lr=0.3", "--cache-dir",
+                          str(tmp_path / "local"), *ns_args)  # fmt: skip
+    assert code == 0, err
+    assert "Phase:       Succeeded (3/3 steps)" in out and "Parameters:  lr=0.3" in out
+    report = next((tmp_path / "local" / namespace / "pipelineruns").glob("*/score/a1/outputs"))
+    assert (report / "report" / "r.txt").read_text() == "lr=0.3"
+
+    code, out, _ = cli(capsys, "pipeline", "delete", "toy", *ns_args)
+    assert code == 0 and out.strip() == "pipeline.mlkube.dev/toy deleted"
+    code, _, err = cli(capsys, "pipeline", "show", "toy", *ns_args)
+    assert code == 1 and f"Pipeline {namespace}/toy not found" in err
+
 
 def test_failure_timeout_cancel_and_resume(
     kube: Kube, namespace: str, tmp_path: Path, store: Path, ns_args: list[str],
