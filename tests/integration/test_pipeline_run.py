@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,10 @@ def test_a_dag_runs_in_order_then_hits_the_cache_and_misses_for_each_reason(
     (raw / "a.csv").write_text("x,y\n1,2\n")
     pipeline(kube, namespace, three_steps(raw))
     with run_operator(namespace):
+        started = time.monotonic()
         start_run(kube, namespace, "r1")
         first = finished(kube, namespace, "r1")
+        print(f"\n3-step run: {time.monotonic() - started:.1f}s", file=sys.__stderr__)
         assert first["status"]["phase"] == "Succeeded", why(first)
         steps = steps_of(first)
         jobs = jobs_of(kube, namespace)
@@ -136,8 +139,10 @@ def test_a_dag_runs_in_order_then_hits_the_cache_and_misses_for_each_reason(
                    for s in steps.values())  # fmt: skip
         assert kube.get("v1", "ConfigMap", "r1-spec", namespace)["immutable"] is True
 
+        started = time.monotonic()
         start_run(kube, namespace, "r2")
         second = finished(kube, namespace, "r2")
+        print(f"fully cached 3-step run: {time.monotonic() - started:.1f}s", file=sys.__stderr__)
         assert second["status"]["phase"] == "Succeeded"
         for s in steps_of(second).values():
             assert s["cache"] == {"hit": True, "key": steps[s["name"]]["cache"]["key"],
@@ -273,5 +278,7 @@ def test_an_operator_restarted_mid_run_resumes_without_rerunning_or_duplicating(
     steps = steps_of(obj)
     assert steps["first"]["attempts"] == 1 and steps["second"]["attempts"] == 1
     started = [e for e in kube.list("v1", "Event", namespace) if e.get("reason") == "StepStarted"]
-    assert sum(e.get("count", 1) for e in started) == 2
+    # Events are best effort (the killed process may not have posted its last one); a
+    # restarted operator that started a step again would add a third.
+    assert 1 <= sum(e.get("count", 1) for e in started) <= 2
     assert json.loads(json.dumps(steps["second"]["outputs"]))[0]["digest"].startswith("sha256:")

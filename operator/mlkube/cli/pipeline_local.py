@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,11 @@ from mlkube.cli.pipeline_local_run import LocalPipeline
 from mlkube.cli.pipeline_progress import StepTracker
 from mlkube.cli.pipeline_runview import render_run
 from mlkube.contract import KIND_PIPELINE
+from mlkube.localrun.pipeline import LocalStepError
 from mlkube.reconcile.pipeline_cache import SETTING, parse_image_digests
 from mlkube.reconcile.pipeline_dag import graph_of, topological_order
+
+ModelOf = Callable[[str], tuple[str, str]]
 
 
 def add_commands(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,12 +71,23 @@ def _from_file(path: str, name: str | None) -> tuple[str, dict[str, Any]]:
     return str(docs[0]["metadata"]["name"]), docs[0].get("spec") or {}
 
 
-def _from_cluster(args: argparse.Namespace) -> tuple[str, dict[str, Any], str]:
+def _from_cluster(args: argparse.Namespace) -> tuple[str, dict[str, Any], str, ModelOf]:
+    from mlkube.builders.model_facts import ModelProblem, read_model
     from mlkube.cli.endpoint_api import connect
     from mlkube.cli.pipeline_api import get_pipeline
+    from mlkube.contract import API_VERSION, KIND_MODEL
 
     kube, namespace = connect(args)
-    return args.pipeline, get_pipeline(kube, namespace, args.pipeline).get("spec") or {}, namespace
+    spec = get_pipeline(kube, namespace, args.pipeline).get("spec") or {}
+
+    def model_of(name: str) -> tuple[str, str]:
+        found = read_model(name, kube.get(API_VERSION, KIND_MODEL, name, namespace))
+        if isinstance(found, ModelProblem):
+            # Ready means the operator verified the artifact and recorded its digest.
+            raise LocalStepError(f"{found.message}: run-local reads only verified Models")
+        return found.uri, found.digest
+
+    return args.pipeline, spec, namespace, model_of
 
 
 def run_local(args: argparse.Namespace) -> int:
@@ -84,11 +99,12 @@ def run_local(args: argparse.Namespace) -> int:
         )
     if not args.file and not args.pipeline:
         raise CliError("pass a Pipeline name or -f FILE")
+    model_of: ModelOf | None = None
     if args.file:
         name, raw = _from_file(args.file, args.pipeline)
         namespace = args.namespace or "default"
     else:
-        name, raw, namespace = _from_cluster(args)
+        name, raw, namespace, model_of = _from_cluster(args)
     spec = view.check(KIND_PIPELINE, raw, name)
     assert isinstance(spec, PipelineSpec)
     try:
@@ -113,7 +129,7 @@ def run_local(args: argparse.Namespace) -> int:
 
     local = LocalPipeline(spec, run=run, namespace=namespace, parameters=parameters,
                           store=store, workdir=workdir, policy=args.cache_policy, show=show,
-                          image_digests=digests)  # fmt: skip
+                          image_digests=digests, model_of=model_of)  # fmt: skip
     status = local.execute()
     for note in local.notes:
         print(f"note: {note}: the cache key uses the image reference instead (locally the "

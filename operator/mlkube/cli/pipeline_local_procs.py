@@ -40,7 +40,9 @@ def run_attempt(local: LocalStep, workdir: Path, timeout: float | None) -> Attem
     root = Path(local.env[pc.ENV_STEP_ROOT])
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    root.mkdir(parents=True, exist_ok=True)
+    paths = pc.StepPaths(str(root))
+    for volume in (paths.inputs, paths.outputs, paths.run):  # the pod's emptyDirs
+        os.makedirs(volume, exist_ok=True)
     tag = f"{local.name}-a{local.manifest.attempt}"
     term = root / "termination-log"
     env = {**os.environ, pc.ENV_STEP: local.manifest.to_json(), pc.ENV_STEP_ROOT: str(root),

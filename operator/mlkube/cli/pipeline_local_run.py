@@ -34,10 +34,9 @@ from mlkube.localrun.pipeline import (
     resolve_step,
 )
 from mlkube.reconcile.pipeline_dag import ancestors, graph_of, topological_order
-from mlkube.reconcile.pipeline_gate import Comparison, Threshold, decide
+from mlkube.reconcile.pipeline_gate import evaluate_gate
 from mlkube.reconcile.pipeline_params import typed_parameters
 from mlkube.reconcile.pipeline_retry import backoff_delay
-from mlkube.reconcile.pipeline_when import WhenError, evaluate_when, step_view
 
 NEEDS_CLUSTER: Final = "skipped locally (needs the cluster)"
 
@@ -53,6 +52,7 @@ class LocalPipeline:
         show: Callable[[Mapping[str, Any]], None] = lambda status: None,
         image_digests: tuple[tuple[str, str], ...] = (),
         sleep: Callable[[float], None] | None = None,
+        model_of: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:  # fmt: skip
         self.spec = spec
         self.run, self.uid, self.namespace = run, str(uuid.uuid4()), namespace
@@ -65,6 +65,7 @@ class LocalPipeline:
         self.image_digests = image_digests
         self.sleep = sleep or time.sleep
         self.cache = LocalCache(self.store_dir, namespace)
+        self.model_of = model_of
         self.graph = graph_of(spec.steps)
         self.steps: dict[str, dict[str, Any]] = {s.name: {"name": s.name, "phase": "Pending"}
                                                  for s in spec.steps}  # fmt: skip
@@ -132,12 +133,15 @@ class LocalPipeline:
                 return f"dependency {dep} {phase}"
         consumed = {ref.step for _, ref in step.references()}
         for dep in sorted(consumed & soft):
-            return f"needs outputs of step {dep}, which was skipped"
+            return f"needs step {dep}, which was skipped"
         return None
 
     def _when(self, step: Step) -> bool:
         if not step.when:
             return True
+        # Imported here: it builds its CEL environment at import (0.3 s on every CLI start).
+        from mlkube.reconcile.pipeline_when import WhenError, evaluate_when, step_view
+
         typed = typed_parameters(self.spec.parameters, self.parameters)
         upstream = {a: step_view(self.steps[a]) for a in ancestors(self.graph, step.name)}
         try:
@@ -150,29 +154,26 @@ class LocalPipeline:
         return False
 
     def _evaluate(self, step: Step) -> None:
-        block = step.evaluate
-        assert block is not None
-
-        def metric(ref_step: str, name: str) -> float | None:
-            value = (self.steps[ref_step].get("metrics") or {}).get(name)
-            return None if value is None else float(value)
-
-        thresholds = [Threshold(m.name, m.from_.step, metric(m.from_.step, m.name),
-                                m.min, m.max) for m in block.metrics]  # fmt: skip
-        comparison = None
-        if block.compare_with is not None:
-            c = block.compare_with
-            comparison = Comparison(c.metric, c.from_.step, metric(c.from_.step, c.metric),
-                                    None, f"endpoint {c.endpoint} not compared locally",
-                                    c.higher_is_better, c.min_improvement)  # fmt: skip
-        verdict = decide(thresholds, comparison)
-        self._finish(step.name, "Succeeded" if verdict.passed else "Failed", verdict.message)
+        """The operator's gate over the recorded metrics; a compareWith has no serving Model
+        here, so it is judged as the first model of an endpoint is (no baseline)."""
+        assert step.evaluate is not None
+        metrics = {name: dict(st.get("metrics") or {}) for name, st in self.steps.items()}
+        label = ""
+        if step.evaluate.compare_with is not None:
+            label = f"endpoint {step.evaluate.compare_with.endpoint}, not compared locally,"
+        result = evaluate_gate(step.evaluate, metrics, None, label)
+        self._finish(
+            step.name,
+            "Succeeded" if result.passed else "Failed",
+            ("gate passed: " if result.passed else "gate failed: ") + result.message,
+        )
 
     # -- a container step --------------------------------------------------------------------
     def _container(self, step: Step) -> None:
         st = self.steps[step.name]
         try:
-            inputs = [resolve_input(step, i, self.parameters, self.steps, content_digest)
+            inputs = [resolve_input(step, i, self.parameters, self.steps, content_digest,
+                                    self.model_of)
                       for i in range(len(step.inputs))]  # fmt: skip
             local = self._resolve(step, inputs, 1)
         except (LocalStepError, OSError, ValueError) as err:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -55,9 +55,11 @@ class LocalStep:
 
 def resolve_input(
     step: Step, index: int, parameters: Mapping[str, str],
-    upstream: Mapping[str, Mapping[str, Any]], digest_of: Any,
+    upstream: Mapping[str, Mapping[str, Any]], digest_of: Callable[[str], str],
+    model_of: Callable[[str], tuple[str, str]] | None = None,
 ) -> ResolvedInput:  # fmt: skip
-    """`upstream`: step name → its status entry; `digest_of(uri)` computes a content digest."""
+    """`upstream`: step name → its status entry; `digest_of(uri)` computes a content digest;
+    `model_of(name)` gives a Ready Model's (uri, verified digest) when a cluster is at hand."""
     i = step.inputs[index]
     if i.from_parameter is not None:
         value = parameters[i.from_parameter]
@@ -80,6 +82,9 @@ def resolve_input(
     if i.uri is not None:
         digest = i.digest or str(digest_of(i.uri))
         return ResolvedInput(i.name, digest, uri=i.uri, digest=digest)
+    if i.model is not None and model_of is not None:
+        uri, digest = model_of(i.model)
+        return ResolvedInput(i.name, digest, uri=uri, digest=digest)
     raise LocalStepError(
         f"input {i.name}: Model inputs need the cluster (run-local NAME reads the Model; with"
         " -f give the artifact as a uri input with its digest)"

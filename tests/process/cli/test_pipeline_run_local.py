@@ -100,7 +100,7 @@ def test_run_local_flows_outputs_caches_and_misses_for_each_reason(tmp_path: Pat
     lines = progress(first)
     for name in ("prep", "train", "score"):
         assert "Succeeded  attempt 1  cache miss (no entry)" in lines[name], lines
-    assert "gate passed: auc 0.9 (min 0.8): pass" in lines["gate"]
+    assert "gate passed: auc 0.90 >= min 0.80" in lines["gate"]
     assert "registerModel: skipped locally (needs the cluster)" in lines["register"]
     assert (
         "PipelineRun" not in first.stdout and "Phase:       Succeeded (5/5 steps)" in first.stdout

@@ -4,6 +4,7 @@ clock, no cluster)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,7 +96,7 @@ def test_build_run_and_resume_bodies() -> None:
                         rerun_steps=["train", "train", "score"])  # fmt: skip
     assert resumed["spec"] == {"pipeline": "p", "resumeFrom": "r1",
                                "rerunSteps": ["train", "score"]}  # fmt: skip
-    with pytest.raises(CliError, match="rerunSteps needs spec.resumeFrom"):
+    with pytest.raises(CliError, match=r"rerunSteps needs spec\.resumeFrom"):
         build_run("p", "ns", parameters={}, rerun_steps=["a"])
 
 
@@ -141,9 +142,12 @@ def st(name: str, phase: str, **extra: Any) -> dict[str, Any]:
 def test_progress_prints_each_step_change_once_in_dag_order() -> None:
     tracker = StepTracker(["train", "evaluate"])
     assert tracker.changes({"phase": "Pending"}) == []
-    running = {"phase": "Running", "progress": "0/2", "steps": [
-        st("evaluate", "Pending"),
-        st("train", "Running", attempts=1, cache={"hit": False, "reason": "no entry"})]}  # fmt: skip
+    miss = {"hit": False, "reason": "no entry"}
+    running = {
+        "phase": "Running",
+        "progress": "0/2",
+        "steps": [st("evaluate", "Pending"), st("train", "Running", attempts=1, cache=miss)],
+    }
     assert tracker.changes(running) == [
         "run Running (0/2 steps)",
         "train      Running    attempt 1  cache miss (no entry)",
@@ -170,9 +174,13 @@ def test_progress_shows_retries_and_the_failure_message() -> None:
     assert step_line(failed, 4) == "a     Failed     attempt 2: main exited 3"
 
 
-def run_obj(phase: str | None, steps: list[dict[str, Any]] = (), **status: Any) -> dict:  # type: ignore[assignment]
-    return {"metadata": {"name": "r1", "namespace": "ns", "creationTimestamp": "2026-11-30T08:59:00Z"},
-            "spec": {"pipeline": "p"}, "status": {"phase": phase, "steps": list(steps), **status}}  # fmt: skip
+def run_obj(phase: str | None, steps: Sequence[dict[str, Any]] = (), **status: Any) -> dict:
+    meta = {"name": "r1", "namespace": "ns", "creationTimestamp": "2026-11-30T08:59:00Z"}
+    return {
+        "metadata": meta,
+        "spec": {"pipeline": "p"},
+        "status": {"phase": phase, "steps": list(steps), **status},
+    }
 
 
 def test_wait_returns_the_finished_run_and_times_out_with_a_hint() -> None:

@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlkube.builders.pipeline_outcome import Done, Failed, StepOutput, StepResult, Waiting
+from mlkube.builders.pipeline_outcome import (
+    Done,
+    Failed,
+    ResolvedInput,
+    StepOutput,
+    StepResult,
+    Waiting,
+)
 from mlkube.contract import API_VERSION
 from mlkube.controllers.pipeline_builtin import run_builtin
 from support import pipelines
@@ -172,6 +179,30 @@ def test_the_baseline_output_becomes_spec_baseline() -> None:
     assert isinstance(done, Done) and done.produced_models == ("credit-risk-v1",)
 
 
+def test_a_separate_profile_step_is_in_the_lineage() -> None:
+    steps = upstream()
+    steps["profile"] = StepResult(
+        name="profile",
+        phase="Succeeded",
+        spec={
+            "name": "profile",
+            "image": "registry.example/profile:1",
+            "inputs": [{"name": "sample", "uri": "s3://data/sample/", "digest": OTHER}],
+            "outputs": [{"name": "profile"}],
+        },
+        outputs={"profile": StepOutput("profile", "artifact", "s3://a/profile/", PROFILE)},
+        inputs=(ResolvedInput("sample", "uri", "s3://data/sample/", OTHER),),
+    )
+    kube = cluster()
+    step = register_step(baseline={"step": "profile", "output": "profile"})
+    run_builtin(kube, run_obj("r1"), step, steps, NOW)
+    spec = kube.stored(API_VERSION, "Model", "credit-risk-v1", NS)["spec"]
+    assert spec["baseline"] == {"uri": "s3://a/profile/", "digest": PROFILE}
+    assert {"name": "profile/sample", "uri": "s3://data/sample/", "digest": OTHER} in spec[
+        "lineage"
+    ]["datasets"]
+
+
 def test_a_baseline_without_a_digest_or_output_fails_before_creating() -> None:
     kube = cluster()
     bare = run_builtin(kube, run_obj(), register_step(**BASELINE), with_profile(None), NOW)
@@ -194,9 +225,8 @@ def _verify(kube: FakeKube) -> None:
     """The Model controller's part: every Pending Model becomes Ready at its declared digest."""
     for key, obj in list(kube.objects.items()):
         if key[1] == "Model" and (obj.get("status") or {}).get("phase") != "Ready":
-            digest = obj["spec"]["artifact"]["digest"]
-            kube.mutate(key, lambda o, d=digest: o.update(status={"phase": "Ready",
-                                                                  "artifact": {"digest": d}}))  # fmt: skip
+            ready = {"phase": "Ready", "artifact": {"digest": obj["spec"]["artifact"]["digest"]}}
+            kube.mutate(key, lambda o, s=ready: o.update(status=s))
 
 
 def test_a_rerun_through_the_controller_is_all_cache_hits(tmp_path: Path) -> None:

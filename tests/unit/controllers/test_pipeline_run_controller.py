@@ -355,3 +355,17 @@ def test_an_attempt_whose_main_never_ran_fails_instead_of_waiting_for_ever(
     st = status(kube, "r1")
     assert st["phase"] == "Failed" and "/bin/sh: not found" in st["message"], st
     assert jobs(kube) == []
+
+
+def test_a_consumer_of_a_when_skipped_step_is_skipped_too(tmp_path: Path) -> None:
+    steps = [
+        step("gate", when="false"),
+        step("uses", inputs=[{"name": "x", "fromStep": {"step": "gate", "output": "out"}}]),
+        step("last", dependsOn=["uses"]),
+    ]
+    kube, cfg = cluster(steps), config(tmp_path)
+    add_run(kube, "r1")
+    reconcile(kube, cfg, "r1")
+    uses = step_status(kube, "r1", "uses")
+    assert uses["phase"] == "Skipped" and "needs outputs of step gate" in uses["message"]
+    assert jobs(kube) == ["r1-last-a1"]  # ordered after a benign skip: it runs
