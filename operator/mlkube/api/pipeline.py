@@ -7,48 +7,43 @@ field names are fixed by docs/pipelines.md §1.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from typing import Annotated, Literal, get_args
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
 from mlkube.api.batch import ObjectName
-from mlkube.api.common import ApiModel, Conditions, Message, ShortText, Text, Uri
+from mlkube.api.common import ApiModel, Conditions, Message, Text, Uri
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
 from mlkube.api.markers import ListMap, Rule
+from mlkube.api.pipeline_params import MAX_PARAMETER_VALUE as MAX_PARAMETER_VALUE
+from mlkube.api.pipeline_params import MAX_PARAMETERS as MAX_PARAMETERS
+from mlkube.api.pipeline_params import MSG_DEFAULT_TYPE as MSG_DEFAULT_TYPE
+from mlkube.api.pipeline_params import PARAMETER_TYPES as PARAMETER_TYPES
+from mlkube.api.pipeline_params import VALUE_PATTERNS as VALUE_PATTERNS
+from mlkube.api.pipeline_params import Parameter as Parameter
+from mlkube.api.pipeline_params import ParameterType as ParameterType
+from mlkube.api.pipeline_params import ParameterValue as ParameterValue
+from mlkube.api.pipeline_params import ParameterValues as ParameterValues
+from mlkube.api.pipeline_params import value_error as value_error
 from mlkube.api.pipeline_refs import duplicates, find_cycle, reference_errors, template_errors
 from mlkube.api.pipeline_step import OUTPUT_TYPES as OUTPUT_TYPES
 from mlkube.api.pipeline_step import STEP_TYPES as STEP_TYPES
-from mlkube.api.pipeline_step import Identifier
 from mlkube.api.pipeline_step import OutputType as OutputType  # re-exported with the kind
 from mlkube.api.pipeline_step import Step as Step
 from mlkube.api.pipeline_step import StepType as StepType
-from mlkube.api.pipeline_triggers import MAX_PARAMETER_VALUE as MAX_PARAMETER_VALUE
-from mlkube.api.pipeline_triggers import MAX_PARAMETERS as MAX_PARAMETERS
 from mlkube.api.pipeline_triggers import MSG_TRIGGER_ONE as MSG_TRIGGER_ONE
-from mlkube.api.pipeline_triggers import ParameterValue as ParameterValue
-from mlkube.api.pipeline_triggers import ParameterValues as ParameterValues
-from mlkube.api.pipeline_triggers import (
-    PipelineSchedule,
-    PipelineScheduleStatus,
-    PipelineTrigger,
-    PipelineTriggerStatus,
-)
+from mlkube.api.pipeline_triggers import OnDrift as OnDrift
+from mlkube.api.pipeline_triggers import OnNewData as OnNewData
+from mlkube.api.pipeline_triggers import PipelineSchedule as PipelineSchedule
+from mlkube.api.pipeline_triggers import PipelineScheduleStatus as PipelineScheduleStatus
+from mlkube.api.pipeline_triggers import PipelineTrigger as PipelineTrigger
+from mlkube.api.pipeline_triggers import PipelineTriggerStatus as PipelineTriggerStatus
 from mlkube.contract import KIND_PIPELINE, PLURAL_PIPELINES
 
-ParameterType = Literal["string", "integer", "number", "boolean"]
-PARAMETER_TYPES: tuple[str, ...] = get_args(ParameterType)
 MAX_STEPS = 100  # with MAX_DEPENDS and MAX_IO 32: the cross-step CEL rules fit the cost budget
 MAX_SCHEDULES = 16
 MAX_TRIGGERS = 16
-# The text forms a typed parameter value must have (CEL and pydantic use the same patterns).
-VALUE_PATTERNS = {
-    "integer": r"^[-+]?[0-9]+$",
-    "number": r"^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$",
-    "boolean": r"^(true|false)$",
-}
-
 MSG_DEPENDS_EXIST = "spec.steps[].dependsOn must name steps of this pipeline"
 MSG_FROM_STEP_EXIST = "spec.steps[].inputs[].fromStep.step must name a step of this pipeline"
 MSG_FROM_PARAMETER_EXIST = "spec.steps[].inputs[].fromParameter must name one of spec.parameters"
@@ -58,47 +53,6 @@ MSG_BLOCK_STEP_EXIST = (
     " compareWith.from) and batch (input.fromStep) must name steps of this pipeline"
 )
 MSG_SELF_DEPENDENCY = "a step cannot depend on itself"
-MSG_DEFAULT_TYPE = "parameter default must be a value of the parameter's type"
-
-
-def value_error(type_: str, value: str) -> str | None:
-    """Why `value` is not a `type_` parameter value, or None when it is."""
-    pattern = VALUE_PATTERNS.get(type_)
-    if pattern is None or re.fullmatch(pattern, value):
-        return None
-    return f"{value!r} is not a {type_}"
-
-
-class Parameter(ApiModel):
-    """A typed pipeline parameter; values are text, checked against the type."""
-
-    kube_validations = (
-        Rule(
-            "!has(self.default) || "
-            + " && ".join(
-                f"(self.type != '{t}' || self.default.matches('{p}'))"
-                for t, p in VALUE_PATTERNS.items()
-            ),
-            message=MSG_DEFAULT_TYPE,
-            field_path=".default",
-        ),
-    )
-
-    name: Identifier
-    """Parameter name: {{parameters.NAME}}, MLKUBE_PARAM_<NAME>, parameters.NAME in when."""
-    type: ParameterType = "string"
-    """string (default), integer, number or boolean (values are written as text)."""
-    default: ParameterValue | None = None
-    """Value when a run gives none; a parameter without default is required at run time."""
-    description: ShortText | None = None
-    """What the parameter means."""
-
-    @model_validator(mode="after")
-    def _typed_default(self) -> Parameter:
-        problem = None if self.default is None else value_error(self.type, self.default)
-        if problem:
-            raise ValueError(f"parameter {self.name}: {MSG_DEFAULT_TYPE} ({problem})")
-        return self
 
 
 def _all_steps(cond: str) -> str:

@@ -24,8 +24,14 @@ from mlkube.api.pipeline_blocks import MSG_DEPLOY_ONE as MSG_DEPLOY_ONE
 from mlkube.api.pipeline_blocks import MSG_METRIC_BOUND as MSG_METRIC_BOUND
 from mlkube.api.pipeline_blocks import MSG_METRIC_RANGE as MSG_METRIC_RANGE
 from mlkube.api.pipeline_blocks import STEP_NAME_PATTERN as STEP_NAME_PATTERN
-from mlkube.api.pipeline_blocks import BatchStep, DeployStep, EvaluateStep, RegisterModelStep
+from mlkube.api.pipeline_blocks import BatchStep as BatchStep
+from mlkube.api.pipeline_blocks import BatchStepInput as BatchStepInput
+from mlkube.api.pipeline_blocks import CompareWith as CompareWith
+from mlkube.api.pipeline_blocks import DeployStep as DeployStep
+from mlkube.api.pipeline_blocks import EvaluateStep as EvaluateStep
 from mlkube.api.pipeline_blocks import Identifier as Identifier
+from mlkube.api.pipeline_blocks import MetricThreshold as MetricThreshold
+from mlkube.api.pipeline_blocks import RegisterModelStep as RegisterModelStep
 from mlkube.api.pipeline_blocks import StepName as StepName
 from mlkube.api.pipeline_blocks import StepOutputRef as StepOutputRef
 from mlkube.api.pipeline_blocks import StepRef as StepRef

@@ -16,13 +16,12 @@ from mlkube.api.batch import ConcurrencyPolicy, Cron, ObjectName, TimeZone
 from mlkube.api.common import ApiModel, Digest, DnsLabel, Message, Timestamp, Uri
 from mlkube.api.duration import Duration
 from mlkube.api.markers import Rule
+from mlkube.api.pipeline_params import MAX_PARAMETER_VALUE as MAX_PARAMETER_VALUE
+from mlkube.api.pipeline_params import MAX_PARAMETERS as MAX_PARAMETERS
+from mlkube.api.pipeline_params import ParameterValue as ParameterValue
+from mlkube.api.pipeline_params import ParameterValues as ParameterValues
 
-MAX_PARAMETERS = 64
-MAX_PARAMETER_VALUE = 4096
 MSG_TRIGGER_ONE = "a trigger needs exactly one of onDrift, onNewData"
-
-ParameterValue = Annotated[str, Field(max_length=MAX_PARAMETER_VALUE)]
-ParameterValues = Annotated[dict[str, ParameterValue], Field(max_length=MAX_PARAMETERS)]
 
 
 class PipelineSchedule(ApiModel):

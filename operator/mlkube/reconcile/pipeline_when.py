@@ -56,11 +56,16 @@ def _nesting(tree: Tree[Any]) -> int:
     return deepest
 
 
+# One environment for every expression; creating it raises the interpreter's recursion limit to
+# 2500 (celpy's own minimum for CEL), once, at import rather than in the middle of some pass.
+_ENV: Final = celpy.Environment()
+
+
 @functools.lru_cache(maxsize=256)
 def _program(expression: str) -> celpy.Runner:
     if len(expression) > MAX_WHEN:
         raise WhenError(f"when is {len(expression)} characters long; at most {MAX_WHEN} allowed")
-    env = celpy.Environment()
+    env = _ENV
     try:
         tree = env.compile(expression)
     except Exception as err:  # CELParseError, lark errors, RecursionError
