@@ -7,19 +7,24 @@ skipped, templates, the cache key, the image digest and the retry backoff.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from mlkube.api.duration import parse_duration
 from mlkube.api.pipeline import PipelineSpec, value_error
 from mlkube.api.pipeline_step import Step
 from mlkube.reconcile import pipeline_cache as keys
+from mlkube.reconcile import pipeline_params as params
+from mlkube.reconcile.pipeline_retry import backoff_delay
+from mlkube.reconcile.pipeline_when import WhenError, evaluate_when, step_view
 
 FINISHED: Final = ("Succeeded", "Failed", "Skipped", "Cancelled")
-_PLACEHOLDER: Final = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+# A step skipped without a failure (its `when`, or a when-skipped producer): steps that only
+# order after it (dependsOn) still run; the message prefix is how a later pass tells.
+BENIGN: Final = "skipped: "
 
 
 class DecisionError(ValueError):
@@ -45,10 +50,10 @@ def resolve_parameters(spec: PipelineSpec, given: Mapping[str, str]) -> dict[str
 
 
 def duration_seconds(text: str) -> float:
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise DecisionError(f"{text!r} is not a duration")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+    try:
+        return parse_duration(text).total_seconds()
+    except ValueError as err:
+        raise DecisionError(f"{text!r} is not a duration") from err
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,11 @@ def plan(
             continue
         deps = step.dependencies()
         if all(phases.get(d) in ("Succeeded", "Skipped") for d in deps):
+            consumed = sorted({ref.step for _, ref in step.references()})
+            gone = next((d for d in consumed if phases.get(d) == "Skipped"), None)
+            if gone is not None:
+                out.skip[step.name] = f"{BENIGN}needs outputs of step {gone}, which was skipped"
+                continue
             if step.type == "container":
                 if budget <= 0:
                     continue
@@ -95,16 +105,11 @@ def plan(
 
 
 def render(text: str, values: Mapping[str, str]) -> str:
-    """`{{parameters.X}}`, `{{inputs.X}}`, `{{outputs.X}}`, `{{run.name}}`, `{{run.uid}}`;
-    an unknown placeholder is an error naming it."""
-
-    def one(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in values:
-            raise DecisionError(f"unknown placeholder {{{{{name}}}}}")
-        return values[name]
-
-    return _PLACEHOLDER.sub(one, text)
+    """Templates (reconcile/pipeline_params.py); an unknown placeholder is an error naming it."""
+    try:
+        return params.render(text, values)
+    except params.TemplateError as err:
+        raise DecisionError(str(err)) from err
 
 
 def cache_key(
@@ -133,27 +138,22 @@ def image_digest(image: str, known: Iterable[tuple[str, str]]) -> tuple[str | No
 
 
 def backoff_seconds(step: Step, failed_attempt: int) -> float:
-    """Delay before attempt `failed_attempt + 1`: duration * factor^(N-1), at most maxDuration."""
-    backoff = step.retry.backoff
-    first = duration_seconds(backoff.duration)
-    cap = duration_seconds(backoff.max_duration)
-    return float(min(cap, first * backoff.factor ** max(0, failed_attempt - 1)))
+    """Delay before attempt `failed_attempt + 1` (reconcile/pipeline_retry.py)."""
+    return backoff_delay(step.retry.backoff, failed_attempt).total_seconds()
 
 
-def when_holds(step: Step, parameters: Mapping[str, str], upstream: Mapping[str, Any]) -> bool:
-    """The step's `when` (CEL) over `parameters` and upstream `steps`; no condition: true."""
+def when_holds(
+    step: Step,
+    declared: Any,
+    parameters: Mapping[str, str],
+    upstream: Mapping[str, Mapping[str, Any]],
+) -> bool:
+    """The step's `when` over typed `parameters` and upstream steps (reconcile/pipeline_when)."""
     if not step.when:
         return True
-    import celpy  # only runs that use `when` pay for the CEL evaluator
-
-    env = celpy.Environment()
-    program = env.program(env.compile(step.when))
-    activation = {"parameters": celpy.json_to_cel(dict(parameters)),
-                  "steps": celpy.json_to_cel(dict(upstream))}  # fmt: skip
     try:
-        result = program.evaluate(activation)
-    except Exception as err:  # celpy raises its own error types for bad expressions
-        raise DecisionError(f"when {step.when!r}: {err}") from err
-    if not isinstance(result, bool):
-        raise DecisionError(f"when {step.when!r} is not a bool")
-    return bool(result)
+        typed = params.typed_parameters(declared, parameters)
+        views = {name: step_view(st) for name, st in upstream.items()}
+        return evaluate_when(step.when, typed, views)
+    except (WhenError, params.ParameterError) as err:
+        raise DecisionError(str(err)) from err

@@ -10,6 +10,7 @@ FallbackToLogsOnError).
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 from dataclasses import dataclass
@@ -165,3 +166,28 @@ def failure_message(kube: Kube, namespace: str, attempt: Attempt) -> str:
                 text = f"{name} exited {term.get('exitCode')}" + (f": {said}" if said else "")
                 return text[-MESSAGE_CAP:]
     return (attempt.message or "the step's Job failed")[-MESSAGE_CAP:]
+
+
+STUCK_SECONDS: Final = 30.0
+
+
+def stuck_main(kube: Kube, namespace: str, job: str, now: datetime.datetime) -> str | None:
+    """Why the attempt can never finish, or None: `main` ended without the wrapper writing an
+    exit code (it never started: no /bin/sh in the image, a bad command), so `outputs` waits
+    for ever. A main that ran writes the exit code and `outputs` ends within a second; so a
+    main terminated for longer than STUCK_SECONDS beside a running `outputs` is stuck."""
+    for pod in reversed(_pods(kube, namespace, job)):
+        main = _terminated(pod, MAIN_CONTAINER)
+        if not main or _terminated(pod, OUTPUTS_CONTAINER):
+            continue
+        try:
+            ended = datetime.datetime.fromisoformat(
+                str(main.get("finishedAt")).replace("Z", "+00:00")
+            )
+        except ValueError:
+            continue
+        if (now - ended).total_seconds() < STUCK_SECONDS:
+            return None
+        said = str(main.get("message") or main.get("reason") or "").strip()
+        return f"main could not run (exit {main.get('exitCode')}" + (f": {said})" if said else ")")
+    return None

@@ -31,11 +31,13 @@ from mlkube.controllers.pipeline_snapshot import ensure_snapshot
 from mlkube.controllers.pipeline_start import start
 from mlkube.controllers.pipeline_status import compose_status, run_phase
 from mlkube.controllers.pipeline_steps import RunContext, observe, stamp
+from mlkube.reconcile.batch_job_facts import job_facts
+from mlkube.reconcile.pipeline_dag import dependents, graph_of
 
 Event = tuple[str, str, str]
 POLL_SECONDS: Final = 5.0
 FINISHED_RUN: Final = ("Succeeded", "Failed", "Cancelled")
-WHEN_FALSE: Final = "skipped: its when condition is false: "  # dependents may still run
+WHEN_FALSE: Final = decide.BENIGN + "its when condition is false: "
 STORE_MISSING: Final = (
     "no artifact store: set spec.artifactStore on Pipeline {pipeline}, or the operator setting "
     "MLKUBE_ARTIFACT_STORE (or MLKUBE_BATCH_OUTPUT_STORE)"
@@ -91,6 +93,9 @@ def reconcile(
         store=store, now=now, steps=steps,
         wire_steps={str(w.get("name")): dict(w) for w in snap.spec.get("steps") or []},
     )  # fmt: skip
+    problem = _resume(ctx, status)
+    if problem is not None:
+        return _stop(kube, obj, status, generation, now, problem)
     jobs = owned_jobs(kube, namespace, name, run.uid)
     by_step = attempts(jobs)
     if spec.cancel:
@@ -135,7 +140,7 @@ def _advance(
     for _ in range(len(ctx.steps) + 1):  # built-in and cached steps may free more steps
         phases = {n: str(st.get("phase")) for n, st in ctx.steps.items()}
         when_skipped = {n for n, st in ctx.steps.items() if st.get("phase") == "Skipped"
-                        and str(st.get("message") or "").startswith(WHEN_FALSE)}  # fmt: skip
+                        and str(st.get("message") or "").startswith(decide.BENIGN)}  # fmt: skip
         running = sum(
             1
             for n, p in phases.items()
@@ -158,15 +163,37 @@ def _advance(
             return
 
 
+def _resume(ctx: RunContext, status: dict[str, Any]) -> str | None:
+    """resumeFrom: the source run's succeeded steps become reusable (same key, outputs
+    verified); rerunSteps and everything below them run again. A source that is missing, of
+    another Pipeline or unfinished stops a run that has not started (later, it is ignored)."""
+    spec = ctx.spec
+    if not spec.resume_from:
+        return None
+    source = ctx.kube.get(API_VERSION, KIND_PIPELINE_RUN, spec.resume_from, ctx.run.namespace)
+    phase = ((source or {}).get("status") or {}).get("phase")
+    problem = None
+    if source is None:
+        problem = f"resumeFrom: PipelineRun {spec.resume_from} does not exist"
+    elif (source.get("spec") or {}).get("pipeline") != spec.pipeline:
+        problem = f"resumeFrom: PipelineRun {spec.resume_from} is not a run of {spec.pipeline}"
+    elif phase not in FINISHED_RUN:
+        problem = f"resumeFrom: PipelineRun {spec.resume_from} has not finished"
+    if problem is not None:
+        return problem if status.get("phase") in (None, "Pending") else None
+    assert source is not None
+    ctx.source_steps = {str(s.get("name")): dict(s)
+                        for s in (source.get("status") or {}).get("steps") or []}  # fmt: skip
+    graph = graph_of(ctx.pipeline.steps)
+    ctx.forced = set(spec.rerun_steps) | dependents(graph, spec.rerun_steps)
+    return None
+
+
 def _when(ctx: RunContext, step: Any) -> bool:
     st = ctx.steps[step.name]
-    upstream = {n: {"phase": s.get("phase"),
-                    "outputs": {o["name"]: o.get("value", o.get("uri")) for o in
-                                s.get("outputs") or []},
-                    "metrics": s.get("metrics") or {}}
-                for n, s in ctx.steps.items() if n in step.dependencies()}  # fmt: skip
+    upstream = {n: s for n, s in ctx.steps.items() if n in step.dependencies()}
     try:
-        holds = decide.when_holds(step, ctx.parameters, upstream)
+        holds = decide.when_holds(step, ctx.pipeline.parameters, ctx.parameters, upstream)
     except decide.DecisionError as err:
         st.update(phase="Failed", message=str(err)[-1024:], completionTime=stamp(ctx.now))
         ctx.events.append(("Warning", "StepFailed", f"step {step.name}: {err}"[:1024]))
@@ -181,9 +208,8 @@ def _cancel(ctx: RunContext, jobs: list[dict[str, Any]], why: str, skip: bool = 
     """Delete the running Jobs; unfinished steps end Cancelled (failFast: not started ones
     Skipped)."""
     for job in jobs:
-        finished = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-                       for c in (job.get("status") or {}).get("conditions") or [])  # fmt: skip
-        if not finished:
+        # FailureTarget counts as finished: the Job controller is already ending that one.
+        if not job_facts(job).finished:
             try:
                 ctx.kube.delete(
                     "batch/v1",

@@ -29,6 +29,7 @@ from mlkube.controllers.pipeline_steps import (
 )
 from mlkube.controllers.pipeline_store import StoreUnreadable
 from mlkube.reconcile import pipeline_cache as keys
+from mlkube.reconcile.batch_job_facts import job_facts
 
 
 class NotYet(Exception):
@@ -136,8 +137,7 @@ def _busy_elsewhere(ctx: RunContext, key: str) -> str | None:
     for job in jobs:
         meta = job.get("metadata") or {}
         other = (meta.get("labels") or {}).get(c.LABEL_PIPELINE_RUN)
-        done = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-                   for c in (job.get("status") or {}).get("conditions") or [])  # fmt: skip
+        done = job_facts(job).finished is not None
         if other and other != ctx.run.name and not done and not meta.get("deletionTimestamp"):
             return str(other)
     return None

@@ -24,8 +24,15 @@ from mlkube.builders.pipeline_step import (
 )
 from mlkube.controllers import pipeline_cache as cache
 from mlkube.controllers import pipeline_decide as decide
-from mlkube.controllers.kube import Kube
-from mlkube.controllers.pipeline_observe import Attempt, failure_message, read_summary
+from mlkube.controllers.kube import ApiError, Kube
+from mlkube.controllers.pipeline_observe import (
+    STUCK_SECONDS,
+    Attempt,
+    failure_message,
+    image_id,
+    read_summary,
+    stuck_main,
+)
 from mlkube.controllers.pipeline_store import StoreUnreadable
 
 Event = tuple[str, str, str]
@@ -90,6 +97,17 @@ def observe(ctx: RunContext, st: dict[str, Any], attempts: list[Attempt]) -> Non
     if latest.active:
         st["phase"] = "Running"
         st.pop("nextAttemptTime", None)
+        stuck = stuck_main(ctx.kube, ctx.run.namespace, latest.name, ctx.now)
+        if stuck is not None:
+            try:
+                ctx.kube.delete("batch/v1", "Job", latest.name, ctx.run.namespace,
+                                propagation="Background")  # fmt: skip
+            except ApiError as err:
+                if err.status != 404:
+                    raise
+            _failed_attempt(ctx, st, latest.attempt, stuck)
+        else:
+            ctx.requeue.append(STUCK_SECONDS)
         return
     if st.get("phase") == "Pending" and st.get("nextAttemptTime"):
         return  # this failure is already recorded; the retry waits for its time
@@ -99,6 +117,8 @@ def observe(ctx: RunContext, st: dict[str, Any], attempts: list[Attempt]) -> Non
         if summary is None:
             _failed_attempt(ctx, st, latest.attempt, "the step finished without a summary")
             return
+        if digest := image_id(ctx.kube, ctx.run.namespace, latest.name):
+            st["imageDigest"] = digest[-512:]
         _succeeded(ctx, st, summary)
         return
     message = failure_message(ctx.kube, ctx.run.namespace, latest)

@@ -158,7 +158,7 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         "get": "controllers read the object afresh each pass",
         "list": "Kopf watch-stream start; a schedule's jobs by label (Forbid, Replace, history)",
         "watch": "Kopf handlers; scheduled_job_changed (finished jobs trim the history)",
-        "create": "scheduled runs, POST only (409: already fired)",
+        "create": "scheduled runs and pipeline batch steps, POST only (409: already exists)",
         "patch": "Kopf progress annotations; spec.cancel on the running job (Replace)",
         "delete": "history limits, with uid precondition",
     },
