@@ -123,7 +123,7 @@ def test_an_every_minute_schedule_starts_the_next_slot_at_the_boundary(
             run["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"
         ).replace(tzinfo=dt.UTC)
         if name != first[0]:
-            assert (created - slot).total_seconds() < 5, (name, created, slot)
+            assert (created - slot).total_seconds() < 20, (name, created, slot)  # not a resync
 
 
 def set_episode(kube: Kube, namespace: str, started: str | None, active: bool = True) -> None:
