@@ -278,5 +278,7 @@ def test_an_operator_restarted_mid_run_resumes_without_rerunning_or_duplicating(
     steps = steps_of(obj)
     assert steps["first"]["attempts"] == 1 and steps["second"]["attempts"] == 1
     started = [e for e in kube.list("v1", "Event", namespace) if e.get("reason") == "StepStarted"]
-    assert sum(e.get("count", 1) for e in started) == 2
+    # Events are best effort (the killed process may not have posted its last one); a
+    # restarted operator that started a step again would add a third.
+    assert 1 <= sum(e.get("count", 1) for e in started) <= 2
     assert json.loads(json.dumps(steps["second"]["outputs"]))[0]["digest"].startswith("sha256:")

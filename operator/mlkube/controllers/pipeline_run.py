@@ -23,21 +23,20 @@ from mlkube.builders.operator_config import OperatorConfig, pipeline_store
 from mlkube.builders.pipeline_step import RunRef
 from mlkube.contract import API_VERSION, FIELD_MANAGER, KIND_PIPELINE_RUN
 from mlkube.controllers import pipeline_decide as decide
-from mlkube.controllers.kube import ApiError, Kube
+from mlkube.controllers.kube import Kube
+from mlkube.controllers.pipeline_apply import advance
 from mlkube.controllers.pipeline_builtin import run_builtin
-from mlkube.controllers.pipeline_builtins import BuiltinRunner, run_builtin_step
-from mlkube.controllers.pipeline_observe import attempts, owned_jobs
+from mlkube.controllers.pipeline_builtins import BuiltinRunner
+from mlkube.controllers.pipeline_observe import owned_jobs
 from mlkube.controllers.pipeline_snapshot import ensure_snapshot
-from mlkube.controllers.pipeline_start import start
-from mlkube.controllers.pipeline_status import compose_status, run_phase
-from mlkube.controllers.pipeline_steps import RunContext, observe, stamp
-from mlkube.reconcile.batch_job_facts import job_facts
-from mlkube.reconcile.pipeline_dag import dependents, graph_of
+from mlkube.controllers.pipeline_status import compose_status, failed_status
+from mlkube.controllers.pipeline_steps import RunContext
+from mlkube.reconcile.pipeline_dag import DagError, dependents, graph_of
+from mlkube.reconcile.pipeline_params import ParameterError, typed_parameters
 
 Event = tuple[str, str, str]
 POLL_SECONDS: Final = 5.0
 FINISHED_RUN: Final = ("Succeeded", "Failed", "Cancelled")
-WHEN_FALSE: Final = decide.BENIGN + "its when condition is false: "
 STORE_MISSING: Final = (
     "no artifact store: set spec.artifactStore on Pipeline {pipeline}, or the operator setting "
     "MLKUBE_ARTIFACT_STORE (or MLKUBE_BATCH_OUTPUT_STORE)"
@@ -97,70 +96,21 @@ def reconcile(
     if problem is not None:
         return _stop(kube, obj, status, generation, now, problem)
     jobs = owned_jobs(kube, namespace, name, run.uid)
-    by_step = attempts(jobs)
-    if spec.cancel:
-        _cancel(ctx, jobs, "the run was cancelled")
-    else:
-        _advance(ctx, by_step, jobs, obj, builtin)
-    phase, message = run_phase(ctx, cancelled=spec.cancel)
-    new_status = compose_status(status, ctx, phase, message, generation, now)
-    if phase != status.get("phase") and phase in FINISHED_RUN:
-        kind = "Normal" if phase == "Succeeded" else "Warning"
-        ctx.events.append((kind, f"Run{phase}", message))
-    _write(kube, obj, status, new_status)
-    requeue = min(ctx.requeue) if ctx.requeue else None
-    if phase in FINISHED_RUN:
-        requeue = None
-    elif requeue is None:
-        requeue = POLL_SECONDS
-    return Outcome(events=ctx.events, subject=obj, requeue_after=max(1.0, requeue or 0)
-                   if requeue is not None else None)  # fmt: skip
-
-
-def _advance(
-    ctx: RunContext,
-    by_step: dict[str, Any],
-    jobs: list[dict[str, Any]],
-    obj: dict[str, Any],
-    builtin: BuiltinRunner,
-) -> None:
-    for name, st in ctx.steps.items():
-        if ctx.step_spec(name).type == "container":
-            observe(ctx, st, by_step.get(name, []))
-        elif st.get("phase") == "Running":
-            run_builtin_step(ctx, ctx.step_spec(name), obj, builtin)
-        if st.get("phase") == "Waiting":
-            st["phase"] = "Pending"  # decided again below: hit the other run's entry, or wait
-    if ctx.pipeline.fail_fast and any(
-        st.get("phase") == "Failed" and not ctx.step_spec(n).continue_on_failure
-        for n, st in ctx.steps.items()
-    ):
-        _cancel(ctx, jobs, "a step failed (failFast)", skip=True)
-        return
-    for _ in range(len(ctx.steps) + 1):  # built-in and cached steps may free more steps
-        phases = {n: str(st.get("phase")) for n, st in ctx.steps.items()}
-        when_skipped = {n for n, st in ctx.steps.items() if st.get("phase") == "Skipped"
-                        and str(st.get("message") or "").startswith(decide.BENIGN)}  # fmt: skip
-        running = sum(
-            1
-            for n, p in phases.items()
-            if p in ("Running", "Waiting") and ctx.step_spec(n).type == "container"
-        )
-        plan = decide.plan(ctx.pipeline, phases, when_skipped, running)  # fmt: skip
-        for name, why in plan.skip.items():
-            st = ctx.steps[name]
-            st.update(phase="Skipped", message=why, completionTime=stamp(ctx.now))
-        for name in plan.start:
-            step = ctx.step_spec(name)
-            if not _when(ctx, step):
-                continue
-            if step.type == "container":
-                start(ctx, step)
-            else:
-                run_builtin_step(ctx, step, obj, builtin)
-        after = {n: str(st.get("phase")) for n, st in ctx.steps.items()}
-        if after == phases:
-            return
+    try:
+        typed = typed_parameters(pipeline.parameters, parameters)
+        plan = advance(ctx, jobs, obj, builtin, list(status.get("conditions") or []),
+                       generation, typed)  # fmt: skip
+    except (ParameterError, DagError) as err:
+        return _stop(kube, obj, status, generation, now, f"Pipeline {spec.pipeline}: {err}")
+    new_status = compose_status(status, ctx, plan, generation, now)
+    if plan.phase != status.get("phase") and plan.phase in FINISHED_RUN:
+        kind = "Normal" if plan.phase == "Succeeded" else "Warning"
+        ctx.events.append((kind, f"Run{plan.phase}", plan.message))
+    _write(kube, obj, new_status)
+    if plan.phase in FINISHED_RUN:
+        return Outcome(events=ctx.events, subject=obj)
+    requeue = max(1.0, min(ctx.requeue)) if ctx.requeue else POLL_SECONDS
+    return Outcome(events=ctx.events, subject=obj, requeue_after=requeue)
 
 
 def _resume(ctx: RunContext, status: dict[str, Any]) -> str | None:
@@ -189,48 +139,6 @@ def _resume(ctx: RunContext, status: dict[str, Any]) -> str | None:
     return None
 
 
-def _when(ctx: RunContext, step: Any) -> bool:
-    st = ctx.steps[step.name]
-    upstream = {n: s for n, s in ctx.steps.items() if n in step.dependencies()}
-    try:
-        holds = decide.when_holds(step, ctx.pipeline.parameters, ctx.parameters, upstream)
-    except decide.DecisionError as err:
-        st.update(phase="Failed", message=str(err)[-1024:], completionTime=stamp(ctx.now))
-        ctx.events.append(("Warning", "StepFailed", f"step {step.name}: {err}"[:1024]))
-        return False
-    if not holds:
-        st.update(phase="Skipped", message=f"{WHEN_FALSE}{step.when}"[:1024],
-                  completionTime=stamp(ctx.now))  # fmt: skip
-    return holds
-
-
-def _cancel(ctx: RunContext, jobs: list[dict[str, Any]], why: str, skip: bool = False) -> None:
-    """Delete the running Jobs; unfinished steps end Cancelled (failFast: not started ones
-    Skipped)."""
-    for job in jobs:
-        # FailureTarget counts as finished: the Job controller is already ending that one.
-        if not job_facts(job).finished:
-            try:
-                ctx.kube.delete(
-                    "batch/v1",
-                    "Job",
-                    job["metadata"]["name"],
-                    ctx.run.namespace,
-                    propagation="Background",
-                    uid=job["metadata"].get("uid"),
-                )
-            except ApiError as err:
-                if err.status not in (404, 409):
-                    raise
-    for st in ctx.steps.values():
-        if st.get("phase") in decide.FINISHED:
-            continue
-        started = st.get("phase") in ("Running", "Waiting") or int(st.get("attempts") or 0) > 0
-        phase = "Skipped" if skip and not started else "Cancelled"
-        st.update(phase=phase, message=why, completionTime=stamp(ctx.now))
-        st.pop("nextAttemptTime", None)
-
-
 def _stop(
     kube: Kube,
     obj: dict[str, Any],
@@ -240,15 +148,13 @@ def _stop(
     message: str,
 ) -> Outcome:
     """The run cannot start or go on: Failed with `message`."""
-    from mlkube.controllers.pipeline_status import failed_status
-
     new_status = failed_status(status, message, generation, now)
-    _write(kube, obj, status, new_status)
+    _write(kube, obj, new_status)
     events = [] if status.get("phase") == "Failed" else [("Warning", "RunFailed", message)]
     return Outcome(events=events, subject=obj)
 
 
-def _write(kube: Kube, obj: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+def _write(kube: Kube, obj: dict[str, Any], new: dict[str, Any]) -> None:
     before = obj.get("status") or {}
     if all(before.get(k) == v for k, v in new.items()):
         return
