@@ -31,8 +31,7 @@ from mlkube.controllers import batch_endpoint as controller
 from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
-from mlkube.handlers.metrics import reconciling
-from mlkube.handlers.periodic import LOOPS, post_events, restart
+from mlkube.handlers.periodic import LOOPS, restart, run_pass
 from mlkube.k8s import ApiError
 from mlkube.reconcile.batch_schedule_jobs import TERMINAL_PHASES
 
@@ -49,15 +48,10 @@ _USERS: Final[dict[str, tuple[str, str, frozenset[str]]]] = {}
 
 
 def tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | None:
-    try:
-        with reconciling(KIND_BATCH_ENDPOINT), LOCKS.hold(namespace, name):
-            now = datetime.datetime.now(datetime.UTC)
-            outcome = controller.reconcile(kube(), namespace, name, uid, now)
-    except (ApiError, ControllerError) as err:
-        logger.warning(f"BatchEndpoint pass failed: {err}; retrying in {API_ERROR_DELAY}s")
-        return API_ERROR_DELAY
-    post_events(outcome.subject, outcome.events)
-    return outcome.delay
+    def one_pass(now: datetime.datetime) -> controller.Outcome:
+        return controller.reconcile(kube(), namespace, name, uid, now)
+
+    return run_pass(KIND_BATCH_ENDPOINT, LOCKS, namespace, name, one_pass, logger, API_ERROR_DELAY)
 
 
 def kick(namespace: str, name: str, uid: str, logger: kopf.Logger | Any) -> None:

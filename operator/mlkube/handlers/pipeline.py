@@ -28,13 +28,10 @@ from mlkube.contract import (
     VERSION,
 )
 from mlkube.controllers import pipeline as controller
-from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
-from mlkube.handlers.metrics import reconciling
-from mlkube.handlers.periodic import LOOPS, post_events, restart
-from mlkube.k8s import ApiError
+from mlkube.handlers.periodic import LOOPS, restart, run_pass
 
 JOB: Final = "pipeline"
 API_ERROR_DELAY: Final = 10.0
@@ -48,15 +45,10 @@ _WATCHERS: Final[dict[str, tuple[str, str, frozenset[str]]]] = {}
 
 
 def tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | None:
-    try:
-        with reconciling(KIND_PIPELINE), LOCKS.hold(namespace, name):
-            now = datetime.datetime.now(datetime.UTC)
-            outcome = controller.reconcile(kube(), operator_config(), namespace, name, uid, now)
-    except (ApiError, ControllerError) as err:
-        logger.warning(f"Pipeline pass failed: {err}; retrying in {API_ERROR_DELAY}s")
-        return API_ERROR_DELAY
-    post_events(outcome.subject, outcome.events)
-    return outcome.delay
+    def one_pass(now: datetime.datetime) -> controller.Outcome:
+        return controller.reconcile(kube(), operator_config(), namespace, name, uid, now)
+
+    return run_pass(KIND_PIPELINE, LOCKS, namespace, name, one_pass, logger, API_ERROR_DELAY)
 
 
 def kick(namespace: str, name: str, uid: str, logger: kopf.Logger | Any) -> None:
