@@ -177,7 +177,10 @@ def credit_restored(credit_endpoint: str, kube: Kube) -> Iterator[None]:
     before = kube.get(API_VERSION, "OnlineEndpoint", "credit", "default")
     assert before is not None
     yield
-    spec = {k: before["spec"][k] for k in ("deployments", "traffic")}
+    now = kube.get(API_VERSION, "OnlineEndpoint", "credit", "default") or {"spec": {}}
+    # A merge patch: the list is replaced, map keys the canary added are dropped with null.
+    traffic = {k: None for k in now["spec"].get("traffic") or {}} | before["spec"]["traffic"]
+    spec = {"deployments": before["spec"]["deployments"], "traffic": traffic}
     kube.patch(API_VERSION, "OnlineEndpoint", "credit", {"spec": spec}, "default")
 
 

@@ -152,7 +152,9 @@ def test_drift_starts_one_retrain_that_ends_as_a_canary(loop_endpoint: str, kube
     wait_for(lambda: episode(kube).get("active"), timeout=120, interval=0.25,
              what="drift episode active in the endpoint status")  # fmt: skip
     detected = time.monotonic()
-    (run,) = wait_for(runs, timeout=60, interval=0.25, what="a PipelineRun started by drift")
+    (run,) = wait_for(
+        lambda: runs(kube), timeout=60, interval=0.25, what="a PipelineRun started by drift"
+    )
     created = time.monotonic()
     name = run["metadata"]["name"]
     assert run["spec"]["trigger"]["type"] == "drift", run["spec"]
