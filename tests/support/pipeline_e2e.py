@@ -45,8 +45,19 @@ def ready(obj: dict[str, Any] | None) -> bool:
 
 
 def wait_run(kube: Kube, namespace: str, name: str, timeout: float = 300) -> dict[str, Any]:
+    """The finished run; every change of a step's phase or message is printed on the way, with
+    the seconds since the wait began (where a slow step spends its time)."""
+    began, seen = time.monotonic(), dict[str, tuple[Any, Any]]()
+
     def finished() -> dict[str, Any] | None:
         obj = kube.get(API_VERSION, KIND_PIPELINE_RUN, name, namespace) or {}
+        for step in (obj.get("status") or {}).get("steps") or []:
+            now = (step.get("phase"), step.get("message"))
+            if seen.get(step["name"]) != now:
+                seen[step["name"]] = now
+                print(
+                    f"  +{time.monotonic() - began:5.1f}s {step['name']}: {now[0]} {now[1] or ''}"
+                )
         return obj if (obj.get("status") or {}).get("phase") in TERMINAL else None
 
     run: dict[str, Any] = wait_for(finished, timeout=timeout, interval=0.25, what=f"run {name}")
