@@ -65,6 +65,7 @@ def test_kubelet_uses_cluster_dns_only_and_fits_this_host() -> None:
     assert cfg["address"] == BRIDGE_ADDRESS
     assert cfg["podCIDR"] == POD_CIDR
     assert cfg["containerRuntimeEndpoint"] == "unix:///w/node/containerd/containerd.sock"
+    assert cfg["syncFrequency"] == "10s"  # router ConfigMap changes reach pods in seconds
 
 
 def test_coredns_has_no_upstream() -> None:
