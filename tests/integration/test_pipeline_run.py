@@ -22,10 +22,9 @@ from typing import Any
 import pytest
 
 from mlkube.contract import API_VERSION
-from mlkube.handlers.config import operator_config
 from mlkube.k8s import Kube
-from support.operator import OPERATOR_KUBECONFIG_ENV, patched_env, run_operator
-from support.podexec import POD_ANNOTATIONS_ENV, PodExecutor
+from support.operator import OPERATOR_KUBECONFIG_ENV, run_operator
+from support.podexec import PodExecutor, executor_store
 from support.waiting import wait_for
 
 IMAGE = "python@sha256:" + "1" * 64  # pinned: cacheable (the executor runs the dev python)
@@ -57,14 +56,8 @@ def py_step(name: str, code: str, **extra: Any) -> dict[str, Any]:
 @pytest.fixture
 def store(tmp_path: Path, pod_executor: PodExecutor) -> Iterator[Path]:
     """The operator annotates step pods for the executor and writes to a file:// store."""
-    root = tmp_path / "store"
-    root.mkdir()
-    operator_config.cache_clear()
-    env = {"MLKUBE_BATCH_POD_ANNOTATIONS": POD_ANNOTATIONS_ENV,
-           "MLKUBE_ARTIFACT_STORE": root.as_uri()}  # fmt: skip
-    with patched_env(env):
+    with executor_store(tmp_path / "store") as root:
         yield root
-    operator_config.cache_clear()
 
 
 def pipeline(kube: Kube, namespace: str, steps: list[dict[str, Any]], **spec: Any) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 
 from mlkube.builders.pipeline_contract import main_command
 from mlkube.devcluster import podexec
+from mlkube.handlers.config import operator_config
+from support.operator import patched_env
 
 # What a pod template needs to be run by the executor (and left alone by kwok), and the
 # operator setting that puts it on batch pods (MLKUBE_BATCH_POD_ANNOTATIONS), as in `make dev`.
@@ -122,3 +124,16 @@ def step_pod_spec(main: list[str], outputs: list[str] | None = None) -> dict[str
              "command": outputs or ["python", "-c", FAKE_OUTPUTS], "volumeMounts": mounts},
         ],
     }  # fmt: skip
+
+
+@contextlib.contextmanager
+def executor_store(root: Path) -> Iterator[Path]:
+    """The operator annotates step pods for the executor and writes to a file:// store at
+    `root` (created); its settings are read afresh inside and after."""
+    root.mkdir()
+    operator_config.cache_clear()
+    env = {"MLKUBE_BATCH_POD_ANNOTATIONS": POD_ANNOTATIONS_ENV,
+           "MLKUBE_ARTIFACT_STORE": root.as_uri()}  # fmt: skip
+    with patched_env(env):
+        yield root
+    operator_config.cache_clear()
