@@ -16,6 +16,7 @@ from typing import Any
 from mlkube.builders.pipeline_contract import main_command
 from mlkube.devcluster import podexec
 from mlkube.handlers.config import operator_config
+from mlkube.k8s import Kube
 from support.operator import patched_env
 
 # What a pod template needs to be run by the executor (and left alone by kwok), and the
@@ -137,3 +138,12 @@ def executor_store(root: Path) -> Iterator[Path]:
     with patched_env(env):
         yield root
     operator_config.cache_clear()
+
+
+def job_condition(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    """The Job's Complete or Failed condition once it finished, None before."""
+    obj = kube.get("batch/v1", "Job", name, namespace) or {}
+    for cond in obj.get("status", {}).get("conditions") or []:
+        if cond["type"] in ("Complete", "Failed") and cond["status"] == "True":
+            return dict(cond)
+    return None
