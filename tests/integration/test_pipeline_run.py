@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 
 from mlkube.contract import API_VERSION
 from mlkube.k8s import Kube
-from support.operator import OPERATOR_KUBECONFIG_ENV, run_operator
+from support.operator import OPERATOR_KUBECONFIG_ENV, run_operator, stop_process
 from support.podexec import PodExecutor, executor_store
 from support.waiting import wait_for
 
@@ -224,13 +223,7 @@ def operator_process(namespace: str, log: Path) -> Iterator[subprocess.Popen[byt
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop_process(process, 20)
 
 
 def test_an_operator_restarted_mid_run_resumes_without_rerunning_or_duplicating(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from mlkube.builders.pipeline_contract import main_command
 from mlkube.devcluster import podexec
 from mlkube.handlers.config import operator_config
 from mlkube.k8s import Kube
-from support.operator import patched_env
+from support.operator import patched_env, stop_process
 
 # What a pod template needs to be run by the executor (and left alone by kwok), and the
 # operator setting that puts it on batch pods (MLKUBE_BATCH_POD_ANNOTATIONS), as in `make dev`.
@@ -57,12 +56,7 @@ def run_pod_executor(
     try:
         yield executor
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 15)
 
 
 # The pipeline step wrapper (docs/pipelines.md §2, pipeline_contract.WRAPPER) reaches a pod
