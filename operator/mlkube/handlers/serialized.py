@@ -3,19 +3,21 @@
 The call runs under the kind's reconcile metrics and the object's lock (so the handler, its
 loop and its Job events never reconcile one object at once inside the process); API and
 controller errors become a kopf.TemporaryError with a delay; the Events the controller
-decided are emitted on the object it returned.
+decided are posted on the object it returned (periodic.post_events, as the loops' passes do).
+The loops' own pass body is periodic.run_pass: it logs and retries instead of raising.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
 import kopf
 
 from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.metrics import reconciling
+from mlkube.handlers.periodic import post_events
 from mlkube.k8s import ApiError
 
 
@@ -43,8 +45,5 @@ def reconcile_locked(
             outcome = reconcile()
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"reconcile failed: {err}", delay=delay) from err
-    if outcome.subject is not None:
-        for type_, reason, message in outcome.events:
-            kopf.event(kopf.Body(cast(kopf.RawBody, outcome.subject)), type=type_,
-                       reason=reason, message=message)  # fmt: skip
+    post_events(outcome.subject, outcome.events)
     return outcome
