@@ -13,6 +13,7 @@ examples/pipelines/credit-retrain/train.py, `outputs` uploads the model and the 
    user types it) on the sample Pipeline that install_samples created, as `make dev
    --real-node` does: credit-risk v5 with lineage, serving a 10 % canary on `credit`; the rerun
    hits the cache for the train step and reuses v5 (no v6).
+The drift → retrain → canary loop is in test_pipeline_drift.py.
 """
 
 from __future__ import annotations
