@@ -1,0 +1,229 @@
+"""`make bench-pipeline`: mlkube's PipelineRun controller against Argo Workflows'
+workflow-controller, both run here on one control plane, with the same pipelines.
+
+    python bench/pipeline/run.py [--sides argo,mlkube] [--chain 20] [--reps 3]
+                                 [--cached-reps 3] [--json PATH]
+
+One kube-apiserver + controller-manager + scheduler + kwok (mlkube.devcluster), Argo's
+controller as a process (bench/pipeline/argo.py, built by hack/argo/build.sh), the mlkube
+operator as a process (bench/pipeline/mlkube_side.py). Step pods of both are completed the
+same way, by kubelet.StepCompleter (one status write once bound, plus what each system's
+sidecar reports), so what differs is the controllers. Measured, alternating the systems
+run by run because the machine is shared:
+  per-step overhead  a chain of N container steps: pod of step k Succeeded (our status write
+                     returned) → pod of step k+1 created (its watch event), p50 and p99 over
+                     (N-1) x reps gaps; for mlkube this includes the Job controller's hops
+                     (pod → Job Complete, Job → pod), a cost of one Job per step.
+  DAG cold           a 50-step DAG (10 layers x 5, fan-in 2), every step run, create → Succeeded.
+  DAG fully cached   the same DAG again (Argo: memoized with a ConfigMap cache, key = step name;
+                     mlkube: its content-addressed cache), create → Succeeded, no pod created.
+Prints a Markdown table with mlkube/Argo ratios, the Argo build time and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import argo  # noqa: E402  (siblings of this script)
+import shapes  # noqa: E402
+from kubelet import StepCompleter  # noqa: E402
+from kwatch import Recorder  # noqa: E402
+
+from mlkube.devcluster import Cluster  # noqa: E402
+from mlkube.devcluster.cluster import build_binaries  # noqa: E402
+from mlkube.k8s import Kube  # noqa: E402
+
+TIMEOUT = 900.0
+
+
+class Side(Protocol):
+    name: str
+    label: str
+    namespace: str
+    api_version: str
+    kind: str
+    terminal: tuple[str, ...]
+
+    def manifest(self, name: str, dag: shapes.Dag, cached: bool) -> dict[str, Any]: ...
+    def phase(self, obj: dict[str, Any]) -> str | None: ...
+    def step_name(self, step: str) -> str: ...
+    def cache_hits(self, obj: dict[str, Any]) -> int: ...
+
+
+@dataclass
+class Figures:
+    gaps_ms: list[float] = field(default_factory=list)
+    first_ms: list[float] = field(default_factory=list)  # created → pod of step 1 created
+    chain_s: list[float] = field(default_factory=list)
+    dag_cold_s: list[float] = field(default_factory=list)
+    dag_cached_s: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Harness:
+    kube: Kube
+    side: Side
+    recorder: Recorder
+    completer: StepCompleter
+    figures: Figures = field(default_factory=Figures)
+
+    def run(self, name: str, dag: shapes.Dag, cached: bool) -> tuple[float, float]:
+        """Create a run of `dag` and wait for it to end Succeeded: (created, succeeded)."""
+        manifest = self.side.manifest(name, dag, cached)
+        started = time.monotonic()
+        self.kube.create(manifest)
+        phase, ended = self.recorder.wait(name, self.side.terminal, TIMEOUT)
+        self.completer.check()
+        if phase != "Succeeded":
+            status = (self.recorder.objects.get(name) or {}).get("status")
+            raise RuntimeError(f"{self.side.name} {name} ended {phase}: {json.dumps(status)[:800]}")
+        return started, ended
+
+    def chain(self, name: str, n: int) -> None:
+        started, ended = self.run(name, shapes.chain(n), cached=False)
+        pods = {self.side.step_name(p.step): p for p in self.completer.by_run(name)}
+        order = list(shapes.chain(n))
+        missing = [s for s in order if s not in pods or not pods[s].done]
+        if missing:
+            raise RuntimeError(f"{self.side.name} {name}: no completed pod for {missing}")
+        f = self.figures
+        f.gaps_ms += [(pods[b].seen - pods[a].done) * 1000 for a, b in zip(order, order[1:])]
+        f.first_ms.append((pods[order[0]].seen - started) * 1000)
+        f.chain_s.append(ended - started)
+
+    def dag(self, name: str, dag: shapes.Dag, cached_rerun: bool) -> None:
+        started, ended = self.run(name, dag, cached=True)
+        pods = self.completer.by_run(name)
+        obj = self.recorder.objects[name]
+        if cached_rerun:
+            hits = self.side.cache_hits(obj)
+            if pods or hits != len(dag):
+                raise RuntimeError(f"{self.side.name} {name}: {hits}/{len(dag)} cache hits, "
+                                   f"{len(pods)} pods: not fully cached")  # fmt: skip
+            self.figures.dag_cached_s.append(ended - started)
+        else:
+            if len(pods) != len(dag):
+                raise RuntimeError(f"{self.side.name} {name}: {len(pods)} pods for {len(dag)}")
+            self.figures.dag_cold_s.append(ended - started)
+
+
+def measure(harnesses: list[Harness], chain_n: int, reps: int, cached_reps: int) -> None:
+    dag = shapes.lattice(10, 5)
+    for h in harnesses:  # warm-up: informers, connections, caches of both controllers
+        h.run("warmup", shapes.chain(2), cached=False)
+    for rep in range(reps):
+        for h in harnesses if rep % 2 == 0 else reversed(harnesses):
+            h.chain(f"chain-{rep}", chain_n)
+    for h in harnesses:
+        h.dag("dag-cold", dag, cached_rerun=False)
+    for rep in range(cached_reps):
+        for h in harnesses if rep % 2 == 0 else reversed(harnesses):
+            h.dag(f"dag-cached-{rep}", dag, cached_rerun=True)
+
+
+def median(values: list[float]) -> float:
+    return shapes.percentile(values, 50)
+
+
+ROWS = (
+    ("per-step overhead p50 (ms)", lambda f: shapes.percentile(f.gaps_ms, 50), "{:.0f}"),
+    ("per-step overhead p99 (ms)", lambda f: shapes.percentile(f.gaps_ms, 99), "{:.0f}"),
+    ("run created → first pod, median (ms)", lambda f: median(f.first_ms), "{:.0f}"),
+    ("chain of N, created → Succeeded, median (s)", lambda f: median(f.chain_s), "{:.2f}"),
+    ("50-step DAG cold, created → Succeeded (s)", lambda f: median(f.dag_cold_s), "{:.2f}"),
+    ("50-step DAG fully cached, median (s)", lambda f: median(f.dag_cached_s), "{:.2f}"),
+    ("50-step DAG fully cached, best (s)",
+     lambda f: min(f.dag_cached_s) if f.dag_cached_s else float("nan"), "{:.2f}"),
+)  # fmt: skip
+
+
+def table(harnesses: list[Harness]) -> str:
+    head = ["measurement", *(h.side.label for h in harnesses)]
+    ratio = len(harnesses) == 2
+    if ratio:
+        head.append(f"{harnesses[1].side.name} / {harnesses[0].side.name}")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for title, fn, fmt in ROWS:
+        values = [fn(h.figures) for h in harnesses]
+        cells = [title, *(fmt.format(v) for v in values)]
+        if ratio:
+            cells.append(f"{values[1] / values[0]:.2f}x" if values[0] else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sides", default="argo,mlkube")
+    parser.add_argument("--chain", type=int, default=20, help="steps in the chain")
+    parser.add_argument("--reps", type=int, default=3, help="chains per system")
+    parser.add_argument("--cached-reps", type=int, default=3)
+    parser.add_argument("--parallelism", type=int, default=8, help="steps at once, both systems")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    wanted = args.sides.split(",")
+    load_before = os.getloadavg()
+    bin_dir = build_binaries()
+    argo_bin, argo_build_s = argo.build()
+    with tempfile.TemporaryDirectory(prefix="mlkube-bench-pipeline-") as tmp:
+        cluster = Cluster(Path(tmp) / "cluster", bin_dir, nodes=4)
+        cluster.start()
+        try:
+            harnesses = start_sides(cluster, wanted, args.parallelism, Path(tmp))
+            try:
+                measure(harnesses, args.chain, args.reps, args.cached_reps)
+            finally:
+                for h in harnesses:
+                    h.recorder.__exit__()
+                    h.completer.__exit__()
+        finally:
+            cluster.stop()
+    load_after = os.getloadavg()
+    print(f"\n## Pipeline controllers: chain of {args.chain} x {args.reps}, 50-step DAG, "
+          f"cached x {args.cached_reps}\n")  # fmt: skip
+    print(table(harnesses))
+    print(f"\nArgo build: {argo_build_s:.0f}s this run (cached builds take ~0s); load average "
+          f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, {os.cpu_count()} cores.")  # fmt: skip
+    if args.json:
+        doc = {h.side.name: asdict(h.figures) for h in harnesses}
+        doc["meta"] = {"chain": args.chain, "reps": args.reps, "load": [load_before, load_after]}
+        args.json.write_text(json.dumps(doc, indent=2))
+    return 0
+
+
+def start_sides(cluster: Cluster, wanted: list[str], parallelism: int, tmp: Path) -> list[Harness]:
+    kube = Kube(str(cluster.kubeconfig))
+    harnesses = []
+    for name in wanted:
+        namespace = f"bench-{name}"
+        kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        side: Side
+        if name == "argo":
+            binary = argo.build()[0]
+            argo.start(cluster, kube, binary, namespace)
+            side = argo.ArgoSide(namespace, parallelism)
+        elif name == "mlkube":
+            import mlkube_side  # phase 2: the PipelineRun controller
+
+            side = mlkube_side.start(cluster, kube, namespace, parallelism, tmp)
+        else:
+            raise SystemExit(f"unknown side {name!r} (argo, mlkube)")
+        recorder = Recorder(kube, side.api_version, side.kind, namespace, side.phase).__enter__()
+        completer = StepCompleter(kube, namespace).__enter__()
+        harnesses.append(Harness(kube, side, recorder, completer))
+    return harnesses
+
+
+if __name__ == "__main__":
+    sys.exit(main())
