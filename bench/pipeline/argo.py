@@ -139,6 +139,9 @@ class ArgoSide:
         self.parallelism = parallelism
         self.label = f"Argo Workflows {version()}"
 
+    def prepare(self, name: str, dag: dict[str, list[str]], cached: bool) -> list[dict[str, Any]]:
+        return []  # a Workflow carries its templates
+
     def manifest(self, name: str, dag: dict[str, list[str]], cached: bool) -> dict[str, Any]:
         return workflow(name, self.namespace, dag, cached, self.parallelism)
 

@@ -55,6 +55,7 @@ class Side(Protocol):
     kind: str
     terminal: tuple[str, ...]
 
+    def prepare(self, name: str, dag: shapes.Dag, cached: bool) -> list[dict[str, Any]]: ...
     def manifest(self, name: str, dag: shapes.Dag, cached: bool) -> dict[str, Any]: ...
     def phase(self, obj: dict[str, Any]) -> str | None: ...
     def step_name(self, step: str) -> str: ...
@@ -80,6 +81,8 @@ class Harness:
 
     def run(self, name: str, dag: shapes.Dag, cached: bool) -> tuple[float, float]:
         """Create a run of `dag` and wait for it to end Succeeded: (created, succeeded)."""
+        for obj in self.side.prepare(name, dag, cached):  # before the clock starts
+            self.kube.create(obj)
         manifest = self.side.manifest(name, dag, cached)
         started = time.monotonic()
         self.kube.create(manifest)
