@@ -64,7 +64,8 @@ def controller_config() -> dict[str, Any]:
     }
 
 
-def start(cluster: Cluster, kube: Kube, binary: Path, namespace: str) -> int:
+def start(cluster: Cluster, kube: Kube, binary: Path, namespace: str,
+          env: dict[str, str] | None = None) -> int:  # fmt: skip
     """Install CRDs and config, start the controller; returns its pid (the cluster stops it)."""
     install_crds(kube, binary.parent / "crds")
     kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
@@ -74,7 +75,7 @@ def start(cluster: Cluster, kube: Kube, binary: Path, namespace: str) -> int:
             "--namespaced", f"--managed-namespace={namespace}", f"--configmap={CONFIGMAP}",
             f"--executor-image={EXECUTOR_IMAGE}", "--loglevel=warn",
             "--healthz-addr=127.0.0.1:0"]  # fmt: skip
-    return cluster.add_process("argo-workflow-controller", argv)
+    return cluster.add_process(f"argo-workflow-controller-{namespace}", argv, env)
 
 
 def _task(name: str, deps: list[str]) -> dict[str, Any]:
@@ -130,14 +131,21 @@ def version() -> str:
 class ArgoSide:
     """What run.py needs of a controller: its run objects, their phases, their steps."""
 
-    name = "argo"
     api_version, kind = API, "Workflow"
     terminal = ("Succeeded", "Failed", "Error")
 
-    def __init__(self, namespace: str, parallelism: int) -> None:
+    def __init__(self, namespace: str, parallelism: int, requeue: str = "") -> None:
         self.namespace = namespace
         self.parallelism = parallelism
-        self.label = f"Argo Workflows {version()}"
+        self.requeue = requeue
+        self.name = f"argo-{requeue}" if requeue else "argo"
+        self.label = f"Argo {version()}" + (f" (requeue {requeue})" if requeue else " (defaults)")
+
+    def env(self) -> dict[str, str]:
+        """Argo enqueues a workflow DEFAULT_REQUEUE_TIME after any event about it (10 s by
+        default, rate_limiters.go: "some users may wish to have this as low as 2s"; at least 1s,
+        or informers lag): the tuned variant runs with a shorter one."""
+        return {"DEFAULT_REQUEUE_TIME": self.requeue} if self.requeue else {}
 
     def prepare(self, name: str, dag: dict[str, list[str]], cached: bool) -> list[dict[str, Any]]:
         return []  # a Workflow carries its templates

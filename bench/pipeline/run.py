@@ -152,23 +152,27 @@ ROWS = (
 
 
 def table(harnesses: list[Harness]) -> str:
-    head = ["measurement", *(h.side.label for h in harnesses)]
-    ratio = len(harnesses) == 2
-    if ratio:
-        head.append(f"{harnesses[1].side.name} / {harnesses[0].side.name}")
+    """One column per system, then mlkube's ratio to each other one (< 1: mlkube faster)."""
+    ours = next((h for h in harnesses if h.side.name == "mlkube"), None)
+    peers = [h for h in harnesses if h is not ours] if ours else []
+    head = ["measurement", *(h.side.label for h in harnesses),
+            *(f"mlkube / {h.side.label}" for h in peers)]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for title, fn, fmt in ROWS:
-        values = [fn(h.figures) for h in harnesses]
-        cells = [title, *(fmt.format(v) for v in values)]
-        if ratio:
-            cells.append(f"{values[1] / values[0]:.2f}x" if values[0] else "-")
+        values = {h.side.name: fn(h.figures) for h in harnesses}
+        cells = [title, *(fmt.format(values[h.side.name]) for h in harnesses)]
+        for h in peers:
+            assert ours is not None
+            peer, mine = values[h.side.name], values[ours.side.name]
+            cells.append(f"{mine / peer:.2f}x" if peer and peer == peer and mine == mine else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sides", default="argo,mlkube")
+    parser.add_argument("--sides", default="argo,argo-1s,mlkube",
+                        help="argo (upstream defaults), argo-<DEFAULT_REQUEUE_TIME>, mlkube")
     parser.add_argument("--chain", type=int, default=20, help="steps in the chain")
     parser.add_argument("--reps", type=int, default=3, help="chains per system")
     parser.add_argument("--cached-reps", type=int, default=3)
@@ -212,16 +216,15 @@ def start_sides(cluster: Cluster, wanted: list[str], parallelism: int, tmp: Path
         namespace = f"bench-{name}"
         kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         side: Side
-        if name == "argo":
-            binary = argo.build()[0]
-            argo.start(cluster, kube, binary, namespace)
-            side = argo.ArgoSide(namespace, parallelism)
+        if name == "argo" or name.startswith("argo-"):
+            side = argo.ArgoSide(namespace, parallelism, name.removeprefix("argo").strip("-"))
+            argo.start(cluster, kube, argo.build()[0], namespace, side.env())
         elif name == "mlkube":
             import mlkube_side  # phase 2: the PipelineRun controller
 
             side = mlkube_side.start(cluster, kube, namespace, parallelism, tmp)
         else:
-            raise SystemExit(f"unknown side {name!r} (argo, mlkube)")
+            raise SystemExit(f"unknown side {name!r} (argo, argo-<requeue time>, mlkube)")
         recorder = Recorder(kube, side.api_version, side.kind, namespace, side.phase).__enter__()
         completer = StepCompleter(kube, namespace).__enter__()
         harnesses.append(Harness(kube, side, recorder, completer))
