@@ -20,6 +20,10 @@ KIND_BATCH_ENDPOINT: Final = "BatchEndpoint"
 PLURAL_BATCH_ENDPOINTS: Final = "batchendpoints"
 KIND_BATCH_JOB: Final = "BatchJob"
 PLURAL_BATCH_JOBS: Final = "batchjobs"
+KIND_PIPELINE: Final = "Pipeline"
+PLURAL_PIPELINES: Final = "pipelines"
+KIND_PIPELINE_RUN: Final = "PipelineRun"
+PLURAL_PIPELINE_RUNS: Final = "pipelineruns"
 # BatchJobs created by a BatchEndpoint schedule: which endpoint and schedule, and the time.
 LABEL_BATCH_ENDPOINT: Final = "mlkube.dev/batch-endpoint"
 LABEL_SCHEDULE: Final = "mlkube.dev/schedule"
@@ -35,6 +39,13 @@ LABEL_ARCHIVED: Final = "mlkube.dev/archived"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_BATCH_JOB: Final = "mlkube.dev/batch-job"  # on a BatchJob's Jobs and their pods
 LABEL_BATCH_STEP: Final = "mlkube.dev/batch-step"  # plan | score | merge (pod templates)
+# Pipelines (docs/pipelines.md): on runs the operator creates, on step Jobs and their pods,
+# on the run's spec snapshot ConfigMap.
+LABEL_PIPELINE: Final = "mlkube.dev/pipeline"
+LABEL_PIPELINE_RUN: Final = "mlkube.dev/pipeline-run"
+LABEL_PIPELINE_STEP: Final = "mlkube.dev/pipeline-step"
+LABEL_CACHE_KEY: Final = "mlkube.dev/cache-key"
+ANNOTATION_ATTEMPT: Final = "mlkube.dev/attempt"
 MANAGED_BY: Final = "mlkube"
 
 # Audit annotations stamped by the mutating webhook.

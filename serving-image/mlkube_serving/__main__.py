@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "drift-sidecar": "mlkube_serving.drift.sidecar:main",
     "router": "mlkube_serving.router.main:main",
     "batch": "mlkube_serving.batch.main:main",
+    "step": "mlkube_serving.step.main:main",
 }
 
 

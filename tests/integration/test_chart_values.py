@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mlkube.builders.operator_config import parse_operator_config
+from mlkube.builders.operator_config import parse_operator_config, pipeline_store
 from mlkube.handlers.main import log_flags
 from support.helm import by_kind, helm_binary, render_chart
 
@@ -69,6 +69,14 @@ def test_batch_values_are_wired(helm: Path) -> None:
     config = parse_operator_config(operator_env(render_chart(helm, "ops", values)))
     assert config.batch_output_store == "s3://batch/jobs"
     assert config.batch_pod_annotations == (("example.com/team", "ml"), ("replicas", "2"))
+
+
+def test_pipeline_artifact_store_is_wired(helm: Path) -> None:
+    assert "MLKUBE_ARTIFACT_STORE" not in operator_env(render_chart(helm, "ops"))
+    values = ["pipelines.artifactStore=s3://ml/pipelines/", "batch.outputStore=s3://batch/jobs"]
+    config = parse_operator_config(operator_env(render_chart(helm, "ops", values)))
+    assert config.artifact_store == "s3://ml/pipelines"
+    assert pipeline_store(config) == "s3://ml/pipelines"
 
 
 def test_an_unknown_log_level_fails_the_render(helm: Path) -> None:

@@ -34,6 +34,8 @@ DEFAULT_KINDS = {
     ("mlkube.dev/v1alpha1", "OnlineEndpoint"),
     ("mlkube.dev/v1alpha1", "BatchEndpoint"),
     ("mlkube.dev/v1alpha1", "BatchJob"),
+    ("mlkube.dev/v1alpha1", "Pipeline"),
+    ("mlkube.dev/v1alpha1", "PipelineRun"),
 }
 
 
@@ -156,7 +158,14 @@ class FakeKube:
         (body.get("metadata") or {}).pop("resourceVersion", None)
         if subresource == "status":
             body = {"status": body["status"]} if "status" in body else {}
-        elif kind in ("Model", "OnlineEndpoint", "BatchEndpoint", "BatchJob"):
+        elif kind in (
+            "Model",
+            "OnlineEndpoint",
+            "BatchEndpoint",
+            "BatchJob",
+            "Pipeline",
+            "PipelineRun",
+        ):
             body.pop("status", None)  # the status subresource is separate for custom kinds
         self.writes.append(("patch/" + subresource if subresource else "patch", key))
         return self._store(key, current, _merge_patch(current, body))

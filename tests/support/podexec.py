@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlkube.devcluster import podexec
 
@@ -58,3 +59,61 @@ def run_pod_executor(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+# The pipeline step wrapper (docs/pipelines.md §2) as shell text, and as a pod spec carries it:
+# the kubelet expands `$$` to `$` in command and args, so every `$` is written doubled.
+STEP_WRAPPER = (
+    'echo $$ > /mlkube/run/main.pid; "$@"; rc=$?; echo $rc > /mlkube/run/exit-code; exit $rc'
+)
+STEP_VOLUMES = {"mlkube-inputs": "/mlkube/inputs", "mlkube-outputs": "/mlkube/outputs",
+                "mlkube-run": "/mlkube/run"}  # fmt: skip
+# A stand-in for `python -m mlkube_serving step outputs`: waits for main's exit code (or for
+# main's shell to be gone), then writes a summary to its termination log and exits 0.
+FAKE_OUTPUTS = """
+import json, os, time
+print("outputs pid", os.getpid(), flush=True)
+while True:
+    if os.path.exists("/mlkube/run/exit-code"):
+        code = int(open("/mlkube/run/exit-code").read())
+        break
+    pid = ""
+    if os.path.exists("/mlkube/run/main.pid"):
+        pid = open("/mlkube/run/main.pid").read().strip()
+    if pid and not os.path.exists("/proc/" + pid):
+        code = None
+        break
+    time.sleep(0.05)
+summary = {"exitCode": code}
+if code == 0:
+    summary["files"] = sorted(os.listdir("/mlkube/outputs/model"))
+open("/dev/termination-log", "w").write(json.dumps(summary))
+print("outputs saw", code, flush=True)
+"""
+
+
+def k8s_escape(text: str) -> str:
+    return text.replace("$", "$$")
+
+
+def step_pod_spec(main: list[str], outputs: list[str] | None = None) -> dict[str, Any]:
+    """A pipeline step pod (docs/pipelines.md §2) whose `main` runs the python command `main`
+    (e.g. ["python", "-c", CODE]) in the wrapper; `inputs` makes the `model` output directory."""
+    mounts = [{"name": n, "mountPath": p} for n, p in STEP_VOLUMES.items()]
+    inputs = "import os; os.makedirs('/mlkube/outputs/model'); print('inputs ready')"
+    return {
+        "restartPolicy": "Never",
+        "shareProcessNamespace": True,
+        "automountServiceAccountToken": False,
+        "volumes": [{"name": n, "emptyDir": {}} for n in STEP_VOLUMES],
+        "initContainers": [{"name": "inputs", "image": "mlkube-serving",
+                            "command": ["python", "-c", inputs], "volumeMounts": mounts}],
+        "containers": [
+            {"name": "main", "image": "user-image",
+             "command": ["/bin/sh", "-c", k8s_escape(STEP_WRAPPER), "mlkube-step", *main],
+             "env": [{"name": "MLKUBE_OUTPUTS", "value": "/mlkube/outputs"}],
+             "volumeMounts": mounts, "terminationMessagePolicy": "FallbackToLogsOnError"},
+            {"name": "outputs", "image": "mlkube-serving",
+             "command": outputs or ["python", "-c", FAKE_OUTPUTS], "volumeMounts": mounts},
+        ],
+    }  # fmt: skip

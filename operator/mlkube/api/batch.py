@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, JsonValue, field_validator, model_validator
+from pydantic import AfterValidator, Field, JsonValue, field_validator, model_validator
 
 from mlkube.api.batch_size import (  # re-exported: callers know them from here
     MAX_FILES_PER_MINI_BATCH as MAX_FILES_PER_MINI_BATCH,
@@ -93,6 +93,23 @@ MSG_URI_TEMPLATE = (
     " {scheduledTime:%Y/%m/%d}; directives %" + ", %".join(TEMPLATE_DIRECTIVES[:-1])
     + " and %%); write {{ and }} for literal braces"
 )  # fmt: skip
+
+
+def check_cron(value: str) -> str:
+    """The CEL rule's check, for the CLI and the operator (same pattern, same message)."""
+    if not re.fullmatch(STRICT_CRON_PATTERN, value):
+        raise ValueError(f"{value!r}: {MSG_CRON}")
+    return value
+
+
+# Shared by every kind with schedules (BatchEndpoint, Pipeline).
+Cron = Annotated[
+    str,
+    Field(min_length=1, max_length=128, pattern=CRON_PATTERN),
+    Rule(f"self.matches('{STRICT_CRON_PATTERN}')", message=MSG_CRON),
+    AfterValidator(check_cron),
+]
+TimeZone = Annotated[str, Field(max_length=64, pattern=TIME_ZONE_PATTERN)]
 
 OutputAction = Literal["appendRow", "summaryOnly"]
 OutputFormat = Literal["csv", "jsonl", "parquet"]
@@ -247,13 +264,9 @@ class BatchSchedule(ApiModel):
 
     name: DnsLabel
     """Schedule name, unique in the endpoint; part of the jobs' names."""
-    cron: Annotated[
-        str,
-        Field(min_length=1, max_length=128, pattern=CRON_PATTERN),
-        Rule(f"self.matches('{STRICT_CRON_PATTERN}')", message=MSG_CRON),
-    ]
+    cron: Cron
     """Five-field cron expression (minute hour day month weekday) or @hourly, @daily, ..."""
-    time_zone: Annotated[str, Field(max_length=64, pattern=TIME_ZONE_PATTERN)] = "UTC"
+    time_zone: TimeZone = "UTC"
     """IANA time zone the cron expression is read in, e.g. Europe/Paris (default UTC)."""
     input: BatchInput
     """Input of each job; {scheduledTime} or {scheduledTime:%Y/%m/%d} in the uri is replaced."""
@@ -271,13 +284,6 @@ class BatchSchedule(ApiModel):
     """Failed or cancelled jobs of this schedule to keep."""
     suspend: bool = False
     """Stop creating jobs (times passed while suspended count as missed)."""
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        if not re.fullmatch(STRICT_CRON_PATTERN, value):
-            raise ValueError(f"{value!r}: {MSG_CRON}")
-        return value
 
     @model_validator(mode="after")
     def _templates(self) -> BatchSchedule:

@@ -17,8 +17,17 @@ from mlkube.api.crdgen import KindDescriptor
 from mlkube.api.endpoint import ONLINE_ENDPOINT
 from mlkube.api.errors import InvalidObjectError
 from mlkube.api.model import MODEL
+from mlkube.api.pipeline import PIPELINE
+from mlkube.api.pipeline_run import PIPELINE_RUN
 
-KINDS: tuple[KindDescriptor, ...] = (MODEL, ONLINE_ENDPOINT, BATCH_ENDPOINT, BATCH_JOB)
+KINDS: tuple[KindDescriptor, ...] = (
+    MODEL,
+    ONLINE_ENDPOINT,
+    BATCH_ENDPOINT,
+    BATCH_JOB,
+    PIPELINE,
+    PIPELINE_RUN,
+)
 
 
 @dataclass(frozen=True)

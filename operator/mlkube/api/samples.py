@@ -58,6 +58,88 @@ def _model(name: str, version: str, uri: str, description: str) -> dict[str, Any
     }
 
 
+# The mlkube serving image has /bin/sh, python and scikit-learn (docs/pipelines.md §2).
+_STEP_IMAGE = "ghcr.io/mlkube/serving:dev"
+
+
+def _pipeline() -> dict[str, Any]:
+    """The closed loop: train → evaluate against the serving model → register → canary."""
+    return {
+        "apiVersion": contract.API_VERSION,
+        "kind": "Pipeline",
+        "metadata": {"name": "credit-retrain"},
+        "spec": {
+            "description": "Retrain credit-risk on the latest applications; canary it if better.",
+            "parameters": [
+                {"name": "C", "type": "number", "default": "1.0"},
+            ],
+            "steps": [
+                {
+                    "name": "train",
+                    "image": _STEP_IMAGE,
+                    "command": ["python"],
+                    "args": ["{{inputs.code}}/train.py", "--data", "{{inputs.data}}",
+                             "--C", "{{parameters.C}}", "--model", "{{outputs.model}}",
+                             "--metrics", "{{outputs.metrics}}"],
+                    "inputs": [
+                        {"name": "code", "uri": "file:///var/lib/mlkube/code/credit-train"},
+                        {"name": "data", "uri": "file:///var/lib/mlkube/data/applications/latest"},
+                    ],
+                    "outputs": [
+                        {"name": "model", "type": "artifact"},
+                        {"name": "metrics", "type": "metrics"},
+                    ],
+                    "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}},
+                    "retry": {"limit": 2},
+                    "timeout": "30m",
+                },
+                {
+                    "name": "evaluate",
+                    "type": "evaluate",
+                    "evaluate": {
+                        "metrics": [
+                            {"name": "auc", "from": {"step": "train", "output": "metrics"},
+                             "min": 0.8},
+                        ],
+                        "compareWith": {
+                            "endpoint": "credit",
+                            "metric": "auc",
+                            "from": {"step": "train", "output": "metrics"},
+                            "minImprovement": 0.005,
+                        },
+                    },
+                },
+                {
+                    "name": "register",
+                    "type": "registerModel",
+                    "dependsOn": ["evaluate"],
+                    "registerModel": {
+                        "artifact": {"step": "train", "output": "model"},
+                        "modelName": "credit-risk",
+                        "framework": "sklearn",
+                        "metricsFrom": [{"step": "train", "output": "metrics"}],
+                        "tags": {"team": "risk"},
+                    },
+                },
+                {
+                    "name": "deploy",
+                    "type": "deploy",
+                    "deploy": {"endpoint": "credit", "model": {"step": "register"},
+                               "canaryWeight": 10},
+                },
+            ],
+            "schedules": [
+                {"name": "nightly", "cron": "0 3 * * *", "timeZone": "Europe/Paris",
+                 "suspend": True},
+            ],
+            "triggers": [
+                {"name": "drift", "onDrift": {"endpoint": "credit", "cooldown": "1h",
+                                              "maxRunsPerDay": 3}},
+            ],
+        },
+    }  # fmt: skip
+
+
 def build_samples() -> dict[str, list[dict[str, Any]]]:
     """Sample file name (under crds/samples/) to the objects it holds, in apply order."""
     blue = _model(
@@ -134,10 +216,18 @@ def build_samples() -> dict[str, list[dict[str, Any]]]:
             "overrides": {"miniBatchSize": "5000rows", "errorThreshold": 10},
         },
     }
+    run = {
+        "apiVersion": contract.API_VERSION,
+        "kind": "PipelineRun",
+        "metadata": {"name": "credit-retrain-manual-1"},
+        "spec": {"pipeline": "credit-retrain", "parameters": {"C": "0.5"}},
+    }
     return {
         "model.yaml": [blue],
         "model-v4.yaml": [green],
         "onlineendpoint.yaml": [endpoint],
         "batchendpoint.yaml": [batch_endpoint],
         "batchjob.yaml": [batch_job],
+        "pipeline.yaml": [_pipeline()],
+        "pipelinerun.yaml": [run],
     }

@@ -14,6 +14,7 @@ from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from mlkube.contract import DRIFT_PORT, ENV_S3_ENDPOINT_URL
+from mlkube.reconcile.pipeline_cache import parse_image_digests
 from mlkube.storage.policy import DEFAULT_INTERNAL_NETWORKS, FetchLimits, FetchPolicy
 
 DEFAULT_SERVING_IMAGE: Final = "ghcr.io/mlkube/mlkube-serving:0.1.0"
@@ -53,6 +54,10 @@ ENV_POD_NETWORKS: Final = "MLKUBE_POD_NETWORKS"
 # Threads that verify artifacts (digests of up to the byte/time caps), apart from Kopf's own
 # pool: slow stores must not starve endpoint reconciles, watch reactions or the webhooks.
 ENV_VERIFY_WORKERS: Final = "MLKUBE_VERIFY_WORKERS"
+# Pipelines: image reference → digest ("image=sha256:…,…") for step images not pinned by
+# @sha256: (the dev cluster lists the images it imported); a step whose image is in neither is
+# uncacheable, never a hit on a tag that may have moved (reconcile/pipeline_cache.py).
+ENV_IMAGE_DIGESTS: Final = "MLKUBE_IMAGE_DIGESTS"
 ENV_IN_CLUSTER: Final = "KUBERNETES_SERVICE_HOST"  # set by the kubelet in every pod
 LOOPBACK_NETWORKS: Final = ("127.0.0.0/8", "::1/128")
 # Prometheus Operator objects: "auto" (when the cluster serves them) or "off"; extra labels
@@ -64,6 +69,9 @@ ENV_MONITORING_LABELS: Final = "MLKUBE_MONITORING_LABELS"
 ENV_BATCH_OUTPUT_STORE: Final = "MLKUBE_BATCH_OUTPUT_STORE"
 ENV_BATCH_POD_ANNOTATIONS: Final = "MLKUBE_BATCH_POD_ANNOTATIONS"
 BATCH_STORE_SCHEMES: Final = ("s3", "gs", "pvc", "file")
+# Pipelines: where step outputs and cache entries go when a Pipeline names no artifactStore
+# (`<prefix>/<namespace>/pipelineruns/...`); unset: the batch output store (docs/pipelines.md).
+ENV_ARTIFACT_STORE: Final = "MLKUBE_ARTIFACT_STORE"
 
 
 class OperatorConfigError(ValueError):
@@ -108,9 +116,11 @@ class OperatorConfig:
     # (namespace or "*", allowed URI prefixes); empty: every s3/gs/http(s) store is allowed.
     artifact_stores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     artifact_internal_networks: tuple[str, ...] = DEFAULT_INTERNAL_NETWORKS
+    image_digests: tuple[tuple[str, str], ...] = ()  # (normalised image, sha256:…)
     verify_workers: int = 2
     batch_output_store: str | None = None
     batch_pod_annotations: tuple[tuple[str, str], ...] = ()
+    artifact_store: str | None = None
 
 
 def parse_gateway(text: str) -> GatewayParent:
@@ -164,6 +174,13 @@ def parse_labels(text: str, key_name: str = ENV_MONITORING_LABELS) -> tuple[tupl
     return tuple(sorted(pairs))
 
 
+def _image_digests(text: str) -> tuple[tuple[str, str], ...]:
+    try:
+        return parse_image_digests(text)
+    except ValueError as exc:
+        raise OperatorConfigError(str(exc)) from exc
+
+
 def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
     """Settings from environment variables (unset or empty ones keep their defaults)."""
 
@@ -205,27 +222,35 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         artifact_timeout=_positive_float(env, ENV_ARTIFACT_TIMEOUT, DEFAULT_ARTIFACT_TIMEOUT, 1.0),
         artifact_stores=parse_stores(env.get(ENV_ARTIFACT_STORES, "")),
         artifact_internal_networks=parse_networks(env.get(ENV_ARTIFACT_INTERNAL_NETWORKS)),
+        image_digests=_image_digests(env.get(ENV_IMAGE_DIGESTS, "")),
         verify_workers=_positive_int(env, ENV_VERIFY_WORKERS, 2, 1),
         batch_output_store=parse_batch_store(text(ENV_BATCH_OUTPUT_STORE)),
         batch_pod_annotations=parse_labels(
             env.get(ENV_BATCH_POD_ANNOTATIONS, ""), ENV_BATCH_POD_ANNOTATIONS
         ),
+        artifact_store=parse_batch_store(text(ENV_ARTIFACT_STORE), ENV_ARTIFACT_STORE),
     )
 
 
-def parse_batch_store(text: str | None) -> str | None:
+def parse_batch_store(text: str | None, key: str = ENV_BATCH_OUTPUT_STORE) -> str | None:
     """A URI prefix (s3://bucket/jobs, gs://..., pvc://claim/jobs, file:///dev/only) or None."""
     if text is None:
         return None
     parts = urlsplit(text)
     if parts.scheme not in BATCH_STORE_SCHEMES or (parts.scheme != "file" and not parts.netloc):
         raise OperatorConfigError(
-            f"{ENV_BATCH_OUTPUT_STORE}={text!r} must be an s3://, gs://, pvc:// or file:// "
+            f"{key}={text!r} must be an s3://, gs://, pvc:// or file:// "
             "prefix (with a bucket or claim)"
         )
     if parts.query or parts.fragment:
-        raise OperatorConfigError(f"{ENV_BATCH_OUTPUT_STORE}={text!r} has a query or fragment")
+        raise OperatorConfigError(f"{key}={text!r} has a query or fragment")
     return text.rstrip("/")
+
+
+def pipeline_store(config: OperatorConfig) -> str | None:
+    """Where pipeline artifacts go without spec.artifactStore: MLKUBE_ARTIFACT_STORE, else the
+    batch output store, else None (the run fails and says which settings to set)."""
+    return config.artifact_store or config.batch_output_store
 
 
 def parse_size(env: Mapping[str, str], key: str, default: int) -> int:

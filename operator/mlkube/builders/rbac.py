@@ -11,11 +11,13 @@ from mlkube.contract import (
     PLURAL_BATCH_JOBS,
     PLURAL_MODELS,
     PLURAL_ONLINE_ENDPOINTS,
+    PLURAL_PIPELINE_RUNS,
+    PLURAL_PIPELINES,
 )
 
 # Only kinds that exist: pipelines get their rights with their CRDs. BatchEndpoints have their
 # own rules below (watched for events only, never annotated by Kopf).
-KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS, PLURAL_BATCH_JOBS)
+KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS, PLURAL_BATCH_JOBS, PLURAL_PIPELINE_RUNS)
 AUDIT_KEY_SECRET = "mlkube-audit-key"  # handlers/webhooks.py keeps the audit proof key here
 LEADER_LEASE = "mlkube-operator-leader"  # handlers/leadership.py: which replica reconciles
 # Children: created, applied, listed by label for pruning, deleted; watched only where a
@@ -67,6 +69,8 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     # Scheduled BatchJobs (read, watched and patched through KINDS above): created with POST
     # only (a 409 means the time already fired), deleted past the history limits.
     {"apiGroups": [GROUP], "resources": [PLURAL_BATCH_JOBS], "verbs": ["create", "delete"]},
+    # A PipelineRun's first pass reads its Pipeline by name to snapshot the spec.
+    {"apiGroups": [GROUP], "resources": [PLURAL_PIPELINES], "verbs": ["get"]},
     # Kopf posts core/v1 Events (kopf/_cogs/clients/events.py: POST only, never events.k8s.io).
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # Children of endpoints; Deployments are watched (readiness), nothing else is.
@@ -86,11 +90,12 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     },
     # pvc:// verification Jobs: read by name, created once (garbage-collected with their
     # Model). A BatchJob's Jobs: created once, listed by label and watched (progress), patched
-    # only for spec.suspend (suspend, cancel, error threshold); never deleted (GC does it).
+    # only for spec.suspend (suspend, cancel, error threshold). A PipelineRun's step Jobs:
+    # one per attempt, deleted (uid precondition) when the run is cancelled or fails fast.
     {
         "apiGroups": ["batch"],
         "resources": ["jobs"],
-        "verbs": ["get", "list", "watch", "create", "patch"],
+        "verbs": ["get", "list", "watch", "create", "patch", "delete"],
     },
     # Verification Jobs' termination messages, router and drift-sidecar pod IPs, and why
     # serving pods fail (watched by label, for endpoint status): never read by name or changed.

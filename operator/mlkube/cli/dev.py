@@ -22,6 +22,7 @@ DEFAULT_WORKDIR = REPO_ROOT / ".dev" / "cluster"
 # Operator settings of batch endpoints (contract C3 of issue 11), set by the dev cluster.
 ENV_BATCH_OUTPUT_STORE = "MLKUBE_BATCH_OUTPUT_STORE"
 ENV_BATCH_POD_ANNOTATIONS = "MLKUBE_BATCH_POD_ANNOTATIONS"
+ENV_ARTIFACT_STORE = "MLKUBE_ARTIFACT_STORE"  # pipeline step outputs and cache (issue 12)
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -113,7 +114,10 @@ def start_batch_support(cluster: Cluster, store_uri: str, kwok: bool) -> dict[st
     pods, the executor runs them as local processes: docs/dev-cluster.md), started here."""
     from mlkube.devcluster import podexec
 
-    env = {ENV_BATCH_OUTPUT_STORE: f"{store_uri.rstrip('/')}/batch"}
+    env = {
+        ENV_BATCH_OUTPUT_STORE: f"{store_uri.rstrip('/')}/batch",
+        ENV_ARTIFACT_STORE: f"{store_uri.rstrip('/')}/pipelines",
+    }
     if kwok:
         env[ENV_BATCH_POD_ANNOTATIONS] = podexec.POD_ANNOTATIONS_SETTING
         if podexec.PROCESS not in cluster.state.pids:

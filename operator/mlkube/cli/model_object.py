@@ -6,7 +6,6 @@ same builder can produce expected objects in integration tests.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -15,6 +14,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from mlkube.api.model import FRAMEWORKS, ModelSpec
+from mlkube.builders.pipeline_register import model_object_name
 from mlkube.cli.errors import CliError
 from mlkube.contract import API_VERSION, GROUP, LABEL_MODEL, LABEL_VERSION
 
@@ -54,13 +54,8 @@ def check_version(version: str) -> str:
 
 
 def object_name(model_name: str, version: str) -> str:
-    """`<name>-v<version>` as a DNS label; long names keep a hash so they stay distinct."""
-    base = re.sub(r"[^a-z0-9-]+", "-", f"{model_name}-v{version}".lower()).strip("-")
-    base = re.sub(r"-{2,}", "-", base)
-    if len(base) <= MAX_LABEL:
-        return base
-    suffix = hashlib.sha256(f"{model_name}\x00{version}".encode()).hexdigest()[:8]
-    return f"{base[: MAX_LABEL - 9].rstrip('-')}-{suffix}"
+    """`<name>-v<version>` as a DNS label (the operator's pipelines name Models the same way)."""
+    return model_object_name(model_name, version)
 
 
 def parse_tags(pairs: Sequence[str]) -> dict[str, str]:

@@ -1,5 +1,7 @@
 """One pod's processes under the dev pod executor (see podexec.py): prepare its directories,
-start init containers one after the other and then the containers, record how each ended.
+start init containers one after the other and then all the containers at once (a pipeline
+step's `main` and `outputs` run side by side), record how each ended: the pod runs while any
+container runs, and fails if any of them failed.
 
 Every container is a process group of its own (new session), so stopping it — or sweeping
 up the workers it left behind when its main process exits, as a container's cgroup would be
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mlkube.devcluster import podexec_status as st
+from mlkube.devcluster.podexec_command import shim_dir, shims
 from mlkube.devcluster.podexec_logs import LogMirror
 from mlkube.devcluster.podexec_spec import (
     ContainerRun,
@@ -66,7 +69,7 @@ def start_pod(pod: dict[str, Any], work_dir: Path, lookup: Lookup, t: str) -> Po
     def build(c: Mapping[str, Any]) -> ContainerRun:
         if c.get("restartPolicy"):
             raise Refused(f"container {c['name']!r}: sidecar containers are not supported")
-        return container_run(c, pod, root, dirs, lookup, sys.executable, base)
+        return container_run(c, pod, root, dirs, lookup, sys.executable, base, os.path.isdir)
 
     inits = [build(c) for c in spec.get("initContainers") or []]
     mains = [build(c) for c in spec["containers"]]
@@ -78,10 +81,18 @@ def start_pod(pod: dict[str, Any], work_dir: Path, lookup: Lookup, t: str) -> Po
             target.write_bytes(data)
             target.chmod(0o600)
     for c in inits + mains:
+        for link, target in c.links.items():  # mount points under parents made up here
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.is_symlink():
+                link.symlink_to(target)
         c.log.parent.mkdir(parents=True, exist_ok=True)
         c.termination.write_text("")  # exists, as /dev/termination-log does in a container
     (root / "home").mkdir(parents=True, exist_ok=True)
     (root / "tmp").mkdir(parents=True, exist_ok=True)
+    shim_dir(root).mkdir(parents=True, exist_ok=True)
+    for name, text in shims(sys.executable).items():
+        (shim_dir(root) / name).write_text(text)
+        (shim_dir(root) / name).chmod(0o755)
     return PodRun(pod, root, inits, mains, t)
 
 

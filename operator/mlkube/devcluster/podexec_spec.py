@@ -5,7 +5,8 @@ dev executor does the same for local processes, so these rules are pure and unit
 mount paths become per-pod local directories (rewritten wherever they appear in arguments
 and environment values), env is resolved as the kubelet resolves it (envFrom, then env in
 order, `$(VAR)` references to earlier variables, fieldRefs into the pod's metadata), and
-only `python` commands run (mapped to this interpreter); anything else is refused.
+only `python` commands run, bare or in a `/bin/sh -c` wrapper (podexec_command); anything
+else is refused.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlkube.devcluster.podexec_command import Refused as Refused
+from mlkube.devcluster.podexec_command import build_argv, expand, search_path
+
 TERMINATION_ENV = "MLKUBE_TERMINATION_LOG"
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 # A source of Secret/ConfigMap data: (kind, name) -> decoded data, or None when it is missing.
 Lookup = Callable[[str, str], "Mapping[str, str] | None"]
-
-
-class Refused(Exception):
-    """The pod cannot run here, ever (a command that is not python, a volume type we do not
-    map): the executor fails the pod with this message."""
 
 
 class NotYet(Exception):
@@ -50,6 +49,7 @@ class ContainerRun:
     termination: Path
     fallback_to_logs: bool = False
     mounts: list[Mount] = field(default_factory=list)
+    links: dict[Path, Path] = field(default_factory=dict)  # symlink -> target (mount_parents)
 
 
 def pod_dir(work_dir: Path, pod: Mapping[str, Any]) -> Path:
@@ -133,33 +133,51 @@ def container_mounts(container: Mapping[str, Any], dirs: Mapping[str, Path]) -> 
     return mounts
 
 
+def _ancestors(path: str) -> list[str]:
+    """ "/a/b/c" -> ["/a/b", "/a"]."""
+    found = []
+    while (path := posixpath.dirname(path)) != "/":
+        found.append(path)
+    return found
+
+
+def mount_parents(
+    mounts: list[Mount], fs: Path, on_host: Callable[[str], bool]
+) -> tuple[list[Mount], dict[Path, Path]]:
+    """The directories a container runtime creates to hold mount points (`/mlkube` for
+    `/mlkube/run`) that this machine does not have, so a program given the parent (a pipeline
+    step's MLKUBE_STEP_ROOT=/mlkube) finds the mounts under it: each is mapped to `fs/<dir>`,
+    where every mount below it is a symlink to its local directory. A parent that exists here
+    (/dev, /mnt, /tmp) is never mapped: it is the image's, with other content."""
+    paths = {m.path for m in mounts}
+    parents: set[str] = set()
+    for m in mounts:
+        for p in _ancestors(m.path):
+            if p in paths or any(p.startswith(q + "/") for q in paths) or on_host(p):
+                break  # inside a mount, or a directory of the image
+            parents.add(p)
+    links = {
+        fs / m.path.lstrip("/"): m.local
+        for m in mounts
+        if any(m.path.startswith(p + "/") for p in parents)
+    }
+    return [Mount(p, fs / p.lstrip("/")) for p in sorted(parents)], links
+
+
 def rewrite(value: str, mounts: list[Mount]) -> str:
     """Replace each mount path that appears as a whole path (at the start of the value or after
-    `=`, `:`, `,`, a quote or whitespace, followed by `/` or such a separator) by its local
-    directory; the longest mount first, so /mnt/models/x is not taken by a /mnt mount. Quotes
-    count, so paths inside a `python -c` program are mapped too."""
+    `=`, `:`, `,`, a quote, whitespace, a shell operator `<>;|&(` or the `-` of `${V:-/x}`,
+    followed by `/` or such a separator, `)` or `}`) by its local directory; the longest mount
+    first, so /mnt/models/x is not taken by a /mnt mount. Quotes and shell operators count, so
+    paths inside a `python -c` program and a `/bin/sh -c` script (`echo $$ >/mlkube/run/pid`,
+    `${ROOT:-/mlkube}/run`) are mapped too."""
     # One pass: a local directory may itself start with a mount path (/tmp/...).
     table = {m.path: str(m.local) for m in mounts if m.path != "/"}
     if not table:
         return value
     paths = "|".join(re.escape(p) for p in sorted(table, key=len, reverse=True))
-    pattern = rf"(?:^|(?<=[=:,\s'\"]))({paths})(?=/|[:,\s'\"]|$)"
+    pattern = rf"(?:^|(?<=[-=:,\s'\"<>;|&(`]))({paths})(?=/|[:,\s'\"<>;|&)}}`]|$)"
     return re.sub(pattern, lambda m: table[m.group(1)], value)
-
-
-_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
-
-
-def expand(value: str, env: Mapping[str, str]) -> str:
-    """Kubernetes' `$(VAR)` expansion: known variables replaced, unknown ones left as written,
-    `$$` is a literal `$`."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        return env.get(m.group(1), m.group(0))
-
-    return _REF.sub(sub, value)
 
 
 def field_value(pod: Mapping[str, Any], path: str) -> str:
@@ -232,20 +250,6 @@ def decode_data(obj: Mapping[str, Any]) -> dict[str, str]:
     return dict(obj.get("data") or {})
 
 
-def build_argv(container: Mapping[str, Any], env: Mapping[str, str], python: str) -> list[str]:
-    """command + args with `$(VAR)` expanded and `python` replaced by this interpreter; images
-    are ignored, so a container must say which program it runs."""
-    command = list(container.get("command") or [])
-    args = list(container.get("args") or [])
-    if not command or command[0] not in ("python", "python3"):
-        shown = " ".join(command) if command else "(image entrypoint)"
-        raise Refused(
-            f"container {container['name']!r}: the dev pod executor runs only `python` commands, "
-            f"not {shown!r}"
-        )
-    return [python] + [expand(a, env) for a in command[1:] + args]
-
-
 def container_run(
     container: Mapping[str, Any],
     pod: Mapping[str, Any],
@@ -254,13 +258,17 @@ def container_run(
     lookup: Lookup,
     python: str,
     base_env: Mapping[str, str],
+    on_host: Callable[[str], bool] = lambda _path: True,
 ) -> ContainerRun:
-    """Everything needed to start one container as a local process."""
+    """Everything needed to start one container as a local process (`on_host`: whether a
+    directory exists on this machine, for mount_parents)."""
     name = container["name"]
     termination = root / name / "termination-log"
     # The termination message file is a path to rewrite like a mount's.
     path = container.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH
     mounts = [*container_mounts(container, dirs), Mount(path, termination)]
+    parents, links = mount_parents(mounts, root / "fs" / name, on_host)
+    mounts += parents
     env = {k: rewrite(v, mounts) for k, v in resolve_env(container, pod, lookup).items()}
     tmp = next((m.local for m in mounts if m.path == "/tmp"), root / "tmp")
     full_env = {
@@ -271,6 +279,8 @@ def container_run(
         **env,
         TERMINATION_ENV: str(termination),
     }
+    # `python` on PATH is this interpreter too (a shell wrapper's, a program's subprocess).
+    full_env["PATH"] = search_path(root, full_env.get("PATH", ""))
     # The interpreter is this machine's, never a path in the pod: a checkout under /tmp
     # (CI clones there) must not be taken for the pod's /tmp mount.
     program, *rest = build_argv(container, full_env, python)
@@ -281,4 +291,4 @@ def container_run(
     cwd = Path(local_workdir) if local_workdir and local_workdir != workdir else root / "home"
     fallback = container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
     log = root / name / "0.log"  # container_log()
-    return ContainerRun(name, argv, full_env, cwd, log, termination, fallback, mounts)
+    return ContainerRun(name, argv, full_env, cwd, log, termination, fallback, mounts, links)

@@ -77,7 +77,12 @@ def container_status(
 
 
 def _condition(
-    old: Sequence[Mapping[str, Any]], kind: str, ok: bool, now: str, reason: str = ""
+    old: Sequence[Mapping[str, Any]],
+    kind: str,
+    ok: bool,
+    now: str,
+    reason: str = "",
+    message: str = "",
 ) -> dict[str, Any]:
     value = "True" if ok else "False"
     prev = next((c for c in old if c.get("type") == kind), None)
@@ -85,7 +90,21 @@ def _condition(
     cond: dict[str, Any] = {"type": kind, "status": value, "lastTransitionTime": since or now}
     if reason:
         cond["reason"] = reason
+    if message:
+        cond["message"] = message
     return cond
+
+
+def _unready(statuses: list[dict[str, Any]], names: list[str]) -> str:
+    """The kubelet's message for containers not ready: those with no status yet, then those
+    not running; "" when all are ready."""
+    known = {s["name"]: s for s in statuses}
+    parts = []
+    if unknown := [n for n in names if n not in known]:
+        parts.append(f"containers with unknown status: [{' '.join(unknown)}]")
+    if unready := [n for n in names if n in known and not known[n]["ready"]]:
+        parts.append(f"containers with unready status: [{' '.join(unready)}]")
+    return ", ".join(parts)
 
 
 def pod_status(
@@ -102,16 +121,23 @@ def pod_status(
     other than the kubelet's own (PodScheduled, DisruptionTarget...) are kept as they are."""
     old = (pod.get("status") or {}).get("conditions") or []
     spec = pod["spec"]
-    inits_done = all(
-        s["state"].get("terminated", {}).get("exitCode") == 0 for s in init_statuses
-    ) and len(init_statuses) == len(spec.get("initContainers") or [])
-    ready = phase == "Running" and all(s["ready"] for s in statuses)
+    done = [
+        s["name"] for s in init_statuses if s["state"].get("terminated", {}).get("exitCode") == 0
+    ]
+    incomplete = [c["name"] for c in spec.get("initContainers") or [] if c["name"] not in done]
+    unready = _unready(statuses, [c["name"] for c in spec["containers"]])
+    ready = phase == "Running" and not unready
     terminal = {"Succeeded": "PodCompleted", "Failed": "PodFailed"}.get(phase, "")
+    initialized = not incomplete or bool(terminal)
+    why = f"containers with incomplete status: [{' '.join(incomplete)}]"
+    init_why = ("", "") if initialized else ("ContainersNotInitialized", why)
+    # A finished pod's reason is only PodCompleted/PodFailed, as the kubelet's.
+    not_ready = (terminal, "") if ready or terminal else ("ContainersNotReady", unready)
     conditions = [dict(c) for c in old if c.get("type") not in OWN_CONDITIONS]
     conditions += [
-        _condition(old, "Initialized", inits_done or bool(terminal), now),
-        _condition(old, "ContainersReady", ready, now, terminal),
-        _condition(old, "Ready", ready, now, terminal),
+        _condition(old, "Initialized", initialized, now, *init_why),
+        _condition(old, "ContainersReady", ready, now, *not_ready),
+        _condition(old, "Ready", ready, now, *not_ready),
     ]
     status: dict[str, Any] = {
         "phase": phase,

@@ -18,13 +18,14 @@ from mlkube.handlers import (
     metrics,
     model,
     periodic,
+    pipeline_run,
     settings,
     webhooks,
 )
 
 HANDLER_MODULES = (
     settings, health, leadership, metrics, periodic, model, webhooks, endpoint, endpoint_drift,
-    batch_endpoint, batch_job,
+    batch_endpoint, batch_job, pipeline_run,
 )  # fmt: skip
 
 

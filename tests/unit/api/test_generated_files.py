@@ -53,7 +53,7 @@ def test_written_samples_round_trip() -> None:
     ("mutate", "message"),
     [
         (lambda o: o.update(apiVersion="mlkube.dev/v1"), "apiVersion"),
-        (lambda o: o.update(kind="Pipeline"), "unknown kind"),
+        (lambda o: o.update(kind="Workflow"), "unknown kind"),
         (lambda o: o["metadata"].pop("name"), "metadata.name"),
         (lambda o: o["spec"].update(framework="torch"), "framework"),
         (lambda o: o.update(status={"phase": "Running"}), "phase"),

@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 
 from mlkube.devcluster import podexec_status as st
+from mlkube.devcluster.podexec_command import build_argv, expand, shims
 from mlkube.devcluster.podexec_spec import (
     Mount,
     NotYet,
     Refused,
-    build_argv,
     container_run,
     decode_data,
-    expand,
     resolve_env,
     rewrite,
     volume_dirs,
@@ -143,7 +142,8 @@ def test_volumes_and_a_whole_container_run(tmp_path: Path) -> None:
                         "--termination-log", str(run.termination)]  # fmt: skip
     assert run.env["HOME"] == run.env["TMPDIR"] == scratch
     assert run.env["MLKUBE_TERMINATION_LOG"] == str(tmp_path / "scorer" / "termination-log")
-    assert run.env["PATH"] == "/bin" and run.env["HOSTNAME"] == "job-0-abc"
+    # `python` on PATH is the executor's interpreter (shims first), then the inherited PATH.
+    assert run.env["PATH"] == f"{tmp_path}/.bin:/bin" and run.env["HOSTNAME"] == "job-0-abc"
     assert run.cwd == Path(model) and run.fallback_to_logs
     with pytest.raises(Refused, match="escapes"):
         bad = {**container, "volumeMounts": [{"name": "model", "mountPath": "/x",
@@ -210,3 +210,93 @@ def test_the_interpreter_is_never_taken_for_a_mount(tmp_path: Path) -> None:
     python = "/tmp/ci-clone/.venv/bin/python"
     run = container_run(container, pod, tmp_path, dirs, lookup, python, {})
     assert run.argv == [python, "-m", "mlkube_serving", "--scratch", f"{dirs['scratch']}/work"]
+
+
+# The pipeline step wrapper as a builder puts it in a pod spec: every `$` doubled, because the
+# kubelet expands `$$` to `$` (and `$(VAR)`) in command and args, the script included.
+WRAPPER = 'echo $$ > /mlkube/run/main.pid; "$@"; rc=$?; echo $rc >/mlkube/run/exit-code; exit $rc'
+WRAPPED = ["/bin/sh", "-c", WRAPPER.replace("$", "$$"), "mlkube-step"]
+
+
+def test_a_shell_wrapper_around_python_runs_under_the_real_shell() -> None:
+    c = {"name": "main", "command": [*WRAPPED, "python", "train.py"], "args": ["--n", "$(N)"]}
+    assert build_argv(c, {"N": "5"}, "/venv/bin/python") == [
+        "/bin/sh", "-c", WRAPPER, "mlkube-step", "python", "train.py", "--n", "5"]  # fmt: skip
+    # The wrapped command may come in args (command + args is one argv), and `sh`/`python3`.
+    split = {"name": "main", "command": ["sh", *WRAPPED[1:3]], "args": ["s", "python3", "-V"]}
+    assert build_argv(split, {}, "/py") == ["/bin/sh", "-c", WRAPPER, "s", "python3", "-V"]
+    # A `$$` left unescaped in a spec reaches the shell as `$`, as on a real node.
+    raw = {"name": "main", "command": ["/bin/sh", "-c", "echo $$", "n", "python"]}
+    assert build_argv(raw, {}, "/py")[2] == "echo $"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [*WRAPPED, "bash", "-c", "x"],  # the wrapped command is not python
+        [*WRAPPED],  # nothing wrapped
+        ["/bin/sh", "-c", "python x.py"],  # python inside the script only: not checkable
+        ["/bin/bash", "-c", WRAPPER, "n", "python"],  # another shell
+        ["/bin/sh", "-e", WRAPPER, "n", "python"],  # not -c
+        ["/usr/bin/python", "x.py"],  # a path into the image
+    ],
+)
+def test_anything_else_is_refused_with_the_same_message(command: list[str]) -> None:
+    with pytest.raises(Refused, match=r"runs only `python` commands .* not '") as err:
+        build_argv({"name": "main", "command": command}, {}, "/py")
+    assert " ".join(command) in str(err.value)
+
+
+def test_paths_in_a_shell_script_are_rewritten(tmp_path: Path) -> None:
+    mounts = [Mount("/mlkube/run", Path("/w/run")), Mount("/mlkube/outputs", Path("/w/out"))]
+    script = "echo $$ >/mlkube/run/pid; cd /mlkube/outputs&&ls;(cat /mlkube/run)|wc>/x/mlkube/run"
+    assert rewrite(script, mounts) == (
+        "echo $$ >/w/run/pid; cd /w/out&&ls;(cat /w/run)|wc>/x/mlkube/run")  # fmt: skip
+    pod = {**POD, "spec": {**POD["spec"], "volumes": [{"name": "run", "emptyDir": {}}]}}
+    dirs = volume_dirs(pod, tmp_path)
+    main = {"name": "main", "command": [*WRAPPED, "python", "-c", "open('/mlkube/run/x')"],
+            "env": [{"name": "PATH", "value": "/usr/local/bin:/usr/bin:/bin"}],
+            "volumeMounts": [{"name": "run", "mountPath": "/mlkube/run"}]}  # fmt: skip
+    run = container_run(main, pod, tmp_path, dirs, lookup, "/venv/bin/python", {"PATH": "/b"})
+    local = dirs["run"]
+    assert run.argv == ["/bin/sh", "-c", WRAPPER.replace("/mlkube/run", str(local)),
+                        "mlkube-step", "python", "-c", f"open('{local}/x')"]  # fmt: skip
+    # The container's own PATH is kept, behind the shims that make `python` this interpreter.
+    assert run.env["PATH"] == f"{tmp_path}/.bin:/usr/local/bin:/usr/bin:/bin"
+    assert shims("/venv/bin/python") == {
+        "python": '#!/bin/sh\nexec /venv/bin/python "$@"\n',
+        "python3": '#!/bin/sh\nexec /venv/bin/python "$@"\n',
+    }
+    assert "'/my venv/python'" in shims("/my venv/python")["python"]
+
+
+def test_step_pod_conditions_name_the_containers_like_a_kubelet() -> None:
+    spec = {"initContainers": [{"name": "inputs"}],
+            "containers": [{"name": "main"}, {"name": "outputs"}]}  # fmt: skip
+    pod = {**POD, "spec": spec}
+    init, main, outputs = ({"name": n} for n in ("inputs", "main", "outputs"))
+    wait = st.waiting("PodInitializing")
+    pending = st.pod_status(pod, "Pending", [st.container_status(init, st.running("t1"))],
+                            [st.container_status(main, wait), st.container_status(outputs, wait)],
+                            "t1", "t1")["status"]  # fmt: skip
+    cond = {c["type"]: c for c in pending["conditions"]}
+    assert cond["Initialized"] == {"type": "Initialized", "status": "False", "lastTransitionTime":
+                                   "t1", "reason": "ContainersNotInitialized", "message":
+                                   "containers with incomplete status: [inputs]"}  # fmt: skip
+    assert cond["Ready"]["message"] == "containers with unready status: [main outputs]"
+    # main done, outputs still running: the pod runs on, not ready, main named.
+    inits = [st.container_status(init, st.terminated(0, "t1", "t2"))]
+    running = st.pod_status(pod, "Running", inits, [
+        st.container_status(main, st.terminated(1, "t2", "t3")),
+        st.container_status(outputs, st.running("t2"))], "t3", "t1")["status"]  # fmt: skip
+    cond = {c["type"]: c for c in running["conditions"]}
+    assert cond["Initialized"]["status"] == "True" and "reason" not in cond["Initialized"]
+    assert (cond["ContainersReady"]["status"], cond["ContainersReady"]["reason"]) == (
+        "False", "ContainersNotReady")  # fmt: skip
+    assert cond["ContainersReady"]["message"] == "containers with unready status: [main]"
+    assert running["containerStatuses"][1]["ready"] and not running["containerStatuses"][0]["ready"]
+    # Only `main` has no status yet (a kubelet says "unknown").
+    partial = st.pod_status(pod, "Running", inits, [st.container_status(outputs, st.running("t2"))],
+                            "t3", "t1")["status"]  # fmt: skip
+    assert {c["type"]: c for c in partial["conditions"]}["Ready"]["message"] == (
+        "containers with unknown status: [main]")  # fmt: skip

@@ -130,18 +130,18 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
             "watch": "Kopf handlers",
             "patch": "Kopf progress annotations; dropping the legacy finalizer",
         }
-        for kind in ("models", "onlineendpoints", "batchjobs")
+        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
     },
     **{
         ("mlkube.dev", f"{kind}/status"): {"patch": "status merge patches (ours and Kopf's)"}
-        for kind in ("models", "onlineendpoints", "batchjobs")
+        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
     },
     **{
         ("mlkube.dev", f"{kind}/finalizers"): {
             "update": "blockOwnerDeletion owner references under "
             "OwnerReferencesPermissionEnforcement"
         }
-        for kind in ("models", "onlineendpoints", "batchjobs")
+        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
     },
     ("mlkube.dev", "batchendpoints"): {
         "get": "each pass reads the endpoint afresh",
@@ -185,7 +185,9 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         "list": "a BatchJob's Jobs by label; Kopf watch-stream start",
         "watch": "batch_step_changed handler (a step finished: take the next one)",
         "patch": "spec.suspend of a BatchJob's Jobs (suspend, cancel, error threshold)",
+        "delete": "a PipelineRun's running step Jobs on cancel and failFast (uid precondition)",
     },
+    ("mlkube.dev", "pipelines"): {"get": "a PipelineRun snapshots its Pipeline's spec"},
     ("", "pods"): {
         "list": "Job termination messages, router and drift-sidecar pods by label",
         "watch": "serving and router pods by label: why they fail, shown on the endpoint",
@@ -210,7 +212,6 @@ def test_every_granted_verb_has_a_reason_and_every_reason_a_grant() -> None:
     ("group", "resource", "verb"),
     [
         ("", "secrets", "patch"),  # the keys Secret is create-only
-        ("batch", "jobs", "delete"),  # a BatchJob's Jobs go by garbage collection
         ("mlkube.dev", "batchendpoints", "patch"),  # watched for events only, never annotated
         ("", "pods", "get"),
         ("events.k8s.io", "events", "create"),  # Kopf posts core/v1 Events

@@ -1,0 +1,421 @@
+"""One step of a `Pipeline` (api/pipeline.py): a container, or a built-in step run by the operator.
+
+A step's `type` selects exactly one block (`image`... for containers, `registerModel`,
+`evaluate`, `deploy`, `batch` for the built-ins); CEL enforces it at admission and the
+validators here enforce it for the CLI and the snapshot. Rules that need the whole step list
+(references, cycles, templates) live on the spec (api/pipeline_refs.py). docs/pipelines.md §1.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, get_args
+
+from pydantic import Field, model_validator
+
+from mlkube.api.batch import InputFormat, ObjectName
+from mlkube.api.common import (
+    MAX_SHORT_TEXT,
+    ApiModel,
+    Digest,
+    DnsLabel,
+    EnvVar,
+    LabelValue,
+    Resources,
+    Text,
+    Uri,
+)
+from mlkube.api.duration import Duration
+from mlkube.api.endpoint import Runtime
+from mlkube.api.markers import ListMap, ListSet, Rule
+from mlkube.api.model import Entrypoint, Framework
+
+StepType = Literal["container", "registerModel", "evaluate", "deploy", "batch"]
+STEP_TYPES: tuple[str, ...] = get_args(StepType)
+BUILTIN_STEP_TYPES: tuple[str, ...] = STEP_TYPES[1:]
+OutputType = Literal["artifact", "parameter", "metrics"]
+OUTPUT_TYPES: tuple[str, ...] = get_args(OutputType)
+
+MAX_STEP_NAME = 40
+STEP_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Parameter, input and output names become env names (MLKUBE_INPUT_<NAME>), file names and
+# template/CEL identifiers, so they are identifiers with dashes allowed.
+IDENT_PATTERN = r"^[A-Za-z_][-A-Za-z0-9_]*$"
+MAX_IO = 32
+MAX_DEPENDS = 32
+MAX_ARGS = 128
+MAX_WHEN = 1024
+
+MSG_CONTAINER_IMAGE = "a container step needs spec.steps[].image"
+MSG_CONTAINER_ONLY = (
+    "image, command, args, env and resources are for container steps only (type container)"
+)
+MSG_BUILTIN_OUTPUTS = "only container steps declare outputs"
+MSG_INPUT_ONE_SOURCE = "an input needs exactly one of fromParameter, fromStep, uri, model"
+MSG_DIGEST_NEEDS_URI = "inputs[].digest is only for uri inputs"
+MSG_DEPLOY_ONE = "deploy needs exactly one of canaryWeight, mirrorPercent"
+MSG_BATCH_INPUT_ONE = "batch.input needs exactly one of uri, fromStep"
+MSG_METRIC_BOUND = "an evaluate metric needs min, max or both"
+MSG_METRIC_RANGE = "an evaluate metric's min must not exceed its max"
+
+
+def msg_block(kind: str) -> str:
+    """The message for a step whose type and built-in block disagree."""
+    return (
+        f"a step of type {kind} needs the {kind} block, and only steps of type {kind} may have it"
+    )
+
+
+StepName = Annotated[str, Field(min_length=1, max_length=MAX_STEP_NAME, pattern=STEP_NAME_PATTERN)]
+Identifier = Annotated[str, Field(min_length=1, max_length=63, pattern=IDENT_PATTERN)]
+Arg = Annotated[str, Field(max_length=4096)]
+
+
+class StepOutputRef(ApiModel):
+    """An output of another step (the reference makes that step a dependency)."""
+
+    step: StepName
+    """Name of the producing step."""
+    output: Identifier
+    """Name of one of its declared outputs."""
+
+
+class StepRef(ApiModel):
+    """Another step of the pipeline (the reference makes it a dependency)."""
+
+    step: StepName
+    """Step name."""
+
+
+class StepInput(ApiModel):
+    """Something a step reads: a parameter, another step's output, a URI or a Model's artifact."""
+
+    kube_validations = (
+        Rule(
+            "[has(self.fromParameter), has(self.fromStep), has(self.uri), has(self.model)]"
+            ".filter(x, x).size() == 1",
+            message=MSG_INPUT_ONE_SOURCE,
+        ),
+        Rule("!has(self.digest) || has(self.uri)", message=MSG_DIGEST_NEEDS_URI),
+    )
+
+    name: Identifier
+    """Input name: {{inputs.NAME}} and MLKUBE_INPUT_<NAME> give its local path (or value)."""
+    from_parameter: Identifier | None = None
+    """A pipeline parameter (its value, in MLKUBE_INPUT_<NAME>)."""
+    from_step: StepOutputRef | None = None
+    """An output of an upstream step (artifact: a directory; parameter: its value)."""
+    uri: Uri | None = None
+    """Files outside the pipeline: s3://, gs://, https://, pvc://, file://."""
+    digest: Digest | None = None
+    """Expected content digest of uri (verified before the step starts; computed when omitted)."""
+    model: ObjectName | None = None
+    """A Model in the namespace: its verified artifact (uri and digest)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StepInput:
+        sources = (self.from_parameter, self.from_step, self.uri, self.model)
+        if sum(s is not None for s in sources) != 1:
+            raise ValueError(f"input {self.name}: {MSG_INPUT_ONE_SOURCE}")
+        if self.digest is not None and self.uri is None:
+            raise ValueError(f"input {self.name}: {MSG_DIGEST_NEEDS_URI}")
+        return self
+
+
+class StepOutput(ApiModel):
+    """Something a step produces."""
+
+    name: Identifier
+    """Output name: {{outputs.NAME}} and MLKUBE_OUTPUT_<NAME> give its local path."""
+    type: OutputType = "artifact"
+    """artifact (a directory, uploaded with its digest), parameter (a text file, ≤ 1 KiB) or
+    metrics (a JSON object name → number)."""
+
+
+class Backoff(ApiModel):
+    """Delay before attempt N+1: duration * factor^(N-1), at most maxDuration."""
+
+    duration: Duration = "10s"
+    """First delay (default 10s)."""
+    factor: Annotated[float, Field(ge=1, le=10)] = 2
+    """Growth per attempt (default 2)."""
+    max_duration: Duration = "5m"
+    """Longest delay (default 5m)."""
+
+
+class Retry(ApiModel):
+    """How often a failed step is run again (a new Job per attempt)."""
+
+    limit: Annotated[int, Field(ge=0, le=10)] = 0
+    """Attempts after the first (default 0)."""
+    backoff: Backoff = Field(default_factory=Backoff, json_schema_extra={"default": {}})
+    """Delay between attempts."""
+
+
+class CacheSettings(ApiModel):
+    """Content-addressed caching of the step's outputs (docs/pipelines.md §3)."""
+
+    enabled: bool = True
+    """Reuse the outputs of an identical earlier step (same key) instead of running."""
+    version: Annotated[str, Field(max_length=63)] = ""
+    """Part of the key: change it to invalidate old entries."""
+    ignored_inputs: Annotated[list[Identifier], ListSet(), Field(max_length=MAX_IO)] = Field(
+        default_factory=list
+    )
+    """Inputs left out of the key (e.g. a log level)."""
+    max_age: Duration = "30d"
+    """Entries older than this are not used (and are garbage-collected); default 30d."""
+
+
+class RegisterModelStep(ApiModel):
+    """Create a Model from an artifact output, with lineage filled from the run."""
+
+    artifact: StepOutputRef
+    """The artifact output holding the model files."""
+    model_name: DnsLabel
+    """spec.modelName of the new Model, e.g. credit-risk."""
+    version: Annotated[str, Field(min_length=1, max_length=MAX_SHORT_TEXT)] = "auto"
+    """auto (one more than the highest registered integer version) or a template."""
+    framework: Framework
+    """Framework of the artifact: sklearn, onnx, mlflow or custom (needs entrypoint)."""
+    entrypoint: Entrypoint | None = None
+    """Scoring script for custom models."""
+    metrics_from: Annotated[list[StepOutputRef], Field(max_length=MAX_IO)] = Field(
+        default_factory=list
+    )
+    """Metrics outputs copied into spec.lineage.metrics."""
+    tags: Annotated[dict[str, LabelValue], Field(max_length=16)] = Field(default_factory=dict)
+    """Labels put on the Model."""
+    description: Text | None = None
+    """The Model's description."""
+
+
+class MetricThreshold(ApiModel):
+    """A bound on one metric of an upstream step."""
+
+    kube_validations = (
+        Rule("has(self.min) || has(self.max)", message=MSG_METRIC_BOUND),
+        Rule("!has(self.min) || !has(self.max) || self.min <= self.max", message=MSG_METRIC_RANGE),
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    """Metric name (a key of the metrics output)."""
+    from_: Annotated[StepOutputRef, Field(alias="from")]
+    """The metrics output."""
+    min: float | None = None
+    """Lowest passing value."""
+    max: float | None = None
+    """Highest passing value."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> MetricThreshold:
+        if self.min is None and self.max is None:
+            raise ValueError(f"metric {self.name}: {MSG_METRIC_BOUND}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"metric {self.name}: {MSG_METRIC_RANGE}")
+        return self
+
+
+class CompareWith(ApiModel):
+    """Compare a metric with the same metric of the Model serving on an endpoint."""
+
+    endpoint: ObjectName
+    """OnlineEndpoint whose serving Model (the deployment with most traffic) is the baseline."""
+    deployment: DnsLabel | None = None
+    """That deployment instead of the one with most traffic."""
+    metric: Annotated[str, Field(min_length=1, max_length=128)]
+    """Metric name, looked up in the serving Model's spec.lineage.metrics."""
+    from_: Annotated[StepOutputRef, Field(alias="from")]
+    """The new model's metrics output."""
+    higher_is_better: bool = True
+    """Whether a larger value is better (default true)."""
+    min_improvement: Annotated[float, Field(ge=0)] = 0
+    """How much better the new value must be (default 0: at least as good)."""
+
+
+class EvaluateStep(ApiModel):
+    """A gate: the run goes on only if every threshold holds (and the comparison, if any)."""
+
+    metrics: Annotated[list[MetricThreshold], Field(max_length=MAX_IO)] = Field(
+        default_factory=list
+    )
+    """Metric thresholds."""
+    compare_with: CompareWith | None = None
+    """Comparison with the serving Model."""
+
+
+class DeployStep(ApiModel):
+    """Add a registered Model to an OnlineEndpoint as a canary or a mirror."""
+
+    kube_validations = (
+        Rule("has(self.canaryWeight) != has(self.mirrorPercent)", message=MSG_DEPLOY_ONE),
+    )
+
+    endpoint: ObjectName
+    """OnlineEndpoint in the namespace."""
+    model: StepRef
+    """The registerModel step whose Model is deployed."""
+    deployment: DnsLabel | None = None
+    """Deployment name; <modelName>-v<version> (cut to a DNS label) when omitted."""
+    canary_weight: Annotated[int, Field(ge=0, le=100)] | None = None
+    """Traffic percent for the new deployment (others scaled down to sum 100)."""
+    mirror_percent: Annotated[int, Field(ge=0, le=100)] | None = None
+    """Percent of traffic copied to the new deployment (responses discarded)."""
+    runtime: Runtime | None = None
+    """Serving runtime; auto when omitted."""
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> DeployStep:
+        if (self.canary_weight is None) == (self.mirror_percent is None):
+            raise ValueError(MSG_DEPLOY_ONE)
+        return self
+
+
+class BatchStepInput(ApiModel):
+    """What a batch step scores."""
+
+    kube_validations = (Rule("has(self.uri) != has(self.fromStep)", message=MSG_BATCH_INPUT_ONE),)
+
+    uri: Uri | None = None
+    """Files outside the pipeline."""
+    from_step: StepOutputRef | None = None
+    """An artifact output of an upstream step."""
+    format: InputFormat | None = None
+    """auto, csv, parquet, jsonl or files; the BatchJob default (auto) when omitted."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BatchStepInput:
+        if (self.uri is None) == (self.from_step is None):
+            raise ValueError(MSG_BATCH_INPUT_ONE)
+        return self
+
+
+class BatchStep(ApiModel):
+    """Run a BatchJob `<run>-<step>` on a BatchEndpoint and wait for it."""
+
+    endpoint: ObjectName
+    """BatchEndpoint in the namespace."""
+    deployment: DnsLabel | None = None
+    """Deployment; the endpoint's default when omitted."""
+    input: BatchStepInput
+    """The data to score."""
+
+
+_CONTAINER_FIELDS = ("image", "command", "args", "env", "resources")
+_BLOCKS = {
+    "registerModel": "register_model",
+    "evaluate": "evaluate",
+    "deploy": "deploy",
+    "batch": "batch",
+}
+
+
+class Step(ApiModel):
+    """A node of the DAG: a container run as a Job, or a built-in step run by the operator."""
+
+    kube_validations = (
+        Rule(
+            "self.type != 'container' || has(self.image)",
+            message=MSG_CONTAINER_IMAGE,
+            field_path=".image",
+        ),
+        Rule(
+            "self.type == 'container' || ("
+            + " && ".join(f"!has(self.{f})" for f in _CONTAINER_FIELDS)
+            + ")",
+            message=MSG_CONTAINER_ONLY,
+        ),
+        Rule(
+            "self.type == 'container' || !has(self.outputs) || size(self.outputs) == 0",
+            message=MSG_BUILTIN_OUTPUTS,
+            field_path=".outputs",
+        ),
+        *(Rule(f"has(self.{b}) == (self.type == '{b}')", message=msg_block(b)) for b in _BLOCKS),
+    )
+
+    name: StepName
+    """Step name: a DNS label of at most 40 characters, unique in the pipeline."""
+    type: StepType = "container"
+    """container (default), registerModel, evaluate, deploy or batch."""
+    image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    """Container image (pin it by @sha256: digest, or list it in MLKUBE_IMAGE_DIGESTS, to cache)."""
+    command: Annotated[list[Arg], Field(max_length=MAX_ARGS)] = Field(default_factory=list)
+    """Entrypoint; the image's when empty."""
+    args: Annotated[list[Arg], Field(max_length=MAX_ARGS)] = Field(default_factory=list)
+    """Arguments; {{parameters.X}}, {{inputs.X}}, {{outputs.X}}, {{run.name}}, {{run.uid}}."""
+    env: Annotated[list[EnvVar], ListMap("name"), Field(max_length=64)] = Field(
+        default_factory=list
+    )
+    """Environment variables (values take the same placeholders as args)."""
+    resources: Resources | None = None
+    """CPU and memory of the step container."""
+    depends_on: Annotated[list[StepName], ListSet(), Field(max_length=MAX_DEPENDS)] = Field(
+        default_factory=list
+    )
+    """Steps that must finish first (steps referenced by inputs and blocks are added)."""
+    inputs: Annotated[list[StepInput], ListMap("name"), Field(max_length=MAX_IO)] = Field(
+        default_factory=list
+    )
+    """What the step reads, materialised and verified by digest before it starts."""
+    outputs: Annotated[list[StepOutput], ListMap("name"), Field(max_length=MAX_IO)] = Field(
+        default_factory=list
+    )
+    """What the step produces (container steps)."""
+    retry: Retry = Field(default_factory=Retry, json_schema_extra={"default": {}})
+    """Attempts after a failure, with backoff."""
+    cache: CacheSettings = Field(default_factory=CacheSettings, json_schema_extra={"default": {}})
+    """Content-addressed caching."""
+    when: Annotated[str, Field(min_length=1, max_length=MAX_WHEN)] | None = None
+    """CEL condition over `parameters` and upstream `steps`; false skips the step."""
+    continue_on_failure: bool = False
+    """A failure of this step does not fail the run (its dependents are skipped)."""
+    timeout: Duration | None = None
+    """Longest a run of the step may take (the Job's activeDeadlineSeconds)."""
+    register_model: RegisterModelStep | None = None
+    """type registerModel: the Model to create."""
+    evaluate: EvaluateStep | None = None
+    """type evaluate: the gate."""
+    deploy: DeployStep | None = None
+    """type deploy: where the Model goes."""
+    batch: BatchStep | None = None
+    """type batch: the BatchJob to run."""
+
+    @model_validator(mode="after")
+    def _type_and_block(self) -> Step:
+        prefix = f"step {self.name}: "
+        if self.type == "container":
+            if self.image is None:
+                raise ValueError(prefix + MSG_CONTAINER_IMAGE)
+        elif any(getattr(self, f) for f in _CONTAINER_FIELDS):
+            raise ValueError(prefix + MSG_CONTAINER_ONLY)
+        elif self.outputs:
+            raise ValueError(prefix + MSG_BUILTIN_OUTPUTS)
+        for wire, attr in _BLOCKS.items():
+            if (getattr(self, attr) is not None) != (self.type == wire):
+                raise ValueError(prefix + msg_block(wire))
+        return self
+
+    def output(self, name: str) -> StepOutput | None:
+        """The declared output called `name`, if any."""
+        return next((o for o in self.outputs if o.name == name), None)
+
+    def references(self) -> list[tuple[str, StepOutputRef | StepRef]]:
+        """Every (field path, reference to another step) in inputs and built-in blocks."""
+        refs: list[tuple[str, StepOutputRef | StepRef]] = [
+            (f"inputs.{i.name}.fromStep", i.from_step) for i in self.inputs if i.from_step
+        ]
+        if self.register_model:
+            refs.append(("registerModel.artifact", self.register_model.artifact))
+            refs += [("registerModel.metricsFrom", r) for r in self.register_model.metrics_from]
+        if self.evaluate:
+            refs += [(f"evaluate.metrics.{m.name}.from", m.from_) for m in self.evaluate.metrics]
+            if self.evaluate.compare_with:
+                refs.append(("evaluate.compareWith.from", self.evaluate.compare_with.from_))
+        if self.deploy:
+            refs.append(("deploy.model", self.deploy.model))
+        if self.batch and self.batch.input.from_step:
+            refs.append(("batch.input.fromStep", self.batch.input.from_step))
+        return refs
+
+    def dependencies(self) -> list[str]:
+        """dependsOn plus every step referenced by inputs and blocks, sorted, once each."""
+        return sorted({*self.depends_on, *(ref.step for _, ref in self.references())})

@@ -1,0 +1,127 @@
+"""The Model a `registerModel` step creates (pure): name, version, labels, spec.
+
+The object name is the registry's (`<modelName>-v<version>`, cli `model register`), so a
+pipeline-registered version and a hand-registered one can never coexist under two names.
+The Model is ownerless (a model outlives the run that trained it); the run's uid and the
+step name in annotations let the same run find its own Model again after a restart, and a
+label lets `kubectl get models -l mlkube.dev/pipeline-run=<run>` list what a run produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from mlkube.contract import API_VERSION, KIND_MODEL, LABEL_MODEL, LABEL_VERSION
+
+LABEL_PIPELINE_RUN: Final = "mlkube.dev/pipeline-run"
+ANNOTATION_RUN_UID: Final = "mlkube.dev/pipeline-run-uid"
+ANNOTATION_STEP: Final = "mlkube.dev/pipeline-step"
+AUTO: Final = "auto"
+MAX_LABEL: Final = 63
+_PLACEHOLDER: Final = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
+
+
+class TemplateError(ValueError):
+    """A `{{...}}` placeholder that the run cannot fill."""
+
+
+def model_object_name(model_name: str, version: str) -> str:
+    """`<name>-v<version>` as a DNS label; long names keep a hash so they stay distinct."""
+    base = re.sub(r"[^a-z0-9-]+", "-", f"{model_name}-v{version}".lower()).strip("-")
+    base = re.sub(r"-{2,}", "-", base)
+    if len(base) <= MAX_LABEL:
+        return base
+    suffix = hashlib.sha256(f"{model_name}\x00{version}".encode()).hexdigest()[:8]
+    return f"{base[: MAX_LABEL - 9].rstrip('-')}-{suffix}"
+
+
+def next_version(versions: Iterable[str]) -> str:
+    """One more than the highest integer version (non-integer versions are ignored), or 1."""
+    numbers = [int(v) for v in versions if v.isdigit()]
+    return str(max(numbers, default=0) + 1)
+
+
+def render(template: str, parameters: Mapping[str, str], run_name: str, run_uid: str) -> str:
+    """Fill `{{parameters.NAME}}`, `{{run.name}}`, `{{run.uid}}`; anything else is an error."""
+
+    def fill(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key == "run.name":
+            return run_name
+        if key == "run.uid":
+            return run_uid
+        group, _, name = key.partition(".")
+        if group == "parameters" and name in parameters:
+            return parameters[name]
+        raise TemplateError(f"unknown placeholder {{{{{key}}}}}")
+
+    return _PLACEHOLDER.sub(fill, template)
+
+
+def own_model(
+    models: Iterable[Mapping[str, Any]], model_name: str, run_uid: str, step: str
+) -> Mapping[str, Any] | None:
+    """The Model of `model_name` this run's step registered earlier, if any."""
+    for obj in models:
+        meta = obj.get("metadata") or {}
+        notes = meta.get("annotations") or {}
+        if (
+            (obj.get("spec") or {}).get("modelName") == model_name
+            and notes.get(ANNOTATION_RUN_UID) == run_uid
+            and notes.get(ANNOTATION_STEP) == step
+        ):
+            return obj
+    return None
+
+
+def _entrypoint(value: Any) -> dict[str, Any] | None:
+    if not value:
+        return None
+    return {"path": str(value)} if isinstance(value, str) else dict(value)
+
+
+def build_model(
+    *,
+    namespace: str,
+    run_name: str,
+    run_uid: str,
+    step: Mapping[str, Any],
+    version: str,
+    artifact: Mapping[str, str],
+    lineage: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The Model manifest for registerModel `step` at `version` (wire form)."""
+    config = step.get("registerModel") or {}
+    model_name = str(config["modelName"])
+    spec: dict[str, Any] = {
+        "modelName": model_name,
+        "version": version,
+        "framework": config.get("framework"),
+        "artifact": dict(artifact),
+        "lineage": dict(lineage),
+    }
+    entrypoint = _entrypoint(config.get("entrypoint"))
+    if entrypoint:
+        spec["entrypoint"] = entrypoint
+    if config.get("description"):
+        spec["description"] = str(config["description"])
+    labels = {
+        **{str(k): str(v) for k, v in (config.get("tags") or {}).items()},
+        LABEL_MODEL: model_name,
+        LABEL_VERSION: version,
+        LABEL_PIPELINE_RUN: run_name,
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND_MODEL,
+        "metadata": {
+            "name": model_object_name(model_name, version),
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {ANNOTATION_RUN_UID: run_uid, ANNOTATION_STEP: str(step["name"])},
+        },
+        "spec": spec,
+    }

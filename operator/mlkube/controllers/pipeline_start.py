@@ -1,0 +1,239 @@
+"""Starting a ready container step: resolve, consult the cache, single-flight, create its Job.
+
+docs/pipelines.md §3: the key covers the image digest (never a tag), the rendered command,
+args and env (so parameter values), the inputs' content digests, the declared outputs and
+cache.version. A hit is re-verified (the outputs still exist with their digests) before it
+is used; a miss says why in `status.steps[].cache.reason`. Before creating a Job for key K,
+an active Job of another run labelled with K makes the step wait for that run's entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlkube import contract as c
+from mlkube.api.pipeline_step import Step
+from mlkube.builders import pipeline_contract as pc
+from mlkube.builders.model_facts import ModelFacts, read_model
+from mlkube.builders.pipeline_step import StepInput, StepOutput, StepPod, build_step_job
+from mlkube.contract import API_VERSION, FIELD_MANAGER, KIND_MODEL
+from mlkube.controllers import pipeline_cache as cache
+from mlkube.controllers import pipeline_decide as decide
+from mlkube.controllers.kube import ApiError
+from mlkube.controllers.pipeline_steps import (
+    WAIT_SECONDS,
+    RunContext,
+    finish,
+    retry_due,
+    stamp,
+)
+from mlkube.controllers.pipeline_store import StoreUnreadable
+from mlkube.reconcile import pipeline_cache as keys
+
+
+class NotYet(Exception):
+    """Something the step needs is not there yet (a Model not Ready, a store unreachable)."""
+
+
+def _upstream_output(ctx: RunContext, step: str, output: str) -> dict[str, Any]:
+    for out in ctx.steps.get(step, {}).get("outputs") or []:
+        if out.get("name") == output:
+            return dict(out)
+    metrics = ctx.steps.get(step, {}).get("metrics") or {}
+    if metrics and any(o.name == output and o.type == "metrics"
+                       for o in ctx.step_spec(step).outputs):  # fmt: skip
+        return {"name": output, "type": "metrics", "metrics": metrics}
+    raise decide.DecisionError(f"step {step} recorded no output {output}")
+
+
+def resolve_inputs(ctx: RunContext, step: Step) -> tuple[list[StepInput], dict[str, str]]:
+    """(the pod's inputs, name → what enters the cache key)."""
+    pod_inputs: list[StepInput] = []
+    keyed: dict[str, str] = {}
+    for i in step.inputs:
+        if i.from_parameter is not None:
+            value = ctx.parameters[i.from_parameter]
+            pod_inputs.append(StepInput(i.name, value=value))
+            keyed[i.name] = "value:" + value
+        elif i.from_step is not None:
+            out = _upstream_output(ctx, i.from_step.step, i.from_step.output)
+            if out.get("type", "artifact") == "artifact":
+                pod_inputs.append(StepInput(i.name, uri=out.get("uri"), digest=out.get("digest")))
+                keyed[i.name] = str(out.get("digest"))
+            else:
+                value = str(out.get("value") if "value" in out else out.get("metrics"))
+                pod_inputs.append(StepInput(i.name, value=value))
+                keyed[i.name] = "value:" + value
+        elif i.uri is not None:
+            try:
+                digest = i.digest or cache.input_digest(ctx.store, ctx.run.namespace, i.uri,
+                                                        ctx.config)  # fmt: skip
+            except StoreUnreadable as err:
+                raise NotYet(f"input {i.name}: {err}") from err
+            pod_inputs.append(StepInput(i.name, uri=i.uri, digest=digest))
+            keyed[i.name] = digest
+        elif i.model is not None:
+            obj = ctx.kube.get(API_VERSION, KIND_MODEL, i.model, ctx.run.namespace)
+            facts = read_model(i.model, obj)
+            if not isinstance(facts, ModelFacts):
+                raise NotYet(f"input {i.name}: {facts.message}")
+            pod_inputs.append(StepInput(i.name, uri=facts.uri, digest=facts.digest))
+            keyed[i.name] = facts.digest
+    for ignored in step.cache.ignored_inputs:
+        keyed.pop(ignored, None)
+    return pod_inputs, keyed
+
+
+def _template_values(ctx: RunContext, step: Step, inputs: list[StepInput]) -> dict[str, str]:
+    values = {f"parameters.{k}": v for k, v in ctx.parameters.items()}
+    paths = pc.StepPaths()
+    for i in inputs:
+        values[f"inputs.{i.name}"] = paths.input(i.name) if i.uri else (i.value or "")
+    for o in step.outputs:
+        values[f"outputs.{o.name}"] = paths.output(o.name)
+    values["run.name"], values["run.uid"] = ctx.run.name, ctx.run.uid
+    return values
+
+
+def _cache_reason(ctx: RunContext, step: Step, key: str | None, why: str) -> str | None:
+    """Why the cache is not consulted at all, or None when it is."""
+    if not step.cache.enabled:
+        return "disabled"
+    if step.name in ctx.forced:
+        return "rerunSteps" if ctx.spec.resume_from else "ForceRerun"
+    if ctx.spec.cache_policy == "ForceRerun":
+        return "ForceRerun"
+    if key is None:
+        return f"uncacheable: {why}"
+    return None
+
+
+def _cached(ctx: RunContext, step: Step, key: str) -> tuple[dict[str, Any] | None, str]:
+    """(a verified entry to reuse, or None; the reason)."""
+    source = ctx.source_steps.get(step.name)
+    if (
+        source
+        and source.get("phase") == "Succeeded"
+        and (source.get("cache") or {}).get("key") == key
+    ):
+        problem = cache.verify_outputs(list(source.get("outputs") or []), ctx.run.namespace,
+                                       ctx.config)  # fmt: skip
+        if problem is None:
+            run = (source.get("cache") or {}).get("sourceRun") or ctx.spec.resume_from
+            return {"sourceRun": run, "outputs": source.get("outputs") or [],
+                    "metrics": source.get("metrics") or {}}, "hit (resumeFrom)"  # fmt: skip
+    seconds = decide.duration_seconds(step.cache.max_age)
+    found = cache.lookup(ctx.store, ctx.run.namespace, key, max_age_seconds=seconds,
+                         max_age_text=step.cache.max_age, now=ctx.now,
+                         config=ctx.config)  # fmt: skip
+    return (found.entry if found.hit else None), found.reason
+
+
+def _busy_elsewhere(ctx: RunContext, key: str) -> str | None:
+    """The run of another active Job with this key, if any (single flight)."""
+    jobs = ctx.kube.list("batch/v1", "Job", ctx.run.namespace,
+                         label_selector=f"{c.LABEL_CACHE_KEY}={keys.cache_label(key)}")  # fmt: skip
+    for job in jobs:
+        meta = job.get("metadata") or {}
+        other = (meta.get("labels") or {}).get(c.LABEL_PIPELINE_RUN)
+        done = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                   for c in (job.get("status") or {}).get("conditions") or [])  # fmt: skip
+        if other and other != ctx.run.name and not done and not meta.get("deletionTimestamp"):
+            return str(other)
+    return None
+
+
+def _refuse(ctx: RunContext, step: Step, why: str) -> None:
+    """The step cannot run as specified: Failed, no retry helps."""
+    finish(ctx, ctx.steps[step.name], "Failed", why)
+    ctx.events.append(("Warning", "StepFailed", f"step {step.name}: {why}"[:1024]))
+
+
+def start(ctx: RunContext, step: Step) -> None:
+    st = ctx.steps[step.name]
+    if not retry_due(ctx, st):
+        return
+    try:
+        inputs, keyed = resolve_inputs(ctx, step)
+        values = _template_values(ctx, step, inputs)
+        command = [decide.render(a, values) for a in step.command]
+        args = [decide.render(a, values) for a in step.args]
+        env = [{**e.model_dump(by_alias=True, exclude_none=True),
+                **({"value": decide.render(e.value, values)} if e.value is not None else {})}
+               for e in step.env]  # fmt: skip
+    except (decide.DecisionError, pc.ContractError) as err:
+        _refuse(ctx, step, str(err))
+        return
+    except NotYet as err:
+        st["phase"], st["message"] = "Pending", str(err)[-1024:]
+        ctx.requeue.append(WAIT_SECONDS)
+        return
+    assert step.image is not None
+    digest, why = decide.image_digest(step.image, ctx.config.image_digests)
+    outputs = [(o.name, str(o.type)) for o in step.outputs]
+    key = None
+    if digest is not None:
+        key = decide.cache_key(namespace=ctx.run.namespace, image_digest=digest,
+                               command=command, args=args, env=env, inputs=keyed,
+                               outputs=outputs, version=step.cache.version,
+                               parameters=ctx.parameters,
+                               ignored_inputs=list(step.cache.ignored_inputs))  # fmt: skip
+    attempt = int(st.get("attempts") or 0) + 1
+    reason = _cache_reason(ctx, step, key, why)
+    consult = reason is None  # ForceRerun, disabled, uncacheable: neither hit nor wait
+    if reason is None and key is not None and attempt == 1:
+        try:
+            entry, reason = _cached(ctx, step, key)
+        except StoreUnreadable as err:
+            entry, reason = None, f"cache unreadable: {err}"
+        if entry is not None:
+            st["cache"] = {"hit": True, "key": key, "sourceRun": entry.get("sourceRun"),
+                           "reason": reason}  # fmt: skip
+            st["outputs"] = [{k: v for k, v in o.items() if k != "fingerprint"}
+                             for o in entry.get("outputs") or []]  # fmt: skip
+            st["metrics"] = dict(entry.get("metrics") or {})
+            st.setdefault("startTime", stamp(ctx.now))
+            finish(ctx, st, "Succeeded", None)
+            ctx.events.append(("Normal", "StepCached",
+                               f"step {step.name} served from the cache of run "
+                               f"{entry.get('sourceRun')}"))  # fmt: skip
+            return
+    elif reason is None:
+        reason = (st.get("cache") or {}).get("reason") or "retry"
+    if consult and key is not None and (other := _busy_elsewhere(ctx, key)) is not None:
+        st["phase"] = "Waiting"
+        st["message"] = f"waiting for run {other}, which runs the identical step"
+        st["cache"] = {"hit": False, "key": key, "reason": "running in run " + other}
+        ctx.requeue.append(WAIT_SECONDS)
+        return
+    pod = StepPod(
+        step=step.name, attempt=attempt, image=step.image, prefix=ctx.prefix(step.name, attempt),
+        command=tuple(command), args=tuple(args), env=tuple(env),
+        resources=step.resources.model_dump(by_alias=True, exclude_none=True)
+        if step.resources else {},
+        inputs=tuple(inputs), outputs=tuple(StepOutput(o.name, o.type) for o in step.outputs),
+        parameters=tuple(sorted(ctx.parameters.items())), cache_key=key,
+        timeout_seconds=int(decide.duration_seconds(step.timeout)) if step.timeout else None,
+    )  # fmt: skip
+    try:
+        job = build_step_job(ctx.run, pod, ctx.config)
+    except pc.ContractError as err:
+        _refuse(ctx, step, str(err))
+        return
+    try:
+        ctx.kube.create(job, field_manager=FIELD_MANAGER)
+        ctx.events.append(
+            (
+                "Normal",
+                "StepStarted",
+                f"step {step.name} attempt {attempt}: Job {job['metadata']['name']}",
+            )
+        )
+    except ApiError as err:
+        if err.status != 409:
+            raise
+    st.update(phase="Running", job=job["metadata"]["name"], attempts=attempt)
+    st.setdefault("startTime", stamp(ctx.now))
+    st.pop("nextAttemptTime", None)
+    st.pop("message", None)
+    st["cache"] = {"hit": False, "reason": reason, **({"key": key} if key else {})}
