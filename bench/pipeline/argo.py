@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "hack" / "argo" / "build.sh"
 API = "argoproj.io/v1alpha1"
 CONFIGMAP = "argo-bench-controller"
-IMAGE = "registry.invalid/mlkube-bench/step:1"  # never pulled: kwok nodes run nothing
+IMAGE = "registry.invalid/mlkube-bench/step@sha256:" + "5" * 64  # never pulled (kwok)
 EXECUTOR_IMAGE = "quay.io/argoproj/argoexec:v4.0.5"  # idem (the wait/init containers)
 MEMO_CONFIGMAP = "argo-bench-memo"
 
@@ -93,7 +93,8 @@ def workflow(name: str, namespace: str, dag: dict[str, list[str]], memoize: bool
     step: dict[str, Any] = {
         "name": "step",
         "inputs": {"parameters": [{"name": "step"}]},
-        "container": {"image": IMAGE, "command": ["python", "-c", "pass"]},
+        "container": {"image": IMAGE, "command": ["python", "-c", "pass"],
+                      "args": ["{{inputs.parameters.step}}"]},  # as mlkube_side's steps
     }
     if memoize:
         step["memoize"] = {"key": "bench-{{inputs.parameters.step}}", "maxAge": "24h",

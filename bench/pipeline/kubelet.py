@@ -34,7 +34,7 @@ ARGO_NODE_ID = "workflows.argoproj.io/node-id"
 ARGO_NODE_NAME = "workflows.argoproj.io/node-name"
 MLKUBE_RUN = "mlkube.dev/pipeline-run"
 MLKUBE_STEP = "mlkube.dev/pipeline-step"
-SUMMARY = {"exitCode": 0, "outputs": [], "metrics": {}}
+SUMMARY = {"exitCode": 0, "outputs": []}  # a step with no declared outputs
 
 
 @dataclass

@@ -12,6 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# The same step image as Argo's, pinned by digest: mlkube caches only digest-pinned images.
+from argo import IMAGE
+
 from mlkube.cli.dev import start_operator
 from mlkube.contract import API_VERSION
 from mlkube.devcluster import Cluster
@@ -19,8 +22,6 @@ from mlkube.k8s import Kube
 from mlkube.k8s.crds import apply_crds
 
 REPO = Path(__file__).resolve().parents[2]
-# A digest-pinned reference: the cache keys on the digest (never pulled: kwok runs nothing).
-IMAGE = "registry.invalid/mlkube-bench/step@sha256:" + "5" * 64
 STEP_COMMAND = ["python", "-c", "pass"]
 
 
@@ -37,8 +38,10 @@ class MlkubeSide:
     def pipeline(self, name: str, dag: dict[str, list[str]], cached: bool) -> dict[str, Any]:
         steps = []
         for step, deps in dag.items():
+            # The step's name in its args: identical steps would be one cache entry (the key is
+            # content, not name), as Argo's memoize key names the step.
             body: dict[str, Any] = {"name": step, "image": IMAGE, "command": STEP_COMMAND,
-                                    "cache": {"enabled": cached}}  # fmt: skip
+                                    "args": [step], "cache": {"enabled": cached}}  # fmt: skip
             if deps:
                 body["dependsOn"] = deps
             steps.append(body)

@@ -65,6 +65,9 @@ class Side(Protocol):
 @dataclass
 class Figures:
     gaps_ms: list[float] = field(default_factory=list)
+    # The controller's own part: mlkube from its Job k Complete to its Job k+1 created (the Job
+    # controller's hops excluded); Argo has no intermediary, so it is its whole gap.
+    own_gaps_ms: list[float] = field(default_factory=list)
     first_ms: list[float] = field(default_factory=list)  # created → pod of step 1 created
     chain_s: list[float] = field(default_factory=list)
     dag_cold_s: list[float] = field(default_factory=list)
@@ -77,6 +80,7 @@ class Harness:
     side: Side
     recorder: Recorder
     completer: StepCompleter
+    jobs: Recorder | None = None  # the side's step Jobs, when it has any
     figures: Figures = field(default_factory=Figures)
 
     def run(self, name: str, dag: shapes.Dag, cached: bool) -> tuple[float, float]:
@@ -101,7 +105,13 @@ class Harness:
         if missing:
             raise RuntimeError(f"{self.side.name} {name}: no completed pod for {missing}")
         f = self.figures
-        f.gaps_ms += [(pods[b].seen - pods[a].done) * 1000 for a, b in zip(order, order[1:])]
+        pairs = list(zip(order, order[1:]))
+        f.gaps_ms += [(pods[b].seen - pods[a].done) * 1000 for a, b in pairs]
+        if self.jobs is None:
+            f.own_gaps_ms += [(pods[b].seen - pods[a].done) * 1000 for a, b in pairs]
+        else:
+            jobs = job_times(self.jobs, name)
+            f.own_gaps_ms += [(jobs[b]["Created"] - jobs[a]["Complete"]) * 1000 for a, b in pairs]
         f.first_ms.append((pods[order[0]].seen - started) * 1000)
         f.chain_s.append(ended - started)
 
@@ -119,6 +129,23 @@ class Harness:
             if len(pods) != len(dag):
                 raise RuntimeError(f"{self.side.name} {name}: {len(pods)} pods for {len(dag)}")
             self.figures.dag_cold_s.append(ended - started)
+
+
+def job_state(job: dict[str, Any]) -> str:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    done = any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
+    return "Complete" if done else "Created"
+
+
+def job_times(jobs: Recorder, run: str) -> dict[str, dict[str, float]]:
+    """step → {"Created", "Complete"} arrival times of its (single) Job in `run`."""
+    out = {}
+    with jobs.cond:
+        for name, job in jobs.objects.items():
+            labels = job["metadata"].get("labels") or {}
+            if labels.get("mlkube.dev/pipeline-run") == run:
+                out[labels["mlkube.dev/pipeline-step"]] = jobs.seen[name]
+    return out
 
 
 def measure(harnesses: list[Harness], chain_n: int, reps: int, cached_reps: int) -> None:
@@ -142,6 +169,8 @@ def median(values: list[float]) -> float:
 ROWS = (
     ("per-step overhead p50 (ms)", lambda f: shapes.percentile(f.gaps_ms, 50), "{:.0f}"),
     ("per-step overhead p99 (ms)", lambda f: shapes.percentile(f.gaps_ms, 99), "{:.0f}"),
+    ("controller's own part p50 (ms)", lambda f: shapes.percentile(f.own_gaps_ms, 50), "{:.0f}"),
+    ("controller's own part p99 (ms)", lambda f: shapes.percentile(f.own_gaps_ms, 99), "{:.0f}"),
     ("run created → first pod, median (ms)", lambda f: median(f.first_ms), "{:.0f}"),
     ("chain of N, created → Succeeded, median (s)", lambda f: median(f.chain_s), "{:.2f}"),
     ("50-step DAG cold, created → Succeeded (s)", lambda f: median(f.dag_cold_s), "{:.2f}"),
@@ -194,6 +223,8 @@ def main() -> int:
                 for h in harnesses:
                     h.recorder.__exit__()
                     h.completer.__exit__()
+                    if h.jobs:
+                        h.jobs.__exit__()
         finally:
             cluster.stop()
     load_after = os.getloadavg()
@@ -227,7 +258,10 @@ def start_sides(cluster: Cluster, wanted: list[str], parallelism: int, tmp: Path
             raise SystemExit(f"unknown side {name!r} (argo, argo-<requeue time>, mlkube)")
         recorder = Recorder(kube, side.api_version, side.kind, namespace, side.phase).__enter__()
         completer = StepCompleter(kube, namespace).__enter__()
-        harnesses.append(Harness(kube, side, recorder, completer))
+        jobs = None
+        if name == "mlkube":
+            jobs = Recorder(kube, "batch/v1", "Job", namespace, job_state).__enter__()
+        harnesses.append(Harness(kube, side, recorder, completer, jobs))
     return harnesses
 
 
