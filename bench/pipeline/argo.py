@@ -64,41 +64,65 @@ def controller_config() -> dict[str, Any]:
     }
 
 
-def start(cluster: Cluster, kube: Kube, binary: Path, namespace: str,
-          env: dict[str, str] | None = None) -> int:  # fmt: skip
+def start(
+    cluster: Cluster, kube: Kube, binary: Path, namespace: str, env: dict[str, str] | None = None
+) -> int:
     """Install CRDs and config, start the controller; returns its pid (the cluster stops it)."""
     install_crds(kube, binary.parent / "crds")
-    kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": CONFIGMAP, "namespace": namespace},
-                "data": controller_config()}, field_manager="mlkube-bench")  # fmt: skip
-    argv = [str(binary), f"--kubeconfig={cluster.kubeconfig}", f"--namespace={namespace}",
-            "--namespaced", f"--managed-namespace={namespace}", f"--configmap={CONFIGMAP}",
-            f"--executor-image={EXECUTOR_IMAGE}", "--loglevel=warn",
-            "--healthz-addr=127.0.0.1:0"]  # fmt: skip
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": CONFIGMAP, "namespace": namespace},
+            "data": controller_config(),
+        },
+        field_manager="mlkube-bench",
+    )
+    argv = [
+        str(binary),
+        f"--kubeconfig={cluster.kubeconfig}",
+        f"--namespace={namespace}",
+        "--namespaced",
+        f"--managed-namespace={namespace}",
+        f"--configmap={CONFIGMAP}",
+        f"--executor-image={EXECUTOR_IMAGE}",
+        "--loglevel=warn",
+        "--healthz-addr=127.0.0.1:0",
+    ]
     return cluster.add_process(f"argo-workflow-controller-{namespace}", argv, env)
 
 
 def _task(name: str, deps: list[str]) -> dict[str, Any]:
-    task: dict[str, Any] = {"name": name, "template": "step",
-                            "arguments": {"parameters": [{"name": "step", "value": name}]}}  # fmt: skip
+    task: dict[str, Any] = {
+        "name": name,
+        "template": "step",
+        "arguments": {"parameters": [{"name": "step", "value": name}]},
+    }
     if deps:
         task["dependencies"] = deps
     return task
 
 
-def workflow(name: str, namespace: str, dag: dict[str, list[str]], memoize: bool,
-             parallelism: int) -> dict[str, Any]:  # fmt: skip
+def workflow(
+    name: str, namespace: str, dag: dict[str, list[str]], memoize: bool, parallelism: int
+) -> dict[str, Any]:
     """A Workflow running `dag` (step → dependencies) as one DAG template of container steps;
     with `memoize`, each step memoized under a key naming the step (a ConfigMap cache)."""
     step: dict[str, Any] = {
         "name": "step",
         "inputs": {"parameters": [{"name": "step"}]},
-        "container": {"image": IMAGE, "command": ["python", "-c", "pass"],
-                      "args": ["{{inputs.parameters.step}}"]},  # as mlkube_side's steps
+        "container": {
+            "image": IMAGE,
+            "command": ["python", "-c", "pass"],
+            "args": ["{{inputs.parameters.step}}"],
+        },  # as mlkube_side's steps
     }
     if memoize:
-        step["memoize"] = {"key": "bench-{{inputs.parameters.step}}", "maxAge": "24h",
-                           "cache": {"configMap": {"name": MEMO_CONFIGMAP}}}  # fmt: skip
+        step["memoize"] = {
+            "key": "bench-{{inputs.parameters.step}}",
+            "maxAge": "24h",
+            "cache": {"configMap": {"name": MEMO_CONFIGMAP}},
+        }
     return {
         "apiVersion": API,
         "kind": "Workflow",

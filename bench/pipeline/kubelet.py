@@ -55,10 +55,13 @@ def succeeded_status(pod: dict[str, Any], messages: dict[str, str]) -> dict[str,
     """The merge patch a kubelet writes for a pod whose containers all exited 0."""
     now = _now()
     spec = pod["spec"]
-    inits = [st.container_status(c, st.terminated(0, now, now)) for c in
-             spec.get("initContainers") or []]  # fmt: skip
-    mains = [st.container_status(c, st.terminated(0, now, now, messages.get(c["name"], "")))
-             for c in spec["containers"]]  # fmt: skip
+    inits = [
+        st.container_status(c, st.terminated(0, now, now)) for c in spec.get("initContainers") or []
+    ]
+    mains = [
+        st.container_status(c, st.terminated(0, now, now, messages.get(c["name"], "")))
+        for c in spec["containers"]
+    ]
     return st.pod_status(pod, "Succeeded", inits, mains, now, now)
 
 
@@ -91,7 +94,7 @@ class StepCompleter:
             for kind, pod, arrived in watch(self.kube, path, self.stop):
                 if kind != "DELETED":
                     self._on_pod(pod, arrived)
-        except Exception as err:  # noqa: BLE001  (reported by check(), not lost in a thread)
+        except Exception as err:  # reported by check(), not lost in a thread
             self.errors.append(f"step completer stopped: {err!r}")
 
     def check(self) -> None:
@@ -135,8 +138,14 @@ class StepCompleter:
             self._argo_task_result(pod)
         else:
             messages["outputs"] = json.dumps(SUMMARY)
-        self.kube.patch("v1", "Pod", meta["name"], succeeded_status(pod, messages),
-                        self.namespace, subresource="status")  # fmt: skip
+        self.kube.patch(
+            "v1",
+            "Pod",
+            meta["name"],
+            succeeded_status(pod, messages),
+            self.namespace,
+            subresource="status",
+        )
 
     def _argo_task_result(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -148,11 +157,14 @@ class StepCompleter:
             "metadata": {
                 "name": meta["annotations"][ARGO_NODE_ID],
                 "namespace": self.namespace,
-                "labels": {ARGO_WORKFLOW: workflow,
-                           "workflows.argoproj.io/report-outputs-completed": "true"},
-                "ownerReferences": [{k: o[k] for k in ("apiVersion", "kind", "name", "uid")}
-                                    for o in owners],
-            },  # fmt: skip
+                "labels": {
+                    ARGO_WORKFLOW: workflow,
+                    "workflows.argoproj.io/report-outputs-completed": "true",
+                },
+                "ownerReferences": [
+                    {k: o[k] for k in ("apiVersion", "kind", "name", "uid")} for o in owners
+                ],
+            },
         }
         try:
             self.kube.create(result)

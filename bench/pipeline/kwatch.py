@@ -22,25 +22,36 @@ Event = tuple[str, dict[str, Any], float]  # type, object, monotonic arrival tim
 WATCH_SECONDS = 20
 
 
-def watch(kube: Kube, path: str, stop: threading.Event, query: dict[str, str] | None = None
-          ) -> Iterator[Event]:  # fmt: skip
+def watch(
+    kube: Kube, path: str, stop: threading.Event, query: dict[str, str] | None = None
+) -> Iterator[Event]:
     """Events of a collection path (`kube.path(...)`), from the current state on (ADDED for
     what exists), until `stop` is set (seen at the next event or reconnection)."""
     version = ""
     while not stop.is_set():
         # The server ends each watch after WATCH_SECONDS: `stop` is seen at least that often.
-        params = [("watch", "1"), ("allowWatchBookmarks", "true"),
-                  ("timeoutSeconds", str(WATCH_SECONDS)), *(query or {}).items()]  # fmt: skip
+        params = [
+            ("watch", "1"),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(WATCH_SECONDS)),
+            *(query or {}).items(),
+        ]
         if version:
             params.append(("resourceVersion", version))
         method, url, headers, _, _ = kube.api.param_serialize(
-            "GET", path, query_params=params, header_params={"Accept": "application/json"},
+            "GET",
+            path,
+            query_params=params,
+            header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"],
-        )  # fmt: skip
+        )
         resp = kube.api.rest_client.pool_manager.request(
-            method, url, headers=headers, preload_content=False,
+            method,
+            url,
+            headers=headers,
+            preload_content=False,
             timeout=urllib3.Timeout(connect=10, read=WATCH_SECONDS + 30),
-        )  # fmt: skip
+        )
         if resp.status != 200:
             body = resp.read()
             resp.release_conn()
@@ -76,8 +87,14 @@ class Recorder:
     """Records, per object name, when each value of `state(obj)` was first seen (monotonic
     seconds), from one namespace-wide watch in a thread; `wait` blocks until a value shows."""
 
-    def __init__(self, kube: Kube, api_version: str, kind: str, namespace: str,
-                 state: Callable[[dict[str, Any]], str | None]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        kube: Kube,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        state: Callable[[dict[str, Any]], str | None],
+    ) -> None:
         self.path = kube.path(api_version, kind, namespace)
         self.kube = kube
         self.state = state
@@ -124,6 +141,8 @@ class Recorder:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     last = self.objects.get(name, {}).get("status")
-                    raise TimeoutError(f"{name}: none of {values} within {timeout:.0f}s; "
-                                       f"last status {json.dumps(last)[:600]}")  # fmt: skip
+                    raise TimeoutError(
+                        f"{name}: none of {values} within {timeout:.0f}s; "
+                        f"last status {json.dumps(last)[:600]}"
+                    )
                 self.cond.wait(left)

@@ -40,8 +40,13 @@ class MlkubeSide:
         for step, deps in dag.items():
             # The step's name in its args: identical steps would be one cache entry (the key is
             # content, not name), as Argo's memoize key names the step.
-            body: dict[str, Any] = {"name": step, "image": IMAGE, "command": STEP_COMMAND,
-                                    "args": [step], "cache": {"enabled": cached}}  # fmt: skip
+            body: dict[str, Any] = {
+                "name": step,
+                "image": IMAGE,
+                "command": STEP_COMMAND,
+                "args": [step],
+                "cache": {"enabled": cached},
+            }
             if deps:
                 body["dependsOn"] = deps
             steps.append(body)
@@ -85,9 +90,13 @@ def start(cluster: Cluster, kube: Kube, namespace: str, parallelism: int, tmp: P
     apply_crds(kube, REPO / "crds", field_manager="mlkube-bench")
     store = tmp / "store"
     store.mkdir(parents=True, exist_ok=True)
-    start_operator(cluster, kube, {
-        "MLKUBE_BATCH_POD_ANNOTATIONS": "kwok.x-k8s.io/status=custom",
-        "MLKUBE_ARTIFACT_STORE": store.as_uri(),
-        "MLKUBE_BATCH_OUTPUT_STORE": store.as_uri(),
-    })  # fmt: skip
+    start_operator(
+        cluster,
+        kube,
+        {
+            "MLKUBE_BATCH_POD_ANNOTATIONS": "kwok.x-k8s.io/status=custom",
+            "MLKUBE_ARTIFACT_STORE": store.as_uri(),
+            "MLKUBE_BATCH_OUTPUT_STORE": store.as_uri(),
+        },
+    )
     return MlkubeSide(namespace, parallelism)

@@ -23,6 +23,7 @@ Prints a Markdown table with mlkube/Argo ratios, the Argo build time and the loa
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -105,7 +106,7 @@ class Harness:
         if missing:
             raise RuntimeError(f"{self.side.name} {name}: no completed pod for {missing}")
         f = self.figures
-        pairs = list(zip(order, order[1:]))
+        pairs = list(itertools.pairwise(order))
         f.gaps_ms += [(pods[b].seen - pods[a].done) * 1000 for a, b in pairs]
         if self.jobs is None:
             f.own_gaps_ms += [(pods[b].seen - pods[a].done) * 1000 for a, b in pairs]
@@ -122,8 +123,10 @@ class Harness:
         if cached_rerun:
             hits = self.side.cache_hits(obj)
             if pods or hits != len(dag):
-                raise RuntimeError(f"{self.side.name} {name}: {hits}/{len(dag)} cache hits, "
-                                   f"{len(pods)} pods: not fully cached")  # fmt: skip
+                raise RuntimeError(
+                    f"{self.side.name} {name}: {hits}/{len(dag)} cache hits, "
+                    f"{len(pods)} pods: not fully cached"
+                )
             self.figures.dag_cached_s.append(ended - started)
         else:
             if len(pods) != len(dag):
@@ -148,8 +151,9 @@ def job_times(jobs: Recorder, run: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def measure(harnesses: list[Harness], chain_n: int, reps: int, cached_reps: int) -> None:
-    dag = shapes.lattice(10, 5)
+def measure(
+    harnesses: list[Harness], chain_n: int, reps: int, cached_reps: int, dag: shapes.Dag
+) -> None:
     for h in harnesses:  # warm-up: informers, connections, caches of both controllers
         h.run("warmup", shapes.chain(2), cached=False)
     for rep in range(reps):
@@ -173,23 +177,32 @@ ROWS = (
     ("controller's own part p99 (ms)", lambda f: shapes.percentile(f.own_gaps_ms, 99), "{:.0f}"),
     ("run created → first pod, median (ms)", lambda f: median(f.first_ms), "{:.0f}"),
     ("chain of N, created → Succeeded, median (s)", lambda f: median(f.chain_s), "{:.2f}"),
-    ("50-step DAG cold, created → Succeeded (s)", lambda f: median(f.dag_cold_s), "{:.2f}"),
-    ("50-step DAG fully cached, median (s)", lambda f: median(f.dag_cached_s), "{:.2f}"),
-    ("50-step DAG fully cached, best (s)",
-     lambda f: min(f.dag_cached_s) if f.dag_cached_s else float("nan"), "{:.2f}"),
-)  # fmt: skip
+    ("N-step DAG cold, created → Succeeded (s)", lambda f: median(f.dag_cold_s), "{:.2f}"),
+    ("N-step DAG fully cached, median (s)", lambda f: median(f.dag_cached_s), "{:.2f}"),
+    (
+        "N-step DAG fully cached, best (s)",
+        lambda f: min(f.dag_cached_s) if f.dag_cached_s else float("nan"),
+        "{:.2f}",
+    ),
+)
 
 
-def table(harnesses: list[Harness]) -> str:
+def table(harnesses: list[Harness], steps: int) -> str:
     """One column per system, then mlkube's ratio to each other one (< 1: mlkube faster)."""
     ours = next((h for h in harnesses if h.side.name == "mlkube"), None)
     peers = [h for h in harnesses if h is not ours] if ours else []
-    head = ["measurement", *(h.side.label for h in harnesses),
-            *(f"mlkube / {h.side.label}" for h in peers)]  # fmt: skip
+    head = [
+        "measurement",
+        *(h.side.label for h in harnesses),
+        *(f"mlkube / {h.side.label}" for h in peers),
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for title, fn, fmt in ROWS:
         values = {h.side.name: fn(h.figures) for h in harnesses}
-        cells = [title, *(fmt.format(values[h.side.name]) for h in harnesses)]
+        cells = [
+            title.replace("N-step", f"{steps}-step"),
+            *(fmt.format(values[h.side.name]) for h in harnesses),
+        ]
         for h in peers:
             assert ours is not None
             peer, mine = values[h.side.name], values[ours.side.name]
@@ -200,25 +213,31 @@ def table(harnesses: list[Harness]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sides", default="argo,argo-1s,mlkube",
-                        help="argo (upstream defaults), argo-<DEFAULT_REQUEUE_TIME>, mlkube")
+    parser.add_argument(
+        "--sides",
+        default="argo,argo-1s,mlkube",
+        help="argo (upstream defaults), argo-<DEFAULT_REQUEUE_TIME>, mlkube",
+    )
     parser.add_argument("--chain", type=int, default=20, help="steps in the chain")
     parser.add_argument("--reps", type=int, default=3, help="chains per system")
     parser.add_argument("--cached-reps", type=int, default=3)
     parser.add_argument("--parallelism", type=int, default=8, help="steps at once, both systems")
+    parser.add_argument("--layers", type=int, default=10, help="DAG layers")
+    parser.add_argument("--width", type=int, default=5, help="steps per DAG layer")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     wanted = args.sides.split(",")
+    dag = shapes.lattice(args.layers, args.width)
     load_before = os.getloadavg()
     bin_dir = build_binaries()
-    argo_bin, argo_build_s = argo.build()
+    _, argo_build_s = argo.build()
     with tempfile.TemporaryDirectory(prefix="mlkube-bench-pipeline-") as tmp:
         cluster = Cluster(Path(tmp) / "cluster", bin_dir, nodes=4)
         cluster.start()
         try:
             harnesses = start_sides(cluster, wanted, args.parallelism, Path(tmp))
             try:
-                measure(harnesses, args.chain, args.reps, args.cached_reps)
+                measure(harnesses, args.chain, args.reps, args.cached_reps, dag)
             finally:
                 for h in harnesses:
                     h.recorder.__exit__()
@@ -228,14 +247,25 @@ def main() -> int:
         finally:
             cluster.stop()
     load_after = os.getloadavg()
-    print(f"\n## Pipeline controllers: chain of {args.chain} x {args.reps}, 50-step DAG, "
-          f"cached x {args.cached_reps}\n")  # fmt: skip
-    print(table(harnesses))
-    print(f"\nArgo build: {argo_build_s:.0f}s this run (cached builds take ~0s); load average "
-          f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, {os.cpu_count()} cores.")  # fmt: skip
+    print(
+        f"\n## Pipeline controllers: chain of {args.chain} x {args.reps}, {len(dag)}-step DAG "
+        f"({args.layers} layers x {args.width}), "
+        f"cached x {args.cached_reps}\n"
+    )
+    print(table(harnesses, len(dag)))
+    print(
+        f"\nArgo build: {argo_build_s:.0f}s this run (cached builds take ~0s); load average "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, {os.cpu_count()} cores."
+    )
     if args.json:
         doc = {h.side.name: asdict(h.figures) for h in harnesses}
-        doc["meta"] = {"chain": args.chain, "reps": args.reps, "load": [load_before, load_after]}
+        doc["meta"] = {
+            "chain": args.chain,
+            "reps": args.reps,
+            "dagSteps": len(dag),
+            "argoBuildSeconds": argo_build_s,
+            "load": [load_before, load_after],
+        }
         args.json.write_text(json.dumps(doc, indent=2))
     return 0
 

@@ -20,8 +20,11 @@ def lattice(layers: int, width: int) -> Dag:
     dag: Dag = {}
     for layer in range(layers):
         for j in range(width):
-            deps = [] if layer == 0 else sorted({f"l{layer - 1:02d}w{j}",
-                                                 f"l{layer - 1:02d}w{(j + 1) % width}"})  # fmt: skip
+            deps = (
+                []
+                if layer == 0
+                else sorted({f"l{layer - 1:02d}w{j}", f"l{layer - 1:02d}w{(j + 1) % width}"})
+            )
             dag[f"l{layer:02d}w{j}"] = deps
     return dag
 
