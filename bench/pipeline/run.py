@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import sys
 import tempfile
@@ -187,6 +188,14 @@ ROWS = (
 )
 
 
+def ratio(mine: float, peer: float) -> str:
+    """mine / peer, with three decimals below 0.1 (10 ms against 10 s is not "0.00x")."""
+    if not peer or math.isnan(peer) or math.isnan(mine):
+        return "-"
+    value = mine / peer
+    return f"{value:.3f}x" if value < 0.1 else f"{value:.2f}x"
+
+
 def table(harnesses: list[Harness], steps: int) -> str:
     """One column per system, then mlkube's ratio to each other one (< 1: mlkube faster)."""
     ours = next((h for h in harnesses if h.side.name == "mlkube"), None)
@@ -206,7 +215,7 @@ def table(harnesses: list[Harness], steps: int) -> str:
         for h in peers:
             assert ours is not None
             peer, mine = values[h.side.name], values[ours.side.name]
-            cells.append(f"{mine / peer:.2f}x" if peer and peer == peer and mine == mine else "-")
+            cells.append(ratio(mine, peer))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
