@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from mlkube.api.kinds import KINDS
 from support.helm import by_kind, helm_binary, render_chart
 
 
@@ -27,7 +28,7 @@ def test_a_second_release_shares_no_object_with_the_first(helm: Path) -> None:
         helm, "team-b-system", ["crds.install=false", "watchNamespaces={team-b}"], release="team-b"
     )
     assert identities(first) & identities(second) == set()
-    assert len(by_kind(first, "CustomResourceDefinition")) == 4
+    assert len(by_kind(first, "CustomResourceDefinition")) == len(KINDS)
     assert not by_kind(second, "CustomResourceDefinition")  # the first release owns them
     cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration",
                       "ValidatingWebhookConfiguration"}  # fmt: skip

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from mlkube.api.kinds import KINDS
 from support.helm import REPO, helm_binary
 
 DIST = REPO / "dist" / "install.yaml"
@@ -39,7 +40,7 @@ def test_manifest_contents() -> None:
     }  # fmt: skip
     kinds = [obj["kind"] for obj in objects]
     assert "Secret" not in kinds and "PRIVATE KEY" not in DIST.read_text()
-    assert kinds.count("CustomResourceDefinition") == 4 and kinds.count("Certificate") == 2
+    assert kinds.count("CustomResourceDefinition") == len(KINDS) and kinds.count("Certificate") == 2
     for obj in objects:
         if obj["kind"] not in CLUSTER_SCOPED:
             assert obj["metadata"]["namespace"] == "mlkube-system", obj["metadata"]

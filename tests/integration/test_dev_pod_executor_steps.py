@@ -1,9 +1,9 @@
 """The dev pod executor runs pipeline step pods (docs/pipelines.md §2) under the REAL Job
-controller: init container `inputs`, then `main` (a python command in the /bin/sh wrapper) and
-`outputs` side by side, with kubelet-like phases and per-container statuses, logs of each
-container through the API, a failing main failing the pod with its log tail, and both
+controller: init container `inputs`, then `main` (a python command in the contract's /bin/sh
+wrapper) and `outputs` side by side, with kubelet-like phases and per-container statuses, logs
+of each container through the API, a failing main failing the pod with its log tail, and both
 containers' processes killed when the Job is deleted (a run cancelled) or runs past its
-activeDeadlineSeconds (the Job controller deletes the pod)."""
+activeDeadlineSeconds (the Job controller deletes the pod); last, the real step programs."""
 
 from __future__ import annotations
 
@@ -13,9 +13,20 @@ from typing import Any
 
 import pytest
 
+from mlkube.builders.pipeline_contract import (
+    ENV_STEP,
+    ENV_STEP_ROOT,
+    STEP_ROOT,
+    StepInput,
+    StepManifest,
+    StepOutput,
+    main_command,
+)
+from mlkube.builders.pipeline_summary import parse_summary
 from mlkube.cli.batch_api import pod_logs
 from mlkube.k8s import Kube
-from support.podexec import POD_ANNOTATIONS, PodExecutor, step_pod_spec
+from mlkube.storage import compute_digest
+from support.podexec import POD_ANNOTATIONS, PodExecutor, escaped, step_pod_spec
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -170,3 +181,68 @@ def test_deleting_a_running_step_pod_kills_both_containers(
     wait_for(lambda: job_pod(kube, namespace, job) is None, 30, 0.2, "the pod deleted")
     log = pod_executor.output()
     assert f"{namespace}/{name}: deleted, stopping" in log, log
+
+
+# The real thing: pipeline_contract's wrapper (escaped as a pod spec carries it), and the real
+# `python -m mlkube_serving step inputs|outputs` over a file:// store on this machine.
+TRAIN = """
+import json, os, pathlib
+rows = len((pathlib.Path(os.environ["MLKUBE_INPUT_DATA"]) / "a.csv").read_text().splitlines())
+model = pathlib.Path(os.environ["MLKUBE_OUTPUT_MODEL"])
+(model / "w.bin").write_bytes(bytes(range(256)) * 4)
+pathlib.Path(os.environ["MLKUBE_OUTPUT_SCORES"]).write_text(json.dumps({"rows": rows}))
+print("trained on", rows, "rows", flush=True)
+"""
+
+
+def real_step_job(name: str, manifest: StepManifest) -> dict[str, Any]:
+    job = step_job(name, "")
+    spec = job["spec"]["template"]["spec"]
+    # The pod's STEP_ROOT: a no-op on a node; here the executor maps /mlkube to a directory
+    # of links to the three volumes, so the mlkube programs find inputs/, outputs/, run/.
+    root = [{"name": ENV_STEP_ROOT, "value": STEP_ROOT}]
+    mlkube = [*root, {"name": ENV_STEP, "value": manifest.to_json()}]
+    step = ["python", "-m", "mlkube_serving", "step"]
+    spec["initContainers"][0].update(command=[*step, "inputs"], env=mlkube)
+    main, outputs = spec["containers"]
+    command = escaped(main_command(["python", "-c", TRAIN]))  # as the pod spec carries it
+    main.update(command=command, env=[*root, *({"name": k, "value": v} for k, v in
+                                               manifest.env().items())])  # fmt: skip
+    outputs.update(command=[*step, "outputs"], env=mlkube)
+    return job
+
+
+def test_the_real_step_programs_and_wrapper(
+    kube: Kube, namespace: str, pod_executor: PodExecutor, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("x,y\n1,2\n3,4\n")
+    data_uri = f"file://{data}"
+    prefix = f"file://{tmp_path}/store/{namespace}/pipelineruns/r1/train/a1"
+    manifest = StepManifest(
+        run="r1", step="train", attempt=1, prefix=prefix,
+        inputs=(StepInput("data", data_uri, compute_digest(data_uri).digest),),
+        outputs=(StepOutput("model"), StepOutput("scores", "metrics")),
+    )  # fmt: skip
+    job = real_step_job("real", manifest)
+    kube.create({**job, "metadata": {"name": "real", "namespace": namespace}})
+    cond = wait_for(lambda: job_condition(kube, namespace, "real"), 90, 0.3, "Job real finished")
+    pod = job_pod(kube, namespace, "real") or {}
+    name = pod["metadata"]["name"]
+    logs = {
+        c: pod_executor.container_log(namespace, name, c) for c in ("inputs", "main", "outputs")
+    }
+    assert cond["type"] == "Complete", (cond, pod.get("status"), logs, pod_executor.output())
+    inputs = pod["status"]["initContainerStatuses"][0]["state"]["terminated"]
+    assert json.loads(inputs["message"])["inputs"][0]["digest"] == manifest.inputs[0].digest
+    main, outputs = states(pod)["main"]["terminated"], states(pod)["outputs"]["terminated"]
+    assert (main["exitCode"], outputs["exitCode"]) == (0, 0)
+    summary = parse_summary(outputs["message"])
+    assert summary.exit_code == 0 and summary.metrics == {"rows": 3.0}
+    model = summary.output("model")
+    assert model is not None and model.uri == f"{prefix}/outputs/model"
+    assert model.digest == compute_digest(model.uri).digest and model.size == 1024
+    stored = Path(f"{tmp_path}/store/{namespace}/pipelineruns/r1/train/a1/_mlkube/summary.json")
+    assert parse_summary(stored.read_text()) == summary
+    assert pod_logs(kube, namespace, name, "main") == logs["main"] == "trained on 3 rows\n"

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,10 @@ def test_a_dag_runs_in_order_then_hits_the_cache_and_misses_for_each_reason(
     (raw / "a.csv").write_text("x,y\n1,2\n")
     pipeline(kube, namespace, three_steps(raw))
     with run_operator(namespace):
+        started = time.monotonic()
         start_run(kube, namespace, "r1")
         first = finished(kube, namespace, "r1")
+        print(f"\n3-step run: {time.monotonic() - started:.1f}s", file=sys.__stderr__)
         assert first["status"]["phase"] == "Succeeded", why(first)
         steps = steps_of(first)
         jobs = jobs_of(kube, namespace)
@@ -136,8 +139,10 @@ def test_a_dag_runs_in_order_then_hits_the_cache_and_misses_for_each_reason(
                    for s in steps.values())  # fmt: skip
         assert kube.get("v1", "ConfigMap", "r1-spec", namespace)["immutable"] is True
 
+        started = time.monotonic()
         start_run(kube, namespace, "r2")
         second = finished(kube, namespace, "r2")
+        print(f"fully cached 3-step run: {time.monotonic() - started:.1f}s", file=sys.__stderr__)
         assert second["status"]["phase"] == "Succeeded"
         for s in steps_of(second).values():
             assert s["cache"] == {"hit": True, "key": steps[s["name"]]["cache"]["key"],
@@ -238,11 +243,10 @@ def operator_process(namespace: str, log: Path) -> Iterator[subprocess.Popen[byt
 def test_an_operator_restarted_mid_run_resumes_without_rerunning_or_duplicating(
     kube: Kube, namespace: str, tmp_path: Path, store: Path, pod_executor: PodExecutor
 ) -> None:
-    gate = tmp_path / "gate"
-    wait = (
-        f"import os,time,pathlib\nwhile not pathlib.Path({str(gate)!r}).exists(): "
-        "time.sleep(0.2)\npathlib.Path(os.environ['MLKUBE_OUTPUT_OUT'],'x').write_text('ok')"
-    )
+    # A step sleeps while the operator is killed (the test cannot hand it a file to wait
+    # for: the dev executor maps every /tmp path in a pod's command to the pod's own /tmp).
+    wait = ("import os,time,pathlib;time.sleep(6);"
+            "pathlib.Path(os.environ['MLKUBE_OUTPUT_OUT'],'x').write_text('ok')")  # fmt: skip
     first = py_step("first", "import os,pathlib;pathlib.Path(os.environ['MLKUBE_OUTPUT_OUT'],"
                     "'x').write_text('1')")  # fmt: skip
     second = py_step("second", wait, dependsOn=["first"])
@@ -250,19 +254,31 @@ def test_an_operator_restarted_mid_run_resumes_without_rerunning_or_duplicating(
     log = tmp_path / "operator.log"
     with operator_process(namespace, log) as process:
         start_run(kube, namespace, "r1")
-        wait_for(lambda: "r1-second-a1" in jobs_of(kube, namespace), timeout=90, interval=0.5,
-                 what="second step started")  # fmt: skip
+        try:
+            wait_for(lambda: "r1-second-a1" in jobs_of(kube, namespace), timeout=90,
+                     interval=0.5, what="second step started")  # fmt: skip
+        except AssertionError as err:
+            run = kube.get(API_VERSION, "PipelineRun", "r1", namespace) or {}
+            raise AssertionError(f"{why(run)}\n{log.read_text()[-3000:]}") from err
         process.kill()  # no shutdown of any kind: as an OOM kill or a lost node would
         process.wait(10)
     # The operator is gone; the step finishes meanwhile; a new operator process takes over.
-    gate.write_text("go")
+    wait_for(lambda: (jobs_of(kube, namespace)["r1-second-a1"].get("status") or {}).get(
+        "succeeded"), timeout=90, interval=0.5, what="second step done")  # fmt: skip
+    assert kube.get(API_VERSION, "PipelineRun", "r1", namespace)["status"]["phase"] == "Running"
     with operator_process(namespace, log):
-        obj = finished(kube, namespace, "r1")
+        try:
+            obj = finished(kube, namespace, "r1")
+        except AssertionError as err:
+            run = kube.get(API_VERSION, "PipelineRun", "r1", namespace) or {}
+            raise AssertionError(f"{run.get('status')}\n{log.read_text()[-4000:]}") from err
     output = log.read_text(errors="replace")[-3000:]
     assert obj["status"]["phase"] == "Succeeded", (obj["status"], output)
     assert sorted(jobs_of(kube, namespace)) == ["r1-first-a1", "r1-second-a1"]
     steps = steps_of(obj)
     assert steps["first"]["attempts"] == 1 and steps["second"]["attempts"] == 1
     started = [e for e in kube.list("v1", "Event", namespace) if e.get("reason") == "StepStarted"]
-    assert sum(e.get("count", 1) for e in started) == 2
+    # Events are best effort (the killed process may not have posted its last one); a
+    # restarted operator that started a step again would add a third.
+    assert 1 <= sum(e.get("count", 1) for e in started) <= 2
     assert json.loads(json.dumps(steps["second"]["outputs"]))[0]["digest"].startswith("sha256:")

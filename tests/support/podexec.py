@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlkube.builders.pipeline_contract import main_command
 from mlkube.devcluster import podexec
 
 # What a pod template needs to be run by the executor (and left alone by kwok), and the
@@ -61,11 +62,10 @@ def run_pod_executor(
             proc.wait(5)
 
 
-# The pipeline step wrapper (docs/pipelines.md §2) as shell text, and as a pod spec carries it:
-# the kubelet expands `$$` to `$` in command and args, so every `$` is written doubled.
-STEP_WRAPPER = (
-    'echo $$ > /mlkube/run/main.pid; "$@"; rc=$?; echo $rc > /mlkube/run/exit-code; exit $rc'
-)
+# The pipeline step wrapper (docs/pipelines.md §2, pipeline_contract.WRAPPER) reaches a pod
+# spec with every `$` doubled: the kubelet expands `$$` to `$` in command and args. Its root is
+# `${MLKUBE_STEP_ROOT:-/mlkube}`; these pods leave MLKUBE_STEP_ROOT unset on main, so the
+# executor's mapping of `/mlkube` inside the script is what finds the run volume.
 STEP_VOLUMES = {"mlkube-inputs": "/mlkube/inputs", "mlkube-outputs": "/mlkube/outputs",
                 "mlkube-run": "/mlkube/run"}  # fmt: skip
 # A stand-in for `python -m mlkube_serving step outputs`: waits for main's exit code (or for
@@ -96,6 +96,11 @@ def k8s_escape(text: str) -> str:
     return text.replace("$", "$$")
 
 
+def escaped(command: list[str]) -> list[str]:
+    """pipeline_contract.main_command's argv as a pod spec carries it (the script escaped)."""
+    return [*command[:2], k8s_escape(command[2]), *command[3:]]
+
+
 def step_pod_spec(main: list[str], outputs: list[str] | None = None) -> dict[str, Any]:
     """A pipeline step pod (docs/pipelines.md §2) whose `main` runs the python command `main`
     (e.g. ["python", "-c", CODE]) in the wrapper; `inputs` makes the `model` output directory."""
@@ -110,7 +115,7 @@ def step_pod_spec(main: list[str], outputs: list[str] | None = None) -> dict[str
                             "command": ["python", "-c", inputs], "volumeMounts": mounts}],
         "containers": [
             {"name": "main", "image": "user-image",
-             "command": ["/bin/sh", "-c", k8s_escape(STEP_WRAPPER), "mlkube-step", *main],
+             "command": [*escaped(main_command(main))],
              "env": [{"name": "MLKUBE_OUTPUTS", "value": "/mlkube/outputs"}],
              "volumeMounts": mounts, "terminationMessagePolicy": "FallbackToLogsOnError"},
             {"name": "outputs", "image": "mlkube-serving",

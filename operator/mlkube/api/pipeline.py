@@ -7,158 +7,52 @@ field names are fixed by docs/pipelines.md §1.
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Literal, get_args
+from collections.abc import Mapping
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from mlkube.api.batch import ConcurrencyPolicy, Cron, ObjectName, TimeZone
-from mlkube.api.common import (
-    ApiModel,
-    Conditions,
-    Digest,
-    DnsLabel,
-    Message,
-    ShortText,
-    Text,
-    Timestamp,
-    Uri,
-)
+from mlkube.api.batch import ObjectName
+from mlkube.api.common import ApiModel, Conditions, Message, Text, Uri
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
-from mlkube.api.duration import Duration
 from mlkube.api.markers import ListMap, Rule
+from mlkube.api.pipeline_params import MAX_PARAMETER_VALUE as MAX_PARAMETER_VALUE
+from mlkube.api.pipeline_params import MAX_PARAMETERS as MAX_PARAMETERS
+from mlkube.api.pipeline_params import MSG_DEFAULT_TYPE as MSG_DEFAULT_TYPE
+from mlkube.api.pipeline_params import PARAMETER_TYPES as PARAMETER_TYPES
+from mlkube.api.pipeline_params import VALUE_PATTERNS as VALUE_PATTERNS
+from mlkube.api.pipeline_params import Parameter as Parameter
+from mlkube.api.pipeline_params import ParameterType as ParameterType
+from mlkube.api.pipeline_params import ParameterValue as ParameterValue
+from mlkube.api.pipeline_params import ParameterValues as ParameterValues
+from mlkube.api.pipeline_params import value_error as value_error
 from mlkube.api.pipeline_refs import duplicates, find_cycle, reference_errors, template_errors
-from mlkube.api.pipeline_step import Identifier, Step
+from mlkube.api.pipeline_step import OUTPUT_TYPES as OUTPUT_TYPES
+from mlkube.api.pipeline_step import STEP_TYPES as STEP_TYPES
+from mlkube.api.pipeline_step import OutputType as OutputType  # re-exported with the kind
+from mlkube.api.pipeline_step import Step as Step
+from mlkube.api.pipeline_step import StepType as StepType
+from mlkube.api.pipeline_triggers import MSG_TRIGGER_ONE as MSG_TRIGGER_ONE
+from mlkube.api.pipeline_triggers import OnDrift as OnDrift
+from mlkube.api.pipeline_triggers import OnNewData as OnNewData
+from mlkube.api.pipeline_triggers import PipelineSchedule as PipelineSchedule
+from mlkube.api.pipeline_triggers import PipelineScheduleStatus as PipelineScheduleStatus
+from mlkube.api.pipeline_triggers import PipelineTrigger as PipelineTrigger
+from mlkube.api.pipeline_triggers import PipelineTriggerStatus as PipelineTriggerStatus
 from mlkube.contract import KIND_PIPELINE, PLURAL_PIPELINES
 
-ParameterType = Literal["string", "integer", "number", "boolean"]
-PARAMETER_TYPES: tuple[str, ...] = get_args(ParameterType)
-MAX_PARAMETERS = 64
 MAX_STEPS = 100  # with MAX_DEPENDS and MAX_IO 32: the cross-step CEL rules fit the cost budget
 MAX_SCHEDULES = 16
 MAX_TRIGGERS = 16
-MAX_PARAMETER_VALUE = 4096
-# The text forms a typed parameter value must have (CEL and pydantic use the same patterns).
-VALUE_PATTERNS = {
-    "integer": r"^[-+]?[0-9]+$",
-    "number": r"^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$",
-    "boolean": r"^(true|false)$",
-}
-
 MSG_DEPENDS_EXIST = "spec.steps[].dependsOn must name steps of this pipeline"
 MSG_FROM_STEP_EXIST = "spec.steps[].inputs[].fromStep.step must name a step of this pipeline"
 MSG_FROM_PARAMETER_EXIST = "spec.steps[].inputs[].fromParameter must name one of spec.parameters"
 MSG_DEPLOY_MODEL = "spec.steps[].deploy.model.step must name a registerModel step"
+MSG_BLOCK_STEP_EXIST = (
+    "the step references of registerModel (artifact, metricsFrom), evaluate (metrics[].from,"
+    " compareWith.from) and batch (input.fromStep) must name steps of this pipeline"
+)
 MSG_SELF_DEPENDENCY = "a step cannot depend on itself"
-MSG_TRIGGER_ONE = "a trigger needs exactly one of onDrift, onNewData"
-MSG_DEFAULT_TYPE = "parameter default must be a value of the parameter's type"
-
-ParameterValue = Annotated[str, Field(max_length=MAX_PARAMETER_VALUE)]
-ParameterValues = Annotated[dict[str, ParameterValue], Field(max_length=MAX_PARAMETERS)]
-
-
-def value_error(type_: str, value: str) -> str | None:
-    """Why `value` is not a `type_` parameter value, or None when it is."""
-    pattern = VALUE_PATTERNS.get(type_)
-    if pattern is None or re.fullmatch(pattern, value):
-        return None
-    return f"{value!r} is not a {type_}"
-
-
-class Parameter(ApiModel):
-    """A typed pipeline parameter; values are text, checked against the type."""
-
-    kube_validations = (
-        Rule(
-            "!has(self.default) || "
-            + " && ".join(
-                f"(self.type != '{t}' || self.default.matches('{p}'))"
-                for t, p in VALUE_PATTERNS.items()
-            ),
-            message=MSG_DEFAULT_TYPE,
-            field_path=".default",
-        ),
-    )
-
-    name: Identifier
-    """Parameter name: {{parameters.NAME}}, MLKUBE_PARAM_<NAME>, parameters.NAME in when."""
-    type: ParameterType = "string"
-    """string (default), integer, number or boolean (values are written as text)."""
-    default: ParameterValue | None = None
-    """Value when a run gives none; a parameter without default is required at run time."""
-    description: ShortText | None = None
-    """What the parameter means."""
-
-    @model_validator(mode="after")
-    def _typed_default(self) -> Parameter:
-        problem = None if self.default is None else value_error(self.type, self.default)
-        if problem:
-            raise ValueError(f"parameter {self.name}: {MSG_DEFAULT_TYPE} ({problem})")
-        return self
-
-
-class PipelineSchedule(ApiModel):
-    """A cron schedule that starts a run per scheduled time (never twice for one time)."""
-
-    name: DnsLabel
-    """Schedule name, unique in the pipeline; part of its runs' names."""
-    cron: Cron
-    """Five-field cron expression (minute hour day month weekday) or @hourly, @daily, ..."""
-    time_zone: TimeZone = "UTC"
-    """IANA time zone the cron expression is read in, e.g. Europe/Paris (default UTC)."""
-    concurrency_policy: ConcurrencyPolicy = "Forbid"
-    """While a run of this schedule is active: Allow another, Forbid (skip), Replace (cancel it)."""
-    parameters: ParameterValues = Field(default_factory=dict)
-    """Parameter values of the runs."""
-    suspend: bool = False
-    """Stop starting runs."""
-    successful_runs_history_limit: Annotated[int, Field(ge=0, le=100)] = 3
-    """Succeeded runs of this schedule to keep."""
-    failed_runs_history_limit: Annotated[int, Field(ge=0, le=100)] = 1
-    """Failed or cancelled runs of this schedule to keep."""
-
-
-class OnDrift(ApiModel):
-    """Start a run when drift is detected on an endpoint (one run per drift episode)."""
-
-    endpoint: ObjectName
-    """OnlineEndpoint in the namespace."""
-    deployment: DnsLabel | None = None
-    """Only this deployment's drift; any deployment's when omitted."""
-    cooldown: Duration = "1h"
-    """No new run within this long of the last one (default 1h)."""
-    max_runs_per_day: Annotated[int, Field(ge=1, le=100)] = 3
-    """At most this many runs per day (default 3)."""
-
-
-class OnNewData(ApiModel):
-    """Start a run when the content under a URI prefix changes (compared by content digest)."""
-
-    uri: Uri
-    """The prefix to watch."""
-    poll_interval: Duration = "5m"
-    """How often it is listed (default 5m)."""
-
-
-class PipelineTrigger(ApiModel):
-    """An event that starts a run: drift on an endpoint or new data under a prefix."""
-
-    kube_validations = (Rule("has(self.onDrift) != has(self.onNewData)", message=MSG_TRIGGER_ONE),)
-
-    name: DnsLabel
-    """Trigger name, unique in the pipeline; part of its runs' names."""
-    parameters: ParameterValues = Field(default_factory=dict)
-    """Parameter values of the runs."""
-    on_drift: OnDrift | None = None
-    """Fire on a drift episode."""
-    on_new_data: OnNewData | None = None
-    """Fire on changed data."""
-
-    @model_validator(mode="after")
-    def _one_event(self) -> PipelineTrigger:
-        if (self.on_drift is None) == (self.on_new_data is None):
-            raise ValueError(f"trigger {self.name}: {MSG_TRIGGER_ONE}")
-        return self
 
 
 def _all_steps(cond: str) -> str:
@@ -199,6 +93,33 @@ class PipelineSpec(ApiModel):
                 " && t.type == 'registerModel')"
             ),
             message=MSG_DEPLOY_MODEL,
+            field_path=".steps",
+        ),
+        # Split in three: one rule over every block would exceed the per-rule cost budget.
+        Rule(
+            _all_steps(
+                "!has(s.registerModel) || (self.steps.exists(t, t.name =="
+                " s.registerModel.artifact.step) && (!has(s.registerModel.metricsFrom)"
+                " || s.registerModel.metricsFrom.all(r, self.steps.exists(t, t.name == r.step))))"
+            ),
+            message=MSG_BLOCK_STEP_EXIST,
+            field_path=".steps",
+        ),
+        Rule(
+            _all_steps(
+                "!has(s.evaluate) || ((!has(s.evaluate.metrics) || s.evaluate.metrics.all(m,"
+                " self.steps.exists(t, t.name == m.from.step))) && (!has(s.evaluate.compareWith)"
+                " || self.steps.exists(t, t.name == s.evaluate.compareWith.from.step)))"
+            ),
+            message=MSG_BLOCK_STEP_EXIST,
+            field_path=".steps",
+        ),
+        Rule(
+            _all_steps(
+                "!has(s.batch) || !has(s.batch.input.fromStep)"
+                " || self.steps.exists(t, t.name == s.batch.input.fromStep.step)"
+            ),
+            message=MSG_BLOCK_STEP_EXIST,
             field_path=".steps",
         ),
     )
@@ -270,6 +191,25 @@ class PipelineSpec(ApiModel):
                 errors.append(f"{what} {name}: unknown parameters {', '.join(unknown)}")
         return errors
 
+    def resolve_parameters(self, values: Mapping[str, str]) -> dict[str, str]:
+        """Run values over defaults, every one checked against its type; ValueError naming
+        every unknown, missing or mistyped parameter (a run's start, the CLI's -p k=v)."""
+        declared = {p.name: p for p in self.parameters}
+        errors = [f"unknown parameter {n}" for n in sorted(set(values) - set(declared))]
+        resolved: dict[str, str] = {}
+        for param in self.parameters:
+            value = values.get(param.name, param.default)
+            if value is None:
+                errors.append(f"parameter {param.name} is required (it has no default)")
+                continue
+            problem = value_error(param.type, value)
+            if problem:
+                errors.append(f"parameter {param.name}: {problem}")
+            resolved[param.name] = value
+        if errors:
+            raise ValueError("; ".join(errors))
+        return resolved
+
     def step(self, name: str) -> Step | None:
         """The step called `name`, if any."""
         return next((s for s in self.steps if s.name == name), None)
@@ -284,42 +224,6 @@ class RunCounts(ApiModel):
     """Succeeded."""
     failed: Annotated[int, Field(ge=0)] = 0
     """Failed or Cancelled."""
-
-
-class PipelineScheduleStatus(ApiModel):
-    """What one schedule last did."""
-
-    name: DnsLabel
-    """Schedule name."""
-    last_schedule_time: Timestamp | None = None
-    """The scheduled time of the last run started."""
-    next_schedule_time: Timestamp | None = None
-    """The next time a run will start."""
-    last_run: ObjectName | None = None
-    """Name of the last run started."""
-    message: Message | None = None
-    """Why the last time was skipped, if it was."""
-
-
-class PipelineTriggerStatus(ApiModel):
-    """What one trigger last did (its debounce state)."""
-
-    name: DnsLabel
-    """Trigger name."""
-    last_fired: Timestamp | None = None
-    """When it last started a run."""
-    last_run: ObjectName | None = None
-    """Name of the last run it started."""
-    fired_today: Annotated[int, Field(ge=0)] = 0
-    """Runs started since dayStarted."""
-    day_started: Timestamp | None = None
-    """Start of the current day window for maxRunsPerDay."""
-    last_digest: Digest | None = None
-    """onNewData: the content digest last seen."""
-    last_episode: Timestamp | None = None
-    """onDrift: startedAt of the drift episode that last fired."""
-    message: Message | None = None
-    """Why it last refused to fire, if it did."""
 
 
 class PipelineStatus(ApiModel):

@@ -113,8 +113,7 @@ class StepCache(ApiModel):
     source_run: ObjectName | None = None
     """The run that produced the cached outputs."""
     reason: Annotated[str, Field(max_length=MAX_STEP_MESSAGE)] | None = None
-    """hit, no entry, expired (maxAge 30d), output X missing, output X digest changed, disabled,
-    ForceRerun, uncacheable: ..."""
+    """Why: hit, no entry, expired, output missing or changed, disabled, ForceRerun, uncacheable."""
 
 
 class StepOutputStatus(ApiModel):
@@ -140,8 +139,7 @@ class StepStatus(ApiModel):
     name: StepName
     """Step name."""
     phase: StepPhase = "Pending"
-    """Pending, Waiting (on another run's identical step), Running, Succeeded, Failed, Skipped,
-    Cancelled; a cache hit is Succeeded with cache.hit."""
+    """Pending, Waiting, Running, Succeeded (cache hits too), Failed, Skipped or Cancelled."""
     job: Annotated[str, Field(max_length=63)] | None = None
     """Job of the current (last) attempt."""
     attempts: Annotated[int, Field(ge=0)] = 0
@@ -174,8 +172,7 @@ class PipelineRunStatus(ApiModel):
     observed_generation: Annotated[int, Field(ge=0)] | None = None
     """The metadata.generation this status describes."""
     conditions: Conditions = Field(default_factory=list)
-    """Standard conditions: Ready (succeeded), Reconciling (running), Stalled (failed or
-    cancelled)."""
+    """Standard conditions: Ready (succeeded), Reconciling (running), Stalled (failed/cancelled)."""
     start_time: Timestamp | None = None
     """When the run started."""
     completion_time: Timestamp | None = None

@@ -12,22 +12,29 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from mlkube.api.batch import InputFormat, ObjectName
-from mlkube.api.common import (
-    MAX_SHORT_TEXT,
-    ApiModel,
-    Digest,
-    DnsLabel,
-    EnvVar,
-    LabelValue,
-    Resources,
-    Text,
-    Uri,
-)
+from mlkube.api.batch import ObjectName
+from mlkube.api.common import ApiModel, Digest, EnvVar, Resources, Uri
 from mlkube.api.duration import Duration
-from mlkube.api.endpoint import Runtime
 from mlkube.api.markers import ListMap, ListSet, Rule
-from mlkube.api.model import Entrypoint, Framework
+from mlkube.api.pipeline_blocks import IDENT_PATTERN as IDENT_PATTERN
+from mlkube.api.pipeline_blocks import MAX_IO as MAX_IO
+from mlkube.api.pipeline_blocks import MAX_STEP_NAME as MAX_STEP_NAME
+from mlkube.api.pipeline_blocks import MSG_BATCH_INPUT_ONE as MSG_BATCH_INPUT_ONE
+from mlkube.api.pipeline_blocks import MSG_DEPLOY_ONE as MSG_DEPLOY_ONE
+from mlkube.api.pipeline_blocks import MSG_METRIC_BOUND as MSG_METRIC_BOUND
+from mlkube.api.pipeline_blocks import MSG_METRIC_RANGE as MSG_METRIC_RANGE
+from mlkube.api.pipeline_blocks import STEP_NAME_PATTERN as STEP_NAME_PATTERN
+from mlkube.api.pipeline_blocks import BatchStep as BatchStep
+from mlkube.api.pipeline_blocks import BatchStepInput as BatchStepInput
+from mlkube.api.pipeline_blocks import CompareWith as CompareWith
+from mlkube.api.pipeline_blocks import DeployStep as DeployStep
+from mlkube.api.pipeline_blocks import EvaluateStep as EvaluateStep
+from mlkube.api.pipeline_blocks import Identifier as Identifier
+from mlkube.api.pipeline_blocks import MetricThreshold as MetricThreshold
+from mlkube.api.pipeline_blocks import RegisterModelStep as RegisterModelStep
+from mlkube.api.pipeline_blocks import StepName as StepName
+from mlkube.api.pipeline_blocks import StepOutputRef as StepOutputRef
+from mlkube.api.pipeline_blocks import StepRef as StepRef
 
 StepType = Literal["container", "registerModel", "evaluate", "deploy", "batch"]
 STEP_TYPES: tuple[str, ...] = get_args(StepType)
@@ -35,12 +42,6 @@ BUILTIN_STEP_TYPES: tuple[str, ...] = STEP_TYPES[1:]
 OutputType = Literal["artifact", "parameter", "metrics"]
 OUTPUT_TYPES: tuple[str, ...] = get_args(OutputType)
 
-MAX_STEP_NAME = 40
-STEP_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-# Parameter, input and output names become env names (MLKUBE_INPUT_<NAME>), file names and
-# template/CEL identifiers, so they are identifiers with dashes allowed.
-IDENT_PATTERN = r"^[A-Za-z_][-A-Za-z0-9_]*$"
-MAX_IO = 32
 MAX_DEPENDS = 32
 MAX_ARGS = 128
 MAX_WHEN = 1024
@@ -52,10 +53,6 @@ MSG_CONTAINER_ONLY = (
 MSG_BUILTIN_OUTPUTS = "only container steps declare outputs"
 MSG_INPUT_ONE_SOURCE = "an input needs exactly one of fromParameter, fromStep, uri, model"
 MSG_DIGEST_NEEDS_URI = "inputs[].digest is only for uri inputs"
-MSG_DEPLOY_ONE = "deploy needs exactly one of canaryWeight, mirrorPercent"
-MSG_BATCH_INPUT_ONE = "batch.input needs exactly one of uri, fromStep"
-MSG_METRIC_BOUND = "an evaluate metric needs min, max or both"
-MSG_METRIC_RANGE = "an evaluate metric's min must not exceed its max"
 
 
 def msg_block(kind: str) -> str:
@@ -65,25 +62,7 @@ def msg_block(kind: str) -> str:
     )
 
 
-StepName = Annotated[str, Field(min_length=1, max_length=MAX_STEP_NAME, pattern=STEP_NAME_PATTERN)]
-Identifier = Annotated[str, Field(min_length=1, max_length=63, pattern=IDENT_PATTERN)]
 Arg = Annotated[str, Field(max_length=4096)]
-
-
-class StepOutputRef(ApiModel):
-    """An output of another step (the reference makes that step a dependency)."""
-
-    step: StepName
-    """Name of the producing step."""
-    output: Identifier
-    """Name of one of its declared outputs."""
-
-
-class StepRef(ApiModel):
-    """Another step of the pipeline (the reference makes it a dependency)."""
-
-    step: StepName
-    """Step name."""
 
 
 class StepInput(ApiModel):
@@ -127,8 +106,7 @@ class StepOutput(ApiModel):
     name: Identifier
     """Output name: {{outputs.NAME}} and MLKUBE_OUTPUT_<NAME> give its local path."""
     type: OutputType = "artifact"
-    """artifact (a directory, uploaded with its digest), parameter (a text file, ≤ 1 KiB) or
-    metrics (a JSON object name → number)."""
+    """artifact (a directory), parameter (a text file, at most 1 KiB) or metrics (JSON numbers)."""
 
 
 class Backoff(ApiModel):
@@ -164,140 +142,6 @@ class CacheSettings(ApiModel):
     """Inputs left out of the key (e.g. a log level)."""
     max_age: Duration = "30d"
     """Entries older than this are not used (and are garbage-collected); default 30d."""
-
-
-class RegisterModelStep(ApiModel):
-    """Create a Model from an artifact output, with lineage filled from the run."""
-
-    artifact: StepOutputRef
-    """The artifact output holding the model files."""
-    model_name: DnsLabel
-    """spec.modelName of the new Model, e.g. credit-risk."""
-    version: Annotated[str, Field(min_length=1, max_length=MAX_SHORT_TEXT)] = "auto"
-    """auto (one more than the highest registered integer version) or a template."""
-    framework: Framework
-    """Framework of the artifact: sklearn, onnx, mlflow or custom (needs entrypoint)."""
-    entrypoint: Entrypoint | None = None
-    """Scoring script for custom models."""
-    metrics_from: Annotated[list[StepOutputRef], Field(max_length=MAX_IO)] = Field(
-        default_factory=list
-    )
-    """Metrics outputs copied into spec.lineage.metrics."""
-    tags: Annotated[dict[str, LabelValue], Field(max_length=16)] = Field(default_factory=dict)
-    """Labels put on the Model."""
-    description: Text | None = None
-    """The Model's description."""
-
-
-class MetricThreshold(ApiModel):
-    """A bound on one metric of an upstream step."""
-
-    kube_validations = (
-        Rule("has(self.min) || has(self.max)", message=MSG_METRIC_BOUND),
-        Rule("!has(self.min) || !has(self.max) || self.min <= self.max", message=MSG_METRIC_RANGE),
-    )
-
-    name: Annotated[str, Field(min_length=1, max_length=128)]
-    """Metric name (a key of the metrics output)."""
-    from_: Annotated[StepOutputRef, Field(alias="from")]
-    """The metrics output."""
-    min: float | None = None
-    """Lowest passing value."""
-    max: float | None = None
-    """Highest passing value."""
-
-    @model_validator(mode="after")
-    def _bounds(self) -> MetricThreshold:
-        if self.min is None and self.max is None:
-            raise ValueError(f"metric {self.name}: {MSG_METRIC_BOUND}")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"metric {self.name}: {MSG_METRIC_RANGE}")
-        return self
-
-
-class CompareWith(ApiModel):
-    """Compare a metric with the same metric of the Model serving on an endpoint."""
-
-    endpoint: ObjectName
-    """OnlineEndpoint whose serving Model (the deployment with most traffic) is the baseline."""
-    deployment: DnsLabel | None = None
-    """That deployment instead of the one with most traffic."""
-    metric: Annotated[str, Field(min_length=1, max_length=128)]
-    """Metric name, looked up in the serving Model's spec.lineage.metrics."""
-    from_: Annotated[StepOutputRef, Field(alias="from")]
-    """The new model's metrics output."""
-    higher_is_better: bool = True
-    """Whether a larger value is better (default true)."""
-    min_improvement: Annotated[float, Field(ge=0)] = 0
-    """How much better the new value must be (default 0: at least as good)."""
-
-
-class EvaluateStep(ApiModel):
-    """A gate: the run goes on only if every threshold holds (and the comparison, if any)."""
-
-    metrics: Annotated[list[MetricThreshold], Field(max_length=MAX_IO)] = Field(
-        default_factory=list
-    )
-    """Metric thresholds."""
-    compare_with: CompareWith | None = None
-    """Comparison with the serving Model."""
-
-
-class DeployStep(ApiModel):
-    """Add a registered Model to an OnlineEndpoint as a canary or a mirror."""
-
-    kube_validations = (
-        Rule("has(self.canaryWeight) != has(self.mirrorPercent)", message=MSG_DEPLOY_ONE),
-    )
-
-    endpoint: ObjectName
-    """OnlineEndpoint in the namespace."""
-    model: StepRef
-    """The registerModel step whose Model is deployed."""
-    deployment: DnsLabel | None = None
-    """Deployment name; <modelName>-v<version> (cut to a DNS label) when omitted."""
-    canary_weight: Annotated[int, Field(ge=0, le=100)] | None = None
-    """Traffic percent for the new deployment (others scaled down to sum 100)."""
-    mirror_percent: Annotated[int, Field(ge=0, le=100)] | None = None
-    """Percent of traffic copied to the new deployment (responses discarded)."""
-    runtime: Runtime | None = None
-    """Serving runtime; auto when omitted."""
-
-    @model_validator(mode="after")
-    def _one_mode(self) -> DeployStep:
-        if (self.canary_weight is None) == (self.mirror_percent is None):
-            raise ValueError(MSG_DEPLOY_ONE)
-        return self
-
-
-class BatchStepInput(ApiModel):
-    """What a batch step scores."""
-
-    kube_validations = (Rule("has(self.uri) != has(self.fromStep)", message=MSG_BATCH_INPUT_ONE),)
-
-    uri: Uri | None = None
-    """Files outside the pipeline."""
-    from_step: StepOutputRef | None = None
-    """An artifact output of an upstream step."""
-    format: InputFormat | None = None
-    """auto, csv, parquet, jsonl or files; the BatchJob default (auto) when omitted."""
-
-    @model_validator(mode="after")
-    def _one_source(self) -> BatchStepInput:
-        if (self.uri is None) == (self.from_step is None):
-            raise ValueError(MSG_BATCH_INPUT_ONE)
-        return self
-
-
-class BatchStep(ApiModel):
-    """Run a BatchJob `<run>-<step>` on a BatchEndpoint and wait for it."""
-
-    endpoint: ObjectName
-    """BatchEndpoint in the namespace."""
-    deployment: DnsLabel | None = None
-    """Deployment; the endpoint's default when omitted."""
-    input: BatchStepInput
-    """The data to score."""
 
 
 _CONTAINER_FIELDS = ("image", "command", "args", "env", "resources")

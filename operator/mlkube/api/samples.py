@@ -59,7 +59,7 @@ def _model(name: str, version: str, uri: str, description: str) -> dict[str, Any
 
 
 # The mlkube serving image has /bin/sh, python and scikit-learn (docs/pipelines.md §2).
-_STEP_IMAGE = "ghcr.io/mlkube/serving:dev"
+_STEP_IMAGE = "ghcr.io/mlkube/mlkube-serving:0.1.0"  # DEFAULT_SERVING_IMAGE
 
 
 def _pipeline() -> dict[str, Any]:
@@ -79,11 +79,13 @@ def _pipeline() -> dict[str, Any]:
                     "image": _STEP_IMAGE,
                     "command": ["python"],
                     "args": ["{{inputs.code}}/train.py", "--data", "{{inputs.data}}",
-                             "--C", "{{parameters.C}}", "--model", "{{outputs.model}}",
-                             "--metrics", "{{outputs.metrics}}"],
+                             "--model-out", "{{outputs.model}}",
+                             "--metrics-out", "{{outputs.metrics}}", "--C", "{{parameters.C}}"],
+                    # examples/pipelines/credit-retrain/ and the labelled data `make dev`
+                    # uploads (devcluster/pipeline_samples.py).
                     "inputs": [
-                        {"name": "code", "uri": "file:///var/lib/mlkube/code/credit-train"},
-                        {"name": "data", "uri": "file:///var/lib/mlkube/data/applications/latest"},
+                        {"name": "code", "uri": "file:///var/lib/mlkube/samples/credit-retrain-code/"},
+                        {"name": "data", "uri": "file:///var/lib/mlkube/samples/credit-training/"},
                     ],
                     "outputs": [
                         {"name": "model", "type": "artifact"},

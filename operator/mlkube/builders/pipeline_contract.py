@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Final, Literal
+
+from mlkube.builders.pipeline_json import ContractError as ContractError
+from mlkube.builders.pipeline_json import json_fields, json_list, text_field
 
 STEP_ROOT: Final = "/mlkube"  # volumes: <root>/inputs, <root>/outputs, <root>/run
 ENV_STEP: Final = "MLKUBE_STEP"  # the manifest (JSON), for the two mlkube containers
@@ -27,20 +30,30 @@ OUTPUTS_FOLDER: Final = "outputs"  # <prefix>/outputs/<name>: uploaded artifact 
 SUMMARY_PATH: Final = "_mlkube/summary.json"  # <prefix>/_mlkube/summary.json
 WRAPPER_NAME: Final = "mlkube-step"  # $0 of the wrapper shell
 
-# The `main` container's script: `/bin/sh -c WRAPPER mlkube-step <command...> <args...>`.
-# Shell builtins only (echo, redirections): any image with a POSIX /bin/sh runs it. `echo` is
-# one write(2), so a reader sees an empty or a whole file, never a partial number. The user's
-# command runs in the foreground (not exec: the exit code must be written after it ends); if
-# the shell itself dies (SIGKILL, OOM of the shell, deletion) no exit-code appears and the
-# `outputs` container sees main.pid name a gone process.
+# The `main` container's script: `/bin/sh -c WRAPPER mlkube-step <command...> <args...>` (in the
+# pod spec with every `$` doubled: `kube_escape`).
+# Shell builtins only (echo, kill, wait, trap, redirections): any image with a POSIX /bin/sh runs
+# it. `echo` is one write(2), so a reader sees an empty or a whole file, never a partial number.
+# The command runs as a child (not exec: the exit code must be written after it ends) and the
+# shell forwards SIGTERM/SIGINT to it, so deleting the pod stops the user's code as it would
+# without the wrapper (the kubelet signals only the container's first process). A trapped
+# signal interrupts `wait`; the loop waits again until the child is really gone. If the shell
+# itself dies (SIGKILL) no exit-code appears and `outputs` sees main.pid name a gone process.
 WRAPPER: Final = (
     'run="${MLKUBE_STEP_ROOT:-/mlkube}/run"\n'
     'echo "$$" > "$run/main.pid" || {\n'
     '  echo "mlkube-step: cannot write $run/main.pid" >&2\n'
     "  exit 1\n"
     "}\n"
-    '"$@"\n'
-    "code=$?\n"
+    '"$@" &\n'
+    "child=$!\n"
+    """trap 'kill -TERM "$child" 2>/dev/null' TERM\n"""
+    """trap 'kill -INT "$child" 2>/dev/null' INT\n"""
+    "while :; do\n"
+    '  wait "$child"\n'
+    "  code=$?\n"
+    '  kill -0 "$child" 2>/dev/null || break\n'
+    "done\n"
     'echo "$code" > "$run/exit-code"\n'
     'exit "$code"\n'
 )
@@ -53,16 +66,14 @@ _ENV_PREFIXES: Final[dict[str, str]] = {
     "output": "MLKUBE_OUTPUT_",
     "param": "MLKUBE_PARAM_",
 }
-# Input, output and parameter names become folder names and env names: letters, digits,
-# `-` and `_`, starting and ending with a letter or digit.
-NAME_PATTERN: Final = r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$"
+# Input, output and parameter names become folder names and env names: api/pipeline_step.py's
+# IDENT_PATTERN (no `.`, `/` or leading `-`), at most 63 characters. Kept here too so the
+# serving image need not import the API models; a unit test keeps the two equal.
+NAME_PATTERN: Final = r"^[A-Za-z_][-A-Za-z0-9_]*$"
+MAX_NAME: Final = 63
 _NAME_RE: Final = re.compile(NAME_PATTERN)
 _DIGEST_RE: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_MANIFEST_BYTES: Final = 256 * 1024
-
-
-class ContractError(ValueError):
-    """A manifest or summary that does not have the agreed shape."""
 
 
 def step_env_name(kind: EnvKind, name: str) -> str:
@@ -75,10 +86,10 @@ def step_env_name(kind: EnvKind, name: str) -> str:
 
 
 def check_name(name: str, what: str = "name") -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or len(name) > MAX_NAME or not _NAME_RE.fullmatch(name):
         raise ContractError(
-            f"{what} {name!r} is not a valid name (letters, digits, '-', '_'; at most 63; "
-            "starts and ends with a letter or digit)"
+            f"{what} {name!r} is not a valid name (letters, digits, '-', '_', at most "
+            f"{MAX_NAME}; starting with a letter or '_')"
         )
     return name
 
@@ -93,8 +104,16 @@ def check_env_names(kind: EnvKind, names: Iterable[str]) -> None:
         seen[env] = name
 
 
+def kube_escape(text: str) -> str:
+    """`text` as written in a container's command or args so that it reaches the process
+    unchanged: the kubelet expands `$(VAR)` there and turns `$$` into `$`."""
+    return text.replace("$", "$$")
+
+
 def main_command(command: Sequence[str], args: Sequence[str] = ()) -> list[str]:
-    """The `main` container's command: the wrapper around the user's command and args."""
+    """The `main` process's argv: the wrapper around the user's command and args. In the pod
+    spec the script (argv[2]) goes through `kube_escape` (builders/pipeline_step.py does), and
+    the user's command and args stay as written (their `$(VAR)` expand as in any pod)."""
     if not command:
         raise ContractError("a container step needs a command")
     return ["/bin/sh", "-c", WRAPPER, WRAPPER_NAME, *command, *args]
@@ -222,34 +241,10 @@ def parse_manifest(text: str | bytes) -> StepManifest:
     )  # fmt: skip
 
 
-def json_fields(
-    body: object, what: str, *, required: Sequence[str], optional: Sequence[str] = ()
-) -> dict[str, Any]:
-    if not isinstance(body, Mapping):
-        raise ContractError(f"{what} must be a JSON object")
-    unknown = sorted(set(body) - set(required) - set(optional))
-    missing = [name for name in required if name not in body]
-    if unknown or missing:
-        raise ContractError(f"{what}: unknown fields {unknown}, missing fields {missing}")
-    return dict(body)
-
-
-def json_list(value: object, what: str) -> list[object]:
-    if not isinstance(value, list):
-        raise ContractError(f"{what} must be a JSON array")
-    return value
-
-
-def _text(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ContractError(f"{what} must be a non-empty string, got {value!r}")
-    return value
-
-
 def _validate_manifest(manifest: StepManifest) -> None:
-    _text(manifest.run, "run")
-    _text(manifest.step, "step")
-    _text(manifest.prefix, "prefix")
+    text_field(manifest.run, "run")
+    text_field(manifest.step, "step")
+    text_field(manifest.prefix, "prefix")
     if "://" not in manifest.prefix or manifest.prefix.endswith("/"):
         raise ContractError(f"prefix {manifest.prefix!r} must be a URI without a trailing /")
     attempt = manifest.attempt
@@ -257,8 +252,8 @@ def _validate_manifest(manifest: StepManifest) -> None:
         raise ContractError(f"attempt must be an integer >= 1, got {attempt!r}")
     for item in manifest.inputs:
         check_name(item.name, "input")
-        _text(item.uri, f"input {item.name}: uri")
-        if not isinstance(item.digest, str) or not _DIGEST_RE.match(item.digest):
+        text_field(item.uri, f"input {item.name}: uri")
+        if not isinstance(item.digest, str) or not _DIGEST_RE.fullmatch(item.digest):
             raise ContractError(f"input {item.name}: digest {item.digest!r} is not sha256:<hex>")
     for output in manifest.outputs:
         check_name(output.name, "output")

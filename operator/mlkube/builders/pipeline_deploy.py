@@ -17,7 +17,6 @@ from typing import Any, Final
 
 from mlkube.api.endpoint import MAX_DEPLOYMENTS
 from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
-from mlkube.reconcile.pipeline_gate import serving_deployment
 
 FIELD_MANAGER_PREFIX: Final = "mlkube-pipeline"
 COPIED: Final = ("replicas", "autoscale", "resources", "requestSettings", "probes", "env")
@@ -49,6 +48,17 @@ def scaled_traffic(traffic: Mapping[str, int], deployment: str, weight: int) -> 
     for key in sorted(exact, key=lambda k: (-(exact[k] - shares[k]), k))[:left]:
         shares[key] += 1
     return {**shares, deployment: weight}
+
+
+def serving_deployment(spec: Mapping[str, Any], named: str | None) -> str | None:
+    """The deployment serving an endpoint: `named`, else the one with the most live traffic
+    (ties: name order); None when there is no such deployment or no live traffic."""
+    deployments = {str(d.get("name")) for d in spec.get("deployments") or []}
+    if named is not None:
+        return named if named in deployments else None
+    traffic = spec.get("traffic") or {}
+    live = sorted((-int(v), str(k)) for k, v in traffic.items() if int(v) > 0 and k in deployments)
+    return live[0][1] if live else None
 
 
 def template_deployment(spec: Mapping[str, Any]) -> Mapping[str, Any] | None:

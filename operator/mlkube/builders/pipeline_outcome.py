@@ -91,4 +91,3 @@ class Failed:
 
 
 BuiltinOutcome = Done | Waiting | Failed
-BUILTIN_TYPES: tuple[str, ...] = ("registerModel", "evaluate", "deploy", "batch")

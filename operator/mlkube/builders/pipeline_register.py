@@ -14,14 +14,21 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from mlkube.contract import API_VERSION, KIND_MODEL, LABEL_MODEL, LABEL_VERSION
+from mlkube.api.pipeline_refs import PLACEHOLDER_PATTERN
+from mlkube.builders.names import label_value
+from mlkube.contract import (
+    API_VERSION,
+    KIND_MODEL,
+    LABEL_MODEL,
+    LABEL_PIPELINE_RUN,
+    LABEL_VERSION,
+)
 
-LABEL_PIPELINE_RUN: Final = "mlkube.dev/pipeline-run"
 ANNOTATION_RUN_UID: Final = "mlkube.dev/pipeline-run-uid"
 ANNOTATION_STEP: Final = "mlkube.dev/pipeline-step"
 AUTO: Final = "auto"
 MAX_LABEL: Final = 63
-_PLACEHOLDER: Final = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
+_PLACEHOLDER: Final = re.compile(PLACEHOLDER_PATTERN)  # the one the API checks templates with
 
 
 class TemplateError(ValueError):
@@ -112,7 +119,7 @@ def build_model(
         **{str(k): str(v) for k, v in (config.get("tags") or {}).items()},
         LABEL_MODEL: model_name,
         LABEL_VERSION: version,
-        LABEL_PIPELINE_RUN: run_name,
+        LABEL_PIPELINE_RUN: label_value(run_name),
     }
     return {
         "apiVersion": API_VERSION,

@@ -20,14 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from mlkube.builders.pipeline_contract import (
-    OUTPUT_TYPES,
-    ContractError,
-    OutputType,
-    check_name,
-    json_fields,
-    json_list,
-)
+from mlkube.builders.pipeline_contract import OUTPUT_TYPES, OutputType, check_name
+from mlkube.builders.pipeline_json import ContractError, json_fields, json_list
 
 MAX_TERMINATION_BYTES: Final = 4096  # what the kubelet keeps of a termination message
 MAX_VALUE_BYTES: Final = 1024  # a parameter output's value; an error message

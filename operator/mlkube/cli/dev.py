@@ -23,6 +23,7 @@ DEFAULT_WORKDIR = REPO_ROOT / ".dev" / "cluster"
 ENV_BATCH_OUTPUT_STORE = "MLKUBE_BATCH_OUTPUT_STORE"
 ENV_BATCH_POD_ANNOTATIONS = "MLKUBE_BATCH_POD_ANNOTATIONS"
 ENV_ARTIFACT_STORE = "MLKUBE_ARTIFACT_STORE"  # pipeline step outputs and cache (issue 12)
+ENV_IMAGE_DIGESTS = "MLKUBE_IMAGE_DIGESTS"  # pipeline cache keys need image digests (issue 12)
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -98,12 +99,17 @@ def up(args: argparse.Namespace) -> int:
     devstore.write_default_store(cluster.kubeconfig, store)
     os.environ.update(store.client_env())
     batch_env = start_batch_support(cluster, store.uri, kwok=not real)
+    if not real:
+        batch_env[ENV_IMAGE_DIGESTS] = kwok_image_digests()
     if "operator" not in cluster.state.pids:
         start_operator(cluster, kube, {**devstore.operator_env(store), **node_env, **batch_env})
     if not args.no_samples:
         from mlkube.cli.samples import install_samples
 
-        install_samples(kube, cluster.workdir, store_uri=store.uri)
+        install_samples(
+            kube, cluster.workdir, store_uri=store.uri,
+            step_image=node_env.get("MLKUBE_SERVING_IMAGE"),
+        )  # fmt: skip
     print(ready_message(cluster, store.uri, time.monotonic() - started, args.workdir))
     return 0
 
@@ -124,6 +130,15 @@ def start_batch_support(cluster: Cluster, store_uri: str, kwok: bool) -> dict[st
             argv = podexec.executor_argv(cluster.kubeconfig, cluster.workdir / podexec.PROCESS)
             cluster.add_process(podexec.PROCESS, argv)
     return env
+
+
+def kwok_image_digests() -> str:
+    """MLKUBE_IMAGE_DIGESTS in the kwok mode: the default serving image is "run" by the dev pod
+    executor from this checkout, so its digest is the digest of those sources."""
+    from mlkube.builders.operator_config import DEFAULT_SERVING_IMAGE
+    from mlkube.devcluster import image_digests
+
+    return image_digests.setting({DEFAULT_SERVING_IMAGE: image_digests.source_digest(REPO_ROOT)})
 
 
 def start_store(cluster: Cluster, kube: Any) -> DefaultStore:

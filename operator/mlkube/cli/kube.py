@@ -54,6 +54,20 @@ class ModelApi:
             lambda: self._kube.get(API_VERSION, KIND, name, namespace),
         )
 
+    def get_related(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        """Another object a Model points at (its PipelineRun, the run's spec snapshot)."""
+        from mlkube.k8s import ApiError
+
+        try:
+            return self._kube.get(api_version, kind, name, namespace)
+        except ApiError as exc:
+            if exc.status == 404 and exc.reason != "NotFound":
+                raise CliError(f"cannot get {kind} {namespace}/{name}: the cluster does not "
+                               f"serve {kind} ({api_version})") from exc  # fmt: skip
+            raise CliError(f"cannot get {kind} {namespace}/{name}: {exc}") from exc
+
     def list_all_namespaces(self) -> list[dict[str, Any]]:
         """Every Model the caller may see cluster-wide (`--overwrite` checks who uses bytes)."""
         return self._call(

@@ -1,4 +1,4 @@
-"""`mlkube model register|list|show|archive`: the model registry from the command line.
+"""`mlkube model register|list|show|lineage|archive`: the model registry from the command line.
 
 Argument handling and orchestration only: names, tags and the manifest come from
 `model_object`, rendering from `model_view`, storage from `mlkube.storage` and the API from
@@ -8,6 +8,7 @@ Argument handling and orchestration only: names, tags and the manifest come from
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlkube.api.model import FRAMEWORKS
-from mlkube.cli import model_object, model_view, stores
+from mlkube.cli import model_lineage, model_lineage_view, model_object, model_view, stores
 from mlkube.cli.errors import CliError
 from mlkube.cli.kube import ModelApi, add_kube_options
 from mlkube.cli.progress import ProgressBar, format_bytes
@@ -76,6 +77,13 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     show_cmd.add_argument("-o", "--output", choices=("text", "yaml", "json"), default="text")
     show_cmd.set_defaults(func=show)
 
+    lineage_cmd = verbs.add_parser(
+        "lineage", help="walk Model -> run -> inputs -> upstream runs, as a tree"
+    )
+    lineage_cmd.add_argument("name", help="Model object name, or MODEL:VERSION")
+    lineage_cmd.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    lineage_cmd.set_defaults(func=lineage)
+
     archive_cmd = verbs.add_parser("archive", help="hide a model from `list` (still resolvable)")
     archive_cmd.add_argument("name", help="Model object name, or MODEL:VERSION")
     archive_cmd.set_defaults(func=archive)
@@ -86,7 +94,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="build a drift baseline profile from training data (--data FILE; see --help)",
     )  # fmt: skip
 
-    for verb in (register_cmd, list_cmd, show_cmd, archive_cmd):
+    for verb in (register_cmd, list_cmd, show_cmd, lineage_cmd, archive_cmd):
         add_kube_options(verb)
 
 
@@ -249,6 +257,18 @@ def show(args: argparse.Namespace) -> int:
         print(model_view.render_details(obj, datetime.now(UTC)))
     else:
         print(model_view.dump(model_view.without_managed_fields(obj), args.output))
+    return 0
+
+
+def lineage(args: argparse.Namespace) -> int:
+    api, namespace = connect(args)
+    name = resolve_name(args.name)
+    get_existing(api, namespace, name)
+    tree = model_lineage_view.lineage_tree(model_lineage.ApiLookup(api), namespace, name)
+    if args.output == "json":
+        print(json.dumps(tree.as_dict(), indent=2))
+    else:
+        print(model_lineage_view.render(tree))
     return 0
 
 

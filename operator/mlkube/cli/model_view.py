@@ -13,8 +13,9 @@ from typing import Any, Final
 
 import yaml
 
+from mlkube.builders.pipeline_register import ANNOTATION_STEP
 from mlkube.cli.progress import format_bytes
-from mlkube.contract import LABEL_ARCHIVED, LABEL_MODEL, LABEL_VERSION
+from mlkube.contract import LABEL_ARCHIVED, LABEL_MODEL, LABEL_PIPELINE_RUN, LABEL_VERSION
 
 COLUMNS: Final = ("NAME", "MODEL", "VERSION", "FRAMEWORK", "PHASE", "DIGEST", "AGE")
 SHORT_DIGEST_HEX: Final = 12
@@ -109,7 +110,7 @@ def render_details(obj: Mapping[str, Any], now: datetime | None = None) -> str:
     meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
     status = obj.get("status") or {}
     labels = meta.get("labels") or {}
-    internal = (LABEL_MODEL, LABEL_VERSION, LABEL_ARCHIVED)
+    internal = (LABEL_MODEL, LABEL_VERSION, LABEL_ARCHIVED, LABEL_PIPELINE_RUN)
     tags = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in internal)
     lines = [
         f"Name:         {meta.get('name', '')}",
@@ -126,6 +127,12 @@ def render_details(obj: Mapping[str, Any], now: datetime | None = None) -> str:
     ]
     if status.get("createdBy"):
         lines.append(f"Created by:   {status['createdBy']}")
+    notes = meta.get("annotations") or {}
+    run = (spec.get("lineage") or {}).get("run") or {}
+    if notes.get(ANNOTATION_STEP) and run.get("system") == "mlkube":
+        lines.append(f"Registered by: PipelineRun {run.get('id')}"
+                     f" (step {notes[ANNOTATION_STEP]}); "
+                     f"`mlkube model lineage {meta.get('name', '')}` walks it")  # fmt: skip
     if spec.get("description"):
         lines.append(f"Description:  {spec['description']}")
     if spec.get("entrypoint"):

@@ -4,7 +4,10 @@ file:// store inside the dev workdir so the local operator can read and verify i
 
 The sample BatchEndpoint gets sample input in the store (devcluster/batch_samples.py) and its
 schedules point there, suspended (a dev cluster does not score every night on its own); the
-sample BatchJob is not created (its input exists nowhere here; `mlkube batch invoke` runs one)."""
+sample BatchJob is not created (its input exists nowhere here; `mlkube batch invoke` runs one).
+The sample Pipeline's inputs (training code and labelled data: devcluster/pipeline_samples.py)
+are uploaded to the store and its steps run the dev cluster's serving image; the sample
+PipelineRun is not created (`mlkube pipeline run credit-retrain` starts one)."""
 
 from __future__ import annotations
 
@@ -15,8 +18,15 @@ from typing import Any
 
 import yaml
 
-from mlkube.contract import API_VERSION, KIND_BATCH_ENDPOINT, KIND_BATCH_JOB, KIND_MODEL
-from mlkube.devcluster import batch_samples
+from mlkube.contract import (
+    API_VERSION,
+    KIND_BATCH_ENDPOINT,
+    KIND_BATCH_JOB,
+    KIND_MODEL,
+    KIND_PIPELINE,
+    KIND_PIPELINE_RUN,
+)
+from mlkube.devcluster import batch_samples, pipeline_samples
 from mlkube.devcluster.cluster import REPO_ROOT
 from mlkube.k8s import Kube
 from mlkube.storage import publish
@@ -58,17 +68,47 @@ def localize_batch_endpoint(doc: dict[str, Any], input_uri: str) -> dict[str, An
     return {**doc, "spec": {**doc["spec"], "schedules": schedules}}
 
 
+SAMPLE_INPUTS = "file:///var/lib/mlkube/samples/"  # where crds/samples/ Pipelines read
+
+
+def localize_pipeline(
+    doc: dict[str, Any], inputs: dict[str, str], image: str | None
+) -> dict[str, Any]:
+    """The sample Pipeline reading the uploaded sample inputs, its container steps running
+    `image` (the dev cluster's serving image) when one is given."""
+
+    def input_of(item: dict[str, Any]) -> dict[str, Any]:
+        uri = item.get("uri", "")
+        if not uri.startswith(SAMPLE_INPUTS):
+            return item
+        folder = uri[len(SAMPLE_INPUTS) :].strip("/")
+        return {**item, "uri": inputs[folder]}
+
+    steps = []
+    for step in doc["spec"]["steps"]:
+        step = {**step, "inputs": [input_of(i) for i in step.get("inputs") or []]}
+        if image and step.get("image"):
+            step["image"] = image
+        steps.append(step)
+    return {**doc, "spec": {**doc["spec"], "steps": steps}}
+
+
 def install_samples(
-    kube: Kube, workdir: Path, timeout: float = 60.0, store_uri: str | None = None
+    kube: Kube,
+    workdir: Path,
+    timeout: float = 60.0,
+    store_uri: str | None = None,
+    step_image: str | None = None,
 ) -> None:
     models = []
     store = store_uri or (workdir / "store").as_uri()
     inputs = batch_samples.upload_inputs(workdir / "samples" / "batch", store)
-    for uri in inputs.values():
-        print(f"sample batch input {uri}", file=sys.stderr)
+    pipeline_inputs = pipeline_samples.upload_inputs(workdir / "samples" / "pipelines", store)
+    for uri in [*inputs.values(), *pipeline_inputs.values()]:
+        print(f"sample input {uri}", file=sys.stderr)
     for doc in load_samples():
         name = doc["metadata"]["name"]
-        if doc["kind"] == KIND_BATCH_JOB or kube.get(
+        if doc["kind"] in (KIND_BATCH_JOB, KIND_PIPELINE_RUN) or kube.get(
             doc["apiVersion"], doc["kind"], name, NAMESPACE
         ):
             continue
@@ -77,6 +117,8 @@ def install_samples(
             models.append(name)
         elif doc["kind"] == KIND_BATCH_ENDPOINT:
             doc = localize_batch_endpoint(doc, inputs[batch_samples.CLEAN])
+        elif doc["kind"] == KIND_PIPELINE:
+            doc = localize_pipeline(doc, pipeline_inputs, step_image)
         kube.create({**doc, "metadata": {**doc["metadata"], "namespace": NAMESPACE}})
         print(f"created {doc['kind']} {NAMESPACE}/{name}", file=sys.stderr)
     deadline = time.monotonic() + timeout

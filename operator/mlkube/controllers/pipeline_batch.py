@@ -19,12 +19,17 @@ from mlkube.builders.pipeline_outcome import (
     StepResult,
     Waiting,
 )
-from mlkube.contract import API_VERSION, KIND_BATCH_JOB, LABEL_MANAGED_BY, MANAGED_BY
+from mlkube.contract import (
+    API_VERSION,
+    KIND_BATCH_JOB,
+    KIND_PIPELINE_RUN,
+    LABEL_MANAGED_BY,
+    LABEL_PIPELINE_RUN,
+    LABEL_PIPELINE_STEP,
+    MANAGED_BY,
+)
 from mlkube.controllers.kube import ApiError, Kube
 
-KIND_PIPELINE_RUN: Final = "PipelineRun"
-LABEL_PIPELINE_RUN: Final = "mlkube.dev/pipeline-run"
-LABEL_PIPELINE_STEP: Final = "mlkube.dev/pipeline-step"
 POLL_SECONDS: Final = 10.0
 
 

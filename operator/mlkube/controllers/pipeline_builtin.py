@@ -9,11 +9,11 @@ or a lost status write never registers a second Model or scales traffic twice.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from mlkube.api.duration import parse_duration
 from mlkube.builders.pipeline_outcome import BuiltinOutcome, Failed, StepResult
 from mlkube.controllers import pipeline_batch, pipeline_deploy, pipeline_evaluate, pipeline_register
 from mlkube.controllers.kube import Kube
@@ -21,8 +21,6 @@ from mlkube.controllers.kube import Kube
 Handler = Callable[
     [Kube, Mapping[str, Any], Mapping[str, Any], Mapping[str, StepResult]], BuiltinOutcome
 ]
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 HANDLERS: dict[str, Handler] = {
     "registerModel": pipeline_register.register_model,
@@ -59,9 +57,10 @@ def _timed_out(run: Mapping[str, Any], step: Mapping[str, Any], now: datetime) -
     """A message when the step has run longer than its `timeout`, else None."""
     if not step.get("timeout"):
         return None
-    limit = duration_seconds(str(step["timeout"]))
-    if limit is None:
-        return f"step {step.get('name')}: timeout {step['timeout']!r} is not a duration"
+    try:
+        limit = parse_duration(str(step["timeout"])).total_seconds()
+    except ValueError as err:
+        return f"step {step.get('name')}: timeout {err}"
     for entry in (run.get("status") or {}).get("steps") or []:
         if entry.get("name") == step.get("name") and entry.get("startTime"):
             started = datetime.fromisoformat(str(entry["startTime"]).replace("Z", "+00:00"))
@@ -70,11 +69,3 @@ def _timed_out(run: Mapping[str, Any], step: Mapping[str, Any], now: datetime) -
                     f"step {step.get('name')} did not finish within its timeout {step['timeout']}"
                 )
     return None
-
-
-def duration_seconds(text: str) -> float | None:
-    """Go-style duration (`90s`, `1h30m`, `30d`) in seconds; None when it is not one."""
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        return None
-    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)

@@ -10,6 +10,7 @@ metrics, image digest, inputs as resolved, Models produced).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -24,7 +25,9 @@ from mlkube.builders.pipeline_outcome import (
     StepResult,
 )
 from mlkube.controllers.kube import Kube
+from mlkube.controllers.pipeline_cache import input_digest
 from mlkube.controllers.pipeline_steps import RunContext, finish, stamp
+from mlkube.controllers.pipeline_store import StoreUnreadable
 
 
 class BuiltinRunner(Protocol):
@@ -39,12 +42,18 @@ class BuiltinRunner(Protocol):
 
 
 def _inputs(ctx: RunContext, step: Step) -> list[ResolvedInput]:
-    """The step's inputs as recorded in the run (digests of uri inputs given in the spec;
-    upstream outputs with their recorded digests)."""
+    """The step's inputs as recorded in the run (uri inputs with their declared or computed
+    digest; upstream outputs with their recorded digests)."""
     found = []
     for i in step.inputs:
         if i.uri is not None:
-            found.append(ResolvedInput(i.name, "uri", uri=i.uri, digest=i.digest))
+            # Undeclared digest: the one the step was started with (memoised by listing
+            # fingerprint, pipeline_cache.input_digest), so lineage records what was read.
+            digest = i.digest
+            if digest is None:
+                with contextlib.suppress(StoreUnreadable):
+                    digest = input_digest(ctx.store, ctx.run.namespace, i.uri, ctx.config)
+            found.append(ResolvedInput(i.name, "uri", uri=i.uri, digest=digest))
         elif i.model is not None:
             found.append(ResolvedInput(i.name, "model", model=i.model))
         elif i.from_step is not None:

@@ -10,9 +10,9 @@ FallbackToLogsOnError).
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any, Final
 
 from mlkube import contract as c
@@ -28,32 +28,10 @@ from mlkube.builders.pipeline_step import (
 )
 from mlkube.controllers import pipeline_store as store
 from mlkube.controllers.kube import Kube
-from mlkube.reconcile.batch_job_facts import job_facts
 
 log = logging.getLogger(__name__)
 SUMMARY_CAP: Final = ps.MAX_STORED_BYTES
 MESSAGE_CAP: Final = 1024
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One Job of one step."""
-
-    step: str
-    attempt: int
-    name: str
-    finished: str | None  # Complete | Failed | None (running)
-    active: bool
-    message: str = ""
-    created: str = ""
-
-
-def _attempt_of(job: dict[str, Any]) -> int:
-    annotations = (job.get("metadata") or {}).get("annotations") or {}
-    try:
-        return int(annotations.get(c.ANNOTATION_ATTEMPT, "0"))
-    except ValueError:
-        return 0
 
 
 def owned_jobs(kube: Kube, namespace: str, run: str, uid: str) -> list[dict[str, Any]]:
@@ -67,32 +45,6 @@ def owned_jobs(kube: Kube, namespace: str, run: str, uid: str) -> list[dict[str,
         if refs and refs[0].get("uid") == uid:
             mine.append(job)
     return mine
-
-
-def attempts(jobs: list[dict[str, Any]]) -> dict[str, list[Attempt]]:
-    """step → its attempts, oldest first."""
-    out: dict[str, list[Attempt]] = {}
-    for job in jobs:
-        meta = job.get("metadata") or {}
-        step = (meta.get("labels") or {}).get(c.LABEL_PIPELINE_STEP)
-        if not step:
-            continue
-        facts = job_facts(job)
-        active = not facts.finished and not meta.get("deletionTimestamp")
-        out.setdefault(step, []).append(
-            Attempt(
-                step,
-                _attempt_of(job),
-                str(meta.get("name")),
-                facts.finished,
-                active,
-                facts.message,
-                str(meta.get("creationTimestamp") or ""),
-            )
-        )
-    for items in out.values():
-        items.sort(key=lambda a: a.attempt)
-    return out
 
 
 def _pods(kube: Kube, namespace: str, job: str) -> list[dict[str, Any]]:
@@ -154,9 +106,9 @@ def read_summary(
     return parse_summary(json.dumps(fs_doc)) if isinstance(fs_doc, dict) else None
 
 
-def failure_message(kube: Kube, namespace: str, attempt: Attempt) -> str:
+def failure_message(kube: Kube, namespace: str, job: str, fallback: str) -> str:
     """Why the attempt failed, in the words of the container that failed."""
-    for pod in reversed(_pods(kube, namespace, attempt.name)):
+    for pod in reversed(_pods(kube, namespace, job)):
         for name, init in ((INPUTS_CONTAINER, True), (MAIN_CONTAINER, False),
                            (OUTPUTS_CONTAINER, False)):  # fmt: skip
             term = _terminated(pod, name, init)
@@ -164,4 +116,29 @@ def failure_message(kube: Kube, namespace: str, attempt: Attempt) -> str:
                 said = str(term.get("message") or term.get("reason") or "").strip()
                 text = f"{name} exited {term.get('exitCode')}" + (f": {said}" if said else "")
                 return text[-MESSAGE_CAP:]
-    return (attempt.message or "the step's Job failed")[-MESSAGE_CAP:]
+    return (fallback or "the step's Job failed")[-MESSAGE_CAP:]
+
+
+STUCK_SECONDS: Final = 30.0
+
+
+def stuck_main(kube: Kube, namespace: str, job: str, now: datetime.datetime) -> str | None:
+    """Why the attempt can never finish, or None: `main` ended without the wrapper writing an
+    exit code (it never started: no /bin/sh in the image, a bad command), so `outputs` waits
+    for ever. A main that ran writes the exit code and `outputs` ends within a second; so a
+    main terminated for longer than STUCK_SECONDS beside a running `outputs` is stuck."""
+    for pod in reversed(_pods(kube, namespace, job)):
+        main = _terminated(pod, MAIN_CONTAINER)
+        if not main or _terminated(pod, OUTPUTS_CONTAINER):
+            continue
+        try:
+            ended = datetime.datetime.fromisoformat(
+                str(main.get("finishedAt")).replace("Z", "+00:00")
+            )
+        except ValueError:
+            continue
+        if (now - ended).total_seconds() < STUCK_SECONDS:
+            return None
+        said = str(main.get("message") or main.get("reason") or "").strip()
+        return f"main could not run (exit {main.get('exitCode')}" + (f": {said})" if said else ")")
+    return None

@@ -13,6 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from pydantic import ValidationError
+
+from mlkube.api.model import ModelSpec
+from mlkube.builders.names import label_value
 from mlkube.builders.pipeline_lineage import LineageError, build_lineage, run_parameters
 from mlkube.builders.pipeline_outcome import (
     BuiltinOutcome,
@@ -32,7 +36,7 @@ from mlkube.builders.pipeline_register import (
     own_model,
     render,
 )
-from mlkube.contract import API_VERSION, KIND_MODEL
+from mlkube.contract import API_VERSION, KIND_MODEL, LABEL_PIPELINE_RUN
 from mlkube.controllers.kube import ApiError, Kube
 
 CREATE_ATTEMPTS: Final = 5
@@ -49,8 +53,16 @@ def register_model(
     namespace, run_uid = str(meta.get("namespace") or "default"), str(meta.get("uid") or "")
     config = step.get("registerModel") or {}
     model_name = str(config.get("modelName") or "")
-    models = kube.list(API_VERSION, KIND_MODEL, namespace)
-    mine = own_model(models, model_name, run_uid, str(step.get("name")))
+    step_name = str(step.get("name"))
+    # The run's own Models by label first (cheap while waiting for verification), then all:
+    # a removed label must not lead to a second Model.
+    selector = f"{LABEL_PIPELINE_RUN}={label_value(str(meta.get('name')))}"
+    mine = own_model(kube.list(API_VERSION, KIND_MODEL, namespace, selector), model_name, run_uid,
+                     step_name)  # fmt: skip
+    models: list[dict[str, Any]] = []
+    if mine is None:
+        models = kube.list(API_VERSION, KIND_MODEL, namespace)
+        mine = own_model(models, model_name, run_uid, step_name)
     if mine is None:
         created = _create(kube, run, step, upstream, models)
         if not isinstance(created, Mapping):
@@ -117,6 +129,10 @@ def _create(
             namespace=namespace, run_name=run_name, run_uid=run_uid, step=step,
             version=version, artifact=artifact, lineage=lineage,
         )  # fmt: skip
+        try:
+            ModelSpec.model_validate(body["spec"])
+        except ValidationError as err:
+            return Failed(f"registerModel {step.get('name')}: invalid Model: {err}", "ModelInvalid")
         try:
             return kube.create(body)
         except ApiError as err:

@@ -24,11 +24,11 @@ from mlkube.controllers.pipeline_steps import (
     WAIT_SECONDS,
     RunContext,
     finish,
-    retry_due,
     stamp,
 )
 from mlkube.controllers.pipeline_store import StoreUnreadable
 from mlkube.reconcile import pipeline_cache as keys
+from mlkube.reconcile.batch_job_facts import job_facts
 
 
 class NotYet(Exception):
@@ -136,8 +136,7 @@ def _busy_elsewhere(ctx: RunContext, key: str) -> str | None:
     for job in jobs:
         meta = job.get("metadata") or {}
         other = (meta.get("labels") or {}).get(c.LABEL_PIPELINE_RUN)
-        done = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-                   for c in (job.get("status") or {}).get("conditions") or [])  # fmt: skip
+        done = job_facts(job).finished is not None
         if other and other != ctx.run.name and not done and not meta.get("deletionTimestamp"):
             return str(other)
     return None
@@ -149,10 +148,10 @@ def _refuse(ctx: RunContext, step: Step, why: str) -> None:
     ctx.events.append(("Warning", "StepFailed", f"step {step.name}: {why}"[:1024]))
 
 
-def start(ctx: RunContext, step: Step) -> None:
+def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
+    """Start `attempt` of the step: the Job's name once it exists (made now or adopted), None
+    when the step was served from the cache, waits, or cannot run (its status says which)."""
     st = ctx.steps[step.name]
-    if not retry_due(ctx, st):
-        return
     try:
         inputs, keyed = resolve_inputs(ctx, step)
         values = _template_values(ctx, step, inputs)
@@ -163,11 +162,11 @@ def start(ctx: RunContext, step: Step) -> None:
                for e in step.env]  # fmt: skip
     except (decide.DecisionError, pc.ContractError) as err:
         _refuse(ctx, step, str(err))
-        return
+        return None
     except NotYet as err:
         st["phase"], st["message"] = "Pending", str(err)[-1024:]
         ctx.requeue.append(WAIT_SECONDS)
-        return
+        return None
     assert step.image is not None
     digest, why = decide.image_digest(step.image, ctx.config.image_digests)
     outputs = [(o.name, str(o.type)) for o in step.outputs]
@@ -178,7 +177,6 @@ def start(ctx: RunContext, step: Step) -> None:
                                outputs=outputs, version=step.cache.version,
                                parameters=ctx.parameters,
                                ignored_inputs=list(step.cache.ignored_inputs))  # fmt: skip
-    attempt = int(st.get("attempts") or 0) + 1
     reason = _cache_reason(ctx, step, key, why)
     consult = reason is None  # ForceRerun, disabled, uncacheable: neither hit nor wait
     if reason is None and key is not None and attempt == 1:
@@ -197,7 +195,7 @@ def start(ctx: RunContext, step: Step) -> None:
             ctx.events.append(("Normal", "StepCached",
                                f"step {step.name} served from the cache of run "
                                f"{entry.get('sourceRun')}"))  # fmt: skip
-            return
+            return None
     elif reason is None:
         reason = (st.get("cache") or {}).get("reason") or "retry"
     if consult and key is not None and (other := _busy_elsewhere(ctx, key)) is not None:
@@ -205,7 +203,7 @@ def start(ctx: RunContext, step: Step) -> None:
         st["message"] = f"waiting for run {other}, which runs the identical step"
         st["cache"] = {"hit": False, "key": key, "reason": "running in run " + other}
         ctx.requeue.append(WAIT_SECONDS)
-        return
+        return None
     pod = StepPod(
         step=step.name, attempt=attempt, image=step.image, prefix=ctx.prefix(step.name, attempt),
         command=tuple(command), args=tuple(args), env=tuple(env),
@@ -219,7 +217,7 @@ def start(ctx: RunContext, step: Step) -> None:
         job = build_step_job(ctx.run, pod, ctx.config)
     except pc.ContractError as err:
         _refuse(ctx, step, str(err))
-        return
+        return None
     try:
         ctx.kube.create(job, field_manager=FIELD_MANAGER)
         ctx.events.append(
@@ -237,3 +235,4 @@ def start(ctx: RunContext, step: Step) -> None:
     st.pop("nextAttemptTime", None)
     st.pop("message", None)
     st["cache"] = {"hit": False, "reason": reason, **({"key": key} if key else {})}
+    return str(job["metadata"]["name"])

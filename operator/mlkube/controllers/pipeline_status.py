@@ -13,31 +13,12 @@ from typing import Any
 
 from mlkube.api.pipeline_run import PipelineRunStatus
 from mlkube.builders.status_conditions import condition_models
-from mlkube.controllers import pipeline_decide as decide
 from mlkube.controllers.pipeline_steps import RunContext, stamp
 from mlkube.reconcile.conditions import set_condition
+from mlkube.reconcile.pipeline_plan import RunPlan
 
 REASONS = {"Pending": "Pending", "Running": "Running", "Succeeded": "Succeeded",
            "Failed": "StepFailed", "Cancelled": "Cancelled"}  # fmt: skip
-
-
-def run_phase(ctx: RunContext, cancelled: bool) -> tuple[str, str]:
-    steps = ctx.steps
-    total = len(steps)
-    done = [n for n, st in steps.items() if st.get("phase") in decide.FINISHED]
-    if cancelled:
-        return "Cancelled", "the run was cancelled"
-    failed = [n for n, st in steps.items() if st.get("phase") == "Failed"
-              and not ctx.step_spec(n).continue_on_failure]  # fmt: skip
-    if len(done) < total:
-        started = any(st.get("phase") != "Pending" or st.get("attempts") for st in steps.values())
-        return ("Running" if started else "Pending"), f"{len(done)}/{total} steps finished"
-    if failed:
-        first = failed[0]
-        return "Failed", f"step {first} failed: {steps[first].get('message') or ''}".strip()
-    hits = sum(1 for st in steps.values() if (st.get("cache") or {}).get("hit"))
-    succeeded = sum(1 for st in steps.values() if st.get("phase") == "Succeeded")
-    return "Succeeded", f"{succeeded}/{total} steps succeeded ({hits} from the cache)"
 
 
 def _conditions(
@@ -59,31 +40,34 @@ def _conditions(
 def compose_status(
     prev: dict[str, Any],
     ctx: RunContext,
-    phase: str,
-    message: str,
+    plan: RunPlan,
     generation: int,
     now: datetime.datetime,
 ) -> dict[str, Any]:
+    """The whole status after a pass: the planner's phase, message, progress and kstatus
+    conditions (reconcile/pipeline_outcome.py), the steps as this pass left them."""
     at = stamp(now)
-    finished = sum(1 for st in ctx.steps.values() if st.get("phase") in decide.FINISHED)
     produced = list(prev.get("producedModels") or [])
     for st in ctx.steps.values():
         for model in st.pop("producedModels", []) or []:
             if model not in produced:
                 produced.append(model)
     body: dict[str, Any] = {
-        "phase": phase,
+        "phase": plan.phase,
         "observedGeneration": generation,
-        "conditions": _conditions(prev, phase, message, generation, at),
+        "conditions": [
+            c.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for c in condition_models(plan.conditions)
+        ],
         "startTime": prev.get("startTime") or at,
         "pipelineDigest": prev.get("pipelineDigest"),
         "parameters": prev.get("parameters") or {},
-        "progress": f"{finished}/{len(ctx.steps)}",
+        "progress": plan.progress,
         "steps": [ctx.steps[s.name] for s in ctx.pipeline.steps],
         "producedModels": produced,
-        "message": message[-1024:],
+        "message": plan.message[-1024:],
     }
-    if phase in ("Succeeded", "Failed", "Cancelled"):
+    if plan.phase in ("Succeeded", "Failed", "Cancelled"):
         body["completionTime"] = prev.get("completionTime") or at
     return _normal(body)
 

@@ -1,11 +1,8 @@
-"""One container step of a PipelineRun: fold its Jobs into its status, or start it.
+"""What every step decision of one pass shares (`RunContext`), and a completed attempt.
 
-`observe` reads what the step's latest attempt did (running, succeeded with a summary, failed:
-retry after backoff or fail) and records it; `start` resolves the step (inputs with content
-digests, rendered command/args/env, image digest, cache key), serves it from the cache when a
-verified entry exists, waits when another run is running the identical step (single flight by
-the cache-key label), and otherwise creates the Job of the next attempt (409: adopted).
-docs/pipelines.md §3-§4.
+`record_success` reads a completed attempt's summary (termination message of `outputs`, else
+the stored copy), records its outputs and metrics and writes the cache entry the next
+identical step will be served from (docs/pipelines.md §3-§4).
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ from mlkube.builders.pipeline_step import (
 from mlkube.controllers import pipeline_cache as cache
 from mlkube.controllers import pipeline_decide as decide
 from mlkube.controllers.kube import Kube
-from mlkube.controllers.pipeline_observe import Attempt, failure_message, read_summary
+from mlkube.controllers.pipeline_observe import read_summary
 from mlkube.controllers.pipeline_store import StoreUnreadable
 
 Event = tuple[str, str, str]
@@ -76,33 +73,15 @@ def _outputs_of(summary: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str
     return list(summary.get("outputs") or []), dict(summary.get("metrics") or {})
 
 
-def observe(ctx: RunContext, st: dict[str, Any], attempts: list[Attempt]) -> None:
-    """Record what the step's latest attempt did (Running steps, and Pending ones between
-    attempts, whose Jobs may have moved since the last pass)."""
-    if st.get("phase") in decide.FINISHED or not attempts:
-        if st.get("phase") == "Running" and not attempts and st.get("job"):
-            _failed_attempt(ctx, st, int(st.get("attempts") or 1), f"Job {st['job']} is gone")
-        return
-    latest = attempts[-1]
-    st["attempts"] = max(int(st.get("attempts") or 0), latest.attempt)
-    st["job"] = latest.name
-    st.setdefault("startTime", latest.created or stamp(ctx.now))
-    if latest.active:
-        st["phase"] = "Running"
-        st.pop("nextAttemptTime", None)
-        return
-    if st.get("phase") == "Pending" and st.get("nextAttemptTime"):
-        return  # this failure is already recorded; the retry waits for its time
-    if latest.finished == "Complete":
-        summary = read_summary(ctx.kube, ctx.config, ctx.run.namespace, latest.name,
-                               ctx.prefix(st["name"], latest.attempt))  # fmt: skip
-        if summary is None:
-            _failed_attempt(ctx, st, latest.attempt, "the step finished without a summary")
-            return
-        _succeeded(ctx, st, summary)
-        return
-    message = failure_message(ctx.kube, ctx.run.namespace, latest)
-    _failed_attempt(ctx, st, latest.attempt, message)
+def record_success(ctx: RunContext, st: dict[str, Any], job: str, attempt: int) -> bool:
+    """A completed attempt: its summary's outputs and metrics recorded, the cache entry
+    written, the step Succeeded; False when no summary can be read."""
+    summary = read_summary(ctx.kube, ctx.config, ctx.run.namespace, job,
+                           ctx.prefix(st["name"], attempt))  # fmt: skip
+    if summary is None:
+        return False
+    _succeeded(ctx, st, summary)
+    return True
 
 
 def _succeeded(ctx: RunContext, st: dict[str, Any], summary: dict[str, Any]) -> None:
@@ -122,31 +101,3 @@ def _succeeded(ctx: RunContext, st: dict[str, Any], summary: dict[str, Any]) -> 
             ctx.events.append(("Warning", "CacheWriteFailed", f"step {st['name']}: {err}"))
     finish(ctx, st, "Succeeded", None)
     ctx.events.append(("Normal", "StepSucceeded", f"step {st['name']} succeeded"))
-
-
-def _failed_attempt(ctx: RunContext, st: dict[str, Any], attempt: int, message: str) -> None:
-    step = ctx.step_spec(st["name"])
-    if attempt < step.retry.limit + 1:
-        delay = decide.backoff_seconds(step, attempt)
-        st["phase"] = "Pending"
-        st["nextAttemptTime"] = stamp(ctx.now + datetime.timedelta(seconds=delay))
-        st["message"] = f"attempt {attempt} failed: {message}"[-1024:]
-        ctx.requeue.append(delay)
-        ctx.events.append(("Warning", "StepRetrying",
-                           f"step {st['name']} attempt {attempt} failed, retrying in "
-                           f"{delay:g}s: {message}"[:1024]))  # fmt: skip
-        return
-    finish(ctx, st, "Failed", message)
-    ctx.events.append(("Warning", "StepFailed", f"step {st['name']} failed: {message}"[:1024]))
-
-
-def retry_due(ctx: RunContext, st: dict[str, Any]) -> bool:
-    due = st.get("nextAttemptTime")
-    if not due:
-        return True
-    when = datetime.datetime.fromisoformat(str(due).replace("Z", "+00:00"))
-    left = (when - ctx.now).total_seconds()
-    if left > 0:
-        ctx.requeue.append(left)
-        return False
-    return True

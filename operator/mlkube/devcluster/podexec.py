@@ -4,8 +4,9 @@ as local processes, like a kubelet would (contract C2 of issue 11; docs/dev-clus
 kwok fakes pods: they turn Running and complete without running anything, so a BatchJob's
 scorer never runs in `make dev` or the integration tests. This process runs the pods that
 ask for it (their pod template also carries `kwok.x-k8s.io/status: custom`, so kwok leaves
-their status alone) once they are bound to a node: init containers in order, then the
-containers, each `python ...` command under this interpreter, with volumes as per-pod
+their status alone) once they are bound to a node: init containers in order, then all the
+containers at once (a pipeline step's `main` beside `outputs`), each `python ...` command (bare
+or in a `/bin/sh -c` wrapper, podexec_command) under this interpreter, with volumes as per-pod
 directories (podexec_spec) and the status a kubelet writes (podexec_status), so the REAL Job
 controller sees real exit codes and termination messages. Dev tooling only: it refuses an
 API server off loopback, ignores images and enforces no resources.

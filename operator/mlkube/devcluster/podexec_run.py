@@ -69,7 +69,7 @@ def start_pod(pod: dict[str, Any], work_dir: Path, lookup: Lookup, t: str) -> Po
     def build(c: Mapping[str, Any]) -> ContainerRun:
         if c.get("restartPolicy"):
             raise Refused(f"container {c['name']!r}: sidecar containers are not supported")
-        return container_run(c, pod, root, dirs, lookup, sys.executable, base, os.path.isdir)
+        return container_run(c, pod, root, dirs, lookup, sys.executable, base)
 
     inits = [build(c) for c in spec.get("initContainers") or []]
     mains = [build(c) for c in spec["containers"]]
@@ -211,6 +211,7 @@ class PodRun:
         """The pod is done here: volumes go (a kubelet tears them down too, and secret volumes
         hold credentials); logs and termination files stay."""
         shutil.rmtree(self.root / "volumes", ignore_errors=True)
+        shutil.rmtree(self.root / ".fs", ignore_errors=True)  # links into the volumes
 
     # -- status --------------------------------------------------------------------------
     def current_names(self) -> list[str]:

@@ -21,6 +21,9 @@ from typing import Any
 
 from mlkube.devcluster.podexec_command import Refused as Refused
 from mlkube.devcluster.podexec_command import build_argv, expand, search_path
+from mlkube.devcluster.podexec_paths import Mount as Mount
+from mlkube.devcluster.podexec_paths import mount_parents
+from mlkube.devcluster.podexec_paths import rewrite as rewrite
 
 TERMINATION_ENV = "MLKUBE_TERMINATION_LOG"
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
@@ -31,12 +34,6 @@ Lookup = Callable[[str, str], "Mapping[str, str] | None"]
 class NotYet(Exception):
     """The pod cannot start yet (a Secret or ConfigMap it needs is missing): a kubelet keeps it
     Pending with CreateContainerConfigError and retries, so does the executor."""
-
-
-@dataclass
-class Mount:
-    path: str  # the path inside the "container"
-    local: Path  # where it lives on this machine
 
 
 @dataclass
@@ -133,53 +130,6 @@ def container_mounts(container: Mapping[str, Any], dirs: Mapping[str, Path]) -> 
     return mounts
 
 
-def _ancestors(path: str) -> list[str]:
-    """ "/a/b/c" -> ["/a/b", "/a"]."""
-    found = []
-    while (path := posixpath.dirname(path)) != "/":
-        found.append(path)
-    return found
-
-
-def mount_parents(
-    mounts: list[Mount], fs: Path, on_host: Callable[[str], bool]
-) -> tuple[list[Mount], dict[Path, Path]]:
-    """The directories a container runtime creates to hold mount points (`/mlkube` for
-    `/mlkube/run`) that this machine does not have, so a program given the parent (a pipeline
-    step's MLKUBE_STEP_ROOT=/mlkube) finds the mounts under it: each is mapped to `fs/<dir>`,
-    where every mount below it is a symlink to its local directory. A parent that exists here
-    (/dev, /mnt, /tmp) is never mapped: it is the image's, with other content."""
-    paths = {m.path for m in mounts}
-    parents: set[str] = set()
-    for m in mounts:
-        for p in _ancestors(m.path):
-            if p in paths or any(p.startswith(q + "/") for q in paths) or on_host(p):
-                break  # inside a mount, or a directory of the image
-            parents.add(p)
-    links = {
-        fs / m.path.lstrip("/"): m.local
-        for m in mounts
-        if any(m.path.startswith(p + "/") for p in parents)
-    }
-    return [Mount(p, fs / p.lstrip("/")) for p in sorted(parents)], links
-
-
-def rewrite(value: str, mounts: list[Mount]) -> str:
-    """Replace each mount path that appears as a whole path (at the start of the value or after
-    `=`, `:`, `,`, a quote, whitespace, a shell operator `<>;|&(` or the `-` of `${V:-/x}`,
-    followed by `/` or such a separator, `)` or `}`) by its local directory; the longest mount
-    first, so /mnt/models/x is not taken by a /mnt mount. Quotes and shell operators count, so
-    paths inside a `python -c` program and a `/bin/sh -c` script (`echo $$ >/mlkube/run/pid`,
-    `${ROOT:-/mlkube}/run`) are mapped too."""
-    # One pass: a local directory may itself start with a mount path (/tmp/...).
-    table = {m.path: str(m.local) for m in mounts if m.path != "/"}
-    if not table:
-        return value
-    paths = "|".join(re.escape(p) for p in sorted(table, key=len, reverse=True))
-    pattern = rf"(?:^|(?<=[-=:,\s'\"<>;|&(`]))({paths})(?=/|[:,\s'\"<>;|&)}}`]|$)"
-    return re.sub(pattern, lambda m: table[m.group(1)], value)
-
-
 def field_value(pod: Mapping[str, Any], path: str) -> str:
     """A downward-API fieldRef (metadata.name, metadata.annotations['k'], status.podIP...)."""
     meta = pod["metadata"]
@@ -258,16 +208,14 @@ def container_run(
     lookup: Lookup,
     python: str,
     base_env: Mapping[str, str],
-    on_host: Callable[[str], bool] = lambda _path: True,
 ) -> ContainerRun:
-    """Everything needed to start one container as a local process (`on_host`: whether a
-    directory exists on this machine, for mount_parents)."""
+    """Everything needed to start one container as a local process."""
     name = container["name"]
     termination = root / name / "termination-log"
     # The termination message file is a path to rewrite like a mount's.
     path = container.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH
     mounts = [*container_mounts(container, dirs), Mount(path, termination)]
-    parents, links = mount_parents(mounts, root / "fs" / name, on_host)
+    parents, links = mount_parents(mounts, root / ".fs" / name)  # a dot: no container name
     mounts += parents
     env = {k: rewrite(v, mounts) for k, v in resolve_env(container, pod, lookup).items()}
     tmp = next((m.local for m in mounts if m.path == "/tmp"), root / "tmp")

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from mlkube.devcluster import procs, realnode_host, realnode_net, realnode_store
+from mlkube.devcluster import image_digests, procs, realnode_host, realnode_net, realnode_store
 from mlkube.devcluster.cluster import REPO_ROOT, Cluster, ClusterError
 from mlkube.devcluster.pki import new_token
 from mlkube.devcluster.realnode_config import (
@@ -123,6 +123,9 @@ class RealNode:
             )
             self.stop()
             raise RealNodeError(f"real node failed to start ({err}); logs:\n{logs}") from None
+
+    def socket(self) -> str:
+        return self._socket()
 
     def _socket(self) -> str:
         return str(self.paths.containerd_socket)
@@ -299,4 +302,8 @@ def operator_env(node: RealNode) -> dict[str, str]:
     serving = node.images.get("serving")
     if serving:
         env.update({"MLKUBE_SERVING_IMAGE": serving, "MLKUBE_IMAGE_PULL_POLICY": "Never"})
+    # Pipeline steps are cached by image digest; there is no registry to resolve tags.
+    digests = image_digests.containerd_digests(node.socket(), node.images)
+    if digests:
+        env["MLKUBE_IMAGE_DIGESTS"] = image_digests.setting(digests)
     return env

@@ -26,6 +26,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal
 
+from mlkube.reconcile.pipeline_retry import parse_time
+
 KEY_VERSION: Final = 1
 SETTING: Final = "MLKUBE_IMAGE_DIGESTS"
 DIGEST_PATTERN: Final = re.compile(r"sha256:[0-9a-f]{64}")
@@ -78,14 +80,6 @@ def cache_label(key: str) -> str:
     return key.removeprefix("sha256:")[:63]
 
 
-def _created(entry: Mapping[str, Any]) -> dt.datetime | None:
-    try:
-        created = dt.datetime.fromisoformat(str(entry.get("created")).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return created if created.tzinfo is not None else created.replace(tzinfo=dt.UTC)
-
-
 def cache_precheck(
     entry: Mapping[str, Any] | None,
     *,
@@ -108,7 +102,7 @@ def cache_precheck(
         return FORCE_RERUN
     if entry is None or entry.get("key") != key:
         return NO_ENTRY
-    created = _created(entry)
+    created = parse_time(entry.get("created"))
     if created is None or now - created > max_age:
         return f"expired (maxAge {max_age_text})"
     return None

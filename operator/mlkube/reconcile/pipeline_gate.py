@@ -1,111 +1,95 @@
-"""The `evaluate` step's decision (pure): thresholds and the comparison with the serving Model.
+"""The `evaluate` step: metric thresholds and the comparison with the serving Model (pure).
 
-Every check yields one line naming the metric, its value and the bound or baseline, so the
-step's message says exactly why a candidate passed or was stopped. A missing metric fails its
-check (a gate that cannot see the number must not open). A missing baseline passes the
-comparison with a line saying so: the first model of an endpoint has nothing to beat, and
-refusing it would make the loop impossible to start (docs/pipelines.md §4).
+The operator gathers the numbers (upstream steps' recorded metrics; for `compareWith`, the
+metric in `spec.lineage.metrics` of the Model served by the endpoint deployment with the most
+traffic, or the named deployment) and this decides. Every check is stated with the metric, its
+value and what it was held against, so the step's message says why the gate closed, e.g.
+`auc 0.81 < serving credit-risk-v3 0.84 + 0.00`. With no baseline to compare with (the
+endpoint serves no Model yet, or its Model has no such metric) the comparison passes and says
+so: the first model of an endpoint has nothing to beat.
+
+    evaluate_gate(spec, metrics, baseline=None, baseline_label="") -> GateResult
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from mlkube.api.pipeline_step import EvaluateStep
 
 
 @dataclass(frozen=True)
-class Threshold:
-    """metrics[]: `value` of `metric` (None: not recorded by `source`) within [minimum, maximum]."""
-
-    metric: str
-    source: str
-    value: float | None
-    minimum: float | None = None
-    maximum: float | None = None
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """compareWith: the candidate's `value` against the serving Model's `baseline`.
-
-    `serving` names what was compared with (e.g. "Model credit-risk-v4 on credit/blue"), or
-    says why there is no baseline (`baseline` None).
-    """
-
-    metric: str
-    source: str
-    value: float | None
-    baseline: float | None
-    serving: str
-    higher_is_better: bool = True
-    min_improvement: float = 0.0
-
-
-@dataclass(frozen=True)
-class Verdict:
+class GateResult:
     passed: bool
-    lines: tuple[str, ...]
-
-    @property
-    def message(self) -> str:
-        head = "gate passed" if self.passed else "gate failed"
-        return f"{head}: " + "; ".join(self.lines) if self.lines else head
+    message: str  # the failed checks, else every check, joined by "; "
+    checks: tuple[str, ...]  # one line per check, passed or not
 
 
-def _fmt(value: float) -> str:
+def _num(value: float) -> str:
+    """Two decimals when that is exact, else enough digits to tell close values apart."""
+    if math.isfinite(value) and abs(value - round(value, 2)) < 1e-12:
+        return f"{value:.2f}"
     return f"{value:.6g}"
 
 
-def check_threshold(t: Threshold) -> tuple[bool, str]:
-    if t.value is None:
-        return False, f"{t.metric}: not recorded by step {t.source} (FAIL)"
-    low = t.minimum is None or t.value >= t.minimum
-    high = t.maximum is None or t.value <= t.maximum
-    bounds = [f"min {_fmt(t.minimum)}" if t.minimum is not None else "",
-              f"max {_fmt(t.maximum)}" if t.maximum is not None else ""]  # fmt: skip
-    verdict = "pass" if low and high else "FAIL"
-    return (
-        low and high,
-        f"{t.metric} {_fmt(t.value)} ({', '.join(b for b in bounds if b)}): {verdict}",
-    )
+def _metric(
+    metrics: Mapping[str, Mapping[str, float]], step: str, name: str
+) -> tuple[float | None, str | None]:
+    value = (metrics.get(step) or {}).get(name)
+    if value is None:
+        return None, f"metric {name} missing from step {step}"
+    if not math.isfinite(float(value)):
+        return None, f"metric {name} of step {step} is {value}"
+    return float(value), None
 
 
-def check_comparison(c: Comparison) -> tuple[bool, str]:
-    if c.value is None:
-        return False, f"{c.metric}: not recorded by step {c.source} (FAIL)"
-    if c.baseline is None:
-        return True, f"{c.metric} {_fmt(c.value)}: no baseline ({c.serving}): pass"
-    if c.higher_is_better:
-        needed = c.baseline + c.min_improvement
-        ok, relation = c.value >= needed, ">="
-    else:
-        needed = c.baseline - c.min_improvement
-        ok, relation = c.value <= needed, "<="
-    improvement = (
-        f" + {_fmt(c.min_improvement)}" if c.higher_is_better else f" - {_fmt(c.min_improvement)}"
-    )
-    target = _fmt(c.baseline) + (improvement if c.min_improvement else "")
-    return ok, (
-        f"{c.metric} {_fmt(c.value)} vs baseline {_fmt(c.baseline)} of {c.serving}"
-        f" (needs {relation} {target}): {'pass' if ok else 'FAIL'}"
-    )
+def evaluate_gate(
+    spec: EvaluateStep,
+    metrics: Mapping[str, Mapping[str, float]],
+    baseline: float | None = None,
+    baseline_label: str = "",
+) -> GateResult:
+    """Pass when every threshold holds and the new value beats the baseline by
+    `minImprovement` (in the better direction). `metrics`: upstream step → its recorded
+    metrics; `baseline_label` names the baseline in messages (e.g. "serving credit-risk-v3")."""
+    failed: list[str] = []
+    checks: list[str] = []
 
+    def check(ok: bool, text: str) -> None:
+        checks.append(text)
+        if not ok:
+            failed.append(text)
 
-def decide(thresholds: Sequence[Threshold], comparison: Comparison | None) -> Verdict:
-    """Pass when every threshold holds and the comparison (if any) passes."""
-    results = [check_threshold(t) for t in thresholds]
-    if comparison is not None:
-        results.append(check_comparison(comparison))
-    return Verdict(all(ok for ok, _ in results), tuple(line for _, line in results))
-
-
-def serving_deployment(spec: Mapping[str, Any], named: str | None) -> str | None:
-    """The deployment compared with: `named`, else the one with the most live traffic (ties:
-    name order); None when the endpoint has no such deployment or no live traffic."""
-    deployments = {str(d.get("name")) for d in spec.get("deployments") or []}
-    if named is not None:
-        return named if named in deployments else None
-    traffic = spec.get("traffic") or {}
-    live = sorted((-int(v), str(k)) for k, v in traffic.items() if int(v) > 0 and k in deployments)
-    return live[0][1] if live else None
+    for bound in spec.metrics:
+        value, problem = _metric(metrics, bound.from_.step, bound.name)
+        if value is None:
+            check(False, str(problem))
+            continue
+        if bound.min is not None:
+            ok = value >= bound.min
+            check(ok, f"{bound.name} {_num(value)} {'>=' if ok else '<'} min {_num(bound.min)}")
+        if bound.max is not None:
+            ok = value <= bound.max
+            check(ok, f"{bound.name} {_num(value)} {'<=' if ok else '>'} max {_num(bound.max)}")
+    compare = spec.compare_with
+    if compare is not None:
+        value, problem = _metric(metrics, compare.from_.step, compare.metric)
+        label = baseline_label or f"endpoint {compare.endpoint}"
+        if value is None:
+            check(False, str(problem))
+        elif baseline is None or not math.isfinite(baseline):
+            check(True, f"{compare.metric} {_num(value)}: no baseline ({label} has no "
+                        f"{compare.metric} metric)")  # fmt: skip
+        else:
+            margin = compare.min_improvement
+            up = compare.higher_is_better
+            ok = value >= baseline + margin if up else value <= baseline - margin
+            rel = (">=" if ok else "<") if up else ("<=" if ok else ">")
+            shown = f"{label} {_num(baseline)} {'+' if up else '-'} {_num(margin)}"
+            text = f"{compare.metric} {_num(value)} {rel} {shown}"
+            check(ok, text)
+    if not checks:
+        return GateResult(True, "no checks", ())
+    return GateResult(not failed, "; ".join(failed or checks), tuple(checks))

@@ -21,6 +21,7 @@ from mlkube_serving.step.errors import StepError
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 MAX_FILES: Final = 100_000  # per artifact output
+MAX_DEPTH: Final = 64  # folder nesting: each level holds an fd while its children are read
 
 
 def _refused(what: str, exc: OSError) -> StepError:
@@ -74,6 +75,8 @@ def list_tree(root_fd: int, what: str) -> list[tuple[str, int]]:
 
 
 def _walk(dir_fd: int, prefix: str, what: str, found: list[tuple[str, int]]) -> None:
+    if prefix.count("/") >= MAX_DEPTH:
+        raise StepError(f"{what}: {prefix.rstrip('/')} is nested deeper than {MAX_DEPTH} folders")
     with os.scandir(dir_fd) as entries:
         for entry in entries:
             relpath = prefix + entry.name

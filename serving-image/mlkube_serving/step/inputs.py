@@ -28,7 +28,8 @@ class Fetched:
 
 def prepare(manifest: StepManifest, paths: StepPaths) -> list[Fetched]:
     """Download and verify every input, then create the output folders."""
-    for folder in (paths.inputs, paths.outputs, paths.run):
+    # In a pod both are mounts (this is a no-op); the run volume is not mounted here at all.
+    for folder in (paths.inputs, paths.outputs):
         os.makedirs(folder, exist_ok=True)
     fetched = [_fetch(manifest, paths, index) for index in range(len(manifest.inputs))]
     for output in manifest.outputs:

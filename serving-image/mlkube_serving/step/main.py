@@ -90,6 +90,8 @@ def _inputs(manifest: StepManifest, paths: StepPaths, log: str) -> int:
                         "fileCount": f.file_count} for f in fetched]}  # fmt: skip
     text = json.dumps(body, separators=(",", ":"))
     print(text)
+    if len(text) > MAX_TERMINATION_BYTES:  # 32 inputs with long names: stay valid JSON
+        text = json.dumps({"inputCount": len(fetched), "truncated": True})
     terminate_with(text, log)
     return 0
 

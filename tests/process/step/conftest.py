@@ -59,6 +59,9 @@ class StepPod:
         }
 
     def inputs(self, timeout: float = 120) -> Done:
+        # The pod's three emptyDirs exist before any container starts; `inputs` sees only two.
+        for folder in (self.paths.inputs, self.paths.outputs, self.paths.run):
+            os.makedirs(folder, exist_ok=True)
         done = subprocess.run(
             [sys.executable, "-m", "mlkube_serving", "step", "inputs"],
             env=self.env("inputs"), capture_output=True, text=True, timeout=timeout, check=False,
@@ -71,13 +74,13 @@ class StepPod:
             env=self.env("outputs"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
 
-    def start_main(self, script: str, *args: str) -> subprocess.Popen[str]:
+    def start_main(self, script: str, *args: str, shell: str = "/bin/sh") -> subprocess.Popen[str]:
         """The `main` container: the real wrapper around `python -c script args...`, with the
         env the operator gives `main` (paths under this root) and no storage credentials."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLKUBE_S3"))}
         env.update(self.manifest.env(self.paths))
         env[ENV_STEP_ROOT] = str(self.root)
-        command = main_command([sys.executable, "-c", script], args)
+        command = [shell, *main_command([sys.executable, "-c", script], args)[1:]]
         return subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
 
+import pytest
 import s3fs
 from tests.process.step.conftest import TRAIN, finish, make_pod, summary_of, wait_for_file
 
 from mlkube.builders.pipeline_contract import StepInput, summary_uri
 from mlkube.builders.pipeline_summary import listing_fingerprint, parse_summary
-from mlkube.storage import compute_digest
+from mlkube.storage import ArtifactNotFound, compute_digest
+from mlkube.storage.listing import list_files
 
 OUTPUTS = (("model", "artifact"), ("lr", "parameter"), ("scores", "metrics"))
 
@@ -51,9 +54,9 @@ def test_step_pod_over_file_store(tmp_path: Path, data_dir: Path) -> None:
     stored = (tmp_path / "store/ns/pipelineruns/r1/train/a1/_mlkube/summary.json").read_text()
     assert stored == outputs.termination
     # The listing fingerprint matches a listing of the store (relative paths, sizes).
-    root = tmp_path / "store/ns/pipelineruns/r1/train/a1/outputs/model"
-    listed = [(str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*") if p.is_file()]
-    assert pod.summary().output("model").listing == listing_fingerprint(listed)  # type: ignore[union-attr]
+    model = pod.summary().output("model")
+    assert model is not None and model.uri is not None
+    assert listing_fingerprint(list_files(model.uri)) == model.listing
 
 
 def test_step_pod_over_minio(tmp_path: Path, data_dir: Path, s3_bucket: str) -> None:
@@ -75,10 +78,18 @@ def test_step_pod_over_minio(tmp_path: Path, data_dir: Path, s3_bucket: str) -> 
     _check_produced(summary_of(outputs.termination), prefix)
     stored = fs.cat_file(summary_uri(prefix).removeprefix("s3://")).decode()
     assert parse_summary(stored) == pod.summary()
-    listed = fs.find(f"{s3_bucket}/ns/pipelineruns/r1/train/a1/outputs/model", detail=True)
-    base = f"{s3_bucket}/ns/pipelineruns/r1/train/a1/outputs/model/"
-    files = [(name.removeprefix(base), info["size"]) for name, info in listed.items()]
-    assert pod.summary().output("model").listing == listing_fingerprint(files)  # type: ignore[union-attr]
+    # The cache's cheap re-check: one listing of the store, no bytes read.
+    model = pod.summary().output("model")
+    assert model is not None and model.uri is not None and model.listing is not None
+    assert listing_fingerprint(list_files(model.uri)) == model.listing
+    key = model.uri.removeprefix("s3://")
+    fs.pipe_file(f"{key}/weights/w.bin", b"shorter")  # resized behind the cache's back
+    assert listing_fingerprint(list_files(model.uri)) != model.listing
+    fs.rm(f"{key}/weights/w.bin")
+    assert [path for path, _ in list_files(model.uri)] == ["model.json"]
+    fs.rm(f"{key}/model.json")
+    with pytest.raises(ArtifactNotFound):
+        list_files(model.uri)
 
 
 def test_main_failing_uploads_nothing(tmp_path: Path) -> None:
@@ -133,6 +144,36 @@ def test_shell_killed_while_unreaped_counts_as_gone(tmp_path: Path) -> None:
     done = finish(pod, outputs, timeout=30)  # main not waited for yet: a zombie meanwhile
     assert done.code == 0 and summary_of(done.termination)["exitCode"] is None
     main.wait(timeout=10)
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", shutil.which("bash") or "bash"])
+def test_sigterm_to_the_wrapper_reaches_the_command(tmp_path: Path, shell: str) -> None:
+    """Pod deletion signals the container's first process (the shell): the user's code gets
+    SIGTERM as it would without the wrapper, and its own exit code is what gets reported."""
+    pod = make_pod(tmp_path, f"file://{tmp_path}/store/a1", outputs=OUTPUTS)
+    assert pod.inputs().code == 0
+    marker = tmp_path / "terminated"
+    script = (
+        "import pathlib, signal, sys, time\n"
+        "def stop(signum, frame):\n"
+        f"    pathlib.Path({str(marker)!r}).write_text('checkpointed')\n"
+        "    time.sleep(0.3)\n"  # the shell's wait is interrupted meanwhile and must wait again
+        "    sys.exit(7)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    outputs = pod.start_outputs()
+    main = pod.start_main(script, shell=shell)
+    assert main.stdout is not None and main.stdout.readline() == "ready\n"
+    started = time.monotonic()
+    main.send_signal(signal.SIGTERM)
+    assert main.wait(timeout=10) == 7
+    assert time.monotonic() - started < 5
+    assert marker.read_text() == "checkpointed"
+    assert (pod.root / "run" / "exit-code").read_text().strip() == "7"
+    done = finish(pod, outputs)
+    assert done.code == 0 and summary_of(done.termination) == {"exitCode": 7, "outputs": []}
 
 
 def _child_of(pid: int, timeout: float = 10) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from mlkube.builders.operator_config import OperatorConfig
 from support.fake_kube import FakeKube
@@ -281,3 +282,90 @@ def test_parameters_reach_the_rendered_args_and_the_key(tmp_path: Path) -> None:
     keys = {step_status(kube, r, "a")["cache"]["key"] for r in ("r1", "r2")}
     assert len(keys) == 2  # different values, different keys: r2 does not wait for r1
     assert "r2-a-a1" in jobs(kube)
+
+
+def test_fail_fast_leaves_a_job_the_job_controller_is_already_failing(tmp_path: Path) -> None:
+    """FailureTarget (Kubernetes ≥ 1.31: Failed follows once the pods are gone) is an end:
+    the attempt's Job stays, visible, and only the sibling's running Job is deleted."""
+    kube, cfg = cluster([step("bad"), step("slow")]), config(tmp_path)
+    add_run(kube, "r1")
+    reconcile(kube, cfg, "r1")
+
+    def failing(obj: dict[str, Any]) -> None:
+        obj["status"] = {"conditions": [{"type": "FailureTarget", "status": "True"}]}
+
+    kube.mutate(("batch/v1", "Job", NS, "r1-bad-a1"), failing)
+    reconcile(kube, cfg, "r1")
+    assert jobs(kube) == ["r1-bad-a1"]
+    assert status(kube, "r1")["phase"] == "Failed"
+
+
+def test_a_false_when_skips_the_step_and_a_step_ordered_after_it_still_runs(
+    tmp_path: Path,
+) -> None:
+    steps = [
+        step("gate", when="parameters.deploy == true"),
+        step("after", dependsOn=["gate"]),
+        step("typed", when="parameters.deploy == false && parameters.n > 2"),
+    ]
+    params = [{"name": "deploy", "type": "boolean", "default": "false"},
+              {"name": "n", "type": "integer", "default": "3"}]  # fmt: skip
+    kube, cfg = cluster(steps, parameters=params), config(tmp_path)
+    add_run(kube, "r1")
+    reconcile(kube, cfg, "r1")
+    gate = step_status(kube, "r1", "gate")
+    assert gate["phase"] == "Skipped" and "parameters.deploy == true" in gate["message"]
+    assert sorted(jobs(kube)) == ["r1-after-a1", "r1-typed-a1"]  # typed values: n > 2 holds
+
+
+def test_resume_from_reuses_succeeded_steps_and_reruns_the_named_ones(tmp_path: Path) -> None:
+    kube, cfg = cluster(three_steps()), config(tmp_path)
+    add_run(kube, "r1")
+    run_to_end(kube, cfg, "r1")
+    add_run(kube, "again", resumeFrom="r1", rerunSteps=["train"])
+    reconcile(kube, cfg, "again")
+    prep = step_status(kube, "again", "prep")
+    assert prep["phase"] == "Succeeded" and prep["cache"]["reason"] == "hit (resumeFrom)"
+    assert prep["cache"]["sourceRun"] == "r1"
+    train = step_status(kube, "again", "train")
+    assert train["phase"] == "Running" and train["cache"]["reason"] == "rerunSteps"
+    assert "again-train-a1" in jobs(kube)
+    add_run(kube, "bad", resumeFrom="nope")
+    reconcile(kube, cfg, "bad")
+    assert status(kube, "bad")["phase"] == "Failed"
+    assert "PipelineRun nope does not exist" in status(kube, "bad")["message"]
+
+
+def test_an_attempt_whose_main_never_ran_fails_instead_of_waiting_for_ever(
+    tmp_path: Path,
+) -> None:
+    kube, cfg = cluster([step("a")]), config(tmp_path)
+    add_run(kube, "r1")
+    reconcile(kube, cfg, "r1")
+    kube.put({"apiVersion": "v1", "kind": "Pod",
+              "metadata": {"name": "r1-a-a1-x", "namespace": NS, "labels": {"job-name": "r1-a-a1"}},
+              "status": {"containerStatuses": [
+                  {"name": "main", "state": {"terminated": {
+                      "exitCode": 127, "reason": "StartError", "finishedAt": "2026-01-01T12:00:00Z",
+                      "message": "exec: /bin/sh: not found"}}},
+                  {"name": "outputs", "state": {"running": {}}}]}})  # fmt: skip
+    reconcile(kube, cfg, "r1", minutes=0.1)
+    assert step_status(kube, "r1", "a")["phase"] == "Running"  # not yet: outputs may still end
+    reconcile(kube, cfg, "r1", minutes=1)
+    st = status(kube, "r1")
+    assert st["phase"] == "Failed" and "/bin/sh: not found" in st["message"], st
+    assert jobs(kube) == []
+
+
+def test_a_consumer_of_a_when_skipped_step_is_skipped_too(tmp_path: Path) -> None:
+    steps = [
+        step("gate", when="false"),
+        step("uses", inputs=[{"name": "x", "fromStep": {"step": "gate", "output": "out"}}]),
+        step("last", dependsOn=["uses"]),
+    ]
+    kube, cfg = cluster(steps), config(tmp_path)
+    add_run(kube, "r1")
+    reconcile(kube, cfg, "r1")
+    uses = step_status(kube, "r1", "uses")
+    assert uses["phase"] == "Skipped" and "needs outputs of step gate" in uses["message"]
+    assert jobs(kube) == ["r1-last-a1"]  # ordered after a benign skip: it runs

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from mlkube.api.pipeline_step import IDENT_PATTERN
 from mlkube.builders.pipeline_contract import (
     ENV_INPUTS,
+    NAME_PATTERN,
     WRAPPER,
     ContractError,
     StepInput,
@@ -16,6 +18,7 @@ from mlkube.builders.pipeline_contract import (
     StepPaths,
     attempt_prefix,
     check_env_names,
+    kube_escape,
     main_command,
     output_uri,
     parse_manifest,
@@ -40,10 +43,16 @@ def test_env_names_upper_case_and_underscore() -> None:
     assert step_env_name("param", "learningRate") == "MLKUBE_PARAM_LEARNINGRATE"
 
 
-@pytest.mark.parametrize("name", ["", "-a", "a-", "a/b", "a.b", "..", "x" * 64, "a b"])
+@pytest.mark.parametrize("name", ["", "-a", "1a", "a/b", "a.b", "..", "x" * 64, "a b", "a\n"])
 def test_env_names_refuse_unsafe_names(name: str) -> None:
     with pytest.raises(ContractError, match="not a valid name"):
         step_env_name("input", name)
+
+
+def test_names_are_the_api_identifiers() -> None:
+    assert NAME_PATTERN == IDENT_PATTERN  # the serving image does not import the API models
+    for name in ("_x", "x_", "x-", "learning_rate", "A" * 63):
+        assert step_env_name("param", name).startswith("MLKUBE_PARAM_")
 
 
 def test_env_name_collisions_are_refused() -> None:
@@ -52,19 +61,48 @@ def test_env_name_collisions_are_refused() -> None:
         check_env_names("output", ["a-b", "A_b"])
 
 
-def test_main_command_wraps_command_and_args() -> None:
-    assert main_command(["python", "train.py"], ["--lr", "0.1"]) == [
-        "/bin/sh", "-c", WRAPPER, "mlkube-step", "python", "train.py", "--lr", "0.1",
-    ]  # fmt: skip
+def kubelet_expand(text: str, env: dict[str, str]) -> str:
+    """The kubelet's expansion of command/args (k8s third_party/forked/golang/expansion):
+    `$$` -> `$`, `$(NAME)` -> its value when defined, anything else unchanged."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "$" and i + 1 < len(text):
+            nxt = text[i + 1]
+            if nxt == "$":
+                out.append("$")
+                i += 2
+                continue
+            end = text.find(")", i + 2) if nxt == "(" else -1
+            if end != -1:
+                name = text[i + 2 : end]
+                out.append(env.get(name, f"$({name})"))
+                i = end + 1
+                continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def test_main_command_wraps_and_the_escaped_script_survives_the_kubelet() -> None:
+    argv = main_command(["python", "train.py"], ["--lr", "0.1"])
+    assert argv == ["/bin/sh", "-c", WRAPPER, "mlkube-step", "python", "train.py", "--lr", "0.1"]
+    spec = [argv[0], argv[1], kube_escape(argv[2]), *argv[3:]]
+    assert '"$$"' in WRAPPER and kubelet_expand(WRAPPER, {}) != WRAPPER  # must be escaped
+    assert [kubelet_expand(part, {"X": "1"}) for part in spec] == argv
+    # The user's own $(VAR) references still expand, as in any pod.
+    user = main_command(["python", "t.py"], ["--n", "$(N)"])
+    assert kubelet_expand(user[-1], {"N": "5"}) == "5"
     with pytest.raises(ContractError):
         main_command([], ["x"])
 
 
 def test_wrapper_uses_only_shell_builtins() -> None:
-    # Any image with a POSIX sh runs it: no mv, cat, test binaries.
+    # Any image with a POSIX sh runs it: no mv, cat, sleep binaries.
     words = {line.split()[0] for line in WRAPPER.splitlines()}
-    allowed = {'run="${MLKUBE_STEP_ROOT:-/mlkube}/run"', "echo", '"$@"', "code=$?", "exit", "}"}
-    assert words <= allowed
+    builtins = {"echo", "exit", "trap", "while", "wait", "kill", "done", "}"}
+    assignments = {w for w in words if "=" in w}
+    assert words - assignments - {'"$@"'} <= builtins
+    assert assignments == {'run="${MLKUBE_STEP_ROOT:-/mlkube}/run"', "child=$!", "code=$?"}
 
 
 def test_prefix_and_uris() -> None:

@@ -56,10 +56,15 @@ def test_kwok_mode_starts_the_executor_and_annotates_batch_pods(
     assert env == {
         "MLKUBE_BATCH_OUTPUT_STORE": "s3://mlkube-dev/batch",
         "MLKUBE_BATCH_POD_ANNOTATIONS": "mlkube.dev/exec=local,kwok.x-k8s.io/status=custom",
+        "MLKUBE_ARTIFACT_STORE": "s3://mlkube-dev/pipelines",
     }
     argv = started[podexec.PROCESS]
     assert argv[1:3] == ["-m", "mlkube.devcluster.podexec"]
     assert argv[argv.index("--work-dir") + 1] == str(cluster.workdir / "podexec")
     started.clear()
     real = dev.start_batch_support(cluster, "s3://mlkube-dev/", kwok=False)
-    assert real == {"MLKUBE_BATCH_OUTPUT_STORE": "s3://mlkube-dev/batch"} and not started
+    assert real == {
+        "MLKUBE_BATCH_OUTPUT_STORE": "s3://mlkube-dev/batch",
+        "MLKUBE_ARTIFACT_STORE": "s3://mlkube-dev/pipelines",
+    }
+    assert not started

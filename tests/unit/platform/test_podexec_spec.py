@@ -10,16 +10,17 @@ from typing import Any
 
 import pytest
 
+from mlkube.builders.pipeline_contract import WRAPPER as STEP_WRAPPER
+from mlkube.builders.pipeline_contract import main_command
 from mlkube.devcluster import podexec_status as st
 from mlkube.devcluster.podexec_command import build_argv, expand, shims
+from mlkube.devcluster.podexec_paths import Mount, mount_parents, rewrite
 from mlkube.devcluster.podexec_spec import (
-    Mount,
     NotYet,
     Refused,
     container_run,
     decode_data,
     resolve_env,
-    rewrite,
     volume_dirs,
     volume_files,
 )
@@ -300,3 +301,44 @@ def test_step_pod_conditions_name_the_containers_like_a_kubelet() -> None:
                             "t3", "t1")["status"]  # fmt: skip
     assert {c["type"]: c for c in partial["conditions"]}["Ready"]["message"] == (
         "containers with unknown status: [main]")  # fmt: skip
+
+
+def test_parents_of_mount_points_are_made_up_holding_links_to_the_mounts(tmp_path: Path) -> None:
+    vols = {n: tmp_path / "volumes" / n for n in ("in", "out", "run", "m", "d")}
+    mounts = [Mount("/mlkube/inputs", vols["in"]), Mount("/mlkube/outputs", vols["out"]),
+              Mount("/mlkube/run", vols["run"]), Mount("/mnt/models", vols["m"]),
+              Mount("/data", vols["d"]), Mount("/data/sub/x", vols["m"]),
+              Mount("/dev/termination-log", tmp_path / "t")]  # fmt: skip
+    fs = tmp_path / "fs"
+    parents, links = mount_parents(mounts, fs)
+    # /mnt and /dev are every machine's (and the image's, with other content), /data/sub is
+    # inside a mount: only /mlkube is made up, holding the three mount points.
+    assert parents == [Mount("/mlkube", fs / "mlkube")]
+    assert links == {fs / "mlkube" / "inputs": vols["in"], fs / "mlkube" / "outputs": vols["out"],
+                     fs / "mlkube" / "run": vols["run"]}  # fmt: skip
+    # Deeper: every made-up level holds the next one.
+    deep, _ = mount_parents([Mount("/a/b/c", vols["d"]), Mount("/opt/x/y", vols["d"])], fs)
+    assert deep == [Mount("/a", fs / "a"), Mount("/a/b", fs / "a" / "b")]
+
+
+def test_the_contract_wrapper_and_step_root_are_mapped(tmp_path: Path) -> None:
+    names = ("mlkube-inputs", "mlkube-outputs", "mlkube-run")
+    pod = {**POD, "spec": {**POD["spec"], "volumes": [{"name": n, "emptyDir": {}} for n in names]}}
+    dirs = volume_dirs(pod, tmp_path)
+    command = main_command(["python", "train.py"])
+    command[2] = command[2].replace("$", "$$")  # as a pod spec must carry it
+    main = {"name": "main", "command": command,
+            "env": [{"name": "MLKUBE_STEP_ROOT", "value": "/mlkube"},
+                    {"name": "MLKUBE_OUTPUTS", "value": "/mlkube/outputs"}],
+            "volumeMounts": [{"name": n, "mountPath": "/mlkube/" + n.split("-")[1]}
+                             for n in names]}  # fmt: skip
+    run = container_run(main, pod, tmp_path, dirs, lookup, "/py", {})
+    fs = tmp_path / ".fs" / "main" / "mlkube"
+    assert run.env["MLKUBE_STEP_ROOT"] == str(fs)
+    assert run.env["MLKUBE_OUTPUTS"] == str(dirs["mlkube-outputs"])
+    assert run.links[fs / "run"] == dirs["mlkube-run"]
+    # The script's own default root is mapped too, and its `$$` reached the shell whole.
+    assert run.argv[2] == STEP_WRAPPER.replace("${MLKUBE_STEP_ROOT:-/mlkube}",
+                                               "${MLKUBE_STEP_ROOT:-" + str(fs) + "}")  # fmt: skip
+    assert 'echo "$$" > "$run/main.pid"' in run.argv[2]
+    assert run.argv[3:] == ["mlkube-step", "python", "train.py"]
