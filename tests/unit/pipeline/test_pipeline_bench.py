@@ -16,6 +16,7 @@ BENCH = Path(__file__).resolve().parents[3] / "bench" / "pipeline"
 sys.path.insert(0, str(BENCH))
 
 import argo  # noqa: E402  (bench/pipeline's modules import each other as siblings)
+import harness  # noqa: E402
 import kubelet  # noqa: E402
 import mlkube_side  # noqa: E402
 import run  # noqa: E402
@@ -119,8 +120,8 @@ def test_succeeded_status_is_a_kubelets_with_the_summary_the_operator_reads() ->
     assert {"type": "PodScheduled", "status": "True"} in status["conditions"]
 
 
-def figures(gap: float, cached: float) -> run.Figures:
-    return run.Figures(gaps_ms=[gap], own_gaps_ms=[gap], first_ms=[1.0], chain_s=[1.0],
+def figures(gap: float, cached: float) -> harness.Figures:
+    return harness.Figures(gaps_ms=[gap], own_gaps_ms=[gap], first_ms=[1.0], chain_s=[1.0],
                        dag_cold_s=[2.0], dag_cached_s=[cached])  # fmt: skip
 
 
@@ -133,7 +134,7 @@ class FakeSide:
 @pytest.mark.parametrize("order", [("argo", "mlkube"), ("mlkube", "argo")])
 def test_table_gives_mlkube_over_each_peer(order: tuple[str, str]) -> None:
     numbers = {"argo": figures(1000.0, 4.0), "mlkube": figures(250.0, 1.0)}
-    harnesses = [run.Harness(None, FakeSide(n), None, None, None, numbers[n]) for n in order]  # type: ignore[arg-type]
+    harnesses = [harness.Harness(None, FakeSide(n), None, None, None, numbers[n]) for n in order]  # type: ignore[arg-type]
     text = run.table(harnesses, 50)
     assert "mlkube / ARGO" in text
     overhead = next(line for line in text.splitlines() if "per-step overhead p50" in line)
