@@ -46,6 +46,8 @@ LABEL_PIPELINE_RUN: Final = "mlkube.dev/pipeline-run"
 LABEL_PIPELINE_STEP: Final = "mlkube.dev/pipeline-step"
 LABEL_CACHE_KEY: Final = "mlkube.dev/cache-key"
 ANNOTATION_ATTEMPT: Final = "mlkube.dev/attempt"
+# On runs a Pipeline trigger started (with LABEL_PIPELINE): which trigger (docs/pipelines.md §5).
+LABEL_TRIGGER: Final = "mlkube.dev/trigger"
 MANAGED_BY: Final = "mlkube"
 
 # Audit annotations stamped by the mutating webhook.

@@ -117,12 +117,18 @@ def test_register_model_creates_a_verified_model_with_lineage(
         "metrics": {"auc": 0.91},
     }  # fmt: skip
 
-    # The same run again adopts its Model; another run gets the next version.
+    # The same run again adopts its Model; another run with the same artifact reuses it (a
+    # cache hit); another run with other bytes gets the next version.
     again = run_builtin(as_operator, run, REGISTER, trained(uri, digest), now)
     assert isinstance(again, Done) and again.produced_models == ("credit-risk-v1",)
-    other = run_obj(namespace, "r2", "uid-r2")
+    rerun = run_builtin(as_operator, run_obj(namespace, "r2", "uid-r2"), REGISTER,
+                        trained(uri, digest), now)  # fmt: skip
+    assert isinstance(rerun, Done) and rerun.produced_models == ("credit-risk-v1",)
+    assert rerun.cache is not None and (rerun.cache.hit, rerun.cache.source_run) == (True, "r1")
+    retrained = make_artifact(tmp_path / "out2", "retrained weights")
+    other = run_obj(namespace, "r3", "uid-r3")
     second = until_finished(lambda: run_builtin(as_operator, other, REGISTER,
-                                                trained(uri, digest), now))  # fmt: skip
+                            trained(retrained, compute_digest(retrained).digest), now))  # fmt: skip
     assert isinstance(second, Done) and second.produced_models == ("credit-risk-v2",)
     names = sorted(m["metadata"]["name"] for m in kube.list(API_VERSION, "Model", namespace))
     assert names == ["credit-risk-v1", "credit-risk-v2"]

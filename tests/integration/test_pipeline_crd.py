@@ -108,6 +108,8 @@ PIPELINE_RULES: list[tuple[Callable[[Obj], None], str]] = [
      pl.MSG_BLOCK_STEP_EXIST),
     (lambda o: _steps(o)["register"]["registerModel"]["metricsFrom"][0].update(step="ghost"),
      pl.MSG_BLOCK_STEP_EXIST),
+    (lambda o: _steps(o)["register"]["registerModel"].update(
+        baseline={"step": "ghost", "output": "profile"}), pl.MSG_BLOCK_STEP_EXIST),
     (lambda o: _steps(o)["evaluate"]["evaluate"]["metrics"][0]["from"].update(step="ghost"),
      pl.MSG_BLOCK_STEP_EXIST),
     (lambda o: _steps(o)["evaluate"]["evaluate"]["compareWith"]["from"].update(step="ghost"),

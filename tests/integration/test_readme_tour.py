@@ -73,6 +73,16 @@ def assert_batch_scored(runs: list[LineRun]) -> None:
     assert "Succeeded: 30000/30000 items scored, 0 failed" in scored, scored
 
 
+def assert_pipeline_ran(runs: list[LineRun]) -> None:
+    first, again = [r.output for r in runs if r.line.startswith("mlkube pipeline run ")]
+    assert "Succeeded" in first and "credit-risk-v5" in first, first
+    # The rerun: every step served from the cache (or the registered Model reused).
+    assert again.count("cache miss") == 0 and "cache hit" in again, again
+    assert "credit-risk-v6" not in again, again
+    lineage = line_output(runs, "mlkube model lineage credit-risk-v5")
+    assert "PipelineRun" in lineage and "sha256:" in lineage, lineage
+
+
 def test_the_readme_tour_and_what_make_dev_prints_run_verbatim(tmp_path: Path) -> None:
     busy = [p for p in TOUR_PORTS if not port_free(p)]
     assert not busy, f"the tour's ports {busy} are taken on this machine: free them to run it"
@@ -93,6 +103,7 @@ def test_the_readme_tour_and_what_make_dev_prints_run_verbatim(tmp_path: Path) -
         poisoned = line_output(runs, "mlkube batch invoke credit-batch --deployment files")
         assert "Succeeded: 3/4 items scored, 1 failed" in poisoned, poisoned
         assert "applications-02b.csv" in poisoned, poisoned
+        assert_pipeline_ran(runs)
 
         # register copied the file into the default store; it was deleted and still verifies.
         kube = Kube(str(workdir / "kubeconfig"))

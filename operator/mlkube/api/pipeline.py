@@ -49,8 +49,9 @@ MSG_FROM_STEP_EXIST = "spec.steps[].inputs[].fromStep.step must name a step of t
 MSG_FROM_PARAMETER_EXIST = "spec.steps[].inputs[].fromParameter must name one of spec.parameters"
 MSG_DEPLOY_MODEL = "spec.steps[].deploy.model.step must name a registerModel step"
 MSG_BLOCK_STEP_EXIST = (
-    "the step references of registerModel (artifact, metricsFrom), evaluate (metrics[].from,"
-    " compareWith.from) and batch (input.fromStep) must name steps of this pipeline"
+    "the step references of registerModel (artifact, metricsFrom, baseline), evaluate"
+    " (metrics[].from, compareWith.from) and batch (input.fromStep) must name steps of this"
+    " pipeline"
 )
 MSG_SELF_DEPENDENCY = "a step cannot depend on itself"
 
@@ -101,6 +102,14 @@ class PipelineSpec(ApiModel):
                 "!has(s.registerModel) || (self.steps.exists(t, t.name =="
                 " s.registerModel.artifact.step) && (!has(s.registerModel.metricsFrom)"
                 " || s.registerModel.metricsFrom.all(r, self.steps.exists(t, t.name == r.step))))"
+            ),
+            message=MSG_BLOCK_STEP_EXIST,
+            field_path=".steps",
+        ),
+        Rule(
+            _all_steps(
+                "!has(s.registerModel) || !has(s.registerModel.baseline)"
+                " || self.steps.exists(t, t.name == s.registerModel.baseline.step)"
             ),
             message=MSG_BLOCK_STEP_EXIST,
             field_path=".steps",

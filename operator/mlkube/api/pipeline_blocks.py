@@ -66,6 +66,10 @@ class RegisterModelStep(ApiModel):
         default_factory=list
     )
     """Metrics outputs copied into spec.lineage.metrics."""
+    baseline: StepOutputRef | None = None
+    """An artifact output holding the drift baseline profile (`mlkube model profile`): it
+    becomes the Model's spec.baseline {uri, digest}, so a retrained model keeps drift
+    monitoring wherever it is deployed with drift enabled."""
     tags: Annotated[dict[str, LabelValue], Field(max_length=16)] = Field(default_factory=dict)
     """Labels put on the Model."""
     description: Text | None = None

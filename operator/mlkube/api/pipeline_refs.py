@@ -24,6 +24,7 @@ _WANTED: Mapping[str, OutputType | None] = {
     "inputs": None,
     "registerModel.artifact": "artifact",
     "registerModel.metricsFrom": "metrics",
+    "registerModel.baseline": "artifact",
     "evaluate.metrics": "metrics",
     "evaluate.compareWith.from": "metrics",
     "batch.input.fromStep": "artifact",

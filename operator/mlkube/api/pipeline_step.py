@@ -250,6 +250,8 @@ class Step(ApiModel):
         if self.register_model:
             refs.append(("registerModel.artifact", self.register_model.artifact))
             refs += [("registerModel.metricsFrom", r) for r in self.register_model.metrics_from]
+            if self.register_model.baseline:
+                refs.append(("registerModel.baseline", self.register_model.baseline))
         if self.evaluate:
             refs += [(f"evaluate.metrics.{m.name}.from", m.from_) for m in self.evaluate.metrics]
             if self.evaluate.compare_with:

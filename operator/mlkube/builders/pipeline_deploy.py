@@ -2,7 +2,8 @@
 
 The new deployment copies the serving deployment's scale and settings (replicas or
 autoscale, resources, request settings, probes, env; drift only when the new Model has a
-baseline to compare with), so a canary behaves like what it may replace. A canary weight
+baseline to compare with, and then from the first drift-enabled deployment when the serving
+one has none), so a canary behaves like what it may replace. A canary weight
 scales every other live weight down proportionally by largest remainder, so the split stays
 integer and sums to exactly 100 (the CRD's CEL rule). The apply carries only what the step
 owns: its deployment and the traffic map (or its one mirror key), under a field manager per
@@ -77,8 +78,16 @@ def new_deployment(
     template = template_deployment(spec) or {}
     deployment: dict[str, Any] = {"name": name, "model": model, "runtime": runtime or "auto"}
     deployment.update({k: template[k] for k in COPIED if template.get(k) not in (None, [], {})})
-    if has_baseline and template.get("drift"):
-        deployment["drift"] = template["drift"]
+    if has_baseline:
+        # The serving deployment's drift settings, else those of any deployment that watches
+        # drift: an endpoint monitored for drift (an onDrift trigger's) keeps monitoring the
+        # retrained model's canary even when the biggest share is served unmonitored.
+        watched = [
+            d for d in spec.get("deployments") or [] if (d.get("drift") or {}).get("enabled")
+        ]
+        drift = template.get("drift") or (watched[0].get("drift") if watched else None)
+        if drift:
+            deployment["drift"] = drift
     return deployment
 
 

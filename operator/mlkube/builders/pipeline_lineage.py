@@ -135,6 +135,15 @@ def run_parameters(run: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in (resolved or {}).items()}
 
 
+def lineage_roots(step: Mapping[str, Any]) -> list[str]:
+    """The steps a registerModel step's lineage walks up from: the artifact's, metricsFrom's,
+    the baseline's and its dependsOn (`mlkube model lineage` walks the same)."""
+    config = step.get("registerModel") or {}
+    refs = [config.get("artifact") or {}, *(config.get("metricsFrom") or [])]
+    refs += [config["baseline"]] if config.get("baseline") else []
+    return [*(str(r.get("step")) for r in refs), *(str(d) for d in step.get("dependsOn") or [])]
+
+
 def build_lineage(
     run: Mapping[str, Any],
     step: Mapping[str, Any],
@@ -149,7 +158,7 @@ def build_lineage(
     if len(parameters) > MAX_ENTRIES:
         raise LineageError(f"{len(parameters)} run parameters: Model lineage holds {MAX_ENTRIES}")
     sources = config.get("metricsFrom") or []
-    start = [producer, *(str(s.get("step")) for s in sources), *(step.get("dependsOn") or [])]
+    start = lineage_roots(step)
     lineage: dict[str, Any] = {
         "run": {"id": f"{meta.get('namespace')}/{meta.get('name')}", "system": SYSTEM},
         "datasets": datasets(steps, upstream_steps(start, steps), models),

@@ -65,13 +65,25 @@ class StepResult:
 
 
 @dataclass(frozen=True)
+class CacheNote:
+    """Why a built-in step did no new work: `status.steps[].cache {hit, reason, sourceRun}`
+    (e.g. registerModel found a Model registering exactly this artifact)."""
+
+    hit: bool
+    reason: str
+    source_run: str | None = None
+
+
+@dataclass(frozen=True)
 class Done:
-    """The step succeeded: record these outputs/metrics (and Models) in its status."""
+    """The step succeeded: record these outputs/metrics (and Models) in its status; `cache`,
+    when set, goes to the step's `cache` (a reuse of earlier work)."""
 
     message: str
     outputs: tuple[StepOutput, ...] = ()
     metrics: Mapping[str, float] = field(default_factory=dict)
     produced_models: tuple[str, ...] = ()
+    cache: CacheNote | None = None
 
 
 @dataclass(frozen=True)

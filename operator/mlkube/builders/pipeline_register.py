@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from mlkube.api.pipeline_refs import PLACEHOLDER_PATTERN
@@ -84,6 +85,79 @@ def own_model(
     return None
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """What the step would register: a Model of `model_name` that is exactly this."""
+
+    model_name: str
+    framework: str
+    artifact_digest: str | None
+    baseline_digest: str | None = None
+
+
+def registered_digest(obj: Mapping[str, Any]) -> str | None:
+    """The Model's artifact digest: the verified one once known, else the declared one."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    return (status.get("artifact") or {}).get("digest") or (spec.get("artifact") or {}).get(
+        "digest"
+    )
+
+
+def differences(obj: Mapping[str, Any], wanted: Wanted) -> list[str]:
+    """How Model `obj` differs from what the step would register (empty: the same thing)."""
+    spec = obj.get("spec") or {}
+    found: list[str] = []
+    digest = registered_digest(obj)
+    if wanted.artifact_digest is None or digest != wanted.artifact_digest:
+        found.append(
+            f"its artifact is {digest or 'without a digest'}, "
+            f"this run's is {wanted.artifact_digest or 'without a digest'}"
+        )
+    if spec.get("framework") != wanted.framework:
+        found.append(f"its framework is {spec.get('framework')}, the step's {wanted.framework}")
+    have = (spec.get("baseline") or {}).get("digest")
+    if wanted.baseline_digest is not None and have != wanted.baseline_digest:
+        found.append(f"its baseline is {have or 'absent'}, this run's {wanted.baseline_digest}")
+    return found
+
+
+def deleting(obj: Mapping[str, Any]) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def reusable(models: Iterable[Mapping[str, Any]], wanted: Wanted) -> Mapping[str, Any] | None:
+    """The Model of `wanted.model_name` that already registers exactly this artifact (verified
+    digest, framework, baseline when the step names one) and is Ready and not being deleted;
+    the highest version when several do. None without an artifact digest to compare."""
+    if wanted.artifact_digest is None:
+        return None
+    found = [
+        obj
+        for obj in models
+        if (obj.get("spec") or {}).get("modelName") == wanted.model_name
+        and (obj.get("status") or {}).get("phase") == "Ready"
+        and ((obj.get("status") or {}).get("artifact") or {}).get("digest")
+        == wanted.artifact_digest
+        and not deleting(obj)
+        and not differences(obj, wanted)
+    ]
+    return max(found, key=_version_order, default=None)
+
+
+def _version_order(obj: Mapping[str, Any]) -> tuple[int, str]:
+    version = str((obj.get("spec") or {}).get("version") or "")
+    return (int(version) if version.isdigit() else -1, str(obj["metadata"]["name"]))
+
+
+def source_run(obj: Mapping[str, Any]) -> str | None:
+    """The PipelineRun that registered Model `obj` (its lineage run), None when not a run."""
+    run = ((obj.get("spec") or {}).get("lineage") or {}).get("run") or {}
+    if run.get("system") == "mlkube" and run.get("id"):
+        return str(run["id"]).rpartition("/")[2]
+    label = ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_PIPELINE_RUN)
+    return str(label) if label else None
+
+
 def _entrypoint(value: Any) -> dict[str, Any] | None:
     if not value:
         return None
@@ -99,6 +173,7 @@ def build_model(
     version: str,
     artifact: Mapping[str, str],
     lineage: Mapping[str, Any],
+    baseline: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Model manifest for registerModel `step` at `version` (wire form)."""
     config = step.get("registerModel") or {}
@@ -113,6 +188,8 @@ def build_model(
     entrypoint = _entrypoint(config.get("entrypoint"))
     if entrypoint:
         spec["entrypoint"] = entrypoint
+    if baseline:
+        spec["baseline"] = dict(baseline)
     if config.get("description"):
         spec["description"] = str(config["description"])
     labels = {

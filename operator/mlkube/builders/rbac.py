@@ -17,10 +17,7 @@ from mlkube.contract import (
 
 # Only kinds that exist: pipelines get their rights with their CRDs. BatchEndpoints have their
 # own rules below (watched for events only, never annotated by Kopf).
-KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS, PLURAL_BATCH_JOBS)
-# Pipelines: every right but watch, which comes with the Kopf handlers that watch them (move
-# them into KINDS then: tests/unit/platform/test_rbac.py ties each watch to a handler).
-PIPELINE_KINDS = (PLURAL_PIPELINES, PLURAL_PIPELINE_RUNS)
+KINDS = (PLURAL_MODELS, PLURAL_ONLINE_ENDPOINTS, PLURAL_BATCH_JOBS, PLURAL_PIPELINE_RUNS)
 AUDIT_KEY_SECRET = "mlkube-audit-key"  # handlers/webhooks.py keeps the audit proof key here
 LEADER_LEASE = "mlkube-operator-leader"  # handlers/leadership.py: which replica reconciles
 # Children: created, applied, listed by label for pruning, deleted; watched only where a
@@ -56,39 +53,34 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
         "resources": [f"{k}/finalizers" for k in KINDS],
         "verbs": ["update"],
     },
-    {"apiGroups": [GROUP], "resources": list(PIPELINE_KINDS), "verbs": ["get", "list", "patch"]},
-    # PipelineRuns are watched by their handlers (handlers/pipeline_run.py).
-    {"apiGroups": [GROUP], "resources": [PLURAL_PIPELINE_RUNS], "verbs": ["watch"]},
+    # BatchEndpoints and Pipelines: read and watched (events only: no Kopf annotations, so no
+    # patch); status written; owners of the BatchJobs and PipelineRuns their schedules and
+    # triggers start (blockOwnerDeletion).
     {
         "apiGroups": [GROUP],
-        "resources": [f"{k}/status" for k in PIPELINE_KINDS],
-        "verbs": ["patch"],
-    },
-    # Owners of step Jobs, spec snapshots (a run) and scheduled runs (a pipeline).
-    {
-        "apiGroups": [GROUP],
-        "resources": [f"{k}/finalizers" for k in PIPELINE_KINDS],
-        "verbs": ["update"],
-    },
-    # BatchEndpoints: read and watched (events only: no Kopf annotations, so no patch);
-    # status written; owners of their scheduled BatchJobs (blockOwnerDeletion).
-    {
-        "apiGroups": [GROUP],
-        "resources": [PLURAL_BATCH_ENDPOINTS],
+        "resources": [PLURAL_BATCH_ENDPOINTS, PLURAL_PIPELINES],
         "verbs": ["get", "list", "watch"],
     },
-    {"apiGroups": [GROUP], "resources": [f"{PLURAL_BATCH_ENDPOINTS}/status"], "verbs": ["patch"]},
     {
         "apiGroups": [GROUP],
-        "resources": [f"{PLURAL_BATCH_ENDPOINTS}/finalizers"],
+        "resources": [f"{PLURAL_BATCH_ENDPOINTS}/status", f"{PLURAL_PIPELINES}/status"],
+        "verbs": ["patch"],
+    },
+    {
+        "apiGroups": [GROUP],
+        "resources": [f"{PLURAL_BATCH_ENDPOINTS}/finalizers", f"{PLURAL_PIPELINES}/finalizers"],
         "verbs": ["update"],
     },
-    # Scheduled BatchJobs (read, watched and patched through KINDS above): created with POST
-    # only (a 409 means the time already fired), deleted past the history limits.
-    {"apiGroups": [GROUP], "resources": [PLURAL_BATCH_JOBS], "verbs": ["create", "delete"]},
-    # PipelineRuns started by schedules and triggers (POST only: a 409 means the slot or the
-    # episode already fired), deleted past the history limits.
-    {"apiGroups": [GROUP], "resources": [PLURAL_PIPELINE_RUNS], "verbs": ["create", "delete"]},
+    # Scheduled BatchJobs and triggered PipelineRuns (read, watched and patched through KINDS
+    # above): created with POST only (a 409 means the time or the event already fired),
+    # deleted past the history limits.
+    {
+        "apiGroups": [GROUP],
+        "resources": [PLURAL_BATCH_JOBS, PLURAL_PIPELINE_RUNS],
+        "verbs": ["create", "delete"],
+    },
+    # A PipelineRun's first pass reads its Pipeline by name to snapshot the spec.
+    {"apiGroups": [GROUP], "resources": [PLURAL_PIPELINES], "verbs": ["get"]},
     # registerModel steps create Models (ownerless: a model outlives its run); never deleted.
     {"apiGroups": [GROUP], "resources": [PLURAL_MODELS], "verbs": ["create"]},
     # Kopf posts core/v1 Events (kopf/_cogs/clients/events.py: POST only, never events.k8s.io).
@@ -110,8 +102,8 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     },
     # pvc:// verification Jobs: read by name, created once (garbage-collected with their
     # Model). A BatchJob's Jobs: created once, listed by label and watched (progress), patched
-    # only for spec.suspend (suspend, cancel, error threshold). Pipeline step Jobs: created per
-    # attempt, deleted when a run is cancelled or fails fast (running steps stop).
+    # only for spec.suspend (suspend, cancel, error threshold). A PipelineRun's step Jobs:
+    # one per attempt, deleted (uid precondition) when the run is cancelled or fails fast.
     {
         "apiGroups": ["batch"],
         "resources": ["jobs"],

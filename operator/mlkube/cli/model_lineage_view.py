@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from mlkube.builders.pipeline_lineage import upstream_steps
+from mlkube.builders.pipeline_lineage import lineage_roots, upstream_steps
 from mlkube.builders.pipeline_outcome import StepResult
 from mlkube.builders.pipeline_register import ANNOTATION_RUN_UID, ANNOTATION_STEP
 
@@ -198,13 +198,7 @@ def _snapshot_steps(configmap: Mapping[str, Any] | None) -> dict[str, Mapping[st
 
 def _upstream(steps: Mapping[str, Mapping[str, Any]], registering: str) -> list[str]:
     results = {n: StepResult(n, "", spec=s) for n, s in steps.items()}
-    config = steps[registering].get("registerModel") or {}
-    start = [
-        str((config.get("artifact") or {}).get("step")),
-        *(str(m.get("step")) for m in config.get("metricsFrom") or []),
-        *(str(d) for d in steps[registering].get("dependsOn") or []),
-    ]
-    return upstream_steps(start, results)
+    return upstream_steps(lineage_roots(steps[registering]), results)
 
 
 def _datasets(lineage: Mapping[str, Any]) -> list[Node]:

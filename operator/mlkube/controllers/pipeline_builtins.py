@@ -107,6 +107,11 @@ def run_builtin_step(
         ]  # fmt: skip
         st["metrics"] = {k: float(v) for k, v in outcome.metrics.items()}
         st["producedModels"] = list(outcome.produced_models)
+        if outcome.cache is not None:  # earlier work reused (registerModel: an equal Model)
+            note = outcome.cache
+            st["cache"] = {"hit": note.hit, "reason": note.reason[:1024]}
+            if note.source_run:
+                st["cache"]["sourceRun"] = note.source_run
         finish(ctx, st, "Succeeded", outcome.message)
         ctx.events.append(("Normal", "StepSucceeded", f"step {step.name}: {outcome.message}"))
     elif isinstance(outcome, Failed):

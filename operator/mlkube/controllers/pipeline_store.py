@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from mlkube.builders.operator_config import OperatorConfig, fetch_policy, store_problem
 from mlkube.storage.bounded import read_stream_bounded
-from mlkube.storage.errors import StorageError
+from mlkube.storage.errors import ArtifactNotFound, StorageError
 from mlkube.storage.locations import (
     Location,
     check_location,
@@ -28,7 +28,7 @@ from mlkube.storage.locations import (
     resolve,
     write_options,
 )
-from mlkube.storage.transfer import compute_digest
+from mlkube.storage.transfer import compute_digest, translated_errors
 
 JSON_CAP: Final = 256 * 1024
 _MEMO_SIZE: Final = 4096
@@ -132,6 +132,29 @@ def digest(uri: str, namespace: str, config: OperatorConfig) -> str:
         return compute_digest(uri, fetch_policy(config)).digest
     except StorageError as err:
         raise StoreUnreadable(f"digest of {uri}: {err}") from err
+
+
+def list_files(uri: str, namespace: str, config: OperatorConfig) -> list[tuple[str, str]]:
+    """The files directly below the folder `uri` as (uri, listing stamp: ETag, mtime or size),
+    by name; [] when the folder does not exist (the cache GC walks the entries with it)."""
+    location, fs = _open(uri.rstrip("/") + "/", namespace, config)
+    root = location.path.rstrip("/")
+    try:
+        with translated_errors("list", uri):  # any transport error (botocore's too)
+            found = fs.ls(root, detail=True)
+    except ArtifactNotFound:
+        return []
+    except StorageError as err:
+        raise StoreUnreadable(f"listing {uri}: {err}") from err
+    base = uri.rstrip("/")
+    out = []
+    for entry in found:
+        if entry.get("type") != "file":
+            continue
+        stamp = entry.get("ETag") or entry.get("mtime") or entry.get("LastModified")
+        name = posixpath.basename(str(entry["name"]).rstrip("/"))
+        out.append((f"{base}/{name}", f"{stamp}/{entry.get('size')}"))
+    return sorted(out)
 
 
 class DigestMemo:

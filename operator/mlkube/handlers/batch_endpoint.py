@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import kopf
 
@@ -31,8 +31,7 @@ from mlkube.controllers import batch_endpoint as controller
 from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
-from mlkube.handlers.metrics import reconciling
-from mlkube.handlers.periodic import LOOPS
+from mlkube.handlers.periodic import LOOPS, restart, run_pass
 from mlkube.k8s import ApiError
 from mlkube.reconcile.batch_schedule_jobs import TERMINAL_PHASES
 
@@ -49,24 +48,15 @@ _USERS: Final[dict[str, tuple[str, str, frozenset[str]]]] = {}
 
 
 def tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | None:
-    try:
-        with reconciling(KIND_BATCH_ENDPOINT), LOCKS.hold(namespace, name):
-            now = datetime.datetime.now(datetime.UTC)
-            outcome = controller.reconcile(kube(), namespace, name, uid, now)
-    except (ApiError, ControllerError) as err:
-        logger.warning(f"BatchEndpoint pass failed: {err}; retrying in {API_ERROR_DELAY}s")
-        return API_ERROR_DELAY
-    if outcome.subject is not None:
-        for type_, reason, message in outcome.events:
-            body = kopf.Body(cast(kopf.RawBody, outcome.subject))
-            kopf.event(body, type=type_, reason=reason, message=message)
-    return outcome.delay
+    def one_pass(now: datetime.datetime) -> controller.Outcome:
+        return controller.reconcile(kube(), namespace, name, uid, now)
+
+    return run_pass(KIND_BATCH_ENDPOINT, LOCKS, namespace, name, one_pass, logger, API_ERROR_DELAY)
 
 
 def kick(namespace: str, name: str, uid: str, logger: kopf.Logger | Any) -> None:
     """Run a pass now (a running pass finishes first: the lock), then follow its schedule."""
-    LOOPS.stop(uid, JOB)
-    LOOPS.ensure(uid, JOB, functools.partial(tick, namespace, name, uid, logger), 0.0, logger)
+    restart(uid, JOB, functools.partial(tick, namespace, name, uid, logger), logger)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL_BATCH_ENDPOINTS)

@@ -18,6 +18,7 @@ from mlkube.handlers import (
     metrics,
     model,
     periodic,
+    pipeline,
     pipeline_run,
     settings,
     webhooks,
@@ -25,7 +26,7 @@ from mlkube.handlers import (
 
 HANDLER_MODULES = (
     settings, health, leadership, metrics, periodic, model, webhooks, endpoint, endpoint_drift,
-    batch_endpoint, batch_job, pipeline_run,
+    batch_endpoint, batch_job, pipeline_run, pipeline,
 )  # fmt: skip
 
 

@@ -12,11 +12,17 @@ until the next tick, or None to stop.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Protocol, cast
 
 import kopf
+
+from mlkube.controllers.errors import ControllerError
+from mlkube.controllers.locks import KeyedLocks
+from mlkube.handlers.metrics import reconciling
+from mlkube.k8s import ApiError
 
 Tick = Callable[[], float | None]
 ERROR_DELAY: Final = 10.0  # after an unexpected error in a tick
@@ -75,6 +81,55 @@ class Loops:
 
 
 LOOPS: Final = Loops()
+
+
+def restart(uid: str, job: str, tick: Tick, logger: logging.Logger | Any) -> None:
+    """Run a pass now (a running pass finishes first when the tick holds the object's lock),
+    then follow the delays the ticks return: what a watch event that changes things does."""
+    LOOPS.stop(uid, job)
+    LOOPS.ensure(uid, job, tick, 0.0, logger)
+
+
+class PassOutcome(Protocol):
+    """What a periodic controller's pass returns (controllers/batch_endpoint.py, pipeline.py)."""
+
+    @property
+    def delay(self) -> float | None: ...
+    @property
+    def events(self) -> Sequence[tuple[str, str, str]]: ...
+    @property
+    def subject(self) -> Mapping[str, Any] | None: ...
+
+
+def run_pass(
+    kind: str,
+    locks: KeyedLocks,
+    namespace: str,
+    name: str,
+    one_pass: Callable[[datetime.datetime], PassOutcome],
+    logger: logging.Logger | Any,
+    error_delay: float,
+) -> float | None:
+    """A tick's body: one pass under the object's lock, counted in the metrics, its Events
+    posted; an API or controller error is retried after `error_delay`."""
+    try:
+        with reconciling(kind), locks.hold(namespace, name):
+            outcome = one_pass(datetime.datetime.now(datetime.UTC))
+    except (ApiError, ControllerError) as err:
+        logger.warning(f"{kind} pass failed: {err}; retrying in {error_delay}s")
+        return error_delay
+    post_events(outcome.subject, outcome.events)
+    return outcome.delay
+
+
+def post_events(subject: Mapping[str, Any] | None, events: Iterable[tuple[str, str, str]]) -> None:
+    """Post a controller's (type, reason, message) Events about `subject` (a body with
+    apiVersion, kind and metadata), from a tick's thread."""
+    if subject is None:
+        return
+    body = kopf.Body(cast(kopf.RawBody, dict(subject)))
+    for type_, reason, message in events:
+        kopf.event(body, type=type_, reason=reason, message=message)
 
 
 @kopf.on.cleanup()

@@ -24,6 +24,7 @@ from mlkube.controllers.kube import get_live
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
+from mlkube.handlers.metrics import reconciling
 from mlkube.handlers.periodic import LOOPS
 from mlkube.k8s import ApiError
 
@@ -39,7 +40,7 @@ def now() -> datetime.datetime:
 
 def run_reconcile(namespace: str, name: str) -> sync.Outcome:
     try:
-        with LOCKS.hold(namespace, name):
+        with reconciling(c.KIND_PIPELINE_RUN), LOCKS.hold(namespace, name):
             outcome = sync.reconcile(kube(), operator_config(), namespace, name, now())
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err

@@ -86,15 +86,18 @@ class ConcurrencyDecision:
     reason: str = ""
 
 
-def concurrency_decision(policy: str, jobs: Iterable[ScheduledJob]) -> ConcurrencyDecision:
+def concurrency_decision(
+    policy: str, jobs: Iterable[ScheduledJob], noun: str = "BatchJob"
+) -> ConcurrencyDecision:
     """Allow creates regardless; Forbid skips while a job of the schedule is not finished;
-    Replace cancels the unfinished ones (those not cancelled yet) and creates."""
+    Replace cancels the unfinished ones (those not cancelled yet) and creates. `noun` names
+    the kind in the reason (BatchJob, PipelineRun: the same phases and `spec.cancel`)."""
     active = sorted((j for j in jobs if j.active), key=ScheduledJob.order)
     if not active or policy == "Allow":
         return ConcurrencyDecision("create")
     names = ", ".join(j.name for j in active)
     if policy == "Forbid":
-        return ConcurrencyDecision("skip", reason=f"BatchJob {names} still running")
+        return ConcurrencyDecision("skip", reason=f"{noun} {names} still running")
     return ConcurrencyDecision(
         "create", cancel=tuple(j.name for j in active if not j.cancel), reason=f"replacing {names}"
     )

@@ -8,7 +8,7 @@ value and what it was held against, so the step's message says why the gate clos
 endpoint serves no Model yet, or its Model has no such metric) the comparison passes and says
 so: the first model of an endpoint has nothing to beat.
 
-    evaluate_gate(spec, metrics, baseline=None, baseline_label="") -> GateResult
+    evaluate_gate(spec, metrics, baseline=None, baseline_label="", no_baseline="") -> GateResult
 """
 
 from __future__ import annotations
@@ -50,10 +50,12 @@ def evaluate_gate(
     metrics: Mapping[str, Mapping[str, float]],
     baseline: float | None = None,
     baseline_label: str = "",
+    no_baseline: str = "",
 ) -> GateResult:
     """Pass when every threshold holds and the new value beats the baseline by
     `minImprovement` (in the better direction). `metrics`: upstream step → its recorded
-    metrics; `baseline_label` names the baseline in messages (e.g. "serving credit-risk-v3")."""
+    metrics; `baseline_label` names the baseline in messages (e.g. "serving credit-risk-v3");
+    `no_baseline` says why there is none (default: the label has no such metric)."""
     failed: list[str] = []
     checks: list[str] = []
 
@@ -80,8 +82,8 @@ def evaluate_gate(
         if value is None:
             check(False, str(problem))
         elif baseline is None or not math.isfinite(baseline):
-            check(True, f"{compare.metric} {_num(value)}: no baseline ({label} has no "
-                        f"{compare.metric} metric)")  # fmt: skip
+            why = no_baseline or f"{label} has no {compare.metric} metric"
+            check(True, f"{compare.metric} {_num(value)}: no baseline ({why})")
         else:
             margin = compare.min_improvement
             up = compare.higher_is_better

@@ -210,6 +210,18 @@ REJECTED: list[tuple[Callable[[Spec], None], str]] = [
         "registerModel.artifact needs a artifact output; train.metrics is metrics",
     ),
     (
+        lambda s: _steps(s)["register"]["registerModel"].update(
+            baseline={"step": "train", "output": "metrics"}
+        ),
+        "registerModel.baseline needs a artifact output; train.metrics is metrics",
+    ),
+    (
+        lambda s: _steps(s)["register"]["registerModel"].update(
+            baseline={"step": "ghost", "output": "profile"}
+        ),
+        "registerModel.baseline names unknown step ghost",
+    ),
+    (
         lambda s: _steps(s)["deploy"]["deploy"]["model"].update(step="evaluate"),
         "deploy.model.step evaluate is not a registerModel step",
     ),

@@ -106,6 +106,23 @@ def test_drift_settings_are_copied_when_the_model_has_a_baseline() -> None:
     assert endpoint(kube)["spec"]["deployments"][2]["drift"] == {"enabled": True}
 
 
+def test_drift_comes_from_a_monitored_deployment_when_the_serving_one_has_none() -> None:
+    # The sample's shape: blue serves most, unmonitored; green watches drift.
+    kube = cluster(baseline=True)
+    kube.mutate(KEY, lambda o: o["spec"]["deployments"][0].pop("drift"))
+    kube.mutate(
+        KEY,
+        lambda o: o["spec"]["deployments"][1].update(drift={"enabled": True, "sampleRate": 0.5}),
+    )
+    run_builtin(kube, run_obj(), step(canaryWeight=10), registered(), NOW)
+    added = endpoint(kube)["spec"]["deployments"][2]
+    assert added["replicas"] == 3  # scale still from the serving deployment (blue)
+    assert added["drift"] == {"enabled": True, "sampleRate": 0.5}
+    unmonitored = cluster(baseline=False)
+    run_builtin(unmonitored, run_obj(), step(canaryWeight=10), registered(), NOW)
+    assert "drift" not in endpoint(unmonitored)["spec"]["deployments"][2]
+
+
 def test_mirror_leaves_traffic_alone() -> None:
     kube = cluster()
     run_builtin(kube, run_obj(), step(mirrorPercent=25, deployment="shadow"), registered(), NOW)

@@ -10,7 +10,7 @@ from mlkube.builders.pipeline_outcome import Done, Failed
 from mlkube.contract import API_VERSION
 from mlkube.controllers.pipeline_builtin import run_builtin
 from support.fake_kube import FakeKube
-from support.pipeline_builtin import NS, fake, run_obj, upstream
+from support.pipeline_builtin import DIGEST_MODEL, NS, fake, run_obj, upstream
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 TRAIN_M = {"step": "train", "output": "m"}
@@ -101,4 +101,25 @@ def test_missing_endpoint_fails_and_no_live_traffic_passes() -> None:
     kube.mutate((API_VERSION, "OnlineEndpoint", NS, "credit"),
                 lambda obj: obj["spec"].update(traffic={}))  # fmt: skip
     idle = run_builtin(kube, run_obj(), step(minImprovement=0), upstream(), NOW)
-    assert isinstance(idle, Done) and "endpoint credit, serving no live traffic" in idle.message
+    assert (
+        isinstance(idle, Done)
+        and "no baseline (endpoint credit serves no live traffic)" in idle.message
+    )
+
+
+def test_a_candidate_already_serving_is_not_compared_with_itself() -> None:
+    # A rerun after the pipeline's own canary took all live traffic: the serving Model is the
+    # artifact train produced (again, from the cache), so there is nothing to beat.
+    kube = serving_cluster(blue_auc=0.91)
+    kube.mutate((API_VERSION, "Model", NS, "credit-risk-v3"),
+                lambda obj: obj.update(status={"phase": "Ready",
+                                               "artifact": {"digest": DIGEST_MODEL}}))  # fmt: skip
+    rerun = run_builtin(kube, run_obj(), step(minImprovement=0.01), upstream(auc=0.91), NOW)
+    assert isinstance(rerun, Done), rerun
+    assert rerun.message == (
+        "gate passed: auc 0.91: no baseline (serving credit-risk-v3 (credit/blue) is this"
+        f" candidate: the same artifact {DIGEST_MODEL})"
+    )
+    other = serving_cluster(blue_auc=0.91)
+    beaten = run_builtin(other, run_obj(), step(minImprovement=0.01), upstream(auc=0.91), NOW)
+    assert isinstance(beaten, Failed) and "auc 0.91 < serving credit-risk-v3" in beaten.message

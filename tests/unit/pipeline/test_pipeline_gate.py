@@ -62,6 +62,8 @@ def test_no_baseline_passes_and_says_so() -> None:
     result = evaluate_gate(gate(compareWith=compare()), METRICS, None)
     assert result.passed
     assert result.message == "auc 0.81: no baseline (endpoint credit has no auc metric)"
+    said = evaluate_gate(gate(compareWith=compare()), METRICS, None, "v5", "v5 is this candidate")
+    assert said.passed and said.message == "auc 0.81: no baseline (v5 is this candidate)"
 
 
 def test_a_missing_or_non_finite_new_value_fails() -> None:

@@ -132,42 +132,18 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
             # registerModel steps: POST only, ownerless (a model outlives its run).
             **({"create": "registerModel pipeline steps"} if kind == "models" else {}),
         }
-        for kind in ("models", "onlineendpoints", "batchjobs")
+        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
     },
     **{
         ("mlkube.dev", f"{kind}/status"): {"patch": "status merge patches (ours and Kopf's)"}
-        for kind in ("models", "onlineendpoints", "batchjobs")
+        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
     },
     **{
         ("mlkube.dev", f"{kind}/finalizers"): {
             "update": "blockOwnerDeletion owner references under "
             "OwnerReferencesPermissionEnforcement"
         }
-        for kind in ("models", "onlineendpoints", "batchjobs")
-    },
-    # Pipelines (watch comes with their handlers: pctl, ptrig).
-    **{
-        ("mlkube.dev", kind): {
-            "get": "controllers read the object afresh each pass",
-            "list": "runs of a pipeline by label (history, concurrency policy, single flight)",
-            "patch": "Kopf progress annotations",
-        }
-        for kind in ("pipelines",)
-    },
-    ("mlkube.dev", "pipelines/status"): {"patch": "status merge patches"},
-    ("mlkube.dev", "pipelineruns/status"): {"patch": "status merge patches"},
-    ("mlkube.dev", "pipelines/finalizers"): {
-        "update": "blockOwnerDeletion on scheduled and triggered PipelineRuns",
-    },
-    ("mlkube.dev", "pipelineruns/finalizers"): {
-        "update": "blockOwnerDeletion on step Jobs and the spec snapshot ConfigMap",
-    },
-    ("mlkube.dev", "models"): {
-        "get": "controllers read the object afresh each pass",
-        "list": "Kopf watch-stream start; endpoints_waiting_for, deployedBy repair",
-        "watch": "Kopf handlers",
-        "patch": "Kopf progress annotations; dropping the legacy finalizer",
-        "create": "pipeline registerModel steps, POST only (409: version taken, read again)",
+        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
     },
     ("mlkube.dev", "batchendpoints"): {
         "get": "each pass reads the endpoint afresh",
@@ -184,14 +160,6 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         "watch": "Kopf handlers; scheduled_job_changed (finished jobs trim the history)",
         "create": "scheduled runs and pipeline batch steps, POST only (409: already exists)",
         "patch": "Kopf progress annotations; spec.cancel on the running job (Replace)",
-        "delete": "history limits, with uid precondition",
-    },
-    ("mlkube.dev", "pipelineruns"): {
-        "get": "controllers read the object afresh each pass",
-        "list": "runs of a pipeline by label (history, concurrency policy, single flight)",
-        "patch": "Kopf progress annotations",
-        "watch": "handlers/pipeline_run.py (reconcile, run loop)",
-        "create": "scheduled and triggered runs, POST only (409: already fired)",
         "delete": "history limits, with uid precondition",
     },
     ("coordination.k8s.io", "leases"): {
@@ -219,13 +187,26 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         "list": "a BatchJob's Jobs by label; Kopf watch-stream start",
         "watch": "batch_step_changed handler (a step finished: take the next one)",
         "patch": "spec.suspend of a BatchJob's Jobs (suspend, cancel, error threshold)",
-        "delete": "a cancelled or failed-fast PipelineRun's running step Jobs",
+        "delete": "a PipelineRun's running step Jobs on cancel and failFast (uid precondition)",
+    },
+    ("mlkube.dev", "pipelines"): {
+        "get": "a PipelineRun snapshots its Pipeline's spec; each Pipeline pass reads it afresh",
+        "list": "Kopf watch-stream start",
+        "watch": "pipeline_lifecycle handler",
+    },
+    ("mlkube.dev", "pipelines/status"): {"patch": "status merge patches"},
+    ("mlkube.dev", "pipelines/finalizers"): {
+        "update": "blockOwnerDeletion on the PipelineRuns schedules and triggers start",
     },
     ("", "pods"): {
         "list": "Job termination messages, router and drift-sidecar pods by label",
         "watch": "serving and router pods by label: why they fail, shown on the endpoint",
     },
 }  # fmt: skip
+WHY[("mlkube.dev", "pipelineruns")] |= {
+    "create": "scheduled and triggered runs, POST only (409: already fired)",
+    "delete": "schedule history limits, with uid precondition",
+}
 
 
 def test_every_granted_verb_has_a_reason_and_every_reason_a_grant() -> None:
