@@ -6,7 +6,6 @@ CRDs in crds/ (applied by the session `crds` fixture through `namespace`).
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
@@ -28,25 +27,12 @@ from mlkube.api.endpoint import (
     MSG_TRAFFIC_KEYS,
     MSG_TRAFFIC_SUM,
 )
-from mlkube.api.samples import build_samples
 from mlkube.contract import API_VERSION
-from mlkube.k8s import ApiError, Kube
+from mlkube.k8s import Kube
+from support.crd_checks import rejected, sample
 
 pytestmark = pytest.mark.integration
 DIGEST = "sha256:" + "cd" * 32
-
-
-def _sample(file: str, namespace: str) -> dict[str, Any]:
-    obj = copy.deepcopy(build_samples()[file][0])
-    obj["metadata"]["namespace"] = namespace
-    return obj
-
-
-def _rejected(call: Any, *args: Any, **kwargs: Any) -> str:
-    with pytest.raises(ApiError) as info:
-        call(*args, **kwargs)
-    assert info.value.status == 422, info.value
-    return str(info.value)
 
 
 def _patch_model(kube: Kube, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +41,7 @@ def _patch_model(kube: Kube, namespace: str, spec: dict[str, Any]) -> dict[str, 
 
 def test_samples_apply_and_defaults_fill_in(kube: Kube, namespace: str) -> None:
     for file in ("model.yaml", "model-v4.yaml", "onlineendpoint.yaml"):
-        created = kube.create(_sample(file, namespace))
+        created = kube.create(sample(file, namespace))
         assert created["metadata"]["uid"]
     endpoint = kube.get(API_VERSION, "OnlineEndpoint", "credit", namespace)
     assert endpoint is not None
@@ -65,12 +51,12 @@ def test_samples_apply_and_defaults_fill_in(kube: Kube, namespace: str) -> None:
 
 
 def test_model_identity_is_immutable(kube: Kube, namespace: str) -> None:
-    kube.create(_sample("model.yaml", namespace))
-    message = _rejected(_patch_model, kube, namespace, {"version": "4"})
+    kube.create(sample("model.yaml", namespace))
+    message = rejected(_patch_model, kube, namespace, {"version": "4"})
     assert "spec.version is immutable: register a new Model object for a new version" in message
-    message = _rejected(_patch_model, kube, namespace, {"artifact": {"digest": DIGEST}})
+    message = rejected(_patch_model, kube, namespace, {"artifact": {"digest": DIGEST}})
     assert "spec.artifact is immutable" in message
-    assert "spec.framework is immutable" in _rejected(
+    assert "spec.framework is immutable" in rejected(
         _patch_model, kube, namespace, {"framework": "sklearn"}
     )
     updated = _patch_model(kube, namespace, {"description": "descriptions may change"})
@@ -78,38 +64,38 @@ def test_model_identity_is_immutable(kube: Kube, namespace: str) -> None:
 
 
 def test_model_properties_are_add_only(kube: Kube, namespace: str) -> None:
-    kube.create(_sample("model.yaml", namespace))
+    kube.create(sample("model.yaml", namespace))
     added = _patch_model(kube, namespace, {"properties": {"approved": "yes"}})
     assert added["spec"]["properties"] == {"owner": "risk-team@example.com", "approved": "yes"}
-    assert "add-only" in _rejected(_patch_model, kube, namespace, {"properties": {"owner": "x"}})
-    assert "add-only" in _rejected(_patch_model, kube, namespace, {"properties": {"owner": None}})
-    assert "add-only" in _rejected(_patch_model, kube, namespace, {"properties": None})
+    assert "add-only" in rejected(_patch_model, kube, namespace, {"properties": {"owner": "x"}})
+    assert "add-only" in rejected(_patch_model, kube, namespace, {"properties": {"owner": None}})
+    assert "add-only" in rejected(_patch_model, kube, namespace, {"properties": None})
 
 
 def test_model_baseline_is_set_once(kube: Kube, namespace: str) -> None:
-    kube.create(_sample("model.yaml", namespace))
+    kube.create(sample("model.yaml", namespace))
     baseline = {"uri": "file:///var/lib/mlkube/baselines/credit-risk/3", "digest": DIGEST}
     assert _patch_model(kube, namespace, {"baseline": baseline})["spec"]["baseline"] == baseline
     changed = {"uri": "file:///var/lib/mlkube/baselines/credit-risk/3b"}
-    assert "spec.baseline is immutable" in _rejected(
+    assert "spec.baseline is immutable" in rejected(
         _patch_model, kube, namespace, {"baseline": changed}
     )
-    assert "cannot be removed" in _rejected(_patch_model, kube, namespace, {"baseline": None})
+    assert "cannot be removed" in rejected(_patch_model, kube, namespace, {"baseline": None})
 
 
 def test_model_create_time_rules(kube: Kube, namespace: str) -> None:
-    custom = _sample("model.yaml", namespace)
+    custom = sample("model.yaml", namespace)
     custom["spec"]["framework"] = "custom"
-    assert "entrypoint is required" in _rejected(kube.create, custom)
+    assert "entrypoint is required" in rejected(kube.create, custom)
     custom["spec"]["entrypoint"] = {"path": "src/../../etc/passwd"}
-    assert "no '..' segments" in _rejected(kube.create, custom)
-    bad_digest = _sample("model.yaml", namespace)
+    assert "no '..' segments" in rejected(kube.create, custom)
+    bad_digest = sample("model.yaml", namespace)
     bad_digest["spec"]["artifact"]["digest"] = "md5:abc"
-    assert "spec.artifact.digest" in _rejected(kube.create, bad_digest)
+    assert "spec.artifact.digest" in rejected(kube.create, bad_digest)
 
 
 def test_model_status_subresource(kube: Kube, namespace: str) -> None:
-    kube.create(_sample("model.yaml", namespace))
+    kube.create(sample("model.yaml", namespace))
     status = {
         "phase": "Ready",
         "observedGeneration": 1,
@@ -176,13 +162,13 @@ def test_model_status_subresource(kube: Kube, namespace: str) -> None:
     ],
 )
 def test_endpoint_rules(kube: Kube, namespace: str, change: dict[str, Any], message: str) -> None:
-    endpoint = _sample("onlineendpoint.yaml", namespace)
+    endpoint = sample("onlineendpoint.yaml", namespace)
     endpoint["spec"].update(change)
-    assert message in _rejected(kube.create, endpoint)
+    assert message in rejected(kube.create, endpoint)
 
 
 def test_endpoint_traffic_shift_and_mirror_to_idle_deployment(kube: Kube, namespace: str) -> None:
-    kube.create(_sample("onlineendpoint.yaml", namespace))
+    kube.create(sample("onlineendpoint.yaml", namespace))
     shifted = kube.patch(
         API_VERSION,
         "OnlineEndpoint",
@@ -194,14 +180,14 @@ def test_endpoint_traffic_shift_and_mirror_to_idle_deployment(kube: Kube, namesp
 
 
 def _batch_endpoint(namespace: str, **spec: Any) -> dict[str, Any]:
-    obj = _sample("batchendpoint.yaml", namespace)
+    obj = sample("batchendpoint.yaml", namespace)
     obj["spec"].update(spec)
     return obj
 
 
 def test_batch_samples_apply_with_azure_defaults(kube: Kube, namespace: str) -> None:
-    kube.create(_sample("batchendpoint.yaml", namespace))
-    job = kube.create(_sample("batchjob.yaml", namespace))
+    kube.create(sample("batchendpoint.yaml", namespace))
+    job = kube.create(sample("batchjob.yaml", namespace))
     endpoint = kube.get(API_VERSION, "BatchEndpoint", "credit-batch", namespace)
     assert endpoint is not None
     files = endpoint["spec"]["deployments"][0]
@@ -283,7 +269,7 @@ def test_batch_endpoint_rules(
 ) -> None:
     endpoint = _batch_endpoint(namespace, **change)
     endpoint["spec"] = {k: v for k, v in endpoint["spec"].items() if v is not None}
-    assert message in _rejected(kube.create, endpoint)
+    assert message in rejected(kube.create, endpoint)
 
 
 def test_batch_single_deployment_is_the_schedules_default(kube: Kube, namespace: str) -> None:
@@ -309,16 +295,16 @@ def _patch_job(kube: Kube, namespace: str, spec: dict[str, Any]) -> dict[str, An
 
 
 def test_batch_job_spec_is_a_record(kube: Kube, namespace: str) -> None:
-    kube.create(_sample("batchjob.yaml", namespace))
-    assert MSG_SPEC_IMMUTABLE in _rejected(
+    kube.create(sample("batchjob.yaml", namespace))
+    assert MSG_SPEC_IMMUTABLE in rejected(
         _patch_job, kube, namespace, {"input": {"uri": "file:///elsewhere"}}
     )
-    assert MSG_SPEC_IMMUTABLE in _rejected(_patch_job, kube, namespace, {"deployment": "files"})
-    assert MSG_SPEC_IMMUTABLE in _rejected(_patch_job, kube, namespace, {"overrides": None})
+    assert MSG_SPEC_IMMUTABLE in rejected(_patch_job, kube, namespace, {"deployment": "files"})
+    assert MSG_SPEC_IMMUTABLE in rejected(_patch_job, kube, namespace, {"overrides": None})
     assert _patch_job(kube, namespace, {"suspend": True})["spec"]["suspend"] is True
     assert _patch_job(kube, namespace, {"cancel": True})["spec"]["cancel"] is True
-    assert MSG_CANCEL_FINAL in _rejected(_patch_job, kube, namespace, {"cancel": False})
-    itself = _sample("batchjob.yaml", namespace)
+    assert MSG_CANCEL_FINAL in rejected(_patch_job, kube, namespace, {"cancel": False})
+    itself = sample("batchjob.yaml", namespace)
     itself["metadata"]["name"] = "again"
     itself["spec"]["resumeFrom"] = "again"
-    assert MSG_RESUME_SELF in _rejected(kube.create, itself)
+    assert MSG_RESUME_SELF in rejected(kube.create, itself)

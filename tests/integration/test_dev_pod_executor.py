@@ -13,7 +13,7 @@ import pytest
 
 from mlkube.cli.batch_api import pod_logs
 from mlkube.k8s import Kube
-from support.podexec import POD_ANNOTATIONS, PodExecutor
+from support.podexec import POD_ANNOTATIONS, PodExecutor, job_condition
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -84,14 +84,6 @@ def creds(kube: Kube, namespace: str) -> None:
     token = base64.b64encode(b"s3cr3t").decode()
     create(kube, namespace, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
                              "data": {"token": token}})  # fmt: skip
-
-
-def job_condition(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
-    obj = kube.get("batch/v1", "Job", name, namespace) or {}
-    for cond in obj.get("status", {}).get("conditions") or []:
-        if cond["type"] in ("Complete", "Failed") and cond["status"] == "True":
-            return dict(cond)
-    return None
 
 
 def pods_by_index(kube: Kube, namespace: str, name: str) -> dict[str, dict[str, Any]]:

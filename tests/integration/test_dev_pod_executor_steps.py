@@ -26,7 +26,7 @@ from mlkube.builders.pipeline_summary import parse_summary
 from mlkube.cli.batch_api import pod_logs
 from mlkube.k8s import Kube
 from mlkube.storage import compute_digest
-from support.podexec import POD_ANNOTATIONS, PodExecutor, escaped, step_pod_spec
+from support.podexec import POD_ANNOTATIONS, PodExecutor, escaped, job_condition, step_pod_spec
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -66,14 +66,6 @@ def step_job(name: str, main_code: str, **spec: Any) -> dict[str, Any]:
 def job_pod(kube: Kube, namespace: str, job: str) -> dict[str, Any] | None:
     pods = kube.list("v1", "Pod", namespace, label_selector=f"batch.kubernetes.io/job-name={job}")
     return pods[0] if pods else None
-
-
-def job_condition(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
-    obj = kube.get("batch/v1", "Job", name, namespace) or {}
-    for cond in obj.get("status", {}).get("conditions") or []:
-        if cond["type"] in ("Complete", "Failed") and cond["status"] == "True":
-            return dict(cond)
-    return None
 
 
 def states(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -17,25 +17,12 @@ from mlkube.api import pipeline as pl
 from mlkube.api import pipeline_run as pr
 from mlkube.api import pipeline_step as ps
 from mlkube.api.batch import MSG_CRON
-from mlkube.api.samples import build_samples
 from mlkube.contract import API_VERSION
-from mlkube.k8s import ApiError, Kube
+from mlkube.k8s import Kube
+from support.crd_checks import rejected, sample
 
 pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
-
-
-def _sample(file: str, namespace: str) -> Obj:
-    obj: Obj = copy.deepcopy(build_samples()[file][0])
-    obj["metadata"]["namespace"] = namespace
-    return obj
-
-
-def _rejected(call: Any, *args: Any, **kwargs: Any) -> str:
-    with pytest.raises(ApiError) as info:
-        call(*args, **kwargs)
-    assert info.value.status == 422, info.value
-    return str(info.value)
 
 
 def _steps(obj: Obj) -> dict[str, Obj]:
@@ -43,8 +30,8 @@ def _steps(obj: Obj) -> dict[str, Obj]:
 
 
 def test_pipeline_and_run_samples_apply_with_defaults(kube: Kube, namespace: str) -> None:
-    kube.create(_sample("pipeline.yaml", namespace))
-    kube.create(_sample("pipelinerun.yaml", namespace))
+    kube.create(sample("pipeline.yaml", namespace))
+    kube.create(sample("pipelinerun.yaml", namespace))
     got = kube.get(API_VERSION, "Pipeline", "credit-retrain", namespace)
     assert got is not None
     spec = got["spec"]
@@ -140,9 +127,9 @@ PIPELINE_RULES: list[tuple[Callable[[Obj], None], str]] = [
 def test_pipeline_rules(
     kube: Kube, namespace: str, mutate: Callable[[Obj], None], message: str
 ) -> None:
-    obj = _sample("pipeline.yaml", namespace)
+    obj = sample("pipeline.yaml", namespace)
     mutate(obj)
-    assert message in _rejected(kube.create, obj)
+    assert message in rejected(kube.create, obj)
 
 
 def _patch_run(kube: Kube, namespace: str, spec: Obj) -> Obj:
@@ -152,7 +139,7 @@ def _patch_run(kube: Kube, namespace: str, spec: Obj) -> Obj:
 
 
 def test_pipeline_run_spec_is_a_record(kube: Kube, namespace: str) -> None:
-    kube.create(_sample("pipelinerun.yaml", namespace))
+    kube.create(sample("pipelinerun.yaml", namespace))
     for change in (
         {"pipeline": "other"},
         {"parameters": {"C": "2"}},
@@ -161,24 +148,24 @@ def test_pipeline_run_spec_is_a_record(kube: Kube, namespace: str) -> None:
         {"resumeFrom": "r0"},
         {"trigger": {"type": "drift"}},
     ):
-        assert pr.MSG_SPEC_IMMUTABLE in _rejected(_patch_run, kube, namespace, change), change
+        assert pr.MSG_SPEC_IMMUTABLE in rejected(_patch_run, kube, namespace, change), change
     assert _patch_run(kube, namespace, {"cancel": True})["spec"]["cancel"] is True
-    assert pr.MSG_CANCEL_FINAL in _rejected(_patch_run, kube, namespace, {"cancel": False})
+    assert pr.MSG_CANCEL_FINAL in rejected(_patch_run, kube, namespace, {"cancel": False})
 
 
 def test_pipeline_run_create_rules(kube: Kube, namespace: str) -> None:
-    itself = _sample("pipelinerun.yaml", namespace)
+    itself = sample("pipelinerun.yaml", namespace)
     itself["spec"]["resumeFrom"] = itself["metadata"]["name"]
-    assert pr.MSG_RESUME_SELF in _rejected(kube.create, itself)
-    rerun = _sample("pipelinerun.yaml", namespace)
+    assert pr.MSG_RESUME_SELF in rejected(kube.create, itself)
+    rerun = sample("pipelinerun.yaml", namespace)
     rerun["spec"]["rerunSteps"] = ["train"]
-    assert pr.MSG_RERUN_NEEDS_RESUME in _rejected(kube.create, rerun)
+    assert pr.MSG_RERUN_NEEDS_RESUME in rejected(kube.create, rerun)
     rerun["spec"]["resumeFrom"] = "credit-retrain-old"
     assert kube.create(rerun)["spec"]["rerunSteps"] == ["train"]
 
 
 def test_pipeline_run_status_is_a_subresource(kube: Kube, namespace: str) -> None:
-    kube.create(_sample("pipelinerun.yaml", namespace))
+    kube.create(sample("pipelinerun.yaml", namespace))
     status = {"phase": "Running", "progress": "1/4", "observedGeneration": 1,
               "steps": [{"name": "train", "phase": "Running", "attempts": 1}]}  # fmt: skip
     patched = kube.patch(
@@ -192,7 +179,7 @@ def test_pipeline_run_status_is_a_subresource(kube: Kube, namespace: str) -> Non
     assert patched["status"]["progress"] == "1/4"
     assert patched["status"]["steps"][0]["phase"] == "Running"
     bad = {"status": {"progress": "one of four"}}
-    assert "status.progress" in _rejected(
+    assert "status.progress" in rejected(
         kube.patch,
         API_VERSION,
         "PipelineRun",

@@ -17,7 +17,6 @@ import pytest
 from mlkube.cli.main import main
 from mlkube.contract import API_VERSION
 from mlkube.devcluster import Cluster
-from mlkube.handlers.config import operator_config
 from mlkube.k8s import Kube
 from mlkube.storage import compute_digest
 from support.endpoints import (
@@ -26,8 +25,8 @@ from support.endpoints import (
     endpoint_object,
     wait_endpoint_ready,
 )
-from support.operator import patched_env, run_operator
-from support.podexec import POD_ANNOTATIONS_ENV, PodExecutor
+from support.operator import run_operator
+from support.podexec import PodExecutor, executor_store
 from support.waiting import wait_for
 
 IMAGE = "python@sha256:" + "1" * 64
@@ -45,14 +44,8 @@ M = {"step": "train", "output": "metrics"}
 @pytest.fixture
 def store(tmp_path: Path, pod_executor: PodExecutor) -> Iterator[Path]:
     """The operator annotates step pods for the executor and writes to a file:// store."""
-    root = tmp_path / "store"
-    root.mkdir()
-    operator_config.cache_clear()
-    env = {"MLKUBE_BATCH_POD_ANNOTATIONS": POD_ANNOTATIONS_ENV,
-           "MLKUBE_ARTIFACT_STORE": root.as_uri()}  # fmt: skip
-    with patched_env(env):
+    with executor_store(tmp_path / "store") as root:
         yield root
-    operator_config.cache_clear()
 
 
 def steps(raw: Path) -> list[dict[str, Any]]:

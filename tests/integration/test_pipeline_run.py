@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,10 +21,9 @@ from typing import Any
 import pytest
 
 from mlkube.contract import API_VERSION
-from mlkube.handlers.config import operator_config
 from mlkube.k8s import Kube
-from support.operator import OPERATOR_KUBECONFIG_ENV, patched_env, run_operator
-from support.podexec import POD_ANNOTATIONS_ENV, PodExecutor
+from support.operator import OPERATOR_KUBECONFIG_ENV, run_operator, stop_process
+from support.podexec import PodExecutor, executor_store
 from support.waiting import wait_for
 
 IMAGE = "python@sha256:" + "1" * 64  # pinned: cacheable (the executor runs the dev python)
@@ -57,14 +55,8 @@ def py_step(name: str, code: str, **extra: Any) -> dict[str, Any]:
 @pytest.fixture
 def store(tmp_path: Path, pod_executor: PodExecutor) -> Iterator[Path]:
     """The operator annotates step pods for the executor and writes to a file:// store."""
-    root = tmp_path / "store"
-    root.mkdir()
-    operator_config.cache_clear()
-    env = {"MLKUBE_BATCH_POD_ANNOTATIONS": POD_ANNOTATIONS_ENV,
-           "MLKUBE_ARTIFACT_STORE": root.as_uri()}  # fmt: skip
-    with patched_env(env):
+    with executor_store(tmp_path / "store") as root:
         yield root
-    operator_config.cache_clear()
 
 
 def pipeline(kube: Kube, namespace: str, steps: list[dict[str, Any]], **spec: Any) -> None:
@@ -231,13 +223,7 @@ def operator_process(namespace: str, log: Path) -> Iterator[subprocess.Popen[byt
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop_process(process, 20)
 
 
 def test_an_operator_restarted_mid_run_resumes_without_rerunning_or_duplicating(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,17 @@ from kopf.testing import KopfRunner
 from mlkube.builders.webhook_config import build_webhook_configurations, url_client
 from mlkube.devcluster.procs import free_port
 from mlkube.k8s import Kube
+
+
+def stop_process(process: subprocess.Popen[Any], grace: float) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds (a process that already ended is left)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +14,9 @@ from typing import Any
 
 from mlkube.builders.pipeline_contract import main_command
 from mlkube.devcluster import podexec
+from mlkube.handlers.config import operator_config
+from mlkube.k8s import Kube
+from support.operator import patched_env, stop_process
 
 # What a pod template needs to be run by the executor (and left alone by kwok), and the
 # operator setting that puts it on batch pods (MLKUBE_BATCH_POD_ANNOTATIONS), as in `make dev`.
@@ -54,12 +56,7 @@ def run_pod_executor(
     try:
         yield executor
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 15)
 
 
 # The pipeline step wrapper (docs/pipelines.md §2, pipeline_contract.WRAPPER) reaches a pod
@@ -122,3 +119,25 @@ def step_pod_spec(main: list[str], outputs: list[str] | None = None) -> dict[str
              "command": outputs or ["python", "-c", FAKE_OUTPUTS], "volumeMounts": mounts},
         ],
     }  # fmt: skip
+
+
+@contextlib.contextmanager
+def executor_store(root: Path) -> Iterator[Path]:
+    """The operator annotates step pods for the executor and writes to a file:// store at
+    `root` (created); its settings are read afresh inside and after."""
+    root.mkdir()
+    operator_config.cache_clear()
+    env = {"MLKUBE_BATCH_POD_ANNOTATIONS": POD_ANNOTATIONS_ENV,
+           "MLKUBE_ARTIFACT_STORE": root.as_uri()}  # fmt: skip
+    with patched_env(env):
+        yield root
+    operator_config.cache_clear()
+
+
+def job_condition(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    """The Job's Complete or Failed condition once it finished, None before."""
+    obj = kube.get("batch/v1", "Job", name, namespace) or {}
+    for cond in obj.get("status", {}).get("conditions") or []:
+        if cond["type"] in ("Complete", "Failed") and cond["status"] == "True":
+            return dict(cond)
+    return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -138,6 +139,17 @@ def owner_reference(owner: EndpointRef) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def controller_owner(meta: Mapping[str, Any], kind: str) -> str | None:
+    """The name of the mlkube `kind` that controls this object (ownerReferences), or None."""
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller") and (ref.get("apiVersion"), ref.get("kind")) == (
+            API_VERSION,
+            kind,
+        ):
+            return str(ref.get("name"))
+    return None
 
 
 def child_metadata(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from mlkube.builders.pipeline_json import ContractError as ContractError
-from mlkube.builders.pipeline_json import json_fields, json_list, text_field
+from mlkube.builders.pipeline_json import json_fields, json_list, parse_json_fields, text_field
 
 STEP_ROOT: Final = "/mlkube"  # volumes: <root>/inputs, <root>/outputs, <root>/run
 ENV_STEP: Final = "MLKUBE_STEP"  # the manifest (JSON), for the two mlkube containers
@@ -219,14 +219,9 @@ class StepManifest:
 
 def parse_manifest(text: str | bytes) -> StepManifest:
     """The manifest from MLKUBE_STEP; unknown fields, wrong types and bad names are errors."""
-    if len(text) > MAX_MANIFEST_BYTES:
-        raise ContractError(f"{ENV_STEP} is larger than {MAX_MANIFEST_BYTES} bytes")
-    try:
-        body = json.loads(text)
-    except ValueError as exc:
-        raise ContractError(f"{ENV_STEP} is not JSON: {exc}") from exc
-    fields = json_fields(body, ENV_STEP, required=("run", "step", "attempt", "prefix"),
-                     optional=("inputs", "outputs"))  # fmt: skip
+    fields = parse_json_fields(text, ENV_STEP, MAX_MANIFEST_BYTES,
+                               required=("run", "step", "attempt", "prefix"),
+                               optional=("inputs", "outputs"))  # fmt: skip
     inputs = tuple(
         StepInput(**json_fields(i, "input", required=("name", "uri", "digest")))
         for i in json_list(fields.get("inputs", []), "inputs")

@@ -3,6 +3,7 @@ one error type and the field checks both parsers share. Pure."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,24 @@ def json_fields(
     if unknown or missing:
         raise ContractError(f"{what}: unknown fields {unknown}, missing fields {missing}")
     return dict(body)
+
+
+def parse_json_fields(
+    text: str | bytes,
+    what: str,
+    cap: int,
+    *,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+) -> dict[str, Any]:
+    """`text` (at most `cap` long) parsed as a JSON object with these fields (json_fields)."""
+    if len(text) > cap:
+        raise ContractError(f"{what} is larger than {cap} bytes")
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise ContractError(f"{what} is not JSON: {exc}") from exc
+    return json_fields(body, what, required=required, optional=optional)
 
 
 def json_list(value: object, what: str) -> list[object]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from mlkube.builders.pipeline_contract import OUTPUT_TYPES, OutputType, check_name
-from mlkube.builders.pipeline_json import ContractError, json_fields, json_list
+from mlkube.builders.pipeline_json import ContractError, json_fields, json_list, parse_json_fields
 
 MAX_TERMINATION_BYTES: Final = 4096  # what the kubelet keeps of a termination message
 MAX_VALUE_BYTES: Final = 1024  # a parameter output's value; an error message
@@ -148,14 +148,8 @@ def _output_body(output: SummaryOutput) -> dict[str, Any]:
 
 def parse_summary(text: str | bytes) -> StepSummary:
     """A summary from the termination log or the store; anything off-contract is an error."""
-    if len(text) > MAX_STORED_BYTES:
-        raise ContractError(f"summary is larger than {MAX_STORED_BYTES} bytes")
-    try:
-        body = json.loads(text)
-    except ValueError as exc:
-        raise ContractError(f"summary is not JSON: {exc}") from exc
-    fields = json_fields(body, "summary", required=("exitCode",),
-                     optional=("outputs", "error", "truncated"))  # fmt: skip
+    fields = parse_json_fields(text, "summary", MAX_STORED_BYTES, required=("exitCode",),
+                               optional=("outputs", "error", "truncated"))  # fmt: skip
     exit_code = fields["exitCode"]
     if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
         raise ContractError(f"summary: exitCode must be an integer or null, got {exit_code!r}")

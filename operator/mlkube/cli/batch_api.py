@@ -33,14 +33,19 @@ def api_error(err: ApiError, action: str, kind: str = KIND_BATCH_JOB) -> CliErro
     return CliError(f"cannot {action}: {err}")
 
 
-def get_object(kube: Kube, kind: str, namespace: str, name: str) -> dict[str, Any]:
+def get_object(
+    kube: Kube, kind: str, namespace: str, name: str, hint: str | None = None
+) -> dict[str, Any]:
+    """The object, or a CliError saying it is missing and where to look (`hint`; the batch
+    verbs' by default; the pipeline verbs pass theirs)."""
     try:
         obj = kube.get(API_VERSION, kind, name, namespace)
     except ApiError as err:
         raise api_error(err, f"get {kind} {namespace}/{name}", kind) from err
     if obj is None:
-        hint = " (see `mlkube batch jobs list`)" if kind == KIND_BATCH_JOB else ""
-        raise CliError(f"{kind} {namespace}/{name} not found{hint}")
+        if hint is None:
+            hint = "see `mlkube batch jobs list`" if kind == KIND_BATCH_JOB else ""
+        raise CliError(f"{kind} {namespace}/{name} not found" + (f" ({hint})" if hint else ""))
     return obj
 
 

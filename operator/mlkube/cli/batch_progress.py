@@ -8,12 +8,14 @@ tests drive it without a cluster or real time.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TextIO
 
-from mlkube.cli.errors import CliError
+from mlkube.cli.waiting import WaitTimeout as WaitTimeout  # re-exported for the verbs
+from mlkube.cli.waiting import wait_until_finished
 
 TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed", "Cancelled"})
 BAR_WIDTH: Final = 24
@@ -94,37 +96,14 @@ class JobDisplay:
             self._stream.flush()
 
 
-class WaitTimeout(CliError):
-    """The job did not finish within --wait SECONDS (it keeps running)."""
+def _job_hint(name: str) -> str:
+    return f"follow it with `mlkube batch jobs show {name}`"
 
 
-def wait_for_job(
-    fetch: Callable[[], Mapping[str, Any] | None],
-    display: Callable[[Mapping[str, Any]], None],
-    timeout: float | None,
-    *,
-    poll: float = 1.0,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Mapping[str, Any]:
-    """Poll the job until a terminal phase; return it. WaitTimeout after `timeout` seconds."""
-    deadline = None if timeout is None else clock() + timeout
-    while True:
-        job = fetch()
-        if job is None:
-            raise CliError("the BatchJob was deleted while waiting for it")
-        status = job.get("status") or {}
-        display(status)
-        if status.get("phase") in TERMINAL_PHASES:
-            return job
-        if deadline is not None and clock() >= deadline:
-            phase = status.get("phase") or "Pending"
-            raise WaitTimeout(
-                f"BatchJob {job['metadata']['name']} is still {phase} after {timeout:g}s; it "
-                f"keeps running (follow it with `mlkube batch jobs show "
-                f"{job['metadata']['name']}`)"
-            )
-        sleep(poll)
+# Poll the job until it finished; return it. WaitTimeout after `timeout` seconds.
+wait_for_job = functools.partial(
+    wait_until_finished, kind="BatchJob", finished=TERMINAL_PHASES, hint=_job_hint
+)
 
 
 def outcome_lines(job: Mapping[str, Any]) -> list[str]:

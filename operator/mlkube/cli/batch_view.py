@@ -11,12 +11,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from mlkube.api.batch import BatchEndpointSpec, parse_mini_batch_size
 from mlkube.api.batch_job import BatchJobSpec
 from mlkube.builders.batch_plan import PlanError, index_of
+from mlkube.cli import manifests
 from mlkube.cli.batch_progress import format_count, format_error, render_counts
 from mlkube.cli.errors import CliError
 from mlkube.cli.model_view import format_age
@@ -34,24 +34,7 @@ DEFAULT_FILE_NAME: Final = "predictions.csv"
 def read_manifests(text: str, namespace: str) -> list[dict[str, Any]]:
     """BatchEndpoint and BatchJob documents from YAML, checked locally (the API server's CEL
     rules check the rest) and placed in `namespace` when they name none."""
-    try:
-        docs = [doc for doc in yaml.safe_load_all(text) if doc]
-    except yaml.YAMLError as exc:
-        raise CliError(f"not valid YAML: {exc}") from exc
-    if not docs:
-        raise CliError("the file holds no objects")
-    for doc in docs:
-        kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
-        if not isinstance(doc, dict) or kind not in SPECS:
-            raise CliError(f"expected kind {' or '.join(SPECS)}, got {kind!r}")
-        if doc.get("apiVersion") != API_VERSION:
-            raise CliError(f"expected apiVersion {API_VERSION}, got {doc.get('apiVersion')!r}")
-        meta = doc.setdefault("metadata", {})
-        if not (meta.get("name") or (kind == KIND_BATCH_JOB and meta.get("generateName"))):
-            raise CliError(f"every {kind} needs metadata.name")
-        meta.setdefault("namespace", namespace)
-        check_spec(kind, doc.get("spec") or {}, meta.get("name") or meta["generateName"])
-    return docs
+    return manifests.read_manifests(text, namespace, tuple(SPECS), check_spec, (KIND_BATCH_JOB,))
 
 
 def check_spec(kind: str, spec: Mapping[str, Any], name: str) -> None:

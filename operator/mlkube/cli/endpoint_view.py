@@ -10,13 +10,12 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
-import yaml
 from pydantic import ValidationError
 
 from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.cli import manifests
 from mlkube.cli.errors import CliError
 from mlkube.cli.model_view import format_age
-from mlkube.contract import API_VERSION
 
 KIND: Final = "OnlineEndpoint"
 NONE_WORDS: Final = frozenset({"", "none", "off"})
@@ -56,29 +55,14 @@ def format_split(split: Mapping[str, Any]) -> str:
 
 def read_manifests(text: str, namespace: str) -> list[dict[str, Any]]:
     """OnlineEndpoint documents from YAML, checked locally and placed in `namespace` if unset."""
+    return manifests.read_manifests(text, namespace, (KIND,), _check)
+
+
+def _check(kind: str, spec: Mapping[str, Any], name: str) -> None:
     try:
-        docs = [doc for doc in yaml.safe_load_all(text) if doc]
-    except yaml.YAMLError as exc:
-        raise CliError(f"not valid YAML: {exc}") from exc
-    if not docs:
-        raise CliError("the file holds no objects")
-    endpoints = []
-    for doc in docs:
-        if not isinstance(doc, dict) or doc.get("kind") != KIND:
-            found = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
-            raise CliError(f"expected kind {KIND}, got {found!r}")
-        if doc.get("apiVersion") != API_VERSION:
-            raise CliError(f"expected apiVersion {API_VERSION}, got {doc.get('apiVersion')!r}")
-        meta = doc.setdefault("metadata", {})
-        if not meta.get("name"):
-            raise CliError("every OnlineEndpoint needs metadata.name")
-        meta.setdefault("namespace", namespace)
-        try:
-            OnlineEndpointSpec.model_validate(doc.get("spec") or {})
-        except ValidationError as exc:
-            raise CliError(f"OnlineEndpoint {meta['name']}: {_short_errors(exc)}") from exc
-        endpoints.append(doc)
-    return endpoints
+        OnlineEndpointSpec.model_validate(spec)
+    except ValidationError as exc:
+        raise CliError(f"OnlineEndpoint {name}: {_short_errors(exc)}") from exc
 
 
 def _short_errors(exc: ValidationError) -> str:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+from mlkube.cli import batch_api
 from mlkube.cli.batch_api import api_error
 from mlkube.cli.batch_api import create as create  # re-exported for the verbs
 from mlkube.cli.batch_api import pod_logs as pod_logs
-from mlkube.cli.errors import CliError
 from mlkube.contract import (
     API_VERSION,
     KIND_PIPELINE,
@@ -28,14 +28,8 @@ SNAPSHOT_KEY: Final = "pipeline.json"  # controllers/pipeline_snapshot.py: Confi
 
 
 def get_object(kube: Kube, kind: str, namespace: str, name: str) -> dict[str, Any]:
-    try:
-        obj = kube.get(API_VERSION, kind, name, namespace)
-    except ApiError as err:
-        raise api_error(err, f"get {kind} {namespace}/{name}", kind) from err
-    if obj is None:
-        verb = "list" if kind == KIND_PIPELINE else "runs list"
-        raise CliError(f"{kind} {namespace}/{name} not found (see `mlkube pipeline {verb}`)")
-    return obj
+    verb = "list" if kind == KIND_PIPELINE else "runs list"
+    return batch_api.get_object(kube, kind, namespace, name, f"see `mlkube pipeline {verb}`")
 
 
 def get_pipeline(kube: Kube, namespace: str, name: str) -> dict[str, Any]:

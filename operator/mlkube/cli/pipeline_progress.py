@@ -13,13 +13,14 @@ injected clock and sleep (tests drive it without a cluster or real time).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 from mlkube.api.pipeline_run import FINISHED_RUN_PHASES
-from mlkube.cli.errors import CliError
+from mlkube.cli.waiting import WaitTimeout as WaitTimeout  # re-exported for the verbs
+from mlkube.cli.waiting import wait_until_finished
 
 NAME_WIDTH: Final = 12
 
@@ -121,37 +122,17 @@ class StepTracker:
         return lines
 
 
-class WaitTimeout(CliError):
-    """The run did not finish within --wait SECONDS (it keeps running)."""
+def _run_hint(name: str) -> str:
+    return (
+        f"follow it with `mlkube pipeline runs show {name}`, "
+        f"stop it with `mlkube pipeline runs cancel {name}`"
+    )
 
 
-def wait_for_run(
-    fetch: Callable[[], Mapping[str, Any] | None],
-    show: Callable[[Mapping[str, Any]], None],
-    timeout: float | None,
-    *,
-    poll: float = 1.0,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Mapping[str, Any]:
-    """Poll the run until it finished; return it. WaitTimeout after `timeout` seconds."""
-    deadline = None if timeout is None else clock() + timeout
-    while True:
-        run = fetch()
-        if run is None:
-            raise CliError("the PipelineRun was deleted while waiting for it")
-        status = run.get("status") or {}
-        show(status)
-        if status.get("phase") in FINISHED_RUN_PHASES:
-            return run
-        if deadline is not None and clock() >= deadline:
-            name = run["metadata"]["name"]
-            raise WaitTimeout(
-                f"PipelineRun {name} is still {status.get('phase') or 'Pending'} after "
-                f"{timeout:g}s; it keeps running (follow it with `mlkube pipeline runs show "
-                f"{name}`, stop it with `mlkube pipeline runs cancel {name}`)"
-            )
-        sleep(poll)
+# Poll the run until it finished; return it. WaitTimeout after `timeout` seconds.
+wait_for_run = functools.partial(
+    wait_until_finished, kind="PipelineRun", finished=FINISHED_RUN_PHASES, hint=_run_hint
+)
 
 
 def failure_lines(run: Mapping[str, Any]) -> list[str]:

@@ -12,11 +12,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-import yaml
 from pydantic import ValidationError
 
 from mlkube.api.pipeline import PipelineSpec
 from mlkube.api.pipeline_run import PipelineRunSpec
+from mlkube.cli import manifests
 from mlkube.cli.batch_view import short_errors
 from mlkube.cli.errors import CliError
 from mlkube.cli.model_view import format_age
@@ -38,24 +38,7 @@ def check(kind: str, spec: Mapping[str, Any], name: str) -> PipelineSpec | Pipel
 def read_manifests(text: str, namespace: str) -> list[dict[str, Any]]:
     """Pipeline (and PipelineRun) documents from YAML, checked locally, in `namespace` when
     they name none."""
-    try:
-        docs = [doc for doc in yaml.safe_load_all(text) if doc]
-    except yaml.YAMLError as exc:
-        raise CliError(f"not valid YAML: {exc}") from exc
-    if not docs:
-        raise CliError("the file holds no objects")
-    for doc in docs:
-        kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
-        if not isinstance(doc, dict) or kind not in KINDS:
-            raise CliError(f"expected kind {' or '.join(KINDS)}, got {kind!r}")
-        if doc.get("apiVersion") != API_VERSION:
-            raise CliError(f"expected apiVersion {API_VERSION}, got {doc.get('apiVersion')!r}")
-        meta = doc.setdefault("metadata", {})
-        if not (meta.get("name") or (kind == KIND_PIPELINE_RUN and meta.get("generateName"))):
-            raise CliError(f"every {kind} needs metadata.name")
-        meta.setdefault("namespace", namespace)
-        check(kind, doc.get("spec") or {}, meta.get("name") or meta["generateName"])
-    return docs
+    return manifests.read_manifests(text, namespace, KINDS, check, (KIND_PIPELINE_RUN,))
 
 
 def parse_parameters(items: Sequence[str] | None) -> dict[str, str]:

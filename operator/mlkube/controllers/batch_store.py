@@ -11,11 +11,10 @@ pandas): these are small JSON files.
 from __future__ import annotations
 
 import posixpath
-import threading
-from collections import OrderedDict
-from typing import Any, Final
+from typing import Final
 
 from mlkube.builders.operator_config import OperatorConfig, fetch_policy, store_problem
+from mlkube.controllers.memo import FingerprintMemo
 from mlkube.storage.bounded import read_stream_bounded
 from mlkube.storage.errors import StorageError
 from mlkube.storage.locations import Location, check_location, open_filesystem, resolve
@@ -27,6 +26,8 @@ MANIFEST_CAP: Final = 8 * 1024 * 1024  # a manifest lists every part: big jobs, 
 WORK_CAP: Final = 8 * 1024 * 1024
 MAX_PROGRESS_FILES: Final = 1000  # one per index; the Indexed Job has at most 1000
 _CACHE_SIZE: Final = 20_000
+# Progress files by name, with the listing entry they were read at (process-wide).
+_PROGRESS: Final = FingerprintMemo[bytes](_CACHE_SIZE)
 
 
 class StoreUnreadable(Exception):
@@ -35,9 +36,6 @@ class StoreUnreadable(Exception):
 
 class OutputReader:
     """Bounded reads below one output folder, with a process-wide cache of progress files."""
-
-    _cache: OrderedDict[str, tuple[Any, bytes]] = OrderedDict()
-    _lock = threading.Lock()
 
     def __init__(self, output: str, namespace: str, config: OperatorConfig) -> None:
         refused = store_problem(output, namespace, config)
@@ -83,28 +81,12 @@ class OutputReader:
             name = str(entry["name"])
             key = (entry.get("size"), entry.get("mtime"), entry.get("ETag"),
                    str(entry.get("LastModified", "")))  # fmt: skip
-            data = self._cached(name, key)
+            data = _PROGRESS.get(name, key)
             if data is None:
                 data = self.read(posixpath.join(PROGRESS_DIR, posixpath.basename(name)),
                                  PROGRESS_CAP)  # fmt: skip
                 if data is None:
                     continue
-                self._remember(name, key, data)
+                _PROGRESS.put(name, key, data)
             out.append(data)
         return out
-
-    @classmethod
-    def _cached(cls, name: str, key: Any) -> bytes | None:
-        with cls._lock:
-            hit = cls._cache.get(name)
-            if hit is None or hit[0] != key:
-                return None
-            cls._cache.move_to_end(name)
-            return hit[1]
-
-    @classmethod
-    def _remember(cls, name: str, key: Any, data: bytes) -> None:
-        with cls._lock:
-            cls._cache[name] = (key, data)
-            while len(cls._cache) > _CACHE_SIZE:
-                cls._cache.popitem(last=False)

@@ -9,7 +9,6 @@ run, retry, skip or stop is the planner's (reconcile/pipeline_plan.py, via pipel
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from mlkube.api.duration import parse_duration
 from mlkube.api.pipeline import PipelineSpec, value_error
@@ -54,24 +53,8 @@ def render(text: str, values: Mapping[str, str]) -> str:
         raise DecisionError(str(err)) from err
 
 
-def cache_key(
-    *,
-    namespace: str,
-    image_digest: str,
-    command: list[str],
-    args: list[str],
-    env: list[dict[str, Any]],
-    inputs: Mapping[str, str],
-    outputs: list[tuple[str, str]],
-    version: str,
-    parameters: Mapping[str, str],
-    ignored_inputs: list[str],
-) -> str:
-    return keys.cache_key(
-        namespace=namespace, image_digest=image_digest, command=command, args=args, env=env,
-        inputs=inputs, outputs=outputs, version=version, parameters=parameters,
-        ignored_inputs=ignored_inputs,
-    )  # fmt: skip
+# The step's cache key, as reconcile/pipeline_cache.py computes it (nothing to convert).
+cache_key = keys.cache_key
 
 
 def image_digest(image: str, known: Iterable[tuple[str, str]]) -> tuple[str | None, str]:

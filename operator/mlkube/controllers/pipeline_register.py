@@ -84,17 +84,26 @@ def register_model(
 
 def _artifact(step: Mapping[str, Any], upstream: Mapping[str, StepResult]) -> dict[str, str]:
     ref = (step.get("registerModel") or {}).get("artifact") or {}
-    source, output = str(ref.get("step") or ""), str(ref.get("output") or "")
-    result = upstream.get(source)
-    if result is None or result.phase != "Succeeded":
-        raise LineageError(f"artifact step {source!r} has not succeeded")
-    found = result.outputs.get(output)
-    if found is None or found.type != "artifact" or not found.uri:
-        raise LineageError(f"step {source} has no artifact output {output!r}")
-    artifact = {"uri": found.uri}
+    found = _artifact_output(upstream, ref, "artifact")
+    artifact = {"uri": str(found.uri)}
     if found.digest:
         artifact["digest"] = found.digest
     return artifact
+
+
+def _artifact_output(
+    upstream: Mapping[str, StepResult], ref: Mapping[str, Any], role: str
+) -> StepOutput:
+    """The artifact output `ref` {step, output} names, of a step that succeeded with it."""
+    source, output = str(ref.get("step") or ""), str(ref.get("output") or "")
+    result = upstream.get(source)
+    if result is None or result.phase != "Succeeded":
+        raise LineageError(f"{role} step {source!r} has not succeeded")
+    found = result.outputs.get(output)
+    if found is None or found.type != "artifact" or not found.uri:
+        suffix = "" if role == "artifact" else f" ({role})"
+        raise LineageError(f"step {source} has no artifact output {output!r}{suffix}")
+    return found
 
 
 def _baseline(step: Mapping[str, Any], upstream: Mapping[str, StepResult]) -> dict[str, str] | None:
@@ -105,16 +114,11 @@ def _baseline(step: Mapping[str, Any], upstream: Mapping[str, StepResult]) -> di
     ref = (step.get("registerModel") or {}).get("baseline")
     if not ref:
         return None
-    source, output = str(ref.get("step") or ""), str(ref.get("output") or "")
-    result = upstream.get(source)
-    if result is None or result.phase != "Succeeded":
-        raise LineageError(f"baseline step {source!r} has not succeeded")
-    found = result.outputs.get(output)
-    if found is None or found.type != "artifact" or not found.uri:
-        raise LineageError(f"step {source} has no artifact output {output!r} (baseline)")
+    found = _artifact_output(upstream, ref, "baseline")
     if not found.digest:
-        raise LineageError(f"baseline {source}.{output} was recorded without a digest")
-    return {"uri": found.uri, "digest": found.digest}
+        raise LineageError(f"baseline {ref.get('step') or ''}.{ref.get('output') or ''} was "
+                           "recorded without a digest")  # fmt: skip
+    return {"uri": str(found.uri), "digest": found.digest}
 
 
 def _model_artifacts(models: list[dict[str, Any]]) -> dict[str, tuple[str, str | None]]:

@@ -14,11 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-import threading
-from collections import OrderedDict
 from typing import Any, Final
 
 from mlkube.builders.operator_config import OperatorConfig, fetch_policy, store_problem
+from mlkube.controllers.memo import FingerprintMemo
 from mlkube.storage.bounded import read_stream_bounded
 from mlkube.storage.errors import ArtifactNotFound, StorageError
 from mlkube.storage.locations import (
@@ -157,25 +156,6 @@ def list_files(uri: str, namespace: str, config: OperatorConfig) -> list[tuple[s
     return sorted(out)
 
 
-class DigestMemo:
-    """uri → (fingerprint, digest), process-wide, so an unchanged prefix is not re-read on
-    every reconcile; the durable copy lives in the cache store (`pipeline_cache`)."""
-
-    _memo: OrderedDict[str, tuple[str, str]] = OrderedDict()
-    _lock = threading.Lock()
-
-    @classmethod
-    def get(cls, uri: str, print_: str) -> str | None:
-        with cls._lock:
-            hit = cls._memo.get(uri)
-            if hit is None or hit[0] != print_:
-                return None
-            cls._memo.move_to_end(uri)
-            return hit[1]
-
-    @classmethod
-    def put(cls, uri: str, print_: str, value: str) -> None:
-        with cls._lock:
-            cls._memo[uri] = (print_, value)
-            while len(cls._memo) > _MEMO_SIZE:
-                cls._memo.popitem(last=False)
+# uri → (listing fingerprint, digest), process-wide, so an unchanged prefix is not re-read on
+# every reconcile; the durable copy lives in the cache store (`pipeline_cache`).
+DigestMemo: Final = FingerprintMemo[str](_MEMO_SIZE)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime
 import functools
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import kopf
 
+from mlkube.builders.names import controller_owner
 from mlkube.contract import (
     API_VERSION,
     GROUP,
@@ -31,8 +32,9 @@ from mlkube.controllers.kube import get_live
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
-from mlkube.handlers.metrics import BATCH_JOBS, reconciling
+from mlkube.handlers.metrics import BATCH_JOBS
 from mlkube.handlers.periodic import LOOPS
+from mlkube.handlers.serialized import reconcile_locked
 from mlkube.k8s import ApiError
 
 LOOP: Final = "batch-progress"
@@ -46,16 +48,11 @@ def now_iso() -> str:
 
 
 def run_reconcile(namespace: str, name: str) -> sync.Outcome:
-    try:
-        with reconciling(KIND_BATCH_JOB), LOCKS.hold(namespace, name):
-            outcome = sync.reconcile(kube(), operator_config(), namespace, name, now_iso())
-    except (ApiError, ControllerError) as err:
-        raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err
-    if outcome.subject is not None:
-        for type_, reason, message in outcome.events:
-            kopf.event(kopf.Body(cast(kopf.RawBody, outcome.subject)), type=type_,
-                       reason=reason, message=message)  # fmt: skip
-    return outcome
+    return reconcile_locked(
+        KIND_BATCH_JOB, LOCKS, namespace, name,
+        lambda: sync.reconcile(kube(), operator_config(), namespace, name, now_iso()),
+        API_ERROR_DELAY,
+    )  # fmt: skip
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL_BATCH_JOBS)
@@ -95,16 +92,6 @@ async def batch_job_lifecycle(
     LOOPS.ensure(uid, LOOP, tick, sync.POLL_SECONDS, logger)
 
 
-def owning_batch_job(meta: kopf.Meta) -> str | None:
-    for ref in meta.get("ownerReferences") or []:
-        if ref.get("controller") and (ref.get("apiVersion"), ref.get("kind")) == (
-            API_VERSION,
-            KIND_BATCH_JOB,
-        ):
-            return str(ref.get("name"))
-    return None
-
-
 @kopf.on.event(
     "batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_BATCH_JOB: kopf.PRESENT}
 )
@@ -112,7 +99,7 @@ def batch_step_changed(
     type: str, meta: kopf.Meta, namespace: str | None, logger: kopf.Logger, **_: Any
 ) -> None:
     """A plan, score or merge Job moved (or was deleted): take the next step now."""
-    owner = owning_batch_job(meta)
+    owner = controller_owner(meta, KIND_BATCH_JOB)
     if owner is None or namespace is None or type == "DELETED":
         return
     try:

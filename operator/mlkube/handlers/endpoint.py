@@ -22,6 +22,7 @@ from typing import Any, Final, cast
 
 import kopf
 
+from mlkube.builders.names import controller_owner
 from mlkube.builders.pod_problems import pod_problem
 from mlkube.contract import (
     API_VERSION,
@@ -127,16 +128,6 @@ def release_endpoint(namespace: str, name: str, uid: str, logger: kopf.Logger) -
         logger.warning(f"releasing Models after deletion failed: {err}")
 
 
-def owning_endpoint(meta: kopf.Meta) -> str | None:
-    for ref in meta.get("ownerReferences") or []:
-        if ref.get("controller") and (ref.get("apiVersion"), ref.get("kind")) == (
-            API_VERSION,
-            KIND_ONLINE_ENDPOINT,
-        ):
-            return str(ref.get("name"))
-    return None
-
-
 @kopf.on.event(
     "apps", "v1", "deployments", labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_ENDPOINT: kopf.PRESENT}
 )
@@ -144,7 +135,7 @@ def child_deployment_changed(
     type: str, meta: kopf.Meta, namespace: str | None, logger: kopf.Logger, **_: Any
 ) -> None:
     """A child Deployment moved: recompute readiness; if it was deleted, reconcile at once."""
-    endpoint = owning_endpoint(meta)
+    endpoint = controller_owner(meta, KIND_ONLINE_ENDPOINT)
     if endpoint is None or namespace is None:
         return
     try:

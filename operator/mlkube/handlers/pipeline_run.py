@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import datetime
 import functools
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import kopf
 
 from mlkube import contract as c
+from mlkube.builders.names import controller_owner
 from mlkube.contract import API_VERSION, GROUP, LABEL_MANAGED_BY, MANAGED_BY, VERSION
 from mlkube.controllers import pipeline_run as sync
 from mlkube.controllers.errors import ControllerError
@@ -24,8 +25,8 @@ from mlkube.controllers.kube import get_live
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
-from mlkube.handlers.metrics import reconciling
 from mlkube.handlers.periodic import LOOPS
+from mlkube.handlers.serialized import reconcile_locked
 from mlkube.k8s import ApiError
 
 LOOP: Final = "pipeline-run"
@@ -39,16 +40,11 @@ def now() -> datetime.datetime:
 
 
 def run_reconcile(namespace: str, name: str) -> sync.Outcome:
-    try:
-        with reconciling(c.KIND_PIPELINE_RUN), LOCKS.hold(namespace, name):
-            outcome = sync.reconcile(kube(), operator_config(), namespace, name, now())
-    except (ApiError, ControllerError) as err:
-        raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err
-    if outcome.subject is not None:
-        for type_, reason, message in outcome.events:
-            kopf.event(kopf.Body(cast(kopf.RawBody, outcome.subject)), type=type_,
-                       reason=reason, message=message)  # fmt: skip
-    return outcome
+    return reconcile_locked(
+        c.KIND_PIPELINE_RUN, LOCKS, namespace, name,
+        lambda: sync.reconcile(kube(), operator_config(), namespace, name, now()),
+        API_ERROR_DELAY,
+    )  # fmt: skip
 
 
 @kopf.on.resume(GROUP, VERSION, c.PLURAL_PIPELINE_RUNS)
@@ -85,16 +81,6 @@ async def pipeline_run_lifecycle(
     LOOPS.ensure(uid, LOOP, step, sync.POLL_SECONDS, logger)
 
 
-def owning_run(meta: kopf.Meta) -> str | None:
-    for ref in meta.get("ownerReferences") or []:
-        if ref.get("controller") and (ref.get("apiVersion"), ref.get("kind")) == (
-            API_VERSION,
-            c.KIND_PIPELINE_RUN,
-        ):
-            return str(ref.get("name"))
-    return None
-
-
 @kopf.on.event(
     "batch", "v1", "jobs",
     labels={LABEL_MANAGED_BY: MANAGED_BY, c.LABEL_PIPELINE_RUN: kopf.PRESENT},
@@ -104,7 +90,7 @@ def pipeline_step_changed(
 ) -> None:
     """A step Job moved: record its outcome and start what is ready now. A deleted Job (we
     cancelled it, or someone else did) is reconciled too: its step must not wait forever."""
-    owner = owning_run(meta)
+    owner = controller_owner(meta, c.KIND_PIPELINE_RUN)
     if owner is None or namespace is None:
         return
     try:
