@@ -1,6 +1,7 @@
 # Thin wrappers: the logic lives in hack/ and the mlkube CLI.
 .PHONY: dev dev-down dev-status test test-gitops unit lint generate verify controlplane venv \
-	bench-serving bench-router bench-drift bench-drift-overhead bench-batch bench-batch-quick
+	bench-serving bench-router bench-drift bench-drift-overhead bench-batch bench-batch-quick \
+	bench-pipeline
 
 VENV := .venv/bin
 
@@ -58,3 +59,7 @@ bench-batch: venv
 
 bench-batch-quick: venv
 	@$(VENV)/python bench/batch/run.py --quick
+
+# mlkube's PipelineRun controller against Argo's workflow-controller (built by hack/argo/build.sh).
+bench-pipeline: venv
+	@$(VENV)/python bench/pipeline/run.py
