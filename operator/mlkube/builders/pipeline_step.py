@@ -193,7 +193,8 @@ def _main_env(pod: StepPod) -> list[dict[str, Any]]:
     for name, value in pod.parameters:
         ours[pc.step_env_name("param", name)] = value
     users = [dict(e) for e in pod.env if e.get("name") not in ours]
-    return [*env_list(ours), *users]
+    # Values, not templates: escaped so the kubelet's `$(VAR)`/`$$` expansion leaves them as is.
+    return [*env_list({k: pc.kube_escape(v) for k, v in ours.items()}), *users]
 
 
 def _main_container(pod: StepPod, config: OperatorConfig) -> dict[str, Any]:

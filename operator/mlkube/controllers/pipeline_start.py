@@ -95,6 +95,18 @@ def _template_values(ctx: RunContext, step: Step, inputs: list[StepInput]) -> di
     return values
 
 
+def _rendered(
+    step: Step, values: dict[str, str]
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """The step's command, args and env with templates rendered from `values`."""
+    command = [decide.render(a, values) for a in step.command]
+    args = [decide.render(a, values) for a in step.args]
+    env = [{**e.model_dump(by_alias=True, exclude_none=True),
+            **({"value": decide.render(e.value, values)} if e.value is not None else {})}
+           for e in step.env]  # fmt: skip
+    return command, args, env
+
+
 def _cache_reason(ctx: RunContext, step: Step, key: str | None, why: str) -> str | None:
     """Why the cache is not consulted at all, or None when it is."""
     if not step.cache.enabled:
@@ -155,11 +167,12 @@ def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
     try:
         inputs, keyed = resolve_inputs(ctx, step)
         values = _template_values(ctx, step, inputs)
-        command = [decide.render(a, values) for a in step.command]
-        args = [decide.render(a, values) for a in step.args]
-        env = [{**e.model_dump(by_alias=True, exclude_none=True),
-                **({"value": decide.render(e.value, values)} if e.value is not None else {})}
-               for e in step.env]  # fmt: skip
+        command, args, env = _rendered(step, values)
+        # The kubelet expands `$(VAR)` and `$$` in command, args and env values: substituted
+        # values go into the pod escaped so they reach the step as given (the key is over the
+        # values as given, the same whatever the escaping).
+        escaped = {k: pc.kube_escape(v) for k, v in values.items()}
+        pod_command, pod_args, pod_env = _rendered(step, escaped)
     except (decide.DecisionError, pc.ContractError) as err:
         _refuse(ctx, step, str(err))
         return None
@@ -206,7 +219,7 @@ def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
         return None
     pod = StepPod(
         step=step.name, attempt=attempt, image=step.image, prefix=ctx.prefix(step.name, attempt),
-        command=tuple(command), args=tuple(args), env=tuple(env),
+        command=tuple(pod_command), args=tuple(pod_args), env=tuple(pod_env),
         resources=step.resources.model_dump(by_alias=True, exclude_none=True)
         if step.resources else {},
         inputs=tuple(inputs), outputs=tuple(StepOutput(o.name, o.type) for o in step.outputs),

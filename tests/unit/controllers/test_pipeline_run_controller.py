@@ -369,3 +369,22 @@ def test_a_consumer_of_a_when_skipped_step_is_skipped_too(tmp_path: Path) -> Non
     uses = step_status(kube, "r1", "uses")
     assert uses["phase"] == "Skipped" and "needs outputs of step gate" in uses["message"]
     assert jobs(kube) == ["r1-last-a1"]  # ordered after a benign skip: it runs
+
+
+def test_parameter_values_reach_the_step_unchanged_by_kubelet_expansion(tmp_path: Path) -> None:
+    # The kubelet turns `$$` into `$` and expands `$(VAR)` in command, args and env values; a
+    # parameter value must reach the step as given, the user's own template text as written.
+    from mlkube.devcluster.podexec_command import expand
+
+    value = "p$$q$(MLKUBE_INPUTS)r"
+    one = step("a", args=["--x", "{{parameters.x}}", "$(MLKUBE_OUTPUTS)"])
+    kube, cfg = cluster([one], parameters=[{"name": "x", "default": value}]), config(tmp_path)
+    add_run(kube, "r1")
+    reconcile(kube, cfg, "r1")
+    main = job(kube, "r1-a-a1")["spec"]["template"]["spec"]["containers"][0]
+    env: dict[str, str] = {}
+    for var in main["env"]:
+        if "value" in var:
+            env[var["name"]] = expand(var["value"], env)
+    assert env["MLKUBE_PARAM_X"] == value
+    assert [expand(a, env) for a in main["command"][-3:]] == ["--x", value, "/mlkube/outputs"]
