@@ -9,7 +9,8 @@ an active Job of another run labelled with K makes the step wait for that run's 
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, Final
 
 from mlkube import contract as c
 from mlkube.api.pipeline_step import Step
@@ -20,6 +21,7 @@ from mlkube.contract import API_VERSION, FIELD_MANAGER, KIND_MODEL
 from mlkube.controllers import pipeline_cache as cache
 from mlkube.controllers import pipeline_decide as decide
 from mlkube.controllers.kube import ApiError
+from mlkube.controllers.locks import KeyedLocks
 from mlkube.controllers.pipeline_steps import (
     WAIT_SECONDS,
     RunContext,
@@ -29,6 +31,8 @@ from mlkube.controllers.pipeline_steps import (
 from mlkube.controllers.pipeline_store import StoreUnreadable
 from mlkube.reconcile import pipeline_cache as keys
 from mlkube.reconcile.batch_job_facts import job_facts
+
+_FLIGHTS: Final = KeyedLocks()  # by (namespace, cache key): see start()
 
 
 class NotYet(Exception):
@@ -160,6 +164,18 @@ def _refuse(ctx: RunContext, step: Step, why: str) -> None:
     ctx.events.append(("Warning", "StepFailed", f"step {step.name}: {why}"[:1024]))
 
 
+def _create(ctx: RunContext, step: Step, attempt: int, job: dict[str, Any]) -> None:
+    """Create the attempt's Job; one that exists already (a lost status write) is adopted."""
+    try:
+        ctx.kube.create(job, field_manager=FIELD_MANAGER)
+    except ApiError as err:
+        if err.status != 409:
+            raise
+        return
+    name = job["metadata"]["name"]
+    ctx.events.append(("Normal", "StepStarted", f"step {step.name} attempt {attempt}: Job {name}"))
+
+
 def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
     """Start `attempt` of the step: the Job's name once it exists (made now or adopted), None
     when the step was served from the cache, waits, or cannot run (its status says which)."""
@@ -211,12 +227,6 @@ def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
             return None
     elif reason is None:
         reason = (st.get("cache") or {}).get("reason") or "retry"
-    if consult and key is not None and (other := _busy_elsewhere(ctx, key)) is not None:
-        st["phase"] = "Waiting"
-        st["message"] = f"waiting for run {other}, which runs the identical step"
-        st["cache"] = {"hit": False, "key": key, "reason": "running in run " + other}
-        ctx.requeue.append(WAIT_SECONDS)
-        return None
     pod = StepPod(
         step=step.name, attempt=attempt, image=step.image, prefix=ctx.prefix(step.name, attempt),
         command=tuple(pod_command), args=tuple(pod_args), env=tuple(pod_env),
@@ -231,18 +241,16 @@ def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
     except pc.ContractError as err:
         _refuse(ctx, step, str(err))
         return None
-    try:
-        ctx.kube.create(job, field_manager=FIELD_MANAGER)
-        ctx.events.append(
-            (
-                "Normal",
-                "StepStarted",
-                f"step {step.name} attempt {attempt}: Job {job['metadata']['name']}",
-            )
-        )
-    except ApiError as err:
-        if err.status != 409:
-            raise
+    # One check-then-create at a time per key in this process (only the leader reconciles):
+    # two runs reaching an identical step at once must not both find no Job and both run it.
+    with _FLIGHTS.hold(ctx.run.namespace, key) if consult and key else nullcontext():
+        if consult and key is not None and (other := _busy_elsewhere(ctx, key)) is not None:
+            st["phase"] = "Waiting"
+            st["message"] = f"waiting for run {other}, which runs the identical step"
+            st["cache"] = {"hit": False, "key": key, "reason": "running in run " + other}
+            ctx.requeue.append(WAIT_SECONDS)
+            return None
+        _create(ctx, step, attempt, job)
     st.update(phase="Running", job=job["metadata"]["name"], attempts=attempt)
     st.setdefault("startTime", stamp(ctx.now))
     st.pop("nextAttemptTime", None)

@@ -388,3 +388,44 @@ def test_parameter_values_reach_the_step_unchanged_by_kubelet_expansion(tmp_path
             env[var["name"]] = expand(var["value"], env)
     assert env["MLKUBE_PARAM_X"] == value
     assert [expand(a, env) for a in main["command"][-3:]] == ["--x", value, "/mlkube/outputs"]
+
+
+def test_two_runs_reaching_an_identical_step_at_once_create_one_job(tmp_path: Path) -> None:
+    # The handlers reconcile different runs in parallel threads: the single-flight check
+    # (list Jobs by cache key) and the create must be one step per key, or both runs miss.
+    import contextlib
+    import threading
+
+    kube, cfg = cluster(three_steps()), config(tmp_path)
+    add_run(kube, "r1")
+    add_run(kube, "r2")
+    both_listed = threading.Barrier(2, timeout=1.0)
+    plain_list = kube.list
+
+    def racing_list(api_version: str, kind: str, *args: Any, **kw: Any) -> list[dict[str, Any]]:
+        found = plain_list(api_version, kind, *args, **kw)
+        if kind == "Job" and "cache-key" in str(kw.get("label_selector") or args[1:]):
+            # The widest window: each run has listed before either creates (the barrier
+            # breaks after its timeout when only one run can get here).
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_listed.wait()
+        return found
+
+    kube.list = racing_list  # type: ignore[method-assign]
+    errors: list[BaseException] = []
+
+    def go(run: str) -> None:
+        try:
+            reconcile(kube, cfg, run)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=go, args=(r,)) for r in ("r1", "r2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not errors
+    assert len([j for j in jobs(kube) if "prep" in j]) == 1, jobs(kube)
+    phases = sorted(step_status(kube, r, "prep")["phase"] for r in ("r1", "r2"))
+    assert phases == ["Running", "Waiting"]
