@@ -4,7 +4,8 @@ docs/pipelines.md §3: the key covers the image digest (never a tag), the render
 args and env (so parameter values), the inputs' content digests, the declared outputs and
 cache.version. A hit is re-verified (the outputs still exist with their digests) before it
 is used; a miss says why in `status.steps[].cache.reason`. Before creating a Job for key K,
-an active Job of another run labelled with K makes the step wait for that run's entry.
+an active Job of another run labelled with K (or a completed one that run has not read
+yet) makes the step wait for that run's entry.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from mlkube.api.pipeline_step import Step
 from mlkube.builders import pipeline_contract as pc
 from mlkube.builders.model_facts import ModelFacts, read_model
 from mlkube.builders.pipeline_step import StepInput, StepOutput, StepPod, build_step_job
-from mlkube.contract import API_VERSION, FIELD_MANAGER, KIND_MODEL
+from mlkube.contract import API_VERSION, FIELD_MANAGER, KIND_MODEL, KIND_PIPELINE_RUN
 from mlkube.controllers import pipeline_cache as cache
 from mlkube.controllers import pipeline_decide as decide
 from mlkube.controllers.kube import ApiError
@@ -152,10 +153,21 @@ def _busy_elsewhere(ctx: RunContext, key: str) -> str | None:
     for job in jobs:
         meta = job.get("metadata") or {}
         other = (meta.get("labels") or {}).get(c.LABEL_PIPELINE_RUN)
-        done = job_facts(job).finished is not None
-        if other and other != ctx.run.name and not done and not meta.get("deletionTimestamp"):
+        if not other or other == ctx.run.name or meta.get("deletionTimestamp"):
+            continue
+        finished = job_facts(job).finished
+        if finished is None or (finished == "Complete" and _unrecorded(ctx, other, meta)):
             return str(other)
     return None
+
+
+def _unrecorded(ctx: RunContext, run: str, job_meta: dict[str, Any]) -> bool:
+    """A completed Job its run has not read yet: the cache has no entry for it until then, so
+    a step that went on now would run again what is already done."""
+    obj = ctx.kube.get(API_VERSION, KIND_PIPELINE_RUN, run, ctx.run.namespace)
+    steps = ((obj or {}).get("status") or {}).get("steps") or []
+    job = job_meta.get("name")
+    return any(s.get("job") == job and s.get("phase") == "Running" for s in steps)
 
 
 def _refuse(ctx: RunContext, step: Step, why: str) -> None:

@@ -429,3 +429,23 @@ def test_two_runs_reaching_an_identical_step_at_once_create_one_job(tmp_path: Pa
     assert len([j for j in jobs(kube) if "prep" in j]) == 1, jobs(kube)
     phases = sorted(step_status(kube, r, "prep")["phase"] for r in ("r1", "r2"))
     assert phases == ["Running", "Waiting"]
+
+
+def test_a_completed_job_its_run_has_not_read_yet_still_makes_the_other_run_wait(
+    tmp_path: Path,
+) -> None:
+    # Between the Job completing and its run recording the cache entry, the identical step of
+    # another run must not miss the cache and run the step a second time.
+    kube, cfg = cluster(three_steps()), config(tmp_path)
+    add_run(kube, "r1")
+    add_run(kube, "r2")
+    reconcile(kube, cfg, "r1")
+    reconcile(kube, cfg, "r2")
+    succeed(kube, "r1-prep-a1")
+    reconcile(kube, cfg, "r2")  # before r1 has seen its Job complete
+    assert jobs(kube) == ["r1-prep-a1"]
+    assert step_status(kube, "r2", "prep")["phase"] == "Waiting"
+    reconcile(kube, cfg, "r1")
+    reconcile(kube, cfg, "r2")
+    prep = step_status(kube, "r2", "prep")
+    assert prep["phase"] == "Succeeded" and prep["cache"]["hit"] is True
