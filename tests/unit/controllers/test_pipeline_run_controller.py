@@ -449,3 +449,15 @@ def test_a_completed_job_its_run_has_not_read_yet_still_makes_the_other_run_wait
     reconcile(kube, cfg, "r2")
     prep = step_status(kube, "r2", "prep")
     assert prep["phase"] == "Succeeded" and prep["cache"]["hit"] is True
+
+
+def test_a_pipeline_too_large_to_snapshot_fails_the_run_with_a_message(tmp_path: Path) -> None:
+    # 100 steps of 128 args of 4 KiB are valid; the snapshot ConfigMap cannot hold them (the
+    # API server's 1 MiB limit): the run must fail saying so, not retry the create for ever.
+    big = [step(f"s{i}", args=["x" * 4096] * 128) for i in range(3)]
+    kube, cfg = cluster(big), config(tmp_path)
+    add_run(kube, "r1")
+    reconcile(kube, cfg, "r1")
+    assert status(kube, "r1")["phase"] == "Failed"
+    assert "ConfigMap, which holds at most 1048576" in status(kube, "r1")["message"]
+    assert kube.get("v1", "ConfigMap", "r1-spec", NS) is None and jobs(kube) == []
