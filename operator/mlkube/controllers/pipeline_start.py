@@ -231,6 +231,9 @@ def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
             st["outputs"] = [{k: v for k, v in o.items() if k != "fingerprint"}
                              for o in entry.get("outputs") or []]  # fmt: skip
             st["metrics"] = dict(entry.get("metrics") or {})
+            # The key holds the image digest, so the cached outputs came from that image:
+            # lineage (registerModel) names it as it would after a run of its own.
+            st["imageDigest"] = digest
             st.setdefault("startTime", stamp(ctx.now))
             finish(ctx, st, "Succeeded", None)
             ctx.events.append(("Normal", "StepCached",

@@ -461,3 +461,24 @@ def test_a_pipeline_too_large_to_snapshot_fails_the_run_with_a_message(tmp_path:
     assert status(kube, "r1")["phase"] == "Failed"
     assert "ConfigMap, which holds at most 1048576" in status(kube, "r1")["message"]
     assert kube.get("v1", "ConfigMap", "r1-spec", NS) is None and jobs(kube) == []
+
+
+def test_a_cache_hit_records_the_image_digest_lineage_names(tmp_path: Path) -> None:
+    # A tag resolved through MLKUBE_IMAGE_DIGESTS: after a run of its own a step records the
+    # kubelet's image id; served from the cache it must still say which image made its outputs
+    # (registerModel's lineage pins the image with it), not leave the tag unpinned.
+    import dataclasses
+
+    digest = "sha256:" + "a" * 64
+    tagged = [{**s, "image": "trainer:1"} for s in three_steps()]
+    kube = cluster(tagged)
+    cfg = dataclasses.replace(
+        config(tmp_path), image_digests=(("docker.io/library/trainer:1", digest),)
+    )
+    add_run(kube, "r1")
+    run_to_end(kube, cfg, "r1")
+    add_run(kube, "r2")
+    reconcile(kube, cfg, "r2")
+    train = step_status(kube, "r2", "train")
+    assert train["cache"]["hit"] is True
+    assert train.get("imageDigest") == digest
