@@ -482,3 +482,25 @@ def test_a_cache_hit_records_the_image_digest_lineage_names(tmp_path: Path) -> N
     train = step_status(kube, "r2", "train")
     assert train["cache"]["hit"] is True
     assert train.get("imageDigest") == digest
+
+
+def test_a_retry_whose_backoff_passed_before_the_failure_was_seen_is_announced(
+    tmp_path: Path,
+) -> None:
+    # The failed Job is first seen after its backoff (a 1 s backoff on a busy operator, or an
+    # operator restart): attempt 2 starts at once, and the retry with its cause is an Event.
+    flaky = step("flaky", retry={"limit": 1, "backoff": {"duration": "1s"}})
+    kube, cfg = cluster([flaky]), config(tmp_path)
+    add_run(kube, "r1")
+    reconcile(kube, cfg, "r1")
+    fail(kube, "r1-flaky-a1", "ValueError: bad row 7")
+
+    def ended_at_start(obj: dict[str, Any]) -> None:
+        obj["status"]["conditions"][0]["lastTransitionTime"] = "2026-01-01T12:00:00Z"
+
+    kube.mutate(("batch/v1", "Job", NS, "r1-flaky-a1"), ended_at_start)
+    out = reconcile(kube, cfg, "r1", minutes=1)
+    assert "r1-flaky-a2" in jobs(kube)
+    retries = [m for t, r, m in out.events if r == "StepRetrying"]
+    assert len(retries) == 1 and "attempt 1 failed" in retries[0], out.events
+    assert "bad row 7" in retries[0]
