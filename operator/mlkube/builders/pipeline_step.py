@@ -41,6 +41,9 @@ _DNS: Final = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 INPUTS_VOLUME: Final = "mlkube-inputs"
 OUTPUTS_VOLUME: Final = "mlkube-outputs"
 RUN_VOLUME: Final = "mlkube-run"
+# main's own /tmp: the mlkube containers' /tmp is their HOME (user site-packages, cloud SDK
+# config files), which the user's code must not be able to write into.
+MAIN_TMP_VOLUME: Final = "mlkube-main-tmp"
 INPUTS_CONTAINER: Final = "inputs"
 MAIN_CONTAINER: Final = "main"
 OUTPUTS_CONTAINER: Final = "outputs"
@@ -193,7 +196,8 @@ def _main_env(pod: StepPod) -> list[dict[str, Any]]:
     for name, value in pod.parameters:
         ours[pc.step_env_name("param", name)] = value
     users = [dict(e) for e in pod.env if e.get("name") not in ours]
-    return [*env_list(ours), *users]
+    # Values, not templates: escaped so the kubelet's `$(VAR)`/`$$` expansion leaves them as is.
+    return [*env_list({k: pc.kube_escape(v) for k, v in ours.items()}), *users]
 
 
 def _main_container(pod: StepPod, config: OperatorConfig) -> dict[str, Any]:
@@ -213,7 +217,7 @@ def _main_container(pod: StepPod, config: OperatorConfig) -> dict[str, Any]:
             {"name": INPUTS_VOLUME, "mountPath": PATHS.inputs, "readOnly": True},
             {"name": OUTPUTS_VOLUME, "mountPath": PATHS.outputs},
             {"name": RUN_VOLUME, "mountPath": PATHS.run},
-            {"name": TMP_VOLUME, "mountPath": TMP_DIR},
+            {"name": MAIN_TMP_VOLUME, "mountPath": TMP_DIR},
         ],
     }
     if pod.resources:
@@ -255,6 +259,7 @@ def build_step_job(run: RunRef, pod: StepPod, config: OperatorConfig) -> dict[st
         {"name": OUTPUTS_VOLUME, "emptyDir": {}},
         {"name": RUN_VOLUME, "emptyDir": {"sizeLimit": "1Mi"}},
         tmp_volume(),
+        {**tmp_volume(), "name": MAIN_TMP_VOLUME},
     ]
     _mount_claims([inputs], claims_of([(i.uri, True) for i in pod.inputs if i.uri]), volumes)
     _mount_claims([outputs], claims_of([(pod.prefix, False)]), volumes)

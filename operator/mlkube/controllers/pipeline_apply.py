@@ -111,6 +111,13 @@ def _apply(
         if s.builtin:
             run_builtin_step(ctx, step, obj, builtin)
             continue
+        if s.attempt > 1 and not ctx.steps[s.step].get("nextAttemptTime"):
+            # The backoff had already passed when the failure was seen (a short backoff, an
+            # operator restart): no StepRetrying was posted above, so this retry says why here.
+            why = _why(ctx, latest.get(s.step), "the attempt failed")
+            ctx.events.append(("Warning", "StepRetrying",
+                               f"step {s.step} attempt {s.attempt - 1} failed, retrying now: "
+                               f"{why}"[:MESSAGE_CAP]))  # fmt: skip
         made = start(ctx, step, s.attempt)
         if made is not None:
             attempts.append(JobAttempt(s.step, s.attempt, made, "Active"))

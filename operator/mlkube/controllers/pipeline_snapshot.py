@@ -21,6 +21,9 @@ from mlkube.controllers.kube import ApiError, Kube
 
 DATA_KEY: Final = "pipeline.json"
 KIND_PIPELINE: Final = "Pipeline"
+# The API server refuses a ConfigMap whose values pass 1 MiB; a Pipeline object may be larger
+# (etcd's ~1.5 MiB request limit), and that refusal would fail every pass of the run for ever.
+MAX_SNAPSHOT_BYTES: Final = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,13 @@ def ensure_snapshot(kube: Kube, run: RunRef, pipeline: str, field_manager: str) 
     if live is None:
         return Snapshot(None, problem=f"Pipeline {pipeline} does not exist")
     text = canonical(live.get("spec") or {})
+    size = len(text.encode())
+    if size > MAX_SNAPSHOT_BYTES:
+        return Snapshot(
+            None,
+            problem=f"Pipeline {pipeline} spec is {size} bytes as JSON; a run "
+            f"snapshots it in a ConfigMap, which holds at most {MAX_SNAPSHOT_BYTES}",
+        )
     try:
         kube.create(manifest(run, pipeline, text), field_manager=field_manager)
     except ApiError as err:

@@ -4,22 +4,25 @@ docs/pipelines.md §3: the key covers the image digest (never a tag), the render
 args and env (so parameter values), the inputs' content digests, the declared outputs and
 cache.version. A hit is re-verified (the outputs still exist with their digests) before it
 is used; a miss says why in `status.steps[].cache.reason`. Before creating a Job for key K,
-an active Job of another run labelled with K makes the step wait for that run's entry.
+an active Job of another run labelled with K (or a completed one that run has not read
+yet) makes the step wait for that run's entry.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, Final
 
 from mlkube import contract as c
 from mlkube.api.pipeline_step import Step
 from mlkube.builders import pipeline_contract as pc
 from mlkube.builders.model_facts import ModelFacts, read_model
 from mlkube.builders.pipeline_step import StepInput, StepOutput, StepPod, build_step_job
-from mlkube.contract import API_VERSION, FIELD_MANAGER, KIND_MODEL
+from mlkube.contract import API_VERSION, FIELD_MANAGER, KIND_MODEL, KIND_PIPELINE_RUN
 from mlkube.controllers import pipeline_cache as cache
 from mlkube.controllers import pipeline_decide as decide
 from mlkube.controllers.kube import ApiError
+from mlkube.controllers.locks import KeyedLocks
 from mlkube.controllers.pipeline_steps import (
     WAIT_SECONDS,
     RunContext,
@@ -29,6 +32,8 @@ from mlkube.controllers.pipeline_steps import (
 from mlkube.controllers.pipeline_store import StoreUnreadable
 from mlkube.reconcile import pipeline_cache as keys
 from mlkube.reconcile.batch_job_facts import job_facts
+
+_FLIGHTS: Final = KeyedLocks()  # by (namespace, cache key): see start()
 
 
 class NotYet(Exception):
@@ -95,6 +100,18 @@ def _template_values(ctx: RunContext, step: Step, inputs: list[StepInput]) -> di
     return values
 
 
+def _rendered(
+    step: Step, values: dict[str, str]
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """The step's command, args and env with templates rendered from `values`."""
+    command = [decide.render(a, values) for a in step.command]
+    args = [decide.render(a, values) for a in step.args]
+    env = [{**e.model_dump(by_alias=True, exclude_none=True),
+            **({"value": decide.render(e.value, values)} if e.value is not None else {})}
+           for e in step.env]  # fmt: skip
+    return command, args, env
+
+
 def _cache_reason(ctx: RunContext, step: Step, key: str | None, why: str) -> str | None:
     """Why the cache is not consulted at all, or None when it is."""
     if not step.cache.enabled:
@@ -136,16 +153,39 @@ def _busy_elsewhere(ctx: RunContext, key: str) -> str | None:
     for job in jobs:
         meta = job.get("metadata") or {}
         other = (meta.get("labels") or {}).get(c.LABEL_PIPELINE_RUN)
-        done = job_facts(job).finished is not None
-        if other and other != ctx.run.name and not done and not meta.get("deletionTimestamp"):
+        if not other or other == ctx.run.name or meta.get("deletionTimestamp"):
+            continue
+        finished = job_facts(job).finished
+        if finished is None or (finished == "Complete" and _unrecorded(ctx, other, meta)):
             return str(other)
     return None
+
+
+def _unrecorded(ctx: RunContext, run: str, job_meta: dict[str, Any]) -> bool:
+    """A completed Job its run has not read yet: the cache has no entry for it until then, so
+    a step that went on now would run again what is already done."""
+    obj = ctx.kube.get(API_VERSION, KIND_PIPELINE_RUN, run, ctx.run.namespace)
+    steps = ((obj or {}).get("status") or {}).get("steps") or []
+    job = job_meta.get("name")
+    return any(s.get("job") == job and s.get("phase") == "Running" for s in steps)
 
 
 def _refuse(ctx: RunContext, step: Step, why: str) -> None:
     """The step cannot run as specified: Failed, no retry helps."""
     finish(ctx, ctx.steps[step.name], "Failed", why)
     ctx.events.append(("Warning", "StepFailed", f"step {step.name}: {why}"[:1024]))
+
+
+def _create(ctx: RunContext, step: Step, attempt: int, job: dict[str, Any]) -> None:
+    """Create the attempt's Job; one that exists already (a lost status write) is adopted."""
+    try:
+        ctx.kube.create(job, field_manager=FIELD_MANAGER)
+    except ApiError as err:
+        if err.status != 409:
+            raise
+        return
+    name = job["metadata"]["name"]
+    ctx.events.append(("Normal", "StepStarted", f"step {step.name} attempt {attempt}: Job {name}"))
 
 
 def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
@@ -155,11 +195,12 @@ def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
     try:
         inputs, keyed = resolve_inputs(ctx, step)
         values = _template_values(ctx, step, inputs)
-        command = [decide.render(a, values) for a in step.command]
-        args = [decide.render(a, values) for a in step.args]
-        env = [{**e.model_dump(by_alias=True, exclude_none=True),
-                **({"value": decide.render(e.value, values)} if e.value is not None else {})}
-               for e in step.env]  # fmt: skip
+        command, args, env = _rendered(step, values)
+        # The kubelet expands `$(VAR)` and `$$` in command, args and env values: substituted
+        # values go into the pod escaped so they reach the step as given (the key is over the
+        # values as given, the same whatever the escaping).
+        escaped = {k: pc.kube_escape(v) for k, v in values.items()}
+        pod_command, pod_args, pod_env = _rendered(step, escaped)
     except (decide.DecisionError, pc.ContractError) as err:
         _refuse(ctx, step, str(err))
         return None
@@ -190,6 +231,9 @@ def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
             st["outputs"] = [{k: v for k, v in o.items() if k != "fingerprint"}
                              for o in entry.get("outputs") or []]  # fmt: skip
             st["metrics"] = dict(entry.get("metrics") or {})
+            # The key holds the image digest, so the cached outputs came from that image:
+            # lineage (registerModel) names it as it would after a run of its own.
+            st["imageDigest"] = digest
             st.setdefault("startTime", stamp(ctx.now))
             finish(ctx, st, "Succeeded", None)
             ctx.events.append(("Normal", "StepCached",
@@ -198,15 +242,9 @@ def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
             return None
     elif reason is None:
         reason = (st.get("cache") or {}).get("reason") or "retry"
-    if consult and key is not None and (other := _busy_elsewhere(ctx, key)) is not None:
-        st["phase"] = "Waiting"
-        st["message"] = f"waiting for run {other}, which runs the identical step"
-        st["cache"] = {"hit": False, "key": key, "reason": "running in run " + other}
-        ctx.requeue.append(WAIT_SECONDS)
-        return None
     pod = StepPod(
         step=step.name, attempt=attempt, image=step.image, prefix=ctx.prefix(step.name, attempt),
-        command=tuple(command), args=tuple(args), env=tuple(env),
+        command=tuple(pod_command), args=tuple(pod_args), env=tuple(pod_env),
         resources=step.resources.model_dump(by_alias=True, exclude_none=True)
         if step.resources else {},
         inputs=tuple(inputs), outputs=tuple(StepOutput(o.name, o.type) for o in step.outputs),
@@ -218,18 +256,16 @@ def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
     except pc.ContractError as err:
         _refuse(ctx, step, str(err))
         return None
-    try:
-        ctx.kube.create(job, field_manager=FIELD_MANAGER)
-        ctx.events.append(
-            (
-                "Normal",
-                "StepStarted",
-                f"step {step.name} attempt {attempt}: Job {job['metadata']['name']}",
-            )
-        )
-    except ApiError as err:
-        if err.status != 409:
-            raise
+    # One check-then-create at a time per key in this process (only the leader reconciles):
+    # two runs reaching an identical step at once must not both find no Job and both run it.
+    with _FLIGHTS.hold(ctx.run.namespace, key) if consult and key else nullcontext():
+        if consult and key is not None and (other := _busy_elsewhere(ctx, key)) is not None:
+            st["phase"] = "Waiting"
+            st["message"] = f"waiting for run {other}, which runs the identical step"
+            st["cache"] = {"hit": False, "key": key, "reason": "running in run " + other}
+            ctx.requeue.append(WAIT_SECONDS)
+            return None
+        _create(ctx, step, attempt, job)
     st.update(phase="Running", job=job["metadata"]["name"], attempts=attempt)
     st.setdefault("startTime", stamp(ctx.now))
     st.pop("nextAttemptTime", None)

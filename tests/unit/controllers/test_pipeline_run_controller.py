@@ -369,3 +369,138 @@ def test_a_consumer_of_a_when_skipped_step_is_skipped_too(tmp_path: Path) -> Non
     uses = step_status(kube, "r1", "uses")
     assert uses["phase"] == "Skipped" and "needs outputs of step gate" in uses["message"]
     assert jobs(kube) == ["r1-last-a1"]  # ordered after a benign skip: it runs
+
+
+def test_parameter_values_reach_the_step_unchanged_by_kubelet_expansion(tmp_path: Path) -> None:
+    # The kubelet turns `$$` into `$` and expands `$(VAR)` in command, args and env values; a
+    # parameter value must reach the step as given, the user's own template text as written.
+    from mlkube.devcluster.podexec_command import expand
+
+    value = "p$$q$(MLKUBE_INPUTS)r"
+    one = step("a", args=["--x", "{{parameters.x}}", "$(MLKUBE_OUTPUTS)"])
+    kube, cfg = cluster([one], parameters=[{"name": "x", "default": value}]), config(tmp_path)
+    add_run(kube, "r1")
+    reconcile(kube, cfg, "r1")
+    main = job(kube, "r1-a-a1")["spec"]["template"]["spec"]["containers"][0]
+    env: dict[str, str] = {}
+    for var in main["env"]:
+        if "value" in var:
+            env[var["name"]] = expand(var["value"], env)
+    assert env["MLKUBE_PARAM_X"] == value
+    assert [expand(a, env) for a in main["command"][-3:]] == ["--x", value, "/mlkube/outputs"]
+
+
+def test_two_runs_reaching_an_identical_step_at_once_create_one_job(tmp_path: Path) -> None:
+    # The handlers reconcile different runs in parallel threads: the single-flight check
+    # (list Jobs by cache key) and the create must be one step per key, or both runs miss.
+    import contextlib
+    import threading
+
+    kube, cfg = cluster(three_steps()), config(tmp_path)
+    add_run(kube, "r1")
+    add_run(kube, "r2")
+    both_listed = threading.Barrier(2, timeout=1.0)
+    plain_list = kube.list
+
+    def racing_list(api_version: str, kind: str, *args: Any, **kw: Any) -> list[dict[str, Any]]:
+        found = plain_list(api_version, kind, *args, **kw)
+        if kind == "Job" and "cache-key" in str(kw.get("label_selector") or args[1:]):
+            # The widest window: each run has listed before either creates (the barrier
+            # breaks after its timeout when only one run can get here).
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_listed.wait()
+        return found
+
+    kube.list = racing_list  # type: ignore[method-assign]
+    errors: list[BaseException] = []
+
+    def go(run: str) -> None:
+        try:
+            reconcile(kube, cfg, run)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=go, args=(r,)) for r in ("r1", "r2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not errors
+    assert len([j for j in jobs(kube) if "prep" in j]) == 1, jobs(kube)
+    phases = sorted(step_status(kube, r, "prep")["phase"] for r in ("r1", "r2"))
+    assert phases == ["Running", "Waiting"]
+
+
+def test_a_completed_job_its_run_has_not_read_yet_still_makes_the_other_run_wait(
+    tmp_path: Path,
+) -> None:
+    # Between the Job completing and its run recording the cache entry, the identical step of
+    # another run must not miss the cache and run the step a second time.
+    kube, cfg = cluster(three_steps()), config(tmp_path)
+    add_run(kube, "r1")
+    add_run(kube, "r2")
+    reconcile(kube, cfg, "r1")
+    reconcile(kube, cfg, "r2")
+    succeed(kube, "r1-prep-a1")
+    reconcile(kube, cfg, "r2")  # before r1 has seen its Job complete
+    assert jobs(kube) == ["r1-prep-a1"]
+    assert step_status(kube, "r2", "prep")["phase"] == "Waiting"
+    reconcile(kube, cfg, "r1")
+    reconcile(kube, cfg, "r2")
+    prep = step_status(kube, "r2", "prep")
+    assert prep["phase"] == "Succeeded" and prep["cache"]["hit"] is True
+
+
+def test_a_pipeline_too_large_to_snapshot_fails_the_run_with_a_message(tmp_path: Path) -> None:
+    # 100 steps of 128 args of 4 KiB are valid; the snapshot ConfigMap cannot hold them (the
+    # API server's 1 MiB limit): the run must fail saying so, not retry the create for ever.
+    big = [step(f"s{i}", args=["x" * 4096] * 128) for i in range(3)]
+    kube, cfg = cluster(big), config(tmp_path)
+    add_run(kube, "r1")
+    reconcile(kube, cfg, "r1")
+    assert status(kube, "r1")["phase"] == "Failed"
+    assert "ConfigMap, which holds at most 1048576" in status(kube, "r1")["message"]
+    assert kube.get("v1", "ConfigMap", "r1-spec", NS) is None and jobs(kube) == []
+
+
+def test_a_cache_hit_records_the_image_digest_lineage_names(tmp_path: Path) -> None:
+    # A tag resolved through MLKUBE_IMAGE_DIGESTS: after a run of its own a step records the
+    # kubelet's image id; served from the cache it must still say which image made its outputs
+    # (registerModel's lineage pins the image with it), not leave the tag unpinned.
+    import dataclasses
+
+    digest = "sha256:" + "a" * 64
+    tagged = [{**s, "image": "trainer:1"} for s in three_steps()]
+    kube = cluster(tagged)
+    cfg = dataclasses.replace(
+        config(tmp_path), image_digests=(("docker.io/library/trainer:1", digest),)
+    )
+    add_run(kube, "r1")
+    run_to_end(kube, cfg, "r1")
+    add_run(kube, "r2")
+    reconcile(kube, cfg, "r2")
+    train = step_status(kube, "r2", "train")
+    assert train["cache"]["hit"] is True
+    assert train.get("imageDigest") == digest
+
+
+def test_a_retry_whose_backoff_passed_before_the_failure_was_seen_is_announced(
+    tmp_path: Path,
+) -> None:
+    # The failed Job is first seen after its backoff (a 1 s backoff on a busy operator, or an
+    # operator restart): attempt 2 starts at once, and the retry with its cause is an Event.
+    flaky = step("flaky", retry={"limit": 1, "backoff": {"duration": "1s"}})
+    kube, cfg = cluster([flaky]), config(tmp_path)
+    add_run(kube, "r1")
+    reconcile(kube, cfg, "r1")
+    fail(kube, "r1-flaky-a1", "ValueError: bad row 7")
+
+    def ended_at_start(obj: dict[str, Any]) -> None:
+        obj["status"]["conditions"][0]["lastTransitionTime"] = "2026-01-01T12:00:00Z"
+
+    kube.mutate(("batch/v1", "Job", NS, "r1-flaky-a1"), ended_at_start)
+    out = reconcile(kube, cfg, "r1", minutes=1)
+    assert "r1-flaky-a2" in jobs(kube)
+    retries = [m for t, r, m in out.events if r == "StepRetrying"]
+    assert len(retries) == 1 and "attempt 1 failed" in retries[0], out.events
+    assert "bad row 7" in retries[0]

@@ -228,7 +228,15 @@ def test_the_step_pod_meets_the_restricted_profile_without_api_credentials() -> 
         assert ctx["runAsNonRoot"] is True
         assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
         assert "privileged" not in ctx
-        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+        tmp = {"main": "mlkube-main-tmp"}.get(container["name"], "tmp")
+        assert {"name": tmp, "mountPath": "/tmp"} in container["volumeMounts"]
+    # The user's code cannot write into the HOME (/tmp) of the containers holding the store
+    # credentials (a .pth in its user site-packages, an SDK config file).
+    main, outputs = pod["containers"]
+    writable = {m["name"] for m in main["volumeMounts"] if not m.get("readOnly")}
+    theirs = {m["name"]: m.get("readOnly", False) for m in outputs["volumeMounts"]}
+    shared = writable & set(theirs)
+    assert shared == {"mlkube-outputs", "mlkube-run"} and all(theirs[v] for v in shared)
 
 
 def test_artifact_store_setting_falls_back_to_the_batch_store() -> None:
