@@ -47,6 +47,8 @@ MAIN_TMP_VOLUME: Final = "mlkube-main-tmp"
 INPUTS_CONTAINER: Final = "inputs"
 MAIN_CONTAINER: Final = "main"
 OUTPUTS_CONTAINER: Final = "outputs"
+# `inputs`/`outputs` run as run_as_user + this (agent_security_context says why).
+AGENT_UID_OFFSET: Final = 1
 CACHE_KEY_LABEL_LENGTH: Final = 63
 PATHS: Final = pc.StepPaths()
 
@@ -159,6 +161,21 @@ def owner_reference(run: RunRef) -> dict[str, Any]:
     }
 
 
+def agent_security_context(run_as_user: int) -> dict[str, Any]:
+    """The mlkube containers (`inputs`, `outputs`) run as another uid than `main`, in its group.
+
+    The pod shares one process namespace (so `outputs` sees `main` end) and `outputs` holds the
+    storage credentials in its environment: under the same uid, the user's code could read
+    them from /proc/<pid>/environ. A different uid (no CAP_SYS_PTRACE) closes that; the shared
+    group (and the pod's fsGroup on the volumes) still lets each read what the other writes
+    with the usual umask (a file `main` makes 0600 cannot be uploaded, and the step says so).
+    """
+    return {
+        **container_security_context(run_as_user + AGENT_UID_OFFSET),
+        "runAsGroup": run_as_user,
+    }
+
+
 def _mlkube_container(
     name: str, run: RunRef, pod: StepPod, config: OperatorConfig, mounts: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -177,7 +194,7 @@ def _mlkube_container(
         "imagePullPolicy": config.image_pull_policy,
         "command": ["python", "-m", "mlkube_serving", "step", name],
         "env": env_list(env),
-        "securityContext": container_security_context(config.run_as_user),
+        "securityContext": agent_security_context(config.run_as_user),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [*mounts, {"name": TMP_VOLUME, "mountPath": TMP_DIR}],
     }

@@ -258,3 +258,17 @@ def test_without_a_command_the_first_arg_runs_and_without_either_the_build_refus
     assert main["command"][-2:] == ["python", "x.py"]
     with pytest.raises(pc.ContractError, match="needs a command"):
         build_step_job(RUN, StepPod(step="s", attempt=1, image="i", prefix="s3://b/p"), CONFIG)
+
+
+def test_the_credential_holding_containers_run_as_another_uid_than_main() -> None:
+    # Same uid + a shared process namespace would let main read /proc/<outputs>/environ.
+    pod = build_step_job(RUN, POD, CONFIG)["spec"]["template"]["spec"]
+    assert pod["shareProcessNamespace"] is True
+    c = {x["name"]: x for x in pod["containers"] + pod["initContainers"]}
+    main_uid = c["main"]["securityContext"]["runAsUser"]
+    assert "envFrom" not in c["main"]
+    for name in ("inputs", "outputs"):
+        ctx = c[name]["securityContext"]
+        assert ctx["runAsUser"] != main_uid, name
+        # One group: each reads what the other writes (and the volumes' fsGroup is that group).
+        assert ctx["runAsGroup"] == pod["securityContext"]["runAsGroup"] == main_uid
