@@ -16,9 +16,11 @@ from typing import Any
 
 from mlkube.controllers.kube import ApiError
 from mlkube.controllers.pipeline_builtins import BuiltinRunner, run_builtin_step
+from mlkube.controllers.pipeline_decide import image_digest
 from mlkube.controllers.pipeline_observe import failure_message, image_id, stuck_main
 from mlkube.controllers.pipeline_start import start
 from mlkube.controllers.pipeline_steps import RunContext, finish, record_success, stamp
+from mlkube.reconcile.pipeline_cache import image_moved
 from mlkube.reconcile.pipeline_jobs import JobAttempt, job_attempts
 from mlkube.reconcile.pipeline_plan import RunPlan, next_actions
 
@@ -81,10 +83,15 @@ def _apply(
     for name in plan.complete:
         st, att = ctx.steps[name], latest[name]
         st.update(job=att.name, attempts=max(att.attempt, st.get("attempts", 0)))
-        if digest := image_id(ctx.kube, ctx.run.namespace, att.name):
-            st["imageDigest"] = digest[-512:]
-        if not record_success(ctx, st, att.name, att.attempt):
+        ran = image_id(ctx.kube, ctx.run.namespace, att.name)
+        if ran:
+            st["imageDigest"] = ran[-512:]
+        keyed, _ = image_digest(ctx.step_spec(name).image or "", ctx.config.image_digests)
+        moved = image_moved(keyed, ran)
+        if not record_success(ctx, st, att.name, att.attempt, not_cached=moved):
             _mark(ctx, name, "Failed", "the step finished without a summary", "StepFailed")
+        elif moved:
+            ctx.events.append(("Warning", "ImageDigestMismatch", f"step {name}: {moved}"))
     for retry in plan.retry:
         st = ctx.steps[retry.step]
         due = stamp(retry.at)

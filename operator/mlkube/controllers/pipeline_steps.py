@@ -73,23 +73,30 @@ def _outputs_of(summary: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str
     return list(summary.get("outputs") or []), dict(summary.get("metrics") or {})
 
 
-def record_success(ctx: RunContext, st: dict[str, Any], job: str, attempt: int) -> bool:
+def record_success(
+    ctx: RunContext, st: dict[str, Any], job: str, attempt: int, not_cached: str | None = None
+) -> bool:
     """A completed attempt: its summary's outputs and metrics recorded, the cache entry
-    written, the step Succeeded; False when no summary can be read."""
+    written (unless `not_cached` says why not), the step Succeeded; False when no summary can
+    be read."""
     summary = read_summary(ctx.kube, ctx.config, ctx.run.namespace, job,
                            ctx.prefix(st["name"], attempt))  # fmt: skip
     if summary is None:
         return False
-    _succeeded(ctx, st, summary)
+    _succeeded(ctx, st, summary, not_cached)
     return True
 
 
-def _succeeded(ctx: RunContext, st: dict[str, Any], summary: dict[str, Any]) -> None:
+def _succeeded(
+    ctx: RunContext, st: dict[str, Any], summary: dict[str, Any], not_cached: str | None = None
+) -> None:
     outputs, metrics = _outputs_of(summary)
     st["outputs"], st["metrics"] = outputs, metrics
     key = (st.get("cache") or {}).get("key")
     step = ctx.step_spec(st["name"])
-    if key and step.cache.enabled:
+    if key and not_cached:
+        st["cache"] = {**st["cache"], "reason": not_cached}
+    elif key and step.cache.enabled:
         try:
             cache.record(
                 ctx.store, ctx.run.namespace, key, run=ctx.run.name, step=st["name"],

@@ -201,3 +201,24 @@ def resolve_image_digest(
         if normalize_image(listed) == wanted:
             return digest, ""
     return None, f"image {image} is not pinned by digest and not in {SETTING}"
+
+
+_REPO_DIGEST: Final = re.compile(r"@(sha256:[a-f0-9]{64})$")
+
+
+def image_moved(keyed: str | None, ran: str | None) -> str | None:
+    """Why a finished step's outputs must not be cached, when the kubelet reports that `main`
+    ran another image than the key's digest (a tag resolved through a stale
+    MLKUBE_IMAGE_DIGESTS that has since been rebuilt: kubeflow/pipelines#13862), else None.
+
+    Only a repository digest (`name@sha256:…`) is comparable: a bare image ID (`sha256:…`, what
+    containerd reports for an image imported without a registry) is the config digest, not
+    the manifest digest the key holds, so it proves nothing either way.
+    """
+    found = _REPO_DIGEST.search(ran or "")
+    if keyed is None or found is None or found.group(1) == keyed:
+        return None
+    return (
+        f"not cached: main ran {found.group(1)}, the cache key used {keyed}"
+        " (the image's tag moved; update MLKUBE_IMAGE_DIGESTS or pin the image by digest)"
+    )

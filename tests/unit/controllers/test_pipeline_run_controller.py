@@ -469,7 +469,7 @@ def test_a_cache_hit_records_the_image_digest_lineage_names(tmp_path: Path) -> N
     # (registerModel's lineage pins the image with it), not leave the tag unpinned.
     import dataclasses
 
-    digest = "sha256:" + "a" * 64
+    digest = "sha256:" + "e" * 64  # what the fake kubelet reports main ran
     tagged = [{**s, "image": "trainer:1"} for s in three_steps()]
     kube = cluster(tagged)
     cfg = dataclasses.replace(
@@ -504,3 +504,29 @@ def test_a_retry_whose_backoff_passed_before_the_failure_was_seen_is_announced(
     retries = [m for t, r, m in out.events if r == "StepRetrying"]
     assert len(retries) == 1 and "attempt 1 failed" in retries[0], out.events
     assert "bad row 7" in retries[0]
+
+
+def test_outputs_of_an_image_other_than_the_keys_are_not_cached(tmp_path: Path) -> None:
+    # MLKUBE_IMAGE_DIGESTS says trainer:1 is a…a, the kubelet says main ran e…e (the tag was
+    # rebuilt since): caching those outputs under the a…a key would hand them to every later
+    # run of a…a (kubeflow/pipelines#13862). The step succeeds, says why, and caches nothing.
+    import dataclasses
+
+    stale = "sha256:" + "a" * 64
+    tagged = [{**s, "image": "trainer:1"} for s in three_steps()]
+    kube = cluster(tagged)
+    cfg = dataclasses.replace(
+        config(tmp_path), image_digests=(("docker.io/library/trainer:1", stale),)
+    )
+    add_run(kube, "r1")
+    run_to_end(kube, cfg, "r1")
+    train = step_status(kube, "r1", "train")
+    assert train["phase"] == "Succeeded"
+    assert "not cached: main ran sha256:" + "e" * 64 in train["cache"]["reason"]
+    assert train["imageDigest"].endswith("@sha256:" + "e" * 64)
+    add_run(kube, "r2")
+    reconcile(kube, cfg, "r2")
+    # Nothing was cached, so the next run runs its first step again instead of a hit.
+    again = step_status(kube, "r2", "prep")
+    assert again.get("cache", {}).get("hit") is not True, again
+    assert "r2-prep-a1" in jobs(kube)

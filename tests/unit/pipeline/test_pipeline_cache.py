@@ -17,6 +17,7 @@ from mlkube.reconcile.pipeline_cache import (
     cache_label,
     cache_precheck,
     cache_verdict,
+    image_moved,
     normalize_image,
     parse_image_digests,
     resolve_image_digest,
@@ -219,3 +220,14 @@ def test_the_operator_reads_the_setting_and_names_it_when_bad() -> None:
     assert parse_operator_config({}).image_digests == ()
     with pytest.raises(OperatorConfigError, match="MLKUBE_IMAGE_DIGESTS: 'python'"):
         parse_operator_config({"MLKUBE_IMAGE_DIGESTS": "python"})
+
+
+def test_image_moved_compares_repository_digests_only() -> None:
+    a, e = "sha256:" + "a" * 64, "sha256:" + "e" * 64
+    assert image_moved(a, f"docker.io/library/trainer@{a}") is None
+    moved = image_moved(a, f"docker.io/library/trainer@{e}")
+    assert moved is not None and e in moved and a in moved
+    # A bare image id (config digest, containerd's answer for an imported image) proves nothing.
+    assert image_moved(a, e) is None
+    assert image_moved(None, f"x@{e}") is None
+    assert image_moved(a, None) is None
