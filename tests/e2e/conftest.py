@@ -119,9 +119,13 @@ def credit_endpoint(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Itera
     os.environ.update(node.store_env())
     try:
         # The sample Pipeline's steps run the imported serving image (as `make dev --real-node`).
+        # Its onDrift trigger is left out: the traffic tests send one repeated request through
+        # `credit`, which drifts from green's baseline and would start a retrain (and a canary)
+        # under them; test_pipeline_drift.py proves the loop on an endpoint of its own.
         install_samples(
-            kube, cluster.workdir, store_uri=f"s3://{BUCKET}", step_image=node.images["serving"]
-        )
+            kube, cluster.workdir, store_uri=f"s3://{BUCKET}",
+            step_image=node.images["serving"], pipeline_triggers=False,
+        )  # fmt: skip
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -60,6 +60,8 @@ def _model(name: str, version: str, uri: str, description: str) -> dict[str, Any
 
 # The mlkube serving image has /bin/sh, python and scikit-learn (docs/pipelines.md §2).
 _STEP_IMAGE = "ghcr.io/mlkube/mlkube-serving:0.1.0"  # DEFAULT_SERVING_IMAGE
+# The drift profile of the sample training data (`make dev` builds and uploads it).
+SAMPLE_BASELINE_URI = "file:///var/lib/mlkube/baselines/credit-risk/credit-risk.profile.json"
 
 
 def _pipeline() -> dict[str, Any]:
@@ -156,6 +158,9 @@ def build_samples() -> dict[str, list[dict[str, Any]]]:
         "file:///var/lib/mlkube/models/credit-risk/4",
         "Candidate with stronger regularization; rolled out next to credit-risk-v3.",
     )
+    # Drift on green (the deployment with drift enabled) is judged against the training data's
+    # profile: shifted traffic on `credit` is what starts the credit-retrain Pipeline.
+    green["spec"]["baseline"] = {"uri": SAMPLE_BASELINE_URI}
     endpoint = {
         "apiVersion": contract.API_VERSION,
         "kind": "OnlineEndpoint",

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from mlkube.api.samples import SAMPLE_BASELINE_URI
 from mlkube.contract import (
     API_VERSION,
     KIND_BATCH_ENDPOINT,
@@ -44,9 +45,10 @@ def load_samples(directory: Path = SAMPLES) -> list[dict[str, Any]]:
     return sorted(docs, key=lambda d: d["kind"] != KIND_MODEL)
 
 
-def localize_model(doc: dict[str, Any], store: Path | str) -> dict[str, Any]:
+def localize_model(doc: dict[str, Any], store: Path | str, samples_dir: Path) -> dict[str, Any]:
     """The sample with its artifact uploaded from examples/ into the store (a local folder, or
-    a store URI such as the real node's s3://)."""
+    a store URI such as the real node's s3://), and its drift baseline (the sample training
+    data's profile, built under `samples_dir`) when it names the sample one."""
     spec = doc["spec"]
     source = EXAMPLE_MODELS / spec["modelName"] / spec["version"]
     if not source.is_dir():
@@ -56,7 +58,14 @@ def localize_model(doc: dict[str, Any], store: Path | str) -> dict[str, Any]:
     prefix = store.as_uri() if isinstance(store, Path) else store.rstrip("/")
     uri, _ = publish(str(source), prefix, namespace=NAMESPACE,
                      name=spec["modelName"], version=spec["version"])  # fmt: skip
-    return {**doc, "spec": {**spec, "artifact": {"uri": uri}}}
+    spec = {**spec, "artifact": {"uri": uri}}
+    if (spec.get("baseline") or {}).get("uri") == SAMPLE_BASELINE_URI:
+        profile = pipeline_samples.write_baseline(samples_dir / "baseline")
+        name = f"{spec['modelName']}-baseline"
+        uri, facts = publish(str(profile), prefix, namespace=NAMESPACE, name=name,
+                             version=spec["version"])  # fmt: skip
+        spec["baseline"] = {"uri": uri, "digest": facts.digest}
+    return {**doc, "spec": spec}
 
 
 def localize_batch_endpoint(doc: dict[str, Any], input_uri: str) -> dict[str, Any]:
@@ -72,10 +81,11 @@ SAMPLE_INPUTS = "file:///var/lib/mlkube/samples/"  # where crds/samples/ Pipelin
 
 
 def localize_pipeline(
-    doc: dict[str, Any], inputs: dict[str, str], image: str | None
+    doc: dict[str, Any], inputs: dict[str, str], image: str | None, triggers: bool = True
 ) -> dict[str, Any]:
     """The sample Pipeline reading the uploaded sample inputs, its container steps running
-    `image` (the dev cluster's serving image) when one is given."""
+    `image` (the dev cluster's serving image) when one is given; without its triggers when
+    `triggers` is false (a test suite that drives traffic through `credit` for other reasons)."""
 
     def input_of(item: dict[str, Any]) -> dict[str, Any]:
         uri = item.get("uri", "")
@@ -90,7 +100,10 @@ def localize_pipeline(
         if image and step.get("image"):
             step["image"] = image
         steps.append(step)
-    return {**doc, "spec": {**doc["spec"], "steps": steps}}
+    spec = {**doc["spec"], "steps": steps}
+    if not triggers:
+        spec.pop("triggers", None)
+    return {**doc, "spec": spec}
 
 
 def install_samples(
@@ -99,6 +112,7 @@ def install_samples(
     timeout: float = 60.0,
     store_uri: str | None = None,
     step_image: str | None = None,
+    pipeline_triggers: bool = True,
 ) -> None:
     models = []
     store = store_uri or (workdir / "store").as_uri()
@@ -113,12 +127,12 @@ def install_samples(
         ):
             continue
         if doc["kind"] == KIND_MODEL:
-            doc = localize_model(doc, store_uri or workdir / "store")
+            doc = localize_model(doc, store_uri or workdir / "store", workdir / "samples")
             models.append(name)
         elif doc["kind"] == KIND_BATCH_ENDPOINT:
             doc = localize_batch_endpoint(doc, inputs[batch_samples.CLEAN])
         elif doc["kind"] == KIND_PIPELINE:
-            doc = localize_pipeline(doc, pipeline_inputs, step_image)
+            doc = localize_pipeline(doc, pipeline_inputs, step_image, pipeline_triggers)
         kube.create({**doc, "metadata": {**doc["metadata"], "namespace": NAMESPACE}})
         print(f"created {doc['kind']} {NAMESPACE}/{name}", file=sys.stderr)
     deadline = time.monotonic() + timeout

@@ -7,12 +7,18 @@ about 0.94, above the 0.91 the sample Models record in their lineage: the retrai
 evaluation gate). Deterministic (seeded, stdlib only: the launcher must not import numpy), so a
 second `make dev` uploads identical bytes, the create-only upload keeps them and the pipeline's
 cache keys (content digests) do not move.
+
+The same data's drift profile is the sample credit-risk-v4's baseline (green on `credit` has drift
+on), so traffic unlike the training data starts the retrain (`onDrift`). It is built by
+`mlkube model profile` in a child process: that needs numpy, which the launcher never imports.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 from mlkube.devcluster.batch_samples import FEATURES
@@ -59,3 +65,19 @@ def upload_inputs(root: Path, store_uri: str) -> dict[str, str]:
         TRAINING: upload(str(data), prefix).rstrip("/") + "/",
         CODE: upload(str(CODE_DIR), f"{prefix}/{CODE}").rstrip("/") + "/",
     }
+
+
+BASELINE_WINDOW = 500  # the sample endpoint's green drift.windowSize
+
+
+def write_baseline(root: Path) -> Path:
+    """The drift profile of the training features (seeded: the same bytes on every run)."""
+    data = write_training(root) / "applications-00.csv"
+    out = root / "credit-risk.profile.json"
+    command = [sys.executable, "-m", "mlkube", "model", "profile", "--data", str(data),
+               "--exclude", "default", "--window-size", str(BASELINE_WINDOW),
+               "--model", "credit-risk", "--out", str(out)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"building the sample drift profile failed: {done.stderr[-2000:]}")
+    return out

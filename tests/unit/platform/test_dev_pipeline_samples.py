@@ -69,3 +69,25 @@ def test_source_digest_moves_with_the_code_a_step_runs(tmp_path: Path) -> None:
     assert image_digests.source_digest(tmp_path) == before  # bytecode is not source
     (code / "app.py").write_text("print(2)\n")
     assert image_digests.source_digest(tmp_path) != before
+
+
+def test_the_sample_green_model_gets_the_training_datas_drift_profile(tmp_path: Path) -> None:
+    # Shifted traffic on `credit` starts the retrain only if green (drift on) has a baseline.
+    import json
+
+    from mlkube.cli.samples import localize_model
+
+    [green] = [d for d in load_samples() if d["metadata"]["name"] == "credit-risk-v4"]
+    [endpoint] = [d for d in load_samples() if d["kind"] == "OnlineEndpoint"]
+    [dep] = [d for d in endpoint["spec"]["deployments"] if d["model"] == "credit-risk-v4"]
+    local = localize_model(green, tmp_path / "store", tmp_path / "samples")
+    baseline = local["spec"]["baseline"]
+    assert baseline["uri"].startswith((tmp_path / "store").as_uri())
+    assert baseline["digest"].startswith("sha256:")
+    profile = pipeline_samples.write_baseline(tmp_path / "again")
+    document = json.loads(profile.read_bytes())
+    assert document["windowSize"] == dep["drift"]["windowSize"]
+    assert sorted(f["name"] for f in document["features"]) == sorted(f"f{i}" for i in range(20))
+    # Deterministic: a second make dev uploads the same bytes (same digest, create-only).
+    first = (tmp_path / "samples" / "baseline" / "credit-risk.profile.json").read_bytes()
+    assert profile.read_bytes() == first
