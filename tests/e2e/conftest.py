@@ -29,9 +29,10 @@ from mlkube.contract import API_VERSION
 from mlkube.devcluster import Cluster, procs, realnode_net
 from mlkube.devcluster.cluster import build_binaries
 from mlkube.devcluster.realnode import RealNode, operator_env, unsupported_reason
-from mlkube.devcluster.realnode_store import BUCKET
+from mlkube.devcluster.realnode_store import BUCKET, build_storage_secret
 from mlkube.k8s import ApiError, Kube
 from mlkube.k8s.crds import apply_crds
+from support.node_store import store_env
 from support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,6 +80,20 @@ def namespace(kube: Kube) -> Iterator[str]:
         kube.delete("v1", "Namespace", name)
 
 
+@pytest.fixture
+def restricted_ns(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Iterator[str]:
+    """A namespace enforcing Pod Security "restricted", holding the store's credentials Secret
+    (batch and step pods read their inputs from the node's store with it)."""
+    name = f"e2e-rs-{uuid.uuid4().hex[:6]}"
+    labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn")}
+    kube.create({"apiVersion": "v1", "kind": "Namespace",
+                 "metadata": {"name": name, "labels": labels}})  # fmt: skip
+    kube.create(build_storage_secret(name, node_cluster[1].store_env()["AWS_SECRET_ACCESS_KEY"]))
+    yield name
+    with contextlib.suppress(ApiError):
+        kube.delete("v1", "Namespace", name)
+
+
 def _endpoint_ready(kube: Kube) -> dict[str, Any] | None:
     obj = kube.get(API_VERSION, "OnlineEndpoint", "credit", "default") or {}
     status = obj.get("status") or {}
@@ -115,9 +130,7 @@ def credit_endpoint(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Itera
     env = {**operator_env(node), ENV_DRIFT_POLL_INTERVAL: "2",
            ENV_ARTIFACT_STORE: f"s3://{BUCKET}/pipelines"}  # fmt: skip
     start_operator(cluster, kube, env)
-    saved = dict(os.environ)
-    os.environ.update(node.store_env())
-    try:
+    with store_env(node.store_env()):
         # The sample Pipeline's steps run the imported serving image (as `make dev --real-node`).
         # Its onDrift trigger is left out: the traffic tests send one repeated request through
         # `credit`, which drifts from green's baseline and would start a retrain (and a canary)
@@ -126,9 +139,6 @@ def credit_endpoint(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Itera
             kube, cluster.workdir, store_uri=f"s3://{BUCKET}",
             step_image=node.images["serving"], pipeline_triggers=False,
         )  # fmt: skip
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     wait_for(lambda: _endpoint_ready(kube), timeout=240, interval=1, what="endpoint credit Ready")
     service = kube.get("v1", "Service", "credit", "default")
     assert service is not None

@@ -12,12 +12,9 @@ handles SIGTERM), not after the grace period."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,10 +32,11 @@ from mlkube.cli.dev import start_operator
 from mlkube.contract import API_VERSION, ENV_S3_ENDPOINT_URL, KIND_MODEL
 from mlkube.devcluster import Cluster, procs
 from mlkube.devcluster.realnode import RealNode, operator_env
-from mlkube.devcluster.realnode_store import BUCKET, build_storage_secret
-from mlkube.k8s import ApiError, Kube
+from mlkube.devcluster.realnode_store import BUCKET
+from mlkube.k8s import Kube
 from mlkube.k8s.crds import apply_crds
 from mlkube.storage import publish
+from support.node_store import store_env
 from support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,17 +61,6 @@ def _s3(node: RealNode) -> Any:
     )
 
 
-@contextlib.contextmanager
-def _store_env(node: RealNode) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.update(node.store_env())
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 @pytest.fixture(scope="module")
 def batch_operator(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Iterator[Cluster]:
     """The host-side operator with the real node's images and store, and a batch output store."""
@@ -83,19 +70,6 @@ def batch_operator(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Iterat
     start_operator(cluster, kube, {**operator_env(node), ENV_BATCH_OUTPUT_STORE: OUTPUT_STORE})
     yield cluster
     procs.stop(cluster.state.pids.pop("operator"))
-
-
-@pytest.fixture
-def restricted_ns(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Iterator[str]:
-    """A namespace enforcing Pod Security "restricted", holding the store's credentials Secret."""
-    name = f"e2e-batch-{uuid.uuid4().hex[:6]}"
-    labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn")}
-    kube.create({"apiVersion": "v1", "kind": "Namespace",
-                 "metadata": {"name": name, "labels": labels}})  # fmt: skip
-    kube.create(build_storage_secret(name, node_cluster[1].store_env()["AWS_SECRET_ACCESS_KEY"]))
-    yield name
-    with contextlib.suppress(ApiError):
-        kube.delete("v1", "Namespace", name)
 
 
 def register_model(
@@ -110,7 +84,7 @@ def register_model(
     joblib.dump(fitted, tmp_path / "model" / "model.joblib")
     if script:
         (tmp_path / "model" / "score.py").write_text(script)
-    with _store_env(node):
+    with store_env(node.store_env()):
         uri, facts = publish(str(tmp_path / "model"), f"s3://{BUCKET}",
                          namespace=namespace, name="risk", version="1")  # fmt: skip
     kube.create({

@@ -7,7 +7,6 @@ drift in the endpoint's status."""
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from mlkube.devcluster.realnode_store import BUCKET
 from mlkube.k8s import Kube
 from mlkube.storage import publish
 from mlkube_serving.drift.profile import build_profile, write_profile
+from support.node_store import store_env
 from support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,18 +51,13 @@ def drift_endpoint(
     profile = build_profile(columns, window_size=WINDOW, model="drifty", bootstrap_windows=100)
     folder = tmp_path_factory.mktemp("baseline")
     write_profile(profile, folder / "credit-risk.profile.json")
-    saved = dict(os.environ)
-    os.environ.update(node_cluster[1].store_env())
-    try:
+    with store_env(node_cluster[1].store_env()):
         store = f"s3://{BUCKET}"
         uri, _ = publish(str(ARTIFACT), store, namespace=NS, name="drifty", version="1")
         baseline, facts = publish(
             str(folder / "credit-risk.profile.json"), store, namespace=NS, name="drifty-baseline",
             version="1",
         )  # fmt: skip
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     kube.create({
         "apiVersion": API_VERSION, "kind": KIND_MODEL,
         "metadata": {"name": MODEL, "namespace": NS},

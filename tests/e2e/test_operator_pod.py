@@ -8,7 +8,6 @@ Secret), verifies the digest and marks the Model Ready. No host-side operator ru
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from mlkube.k8s.crds import apply_crds
 from mlkube.storage import compute_digest, publish
 from support.artifacts import artifact_server
 from support.helm import CHART, helm_binary, helm_env
+from support.node_store import store_env
 from support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,16 +112,11 @@ def test_operator_pod_reconciles_a_model(
 def test_operator_pod_verifies_an_s3_model(
     operator_in_a_pod: str, node_cluster: tuple[Cluster, RealNode], kube: Kube, namespace: str
 ) -> None:
-    saved = dict(os.environ)
-    os.environ.update(node_cluster[1].store_env())
-    try:
+    with store_env(node_cluster[1].store_env()):
         uri, facts = publish(
             str(REPO / "examples" / "models" / "credit-risk" / "3"), f"s3://{BUCKET}",
             namespace=namespace, name="credit-risk", version="3",
         )  # fmt: skip
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     _create_and_wait(kube, namespace, uri, facts.digest, node_cluster[0])
 
 

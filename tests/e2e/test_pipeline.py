@@ -18,11 +18,9 @@ The drift → retrain → canary loop is in test_pipeline_drift.py.
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,9 +29,10 @@ import pytest
 from mlkube.contract import API_VERSION, KIND_MODEL, KIND_PIPELINE, KIND_PIPELINE_RUN
 from mlkube.devcluster import Cluster
 from mlkube.devcluster.realnode import RealNode
-from mlkube.devcluster.realnode_store import BUCKET, build_storage_secret
-from mlkube.k8s import ApiError, Kube
+from mlkube.devcluster.realnode_store import BUCKET
+from mlkube.k8s import Kube
 from mlkube.storage import compute_digest
+from support.node_store import store_env
 from support.pipeline_e2e import (
     deployment_ready,
     describe,
@@ -45,7 +44,7 @@ from support.pipeline_e2e import (
     step_jobs,
     step_pods,
     steps_of,
-    store_env,
+    train_evaluate_register,
     wait_run,
 )
 from support.waiting import wait_for
@@ -53,35 +52,12 @@ from support.waiting import wait_for
 COMMIT = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
-@pytest.fixture
-def restricted_ns(node_cluster: tuple[Cluster, RealNode], kube: Kube) -> Iterator[str]:
-    """A namespace enforcing Pod Security "restricted", holding the store's credentials Secret
-    (only the step pods' mlkube containers get it)."""
-    name = f"e2e-pipe-{uuid.uuid4().hex[:6]}"
-    labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn")}
-    kube.create({"apiVersion": "v1", "kind": "Namespace",
-                 "metadata": {"name": name, "labels": labels}})  # fmt: skip
-    kube.create(build_storage_secret(name, node_cluster[1].store_env()["AWS_SECRET_ACCESS_KEY"]))
-    yield name
-    with contextlib.suppress(ApiError):
-        kube.delete("v1", "Namespace", name)
-
-
 def three_steps(train: dict[str, Any]) -> dict[str, Any]:
-    metrics = {"step": "train", "output": "metrics"}
     return {
         "parameters": [{"name": "C", "type": "number", "default": "1.0"},
                        {"name": "repository", "default": "https://git.example.com/risk.git"},
                        {"name": "commit", "default": COMMIT}],
-        "steps": [
-            {k: train[k] for k in ("name", "image", "command", "args", "inputs", "outputs")},
-            {"name": "evaluate", "type": "evaluate",
-             "evaluate": {"metrics": [{"name": "auc", "from": metrics, "min": 0.8}]}},
-            {"name": "register", "type": "registerModel", "dependsOn": ["evaluate"],
-             "registerModel": {"artifact": {"step": "train", "output": "model"},
-                               "modelName": "risk", "framework": "sklearn",
-                               "metricsFrom": [metrics]}},
-        ],
+        "steps": train_evaluate_register(train, "risk"),
     }  # fmt: skip
 
 

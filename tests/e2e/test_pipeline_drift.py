@@ -26,13 +26,14 @@ from mlkube.devcluster.realnode_store import BUCKET
 from mlkube.k8s import Kube
 from mlkube.storage import publish
 from mlkube_serving.drift.profile import build_profile, write_profile
+from support.node_store import store_env
 from support.pipeline_e2e import (
     deployment_ready,
     describe,
     print_timings,
     ready,
     sample_train_step,
-    store_env,
+    train_evaluate_register,
     wait_run,
 )
 from support.waiting import wait_for
@@ -87,7 +88,6 @@ def loop_endpoint(
 
 
 def loop_pipeline(train: dict[str, Any]) -> dict[str, Any]:
-    metrics = {"step": "train", "output": "metrics"}
     return {
         "apiVersion": API_VERSION, "kind": KIND_PIPELINE,
         "metadata": {"name": PIPELINE, "namespace": NS},
@@ -95,13 +95,7 @@ def loop_pipeline(train: dict[str, Any]) -> dict[str, Any]:
             # C differs from the sample's default: a new model, not credit-retrain's cache entry.
             "parameters": [{"name": "C", "type": "number", "default": "0.5"}],
             "steps": [
-                {k: train[k] for k in ("name", "image", "command", "args", "inputs", "outputs")},
-                {"name": "evaluate", "type": "evaluate",
-                 "evaluate": {"metrics": [{"name": "auc", "from": metrics, "min": 0.8}]}},
-                {"name": "register", "type": "registerModel", "dependsOn": ["evaluate"],
-                 "registerModel": {"artifact": {"step": "train", "output": "model"},
-                                   "modelName": "loop-risk", "framework": "sklearn",
-                                   "metricsFrom": [metrics]}},
+                *train_evaluate_register(train, "loop-risk"),
                 {"name": "deploy", "type": "deploy",
                  "deploy": {"endpoint": EP, "model": {"step": "register"}, "canaryWeight": 10}},
             ],

@@ -1,13 +1,10 @@
 """Helpers of the pipeline e2e tests (tests/e2e/test_pipeline*.py): the sample Pipeline's
-uploaded inputs, step and run waits, the step pods of a run, the node's S3 store as the
-process environment, and the endpoint's deployment readiness."""
+uploaded inputs, the train → evaluate → register steps both tests run, step and run waits, the
+step pods of a run, and the endpoint's deployment readiness."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from mlkube.contract import API_VERSION, KIND_PIPELINE, KIND_PIPELINE_RUN
@@ -18,18 +15,6 @@ TERMINAL = ("Succeeded", "Failed", "Cancelled")
 RUN_LABEL = "mlkube.dev/pipeline-run"
 
 
-@contextlib.contextmanager
-def store_env(env: dict[str, str]) -> Iterator[None]:
-    """The node's S3 endpoint and credentials in os.environ (mlkube.storage reads them)."""
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def sample_train_step(kube: Kube) -> dict[str, Any]:
     """The credit-retrain sample's train step as install_samples localized it (inputs in the
     node's store, the imported serving image)."""
@@ -37,6 +22,21 @@ def sample_train_step(kube: Kube) -> dict[str, Any]:
     assert sample is not None, "install_samples created no credit-retrain Pipeline"
     step: dict[str, Any] = next(s for s in sample["spec"]["steps"] if s["name"] == "train")
     return step
+
+
+def train_evaluate_register(train: dict[str, Any], model_name: str) -> list[dict[str, Any]]:
+    """The sample's train step (as localized), a gate on its held-out AUC, and registerModel
+    of its model as `model_name` with the train metrics in the lineage."""
+    metrics = {"step": "train", "output": "metrics"}
+    return [
+        {k: train[k] for k in ("name", "image", "command", "args", "inputs", "outputs")},
+        {"name": "evaluate", "type": "evaluate",
+         "evaluate": {"metrics": [{"name": "auc", "from": metrics, "min": 0.8}]}},
+        {"name": "register", "type": "registerModel", "dependsOn": ["evaluate"],
+         "registerModel": {"artifact": {"step": "train", "output": "model"},
+                           "modelName": model_name, "framework": "sklearn",
+                           "metricsFrom": [metrics]}},
+    ]  # fmt: skip
 
 
 def ready(obj: dict[str, Any] | None) -> bool:
