@@ -20,6 +20,7 @@ from typing import Any, Final
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.controllers import pipeline_store as store
 from mlkube.reconcile import pipeline_cache as keys
+from mlkube.reconcile.batch_schedule import format_time
 from mlkube.reconcile.pipeline_cache import OutputState
 
 CACHE_DIR: Final = "_mlkube/pipeline-cache"
@@ -135,7 +136,7 @@ def record(
     entry = {
         "v": ENTRY_VERSION,
         "key": key,
-        "created": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": format_time(now),
         "sourceRun": run,
         "step": step,
         "maxAgeSeconds": max_age_seconds,

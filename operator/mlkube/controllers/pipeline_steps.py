@@ -24,13 +24,11 @@ from mlkube.controllers import pipeline_decide as decide
 from mlkube.controllers.kube import Kube
 from mlkube.controllers.pipeline_observe import read_summary
 from mlkube.controllers.pipeline_store import StoreUnreadable
+from mlkube.reconcile.batch_schedule import format_time
 
 Event = tuple[str, str, str]
 WAIT_SECONDS: Final = 5.0
-
-
-def stamp(now: datetime.datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+stamp = format_time  # status timestamps: the one formatter, under the name callers use
 
 
 @dataclass

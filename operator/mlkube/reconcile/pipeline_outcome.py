@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mlkube.api.pipeline import PipelineSpec
+from mlkube.reconcile.batch_schedule import format_time
 from mlkube.reconcile.conditions import Condition, set_condition
 from mlkube.reconcile.kstatus import kstatus_conditions
 
@@ -37,10 +38,6 @@ class Outcome:
     message: str
     progress: str  # finished steps / steps
     conditions: list[Condition]
-
-
-def _stamp(now: dt.datetime) -> str:
-    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _phase_and_message(
@@ -95,7 +92,7 @@ def run_outcome(
     """The run's phase and conditions; `messages` are step messages decided in this pass
     (they win over the status' own)."""
     phase, message = _phase_and_message(snapshot, phases, status_steps, messages, started, cancel)
-    at = _stamp(now)
+    at = format_time(now)
     reason = REASONS[phase]
     conds = kstatus_conditions(
         conditions, state=_STATES.get(phase, "stalled"), reason=reason, message=message,
