@@ -15,7 +15,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 ARGOCD = REPO / "charts" / "mlkube" / "argocd"
 CUSTOMIZATIONS = ARGOCD / "resource_customizations"
-KINDS = ("Model", "OnlineEndpoint", "BatchEndpoint", "BatchJob", "Pipeline", "PipelineRun")
+KINDS = (
+    "Model", "OnlineEndpoint", "BatchEndpoint", "BatchJob", "Pipeline", "PipelineRun", "EventSink",
+)  # fmt: skip
 # Argo CD health -> kstatus (what Flux computes) for the same object: docs/deploy-flux.md.
 FLUX_FOR_ARGO = {
     "Healthy": "Current",

@@ -16,6 +16,7 @@ from mlkube.api.batch_job import BATCH_JOB
 from mlkube.api.crdgen import KindDescriptor
 from mlkube.api.endpoint import ONLINE_ENDPOINT
 from mlkube.api.errors import InvalidObjectError
+from mlkube.api.event_sink import EVENT_SINK
 from mlkube.api.model import MODEL
 from mlkube.api.pipeline import PIPELINE
 from mlkube.api.pipeline_run import PIPELINE_RUN
@@ -27,6 +28,7 @@ KINDS: tuple[KindDescriptor, ...] = (
     BATCH_JOB,
     PIPELINE,
     PIPELINE_RUN,
+    EVENT_SINK,
 )
 
 

@@ -144,6 +144,28 @@ def _pipeline() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _event_sink() -> dict[str, Any]:
+    """Model and rollout events of the namespace to an in-cluster receiver, signed."""
+    return {
+        "apiVersion": contract.API_VERSION,
+        "kind": "EventSink",
+        "metadata": {"name": "ops"},
+        "spec": {
+            "ref": {"kind": "Service", "name": "event-receiver", "port": 8080, "path": "/events"},
+            "types": ["dev.mlkube.model.*", "dev.mlkube.rollout.*", "dev.mlkube.drift.*"],
+            "mode": "binary",
+            "format": "cloudevents",
+            "signing": {"secretRef": {"name": "event-receiver-key", "key": "key"}},
+            "delivery": {
+                "retry": 10,
+                "backoffPolicy": "exponential",
+                "backoffDelay": "PT0.5S",
+                "timeout": "PT10S",
+            },
+        },
+    }
+
+
 def build_samples() -> dict[str, list[dict[str, Any]]]:
     """Sample file name (under crds/samples/) to the objects it holds, in apply order."""
     blue = _model(
@@ -237,4 +259,5 @@ def build_samples() -> dict[str, list[dict[str, Any]]]:
         "batchjob.yaml": [batch_job],
         "pipeline.yaml": [_pipeline()],
         "pipelinerun.yaml": [run],
+        "eventsink.yaml": [_event_sink()],
     }

@@ -9,10 +9,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
+from mlkube.builders.notify_config import NotifyConfig, NotifyConfigError, parse_notify_config
 from mlkube.contract import DRIFT_PORT, ENV_S3_ENDPOINT_URL
 from mlkube.reconcile.pipeline_cache import parse_image_digests
 from mlkube.storage.policy import DEFAULT_INTERNAL_NETWORKS, FetchLimits, FetchPolicy
@@ -121,6 +122,8 @@ class OperatorConfig:
     batch_output_store: str | None = None
     batch_pod_annotations: tuple[tuple[str, str], ...] = ()
     artifact_store: str | None = None
+    # Notifications: the default sink, the outbox (builders/notify_config.py).
+    notifications: NotifyConfig = field(default_factory=NotifyConfig)
 
 
 def parse_gateway(text: str) -> GatewayParent:
@@ -229,7 +232,15 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
             env.get(ENV_BATCH_POD_ANNOTATIONS, ""), ENV_BATCH_POD_ANNOTATIONS
         ),
         artifact_store=parse_batch_store(text(ENV_ARTIFACT_STORE), ENV_ARTIFACT_STORE),
+        notifications=_notifications(env),
     )
+
+
+def _notifications(env: Mapping[str, str]) -> NotifyConfig:
+    try:
+        return parse_notify_config(env, in_cluster=bool(env.get(ENV_IN_CLUSTER)))
+    except NotifyConfigError as exc:
+        raise OperatorConfigError(str(exc)) from exc
 
 
 def parse_batch_store(text: str | None, key: str = ENV_BATCH_OUTPUT_STORE) -> str | None:

@@ -9,6 +9,7 @@ from mlkube.contract import (
     GROUP,
     PLURAL_BATCH_ENDPOINTS,
     PLURAL_BATCH_JOBS,
+    PLURAL_EVENT_SINKS,
     PLURAL_MODELS,
     PLURAL_ONLINE_ENDPOINTS,
     PLURAL_PIPELINE_RUNS,
@@ -71,6 +72,12 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
         "resources": [f"{PLURAL_BATCH_ENDPOINTS}/finalizers", f"{PLURAL_PIPELINES}/finalizers"],
         "verbs": ["update"],
     },
+    # EventSinks (docs/notifications.md): read and watched (events only: no Kopf annotations,
+    # so no patch), their delivery state written to status. Never owners of anything. Their
+    # signing keys are read from Secrets by name (the `get` on secrets below, never a list), a
+    # `ref` Service by name (`get` on services below).
+    {"apiGroups": [GROUP], "resources": [PLURAL_EVENT_SINKS], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [GROUP], "resources": [f"{PLURAL_EVENT_SINKS}/status"], "verbs": ["patch"]},
     # Scheduled BatchJobs and triggered PipelineRuns (read, watched and patched through KINDS
     # above): created with POST only (a 409 means the time or the event already fired),
     # deleted past the history limits.
@@ -88,9 +95,10 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     # Children of endpoints; Deployments are watched (readiness), nothing else is.
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": [*CHILD, "watch"]},
     {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": CHILD},
-    # Endpoint API-key Secrets are read and pruned by name: never listed or watched, so the
-    # operator cannot enumerate the cluster's Secrets; created once, never written again
-    # (create-only: no apply, no field-ownership patch), so no patch either.
+    # Endpoint API-key Secrets are read and pruned by name, EventSink signing keys read by
+    # name: never listed or watched, so the operator cannot enumerate the cluster's Secrets;
+    # API keys are created once, never written again (create-only: no apply, no
+    # field-ownership patch), so no patch either.
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "delete"]},
     {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": CHILD},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": CHILD},

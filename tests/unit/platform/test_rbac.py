@@ -151,6 +151,12 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
         "watch": "batch_endpoint_lifecycle handler",
     },
     ("mlkube.dev", "batchendpoints/status"): {"patch": "status merge patches"},
+    ("mlkube.dev", "eventsinks"): {
+        "get": "a sink's status pass reads it afresh",
+        "list": "Kopf watch-stream start; every sink registered before the first event",
+        "watch": "event_sink_changed handler",
+    },
+    ("mlkube.dev", "eventsinks/status"): {"patch": "delivery state, on change, rate-limited"},
     ("mlkube.dev", "batchendpoints/finalizers"): {
         "update": "blockOwnerDeletion on scheduled BatchJobs",
     },
@@ -172,7 +178,8 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
     ("", "services"): CHILD_REASONS,
     ("", "configmaps"): CHILD_REASONS,
     ("", "secrets"): {
-        "get": "keys Secret (current and pre-hash name) by name; audit key by name",
+        "get": "keys Secret (current and pre-hash name) by name; audit key by name; "
+        "EventSink signing keys by name",
         "create": "keys Secret once; audit key on first start",
         "delete": "prune of the keys Secret, with uid precondition",
     },
