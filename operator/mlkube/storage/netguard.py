@@ -92,6 +92,26 @@ def _socket_factory(policy: FetchPolicy) -> Callable[[AddrInfo], socket.socket]:
     return create
 
 
+def guarded_session(
+    policy: FetchPolicy, *, timeout: aiohttp.ClientTimeout, **kwargs: Any
+) -> aiohttp.ClientSession:
+    """An aiohttp session that enforces `policy` on every request, redirects included (the
+    artifact reader below and the event sinks' sender, mlkube.outbox.transport)."""
+    connector = None
+    if policy.guard_network:
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(policy),
+            use_dns_cache=False,
+            socket_factory=_socket_factory(policy),
+        )
+    return aiohttp.ClientSession(
+        connector=connector,
+        trace_configs=[_trace_config(policy)] if policy.guard_network else None,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
 def guarded_http_filesystem(policy: FetchPolicy) -> AbstractFileSystem:
     """fsspec's HTTP filesystem over a session that enforces `policy` and its timeout."""
     from fsspec.implementations.http import HTTPFileSystem
@@ -99,16 +119,8 @@ def guarded_http_filesystem(policy: FetchPolicy) -> AbstractFileSystem:
     timeout = policy.limits.timeout
 
     async def get_client(**kwargs: Any) -> aiohttp.ClientSession:
-        connector = None
-        if policy.guard_network:
-            connector = aiohttp.TCPConnector(
-                resolver=GuardedResolver(policy),
-                use_dns_cache=False,
-                socket_factory=_socket_factory(policy),
-            )
-        return aiohttp.ClientSession(
-            connector=connector,
-            trace_configs=[_trace_config(policy)] if policy.guard_network else None,
+        return guarded_session(
+            policy,
             # No total cap unless the policy sets one (large models take long), but a silent
             # peer never hangs a reader for good.
             timeout=aiohttp.ClientTimeout(

@@ -1,0 +1,177 @@
+"""Event delivery figures: throughput and latency to a local CloudEvents sink, enqueue cost
+while the sink is down, and memory with 10,000 undelivered events queued.
+
+The sink is the process tests' receiver (tests/process/outbox/receiver.py: Python's threading
+HTTP server parsing every request with the `cloudevents` SDK) on loopback, so the figures are
+those of a modest real receiver, not of the engine alone. Phases:
+
+  burst       N events enqueued at once, delivered with concurrency C: events/s
+  paced       events enqueued at a fixed rate: enqueue -> accepted latency p50/p99
+  enqueue     cost of one enqueue call (one event, one fsync'd commit) while the engine is
+              retrying a sink that is down: p50/p99 (what a Kopf handler pays)
+  memory      RSS of a delivering process (tests/process/outbox/deliverer.py) with an empty
+              outbox vs 10,000 events queued for a sink that is down, and the outbox file size
+
+Usage: python bench/events/run.py [--events 5000] [--rate 200] [--concurrency 4] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "process" / "outbox"))
+
+from harness import Deliverer, Receiver, wait_until  # noqa: E402
+
+from mlkube.devcluster.procs import free_port  # noqa: E402
+from mlkube.outbox.engine import Delivery, structured_passthrough  # noqa: E402
+from mlkube.outbox.model import Occurrence, SinkConfig, Target  # noqa: E402
+from mlkube.outbox.store import Outbox  # noqa: E402
+from mlkube.outbox.transport import sink_policy  # noqa: E402
+
+TYPE = "dev.mlkube.bench.v1"
+
+
+def occurrence(run: str, i: int) -> Occurrence:
+    now = time.time()
+    event = {"specversion": "1.0", "id": f"{run}-{i}", "type": TYPE, "source": "/bench/events",
+             "datacontenttype": "application/json", "data": {"n": i, "t": now}}  # fmt: skip
+    return Occurrence(f"{run}-{i}", TYPE, now, "bench", json.dumps(event).encode())
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+
+async def with_engine(db: Path, url: str, concurrency: int, body) -> object:  # type: ignore[no-untyped-def]
+    outbox = Outbox(db)
+    engine = Delivery(outbox, encoder=structured_passthrough, policy=sink_policy(allow_loopback=True))
+    engine.set_sink(SinkConfig("bench", Target(url), concurrency=concurrency, backoff_delay=0.2))
+    await engine.start()
+    try:
+        return await body(engine)
+    finally:
+        await engine.stop()
+        outbox.close()
+
+
+def burst(tmp: Path, receiver: Receiver, n: int, concurrency: int) -> float:
+    async def body(engine: Delivery) -> float:
+        start = time.perf_counter()
+        engine.enqueue([occurrence("burst", i) for i in range(n)], ["bench"])
+        while len(await asyncio.to_thread(receiver.ids)) < n:
+            await asyncio.sleep(0.05)
+        return n / (time.perf_counter() - start)
+
+    return asyncio.run(with_engine(tmp / "burst.db", receiver.url, concurrency, body))  # type: ignore[return-value]
+
+
+def paced(tmp: Path, receiver: Receiver, n: int, rate: float, concurrency: int) -> list[float]:
+    async def body(engine: Delivery) -> None:
+        def produce() -> None:  # a handler thread, as Kopf runs sync handlers
+            for i in range(n):
+                engine.enqueue([occurrence("paced", i)], ["bench"])
+                time.sleep(1 / rate)
+
+        await asyncio.to_thread(produce)
+        while sum(1 for e in await asyncio.to_thread(receiver.received) if e["id"].startswith("paced")) < n:
+            await asyncio.sleep(0.05)
+
+    asyncio.run(with_engine(tmp / "paced.db", receiver.url, concurrency, body))
+    return [e["at"] - e["data"]["t"] for e in receiver.received() if e["id"].startswith("paced")]
+
+
+def enqueue_cost(tmp: Path, n: int) -> list[float]:
+    down = f"http://127.0.0.1:{free_port()}/events"  # nothing listens: connection refused
+
+    async def body(engine: Delivery) -> list[float]:
+        engine.enqueue([occurrence("down", i) for i in range(2000)], ["bench"])  # retrying
+
+        def measure() -> list[float]:
+            costs = []
+            for i in range(n):
+                start = time.perf_counter()
+                engine.enqueue([occurrence("cost", i)], ["bench"])
+                costs.append(time.perf_counter() - start)
+            return costs
+
+        return await asyncio.to_thread(measure)
+
+    return asyncio.run(with_engine(tmp / "cost.db", down, 4, body))  # type: ignore[return-value]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def memory(tmp: Path) -> dict[str, float]:
+    down = f"http://127.0.0.1:{free_port()}/events"
+    out: dict[str, float] = {}
+    for label, n in (("empty", 0), ("10k queued", 10_000)):
+        db = tmp / f"mem-{n}.db"
+        d = Deliverer(tmp, db, down, "--enqueue", str(n), "--delay", "0.5", name=f"mem-{n}")
+        time.sleep(4)  # a few retry rounds over the whole queue
+        out[f"rss {label} (MiB)"] = rss_kib(d.proc.pid) / 1024
+        state = d.last_state()
+        out[f"pending {label}"] = state.get("pending", -1)
+        d.stop()
+        size = sum(p.stat().st_size for p in tmp.glob(f"mem-{n}.db*"))
+        out[f"outbox file {label} (MiB)"] = size / 2**20
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--events", type=int, default=5000)
+    p.add_argument("--paced", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=200.0)
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--markdown", action="store_true")
+    a = p.parse_args()
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-events-") as name:
+        tmp = Path(name)
+        receiver = Receiver(tmp)
+        try:
+            for c in sorted({1, a.concurrency}):
+                receiver.stop()
+                receiver = Receiver(tmp, f"receiver-{c}")
+                (tmp / f"c{c}").mkdir()
+                rows.append((f"burst throughput, {a.events} events, concurrency {c} (events/s)",
+                             f"{burst(tmp / f'c{c}', receiver, a.events, c):.0f}"))  # fmt: skip
+            receiver.stop()
+            receiver = Receiver(tmp, "receiver-paced")
+            lat = paced(tmp, receiver, a.paced, a.rate, a.concurrency)
+            rows.append((f"latency enqueue -> accepted at {a.rate:g}/s, p50 (ms)", f"{1000 * statistics.median(lat):.1f}"))
+            rows.append((f"latency enqueue -> accepted at {a.rate:g}/s, p99 (ms)", f"{1000 * pct(lat, 0.99):.1f}"))
+        finally:
+            receiver.stop()
+        costs = enqueue_cost(tmp, 500)
+        rows.append(("enqueue call, sink down, p50 (ms)", f"{1000 * statistics.median(costs):.2f}"))
+        rows.append(("enqueue call, sink down, p99 (ms)", f"{1000 * pct(costs, 0.99):.2f}"))
+        for key, value in memory(tmp).items():
+            rows.append((key, f"{value:.1f}" if isinstance(value, float) else str(value)))
+    width = max(len(k) for k, _ in rows)
+    if a.markdown:
+        print("| figure | value |\n|---|---|")
+        for k, v in rows:
+            print(f"| {k} | {v} |")
+    else:
+        for k, v in rows:
+            print(f"{k:<{width}}  {v:>10}")
+
+
+if __name__ == "__main__":
+    main()
