@@ -1,6 +1,7 @@
 """A CloudEvents receiver built on the `cloudevents` SDK, run as its own process on loopback.
 
-Every POST is parsed by `cloudevents.http.from_http` (binary or structured); what it answers is
+Every POST is parsed by `cloudevents.http.from_http` (binary or structured; an Event Grid array,
+`format: azureml`, is recorded as is and accepted); what it answers is
 set through POST /control: {"mode": "ok" | "fail" | "throttle" | "gone" | "slow",
 "count": n (the next n events get that answer, then ok; absent: until changed),
 "retry_after": "2" or an HTTP date, "delay": seconds (slow), "status": 500}.
@@ -56,6 +57,8 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 STATE.update({"count": None}, **json.loads(body))
             return self._reply(204)
+        if self.headers.get("aeg-event-type"):  # format: azureml (Event Grid's schema)
+            return self._event_grid(body)
         event = from_http(dict(self.headers.items()), body)
         with LOCK:
             ATTEMPTS[event["id"]] = ATTEMPTS.get(event["id"], 0) + 1
@@ -81,6 +84,17 @@ class Handler(BaseHTTPRequestHandler):
                              "attributes": {k: str(v) for k, v in
                                             event.get_attributes().items()}})  # fmt: skip
         self._reply(202)
+
+    def _event_grid(self, body: bytes) -> None:
+        """An Event Grid array: each event recorded like a CloudEvent (type = eventType)."""
+        with LOCK:
+            for event in json.loads(body):
+                ATTEMPTS[event["id"]] = ATTEMPTS.get(event["id"], 0) + 1
+                RECEIVED.append({"id": event["id"], "type": event["eventType"], "at": time.time(),
+                                 "signed": None, "data": event["data"], "dead_letter": None,
+                                 "attributes": {k: str(v) for k, v in event.items()
+                                                if k != "data"}})  # fmt: skip
+        self._reply(200)
 
 
 def main() -> None:
