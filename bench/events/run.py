@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -29,22 +28,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "process" / "outbox"))
 
-from harness import Deliverer, Receiver, wait_until  # noqa: E402
+from deliverer import event  # noqa: E402
+from harness import Deliverer, Receiver  # noqa: E402
 
 from mlkube.devcluster.procs import free_port  # noqa: E402
-from mlkube.outbox.engine import Delivery, structured_passthrough  # noqa: E402
+from mlkube.outbox.codec import to_outbox  # noqa: E402
+from mlkube.outbox.engine import Delivery  # noqa: E402
 from mlkube.outbox.model import Occurrence, SinkConfig, Target  # noqa: E402
 from mlkube.outbox.store import Outbox  # noqa: E402
 from mlkube.outbox.transport import sink_policy  # noqa: E402
 
-TYPE = "dev.mlkube.bench.v1"
+BASE = {"burst": 0, "paced": 1_000_000, "down": 2_000_000, "cost": 3_000_000}
+SENT: dict[str, float] = {}  # event id -> enqueue time (the bench and receiver share a clock)
 
 
 def occurrence(run: str, i: int) -> Occurrence:
-    now = time.time()
-    event = {"specversion": "1.0", "id": f"{run}-{i}", "type": TYPE, "source": "/bench/events",
-             "datacontenttype": "application/json", "data": {"n": i, "t": now}}  # fmt: skip
-    return Occurrence(f"{run}-{i}", TYPE, now, "bench", json.dumps(event).encode())
+    """A real catalogue event (model.verified), encoded binary as the operator sends it."""
+    occ = to_outbox(event(BASE[run] + i))
+    SENT[occ.id] = time.time()
+    return occ
 
 
 def pct(values: list[float], q: float) -> float:
@@ -54,7 +56,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def with_engine(db: Path, url: str, concurrency: int, body) -> object:  # type: ignore[no-untyped-def]
     outbox = Outbox(db)
-    engine = Delivery(outbox, encoder=structured_passthrough, policy=sink_policy(allow_loopback=True))
+    engine = Delivery(outbox, policy=sink_policy(allow_loopback=True))
     engine.set_sink(SinkConfig("bench", Target(url), concurrency=concurrency, backoff_delay=0.2))
     await engine.start()
     try:
@@ -83,11 +85,11 @@ def paced(tmp: Path, receiver: Receiver, n: int, rate: float, concurrency: int) 
                 time.sleep(1 / rate)
 
         await asyncio.to_thread(produce)
-        while sum(1 for e in await asyncio.to_thread(receiver.received) if e["id"].startswith("paced")) < n:
+        while len(await asyncio.to_thread(receiver.ids)) < n:
             await asyncio.sleep(0.05)
 
     asyncio.run(with_engine(tmp / "paced.db", receiver.url, concurrency, body))
-    return [e["at"] - e["data"]["t"] for e in receiver.received() if e["id"].startswith("paced")]
+    return [e["at"] - SENT[e["id"]] for e in receiver.received()]
 
 
 def enqueue_cost(tmp: Path, n: int) -> list[float]:
@@ -154,8 +156,18 @@ def main() -> None:
             receiver.stop()
             receiver = Receiver(tmp, "receiver-paced")
             lat = paced(tmp, receiver, a.paced, a.rate, a.concurrency)
-            rows.append((f"latency enqueue -> accepted at {a.rate:g}/s, p50 (ms)", f"{1000 * statistics.median(lat):.1f}"))
-            rows.append((f"latency enqueue -> accepted at {a.rate:g}/s, p99 (ms)", f"{1000 * pct(lat, 0.99):.1f}"))
+            rows.append(
+                (
+                    f"latency enqueue -> accepted at {a.rate:g}/s, p50 (ms)",
+                    f"{1000 * statistics.median(lat):.1f}",
+                )
+            )
+            rows.append(
+                (
+                    f"latency enqueue -> accepted at {a.rate:g}/s, p99 (ms)",
+                    f"{1000 * pct(lat, 0.99):.1f}",
+                )
+            )
         finally:
             receiver.stop()
         costs = enqueue_cost(tmp, 500)

@@ -19,13 +19,14 @@ from typing import Any, Final
 
 import aiohttp
 
+from mlkube.events.encode import SIGNATURE_HEADER, SIGNATURE_TIMESTAMP_HEADER, signature
 from mlkube.outbox.decide import Action, Decision, decide
 from mlkube.outbox.metrics import DELIVERED, DELIVERY_SECONDS, FAILED
 from mlkube.outbox.model import LOAD_BATCH, Due, Encoder, Failure, SinkConfig
 from mlkube.outbox.records import SinkDelta, SinkRecord
 from mlkube.outbox.schema import PRIMARY
 from mlkube.outbox.store import Outbox
-from mlkube.outbox.transport import Answer, post, signature_headers
+from mlkube.outbox.transport import Answer, post
 
 DbRunner = Callable[..., Awaitable[Any]]
 IDLE_RECHECK: Final = 30.0  # seconds; wakes also come from enqueue and settled outcomes
@@ -145,9 +146,9 @@ class SinkWorker:
             if row.target != PRIMARY:
                 headers[DEAD_LETTER_HEADER] = sink.key
             if sink.signing_key is not None:
-                headers.update(
-                    signature_headers(sink.signing_key, encoded.body, int(self._clock()))
-                )
+                stamp = int(self._clock())
+                headers[SIGNATURE_TIMESTAMP_HEADER] = str(stamp)
+                headers[SIGNATURE_HEADER] = signature(sink.signing_key, stamp, encoded.body)
             answer = await post(self._session, target.url, headers, encoded.body, sink.timeout)
             now = self._clock()
             decision = decide(sink, row.target, row.attempts, answer, now)

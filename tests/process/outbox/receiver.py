@@ -1,6 +1,6 @@
 """A CloudEvents receiver built on the `cloudevents` SDK, run as its own process on loopback.
 
-Every POST is parsed by `cloudevents.http.from_http` (binary or structured); what it answers is
+Every POST is parsed by the SDK's `from_http_event` (binary or structured); what it answers is
 set through POST /control: {"mode": "ok" | "fail" | "throttle" | "gone" | "slow",
 "count": n (the next n events get that answer, then ok; absent: until changed),
 "retry_after": "2" or an HTTP date, "delay": seconds (slow), "status": 500}.
@@ -17,9 +17,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from cloudevents.v1.http import from_http
+from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 
-from mlkube.outbox.transport import verify_signature
+from mlkube.events.encode import verify
 
 STATE: dict[str, Any] = {"mode": "ok", "count": None, "retry_after": "1", "delay": 0.0,
                          "status": 500}  # fmt: skip
@@ -27,6 +27,10 @@ RECEIVED: list[dict[str, Any]] = []
 ATTEMPTS: dict[str, int] = {}
 LOCK = threading.Lock()
 KEY: list[bytes] = []
+
+
+def mode_of(headers: dict[str, str]) -> str:
+    return "binary" if "ce-id" in headers else "structured"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -55,9 +59,11 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 STATE.update({"count": None}, **json.loads(body))
             return self._reply(204)
-        event = from_http(dict(self.headers.items()), body)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        event = from_http_event(HTTPMessage(headers=headers, body=body))
+        event_id = event.get_id()
         with LOCK:
-            ATTEMPTS[event["id"]] = ATTEMPTS.get(event["id"], 0) + 1
+            ATTEMPTS[event_id] = ATTEMPTS.get(event_id, 0) + 1
             mode = STATE["mode"]
             if STATE["count"] is not None:
                 STATE["count"] -= 1
@@ -71,12 +77,12 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(429, b"slow down", {"Retry-After": str(STATE["retry_after"])})
         elif mode == "gone":
             return self._reply(410, b"gone")
-        signed = verify_signature(KEY[0], body, dict(self.headers.items()), time.time()) if KEY \
-            else None  # fmt: skip
+        signed = verify(headers, body, KEY[0], time.time()) if KEY else None
         with LOCK:
-            RECEIVED.append({"id": event["id"], "type": event["type"], "at": time.time(),
-                             "signed": signed, "data": event.data,
-                             "dead_letter": self.headers.get("X-Mlkube-Dead-Letter")})  # fmt: skip
+            RECEIVED.append({"id": event_id, "type": event.get_type(), "at": time.time(),
+                             "signed": signed, "data": event.get_data(),
+                             "subject": event.get_subject(), "mode": mode_of(headers),
+                             "dead_letter": headers.get("x-mlkube-dead-letter")})  # fmt: skip
         self._reply(202)
 
 
