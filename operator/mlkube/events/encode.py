@@ -17,7 +17,7 @@ from typing import Final, Literal
 import orjson
 
 from mlkube.events.azureml import to_event_grid
-from mlkube.events.occurrence import CONTENT_TYPE_JSON, Occurrence
+from mlkube.events.occurrence import CONTENT_TYPE_JSON, Occurrence, from_payload
 
 Mode = Literal["binary", "structured"]
 Format = Literal["cloudevents", "azureml"]
@@ -83,6 +83,17 @@ def encode(
     occurrence: Occurrence, mode: Mode = "binary", format: Format = "cloudevents"
 ) -> Message | None:
     """The message a sink with this mode and format gets; None when it gets nothing."""
+    if format == "azureml":
+        return azureml(occurrence)
+    return structured(occurrence) if mode == "structured" else binary(occurrence)
+
+
+def encode_payload(
+    payload: bytes, mode: str = "binary", format: str = "cloudevents"
+) -> Message | None:
+    """`encode` for a stored payload (`occurrence.to_payload`) and a sink's mode and format as
+    written in its spec; unknown values fall back to binary CloudEvents."""
+    occurrence = from_payload(payload)
     if format == "azureml":
         return azureml(occurrence)
     return structured(occurrence) if mode == "structured" else binary(occurrence)
