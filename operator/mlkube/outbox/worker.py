@@ -127,8 +127,11 @@ class SinkWorker:
             await self._sleep(IDLE_RECHECK if upcoming is None else upcoming - now)
 
     async def _sleep(self, seconds: float) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # arrives as the wake-up does, and the worker would never stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=max(min(seconds, IDLE_RECHECK), 0))
+            async with asyncio.timeout(max(min(seconds, IDLE_RECHECK), 0)):
+                await self._wake.wait()
 
     async def _send(self, row: Due) -> None:
         try:
