@@ -1,7 +1,7 @@
 """Event delivery figures: throughput and latency to a local CloudEvents sink, enqueue cost
 while the sink is down, and memory with 10,000 undelivered events queued.
 
-The sink is the process tests' receiver (tests/process/outbox/receiver.py: Python's threading
+The sink is the process tests' receiver (tests/process/outbox/outbox_receiver.py: Python's threading
 HTTP server parsing every request with the `cloudevents` SDK) on loopback, so the figures are
 those of a modest real receiver, not of the engine alone. Phases:
 
@@ -10,7 +10,7 @@ those of a modest real receiver, not of the engine alone. Phases:
   enqueue     cost of one enqueue call (one event, one fsync'd commit) for a sink that is
               down, alone and while the engine retries 2,000 events for it: p50/p99 (what a
               Kopf handler pays)
-  memory      RSS of a delivering process (tests/process/outbox/deliverer.py) on an empty
+  memory      RSS of a delivering process (tests/process/outbox/outbox_deliverer.py) on an empty
               outbox vs one holding 10,000 events for a sink that is down (enqueued by an
               earlier process), and the outbox file size
 
@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "process" / "outbox"))
 
-from deliverer import event  # noqa: E402
-from harness import Deliverer, Receiver  # noqa: E402
+from outbox_deliverer import event  # noqa: E402
+from outbox_harness import Deliverer, Receiver  # noqa: E402
 
 from mlkube.devcluster.procs import free_port  # noqa: E402
 from mlkube.outbox.codec import to_outbox  # noqa: E402

@@ -10,8 +10,8 @@ from collections import Counter
 from email.utils import formatdate
 from typing import Any
 
-from deliverer import event_id, event_ids
-from harness import wait_until
+from outbox_deliverer import event_id, event_ids
+from outbox_harness import wait_until
 
 
 def _all_delivered(receiver: Any, n: int, timeout: float = 30) -> list[dict[str, Any]]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from deliverer import event_ids
-from harness import wait_until
+from outbox_deliverer import event_ids
+from outbox_harness import wait_until
 
 
 def test_sigkill_with_pending_events_then_a_new_process_delivers_them_all(procs: Any) -> None:
