@@ -123,6 +123,15 @@ class Delivery:
         by_id = {occ.id: event for occ, event in pairs}
         return self.outbox.enqueue([occ for occ, _ in pairs], lambda occ: sinks(by_id[occ.id]))
 
+    def retain(self, uid: str, implied_ids: Iterable[str]) -> None:
+        """After extracting object `uid`: the ids it implies now (the others may be pruned
+        after the grace). See Outbox.retain."""
+        self.outbox.retain(uid, implied_ids)
+
+    def forget(self, uid: str) -> None:
+        """Object `uid` was deleted (after enqueueing its deletion events)."""
+        self.outbox.forget(uid)
+
     def set_sink(self, sink: SinkConfig) -> None:
         """Add or change a sink (a changed fingerprint lifts a 410 stop)."""
         self._sinks[sink.key] = sink

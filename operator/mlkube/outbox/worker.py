@@ -136,9 +136,12 @@ class SinkWorker:
     async def _send(self, row: Due) -> None:
         try:
             outcome = await self._attempt(row)
-        except Exception:  # a bug must not lose the row: it stays pending
+        except Exception as err:  # a bug or a bad payload: retried with the backoff, bounded
             log.exception("sending event %s to %s", row.event.id, self.sink.key)
-            outcome = Outcome(row, None, None, self._clock())
+            now, answer = self._clock(), Answer(None, message=f"internal error: {err!r}")
+            outcome = Outcome(
+                row, decide(self.sink, row.target, row.attempts, answer, now), answer, now
+            )
         self._outcomes.append(outcome)
         self._settle_wake.set()
 

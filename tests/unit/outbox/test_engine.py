@@ -132,3 +132,19 @@ def test_enqueue_returns_at_once_while_a_sink_hangs(tmp_path: Path) -> None:
 
 def test_occurrences_are_outbox_values() -> None:
     assert all(isinstance(e, Occurrence) for e in EVENTS) and len({e.id for e in EVENTS}) > 10
+
+
+def test_an_event_the_encoder_cannot_read_is_retried_then_given_up(tmp_path: Path) -> None:
+    async def body(engine: Delivery, outbox: Outbox) -> None:
+        runner, url, seen = await _sink(202)
+        engine.set_sink(SinkConfig("ns/b", Target(url), retry=2, backoff_delay=0.01))
+        bad = replace(EVENTS[0], id="bad", payload=b"not json")
+        engine.enqueue([bad, EVENTS[1]], ["ns/b"])
+        await _until(lambda: engine.state("ns/b").failed == 1)
+        state = engine.state("ns/b")
+        assert state.delivered == 1 and state.pending == 0
+        assert state.last_failure is not None and "internal error" in state.last_failure.message
+        assert seen == [EVENTS[1].id]
+        await runner.cleanup()
+
+    _run(tmp_path, body)
