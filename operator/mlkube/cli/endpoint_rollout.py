@@ -52,13 +52,17 @@ def add_commands(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                 "--full", action="store_true",
                 help="skip the remaining steps and analyses: go to spec.traffic now",
             )  # fmt: skip
+        parser.add_argument(
+            "--wait", action="store_true", help="wait until the operator has handled it"
+        )
+        parser.add_argument("--timeout", type=float, default=60.0, help="seconds for --wait")
         parser.set_defaults(func=rollout_request, rollout_action=verb)
         parsers.append(parser)
     for parser in parsers:
         add_kube_options(parser)
 
 
-def rollout_request(args: argparse.Namespace) -> int:
+def rollout_request(args: argparse.Namespace, sleep: Callable[[float], None] = time.sleep) -> int:
     full = getattr(args, "full", False)
     action = cast(RolloutAction, "promote-full" if full else args.rollout_action)
     kube, namespace = connect(args)
@@ -79,8 +83,22 @@ def rollout_request(args: argparse.Namespace) -> int:
     print(
         f"onlineendpoint.{GROUP}/{args.name}: rollout {action} requested (request {request.id},"
         f" revision {request.revision[:19]}); follow it with"
-        f" `mlkube endpoint rollout status {args.name} --watch`"
+        f" `mlkube endpoint rollout status {args.name} --watch`",
+        flush=True,
     )
+    if not args.wait:
+        return 0
+    deadline = time.monotonic() + args.timeout
+    while (
+        outcome := view.request_outcome(get_endpoint(kube, namespace, args.name), request)
+    ) is None:
+        if time.monotonic() > deadline:
+            raise CliError(
+                f"request {request.id} not handled after {args.timeout:.0f}s (is the operator"
+                " running?); it stays in place and runs when the operator gets to it"
+            )
+        sleep(1.0)
+    print(f"onlineendpoint.{GROUP}/{args.name}: {outcome}")
     return 0
 
 

@@ -92,6 +92,26 @@ def pending_request(obj: Obj) -> str | None:
     return None if status.get("lastRequest") == request.id else request.action
 
 
+def request_outcome(obj: Obj, request: RolloutRequest) -> str | None:
+    """None while the operator has not handled `request`; what the rollout is once it has.
+    CliError when it never will: another request replaced it, or the revision moved on."""
+    _, status = _rollout(obj)
+    if status.get("lastRequest") == request.id:
+        reason = f" ({status['reason']})" if status.get("reason") else ""
+        return f"handled: the rollout is {status.get('phase')}{reason}"
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    written = annotations.get(ANNOTATION_ROLLOUT_REQUEST) or ""
+    if request.id not in written:
+        raise CliError(f"request {request.id} was replaced by another request before it ran")
+    revision = status.get("revision")
+    if revision and revision != request.revision:
+        raise CliError(
+            f"the rollout moved to revision {revision[:19]} before request {request.id} ran;"
+            " the operator ignores it (run the command again)"
+        )
+    return None
+
+
 def _line(label: str, value: str) -> list[str]:
     """`Label:      value`, wrapped at WIDTH with continuation lines under the value."""
     head = f"{label + ':':<{LABEL}}"

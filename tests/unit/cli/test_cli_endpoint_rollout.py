@@ -6,18 +6,22 @@ Against the real API server: tests/integration/test_rollout_cli.py.
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from mlkube.api.rollout_status import RolloutAction, parse_rollout_request
+from mlkube.api.rollout_status import RolloutAction, RolloutRequest, parse_rollout_request
+from mlkube.cli import endpoint_rollout as commands
 from mlkube.cli import endpoint_rollout_view as view
 from mlkube.cli.endpoint_view import render_details
 from mlkube.cli.errors import CliError
 from mlkube.cli.main import build_parser
 from mlkube.contract import ANNOTATION_ROLLOUT_REQUEST
+from support.fake_kube import FakeKube
 from support.rollouts import aborted_status, endpoint, rollout_status
 
 NOW = datetime(2026, 11, 30, 12, 0, 35, tzinfo=UTC)
@@ -205,3 +209,111 @@ def test_parser() -> None:
         assert parser.parse_args(["endpoint", "rollout", verb, "x"]).rollout_action == verb
     with pytest.raises(SystemExit):
         parser.parse_args(["endpoint", "rollout", "abort", "x", "--full"])
+
+
+# -- the commands' I/O, on the in-memory API ---------------------------------------------------
+
+KEY = ("mlkube.dev/v1alpha1", "OnlineEndpoint", "risk", "credit")
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
+    kube = FakeKube()
+    obj = endpoint("credit", "risk")
+    obj["status"] = {"traffic": {"blue": 90, "green": 10}, "rollout": rollout_status()}
+    kube.put(obj)
+    monkeypatch.setattr(commands, "connect", lambda args: (kube, "risk"))
+    return kube
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["endpoint", "rollout", *argv])
+
+
+def _set_status(kube: FakeKube, **rollout: Any) -> None:
+    kube.mutate(KEY, lambda o: o["status"]["rollout"].update(rollout))
+
+
+def _written(kube: FakeKube) -> RolloutRequest:
+    annotations = kube.objects[KEY]["metadata"]["annotations"]
+    return parse_rollout_request(annotations[ANNOTATION_ROLLOUT_REQUEST])
+
+
+def test_request_command_writes_the_annotation(
+    fake: FakeKube, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert commands.rollout_request(_args("abort", "credit")) == 0
+    request = _written(fake)
+    assert (request.action, request.revision) == ("abort", rollout_status()["revision"])
+    assert fake.writes == [("patch", KEY)]
+    assert f"rollout abort requested (request {request.id}" in capsys.readouterr().out
+
+
+def test_request_command_refuses_to_race_a_concurrent_change(fake: FakeKube) -> None:
+    # Someone writes between our read and our patch: the resourceVersion guard makes it a 409.
+    def race(verb: str, key: Any) -> None:
+        if verb == "patch" and not fake.written():
+            fake.before.clear()
+            _set_status(fake, revision="sha256:" + "cd" * 32)
+
+    fake.before.append(race)
+    with pytest.raises(CliError, match="changed while the request was written"):
+        commands.rollout_request(_args("promote", "credit"))
+    assert "annotations" not in fake.objects[KEY]["metadata"]
+
+
+def test_wait_until_the_operator_handled_the_request(
+    fake: FakeKube, capsys: pytest.CaptureFixture[str]
+) -> None:
+    naps: list[float] = []
+
+    def operator_acts(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 2:
+            _set_status(fake, lastRequest=_written(fake).id, phase="Aborted", reason="ManualAbort")
+
+    code = commands.rollout_request(_args("abort", "credit", "--wait"), sleep=operator_acts)
+    assert code == 0 and len(naps) == 2
+    assert "credit: handled: the rollout is Aborted (ManualAbort)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda kube: _set_status(kube, revision="sha256:" + "ef" * 32), "moved to revision"),
+        (lambda kube: kube.mutate(KEY, lambda o: o["metadata"]["annotations"].update(
+            {ANNOTATION_ROLLOUT_REQUEST: '{"action":"abort","id":"other","revision":"r"}'})),
+         "replaced by another request"),
+    ],
+)  # fmt: skip
+def test_wait_stops_when_the_request_can_no_longer_run(
+    fake: FakeKube, change: Callable[[FakeKube], None], message: str
+) -> None:
+    with pytest.raises(CliError, match=message):
+        commands.rollout_request(_args("promote", "credit", "--wait"), sleep=lambda _: change(fake))
+
+
+def test_wait_times_out_with_the_request_left_in_place(fake: FakeKube) -> None:
+    _set_status(fake, phase="Paused", reason="Inconclusive")
+    with pytest.raises(CliError, match="not handled after 0s"):
+        commands.rollout_request(_args("retry", "credit", "--wait", "--timeout", "0"))
+    assert _written(fake).action == "retry"
+
+
+def test_watch_prints_each_change_and_exits_1_on_abort(
+    fake: FakeKube, capsys: pytest.CaptureFixture[str]
+) -> None:
+    states = iter([{"weight": 10}, {"weight": 50, "stepIndex": 4}, {"weight": 50},
+                   {"phase": "Aborted", "weight": 0}])  # fmt: skip
+
+    def tick(_: float) -> None:
+        _set_status(fake, **next(states))
+
+    code = commands.rollout_status(
+        _args("status", "credit", "--watch"), sleep=tick, clock=lambda: NOW
+    )
+    views = capsys.readouterr().out.split("\n--- ")
+    assert code == 1
+    assert len(views) == 3  # the first view, the move to step 5, the abort (no-ops not printed)
+    assert "Step:       5/6 setWeight 50" in views[1]
+    assert views[2].startswith("12:00:35\n") and "Rollout:    Aborted" in views[2]
