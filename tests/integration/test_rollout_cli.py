@@ -75,8 +75,28 @@ def test_rollout_verbs_write_requests_and_status_renders(
     assert "Aborted:    metric errors measured 0.12, condition result <= 0.01" in out
     assert "Traffic:    spec wants green=100, running blue=100" in out
     assert "Request:" not in out
-    code, out, _ = _run(capsys, "endpoint", "rollout", "retry", EP, *ns)
+
+    # retry --wait returns once the operator (here: this thread) records the request's id.
+    def operator_handles() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            text = _get(kube, namespace)["metadata"]["annotations"][ANNOTATION_ROLLOUT_REQUEST]
+            retry = parse_rollout_request(text)
+            if retry.id != request.id:
+                restarted = rollout_status(reason="StepWeight", stepIndex=0, lastRequest=retry.id)
+                _write_status(kube, namespace, rollout=restarted)
+                return
+            time.sleep(0.2)
+
+    handler = threading.Thread(target=operator_handles)
+    handler.start()
+    code, out, _ = _run(capsys, "endpoint", "rollout", "retry", EP, "--wait", "--timeout", "30",
+                        *ns)  # fmt: skip
+    handler.join()
     assert code == 0
+    assert out.splitlines()[-1] == (
+        f"onlineendpoint.mlkube.dev/{EP}: handled: the rollout is Progressing (StepWeight)"
+    )
     retry = parse_rollout_request(
         _get(kube, namespace)["metadata"]["annotations"][ANNOTATION_ROLLOUT_REQUEST]
     )

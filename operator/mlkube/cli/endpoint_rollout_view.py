@@ -176,13 +176,13 @@ def render_rollout(obj: Obj, now: datetime) -> list[str]:
     times = _times(status, now)
     lines = _line("Rollout", f"{phase}{reason}" + (f", {times}" if times else ""))
     lines += _line("Step", _step_text(spec, status))
-    candidate, stable = spec.get("candidate", "?"), spec.get("stable", "?")
     scaled = ", scaled to 0 replicas" if status.get("scaledDown") else ""
-    lines += _line(
-        "Candidate",
-        f"{candidate}: {status.get('weight', 0)}% live, {status.get('mirror', 0)}% mirrored"
-        f"{scaled} (stable {stable})",
-    )
+    split = f"{status.get('weight', 0)}% live, {status.get('mirror', 0)}% mirrored{scaled}"
+    if spec:
+        split = f"{spec.get('candidate')}: {split} (stable {spec.get('stable')})"
+    else:  # the rollout was taken out of the spec; its last status is still shown
+        split += " (spec.rollout removed)"
+    lines += _line("Candidate", split)
     wants = _split(endpoint_spec.get("traffic"))
     running = _split(endpoint_status.get("traffic"))
     if endpoint_spec.get("mirror") or endpoint_status.get("mirror"):

@@ -176,6 +176,14 @@ def test_promoted_and_unstarted_rollouts() -> None:
         view.render_status({**_obj(), "spec": {"traffic": {"blue": 100}}}, NOW)
 
 
+def test_a_rollout_taken_out_of_the_spec_still_shows_its_last_status() -> None:
+    obj = _obj(rollout_status(phase="Promoted", weight=100, metrics=[]))
+    del obj["spec"]["rollout"]
+    lines = _fits(view.render_status(obj, NOW))
+    assert "Candidate:  100% live, 0% mirrored (spec.rollout removed)" in lines
+    assert "Step:       2/6" in lines
+
+
 def test_a_pending_request_shows() -> None:
     annotation = view.build_request(_obj(rollout_status()), "promote", "x").to_annotation()
     lines = view.render_status(_obj(rollout_status(), annotation=annotation), NOW).splitlines()
