@@ -39,6 +39,7 @@ from mlkube.api.rollout import (
     RolloutMetric,
 )
 from mlkube.reconcile.drift_episodes import format_time, parse_time
+from mlkube.reconcile.pipeline_when import cel_reason, quote_when
 
 KEPT_MEASUREMENTS: Final = 5
 MAX_CONDITION: Final = 1024
@@ -62,15 +63,6 @@ class RawMeasurement:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """Why a metric ended the way it did, for the abort record and messages."""
-
-    value: float | None
-    condition: str | None
-    text: str
-
-
 class ConditionError(ValueError):
     """A CEL condition that cannot be compiled or evaluated, or is not a bool."""
 
@@ -82,12 +74,11 @@ def _program(expression: str) -> celpy.Runner:
     try:
         return _ENV.program(_ENV.compile(expression))
     except Exception as err:  # CELParseError, lark errors, RecursionError
-        raise ConditionError(f"condition {expression!r} does not compile: {_line(err)}") from err
-
-
-def _line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
+        column = getattr(err, "column", None)
+        where = f"syntax error at column {column}" if column else cel_reason(err).split("\n")[0]
+        raise ConditionError(
+            f"condition {quote_when(expression)} does not compile: {where}"
+        ) from err
 
 
 def check_condition(expression: str) -> None:
@@ -105,12 +96,14 @@ def evaluate(
         activation = {k: json_to_cel(None if v is None else float(v)) for k, v in variables.items()}
         value = program.evaluate(activation)
     except Exception as err:  # CELEvalError, TypeError, RecursionError, ...
-        raise ConditionError(f"condition {expression!r} failed: {_line(err)}") from err
+        raise ConditionError(
+            f"condition {quote_when(expression)} failed: {cel_reason(err)}"
+        ) from err
     if isinstance(value, Exception):  # celpy returns some errors as values
-        raise ConditionError(f"condition {expression!r} failed: {_line(value)}")
+        raise ConditionError(f"condition {quote_when(expression)} failed: {cel_reason(value)}")
     if not isinstance(value, celtypes.BoolType):
         kind = type(value).__name__.removesuffix("Type").lower()
-        raise ConditionError(f"condition {expression!r} is a {kind}, not a bool")
+        raise ConditionError(f"condition {quote_when(expression)} is a {kind}, not a bool")
     return bool(value)
 
 
@@ -260,43 +253,3 @@ def record(
     if phase != "Running":
         updated = updated.model_copy(update={"phase": phase, "next_measurement_at": None})
     return updated
-
-
-def _fmt(value: float | None) -> str:
-    return "nothing" if value is None else f"{value:.6g}"
-
-
-def verdict(metric: RolloutMetric, status: MetricStatus) -> Verdict:
-    """What decided the metric's phase, worded for the abort record and the Paused message."""
-    last = status.measurements[-1] if status.measurements else None
-    value = last.value if last is not None else None
-    name = metric.name
-    if status.phase == "Error":
-        why = last.message if last is not None and last.message else "provider error"
-        text = (
-            f"metric {name} failed to measure {status.consecutive_errors} times in a row"
-            f" (consecutiveErrorLimit {metric.consecutive_error_limit}): {why}"
-        )
-        return Verdict(value, None, text)
-    if last is not None and last.phase == "NoData":
-        policy = f"noDataPolicy {metric.no_data_policy}"
-        limit = (
-            f"failureLimit {metric.failure_limit}"
-            if status.phase == "Failed"
-            else f"inconclusiveLimit {metric.inconclusive_limit}"
-        )
-        text = f"metric {name} had no data: {last.message} ({policy}, {limit})"
-        return Verdict(None, None, text)
-    if status.phase == "Inconclusive":
-        neither = " nor ".join(c for c in (metric.success_condition, metric.failure_condition) if c)
-        text = (
-            f"metric {name} measured {_fmt(value)}, neither {neither}"
-            f" (inconclusiveLimit {metric.inconclusive_limit})"
-        )
-        return Verdict(value, metric.success_condition, text)
-    condition = metric.failure_condition or metric.success_condition
-    text = (
-        f"metric {name} measured {_fmt(value)}, condition {condition}"
-        f" (failureLimit {metric.failure_limit})"
-    )
-    return Verdict(value, condition, text)

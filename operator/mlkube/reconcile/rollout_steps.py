@@ -30,9 +30,9 @@ from mlkube.reconcile.rollout_analysis import (
     record,
     stamp,
     start_metric,
-    verdict,
 )
 from mlkube.reconcile.rollout_split import RunningSplit, running_split
+from mlkube.reconcile.rollout_verdict import verdict
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from mlkube.reconcile.rollout_analysis import (
     judge,
     record,
     start_metric,
-    verdict,
 )
+from mlkube.reconcile.rollout_verdict import verdict
 
 T0 = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 
