@@ -17,10 +17,10 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, get_args
+from typing import Final
 
 from mlkube.api.endpoint import OnlineEndpointSpec
-from mlkube.api.rollout import RolloutAbort, RolloutStatus
+from mlkube.api.rollout_status import RolloutAbort, RolloutRequest, RolloutStatus
 from mlkube.reconcile.drift_episodes import parse_time
 from mlkube.reconcile.rollout_analysis import RawMeasurement, is_due, stamp, start_metric
 from mlkube.reconcile.rollout_split import running_split, scale_down_at, start_traffic
@@ -36,20 +36,8 @@ from mlkube.reconcile.rollout_steps import (
     split_text,
 )
 
-REQUEST_ANNOTATION: Final = "mlkube.dev/rollout-request"
 TICK: Final = 5.0
 MIN_TICK: Final = 0.2
-RequestAction = Literal["promote", "promote-full", "abort", "retry"]
-ACTIONS: Final[dict[object, RequestAction]] = {a: a for a in get_args(RequestAction)}
-
-
-@dataclass(frozen=True)
-class RolloutRequest:
-    """A CLI request from the rollout-request annotation."""
-
-    action: RequestAction
-    id: str
-    revision: str
 
 
 @dataclass(frozen=True)
@@ -87,25 +75,6 @@ class RolloutPlan:
     events: tuple[RolloutEvent, ...] = ()
     conditions: tuple[ConditionWant, ...] = ()
     delay: float | None = None
-
-
-def parse_request(text: str | None) -> RolloutRequest | None:
-    """The annotation's request; None when absent or malformed (a hand edit)."""
-    try:
-        data = json.loads(text) if text else None
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    action, id_, revision_ = data.get("action"), data.get("id"), data.get("revision")
-    if (
-        action not in ACTIONS
-        or not isinstance(id_, str)
-        or not id_
-        or not isinstance(revision_, str)
-    ):
-        return None
-    return RolloutRequest(action=ACTIONS[action], id=id_[:128], revision=revision_)
 
 
 def revision(spec: OnlineEndpointSpec) -> str:

@@ -13,16 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from mlkube.api.common import bound_message
 from mlkube.api.duration import parse_duration
 from mlkube.api.endpoint import OnlineEndpointSpec
-from mlkube.api.rollout import (
-    MetricStatus,
-    RolloutAbort,
-    RolloutMetric,
-    RolloutSpec,
-    RolloutStatus,
-    RolloutStep,
-)
+from mlkube.api.rollout import RolloutMetric, RolloutSpec
+from mlkube.api.rollout_status import RolloutAbort, RolloutMetricStatus, RolloutStatus
 from mlkube.reconcile.drift_episodes import parse_time
 from mlkube.reconcile.rollout_analysis import (
     RawMeasurement,
@@ -57,18 +52,6 @@ def definitions(spec: OnlineEndpointSpec) -> dict[str, RolloutMetric]:
 def split_text(split: Mapping[str, int]) -> str:
     """`{blue: 90, green: 10}`: name order, zero shares left out."""
     return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(split.items()) if v > 0) + "}"
-
-
-def step_text(step: RolloutStep) -> str:
-    if step.set_weight is not None:
-        return f"setWeight {step.set_weight}"
-    if step.set_mirror is not None:
-        return f"setMirror {step.set_mirror}"
-    if step.pause is not None:
-        return f"pause {step.pause.duration}" if step.pause.duration else "pause"
-    if step.analysis is not None:
-        return "analysis " + ", ".join(step.analysis.metrics)
-    return "empty step"
 
 
 def where(status: RolloutStatus) -> str:
@@ -115,7 +98,7 @@ def enter(
         ]
         update.update(metrics=[*kept, *fresh], reason="StepAnalysis")
     status = status.model_copy(update=update)
-    status = status.model_copy(update={"message": f"{where(status)}: {step_text(step)}"})
+    status = status.model_copy(update={"message": f"{where(status)}: {step.describe()}"})
     events.append(RolloutEvent("Normal", "RolloutStep", status.message))
     if status.phase == "Paused":
         message = f"{status.message}: waiting for `mlkube endpoint rollout promote`"
@@ -155,7 +138,7 @@ def abort(
                 "weight": 0, "mirror": 0, "metrics": stopped, "scaled_down": False}
     )  # fmt: skip
     running = running_split(spec, aborted, now).traffic
-    message = (
+    message = bound_message(
         f"rollout aborted: {record_.message}; spec wants {split_text(spec.traffic)},"
         f" running {split_text(running)}"
     )
@@ -170,7 +153,7 @@ def _measure(
     now: dt.datetime,
 ) -> RolloutStatus:  # fmt: skip
     defs = definitions(spec)
-    metrics: list[MetricStatus] = []
+    metrics: list[RolloutMetricStatus] = []
     for metric in status.metrics:
         raw = measurements.get(metric.name)
         if raw is not None and metric.name in defs and is_due(metric, now):
@@ -260,7 +243,7 @@ def run(
             continue
         done, waiting = _done(spec, status, served, now)
         if not done:
-            step = step_text(plan_of(spec).steps[status.step_index])
+            step = plan_of(spec).steps[status.step_index].describe()
             return status.model_copy(update={"message": f"{where(status)}: {step}, {waiting}"})
         status = enter(spec, status, status.step_index + 1, now, events)
     return status
