@@ -34,6 +34,8 @@ from mlkube.reconcile.rollout_steps import (
     promote,
     run,
     split_text,
+    step_reason,
+    where,
 )
 
 TICK: Final = 5.0
@@ -144,7 +146,8 @@ def _request(
         cause = RolloutAbort(message=f"abort requested ({request.id})")
         return abort(spec, status, now, "ManualAbort", cause, events)
     if request.action == "retry" and status.phase == "Aborted":
-        events.append(RolloutEvent("Normal", "RolloutStarted", "rollout retried"))
+        message = f"{_started(spec, status)} again (retry {request.id})"
+        events.append(RolloutEvent("Normal", "RolloutStarted", message))
         return _new(spec, status.revision, status.start_traffic, now, request.id)
     if request.action == "promote-full" and status.phase != "Promoted":
         return promote(spec, status, now, "PromotedFull", events)
@@ -174,8 +177,11 @@ def _continue(
     ]  # fmt: skip
     status = status.model_copy(update={"metrics": metrics})
     if status.phase == "Paused" and status.reason == "Inconclusive" and not step_inconclusive:
-        events.append(RolloutEvent("Normal", "RolloutStep", "rollout resumed by promote"))
-        return status.model_copy(update={"phase": "Progressing", "reason": "Resumed"})
+        step = plan_of(spec).steps[status.step_index]
+        message = f"{where(status)}: {step.describe()}, resumed by promote"
+        events.append(RolloutEvent("Normal", "RolloutStep", message))
+        update = {"phase": "Progressing", "reason": step_reason(step), "message": message}
+        return status.model_copy(update=update)
     return enter(spec, status, status.step_index + 1, now, events)
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 from mlkube.api.common import bound_message
 from mlkube.api.duration import parse_duration
 from mlkube.api.endpoint import OnlineEndpointSpec
-from mlkube.api.rollout import RolloutMetric, RolloutSpec
+from mlkube.api.rollout import RolloutMetric, RolloutSpec, RolloutStep
 from mlkube.api.rollout_status import RolloutAbort, RolloutMetricStatus, RolloutStatus
 from mlkube.reconcile.drift_episodes import parse_time
 from mlkube.reconcile.rollout_analysis import (
@@ -54,6 +54,15 @@ def split_text(split: Mapping[str, int]) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(split.items()) if v > 0) + "}"
 
 
+def step_reason(step: RolloutStep) -> str:
+    """status.rollout.reason while a step runs (pause_end relies on "Pause")."""
+    if step.set_weight is not None:
+        return "SetWeight"
+    if step.set_mirror is not None:
+        return "SetMirror"
+    return "Pause" if step.pause is not None else "StepAnalysis"
+
+
 def where(status: RolloutStatus) -> str:
     return f"step {status.step_index + 1}/{status.steps}"
 
@@ -83,20 +92,20 @@ def enter(
     kept = [m for m in status.metrics if m.background]
     update: dict[str, object] = {
         "phase": "Progressing", "step_index": index, "step_started_at": stamp(now),
-        "metrics": kept, "reason": "Step",
+        "metrics": kept, "reason": step_reason(step),
     }  # fmt: skip
     if step.set_weight is not None:
-        update.update(weight=step.set_weight, mirror=0, reason="SetWeight")
+        update.update(weight=step.set_weight, mirror=0)
     elif step.set_mirror is not None:
-        update.update(weight=0, mirror=step.set_mirror, reason="SetMirror")
+        update.update(weight=0, mirror=step.set_mirror)
     elif step.pause is not None:
-        update.update(reason="Pause", phase="Progressing" if step.pause.duration else "Paused")
+        update.update(phase="Progressing" if step.pause.duration else "Paused")
     elif step.analysis is not None:
         defs = definitions(spec)
         fresh = [
             start_metric(defs[n], now, background=False) for n in step.analysis.metrics if n in defs
         ]
-        update.update(metrics=[*kept, *fresh], reason="StepAnalysis")
+        update.update(metrics=[*kept, *fresh])
     status = status.model_copy(update=update)
     status = status.model_copy(update={"message": f"{where(status)}: {step.describe()}"})
     events.append(RolloutEvent("Normal", "RolloutStep", status.message))
@@ -122,7 +131,8 @@ def promote(
         update={
             "phase": "Promoted", "reason": reason, "message": message,
             "finished_at": stamp(now), "weight": spec.traffic.get(candidate, 0),
-            "mirror": spec.mirror.get(candidate, 0), "metrics": stopped,
+            "mirror": spec.mirror.get(candidate, 0), "metrics": stopped, "abort": None,
+            "scaled_down": False,
         }
     )  # fmt: skip
 

@@ -300,6 +300,41 @@ def test_background_analysis_from_its_starting_step() -> None:
     assert failed.abort.metric == "live"
 
 
+def test_a_timed_pause_resumed_after_a_background_pause_still_ends() -> None:
+    live = {**ERRORS, "name": "live", "count": 0}
+    endpoint = spec(
+        steps=[{"pause": {"duration": "1m"}}, {"setWeight": 20}],
+        backgroundAnalysis={"metrics": ["live"]},
+        metrics=[ERRORS, live],
+    )
+    status = tick(endpoint, None, T0).rollout
+    assert status is not None and (status.reason, status.phase) == ("Pause", "Progressing")
+    paused = tick(endpoint, status, at(10), measurements={"live": MID}).rollout
+    assert paused is not None and paused.phase == "Paused"
+    plan = tick(endpoint, paused, at(20), request=request("promote", paused))
+    resumed = plan.rollout
+    assert resumed is not None and (resumed.phase, resumed.reason, resumed.step_index) == (
+        "Progressing", "Pause", 0,
+    )  # fmt: skip
+    assert plan.events[0].message == "step 1/2: pause 1m, resumed by promote"
+    after = tick(endpoint, resumed, at(60)).rollout
+    assert after is not None and (after.step_index, after.weight) == (1, 20)
+
+
+def test_promote_full_after_an_abort_clears_the_abort() -> None:
+    endpoint = spec()
+    status = at_analysis(endpoint)
+    aborted = tick(endpoint, status, at(12), measurements={"errors": BAD}).rollout
+    assert aborted is not None and aborted.abort is not None
+    full = tick(endpoint, aborted, at(13), request=request("promote-full", aborted)).rollout
+    assert full is not None and (full.phase, full.abort, full.scaled_down) == (
+        "Promoted",
+        None,
+        False,
+    )
+    assert running_split(endpoint, full, at(9999)).replicas == {}
+
+
 def test_one_measurement_feeds_a_step_and_a_background_metric_of_the_same_name() -> None:
     endpoint = spec(backgroundAnalysis={"metrics": ["errors"]})
     status = tick(endpoint, None, T0, split_applied=True).rollout
