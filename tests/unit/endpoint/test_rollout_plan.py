@@ -9,6 +9,8 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.api.rollout_status import RolloutRequest, RolloutStatus
@@ -389,3 +391,61 @@ def test_a_served_zero_weight_step_completes_at_once_and_no_rollout_is_none() ->
     assert reasons(plan) == ["RolloutPromoted"]
     plain = endpoint.model_copy(update={"rollout": None})
     assert advance(plain, plan.rollout, Observations(), T0) == RolloutPlan(None)
+
+
+TICKS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "dt": st.floats(0.1, 40),
+            "available": st.booleans(),
+            "applied": st.booleans(),
+            "raw": st.sampled_from(
+                [GOOD, BAD, MID, RawMeasurement(error="down"), RawMeasurement()]
+            ),
+            "action": st.sampled_from(
+                [None, None, None, "promote", "promote-full", "abort", "retry"]
+            ),
+        }
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(ticks=TICKS, background=st.booleans())
+def test_any_tick_sequence_keeps_the_invariants(
+    ticks: list[dict[str, Any]], background: bool
+) -> None:
+    """Whatever happens: the status validates against the API model, the split sums to 100 with
+    the candidate never live and mirrored, a terminal phase stays put without a request, and a
+    Failed metric never passes."""
+    endpoint = spec(backgroundAnalysis={"metrics": ["errors"]}) if background else spec()
+    status: RolloutStatus | None = None
+    now = T0
+    for n, step in enumerate(ticks):
+        now += dt.timedelta(seconds=step["dt"])
+        req = None
+        if step["action"] and status is not None:
+            req = request(step["action"], status, f"id{n}")
+        due = due_metrics(status, now)
+        plan = tick(
+            endpoint, status, now, candidate_available=step["available"],
+            split_applied=step["applied"], measurements={m: step["raw"] for m in due}, request=req,
+        )  # fmt: skip
+        new = plan.rollout
+        assert new is not None
+        assert RolloutStatus.model_validate(new.model_dump(mode="json")) == new
+        split = running_split(endpoint, new, now)
+        assert sum(split.traffic.values()) == 100
+        assert not (split.traffic.get("green", 0) > 0 and split.mirror.get("green", 0) > 0)
+        if status is not None and req is None and status.phase in ("Promoted", "Aborted"):
+            assert new.phase == status.phase
+        if status is not None and req is None and new.phase in ("Progressing", "Paused"):
+            before = {(m.name, m.background): m.phase for m in status.metrics}
+            for m in new.metrics:
+                if before.get((m.name, m.background)) == "Failed":
+                    assert m.phase == "Failed"
+        if new.phase == "Aborted":
+            assert new.weight == 0 and new.mirror == 0 and split.traffic["green"] == 0
+        assert plan.delay is None or plan.delay >= 0.2
+        status = new
