@@ -24,7 +24,8 @@ from mlkube.reconcile.rollout_plan import (
     revision,
 )
 from mlkube.reconcile.rollout_split import running_split
-from support.rollout import ERRORS, LATENCY, T0, at, spec
+from support.rollout_ticks import ERRORS, LATENCY, T0, at, spec
+from support.rollouts import endpoint_spec
 
 GOOD = RawMeasurement(value=0.001, candidate=0.1, stable=0.1, samples=500, stable_samples=500)
 BAD = RawMeasurement(value=0.12, samples=500)
@@ -449,3 +450,35 @@ def test_any_tick_sequence_keeps_the_invariants(
             assert new.weight == 0 and new.mirror == 0 and split.traffic["green"] == 0
         assert plan.delay is None or plan.delay >= 0.2
         status = new
+
+
+def drive(endpoint: OnlineEndpointSpec, raw: RawMeasurement, seconds: int) -> list[RolloutPlan]:
+    """Tick every second with the split served, measuring what is due with `raw`."""
+    plans, status = [], None
+    for n in range(seconds):
+        now = at(n)
+        plan = tick(
+            endpoint, status, now, split_applied=True,
+            measurements={m: raw for m in due_metrics(status, now)},
+        )  # fmt: skip
+        plans.append(plan)
+        status = plan.rollout
+        if status is not None and status.phase in ("Promoted", "Aborted"):
+            break
+    return plans
+
+
+def test_the_docs_example_promotes_itself_when_healthy_and_aborts_when_broken() -> None:
+    endpoint = OnlineEndpointSpec.model_validate(endpoint_spec())
+    healthy = drive(endpoint, GOOD, 600)
+    last = healthy[-1].rollout
+    assert last is not None and (last.phase, last.reason) == ("Promoted", "Promoted")
+    steps = [e.message for p in healthy for e in p.events if e.reason == "RolloutStep"]
+    assert [s.split(":")[0] for s in steps] == [f"step {i}/6" for i in range(1, 7)]
+    # errors: 10 s apart, count 3; p99: 30 s default interval -> the analyses take 30 s each
+    assert 60 <= len(healthy) <= 60 + 120 + 10
+    broken = drive(endpoint, BAD, 600)
+    aborted = broken[-1].rollout
+    assert aborted is not None and aborted.phase == "Aborted" and aborted.abort is not None
+    # step 1 served at t=1, the background errors (from step 2) measure at t=11: breach noticed
+    assert len(broken) == 12 and aborted.abort.metric == "errors"
