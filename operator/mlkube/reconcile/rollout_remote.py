@@ -95,8 +95,9 @@ def prometheus_measure(doc: Any) -> RawMeasurement:
     if not isinstance(doc, dict):
         return provider_error("Prometheus answer is not a JSON object")
     if doc.get("status") != "success":
-        kind = str(doc.get("errorType") or "error")[:MAX_SHOWN]
-        return provider_error(f"Prometheus query failed ({kind}): {str(doc.get('error'))[:200]}")
+        error_type = str(doc.get("errorType") or "error")[:MAX_SHOWN]
+        why = str(doc.get("error"))[:200]
+        return provider_error(f"Prometheus query failed ({error_type}): {why}")
     data = doc.get("data")
     if not isinstance(data, dict):
         return provider_error("Prometheus answer has no data")
@@ -106,7 +107,8 @@ def prometheus_measure(doc: Any) -> RawMeasurement:
             return provider_error("Prometheus scalar is not [time, value]")
         return _measured(result[1], "Prometheus scalar")
     if kind != "vector":
-        return provider_error(f"Prometheus query returned a {kind}; need a scalar or a vector")
+        shown = str(kind)[:MAX_SHOWN]
+        return provider_error(f"Prometheus query returned a {shown}; need a scalar or a vector")
     if not isinstance(result, list):
         return provider_error("Prometheus vector is not a list")
     if not result:
