@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mlkube.api.rollout import RolloutMetric
 from mlkube.builders.operator_config import LOOPBACK_NETWORKS, OperatorConfig
 from mlkube.controllers.rollout_providers import measure_metric
 from mlkube.reconcile.rollout_measure import RawMeasurement, drift_measure, result_of
@@ -156,3 +157,24 @@ def test_unreachable_web_provider_is_an_error_measurement() -> None:
     provider = {"web": {"url": "http://127.0.0.1:9/none", "jsonPath": "$.a", "timeout": "2s"}}
     raw, _ = measure_metric(ENDPOINT, _metric(provider), FakeKube(), DEV)
     assert raw.error is not None and raw.error.startswith("web: 127.0.0.1:9")
+
+
+def test_entry_point_takes_the_api_model() -> None:
+    metric = RolloutMetric.model_validate(
+        {
+            "name": "drift",
+            "successCondition": "result < 0.5",
+            "provider": {"builtin": {"type": "predictionDrift", "compare": "difference"}},
+        }
+    )
+    raw, state = measure_metric(ENDPOINT, metric, FakeKube(), DEV)
+    assert (raw.candidate, raw.stable, raw.candidate_samples, state) == (1.0, 0.0, 500, None)
+    web = RolloutMetric.model_validate(
+        {
+            "name": "web",
+            "successCondition": "result < 0.5",
+            "provider": {"web": {"url": "http://127.0.0.1:9/x", "jsonPath": "$.a"}},
+        }
+    )
+    raw, _ = measure_metric(ENDPOINT, web, FakeKube(), PROD)
+    assert raw.error is not None and "loopback" in raw.error
