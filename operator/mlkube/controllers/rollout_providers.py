@@ -154,6 +154,9 @@ def measure_metric(
     the OnlineEndpoint object `endpoint` (as read now: spec.rollout names candidate and
     stable, status holds drift), and the state to pass to the next call of this metric."""
     try:
+        rollout = (endpoint.get("spec") or {}).get("rollout") or {}
+        if not rollout.get("candidate"):
+            return provider_error("the endpoint has no spec.rollout.candidate"), state
         provider = _fields(metric).get("provider") or {}
         if "builtin" in provider:
             builtin = provider["builtin"] or {}

@@ -67,14 +67,15 @@ def start_router(tmp_path: Path) -> Iterator[Any]:
     """Factory: a router subprocess serving `doc` (metrics on their own port)."""
     routers: list[Router] = []
 
-    def start(doc: dict[str, Any], metrics_port: int | None = None) -> Router:
+    def start(doc: dict[str, Any], workers: int = 1) -> Router:
         config_dir = KubeFileDir(tmp_path / f"config-{len(routers)}")
         config_dir.write({"config.json": orjson.dumps(doc)})
-        port, metrics = free_port(), metrics_port or free_port()
+        port, metrics = free_port(), free_port()
         log_path = tmp_path / f"router-{len(routers)}.log"
         proc = subprocess.Popen(
             [*ROUTER_CMD, "--config", config_dir.path("config.json"), "--host", "127.0.0.1",
-             "--port", str(port), "--metrics-port", str(metrics), "--log-level", "info"],
+             "--port", str(port), "--metrics-port", str(metrics), "--workers", str(workers),
+             "--log-level", "info"],
             stdout=open(log_path, "wb"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -130,6 +130,9 @@ def test_entry_point_dispatches_and_never_raises() -> None:
     # no Ready router pod: an Error measurement, not an exception
     raw, state = measure_metric(ENDPOINT, _metric({"builtin": {"type": "errorRate"}}), kube, DEV)
     assert raw.error is not None and "no Ready router pod" in raw.error and state is None
+    no_rollout = {**ENDPOINT, "spec": {}}
+    raw, _ = measure_metric(no_rollout, _metric({"builtin": {"type": "inputDrift"}}), kube, DEV)
+    assert raw.error is not None and "spec.rollout" in raw.error
     # a broken definition is an Error too
     raw, _ = measure_metric(ENDPOINT, {"provider": {"builtin": 5}}, kube, DEV)
     assert raw.error is not None
