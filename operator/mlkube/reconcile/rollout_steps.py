@@ -20,12 +20,12 @@ from mlkube.api.rollout import RolloutMetric, RolloutSpec, RolloutStep
 from mlkube.api.rollout_status import RolloutAbort, RolloutMetricStatus, RolloutStatus
 from mlkube.reconcile.drift_episodes import parse_time
 from mlkube.reconcile.rollout_analysis import (
-    RawMeasurement,
     is_due,
     record,
     stamp,
     start_metric,
 )
+from mlkube.reconcile.rollout_measure import RawMeasurement
 from mlkube.reconcile.rollout_split import RunningSplit, running_split
 from mlkube.reconcile.rollout_verdict import verdict
 

@@ -51,11 +51,12 @@ def run(m: RolloutMetric, raws: list[RawMeasurement]) -> RolloutMetricStatus:
     return status
 
 
-GOOD = RawMeasurement(value=0.001, samples=100)
-BAD = RawMeasurement(value=0.2, samples=100)
-MID = RawMeasurement(value=0.03, samples=100)
-NONE = RawMeasurement(value=None, samples=0)
+GOOD = RawMeasurement(candidate=0.001, candidate_samples=100)
+BAD = RawMeasurement(candidate=0.2, candidate_samples=100)
+MID = RawMeasurement(candidate=0.03, candidate_samples=100)
+NONE = RawMeasurement(candidate=None, candidate_samples=0)
 ERR = RawMeasurement(error="router unreachable")
+PROM = {"prometheus": {"address": "http://prom.monitoring.svc:9090", "query": "up"}}
 
 
 @pytest.mark.parametrize(
@@ -68,10 +69,14 @@ ERR = RawMeasurement(error="router unreachable")
         ({"failureCondition": "result > 0.05"}, GOOD, "Successful"),
         ({}, ERR, "Error"),
         ({}, NONE, "NoData"),
-        ({"minSampleCount": 50}, RawMeasurement(value=0.0, samples=49), "NoData"),
-        ({"minSampleCount": 50}, RawMeasurement(value=0.0, samples=50), "Successful"),
-        ({"minSampleCount": 50}, RawMeasurement(value=0.0, samples=None), "Successful"),
-        ({}, RawMeasurement(value=float("nan"), samples=9), "NoData"),
+        ({"minSampleCount": 50}, RawMeasurement(candidate=0.0, candidate_samples=49), "NoData"),
+        ({"minSampleCount": 50}, RawMeasurement(candidate=0.0, candidate_samples=50), "Successful"),
+        (
+            {"minSampleCount": 50, "provider": PROM},
+            RawMeasurement(candidate=0.0, candidate_samples=1),
+            "Successful",
+        ),  # Prometheus and web samples are not counted
+        ({}, RawMeasurement(candidate=float("nan"), candidate_samples=9), "NoData"),
         ({"successCondition": "result <= "}, GOOD, "Error"),  # does not compile
         ({"successCondition": "result + 1"}, GOOD, "Error"),  # not a bool
         ({"successCondition": "stable <= 0.01"}, GOOD, "Error"),  # null stable in absolute
@@ -96,11 +101,18 @@ def test_cel_error_carries_the_condition_and_celpy_message() -> None:
 
 @pytest.mark.parametrize(
     ("compare", "candidate", "stable", "result"),
-    [("ratio", 0.02, 0.01, 2.0), ("difference", 0.02, 0.01, 0.01), ("ratio", 0.0, 0.5, 0.0)],
+    [
+        ("ratio", 0.02, 0.01, 2.0),
+        ("difference", 0.02, 0.01, 0.01),
+        ("ratio", 0.0, 0.5, 0.0),
+        ("ratio", 0.0, 0.0, 1.0),  # both 0: as good as the stable (rollout_measure.result_of)
+    ],
 )
 def test_relative_compare(compare: str, candidate: float, stable: float, result: float) -> None:
-    m = relative(compare, successCondition="result <= 1.5 && candidate >= 0.0 && stable > 0.0")
-    raw = RawMeasurement(candidate=candidate, stable=stable, samples=100, stable_samples=100)
+    m = relative(compare, successCondition="result <= 1.5 && candidate >= 0.0 && stable >= 0.0")
+    raw = RawMeasurement(
+        candidate=candidate, stable=stable, candidate_samples=100, stable_samples=100
+    )
     measured = judge(m, raw, T0)
     assert measured.value == pytest.approx(result)
     assert (measured.candidate, measured.stable) == (candidate, stable)
@@ -110,17 +122,25 @@ def test_relative_compare(compare: str, candidate: float, stable: float, result:
 @pytest.mark.parametrize(
     ("compare", "raw", "why"),
     [
-        ("ratio", RawMeasurement(candidate=0.1, stable=0.0, samples=9, stable_samples=9), "ratio"),
-        ("difference", RawMeasurement(candidate=0.1, stable=None, samples=9), "stable"),
-        ("ratio", RawMeasurement(candidate=None, stable=0.1, samples=9), "candidate"),
         (
             "ratio",
-            RawMeasurement(candidate=1, stable=1, samples=9, stable_samples=4),
-            "stable has 4",
+            RawMeasurement(candidate=0.1, stable=0.0, candidate_samples=9, stable_samples=9),
+            "ratio undefined",
         ),
         (
             "difference",
-            RawMeasurement(candidate=1, stable=1, samples=4, stable_samples=9),
+            RawMeasurement(candidate=0.1, stable=None, candidate_samples=9),
+            "stable: 0 samples",
+        ),
+        ("ratio", RawMeasurement(candidate=None, stable=0.1, candidate_samples=9), "candidate"),
+        (
+            "ratio",
+            RawMeasurement(candidate=1, stable=1, candidate_samples=9, stable_samples=4),
+            "stable: 4 samples (minimum 5)",
+        ),
+        (
+            "difference",
+            RawMeasurement(candidate=1, stable=1, candidate_samples=4, stable_samples=9),
             "4 samples",
         ),
     ],
@@ -216,15 +236,22 @@ def test_a_verdict_is_final() -> None:
     assert not is_due(done, T0 + dt.timedelta(days=1))
 
 
-def test_start_and_due() -> None:
-    status = start_metric(metric(interval="30s"), T0, background=True)
-    assert (status.phase, status.background, status.condition) == (
+def test_a_router_metric_starts_its_window_at_once_others_wait_an_interval() -> None:
+    window = start_metric(metric(interval="30s"), T0, background=True)
+    assert (window.phase, window.background, window.condition) == (
         "Running",
         True,
         "result <= 0.01",
     )
-    assert not is_due(status, T0 + dt.timedelta(seconds=29))
-    assert is_due(status, T0 + dt.timedelta(seconds=30))
+    assert is_due(window, T0)
+    # the provider's first answer is the window's start: nothing counted, due an interval later
+    started = record(metric(interval="30s"), window, RawMeasurement(baseline=True), T0)
+    assert (started.count, started.measurements, started.no_data) == (0, [], 0)
+    assert not is_due(started, T0 + dt.timedelta(seconds=29))
+    assert is_due(started, T0 + dt.timedelta(seconds=30))
+    point = start_metric(metric(interval="30s", provider=PROM), T0, background=False)
+    assert not is_due(point, T0 + dt.timedelta(seconds=29))
+    assert is_due(point, T0 + dt.timedelta(seconds=30))
 
 
 def test_verdict_texts_name_metric_value_condition_and_limit() -> None:
@@ -239,22 +266,23 @@ def test_verdict_texts_name_metric_value_condition_and_limit() -> None:
     assert verdict(m, run(m, [BAD])).condition == "result > 0.05"
     assert "neither result <= 0.01 nor result > 0.05" in verdict(m, run(m, [MID])).text
     nodata = metric(noDataPolicy="Fail", minSampleCount=50)
-    text = verdict(nodata, run(nodata, [RawMeasurement(value=0.0, samples=3)])).text
+    text = verdict(nodata, run(nodata, [RawMeasurement(candidate=0.0, candidate_samples=3)])).text
     assert text == (
-        "metric errors had no data: 3 samples < minSampleCount 50"
+        "metric errors had no data: candidate: 3 samples (minimum 50)"
         " (noDataPolicy Fail, failureLimit 0)"
     )
 
 
 RAWS = st.one_of(
-    st.builds(RawMeasurement, value=st.floats(0, 1), samples=st.integers(0, 200)),
+    st.builds(RawMeasurement, candidate=st.floats(0, 1), candidate_samples=st.integers(0, 200)),
     st.just(ERR),
+    st.just(RawMeasurement(baseline=True)),
     st.just(NONE),
     st.builds(
         RawMeasurement,
         candidate=st.floats(0, 1) | st.none(),
         stable=st.floats(0, 1) | st.none(),
-        samples=st.integers(0, 200),
+        candidate_samples=st.integers(0, 200),
         stable_samples=st.integers(0, 200),
     ),
 )

@@ -27,9 +27,10 @@ from mlkube.reconcile.rollout_split import running_split
 from support.rollout_ticks import ERRORS, LATENCY, T0, at, spec
 from support.rollouts import endpoint_spec
 
-GOOD = RawMeasurement(value=0.001, candidate=0.1, stable=0.1, samples=500, stable_samples=500)
-BAD = RawMeasurement(value=0.12, samples=500)
-MID = RawMeasurement(value=0.03, samples=500)
+GOOD = RawMeasurement(candidate=0.001, stable=0.001, candidate_samples=500, stable_samples=500)
+BASE = RawMeasurement(baseline=True)
+BAD = RawMeasurement(candidate=0.12, candidate_samples=500)
+MID = RawMeasurement(candidate=0.03, candidate_samples=500)
 
 
 def tick(
@@ -49,11 +50,15 @@ def request(action: str, status: RolloutStatus, id_: str = "r1") -> RolloutReque
 
 
 def at_analysis(endpoint: OnlineEndpointSpec | None = None) -> RolloutStatus:
-    """A rollout that reached step 2 (analysis errors, p99) at t=1."""
+    """A rollout that reached step 2 (analysis errors, p99) at t=1, windows started at t=2."""
     endpoint = endpoint or spec()
     started = tick(endpoint, None, T0).rollout
     plan = tick(endpoint, started, at(1), split_applied=True)
     assert plan.rollout is not None and plan.rollout.step_index == 1
+    assert plan.fresh == ("errors", "p99") and due_metrics(plan.rollout, at(1)) == plan.fresh
+    windows = {"errors": BASE, "p99": BASE}
+    plan = tick(endpoint, plan.rollout, at(2), measurements=windows)
+    assert plan.rollout is not None and plan.fresh == ()
     return plan.rollout
 
 
@@ -97,7 +102,10 @@ def test_a_healthy_rollout_walks_every_step_kind_to_promoted() -> None:
     plan = tick(endpoint, status, at(2), split_applied=True)
     status = plan.rollout
     assert status is not None and (status.step_index, status.reason) == (1, "StepAnalysis")
-    assert [m.name for m in status.metrics] == ["errors", "p99"] and plan.delay == 5.0
+    assert [m.name for m in status.metrics] == ["errors", "p99"]
+    assert plan.fresh == ("errors", "p99") and plan.delay == 0.2  # start the router windows
+    status = tick(endpoint, status, at(2), measurements={"errors": BASE, "p99": BASE}).rollout
+    assert status is not None and [m.count for m in status.metrics] == [0, 0]
     # analysis: errors every 10 s (count 2), p99 at 20 s (count 1)
     assert due_metrics(status, at(11)) == () and due_metrics(status, at(12)) == ("errors",)
     status = tick(endpoint, status, at(12), measurements={"errors": GOOD}).rollout
@@ -280,10 +288,14 @@ def test_background_analysis_from_its_starting_step() -> None:
     )
     first = tick(endpoint, None, T0).rollout
     assert first is not None and first.step_index == 0 and first.metrics == []
-    status = tick(endpoint, first, at(1), split_applied=True).rollout
+    plan = tick(endpoint, first, at(1), split_applied=True)
+    status = plan.rollout
     assert status is not None and [(m.name, m.background) for m in status.metrics] == [
         ("errors", False), ("p99", False), ("live", True),
     ]  # fmt: skip
+    assert plan.fresh == ("errors", "live", "p99")
+    status = tick(endpoint, status, at(1), measurements=dict.fromkeys(plan.fresh, BASE)).rollout
+    assert status is not None
     assert due_metrics(status, at(11)) == ("errors", "live")
     both = {"errors": GOOD, "live": GOOD}
     status = tick(endpoint, status, at(11), measurements=both).rollout
@@ -341,7 +353,9 @@ def test_promote_full_after_an_abort_clears_the_abort() -> None:
 def test_one_measurement_feeds_a_step_and_a_background_metric_of_the_same_name() -> None:
     endpoint = spec(backgroundAnalysis={"metrics": ["errors"]})
     status = tick(endpoint, None, T0, split_applied=True).rollout
-    status = tick(endpoint, status, at(1), split_applied=True).rollout
+    plan = tick(endpoint, status, at(1), split_applied=True)
+    assert plan.fresh == ("errors", "p99")  # the background errors started at step 1, kept
+    status = tick(endpoint, plan.rollout, at(1), measurements={"errors": BASE, "p99": BASE}).rollout
     assert status is not None and due_metrics(status, at(11)) == ("errors",)
     status = tick(endpoint, status, at(11), measurements={"errors": GOOD}).rollout
     assert status is not None and [(m.background, m.count) for m in status.metrics] == [
@@ -453,14 +467,17 @@ def test_any_tick_sequence_keeps_the_invariants(
 
 
 def drive(endpoint: OnlineEndpointSpec, raw: RawMeasurement, seconds: int) -> list[RolloutPlan]:
-    """Tick every second with the split served, measuring what is due with `raw`."""
-    plans, status = [], None
+    """Tick every second with the split served, as the rollout loop does: measure what is due
+    with `raw`, except that a router metric's first answer after its window was dropped
+    (`fresh`) is a baseline."""
+    plans, status, windows = [], None, set()
     for n in range(seconds):
         now = at(n)
-        plan = tick(
-            endpoint, status, now, split_applied=True,
-            measurements={m: raw for m in due_metrics(status, now)},
-        )  # fmt: skip
+        due = due_metrics(status, now)
+        measured = {m: raw if m in windows else BASE for m in due}
+        windows |= set(due)
+        plan = tick(endpoint, status, now, split_applied=True, measurements=measured)
+        windows -= set(plan.fresh)
         plans.append(plan)
         status = plan.rollout
         if status is not None and status.phase in ("Promoted", "Aborted"):
@@ -480,5 +497,7 @@ def test_the_docs_example_promotes_itself_when_healthy_and_aborts_when_broken() 
     broken = drive(endpoint, BAD, 600)
     aborted = broken[-1].rollout
     assert aborted is not None and aborted.phase == "Aborted" and aborted.abort is not None
-    # step 1 served at t=1, the background errors (from step 2) measure at t=11: breach noticed
-    assert len(broken) == 12 and aborted.abort.metric == "errors"
+    # step 1 served at t=1, the router windows start on the next tick (t=2), the first
+    # measurement one interval (10 s) later aborts: traffic is off the candidate at t=12
+    assert len(broken) == 13 and aborted.abort.metric == "errors"
+    assert running_split(endpoint, aborted, at(12)).traffic == {"blue": 100, "green": 0}
