@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from mlkube.api.common import bound_message
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.api.rollout_status import RolloutAbort, RolloutRequest, RolloutStatus
 from mlkube.reconcile.drift_episodes import parse_time
@@ -40,6 +41,7 @@ from mlkube.reconcile.rollout_steps import (
 )
 
 TICK: Final = 5.0
+MAX_EVENT: Final = 1024  # events.k8s.io note limit
 MIN_TICK: Final = 0.2
 
 
@@ -276,9 +278,13 @@ def advance(
     at = scale_down_at(spec, status)
     if status.phase == "Aborted" and not status.scaled_down and at is not None and now >= at:
         status = status.model_copy(update={"scaled_down": True})
+    status = status.model_copy(update={"message": bound_message(status.message)})
     delay = next_delay(spec, status, now)
     fresh = fresh_metrics(previous, status)
-    return RolloutPlan(status, tuple(events), conditions(status), delay, fresh)
+    posted = tuple(
+        RolloutEvent(e.type, e.reason, bound_message(e.message, MAX_EVENT)) for e in events
+    )
+    return RolloutPlan(status, posted, conditions(status), delay, fresh)
 
 
 def _started(spec: OnlineEndpointSpec, status: RolloutStatus) -> str:

@@ -110,7 +110,7 @@ def enter(
     status = status.model_copy(update={"message": f"{where(status)}: {step.describe()}"})
     events.append(RolloutEvent("Normal", "RolloutStep", status.message))
     if status.phase == "Paused":
-        message = f"{status.message}: waiting for `mlkube endpoint rollout promote`"
+        message = f"{where(status)}: paused until `mlkube endpoint rollout promote`"
         status = status.model_copy(update={"message": message})
         events.append(RolloutEvent("Normal", "RolloutPaused", message))
     return _start_background(spec, status, now)

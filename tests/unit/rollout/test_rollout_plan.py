@@ -501,3 +501,18 @@ def test_the_docs_example_promotes_itself_when_healthy_and_aborts_when_broken() 
     # measurement one interval (10 s) later aborts: traffic is off the candidate at t=12
     assert len(broken) == 13 and aborted.abort.metric == "errors"
     assert running_split(endpoint, aborted, at(12)).traffic == {"blue": 100, "green": 0}
+
+
+def test_messages_stay_within_the_api_bounds() -> None:
+    endpoint = spec(
+        metrics=[{**ERRORS, "consecutiveErrorLimit": 0}],
+        steps=[{"analysis": {"metrics": ["errors"]}}],
+    )
+    status = tick(endpoint, None, T0).rollout
+    status = tick(endpoint, status, at(1), measurements={"errors": BASE}).rollout
+    huge = RawMeasurement(error="x" * 20_000)
+    plan = tick(endpoint, status, at(11), measurements={"errors": huge})
+    assert plan.rollout is not None and plan.rollout.phase == "Aborted"
+    assert len(plan.rollout.metrics[0].measurements[-1].message or "") <= 512
+    assert len(plan.rollout.message) <= 4096 and len(plan.events[0].message) <= 1024
+    assert RolloutStatus.model_validate(plan.rollout.model_dump(mode="json")) == plan.rollout
