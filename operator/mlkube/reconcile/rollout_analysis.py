@@ -11,12 +11,13 @@ phase follows failureLimit, consecutiveErrorLimit, inconclusiveLimit and count, 
 of precedence. A metric that is no longer Running never changes again: no later measurement
 turns a Failed metric into a passing one.
 
-The router metrics (errorRate, latency, agreement) are windows between two scrapes: such a
-metric is due as soon as it starts, the provider's first answer is the window's start
-(`RawMeasurement.baseline`, not counted) and the first measurement comes one interval later,
-covering that interval of traffic at the step's split. Point-in-time providers (drift,
-Prometheus, web) are first due one interval after the start. The samples of Prometheus and web
-answers are not counted: minSampleCount applies to builtin metrics only.
+A metric is first due one interval after it starts. The router metrics (errorRate, latency,
+agreement) are windows between two scrapes: the loop takes the baseline scrape as the metric
+starts (`RolloutPlan.fresh` names them), so the first measurement covers one interval of
+traffic at the step's split. A baseline answer that reaches `record` anyway (the loop lost its
+state, e.g. an operator restart) is not counted: the metric is due again one interval later.
+The samples of Prometheus and web answers are not counted: minSampleCount applies to builtin
+metrics only.
 
 CEL (cel-python, as reconcile/pipeline_when): programs compiled once per text and cached;
 variables `result`, `candidate`, `stable` are doubles, null when unknown. A condition that does
@@ -45,7 +46,7 @@ from mlkube.api.rollout_status import (
 )
 from mlkube.reconcile.drift_episodes import format_time, parse_time
 from mlkube.reconcile.pipeline_when import cel_reason, quote_when
-from mlkube.reconcile.rollout_measure import ROUTER_TYPES, RawMeasurement, result_of
+from mlkube.reconcile.rollout_measure import RawMeasurement, result_of
 from mlkube.reconcile.rollout_verdict import verdict
 
 KEPT_MEASUREMENTS: Final = 5
@@ -115,17 +116,14 @@ def compare_of(metric: RolloutMetric) -> str:
 def start_metric(
     metric: RolloutMetric, now: dt.datetime, *, background: bool
 ) -> RolloutMetricStatus:
-    """A fresh Running metric: due now for a router metric (its window starts), else one
-    interval from now."""
-    builtin = metric.provider.builtin
-    window = builtin is not None and builtin.type in ROUTER_TYPES
+    """A fresh Running metric, first due one interval from now."""
     return RolloutMetricStatus(
         name=metric.name,
         background=background,
         phase="Running",
         condition=metric.success_condition,
         failure_condition=metric.failure_condition,
-        next_measurement_at=stamp(now if window else now + interval(metric)),
+        next_measurement_at=stamp(now + interval(metric)),
     )
 
 

@@ -75,8 +75,8 @@ class ConditionWant:
 class RolloutPlan:
     """The tick's outcome: the new status.rollout (None: no rollout), Events to post,
     conditions to set, seconds until the next tick (None: no loop needed), and the metrics
-    that started this tick (`fresh`: drop their provider state, so the next measurement
-    starts a new window instead of measuring traffic from before the step)."""
+    that started this tick (`fresh`: take their router baseline now, so the first measurement
+    covers traffic at the step's split only)."""
 
     rollout: RolloutStatus | None
     events: tuple[RolloutEvent, ...] = ()

@@ -25,6 +25,11 @@ from mlkube.reconcile.rollout_analysis import (
 )
 from mlkube.reconcile.rollout_verdict import verdict
 
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
 T0 = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 
 
@@ -236,22 +241,14 @@ def test_a_verdict_is_final() -> None:
     assert not is_due(done, T0 + dt.timedelta(days=1))
 
 
-def test_a_router_metric_starts_its_window_at_once_others_wait_an_interval() -> None:
-    window = start_metric(metric(interval="30s"), T0, background=True)
-    assert (window.phase, window.background, window.condition) == (
-        "Running",
-        True,
-        "result <= 0.01",
-    )
-    assert is_due(window, T0)
-    # the provider's first answer is the window's start: nothing counted, due an interval later
-    started = record(metric(interval="30s"), window, RawMeasurement(baseline=True), T0)
-    assert (started.count, started.measurements, started.no_data) == (0, [], 0)
-    assert not is_due(started, T0 + dt.timedelta(seconds=29))
-    assert is_due(started, T0 + dt.timedelta(seconds=30))
-    point = start_metric(metric(interval="30s", provider=PROM), T0, background=False)
-    assert not is_due(point, T0 + dt.timedelta(seconds=29))
-    assert is_due(point, T0 + dt.timedelta(seconds=30))
+def test_first_due_one_interval_after_start_and_a_late_baseline_is_not_counted() -> None:
+    fresh = start_metric(metric(interval="30s"), T0, background=True)
+    assert (fresh.phase, fresh.background, fresh.condition) == ("Running", True, "result <= 0.01")
+    assert not is_due(fresh, at(29)) and is_due(fresh, at(30))
+    # the loop lost the router window (operator restart): the answer only opens a new one
+    late = record(metric(interval="30s"), fresh, RawMeasurement(baseline=True), at(30))
+    assert (late.count, late.measurements, late.no_data, late.phase) == (0, [], 0, "Running")
+    assert not is_due(late, at(59)) and is_due(late, at(60))
 
 
 def test_verdict_texts_name_metric_value_condition_and_limit() -> None:

@@ -50,15 +50,12 @@ def request(action: str, status: RolloutStatus, id_: str = "r1") -> RolloutReque
 
 
 def at_analysis(endpoint: OnlineEndpointSpec | None = None) -> RolloutStatus:
-    """A rollout that reached step 2 (analysis errors, p99) at t=1, windows started at t=2."""
+    """A rollout that reached step 2 (analysis errors, p99) at t=1."""
     endpoint = endpoint or spec()
     started = tick(endpoint, None, T0).rollout
     plan = tick(endpoint, started, at(1), split_applied=True)
     assert plan.rollout is not None and plan.rollout.step_index == 1
-    assert plan.fresh == ("errors", "p99") and due_metrics(plan.rollout, at(1)) == plan.fresh
-    windows = {"errors": BASE, "p99": BASE}
-    plan = tick(endpoint, plan.rollout, at(2), measurements=windows)
-    assert plan.rollout is not None and plan.fresh == ()
+    assert plan.fresh == ("errors", "p99") and due_metrics(plan.rollout, at(1)) == ()
     return plan.rollout
 
 
@@ -103,9 +100,7 @@ def test_a_healthy_rollout_walks_every_step_kind_to_promoted() -> None:
     status = plan.rollout
     assert status is not None and (status.step_index, status.reason) == (1, "StepAnalysis")
     assert [m.name for m in status.metrics] == ["errors", "p99"]
-    assert plan.fresh == ("errors", "p99") and plan.delay == 0.2  # start the router windows
-    status = tick(endpoint, status, at(2), measurements={"errors": BASE, "p99": BASE}).rollout
-    assert status is not None and [m.count for m in status.metrics] == [0, 0]
+    assert plan.fresh == ("errors", "p99") and plan.delay == 5.0  # windows start now
     # analysis: errors every 10 s (count 2), p99 at 20 s (count 1)
     assert due_metrics(status, at(11)) == () and due_metrics(status, at(12)) == ("errors",)
     status = tick(endpoint, status, at(12), measurements={"errors": GOOD}).rollout
@@ -294,8 +289,6 @@ def test_background_analysis_from_its_starting_step() -> None:
         ("errors", False), ("p99", False), ("live", True),
     ]  # fmt: skip
     assert plan.fresh == ("errors", "live", "p99")
-    status = tick(endpoint, status, at(1), measurements=dict.fromkeys(plan.fresh, BASE)).rollout
-    assert status is not None
     assert due_metrics(status, at(11)) == ("errors", "live")
     both = {"errors": GOOD, "live": GOOD}
     status = tick(endpoint, status, at(11), measurements=both).rollout
@@ -355,7 +348,7 @@ def test_one_measurement_feeds_a_step_and_a_background_metric_of_the_same_name()
     status = tick(endpoint, None, T0, split_applied=True).rollout
     plan = tick(endpoint, status, at(1), split_applied=True)
     assert plan.fresh == ("errors", "p99")  # the background errors started at step 1, kept
-    status = tick(endpoint, plan.rollout, at(1), measurements={"errors": BASE, "p99": BASE}).rollout
+    status = plan.rollout
     assert status is not None and due_metrics(status, at(11)) == ("errors",)
     status = tick(endpoint, status, at(11), measurements={"errors": GOOD}).rollout
     assert status is not None and [(m.background, m.count) for m in status.metrics] == [
@@ -467,9 +460,9 @@ def test_any_tick_sequence_keeps_the_invariants(
 
 
 def drive(endpoint: OnlineEndpointSpec, raw: RawMeasurement, seconds: int) -> list[RolloutPlan]:
-    """Tick every second with the split served, as the rollout loop does: measure what is due
-    with `raw`, except that a router metric's first answer after its window was dropped
-    (`fresh`) is a baseline."""
+    """Tick every second with the split served, as the rollout loop does: take the baseline of
+    the metrics that started (`fresh`), measure what is due with `raw` (a due metric without a
+    window gets a baseline answer)."""
     plans, status, windows = [], None, set()
     for n in range(seconds):
         now = at(n)
@@ -477,7 +470,7 @@ def drive(endpoint: OnlineEndpointSpec, raw: RawMeasurement, seconds: int) -> li
         measured = {m: raw if m in windows else BASE for m in due}
         windows |= set(due)
         plan = tick(endpoint, status, now, split_applied=True, measurements=measured)
-        windows -= set(plan.fresh)
+        windows |= set(plan.fresh)
         plans.append(plan)
         status = plan.rollout
         if status is not None and status.phase in ("Promoted", "Aborted"):
@@ -497,10 +490,10 @@ def test_the_docs_example_promotes_itself_when_healthy_and_aborts_when_broken() 
     broken = drive(endpoint, BAD, 600)
     aborted = broken[-1].rollout
     assert aborted is not None and aborted.phase == "Aborted" and aborted.abort is not None
-    # step 1 served at t=1, the router windows start on the next tick (t=2), the first
-    # measurement one interval (10 s) later aborts: traffic is off the candidate at t=12
-    assert len(broken) == 13 and aborted.abort.metric == "errors"
-    assert running_split(endpoint, aborted, at(12)).traffic == {"blue": 100, "green": 0}
+    # step 1 served at t=1, its windows start then, the first measurement one interval (10 s)
+    # later aborts: traffic is off the candidate at t=11
+    assert len(broken) == 12 and aborted.abort.metric == "errors"
+    assert running_split(endpoint, aborted, at(11)).traffic == {"blue": 100, "green": 0}
 
 
 def test_messages_stay_within_the_api_bounds() -> None:
