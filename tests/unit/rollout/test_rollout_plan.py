@@ -509,3 +509,23 @@ def test_messages_stay_within_the_api_bounds() -> None:
     assert len(plan.rollout.metrics[0].measurements[-1].message or "") <= 512
     assert len(plan.rollout.message) <= 4096 and len(plan.events[0].message) <= 1024
     assert RolloutStatus.model_validate(plan.rollout.model_dump(mode="json")) == plan.rollout
+
+
+def test_fresh_names_every_metric_start() -> None:
+    live = {**ERRORS, "name": "live", "count": 0}
+    endpoint = spec(backgroundAnalysis={"metrics": ["live"]}, metrics=[ERRORS, LATENCY, live])
+    first = tick(endpoint, None, T0)
+    assert first.fresh == ("live",)  # background from step 0
+    assert tick(endpoint, first.rollout, at(0.5)).fresh == ()  # nothing started
+    status = first.rollout
+    assert status is not None
+    paused = tick(endpoint, status, at(10), measurements={"live": MID}).rollout
+    assert paused is not None and paused.phase == "Paused"
+    resumed = tick(endpoint, paused, at(11), request=request("promote", paused))
+    assert resumed.fresh == ("live",)  # started afresh after the inconclusive pause
+    assert resumed.rollout is not None
+    aborted = tick(endpoint, resumed.rollout, at(12), request=request("abort", paused, "r2"))
+    assert aborted.fresh == ()
+    assert aborted.rollout is not None
+    retried = tick(endpoint, aborted.rollout, at(13), request=request("retry", paused, "r3"))
+    assert retried.fresh == ("live",)  # a new rollout of the same revision
