@@ -8,6 +8,7 @@ converges to the same objects without duplicates. Kopf specifics (retries, Event
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -17,6 +18,7 @@ from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint import build_endpoint_children, child_key, endpoint_url, uses_router
 from mlkube.builders.endpoint_status import Blocker, build_endpoint_status, is_blocked
 from mlkube.builders.endpoint_upgrade import legacy_child_names
+from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.names import EndpointRef, label_value
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
@@ -99,7 +101,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     legacy = legacy_child_names(name, [d.name for d in spec.deployments])
     held = prune(kube, owner, {child_key(c) for c in children}, legacy)
     verdict, events = observe_and_write_status(
-        kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now
+        kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now, models=models
     )
     subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
     if verdict is not None and verdict.reason == RELOADING:
@@ -132,9 +134,11 @@ def observe_and_write_status(
     owner: EndpointRef,
     url: str | None,
     now: str,
+    models: Mapping[str, ModelFacts] | None = None,
 ) -> tuple[TrafficVerdict | None, list[tuple[str, str, str]]]:
     """Observe workloads and the routers' loaded config, write the status; returns the
-    routers' verdict and the traffic Events of what became applied."""
+    routers' verdict and the traffic Events of what became applied. `models` (when read)
+    records the version and digest each deployment serves."""
     status = obj.get("status") or {}
     verdict = verify_traffic(kube, owner, spec, config) if uses_router(spec) else None
     applied_traffic, applied_mirror = applied_split(spec, status, verdict)
@@ -152,6 +156,7 @@ def observe_and_write_status(
         previous=status,
         now=now,
         traffic_check=verdict,
+        models=models,
     )
     write_status(kube, obj, new_status, now)
     return verdict, events
