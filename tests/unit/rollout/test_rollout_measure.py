@@ -1,5 +1,5 @@
-"""Provider results: drift from the endpoint status, relative results (ratio, difference,
-minSampleCount), the Prometheus and web answers, and the entry point's dispatch and errors."""
+"""Provider results: drift from the endpoint status (candidate and stable for relative
+metrics), the Prometheus and web answers, and the entry point's dispatch and errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from mlkube.api.rollout import RolloutMetric
 from mlkube.builders.operator_config import LOOPBACK_NETWORKS, OperatorConfig
 from mlkube.controllers.rollout_providers import measure_metric
-from mlkube.reconcile.rollout_measure import RawMeasurement, drift_measure, result_of
+from mlkube.reconcile.rollout_measure import drift_measure
 from mlkube.reconcile.rollout_remote import (
     JsonPathError,
     parse_json_path,
@@ -48,25 +48,6 @@ def test_drift_from_status() -> None:
     filling = drift_measure(STATUS, "inputDrift", "red", None)
     assert filling.candidate is None and "WindowFilling" in filling.message
     assert drift_measure(STATUS, "inputDrift", "nobody", None).candidate is None
-
-
-@pytest.mark.parametrize(
-    ("raw", "compare", "minimum", "expected"),
-    [
-        (RawMeasurement(0.02, None, 100), "absolute", 50, 0.02),
-        (RawMeasurement(0.02, None, 10), "absolute", 50, None),  # too few samples
-        (RawMeasurement(0.3, 0.2, 100, 100), "ratio", 50, pytest.approx(1.5)),
-        (RawMeasurement(0.3, 0.2, 100, 100), "difference", 50, pytest.approx(0.1)),
-        (RawMeasurement(0.3, 0.2, 100, 10), "difference", 50, None),  # stable too few
-        (RawMeasurement(0.3, None, 100, 0), "ratio", 1, None),
-        (RawMeasurement(0.0, 0.0, 100, 100), "ratio", 1, 1.0),  # equal, both zero
-        (RawMeasurement(0.1, 0.0, 100, 100), "ratio", 1, None),  # undefined
-    ],
-)
-def test_result_of_relative_metrics(
-    raw: RawMeasurement, compare: str, minimum: int, expected: Any
-) -> None:
-    assert result_of(raw, compare, minimum)[0] == expected
 
 
 def _prom(kind: str, result: Any) -> dict[str, Any]:
