@@ -1,8 +1,8 @@
 """One rollout metric's analysis: measurement → phase → counts → verdict (pure, injected clock).
 
 docs/rollouts.md §2 "Analysis runs". A provider (builtin, Prometheus, web) hands in a
-`RawMeasurement` (reconcile/rollout_measure, with `result_of`: compare and minSampleCount);
-`judge` turns it into a `RolloutMeasurement` with a phase — Error (the provider
+`RawMeasurement` (reconcile/rollout_measure); `judge` computes `result` (compare,
+minSampleCount) and turns it into a `RolloutMeasurement` with a phase — Error (the provider
 failed, or the CEL condition did not evaluate), NoData (no value, fewer than minSampleCount
 samples, a ratio over a stable of 0, a value that is not finite), else the CEL verdict — and
 `record` folds it into the metric's status: NoData counts as noDataPolicy says (Fail → failed,
@@ -46,7 +46,7 @@ from mlkube.api.rollout_status import (
 )
 from mlkube.reconcile.drift_episodes import format_time, parse_time
 from mlkube.reconcile.pipeline_when import cel_reason, quote_when
-from mlkube.reconcile.rollout_measure import RawMeasurement, result_of
+from mlkube.reconcile.rollout_measure import RawMeasurement
 from mlkube.reconcile.rollout_verdict import verdict
 
 KEPT_MEASUREMENTS: Final = 5
@@ -142,14 +142,36 @@ def _no_data(at: str, raw: RawMeasurement, why: str) -> RolloutMeasurement:
     )  # fmt: skip
 
 
+def _result(metric: RolloutMetric, raw: RawMeasurement) -> tuple[float | None, str]:
+    """(result, "") or (None, why there is no data). Sample counts are checked for builtin
+    metrics only; ratio and difference need the stable's samples too; a ratio over a stable
+    that measured 0 is undefined."""
+    counted = metric.provider.builtin is not None
+    least = metric.min_sample_count
+    if counted and raw.candidate_samples < least:
+        return None, f"{raw.candidate_samples} samples < minSampleCount {least}"
+    if raw.candidate is None:
+        return None, "no value"
+    compare = compare_of(metric)
+    if compare == "absolute":
+        return raw.candidate, ""
+    if counted and raw.stable_samples < least:
+        return None, f"stable: {raw.stable_samples} samples < minSampleCount {least}"
+    if raw.stable is None:
+        return None, "no value for the stable"
+    if compare == "difference":
+        return raw.candidate - raw.stable, ""
+    if raw.stable == 0:
+        return None, "the stable measured 0: the ratio is undefined (compare by difference)"
+    return raw.candidate / raw.stable, ""
+
+
 def judge(metric: RolloutMetric, raw: RawMeasurement, now: dt.datetime) -> RolloutMeasurement:
     """One measurement's phase (see the module docstring)."""
     at = stamp(now)
     if raw.error is not None:
         return RolloutMeasurement(at=at, phase="Error", message=bound_message(raw.error, 512))
-    builtin = metric.provider.builtin
-    least = metric.min_sample_count if builtin is not None else 1
-    result, why = result_of(raw, compare_of(metric), least)
+    result, why = _result(metric, raw)
     if result is None:
         return _no_data(at, raw, "; ".join(w for w in (why, raw.message) if w) or "no value")
     if not math.isfinite(result):

@@ -110,7 +110,6 @@ def test_cel_error_carries_the_condition_and_celpy_message() -> None:
         ("ratio", 0.02, 0.01, 2.0),
         ("difference", 0.02, 0.01, 0.01),
         ("ratio", 0.0, 0.5, 0.0),
-        ("ratio", 0.0, 0.0, 1.0),  # both 0: as good as the stable (rollout_measure.result_of)
     ],
 )
 def test_relative_compare(compare: str, candidate: float, stable: float, result: float) -> None:
@@ -130,23 +129,28 @@ def test_relative_compare(compare: str, candidate: float, stable: float, result:
         (
             "ratio",
             RawMeasurement(candidate=0.1, stable=0.0, candidate_samples=9, stable_samples=9),
-            "ratio undefined",
+            "ratio is undefined",
         ),
         (
             "difference",
             RawMeasurement(candidate=0.1, stable=None, candidate_samples=9),
-            "stable: 0 samples",
+            "stable: 0 samples < minSampleCount 5",
         ),
-        ("ratio", RawMeasurement(candidate=None, stable=0.1, candidate_samples=9), "candidate"),
+        ("ratio", RawMeasurement(candidate=None, stable=0.1, candidate_samples=9), "no value"),
+        (
+            "ratio",
+            RawMeasurement(candidate=0.0, stable=0.0, candidate_samples=9, stable_samples=9),
+            "ratio is undefined",  # 0/0 too: compare error rates by difference
+        ),
         (
             "ratio",
             RawMeasurement(candidate=1, stable=1, candidate_samples=9, stable_samples=4),
-            "stable: 4 samples (minimum 5)",
+            "stable: 4 samples < minSampleCount 5",
         ),
         (
             "difference",
             RawMeasurement(candidate=1, stable=1, candidate_samples=4, stable_samples=9),
-            "4 samples",
+            "4 samples < minSampleCount 5",
         ),
     ],
 )
@@ -265,7 +269,7 @@ def test_verdict_texts_name_metric_value_condition_and_limit() -> None:
     nodata = metric(noDataPolicy="Fail", minSampleCount=50)
     text = verdict(nodata, run(nodata, [RawMeasurement(candidate=0.0, candidate_samples=3)])).text
     assert text == (
-        "metric errors had no data: candidate: 3 samples (minimum 50)"
+        "metric errors had no data: 3 samples < minSampleCount 50"
         " (noDataPolicy Fail, failureLimit 0)"
     )
 
