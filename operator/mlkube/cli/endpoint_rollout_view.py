@@ -72,6 +72,11 @@ def build_request(obj: Obj, action: RolloutAction, request_id: str) -> RolloutRe
             else ""
         )
         raise CliError(f"OnlineEndpoint {name}: nothing to {action}: the rollout is {phase}{hint}")
+    elif action == "promote" and status.get("reason") == "WaitingForCandidate":
+        raise CliError(
+            f"OnlineEndpoint {name}: nothing to promote yet: the rollout waits for the candidate"
+            " to be Available (`promote --full` goes to spec.traffic now)"
+        )
     return RolloutRequest(action=action, id=request_id, revision=revision)
 
 

@@ -80,6 +80,7 @@ def test_requests_carry_the_running_revision(action: RolloutAction, phase: str) 
         (_obj(rollout_status(phase="Aborted")), "promote", "`retry` starts it again"),
         (_obj(rollout_status(phase="Promoted")), "promote-full", "nothing to promote"),
         (_obj(rollout_status(phase="Paused")), "retry", "`promote` continues a Paused one"),
+        (_obj(rollout_status(reason="WaitingForCandidate")), "promote", "waits for the candidate"),
         (_obj(rollout_status(phase="Aborted")), "abort", "nothing to abort"),
         (_obj(rollout_status(phase="Progressing")), "retry", "nothing to retry"),
         (_obj(rollout_status(phase="Promoted")), "retry", "nothing to retry"),
