@@ -16,7 +16,7 @@ from aiohttp import web
 from mlkube.outbox.codec import to_outbox
 from mlkube.outbox.engine import Delivery
 from mlkube.outbox.metrics import FAILED
-from mlkube.outbox.model import Occurrence, SinkConfig, Target
+from mlkube.outbox.model import LOAD_BATCH, Occurrence, SinkConfig, Target
 from mlkube.outbox.store import Outbox
 from mlkube.outbox.transport import sink_policy
 from support.event_objects import all_occurrences
@@ -145,6 +145,39 @@ def test_an_event_the_encoder_cannot_read_is_retried_then_given_up(tmp_path: Pat
         assert state.delivered == 1 and state.pending == 0
         assert state.last_failure is not None and "internal error" in state.last_failure.message
         assert seen == [EVENTS[1].id]
+        await runner.cleanup()
+
+    _run(tmp_path, body)
+
+
+def test_memory_and_concurrency_are_bounded_while_a_sink_hangs(tmp_path: Path) -> None:
+    many = [replace(EVENTS[0], id=f"e{i}") for i in range(700)]
+
+    async def body(engine: Delivery, outbox: Outbox) -> None:
+        hang, active, peak = asyncio.Event(), [0], [0]
+
+        async def handle(request: web.Request) -> web.Response:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            await hang.wait()
+            active[0] -= 1
+            return web.Response(status=202)
+
+        app = web.Application()
+        app.router.add_post("/", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+        engine.set_sink(SinkConfig("ns/h", Target(url), concurrency=3, timeout=30))
+        engine.enqueue(many, ["ns/h"])
+        await asyncio.sleep(0.5)
+        worker = engine._workers["ns/h"]
+        assert len(worker._inflight) == LOAD_BATCH  # the other 444 rows stay on disk
+        assert peak[0] == 3
+        hang.set()
+        await _until(lambda: engine.state("ns/h").delivered == len(many))
+        assert peak[0] == 3
         await runner.cleanup()
 
     _run(tmp_path, body)
