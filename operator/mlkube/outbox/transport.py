@@ -23,7 +23,6 @@ from mlkube.storage.netguard import guarded_session
 from mlkube.storage.policy import FetchPolicy
 
 MAX_ANSWER_BYTES: Final = 4096
-CONNECTIONS_PER_HOST: Final = 16
 
 
 def sink_policy(*, allow_loopback: bool, denied_networks: tuple[str, ...] = ()) -> FetchPolicy:
@@ -52,7 +51,6 @@ def new_session(policy: FetchPolicy) -> aiohttp.ClientSession:
     return guarded_session(
         policy,
         timeout=aiohttp.ClientTimeout(total=None),
-        connector_owner=True,
     )
 
 
