@@ -1,6 +1,6 @@
 """CloudEvents notifications end to end (docs/notifications.md) on the real control plane: the
 operator as its own process (its outbox a SQLite file), EventSinks pointing at a real
-CloudEvents receiver (the `cloudevents` SDK, tests/process/outbox/receiver.py) on loopback —
+CloudEvents receiver (the `cloudevents` SDK, tests/process/outbox/outbox_receiver.py) on loopback —
 in the dev setup the operator cannot reach Services, so sinks use `uri`. Models verified by
 the real operator imply the events; nothing here fakes the API or the HTTP side."""
 
