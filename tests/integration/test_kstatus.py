@@ -23,6 +23,7 @@ from support.endpoints import (
     model_object,
 )
 from support.kstatus import compute
+from support.notify_procs import Receiver
 from support.operator import run_operator
 from support.waiting import wait_for
 
@@ -245,3 +246,35 @@ def test_batch_endpoint_and_job_created_working_ready_failed_deleted(
         assert_conditions_observe(done, "Ready", "Reconciling", "Stalled")
     delete_held(kube, "BatchJob", "nightly", namespace)
     delete_held(kube, "BatchEndpoint", "scores", namespace)
+
+
+def test_event_sink_created_ready_gone_changed_deleted(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """An EventSink (docs/notifications.md): not seen (InProgress), resolved (Current), answered
+    410 (Failed: SinkGone), its spec changed (InProgress, then Current again), deleted."""
+    receiver = Receiver(tmp_path).start()
+    try:
+        spec = {"uri": receiver.url, "types": ["dev.mlkube.model.*"]}
+        kube.create(held({"apiVersion": API_VERSION, "kind": "EventSink",
+                          "metadata": {"name": "ops", "namespace": namespace},
+                          "spec": spec}))  # fmt: skip
+        assert kstatus_of(kube, "EventSink", "ops", namespace)["status"] == "InProgress"
+        with run_operator(namespace):
+            wait_kstatus(kube, "EventSink", "ops", namespace, "Current")
+            assert_conditions_observe(
+                live(kube, "EventSink", "ops", namespace), "Ready", "Reconciling", "Stalled"
+            )
+            receiver.control(mode="gone")
+            kube.create(model_object("m", namespace, make_artifact(tmp_path / "m", "m"), "1"))
+            wait_kstatus(kube, "EventSink", "ops", namespace, "Failed")
+            gone = live(kube, "EventSink", "ops", namespace)["status"]
+            assert gone["lastFailure"]["status"] == 410
+            receiver.control(mode="ok")
+            changed = {"types": ["dev.mlkube.model.registered.v1"]}
+            kube.patch(API_VERSION, "EventSink", "ops", {"spec": changed}, namespace)
+            wait_kstatus(kube, "EventSink", "ops", namespace, "Current")
+            assert_conditions_observe(live(kube, "EventSink", "ops", namespace), "Ready")
+        delete_held(kube, "EventSink", "ops", namespace)
+    finally:
+        receiver.stop()
