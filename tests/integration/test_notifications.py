@@ -6,6 +6,7 @@ the real operator imply the events; nothing here fakes the API or the HTTP side.
 
 from __future__ import annotations
 
+import base64
 import collections
 import time
 from collections.abc import Iterator
@@ -214,3 +215,35 @@ def test_the_default_sink_gets_every_event_in_azure_ml_form(
     assert attrs["topic"] == f"/apis/mlkube.dev/namespaces/{namespace}"
     assert attrs["subject"] == "models/credit-risk:7"
     assert model["status"]["phase"] == "Ready"
+
+
+def test_signed_with_a_secrets_key_and_a_service_ref_resolved_when_it_appears(
+    kube: Kube, namespace: str, tmp_path: Path, procs: dict[str, Any]
+) -> None:
+    """The signing key comes from a Secret (the receiver verifies the HMAC); a `ref` to a
+    Service that does not exist yet is Stalled, then resolves to its cluster DNS URL."""
+    key = "k3y-for-hmac"
+    signed = Receiver(tmp_path, "signed", key=key).start()
+    procs["receivers"].append(signed)
+    kube.create({"apiVersion": "v1", "kind": "Secret",
+                 "metadata": {"name": "sink-key", "namespace": namespace},
+                 "data": {"key": base64.b64encode(key.encode()).decode()}})  # fmt: skip
+    _sink(kube, namespace, "signed", signed.url, types=[REGISTERED],
+          signing={"secretRef": {"name": "sink-key", "key": "key"}})  # fmt: skip
+    kube.create({"apiVersion": API_VERSION, "kind": "EventSink",
+                 "metadata": {"name": "svc", "namespace": namespace},
+                 "spec": {"ref": {"kind": "Service", "name": "rx", "path": "/in"},
+                          "types": ["dev.mlkube.batchjob.*"]}})  # fmt: skip
+    procs["operator"].start()
+    missing = wait_for(lambda: (s := _status(kube, namespace, "svc")) and _ready(s) == (
+        "False", "ServiceNotFound") and s, 60, what="ServiceNotFound")  # fmt: skip
+    assert f"Service {namespace}/rx does not exist" in missing["message"]
+    _model(kube, namespace, "credit-risk-9", tmp_path)
+    [got] = wait_for(signed.received, 60, what="a signed delivery")
+    assert got["type"] == REGISTERED and got["signed"] is True
+    kube.create({"apiVersion": "v1", "kind": "Service",
+                 "metadata": {"name": "rx", "namespace": namespace},
+                 "spec": {"ports": [{"name": "web", "port": 8080}]}})  # fmt: skip
+    resolved = wait_for(lambda: (s := _status(kube, namespace, "svc")) and _ready(s) == (
+        "True", "Delivering") and s, 30, what="the ref resolved")  # fmt: skip
+    assert resolved["sinkUri"] == f"http://rx.{namespace}.svc.cluster.local:8080/in"

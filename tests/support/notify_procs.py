@@ -22,16 +22,16 @@ RECEIVER = Path(__file__).resolve().parents[1] / "process" / "outbox" / "outbox_
 class Receiver:
     """The receiver process; `stop` and `start` keep its port (a sink that is down, then up)."""
 
-    def __init__(self, log_dir: Path, name: str = "receiver") -> None:
-        self.port = free_port()
+    def __init__(self, log_dir: Path, name: str = "receiver", key: str = "") -> None:
+        self.port, self.key = free_port(), key
         self.url = f"http://127.0.0.1:{self.port}/events"
         self.log_dir, self.name = log_dir, name
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Receiver:
         log = open(self.log_dir / f"{self.name}.log", "ab")  # noqa: SIM115 (the child's)
-        self.proc = subprocess.Popen([sys.executable, str(RECEIVER), "--port", str(self.port)],
-                                     stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        argv = [sys.executable, str(RECEIVER), "--port", str(self.port), "--key", self.key]
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         wait_for(self._up, 20, what=f"{self.name} up")
         return self
 

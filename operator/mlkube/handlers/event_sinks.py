@@ -2,9 +2,10 @@
 the delivery engine, and the sink's status (docs/notifications.md §1).
 
 No finalizer: an index, `@kopf.on.event`, and one periodic loop per sink (handlers/periodic.py)
-that resolves the sink (its Service and signing Secret, re-read every RESOLVE_EVERY seconds:
-they are read by name, never watched) and syncs its status from the engine every TICK seconds
-— written only when it changed, at most every few seconds (controllers/event_sink.py).
+that resolves the sink (its Service and signing Secret, re-read every RESOLVE_EVERY seconds,
+every RESOLVE_RETRY while one is missing: they are read by name, never watched) and syncs its
+status from the engine every TICK seconds — written only when it changed, at most every few
+seconds (controllers/event_sink.py).
 A sink that becomes unusable (its Secret deleted) keeps its last good settings in the engine
 and shows Stalled until fixed; a deleted sink is removed (its pending deliveries dropped).
 """
@@ -33,6 +34,7 @@ from mlkube.outbox.model import SinkConfig
 JOB: Final = "event-sink"
 TICK: Final = 2.0  # status sync (a write only on change, rate-limited)
 RESOLVE_EVERY: Final = 30.0  # Service and Secret re-read
+RESOLVE_RETRY: Final = 5.0  # ... while one is missing (it may be created any moment)
 
 
 def operator_namespace() -> str:
@@ -65,13 +67,15 @@ class SinkLoop:
     resolved_generation: int = -2
     resolved_at: float = float("-inf")
     applied: SinkConfig | None = None
+    problem: bool = False
 
     def tick(self) -> float | None:
         running = notifications.current()
         if running is None:  # this Kopf run is ending
             return None
         now = time.monotonic()
-        if self.generation != self.resolved_generation or now - self.resolved_at > RESOLVE_EVERY:
+        every = RESOLVE_RETRY if self.problem else RESOLVE_EVERY
+        if self.generation != self.resolved_generation or now - self.resolved_at > every:
             obj = get_live(kube(), API_VERSION, KIND_EVENT_SINK, self.name, self.namespace,
                            self.uid)  # fmt: skip
             if obj is None:
@@ -79,7 +83,7 @@ class SinkLoop:
             spec = obj.get("spec") or {}
             res = resolve(kube(), self.namespace, self.name, spec, operator_config().cluster_domain)
             self.resolved_generation = int(obj["metadata"].get("generation") or 0)
-            self.resolved_at = now
+            self.resolved_at, self.problem = now, res.problem is not None
             keeper().resolved(self.uid, res)
             if res.config is not None and res.config != self.applied:
                 running.delivery.set_sink(res.config)
