@@ -88,8 +88,10 @@ def test_a_registered_model_is_delivered_once_with_its_attributes(
     procs["operator"].start()
     _model(kube, namespace, "credit-risk-3", tmp_path)
     model = wait_for(lambda: _ready_model(kube, namespace, "credit-risk-3"), 60, what="Ready")
+    ready_at = time.time()
     got = wait_for(lambda: {e["type"]: e for e in everything.received()}.get(REGISTERED), 30,
                    what="model.registered delivered")  # fmt: skip
+    print(f"\nmodel.registered received {got['at'] - ready_at:+.2f}s after Ready was read")
     attrs, meta = got["attributes"], model["metadata"]
     digest = model["status"]["artifact"]["digest"]
     assert attrs["specversion"] == "1.0" and attrs["datacontenttype"] == "application/json"
