@@ -143,7 +143,7 @@ class Delivery:
         self._on_loop(self._drop_sink, key)
 
     def state(self, key: str) -> SinkState:
-        record = self.outbox.record(key)
+        record, pending = self.outbox.status(key)
         worker = self._workers.get(key)
         throttled = worker.throttled_until if worker is not None else record.throttled_until
         sink = self._sinks.get(key)
@@ -155,7 +155,7 @@ class Delivery:
         return SinkState(
             delivered=record.delivered,
             failed=record.failed,
-            pending=self.outbox.pending().get(key, 0),
+            pending=pending,
             last_delivered_at=record.last_delivered_at,
             last_failure=record.last_failure,
             throttled_until=throttled if throttled and throttled > self._clock() else None,

@@ -250,14 +250,17 @@ class Outbox:
             self._delete_orphans(event_ids)
             if delta is not None:
                 apply_delta(self._db, sink, delta)
-        if event_ids:
-            with self._lock:
-                self._pending[sink] = self._pending.get(sink, 0) - len(event_ids)
+            # With the rows, under the lock: state() never sees the record ahead of the count.
+            self._pending[sink] = self._pending.get(sink, 0) - len(event_ids)
         self._show_pending({sink})
 
     def record(self, sink: str) -> SinkRecord:
+        return self.status(sink)[0]
+
+    def status(self, sink: str) -> tuple[SinkRecord, int]:
+        """The sink's record and pending count, consistent with each other."""
         with self._lock:
-            return read_record(self._db, sink)
+            return read_record(self._db, sink), self._pending.get(sink, 0)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
