@@ -3,8 +3,9 @@ needs, and keep its status in step with the delivery state (docs/notifications.m
 
 Services and Secrets are read by name, never watched or listed (RBAC: get only), so a sink
 whose Service or Secret is missing is re-resolved on a timer. Status is written only when the
-built status differs from the last one written or seen, and at most once per
-`min_interval` per sink: counters move with every delivery, the API server need not.
+built status differs from the last one written or seen; counter changes at most once per
+`min_interval` per sink (they move with every delivery, the API server need not), a new
+verdict (Ready's status or reason) or generation at once.
 """
 
 from __future__ import annotations
@@ -106,6 +107,12 @@ def _signing_key(
         return Problem("SecretNotFound", f"signing key: {shown} key is not base64 data")
 
 
+def _verdict(status: Mapping[str, Any]) -> tuple[Any, ...]:
+    conditions = status.get("conditions") or []
+    ready: Mapping[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+    return status.get("observedGeneration"), ready.get("status"), ready.get("reason")
+
+
 @dataclass
 class _Sink:
     namespace: str
@@ -127,18 +134,17 @@ class StatusKeeper:
         self._sinks: dict[str, _Sink] = {}
         self._lock = threading.Lock()
 
-    def seen(
-        self, uid: str, namespace: str, name: str, generation: int, status: Mapping[str, Any]
-    ) -> None:
-        """A watch event: the object's generation and the status it carries now."""
+    def seen(self, uid: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """A watch event: the status the object carries now."""
         with self._lock:
-            sink = self._sinks.setdefault(uid, _Sink(namespace, name))
-            sink.generation, sink.status = generation, dict(status)
+            self._sinks.setdefault(uid, _Sink(namespace, name)).status = dict(status)
 
-    def resolved(self, uid: str, resolution: Resolution) -> None:
+    def resolved(self, uid: str, resolution: Resolution, generation: int) -> None:
+        """The spec of `generation` resolved: the status says it observed that generation."""
         with self._lock:
             if uid in self._sinks:
                 self._sinks[uid].resolution = resolution
+                self._sinks[uid].generation = generation
 
     def forget(self, uid: str) -> None:
         with self._lock:
@@ -157,7 +163,12 @@ class StatusKeeper:
                 state=state if res.problem is None else None, previous=sink.status,
                 now=rfc3339(now),
             )  # fmt: skip
-            if wanted == sink.status or now - sink.written_at < self._min_interval:
+            if wanted == sink.status:
+                return False
+            # Counters wait for the interval; a new verdict or generation is written at once.
+            if now - sink.written_at < self._min_interval and _verdict(wanted) == _verdict(
+                sink.status
+            ):
                 return False
             patch: dict[str, Any] = {k: None for k in sink.status if k not in wanted}
             patch.update(wanted)

@@ -84,7 +84,7 @@ class SinkLoop:
             res = resolve(kube(), self.namespace, self.name, spec, operator_config().cluster_domain)
             self.resolved_generation = int(obj["metadata"].get("generation") or 0)
             self.resolved_at, self.problem = now, res.problem is not None
-            keeper().resolved(self.uid, res)
+            keeper().resolved(self.uid, res, self.resolved_generation)
             if res.config is not None and res.config != self.applied:
                 running.delivery.set_sink(res.config)
                 self.applied = res.config
@@ -110,7 +110,7 @@ async def event_sink_changed(
         running.delivery.remove_sink(sink_key(namespace, name))
         return
     generation = int(body.metadata.get("generation") or 0)
-    keeper().seen(uid, namespace, name, generation, body.get("status") or {})
+    keeper().seen(uid, namespace, name, body.get("status") or {})
     loop = _LOOPS.get(uid)
     if loop is None or loop.generation != generation or JOB not in LOOPS.running(uid):
         loop = loop or SinkLoop(namespace, name, uid)

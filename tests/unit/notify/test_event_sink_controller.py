@@ -86,8 +86,8 @@ def test_status_is_written_on_change_only_and_rate_limited() -> None:
     kube.put(SINK)
     now = [1_796_018_400.0]
     keeper = StatusKeeper(kube, lambda: now[0], min_interval=5.0)
-    keeper.seen("u1", NS, "ops", 1, {"observedGeneration": 0})
-    keeper.resolved("u1", resolve(kube, NS, "ops", {"uri": "http://x/e"}, "cluster.local"))
+    keeper.seen("u1", NS, "ops", {"observedGeneration": 0})
+    keeper.resolved("u1", resolve(kube, NS, "ops", {"uri": "http://x/e"}, "cluster.local"), 1)
     assert keeper.sync("u1", State(delivered=1, last_delivered_at=now[0]))
     status = kube.stored(API_VERSION, "EventSink", "ops", NS)["status"]
     assert status["delivered"] == 1 and status["observedGeneration"] == 1
@@ -103,6 +103,11 @@ def test_status_is_written_on_change_only_and_rate_limited() -> None:
     now[0] += 5
     assert keeper.sync("u1", State(delivered=9, last_delivered_at=now[0]))
     assert kube.stored(API_VERSION, "EventSink", "ops", NS)["status"]["delivered"] == 9
+    # A new verdict does not wait: the sink answered 410 a moment later.
+    now[0] += 1
+    assert keeper.sync("u1", State(delivered=9, pending=1, gone=True))
+    assert kube.stored(API_VERSION, "EventSink", "ops", NS)["status"]["conditions"][0][
+        "reason"] == "SinkGone"  # fmt: skip
 
 
 def test_a_field_that_no_longer_applies_is_removed() -> None:
@@ -110,8 +115,8 @@ def test_a_field_that_no_longer_applies_is_removed() -> None:
     kube.put(SINK)
     now = [1_796_018_400.0]
     keeper = StatusKeeper(kube, lambda: now[0], min_interval=0.0)
-    keeper.seen("u1", NS, "ops", 1, {})
-    keeper.resolved("u1", resolve(kube, NS, "ops", {"uri": "http://x/e"}, "cluster.local"))
+    keeper.seen("u1", NS, "ops", {})
+    keeper.resolved("u1", resolve(kube, NS, "ops", {"uri": "http://x/e"}, "cluster.local"), 1)
     assert keeper.sync("u1", State(pending=1, throttled_until=now[0] + 30))
     assert "throttledUntil" in kube.stored(API_VERSION, "EventSink", "ops", NS)["status"]
     now[0] += 31
