@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +76,15 @@ def _ready(status: dict[str, Any]) -> tuple[str, str] | None:
         if cond["type"] == "Ready":
             return cond["status"], cond["reason"]
     return None
+
+
+def _pending_on_disk(outbox: Path, sink: str) -> int:
+    """Deliveries for `sink` in the operator's SQLite outbox, read as another process would."""
+    if not outbox.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)) as db:
+        row = db.execute("SELECT COUNT(*) FROM deliveries WHERE sink=?", (sink,)).fetchone()
+    return int(row[0])
 
 
 def test_a_registered_model_is_delivered_once_with_its_attributes(
@@ -249,3 +260,27 @@ def test_signed_with_a_secrets_key_and_a_service_ref_resolved_when_it_appears(
     resolved = wait_for(lambda: (s := _status(kube, namespace, "svc")) and _ready(s) == (
         "True", "Delivering") and s, 30, what="the ref resolved")  # fmt: skip
     assert resolved["sinkUri"] == f"http://rx.{namespace}.svc.cluster.local:8080/in"
+
+
+def test_pending_events_go_out_after_a_restart_even_when_their_objects_are_gone(
+    kube: Kube, namespace: str, tmp_path: Path, procs: dict[str, Any]
+) -> None:
+    """The default sink is down, the operator is SIGKILLed, the Model deleted meanwhile: the
+    restarted operator has nothing to watch that implies the events, and still sends them."""
+    receiver = _receiver(procs, tmp_path, "default")  # down
+    operator = procs["operator"]
+    operator.env.update(MLKUBE_EVENT_SINK_URI=receiver.url)
+    operator.start()
+    _model(kube, namespace, "credit-risk-5", tmp_path)
+    wait_for(lambda: _ready_model(kube, namespace, "credit-risk-5"), 60, what="Ready")
+    wait_for(lambda: _pending_on_disk(operator.outbox, "default") == 2, 30,
+             what="2 deliveries pending in the outbox file")  # fmt: skip
+    operator.kill()
+    kube.delete(API_VERSION, "Model", "credit-risk-5", namespace)
+    wait_for(lambda: kube.get(API_VERSION, "Model", "credit-risk-5", namespace) is None, 30,
+             what="Model deleted")  # fmt: skip
+    receiver.start()
+    operator.start()
+    got = wait_for(lambda: len(receiver.received()) >= 2 and receiver.received(), 60,
+                   what="the pending events delivered")  # fmt: skip
+    assert sorted(e["type"] for e in got) == [REGISTERED, VERIFIED]

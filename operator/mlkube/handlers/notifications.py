@@ -5,10 +5,10 @@ CloudEvents.
 `@kopf.on.event` only (no finalizer, nothing written to the objects). Which sinks want what
 comes from the `sink_filters` index (handlers/event_sinks.py): Kopf holds every other handler
 until its indexes are filled, so after a restart no event is offered before the sinks are
-known. The engine is opened on first use in the loop of the Kopf run that handles resources —
-with leader election only the leader's (startup activities also run in the serving operator,
-which must never open the outbox) — and stopped at that run's cleanup. Enqueueing is one short
-SQLite transaction in a thread: a sink that is down never slows these handlers.
+known. The engine is opened at the start of the Kopf run that handles resources (or on first
+use) — with leader election only the leader's (startup activities also run in the serving
+operator, which must never open the outbox) — and stopped at that run's cleanup. Enqueueing is
+one short SQLite transaction in a thread: a sink that is down never slows these handlers.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from mlkube.contract import (
     VERSION,
 )
 from mlkube.controllers.notify import Chooser, Notifier, encode_stored
+from mlkube.handlers import leadership
 from mlkube.handlers.config import operator_config
 from mlkube.outbox.engine import Delivery
 from mlkube.outbox.model import SinkConfig, Target
@@ -99,6 +100,19 @@ async def engine() -> Running:
         log.info(f"notifications: outbox {settings.outbox_path}{fresh}")
         _State.running = Running(loop, delivery, Notifier(outbox, time.time))
         return _State.running
+
+
+@kopf.on.startup()
+async def start_notifications(logger: kopf.Logger, **_: Any) -> None:
+    """The Kopf run that handles resources opens the engine at once: deliveries left pending
+    by a previous run go out even if no watched object implies anything any more. (Under
+    leader election the serving run starts first, unelected: it leaves the outbox alone.)"""
+    if leadership.Role.elected and not leadership.Role.leading:
+        return
+    try:
+        await engine()
+    except Exception as err:  # opened on the first event instead; that one reports it too
+        logger.warning(f"notifications: outbox not opened: {type(err).__name__}: {err}")
 
 
 def current() -> Running | None:
