@@ -162,6 +162,9 @@ def test_one_replica_reconciles_and_the_other_takes_over(
         # The leader's handlers ran for it, once; the standby's never ran at all.
         assert leader.output().count("Creation is processed") == 1, leader.output()[-3000:]
         assert "Handler '" not in standby.output(), standby.output()[-3000:]
+        # Only the leader opens the notifications outbox (they share one file here).
+        assert "notifications: outbox" in leader.output()
+        assert "notifications: outbox" not in standby.output()
         assert "Webhook 'audit' succeeded" in standby.output()  # the configured server
         assert "Webhook '" not in leader.output()
         assert lease_holder(kube, namespace) == "a"
