@@ -81,9 +81,12 @@ def _ready(status: dict[str, Any]) -> tuple[str, str] | None:
 def _pending_on_disk(outbox: Path, sink: str) -> int:
     """Deliveries for `sink` in the operator's SQLite outbox, read as another process would."""
     if not outbox.exists():
-        return 0
-    with contextlib.closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)) as db:
-        row = db.execute("SELECT COUNT(*) FROM deliveries WHERE sink=?", (sink,)).fetchone()
+        return -1
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT COUNT(*) FROM deliveries WHERE sink=?", (sink,)).fetchone()
+    except sqlite3.Error:  # being created (no tables yet), or locked for a moment
+        return -1
     return int(row[0])
 
 
@@ -284,3 +287,20 @@ def test_pending_events_go_out_after_a_restart_even_when_their_objects_are_gone(
     got = wait_for(lambda: len(receiver.received()) >= 2 and receiver.received(), 60,
                    what="the pending events delivered")  # fmt: skip
     assert sorted(e["type"] for e in got) == [REGISTERED, VERIFIED]
+
+
+def test_a_sink_deleted_while_the_operator_was_down_loses_its_backlog(
+    kube: Kube, namespace: str, tmp_path: Path, procs: dict[str, Any]
+) -> None:
+    receiver = _receiver(procs, tmp_path, "down")  # never started
+    _sink(kube, namespace, "old", receiver.url)
+    operator = procs["operator"].start()
+    _model(kube, namespace, "credit-risk-6", tmp_path)
+    key = f"{namespace}/old"
+    wait_for(lambda: _pending_on_disk(operator.outbox, key) == 2, 60, what="2 pending on disk")
+    operator.kill()
+    kube.delete(API_VERSION, "EventSink", "old", namespace)
+    operator.start()
+    wait_for(lambda: _pending_on_disk(operator.outbox, key) == 0, 30,
+             what="the deleted sink's deliveries dropped")  # fmt: skip
+    assert f"sink {key} is gone" in operator.output()

@@ -55,6 +55,7 @@ class Running:
     loop: asyncio.AbstractEventLoop
     delivery: Delivery
     notifier: Notifier
+    swept: bool = False  # deliveries of sinks deleted while no operator ran: dropped once
 
 
 class _State:
@@ -144,12 +145,25 @@ def chooser(filters: Iterable[tuple[str, Iterable[SinkFilter]]]) -> Chooser:
     return choose
 
 
+def sweep(running: Running, sinks: set[str]) -> None:
+    """Drop the pending deliveries of sinks that no longer exist (deleted while no operator
+    ran, so no DELETED event removed them). Kopf fills the index before any handler runs, so
+    it names every sink there is."""
+    for key in running.delivery.outbox.pending():
+        if key != DEFAULT_SINK_KEY and key not in sinks:
+            log.info(f"notifications: sink {key} is gone; its pending deliveries are dropped")
+            running.delivery.remove_sink(key)
+
+
 async def notify(
     kind: str, event: str, body: kopf.Body, filters: kopf.Index[str, SinkFilter], logger: Any
 ) -> None:
     """Offer what the object's state implies (or its deletion) to the outbox."""
     try:
         running = await engine()
+        if not running.swept:
+            running.swept = True
+            await asyncio.to_thread(sweep, running, {key for key, _ in filters.items()})
         choose = chooser(list(filters.items()))
         if event == "DELETED":
             await asyncio.to_thread(running.notifier.deleted, kind, dict(body), choose)
