@@ -37,7 +37,6 @@ from mlkube.contract import (
     VERSION,
 )
 from mlkube.controllers.notify import Chooser, Notifier, encode_stored
-from mlkube.handlers import leadership
 from mlkube.handlers.config import operator_config
 from mlkube.outbox.engine import Delivery
 from mlkube.outbox.model import SinkConfig, Target
@@ -108,7 +107,10 @@ async def start_notifications(logger: kopf.Logger, **_: Any) -> None:
     """The Kopf run that handles resources opens the engine at once: deliveries left pending
     by a previous run go out even if no watched object implies anything any more. (Under
     leader election the serving run starts first, unelected: it leaves the outbox alone.)"""
-    if leadership.Role.elected and not leadership.Role.leading:
+    # Imported here: importing it registers its probe, and probes keep import order.
+    from mlkube.handlers.leadership import Role
+
+    if Role.elected and not Role.leading:
         return
     try:
         await engine()
