@@ -1,113 +1,63 @@
 """CloudEvents notifications end to end (docs/notifications.md) on the real control plane: the
 operator as its own process (its outbox a SQLite file), EventSinks pointing at a real
-CloudEvents receiver (the `cloudevents` SDK, tests/process/outbox/outbox_receiver.py) on loopback —
-in the dev setup the operator cannot reach Services, so sinks use `uri`. Models verified by
-the real operator imply the events; nothing here fakes the API or the HTTP side."""
+CloudEvents receiver (the `cloudevents` SDK, tests/process/outbox/outbox_receiver.py) on
+loopback — in the dev setup the operator cannot reach Services, so sinks use `uri`. Models
+verified by the real operator imply the events; nothing here fakes the API or the HTTP side.
+Restarts and SIGKILL: test_notifications_restart.py."""
 
 from __future__ import annotations
 
 import base64
 import collections
-import contextlib
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from mlkube.contract import API_VERSION
 from mlkube.k8s import Kube
-from support.notify_procs import OperatorProcess, Receiver
+from support.notify_procs import (
+    REGISTERED,
+    VERIFIED,
+    Procs,
+    Receiver,
+    model,
+    ready_model,
+    ready_of,
+    sink,
+    sink_status,
+)
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-REGISTERED = "dev.mlkube.model.registered.v1"
-VERIFIED = "dev.mlkube.model.verified.v1"
-FAST = {"retry": 100, "backoffPolicy": "linear", "backoffDelay": "PT0.2S", "timeout": "PT2S"}
 
 
 @pytest.fixture
-def procs(tmp_path: Path, namespace: str) -> Iterator[dict[str, Any]]:
-    started: dict[str, Any] = {
-        "operator": OperatorProcess(namespace, tmp_path, tmp_path / "outbox" / "outbox.db"),
-        "receivers": [],
-    }
+def procs(tmp_path: Path, namespace: str) -> Iterator[Procs]:
+    started = Procs(namespace, tmp_path)
     yield started
-    started["operator"].stop()
-    for receiver in started["receivers"]:
-        receiver.stop()
-
-
-def _receiver(procs: dict[str, Any], tmp_path: Path, name: str) -> Receiver:
-    receiver = Receiver(tmp_path, name)
-    procs["receivers"].append(receiver)
-    return receiver
-
-
-def _sink(kube: Kube, namespace: str, name: str, uri: str, **spec: Any) -> None:
-    kube.create({"apiVersion": API_VERSION, "kind": "EventSink",
-                 "metadata": {"name": name, "namespace": namespace},
-                 "spec": {"uri": uri, "delivery": FAST, **spec}})  # fmt: skip
-
-
-def _model(kube: Kube, namespace: str, name: str, tmp: Path) -> None:
-    artifact = tmp / f"{name}.onnx"
-    artifact.write_bytes(name.encode())
-    spec = {"modelName": "credit-risk", "version": name.rsplit("-", 1)[-1], "framework": "onnx",
-            "artifact": {"uri": artifact.as_uri()}}  # fmt: skip
-    kube.create({"apiVersion": API_VERSION, "kind": "Model",
-                 "metadata": {"name": name, "namespace": namespace}, "spec": spec})  # fmt: skip
-
-
-def _ready_model(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
-    obj = kube.get(API_VERSION, "Model", name, namespace) or {}
-    return obj if (obj.get("status") or {}).get("phase") == "Ready" else None
-
-
-def _status(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
-    obj = kube.get(API_VERSION, "EventSink", name, namespace) or {}
-    return dict(obj.get("status") or {})
-
-
-def _ready(status: dict[str, Any]) -> tuple[str, str] | None:
-    for cond in status.get("conditions") or []:
-        if cond["type"] == "Ready":
-            return cond["status"], cond["reason"]
-    return None
-
-
-def _pending_on_disk(outbox: Path, sink: str) -> int:
-    """Deliveries for `sink` in the operator's SQLite outbox, read as another process would."""
-    if not outbox.exists():
-        return -1
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)) as db:
-            row = db.execute("SELECT COUNT(*) FROM deliveries WHERE sink=?", (sink,)).fetchone()
-    except sqlite3.Error:  # being created (no tables yet), or locked for a moment
-        return -1
-    return int(row[0])
+    started.stop()
 
 
 def test_a_registered_model_is_delivered_once_with_its_attributes(
-    kube: Kube, namespace: str, tmp_path: Path, procs: dict[str, Any]
+    kube: Kube, namespace: str, tmp_path: Path, procs: Procs
 ) -> None:
-    everything = _receiver(procs, tmp_path, "all").start()
-    verified_only = _receiver(procs, tmp_path, "verified").start()
-    batch_only = _receiver(procs, tmp_path, "batch").start()
-    _sink(kube, namespace, "all", everything.url)
-    _sink(kube, namespace, "verified", verified_only.url, types=[VERIFIED], mode="structured")
-    _sink(kube, namespace, "batch", batch_only.url, types=["dev.mlkube.batchjob.*"])
-    procs["operator"].start()
-    _model(kube, namespace, "credit-risk-3", tmp_path)
-    model = wait_for(lambda: _ready_model(kube, namespace, "credit-risk-3"), 60, what="Ready")
+    everything = procs.receiver(tmp_path, "all").start()
+    verified_only = procs.receiver(tmp_path, "verified").start()
+    batch_only = procs.receiver(tmp_path, "batch").start()
+    sink(kube, namespace, "all", everything.url)
+    sink(kube, namespace, "verified", verified_only.url, types=[VERIFIED], mode="structured")
+    sink(kube, namespace, "batch", batch_only.url, types=["dev.mlkube.batchjob.*"])
+    procs.operator.start()
+    model(kube, namespace, "credit-risk-3", tmp_path)
+    obj = wait_for(lambda: ready_model(kube, namespace, "credit-risk-3"), 60, what="Ready")
     ready_at = time.time()
     got = wait_for(lambda: {e["type"]: e for e in everything.received()}.get(REGISTERED), 30,
                    what="model.registered delivered")  # fmt: skip
     print(f"\nmodel.registered received {got['at'] - ready_at:+.2f}s after Ready was read")
-    attrs, meta = got["attributes"], model["metadata"]
-    digest = model["status"]["artifact"]["digest"]
+    attrs, meta = got["attributes"], obj["metadata"]
+    digest = obj["status"]["artifact"]["digest"]
     assert attrs["specversion"] == "1.0" and attrs["datacontenttype"] == "application/json"
     assert attrs["source"] == f"/apis/mlkube.dev/namespaces/{namespace}/models/credit-risk-3"
     assert attrs["subject"] == f"Model/{namespace}/credit-risk-3"
@@ -117,7 +67,7 @@ def test_a_registered_model_is_delivered_once_with_its_attributes(
     )  # fmt: skip
     assert attrs["mlkubegeneration"] == str(meta["generation"])
     assert (attrs["mlkubemodelversion"], attrs["mlkubemodeldigest"]) == ("3", digest)
-    ready = next(c for c in model["status"]["conditions"] if c["type"] == "Ready")
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
     assert attrs["time"] == ready["lastTransitionTime"]
     assert got["data"]["name"] == "credit-risk" and got["data"]["digest"] == digest
     assert got["data"]["uri"].startswith("file://")
@@ -125,13 +75,13 @@ def test_a_registered_model_is_delivered_once_with_its_attributes(
     # status sync later: still one registered, one verified, each sent once.
     kube.patch(API_VERSION, "Model", "credit-risk-3", {"metadata": {"labels": {"x": "y"}}},
                namespace)  # fmt: skip
-    wait_for(lambda: _status(kube, namespace, "all").get("delivered") == 2, 30,
+    wait_for(lambda: sink_status(kube, namespace, "all").get("delivered") == 2, 30,
              what="sink status delivered=2")  # fmt: skip
     types = collections.Counter(e["type"] for e in everything.received())
     assert types == {REGISTERED: 1, VERIFIED: 1}
     assert all(n == 1 for n in everything.attempts().values())
-    status = _status(kube, namespace, "all")
-    assert _ready(status) == ("True", "Delivering") and status["sinkUri"] == everything.url
+    status = sink_status(kube, namespace, "all")
+    assert ready_of(status) == ("True", "Delivering") and status["sinkUri"] == everything.url
     assert status["lastDeliveredAt"] and status["pending"] == 0
     # No idle writes: nothing changes, the sink is not written (status syncs every 2 s).
     version = (kube.get(API_VERSION, "EventSink", "all", namespace) or {})["metadata"]
@@ -145,59 +95,21 @@ def test_a_registered_model_is_delivered_once_with_its_attributes(
     assert batch_only.received() == [] and batch_only.attempts() == {}
 
 
-def test_operator_killed_with_events_pending_delivers_all_after_restart(
-    kube: Kube, namespace: str, tmp_path: Path, procs: dict[str, Any]
-) -> None:
-    receiver = _receiver(procs, tmp_path, "receiver")  # not started: the sink is down
-    _sink(kube, namespace, "ops", receiver.url)
-    operator = procs["operator"].start()
-    names = [f"credit-risk-{n}" for n in (1, 2, 3)]
-    for name in names:
-        _model(kube, namespace, name, tmp_path)
-    for name in names:
-        wait_for(lambda name=name: _ready_model(kube, namespace, name), 60, what=f"{name} Ready")
-    failing = wait_for(lambda: (s := _status(kube, namespace, "ops")).get("pending") == 6 and s,
-                       30, what="6 events pending")  # fmt: skip
-    assert _ready(failing) == ("False", "DeliveryFailing")
-    assert "status" not in failing["lastFailure"]  # connection refused: no HTTP answer
-    operator.kill()  # SIGKILL: nothing flushed, nothing released
-    _model(kube, namespace, "credit-risk-4", tmp_path)  # changed while the operator is dead
-    receiver.start()
-    started = time.monotonic()
-    operator.start()
-    wait_for(lambda: len({e["id"] for e in receiver.received()}) == 8, 90,
-             what="all 8 events delivered after the restart")  # fmt: skip
-    print(f"\nall pending events delivered {time.monotonic() - started:.1f}s after restart")
-    events = receiver.received()
-    by_id: dict[str, set[tuple[str, str]]] = collections.defaultdict(set)
-    for event in events:
-        by_id[event["id"]].add((event["type"], event["attributes"]["subject"]))
-    # One id per occurrence, one occurrence per id: 4 Models x (registered, verified).
-    assert all(len(occurrences) == 1 for occurrences in by_id.values())
-    expected = [(t, f"Model/{namespace}/credit-risk-{n}") for n in (1, 2, 3, 4)
-                for t in (REGISTERED, VERIFIED)]  # fmt: skip
-    assert sorted(o for occ in by_id.values() for o in occ) == sorted(expected)
-    time.sleep(3)  # at least once, not more: nothing is sent again once acknowledged
-    assert len(receiver.received()) == len(events) == 8
-    wait_for(lambda: _ready(_status(kube, namespace, "ops")) == ("True", "Delivering"), 30,
-             what="the sink Ready again")  # fmt: skip
-
-
 def test_a_410_stops_the_sink_until_its_spec_changes(
-    kube: Kube, namespace: str, tmp_path: Path, procs: dict[str, Any]
+    kube: Kube, namespace: str, tmp_path: Path, procs: Procs
 ) -> None:
-    receiver = _receiver(procs, tmp_path, "gone").start()
+    receiver = procs.receiver(tmp_path, "gone").start()
     receiver.control(mode="gone")
-    _sink(kube, namespace, "ops", receiver.url, types=[REGISTERED])
-    procs["operator"].start()
-    _model(kube, namespace, "credit-risk-1", tmp_path)
-    gone = wait_for(lambda: (s := _status(kube, namespace, "ops")) and _ready(s) == (
+    sink(kube, namespace, "ops", receiver.url, types=[REGISTERED])
+    procs.operator.start()
+    model(kube, namespace, "credit-risk-1", tmp_path)
+    gone = wait_for(lambda: (s := sink_status(kube, namespace, "ops")) and ready_of(s) == (
         "False", "SinkGone") and s, 60, what="SinkGone")  # fmt: skip
     stalled = next(c for c in gone["conditions"] if c["type"] == "Stalled")
     assert stalled["status"] == "True" and gone["lastFailure"]["status"] == 410
     receiver.control(mode="ok")  # it would answer now, but the operator no longer asks
-    _model(kube, namespace, "credit-risk-2", tmp_path)
-    wait_for(lambda: _status(kube, namespace, "ops").get("pending") == 2, 60,
+    model(kube, namespace, "credit-risk-2", tmp_path)
+    wait_for(lambda: sink_status(kube, namespace, "ops").get("pending") == 2, 60,
              what="the second Model's event pending")  # fmt: skip
     time.sleep(2)
     assert sum(receiver.attempts().values()) == 1 and receiver.received() == []
@@ -206,101 +118,60 @@ def test_a_410_stops_the_sink_until_its_spec_changes(
                namespace)  # fmt: skip
     wait_for(lambda: len(receiver.received()) == 2, 30, what="backlog delivered")
     assert {e["type"] for e in receiver.received()} == {REGISTERED}
-    wait_for(lambda: _ready(_status(kube, namespace, "ops")) == ("True", "Delivering"), 30,
+    wait_for(lambda: ready_of(sink_status(kube, namespace, "ops")) == ("True", "Delivering"), 30,
              what="Ready again")  # fmt: skip
 
 
 def test_the_default_sink_gets_every_event_in_azure_ml_form(
-    kube: Kube, namespace: str, tmp_path: Path, procs: dict[str, Any]
+    kube: Kube, namespace: str, tmp_path: Path, procs: Procs
 ) -> None:
     """MLKUBE_EVENT_SINK_URI, no EventSink at all: Event Grid's schema with Azure ML's type and
     data field names (ModelRegistered); model.verified has no Azure counterpart, so not sent."""
-    receiver = _receiver(procs, tmp_path, "azure").start()
-    procs["operator"].env.update(MLKUBE_EVENT_SINK_URI=receiver.url,
+    receiver = procs.receiver(tmp_path, "azure").start()
+    procs.operator.env.update(MLKUBE_EVENT_SINK_URI=receiver.url,
                                  MLKUBE_EVENT_SINK_FORMAT="azureml")  # fmt: skip
-    procs["operator"].start()
-    _model(kube, namespace, "credit-risk-7", tmp_path)
+    procs.operator.start()
+    model(kube, namespace, "credit-risk-7", tmp_path)
     got = wait_for(lambda: receiver.received(), 60, what="an Event Grid delivery")
     time.sleep(2)  # model.verified would have come by now: it has no Azure counterpart
     assert [e["type"] for e in receiver.received()] == [
         "Microsoft.MachineLearningServices.ModelRegistered"
     ]
-    model = kube.get(API_VERSION, "Model", "credit-risk-7", namespace) or {}
+    obj = kube.get(API_VERSION, "Model", "credit-risk-7", namespace) or {}
     data, attrs = got[0]["data"], got[0]["attributes"]
     assert (data["modelName"], data["modelVersion"]) == ("credit-risk", "7")
     assert attrs["topic"] == f"/apis/mlkube.dev/namespaces/{namespace}"
     assert attrs["subject"] == "models/credit-risk:7"
-    assert model["status"]["phase"] == "Ready"
+    assert obj["status"]["phase"] == "Ready"
 
 
 def test_signed_with_a_secrets_key_and_a_service_ref_resolved_when_it_appears(
-    kube: Kube, namespace: str, tmp_path: Path, procs: dict[str, Any]
+    kube: Kube, namespace: str, tmp_path: Path, procs: Procs
 ) -> None:
     """The signing key comes from a Secret (the receiver verifies the HMAC); a `ref` to a
     Service that does not exist yet is Stalled, then resolves to its cluster DNS URL."""
     key = "k3y-for-hmac"
     signed = Receiver(tmp_path, "signed", key=key).start()
-    procs["receivers"].append(signed)
+    procs.receivers.append(signed)
     kube.create({"apiVersion": "v1", "kind": "Secret",
                  "metadata": {"name": "sink-key", "namespace": namespace},
                  "data": {"key": base64.b64encode(key.encode()).decode()}})  # fmt: skip
-    _sink(kube, namespace, "signed", signed.url, types=[REGISTERED],
+    sink(kube, namespace, "signed", signed.url, types=[REGISTERED],
           signing={"secretRef": {"name": "sink-key", "key": "key"}})  # fmt: skip
     kube.create({"apiVersion": API_VERSION, "kind": "EventSink",
                  "metadata": {"name": "svc", "namespace": namespace},
                  "spec": {"ref": {"kind": "Service", "name": "rx", "path": "/in"},
                           "types": ["dev.mlkube.batchjob.*"]}})  # fmt: skip
-    procs["operator"].start()
-    missing = wait_for(lambda: (s := _status(kube, namespace, "svc")) and _ready(s) == (
+    procs.operator.start()
+    missing = wait_for(lambda: (s := sink_status(kube, namespace, "svc")) and ready_of(s) == (
         "False", "ServiceNotFound") and s, 60, what="ServiceNotFound")  # fmt: skip
     assert f"Service {namespace}/rx does not exist" in missing["message"]
-    _model(kube, namespace, "credit-risk-9", tmp_path)
+    model(kube, namespace, "credit-risk-9", tmp_path)
     [got] = wait_for(signed.received, 60, what="a signed delivery")
     assert got["type"] == REGISTERED and got["signed"] is True
     kube.create({"apiVersion": "v1", "kind": "Service",
                  "metadata": {"name": "rx", "namespace": namespace},
                  "spec": {"ports": [{"name": "web", "port": 8080}]}})  # fmt: skip
-    resolved = wait_for(lambda: (s := _status(kube, namespace, "svc")) and _ready(s) == (
+    resolved = wait_for(lambda: (s := sink_status(kube, namespace, "svc")) and ready_of(s) == (
         "True", "Delivering") and s, 30, what="the ref resolved")  # fmt: skip
     assert resolved["sinkUri"] == f"http://rx.{namespace}.svc.cluster.local:8080/in"
-
-
-def test_pending_events_go_out_after_a_restart_even_when_their_objects_are_gone(
-    kube: Kube, namespace: str, tmp_path: Path, procs: dict[str, Any]
-) -> None:
-    """The default sink is down, the operator is SIGKILLed, the Model deleted meanwhile: the
-    restarted operator has nothing to watch that implies the events, and still sends them."""
-    receiver = _receiver(procs, tmp_path, "default")  # down
-    operator = procs["operator"]
-    operator.env.update(MLKUBE_EVENT_SINK_URI=receiver.url)
-    operator.start()
-    _model(kube, namespace, "credit-risk-5", tmp_path)
-    wait_for(lambda: _ready_model(kube, namespace, "credit-risk-5"), 60, what="Ready")
-    wait_for(lambda: _pending_on_disk(operator.outbox, "default") == 2, 30,
-             what="2 deliveries pending in the outbox file")  # fmt: skip
-    operator.kill()
-    kube.delete(API_VERSION, "Model", "credit-risk-5", namespace)
-    wait_for(lambda: kube.get(API_VERSION, "Model", "credit-risk-5", namespace) is None, 30,
-             what="Model deleted")  # fmt: skip
-    receiver.start()
-    operator.start()
-    got = wait_for(lambda: len(receiver.received()) >= 2 and receiver.received(), 60,
-                   what="the pending events delivered")  # fmt: skip
-    assert sorted(e["type"] for e in got) == [REGISTERED, VERIFIED]
-
-
-def test_a_sink_deleted_while_the_operator_was_down_loses_its_backlog(
-    kube: Kube, namespace: str, tmp_path: Path, procs: dict[str, Any]
-) -> None:
-    receiver = _receiver(procs, tmp_path, "down")  # never started
-    _sink(kube, namespace, "old", receiver.url)
-    operator = procs["operator"].start()
-    _model(kube, namespace, "credit-risk-6", tmp_path)
-    key = f"{namespace}/old"
-    wait_for(lambda: _pending_on_disk(operator.outbox, key) == 2, 60, what="2 pending on disk")
-    operator.kill()
-    kube.delete(API_VERSION, "EventSink", "old", namespace)
-    operator.start()
-    wait_for(lambda: _pending_on_disk(operator.outbox, key) == 0, 30,
-             what="the deleted sink's deliveries dropped")  # fmt: skip
-    assert f"sink {key} is gone" in operator.output()

@@ -1,10 +1,13 @@
 """Real processes for the notification integration tests: the `cloudevents` SDK receiver of
-tests/process/outbox/outbox_receiver.py (on a fixed loopback port, so it can go down and come back),
-and the operator as its own process (so it can be SIGKILLed) with its own outbox file."""
+tests/process/outbox/outbox_receiver.py (on a fixed loopback port, so it can go down and come
+back), and the operator as its own process (so it can be SIGKILLed) with its own outbox file;
+and the objects and reads those tests share."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +15,9 @@ from typing import Any
 
 import requests
 
+from mlkube.contract import API_VERSION
 from mlkube.devcluster.procs import free_port
+from mlkube.k8s import Kube
 from support.operator import OPERATOR_KUBECONFIG_ENV, stop_process
 from support.waiting import wait_for
 
@@ -104,3 +109,74 @@ class OperatorProcess:
         if self.proc is not None:
             stop_process(self.proc, 10)
             self.proc = None
+
+
+# -- objects and reads the notification tests share ---------------------------------------
+REGISTERED = "dev.mlkube.model.registered.v1"
+VERIFIED = "dev.mlkube.model.verified.v1"
+# Retries that outlast a test's outage, quickly: a sink that comes back is sent to at once.
+FAST = {"retry": 100, "backoffPolicy": "linear", "backoffDelay": "PT0.2S", "timeout": "PT2S"}
+
+
+class Procs:
+    """One operator process and the receivers of a test; all stopped by `stop`."""
+
+    def __init__(self, namespace: str, tmp: Path) -> None:
+        self.tmp = tmp
+        self.operator = OperatorProcess(namespace, tmp, tmp / "outbox" / "outbox.db")
+        self.receivers: list[Receiver] = []
+
+    def receiver(self, name: str, key: str = "") -> Receiver:
+        self.receivers.append(Receiver(self.tmp, name, key))
+        return self.receivers[-1]
+
+    def stop(self) -> None:
+        self.operator.stop()
+        for receiver in self.receivers:
+            receiver.stop()
+
+
+def sink(kube: Kube, namespace: str, name: str, uri: str, **spec: Any) -> None:
+    kube.create({"apiVersion": API_VERSION, "kind": "EventSink",
+                 "metadata": {"name": name, "namespace": namespace},
+                 "spec": {"uri": uri, "delivery": FAST, **spec}})  # fmt: skip
+
+
+def model(kube: Kube, namespace: str, name: str, tmp: Path) -> None:
+    """A Model `credit-risk` whose version is the name's last part, its artifact a file."""
+    artifact = tmp / f"{name}.onnx"
+    artifact.write_bytes(name.encode())
+    spec = {"modelName": "credit-risk", "version": name.rsplit("-", 1)[-1], "framework": "onnx",
+            "artifact": {"uri": artifact.as_uri()}}  # fmt: skip
+    kube.create({"apiVersion": API_VERSION, "kind": "Model",
+                 "metadata": {"name": name, "namespace": namespace}, "spec": spec})  # fmt: skip
+
+
+def ready_model(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    obj = kube.get(API_VERSION, "Model", name, namespace) or {}
+    return obj if (obj.get("status") or {}).get("phase") == "Ready" else None
+
+
+def sink_status(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    obj = kube.get(API_VERSION, "EventSink", name, namespace) or {}
+    return dict(obj.get("status") or {})
+
+
+def ready_of(status: dict[str, Any]) -> tuple[str, str] | None:
+    for cond in status.get("conditions") or []:
+        if cond["type"] == "Ready":
+            return cond["status"], cond["reason"]
+    return None
+
+
+def pending_on_disk(outbox: Path, sink_key: str) -> int:
+    """Deliveries for a sink in the operator's SQLite outbox, read as another process would
+    (-1: not readable yet)."""
+    if not outbox.exists():
+        return -1
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT COUNT(*) FROM deliveries WHERE sink=?", (sink_key,)).fetchone()
+    except sqlite3.Error:  # being created (no tables yet), or locked for a moment
+        return -1
+    return int(row[0])
