@@ -8,6 +8,7 @@ converges to the same objects without duplicates. Kopf specifics (retries, Event
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint import build_endpoint_children, child_key, endpoint_url, uses_router
+from mlkube.builders.endpoint_rollout_status import with_rollout_conditions
 from mlkube.builders.endpoint_status import Blocker, build_endpoint_status, is_blocked
 from mlkube.builders.endpoint_upgrade import legacy_child_names
 from mlkube.builders.names import EndpointRef, label_value
@@ -42,6 +44,12 @@ from mlkube.controllers.endpoint_status_io import (
 from mlkube.controllers.kube import Kube
 from mlkube.controllers.router_poll import verify_traffic
 from mlkube.reconcile.endpoint_changes import traffic_events
+from mlkube.reconcile.rollout_effective import (
+    effective_spec,
+    initial_deploy,
+    revision,
+    running_split,
+)
 from mlkube.reconcile.router_config import RELOADING, TrafficVerdict
 
 WAIT_DELAY: Final = 5.0  # Models being verified: look again soon
@@ -62,6 +70,17 @@ def get_endpoint(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None
     if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
         return None
     return obj
+
+
+def parse_now(now: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(now.replace("Z", "+00:00"))
+
+
+def running_spec(obj: dict[str, Any], spec: OnlineEndpointSpec, now: str) -> OnlineEndpointSpec:
+    """The spec with the rollout's running split applied: what the children are built from
+    and what the routers must serve (docs/rollouts.md §2)."""
+    split = running_split(obj.get("spec") or {}, obj.get("status") or {}, parse_now(now))
+    return effective_spec(spec, split)
 
 
 def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now: str) -> Outcome:
@@ -91,7 +110,8 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     # Keys are used for a new Secret only: an existing one is the source of truth.
     keys = initial_keys(kube, owner) if uses_router(spec) and spec.auth.mode == "key" else []
     monitoring = config.monitoring and has_monitoring_api(kube)
-    children = build_endpoint_children(owner, spec, models, config, keys, monitoring)
+    running = running_spec(obj, spec, now)
+    children = build_endpoint_children(owner, running, models, config, keys, monitoring)
     conflicts = write_children(kube, owner, children, create_only={keys_secret_key(owner)})
     if conflicts:
         write_blocked_status(kube, obj, spec, generation, conflicts, now)
@@ -99,7 +119,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     legacy = legacy_child_names(name, [d.name for d in spec.deployments])
     held = prune(kube, owner, {child_key(c) for c in children}, legacy)
     verdict, events = observe_and_write_status(
-        kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now
+        kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now, running
     )
     subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
     if verdict is not None and verdict.reason == RELOADING:
@@ -132,12 +152,15 @@ def observe_and_write_status(
     owner: EndpointRef,
     url: str | None,
     now: str,
+    running: OnlineEndpointSpec | None = None,
 ) -> tuple[TrafficVerdict | None, list[tuple[str, str, str]]]:
     """Observe workloads and the routers' loaded config, write the status; returns the
-    routers' verdict and the traffic Events of what became applied."""
+    routers' verdict and the traffic Events of what became applied. `running`: the spec with
+    the rollout's running split (what the routers must serve), `spec` when None."""
     status = obj.get("status") or {}
-    verdict = verify_traffic(kube, owner, spec, config) if uses_router(spec) else None
-    applied_traffic, applied_mirror = applied_split(spec, status, verdict)
+    running = running or spec
+    verdict = verify_traffic(kube, owner, running, config) if uses_router(spec) else None
+    applied_traffic, applied_mirror = applied_split(running, status, verdict)
     events = [("Normal", r, m) for r, m in traffic_events(status, applied_traffic, applied_mirror)]
     new_status = build_endpoint_status(
         spec=spec,
@@ -152,6 +175,18 @@ def observe_and_write_status(
         previous=status,
         now=now,
         traffic_check=verdict,
+    )
+    rollout = status.get("rollout") or initial_deploy(obj.get("spec") or {}, status, now)
+    if rollout is not None and not status.get("rollout"):
+        new_status["rollout"] = rollout
+    new_status["conditions"] = with_rollout_conditions(
+        list(new_status.get("conditions") or []),
+        spec,
+        running,
+        rollout,
+        rollout is not None and rollout.get("revision") == revision(obj.get("spec") or {}),
+        int(obj["metadata"].get("generation", 1)),
+        now,
     )
     write_status(kube, obj, new_status, now)
     return verdict, events
@@ -174,7 +209,10 @@ def refresh_status(
     except ValidationError:
         return Outcome()
     owner = EndpointRef(name=name, namespace=namespace, uid=str(obj["metadata"]["uid"]))
-    _, events = observe_and_write_status(kube, config, obj, spec, owner, status.get("url"), now)
+    running = running_spec(obj, spec, now)
+    _, events = observe_and_write_status(
+        kube, config, obj, spec, owner, status.get("url"), now, running
+    )
     subject = {
         "apiVersion": obj["apiVersion"],
         "kind": KIND_ONLINE_ENDPOINT,
