@@ -76,6 +76,10 @@ def parse_now(now: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(now.replace("Z", "+00:00"))
 
 
+def format_now(now: datetime.datetime) -> str:
+    return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def running_spec(obj: dict[str, Any], spec: OnlineEndpointSpec, now: str) -> OnlineEndpointSpec:
     """The spec with the rollout's running split applied: what the children are built from
     and what the routers must serve (docs/rollouts.md §2)."""

@@ -1,0 +1,234 @@
+"""One tick of an endpoint's rollout loop (docs/rollouts.md §7): measure, decide, apply.
+
+Each tick reads the endpoint afresh, takes the measurements that are due through the providers
+(`controllers.rollout_providers`; their state — the previous router scrape — lives in
+`ProviderMemory`, in memory only: a restarted operator takes a fresh baseline), asks the
+routers whether they serve the running split, runs the pure state machine
+(`reconcile.rollout_plan.advance`) and writes `status.rollout` only when it changed (an idle
+tick costs no write). When the rollout state changed, the endpoint reconcile runs: it builds
+the children from the new running split (router config pushed to the routers, the candidate
+scaled to 0 after an abort's delay) and sets the conditions. The Events of the plan and of the
+reconcile are returned, with the delay until the next tick (None: nothing left to do).
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.api.rollout import RolloutMetric, RolloutStatus
+from mlkube.builders.endpoint import uses_router
+from mlkube.builders.endpoint_status import is_blocked
+from mlkube.builders.names import EndpointRef
+from mlkube.builders.operator_config import OperatorConfig
+from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
+from mlkube.controllers import endpoint as sync
+from mlkube.controllers.endpoint_status_io import observe_deployments
+from mlkube.controllers.kube import Kube
+from mlkube.controllers.rollout_providers import ProviderState, measure_metric
+from mlkube.controllers.router_poll import verify_traffic
+from mlkube.reconcile import rollout_measure
+from mlkube.reconcile.rollout_analysis import RawMeasurement, interval
+from mlkube.reconcile.rollout_plan import (
+    REQUEST_ANNOTATION,
+    Observations,
+    advance,
+    parse_request,
+    revision,
+)
+from mlkube.reconcile.rollout_split import running_split
+
+ACTIVE: Final = ("Progressing", "Paused")
+Events = list[tuple[str, str, str]]
+
+
+@dataclass
+class ProviderMemory:
+    """Provider state by (endpoint uid, rollout start, metric name): what the previous scrape
+    saw and when (monotonic). A new rollout (or a retry) has another start, so its metrics
+    begin with a fresh baseline; `forget` drops an endpoint's entries."""
+
+    states: dict[tuple[str, str, str], tuple[float, ProviderState | None]] = field(
+        default_factory=dict
+    )
+
+    def forget(self, uid: str, keep: str | None = None) -> None:
+        for key in [k for k in self.states if k[0] == uid and k[1] != keep]:
+            del self.states[key]
+
+
+@dataclass(frozen=True)
+class RolloutOutcome:
+    delay: float | None
+    events: Events = field(default_factory=list)
+    subject: Mapping[str, Any] | None = None
+
+
+def to_analysis(raw: rollout_measure.RawMeasurement, metric: RolloutMetric) -> RawMeasurement:
+    """A provider's answer as the analysis reads it (Prometheus and web count no samples)."""
+    if raw.error is not None:
+        return RawMeasurement(error=raw.error)
+    counted = metric.provider.builtin is not None
+    return RawMeasurement(
+        candidate=raw.candidate,
+        stable=raw.stable,
+        samples=raw.candidate_samples if counted else None,
+        stable_samples=raw.stable_samples if counted else None,
+    )
+
+
+def take_measurements(
+    kube: Kube,
+    config: OperatorConfig,
+    obj: dict[str, Any],
+    spec: OnlineEndpointSpec,
+    rollout: RolloutStatus,
+    memory: ProviderMemory,
+    now: datetime.datetime,
+) -> tuple[dict[str, RawMeasurement], float | None]:
+    """The due metrics' measurements, and how long until a metric whose window only just
+    started (a baseline after a restart) can be measured (None: none waits).
+
+    Every running metric without provider state takes its baseline at once, so the first
+    measurement one interval later covers a whole interval of traffic at the step's split.
+    """
+    assert spec.rollout is not None
+    uid = str(obj["metadata"]["uid"])
+    start = rollout.started_at or ""
+    memory.forget(uid, keep=start)
+    running = {m.name for m in rollout.metrics if m.phase == "Running"}
+    due = {m.name for m in rollout.metrics if m.phase == "Running" and _due(m, now)}
+    taken: dict[str, RawMeasurement] = {}
+    wait: float | None = None
+    for name in sorted(running):
+        metric = spec.rollout.metric(name)
+        if metric is None:
+            continue
+        key = (uid, start, name)
+        seconds = interval(metric).total_seconds()
+        since, state = memory.states.get(key, (None, None))
+        young = since is not None and time.monotonic() - since < seconds / 2
+        if name not in due and since is not None:
+            continue
+        if name in due and young:
+            assert since is not None
+            left = since + seconds - time.monotonic()
+            wait = left if wait is None else min(wait, left)
+            continue
+        raw, new_state = measure_metric(obj, metric, kube, config, state)
+        memory.states[key] = (time.monotonic(), new_state)
+        if name in due and not raw.baseline:
+            taken[name] = to_analysis(raw, metric)
+        elif name in due:
+            wait = seconds if wait is None else min(wait, seconds)
+    return taken, wait
+
+
+def _due(metric: Any, now: datetime.datetime) -> bool:
+    at = metric.next_measurement_at
+    if not at:
+        return True
+    return datetime.datetime.fromisoformat(str(at).replace("Z", "+00:00")) <= now
+
+
+def candidate_available(kube: Kube, owner: EndpointRef, spec: OnlineEndpointSpec) -> bool:
+    assert spec.rollout is not None
+    health = observe_deployments(kube, owner, spec).get(spec.rollout.candidate)
+    return health is not None and health.available and health.replicas > 0
+
+
+def read_rollout(status: Mapping[str, Any]) -> RolloutStatus | None:
+    try:
+        raw = status.get("rollout")
+        return RolloutStatus.model_validate(raw) if raw else None
+    except ValidationError:
+        return None  # a damaged status: the plan starts the rollout of this revision afresh
+
+
+def dump(rollout: RolloutStatus | None) -> dict[str, Any] | None:
+    if rollout is None:
+        return None
+    return rollout.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def rollout_pass(
+    kube: Kube,
+    config: OperatorConfig,
+    namespace: str,
+    name: str,
+    memory: ProviderMemory,
+    now: datetime.datetime,
+) -> RolloutOutcome:
+    """One tick (see the module docstring); the caller holds the endpoint's lock."""
+    obj = sync.get_endpoint(kube, namespace, name)
+    if obj is None:
+        return RolloutOutcome(None)
+    meta = obj["metadata"]
+    status = obj.get("status") or {}
+    try:
+        spec = OnlineEndpointSpec.model_validate(obj.get("spec") or {})
+    except ValidationError:
+        return RolloutOutcome(None)  # the reconcile reports it; a spec change restarts the loop
+    if spec.rollout is None or is_blocked(status) or not status.get("observedGeneration"):
+        return RolloutOutcome(None)  # nothing to roll, or children not applied: events restart
+    owner = EndpointRef(name=name, namespace=namespace, uid=str(meta["uid"]))
+    previous = read_rollout(status)
+    current = previous is not None and previous.revision == revision(spec)
+    measurements: dict[str, RawMeasurement] = {}
+    wait = None
+    split_applied = False
+    if current and previous is not None and previous.phase in ACTIVE:
+        measurements, wait = take_measurements(kube, config, obj, spec, previous, memory, now)
+        if uses_router(spec):
+            running = sync.running_spec(obj, spec, sync.format_now(now))
+            split_applied = verify_traffic(kube, owner, running, config).applied is True
+        else:
+            split_applied = True  # a Gateway applies what the HTTPRoute says (no way to ask)
+    annotations = meta.get("annotations") or {}
+    seen = Observations(
+        applied_traffic=dict(status.get("traffic") or {}),
+        candidate_available=candidate_available(kube, owner, spec),
+        split_applied=split_applied,
+        measurements=measurements,
+        request=parse_request(annotations.get(REQUEST_ANNOTATION)),
+    )
+    plan = advance(spec, previous, seen, now)
+    events: Events = [(e.type, e.reason, e.message) for e in plan.events]
+    subject = {"apiVersion": API_VERSION, "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
+    if dump(plan.rollout) != status.get("rollout"):
+        kube.patch(
+            API_VERSION,
+            KIND_ONLINE_ENDPOINT,
+            name,
+            {"status": {"rollout": dump(plan.rollout)}},
+            namespace,
+            subresource="status",
+        )
+        outcome = sync.reconcile(kube, config, namespace, name, sync.format_now(now))
+        events += outcome.events
+    elif split_applied and _stale_traffic(spec, previous, status, now):
+        outcome = sync.refresh_status(kube, config, namespace, name, sync.format_now(now))
+        events += outcome.events
+    delay = plan.delay
+    if delay is not None and wait is not None:
+        delay = max(delay, wait)
+    return RolloutOutcome(delay, events, subject)
+
+
+def _stale_traffic(
+    spec: OnlineEndpointSpec,
+    rollout: RolloutStatus | None,
+    status: Mapping[str, Any],
+    now: datetime.datetime,
+) -> bool:
+    """The routers serve the running split but status.traffic does not say so yet."""
+    split = running_split(spec, rollout, now)
+    live = {k: v for k, v in split.traffic.items() if v > 0}
+    have = {k: v for k, v in (status.get("traffic") or {}).items() if v > 0}
+    return live != have
