@@ -27,6 +27,7 @@ from mlkube.api.common import (
 )
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
 from mlkube.api.markers import ListMap, Rule
+from mlkube.api.rollout import RolloutSpec
 from mlkube.contract import KIND_ONLINE_ENDPOINT, PLURAL_ONLINE_ENDPOINTS
 
 Runtime = Literal["auto", "sklearn", "onnx", "mlflow", "custom"]
@@ -243,6 +244,8 @@ class OnlineEndpointSpec(ApiModel):
     """router (the mlkube router Deployment) or gateway-api (an HTTPRoute with weights)."""
     gateway: GatewaySettings | None = None
     """Gateway API attachment (parent Gateways, host names) when trafficBackend is gateway-api."""
+    rollout: RolloutSpec | None = None
+    """PROVISIONAL (rkinds owns it): progressive rollout of a candidate over a stable."""
 
     @model_validator(mode="after")
     def _check(self) -> OnlineEndpointSpec:
