@@ -64,7 +64,9 @@ def with_rollout_conditions(
             now=now,
         )
     if phase == "Aborted":
-        message = f"{abort_message(rollout)}; {wants_running(spec, effective)}"
+        message = abort_message(rollout)
+        if "spec wants" not in message:
+            message = f"{message}; {wants_running(spec, effective)}"
         for type_, status in (("Degraded", True), ("Progressing", False)):
             conditions = set_condition(
                 conditions,

@@ -47,7 +47,8 @@ from mlkube.reconcile.endpoint_changes import traffic_events
 from mlkube.reconcile.rollout_effective import (
     effective_spec,
     initial_deploy,
-    revision,
+    is_current,
+    read_rollout,
     running_split,
 )
 from mlkube.reconcile.router_config import RELOADING, TrafficVerdict
@@ -83,7 +84,7 @@ def format_now(now: datetime.datetime) -> str:
 def running_spec(obj: dict[str, Any], spec: OnlineEndpointSpec, now: str) -> OnlineEndpointSpec:
     """The spec with the rollout's running split applied: what the children are built from
     and what the routers must serve (docs/rollouts.md §2)."""
-    split = running_split(obj.get("spec") or {}, obj.get("status") or {}, parse_now(now))
+    split = running_split(spec, obj.get("status") or {}, parse_now(now))
     return effective_spec(spec, split)
 
 
@@ -180,15 +181,16 @@ def observe_and_write_status(
         now=now,
         traffic_check=verdict,
     )
-    rollout = status.get("rollout") or initial_deploy(obj.get("spec") or {}, status, now)
-    if rollout is not None and not status.get("rollout"):
-        new_status["rollout"] = rollout
+    first = initial_deploy(spec, status, parse_now(now))
+    if first is not None:
+        new_status["rollout"] = first
+    rollout = status.get("rollout") or first
     new_status["conditions"] = with_rollout_conditions(
         list(new_status.get("conditions") or []),
         spec,
         running,
         rollout,
-        rollout is not None and rollout.get("revision") == revision(obj.get("spec") or {}),
+        is_current(spec, read_rollout({"rollout": rollout})),
         int(obj["metadata"].get("generation", 1)),
         now,
     )

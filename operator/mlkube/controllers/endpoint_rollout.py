@@ -14,7 +14,6 @@ reconcile are returned, with the delay until the next tick (None: nothing left t
 from __future__ import annotations
 
 import datetime
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -35,6 +34,7 @@ from mlkube.controllers.rollout_providers import ProviderState, measure_metric
 from mlkube.controllers.router_poll import verify_traffic
 from mlkube.reconcile import rollout_measure
 from mlkube.reconcile.rollout_analysis import RawMeasurement, interval
+from mlkube.reconcile.rollout_effective import read_rollout
 from mlkube.reconcile.rollout_plan import (
     REQUEST_ANNOTATION,
     Observations,
@@ -50,15 +50,16 @@ Events = list[tuple[str, str, str]]
 
 @dataclass
 class ProviderMemory:
-    """Provider state by (endpoint uid, rollout start, metric name): what the previous scrape
-    saw and when (monotonic). A new rollout (or a retry) has another start, so its metrics
-    begin with a fresh baseline; `forget` drops an endpoint's entries."""
+    """Provider state by (endpoint uid, window key, metric name): what the previous scrape saw
+    and when. Every step (and a new rollout, a retry) has another window key, so its metrics
+    begin with a fresh baseline; `forget` drops an endpoint's other windows."""
 
-    states: dict[tuple[str, str, str], tuple[float, ProviderState | None]] = field(
+    states: dict[tuple[str, str, str], tuple[datetime.datetime, ProviderState | None]] = field(
         default_factory=dict
     )
 
     def forget(self, uid: str, keep: str | None = None) -> None:
+        """Drop the endpoint's windows but those of the window key `keep`."""
         for key in [k for k in self.states if k[0] == uid and k[1] != keep]:
             del self.states[key]
 
@@ -83,6 +84,17 @@ def to_analysis(raw: rollout_measure.RawMeasurement, metric: RolloutMetric) -> R
     )
 
 
+def windowed(metric: RolloutMetric) -> bool:
+    """A router metric: measured over the window since the previous scrape."""
+    builtin = metric.provider.builtin
+    return builtin is not None and builtin.type in rollout_measure.ROUTER_TYPES
+
+
+def window_key(uid: str, rollout: RolloutStatus) -> str:
+    """Windows restart with every step: a measurement covers traffic at one split only."""
+    return f"{uid}/{rollout.started_at}/{rollout.step_index}/{rollout.step_started_at}"
+
+
 def take_measurements(
     kube: Kube,
     config: OperatorConfig,
@@ -91,38 +103,36 @@ def take_measurements(
     rollout: RolloutStatus,
     memory: ProviderMemory,
     now: datetime.datetime,
+    due_only: bool = False,
 ) -> tuple[dict[str, RawMeasurement], float | None]:
     """The due metrics' measurements, and how long until a metric whose window only just
     started (a baseline after a restart) can be measured (None: none waits).
 
-    Every running metric without provider state takes its baseline at once, so the first
-    measurement one interval later covers a whole interval of traffic at the step's split.
+    A running router metric without a window takes its baseline at once (`due_only` False),
+    so its first measurement, one interval later, covers a whole interval of traffic at the
+    step's split; one whose window is younger than half an interval waits for it.
     """
     assert spec.rollout is not None
     uid = str(obj["metadata"]["uid"])
-    start = rollout.started_at or ""
-    memory.forget(uid, keep=start)
-    running = {m.name for m in rollout.metrics if m.phase == "Running"}
-    due = {m.name for m in rollout.metrics if m.phase == "Running" and _due(m, now)}
+    key = window_key(uid, rollout)
+    memory.forget(uid, keep=key)
+    defs = {m.name: m for m in spec.rollout.metrics}
+    running = {m.name for m in rollout.metrics if m.phase == "Running" and m.name in defs}
+    due = {m.name for m in rollout.metrics if m.name in running and _due(m, now)}
     taken: dict[str, RawMeasurement] = {}
     wait: float | None = None
     for name in sorted(running):
-        metric = spec.rollout.metric(name)
-        if metric is None:
+        metric = defs[name]
+        since, state = memory.states.get((uid, key, name), (None, None))
+        if name not in due and (since is not None or due_only or not windowed(metric)):
             continue
-        key = (uid, start, name)
         seconds = interval(metric).total_seconds()
-        since, state = memory.states.get(key, (None, None))
-        young = since is not None and time.monotonic() - since < seconds / 2
-        if name not in due and since is not None:
-            continue
-        if name in due and young:
-            assert since is not None
-            left = since + seconds - time.monotonic()
-            wait = left if wait is None else min(wait, left)
+        age = None if since is None else (now - since).total_seconds()
+        if name in due and windowed(metric) and age is not None and age < seconds / 2:
+            wait = seconds - age if wait is None else min(wait, seconds - age)
             continue
         raw, new_state = measure_metric(obj, metric, kube, config, state)
-        memory.states[key] = (time.monotonic(), new_state)
+        memory.states[(uid, key, name)] = (now, new_state)
         if name in due and not raw.baseline:
             taken[name] = to_analysis(raw, metric)
         elif name in due:
@@ -141,14 +151,6 @@ def candidate_available(kube: Kube, owner: EndpointRef, spec: OnlineEndpointSpec
     assert spec.rollout is not None
     health = observe_deployments(kube, owner, spec).get(spec.rollout.candidate)
     return health is not None and health.available and health.replicas > 0
-
-
-def read_rollout(status: Mapping[str, Any]) -> RolloutStatus | None:
-    try:
-        raw = status.get("rollout")
-        return RolloutStatus.model_validate(raw) if raw else None
-    except ValidationError:
-        return None  # a damaged status: the plan starts the rollout of this revision afresh
 
 
 def dump(rollout: RolloutStatus | None) -> dict[str, Any] | None:
@@ -215,10 +217,19 @@ def rollout_pass(
     elif split_applied and _stale_traffic(spec, previous, status, now):
         outcome = sync.refresh_status(kube, config, namespace, name, sync.format_now(now))
         events += outcome.events
+    started = plan.rollout
+    if started is not None and started.phase in ACTIVE and is_new_window(started, previous):
+        # A step just started its metrics: their windows start now, not at the next tick.
+        fresh = sync.get_endpoint(kube, namespace, name) or obj
+        take_measurements(kube, config, fresh, spec, started, memory, now)
     delay = plan.delay
     if delay is not None and wait is not None:
         delay = max(delay, wait)
     return RolloutOutcome(delay, events, subject)
+
+
+def is_new_window(rollout: RolloutStatus, previous: RolloutStatus | None) -> bool:
+    return previous is None or window_key("", rollout) != window_key("", previous)
 
 
 def _stale_traffic(

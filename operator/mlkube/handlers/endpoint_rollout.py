@@ -21,11 +21,12 @@ from pydantic import ValidationError
 
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.contract import GROUP, KIND_ONLINE_ENDPOINT, VERSION
-from mlkube.controllers.endpoint_rollout import ProviderMemory, read_rollout, rollout_pass
+from mlkube.controllers.endpoint_rollout import ProviderMemory, rollout_pass
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
 from mlkube.handlers.endpoint import LOCKS, PLURAL
 from mlkube.handlers.periodic import LOOPS, restart, run_pass
+from mlkube.reconcile.rollout_effective import read_rollout
 from mlkube.reconcile.rollout_plan import REQUEST_ANNOTATION, revision
 
 JOB: Final = "rollout"

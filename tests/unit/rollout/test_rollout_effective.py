@@ -1,5 +1,5 @@
-"""The running split the endpoint's children are built from (docs/rollouts.md §2) and the
-conditions a rollout adds to the endpoint's status (§4)."""
+"""The running split the endpoint's children are built from (docs/rollouts.md §2), between a
+spec change and the rollout loop's first tick too, and the conditions a rollout adds (§4)."""
 
 from __future__ import annotations
 
@@ -14,100 +14,84 @@ from mlkube.reconcile.rollout_effective import (
     RunningSplit,
     effective_spec,
     initial_deploy,
-    revision,
     running_split,
     wants_running,
 )
+from mlkube.reconcile.rollout_plan import revision
+from support.rollout import T0, spec
 
-NOW = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)
 ISO = "2026-11-30T12:00:00Z"
 
 
-def raw_spec(**rollout: Any) -> dict[str, Any]:
-    return {
-        "deployments": [
-            {"name": "blue", "model": "credit-risk-v3", "replicas": 2},
-            {"name": "green", "model": "credit-risk-v4",
-             "autoscale": {"maxReplicas": 3, "targetConcurrency": 4}},
-        ],
-        "traffic": {"green": 100},
-        "rollout": {"stable": "blue", "candidate": "green",
-                    "steps": [{"setWeight": 10}], **rollout},
-    }  # fmt: skip
-
-
-def typed(spec: dict[str, Any]) -> OnlineEndpointSpec:
-    plain = {k: v for k, v in spec.items() if k != "rollout"}
-    return OnlineEndpointSpec.model_validate(plain)
-
-
-def state(spec: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    return {"revision": revision(spec), "startTraffic": {"blue": 100}, **fields}
+def state(endpoint: OnlineEndpointSpec, **fields: Any) -> dict[str, Any]:
+    return {"revision": revision(endpoint), "startTraffic": {"blue": 100}, **fields}
 
 
 def test_without_a_rollout_or_before_any_split_the_spec_split_runs() -> None:
-    spec = raw_spec()
-    assert running_split({**spec, "rollout": None}, {"traffic": {"blue": 100}}, NOW) == (
-        RunningSplit({"green": 100}, {})
-    )
-    assert running_split(spec, {}, NOW) == RunningSplit({"green": 100}, {})
+    endpoint = spec()
+    plain = endpoint.model_copy(update={"rollout": None})
+    assert running_split(plain, {"traffic": {"blue": 100}}, T0) == RunningSplit({"green": 100}, {})
+    assert running_split(endpoint, {}, T0) == RunningSplit({"green": 100}, {})
 
 
 def test_first_deploy_is_promoted_at_once_and_stays_so() -> None:
-    spec = raw_spec()
-    first = initial_deploy(spec, {}, ISO)
+    endpoint = spec()
+    first = initial_deploy(endpoint, {}, T0)
     assert first is not None and first["phase"] == "Promoted"
-    assert first["reason"] == "InitialDeploy" and first["revision"] == revision(spec)
+    assert first["reason"] == "InitialDeploy" and first["revision"] == revision(endpoint)
     # Once the applied split is in status, the promoted rollout keeps the spec split.
     status = {"traffic": {"green": 100}, "rollout": first}
-    assert running_split(spec, status, NOW) == RunningSplit({"green": 100}, {})
-    assert initial_deploy(spec, status, ISO) is None
+    assert running_split(endpoint, status, T0) == RunningSplit({"green": 100}, {})
+    assert initial_deploy(endpoint, status, T0) is None
 
 
 def test_a_new_revision_runs_the_current_split_with_the_candidate_given_to_the_stable() -> None:
-    spec = raw_spec()
-    status = {"traffic": {"blue": 70, "green": 30}, "rollout": {"revision": "sha256:old"}}
-    assert running_split(spec, status, NOW) == RunningSplit({"blue": 100}, {})
+    status = {"traffic": {"blue": 70, "green": 30}, "rollout": {"revision": "sha256:old",
+              "phase": "Promoted"}}  # fmt: skip
+    assert running_split(spec(), status, T0).traffic == {"blue": 100, "green": 0}
 
 
 def test_a_running_step_scales_the_start_traffic() -> None:
-    spec = raw_spec()
-    status = {"traffic": {"blue": 100}, "rollout": state(spec, phase="Progressing", weight=10)}
-    assert running_split(spec, status, NOW) == RunningSplit({"blue": 90, "green": 10}, {})
-    paused = state(spec, phase="Paused", weight=0, mirror=50)
-    assert running_split(spec, {"traffic": {"blue": 100}, "rollout": paused}, NOW) == (
-        RunningSplit({"blue": 100, "green": 0}, {"green": 50})
-    )
+    endpoint = spec()
+    status = {"traffic": {"blue": 100}, "rollout": state(endpoint, phase="Progressing", weight=10)}
+    assert running_split(endpoint, status, T0).traffic == {"blue": 90, "green": 10}
+    paused = state(endpoint, phase="Paused", weight=0, mirror=50)
+    split = running_split(endpoint, {"traffic": {"blue": 100}, "rollout": paused}, T0)
+    assert (split.traffic, split.mirror) == ({"blue": 100, "green": 0}, {"green": 50})
 
 
 def test_an_abort_runs_the_start_traffic_and_scales_the_candidate_down_after_the_delay() -> None:
-    spec = raw_spec(abortScaleDownDelay="1m")
-    finished = (NOW - datetime.timedelta(seconds=59)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    aborted = state(spec, phase="Aborted", weight=0, finishedAt=finished)
+    endpoint = spec(abortScaleDownDelay="1m")
+    finished = (T0 - datetime.timedelta(seconds=59)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    aborted = state(endpoint, phase="Aborted", weight=0, finishedAt=finished)
     status = {"traffic": {"blue": 90, "green": 10}, "rollout": aborted}
-    assert running_split(spec, status, NOW) == RunningSplit({"blue": 100, "green": 0}, {})
-    later = running_split(spec, status, NOW + datetime.timedelta(seconds=1))
+    assert running_split(endpoint, status, T0) == RunningSplit({"blue": 100, "green": 0}, {})
+    later = running_split(endpoint, status, T0 + datetime.timedelta(seconds=1))
     assert later == RunningSplit({"blue": 100, "green": 0}, {}, {"green": 0})
 
 
 def test_the_effective_spec_carries_the_split_and_drops_the_scaled_down_autoscaler() -> None:
-    spec = typed(raw_spec())
-    effective = effective_spec(spec, RunningSplit({"blue": 100, "green": 0}, {}, {"green": 0}))
+    autoscaled = {"name": "green", "model": "credit-risk-v4",
+                  "autoscale": {"maxReplicas": 3, "targetConcurrency": 4}}  # fmt: skip
+    endpoint = spec(deployments=[])
+    endpoint = endpoint.model_copy(update={"deployments": [
+        endpoint.deployments[0], type(endpoint.deployments[1]).model_validate(autoscaled)]})  # fmt: skip
+    effective = effective_spec(endpoint, RunningSplit({"blue": 100, "green": 0}, {}, {"green": 0}))
     assert effective.traffic == {"blue": 100, "green": 0}
     green = next(d for d in effective.deployments if d.name == "green")
     assert (green.replicas, green.autoscale) == (0, None)
-    assert next(d for d in effective.deployments if d.name == "blue").replicas == 2
-    assert wants_running(spec, effective) == "spec wants {green: 100}, running {blue: 100}"
+    assert next(d for d in effective.deployments if d.name == "blue").replicas is None
+    assert wants_running(endpoint, effective) == "spec wants {green: 100}, running {blue: 100}"
 
 
 def conditions_for(rollout: dict[str, Any], degraded: bool = False) -> list[dict[str, Any]]:
-    spec = typed(raw_spec())
-    effective = effective_spec(spec, RunningSplit({"blue": 100, "green": 0}, {}))
+    endpoint = spec()
+    effective = effective_spec(endpoint, RunningSplit({"blue": 100, "green": 0}, {}))
     base: list[dict[str, Any]] = []
     for type_, status in (("Ready", True), ("Progressing", False), ("Degraded", degraded)):
         base = set_condition(base, type_=type_, status=status, reason="X", message="",
                              generation=1, now=ISO)  # fmt: skip
-    merged = with_rollout_conditions(base, spec, effective, rollout, True, 1, ISO)
+    merged = with_rollout_conditions(base, endpoint, effective, rollout, True, 1, ISO)
     return with_stalled(merged, 1, ISO)
 
 
