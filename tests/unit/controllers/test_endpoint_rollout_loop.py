@@ -106,8 +106,8 @@ def condition(fake: FakeKube, type_: str) -> dict[str, Any]:
     return next(c for c in endpoint(fake)["status"]["conditions"] if c["type"] == type_)
 
 
-def tick(fake: FakeKube, config: OperatorConfig, memory: loop.ProviderMemory, seconds: float) -> Any:
-    return loop.rollout_pass(fake, config, NS, "credit", memory, T0 + dt.timedelta(seconds=seconds))
+def tick(fake: FakeKube, config: OperatorConfig, memory: loop.ProviderMemory, at: float) -> Any:
+    return loop.rollout_pass(fake, config, NS, "credit", memory, T0 + dt.timedelta(seconds=at))
 
 
 def start(fake: FakeKube, config: OperatorConfig) -> None:

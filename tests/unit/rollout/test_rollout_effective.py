@@ -73,9 +73,9 @@ def test_an_abort_runs_the_start_traffic_and_scales_the_candidate_down_after_the
 def test_the_effective_spec_carries_the_split_and_drops_the_scaled_down_autoscaler() -> None:
     autoscaled = {"name": "green", "model": "credit-risk-v4",
                   "autoscale": {"maxReplicas": 3, "targetConcurrency": 4}}  # fmt: skip
-    endpoint = spec(deployments=[])
-    endpoint = endpoint.model_copy(update={"deployments": [
-        endpoint.deployments[0], type(endpoint.deployments[1]).model_validate(autoscaled)]})  # fmt: skip
+    endpoint = spec()
+    green = type(endpoint.deployments[1]).model_validate(autoscaled)
+    endpoint = endpoint.model_copy(update={"deployments": [endpoint.deployments[0], green]})
     effective = effective_spec(endpoint, RunningSplit({"blue": 100, "green": 0}, {}, {"green": 0}))
     assert effective.traffic == {"blue": 100, "green": 0}
     green = next(d for d in effective.deployments if d.name == "green")
