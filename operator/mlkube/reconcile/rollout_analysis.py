@@ -1,7 +1,7 @@
 """One rollout metric's analysis: measurement → phase → counts → verdict (pure, injected clock).
 
 docs/rollouts.md §2 "Analysis runs". A provider (builtin, Prometheus, web) hands in a
-`RawMeasurement`; `judge` turns it into a `Measurement` with a phase — Error (the provider
+`RawMeasurement`; `judge` turns it into a `RolloutMeasurement` with a phase — Error (the provider
 failed, or the CEL condition did not evaluate), NoData (no value, fewer than minSampleCount
 samples, a ratio over a stable of 0, a value that is not finite), else the CEL verdict — and
 `record` folds it into the metric's status: NoData counts as noDataPolicy says (Fail → failed,
@@ -31,14 +31,16 @@ from celpy import celtypes
 from celpy.adapter import json_to_cel
 
 from mlkube.api.duration import parse_duration
-from mlkube.api.rollout import (
-    Measurement,
+from mlkube.api.rollout import RolloutMetric
+from mlkube.api.rollout_status import (
     MeasurementPhase,
     MetricPhase,
-    MetricStatus,
-    RolloutMetric,
+    RolloutMeasurement,
+    RolloutMetricStatus,
 )
 from mlkube.reconcile.drift_episodes import format_time, parse_time
+from mlkube.reconcile.pipeline_when import cel_reason, quote_when
+from mlkube.reconcile.rollout_verdict import verdict
 
 KEPT_MEASUREMENTS: Final = 5
 MAX_CONDITION: Final = 1024
@@ -62,15 +64,6 @@ class RawMeasurement:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """Why a metric ended the way it did, for the abort record and messages."""
-
-    value: float | None
-    condition: str | None
-    text: str
-
-
 class ConditionError(ValueError):
     """A CEL condition that cannot be compiled or evaluated, or is not a bool."""
 
@@ -82,12 +75,11 @@ def _program(expression: str) -> celpy.Runner:
     try:
         return _ENV.program(_ENV.compile(expression))
     except Exception as err:  # CELParseError, lark errors, RecursionError
-        raise ConditionError(f"condition {expression!r} does not compile: {_line(err)}") from err
-
-
-def _line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
+        column = getattr(err, "column", None)
+        where = f"syntax error at column {column}" if column else cel_reason(err).split("\n")[0]
+        raise ConditionError(
+            f"condition {quote_when(expression)} does not compile: {where}"
+        ) from err
 
 
 def check_condition(expression: str) -> None:
@@ -105,12 +97,14 @@ def evaluate(
         activation = {k: json_to_cel(None if v is None else float(v)) for k, v in variables.items()}
         value = program.evaluate(activation)
     except Exception as err:  # CELEvalError, TypeError, RecursionError, ...
-        raise ConditionError(f"condition {expression!r} failed: {_line(err)}") from err
+        raise ConditionError(
+            f"condition {quote_when(expression)} failed: {cel_reason(err)}"
+        ) from err
     if isinstance(value, Exception):  # celpy returns some errors as values
-        raise ConditionError(f"condition {expression!r} failed: {_line(value)}")
+        raise ConditionError(f"condition {quote_when(expression)} failed: {cel_reason(value)}")
     if not isinstance(value, celtypes.BoolType):
         kind = type(value).__name__.removesuffix("Type").lower()
-        raise ConditionError(f"condition {expression!r} is a {kind}, not a bool")
+        raise ConditionError(f"condition {quote_when(expression)} is a {kind}, not a bool")
     return bool(value)
 
 
@@ -128,9 +122,11 @@ def compare_of(metric: RolloutMetric) -> str:
     return builtin.compare if builtin is not None else "absolute"
 
 
-def start_metric(metric: RolloutMetric, now: dt.datetime, *, background: bool) -> MetricStatus:
+def start_metric(
+    metric: RolloutMetric, now: dt.datetime, *, background: bool
+) -> RolloutMetricStatus:
     """A fresh Running metric whose first measurement is due one interval from now."""
-    return MetricStatus(
+    return RolloutMetricStatus(
         name=metric.name,
         background=background,
         phase="Running",
@@ -140,7 +136,7 @@ def start_metric(metric: RolloutMetric, now: dt.datetime, *, background: bool) -
     )
 
 
-def is_due(status: MetricStatus, now: dt.datetime) -> bool:
+def is_due(status: RolloutMetricStatus, now: dt.datetime) -> bool:
     """Running and its next measurement time has come (a damaged time counts as due)."""
     if status.phase != "Running":
         return False
@@ -148,8 +144,10 @@ def is_due(status: MetricStatus, now: dt.datetime) -> bool:
     return at is None or at <= now
 
 
-def _no_data(at: str, raw: RawMeasurement, why: str, value: float | None = None) -> Measurement:
-    return Measurement(
+def _no_data(
+    at: str, raw: RawMeasurement, why: str, value: float | None = None
+) -> RolloutMeasurement:
+    return RolloutMeasurement(
         at=at, phase="NoData", value=value, candidate=raw.candidate, stable=raw.stable,
         samples=raw.samples, message=why,
     )  # fmt: skip
@@ -176,11 +174,13 @@ def _result(metric: RolloutMetric, raw: RawMeasurement) -> tuple[float | None, s
     return raw.candidate - raw.stable, None
 
 
-def judge(metric: RolloutMetric, raw: RawMeasurement, now: dt.datetime) -> Measurement:
+def judge(metric: RolloutMetric, raw: RawMeasurement, now: dt.datetime) -> RolloutMeasurement:
     """One measurement's phase (see the module docstring)."""
     at = stamp(now)
     if raw.error is not None:
-        return Measurement(at=at, phase="Error", samples=raw.samples, message=raw.error[:512])
+        return RolloutMeasurement(
+            at=at, phase="Error", samples=raw.samples, message=raw.error[:512]
+        )
     result, why = _result(metric, raw)
     if result is None:
         return _no_data(at, raw, why or "no value")
@@ -190,11 +190,11 @@ def judge(metric: RolloutMetric, raw: RawMeasurement, now: dt.datetime) -> Measu
     try:
         phase = _phase(metric, result, raw)
     except ConditionError as err:
-        return Measurement(
+        return RolloutMeasurement(
             at=at, phase="Error", value=result, candidate=raw.candidate, stable=raw.stable,
             samples=raw.samples, message=str(err)[:512],
         )  # fmt: skip
-    return Measurement(
+    return RolloutMeasurement(
         at=at, phase=phase, value=result, candidate=raw.candidate, stable=raw.stable,
         samples=raw.samples,
     )  # fmt: skip
@@ -204,14 +204,12 @@ def _phase(metric: RolloutMetric, result: float, raw: RawMeasurement) -> Measure
     args = (result, raw.candidate, raw.stable)
     if metric.failure_condition is not None and evaluate(metric.failure_condition, *args):
         return "Failed"
-    if metric.success_condition is not None:
-        if evaluate(metric.success_condition, *args):
-            return "Successful"
-        return "Inconclusive" if metric.failure_condition is not None else "Failed"
-    return "Successful" if metric.failure_condition is not None else "Inconclusive"
+    if evaluate(metric.success_condition, *args):
+        return "Successful"
+    return "Inconclusive" if metric.failure_condition is not None else "Failed"
 
 
-def verdict_phase(metric: RolloutMetric, status: MetricStatus) -> MetricPhase:
+def verdict_phase(metric: RolloutMetric, status: RolloutMetricStatus) -> MetricPhase:
     """The metric's phase from its counts (precedence: Failed, Error, Inconclusive,
     Successful); count 0 never succeeds."""
     if status.failed > metric.failure_limit:
@@ -226,8 +224,8 @@ def verdict_phase(metric: RolloutMetric, status: MetricStatus) -> MetricPhase:
 
 
 def record(
-    metric: RolloutMetric, status: MetricStatus, raw: RawMeasurement, now: dt.datetime
-) -> MetricStatus:
+    metric: RolloutMetric, status: RolloutMetricStatus, raw: RawMeasurement, now: dt.datetime
+) -> RolloutMetricStatus:
     """The metric's status after one more measurement; unchanged once it has a verdict."""
     if status.phase != "Running":
         return status
@@ -259,44 +257,5 @@ def record(
     phase = verdict_phase(metric, updated)
     if phase != "Running":
         updated = updated.model_copy(update={"phase": phase, "next_measurement_at": None})
+        updated = updated.model_copy(update={"message": verdict(metric, updated).text})
     return updated
-
-
-def _fmt(value: float | None) -> str:
-    return "nothing" if value is None else f"{value:.6g}"
-
-
-def verdict(metric: RolloutMetric, status: MetricStatus) -> Verdict:
-    """What decided the metric's phase, worded for the abort record and the Paused message."""
-    last = status.measurements[-1] if status.measurements else None
-    value = last.value if last is not None else None
-    name = metric.name
-    if status.phase == "Error":
-        why = last.message if last is not None and last.message else "provider error"
-        text = (
-            f"metric {name} failed to measure {status.consecutive_errors} times in a row"
-            f" (consecutiveErrorLimit {metric.consecutive_error_limit}): {why}"
-        )
-        return Verdict(value, None, text)
-    if last is not None and last.phase == "NoData":
-        policy = f"noDataPolicy {metric.no_data_policy}"
-        limit = (
-            f"failureLimit {metric.failure_limit}"
-            if status.phase == "Failed"
-            else f"inconclusiveLimit {metric.inconclusive_limit}"
-        )
-        text = f"metric {name} had no data: {last.message} ({policy}, {limit})"
-        return Verdict(None, None, text)
-    if status.phase == "Inconclusive":
-        neither = " nor ".join(c for c in (metric.success_condition, metric.failure_condition) if c)
-        text = (
-            f"metric {name} measured {_fmt(value)}, neither {neither}"
-            f" (inconclusiveLimit {metric.inconclusive_limit})"
-        )
-        return Verdict(value, metric.success_condition, text)
-    condition = metric.failure_condition or metric.success_condition
-    text = (
-        f"metric {name} measured {_fmt(value)}, condition {condition}"
-        f" (failureLimit {metric.failure_limit})"
-    )
-    return Verdict(value, condition, text)

@@ -17,10 +17,10 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, get_args
+from typing import Final
 
 from mlkube.api.endpoint import OnlineEndpointSpec
-from mlkube.api.rollout import RolloutAbort, RolloutStatus
+from mlkube.api.rollout_status import RolloutAbort, RolloutRequest, RolloutStatus
 from mlkube.reconcile.drift_episodes import parse_time
 from mlkube.reconcile.rollout_analysis import RawMeasurement, is_due, stamp, start_metric
 from mlkube.reconcile.rollout_split import running_split, scale_down_at, start_traffic
@@ -34,22 +34,12 @@ from mlkube.reconcile.rollout_steps import (
     promote,
     run,
     split_text,
+    step_reason,
+    where,
 )
 
-REQUEST_ANNOTATION: Final = "mlkube.dev/rollout-request"
 TICK: Final = 5.0
 MIN_TICK: Final = 0.2
-RequestAction = Literal["promote", "promote-full", "abort", "retry"]
-ACTIONS: Final[dict[object, RequestAction]] = {a: a for a in get_args(RequestAction)}
-
-
-@dataclass(frozen=True)
-class RolloutRequest:
-    """A CLI request from the rollout-request annotation."""
-
-    action: RequestAction
-    id: str
-    revision: str
 
 
 @dataclass(frozen=True)
@@ -87,25 +77,6 @@ class RolloutPlan:
     events: tuple[RolloutEvent, ...] = ()
     conditions: tuple[ConditionWant, ...] = ()
     delay: float | None = None
-
-
-def parse_request(text: str | None) -> RolloutRequest | None:
-    """The annotation's request; None when absent or malformed (a hand edit)."""
-    try:
-        data = json.loads(text) if text else None
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    action, id_, revision_ = data.get("action"), data.get("id"), data.get("revision")
-    if (
-        action not in ACTIONS
-        or not isinstance(id_, str)
-        or not id_
-        or not isinstance(revision_, str)
-    ):
-        return None
-    return RolloutRequest(action=ACTIONS[action], id=id_[:128], revision=revision_)
 
 
 def revision(spec: OnlineEndpointSpec) -> str:
@@ -175,7 +146,8 @@ def _request(
         cause = RolloutAbort(message=f"abort requested ({request.id})")
         return abort(spec, status, now, "ManualAbort", cause, events)
     if request.action == "retry" and status.phase == "Aborted":
-        events.append(RolloutEvent("Normal", "RolloutStarted", "rollout retried"))
+        message = f"{_started(spec, status)} again (retry {request.id})"
+        events.append(RolloutEvent("Normal", "RolloutStarted", message))
         return _new(spec, status.revision, status.start_traffic, now, request.id)
     if request.action == "promote-full" and status.phase != "Promoted":
         return promote(spec, status, now, "PromotedFull", events)
@@ -205,8 +177,11 @@ def _continue(
     ]  # fmt: skip
     status = status.model_copy(update={"metrics": metrics})
     if status.phase == "Paused" and status.reason == "Inconclusive" and not step_inconclusive:
-        events.append(RolloutEvent("Normal", "RolloutStep", "rollout resumed by promote"))
-        return status.model_copy(update={"phase": "Progressing", "reason": "Resumed"})
+        step = plan_of(spec).steps[status.step_index]
+        message = f"{where(status)}: {step.describe()}, resumed by promote"
+        events.append(RolloutEvent("Normal", "RolloutStep", message))
+        update = {"phase": "Progressing", "reason": step_reason(step), "message": message}
+        return status.model_copy(update=update)
     return enter(spec, status, status.step_index + 1, now, events)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from mlkube.api.duration import parse_duration
 from mlkube.api.endpoint import OnlineEndpointSpec
-from mlkube.api.rollout import RolloutStatus
+from mlkube.api.rollout_status import RolloutStatus
 from mlkube.reconcile.drift_episodes import parse_time
 from mlkube.reconcile.traffic_shares import scaled_traffic
 

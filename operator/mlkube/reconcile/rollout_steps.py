@@ -13,16 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from mlkube.api.common import bound_message
 from mlkube.api.duration import parse_duration
 from mlkube.api.endpoint import OnlineEndpointSpec
-from mlkube.api.rollout import (
-    MetricStatus,
-    RolloutAbort,
-    RolloutMetric,
-    RolloutSpec,
-    RolloutStatus,
-    RolloutStep,
-)
+from mlkube.api.rollout import RolloutMetric, RolloutSpec, RolloutStep
+from mlkube.api.rollout_status import RolloutAbort, RolloutMetricStatus, RolloutStatus
 from mlkube.reconcile.drift_episodes import parse_time
 from mlkube.reconcile.rollout_analysis import (
     RawMeasurement,
@@ -30,9 +25,9 @@ from mlkube.reconcile.rollout_analysis import (
     record,
     stamp,
     start_metric,
-    verdict,
 )
 from mlkube.reconcile.rollout_split import RunningSplit, running_split
+from mlkube.reconcile.rollout_verdict import verdict
 
 
 @dataclass(frozen=True)
@@ -59,16 +54,13 @@ def split_text(split: Mapping[str, int]) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(split.items()) if v > 0) + "}"
 
 
-def step_text(step: RolloutStep) -> str:
+def step_reason(step: RolloutStep) -> str:
+    """status.rollout.reason while a step runs (pause_end relies on "Pause")."""
     if step.set_weight is not None:
-        return f"setWeight {step.set_weight}"
+        return "SetWeight"
     if step.set_mirror is not None:
-        return f"setMirror {step.set_mirror}"
-    if step.pause is not None:
-        return f"pause {step.pause.duration}" if step.pause.duration else "pause"
-    if step.analysis is not None:
-        return "analysis " + ", ".join(step.analysis.metrics)
-    return "empty step"
+        return "SetMirror"
+    return "Pause" if step.pause is not None else "StepAnalysis"
 
 
 def where(status: RolloutStatus) -> str:
@@ -100,22 +92,22 @@ def enter(
     kept = [m for m in status.metrics if m.background]
     update: dict[str, object] = {
         "phase": "Progressing", "step_index": index, "step_started_at": stamp(now),
-        "metrics": kept, "reason": "Step",
+        "metrics": kept, "reason": step_reason(step),
     }  # fmt: skip
     if step.set_weight is not None:
-        update.update(weight=step.set_weight, mirror=0, reason="SetWeight")
+        update.update(weight=step.set_weight, mirror=0)
     elif step.set_mirror is not None:
-        update.update(weight=0, mirror=step.set_mirror, reason="SetMirror")
+        update.update(weight=0, mirror=step.set_mirror)
     elif step.pause is not None:
-        update.update(reason="Pause", phase="Progressing" if step.pause.duration else "Paused")
+        update.update(phase="Progressing" if step.pause.duration else "Paused")
     elif step.analysis is not None:
         defs = definitions(spec)
         fresh = [
             start_metric(defs[n], now, background=False) for n in step.analysis.metrics if n in defs
         ]
-        update.update(metrics=[*kept, *fresh], reason="StepAnalysis")
+        update.update(metrics=[*kept, *fresh])
     status = status.model_copy(update=update)
-    status = status.model_copy(update={"message": f"{where(status)}: {step_text(step)}"})
+    status = status.model_copy(update={"message": f"{where(status)}: {step.describe()}"})
     events.append(RolloutEvent("Normal", "RolloutStep", status.message))
     if status.phase == "Paused":
         message = f"{status.message}: waiting for `mlkube endpoint rollout promote`"
@@ -139,7 +131,8 @@ def promote(
         update={
             "phase": "Promoted", "reason": reason, "message": message,
             "finished_at": stamp(now), "weight": spec.traffic.get(candidate, 0),
-            "mirror": spec.mirror.get(candidate, 0), "metrics": stopped,
+            "mirror": spec.mirror.get(candidate, 0), "metrics": stopped, "abort": None,
+            "scaled_down": False,
         }
     )  # fmt: skip
 
@@ -155,7 +148,7 @@ def abort(
                 "weight": 0, "mirror": 0, "metrics": stopped, "scaled_down": False}
     )  # fmt: skip
     running = running_split(spec, aborted, now).traffic
-    message = (
+    message = bound_message(
         f"rollout aborted: {record_.message}; spec wants {split_text(spec.traffic)},"
         f" running {split_text(running)}"
     )
@@ -170,7 +163,7 @@ def _measure(
     now: dt.datetime,
 ) -> RolloutStatus:  # fmt: skip
     defs = definitions(spec)
-    metrics: list[MetricStatus] = []
+    metrics: list[RolloutMetricStatus] = []
     for metric in status.metrics:
         raw = measurements.get(metric.name)
         if raw is not None and metric.name in defs and is_due(metric, now):
@@ -260,7 +253,7 @@ def run(
             continue
         done, waiting = _done(spec, status, served, now)
         if not done:
-            step = step_text(plan_of(spec).steps[status.step_index])
+            step = plan_of(spec).steps[status.step_index].describe()
             return status.model_copy(update={"message": f"{where(status)}: {step}, {waiting}"})
         status = enter(spec, status, status.step_index + 1, now, events)
     return status

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlkube.api.rollout import MetricStatus, RolloutMetric
+from mlkube.api.rollout import RolloutMetric
+from mlkube.api.rollout_status import RolloutMetricStatus
 from mlkube.reconcile.rollout_analysis import (
     KEPT_MEASUREMENTS,
     ConditionError,
@@ -21,8 +22,8 @@ from mlkube.reconcile.rollout_analysis import (
     judge,
     record,
     start_metric,
-    verdict,
 )
+from mlkube.reconcile.rollout_verdict import verdict
 
 T0 = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 
@@ -40,7 +41,7 @@ def relative(compare: str, **fields: Any) -> RolloutMetric:
     return metric(provider={"builtin": {"type": "errorRate", "compare": compare}}, **fields)
 
 
-def run(m: RolloutMetric, raws: list[RawMeasurement]) -> MetricStatus:
+def run(m: RolloutMetric, raws: list[RawMeasurement]) -> RolloutMetricStatus:
     status = start_metric(m, T0, background=False)
     now = T0
     for raw in raws:
@@ -65,8 +66,6 @@ ERR = RawMeasurement(error="router unreachable")
         ({"failureCondition": "result > 0.05"}, BAD, "Failed"),
         ({"failureCondition": "result > 0.05"}, MID, "Inconclusive"),
         ({"failureCondition": "result > 0.05"}, GOOD, "Successful"),
-        ({"successCondition": None, "failureCondition": "result > 0.05"}, GOOD, "Successful"),
-        ({"successCondition": None, "failureCondition": "result > 0.05"}, BAD, "Failed"),
         ({}, ERR, "Error"),
         ({}, NONE, "NoData"),
         ({"minSampleCount": 50}, RawMeasurement(value=0.0, samples=49), "NoData"),
@@ -232,6 +231,9 @@ def test_verdict_texts_name_metric_value_condition_and_limit() -> None:
     failed = run(metric(), [BAD])
     why = verdict(metric(), failed)
     assert why.text == "metric errors measured 0.2, condition result <= 0.01 (failureLimit 0)"
+    assert failed.message == why.text and run(metric(), [GOOD]).message is None
+    passed = run(metric(count=1), [GOOD]).message
+    assert passed == "metric errors: 1/1 measurements successful, last 0.001"
     assert (why.value, why.condition) == (0.2, "result <= 0.01")
     m = metric(failureCondition="result > 0.05")
     assert verdict(m, run(m, [BAD])).condition == "result > 0.05"

@@ -11,16 +11,14 @@ from typing import Any
 import pytest
 
 from mlkube.api.endpoint import OnlineEndpointSpec
-from mlkube.api.rollout import RolloutStatus
+from mlkube.api.rollout_status import RolloutRequest, RolloutStatus
 from mlkube.reconcile.rollout_analysis import RawMeasurement
 from mlkube.reconcile.rollout_plan import (
     ConditionWant,
     Observations,
     RolloutPlan,
-    RolloutRequest,
     advance,
     due_metrics,
-    parse_request,
     revision,
 )
 from mlkube.reconcile.rollout_split import running_split
@@ -44,7 +42,7 @@ def reasons(plan: RolloutPlan) -> list[str]:
 
 
 def request(action: str, status: RolloutStatus, id_: str = "r1") -> RolloutRequest:
-    return RolloutRequest(action=action, id=id_, revision=status.revision)  # type: ignore[arg-type]
+    return RolloutRequest.model_validate({"action": action, "id": id_, "revision": status.revision})
 
 
 def at_analysis(endpoint: OnlineEndpointSpec | None = None) -> RolloutStatus:
@@ -302,6 +300,41 @@ def test_background_analysis_from_its_starting_step() -> None:
     assert failed.abort.metric == "live"
 
 
+def test_a_timed_pause_resumed_after_a_background_pause_still_ends() -> None:
+    live = {**ERRORS, "name": "live", "count": 0}
+    endpoint = spec(
+        steps=[{"pause": {"duration": "1m"}}, {"setWeight": 20}],
+        backgroundAnalysis={"metrics": ["live"]},
+        metrics=[ERRORS, live],
+    )
+    status = tick(endpoint, None, T0).rollout
+    assert status is not None and (status.reason, status.phase) == ("Pause", "Progressing")
+    paused = tick(endpoint, status, at(10), measurements={"live": MID}).rollout
+    assert paused is not None and paused.phase == "Paused"
+    plan = tick(endpoint, paused, at(20), request=request("promote", paused))
+    resumed = plan.rollout
+    assert resumed is not None and (resumed.phase, resumed.reason, resumed.step_index) == (
+        "Progressing", "Pause", 0,
+    )  # fmt: skip
+    assert plan.events[0].message == "step 1/2: pause 1m, resumed by promote"
+    after = tick(endpoint, resumed, at(60)).rollout
+    assert after is not None and (after.step_index, after.weight) == (1, 20)
+
+
+def test_promote_full_after_an_abort_clears_the_abort() -> None:
+    endpoint = spec()
+    status = at_analysis(endpoint)
+    aborted = tick(endpoint, status, at(12), measurements={"errors": BAD}).rollout
+    assert aborted is not None and aborted.abort is not None
+    full = tick(endpoint, aborted, at(13), request=request("promote-full", aborted)).rollout
+    assert full is not None and (full.phase, full.abort, full.scaled_down) == (
+        "Promoted",
+        None,
+        False,
+    )
+    assert running_split(endpoint, full, at(9999)).replicas == {}
+
+
 def test_one_measurement_feeds_a_step_and_a_background_metric_of_the_same_name() -> None:
     endpoint = spec(backgroundAnalysis={"metrics": ["errors"]})
     status = tick(endpoint, None, T0, split_applied=True).rollout
@@ -325,7 +358,12 @@ def test_a_revision_change_mid_rollout_starts_again_from_the_running_split() -> 
     assert reasons(plan) == ["RolloutStarted", "RolloutStep"]
     assert (fresh.step_index, fresh.weight, fresh.start_traffic) == (0, 10, {"blue": 100})
     assert "routers" in fresh.message  # what the routers served belonged to the old rollout
-    stale = tick(changed, fresh, at(6), request=RolloutRequest("abort", "y", status.revision))
+    stale = tick(
+        changed,
+        fresh,
+        at(6),
+        request=RolloutRequest(action="abort", id="y", revision=status.revision),
+    )
     assert stale.rollout is not None and stale.rollout.phase == "Progressing"
 
 
@@ -342,32 +380,12 @@ def test_revision_covers_what_the_rollout_rolls() -> None:
     assert revision(stable_model) == base
 
 
-def test_no_steps_promotes_once_available_and_no_rollout_is_none() -> None:
-    endpoint = spec(steps=[])
+def test_a_served_zero_weight_step_completes_at_once_and_no_rollout_is_none() -> None:
+    endpoint = spec(steps=[{"setWeight": 0}])
     plan = tick(endpoint, None, T0)
+    assert plan.rollout is not None and plan.rollout.phase == "Progressing"
+    plan = tick(endpoint, plan.rollout, at(1), split_applied=True)
     assert plan.rollout is not None and plan.rollout.phase == "Promoted"
-    assert reasons(plan) == ["RolloutStarted", "RolloutPromoted"]
+    assert reasons(plan) == ["RolloutPromoted"]
     plain = endpoint.model_copy(update={"rollout": None})
     assert advance(plain, plan.rollout, Observations(), T0) == RolloutPlan(None)
-
-
-@pytest.mark.parametrize(
-    ("text", "parsed"),
-    [
-        (
-            '{"action": "promote", "id": "a", "revision": "sha256:1"}',
-            RolloutRequest("promote", "a", "sha256:1"),
-        ),
-        (
-            '{"action": "promote-full", "id": "b", "revision": ""}',
-            RolloutRequest("promote-full", "b", ""),
-        ),
-        ('{"action": "explode", "id": "a", "revision": "r"}', None),
-        ('{"action": "abort", "revision": "r"}', None),
-        ("[1]", None),
-        ("not json", None),
-        (None, None),
-    ],
-)
-def test_parse_request(text: str | None, parsed: RolloutRequest | None) -> None:
-    assert parse_request(text) == parsed

@@ -9,7 +9,7 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlkube.api.rollout import RolloutStatus
+from mlkube.api.rollout_status import RolloutStatus
 from mlkube.reconcile.rollout_split import RunningSplit, running_split, start_traffic
 from support.rollout import T0, at, spec
 
