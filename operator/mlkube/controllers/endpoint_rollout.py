@@ -21,12 +21,13 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from mlkube.api.endpoint import OnlineEndpointSpec
-from mlkube.api.rollout import RolloutMetric, RolloutStatus
+from mlkube.api.rollout import RolloutMetric
+from mlkube.api.rollout_status import RolloutRequest, RolloutStatus, parse_rollout_request
 from mlkube.builders.endpoint import uses_router
 from mlkube.builders.endpoint_status import is_blocked
 from mlkube.builders.names import EndpointRef
 from mlkube.builders.operator_config import OperatorConfig
-from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
+from mlkube.contract import ANNOTATION_ROLLOUT_REQUEST, API_VERSION, KIND_ONLINE_ENDPOINT
 from mlkube.controllers import endpoint as sync
 from mlkube.controllers.endpoint_status_io import observe_deployments
 from mlkube.controllers.kube import Kube
@@ -35,13 +36,7 @@ from mlkube.controllers.router_poll import verify_traffic
 from mlkube.reconcile import rollout_measure
 from mlkube.reconcile.rollout_analysis import RawMeasurement, interval
 from mlkube.reconcile.rollout_effective import read_rollout
-from mlkube.reconcile.rollout_plan import (
-    REQUEST_ANNOTATION,
-    Observations,
-    advance,
-    parse_request,
-    revision,
-)
+from mlkube.reconcile.rollout_plan import Observations, advance, revision
 from mlkube.reconcile.rollout_split import running_split
 
 ACTIVE: Final = ("Progressing", "Paused")
@@ -156,7 +151,16 @@ def candidate_available(kube: Kube, owner: EndpointRef, spec: OnlineEndpointSpec
 def dump(rollout: RolloutStatus | None) -> dict[str, Any] | None:
     if rollout is None:
         return None
-    return rollout.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return dict(rollout.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def read_request(text: str | None) -> RolloutRequest | None:
+    """The CLI's request, None when there is none or it is malformed (a human wrote it by
+    hand: the plan acts on well-formed requests only)."""
+    try:
+        return parse_rollout_request(text) if text else None
+    except ValueError:
+        return None
 
 
 def rollout_pass(
@@ -198,7 +202,7 @@ def rollout_pass(
         candidate_available=candidate_available(kube, owner, spec),
         split_applied=split_applied,
         measurements=measurements,
-        request=parse_request(annotations.get(REQUEST_ANNOTATION)),
+        request=read_request(annotations.get(ANNOTATION_ROLLOUT_REQUEST)),
     )
     plan = advance(spec, previous, seen, now)
     events: Events = [(e.type, e.reason, e.message) for e in plan.events]

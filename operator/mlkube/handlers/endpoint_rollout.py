@@ -20,14 +20,14 @@ import kopf
 from pydantic import ValidationError
 
 from mlkube.api.endpoint import OnlineEndpointSpec
-from mlkube.contract import GROUP, KIND_ONLINE_ENDPOINT, VERSION
+from mlkube.contract import ANNOTATION_ROLLOUT_REQUEST, GROUP, KIND_ONLINE_ENDPOINT, VERSION
 from mlkube.controllers.endpoint_rollout import ProviderMemory, rollout_pass
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
 from mlkube.handlers.endpoint import LOCKS, PLURAL
 from mlkube.handlers.periodic import LOOPS, restart, run_pass
 from mlkube.reconcile.rollout_effective import read_rollout
-from mlkube.reconcile.rollout_plan import REQUEST_ANNOTATION, revision
+from mlkube.reconcile.rollout_plan import revision
 
 JOB: Final = "rollout"
 ERROR_DELAY: Final = 5.0
@@ -49,7 +49,7 @@ def wants_loop(body: kopf.Body) -> bool:
     rollout = read_rollout(status)
     if rollout is None or rollout.revision != revision(spec):
         return True
-    request = (body.metadata.get("annotations") or {}).get(REQUEST_ANNOTATION)
+    request = (body.metadata.get("annotations") or {}).get(ANNOTATION_ROLLOUT_REQUEST)
     if request and rollout.last_request not in request:
         return True
     return rollout.phase in ("Progressing", "Paused") or (
@@ -73,7 +73,7 @@ async def rollout_loop(
     tick = functools.partial(rollout_tick, namespace or "default", name, logger)
     trigger = (
         int(body.metadata.get("generation") or 0),
-        str((body.metadata.get("annotations") or {}).get(REQUEST_ANNOTATION) or ""),
+        str((body.metadata.get("annotations") or {}).get(ANNOTATION_ROLLOUT_REQUEST) or ""),
     )
     if _SEEN.get(uid) != trigger:
         _SEEN[uid] = trigger

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlkube.api.endpoint import OnlineEndpointSpec
-from mlkube.api.rollout import RolloutStatus
+from mlkube.api.rollout_status import RolloutStatus
 from mlkube.reconcile.rollout_plan import Observations, advance, revision
 from mlkube.reconcile.rollout_split import RunningSplit, start_traffic
 from mlkube.reconcile.rollout_split import running_split as split_of_rollout
