@@ -34,12 +34,14 @@ from mlkube.controllers.kube import Kube
 from mlkube.controllers.rollout_providers import ProviderState, measure_metric
 from mlkube.controllers.router_poll import verify_traffic
 from mlkube.reconcile import rollout_measure
+from mlkube.reconcile.drift_episodes import parse_time
 from mlkube.reconcile.rollout_analysis import RawMeasurement, interval
 from mlkube.reconcile.rollout_effective import read_rollout
 from mlkube.reconcile.rollout_plan import Observations, advance, revision
-from mlkube.reconcile.rollout_split import running_split
 
 ACTIVE: Final = ("Progressing", "Paused")
+APPLY_POLL: Final = 1.0  # seconds between looks while the routers load a new split
+FOLLOW_UP: Final = 120.0
 Events = list[tuple[str, str, str]]
 
 
@@ -188,14 +190,16 @@ def rollout_pass(
     current = previous is not None and previous.revision == revision(spec)
     measurements: dict[str, RawMeasurement] = {}
     wait = None
-    split_applied = False
-    if current and previous is not None and previous.phase in ACTIVE:
+    active = current and previous is not None and previous.phase in ACTIVE
+    if active and previous is not None:
         measurements, wait = take_measurements(kube, config, obj, spec, previous, memory, now)
-        if uses_router(spec):
-            running = sync.running_spec(obj, spec, sync.format_now(now))
-            split_applied = verify_traffic(kube, owner, running, config).applied is True
-        else:
-            split_applied = True  # a Gateway applies what the HTTPRoute says (no way to ask)
+    running = sync.running_spec(obj, spec, sync.format_now(now))
+    stale = current and stale_traffic(running, status)
+    split_applied = False
+    if (active or stale) and uses_router(spec):
+        split_applied = verify_traffic(kube, owner, running, config).applied is True
+    elif active or stale:
+        split_applied = True  # a Gateway applies what the HTTPRoute says (no way to ask)
     annotations = meta.get("annotations") or {}
     seen = Observations(
         applied_traffic=dict(status.get("traffic") or {}),
@@ -218,9 +222,13 @@ def rollout_pass(
         )
         outcome = sync.reconcile(kube, config, namespace, name, sync.format_now(now))
         events += outcome.events
-    elif split_applied and _stale_traffic(spec, previous, status, now):
-        outcome = sync.refresh_status(kube, config, namespace, name, sync.format_now(now))
-        events += outcome.events
+        # Routers still loading the new split: look again soon, status.traffic follows.
+        pending = outcome.retry_message is not None
+    elif stale and split_applied:
+        events += sync.refresh_status(kube, config, namespace, name, sync.format_now(now)).events
+        pending = False
+    else:
+        pending = stale
     started = plan.rollout
     if started is not None and started.phase in ACTIVE and is_new_window(started, previous):
         # A step just started its metrics: their windows start now, not at the next tick.
@@ -229,6 +237,8 @@ def rollout_pass(
     delay = plan.delay
     if delay is not None and wait is not None:
         delay = max(delay, wait)
+    if pending and (delay is not None or recently_finished(plan.rollout, now)):
+        delay = min(delay if delay is not None else APPLY_POLL, APPLY_POLL)
     return RolloutOutcome(delay, events, subject)
 
 
@@ -236,14 +246,19 @@ def is_new_window(rollout: RolloutStatus, previous: RolloutStatus | None) -> boo
     return previous is None or window_key("", rollout) != window_key("", previous)
 
 
-def _stale_traffic(
-    spec: OnlineEndpointSpec,
-    rollout: RolloutStatus | None,
-    status: Mapping[str, Any],
-    now: datetime.datetime,
-) -> bool:
-    """The routers serve the running split but status.traffic does not say so yet."""
-    split = running_split(spec, rollout, now)
-    live = {k: v for k, v in split.traffic.items() if v > 0}
-    have = {k: v for k, v in (status.get("traffic") or {}).items() if v > 0}
-    return live != have
+def recently_finished(rollout: RolloutStatus | None, now: datetime.datetime) -> bool:
+    """Promoted or aborted less than FOLLOW_UP ago: the loop still waits for the routers
+    to serve the final split (later the resync loop and Deployment events take over)."""
+    finished = parse_time(rollout.finished_at) if rollout is not None else None
+    return finished is not None and (now - finished).total_seconds() < FOLLOW_UP
+
+
+def stale_traffic(running: OnlineEndpointSpec, status: Mapping[str, Any]) -> bool:
+    """status.traffic/mirror (what the routers were last seen serving) is not the running split."""
+
+    def live(split: Mapping[str, Any]) -> dict[str, int]:
+        return {str(k): int(v) for k, v in split.items() if int(v) > 0}
+
+    return live(running.traffic) != live(status.get("traffic") or {}) or live(
+        running.mirror
+    ) != live(status.get("mirror") or {})
