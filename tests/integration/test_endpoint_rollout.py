@@ -133,7 +133,10 @@ class Env:
             ok = rollout.get("phase") == phase and reason in (None, rollout.get("reason"))
             return rollout if ok else None
 
-        return wait_for(reached, timeout=timeout, interval=0.1, what=f"rollout {phase}")
+        try:
+            return wait_for(reached, timeout=timeout, interval=0.1, what=f"rollout {phase}")
+        except AssertionError as err:
+            raise AssertionError(f"{err}; status.rollout: {self.rollout()}") from None
 
     def configmap_traffic(self) -> tuple[dict[str, int], str]:
         cm = self.kube.get("v1", "ConfigMap", router_name(EP), self.namespace)
@@ -259,14 +262,18 @@ def test_a_candidate_answering_5xx_is_aborted_then_retried(
         assert breach["phase"] == "Failed" and breach["value"] > 0.2
         traffic_off = green[-1][0] - parse(breach["at"])
         first_5xx = green[-1][0] - green[0][0]
-        print(f"\nbreach measurement -> traffic off the candidate: {traffic_off:.2f}s "
-              f"(interval {INTERVAL:g}s); first 5xx -> traffic off: {first_5xx:.2f}s")  # fmt: skip
+        figure = (f"breach measurement -> traffic off the candidate: {traffic_off:.2f}s "
+                  f"(interval {INTERVAL:g}s, ConfigMap sync every {env.routers.sync_seconds:g}s); "
+                  f"first 5xx -> traffic off: {first_5xx:.2f}s")  # fmt: skip
         assert traffic_off <= INTERVAL + 2.0
         abort = rollout["abort"]
         assert abort["metric"] == "errors" and abort["value"] == breach["value"]
         assert "result" in abort["condition"]
         obj = env.endpoint()
         assert obj["spec"]["traffic"] == {"green": 100}  # an abort never edits spec
+        wait_for(lambda: condition(env.endpoint(), "Stalled").get("status") == "True", timeout=5,
+                 interval=0.05, what="Stalled")  # fmt: skip
+        obj = env.endpoint()
         for type_ in ("Degraded", "Stalled"):
             cond = condition(obj, type_)
             assert (cond.get("status"), cond.get("reason")) == ("True", "RolloutAborted")
@@ -289,6 +296,7 @@ def test_a_candidate_answering_5xx_is_aborted_then_retried(
         wait_for(lambda: env.routers_serve({"green": 100}), timeout=30, interval=0.1,
                  what="routers serving green 100 after the retry")  # fmt: skip
         assert condition(env.endpoint(), "Stalled").get("status") == "False"
+    print("\n" + figure)  # after the operator stopped: KopfRunner captures stdout while it runs
 
 
 def test_no_data_pauses_until_a_promote_request(kube: Kube, namespace: str, tmp_path: Path) -> None:
@@ -299,8 +307,10 @@ def test_no_data_pauses_until_a_promote_request(kube: Kube, namespace: str, tmp_
         paused = env.wait_phase("Paused", timeout=60, reason="Inconclusive")
         measurement = paused["metrics"][0]["measurements"][-1]
         assert measurement["phase"] == "NoData"
-        reconciling = condition(env.endpoint(), "Reconciling")
-        assert (reconciling.get("status"), reconciling.get("reason")) == ("True", "RolloutPaused")
+        # The conditions follow status.rollout in the same tick (one write later).
+        wait_for(lambda: condition(env.endpoint(), "Reconciling").get("reason") == "RolloutPaused",
+                 timeout=5, interval=0.05, what="Reconciling RolloutPaused")  # fmt: skip
+        assert condition(env.endpoint(), "Reconciling").get("status") == "True"
         assert env.routers_serve({"blue": 50, "green": 50})  # paused where it stood
         time.sleep(2 * INTERVAL)
         assert env.rollout()["phase"] == "Paused"  # no data never passes by itself
