@@ -1,8 +1,9 @@
 """`OnlineEndpoint.spec.rollout`: a progressive rollout of a candidate deployment over a stable one.
 
-The field names and rules are fixed by docs/rollouts.md §1. Rules that only need the rollout
-itself (steps, metrics, providers) live here; the ones that need the endpoint's deployments and
-traffic (stable/candidate exist, the candidate has weight) are on `OnlineEndpointSpec`
+The field names and rules are fixed by docs/rollouts.md §1. Rules over the rollout itself
+(steps, metric names) live here, one metric and its providers in api/rollout_metric.py (every
+name of which is re-exported here); the ones that need the endpoint's deployments and traffic
+(stable/candidate exist, the candidate has weight) are on `OnlineEndpointSpec`
 (api/endpoint.py). Every rule is a CEL marker with its own message for `kubectl apply` and the
 same check in pydantic validation for the CLI and the operator. Lists are bounded (steps ≤ 32,
 metrics ≤ 16, names per analysis ≤ 16) so the cross-list rules fit the API server's CEL cost
@@ -11,44 +12,46 @@ budget. The status side is api/rollout_status.py.
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Literal, get_args
+from typing import Annotated
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
-from mlkube.api.common import MAX_URI_LENGTH, ApiModel, DnsLabel
+from mlkube.api.common import ApiModel, DnsLabel
 from mlkube.api.duration import Duration
 from mlkube.api.markers import ListSet, Rule
+from mlkube.api.rollout_metric import BUILTIN_TYPES as BUILTIN_TYPES
+from mlkube.api.rollout_metric import COMPARES as COMPARES
+from mlkube.api.rollout_metric import HTTP_URL_PATTERN as HTTP_URL_PATTERN
+from mlkube.api.rollout_metric import INTERVAL_PATTERN as INTERVAL_PATTERN
+from mlkube.api.rollout_metric import JSON_PATH_PATTERN as JSON_PATH_PATTERN
+from mlkube.api.rollout_metric import MAX_CONDITION as MAX_CONDITION
+from mlkube.api.rollout_metric import MAX_JSON_PATH as MAX_JSON_PATH
+from mlkube.api.rollout_metric import MAX_LIMIT as MAX_LIMIT
+from mlkube.api.rollout_metric import MAX_QUERY as MAX_QUERY
+from mlkube.api.rollout_metric import MSG_AGREEMENT_COMPARE as MSG_AGREEMENT_COMPARE
+from mlkube.api.rollout_metric import MSG_INTERVAL as MSG_INTERVAL
+from mlkube.api.rollout_metric import MSG_LIMITS as MSG_LIMITS
+from mlkube.api.rollout_metric import MSG_PROVIDER_ONE as MSG_PROVIDER_ONE
+from mlkube.api.rollout_metric import MSG_QUANTILE as MSG_QUANTILE
+from mlkube.api.rollout_metric import NO_DATA_POLICIES as NO_DATA_POLICIES
+from mlkube.api.rollout_metric import BuiltinProvider as BuiltinProvider
+from mlkube.api.rollout_metric import BuiltinType as BuiltinType
+from mlkube.api.rollout_metric import CelCondition as CelCondition
+from mlkube.api.rollout_metric import Compare as Compare
+from mlkube.api.rollout_metric import HttpUrl as HttpUrl
+from mlkube.api.rollout_metric import Interval as Interval
+from mlkube.api.rollout_metric import MetricName as MetricName
+from mlkube.api.rollout_metric import MetricProvider as MetricProvider
+from mlkube.api.rollout_metric import NoDataPolicy as NoDataPolicy
+from mlkube.api.rollout_metric import PrometheusProvider as PrometheusProvider
+from mlkube.api.rollout_metric import RolloutMetric as RolloutMetric
+from mlkube.api.rollout_metric import WebProvider as WebProvider
 
 MAX_STEPS = 32
 MAX_METRICS = 16
 MAX_ANALYSIS_METRICS = 16
-MAX_CONDITION = 1024
-MAX_QUERY = 4096
-MAX_JSON_PATH = 256
-MAX_LIMIT = 10_000
-
-BuiltinType = Literal["errorRate", "latency", "agreement", "inputDrift", "predictionDrift"]
-BUILTIN_TYPES: tuple[str, ...] = get_args(BuiltinType)
-Compare = Literal["absolute", "ratio", "difference"]
-COMPARES: tuple[str, ...] = get_args(Compare)
-NoDataPolicy = Literal["Fail", "Inconclusive", "Ignore"]
-NO_DATA_POLICIES: tuple[str, ...] = get_args(NoDataPolicy)
-
-HTTP_URL_PATTERN = r"^https?://\S+$"
-# The jsonPath subset the web provider reads: `$`, `.name` and `[index]` segments.
-JSON_PATH_PATTERN = r"^\$(\.[A-Za-z_][-A-Za-z0-9_]*|\[[0-9]+\])*$"
-# Whole seconds or more (no ms) and not zero: the shortest interval is 1s.
-INTERVAL_PATTERN = r"^([0-9]+(s|m|h|d))+$"
 
 MSG_STEP_ONE = "a rollout step needs exactly one of setWeight, setMirror, pause, analysis"
-MSG_PROVIDER_ONE = "a metric provider needs exactly one of builtin, prometheus, web"
-MSG_QUANTILE = "builtin.quantile is required for type latency and only allowed there"
-MSG_AGREEMENT_COMPARE = (
-    "builtin type agreement only takes compare absolute (agreement already compares with stable)"
-)
-MSG_LIMITS = "failureLimit and inconclusiveLimit must be >= 0"
-MSG_INTERVAL = "a metric interval is at least 1s: whole s, m, h or d (no ms), not zero"
 MSG_METRIC_NAMES_UNIQUE = "spec.rollout.metrics names must be unique"
 MSG_ANALYSIS_METRICS = "spec.rollout.steps[].analysis.metrics must name spec.rollout.metrics"
 MSG_BACKGROUND_METRICS = "spec.rollout.backgroundAnalysis.metrics must name spec.rollout.metrics"
@@ -57,24 +60,8 @@ MSG_STARTING_STEP = (
 )
 MSG_STABLE_IS_CANDIDATE = "spec.rollout.stable and spec.rollout.candidate must differ"
 
-MetricName = DnsLabel
 MetricNames = Annotated[
     list[MetricName], ListSet(), Field(min_length=1, max_length=MAX_ANALYSIS_METRICS)
-]
-HttpUrl = Annotated[str, Field(min_length=1, max_length=MAX_URI_LENGTH, pattern=HTTP_URL_PATTERN)]
-CelCondition = Annotated[str, Field(min_length=1, max_length=MAX_CONDITION)]
-
-
-def _check_interval(text: str) -> str:
-    if not re.fullmatch(INTERVAL_PATTERN, text) or not re.search("[1-9]", text):
-        raise ValueError(MSG_INTERVAL)
-    return text
-
-
-Interval = Annotated[
-    Duration,
-    AfterValidator(_check_interval),
-    Rule(f"self.matches('{INTERVAL_PATTERN}') && self.matches('[1-9]')", message=MSG_INTERVAL),
 ]
 
 
@@ -141,124 +128,6 @@ class BackgroundAnalysis(ApiModel):
     """Names of spec.rollout.metrics."""
     starting_step: Annotated[int, Field(ge=0, le=MAX_STEPS - 1)] = 0
     """Index (from 0) of the step the background analysis starts at."""
-
-
-class BuiltinProvider(ApiModel):
-    """A metric the operator measures itself from the routers' metrics and the drift status."""
-
-    kube_validations = (
-        Rule("has(self.quantile) == (self.type == 'latency')", message=MSG_QUANTILE),
-        Rule(
-            "self.type != 'agreement' || !has(self.compare) || self.compare == 'absolute'",
-            message=MSG_AGREEMENT_COMPARE,
-        ),
-    )
-
-    type: BuiltinType
-    """errorRate, latency, agreement (mirrored answers equal to stable's), inputDrift
-    (drifted feature ratio) or predictionDrift (1 when the prediction column drifted)."""
-    quantile: Annotated[float, Field(gt=0, lt=1)] | None = None
-    """Latency quantile, e.g. 0.99 (latency only, required there)."""
-    compare: Compare = "absolute"
-    """absolute (the candidate's value), ratio (candidate / stable) or difference
-    (candidate - stable)."""
-
-    @model_validator(mode="after")
-    def _check(self) -> BuiltinProvider:
-        if (self.quantile is not None) != (self.type == "latency"):
-            raise ValueError(MSG_QUANTILE)
-        if self.type == "agreement" and self.compare != "absolute":
-            raise ValueError(MSG_AGREEMENT_COMPARE)
-        return self
-
-
-class PrometheusProvider(ApiModel):
-    """An instant query against a Prometheus server (a scalar or a one-element vector)."""
-
-    address: HttpUrl
-    """Base URL of the Prometheus server, e.g. http://prometheus.monitoring:9090."""
-    query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY)]
-    """PromQL query."""
-    timeout: Duration = "5s"
-    """Longest a query may take (default 5s)."""
-
-
-class WebProvider(ApiModel):
-    """An HTTP GET whose JSON answer holds the value."""
-
-    url: HttpUrl
-    """URL to GET."""
-    json_path: Annotated[
-        str, Field(min_length=1, max_length=MAX_JSON_PATH, pattern=JSON_PATH_PATTERN)
-    ] = "$"
-    """Where the number is in the answer: `$`, `.name` and `[index]` segments, e.g.
-    $.data.value or $.results[0].score."""
-    timeout: Duration = "5s"
-    """Longest a request may take (default 5s)."""
-
-
-class MetricProvider(ApiModel):
-    """Where a metric's value comes from: exactly one of builtin, prometheus, web."""
-
-    kube_validations = (
-        Rule(
-            "[has(self.builtin), has(self.prometheus), has(self.web)].filter(x, x).size() == 1",
-            message=MSG_PROVIDER_ONE,
-        ),
-    )
-
-    builtin: BuiltinProvider | None = None
-    """Measured by the operator (no Prometheus needed)."""
-    prometheus: PrometheusProvider | None = None
-    """A PromQL query."""
-    web: WebProvider | None = None
-    """A JSON HTTP endpoint."""
-
-    @model_validator(mode="after")
-    def _one(self) -> MetricProvider:
-        if sum(p is not None for p in (self.builtin, self.prometheus, self.web)) != 1:
-            raise ValueError(MSG_PROVIDER_ONE)
-        return self
-
-
-class RolloutMetric(ApiModel):
-    """A measurement repeated every interval and judged by CEL conditions."""
-
-    kube_validations = (
-        Rule("self.failureLimit >= 0 && self.inconclusiveLimit >= 0", message=MSG_LIMITS),
-    )
-
-    name: MetricName
-    """Metric name, unique in the rollout; steps and backgroundAnalysis refer to it."""
-    interval: Interval = "30s"
-    """Time between measurements (default 30s, at least 1s)."""
-    count: Annotated[int, Field(ge=0, le=MAX_LIMIT)] = 1
-    """Measurements needed for success (default 1); 0 = measure until the analysis stops."""
-    success_condition: CelCondition
-    """CEL over the measured value (double variables result, candidate, stable), e.g.
-    result <= 0.01."""
-    failure_condition: CelCondition | None = None
-    """CEL that marks a measurement Failed; without it a false successCondition fails, with
-    it a measurement matching neither is Inconclusive."""
-    failure_limit: Annotated[int, Field(le=MAX_LIMIT)] = 0
-    """Failed measurements tolerated (default 0)."""
-    inconclusive_limit: Annotated[int, Field(le=MAX_LIMIT)] = 0
-    """Inconclusive measurements tolerated before the rollout pauses (default 0)."""
-    consecutive_error_limit: Annotated[int, Field(ge=0, le=MAX_LIMIT)] = 4
-    """Provider errors in a row tolerated before the metric is Error (default 4)."""
-    no_data_policy: NoDataPolicy = "Inconclusive"
-    """A measurement without data counts as Fail, Inconclusive (default) or is ignored
-    (Ignore: the analysis waits for data)."""
-    min_sample_count: Annotated[int, Field(ge=1, le=1_000_000_000)] = 1
-    """A measurement over fewer samples (requests, compared answers, drift rows) has no data."""
-    provider: MetricProvider
-    """Where the value comes from."""
-
-    @model_validator(mode="after")
-    def _check(self) -> RolloutMetric:
-        if self.failure_limit < 0 or self.inconclusive_limit < 0:
-            raise ValueError(f"metric {self.name}: {MSG_LIMITS}")
-        return self
 
 
 def _names_exist(names: str) -> str:

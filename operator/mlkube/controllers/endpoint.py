@@ -9,6 +9,7 @@ converges to the same objects without duplicates. Kopf specifics (retries, Event
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -19,6 +20,7 @@ from mlkube.builders.endpoint import build_endpoint_children, child_key, endpoin
 from mlkube.builders.endpoint_rollout_status import with_rollout_conditions
 from mlkube.builders.endpoint_status import Blocker, build_endpoint_status, is_blocked
 from mlkube.builders.endpoint_upgrade import legacy_child_names
+from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.names import EndpointRef, label_value
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
@@ -124,7 +126,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     legacy = legacy_child_names(name, [d.name for d in spec.deployments])
     held = prune(kube, owner, {child_key(c) for c in children}, legacy)
     verdict, events = observe_and_write_status(
-        kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now, running
+        kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now, running, models
     )
     subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
     if verdict is not None and verdict.reason == RELOADING:
@@ -158,10 +160,12 @@ def observe_and_write_status(
     url: str | None,
     now: str,
     running: OnlineEndpointSpec | None = None,
+    models: Mapping[str, ModelFacts] | None = None,
 ) -> tuple[TrafficVerdict | None, list[tuple[str, str, str]]]:
     """Observe workloads and the routers' loaded config, write the status; returns the
     routers' verdict and the traffic Events of what became applied. `running`: the spec with
-    the rollout's running split (what the routers must serve), `spec` when None."""
+    the rollout's running split (what the routers must serve), `spec` when None. `models`
+    (when read) records the version and digest each deployment serves."""
     status = obj.get("status") or {}
     running = running or spec
     verdict = verify_traffic(kube, owner, running, config) if uses_router(spec) else None
@@ -180,6 +184,7 @@ def observe_and_write_status(
         previous=status,
         now=now,
         traffic_check=verdict,
+        models=models,
     )
     first = initial_deploy(spec, status, parse_now(now))
     if first is not None:
