@@ -17,6 +17,7 @@ from mlkube.builders.names import EndpointRef, deployment_name, router_name
 from mlkube.builders.operator_config import parse_operator_config
 from mlkube.contract import API_VERSION
 from mlkube.k8s import ApiError, Kube
+from mlkube.reconcile.router_revision import config_revision
 from support.endpoints import (
     blue_green_spec,
     condition,
@@ -42,9 +43,13 @@ def expected_children(kube: Kube, obj: dict[str, Any]) -> list[dict[str, Any]]:
         assert isinstance(facts, ModelFacts)
         models[name] = facts
     owner = EndpointRef(meta["name"], meta["namespace"], meta["uid"])
+    # The router config's revision is derived from the live ConfigMap (reconcile.router_revision).
+    live = kube.get("v1", "ConfigMap", router_name(meta["name"]), meta["namespace"]) or {}
+    revision = config_revision((live.get("data") or {}).get("config.json")) or 1
     return build_endpoint_children(
-        owner, spec, models, parse_operator_config(os.environ), keys=["unused"]
-    )
+        owner, spec, models, parse_operator_config(os.environ), keys=["unused"],
+        router_revision=revision,
+    )  # fmt: skip
 
 
 def server_pods(kube: Kube, namespace: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ converges to the same objects without duplicates. Kopf specifics (retries, Event
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -22,10 +23,12 @@ from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
 from mlkube.controllers.endpoint_children import (
     check_traffic_backend,
+    generate_key,
     has_monitoring_api,
     initial_keys,
     keys_secret_key,
     prune,
+    push_secret_key,
 )
 from mlkube.controllers.endpoint_models import (
     read_models,
@@ -41,6 +44,7 @@ from mlkube.controllers.endpoint_status_io import (
 )
 from mlkube.controllers.kube import Kube
 from mlkube.controllers.router_poll import verify_traffic
+from mlkube.controllers.router_push import RouterConfigPlan, plan_router_config
 from mlkube.reconcile.endpoint_changes import traffic_events
 from mlkube.reconcile.router_config import RELOADING, TrafficVerdict
 
@@ -91,16 +95,25 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     # Keys are used for a new Secret only: an existing one is the source of truth.
     keys = initial_keys(kube, owner) if uses_router(spec) and spec.auth.mode == "key" else []
     monitoring = config.monitoring and has_monitoring_api(kube)
-    children = build_endpoint_children(owner, spec, models, config, keys, monitoring)
-    conflicts = write_children(kube, owner, children, create_only={keys_secret_key(owner)})
+    # The router config's revision comes from the live ConfigMap; the push key is only used
+    # if its Secret has to be created (create-only: an existing one is the source of truth).
+    plan = plan_router_config(kube, owner, spec, config, time.time()) if uses_router(spec) else None
+    children = build_endpoint_children(
+        owner, spec, models, config, keys, monitoring,
+        router_revision=plan.revision if plan else 1,
+        push_key=generate_key() if plan else None,
+    )  # fmt: skip
+    create_only = {keys_secret_key(owner), push_secret_key(owner)}
+    conflicts = write_children(kube, owner, children, create_only=create_only)
     if conflicts:
         write_blocked_status(kube, obj, spec, generation, conflicts, now)
         return Outcome()  # a human renames or removes the object; the resync loop looks again
     legacy = legacy_child_names(name, [d.name for d in spec.deployments])
     held = prune(kube, owner, {child_key(c) for c in children}, legacy)
     verdict, events = observe_and_write_status(
-        kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now
-    )
+        kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now,
+        plan.as_written() if plan else None,
+    )  # fmt: skip
     subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
     if verdict is not None and verdict.reason == RELOADING:
         # Nothing else fires when a router reloads its file: look again soon. (Routers that
@@ -132,11 +145,13 @@ def observe_and_write_status(
     owner: EndpointRef,
     url: str | None,
     now: str,
+    plan: RouterConfigPlan | None = None,
 ) -> tuple[TrafficVerdict | None, list[tuple[str, str, str]]]:
-    """Observe workloads and the routers' loaded config, write the status; returns the
-    routers' verdict and the traffic Events of what became applied."""
+    """Observe workloads and the routers' loaded config (pushing the written one to routers
+    behind), write the status; returns the routers' verdict and the traffic Events of what
+    became applied. `plan`: the router config this pass just wrote."""
     status = obj.get("status") or {}
-    verdict = verify_traffic(kube, owner, spec, config) if uses_router(spec) else None
+    verdict = verify_traffic(kube, owner, spec, config, plan) if uses_router(spec) else None
     applied_traffic, applied_mirror = applied_split(spec, status, verdict)
     events = [("Normal", r, m) for r, m in traffic_events(status, applied_traffic, applied_mirror)]
     new_status = build_endpoint_status(
