@@ -13,6 +13,7 @@ from mlkube.handlers import (
     batch_job,
     endpoint,
     endpoint_drift,
+    endpoint_rollout,
     health,
     leadership,
     metrics,
@@ -26,7 +27,7 @@ from mlkube.handlers import (
 
 HANDLER_MODULES = (
     settings, health, leadership, metrics, periodic, model, webhooks, endpoint, endpoint_drift,
-    batch_endpoint, batch_job, pipeline_run, pipeline,
+    endpoint_rollout, batch_endpoint, batch_job, pipeline_run, pipeline,
 )  # fmt: skip
 
 

@@ -92,6 +92,25 @@ def _socket_factory(policy: FetchPolicy) -> Callable[[AddrInfo], socket.socket]:
     return create
 
 
+def guarded_session(
+    policy: FetchPolicy, timeout: aiohttp.ClientTimeout, **kwargs: Any
+) -> aiohttp.ClientSession:
+    """An aiohttp session that enforces `policy` on every hop (when it guards the network)."""
+    connector = None
+    if policy.guard_network:
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(policy),
+            use_dns_cache=False,
+            socket_factory=_socket_factory(policy),
+        )
+    return aiohttp.ClientSession(
+        connector=connector,
+        trace_configs=[_trace_config(policy)] if policy.guard_network else None,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
 def guarded_http_filesystem(policy: FetchPolicy) -> AbstractFileSystem:
     """fsspec's HTTP filesystem over a session that enforces `policy` and its timeout."""
     from fsspec.implementations.http import HTTPFileSystem
@@ -99,19 +118,11 @@ def guarded_http_filesystem(policy: FetchPolicy) -> AbstractFileSystem:
     timeout = policy.limits.timeout
 
     async def get_client(**kwargs: Any) -> aiohttp.ClientSession:
-        connector = None
-        if policy.guard_network:
-            connector = aiohttp.TCPConnector(
-                resolver=GuardedResolver(policy),
-                use_dns_cache=False,
-                socket_factory=_socket_factory(policy),
-            )
-        return aiohttp.ClientSession(
-            connector=connector,
-            trace_configs=[_trace_config(policy)] if policy.guard_network else None,
+        return guarded_session(
+            policy,
             # No total cap unless the policy sets one (large models take long), but a silent
             # peer never hangs a reader for good.
-            timeout=aiohttp.ClientTimeout(
+            aiohttp.ClientTimeout(
                 total=timeout,
                 sock_connect=min(timeout or CONNECT_TIMEOUT, CONNECT_TIMEOUT),
                 sock_read=min(timeout or READ_TIMEOUT, READ_TIMEOUT),

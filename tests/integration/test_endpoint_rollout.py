@@ -1,0 +1,311 @@
+"""Progressive rollouts end to end on the real control plane, with REAL router processes.
+
+The operator runs in-process against the real API server; the endpoint's router pods are real
+`mlkube_serving router` processes on loopback addresses (tests/support/local_routers.py plays
+kubelet and cluster DNS for them), in front of stand-in model servers that answer 200 or 500.
+Real requests flow through the routers; the operator scrapes their /metrics for the built-in
+error rate, decides, and rewrites (and pushes) the router config. Proven here: a healthy
+rollout promoted through setWeight and analysis steps; a candidate answering 5xx aborted by
+its error rate, traffic off it within one interval + 2 s of the breach measurement, status
+naming metric, value and threshold, Degraded/Stalled, spec untouched, the candidate scaled to
+0 after the delay, then a retry promoting the fixed candidate; a rollout paused on no data
+(noDataPolicy Inconclusive) and promoted by a request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import hashlib
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.endpoint_router import build_router_deployment
+from mlkube.builders.names import EndpointRef, deployment_name, router_name, service_host
+from mlkube.builders.operator_config import parse_operator_config
+from mlkube.contract import ANNOTATION_ROLLOUT_REQUEST, API_VERSION, ROUTER_CONFIG_FILE
+from mlkube.handlers.config import operator_config
+from mlkube.k8s import ApiError, Kube
+from support.endpoints import condition, create_ready_models, endpoint_object
+from support.local_routers import (
+    KWOK_HANDS_OFF,
+    LocalRouters,
+    StandInServer,
+    local_routers,
+    loopback_ips,
+    stand_in_servers,
+)
+from support.operator import run_operator
+from support.waiting import wait_for
+
+EP = "credit"
+INTERVAL = 2.0
+BASE: dict[str, Any] = {
+    "deployments": [
+        {"name": "blue", "model": "credit-risk-v3", "replicas": 1},
+        {"name": "green", "model": "credit-risk-v4", "replicas": 1},
+    ],
+    "traffic": {"blue": 100},
+}
+
+
+def errors_metric(**fields: Any) -> dict[str, Any]:
+    return {"name": "errors", "interval": f"{INTERVAL:g}s", "count": 2,
+            "successCondition": "result <= 0.05", "failureCondition": "result > 0.2",
+            "minSampleCount": 5, "provider": {"builtin": {"type": "errorRate"}},
+            **fields}  # fmt: skip
+
+
+def rollout_spec(steps: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    return {"stable": "blue", "candidate": "green", "steps": steps,
+            "metrics": [errors_metric()], **fields}  # fmt: skip
+
+
+@dataclass
+class Traffic:
+    """Requests sent through the routers by a client thread: (time, status)."""
+
+    urls: list[str]
+    answers: list[tuple[float, int]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        body = json.dumps({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64",
+                                       "data": [1.0]}]}).encode()  # fmt: skip
+        index = 0
+        while not self.stop.is_set():
+            url = self.urls[index % len(self.urls)] + "/v2/models/credit-risk/infer"
+            index += 1
+            request = urllib.request.Request(url, body, {"content-type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    status = int(response.status)
+            except urllib.error.HTTPError as err:
+                status = err.code
+            except OSError:
+                status = 0
+            self.answers.append((time.time(), status))
+            self.stop.wait(0.02)
+
+
+@contextlib.contextmanager
+def sending(urls: list[str]) -> Iterator[Traffic]:
+    traffic = Traffic(urls)
+    thread = threading.Thread(target=traffic.run, name="client", daemon=True)
+    thread.start()
+    try:
+        yield traffic
+    finally:
+        traffic.stop.set()
+        thread.join(timeout=10)
+
+
+@dataclass
+class Env:
+    kube: Kube
+    namespace: str
+    routers: LocalRouters
+    servers: dict[str, StandInServer]
+
+    def endpoint(self) -> dict[str, Any]:
+        obj = self.kube.get(API_VERSION, "OnlineEndpoint", EP, self.namespace)
+        assert obj is not None
+        return obj
+
+    def rollout(self) -> dict[str, Any]:
+        return dict((self.endpoint().get("status") or {}).get("rollout") or {})
+
+    def wait_phase(self, phase: str, timeout: float = 60, reason: str | None = None) -> Any:
+        def reached() -> Any:
+            self.routers.check()
+            rollout = self.rollout()
+            ok = rollout.get("phase") == phase and reason in (None, rollout.get("reason"))
+            return rollout if ok else None
+
+        return wait_for(reached, timeout=timeout, interval=0.1, what=f"rollout {phase}")
+
+    def configmap_traffic(self) -> tuple[dict[str, int], str]:
+        cm = self.kube.get("v1", "ConfigMap", router_name(EP), self.namespace)
+        assert cm is not None
+        text = str(cm["data"][ROUTER_CONFIG_FILE])
+        digest = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        return dict(json.loads(text)["traffic"]), digest
+
+    def routers_serve(self, traffic: dict[str, int]) -> bool:
+        """Every router process serves the ConfigMap's config, and it has this split."""
+        want, digest = self.configmap_traffic()
+        if {k: v for k, v in want.items() if v} != traffic or not self.routers.pods:
+            return False
+        return all(p.config_state().get("hash") == digest for p in self.routers.pods.values())
+
+    def request(self, action: str) -> str:
+        id_ = str(uuid.uuid4())
+        value = json.dumps({"action": action, "id": id_, "revision": self.rollout()["revision"]})
+        self.kube.patch(API_VERSION, "OnlineEndpoint", EP,
+                        {"metadata": {"annotations": {ANNOTATION_ROLLOUT_REQUEST: value}}},
+                        self.namespace)  # fmt: skip
+        return id_
+
+    def events(self, reason: str) -> list[dict[str, Any]]:
+        return [e for e in self.kube.list("v1", "Event", self.namespace)
+                if e["reason"] == reason and e["involvedObject"]["name"] == EP]  # fmt: skip
+
+
+@contextlib.contextmanager
+def rollout_env(kube: Kube, namespace: str, work: Path, green: str) -> Iterator[Env]:
+    """The operator, blue (ok) and green (`green` mode) servers, two real routers serving
+    blue at 100 % (the state every rollout here starts from)."""
+    config = parse_operator_config(os.environ)
+    ips = loopback_ips(2, uuid.uuid4().int)
+    with contextlib.ExitStack() as stack:
+        operator_config.cache_clear()
+        stack.callback(operator_config.cache_clear)
+        servers = stack.enter_context(stand_in_servers(work, {"blue": "ok", "green": green}))
+        upstreams = {
+            service_host(deployment_name(EP, name), namespace, config.cluster_domain): s.port
+            for name, s in servers.items()
+        }
+        stack.enter_context(run_operator(namespace))
+        create_ready_models(kube, namespace, work)
+        # Blocked on a Model that does not exist, so the router Deployment can be created
+        # first with kwok's hands-off annotation, as the endpoint's child.
+        waiting = copy.deepcopy(BASE)
+        waiting["deployments"][0]["model"] = "not-registered"
+        created = kube.create(endpoint_object(EP, namespace, waiting))
+        owner = EndpointRef(EP, namespace, created["metadata"]["uid"])
+        router = build_router_deployment(owner, OnlineEndpointSpec.model_validate(BASE), config)
+        router["spec"]["template"]["metadata"]["annotations"].update(KWOK_HANDS_OFF)
+        kube.create(router)
+        kube.patch(API_VERSION, "OnlineEndpoint", EP, {"spec": BASE}, namespace)
+        routers = LocalRouters(kube, namespace, EP, ips, work / "routers", upstreams)
+        stack.enter_context(local_routers(routers))
+        env = Env(kube, namespace, routers, servers)
+        try:
+            wait_for(lambda: (env.endpoint().get("status") or {}).get("traffic") == {"blue": 100}
+                     and len(routers.pods) == 2 and env.routers_serve({"blue": 100}),
+                     timeout=60, interval=0.1, what="two routers serving blue 100")  # fmt: skip
+            yield env
+        finally:
+            routers.check()
+            with contextlib.suppress(ApiError):
+                kube.delete(API_VERSION, "OnlineEndpoint", EP, namespace)
+
+
+def start_rollout(env: Env, rollout: dict[str, Any]) -> None:
+    env.kube.patch(API_VERSION, "OnlineEndpoint", EP,
+                   {"spec": {"traffic": {"blue": None, "green": 100}, "rollout": rollout}},
+                   env.namespace)  # fmt: skip
+
+
+def parse(at: str) -> float:
+    return datetime.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_healthy_rollout_is_promoted_through_its_steps(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    with rollout_env(kube, namespace, tmp_path, green="ok") as env:
+        urls = [p.url for p in env.routers.pods.values()]
+        with sending(urls) as traffic:
+            steps = [{"setWeight": 20}, {"analysis": {"metrics": ["errors"]}},
+                     {"setWeight": 50}, {"analysis": {"metrics": ["errors"]}}]  # fmt: skip
+            start_rollout(env, rollout_spec(steps))
+            # Mid-rollout the routers really serve the step's split.
+            wait_for(lambda: env.routers_serve({"blue": 80, "green": 20}), timeout=30,
+                     interval=0.1, what="routers serving blue 80 / green 20")  # fmt: skip
+            rollout = env.wait_phase("Promoted", timeout=90)
+            wait_for(lambda: env.routers_serve({"green": 100}), timeout=30, interval=0.1,
+                     what="routers serving green 100")  # fmt: skip
+        # Promoted after the last step (stepIndex stays on it: rollout_steps.promote).
+        assert rollout["reason"] != "InitialDeploy" and rollout["stepIndex"] == 3
+        measured = [m for m in rollout["metrics"] if m["name"] == "errors"]
+        assert measured and measured[0]["measurements"][-1]["phase"] == "Successful"
+        assert measured[0]["measurements"][-1]["samples"] >= 5
+        assert env.servers["green"].answered() and env.servers["blue"].answered()
+        assert all(status == 200 for _, status in traffic.answers)
+        wait_for(lambda: env.endpoint()["status"]["traffic"] == {"green": 100}, timeout=20,
+                 interval=0.1, what="status.traffic green 100")  # fmt: skip
+        for reason in ("RolloutStarted", "RolloutStep", "RolloutPromoted"):
+            assert env.events(reason), reason
+        assert condition(env.endpoint(), "Reconciling").get("status") != "True"
+
+
+def test_a_candidate_answering_5xx_is_aborted_then_retried(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    with rollout_env(kube, namespace, tmp_path, green="fail") as env:
+        urls = [p.url for p in env.routers.pods.values()]
+        with sending(urls):
+            steps = [{"setWeight": 30}, {"analysis": {"metrics": ["errors"]}}]
+            start_rollout(env, rollout_spec(steps, abortScaleDownDelay="3s"))
+            rollout = env.wait_phase("Aborted", timeout=60)
+            wait_for(lambda: env.routers_serve({"blue": 100}), timeout=30, interval=0.05,
+                     what="routers serving blue 100 again")  # fmt: skip
+            time.sleep(1.0)  # traffic keeps flowing: none of it may reach green any more
+        green = env.servers["green"].answered()
+        assert green and all(status == 500 for _, status in green)
+        breach = rollout["metrics"][0]["measurements"][-1]
+        assert breach["phase"] == "Failed" and breach["value"] > 0.2
+        traffic_off = green[-1][0] - parse(breach["at"])
+        first_5xx = green[-1][0] - green[0][0]
+        print(f"\nbreach measurement -> traffic off the candidate: {traffic_off:.2f}s "
+              f"(interval {INTERVAL:g}s); first 5xx -> traffic off: {first_5xx:.2f}s")  # fmt: skip
+        assert traffic_off <= INTERVAL + 2.0
+        abort = rollout["abort"]
+        assert abort["metric"] == "errors" and abort["value"] == breach["value"]
+        assert "result" in abort["condition"]
+        obj = env.endpoint()
+        assert obj["spec"]["traffic"] == {"green": 100}  # an abort never edits spec
+        for type_ in ("Degraded", "Stalled"):
+            cond = condition(obj, type_)
+            assert (cond.get("status"), cond.get("reason")) == ("True", "RolloutAborted")
+            assert "spec wants {green: 100}, running {blue: 100}" in cond["message"]
+            assert "errors" in cond["message"]
+        assert env.events("RolloutAborted")
+        # abortScaleDownDelay: the candidate's Deployment stays, at 0 replicas.
+        green_deployment = deployment_name(EP, "green")
+        wait_for(lambda: (kube.get("apps/v1", "Deployment", green_deployment, namespace) or {})
+                 .get("spec", {}).get("replicas") == 0, timeout=20, interval=0.1,
+                 what="green scaled to 0")  # fmt: skip
+        assert env.wait_phase("Aborted")["scaledDown"] is True
+
+        # Fixed candidate, retry: the rollout starts again and promotes.
+        env.servers["green"].set_mode("ok")
+        with sending(urls):
+            id_ = env.request("retry")
+            promoted = env.wait_phase("Promoted", timeout=90)
+        assert promoted["lastRequest"] == id_
+        wait_for(lambda: env.routers_serve({"green": 100}), timeout=30, interval=0.1,
+                 what="routers serving green 100 after the retry")  # fmt: skip
+        assert condition(env.endpoint(), "Stalled").get("status") == "False"
+
+
+def test_no_data_pauses_until_a_promote_request(kube: Kube, namespace: str, tmp_path: Path) -> None:
+    with rollout_env(kube, namespace, tmp_path, green="ok") as env:
+        steps = [{"setWeight": 50}, {"analysis": {"metrics": ["errors"]}}]
+        metric = errors_metric(count=1, noDataPolicy="Inconclusive")
+        start_rollout(env, rollout_spec(steps, metrics=[metric]))
+        paused = env.wait_phase("Paused", timeout=60, reason="Inconclusive")
+        measurement = paused["metrics"][0]["measurements"][-1]
+        assert measurement["phase"] == "NoData"
+        reconciling = condition(env.endpoint(), "Reconciling")
+        assert (reconciling.get("status"), reconciling.get("reason")) == ("True", "RolloutPaused")
+        assert env.routers_serve({"blue": 50, "green": 50})  # paused where it stood
+        time.sleep(2 * INTERVAL)
+        assert env.rollout()["phase"] == "Paused"  # no data never passes by itself
+        id_ = env.request("promote")
+        promoted = env.wait_phase("Promoted", timeout=30)
+        assert promoted["lastRequest"] == id_
+        wait_for(lambda: env.routers_serve({"green": 100}), timeout=30, interval=0.1,
+                 what="routers serving green 100")  # fmt: skip
