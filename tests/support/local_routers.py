@@ -6,7 +6,8 @@ annotation, see `router_deployment`): each router pod gets its own loopback addr
 REAL `python -m mlkube_serving router` process listens on the contract ports (traffic 8080,
 metrics 8082), and is marked Ready there, so the operator verifies, scrapes and pushes to it
 as it would in a cluster. The "kubelet" copies the router ConfigMap into the file the router
-watches every `sync_seconds` (a real kubelet takes up to a minute); the "DNS" is a shim in the
+watches every `sync_seconds` (a real kubelet takes up to a minute) and mounts the push key
+Secret, so the operator's signed pushes are taken too; the "DNS" is a shim in the
 router process that sends the upstream `<deployment service>.<ns>.svc.cluster.local:80` to
 the loopback port of a stand-in model server (`SERVER`): a tiny HTTP server answering 200 or
 500 as its mode file says, and logging the time of every request it answers.
@@ -28,7 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlkube.builders.names import COMPONENT_ROUTER, pod_selector, router_name, selector_string
+from mlkube.builders.endpoint_router_push import read_push_key
+from mlkube.builders.names import (
+    COMPONENT_ROUTER,
+    pod_selector,
+    push_secret_name,
+    router_name,
+    selector_string,
+)
 from mlkube.contract import ROUTER_CONFIG_FILE, ROUTER_HTTP_PORT, ROUTER_METRICS_PORT
 from mlkube.devcluster.procs import free_port
 from mlkube.k8s import ApiError, Kube
@@ -240,9 +248,17 @@ class LocalRouters:
         folder = self.work / name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / ROUTER_CONFIG_FILE).write_text(text)
+        # The push key Secret, mounted as the kubelet would (the operator's signed pushes).
+        secret = self.kube.get("v1", "Secret", push_secret_name(self.endpoint), self.namespace)
+        key = read_push_key(secret)
+        push = []
+        if key is not None:
+            (folder / "push-key").write_bytes(key)
+            push = ["--push-key-file", str(folder / "push-key")]
         argv = [sys.executable, "-c", ROUTER_SHIM, "--config", str(folder / ROUTER_CONFIG_FILE),
                 "--host", ip, "--port", str(ROUTER_HTTP_PORT),
-                "--metrics-port", str(ROUTER_METRICS_PORT), "--log-level", "warning"]  # fmt: skip
+                "--metrics-port", str(ROUTER_METRICS_PORT), "--log-level", "warning",
+                *push]  # fmt: skip
         env = {**os.environ, **self.env, "MLKUBE_TEST_UPSTREAMS": json.dumps(self.upstreams)}
         with open(folder / "router.log", "ab") as out:
             process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)

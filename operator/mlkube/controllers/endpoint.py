@@ -9,6 +9,7 @@ converges to the same objects without duplicates. Kopf specifics (retries, Event
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -26,10 +27,12 @@ from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
 from mlkube.controllers.endpoint_children import (
     check_traffic_backend,
+    generate_key,
     has_monitoring_api,
     initial_keys,
     keys_secret_key,
     prune,
+    push_secret_key,
 )
 from mlkube.controllers.endpoint_models import (
     read_models,
@@ -45,6 +48,7 @@ from mlkube.controllers.endpoint_status_io import (
 )
 from mlkube.controllers.kube import Kube
 from mlkube.controllers.router_poll import verify_traffic
+from mlkube.controllers.router_push import RouterConfigPlan, plan_router_config
 from mlkube.reconcile.endpoint_changes import traffic_events
 from mlkube.reconcile.rollout_effective import (
     effective_spec,
@@ -118,16 +122,27 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     keys = initial_keys(kube, owner) if uses_router(spec) and spec.auth.mode == "key" else []
     monitoring = config.monitoring and has_monitoring_api(kube)
     running = running_spec(obj, spec, now)
-    children = build_endpoint_children(owner, running, models, config, keys, monitoring)
-    conflicts = write_children(kube, owner, children, create_only={keys_secret_key(owner)})
+    # The router config's revision comes from the live ConfigMap; the push key is only used
+    # if its Secret has to be created (create-only: an existing one is the source of truth).
+    plan = (
+        plan_router_config(kube, owner, running, config, time.time()) if uses_router(spec) else None
+    )
+    children = build_endpoint_children(
+        owner, running, models, config, keys, monitoring,
+        router_revision=plan.revision if plan else 1,
+        push_key=generate_key() if plan else None,
+    )  # fmt: skip
+    create_only = {keys_secret_key(owner), push_secret_key(owner)}
+    conflicts = write_children(kube, owner, children, create_only=create_only)
     if conflicts:
         write_blocked_status(kube, obj, spec, generation, conflicts, now)
         return Outcome()  # a human renames or removes the object; the resync loop looks again
     legacy = legacy_child_names(name, [d.name for d in spec.deployments])
     held = prune(kube, owner, {child_key(c) for c in children}, legacy)
     verdict, events = observe_and_write_status(
-        kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now, running, models
-    )
+        kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now, running,
+        plan.as_written() if plan else None, models,
+    )  # fmt: skip
     subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
     if verdict is not None and verdict.reason == RELOADING:
         # Nothing else fires when a router reloads its file: look again soon. (Routers that
@@ -160,15 +175,17 @@ def observe_and_write_status(
     url: str | None,
     now: str,
     running: OnlineEndpointSpec | None = None,
+    plan: RouterConfigPlan | None = None,
     models: Mapping[str, ModelFacts] | None = None,
 ) -> tuple[TrafficVerdict | None, list[tuple[str, str, str]]]:
-    """Observe workloads and the routers' loaded config, write the status; returns the
-    routers' verdict and the traffic Events of what became applied. `running`: the spec with
-    the rollout's running split (what the routers must serve), `spec` when None. `models`
+    """Observe workloads and the routers' loaded config (pushing the written one to routers
+    behind), write the status; returns the routers' verdict and the traffic Events of what
+    became applied. `running`: the spec with the rollout's running split (what the routers
+    must serve), `spec` when None; `plan`: the router config this pass just wrote; `models`
     (when read) records the version and digest each deployment serves."""
     status = obj.get("status") or {}
     running = running or spec
-    verdict = verify_traffic(kube, owner, running, config) if uses_router(spec) else None
+    verdict = verify_traffic(kube, owner, running, config, plan) if uses_router(spec) else None
     applied_traffic, applied_mirror = applied_split(running, status, verdict)
     events = [("Normal", r, m) for r, m in traffic_events(status, applied_traffic, applied_mirror)]
     new_status = build_endpoint_status(

@@ -35,8 +35,9 @@ from mlkube.controllers.rollout_providers import ProviderState, measure_metric
 from mlkube.controllers.router_poll import verify_traffic
 from mlkube.reconcile import rollout_measure
 from mlkube.reconcile.drift_episodes import parse_time
-from mlkube.reconcile.rollout_analysis import RawMeasurement, interval
+from mlkube.reconcile.rollout_analysis import interval
 from mlkube.reconcile.rollout_effective import read_rollout
+from mlkube.reconcile.rollout_measure import RawMeasurement
 from mlkube.reconcile.rollout_plan import Observations, advance, revision
 
 ACTIVE: Final = ("Progressing", "Paused")
@@ -66,19 +67,6 @@ class RolloutOutcome:
     delay: float | None
     events: Events = field(default_factory=list)
     subject: Mapping[str, Any] | None = None
-
-
-def to_analysis(raw: rollout_measure.RawMeasurement, metric: RolloutMetric) -> RawMeasurement:
-    """A provider's answer as the analysis reads it (Prometheus and web count no samples)."""
-    if raw.error is not None:
-        return RawMeasurement(error=raw.error)
-    counted = metric.provider.builtin is not None
-    return RawMeasurement(
-        candidate=raw.candidate,
-        stable=raw.stable,
-        samples=raw.candidate_samples if counted else None,
-        stable_samples=raw.stable_samples if counted else None,
-    )
 
 
 def windowed(metric: RolloutMetric) -> bool:
@@ -131,7 +119,7 @@ def take_measurements(
         raw, new_state = measure_metric(obj, metric, kube, config, state)
         memory.states[(uid, key, name)] = (now, new_state)
         if name in due and not raw.baseline:
-            taken[name] = to_analysis(raw, metric)
+            taken[name] = raw  # the analysis reads the provider's answer as it is
         elif name in due:
             wait = seconds if wait is None else min(wait, seconds)
     return taken, wait

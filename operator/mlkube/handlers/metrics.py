@@ -22,10 +22,11 @@ from typing import Any, Final
 
 import kopf
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from mlkube.api.batch_job import BATCH_JOB_PHASES
+from mlkube.controllers.router_push import PUSH_RESULTS
 
 ENV_METRICS_PORT: Final = "MLKUBE_METRICS_PORT"
 RECONCILE_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -107,8 +108,25 @@ class BatchJobs(Collector):
         yield items
 
 
+class RouterPushes(Collector):
+    """Router config pushes by result (`controllers.router_push` counts them)."""
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "mlkube_operator_router_config_pushes",
+            "Router config pushes by result: ok, forbidden, conflict, invalid (the router's "
+            "answer), error (no answer), no_key (no push key Secret). A failed push is retried "
+            "on the next pass; the mounted file arrives anyway.",
+            labels=["result"],
+        )
+        for result, value in sorted(dict(PUSH_RESULTS).items()):
+            family.add_metric([result], value)
+        yield family
+
+
 BATCH_JOBS: Final = BatchJobs()
 REGISTRY.register(BATCH_JOBS)
+REGISTRY.register(RouterPushes())
 _server: list[Any] = []
 
 
