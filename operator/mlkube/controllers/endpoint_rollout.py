@@ -43,6 +43,7 @@ from mlkube.reconcile.rollout_plan import Observations, advance, revision
 ACTIVE: Final = ("Progressing", "Paused")
 APPLY_POLL: Final = 1.0  # seconds between looks while the routers load a new split
 FOLLOW_UP: Final = 120.0
+QUICK: Final = 0.2
 Events = list[tuple[str, str, str]]
 
 
@@ -199,7 +200,8 @@ def rollout_pass(
     plan = advance(spec, previous, seen, now)
     events: Events = [(e.type, e.reason, e.message) for e in plan.events]
     subject = {"apiVersion": API_VERSION, "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
-    if dump(plan.rollout) != status.get("rollout"):
+    changed = dump(plan.rollout) != status.get("rollout")
+    if changed:
         kube.patch(
             API_VERSION,
             KIND_ONLINE_ENDPOINT,
@@ -227,6 +229,10 @@ def rollout_pass(
         delay = max(delay, wait)
     if pending and (delay is not None or recently_finished(plan.rollout, now)):
         delay = min(delay if delay is not None else APPLY_POLL, APPLY_POLL)
+    if changed and delay is not None and plan.rollout is not None and plan.rollout.phase in ACTIVE:
+        # A step moved: the next one may start as soon as the routers serve this one's
+        # split (the reconcile above pushed it), not at the next 5 s tick.
+        delay = min(delay, QUICK)
     return RolloutOutcome(delay, events, subject)
 
 
