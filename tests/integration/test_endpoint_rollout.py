@@ -18,6 +18,7 @@ import contextlib
 import copy
 import datetime
 import hashlib
+import io
 import json
 import os
 import threading
@@ -31,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.api.rollout_status import parse_rollout_request
 from mlkube.builders.endpoint_router import build_router_deployment
 from mlkube.builders.names import EndpointRef, deployment_name, router_name, service_host
 from mlkube.builders.operator_config import parse_operator_config
+from mlkube.cli.main import main
 from mlkube.contract import ANNOTATION_ROLLOUT_REQUEST, API_VERSION, ROUTER_CONFIG_FILE
 from mlkube.handlers.config import operator_config
 from mlkube.k8s import ApiError, Kube
@@ -117,6 +120,7 @@ class Env:
     namespace: str
     routers: LocalRouters
     servers: dict[str, StandInServer]
+    kubeconfig: str
 
     def endpoint(self) -> dict[str, Any]:
         obj = self.kube.get(API_VERSION, "OnlineEndpoint", EP, self.namespace)
@@ -152,13 +156,22 @@ class Env:
             return False
         return all(p.config_state().get("hash") == digest for p in self.routers.pods.values())
 
+    def cli(self, *argv: str) -> tuple[int, str]:
+        """`mlkube ...` in-process against this cluster; (exit code, stdout)."""
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main([*argv, "-n", self.namespace, "--kubeconfig", self.kubeconfig])
+        return code, out.getvalue()
+
     def request(self, action: str) -> str:
-        id_ = str(uuid.uuid4())
-        value = json.dumps({"action": action, "id": id_, "revision": self.rollout()["revision"]})
-        self.kube.patch(API_VERSION, "OnlineEndpoint", EP,
-                        {"metadata": {"annotations": {ANNOTATION_ROLLOUT_REQUEST: value}}},
-                        self.namespace)  # fmt: skip
-        return id_
+        """`mlkube endpoint rollout <action> --wait`: the request id the operator handled."""
+        code, out = self.cli("endpoint", "rollout", action, EP, "--wait", "--timeout", "60")
+        assert code == 0, out
+        request = parse_rollout_request(
+            self.endpoint()["metadata"]["annotations"][ANNOTATION_ROLLOUT_REQUEST]
+        )
+        assert request.id in out and self.rollout().get("lastRequest") == request.id
+        return request.id
 
     def events(self, reason: str) -> list[dict[str, Any]]:
         return [e for e in self.kube.list("v1", "Event", self.namespace)
@@ -174,6 +187,7 @@ def rollout_env(
     config files from the ConfigMap every `sync_seconds`."""
     config = parse_operator_config(os.environ)
     ips = loopback_ips(2, uuid.uuid4().int)
+    admin = os.environ["KUBECONFIG"]  # the CLI's (run_operator switches to the operator's)
     with contextlib.ExitStack() as stack:
         operator_config.cache_clear()
         stack.callback(operator_config.cache_clear)
@@ -196,7 +210,7 @@ def rollout_env(
         kube.patch(API_VERSION, "OnlineEndpoint", EP, {"spec": BASE}, namespace)
         routers = LocalRouters(kube, namespace, EP, ips, work / "routers", upstreams, sync_seconds)
         stack.enter_context(local_routers(routers))
-        env = Env(kube, namespace, routers, servers)
+        env = Env(kube, namespace, routers, servers, admin)
         try:
             wait_for(lambda: (env.endpoint().get("status") or {}).get("traffic") == {"blue": 100}
                      and len(routers.pods) == 2 and env.routers_serve({"blue": 100}),
@@ -289,6 +303,8 @@ def test_a_candidate_answering_5xx_is_aborted_then_retried(
             assert "spec wants {green: 100}, running {blue: 100}" in cond["message"]
             assert "errors" in cond["message"]
         assert env.events("RolloutAborted")
+        _, view = env.cli("endpoint", "rollout", "status", EP)  # phase, metric, value, threshold
+        assert "Aborted" in view and "errors" in view and "result > 0.2" in view, view
         # abortScaleDownDelay: the candidate's Deployment stays, at 0 replicas.
         green_deployment = deployment_name(EP, "green")
         wait_for(lambda: (kube.get("apps/v1", "Deployment", green_deployment, namespace) or {})
