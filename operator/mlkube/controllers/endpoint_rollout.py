@@ -220,7 +220,9 @@ def rollout_pass(
     else:
         pending = stale
     started = plan.rollout
-    if started is not None and started.phase in ACTIVE and is_new_window(started, previous):
+    if started is None or started.phase not in ACTIVE:
+        memory.forget(str(meta["uid"]))  # nothing measures any more
+    elif is_new_window(started, previous):
         # A step just started its metrics: their windows start now, not at the next tick.
         fresh = sync.get_endpoint(kube, namespace, name) or obj
         take_measurements(kube, config, fresh, spec, started, memory, now)
