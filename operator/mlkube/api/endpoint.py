@@ -323,6 +323,15 @@ class DriftEpisode(ApiModel):
     """First evaluation of the current run without drift."""
 
 
+class DriftEpisodeRecord(ApiModel):
+    """A finished drift episode (the drift.ended CloudEvent is implied by it)."""
+
+    started_at: Timestamp
+    """When the episode started (as episode.startedAt recorded it)."""
+    ended_at: Timestamp
+    """When it ended."""
+
+
 class DriftStatus(ApiModel):
     """The deployment's drift verdict, merged over every replica's sidecar."""
 
@@ -360,6 +369,8 @@ class DriftStatus(ApiModel):
     """Up to 10 features with the highest score relative to their threshold."""
     episode: DriftEpisode = Field(default_factory=DriftEpisode)
     """Damped state behind the DriftDetected condition and Events."""
+    last_episode: DriftEpisodeRecord | None = None
+    """The last episode that ended."""
 
 
 class DeploymentStatus(ApiModel):
@@ -377,6 +388,23 @@ class DeploymentStatus(ApiModel):
     """Drift monitoring (deployments with drift.enabled only)."""
     message: Message | None = None
     """Why pods are not ready, from the pods themselves (e.g. an init container's error)."""
+    ready_at: Timestamp | None = None
+    """When the deployment first had all its replicas available with its current Model."""
+    model_version: Annotated[str, Field(max_length=MAX_NAME_LENGTH)] | None = None
+    """Version of the Model served (spec.version of the Model object)."""
+    model_digest: Annotated[str, Field(max_length=71)] | None = None
+    """Verified artifact digest of the Model served."""
+
+
+class TrafficChange(ApiModel):
+    """The last change of the applied split (the traffic.changed CloudEvent is implied by it)."""
+
+    at: Timestamp
+    """When the new split became applied."""
+    previous_traffic: PercentMap = Field(default_factory=dict)
+    """Live traffic applied before."""
+    previous_mirror: PercentMap = Field(default_factory=dict)
+    """Mirroring applied before."""
 
 
 class OnlineEndpointStatus(ApiModel):
@@ -388,6 +416,8 @@ class OnlineEndpointStatus(ApiModel):
     """Traffic split currently applied by the router or HTTPRoute."""
     mirror: PercentMap = Field(default_factory=dict)
     """Mirroring currently applied."""
+    last_traffic_change: TrafficChange | None = None
+    """When the applied split last changed, and from what."""
     deployments: Annotated[
         list[DeploymentStatus], ListMap("name"), Field(max_length=MAX_DEPLOYMENTS)
     ] = Field(default_factory=list)

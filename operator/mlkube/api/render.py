@@ -29,7 +29,9 @@ SAMPLES_DIR = "crds/samples"
 REFERENCE_PATH = "docs/reference/crds.md"
 CHART_CLUSTER_ROLE = "charts/mlkube/templates/clusterrole.yaml"
 # Directories whose files carrying GENERATED_MARKER belong to the generator (stale ones go).
-MANAGED_DIRS = (CRD_DIR, CHART_CRD_DIR, OLD_CHART_CRD_DIR, SAMPLES_DIR, "docs/reference")
+MANAGED_DIRS = (
+    CRD_DIR, CHART_CRD_DIR, OLD_CHART_CRD_DIR, SAMPLES_DIR, "docs/reference", "docs/events"
+)  # fmt: skip
 CHART_LABELS = '{{- include "mlkube.labels" . | nindent 4 }}'
 
 
@@ -76,6 +78,10 @@ def render_files(kinds: Sequence[KindDescriptor] = KINDS) -> dict[str, str]:
     from mlkube.builders.rbac import build_chart_roles
 
     files[CHART_CLUSTER_ROLE] = chart_cluster_roles(build_chart_roles())
+    # The CloudEvents' data schemas (docs/events/) come from the event catalogue.
+    from mlkube.events.schemas import render_schema_files
+
+    files.update(render_schema_files(GENERATED_MARKER))
     return dict(sorted(files.items()))
 
 

@@ -167,10 +167,25 @@ def build_drift_entry(
         replicasFailed=observation.replicas_failed,
         episode=episode_to_status(new_episode),
     )
+    last = _last_episode(previous, transition, now)
+    if last is not None:
+        entry["lastEpisode"] = last
     observed = format_time(now)
     if observed is not None:
         entry["observedAt"] = observed
     return DriftStatus.model_validate(entry).to_status(), events
+
+
+def _last_episode(
+    previous: Mapping[str, Any], transition: str | None, now: datetime.datetime
+) -> dict[str, Any] | None:
+    """The finished episode to record: the one that just ended (its start copied verbatim, so
+    the drift events' ids match), else the one recorded before."""
+    started = (previous.get("episode") or {}).get("startedAt")
+    if transition == "ended" and started:
+        return {"startedAt": started, "endedAt": format_time(now, millis=True)}
+    carried = previous.get("lastEpisode")
+    return dict(carried) if isinstance(carried, Mapping) else None
 
 
 def drift_condition(entries: Mapping[str, Mapping[str, Any]]) -> tuple[bool, str, str]:

@@ -25,6 +25,8 @@ from mlkube.builders.endpoint_drift import drift_enabled
 from mlkube.builders.endpoint_drift_status import CONDITION as DRIFT_CONDITION
 from mlkube.builders.endpoint_drift_status import drift_condition
 from mlkube.builders.endpoint_server import deployment_replicas
+from mlkube.builders.endpoint_status_history import served_model, traffic_change
+from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.pod_problems import PodProblem
 from mlkube.builders.status_conditions import condition_models
 from mlkube.reconcile.conditions import get_condition, set_condition
@@ -206,10 +208,12 @@ def build_endpoint_status(
     previous: Mapping[str, Any] | None,
     now: str,
     traffic_check: TrafficVerdict | None = None,
+    models: Mapping[str, ModelFacts] | None = None,
 ) -> dict[str, Any]:
     """The full status; `deployments` maps spec deployment names to their Deployment's health.
     `traffic_check` (the routers' answer) sets TrafficApplied; None keeps the previous one
-    (dropped without a router)."""
+    (dropped without a router). `models` (Model object name -> facts) records the version and
+    digest each deployment serves; without it the previous ones are kept."""
     previous = previous or {}
     conditions = list(previous.get("conditions") or [])
     if not needs_router:  # e.g. switched to the gateway backend: no router to confirm it
@@ -241,11 +245,15 @@ def build_endpoint_status(
         for d in previous.get("deployments") or []
         if isinstance(d, Mapping) and d.get("drift")
     }
+    before = {
+        str(d.get("name")): d for d in previous.get("deployments") or [] if isinstance(d, Mapping)
+    }
     per_deployment = []
     for dep in spec.deployments:
         health = deployments.get(dep.name)
         carried = drift.get(dep.name) if drift_enabled(dep) else None
         pods = pods_message(health)
+        served = served_model(dep.model, before.get(dep.name), health, (models or {}), now)
         per_deployment.append(
             DeploymentStatus(
                 name=dep.name,
@@ -254,6 +262,7 @@ def build_endpoint_status(
                 replicas=health.replicas if health else deployment_replicas(dep),
                 drift=DriftStatus.model_validate(carried) if carried else None,
                 **({"message": bound_message(pods)} if pods else {}),
+                **served,
             )
         )
     monitored = [d.name for d in spec.deployments if drift_enabled(d)]
@@ -272,6 +281,7 @@ def build_endpoint_status(
         url=url,
         traffic=dict(sorted(applied_traffic.items())),
         mirror=dict(sorted(applied_mirror.items())),
+        last_traffic_change=traffic_change(previous, applied_traffic, applied_mirror, now),
         deployments=per_deployment,
         conditions=condition_models(conditions),
         observed_generation=generation,

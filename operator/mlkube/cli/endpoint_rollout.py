@@ -26,7 +26,7 @@ from mlkube.k8s import ApiError
 HELP = {
     "promote": "continue a paused rollout (or skip the current step)",
     "abort": "roll back: the candidate's traffic goes to 0 at once",
-    "retry": "start an aborted or paused rollout again from step 1",
+    "retry": "start an aborted rollout again from step 1",
 }
 
 
@@ -50,7 +50,7 @@ def add_commands(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         if verb == "promote":
             parser.add_argument(
                 "--full", action="store_true",
-                help="skip the remaining steps and analyses: go to spec.traffic now",
+                help="skip the remaining steps: spec.traffic now (also after an abort)",
             )  # fmt: skip
         parser.add_argument(
             "--wait", action="store_true", help="wait until the operator has handled it"

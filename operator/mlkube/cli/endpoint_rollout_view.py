@@ -55,16 +55,28 @@ def build_request(obj: Obj, action: RolloutAction, request_id: str) -> RolloutRe
             f"OnlineEndpoint {name}: no rollout has started yet (status.rollout is empty; is the"
             " operator running?)"
         )
-    verb = "promote" if action.startswith("promote") else action
+    # What the operator's state machine acts on (docs/rollouts.md §2 "As built").
     if action == "retry":
-        if phase not in ("Aborted", "Paused"):
+        if phase != "Aborted":
             raise CliError(
                 f"OnlineEndpoint {name}: nothing to retry: the rollout is {phase} (retry restarts"
-                " an Aborted or Paused rollout)"
+                " an Aborted rollout; `promote` continues a Paused one)"
             )
+    elif action == "promote-full":
+        if phase == "Promoted":
+            raise CliError(f"OnlineEndpoint {name}: nothing to promote: the rollout is Promoted")
     elif phase not in ACTIVE_PHASES:
-        hint = "; `retry` starts it again" if phase == "Aborted" else ""
-        raise CliError(f"OnlineEndpoint {name}: nothing to {verb}: the rollout is {phase}{hint}")
+        hint = (
+            "; `retry` starts it again, `promote --full` goes to spec.traffic"
+            if phase == "Aborted"
+            else ""
+        )
+        raise CliError(f"OnlineEndpoint {name}: nothing to {action}: the rollout is {phase}{hint}")
+    elif action == "promote" and status.get("reason") == "WaitingForCandidate":
+        raise CliError(
+            f"OnlineEndpoint {name}: nothing to promote yet: the rollout waits for the candidate"
+            " to be Available (`promote --full` goes to spec.traffic now)"
+        )
     return RolloutRequest(action=action, id=request_id, revision=revision)
 
 

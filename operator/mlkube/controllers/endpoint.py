@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -20,6 +21,7 @@ from mlkube.builders.endpoint import build_endpoint_children, child_key, endpoin
 from mlkube.builders.endpoint_rollout_status import with_rollout_conditions
 from mlkube.builders.endpoint_status import Blocker, build_endpoint_status, is_blocked
 from mlkube.builders.endpoint_upgrade import legacy_child_names
+from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.names import EndpointRef, label_value
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
@@ -139,7 +141,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     held = prune(kube, owner, {child_key(c) for c in children}, legacy)
     verdict, events = observe_and_write_status(
         kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now, running,
-        plan.as_written() if plan else None,
+        plan.as_written() if plan else None, models=models,
     )  # fmt: skip
     subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
     if verdict is not None and verdict.reason == RELOADING:
@@ -174,11 +176,13 @@ def observe_and_write_status(
     now: str,
     running: OnlineEndpointSpec | None = None,
     plan: RouterConfigPlan | None = None,
+    models: Mapping[str, ModelFacts] | None = None,
 ) -> tuple[TrafficVerdict | None, list[tuple[str, str, str]]]:
     """Observe workloads and the routers' loaded config (pushing the written one to routers
     behind), write the status; returns the routers' verdict and the traffic Events of what
     became applied. `running`: the spec with the rollout's running split (what the routers
-    must serve), `spec` when None; `plan`: the router config this pass just wrote."""
+    must serve), `spec` when None; `plan`: the router config this pass just wrote; `models`
+    (when read) records the version and digest each deployment serves."""
     status = obj.get("status") or {}
     running = running or spec
     verdict = verify_traffic(kube, owner, running, config, plan) if uses_router(spec) else None
@@ -197,6 +201,7 @@ def observe_and_write_status(
         previous=status,
         now=now,
         traffic_check=verdict,
+        models=models,
     )
     first = initial_deploy(spec, status, parse_now(now))
     if first is not None:

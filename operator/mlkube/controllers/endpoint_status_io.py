@@ -39,6 +39,7 @@ STATUS_KEYS: Final = (
     "url",
     "traffic",
     "mirror",
+    "lastTrafficChange",
     "deployments",
     "conditions",
     "observedGeneration",

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from mlkube.api.duration import parse_duration
+from mlkube.api.rollout import RolloutMetric
 from mlkube.builders.names import COMPONENT_ROUTER, pod_selector, selector_string
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import ROUTER_METRICS_PORT
@@ -42,11 +43,10 @@ ProviderState = RouterWindowState  # the only provider with state: the router sc
 __all__ = ["ProviderState", "RawMeasurement", "measure_metric", "scrape_routers"]
 
 
-def _fields(metric: Any) -> dict[str, Any]:
+def _fields(metric: RolloutMetric | Mapping[str, Any]) -> dict[str, Any]:
     """The metric definition as the spec spells it (an API model or the spec's mapping)."""
-    dump = getattr(metric, "model_dump", None)
-    if callable(dump):
-        return dict(dump(by_alias=True, exclude_none=True, mode="json"))
+    if isinstance(metric, RolloutMetric):
+        return metric.model_dump(by_alias=True, exclude_none=True, mode="json")
     return dict(metric) if isinstance(metric, Mapping) else {}
 
 
@@ -145,7 +145,7 @@ def _pair(
 
 def measure_metric(
     endpoint: Mapping[str, Any],
-    metric: Any,
+    metric: RolloutMetric | Mapping[str, Any],
     kube: Kube,
     config: OperatorConfig,
     state: ProviderState | None = None,
@@ -154,6 +154,9 @@ def measure_metric(
     the OnlineEndpoint object `endpoint` (as read now: spec.rollout names candidate and
     stable, status holds drift), and the state to pass to the next call of this metric."""
     try:
+        rollout = (endpoint.get("spec") or {}).get("rollout") or {}
+        if not rollout.get("candidate"):
+            return provider_error("the endpoint has no spec.rollout.candidate"), state
         provider = _fields(metric).get("provider") or {}
         if "builtin" in provider:
             builtin = provider["builtin"] or {}

@@ -1,7 +1,8 @@
 """One rollout metric's analysis: measurement → phase → counts → verdict (pure, injected clock).
 
 docs/rollouts.md §2 "Analysis runs". A provider (builtin, Prometheus, web) hands in a
-`RawMeasurement`; `judge` turns it into a `RolloutMeasurement` with a phase — Error (the provider
+`RawMeasurement` (reconcile/rollout_measure); `judge` computes `result` (compare,
+minSampleCount) and turns it into a `RolloutMeasurement` with a phase — Error (the provider
 failed, or the CEL condition did not evaluate), NoData (no value, fewer than minSampleCount
 samples, a ratio over a stable of 0, a value that is not finite), else the CEL verdict — and
 `record` folds it into the metric's status: NoData counts as noDataPolicy says (Fail → failed,
@@ -10,8 +11,13 @@ phase follows failureLimit, consecutiveErrorLimit, inconclusiveLimit and count, 
 of precedence. A metric that is no longer Running never changes again: no later measurement
 turns a Failed metric into a passing one.
 
-The first measurement is taken one interval after the metric starts, so a measurement always
-covers an interval of traffic at the step's split (the builtin providers measure deltas).
+A metric is first due one interval after it starts. The router metrics (errorRate, latency,
+agreement) are windows between two scrapes: the loop takes the baseline scrape as the metric
+starts (`RolloutPlan.fresh` names them), so the first measurement covers one interval of
+traffic at the step's split. A baseline answer that reaches `record` anyway (the loop lost its
+state, e.g. an operator restart) is not counted: the metric is due again one interval later.
+The samples of Prometheus and web answers are not counted: minSampleCount applies to builtin
+metrics only.
 
 CEL (cel-python, as reconcile/pipeline_when): programs compiled once per text and cached;
 variables `result`, `candidate`, `stable` are doubles, null when unknown. A condition that does
@@ -23,13 +29,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
-from dataclasses import dataclass
 from typing import Final
 
 import celpy
 from celpy import celtypes
 from celpy.adapter import json_to_cel
 
+from mlkube.api.common import bound_message
 from mlkube.api.duration import parse_duration
 from mlkube.api.rollout import RolloutMetric
 from mlkube.api.rollout_status import (
@@ -40,28 +46,13 @@ from mlkube.api.rollout_status import (
 )
 from mlkube.reconcile.drift_episodes import format_time, parse_time
 from mlkube.reconcile.pipeline_when import cel_reason, quote_when
+from mlkube.reconcile.rollout_measure import RawMeasurement
 from mlkube.reconcile.rollout_verdict import verdict
 
 KEPT_MEASUREMENTS: Final = 5
 MAX_CONDITION: Final = 1024
 
 _ENV: Final = celpy.Environment()
-
-
-@dataclass(frozen=True)
-class RawMeasurement:
-    """What a provider measured. `value` is the absolute value (a Prometheus or web value, or
-    the builtin candidate's value); with compare ratio/difference the builtin gives `candidate`
-    and `stable` and their sample counts instead. A sample count of None means the provider
-    does not count samples (Prometheus, web): minSampleCount does not apply. `error` set means
-    the provider failed (unreachable, non-2xx, not a number)."""
-
-    value: float | None = None
-    candidate: float | None = None
-    stable: float | None = None
-    samples: int | None = None
-    stable_samples: int | None = None
-    error: str | None = None
 
 
 class ConditionError(ValueError):
@@ -125,7 +116,7 @@ def compare_of(metric: RolloutMetric) -> str:
 def start_metric(
     metric: RolloutMetric, now: dt.datetime, *, background: bool
 ) -> RolloutMetricStatus:
-    """A fresh Running metric whose first measurement is due one interval from now."""
+    """A fresh Running metric, first due one interval from now."""
     return RolloutMetricStatus(
         name=metric.name,
         background=background,
@@ -144,46 +135,45 @@ def is_due(status: RolloutMetricStatus, now: dt.datetime) -> bool:
     return at is None or at <= now
 
 
-def _no_data(
-    at: str, raw: RawMeasurement, why: str, value: float | None = None
-) -> RolloutMeasurement:
+def _no_data(at: str, raw: RawMeasurement, why: str) -> RolloutMeasurement:
     return RolloutMeasurement(
-        at=at, phase="NoData", value=value, candidate=raw.candidate, stable=raw.stable,
-        samples=raw.samples, message=why,
+        at=at, phase="NoData", candidate=raw.candidate, stable=raw.stable,
+        samples=raw.candidate_samples, message=bound_message(why, 512),
     )  # fmt: skip
 
 
-def _result(metric: RolloutMetric, raw: RawMeasurement) -> tuple[float | None, str | None]:
-    """(result, None) or (None, why there is no data)."""
+def _result(metric: RolloutMetric, raw: RawMeasurement) -> tuple[float | None, str]:
+    """(result, "") or (None, why there is no data). Sample counts are checked for builtin
+    metrics only; ratio and difference need the stable's samples too; a ratio over a stable
+    that measured 0 is undefined."""
+    counted = metric.provider.builtin is not None
     least = metric.min_sample_count
+    if counted and raw.candidate_samples < least:
+        return None, f"{raw.candidate_samples} samples < minSampleCount {least}"
+    if raw.candidate is None:
+        return None, "no value"
     compare = compare_of(metric)
-    if raw.samples is not None and raw.samples < least:
-        return None, f"{raw.samples} samples < minSampleCount {least}"
     if compare == "absolute":
-        value = raw.value if raw.value is not None else raw.candidate
-        return (value, None) if value is not None else (None, "no value")
-    if raw.stable_samples is not None and raw.stable_samples < least:
-        return None, f"stable has {raw.stable_samples} samples < minSampleCount {least}"
-    if raw.candidate is None or raw.stable is None:
-        missing = "candidate" if raw.candidate is None else "stable"
-        return None, f"no value for the {missing}"
-    if compare == "ratio":
-        if raw.stable == 0:
-            return None, "stable is 0: the ratio is undefined"
-        return raw.candidate / raw.stable, None
-    return raw.candidate - raw.stable, None
+        return raw.candidate, ""
+    if counted and raw.stable_samples < least:
+        return None, f"stable: {raw.stable_samples} samples < minSampleCount {least}"
+    if raw.stable is None:
+        return None, "no value for the stable"
+    if compare == "difference":
+        return raw.candidate - raw.stable, ""
+    if raw.stable == 0:
+        return None, "the stable measured 0: the ratio is undefined (compare by difference)"
+    return raw.candidate / raw.stable, ""
 
 
 def judge(metric: RolloutMetric, raw: RawMeasurement, now: dt.datetime) -> RolloutMeasurement:
     """One measurement's phase (see the module docstring)."""
     at = stamp(now)
     if raw.error is not None:
-        return RolloutMeasurement(
-            at=at, phase="Error", samples=raw.samples, message=raw.error[:512]
-        )
+        return RolloutMeasurement(at=at, phase="Error", message=bound_message(raw.error, 512))
     result, why = _result(metric, raw)
     if result is None:
-        return _no_data(at, raw, why or "no value")
+        return _no_data(at, raw, "; ".join(w for w in (why, raw.message) if w) or "no value")
     if not math.isfinite(result):
         return _no_data(at, raw, f"the value is {result}, not a finite number")
     phase: MeasurementPhase
@@ -192,11 +182,11 @@ def judge(metric: RolloutMetric, raw: RawMeasurement, now: dt.datetime) -> Rollo
     except ConditionError as err:
         return RolloutMeasurement(
             at=at, phase="Error", value=result, candidate=raw.candidate, stable=raw.stable,
-            samples=raw.samples, message=str(err)[:512],
+            samples=raw.candidate_samples, message=bound_message(str(err), 512),
         )  # fmt: skip
     return RolloutMeasurement(
         at=at, phase=phase, value=result, candidate=raw.candidate, stable=raw.stable,
-        samples=raw.samples,
+        samples=raw.candidate_samples,
     )  # fmt: skip
 
 
@@ -229,6 +219,8 @@ def record(
     """The metric's status after one more measurement; unchanged once it has a verdict."""
     if status.phase != "Running":
         return status
+    if raw.baseline and raw.error is None:  # a window started: measure one interval later
+        return status.model_copy(update={"next_measurement_at": stamp(now + interval(metric))})
     measurement = judge(metric, raw, now)
     counts = {
         "count": status.count, "successful": status.successful, "failed": status.failed,

@@ -6,13 +6,12 @@ value (and the stable's, for a relative metric), the sample count behind each, o
 state is explicit: `RouterWindowState` is what the controller keeps per (endpoint, metric)
 between ticks and passes back in; the first call (no state, or state of other deployments)
 only takes the baseline (`RawMeasurement.baseline`: not a measurement, nothing to count).
-The analysis turns a raw measurement into `result` with `result_of` (compare and
-minSampleCount), then judges it with CEL.
+The analysis (`reconcile/rollout_analysis`) turns a raw measurement into `result` (compare,
+minSampleCount) and judges it with CEL.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -126,23 +125,3 @@ def drift_measure(
     return RawMeasurement(
         value, stable_value, samples, stable_samples, message=f"{why}; {stable_why}"
     )
-
-
-def result_of(raw: RawMeasurement, compare: str, min_sample_count: int) -> tuple[float | None, str]:
-    """The metric's `result` (None: no data, with why). ratio = candidate / stable (1.0 when
-    both are 0; undefined, so no data, when only the stable is 0); difference = candidate -
-    stable; both relative forms need the stable's samples too."""
-    if raw.candidate is None or raw.candidate_samples < min_sample_count:
-        return None, f"candidate: {raw.candidate_samples} samples (minimum {min_sample_count})"
-    if compare == "absolute":
-        return raw.candidate, ""
-    if raw.stable is None or raw.stable_samples < min_sample_count:
-        return None, f"stable: {raw.stable_samples} samples (minimum {min_sample_count})"
-    if compare == "difference":
-        return raw.candidate - raw.stable, ""
-    if raw.stable == 0:
-        if raw.candidate == 0:
-            return 1.0, ""
-        return None, "ratio undefined: the stable measured 0 (use compare: difference)"
-    result = raw.candidate / raw.stable
-    return (result, "") if math.isfinite(result) else (None, "ratio is not finite")

@@ -19,10 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from mlkube.api.common import bound_message
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.api.rollout_status import RolloutAbort, RolloutRequest, RolloutStatus
 from mlkube.reconcile.drift_episodes import parse_time
-from mlkube.reconcile.rollout_analysis import RawMeasurement, is_due, stamp, start_metric
+from mlkube.reconcile.rollout_analysis import is_due, stamp, start_metric
+from mlkube.reconcile.rollout_measure import RawMeasurement
 from mlkube.reconcile.rollout_split import running_split, scale_down_at, start_traffic
 from mlkube.reconcile.rollout_steps import (
     RolloutEvent,
@@ -39,6 +41,7 @@ from mlkube.reconcile.rollout_steps import (
 )
 
 TICK: Final = 5.0
+MAX_EVENT: Final = 1024  # events.k8s.io note limit
 MIN_TICK: Final = 0.2
 
 
@@ -71,12 +74,15 @@ class ConditionWant:
 @dataclass(frozen=True)
 class RolloutPlan:
     """The tick's outcome: the new status.rollout (None: no rollout), Events to post,
-    conditions to set, and seconds until the next tick (None: no loop needed)."""
+    conditions to set, seconds until the next tick (None: no loop needed), and the metrics
+    that started this tick (`fresh`: take their router baseline now, so the first measurement
+    covers traffic at the step's split only)."""
 
     rollout: RolloutStatus | None
     events: tuple[RolloutEvent, ...] = ()
     conditions: tuple[ConditionWant, ...] = ()
     delay: float | None = None
+    fresh: tuple[str, ...] = ()
 
 
 def revision(spec: OnlineEndpointSpec) -> str:
@@ -93,6 +99,28 @@ def revision(spec: OnlineEndpointSpec) -> str:
     }  # fmt: skip
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _keys(rollout: RolloutStatus) -> dict[tuple[str, bool, int], str]:
+    """Each metric run of a rollout: (name, background, step index or -1) → phase."""
+    return {
+        (m.name, m.background, -1 if m.background else rollout.step_index): m.phase
+        for m in rollout.metrics
+    }
+
+
+def fresh_metrics(previous: RolloutStatus | None, new: RolloutStatus | None) -> tuple[str, ...]:
+    """Names of the metrics that started between two statuses (a new rollout, a new analysis
+    step, the background analysis reaching its step, a background metric started afresh)."""
+    if new is None or new.phase not in ("Progressing", "Paused"):
+        return ()
+    same = previous is not None and (previous.revision, previous.started_at) == (
+        new.revision,
+        new.started_at,
+    )
+    before = _keys(previous) if same and previous is not None else {}
+    running = [k for k, phase in _keys(new).items() if phase == "Running"]
+    return tuple(sorted({k[0] for k in running if before.get(k) != "Running"}))
 
 
 def due_metrics(rollout: RolloutStatus | None, now: dt.datetime) -> tuple[str, ...]:
@@ -250,7 +278,13 @@ def advance(
     at = scale_down_at(spec, status)
     if status.phase == "Aborted" and not status.scaled_down and at is not None and now >= at:
         status = status.model_copy(update={"scaled_down": True})
-    return RolloutPlan(status, tuple(events), conditions(status), next_delay(spec, status, now))
+    status = status.model_copy(update={"message": bound_message(status.message)})
+    delay = next_delay(spec, status, now)
+    fresh = fresh_metrics(previous, status)
+    posted = tuple(
+        RolloutEvent(e.type, e.reason, bound_message(e.message, MAX_EVENT)) for e in events
+    )
+    return RolloutPlan(status, posted, conditions(status), delay, fresh)
 
 
 def _started(spec: OnlineEndpointSpec, status: RolloutStatus) -> str:

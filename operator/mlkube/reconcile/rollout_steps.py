@@ -20,12 +20,12 @@ from mlkube.api.rollout import RolloutMetric, RolloutSpec, RolloutStep
 from mlkube.api.rollout_status import RolloutAbort, RolloutMetricStatus, RolloutStatus
 from mlkube.reconcile.drift_episodes import parse_time
 from mlkube.reconcile.rollout_analysis import (
-    RawMeasurement,
     is_due,
     record,
     stamp,
     start_metric,
 )
+from mlkube.reconcile.rollout_measure import RawMeasurement
 from mlkube.reconcile.rollout_split import RunningSplit, running_split
 from mlkube.reconcile.rollout_verdict import verdict
 
@@ -110,7 +110,7 @@ def enter(
     status = status.model_copy(update={"message": f"{where(status)}: {step.describe()}"})
     events.append(RolloutEvent("Normal", "RolloutStep", status.message))
     if status.phase == "Paused":
-        message = f"{status.message}: waiting for `mlkube endpoint rollout promote`"
+        message = f"{where(status)}: paused until `mlkube endpoint rollout promote`"
         status = status.model_copy(update={"message": message})
         events.append(RolloutEvent("Normal", "RolloutPaused", message))
     return _start_background(spec, status, now)

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+import requests
 
 HERE = Path(__file__).resolve().parent
 ROUTER_TESTS = HERE.parent / "router"
@@ -27,6 +28,7 @@ from router_harness import (  # noqa: E402
     Upstream,
     stop_process,
     wait_http,
+    wait_until,
 )
 
 from mlkube.devcluster.procs import free_port  # noqa: E402
@@ -67,14 +69,15 @@ def start_router(tmp_path: Path) -> Iterator[Any]:
     """Factory: a router subprocess serving `doc` (metrics on their own port)."""
     routers: list[Router] = []
 
-    def start(doc: dict[str, Any], metrics_port: int | None = None) -> Router:
+    def start(doc: dict[str, Any], workers: int = 1) -> Router:
         config_dir = KubeFileDir(tmp_path / f"config-{len(routers)}")
         config_dir.write({"config.json": orjson.dumps(doc)})
-        port, metrics = free_port(), metrics_port or free_port()
+        port, metrics = free_port(), free_port()
         log_path = tmp_path / f"router-{len(routers)}.log"
         proc = subprocess.Popen(
             [*ROUTER_CMD, "--config", config_dir.path("config.json"), "--host", "127.0.0.1",
-             "--port", str(port), "--metrics-port", str(metrics), "--log-level", "info"],
+             "--port", str(port), "--metrics-port", str(metrics), "--workers", str(workers),
+             "--log-level", "info"],
             stdout=open(log_path, "wb"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -129,3 +132,27 @@ def web_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
         yield url, root
     finally:
         stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def hostile_http() -> Iterator[str]:
+    """tests/support/hostile_http.py: endless and dripping bodies, redirects."""
+    script = Path(__file__).resolve().parents[2] / "support" / "hostile_http.py"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _answers(base + "/nothing"), timeout=15)
+        yield base
+    finally:
+        stop_process(proc)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 404
+    except requests.RequestException:
+        return False

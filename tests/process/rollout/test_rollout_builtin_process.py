@@ -122,3 +122,23 @@ def test_unreachable_candidate_counts_as_errors_though_clients_get_answers(
     assert {r.status for r in results} == {200} and of(results, "green")[0] == 0
     raw = meter.measure()
     assert raw.candidate == 1.0 and raw.candidate_samples >= 1  # the failed-over attempts
+
+
+def test_a_router_with_several_workers_is_measured_whole(
+    upstreams: dict[str, Upstream], start_router: Any
+) -> None:
+    # Each worker counts on its own; the metrics port serves them merged (multiprocess mode).
+    router = start_router(base_config(upstreams, traffic={"blue": 50, "green": 50}), workers=2)
+    kube = FakeKube()
+    kube.put(router_pod("r1", router.metrics_port))
+    errors = Meter(kube, builtin("errorRate"), endpoint())
+    p50 = Meter(kube, builtin("latency", quantile=0.5), endpoint())
+    assert errors.measure().baseline and p50.measure().baseline
+    results = send(router.url, 120)
+    green, green_5xx = of(results, "green")
+    raw = errors.measure()
+    assert (raw.candidate_samples, raw.candidate) == (green, pytest.approx(green_5xx / green))
+    low, high = GREEN_BUCKET
+    raw = p50.measure()
+    assert raw.candidate_samples == green
+    assert raw.candidate == pytest.approx(low + (high - low) * 0.5, abs=0.01)

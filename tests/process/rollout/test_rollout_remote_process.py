@@ -5,6 +5,7 @@ Prometheus' own histogram_quantile checks the built-in quantile's interpolation.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,20 @@ def test_web_provider_on_a_real_http_server(web_root: tuple[str, Path]) -> None:
     big = web(url + "/big.json", "$[0]")
     assert big.error is not None and "larger than" in big.error
     assert requests.get(url + "/value.json", timeout=5).status_code == 200  # still serving
+
+
+def test_web_provider_against_a_hostile_server(hostile_http: str) -> None:
+    started = time.monotonic()
+    slow = measure_metric(
+        endpoint(),
+        {"provider": {"web": {"url": hostile_http + "/slow", "jsonPath": "$", "timeout": "1s"}}},
+        FakeKube(),
+        DEV,
+    )[0]
+    assert slow.error is not None and "within 1 s" in slow.error
+    assert time.monotonic() - started < 5  # the timeout bounds the whole exchange
+    endless = web(hostile_http + "/endless", "$")
+    assert endless.error is not None
+    assert "larger than" in endless.error or "within" in endless.error
+    loops = web(hostile_http + "/to/to/to/to/to/x", "$")  # more redirects than allowed
+    assert loops.error is not None and "redirects" in loops.error

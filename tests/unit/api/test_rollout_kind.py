@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, get_args
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from mlkube import contract
@@ -200,3 +202,14 @@ def test_request_annotation_round_trip() -> None:
 def test_bad_requests_say_what_is_wrong(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         parse_rollout_request(text)
+
+
+@pytest.mark.parametrize(
+    ("doc", "heading"),
+    [("rollouts.md", "## 1. The API"), ("online-endpoints.md", "## Progressive")],
+)
+def test_the_docs_examples_are_valid(doc: str, heading: str) -> None:
+    text = (Path(__file__).parents[3] / "docs" / doc).read_text()
+    example = yaml.safe_load(text.split(heading, 1)[1].split("```yaml", 1)[1].split("```", 1)[0])
+    rollout = OnlineEndpointSpec.model_validate(example["spec"]).rollout
+    assert rollout is not None and rollout.candidate == "green" and rollout.steps

@@ -55,7 +55,8 @@ def _fits(text: str) -> list[str]:
         ("abort", "Progressing"),
         ("abort", "Paused"),
         ("retry", "Aborted"),
-        ("retry", "Paused"),
+        ("promote-full", "Aborted"),
+        ("promote-full", "Paused"),
     ],
 )
 def test_requests_carry_the_running_revision(action: RolloutAction, phase: str) -> None:
@@ -76,7 +77,10 @@ def test_requests_carry_the_running_revision(action: RolloutAction, phase: str) 
         ({**_obj(), "spec": {"traffic": {"blue": 100}}}, "promote", "declares no rollout"),
         (_obj(), "abort", "no rollout has started yet"),
         (_obj(rollout_status(phase="Promoted")), "promote", "nothing to promote: the rollo"),
-        (_obj(rollout_status(phase="Aborted")), "promote-full", "`retry` starts it again"),
+        (_obj(rollout_status(phase="Aborted")), "promote", "`retry` starts it again"),
+        (_obj(rollout_status(phase="Promoted")), "promote-full", "nothing to promote"),
+        (_obj(rollout_status(phase="Paused")), "retry", "`promote` continues a Paused one"),
+        (_obj(rollout_status(reason="WaitingForCandidate")), "promote", "waits for the candidate"),
         (_obj(rollout_status(phase="Aborted")), "abort", "nothing to abort"),
         (_obj(rollout_status(phase="Progressing")), "retry", "nothing to retry"),
         (_obj(rollout_status(phase="Promoted")), "retry", "nothing to retry"),
@@ -302,7 +306,7 @@ def test_wait_stops_when_the_request_can_no_longer_run(
 
 
 def test_wait_times_out_with_the_request_left_in_place(fake: FakeKube) -> None:
-    _set_status(fake, phase="Paused", reason="Inconclusive")
+    _set_status(fake, phase="Aborted", reason="AnalysisFailed")
     with pytest.raises(CliError, match="not handled after 0s"):
         commands.rollout_request(_args("retry", "credit", "--wait", "--timeout", "0"))
     assert _written(fake).action == "retry"

@@ -130,10 +130,13 @@ def test_ready_when_every_deployment_and_the_router_are_available(
     assert status["url"] == "http://credit.ml.svc.cluster.local"
     assert status["traffic"] == {"blue": 70, "green": 30}
     assert status["observedGeneration"] == 3
+    # readyAt: when each became available with its Model (the deployment.ready CloudEvent).
     assert status["deployments"] == [
-        {"name": "blue", "model": "credit-risk-v3", "readyReplicas": 2, "replicas": 2},
-        {"name": "green", "model": "credit-risk-v4", "readyReplicas": 2, "replicas": 2},
-    ]
+        {"name": "blue", "model": "credit-risk-v3", "readyReplicas": 2, "replicas": 2,
+         "readyAt": T0},
+        {"name": "green", "model": "credit-risk-v4", "readyReplicas": 2, "replicas": 2,
+         "readyAt": T0},
+    ]  # fmt: skip
     assert all(c["observedGeneration"] == 3 for c in status["conditions"])
 
 

@@ -1,5 +1,5 @@
-"""Provider results: drift from the endpoint status, relative results (ratio, difference,
-minSampleCount), the Prometheus and web answers, and the entry point's dispatch and errors."""
+"""Provider results: drift from the endpoint status (candidate and stable for relative
+metrics), the Prometheus and web answers, and the entry point's dispatch and errors."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from mlkube.api.rollout import RolloutMetric
 from mlkube.builders.operator_config import LOOPBACK_NETWORKS, OperatorConfig
 from mlkube.controllers.rollout_providers import measure_metric
-from mlkube.reconcile.rollout_measure import RawMeasurement, drift_measure, result_of
+from mlkube.reconcile.rollout_measure import drift_measure
 from mlkube.reconcile.rollout_remote import (
     JsonPathError,
     parse_json_path,
@@ -47,25 +48,6 @@ def test_drift_from_status() -> None:
     filling = drift_measure(STATUS, "inputDrift", "red", None)
     assert filling.candidate is None and "WindowFilling" in filling.message
     assert drift_measure(STATUS, "inputDrift", "nobody", None).candidate is None
-
-
-@pytest.mark.parametrize(
-    ("raw", "compare", "minimum", "expected"),
-    [
-        (RawMeasurement(0.02, None, 100), "absolute", 50, 0.02),
-        (RawMeasurement(0.02, None, 10), "absolute", 50, None),  # too few samples
-        (RawMeasurement(0.3, 0.2, 100, 100), "ratio", 50, pytest.approx(1.5)),
-        (RawMeasurement(0.3, 0.2, 100, 100), "difference", 50, pytest.approx(0.1)),
-        (RawMeasurement(0.3, 0.2, 100, 10), "difference", 50, None),  # stable too few
-        (RawMeasurement(0.3, None, 100, 0), "ratio", 1, None),
-        (RawMeasurement(0.0, 0.0, 100, 100), "ratio", 1, 1.0),  # equal, both zero
-        (RawMeasurement(0.1, 0.0, 100, 100), "ratio", 1, None),  # undefined
-    ],
-)
-def test_result_of_relative_metrics(
-    raw: RawMeasurement, compare: str, minimum: int, expected: Any
-) -> None:
-    assert result_of(raw, compare, minimum)[0] == expected
 
 
 def _prom(kind: str, result: Any) -> dict[str, Any]:
@@ -129,6 +111,9 @@ def test_entry_point_dispatches_and_never_raises() -> None:
     # no Ready router pod: an Error measurement, not an exception
     raw, state = measure_metric(ENDPOINT, _metric({"builtin": {"type": "errorRate"}}), kube, DEV)
     assert raw.error is not None and "no Ready router pod" in raw.error and state is None
+    no_rollout = {**ENDPOINT, "spec": {}}
+    raw, _ = measure_metric(no_rollout, _metric({"builtin": {"type": "inputDrift"}}), kube, DEV)
+    assert raw.error is not None and "spec.rollout" in raw.error
     # a broken definition is an Error too
     raw, _ = measure_metric(ENDPOINT, {"provider": {"builtin": 5}}, kube, DEV)
     assert raw.error is not None
@@ -156,3 +141,24 @@ def test_unreachable_web_provider_is_an_error_measurement() -> None:
     provider = {"web": {"url": "http://127.0.0.1:9/none", "jsonPath": "$.a", "timeout": "2s"}}
     raw, _ = measure_metric(ENDPOINT, _metric(provider), FakeKube(), DEV)
     assert raw.error is not None and raw.error.startswith("web: 127.0.0.1:9")
+
+
+def test_entry_point_takes_the_api_model() -> None:
+    metric = RolloutMetric.model_validate(
+        {
+            "name": "drift",
+            "successCondition": "result < 0.5",
+            "provider": {"builtin": {"type": "predictionDrift", "compare": "difference"}},
+        }
+    )
+    raw, state = measure_metric(ENDPOINT, metric, FakeKube(), DEV)
+    assert (raw.candidate, raw.stable, raw.candidate_samples, state) == (1.0, 0.0, 500, None)
+    web = RolloutMetric.model_validate(
+        {
+            "name": "web",
+            "successCondition": "result < 0.5",
+            "provider": {"web": {"url": "http://127.0.0.1:9/x", "jsonPath": "$.a"}},
+        }
+    )
+    raw, _ = measure_metric(ENDPOINT, web, FakeKube(), PROD)
+    assert raw.error is not None and "loopback" in raw.error

@@ -9,6 +9,8 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.api.rollout_status import RolloutRequest, RolloutStatus
@@ -22,11 +24,13 @@ from mlkube.reconcile.rollout_plan import (
     revision,
 )
 from mlkube.reconcile.rollout_split import running_split
-from support.rollout import ERRORS, LATENCY, T0, at, spec
+from support.rollout_ticks import ERRORS, LATENCY, T0, at, spec
+from support.rollouts import endpoint_spec
 
-GOOD = RawMeasurement(value=0.001, candidate=0.1, stable=0.1, samples=500, stable_samples=500)
-BAD = RawMeasurement(value=0.12, samples=500)
-MID = RawMeasurement(value=0.03, samples=500)
+GOOD = RawMeasurement(candidate=0.001, stable=0.001, candidate_samples=500, stable_samples=500)
+BASE = RawMeasurement(baseline=True)
+BAD = RawMeasurement(candidate=0.12, candidate_samples=500)
+MID = RawMeasurement(candidate=0.03, candidate_samples=500)
 
 
 def tick(
@@ -51,6 +55,7 @@ def at_analysis(endpoint: OnlineEndpointSpec | None = None) -> RolloutStatus:
     started = tick(endpoint, None, T0).rollout
     plan = tick(endpoint, started, at(1), split_applied=True)
     assert plan.rollout is not None and plan.rollout.step_index == 1
+    assert plan.fresh == ("errors", "p99") and due_metrics(plan.rollout, at(1)) == ()
     return plan.rollout
 
 
@@ -94,7 +99,8 @@ def test_a_healthy_rollout_walks_every_step_kind_to_promoted() -> None:
     plan = tick(endpoint, status, at(2), split_applied=True)
     status = plan.rollout
     assert status is not None and (status.step_index, status.reason) == (1, "StepAnalysis")
-    assert [m.name for m in status.metrics] == ["errors", "p99"] and plan.delay == 5.0
+    assert [m.name for m in status.metrics] == ["errors", "p99"]
+    assert plan.fresh == ("errors", "p99") and plan.delay == 5.0  # windows start now
     # analysis: errors every 10 s (count 2), p99 at 20 s (count 1)
     assert due_metrics(status, at(11)) == () and due_metrics(status, at(12)) == ("errors",)
     status = tick(endpoint, status, at(12), measurements={"errors": GOOD}).rollout
@@ -277,10 +283,12 @@ def test_background_analysis_from_its_starting_step() -> None:
     )
     first = tick(endpoint, None, T0).rollout
     assert first is not None and first.step_index == 0 and first.metrics == []
-    status = tick(endpoint, first, at(1), split_applied=True).rollout
+    plan = tick(endpoint, first, at(1), split_applied=True)
+    status = plan.rollout
     assert status is not None and [(m.name, m.background) for m in status.metrics] == [
         ("errors", False), ("p99", False), ("live", True),
     ]  # fmt: skip
+    assert plan.fresh == ("errors", "live", "p99")
     assert due_metrics(status, at(11)) == ("errors", "live")
     both = {"errors": GOOD, "live": GOOD}
     status = tick(endpoint, status, at(11), measurements=both).rollout
@@ -338,7 +346,9 @@ def test_promote_full_after_an_abort_clears_the_abort() -> None:
 def test_one_measurement_feeds_a_step_and_a_background_metric_of_the_same_name() -> None:
     endpoint = spec(backgroundAnalysis={"metrics": ["errors"]})
     status = tick(endpoint, None, T0, split_applied=True).rollout
-    status = tick(endpoint, status, at(1), split_applied=True).rollout
+    plan = tick(endpoint, status, at(1), split_applied=True)
+    assert plan.fresh == ("errors", "p99")  # the background errors started at step 1, kept
+    status = plan.rollout
     assert status is not None and due_metrics(status, at(11)) == ("errors",)
     status = tick(endpoint, status, at(11), measurements={"errors": GOOD}).rollout
     assert status is not None and [(m.background, m.count) for m in status.metrics] == [
@@ -389,3 +399,133 @@ def test_a_served_zero_weight_step_completes_at_once_and_no_rollout_is_none() ->
     assert reasons(plan) == ["RolloutPromoted"]
     plain = endpoint.model_copy(update={"rollout": None})
     assert advance(plain, plan.rollout, Observations(), T0) == RolloutPlan(None)
+
+
+TICKS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "dt": st.floats(0.1, 40),
+            "available": st.booleans(),
+            "applied": st.booleans(),
+            "raw": st.sampled_from(
+                [GOOD, BAD, MID, RawMeasurement(error="down"), RawMeasurement()]
+            ),
+            "action": st.sampled_from(
+                [None, None, None, "promote", "promote-full", "abort", "retry"]
+            ),
+        }
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(ticks=TICKS, background=st.booleans())
+def test_any_tick_sequence_keeps_the_invariants(
+    ticks: list[dict[str, Any]], background: bool
+) -> None:
+    """Whatever happens: the status validates against the API model, the split sums to 100 with
+    the candidate never live and mirrored, a terminal phase stays put without a request, and a
+    Failed metric never passes."""
+    endpoint = spec(backgroundAnalysis={"metrics": ["errors"]}) if background else spec()
+    status: RolloutStatus | None = None
+    now = T0
+    for n, step in enumerate(ticks):
+        now += dt.timedelta(seconds=step["dt"])
+        req = None
+        if step["action"] and status is not None:
+            req = request(step["action"], status, f"id{n}")
+        due = due_metrics(status, now)
+        plan = tick(
+            endpoint, status, now, candidate_available=step["available"],
+            split_applied=step["applied"], measurements={m: step["raw"] for m in due}, request=req,
+        )  # fmt: skip
+        new = plan.rollout
+        assert new is not None
+        assert RolloutStatus.model_validate(new.model_dump(mode="json")) == new
+        split = running_split(endpoint, new, now)
+        assert sum(split.traffic.values()) == 100
+        assert not (split.traffic.get("green", 0) > 0 and split.mirror.get("green", 0) > 0)
+        if status is not None and req is None and status.phase in ("Promoted", "Aborted"):
+            assert new.phase == status.phase
+        if status is not None and req is None and new.phase in ("Progressing", "Paused"):
+            before = {(m.name, m.background): m.phase for m in status.metrics}
+            for m in new.metrics:
+                if before.get((m.name, m.background)) == "Failed":
+                    assert m.phase == "Failed"
+        if new.phase == "Aborted":
+            assert new.weight == 0 and new.mirror == 0 and split.traffic["green"] == 0
+        assert plan.delay is None or plan.delay >= 0.2
+        status = new
+
+
+def drive(endpoint: OnlineEndpointSpec, raw: RawMeasurement, seconds: int) -> list[RolloutPlan]:
+    """Tick every second with the split served, as the rollout loop does: take the baseline of
+    the metrics that started (`fresh`), measure what is due with `raw` (a due metric without a
+    window gets a baseline answer)."""
+    plans, status, windows = [], None, set()
+    for n in range(seconds):
+        now = at(n)
+        due = due_metrics(status, now)
+        measured = {m: raw if m in windows else BASE for m in due}
+        windows |= set(due)
+        plan = tick(endpoint, status, now, split_applied=True, measurements=measured)
+        windows |= set(plan.fresh)
+        plans.append(plan)
+        status = plan.rollout
+        if status is not None and status.phase in ("Promoted", "Aborted"):
+            break
+    return plans
+
+
+def test_the_docs_example_promotes_itself_when_healthy_and_aborts_when_broken() -> None:
+    endpoint = OnlineEndpointSpec.model_validate(endpoint_spec())
+    healthy = drive(endpoint, GOOD, 600)
+    last = healthy[-1].rollout
+    assert last is not None and (last.phase, last.reason) == ("Promoted", "Promoted")
+    steps = [e.message for p in healthy for e in p.events if e.reason == "RolloutStep"]
+    assert [s.split(":")[0] for s in steps] == [f"step {i}/6" for i in range(1, 7)]
+    # errors: 10 s apart, count 3; p99: 30 s default interval -> the analyses take 30 s each
+    assert 60 <= len(healthy) <= 60 + 120 + 10
+    broken = drive(endpoint, BAD, 600)
+    aborted = broken[-1].rollout
+    assert aborted is not None and aborted.phase == "Aborted" and aborted.abort is not None
+    # step 1 served at t=1, its windows start then, the first measurement one interval (10 s)
+    # later aborts: traffic is off the candidate at t=11
+    assert len(broken) == 12 and aborted.abort.metric == "errors"
+    assert running_split(endpoint, aborted, at(11)).traffic == {"blue": 100, "green": 0}
+
+
+def test_messages_stay_within_the_api_bounds() -> None:
+    endpoint = spec(
+        metrics=[{**ERRORS, "consecutiveErrorLimit": 0}],
+        steps=[{"analysis": {"metrics": ["errors"]}}],
+    )
+    status = tick(endpoint, None, T0).rollout
+    status = tick(endpoint, status, at(1), measurements={"errors": BASE}).rollout
+    huge = RawMeasurement(error="x" * 20_000)
+    plan = tick(endpoint, status, at(11), measurements={"errors": huge})
+    assert plan.rollout is not None and plan.rollout.phase == "Aborted"
+    assert len(plan.rollout.metrics[0].measurements[-1].message or "") <= 512
+    assert len(plan.rollout.message) <= 4096 and len(plan.events[0].message) <= 1024
+    assert RolloutStatus.model_validate(plan.rollout.model_dump(mode="json")) == plan.rollout
+
+
+def test_fresh_names_every_metric_start() -> None:
+    live = {**ERRORS, "name": "live", "count": 0}
+    endpoint = spec(backgroundAnalysis={"metrics": ["live"]}, metrics=[ERRORS, LATENCY, live])
+    first = tick(endpoint, None, T0)
+    assert first.fresh == ("live",)  # background from step 0
+    assert tick(endpoint, first.rollout, at(0.5)).fresh == ()  # nothing started
+    status = first.rollout
+    assert status is not None
+    paused = tick(endpoint, status, at(10), measurements={"live": MID}).rollout
+    assert paused is not None and paused.phase == "Paused"
+    resumed = tick(endpoint, paused, at(11), request=request("promote", paused))
+    assert resumed.fresh == ("live",)  # started afresh after the inconclusive pause
+    assert resumed.rollout is not None
+    aborted = tick(endpoint, resumed.rollout, at(12), request=request("abort", paused, "r2"))
+    assert aborted.fresh == ()
+    assert aborted.rollout is not None
+    retried = tick(endpoint, aborted.rollout, at(13), request=request("retry", paused, "r3"))
+    assert retried.fresh == ("live",)  # a new rollout of the same revision

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from mlkube.api.rollout_status import RolloutStatus
 from mlkube.reconcile.rollout_split import RunningSplit, running_split, start_traffic
-from support.rollout import T0, at, spec
+from support.rollout_ticks import T0, at, spec
 
 
 def status(phase: str = "Progressing", **fields: object) -> RolloutStatus:

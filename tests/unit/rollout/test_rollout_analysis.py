@@ -25,6 +25,11 @@ from mlkube.reconcile.rollout_analysis import (
 )
 from mlkube.reconcile.rollout_verdict import verdict
 
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
 T0 = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 
 
@@ -51,11 +56,12 @@ def run(m: RolloutMetric, raws: list[RawMeasurement]) -> RolloutMetricStatus:
     return status
 
 
-GOOD = RawMeasurement(value=0.001, samples=100)
-BAD = RawMeasurement(value=0.2, samples=100)
-MID = RawMeasurement(value=0.03, samples=100)
-NONE = RawMeasurement(value=None, samples=0)
+GOOD = RawMeasurement(candidate=0.001, candidate_samples=100)
+BAD = RawMeasurement(candidate=0.2, candidate_samples=100)
+MID = RawMeasurement(candidate=0.03, candidate_samples=100)
+NONE = RawMeasurement(candidate=None, candidate_samples=0)
 ERR = RawMeasurement(error="router unreachable")
+PROM = {"prometheus": {"address": "http://prom.monitoring.svc:9090", "query": "up"}}
 
 
 @pytest.mark.parametrize(
@@ -68,10 +74,14 @@ ERR = RawMeasurement(error="router unreachable")
         ({"failureCondition": "result > 0.05"}, GOOD, "Successful"),
         ({}, ERR, "Error"),
         ({}, NONE, "NoData"),
-        ({"minSampleCount": 50}, RawMeasurement(value=0.0, samples=49), "NoData"),
-        ({"minSampleCount": 50}, RawMeasurement(value=0.0, samples=50), "Successful"),
-        ({"minSampleCount": 50}, RawMeasurement(value=0.0, samples=None), "Successful"),
-        ({}, RawMeasurement(value=float("nan"), samples=9), "NoData"),
+        ({"minSampleCount": 50}, RawMeasurement(candidate=0.0, candidate_samples=49), "NoData"),
+        ({"minSampleCount": 50}, RawMeasurement(candidate=0.0, candidate_samples=50), "Successful"),
+        (
+            {"minSampleCount": 50, "provider": PROM},
+            RawMeasurement(candidate=0.0, candidate_samples=1),
+            "Successful",
+        ),  # Prometheus and web samples are not counted
+        ({}, RawMeasurement(candidate=float("nan"), candidate_samples=9), "NoData"),
         ({"successCondition": "result <= "}, GOOD, "Error"),  # does not compile
         ({"successCondition": "result + 1"}, GOOD, "Error"),  # not a bool
         ({"successCondition": "stable <= 0.01"}, GOOD, "Error"),  # null stable in absolute
@@ -96,11 +106,17 @@ def test_cel_error_carries_the_condition_and_celpy_message() -> None:
 
 @pytest.mark.parametrize(
     ("compare", "candidate", "stable", "result"),
-    [("ratio", 0.02, 0.01, 2.0), ("difference", 0.02, 0.01, 0.01), ("ratio", 0.0, 0.5, 0.0)],
+    [
+        ("ratio", 0.02, 0.01, 2.0),
+        ("difference", 0.02, 0.01, 0.01),
+        ("ratio", 0.0, 0.5, 0.0),
+    ],
 )
 def test_relative_compare(compare: str, candidate: float, stable: float, result: float) -> None:
-    m = relative(compare, successCondition="result <= 1.5 && candidate >= 0.0 && stable > 0.0")
-    raw = RawMeasurement(candidate=candidate, stable=stable, samples=100, stable_samples=100)
+    m = relative(compare, successCondition="result <= 1.5 && candidate >= 0.0 && stable >= 0.0")
+    raw = RawMeasurement(
+        candidate=candidate, stable=stable, candidate_samples=100, stable_samples=100
+    )
     measured = judge(m, raw, T0)
     assert measured.value == pytest.approx(result)
     assert (measured.candidate, measured.stable) == (candidate, stable)
@@ -110,18 +126,31 @@ def test_relative_compare(compare: str, candidate: float, stable: float, result:
 @pytest.mark.parametrize(
     ("compare", "raw", "why"),
     [
-        ("ratio", RawMeasurement(candidate=0.1, stable=0.0, samples=9, stable_samples=9), "ratio"),
-        ("difference", RawMeasurement(candidate=0.1, stable=None, samples=9), "stable"),
-        ("ratio", RawMeasurement(candidate=None, stable=0.1, samples=9), "candidate"),
         (
             "ratio",
-            RawMeasurement(candidate=1, stable=1, samples=9, stable_samples=4),
-            "stable has 4",
+            RawMeasurement(candidate=0.1, stable=0.0, candidate_samples=9, stable_samples=9),
+            "ratio is undefined",
         ),
         (
             "difference",
-            RawMeasurement(candidate=1, stable=1, samples=4, stable_samples=9),
-            "4 samples",
+            RawMeasurement(candidate=0.1, stable=None, candidate_samples=9),
+            "stable: 0 samples < minSampleCount 5",
+        ),
+        ("ratio", RawMeasurement(candidate=None, stable=0.1, candidate_samples=9), "no value"),
+        (
+            "ratio",
+            RawMeasurement(candidate=0.0, stable=0.0, candidate_samples=9, stable_samples=9),
+            "ratio is undefined",  # 0/0 too: compare error rates by difference
+        ),
+        (
+            "ratio",
+            RawMeasurement(candidate=1, stable=1, candidate_samples=9, stable_samples=4),
+            "stable: 4 samples < minSampleCount 5",
+        ),
+        (
+            "difference",
+            RawMeasurement(candidate=1, stable=1, candidate_samples=4, stable_samples=9),
+            "4 samples < minSampleCount 5",
         ),
     ],
 )
@@ -216,15 +245,14 @@ def test_a_verdict_is_final() -> None:
     assert not is_due(done, T0 + dt.timedelta(days=1))
 
 
-def test_start_and_due() -> None:
-    status = start_metric(metric(interval="30s"), T0, background=True)
-    assert (status.phase, status.background, status.condition) == (
-        "Running",
-        True,
-        "result <= 0.01",
-    )
-    assert not is_due(status, T0 + dt.timedelta(seconds=29))
-    assert is_due(status, T0 + dt.timedelta(seconds=30))
+def test_first_due_one_interval_after_start_and_a_late_baseline_is_not_counted() -> None:
+    fresh = start_metric(metric(interval="30s"), T0, background=True)
+    assert (fresh.phase, fresh.background, fresh.condition) == ("Running", True, "result <= 0.01")
+    assert not is_due(fresh, at(29)) and is_due(fresh, at(30))
+    # the loop lost the router window (operator restart): the answer only opens a new one
+    late = record(metric(interval="30s"), fresh, RawMeasurement(baseline=True), at(30))
+    assert (late.count, late.measurements, late.no_data, late.phase) == (0, [], 0, "Running")
+    assert not is_due(late, at(59)) and is_due(late, at(60))
 
 
 def test_verdict_texts_name_metric_value_condition_and_limit() -> None:
@@ -239,7 +267,7 @@ def test_verdict_texts_name_metric_value_condition_and_limit() -> None:
     assert verdict(m, run(m, [BAD])).condition == "result > 0.05"
     assert "neither result <= 0.01 nor result > 0.05" in verdict(m, run(m, [MID])).text
     nodata = metric(noDataPolicy="Fail", minSampleCount=50)
-    text = verdict(nodata, run(nodata, [RawMeasurement(value=0.0, samples=3)])).text
+    text = verdict(nodata, run(nodata, [RawMeasurement(candidate=0.0, candidate_samples=3)])).text
     assert text == (
         "metric errors had no data: 3 samples < minSampleCount 50"
         " (noDataPolicy Fail, failureLimit 0)"
@@ -247,14 +275,15 @@ def test_verdict_texts_name_metric_value_condition_and_limit() -> None:
 
 
 RAWS = st.one_of(
-    st.builds(RawMeasurement, value=st.floats(0, 1), samples=st.integers(0, 200)),
+    st.builds(RawMeasurement, candidate=st.floats(0, 1), candidate_samples=st.integers(0, 200)),
     st.just(ERR),
+    st.just(RawMeasurement(baseline=True)),
     st.just(NONE),
     st.builds(
         RawMeasurement,
         candidate=st.floats(0, 1) | st.none(),
         stable=st.floats(0, 1) | st.none(),
-        samples=st.integers(0, 200),
+        candidate_samples=st.integers(0, 200),
         stable_samples=st.integers(0, 200),
     ),
 )
