@@ -141,7 +141,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     held = prune(kube, owner, {child_key(c) for c in children}, legacy)
     verdict, events = observe_and_write_status(
         kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now, running,
-        plan.as_written() if plan else None, models=models,
+        plan.as_written() if plan else None, models,
     )  # fmt: skip
     subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
     if verdict is not None and verdict.reason == RELOADING:

@@ -35,13 +35,15 @@ from mlkube.controllers.rollout_providers import ProviderState, measure_metric
 from mlkube.controllers.router_poll import verify_traffic
 from mlkube.reconcile import rollout_measure
 from mlkube.reconcile.drift_episodes import parse_time
-from mlkube.reconcile.rollout_analysis import RawMeasurement, interval
+from mlkube.reconcile.rollout_analysis import interval
 from mlkube.reconcile.rollout_effective import read_rollout
+from mlkube.reconcile.rollout_measure import RawMeasurement
 from mlkube.reconcile.rollout_plan import Observations, advance, revision
 
 ACTIVE: Final = ("Progressing", "Paused")
 APPLY_POLL: Final = 1.0  # seconds between looks while the routers load a new split
 FOLLOW_UP: Final = 120.0
+QUICK: Final = 0.2
 Events = list[tuple[str, str, str]]
 
 
@@ -66,19 +68,6 @@ class RolloutOutcome:
     delay: float | None
     events: Events = field(default_factory=list)
     subject: Mapping[str, Any] | None = None
-
-
-def to_analysis(raw: rollout_measure.RawMeasurement, metric: RolloutMetric) -> RawMeasurement:
-    """A provider's answer as the analysis reads it (Prometheus and web count no samples)."""
-    if raw.error is not None:
-        return RawMeasurement(error=raw.error)
-    counted = metric.provider.builtin is not None
-    return RawMeasurement(
-        candidate=raw.candidate,
-        stable=raw.stable,
-        samples=raw.candidate_samples if counted else None,
-        stable_samples=raw.stable_samples if counted else None,
-    )
 
 
 def windowed(metric: RolloutMetric) -> bool:
@@ -131,7 +120,7 @@ def take_measurements(
         raw, new_state = measure_metric(obj, metric, kube, config, state)
         memory.states[(uid, key, name)] = (now, new_state)
         if name in due and not raw.baseline:
-            taken[name] = to_analysis(raw, metric)
+            taken[name] = raw  # the analysis reads the provider's answer as it is
         elif name in due:
             wait = seconds if wait is None else min(wait, seconds)
     return taken, wait
@@ -211,7 +200,8 @@ def rollout_pass(
     plan = advance(spec, previous, seen, now)
     events: Events = [(e.type, e.reason, e.message) for e in plan.events]
     subject = {"apiVersion": API_VERSION, "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
-    if dump(plan.rollout) != status.get("rollout"):
+    changed = dump(plan.rollout) != status.get("rollout")
+    if changed:
         kube.patch(
             API_VERSION,
             KIND_ONLINE_ENDPOINT,
@@ -239,6 +229,10 @@ def rollout_pass(
         delay = max(delay, wait)
     if pending and (delay is not None or recently_finished(plan.rollout, now)):
         delay = min(delay if delay is not None else APPLY_POLL, APPLY_POLL)
+    if changed and delay is not None and plan.rollout is not None and plan.rollout.phase in ACTIVE:
+        # A step moved: the next one may start as soon as the routers serve this one's
+        # split (the reconcile above pushed it), not at the next 5 s tick.
+        delay = min(delay, QUICK)
     return RolloutOutcome(delay, events, subject)
 
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.contract import ANNOTATION_ROLLOUT_REQUEST, GROUP, KIND_ONLINE_ENDPOINT, VERSION
-from mlkube.controllers.endpoint_rollout import ProviderMemory, rollout_pass
+from mlkube.controllers.endpoint_rollout import ProviderMemory, read_request, rollout_pass
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
 from mlkube.handlers.endpoint import LOCKS, PLURAL
@@ -49,8 +49,8 @@ def wants_loop(body: kopf.Body) -> bool:
     rollout = read_rollout(status)
     if rollout is None or rollout.revision != revision(spec):
         return True
-    request = (body.metadata.get("annotations") or {}).get(ANNOTATION_ROLLOUT_REQUEST)
-    if request and rollout.last_request not in request:
+    request = read_request((body.metadata.get("annotations") or {}).get(ANNOTATION_ROLLOUT_REQUEST))
+    if request is not None and request.id != rollout.last_request:
         return True
     return rollout.phase in ("Progressing", "Paused") or (
         rollout.phase == "Aborted" and not rollout.scaled_down

@@ -22,7 +22,7 @@ from mlkube.reconcile import rollout_measure
 from mlkube.reconcile.router_config import RouterState
 from support.cluster_objects import NS, endpoint_obj
 from support.fake_kube import FakeKube, Key
-from support.rollout import T0
+from support.rollout_ticks import T0
 
 EP: Key = (API_VERSION, "OnlineEndpoint", NS, "credit")
 ROLLOUT = {

@@ -18,7 +18,7 @@ from mlkube.reconcile.rollout_effective import (
     wants_running,
 )
 from mlkube.reconcile.rollout_plan import revision
-from support.rollout import T0, spec
+from support.rollout_ticks import T0, spec
 
 ISO = "2026-11-30T12:00:00Z"
 
