@@ -1,7 +1,7 @@
 # Thin wrappers: the logic lives in hack/ and the mlkube CLI.
 .PHONY: dev dev-down dev-status test test-gitops unit lint generate verify controlplane venv \
 	bench-serving bench-router bench-drift bench-drift-overhead bench-batch bench-batch-quick \
-	bench-pipeline bench-rollout
+	bench-pipeline bench-rollout bench-events
 
 VENV := .venv/bin
 
@@ -67,3 +67,7 @@ bench-pipeline: venv
 # Metric breach -> live traffic off the rollout candidate (real routers, signed config push).
 bench-rollout: venv
 	@$(VENV)/python bench/rollout/breach.py
+
+# Notifications: delivery throughput/latency to a local CloudEvents sink, memory with 10k queued.
+bench-events: venv
+	@$(VENV)/python bench/events/run.py

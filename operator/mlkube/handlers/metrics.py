@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from mlkube.api.batch_job import BATCH_JOB_PHASES
 from mlkube.controllers.router_push import PUSH_RESULTS
+from mlkube.outbox import metrics as outbox_metrics
 
 ENV_METRICS_PORT: Final = "MLKUBE_METRICS_PORT"
 RECONCILE_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -127,6 +128,8 @@ class RouterPushes(Collector):
 BATCH_JOBS: Final = BatchJobs()
 REGISTRY.register(BATCH_JOBS)
 REGISTRY.register(RouterPushes())
+for _collector in outbox_metrics.ALL:  # notifications: mlkube_events_*, created unregistered
+    REGISTRY.register(_collector)
 _server: list[Any] = []
 
 
