@@ -18,6 +18,7 @@ import contextlib
 import copy
 import datetime
 import hashlib
+import io
 import json
 import os
 import threading
@@ -31,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.api.rollout_status import parse_rollout_request
 from mlkube.builders.endpoint_router import build_router_deployment
 from mlkube.builders.names import EndpointRef, deployment_name, router_name, service_host
 from mlkube.builders.operator_config import parse_operator_config
+from mlkube.cli.main import main
 from mlkube.contract import ANNOTATION_ROLLOUT_REQUEST, API_VERSION, ROUTER_CONFIG_FILE
 from mlkube.handlers.config import operator_config
 from mlkube.k8s import ApiError, Kube
@@ -96,7 +99,7 @@ class Traffic:
             except OSError:
                 status = 0
             self.answers.append((time.time(), status))
-            self.stop.wait(0.02)
+            self.stop.wait(0.005)
 
 
 @contextlib.contextmanager
@@ -117,6 +120,7 @@ class Env:
     namespace: str
     routers: LocalRouters
     servers: dict[str, StandInServer]
+    kubeconfig: str
 
     def endpoint(self) -> dict[str, Any]:
         obj = self.kube.get(API_VERSION, "OnlineEndpoint", EP, self.namespace)
@@ -152,13 +156,22 @@ class Env:
             return False
         return all(p.config_state().get("hash") == digest for p in self.routers.pods.values())
 
+    def cli(self, *argv: str) -> tuple[int, str]:
+        """`mlkube ...` in-process against this cluster; (exit code, stdout)."""
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main([*argv, "-n", self.namespace, "--kubeconfig", self.kubeconfig])
+        return code, out.getvalue()
+
     def request(self, action: str) -> str:
-        id_ = str(uuid.uuid4())
-        value = json.dumps({"action": action, "id": id_, "revision": self.rollout()["revision"]})
-        self.kube.patch(API_VERSION, "OnlineEndpoint", EP,
-                        {"metadata": {"annotations": {ANNOTATION_ROLLOUT_REQUEST: value}}},
-                        self.namespace)  # fmt: skip
-        return id_
+        """`mlkube endpoint rollout <action> --wait`: the request id the operator handled."""
+        code, out = self.cli("endpoint", "rollout", action, EP, "--wait", "--timeout", "60")
+        assert code == 0, out
+        request = parse_rollout_request(
+            self.endpoint()["metadata"]["annotations"][ANNOTATION_ROLLOUT_REQUEST]
+        )
+        assert request.id in out and self.rollout().get("lastRequest") == request.id
+        return request.id
 
     def events(self, reason: str) -> list[dict[str, Any]]:
         return [e for e in self.kube.list("v1", "Event", self.namespace)
@@ -174,6 +187,7 @@ def rollout_env(
     config files from the ConfigMap every `sync_seconds`."""
     config = parse_operator_config(os.environ)
     ips = loopback_ips(2, uuid.uuid4().int)
+    admin = os.environ["KUBECONFIG"]  # the CLI's (run_operator switches to the operator's)
     with contextlib.ExitStack() as stack:
         operator_config.cache_clear()
         stack.callback(operator_config.cache_clear)
@@ -196,7 +210,7 @@ def rollout_env(
         kube.patch(API_VERSION, "OnlineEndpoint", EP, {"spec": BASE}, namespace)
         routers = LocalRouters(kube, namespace, EP, ips, work / "routers", upstreams, sync_seconds)
         stack.enter_context(local_routers(routers))
-        env = Env(kube, namespace, routers, servers)
+        env = Env(kube, namespace, routers, servers, admin)
         try:
             wait_for(lambda: (env.endpoint().get("status") or {}).get("traffic") == {"blue": 100}
                      and len(routers.pods) == 2 and env.routers_serve({"blue": 100}),
@@ -259,15 +273,19 @@ def test_a_candidate_answering_5xx_is_aborted_then_retried(
             rollout = env.wait_phase("Aborted", timeout=60)
             wait_for(lambda: env.routers_serve({"blue": 100}), timeout=30, interval=0.05,
                      what="routers serving blue 100 again")  # fmt: skip
+            serving_seen = time.time()  # an upper bound: the test polls after seeing Aborted
             time.sleep(1.0)  # traffic keeps flowing: none of it may reach green any more
         green = env.servers["green"].answered()
         assert green and all(status == 500 for _, status in green)
         breach = rollout["metrics"][0]["measurements"][-1]
         assert breach["phase"] == "Failed" and breach["value"] > 0.2
-        traffic_off = green[-1][0] - parse(breach["at"])
+        # The last request the candidate answered (0 when it got none after the measurement;
+        # resolution: the gap between its requests, ~0.05 s at this client's rate).
+        traffic_off = max(0.0, green[-1][0] - parse(breach["at"]))
         first_5xx = green[-1][0] - green[0][0]
-        sync = env.routers.sync_seconds
-        figure = (f"breach measurement -> traffic off the candidate: {traffic_off:.2f}s "
+        sync, seen = env.routers.sync_seconds, serving_seen - parse(breach["at"])
+        figure = (f"breach measurement -> traffic off the candidate: {traffic_off:.2f}s, "
+                  f"routers seen serving startTraffic after {seen:.2f}s "
                   f"(interval {INTERVAL:g}s, config file refreshed every {sync:g}s); "
                   f"first 5xx -> traffic off: {first_5xx:.2f}s")  # fmt: skip
         assert traffic_off <= INTERVAL + 2.0
@@ -285,6 +303,8 @@ def test_a_candidate_answering_5xx_is_aborted_then_retried(
             assert "spec wants {green: 100}, running {blue: 100}" in cond["message"]
             assert "errors" in cond["message"]
         assert env.events("RolloutAborted")
+        _, view = env.cli("endpoint", "rollout", "status", EP)  # phase, metric, value, threshold
+        assert "Aborted" in view and "errors" in view and "result > 0.2" in view, view
         # abortScaleDownDelay: the candidate's Deployment stays, at 0 replicas.
         green_deployment = deployment_name(EP, "green")
         wait_for(lambda: (kube.get("apps/v1", "Deployment", green_deployment, namespace) or {})

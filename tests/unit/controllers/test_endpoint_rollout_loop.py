@@ -211,3 +211,22 @@ def test_a_request_is_handled_once_and_retry_starts_again(
     assert served_traffic(fake) == {"blue": 90, "green": 10}
     again = tick(fake, config, memory, 4)  # the same request id again: nothing new
     assert "RolloutStarted" not in [e[1] for e in again.events]
+
+
+def test_a_restarted_operator_takes_a_fresh_baseline_before_measuring(
+    fake: FakeKube, config: OperatorConfig, routers: Routers, measured: Measured
+) -> None:
+    start(fake, config)
+    make_available(fake, "green")
+    memory = loop.ProviderMemory()
+    for second in (0, 1, 2):
+        tick(fake, config, memory, second)
+    assert measured.calls == [None]  # the analysis step's baseline
+    restarted = loop.ProviderMemory()  # an operator restart: the scrapes are gone
+    due = tick(fake, config, restarted, 12)
+    errors = endpoint(fake)["status"]["rollout"]["metrics"][0]
+    assert measured.calls == [None, None] and errors["count"] == 0  # a baseline, not a sliver
+    assert due.delay is not None and due.delay >= 10  # one interval later
+    tick(fake, config, restarted, 22)
+    assert measured.calls[-1] == "window"  # a whole interval measured: the step passed
+    assert endpoint(fake)["status"]["rollout"]["stepIndex"] == 2
