@@ -33,7 +33,7 @@ def test_the_healthy_plan_is_10_50_100_with_analysis_gates() -> None:
         "green": "credit-risk-v4",
     }
     weights = [s.set_weight for s in rollout.steps if s.set_weight is not None]
-    assert weights == [10, 50] and spec.traffic == {"green": 100}  # promotion: 100
+    assert weights == [10, 50] and spec.traffic == {"blue": 0, "green": 100}  # promotion: 100
     gates = [s.analysis.metrics for s in rollout.steps if s.analysis is not None]
     assert gates == [["errors", "latency"], ["errors", "latency"]]
     assert [type(s.set_weight) for s in rollout.steps[::2]] == [int, int]  # gate after each
