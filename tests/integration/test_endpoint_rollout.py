@@ -9,7 +9,8 @@ rollout promoted through setWeight and analysis steps; a candidate answering 5xx
 its error rate, traffic off it within one interval + 2 s of the breach measurement, status
 naming metric, value and threshold, Degraded/Stalled, spec untouched, the candidate scaled to
 0 after the delay, then a retry promoting the fixed candidate; a rollout paused on no data
-(noDataPolicy Inconclusive) and promoted by a request.
+(noDataPolicy Inconclusive) and promoted by a request; a candidate giving wrong answers aborted
+by the routers' agreement on mirrored copies alone, no client request ever answered by it.
 """
 
 from __future__ import annotations
@@ -142,6 +143,10 @@ class Env:
         except AssertionError as err:
             raise AssertionError(f"{err}; status.rollout: {self.rollout()}") from None
 
+    def configmap_mirror(self) -> dict[str, int]:
+        cm = self.kube.get("v1", "ConfigMap", router_name(EP), self.namespace) or {}
+        return dict(json.loads(cm["data"][ROUTER_CONFIG_FILE])["mirror"])
+
     def configmap_traffic(self) -> tuple[dict[str, int], str]:
         cm = self.kube.get("v1", "ConfigMap", router_name(EP), self.namespace)
         assert cm is not None
@@ -149,10 +154,13 @@ class Env:
         digest = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
         return dict(json.loads(text)["traffic"]), digest
 
-    def routers_serve(self, traffic: dict[str, int]) -> bool:
-        """Every router process serves the ConfigMap's config, and it has this split."""
+    def routers_serve(self, traffic: dict[str, int], mirror: dict[str, int] | None = None) -> bool:
+        """Every router process serves the ConfigMap's config, and it has this split (and
+        this mirror, when given)."""
         want, digest = self.configmap_traffic()
         if {k: v for k, v in want.items() if v} != traffic or not self.routers.pods:
+            return False
+        if mirror is not None and self.configmap_mirror() != mirror:
             return False
         return all(p.config_state().get("hash") == digest for p in self.routers.pods.values())
 
@@ -344,3 +352,33 @@ def test_no_data_pauses_until_a_promote_request(kube: Kube, namespace: str, tmp_
         assert promoted["lastRequest"] == id_
         wait_for(lambda: env.routers_serve({"green": 100}), timeout=30, interval=0.1,
                  what="routers serving green 100")  # fmt: skip
+
+
+def test_wrong_answers_on_mirrored_traffic_abort_before_any_live_request(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """A candidate that answers 200 with other predictions, measured by the routers' agreement
+    on mirrored copies: aborted, mirror off, and not one client request answered by it."""
+    with rollout_env(kube, namespace, tmp_path, green="wrong") as env:
+        urls = [p.url for p in env.routers.pods.values()]
+        agreement = {"name": "agreement", "interval": f"{INTERVAL:g}s", "count": 2,
+                     "successCondition": "result >= 0.95", "minSampleCount": 5,
+                     "provider": {"builtin": {"type": "agreement"}}}  # fmt: skip
+        steps = [{"setMirror": 100}, {"analysis": {"metrics": ["agreement"]}}, {"setWeight": 50}]
+        with sending(urls) as traffic:
+            start_rollout(env, rollout_spec(steps, metrics=[agreement]))
+            wait_for(lambda: env.servers["green"].answered(), timeout=30, interval=0.1,
+                     what="mirrored copies reaching green")  # fmt: skip
+            rollout = env.wait_phase("Aborted", timeout=60)
+            wait_for(lambda: env.routers_serve({"blue": 100}, mirror={}), timeout=30,
+                     interval=0.05, what="routers serving blue 100, no mirror")  # fmt: skip
+            stopped = time.time()
+            time.sleep(1.0)
+        measurement = rollout["metrics"][0]["measurements"][-1]
+        assert measurement["phase"] == "Failed" and measurement["value"] < 0.95
+        assert rollout["abort"]["metric"] == "agreement"
+        # Copies stop (one already queued in a router's mirror queue may still land just after).
+        late = [t - stopped for t, _ in env.servers["green"].answered() if t > stopped]
+        assert max(late, default=0.0) < 0.3, late
+        # Every client request was answered 200 by blue: the candidate only saw copies.
+        assert traffic.answers and all(status == 200 for _, status in traffic.answers)

@@ -60,8 +60,8 @@ from mlkube_serving.router.main import main
 sys.exit(main(sys.argv[1:]))
 """
 
-# A model server stand-in: 200 with its name, or 500 while its mode file says "fail"; every
-# answered POST is logged as "<unix time> <status>" (the test reads when traffic stopped).
+# A model server stand-in: 200 with its name and prediction 1.0 ("ok") or 0.0 ("wrong"), or
+# 500 ("fail"), as its mode file says; every answered POST is logged as "<unix time> <status>".
 SERVER = """
 import http.server, json, sys, time
 name, port, mode_file, log_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -81,11 +81,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.answer(200, {"ready": True})
     def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length") or 0))
-        failing = open(mode_file).read().strip() == "fail"
-        status = 500 if failing else 200
+        mode = open(mode_file).read().strip()
+        status = 500 if mode == "fail" else 200
+        value = 0.0 if mode == "wrong" else 1.0
         log.write(f"{time.time():.3f} {status}\\n")
         self.answer(status, {"deployment": name, "outputs": [{"name": "predict",
-                    "shape": [1], "datatype": "FP64", "data": [1.0]}]})
+                    "shape": [1], "datatype": "FP64", "data": [value]}]})
 http.server.ThreadingHTTPServer.daemon_threads = True
 http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 """
