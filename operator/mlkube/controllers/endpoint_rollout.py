@@ -35,7 +35,7 @@ from mlkube.controllers.rollout_providers import ProviderState, measure_metric
 from mlkube.controllers.router_poll import verify_traffic
 from mlkube.reconcile import rollout_measure
 from mlkube.reconcile.drift_episodes import parse_time
-from mlkube.reconcile.rollout_analysis import interval
+from mlkube.reconcile.rollout_analysis import interval, is_due
 from mlkube.reconcile.rollout_effective import read_rollout
 from mlkube.reconcile.rollout_measure import RawMeasurement
 from mlkube.reconcile.rollout_plan import Observations, advance, revision
@@ -47,20 +47,33 @@ QUICK: Final = 0.2
 Events = list[tuple[str, str, str]]
 
 
+Window = tuple[datetime.datetime, ProviderState | None]  # when it was taken, the scrape
+
+
 @dataclass
 class ProviderMemory:
-    """Provider state by (endpoint uid, window key, metric name): what the previous scrape saw
-    and when. Every step (and a new rollout, a retry) has another window key, so its metrics
-    begin with a fresh baseline; `forget` drops an endpoint's other windows."""
+    """Provider state per endpoint uid, by (window key, metric name): what the previous scrape
+    saw and when. Every step (and a new rollout, a retry) has another window key, so its metrics
+    begin with a fresh baseline. Ticks of different endpoints run in threads at once: each
+    touches only its own endpoint's map (under that endpoint's lock), and the outer map only
+    through single dict operations."""
 
-    states: dict[tuple[str, str, str], tuple[datetime.datetime, ProviderState | None]] = field(
-        default_factory=dict
-    )
+    states: dict[str, dict[tuple[str, str], Window]] = field(default_factory=dict)
+
+    def get(self, uid: str, key: str, metric: str) -> Window | None:
+        return self.states.get(uid, {}).get((key, metric))
+
+    def put(self, uid: str, key: str, metric: str, window: Window) -> None:
+        self.states.setdefault(uid, {})[(key, metric)] = window
 
     def forget(self, uid: str, keep: str | None = None) -> None:
-        """Drop the endpoint's windows but those of the window key `keep`."""
-        for key in [k for k in self.states if k[0] == uid and k[1] != keep]:
-            del self.states[key]
+        """Drop the endpoint's windows, but those of the window key `keep`."""
+        if keep is None:
+            self.states.pop(uid, None)
+            return
+        windows = self.states.get(uid) or {}
+        for stale in [k for k in windows if k[0] != keep]:
+            del windows[stale]
 
 
 @dataclass(frozen=True)
@@ -89,14 +102,13 @@ def take_measurements(
     rollout: RolloutStatus,
     memory: ProviderMemory,
     now: datetime.datetime,
-    due_only: bool = False,
 ) -> tuple[dict[str, RawMeasurement], float | None]:
     """The due metrics' measurements, and how long until a metric whose window only just
     started (a baseline after a restart) can be measured (None: none waits).
 
-    A running router metric without a window takes its baseline at once (`due_only` False),
-    so its first measurement, one interval later, covers a whole interval of traffic at the
-    step's split; one whose window is younger than half an interval waits for it.
+    A running router metric without a window takes its baseline at once, so its first
+    measurement, one interval later, covers a whole interval of traffic at the step's split;
+    one whose window is younger than half an interval waits for it.
     """
     assert spec.rollout is not None
     uid = str(obj["metadata"]["uid"])
@@ -104,13 +116,13 @@ def take_measurements(
     memory.forget(uid, keep=key)
     defs = {m.name: m for m in spec.rollout.metrics}
     running = {m.name for m in rollout.metrics if m.phase == "Running" and m.name in defs}
-    due = {m.name for m in rollout.metrics if m.name in running and _due(m, now)}
+    due = {m.name for m in rollout.metrics if m.name in running and is_due(m, now)}
     taken: dict[str, RawMeasurement] = {}
     wait: float | None = None
     for name in sorted(running):
         metric = defs[name]
-        since, state = memory.states.get((uid, key, name), (None, None))
-        if name not in due and (since is not None or due_only or not windowed(metric)):
+        since, state = memory.get(uid, key, name) or (None, None)
+        if name not in due and (since is not None or not windowed(metric)):
             continue
         seconds = interval(metric).total_seconds()
         age = None if since is None else (now - since).total_seconds()
@@ -118,19 +130,12 @@ def take_measurements(
             wait = seconds - age if wait is None else min(wait, seconds - age)
             continue
         raw, new_state = measure_metric(obj, metric, kube, config, state)
-        memory.states[(uid, key, name)] = (now, new_state)
+        memory.put(uid, key, name, (now, new_state))
         if name in due and not raw.baseline:
             taken[name] = raw  # the analysis reads the provider's answer as it is
         elif name in due:
             wait = seconds if wait is None else min(wait, seconds)
     return taken, wait
-
-
-def _due(metric: Any, now: datetime.datetime) -> bool:
-    at = metric.next_measurement_at
-    if not at:
-        return True
-    return datetime.datetime.fromisoformat(str(at).replace("Z", "+00:00")) <= now
 
 
 def candidate_available(kube: Kube, owner: EndpointRef, spec: OnlineEndpointSpec) -> bool:
