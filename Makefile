@@ -1,7 +1,7 @@
 # Thin wrappers: the logic lives in hack/ and the mlkube CLI.
 .PHONY: dev dev-down dev-status test test-gitops unit lint generate verify controlplane venv \
 	bench-serving bench-router bench-drift bench-drift-overhead bench-batch bench-batch-quick \
-	bench-pipeline bench-events
+	bench-pipeline bench-rollout bench-events
 
 VENV := .venv/bin
 
@@ -63,6 +63,10 @@ bench-batch-quick: venv
 # mlkube's PipelineRun controller against Argo's workflow-controller (built by hack/argo/build.sh).
 bench-pipeline: venv
 	@$(VENV)/python bench/pipeline/run.py
+
+# Metric breach -> live traffic off the rollout candidate (real routers, signed config push).
+bench-rollout: venv
+	@$(VENV)/python bench/rollout/breach.py
 
 # Notifications: delivery throughput/latency to a local CloudEvents sink, memory with 10k queued.
 bench-events: venv

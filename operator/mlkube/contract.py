@@ -98,6 +98,7 @@ ENV_ONNX_ACCELERATION: Final = "MLKUBE_ONNX_ACCELERATION"
 ENV_DRIFT_URL: Final = "MLKUBE_DRIFT_URL"
 ENV_DRIFT_SAMPLE_RATE: Final = "MLKUBE_DRIFT_SAMPLE_RATE"
 ENV_ROUTER_CONFIG: Final = "MLKUBE_ROUTER_CONFIG"
+ENV_ROUTER_PUSH_KEY: Final = "MLKUBE_ROUTER_PUSH_KEY_FILE"  # enables PUT /-/config (signed)
 ENV_ARTIFACT_URI: Final = "MLKUBE_ARTIFACT_URI"
 ENV_ARTIFACT_DIGEST: Final = "MLKUBE_ARTIFACT_DIGEST"
 
@@ -105,6 +106,9 @@ ENV_ARTIFACT_DIGEST: Final = "MLKUBE_ARTIFACT_DIGEST"
 HEADER_DEPLOYMENT: Final = "x-mlkube-deployment"
 HEADER_AZUREML_DEPLOYMENT: Final = "azureml-model-deployment"
 HEADER_MIRRORED: Final = "x-mlkube-mirrored"
+# Config push (docs/rollouts.md §6): "sha256=<hex HMAC-SHA256 of the body under the push key>".
+HEADER_CONFIG_SIGNATURE: Final = "x-mlkube-signature"
+CONFIG_SIGNATURE_PREFIX: Final = "sha256="
 
 # Artifact digests are "sha256:<hex>" over sorted relative paths and contents.
 DIGEST_ALGORITHM: Final = "sha256"
@@ -127,7 +131,7 @@ ENV_MAX_QUEUED_BYTES: Final = "MLKUBE_MAX_QUEUED_BYTES"
 # Container memory limit in bytes (downward API): byte budgets default to a share of it.
 ENV_MEMORY_LIMIT: Final = "MLKUBE_MEMORY_LIMIT_BYTES"
 # Router: GET path answering the sha256 of the config file it loaded (status.traffic check).
-ROUTER_CONFIG_STATE_PATH: Final = "/-/config"
+ROUTER_CONFIG_STATE_PATH: Final = "/-/config"  # PUT: the operator's signed config push
 
 # Drift sidecar (mlkube_serving.drift): baseline profile, window and evaluation settings.
 DRIFT_SAMPLES_PATH: Final = "/v1/samples"  # POST, answered 202; wire format in docs/drift.md
@@ -148,6 +152,8 @@ ROUTER_CONFIG_DIR: Final = "/etc/mlkube/router"  # ConfigMap mount (a directory:
 ROUTER_CONFIG_FILE: Final = "config.json"
 ROUTER_KEYS_DIR: Final = "/etc/mlkube/keys"  # Secret mount of the endpoint's API keys
 ROUTER_KEYS_FILE: Final = "keys"  # one key per line
+ROUTER_PUSH_DIR: Final = "/etc/mlkube/push"  # Secret mount of the endpoint's config push key
+ROUTER_PUSH_KEY_FILE: Final = "key"
 
 # Drift monitoring of OnlineEndpoints (operator builders <-> drift sidecar).
 DRIFT_BASELINE_DIR: Final = "/mnt/drift-baseline"  # the baseline profile, downloaded at pod start

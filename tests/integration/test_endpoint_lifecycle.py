@@ -19,6 +19,7 @@ from mlkube.contract import API_VERSION
 from mlkube.events.catalogue import DEPLOYMENT_READY, TRAFFIC_CHANGED
 from mlkube.events.extract import implied_events
 from mlkube.k8s import ApiError, Kube
+from mlkube.reconcile.router_revision import config_revision
 from support.endpoints import (
     blue_green_spec,
     condition,
@@ -44,9 +45,13 @@ def expected_children(kube: Kube, obj: dict[str, Any]) -> list[dict[str, Any]]:
         assert isinstance(facts, ModelFacts)
         models[name] = facts
     owner = EndpointRef(meta["name"], meta["namespace"], meta["uid"])
+    # The router config's revision is derived from the live ConfigMap (reconcile.router_revision).
+    live = kube.get("v1", "ConfigMap", router_name(meta["name"]), meta["namespace"]) or {}
+    revision = config_revision((live.get("data") or {}).get("config.json")) or 1
     return build_endpoint_children(
-        owner, spec, models, parse_operator_config(os.environ), keys=["unused"]
-    )
+        owner, spec, models, parse_operator_config(os.environ), keys=["unused"],
+        router_revision=revision,
+    )  # fmt: skip
 
 
 def server_pods(kube: Kube, namespace: str) -> dict[str, str]:

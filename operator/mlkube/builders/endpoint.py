@@ -44,16 +44,25 @@ def build_endpoint_children(
     config: OperatorConfig,
     keys: list[str],
     monitoring: bool = False,
+    *,
+    router_revision: int = 1,
+    push_key: str | None = None,
 ) -> list[dict[str, Any]]:
     """All children; `models` maps each referenced Model object name to its verified facts.
 
     `monitoring`: the cluster serves the Prometheus Operator kinds and the operator may use them.
+    `router_revision`: the router config's revision (`reconcile.router_revision`); `push_key`:
+    the config push key for a new push Secret (None: the Secret is not among the children).
     """
     children: list[dict[str, Any]] = []
     for dep in spec.deployments:
         children.extend(build_deployment_children(owner, dep, models[dep.model], config))
     if uses_router(spec):
-        children.extend(build_router_children(owner, spec, config, keys))
+        children.extend(
+            build_router_children(
+                owner, spec, config, keys, revision=router_revision, push_key=push_key
+            )
+        )
     else:
         children.append(build_httproute(owner, spec, config))
     if monitoring:

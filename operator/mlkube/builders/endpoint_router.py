@@ -2,8 +2,9 @@
 
 The router reads its config from a mounted ConfigMap *directory* and reloads it when the kubelet
 swaps the file, so a traffic change is one ConfigMap write: no router or model pod restarts (no
-config checksum in the pod template on purpose). The config shape is the one
-`mlkube_serving.router.config.parse_config` accepts (schema version 1, docs/router.md).
+config checksum in the pod template on purpose); the operator also pushes the same bytes
+(signed, `builders.endpoint_router_push`), ordered by `revision` (`reconcile.router_revision`).
+Shape: what `mlkube_serving.router.config.parse_config` accepts (version 1, docs/router.md).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Final
 
 from mlkube import contract as c
 from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.endpoint_router_push import build_push_secret, push_key_path, push_volume
 from mlkube.builders.endpoint_server import READY_PATH, SERVICE_PORT, build_pdb
 from mlkube.builders.names import (
     COMPONENT_KEYS,
@@ -84,9 +86,10 @@ def router_timeout(spec: OnlineEndpointSpec) -> float:
 
 
 def build_router_config(
-    owner: EndpointRef, spec: OnlineEndpointSpec, config: OperatorConfig
+    owner: EndpointRef, spec: OnlineEndpointSpec, config: OperatorConfig, revision: int = 1
 ) -> dict[str, Any]:
-    """The router config document (sorted keys: the same spec always renders the same bytes)."""
+    """The router config document (sorted keys: the same spec and revision always render the
+    same bytes)."""
     deployments = {
         d.name: {
             "url": "http://"
@@ -102,6 +105,7 @@ def build_router_config(
         auth = {"mode": "key", "keysFile": f"{c.ROUTER_KEYS_DIR}/{c.ROUTER_KEYS_FILE}"}
     return {
         "version": ROUTER_CONFIG_VERSION,
+        "revision": revision,
         "endpoint": owner.name,
         "deployments": deployments,
         "traffic": dict(sorted(spec.traffic.items())),
@@ -116,15 +120,23 @@ def render_router_config(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
-def router_config_hash(owner: EndpointRef, spec: OnlineEndpointSpec, config: OperatorConfig) -> str:
-    """`sha256:<hex>` of the config file the ConfigMap holds: a router that loaded it answers
-    the same hash on `GET /-/config` (`mlkube_serving.router.config.config_hash`)."""
-    text = render_router_config(build_router_config(owner, spec, config))
+def config_text_hash(text: str) -> str:
+    """`sha256:<hex>` of a config file: a router that loaded (or was pushed) these bytes
+    answers the same hash on `GET /-/config` (`mlkube_serving.router.config.config_hash`)."""
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def router_config_hash(
+    owner: EndpointRef, spec: OnlineEndpointSpec, config: OperatorConfig, revision: int = 1
+) -> str:
+    """`config_text_hash` of the config file the ConfigMap holds for `spec` at `revision`."""
+    return config_text_hash(
+        render_router_config(build_router_config(owner, spec, config, revision))
+    )
+
+
 def build_router_configmap(
-    owner: EndpointRef, spec: OnlineEndpointSpec, config: OperatorConfig
+    owner: EndpointRef, spec: OnlineEndpointSpec, config: OperatorConfig, revision: int = 1
 ) -> dict[str, Any]:
     name = router_name(owner.name)
     return {
@@ -132,7 +144,9 @@ def build_router_configmap(
         "kind": "ConfigMap",
         "metadata": child_metadata(owner, name, child_labels(owner.name, COMPONENT_ROUTER)),
         "data": {
-            c.ROUTER_CONFIG_FILE: render_router_config(build_router_config(owner, spec, config))
+            c.ROUTER_CONFIG_FILE: render_router_config(
+                build_router_config(owner, spec, config, revision)
+            )
         },
     }
 
@@ -169,9 +183,12 @@ def build_router_deployment(
         {"name": "config", "mountPath": c.ROUTER_CONFIG_DIR, "readOnly": True},
         tmp_mount(),
     ]
+    push_vol, push_mount = push_volume(owner)
+    mounts.append(push_mount)
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": name}},
         tmp_volume(),
+        push_vol,
     ]
     if spec.auth.mode == "key":
         mounts.append({"name": "keys", "mountPath": c.ROUTER_KEYS_DIR, "readOnly": True})
@@ -190,6 +207,7 @@ def build_router_deployment(
         "env": env_list(
             {
                 c.ENV_ROUTER_CONFIG: f"{c.ROUTER_CONFIG_DIR}/{c.ROUTER_CONFIG_FILE}",
+                c.ENV_ROUTER_PUSH_KEY: push_key_path(),
                 c.ENV_HTTP_PORT: str(c.ROUTER_HTTP_PORT),
                 c.ENV_METRICS_PORT: str(c.ROUTER_METRICS_PORT),
             }
@@ -258,12 +276,21 @@ def build_endpoint_service(owner: EndpointRef) -> dict[str, Any]:
 
 
 def build_router_children(
-    owner: EndpointRef, spec: OnlineEndpointSpec, config: OperatorConfig, keys: list[str]
+    owner: EndpointRef,
+    spec: OnlineEndpointSpec,
+    config: OperatorConfig,
+    keys: list[str],
+    *,
+    revision: int = 1,
+    push_key: str | None = None,
 ) -> list[dict[str, Any]]:
-    """ConfigMap, keys Secret (auth key), router Deployment, its PDB and the endpoint Service."""
-    children = [build_router_configmap(owner, spec, config)]
+    """ConfigMap, keys Secret (auth key), push key Secret (when `push_key` is given: only
+    needed to create it), router Deployment, its PDB and the endpoint Service."""
+    children = [build_router_configmap(owner, spec, config, revision)]
     if spec.auth.mode == "key":
         children.append(build_keys_secret(owner, keys))
+    if push_key is not None:
+        children.append(build_push_secret(owner, push_key))
     children.append(build_router_deployment(owner, spec, config))
     pdb = build_pdb(owner, router_name(owner.name), COMPONENT_ROUTER, None, config.router_replicas)
     if pdb is not None:

@@ -34,6 +34,7 @@ from mlkube.contract import (
 COMPONENT_SERVER: Final = "model-server"
 COMPONENT_ROUTER: Final = "router"
 COMPONENT_KEYS: Final = "keys"
+COMPONENT_PUSH_KEY: Final = "push-key"
 COMPONENT_ROUTE: Final = "route"
 ENDPOINT_KIND: Final = KIND_ONLINE_ENDPOINT
 
@@ -106,6 +107,11 @@ def service_name(endpoint: str) -> str:
 def keys_secret_name(endpoint: str) -> str:
     """The Secret holding the endpoint's API keys, e.g. credit-keys-<hash>."""
     return derived_name("keys", endpoint, "keys")
+
+
+def push_secret_name(endpoint: str) -> str:
+    """The Secret holding the router config push key, e.g. credit-push-<hash>."""
+    return derived_name("push", endpoint, "push")
 
 
 def endpoint_selector(endpoint: str) -> dict[str, str]:

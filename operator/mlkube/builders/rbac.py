@@ -95,10 +95,10 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     # Children of endpoints; Deployments are watched (readiness), nothing else is.
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": [*CHILD, "watch"]},
     {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": CHILD},
-    # Endpoint API-key Secrets are read and pruned by name, EventSink signing keys read by
-    # name: never listed or watched, so the operator cannot enumerate the cluster's Secrets;
-    # API keys are created once, never written again (create-only: no apply, no
-    # field-ownership patch), so no patch either.
+    # Endpoint API-key and router config push key Secrets are read and pruned by name,
+    # EventSink signing keys read by name: never listed or watched, so the operator cannot
+    # enumerate the cluster's Secrets; keys it makes are created once, never written again
+    # (create-only: no apply, no field-ownership patch), so no patch either.
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "delete"]},
     {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": CHILD},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": CHILD},

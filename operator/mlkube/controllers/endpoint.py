@@ -8,6 +8,8 @@ converges to the same objects without duplicates. Kopf specifics (retries, Event
 
 from __future__ import annotations
 
+import datetime
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -16,6 +18,7 @@ from pydantic import ValidationError
 
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint import build_endpoint_children, child_key, endpoint_url, uses_router
+from mlkube.builders.endpoint_rollout_status import with_rollout_conditions
 from mlkube.builders.endpoint_status import Blocker, build_endpoint_status, is_blocked
 from mlkube.builders.endpoint_upgrade import legacy_child_names
 from mlkube.builders.model_facts import ModelFacts
@@ -24,10 +27,12 @@ from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
 from mlkube.controllers.endpoint_children import (
     check_traffic_backend,
+    generate_key,
     has_monitoring_api,
     initial_keys,
     keys_secret_key,
     prune,
+    push_secret_key,
 )
 from mlkube.controllers.endpoint_models import (
     read_models,
@@ -43,7 +48,15 @@ from mlkube.controllers.endpoint_status_io import (
 )
 from mlkube.controllers.kube import Kube
 from mlkube.controllers.router_poll import verify_traffic
+from mlkube.controllers.router_push import RouterConfigPlan, plan_router_config
 from mlkube.reconcile.endpoint_changes import traffic_events
+from mlkube.reconcile.rollout_effective import (
+    effective_spec,
+    initial_deploy,
+    is_current,
+    read_rollout,
+    running_split,
+)
 from mlkube.reconcile.router_config import RELOADING, TrafficVerdict
 
 WAIT_DELAY: Final = 5.0  # Models being verified: look again soon
@@ -64,6 +77,21 @@ def get_endpoint(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None
     if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
         return None
     return obj
+
+
+def parse_now(now: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(now.replace("Z", "+00:00"))
+
+
+def format_now(now: datetime.datetime) -> str:
+    return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def running_spec(obj: dict[str, Any], spec: OnlineEndpointSpec, now: str) -> OnlineEndpointSpec:
+    """The spec with the rollout's running split applied: what the children are built from
+    and what the routers must serve (docs/rollouts.md §2)."""
+    split = running_split(spec, obj.get("status") or {}, parse_now(now))
+    return effective_spec(spec, split)
 
 
 def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now: str) -> Outcome:
@@ -93,16 +121,28 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     # Keys are used for a new Secret only: an existing one is the source of truth.
     keys = initial_keys(kube, owner) if uses_router(spec) and spec.auth.mode == "key" else []
     monitoring = config.monitoring and has_monitoring_api(kube)
-    children = build_endpoint_children(owner, spec, models, config, keys, monitoring)
-    conflicts = write_children(kube, owner, children, create_only={keys_secret_key(owner)})
+    running = running_spec(obj, spec, now)
+    # The router config's revision comes from the live ConfigMap; the push key is only used
+    # if its Secret has to be created (create-only: an existing one is the source of truth).
+    plan = (
+        plan_router_config(kube, owner, running, config, time.time()) if uses_router(spec) else None
+    )
+    children = build_endpoint_children(
+        owner, running, models, config, keys, monitoring,
+        router_revision=plan.revision if plan else 1,
+        push_key=generate_key() if plan else None,
+    )  # fmt: skip
+    create_only = {keys_secret_key(owner), push_secret_key(owner)}
+    conflicts = write_children(kube, owner, children, create_only=create_only)
     if conflicts:
         write_blocked_status(kube, obj, spec, generation, conflicts, now)
         return Outcome()  # a human renames or removes the object; the resync loop looks again
     legacy = legacy_child_names(name, [d.name for d in spec.deployments])
     held = prune(kube, owner, {child_key(c) for c in children}, legacy)
     verdict, events = observe_and_write_status(
-        kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now, models=models
-    )
+        kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now, running,
+        plan.as_written() if plan else None, models,
+    )  # fmt: skip
     subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
     if verdict is not None and verdict.reason == RELOADING:
         # Nothing else fires when a router reloads its file: look again soon. (Routers that
@@ -134,14 +174,19 @@ def observe_and_write_status(
     owner: EndpointRef,
     url: str | None,
     now: str,
+    running: OnlineEndpointSpec | None = None,
+    plan: RouterConfigPlan | None = None,
     models: Mapping[str, ModelFacts] | None = None,
 ) -> tuple[TrafficVerdict | None, list[tuple[str, str, str]]]:
-    """Observe workloads and the routers' loaded config, write the status; returns the
-    routers' verdict and the traffic Events of what became applied. `models` (when read)
-    records the version and digest each deployment serves."""
+    """Observe workloads and the routers' loaded config (pushing the written one to routers
+    behind), write the status; returns the routers' verdict and the traffic Events of what
+    became applied. `running`: the spec with the rollout's running split (what the routers
+    must serve), `spec` when None; `plan`: the router config this pass just wrote; `models`
+    (when read) records the version and digest each deployment serves."""
     status = obj.get("status") or {}
-    verdict = verify_traffic(kube, owner, spec, config) if uses_router(spec) else None
-    applied_traffic, applied_mirror = applied_split(spec, status, verdict)
+    running = running or spec
+    verdict = verify_traffic(kube, owner, running, config, plan) if uses_router(spec) else None
+    applied_traffic, applied_mirror = applied_split(running, status, verdict)
     events = [("Normal", r, m) for r, m in traffic_events(status, applied_traffic, applied_mirror)]
     new_status = build_endpoint_status(
         spec=spec,
@@ -157,6 +202,19 @@ def observe_and_write_status(
         now=now,
         traffic_check=verdict,
         models=models,
+    )
+    first = initial_deploy(spec, status, parse_now(now))
+    if first is not None:
+        new_status["rollout"] = first
+    rollout = status.get("rollout") or first
+    new_status["conditions"] = with_rollout_conditions(
+        list(new_status.get("conditions") or []),
+        spec,
+        running,
+        rollout,
+        is_current(spec, read_rollout({"rollout": rollout})),
+        int(obj["metadata"].get("generation", 1)),
+        now,
     )
     write_status(kube, obj, new_status, now)
     return verdict, events
@@ -179,7 +237,10 @@ def refresh_status(
     except ValidationError:
         return Outcome()
     owner = EndpointRef(name=name, namespace=namespace, uid=str(obj["metadata"]["uid"]))
-    _, events = observe_and_write_status(kube, config, obj, spec, owner, status.get("url"), now)
+    running = running_spec(obj, spec, now)
+    _, events = observe_and_write_status(
+        kube, config, obj, spec, owner, status.get("url"), now, running
+    )
     subject = {
         "apiVersion": obj["apiVersion"],
         "kind": KIND_ONLINE_ENDPOINT,

@@ -22,6 +22,7 @@ from mlkube.builders.names import (
     EndpointRef,
     endpoint_selector,
     keys_secret_name,
+    push_secret_name,
     selector_string,
 )
 from mlkube.builders.operator_config import OperatorConfig
@@ -77,6 +78,11 @@ def keys_secret_key(owner: EndpointRef) -> tuple[str, str, str]:
     return ("v1", "Secret", keys_secret_name(owner.name))
 
 
+def push_secret_key(owner: EndpointRef) -> tuple[str, str, str]:
+    """The router config push key Secret: created once with a new key, never written again."""
+    return ("v1", "Secret", push_secret_name(owner.name))
+
+
 def initial_keys(kube: Kube, owner: EndpointRef) -> list[str]:
     """Keys for the keys Secret if it has to be created: those of the pre-hash Secret when this
     endpoint controls it (an operator upgrade keeps every client's key), else a new one. A
@@ -90,11 +96,16 @@ def initial_keys(kube: Kube, owner: EndpointRef) -> list[str]:
 
 
 def _secrets(kube: Kube, owner: EndpointRef) -> list[dict[str, Any]]:
-    """The keys Secrets, current and pre-hash, carrying our labels: Secrets are never listed
-    (least-privilege RBAC), an endpoint has at most these two."""
+    """The keys Secrets, current and pre-hash, and the push key Secret, carrying our labels:
+    Secrets are never listed (least-privilege RBAC), an endpoint has at most these three."""
     labels = endpoint_selector(owner.name)
     found = []
-    for name in (keys_secret_name(owner.name), legacy_keys_secret_name(owner.name)):
+    names = (
+        keys_secret_name(owner.name),
+        legacy_keys_secret_name(owner.name),
+        push_secret_name(owner.name),
+    )
+    for name in names:
         secret = kube.get("v1", "Secret", name, owner.namespace)
         have = (secret or {}).get("metadata", {}).get("labels") or {}
         if secret is not None and all(have.get(k) == v for k, v in labels.items()):

@@ -135,6 +135,8 @@ def write_status(kube: Kube, obj: dict[str, Any], desired: dict[str, Any], now: 
     owned_previous = {k: previous[k] for k in STATUS_KEYS if k in previous}
     owned_desired = {k: v for k, v in desired.items() if k in STATUS_KEYS and v is not None}
     patch = merge_patch(owned_previous, owned_desired)
+    if "rollout" in desired and "rollout" not in previous:
+        patch["rollout"] = desired["rollout"]  # the first deploy's (rollout_effective)
     if patch:
         meta = obj["metadata"]
         kube.patch(

@@ -1,8 +1,9 @@
-"""The operator's only way to talk to pods: Ready-pod addresses, a bounded GET, a thread pool.
+"""The operator's only way to talk to pods: Ready-pod addresses, bounded GET/PUT, a thread pool.
 
-Drift summaries and router config hashes come straight from pod IPs. Every request goes
-through `get_from_pods`, which keeps only the addresses the operator's pod networks allow
-(`builders.operator_config.contactable_pods`) itself, so no caller can forget the check: a
+Drift summaries and router config hashes come straight from pod IPs (and router configs are
+pushed to them). Every request goes through `get_from_pods` or `put_to_pods`, which keep only
+the addresses the operator's pod networks allow (`builders.operator_config.contactable_pods`)
+themselves, so no caller can forget the check: a
 dev cluster whose pods are fake (kwok) hands out addresses that exist nowhere, and polling
 them would send traffic off the machine. Without a configuration only loopback is contacted.
 Each answer is read up to a byte cap with a timeout; a failure is an answer with an error,
@@ -12,7 +13,7 @@ never an exception: one slow pod costs one missing observation, not the caller's
 from __future__ import annotations
 
 import http.client
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
@@ -69,10 +70,14 @@ def allowed_hosts(hosts: list[str], config: OperatorConfig | None) -> list[str]:
     return contactable_pods(hosts, config if config is not None else LOOPBACK_ONLY)
 
 
-def _get(host: str, port: int, path: str, timeout: float, max_bytes: int, what: str) -> PodReply:
+def _request(
+    host: str, port: int, path: str, timeout: float, max_bytes: int, what: str,
+    method: str = "GET", body: bytes | None = None, headers: Mapping[str, str] | None = None,
+) -> PodReply:  # fmt: skip
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        connection.request("GET", path, headers={"Accept": "application/json"})
+        sent = {"Accept": "application/json", **(headers or {})}
+        connection.request(method, path, body=body, headers=sent)
         response = connection.getresponse()
         body = read_stream_bounded(response, max_bytes, what)
     except (OSError, http.client.HTTPException) as err:
@@ -94,12 +99,39 @@ def get_from_pods(
 ) -> list[PodReply]:
     """GET `path` from every host, concurrently, one reply per host in the order given;
     hosts outside the pod networks are not contacted (their reply carries the reason)."""
+    return _each(hosts, config, lambda host: _request(host, port, path, timeout, max_bytes, what))
+
+
+def put_to_pods(
+    hosts: list[str],
+    port: int,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    config: OperatorConfig | None,
+    timeout: float,
+    max_bytes: int,
+    what: str,
+) -> list[PodReply]:
+    """PUT `body` to `path` of every host, like `get_from_pods` (same network rule)."""
+    sent = {"Content-Type": "application/json", **headers}
+
+    def one(host: str) -> PodReply:
+        return _request(host, port, path, timeout, max_bytes, what, "PUT", body, sent)
+
+    return _each(hosts, config, one)
+
+
+def _each(
+    hosts: list[str], config: OperatorConfig | None, call: Callable[[str], PodReply]
+) -> list[PodReply]:
     allowed = set(allowed_hosts(hosts, config))
 
     def one(host: str) -> PodReply:
         if host not in allowed:
             return PodReply(host, error=f"{host}: outside the operator's {ENV_POD_NETWORKS}")
-        return _get(host, port, path, timeout, max_bytes, what)
+        return call(host)
 
     if not hosts:
         return []

@@ -7,22 +7,24 @@ written (`builders.endpoint_router.router_config_hash`) through
 failure is an observation of None (that replica is not known to serve the new split), never
 an exception: one slow pod costs a later "applied", not the reconcile. Requests go through
 `controllers.pod_http`, which keeps to the operator's pod networks (loopback only without a
-configuration).
+configuration). Replicas that do not serve the written config yet get it pushed
+(`controllers.router_push`), so a verdict usually finds it applied at once.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Final
 
 from mlkube.api.common import bound_message
 from mlkube.api.endpoint import OnlineEndpointSpec
-from mlkube.builders.endpoint_router import router_config_hash
 from mlkube.builders.names import COMPONENT_ROUTER, EndpointRef, pod_selector, selector_string
 from mlkube.builders.operator_config import OperatorConfig, contactable_pods
 from mlkube.contract import ROUTER_CONFIG_STATE_PATH, ROUTER_HTTP_PORT
 from mlkube.controllers.kube import Kube
 from mlkube.controllers.pod_http import PodReply, get_from_pods, ready_pod_ips
+from mlkube.controllers.router_push import RouterConfigPlan, plan_router_config, push_where_behind
 from mlkube.reconcile.router_config import RouterState, TrafficVerdict, verdict_from_states
 
 MAX_STATE_BYTES: Final = 64 * 1024  # {"loaded", "hash", "endpoint"}: tiny unless broken
@@ -85,12 +87,20 @@ def router_config_hashes(
 
 
 def verify_traffic(
-    kube: Kube, owner: EndpointRef, spec: OnlineEndpointSpec, config: OperatorConfig
+    kube: Kube,
+    owner: EndpointRef,
+    spec: OnlineEndpointSpec,
+    config: OperatorConfig,
+    plan: RouterConfigPlan | None = None,
 ) -> TrafficVerdict:
     """Ask the endpoint's Ready router replicas (those inside the operator's pod networks)
-    whether they serve the config the operator writes for `spec`."""
+    whether they serve the config the operator writes for `spec` (`plan`: that config, when
+    the caller just wrote it), pushing it to those that do not when the ConfigMap holds it."""
+    if plan is None:
+        plan = plan_router_config(kube, owner, spec, config, time.time())
     selector = selector_string(pod_selector(owner.name, COMPONENT_ROUTER))
     ready = ready_pod_ips(kube.list("v1", "Pod", owner.namespace, label_selector=selector))
     hosts = contactable_pods(ready, config)
     states = router_config_states(hosts, ROUTER_HTTP_PORT, config.drift_poll_timeout, config)
-    return verdict_from_states(router_config_hash(owner, spec, config), len(ready), states)
+    states = push_where_behind(kube, owner, plan, hosts, states, config)
+    return verdict_from_states(plan.hash, len(ready), states)

@@ -13,6 +13,7 @@ from mlkube.handlers import (
     batch_job,
     endpoint,
     endpoint_drift,
+    endpoint_rollout,
     event_sinks,
     health,
     leadership,
@@ -28,7 +29,8 @@ from mlkube.handlers import (
 
 HANDLER_MODULES = (
     settings, health, leadership, metrics, periodic, model, webhooks, endpoint, endpoint_drift,
-    batch_endpoint, batch_job, pipeline_run, pipeline, notifications, event_sinks,
+    endpoint_rollout, batch_endpoint, batch_job, pipeline_run, pipeline, notifications,
+    event_sinks,
 )  # fmt: skip
 
 

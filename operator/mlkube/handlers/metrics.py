@@ -22,10 +22,11 @@ from typing import Any, Final
 
 import kopf
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from mlkube.api.batch_job import BATCH_JOB_PHASES
+from mlkube.controllers.router_push import PUSH_RESULTS
 from mlkube.outbox import metrics as outbox_metrics
 
 ENV_METRICS_PORT: Final = "MLKUBE_METRICS_PORT"
@@ -108,8 +109,25 @@ class BatchJobs(Collector):
         yield items
 
 
+class RouterPushes(Collector):
+    """Router config pushes by result (`controllers.router_push` counts them)."""
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "mlkube_operator_router_config_pushes",
+            "Router config pushes by result: ok, forbidden, conflict, invalid (the router's "
+            "answer), error (no answer), no_key (no push key Secret). A failed push is retried "
+            "on the next pass; the mounted file arrives anyway.",
+            labels=["result"],
+        )
+        for result, value in sorted(dict(PUSH_RESULTS).items()):
+            family.add_metric([result], value)
+        yield family
+
+
 BATCH_JOBS: Final = BatchJobs()
 REGISTRY.register(BATCH_JOBS)
+REGISTRY.register(RouterPushes())
 for _collector in outbox_metrics.ALL:  # notifications: mlkube_events_*, created unregistered
     REGISTRY.register(_collector)
 _server: list[Any] = []

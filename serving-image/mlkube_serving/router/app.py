@@ -9,7 +9,8 @@ Memory is bounded in bytes, not requests: live request bodies and upstream answe
 once (503 past `maxInflightBytes`, counted by reason in `shed_requests`), each upstream answer
 (502 past `maxResponseBytes`) and mirror copies (shed past `mirrorMaxBytes`).
 `GET /-/config` answers the sha256 of the config file the process serves from, so the
-operator reports traffic as applied only once the router has it.
+operator reports traffic as applied only once the router has it; `PUT /-/config` is the
+operator's signed push of the same bytes (`router.push`), applied at once.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from collections.abc import Callable
 
 import orjson
 
-from mlkube.contract import HEADER_DEPLOYMENT, ROUTER_CONFIG_STATE_PATH
-from mlkube_serving._http.asgi import Receive, Scope, Send, read_body, respond
+from mlkube.contract import HEADER_CONFIG_SIGNATURE, HEADER_DEPLOYMENT, ROUTER_CONFIG_STATE_PATH
+from mlkube_serving._http.asgi import Receive, Scope, Send, declared_length, read_body, respond
 from mlkube_serving._http.budget import ByteBudget
 from mlkube_serving._http.client import PoolRegistry, UpstreamResponse, serialize_request
 from mlkube_serving._http.errors import ClientDisconnected, ServiceUnavailable
@@ -52,12 +53,14 @@ from mlkube_serving.router.errors import (
 from mlkube_serving.router.health import UpstreamHealth
 from mlkube_serving.router.metrics import RouterMetrics
 from mlkube_serving.router.mirror import MirrorDispatcher, MirrorJob, reason_of
+from mlkube_serving.router.push import MAX_PUSH_BYTES, PushKey, is_stale, judge_push, share
 from mlkube_serving.router.table import Route, RoutingTable
-from mlkube_serving.router.watch import ConfigWatcher
+from mlkube_serving.router.watch import ConfigWatcher, file_stamp
 
 log = logging.getLogger("mlkube_serving.router")
 
 NO_DEPLOYMENT = "none"
+SIGNATURE_HEADER = HEADER_CONFIG_SIGNATURE.encode()
 
 
 class RouterApp:
@@ -70,6 +73,8 @@ class RouterApp:
         metrics: RouterMetrics | None = None,
         rand: Callable[[], float] = random.random,
         watch_interval: float = 1.0,
+        push_key_file: str | None = None,
+        push_share: str | None = None,
     ) -> None:
         self.config_path = config_path
         self.metrics = metrics if metrics is not None else RouterMetrics()
@@ -80,6 +85,9 @@ class RouterApp:
         self._rand = rand
         self._pools = PoolRegistry()
         self._watcher = ConfigWatcher(config_path)
+        self._push_key = PushKey(push_key_file) if push_key_file else None
+        self._push_share = push_share
+        self._shared = ConfigWatcher(push_share) if push_share else None
         self._watch_interval = watch_interval
         self.mirror = MirrorDispatcher(self.metrics)
         self.health = UpstreamHealth(self.metrics)
@@ -120,14 +128,21 @@ class RouterApp:
             self.metrics.config_info.labels(previous).set(0)
         if config.source_hash:
             self.metrics.config_info.labels(config.source_hash).set(1)
+        self.metrics.config_revision.set(config.revision)
         self._pools.retain(table.pools())
         self.health.forget_others(table)
         self.health.poke()
 
     def reload_if_changed(self) -> bool:
-        """Load the config file if it changed since the last look; keep the old table on error."""
+        """Load the config file if it changed since the last look; keep the old table on error
+        or when the file is older than the served (pushed) revision."""
+        if self._shared is not None and file_stamp(self._shared.path) is not None:
+            self._reload_from(self._shared, "shared push")  # another worker's accepted push
+        return self._reload_from(self._watcher, "file")
+
+    def _reload_from(self, watcher: ConfigWatcher, source: str) -> bool:
         try:
-            config = self._watcher.poll()
+            config = watcher.poll()
         except ConfigError as exc:
             self.metrics.config_reloads.labels("error").inc()
             self.reload_error = exc.message
@@ -137,11 +152,24 @@ class RouterApp:
             return False
         if config is None:
             return False
+        served = self.table.config if self.table is not None else None
+        shared = watcher is self._shared
+        if shared and served is not None and served.source_hash == config.source_hash:
+            return False  # our own push, shared with the other workers
+        if is_stale(config, served):
+            self.metrics.config_reloads.labels("stale").inc()
+            log.info(
+                "router config %s ignored: revision %d is older than the served revision %d",
+                source, config.revision, served.revision if served else 0,
+            )  # fmt: skip
+            return False
         self.apply_config(config)
         self.metrics.config_reloads.labels("ok").inc()
         log.info(
-            "router config applied: endpoint=%s traffic=%s mirror=%s",
+            "router config applied from %s: endpoint=%s revision=%d traffic=%s mirror=%s",
+            source,
             config.endpoint,
+            config.revision,
             dict(config.traffic),
             dict(config.mirror),
         )
@@ -162,7 +190,10 @@ class RouterApp:
             elif path == "/readyz":
                 await self._readyz(send)
             elif path == ROUTER_CONFIG_STATE_PATH:
-                await self._config_state(send)
+                if scope["method"] == "PUT":
+                    await self._push(scope, receive, send)
+                else:
+                    await self._config_state(send)
             else:
                 await self._proxy(scope, receive, send)
         elif kind == "lifespan":
@@ -198,14 +229,49 @@ class RouterApp:
     async def _config_state(self, send: Send) -> None:
         """Which config this process serves from (no auth: it names no secret)."""
         table = self.table
+        body: dict[str, object]
         if table is None:
             body = {"loaded": False, "hash": None, "error": self.config_error}
         else:
             config = table.config
-            body = {"loaded": True, "hash": config.source_hash, "endpoint": config.endpoint}
+            body = {
+                "loaded": True,
+                "hash": config.source_hash,
+                "endpoint": config.endpoint,
+                "revision": config.revision,
+            }
             if self.reload_error is not None:
                 body["error"] = self.reload_error  # still serving the previous config
         await respond(send, 200, orjson.dumps(body))
+
+    async def _push(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The operator's signed config push; judged and applied without awaiting in between,
+        so two pushes never interleave."""
+        try:
+            body = await read_body(receive, MAX_PUSH_BYTES, declared=declared_length(scope))
+        except ClientDisconnected:
+            return
+        except PayloadTooLarge as exc:
+            self.metrics.config_pushes.labels("invalid").inc()
+            await respond(send, 413, orjson.dumps({"error": exc.message}))
+            return
+        presented = next((v for k, v in scope["headers"] if k == SIGNATURE_HEADER), None)
+        key = self._push_key.current() if self._push_key is not None else None
+        served = self.table.config if self.table is not None else None
+        answer = judge_push(key, presented, body, served)
+        self.metrics.config_pushes.labels(answer.result).inc()
+        if answer.config is not None:
+            self.apply_config(answer.config)
+            config = answer.config
+            log.info(
+                "router config applied from push: endpoint=%s revision=%d traffic=%s mirror=%s",
+                config.endpoint, config.revision, dict(config.traffic), dict(config.mirror),
+            )  # fmt: skip
+            if self._push_share is not None:
+                share(self._push_share, body)
+        else:
+            log.warning("router config push refused (%d): %s", answer.status, answer.body["error"])
+        await respond(send, answer.status, orjson.dumps(answer.body))
 
     async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
         table = self.table

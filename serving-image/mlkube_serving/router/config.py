@@ -34,6 +34,7 @@ _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _TOP_KEYS = frozenset(
     {
         "version",
+        "revision",
         "endpoint",
         "deployments",
         "traffic",
@@ -96,6 +97,10 @@ class RouterConfig:
     mirror_max_bytes: int = DEFAULT_MIRROR_MAX_BYTES
     max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES
     version: int = CONFIG_VERSION
+    # Monotonic per endpoint (the operator bumps it on every change, docs/rollouts.md §6): a
+    # pushed config must be newer than the served one, a late file swap older than it is
+    # ignored. 0 when the document has none (written by hand or by an older operator).
+    revision: int = 0
     # sha256 of the file bytes this config was parsed from ("" when built in memory).
     source_hash: str = ""
 
@@ -255,6 +260,7 @@ def parse_config(doc: object) -> RouterConfig:
         max_inflight_bytes=_integer(
             doc, "maxInflightBytes", derived_budget(1 / 4, DEFAULT_MAX_INFLIGHT_BYTES), 1024, p
         ),
+        revision=_integer(doc, "revision", 0, 0, p),
     )
     if p.items:
         raise ConfigError("invalid router config: " + "; ".join(p.items))
@@ -274,6 +280,15 @@ def load_config(path: str | Path) -> RouterConfig:
     return dataclasses.replace(parse_config(doc), source_hash=config_hash(raw))
 
 
+def parse_config_bytes(raw: bytes, where: str = "pushed router config") -> RouterConfig:
+    """Parse a config document received as bytes (a push); every failure is a `ConfigError`."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"{where} is not valid JSON: {exc}") from exc
+    return dataclasses.replace(parse_config(doc), source_hash=config_hash(raw))
+
+
 def config_hash(raw: bytes) -> str:
     """`sha256:<hex>` of the config file's bytes: what the operator compares with the
     ConfigMap it wrote to know the router loaded it (the builders hash the same bytes)."""
@@ -284,6 +299,7 @@ def dump_config(config: RouterConfig) -> dict[str, Any]:
     """Render a config back to the documented JSON shape (the inverse of `parse_config`)."""
     return {
         "version": config.version,
+        "revision": config.revision,
         "endpoint": config.endpoint,
         "deployments": {
             name: {"url": dep.url, "healthPath": dep.health_path}

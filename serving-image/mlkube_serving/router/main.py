@@ -24,6 +24,7 @@ from mlkube.contract import (
     ENV_HTTP_PORT,
     ENV_METRICS_PORT,
     ENV_ROUTER_CONFIG,
+    ENV_ROUTER_PUSH_KEY,
     ENV_WORKERS,
     ROUTER_HTTP_PORT,
     ROUTER_METRICS_PORT,
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         default=os.environ.get(ENV_ROUTER_CONFIG),
         help=f"router config JSON file (env {ENV_ROUTER_CONFIG})",
+    )
+    parser.add_argument(
+        "--push-key-file",
+        default=os.environ.get(ENV_ROUTER_PUSH_KEY),
+        help=f"HMAC key file that enables signed config pushes (env {ENV_ROUTER_PUSH_KEY})",
     )
     parser.add_argument("--host", default="0.0.0.0", help="listen address (default 0.0.0.0)")
     parser.add_argument(
@@ -109,12 +115,18 @@ def serve(
 
     from mlkube_serving.router.app import RouterApp
     from mlkube_serving.router.metrics import AgreementRatioCollector, RouterMetrics
+    from mlkube_serving.router.push import ENV_PUSH_SHARE
 
     metrics = RouterMetrics()
     if serve_metrics and args.metrics_port:
         metrics.registry.register(AgreementRatioCollector(metrics.source_for_ratio()))
         start_http_server(args.metrics_port, addr=args.host, registry=metrics.registry)
-    app = RouterApp(args.config, metrics=metrics)
+    app = RouterApp(
+        args.config,
+        metrics=metrics,
+        push_key_file=args.push_key_file,
+        push_share=os.environ.get(ENV_PUSH_SHARE),
+    )
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -150,6 +162,10 @@ def supervise(args: argparse.Namespace) -> int:
     """Fork `args.workers` workers on one socket; serve merged metrics; stop them all together."""
     metrics_dir = tempfile.mkdtemp(prefix="mlkube-router-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    # A push reaches one worker: it hands the accepted config to the others through this file.
+    from mlkube_serving.router.push import ENV_PUSH_SHARE
+
+    os.environ[ENV_PUSH_SHARE] = os.path.join(metrics_dir, "pushed-config.json")
     sock = bind_socket(args.host, args.port)
     children: set[int] = set()
     for _ in range(args.workers):

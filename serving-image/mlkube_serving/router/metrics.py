@@ -79,7 +79,7 @@ class RouterMetrics:
         )
         self.config_reloads = Counter(
             PREFIX + "config_reloads",
-            "Config file loads by result (ok, error).",
+            "Config file loads by result (ok, error, stale: older than the served revision).",
             ["result"],
             registry=r,
         )
@@ -89,6 +89,18 @@ class RouterMetrics:
             "request_bytes (its body did not fit), response_bytes (its upstream answer did not).",
             ["reason"],
             registry=r,
+        )
+        self.config_pushes = Counter(
+            PREFIX + "config_pushes",
+            "Config pushes (PUT /-/config) by result (ok, forbidden, conflict, invalid).",
+            ["result"],
+            registry=r,
+        )
+        self.config_revision = Gauge(
+            PREFIX + "config_revision",
+            "Revision of the config this process serves from (0: none given).",
+            registry=r,
+            multiprocess_mode="max",
         )
         self.config_info = Gauge(
             PREFIX + "config_info",

@@ -66,15 +66,23 @@ def start_router(tmp_path: Path) -> Iterator[Any]:
     """Factory: start a router subprocess on `doc`; every router is stopped after the test."""
     routers: list[Router] = []
 
-    def start(doc: dict[str, Any], *, workers: int = 1, wait_ready: bool = True) -> Router:
+    def start(
+        doc: dict[str, Any] | bytes,
+        *,
+        workers: int = 1,
+        wait_ready: bool = True,
+        push_key_file: Path | None = None,
+    ) -> Router:
         config_dir = KubeFileDir(tmp_path / f"config-{len(routers)}")
-        config_dir.write({"config.json": orjson.dumps(doc)})
+        raw = doc if isinstance(doc, bytes) else orjson.dumps(doc)
+        config_dir.write({"config.json": raw})
+        push = ["--push-key-file", str(push_key_file)] if push_key_file else []
         port, metrics_port = free_port(), free_port()
         log_path = tmp_path / f"router-{len(routers)}.log"
         proc = subprocess.Popen(
             [*ROUTER_CMD, "--config", config_dir.path("config.json"), "--host", "127.0.0.1",
              "--port", str(port), "--metrics-port", str(metrics_port),
-             "--workers", str(workers), "--log-level", "info"],
+             "--workers", str(workers), "--log-level", "info", *push],
             stdout=open(log_path, "wb"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -212,7 +212,7 @@ def test_router_publishes_the_hash_of_the_config_it_loaded(
     router = start_router(doc)
     state = requests.get(router.url + "/-/config", timeout=5).json()
     expected = "sha256:" + hashlib.sha256(orjson.dumps(doc)).hexdigest()
-    assert state == {"loaded": True, "hash": expected, "endpoint": "credit"}
+    assert state == {"loaded": True, "hash": expected, "endpoint": "credit", "revision": 0}
     assert router.metric("mlkube_router_config_info", hash=expected) == 1
 
     changed = base_config(fresh_upstreams, traffic={"blue": 50, "green": 50})

@@ -50,7 +50,8 @@ def test_first_reconcile_creates_children_owned_by_the_endpoint(
     assert outcome.retry_message is None
     made = children(fake)
     kinds = sorted({kind for kind, _ in made})
-    assert kinds == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Service"]
+    # The Secret is the router config push key (create-only; docs/rollouts.md §6).
+    assert kinds == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Secret", "Service"]
     for obj in made.values():
         (ref,) = obj["metadata"]["ownerReferences"]
         assert (ref["uid"], ref["controller"]) == (uid, True)

@@ -16,6 +16,7 @@ from mlkube.builders.endpoint_router import (
     build_router_deployment,
     read_keys,
 )
+from mlkube.builders.endpoint_router_push import read_push_key
 from mlkube.builders.names import EndpointRef
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube_serving.router.config import dump_config, parse_config
@@ -23,8 +24,9 @@ from mlkube_serving.router.config import dump_config, parse_config
 
 def test_router_config_literal(owner: EndpointRef, make_spec: Any, config: OperatorConfig) -> None:
     spec = make_spec(traffic={"blue": 100, "green": 0}, mirror={"green": 10}, auth={"mode": "key"})
-    assert build_router_config(owner, spec, config) == {
+    assert build_router_config(owner, spec, config, revision=7) == {
         "version": 1,
+        "revision": 7,
         "endpoint": "credit",
         "deployments": {
             "blue": {
@@ -140,6 +142,31 @@ def test_router_deployment_mounts_a_directory_and_carries_no_config_checksum(
         "mlkube.dev/component": "router",
     }
     assert not any(v["name"] == "keys" for v in pod["volumes"])  # auth none
+
+
+def test_every_router_mounts_its_endpoints_push_key_and_nothing_else_carries_it(
+    owner: EndpointRef, spec: OnlineEndpointSpec, config: OperatorConfig
+) -> None:
+    pod = build_router_deployment(owner, spec, config)["spec"]["template"]["spec"]
+    assert {
+        "name": "push-key",
+        "secret": {"secretName": "credit-push-61674f15", "defaultMode": 0o440},
+    } in pod["volumes"]
+    (router,) = pod["containers"]
+    assert {"name": "push-key", "mountPath": "/etc/mlkube/push", "readOnly": True} in router[
+        "volumeMounts"
+    ]
+    assert {"name": "MLKUBE_ROUTER_PUSH_KEY_FILE", "value": "/etc/mlkube/push/key"} in router["env"]
+    children = build_router_children(owner, spec, config, [], revision=3, push_key="s3cret")
+    secret = next(c for c in children if c["kind"] == "Secret")
+    assert secret["metadata"]["name"] == "credit-push-61674f15"
+    assert read_push_key(secret) == b"s3cret"
+    others = json.dumps([c for c in children if c["kind"] != "Secret"])
+    assert "s3cret" not in others and base64.b64encode(b"s3cret").decode() not in others
+    configmap = children[0]
+    assert json.loads(configmap["data"]["config.json"])["revision"] == 3
+    assert read_push_key(None) is None
+    assert read_push_key({"data": {"key": ""}}) is None
 
 
 def test_key_auth_mounts_the_keys_secret(

@@ -103,3 +103,11 @@ def test_a_bad_port_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(metrics.ENV_METRICS_PORT, "metrics")
     with pytest.raises(kopf.PermanentError):
         metrics.serve_metrics(logger=logging.getLogger("test"))
+
+
+def test_router_config_pushes_are_exported_by_result() -> None:
+    from mlkube.controllers import router_push
+
+    before = value("mlkube_operator_router_config_pushes_total", result="forbidden")
+    router_push.count("forbidden", 2)
+    assert value("mlkube_operator_router_config_pushes_total", result="forbidden") == before + 2
