@@ -56,7 +56,7 @@ def kube(cluster: Cluster) -> Kube:
 
 
 @pytest.fixture(scope="session")
-def crds(kube: Kube, cluster: Cluster) -> list[str]:
+def crds(kube: Kube, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """CRDs from crds/, and the operator identity bound to the chart's generated roles as the
     chart binds them with `watchNamespaces`: cluster-scoped reads cluster-wide, the namespaced
     rights only in each test's namespace (`namespace` fixture). Every in-process operator runs
@@ -75,6 +75,9 @@ def crds(kube: Kube, cluster: Cluster) -> list[str]:
     # kwok pods get addresses that exist nowhere: the operator contacts loopback "pods" only
     # (the drift tests report 127.0.0.1 as a pod's IP), never kwok's pod CIDR off this machine.
     os.environ["MLKUBE_POD_NETWORKS"] = "127.0.0.0/8"
+    # In-process operators keep their notifications outbox in the session's tmp dir, never in
+    # the user's state directory (the default outside a pod).
+    os.environ["MLKUBE_OUTBOX_PATH"] = str(tmp_path_factory.mktemp("outbox") / "outbox.db")
     # The operator reads its config once per process: one read before this environment (a unit
     # test run earlier in the same session) would refuse the tests' file:// artifacts.
     operator_config.cache_clear()

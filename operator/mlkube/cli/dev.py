@@ -231,6 +231,8 @@ def start_operator(cluster: Cluster, kube: Any, extra_env: dict[str, str] | None
         "MLKUBE_ALLOW_FILE_ARTIFACTS": "true",
         # kwok pod IPs exist nowhere: never poll them (traffic would leave this machine).
         "MLKUBE_POD_NETWORKS": "127.0.0.0/8",
+        # The notifications outbox lives and goes with the dev cluster (docs/notifications.md).
+        "MLKUBE_OUTBOX_PATH": str(cluster.workdir / "outbox.db"),
         **(extra_env or {}),
     }
     argv = [sys.executable, "-m", "mlkube", "operator",

@@ -13,10 +13,12 @@ from mlkube.handlers import (
     batch_job,
     endpoint,
     endpoint_drift,
+    event_sinks,
     health,
     leadership,
     metrics,
     model,
+    notifications,
     periodic,
     pipeline,
     pipeline_run,
@@ -26,7 +28,7 @@ from mlkube.handlers import (
 
 HANDLER_MODULES = (
     settings, health, leadership, metrics, periodic, model, webhooks, endpoint, endpoint_drift,
-    batch_endpoint, batch_job, pipeline_run, pipeline,
+    batch_endpoint, batch_job, pipeline_run, pipeline, notifications, event_sinks,
 )  # fmt: skip
 
 

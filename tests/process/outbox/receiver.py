@@ -4,7 +4,8 @@ Every POST is parsed by `cloudevents.http.from_http` (binary or structured); wha
 set through POST /control: {"mode": "ok" | "fail" | "throttle" | "gone" | "slow",
 "count": n (the next n events get that answer, then ok; absent: until changed),
 "retry_after": "2" or an HTTP date, "delay": seconds (slow), "status": 500}.
-GET /received lists what was accepted (id, type, time received, signature ok) and
+GET /received lists what was accepted (id, type, time received, signature ok, data, every
+context attribute as text) and
 GET /attempts counts every request by event id. Used by the process tests and bench/events.
 """
 
@@ -76,7 +77,9 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             RECEIVED.append({"id": event["id"], "type": event["type"], "at": time.time(),
                              "signed": signed, "data": event.data,
-                             "dead_letter": self.headers.get("X-Mlkube-Dead-Letter")})  # fmt: skip
+                             "dead_letter": self.headers.get("X-Mlkube-Dead-Letter"),
+                             "attributes": {k: str(v) for k, v in
+                                            event.get_attributes().items()}})  # fmt: skip
         self._reply(202)
 
 

@@ -34,6 +34,7 @@ def test_defaults_and_overrides() -> None:
             "MLKUBE_S3_ENDPOINT_URL": "http://minio:9000",
             "MLKUBE_RUN_AS_USER": "1001",
             "MLKUBE_POD_NETWORKS": "*",
+            "MLKUBE_OUTBOX_PATH": "/var/lib/mlkube/outbox.db",  # outside a pod: a user's dir
         }
     )
     assert config == OperatorConfig(
