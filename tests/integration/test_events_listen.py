@@ -1,10 +1,12 @@
 """`mlkube events listen` as a user runs it (a subprocess) against the real API server: the
 EventSink it registers passes the real CRD's validation, what is POSTed to its receiver is
-printed, it exits on --count and removes its sink; with the real operator, the event of a Model
-registered during the test reaches it through the operator's outbox and delivery."""
+printed, it exits on --count and removes its sink. With the real operator (its own process, as
+`make dev` runs it), the event of a Model registered during the test reaches listeners in both
+formats through the operator's outbox and delivery, and `events sinks` shows their status."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,12 +16,15 @@ from typing import Any
 import pytest
 
 from mlkube.cli.events_sink import LABEL_LISTENER
+from mlkube.cli.main import main
+from mlkube.cli.model_view import short_digest
 from mlkube.contract import API_VERSION
 from mlkube.devcluster import Cluster
 from mlkube.events import catalogue as c
 from mlkube.events.encode import encode
 from mlkube.k8s import Kube
 from support.event_objects import all_occurrences
+from support.notify_procs import OperatorProcess
 from support.operator import stop_process
 from support.waiting import wait_for
 
@@ -109,3 +114,71 @@ def test_listen_says_when_the_api_server_is_unreachable(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: cannot reach the API server at http://127.0.0.1:1: ")
     assert "Connection refused" in result.stderr and len(result.stderr.splitlines()) == 1
     assert result.stdout == ""
+
+
+def _ready_status(kube: Kube, namespace: str, name: str) -> bool:
+    obj = kube.get(API_VERSION, "EventSink", name, namespace) or {}
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def test_the_operator_delivers_a_registered_model_to_listeners(
+    kube: Kube,
+    cluster: Cluster,
+    namespace: str,
+    tmp_path: Path,
+    listen: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The issue's "a local CloudEvents receiver shows model.registered", with the operator as
+    `make dev` runs it (its own process, dev mode, an outbox file), in both formats."""
+    operator = OperatorProcess(namespace, tmp_path, tmp_path / "outbox.db")
+    try:
+        cloudevents = listen("--count", "1", "--timeout", "120", "--types", REGISTERED)
+        azure = listen("--count", "1", "--timeout", "120", "--format", "azureml", "--json",
+                       "--types", REGISTERED)  # fmt: skip
+        sinks = wait_for(lambda: _two(kube, namespace), 30, what="both listeners' EventSinks")
+        operator.start()
+        names = [s["metadata"]["name"] for s in sinks]
+        for name in names:
+            wait_for(lambda n=name: _ready_status(kube, namespace, n), 60, what=f"{name} Ready")
+        # `events sinks` shows them as the operator reports them.
+        argv = ["-n", namespace, "--kubeconfig", str(cluster.kubeconfig)]
+        assert main(["events", "sinks", *argv]) == 0
+        table = capsys.readouterr().out.splitlines()
+        assert sorted(row.split()[:2] for row in table[1:]) == sorted([n, "True"] for n in names)
+        assert main(["events", "sinks", "show", names[0], *argv]) == 0
+        assert "Ready:           True" in capsys.readouterr().out
+
+        artifact = tmp_path / "model.onnx"
+        artifact.write_bytes(b"weights 7")
+        kube.create({"apiVersion": API_VERSION, "kind": "Model",
+                     "metadata": {"name": "credit-risk-v7", "namespace": namespace},
+                     "spec": {"modelName": "credit-risk", "version": "7", "framework": "onnx",
+                              "artifact": {"uri": artifact.as_uri()}}})  # fmt: skip
+        out, err = cloudevents.communicate(timeout=120)
+        assert cloudevents.returncode == 0, err + operator.output()[-3000:]
+        [line] = out.splitlines()
+        model = kube.get(API_VERSION, "Model", "credit-risk-v7", namespace)
+        assert model is not None
+        ready = next(c for c in model["status"]["conditions"] if c["type"] == "Ready")
+        assert line.startswith(f"{ready['lastTransitionTime']}  model.registered.v1  "
+                               f"Model/{namespace}/credit-risk-v7  id=")  # fmt: skip
+        assert "name=credit-risk  version=7  framework=onnx" in line
+        assert f"digest={short_digest(model['status']['artifact']['digest'])}" in line
+
+        out, err = azure.communicate(timeout=120)
+        assert azure.returncode == 0, err
+        [event] = [json.loads(text) for text in out.splitlines()]
+        assert event["eventType"] == "Microsoft.MachineLearningServices.ModelRegistered"
+        assert event["subject"] == "models/credit-risk:7"
+        assert (event["data"]["modelName"], event["data"]["modelVersion"]) == ("credit-risk", "7")
+        # Both removed their sinks on the way out.
+        assert kube.list(API_VERSION, "EventSink", namespace) == []
+    finally:
+        operator.stop()
+
+
+def _two(kube: Kube, namespace: str) -> list[dict[str, Any]] | None:
+    found = kube.list(API_VERSION, "EventSink", namespace, f"{LABEL_LISTENER}=true")
+    return found if len(found) == 2 else None

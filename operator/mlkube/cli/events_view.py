@@ -4,16 +4,18 @@ and the event catalogue. Pure functions, so the unit tests read exactly what a u
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 from mlkube.cli.events_receiver import ReceivedEvent
-from mlkube.cli.model_view import format_age
+from mlkube.cli.model_view import format_age, short_digest
 from mlkube.events.catalogue import TYPE_PREFIX, EventType
 
 AZURE_PREFIX: Final = "Microsoft.MachineLearningServices."
 SHORT_ID: Final = 12
+DIGEST: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_VALUE: Final = 60
 # The data fields worth a glance, per event name (the type without prefix and version) or
 # Azure type; other fields are in `--json`.
@@ -70,6 +72,8 @@ def format_value(value: Any) -> str:
         text = ",".join(_list_item(v) for v in value) or "-"
     elif isinstance(value, float):
         text = f"{value:.4g}"
+    elif isinstance(value, str) and DIGEST.match(value):
+        text = short_digest(value)  # as `model list` shows it; --json has it whole
     else:
         text = str(value)
     return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "\u2026"
