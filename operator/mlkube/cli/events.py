@@ -31,7 +31,8 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     listen.add_argument(
         "--types", nargs="+", action="extend", default=[], metavar="PATTERN",
-        help="event types to receive: a type or a prefix ending in * (default: all)",
+        help="mlkube event types to receive (also with --format azureml): a type or a prefix "
+        "ending in * (default: all; see `mlkube events types`)",
     )  # fmt: skip
     listen.add_argument("--port", type=int, default=0, help="local port (default 0: any free)")
     listen.add_argument(
@@ -43,7 +44,9 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="cloudevents, or azureml: Azure Event Grid's Machine Learning events",
     )  # fmt: skip
     listen.add_argument("--json", action="store_true", help="print each whole event as JSON")
-    listen.add_argument("--count", type=int, help="exit after this many events")
+    listen.add_argument(
+        "--count", type=int, help="exit after this many events (redeliveries not counted)"
+    )
     listen.add_argument("--timeout", type=float, metavar="S", help="exit after S seconds")
     listen.set_defaults(func=listen_events)
 
