@@ -59,6 +59,20 @@ ANNOTATION_LAST_MODIFIED_BY: Final = "mlkube.dev/last-modified-by"
 ANNOTATION_CREATED_BY_PROOF: Final = "mlkube.dev/created-by-proof"
 ANNOTATION_LAST_MODIFIED_BY_PROOF: Final = "mlkube.dev/last-modified-by-proof"
 
+# Rollout requests from the CLI on an OnlineEndpoint (docs/rollouts.md §5): JSON
+# {"action", "id", "revision"}, acted on once per id (api/rollout_status.RolloutRequest).
+ANNOTATION_ROLLOUT_REQUEST: Final = "mlkube.dev/rollout-request"
+ROLLOUT_ACTION_PROMOTE: Final = "promote"
+ROLLOUT_ACTION_PROMOTE_FULL: Final = "promote-full"
+ROLLOUT_ACTION_ABORT: Final = "abort"
+ROLLOUT_ACTION_RETRY: Final = "retry"
+ROLLOUT_ACTIONS: Final = (
+    ROLLOUT_ACTION_PROMOTE,
+    ROLLOUT_ACTION_PROMOTE_FULL,
+    ROLLOUT_ACTION_ABORT,
+    ROLLOUT_ACTION_RETRY,
+)
+
 # Ports inside serving pods.
 SERVER_HTTP_PORT: Final = 8080
 SERVER_METRICS_PORT: Final = 8082

@@ -43,6 +43,9 @@ from mlkube.builders.names import EndpointRef, deployment_name
 from mlkube.builders.operator_config import parse_operator_config
 from mlkube.contract import API_VERSION
 from mlkube.devcluster.procs import free_port
+from mlkube.events.catalogue import DRIFT_DETECTED, DRIFT_ENDED
+from mlkube.events.extract import implied_events
+from mlkube.events.occurrence import Occurrence
 from mlkube.handlers.config import operator_config
 from mlkube.k8s import ApiError, Kube
 from mlkube.k8s.crds import established
@@ -350,6 +353,10 @@ def test_drift_is_detected_and_ends_through_a_real_sidecar(
             assert "blue" in condition(obj, "DriftDetected")["message"]
             wait_for(lambda: events(kube, namespace, "DriftDetected"), timeout=10,
                      interval=0.1, what="DriftDetected Event")  # fmt: skip
+            # The stored status implies the drift.detected CloudEvent of the episode.
+            (detected,) = wait_for(lambda: drift_events_of(kube, namespace, 1), timeout=10,
+                                   interval=0.1, what="drift.detected implied")  # fmt: skip
+            assert detected.type == DRIFT_DETECTED.type and detected.data["deployment"] == "blue"
 
             # Clean traffic refills the window; the episode ends after the cooldown, once.
             clean_at = time.monotonic()
@@ -375,6 +382,12 @@ def test_drift_is_detected_and_ends_through_a_real_sidecar(
             assert len(events(kube, namespace, "DriftBaselineMissing")) == 1
             final = drift_status(kube, namespace, "blue")
             assert final["detected"] is False and final["episode"]["active"] is False
+            # Once ended, the status implies the same detected (same id) and the ended event.
+            after = drift_events_of(kube, namespace, 2) or []
+            assert [e.type for e in after] == [DRIFT_DETECTED.type, DRIFT_ENDED.type]
+            assert after[0].id == detected.id
+            assert after[1].data["startedAt"] == detected.data["startedAt"]
+            assert after[1].time == final["lastEpisode"]["endedAt"]
             marks["drift ended after clean traffic"] = ended_after
             marks["total"] = time.monotonic() - started
         finally:
@@ -382,6 +395,14 @@ def test_drift_is_detected_and_ends_through_a_real_sidecar(
     # After the operator stopped: KopfRunner captures stdout while it runs.
     print("\n" + ", ".join(f"{k} {v:.1f}s" for k, v in marks.items()))
     print(f"blue drift message: {drifted['message']}")
+
+
+def drift_events_of(kube: Kube, namespace: str, count: int) -> list[Occurrence] | None:
+    """The drift CloudEvents the stored endpoint implies, once there are `count` of them."""
+    obj = kube.get(API_VERSION, "OnlineEndpoint", EP, namespace) or {}
+    kinds = (DRIFT_DETECTED.type, DRIFT_ENDED.type)
+    found = [e for e in implied_events("OnlineEndpoint", obj) if e.type in kinds]
+    return found if len(found) == count else None
 
 
 def remove_monitoring_crds(kube: Kube) -> None:

@@ -16,6 +16,8 @@ from mlkube.builders.model_facts import ModelFacts, read_model
 from mlkube.builders.names import EndpointRef, deployment_name, router_name
 from mlkube.builders.operator_config import parse_operator_config
 from mlkube.contract import API_VERSION
+from mlkube.events.catalogue import DEPLOYMENT_READY, TRAFFIC_CHANGED
+from mlkube.events.extract import implied_events
 from mlkube.k8s import ApiError, Kube
 from support.endpoints import (
     blue_green_spec,
@@ -75,10 +77,18 @@ def test_children_match_the_builders_and_the_endpoint_becomes_ready(
     status = obj["status"]
     assert status["url"] == f"http://{EP}.{namespace}.svc.cluster.local"
     assert status["traffic"] == {"blue": 70, "green": 30}
-    assert status["deployments"] == [
+    history = ("readyAt", "modelVersion", "modelDigest")  # for the CloudEvents (below)
+    assert [{k: v for k, v in d.items() if k not in history} for d in status["deployments"]] == [
         {"name": "blue", "model": "credit-risk-v3", "readyReplicas": 2, "replicas": 2},
         {"name": "green", "model": "credit-risk-v4", "readyReplicas": 1, "replicas": 1},
     ]
+    # The status the real API server stored implies one deployment.ready per deployment.
+    ready = [e for e in implied_events("OnlineEndpoint", obj) if e.type == DEPLOYMENT_READY.type]
+    served = [(e.data["deployment"], e.data["modelVersion"], e.data["modelDigest"]) for e in ready]
+    assert served == [
+        ("blue", "3", digests["credit-risk-v3"]), ("green", "4", digests["credit-risk-v4"]),
+    ]  # fmt: skip
+    assert all(e.time == d["readyAt"] for e, d in zip(ready, status["deployments"], strict=True))
     assert condition(obj, "Progressing")["status"] == "False"
     assert condition(obj, "Degraded")["status"] == "False"
     # Ready only once pods are available: every server pod exists and is Ready.
@@ -135,6 +145,15 @@ def test_traffic_change_rewrites_the_router_config_only(
     (event,) = wait_for(traffic_event, timeout=10, interval=0.05, what="TrafficChanged Event")
     assert event["message"] == "traffic blue=70 green=30 \u2192 blue=50 green=50"
     assert event["involvedObject"]["name"] == EP
+    # ... and the status records it, so the change implies one traffic.changed CloudEvent.
+    change = obj["status"]["lastTrafficChange"]
+    assert change["previousTraffic"] == {"blue": 70, "green": 30}
+    (changed,) = [
+        e for e in implied_events("OnlineEndpoint", obj) if e.type == TRAFFIC_CHANGED.type
+    ]
+    assert changed.time == change["at"]
+    assert changed.data["traffic"] == {"blue": 50, "green": 50}
+    assert changed.data["previous"] == {"traffic": {"blue": 70, "green": 30}, "mirror": {}}
 
     # Removing a deployment prunes its children and releases its Model.
     removal = {"spec": {"deployments": blue_green_spec()["deployments"][:1],

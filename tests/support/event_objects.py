@@ -140,6 +140,8 @@ ROLLOUT_SPEC: dict[str, Any] = {
     "candidate": "green",
     "steps": [{"setWeight": 10}, {"analysis": {"metrics": ["errors"]}}, {"setWeight": 50},
               {"pause": {}}, {"setWeight": 100}],
+    "metrics": [{"name": "errors", "successCondition": "result <= 0.01",
+                 "provider": {"builtin": {"type": "errorRate"}}}],
 }  # fmt: skip
 
 
@@ -163,6 +165,8 @@ def rolling_endpoint(phase: str = "Progressing", step: int = 2) -> dict[str, Any
                    "message": "rollout aborted: metric errors measured 0.12"},
         )  # fmt: skip
     obj["status"]["rollout"] = rollout
+    OnlineEndpointSpec.model_validate(obj["spec"])
+    OnlineEndpointStatus.model_validate(obj["status"])  # status.rollout as rkinds' API has it
     return obj
 
 

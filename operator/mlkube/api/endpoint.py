@@ -27,6 +27,8 @@ from mlkube.api.common import (
 )
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
 from mlkube.api.markers import ListMap, Rule
+from mlkube.api.rollout import RolloutSpec
+from mlkube.api.rollout_status import RolloutStatus
 from mlkube.contract import KIND_ONLINE_ENDPOINT, PLURAL_ONLINE_ENDPOINTS
 
 Runtime = Literal["auto", "sklearn", "onnx", "mlflow", "custom"]
@@ -54,6 +56,11 @@ MSG_AUTOSCALE_TARGET = "autoscale needs exactly one of targetConcurrency or targ
 MSG_RESERVED_NAME = "deployment name 'router' is reserved for the endpoint's router"
 MSG_KEY_AUTH_GATEWAY = (
     "auth.mode key needs trafficBackend router: the Gateway API has no standard key auth"
+)
+MSG_ROLLOUT_STABLE = "spec.rollout.stable must name one of spec.deployments"
+MSG_ROLLOUT_CANDIDATE = "spec.rollout.candidate must name one of spec.deployments"
+MSG_ROLLOUT_CANDIDATE_WEIGHT = (
+    "spec.rollout.candidate needs a weight > 0 in spec.traffic (the split it is promoted to)"
 )
 HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
@@ -224,6 +231,22 @@ class OnlineEndpointSpec(ApiModel):
             message=MSG_KEY_AUTH_GATEWAY,
             field_path=".auth",
         ),
+        Rule(
+            f"!has(self.rollout) || {_is_deployment('self.rollout.stable')}",
+            message=MSG_ROLLOUT_STABLE,
+            field_path=".rollout.stable",
+        ),
+        Rule(
+            f"!has(self.rollout) || {_is_deployment('self.rollout.candidate')}",
+            message=MSG_ROLLOUT_CANDIDATE,
+            field_path=".rollout.candidate",
+        ),
+        Rule(
+            "!has(self.rollout) || (has(self.traffic) && self.rollout.candidate in self.traffic"
+            " && self.traffic[self.rollout.candidate] > 0)",
+            message=MSG_ROLLOUT_CANDIDATE_WEIGHT,
+            field_path=".rollout.candidate",
+        ),
     )
 
     deployments: Annotated[
@@ -243,6 +266,9 @@ class OnlineEndpointSpec(ApiModel):
     """router (the mlkube router Deployment) or gateway-api (an HTTPRoute with weights)."""
     gateway: GatewaySettings | None = None
     """Gateway API attachment (parent Gateways, host names) when trafficBackend is gateway-api."""
+    rollout: RolloutSpec | None = None
+    """Progressive rollout of a candidate deployment to spec.traffic, gated on metrics
+    (docs/rollouts.md); without it a changed split applies at once."""
 
     @model_validator(mode="after")
     def _check(self) -> OnlineEndpointSpec:
@@ -259,6 +285,13 @@ class OnlineEndpointSpec(ApiModel):
             raise ValueError(MSG_LIVE_AND_MIRROR)
         if self.auth.mode == "key" and self.traffic_backend == "gateway-api":
             raise ValueError(MSG_KEY_AUTH_GATEWAY)
+        if self.rollout is not None:
+            if self.rollout.stable not in names:
+                raise ValueError(MSG_ROLLOUT_STABLE)
+            if self.rollout.candidate not in names:
+                raise ValueError(MSG_ROLLOUT_CANDIDATE)
+            if self.traffic.get(self.rollout.candidate, 0) <= 0:
+                raise ValueError(MSG_ROLLOUT_CANDIDATE_WEIGHT)
         return self
 
 
@@ -396,6 +429,8 @@ class OnlineEndpointStatus(ApiModel):
     """The metadata.generation this status describes."""
     message: Message | None = None
     """Human-readable summary."""
+    rollout: RolloutStatus | None = None
+    """The progressive rollout of spec.rollout: phase, step, split and metric verdicts."""
 
 
 ONLINE_ENDPOINT = KindDescriptor(
@@ -415,6 +450,7 @@ ONLINE_ENDPOINT = KindDescriptor(
             "Ready", '.status.conditions[?(@.type=="Ready")].status', description="Ready"
         ),
         PrinterColumn("Traffic", ".status.traffic", description="Applied traffic split"),
+        PrinterColumn("Rollout", ".status.rollout.phase", description="Rollout phase"),
         AGE_COLUMN,
     ),
 )

@@ -12,12 +12,12 @@ deployment, so a later run's apply never drops an earlier run's deployment (docs
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, Final
 
 from mlkube.api.endpoint import MAX_DEPLOYMENTS
 from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
+from mlkube.reconcile.traffic_shares import scaled_traffic
 
 FIELD_MANAGER_PREFIX: Final = "mlkube-pipeline"
 COPIED: Final = ("replicas", "autoscale", "resources", "requestSettings", "probes", "env")
@@ -30,25 +30,6 @@ class DeployError(ValueError):
 def field_manager(deployment: str) -> str:
     """One SSA field manager per pipeline-added deployment (see the module docstring)."""
     return f"{FIELD_MANAGER_PREFIX}/{deployment}"
-
-
-def scaled_traffic(traffic: Mapping[str, int], deployment: str, weight: int) -> dict[str, int]:
-    """`traffic` with `deployment` at `weight` and the other weights scaled to 100 - weight.
-
-    Integer shares by largest remainder (ties: name order), so the sum is exactly 100. With no
-    other live traffic the new deployment takes 100 (nothing else could carry the rest).
-    """
-    others = {k: int(v) for k, v in traffic.items() if k != deployment}
-    total = sum(others.values())
-    if total <= 0:
-        return {**dict.fromkeys(others, 0), deployment: 100}
-    room = 100 - weight
-    exact = {k: v * room / total for k, v in others.items()}
-    shares = {k: math.floor(x) for k, x in exact.items()}
-    left = room - sum(shares.values())
-    for key in sorted(exact, key=lambda k: (-(exact[k] - shares[k]), k))[:left]:
-        shares[key] += 1
-    return {**shares, deployment: weight}
 
 
 def serving_deployment(spec: Mapping[str, Any], named: str | None) -> str | None:

@@ -1,4 +1,4 @@
-"""`mlkube endpoint create|list|show|update|invoke|get-credentials|delete`.
+"""`mlkube endpoint create|list|show|update|invoke|get-credentials|delete|rollout`.
 
 Argument handling and I/O only: parsing, patches and rendering live in `endpoint_view`; the API
 is the shared `mlkube.k8s.Kube` client. Traffic rules are checked by the API server's CEL rules,
@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from mlkube.cli import endpoint_rollout, stores
 from mlkube.cli import endpoint_view as view
-from mlkube.cli import stores
 from mlkube.cli.endpoint_api import KIND, api_error, connect, endpoint_keys, get_endpoint
 from mlkube.cli.endpoint_invoke import PROTOCOLS, invoke_endpoint
 from mlkube.cli.errors import CliError
@@ -90,6 +90,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
     for verb in (create, list_cmd, show, update, invoke, creds, delete, run_local):
         add_kube_options(verb)
+    endpoint_rollout.add_commands(verbs)
 
 
 def create_endpoints(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.cli import manifests
+from mlkube.cli.endpoint_rollout_view import render_rollout
 from mlkube.cli.errors import CliError
 from mlkube.cli.model_view import format_age
 
@@ -110,6 +111,7 @@ def render_details(obj: Mapping[str, Any], now: datetime) -> str:
             lines.append(f"    drift: {format_drift(drift)}")
     if status.get("message"):
         lines.append(f"Message:    {status['message']}")
+    lines += render_rollout(obj, now)
     return "\n".join(lines)
 
 

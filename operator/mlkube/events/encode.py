@@ -13,11 +13,12 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
+from urllib.parse import quote
 
 import orjson
 
 from mlkube.events.azureml import to_event_grid
-from mlkube.events.occurrence import CONTENT_TYPE_JSON, Occurrence
+from mlkube.events.occurrence import CONTENT_TYPE_JSON, Occurrence, from_payload
 
 Mode = Literal["binary", "structured"]
 Format = Literal["cloudevents", "azureml"]
@@ -31,7 +32,7 @@ SIGNATURE_TOLERANCE_SECONDS: Final = 300
 EVENT_GRID_TYPE_HEADER: Final = "aeg-event-type"
 # Characters the HTTP binding leaves as is in a ce-* header value (printable ASCII but space,
 # '"' and '%'); everything else is percent-encoded as UTF-8.
-_SAFE: Final = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
+_SAFE: Final = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,7 @@ class Message:
 
 
 def header_value(value: object) -> str:
-    text = str(value)
-    return "".join(ch if ch in _SAFE else _percent(ch) for ch in text)
-
-
-def _percent(ch: str) -> str:
-    return "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
+    return quote(str(value), safe=_SAFE)
 
 
 def _json(value: object) -> bytes:
@@ -83,6 +79,17 @@ def encode(
     occurrence: Occurrence, mode: Mode = "binary", format: Format = "cloudevents"
 ) -> Message | None:
     """The message a sink with this mode and format gets; None when it gets nothing."""
+    if format == "azureml":
+        return azureml(occurrence)
+    return structured(occurrence) if mode == "structured" else binary(occurrence)
+
+
+def encode_payload(
+    payload: bytes, mode: str = "binary", format: str = "cloudevents"
+) -> Message | None:
+    """`encode` for a stored payload (`occurrence.to_payload`) and a sink's mode and format as
+    written in its spec; unknown values fall back to binary CloudEvents."""
+    occurrence = from_payload(payload)
     if format == "azureml":
         return azureml(occurrence)
     return structured(occurrence) if mode == "structured" else binary(occurrence)

@@ -8,10 +8,13 @@ mode) is also how an occurrence is stored and read back (`to_cloudevent`/`from_c
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+import orjson
 
 from mlkube.events.catalogue import EventType
 from mlkube.events.data import EventData
@@ -85,6 +88,32 @@ class Occurrence:
             dataschema=doc.get("dataschema"),
             extensions=extensions,
         )
+
+
+def to_payload(occurrence: Occurrence) -> bytes:
+    """How an occurrence is stored (the outbox's payload): its structured-mode JSON."""
+    return orjson.dumps(occurrence.to_cloudevent(), option=orjson.OPT_SORT_KEYS)
+
+
+def from_payload(payload: bytes) -> Occurrence:
+    """The occurrence `to_payload` stored."""
+    doc = orjson.loads(payload)
+    if not isinstance(doc, dict):
+        raise ValueError("an event payload is a JSON object")
+    return Occurrence.from_cloudevent(doc)
+
+
+def epoch_seconds(time: str | None) -> float | None:
+    """The occurrence's time as unix seconds (None: unknown or not RFC 3339)."""
+    if not time:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(time.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.timestamp()
 
 
 def occurrence_id(uid: str, event_type: str, discriminator: Sequence[object] = ()) -> str:

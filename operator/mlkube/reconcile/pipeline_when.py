@@ -114,9 +114,9 @@ def evaluate_when(
         }
         result = program.evaluate(activation)
     except Exception as err:  # CELEvalError, TypeError, RecursionError, ...
-        raise WhenError(f"when {quote_when(expression)} failed: {_reason(err)}") from err
+        raise WhenError(f"when {quote_when(expression)} failed: {cel_reason(err)}") from err
     if isinstance(result, Exception):  # celpy returns some errors as values
-        raise WhenError(f"when {quote_when(expression)} failed: {_reason(result)}")
+        raise WhenError(f"when {quote_when(expression)} failed: {cel_reason(result)}")
     if not isinstance(result, celtypes.BoolType):
         kind = type(result).__name__.removesuffix("Type").lower()
         article = "an" if kind[:1] in "aeiou" else "a"
@@ -135,7 +135,8 @@ _RULE: Final = re.compile(r"Token\('RULE', '(\w+)'\)")
 _CLASS: Final = re.compile(r"<class 'celpy\.celtypes\.(\w+?)(?:Type)?'>")
 
 
-def _reason(err: BaseException) -> str:
+def cel_reason(err: BaseException) -> str:
+    """A celpy error in CEL's words (operators, type names); rollout conditions use it too."""
     text = err.args[0] if err.args and isinstance(err.args[0], str) else _first_line(err)
     text = _RULE.sub(lambda m: _OPERATORS.get(m.group(1), m.group(1)), text)
     text = _CLASS.sub(lambda m: m.group(1).lower(), text)

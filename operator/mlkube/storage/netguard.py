@@ -93,10 +93,11 @@ def _socket_factory(policy: FetchPolicy) -> Callable[[AddrInfo], socket.socket]:
 
 
 def guarded_session(
-    policy: FetchPolicy, *, timeout: aiohttp.ClientTimeout, **kwargs: Any
+    policy: FetchPolicy, timeout: aiohttp.ClientTimeout, **kwargs: Any
 ) -> aiohttp.ClientSession:
-    """An aiohttp session that enforces `policy` on every request, redirects included (the
-    artifact reader below and the event sinks' sender, mlkube.outbox.transport)."""
+    """An aiohttp session that enforces `policy` on every hop, redirects included (when it
+    guards the network): the artifact reader below, the event sinks' sender
+    (mlkube.outbox.transport) and the rollout providers (controllers/rollout_http.py)."""
     connector = None
     if policy.guard_network:
         connector = aiohttp.TCPConnector(
@@ -123,7 +124,7 @@ def guarded_http_filesystem(policy: FetchPolicy) -> AbstractFileSystem:
             policy,
             # No total cap unless the policy sets one (large models take long), but a silent
             # peer never hangs a reader for good.
-            timeout=aiohttp.ClientTimeout(
+            aiohttp.ClientTimeout(
                 total=timeout,
                 sock_connect=min(timeout or CONNECT_TIMEOUT, CONNECT_TIMEOUT),
                 sock_read=min(timeout or READ_TIMEOUT, READ_TIMEOUT),

@@ -374,6 +374,8 @@ class RouterApp:
                 failures.append(f"{route.name}: {exc.message}")
                 failed.append(route.name)
                 nxt = table.choose_excluding(self._rand(), failed) if kind == "live" else None
+                if nxt is not None:  # its failure is counted here, its answer under `nxt`
+                    self.metrics.failovers.labels(route.name).inc()
                 if nxt is None:
                     if kind != "live":
                         raise UpstreamUnreachable(

@@ -46,6 +46,13 @@ class RouterMetrics:
             ["deployment", "reason"],
             registry=r,
         )
+        self.failovers = Counter(
+            PREFIX + "failovers",
+            "Live requests that could not connect to this deployment and were sent to another "
+            "one (they appear in `requests` under the deployment that answered).",
+            ["deployment"],
+            registry=r,
+        )
         self.mirror_dropped = Counter(
             PREFIX + "mirror_dropped",
             "Mirror copies shed, by reason: queue_full (count bound), byte_budget (bytes bound).",

@@ -3,7 +3,8 @@
 It answers V2 infer, KServe V1 predict and Seldon predictions with `data * factor`, puts its
 own deployment name in `model_name` (not in the compared outputs, so two servers with the same
 factor agree), and counts what it saw: live vs mirrored requests and leaked auth headers.
-`x-test-delay: <seconds>` makes it answer late (for timeout tests).
+`x-test-delay: <seconds>` makes it answer late (for timeout tests); `--fail-every N` answers
+every Nth scoring request 500 and `--delay S` delays every one (a candidate broken on purpose).
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ Message = MutableMapping[str, Any]
 
 
 class FakeModelServer:
-    def __init__(self, name: str, factor: float) -> None:
+    def __init__(self, name: str, factor: float, fail_every: int = 0, delay: float = 0.0) -> None:
         self.name = name
         self.factor = factor
+        self.fail_every = fail_every
+        self.delay = delay
         self.stats: dict[str, int] = {}
         self.reset()
 
     def reset(self) -> None:
         self.stats = {"live": 0, "mirrored": 0, "auth_headers": 0, "targeting_headers": 0}
+        self.scored = 0
 
     async def __call__(
         self,
@@ -68,8 +72,11 @@ class FakeModelServer:
         if b"authorization" in headers or b"api-key" in headers:
             self.stats["auth_headers"] += 1
         delay = headers.get(b"x-test-delay")
-        if delay:
-            await asyncio.sleep(float(delay))
+        if delay or self.delay:
+            await asyncio.sleep(float(delay or self.delay))
+        self.scored += 1
+        if self.fail_every and self.scored % self.fail_every == 0:
+            return 500, b'{"error": "failing on purpose"}'
         try:
             doc = orjson.loads(body) if body else {}
         except orjson.JSONDecodeError:
@@ -94,8 +101,10 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--factor", type=float, default=1.0)
+    parser.add_argument("--fail-every", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0)
     args = parser.parse_args()
-    app = FakeModelServer(args.name, args.factor)
+    app = FakeModelServer(args.name, args.factor, args.fail_every, args.delay)
     uvicorn.run(
         app,
         host="127.0.0.1",

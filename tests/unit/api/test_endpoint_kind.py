@@ -39,6 +39,9 @@ def test_cel_rules_are_attached_where_they_apply(spec_schema: Mapping[str, Any])
         ep.MSG_MIRROR_KEYS,
         ep.MSG_LIVE_AND_MIRROR,
         ep.MSG_KEY_AUTH_GATEWAY,
+        ep.MSG_ROLLOUT_STABLE,
+        ep.MSG_ROLLOUT_CANDIDATE,
+        ep.MSG_ROLLOUT_CANDIDATE_WEIGHT,
     ]
     traffic = spec_schema["properties"]["traffic"]
     assert _messages(traffic) == [ep.MSG_TRAFFIC_SUM]
@@ -68,7 +71,7 @@ def test_bounds_and_list_map(spec_schema: Mapping[str, Any]) -> None:
 def test_printer_columns() -> None:
     crd = build_crd(ONLINE_ENDPOINT)
     columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
-    assert [c["name"] for c in columns] == ["URL", "Ready", "Traffic", "Age"]
+    assert [c["name"] for c in columns] == ["URL", "Ready", "Traffic", "Rollout", "Age"]
     assert columns[1]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
 
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from mlkube.api.endpoint import OnlineEndpointSpec
-from mlkube.builders.pipeline_deploy import scaled_traffic
 from mlkube.builders.pipeline_outcome import Done, Failed, StepResult, Waiting
 from mlkube.contract import API_VERSION
 from mlkube.controllers.pipeline_builtin import run_builtin
+from mlkube.reconcile.traffic_shares import scaled_traffic
 from support.pipeline_builtin import NS, SsaFakeKube, fake, run_obj
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)

@@ -16,22 +16,19 @@ from mlkube.events.encode import (
     SIGNATURE_TIMESTAMP_HEADER,
     binary,
     encode,
+    encode_payload,
     header_value,
     sign,
     structured,
     verify,
 )
 from mlkube.events.extract import implied_events
-from mlkube.events.occurrence import Occurrence
+from mlkube.events.occurrence import Occurrence, epoch_seconds, from_payload, to_payload
 from support.event_objects import all_occurrences, ready_model, serving_endpoint
 
 
 def parse(headers: dict[str, str], body: bytes) -> object:
     return from_http_event(HTTPMessage(headers=headers, body=body))
-
-
-def rfc3339(value: datetime.datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 @pytest.mark.parametrize("mode", ["binary", "structured"])
@@ -120,3 +117,21 @@ def test_azureml_sinks_get_nothing_for_types_azure_has_not() -> None:
     ]  # fmt: skip
     assert traffic and encode(traffic[0], format="azureml") is None
     assert encode(traffic[0], format="cloudevents") is not None
+
+
+def test_stored_payload_round_trip_and_encoding_from_it() -> None:
+    for occurrence in all_occurrences():
+        payload = to_payload(occurrence)
+        assert from_payload(payload) == occurrence
+        for mode in ("binary", "structured"):
+            assert encode_payload(payload, mode) == encode(occurrence, mode=mode)  # type: ignore[arg-type]
+        assert encode_payload(payload, "binary", "azureml") == encode(occurrence, format="azureml")
+    occurrence = implied_events("Model", ready_model())[0]
+    assert (
+        epoch_seconds(occurrence.time)
+        == datetime.datetime(2026, 3, 1, 9, 1, tzinfo=datetime.UTC).timestamp()
+    )
+    assert epoch_seconds("2026-03-01T09:30:00.000Z") == epoch_seconds("2026-03-01T09:30:00Z")
+    assert epoch_seconds(None) is None and epoch_seconds("yesterday") is None
+    with pytest.raises(ValueError):
+        from_payload(b"[]")

@@ -165,7 +165,10 @@ def test_rollout_progress() -> None:
     assert paused["rollout.started"][0].id == started.id  # the same run
     [pause] = paused["rollout.paused"]
     assert (pause.data["stepIndex"], pause.data["reason"]) == (3, "Pause")
-    promoted = by_type(implied(rolling_endpoint("Promoted", step=4)))["rollout.promoted"][0]
+    # stepIndex = steps once every step is done: all five steps were reached.
+    done = by_type(implied(rolling_endpoint("Promoted", step=5)))
+    assert [s.data["stepIndex"] for s in done["rollout.step"]] == [0, 1, 2, 3, 4]
+    promoted = done["rollout.promoted"][0]
     assert promoted.time == at(26) and promoted.data["traffic"] == {"blue": 90, "green": 10}
     aborted = by_type(implied(rolling_endpoint("Aborted", step=1)))
     [abort] = aborted["rollout.aborted"]
