@@ -1,6 +1,6 @@
 """CloudEvents notifications end to end (docs/notifications.md) on the real control plane: the
 operator as its own process (its outbox a SQLite file), EventSinks pointing at a real
-CloudEvents receiver (the `cloudevents` SDK, tests/process/outbox/receiver.py) on loopback —
+CloudEvents receiver (the `cloudevents` SDK, tests/process/outbox/outbox_receiver.py) on loopback —
 in the dev setup the operator cannot reach Services, so sinks use `uri`. Models verified by
 the real operator imply the events; nothing here fakes the API or the HTTP side."""
 
@@ -116,6 +116,11 @@ def test_a_registered_model_is_delivered_once_with_its_attributes(
     status = _status(kube, namespace, "all")
     assert _ready(status) == ("True", "Delivering") and status["sinkUri"] == everything.url
     assert status["lastDeliveredAt"] and status["pending"] == 0
+    # No idle writes: nothing changes, the sink is not written (status syncs every 2 s).
+    version = (kube.get(API_VERSION, "EventSink", "all", namespace) or {})["metadata"]
+    time.sleep(7)
+    assert (kube.get(API_VERSION, "EventSink", "all", namespace) or {})["metadata"][
+        "resourceVersion"] == version["resourceVersion"]  # fmt: skip
     # The type filter: only verified (structured mode), nothing for the batch-only sink.
     wait_for(verified_only.received, 30, what="model.verified to the filtered sink")
     assert [e["type"] for e in verified_only.received()] == [VERIFIED]
@@ -186,3 +191,26 @@ def test_a_410_stops_the_sink_until_its_spec_changes(
     assert {e["type"] for e in receiver.received()} == {REGISTERED}
     wait_for(lambda: _ready(_status(kube, namespace, "ops")) == ("True", "Delivering"), 30,
              what="Ready again")  # fmt: skip
+
+
+def test_the_default_sink_gets_every_event_in_azure_ml_form(
+    kube: Kube, namespace: str, tmp_path: Path, procs: dict[str, Any]
+) -> None:
+    """MLKUBE_EVENT_SINK_URI, no EventSink at all: Event Grid's schema with Azure ML's type and
+    data field names (ModelRegistered); model.verified has no Azure counterpart, so not sent."""
+    receiver = _receiver(procs, tmp_path, "azure").start()
+    procs["operator"].env.update(MLKUBE_EVENT_SINK_URI=receiver.url,
+                                 MLKUBE_EVENT_SINK_FORMAT="azureml")  # fmt: skip
+    procs["operator"].start()
+    _model(kube, namespace, "credit-risk-7", tmp_path)
+    got = wait_for(lambda: receiver.received(), 60, what="an Event Grid delivery")
+    time.sleep(2)  # model.verified would have come by now: it has no Azure counterpart
+    assert [e["type"] for e in receiver.received()] == [
+        "Microsoft.MachineLearningServices.ModelRegistered"
+    ]
+    model = kube.get(API_VERSION, "Model", "credit-risk-7", namespace) or {}
+    data, attrs = got[0]["data"], got[0]["attributes"]
+    assert (data["modelName"], data["modelVersion"]) == ("credit-risk", "7")
+    assert attrs["topic"] == f"/apis/mlkube.dev/namespaces/{namespace}"
+    assert attrs["subject"] == "models/credit-risk:7"
+    assert model["status"]["phase"] == "Ready"

@@ -1,5 +1,5 @@
 """Real processes for the notification integration tests: the `cloudevents` SDK receiver of
-tests/process/outbox/receiver.py (on a fixed loopback port, so it can go down and come back),
+tests/process/outbox/outbox_receiver.py (on a fixed loopback port, so it can go down and come back),
 and the operator as its own process (so it can be SIGKILLed) with its own outbox file."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from mlkube.devcluster.procs import free_port
 from support.operator import OPERATOR_KUBECONFIG_ENV, stop_process
 from support.waiting import wait_for
 
-RECEIVER = Path(__file__).resolve().parents[1] / "process" / "outbox" / "receiver.py"
+RECEIVER = Path(__file__).resolve().parents[1] / "process" / "outbox" / "outbox_receiver.py"
 
 
 class Receiver:

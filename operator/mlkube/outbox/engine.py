@@ -19,14 +19,14 @@ from typing import Any, Final
 
 import aiohttp
 
+from mlkube.events.occurrence import Occurrence as Event
+from mlkube.outbox.codec import encode_stored, to_outbox
 from mlkube.outbox.model import (
-    Encoded,
     Encoder,
     Enqueued,
     Occurrence,
     SinkConfig,
     SinkState,
-    StoredEvent,
 )
 from mlkube.outbox.store import SEEN_GRACE, Outbox, SinkChooser
 from mlkube.outbox.transport import new_session
@@ -36,19 +36,13 @@ from mlkube.storage.policy import FetchPolicy
 PRUNE_EVERY: Final = 600.0
 
 
-def structured_passthrough(event: StoredEvent, sink: SinkConfig) -> Encoded:
-    """Sends the stored payload as a structured-mode CloudEvent: for payloads that already are
-    one (tests, benchmarks); the operator passes the `mlkube.events` encoder."""
-    return Encoded({"Content-Type": "application/cloudevents+json"}, event.payload)
-
-
 class Delivery:
     def __init__(
         self,
         outbox: Outbox,
         *,
-        encoder: Encoder,
         policy: FetchPolicy,
+        encoder: Encoder = encode_stored,
         clock: Callable[[], float] = time.time,
         seen_grace: float = SEEN_GRACE,
     ) -> None:
@@ -116,6 +110,27 @@ class Delivery:
     ) -> Enqueued:
         """Durably record new occurrences for the sinks that want them (see Outbox.enqueue)."""
         return self.outbox.enqueue(occurrences, sinks)
+
+    def enqueue_events(
+        self, events: Iterable[Event], sinks: Iterable[str] | Callable[[Event], Iterable[str]]
+    ) -> Enqueued:
+        """`enqueue` for mlkube.events occurrences (what `implied_events` returns); a chooser
+        gets the event itself (type, extensions) to apply the sinks' filters."""
+        now = self._clock()
+        pairs = [(to_outbox(event, now), event) for event in events]
+        if not callable(sinks):
+            return self.outbox.enqueue([occ for occ, _ in pairs], sinks)
+        by_id = {occ.id: event for occ, event in pairs}
+        return self.outbox.enqueue([occ for occ, _ in pairs], lambda occ: sinks(by_id[occ.id]))
+
+    def retain(self, uid: str, implied_ids: Iterable[str]) -> None:
+        """After extracting object `uid`: the ids it implies now (the others may be pruned
+        after the grace). See Outbox.retain."""
+        self.outbox.retain(uid, implied_ids)
+
+    def forget(self, uid: str) -> None:
+        """Object `uid` was deleted (after enqueueing its deletion events)."""
+        self.outbox.forget(uid)
 
     def set_sink(self, sink: SinkConfig) -> None:
         """Add or change a sink (a changed fingerprint lifts a 410 stop)."""

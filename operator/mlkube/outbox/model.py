@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from mlkube.events.encode import Format, Mode
+
 BackoffPolicy = Literal["exponential", "linear"]
 
 DEFAULT_RETRY: Final = 10
@@ -71,8 +73,8 @@ class SinkConfig:
     key: str
     target: Target
     fingerprint: str = ""
-    mode: str = "binary"
-    format: str = "cloudevents"
+    mode: Mode = "binary"
+    format: Format = "cloudevents"
     retry: int = DEFAULT_RETRY
     backoff_policy: BackoffPolicy = "exponential"
     backoff_delay: float = DEFAULT_BACKOFF_DELAY

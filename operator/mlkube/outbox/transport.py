@@ -12,8 +12,6 @@ not send the operator elsewhere. The answer's body is read up to a few KiB (last
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -24,10 +22,7 @@ from mlkube.storage.errors import ArtifactLocationRefused
 from mlkube.storage.netguard import guarded_session
 from mlkube.storage.policy import FetchPolicy
 
-SIGNATURE_HEADER: Final = "X-Mlkube-Signature"
-TIMESTAMP_HEADER: Final = "X-Mlkube-Signature-Timestamp"
 MAX_ANSWER_BYTES: Final = 4096
-CONNECTIONS_PER_HOST: Final = 16
 
 
 def sink_policy(*, allow_loopback: bool, denied_networks: tuple[str, ...] = ()) -> FetchPolicy:
@@ -39,26 +34,6 @@ def sink_policy(*, allow_loopback: bool, denied_networks: tuple[str, ...] = ()) 
         internal_networks=denied_networks,
         internal_domains=(),
     )
-
-
-def signature_headers(key: bytes, body: bytes, timestamp: int) -> dict[str, str]:
-    """HMAC-SHA256 over "<timestamp>.<body>" (docs/notifications.md §4)."""
-    mac = hmac.new(key, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
-    return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: f"sha256={mac}"}
-
-
-def verify_signature(
-    key: bytes, body: bytes, headers: Mapping[str, str], now: float, max_age: float = 300.0
-) -> bool:
-    """What a receiver does: recompute in constant time and refuse old timestamps (replay)."""
-    try:
-        timestamp = int(headers[TIMESTAMP_HEADER])
-    except (KeyError, ValueError):
-        return False
-    if abs(now - timestamp) > max_age:
-        return False
-    expected = signature_headers(key, body, timestamp)[SIGNATURE_HEADER]
-    return hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER, ""))
 
 
 @dataclass(frozen=True)
@@ -76,7 +51,6 @@ def new_session(policy: FetchPolicy) -> aiohttp.ClientSession:
     return guarded_session(
         policy,
         timeout=aiohttp.ClientTimeout(total=None),
-        connector_owner=True,
     )
 
 

@@ -19,15 +19,17 @@ from typing import Any, Final
 
 import aiohttp
 
+from mlkube.events.encode import SIGNATURE_HEADER, SIGNATURE_TIMESTAMP_HEADER, signature
 from mlkube.outbox.decide import Action, Decision, decide
 from mlkube.outbox.metrics import DELIVERED, DELIVERY_SECONDS, FAILED
 from mlkube.outbox.model import LOAD_BATCH, Due, Encoder, Failure, SinkConfig
 from mlkube.outbox.records import SinkDelta, SinkRecord
 from mlkube.outbox.schema import PRIMARY
 from mlkube.outbox.store import Outbox
-from mlkube.outbox.transport import Answer, post, signature_headers
+from mlkube.outbox.transport import Answer, post
 
 DbRunner = Callable[..., Awaitable[Any]]
+RETRY_AFTER_ERROR: Final = 1.0  # seconds, after an unexpected error (a full disk, a bug)
 IDLE_RECHECK: Final = 30.0  # seconds; wakes also come from enqueue and settled outcomes
 DEAD_LETTER_HEADER: Final = "X-Mlkube-Dead-Letter"  # names the sink that gave up
 log = logging.getLogger(__name__)
@@ -84,12 +86,19 @@ class SinkWorker:
     async def run(self) -> None:
         recorder = asyncio.create_task(self._record_loop(), name=f"outbox-record:{self.sink.key}")
         try:
-            await self._load_loop()
+            while True:
+                try:
+                    await self._load_loop()
+                except Exception:  # e.g. the disk: the rows are safe, try again shortly
+                    log.exception("loading deliveries for sink %s", self.sink.key)
+                    await asyncio.sleep(RETRY_AFTER_ERROR)
         finally:
             recorder.cancel()
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(recorder, *self._tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):  # a clean stop records what finished
+                await self._flush()
 
     async def _load_loop(self) -> None:
         key = self.sink.key
@@ -118,15 +127,21 @@ class SinkWorker:
             await self._sleep(IDLE_RECHECK if upcoming is None else upcoming - now)
 
     async def _sleep(self, seconds: float) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # arrives as the wake-up does, and the worker would never stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=max(min(seconds, IDLE_RECHECK), 0))
+            async with asyncio.timeout(max(min(seconds, IDLE_RECHECK), 0)):
+                await self._wake.wait()
 
     async def _send(self, row: Due) -> None:
         try:
             outcome = await self._attempt(row)
-        except Exception:  # a bug must not lose the row: it stays pending
+        except Exception as err:  # a bug or a bad payload: retried with the backoff, bounded
             log.exception("sending event %s to %s", row.event.id, self.sink.key)
-            outcome = Outcome(row, None, None, self._clock())
+            now, answer = self._clock(), Answer(None, message=f"internal error: {err!r}")
+            outcome = Outcome(
+                row, decide(self.sink, row.target, row.attempts, answer, now), answer, now
+            )
         self._outcomes.append(outcome)
         self._settle_wake.set()
 
@@ -145,9 +160,9 @@ class SinkWorker:
             if row.target != PRIMARY:
                 headers[DEAD_LETTER_HEADER] = sink.key
             if sink.signing_key is not None:
-                headers.update(
-                    signature_headers(sink.signing_key, encoded.body, int(self._clock()))
-                )
+                stamp = int(self._clock())
+                headers[SIGNATURE_TIMESTAMP_HEADER] = str(stamp)
+                headers[SIGNATURE_HEADER] = signature(sink.signing_key, stamp, encoded.body)
             answer = await post(self._session, target.url, headers, encoded.body, sink.timeout)
             now = self._clock()
             decision = decide(sink, row.target, row.attempts, answer, now)
@@ -161,31 +176,45 @@ class SinkWorker:
         while True:
             await self._settle_wake.wait()
             self._settle_wake.clear()
-            batch, self._outcomes = self._outcomes, []
-            delta = self._delta(batch)
-            if not batch and delta.empty():
-                continue
-            done, retry, dead = [], [], []
-            for o in batch:
-                d = o.decision
-                if o.unencodable or (d is not None and d.action is Action.DONE):
-                    done.append(o.row.seq)
-                elif d is not None and d.action is Action.RETRY:
-                    retry.append((o.row.seq, d.attempts, d.next_at))
-                elif d is not None and d.action is Action.DEAD_LETTER:
-                    dead.append((o.row.seq, d.next_at))
+            try:
+                await self._flush()
+            except Exception:  # the outcomes went back to the list: retried shortly
+                log.exception("recording outcomes for sink %s", self.sink.key)
+                await asyncio.sleep(RETRY_AFTER_ERROR)
+                self._settle_wake.set()
+
+    async def _flush(self) -> None:
+        """Write the finished outcomes in one transaction, then release their rows."""
+        batch, self._outcomes = self._outcomes, []
+        clear_gone, self._clear_gone = self._clear_gone, False
+        delta = self._delta(batch, clear_gone)
+        if not batch and delta.empty():
+            return
+        done, retry, dead = [], [], []
+        for o in batch:
+            d = o.decision
+            if o.unencodable or (d is not None and d.action is Action.DONE):
+                done.append(o.row.seq)
+            elif d is not None and d.action is Action.RETRY:
+                retry.append((o.row.seq, d.attempts, d.next_at))
+            elif d is not None and d.action is Action.DEAD_LETTER:
+                dead.append((o.row.seq, d.next_at))
+        try:
             await self._db(
                 self._outbox.settle, self.sink.key, done=done, retry=retry, dead_letter=dead,
                 delta=delta,
             )  # fmt: skip
-            self._count(batch)
-            for o in batch:
-                self._inflight.discard(o.row.seq)
-            self._wake.set()
+        except BaseException:
+            self._outcomes[:0] = batch
+            self._clear_gone = self._clear_gone or clear_gone
+            raise
+        self._count(batch)
+        for o in batch:
+            self._inflight.discard(o.row.seq)
+        self._wake.set()
 
-    def _delta(self, batch: list[Outcome]) -> SinkDelta:
-        delta = SinkDelta(clear_gone=self._clear_gone)
-        self._clear_gone = False
+    def _delta(self, batch: list[Outcome], clear_gone: bool) -> SinkDelta:
+        delta = SinkDelta(clear_gone=clear_gone)
         for o in batch:
             d, answer = o.decision, o.answer
             if d is None or answer is None:

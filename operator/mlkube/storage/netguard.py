@@ -95,9 +95,7 @@ def _socket_factory(policy: FetchPolicy) -> Callable[[AddrInfo], socket.socket]:
 def guarded_session(
     policy: FetchPolicy, timeout: aiohttp.ClientTimeout, **kwargs: Any
 ) -> aiohttp.ClientSession:
-    """An aiohttp session that enforces `policy` on every hop, redirects included (when it
-    guards the network): the artifact reader below, the event sinks' sender
-    (mlkube.outbox.transport) and the rollout providers (controllers/rollout_http.py)."""
+    """An aiohttp session that enforces `policy` on every hop (when it guards the network)."""
     connector = None
     if policy.guard_network:
         connector = aiohttp.TCPConnector(

@@ -1,4 +1,4 @@
-"""Fixtures for the outbox process tests (helpers in harness.py, put on sys.path here since
+"""Fixtures for the outbox process tests (helpers in outbox_harness.py, put on sys.path here since
 pytest runs with --import-mode=importlib)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from harness import Deliverer, Receiver  # noqa: E402
+from outbox_harness import Deliverer, Receiver  # noqa: E402
 
 
 @pytest.fixture

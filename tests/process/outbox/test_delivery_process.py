@@ -10,7 +10,8 @@ from collections import Counter
 from email.utils import formatdate
 from typing import Any
 
-from harness import wait_until
+from outbox_deliverer import event_id, event_ids
+from outbox_harness import wait_until
 
 
 def _all_delivered(receiver: Any, n: int, timeout: float = 30) -> list[dict[str, Any]]:
@@ -24,10 +25,10 @@ def test_nothing_lost_through_failures_and_slow_answers(procs: Any) -> None:
     deliverer = procs.deliverer(receiver.url, "--enqueue", "150", "--delay", "0.02")
     received = _all_delivered(receiver, 150)
     ids = [event["id"] for event in received]
-    assert set(ids) == {f"evt-{i}" for i in range(150)}
+    assert set(ids) == event_ids(150)
     assert len(ids) == len(set(ids))  # no crash, no lost acknowledgement: each exactly once
     assert sum(receiver.attempts().values()) == 150 + 40  # the failed ones were retried
-    assert {event["type"] for event in received} == {"dev.mlkube.test.v1"}
+    assert {event["type"] for event in received} == {"dev.mlkube.model.verified.v1"}
     wait_until(lambda: deliverer.last_state().get("delivered") == 150, 5, "state delivered=150")
     state = deliverer.last_state()
     assert state["pending"] == 0 and state["failed"] == 0
@@ -40,9 +41,9 @@ def test_a_slow_receiver_times_out_and_is_retried(procs: Any) -> None:
     procs.deliverer(receiver.url, "--enqueue", "10", "--timeout", "0.3", "--delay", "0.05",
                     "--concurrency", "1")  # fmt: skip
     received = _all_delivered(receiver, 10)
-    assert {event["id"] for event in received} == {f"evt-{i}" for i in range(10)}
+    assert {event["id"] for event in received} == event_ids(10)
     attempts = receiver.attempts()
-    assert attempts["evt-0"] >= 2  # timed out twice... at least once, then accepted
+    assert attempts[event_id(0)] >= 2  # timed out twice... at least once, then accepted
 
 
 def _throttle_window(procs: Any, retry_after: str, pause: float) -> None:
@@ -85,7 +86,7 @@ def test_gone_stops_the_sink_until_its_spec_changes(procs: Any) -> None:
     receiver.control(mode="ok")
     changed = procs.deliverer(receiver.url, "--fingerprint", "v2", name="changed")
     received = _all_delivered(receiver, 10)
-    assert {event["id"] for event in received} == {f"evt-{i}" for i in range(10)}
+    assert {event["id"] for event in received} == event_ids(10)
     wait_until(lambda: changed.last_state().get("gone") is False, 5, "gone cleared")
 
 
@@ -95,9 +96,9 @@ def test_dead_letter_sink_gets_events_that_exhausted_their_retries(procs: Any) -
     deliverer = procs.deliverer(sink.url, "--enqueue", "6", "--retry", "2", "--delay", "0.01",
                                 "--dead-letter", dead.url)  # fmt: skip
     received = _all_delivered(dead, 6)
-    assert {event["id"] for event in received} == {f"evt-{i}" for i in range(6)}
+    assert {event["id"] for event in received} == event_ids(6)
     assert {event["dead_letter"] for event in received} == {"test/sink"}
-    assert sink.attempts() == {f"evt-{i}": 3 for i in range(6)}  # the first + 2 retries
+    assert sink.attempts() == dict.fromkeys(event_ids(6), 3)  # the first + 2 retries
     assert sink.received() == []
     wait_until(lambda: deliverer.last_state().get("failed") == 6, 5, "failed=6")
     assert deliverer.last_state()["pending"] == 0
@@ -132,3 +133,15 @@ def test_signed_deliveries_verify_at_the_receiver(procs: Any) -> None:
     procs.deliverer(wrong.url, "--enqueue", "2", "--key", "s3cret", name="wrong-key",
                     db="other.db")  # fmt: skip
     assert [event["signed"] for event in _all_delivered(wrong, 2)] == [False] * 2
+
+
+def test_binary_and_structured_modes_parse_with_the_sdk(procs: Any) -> None:
+    for mode in ("binary", "structured"):
+        receiver = procs.receiver(f"receiver-{mode}")
+        procs.deliverer(receiver.url, "--enqueue", "3", "--mode", mode, name=mode, db=f"{mode}.db")
+        received = _all_delivered(receiver, 3)
+        assert {event["mode"] for event in received} == {mode}
+        by_id = {event["id"]: event for event in received}
+        first = by_id[event_id(0)]
+        assert first["subject"] == "Model/team-a/m-0"
+        assert first["data"]["digest"] == f"sha256:{0:064x}"

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from harness import wait_until
+from outbox_deliverer import event_ids
+from outbox_harness import wait_until
 
 
 def test_sigkill_with_pending_events_then_a_new_process_delivers_them_all(procs: Any) -> None:
@@ -21,7 +22,7 @@ def test_sigkill_with_pending_events_then_a_new_process_delivers_them_all(procs:
     second = procs.deliverer(receiver.url, name="second")
     wait_until(lambda: len(receiver.ids()) >= 300, 30, "all 300 delivered")
     ids = [event["id"] for event in receiver.received()]
-    assert set(ids) == {f"evt-{i}" for i in range(300)}
+    assert set(ids) == event_ids(300)
     # Duplicates only for sends whose outcome the kill kept from the disk (a bounded few).
     duplicates = sum(n - 1 for n in Counter(ids).values())
     assert duplicates <= 256 + 4
@@ -37,4 +38,4 @@ def test_sigkill_right_after_enqueue_loses_nothing(procs: Any) -> None:
     procs.deliverer(receiver.url, "--delay", "0.01", name="second")
     # Rows that failed before the kill wait out their backoff (5 s * 2): the rest go at once.
     wait_until(lambda: len(receiver.ids()) >= 50, 30, "all 50 delivered")
-    assert receiver.ids() == {f"evt-{i}" for i in range(50)}
+    assert receiver.ids() == event_ids(50)

@@ -1,4 +1,4 @@
-"""The sinks' outbound policy (the artifact reader's guard with sink defaults) and signing."""
+"""The sinks' outbound policy: the artifact reader's guard with sink defaults."""
 
 from __future__ import annotations
 
@@ -10,14 +10,10 @@ from mlkube.outbox.decide import decide
 from mlkube.outbox.model import SinkConfig, Target
 from mlkube.outbox.schema import PRIMARY
 from mlkube.outbox.transport import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
     Answer,
     new_session,
     post,
-    signature_headers,
     sink_policy,
-    verify_signature,
 )
 from mlkube.storage.policy import FetchPolicy
 
@@ -57,14 +53,3 @@ def test_loopback_in_dev_mode_is_a_connection_error_to_retry() -> None:
     answer = _post(sink_policy(allow_loopback=True), "http://127.0.0.1:9/events")
     assert not answer.refused and answer.status is None  # nothing listens on port 9
     assert sink_policy(allow_loopback=False).host_problem("receiver.team-a.svc") is None
-
-
-def test_signature_round_trip_and_replay_window() -> None:
-    headers = signature_headers(b"k", b"body", 1000)
-    assert headers[TIMESTAMP_HEADER] == "1000"
-    assert headers[SIGNATURE_HEADER].startswith("sha256=")
-    assert verify_signature(b"k", b"body", headers, now=1010)
-    assert not verify_signature(b"k", b"body!", headers, now=1010)
-    assert not verify_signature(b"other", b"body", headers, now=1010)
-    assert not verify_signature(b"k", b"body", headers, now=1000 + 301)  # too old: a replay
-    assert not verify_signature(b"k", b"body", {}, now=1000)

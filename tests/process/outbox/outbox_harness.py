@@ -22,7 +22,14 @@ class Receiver:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "receiver.py"), "--port", str(self.port), "--key", key],
+            [
+                sys.executable,
+                str(HERE / "outbox_receiver.py"),
+                "--port",
+                str(self.port),
+                "--key",
+                key,
+            ],
             stdout=open(log_dir / f"{name}.log", "wb"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
         )
@@ -50,7 +57,15 @@ class Deliverer:
     def __init__(self, log_dir: Path, db: Path, url: str, *args: str, name: str = "deliverer"):
         self.log = log_dir / f"{name}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "deliverer.py"), "--db", str(db), "--url", url, *args],
+            [
+                sys.executable,
+                str(HERE / "outbox_deliverer.py"),
+                "--db",
+                str(db),
+                "--url",
+                url,
+                *args,
+            ],
             stdout=open(self.log, "wb"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
         )

@@ -1,6 +1,7 @@
 """A CloudEvents receiver built on the `cloudevents` SDK, run as its own process on loopback.
 
-Every POST is parsed by `cloudevents.http.from_http` (binary or structured); what it answers is
+Every POST is parsed by the SDK's `from_http_event` (binary or structured; an Event Grid array,
+`format: azureml`, is recorded as is and accepted); what it answers is
 set through POST /control: {"mode": "ok" | "fail" | "throttle" | "gone" | "slow",
 "count": n (the next n events get that answer, then ok; absent: until changed),
 "retry_after": "2" or an HTTP date, "delay": seconds (slow), "status": 500}.
@@ -12,15 +13,16 @@ GET /attempts counts every request by event id. Used by the process tests and be
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from cloudevents.v1.http import from_http
+from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 
-from mlkube.outbox.transport import verify_signature
+from mlkube.events.encode import verify
 
 STATE: dict[str, Any] = {"mode": "ok", "count": None, "retry_after": "1", "delay": 0.0,
                          "status": 500}  # fmt: skip
@@ -28,6 +30,10 @@ RECEIVED: list[dict[str, Any]] = []
 ATTEMPTS: dict[str, int] = {}
 LOCK = threading.Lock()
 KEY: list[bytes] = []
+
+
+def mode_of(headers: dict[str, str]) -> str:
+    return "binary" if "ce-id" in headers else "structured"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -56,9 +62,13 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 STATE.update({"count": None}, **json.loads(body))
             return self._reply(204)
-        event = from_http(dict(self.headers.items()), body)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        if headers.get("aeg-event-type"):  # format: azureml (Event Grid's schema)
+            return self._event_grid(body)
+        event = from_http_event(HTTPMessage(headers=headers, body=body))
+        event_id = event.get_id()
         with LOCK:
-            ATTEMPTS[event["id"]] = ATTEMPTS.get(event["id"], 0) + 1
+            ATTEMPTS[event_id] = ATTEMPTS.get(event_id, 0) + 1
             mode = STATE["mode"]
             if STATE["count"] is not None:
                 STATE["count"] -= 1
@@ -72,15 +82,34 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(429, b"slow down", {"Retry-After": str(STATE["retry_after"])})
         elif mode == "gone":
             return self._reply(410, b"gone")
-        signed = verify_signature(KEY[0], body, dict(self.headers.items()), time.time()) if KEY \
-            else None  # fmt: skip
+        signed = verify(headers, body, KEY[0], time.time()) if KEY else None
         with LOCK:
-            RECEIVED.append({"id": event["id"], "type": event["type"], "at": time.time(),
-                             "signed": signed, "data": event.data,
-                             "dead_letter": self.headers.get("X-Mlkube-Dead-Letter"),
-                             "attributes": {k: str(v) for k, v in
+            RECEIVED.append({"id": event_id, "type": event.get_type(), "at": time.time(),
+                             "signed": signed, "data": event.get_data(),
+                             "subject": event.get_subject(), "mode": mode_of(headers),
+                             "dead_letter": headers.get("x-mlkube-dead-letter"),
+                             "attributes": {k: _text(v) for k, v in
                                             event.get_attributes().items()}})  # fmt: skip
         self._reply(202)
+
+    def _event_grid(self, body: bytes) -> None:
+        """An Event Grid array: each event recorded like a CloudEvent (type = eventType)."""
+        with LOCK:
+            for event in json.loads(body):
+                ATTEMPTS[event["id"]] = ATTEMPTS.get(event["id"], 0) + 1
+                RECEIVED.append({"id": event["id"], "type": event["eventType"], "at": time.time(),
+                                 "signed": None, "data": event["data"], "dead_letter": None,
+                                 "subject": event.get("subject"), "mode": "eventgrid",
+                                 "attributes": {k: _text(v) for k, v in event.items()
+                                                if k != "data"}})  # fmt: skip
+        self._reply(200)
+
+
+def _text(value: object) -> str:
+    """An attribute as it was on the wire (the SDK parses `time` into a datetime)."""
+    if isinstance(value, datetime.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)
 
 
 def main() -> None:
