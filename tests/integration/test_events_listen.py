@@ -7,6 +7,7 @@ formats through the operator's outbox and delivery, and `events sinks` shows the
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -94,6 +95,20 @@ def test_listen_registers_a_valid_sink_prints_events_and_cleans_up(
     assert "listening on http://127.0.0.1:" in err
     # Gone on exit.
     assert kube.get(API_VERSION, "EventSink", sink["metadata"]["name"], namespace) is None
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "--timeout"])
+def test_listen_removes_its_sink_however_it_stops(
+    kube: Kube, namespace: str, listen: Any, how: str
+) -> None:
+    process = listen(*(["--timeout", "2"] if how == "--timeout" else []))
+    name = listener_sink(kube, namespace)["metadata"]["name"]
+    if how != "--timeout":
+        process.send_signal(getattr(signal, how))  # Ctrl-C is SIGINT
+    out, err = process.communicate(timeout=30)
+    assert (process.returncode, out) == (0, ""), err
+    assert ("timeout: 0 event(s) received" if how == "--timeout" else "stopped: 0 event(s)") in err
+    assert kube.get(API_VERSION, "EventSink", name, namespace) is None
 
 
 def test_listen_says_when_the_api_server_is_unreachable(tmp_path: Path) -> None:

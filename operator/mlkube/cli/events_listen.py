@@ -103,9 +103,17 @@ class Listener:
                           mode=opts.mode, format=opts.format)  # fmt: skip
         receiver.start()
         uid: str | None = None
+        # From the apply on, the sink may exist (an interrupt can land before its answer): it
+        # is removed by name then, which is safe because the name holds this process's port.
+        created = False
         old_term = signal.signal(signal.SIGTERM, _stop)
         try:
-            uid = apply_sink(self.kube, sink)["metadata"].get("uid")
+            created = True
+            try:
+                uid = apply_sink(self.kube, sink)["metadata"].get("uid")
+            except CliError:
+                created = False  # refused (no CRD, no rights, no API server): nothing to remove
+                raise
             what = ", ".join(opts.types) or "all event types"
             self._note(f"listening on {uri} for {what} in namespace {opts.namespace} "
                        f"(EventSink {name}); Ctrl-C to stop")  # fmt: skip
@@ -116,7 +124,7 @@ class Listener:
         finally:
             signal.signal(signal.SIGTERM, old_term)
             receiver.close()
-            if uid is not None:
+            if created:
                 self._remove(name, uid)
 
     def _loop(self, receiver: Receiver, name: str) -> int:
@@ -181,7 +189,7 @@ class Listener:
         for note in notes:
             self._note(note)
 
-    def _remove(self, name: str, uid: str) -> None:
+    def _remove(self, name: str, uid: str | None) -> None:
         try:
             delete_sink(self.kube, self.options.namespace, name, uid)
         except CliError as exc:
