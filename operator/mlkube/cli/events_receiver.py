@@ -15,7 +15,7 @@ import json
 import queue
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Literal
 from urllib.parse import unquote
@@ -43,7 +43,6 @@ class ReceivedEvent:
     mode: str  # binary | structured | batch | eventgrid
     attributes: dict[str, Any]
     data: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def type(self) -> str:
@@ -123,7 +122,7 @@ def _binary(headers: Mapping[str, str], content_type: str, body: bytes) -> Recei
             data = _json(body)
         else:
             data = body.decode("utf-8", "replace")
-    return ReceivedEvent("cloudevents", "binary", attributes, data, dict(headers))
+    return ReceivedEvent("cloudevents", "binary", attributes, data)
 
 
 def _structured(doc: Any, mode: str) -> ReceivedEvent:
