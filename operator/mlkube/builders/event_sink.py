@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 from mlkube.api.common import bound_message
 from mlkube.api.event_sink import EventSinkStatus
 from mlkube.builders.status_conditions import condition_models
+from mlkube.events.catalogue import type_matches
 from mlkube.reconcile.conditions import set_condition
 from mlkube.reconcile.kstatus import kstatus_conditions
 
@@ -46,14 +47,7 @@ class SinkFilter:
             return False
         if self.namespaces and namespace not in self.namespaces:
             return False
-        return not self.types or any(type_matches(event_type, p) for p in self.types)
-
-
-def type_matches(event_type: str, pattern: str) -> bool:
-    """`*` matches every type, `dev.mlkube.model.*` a prefix, anything else itself."""
-    if pattern.endswith("*"):
-        return event_type.startswith(pattern[:-1])
-    return event_type == pattern
+        return type_matches(event_type, self.types)
 
 
 def sink_filter(

@@ -62,8 +62,8 @@ def resolve(
         key=sink_key(namespace, name),
         target=Target(url),
         fingerprint=fingerprint(spec, url, dlq, digest),
-        mode=str(spec.get("mode") or "binary"),
-        format=str(spec.get("format") or "cloudevents"),
+        mode="structured" if spec.get("mode") == "structured" else "binary",
+        format="azureml" if spec.get("format") == "azureml" else "cloudevents",
         retry=int(delivery.get("retry", 10)),
         backoff_policy="linear" if delivery.get("backoffPolicy") == "linear" else "exponential",
         backoff_delay=parse_iso_duration(

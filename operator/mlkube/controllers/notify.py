@@ -12,14 +12,13 @@ a thread (one short transaction, fsync'd), never on the event loop.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from mlkube.events import encode as events_encode
+from mlkube.events.encode import encode_payload
 from mlkube.events.extract import deletion_events, implied_events
-from mlkube.events.occurrence import EXT_UID, Occurrence
+from mlkube.events.occurrence import EXT_UID, Occurrence, epoch_seconds, to_payload
 from mlkube.outbox.model import Encoded, Enqueued, SinkConfig, StoredEvent
 from mlkube.outbox.model import Occurrence as Queued
 from mlkube.outbox.store import Outbox
@@ -32,32 +31,19 @@ MEMO_LIMIT: Final = 100_000  # objects remembered; beyond it the memo starts ove
 def encode_stored(event: StoredEvent, sink: SinkConfig) -> Encoded | None:
     """The engine's encoder: the stored structured CloudEvent, re-encoded for the sink's mode
     and format (None: an azureml sink has no counterpart of this type)."""
-    occurrence = Occurrence.from_cloudevent(json.loads(event.payload))
-    mode: events_encode.Mode = "structured" if sink.mode == "structured" else "binary"
-    format_: events_encode.Format = "azureml" if sink.format == "azureml" else "cloudevents"
-    message = events_encode.encode(occurrence, mode, format_)
+    message = encode_payload(event.payload, sink.mode, sink.format)
     return None if message is None else Encoded(message.headers, message.body)
 
 
-def unix_time(text: str | None, default: float) -> float:
-    """An RFC 3339 time as unix seconds (the replay window compares it); `default` if none."""
-    if not text:
-        return default
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return default
-
-
 def queued(occurrence: Occurrence, now: float) -> Queued:
-    """The outbox's form: id, type, time, uid, and the structured CloudEvent as payload."""
-    payload = json.dumps(occurrence.to_cloudevent(), sort_keys=True, separators=(",", ":"))
+    """The outbox's form: id, type, time (`now` when the status has none), uid, payload."""
+    when = epoch_seconds(occurrence.time)
     return Queued(
         id=occurrence.id,
         type=occurrence.type,
-        time=unix_time(occurrence.time, now),
+        time=now if when is None else when,
         uid=str(occurrence.extensions.get(EXT_UID, "")),
-        payload=payload.encode(),
+        payload=to_payload(occurrence),
     )
 
 

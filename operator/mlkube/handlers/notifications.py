@@ -66,8 +66,11 @@ def default_sink(config: OperatorConfig) -> SinkConfig | None:
     sink = config.notifications.default_sink
     if sink is None:
         return None
-    return SinkConfig(key=DEFAULT_SINK_KEY, target=Target(sink.uri), fingerprint=sink.uri,
-                      mode=sink.mode, format=sink.format)  # fmt: skip
+    return SinkConfig(
+        key=DEFAULT_SINK_KEY, target=Target(sink.uri), fingerprint=sink.uri,
+        mode="structured" if sink.mode == "structured" else "binary",
+        format="azureml" if sink.format == "azureml" else "cloudevents",
+    )  # fmt: skip
 
 
 async def engine() -> Running:
