@@ -154,7 +154,7 @@ class RolloutMetric(ApiModel):
     """Measurements needed for success (default 1); 0 = measure until the analysis stops."""
     success_condition: CelCondition
     """CEL over the measured value (double variables result, candidate, stable), e.g.
-    result <= 0.01."""
+    result <= 0.01; a rollout whose conditions do not compile stops before its first step."""
     failure_condition: CelCondition | None = None
     """CEL that marks a measurement Failed; without it a false successCondition fails, with
     it a measurement matching neither is Inconclusive."""
