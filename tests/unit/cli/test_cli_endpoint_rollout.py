@@ -133,6 +133,12 @@ def test_status_of_an_aborted_rollout_names_the_metric_and_the_stall() -> None:
     assert "  errors  Failed  3 measured: 2 ok, 1 failed" in lines
     assert "    12:00:40  Failed       0.12  n=800" in lines
     assert not any("next measurement" in line for line in lines[start:][:12])
+    # A metric that ended without a value (a condition that does not compile, no data).
+    invalid = {"metric": "errors", "condition": "result >", "message": "... does not compile"}
+    obj = _obj(aborted_status(abort=invalid), traffic={"blue": 100})
+    assert "Aborted:    metric errors, condition result >: no value (see Message)" in _fits(
+        view.render_status(obj, NOW)
+    )
 
 
 def test_status_of_ratio_metrics_shows_both_sides_and_mirror() -> None:
