@@ -4,7 +4,7 @@ unusable — with kstatus's conditions and no change when nothing changed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,27 +18,11 @@ from mlkube.builders.event_sink import (
     fingerprint,
     sink_filter,
 )
+from mlkube.outbox.model import Failure
+from mlkube.outbox.model import SinkState as State
 
 NOW = "2026-11-30T06:10:00Z"
 T0 = 1_796_018_400.0  # 2026-11-30T06:00:00Z
-
-
-@dataclass(frozen=True)
-class Failure:
-    time: float
-    status: int | None
-    message: str
-
-
-@dataclass(frozen=True)
-class State:
-    delivered: int = 0
-    failed: int = 0
-    pending: int = 0
-    last_delivered_at: float | None = None
-    last_failure: Failure | None = None
-    throttled_until: float | None = None
-    gone: bool = False
 
 
 def _conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
