@@ -66,7 +66,9 @@ def parse_notify_config(env: Mapping[str, str], *, in_cluster: bool) -> NotifyCo
     if uri is not None:
         parts = urlsplit(uri)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise NotifyConfigError(f"{ENV_EVENT_SINK_URI}={uri!r} must be an http(s):// URL")
+            # Not the URL itself: it may hold credentials, and this message goes to the log.
+            shown = f"{parts.scheme}://{parts.hostname or ''}" if parts.scheme else "(no scheme)"
+            raise NotifyConfigError(f"{ENV_EVENT_SINK_URI}={shown!r}... must be an http(s):// URL")
     path = text(ENV_OUTBOX_PATH) or _default_outbox(env, in_cluster=in_cluster)
     if not PurePosixPath(path).is_absolute():
         raise NotifyConfigError(f"{ENV_OUTBOX_PATH}={path!r} must be an absolute path")

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import kopf
 
-from mlkube.builders.event_sink import DEFAULT_SINK_KEY, SinkFilter
+from mlkube.builders.event_sink import DEFAULT_SINK_KEY, SinkFilter, fingerprint
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import (
     GROUP,
@@ -67,8 +67,11 @@ def default_sink(config: OperatorConfig) -> SinkConfig | None:
     sink = config.notifications.default_sink
     if sink is None:
         return None
+    # A hash (it is stored in the outbox after a 410; the URL may hold credentials) of every
+    # setting, as for EventSinks: a changed config lifts a 410 stop.
+    settings = {"uri": sink.uri, "mode": sink.mode, "format": sink.format}
     return SinkConfig(
-        key=DEFAULT_SINK_KEY, target=Target(sink.uri), fingerprint=sink.uri,
+        key=DEFAULT_SINK_KEY, target=Target(sink.uri), fingerprint=fingerprint(settings),
         mode="structured" if sink.mode == "structured" else "binary",
         format="azureml" if sink.format == "azureml" else "cloudevents",
     )  # fmt: skip

@@ -58,3 +58,10 @@ def test_every_setting() -> None:
 def test_bad_values_fail_the_operator_config(key: str, value: str, message: str) -> None:
     with pytest.raises(OperatorConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_operator_config({key: value})
+
+
+def test_a_bad_sink_uri_is_refused_without_echoing_its_credentials() -> None:
+    with pytest.raises(OperatorConfigError) as refused:
+        parse_operator_config({"MLKUBE_EVENT_SINK_URI": "htps://ops:hunter2@events.example.com/"})
+    assert "must be an http(s):// URL" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
