@@ -10,7 +10,9 @@ its error rate, traffic off it within one interval + 2 s of the breach measureme
 naming metric, value and threshold, Degraded/Stalled, spec untouched, the candidate scaled to
 0 after the delay, then a retry promoting the fixed candidate; a rollout paused on no data
 (noDataPolicy Inconclusive) and promoted by a request; a candidate giving wrong answers aborted
-by the routers' agreement on mirrored copies alone, no client request ever answered by it.
+by the routers' agreement on mirrored copies alone, no client request ever answered by it; a
+slow candidate aborted by a background analysis of its p90 latency relative to the stable's
+while an untimed pause waits for a human.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.api.rollout_status import parse_rollout_request
@@ -382,3 +386,37 @@ def test_wrong_answers_on_mirrored_traffic_abort_before_any_live_request(
         assert max(late, default=0.0) < 0.3, late
         # Every client request was answered 200 by blue: the candidate only saw copies.
         assert traffic.answers and all(status == 200 for _, status in traffic.answers)
+
+
+def test_background_latency_relative_to_the_stable_aborts_a_slow_candidate(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """Background analysis and a relative metric end to end: the step is an untimed pause
+    (only a human would move it), so only the background p90 ratio can abort."""
+    with rollout_env(kube, namespace, tmp_path, green="slow") as env:
+        p90 = {
+            "name": "p90",
+            "interval": f"{INTERVAL:g}s",
+            "count": 0,
+            "successCondition": "result <= 2",
+            "noDataPolicy": "Ignore",
+            "minSampleCount": 3,
+            "provider": {"builtin": {"type": "latency", "quantile": 0.9, "compare": "ratio"}},
+        }
+        steps = [{"setWeight": 30}, {"pause": {}}]
+        background = {"metrics": ["p90"], "startingStep": 0}
+        with sending([p.url for p in env.routers.pods.values()]) as traffic:
+            start_rollout(env, rollout_spec(steps, metrics=[p90], backgroundAnalysis=background))
+            rollout = env.wait_phase("Aborted", timeout=60)
+            wait_for(lambda: env.routers_serve({"blue": 100}), timeout=30, interval=0.05,
+                     what="routers serving blue 100 again")  # fmt: skip
+        assert all(status == 200 for _, status in traffic.answers)
+        metric = rollout["metrics"][0]
+        assert (metric["name"], metric["background"], metric["phase"]) == ("p90", True, "Failed")
+        last = metric["measurements"][-1]
+        assert last["phase"] == "Failed" and last["value"] > 2
+        assert last["value"] == pytest.approx(last["candidate"] / last["stable"])
+        assert last["candidate"] >= 0.2 > last["stable"]  # green sleeps 0.2 s, blue answers
+        abort = rollout["abort"]
+        assert (abort["metric"], abort["condition"]) == ("p90", "result <= 2")
+        assert env.servers["green"].answered()  # it had its 30 % before the abort

@@ -82,6 +82,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length") or 0))
         mode = open(mode_file).read().strip()
+        if mode == "slow":
+            time.sleep(0.2)
         status = 500 if mode == "fail" else 200
         value = 0.0 if mode == "wrong" else 1.0
         log.write(f"{time.time():.3f} {status}\\n")
@@ -113,7 +115,8 @@ class StandInServer:
 
 @contextlib.contextmanager
 def stand_in_servers(work: Path, modes: dict[str, str]) -> Iterator[dict[str, StandInServer]]:
-    """One stand-in server per deployment name, in the given mode ("ok" or "fail")."""
+    """One stand-in server per deployment name, in the given mode ("ok", "fail", "wrong"
+    (other predictions) or "slow" (200 after 0.2 s))."""
     servers: dict[str, StandInServer] = {}
     try:
         for name, mode in modes.items():

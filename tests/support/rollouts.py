@@ -228,4 +228,6 @@ BROKEN: list[tuple[Obj, str]] = [
     (with_rollout(metric("errors", interval="500ms")), ro.MSG_INTERVAL),
     (with_rollout(metric("errors", interval="0s")), ro.MSG_INTERVAL),
     (with_rollout(metric("errors", interval="0m0s")), ro.MSG_INTERVAL),
+    # No router to measure errorRate/latency/agreement behind a Gateway.
+    ({**endpoint_spec(trafficBackend="gateway-api"), "mirror": {}}, ep.MSG_ROLLOUT_ROUTER_METRICS),
 ]  # fmt: skip

@@ -62,6 +62,11 @@ MSG_ROLLOUT_CANDIDATE = "spec.rollout.candidate must name one of spec.deployment
 MSG_ROLLOUT_CANDIDATE_WEIGHT = (
     "spec.rollout.candidate needs a weight > 0 in spec.traffic (the split it is promoted to)"
 )
+ROUTER_METRICS = frozenset({"errorRate", "latency", "agreement"})  # what the router measures
+MSG_ROLLOUT_ROUTER_METRICS = (
+    "spec.rollout.metrics builtin errorRate, latency and agreement need trafficBackend router:"
+    " they are measured by the router (use prometheus or web with gateway-api)"
+)
 HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
@@ -247,6 +252,14 @@ class OnlineEndpointSpec(ApiModel):
             message=MSG_ROLLOUT_CANDIDATE_WEIGHT,
             field_path=".rollout.candidate",
         ),
+        Rule(
+            "!has(self.rollout) || !has(self.trafficBackend)"
+            " || self.trafficBackend != 'gateway-api' || !has(self.rollout.metrics)"
+            " || self.rollout.metrics.all(m, !has(m.provider.builtin)"
+            " || m.provider.builtin.type in ['inputDrift', 'predictionDrift'])",
+            message=MSG_ROLLOUT_ROUTER_METRICS,
+            field_path=".rollout.metrics",
+        ),
     )
 
     deployments: Annotated[
@@ -292,6 +305,11 @@ class OnlineEndpointSpec(ApiModel):
                 raise ValueError(MSG_ROLLOUT_CANDIDATE)
             if self.traffic.get(self.rollout.candidate, 0) <= 0:
                 raise ValueError(MSG_ROLLOUT_CANDIDATE_WEIGHT)
+            if self.traffic_backend == "gateway-api" and any(
+                m.provider.builtin is not None and m.provider.builtin.type in ROUTER_METRICS
+                for m in self.rollout.metrics
+            ):
+                raise ValueError(MSG_ROLLOUT_ROUTER_METRICS)
         return self
 
 

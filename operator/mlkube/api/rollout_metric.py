@@ -98,7 +98,7 @@ class PrometheusProvider(ApiModel):
     query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY)]
     """PromQL query."""
     timeout: Duration = "5s"
-    """Longest a query may take (default 5s)."""
+    """Longest a query may take (default 5s; at most the metric's interval and 30s)."""
 
 
 class WebProvider(ApiModel):
@@ -112,7 +112,7 @@ class WebProvider(ApiModel):
     """Where the number is in the answer: `$`, `.name` and `[index]` segments, e.g.
     $.data.value or $.results[0].score."""
     timeout: Duration = "5s"
-    """Longest a request may take (default 5s)."""
+    """Longest a request may take (default 5s; at most the metric's interval and 30s)."""
 
 
 class MetricProvider(ApiModel):
@@ -154,7 +154,7 @@ class RolloutMetric(ApiModel):
     """Measurements needed for success (default 1); 0 = measure until the analysis stops."""
     success_condition: CelCondition
     """CEL over the measured value (double variables result, candidate, stable), e.g.
-    result <= 0.01."""
+    result <= 0.01; a rollout whose conditions do not compile stops before its first step."""
     failure_condition: CelCondition | None = None
     """CEL that marks a measurement Failed; without it a false successCondition fails, with
     it a measurement matching neither is Inconclusive."""

@@ -44,6 +44,10 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     show = verbs.add_parser("show", help="show an endpoint: URL, traffic, deployments")
     show.add_argument("name")
     show.add_argument("-o", "--output", choices=("text", "yaml", "json"), default="text")
+    show.add_argument(
+        "--watch", action="store_true",
+        help="live view: print again on every rollout or split change until the rollout ends",
+    )  # fmt: skip
     show.set_defaults(func=show_endpoint)
 
     update = verbs.add_parser("update", help="change the traffic split or mirroring")
@@ -150,6 +154,8 @@ def list_endpoints(args: argparse.Namespace) -> int:
 
 
 def show_endpoint(args: argparse.Namespace) -> int:
+    if args.output == "text" and args.watch:
+        return endpoint_rollout.follow(args, view.render_details)
     kube, namespace = connect(args)
     obj = get_endpoint(kube, namespace, args.name)
     if args.output == "text":

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 from mlkube.api.rollout_status import RolloutAction
 from mlkube.cli import endpoint_rollout_view as view
@@ -107,21 +107,34 @@ def rollout_status(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
+    return follow(args, view.render_status, sleep, clock)
+
+
+def follow(
+    args: argparse.Namespace,
+    render: Callable[[dict[str, Any], datetime], str],
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    """Print the endpoint with `render`; with --watch again on every change of its rollout
+    or split until the rollout ends (exit 1 if it aborted). `rollout status` and
+    `endpoint show` share it."""
     kube, namespace = connect(args)
     obj = get_endpoint(kube, namespace, args.name)
-    print(view.render_status(obj, clock()), flush=True)
+    print(render(obj, clock()), flush=True)
     seen = view.watch_key(obj)
     if not args.watch:
         return 0
-    deadline = time.monotonic() + args.timeout if args.timeout > 0 else None
+    interval, timeout = getattr(args, "interval", 2.0), getattr(args, "timeout", 0.0)
+    deadline = time.monotonic() + timeout if timeout > 0 else None
     while not view.is_finished(obj):
         if deadline is not None and time.monotonic() > deadline:
             raise CliError(f"rollout of {namespace}/{args.name} still running after the timeout")
-        sleep(args.interval)
+        (sleep or time.sleep)(interval)
         obj = get_endpoint(kube, namespace, args.name)
         # Ages and countdowns change on every read: print when the state itself changed.
         if view.watch_key(obj) != seen:
             now = clock()
-            print(f"--- {now:%H:%M:%S}\n{view.render_status(obj, now)}", flush=True)
+            print(f"--- {now:%H:%M:%S}\n{render(obj, now)}", flush=True)
             seen = view.watch_key(obj)
     return 1 if (obj.get("status") or {}).get("rollout", {}).get("phase") == "Aborted" else 0

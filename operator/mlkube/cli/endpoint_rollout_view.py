@@ -218,12 +218,13 @@ def render_rollout(obj: Obj, now: datetime) -> list[str]:
 
 
 def _abort_text(abort: Obj) -> str:
-    if abort.get("metric"):
-        return (
-            f"metric {abort['metric']} measured {_num(abort.get('value'))},"
-            f" condition {abort.get('condition') or '-'}"
-        )
-    return str(abort.get("message") or "manual abort")
+    metric, value = abort.get("metric"), abort.get("value")
+    if not metric:
+        return str(abort.get("message") or "manual abort")
+    condition = f"condition {abort.get('condition') or '-'}"
+    if value is None:  # no data, provider errors, a condition that does not compile
+        return f"metric {metric}, {condition}: no value (see Message)"
+    return f"metric {metric} measured {_num(value)}, {condition}"
 
 
 def _metric_lines(metric: Obj, now: datetime) -> list[str]:

@@ -17,6 +17,7 @@ from mlkube.cli import manifests
 from mlkube.cli.endpoint_rollout_view import render_rollout
 from mlkube.cli.errors import CliError
 from mlkube.cli.model_view import format_age
+from mlkube.reconcile.rollout_cel import ConditionError, check_condition
 
 KIND: Final = "OnlineEndpoint"
 NONE_WORDS: Final = frozenset({"", "none", "off"})
@@ -61,9 +62,17 @@ def read_manifests(text: str, namespace: str) -> list[dict[str, Any]]:
 
 def _check(kind: str, spec: Mapping[str, Any], name: str) -> None:
     try:
-        OnlineEndpointSpec.model_validate(spec)
+        checked = OnlineEndpointSpec.model_validate(spec)
     except ValidationError as exc:
         raise CliError(f"OnlineEndpoint {name}: {_short_errors(exc)}") from exc
+    # The API server cannot compile CEL held in a string; the operator would stop the rollout.
+    for metric in checked.rollout.metrics if checked.rollout is not None else []:
+        for condition in (metric.success_condition, metric.failure_condition):
+            try:
+                check_condition(condition or "true")
+            except ConditionError as exc:
+                where = f"OnlineEndpoint {name}: spec.rollout metric {metric.name}"
+                raise CliError(f"{where}: {exc}") from exc
 
 
 def _short_errors(exc: ValidationError) -> str:

@@ -23,7 +23,7 @@ import aiohttp
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.reconcile.rollout_measure import RawMeasurement, provider_error
 from mlkube.reconcile.rollout_remote import prometheus_measure, web_measure
-from mlkube.storage.errors import StorageError
+from mlkube.storage.errors import StorageError, storage_error_in
 from mlkube.storage.netguard import guarded_session
 from mlkube.storage.policy import FetchLimits, FetchPolicy
 
@@ -83,7 +83,7 @@ async def _get_json(
     except aiohttp.TooManyRedirects:
         return None, f"{where}: more than {MAX_REDIRECTS} redirects"
     except (aiohttp.ClientError, OSError, ValueError) as err:
-        refused = _refusal(err)
+        refused = storage_error_in(err)
         if refused is not None:
             return None, str(refused)
         return None, f"{where}: {type(err).__name__}: {err}"[:300]
@@ -91,18 +91,6 @@ async def _get_json(
         return json.loads(body), None
     except ValueError:
         return None, f"{where}: the answer is not JSON"
-
-
-def _refusal(err: BaseException) -> StorageError | None:
-    """The guard's refusal when aiohttp wrapped it (hooks and resolvers raise inside it)."""
-    seen: BaseException | None = err
-    for _ in range(8):
-        if seen is None:
-            return None
-        if isinstance(seen, StorageError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def _run(

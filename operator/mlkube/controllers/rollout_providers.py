@@ -37,6 +37,10 @@ from mlkube.reconcile.rollout_measure import (
 from mlkube.reconcile.router_counters import Counters, MetricsFormatError, parse_counters
 
 MAX_METRICS_BYTES: Final = 4 * 1024 * 1024
+# A tick measures holding the endpoint's lock: a provider waits at most this long, and never
+# longer than the metric's interval (a hung server must not stall the endpoint's reconcile,
+# an abort request and the other metrics for a user-chosen `timeout: 1h`).
+MAX_PROVIDER_TIMEOUT: Final = 30.0
 METRICS_PATH: Final = "/metrics"
 ProviderState = RouterWindowState  # the only provider with state: the router scrape
 
@@ -59,6 +63,11 @@ def _seconds(value: Any, default: float = DEFAULT_TIMEOUT) -> float:
         except ValueError:
             return default
     return default
+
+
+def _timeout(value: Any, interval: Any) -> float:
+    """The provider's timeout, capped by MAX_PROVIDER_TIMEOUT and the metric's interval."""
+    return min(_seconds(value), MAX_PROVIDER_TIMEOUT, _seconds(interval, MAX_PROVIDER_TIMEOUT))
 
 
 def _metrics_port(pod: Mapping[str, Any]) -> int:
@@ -157,7 +166,8 @@ def measure_metric(
         rollout = (endpoint.get("spec") or {}).get("rollout") or {}
         if not rollout.get("candidate"):
             return provider_error("the endpoint has no spec.rollout.candidate"), state
-        provider = _fields(metric).get("provider") or {}
+        fields = _fields(metric)
+        provider = fields.get("provider") or {}
         if "builtin" in provider:
             builtin = provider["builtin"] or {}
             kind = str(builtin.get("type"))
@@ -169,14 +179,14 @@ def measure_metric(
             return provider_error(f"unknown builtin metric type {kind!r}"), None
         if "prometheus" in provider:
             prom = provider["prometheus"] or {}
-            timeout = _seconds(prom.get("timeout"))
+            timeout = _timeout(prom.get("timeout"), fields.get("interval"))
             query = prometheus_query(
                 str(prom.get("address")), str(prom.get("query")), config, timeout
             )
             return query, None
         if "web" in provider:
             web = provider["web"] or {}
-            timeout = _seconds(web.get("timeout"))
+            timeout = _timeout(web.get("timeout"), fields.get("interval"))
             return web_get(str(web.get("url")), str(web.get("jsonPath")), config, timeout), None
         return provider_error("the metric names no provider (builtin, prometheus or web)"), None
     except Exception as err:  # a provider never raises into the rollout loop

@@ -30,6 +30,7 @@ from mlkube.contract import (
     ROUTER_CONFIG_STATE_PATH,
     ROUTER_HTTP_PORT,
 )
+from mlkube.controllers.endpoint_ownership import is_ours
 from mlkube.controllers.kube import Kube
 from mlkube.controllers.pod_http import PodReply, put_to_pods
 from mlkube.reconcile.router_config import RouterState
@@ -100,7 +101,8 @@ def push_config(
     if not hosts or not plan.written:
         return {}
     secret = kube.get("v1", "Secret", push_secret_name(owner.name), owner.namespace)
-    key = read_push_key(secret)
+    # Only a Secret this endpoint controls: whoever put another one there holds its key.
+    key = read_push_key(secret) if secret is not None and is_ours(secret, owner) else None
     if key is None:
         count("no_key", len(hosts))
         log.warning("router config push for %s/%s skipped: no push key", owner.namespace,

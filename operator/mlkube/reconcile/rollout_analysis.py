@@ -19,21 +19,15 @@ state, e.g. an operator restart) is not counted: the metric is due again one int
 The samples of Prometheus and web answers are not counted: minSampleCount applies to builtin
 metrics only.
 
-CEL (cel-python, as reconcile/pipeline_when): programs compiled once per text and cached;
-variables `result`, `candidate`, `stable` are doubles, null when unknown. A condition that does
-not compile, fails, or is not a bool makes the measurement Error with celpy's message.
+CEL: reconcile/rollout_cel (a condition that does not compile, fails, or is not a bool makes
+the measurement Error with celpy's message).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import math
 from typing import Final
-
-import celpy
-from celpy import celtypes
-from celpy.adapter import json_to_cel
 
 from mlkube.api.common import bound_message
 from mlkube.api.duration import parse_duration
@@ -45,58 +39,13 @@ from mlkube.api.rollout_status import (
     RolloutMetricStatus,
 )
 from mlkube.reconcile.drift_episodes import format_time, parse_time
-from mlkube.reconcile.pipeline_when import cel_reason, quote_when
+from mlkube.reconcile.rollout_cel import ConditionError, check_condition, evaluate
 from mlkube.reconcile.rollout_measure import RawMeasurement
 from mlkube.reconcile.rollout_verdict import verdict
 
+__all__ = ["ConditionError", "check_condition", "evaluate"]  # re-exported (rollout_cel)
+
 KEPT_MEASUREMENTS: Final = 5
-MAX_CONDITION: Final = 1024
-
-_ENV: Final = celpy.Environment()
-
-
-class ConditionError(ValueError):
-    """A CEL condition that cannot be compiled or evaluated, or is not a bool."""
-
-
-@functools.lru_cache(maxsize=256)
-def _program(expression: str) -> celpy.Runner:
-    if len(expression) > MAX_CONDITION:
-        raise ConditionError(f"condition is {len(expression)} characters; at most {MAX_CONDITION}")
-    try:
-        return _ENV.program(_ENV.compile(expression))
-    except Exception as err:  # CELParseError, lark errors, RecursionError
-        column = getattr(err, "column", None)
-        where = f"syntax error at column {column}" if column else cel_reason(err).split("\n")[0]
-        raise ConditionError(
-            f"condition {quote_when(expression)} does not compile: {where}"
-        ) from err
-
-
-def check_condition(expression: str) -> None:
-    """ConditionError when the condition could never evaluate (validation may call it)."""
-    _program(expression)
-
-
-def evaluate(
-    expression: str, result: float | None, candidate: float | None, stable: float | None
-) -> bool:
-    """The condition's value over the three doubles; ConditionError when it fails."""
-    program = _program(expression)
-    variables = {"result": result, "candidate": candidate, "stable": stable}
-    try:
-        activation = {k: json_to_cel(None if v is None else float(v)) for k, v in variables.items()}
-        value = program.evaluate(activation)
-    except Exception as err:  # CELEvalError, TypeError, RecursionError, ...
-        raise ConditionError(
-            f"condition {quote_when(expression)} failed: {cel_reason(err)}"
-        ) from err
-    if isinstance(value, Exception):  # celpy returns some errors as values
-        raise ConditionError(f"condition {quote_when(expression)} failed: {cel_reason(value)}")
-    if not isinstance(value, celtypes.BoolType):
-        kind = type(value).__name__.removesuffix("Type").lower()
-        raise ConditionError(f"condition {quote_when(expression)} is a {kind}, not a bool")
-    return bool(value)
 
 
 def stamp(now: dt.datetime) -> str:

@@ -25,6 +25,7 @@ from mlkube.reconcile.rollout_analysis import (
     stamp,
     start_metric,
 )
+from mlkube.reconcile.rollout_cel import ConditionError, check_condition
 from mlkube.reconcile.rollout_measure import RawMeasurement
 from mlkube.reconcile.rollout_split import RunningSplit, running_split
 from mlkube.reconcile.rollout_verdict import verdict
@@ -227,6 +228,21 @@ def _done(
     return True, ""
 
 
+def uncompilable(spec: OnlineEndpointSpec) -> RolloutAbort | None:
+    """The first metric condition that does not compile (the API server cannot check CEL held
+    in a string): the rollout aborts before its candidate gets any traffic, rather than
+    measuring Errors for consecutiveErrorLimit intervals at its first step's weight."""
+    for metric in plan_of(spec).metrics:
+        for condition in (metric.success_condition, metric.failure_condition):
+            try:
+                if condition is not None:
+                    check_condition(condition)
+            except ConditionError as err:
+                text = f"metric {metric.name}: {err}"
+                return RolloutAbort(metric=metric.name, condition=condition, message=text)
+    return None
+
+
 def _count(spec: OnlineEndpointSpec, name: str) -> str:
     count = definitions(spec)[name].count
     return str(count) if count > 0 else "∞"
@@ -246,6 +262,8 @@ def run(
         if status.phase != "Progressing":
             return status
         if status.reason == "WaitingForCandidate":
+            if (invalid := uncompilable(spec)) is not None:
+                return abort(spec, status, now, "InvalidCondition", invalid, events)
             if not candidate_available:
                 message = f"waiting for candidate {plan_of(spec).candidate} to be available"
                 return status.model_copy(update={"message": message})

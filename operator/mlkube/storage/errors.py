@@ -93,3 +93,16 @@ class DigestMismatch(StorageError):
             f"digest mismatch for {uri}: expected {expected}, got {actual} "
             "(the artifact changed after registration or the transfer was corrupted)"
         )
+
+
+def storage_error_in(exc: BaseException) -> StorageError | None:
+    """A policy error raised deep inside a transport (e.g. an aiohttp hook or resolver) and
+    re-wrapped by it: the StorageError in its cause/context chain, if any."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, StorageError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -24,6 +24,7 @@ from mlkube.storage.errors import (
     DigestRequired,
     InvalidArtifact,
     StorageError,
+    storage_error_in,
 )
 from mlkube.storage.locations import Location, check_location, open_filesystem, read_options
 from mlkube.storage.locations import resolve as resolve_uri
@@ -37,18 +38,6 @@ class Entry:
     relpath: str  # relative POSIX path inside the artifact (basename for a single file)
     path: str  # path the filesystem opens
     size: int | None = None  # as listed, when the store says
-
-
-def _storage_error_in(exc: BaseException) -> StorageError | None:
-    """A policy error raised deep inside a transport (e.g. an aiohttp hook) and re-wrapped."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return None
-        if isinstance(seen, StorageError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 # HTTP statuses that say "try later", not "absent".
@@ -77,7 +66,7 @@ def translated_errors(action: str, uri: str, budget: Budget | None = None) -> It
     except StorageError:
         raise
     except Exception as exc:  # transports raise many unrelated types; keep the cause chained
-        inner = _storage_error_in(exc)
+        inner = storage_error_in(exc)
         if inner is not None:
             raise inner from exc
         if isinstance(exc, FileNotFoundError) and not _transient_not_found(exc):

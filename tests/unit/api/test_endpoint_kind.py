@@ -42,6 +42,7 @@ def test_cel_rules_are_attached_where_they_apply(spec_schema: Mapping[str, Any])
         ep.MSG_ROLLOUT_STABLE,
         ep.MSG_ROLLOUT_CANDIDATE,
         ep.MSG_ROLLOUT_CANDIDATE_WEIGHT,
+        ep.MSG_ROLLOUT_ROUTER_METRICS,
     ]
     traffic = spec_schema["properties"]["traffic"]
     assert _messages(traffic) == [ep.MSG_TRAFFIC_SUM]

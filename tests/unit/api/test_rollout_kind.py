@@ -119,8 +119,9 @@ def test_an_endpoint_without_rollout_is_unchanged() -> None:
 
 def test_cel_rules_sit_where_they_apply(schema: Mapping[str, Any]) -> None:
     spec = schema["properties"]["spec"]
-    assert _messages(spec)[-3:] == [
+    assert _messages(spec)[-4:] == [
         ep.MSG_ROLLOUT_STABLE, ep.MSG_ROLLOUT_CANDIDATE, ep.MSG_ROLLOUT_CANDIDATE_WEIGHT,
+        ep.MSG_ROLLOUT_ROUTER_METRICS,
     ]  # fmt: skip
     rollout = spec["properties"]["rollout"]
     assert _messages(rollout) == [

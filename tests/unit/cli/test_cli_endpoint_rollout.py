@@ -133,6 +133,12 @@ def test_status_of_an_aborted_rollout_names_the_metric_and_the_stall() -> None:
     assert "  errors  Failed  3 measured: 2 ok, 1 failed" in lines
     assert "    12:00:40  Failed       0.12  n=800" in lines
     assert not any("next measurement" in line for line in lines[start:][:12])
+    # A metric that ended without a value (a condition that does not compile, no data).
+    invalid = {"metric": "errors", "condition": "result >", "message": "... does not compile"}
+    obj = _obj(aborted_status(abort=invalid), traffic={"blue": 100})
+    assert "Aborted:    metric errors, condition result >: no value (see Message)" in _fits(
+        view.render_status(obj, NOW)
+    )
 
 
 def test_status_of_ratio_metrics_shows_both_sides_and_mirror() -> None:
@@ -329,3 +335,15 @@ def test_watch_prints_each_change_and_exits_1_on_abort(
     assert len(views) == 3  # the first view, the move to step 5, the abort (no-ops not printed)
     assert "Step:       5/6 setWeight 50" in views[1]
     assert views[2].startswith("12:00:35\n") and "Rollout:    Aborted" in views[2]
+
+
+def test_endpoint_show_watch_is_a_live_view_until_the_rollout_ends(
+    fake: FakeKube, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    states = iter([{"weight": 50, "stepIndex": 4}, {"phase": "Promoted", "weight": 100}])
+    monkeypatch.setattr(commands.time, "sleep", lambda _: _set_status(fake, **next(states)))
+    args = build_parser().parse_args(["endpoint", "show", "credit", "--watch"])
+    assert args.func(args) == 0
+    views = capsys.readouterr().out.split("\n--- ")
+    assert len(views) == 3 and all("Rollout:" in v for v in views)
+    assert "Step:       5/6 setWeight 50" in views[1] and "Promoted" in views[2]

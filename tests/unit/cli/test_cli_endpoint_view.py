@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import yaml
 
 from mlkube.cli import endpoint_view as view
 from mlkube.cli.errors import CliError
 from mlkube.cli.main import build_parser
+from support.rollouts import endpoint, metric, with_rollout
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -172,3 +174,12 @@ def test_render_details_shows_why_pods_fail() -> None:
     lines = view.render_details(obj, NOW).splitlines()
     blue = lines.index("  blue         model=credit-risk-v3  ready=0/1")
     assert lines[blue + 1] == f"    pods: {why}"
+
+
+def test_a_rollout_condition_that_does_not_compile_is_refused_before_the_api() -> None:
+    doc = endpoint("credit", "ns")
+    doc["spec"] = with_rollout(metric("errors", failureCondition="result >"))
+    with pytest.raises(CliError, match="metric errors: condition 'result >' does not compile"):
+        view.read_manifests(yaml.safe_dump(doc), "ns")
+    doc["spec"] = with_rollout(metric("errors", failureCondition="result > 0"))
+    assert view.read_manifests(yaml.safe_dump(doc), "ns")[0]["spec"] == doc["spec"]

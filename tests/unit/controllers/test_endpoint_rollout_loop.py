@@ -230,3 +230,51 @@ def test_a_restarted_operator_takes_a_fresh_baseline_before_measuring(
     tick(fake, config, restarted, 22)
     assert measured.calls[-1] == "window"  # a whole interval measured: the step passed
     assert endpoint(fake)["status"]["rollout"]["stepIndex"] == 2
+
+
+def route_weights(fake: FakeKube) -> dict[str, int]:
+    from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION
+
+    route = fake.stored(HTTPROUTE_API_VERSION, "HTTPRoute", "credit", NS)
+    refs = route["spec"]["rules"][-1]["backendRefs"]  # the split (the others pin by header)
+    by_service = {ref["name"]: int(ref.get("weight", 1)) for ref in refs}
+    return {d: by_service.get(deployment_name("credit", d), 0) for d in ("blue", "green")}
+
+
+def test_a_gateway_api_endpoint_rolls_by_httproute_weights_and_aborts_to_its_start(
+    fake: FakeKube, config: OperatorConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No router behind a Gateway: the running split is the HTTPRoute's weights (the Gateway
+    applies what it says), the metric comes from another provider, and an abort puts every
+    request back on the stable in the same pass."""
+    import dataclasses
+
+    from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION
+    from mlkube.builders.operator_config import GatewayParent
+
+    # A stateless provider (Prometheus here): every answer is a measurement, a breach.
+    answer = rollout_measure.RawMeasurement(candidate=0.5, candidate_samples=1)
+    monkeypatch.setattr(loop, "measure_metric", lambda *_: (answer, None))
+    fake.kinds.add((HTTPROUTE_API_VERSION, "HTTPRoute"))
+    config = dataclasses.replace(config, default_gateway=GatewayParent("public", "infra"))
+    prom = {"prometheus": {"address": "http://prom.monitoring.svc:9090", "query": "up"}}
+    metric: dict[str, Any] = {**ROLLOUT["metrics"][0], "provider": prom}  # type: ignore[index]
+    plan = {**ROLLOUT, "metrics": [metric]}
+    fake.put(endpoint_obj(traffic={"blue": 100}, trafficBackend="gateway-api"))
+    controller.reconcile(fake, config, NS, "credit", "2026-11-30T11:59:00Z")
+    make_available(fake, "blue")
+    fake.mutate(EP, lambda o: o["spec"].update(traffic={"green": 100}, rollout=plan))
+    fake.mutate(EP, lambda o: o["metadata"].update(generation=2))
+    controller.reconcile(fake, config, NS, "credit", "2026-11-30T12:00:00Z")
+    assert route_weights(fake) == {"blue": 100, "green": 0}  # nothing of the plan yet
+    make_available(fake, "green")
+    memory = loop.ProviderMemory()
+    tick(fake, config, memory, 0)
+    assert route_weights(fake) == {"blue": 90, "green": 10}
+    tick(fake, config, memory, 1)
+    assert endpoint(fake)["status"]["rollout"]["reason"] == "StepAnalysis"
+    tick(fake, config, memory, 11)
+    rollout = endpoint(fake)["status"]["rollout"]
+    assert (rollout["phase"], rollout["abort"]["metric"]) == ("Aborted", "errors")
+    assert route_weights(fake) == {"blue": 100, "green": 0}
+    assert condition(fake, "Stalled")["status"] == "True"

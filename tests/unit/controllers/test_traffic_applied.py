@@ -262,6 +262,22 @@ def test_without_the_push_secret_nothing_is_pushed_and_the_file_path_still_works
     assert routers.pushed == []
 
 
+def test_a_push_secret_the_endpoint_does_not_control_is_never_signed_with(
+    fake: FakeKube, config: OperatorConfig, routers: Routers
+) -> None:
+    """Whoever swapped in a Secret of that name holds its key: the operator must not sign
+    configs with it (the ConfigMap path stays)."""
+    fake.put(endpoint_obj())
+    controller.reconcile(fake, config, NS, "credit", NOW)
+    secret_key = ("v1", "Secret", NS, push_secret_name("credit"))
+    fake.mutate(secret_key, lambda s: s["metadata"].update(ownerReferences=[]))
+    plan = router_push.plan_router_config(fake, owner_of(fake), endpoint_spec(fake), config, 0.0)
+    before = router_push.PUSH_RESULTS["no_key"]
+    assert router_push.push_config(fake, owner_of(fake), plan, ["10.1.0.1"], config) == {}
+    assert router_push.PUSH_RESULTS["no_key"] == before + 1
+    assert routers.pushed == []
+
+
 def owner_of(fake: FakeKube) -> Any:
     from mlkube.builders.names import EndpointRef
 

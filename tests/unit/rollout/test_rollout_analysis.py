@@ -105,6 +105,26 @@ def test_cel_error_carries_the_condition_and_celpy_message() -> None:
 
 
 @pytest.mark.parametrize(
+    ("condition", "value", "expected"),
+    [
+        ("result == 0", 0.0, True),
+        ("0 == result", 0.0, True),
+        ("result != 0", 0.0, False),
+        ("result == 1", 0.5, False),
+        ("result in [0, 1]", 1.0, True),
+        ("result in [0, 1]", 0.5, False),
+        ("result == 0.0 && 'a' == 'a'", 0.0, True),  # other types keep celpy's equality
+    ],
+)
+def test_integer_literals_compare_with_the_double_result(
+    condition: str, value: float, expected: bool
+) -> None:
+    """celpy alone has no double == int overload: `result == 0` was an Error measurement."""
+    measured = judge(metric(successCondition=condition), RawMeasurement(value, None, 9), T0)
+    assert measured.phase == ("Successful" if expected else "Failed"), measured.message
+
+
+@pytest.mark.parametrize(
     ("compare", "candidate", "stable", "result"),
     [
         ("ratio", 0.02, 0.01, 2.0),

@@ -162,3 +162,27 @@ def test_entry_point_takes_the_api_model() -> None:
     )
     raw, _ = measure_metric(ENDPOINT, web, FakeKube(), PROD)
     assert raw.error is not None and "loopback" in raw.error
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout", "used"),
+    [("10s", "2s", 2.0), ("10s", "10m", 10.0), ("5m", "1h", 30.0), (None, None, 5.0)],
+)
+def test_provider_timeouts_stay_within_the_interval_and_30_seconds(
+    monkeypatch: pytest.MonkeyPatch, interval: str | None, timeout: str | None, used: float
+) -> None:
+    """A tick measures holding the endpoint's lock: a hung server with `timeout: 1h` would
+    stall the endpoint's reconcile, an abort request and every other metric for that long."""
+    from mlkube.controllers import rollout_providers
+
+    seen: list[float] = []
+    monkeypatch.setattr(rollout_providers, "web_get", lambda *a: seen.append(a[3]) or None)
+    monkeypatch.setattr(rollout_providers, "prometheus_query", lambda *a: seen.append(a[3]))
+    web: dict[str, Any] = {"url": "http://web.example.com/x"}
+    prom: dict[str, Any] = {"address": "http://prom.example.com", "query": "up"}
+    if timeout is not None:
+        web["timeout"] = prom["timeout"] = timeout
+    for provider in ({"web": web}, {"prometheus": prom}):
+        metric = _metric(provider) | ({"interval": interval} if interval else {})
+        measure_metric(ENDPOINT, metric, FakeKube(), DEV)
+    assert seen == [used, used]

@@ -193,6 +193,22 @@ def test_provider_errors_abort_with_the_error() -> None:
     )
 
 
+def test_a_condition_that_does_not_compile_aborts_before_the_candidate_gets_traffic() -> None:
+    """The API server cannot check CEL held in a string: without this the candidate served
+    its first step's weight, unmeasured, for consecutiveErrorLimit + 1 intervals."""
+    endpoint = spec(metrics=[{**ERRORS, "failureCondition": "result >"}, LATENCY])
+    plan = tick(endpoint, None, T0)
+    aborted = plan.rollout
+    assert aborted is not None and aborted.phase == "Aborted"
+    assert aborted.reason == "InvalidCondition"
+    assert aborted.abort is not None and aborted.abort.metric == "errors"
+    assert aborted.abort.condition == "result >" and "does not compile" in aborted.message
+    assert reasons(plan) == ["RolloutStarted", "RolloutAborted"]
+    assert running_split(endpoint, aborted, T0).traffic == {"blue": 100, "green": 0}
+    retried = tick(endpoint, aborted, at(1), request=request("retry", aborted)).rollout
+    assert retried is not None and retried.phase == "Aborted"  # still does not compile
+
+
 def test_inconclusive_step_pauses_and_promote_continues() -> None:
     endpoint = spec()
     plan = tick(endpoint, at_analysis(endpoint), at(12), measurements={"errors": MID})
