@@ -243,22 +243,22 @@ class LocalRouters:
                 continue
             text = self._config_text()
             free = [ip for ip in self.ips if ip not in {p.ip for p in self.pods.values()}]
-            if text is None or not free:
+            # A kubelet starts no pod before its Secret volumes exist: the push key Secret too
+            # (a router started without it refuses every push until it restarts).
+            secret = self.kube.get("v1", "Secret", push_secret_name(self.endpoint), self.namespace)
+            key = read_push_key(secret)
+            if text is None or not free or key is None:
                 continue
-            self.pods[name] = self._start(name, free[0], text)
+            self.pods[name] = self._start(name, free[0], text, key)
             mark_ready(self.kube, pod, free[0])
 
-    def _start(self, name: str, ip: str, text: str) -> RouterPod:
+    def _start(self, name: str, ip: str, text: str, key: bytes) -> RouterPod:
         folder = self.work / name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / ROUTER_CONFIG_FILE).write_text(text)
         # The push key Secret, mounted as the kubelet would (the operator's signed pushes).
-        secret = self.kube.get("v1", "Secret", push_secret_name(self.endpoint), self.namespace)
-        key = read_push_key(secret)
-        push = []
-        if key is not None:
-            (folder / "push-key").write_bytes(key)
-            push = ["--push-key-file", str(folder / "push-key")]
+        (folder / "push-key").write_bytes(key)
+        push = ["--push-key-file", str(folder / "push-key")]
         argv = [sys.executable, "-c", ROUTER_SHIM, "--config", str(folder / ROUTER_CONFIG_FILE),
                 "--host", ip, "--port", str(ROUTER_HTTP_PORT),
                 "--metrics-port", str(ROUTER_METRICS_PORT), "--log-level", "warning",

@@ -107,6 +107,9 @@ class Listener:
         # is removed by name then, which is safe because the name holds this process's port.
         created = False
         old_term = signal.signal(signal.SIGTERM, _stop)
+        # Explicitly: a process started in the background of a non-interactive shell inherits
+        # SIGINT ignored, and Python then never raises KeyboardInterrupt.
+        old_int = signal.signal(signal.SIGINT, _stop)
         try:
             created = True
             try:
@@ -123,6 +126,7 @@ class Listener:
             return 0
         finally:
             signal.signal(signal.SIGTERM, old_term)
+            signal.signal(signal.SIGINT, old_int)
             receiver.close()
             if created:
                 self._remove(name, uid)
