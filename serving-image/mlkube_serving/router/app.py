@@ -37,7 +37,7 @@ from mlkube_serving.router.asgi import (
     TARGET_HEADERS,
     WWW_AUTHENTICATE,
 )
-from mlkube_serving.router.auth import KeyStore
+from mlkube_serving.router.auth import KeyStore, missing_keys_file
 from mlkube_serving.router.config import RouterConfig
 from mlkube_serving.router.errors import (
     ConfigError,
@@ -151,6 +151,13 @@ class RouterApp:
             log.error("router config not applied (keeping the previous one): %s", exc.message)
             return False
         if config is None:
+            return False
+        unservable = missing_keys_file(config.auth.mode, config.auth.keys_file)
+        if unservable is not None and self.table is not None:
+            # Not a refused config (no reload_error): the operator sees this replica on an
+            # older config and waits for the rollout to replace it.
+            self.metrics.config_reloads.labels("unservable").inc()
+            log.warning("router config %s not applied: %s", source, unservable)
             return False
         served = self.table.config if self.table is not None else None
         shared = watcher is self._shared

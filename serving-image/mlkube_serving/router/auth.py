@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -19,6 +20,22 @@ from mlkube_serving.router.errors import Unauthorized
 from mlkube_serving.router.watch import FileStamp, file_stamp
 
 log = logging.getLogger(__name__)
+
+
+def missing_keys_file(mode: str, keys_file: str | None) -> str | None:
+    """Why a config that turns key auth on cannot be served by this replica, or None.
+
+    Key auth is switched on by the config while the keys arrive as a Secret volume, which only
+    new router pods mount: applying such a config (by push or by the kubelet's file refresh) to
+    a replica started before would refuse every key, valid ones included, until it is gone. It
+    keeps its previous config instead; the replicas that mount the keys serve the new one.
+    """
+    if mode != "key" or keys_file is None or os.path.exists(keys_file):
+        return None
+    return (
+        f"auth.mode is key but {keys_file!r} does not exist on this replica (started without"
+        " the keys Secret): keeping the previous config; new replicas serve this one"
+    )
 
 
 def parse_keys(text: str) -> list[str]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mlkube.contract import CONFIG_SIGNATURE_PREFIX
+from mlkube_serving.router.auth import missing_keys_file
 from mlkube_serving.router.config import RouterConfig, parse_config_bytes
 from mlkube_serving.router.errors import ConfigError
 from mlkube_serving.router.watch import FileStamp, file_stamp
@@ -107,6 +108,9 @@ def judge_push(
         config = parse_config_bytes(body)
     except ConfigError as exc:
         return _refused(400, "invalid", exc.message, served)
+    unservable = missing_keys_file(config.auth.mode, config.auth.keys_file)
+    if unservable is not None and served is not None:
+        return _refused(409, "conflict", unservable, served)
     if served is not None and config.revision <= served.revision:
         return _refused(
             409,

@@ -167,7 +167,8 @@ def test_with_several_workers_a_push_reaches_every_worker(
     new = doc(fresh_upstreams, 6, {"green": 100})
     assert push(router, new, sign(new)).status_code == 200
     # The worker that took it shares it; the other picks it up on its next poll (~1 s).
-    wait_until(lambda: served(router, 100) == {"green": 100}, timeout=5)
+    # 100 answers from one worker alone can look done: wait for 200 in a row, twice.
+    wait_until(lambda: served(router, 200) == {"green": 200}, timeout=5)
     assert served(router, 200) == {"green": 200}
 
 
@@ -198,3 +199,34 @@ def test_the_operators_push_is_accepted_and_measured(
     assert samples[10] < 0.25
     unwritten = RouterConfigPlan(text, plan.hash, 99, written=False)
     assert router_push.push_config(fake, OWNER, unwritten, ["127.0.0.1"], config, router.port) == {}
+
+
+def test_a_config_turning_key_auth_on_is_not_served_by_a_replica_without_the_keys(
+    fresh_upstreams: dict[str, Upstream], start_router: Any, tmp_path: Path
+) -> None:
+    # Turning auth on rolls the routers out; until then the old replicas (no keys Secret
+    # mounted) get the new config by push and by file. Serving it would refuse every key,
+    # valid ones included: they keep the previous config, the new replicas serve it.
+    router = start_router(doc(fresh_upstreams, 5, {"blue": 100}), push_key_file=key_file(tmp_path))
+    auth = {"mode": "key", "keysFile": str(tmp_path / "keys" / "keys")}  # not mounted here
+    six = orjson.dumps(
+        base_config(fresh_upstreams, traffic={"blue": 100}, revision=6) | {"auth": auth}
+    )
+    answer = push(router, six, sign(six))
+    assert answer.status_code == 409, answer.text
+    assert "keys Secret" in answer.json()["error"]
+    router.config_dir.write({"config.json": six})
+    wait_until(
+        lambda: router.metric("mlkube_router_config_reloads_total", result="unservable") == 1
+    )
+    assert state(router)["revision"] == 5 and "error" not in state(router)
+    assert served(router) == {"blue": 60}  # no key needed: the previous config is served
+    # The same config on a replica that mounts the keys is served, with key auth on.
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "keys").write_text("the-key\n")
+    seven = orjson.dumps(
+        base_config(fresh_upstreams, traffic={"blue": 100}, revision=7) | {"auth": auth}
+    )
+    assert push(router, seven, sign(seven)).status_code == 200
+    refused = requests.post(router.url + V2_PATH, json={"inputs": []}, timeout=5)
+    assert refused.status_code == 401
