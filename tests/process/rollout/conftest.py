@@ -26,6 +26,7 @@ from router_harness import (  # noqa: E402
     KubeFileDir,
     Router,
     Upstream,
+    running_upstreams,
     stop_process,
     wait_http,
     wait_until,
@@ -44,24 +45,8 @@ UPSTREAMS = {
 
 @pytest.fixture(scope="module")
 def upstreams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Upstream]]:
-    logs = tmp_path_factory.mktemp("upstreams")
-    started: dict[str, Upstream] = {}
-    try:
-        for name, options in UPSTREAMS.items():
-            port = free_port()
-            proc = subprocess.Popen(
-                [sys.executable, str(ROUTER_TESTS / "fake_model_server.py"), "--name", name,
-                 "--port", str(port), *options],
-                stdout=open(logs / f"{name}.log", "wb"),  # noqa: SIM115
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            started[name] = Upstream(name, port, proc)
-        for upstream in started.values():
-            wait_http(upstream.url + "/v2/health/ready", upstream.proc)
+    with running_upstreams(tmp_path_factory.mktemp("upstreams"), UPSTREAMS) as started:
         yield started
-    finally:
-        for upstream in started.values():
-            stop_process(upstream.proc)
 
 
 @pytest.fixture

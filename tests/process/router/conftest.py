@@ -24,6 +24,7 @@ from router_harness import (  # noqa: E402
     KubeFileDir,
     Router,
     Upstream,
+    running_upstreams,
     stop_process,
     wait_http,
 )
@@ -34,24 +35,10 @@ from mlkube.devcluster.procs import free_port  # noqa: E402
 @pytest.fixture(scope="session")
 def upstreams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Upstream]]:
     """blue and green answer data*1 (they agree), red answers data*2 (it disagrees)."""
-    logs = tmp_path_factory.mktemp("upstreams")
-    started: dict[str, Upstream] = {}
-    try:
-        for name, factor in (("blue", 1.0), ("green", 1.0), ("red", 2.0)):
-            port = free_port()
-            proc = subprocess.Popen(
-                [sys.executable, str(HERE / "fake_model_server.py"), "--name", name,
-                 "--port", str(port), "--factor", str(factor)],
-                stdout=open(logs / f"{name}.log", "wb"),  # noqa: SIM115
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            started[name] = Upstream(name, port, proc)
-        for upstream in started.values():
-            wait_http(upstream.url + "/v2/health/ready", upstream.proc)
+    factors = {"blue": 1.0, "green": 1.0, "red": 2.0}
+    options = {name: ["--factor", str(factor)] for name, factor in factors.items()}
+    with running_upstreams(tmp_path_factory.mktemp("upstreams"), options) as started:
         yield started
-    finally:
-        for upstream in started.values():
-            stop_process(upstream.proc)
 
 
 @pytest.fixture

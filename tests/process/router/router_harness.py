@@ -7,11 +7,13 @@ directory, then an atomic swap of the `..data` symlink), so reload tests exercis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,31 @@ class Upstream:
 
     def reset(self) -> None:
         requests.post(self.url + "/stats/reset", timeout=5).raise_for_status()
+
+
+@contextlib.contextmanager
+def running_upstreams(logs: Path, options: dict[str, list[str]]) -> Iterator[dict[str, Upstream]]:
+    """fake_model_server.py processes, name -> its extra options, Ready when entered and
+    stopped on exit (their output in `logs`)."""
+    from mlkube.devcluster.procs import free_port
+
+    started: dict[str, Upstream] = {}
+    try:
+        for name, extra in options.items():
+            port = free_port()
+            proc = subprocess.Popen(
+                [sys.executable, str(HERE / "fake_model_server.py"), "--name", name,
+                 "--port", str(port), *extra],
+                stdout=open(logs / f"{name}.log", "wb"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            started[name] = Upstream(name, port, proc)
+        for upstream in started.values():
+            wait_http(upstream.url + "/v2/health/ready", upstream.proc)
+        yield started
+    finally:
+        for upstream in started.values():
+            stop_process(upstream.proc)
 
 
 @dataclass
