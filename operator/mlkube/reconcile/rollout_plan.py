@@ -5,7 +5,8 @@ rolls); a new revision starts a new rollout from the split running now, except o
 deploy (nothing applied yet) which promotes at once. Each tick folds in the measurements that
 were due, handles at most one CLI request (once per id, only for the current revision), runs
 the steps (reconcile/rollout_steps), scales an aborted candidate down after its delay, and says
-which conditions to set, which Events to post and when to tick again. The controller (rctl)
+which Events to post and when to tick again (the endpoint's conditions follow from the status:
+builders/endpoint_rollout_status). The controller
 does the I/O: it measures `due_metrics`, applies `rollout_split.running_split` and reports
 whether the routers serve it.
 """
@@ -62,25 +63,14 @@ class Observations:
 
 
 @dataclass(frozen=True)
-class ConditionWant:
-    """A condition the endpoint's status must carry because of the rollout."""
-
-    type: str
-    status: bool
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
 class RolloutPlan:
     """The tick's outcome: the new status.rollout (None: no rollout), Events to post,
-    conditions to set, seconds until the next tick (None: no loop needed), and the metrics
+    seconds until the next tick (None: no loop needed), and the metrics
     that started this tick (`fresh`: take their router baseline now, so the first measurement
     covers traffic at the step's split only)."""
 
     rollout: RolloutStatus | None
     events: tuple[RolloutEvent, ...] = ()
-    conditions: tuple[ConditionWant, ...] = ()
     delay: float | None = None
     fresh: tuple[str, ...] = ()
 
@@ -213,22 +203,6 @@ def _continue(
     return enter(spec, status, status.step_index + 1, now, events)
 
 
-def conditions(rollout: RolloutStatus | None) -> tuple[ConditionWant, ...]:
-    """Reconciling while the rollout runs; Degraded and Stalled once it aborted."""
-    if rollout is None:
-        return ()
-    if rollout.phase == "Progressing":
-        return (ConditionWant("Reconciling", True, "RolloutProgressing", rollout.message),)
-    if rollout.phase == "Paused":
-        return (ConditionWant("Reconciling", True, "RolloutPaused", rollout.message),)
-    if rollout.phase == "Aborted":
-        return (
-            ConditionWant("Degraded", True, "RolloutAborted", rollout.message),
-            ConditionWant("Stalled", True, "RolloutAborted", rollout.message),
-        )
-    return ()
-
-
 def next_delay(
     spec: OnlineEndpointSpec, rollout: RolloutStatus | None, now: dt.datetime
 ) -> float | None:
@@ -267,7 +241,7 @@ def advance(
         last = previous.last_request if previous is not None else None
         if not seen.applied_traffic:
             status = _initial(spec, rev, now, last)
-            return RolloutPlan(status, (), conditions(status), None)
+            return RolloutPlan(status, (), None)
         status = _new(spec, rev, seen.applied_traffic, now, last)
         events.append(RolloutEvent("Normal", "RolloutStarted", _started(spec, status)))
         served = None  # what the routers serve belongs to the previous rollout
@@ -284,7 +258,7 @@ def advance(
     posted = tuple(
         RolloutEvent(e.type, e.reason, bound_message(e.message, MAX_EVENT)) for e in events
     )
-    return RolloutPlan(status, posted, conditions(status), delay, fresh)
+    return RolloutPlan(status, posted, delay, fresh)
 
 
 def _started(spec: OnlineEndpointSpec, status: RolloutStatus) -> str:

@@ -1,6 +1,6 @@
 """The rollout state machine with an injected clock: first deploy, a healthy rollout through
 every step kind to Promoted, aborts (analysis failure, provider errors, request) with the
-record, conditions, Events and the scale-down, inconclusive pauses, background analysis, each
+record, Events and the scale-down, inconclusive pauses, background analysis, each
 request (once per id, other revisions ignored), a revision change mid-rollout, tick delays."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.api.rollout_status import RolloutRequest, RolloutStatus
 from mlkube.reconcile.rollout_analysis import RawMeasurement
 from mlkube.reconcile.rollout_plan import (
-    ConditionWant,
     Observations,
     RolloutPlan,
     advance,
@@ -67,7 +66,7 @@ def test_first_deploy_promotes_at_once() -> None:
         "InitialDeploy",
         100,
     )
-    assert (plan.events, plan.conditions, plan.delay) == ((), (), None)
+    assert (plan.events, plan.delay) == ((), None)
     assert running_split(spec(), plan.rollout, T0).traffic == {"green": 100}
 
 
@@ -80,9 +79,6 @@ def test_a_healthy_rollout_walks_every_step_kind_to_promoted() -> None:
         "WaitingForCandidate",
     )
     assert reasons(waiting) == ["RolloutStarted"] and status.start_traffic == {"blue": 100}
-    assert waiting.conditions == (
-        ConditionWant("Reconciling", True, "RolloutProgressing", status.message),
-    )
     assert status.revision == revision(endpoint)
     # step 1 setWeight 10: entered once the candidate is available, complete once served
     plan = tick(endpoint, status, at(1))
@@ -127,7 +123,6 @@ def test_a_healthy_rollout_walks_every_step_kind_to_promoted() -> None:
     status = plan.rollout
     assert status is not None and (status.phase, status.step_index) == ("Paused", 5)
     assert reasons(plan) == ["RolloutStep", "RolloutPaused"]
-    assert plan.conditions[0].reason == "RolloutPaused"
     assert tick(endpoint, status, at(900)).rollout == status
     plan = tick(endpoint, status, at(901), request=request("promote", status))
     status = plan.rollout
@@ -137,7 +132,7 @@ def test_a_healthy_rollout_walks_every_step_kind_to_promoted() -> None:
         100,
     )
     assert status.last_request == "r1" and reasons(plan) == ["RolloutPromoted"]
-    assert plan.delay is None and plan.conditions == ()
+    assert plan.delay is None
     assert running_split(endpoint, status, at(901)).traffic == {"green": 100}
 
 
@@ -162,10 +157,6 @@ def test_analysis_failure_aborts_with_the_record_then_scales_down() -> None:
         "errors",
         0.12,
         "result > 0.05",
-    )
-    assert plan.conditions == (
-        ConditionWant("Degraded", True, "RolloutAborted", message),
-        ConditionWant("Stalled", True, "RolloutAborted", message),
     )
     assert plan.delay == 600.0 and due_metrics(aborted, at(100)) == ()
     assert running_split(endpoint, aborted, at(12)).traffic == {"blue": 100, "green": 0}
