@@ -28,6 +28,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from mlkube.contract import DRIFT_SAMPLES_BATCH_TYPE, DRIFT_SAMPLES_PATH
@@ -36,6 +37,7 @@ from mlkube_serving._http.client import UpstreamPool
 from mlkube_serving._http.errors import UpstreamError
 from mlkube_serving.drift_batch import Array, Layout, SampleBuffer, predictions_of, wire_dtype
 from mlkube_serving.drift_json import JsonLane
+from mlkube_serving.drift_refs import HOLD_BYTES, RefLane
 from mlkube_serving.tensors import Tensor, column_names, to_feature_matrix
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class DriftHook:
         self._free: list[SampleBuffer] = []  # sent, ready for reuse
         self._allocated = 0
         self._exhausted = False  # every buffer is full: drop at once until the sender frees one
+        self._lane = RefLane(batch_rows)  # the request path's references, packed by flush()
         self._json = JsonLane(queue_size)
         self._drops: dict[tuple[str, str], int] = {}
         self._pool: UpstreamPool | None = None
@@ -107,60 +110,94 @@ class DriftHook:
     ) -> None:
         """Maybe keep a served request for the sidecar; never blocks, never raises.
 
-        Written for the cost of the common case (one 2-D numeric input, the same layout as
-        the open buffer): a handful of identity checks and two numpy slice assignments.
+        Written for the cost of the common case (one small input, the `predict` output first,
+        the lane's model and columns): a few checks and two references stored under the lock.
         """
         if self._coin() >= self._rate:
             return
         try:
             data = inputs[0].data
+            out = outputs[0]
+            lane = self._lane
+            if data.nbytes <= HOLD_BYTES and out.name == "predict" and len(inputs) == 1:
+                with self._lock:
+                    i = lane.used
+                    if i < lane.capacity and feature_names is lane.names and model == lane.model:
+                        lane.rows[i] = data
+                        lane.predictions[i] = out.data
+                        lane.used = j = i + 1
+                        if j == lane.capacity:
+                            self._wake_sender()
+                        return
+            if self._hold(model, feature_names, inputs, outputs):
+                return
             if len(inputs) == 1 and data.ndim == 2:
                 matrix = data
             else:
                 matrix = to_feature_matrix(inputs, n_features, feature_names)
-            predictions = predictions_of(outputs)
-            n = matrix.shape[0]
-            k = n if n <= self._max_rows else self._max_rows
-            if k == 0:
-                return
-            if predictions is not None and predictions.shape[0] < k:
-                predictions = None  # not one per row: rows without predictions
-            with self._lock:
-                buf = self._open
-                if (
-                    buf is not None
-                    and buf.names is feature_names
-                    and buf.model == model
-                    and matrix.dtype is buf.rows_dtype
-                    and (None if predictions is None else predictions.dtype) is buf.pred_dtype
-                    and matrix.shape[1] == buf.width
-                    and buf.used + k <= buf.capacity
-                ):
-                    i = buf.used
-                    j = i + k
-                    buf.rows[i:j] = matrix if k == n else matrix[:k]
-                    if predictions is not None:
-                        buf.predictions[i:j] = (  # type: ignore[index]
-                            predictions if predictions.shape[0] == k else predictions[:k]
-                        )
-                    buf.used = j
-                    buf.samples += 1
-                    return
-                if self._exhausted:
-                    self._drop(model, "queue_full")
-                    return
-                if self._place(model, feature_names, inputs, matrix, predictions, k):
-                    return
-            columns = column_names(inputs, feature_names)
-            if not self._json.offer(model, columns, matrix, predictions, k):
-                with self._lock:
-                    self._drop(model, "queue_full")
-            elif len(self._json) == JSON_BATCH:
-                self._wake_sender()
+            self._keep(model, feature_names, inputs, matrix, predictions_of(outputs))
         except Exception as exc:  # an input the drift view cannot tabulate: skip, count
             log.debug("drift sample skipped: %s", exc)
             with self._lock:
                 self._drop(model, "unencodable")
+
+    def _hold(
+        self, model: str, names: list[str] | None, inputs: list[Tensor], outputs: list[Tensor]
+    ) -> bool:
+        """Bind the empty lane to this model and columns and hold the sample there."""
+        data = inputs[0].data
+        if len(inputs) != 1 or data.nbytes > HOLD_BYTES or outputs[0].name != "predict":
+            return False
+        with self._lock:
+            lane = self._lane
+            if not lane.bind(model, names):
+                return False
+            lane.rows[0] = data
+            lane.predictions[0] = outputs[0].data
+            lane.used = 1
+            if lane.capacity == 1:
+                self._wake_sender()
+        return True
+
+    def _keep(
+        self,
+        model: str,
+        feature_names: list[str] | None,
+        inputs: list[Tensor],
+        matrix: Array,
+        predictions: Array | None,
+    ) -> None:
+        """Copy a sample into a buffer (or the JSON lane): samples the lane does not hold."""
+        n = matrix.shape[0]
+        k = n if n <= self._max_rows else self._max_rows
+        if k == 0:
+            return
+        if predictions is not None and predictions.shape[0] < k:
+            predictions = None  # not one per row: rows without predictions
+        with self._lock:
+            buf = self._open
+            if (
+                buf is not None
+                and buf.names is feature_names
+                and buf.model == model
+                and matrix.dtype is buf.rows_dtype
+                and (None if predictions is None else predictions.dtype) is buf.pred_dtype
+                and matrix.shape[1] == buf.width
+                and buf.used + k <= buf.capacity
+            ):
+                buf.put(matrix, predictions, k)
+                return
+            if self._exhausted:
+                self._drop(model, "queue_full")
+                return
+            if self._place(model, feature_names, inputs, matrix, predictions, k):
+                return
+        columns = column_names(inputs, feature_names)
+        if not self._json.offer(model, columns, matrix, predictions, k):
+            with self._lock:
+                self._drop(model, "queue_full")
+        elif len(self._json) == JSON_BATCH:
+            self._wake_sender()
 
     def _drop(self, model: str, reason: str, samples: int = 1) -> None:
         key = (model, reason)
@@ -218,6 +255,7 @@ class DriftHook:
         with self._lock:
             held = sum(b.samples for b in self._sealed)
             held += self._open.samples if self._open is not None else 0
+            held += self._lane.used
         return held + len(self._json)
 
     def start(self) -> None:
@@ -275,13 +313,27 @@ class DriftHook:
         Only what is already pending: samples that arrive while a POST is in flight wait for
         the next flush, so batches stay large. After a failed POST the rest is dropped.
         """
+        ok = True
+        with self._lock:
+            lane = self._lane
+            taken = lane.take() if seal or lane.used == lane.capacity else None
+            model, names = lane.model, lane.names
+        if taken is not None:
+            rows, predictions, n = taken
+            columns = None if names is None else list(names)
+            body = lane.pack(model or "", columns, taken, self._max_rows)
+            if body is None:  # not uniform: one by one through the buffers and the JSON lane
+                self._replay(model or "", names, rows, predictions, n)
+            with self._lock:
+                lane.give_back(rows, predictions)
+            if body is not None:
+                ok = await self._deliver(model or "", n, body, self._batch_head, ok)
         with self._lock:
             if seal and self._open is not None and self._open.used:
                 self._sealed.append(self._open)
                 self._open = None
             batches, self._sealed = self._sealed, []
         self.publish_drops()
-        ok = True
         for buf in batches:
             ok = await self._deliver(buf.model, buf.samples, buf.body(), self._batch_head, ok)
             with self._lock:
@@ -291,6 +343,21 @@ class DriftHook:
         for model, count, body in self._json.drain():
             ok = await self._deliver(model, count, body, self._json_head, ok)
         return ok
+
+    def _replay(
+        self, model: str, names: list[str] | None, rows: list[Any], preds: list[Any], n: int
+    ) -> None:
+        """Held samples the pack refused, copied one by one as `offer` would have."""
+        for data, labels in zip(rows[:n], preds[:n], strict=True):
+            try:
+                inputs = [Tensor("input-0", data, "")]
+                matrix = data if data.ndim == 2 else to_feature_matrix(inputs, None, names)
+                self._keep(model, names, inputs, matrix,
+                           predictions_of([Tensor("predict", labels, "")]))  # fmt: skip
+            except Exception as exc:
+                log.debug("drift sample skipped: %s", exc)
+                with self._lock:
+                    self._drop(model, "unencodable")
 
     async def _deliver(self, model: str, samples: int, body: bytes, head: bytes, ok: bool) -> bool:
         """POST one body unless an earlier one failed; count it sent or dropped."""
