@@ -1,23 +1,22 @@
 """Send a sample of served features and predictions to the drift sidecar, off the request path.
 
-The request path flips a biased coin and copies the request's rows into a preallocated
-per-worker buffer (`drift_batch.SampleBuffer`) in place: no per-sample objects, no encoding.
-When every buffer is full the sample is dropped and counted in a plain integer that the sender
-publishes to `mlkube_drift_samples_send_dropped_total` (a Prometheus increment per drop would
-cost more than the sample). A task on the worker's own event loop, woken when a buffer is full,
-POSTs each full buffer as one compact binary batch (raw numbers behind a small header,
-`DRIFT_SAMPLES_BATCH_TYPE`) to `{MLKUBE_DRIFT_URL}/v1/samples` over one keep-alive connection;
-a partly filled buffer goes after `max_delay`. Every wake-up and POST has a fixed cost (the
-HTTP exchange, the loopback kernel work, cold caches): at 10% sampling a POST every 50 ms cost
-more than the samples, so the sender sleeps until there is a full buffer to send. A slow or
-dead sidecar costs dropped samples, never latency. Non-numeric samples take the JSON lane
-(`drift_json`).
+The request path flips a biased coin and, in the common case (one input of at most
+`HOLD_BYTES`, the `predict` output first, the lane's model), stores references to the two
+arrays in a preallocated per-worker lane (`drift_refs.RefLane`): no copy, no per-sample object,
+no encoding. Other samples are copied into preallocated buffers (`drift_buffers`), text ones
+into the JSON lane (`drift_json`). When everything is full the sample is dropped and counted in
+a plain integer that the sender publishes to `mlkube_drift_samples_send_dropped_total`. A task
+on the worker's own event loop, woken when the lane or a buffer is full (else after
+`max_delay`), stacks the lane into one compact binary batch (raw numbers behind a small header,
+`DRIFT_SAMPLES_BATCH_TYPE`) and POSTs it, and each full buffer, to
+`{MLKUBE_DRIFT_URL}/v1/samples` over one keep-alive connection. Every wake-up and POST has a
+fixed cost, so there are a few a second at any rate. A slow or dead sidecar costs dropped
+samples, never latency.
 
-Why not a sender thread: a Python thread doing CPU work next to an asyncio server fights it
-for the GIL on every I/O call (the convoy effect); measured here, that cost the server half its
-throughput at 100% sampling. Why buffers and bytes instead of a deque of samples and JSON:
-issue 16 measured 5.5 us of server CPU per sampled request that way (docs/benchmarks/
-drift-overhead.md); most of it was per-sample objects, JSON text and sending that text.
+Why not a sender thread: it fights the asyncio server for the GIL (the convoy effect; half the
+throughput at 100% sampling). Why references: issue 16 measured 5.5 us of server CPU per
+sampled request with per-sample copies and JSON, and copying in place still cost ~2 us inside
+the server (docs/benchmarks/drift-overhead.md).
 """
 
 from __future__ import annotations
@@ -35,7 +34,8 @@ from mlkube.contract import DRIFT_SAMPLES_BATCH_TYPE, DRIFT_SAMPLES_PATH
 from mlkube_serving import metrics
 from mlkube_serving._http.client import UpstreamPool
 from mlkube_serving._http.errors import UpstreamError
-from mlkube_serving.drift_batch import Array, Layout, SampleBuffer, predictions_of, wire_dtype
+from mlkube_serving.drift_batch import Array, predictions_of
+from mlkube_serving.drift_buffers import FULL, NOT_NUMERIC, SEALED, Buffers
 from mlkube_serving.drift_json import JsonLane
 from mlkube_serving.drift_refs import HOLD_BYTES, RefLane
 from mlkube_serving.tensors import Tensor, column_names, to_feature_matrix
@@ -45,9 +45,6 @@ log = logging.getLogger(__name__)
 SAMPLES_PATH = DRIFT_SAMPLES_PATH
 MAX_REPLY_BYTES = 64 * 1024  # the sidecar answers {"accepted": true}; anything big is wrong
 JSON_BATCH = 256  # JSON-lane samples that make a POST worth sending before `max_delay`
-# Identity token of buffers filled from several inputs: their columns are the inputs' names, so
-# the fast path (single input, `buf.names is feature_names`) must never match them.
-_SEVERAL_INPUTS = object()
 
 
 class DriftHook:
@@ -78,20 +75,13 @@ class DriftHook:
         self._json_head = f"{head}application/json\r\nContent-Length: ".encode()
         self._rate = sample_rate
         self._max_rows = max_rows
-        self._batch_rows = batch_rows
-        self._buffer_bytes = buffer_bytes
-        self._max_buffers = max_buffers
         self._timeout = timeout
         self._max_delay = max_delay
         self._backoff = backoff
         self._coin = coin
         # offer() runs on the loop or in the server's inference threads; flush() on the loop.
         self._lock = threading.Lock()
-        self._open: SampleBuffer | None = None  # being filled by offer()
-        self._sealed: list[SampleBuffer] = []  # filled, waiting for the sender
-        self._free: list[SampleBuffer] = []  # sent, ready for reuse
-        self._allocated = 0
-        self._exhausted = False  # every buffer is full: drop at once until the sender frees one
+        self._buffers = Buffers(batch_rows, buffer_bytes, max_buffers)  # the copying lane
         self._lane = RefLane(batch_rows)  # the request path's references, packed by flush()
         self._json = JsonLane(queue_size)
         self._drops: dict[tuple[str, str], int] = {}
@@ -108,11 +98,8 @@ class DriftHook:
         outputs: list[Tensor],
         n_features: int | None = None,
     ) -> None:
-        """Maybe keep a served request for the sidecar; never blocks, never raises.
-
-        Written for the cost of the common case (one small input, the `predict` output first,
-        the lane's model and columns): a few checks and two references stored under the lock.
-        """
+        """Maybe keep a served request for the sidecar; never blocks, never raises. Written
+        for the common case's cost: a few checks, two references stored under the lock."""
         if self._coin() >= self._rate:
             return
         try:
@@ -149,15 +136,7 @@ class DriftHook:
         if len(inputs) != 1 or data.nbytes > HOLD_BYTES or outputs[0].name != "predict":
             return False
         with self._lock:
-            lane = self._lane
-            if not lane.bind(model, names):
-                return False
-            lane.rows[0] = data
-            lane.predictions[0] = outputs[0].data
-            lane.used = 1
-            if lane.capacity == 1:
-                self._wake_sender()
-        return True
+            return self._lane.start(model, names, data, outputs[0].data)
 
     def _keep(
         self,
@@ -175,23 +154,13 @@ class DriftHook:
         if predictions is not None and predictions.shape[0] < k:
             predictions = None  # not one per row: rows without predictions
         with self._lock:
-            buf = self._open
-            if (
-                buf is not None
-                and buf.names is feature_names
-                and buf.model == model
-                and matrix.dtype is buf.rows_dtype
-                and (None if predictions is None else predictions.dtype) is buf.pred_dtype
-                and matrix.shape[1] == buf.width
-                and buf.used + k <= buf.capacity
-            ):
-                buf.put(matrix, predictions, k)
-                return
-            if self._exhausted:
+            kept = self._buffers.put(model, feature_names, inputs, matrix, predictions, k)
+            if kept == FULL:
                 self._drop(model, "queue_full")
-                return
-            if self._place(model, feature_names, inputs, matrix, predictions, k):
-                return
+            elif kept == SEALED:
+                self._wake_sender()
+        if kept != NOT_NUMERIC:
+            return
         columns = column_names(inputs, feature_names)
         if not self._json.offer(model, columns, matrix, predictions, k):
             with self._lock:
@@ -203,59 +172,10 @@ class DriftHook:
         key = (model, reason)
         self._drops[key] = self._drops.get(key, 0) + samples
 
-    def _place(
-        self,
-        model: str,
-        names: list[str] | None,
-        inputs: list[Tensor],
-        matrix: Array,
-        predictions: Array | None,
-        k: int,
-    ) -> bool:
-        """Slow path under the lock: a buffer of this layout (sealing the open one); False
-        sends the sample down the JSON lane (not numeric). Drops when every buffer is full."""
-        rows_dtype = wire_dtype(matrix.dtype)
-        pred_dtype = None if predictions is None else wire_dtype(predictions.dtype)
-        if rows_dtype is None or (predictions is not None and pred_dtype is None):
-            return False
-        columns = column_names(inputs, names)
-        token = names if len(inputs) == 1 else _SEVERAL_INPUTS
-        layout: Layout = (model, columns, matrix.shape[1], rows_dtype, pred_dtype)
-        buf = self._open
-        if buf is None or buf.layout() != layout or buf.used + min(k, buf.capacity) > buf.capacity:
-            if buf is not None and buf.used:
-                self._sealed.append(buf)
-                self._wake_sender()
-            elif buf is not None:
-                self._free.append(buf)
-            self._open = buf = self._take(layout, token)
-            if buf is None:
-                self._exhausted = True
-                self._drop(model, "queue_full")
-                return True
-        buf.names = token
-        buf.put(matrix, predictions, min(k, buf.capacity))  # a huge row: fewer rows fit
-        return True
-
-    def _take(self, layout: Layout, token: object) -> SampleBuffer | None:
-        """A free buffer of this layout, else a new one while fewer than `max_buffers` exist."""
-        for i, buf in enumerate(self._free):
-            if buf.layout() == layout:
-                return self._free.pop(i)
-        if self._allocated >= self._max_buffers:
-            if not self._free:
-                return None
-            self._free.pop()  # a free buffer of another layout: replace it
-            self._allocated -= 1
-        self._allocated += 1
-        return SampleBuffer.for_layout(layout, token, self._batch_rows, self._buffer_bytes)
-
     def pending(self) -> int:
         """Samples held for the sender (buffers and the JSON lane)."""
         with self._lock:
-            held = sum(b.samples for b in self._sealed)
-            held += self._open.samples if self._open is not None else 0
-            held += self._lane.used
+            held = self._buffers.pending() + self._lane.used
         return held + len(self._json)
 
     def start(self) -> None:
@@ -329,17 +249,12 @@ class DriftHook:
             if body is not None:
                 ok = await self._deliver(model or "", n, body, self._batch_head, ok)
         with self._lock:
-            if seal and self._open is not None and self._open.used:
-                self._sealed.append(self._open)
-                self._open = None
-            batches, self._sealed = self._sealed, []
+            batches = self._buffers.take_sealed(seal)
         self.publish_drops()
         for buf in batches:
             ok = await self._deliver(buf.model, buf.samples, buf.body(), self._batch_head, ok)
             with self._lock:
-                buf.reset()
-                self._free.append(buf)
-                self._exhausted = False
+                self._buffers.recycle(buf)
         for model, count, body in self._json.drain():
             ok = await self._deliver(model, count, body, self._json_head, ok)
         return ok

@@ -46,12 +46,14 @@ class RefLane:
         self.used = 0
         self._body = bytearray()  # the last batch body, reused by `pack`
 
-    def bind(self, model: str, names: list[str] | None) -> bool:
-        """Hold samples of this model and columns from now on; False while others are held
-        or while the sender still packs the previous slots."""
-        if self.used or self._spare is None:
+    def start(self, model: str, names: list[str] | None, rows: Any, predictions: Any) -> bool:
+        """Hold samples of this model and columns from now on, this one first; False while
+        others are held or while the sender still packs the previous slots."""
+        if self.used or self._spare is None or self.capacity < 2:
             return False
         self.model, self.names = model, names
+        self.rows[0], self.predictions[0] = rows, predictions
+        self.used = 1
         return True
 
     def take(self) -> tuple[list[Any], list[Any], int] | None:
