@@ -29,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
 # Phase labels: the server's three configurations, then the diagnostic one.
-LABELS = ["off", "default", "100%", "timed"]
+LABELS = ["off", "default", "100%", "timed", "unsent"]
 Phase = tuple[str, float, int]  # (label, CPU seconds, requests)
 
 
@@ -51,6 +51,22 @@ def serve(settings_json: str, phase: float, out: str) -> None:
         init(self, sink)
         planes.append(self)
 
+    packed = [0, 0]  # ns in RefLane.pack, samples packed (the sender's stacking, in place)
+    try:
+        from mlkube_serving.drift_refs import RefLane
+
+        pack = RefLane.pack
+
+        def timed_pack(self: Any, model: str, columns: Any, taken: Any, max_rows: int) -> Any:
+            t0 = time.perf_counter_ns()
+            body = pack(self, model, columns, taken, max_rows)
+            packed[0] += time.perf_counter_ns() - t0
+            packed[1] += taken[2]
+            return body
+
+        RefLane.pack = timed_pack  # type: ignore[method-assign]
+    except ImportError:  # another checkout's hook (PYTHONPATH), before the reference lane
+        pass
     dataplane.DataPlane.infer_entry = counted  # type: ignore[method-assign]
     dataplane.DataPlane.__init__ = keep  # type: ignore[method-assign]
 
@@ -60,6 +76,7 @@ def serve(settings_json: str, phase: float, out: str) -> None:
         def __init__(self, inner: Any) -> None:
             self.inner, self.times = inner, [0] * 200_000
             self.n = 0
+            self.rate, self.coin = inner.rate, inner.coin
 
         def offer(self, *args: Any) -> None:
             t0 = time.perf_counter_ns()
@@ -75,9 +92,16 @@ def serve(settings_json: str, phase: float, out: str) -> None:
         full: DriftHook = plane.sink
         default = DriftHook.__new__(DriftHook)  # the same hook and sender, sampling less
         default.__dict__.update(full.__dict__)
-        default._rate = Settings().drift_sample_rate
+        default.rate = Settings().drift_sample_rate
         timed = Timed(full)
-        sinks = {"off": None, "default": default, "100%": full, "timed": timed}
+        unsent = DriftHook(f"http://{full._host}:{full._port}", 1.0)  # all but the POST
+
+        async def posted(body: bytes, head: bytes) -> bool:
+            return True
+
+        unsent._post = posted  # type: ignore[method-assign]
+        full._loop.call_soon_threadsafe(unsent.start)
+        sinks = {"off": None, "default": default, "100%": full, "timed": timed, "unsent": unsent}
         phases: list[Phase] = []
         for i in range(10**9):
             label = LABELS[i % len(LABELS)]
@@ -87,7 +111,15 @@ def serve(settings_json: str, phase: float, out: str) -> None:
             phases.append((label, time.process_time() - c0, served[0] - n0))
             if label == LABELS[-1]:
                 offers = sorted(timed.times[: timed.n])
-                Path(out).write_text(json.dumps({"phases": phases, "offer_ns": offers[::10]}))
+                Path(out).write_text(
+                    json.dumps(
+                        {
+                            "phases": phases,
+                            "offer_ns": offers[::10],
+                            "pack_ns": packed[0] / max(1, packed[1]),
+                        }
+                    )
+                )
 
     threading.Thread(target=switcher, daemon=True).start()
     settings = Settings(**json.loads(settings_json))
@@ -133,7 +165,12 @@ def measure(
         if len(cycle) == len(LABELS) and all(n for _, _, n in cycle):
             for label, cpu, n in cycle:
                 us[label].append(1e6 * cpu / n)
-    return {"rps": result["rps"], "us": us, "offer_ns": data["offer_ns"]}
+    return {
+        "rps": result["rps"],
+        "us": us,
+        "offer_ns": data["offer_ns"],
+        "pack_ns": data["pack_ns"],
+    }
 
 
 def summary(us: dict[str, list[float]], label: str) -> tuple[float, float, float, float]:
@@ -188,7 +225,8 @@ def main() -> int:
         print(f"  {label:8} {cpu:6.2f} us/request, {extra:+5.2f} us, capacity loss {loss:5.1f}% "
               f"(IQR {iqr:.1f} points)")  # fmt: skip
     offers = got["offer_ns"]
-    print(f"  offer() timed in place: median {median(offers) / 1e3:.2f} us")
+    print(f"  offer() timed in place: median {median(offers) / 1e3:.2f} us; the sender's "
+          f"stacking: {got['pack_ns'] / 1e3:.2f} us per sample")  # fmt: skip
     return 0
 
 

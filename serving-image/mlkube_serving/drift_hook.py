@@ -73,12 +73,12 @@ class DriftHook:
         head = f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: "
         self._batch_head = f"{head}{DRIFT_SAMPLES_BATCH_TYPE}\r\nContent-Length: ".encode()
         self._json_head = f"{head}application/json\r\nContent-Length: ".encode()
-        self._rate = sample_rate
+        self.rate = sample_rate  # the dataplane samples: `coin() < rate` (see SampleSink)
         self._max_rows = max_rows
         self._timeout = timeout
         self._max_delay = max_delay
         self._backoff = backoff
-        self._coin = coin
+        self.coin = coin
         # offer() runs on the loop or in the server's inference threads; flush() on the loop.
         self._lock = threading.Lock()
         self._buffers = Buffers(batch_rows, buffer_bytes, max_buffers)  # the copying lane
@@ -98,10 +98,8 @@ class DriftHook:
         outputs: list[Tensor],
         n_features: int | None = None,
     ) -> None:
-        """Maybe keep a served request for the sidecar; never blocks, never raises. Written
-        for the common case's cost: a few checks, two references stored under the lock."""
-        if self._coin() >= self._rate:
-            return
+        """Keep a sampled request for the sidecar; never blocks, never raises. Written for
+        the common case's cost: a few checks, two references stored under the lock."""
         try:
             data = inputs[0].data
             out = outputs[0]

@@ -7,7 +7,7 @@ import threading
 import tracemalloc
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -15,10 +15,12 @@ import pytest
 
 from mlkube.contract import DRIFT_SAMPLES_BATCH_TYPE
 from mlkube_serving import metrics
+from mlkube_serving.dataplane import DataPlane, ModelEntry
 from mlkube_serving.drift.batch import SampleBatch, decode_batch
 from mlkube_serving.drift_hook import DriftHook
 from mlkube_serving.drift_refs import HOLD_BYTES
-from mlkube_serving.tensors import Tensor
+from mlkube_serving.runtimes.base import ModelRuntime
+from mlkube_serving.tensors import InferenceRequest, Tensor
 
 URL = "http://127.0.0.1:9/"  # never contacted: these tests replace the sender
 Posted = list[tuple[bytes, Any]]  # (request head, decoded body: SampleBatch or JSON)
@@ -52,18 +54,34 @@ def batches(posted: Posted) -> list[SampleBatch]:
     return [b for _, b in posted]
 
 
+class Echo:
+    """A runtime that answers one label per row (the dataplane's contract, nothing more)."""
+
+    feature_names = None
+    n_features = 3
+
+    def predict(self, inputs: list[Tensor], outputs: Any) -> list[Tensor]:
+        return served(rows=len(inputs[0].data))[1]
+
+
+def serve(hook: DriftHook, requests: int) -> None:
+    plane = DataPlane(sink=hook)
+    entry = ModelEntry("m", None, cast(ModelRuntime, Echo()), ready=True)
+    for _ in range(requests):
+        plane.infer_entry(entry, InferenceRequest(served()[0]))
+
+
 def test_zero_rate_never_samples() -> None:
     hook = DriftHook(URL, 0.0)
-    for _ in range(10):
-        hook.offer("m", None, *served())
+    serve(hook, 10)
     assert hook.pending() == 0
 
 
-def test_rate_is_a_coin_flip_per_request() -> None:
+def test_the_dataplane_flips_the_coin_per_request() -> None:
+    """Unsampled requests never call the hook: the dataplane compares `coin()` with `rate`."""
     flips = iter([0.1, 0.9, 0.3, 0.7])
     hook = DriftHook(URL, 0.5, coin=lambda: next(flips))
-    for _ in range(4):
-        hook.offer("m", None, *served())
+    serve(hook, 4)
     assert hook.pending() == 2
 
 
