@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -29,11 +30,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
 # Phase labels: the server's three configurations, then the diagnostic one.
-LABELS = ["off", "default", "100%", "timed", "unsent"]
+LABELS = ["off", "default", "100%", "timed"]
 Phase = tuple[str, float, int]  # (label, CPU seconds, requests)
 
 
-def serve(settings_json: str, phase: float, out: str) -> None:
+def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None:
     """The server process: `serve` as the image runs it, plus the sink-switching thread."""
     from mlkube_serving import dataplane, server
     from mlkube_serving.drift_hook import DriftHook
@@ -76,7 +77,7 @@ def serve(settings_json: str, phase: float, out: str) -> None:
         def __init__(self, inner: Any) -> None:
             self.inner, self.times = inner, [0] * 200_000
             self.n = 0
-            self.rate, self.coin = inner.rate, inner.coin
+            self.rate, self.coin = 1.0, random.random
 
         def offer(self, *args: Any) -> None:
             t0 = time.perf_counter_ns()
@@ -92,24 +93,27 @@ def serve(settings_json: str, phase: float, out: str) -> None:
         full: DriftHook = plane.sink
         default = DriftHook.__new__(DriftHook)  # the same hook and sender, sampling less
         default.__dict__.update(full.__dict__)
-        default.rate = Settings().drift_sample_rate
+        # `_rate`: a hook from before the dataplane flipped the coin (PYTHONPATH=<old checkout>)
+        default.rate = default._rate = Settings().drift_sample_rate
         timed = Timed(full)
-        unsent = DriftHook(f"http://{full._host}:{full._port}", 1.0)  # all but the POST
+        sinks = {"off": None, "default": default, "100%": full, "timed": timed}
+        if "unsent" in labels:
+            unsent = DriftHook(f"http://{full._host}:{full._port}", 1.0)  # all but the POST
 
-        async def posted(body: bytes, head: bytes) -> bool:
-            return True
+            async def posted(body: bytes, head: bytes) -> bool:
+                return True
 
-        unsent._post = posted  # type: ignore[method-assign]
-        full._loop.call_soon_threadsafe(unsent.start)
-        sinks = {"off": None, "default": default, "100%": full, "timed": timed, "unsent": unsent}
+            unsent._post = posted  # type: ignore[method-assign]
+            full._loop.call_soon_threadsafe(unsent.start)
+            sinks["unsent"] = unsent
         phases: list[Phase] = []
         for i in range(10**9):
-            label = LABELS[i % len(LABELS)]
+            label = labels[i % len(labels)]
             plane.sink = sinks[label]
             n0, c0 = served[0], time.process_time()
             time.sleep(phase)
             phases.append((label, time.process_time() - c0, served[0] - n0))
-            if label == LABELS[-1]:
+            if label == labels[-1]:
                 offers = sorted(timed.times[: timed.n])
                 Path(out).write_text(
                     json.dumps(
@@ -134,6 +138,7 @@ def measure(
     phase: float,
     workdir: Path,
     pin: list[str],
+    labels: list[str] = LABELS,
 ) -> dict[str, Any]:
     """Run the toggled server under wrk for `seconds`; per label the per-cycle CPU/request."""
     from run import free_port, request_body, run_wrk, stop, wait_ready
@@ -145,7 +150,8 @@ def measure(
     out = workdir / f"toggled-{model_dir.name}.json"
     with open(workdir / f"toggled-{model_dir.name}.log", "wb") as log:
         process = subprocess.Popen([*pin, sys.executable, __file__, "--serve",
-                                    json.dumps(settings), str(phase), str(out)],
+                                    json.dumps(settings), str(phase), str(out),
+                                    ",".join(labels)],
                                    stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", process)
@@ -159,10 +165,10 @@ def measure(
     finally:
         stop(process)
     phases = data["phases"][skip:]
-    cycles = [phases[i : i + len(LABELS)] for i in range(0, len(phases), len(LABELS))]
-    us: dict[str, list[float]] = {label: [] for label in LABELS}
+    cycles = [phases[i : i + len(labels)] for i in range(0, len(phases), len(labels))]
+    us: dict[str, list[float]] = {label: [] for label in labels}
     for cycle in cycles:
-        if len(cycle) == len(LABELS) and all(n for _, _, n in cycle):
+        if len(cycle) == len(labels) and all(n for _, _, n in cycle):
             for label, cpu, n in cycle:
                 us[label].append(1e6 * cpu / n)
     return {
@@ -187,11 +193,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="rf")
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--phase", type=float, default=0.25)
-    parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--phase", type=float, default=0.1)
+    parser.add_argument(
+        "--unsent",
+        action="store_true",
+        help="add a phase with a hook that does everything but the POST",
+    )
+    parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve[0], float(args.serve[1]), args.serve[2])
+        serve(args.serve[0], float(args.serve[1]), args.serve[2], args.serve[3].split(","))
         return 0
     import numpy as np
     import pandas as pd
@@ -214,13 +225,14 @@ def main() -> int:
                                    stderr=subprocess.DEVNULL)  # fmt: skip
         try:
             wait_ready(f"http://127.0.0.1:{side}/v1/summary", sidecar)
+            labels = [*LABELS, "unsent"] if args.unsent else LABELS
             got = measure(models[args.model], f"http://127.0.0.1:{side}", wrk, args.seconds,
-                          args.phase, work, [])  # fmt: skip
+                          args.phase, work, [], labels)  # fmt: skip
         finally:
             stop(sidecar)
     print(f"{args.model}: {got['rps']:.0f} req/s, {len(got['us']['off'])} cycles, "
           f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
-    for label in LABELS[1:]:
+    for label in list(got["us"])[1:]:
         cpu, extra, loss, iqr = summary(got["us"], label)
         print(f"  {label:8} {cpu:6.2f} us/request, {extra:+5.2f} us, capacity loss {loss:5.1f}% "
               f"(IQR {iqr:.1f} points)")  # fmt: skip

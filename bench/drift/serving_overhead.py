@@ -15,7 +15,7 @@ share of one core (the scheduler shares it evenly). CPU time comes from the sche
 nanosecond counters.
 
 A second view (bench/drift/hook_ab.py) runs one more server per model whose sample sink is
-switched in place every quarter second (no hook, default rate, 100%) under the same wrk load:
+switched in place every tenth of a second (no hook, default rate, 100%) under the same wrk load:
 one process, one cache and heap, neighbours shared within each cycle of phases, so it sees a
 microsecond or two that separate processes on a busy machine hide. Both views print their
 verdict; on a quiet machine they agree within their spread.
@@ -107,9 +107,11 @@ class Server:
         self, model: str, directory: Path, drift_url: str, rate: float | None, workdir: Path
     ) -> None:
         port, metrics_port = free_port(), free_port()
-        env = {}
+        # One hash seed for every server: per-process dict layouts are one source of the
+        # per-process offsets (an A/A pair differs by up to ~2%) that no number of rounds removes.
+        env = {"PYTHONHASHSEED": "0"}
         if rate is not None:
-            env = {"MLKUBE_DRIFT_URL": drift_url, "MLKUBE_DRIFT_SAMPLE_RATE": str(rate)}
+            env |= {"MLKUBE_DRIFT_URL": drift_url, "MLKUBE_DRIFT_SAMPLE_RATE": str(rate)}
         self.process = start([sys.executable, "-m", "mlkube_serving", "serve", "--model-dir",
                               str(directory), "--name", model, "--host", "127.0.0.1", "--port",
                               str(port), "--metrics-port", str(metrics_port), "--workers", "1"],
@@ -274,7 +276,7 @@ def main() -> int:
             results = {name: measure_model(name, path, drift_url, wrk, args, workdir)
                        for name, path in models.items()}  # fmt: skip
             pin = ["taskset", "-c", SERVER_CPU] if shutil.which("taskset") else []
-            toggled = {name: measure_toggled(path, drift_url, wrk, args.toggled, 0.25, workdir,
+            toggled = {name: measure_toggled(path, drift_url, wrk, args.toggled, 0.1, workdir,
                                              pin) for name, path in models.items()}  # fmt: skip
             with urllib.request.urlopen(f"http://127.0.0.1:{side_port}/v1/summary") as resp:
                 summary = json.load(resp)
