@@ -1,0 +1,203 @@
+"""The build Job of an Environment: start or join it, and read its verdict (§2.1, §3).
+
+Identical builds from any namespace share one Job in the build namespace, named after the
+build key, so starting is create-or-join: a 409 means another Environment (or another pass)
+started it first. The inputs ConfigMap is created after the Job, owned by it (garbage-
+collected with it); the pod waits for it as a kubelet does. When the Job ends the pod's
+push container has written its report to the termination message and the package list as
+one JSON line on stdout (read through pods/log); a failed build's message is the tail of the
+log of the container that failed.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any, Final
+
+from mlkube.builders.environment_status import BUILDING, FAILED, READY, environment_status
+from mlkube.contract import FIELD_MANAGER
+from mlkube.controllers.environment_ports import Deps, EnvironmentOutcome
+from mlkube.controllers.errors import ControllerError
+from mlkube.controllers.kube import ApiError, Kube
+from mlkube.reconcile.environment_facts import log_tail, packages_from_log, parse_report
+
+PUSH_CONTAINER: Final = "push"
+# A Job that finished without its pod's report readable yet (status lag): wait this long.
+REPORT_GRACE_SECONDS: Final = 60.0
+
+
+class BuildJobError(ControllerError):
+    """The build Job could not be created or read."""
+
+
+def job_ref(job: Mapping[str, Any]) -> str:
+    return f"{job['metadata']['namespace']}/{job['metadata']['name']}"
+
+
+def build_facts(job: Mapping[str, Any]) -> dict[str, Any]:
+    """`status.build` of a Job: which one, when, where its logs are."""
+    meta, status = job["metadata"], job.get("status") or {}
+    facts: dict[str, Any] = {
+        "job": job_ref(job),
+        "logs": f"kubectl logs -n {meta['namespace']} job/{meta['name']} -c install",
+        "startTime": status.get("startTime"),
+        "completionTime": status.get("completionTime"),
+    }
+    start, end = status.get("startTime"), status.get("completionTime")
+    if start and end:
+        facts["durationSeconds"] = int((_time(end) - _time(start)).total_seconds())
+    return {k: v for k, v in facts.items() if v is not None}
+
+
+def job_outcome(job: Mapping[str, Any]) -> str | None:
+    """'Complete', 'Failed' or None while the Job runs."""
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
+            return str(cond["type"])
+    return None
+
+
+def job_failed(job: Mapping[str, Any]) -> bool:
+    return job_outcome(job) == "Failed"
+
+
+def start_or_join(
+    kube: Kube, deps: Deps, obj: Mapping[str, Any], key: str, base_image: str
+) -> tuple[dict[str, Any], bool]:
+    """The build Job of `key` (existing, or created now with its ConfigMap); True if created."""
+    job, config_map = deps.planner.objects(obj, key, base_image)
+    name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
+    try:
+        existing = kube.get("batch/v1", "Job", name, namespace)
+        if existing is not None:
+            return existing, False
+        try:
+            created = kube.create(job, field_manager=FIELD_MANAGER)
+        except ApiError as err:
+            if err.status != 409:
+                raise
+            again = kube.get("batch/v1", "Job", name, namespace)
+            if again is None:
+                raise
+            return again, False
+        owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                 "uid": created["metadata"]["uid"], "controller": True}  # fmt: skip
+        config_map = {**config_map, "metadata": {**config_map["metadata"],
+                                                 "ownerReferences": [owner]}}  # fmt: skip
+        try:
+            kube.create(config_map, field_manager=FIELD_MANAGER)
+        except ApiError as err:
+            if err.status != 409:
+                raise
+        return created, True
+    except ApiError as err:
+        raise BuildJobError(f"cannot start build Job {namespace}/{name}: {err}") from err
+
+
+def poll_job(
+    kube: Kube,
+    deps: Deps,
+    previous: Mapping[str, Any],
+    generation: int,
+    job: Mapping[str, Any],
+    now: datetime.datetime,
+) -> EnvironmentOutcome:
+    """The build's verdict once `job` has ended (nothing while it runs)."""
+    outcome = job_outcome(job)
+    if outcome is None:
+        return EnvironmentOutcome()
+    name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
+    try:
+        pods = kube.list("v1", "Pod", namespace, label_selector=f"job-name={name}")
+    except ApiError as err:
+        raise BuildJobError(f"cannot list the pods of build Job {job_ref(job)}: {err}") from err
+    pods.sort(key=lambda p: str(p["metadata"].get("creationTimestamp", "")))
+    build = {**(previous.get("build") or {}), **build_facts(job), "reused": False}
+    common = {"generation": generation, "now": _format(now)}
+    if outcome == "Failed":
+        message = failure_message(deps, job, pods)
+        status = environment_status(
+            previous, phase=FAILED, reason="BuildFailed", message=message,
+            facts={"build": build}, built=False, **common,
+        )  # fmt: skip
+        return EnvironmentOutcome(status=status, events=[("Warning", "BuildFailed", message)])
+    report, pod = None, None
+    for pod in reversed(pods):
+        report = parse_report(container_message(pod, PUSH_CONTAINER))
+        if report is not None:
+            break
+    if report is None or pod is None:
+        finished = _since(job.get("status", {}).get("completionTime"), now)
+        if finished < REPORT_GRACE_SECONDS:
+            return EnvironmentOutcome()
+        message = f"build Job {job_ref(job)} succeeded without a report from its push container"
+        status = environment_status(previous, phase=FAILED, reason="BuildFailed",
+                                    message=message, built=False, **common)  # fmt: skip
+        return EnvironmentOutcome(status=status, events=[("Warning", "BuildFailed", message)])
+    packages = packages_from_log(deps.logs(namespace, pod["metadata"]["name"], PUSH_CONTAINER))
+    facts = {
+        "image": report.image or f"{deps.repository}@{report.digest}",
+        "imageDigest": report.digest, "sizeBytes": report.size_bytes, "packages": packages,
+        "python": report.python, "serving": report.serving or None,
+        "packagedModel": report.packaged_model, "build": build,
+    }  # fmt: skip
+    message = f"built {facts['image']}" + (
+        f" in {build['durationSeconds']}s" if "durationSeconds" in build else ""
+    )
+    status = environment_status(previous, phase=READY, reason="Built", message=message,
+                                facts=facts, built=True, **common)  # fmt: skip
+    return EnvironmentOutcome(status=status, events=[("Normal", "Built", message)])
+
+
+def container_message(pod: Mapping[str, Any], container: str) -> str | None:
+    for st in (pod.get("status") or {}).get("containerStatuses") or []:
+        if st.get("name") == container:
+            terminated = (st.get("state") or {}).get("terminated") or {}
+            return str(terminated.get("message") or "") or None
+    return None
+
+
+def failed_container(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(container, its termination message) of the first container that exited non-zero."""
+    status = pod.get("status") or {}
+    for st in [*(status.get("initContainerStatuses") or []),
+               *(status.get("containerStatuses") or [])]:  # fmt: skip
+        terminated = (st.get("state") or {}).get("terminated") or {}
+        if terminated.get("exitCode") not in (None, 0):
+            return str(st["name"]), str(terminated.get("message") or "")
+    return None
+
+
+def failure_message(deps: Deps, job: Mapping[str, Any], pods: list[dict[str, Any]]) -> str:
+    """Which container failed and the tail of its log (or why the Job failed without one)."""
+    for pod in reversed(pods):
+        failed = failed_container(pod)
+        if failed is None:
+            continue
+        container, message = failed
+        try:
+            tail = log_tail(deps.logs(job["metadata"]["namespace"], pod["metadata"]["name"],
+                                      container))  # fmt: skip
+        except ControllerError:
+            tail = ""
+        tail = tail or log_tail(message) or "(no log)"
+        return (f"build Job {job_ref(job)}: container {container} failed; "
+                f"`kubectl logs -n {job['metadata']['namespace']} {pod['metadata']['name']} "
+                f"-c {container}` ends with:\n{tail}")  # fmt: skip
+    reasons = [str(c.get("message") or c.get("reason") or "")
+               for c in (job.get("status") or {}).get("conditions") or []
+               if c.get("type") == "Failed"]  # fmt: skip
+    return f"build Job {job_ref(job)} failed: {'; '.join(r for r in reasons if r) or 'no reason'}"
+
+
+def _time(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _since(text: str | None, now: datetime.datetime) -> float:
+    return (now - _time(text)).total_seconds() if text else 0.0
+
+
+def _format(now: datetime.datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
