@@ -26,6 +26,8 @@ KIND_PIPELINE_RUN: Final = "PipelineRun"
 PLURAL_PIPELINE_RUNS: Final = "pipelineruns"
 KIND_EVENT_SINK: Final = "EventSink"
 PLURAL_EVENT_SINKS: Final = "eventsinks"
+KIND_ENVIRONMENT: Final = "Environment"
+PLURAL_ENVIRONMENTS: Final = "environments"
 # BatchJobs created by a BatchEndpoint schedule: which endpoint and schedule, and the time.
 LABEL_BATCH_ENDPOINT: Final = "mlkube.dev/batch-endpoint"
 LABEL_SCHEDULE: Final = "mlkube.dev/schedule"

@@ -58,24 +58,29 @@ def environment_status(
         conditions = [c for c in conditions if c.get("type") not in ("Built", "Resolved")]
         for key in OUTCOME_FACTS:
             previous.pop(key, None)
-    common = {"generation": generation, "now": now}
     conditions = set_condition(
-        conditions, type_="Ready", status=phase == READY, reason=reason, message=message, **common
+        conditions,
+        type_="Ready",
+        status=phase == READY,
+        reason=reason,
+        message=message,
+        generation=generation,
+        now=now,
     )
     if resolved is not None:
         conditions = set_condition(
             conditions, type_="Resolved", status=resolved,
             reason="Resolved" if resolved else reason,
-            message="image references resolved to digests" if resolved else message, **common,
+            message="image references resolved to digests" if resolved else message, generation=generation, now=now,
         )  # fmt: skip
     if built is not None or building:
         conditions = set_condition(
             conditions, type_="Built", status=None if building else built,
-            reason=reason, message=message, **common,
+            reason=reason, message=message, generation=generation, now=now,
         )  # fmt: skip
     state = {READY: "done", FAILED: "stalled"}.get(phase, "working")
     conditions = kstatus_conditions(
-        conditions, state=state, reason=reason, message=message, **common
+        conditions, state=state, reason=reason, message=message, generation=generation, now=now
     )
     status = {**previous, **(facts or {})}
     status.update(

@@ -49,6 +49,7 @@ KIND_ENVIRONMENT: Final = "Environment"
 CURATED_PREFIX: Final = "mlkube-"
 RETRY_REASON: Final = "RegistryUnavailable"
 
+
 class Unresolved(Exception):
     """An image reference could not be pinned: `retry` when the registry may answer later."""
 
@@ -64,10 +65,11 @@ def reconcile(
     meta, spec = obj["metadata"], obj.get("spec") or {}
     previous = dict(obj.get("status") or {})
     generation = int(meta.get("generation", 1))
-    if previous.get("observedGeneration") == generation and previous.get("phase") in (
-        READY, FAILED, BUILDING,
-    ):  # fmt: skip
-        return EnvironmentOutcome()  # done, or the build loop follows the Job
+    if previous.get("phase") in (READY, FAILED, BUILDING):
+        if previous.get("observedGeneration") == generation:
+            return EnvironmentOutcome()  # done, or the build loop follows the Job
+        # The spec is immutable but for its description (CEL): nothing to redo.
+        return EnvironmentOutcome(status=observed(previous, generation))
     step = Step(previous, generation, now)
     name, version = claim(obj)
     others = kube.list(API_VERSION, KIND_ENVIRONMENT, str(meta["namespace"]))
@@ -91,6 +93,12 @@ def reconcile(
             status=status, events=[("Warning", err.reason, message)],
             retry_message=str(err), retry_delay=delay,
         )  # fmt: skip
+
+
+def observed(previous: Mapping[str, Any], generation: int) -> dict[str, Any]:
+    """The same status, observed at `generation` (conditions included, for kstatus)."""
+    conditions = [{**c, "observedGeneration": generation} for c in previous.get("conditions") or []]
+    return {"observedGeneration": generation, "conditions": conditions}
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,9 @@ def pin(deps: Deps, reference: str) -> str:
     try:
         digest = deps.registry.digest(reference)
     except RegistryError as err:
-        raise Unresolved(RETRY_REASON, f"cannot resolve {reference}: {err}", retry=True) from err
+        reason = "InvalidImageReference" if err.permanent else RETRY_REASON
+        raise Unresolved(reason, f"cannot resolve {reference}: {err}",
+                         retry=not err.permanent) from err  # fmt: skip
     if digest is None:
         raise Unresolved(
             "ImageNotFound", f"cannot resolve {reference}: the registry has no such image "

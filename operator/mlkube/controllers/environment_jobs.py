@@ -15,7 +15,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any, Final
 
-from mlkube.builders.environment_status import BUILDING, FAILED, READY, environment_status
+from mlkube.builders.environment_status import FAILED, READY, environment_status
 from mlkube.contract import FIELD_MANAGER
 from mlkube.controllers.environment_ports import Deps, EnvironmentOutcome
 from mlkube.controllers.errors import ControllerError
@@ -65,34 +65,41 @@ def job_failed(job: Mapping[str, Any]) -> bool:
 def start_or_join(
     kube: Kube, deps: Deps, obj: Mapping[str, Any], key: str, base_image: str
 ) -> tuple[dict[str, Any], bool]:
-    """The build Job of `key` (existing, or created now with its ConfigMap); True if created."""
+    """The build Job of `key` (existing, or created now with its ConfigMap); True if created.
+
+    Order (§2.1): the ConfigMap first, so the pod never waits for its inputs; then the Job;
+    then the ConfigMap is made owned by the Job (garbage-collected with it)."""
     job, config_map = deps.planner.objects(obj, key, base_image)
     name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
     try:
         existing = kube.get("batch/v1", "Job", name, namespace)
         if existing is not None:
             return existing, False
-        try:
-            created = kube.create(job, field_manager=FIELD_MANAGER)
-        except ApiError as err:
-            if err.status != 409:
-                raise
-            again = kube.get("batch/v1", "Job", name, namespace)
-            if again is None:
-                raise
-            return again, False
+        _create(kube, config_map)
+        created = _create(kube, job)
+        if created is None:  # another pass or Environment created it meanwhile: join
+            joined = kube.get("batch/v1", "Job", name, namespace)
+            if joined is None:
+                raise BuildJobError(f"build Job {namespace}/{name} vanished while starting")
+            return joined, False
         owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name,
                  "uid": created["metadata"]["uid"], "controller": True}  # fmt: skip
-        config_map = {**config_map, "metadata": {**config_map["metadata"],
-                                                 "ownerReferences": [owner]}}  # fmt: skip
-        try:
-            kube.create(config_map, field_manager=FIELD_MANAGER)
-        except ApiError as err:
-            if err.status != 409:
-                raise
+        kube.patch("v1", "ConfigMap", config_map["metadata"]["name"],
+                   {"metadata": {"ownerReferences": [owner]}}, namespace,
+                   field_manager=FIELD_MANAGER)  # fmt: skip
         return created, True
     except ApiError as err:
         raise BuildJobError(f"cannot start build Job {namespace}/{name}: {err}") from err
+
+
+def _create(kube: Kube, obj: dict[str, Any]) -> dict[str, Any] | None:
+    """POST; None when the name is taken (409)."""
+    try:
+        return kube.create(obj, field_manager=FIELD_MANAGER)
+    except ApiError as err:
+        if err.status == 409:
+            return None
+        raise
 
 
 def poll_job(
@@ -114,12 +121,12 @@ def poll_job(
         raise BuildJobError(f"cannot list the pods of build Job {job_ref(job)}: {err}") from err
     pods.sort(key=lambda p: str(p["metadata"].get("creationTimestamp", "")))
     build = {**(previous.get("build") or {}), **build_facts(job), "reused": False}
-    common = {"generation": generation, "now": _format(now)}
+    stamp = _format(now)
     if outcome == "Failed":
         message = failure_message(deps, job, pods)
         status = environment_status(
             previous, phase=FAILED, reason="BuildFailed", message=message,
-            facts={"build": build}, built=False, **common,
+            facts={"build": build}, built=False, generation=generation, now=stamp,
         )  # fmt: skip
         return EnvironmentOutcome(status=status, events=[("Warning", "BuildFailed", message)])
     report, pod = None, None
@@ -133,7 +140,7 @@ def poll_job(
             return EnvironmentOutcome()
         message = f"build Job {job_ref(job)} succeeded without a report from its push container"
         status = environment_status(previous, phase=FAILED, reason="BuildFailed",
-                                    message=message, built=False, **common)  # fmt: skip
+                                    message=message, built=False, generation=generation, now=stamp)  # fmt: skip
         return EnvironmentOutcome(status=status, events=[("Warning", "BuildFailed", message)])
     packages = packages_from_log(deps.logs(namespace, pod["metadata"]["name"], PUSH_CONTAINER))
     facts = {
@@ -146,7 +153,7 @@ def poll_job(
         f" in {build['durationSeconds']}s" if "durationSeconds" in build else ""
     )
     status = environment_status(previous, phase=READY, reason="Built", message=message,
-                                facts=facts, built=True, **common)  # fmt: skip
+                                facts=facts, built=True, generation=generation, now=stamp)  # fmt: skip
     return EnvironmentOutcome(status=status, events=[("Normal", "Built", message)])
 
 

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 
 from mlkube.controllers.errors import ControllerError
 
-
 Event = tuple[str, str, str]  # (type, reason, message)
 
 
@@ -31,7 +30,12 @@ class EnvironmentOutcome:
 
 
 class RegistryError(ControllerError):
-    """The registry could not answer (unreachable, 5xx, refused credentials): may pass."""
+    """The registry could not answer (unreachable, 5xx, refused credentials): may pass;
+    `permanent` when asking again cannot help (an invalid reference)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class Registry(Protocol):

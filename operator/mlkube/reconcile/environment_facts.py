@@ -22,6 +22,7 @@ from typing import Any, Final
 import yaml
 
 PACKAGES_LABEL: Final = "dev.mlkube.packages"
+PACKAGE_LINE_KEY: Final = "mlkubePackages"  # the push container's stdout line (§2.1)
 LOG_TAIL_LINES: Final = 20
 LOG_TAIL_CHARS: Final = 2000
 # conda dependencies a build honours (§2.4): the python pin (checked against the base) and
@@ -63,17 +64,17 @@ def parse_report(message: str | None) -> BuildReport | None:
 
 
 def packages_from_log(text: str) -> list[str] | None:
-    """The package list from the push container's log: the last line that is a JSON list of
-    strings or an object with `packages` (other lines are progress)."""
+    """The package list from the push container's log: the last line
+    `{"mlkubePackages": [...]}` (other lines are progress)."""
     for line in reversed(text.splitlines()):
         line = line.strip()
-        if not line.startswith(("[", "{")):
+        if not line.startswith("{"):
             continue
         try:
             doc = json.loads(line)
         except ValueError:
             continue
-        packages = doc.get("packages") if isinstance(doc, dict) else doc
+        packages = doc.get(PACKAGE_LINE_KEY) if isinstance(doc, dict) else None
         if isinstance(packages, list) and all(isinstance(p, str) for p in packages):
             return list(packages)
     return None
@@ -191,7 +192,9 @@ def used_by(
             if references(step.get("environment"), name, version, latest):
                 users.append({"kind": "Pipeline", "name": obj["metadata"]["name"],
                               "step": str(step.get("name", ""))})  # fmt: skip
-    return sorted(users, key=lambda u: (u["kind"], u["name"], u.get("deployment", u.get("step", ""))))
+    return sorted(
+        users, key=lambda u: (u["kind"], u["name"], u.get("deployment", u.get("step", "")))
+    )
 
 
 def is_latest(version: str, versions: Iterable[str]) -> bool:
