@@ -1,5 +1,5 @@
-"""The Job that builds an Environment's image, its inputs ConfigMap, and the probe Job of an
-`image:` environment (docs/environments.md §2.1, §4).
+"""The Job that builds an Environment's image and the probe Job of an `image:` environment
+(docs/environments.md §2.1, §4; the inputs ConfigMap and names: environment_build_spec.py).
 
 A build appends one layer to the base without privileges: `tools` copies the stdlib build
 scripts out of the tools image, `fetch-model` (packaging) puts the verified model artifact in
@@ -13,27 +13,27 @@ from any namespace meet at one Job. Pure: the controller resolves base, model an
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any, Final
 
-from mlkube import contract as c
-from mlkube.builders.names import label_value
+from mlkube.builders.environment_build_spec import (
+    COMPONENT_BUILD,
+    COMPONENT_PROBE,
+    SPEC_KEY,
+    BuildRequest,
+    EnvironmentBuildError,
+    EnvironmentRef,
+    PackagedModel,
+    build_document,
+    build_job_name,
+    labels,
+    object_annotations,
+    probe_job_name,
+    tools_image,
+)
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.builders.pods import container_security_context, env_list, restricted_pod_spec
 from mlkube.builders.storage_init import initializer_container, pvc_claim
-from mlkube.reconcile.environment_key import BuildInputs, build_tag, canonical_json, key_hex
 
-BUILD_PREFIX: Final = "envbuild-"
-PROBE_PREFIX: Final = "envprobe-"
-LABEL_BUILD_KEY: Final = "mlkube.dev/build-key"
-LABEL_ENVIRONMENT: Final = "mlkube.dev/environment"
-ANNOTATION_BUILD_KEY: Final = "mlkube.dev/build-key"
-ANNOTATION_ENVIRONMENT: Final = "mlkube.dev/environment"  # namespace/name:version
-COMPONENT_BUILD: Final = "environment-build"
-COMPONENT_PROBE: Final = "environment-probe"
-SPEC_KEY: Final = "build.json"
-SPEC_VERSION: Final = 1
 BACKOFF_LIMIT: Final = 1
 TTL_SECONDS: Final = 86400  # build logs stay readable for a day
 PROBE_TIMEOUT_SECONDS: Final = 600
@@ -66,134 +66,6 @@ _ENV: Final = {
     "PIP_NO_CACHE_DIR": "1",
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
 }
-
-
-class EnvironmentBuildError(ValueError):
-    """A build that cannot be started as asked (the message says what to change)."""
-
-
-@dataclass(frozen=True)
-class EnvironmentRef:
-    namespace: str
-    name: str  # spec.environmentName
-    version: str
-    object_name: str  # metadata.name
-
-    @property
-    def shown(self) -> str:
-        return f"{self.namespace}/{self.name}:{self.version}"
-
-
-@dataclass(frozen=True)
-class PackagedModel:
-    name: str
-    version: str
-    uri: str
-    digest: str
-
-
-@dataclass(frozen=True)
-class BuildRequest:
-    """One build, resolved: the key, the base by digest, the normalised inputs."""
-
-    environment: EnvironmentRef
-    key: str
-    base_image: str  # repository@sha256:…
-    inputs: BuildInputs
-    model: PackagedModel | None = None
-
-
-def build_job_name(key: str) -> str:
-    return BUILD_PREFIX + key_hex(key, 20)
-
-
-def probe_job_name(key: str) -> str:
-    return PROBE_PREFIX + key_hex(key, 20)
-
-
-def tools_image(config: OperatorConfig) -> str:
-    return config.build.tools_image or config.serving_image
-
-
-def labels(key: str, environment: EnvironmentRef, component: str) -> dict[str, str]:
-    return {
-        c.LABEL_MANAGED_BY: c.MANAGED_BY,
-        c.LABEL_COMPONENT: component,
-        LABEL_BUILD_KEY: key_hex(key, 63),
-        LABEL_ENVIRONMENT: label_value(f"{environment.namespace}.{environment.object_name}"),
-    }
-
-
-def _annotations(key: str, environment: EnvironmentRef) -> dict[str, str]:
-    return {ANNOTATION_BUILD_KEY: key, ANNOTATION_ENVIRONMENT: environment.shown}
-
-
-def build_document(request: BuildRequest, config: OperatorConfig) -> dict[str, Any]:
-    """`build.json`: everything the tools need, normalised (they never parse YAML)."""
-    build = config.build
-    if build.registry is None:
-        raise EnvironmentBuildError(
-            "no registry to push environment images to: set MLKUBE_BUILD_REGISTRY "
-            "(chart value build.registry) to host[:port]/prefix"
-        )
-    inputs, model = request.inputs, request.model
-    return {
-        "version": SPEC_VERSION,
-        "buildKey": request.key,
-        "environment": {
-            "namespace": request.environment.namespace,
-            "name": request.environment.name,
-            "version": request.environment.version,
-        },
-        "base": request.base_image,
-        "pip": list(inputs.pip),
-        "conda": inputs.conda.to_json() if inputs.conda else None,
-        "apt": list(inputs.apt),
-        "aptSources": list(build.apt_sources),
-        "files": [
-            {"path": f.path, "mode": f.mode, "content": f.content}
-            for f in sorted(inputs.files, key=lambda f: f.path)
-        ],
-        "env": [{"name": n, "value": v} for n, v in inputs.env],
-        "pipSettings": build.pip.to_json(),
-        "model": (
-            {"name": model.name, "version": model.version, "uri": model.uri, "digest": model.digest}
-            if model
-            else None
-        ),
-        "target": {
-            "registry": build.registry,
-            "repository": build.repository(),
-            "tag": build_tag(request.key),
-            "insecure": build.registry_insecure,
-        },
-    }
-
-
-def inputs_configmap(
-    request: BuildRequest, config: OperatorConfig, namespace: str
-) -> dict[str, Any]:
-    """ConfigMap `envbuild-<key20>` with `build.json`; created before the Job, owned by it
-    afterwards (`inputs_owner`)."""
-    document = build_document(request, config)
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": build_job_name(request.key),
-            "namespace": namespace,
-            "labels": labels(request.key, request.environment, COMPONENT_BUILD),
-            "annotations": _annotations(request.key, request.environment),
-        },
-        "data": {SPEC_KEY: canonical_json(document).decode()},
-    }
-
-
-def inputs_owner(job_name: str, job_uid: str) -> dict[str, Any]:
-    """The merge patch that makes the ConfigMap go with its Job (ttlSecondsAfterFinished)."""
-    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": job_name, "uid": job_uid,
-             "controller": True, "blockOwnerDeletion": False}  # fmt: skip
-    return {"metadata": {"ownerReferences": [owner]}}
 
 
 def _container(
@@ -266,7 +138,7 @@ def _job(
             "name": name,
             "namespace": namespace,
             "labels": job_labels,
-            "annotations": _annotations(key, environment),
+            "annotations": object_annotations(key, environment),
         },
         "spec": {
             "backoffLimit": backoff,
@@ -338,28 +210,3 @@ def probe_job(
     deadline = min(PROBE_TIMEOUT_SECONDS, config.build.timeout_seconds)
     return _job(probe_job_name(key), namespace, key, environment, COMPONENT_PROBE, spec, config,
                 backoff=0, deadline=deadline)  # fmt: skip
-
-
-def parse_termination(message: str | None) -> dict[str, Any] | None:
-    """The JSON a `push`/`probe` container wrote as its termination message, or None when it
-    is not one (a failure's log tail)."""
-    try:
-        value = json.loads(message or "")
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def parse_packages(log: str) -> list[str] | None:
-    """The package list from the `{"mlkubePackages": [...]}` line of a push/probe log (the
-    last one wins), or None when the log has none."""
-    for line in reversed(log.splitlines()):
-        if line.startswith('{"mlkubePackages"'):
-            try:
-                packages = json.loads(line)["mlkubePackages"]
-            except (ValueError, KeyError, TypeError):
-                return None
-            if isinstance(packages, list) and all(isinstance(p, str) for p in packages):
-                return packages
-            return None
-    return None

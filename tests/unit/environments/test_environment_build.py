@@ -10,17 +10,16 @@ from typing import Any
 import pytest
 
 from mlkube.builders.build_config import parse_build_config
-from mlkube.builders.environment_build import (
+from mlkube.builders.environment_build import build_job, probe_job
+from mlkube.builders.environment_build_spec import (
     BuildRequest,
     EnvironmentBuildError,
     EnvironmentRef,
     PackagedModel,
-    build_job,
     inputs_configmap,
     inputs_owner,
     parse_packages,
     parse_termination,
-    probe_job,
 )
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.reconcile.environment_key import build_key, inputs_from_spec, probe_key
