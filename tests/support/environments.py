@@ -1,5 +1,5 @@
 """In-memory stand-ins for the Environment controller's ports (controllers/environment_ports):
-a registry of tags and labels, a planner whose key hashes the spec, pod logs from a dict."""
+a registry of tags and labels and pod logs from a dict; the operator config of the tests."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import base64
 import gzip
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlkube.controllers.environment_ports import Deps, RegistryError, Settings
+from mlkube.builders.build_config import BuildConfig
+from mlkube.builders.operator_config import OperatorConfig
+from mlkube.controllers.environment_ports import Deps, RegistryError
 from mlkube.reconcile.environment_facts import PACKAGES_LABEL
+from mlkube.reconcile.environment_key import build_key, inputs_from_spec
 
 REGISTRY = "127.0.0.1:5000/mlkube"
 BUILD_NAMESPACE = "mlkube-system"
@@ -51,41 +53,6 @@ class FakeRegistry:
         return tag
 
 
-class FakePlanner:
-    """Key: sha256 of the build spec (without the name) and the base digest; Job and
-    ConfigMap named after it in the build namespace, as builders/environment_build does."""
-
-    def key(self, obj: Mapping[str, Any], base_digest: str) -> str:
-        spec = dict((obj.get("spec") or {}).get("build") or {})
-        return digest_of(json.dumps({"spec": spec, "base": base_digest}, sort_keys=True))
-
-    def objects(
-        self, obj: Mapping[str, Any], key: str, base_image: str
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        name = f"envbuild-{key.split(':')[1][:20]}"
-        meta = {
-            "name": name,
-            "namespace": BUILD_NAMESPACE,
-            "labels": {"mlkube.dev/build-key": key.split(":")[1][:63]},
-        }
-        job = {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": dict(meta),
-            "spec": {
-                "template": {"spec": {"containers": [{"name": "push", "image": "tools"}]}},
-                "base": base_image,
-            },
-        }
-        config_map = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": dict(meta),
-            "data": {"build.json": json.dumps({"buildKey": key})},
-        }
-        return job, config_map
-
-
 @dataclass
 class FakeLogs:
     logs: dict[tuple[str, str, str], str] = field(default_factory=dict)
@@ -94,15 +61,27 @@ class FakeLogs:
         return self.logs.get((namespace, pod, container), "")
 
 
+def build_config(build_registry: str | None = REGISTRY) -> OperatorConfig:
+    host, _, prefix = (build_registry or "").partition("/")
+    build = BuildConfig(registry=host or None, repository_prefix=prefix, registry_insecure=True,
+                        curated=(("mlkube-sklearn", BASE),))  # fmt: skip
+    return OperatorConfig(serving_image="registry.example/mlkube-serving:0.1.0", build=build)
+
+
 def fake_deps(
     registry: FakeRegistry | None = None, logs: FakeLogs | None = None, *,
-    build_registry: str | None = REGISTRY, curated: dict[str, str] | None = None,
+    build_registry: str | None = REGISTRY,
 ) -> Deps:  # fmt: skip
-    return Deps(
-        settings=Settings(registry=build_registry, namespace=BUILD_NAMESPACE,
-                          curated=curated or {"mlkube-sklearn:0.1.0": BASE}),
-        registry=registry or FakeRegistry(), logs=logs or FakeLogs(), planner=FakePlanner(),
-    )  # fmt: skip
+    return Deps(config=build_config(build_registry), namespace=BUILD_NAMESPACE,
+                registry=registry or FakeRegistry(), logs=logs or FakeLogs())  # fmt: skip
+
+
+def key_of(obj: dict[str, Any], base_digest: str = BASE_DIGEST) -> str:
+    """The build key the controller computes for `obj` with the test config."""
+    build = build_config().build
+    inputs = inputs_from_spec(obj["spec"]["build"], base_digest=base_digest,
+                              pip_settings=build.pip, apt_sources=build.apt_sources)  # fmt: skip
+    return build_key(inputs)
 
 
 def environment(

@@ -71,7 +71,8 @@ def environment_status(
         conditions = set_condition(
             conditions, type_="Resolved", status=resolved,
             reason="Resolved" if resolved else reason,
-            message="image references resolved to digests" if resolved else message, generation=generation, now=now,
+            message="image references resolved to digests" if resolved else message,
+            generation=generation, now=now,
         )  # fmt: skip
     if built is not None or building:
         conditions = set_condition(

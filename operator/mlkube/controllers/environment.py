@@ -14,8 +14,13 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
+from mlkube.builders.environment_build_spec import (
+    BuildRequest,
+    EnvironmentBuildError,
+    EnvironmentRef,
+)
 from mlkube.builders.environment_status import (
     BUILDING,
     FAILED,
@@ -27,7 +32,7 @@ from mlkube.builders.environment_status import (
     no_registry_message,
 )
 from mlkube.builders.model_retry import retry_delay
-from mlkube.contract import API_VERSION
+from mlkube.contract import API_VERSION, KIND_ENVIRONMENT
 from mlkube.controllers.environment_jobs import (
     BuildJobError,
     build_facts,
@@ -37,25 +42,21 @@ from mlkube.controllers.environment_jobs import (
     start_or_join,
 )
 from mlkube.controllers.environment_ports import Deps, EnvironmentOutcome, RegistryError
-from mlkube.controllers.kube import ApiError, Kube
-from mlkube.reconcile.environment_facts import (
-    claim,
-    conda_problem,
-    duplicate_of,
-    packages_from_label,
+from mlkube.controllers.environment_resolve import (
+    RETRY_REASON,
+    Unresolved,
+    packaged_model,
+    pin,
+    resolve_base,
 )
-
-KIND_ENVIRONMENT: Final = "Environment"
-CURATED_PREFIX: Final = "mlkube-"
-RETRY_REASON: Final = "RegistryUnavailable"
-
-
-class Unresolved(Exception):
-    """An image reference could not be pinned: `retry` when the registry may answer later."""
-
-    def __init__(self, reason: str, message: str, *, retry: bool) -> None:
-        super().__init__(message)
-        self.reason, self.retry = reason, retry
+from mlkube.controllers.kube import ApiError, Kube
+from mlkube.reconcile.environment_facts import claim, duplicate_of, packages_from_label
+from mlkube.reconcile.environment_key import (
+    EnvironmentKeyError,
+    build_key,
+    build_tag,
+    inputs_from_spec,
+)
 
 
 def reconcile(
@@ -128,32 +129,6 @@ class Step:
         )  # fmt: skip
 
 
-def pin(deps: Deps, reference: str) -> str:
-    """`reference` pinned by digest (`repo@sha256:…`), asking the registry for a tag."""
-    if "@sha256:" in reference:
-        return reference
-    try:
-        digest = deps.registry.digest(reference)
-    except RegistryError as err:
-        reason = "InvalidImageReference" if err.permanent else RETRY_REASON
-        raise Unresolved(reason, f"cannot resolve {reference}: {err}",
-                         retry=not err.permanent) from err  # fmt: skip
-    if digest is None:
-        raise Unresolved(
-            "ImageNotFound", f"cannot resolve {reference}: the registry has no such image "
-            "(tag or repository); push it, or correct the reference", retry=True,
-        )  # fmt: skip
-    return f"{repository_of(reference)}@{digest}"
-
-
-def repository_of(reference: str) -> str:
-    """`host/repo:tag` or `host/repo@sha256:…` -> `host/repo` (a port's colon is kept)."""
-    ref = reference.split("@", 1)[0]
-    head, _, tail = ref.rpartition("/")
-    name = tail.split(":", 1)[0]
-    return f"{head}/{name}" if head else name
-
-
 def resolve_image(deps: Deps, step: Step, reference: str) -> EnvironmentOutcome:
     image = pin(deps, reference)
     digest = image.split("@", 1)[1]
@@ -164,32 +139,26 @@ def resolve_image(deps: Deps, step: Step, reference: str) -> EnvironmentOutcome:
     return EnvironmentOutcome(status=status, events=[("Normal", "Resolved", message)])
 
 
-def resolve_base(deps: Deps, base: str) -> str:
-    """The base as an image pinned by digest: a curated environment from the operator's
-    catalogue (`mlkube-…:version`), else an image reference."""
-    if base.startswith(CURATED_PREFIX) and "/" not in base:
-        image = deps.settings.curated.get(base)
-        if image is None:
-            known = ", ".join(sorted(deps.settings.curated)) or "none configured"
-            raise Unresolved(
-                "UnknownCuratedEnvironment", f"build.base {base} is not a curated environment "
-                f"of this operator (known: {known}; MLKUBE_CURATED_ENVIRONMENTS)", retry=False,
-            )  # fmt: skip
-        return pin(deps, image)
-    return pin(deps, base)
-
-
 def build(
     kube: Kube, deps: Deps, step: Step, obj: Mapping[str, Any], others: list[dict[str, Any]]
 ) -> EnvironmentOutcome:
-    spec = (obj.get("spec") or {}).get("build") or {}
-    if not deps.settings.registry:
+    meta, spec = obj["metadata"], (obj.get("spec") or {}).get("build") or {}
+    if not deps.config.build.registry:
         return step.fail("NoRegistry", no_registry_message(), built=False)
-    problem = conda_problem(spec.get("conda"))
-    if problem is not None:
-        return step.fail("CondaPackagesUnsupported", problem, built=False)
     base_image = resolve_base(deps, str(spec.get("base", "")))
-    key = deps.planner.key(obj, base_image.split("@", 1)[1])
+    model = packaged_model(kube, obj)
+    try:
+        inputs = inputs_from_spec(
+            spec, base_digest=base_image.split("@", 1)[1],
+            model_digest=model.digest if model else None,
+            pip_settings=deps.config.build.pip, apt_sources=deps.config.build.apt_sources,
+        )  # fmt: skip
+    except EnvironmentKeyError as err:
+        return step.fail("InvalidBuildSpec", f"spec.build: {err}", built=False)
+    if inputs.conda is not None and inputs.conda.packages:
+        return step.fail("CondaPackagesUnsupported", conda_message(inputs.conda.packages),
+                         built=False)  # fmt: skip
+    key = build_key(inputs)
     facts: dict[str, Any] = {
         "base": {"reference": str(spec.get("base", "")), "image": base_image},
         "buildKey": key,
@@ -197,7 +166,7 @@ def build(
     twin = ready_twin(obj, others, key)
     if twin is not None:
         return reused(step, facts, twin, f"Environment {twin['metadata']['name']}")
-    tag = f"{deps.repository}:build-{key_hex(key)[:32]}"
+    tag = f"{deps.repository}:{build_tag(key)}"
     try:
         digest = deps.registry.digest(tag)
         labels = deps.registry.labels(tag) if digest else {}
@@ -207,19 +176,32 @@ def build(
         found = {"image": f"{deps.repository}@{digest}", "imageDigest": digest,
                  "packages": packages_from_label(labels)}  # fmt: skip
         return reused(step, facts, {"status": found}, f"registry tag {tag}")
-    job, started = start_or_join(kube, deps, obj, key, base_image)
+    name, version = claim(obj)
+    ref = EnvironmentRef(str(meta["namespace"]), name, version, str(meta["name"]))
+    request = BuildRequest(environment=ref, key=key, base_image=base_image, inputs=inputs,
+                           model=model)  # fmt: skip
+    try:
+        job, started = start_or_join(kube, deps, request)
+    except EnvironmentBuildError as err:
+        return step.fail("InvalidBuildSpec", str(err), built=False)
     facts["build"] = {**build_facts(job), "reused": False}
-    ref = job_ref(job)
     if job_outcome(job) is not None:  # an ended Job of this key stays for its TTL: read it
-        previous = {**step.previous, **facts}
-        ended = poll_job(kube, deps, previous, step.generation, job, step.now)
+        ended = poll_job(kube, deps, {**step.previous, **facts}, step.generation, job, step.now)
         if ended.status:
             return ended
-    message = f"building in Job {ref}" if started else f"joined the running build Job {ref}"
+    shown = job_ref(job)
+    message = f"building in Job {shown}" if started else f"joined the running build Job {shown}"
     status = step.status(BUILDING, "Building", message, facts=facts, resolved=True,
                          building=True)  # fmt: skip
-    event = ("Normal", "BuildStarted", message)
-    return EnvironmentOutcome(status=status, events=[event])
+    return EnvironmentOutcome(status=status, events=[("Normal", "BuildStarted", message)])
+
+
+def conda_message(packages: tuple[str, ...]) -> str:
+    return (
+        f"conda packages {', '.join(packages)} cannot be installed: a build honours only the "
+        "python pin and the pip: list of a conda file (no conda channel is reachable from a "
+        "build pod); list them under pip: or in spec.build.pip, or use a base image that has them"
+    )
 
 
 def poll_build(
@@ -273,7 +255,3 @@ def reused(
         resolved=True, built=True,
     )  # fmt: skip
     return EnvironmentOutcome(status=status, events=[("Normal", "BuildReused", message)])
-
-
-def key_hex(key: str) -> str:
-    return key.split(":", 1)[-1]

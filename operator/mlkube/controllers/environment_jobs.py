@@ -15,14 +15,21 @@ import datetime
 from collections.abc import Mapping
 from typing import Any, Final
 
+from mlkube.builders.environment_build import INSTALL, PUSH, build_job
+from mlkube.builders.environment_build_spec import (
+    BuildRequest,
+    inputs_configmap,
+    inputs_owner,
+    parse_packages,
+)
 from mlkube.builders.environment_status import FAILED, READY, environment_status
 from mlkube.contract import FIELD_MANAGER
 from mlkube.controllers.environment_ports import Deps, EnvironmentOutcome
 from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.kube import ApiError, Kube
-from mlkube.reconcile.environment_facts import log_tail, packages_from_log, parse_report
+from mlkube.reconcile.environment_facts import log_tail, parse_report
 
-PUSH_CONTAINER: Final = "push"
+PUSH_CONTAINER: Final = PUSH
 # A Job that finished without its pod's report readable yet (status lag): wait this long.
 REPORT_GRACE_SECONDS: Final = 60.0
 
@@ -40,7 +47,7 @@ def build_facts(job: Mapping[str, Any]) -> dict[str, Any]:
     meta, status = job["metadata"], job.get("status") or {}
     facts: dict[str, Any] = {
         "job": job_ref(job),
-        "logs": f"kubectl logs -n {meta['namespace']} job/{meta['name']} -c install",
+        "logs": f"kubectl logs -n {meta['namespace']} job/{meta['name']} -c {INSTALL}",
         "startTime": status.get("startTime"),
         "completionTime": status.get("completionTime"),
     }
@@ -62,14 +69,14 @@ def job_failed(job: Mapping[str, Any]) -> bool:
     return job_outcome(job) == "Failed"
 
 
-def start_or_join(
-    kube: Kube, deps: Deps, obj: Mapping[str, Any], key: str, base_image: str
-) -> tuple[dict[str, Any], bool]:
-    """The build Job of `key` (existing, or created now with its ConfigMap); True if created.
+def start_or_join(kube: Kube, deps: Deps, request: BuildRequest) -> tuple[dict[str, Any], bool]:
+    """The build Job of the request's key (existing, or created now with its ConfigMap); True
+    if created. EnvironmentBuildError when the build cannot be made as asked.
 
     Order (§2.1): the ConfigMap first, so the pod never waits for its inputs; then the Job;
     then the ConfigMap is made owned by the Job (garbage-collected with it)."""
-    job, config_map = deps.planner.objects(obj, key, base_image)
+    job = build_job(request, deps.config, deps.namespace)
+    config_map = inputs_configmap(request, deps.config, deps.namespace)
     name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
     try:
         existing = kube.get("batch/v1", "Job", name, namespace)
@@ -82,10 +89,8 @@ def start_or_join(
             if joined is None:
                 raise BuildJobError(f"build Job {namespace}/{name} vanished while starting")
             return joined, False
-        owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name,
-                 "uid": created["metadata"]["uid"], "controller": True}  # fmt: skip
-        kube.patch("v1", "ConfigMap", config_map["metadata"]["name"],
-                   {"metadata": {"ownerReferences": [owner]}}, namespace,
+        owner = inputs_owner(name, created["metadata"]["uid"])
+        kube.patch("v1", "ConfigMap", config_map["metadata"]["name"], owner, namespace,
                    field_manager=FIELD_MANAGER)  # fmt: skip
         return created, True
     except ApiError as err:
@@ -139,10 +144,12 @@ def poll_job(
         if finished < REPORT_GRACE_SECONDS:
             return EnvironmentOutcome()
         message = f"build Job {job_ref(job)} succeeded without a report from its push container"
-        status = environment_status(previous, phase=FAILED, reason="BuildFailed",
-                                    message=message, built=False, generation=generation, now=stamp)  # fmt: skip
+        status = environment_status(
+            previous, phase=FAILED, reason="BuildFailed", message=message, built=False,
+            generation=generation, now=stamp,
+        )  # fmt: skip
         return EnvironmentOutcome(status=status, events=[("Warning", "BuildFailed", message)])
-    packages = packages_from_log(deps.logs(namespace, pod["metadata"]["name"], PUSH_CONTAINER))
+    packages = parse_packages(deps.logs(namespace, pod["metadata"]["name"], PUSH_CONTAINER))
     facts = {
         "image": report.image or f"{deps.repository}@{report.digest}",
         "imageDigest": report.digest, "sizeBytes": report.size_bytes, "packages": packages,
@@ -152,8 +159,10 @@ def poll_job(
     message = f"built {facts['image']}" + (
         f" in {build['durationSeconds']}s" if "durationSeconds" in build else ""
     )
-    status = environment_status(previous, phase=READY, reason="Built", message=message,
-                                facts=facts, built=True, generation=generation, now=stamp)  # fmt: skip
+    status = environment_status(
+        previous, phase=READY, reason="Built", message=message, facts=facts, built=True,
+        generation=generation, now=stamp,
+    )  # fmt: skip
     return EnvironmentOutcome(status=status, events=[("Normal", "Built", message)])
 
 

@@ -1,18 +1,17 @@
 """What the Environment controller needs besides the Kube API, as small protocols.
 
 The registry (tag -> digest, a reusable `build-<key32>` tag, an image's config labels) is
-reached through `mlkube.oci`; the build key and the build Job come from pure modules
-(`reconcile/environment_key.py`, `builders/environment_build.py`); pod logs through the API
+reached through `mlkube.oci` (controllers/environment_oci.py), pod logs through the API
 server's `pods/log`. The handler layer wires the real ones (handlers/environment_wiring.py);
 unit tests pass in-memory ones, so every path of the controller runs without a registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mlkube.builders.operator_config import OperatorConfig
 from mlkube.controllers.errors import ControllerError
 
 Event = tuple[str, str, str]  # (type, reason, message)
@@ -55,36 +54,17 @@ class PodLogs(Protocol):
         ...
 
 
-class Planner(Protocol):
-    """The pure build inputs: the content key and the objects that build it."""
-
-    def key(self, obj: Mapping[str, Any], base_digest: str) -> str:
-        """The build key (`sha256:…`, docs/environments.md §3) of `obj` built on `base_digest`."""
-        ...
-
-    def objects(
-        self, obj: Mapping[str, Any], key: str, base_image: str
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The build Job and its inputs ConfigMap (which the controller makes owned by the Job)."""
-        ...
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The operator settings the controller reads (§2.3)."""
-
-    registry: str | None  # host[:port]/prefix; None: builds fail with NoRegistry
-    namespace: str  # the build namespace
-    curated: Mapping[str, str] = field(default_factory=dict)  # "mlkube-x:0.1.0" -> image
-
-
 @dataclass(frozen=True)
 class Deps:
-    settings: Settings
+    """The operator config (build settings in `config.build`), the build namespace, the
+    registry and the pod log reader."""
+
+    config: OperatorConfig
+    namespace: str
     registry: Registry
     logs: PodLogs
-    planner: Planner
 
     @property
     def repository(self) -> str:
-        return f"{self.settings.registry}/environments"
+        """`host[:port]/<prefix>/environments` (only asked for with a registry configured)."""
+        return self.config.build.image_repository() or ""

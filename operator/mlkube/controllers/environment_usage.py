@@ -14,13 +14,12 @@ from typing import Any
 from mlkube.contract import (
     API_VERSION,
     KIND_BATCH_ENDPOINT,
+    KIND_ENVIRONMENT,
     KIND_ONLINE_ENDPOINT,
     KIND_PIPELINE,
 )
 from mlkube.controllers.kube import Kube
 from mlkube.reconcile.environment_facts import claim, is_latest, used_by
-
-KIND_ENVIRONMENT = "Environment"
 
 
 def compute_used_by(kube: Kube, obj: Mapping[str, Any]) -> list[dict[str, str]]:

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import kopf
 
-from mlkube.contract import API_VERSION, GROUP, VERSION
+from mlkube.contract import API_VERSION, GROUP, KIND_ENVIRONMENT, PLURAL_ENVIRONMENTS, VERSION
 from mlkube.controllers import environment as controller
 from mlkube.controllers.environment_ports import EnvironmentOutcome
 from mlkube.controllers.environment_usage import used_by_patch
@@ -29,8 +29,8 @@ from mlkube.handlers.metrics import reconciling
 from mlkube.handlers.periodic import LOOPS, post_events
 from mlkube.k8s import ApiError
 
-KIND: Final = controller.KIND_ENVIRONMENT
-PLURAL: Final = "environments"
+KIND: Final = KIND_ENVIRONMENT
+PLURAL: Final = PLURAL_ENVIRONMENTS
 BUILD_POLL_SECONDS: Final = 2.0
 USAGE_SECONDS: Final = 30.0
 ERROR_DELAY: Final = 10.0
@@ -105,6 +105,10 @@ def build_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> floa
     return BUILD_POLL_SECONDS
 
 
+def ready_reason(conditions: list[dict[str, Any]]) -> str | None:
+    return next((str(c.get("reason")) for c in conditions if c.get("type") == "Ready"), None)
+
+
 def usage_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | None:
     """usedBy from the live users; a Duplicate whose twin is gone gets a new pass."""
     try:
@@ -113,13 +117,11 @@ def usage_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> floa
             return None
         status = obj.get("status") or {}
         conditions = status.get("conditions") or []
-        duplicate = any(c.get("type") == "Ready" and c.get("reason") == "Duplicate"
-                        for c in conditions)  # fmt: skip
-        if duplicate:
+        if ready_reason(conditions) == "Duplicate":
             again = {**obj, "status": {**status, "phase": "Pending"}}
             outcome = controller.reconcile(kube(), environment_deps(), again, now=utc_now())
-            if (outcome.status.get("conditions") or [{}])[0].get("reason") != "Duplicate":
-                write(obj, outcome)
+            if ready_reason(outcome.status.get("conditions") or []) != "Duplicate":
+                write(obj, outcome)  # the older twin is gone: this one is built now
                 return USAGE_SECONDS
         patch = used_by_patch(kube(), obj)
         if patch is not None:

@@ -5,8 +5,7 @@ API credentials: the push container's termination message (a small JSON: digest,
 sizes, python, serving contract) and one JSON line on its stdout with the package list
 (too long for the 4 KiB termination message). A reused image carries the same list in its
 config label `dev.mlkube.packages` (gzip + base64). Also here: the two claims on one
-`name:version` (Duplicate), who uses an environment (usedBy), and the conda inputs a build
-cannot honour (CondaPackagesUnsupported).
+`name:version` (Duplicate) and who uses an environment (usedBy).
 """
 
 from __future__ import annotations
@@ -19,15 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import yaml
-
 PACKAGES_LABEL: Final = "dev.mlkube.packages"
-PACKAGE_LINE_KEY: Final = "mlkubePackages"  # the push container's stdout line (§2.1)
 LOG_TAIL_LINES: Final = 20
 LOG_TAIL_CHARS: Final = 2000
-# conda dependencies a build honours (§2.4): the python pin (checked against the base) and
-# pip itself (the base has one); `{pip: [...]}` entries are installed with pip.
-CONDA_HONOURED: Final = ("python", "pip")
 
 
 @dataclass(frozen=True)
@@ -63,23 +56,6 @@ def parse_report(message: str | None) -> BuildReport | None:
     )
 
 
-def packages_from_log(text: str) -> list[str] | None:
-    """The package list from the push container's log: the last line
-    `{"mlkubePackages": [...]}` (other lines are progress)."""
-    for line in reversed(text.splitlines()):
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
-        packages = doc.get(PACKAGE_LINE_KEY) if isinstance(doc, dict) else None
-        if isinstance(packages, list) and all(isinstance(p, str) for p in packages):
-            return list(packages)
-    return None
-
-
 def packages_from_label(labels: Mapping[str, str]) -> list[str] | None:
     """The list kept in a built image's config label (gzip + base64 of a JSON list)."""
     value = labels.get(PACKAGES_LABEL)
@@ -98,46 +74,6 @@ def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
     """The end of a log, for a BuildFailed message (bounded again by the condition)."""
     tail = "\n".join(text.rstrip().splitlines()[-lines:])
     return tail[-LOG_TAIL_CHARS:]
-
-
-def conda_problem(conda: str | None) -> str | None:
-    """Why a conda environment file cannot be built, or None (§2.4: only the python pin and
-    the `pip:` list are honoured; other conda packages need a conda channel)."""
-    if not conda:
-        return None
-    try:
-        doc = yaml.safe_load(conda)
-    except yaml.YAMLError as err:
-        return f"spec.build.conda is not valid YAML: {err}"
-    deps = doc.get("dependencies") if isinstance(doc, dict) else None
-    if deps is None:
-        return None
-    if not isinstance(deps, list):
-        return "spec.build.conda: dependencies must be a list"
-    unsupported = []
-    for dep in deps:
-        if isinstance(dep, dict):
-            extra = sorted(set(dep) - {"pip"})
-            unsupported += [str(k) for k in extra]
-            continue
-        name = _conda_name(str(dep))
-        if name not in CONDA_HONOURED:
-            unsupported.append(str(dep))
-    if not unsupported:
-        return None
-    return (
-        f"conda packages {', '.join(unsupported)} cannot be installed: a build honours only "
-        "the python pin and the pip: list of a conda file (no conda channel is reachable from "
-        "a build pod); list them under pip: or in spec.build.pip, or use a base image that has them"
-    )
-
-
-def _conda_name(spec: str) -> str:
-    """`conda-forge::numpy>=1.2` -> `numpy`."""
-    name = spec.split("::")[-1].strip()
-    for sep in ("=", "<", ">", "!", " ", "["):
-        name = name.split(sep)[0]
-    return name.lower()
 
 
 def claim(obj: Mapping[str, Any]) -> tuple[str, str]:

@@ -16,11 +16,11 @@ from support.environments import (
     BUILD_NAMESPACE,
     REGISTRY,
     FakeLogs,
-    FakePlanner,
     FakeRegistry,
     digest_of,
     environment,
     fake_deps,
+    key_of,
 )
 from support.fake_kube import DEFAULT_KINDS, FakeKube
 
@@ -190,7 +190,7 @@ def test_an_unknown_curated_base_lists_the_known_ones() -> None:
     resolved = condition(outcome.status, "Resolved")
     assert outcome.status["phase"] == "Failed" and outcome.retry_delay is None
     assert resolved["reason"] == "UnknownCuratedEnvironment"
-    assert "mlkube-sklearn:0.1.0" in resolved["message"]
+    assert "mlkube-sklearn:0.1.0" in resolved["message"] and "mlkube-onnx" in resolved["message"]
 
 
 # -- building, and reusing instead -----------------------------------------------------------
@@ -293,7 +293,7 @@ def test_the_registry_tag_of_the_key_is_reused_with_its_packages() -> None:
     registry = FakeRegistry()
     deps = fake_deps(registry)
     obj = environment("lgbm")
-    key = FakePlanner().key(obj, BASE_DIGEST)
+    key = key_of(obj)
     registry.push_build(key, BUILT, ["lightgbm==4.5.0"])
     kube = cluster(obj)
     status = run(kube, deps, "lgbm").status

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from mlkube.builders.environment_status import environment_status
 from mlkube.reconcile.environment_facts import (
-    conda_problem,
     is_latest,
     log_tail,
     packages_from_label,
-    packages_from_log,
     parse_report,
     used_by,
 )
@@ -40,12 +36,6 @@ def test_the_report_is_the_push_containers_json_and_nothing_else() -> None:
     assert parse_report(None) is None
 
 
-def test_the_package_line_is_found_among_progress_lines() -> None:
-    log = 'pushing\n{"progress": 3}\n{"mlkubePackages": ["a==1", "b==2"]}\ndone\n'
-    assert packages_from_log(log) == ["a==1", "b==2"]
-    assert packages_from_log("no json here\n{broken") is None
-
-
 def test_the_image_label_round_trips_and_garbage_is_ignored() -> None:
     assert packages_from_label({"dev.mlkube.packages": packages_label(["x==1"])}) == ["x==1"]
     assert packages_from_label({"dev.mlkube.packages": "not base64!"}) is None
@@ -55,26 +45,6 @@ def test_the_image_label_round_trips_and_garbage_is_ignored() -> None:
 def test_the_log_tail_keeps_the_end() -> None:
     tail = log_tail("\n".join(str(i) for i in range(50)), lines=3)
     assert tail == "47\n48\n49"
-
-
-@pytest.mark.parametrize(
-    ("conda", "unsupported"),
-    [
-        ("dependencies: [python=3.11, pip, {pip: [mlflow==2.16]}]", None),
-        (
-            "name: x\nchannels: [conda-forge]\ndependencies: [python, conda-forge::numpy>=1.2]",
-            "conda-forge::numpy>=1.2",
-        ),
-        ("dependencies: [scipy]", "scipy"),
-        ("dependencies: [python=3.11, {pip: [a], r: [b]}]", "r"),
-    ],
-)
-def test_conda_honours_only_the_python_pin_and_pip(conda: str, unsupported: str | None) -> None:
-    problem = conda_problem(conda)
-    if unsupported is None:
-        assert problem is None
-    else:
-        assert problem is not None and unsupported in problem and "pip:" in problem
 
 
 def test_users_are_the_live_references_to_name_version_or_latest() -> None:
