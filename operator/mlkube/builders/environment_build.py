@@ -32,12 +32,14 @@ from mlkube.builders.environment_build_spec import (
 )
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.builders.pods import container_security_context, env_list, restricted_pod_spec
-from mlkube.builders.storage_init import initializer_container, pvc_claim
+from mlkube.builders.storage_init import pvc_claim
+from mlkube.contract import ENV_S3_ENDPOINT_URL
 
 BACKOFF_LIMIT: Final = 1
 TTL_SECONDS: Final = 86400  # build logs stay readable for a day
 PROBE_TIMEOUT_SECONDS: Final = 600
-# Containers and volumes (the pod contract of docs/environments.md §2.1).
+# Containers and volumes (the pod contract of docs/environments.md §2.1; the tools' own
+# arguments are mlkube.envbuild's, §2.1.1).
 TOOLS: Final = "tools"
 FETCH_MODEL: Final = "fetch-model"
 INSTALL: Final = "install"
@@ -53,12 +55,10 @@ LAYER_DIR: Final = "/layer"
 WORK_DIR: Final = "/work"
 TMP_DIR: Final = "/tmp"
 INPUTS_DIR: Final = "/inputs"
-PUSH_AUTH_DIR: Final = "/var/run/mlkube/push"
-MODEL_DIR: Final = "/opt/mlkube/model"  # in the image; MLKUBE_MODEL_DIR of packaged models
+PUSH_AUTH_DIR: Final = "/var/run/mlkube/push"  # the Secret's `.dockerconfigjson` inside
 SPEC_PATH: Final = f"{INPUTS_DIR}/{SPEC_KEY}"
-REPORT_PATH: Final = f"{WORK_DIR}/report.json"
-AUTH_PATH: Final = f"{PUSH_AUTH_DIR}/config.json"
-INSTALL_SCRIPT: Final = f"{TOOLS_DIR}/envbuild/install.py"
+# copy_tools copies the package tree as is: the script runs with nothing of ours installed.
+INSTALL_SCRIPT: Final = f"{TOOLS_DIR}/mlkube/envbuild/install.py"
 _ENV: Final = {
     "HOME": TMP_DIR,
     "TMPDIR": TMP_DIR,
@@ -66,6 +66,7 @@ _ENV: Final = {
     "PIP_NO_CACHE_DIR": "1",
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
 }
+_DIRS: Final = ["--layer", LAYER_DIR, "--work", WORK_DIR]
 
 
 def _container(
@@ -78,31 +79,74 @@ def _container(
         "command": command,
         "env": env_list(dict(_ENV)),
         "securityContext": container_security_context(config.run_as_user),
+        # A failure's log tail becomes the message the operator shows when the tool could not
+        # write its own JSON verdict.
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [*mounts, {"name": TMP, "mountPath": TMP_DIR}],
     }
 
 
+def _mount(name: str, path: str, *, read_only: bool = False) -> dict[str, Any]:
+    mount: dict[str, Any] = {"name": name, "mountPath": path}
+    if read_only:
+        mount["readOnly"] = True
+    return mount
+
+
 def _tools_container(config: OperatorConfig) -> dict[str, Any]:
-    command = ["python", "-m", "mlkube.envbuild.tools", "--dest", TOOLS_DIR]
-    return _container(TOOLS, tools_image(config), command, config,
-                      [{"name": TOOLS, "mountPath": TOOLS_DIR}])  # fmt: skip
+    command = ["python", "-m", "mlkube.envbuild.copy_tools", TOOLS_DIR]
+    return _container(TOOLS, tools_image(config), command, config, [_mount(TOOLS, TOOLS_DIR)])
 
 
 def _fetch_model_container(model: PackagedModel, config: OperatorConfig) -> dict[str, Any]:
+    """Tools image (mlkube.storage installed): the artifact into the layer, digest checked."""
     if pvc_claim(model.uri):
         raise EnvironmentBuildError(
             f"model {model.name}:{model.version} is stored on a PVC ({model.uri}), which the "
             "build namespace cannot mount: copy it to s3://, gs:// or https:// to package it"
         )
-    container = initializer_container(
-        name=FETCH_MODEL, uri=model.uri, digest=model.digest, volume=LAYER,
-        dest=LAYER_DIR + MODEL_DIR, config=config, resources={},
-    )  # fmt: skip
-    # The layer's root is mounted, the artifact goes below it (the initializer mounts `dest`).
-    container["volumeMounts"][0] = {"name": LAYER, "mountPath": LAYER_DIR}
-    container["terminationMessagePolicy"] = "FallbackToLogsOnError"
+    command = ["python", "-m", "mlkube.envbuild.fetch_model", "--uri", model.uri,
+               "--digest", model.digest, "--name", model.name, *_DIRS]  # fmt: skip
+    container = _container(FETCH_MODEL, tools_image(config), command, config,
+                           [_mount(LAYER, LAYER_DIR), _mount(WORK, WORK_DIR)])  # fmt: skip
+    if config.s3_endpoint_url:
+        container["env"].append({"name": ENV_S3_ENDPOINT_URL, "value": config.s3_endpoint_url})
+    if config.storage_secret:  # as the storage initializer: the Secret of the build namespace
+        container["envFrom"] = [{"secretRef": {"name": config.storage_secret, "optional": True}}]
     return container
+
+
+def _install_container(image: str, config: OperatorConfig, *, probe: bool) -> dict[str, Any]:
+    """The install script run by the image's own python3, as non-root, into /layer."""
+    command = ["python3", INSTALL_SCRIPT, "--spec", SPEC_PATH, *_DIRS]
+    mounts = [_mount(TOOLS, TOOLS_DIR, read_only=True), _mount(INPUTS, INPUTS_DIR, read_only=True),
+              _mount(LAYER, LAYER_DIR), _mount(WORK, WORK_DIR)]  # fmt: skip
+    container = _container(PROBE if probe else INSTALL, image,
+                           [*command, "--probe"] if probe else command, config, mounts)  # fmt: skip
+    container["workingDir"] = WORK_DIR  # apt-get download writes the .debs into its cwd
+    return container
+
+
+def _push_container(
+    request: BuildRequest, config: OperatorConfig, volumes: list[dict[str, Any]]
+) -> dict[str, Any]:
+    build = config.build
+    environment = request.environment
+    command = [
+        "python", "-m", "mlkube.envbuild.push", *_DIRS, "--base", request.base_image,
+        "--repository", str(build.image_repository()), "--build-key", request.key,
+        "--environment", f"{environment.name}:{environment.version}", "--spec", SPEC_PATH,
+    ]  # fmt: skip
+    if build.registry_insecure:
+        command += ["--insecure", str(build.registry)]
+    mounts = [_mount(INPUTS, INPUTS_DIR, read_only=True), _mount(LAYER, LAYER_DIR, read_only=True),
+              _mount(WORK, WORK_DIR)]  # fmt: skip
+    if build.push_secret:
+        command += ["--docker-config", PUSH_AUTH_DIR]
+        mounts.append(_mount(PUSH_AUTH, PUSH_AUTH_DIR, read_only=True))
+        volumes.append({"name": PUSH_AUTH, "secret": {
+            "secretName": build.push_secret, "defaultMode": 0o440}})  # fmt: skip
+    return _container(PUSH, tools_image(config), command, config, mounts)
 
 
 def _pod_spec(
@@ -121,6 +165,15 @@ def _pod_spec(
     if config.build.image_pull_secret:
         spec["imagePullSecrets"] = [{"name": config.build.image_pull_secret}]
     return spec
+
+
+def _volumes(config_map: str) -> list[dict[str, Any]]:
+    return [
+        {"name": TOOLS, "emptyDir": {}},
+        {"name": LAYER, "emptyDir": {}},
+        {"name": WORK, "emptyDir": {}},
+        {"name": INPUTS, "configMap": {"name": config_map}},
+    ]
 
 
 def _job(
@@ -157,38 +210,9 @@ def build_job(request: BuildRequest, config: OperatorConfig, namespace: str) -> 
     init = [_tools_container(config)]
     if request.model is not None:
         init.append(_fetch_model_container(request.model, config))
-    install = _container(
-        INSTALL, request.base_image,
-        ["python3", INSTALL_SCRIPT, "--spec", SPEC_PATH, "--layer", LAYER_DIR,
-         "--report", REPORT_PATH],
-        config,
-        [{"name": TOOLS, "mountPath": TOOLS_DIR, "readOnly": True},
-         {"name": INPUTS, "mountPath": INPUTS_DIR, "readOnly": True},
-         {"name": LAYER, "mountPath": LAYER_DIR},
-         {"name": WORK, "mountPath": WORK_DIR}],
-    )  # fmt: skip
-    install["workingDir"] = WORK_DIR  # apt-get download writes the .debs into its cwd
-    init.append(install)
-    push_command = ["python", "-m", "mlkube.envbuild.push", "--spec", SPEC_PATH,
-                    "--layer", LAYER_DIR, "--report", REPORT_PATH]  # fmt: skip
-    push_mounts: list[dict[str, Any]] = [
-        {"name": INPUTS, "mountPath": INPUTS_DIR, "readOnly": True},
-        {"name": LAYER, "mountPath": LAYER_DIR, "readOnly": True},
-        {"name": WORK, "mountPath": WORK_DIR},
-    ]
-    volumes: list[dict[str, Any]] = [
-        {"name": TOOLS, "emptyDir": {}},
-        {"name": LAYER, "emptyDir": {}},
-        {"name": WORK, "emptyDir": {}},
-        {"name": INPUTS, "configMap": {"name": name}},
-    ]
-    if config.build.push_secret:
-        push_command += ["--auth", AUTH_PATH]
-        push_mounts.append({"name": PUSH_AUTH, "mountPath": PUSH_AUTH_DIR, "readOnly": True})
-        volumes.append({"name": PUSH_AUTH, "secret": {
-            "secretName": config.build.push_secret, "defaultMode": 0o440,
-            "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}})  # fmt: skip
-    push = _container(PUSH, tools_image(config), push_command, config, push_mounts)
+    init.append(_install_container(request.base_image, config, probe=False))
+    volumes = _volumes(name)
+    push = _push_container(request, config, volumes)
     spec = _pod_spec(config, [push], init, volumes)
     return _job(name, namespace, request.key, request.environment, COMPONENT_BUILD, spec, config,
                 backoff=BACKOFF_LIMIT, deadline=config.build.timeout_seconds)  # fmt: skip
@@ -197,16 +221,12 @@ def build_job(request: BuildRequest, config: OperatorConfig, namespace: str) -> 
 def probe_job(
     environment: EnvironmentRef, image: str, key: str, config: OperatorConfig, namespace: str
 ) -> dict[str, Any]:
-    """The Job `envprobe-<key20>` that runs the install script's `--probe` in an `image:`
+    """The Job `envprobe-<key20>` that runs the install script with `--probe` in an `image:`
     environment (packages, Python, serving contract), installing nothing; `key` is
-    `probe_key(image digest)`."""
-    probe = _container(
-        PROBE, image,
-        ["python3", INSTALL_SCRIPT, "--probe", "--report", "/dev/termination-log"],
-        config, [{"name": TOOLS, "mountPath": TOOLS_DIR, "readOnly": True}],
-    )  # fmt: skip
-    spec = _pod_spec(config, [probe], [_tools_container(config)],
-                     [{"name": TOOLS, "emptyDir": {}}])  # fmt: skip
+    `probe_key(image digest)`, its inputs the ConfigMap `probe_configmap` makes."""
+    name = probe_job_name(key)
+    probe = _install_container(image, config, probe=True)
+    spec = _pod_spec(config, [probe], [_tools_container(config)], _volumes(name))
     deadline = min(PROBE_TIMEOUT_SECONDS, config.build.timeout_seconds)
-    return _job(probe_job_name(key), namespace, key, environment, COMPONENT_PROBE, spec, config,
+    return _job(name, namespace, key, environment, COMPONENT_PROBE, spec, config,
                 backoff=0, deadline=deadline)  # fmt: skip

@@ -110,7 +110,7 @@ def build_document(request: BuildRequest, config: OperatorConfig) -> dict[str, A
         },
         "base": request.base_image,
         "pip": list(inputs.pip),
-        "conda": inputs.conda.to_json() if inputs.conda else None,
+        "conda": inputs.conda.document() if inputs.conda else None,
         "apt": list(inputs.apt),
         "aptSources": list(build.apt_sources),
         "files": [
@@ -133,23 +133,50 @@ def build_document(request: BuildRequest, config: OperatorConfig) -> dict[str, A
     }
 
 
+def _configmap(
+    name: str, namespace: str, key: str, environment: EnvironmentRef, component: str,
+    document: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels(key, environment, component),
+            "annotations": object_annotations(key, environment),
+        },
+        "data": {SPEC_KEY: canonical_json(document).decode()},
+    }
+
+
 def inputs_configmap(
     request: BuildRequest, config: OperatorConfig, namespace: str
 ) -> dict[str, Any]:
     """ConfigMap `envbuild-<key20>` with `build.json`; created before the Job, owned by it
     afterwards (`inputs_owner`)."""
     document = build_document(request, config)
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": build_job_name(request.key),
-            "namespace": namespace,
-            "labels": labels(request.key, request.environment, COMPONENT_BUILD),
-            "annotations": object_annotations(request.key, request.environment),
-        },
-        "data": {SPEC_KEY: canonical_json(document).decode()},
-    }
+    return _configmap(build_job_name(request.key), namespace, request.key,
+                      request.environment, COMPONENT_BUILD, document)  # fmt: skip
+
+
+def probe_configmap(
+    environment: EnvironmentRef, image: str, key: str, config: OperatorConfig, namespace: str
+) -> dict[str, Any]:
+    """ConfigMap `envprobe-<key20>`: a build.json that installs nothing (the install script
+    wants one even with --probe)."""
+    document = {
+        "version": SPEC_VERSION,
+        "buildKey": key,
+        "probe": True,
+        "image": image,
+        "environment": {"namespace": environment.namespace, "name": environment.name,
+                        "version": environment.version},
+        "pip": [], "conda": None, "apt": [], "aptSources": [], "files": [], "env": [],
+        "pipSettings": config.build.pip.to_json(),
+        "model": None,
+    }  # fmt: skip
+    return _configmap(probe_job_name(key), namespace, key, environment, COMPONENT_PROBE, document)
 
 
 def inputs_owner(job_name: str, job_uid: str) -> dict[str, Any]:

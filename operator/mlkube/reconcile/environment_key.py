@@ -28,6 +28,8 @@ _NAME: Final = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(
 _SEPARATORS: Final = re.compile(r"[-_.]+")
 _DIGEST: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
 _CONDA_NAME: Final = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(.*)$")
+# Conda packages the base brings anyway (the tools skip them too: mlkube.envbuild.conda).
+_CONDA_IGNORED: Final = frozenset({"pip", "setuptools", "wheel"})
 
 
 class EnvironmentKeyError(ValueError):
@@ -68,6 +70,17 @@ class CondaSpec:
 
     def to_json(self) -> dict[str, Any]:
         return {"python": self.python, "packages": list(self.packages), "pip": list(self.pip)}
+
+    def document(self) -> dict[str, Any]:
+        """The normalised environment.yml as the build tools read it (`dependencies` only)."""
+        deps: list[Any] = []
+        if self.python:
+            pin = self.python
+            deps.append("python" + (pin if pin[0] in "<>=!~" else "=" + pin))
+        deps.extend(self.packages)
+        if self.pip:
+            deps.append({"pip": list(self.pip)})
+        return {"dependencies": deps}
 
 
 @dataclass(frozen=True)
@@ -153,7 +166,7 @@ def normalise_requirements(lines: Iterable[str]) -> tuple[str, ...]:
 
 
 def parse_conda(text: str) -> CondaSpec:
-    """An environment.yml's dependencies: `python=3.11` → the pin, `pip` itself dropped, the
+    """An environment.yml's dependencies: `python=3.11` → the pin, pip/setuptools/wheel dropped, the
     `pip:` list normalised, other packages kept (canonical, sorted) for the build to refuse."""
     try:
         document = yaml.safe_load(text) if text.strip() else {}
@@ -184,7 +197,7 @@ def parse_conda(text: str) -> CondaSpec:
         name, version = canonical_name(match.group(1)), match.group(2)
         if name == "python":
             python = version.lstrip("=") or None
-        elif name != "pip":
+        elif name not in _CONDA_IGNORED:
             packages.add(name + version)
     return CondaSpec(
         python=python, packages=tuple(sorted(packages)), pip=normalise_requirements(pip)

@@ -20,6 +20,7 @@ from mlkube.builders.environment_build_spec import (
     inputs_owner,
     parse_packages,
     parse_termination,
+    probe_configmap,
 )
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.reconcile.environment_key import build_key, inputs_from_spec, probe_key
@@ -100,26 +101,22 @@ def test_containers_follow_the_pod_contract() -> None:
     found = containers(job)
     assert list(found) == ["tools", "install", "push"]
     assert found["tools"]["image"] == "localhost/mlkube-serving:abc"
-    assert found["tools"]["command"] == [
-        "python",
-        "-m",
-        "mlkube.envbuild.tools",
-        "--dest",
-        "/tools",
-    ]
+    assert found["tools"]["command"] == ["python", "-m", "mlkube.envbuild.copy_tools", "/tools"]
     assert found["install"]["image"] == BASE
     assert found["install"]["command"] == [
-        "python3", "/tools/envbuild/install.py", "--spec", "/inputs/build.json",
-        "--layer", "/layer", "--report", "/work/report.json",
+        "python3", "/tools/mlkube/envbuild/install.py", "--spec", "/inputs/build.json",
+        "--layer", "/layer", "--work", "/work",
     ]  # fmt: skip
     assert found["push"]["command"] == [
-        "python", "-m", "mlkube.envbuild.push", "--spec", "/inputs/build.json",
-        "--layer", "/layer", "--report", "/work/report.json",
-        "--auth", "/var/run/mlkube/push/config.json",
+        "python", "-m", "mlkube.envbuild.push", "--layer", "/layer", "--work", "/work",
+        "--base", BASE, "--repository", "127.0.0.1:5000/mlkube/environments",
+        "--build-key", req.key, "--environment", "lgbm:1", "--spec", "/inputs/build.json",
+        "--insecure", "127.0.0.1:5000", "--docker-config", "/var/run/mlkube/push",
     ]  # fmt: skip
     mounts = {name: {m["mountPath"]: m for m in c["volumeMounts"]} for name, c in found.items()}
     assert mounts["install"]["/tools"]["readOnly"] and mounts["install"]["/inputs"]["readOnly"]
     assert mounts["push"]["/layer"]["readOnly"]
+    assert "/layer" not in mounts["tools"]  # the tools image never sees the layer
     for container in found.values():
         env = {e["name"]: e["value"] for e in container["env"]}
         assert env["HOME"] == "/tmp" and env["PIP_NO_CACHE_DIR"] == "1"
@@ -129,11 +126,7 @@ def test_containers_follow_the_pod_contract() -> None:
 def test_push_secret_reaches_push_alone_read_only() -> None:
     job = build_job(request(), config(), "mlkube-system")
     volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["push-auth"]["secret"] == {
-        "secretName": "envbuild-push",
-        "defaultMode": 0o440,
-        "items": [{"key": ".dockerconfigjson", "path": "config.json"}],
-    }
+    assert volumes["push-auth"]["secret"] == {"secretName": "envbuild-push", "defaultMode": 0o440}
     holders = {
         name
         for name, c in containers(job).items()
@@ -148,9 +141,11 @@ def test_push_secret_reaches_push_alone_read_only() -> None:
     assert not any("envFrom" in c for c in containers(job).values())
 
 
-def test_without_push_secret_no_auth_argument_or_volume() -> None:
-    job = build_job(request(), config(MLKUBE_BUILD_PUSH_SECRET=""), "mlkube-system")
-    assert "--auth" not in containers(job)["push"]["command"]
+def test_without_push_secret_or_insecure_registry_no_such_arguments() -> None:
+    env = {"MLKUBE_BUILD_PUSH_SECRET": "", "MLKUBE_BUILD_REGISTRY_INSECURE": "false"}
+    job = build_job(request(), config(**env), "mlkube-system")
+    command = containers(job)["push"]["command"]
+    assert "--docker-config" not in command and "--insecure" not in command
     assert "push-auth" not in {v["name"] for v in job["spec"]["template"]["spec"]["volumes"]}
 
 
@@ -166,7 +161,8 @@ def test_configmap_holds_the_normalised_build_document() -> None:
     assert document["buildKey"] == req.key and document["base"] == BASE
     assert document["environment"] == {"namespace": "team", "name": "lgbm", "version": "1"}
     assert document["pip"] == ["lightgbm==4.5.0"]
-    assert document["conda"] == {"python": "3.11", "packages": [], "pip": ["mlflow==2.16.0"]}
+    # the tools read the parsed environment.yml (they have no YAML parser), normalised
+    assert document["conda"] == {"dependencies": ["python=3.11", {"pip": ["mlflow==2.16.0"]}]}
     assert document["apt"] == ["libgomp1"]
     assert document["aptSources"] == ["deb [trusted=yes] http://10.0.0.1:8081/apt ./"]
     assert document["files"] == [{"path": "/opt/app/f.py", "mode": 0o644, "content": "x = 1\n"}]
@@ -187,16 +183,26 @@ def test_configmap_holds_the_normalised_build_document() -> None:
 def test_packaging_fetches_the_verified_model_into_the_layer() -> None:
     model = PackagedModel("iris-rf", "3", "s3://models/iris/3", "sha256:" + "c" * 64)
     req = request(model)
-    job = build_job(req, config(), "mlkube-system")
+    cfg = config()
+    cfg = OperatorConfig(
+        serving_image=cfg.serving_image,
+        build=cfg.build,
+        storage_secret="storage",
+        s3_endpoint_url="http://127.0.0.1:9000",
+    )
+    job = build_job(req, cfg, "mlkube-system")
     found = containers(job)
     assert list(found) == ["tools", "fetch-model", "install", "push"]
     fetch = found["fetch-model"]
-    assert fetch["args"] == [
-        "--uri", "s3://models/iris/3", "--dest", "/layer/opt/mlkube/model",
-        "--digest", "sha256:" + "c" * 64,
+    assert fetch["image"] == "localhost/mlkube-serving:abc"
+    assert fetch["command"] == [
+        "python", "-m", "mlkube.envbuild.fetch_model", "--uri", "s3://models/iris/3",
+        "--digest", "sha256:" + "c" * 64, "--name", "iris-rf", "--layer", "/layer",
+        "--work", "/work",
     ]  # fmt: skip
-    assert {"name": "layer", "mountPath": "/layer"} in fetch["volumeMounts"]
-    document = json.loads(inputs_configmap(req, config(), "ns")["data"]["build.json"])
+    assert fetch["envFrom"] == [{"secretRef": {"name": "storage", "optional": True}}]
+    assert {"name": "MLKUBE_S3_ENDPOINT_URL", "value": "http://127.0.0.1:9000"} in fetch["env"]
+    document = json.loads(inputs_configmap(req, cfg, "ns")["data"]["build.json"])
     assert document["model"]["digest"] == "sha256:" + "c" * 64
     assert_restricted(job)
 
@@ -222,7 +228,8 @@ def test_tools_image_setting_is_used() -> None:
 def test_probe_job_runs_the_install_script_in_the_environment_image() -> None:
     image = "registry.example/team/scorer@sha256:" + "d" * 64
     key = probe_key("sha256:" + "d" * 64)
-    job = probe_job(ENV, image, key, config(), "mlkube-system")
+    cfg = config(MLKUBE_BUILD_REGISTRY="")  # probing needs no registry
+    job = probe_job(ENV, image, key, cfg, "mlkube-system")
     assert job["metadata"]["name"] == "envprobe-" + key[7:27]
     assert job["metadata"]["labels"]["mlkube.dev/component"] == "environment-probe"
     assert job["spec"]["backoffLimit"] == 0
@@ -230,10 +237,18 @@ def test_probe_job_runs_the_install_script_in_the_environment_image() -> None:
     assert list(found) == ["tools", "probe"]
     assert found["probe"]["image"] == image
     assert found["probe"]["command"] == [
-        "python3", "/tools/envbuild/install.py", "--probe", "--report", "/dev/termination-log",
+        "python3", "/tools/mlkube/envbuild/install.py", "--spec", "/inputs/build.json",
+        "--layer", "/layer", "--work", "/work", "--probe",
     ]  # fmt: skip
     assert "push-auth" not in json.dumps(job)
     assert_restricted(job)
+    cm = probe_configmap(ENV, image, key, cfg, "mlkube-system")
+    assert cm["metadata"]["name"] == job["metadata"]["name"]
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["inputs"]["configMap"]["name"] == cm["metadata"]["name"]
+    document = json.loads(cm["data"]["build.json"])
+    assert document["probe"] is True and document["image"] == image
+    assert (document["pip"], document["apt"], document["files"]) == ([], [], [])
 
 
 def test_reports_are_parsed() -> None:

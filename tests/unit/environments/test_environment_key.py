@@ -183,3 +183,11 @@ def test_names_tags_and_probe_keys() -> None:
     assert build_tag(key) == "build-" + key[7:39]
     assert probe_key(BASE) != probe_key(OTHER)
     assert probe_key(BASE) != build_key(BuildInputs(base_digest=BASE))
+
+
+def test_conda_document_for_the_tools_parses_back_to_the_same_spec() -> None:
+    import yaml
+
+    spec = parse_conda("dependencies: [python>=3.10, r-base=4.3, setuptools, {pip: [B, a]}]")
+    assert spec.document() == {"dependencies": ["python>=3.10", "r-base=4.3", {"pip": ["a", "b"]}]}
+    assert parse_conda(yaml.safe_dump(spec.document())) == spec
