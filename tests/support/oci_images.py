@@ -96,10 +96,14 @@ def push_index(client: Client, ref: str, images: dict[str, Reference]) -> Refere
     entries = []
     for arch, image in images.items():
         manifest = client.get_manifest(image)
-        entries.append({
-            "mediaType": manifest.media_type, "digest": manifest.digest,
-            "size": len(manifest.raw), "platform": {"os": "linux", "architecture": arch},
-        })
+        entries.append(
+            {
+                "mediaType": manifest.media_type,
+                "digest": manifest.digest,
+                "size": len(manifest.raw),
+                "platform": {"os": "linux", "architecture": arch},
+            }
+        )
     raw = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries})
     return target.with_digest(client.put_manifest(target, raw.encode(), mt.OCI_INDEX))
 

@@ -42,7 +42,9 @@ def registry_binary() -> str:
         return found
     out = subprocess.run(
         ["bash", str(ROOT / "hack/registry/build.sh")],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return out.stdout.strip().splitlines()[-1]
 
@@ -100,8 +102,11 @@ def running_registry(
         config = base / "config.yml"
         config.write_text(_config(port, storage, htpasswd))
         process = subprocess.Popen(
-            [exe, "serve", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            cwd=tmp, env={**os.environ, "OTEL_TRACES_EXPORTER": "none"},
+            [exe, "serve", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+            env={**os.environ, "OTEL_TRACES_EXPORTER": "none"},
         )
         try:
             _wait(f"http://127.0.0.1:{port}/v2/", process)

@@ -1,15 +1,17 @@
 """Debian packages into the layer without root: download with a private apt state, unpack.
 
-`apt-get install --download-only` with its lists, cache and sources in the work directory
-resolves against the base's dpkg status (read-only), so dependencies the base has are skipped
-and missing ones fetched; `dpkg-deb -x` unpacks each .deb into the layer. Maintainer scripts
-never run (documented: packages that need them do not work this way).
+`apt-get -s install` with its lists, cache and sources in the work directory resolves against
+the base's dpkg status (read-only), so dependencies the base has are skipped and missing ones
+listed; `apt-get download` fetches exactly those (also from file: sources, which
+`--download-only` would use in place) and `dpkg-deb -x` unpacks each into the layer.
+Maintainer scripts never run (documented: packages that need them do not work this way).
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 
@@ -34,8 +36,15 @@ def _apt_options(state: str) -> list[str]:
     return [arg for key, value in opts.items() for arg in ("-o", f"{key}={value}")]
 
 
+_INST = re.compile(r"^Inst (\S+) (?:\[[^\]]*\] )?\((\S+)", re.MULTILINE)
+
+
 def _run(cmd: list[str]) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return _run_in(cmd, None)
+
+
+def _run_in(cmd: list[str], cwd: str | None) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd)
     out = proc.stdout + proc.stderr
     print(out, end="", flush=True)
     if proc.returncode != 0:
@@ -55,24 +64,21 @@ def install_apt(packages: list[str], sources: list[str], layer: str, work: str) 
         )
     if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
         raise BuildError("apt packages requested but the base image has no apt-get/dpkg-deb")
-    state = os.path.join(work, "apt")
+    state = os.path.abspath(os.path.join(work, "apt"))  # apt resolves relative to Dir
     for sub in ("lists/partial", "cache", "archives/partial", "sources.list.d"):
         os.makedirs(os.path.join(state, sub), exist_ok=True)
     with open(os.path.join(state, "sources.list"), "w") as handle:
         handle.write("\n".join(sources) + "\n")
     opts = _apt_options(state)
     _run(["apt-get", *opts, "update"])
-    _run(["apt-get", *opts, "-y", "install", "--download-only", *packages])
-    unpacked: list[str] = []
-    for deb in sorted(glob.glob(os.path.join(state, "archives", "*.deb"))):
+    # Simulate against the base's dpkg status: the packages plus the dependencies it lacks.
+    plan = _run(["apt-get", *opts, "-s", "-y", "install", *packages])
+    wanted = [f"{m.group(1)}={m.group(2)}" for m in _INST.finditer(plan)]
+    debs = os.path.join(state, "debs")
+    os.makedirs(debs, exist_ok=True)
+    if wanted:
+        _run_in(["apt-get", *opts, "download", *wanted], debs)
+    layer = os.path.abspath(layer)
+    for deb in sorted(glob.glob(os.path.join(debs, "*.deb"))):
         _run(["dpkg-deb", "-x", deb, layer])
-        fields = subprocess.run(
-            ["dpkg-deb", "-f", deb, "Package", "Version"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split("\n")
-        name = fields[0].split(":", 1)[-1].strip()
-        version = fields[1].split(":", 1)[-1].strip() if len(fields) > 1 else ""
-        unpacked.append(f"{name}={version}")
-    return unpacked
+    return sorted(wanted)

@@ -17,9 +17,13 @@ environment variables.
 from __future__ import annotations
 
 if __name__ == "__main__" and not __package__:  # run as a script: see _script.py
-    import _script  # type: ignore[import-not-found]
+    import os
+    import sys
 
-    _script.run_as_package(__file__)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from mlkube.envbuild._script import run_as_package
+
+    run_as_package(__file__)
 
 import argparse
 import json
@@ -100,7 +104,7 @@ def build(spec: dict[str, Any], layer: str, work: str, probe: bool) -> dict[str,
         prefix = pipstep.install(resolved, settings, layer, work)
         site_dirs = pipstep.site_dirs(prefix)
         replaced = {whiteouts.canonical(r.name) for r in resolved}
-        base_path = [p for p in sys.path if p and os.path.isdir(p)]
+        base_path = [p for p in report.image_sys_path() if os.path.isdir(p)]
         out["whiteouts"] = whiteouts.add_whiteouts(layer, replaced, base_path)
         out["installed"] = [f"{r.name}=={r.version}" for r in resolved]
         out["apt"] = aptstep.install_apt(

@@ -13,9 +13,13 @@ The result (digest, image, sizes, Python, serving contract) goes to the terminat
 from __future__ import annotations
 
 if __name__ == "__main__" and not __package__:  # run as a script: see _script.py
-    import _script  # type: ignore[import-not-found]
+    import os
+    import sys
 
-    _script.run_as_package(__file__)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from mlkube.envbuild._script import run_as_package
+
+    run_as_package(__file__)
 
 import argparse
 import json

@@ -31,11 +31,18 @@ except Exception as exc:
 """
 
 
+def image_sys_path() -> list[str]:
+    """The interpreter's sys.path without the copied tools (bootstrapped scripts)."""
+    from mlkube.envbuild import _script
+
+    return [p for p in sys.path if p and p != _script.TOOLS_ROOT]
+
+
 def list_packages(first: list[str], hidden: set[str]) -> list[str]:
     """`name==version` for every distribution visible in the image, sorted by name."""
     seen: dict[str, str] = {}
     layer_path = list(first)
-    base_path = [p for p in sys.path if p and os.path.isdir(p)]
+    base_path = [p for p in image_sys_path() if os.path.isdir(p)]
     for path, skip in ((layer_path, set()), (base_path, hidden)):
         for dist in metadata.distributions(path=path):
             name = dist.metadata["Name"]
@@ -71,5 +78,5 @@ def python_info() -> dict[str, object]:
     return {
         "python": platform.python_version(),
         "prefix": sys.prefix,
-        "sysPath": [p for p in sys.path if p],
+        "sysPath": image_sys_path(),
     }

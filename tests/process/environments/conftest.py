@@ -3,9 +3,8 @@
 from collections.abc import Iterator
 
 import pytest
+
 from support.registry import TEST_PASSWORD, TEST_USER, Registry, registry_binary, running_registry
-
-
 
 
 @pytest.fixture(scope="session")

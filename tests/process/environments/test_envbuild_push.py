@@ -10,17 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support.oci_images import layer_content, layer_files, push_image
-from support.registry import TEST_PASSWORD as PASSWORD
-from support.registry import TEST_USER as USER
-from support.registry import Registry
-
 from mlkube.envbuild import contract
 from mlkube.envbuild.copy_tools import copy_tools
 from mlkube.envbuild.layer import write_layer
 from mlkube.oci import Client, load_docker_config, parse
-
-
+from support.oci_images import layer_content, layer_files, push_image
+from support.registry import TEST_PASSWORD as PASSWORD
+from support.registry import TEST_USER as USER
+from support.registry import Registry
 
 KEY = "sha256:" + "ab" * 32
 PACKAGES = ["lightgbm==4.5.0", "numpy==2.1.3"]
@@ -44,22 +41,47 @@ def make_layer(root: Path, *, reverse: bool = False) -> Path:
 
 def make_work(work: Path, python_path: list[str] | None = None) -> Path:
     work.mkdir(parents=True, exist_ok=True)
-    report = {"packages": PACKAGES, "python": "3.11.2", "pythonPath": python_path or [],
-              "serving": {"compatible": True, "version": "0.1.0", "message": ""}}
+    report = {
+        "packages": PACKAGES,
+        "python": "3.11.2",
+        "pythonPath": python_path or [],
+        "serving": {"compatible": True, "version": "0.1.0", "message": ""},
+    }
     (work / contract.REPORT_FILE).write_text(json.dumps(report))
     return work
 
 
 def run_push(
-    reg: Registry, base: str, layer: Path, work: Path, *, repo: str = "mlkube/environments",
-    python: list[str] | None = None, docker_config: Path | None = None,
+    reg: Registry,
+    base: str,
+    layer: Path,
+    work: Path,
+    *,
+    repo: str = "mlkube/environments",
+    python: list[str] | None = None,
+    docker_config: Path | None = None,
     extra_insecure: tuple[str, ...] = (),
 ) -> tuple[dict[str, object], list[str] | None, str]:
     log = work / "termination-log"
-    cmd = [*(python or [sys.executable, "-m", "mlkube.envbuild.push"]),
-           "--layer", str(layer), "--work", str(work), "--base", base,
-           "--repository", f"{reg.host}/{repo}", "--build-key", KEY,
-           "--environment", "lgbm:1", "--termination-log", str(log), "--insecure", reg.host]
+    cmd = [
+        *(python or [sys.executable, "-m", "mlkube.envbuild.push"]),
+        "--layer",
+        str(layer),
+        "--work",
+        str(work),
+        "--base",
+        base,
+        "--repository",
+        f"{reg.host}/{repo}",
+        "--build-key",
+        KEY,
+        "--environment",
+        "lgbm:1",
+        "--termination-log",
+        str(log),
+        "--insecure",
+        reg.host,
+    ]
     for host in extra_insecure:
         cmd += ["--insecure", host]
     if docker_config:
@@ -73,8 +95,11 @@ def run_push(
 
 def test_push_appends_a_layer_that_reads_back(registry: Registry, tmp_path: Path) -> None:
     client = Client(insecure=[registry.host])
-    base = push_image(client, f"{registry.host}/base/python:3.11",
-                      [{"etc/os-release": b"debian\n"}, {"usr/bin/python3": b"ELF"}])
+    base = push_image(
+        client,
+        f"{registry.host}/base/python:3.11",
+        [{"etc/os-release": b"debian\n"}, {"usr/bin/python3": b"ELF"}],
+    )
     result, packages, _ = run_push(
         registry, str(base), make_layer(tmp_path / "layer"), make_work(tmp_path / "work")
     )
@@ -130,8 +155,12 @@ def test_same_inputs_give_the_same_digests(registry: Registry, tmp_path: Path) -
 def test_python_path_and_copy_from_another_registry_with_auth(
     registry: Registry, auth_registry: Registry, tmp_path: Path
 ) -> None:
-    base = push_image(Client(insecure=[registry.host]), f"{registry.host}/base/other:1",
-                      [{"etc/base": b"other"}], env=["PATH=/bin", "PYTHONPATH=/base"])
+    base = push_image(
+        Client(insecure=[registry.host]),
+        f"{registry.host}/base/other:1",
+        [{"etc/base": b"other"}],
+        env=["PATH=/bin", "PYTHONPATH=/base"],
+    )
     secret = tmp_path / "secret"
     secret.mkdir()
     auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -139,14 +168,19 @@ def test_python_path_and_copy_from_another_registry_with_auth(
         json.dumps({"auths": {auth_registry.host: {"auth": auth}}})
     )
     result, _, _ = run_push(
-        auth_registry, str(base), make_layer(tmp_path / "layer"),
+        auth_registry,
+        str(base),
+        make_layer(tmp_path / "layer"),
         make_work(tmp_path / "work", ["/usr/lib/python3.11/site-packages"]),
-        docker_config=secret, extra_insecure=(registry.host,),
+        docker_config=secret,
+        extra_insecure=(registry.host,),
     )
     client = Client(credentials=load_docker_config(secret), insecure=[auth_registry.host])
     pushed = parse(str(result["image"]))
     image = client.get_image(pushed)
-    assert len(image.layers) == 2 and all(client.blob_exists(pushed, d.digest) for d in image.layers)
+    assert len(image.layers) == 2 and all(
+        client.blob_exists(pushed, d.digest) for d in image.layers
+    )
     env = json.loads(client.get_blob(pushed, image.config.digest))["config"]["Env"]
     assert "PYTHONPATH=/usr/lib/python3.11/site-packages:/base" in env
 
@@ -155,12 +189,23 @@ def test_tools_copied_alone_push_with_stdlib_only(registry: Registry, tmp_path: 
     tools = tmp_path / "tools"
     install = copy_tools(str(tools))
     assert install == str(tools / "mlkube/envbuild/install.py")
-    assert sorted(p.name for p in (tools / "mlkube").iterdir()) == ["__init__.py", "envbuild", "oci"]
-    base = push_image(Client(insecure=[registry.host]), f"{registry.host}/base/alone:1",
-                      [{"etc/base": b"alone"}])
+    assert sorted(p.name for p in (tools / "mlkube").iterdir()) == [
+        "__init__.py",
+        "envbuild",
+        "oci",
+    ]
+    base = push_image(
+        Client(insecure=[registry.host]), f"{registry.host}/base/alone:1", [{"etc/base": b"alone"}]
+    )
     # -I -S: no site-packages (nothing of the venv, no installed mlkube), no PYTHON* env.
     script = [sys.executable, "-I", "-S", str(tools / "mlkube/envbuild/push.py")]
-    result, packages, _ = run_push(registry, str(base), make_layer(tmp_path / "layer"),
-                                   make_work(tmp_path / "work"), repo="alone/env", python=script)
+    result, packages, _ = run_push(
+        registry,
+        str(base),
+        make_layer(tmp_path / "layer"),
+        make_work(tmp_path / "work"),
+        repo="alone/env",
+        python=script,
+    )
     assert packages == PACKAGES and str(result["image"]).startswith(f"{registry.host}/alone/env@")
     shutil.rmtree(tools)

@@ -7,10 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from support.oci_images import push_image, push_index, tar_gz
-from support.registry import TEST_PASSWORD as PASSWORD
-from support.registry import TEST_USER as USER
-from support.registry import Registry
 
 from mlkube.oci import (
     Client,
@@ -23,8 +19,10 @@ from mlkube.oci import (
     sha256_digest,
 )
 from mlkube.oci import mediatypes as mt
-
-
+from support.oci_images import push_image, push_index, tar_gz
+from support.registry import TEST_PASSWORD as PASSWORD
+from support.registry import TEST_USER as USER
+from support.registry import Registry
 
 
 def client_for(reg: Registry, **kwargs: object) -> Client:
@@ -98,7 +96,9 @@ def test_basic_auth_with_docker_config_credentials(auth_registry: Registry, tmp_
     with pytest.raises(Unauthorized, match="username and password"):
         client_for(auth_registry).head_manifest(parse(ref))
     wrong = tmp_path / "wrong.json"
-    wrong.write_text(json.dumps({"auths": {auth_registry.host: {"username": USER, "password": "x"}}}))
+    wrong.write_text(
+        json.dumps({"auths": {auth_registry.host: {"username": USER, "password": "x"}}})
+    )
     with pytest.raises(Unauthorized, match="401"):
         Client(credentials=load_docker_config(wrong), insecure=[auth_registry.host]).head_manifest(
             parse(ref)

@@ -8,8 +8,16 @@ from mlkube.envbuild.pipstep import PipSettings
 
 
 def test_conda_spec() -> None:
-    spec = conda.parse({"dependencies": [
-        "python=3.11", "pip", "conda-forge::numpy>=1.26", {"pip": ["lightgbm==4.5.0"]}]})
+    spec = conda.parse(
+        {
+            "dependencies": [
+                "python=3.11",
+                "pip",
+                "conda-forge::numpy>=1.26",
+                {"pip": ["lightgbm==4.5.0"]},
+            ]
+        }
+    )
     assert spec.python == "3.11" and spec.pip == ("lightgbm==4.5.0",)
     assert spec.unsupported == ("conda-forge::numpy>=1.26",)
     assert conda.python_matches("3.11", "3.11.2") and not conda.python_matches("3.12", "3.11.2")
@@ -18,7 +26,9 @@ def test_conda_spec() -> None:
 
 
 def test_contract_encodings() -> None:
-    assert contract.build_tag("sha256:" + "0123456789abcdef" * 4) == "build-" + "0123456789abcdef" * 2
+    assert (
+        contract.build_tag("sha256:" + "0123456789abcdef" * 4) == "build-" + "0123456789abcdef" * 2
+    )
     label = contract.encode_packages(["b==1", "a==2"])
     assert label == contract.encode_packages(["a==2", "b==1"])  # reproducible
     assert contract.decode_packages(label) == ["a==2", "b==1"]
@@ -27,24 +37,44 @@ def test_contract_encodings() -> None:
 
 
 def test_pip_settings_args() -> None:
-    args = PipSettings(index_url="http://i/simple", extra_index_urls=("http://e",),
-                       find_links=("http://f/",), no_index=True, trusted_hosts=("i",)).args()
-    assert args == ["--index-url", "http://i/simple", "--extra-index-url", "http://e",
-                    "--find-links", "http://f/", "--no-index", "--trusted-host", "i"]
+    args = PipSettings(
+        index_url="http://i/simple",
+        extra_index_urls=("http://e",),
+        find_links=("http://f/",),
+        no_index=True,
+        trusted_hosts=("i",),
+    ).args()
+    assert args == [
+        "--index-url",
+        "http://i/simple",
+        "--extra-index-url",
+        "http://e",
+        "--find-links",
+        "http://f/",
+        "--no-index",
+        "--trusted-host",
+        "i",
+    ]
 
 
 def test_new_config_appends_and_is_deterministic() -> None:
-    base = {"created": "2026-01-01T00:00:00Z", "config": {"Env": ["PATH=/bin", "A=1"]},
-            "rootfs": {"type": "layers", "diff_ids": ["sha256:1"]}, "history": [{}]}
-    made = imageconfig.new_config(base, diff_id="sha256:2", env={"A": "2", "B": "3"},
-                                  labels={"l": "v"}, created_by="x")
+    base = {
+        "created": "2026-01-01T00:00:00Z",
+        "config": {"Env": ["PATH=/bin", "A=1"]},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:1"]},
+        "history": [{}],
+    }
+    made = imageconfig.new_config(
+        base, diff_id="sha256:2", env={"A": "2", "B": "3"}, labels={"l": "v"}, created_by="x"
+    )
     assert made["rootfs"]["diff_ids"] == ["sha256:1", "sha256:2"]
     assert made["config"]["Env"] == ["PATH=/bin", "A=2", "B=3"]
     assert made["config"]["Labels"] == {"l": "v"} and made["history"][1]["created_by"] == "x"
     assert made["created"] == made["history"][1]["created"] == base["created"]
     assert base["rootfs"]["diff_ids"] == ["sha256:1"]  # the base is not modified
-    again = imageconfig.new_config(base, diff_id="sha256:2", env={"A": "2", "B": "3"},
-                                   labels={"l": "v"}, created_by="x")
+    again = imageconfig.new_config(
+        base, diff_id="sha256:2", env={"A": "2", "B": "3"}, labels={"l": "v"}, created_by="x"
+    )
     assert imageconfig.canonical(made) == imageconfig.canonical(again)
 
 

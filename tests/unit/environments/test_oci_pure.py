@@ -17,8 +17,13 @@ D = "sha256:" + "a" * 64
         ("python:3.11", "docker.io", "library/python", "3.11", None),
         ("python", "docker.io", "library/python", "latest", None),
         ("team/scorer", "docker.io", "team/scorer", "latest", None),
-        ("127.0.0.1:5000/mlkube/environments:build-x", "127.0.0.1:5000", "mlkube/environments",
-         "build-x", None),
+        (
+            "127.0.0.1:5000/mlkube/environments:build-x",
+            "127.0.0.1:5000",
+            "mlkube/environments",
+            "build-x",
+            None,
+        ),
         ("localhost/a/b", "localhost", "a/b", "latest", None),
         (f"registry.example/team/scorer:2.1@{D}", "registry.example", "team/scorer", "2.1", D),
         (f"registry.example:443/s@{D}", "registry.example:443", "s", None, D),
@@ -28,7 +33,12 @@ def test_parse_reference(
     text: str, registry: str, repository: str, tag: str | None, digest: str | None
 ) -> None:
     ref = parse(text)
-    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (registry, repository, tag, digest)
+    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (
+        registry,
+        repository,
+        tag,
+        digest,
+    )
     assert ref.ref == (digest or tag)
 
 
@@ -46,11 +56,13 @@ def test_invalid_references_are_refused(text: str) -> None:
 
 def test_docker_config_auth_forms_and_hub_aliases() -> None:
     auth = base64.b64encode(b"user:pa:ss").decode()
-    doc = {"auths": {
-        "https://index.docker.io/v1/": {"auth": auth},
-        "http://reg.local:5000/v2/": {"username": "u2", "password": "p2"},
-        "ghcr.io": {"identitytoken": "x"},
-    }}
+    doc = {
+        "auths": {
+            "https://index.docker.io/v1/": {"auth": auth},
+            "http://reg.local:5000/v2/": {"username": "u2", "password": "p2"},
+            "ghcr.io": {"identitytoken": "x"},
+        }
+    }
     creds = parse_docker_config(json.dumps(doc))
     assert set(creds) == {"docker.io", "reg.local:5000"}
     assert (creds["docker.io"].username, creds["docker.io"].password) == ("user", "pa:ss")
@@ -67,7 +79,9 @@ def test_parse_challenges() -> None:
         'scope="repository:library/python:pull"'
     )
     assert bearer.scheme == "bearer"
-    assert bearer.params == {"realm": "https://auth.docker.io/token",
-                             "service": "registry.docker.io",
-                             "scope": "repository:library/python:pull"}
+    assert bearer.params == {
+        "realm": "https://auth.docker.io/token",
+        "service": "registry.docker.io",
+        "scope": "repository:library/python:pull",
+    }
     assert parse_challenge('Basic realm="mlkube-test"').scheme == "basic"
