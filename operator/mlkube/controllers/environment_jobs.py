@@ -21,6 +21,7 @@ from mlkube.builders.environment_build_spec import (
     inputs_configmap,
     inputs_owner,
     parse_packages,
+    parse_termination,
 )
 from mlkube.builders.environment_status import FAILED, READY, environment_status
 from mlkube.contract import FIELD_MANAGER
@@ -128,12 +129,12 @@ def poll_job(
     build = {**(previous.get("build") or {}), **build_facts(job), "reused": False}
     stamp = _format(now)
     if outcome == "Failed":
-        message = failure_message(deps, job, pods)
+        reason, message = failure(deps, job, pods)
         status = environment_status(
-            previous, phase=FAILED, reason="BuildFailed", message=message,
+            previous, phase=FAILED, reason=reason, message=message,
             facts={"build": build}, built=False, generation=generation, now=stamp,
         )  # fmt: skip
-        return EnvironmentOutcome(status=status, events=[("Warning", "BuildFailed", message)])
+        return EnvironmentOutcome(status=status, events=[("Warning", reason, message)])
     report, pod = None, None
     for pod in reversed(pods):
         report = parse_report(container_message(pod, PUSH_CONTAINER))
@@ -185,26 +186,45 @@ def failed_container(pod: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def failure_message(deps: Deps, job: Mapping[str, Any], pods: list[dict[str, Any]]) -> str:
-    """Which container failed and the tail of its log (or why the Job failed without one)."""
+def failure(deps: Deps, job: Mapping[str, Any], pods: list[dict[str, Any]]) -> tuple[str, str]:
+    """(reason, message) of a failed build: the failing container, the tools' own verdict
+    (`{"error", "reason"}` termination message: PythonMismatch, CondaPackagesUnsupported,
+    ModelFetchFailed, PushFailed, ...) and the tail of its log; or why the Job failed."""
+    namespace = job["metadata"]["namespace"]
     for pod in reversed(pods):
         failed = failed_container(pod)
         if failed is None:
             continue
         container, message = failed
+        verdict = tool_verdict(message)
+        reason = verdict[0] if verdict else "BuildFailed"
         try:
-            tail = log_tail(deps.logs(job["metadata"]["namespace"], pod["metadata"]["name"],
-                                      container))  # fmt: skip
+            tail = log_tail(deps.logs(namespace, pod["metadata"]["name"], container))
         except ControllerError:
             tail = ""
-        tail = tail or log_tail(message) or "(no log)"
-        return (f"build Job {job_ref(job)}: container {container} failed; "
-                f"`kubectl logs -n {job['metadata']['namespace']} {pod['metadata']['name']} "
-                f"-c {container}` ends with:\n{tail}")  # fmt: skip
+        tail = tail or ("" if verdict else log_tail(message)) or "(no log)"
+        error = f": {verdict[1]}" if verdict else ""
+        return reason, (
+            f"build Job {job_ref(job)}: container {container} failed{error}; "
+            f"`kubectl logs -n {namespace} {pod['metadata']['name']} -c {container}` ends "
+            f"with:\n{tail}"
+        )
     reasons = [str(c.get("message") or c.get("reason") or "")
                for c in (job.get("status") or {}).get("conditions") or []
                if c.get("type") == "Failed"]  # fmt: skip
-    return f"build Job {job_ref(job)} failed: {'; '.join(r for r in reasons if r) or 'no reason'}"
+    found = "; ".join(r for r in reasons if r) or "no reason"
+    return "BuildFailed", f"build Job {job_ref(job)} failed: {found}"
+
+
+def tool_verdict(message: str) -> tuple[str, str] | None:
+    """(reason, error) from a build tool's `{"error", "reason"}` termination message."""
+    doc = parse_termination(message)
+    if not doc or not doc.get("error"):
+        return None
+    reason = str(doc.get("reason") or "BuildFailed")
+    return (reason if reason.isalnum() and reason[:1].isupper() else "BuildFailed"), str(
+        doc["error"]
+    )
 
 
 def _time(text: str) -> datetime.datetime:

@@ -59,7 +59,7 @@ def jobs(kube: FakeKube) -> list[dict[str, Any]]:
 
 
 def finish_job(kube: FakeKube, job: dict[str, Any], *, ok: bool, logs: FakeLogs,
-               failing: str = "install", log: str = "") -> None:  # fmt: skip
+               failing: str = "install", log: str = "", message: str = "tail") -> None:  # fmt: skip
     """The Job controller's and the kubelet's part: the Job's condition and its pod."""
     name = job["metadata"]["name"]
     cond = {
@@ -94,7 +94,7 @@ def finish_job(kube: FakeKube, job: dict[str, Any], *, ok: bool, logs: FakeLogs,
         statuses = {
             "initContainerStatuses": [
                 {"name": "tools", "state": {"terminated": {"exitCode": 0}}},
-                {"name": failing, "state": {"terminated": {"exitCode": 1, "message": "tail"}}},
+                {"name": failing, "state": {"terminated": {"exitCode": 1, "message": message}}},
             ]
         }
         logs.logs[(BUILD_NAMESPACE, pod, failing)] = log
@@ -269,6 +269,22 @@ def test_a_failed_build_shows_the_failing_containers_log_tail() -> None:
     assert "No matching distribution for lightgbm==9" in built["message"]
     assert "line 99" in built["message"] and "line 5\n" not in built["message"]
     assert outcome.events[0][:2] == ("Warning", "BuildFailed")
+
+
+def test_the_tools_own_reason_is_the_failures_reason() -> None:
+    logs = FakeLogs()
+    deps = fake_deps(logs=logs)
+    kube = cluster(environment("lgbm"))
+    run(kube, deps, "lgbm")
+    verdict = {"error": "conda pins python 3.10, the base has 3.11.2", "reason": "PythonMismatch"}
+    finish_job(
+        kube, jobs(kube)[0], ok=False, logs=logs, log="resolving\n", message=json.dumps(verdict)
+    )
+    outcome = poll(kube, deps, "lgbm")
+    built = condition(outcome.status, "Built")
+    assert built["reason"] == "PythonMismatch"
+    assert "conda pins python 3.10, the base has 3.11.2" in built["message"]
+    assert "resolving" in built["message"]
 
 
 def test_a_ready_environment_with_the_same_key_is_reused_without_a_job() -> None:
