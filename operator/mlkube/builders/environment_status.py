@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from mlkube.api.common import bound_message
+from mlkube.api.environment import EnvironmentStatus
 from mlkube.reconcile.conditions import set_condition
 from mlkube.reconcile.kstatus import kstatus_conditions
 
@@ -87,7 +88,10 @@ def environment_status(
     status.update(
         phase=phase, observedGeneration=generation, message=message, conditions=conditions
     )
-    return {k: v for k, v in status.items() if v is not None}
+    # Validated as the API's model: a status the CRD would refuse fails here, in a unit test.
+    return EnvironmentStatus.model_validate(
+        {k: v for k, v in status.items() if v is not None}
+    ).to_status()
 
 
 def no_registry_message() -> str:

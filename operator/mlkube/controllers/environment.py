@@ -248,7 +248,7 @@ def reused(
     copied = {k: known.get(k) for k in ("image", "imageDigest", "sizeBytes", "packages",
                                          "python", "serving", "packagedModel")}  # fmt: skip
     build_info = dict(known.get("build") or {})
-    build_info.update(reused=True, reusedFrom=what)
+    build_info["reused"] = True
     message = f"image {copied['image']} reused from {what} (same build key)"
     status = step.status(
         READY, "BuildReused", message, facts={**facts, **copied, "build": build_info},

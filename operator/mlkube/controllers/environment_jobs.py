@@ -155,7 +155,7 @@ def poll_job(
         "image": report.image or f"{deps.repository}@{report.digest}",
         "imageDigest": report.digest, "sizeBytes": report.size_bytes, "packages": packages,
         "python": report.python, "serving": report.serving or None,
-        "packagedModel": report.packaged_model, "build": build,
+        "packagedModel": packaged(report.packaged_model), "build": build,
     }  # fmt: skip
     message = f"built {facts['image']}" + (
         f" in {build['durationSeconds']}s" if "durationSeconds" in build else ""
@@ -165,6 +165,14 @@ def poll_job(
         generation=generation, now=stamp,
     )  # fmt: skip
     return EnvironmentOutcome(status=status, events=[("Normal", "Built", message)])
+
+
+def packaged(model: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """`status.packagedModel` from the push report's (name and the verified digest)."""
+    if not model or not model.get("name"):
+        return None
+    digest = model.get("artifactDigest") or model.get("digest")
+    return {"name": str(model["name"]), "artifactDigest": str(digest) if digest else None}
 
 
 def container_message(pod: Mapping[str, Any], container: str) -> str | None:
