@@ -358,3 +358,25 @@ def test_a_curated_base_resolves_through_the_operator_catalogue() -> None:
     kube = cluster(environment("lgbm"))
     run(kube, fake_deps(registry), "lgbm")
     assert BASE in registry.asked
+
+
+def test_used_by_lists_the_live_users_and_the_patch_only_when_it_changed() -> None:
+    from mlkube.controllers.environment_usage import used_by_patch
+
+    endpoint = {"apiVersion": "mlkube.dev/v1alpha1", "kind": "OnlineEndpoint",
+                "metadata": {"name": "shop", "namespace": "team"},
+                "spec": {"deployments": [{"name": "blue", "environment": "lgbm:1"}]}}  # fmt: skip
+    pipeline = {"apiVersion": "mlkube.dev/v1alpha1", "kind": "Pipeline",
+                "metadata": {"name": "train", "namespace": "team"},
+                "spec": {"steps": [{"name": "fit", "environment": "lgbm@latest"}]}}  # fmt: skip
+    other_ns = {**endpoint, "metadata": {"name": "elsewhere", "namespace": "other"}}
+    kube = cluster(environment("lgbm"), endpoint, pipeline, other_ns)
+    obj = kube.stored(*ENV, "lgbm", "team")
+    patch = used_by_patch(kube, obj)
+    assert patch == {"usedBy": [{"kind": "OnlineEndpoint", "name": "shop", "deployment": "blue"},
+                                {"kind": "Pipeline", "name": "train", "step": "fit"}]}  # fmt: skip
+    kube.put(environment("lgbm-2", environment_name="lgbm", version="2"))  # now the latest
+    obj["status"] = patch
+    assert used_by_patch(kube, obj) == {"usedBy": patch["usedBy"][:1]}
+    obj["status"] = {"usedBy": patch["usedBy"][:1]}
+    assert used_by_patch(kube, obj) is None
