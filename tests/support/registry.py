@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlkube.devcluster.procs import free_port
+from support.registry_token import ISSUER, SERVICE, TokenService
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_USER, TEST_PASSWORD = "builder", "s3cret-push"  # the auth registry fixtures' account
@@ -56,7 +57,7 @@ def _htpasswd(path: Path, username: str, password: str) -> None:
     path.write_text(f"{username}:{hashed}\n")
 
 
-def _config(port: int, storage: Path, htpasswd: Path | None) -> str:
+def _config(port: int, storage: Path, htpasswd: Path | None, token: TokenService | None) -> str:
     lines = [
         "version: 0.1",
         "log: {level: warn, accesslog: {disabled: true}}",
@@ -65,6 +66,11 @@ def _config(port: int, storage: Path, htpasswd: Path | None) -> str:
     ]
     if htpasswd is not None:
         lines.append(f"auth: {{htpasswd: {{realm: mlkube-test, path: {htpasswd}}}}}")
+    if token is not None:
+        lines.append(
+            f"auth: {{token: {{realm: '{token.url}', service: {SERVICE}, issuer: {ISSUER}, "
+            f"rootcertbundle: {token.cert_file}}}}}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -86,21 +92,26 @@ def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> 
 
 @contextlib.contextmanager
 def running_registry(
-    *, username: str | None = None, password: str | None = None, binary: str | None = None
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    binary: str | None = None,
+    token: TokenService | None = None,
 ) -> Iterator[Registry]:
-    """A registry process for the duration of the block (Basic auth when username is set)."""
+    """A registry process for the duration of the block: Basic auth (htpasswd) when username
+    is set, Bearer auth through `token` (support/registry_token.py) when given."""
     exe = binary or registry_binary()
     with tempfile.TemporaryDirectory(prefix="mlkube-registry-") as tmp:
         base = Path(tmp)
         storage = base / "storage"
         storage.mkdir()
         htpasswd = None
-        if username is not None:
+        if username is not None and token is None:
             htpasswd = base / "htpasswd"
             _htpasswd(htpasswd, username, password or "")
         port = free_port()
         config = base / "config.yml"
-        config.write_text(_config(port, storage, htpasswd))
+        config.write_text(_config(port, storage, htpasswd, token))
         process = subprocess.Popen(
             [exe, "serve", str(config)],
             stdout=subprocess.PIPE,

@@ -32,7 +32,7 @@ def build_tag(build_key: str) -> str:
 
 def encode_packages(packages: list[str]) -> str:
     """The image label value: gzip (mtime 0, reproducible) + base64 of the JSON list."""
-    raw = json.dumps(sorted(packages), separators=(",", ":")).encode()
+    raw = json.dumps(list(packages), separators=(",", ":")).encode()  # order as reported
     return base64.b64encode(gzip.compress(raw, mtime=0)).decode()
 
 

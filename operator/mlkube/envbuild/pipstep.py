@@ -81,6 +81,10 @@ def _pip(args: list[str], work: str) -> str:
     print(out, end="", flush=True)  # the build log is the pod log
     if proc.returncode != 0:
         tail = "\n".join(out.strip().splitlines()[-15:])
+        if "No module named pip" in out:
+            tail = "the base image has no pip (python3 -m pip): use a base with pip installed"
+        elif "no such option: --report" in out or "no such option: --dry-run" in out:
+            tail = "the base image's pip is older than 22.2 (no --dry-run --report): upgrade it"
         raise BuildError(f"pip {args[0]} failed (exit {proc.returncode}):\n{tail}")
     return out
 

@@ -75,14 +75,17 @@ class Transport:
         key = (host, " ".join(scopes))
         sent = dict(headers or {})
         for attempt in (0, 1):
-            if key in self._auth:
-                sent["Authorization"] = self._auth[key]
+            # Basic auth holds for every scope of a host; tokens are per scope.
+            auth = self._auth.get(key) or self._auth.get((host, "*basic*"))
+            if auth:
+                sent["Authorization"] = auth
             if attempt and body is not None and not isinstance(body, bytes):
                 body.seek(0)
             response = self._send(method, url, host, sent, body, sink)
             if response.status != 401 or attempt:
                 break
-            self._auth[key] = self._answer(host, response.header("www-authenticate"), scopes)
+            answer = self._answer(host, response.header("www-authenticate"), scopes)
+            self._auth[(host, "*basic*") if answer.startswith("Basic ") else key] = answer
         if response.status not in expect:
             raise _error(method, url, response)
         return response

@@ -264,3 +264,19 @@ def _apt_build(tmp_path: Path) -> None:
     assert (layer / "usr/bin/tinytool").read_text() == "#!/bin/sh\n"
     assert (layer / "usr/lib/tinylib/lib.txt").exists()
     assert not list(layer.rglob("libc.so*"))
+
+
+def test_a_distro_python_base_installs_where_its_sys_path_looks(tmp_path: Path) -> None:
+    """The host's Debian python3 as the base: its patched pip puts --prefix installs under
+    …/local/lib/python3.X/dist-packages; the report finds them and needs no PYTHONPATH."""
+    wheels = wheelhouse(tmp_path / "wheels")
+    spec = {"pip": ["tinyapp==1.0"], "pipSettings": {"noIndex": True, "findLinks": [str(wheels)]}}
+    script = str(Path(__file__).resolve().parents[3] / "operator/mlkube/envbuild/install.py")
+    proc, layer, work = run_install(tmp_path, spec, argv=["/usr/bin/python3", script])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((work / contract.REPORT_FILE).read_text())
+    assert report["installed"] == ["tinyapp==1.0", "tinydep==0.1"]
+    [site] = report["siteDirs"]
+    assert site in report["sysPath"] and report["pythonPath"] == []
+    assert (layer / site.lstrip("/") / "tinyapp/__init__.py").exists()
+    assert {"tinyapp==1.0", "tinydep==0.1"} <= set(report["packages"])

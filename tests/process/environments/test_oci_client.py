@@ -10,6 +10,7 @@ import pytest
 
 from mlkube.oci import (
     Client,
+    Credentials,
     NoMatchingPlatform,
     NotFound,
     RegistryUnreachable,
@@ -22,7 +23,8 @@ from mlkube.oci import mediatypes as mt
 from support.oci_images import push_image, push_index, tar_gz
 from support.registry import TEST_PASSWORD as PASSWORD
 from support.registry import TEST_USER as USER
-from support.registry import Registry
+from support.registry import Registry, running_registry
+from support.registry_token import running_token_service
 
 
 def client_for(reg: Registry, **kwargs: object) -> Client:
@@ -118,3 +120,31 @@ def test_basic_auth_with_docker_config_credentials(auth_registry: Registry, tmp_
 def test_plain_http_only_for_insecure_registries(registry: Registry) -> None:
     with pytest.raises(RegistryUnreachable):
         Client(timeout=5).head_manifest(parse(f"{registry.host}/t/base:1"))
+
+
+def test_bearer_token_challenge(registry_bin: str, tmp_path: Path) -> None:
+    with (
+        running_token_service(tmp_path, USER, PASSWORD) as tokens,
+        running_registry(binary=registry_bin, token=tokens) as reg,
+    ):
+        ref = f"{reg.host}/team/scorer:1"
+        creds = {reg.host: Credentials(USER, PASSWORD)}
+        client = Client(credentials=creds, insecure=[reg.host])
+        pinned = push_image(client, ref, [{"bearer": b"1"}])
+        assert client.resolve(parse(ref)) == pinned
+        assert (USER, ["repository:team/scorer:pull,push"]) in tokens.requests
+        anonymous = Client(insecure=[reg.host])  # a token with pull only: reads work
+        assert anonymous.resolve(parse(ref)) == pinned
+        assert (None, ["repository:team/scorer:pull"]) in tokens.requests
+        with pytest.raises(Unauthorized):
+            anonymous.upload_blob(parse(ref), sha256_digest(b"x"), b"x")
+        src = parse(ref)
+        [layer] = client.get_image(src).layers
+        assert client.mount_blob(parse(f"{reg.host}/team/other:1"), layer.digest, src.repository)
+        assert (
+            USER,
+            ["repository:team/other:pull,push", "repository:team/scorer:pull"],
+        ) in tokens.requests
+        bad = Client(credentials={reg.host: Credentials(USER, "nope")}, insecure=[reg.host])
+        with pytest.raises(Unauthorized, match="token service"):
+            bad.resolve(parse(ref))
