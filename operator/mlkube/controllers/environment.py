@@ -42,6 +42,7 @@ from mlkube.controllers.environment_jobs import (
     start_or_join,
 )
 from mlkube.controllers.environment_ports import Deps, EnvironmentOutcome, RegistryError
+from mlkube.controllers.environment_probe import start_probe
 from mlkube.controllers.environment_resolve import (
     RETRY_REASON,
     Unresolved,
@@ -79,7 +80,7 @@ def reconcile(
         return step.fail("Duplicate", duplicate_message(name, version, holder))
     try:
         if spec.get("image"):
-            return resolve_image(deps, step, str(spec["image"]))
+            return resolve_image(kube, deps, step, obj, str(spec["image"]))
         return build(kube, deps, step, obj, others)
     except Unresolved as err:
         if not err.retry:
@@ -129,14 +130,18 @@ class Step:
         )  # fmt: skip
 
 
-def resolve_image(deps: Deps, step: Step, reference: str) -> EnvironmentOutcome:
+def resolve_image(
+    kube: Kube, deps: Deps, step: Step, obj: Mapping[str, Any], reference: str
+) -> EnvironmentOutcome:
+    """Ready once pinned; the probe (what is in the image) follows, best effort."""
     image = pin(deps, reference)
     digest = image.split("@", 1)[1]
     facts = {"image": image, "imageDigest": digest,
              "resolvedFrom": None if reference == image else reference}  # fmt: skip
     message = f"image {image}"
     status = step.status(READY, "Resolved", message, facts=facts, resolved=True)
-    return EnvironmentOutcome(status=status, events=[("Normal", "Resolved", message)])
+    events = [("Normal", "Resolved", message), *start_probe(kube, deps, obj, image)]
+    return EnvironmentOutcome(status=status, events=events)
 
 
 def build(

@@ -78,6 +78,13 @@ def start_or_join(kube: Kube, deps: Deps, request: BuildRequest) -> tuple[dict[s
     then the ConfigMap is made owned by the Job (garbage-collected with it)."""
     job = build_job(request, deps.config, deps.namespace)
     config_map = inputs_configmap(request, deps.config, deps.namespace)
+    return create_with_inputs(kube, job, config_map)
+
+
+def create_with_inputs(
+    kube: Kube, job: dict[str, Any], config_map: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """Find the Job, or create its ConfigMap, the Job and the ConfigMap's owner reference."""
     name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
     try:
         existing = kube.get("batch/v1", "Job", name, namespace)
@@ -88,14 +95,14 @@ def start_or_join(kube: Kube, deps: Deps, request: BuildRequest) -> tuple[dict[s
         if created is None:  # another pass or Environment created it meanwhile: join
             joined = kube.get("batch/v1", "Job", name, namespace)
             if joined is None:
-                raise BuildJobError(f"build Job {namespace}/{name} vanished while starting")
+                raise BuildJobError(f"Job {namespace}/{name} vanished while starting")
             return joined, False
         owner = inputs_owner(name, created["metadata"]["uid"])
         kube.patch("v1", "ConfigMap", config_map["metadata"]["name"], owner, namespace,
                    field_manager=FIELD_MANAGER)  # fmt: skip
         return created, True
     except ApiError as err:
-        raise BuildJobError(f"cannot start build Job {namespace}/{name}: {err}") from err
+        raise BuildJobError(f"cannot start Job {namespace}/{name}: {err}") from err
 
 
 def _create(kube: Kube, obj: dict[str, Any]) -> dict[str, Any] | None:

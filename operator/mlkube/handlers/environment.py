@@ -20,6 +20,7 @@ import kopf
 from mlkube.contract import API_VERSION, GROUP, KIND_ENVIRONMENT, PLURAL_ENVIRONMENTS, VERSION
 from mlkube.controllers import environment as controller
 from mlkube.controllers.environment_ports import EnvironmentOutcome
+from mlkube.controllers.environment_probe import poll_probe
 from mlkube.controllers.environment_usage import used_by_patch
 from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.kube import get_live
@@ -32,6 +33,7 @@ from mlkube.k8s import ApiError
 KIND: Final = KIND_ENVIRONMENT
 PLURAL: Final = PLURAL_ENVIRONMENTS
 BUILD_POLL_SECONDS: Final = 2.0
+PROBE_POLL_SECONDS: Final = 5.0
 USAGE_SECONDS: Final = 30.0
 ERROR_DELAY: Final = 10.0
 
@@ -73,6 +75,11 @@ async def environment_loops(
         LOOPS.ensure(uid, "build", tick, BUILD_POLL_SECONDS, logger)
     else:
         LOOPS.stop(uid, "build")
+    if status.get("phase") == "Ready" and body.spec.get("image") and "serving" not in status:
+        tick = functools.partial(probe_tick, namespace, name, uid, logger)
+        LOOPS.ensure(uid, "probe", tick, PROBE_POLL_SECONDS, logger)
+    else:
+        LOOPS.stop(uid, "probe")
     tick = functools.partial(usage_tick, namespace, name, uid, logger)
     LOOPS.ensure(uid, "usage", tick, 0.0, logger)
 
@@ -103,6 +110,22 @@ def build_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> floa
         logger.warning(f"following the build Job failed: {err}")
         return ERROR_DELAY
     return BUILD_POLL_SECONDS
+
+
+def probe_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | None:
+    """Read the probe of an `image:` environment into its status (until it has a verdict)."""
+    try:
+        obj = get_live(kube(), API_VERSION, KIND, name, namespace, uid)
+        if obj is None:
+            return None
+        facts, over = poll_probe(kube(), environment_deps(), obj)
+        if facts:
+            kube().patch(API_VERSION, KIND, name, {"status": facts}, namespace,
+                         subresource="status")  # fmt: skip
+    except (ApiError, ControllerError) as err:
+        logger.warning(f"reading the probe Job failed: {err}")
+        return ERROR_DELAY
+    return None if over else PROBE_POLL_SECONDS
 
 
 def ready_reason(conditions: list[dict[str, Any]]) -> str | None:

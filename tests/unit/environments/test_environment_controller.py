@@ -380,3 +380,53 @@ def test_used_by_lists_the_live_users_and_the_patch_only_when_it_changed() -> No
     assert used_by_patch(kube, obj) == {"usedBy": patch["usedBy"][:1]}
     obj["status"] = {"usedBy": patch["usedBy"][:1]}
     assert used_by_patch(kube, obj) is None
+
+
+def test_an_image_environment_is_probed_once_ready() -> None:
+    """Ready at once; the probe Job (build namespace) then reports python, packages and the
+    serving contract; a probe whose container fails marks the image incompatible, saying why."""
+    from mlkube.controllers.environment_probe import poll_probe
+
+    logs = FakeLogs()
+    registry = FakeRegistry(tags={"r.example/s:1": BUILT})
+    deps = fake_deps(registry, logs)
+    kube = cluster(environment("s", image="r.example/s:1"))
+    assert run(kube, deps, "s").status["phase"] == "Ready"
+    (job,) = jobs(kube)
+    name = job["metadata"]["name"]
+    assert name.startswith("envprobe-")
+    assert kube.stored("v1", "ConfigMap", name, BUILD_NAMESPACE)["metadata"]["ownerReferences"]
+    obj = kube.stored(*ENV, "s", "team")
+    assert poll_probe(kube, deps, obj) == (None, False)  # still running
+    kube.mutate(("batch/v1", "Job", BUILD_NAMESPACE, name), lambda j: j.update(status={
+        "conditions": [{"type": "Complete", "status": "True"}]}))  # fmt: skip
+    report = {"python": "3.12.1", "serving": {"compatible": True, "version": "0.1.0"},
+              "packageCount": 2}  # fmt: skip
+    kube.put({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": f"{name}-x", "namespace": BUILD_NAMESPACE, "labels": {"job-name": name}},
+        "status": {"containerStatuses": [{"name": "probe", "state": {"terminated": {
+            "exitCode": 0, "message": json.dumps(report)}}}]}})  # fmt: skip
+    logs.logs[(BUILD_NAMESPACE, f"{name}-x", "probe")] = '{"mlkubePackages": ["a==1", "b==2"]}'
+    facts, over = poll_probe(kube, deps, obj)
+    assert over and facts == {"python": "3.12.1", "packages": ["a==1", "b==2"],
+                              "serving": {"compatible": True, "version": "0.1.0"}}  # fmt: skip
+
+    kube.mutate(("v1", "Pod", BUILD_NAMESPACE, f"{name}-x"), lambda p: p.update(status={
+        "containerStatuses": [{"name": "probe", "state": {"terminated": {
+            "exitCode": 127, "message": "exec: python3: not found"}}}]}))  # fmt: skip
+    facts, over = poll_probe(kube, deps, obj)
+    assert over and facts is not None and facts["serving"]["compatible"] is False
+    assert "python3: not found" in facts["serving"]["message"]
+
+
+def test_a_probe_that_never_ran_leaves_the_facts_unknown() -> None:
+    from mlkube.controllers.environment_probe import poll_probe
+
+    deps = fake_deps(FakeRegistry(tags={"r.example/s:1": BUILT}))
+    kube = cluster(environment("s", image="r.example/s:1"))
+    run(kube, deps, "s")
+    (job,) = jobs(kube)
+    failed = {"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}
+    key = ("batch/v1", "Job", BUILD_NAMESPACE, job["metadata"]["name"])
+    kube.mutate(key, lambda j: j.update(status={"conditions": [failed]}))
+    assert poll_probe(kube, deps, kube.stored(*ENV, "s", "team")) == (None, True)
