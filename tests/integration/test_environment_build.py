@@ -207,3 +207,24 @@ def test_no_registry_says_how_to_configure_one(
     assert status["phase"] == "Failed" and built["reason"] == "NoRegistry"
     assert "MLKUBE_BUILD_REGISTRY" in built["message"]
     assert build_jobs(kube, namespace) == []
+
+
+def test_an_image_tag_is_pinned_and_a_missing_one_retried(
+    kube: Kube, namespace: str, registry: Registry, base_image: str, configured: PodExecutor
+) -> None:
+    client = Client(insecure=[registry.host])
+    digest = client.resolve(parse(base_image)).digest
+    missing = f"{registry.host}/team/scorer:nope"
+    with run_operator(namespace):
+        for name, image in (("scorer-1", base_image), ("gone-1", missing)):
+            kube.create({"apiVersion": API_VERSION, "kind": "Environment",
+                         "metadata": {"name": name, "namespace": namespace},
+                         "spec": {"environmentName": name[:-2], "version": "1",
+                                  "image": image}})  # fmt: skip
+        status = wait_phase(kube, namespace, "scorer-1", ("Ready", "Failed"))
+        gone = wait_phase(kube, namespace, "gone-1", ("Resolving",))
+    assert status["image"] == f"{registry.host}/base/python@{digest}"
+    assert status["resolvedFrom"] == base_image and status["imageDigest"] == digest
+    resolved = condition(gone, "Resolved")
+    assert resolved["status"] == "False" and resolved["reason"] == "ImageNotFound"
+    assert missing in resolved["message"] and "retrying in" in resolved["message"]

@@ -3,17 +3,13 @@ a registry of tags and labels and pod logs from a dict; the operator config of t
 
 from __future__ import annotations
 
-import base64
-import gzip
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlkube.builders.build_config import BuildConfig
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.controllers.environment_ports import Deps, RegistryError
-from mlkube.reconcile.environment_facts import PACKAGES_LABEL
 from mlkube.reconcile.environment_key import build_key, inputs_from_spec
 
 REGISTRY = "127.0.0.1:5000/mlkube"
@@ -26,14 +22,10 @@ def digest_of(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def packages_label(packages: list[str]) -> str:
-    return base64.b64encode(gzip.compress(json.dumps(packages).encode())).decode()
-
-
 @dataclass
 class FakeRegistry:
     tags: dict[str, str] = field(default_factory=lambda: {BASE: BASE_DIGEST})
-    labels_of: dict[str, dict[str, str]] = field(default_factory=dict)
+    builds: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     down: bool = False
     asked: list[str] = field(default_factory=list)
 
@@ -43,14 +35,19 @@ class FakeRegistry:
             raise RegistryError("connection refused")
         return self.tags.get(reference)
 
-    def labels(self, reference: str) -> dict[str, str]:
-        return dict(self.labels_of.get(reference, {}))
+    def existing_build(self, repository: str, key: str) -> dict[str, Any] | None:
+        self.asked.append(f"{repository}:build-{key.split(':')[1][:32]}")
+        if self.down:
+            raise RegistryError("connection refused")
+        return self.builds.get((repository, key))
 
-    def push_build(self, key: str, digest: str, packages: list[str]) -> str:
-        tag = f"{REGISTRY}/environments:build-{key.split(':')[1][:32]}"
-        self.tags[tag] = digest
-        self.labels_of[tag] = {PACKAGES_LABEL: packages_label(packages)}
-        return tag
+    def push_build(self, key: str, digest: str, packages: list[str]) -> None:
+        """What the push step leaves behind: the tagged image and its labels' facts."""
+        repository = f"{REGISTRY}/environments"
+        self.builds[(repository, key)] = {
+            "image": f"{repository}@{digest}", "imageDigest": digest, "sizeBytes": 99,
+            "packages": packages, "python": "3.11.2", "serving": {"compatible": True},
+        }  # fmt: skip
 
 
 @dataclass

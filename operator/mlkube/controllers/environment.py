@@ -51,7 +51,7 @@ from mlkube.controllers.environment_resolve import (
     resolve_base,
 )
 from mlkube.controllers.kube import ApiError, Kube
-from mlkube.reconcile.environment_facts import claim, duplicate_of, packages_from_label
+from mlkube.reconcile.environment_facts import claim, duplicate_of
 from mlkube.reconcile.environment_key import (
     EnvironmentKeyError,
     build_key,
@@ -171,15 +171,12 @@ def build(
     twin = ready_twin(obj, others, key)
     if twin is not None:
         return reused(step, facts, twin, f"Environment {twin['metadata']['name']}")
-    tag = f"{deps.repository}:{build_tag(key)}"
     try:
-        digest = deps.registry.digest(tag)
-        labels = deps.registry.labels(tag) if digest else {}
+        found = deps.registry.existing_build(deps.repository, key)
     except RegistryError as err:
-        raise Unresolved(RETRY_REASON, f"cannot look up {tag}: {err}", retry=True) from err
-    if digest is not None:
-        found = {"image": f"{deps.repository}@{digest}", "imageDigest": digest,
-                 "packages": packages_from_label(labels)}  # fmt: skip
+        raise Unresolved(RETRY_REASON, str(err), retry=True) from err
+    if found is not None:
+        tag = f"{deps.repository}:{build_tag(key)}"
         return reused(step, facts, {"status": found}, f"registry tag {tag}")
     name, version = claim(obj)
     ref = EnvironmentRef(str(meta["namespace"]), name, version, str(meta["name"]))

@@ -222,7 +222,8 @@ def failure(deps: Deps, job: Mapping[str, Any], pods: list[dict[str, Any]]) -> t
         return reason, (
             f"build Job {job_ref(job)}: container {container} failed{error}; "
             f"`kubectl logs -n {namespace} {pod['metadata']['name']} -c {container}` ends "
-            f"with:\n{tail}"
+            f"with:\n{tail}\n(identical inputs get this verdict while the Job is kept; "
+            f"`kubectl delete job -n {namespace} {job['metadata']['name']}` to build again)"
         )
     reasons = [str(c.get("message") or c.get("reason") or "")
                for c in (job.get("status") or {}).get("conditions") or []

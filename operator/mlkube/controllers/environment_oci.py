@@ -1,18 +1,20 @@
 """The controller's `Registry` port over `mlkube.oci` (docs/environments.md §2.2).
 
-Tags resolve with a manifest HEAD (no layer is read); a reused build's package list comes
-from its config blob's labels. The client's errors become `RegistryError`: a registry that
-cannot answer now may answer later (the controller retries with backoff), an invalid
-reference never will (`permanent`).
+Tags resolve with a manifest HEAD (no layer is read); a reusable build is found by its tag
+and its config labels (`mlkube.envbuild.reuse`: the key must match, the labels give the
+packages, Python, serving contract and packaged model). The client's errors become
+`RegistryError`: a registry that cannot answer now may answer later (the controller retries
+with backoff), an invalid reference never will (`permanent`).
 """
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 from mlkube.controllers.environment_ports import RegistryError
+from mlkube.envbuild.reuse import find_build
 from mlkube.oci.client import Client
-from mlkube.oci.errors import InvalidReference, NotFound, OciError
+from mlkube.oci.errors import InvalidReference, OciError
 from mlkube.oci.reference import parse
 
 
@@ -29,14 +31,15 @@ class OciRegistry:
             raise RegistryError(str(err)) from err
         return found.digest if found is not None else None
 
-    def labels(self, reference: str) -> dict[str, str]:
+    def existing_build(self, repository: str, key: str) -> dict[str, Any] | None:
         try:
-            ref = parse(reference)
-            image = self.client.get_image(ref)
-            config = json.loads(self.client.get_blob(ref, image.config.digest))
-        except NotFound:
-            return {}
+            found = find_build(self.client, repository, key)
         except (OciError, ValueError) as err:
-            raise RegistryError(f"cannot read the config of {reference}: {err}") from err
-        labels = (config.get("config") or {}).get("Labels") or {}
-        return {str(k): str(v) for k, v in labels.items()}
+            raise RegistryError(f"cannot look for build {key} in {repository}: {err}") from err
+        if found is None:
+            return None
+        return {
+            "image": found.image, "imageDigest": found.digest, "sizeBytes": found.size_bytes,
+            "packages": found.packages, "python": found.python or None,
+            "serving": found.serving or None, "packagedModel": found.packaged_model,
+        }  # fmt: skip

@@ -1,6 +1,6 @@
 """What the Environment controller needs besides the Kube API, as small protocols.
 
-The registry (tag -> digest, a reusable `build-<key32>` tag, an image's config labels) is
+The registry (tag -> digest, a reusable `build-<key32>` tag with its config labels) is
 reached through `mlkube.oci` (controllers/environment_oci.py), pod logs through the API
 server's `pods/log`. The handler layer wires the real ones (handlers/environment_wiring.py);
 unit tests pass in-memory ones, so every path of the controller runs without a registry.
@@ -43,8 +43,10 @@ class Registry(Protocol):
         says it does not exist (404); RegistryError when it cannot say."""
         ...
 
-    def labels(self, reference: str) -> dict[str, str]:
-        """The image config's labels (for a reused build: its package list)."""
+    def existing_build(self, repository: str, key: str) -> dict[str, Any] | None:
+        """The status facts of the image tagged `build-<key32>` in `repository` for this very
+        key (image, imageDigest, sizeBytes, packages, python, serving, packagedModel, from
+        its config labels), None when there is none; RegistryError when it cannot say."""
         ...
 
 

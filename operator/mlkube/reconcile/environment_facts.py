@@ -3,22 +3,17 @@
 The build pod reports through two channels the operator can read without the pod holding
 API credentials: the push container's termination message (a small JSON: digest, image,
 sizes, python, serving contract) and one JSON line on its stdout with the package list
-(too long for the 4 KiB termination message). A reused image carries the same list in its
-config label `dev.mlkube.packages` (gzip + base64). Also here: the two claims on one
+(too long for the 4 KiB termination message). Also here: the two claims on one
 `name:version` (Duplicate) and who uses an environment (usedBy).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import gzip
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-PACKAGES_LABEL: Final = "dev.mlkube.packages"
 LOG_TAIL_LINES: Final = 20
 LOG_TAIL_CHARS: Final = 2000
 
@@ -54,20 +49,6 @@ def parse_report(message: str | None) -> BuildReport | None:
         serving=dict(serving) if isinstance(serving, dict) else {},
         packaged_model=dict(packaged) if isinstance(packaged, dict) else None,
     )
-
-
-def packages_from_label(labels: Mapping[str, str]) -> list[str] | None:
-    """The list kept in a built image's config label (gzip + base64 of a JSON list)."""
-    value = labels.get(PACKAGES_LABEL)
-    if not value:
-        return None
-    try:
-        doc = json.loads(gzip.decompress(base64.b64decode(value)))
-    except (ValueError, binascii.Error, OSError):
-        return None
-    if isinstance(doc, list) and all(isinstance(p, str) for p in doc):
-        return list(doc)
-    return None
 
 
 def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:

@@ -315,6 +315,7 @@ def test_the_registry_tag_of_the_key_is_reused_with_its_packages() -> None:
     status = run(kube, deps, "lgbm").status
     assert status["phase"] == "Ready" and status["image"] == f"{REGISTRY}/environments@{BUILT}"
     assert status["build"]["reused"] is True and status["packages"] == ["lightgbm==4.5.0"]
+    assert status["python"] == "3.11.2" and status["sizeBytes"] == 99
     assert jobs(kube) == []
 
 

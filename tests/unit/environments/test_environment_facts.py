@@ -9,11 +9,9 @@ from mlkube.builders.environment_status import environment_status
 from mlkube.reconcile.environment_facts import (
     is_latest,
     log_tail,
-    packages_from_label,
     parse_report,
     used_by,
 )
-from support.environments import packages_label
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -34,12 +32,6 @@ def test_the_report_is_the_push_containers_json_and_nothing_else() -> None:
     assert parse_report("Traceback (most recent call last):\n  boom") is None
     assert parse_report(json.dumps({"digest": "md5:x"})) is None
     assert parse_report(None) is None
-
-
-def test_the_image_label_round_trips_and_garbage_is_ignored() -> None:
-    assert packages_from_label({"dev.mlkube.packages": packages_label(["x==1"])}) == ["x==1"]
-    assert packages_from_label({"dev.mlkube.packages": "not base64!"}) is None
-    assert packages_from_label({}) is None
 
 
 def test_the_log_tail_keeps_the_end() -> None:
