@@ -199,12 +199,16 @@ def test_no_registry_says_how_to_configure_one(
     try:
         with patched_env(operator_env(None, namespace, wheelhouse)), run_operator(namespace):
             kube.create(environment(namespace, "lgbm", "1", base_image, [REQUIREMENT]))
-            status = wait_phase(kube, namespace, "lgbm-1", ("Ready", "Failed"))
+            status = wait_for(
+                lambda: (s if "NoRegistry" in str(s := status_of(kube, namespace, "lgbm-1"))
+                         else None), what="NoRegistry",
+            )  # fmt: skip
     finally:
         operator_config.cache_clear()
         environment_deps.cache_clear()
     built = condition(status, "Built")
-    assert status["phase"] == "Failed" and built["reason"] == "NoRegistry"
+    assert status["phase"] == "Pending" and built["reason"] == "NoRegistry"
+    assert condition(status, "Stalled")["status"] == "True"
     assert "MLKUBE_BUILD_REGISTRY" in built["message"]
     assert build_jobs(kube, namespace) == []
 

@@ -141,10 +141,13 @@ def test_a_tag_that_cannot_be_resolved_is_retried_with_backoff() -> None:
     assert resolved["status"] == "False" and resolved["reason"] == "ImageNotFound"
     assert "registry.example/team/scorer:nope" in resolved["message"]
     assert condition(first.status, "Ready")["status"] == "False"
+    assert condition(first.status, "Stalled")["status"] == "True"  # someone must push it
     later = run(kube, fake_deps(FakeRegistry(down=True)), "scorer", attempt=3)
     assert first.retry_delay is not None and later.retry_delay is not None
     assert later.retry_delay > first.retry_delay
     assert condition(later.status, "Resolved")["reason"] == "RegistryUnavailable"
+    assert condition(later.status, "Reconciling")["status"] == "True"
+    assert condition(later.status, "Stalled")["status"] == "False"
     assert "connection refused" in later.status["message"]
 
 
@@ -155,12 +158,16 @@ def test_no_registry_says_how_to_configure_one() -> None:
     kube = cluster(environment("lgbm"))
     outcome = run(kube, fake_deps(build_registry=None), "lgbm")
     built = condition(outcome.status, "Built")
-    assert outcome.status["phase"] == "Failed"
+    # Pending, not Failed: once the registry is configured, the operator's restart builds it.
+    assert outcome.status["phase"] == "Pending"
     assert built["status"] == "False" and built["reason"] == "NoRegistry"
     assert "MLKUBE_BUILD_REGISTRY" in built["message"] and "build.registry" in built["message"]
     assert condition(outcome.status, "Stalled")["status"] == "True"
     assert ("Warning", "NoRegistry", built["message"]) in outcome.events
     assert jobs(kube) == []
+    # The operator restarted with a registry configured: resume runs the pass again.
+    assert run(kube, fake_deps(), "lgbm").status["phase"] == "Building"
+    assert len(jobs(kube)) == 1
 
 
 def test_conda_packages_other_than_python_and_pip_fail_by_name() -> None:
@@ -179,7 +186,8 @@ def test_the_younger_of_two_claims_on_one_name_version_is_a_duplicate() -> None:
     kube = cluster(older, younger)
     dup = run(kube, fake_deps(), "lgbm-one")
     ready = condition(dup.status, "Ready")
-    assert dup.status["phase"] == "Failed" and ready["reason"] == "Duplicate"
+    assert dup.status["phase"] == "Pending" and ready["reason"] == "Duplicate"
+    assert condition(dup.status, "Stalled")["status"] == "True"
     assert "lgbm:1" in ready["message"] and "lgbm-1" in ready["message"]
     assert run(kube, fake_deps(), "lgbm-1").status["phase"] == "Building"
 
