@@ -13,6 +13,7 @@ import asyncio
 import datetime
 import functools
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 import kopf
@@ -36,6 +37,14 @@ BUILD_POLL_SECONDS: Final = 2.0
 PROBE_POLL_SECONDS: Final = 5.0
 USAGE_SECONDS: Final = 30.0
 ERROR_DELAY: Final = 10.0
+PASS_WORKERS: Final = 2
+
+
+@functools.cache
+def passes() -> ThreadPoolExecutor:
+    """The passes' own threads: a registry that hangs (up to the client's timeout per
+    request) must not hold the threads of Kopf's shared pool other kinds need."""
+    return ThreadPoolExecutor(max_workers=PASS_WORKERS, thread_name_prefix="mlkube-environment")
 
 
 def utc_now() -> datetime.datetime:
@@ -51,7 +60,7 @@ async def reconcile_environment(body: kopf.Body, patch: kopf.Patch, retry: int, 
     )
     try:
         with reconciling(KIND):
-            outcome = await asyncio.get_running_loop().run_in_executor(None, run)
+            outcome = await asyncio.get_running_loop().run_in_executor(passes(), run)
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(str(err), delay=ERROR_DELAY) from err
     patch.status.update(outcome.status)
