@@ -13,6 +13,7 @@ why with the log's tail; no registry configured says how to configure one.
 from __future__ import annotations
 
 import json
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,8 +228,17 @@ def test_an_image_tag_is_pinned_and_a_missing_one_retried(
                                   "image": image}})  # fmt: skip
         status = wait_phase(kube, namespace, "scorer-1", ("Ready", "Failed"))
         gone = wait_phase(kube, namespace, "gone-1", ("Resolving",))
+        # The probe Job (run here in the host venv, the "image") fills what is inside.
+        probed = wait_for(
+            lambda: (s if (s := status_of(kube, namespace, "scorer-1")).get("serving") else None),
+            timeout=BUILD_SECONDS, what="the probe's report",
+        )  # fmt: skip
     assert status["image"] == f"{registry.host}/base/python@{digest}"
     assert status["resolvedFrom"] == base_image and status["imageDigest"] == digest
+    assert probed["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert any(p.startswith("pydantic==") for p in probed["packages"])
+    assert probed["serving"]["compatible"] is True  # mlkube_serving is in the host venv
+    assert probed["imageDigest"] == digest and probed["phase"] == "Ready"
     resolved = condition(gone, "Resolved")
     assert resolved["status"] == "False" and resolved["reason"] == "ImageNotFound"
     assert missing in resolved["message"] and "retrying in" in resolved["message"]
