@@ -242,3 +242,22 @@ def test_an_image_tag_is_pinned_and_a_missing_one_retried(
     resolved = condition(gone, "Resolved")
     assert resolved["status"] == "False" and resolved["reason"] == "ImageNotFound"
     assert missing in resolved["message"] and "retrying in" in resolved["message"]
+
+
+def test_a_duplicate_waits_and_builds_once_the_older_claim_is_gone(
+    kube: Kube, namespace: str, registry: Registry, base_image: str, configured: PodExecutor
+) -> None:
+    older = environment(namespace, "dup", "1", base_image, [REQUIREMENT])
+    younger = {**older, "metadata": {"name": "dup-again", "namespace": namespace}}
+    with run_operator(namespace):
+        kube.create(older)
+        wait_phase(kube, namespace, "dup-1", ("Ready",))
+        kube.create(younger)
+        status = wait_for(
+            lambda: (s if "Duplicate" in str(s := status_of(kube, namespace, "dup-again"))
+                     else None), what="Duplicate",
+        )  # fmt: skip
+        assert status["phase"] == "Pending" and "dup-1" in condition(status, "Ready")["message"]
+        kube.delete(API_VERSION, "Environment", "dup-1", namespace)
+        after = wait_phase(kube, namespace, "dup-again", ("Ready", "Failed"))
+    assert after["phase"] == "Ready" and after["build"]["reused"] is True  # the registry tag

@@ -36,6 +36,7 @@ PLURAL: Final = PLURAL_ENVIRONMENTS
 BUILD_POLL_SECONDS: Final = 2.0
 PROBE_POLL_SECONDS: Final = 5.0
 USAGE_SECONDS: Final = 30.0
+DUPLICATE_SECONDS: Final = 5.0  # a Duplicate looks for its older twin's deletion more often
 ERROR_DELAY: Final = 10.0
 PASS_WORKERS: Final = 2
 
@@ -148,8 +149,8 @@ def usage_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> floa
         if obj is None:
             return None
         status = obj.get("status") or {}
-        conditions = status.get("conditions") or []
-        if ready_reason(conditions) == "Duplicate":
+        duplicate = ready_reason(status.get("conditions") or []) == "Duplicate"
+        if duplicate:
             again = {**obj, "status": {**status, "phase": "Pending"}}
             outcome = controller.reconcile(kube(), environment_deps(), again, now=utc_now())
             if ready_reason(outcome.status.get("conditions") or []) != "Duplicate":
@@ -162,4 +163,4 @@ def usage_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> floa
     except (ApiError, ControllerError) as err:
         logger.warning(f"computing usedBy failed: {err}")
         return ERROR_DELAY
-    return USAGE_SECONDS
+    return DUPLICATE_SECONDS if duplicate else USAGE_SECONDS
