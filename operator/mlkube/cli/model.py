@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from mlkube.api.model import FRAMEWORKS
-from mlkube.cli import model_lineage, model_lineage_view, model_object, model_view, stores
+from mlkube.cli import (
+    model_env,
+    model_lineage,
+    model_lineage_view,
+    model_object,
+    model_package,
+    model_view,
+    stores,
+)
 from mlkube.cli.errors import CliError
 from mlkube.cli.kube import ModelApi, add_kube_options
 from mlkube.cli.progress import ProgressBar, format_bytes
@@ -63,6 +71,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     register_cmd.add_argument(
         "--baseline", help="drift baseline profile (from `mlkube model profile`), stored beside it"
     )
+    model_env.add_register_options(register_cmd)
     register_cmd.set_defaults(func=register)
 
     list_cmd = verbs.add_parser("list", help="list models (archived ones only with --all)")
@@ -96,6 +105,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
     for verb in (register_cmd, list_cmd, show_cmd, lineage_cmd, archive_cmd):
         add_kube_options(verb)
+    model_package.add_commands(verbs)
 
 
 def connect(args: argparse.Namespace) -> tuple[ModelApi, str]:
@@ -133,12 +143,18 @@ def register(args: argparse.Namespace) -> int:
         description=args.description, entrypoint=args.entrypoint,
     )  # fmt: skip
     model_object.validate_spec(draft["spec"])
+    derived = None
+    if framework == "mlflow" and not (args.environment or args.no_environment):
+        derived = model_env.derive(args.path, name, version, "default")
 
     local = [p for p in (args.path, args.baseline) if p is not None and "://" not in p]
     store = stores.choose_store(args, local[0] if local else None)
 
     api, namespace = connect(args)
     refuse_existing(api, namespace, name, version)
+    env_ref = None
+    if args.environment or derived:
+        env_ref = model_env.check_existing(api.kube, namespace, args.environment, derived)
     target = Target(store=store, namespace=namespace, name=name, overwrite=args.overwrite, api=api)
     artifact_uri, facts = store_artifact(args.path, target, version)
     baseline = None
@@ -150,12 +166,18 @@ def register(args: argparse.Namespace) -> int:
         digest=facts.digest, namespace=namespace, tags=tags,
         description=args.description, entrypoint=args.entrypoint, baseline=baseline,
     )  # fmt: skip
+    if env_ref is not None:
+        body["spec"]["properties"] = {model_env.PROPERTY: env_ref}
     model_object.validate_spec(body["spec"])
     created = api.create(namespace, body)
     print(f"model.{GROUP}/{created['metadata']['name']} created in namespace {namespace}")
     print(f"  artifact: {artifact_uri}")
     files = "file" if facts.file_count == 1 else "files"
     print(f"  digest:   {facts.digest} ({format_bytes(facts.size)}, {facts.file_count} {files})")
+    if derived is not None:
+        model_env.create_derived(api.kube, namespace, derived)
+    elif env_ref is not None:
+        print(f"  environment: {env_ref}")
     return 0
 
 
