@@ -19,7 +19,7 @@ from typing import Any
 from mlkube.cli import env_curated, env_logs, env_object, env_wait
 from mlkube.cli import env_view as view
 from mlkube.cli.batch_api import pod_logs
-from mlkube.cli.batch_follow import add_wait_option, wait_timeout
+from mlkube.cli.batch_follow import wait_timeout
 from mlkube.cli.endpoint_api import connect
 from mlkube.cli.env_api import (
     FIELD_MANAGER,
@@ -59,7 +59,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     create_cmd.add_argument("--file", action="append", default=[], metavar="LOCAL:/PATH",
                             help="bake a small text file into the image (repeatable)")  # fmt: skip
     create_cmd.add_argument("--description", help="free-text description")
-    add_wait_option(create_cmd)
+    env_wait.add_wait_option(create_cmd)
     create_cmd.set_defaults(func=create_environments)
 
     list_cmd = verbs.add_parser("list", help="list Environments (archived ones only with --all)")

@@ -7,6 +7,7 @@ logs on stderr), 124 still building after SECONDS (the build keeps going).
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +23,14 @@ from mlkube.contract import API_VERSION
 from mlkube.k8s import Kube
 
 FINISHED: Final = ("Ready", "Failed")
+_FOREVER: Final = -1.0  # as batch_follow.wait_timeout reads it
+
+
+def add_wait_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait", nargs="?", type=float, const=_FOREVER, default=None, metavar="SECONDS",
+        help="wait until the environment is Ready or Failed (at most SECONDS when given)",
+    )  # fmt: skip
 
 
 def phase_line(status: Mapping[str, Any]) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlkube.cli import env_object, env_wait
-from mlkube.cli.batch_follow import add_wait_option, wait_timeout
+from mlkube.cli.batch_follow import wait_timeout
 from mlkube.cli.endpoint_api import connect
 from mlkube.cli.env_api import FIELD_MANAGER, create, find_environment, get_environment
 from mlkube.cli.errors import CliError
@@ -30,7 +30,7 @@ def add_commands(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     cmd.add_argument("model", help="MODEL:VERSION (or the Model object name)")
     cmd.add_argument("--environment", required=True, metavar="NAME:VERSION",
                      help="the environment to build on (yours or a curated mlkube-…)")  # fmt: skip
-    add_wait_option(cmd)
+    env_wait.add_wait_option(cmd)
     add_kube_options(cmd)
     cmd.set_defaults(func=package)
 

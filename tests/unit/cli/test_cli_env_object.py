@@ -30,7 +30,10 @@ def test_references_and_names() -> None:
 def test_requirement_lines_drop_comments_and_refuse_options_the_build_cannot_honour() -> None:
     text = "# pinned\nlightgbm==4.5.0  # the model\n\npandas>=2\nmypkg @ https://x/y.whl\n"
     assert env_object.requirement_lines(text, "req.txt") == [
-        "lightgbm==4.5.0", "pandas>=2", "mypkg @ https://x/y.whl"]  # fmt: skip
+        "lightgbm==4.5.0",
+        "pandas>=2",
+        "mypkg @ https://x/y.whl",
+    ]
     with pytest.raises(CliError, match=r"req.txt:2: '--index-url' is not supported"):
         env_object.requirement_lines("a\n--index-url=https://pypi.example/simple\n", "req.txt")
     with pytest.raises(CliError, match=r"req\.txt:1: '-r'"):
@@ -75,18 +78,27 @@ def test_files_take_text_mode_from_the_local_file_and_stay_small(tmp_path) -> No
 
 def test_environment_manifests() -> None:
     build = env_object.BuildInputs(
-        base="mlkube-sklearn:0.1.0", pip=["lightgbm==4.5.0"], apt=["libgomp1"],
+        base="mlkube-sklearn:0.1.0",
+        pip=["lightgbm==4.5.0"],
+        apt=["libgomp1"],
         env={"OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+    )
     made = env_object.build_environment(name="lgbm", version="1", namespace="team", build=build)
     assert made == {
         "apiVersion": "mlkube.dev/v1alpha1",
         "kind": "Environment",
         "metadata": {"name": "lgbm-1", "namespace": "team"},
-        "spec": {"environmentName": "lgbm", "version": "1", "build": {
-            "base": "mlkube-sklearn:0.1.0", "pip": ["lightgbm==4.5.0"], "apt": ["libgomp1"],
-            "env": [{"name": "OMP_NUM_THREADS", "value": "1"}]}},
-    }  # fmt: skip
+        "spec": {
+            "environmentName": "lgbm",
+            "version": "1",
+            "build": {
+                "base": "mlkube-sklearn:0.1.0",
+                "pip": ["lightgbm==4.5.0"],
+                "apt": ["libgomp1"],
+                "env": [{"name": "OMP_NUM_THREADS", "value": "1"}],
+            },
+        },
+    }
     image = env_object.build_environment(
         name="scorer",
         version="2",
@@ -94,8 +106,12 @@ def test_environment_manifests() -> None:
         image="registry.example/scorer:2.1",
         description="d",
     )
-    assert image["spec"] == {"environmentName": "scorer", "version": "2", "description": "d",
-                             "image": "registry.example/scorer:2.1"}  # fmt: skip
+    assert image["spec"] == {
+        "environmentName": "scorer",
+        "version": "2",
+        "description": "d",
+        "image": "registry.example/scorer:2.1",
+    }
     with pytest.raises(CliError, match="exactly one of --image or a build"):
         env_object.build_environment(name="x", version="1", namespace="t")
 
@@ -114,8 +130,9 @@ def test_yaml_specs_are_checked_with_the_flags_messages() -> None:
 def test_curated_catalogue_and_operator_overrides() -> None:
     names = [e["name"] for e in env_curated.catalogue({})]
     assert names == ["mlkube-sklearn", "mlkube-onnx", "mlkube-mlflow"]
-    overridden = env_curated.catalogue({"MLKUBE_CURATED_ENVIRONMENTS":
-                                        "mlkube-onnx=127.0.0.1:5000/s@sha256:ab"})  # fmt: skip
+    overridden = env_curated.catalogue(
+        {"MLKUBE_CURATED_ENVIRONMENTS": "mlkube-onnx=127.0.0.1:5000/s@sha256:ab"}
+    )
     assert [e["image"] for e in overridden][1] == "127.0.0.1:5000/s@sha256:ab"
     with pytest.raises(CliError, match="must look like name=image"):
         env_curated.catalogue({"MLKUBE_CURATED_ENVIRONMENTS": "mlkube-onnx"})
@@ -134,8 +151,10 @@ def test_mlflow_requirements_derive_an_environment_without_mlflow_itself(tmp_pat
     assert derived is not None and derived.ref == "churn-env:3"
     assert derived.dropped == ("mlflow==2.16.0", "MLflow_Skinny")
     assert derived.body["metadata"] == {"name": "churn-env-3", "namespace": "team"}
-    assert derived.body["spec"]["build"] == {"base": env_curated.MLFLOW_BASE,
-                                             "pip": ["lightgbm==4.5.0"]}  # fmt: skip
+    assert derived.body["spec"]["build"] == {
+        "base": env_curated.MLFLOW_BASE,
+        "pip": ["lightgbm==4.5.0"],
+    }
 
 
 def test_mlflow_conda_is_used_without_requirements_and_nothing_left_means_no_environment(
