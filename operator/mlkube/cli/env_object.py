@@ -18,9 +18,9 @@ import yaml
 
 from mlkube.cli.errors import CliError
 from mlkube.contract import API_VERSION
+from mlkube.environments.curated import CURATED_PREFIX
 
 KIND: Final = "Environment"
-CURATED_PREFIX: Final = "mlkube-"
 MAX_PIP_LINES: Final = 256
 MAX_FILES_BYTES: Final = 64 * 1024
 MAX_OBJECT_NAME: Final = 253

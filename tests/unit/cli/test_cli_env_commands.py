@@ -166,9 +166,9 @@ def test_curated_list_needs_no_cluster(capsys: pytest.CaptureFixture[str]) -> No
     code, out, _ = run(capsys, "env", "list", "--curated")
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()[1:]] == [
-        "mlkube-sklearn",
-        "mlkube-onnx",
         "mlkube-mlflow",
+        "mlkube-onnx",
+        "mlkube-sklearn",
     ]
 
 

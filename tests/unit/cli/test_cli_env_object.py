@@ -128,13 +128,24 @@ def test_yaml_specs_are_checked_with_the_flags_messages() -> None:
 
 
 def test_curated_catalogue_and_operator_overrides() -> None:
-    names = [e["name"] for e in env_curated.catalogue({})]
-    assert names == ["mlkube-sklearn", "mlkube-onnx", "mlkube-mlflow"]
+    default = env_curated.catalogue({})
+    assert [(e["name"], e["image"], e["imageSource"]) for e in default] == [
+        ("mlkube-mlflow", "ghcr.io/mlkube/mlkube-serving-mlflow:0.1.0", "derived"),
+        ("mlkube-onnx", "ghcr.io/mlkube/mlkube-serving-onnx:0.1.0", "derived"),
+        ("mlkube-sklearn", "ghcr.io/mlkube/mlkube-serving-sklearn:0.1.0", "derived"),
+    ]
     overridden = env_curated.catalogue(
-        {"MLKUBE_CURATED_ENVIRONMENTS": "mlkube-onnx=127.0.0.1:5000/s@sha256:ab"}
+        {
+            "MLKUBE_CURATED_ENVIRONMENTS": "mlkube-onnx=127.0.0.1:5000/s@sha256:ab",
+            "MLKUBE_SERVING_IMAGE": "127.0.0.1:5000/serving@sha256:cd",
+        }
     )
-    assert [e["image"] for e in overridden][1] == "127.0.0.1:5000/s@sha256:ab"
-    with pytest.raises(CliError, match="must look like name=image"):
+    assert [(e["image"], e["imageSource"]) for e in overridden] == [
+        (None, "unavailable"),
+        ("127.0.0.1:5000/s@sha256:ab", "configured"),
+        (None, "unavailable"),
+    ]
+    with pytest.raises(CliError, match="is not name=image"):
         env_curated.catalogue({"MLKUBE_CURATED_ENVIRONMENTS": "mlkube-onnx"})
 
 
