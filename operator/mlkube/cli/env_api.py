@@ -15,6 +15,7 @@ from mlkube.cli.batch_api import LABEL_JOB_NAME, api_error
 from mlkube.cli.batch_api import create as create  # re-exported for the verbs
 from mlkube.cli.env_object import KIND, parse_ref, reference
 from mlkube.cli.errors import CliError
+from mlkube.cli.model_view import version_key
 from mlkube.contract import API_VERSION, LABEL_ARCHIVED
 from mlkube.k8s import ApiError, Kube
 
@@ -32,15 +33,23 @@ def list_environments(kube: Kube, namespace: str | None) -> list[dict[str, Any]]
 
 
 def find_environment(kube: Kube, namespace: str, ref: str) -> dict[str, Any] | None:
-    """The Environment `name:version` (by its spec: objects created from YAML may have any
-    object name; of two claiming it, the older wins, as in the operator) or by object name."""
-    if ":" not in ref:
+    """The Environment `name:version` or `name@latest` (by its spec: objects created from YAML
+    may have any object name; of two claiming it, the older wins, as in the operator) or by
+    object name."""
+    if ":" not in ref and not ref.endswith("@latest"):
         try:
             return kube.get(API_VERSION, KIND, ref, namespace)
         except ApiError as err:
             raise api_error(err, f"get Environment {namespace}/{ref}", KIND) from err
-    parse_ref(ref)
-    matches = [o for o in list_environments(kube, namespace) if reference(o) == ref]
+    name, version = parse_ref(ref)
+    items = list_environments(kube, namespace)
+    if version is None:  # name@latest: the highest version, as the operator resolves it
+        versions = [str((o.get("spec") or {}).get("version", "")) for o in items
+                    if (o.get("spec") or {}).get("environmentName") == name]  # fmt: skip
+        if not versions:
+            return None
+        version = max(versions, key=version_key)
+    matches = [o for o in items if reference(o) == f"{name}:{version}"]
     matches.sort(key=lambda o: (o["metadata"].get("creationTimestamp") or "",
                                 o["metadata"]["name"]))  # fmt: skip
     return matches[0] if matches else None

@@ -7,7 +7,6 @@ integration tests build their expected objects with the same functions.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -15,17 +14,25 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import yaml
+from pydantic import ValidationError
 
+from mlkube.api.environment import EnvironmentSpec
 from mlkube.cli.errors import CliError
-from mlkube.contract import API_VERSION
-from mlkube.environments.curated import CURATED_PREFIX
+from mlkube.contract import (
+    API_VERSION,
+    CURATED_ENVIRONMENT_PREFIX,
+    KIND_ENVIRONMENT,
+    LABEL_ENVIRONMENT,
+    LABEL_VERSION,
+)
 
-KIND: Final = "Environment"
+KIND: Final = KIND_ENVIRONMENT
+CURATED_PREFIX: Final = CURATED_ENVIRONMENT_PREFIX
 MAX_PIP_LINES: Final = 256
 MAX_FILES_BYTES: Final = 64 * 1024
-MAX_OBJECT_NAME: Final = 253
 _DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_VERSION: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# A label value, as the API's (and Model's) version: it becomes the mlkube.dev/version label.
+_VERSION: Final = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 # pip options a requirements file may carry that the build cannot honour: the index and
 # find-links come from the operator's configuration (§2.3), includes are not uploaded.
 _UNSUPPORTED_OPTIONS: Final = ("-r", "--requirement", "-c", "--constraint", "-e", "--editable",
@@ -47,18 +54,21 @@ def check_name(name: str) -> str:
 def check_version(version: str) -> str:
     if _VERSION.match(version):
         return version
-    raise CliError(f"version {version!r} must start with a letter or digit and hold only "
-                   "letters, digits, '.', '_' and '-' (at most 64 characters)")  # fmt: skip
+    raise CliError(f"version {version!r} must start and end with a letter or digit and hold "
+                   "only letters, digits, '.', '_' and '-' (at most 63 characters)")  # fmt: skip
 
 
-def parse_ref(text: str) -> tuple[str, str]:
-    """`name:version` into its parts (both checked for shape, not existence)."""
+def parse_ref(text: str) -> tuple[str, str | None]:
+    """`name:version` (or `name@latest`: version None) into its parts, checked for shape."""
     name, sep, version = text.partition(":")
-    if not (sep and name and version):
-        raise CliError(f"environment reference {text!r} must look like NAME:VERSION")
+    if text.endswith("@latest"):
+        name, sep, version = text.removesuffix("@latest"), "@", ""
+    if not (sep and name and (version or sep == "@")):
+        raise CliError(f"environment reference {text!r} must look like NAME:VERSION "
+                       "(or NAME@latest)")  # fmt: skip
     if not (len(name) <= 63 and _DNS_LABEL.match(name)):
         raise CliError(f"environment name {name!r} in {text!r} is not a DNS label")
-    return name, check_version(version)
+    return name, check_version(version) if version else None
 
 
 def is_curated(ref: str) -> bool:
@@ -67,12 +77,8 @@ def is_curated(ref: str) -> bool:
 
 def object_name(name: str, version: str) -> str:
     """`<name>-<version>` as a valid object name (lowercase, '_' → '-'); the spec keeps the
-    version as written. Very long names keep a hash so they stay distinct."""
-    base = re.sub(r"[^a-z0-9.-]+", "-", f"{name}-{version}".lower()).strip("-.")
-    if len(base) <= MAX_OBJECT_NAME:
-        return base
-    suffix = hashlib.sha256(f"{name}\x00{version}".encode()).hexdigest()[:8]
-    return f"{base[: MAX_OBJECT_NAME - 9].rstrip('-.')}-{suffix}"
+    version as written (a DNS label + a label value always fit in 253 characters)."""
+    return re.sub(r"[^a-z0-9.-]+", "-", f"{name}-{version}".lower()).strip("-.")
 
 
 def requirement_lines(text: str, source: str) -> list[str]:
@@ -208,12 +214,28 @@ def build_environment(
         spec["build"] = build.spec()
     if model is not None:
         spec["model"] = model
+    validate_spec(spec)
+    labels = {LABEL_ENVIRONMENT: name, LABEL_VERSION: version}
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {"name": object_name(name, version), "namespace": namespace},
+        "metadata": {"name": object_name(name, version), "namespace": namespace,
+                     "labels": labels},
         "spec": spec,
-    }
+    }  # fmt: skip
+
+
+def validate_spec(spec: Mapping[str, Any]) -> None:
+    """The API's own checks (api/environment.py mirrors its CEL rules) before any API call."""
+    try:
+        EnvironmentSpec.model_validate(spec)
+    except ValidationError as exc:
+        problems = "; ".join(
+            (f"spec.{'.'.join(str(p) for p in err['loc'])}: " if err["loc"] else "")
+            + str(err["msg"]).removeprefix("Value error, ")
+            for err in exc.errors()
+        )
+        raise CliError(f"invalid Environment: {problems}") from exc
 
 
 def reference(obj: Mapping[str, Any]) -> str:
@@ -240,5 +262,6 @@ def check_spec(kind: str, spec: Mapping[str, Any], name: str) -> None:
             check_conda(build["conda"], "spec.build.conda")
         if len(build.get("pip") or []) > MAX_PIP_LINES:
             raise CliError(f"spec.build.pip holds more than {MAX_PIP_LINES} requirements")
+        validate_spec(spec)
     except CliError as exc:
         raise CliError(f"{where}: {exc}") from exc

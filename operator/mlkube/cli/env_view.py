@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from mlkube.cli.env_object import reference
-from mlkube.cli.model_view import _version_key, format_age, short_digest
+from mlkube.cli.model_view import format_age, short_digest, version_key
 from mlkube.cli.progress import format_bytes
 from mlkube.contract import LABEL_ARCHIVED
 
@@ -23,7 +23,7 @@ MAX_SOURCE: Final = 40
 def sort_environments(items: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     def key(obj: Mapping[str, Any]) -> tuple[Any, ...]:
         spec = obj.get("spec") or {}
-        return (str(spec.get("environmentName", "")), _version_key(str(spec.get("version", ""))))
+        return (str(spec.get("environmentName", "")), version_key(str(spec.get("version", ""))))
 
     return sorted(items, key=key)
 
@@ -164,7 +164,7 @@ def _build_lines(status: Mapping[str, Any]) -> list[str]:
         how = "reused an identical build" if build.get("reused") else "built"
         took = build.get("durationSeconds")
         lines.append(f"Build:        {build.get('job') or '-'} ({how}"
-                     + (f", {took}s" if took is not None and not build.get("reused") else "")
+                     + (f", {took:g}s" if took is not None and not build.get("reused") else "")
                      + ")")  # fmt: skip
         if build.get("logs"):
             lines.append(f"Logs:         {build['logs']}")

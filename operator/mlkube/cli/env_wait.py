@@ -51,7 +51,7 @@ def ready_lines(obj: Mapping[str, Any]) -> list[str]:
     if build.get("reused"):
         lines.append("  build:    reused an identical build (same build key), no new image")
     elif build.get("durationSeconds") is not None:
-        lines.append(f"  build:    {build['durationSeconds']}s")
+        lines.append(f"  build:    {build['durationSeconds']:g}s")
     return lines
 
 
