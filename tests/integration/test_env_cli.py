@@ -262,7 +262,8 @@ def test_build_logs_read_the_build_pods_containers_in_order(
         "==> tools <==\ntools copied\n==> install <==\ninstalled lightgbm-4.5.0\n"
         f"==> push <==\npushed {DIGEST}\n"
     )
-    wait_for(lambda: job_condition(kube, namespace, job, "Complete"), what="build Job done")
+    done = wait_for(lambda: job_condition(kube, namespace, job), what="build Job done")
+    assert done["type"] == "Complete"
     code, again, _ = cli("env", "build-logs", "lgbm:1")
     assert code == 0 and again == out
     kube.create(
