@@ -128,7 +128,7 @@ def register(args: argparse.Namespace) -> int:
             f"folder with MLmodel: mlflow); pass --framework {{{','.join(FRAMEWORKS)}}}"
         )
     if args.entrypoint is not None and not is_uri:
-        check_entrypoint(args.path, args.entrypoint)
+        model_object.check_entrypoint(args.path, args.entrypoint)
     if (
         args.baseline is not None
         and "://" not in args.baseline
@@ -143,18 +143,14 @@ def register(args: argparse.Namespace) -> int:
         description=args.description, entrypoint=args.entrypoint,
     )  # fmt: skip
     model_object.validate_spec(draft["spec"])
-    derived = None
-    if framework == "mlflow" and not (args.environment or args.no_environment):
-        derived = model_env.derive(args.path, name, version, "default")
+    environment = model_env.plan(args, framework, name, version)
 
     local = [p for p in (args.path, args.baseline) if p is not None and "://" not in p]
     store = stores.choose_store(args, local[0] if local else None)
 
     api, namespace = connect(args)
     refuse_existing(api, namespace, name, version)
-    env_ref = None
-    if args.environment or derived:
-        env_ref = model_env.check_existing(api.kube, namespace, args.environment, derived)
+    properties = environment.check(api, namespace)
     target = Target(store=store, namespace=namespace, name=name, overwrite=args.overwrite, api=api)
     artifact_uri, facts = store_artifact(args.path, target, version)
     baseline = None
@@ -166,29 +162,15 @@ def register(args: argparse.Namespace) -> int:
         digest=facts.digest, namespace=namespace, tags=tags,
         description=args.description, entrypoint=args.entrypoint, baseline=baseline,
     )  # fmt: skip
-    if env_ref is not None:
-        body["spec"]["properties"] = {model_env.PROPERTY: env_ref}
+    body["spec"].update(properties)
     model_object.validate_spec(body["spec"])
     created = api.create(namespace, body)
     print(f"model.{GROUP}/{created['metadata']['name']} created in namespace {namespace}")
     print(f"  artifact: {artifact_uri}")
     files = "file" if facts.file_count == 1 else "files"
     print(f"  digest:   {facts.digest} ({format_bytes(facts.size)}, {facts.file_count} {files})")
-    if derived is not None:
-        model_env.create_derived(api.kube, namespace, derived)
-    elif env_ref is not None:
-        print(f"  environment: {env_ref}")
+    environment.finish(api, namespace)
     return 0
-
-
-def check_entrypoint(path: str, entrypoint: str) -> None:
-    """The scoring script must be inside the uploaded folder, or the server cannot load it."""
-    if not os.path.isdir(path):
-        raise CliError("--entrypoint needs a folder artifact that contains the script")
-    if ".." in entrypoint.split("/") or entrypoint.startswith("/"):
-        raise CliError(f"--entrypoint {entrypoint!r} must be a relative path inside {path!r}")
-    if not os.path.isfile(os.path.join(path, *entrypoint.split("/"))):
-        raise CliError(f"--entrypoint {entrypoint!r} not found inside {path!r}")
 
 
 def refuse_existing(api: ModelApi, namespace: str, name: str, version: str) -> None:

@@ -22,6 +22,7 @@ from mlkube.cli import env_object
 from mlkube.cli.env_api import FIELD_MANAGER, create, find_environment
 from mlkube.cli.env_curated import MLFLOW_BASE
 from mlkube.cli.errors import CliError
+from mlkube.cli.kube import ModelApi
 from mlkube.contract import GROUP
 from mlkube.k8s import Kube
 
@@ -134,6 +135,37 @@ def _without_mlflow(text: str, source: str) -> tuple[str | None, tuple[str, ...]
     if not dropped:
         return text, ()  # as the user wrote it
     return yaml.safe_dump({**doc, "dependencies": deps}, sort_keys=False), tuple(dropped)
+
+
+@dataclass
+class Plan:
+    """What register does about the environment: record `named`, or create `derived`."""
+
+    named: str | None
+    derived: Derived | None
+
+    def check(self, api: ModelApi, namespace: str) -> dict[str, Any]:
+        """Before the upload: the spec fields to add to the Model ({} when none)."""
+        if not (self.named or self.derived):
+            return {}
+        ref = check_existing(api.kube, namespace, self.named, self.derived)
+        return {"properties": {PROPERTY: ref}} if ref else {}
+
+    def finish(self, api: ModelApi, namespace: str) -> None:
+        """After the Model is created: create the derived Environment, or name the one used."""
+        if self.derived is not None:
+            create_derived(api.kube, namespace, self.derived)
+        elif self.named is not None:
+            print(f"  environment: {self.named}")
+
+
+def plan(args: argparse.Namespace, framework: str, name: str, version: str) -> Plan:
+    """Checked before anything is uploaded: the derived Environment is built (and its inputs
+    validated) from the folder now."""
+    derived = None
+    if framework == "mlflow" and not (args.environment or args.no_environment):
+        derived = derive(args.path, name, version, "default")
+    return Plan(args.environment, derived)
 
 
 def check_existing(kube: Kube, namespace: str, named: str | None,
