@@ -72,7 +72,9 @@ def parse_ref(text: str) -> tuple[str, str | None]:
 
 
 def is_curated(ref: str) -> bool:
-    return ref.startswith(CURATED_PREFIX) and ":" in ref
+    """`mlkube-sklearn:0.1.0`, `mlkube-sklearn` or `mlkube-sklearn@latest`: the operator
+    resolves it (and refuses another mlkube version with its own message)."""
+    return ref.startswith(CURATED_PREFIX)
 
 
 def object_name(name: str, version: str) -> str:

@@ -174,11 +174,13 @@ def check_existing(kube: Kube, namespace: str, named: str | None,
     one does not clash with an existing different `<model>-env:<version>`. The reference to
     record on the Model, if any."""
     if named is not None:
-        env_object.parse_ref(named)
-        if not env_object.is_curated(named) and find_environment(kube, namespace, named) is None:
+        if env_object.is_curated(named):
+            return named
+        found = find_environment(kube, namespace, named)
+        if found is None:
             raise CliError(f"--environment {named}: no such Environment in {namespace} (see "
                            "`mlkube env list`, or create it with `mlkube env create`)")  # fmt: skip
-        return named
+        return env_object.reference(found)  # name:version, also when given an object name
     if derived is None:
         return None
     existing = find_environment(kube, namespace, derived.ref)

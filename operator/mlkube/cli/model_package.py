@@ -80,7 +80,8 @@ def get_model(kube: Kube, namespace: str, ref: str) -> dict[str, Any]:
 
 def package(args: argparse.Namespace) -> int:
     timeout = wait_timeout(args)
-    env_object.parse_ref(args.environment)
+    if not env_object.is_curated(args.environment):
+        env_object.parse_ref(args.environment)
     kube, namespace = connect(args)
     model = get_model(kube, namespace, args.model)
     env = None

@@ -24,7 +24,8 @@ def test_references_and_names() -> None:
         env_object.check_name("Lgbm")
     with pytest.raises(CliError, match="must start and end with a letter or digit"):
         env_object.check_version("_1")
-    assert env_object.is_curated("mlkube-onnx:0.1.0") and not env_object.is_curated("lgbm:1")
+    assert env_object.is_curated("mlkube-onnx:0.1.0") and env_object.is_curated("mlkube-onnx")
+    assert not env_object.is_curated("lgbm:1")
 
 
 def test_requirement_lines_drop_comments_and_refuse_options_the_build_cannot_honour() -> None:

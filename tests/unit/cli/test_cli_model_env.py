@@ -106,6 +106,17 @@ def test_named_environment_must_exist_and_no_environment_skips(
     assert register(folder, "--environment", "mlkube-mlflow:0.1.0") == 0
     model = api.kube.stored(API, "Model", "churn-v3", "team")
     assert model["spec"]["properties"] == {"environment": "mlkube-mlflow:0.1.0"}
+    api.kube.put(
+        {
+            "apiVersion": API,
+            "kind": "Environment",
+            "metadata": {"name": "my-lgbm", "namespace": "team"},
+            "spec": {"environmentName": "lgbm", "version": "2", "image": "r/x:1"},
+        }
+    )
+    assert register(folder, "--environment", "my-lgbm", "--version", "5") == 0
+    model = api.kube.stored(API, "Model", "churn-v5", "team")
+    assert model["spec"]["properties"] == {"environment": "lgbm:2"}  # recorded as name:version
     assert (
         main(
             [
@@ -123,7 +134,6 @@ def test_named_environment_must_exist_and_no_environment_skips(
         )
         == 0
     )
-    assert "properties" not in api.kube.stored(API, "Model", "churn-v4", "team")["spec"] or (
-        api.kube.stored(API, "Model", "churn-v4", "team")["spec"]["properties"] == {}
-    )
-    assert api.kube.list(API, "Environment", "team") == []
+    assert "properties" not in api.kube.stored(API, "Model", "churn-v4", "team")["spec"]
+    names = [e["metadata"]["name"] for e in api.kube.list(API, "Environment", "team")]
+    assert names == ["my-lgbm"]  # none derived
