@@ -74,12 +74,20 @@ def environment_base(kube: Kube, namespace: str, base: str) -> str | None:
     found = find_environment(kube, namespace, base)
     if found is None:
         return None  # an image such as python:3.11
+    refuse_archived(found, "--base")
     status = found.get("status") or {}
     if status.get("phase") != "Ready" or not status.get("image"):
         phase = status.get("phase") or "Pending"
         raise CliError(f"--base {base} is an Environment that is not Ready (phase {phase}): "
                        "wait for it, then build on it")  # fmt: skip
     return str(status["image"])
+
+
+def refuse_archived(obj: Mapping[str, Any], what: str) -> None:
+    """Archived environments take no new users (the webhook refuses new references too)."""
+    if (obj["metadata"].get("labels") or {}).get(LABEL_ARCHIVED) == "true":
+        raise CliError(f"{what} {reference(obj)} is archived: it takes no new users (see "
+                       "`mlkube env list` for current versions)")  # fmt: skip
 
 
 def archive(kube: Kube, obj: Mapping[str, Any]) -> None:

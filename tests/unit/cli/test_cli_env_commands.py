@@ -309,6 +309,12 @@ def test_package_builds_on_the_environments_digest_with_the_model(
     }
     code, out, _ = run(capsys, "model", "package", "churn:3", "--environment", "lgbm:1")
     assert code == 0 and "already packages churn-v3" in out
+    kube.mutate(
+        (API, "Environment", NS, "lgbm-1"),
+        lambda o: o["metadata"].setdefault("labels", {}).update({"mlkube.dev/archived": "true"}),
+    )
+    code, _, err = run(capsys, "model", "package", "churn:3", "--environment", "lgbm:1")
+    assert code == 1 and "environment lgbm:1 is archived" in err
     code, _, err = run(capsys, "model", "package", "churn:3", "--environment", "mlkube-onnx:0.1.0")
     assert code == 1 and "already exists in team with other inputs" in err
 
