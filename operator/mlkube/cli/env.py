@@ -259,8 +259,13 @@ def build_logs(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     if args.follow:
-        env_logs.follow(lambda: kube.get("v1", "Pod", pod_name, job_ns), read, write)
+        env_logs.follow(lambda: kube.get("v1", "Pod", pod_name, job_ns), read, write,
+                        note=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
     elif not env_logs.print_all(pods[-1], lambda name: read(None, name), write):
-        print(f"build pod {job_ns}/{pod_name} has not started a container yet (use --follow "
-              "to wait for it)", file=sys.stderr)  # fmt: skip
+        why = "; ".join(env_logs.waiting_reasons(pods[-1]))
+        print(
+            f"build pod {job_ns}/{pod_name} has not started a container yet"
+            + (f" ({why})" if why else " (use --follow to wait for it)"),
+            file=sys.stderr,
+        )
     return 0

@@ -360,3 +360,26 @@ def test_base_may_name_one_of_your_environments(
     assert (
         kube.stored(API, "Environment", "explain-3", NS)["spec"]["build"]["base"] == "python:3.11"
     )
+
+
+def test_follow_says_once_why_a_container_waits() -> None:
+    stuck = pod("Pending")
+    stuck["status"]["initContainerStatuses"] = [
+        {
+            "name": "tools",
+            "state": {
+                "waiting": {"reason": "ImagePullBackOff", "message": "pull reg/tools: not found"}
+            },
+        },
+        {"name": "install", "state": {"waiting": {"reason": "PodInitializing"}}},
+    ]
+    seq = iter([stuck, stuck, pod("Failed")])
+    notes: list[str] = []
+    env_logs.follow(
+        lambda: next(seq),
+        lambda _p, _c: "",
+        lambda _t: None,
+        note=notes.append,
+        sleep=lambda _s: None,
+    )
+    assert notes == ["tools is waiting: ImagePullBackOff: pull reg/tools: not found"]
