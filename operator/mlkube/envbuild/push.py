@@ -67,7 +67,11 @@ def push(args: argparse.Namespace) -> dict[str, Any]:
         k.LABEL_BUILD_KEY: args.build_key,
         k.LABEL_ENVIRONMENT: args.environment,
         k.LABEL_PACKAGES: k.encode_packages(list(report.get("packages") or [])),
+        k.LABEL_PYTHON: str(report.get("python", "")),
+        k.LABEL_SERVING: _compact(_serving(report)),
     }
+    if model:
+        labels[k.LABEL_PACKAGED_MODEL] = _compact(_packaged(model))
     config = imageconfig.new_config(
         base_config,
         diff_id=blob.diff_id,
@@ -96,8 +100,7 @@ def push(args: argparse.Namespace) -> dict[str, Any]:
         {"mediaType": mt.layer_type_for(media_type), "digest": blob.digest, "size": blob.size},
     )
     digest = client.put_manifest(target, imageconfig.canonical(manifest), media_type)
-    serving = dict(report.get("serving") or {})
-    serving["message"] = str(serving.get("message", ""))[:1000]
+    serving = _serving(report)
     result: dict[str, Any] = {
         "digest": digest,
         "image": f"{target.name}@{digest}",
@@ -111,8 +114,22 @@ def push(args: argparse.Namespace) -> dict[str, Any]:
         "packageCount": len(report.get("packages") or []),
     }
     if model:
-        result["packagedModel"] = {"name": model.get("name", ""), "artifactDigest": model["digest"]}
+        result["packagedModel"] = _packaged(model)
     return {"result": result, "packages": list(report.get("packages") or [])}
+
+
+def _serving(report: dict[str, Any]) -> dict[str, Any]:
+    serving = dict(report.get("serving") or {})
+    serving["message"] = str(serving.get("message", ""))[:1000]
+    return serving
+
+
+def _packaged(model: dict[str, Any]) -> dict[str, str]:
+    return {"name": str(model.get("name", "")), "artifactDigest": str(model["digest"])}
+
+
+def _compact(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
 
 def termination_message(result: dict[str, Any]) -> str:

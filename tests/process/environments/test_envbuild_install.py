@@ -280,3 +280,19 @@ def test_a_distro_python_base_installs_where_its_sys_path_looks(tmp_path: Path) 
     assert site in report["sysPath"] and report["pythonPath"] == []
     assert (layer / site.lstrip("/") / "tinyapp/__init__.py").exists()
     assert {"tinyapp==1.0", "tinydep==0.1"} <= set(report["packages"])
+
+
+def test_probe_reports_the_base_without_installing(tmp_path: Path) -> None:
+    """`image:` environments: --probe only reports (packages, Python, serving contract)."""
+    wheels = wheelhouse(tmp_path / "wheels")
+    site = base_site(tmp_path, wheels)
+    spec = {"pip": ["tinyapp==1.0"], "pipSettings": {"noIndex": True, "findLinks": [str(wheels)]}}
+    proc, layer, work = run_install(
+        tmp_path, spec, env={"PYTHONPATH": str(site)}, argv=[*INSTALL, "--probe"]
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((work / contract.REPORT_FILE).read_text())
+    assert report["installed"] == [] and not any(layer.iterdir())
+    assert {"tinydep==0.1", "tinyold==0.1"} <= set(report["packages"])
+    assert "tinyapp==1.0" not in report["packages"]
+    assert report["serving"]["compatible"] is True and report["serving"]["version"] == "0.1.0"

@@ -13,6 +13,7 @@ from pathlib import Path
 from mlkube.envbuild import contract
 from mlkube.envbuild.copy_tools import copy_tools
 from mlkube.envbuild.layer import write_layer
+from mlkube.envbuild.reuse import find_build
 from mlkube.oci import Client, load_docker_config, parse
 from support.oci_images import layer_content, layer_files, push_image
 from support.registry import TEST_PASSWORD as PASSWORD
@@ -133,6 +134,30 @@ def test_push_appends_a_layer_that_reads_back(registry: Registry, tmp_path: Path
     assert members["usr/local/bin/tool"].mode == 0o755
     assert members["opt/app/features.py"].mode == 0o644
     assert layer_content(new, "opt/app/features.py") == b"X = 1\n"
+
+
+def test_find_build_reads_a_pushed_build_back(registry: Registry, tmp_path: Path) -> None:
+    client = Client(insecure=[registry.host])
+    repo = f"{registry.host}/reuse/environments"
+    assert find_build(client, repo, KEY) is None
+    base = push_image(client, f"{registry.host}/base/reuse:1", [{"etc/base": b"r"}])
+    work = make_work(tmp_path / "work")
+    (work / contract.MODEL_REPORT_FILE).write_text(
+        json.dumps({"name": "iris-3", "digest": "sha256:" + "1" * 64})
+    )
+    result, _, _ = run_push(
+        registry, str(base), make_layer(tmp_path / "layer"), work, repo="reuse/environments"
+    )
+    found = find_build(client, repo, KEY)
+    assert found is not None
+    assert (found.digest, found.image) == (result["digest"], result["image"])
+    assert found.packages == PACKAGES and found.python == "3.11.2"
+    assert found.serving == {"compatible": True, "version": "0.1.0", "message": ""}
+    assert found.size_bytes == result["sizeBytes"]
+    assert found.packaged_model == {"name": "iris-3", "artifactDigest": "sha256:" + "1" * 64}
+    assert result["packagedModel"] == found.packaged_model
+    other_key = "sha256:" + "ab" * 16 + "ff" * 16  # same 32-hex tag, another key
+    assert find_build(client, repo, other_key) is None
 
 
 def test_same_inputs_give_the_same_digests(registry: Registry, tmp_path: Path) -> None:
