@@ -439,3 +439,22 @@ def test_a_probe_that_never_ran_leaves_the_facts_unknown() -> None:
     key = ("batch/v1", "Job", BUILD_NAMESPACE, job["metadata"]["name"])
     kube.mutate(key, lambda j: j.update(status={"conditions": [failed]}))
     assert poll_probe(kube, deps, kube.stored(*ENV, "s", "team")) == (None, True)
+
+
+def test_a_probe_without_rights_in_the_build_namespace_is_given_up() -> None:
+    """The environment stays Ready (with a Warning), and the probe loop ends instead of
+    polling a namespace it may not read."""
+    from mlkube.controllers.environment_probe import poll_probe
+    from mlkube.k8s.errors import ApiError
+
+    def forbid(verb: str, key: tuple[str, str, str, str]) -> None:
+        if key[2] == BUILD_NAMESPACE:
+            raise ApiError(403, "Forbidden", "jobs is forbidden")
+
+    deps = fake_deps(FakeRegistry(tags={"r.example/s:1": BUILT}))
+    kube = cluster(environment("s", image="r.example/s:1"))
+    kube.before.append(forbid)
+    outcome = run(kube, deps, "s")
+    assert outcome.status["phase"] == "Ready"
+    assert [e[1] for e in outcome.events] == ["Resolved", "ProbeNotStarted"]
+    assert poll_probe(kube, deps, kube.stored(*ENV, "s", "team")) == (None, True)
