@@ -458,3 +458,27 @@ def test_a_probe_without_rights_in_the_build_namespace_is_given_up() -> None:
     assert outcome.status["phase"] == "Ready"
     assert [e[1] for e in outcome.events] == ["Resolved", "ProbeNotStarted"]
     assert poll_probe(kube, deps, kube.stored(*ENV, "s", "team")) == (None, True)
+
+
+def test_packaging_waits_for_a_verified_model_and_fetches_it_in_the_build() -> None:
+    """spec.model (§5): the verified artifact digest is a build input (another key than the
+    same environment without it) and the Job gets the fetch-model step; an unverified Model
+    holds the build back (retried)."""
+    from support.cluster_objects import model_obj
+
+    model = model_obj("credit-risk-v3", phase="Verifying")
+    model["metadata"]["namespace"] = "team"
+    packaged = environment("pkg")
+    packaged["spec"]["model"] = "credit-risk-v3"
+    kube = cluster(packaged, environment("plain", created="2026-11-30T09:00:00Z"), model)
+    waiting = run(kube, fake_deps(), "pkg")
+    assert waiting.status["phase"] == "Resolving" and waiting.retry_delay is not None
+    assert condition(waiting.status, "Resolved")["reason"] == "ModelNotReady"
+    kube.mutate(("mlkube.dev/v1alpha1", "Model", "team", "credit-risk-v3"),
+                lambda m: m["status"].update(phase="Ready"))  # fmt: skip
+    status = run(kube, fake_deps(), "pkg").status
+    plain = run(kube, fake_deps(), "plain").status
+    assert status["phase"] == "Building" and status["buildKey"] != plain["buildKey"]
+    job = kube.stored("batch/v1", "Job", status["build"]["job"].split("/")[1], BUILD_NAMESPACE)
+    steps = [c["name"] for c in job["spec"]["template"]["spec"]["initContainers"]]
+    assert "fetch-model" in steps
