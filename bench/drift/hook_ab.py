@@ -97,6 +97,11 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
         default.rate = default._rate = Settings().drift_sample_rate
         timed = Timed(full)
         sinks = {"off": None, "default": default, "100%": full, "timed": timed}
+        if "zero" in labels:  # the coin and nothing else: what switching sinks costs by itself
+            zero = DriftHook.__new__(DriftHook)
+            zero.__dict__.update(full.__dict__)
+            zero.rate = zero._rate = 0.0
+            sinks["zero"] = zero
         if "unsent" in labels:
             unsent = DriftHook(f"http://{full._host}:{full._port}", 1.0)  # all but the POST
 
@@ -199,6 +204,11 @@ def main() -> int:
         action="store_true",
         help="add a phase with a hook that does everything but the POST",
     )
+    parser.add_argument(
+        "--zero",
+        action="store_true",
+        help="add a phase with the hook at rate 0 (the cost of switching)",
+    )
     parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -225,7 +235,8 @@ def main() -> int:
                                    stderr=subprocess.DEVNULL)  # fmt: skip
         try:
             wait_ready(f"http://127.0.0.1:{side}/v1/summary", sidecar)
-            labels = [*LABELS, "unsent"] if args.unsent else LABELS
+            labels = ["off", "zero", *LABELS[1:]] if args.zero else list(LABELS)
+            labels += ["unsent"] if args.unsent else []
             got = measure(models[args.model], f"http://127.0.0.1:{side}", wrk, args.seconds,
                           args.phase, work, [], labels)  # fmt: skip
         finally:
