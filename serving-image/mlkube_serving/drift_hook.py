@@ -1,22 +1,18 @@
 """Send a sample of served features and predictions to the drift sidecar, off the request path.
 
-The request path flips a biased coin and, in the common case (one input of at most
-`HOLD_BYTES`, the `predict` output first, the lane's model), stores references to the two
-arrays in a preallocated per-worker lane (`drift_refs.RefLane`): no copy, no per-sample object,
-no encoding. Other samples are copied into preallocated buffers (`drift_buffers`), text ones
+The dataplane flips the coin; a sampled request in the common case (one small input, the
+`predict` output first, the lane's model) costs two references stored in a preallocated
+per-worker lane (`drift_refs.RefLane`): no copy, no per-sample object, no encoding. Other samples are copied into preallocated buffers (`drift_buffers`), text ones
 into the JSON lane (`drift_json`). When everything is full the sample is dropped and counted in
 a plain integer that the sender publishes to `mlkube_drift_samples_send_dropped_total`. A task
 on the worker's own event loop, woken when the lane or a buffer is full (else after
 `max_delay`), stacks the lane into one compact binary batch (raw numbers behind a small header,
 `DRIFT_SAMPLES_BATCH_TYPE`) and POSTs it, and each full buffer, to
-`{MLKUBE_DRIFT_URL}/v1/samples` over one keep-alive connection. Every wake-up and POST has a
-fixed cost, so there are a few a second at any rate. A slow or dead sidecar costs dropped
-samples, never latency.
+`{MLKUBE_DRIFT_URL}/v1/samples` over one keep-alive connection (a few POSTs a second at any
+rate). A slow or dead sidecar costs dropped samples, never latency.
 
-Why not a sender thread: it fights the asyncio server for the GIL (the convoy effect; half the
-throughput at 100% sampling). Why references: issue 16 measured 5.5 us of server CPU per
-sampled request with per-sample copies and JSON, and copying in place still cost ~2 us inside
-the server (docs/benchmarks/drift-overhead.md).
+Why not a sender thread: the GIL convoy cost half the throughput. Why references: copying in
+place still cost ~2 us inside the server (docs/benchmarks/drift-overhead.md).
 """
 
 from __future__ import annotations
@@ -37,7 +33,7 @@ from mlkube_serving._http.errors import UpstreamError
 from mlkube_serving.drift_batch import Array, predictions_of
 from mlkube_serving.drift_buffers import FULL, NOT_NUMERIC, SEALED, Buffers
 from mlkube_serving.drift_json import JsonLane
-from mlkube_serving.drift_refs import HOLD_BYTES, RefLane
+from mlkube_serving.drift_refs import HOLD_BYTES, RefLane, small_base
 from mlkube_serving.tensors import Tensor, column_names, to_feature_matrix
 
 log = logging.getLogger(__name__)
@@ -104,7 +100,13 @@ class DriftHook:
             data = inputs[0].data
             out = outputs[0]
             lane = self._lane
-            if data.nbytes <= HOLD_BYTES and out.name == "predict" and len(inputs) == 1:
+            if (
+                data.nbytes <= HOLD_BYTES
+                and out.name == "predict"
+                and len(inputs) == 1
+                # not a view of something bigger (a binary V2 input views the whole body)
+                and ((base := data.base) is None or small_base(base))
+            ):
                 with self._lock:
                     i = lane.used
                     if i < lane.capacity and feature_names is lane.names and model == lane.model:
@@ -132,6 +134,8 @@ class DriftHook:
         """Bind the empty lane to this model and columns and hold the sample there."""
         data = inputs[0].data
         if len(inputs) != 1 or data.nbytes > HOLD_BYTES or outputs[0].name != "predict":
+            return False
+        if data.base is not None and not small_base(data.base):  # see offer()
             return False
         with self._lock:
             return self._lane.start(model, names, data, outputs[0].data)

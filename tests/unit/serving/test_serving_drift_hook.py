@@ -368,3 +368,19 @@ def test_held_samples_that_do_not_stack_are_replayed_one_by_one(
         ("<f8", [[0.0, 1.0, 2.0]], [7]),
     ]
     assert sum(b.samples for b in batches(posted)) == 4
+
+
+def test_views_of_bigger_arrays_are_copied_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small input that views a big array (a binary V2 input views the whole request body)
+    is copied: holding it would pin the whole base until the flush."""
+    hook = DriftHook(URL, 1.0)
+    posted: Posted = []
+    monkeypatch.setattr(hook, "_post", capture(posted))
+    big = np.arange(100_000, dtype=np.float64)
+    body = weakref.ref(big)
+    labels = served(rows=1)[1]
+    hook.offer("m", None, [Tensor("input-0", big[:3].reshape(1, 3), "FP64")], labels)
+    del big
+    assert body() is None
+    asyncio.run(hook.flush())
+    assert batches(posted)[0].rows.tolist() == [[0.0, 1.0, 2.0]]
