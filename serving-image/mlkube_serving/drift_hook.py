@@ -5,11 +5,11 @@ The dataplane flips the coin; a sampled request in the common case (one small in
 per-worker lane (`drift_refs.RefLane`): no copy, no per-sample object, no encoding. Other
 samples are copied into preallocated buffers (`drift_buffers`), text ones into the JSON lane
 (`drift_json`). When all are full the sample is dropped and counted in a plain integer that
-the sender publishes to `mlkube_drift_samples_send_dropped_total`. A task on the worker's loop, woken when the lane or a buffer is full (else after
-`max_delay`), stacks the lane into one compact binary batch (raw numbers behind a small header,
-`DRIFT_SAMPLES_BATCH_TYPE`) and POSTs it, and each full buffer, to
-`{MLKUBE_DRIFT_URL}/v1/samples` over one keep-alive connection (a few POSTs a second at any
-rate). A slow or dead sidecar costs dropped samples, never latency.
+the sender publishes to `mlkube_drift_samples_send_dropped_total`. A task on the worker's loop,
+woken when the lane or a buffer is full (else after `max_delay`), stacks the lane into one
+binary batch (raw numbers behind a small header, `DRIFT_SAMPLES_BATCH_TYPE`) and POSTs it, and
+each full buffer, to `{MLKUBE_DRIFT_URL}/v1/samples` over one keep-alive connection (a few
+POSTs a second at any rate). A slow or dead sidecar costs dropped samples, never latency.
 
 Why not a sender thread: the GIL convoy cost half the throughput. Why references: copying in
 place still cost ~2 us inside the server (docs/benchmarks/drift-overhead.md).
