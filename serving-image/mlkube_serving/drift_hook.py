@@ -11,8 +11,7 @@ binary batch (raw numbers behind a small header, `DRIFT_SAMPLES_BATCH_TYPE`) and
 each full buffer, to `{MLKUBE_DRIFT_URL}/v1/samples` over one keep-alive connection (a few
 POSTs a second at any rate). A slow or dead sidecar costs dropped samples, never latency.
 
-Why not a sender thread: the GIL convoy cost half the throughput. Why references: copying in
-place still cost ~2 us inside the server (docs/benchmarks/drift-overhead.md).
+No sender thread (the GIL convoy); references, not copies: docs/benchmarks/drift-overhead.md.
 """
 
 from __future__ import annotations
