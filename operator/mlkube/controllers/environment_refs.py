@@ -1,0 +1,121 @@
+"""Looking up the Environments that deployments, batch jobs and pipeline steps name.
+
+One LIST of the namespace's Environments per reconcile (references may say `name@latest`,
+which needs every version anyway); curated references resolve from the operator config and
+need no object. The pure half (what counts as Ready, compatible, packaged) lives in
+builders/environment_use.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.endpoint_status import Blocker, is_blocked
+from mlkube.builders.environment_use import (
+    CURATED_PREFIX,
+    EnvironmentProblem,
+    EnvironmentUse,
+    parse_reference,
+    resolve_all,
+)
+from mlkube.builders.operator_config import OperatorConfig
+from mlkube.contract import (
+    API_VERSION,
+    KIND_BATCH_ENDPOINT,
+    KIND_BATCH_JOB,
+    KIND_ENVIRONMENT,
+    KIND_ONLINE_ENDPOINT,
+    KIND_PIPELINE,
+    KIND_PIPELINE_RUN,
+)
+from mlkube.controllers.kube import ApiError, Kube
+
+
+def list_environments(kube: Kube, namespace: str) -> list[dict[str, Any]]:
+    """The namespace's Environments ([] while the kind is not served: nothing can be Ready)."""
+    try:
+        return kube.list(API_VERSION, KIND_ENVIRONMENT, namespace)
+    except ApiError as err:
+        if err.status == 404:
+            return []
+        raise
+
+
+def read_environments(
+    kube: Kube,
+    namespace: str,
+    references: Iterable[str],
+    config: OperatorConfig,
+    *,
+    serving: bool = True,
+) -> tuple[dict[str, EnvironmentUse], list[EnvironmentProblem]]:
+    """reference -> resolved use, and the problems of those that cannot be used (yet)."""
+    refs = sorted(set(references))
+    if not refs:
+        return {}, []
+    needs_objects = any(not parse_reference(r)[0].startswith(CURATED_PREFIX) for r in refs)
+    objects = list_environments(kube, namespace) if needs_objects else []
+    return resolve_all(refs, objects, dict(config.curated_environments), serving=serving)
+
+
+def environment_users(objects: Iterable[dict[str, Any]]) -> set[str]:
+    """Environment names (not versions: `@latest` follows new ones) that an endpoint's or a
+    pipeline's spec references; what re-queues it when one of them changes."""
+    names: set[str] = set()
+    for obj in objects:
+        spec = obj.get("spec") or {}
+        for item in [*(spec.get("deployments") or []), *(spec.get("steps") or [])]:
+            ref = item.get("environment") if isinstance(item, dict) else None
+            if isinstance(ref, str) and ref:
+                names.add(parse_reference(ref)[0])
+    return names
+
+
+def deployment_environments(
+    kube: Kube, namespace: str, spec: OnlineEndpointSpec, config: OperatorConfig
+) -> tuple[dict[str, EnvironmentUse], list[Blocker]]:
+    """Deployment name -> the environment it runs on; blockers for those not usable (yet)."""
+    refs = {d.environment for d in spec.deployments if d.environment}
+    uses, problems = read_environments(kube, namespace, refs, config)
+    blockers = [Blocker(p.reason, p.message, degraded=p.degraded) for p in problems]
+    by_deployment = {
+        d.name: uses[d.environment] for d in spec.deployments if d.environment in uses
+    }
+    return by_deployment, blockers
+
+
+def waiting_users(kube: Kube, namespace: str, environment: str) -> dict[str, list[str]]:
+    """Kind -> names of the OnlineEndpoints, BatchJobs and PipelineRuns that may be waiting for
+    the Environment named `environment` (any version: `@latest` follows new ones)."""
+    found: dict[str, list[str]] = {}
+    endpoints = kube.list(API_VERSION, KIND_ONLINE_ENDPOINT, namespace)
+    found[KIND_ONLINE_ENDPOINT] = sorted(
+        str(o["metadata"]["name"])
+        for o in endpoints
+        if environment in environment_users([o]) and is_blocked(o.get("status") or {})
+    )
+    batch = {
+        str(o["metadata"]["name"])
+        for o in kube.list(API_VERSION, KIND_BATCH_ENDPOINT, namespace)
+        if environment in environment_users([o])
+    }
+    found[KIND_BATCH_JOB] = sorted(
+        str(j["metadata"]["name"])
+        for j in kube.list(API_VERSION, KIND_BATCH_JOB, namespace)
+        if (j.get("spec") or {}).get("endpoint") in batch
+        and (j.get("status") or {}).get("phase") in (None, "Pending")
+    )
+    pipelines = {
+        str(o["metadata"]["name"])
+        for o in kube.list(API_VERSION, KIND_PIPELINE, namespace)
+        if environment in environment_users([o])
+    }
+    found[KIND_PIPELINE_RUN] = sorted(
+        str(r["metadata"]["name"])
+        for r in kube.list(API_VERSION, KIND_PIPELINE_RUN, namespace)
+        if (r.get("spec") or {}).get("pipeline") in pipelines
+        and (r.get("status") or {}).get("phase") not in ("Succeeded", "Failed", "Cancelled")
+    )
+    return found
