@@ -164,7 +164,8 @@ def build_score_job(
         config=config,
         resources=settings.resources,
     )
-    claims = claims_of([(model.uri, True), (output, False)])
+    # A packaged model's claim is not needed (nor, on an air-gapped cluster, there at all).
+    claims = claims_of([*([] if packaged else [(model.uri, True)]), (output, False)])
     template = pod_template(
         owner,
         "score",
