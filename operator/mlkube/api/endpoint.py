@@ -412,6 +412,8 @@ class DeploymentStatus(ApiModel):
     """Version of the Model served (spec.version of the Model object)."""
     model_digest: Annotated[str, Field(max_length=71)] | None = None
     """Verified artifact digest of the Model served."""
+    environment: EnvironmentRecord | None = None
+    """The environment (name, version, image by digest) the model server runs on, if any."""
 
 
 class TrafficChange(ApiModel):
