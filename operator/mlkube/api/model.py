@@ -134,6 +134,10 @@ class Environment(ApiModel):
 
     image: Annotated[str, Field(min_length=1, max_length=512)]
     """Container image, ideally pinned by digest."""
+    name: DnsLabel | None = None
+    """The mlkube Environment the run used (docs/environments.md), when it used one."""
+    version: LabelValue | None = None
+    """Its version."""
 
 
 class Lineage(ApiModel):

@@ -139,6 +139,9 @@ class _Walker:
             facts.append(f"cache hit from run {cache.get('sourceRun') or '?'}")
         if spec.get("image"):
             facts.append(f"image {spec['image']}")
+        env = status.get("environment") or {}
+        if env.get("image"):
+            facts.append(f"environment {env.get('name')}:{env.get('version')} {env['image']}")
         if status.get("imageDigest"):
             facts.append(f"imageID {status['imageDigest']}")
         node = Node(f"step {name} ({', '.join(facts)})")
