@@ -73,10 +73,6 @@ BATCH_STORE_SCHEMES: Final = ("s3", "gs", "pvc", "file")
 # Pipelines: where step outputs and cache entries go when a Pipeline names no artifactStore
 # (`<prefix>/<namespace>/pipelineruns/...`); unset: the batch output store (docs/pipelines.md).
 ENV_ARTIFACT_STORE: Final = "MLKUBE_ARTIFACT_STORE"
-# Environments (docs/environments.md §2.3): the pull Secret of pods that run environment
-# images, and the curated catalogue "mlkube-sklearn=<image>,mlkube-onnx=<image>".
-ENV_IMAGE_PULL_SECRET: Final = "MLKUBE_IMAGE_PULL_SECRET"
-ENV_CURATED_ENVIRONMENTS: Final = "MLKUBE_CURATED_ENVIRONMENTS"
 
 
 class OperatorConfigError(ValueError):
@@ -126,8 +122,6 @@ class OperatorConfig:
     batch_output_store: str | None = None
     batch_pod_annotations: tuple[tuple[str, str], ...] = ()
     artifact_store: str | None = None
-    image_pull_secret: str | None = None
-    curated_environments: tuple[tuple[str, str], ...] = ()  # (name[:version], image)
     # Notifications: the default sink, the outbox (builders/notify_config.py).
     notifications: NotifyConfig = field(default_factory=NotifyConfig)
 
@@ -239,22 +233,7 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         ),
         artifact_store=parse_batch_store(text(ENV_ARTIFACT_STORE), ENV_ARTIFACT_STORE),
         notifications=_notifications(env),
-        image_pull_secret=text(ENV_IMAGE_PULL_SECRET),
-        curated_environments=parse_curated(env.get(ENV_CURATED_ENVIRONMENTS, "")),
     )
-
-
-def parse_curated(text: str) -> tuple[tuple[str, str], ...]:
-    """`name[:version]=image,...` (images may hold `:` and `@`, names may not hold `=`)."""
-    pairs = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        name, sep, image = item.partition("=")
-        if not sep or not name.strip() or not image.strip():
-            raise OperatorConfigError(f"{ENV_CURATED_ENVIRONMENTS}: {item!r} is not name=image")
-        pairs.append((name.strip(), image.strip()))
-    return tuple(pairs)
 
 
 def _notifications(env: Mapping[str, str]) -> NotifyConfig:

@@ -113,7 +113,9 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         return Outcome()  # a spec change re-runs the handler
     sync_model_references(kube, namespace, name, {d.model for d in spec.deployments})
     models, blockers = read_models(kube, namespace, {d.model for d in spec.deployments})
-    environments, env_blockers = deployment_environments(kube, namespace, spec, config)
+    environments, env_blockers = deployment_environments(
+        kube, namespace, spec, config, obj.get("status"), generation
+    )
     blockers += env_blockers
     blockers += check_traffic_backend(kube, spec, config)
     if blockers:

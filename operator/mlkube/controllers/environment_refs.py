@@ -8,13 +8,15 @@ builders/environment_use.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint_status import Blocker, is_blocked
 from mlkube.builders.environment_use import (
     CURATED_PREFIX,
+    LATEST,
     EnvironmentProblem,
     EnvironmentUse,
     parse_reference,
@@ -74,16 +76,50 @@ def environment_users(objects: Iterable[dict[str, Any]]) -> set[str]:
 
 
 def deployment_environments(
-    kube: Kube, namespace: str, spec: OnlineEndpointSpec, config: OperatorConfig
+    kube: Kube,
+    namespace: str,
+    spec: OnlineEndpointSpec,
+    config: OperatorConfig,
+    status: Mapping[str, Any] | None = None,
+    generation: int | None = None,
 ) -> tuple[dict[str, EnvironmentUse], list[Blocker]]:
-    """Deployment name -> the environment it runs on; blockers for those not usable (yet)."""
-    refs = {d.environment for d in spec.deployments if d.environment}
+    """Deployment name -> the environment it runs on; blockers for those not usable (yet).
+
+    `name@latest` is resolved once per generation (note §1): while the status describes this
+    generation, the version it recorded is kept, so a new version does not roll the pods
+    until the endpoint's spec changes."""
+    pinned = latest_pins(spec.deployments, status, generation)
+    refs = {pinned.get(d.name) or d.environment for d in spec.deployments if d.environment}
     uses, problems = read_environments(kube, namespace, refs, config)
     blockers = [Blocker(p.reason, p.message, degraded=p.degraded) for p in problems]
-    by_deployment = {
-        d.name: uses[d.environment] for d in spec.deployments if d.environment in uses
-    }
+    by_deployment = {}
+    for d in spec.deployments:
+        ref = pinned.get(d.name) or d.environment
+        if ref in uses:
+            by_deployment[d.name] = replace(uses[ref], reference=str(d.environment))
     return by_deployment, blockers
+
+
+def latest_pins(
+    deployments: Iterable[Any], status: Mapping[str, Any] | None, generation: int | None
+) -> dict[str, str]:
+    """Deployment name -> `name:version` its `name@latest` resolved to for this generation."""
+    status = status or {}
+    if generation is None or status.get("observedGeneration") != generation:
+        return {}
+    recorded = {
+        str(d.get("name")): d.get("environment") or {}
+        for d in status.get("deployments") or []
+        if isinstance(d, Mapping)
+    }
+    pins = {}
+    for dep in deployments:
+        ref = dep.environment
+        name, version = parse_reference(ref) if ref else ("", "")
+        env = recorded.get(dep.name) or {}
+        if version == LATEST and env.get("name") == name and env.get("version"):
+            pins[dep.name] = f"{name}:{env['version']}"
+    return pins
 
 
 def waiting_users(kube: Kube, namespace: str, environment: str) -> dict[str, list[str]]:
