@@ -180,7 +180,7 @@ def build_score_job(
             template["spec"],
             environment,
             containers=[CONTAINER],
-            pull_secret=config.image_pull_secret,
+            pull_secret=config.build.image_pull_secret,
             packaged=packaged,
             model_volume=MODEL_VOLUME,
         )

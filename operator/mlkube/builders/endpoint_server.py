@@ -232,7 +232,7 @@ def build_server_deployment(
             spec["template"]["spec"],
             environment,
             containers=["server"],
-            pull_secret=config.image_pull_secret,
+            pull_secret=config.build.image_pull_secret,
             packaged=environment.packages(model.name, model.digest),
             model_volume=MODEL_VOLUME,
         )

@@ -19,10 +19,12 @@ from typing import Any, Final
 
 from mlkube import contract as c
 from mlkube.api.common import bound_message
+from mlkube.environments.curated import CuratedError, is_curated, resolve_curated
 
 NOT_READY: Final = "EnvironmentNotReady"
 INCOMPATIBLE: Final = "EnvironmentIncompatible"
-CURATED_PREFIX: Final = "mlkube-"
+# A curated reference this operator does not offer: only a spec change fixes it.
+NOT_FOUND: Final = "EnvironmentNotFound"
 LATEST: Final = "latest"
 # Where a packaged model sits inside its image (the build's fetch-model step writes it there).
 PACKAGED_MODEL_DIR: Final = "/opt/mlkube/model"
@@ -59,7 +61,7 @@ class EnvironmentProblem:
 
     @property
     def degraded(self) -> bool:
-        return self.reason == INCOMPATIBLE
+        return self.reason in (INCOMPATIBLE, NOT_FOUND)
 
 
 def parse_reference(reference: str) -> tuple[str, str]:
@@ -120,15 +122,17 @@ def resolve_environment(
     curated: Mapping[str, str] | None = None,
     *,
     serving: bool = True,
+    serving_image: str = "",
 ) -> EnvironmentUse | EnvironmentProblem:
-    """The image of `reference` among the namespace's Environments (or the curated catalogue).
+    """The image of `reference` among the namespace's Environments, or of a curated one (its
+    configured image in `curated`, else derived from `serving_image`: environments/curated.py).
 
     `serving`: the pod runs mlkube's entrypoints (model server, batch scorer), so the serving
     contract must hold; pipeline steps run the user's command and need only the image.
     """
     name, version = parse_reference(reference)
-    if name.startswith(CURATED_PREFIX):
-        return _curated(reference, name, version, curated or {})
+    if is_curated(name):
+        return _curated(reference, serving_image, curated or {})
     found = candidates(name, version, environments)
     shown = f"{name}:{version}" if version != LATEST else f"{name}@latest"
     if not found:
@@ -164,17 +168,18 @@ def resolve_environment(
 
 
 def _curated(
-    reference: str, name: str, version: str, curated: Mapping[str, str]
+    reference: str, serving_image: str, configured: Mapping[str, str]
 ) -> EnvironmentUse | EnvironmentProblem:
-    """A curated environment: `name:version` or `name` in the catalogue (its images carry the
-    serving entrypoint by construction: they are the serving image's variants)."""
-    image = curated.get(f"{name}:{version}") or curated.get(name)
-    if not image:
-        known = ", ".join(sorted(curated)) or "none configured (MLKUBE_CURATED_ENVIRONMENTS)"
-        return EnvironmentProblem(
-            reference, NOT_READY, f"curated environment {reference} is unknown; known: {known}"
-        )
-    return EnvironmentUse(reference=reference, name=name, version=version, image=image)
+    """A curated environment (its images carry the serving entrypoint by construction: they
+    are the serving image's variants, versioned with mlkube)."""
+    try:
+        found = resolve_curated(reference, serving_image, configured)
+    except CuratedError as err:
+        return EnvironmentProblem(reference, NOT_FOUND, bound_message(str(err)))
+    assert found.image is not None  # resolve_curated raises otherwise
+    return EnvironmentUse(
+        reference=reference, name=found.environment.name, version=found.version, image=found.image
+    )
 
 
 def resolve_all(
@@ -183,13 +188,16 @@ def resolve_all(
     curated: Mapping[str, str] | None = None,
     *,
     serving: bool = True,
+    serving_image: str = "",
 ) -> tuple[dict[str, EnvironmentUse], list[EnvironmentProblem]]:
     """Each distinct reference resolved once: (reference -> use, problems)."""
     envs = list(environments)
     uses: dict[str, EnvironmentUse] = {}
     problems: list[EnvironmentProblem] = []
     for ref in sorted(set(references)):
-        found = resolve_environment(ref, envs, curated, serving=serving)
+        found = resolve_environment(
+            ref, envs, curated, serving=serving, serving_image=serving_image
+        )
         if isinstance(found, EnvironmentProblem):
             problems.append(found)
         else:

@@ -15,7 +15,6 @@ from typing import Any
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint_status import Blocker, is_blocked
 from mlkube.builders.environment_use import (
-    CURATED_PREFIX,
     LATEST,
     EnvironmentProblem,
     EnvironmentUse,
@@ -23,6 +22,7 @@ from mlkube.builders.environment_use import (
     resolve_all,
 )
 from mlkube.builders.operator_config import OperatorConfig
+from mlkube.environments.curated import is_curated
 from mlkube.contract import (
     API_VERSION,
     KIND_BATCH_ENDPOINT,
@@ -57,9 +57,12 @@ def read_environments(
     refs = sorted(set(references))
     if not refs:
         return {}, []
-    needs_objects = any(not parse_reference(r)[0].startswith(CURATED_PREFIX) for r in refs)
+    needs_objects = any(not is_curated(parse_reference(r)[0]) for r in refs)
     objects = list_environments(kube, namespace) if needs_objects else []
-    return resolve_all(refs, objects, dict(config.curated_environments), serving=serving)
+    return resolve_all(
+        refs, objects, dict(config.build.curated), serving=serving,
+        serving_image=config.serving_image,
+    )  # fmt: skip
 
 
 def environment_users(objects: Iterable[dict[str, Any]]) -> set[str]:

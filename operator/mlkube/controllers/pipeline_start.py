@@ -272,7 +272,7 @@ def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
         inputs=tuple(inputs), outputs=tuple(StepOutput(o.name, o.type) for o in step.outputs),
         parameters=tuple(sorted(ctx.parameters.items())), cache_key=key,
         timeout_seconds=int(decide.duration_seconds(step.timeout)) if step.timeout else None,
-        pull_secret=ctx.config.image_pull_secret if step.environment else None,
+        pull_secret=ctx.config.build.image_pull_secret if step.environment else None,
     )  # fmt: skip
     try:
         job = build_step_job(ctx.run, pod, ctx.config)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlkube import __version__
 from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.build_config import BuildConfig
 from mlkube.builders.environment_use import (
     INCOMPATIBLE,
+    NOT_FOUND,
     NOT_READY,
     PACKAGED_MODEL_DIR,
     EnvironmentProblem,
@@ -109,29 +112,28 @@ def test_duplicate_name_version_uses_the_ready_one() -> None:
     assert isinstance(got, EnvironmentUse) and got.image == IMAGE
 
 
-def test_curated_references_come_from_the_catalogue() -> None:
-    curated = {"mlkube-sklearn": "reg/serving-sklearn@sha256:" + "c" * 64}
-    got = resolve_environment("mlkube-sklearn:0.1.0", [], curated)
-    assert isinstance(got, EnvironmentUse) and got.image == curated["mlkube-sklearn"]
-    unknown = resolve_environment("mlkube-onnx:0.1.0", [], curated)
-    assert isinstance(unknown, EnvironmentProblem)
-    assert unknown.message == "curated environment mlkube-onnx:0.1.0 is unknown; known: mlkube-sklearn"
-    uses, problems = resolve_all(["mlkube-sklearn:0.1.0", "lgbm:1", "lgbm:1"], [env_obj()], curated)
-    assert sorted(uses) == ["lgbm:1", "mlkube-sklearn:0.1.0"] and problems == []
+def test_curated_references_come_from_the_catalogue_or_the_serving_image() -> None:
+    configured = {"mlkube-sklearn": "reg/serving-sklearn@sha256:" + "c" * 64}
+    got = resolve_environment(f"mlkube-sklearn:{__version__}", [], configured)
+    assert isinstance(got, EnvironmentUse) and got.image == configured["mlkube-sklearn"]
+    assert got.record() == {"name": "mlkube-sklearn", "version": __version__,
+                            "image": configured["mlkube-sklearn"]}  # fmt: skip
+    derived = resolve_environment(f"mlkube-onnx:{__version__}", [], configured,
+                                  serving_image="reg/serving:1")  # fmt: skip
+    assert isinstance(derived, EnvironmentUse) and derived.image == "reg/serving-onnx:1"
+    # Curated environments are versioned with mlkube: another version is not offered.
+    other = resolve_environment("mlkube-onnx:9.9.9", [], configured, serving_image="reg/s:1")
+    assert isinstance(other, EnvironmentProblem) and other.reason == NOT_FOUND and other.degraded
+    assert "ships mlkube-onnx:" in other.message
+    uses, problems = resolve_all(
+        [f"mlkube-sklearn:{__version__}", "lgbm:1", "lgbm:1"], [env_obj()], configured
+    )
+    assert sorted(uses) == ["lgbm:1", f"mlkube-sklearn:{__version__}"] and problems == []
 
 
-def test_operator_config_reads_pull_secret_and_catalogue() -> None:
-    config = parse_operator_config(
-        {
-            "MLKUBE_IMAGE_PULL_SECRET": "envpull",
-            "MLKUBE_CURATED_ENVIRONMENTS": "mlkube-sklearn=r:5000/s@sha256:1, mlkube-onnx=r/o:1",
-        }
-    )
-    assert config.image_pull_secret == "envpull"
-    assert config.curated_environments == (
-        ("mlkube-sklearn", "r:5000/s@sha256:1"),
-        ("mlkube-onnx", "r/o:1"),
-    )
+def test_operator_config_carries_the_pull_secret() -> None:
+    config = parse_operator_config({"MLKUBE_IMAGE_PULL_SECRET": "envpull"})
+    assert config.build.image_pull_secret == "envpull"
 
 
 def _pod(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +144,7 @@ def _pod(deployment: dict[str, Any]) -> dict[str, Any]:
 def test_server_runs_on_the_environment_image_with_the_pull_secret(
     owner: EndpointRef, spec: OnlineEndpointSpec, models: dict[str, ModelFacts]
 ) -> None:
-    config = OperatorConfig(serving_image="reg/serving:1", image_pull_secret="envpull")
+    config = OperatorConfig(serving_image="reg/serving:1", build=BuildConfig(image_pull_secret="envpull"))
     use = EnvironmentUse(reference="lgbm:1", name="lgbm", version="1", image=IMAGE)
     pod = _pod(build_server_deployment(owner, spec.deployments[0], models["credit-risk-v3"],
                                        config, use))  # fmt: skip
