@@ -101,7 +101,10 @@ def test_endpoint_waits_for_runs_on_and_records_the_environment(
 
     write_ready(kube, namespace, "lgbm-1")
     obj = wait_endpoint_ready(kube, namespace, EP)
-    blue, green = server_pod_spec(kube, namespace, "blue"), server_pod_spec(kube, namespace, "green")
+    blue, green = (
+        server_pod_spec(kube, namespace, "blue"),
+        server_pod_spec(kube, namespace, "green"),
+    )
     assert blue["containers"][0]["image"] == IMAGE
     assert blue["imagePullSecrets"] == [{"name": PULL_SECRET}]
     assert blue["initContainers"][0]["name"] == "storage-initializer"  # not packaged: download
@@ -172,8 +175,16 @@ def test_batch_job_waits_for_and_scores_on_the_environment(
     def job() -> dict[str, Any]:
         return kube.get(API_VERSION, "BatchJob", "nightly", namespace) or {}
 
-    waiting = wait_for(lambda: (job().get("status") or {}).get("message", "").startswith(
-        "waiting: Environment lgbm@latest") and job(), timeout=30, what="BatchJob waiting")
+    waiting = wait_for(
+        lambda: (
+            (job().get("status") or {})
+            .get("message", "")
+            .startswith("waiting: Environment lgbm@latest")
+            and job()
+        ),
+        timeout=30,
+        what="BatchJob waiting",
+    )
     assert waiting["status"]["phase"] == "Pending"
     assert kube.list("batch/v1", "Job", namespace) == []  # not even the plan before it is Ready
 
@@ -195,7 +206,9 @@ def test_pipeline_step_runs_on_the_environment_image(
     environment's digest, which the step records and the cache key covers."""
     python = "python@sha256:" + "1" * 64
     create_environment(kube, namespace, "train", "1")
-    code = "import os,pathlib;(pathlib.Path(os.environ['MLKUBE_OUTPUT_OUT'])/'m.txt').write_text('m')"
+    code = (
+        "import os,pathlib;(pathlib.Path(os.environ['MLKUBE_OUTPUT_OUT'])/'m.txt').write_text('m')"
+    )
     with executor_store(tmp_path / "store"), run_operator(namespace):
         kube.create({"apiVersion": API_VERSION, "kind": "Pipeline",
                      "metadata": {"name": "p", "namespace": namespace},

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mlkube.api.common import bound_message
+from mlkube.api.environment import EnvironmentRecord
 from mlkube.api.endpoint import (
     DeploymentStatus,
     DriftStatus,
@@ -25,8 +26,7 @@ from mlkube.builders.endpoint_drift import drift_enabled
 from mlkube.builders.endpoint_drift_status import CONDITION as DRIFT_CONDITION
 from mlkube.builders.endpoint_drift_status import drift_condition
 from mlkube.builders.endpoint_server import deployment_replicas
-from mlkube.builders.endpoint_status_history import served_model, traffic_change
-from mlkube.builders.endpoint_status_history import environment_record
+from mlkube.builders.endpoint_status_history import environment_record, served_model, traffic_change
 from mlkube.builders.environment_use import EnvironmentUse
 from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.pod_problems import PodProblem
@@ -267,7 +267,7 @@ def build_endpoint_status(
                 replicas=health.replicas if health else deployment_replicas(dep),
                 drift=DriftStatus.model_validate(carried) if carried else None,
                 **({"message": bound_message(pods)} if pods else {}),
-                **({"environment": environment} if environment else {}),
+                environment=EnvironmentRecord.model_validate(environment) if environment else None,
                 **served,
             )
         )

@@ -72,7 +72,10 @@ def environment_record(
         use = environments.get(dep.name)
         return use.record() if use is not None else None
     previous = (before or {}).get("environment")
-    same = isinstance(previous, Mapping) and previous.get("name") == parse_reference(dep.environment)[0]
+    same = (
+        isinstance(previous, Mapping)
+        and previous.get("name") == parse_reference(dep.environment)[0]
+    )
     if isinstance(previous, Mapping) and same:
         return {k: str(previous[k]) for k in ("name", "version", "image") if previous.get(k)}
     return None

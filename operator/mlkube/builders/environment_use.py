@@ -146,7 +146,9 @@ def resolve_environment(
         phase = status.get("phase") or "Pending"
         detail = f": {status['message']}" if status.get("message") else ""
         return EnvironmentProblem(
-            reference, NOT_READY, bound_message(f"Environment {shown} is not Ready ({phase}){detail}")
+            reference,
+            NOT_READY,
+            bound_message(f"Environment {shown} is not Ready ({phase}){detail}"),
         )
     obj = ready[0]
     status = obj.get("status") or {}

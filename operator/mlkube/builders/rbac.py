@@ -9,6 +9,7 @@ from mlkube.contract import (
     GROUP,
     PLURAL_BATCH_ENDPOINTS,
     PLURAL_BATCH_JOBS,
+    PLURAL_ENVIRONMENTS,
     PLURAL_EVENT_SINKS,
     PLURAL_MODELS,
     PLURAL_ONLINE_ENDPOINTS,
@@ -78,6 +79,14 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     # `ref` Service by name (`get` on services below).
     {"apiGroups": [GROUP], "resources": [PLURAL_EVENT_SINKS], "verbs": ["get", "list", "watch"]},
     {"apiGroups": [GROUP], "resources": [f"{PLURAL_EVENT_SINKS}/status"], "verbs": ["patch"]},
+    # Environments (docs/environments.md): Kopf handlers (progress annotations: patch), status
+    # written. They own nothing (their build Jobs are shared by namespaces): no finalizers.
+    {
+        "apiGroups": [GROUP],
+        "resources": [PLURAL_ENVIRONMENTS],
+        "verbs": ["get", "list", "watch", "patch"],
+    },
+    {"apiGroups": [GROUP], "resources": [f"{PLURAL_ENVIRONMENTS}/status"], "verbs": ["patch"]},
     # Scheduled BatchJobs and triggered PipelineRuns (read, watched and patched through KINDS
     # above): created with POST only (a 409 means the time or the event already fired),
     # deleted past the history limits.

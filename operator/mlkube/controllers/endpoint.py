@@ -41,13 +41,13 @@ from mlkube.controllers.endpoint_models import (
     sync_model_references,
 )
 from mlkube.controllers.endpoint_ownership import write_children
-from mlkube.controllers.environment_refs import deployment_environments
 from mlkube.controllers.endpoint_status_io import (
     observe_deployments,
     observe_router,
     write_blocked_status,
     write_status,
 )
+from mlkube.controllers.environment_refs import deployment_environments
 from mlkube.controllers.kube import Kube
 from mlkube.controllers.model_environments import record_model_environments
 from mlkube.controllers.router_poll import verify_traffic
@@ -151,7 +151,10 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         plan.as_written() if plan else None, models, environments,
     )  # fmt: skip
     record_model_environments(
-        kube, namespace, name, [(d.name, d.model, environments.get(d.name)) for d in spec.deployments]
+        kube,
+        namespace,
+        name,
+        [(d.name, d.model, environments.get(d.name)) for d in spec.deployments],
     )
     subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
     if verdict is not None and verdict.reason == RELOADING:

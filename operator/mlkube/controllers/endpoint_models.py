@@ -172,7 +172,10 @@ def _repair(
         status: dict[str, Any] = {"deployedBy": refs if new is None else new}
         if envs is not None:
             status["environments"] = envs
-        body = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}, "status": status}
+        body = {
+            "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+            "status": status,
+        }
         try:
             kube.patch(API_VERSION, KIND_MODEL, name, body, namespace, subresource="status")
             changed.append(name)

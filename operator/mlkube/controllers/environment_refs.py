@@ -22,7 +22,6 @@ from mlkube.builders.environment_use import (
     resolve_all,
 )
 from mlkube.builders.operator_config import OperatorConfig
-from mlkube.environments.curated import is_curated
 from mlkube.contract import (
     API_VERSION,
     KIND_BATCH_ENDPOINT,
@@ -33,6 +32,7 @@ from mlkube.contract import (
     KIND_PIPELINE_RUN,
 )
 from mlkube.controllers.kube import ApiError, Kube
+from mlkube.environments.curated import is_curated
 
 
 def list_environments(kube: Kube, namespace: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from typing import Any
 from mlkube import __version__
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.build_config import BuildConfig
+from mlkube.builders.endpoint_server import build_server_deployment
 from mlkube.builders.environment_use import (
     INCOMPATIBLE,
     NOT_FOUND,
@@ -20,7 +21,6 @@ from mlkube.builders.environment_use import (
     resolve_environment,
     version_key,
 )
-from mlkube.builders.endpoint_server import build_server_deployment
 from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.names import EndpointRef
 from mlkube.builders.operator_config import OperatorConfig, parse_operator_config
@@ -144,7 +144,9 @@ def _pod(deployment: dict[str, Any]) -> dict[str, Any]:
 def test_server_runs_on_the_environment_image_with_the_pull_secret(
     owner: EndpointRef, spec: OnlineEndpointSpec, models: dict[str, ModelFacts]
 ) -> None:
-    config = OperatorConfig(serving_image="reg/serving:1", build=BuildConfig(image_pull_secret="envpull"))
+    config = OperatorConfig(
+        serving_image="reg/serving:1", build=BuildConfig(image_pull_secret="envpull")
+    )
     use = EnvironmentUse(reference="lgbm:1", name="lgbm", version="1", image=IMAGE)
     pod = _pod(build_server_deployment(owner, spec.deployments[0], models["credit-risk-v3"],
                                        config, use))  # fmt: skip

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlkube.builders.batch_job import BatchJobRef, ScoreShape, build_score_job
 from mlkube.api.batch import BatchOutputSettings
+from mlkube.builders.batch_job import BatchJobRef, ScoreShape, build_score_job
 from mlkube.builders.batch_settings import BatchSettings
 from mlkube.builders.build_config import BuildConfig
 from mlkube.builders.environment_use import PACKAGED_MODEL_DIR, EnvironmentUse
@@ -23,7 +23,9 @@ MODEL = ModelFacts(
     name="credit-v1", model_name="credit", version="1", framework="sklearn",
     uri="pvc://models/credit/1", digest=DIGEST,
 )  # fmt: skip
-CONFIG = OperatorConfig(serving_image="reg/serving:1", build=BuildConfig(image_pull_secret="envpull"))
+CONFIG = OperatorConfig(
+    serving_image="reg/serving:1", build=BuildConfig(image_pull_secret="envpull")
+)
 SETTINGS = BatchSettings(
     deployment="blue", model="credit-v1", mini_batch_size="10", instance_count=1, concurrency=1,
     error_threshold=-1, max_retries=1, timeout_seconds=60,
@@ -104,7 +106,10 @@ def test_model_show_and_lineage_list_the_environment_digest() -> None:
         "status": {"phase": "Ready", "environments": [ENTRY]},
     }
     text = render_details(model)
-    assert "Environments:\n  environment lgbm:1 sha256:" + "e" * 64 + " (OnlineEndpoint shop/blue)" in text
+    assert (
+        "Environments:\n  environment lgbm:1 sha256:" + "e" * 64 + " (OnlineEndpoint shop/blue)"
+        in text
+    )
 
     class Lookup:
         def model(self, namespace: str, name: str) -> dict[str, Any] | None:
