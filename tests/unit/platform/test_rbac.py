@@ -132,11 +132,11 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
             # registerModel steps: POST only, ownerless (a model outlives its run).
             **({"create": "registerModel pipeline steps"} if kind == "models" else {}),
         }
-        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
+        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns", "environments")
     },
     **{
         ("mlkube.dev", f"{kind}/status"): {"patch": "status merge patches (ours and Kopf's)"}
-        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
+        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns", "environments")
     },
     **{
         ("mlkube.dev", f"{kind}/finalizers"): {
