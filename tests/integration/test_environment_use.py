@@ -197,6 +197,11 @@ def test_batch_job_waits_for_and_scores_on_the_environment(
     pod = score["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == IMAGE
     assert pod["imagePullSecrets"] == [{"name": PULL_SECRET}]
+    model = kube.get(API_VERSION, "Model", "credit-risk-v3", namespace) or {}
+    assert model["status"]["environments"] == [{
+        "name": "lgbm", "version": "1", "image": IMAGE,
+        "kind": "BatchEndpoint", "endpoint": "credit", "deployment": "d",
+    }]  # fmt: skip
 
 
 def test_pipeline_step_runs_on_the_environment_image(

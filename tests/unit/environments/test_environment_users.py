@@ -15,7 +15,9 @@ from mlkube.builders.operator_config import OperatorConfig
 from mlkube.builders.pipeline_step import RunRef, StepPod, build_step_job
 from mlkube.cli.model_lineage_view import lineage_tree, render
 from mlkube.cli.model_view import render_details
+from mlkube.controllers.environment_refs import waiting_users
 from mlkube.controllers.model_environments import merged, only_users
+from support.fake_kube import FakeKube
 
 IMAGE = "127.0.0.1:5000/mlkube/environments@sha256:" + "e" * 64
 DIGEST = "sha256:" + "a" * 64
@@ -123,3 +125,39 @@ def test_model_show_and_lineage_list_the_environment_digest() -> None:
 
     tree = render(lineage_tree(Lookup(), "ml", "credit-v1"))
     assert f"served with environment lgbm:1 ({IMAGE}, OnlineEndpoint shop/blue)" in tree
+
+
+def test_a_batch_job_replaces_only_its_own_deployment_entry() -> None:
+    blue = {**ENTRY, "kind": "BatchEndpoint", "endpoint": "nightly", "deployment": "blue"}
+    green = {**blue, "deployment": "green"}
+    newer = {**blue, "version": "2"}
+    assert merged([blue, green], "BatchEndpoint", "nightly", [newer], {"blue"}) == [newer, green]
+    assert merged([blue, green], "BatchEndpoint", "nightly", [blue], {"blue"}) is None
+
+
+def _obj(kind: str, name: str, spec: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "mlkube.dev/v1alpha1", "kind": kind,
+            "metadata": {"name": name, "namespace": "ml", "uid": f"uid-{name}"},
+            "spec": spec, "status": status}  # fmt: skip
+
+
+def test_the_users_waiting_for_an_environment_are_found_by_its_name() -> None:
+    ready = {"type": "Ready", "status": "False", "reason": "EnvironmentNotReady"}
+    blocked = {"conditions": [ready], "observedGeneration": 1}
+    kube = FakeKube()
+    deps = {"deployments": [{"name": "blue", "model": "m", "environment": "lgbm@latest"}]}
+    kube.put(_obj("OnlineEndpoint", "shop", deps, blocked))
+    kube.put(_obj("OnlineEndpoint", "other", {"deployments": [{"name": "b", "model": "m"}]},
+                  blocked))  # fmt: skip
+    kube.put(_obj("BatchEndpoint", "credit", deps, {}))
+    kube.put(_obj("BatchJob", "nightly", {"endpoint": "credit"}, {"phase": "Pending"}))
+    kube.put(_obj("BatchJob", "done", {"endpoint": "credit"}, {"phase": "Succeeded"}))
+    steps = {"steps": [{"name": "train", "environment": "lgbm:1", "command": ["true"]}]}
+    kube.put(_obj("Pipeline", "p", steps, {}))
+    kube.put(_obj("PipelineRun", "r1", {"pipeline": "p"}, {"phase": "Running"}))
+    assert waiting_users(kube, "ml", "lgbm") == {
+        "OnlineEndpoint": ["shop"], "BatchJob": ["nightly"], "PipelineRun": ["r1"],
+    }  # fmt: skip
+    assert waiting_users(kube, "ml", "other") == {
+        "OnlineEndpoint": [], "BatchJob": [], "PipelineRun": [],
+    }  # fmt: skip
