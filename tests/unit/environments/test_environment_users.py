@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlkube.api.batch import BatchOutputSettings
+from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.batch_job import BatchJobRef, ScoreShape, build_score_job
 from mlkube.builders.batch_settings import BatchSettings
 from mlkube.builders.build_config import BuildConfig
@@ -15,7 +16,7 @@ from mlkube.builders.operator_config import OperatorConfig
 from mlkube.builders.pipeline_step import RunRef, StepPod, build_step_job
 from mlkube.cli.model_lineage_view import lineage_tree, render
 from mlkube.cli.model_view import render_details
-from mlkube.controllers.environment_refs import waiting_users
+from mlkube.controllers.environment_refs import deployment_environments, waiting_users
 from mlkube.controllers.model_environments import merged, only_users
 from support.fake_kube import FakeKube
 
@@ -161,3 +162,30 @@ def test_the_users_waiting_for_an_environment_are_found_by_its_name() -> None:
     assert waiting_users(kube, "ml", "other") == {
         "OnlineEndpoint": [], "BatchJob": [], "PipelineRun": [],
     }  # fmt: skip
+
+
+def _env(version: str, image: str) -> dict[str, Any]:
+    ready = {"type": "Ready", "status": "True"}
+    return _obj("Environment", f"lgbm-{version}", {"environmentName": "lgbm", "version": version},
+                {"phase": "Ready", "conditions": [ready], "image": image})  # fmt: skip
+
+
+def test_latest_is_resolved_once_per_generation() -> None:
+    """A new version does not roll an endpoint's pods until its spec changes (note §1)."""
+    kube = FakeKube()
+    kube.kinds.add(("mlkube.dev/v1alpha1", "Environment"))
+    kube.put(_env("1", IMAGE))
+    spec = OnlineEndpointSpec.model_validate(
+        {"deployments": [{"name": "blue", "model": "m", "environment": "lgbm@latest"}],
+         "traffic": {"blue": 100}}
+    )  # fmt: skip
+    first, blockers = deployment_environments(kube, "ml", spec, CONFIG, {}, 1)
+    assert blockers == [] and first["blue"].version == "1"
+    assert first["blue"].reference == "lgbm@latest"
+    kube.put(_env("2", IMAGE.replace("e" * 64, "f" * 64)))
+    status = {"observedGeneration": 1,
+              "deployments": [{"name": "blue", "environment": first["blue"].record()}]}  # fmt: skip
+    kept, _ = deployment_environments(kube, "ml", spec, CONFIG, status, 1)
+    assert kept["blue"].version == "1" and kept["blue"].image == IMAGE
+    moved, _ = deployment_environments(kube, "ml", spec, CONFIG, status, 2)
+    assert moved["blue"].version == "2"
