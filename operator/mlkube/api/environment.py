@@ -108,6 +108,13 @@ def parse_reference(ref: str) -> tuple[str, str | None]:
     return name, version
 
 
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """The order `name@latest` picks the highest version by: numeric parts numerically ("10"
+    after "9", "1.10" after "1.9"), other parts as text after numbers."""
+    parts = [p for p in re.split(r"[._+-]", version) if p]
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+
+
 class EnvironmentFile(ApiModel):
     """A small file baked into the image (owned by root, read-only for the server user)."""
 

@@ -20,8 +20,9 @@ from mlkube.reconcile.environment_key import BuildInputs, build_tag, canonical_j
 
 BUILD_PREFIX: Final = "envbuild-"
 PROBE_PREFIX: Final = "envprobe-"
-LABEL_BUILD_KEY: Final = "mlkube.dev/build-key"
-LABEL_ENVIRONMENT: Final = "mlkube.dev/environment"
+LABEL_BUILD_KEY: Final = c.LABEL_BUILD_KEY
+LABEL_ENVIRONMENT: Final = c.LABEL_ENVIRONMENT
+MAX_FILES_BYTES: Final = 64 * 1024  # spec.build.files in all (CEL cannot sum a list)
 ANNOTATION_BUILD_KEY: Final = "mlkube.dev/build-key"
 ANNOTATION_ENVIRONMENT: Final = "mlkube.dev/environment"  # namespace/name:version
 COMPONENT_BUILD: Final = "environment-build"
@@ -100,6 +101,12 @@ def build_document(request: BuildRequest, config: OperatorConfig) -> dict[str, A
             "(chart value build.registry) to host[:port]/prefix"
         )
     inputs, model = request.inputs, request.model
+    total = sum(len(f.content.encode()) for f in inputs.files)
+    if total > MAX_FILES_BYTES:
+        raise EnvironmentBuildError(
+            f"spec.build.files hold {total} bytes; at most {MAX_FILES_BYTES} in all (put larger "
+            "files in a package installed with pip, or in the base image)"
+        )
     return {
         "version": SPEC_VERSION,
         "buildKey": request.key,

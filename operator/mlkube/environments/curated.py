@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from mlkube import __version__
+from mlkube.contract import CURATED_ENVIRONMENT_PREFIX
 
-CURATED_PREFIX: Final = "mlkube-"
+CURATED_PREFIX: Final = CURATED_ENVIRONMENT_PREFIX
 VERSION: Final = __version__
 
 

@@ -20,8 +20,11 @@ from typing import Any, Final
 
 import yaml
 
-# Bump when the build tools change what they put in an image: every key changes with it.
-ENVBUILD_VERSION: Final = "1"
+from mlkube.envbuild import contract as tools
+
+# The build tools' version (bumped when they change what they put in an image): part of
+# every key, so a new version rebuilds instead of reusing.
+ENVBUILD_VERSION: Final = tools.ENVBUILD_VERSION
 DEFAULT_FILE_MODE: Final = 0o644
 _COMMENT: Final = re.compile(r"(^|\s+)#.*$")
 _NAME: Final = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
@@ -253,7 +256,7 @@ def key_hex(key: str, length: int) -> str:
 
 def build_tag(key: str) -> str:
     """The registry tag a build pushes and reuse looks for: `build-<first 32 hex>`."""
-    return f"build-{key_hex(key, 32)}"
+    return tools.build_tag(_digest(key, "build key"))
 
 
 def inputs_from_spec(

@@ -258,3 +258,9 @@ def test_reports_are_parsed() -> None:
     assert parse_packages(log) == ["b==2"]
     assert parse_packages("no line") is None
     assert parse_packages('{"mlkubePackages": [1]}') is None
+
+
+def test_files_over_64_kib_in_all_are_refused_by_the_builder() -> None:
+    files = [{"path": f"/opt/app/{i}.txt", "content": "x" * 40_000} for i in range(2)]
+    with pytest.raises(EnvironmentBuildError, match="at most 65536 in all"):
+        inputs_configmap(request(files=files), config(), "mlkube-system")
