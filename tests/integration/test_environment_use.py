@@ -8,6 +8,7 @@ and the Model's record; a packaged model runs without the storage initializer.""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,23 +49,43 @@ def create_environment(kube: Kube, namespace: str, name: str, version: str) -> N
     kube.create({
         "apiVersion": API_VERSION, "kind": "Environment",
         "metadata": {"name": f"{name}-{version}", "namespace": namespace},
+        # On loopback (a closed port): an environment controller that tries to resolve the
+        # tag fails at once, without a lookup off this machine.
         "spec": {"environmentName": name, "version": version,
-                 "image": "registry.example/team/scorer:2.1"},
+                 "image": "127.0.0.1:9/team/scorer:2.1"},
     })  # fmt: skip
 
 
 def write_ready(
     kube: Kube, namespace: str, obj_name: str, image: str = IMAGE, **extra: Any
 ) -> None:
-    """The status a finished environment build reports (as the admin: the test plays it)."""
+    """The status a finished environment build reports (as the admin: the test plays it).
+
+    Written until it holds: an environment controller running alongside (it cannot resolve the
+    test's tag) may finish a pass that started before this write and overwrite it once; after
+    that it sees a Ready status of the current generation and leaves it alone."""
     obj = kube.get(API_VERSION, "Environment", obj_name, namespace) or {}
     ready = {"type": "Ready", "status": "True", "reason": "Built", "message": "image built",
              "lastTransitionTime": "2026-11-30T12:00:00Z"}  # fmt: skip
     status = {"phase": "Ready", "observedGeneration": obj["metadata"]["generation"],
               "conditions": [ready], "image": image, "imageDigest": image.split("@")[1],
               "serving": {"compatible": True, "version": "0.1.0"}, **extra}  # fmt: skip
-    kube.patch(API_VERSION, "Environment", obj_name, {"status": status}, namespace,
-               subresource="status")  # fmt: skip
+
+    def held() -> bool:
+        now = (kube.get(API_VERSION, "Environment", obj_name, namespace) or {}).get("status")
+        return bool(now) and now.get("phase") == "Ready" and now.get("image") == image
+
+    stable = 0
+    deadline = time.monotonic() + 20
+    while stable < 3 and time.monotonic() < deadline:
+        if not held():
+            stable = 0
+            kube.patch(API_VERSION, "Environment", obj_name, {"status": status}, namespace,
+                       subresource="status")  # fmt: skip
+        else:
+            stable += 1
+        time.sleep(0.3)
+    assert held(), f"Environment {obj_name}: the status written did not hold"
 
 
 def endpoint(kube: Kube, namespace: str) -> dict[str, Any]:
