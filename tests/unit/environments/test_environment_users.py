@@ -3,6 +3,7 @@ environments it is served with (status.environments, `mlkube model show`)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from mlkube.api.batch import BatchOutputSettings
@@ -14,6 +15,8 @@ from mlkube.builders.environment_use import PACKAGED_MODEL_DIR, EnvironmentUse
 from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.builders.pipeline_step import RunRef, StepPod, build_step_job
+from mlkube.cli.batch_view import render_details as render_batch_job
+from mlkube.cli.endpoint_view import render_details as render_endpoint
 from mlkube.cli.model_lineage_view import lineage_tree, render
 from mlkube.cli.model_view import render_details
 from mlkube.controllers.environment_refs import deployment_environments, waiting_users
@@ -189,3 +192,23 @@ def test_latest_is_resolved_once_per_generation() -> None:
     assert kept["blue"].version == "1" and kept["blue"].image == IMAGE
     moved, _ = deployment_environments(kube, "ml", spec, CONFIG, status, 2)
     assert moved["blue"].version == "2"
+
+
+def test_endpoint_show_lists_each_deployments_environment() -> None:
+    obj = {
+        "metadata": {"name": "shop", "namespace": "ml"},
+        "spec": {"deployments": [{"name": "blue", "model": "m", "environment": "lgbm:1"},
+                                 {"name": "green", "model": "m", "environment": "lgbm@latest"}]},
+        "status": {"deployments": [{"name": "blue", "environment": USE.record()}]},
+    }  # fmt: skip
+    text = render_endpoint(obj, datetime.now(UTC))
+    assert f"    environment: lgbm:1 {IMAGE}" in text
+    assert "    environment: lgbm@latest (not resolved yet)" in text
+
+
+def test_batch_job_show_names_the_environment() -> None:
+    job = {"metadata": {"name": "nightly", "namespace": "ml"},
+           "spec": {"endpoint": "credit", "input": {"uri": "s3://in/"}},
+           "status": {"phase": "Running", "environment": USE.record()}}  # fmt: skip
+    lines = render_batch_job(job, datetime.now(UTC)).splitlines()
+    assert lines[3] == f"Environment:   lgbm:1 {IMAGE}"
