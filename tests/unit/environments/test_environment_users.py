@@ -3,11 +3,13 @@ environments it is served with (status.environments, `mlkube model show`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from mlkube.api.batch import BatchOutputSettings
 from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.api.model import ModelSpec
 from mlkube.builders.batch_job import BatchJobRef, ScoreShape, build_score_job
 from mlkube.builders.batch_settings import BatchSettings
 from mlkube.builders.build_config import BuildConfig
@@ -21,7 +23,9 @@ from mlkube.cli.model_lineage_view import lineage_tree, render
 from mlkube.cli.model_view import render_details
 from mlkube.controllers.environment_refs import deployment_environments, waiting_users
 from mlkube.controllers.model_environments import merged, only_users
+from mlkube.controllers.pipeline_builtin import run_builtin
 from support.fake_kube import FakeKube
+from support.pipeline_builtin import fake, register_step, run_obj, upstream
 
 IMAGE = "127.0.0.1:5000/mlkube/environments@sha256:" + "e" * 64
 DIGEST = "sha256:" + "a" * 64
@@ -212,3 +216,22 @@ def test_batch_job_show_names_the_environment() -> None:
            "status": {"phase": "Running", "environment": USE.record()}}  # fmt: skip
     lines = render_batch_job(job, datetime.now(UTC)).splitlines()
     assert lines[3] == f"Environment:   lgbm:1 {IMAGE}"
+
+
+def test_a_model_registered_from_an_environment_step_names_it_in_its_lineage() -> None:
+    """registerModel after a step that ran on an Environment: spec.lineage.environment has
+    its name, version and digest-pinned image (what `mlkube model show` prints as Lineage)."""
+    kube = fake()
+    kube.put({"apiVersion": "mlkube.dev/v1alpha1", "kind": "Model",  # train's Model input
+              "metadata": {"name": "base-v3", "namespace": "ml"},
+              "spec": {"modelName": "base", "version": "3", "framework": "sklearn",
+                       "artifact": {"uri": "s3://models/base-v3/"}},
+              "status": {"phase": "Ready", "artifact": {"digest": DIGEST}}})  # fmt: skip
+    steps = upstream(auc=0.9)
+    steps["train"] = replace(steps["train"], environment=USE.record())
+    run_builtin(kube, run_obj(), register_step(), steps, datetime(2026, 1, 1, tzinfo=UTC))
+    created = next(v for k, v in kube.objects.items() if k[1] == "Model" and k[3] != "base-v3")
+    lineage = created["spec"]["lineage"]
+    assert lineage["environment"] == {"name": "lgbm", "version": "1", "image": IMAGE}
+    ModelSpec.model_validate(created["spec"])  # what the CRD schema admits
+    assert f"image: {IMAGE}" in render_details(created)
