@@ -25,6 +25,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from numpy import ndarray
+
 from mlkube.contract import DRIFT_SAMPLES_BATCH_TYPE, DRIFT_SAMPLES_PATH
 from mlkube_serving import metrics
 from mlkube_serving._http.client import UpstreamPool
@@ -32,7 +34,7 @@ from mlkube_serving._http.errors import UpstreamError
 from mlkube_serving.drift_batch import Array, predictions_of
 from mlkube_serving.drift_buffers import FULL, NOT_NUMERIC, SEALED, Buffers
 from mlkube_serving.drift_json import JsonLane
-from mlkube_serving.drift_refs import HOLD_BYTES, RefLane, small_base
+from mlkube_serving.drift_refs import HOLD_BYTES, RefLane
 from mlkube_serving.tensors import Tensor, column_names, to_feature_matrix
 
 log = logging.getLogger(__name__)
@@ -99,12 +101,16 @@ class DriftHook:
             data = inputs[0].data
             out = outputs[0]
             lane = self._lane
+            # Held only if small and not a view of something bigger (a binary V2 input views
+            # the whole body): a held array pins its base until the flush.
             if (
                 data.nbytes <= HOLD_BYTES
                 and out.name == "predict"
                 and len(inputs) == 1
-                # not a view of something bigger (a binary V2 input views the whole body)
-                and ((base := data.base) is None or small_base(base))
+                and (
+                    (base := data.base) is None
+                    or (type(base) is ndarray and base.base is None and base.nbytes <= HOLD_BYTES)
+                )
             ):
                 with self._lock:
                     i = lane.used
@@ -115,8 +121,8 @@ class DriftHook:
                         if j == lane.capacity:
                             self._wake_sender()
                         return
-            if self._hold(model, feature_names, inputs, outputs):
-                return
+                    if lane.start(model, feature_names, data, out.data):  # an empty lane: bind it
+                        return
             if len(inputs) == 1 and data.ndim == 2:
                 matrix = data
             else:
@@ -126,18 +132,6 @@ class DriftHook:
             log.debug("drift sample skipped: %s", exc)
             with self._lock:
                 self._drop(model, "unencodable")
-
-    def _hold(
-        self, model: str, names: list[str] | None, inputs: list[Tensor], outputs: list[Tensor]
-    ) -> bool:
-        """Bind the empty lane to this model and columns and hold the sample there."""
-        data = inputs[0].data
-        if len(inputs) != 1 or data.nbytes > HOLD_BYTES or outputs[0].name != "predict":
-            return False
-        if data.base is not None and not small_base(data.base):  # see offer()
-            return False
-        with self._lock:
-            return self._lane.start(model, names, data, outputs[0].data)
 
     def _keep(
         self,

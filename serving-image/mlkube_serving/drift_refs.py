@@ -12,8 +12,8 @@ comparisons. Anything the pack does not accept in bulk (mixed dtypes or widths, 
 path, which copies, truncates and routes text to the JSON lane exactly as before.
 
 Only arrays of at most `HOLD_BYTES` are held (a few rows of a tabular model) that are not views
-of something bigger (`small_base`), so what the lane pins between flushes is bounded:
-`capacity` x `HOLD_BYTES` plus the predictions (8 MiB at most for 2,048 samples). numpy arrays
+of something bigger (checked in `DriftHook.offer`), so what the lane pins between flushes is
+bounded: `capacity` x `HOLD_BYTES` plus the predictions (8 MiB for 2,048 samples). numpy arrays
 are not tracked by the garbage collector, so holding them adds no collector work (holding the
 request's Tensor objects or lists would).
 """
@@ -27,13 +27,6 @@ import numpy as np
 from mlkube_serving.drift_batch import header_bytes, wire_dtype
 
 HOLD_BYTES = 4096  # a request's features at most this big are referenced, bigger ones copied
-
-
-def small_base(base: object) -> bool:
-    """Whether an array whose `.base` this is may be held: the base is itself a small array
-    that owns its memory (a reshaped request array). A view of a bigger array or of a request
-    body (binary V2 inputs are views of the whole body) would pin all of it until the flush."""
-    return type(base) is np.ndarray and base.base is None and base.nbytes <= HOLD_BYTES
 
 
 class RefLane:
