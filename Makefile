@@ -1,6 +1,6 @@
 # Thin wrappers: the logic lives in hack/ and the mlkube CLI.
 .PHONY: dev dev-down dev-status test test-gitops unit lint generate verify controlplane venv \
-	bench-serving bench-router bench-drift bench-drift-overhead bench-batch bench-batch-quick \
+	bench-serving bench-router bench-drift bench-drift-hook bench-drift-overhead bench-batch bench-batch-quick \
 	bench-pipeline bench-rollout bench-events
 
 VENV := .venv/bin
@@ -50,6 +50,9 @@ bench-router: venv
 
 bench-drift: venv
 	@$(VENV)/python bench/drift/run.py
+
+bench-drift-hook: venv
+	@$(VENV)/python bench/drift/hook_loop.py
 
 bench-drift-overhead: venv
 	@$(VENV)/python bench/drift/serving_overhead.py

@@ -122,7 +122,9 @@ def decode_input(raw: Any, binary: memoryview, offset: int) -> tuple[Tensor, int
             )
     else:
         raise InvalidRequest(f"input {name!r} has no 'data'")
-    return Tensor(name, array.reshape(shape), datatype), offset
+    if array.shape != shape:  # nested JSON data already has it: no view (no second object)
+        array = array.reshape(shape)
+    return Tensor(name, array, datatype), offset
 
 
 def _decode_outputs(raw: Any) -> tuple[list[str] | None, set[str]]:

@@ -30,6 +30,16 @@ def test_numeric_datatypes_from_json(datatype: str) -> None:
     assert binary == set()
 
 
+def test_json_data_is_one_array_not_a_view() -> None:
+    """Nested data already has its shape: no reshape view, so the drift hook holds one array."""
+    nested, _ = decode_request(json_request("FP64", [1, 3], [[1.0, 2.0, 3.0]]), None)
+    assert nested.inputs[0].data.base is None
+    assert nested.inputs[0].data.tolist() == [[1.0, 2.0, 3.0]]
+    flat, _ = decode_request(json_request("FP64", [1, 3], [1.0, 2.0, 3.0]), None)
+    assert flat.inputs[0].data.shape == (1, 3)  # flat data is still shaped
+    assert flat.inputs[0].data.tolist() == [[1.0, 2.0, 3.0]]
+
+
 @pytest.mark.parametrize("datatype", NUMERIC)
 def test_numeric_datatypes_binary_round_trip(datatype: str) -> None:
     array = (np.arange(6) % 2).astype(DATATYPES[datatype]).reshape(2, 3)
