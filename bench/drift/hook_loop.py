@@ -85,7 +85,7 @@ def measure(model_dir: Path, requests: int, repeats: int, per_second: int,
     gc.collect()
     gc.freeze()  # as the worker does after loading
     times: dict[str, list[float]] = {label: [] for label in RATES}
-    for label, (plane, hook) in planes.items():  # warm-up
+    for plane, hook in planes.values():  # warm-up
         run_block(plane, hook, body, 4 * CHUNK, per_second, loop)
     for r in range(repeats):
         order = list(RATES)
@@ -111,10 +111,18 @@ def main() -> None:
     parser.add_argument("--model", default="both", choices=["rf", "lr", "both"])
     parser.add_argument("--requests", type=int, default=5_120)
     parser.add_argument("--repeats", type=int, default=25)
-    parser.add_argument("--per-second", type=int, default=5_120,
-                        help="requests between sealed partial batches (the server's rate)")
-    parser.add_argument("--server-us", type=float, default=50.0,
-                        help="a real server's CPU per request (HTTP included; issue 16: ~50 us)")
+    parser.add_argument(
+        "--per-second",
+        type=int,
+        default=5_120,
+        help="requests between sealed partial batches (the server's rate)",
+    )
+    parser.add_argument(
+        "--server-us",
+        type=float,
+        default=50.0,
+        help="a real server's CPU per request (HTTP included; issue 16: ~50 us)",
+    )
     parser.add_argument("--allocs", action="store_true")
     args = parser.parse_args()
     from run import build_models
