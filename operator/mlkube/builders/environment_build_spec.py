@@ -65,10 +65,13 @@ class BuildRequest:
     base_image: str  # repository@sha256:…
     inputs: BuildInputs
     model: PackagedModel | None = None
+    attempt: int = 0  # > 0: the earlier attempts of this key failed (build_job_name)
 
 
-def build_job_name(key: str) -> str:
-    return BUILD_PREFIX + key_hex(key, 20)
+def build_job_name(key: str, attempt: int = 0) -> str:
+    """`envbuild-<key20>`, then `envbuild-<key20>-r<n>` for the n-th retry of a failed build
+    (a failed Job is kept for its TTL to show its logs, so a new attempt needs a new name)."""
+    return BUILD_PREFIX + key_hex(key, 20) + (f"-r{attempt}" if attempt else "")
 
 
 def probe_job_name(key: str) -> str:
@@ -160,10 +163,10 @@ def _configmap(
 def inputs_configmap(
     request: BuildRequest, config: OperatorConfig, namespace: str
 ) -> dict[str, Any]:
-    """ConfigMap `envbuild-<key20>` with `build.json`; created before the Job, owned by it
-    afterwards (`inputs_owner`)."""
+    """ConfigMap named as its Job (`build_job_name`) with `build.json`; created before the
+    Job, owned by it afterwards (`inputs_owner`)."""
     document = build_document(request, config)
-    return _configmap(build_job_name(request.key), namespace, request.key,
+    return _configmap(build_job_name(request.key, request.attempt), namespace, request.key,
                       request.environment, COMPONENT_BUILD, document)  # fmt: skip
 
 

@@ -70,8 +70,11 @@ def reconcile(
     if previous.get("phase") in (READY, FAILED, BUILDING):
         if previous.get("observedGeneration") == generation:
             return EnvironmentOutcome()  # done, or the build loop follows the Job
-        # The spec is immutable but for its description (CEL): nothing to redo.
-        return EnvironmentOutcome(status=observed(previous, generation))
+        if previous.get("phase") != FAILED:
+            # The spec is immutable but for its description (CEL): nothing to redo.
+            return EnvironmentOutcome(status=observed(previous, generation))
+        # Failed, and the description changed: the user's way to try again (a failed build
+        # Job is not joined again, environment_jobs.start_or_join).
     step = Step(previous, generation, now)
     name, version = claim(obj)
     others = kube.list(API_VERSION, KIND_ENVIRONMENT, str(meta["namespace"]))
