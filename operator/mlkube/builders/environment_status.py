@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from mlkube.api.common import bound_message
-from mlkube.api.environment import EnvironmentStatus
+from mlkube.api.environment_status import EnvironmentStatus
 from mlkube.reconcile.conditions import set_condition
 from mlkube.reconcile.kstatus import kstatus_conditions
 
