@@ -23,6 +23,7 @@ from mlkube.api.common import (
 EnvironmentPhase = Literal["Pending", "Resolving", "Building", "Ready", "Failed"]
 ENVIRONMENT_PHASES: tuple[str, ...] = get_args(EnvironmentPhase)
 MAX_IMAGE_LENGTH = 512
+MAX_PACKAGES = 2048
 
 
 class BaseImage(ApiModel):
@@ -121,7 +122,7 @@ class EnvironmentStatus(ApiModel):
     size_bytes: Annotated[int, Field(ge=0)] | None = None
     """Compressed size of all layers."""
     packages: Annotated[
-        list[Annotated[str, Field(max_length=MAX_SHORT_TEXT)]], Field(max_length=2048)
+        list[Annotated[str, Field(max_length=MAX_SHORT_TEXT)]], Field(max_length=MAX_PACKAGES)
     ] = Field(default_factory=list)
     """Python packages in the image (pip freeze), e.g. lightgbm==4.5.0."""
     python: Annotated[str, Field(max_length=32)] | None = None

@@ -545,3 +545,17 @@ def test_packaging_waits_for_a_verified_model_and_fetches_it_in_the_build() -> N
     job = kube.stored("batch/v1", "Job", status["build"]["job"].split("/")[1], BUILD_NAMESPACE)
     steps = [c["name"] for c in job["spec"]["template"]["spec"]["initContainers"]]
     assert "fetch-model" in steps
+
+
+def test_a_package_list_the_crd_would_refuse_is_bounded_not_fatal() -> None:
+    """A `name @ <long URL>` freeze line must not make the status patch fail (the object
+    would stay Building for ever)."""
+    from mlkube.builders.environment_status import environment_status
+
+    long_line = "mypkg @ https://files.example/" + "x" * 400 + ".whl"
+    status = environment_status(
+        None, generation=1, phase="Ready", reason="Built", message="built",
+        now="2026-11-30T12:00:00Z", facts={"packages": [long_line] + [f"p{i}==1" for i in range(3000)]}, built=True,
+    )  # fmt: skip
+    assert len(status["packages"]) == 2048
+    assert len(status["packages"][0]) == 256 and status["packages"][0].startswith("mypkg @ ")
