@@ -555,7 +555,8 @@ def test_a_package_list_the_crd_would_refuse_is_bounded_not_fatal() -> None:
     long_line = "mypkg @ https://files.example/" + "x" * 400 + ".whl"
     status = environment_status(
         None, generation=1, phase="Ready", reason="Built", message="built",
-        now="2026-11-30T12:00:00Z", facts={"packages": [long_line] + [f"p{i}==1" for i in range(3000)]}, built=True,
+        now="2026-11-30T12:00:00Z", built=True,
+        facts={"packages": [long_line] + [f"p{i}==1" for i in range(3000)]},
     )  # fmt: skip
     assert len(status["packages"]) == 2048
     assert len(status["packages"][0]) == 256 and status["packages"][0].startswith("mypkg @ ")
