@@ -16,6 +16,7 @@ from typing import Any, Final
 from mlkube import contract as c
 from mlkube.builders.names import label_value
 from mlkube.builders.operator_config import OperatorConfig
+from mlkube.envbuild.contract import find_packages
 from mlkube.reconcile.environment_key import BuildInputs, build_tag, canonical_json, key_hex
 
 BUILD_PREFIX: Final = "envbuild-"
@@ -29,7 +30,6 @@ COMPONENT_BUILD: Final = "environment-build"
 COMPONENT_PROBE: Final = "environment-probe"
 SPEC_KEY: Final = "build.json"
 SPEC_VERSION: Final = 1
-PACKAGES_FIELD: Final = "mlkubePackages"  # the push/probe log line {"mlkubePackages": [...]}
 
 
 class EnvironmentBuildError(ValueError):
@@ -208,14 +208,5 @@ def parse_termination(message: str | None) -> dict[str, Any] | None:
 
 def parse_packages(log: str) -> list[str] | None:
     """The package list from the `{"mlkubePackages": [...]}` line of a push/probe log (the
-    last one wins), or None when the log has none."""
-    for line in reversed(log.splitlines()):
-        if line.startswith('{"' + PACKAGES_FIELD + '"'):
-            try:
-                packages = json.loads(line)[PACKAGES_FIELD]
-            except (ValueError, KeyError, TypeError):
-                return None
-            if isinstance(packages, list) and all(isinstance(p, str) for p in packages):
-                return packages
-            return None
-    return None
+    last one wins), or None when the log has none (the tools' own parser)."""
+    return find_packages(log)
