@@ -62,18 +62,28 @@ def push_credentials(secret: str | None, namespace: str) -> dict[str, Credential
         raise PushSecretError(f"push Secret {namespace}/{secret}: {err}") from err
 
 
-_lock = threading.Lock()
-_built: list[tuple[float, Deps]] = []
+class _Deps:
+    """`environment_deps()`: the ports, rebuilt when older than DEPS_SECONDS (the push Secret
+    re-read); `cache_clear()` for tests that change the operator config."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._built: tuple[float, Deps] | None = None
+
+    def __call__(self) -> Deps:
+        with self._lock:
+            if self._built and time.monotonic() - self._built[0] < DEPS_SECONDS:
+                return self._built[1]
+            deps = _make_deps()
+            self._built = (time.monotonic(), deps)
+            return deps
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._built = None
 
 
-def environment_deps() -> Deps:
-    """The ports, rebuilt when older than DEPS_SECONDS (the push Secret re-read)."""
-    with _lock:
-        if _built and time.monotonic() - _built[0][0] < DEPS_SECONDS:
-            return _built[0][1]
-        deps = _make_deps()
-        _built[:] = [(time.monotonic(), deps)]
-        return deps
+environment_deps: Final = _Deps()
 
 
 def _make_deps() -> Deps:
