@@ -64,6 +64,19 @@ def reconcile(
     kube: Kube, deps: Deps, obj: Mapping[str, Any], *, now: datetime.datetime, attempt: int = 0
 ) -> EnvironmentOutcome:
     """One pass over an Environment's spec (its phase says what is left to do)."""
+    outcome = _pass(kube, deps, obj, now=now, attempt=attempt)
+    # The status is a merge patch: a new build record (a retry, a reuse) must not keep the
+    # old one's completionTime/durationSeconds, so the keys it drops are sent as null.
+    old = (obj.get("status") or {}).get("build") or {}
+    new = outcome.status.get("build")
+    if isinstance(new, dict) and old.get("job") != new.get("job"):
+        outcome.status["build"] = {**dict.fromkeys(old), **new}
+    return outcome
+
+
+def _pass(
+    kube: Kube, deps: Deps, obj: Mapping[str, Any], *, now: datetime.datetime, attempt: int
+) -> EnvironmentOutcome:
     meta, spec = obj["metadata"], obj.get("spec") or {}
     previous = dict(obj.get("status") or {})
     generation = int(meta.get("generation", 1))

@@ -389,6 +389,9 @@ def test_a_failed_environment_builds_again_when_its_description_changes() -> Non
     status = run(kube, deps, "a").status
     assert status["phase"] == "Building" and status["observedGeneration"] == 2
     assert len(jobs(kube)) == 2
+    # A merge patch: the failed Job's times are removed (null), not kept next to the new Job.
+    assert "completionTime" in failed["build"] and status["build"]["completionTime"] is None
+    assert status["build"]["durationSeconds"] is None
 
 
 def test_after_the_last_attempt_its_failure_is_the_verdict() -> None:
