@@ -25,14 +25,24 @@ from typing import Any
 
 import yaml
 
-from mlkube.devcluster import image_digests, procs, realnode_host, realnode_net, realnode_store
+from mlkube.devcluster import (
+    buildsupport,
+    image_digests,
+    procs,
+    realnode_host,
+    realnode_net,
+    realnode_store,
+    registry,
+)
 from mlkube.devcluster.cluster import REPO_ROOT, Cluster, ClusterError
 from mlkube.devcluster.pki import new_token
 from mlkube.devcluster.realnode_config import (
     APISERVER_PORT,
     BRIDGE_ADDRESS,
+    MIRROR_PORT,
     NODE_NAME,
     POD_CIDR,
+    REGISTRY_PORT,
     NodePaths,
     build_apiserver_endpoints,
     build_cni_conflist,
@@ -45,7 +55,9 @@ from mlkube.devcluster.realnode_config import (
 HACK = REPO_ROOT / "hack"
 DEFAULT_IMAGES = ("pause", "serving", "operator")
 # Stop order: the kubelet first (it would restart what we remove), containerd last.
-PROCESSES = ("kubelet", "kube-proxy", "coredns", "apiserver-forwarder", "minio", "containerd")
+PROCESSES = ("kubelet", "kube-proxy", "coredns", "apiserver-forwarder", "minio",
+             buildsupport.REGISTRY_PROCESS, buildsupport.MIRROR_PROCESS, "containerd")  # fmt: skip
+BUILD_ADDRESSES = buildsupport.Addresses(BRIDGE_ADDRESS, REGISTRY_PORT, MIRROR_PORT)
 
 
 class RealNodeError(ClusterError):
@@ -69,6 +81,7 @@ def unsupported_reason() -> str | None:
 class NodeState:
     pids: dict[str, int] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
+    pushed: dict[str, str] = field(default_factory=dict)  # serving images in the registry
     bin_dir: str = ""
     created_dirs: list[str] = field(default_factory=list)
 
@@ -116,6 +129,7 @@ class RealNode:
             for obj in build_apiserver_endpoints():
                 self.cluster_apply(obj)
             self._start_store()
+            self._start_build_support()
         except Exception as err:
             logs = "\n".join(
                 f"--- {name} ---\n{procs.tail(self.cluster.logs / f'{name}.log')}"
@@ -136,6 +150,7 @@ class RealNode:
             d.mkdir(parents=True, exist_ok=True)
         p.containerd_config.write_text(build_containerd_config(p, sandbox_image))
         (p.cni_conf_dir / "10-mlkube.conflist").write_text(json.dumps(build_cni_conflist(p)))
+        registry.write_hosts(p.registry_hosts_dir, BUILD_ADDRESSES.registry)
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
         self._spawn("containerd", ["containerd", "--config", str(p.containerd_config)], env)
         ctr = ["ctr", "-a", self._socket(), "version"]
@@ -189,6 +204,12 @@ class RealNode:
         self._wait("model store", time.monotonic() + 60, realnode_store.store_ready)
         realnode_store.create_bucket(secret)
         self.cluster_apply(realnode_store.build_storage_secret("default", secret))
+
+    def _start_build_support(self) -> None:
+        """Registry + package mirror on the bridge; the serving images pushed into it."""
+        buildsupport.start(self._spawn, HACK, self.paths.root, BUILD_ADDRESSES)
+        self.state.pushed = buildsupport.push_images(self.state.images, BUILD_ADDRESSES.registry)
+        self._save()
 
     def store_env(self) -> dict[str, str]:
         """S3 client settings for the node's model store (empty before the node started)."""
@@ -306,4 +327,7 @@ def operator_env(node: RealNode) -> dict[str, str]:
     digests = image_digests.containerd_digests(node.socket(), node.images)
     if digests:
         env["MLKUBE_IMAGE_DIGESTS"] = image_digests.setting(digests)
+    # Environment builds: the registry, the package mirror and the curated images on the bridge.
+    if buildsupport.REGISTRY_PROCESS in node.state.pids:
+        env.update(buildsupport.operator_env(BUILD_ADDRESSES, node.state.pushed))
     return env

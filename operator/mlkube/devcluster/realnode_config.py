@@ -23,6 +23,8 @@ SERVICE_CIDR = "10.96.0.0/16"  # kube-apiserver --service-cluster-ip-range
 NODE_NAME = "mlkube-node"
 APISERVER_PORT = 6443  # the forwarder pods reach the API server through (Service `kubernetes`)
 KUBELET_PORT = 10250
+REGISTRY_PORT = 5000  # the dev OCI registry on the bridge (docs/environments.md §8)
+MIRROR_PORT = 5080  # the package mirror (wheelhouse + flat apt repository) on the bridge
 CNI_NETWORK = "mlkube-dev"
 CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 # Every iptables rule the launcher adds carries this comment, so teardown finds exactly those.
@@ -50,6 +52,11 @@ class NodePaths:
     @property
     def containerd_config(self) -> Path:
         return self.root / "containerd" / "config.toml"
+
+    @property
+    def registry_hosts_dir(self) -> Path:
+        """containerd's config_path: <registry host:port>/hosts.toml."""
+        return self.root / "containerd" / "certs.d"
 
     @property
     def cni_conf_dir(self) -> Path:
@@ -104,6 +111,10 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
   netns_mounts_under_state_dir = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
+
+# Registry hosts (the dev registry over plain HTTP): hosts.toml files, read on each pull.
+[{cri}.registry]
+  config_path = {_toml(str(paths.registry_hosts_dir))}
 
 [{cri}.cni]
   bin_dir = {_toml(CNI_BIN_DIR)}
