@@ -36,7 +36,8 @@ from mlkube.cli.dev import start_operator
 from mlkube.contract import API_VERSION, KIND_MODEL
 from mlkube.devcluster import Cluster, procs
 from mlkube.devcluster.buildsupport import BUILD_NAMESPACE
-from mlkube.devcluster.realnode import BUILD_ADDRESSES, RealNode, operator_env
+from mlkube.devcluster.realnode import RealNode, operator_env
+from mlkube.devcluster.realnode_config import BUILD_ADDRESSES
 from mlkube.devcluster.realnode_store import BUCKET, build_storage_secret
 from mlkube.k8s import ApiError, Kube
 from mlkube.k8s.crds import apply_crds
@@ -117,7 +118,8 @@ def wait_env_ready(kube: Kube, ns: str, name: str, version: str, timeout: float)
             raise AssertionError(f"environment {name}:{version} failed: {status}")
         return status if status.get("phase") == "Ready" else None
 
-    return wait_for(ready, timeout=timeout, interval=1, what=f"environment {name}:{version} Ready")
+    what = f"environment {name}:{version} Ready"
+    return dict(wait_for(ready, timeout=timeout, interval=1, what=what))
 
 
 def registry_get(path: str) -> dict[str, Any]:
@@ -185,7 +187,7 @@ def endpoint_ready(kube: Kube, ns: str, name: str) -> dict[str, Any]:
         ]
         return obj if current and condition(obj, "Ready").get("status") == "True" else None
 
-    return wait_for(ready, timeout=300, interval=1, what=f"endpoint {name} Ready")
+    return dict(wait_for(ready, timeout=300, interval=1, what=f"endpoint {name} Ready"))
 
 
 def infer(kube: Kube, ns: str, endpoint: str) -> dict[str, Any]:
@@ -218,7 +220,8 @@ def test_an_environment_adding_lightgbm_is_built_by_the_cluster(
     FIGURES["coldBuildSeconds"] = round(time.monotonic() - started, 1)
     FIGURES["coldBuildJobSeconds"] = (status.get("build") or {}).get("durationSeconds")
     assert status["imageDigest"].startswith("sha256:")
-    assert status["image"] == f"{BUILD_ADDRESSES.registry}/mlkube/environments@{status['imageDigest']}"
+    repository = f"{BUILD_ADDRESSES.registry}/mlkube/environments"
+    assert status["image"] == f"{repository}@{status['imageDigest']}"
     assert LIGHTGBM in status["packages"]
     assert (status.get("build") or {}).get("reused") is False
     FIGURES["sizeBytes"] = status.get("sizeBytes")

@@ -56,10 +56,11 @@ def start(spawn: Spawn, hack: Path, state_dir: Path, addrs: Addresses, timeout: 
     served = mirror.link_into(state_dir, mirror.ensure())
     spawn(MIRROR_PROCESS, mirror.server_argv(served, addrs.host, addrs.mirror_port))
     deadline = time.monotonic() + timeout
-    for what, check in (
+    checks: tuple[tuple[str, Callable[[], bool]], ...] = (
         ("registry", lambda: registry.ready(addrs.registry)),
         ("package mirror", lambda: _serves(mirror.find_links_url(addrs.mirror))),
-    ):
+    )
+    for what, check in checks:
         while not check():
             if time.monotonic() > deadline:
                 raise registry.RegistryError(f"timed out waiting for the {what}")
@@ -95,9 +96,7 @@ def push_images(images: Mapping[str, str], address: str) -> dict[str, str]:
 def curated_refs(pushed: Mapping[str, str]) -> dict[str, str]:
     """curated name → pinned image, from what push_images pushed."""
     return {
-        name: pushed[target]
-        for name, target in curated_targets(pushed).items()
-        if target in pushed
+        name: pushed[target] for name, target in curated_targets(pushed).items() if target in pushed
     }
 
 

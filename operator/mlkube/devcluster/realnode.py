@@ -27,7 +27,6 @@ import yaml
 
 from mlkube.devcluster import (
     buildsupport,
-    image_digests,
     procs,
     realnode_host,
     realnode_net,
@@ -39,10 +38,8 @@ from mlkube.devcluster.pki import new_token
 from mlkube.devcluster.realnode_config import (
     APISERVER_PORT,
     BRIDGE_ADDRESS,
-    MIRROR_PORT,
+    BUILD_ADDRESSES,
     NODE_NAME,
-    POD_CIDR,
-    REGISTRY_PORT,
     NodePaths,
     build_apiserver_endpoints,
     build_cni_conflist,
@@ -51,13 +48,13 @@ from mlkube.devcluster.realnode_config import (
     build_kubelet_config,
     kube_proxy_args,
 )
+from mlkube.devcluster.realnode_env import operator_env as operator_env
 
 HACK = REPO_ROOT / "hack"
 DEFAULT_IMAGES = ("pause", "serving", "operator")
 # Stop order: the kubelet first (it would restart what we remove), containerd last.
 PROCESSES = ("kubelet", "kube-proxy", "coredns", "apiserver-forwarder", "minio",
              buildsupport.REGISTRY_PROCESS, buildsupport.MIRROR_PROCESS, "containerd")  # fmt: skip
-BUILD_ADDRESSES = buildsupport.Addresses(BRIDGE_ADDRESS, REGISTRY_PORT, MIRROR_PORT)
 
 
 class RealNodeError(ClusterError):
@@ -310,24 +307,3 @@ def _script(argv: list[str]) -> list[str]:
 
 def _parse_refs(lines: list[str]) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if "=" in line)
-
-
-def operator_env(node: RealNode) -> dict[str, str]:
-    """What the operator needs to run pods on the real node: the images we imported, never
-    pulled (there is no registry), and the node's S3 store with its credentials Secret."""
-    env = node.store_env()
-    if env:
-        env["MLKUBE_STORAGE_SECRET"] = realnode_store.SECRET_NAME
-    # Pods on the real node have real IPs: the operator may poll them (drift summaries).
-    env["MLKUBE_POD_NETWORKS"] = POD_CIDR
-    serving = node.images.get("serving")
-    if serving:
-        env.update({"MLKUBE_SERVING_IMAGE": serving, "MLKUBE_IMAGE_PULL_POLICY": "Never"})
-    # Pipeline steps are cached by image digest; there is no registry to resolve tags.
-    digests = image_digests.containerd_digests(node.socket(), node.images)
-    if digests:
-        env["MLKUBE_IMAGE_DIGESTS"] = image_digests.setting(digests)
-    # Environment builds: the registry, the package mirror and the curated images on the bridge.
-    if buildsupport.REGISTRY_PROCESS in node.state.pids:
-        env.update(buildsupport.operator_env(BUILD_ADDRESSES, node.state.pushed))
-    return env

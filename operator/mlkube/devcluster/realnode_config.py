@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlkube.devcluster.buildsupport import Addresses
+
 BRIDGE = "mlkube0"
 POD_CIDR = "10.86.0.0/24"
 BRIDGE_ADDRESS = "10.86.0.1"  # the node's InternalIP: CoreDNS, kubelet, API server forwarder
@@ -25,6 +27,7 @@ APISERVER_PORT = 6443  # the forwarder pods reach the API server through (Servic
 KUBELET_PORT = 10250
 REGISTRY_PORT = 5000  # the dev OCI registry on the bridge (docs/environments.md §8)
 MIRROR_PORT = 5080  # the package mirror (wheelhouse + flat apt repository) on the bridge
+BUILD_ADDRESSES = Addresses(BRIDGE_ADDRESS, REGISTRY_PORT, MIRROR_PORT)
 CNI_NETWORK = "mlkube-dev"
 CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 # Every iptables rule the launcher adds carries this comment, so teardown finds exactly those.

@@ -20,7 +20,9 @@ from mlkube.devcluster.cluster import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
-def support(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[buildsupport.Addresses, Path]]:
+def support(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[buildsupport.Addresses, Path]]:
     state = tmp_path_factory.mktemp("dev")
     addrs = buildsupport.Addresses("127.0.0.1", procs.free_port(), procs.free_port())
     pids: dict[str, int] = {}
@@ -76,7 +78,8 @@ def test_registry_stores_a_manifest_and_reports_its_digest(
 
 
 def test_pip_installs_from_the_mirror_without_an_index(
-    support: tuple[buildsupport.Addresses, Path], tmp_path: Path,
+    support: tuple[buildsupport.Addresses, Path],
+    tmp_path: Path,
 ) -> None:
     addrs, _ = support
     env = buildsupport.operator_env(addrs, {})

@@ -66,7 +66,10 @@ def test_operator_env_points_builds_at_the_registry_and_mirror() -> None:
 
 
 def test_curated_environments_use_their_variant_when_it_was_built() -> None:
-    pushed = {"serving": "r/mlkube/serving@sha256:1", "serving-onnx": "r/mlkube/serving-onnx@sha256:2"}
+    pushed = {
+        "serving": "r/mlkube/serving@sha256:1",
+        "serving-onnx": "r/mlkube/serving-onnx@sha256:2",
+    }
     refs = buildsupport.curated_refs(pushed)
     assert refs["mlkube-onnx"] == "r/mlkube/serving-onnx@sha256:2"
     assert refs["mlkube-sklearn"] == "r/mlkube/serving@sha256:1"
