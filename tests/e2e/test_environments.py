@@ -208,6 +208,68 @@ def infer(kube: Kube, ns: str, endpoint: str) -> dict[str, Any]:
     return dict(json.loads(body["outputs"][0]["data"][0]))
 
 
+def run_pod(
+    cluster: Cluster, kube: Kube, ns: str, name: str, image: str, command: list[str]
+) -> str:
+    """A restricted pod run to completion; its log (the pod must succeed)."""
+    kube.create({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "restartPolicy": "Never", "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "main", "image": image, "imagePullPolicy": "IfNotPresent",
+                "command": command,
+                "securityContext": {"allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"]}},
+            }],
+        },
+    })  # fmt: skip
+
+    def done() -> str | None:
+        pod = kube.get("v1", "Pod", name, ns) or {}
+        phase = (pod.get("status") or {}).get("phase")
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    phase = wait_for(done, timeout=300, interval=1, what=f"pod {name} done")
+    _, body = cluster.request("GET", f"/api/v1/namespaces/{ns}/pods/{name}/log")
+    log = str(body.get("raw", body))
+    assert phase == "Succeeded", f"pod {name}: {phase}: {log}"
+    return log
+
+
+def test_pods_pull_curated_images_from_the_dev_registry_and_install_from_the_mirror(
+    node_cluster: tuple[Cluster, RealNode], kube: Kube, env_cluster: str
+) -> None:
+    """The dev cluster's part alone: the node's containerd pulls the pushed serving image by
+    digest over plain HTTP (hosts.toml), and a pod on the bridge installs lightgbm from the
+    wheelhouse with no index (no route off the machine)."""
+    (cluster, node), ns = node_cluster, env_cluster
+    env = operator_env(node)
+    curated = dict(kv.split("=", 1) for kv in env["MLKUBE_CURATED_ENVIRONMENTS"].split(","))
+    image = curated["mlkube-sklearn"]
+    assert image.startswith(f"{BUILD_ADDRESSES.registry}/mlkube/") and "@sha256:" in image
+    script = (
+        "import subprocess, sys, mlkube_serving; "
+        "subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-cache-dir', "
+        "'--target', '/tmp/t', '--no-index', '--find-links', sys.argv[1], "
+        "'--trusted-host', sys.argv[2], sys.argv[3]], check=True); "
+        "sys.path.insert(0, '/tmp/t'); import lightgbm; print('lightgbm', lightgbm.__version__)"
+    )
+    command = ["python", "-c", script, env["MLKUBE_BUILD_PIP_FIND_LINKS"],
+               env["MLKUBE_BUILD_PIP_TRUSTED_HOSTS"], LIGHTGBM]  # fmt: skip
+    started = time.monotonic()
+    log = run_pod(cluster, kube, ns, "mirror-check", image, command)
+    assert f"lightgbm {LIGHTGBM.split('==')[1]}" in log
+    FIGURES["registryPullAndPipInstallSeconds"] = round(time.monotonic() - started, 1)
+    pulled = subprocess.run(
+        ["ctr", "-a", node.socket(), "-n", "k8s.io", "images", "ls", "-q"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert image in pulled, f"{image} not pulled by the node: {pulled}"
+
+
 def test_an_environment_adding_lightgbm_is_built_by_the_cluster(
     node_cluster: tuple[Cluster, RealNode], kube: Kube, env_cluster: str, tmp_path: Path
 ) -> None:
