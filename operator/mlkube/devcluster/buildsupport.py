@@ -29,6 +29,7 @@ CURATED_TARGETS: dict[str, str] = {
     "mlkube-mlflow": "serving-mlflow",
 }
 FALLBACK_TARGET = "serving"
+VARIANT_TARGETS: tuple[str, ...] = tuple(CURATED_TARGETS.values())
 
 Spawn = Callable[[str, list[str]], object]
 

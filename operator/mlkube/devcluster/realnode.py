@@ -100,7 +100,14 @@ class RealNode:
         return bool(self.state.pids) and all(procs.alive(p) for p in self.state.pids.values())
 
     # -- start -------------------------------------------------------------------------
-    def start(self, images: tuple[str, ...] = DEFAULT_IMAGES, timeout: float = 120.0) -> None:
+    def start(
+        self,
+        images: tuple[str, ...] = DEFAULT_IMAGES,
+        timeout: float = 120.0,
+        variants: tuple[str, ...] = buildsupport.VARIANT_TARGETS,
+    ) -> None:
+        """`variants`: serving-image variants built for the curated environments, pushed to
+        the dev registry only (not imported: the node pulls them by digest)."""
         reason = unsupported_reason()
         if reason:
             raise RealNodeError(reason)
@@ -111,7 +118,7 @@ class RealNode:
             )
         _script([str(HACK / "node" / "packages.sh")])
         bin_dir = Path(_script(["bash", str(HACK / "node" / "build.sh")])[-1])
-        refs = _parse_refs(_script([str(HACK / "images" / "build"), *images]))
+        refs = _parse_refs(_script([str(HACK / "images" / "build"), *images, *variants]))
         self.state = NodeState(
             images=refs, bin_dir=str(bin_dir), created_dirs=realnode_host.absent_fixed_dirs()
         )
