@@ -26,6 +26,11 @@ KIND_PIPELINE_RUN: Final = "PipelineRun"
 PLURAL_PIPELINE_RUNS: Final = "pipelineruns"
 KIND_EVENT_SINK: Final = "EventSink"
 PLURAL_EVENT_SINKS: Final = "eventsinks"
+KIND_ENVIRONMENT: Final = "Environment"
+PLURAL_ENVIRONMENTS: Final = "environments"
+# Environment names with this prefix are the curated environments mlkube ships (CEL rejects
+# them on user objects); docs/environments.md §6.
+CURATED_ENVIRONMENT_PREFIX: Final = "mlkube-"
 # BatchJobs created by a BatchEndpoint schedule: which endpoint and schedule, and the time.
 LABEL_BATCH_ENDPOINT: Final = "mlkube.dev/batch-endpoint"
 LABEL_SCHEDULE: Final = "mlkube.dev/schedule"
@@ -38,6 +43,9 @@ LABEL_ENDPOINT: Final = "mlkube.dev/endpoint"
 LABEL_DEPLOYMENT: Final = "mlkube.dev/deployment"
 LABEL_COMPONENT: Final = "mlkube.dev/component"
 LABEL_ARCHIVED: Final = "mlkube.dev/archived"
+# Environments (docs/environments.md): on Environments (name, version) and on build Jobs.
+LABEL_ENVIRONMENT: Final = "mlkube.dev/environment"
+LABEL_BUILD_KEY: Final = "mlkube.dev/build-key"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_BATCH_JOB: Final = "mlkube.dev/batch-job"  # on a BatchJob's Jobs and their pods
 LABEL_BATCH_STEP: Final = "mlkube.dev/batch-step"  # plan | score | merge (pod templates)

@@ -17,6 +17,7 @@ ARGOCD = REPO / "charts" / "mlkube" / "argocd"
 CUSTOMIZATIONS = ARGOCD / "resource_customizations"
 KINDS = (
     "Model", "OnlineEndpoint", "BatchEndpoint", "BatchJob", "Pipeline", "PipelineRun", "EventSink",
+    "Environment",
 )  # fmt: skip
 # Argo CD health -> kstatus (what Flux computes) for the same object: docs/deploy-flux.md.
 FLUX_FOR_ARGO = {

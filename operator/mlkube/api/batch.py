@@ -34,6 +34,7 @@ from mlkube.api.common import (
     Uri,
 )
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
+from mlkube.api.environment import EnvironmentRef
 from mlkube.api.markers import ListMap, Rule
 from mlkube.api.model import RelativePath
 from mlkube.contract import KIND_BATCH_ENDPOINT, PLURAL_BATCH_ENDPOINTS
@@ -199,6 +200,8 @@ class BatchDeployment(ApiModel):
     """Deployment name, unique in the endpoint."""
     model: ObjectName
     """Name of a Model object in the same namespace."""
+    environment: EnvironmentRef | None = None
+    """Environment (name:version or name@latest) whose image runs the scorer."""
     entrypoint: BatchEntrypoint | None = None
     """Batch scoring script; the built-in runtime of the Model's framework when omitted."""
     mini_batch_size: MiniBatchSizeValue = 10

@@ -26,6 +26,7 @@ from mlkube.api.common import (
     Timestamp,
 )
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
+from mlkube.api.environment import EnvironmentRef
 from mlkube.api.markers import ListMap, Rule
 from mlkube.api.rollout import RolloutSpec
 from mlkube.api.rollout_status import RolloutStatus
@@ -146,6 +147,8 @@ class OnlineDeployment(ApiModel):
     """Deployment name, unique in the endpoint, e.g. blue or green."""
     model: ObjectName
     """Name of a Model object in the same namespace."""
+    environment: EnvironmentRef | None = None
+    """Environment (name:version or name@latest) whose image runs the model server."""
     runtime: Runtime = "auto"
     """Serving runtime; auto picks it from the Model's framework."""
     replicas: Annotated[int, Field(ge=0, le=1000)] | None = None

@@ -15,6 +15,7 @@ from mlkube.api.batch import BATCH_ENDPOINT
 from mlkube.api.batch_job import BATCH_JOB
 from mlkube.api.crdgen import KindDescriptor
 from mlkube.api.endpoint import ONLINE_ENDPOINT
+from mlkube.api.environment import ENVIRONMENT
 from mlkube.api.errors import InvalidObjectError
 from mlkube.api.event_sink import EVENT_SINK
 from mlkube.api.model import MODEL
@@ -29,6 +30,7 @@ KINDS: tuple[KindDescriptor, ...] = (
     PIPELINE,
     PIPELINE_RUN,
     EVENT_SINK,
+    ENVIRONMENT,
 )
 
 

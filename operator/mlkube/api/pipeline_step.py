@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from mlkube.api.batch import ObjectName
 from mlkube.api.common import ApiModel, Digest, EnvVar, Resources, Uri
 from mlkube.api.duration import Duration
+from mlkube.api.environment import EnvironmentRef
 from mlkube.api.markers import ListMap, ListSet, Rule
 from mlkube.api.pipeline_blocks import IDENT_PATTERN as IDENT_PATTERN
 from mlkube.api.pipeline_blocks import MAX_IO as MAX_IO
@@ -46,9 +47,13 @@ MAX_DEPENDS = 32
 MAX_ARGS = 128
 MAX_WHEN = 1024
 
-MSG_CONTAINER_IMAGE = "a container step needs spec.steps[].image"
+MSG_CONTAINER_IMAGE = "a container step needs spec.steps[].image or spec.steps[].environment"
+MSG_IMAGE_XOR_ENVIRONMENT = (
+    "set spec.steps[].image or spec.steps[].environment, not both: the environment's image is used"
+)
 MSG_CONTAINER_ONLY = (
-    "image, command, args, env and resources are for container steps only (type container)"
+    "image, environment, command, args, env and resources are for container steps only"
+    " (type container)"
 )
 MSG_BUILTIN_OUTPUTS = "only container steps declare outputs"
 MSG_INPUT_ONE_SOURCE = "an input needs exactly one of fromParameter, fromStep, uri, model"
@@ -144,7 +149,7 @@ class CacheSettings(ApiModel):
     """Entries older than this are not used (and are garbage-collected); default 30d."""
 
 
-_CONTAINER_FIELDS = ("image", "command", "args", "env", "resources")
+_CONTAINER_FIELDS = ("image", "environment", "command", "args", "env", "resources")
 _BLOCKS = {
     "registerModel": "register_model",
     "evaluate": "evaluate",
@@ -158,9 +163,14 @@ class Step(ApiModel):
 
     kube_validations = (
         Rule(
-            "self.type != 'container' || has(self.image)",
+            "self.type != 'container' || has(self.image) || has(self.environment)",
             message=MSG_CONTAINER_IMAGE,
             field_path=".image",
+        ),
+        Rule(
+            "!(has(self.image) && has(self.environment))",
+            message=MSG_IMAGE_XOR_ENVIRONMENT,
+            field_path=".environment",
         ),
         Rule(
             "self.type == 'container' || ("
@@ -182,6 +192,8 @@ class Step(ApiModel):
     """container (default), registerModel, evaluate, deploy or batch."""
     image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     """Container image (pin it by @sha256: digest, or list it in MLKUBE_IMAGE_DIGESTS, to cache)."""
+    environment: EnvironmentRef | None = None
+    """An Environment (name:version or name@latest) whose image runs the step, instead of image."""
     command: Annotated[list[Arg], Field(max_length=MAX_ARGS)] = Field(default_factory=list)
     """Entrypoint; the image's when empty."""
     args: Annotated[list[Arg], Field(max_length=MAX_ARGS)] = Field(default_factory=list)
@@ -227,8 +239,10 @@ class Step(ApiModel):
     def _type_and_block(self) -> Step:
         prefix = f"step {self.name}: "
         if self.type == "container":
-            if self.image is None:
+            if self.image is None and self.environment is None:
                 raise ValueError(prefix + MSG_CONTAINER_IMAGE)
+            if self.image is not None and self.environment is not None:
+                raise ValueError(prefix + MSG_IMAGE_XOR_ENVIRONMENT)
         elif any(getattr(self, f) for f in _CONTAINER_FIELDS):
             raise ValueError(prefix + MSG_CONTAINER_ONLY)
         elif self.outputs:

@@ -166,6 +166,25 @@ def _event_sink() -> dict[str, Any]:
     }
 
 
+def _environment() -> dict[str, Any]:
+    """LightGBM on the scikit-learn curated environment (docs/environments.md §1)."""
+    return {
+        "apiVersion": contract.API_VERSION,
+        "kind": "Environment",
+        "metadata": {"name": "lgbm-1", "labels": {"team": "risk"}},
+        "spec": {
+            "environmentName": "lgbm",
+            "version": "1",
+            "description": "LightGBM on the scikit-learn curated environment.",
+            "build": {
+                "base": "mlkube-sklearn:0.1.0",
+                "pip": ["lightgbm==4.5.0"],
+                "env": [{"name": "OMP_NUM_THREADS", "value": "1"}],
+            },
+        },
+    }
+
+
 def build_samples() -> dict[str, list[dict[str, Any]]]:
     """Sample file name (under crds/samples/) to the objects it holds, in apply order."""
     blue = _model(
@@ -260,4 +279,5 @@ def build_samples() -> dict[str, list[dict[str, Any]]]:
         "pipeline.yaml": [_pipeline()],
         "pipelinerun.yaml": [run],
         "eventsink.yaml": [_event_sink()],
+        "environment.yaml": [_environment()],
     }

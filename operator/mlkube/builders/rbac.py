@@ -9,6 +9,7 @@ from mlkube.contract import (
     GROUP,
     PLURAL_BATCH_ENDPOINTS,
     PLURAL_BATCH_JOBS,
+    PLURAL_ENVIRONMENTS,
     PLURAL_EVENT_SINKS,
     PLURAL_MODELS,
     PLURAL_ONLINE_ENDPOINTS,
@@ -90,6 +91,9 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     {"apiGroups": [GROUP], "resources": [PLURAL_PIPELINES], "verbs": ["get"]},
     # registerModel steps create Models (ownerless: a model outlives its run); never deleted.
     {"apiGroups": [GROUP], "resources": [PLURAL_MODELS], "verbs": ["create"]},
+    # The Environment admission webhooks (handlers/environment_webhooks.py) read the namespace's
+    # Environments (one LIST): which one a reference resolves to, whether it is archived.
+    {"apiGroups": [GROUP], "resources": [PLURAL_ENVIRONMENTS], "verbs": ["list"]},
     # Kopf posts core/v1 Events (kopf/_cogs/clients/events.py: POST only, never events.k8s.io).
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # Children of endpoints; Deployments are watched (readiness), nothing else is.

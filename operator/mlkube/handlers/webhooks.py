@@ -1,5 +1,6 @@
 """Admission webhooks: audit stamping (with proofs) on Model writes and the Model DELETE guard
 (a Model that an OnlineEndpoint or a BatchEndpoint deployment names cannot be deleted).
+The Environment webhooks are in handlers/environment_webhooks.py.
 
 The webhook server runs inside the operator (Kopf) when MLKUBE_WEBHOOK_PORT is set. The operator
 only serves: the configurations that point the API server here are not the operator's to

@@ -127,6 +127,7 @@ def test_cel_rules_sit_where_the_api_server_checks_them() -> None:
     step = spec["properties"]["steps"]["items"]
     assert {
         ps.MSG_CONTAINER_IMAGE,
+        ps.MSG_IMAGE_XOR_ENVIRONMENT,
         ps.MSG_CONTAINER_ONLY,
         ps.MSG_BUILTIN_OUTPUTS,
         pl.MSG_SELF_DEPENDENCY,
@@ -156,9 +157,9 @@ def _mutate(step: str, **fields: Any) -> Callable[[Spec], None]:
 
 REJECTED: list[tuple[Callable[[Spec], None], str]] = [
     (lambda s: _steps(s)["train"].pop("image"), "step train: a container step needs"),
-    (_mutate("evaluate", image="busybox"), "step evaluate: image, command, args, env and"),
+    (_mutate("evaluate", image="busybox"), "step evaluate: image, environment, command, args"),
     (_mutate("evaluate", outputs=[{"name": "x"}]), "step evaluate: only container steps"),
-    (_mutate("train", type="deploy"), "step train: image, command"),
+    (_mutate("train", type="deploy"), "step train: image, environment, command"),
     (_mutate("evaluate", type="deploy"), "a step of type evaluate needs the evaluate block"),
     (
         _mutate(

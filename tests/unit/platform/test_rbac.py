@@ -123,6 +123,10 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
     ("", "namespaces"): {
         "list": "Kopf's namespace observer (watchNamespaces)", "watch": "the same",
     },
+    # Before the per-kind entries below: a later entry for the same kind takes precedence.
+    ("mlkube.dev", "environments"): {
+        "list": "Environment webhooks: DELETE guard (what references resolve to), archived check",
+    },
     **{
         ("mlkube.dev", kind): {
             "get": "controllers read the object afresh each pass",

@@ -19,7 +19,7 @@ from mlkube.handlers import webhooks
 
 def test_service_reference_fail_open_and_namespace_deletion_skipped() -> None:
     mutating, validating = build_webhook_configurations(service_client("ops"), ca_bundle="Q0E=")
-    (audit,), (guard,) = mutating["webhooks"], validating["webhooks"]
+    (audit,), (guard, environment_guard, references) = mutating["webhooks"], validating["webhooks"]
     assert audit["clientConfig"] == {
         "service": {"namespace": "ops", "name": "mlkube-webhook", "port": 9443, "path": "/audit"},
         "caBundle": "Q0E=",
@@ -32,6 +32,20 @@ def test_service_reference_fail_open_and_namespace_deletion_skipped() -> None:
     (condition,) = guard["matchConditions"]
     for user in NAMESPACE_DELETERS:
         assert f"request.userInfo.username != '{user}'" in condition["expression"]
+    assert environment_guard["matchConditions"] == [condition]
+    assert environment_guard["rules"][0]["resources"] == ["environments"]
+    assert environment_guard["rules"][0]["operations"] == ["DELETE"]
+    for hook in (environment_guard, references):
+        assert hook["failurePolicy"] == "Ignore"
+    # The archived-reference check sees only writes to the kinds that reference Environments,
+    # and only those that carry a reference (most endpoint writes never reach the operator).
+    assert references["rules"][0]["resources"] == ["onlineendpoints", "batchendpoints", "pipelines"]
+    assert references["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+    (has_reference,) = references["matchConditions"]
+    assert "has(d.environment)" in has_reference["expression"]
+    assert "has(s.environment)" in has_reference["expression"]
+    names = [hook["name"] for hook in validating["webhooks"]]
+    assert len(set(names)) == len(names)
 
 
 def test_loopback_url_and_namespace_selector_for_the_dev_cluster() -> None:
@@ -39,11 +53,11 @@ def test_loopback_url_and_namespace_selector_for_the_dev_cluster() -> None:
         url_client("https://127.0.0.1:1234/"), ca_bundle=None, name="t", namespaces=["b", "a"]
     )
     for config in configs:
-        (hook,) = config["webhooks"]
         assert config["metadata"]["name"] == "t"
-        assert hook["clientConfig"]["url"].startswith("https://127.0.0.1:1234/")
-        assert "caBundle" not in hook["clientConfig"]
-        assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["a", "b"]
+        for hook in config["webhooks"]:
+            assert hook["clientConfig"]["url"].startswith("https://127.0.0.1:1234/")
+            assert "caBundle" not in hook["clientConfig"]
+            assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["a", "b"]
 
 
 def test_paths_are_the_served_handler_ids() -> None:
