@@ -16,8 +16,14 @@ from typing import Any
 import numpy as np
 
 from mlkube.contract import ENV_ONNX_ACCELERATION
-from mlkube_serving.onnx_session import densify, make_session
 from mlkube_serving.tensors import Tensor, datatype_of
+
+try:
+    from mlkube_serving.onnx_session import densify, make_session
+
+    ONNX_AVAILABLE = True
+except ImportError:  # the mlkube-sklearn image has no onnxruntime: serve with scikit-learn
+    ONNX_AVAILABLE = False
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +167,8 @@ def accelerate(
     estimator: Any, n_features: int | None, sample: np.ndarray[Any, Any] | None = None
 ) -> tuple[OnnxSklearnBackend | None, str]:
     """Try to build an ONNX backend for `estimator`; return it (or None) and what happened."""
+    if not ONNX_AVAILABLE:
+        return None, "kept scikit-learn: this image has no onnxruntime"
     if n_features is None:
         return None, "kept scikit-learn: the estimator does not record n_features_in_"
     classifier = hasattr(estimator, "classes_")

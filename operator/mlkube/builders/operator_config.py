@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
+from mlkube.builders.build_config import BuildConfig, BuildConfigError, parse_build_config
 from mlkube.builders.notify_config import NotifyConfig, NotifyConfigError, parse_notify_config
 from mlkube.contract import DRIFT_PORT, ENV_S3_ENDPOINT_URL
 from mlkube.reconcile.pipeline_cache import parse_image_digests
@@ -124,6 +125,8 @@ class OperatorConfig:
     artifact_store: str | None = None
     # Notifications: the default sink, the outbox (builders/notify_config.py).
     notifications: NotifyConfig = field(default_factory=NotifyConfig)
+    # Environment builds: registry, Secrets, pip/apt sources, curated images (build_config.py).
+    build: BuildConfig = field(default_factory=BuildConfig)
 
 
 def parse_gateway(text: str) -> GatewayParent:
@@ -233,7 +236,15 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         ),
         artifact_store=parse_batch_store(text(ENV_ARTIFACT_STORE), ENV_ARTIFACT_STORE),
         notifications=_notifications(env),
+        build=_build(env),
     )
+
+
+def _build(env: Mapping[str, str]) -> BuildConfig:
+    try:
+        return parse_build_config(env)
+    except BuildConfigError as exc:
+        raise OperatorConfigError(str(exc)) from exc
 
 
 def _notifications(env: Mapping[str, str]) -> NotifyConfig:

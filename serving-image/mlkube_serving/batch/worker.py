@@ -10,6 +10,7 @@ are spawned before the parent has read the plan; the job comes as the first mess
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -27,10 +28,12 @@ def warm_up() -> None:
     """Import what every mini-batch needs while the parent reads the plan and converts the
     model: these imports overlap the parent's work instead of following it."""
     import numpy  # noqa: F401
-    import onnxruntime  # noqa: F401
     import pandas  # noqa: F401
     import pyarrow.csv
     import pyarrow.parquet  # noqa: F401
+
+    with contextlib.suppress(ImportError):  # an image variant without it (mlkube-sklearn)
+        import onnxruntime  # noqa: F401
 
 
 def worker_main(conn: Connection) -> None:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from mlkube.contract import ENV_ENTRYPOINT
 from mlkube_serving.errors import ModelLoadError
-from mlkube_serving.runtimes.base import ModelRuntime
+from mlkube_serving.runtimes.base import ModelRuntime, missing_runtime
 from mlkube_serving.runtimes.mlflow import MLMODEL, MlflowRuntime
-from mlkube_serving.runtimes.onnx import OnnxRuntime
 from mlkube_serving.runtimes.scoring_script import DEFAULT_SCRIPT, ScoringScriptRuntime
 from mlkube_serving.runtimes.seldon_class import SeldonClassRuntime
 from mlkube_serving.runtimes.sklearn import SUFFIXES as SKLEARN_SUFFIXES
@@ -18,10 +17,21 @@ from mlkube_serving.runtimes.sklearn import SklearnRuntime
 
 __all__ = ["FRAMEWORKS", "ModelRuntime", "create_runtime", "detect_framework"]
 
+
+def _onnx(model_path: str) -> ModelRuntime:
+    """Imported on use: serving image variants without onnxruntime (mlkube-sklearn) start and
+    serve their own frameworks."""
+    try:
+        from mlkube_serving.runtimes.onnx import OnnxRuntime
+    except ImportError as exc:
+        raise ModelLoadError(missing_runtime("onnx", exc)) from exc
+    return OnnxRuntime(model_path)
+
+
 # Framework names users may give (`spec.framework`, `--framework`) -> runtime factory.
 FRAMEWORKS: dict[str, Callable[[str], ModelRuntime]] = {
     "sklearn": SklearnRuntime,
-    "onnx": OnnxRuntime,
+    "onnx": _onnx,
     "mlflow": MlflowRuntime,
     "scoring_script": ScoringScriptRuntime,
     "azureml": ScoringScriptRuntime,

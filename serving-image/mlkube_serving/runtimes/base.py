@@ -91,3 +91,11 @@ def select_outputs(
             f"unknown output(s) {', '.join(map(repr, unknown))}; available: {', '.join(available)}"
         )
     return list(requested)
+
+
+def missing_runtime(framework: str, exc: ImportError) -> str:
+    """Why an image variant without `framework`'s libraries cannot serve such a model."""
+    return (
+        f"this image cannot serve {framework} models: {exc} (a serving image variant without "
+        f"that runtime; use an environment built on mlkube-{framework} or mlkube-mlflow)"
+    )

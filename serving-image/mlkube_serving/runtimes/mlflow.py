@@ -17,8 +17,7 @@ import numpy as np
 import yaml
 
 from mlkube_serving.errors import ModelLoadError
-from mlkube_serving.runtimes.base import ModelRuntime
-from mlkube_serving.runtimes.onnx import OnnxRuntime
+from mlkube_serving.runtimes.base import ModelRuntime, missing_runtime
 from mlkube_serving.runtimes.sklearn import SklearnRuntime, load_estimator
 from mlkube_serving.tensors import Tensor
 
@@ -98,6 +97,10 @@ class MlflowRuntime(ModelRuntime):
             inner = SklearnRuntime(str(directory), estimator=estimator, sample=sample)
         elif "onnx" in flavors:
             data = (flavors["onnx"] or {}).get("data", "model.onnx")
+            try:  # lazily: images without onnxruntime still serve the sklearn flavor
+                from mlkube_serving.runtimes.onnx import OnnxRuntime
+            except ImportError as exc:
+                raise ModelLoadError(missing_runtime("onnx", exc)) from exc
             inner = OnnxRuntime(str(directory / data))
         else:
             raise ModelLoadError(

@@ -15,7 +15,12 @@ import numpy as np
 
 from mlkube_serving.acceleration import OnnxSklearnBackend, accelerate, acceleration_enabled
 from mlkube_serving.errors import InferenceError, InvalidRequest, ModelLoadError
-from mlkube_serving.runtimes.base import ModelRuntime, find_artifact, select_outputs
+from mlkube_serving.runtimes.base import (
+    ModelRuntime,
+    find_artifact,
+    missing_runtime,
+    select_outputs,
+)
 from mlkube_serving.tensors import Tensor, TensorSpec, datatype_of, to_feature_matrix
 
 log = logging.getLogger(__name__)
@@ -37,7 +42,10 @@ def limit_threads(estimator: Any) -> None:
 
 def load_estimator(path: str) -> Any:
     """Load a joblib or plain pickle file (joblib reads both)."""
-    import joblib
+    try:
+        import joblib
+    except ImportError as exc:  # the mlkube-onnx image has no scikit-learn
+        raise ModelLoadError(missing_runtime("sklearn", exc)) from exc
 
     try:
         return joblib.load(path)

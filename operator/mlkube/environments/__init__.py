@@ -1,0 +1,1 @@
+"""Environments shipped with mlkube (the curated catalogue); pure, import-light."""
