@@ -79,6 +79,14 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     # `ref` Service by name (`get` on services below).
     {"apiGroups": [GROUP], "resources": [PLURAL_EVENT_SINKS], "verbs": ["get", "list", "watch"]},
     {"apiGroups": [GROUP], "resources": [f"{PLURAL_EVENT_SINKS}/status"], "verbs": ["patch"]},
+    # Environments (docs/environments.md): Kopf handlers (progress annotations: patch), status
+    # written. They own nothing (their build Jobs are shared by namespaces): no finalizers.
+    {
+        "apiGroups": [GROUP],
+        "resources": [PLURAL_ENVIRONMENTS],
+        "verbs": ["get", "list", "watch", "patch"],
+    },
+    {"apiGroups": [GROUP], "resources": [f"{PLURAL_ENVIRONMENTS}/status"], "verbs": ["patch"]},
     # Scheduled BatchJobs and triggered PipelineRuns (read, watched and patched through KINDS
     # above): created with POST only (a 409 means the time or the event already fired),
     # deleted past the history limits.
@@ -140,9 +148,23 @@ LEADER_LEASE_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
 ]  # fmt: skip
 OWN_NAMESPACE_RULES: list[dict[str, Any]] = AUDIT_KEY_RULES + LEADER_LEASE_RULES
+# In the environment build namespace (MLKUBE_BUILD_NAMESPACE, default the operator's own;
+# docs/environments.md §2.1), which need not be a watched namespace: build Jobs read by name
+# and created (shared by key, never deleted: their TTL removes them), their inputs ConfigMap
+# created then made owned by the Job (patch), the build pod found by its Job's label (list)
+# and its report read: termination message from the pod status, the package line and a
+# failure's log tail from pods/log. The push Secret's credentials, read by name, let the
+# operator find a reusable build's tag in a registry that wants them.
+BUILD_NAMESPACE_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "create"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "patch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+]
 # No admissionregistration rights: the chart ships the webhook configurations and the operator
 # only serves them (builders/webhook_config.py).
-OPERATOR_RULES: list[dict[str, Any]] = CLUSTER_RULES + NAMESPACED_RULES
+OPERATOR_RULES: list[dict[str, Any]] = CLUSTER_RULES + NAMESPACED_RULES + BUILD_NAMESPACE_RULES
 
 
 def _cluster_role(name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
@@ -168,6 +190,8 @@ def build_chart_roles() -> list[dict[str, Any]]:
         _cluster_role("mlkube-operator", NAMESPACED_RULES),
         # Bound in the release namespace; named for its first use (kept: bindings refer to it).
         _cluster_role("mlkube-operator-audit-key", OWN_NAMESPACE_RULES),
+        # Bound in the environment build namespace.
+        _cluster_role("mlkube-operator-build", BUILD_NAMESPACE_RULES),
     ]
 
 

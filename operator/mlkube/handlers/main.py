@@ -14,6 +14,7 @@ from mlkube.handlers import (
     endpoint,
     endpoint_drift,
     endpoint_rollout,
+    environment,
     environment_webhooks,
     event_sinks,
     health,
@@ -31,7 +32,7 @@ from mlkube.handlers import (
 HANDLER_MODULES = (
     settings, health, leadership, metrics, periodic, model, webhooks, endpoint, endpoint_drift,
     endpoint_rollout, batch_endpoint, batch_job, pipeline_run, pipeline, notifications,
-    event_sinks, environment_webhooks,
+    event_sinks, environment, environment_webhooks,
 )  # fmt: skip
 
 

@@ -193,6 +193,27 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
+    def pod_log(self, namespace: str, pod: str, container: str, tail_lines: int = 0) -> str:
+        """A container's log as text (`pods/log`, served by the node's kubelet); the last
+        `tail_lines` lines when set."""
+        query = [("container", container)] + (
+            [("tailLines", str(tail_lines))] if tail_lines else []
+        )
+        method, url, headers, _body, _ = self.api.param_serialize(
+            "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log", query_params=query,
+            header_params={"Accept": "*/*"}, auth_settings=["BearerToken"],
+        )  # fmt: skip
+        try:
+            resp = self.api.call_api(method, url, header_params=headers, _request_timeout=30)
+            raw: bytes = resp.read()  # type: ignore[no-untyped-call]
+        except client.ApiException as exc:
+            raise _api_error(int(exc.status or 0), str(exc.reason), exc.body) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise ApiUnreachable(str(self.api.configuration.host), _reason(exc)) from exc
+        if not 200 <= resp.status < 300:
+            raise _api_error(resp.status, str(resp.reason), raw)
+        return raw.decode(errors="replace")
+
     def delete(
         self,
         api_version: str,

@@ -11,6 +11,7 @@ import pytest
 import mlkube.handlers.main  # noqa: F401  (registers every handler with Kopf's default registry)
 from mlkube.builders.rbac import (
     AUDIT_KEY_RULES,
+    BUILD_NAMESPACE_RULES,
     CLUSTER_RULES,
     LEADER_LEASE_RULES,
     NAMESPACED_RULES,
@@ -93,7 +94,18 @@ def test_chart_roles_split_the_rules_without_adding_any() -> None:
         "mlkube-operator-cluster": CLUSTER_RULES,
         "mlkube-operator": NAMESPACED_RULES,
         "mlkube-operator-audit-key": AUDIT_KEY_RULES + LEADER_LEASE_RULES,
+        "mlkube-operator-build": BUILD_NAMESPACE_RULES,
     }
+
+
+def test_the_build_namespace_role_reads_logs_and_deletes_nothing() -> None:
+    """Build Jobs are shared by key and removed by their TTL; pod logs are readable only in
+    the build namespace (never in a user's namespace); no list/watch of Jobs there either."""
+    assert grants(NAMESPACED_RULES, "", "pods/log") == set()
+    assert grants(BUILD_NAMESPACE_RULES, "", "pods/log") == {"get"}
+    assert grants(BUILD_NAMESPACE_RULES, "batch", "jobs") == {"get", "create"}
+    assert not any("delete" in r["verbs"] for r in BUILD_NAMESPACE_RULES)
+    assert grants(BUILD_NAMESPACE_RULES, "", "secrets") == {"get"}
 
 
 def test_the_leader_lease_is_renewed_by_name_only() -> None:
@@ -136,11 +148,11 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
             # registerModel steps: POST only, ownerless (a model outlives its run).
             **({"create": "registerModel pipeline steps"} if kind == "models" else {}),
         }
-        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
+        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns", "environments")
     },
     **{
         ("mlkube.dev", f"{kind}/status"): {"patch": "status merge patches (ours and Kopf's)"}
-        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns")
+        for kind in ("models", "onlineendpoints", "batchjobs", "pipelineruns", "environments")
     },
     **{
         ("mlkube.dev", f"{kind}/finalizers"): {
@@ -209,8 +221,10 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
     ("mlkube.dev", "pipelines/finalizers"): {
         "update": "blockOwnerDeletion on the PipelineRuns schedules and triggers start",
     },
+    ("", "pods/log"): {"get": "an environment build's package line and failure log tail"},
     ("", "pods"): {
-        "list": "Job termination messages, router and drift-sidecar pods by label",
+        "list": "Job termination messages (verification, environment builds), router and "
+        "drift-sidecar pods by label",
         "watch": "serving and router pods by label: why they fail, shown on the endpoint",
     },
 }  # fmt: skip
