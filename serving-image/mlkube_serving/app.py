@@ -39,6 +39,7 @@ from mlkube_serving.errors import (
 from mlkube_serving.protocols import Call, Reply
 from mlkube_serving.routes import Route, resolve
 from mlkube_serving.settings import Settings
+from mlkube_serving.termination import write_termination_message
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +215,7 @@ class ServingApp:
                         await self._on_startup(self)
                 except Exception as exc:
                     log.exception("startup failed")
+                    write_termination_message(f"model load failed: {exc}")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 sampler = asyncio.get_running_loop().create_task(self._sample_inflight())

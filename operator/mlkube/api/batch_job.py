@@ -36,6 +36,7 @@ from mlkube.api.common import (
     Timestamp,
 )
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
+from mlkube.api.environment import EnvironmentRecord
 from mlkube.api.markers import Rule, immutable
 from mlkube.contract import KIND_BATCH_JOB, PLURAL_BATCH_JOBS
 
@@ -181,6 +182,8 @@ class BatchJobStatus(ApiModel):
     """The deployment that runs (the endpoint's default when spec names none)."""
     model: ObjectName | None = None
     """The Model the deployment scores with."""
+    environment: EnvironmentRecord | None = None
+    """The environment (name, version, image by digest) the scorer runs on, if any."""
     plan: PlanSummary | None = None
     """The recorded plan."""
     mini_batches: MiniBatchCounts = Field(default_factory=MiniBatchCounts)

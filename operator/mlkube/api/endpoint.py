@@ -26,7 +26,7 @@ from mlkube.api.common import (
     Timestamp,
 )
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
-from mlkube.api.environment import EnvironmentRef
+from mlkube.api.environment import EnvironmentRecord, EnvironmentRef
 from mlkube.api.markers import ListMap, Rule
 from mlkube.api.rollout import RolloutSpec
 from mlkube.api.rollout_status import RolloutStatus
@@ -415,6 +415,8 @@ class DeploymentStatus(ApiModel):
     """Version of the Model served (spec.version of the Model object)."""
     model_digest: Annotated[str, Field(max_length=71)] | None = None
     """Verified artifact digest of the Model served."""
+    environment: EnvironmentRecord | None = None
+    """The environment (name, version, image by digest) the model server runs on, if any."""
 
 
 class TrafficChange(ApiModel):

@@ -134,6 +134,10 @@ class Environment(ApiModel):
 
     image: Annotated[str, Field(min_length=1, max_length=512)]
     """Container image, ideally pinned by digest."""
+    name: DnsLabel | None = None
+    """The mlkube Environment the run used (docs/environments.md), when it used one."""
+    version: LabelValue | None = None
+    """Its version."""
 
 
 class Lineage(ApiModel):
@@ -255,6 +259,23 @@ class ModelChange(ApiModel):
     """Changed field paths, e.g. spec.description."""
 
 
+class ServingEnvironment(ApiModel):
+    """An environment this Model is served or scored with (docs/environments.md §4)."""
+
+    name: DnsLabel
+    """Environment name."""
+    version: LabelValue
+    """Environment version (resolved, also for name@latest)."""
+    image: Annotated[str, Field(min_length=1, max_length=512)]
+    """The image the pods run, pinned by digest."""
+    kind: Annotated[str, Field(min_length=1, max_length=63)]
+    """OnlineEndpoint or BatchEndpoint."""
+    endpoint: Annotated[str, Field(min_length=1, max_length=253)]
+    """The endpoint (same namespace)."""
+    deployment: DnsLabel
+    """Its deployment that uses the environment."""
+
+
 class ModelStatus(ApiModel):
     """Observed state of the Model, written by the operator only."""
 
@@ -272,6 +293,10 @@ class ModelStatus(ApiModel):
         default_factory=list
     )
     """Endpoints and jobs that use this Model."""
+    environments: Annotated[list[ServingEnvironment], Field(max_length=256)] = Field(
+        default_factory=list
+    )
+    """Environments (name, version, image digest) the endpoints serve this Model with."""
     history: Annotated[list[ModelChange], Field(max_length=20)] = Field(default_factory=list)
     """The most recent changes, newest last."""
     created_by: ShortText | None = None

@@ -22,6 +22,7 @@ from mlkube.api.common import (
     Timestamp,
 )
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
+from mlkube.api.environment import EnvironmentRecord
 from mlkube.api.markers import ListMap, ListSet, Rule, immutable
 from mlkube.api.pipeline import MAX_PARAMETERS, MAX_STEPS, ParameterValue, ParameterValues
 from mlkube.api.pipeline_step import MAX_IO, Identifier, OutputType, StepName
@@ -152,6 +153,8 @@ class StepStatus(ApiModel):
     """When the next attempt starts (after a failure, with backoff)."""
     image_digest: Annotated[str, Field(max_length=512)] | None = None
     """The image actually run (the kubelet's imageID)."""
+    environment: EnvironmentRecord | None = None
+    """The environment (name, version, image by digest) the step ran on, if any."""
     cache: StepCache | None = None
     """The cache decision."""
     outputs: Annotated[list[StepOutputStatus], ListMap("name"), Field(max_length=MAX_IO)] = Field(

@@ -33,6 +33,7 @@ from mlkube.builders.batch_pods import (
 )
 from mlkube.builders.batch_settings import BatchSettings
 from mlkube.builders.endpoint_server import model_volume_limit
+from mlkube.builders.environment_use import PACKAGED_MODEL_DIR, EnvironmentUse, apply_environment
 from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.builders.storage_init import initializer_container
@@ -123,13 +124,17 @@ def build_score_job(
     model: ModelFacts,
     config: OperatorConfig,
     suspend: bool = False,
+    environment: EnvironmentUse | None = None,
 ) -> dict[str, Any]:
-    """The Indexed Job: index i scores shard i of the plan (or of the resume work list)."""
+    """The Indexed Job: index i scores shard i of the plan (or of the resume work list).
+    With `environment` the scorer runs on its image; one that packages the model scores the
+    baked-in copy (no storage initializer, no model volume)."""
+    packaged = environment is not None and environment.packages(model.name, model.digest)
     args = [
         "--output",
         output,
         "--model",
-        c.MODEL_DIR,
+        PACKAGED_MODEL_DIR if packaged else c.MODEL_DIR,
         "--indexes",
         str(shape.indexes),
         "--plan-digest",
@@ -159,7 +164,8 @@ def build_score_job(
         config=config,
         resources=settings.resources,
     )
-    claims = claims_of([(model.uri, True), (output, False)])
+    # A packaged model's claim is not needed (nor, on an air-gapped cluster, there at all).
+    claims = claims_of([*([] if packaged else [(model.uri, True)]), (output, False)])
     template = pod_template(
         owner,
         "score",
@@ -169,6 +175,15 @@ def build_score_job(
         init=[init],
         model_limit=model_volume_limit(model),
     )
+    if environment is not None:
+        apply_environment(
+            template["spec"],
+            environment,
+            containers=[CONTAINER],
+            pull_secret=config.build.image_pull_secret,
+            packaged=packaged,
+            model_volume=MODEL_VOLUME,
+        )
     spec: dict[str, Any] = {
         "completionMode": "Indexed",
         "completions": shape.indexes,

@@ -13,6 +13,7 @@ from mlkube.api.batch_job import BatchJobSpec, PlanSummary
 from mlkube.builders.batch_job import ScoreShape, Step
 from mlkube.builders.batch_job_status import Event
 from mlkube.builders.batch_settings import BatchSettings
+from mlkube.builders.environment_use import EnvironmentProblem, EnvironmentUse
 from mlkube.builders.model_facts import ModelFacts, ModelProblem
 from mlkube.reconcile.batch_job_facts import JobFacts, MergeResult, PlanResult
 from mlkube.reconcile.batch_progress import Progress
@@ -42,6 +43,7 @@ class Observed:
     refused: str | None = None  # input or output outside the namespace's allowed stores
     blocker: tuple[str, str] | None = None  # endpoint/deployment missing: (reason, message)
     model: ModelFacts | ModelProblem | None = None
+    environment: EnvironmentUse | EnvironmentProblem | None = None  # deployment.environment
     source: ResumeSource | None = None
     jobs: dict[str, JobFacts] = field(default_factory=dict)  # step -> existing Job
     plan_result: PlanResult | None = None

@@ -24,6 +24,7 @@ from mlkube.builders.batch_job_observed import (
 )
 from mlkube.builders.batch_job_status import TERMINAL, Event, StatusDraft, build_status
 from mlkube.builders.batch_plan import index_count
+from mlkube.builders.environment_use import EnvironmentProblem
 from mlkube.builders.model_facts import ModelFacts
 
 PLAN_FILE = "_mlkube/plan.json"
@@ -113,6 +114,11 @@ def _waiting(obs: Observed, draft: StatusDraft, phase: str, need_model: bool) ->
     if obs.blocker is not None or obs.settings is None:
         reason, message = obs.blocker or ("EndpointNotFound", "the BatchEndpoint is missing")
         draft.set(phase, reason, message)
+        return _finish(obs, draft)
+    env = obs.environment
+    if isinstance(env, EnvironmentProblem) and (need_model or phase == "Pending"):
+        draft.set(phase, env.reason, f"waiting: {env.message}" if not env.degraded
+                  else env.message, stalled=env.degraded)  # fmt: skip
         return _finish(obs, draft)
     if need_model and not isinstance(obs.model, ModelFacts):
         problem = obs.model

@@ -21,7 +21,9 @@ from mlkube.api.batch_job import (
     MiniBatchCounts,
     PlanSummary,
 )
+from mlkube.api.environment import EnvironmentRecord
 from mlkube.builders.batch_plan import shard
+from mlkube.builders.environment_use import EnvironmentUse
 from mlkube.builders.status_conditions import condition_models
 from mlkube.reconcile.batch_job_facts import MergeResult
 from mlkube.reconcile.batch_progress import Progress
@@ -34,6 +36,9 @@ Event = tuple[str, str, str]  # (type, reason, message)
 class _Source(Protocol):
     @property
     def settings(self) -> Any: ...
+
+    @property
+    def environment(self) -> Any: ...
 
 
 @dataclass
@@ -53,6 +58,7 @@ class StatusDraft:
     last_errors: list[BatchError] = field(default_factory=list)
     deployment: str | None = None
     model: str | None = None
+    environment: EnvironmentRecord | None = None
     conditions: list[Condition] = field(default_factory=list)
 
     @classmethod
@@ -77,6 +83,11 @@ class StatusDraft:
             last_errors=list(old.last_errors),
             deployment=settings.deployment if settings else old.deployment,
             model=settings.model if settings else old.model,
+            environment=(
+                EnvironmentRecord.model_validate(source.environment.record())
+                if isinstance(source.environment, EnvironmentUse)
+                else old.environment
+            ),
             conditions=[dict(c) for c in prev.get("conditions") or []],
         )
 
@@ -161,6 +172,7 @@ def build_status(draft: StatusDraft, generation: int, now: str) -> dict[str, Any
         conditions=condition_models(conditions),
         deployment=draft.deployment,
         model=draft.model,
+        environment=draft.environment,
         plan=draft.plan,
         mini_batches=draft.mini_batches,
         items=draft.items,

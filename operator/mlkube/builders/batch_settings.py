@@ -35,6 +35,7 @@ class BatchSettings:
     # The scoring script's functions (BatchEntrypoint), used only with an entrypoint.
     init_function: str = "init"
     run_function: str = "run"
+    environment: str | None = None  # the deployment's Environment reference (name:version)
 
 
 class SettingsProblem(ValueError):
@@ -86,6 +87,7 @@ def resolve_settings(endpoint: BatchEndpointSpec, job: BatchJobSpec) -> BatchSet
         logging_level=dep.logging_level,
         init_function=dep.entrypoint.init_function if dep.entrypoint else "init",
         run_function=dep.entrypoint.run_function if dep.entrypoint else "run",
+        environment=dep.environment,
     )
 
 

@@ -15,6 +15,7 @@ from mlkube.builders.endpoint_monitoring import MONITORING_API_VERSION, build_mo
 from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION, build_httproute, route_url
 from mlkube.builders.endpoint_router import build_router_children
 from mlkube.builders.endpoint_server import build_deployment_children
+from mlkube.builders.environment_use import EnvironmentUse
 from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.names import EndpointRef, service_host, service_name
 from mlkube.builders.operator_config import OperatorConfig
@@ -47,16 +48,21 @@ def build_endpoint_children(
     *,
     router_revision: int = 1,
     push_key: str | None = None,
+    environments: Mapping[str, EnvironmentUse] | None = None,
 ) -> list[dict[str, Any]]:
     """All children; `models` maps each referenced Model object name to its verified facts.
 
     `monitoring`: the cluster serves the Prometheus Operator kinds and the operator may use them.
     `router_revision`: the router config's revision (`reconcile.router_revision`); `push_key`:
-    the config push key for a new push Secret (None: the Secret is not among the children).
+    the config push key for a new push Secret (None: the Secret is not among the children);
+    `environments`: deployment name -> the resolved environment its server runs on.
     """
     children: list[dict[str, Any]] = []
     for dep in spec.deployments:
-        children.extend(build_deployment_children(owner, dep, models[dep.model], config))
+        environment = (environments or {}).get(dep.name)
+        children.extend(
+            build_deployment_children(owner, dep, models[dep.model], config, environment)
+        )
     if uses_router(spec):
         children.extend(
             build_router_children(

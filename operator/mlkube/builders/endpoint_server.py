@@ -21,6 +21,7 @@ from mlkube.builders.endpoint_drift import (
     drift_sidecar,
     drift_volumes,
 )
+from mlkube.builders.environment_use import EnvironmentUse, apply_environment
 from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.names import (
     COMPONENT_SERVER,
@@ -156,6 +157,9 @@ def server_container(
             LIVE_PATH, initial_delay=delay, period=max(period or 10, 10), failure_threshold=failures
         ),
         "securityContext": container_security_context(config.run_as_user),
+        # A model or scoring script that fails to load (a missing module) exits with the error
+        # as its last log line: the pod's termination message carries it to the status.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
             {"name": MODEL_VOLUME, "mountPath": c.MODEL_DIR, "readOnly": True},
             tmp_mount(),
@@ -172,9 +176,14 @@ def server_container(
 
 
 def build_server_deployment(
-    owner: EndpointRef, dep: OnlineDeployment, model: ModelFacts, config: OperatorConfig
+    owner: EndpointRef,
+    dep: OnlineDeployment,
+    model: ModelFacts,
+    config: OperatorConfig,
+    environment: EnvironmentUse | None = None,
 ) -> dict[str, Any]:
-    """The model-server Deployment of one endpoint deployment."""
+    """The model-server Deployment of one endpoint deployment; with `environment` the server
+    runs on its image (and without download when that image packages the model)."""
     name = deployment_name(owner.name, dep.name)
     labels = child_labels(owner.name, COMPONENT_SERVER, dep.name)
     pod_labels = {**labels, c.LABEL_MODEL: model.model_name, c.LABEL_VERSION: model.version}
@@ -218,6 +227,15 @@ def build_server_deployment(
             ),
         },
     }
+    if environment is not None:
+        apply_environment(
+            spec["template"]["spec"],
+            environment,
+            containers=["server"],
+            pull_secret=config.build.image_pull_secret,
+            packaged=environment.packages(model.name, model.digest),
+            model_volume=MODEL_VOLUME,
+        )
     if dep.autoscale is None:
         # With autoscale the HPA owns spec.replicas; applying it here would fight the HPA.
         spec = {"replicas": deployment_replicas(dep), **spec}
@@ -336,11 +354,15 @@ def build_pdb(
 
 
 def build_deployment_children(
-    owner: EndpointRef, dep: OnlineDeployment, model: ModelFacts, config: OperatorConfig
+    owner: EndpointRef,
+    dep: OnlineDeployment,
+    model: ModelFacts,
+    config: OperatorConfig,
+    environment: EnvironmentUse | None = None,
 ) -> list[dict[str, Any]]:
     """Deployment, Service and, when they apply, HPA and PDB of one endpoint deployment."""
     children = [
-        build_server_deployment(owner, dep, model, config),
+        build_server_deployment(owner, dep, model, config, environment),
         build_server_service(owner, dep, drift_active(dep, model)),
     ]
     hpa = build_hpa(owner, dep)

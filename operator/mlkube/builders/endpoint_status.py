@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mlkube.api.common import bound_message
+from mlkube.api.environment import EnvironmentRecord
 from mlkube.api.endpoint import (
     DeploymentStatus,
     DriftStatus,
@@ -25,7 +26,8 @@ from mlkube.builders.endpoint_drift import drift_enabled
 from mlkube.builders.endpoint_drift_status import CONDITION as DRIFT_CONDITION
 from mlkube.builders.endpoint_drift_status import drift_condition
 from mlkube.builders.endpoint_server import deployment_replicas
-from mlkube.builders.endpoint_status_history import served_model, traffic_change
+from mlkube.builders.endpoint_status_history import environment_record, served_model, traffic_change
+from mlkube.builders.environment_use import EnvironmentUse
 from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.pod_problems import PodProblem
 from mlkube.builders.status_conditions import condition_models
@@ -209,11 +211,13 @@ def build_endpoint_status(
     now: str,
     traffic_check: TrafficVerdict | None = None,
     models: Mapping[str, ModelFacts] | None = None,
+    environments: Mapping[str, EnvironmentUse] | None = None,
 ) -> dict[str, Any]:
     """The full status; `deployments` maps spec deployment names to their Deployment's health.
     `traffic_check` (the routers' answer) sets TrafficApplied; None keeps the previous one
     (dropped without a router). `models` (Model object name -> facts) records the version and
-    digest each deployment serves; without it the previous ones are kept."""
+    digest each deployment serves; without it the previous ones are kept, and so are the
+    `environments` (deployment name -> the environment its server runs on)."""
     previous = previous or {}
     conditions = list(previous.get("conditions") or [])
     if not needs_router:  # e.g. switched to the gateway backend: no router to confirm it
@@ -254,6 +258,7 @@ def build_endpoint_status(
         carried = drift.get(dep.name) if drift_enabled(dep) else None
         pods = pods_message(health)
         served = served_model(dep.model, before.get(dep.name), health, (models or {}), now)
+        environment = environment_record(dep, before.get(dep.name), environments)
         per_deployment.append(
             DeploymentStatus(
                 name=dep.name,
@@ -262,6 +267,7 @@ def build_endpoint_status(
                 replicas=health.replicas if health else deployment_replicas(dep),
                 drift=DriftStatus.model_validate(carried) if carried else None,
                 **({"message": bound_message(pods)} if pods else {}),
+                environment=EnvironmentRecord.model_validate(environment) if environment else None,
                 **served,
             )
         )

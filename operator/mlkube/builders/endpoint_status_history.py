@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from mlkube.api.endpoint import TrafficChange
+from mlkube.api.endpoint import OnlineDeployment, TrafficChange
+from mlkube.builders.environment_use import EnvironmentUse, parse_reference
 from mlkube.builders.model_facts import ModelFacts
 
 if TYPE_CHECKING:
@@ -55,3 +56,26 @@ def traffic_change(
         return TrafficChange(at=now, previous_traffic=old_traffic, previous_mirror=old_mirror)
     recorded = previous.get("lastTrafficChange")
     return TrafficChange.model_validate(recorded) if isinstance(recorded, Mapping) else None
+
+
+def environment_record(
+    dep: OnlineDeployment,
+    before: Mapping[str, Any] | None,
+    environments: Mapping[str, EnvironmentUse] | None,
+) -> dict[str, str] | None:
+    """`environment: {name, version, image}` the deployment's server runs on: from this pass's
+    resolution when there was one, else the previous status's while the spec names the same
+    environment (a status refresh resolves nothing)."""
+    if not dep.environment:
+        return None
+    if environments is not None:
+        use = environments.get(dep.name)
+        return use.record() if use is not None else None
+    previous = (before or {}).get("environment")
+    same = (
+        isinstance(previous, Mapping)
+        and previous.get("name") == parse_reference(dep.environment)[0]
+    )
+    if isinstance(previous, Mapping) and same:
+        return {k: str(previous[k]) for k in ("name", "version", "image") if previous.get(k)}
+    return None

@@ -166,7 +166,12 @@ def build_lineage(
         "metrics": metrics_from(sources, steps),
     }
     image = steps[producer].spec.get("image") if producer in steps else None
-    if image:
+    environment = steps[producer].environment if producer in steps else None
+    if environment and environment.get("image"):
+        # The step ran on an Environment: its digest-pinned image, and which one it was.
+        lineage["environment"] = {k: environment[k] for k in ("name", "version", "image")
+                                  if environment.get(k)}  # fmt: skip
+    elif image:
         lineage["environment"] = {"image": pinned_image(str(image), steps[producer].image_digest)}
     code = code_ref(parameters)
     if code is not None:

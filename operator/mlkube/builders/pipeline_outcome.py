@@ -62,6 +62,9 @@ class StepResult:
     image_digest: str | None = None
     inputs: Sequence[ResolvedInput] = ()
     produced_models: Sequence[str] = ()
+    environment: Mapping[str, str] | None = (
+        None  # status.steps[].environment {name, version, image}
+    )
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any, Final
 from mlkube import contract as c
 from mlkube.builders import pipeline_contract as pc
 from mlkube.builders.batch_pods import claims_of
+from mlkube.builders.environment_use import add_pull_secret
 from mlkube.builders.names import label_value
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.builders.pods import (
@@ -95,6 +96,7 @@ class StepPod:
     parameters: tuple[tuple[str, str], ...] = ()  # the run's resolved parameters
     cache_key: str | None = None  # None: uncacheable (no cache-key label)
     timeout_seconds: int | None = None
+    pull_secret: str | None = None  # the image is an Environment's: MLKUBE_IMAGE_PULL_SECRET
 
 
 def step_job_name(run: str, step: str, attempt: int) -> str:
@@ -287,6 +289,7 @@ def build_step_job(run: RunRef, pod: StepPod, config: OperatorConfig) -> dict[st
         init_containers=[inputs],
     )
     spec["restartPolicy"] = "Never"
+    add_pull_secret(spec, pod.pull_secret)
     # `outputs` sees whether main's process is still alive (killed: OOM, deadline).
     spec["shareProcessNamespace"] = True
     labels = step_labels(run.name, pod)

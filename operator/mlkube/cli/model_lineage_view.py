@@ -93,6 +93,7 @@ class _Walker:
                              *_datasets(lineage)]  # fmt: skip
         else:
             node.children = [self.run(obj, str(run.get("id")), depth)]
+        node.children += _served_with(status)
         return node
 
     def run(self, model: Mapping[str, Any], run_id: str, depth: int) -> Node:
@@ -138,6 +139,9 @@ class _Walker:
             facts.append(f"cache hit from run {cache.get('sourceRun') or '?'}")
         if spec.get("image"):
             facts.append(f"image {spec['image']}")
+        env = status.get("environment") or {}
+        if env.get("image"):
+            facts.append(f"environment {env.get('name')}:{env.get('version')} {env['image']}")
         if status.get("imageDigest"):
             facts.append(f"imageID {status['imageDigest']}")
         node = Node(f"step {name} ({', '.join(facts)})")
@@ -220,3 +224,10 @@ def _extras(lineage: Mapping[str, Any]) -> list[Node]:
     if metrics:
         nodes.append(Node("metrics " + ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items()))))
     return nodes
+
+
+def _served_with(status: Mapping[str, Any]) -> list[Node]:
+    """The environments endpoints serve the Model with (status.environments), image by digest."""
+    return [Node(f"served with environment {e.get('name')}:{e.get('version')} ({e.get('image')},"
+                 f" {e.get('kind')} {e.get('endpoint')}/{e.get('deployment')})")
+            for e in status.get("environments") or []]  # fmt: skip

@@ -151,6 +151,7 @@ def render_details(obj: Mapping[str, Any], now: datetime | None = None) -> str:
     users = status.get("deployedBy") or []
     refs = ", ".join(f"{ref.get('kind', '')}/{ref.get('name', '')}" for ref in users)
     lines.append(f"Deployed by:  {refs or '-'}")
+    lines += environment_lines(status.get("environments") or [])
     conditions = status.get("conditions") or []
     if conditions:
         lines.append("Conditions:")
@@ -158,6 +159,17 @@ def render_details(obj: Mapping[str, Any], now: datetime | None = None) -> str:
             lines.append(f"  {cond.get('type')}={cond.get('status')} {cond.get('reason', '')}"
                          + (f": {cond['message']}" if cond.get("message") else ""))  # fmt: skip
     return "\n".join(lines)
+
+
+def environment_lines(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """`environment lgbm:1 sha256:… (OnlineEndpoint shop/blue)`: the image digest each endpoint
+    deployment serves the Model with (status.environments, docs/environments.md §4)."""
+    lines = []
+    for e in entries:
+        _, _, digest = str(e.get("image", "")).partition("@")
+        lines.append(f"  environment {e.get('name')}:{e.get('version')} {digest or e.get('image')}"
+                     f" ({e.get('kind')} {e.get('endpoint')}/{e.get('deployment')})")  # fmt: skip
+    return ["Environments:", *lines] if lines else []
 
 
 def _artifact_lines(declared: Mapping[str, Any], verified: Mapping[str, Any]) -> list[str]:

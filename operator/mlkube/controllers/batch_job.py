@@ -26,7 +26,13 @@ from mlkube.builders.batch_job import (
 )
 from mlkube.builders.batch_job_state import Decision, Observed, ResumeSource, decide
 from mlkube.builders.batch_pods import STEPS
-from mlkube.builders.batch_settings import SettingsProblem, output_uri, resolve_settings
+from mlkube.builders.batch_settings import (
+    BatchSettings,
+    SettingsProblem,
+    output_uri,
+    resolve_settings,
+)
+from mlkube.builders.environment_use import EnvironmentProblem, EnvironmentUse
 from mlkube.builders.model_facts import ModelFacts, read_model
 from mlkube.builders.names import label_value
 from mlkube.builders.operator_config import OperatorConfig, store_problem
@@ -39,6 +45,7 @@ from mlkube.contract import (
     LABEL_BATCH_JOB,
 )
 from mlkube.controllers.batch_observe import observe_results
+from mlkube.controllers.environment_refs import read_environments
 from mlkube.controllers.kube import ApiError, Kube
 
 Event = tuple[str, str, str]
@@ -70,6 +77,16 @@ def _settings(
         return None, ("DeploymentNotFound", f"BatchEndpoint {spec.endpoint}: {err}"), None
     model = read_model(settings.model, kube.get(API_VERSION, KIND_MODEL, settings.model, namespace))
     return settings, None, model
+
+
+def job_environment(
+    kube: Kube, config: OperatorConfig, namespace: str, settings: BatchSettings | None
+) -> EnvironmentUse | EnvironmentProblem | None:
+    """The deployment's environment, resolved (None: the deployment names none)."""
+    if settings is None or not settings.environment:
+        return None
+    uses, problems = read_environments(kube, namespace, [settings.environment], config)
+    return problems[0] if problems else uses[settings.environment]
 
 
 def _source(kube: Kube, namespace: str, name: str) -> ResumeSource:
@@ -129,10 +146,11 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
             ),
             None,
         )
+        environment = job_environment(kube, config, namespace, settings)
         obs = Observed(
             name=name, uid=uid, generation=generation, spec=spec, status=status, now=now,
             output=output, settings=settings, blocker=blocker, model=model, source=source,
-            refused=refused,
+            refused=refused, environment=environment,
         )  # fmt: skip
     obs = observe_results(kube, config, namespace, obs, jobs)
     decision = decide(obs)
@@ -201,6 +219,7 @@ def _manifest(
         return build_score_job(
             owner, output=output, shape=decision.shape, settings=settings, model=obs.model,
             config=config, suspend=spec.suspend,
+            environment=obs.environment if isinstance(obs.environment, EnvironmentUse) else None,
         )  # fmt: skip
     return build_merge_job(owner, output=output, settings=settings, config=config)
 

@@ -21,6 +21,7 @@ from mlkube.builders.endpoint import build_endpoint_children, child_key, endpoin
 from mlkube.builders.endpoint_rollout_status import with_rollout_conditions
 from mlkube.builders.endpoint_status import Blocker, build_endpoint_status, is_blocked
 from mlkube.builders.endpoint_upgrade import legacy_child_names
+from mlkube.builders.environment_use import EnvironmentUse
 from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.names import EndpointRef, label_value
 from mlkube.builders.operator_config import OperatorConfig
@@ -46,7 +47,9 @@ from mlkube.controllers.endpoint_status_io import (
     write_blocked_status,
     write_status,
 )
+from mlkube.controllers.environment_refs import deployment_environments
 from mlkube.controllers.kube import Kube
+from mlkube.controllers.model_environments import record_model_environments
 from mlkube.controllers.router_poll import verify_traffic
 from mlkube.controllers.router_push import RouterConfigPlan, plan_router_config
 from mlkube.reconcile.endpoint_changes import traffic_events
@@ -110,6 +113,10 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         return Outcome()  # a spec change re-runs the handler
     sync_model_references(kube, namespace, name, {d.model for d in spec.deployments})
     models, blockers = read_models(kube, namespace, {d.model for d in spec.deployments})
+    environments, env_blockers = deployment_environments(
+        kube, namespace, spec, config, obj.get("status"), generation
+    )
+    blockers += env_blockers
     blockers += check_traffic_backend(kube, spec, config)
     if blockers:
         write_blocked_status(kube, obj, spec, generation, blockers, now)
@@ -130,7 +137,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     children = build_endpoint_children(
         owner, running, models, config, keys, monitoring,
         router_revision=plan.revision if plan else 1,
-        push_key=generate_key() if plan else None,
+        push_key=generate_key() if plan else None, environments=environments,
     )  # fmt: skip
     create_only = {keys_secret_key(owner), push_secret_key(owner)}
     conflicts = write_children(kube, owner, children, create_only=create_only)
@@ -141,8 +148,14 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     held = prune(kube, owner, {child_key(c) for c in children}, legacy)
     verdict, events = observe_and_write_status(
         kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now, running,
-        plan.as_written() if plan else None, models,
+        plan.as_written() if plan else None, models, environments,
     )  # fmt: skip
+    record_model_environments(
+        kube,
+        namespace,
+        name,
+        [(d.name, d.model, environments.get(d.name)) for d in spec.deployments],
+    )
     subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
     if verdict is not None and verdict.reason == RELOADING:
         # Nothing else fires when a router reloads its file: look again soon. (Routers that
@@ -177,6 +190,7 @@ def observe_and_write_status(
     running: OnlineEndpointSpec | None = None,
     plan: RouterConfigPlan | None = None,
     models: Mapping[str, ModelFacts] | None = None,
+    environments: Mapping[str, EnvironmentUse] | None = None,
 ) -> tuple[TrafficVerdict | None, list[tuple[str, str, str]]]:
     """Observe workloads and the routers' loaded config (pushing the written one to routers
     behind), write the status; returns the routers' verdict and the traffic Events of what
@@ -202,6 +216,7 @@ def observe_and_write_status(
         now=now,
         traffic_check=verdict,
         models=models,
+        environments=environments,
     )
     first = initial_deploy(spec, status, parse_now(now))
     if first is not None:

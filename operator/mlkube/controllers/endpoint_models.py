@@ -23,6 +23,7 @@ from mlkube.builders.model_facts import ModelFacts, ModelProblem, read_model
 from mlkube.contract import API_VERSION, KIND_BATCH_ENDPOINT, KIND_MODEL, KIND_ONLINE_ENDPOINT
 from mlkube.controllers.errors import EndpointSyncError
 from mlkube.controllers.kube import ApiError, Kube
+from mlkube.controllers.model_environments import only_users
 from mlkube.reconcile.endpoint_changes import endpoint_reference, with_reference
 
 CONFLICT_RETRIES: Final = 5
@@ -164,11 +165,16 @@ def _repair(
         name = str(obj["metadata"]["name"])
         refs = (obj.get("status") or {}).get("deployedBy") or []
         new = repaired_references(refs, users.get(name, []))
-        if new is None:
+        # Environment entries of endpoints that no longer use the Model go with their reference.
+        envs = only_users((obj.get("status") or {}).get("environments") or [], users.get(name, []))
+        if new is None and envs is None:
             continue
+        status: dict[str, Any] = {"deployedBy": refs if new is None else new}
+        if envs is not None:
+            status["environments"] = envs
         body = {
             "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-            "status": {"deployedBy": new},
+            "status": status,
         }
         try:
             kube.patch(API_VERSION, KIND_MODEL, name, body, namespace, subresource="status")

@@ -84,7 +84,7 @@ def step_result(ctx: RunContext, name: str) -> StepResult:
         name=name, phase=str(st.get("phase")), spec=ctx.wire_steps.get(name, {}),
         outputs=outputs, metrics=dict(st.get("metrics") or {}),
         image_digest=st.get("imageDigest"), inputs=tuple(_inputs(ctx, step)),
-        produced_models=produced,
+        produced_models=produced, environment=st.get("environment"),
     )  # fmt: skip
 
 

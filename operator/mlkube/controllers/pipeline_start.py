@@ -21,6 +21,7 @@ from mlkube.builders.pipeline_step import StepInput, StepOutput, StepPod, build_
 from mlkube.contract import API_VERSION, FIELD_MANAGER, KIND_MODEL, KIND_PIPELINE_RUN
 from mlkube.controllers import pipeline_cache as cache
 from mlkube.controllers import pipeline_decide as decide
+from mlkube.controllers.environment_refs import read_environments
 from mlkube.controllers.kube import ApiError
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.controllers.pipeline_steps import (
@@ -188,6 +189,25 @@ def _create(ctx: RunContext, step: Step, attempt: int, job: dict[str, Any]) -> N
     ctx.events.append(("Normal", "StepStarted", f"step {step.name} attempt {attempt}: Job {name}"))
 
 
+def step_image(ctx: RunContext, step: Step) -> str | None:
+    """The step's image: its own, or its environment's (pinned by digest, so the cache key
+    holds the digest); None while the environment is not Ready (the step waits)."""
+    if not step.environment:
+        assert step.image is not None
+        return step.image
+    st = ctx.steps[step.name]
+    uses, problems = read_environments(
+        ctx.kube, ctx.run.namespace, [step.environment], ctx.config, serving=False
+    )
+    if problems:
+        st["phase"], st["message"] = "Pending", f"{problems[0].reason}: {problems[0].message}"
+        ctx.requeue.append(WAIT_SECONDS)
+        return None
+    use = uses[step.environment]
+    st["environment"] = use.record()
+    return use.image
+
+
 def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
     """Start `attempt` of the step: the Job's name once it exists (made now or adopted), None
     when the step was served from the cache, waits, or cannot run (its status says which)."""
@@ -208,8 +228,10 @@ def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
         st["phase"], st["message"] = "Pending", str(err)[-1024:]
         ctx.requeue.append(WAIT_SECONDS)
         return None
-    assert step.image is not None
-    digest, why = decide.image_digest(step.image, ctx.config.image_digests)
+    image = step_image(ctx, step)
+    if image is None:
+        return None
+    digest, why = decide.image_digest(image, ctx.config.image_digests)
     outputs = [(o.name, str(o.type)) for o in step.outputs]
     key = None
     if digest is not None:
@@ -243,13 +265,14 @@ def start(ctx: RunContext, step: Step, attempt: int) -> str | None:
     elif reason is None:
         reason = (st.get("cache") or {}).get("reason") or "retry"
     pod = StepPod(
-        step=step.name, attempt=attempt, image=step.image, prefix=ctx.prefix(step.name, attempt),
+        step=step.name, attempt=attempt, image=image, prefix=ctx.prefix(step.name, attempt),
         command=tuple(pod_command), args=tuple(pod_args), env=tuple(pod_env),
         resources=step.resources.model_dump(by_alias=True, exclude_none=True)
         if step.resources else {},
         inputs=tuple(inputs), outputs=tuple(StepOutput(o.name, o.type) for o in step.outputs),
         parameters=tuple(sorted(ctx.parameters.items())), cache_key=key,
         timeout_seconds=int(decide.duration_seconds(step.timeout)) if step.timeout else None,
+        pull_secret=ctx.config.build.image_pull_secret if step.environment else None,
     )  # fmt: skip
     try:
         job = build_step_job(ctx.run, pod, ctx.config)

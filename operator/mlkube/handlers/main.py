@@ -15,6 +15,7 @@ from mlkube.handlers import (
     endpoint_drift,
     endpoint_rollout,
     environment,
+    environment_users,
     environment_webhooks,
     event_sinks,
     health,
@@ -32,7 +33,7 @@ from mlkube.handlers import (
 HANDLER_MODULES = (
     settings, health, leadership, metrics, periodic, model, webhooks, endpoint, endpoint_drift,
     endpoint_rollout, batch_endpoint, batch_job, pipeline_run, pipeline, notifications,
-    event_sinks, environment, environment_webhooks,
+    event_sinks, environment, environment_webhooks, environment_users,
 )  # fmt: skip
 
 

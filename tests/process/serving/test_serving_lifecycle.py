@@ -114,3 +114,21 @@ def test_inflight_gauge_counts_requests_being_served(slow_model: Path) -> None:
         assert inflight() == 0
     finally:
         server.stop()
+
+
+def test_scoring_script_missing_module_is_the_termination_message(tmp_path: Path) -> None:
+    """A score.py importing a module the image lacks (no environment, or the wrong one): the
+    server exits and its termination message names the module, so the endpoint's status can
+    (builders/pod_problems.py reads the message's last line)."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "score.py").write_text(
+        "import mlkube_absent_pkg\n\ndef init():\n    pass\n\ndef run(data):\n    return data\n"
+    )
+    termination = tmp_path / "termination-log"
+    server = ServerProcess(model, name="script", env={"MLKUBE_TERMINATION_LOG": str(termination)})
+    code = server.process.wait(60)
+    assert code != 0, server.output()
+    message = termination.read_text()
+    assert "No module named 'mlkube_absent_pkg'" in message, (message, server.output())
+    assert message.startswith("model load failed: ")

@@ -149,6 +149,7 @@ def test_blue_deployment_literal(
                                 "failureThreshold": 3,
                             },
                             "securityContext": RESTRICTED_CONTAINER,
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
                             "volumeMounts": [
                                 {"name": "model", "mountPath": "/mnt/models", "readOnly": True},
                                 {"name": "tmp", "mountPath": "/tmp"},

@@ -102,3 +102,21 @@ def test_long_messages_are_cut_and_fatal_problems_come_first() -> None:
     chosen = first_problem([long, fatal, pod("c")])
     assert chosen is not None and chosen.fatal and "ErrImagePull" in chosen.message
     assert first_problem([pod("c")]) is None
+
+
+def test_a_scoring_script_missing_a_module_names_it() -> None:
+    """The server writes its load error as the termination message (mlkube_serving/
+    termination.py); a crash-looping server shows it with the module's name."""
+    message = (
+        "model load failed: importing /mnt/models/score.py failed: "
+        "ModuleNotFoundError(\"No module named 'lightgbm'\")"
+    )
+    crashing = pod(containers=[{
+        "name": "server", "restartCount": 2,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}},
+        "lastState": terminated(3, message),
+    }])  # fmt: skip
+    problem = pod_problem(crashing)
+    assert problem is not None and problem.fatal
+    assert problem.message == f"container server CrashLoopBackOff (exited 3: {message})"
+    assert "No module named 'lightgbm'" in problem.message

@@ -1,0 +1,92 @@
+"""The Model's `status.environments`: which environment images each endpoint serves it with.
+
+Lineage answers "what exactly ran this model": the artifact digest says which weights, this
+says which image digest (and so which packages) loaded them, so `mlkube model show` can list
+`environment lgbm:1 sha256:…` next to the endpoints. An endpoint writes only its own entries,
+guarded by the Model's resourceVersion (endpoints sharing a Model never lose each other's);
+entries of endpoints that are gone are dropped by the `deployedBy` repair (endpoint_models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from mlkube.builders.environment_use import EnvironmentUse
+from mlkube.contract import API_VERSION, KIND_MODEL, KIND_ONLINE_ENDPOINT
+from mlkube.controllers.errors import EndpointSyncError
+from mlkube.controllers.kube import ApiError, Kube
+
+CONFLICT_RETRIES: Final = 5
+
+
+def entries_for(
+    kind: str, endpoint: str, deployments: Iterable[tuple[str, str, EnvironmentUse]]
+) -> dict[str, list[dict[str, str]]]:
+    """Model -> this endpoint's entries, from (deployment, model, environment) triples."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for deployment, model, use in sorted(deployments, key=lambda t: t[0]):
+        entry = {**use.record(), "kind": kind, "endpoint": endpoint, "deployment": deployment}
+        out.setdefault(model, []).append(entry)
+    return out
+
+
+def merged(
+    current: Iterable[Mapping[str, Any]], kind: str, endpoint: str, mine: list[dict[str, str]]
+) -> list[dict[str, Any]] | None:
+    """`current` with this endpoint's entries replaced by `mine`; None when nothing changes."""
+    before = [dict(e) for e in current]
+    others = [e for e in before if (e.get("kind"), e.get("endpoint")) != (kind, endpoint)]
+    new = others + mine
+    return None if new == before else new
+
+
+def only_users(
+    current: Iterable[Mapping[str, Any]], users: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """`current` without entries of endpoints not among `users` (deployedBy references)."""
+    live = {(u.get("kind"), u.get("name")) for u in users}
+    before = [dict(e) for e in current]
+    kept = [e for e in before if (e.get("kind"), e.get("endpoint")) in live]
+    return None if kept == before else kept
+
+
+def record_model_environments(
+    kube: Kube,
+    namespace: str,
+    endpoint: str,
+    deployments: Iterable[tuple[str, str, EnvironmentUse | None]],
+    kind: str = KIND_ONLINE_ENDPOINT,
+) -> None:
+    """Make the Models this endpoint serves list exactly its (deployment, environment) pairs.
+
+    `deployments`: (deployment name, Model object name, its environment or None)."""
+    triples = list(deployments)
+    wanted = entries_for(kind, endpoint, [(d, m, u) for d, m, u in triples if u is not None])
+    for model in sorted({m for _, m, _ in triples}):
+        _write(kube, namespace, model, kind, endpoint, wanted.get(model, []))
+
+
+def _write(
+    kube: Kube, namespace: str, model: str, kind: str, endpoint: str, mine: list[dict[str, str]]
+) -> None:
+    for _ in range(CONFLICT_RETRIES):
+        obj = kube.get(API_VERSION, KIND_MODEL, model, namespace)
+        if obj is None:
+            return
+        new = merged((obj.get("status") or {}).get("environments") or [], kind, endpoint, mine)
+        if new is None:
+            return
+        body = {
+            "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+            "status": {"environments": new},
+        }
+        try:
+            kube.patch(API_VERSION, KIND_MODEL, model, body, namespace, subresource="status")
+            return
+        except ApiError as err:
+            if err.status == 404:
+                return
+            if err.status != 409:
+                raise
+    raise EndpointSyncError(f"Model {namespace}/{model}: environments kept conflicting")
