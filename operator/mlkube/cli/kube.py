@@ -39,6 +39,7 @@ class ModelApi:
         except Exception as exc:  # the client raises ConfigException and OSError variants
             raise CliError(f"cannot load Kubernetes configuration: {exc}") from exc
         self.default_namespace = self._kube.default_namespace
+        self.kube = self._kube  # for verbs that reach other kinds (the model's Environment)
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
         from mlkube.k8s import ApiError

@@ -10,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mlkube.cli import batch, dev, endpoint, events, model, operator_cmd, pipeline, serve
+from mlkube.cli import batch, dev, endpoint, env, events, model, operator_cmd, pipeline, serve
 from mlkube.cli.errors import describe
 from mlkube.storage import StorageError
 
-GROUPS = (model, endpoint, batch, pipeline, events, serve, dev, operator_cmd)
+GROUPS = (model, env, endpoint, batch, pipeline, events, serve, dev, operator_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

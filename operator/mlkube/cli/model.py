@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from mlkube.api.model import FRAMEWORKS
-from mlkube.cli import model_lineage, model_lineage_view, model_object, model_view, stores
+from mlkube.cli import (
+    model_env,
+    model_lineage,
+    model_lineage_view,
+    model_object,
+    model_package,
+    model_view,
+    stores,
+)
 from mlkube.cli.errors import CliError
 from mlkube.cli.kube import ModelApi, add_kube_options
 from mlkube.cli.progress import ProgressBar, format_bytes
@@ -63,6 +71,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     register_cmd.add_argument(
         "--baseline", help="drift baseline profile (from `mlkube model profile`), stored beside it"
     )
+    model_env.add_register_options(register_cmd)
     register_cmd.set_defaults(func=register)
 
     list_cmd = verbs.add_parser("list", help="list models (archived ones only with --all)")
@@ -96,6 +105,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
     for verb in (register_cmd, list_cmd, show_cmd, lineage_cmd, archive_cmd):
         add_kube_options(verb)
+    model_package.add_commands(verbs)
 
 
 def connect(args: argparse.Namespace) -> tuple[ModelApi, str]:
@@ -118,7 +128,7 @@ def register(args: argparse.Namespace) -> int:
             f"folder with MLmodel: mlflow); pass --framework {{{','.join(FRAMEWORKS)}}}"
         )
     if args.entrypoint is not None and not is_uri:
-        check_entrypoint(args.path, args.entrypoint)
+        model_object.check_entrypoint(args.path, args.entrypoint)
     if (
         args.baseline is not None
         and "://" not in args.baseline
@@ -133,12 +143,14 @@ def register(args: argparse.Namespace) -> int:
         description=args.description, entrypoint=args.entrypoint,
     )  # fmt: skip
     model_object.validate_spec(draft["spec"])
+    environment = model_env.plan(args, framework, name, version)
 
     local = [p for p in (args.path, args.baseline) if p is not None and "://" not in p]
     store = stores.choose_store(args, local[0] if local else None)
 
     api, namespace = connect(args)
     refuse_existing(api, namespace, name, version)
+    properties = environment.check(api, namespace)
     target = Target(store=store, namespace=namespace, name=name, overwrite=args.overwrite, api=api)
     artifact_uri, facts = store_artifact(args.path, target, version)
     baseline = None
@@ -150,23 +162,15 @@ def register(args: argparse.Namespace) -> int:
         digest=facts.digest, namespace=namespace, tags=tags,
         description=args.description, entrypoint=args.entrypoint, baseline=baseline,
     )  # fmt: skip
+    body["spec"].update(properties)
     model_object.validate_spec(body["spec"])
     created = api.create(namespace, body)
     print(f"model.{GROUP}/{created['metadata']['name']} created in namespace {namespace}")
     print(f"  artifact: {artifact_uri}")
     files = "file" if facts.file_count == 1 else "files"
     print(f"  digest:   {facts.digest} ({format_bytes(facts.size)}, {facts.file_count} {files})")
+    environment.finish(api, namespace)
     return 0
-
-
-def check_entrypoint(path: str, entrypoint: str) -> None:
-    """The scoring script must be inside the uploaded folder, or the server cannot load it."""
-    if not os.path.isdir(path):
-        raise CliError("--entrypoint needs a folder artifact that contains the script")
-    if ".." in entrypoint.split("/") or entrypoint.startswith("/"):
-        raise CliError(f"--entrypoint {entrypoint!r} must be a relative path inside {path!r}")
-    if not os.path.isfile(os.path.join(path, *entrypoint.split("/"))):
-        raise CliError(f"--entrypoint {entrypoint!r} not found inside {path!r}")
 
 
 def refuse_existing(api: ModelApi, namespace: str, name: str, version: str) -> None:

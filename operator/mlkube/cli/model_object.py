@@ -1,7 +1,7 @@
 """Pure pieces of `mlkube model register`: names, tags, framework inference, the Model object.
 
-No I/O besides looking at a local path for inference, so tests compare literal dicts and the
-same builder can produce expected objects in integration tests.
+No I/O besides looking at a local path (framework inference, the entrypoint check), so tests
+compare literal dicts and the same builder can produce expected objects in integration tests.
 """
 
 from __future__ import annotations
@@ -93,6 +93,16 @@ def infer_framework(path: str) -> str | None:
         return "mlflow"
     kinds = {_framework_of_file(name) for name in names} - {None}
     return kinds.pop() if len(kinds) == 1 else None
+
+
+def check_entrypoint(path: str, entrypoint: str) -> None:
+    """The scoring script must be inside the uploaded folder, or the server cannot load it."""
+    if not os.path.isdir(path):
+        raise CliError("--entrypoint needs a folder artifact that contains the script")
+    if ".." in entrypoint.split("/") or entrypoint.startswith("/"):
+        raise CliError(f"--entrypoint {entrypoint!r} must be a relative path inside {path!r}")
+    if not os.path.isfile(os.path.join(path, *entrypoint.split("/"))):
+        raise CliError(f"--entrypoint {entrypoint!r} not found inside {path!r}")
 
 
 def _framework_of_file(name: str) -> str | None:

@@ -47,7 +47,7 @@ def effective_digest(obj: Mapping[str, Any]) -> str | None:
     return verified.get("digest") or declared.get("digest")
 
 
-def _version_key(version: str) -> tuple[Any, ...]:
+def version_key(version: str) -> tuple[Any, ...]:
     # "10" sorts after "9": compare digit runs as numbers, the rest as text.
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
                  for part in re.split(r"(\d+)", version) if part)  # fmt: skip
@@ -56,7 +56,7 @@ def _version_key(version: str) -> tuple[Any, ...]:
 def sort_models(items: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     def key(obj: Mapping[str, Any]) -> tuple[Any, ...]:
         spec = obj.get("spec") or {}
-        return (str(spec.get("modelName", "")), _version_key(str(spec.get("version", ""))))
+        return (str(spec.get("modelName", "")), version_key(str(spec.get("version", ""))))
 
     return sorted(items, key=key)
 
