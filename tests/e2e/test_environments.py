@@ -371,7 +371,18 @@ def test_a_packaged_model_serves_without_a_storage_initializer(
 ) -> None:
     cluster, ns = node_cluster[0], env_cluster
     started = time.monotonic()
-    out = mlkube(cluster, "model", "package", "-n", ns, "lgbm-score:1", "--environment", "lgbm:1")
+    out = mlkube(
+        cluster,
+        "model",
+        "package",
+        "-n",
+        ns,
+        "lgbm-score:1",
+        "--environment",
+        "lgbm:1",
+        "--wait",
+        "900",
+    )
     FIGURES["packageSeconds"] = round(time.monotonic() - started, 1)
     status = wait_env_ready(kube, ns, "lgbm-score-pkg", "1", timeout=600)
     assert status["image"] in out

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mlkube.api.common import bound_message
-from mlkube.api.environment import EnvironmentRecord
 from mlkube.api.endpoint import (
     DeploymentStatus,
     DriftStatus,
     OnlineEndpointSpec,
     OnlineEndpointStatus,
 )
+from mlkube.api.environment import EnvironmentRecord
 from mlkube.builders.endpoint_drift import drift_enabled
 from mlkube.builders.endpoint_drift_status import CONDITION as DRIFT_CONDITION
 from mlkube.builders.endpoint_drift_status import drift_condition
