@@ -187,7 +187,22 @@ def endpoint_ready(kube: Kube, ns: str, name: str) -> dict[str, Any]:
         ]
         return obj if current and condition(obj, "Ready").get("status") == "True" else None
 
-    return dict(wait_for(ready, timeout=300, interval=1, what=f"endpoint {name} Ready"))
+    try:
+        return dict(wait_for(ready, timeout=300, interval=1, what=f"endpoint {name} Ready"))
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{describe(kube, ns, name)}") from None
+
+
+def describe(kube: Kube, ns: str, endpoint: str) -> str:
+    """The endpoint's conditions and its pods' container states (for a failure message)."""
+    obj = kube.get(API_VERSION, "OnlineEndpoint", endpoint, ns) or {}
+    lines = [f"{c['type']}={c['status']} {c.get('reason')}: {c.get('message')}"
+             for c in (obj.get("status") or {}).get("conditions") or []]  # fmt: skip
+    for pod in kube.list("v1", "Pod", ns, label_selector=f"mlkube.dev/endpoint={endpoint}"):
+        states = [(c["name"], c.get("state")) for c in
+                  (pod.get("status") or {}).get("containerStatuses") or []]  # fmt: skip
+        lines.append(f"pod {pod['metadata']['name']}: {states}")
+    return "\n".join(lines)
 
 
 def infer(kube: Kube, ns: str, endpoint: str) -> dict[str, Any]:

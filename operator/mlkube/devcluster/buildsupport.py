@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlkube.devcluster import mirror, registry
 
@@ -74,6 +75,12 @@ def _serves(url: str) -> bool:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def build_namespace() -> dict[str, Any]:
+    """The build namespace (the operator's, in dev), created before the operator starts so
+    the store's credentials Secret can be put there for packaging builds."""
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": BUILD_NAMESPACE}}
 
 
 def curated_targets(available: Mapping[str, str]) -> dict[str, str]:

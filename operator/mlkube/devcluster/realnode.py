@@ -212,6 +212,12 @@ class RealNode:
     def _start_build_support(self) -> None:
         """Registry + package mirror on the bridge; the serving images pushed into it."""
         buildsupport.start(self._spawn, HACK, self.paths.root, BUILD_ADDRESSES)
+        # Packaging builds fetch models in the build namespace with the store's credentials.
+        self.cluster.request("POST", "/api/v1/namespaces", buildsupport.build_namespace())
+        secret = (self.paths.root / "store-secret").read_text().strip()
+        self.cluster_apply(
+            realnode_store.build_storage_secret(buildsupport.BUILD_NAMESPACE, secret)
+        )
         self.state.pushed = buildsupport.push_images(self.state.images, BUILD_ADDRESSES.registry)
         self._save()
 

@@ -197,6 +197,11 @@ def build_kubelet_config(paths: NodePaths, healthz_port: int) -> dict[str, Any]:
         "imageGCHighThresholdPercent": 99,
         "imageGCLowThresholdPercent": 98,
         "serializeImagePulls": False,
+        # The node runs imported images (pull policy Never) and pulls environment images from
+        # the dev registry. Once an image ID has a pull record (e.g. the serving image pulled
+        # by digest as the build tools image), kubelet 1.36 would refuse the imported tag of
+        # the same ID under Never ("not present"): no credential checks on this dev node.
+        "imagePullCredentialsVerificationPolicy": "NeverVerify",
         "staticPodPath": "",
         # Container logs under our directory, not the machine's /var/log/pods.
         "podLogsDir": str(paths.root / "pod-logs"),
