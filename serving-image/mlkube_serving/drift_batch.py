@@ -152,3 +152,27 @@ class SampleBuffer:
         if self.predictions is not None:
             parts.append(self.predictions[:n])
         return b"".join(parts)
+
+
+def header_bytes(
+    model: str,
+    columns: list[str] | None,
+    samples: int,
+    count: int,
+    width: int,
+    rows: np.dtype[Any],
+    predictions: np.dtype[Any] | None,
+) -> bytes:
+    """Magic, header length and header of a batch of `count` rows (the data follows)."""
+    header = orjson.dumps(
+        {
+            "model": model,
+            "columns": columns,
+            "samples": samples,
+            "count": count,
+            "width": width,
+            "rows": rows.str,
+            "predictions": None if predictions is None else predictions.str,
+        }
+    )
+    return b"".join((DRIFT_SAMPLES_BATCH_MAGIC, struct.pack("<I", len(header)), header))

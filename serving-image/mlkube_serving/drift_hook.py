@@ -1,23 +1,17 @@
 """Send a sample of served features and predictions to the drift sidecar, off the request path.
 
-The request path flips a biased coin and copies the request's rows into a preallocated
-per-worker buffer (`drift_batch.SampleBuffer`) in place: no per-sample objects, no encoding.
-When every buffer is full the sample is dropped and counted in a plain integer that the sender
-publishes to `mlkube_drift_samples_send_dropped_total` (a Prometheus increment per drop would
-cost more than the sample). A task on the worker's own event loop, woken when a buffer is full,
-POSTs each full buffer as one compact binary batch (raw numbers behind a small header,
-`DRIFT_SAMPLES_BATCH_TYPE`) to `{MLKUBE_DRIFT_URL}/v1/samples` over one keep-alive connection;
-a partly filled buffer goes after `max_delay`. Every wake-up and POST has a fixed cost (the
-HTTP exchange, the loopback kernel work, cold caches): at 10% sampling a POST every 50 ms cost
-more than the samples, so the sender sleeps until there is a full buffer to send. A slow or
-dead sidecar costs dropped samples, never latency. Non-numeric samples take the JSON lane
-(`drift_json`).
+The dataplane flips the coin; a sampled request in the common case (one small input, the
+`predict` output first, the lane's model) costs two references stored in a preallocated
+per-worker lane (`drift_refs.RefLane`): no copy, no per-sample object, no encoding. Other
+samples are copied into preallocated buffers (`drift_buffers`), text ones into the JSON lane
+(`drift_json`). When all are full the sample is dropped and counted in a plain integer that
+the sender publishes to `mlkube_drift_samples_send_dropped_total`. A task on the worker's loop,
+woken when the lane or a buffer is full (else after `max_delay`), stacks the lane into one
+binary batch (raw numbers behind a small header, `DRIFT_SAMPLES_BATCH_TYPE`) and POSTs it, and
+each full buffer, to `{MLKUBE_DRIFT_URL}/v1/samples` over one keep-alive connection (a few
+POSTs a second at any rate). A slow or dead sidecar costs dropped samples, never latency.
 
-Why not a sender thread: a Python thread doing CPU work next to an asyncio server fights it
-for the GIL on every I/O call (the convoy effect); measured here, that cost the server half its
-throughput at 100% sampling. Why buffers and bytes instead of a deque of samples and JSON:
-issue 16 measured 5.5 us of server CPU per sampled request that way (docs/benchmarks/
-drift-overhead.md); most of it was per-sample objects, JSON text and sending that text.
+No sender thread (the GIL convoy); references, not copies: docs/benchmarks/drift-overhead.md.
 """
 
 from __future__ import annotations
@@ -28,14 +22,19 @@ import logging
 import random
 import threading
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
+
+from numpy import ndarray
 
 from mlkube.contract import DRIFT_SAMPLES_BATCH_TYPE, DRIFT_SAMPLES_PATH
 from mlkube_serving import metrics
 from mlkube_serving._http.client import UpstreamPool
 from mlkube_serving._http.errors import UpstreamError
-from mlkube_serving.drift_batch import Array, Layout, SampleBuffer, predictions_of, wire_dtype
+from mlkube_serving.drift_batch import Array, predictions_of
+from mlkube_serving.drift_buffers import FULL, NOT_NUMERIC, SEALED, Buffers
 from mlkube_serving.drift_json import JsonLane
+from mlkube_serving.drift_refs import HOLD_BYTES, RefLane
 from mlkube_serving.tensors import Tensor, column_names, to_feature_matrix
 
 log = logging.getLogger(__name__)
@@ -43,9 +42,6 @@ log = logging.getLogger(__name__)
 SAMPLES_PATH = DRIFT_SAMPLES_PATH
 MAX_REPLY_BYTES = 64 * 1024  # the sidecar answers {"accepted": true}; anything big is wrong
 JSON_BATCH = 256  # JSON-lane samples that make a POST worth sending before `max_delay`
-# Identity token of buffers filled from several inputs: their columns are the inputs' names, so
-# the fast path (single input, `buf.names is feature_names`) must never match them.
-_SEVERAL_INPUTS = object()
 
 
 class DriftHook:
@@ -74,22 +70,16 @@ class DriftHook:
         head = f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: "
         self._batch_head = f"{head}{DRIFT_SAMPLES_BATCH_TYPE}\r\nContent-Length: ".encode()
         self._json_head = f"{head}application/json\r\nContent-Length: ".encode()
-        self._rate = sample_rate
+        self.rate = sample_rate  # the dataplane samples: `coin() < rate` (see SampleSink)
         self._max_rows = max_rows
-        self._batch_rows = batch_rows
-        self._buffer_bytes = buffer_bytes
-        self._max_buffers = max_buffers
         self._timeout = timeout
         self._max_delay = max_delay
         self._backoff = backoff
-        self._coin = coin
+        self.coin = coin
         # offer() runs on the loop or in the server's inference threads; flush() on the loop.
         self._lock = threading.Lock()
-        self._open: SampleBuffer | None = None  # being filled by offer()
-        self._sealed: list[SampleBuffer] = []  # filled, waiting for the sender
-        self._free: list[SampleBuffer] = []  # sent, ready for reuse
-        self._allocated = 0
-        self._exhausted = False  # every buffer is full: drop at once until the sender frees one
+        self._buffers = Buffers(batch_rows, buffer_bytes, max_buffers)  # the copying lane
+        self._lane = RefLane(batch_rows)  # the request path's references, packed by flush()
         self._json = JsonLane(queue_size)
         self._drops: dict[tuple[str, str], int] = {}
         self._pool: UpstreamPool | None = None
@@ -105,119 +95,82 @@ class DriftHook:
         outputs: list[Tensor],
         n_features: int | None = None,
     ) -> None:
-        """Maybe keep a served request for the sidecar; never blocks, never raises.
-
-        Written for the cost of the common case (one 2-D numeric input, the same layout as
-        the open buffer): a handful of identity checks and two numpy slice assignments.
-        """
-        if self._coin() >= self._rate:
-            return
+        """Keep a sampled request for the sidecar; never blocks, never raises. Written for
+        the common case's cost: a few checks, two references stored under the lock."""
         try:
             data = inputs[0].data
+            out = outputs[0]
+            lane = self._lane
+            # Held only if small and not a view of something bigger (a binary V2 input views
+            # the whole body): a held array pins its base until the flush.
+            if (
+                data.nbytes <= HOLD_BYTES
+                and out.name == "predict"
+                and len(inputs) == 1
+                and (
+                    (base := data.base) is None
+                    or (type(base) is ndarray and base.base is None and base.nbytes <= HOLD_BYTES)
+                )
+            ):
+                with self._lock:
+                    i = lane.used
+                    if i < lane.capacity and feature_names is lane.names and model == lane.model:
+                        lane.rows[i] = data
+                        lane.predictions[i] = out.data
+                        lane.used = j = i + 1
+                        if j == lane.capacity:
+                            self._wake_sender()
+                        return
+                    if lane.start(model, feature_names, data, out.data):  # an empty lane: bind it
+                        return
             if len(inputs) == 1 and data.ndim == 2:
                 matrix = data
             else:
                 matrix = to_feature_matrix(inputs, n_features, feature_names)
-            predictions = predictions_of(outputs)
-            n = matrix.shape[0]
-            k = n if n <= self._max_rows else self._max_rows
-            if k == 0:
-                return
-            if predictions is not None and predictions.shape[0] < k:
-                predictions = None  # not one per row: rows without predictions
-            with self._lock:
-                buf = self._open
-                if (
-                    buf is not None
-                    and buf.names is feature_names
-                    and buf.model == model
-                    and matrix.dtype is buf.rows_dtype
-                    and (None if predictions is None else predictions.dtype) is buf.pred_dtype
-                    and matrix.shape[1] == buf.width
-                    and buf.used + k <= buf.capacity
-                ):
-                    i = buf.used
-                    j = i + k
-                    buf.rows[i:j] = matrix if k == n else matrix[:k]
-                    if predictions is not None:
-                        buf.predictions[i:j] = (  # type: ignore[index]
-                            predictions if predictions.shape[0] == k else predictions[:k]
-                        )
-                    buf.used = j
-                    buf.samples += 1
-                    return
-                if self._exhausted:
-                    self._drop(model, "queue_full")
-                    return
-                if self._place(model, feature_names, inputs, matrix, predictions, k):
-                    return
-            columns = column_names(inputs, feature_names)
-            if not self._json.offer(model, columns, matrix, predictions, k):
-                with self._lock:
-                    self._drop(model, "queue_full")
-            elif len(self._json) == JSON_BATCH:
-                self._wake_sender()
+            self._keep(model, feature_names, inputs, matrix, predictions_of(outputs))
         except Exception as exc:  # an input the drift view cannot tabulate: skip, count
             log.debug("drift sample skipped: %s", exc)
             with self._lock:
                 self._drop(model, "unencodable")
 
+    def _keep(
+        self,
+        model: str,
+        feature_names: list[str] | None,
+        inputs: list[Tensor],
+        matrix: Array,
+        predictions: Array | None,
+    ) -> None:
+        """Copy a sample into a buffer (or the JSON lane): samples the lane does not hold."""
+        n = matrix.shape[0]
+        k = n if n <= self._max_rows else self._max_rows
+        if k == 0:
+            return
+        if predictions is not None and predictions.shape[0] < k:
+            predictions = None  # not one per row: rows without predictions
+        with self._lock:
+            kept = self._buffers.put(model, feature_names, inputs, matrix, predictions, k)
+            if kept == FULL:
+                self._drop(model, "queue_full")
+            elif kept == SEALED:
+                self._wake_sender()
+        if kept != NOT_NUMERIC:
+            return
+        columns = column_names(inputs, feature_names)
+        if not self._json.offer(model, columns, matrix, predictions, k):
+            with self._lock:
+                self._drop(model, "queue_full")
+        elif len(self._json) == JSON_BATCH:
+            self._wake_sender()
+
     def _drop(self, model: str, reason: str, samples: int = 1) -> None:
         key = (model, reason)
         self._drops[key] = self._drops.get(key, 0) + samples
 
-    def _place(
-        self,
-        model: str,
-        names: list[str] | None,
-        inputs: list[Tensor],
-        matrix: Array,
-        predictions: Array | None,
-        k: int,
-    ) -> bool:
-        """Slow path under the lock: a buffer of this layout (sealing the open one); False
-        sends the sample down the JSON lane (not numeric). Drops when every buffer is full."""
-        rows_dtype = wire_dtype(matrix.dtype)
-        pred_dtype = None if predictions is None else wire_dtype(predictions.dtype)
-        if rows_dtype is None or (predictions is not None and pred_dtype is None):
-            return False
-        columns = column_names(inputs, names)
-        token = names if len(inputs) == 1 else _SEVERAL_INPUTS
-        layout: Layout = (model, columns, matrix.shape[1], rows_dtype, pred_dtype)
-        buf = self._open
-        if buf is None or buf.layout() != layout or buf.used + min(k, buf.capacity) > buf.capacity:
-            if buf is not None and buf.used:
-                self._sealed.append(buf)
-                self._wake_sender()
-            elif buf is not None:
-                self._free.append(buf)
-            self._open = buf = self._take(layout, token)
-            if buf is None:
-                self._exhausted = True
-                self._drop(model, "queue_full")
-                return True
-        buf.names = token
-        buf.put(matrix, predictions, min(k, buf.capacity))  # a huge row: fewer rows fit
-        return True
-
-    def _take(self, layout: Layout, token: object) -> SampleBuffer | None:
-        """A free buffer of this layout, else a new one while fewer than `max_buffers` exist."""
-        for i, buf in enumerate(self._free):
-            if buf.layout() == layout:
-                return self._free.pop(i)
-        if self._allocated >= self._max_buffers:
-            if not self._free:
-                return None
-            self._free.pop()  # a free buffer of another layout: replace it
-            self._allocated -= 1
-        self._allocated += 1
-        return SampleBuffer.for_layout(layout, token, self._batch_rows, self._buffer_bytes)
-
     def pending(self) -> int:
         """Samples held for the sender (buffers and the JSON lane)."""
         with self._lock:
-            held = sum(b.samples for b in self._sealed)
-            held += self._open.samples if self._open is not None else 0
+            held = self._buffers.pending() + self._lane.used
         return held + len(self._json)
 
     def start(self) -> None:
@@ -275,22 +228,46 @@ class DriftHook:
         Only what is already pending: samples that arrive while a POST is in flight wait for
         the next flush, so batches stay large. After a failed POST the rest is dropped.
         """
-        with self._lock:
-            if seal and self._open is not None and self._open.used:
-                self._sealed.append(self._open)
-                self._open = None
-            batches, self._sealed = self._sealed, []
-        self.publish_drops()
         ok = True
+        with self._lock:
+            lane = self._lane
+            taken = lane.take() if seal or lane.used == lane.capacity else None
+            model, names = lane.model, lane.names
+        if taken is not None:
+            rows, predictions, n = taken
+            columns = None if names is None else list(names)
+            body = lane.pack(model or "", columns, taken, self._max_rows)
+            if body is None:  # not uniform: one by one through the buffers and the JSON lane
+                self._replay(model or "", names, rows, predictions, n)
+            with self._lock:
+                lane.give_back(rows, predictions)
+            if body is not None:
+                ok = await self._deliver(model or "", n, body, self._batch_head, ok)
+        with self._lock:
+            batches = self._buffers.take_sealed(seal)
+        self.publish_drops()
         for buf in batches:
             ok = await self._deliver(buf.model, buf.samples, buf.body(), self._batch_head, ok)
             with self._lock:
-                buf.reset()
-                self._free.append(buf)
-                self._exhausted = False
+                self._buffers.recycle(buf)
         for model, count, body in self._json.drain():
             ok = await self._deliver(model, count, body, self._json_head, ok)
         return ok
+
+    def _replay(
+        self, model: str, names: list[str] | None, rows: list[Any], preds: list[Any], n: int
+    ) -> None:
+        """Held samples the pack refused, copied one by one as `offer` would have."""
+        for data, labels in zip(rows[:n], preds[:n], strict=True):
+            try:
+                inputs = [Tensor("input-0", data, "")]
+                matrix = data if data.ndim == 2 else to_feature_matrix(inputs, None, names)
+                self._keep(model, names, inputs, matrix,
+                           predictions_of([Tensor("predict", labels, "")]))  # fmt: skip
+            except Exception as exc:
+                log.debug("drift sample skipped: %s", exc)
+                with self._lock:
+                    self._drop(model, "unencodable")
 
     async def _deliver(self, model: str, samples: int, body: bytes, head: bytes, ok: bool) -> bool:
         """POST one body unless an earlier one failed; count it sent or dropped."""

@@ -72,7 +72,8 @@ def test_watch_namespaces_bind_rights_and_webhooks_per_namespace(helm: Path) -> 
     bindings = {(b["metadata"]["namespace"], b["roleRef"]["name"])
                 for b in by_kind(objects, "RoleBinding")}  # fmt: skip
     assert bindings == {("team-a", "mlkube-operator"), ("team-b", "mlkube-operator"),
-                        ("ops", "mlkube-operator-audit-key")}  # fmt: skip
+                        ("ops", "mlkube-operator-audit-key"),
+                        ("ops", "mlkube-operator-build")}  # fmt: skip
     cluster_bound = {b["roleRef"]["name"] for b in by_kind(objects, "ClusterRoleBinding")}
     assert cluster_bound == {"mlkube-operator-cluster"}  # no namespaced right cluster-wide
     (secret,) = by_kind(objects, "Secret")

@@ -140,6 +140,12 @@ def test_create_list_show_wait_and_archive(
     assert code == 124 and "still Pending after 1s" in err
     code, _, err = cli("env", "create", "-f", str(yaml_file(tmp_path)))
     assert code == 0, err
+    taken = tmp_path / "taken.yaml"
+    taken.write_text(
+        yaml_file(tmp_path).read_text().replace("from-yaml", "lgbm-1").replace("yaml-env", "other")
+    )
+    code, _, err = cli("env", "create", "-f", str(taken))  # the API server's 409, said plainly
+    assert code == 1 and f"cannot create Environment {namespace}/lgbm-1: it already exists" in err
     write_status(
         kube,
         namespace,
@@ -241,7 +247,12 @@ def build_job(name: str) -> dict[str, Any]:
 
 
 def test_build_logs_read_the_build_pods_containers_in_order(
-    cli: Any, kube: Kube, namespace: str, pod_executor: PodExecutor
+    cli: Any,
+    kube: Kube,
+    namespace: str,
+    pod_executor: PodExecutor,
+    cluster: Cluster,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     job = "envbuild-0123456789abcdef0123"
     kube.create({**build_job(job), "metadata": {"name": job, "namespace": namespace}})
@@ -266,6 +277,40 @@ def test_build_logs_read_the_build_pods_containers_in_order(
     assert done["type"] == "Complete"
     code, again, _ = cli("env", "build-logs", "lgbm:1")
     assert code == 0 and again == out
+
+    # A user who may read Environments but not the build namespace's pods is told so.
+    kube.create(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "env-reader", "namespace": namespace},
+            "rules": [
+                {
+                    "apiGroups": ["mlkube.dev"],
+                    "resources": ["environments"],
+                    "verbs": ["get", "list"],
+                }
+            ],
+        }
+    )
+    kube.create(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "env-reader", "namespace": namespace},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "env-reader",
+            },
+            "subjects": [{"kind": "User", "name": "alice"}],
+        }
+    )
+    alice = str(cluster.kubeconfig_for("alice"))
+    code = main(["env", "build-logs", "lgbm:1", "-n", namespace, "--kubeconfig", alice])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"you may not read pods in the build namespace {namespace}" in err
     kube.create(
         env_object.build_environment(
             name="lgbm", version="2", namespace=namespace, image="registry.example/x:1"

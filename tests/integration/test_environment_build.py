@@ -13,6 +13,7 @@ why with the log's tail; no registry configured says how to configure one.
 from __future__ import annotations
 
 import json
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,12 +200,16 @@ def test_no_registry_says_how_to_configure_one(
     try:
         with patched_env(operator_env(None, namespace, wheelhouse)), run_operator(namespace):
             kube.create(environment(namespace, "lgbm", "1", base_image, [REQUIREMENT]))
-            status = wait_phase(kube, namespace, "lgbm-1", ("Ready", "Failed"))
+            status = wait_for(
+                lambda: (s if "NoRegistry" in str(s := status_of(kube, namespace, "lgbm-1"))
+                         else None), what="NoRegistry",
+            )  # fmt: skip
     finally:
         operator_config.cache_clear()
         environment_deps.cache_clear()
     built = condition(status, "Built")
-    assert status["phase"] == "Failed" and built["reason"] == "NoRegistry"
+    assert status["phase"] == "Pending" and built["reason"] == "NoRegistry"
+    assert condition(status, "Stalled")["status"] == "True"
     assert "MLKUBE_BUILD_REGISTRY" in built["message"]
     assert build_jobs(kube, namespace) == []
 
@@ -223,8 +228,36 @@ def test_an_image_tag_is_pinned_and_a_missing_one_retried(
                                   "image": image}})  # fmt: skip
         status = wait_phase(kube, namespace, "scorer-1", ("Ready", "Failed"))
         gone = wait_phase(kube, namespace, "gone-1", ("Resolving",))
+        # The probe Job (run here in the host venv, the "image") fills what is inside.
+        probed = wait_for(
+            lambda: (s if (s := status_of(kube, namespace, "scorer-1")).get("serving") else None),
+            timeout=BUILD_SECONDS, what="the probe's report",
+        )  # fmt: skip
     assert status["image"] == f"{registry.host}/base/python@{digest}"
     assert status["resolvedFrom"] == base_image and status["imageDigest"] == digest
+    assert probed["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert any(p.startswith("pydantic==") for p in probed["packages"])
+    assert probed["serving"]["compatible"] is True  # mlkube_serving is in the host venv
+    assert probed["imageDigest"] == digest and probed["phase"] == "Ready"
     resolved = condition(gone, "Resolved")
     assert resolved["status"] == "False" and resolved["reason"] == "ImageNotFound"
     assert missing in resolved["message"] and "retrying in" in resolved["message"]
+
+
+def test_a_duplicate_waits_and_builds_once_the_older_claim_is_gone(
+    kube: Kube, namespace: str, registry: Registry, base_image: str, configured: PodExecutor
+) -> None:
+    older = environment(namespace, "dup", "1", base_image, [REQUIREMENT])
+    younger = {**older, "metadata": {"name": "dup-again", "namespace": namespace}}
+    with run_operator(namespace):
+        kube.create(older)
+        wait_phase(kube, namespace, "dup-1", ("Ready",))
+        kube.create(younger)
+        status = wait_for(
+            lambda: (s if "Duplicate" in str(s := status_of(kube, namespace, "dup-again"))
+                     else None), what="Duplicate",
+        )  # fmt: skip
+        assert status["phase"] == "Pending" and "dup-1" in condition(status, "Ready")["message"]
+        kube.delete(API_VERSION, "Environment", "dup-1", namespace)
+        after = wait_phase(kube, namespace, "dup-again", ("Ready", "Failed"))
+    assert after["phase"] == "Ready" and after["build"]["reused"] is True  # the registry tag

@@ -7,7 +7,10 @@ and the Model's record; a packaged model runs without the storage initializer.""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +18,16 @@ from typing import Any
 import pytest
 from kopf.testing import KopfRunner
 
-from mlkube.builders.names import deployment_name
+from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.endpoint_server import build_server_deployment
+from mlkube.builders.environment_use import EnvironmentUse
+from mlkube.builders.model_facts import ModelFacts, read_model
+from mlkube.builders.names import EndpointRef, deployment_name
+from mlkube.builders.operator_config import parse_operator_config
 from mlkube.cli.model_view import render_details
 from mlkube.contract import API_VERSION
 from mlkube.handlers.config import operator_config
-from mlkube.k8s import Kube
+from mlkube.k8s import ApiError, Kube
 from support.endpoints import (
     blue_green_spec,
     condition,
@@ -48,23 +56,43 @@ def create_environment(kube: Kube, namespace: str, name: str, version: str) -> N
     kube.create({
         "apiVersion": API_VERSION, "kind": "Environment",
         "metadata": {"name": f"{name}-{version}", "namespace": namespace},
+        # On loopback (a closed port): an environment controller that tries to resolve the
+        # tag fails at once, without a lookup off this machine.
         "spec": {"environmentName": name, "version": version,
-                 "image": "registry.example/team/scorer:2.1"},
+                 "image": "127.0.0.1:9/team/scorer:2.1"},
     })  # fmt: skip
 
 
 def write_ready(
     kube: Kube, namespace: str, obj_name: str, image: str = IMAGE, **extra: Any
 ) -> None:
-    """The status a finished environment build reports (as the admin: the test plays it)."""
+    """The status a finished environment build reports (as the admin: the test plays it).
+
+    Written until it holds: an environment controller running alongside (it cannot resolve the
+    test's tag) may finish a pass that started before this write and overwrite it once; after
+    that it sees a Ready status of the current generation and leaves it alone."""
     obj = kube.get(API_VERSION, "Environment", obj_name, namespace) or {}
     ready = {"type": "Ready", "status": "True", "reason": "Built", "message": "image built",
              "lastTransitionTime": "2026-11-30T12:00:00Z"}  # fmt: skip
     status = {"phase": "Ready", "observedGeneration": obj["metadata"]["generation"],
               "conditions": [ready], "image": image, "imageDigest": image.split("@")[1],
               "serving": {"compatible": True, "version": "0.1.0"}, **extra}  # fmt: skip
-    kube.patch(API_VERSION, "Environment", obj_name, {"status": status}, namespace,
-               subresource="status")  # fmt: skip
+
+    def held() -> bool:
+        now = (kube.get(API_VERSION, "Environment", obj_name, namespace) or {}).get("status")
+        return bool(now) and now.get("phase") == "Ready" and now.get("image") == image
+
+    stable = 0
+    deadline = time.monotonic() + 20
+    while stable < 3 and time.monotonic() < deadline:
+        if not held():
+            stable = 0
+            kube.patch(API_VERSION, "Environment", obj_name, {"status": status}, namespace,
+                       subresource="status")  # fmt: skip
+        else:
+            stable += 1
+        time.sleep(0.3)
+    assert held(), f"Environment {obj_name}: the status written did not hold"
 
 
 def endpoint(kube: Kube, namespace: str) -> dict[str, Any]:
@@ -197,6 +225,11 @@ def test_batch_job_waits_for_and_scores_on_the_environment(
     pod = score["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == IMAGE
     assert pod["imagePullSecrets"] == [{"name": PULL_SECRET}]
+    model = kube.get(API_VERSION, "Model", "credit-risk-v3", namespace) or {}
+    assert model["status"]["environments"] == [{
+        "name": "lgbm", "version": "1", "image": IMAGE,
+        "kind": "BatchEndpoint", "endpoint": "credit", "deployment": "d",
+    }]  # fmt: skip
 
 
 def test_pipeline_step_runs_on_the_environment_image(
@@ -235,3 +268,77 @@ def test_pipeline_step_runs_on_the_environment_image(
         job = kube.get("batch/v1", "Job", done["job"], namespace) or {}
         main = next(c for c in job["spec"]["template"]["spec"]["containers"] if c["name"] == "main")
         assert main["image"] == python
+
+
+KWOK_HANDS_OFF = {"kwok.x-k8s.io/status": "custom"}
+LOAD_ERROR = (
+    "model load failed: importing /mnt/models/score.py failed: "
+    "ModuleNotFoundError(\"No module named 'lightgbm'\")"
+)
+
+
+def crash_loop(kube: Kube, pod: dict[str, Any]) -> None:
+    """What the kubelet reports for a server that exits on its load error (the message the
+    server writes to its termination log: mlkube_serving/termination.py, process-tested)."""
+    now = "2026-11-30T12:00:00Z"
+    term = {"exitCode": 3, "reason": "Error", "message": LOAD_ERROR, "startedAt": now,
+            "finishedAt": now}  # fmt: skip
+    status = {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
+        "initContainerStatuses": [
+            {"name": c["name"], "image": c["image"], "ready": True, "restartCount": 0,
+             "state": {"terminated": {**term, "exitCode": 0, "reason": "Completed",
+                                      "message": ""}}}
+            for c in pod["spec"].get("initContainers") or []
+        ],
+        "containerStatuses": [
+            {"name": "server", "image": pod["spec"]["containers"][0]["image"], "ready": False,
+             "restartCount": 3, "lastState": {"terminated": term},
+             "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}}}
+        ],
+    }  # fmt: skip
+    kube.patch("v1", "Pod", pod["metadata"]["name"], {"status": status},
+               pod["metadata"]["namespace"], subresource="status")  # fmt: skip
+
+
+def test_a_missing_module_reaches_the_endpoint_status(
+    kube: Kube, namespace: str, tmp_path: Path, operator_with_pull_secret: KopfRunner
+) -> None:
+    """An environment that lacks a package the scoring script imports: the endpoint is
+    Degraded with the module's name (pod termination message → builders/pod_problems.py)."""
+    create_ready_models(kube, namespace, tmp_path)
+    create_environment(kube, namespace, "lgbm", "1")
+    spec = {"deployments": [{"name": "blue", "model": "credit-risk-v3", "replicas": 1,
+                             "environment": "lgbm:1"}], "traffic": {"blue": 100}}  # fmt: skip
+    # The endpoint waits for the environment, so the test can create blue's Deployment first,
+    # with kwok's hands-off annotation (kwok would report its pods Running and Ready).
+    created = kube.create(endpoint_object(EP, namespace, spec))
+    wait_reason(kube, namespace, "Ready", "EnvironmentNotReady")
+    owner = EndpointRef(EP, namespace, created["metadata"]["uid"])
+    facts = read_model("credit-risk-v3", kube.get(API_VERSION, "Model", "credit-risk-v3",
+                                                  namespace))  # fmt: skip
+    assert isinstance(facts, ModelFacts)
+    use = EnvironmentUse(reference="lgbm:1", name="lgbm", version="1", image=IMAGE)
+    dep = OnlineEndpointSpec.model_validate(spec).deployments[0]
+    server = build_server_deployment(owner, dep, facts, parse_operator_config(os.environ), use)
+    server["spec"]["template"]["metadata"]["annotations"].update(KWOK_HANDS_OFF)
+    kube.create(server)
+    try:
+        write_ready(kube, namespace, "lgbm-1")
+        pod = wait_for(lambda: next(iter(kube.list("v1", "Pod", namespace,
+                                                   label_selector="mlkube.dev/deployment=blue")),
+                                    None), timeout=30, what="blue pod")  # fmt: skip
+        crash_loop(kube, pod)
+        degraded = wait_reason(kube, namespace, "Degraded", "PodsFailing")
+        message = condition(degraded, "Degraded")["message"]
+        assert "No module named 'lightgbm'" in message, message
+        blue = degraded["status"]["deployments"][0]
+        assert "No module named 'lightgbm'" in blue["message"]
+        assert blue["environment"] == {"name": "lgbm", "version": "1", "image": IMAGE}
+    finally:
+        kube.delete(API_VERSION, "OnlineEndpoint", EP, namespace)
+        for left in kube.list("v1", "Pod", namespace, label_selector="mlkube.dev/deployment=blue"):
+            path = f"/api/v1/namespaces/{namespace}/pods/{left['metadata']['name']}"
+            with contextlib.suppress(ApiError):
+                kube.request("DELETE", path, body={"gracePeriodSeconds": 0})

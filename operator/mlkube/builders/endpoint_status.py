@@ -44,6 +44,10 @@ BLOCKER_REASONS: Final = frozenset(
         "GatewayAPIMissing",
         "InvalidSpec",
         "NameConflict",
+        # An environment that is building, lacks the serving entrypoint or is not offered.
+        "EnvironmentNotReady",
+        "EnvironmentIncompatible",
+        "EnvironmentNotFound",
     }
 )
 

@@ -44,11 +44,15 @@ def environment_status(
     resolved: bool | None = None,
     built: bool | None = None,
     building: bool = False,
+    stalled: bool = False,
 ) -> dict[str, Any]:
     """The status after a pass: `phase` with its conditions, `facts` merged over `previous`.
 
     `resolved`/`built`: the Resolved/Built conditions (None: leave as they are, or Unknown when
     `building` is set for Built). The reason/message of Ready carry the phase's explanation.
+    `stalled`: a phase that is not Failed still needs a human (kstatus Stalled): NoRegistry and
+    Duplicate stay Pending, so a pass after the fix (operator restart, twin deleted) builds;
+    an image that is not found stays Resolving while retried.
     """
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}")
@@ -80,7 +84,7 @@ def environment_status(
             conditions, type_="Built", status=None if building else built,
             reason=reason, message=message, generation=generation, now=now,
         )  # fmt: skip
-    state = {READY: "done", FAILED: "stalled"}.get(phase, "working")
+    state = {READY: "done", FAILED: "stalled"}.get(phase, "stalled" if stalled else "working")
     conditions = kstatus_conditions(
         conditions, state=state, reason=reason, message=message, generation=generation, now=now
     )

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from mlkube import contract as c
 from mlkube.api.common import bound_message
+from mlkube.environments.curated import VERSION as CURATED_VERSION
 from mlkube.environments.curated import CuratedError, is_curated, resolve_curated
 
 NOT_READY: Final = "EnvironmentNotReady"
@@ -28,7 +29,7 @@ NOT_FOUND: Final = "EnvironmentNotFound"
 LATEST: Final = "latest"
 # Where a packaged model sits inside its image (the build's fetch-model step writes it there).
 PACKAGED_MODEL_DIR: Final = "/opt/mlkube/model"
-CURATED_HINT: Final = "mlkube-sklearn:0.1.0"
+CURATED_HINT: Final = f"mlkube-sklearn:{CURATED_VERSION}"
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,9 @@ def render_details(
         f"Phase:         {phase}" + (f": {status['message']}" if status.get("message") else ""),
         f"Progress:      {render_counts(status)}",
     ]
+    env = status.get("environment") or {}
+    if env.get("image"):
+        lines.insert(3, f"Environment:   {env.get('name')}:{env.get('version')} {env['image']}")
     mbs, items = status.get("miniBatches") or {}, status.get("items") or {}
     plan = status.get("plan") or {}
     estimate = "~" if plan.get("itemsEstimated") else ""

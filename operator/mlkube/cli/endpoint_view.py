@@ -113,6 +113,11 @@ def render_details(obj: Mapping[str, Any], now: datetime) -> str:
             f"  {dep.get('name'):<12} model={dep.get('model')}  "
             f"ready={seen.get('readyReplicas', 0)}/{seen.get('replicas', '?')}"
         )
+        env = seen.get("environment") or {}
+        if env.get("image"):
+            lines.append(f"    environment: {env.get('name')}:{env.get('version')} {env['image']}")
+        elif dep.get("environment"):
+            lines.append(f"    environment: {dep['environment']} (not resolved yet)")
         if seen.get("message"):
             lines.append(f"    pods: {seen['message']}")
         drift = seen.get("drift")

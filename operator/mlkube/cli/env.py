@@ -27,6 +27,7 @@ from mlkube.cli.env_api import (
     build_job,
     build_pods,
     create,
+    environment_base,
     find_environment,
     get_environment,
     list_environments,
@@ -52,8 +53,9 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     create_cmd.add_argument("--pip", metavar="REQUIREMENTS_TXT", help="pip requirements file")
     create_cmd.add_argument("--conda", metavar="ENV_YML", help="conda environment file "
                             "(python=X.Y and its pip: list are honoured)")  # fmt: skip
-    create_cmd.add_argument("--base", help=f"curated environment or image to build on "
-                            f"(default {env_curated.DEFAULT_BASE})")  # fmt: skip
+    create_cmd.add_argument("--base", help="curated environment, one of your environments "
+                            f"(NAME:VERSION) or an image to build on (default "
+                            f"{env_curated.DEFAULT_BASE})")  # fmt: skip
     create_cmd.add_argument("--apt", action="append", default=[], metavar="PACKAGE",
                             help="Debian package to add (repeatable)")  # fmt: skip
     create_cmd.add_argument("--file", action="append", default=[], metavar="LOCAL:/PATH",
@@ -152,6 +154,11 @@ def create_environments(args: argparse.Namespace) -> int:
     created = []
     for body in environments_from_args(args, namespace):
         ref, ns = env_object.reference(body), body["metadata"]["namespace"]
+        image = None if args.filename or not args.base else environment_base(kube, ns, args.base)
+        if image is not None:  # built on one of your Environments: on its digest
+            body["spec"]["build"]["base"] = image
+            body["spec"].setdefault("description", f"built on environment {args.base}")
+            print(f"base {args.base}: {image}")
         existing = find_environment(kube, ns, ref)
         if existing is not None:
             raise CliError(f"Environment {ref} already exists in {ns} (object "
@@ -252,8 +259,13 @@ def build_logs(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     if args.follow:
-        env_logs.follow(lambda: kube.get("v1", "Pod", pod_name, job_ns), read, write)
+        env_logs.follow(lambda: kube.get("v1", "Pod", pod_name, job_ns), read, write,
+                        note=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
     elif not env_logs.print_all(pods[-1], lambda name: read(None, name), write):
-        print(f"build pod {job_ns}/{pod_name} has not started a container yet (use --follow "
-              "to wait for it)", file=sys.stderr)  # fmt: skip
+        why = "; ".join(env_logs.waiting_reasons(pods[-1]))
+        print(
+            f"build pod {job_ns}/{pod_name} has not started a container yet"
+            + (f" ({why})" if why else " (use --follow to wait for it)"),
+            file=sys.stderr,
+        )
     return 0

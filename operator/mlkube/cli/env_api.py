@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from mlkube.cli.batch_api import LABEL_JOB_NAME, api_error
 from mlkube.cli.batch_api import create as create  # re-exported for the verbs
-from mlkube.cli.env_object import KIND, parse_ref, reference
+from mlkube.cli.env_object import DNS_LABEL, KIND, VERSION_PATTERN, is_curated, parse_ref, reference
 from mlkube.cli.errors import CliError
 from mlkube.cli.model_view import version_key
 from mlkube.contract import API_VERSION, LABEL_ARCHIVED
@@ -61,6 +61,33 @@ def get_environment(kube: Kube, namespace: str, ref: str) -> dict[str, Any]:
         raise CliError(f"Environment {ref} not found in namespace {namespace} "
                        "(see `mlkube env list --all`)")  # fmt: skip
     return obj
+
+
+def environment_base(kube: Kube, namespace: str, base: str) -> str | None:
+    """The image digest to build on when `--base` names one of the namespace's Environments
+    (`name:version`, Ready); None when it names a curated environment or an image."""
+    name, sep, version = base.partition(":")
+    if is_curated(base) or not sep or "/" in base or "@" in base:
+        return None
+    if not (DNS_LABEL.match(name) and VERSION_PATTERN.match(version)):
+        return None
+    found = find_environment(kube, namespace, base)
+    if found is None:
+        return None  # an image such as python:3.11
+    refuse_archived(found, "--base")
+    status = found.get("status") or {}
+    if status.get("phase") != "Ready" or not status.get("image"):
+        phase = status.get("phase") or "Pending"
+        raise CliError(f"--base {base} is an Environment that is not Ready (phase {phase}): "
+                       "wait for it, then build on it")  # fmt: skip
+    return str(status["image"])
+
+
+def refuse_archived(obj: Mapping[str, Any], what: str) -> None:
+    """Archived environments take no new users (the webhook refuses new references too)."""
+    if (obj["metadata"].get("labels") or {}).get(LABEL_ARCHIVED) == "true":
+        raise CliError(f"{what} {reference(obj)} is archived: it takes no new users (see "
+                       "`mlkube env list` for current versions)")  # fmt: skip
 
 
 def archive(kube: Kube, obj: Mapping[str, Any]) -> None:

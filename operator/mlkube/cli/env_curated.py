@@ -2,9 +2,9 @@
 curated environments mlkube ships (docs/environments.md §6, `mlkube.environments.curated`).
 
 The images are the ones the operator would use with the settings in the CLI's environment:
-`MLKUBE_CURATED_ENVIRONMENTS` (`name=image,…`, as in the operator's config; `mlkube dev env`
-exports the dev cluster's) and `MLKUBE_SERVING_IMAGE`, else the release's serving image, whose
-variants are named by convention.
+`MLKUBE_CURATED_ENVIRONMENTS` (`name=image,…`, as in the operator's config) and
+`MLKUBE_SERVING_IMAGE`, else the release's serving image, whose variants are named by
+convention. The `imageSource` says which (configured | derived | unavailable).
 """
 
 from __future__ import annotations

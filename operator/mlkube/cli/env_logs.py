@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 ENDED: Final = ("Succeeded", "Failed")
+NORMAL_WAITING: Final = ("PodInitializing", "ContainerCreating")
 
 
 def containers(pod: Mapping[str, Any]) -> list[tuple[str, bool, bool]]:
@@ -35,6 +36,20 @@ def containers(pod: Mapping[str, Any]) -> list[tuple[str, bool, bool]]:
         finished = "terminated" in state or bool(entry.get("lastState", {}).get("terminated"))
         started = finished or "running" in state
         out.append((name, started, finished))
+    return out
+
+
+def waiting_reasons(pod: Mapping[str, Any]) -> list[str]:
+    """Why containers wait, when it is not the normal start (an image pull failing, …)."""
+    status = pod.get("status") or {}
+    out = []
+    for entry in [*(status.get("initContainerStatuses") or []),
+                  *(status.get("containerStatuses") or [])]:  # fmt: skip
+        waiting = (entry.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason and reason not in NORMAL_WAITING:
+            message = f": {waiting['message']}" if waiting.get("message") else ""
+            out.append(f"{entry.get('name')} is waiting: {reason}{message}")
     return out
 
 
@@ -85,16 +100,22 @@ def follow(
     read: Callable[[Mapping[str, Any], str], str],
     out: Callable[[str], None],
     *,
+    note: Callable[[str], None] = lambda _line: None,
     poll: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Mapping[str, Any] | None:
-    """Print new log text until the pod has ended (its last lines are read after the ended
+    """Print new log text (and, through `note`, why a container waits when that is not the
+    normal start) until the pod has ended (its last lines are read after the ended
     status is seen); return the last pod seen (None when it went away)."""
-    follower = Follower()
+    follower, noted = Follower(), set()
     while True:
         pod = fetch_pod()
         if pod is None:
             return None
+        for line in waiting_reasons(pod):
+            if line not in noted:  # each reason once (kubelet back-off repeats it)
+                noted.add(line)
+                note(line)
         follower.tick(pod, functools.partial(read, pod), out)
         if pod_ended(pod):
             return pod

@@ -30,9 +30,9 @@ KIND: Final = KIND_ENVIRONMENT
 CURATED_PREFIX: Final = CURATED_ENVIRONMENT_PREFIX
 MAX_PIP_LINES: Final = 256
 MAX_FILES_BYTES: Final = 64 * 1024
-_DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # A label value, as the API's (and Model's) version: it becomes the mlkube.dev/version label.
-_VERSION: Final = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+VERSION_PATTERN: Final = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 # pip options a requirements file may carry that the build cannot honour: the index and
 # find-links come from the operator's configuration (§2.3), includes are not uploaded.
 _UNSUPPORTED_OPTIONS: Final = ("-r", "--requirement", "-c", "--constraint", "-e", "--editable",
@@ -42,7 +42,7 @@ _UNSUPPORTED_OPTIONS: Final = ("-r", "--requirement", "-c", "--constraint", "-e"
 
 def check_name(name: str) -> str:
     """spec.environmentName: a DNS label, `mlkube-` reserved for the curated environments."""
-    if not (len(name) <= 63 and _DNS_LABEL.match(name)):
+    if not (len(name) <= 63 and DNS_LABEL.match(name)):
         raise CliError(f"environment name {name!r} is not a DNS label (lowercase letters, "
                        "digits and '-', at most 63 characters)")  # fmt: skip
     if name.startswith(CURATED_PREFIX):
@@ -52,7 +52,7 @@ def check_name(name: str) -> str:
 
 
 def check_version(version: str) -> str:
-    if _VERSION.match(version):
+    if VERSION_PATTERN.match(version):
         return version
     raise CliError(f"version {version!r} must start and end with a letter or digit and hold "
                    "only letters, digits, '.', '_' and '-' (at most 63 characters)")  # fmt: skip
@@ -66,7 +66,7 @@ def parse_ref(text: str) -> tuple[str, str | None]:
     if not (sep and name and (version or sep == "@")):
         raise CliError(f"environment reference {text!r} must look like NAME:VERSION "
                        "(or NAME@latest)")  # fmt: skip
-    if not (len(name) <= 63 and _DNS_LABEL.match(name)):
+    if not (len(name) <= 63 and DNS_LABEL.match(name)):
         raise CliError(f"environment name {name!r} in {text!r} is not a DNS label")
     return name, check_version(version) if version else None
 

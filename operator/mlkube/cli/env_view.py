@@ -173,4 +173,5 @@ def _build_lines(status: Mapping[str, Any]) -> list[str]:
 
 def _user(ref: Mapping[str, Any]) -> str:
     text = f"{ref.get('kind', '')}/{ref.get('name', '')}"
-    return text + (f" ({ref['deployment']})" if ref.get("deployment") else "")
+    part = ref.get("deployment") or (f"step {ref['step']}" if ref.get("step") else None)
+    return text + (f" ({part})" if part else "")

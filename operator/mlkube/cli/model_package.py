@@ -16,7 +16,13 @@ from typing import Any
 from mlkube.cli import env_object, env_wait
 from mlkube.cli.batch_follow import wait_timeout
 from mlkube.cli.endpoint_api import connect
-from mlkube.cli.env_api import FIELD_MANAGER, create, find_environment, get_environment
+from mlkube.cli.env_api import (
+    FIELD_MANAGER,
+    create,
+    find_environment,
+    get_environment,
+    refuse_archived,
+)
 from mlkube.cli.errors import CliError
 from mlkube.cli.kube import add_kube_options
 from mlkube.cli.model_object import object_name
@@ -87,6 +93,7 @@ def package(args: argparse.Namespace) -> int:
     env = None
     if not env_object.is_curated(args.environment):
         env = get_environment(kube, namespace, args.environment)
+        refuse_archived(env, "environment")
     body = package_environment(model, package_base(env, args.environment), args.environment,
                                namespace)  # fmt: skip
     ref = env_object.reference(body)

@@ -47,6 +47,7 @@ from mlkube.contract import (
 from mlkube.controllers.batch_observe import observe_results
 from mlkube.controllers.environment_refs import read_environments
 from mlkube.controllers.kube import ApiError, Kube
+from mlkube.controllers.model_environments import record_model_environments
 
 Event = tuple[str, str, str]
 POLL_SECONDS: Final = 8.0
@@ -147,6 +148,13 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
             None,
         )
         environment = job_environment(kube, config, namespace, settings)
+        if settings is not None and isinstance(environment, EnvironmentUse):
+            # The Model's record of the images it is scored with (batch endpoints' lineage).
+            used = [(settings.deployment, settings.model, environment)]
+            record_model_environments(
+                kube, namespace, spec.endpoint, used, kind=KIND_BATCH_ENDPOINT,
+                scope={settings.deployment},
+            )  # fmt: skip
         obs = Observed(
             name=name, uid=uid, generation=generation, spec=spec, status=status, now=now,
             output=output, settings=settings, blocker=blocker, model=model, source=source,

@@ -113,11 +113,11 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         return Outcome()  # a spec change re-runs the handler
     sync_model_references(kube, namespace, name, {d.model for d in spec.deployments})
     models, blockers = read_models(kube, namespace, {d.model for d in spec.deployments})
+    status = obj.get("status")
     environments, env_blockers = deployment_environments(
-        kube, namespace, spec, config, obj.get("status"), generation
+        kube, namespace, spec, config, status, generation
     )
-    blockers += env_blockers
-    blockers += check_traffic_backend(kube, spec, config)
+    blockers += env_blockers + check_traffic_backend(kube, spec, config)
     if blockers:
         write_blocked_status(kube, obj, spec, generation, blockers, now)
         if any(b.degraded for b in blockers):
@@ -150,12 +150,8 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now, running,
         plan.as_written() if plan else None, models, environments,
     )  # fmt: skip
-    record_model_environments(
-        kube,
-        namespace,
-        name,
-        [(d.name, d.model, environments.get(d.name)) for d in spec.deployments],
-    )
+    used = [(d.name, d.model, environments.get(d.name)) for d in spec.deployments]
+    record_model_environments(kube, namespace, name, used)
     subject = {"apiVersion": obj["apiVersion"], "kind": KIND_ONLINE_ENDPOINT, "metadata": meta}
     if verdict is not None and verdict.reason == RELOADING:
         # Nothing else fires when a router reloads its file: look again soon. (Routers that

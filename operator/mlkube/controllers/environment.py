@@ -77,7 +77,7 @@ def reconcile(
     others = kube.list(API_VERSION, KIND_ENVIRONMENT, str(meta["namespace"]))
     holder = duplicate_of(obj, others)
     if holder is not None:
-        return step.fail("Duplicate", duplicate_message(name, version, holder))
+        return step.fail("Duplicate", duplicate_message(name, version, holder), phase=PENDING)
     try:
         if spec.get("image"):
             return resolve_image(kube, deps, step, obj, str(spec["image"]))
@@ -87,9 +87,11 @@ def reconcile(
             return step.fail(err.reason, str(err), resolved=False)
         delay = retry_delay(attempt)
         message = f"{err}; retrying in {delay:.0f}s"
+        # A missing image or Model needs a human (Stalled) though it is retried; a registry
+        # that does not answer is work in progress (Reconciling).
         status = environment_status(
             previous, generation=generation, phase=RESOLVING, reason=err.reason,
-            message=message, now=step.stamp, resolved=False,
+            message=message, now=step.stamp, resolved=False, stalled=err.reason != RETRY_REASON,
         )  # fmt: skip
         return EnvironmentOutcome(
             status=status, events=[("Warning", err.reason, message)],
@@ -116,10 +118,14 @@ class Step:
     def fail(
         self, reason: str, message: str, *, resolved: bool | None = None,
         built: bool | None = None, facts: Mapping[str, Any] | None = None,
+        phase: str = FAILED,
     ) -> EnvironmentOutcome:  # fmt: skip
+        """Needs a human: Failed, or Pending and Stalled when a fix elsewhere (operator
+        config, the twin's deletion) must lead to a new pass (resume runs Pending objects)."""
         status = environment_status(
-            self.previous, generation=self.generation, phase=FAILED, reason=reason,
+            self.previous, generation=self.generation, phase=phase, reason=reason,
             message=message, now=self.stamp, facts=facts, resolved=resolved, built=built,
+            stalled=True,
         )  # fmt: skip
         return EnvironmentOutcome(status=status, events=[("Warning", reason, message)])
 
@@ -149,7 +155,7 @@ def build(
 ) -> EnvironmentOutcome:
     meta, spec = obj["metadata"], (obj.get("spec") or {}).get("build") or {}
     if not deps.config.build.registry:
-        return step.fail("NoRegistry", no_registry_message(), built=False)
+        return step.fail("NoRegistry", no_registry_message(), built=False, phase=PENDING)
     base_image = resolve_base(deps, str(spec.get("base", "")))
     model = packaged_model(kube, obj)
     try:

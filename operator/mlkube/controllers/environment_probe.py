@@ -77,6 +77,8 @@ def poll_probe(
             return None, False
         pods = kube.list("v1", "Pod", namespace, label_selector=f"job-name={name}")
     except ApiError as err:
+        if err.status == 403:  # no rights in the build namespace: the facts stay unknown
+            return None, True
         raise BuildJobError(f"cannot read probe Job {namespace}/{name}: {err}") from err
     for pod in sorted(pods, key=lambda p: str(p["metadata"].get("creationTimestamp", ""))):
         facts = pod_facts(deps, pod, namespace)

@@ -32,13 +32,26 @@ def entries_for(
 
 
 def merged(
-    current: Iterable[Mapping[str, Any]], kind: str, endpoint: str, mine: list[dict[str, str]]
+    current: Iterable[Mapping[str, Any]],
+    kind: str,
+    endpoint: str,
+    mine: list[dict[str, str]],
+    scope: set[str] | None = None,
 ) -> list[dict[str, Any]] | None:
-    """`current` with this endpoint's entries replaced by `mine`; None when nothing changes."""
+    """`current` with this endpoint's entries (those of the `scope` deployments only, when
+    given) replaced by `mine`; None when nothing changes."""
     before = [dict(e) for e in current]
-    others = [e for e in before if (e.get("kind"), e.get("endpoint")) != (kind, endpoint)]
-    new = others + mine
-    return None if new == before else new
+
+    def ours(e: Mapping[str, Any]) -> bool:
+        same = (e.get("kind"), e.get("endpoint")) == (kind, endpoint)
+        return same and (scope is None or e.get("deployment") in scope)
+
+    new = sorted([e for e in before if not ours(e)] + mine, key=_order)
+    return None if new == sorted(before, key=_order) else new
+
+
+def _order(e: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(str(e.get(k, "")) for k in ("kind", "endpoint", "deployment", "name", "version"))
 
 
 def only_users(
@@ -57,24 +70,33 @@ def record_model_environments(
     endpoint: str,
     deployments: Iterable[tuple[str, str, EnvironmentUse | None]],
     kind: str = KIND_ONLINE_ENDPOINT,
+    scope: set[str] | None = None,
 ) -> None:
     """Make the Models this endpoint serves list exactly its (deployment, environment) pairs.
 
-    `deployments`: (deployment name, Model object name, its environment or None)."""
+    `deployments`: (deployment name, Model object name, its environment or None); `scope`:
+    only these deployments' entries are replaced (a BatchJob knows its own deployment only)."""
     triples = list(deployments)
     wanted = entries_for(kind, endpoint, [(d, m, u) for d, m, u in triples if u is not None])
     for model in sorted({m for _, m, _ in triples}):
-        _write(kube, namespace, model, kind, endpoint, wanted.get(model, []))
+        _write(kube, namespace, model, (kind, endpoint), wanted.get(model, []), scope)
 
 
 def _write(
-    kube: Kube, namespace: str, model: str, kind: str, endpoint: str, mine: list[dict[str, str]]
+    kube: Kube,
+    namespace: str,
+    model: str,
+    user: tuple[str, str],
+    mine: list[dict[str, str]],
+    scope: set[str] | None,
 ) -> None:
+    kind, endpoint = user
     for _ in range(CONFLICT_RETRIES):
         obj = kube.get(API_VERSION, KIND_MODEL, model, namespace)
         if obj is None:
             return
-        new = merged((obj.get("status") or {}).get("environments") or [], kind, endpoint, mine)
+        current = (obj.get("status") or {}).get("environments") or []
+        new = merged(current, kind, endpoint, mine, scope)
         if new is None:
             return
         body = {

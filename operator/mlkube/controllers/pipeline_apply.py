@@ -86,7 +86,9 @@ def _apply(
         ran = image_id(ctx.kube, ctx.run.namespace, att.name)
         if ran:
             st["imageDigest"] = ran[-512:]
-        keyed, _ = image_digest(ctx.step_spec(name).image or "", ctx.config.image_digests)
+        # A step on an Environment ran its image (recorded when it started).
+        planned = ctx.step_spec(name).image or (st.get("environment") or {}).get("image") or ""
+        keyed, _ = image_digest(planned, ctx.config.image_digests)
         moved = image_moved(keyed, ran)
         if not record_success(ctx, st, att.name, att.attempt, not_cached=moved):
             _mark(ctx, name, "Failed", "the step finished without a summary", "StepFailed")

@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     with open(os.path.join(args.work, REPORT_FILE), "w") as handle:
         json.dump(result, handle, indent=1, sort_keys=True)
+    if args.probe:  # an `image:` environment: this container is the whole report
+        _report_probe(result, args.termination_log)
+        return 0
     print(
         f"install: {len(result['installed'])} pip packages, {len(result['apt'])} apt packages, "
         f"{len(result['files'])} files, {len(result['whiteouts'])} whiteouts; "
@@ -154,6 +157,24 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     return 0
+
+
+def _report_probe(result: dict[str, Any], termination_log: str) -> None:
+    """What push reports for a build, for a probe: Python and the serving contract in the
+    termination message (≤ 4 KiB), the package list as one log line."""
+    serving = dict(result.get("serving") or {})
+    message = json.dumps(
+        {"python": result.get("python"), "serving": serving}, separators=(",", ":"), sort_keys=True
+    )
+    if len(message.encode()) > 4096:  # only the serving message can be long
+        serving["message"] = "(see the log)"
+        message = json.dumps(
+            {"python": result.get("python"), "serving": serving},
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+    print(json.dumps({"mlkubePackages": result.get("packages") or []}), flush=True)
+    _terminate(termination_log, message)
 
 
 def _terminate(path: str, message: str) -> None:

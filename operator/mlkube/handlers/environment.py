@@ -13,6 +13,7 @@ import asyncio
 import datetime
 import functools
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 import kopf
@@ -35,7 +36,16 @@ PLURAL: Final = PLURAL_ENVIRONMENTS
 BUILD_POLL_SECONDS: Final = 2.0
 PROBE_POLL_SECONDS: Final = 5.0
 USAGE_SECONDS: Final = 30.0
+DUPLICATE_SECONDS: Final = 5.0  # a Duplicate looks for its older twin's deletion more often
 ERROR_DELAY: Final = 10.0
+PASS_WORKERS: Final = 2
+
+
+@functools.cache
+def passes() -> ThreadPoolExecutor:
+    """The passes' own threads: a registry that hangs (up to the client's timeout per
+    request) must not hold the threads of Kopf's shared pool other kinds need."""
+    return ThreadPoolExecutor(max_workers=PASS_WORKERS, thread_name_prefix="mlkube-environment")
 
 
 def utc_now() -> datetime.datetime:
@@ -51,7 +61,7 @@ async def reconcile_environment(body: kopf.Body, patch: kopf.Patch, retry: int, 
     )
     try:
         with reconciling(KIND):
-            outcome = await asyncio.get_running_loop().run_in_executor(None, run)
+            outcome = await asyncio.get_running_loop().run_in_executor(passes(), run)
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(str(err), delay=ERROR_DELAY) from err
     patch.status.update(outcome.status)
@@ -139,8 +149,8 @@ def usage_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> floa
         if obj is None:
             return None
         status = obj.get("status") or {}
-        conditions = status.get("conditions") or []
-        if ready_reason(conditions) == "Duplicate":
+        duplicate = ready_reason(status.get("conditions") or []) == "Duplicate"
+        if duplicate:
             again = {**obj, "status": {**status, "phase": "Pending"}}
             outcome = controller.reconcile(kube(), environment_deps(), again, now=utc_now())
             if ready_reason(outcome.status.get("conditions") or []) != "Duplicate":
@@ -153,4 +163,4 @@ def usage_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> floa
     except (ApiError, ControllerError) as err:
         logger.warning(f"computing usedBy failed: {err}")
         return ERROR_DELAY
-    return USAGE_SECONDS
+    return DUPLICATE_SECONDS if duplicate else USAGE_SECONDS

@@ -120,7 +120,8 @@ def resolve_step(
     image_digests: Sequence[tuple[str, str]] = (),
 ) -> LocalStep:
     """The key, the manifest and the main process of one attempt (LocalStepError)."""
-    assert step.image is not None
+    # Locally the command runs on this machine: an environment reference stands in for its image.
+    image = step.image or "environment/" + str(step.environment).replace("@", ":")
     pod = _values(step, inputs, parameters, pc.StepPaths(), run, uid)
     here = _values(step, inputs, parameters, pc.StepPaths(str(root)), run, uid)
     try:
@@ -133,11 +134,11 @@ def resolve_step(
         user_env = {e.name: local_path(render(e.value, here), str(root)) for e in step.env}
     except TemplateError as err:
         raise LocalStepError(str(err)) from err
-    digest, why = resolve_image_digest(step.image, image_digests)
+    digest, why = resolve_image_digest(image, image_digests)
     note = ""
     if digest is None:
         # Locally the command runs on this machine, not in the image: the reference stands in.
-        digest, note = LOCAL_IMAGE_PREFIX + normalize_image(step.image), why
+        digest, note = LOCAL_IMAGE_PREFIX + normalize_image(image), why
     key = cache_key(
         namespace=namespace, image_digest=digest, command=key_command, args=key_args,
         env=key_env, inputs={i.name: i.keyed for i in inputs},

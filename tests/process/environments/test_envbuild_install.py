@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mlkube.builders.environment_build_spec import parse_packages, parse_termination
 from mlkube.envbuild import contract
 from mlkube.storage import compute_digest
 from support.oci_images import build_wheel
@@ -296,3 +297,8 @@ def test_probe_reports_the_base_without_installing(tmp_path: Path) -> None:
     assert {"tinydep==0.1", "tinyold==0.1"} <= set(report["packages"])
     assert "tinyapp==1.0" not in report["packages"]
     assert report["serving"]["compatible"] is True and report["serving"]["version"] == "0.1.0"
+    # What the operator reads back: the termination message and the package log line.
+    message = parse_termination((tmp_path / "termination-log").read_text())
+    assert message is not None and message["python"] == report["python"]
+    assert message["serving"]["compatible"] is True
+    assert parse_packages(proc.stdout) == report["packages"]

@@ -309,6 +309,12 @@ def test_package_builds_on_the_environments_digest_with_the_model(
     }
     code, out, _ = run(capsys, "model", "package", "churn:3", "--environment", "lgbm:1")
     assert code == 0 and "already packages churn-v3" in out
+    kube.mutate(
+        (API, "Environment", NS, "lgbm-1"),
+        lambda o: o["metadata"].setdefault("labels", {}).update({"mlkube.dev/archived": "true"}),
+    )
+    code, _, err = run(capsys, "model", "package", "churn:3", "--environment", "lgbm:1")
+    assert code == 1 and "environment lgbm:1 is archived" in err
     code, _, err = run(capsys, "model", "package", "churn:3", "--environment", "mlkube-onnx:0.1.0")
     assert code == 1 and "already exists in team with other inputs" in err
 
@@ -331,3 +337,49 @@ def test_package_refuses_unverified_models_and_unready_environments(
     assert code == 0, err
     built = kube.stored(API, "Environment", "churn-pkg-3", NS)["spec"]["build"]
     assert built == {"base": "mlkube-sklearn:0.1.0"}
+
+
+def test_base_may_name_one_of_your_environments(
+    kube: FakeKube, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    req = tmp_path / "requirements.txt"
+    req.write_text("shap\n")
+    kube.put(environment("lgbm", "1", phase="Ready", image="reg/env@sha256:" + "e" * 64))
+    kube.put(environment("lgbm", "2", phase="Building"))
+    argv = ["env", "create", "--pip", str(req), "--name", "explain"]
+    code, out, err = run(capsys, *argv, "--version", "1", "--base", "lgbm:1")
+    assert code == 0, err
+    assert f"base lgbm:1: reg/env@sha256:{'e' * 64}" in out
+    spec = kube.stored(API, "Environment", "explain-1", NS)["spec"]
+    assert spec["build"]["base"] == "reg/env@sha256:" + "e" * 64
+    assert spec["description"] == "built on environment lgbm:1"
+    code, _, err = run(capsys, *argv, "--version", "2", "--base", "lgbm:2")
+    assert code == 1 and "--base lgbm:2 is an Environment that is not Ready" in err
+    code, _, err = run(capsys, *argv, "--version", "3", "--base", "python:3.11")
+    assert code == 0, err  # no such Environment: an image
+    assert (
+        kube.stored(API, "Environment", "explain-3", NS)["spec"]["build"]["base"] == "python:3.11"
+    )
+
+
+def test_follow_says_once_why_a_container_waits() -> None:
+    stuck = pod("Pending")
+    stuck["status"]["initContainerStatuses"] = [
+        {
+            "name": "tools",
+            "state": {
+                "waiting": {"reason": "ImagePullBackOff", "message": "pull reg/tools: not found"}
+            },
+        },
+        {"name": "install", "state": {"waiting": {"reason": "PodInitializing"}}},
+    ]
+    seq = iter([stuck, stuck, pod("Failed")])
+    notes: list[str] = []
+    env_logs.follow(
+        lambda: next(seq),
+        lambda _p, _c: "",
+        lambda _t: None,
+        note=notes.append,
+        sleep=lambda _s: None,
+    )
+    assert notes == ["tools is waiting: ImagePullBackOff: pull reg/tools: not found"]

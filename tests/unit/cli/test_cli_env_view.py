@@ -79,6 +79,13 @@ def test_image_environments_and_packages_in_show_and_list() -> None:
     assert "Serving:      compatible (mlkube_serving 0.1.0)" in text
     assert "Packaged model: churn-v3 sha256:1" in text
     assert "Packages:     1\n  numpy==2.1.3" in text
+    ready["status"]["usedBy"] = [
+        {"kind": "Pipeline", "name": "retrain", "step": "train"},
+        {"kind": "BatchEndpoint", "name": "nightly", "deployment": "a"},
+    ]
+    assert "Used by:      Pipeline/retrain (step train), BatchEndpoint/nightly (a)" in (
+        env_view.render_details(ready, NOW)
+    )
     table = env_view.render_table([ready], NOW).splitlines()
     assert table[0].split() == ["NAME", "VERSION", "PHASE", "SOURCE", "DIGEST", "SIZE", "AGE"]
     assert table[1].split()[:4] == ["lgbm", "1", "Ready", "image"]

@@ -141,10 +141,13 @@ def test_a_tag_that_cannot_be_resolved_is_retried_with_backoff() -> None:
     assert resolved["status"] == "False" and resolved["reason"] == "ImageNotFound"
     assert "registry.example/team/scorer:nope" in resolved["message"]
     assert condition(first.status, "Ready")["status"] == "False"
+    assert condition(first.status, "Stalled")["status"] == "True"  # someone must push it
     later = run(kube, fake_deps(FakeRegistry(down=True)), "scorer", attempt=3)
     assert first.retry_delay is not None and later.retry_delay is not None
     assert later.retry_delay > first.retry_delay
     assert condition(later.status, "Resolved")["reason"] == "RegistryUnavailable"
+    assert condition(later.status, "Reconciling")["status"] == "True"
+    assert condition(later.status, "Stalled")["status"] == "False"
     assert "connection refused" in later.status["message"]
 
 
@@ -155,12 +158,16 @@ def test_no_registry_says_how_to_configure_one() -> None:
     kube = cluster(environment("lgbm"))
     outcome = run(kube, fake_deps(build_registry=None), "lgbm")
     built = condition(outcome.status, "Built")
-    assert outcome.status["phase"] == "Failed"
+    # Pending, not Failed: once the registry is configured, the operator's restart builds it.
+    assert outcome.status["phase"] == "Pending"
     assert built["status"] == "False" and built["reason"] == "NoRegistry"
     assert "MLKUBE_BUILD_REGISTRY" in built["message"] and "build.registry" in built["message"]
     assert condition(outcome.status, "Stalled")["status"] == "True"
     assert ("Warning", "NoRegistry", built["message"]) in outcome.events
     assert jobs(kube) == []
+    # The operator restarted with a registry configured: resume runs the pass again.
+    assert run(kube, fake_deps(), "lgbm").status["phase"] == "Building"
+    assert len(jobs(kube)) == 1
 
 
 def test_conda_packages_other_than_python_and_pip_fail_by_name() -> None:
@@ -179,7 +186,8 @@ def test_the_younger_of_two_claims_on_one_name_version_is_a_duplicate() -> None:
     kube = cluster(older, younger)
     dup = run(kube, fake_deps(), "lgbm-one")
     ready = condition(dup.status, "Ready")
-    assert dup.status["phase"] == "Failed" and ready["reason"] == "Duplicate"
+    assert dup.status["phase"] == "Pending" and ready["reason"] == "Duplicate"
+    assert condition(dup.status, "Stalled")["status"] == "True"
     assert "lgbm:1" in ready["message"] and "lgbm-1" in ready["message"]
     assert run(kube, fake_deps(), "lgbm-1").status["phase"] == "Building"
 
@@ -431,3 +439,46 @@ def test_a_probe_that_never_ran_leaves_the_facts_unknown() -> None:
     key = ("batch/v1", "Job", BUILD_NAMESPACE, job["metadata"]["name"])
     kube.mutate(key, lambda j: j.update(status={"conditions": [failed]}))
     assert poll_probe(kube, deps, kube.stored(*ENV, "s", "team")) == (None, True)
+
+
+def test_a_probe_without_rights_in_the_build_namespace_is_given_up() -> None:
+    """The environment stays Ready (with a Warning), and the probe loop ends instead of
+    polling a namespace it may not read."""
+    from mlkube.controllers.environment_probe import poll_probe
+    from mlkube.k8s.errors import ApiError
+
+    def forbid(verb: str, key: tuple[str, str, str, str]) -> None:
+        if key[2] == BUILD_NAMESPACE:
+            raise ApiError(403, "Forbidden", "jobs is forbidden")
+
+    deps = fake_deps(FakeRegistry(tags={"r.example/s:1": BUILT}))
+    kube = cluster(environment("s", image="r.example/s:1"))
+    kube.before.append(forbid)
+    outcome = run(kube, deps, "s")
+    assert outcome.status["phase"] == "Ready"
+    assert [e[1] for e in outcome.events] == ["Resolved", "ProbeNotStarted"]
+    assert poll_probe(kube, deps, kube.stored(*ENV, "s", "team")) == (None, True)
+
+
+def test_packaging_waits_for_a_verified_model_and_fetches_it_in_the_build() -> None:
+    """spec.model (§5): the verified artifact digest is a build input (another key than the
+    same environment without it) and the Job gets the fetch-model step; an unverified Model
+    holds the build back (retried)."""
+    from support.cluster_objects import model_obj
+
+    model = model_obj("credit-risk-v3", phase="Verifying")
+    model["metadata"]["namespace"] = "team"
+    packaged = environment("pkg")
+    packaged["spec"]["model"] = "credit-risk-v3"
+    kube = cluster(packaged, environment("plain", created="2026-11-30T09:00:00Z"), model)
+    waiting = run(kube, fake_deps(), "pkg")
+    assert waiting.status["phase"] == "Resolving" and waiting.retry_delay is not None
+    assert condition(waiting.status, "Resolved")["reason"] == "ModelNotReady"
+    kube.mutate(("mlkube.dev/v1alpha1", "Model", "team", "credit-risk-v3"),
+                lambda m: m["status"].update(phase="Ready"))  # fmt: skip
+    status = run(kube, fake_deps(), "pkg").status
+    plain = run(kube, fake_deps(), "plain").status
+    assert status["phase"] == "Building" and status["buildKey"] != plain["buildKey"]
+    job = kube.stored("batch/v1", "Job", status["build"]["job"].split("/")[1], BUILD_NAMESPACE)
+    steps = [c["name"] for c in job["spec"]["template"]["spec"]["initContainers"]]
+    assert "fetch-model" in steps

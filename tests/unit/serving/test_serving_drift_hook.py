@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import tracemalloc
+import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -14,9 +15,12 @@ import pytest
 
 from mlkube.contract import DRIFT_SAMPLES_BATCH_TYPE
 from mlkube_serving import metrics
+from mlkube_serving.dataplane import DataPlane, ModelEntry
 from mlkube_serving.drift.batch import SampleBatch, decode_batch
 from mlkube_serving.drift_hook import DriftHook
-from mlkube_serving.tensors import Tensor
+from mlkube_serving.drift_refs import HOLD_BYTES
+from mlkube_serving.runtimes.base import ModelRuntime
+from mlkube_serving.tensors import InferenceRequest, Tensor
 
 URL = "http://127.0.0.1:9/"  # never contacted: these tests replace the sender
 Posted = list[tuple[bytes, Any]]  # (request head, decoded body: SampleBatch or JSON)
@@ -50,37 +54,55 @@ def batches(posted: Posted) -> list[SampleBatch]:
     return [b for _, b in posted]
 
 
+class Echo:
+    """A runtime that answers one label per row (the dataplane's contract, nothing more)."""
+
+    feature_names = None
+    n_features = 3
+
+    def predict(self, inputs: list[Tensor], outputs: Any) -> list[Tensor]:
+        return served(rows=len(inputs[0].data))[1]
+
+
+def serve(hook: DriftHook, requests: int) -> None:
+    plane = DataPlane(sink=hook)
+    entry = ModelEntry("m", None, cast(ModelRuntime, Echo()), ready=True)
+    for _ in range(requests):
+        plane.infer_entry(entry, InferenceRequest(served()[0]))
+
+
 def test_zero_rate_never_samples() -> None:
     hook = DriftHook(URL, 0.0)
-    for _ in range(10):
-        hook.offer("m", None, *served())
+    serve(hook, 10)
     assert hook.pending() == 0
 
 
-def test_rate_is_a_coin_flip_per_request() -> None:
+def test_the_dataplane_flips_the_coin_per_request() -> None:
+    """Unsampled requests never call the hook: the dataplane compares `coin()` with `rate`."""
     flips = iter([0.1, 0.9, 0.3, 0.7])
     hook = DriftHook(URL, 0.5, coin=lambda: next(flips))
-    for _ in range(4):
-        hook.offer("m", None, *served())
+    serve(hook, 4)
     assert hook.pending() == 2
 
 
 def test_full_buffers_drop_count_and_do_not_block() -> None:
+    """The lane holds `batch_rows` samples, then the buffers take what fits, then drops."""
     hook = DriftHook(URL, 1.0, batch_rows=2, max_buffers=1)
     before = dropped("drop-model")
     for _ in range(1000):
         hook.offer("drop-model", None, *served(rows=1))
-    assert hook.pending() == 2
+    assert hook.pending() == 4
     hook.publish_drops()  # counted in an integer on the request path, published by the sender
-    assert dropped("drop-model") - before == 998
+    assert dropped("drop-model") - before == 996
 
 
 def test_delivered_batch_follows_the_wire_format(monkeypatch: pytest.MonkeyPatch) -> None:
     hook = DriftHook(URL, 1.0, max_rows=3)
     posted: Posted = []
     monkeypatch.setattr(hook, "_post", capture(posted))
-    hook.offer("credit", ["a", "b", "c"], *served(rows=2))
-    hook.offer("credit", ["a", "b", "c"], *served(rows=5))  # capped at max_rows
+    names = ["a", "b", "c"]  # the runtime's list: the same object for every request
+    hook.offer("credit", names, *served(rows=2))
+    hook.offer("credit", names, *served(rows=5))  # capped at max_rows
     asyncio.run(hook.flush())
     [batch] = batches(posted)
     assert (batch.model, batch.columns, batch.samples) == ("credit", ["a", "b", "c"], 2)
@@ -110,16 +132,38 @@ def test_unknown_columns_are_null_and_predict_output_is_chosen(
     assert batch.predictions is not None and batch.predictions.tolist() == [0]
 
 
-def test_rows_are_copied_not_referenced(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A request's arrays may be reused or be views of its body: the buffer owns its copy."""
+def test_small_arrays_are_held_until_sent_then_released(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The request path keeps references to a small request's arrays (the dataplane never
+    reuses them) and the sender lets go of them once the batch is built."""
     hook = DriftHook(URL, 1.0)
     posted: Posted = []
     monkeypatch.setattr(hook, "_post", capture(posted))
     inputs, outputs = served(rows=1)
     hook.offer("m", None, inputs, outputs)
-    inputs[0].data[:] = -1.0
+    held = weakref.ref(inputs[0].data)
+    del inputs, outputs
+    assert held() is not None
     asyncio.run(hook.flush())
     assert batches(posted)[0].rows.tolist() == [[0.0, 1.0, 2.0]]
+    assert held() is None
+
+
+def test_big_requests_are_copied_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past `HOLD_BYTES` a request's rows are copied (at most `max_rows`): the hook never pins
+    a big request body until the next flush."""
+    hook = DriftHook(URL, 1.0, max_rows=2)
+    posted: Posted = []
+    monkeypatch.setattr(hook, "_post", capture(posted))
+    width = HOLD_BYTES // 8
+    inputs, outputs = served(rows=2, width=width)
+    hook.offer("m", None, inputs, outputs)
+    held = weakref.ref(inputs[0].data)
+    inputs[0].data[:] = -1.0  # written after the offer: the copy does not see it
+    del inputs, outputs
+    assert held() is None
+    asyncio.run(hook.flush())
+    [batch] = batches(posted)
+    assert batch.rows.tolist() == np.arange(2 * width, dtype=np.float64).reshape(2, -1).tolist()
 
 
 def test_layouts_are_never_mixed_in_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,11 +182,11 @@ def test_layouts_are_never_mixed_in_one_batch(monkeypatch: pytest.MonkeyPatch) -
     asyncio.run(hook.flush())
     got = [(b.model, b.columns, b.rows.dtype.str, b.rows.tolist()) for b in batches(posted)]
     assert got == [
-        ("m", names, "<f8", [[0.0, 1.0, 2.0]]),
+        # the lane: model "m" with `names`; FP32 rows stack with FP64 ones (a safe cast)
+        ("m", names, "<f8", [[0.0, 1.0, 2.0]] * 3),
+        # the buffers, in arrival order: another model, several inputs (the inputs' names)
         ("other", names, "<f8", [[0.0, 1.0, 2.0]]),
-        ("m", names, "<f4", [[0.0, 1.0, 2.0]]),
-        ("m", ["p", "q", "r"], "<f8", [[0.0, 1.0, 2.0], [0.0, 2.0, 4.0]]),  # the inputs' names
-        ("m", names, "<f8", [[0.0, 1.0, 2.0]]),
+        ("m", ["p", "q", "r"], "<f8", [[0.0, 1.0, 2.0], [0.0, 2.0, 4.0]]),
     ]
 
 
@@ -189,11 +233,11 @@ def test_buffers_are_reused_after_a_flush(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(hook, "_post", capture(posted))
     for _ in range(10):
         hook.offer("reuse", None, *served(rows=1))
-    assert hook.pending() == 4
+    assert hook.pending() == 6  # the lane's 2 and two buffers of 2
     asyncio.run(hook.flush())
     hook.offer("reuse", None, *served(rows=1))
     assert hook.pending() == 1
-    assert [b.count for b in batches(posted)] == [2, 2]
+    assert [b.count for b in batches(posted)] == [2, 2, 2]
 
 
 def test_bad_url_is_rejected() -> None:
@@ -298,3 +342,45 @@ def test_the_sender_posts_full_buffers_early_and_partial_ones_after_max_delay(
 
     assert asyncio.run(scenario()) == [0, 1, 2]
     assert [b.count for b in batches(posted)] == [8, 1]
+
+
+def test_held_samples_that_do_not_stack_are_replayed_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Other widths, a narrowing cast or one prediction column per row: the sender copies them
+    through the buffers as the request path would have, nothing lost or mixed."""
+    hook = DriftHook(URL, 1.0)
+    posted: Posted = []
+    monkeypatch.setattr(hook, "_post", capture(posted))
+    narrow, labels = served(rows=1)
+    hook.offer("m", None, [Tensor("input-0", narrow[0].data.astype(np.float32), "FP32")], labels)
+    hook.offer("m", None, *served(rows=1))  # FP64 after FP32: would not cast safely
+    hook.offer("m", None, *served(rows=1, width=4))
+    column = [Tensor("predict", np.array([[7]]), "INT64")]  # (rows, 1) predictions
+    hook.offer("m", None, served(rows=1)[0], column)
+    asyncio.run(hook.flush())
+    got = [(b.rows.dtype.str, b.rows.tolist(), b.predictions.tolist()) for b in batches(posted)
+           if b.predictions is not None]  # fmt: skip
+    assert got == [
+        ("<f4", [[0.0, 1.0, 2.0]], [0]),
+        ("<f8", [[0.0, 1.0, 2.0]], [0]),
+        ("<f8", [[0.0, 1.0, 2.0, 3.0]], [0]),
+        ("<f8", [[0.0, 1.0, 2.0]], [7]),
+    ]
+    assert sum(b.samples for b in batches(posted)) == 4
+
+
+def test_views_of_bigger_arrays_are_copied_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small input that views a big array (a binary V2 input views the whole request body)
+    is copied: holding it would pin the whole base until the flush."""
+    hook = DriftHook(URL, 1.0)
+    posted: Posted = []
+    monkeypatch.setattr(hook, "_post", capture(posted))
+    big = np.arange(100_000, dtype=np.float64)
+    body = weakref.ref(big)
+    labels = served(rows=1)[1]
+    hook.offer("m", None, [Tensor("input-0", big[:3].reshape(1, 3), "FP64")], labels)
+    del big
+    assert body() is None
+    asyncio.run(hook.flush())
+    assert batches(posted)[0].rows.tolist() == [[0.0, 1.0, 2.0]]

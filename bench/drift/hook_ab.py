@@ -1,0 +1,257 @@
+"""The drift hook's cost inside one real model server process, switched on and off in place.
+
+serving_overhead.py's first view compares separate server processes; on a shared machine their
+CPU per request differs by a few percent for reasons that have nothing to do with the hook.
+Here one real server (`mlkube_serving serve`: uvicorn, uvloop, httptools, 1 worker) serves
+wrk's load while a timer thread in it switches the dataplane's sample sink every `phase`
+seconds: no hook, the hook at the default rate, the hook at 100%, and the hook at 100% with
+each `offer` timed in place (diagnostic only). Every cycle of phases shares the machine's
+state of that moment, so the per-cycle differences are the hook's; the losses are medians over
+cycles. The switching thread sleeps between switches (a few wake-ups a second).
+
+Usage: python bench/drift/hook_ab.py [--model rf|lr] [--seconds 30] [--phase 0.25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
+
+# Phase labels: the server's three configurations, then the diagnostic one.
+LABELS = ["off", "default", "100%", "timed"]
+Phase = tuple[str, float, int]  # (label, CPU seconds, requests)
+
+
+def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None:
+    """The server process: `serve` as the image runs it, plus the sink-switching thread."""
+    from mlkube_serving import dataplane, server
+    from mlkube_serving.drift_hook import DriftHook
+    from mlkube_serving.settings import Settings
+
+    planes: list[Any] = []
+    served = [0]
+    infer, init = dataplane.DataPlane.infer_entry, dataplane.DataPlane.__init__
+
+    def counted(self: Any, entry: Any, request: Any) -> Any:
+        served[0] += 1  # the same cost in every phase
+        return infer(self, entry, request)
+
+    def keep(self: Any, sink: Any = None) -> None:
+        init(self, sink)
+        planes.append(self)
+
+    packed = [0, 0]  # ns in RefLane.pack, samples packed (the sender's stacking, in place)
+    try:
+        from mlkube_serving.drift_refs import RefLane
+
+        pack = RefLane.pack
+
+        def timed_pack(self: Any, model: str, columns: Any, taken: Any, max_rows: int) -> Any:
+            t0 = time.perf_counter_ns()
+            body = pack(self, model, columns, taken, max_rows)
+            packed[0] += time.perf_counter_ns() - t0
+            packed[1] += taken[2]
+            return body
+
+        RefLane.pack = timed_pack  # type: ignore[method-assign]
+    except ImportError:  # another checkout's hook (PYTHONPATH), before the reference lane
+        pass
+    dataplane.DataPlane.infer_entry = counted  # type: ignore[method-assign]
+    dataplane.DataPlane.__init__ = keep  # type: ignore[method-assign]
+
+    class Timed:
+        """The 100% hook with each offer timed (perf_counter_ns; the median ignores preemption)."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.times = inner, [0] * 200_000
+            self.n = 0
+            self.rate, self.coin = 1.0, random.random
+
+        def offer(self, *args: Any) -> None:
+            t0 = time.perf_counter_ns()
+            self.inner.offer(*args)
+            if self.n < len(self.times):
+                self.times[self.n] = time.perf_counter_ns() - t0
+                self.n += 1
+
+    def switcher() -> None:
+        while not planes or getattr(planes[0].sink, "_task", None) is None:
+            time.sleep(0.1)  # the hook starts with the model
+        plane = planes[0]
+        full: DriftHook = plane.sink
+        default = DriftHook.__new__(DriftHook)  # the same hook and sender, sampling less
+        default.__dict__.update(full.__dict__)
+        # `_rate`: a hook from before the dataplane flipped the coin (PYTHONPATH=<old checkout>)
+        default.rate = default._rate = Settings().drift_sample_rate
+        timed = Timed(full)
+        sinks = {"off": None, "default": default, "100%": full, "timed": timed}
+        if "zero" in labels:  # the coin and nothing else: what switching sinks costs by itself
+            zero = DriftHook.__new__(DriftHook)
+            zero.__dict__.update(full.__dict__)
+            zero.rate = zero._rate = 0.0
+            sinks["zero"] = zero
+        if "unsent" in labels:
+            unsent = DriftHook(f"http://{full._host}:{full._port}", 1.0)  # all but the POST
+
+            async def posted(body: bytes, head: bytes) -> bool:
+                return True
+
+            unsent._post = posted  # type: ignore[method-assign]
+            full._loop.call_soon_threadsafe(unsent.start)
+            sinks["unsent"] = unsent
+        phases: list[Phase] = []
+        for i in range(10**9):
+            label = labels[i % len(labels)]
+            plane.sink = sinks[label]
+            n0, c0 = served[0], time.process_time()
+            time.sleep(phase)
+            phases.append((label, time.process_time() - c0, served[0] - n0))
+            if label == labels[-1]:
+                offers = sorted(timed.times[: timed.n])
+                Path(out).write_text(
+                    json.dumps(
+                        {
+                            "phases": phases,
+                            "offer_ns": offers[::10],
+                            "pack_ns": packed[0] / max(1, packed[1]),
+                        }
+                    )
+                )
+
+    threading.Thread(target=switcher, daemon=True).start()
+    settings = Settings(**json.loads(settings_json))
+    server.run(settings)
+
+
+def measure(
+    model_dir: Path,
+    drift_url: str,
+    wrk: str,
+    seconds: float,
+    phase: float,
+    workdir: Path,
+    pin: list[str],
+    labels: list[str] = LABELS,
+) -> dict[str, Any]:
+    """Run the toggled server under wrk for `seconds`; per label the per-cycle CPU/request."""
+    from run import free_port, request_body, run_wrk, stop, wait_ready
+
+    port, metrics_port = free_port(), free_port()
+    settings = {"model_dir": str(model_dir), "model_name": "m", "http_port": port,
+                "metrics_port": metrics_port, "host": "127.0.0.1", "workers": 1,
+                "drift_url": drift_url, "drift_sample_rate": 1.0}  # fmt: skip
+    out = workdir / f"toggled-{model_dir.name}.json"
+    with open(workdir / f"toggled-{model_dir.name}.log", "wb") as log:
+        process = subprocess.Popen([*pin, sys.executable, __file__, "--serve",
+                                    json.dumps(settings), str(phase), str(out),
+                                    ",".join(labels)],
+                                   stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", process)
+        url = f"http://127.0.0.1:{port}/v2/models/m/infer"
+        run_wrk(wrk, url, request_body(1), 8, 2.0, workdir)  # warm-up
+        while not out.exists():
+            time.sleep(0.2)
+        skip = len(json.loads(out.read_text())["phases"])
+        result = run_wrk(wrk, url, request_body(1), 8, seconds, workdir)
+        data = json.loads(out.read_text())
+    finally:
+        stop(process)
+    phases = data["phases"][skip:]
+    cycles = [phases[i : i + len(labels)] for i in range(0, len(phases), len(labels))]
+    us: dict[str, list[float]] = {label: [] for label in labels}
+    for cycle in cycles:
+        if len(cycle) == len(labels) and all(n for _, _, n in cycle):
+            for label, cpu, n in cycle:
+                us[label].append(1e6 * cpu / n)
+    return {
+        "rps": result["rps"],
+        "us": us,
+        "offer_ns": data["offer_ns"],
+        "pack_ns": data["pack_ns"],
+    }
+
+
+def summary(us: dict[str, list[float]], label: str) -> tuple[float, float, float, float]:
+    """(median CPU us/request, median extra us, median capacity loss %, spread as the
+    interquartile range of the per-cycle losses)."""
+    off = us["off"]
+    extra = [u - o for u, o in zip(us[label], off, strict=True)]
+    loss = sorted(100 * (1 - o / u) for u, o in zip(us[label], off, strict=True))
+    iqr = loss[3 * len(loss) // 4] - loss[len(loss) // 4] if len(loss) >= 4 else float("nan")
+    return median(us[label]), median(extra), median(loss), iqr
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="rf")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--phase", type=float, default=0.1)
+    parser.add_argument(
+        "--unsent",
+        action="store_true",
+        help="add a phase with a hook that does everything but the POST",
+    )
+    parser.add_argument(
+        "--zero",
+        action="store_true",
+        help="add a phase with the hook at rate 0 (the cost of switching)",
+    )
+    parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve[0], float(args.serve[1]), args.serve[2], args.serve[3].split(","))
+        return 0
+    import numpy as np
+    import pandas as pd
+    from run import build_models, ensure_wrk, free_port, stop, wait_ready
+
+    from mlkube_serving.drift.profile import build_profile, write_profile
+
+    wrk = ensure_wrk()
+    with tempfile.TemporaryDirectory(prefix="mlkube-hook-ab-") as tmp:
+        work = Path(tmp)
+        models = build_models(work)
+        x = np.random.default_rng(1).normal(size=(5000, 20))
+        write_profile(build_profile(pd.DataFrame(x, columns=[f"x{i}" for i in range(20)]),
+                                    window_size=1000), work / "profile.json")  # fmt: skip
+        side, side_metrics = free_port(), free_port()
+        sidecar = subprocess.Popen([sys.executable, "-m", "mlkube_serving", "drift-sidecar",
+                                    "--profile", str(work / "profile.json"), "--host",
+                                    "127.0.0.1", "--port", str(side), "--metrics-port",
+                                    str(side_metrics)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            wait_ready(f"http://127.0.0.1:{side}/v1/summary", sidecar)
+            labels = ["off", "zero", *LABELS[1:]] if args.zero else list(LABELS)
+            labels += ["unsent"] if args.unsent else []
+            got = measure(models[args.model], f"http://127.0.0.1:{side}", wrk, args.seconds,
+                          args.phase, work, [], labels)  # fmt: skip
+        finally:
+            stop(sidecar)
+    print(f"{args.model}: {got['rps']:.0f} req/s, {len(got['us']['off'])} cycles, "
+          f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
+    for label in list(got["us"])[1:]:
+        cpu, extra, loss, iqr = summary(got["us"], label)
+        print(f"  {label:8} {cpu:6.2f} us/request, {extra:+5.2f} us, capacity loss {loss:5.1f}% "
+              f"(IQR {iqr:.1f} points)")  # fmt: skip
+    offers = got["offer_ns"]
+    print(f"  offer() timed in place: median {median(offers) / 1e3:.2f} us; the sender's "
+          f"stacking: {got['pack_ns'] / 1e3:.2f} us per sample")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
