@@ -149,11 +149,15 @@ def start_build_support(cluster: Cluster) -> dict[str, str]:
     addrs = buildsupport.Addresses(
         "127.0.0.1", ports[buildsupport.REGISTRY_PROCESS], ports[buildsupport.MIRROR_PROCESS]
     )
+    from mlkube.devcluster import image_digests, kwok_curated
+
     if buildsupport.REGISTRY_PROCESS not in cluster.state.pids:
         started = time.monotonic()
         buildsupport.start(cluster.add_process, REPO_ROOT / "hack", cluster.workdir, addrs)
         print(f"registry + package mirror up in {time.monotonic() - started:.1f}s", file=sys.stderr)
-    return buildsupport.operator_env(addrs, {})
+    # Curated bases must resolve to digests; the executor runs this checkout, not images.
+    pushed = kwok_curated.push_stand_ins(addrs.registry, image_digests.source_digest(REPO_ROOT))
+    return buildsupport.operator_env(addrs, pushed)
 
 
 def kwok_image_digests() -> str:

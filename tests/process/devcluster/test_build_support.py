@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlkube.devcluster import buildsupport, mirror, procs, registry
+from mlkube.devcluster import buildsupport, kwok_curated, mirror, procs, registry
 from mlkube.devcluster.cluster import REPO_ROOT
 
 
@@ -107,3 +107,21 @@ def test_the_flat_apt_repository_lists_and_serves_its_packages(
     assert {s["Package"] for s in stanzas} == set(mirror.APT_PACKAGES)
     with urllib.request.urlopen(f"{base}/{stanzas[0]['Filename'].removeprefix('./')}") as resp:
         assert hashlib.sha256(resp.read()).hexdigest() == stanzas[0]["SHA256"]
+
+
+def test_kwok_mode_pushes_curated_stand_ins_that_resolve_to_digests(
+    support: tuple[buildsupport.Addresses, Path],
+) -> None:
+    """The kwok mode has no images, but curated bases must resolve to digests: layer-less
+    stand-ins named after the executor's sources (a source edit makes new digests)."""
+    addrs, _ = support
+    first = kwok_curated.push_stand_ins(addrs.registry, "sha256:" + "1" * 64)
+    env = buildsupport.operator_env(addrs, first)
+    curated = dict(kv.split("=", 1) for kv in env["MLKUBE_CURATED_ENVIRONMENTS"].split(","))
+    assert curated["mlkube-onnx"] == first["serving-onnx"]
+    repository, digest = first["serving-onnx"].removeprefix(f"{addrs.registry}/").split("@")
+    assert registry.manifest_digest(addrs.registry, repository, "1" * 16) == digest
+    again = kwok_curated.push_stand_ins(addrs.registry, "sha256:" + "1" * 64)
+    assert again == first  # same sources, same digests
+    edited = kwok_curated.push_stand_ins(addrs.registry, "sha256:" + "2" * 64)
+    assert edited["serving-onnx"] != first["serving-onnx"]
