@@ -185,11 +185,18 @@ def test_a_failed_build_says_why(
         kube.create(environment(namespace, "broken", "1", base_image, ["mlkube-no-such-dist==9"]))
         status = wait_phase(kube, namespace, "broken-1", ("Ready", "Failed"))
         wait_for(lambda: "BuildFailed" in reasons(kube, namespace, "broken-1"), what="the Event")
+        # The failed Job (kept for its logs) is not the verdict of a later Environment with
+        # the same inputs: it builds again, in a Job of its own (a failure may be transient).
+        kube.create(environment(namespace, "broken", "2", base_image, ["mlkube-no-such-dist==9"]))
+        again = wait_phase(kube, namespace, "broken-2", ("Ready", "Failed"))
     assert status["phase"] == "Failed"
     built = condition(status, "Built")
     assert built["status"] == "False" and built["reason"] == "BuildFailed", built
     assert "container install failed" in built["message"]
     assert "mlkube-no-such-dist" in built["message"]  # pip's own words, from the log tail
+    assert again["phase"] == "Failed" and again["buildKey"] == status["buildKey"]
+    assert again["build"]["job"] == status["build"]["job"] + "-r1"
+    assert len(build_jobs(kube, namespace)) == 2
 
 
 def test_no_registry_says_how_to_configure_one(

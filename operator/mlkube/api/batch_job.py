@@ -36,7 +36,7 @@ from mlkube.api.common import (
     Timestamp,
 )
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
-from mlkube.api.environment import EnvironmentRecord
+from mlkube.api.environment_status import EnvironmentRecord
 from mlkube.api.markers import Rule, immutable
 from mlkube.contract import KIND_BATCH_JOB, PLURAL_BATCH_JOBS
 

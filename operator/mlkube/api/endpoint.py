@@ -26,7 +26,8 @@ from mlkube.api.common import (
     Timestamp,
 )
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
-from mlkube.api.environment import EnvironmentRecord, EnvironmentRef
+from mlkube.api.environment import EnvironmentRef
+from mlkube.api.environment_status import EnvironmentRecord
 from mlkube.api.markers import ListMap, Rule
 from mlkube.api.rollout import RolloutSpec
 from mlkube.api.rollout_status import RolloutStatus

@@ -22,7 +22,7 @@ from mlkube.api.common import (
     Timestamp,
 )
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
-from mlkube.api.environment import EnvironmentRecord
+from mlkube.api.environment_status import EnvironmentRecord
 from mlkube.api.markers import ListMap, ListSet, Rule, immutable
 from mlkube.api.pipeline import MAX_PARAMETERS, MAX_STEPS, ParameterValue, ParameterValues
 from mlkube.api.pipeline_step import MAX_IO, Identifier, OutputType, StepName

@@ -21,7 +21,7 @@ from mlkube.api.batch_job import (
     MiniBatchCounts,
     PlanSummary,
 )
-from mlkube.api.environment import EnvironmentRecord
+from mlkube.api.environment_status import EnvironmentRecord
 from mlkube.builders.batch_plan import shard
 from mlkube.builders.environment_use import EnvironmentUse
 from mlkube.builders.status_conditions import condition_models

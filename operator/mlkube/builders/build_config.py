@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
+from urllib.parse import urlsplit
 
 from mlkube.environments.curated import CURATED, curated_names
 from mlkube.reconcile.environment_key import PipSettings
@@ -124,6 +125,11 @@ def parse_apt_sources(text: str) -> tuple[str, ...]:
             raise BuildConfigError(
                 f"{ENV_APT_SOURCES}: {line!r} is not a 'deb [options] uri suite [components]' line"
             )
+        if any("@" in urlsplit(w).netloc for w in words if "://" in w):
+            raise BuildConfigError(
+                f"{ENV_APT_SOURCES}: a URL with user:password@ would put the credentials in "
+                "build ConfigMaps; use a repository that needs none"
+            )
     return lines
 
 
@@ -165,6 +171,17 @@ def parse_build_config(env: Mapping[str, str]) -> BuildConfig:
         no_index=_flag(env, ENV_PIP_NO_INDEX),
         trusted_hosts=_list(env, ENV_PIP_TRUSTED_HOSTS),
     )
+    for name, urls in ((ENV_PIP_INDEX_URL, [index_url] if index_url else []),
+                       (ENV_PIP_EXTRA_INDEX_URLS, pip.extra_index_urls),
+                       (ENV_PIP_FIND_LINKS, pip.find_links)):  # fmt: skip
+        if any("@" in urlsplit(u).netloc for u in urls):
+            # They go into every build's ConfigMap and the build key document, and pip
+            # prints them: secrets reach a build only from Secrets (the push Secret).
+            raise BuildConfigError(
+                f"{name}: a URL with user:password@ would put the credentials in build "
+                "ConfigMaps and logs; point the builds at an index that needs none (a mirror "
+                "inside the cluster)"
+            )
     if pip.no_index and not pip.find_links:
         raise BuildConfigError(
             f"{ENV_PIP_NO_INDEX}=true needs {ENV_PIP_FIND_LINKS}: pip would find no packages"

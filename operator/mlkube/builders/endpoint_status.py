@@ -21,7 +21,7 @@ from mlkube.api.endpoint import (
     OnlineEndpointSpec,
     OnlineEndpointStatus,
 )
-from mlkube.api.environment import EnvironmentRecord
+from mlkube.api.environment_status import EnvironmentRecord
 from mlkube.builders.endpoint_drift import drift_enabled
 from mlkube.builders.endpoint_drift_status import CONDITION as DRIFT_CONDITION
 from mlkube.builders.endpoint_drift_status import drift_condition

@@ -205,10 +205,10 @@ def _job(
 
 
 def build_job(request: BuildRequest, config: OperatorConfig, namespace: str) -> dict[str, Any]:
-    """The Job `envbuild-<key20>` in the build namespace (EnvironmentBuildError: no registry,
-    or a model that cannot be packaged)."""
+    """The Job `build_job_name(key, attempt)` in the build namespace (EnvironmentBuildError: no
+    registry, or a model that cannot be packaged)."""
     build_document(request, config)  # the same checks as the ConfigMap's
-    name = build_job_name(request.key)
+    name = build_job_name(request.key, request.attempt)
     init = [_tools_container(config)]
     if request.model is not None:
         init.append(_fetch_model_container(request.model, config))

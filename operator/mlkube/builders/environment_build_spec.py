@@ -16,6 +16,7 @@ from typing import Any, Final
 from mlkube import contract as c
 from mlkube.builders.names import label_value
 from mlkube.builders.operator_config import OperatorConfig
+from mlkube.envbuild.contract import find_packages
 from mlkube.reconcile.environment_key import BuildInputs, build_tag, canonical_json, key_hex
 
 BUILD_PREFIX: Final = "envbuild-"
@@ -29,7 +30,6 @@ COMPONENT_BUILD: Final = "environment-build"
 COMPONENT_PROBE: Final = "environment-probe"
 SPEC_KEY: Final = "build.json"
 SPEC_VERSION: Final = 1
-PACKAGES_FIELD: Final = "mlkubePackages"  # the push/probe log line {"mlkubePackages": [...]}
 
 
 class EnvironmentBuildError(ValueError):
@@ -65,10 +65,13 @@ class BuildRequest:
     base_image: str  # repository@sha256:…
     inputs: BuildInputs
     model: PackagedModel | None = None
+    attempt: int = 0  # > 0: the earlier attempts of this key failed (build_job_name)
 
 
-def build_job_name(key: str) -> str:
-    return BUILD_PREFIX + key_hex(key, 20)
+def build_job_name(key: str, attempt: int = 0) -> str:
+    """`envbuild-<key20>`, then `envbuild-<key20>-r<n>` for the n-th retry of a failed build
+    (a failed Job is kept for its TTL to show its logs, so a new attempt needs a new name)."""
+    return BUILD_PREFIX + key_hex(key, 20) + (f"-r{attempt}" if attempt else "")
 
 
 def probe_job_name(key: str) -> str:
@@ -160,10 +163,10 @@ def _configmap(
 def inputs_configmap(
     request: BuildRequest, config: OperatorConfig, namespace: str
 ) -> dict[str, Any]:
-    """ConfigMap `envbuild-<key20>` with `build.json`; created before the Job, owned by it
-    afterwards (`inputs_owner`)."""
+    """ConfigMap named as its Job (`build_job_name`) with `build.json`; created before the
+    Job, owned by it afterwards (`inputs_owner`)."""
     document = build_document(request, config)
-    return _configmap(build_job_name(request.key), namespace, request.key,
+    return _configmap(build_job_name(request.key, request.attempt), namespace, request.key,
                       request.environment, COMPONENT_BUILD, document)  # fmt: skip
 
 
@@ -205,14 +208,5 @@ def parse_termination(message: str | None) -> dict[str, Any] | None:
 
 def parse_packages(log: str) -> list[str] | None:
     """The package list from the `{"mlkubePackages": [...]}` line of a push/probe log (the
-    last one wins), or None when the log has none."""
-    for line in reversed(log.splitlines()):
-        if line.startswith('{"' + PACKAGES_FIELD + '"'):
-            try:
-                packages = json.loads(line)[PACKAGES_FIELD]
-            except (ValueError, KeyError, TypeError):
-                return None
-            if isinstance(packages, list) and all(isinstance(p, str) for p in packages):
-                return packages
-            return None
-    return None
+    last one wins), or None when the log has none (the tools' own parser)."""
+    return find_packages(log)

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from mlkube.api.common import bound_message
-from mlkube.api.environment import EnvironmentStatus
+from mlkube.api.common import MAX_SHORT_TEXT, bound_message
+from mlkube.api.environment_status import MAX_PACKAGES, EnvironmentStatus
 from mlkube.reconcile.conditions import set_condition
 from mlkube.reconcile.kstatus import kstatus_conditions
 
@@ -89,6 +89,8 @@ def environment_status(
         conditions, state=state, reason=reason, message=message, generation=generation, now=now
     )
     status = {**previous, **(facts or {})}
+    if status.get("packages"):
+        status["packages"] = bounded_packages(status["packages"])
     status.update(
         phase=phase, observedGeneration=generation, message=message, conditions=conditions
     )
@@ -96,6 +98,14 @@ def environment_status(
     return EnvironmentStatus.model_validate(
         {k: v for k, v in status.items() if v is not None}
     ).to_status()
+
+
+def bounded_packages(packages: list[str]) -> list[str]:
+    """The pip freeze list as the CRD takes it (at most MAX_PACKAGES lines of at most
+    MAX_SHORT_TEXT characters): a `name @ <long URL>` line or a huge image must not make the
+    status patch fail, which would leave the Environment Building for ever."""
+    lines = [p if len(p) <= MAX_SHORT_TEXT else p[: MAX_SHORT_TEXT - 1] + "…" for p in packages]
+    return lines[:MAX_PACKAGES]
 
 
 def no_registry_message() -> str:

@@ -12,13 +12,14 @@ Pure: Environment objects and the catalogue come in as arguments.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from mlkube import contract as c
 from mlkube.api.common import bound_message
+from mlkube.api.environment import parse_reference as api_parse_reference
+from mlkube.api.environment import version_key
 from mlkube.environments.curated import VERSION as CURATED_VERSION
 from mlkube.environments.curated import CuratedError, is_curated, resolve_curated
 
@@ -66,18 +67,10 @@ class EnvironmentProblem:
 
 
 def parse_reference(reference: str) -> tuple[str, str]:
-    """(name, version) of `name:version`; `name@latest` and a bare name give version "latest"."""
-    if "@" in reference:
-        name, _, version = reference.partition("@")
-        return name, version or LATEST
-    name, sep, version = reference.rpartition(":")
-    return (name, version) if sep and name else (reference, LATEST)
-
-
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Ordering of versions: numeric parts numerically, "10" after "9", "1.2" after "1.1"."""
-    parts = [p for p in re.split(r"[._\-+]", version) if p]
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+    """(name, version) of `name:version`; `name@latest` and a bare name give version "latest"
+    (the API's parser, with `latest` spelled out)."""
+    name, version = api_parse_reference(reference)
+    return name, version or LATEST
 
 
 def is_ready(obj: Mapping[str, Any]) -> bool:

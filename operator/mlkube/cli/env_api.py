@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from mlkube.api.environment import version_key
 from mlkube.cli.batch_api import LABEL_JOB_NAME, api_error
 from mlkube.cli.batch_api import create as create  # re-exported for the verbs
 from mlkube.cli.env_object import DNS_LABEL, KIND, VERSION_PATTERN, is_curated, parse_ref, reference
 from mlkube.cli.errors import CliError
-from mlkube.cli.model_view import version_key
 from mlkube.contract import API_VERSION, LABEL_ARCHIVED
 from mlkube.k8s import ApiError, Kube
 

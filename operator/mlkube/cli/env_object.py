@@ -25,6 +25,7 @@ from mlkube.contract import (
     LABEL_ENVIRONMENT,
     LABEL_VERSION,
 )
+from mlkube.environments.curated import is_curated as is_curated  # the verbs import it here
 
 KIND: Final = KIND_ENVIRONMENT
 CURATED_PREFIX: Final = CURATED_ENVIRONMENT_PREFIX
@@ -69,12 +70,6 @@ def parse_ref(text: str) -> tuple[str, str | None]:
     if not (len(name) <= 63 and DNS_LABEL.match(name)):
         raise CliError(f"environment name {name!r} in {text!r} is not a DNS label")
     return name, check_version(version) if version else None
-
-
-def is_curated(ref: str) -> bool:
-    """`mlkube-sklearn:0.1.0`, `mlkube-sklearn` or `mlkube-sklearn@latest`: the operator
-    resolves it (and refuses another mlkube version with its own message)."""
-    return ref.startswith(CURATED_PREFIX)
 
 
 def object_name(name: str, version: str) -> str:

@@ -10,8 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from mlkube.api.environment import version_key
 from mlkube.cli.env_object import reference
-from mlkube.cli.model_view import format_age, short_digest, version_key
+from mlkube.cli.model_view import format_age, short_digest
 from mlkube.cli.progress import format_bytes
 from mlkube.contract import LABEL_ARCHIVED
 

@@ -64,14 +64,30 @@ def reconcile(
     kube: Kube, deps: Deps, obj: Mapping[str, Any], *, now: datetime.datetime, attempt: int = 0
 ) -> EnvironmentOutcome:
     """One pass over an Environment's spec (its phase says what is left to do)."""
+    outcome = _pass(kube, deps, obj, now=now, attempt=attempt)
+    # The status is a merge patch: a new build record (a retry, a reuse) must not keep the
+    # old one's completionTime/durationSeconds, so the keys it drops are sent as null.
+    old = (obj.get("status") or {}).get("build") or {}
+    new = outcome.status.get("build")
+    if isinstance(new, dict) and old.get("job") != new.get("job"):
+        outcome.status["build"] = {**dict.fromkeys(old), **new}
+    return outcome
+
+
+def _pass(
+    kube: Kube, deps: Deps, obj: Mapping[str, Any], *, now: datetime.datetime, attempt: int
+) -> EnvironmentOutcome:
     meta, spec = obj["metadata"], obj.get("spec") or {}
     previous = dict(obj.get("status") or {})
     generation = int(meta.get("generation", 1))
     if previous.get("phase") in (READY, FAILED, BUILDING):
         if previous.get("observedGeneration") == generation:
             return EnvironmentOutcome()  # done, or the build loop follows the Job
-        # The spec is immutable but for its description (CEL): nothing to redo.
-        return EnvironmentOutcome(status=observed(previous, generation))
+        if previous.get("phase") != FAILED:
+            # The spec is immutable but for its description (CEL): nothing to redo.
+            return EnvironmentOutcome(status=observed(previous, generation))
+        # Failed, and the description changed: the user's way to try again (a failed build
+        # Job is not joined again, environment_jobs.start_or_join).
     step = Step(previous, generation, now)
     name, version = claim(obj)
     others = kube.list(API_VERSION, KIND_ENVIRONMENT, str(meta["namespace"]))

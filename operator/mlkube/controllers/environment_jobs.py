@@ -2,8 +2,10 @@
 
 Identical builds from any namespace share one Job in the build namespace, named after the
 build key, so starting is create-or-join: a 409 means another Environment (or another pass)
-started it first. The inputs ConfigMap is created after the Job, owned by it (garbage-
-collected with it); the pod waits for it as a kubelet does. When the Job ends the pod's
+started it first. A failed Job is the verdict of the Environments that waited on it, not of
+a later one: a new pass starts the next attempt (`-r<n>`), so a transient pip or network
+failure does not block identical builds for the failed Job's TTL. The inputs ConfigMap is
+created before the Job, then owned by it (garbage-collected with it). When the Job ends the pod's
 push container has written its report to the termination message and the package list as
 one JSON line on stdout (read through pods/log); a failed build's message is the tail of the
 log of the container that failed.
@@ -11,6 +13,7 @@ log of the container that failed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Mapping
 from typing import Any, Final
@@ -18,6 +21,7 @@ from typing import Any, Final
 from mlkube.builders.environment_build import INSTALL, PUSH, build_job
 from mlkube.builders.environment_build_spec import (
     BuildRequest,
+    build_job_name,
     inputs_configmap,
     inputs_owner,
     parse_packages,
@@ -33,6 +37,9 @@ from mlkube.reconcile.environment_facts import log_tail, parse_report
 PUSH_CONTAINER: Final = PUSH
 # A Job that finished without its pod's report readable yet (status lag): wait this long.
 REPORT_GRACE_SECONDS: Final = 60.0
+# Attempts of one key while their failed Jobs are kept (TTL); past them the last failure is
+# the verdict until a Job expires (a build that fails every time is not retried forever).
+MAX_ATTEMPTS: Final = 5
 
 
 class BuildJobError(ControllerError):
@@ -71,11 +78,23 @@ def job_failed(job: Mapping[str, Any]) -> bool:
 
 
 def start_or_join(kube: Kube, deps: Deps, request: BuildRequest) -> tuple[dict[str, Any], bool]:
-    """The build Job of the request's key (existing, or created now with its ConfigMap); True
-    if created. EnvironmentBuildError when the build cannot be made as asked.
+    """The build Job of the request's key (running or complete: joined; none, or only failed
+    ones: the next attempt, created now with its ConfigMap); True if created.
+    EnvironmentBuildError when the build cannot be made as asked.
 
     Order (§2.1): the ConfigMap first, so the pod never waits for its inputs; then the Job;
     then the ConfigMap is made owned by the Job (garbage-collected with it)."""
+    for attempt in range(MAX_ATTEMPTS):
+        name = build_job_name(request.key, attempt)
+        try:
+            existing = kube.get("batch/v1", "Job", name, deps.namespace)
+        except ApiError as err:
+            raise BuildJobError(f"cannot read Job {deps.namespace}/{name}: {err}") from err
+        if existing is None:
+            break
+        if not job_failed(existing) or attempt == MAX_ATTEMPTS - 1:
+            return existing, False
+    request = dataclasses.replace(request, attempt=attempt)
     job = build_job(request, deps.config, deps.namespace)
     config_map = inputs_configmap(request, deps.config, deps.namespace)
     return create_with_inputs(kube, job, config_map)
@@ -222,8 +241,8 @@ def failure(deps: Deps, job: Mapping[str, Any], pods: list[dict[str, Any]]) -> t
         return reason, (
             f"build Job {job_ref(job)}: container {container} failed{error}; "
             f"`kubectl logs -n {namespace} {pod['metadata']['name']} -c {container}` ends "
-            f"with:\n{tail}\n(identical inputs get this verdict while the Job is kept; "
-            f"`kubectl delete job -n {namespace} {job['metadata']['name']}` to build again)"
+            f"with:\n{tail}\n(to build again: change this Environment's spec.description, "
+            "or create it anew; a new Environment with the same inputs builds again too)"
         )
     reasons = [str(c.get("message") or c.get("reason") or "")
                for c in (job.get("status") or {}).get("conditions") or []

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from mlkube.api.environment import EnvironmentStatus
+from mlkube.api.environment_status import EnvironmentStatus
 from mlkube.builders.environment_build import PROBE, probe_job
 from mlkube.builders.environment_build_spec import (
     EnvironmentRef,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
 
 # Bump when the tools change what an identical input produces (part of the build key).
 ENVBUILD_VERSION = "1"
@@ -26,6 +27,17 @@ MODEL_REPORT_FILE = "model.json"  # in the work volume: fetch_model -> push.py
 TERMINATION_LOG = "/dev/termination-log"
 TERMINATION_LIMIT = 4096  # the kubelet truncates termination messages beyond 4 KiB
 PACKAGES_KEY = "mlkubePackages"  # the stdout line {"mlkubePackages": [...]} of the push step
+
+
+def write_termination(path: str, message: str) -> None:
+    """The container's verdict for the operator (best effort: the line is in the log too);
+    outside a pod (no /dev/termination-log) only an explicitly given path is written."""
+    if os.path.exists(path) or path != TERMINATION_LOG:
+        try:
+            with open(path, "w") as handle:
+                handle.write(message)
+        except OSError:
+            pass
 
 
 def build_tag(build_key: str) -> str:
@@ -53,7 +65,9 @@ def find_packages(log: str) -> list[str] | None:
         line = line.strip()
         if line.startswith("{") and PACKAGES_KEY in line:
             try:
-                return [str(p) for p in json.loads(line)[PACKAGES_KEY]]
+                packages = json.loads(line)[PACKAGES_KEY]
             except (ValueError, KeyError, TypeError):
                 continue
+            if isinstance(packages, list) and all(isinstance(p, str) for p in packages):
+                return packages
     return None

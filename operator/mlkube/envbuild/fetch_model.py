@@ -16,7 +16,12 @@ import json
 import os
 import sys
 
-from mlkube.envbuild.contract import MODEL_DIR, MODEL_REPORT_FILE, TERMINATION_LOG
+from mlkube.envbuild.contract import (
+    MODEL_DIR,
+    MODEL_REPORT_FILE,
+    TERMINATION_LOG,
+    write_termination,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         cause = f" ({exc.__cause__})" if exc.__cause__ else ""
         message = json.dumps({"error": f"{exc}{cause}"[-3000:], "reason": "ModelFetchFailed"})
         print(f"error: ModelFetchFailed: {exc}{cause}", file=sys.stderr, flush=True)
-        if os.path.exists(args.termination_log) or args.termination_log != TERMINATION_LOG:
-            with open(args.termination_log, "w") as handle:
-                handle.write(message)
+        write_termination(args.termination_log, message)
         return 1
     record = {
         "name": args.name,

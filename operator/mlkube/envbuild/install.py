@@ -33,7 +33,7 @@ import sys
 from typing import Any
 
 from mlkube.envbuild import aptstep, conda, pipstep, report, whiteouts
-from mlkube.envbuild.contract import REPORT_FILE, TERMINATION_LOG
+from mlkube.envbuild.contract import REPORT_FILE, TERMINATION_LOG, write_termination
 from mlkube.envbuild.pipstep import BuildError, PipSettings
 
 MAX_FILES_BYTES = 64 << 10
@@ -143,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         reason = getattr(exc, "reason", "BuildFailed")
         line = f"error: {reason}: {exc}"
         print(line, file=sys.stderr, flush=True)
-        _terminate(args.termination_log, json.dumps({"error": str(exc)[-3000:], "reason": reason}))
+        write_termination(
+            args.termination_log, json.dumps({"error": str(exc)[-3000:], "reason": reason})
+        )
         return 1
     with open(os.path.join(args.work, REPORT_FILE), "w") as handle:
         json.dump(result, handle, indent=1, sort_keys=True)
@@ -174,16 +176,7 @@ def _report_probe(result: dict[str, Any], termination_log: str) -> None:
             sort_keys=True,
         )
     print(json.dumps({"mlkubePackages": result.get("packages") or []}), flush=True)
-    _terminate(termination_log, message)
-
-
-def _terminate(path: str, message: str) -> None:
-    if os.path.exists(path) or path != TERMINATION_LOG:
-        try:
-            with open(path, "w") as handle:
-                handle.write(message)
-        except OSError:
-            pass  # best effort: the line is in the log too
+    write_termination(termination_log, message)
 
 
 if __name__ == "__main__":

@@ -170,21 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OciError, OSError, ValueError, KeyError) as exc:
         print(f"error: PushFailed: {exc}", file=sys.stderr, flush=True)
         message = json.dumps({"error": str(exc)[-3000:], "reason": "PushFailed"})
-        _terminate(args.termination_log, message)
+        k.write_termination(args.termination_log, message)
         return 1
     print(message, flush=True)
     print(k.packages_line(out["packages"]), flush=True)
-    _terminate(args.termination_log, message)
+    k.write_termination(args.termination_log, message)
     return 0
-
-
-def _terminate(path: str, message: str) -> None:
-    if os.path.exists(path) or path != k.TERMINATION_LOG:
-        try:
-            with open(path, "w") as handle:
-                handle.write(message)
-        except OSError:
-            pass
 
 
 if __name__ == "__main__":

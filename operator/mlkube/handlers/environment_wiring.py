@@ -1,6 +1,7 @@
 """The Environment controller's real ports: the registry client and the pod log reader.
 
-Built once per process from the operator config (docs/environments.md §2.3). The
+Built from the operator config (docs/environments.md §2.3) and rebuilt every minute, so a
+push Secret created or rotated after the operator started is used without a restart. The
 registry client talks plain HTTP only to the build registry when it is marked insecure, and
 uses the push Secret's credentials (read by name from the build namespace) for the build
 registry's tags; other registries (an `image:` tag, an image base) are asked anonymously
@@ -10,7 +11,9 @@ unless the same Secret has credentials for them.
 from __future__ import annotations
 
 import base64
-import functools
+import threading
+import time
+from typing import Final
 
 from mlkube.builders.build_config import build_namespace
 from mlkube.controllers.environment_oci import OciRegistry
@@ -22,10 +25,17 @@ from mlkube.handlers.webhooks import WebhookConfig
 from mlkube.k8s import ApiError
 from mlkube.oci.auth import Credentials, parse_docker_config
 from mlkube.oci.client import Client
+from mlkube.oci.errors import OciError
+
+DEPS_SECONDS: Final = 60.0
 
 
 class PodLogError(ControllerError):
     """A build container's log could not be read."""
+
+
+class PushSecretError(ControllerError):
+    """The push Secret holds no usable docker config (its content is never shown)."""
 
 
 def pod_logs() -> PodLogs:
@@ -46,11 +56,37 @@ def push_credentials(secret: str | None, namespace: str) -> dict[str, Credential
         return {}
     obj = kube().get("v1", "Secret", secret, namespace) or {}
     data = (obj.get("data") or {}).get(".dockerconfigjson")
-    return parse_docker_config(base64.b64decode(data)) if data else {}
+    try:
+        return parse_docker_config(base64.b64decode(data)) if data else {}
+    except (OciError, ValueError) as err:
+        raise PushSecretError(f"push Secret {namespace}/{secret}: {err}") from err
 
 
-@functools.cache
-def environment_deps() -> Deps:
+class _Deps:
+    """`environment_deps()`: the ports, rebuilt when older than DEPS_SECONDS (the push Secret
+    re-read); `cache_clear()` for tests that change the operator config."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._built: tuple[float, Deps] | None = None
+
+    def __call__(self) -> Deps:
+        with self._lock:
+            if self._built and time.monotonic() - self._built[0] < DEPS_SECONDS:
+                return self._built[1]
+            deps = _make_deps()
+            self._built = (time.monotonic(), deps)
+            return deps
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._built = None
+
+
+environment_deps: Final = _Deps()
+
+
+def _make_deps() -> Deps:
     config = operator_config()
     namespace = build_namespace(config.build, WebhookConfig.from_env().namespace)
     host = config.build.registry or ""

@@ -169,11 +169,20 @@ class Transport:
                 else:
                     data = raw.read()
             except (OSError, http.client.HTTPException) as exc:
-                raise RegistryUnreachable(f"{method} {url}: {exc}") from exc
+                raise RegistryUnreachable(f"{method} {shown(url)}: {exc}") from exc
             finally:
                 conn.close()
             return Response(raw.status, heads, data, url)
-        raise RegistryError(f"{method} {url}: too many redirects", status=0)
+        raise RegistryError(f"{method} {shown(url)}: too many redirects", status=0)
+
+
+def shown(url: str) -> str:
+    """A URL fit for messages (which reach logs, Environment status and termination
+    messages): no query, fragment or userinfo, where a redirect to object storage carries
+    its pre-signed credentials."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _error(method: str, url: str, response: Response) -> OciError:
@@ -183,7 +192,7 @@ def _error(method: str, url: str, response: Response) -> OciError:
         code, message = str(first.get("code", "")), str(first.get("message", ""))
     except (ValueError, KeyError, IndexError, TypeError):
         pass
-    text = f"{method} {url}: HTTP {response.status}" + (f" {code}" if code else "")
+    text = f"{method} {shown(url)}: HTTP {response.status}" + (f" {code}" if code else "")
     text += f": {message}" if message else ""
     cls = {401: Unauthorized, 403: Unauthorized, 404: NotFound}.get(response.status, RegistryError)
     return cls(text, status=response.status, code=code)

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from mlkube.api.environment import version_key
+
 LOG_TAIL_LINES: Final = 20
 LOG_TAIL_CHARS: Final = 2000
 
@@ -117,8 +119,3 @@ def used_by(
 def is_latest(version: str, versions: Iterable[str]) -> bool:
     """Whether `version` is the highest of `versions` (numeric parts compare as numbers)."""
     return max([*versions, version], key=version_key) == version
-
-
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    parts = version.replace("-", ".").replace("_", ".").split(".")
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)

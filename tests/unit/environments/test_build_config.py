@@ -108,3 +108,18 @@ def test_operator_config_carries_build_settings_and_their_errors() -> None:
     assert config.build.image_repository() == "r.example/ml/environments"
     with pytest.raises(OperatorConfigError, match="MLKUBE_BUILD_TIMEOUT_SECONDS"):
         parse_operator_config({"MLKUBE_BUILD_TIMEOUT_SECONDS": "0"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("MLKUBE_BUILD_PIP_INDEX_URL", "https://bob:s3cret@pypi.example/simple"),
+        ("MLKUBE_BUILD_PIP_FIND_LINKS", "https://bob:s3cret@wheels.example/"),
+        ("MLKUBE_BUILD_APT_SOURCES", "deb https://bob:s3cret@apt.example/debian bookworm main"),
+    ],
+)
+def test_credentials_in_package_urls_are_refused_without_echoing_them(key: str, value: str) -> None:
+    """They would reach every build ConfigMap and pip's log: secrets come only from Secrets."""
+    with pytest.raises(BuildConfigError) as err:
+        parse_build_config({key: value})
+    assert "user:password@" in str(err.value) and "s3cret" not in str(err.value)

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from mlkube.controllers import environment as controller
+from mlkube.controllers.environment_jobs import MAX_ATTEMPTS
 from mlkube.controllers.environment_ports import Deps
 from support.environments import (
     BASE,
@@ -337,17 +338,82 @@ def test_a_job_deleted_before_its_verdict_is_started_again() -> None:
     assert outcome.status["phase"] == "Building" and len(jobs(kube)) == 1
 
 
-def test_an_ended_job_of_the_key_gives_its_verdict_at_once() -> None:
-    """A failed Job of the same key (kept for its TTL) fails a new Environment too, with the
-    log, instead of leaving it Building."""
+def job_names(kube: FakeKube) -> list[str]:
+    return sorted(j["metadata"]["name"] for j in jobs(kube))
+
+
+def test_a_failed_job_is_not_the_verdict_of_a_later_environment() -> None:
+    """A transient failure must not fail every identical Environment for the Job's TTL: a new
+    one starts the next attempt (the failed Job stays, with its logs), and succeeds."""
+    logs = FakeLogs()
+    deps = fake_deps(logs=logs)
+    kube = cluster(environment("a"))
+    run(kube, deps, "a")
+    (first,) = job_names(kube)
+    finish_job(kube, jobs(kube)[0], ok=False, logs=logs, log="Connection reset by peer")
+    assert poll(kube, deps, "a").status["phase"] == "Failed"
+    kube.put(environment("b", environment_name="b"))
+    status = run(kube, deps, "b").status
+    assert status["phase"] == "Building"
+    assert job_names(kube) == [first, first + "-r1"]
+    assert status["build"]["job"] == f"{BUILD_NAMESPACE}/{first}-r1"
+    retry = kube.stored("v1", "ConfigMap", first + "-r1", BUILD_NAMESPACE)
+    assert retry["metadata"]["ownerReferences"][0]["name"] == first + "-r1"
+    finish_job(kube, kube.stored("batch/v1", "Job", first + "-r1", BUILD_NAMESPACE),
+               ok=True, logs=logs)  # fmt: skip
+    assert poll(kube, deps, "b").status["phase"] == "Ready"
+
+
+def test_identical_environments_after_a_failure_share_one_new_attempt() -> None:
     logs = FakeLogs()
     deps = fake_deps(logs=logs)
     kube = cluster(environment("a"))
     run(kube, deps, "a")
     finish_job(kube, jobs(kube)[0], ok=False, logs=logs, log="boom")
-    kube.put(environment("b", created="2026-11-30T11:00:00Z"))
-    status = run(kube, deps, "b").status
-    assert status["phase"] == "Failed" and "boom" in status["message"]
+    for name in ("b", "c"):
+        kube.put(environment(name, environment_name=name))
+        assert run(kube, deps, name).status["phase"] == "Building"
+    assert len(jobs(kube)) == 2  # the failed one and one new attempt, joined by both
+
+
+def test_a_failed_environment_builds_again_when_its_description_changes() -> None:
+    logs = FakeLogs()
+    deps = fake_deps(logs=logs)
+    kube = cluster(environment("a"))
+    run(kube, deps, "a")
+    finish_job(kube, jobs(kube)[0], ok=False, logs=logs, log="boom")
+    failed = poll(kube, deps, "a").status
+    assert "change this Environment's spec.description" in failed["message"]
+    assert run(kube, deps, "a").status == {}  # same generation: the verdict stands
+    kube.mutate((*ENV, "team", "a"), lambda o: o["metadata"].update(generation=2))
+    status = run(kube, deps, "a").status
+    assert status["phase"] == "Building" and status["observedGeneration"] == 2
+    assert len(jobs(kube)) == 2
+    # A merge patch: the failed Job's times are removed (null), not kept next to the new Job.
+    assert "completionTime" in failed["build"] and status["build"]["completionTime"] is None
+    assert status["build"]["durationSeconds"] is None
+
+
+def test_after_the_last_attempt_its_failure_is_the_verdict() -> None:
+    """A build that fails every time is not retried forever while its Jobs are kept."""
+    logs = FakeLogs()
+    deps = fake_deps(logs=logs)
+    kube = cluster()
+    for n in range(MAX_ATTEMPTS):
+        name = f"e{n}"
+        kube.put(environment(name, environment_name=name))
+        assert run(kube, deps, name).status["phase"] == "Building"
+        job = kube.stored("batch/v1", "Job", run_job(kube, name), BUILD_NAMESPACE)
+        finish_job(kube, job, ok=False, logs=logs, log=f"boom {n}")
+    assert len(jobs(kube)) == MAX_ATTEMPTS
+    kube.put(environment("last", environment_name="last"))
+    status = run(kube, deps, "last").status
+    assert status["phase"] == "Failed" and f"boom {MAX_ATTEMPTS - 1}" in status["message"]
+    assert len(jobs(kube)) == MAX_ATTEMPTS
+
+
+def run_job(kube: FakeKube, name: str) -> str:
+    return str(kube.stored(*ENV, name, "team")["status"]["build"]["job"]).partition("/")[2]
 
 
 def test_a_description_change_only_moves_observed_generation() -> None:
@@ -482,3 +548,18 @@ def test_packaging_waits_for_a_verified_model_and_fetches_it_in_the_build() -> N
     job = kube.stored("batch/v1", "Job", status["build"]["job"].split("/")[1], BUILD_NAMESPACE)
     steps = [c["name"] for c in job["spec"]["template"]["spec"]["initContainers"]]
     assert "fetch-model" in steps
+
+
+def test_a_package_list_the_crd_would_refuse_is_bounded_not_fatal() -> None:
+    """A `name @ <long URL>` freeze line must not make the status patch fail (the object
+    would stay Building for ever)."""
+    from mlkube.builders.environment_status import environment_status
+
+    long_line = "mypkg @ https://files.example/" + "x" * 400 + ".whl"
+    status = environment_status(
+        None, generation=1, phase="Ready", reason="Built", message="built",
+        now="2026-11-30T12:00:00Z", built=True,
+        facts={"packages": [long_line] + [f"p{i}==1" for i in range(3000)]},
+    )  # fmt: skip
+    assert len(status["packages"]) == 2048
+    assert len(status["packages"][0]) == 256 and status["packages"][0].startswith("mypkg @ ")

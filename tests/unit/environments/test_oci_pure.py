@@ -85,3 +85,14 @@ def test_parse_challenges() -> None:
         "scope": "repository:library/python:pull",
     }
     assert parse_challenge('Basic realm="mlkube-test"').scheme == "basic"
+
+
+def test_registry_errors_do_not_carry_presigned_urls() -> None:
+    """A blob GET redirected to object storage fails: the message (which reaches the
+    Environment's status and the build pod's termination message) has no signature."""
+    from mlkube.oci.transport import Response, _error
+
+    url = "https://user:pw@bucket.s3.example/blobs/x?X-Amz-Signature=secret&X-Amz-Credential=k"
+    err = _error("GET", url, Response(403, {}, b"denied", url))
+    assert "secret" not in str(err) and "pw" not in str(err)
+    assert "GET https://bucket.s3.example/blobs/x: HTTP 403" in str(err)
