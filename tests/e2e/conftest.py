@@ -54,7 +54,7 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Clu
     cluster.start()
     node = RealNode(cluster)
     try:
-        node.start(images=("pause", "serving", "operator"))
+        node.start(images=("pause", "serving", "operator"), variants=("serving-sklearn",))
         print(f"\ncontrol plane + real node up in {time.monotonic() - started:.1f}s")
         yield cluster, node
     finally:

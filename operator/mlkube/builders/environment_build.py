@@ -75,7 +75,9 @@ def _container(
     return {
         "name": name,
         "image": image,
-        "imagePullPolicy": config.image_pull_policy,
+        # A digest-pinned image (the base, the registry's tools image) is pulled once per
+        # node whatever the policy (the dev node's Never applies to its imported tags only).
+        "imagePullPolicy": "IfNotPresent" if "@sha256:" in image else config.image_pull_policy,
         "command": command,
         "env": env_list(dict(_ENV)),
         "securityContext": container_security_context(config.run_as_user),

@@ -101,6 +101,11 @@ def up(args: argparse.Namespace) -> int:
     batch_env = start_batch_support(cluster, store.uri, kwok=not real)
     if not real:
         batch_env[ENV_IMAGE_DIGESTS] = kwok_image_digests()
+        try:
+            batch_env.update(start_build_support(cluster))
+        except (ClusterError, RuntimeError, OSError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     if "operator" not in cluster.state.pids:
         start_operator(cluster, kube, {**devstore.operator_env(store), **node_env, **batch_env})
     if not args.no_samples:
@@ -130,6 +135,29 @@ def start_batch_support(cluster: Cluster, store_uri: str, kwok: bool) -> dict[st
             argv = podexec.executor_argv(cluster.kubeconfig, cluster.workdir / podexec.PROCESS)
             cluster.add_process(podexec.PROCESS, argv)
     return env
+
+
+def start_build_support(cluster: Cluster) -> dict[str, str]:
+    """kwok mode: the registry and package mirror on loopback (build pods run as local
+    processes there); returns the operator's build settings. The real node starts its own on
+    the bridge (realnode.operator_env)."""
+    from mlkube.devcluster import buildsupport
+
+    ports = cluster.state.ports
+    for name in (buildsupport.REGISTRY_PROCESS, buildsupport.MIRROR_PROCESS):
+        ports.setdefault(name, free_port())
+    addrs = buildsupport.Addresses(
+        "127.0.0.1", ports[buildsupport.REGISTRY_PROCESS], ports[buildsupport.MIRROR_PROCESS]
+    )
+    from mlkube.devcluster import image_digests, kwok_curated
+
+    if buildsupport.REGISTRY_PROCESS not in cluster.state.pids:
+        started = time.monotonic()
+        buildsupport.start(cluster.add_process, REPO_ROOT / "hack", cluster.workdir, addrs)
+        print(f"registry + package mirror up in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    # Curated bases must resolve to digests; the executor runs this checkout, not images.
+    pushed = kwok_curated.push_stand_ins(addrs.registry, image_digests.source_digest(REPO_ROOT))
+    return buildsupport.operator_env(addrs, pushed)
 
 
 def kwok_image_digests() -> str:

@@ -79,5 +79,7 @@ def packaged_model(kube: Kube, obj: Mapping[str, Any]) -> PackagedModel | None:
         state = "does not exist" if model is None else "is not verified (Ready) yet"
         raise Unresolved("ModelNotReady", f"Model {name} {state}", retry=True)
     uri = str((spec.get("artifact") or {}).get("uri", ""))
-    model_name, version = str(spec.get("modelName", name)), str(spec.get("version", ""))
-    return PackagedModel(name=model_name, version=version, uri=uri, digest=str(digest))
+    # The Model object's name (§1 status.packagedModel.name): deployments match it against
+    # their `model`, so a deployment of this Model runs without the storage initializer.
+    version = str(spec.get("version", ""))
+    return PackagedModel(name=str(name), version=version, uri=uri, digest=str(digest))

@@ -25,14 +25,21 @@ from typing import Any
 
 import yaml
 
-from mlkube.devcluster import image_digests, procs, realnode_host, realnode_net, realnode_store
+from mlkube.devcluster import (
+    buildsupport,
+    procs,
+    realnode_host,
+    realnode_net,
+    realnode_store,
+    registry,
+)
 from mlkube.devcluster.cluster import REPO_ROOT, Cluster, ClusterError
 from mlkube.devcluster.pki import new_token
 from mlkube.devcluster.realnode_config import (
     APISERVER_PORT,
     BRIDGE_ADDRESS,
+    BUILD_ADDRESSES,
     NODE_NAME,
-    POD_CIDR,
     NodePaths,
     build_apiserver_endpoints,
     build_cni_conflist,
@@ -41,11 +48,13 @@ from mlkube.devcluster.realnode_config import (
     build_kubelet_config,
     kube_proxy_args,
 )
+from mlkube.devcluster.realnode_env import operator_env as operator_env
 
 HACK = REPO_ROOT / "hack"
 DEFAULT_IMAGES = ("pause", "serving", "operator")
 # Stop order: the kubelet first (it would restart what we remove), containerd last.
-PROCESSES = ("kubelet", "kube-proxy", "coredns", "apiserver-forwarder", "minio", "containerd")
+PROCESSES = ("kubelet", "kube-proxy", "coredns", "apiserver-forwarder", "minio",
+             buildsupport.REGISTRY_PROCESS, buildsupport.MIRROR_PROCESS, "containerd")  # fmt: skip
 
 
 class RealNodeError(ClusterError):
@@ -69,6 +78,7 @@ def unsupported_reason() -> str | None:
 class NodeState:
     pids: dict[str, int] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
+    pushed: dict[str, str] = field(default_factory=dict)  # serving images in the registry
     bin_dir: str = ""
     created_dirs: list[str] = field(default_factory=list)
 
@@ -90,7 +100,14 @@ class RealNode:
         return bool(self.state.pids) and all(procs.alive(p) for p in self.state.pids.values())
 
     # -- start -------------------------------------------------------------------------
-    def start(self, images: tuple[str, ...] = DEFAULT_IMAGES, timeout: float = 120.0) -> None:
+    def start(
+        self,
+        images: tuple[str, ...] = DEFAULT_IMAGES,
+        timeout: float = 120.0,
+        variants: tuple[str, ...] = buildsupport.VARIANT_TARGETS,
+    ) -> None:
+        """`variants`: serving-image variants built for the curated environments, pushed to
+        the dev registry only (not imported: the node pulls them by digest)."""
         reason = unsupported_reason()
         if reason:
             raise RealNodeError(reason)
@@ -101,7 +118,7 @@ class RealNode:
             )
         _script([str(HACK / "node" / "packages.sh")])
         bin_dir = Path(_script(["bash", str(HACK / "node" / "build.sh")])[-1])
-        refs = _parse_refs(_script([str(HACK / "images" / "build"), *images]))
+        refs = _parse_refs(_script([str(HACK / "images" / "build"), *images, *variants]))
         self.state = NodeState(
             images=refs, bin_dir=str(bin_dir), created_dirs=realnode_host.absent_fixed_dirs()
         )
@@ -116,6 +133,7 @@ class RealNode:
             for obj in build_apiserver_endpoints():
                 self.cluster_apply(obj)
             self._start_store()
+            self._start_build_support()
         except Exception as err:
             logs = "\n".join(
                 f"--- {name} ---\n{procs.tail(self.cluster.logs / f'{name}.log')}"
@@ -136,6 +154,7 @@ class RealNode:
             d.mkdir(parents=True, exist_ok=True)
         p.containerd_config.write_text(build_containerd_config(p, sandbox_image))
         (p.cni_conf_dir / "10-mlkube.conflist").write_text(json.dumps(build_cni_conflist(p)))
+        registry.write_hosts(p.registry_hosts_dir, BUILD_ADDRESSES.registry)
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
         self._spawn("containerd", ["containerd", "--config", str(p.containerd_config)], env)
         ctr = ["ctr", "-a", self._socket(), "version"]
@@ -189,6 +208,18 @@ class RealNode:
         self._wait("model store", time.monotonic() + 60, realnode_store.store_ready)
         realnode_store.create_bucket(secret)
         self.cluster_apply(realnode_store.build_storage_secret("default", secret))
+
+    def _start_build_support(self) -> None:
+        """Registry + package mirror on the bridge; the serving images pushed into it."""
+        buildsupport.start(self._spawn, HACK, self.paths.root, BUILD_ADDRESSES)
+        # Packaging builds fetch models in the build namespace with the store's credentials.
+        self.cluster.request("POST", "/api/v1/namespaces", buildsupport.build_namespace())
+        secret = (self.paths.root / "store-secret").read_text().strip()
+        self.cluster_apply(
+            realnode_store.build_storage_secret(buildsupport.BUILD_NAMESPACE, secret)
+        )
+        self.state.pushed = buildsupport.push_images(self.state.images, BUILD_ADDRESSES.registry)
+        self._save()
 
     def store_env(self) -> dict[str, str]:
         """S3 client settings for the node's model store (empty before the node started)."""
@@ -289,21 +320,3 @@ def _script(argv: list[str]) -> list[str]:
 
 def _parse_refs(lines: list[str]) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if "=" in line)
-
-
-def operator_env(node: RealNode) -> dict[str, str]:
-    """What the operator needs to run pods on the real node: the images we imported, never
-    pulled (there is no registry), and the node's S3 store with its credentials Secret."""
-    env = node.store_env()
-    if env:
-        env["MLKUBE_STORAGE_SECRET"] = realnode_store.SECRET_NAME
-    # Pods on the real node have real IPs: the operator may poll them (drift summaries).
-    env["MLKUBE_POD_NETWORKS"] = POD_CIDR
-    serving = node.images.get("serving")
-    if serving:
-        env.update({"MLKUBE_SERVING_IMAGE": serving, "MLKUBE_IMAGE_PULL_POLICY": "Never"})
-    # Pipeline steps are cached by image digest; there is no registry to resolve tags.
-    digests = image_digests.containerd_digests(node.socket(), node.images)
-    if digests:
-        env["MLKUBE_IMAGE_DIGESTS"] = image_digests.setting(digests)
-    return env

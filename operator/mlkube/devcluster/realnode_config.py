@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlkube.devcluster.buildsupport import Addresses
+
 BRIDGE = "mlkube0"
 POD_CIDR = "10.86.0.0/24"
 BRIDGE_ADDRESS = "10.86.0.1"  # the node's InternalIP: CoreDNS, kubelet, API server forwarder
@@ -23,6 +25,9 @@ SERVICE_CIDR = "10.96.0.0/16"  # kube-apiserver --service-cluster-ip-range
 NODE_NAME = "mlkube-node"
 APISERVER_PORT = 6443  # the forwarder pods reach the API server through (Service `kubernetes`)
 KUBELET_PORT = 10250
+REGISTRY_PORT = 5000  # the dev OCI registry on the bridge (docs/environments.md §8)
+MIRROR_PORT = 5080  # the package mirror (wheelhouse + flat apt repository) on the bridge
+BUILD_ADDRESSES = Addresses(BRIDGE_ADDRESS, REGISTRY_PORT, MIRROR_PORT)
 CNI_NETWORK = "mlkube-dev"
 CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 # Every iptables rule the launcher adds carries this comment, so teardown finds exactly those.
@@ -50,6 +55,11 @@ class NodePaths:
     @property
     def containerd_config(self) -> Path:
         return self.root / "containerd" / "config.toml"
+
+    @property
+    def registry_hosts_dir(self) -> Path:
+        """containerd's config_path: <registry host:port>/hosts.toml."""
+        return self.root / "containerd" / "certs.d"
 
     @property
     def cni_conf_dir(self) -> Path:
@@ -104,6 +114,10 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
   netns_mounts_under_state_dir = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
+
+# Registry hosts (the dev registry over plain HTTP): hosts.toml files, read on each pull.
+[{cri}.registry]
+  config_path = {_toml(str(paths.registry_hosts_dir))}
 
 [{cri}.cni]
   bin_dir = {_toml(CNI_BIN_DIR)}
@@ -183,6 +197,11 @@ def build_kubelet_config(paths: NodePaths, healthz_port: int) -> dict[str, Any]:
         "imageGCHighThresholdPercent": 99,
         "imageGCLowThresholdPercent": 98,
         "serializeImagePulls": False,
+        # The node runs imported images (pull policy Never) and pulls environment images from
+        # the dev registry. Once an image ID has a pull record (e.g. the serving image pulled
+        # by digest as the build tools image), kubelet 1.36 would refuse the imported tag of
+        # the same ID under Never ("not present"): no credential checks on this dev node.
+        "imagePullCredentialsVerificationPolicy": "NeverVerify",
         "staticPodPath": "",
         # Container logs under our directory, not the machine's /var/log/pods.
         "podLogsDir": str(paths.root / "pod-logs"),
