@@ -126,7 +126,8 @@ def operator_env(addrs: Addresses, pushed: Mapping[str, str]) -> dict[str, str]:
         env["MLKUBE_CURATED_ENVIRONMENTS"] = ",".join(
             f"{name}={ref}" for name, ref in sorted(curated.items())
         )
-    if FALLBACK_TARGET in pushed:
-        # The build tools (mlkube.envbuild) run from the full serving image, pulled by digest.
-        env["MLKUBE_BUILD_TOOLS_IMAGE"] = pushed[FALLBACK_TARGET]
+    # The build tools (mlkube.envbuild) run from the serving image the node imported, by its
+    # tag (MLKUBE_BUILD_TOOLS_IMAGE unset): pulling the registry copy by digest gives the same
+    # image a second repo digest, which the kubelet then reports for every pod using the tag,
+    # so pipeline step caches keyed on MLKUBE_IMAGE_DIGESTS would see "the image's tag moved".
     return env
