@@ -24,9 +24,9 @@ from mlkube.contract import API_VERSION, KIND_BATCH_ENDPOINT, KIND_MODEL, KIND_O
 from mlkube.controllers.errors import EndpointSyncError
 from mlkube.controllers.kube import ApiError, Kube
 from mlkube.controllers.model_environments import only_users
+from mlkube.controllers.model_status_lists import CONFLICT_RETRIES, update_model_status_list
 from mlkube.reconcile.endpoint_changes import endpoint_reference, with_reference
 
-CONFLICT_RETRIES: Final = 5
 # The kinds whose deployments[].model name Models (and are listed in `deployedBy`).
 ENDPOINT_KINDS: Final = (KIND_ONLINE_ENDPOINT, KIND_BATCH_ENDPOINT)
 
@@ -72,27 +72,11 @@ def update_deployed_by(
     model: dict[str, Any] | None,
 ) -> None:
     """Add or remove `ref`, guarded by resourceVersion so concurrent endpoints never lose one."""
-    for _ in range(CONFLICT_RETRIES):
-        if model is None:
-            return
-        refs = (model.get("status") or {}).get("deployedBy") or []
-        new = with_reference(refs, ref, present)
-        if new is None:
-            return
-        body = {
-            "metadata": {"resourceVersion": model["metadata"]["resourceVersion"]},
-            "status": {"deployedBy": new},
-        }
-        try:
-            kube.patch(API_VERSION, KIND_MODEL, name, body, namespace, subresource="status")
-            return
-        except ApiError as err:
-            if err.status == 404:
-                return
-            if err.status != 409:
-                raise
-        model = kube.get(API_VERSION, KIND_MODEL, name, namespace)
-    raise EndpointSyncError(f"Model {namespace}/{name}: deployedBy kept conflicting; will retry")
+    if model is None:
+        return
+    update_model_status_list(
+        kube, namespace, name, "deployedBy", lambda refs: with_reference(refs, ref, present), model
+    )
 
 
 def endpoint_users(

@@ -10,14 +10,12 @@ entries of endpoints that are gone are dropped by the `deployedBy` repair (endpo
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any
 
 from mlkube.builders.environment_use import EnvironmentUse
-from mlkube.contract import API_VERSION, KIND_MODEL, KIND_ONLINE_ENDPOINT
-from mlkube.controllers.errors import EndpointSyncError
-from mlkube.controllers.kube import ApiError, Kube
-
-CONFLICT_RETRIES: Final = 5
+from mlkube.contract import KIND_ONLINE_ENDPOINT
+from mlkube.controllers.kube import Kube
+from mlkube.controllers.model_status_lists import update_model_status_list
 
 
 def entries_for(
@@ -91,24 +89,7 @@ def _write(
     scope: set[str] | None,
 ) -> None:
     kind, endpoint = user
-    for _ in range(CONFLICT_RETRIES):
-        obj = kube.get(API_VERSION, KIND_MODEL, model, namespace)
-        if obj is None:
-            return
-        current = (obj.get("status") or {}).get("environments") or []
-        new = merged(current, kind, endpoint, mine, scope)
-        if new is None:
-            return
-        body = {
-            "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-            "status": {"environments": new},
-        }
-        try:
-            kube.patch(API_VERSION, KIND_MODEL, model, body, namespace, subresource="status")
-            return
-        except ApiError as err:
-            if err.status == 404:
-                return
-            if err.status != 409:
-                raise
-    raise EndpointSyncError(f"Model {namespace}/{model}: environments kept conflicting")
+    update_model_status_list(
+        kube, namespace, model, "environments",
+        lambda current: merged(current, kind, endpoint, mine, scope),
+    )  # fmt: skip
