@@ -113,9 +113,14 @@ class Kube:
             body=body,
             auth_settings=["BearerToken"],
         )
+        raw = self._call(method_, url, headers, body)
+        return json.loads(raw) if raw else {}
+
+    def _call(self, method: str, url: str, headers: dict[str, str], body: Any = None) -> bytes:
+        """One call; the body of a 2xx answer, else the matching ApiError."""
         try:
             resp = self.api.call_api(
-                method_, url, header_params=headers, body=body, _request_timeout=30
+                method, url, header_params=headers, body=body, _request_timeout=30
             )
             raw: bytes = resp.read()  # type: ignore[no-untyped-call]
         except client.ApiException as exc:
@@ -124,7 +129,7 @@ class Kube:
             raise ApiUnreachable(str(self.api.configuration.host), _reason(exc)) from exc
         if not 200 <= resp.status < 300:
             raise _api_error(resp.status, str(resp.reason), raw)
-        return json.loads(raw) if raw else {}
+        return raw
 
     def apply(
         self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER, subresource: str = ""
@@ -203,16 +208,7 @@ class Kube:
             "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log", query_params=query,
             header_params={"Accept": "*/*"}, auth_settings=["BearerToken"],
         )  # fmt: skip
-        try:
-            resp = self.api.call_api(method, url, header_params=headers, _request_timeout=30)
-            raw: bytes = resp.read()  # type: ignore[no-untyped-call]
-        except client.ApiException as exc:
-            raise _api_error(int(exc.status or 0), str(exc.reason), exc.body) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise ApiUnreachable(str(self.api.configuration.host), _reason(exc)) from exc
-        if not 200 <= resp.status < 300:
-            raise _api_error(resp.status, str(resp.reason), raw)
-        return raw.decode(errors="replace")
+        return self._call(method, url, headers).decode(errors="replace")
 
     def delete(
         self,
