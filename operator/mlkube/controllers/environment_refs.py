@@ -33,6 +33,7 @@ from mlkube.contract import (
 )
 from mlkube.controllers.kube import ApiError, Kube
 from mlkube.environments.curated import is_curated
+from mlkube.reconcile.environment_admission import references
 
 
 def list_environments(kube: Kube, namespace: str) -> list[dict[str, Any]]:
@@ -68,14 +69,7 @@ def read_environments(
 def environment_users(objects: Iterable[dict[str, Any]]) -> set[str]:
     """Environment names (not versions: `@latest` follows new ones) that an endpoint's or a
     pipeline's spec references; what re-queues it when one of them changes."""
-    names: set[str] = set()
-    for obj in objects:
-        spec = obj.get("spec") or {}
-        for item in [*(spec.get("deployments") or []), *(spec.get("steps") or [])]:
-            ref = item.get("environment") if isinstance(item, dict) else None
-            if isinstance(ref, str) and ref:
-                names.add(parse_reference(ref)[0])
-    return names
+    return {parse_reference(r.ref)[0] for obj in objects for r in references("", obj)}
 
 
 def deployment_environments(

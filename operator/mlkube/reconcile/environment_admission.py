@@ -26,7 +26,12 @@ class Reference:
     ref: str
     kind: str
     name: str
-    part: str  # "deployment blue" or "step train"
+    field: str  # "deployment" or "step"
+    item: str  # the deployment's or step's name
+
+    @property
+    def part(self) -> str:
+        return f"{self.field} {self.item}"  # "deployment blue" or "step train"
 
 
 def references(kind: str, obj: Obj) -> list[Reference]:
@@ -38,7 +43,7 @@ def references(kind: str, obj: Obj) -> list[Reference]:
         for item in spec.get(field) or []:
             ref = item.get("environment") if isinstance(item, Mapping) else None
             if isinstance(ref, str) and ref:
-                found.append(Reference(ref, kind, name, f"{label} {item.get('name', '?')}"))
+                found.append(Reference(ref, kind, name, label, str(item.get("name", "?"))))
     return found
 
 

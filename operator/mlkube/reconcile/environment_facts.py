@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from mlkube.api.environment import version_key
+from mlkube.reconcile.environment_admission import references as spec_references
 
 LOG_TAIL_LINES: Final = 20
 LOG_TAIL_CHARS: Final = 2000
@@ -99,18 +100,16 @@ def used_by(
 ) -> list[dict[str, str]]:
     """Who references name:version now, from the live objects (not from their status), in a
     stable order: endpoints' and batch endpoints' deployments, pipelines' steps."""
-    users: list[dict[str, str]] = []
-    for kind, objs in (("OnlineEndpoint", endpoints), ("BatchEndpoint", batch_endpoints)):
-        for obj in objs:
-            for dep in (obj.get("spec") or {}).get("deployments") or []:
-                if references(dep.get("environment"), name, version, latest):
-                    users.append({"kind": kind, "name": obj["metadata"]["name"],
-                                  "deployment": str(dep.get("name", ""))})  # fmt: skip
-    for obj in pipelines:
-        for step in (obj.get("spec") or {}).get("steps") or []:
-            if references(step.get("environment"), name, version, latest):
-                users.append({"kind": "Pipeline", "name": obj["metadata"]["name"],
-                              "step": str(step.get("name", ""))})  # fmt: skip
+    users = [
+        {"kind": kind, "name": r.name, r.field: r.item}
+        for kind, objs in (
+            ("OnlineEndpoint", endpoints), ("BatchEndpoint", batch_endpoints),
+            ("Pipeline", pipelines),
+        )
+        for obj in objs
+        for r in spec_references(kind, obj)
+        if references(r.ref, name, version, latest)
+    ]  # fmt: skip
     return sorted(
         users, key=lambda u: (u["kind"], u["name"], u.get("deployment", u.get("step", "")))
     )
