@@ -59,6 +59,26 @@ def build_binaries() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+@dataclass(frozen=True)
+class ScaleOptions:
+    """Settings for clusters that hold thousands of objects (bench/operator)."""
+
+    node_pods: int = 110  # pods per fake node (cpu and memory grow with it)
+    client_qps: int = 0  # controller-manager and scheduler API QPS (burst 2x); 0: defaults
+    audit_users: tuple[str, ...] = ()  # users whose requests the audit log records
+
+
+def build_audit_policy(users: tuple[str, ...]) -> dict[str, Any]:
+    """Metadata (verb, resource, user, status) of `users`' requests, once each (ResponseComplete
+    or Panic), nothing of anyone else's."""
+    return {
+        "apiVersion": "audit.k8s.io/v1",
+        "kind": "Policy",
+        "omitStages": ["RequestReceived", "ResponseStarted"],
+        "rules": [{"level": "Metadata", "users": list(users)}, {"level": "None"}],
+    }
+
+
 @dataclass
 class State:
     server: str = ""
@@ -77,11 +97,13 @@ class Cluster:
         nodes: int = 2,
         node_monitor_grace_period: float | None = None,
         node_lease_seconds: int | None = None,
+        scale: ScaleOptions | None = None,
     ) -> None:
         """`node_monitor_grace_period`: seconds without a node heartbeat before the
         controller-manager declares the node NotReady (None: its default, 50 s); tests shorten
         it to prove heartbeats keep up. `node_lease_seconds` overrides the kwok node Lease
-        duration derived from it (0 turns Leases off, as before they were used)."""
+        duration derived from it (0 turns Leases off, as before they were used). `scale`:
+        bigger fake nodes, faster control-plane clients and an audit log (benchmarks)."""
         self.workdir = workdir.resolve()
         self.bin_dir = bin_dir
         self.nodes = nodes
@@ -91,6 +113,7 @@ class Cluster:
             if node_lease_seconds is None
             else node_lease_seconds
         )
+        self.scale = scale or ScaleOptions()
         self.state = self._load_state()
 
     # -- paths -----------------------------------------------------------------------
@@ -105,6 +128,11 @@ class Cluster:
     @property
     def ca_cert(self) -> Path:
         return self.workdir / "pki" / "ca.crt"
+
+    @property
+    def audit_log(self) -> Path:
+        """JSON lines, one per request of the users in `ScaleOptions.audit_users`."""
+        return self.logs / "audit.log"
 
     def kubeconfig_for(self, user: str) -> Path:
         return self.kubeconfig if user == "admin" else self.workdir / f"kubeconfig-{user}"
@@ -225,9 +253,28 @@ class Cluster:
                 "--kubelet-preferred-address-types=InternalIP",
                 "--allow-privileged=true",
                 "--profiling=false",
+                *self._audit_flags(),
                 "--v=1",
             ],
         )
+
+    def _audit_flags(self) -> list[str]:
+        if not self.scale.audit_users:
+            return []
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump(build_audit_policy(self.scale.audit_users)))
+        self.logs.mkdir(parents=True, exist_ok=True)
+        return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-maxbackup=0",
+            "--audit-log-maxsize=0",
+        ]
+
+    def _client_flags(self) -> list[str]:
+        qps = self.scale.client_qps
+        return [f"--kube-api-qps={qps}", f"--kube-api-burst={2 * qps}"] if qps else []
 
     def _start_controllers(self, bin_dir: Path, sa_key: Path) -> None:
         p = self.state.ports
@@ -245,6 +292,7 @@ class Cluster:
                 f"--root-ca-file={self.ca_cert}",
                 "--leader-elect=false",
                 "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller",
+                *self._client_flags(),
                 *(
                     [f"--node-monitor-grace-period={self.node_monitor_grace_period:g}s"]
                     if self.node_monitor_grace_period is not None
@@ -264,6 +312,7 @@ class Cluster:
                 "--bind-address=127.0.0.1",
                 f"--secure-port={p['scheduler']}",
                 "--leader-elect=false",
+                *self._client_flags(),
                 "--v=1",
             ],
         )
@@ -345,7 +394,8 @@ class Cluster:
 
     def _create_nodes(self) -> None:
         for i in range(self.nodes):
-            status, payload = self.request("POST", "/api/v1/nodes", build_fake_node(f"kwok-{i}"))
+            node = build_fake_node(f"kwok-{i}", self.scale.node_pods)
+            status, payload = self.request("POST", "/api/v1/nodes", node)
             if status not in (201, 409):
                 raise ClusterError(f"creating node kwok-{i}: {status} {payload}")
 
@@ -422,8 +472,9 @@ def build_kubeconfig(server: str, ca_cert: Path, user: str, token: str) -> dict[
     }
 
 
-def build_fake_node(name: str) -> dict[str, Any]:
+def build_fake_node(name: str, pods: int = 110) -> dict[str, Any]:
     """A Node that kwok manages (annotation) with room for many small pods."""
+    room = {"cpu": str(max(32, pods // 4)), "memory": f"{max(256, pods)}Gi", "pods": str(pods)}
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -438,7 +489,7 @@ def build_fake_node(name: str) -> dict[str, Any]:
             },
         },
         "status": {
-            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-            "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+            "allocatable": dict(room),
+            "capacity": dict(room),
         },
     }
