@@ -20,6 +20,7 @@ from mlkube.k8s.errors import ApiError
 
 Key = tuple[str, str, str, str]  # (apiVersion, kind, namespace, name)
 Hook = Callable[[str, Key], None]  # (verb, key), called before the verb runs
+_UIDS = itertools.count(1)
 
 DEFAULT_KINDS = {
     ("v1", "ConfigMap"),
@@ -46,7 +47,8 @@ class FakeKube:
     writes: list[tuple[str, Key]] = field(default_factory=list)
     before: list[Hook] = field(default_factory=list)
     _versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _uids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # uids are unique across fakes, as in a real cluster (process-wide memos key on them)
+    _uids: itertools.count[int] = field(default_factory=lambda: _UIDS)
 
     # -- helpers for tests -----------------------------------------------------------------
     def put(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -191,7 +193,7 @@ class FakeKube:
         self._collect_garbage(current["metadata"]["uid"])
         return True
 
-    def served_kinds(self, api_version: str) -> set[str]:
+    def served_kinds(self, api_version: str, max_age: float | None = None) -> set[str]:
         return {kind for av, kind in self.kinds if av == api_version}
 
     # -- internals -------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from mlkube.controllers.endpoint_status_io import (
 from mlkube.controllers.environment_refs import deployment_environments
 from mlkube.controllers.kube import Kube
 from mlkube.controllers.model_environments import record_model_environments
+from mlkube.controllers.pass_reads import PassReads
 from mlkube.controllers.router_poll import verify_traffic
 from mlkube.controllers.router_push import RouterConfigPlan, plan_router_config
 from mlkube.reconcile.endpoint_changes import traffic_events
@@ -97,8 +98,17 @@ def running_spec(obj: dict[str, Any], spec: OnlineEndpointSpec, now: str) -> Onl
     return effective_spec(spec, split)
 
 
+def status_models(status: Mapping[str, Any] | None) -> set[str]:
+    """The Models the last written status says the endpoint's deployments use."""
+    deployments = (status or {}).get("deployments") or []
+    return {str(d["model"]) for d in deployments if isinstance(d, dict) and d.get("model")}
+
+
 def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now: str) -> Outcome:
-    """One full pass for the endpoint `namespace/name` (nothing to do if it is gone)."""
+    """One full pass for the endpoint `namespace/name` (nothing to do if it is gone).
+
+    The pass reads through `PassReads`: each object is read once per pass (pass_reads.py)."""
+    kube = PassReads(kube)
     obj = get_endpoint(kube, namespace, name)
     if obj is None:
         return Outcome()
@@ -111,9 +121,10 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         blocker = Blocker("InvalidSpec", f"invalid spec: {err}", degraded=True)
         write_blocked_status(kube, obj, None, generation, [blocker], now)
         return Outcome()  # a spec change re-runs the handler
-    sync_model_references(kube, namespace, name, {d.model for d in spec.deployments})
-    models, blockers = read_models(kube, namespace, {d.model for d in spec.deployments})
     status = obj.get("status")
+    referenced = {d.model for d in spec.deployments}
+    sync_model_references(kube, namespace, name, referenced, previous=status_models(status))
+    models, blockers = read_models(kube, namespace, referenced)  # read once: PassReads
     environments, env_blockers = deployment_environments(
         kube, namespace, spec, config, status, generation
     )
@@ -236,6 +247,7 @@ def refresh_status(
 ) -> Outcome:
     """Re-read the child Deployments and the routers' loaded config; update readiness and the
     applied split (children are not touched)."""
+    kube = PassReads(kube)
     obj = get_endpoint(kube, namespace, name)
     if obj is None:
         return Outcome()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Collection, Iterator
-from typing import Any
+from typing import Any, Final
 
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint import CHILD_KINDS, uses_router
@@ -28,6 +28,7 @@ from mlkube.builders.names import (
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.controllers.endpoint_ownership import is_ours
 from mlkube.controllers.kube import ApiError, Kube
+from mlkube.controllers.memo import FingerprintMemo
 from mlkube.reconcile.endpoint_changes import stale_children
 
 
@@ -65,7 +66,9 @@ def check_traffic_backend(
 
 
 def has_httproute_api(kube: Kube) -> bool:
-    return "HTTPRoute" in kube.served_kinds(HTTPROUTE_API_VERSION)
+    # Asked afresh: only gateway endpoints ask, and one blocked on a missing CRD must see it
+    # as soon as it is installed (the spec change that follows runs the pass at once).
+    return "HTTPRoute" in kube.served_kinds(HTTPROUTE_API_VERSION, max_age=0)
 
 
 def has_monitoring_api(kube: Kube) -> bool:
@@ -87,7 +90,9 @@ def initial_keys(kube: Kube, owner: EndpointRef) -> list[str]:
     """Keys for the keys Secret if it has to be created: those of the pre-hash Secret when this
     endpoint controls it (an operator upgrade keeps every client's key), else a new one. A
     Secret someone else controls is never used, whatever its name."""
-    legacy = kube.get("v1", "Secret", legacy_keys_secret_name(owner.name), owner.namespace)
+    if kube.get("v1", "Secret", keys_secret_name(owner.name), owner.namespace) is not None:
+        return [generate_key()]  # unused: the Secret exists (the pass reads it again for free)
+    legacy = legacy_keys_secret(kube, owner)
     if legacy is not None and is_ours(legacy, owner):
         keys = read_keys(legacy)
         if keys:
@@ -95,18 +100,32 @@ def initial_keys(kube: Kube, owner: EndpointRef) -> list[str]:
     return [generate_key()]
 
 
+# Endpoint uids whose pre-hash keys Secret was found absent: only an operator from before
+# hashed names created one, so it never comes back and the pass stops asking (bounded LRU).
+_NO_LEGACY_SECRET: Final = FingerprintMemo[bool](size=20_000)
+
+
+def legacy_keys_secret(kube: Kube, owner: EndpointRef) -> dict[str, Any] | None:
+    """The pre-hash keys Secret, read until it is known to be absent for this endpoint."""
+    if _NO_LEGACY_SECRET.get(owner.uid, None):
+        return None
+    found = kube.get("v1", "Secret", legacy_keys_secret_name(owner.name), owner.namespace)
+    if found is None:
+        _NO_LEGACY_SECRET.put(owner.uid, None, True)
+    return found
+
+
 def _secrets(kube: Kube, owner: EndpointRef) -> list[dict[str, Any]]:
     """The keys Secrets, current and pre-hash, and the push key Secret, carrying our labels:
     Secrets are never listed (least-privilege RBAC), an endpoint has at most these three."""
     labels = endpoint_selector(owner.name)
     found = []
-    names = (
-        keys_secret_name(owner.name),
-        legacy_keys_secret_name(owner.name),
-        push_secret_name(owner.name),
-    )
+    names = (keys_secret_name(owner.name), None, push_secret_name(owner.name))
     for name in names:
-        secret = kube.get("v1", "Secret", name, owner.namespace)
+        if name is None:
+            secret = legacy_keys_secret(kube, owner)
+        else:
+            secret = kube.get("v1", "Secret", name, owner.namespace)
         have = (secret or {}).get("metadata", {}).get("labels") or {}
         if secret is not None and all(have.get(k) == v for k, v in labels.items()):
             found.append(secret)

@@ -69,8 +69,9 @@ class Kube(Protocol):
         """Delete; False if it was already gone. `uid`: only that very object (409 if replaced)."""
         ...
 
-    def served_kinds(self, api_version: str) -> set[str]:
-        """Kinds the API server serves in `api_version` now (uncached: CRDs come and go)."""
+    def served_kinds(self, api_version: str, max_age: float | None = None) -> set[str]:
+        """Kinds the API server serves in `api_version`, as discovered at most `max_age`
+        seconds ago (None: the client's default of a few seconds; 0: ask now)."""
         ...
 
 

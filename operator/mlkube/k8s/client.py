@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from typing import Any
 
 import urllib3
@@ -20,6 +21,10 @@ from mlkube.contract import FIELD_MANAGER
 from mlkube.k8s.errors import ApiError, ApiUnreachable
 
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+# How old the served kinds may be (a CRD installed or removed is seen within this); a kind or
+# group not served is asked again after NEGATIVE_TTL (its CRD may be being installed now).
+DISCOVERY_TTL = 10.0
+NEGATIVE_TTL = 1.0
 
 
 class Kube:
@@ -28,7 +33,10 @@ class Kube:
         kubeconfig: str | None = None,
         api_client: client.ApiClient | None = None,
         context: str | None = None,
+        pool_size: int | None = None,
     ) -> None:
+        """`pool_size`: HTTP connections kept to the API server; at least the number of
+        threads calling at once, or urllib3 opens and drops a connection per extra call."""
         self.default_namespace = "default"
         if api_client is None:
             cfg = client.Configuration()
@@ -41,24 +49,39 @@ class Kube:
             else:
                 config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
                 self.default_namespace = _read(SA_NAMESPACE_FILE) or "default"
+            if pool_size:
+                cfg.connection_pool_maxsize = max(pool_size, cfg.connection_pool_maxsize)
             api_client = client.ApiClient(cfg)
         self.api = api_client
-        self._resources: dict[str, dict[str, tuple[str, bool]]] = {}
+        # api_version -> (when discovered, kind -> (plural, namespaced)); a whole entry is
+        # replaced at once, so threads read it without a lock.
+        self._resources: dict[str, tuple[float, dict[str, tuple[str, bool]]]] = {}
 
     # -- discovery ---------------------------------------------------------------------
     def resource(self, api_version: str, kind: str) -> tuple[str, bool]:
-        """(plural, namespaced) of a kind, from discovery (refreshed once on a miss)."""
-        for refresh in (False, True):
-            if refresh or api_version not in self._resources:
-                self._resources[api_version] = self._discover(api_version)
-            found = self._resources[api_version].get(kind)
-            if found:
-                return found
+        """(plural, namespaced) of a kind, from discovery (refreshed on a miss, at most once
+        per DISCOVERY_TTL: a kind the cluster does not serve costs no request per call)."""
+        found = self._kinds(api_version).get(kind)
+        if found is None and self._age(api_version) > NEGATIVE_TTL:
+            found = self._kinds(api_version, refresh=True).get(kind)
+        if found:
+            return found
         raise ApiError(
             404,
             "KindNotServed",
             f"the API server serves no kind {kind} in {api_version} (is its CRD installed?)",
         )
+
+    def _age(self, api_version: str) -> float:
+        entry = self._resources.get(api_version)
+        return time.monotonic() - entry[0] if entry else float("inf")
+
+    def _kinds(self, api_version: str, refresh: bool = False) -> dict[str, tuple[str, bool]]:
+        entry = self._resources.get(api_version)
+        if entry is None or refresh:
+            entry = (time.monotonic(), self._discover(api_version))
+            self._resources[api_version] = entry
+        return entry[1]
 
     def _discover(self, api_version: str) -> dict[str, tuple[str, bool]]:
         prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
@@ -83,17 +106,14 @@ class Kube:
             prefix += f"/namespaces/{namespace}"
         return f"{prefix}/{plural}" + (f"/{name}" if name else "")
 
-    def served_kinds(self, api_version: str) -> set[str]:
-        """Kinds served in `api_version`, asked afresh (not the discovery cache): CRDs come and
-        go while the operator runs."""
-        prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        try:
-            doc = self.request("GET", prefix)
-        except ApiError as err:
-            if err.status == 404:
-                return set()
-            raise
-        return {str(r.get("kind")) for r in doc.get("resources", []) if "/" not in r["name"]}
+    def served_kinds(self, api_version: str, max_age: float | None = None) -> set[str]:
+        """Kinds served in `api_version`, at most `max_age` seconds old (by default
+        DISCOVERY_TTL, or NEGATIVE_TTL while the group serves nothing): CRDs come and go while
+        the operator runs, but asking on every reconcile pass costs a request per pass."""
+        if max_age is None:
+            entry = self._resources.get(api_version)
+            max_age = DISCOVERY_TTL if entry and entry[1] else NEGATIVE_TTL
+        return set(self._kinds(api_version, refresh=self._age(api_version) > max_age))
 
     # -- verbs -------------------------------------------------------------------------
     def request(
