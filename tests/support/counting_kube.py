@@ -37,7 +37,9 @@ class CountingKube:
         self.calls["list", kind] += 1
         return self.inner.list(api_version, kind, namespace, label_selector)
 
-    def apply(self, obj: dict[str, Any], field_manager: str = "mlkube", subresource: str = "") -> Any:
+    def apply(
+        self, obj: dict[str, Any], field_manager: str = "mlkube", subresource: str = ""
+    ) -> Any:
         self.calls["apply" + (f"/{subresource}" if subresource else ""), obj["kind"]] += 1
         return self.inner.apply(obj, field_manager, subresource)
 
@@ -56,7 +58,9 @@ class CountingKube:
         field_manager: str | None = None,
     ) -> dict[str, Any]:
         self.calls["patch" + (f"/{subresource}" if subresource else ""), kind] += 1
-        return self.inner.patch(api_version, kind, name, patch, namespace, subresource, field_manager)
+        return self.inner.patch(
+            api_version, kind, name, patch, namespace, subresource, field_manager
+        )
 
     def delete(
         self,

@@ -76,8 +76,8 @@ class PassReads:
         subresource: str = "",
         field_manager: str | None = None,
     ) -> dict[str, Any]:
-        target = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
-        target["metadata"]["namespace"] = namespace
+        meta: dict[str, Any] = {"name": name, "namespace": namespace}
+        target = {"apiVersion": api_version, "kind": kind, "metadata": meta}
         return self._written(
             target,
             lambda: self.inner.patch(

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import functools
 
+from mlkube.handlers.settings import max_workers
 from mlkube.k8s import Kube
+
+# Calls from outside Kopf's handler pool (asyncio.to_thread, periodic loops) share the client.
+EXTRA_CONNECTIONS = 4
 
 
 @functools.cache
 def kube() -> Kube:
-    return Kube()
+    # One kept-alive connection per thread calling at once; urllib3 would otherwise open and
+    # drop a connection (TLS handshake included) for every call beyond its pool.
+    return Kube(pool_size=max_workers() + EXTRA_CONNECTIONS)

@@ -16,8 +16,10 @@ was away is repaired when it is back (`mlkube.handlers.model` repairs `deployedB
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import functools
+from collections.abc import Iterator
 from typing import Any, Final, cast
 
 import kopf
@@ -39,6 +41,7 @@ from mlkube.controllers import endpoint as sync
 from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.kube import get_live
 from mlkube.controllers.locks import KeyedLocks
+from mlkube.controllers.pending import Waiting
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
 from mlkube.handlers.metrics import reconciling
@@ -52,6 +55,38 @@ MAX_RETRY_DELAY: Final = 60.0
 
 LOCKS: Final = KeyedLocks()
 endpoint_lock = LOCKS.hold
+# Passes waiting for an endpoint's lock: a refresh they cover is skipped (controllers/pending.py).
+WAITING: Final = Waiting()
+
+
+@contextlib.contextmanager
+def endpoint_pass(namespace: str, name: str, refresh: bool = False) -> Iterator[bool]:
+    """Hold the endpoint's lock for a pass; yields False (skip) for a `refresh` that a waiting
+    pass covers. The pass stops covering new events once it holds the lock, before it reads."""
+    key = (namespace, name)
+    if refresh and not WAITING.claim(key):
+        yield False
+        return
+    if not refresh:
+        WAITING.add(key)
+    waiting = True
+    try:
+        with endpoint_lock(namespace, name):
+            WAITING.done(key)
+            waiting = False
+            yield True
+    finally:
+        if waiting:
+            WAITING.done(key)
+
+
+def refresh(namespace: str, name: str) -> None:
+    """Refresh readiness unless a pass already waiting for the lock will read after now."""
+    with endpoint_pass(namespace, name, refresh=True) as run:
+        if not run:
+            return
+        outcome = sync.refresh_status(kube(), operator_config(), namespace, name, now_iso())
+    post_events(outcome)
 
 
 def now_iso() -> str:
@@ -61,7 +96,7 @@ def now_iso() -> str:
 def run_reconcile(namespace: str, name: str) -> sync.Outcome:
     """One reconcile; API and sync failures become a delayed retry, never a traceback storm."""
     try:
-        with reconciling(KIND_ONLINE_ENDPOINT), endpoint_lock(namespace, name):
+        with reconciling(KIND_ONLINE_ENDPOINT), endpoint_pass(namespace, name):
             outcome = sync.reconcile(kube(), operator_config(), namespace, name, now_iso())
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err
@@ -143,9 +178,7 @@ def child_deployment_changed(
             # Deleted by hand or by our own prune: a reconcile recreates it only if still wanted.
             run_reconcile(namespace, endpoint)
             return
-        with endpoint_lock(namespace, endpoint):
-            outcome = sync.refresh_status(kube(), operator_config(), namespace, endpoint, now_iso())
-        post_events(outcome)
+        refresh(namespace, endpoint)
     except (ApiError, ControllerError, kopf.TemporaryError) as err:
         # The resync loop repairs it later; one line instead of a traceback.
         logger.warning(f"OnlineEndpoint {endpoint}: reacting to Deployment change failed: {err}")
@@ -199,9 +232,7 @@ def child_pod_changed(
         endpoint = sync.endpoint_for_label(kube(), namespace, label)
         if endpoint is None:
             return
-        with endpoint_lock(namespace, endpoint):
-            outcome = sync.refresh_status(kube(), operator_config(), namespace, endpoint, now_iso())
-        post_events(outcome)
+        refresh(namespace, endpoint)
     except (ApiError, ControllerError, kopf.TemporaryError) as err:
         _POD_PROBLEMS.pop(uid, None)  # try again on the next event
         logger.warning(f"OnlineEndpoint {label}: reacting to a pod change failed: {err}")

@@ -63,7 +63,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = CompactDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    settings.execution.max_workers = int(os.environ.get("MLKUBE_MAX_WORKERS", "8"))
+    settings.execution.max_workers = max_workers()
+
+
+def max_workers() -> int:
+    """Threads running sync handlers at once (MLKUBE_MAX_WORKERS); the API client keeps as
+    many connections (handlers/clients.py)."""
+    return max(1, int(os.environ.get("MLKUBE_MAX_WORKERS", "8")))
 
 
 @kopf.on.login()
