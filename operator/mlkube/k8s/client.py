@@ -113,7 +113,7 @@ class Kube:
         if max_age is None:
             entry = self._resources.get(api_version)
             max_age = DISCOVERY_TTL if entry and entry[1] else NEGATIVE_TTL
-        return set(self._kinds(api_version, refresh=self._age(api_version) > max_age))
+        return set(self._kinds(api_version, refresh=self._age(api_version) >= max_age))
 
     # -- verbs -------------------------------------------------------------------------
     def request(

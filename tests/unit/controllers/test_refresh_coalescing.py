@@ -1,0 +1,76 @@
+"""Deployment and pod events of one endpoint share a waiting pass: while a pass waits for the
+endpoint's lock (it has read nothing yet), further refreshes are skipped; once it holds the
+lock, the next event gets a refresh of its own, so the last event is never lost."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from mlkube.controllers.pending import Waiting
+from mlkube.handlers import endpoint
+
+
+def test_waiting_counts_passes_until_they_hold_the_lock() -> None:
+    waiting = Waiting()
+    assert waiting.claim("k")
+    assert not waiting.claim("k")  # covered by the first
+    waiting.add("k")  # a reconcile waits anyway
+    waiting.done("k")
+    assert waiting.covered("k")
+    waiting.done("k")
+    assert not waiting.covered("k") and len(waiting) == 0
+    assert waiting.claim("k")
+
+
+def test_refreshes_queued_behind_a_pass_run_once_and_a_later_one_runs_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs: list[str] = []
+    first_reading = threading.Event()
+    release_first = threading.Event()
+
+    def refresh_status(kube: Any, config: Any, namespace: str, name: str, now: str) -> Any:
+        runs.append(name)
+        if len(runs) == 1:
+            first_reading.set()
+            release_first.wait(5)
+        return endpoint.sync.Outcome()
+
+    monkeypatch.setattr(endpoint.sync, "refresh_status", refresh_status)
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+
+    running = threading.Thread(target=endpoint.refresh, args=("ns", "credit"))
+    running.start()
+    assert first_reading.wait(5)  # holds the lock, has started reading
+    queued = threading.Thread(target=endpoint.refresh, args=("ns", "credit"))
+    queued.start()  # an event after the first read: must run
+    for _ in range(500):
+        if endpoint.WAITING.covered(("ns", "credit")):
+            break
+        threading.Event().wait(0.01)
+    assert endpoint.WAITING.covered(("ns", "credit"))
+    for _ in range(10):  # events while that one waits: covered by it
+        endpoint.refresh("ns", "credit")
+    release_first.set()
+    running.join(5)
+    queued.join(5)
+    assert runs == ["credit", "credit"]
+    assert len(endpoint.WAITING) == 0 and len(endpoint.LOCKS) == 0
+    endpoint.refresh("ns", "credit")  # nothing waits now: runs
+    assert runs == ["credit"] * 3
+
+
+def test_a_failing_pass_stops_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(endpoint.sync, "refresh_status", broken)
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+    with pytest.raises(RuntimeError):
+        endpoint.refresh("ns", "credit")
+    assert len(endpoint.WAITING) == 0 and len(endpoint.LOCKS) == 0
