@@ -31,6 +31,8 @@ from mlkube.controllers.kube import ApiError, Kube
 from mlkube.controllers.memo import FingerprintMemo
 from mlkube.reconcile.endpoint_changes import stale_children
 
+RECHECK_MISSING_SECONDS: Final = 1.0
+
 
 def generate_key() -> str:
     """A new API key (256 bits, URL-safe)."""
@@ -72,8 +74,15 @@ def has_httproute_api(kube: Kube) -> bool:
 
 
 def has_monitoring_api(kube: Kube) -> bool:
-    """ServiceMonitor and PrometheusRule are both served (Prometheus Operator installed)."""
-    return {"ServiceMonitor", "PrometheusRule"} <= kube.served_kinds(MONITORING_API_VERSION)
+    """ServiceMonitor and PrometheusRule are both served (Prometheus Operator installed).
+
+    A cached answer that lacks them is checked again once it is a second old: CRDs being
+    installed (or seen half-removed) show up within a second, and a cluster without the
+    Prometheus Operator costs one discovery request per second, not one per pass."""
+    wanted = {"ServiceMonitor", "PrometheusRule"}
+    if wanted <= kube.served_kinds(MONITORING_API_VERSION):
+        return True
+    return wanted <= kube.served_kinds(MONITORING_API_VERSION, max_age=RECHECK_MISSING_SECONDS)
 
 
 def keys_secret_key(owner: EndpointRef) -> tuple[str, str, str]:

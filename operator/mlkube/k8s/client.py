@@ -21,8 +21,8 @@ from mlkube.contract import FIELD_MANAGER
 from mlkube.k8s.errors import ApiError, ApiUnreachable
 
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-# How old the served kinds may be (a CRD installed or removed is seen within this); a kind or
-# group not served is asked again after NEGATIVE_TTL (its CRD may be being installed now).
+# How old the served kinds may be (a CRD installed or removed is seen within this); a kind
+# looked up and not found is asked again after NEGATIVE_TTL (its CRD may be being installed).
 DISCOVERY_TTL = 10.0
 NEGATIVE_TTL = 1.0
 
@@ -107,12 +107,11 @@ class Kube:
         return f"{prefix}/{plural}" + (f"/{name}" if name else "")
 
     def served_kinds(self, api_version: str, max_age: float | None = None) -> set[str]:
-        """Kinds served in `api_version`, at most `max_age` seconds old (by default
-        DISCOVERY_TTL, or NEGATIVE_TTL while the group serves nothing): CRDs come and go while
-        the operator runs, but asking on every reconcile pass costs a request per pass."""
+        """Kinds served in `api_version`, at most `max_age` seconds old (default DISCOVERY_TTL):
+        CRDs come and go while the operator runs, but asking on every reconcile pass costs a
+        request per pass. A caller missing a kind asks again with a shorter `max_age`."""
         if max_age is None:
-            entry = self._resources.get(api_version)
-            max_age = DISCOVERY_TTL if entry and entry[1] else NEGATIVE_TTL
+            max_age = DISCOVERY_TTL
         return set(self._kinds(api_version, refresh=self._age(api_version) >= max_age))
 
     # -- verbs -------------------------------------------------------------------------
