@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import urllib3
-import yaml
 from kubernetes import client, config
 
 from mlkube.contract import FIELD_MANAGER
@@ -160,7 +159,9 @@ class Kube:
         return self.request(
             "PATCH",
             path + (f"/{subresource}" if subresource else ""),
-            body=yaml.safe_dump(obj),
+            # JSON is YAML: the API server takes it as an apply patch, and json.dumps costs a
+            # hundredth of yaml.safe_dump (~10 ms per endpoint pass of CPU otherwise).
+            body=json.dumps(obj),
             content_type="application/apply-patch+yaml",
             query=query,
         )
