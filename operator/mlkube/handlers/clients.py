@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import os
 
 from mlkube.handlers.settings import max_workers
 from mlkube.k8s import Kube
 
-# Calls from outside Kopf's handler pool (asyncio.to_thread, periodic loops) share the client.
-EXTRA_CONNECTIONS = 4
+# Calls from outside Kopf's handler pool share the client: asyncio.to_thread's default
+# executor (periodic loops, Deployment reactions) runs min(32, cpus + 4) threads.
+EXTRA_CONNECTIONS = min(32, (os.cpu_count() or 1) + 4)
 
 
 @functools.cache

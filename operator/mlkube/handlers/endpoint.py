@@ -51,6 +51,7 @@ from mlkube.k8s import ApiError
 PLURAL: Final = PLURAL_ONLINE_ENDPOINTS
 RESYNC_SECONDS: Final = 300.0
 API_ERROR_DELAY: Final = 10.0
+REFRESH_DELAY: Final = 0.25  # a Deployment event waits this long for the rest of its burst
 MAX_RETRY_DELAY: Final = 60.0
 
 LOCKS: Final = KeyedLocks()
@@ -60,11 +61,14 @@ WAITING: Final = Waiting()
 
 
 @contextlib.contextmanager
-def endpoint_pass(namespace: str, name: str, refresh: bool = False) -> Iterator[bool]:
+def endpoint_pass(
+    namespace: str, name: str, refresh: bool = False, claimed: bool = False
+) -> Iterator[bool]:
     """Hold the endpoint's lock for a pass; yields False (skip) for a `refresh` that a waiting
-    pass covers. The pass stops covering new events once it holds the lock, before it reads."""
+    pass covers (`claimed`: the caller already waits as that refresh). The pass stops covering
+    new events once it holds the lock, before it reads."""
     key = (namespace, name)
-    if refresh and not WAITING.claim(key):
+    if refresh and not claimed and not WAITING.claim(key):
         yield False
         return
     if not refresh:
@@ -80,13 +84,32 @@ def endpoint_pass(namespace: str, name: str, refresh: bool = False) -> Iterator[
             WAITING.done(key)
 
 
-def refresh(namespace: str, name: str) -> None:
+def refresh(namespace: str, name: str, claimed: bool = False) -> None:
     """Refresh readiness unless a pass already waiting for the lock will read after now."""
-    with endpoint_pass(namespace, name, refresh=True) as run:
+    with endpoint_pass(namespace, name, refresh=True, claimed=claimed) as run:
         if not run:
             return
         outcome = sync.refresh_status(kube(), operator_config(), namespace, name, now_iso())
     post_events(outcome)
+
+
+async def refresh_soon(namespace: str, name: str, logger: kopf.Logger, what: str) -> None:
+    """Refresh after REFRESH_DELAY, as the one waiting refresh of the endpoint: the burst of
+    events its Deployments make (created, scheduled, pods ready, available) costs one refresh,
+    not one each. The wait is asynchronous: no handler thread sleeps."""
+    key = (namespace, name)
+    if not WAITING.claim(key):
+        return  # a waiting pass reads after this event
+    try:
+        await asyncio.sleep(REFRESH_DELAY)
+    except asyncio.CancelledError:
+        WAITING.done(key)
+        raise
+    try:
+        await asyncio.to_thread(refresh, namespace, name, True)
+    except (ApiError, ControllerError, kopf.TemporaryError) as err:
+        # The resync loop repairs it later; one line instead of a traceback.
+        logger.warning(f"OnlineEndpoint {name}: {what} failed: {err}")
 
 
 def now_iso() -> str:
@@ -166,19 +189,19 @@ def release_endpoint(namespace: str, name: str, uid: str, logger: kopf.Logger) -
 @kopf.on.event(
     "apps", "v1", "deployments", labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_ENDPOINT: kopf.PRESENT}
 )
-def child_deployment_changed(
+async def child_deployment_changed(
     type: str, meta: kopf.Meta, namespace: str | None, logger: kopf.Logger, **_: Any
 ) -> None:
     """A child Deployment moved: recompute readiness; if it was deleted, reconcile at once."""
     endpoint = controller_owner(meta, KIND_ONLINE_ENDPOINT)
     if endpoint is None or namespace is None:
         return
+    if type != "DELETED":
+        await refresh_soon(namespace, endpoint, logger, "reacting to Deployment change")
+        return
     try:
-        if type == "DELETED":
-            # Deleted by hand or by our own prune: a reconcile recreates it only if still wanted.
-            run_reconcile(namespace, endpoint)
-            return
-        refresh(namespace, endpoint)
+        # Deleted by hand or by our own prune: a reconcile recreates it only if still wanted.
+        await asyncio.to_thread(run_reconcile, namespace, endpoint)
     except (ApiError, ControllerError, kopf.TemporaryError) as err:
         # The resync loop repairs it later; one line instead of a traceback.
         logger.warning(f"OnlineEndpoint {endpoint}: reacting to Deployment change failed: {err}")

@@ -4,6 +4,8 @@ lock, the next event gets a refresh of its own, so the last event is never lost.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from typing import Any
 
@@ -74,3 +76,35 @@ def test_a_failing_pass_stops_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(RuntimeError):
         endpoint.refresh("ns", "credit")
     assert len(endpoint.WAITING) == 0 and len(endpoint.LOCKS) == 0
+
+
+def test_a_burst_of_deployment_events_costs_one_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs: list[str] = []
+
+    def refresh_status(kube: Any, config: Any, namespace: str, name: str, now: str) -> Any:
+        runs.append(name)
+        return endpoint.sync.Outcome()
+
+    monkeypatch.setattr(endpoint.sync, "refresh_status", refresh_status)
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+    ref = {"apiVersion": "mlkube.dev/v1alpha1", "kind": "OnlineEndpoint", "name": "credit",
+           "controller": True}  # fmt: skip
+    owned = {"name": "credit-blue", "ownerReferences": [ref]}
+
+    async def burst() -> None:
+        events = [
+            endpoint.child_deployment_changed(
+                type="MODIFIED", meta=owned, namespace="ns", logger=logging.getLogger("t")
+            )
+            for _ in range(6)
+        ]
+        await asyncio.gather(*events)
+        # after the refresh has read, the next event refreshes again
+        await endpoint.child_deployment_changed(
+            type="MODIFIED", meta=owned, namespace="ns", logger=logging.getLogger("t")
+        )
+
+    asyncio.run(burst())
+    assert runs == ["credit", "credit"]
+    assert len(endpoint.WAITING) == 0

@@ -57,7 +57,9 @@ def test_loop_ticks_log_and_come_back(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_watch_reactions_log_one_line(caplog: pytest.LogCaptureFixture) -> None:
     for type_ in ("MODIFIED", "DELETED"):
-        endpoint.child_deployment_changed(type=type_, meta=OWNED, namespace="ml", logger=LOG)
+        asyncio.run(
+            endpoint.child_deployment_changed(type=type_, meta=OWNED, namespace="ml", logger=LOG)
+        )
     endpoint.model_changed(name="m", namespace="ml", status=READY, logger=LOG)
     endpoint.release_endpoint("ml", "credit", "uid-1", LOG)
     assert caplog.text.count("cannot reach the API server") == 4
