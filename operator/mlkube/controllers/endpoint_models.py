@@ -15,6 +15,7 @@ stale once it is back.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -22,6 +23,7 @@ from mlkube.builders.endpoint_status import Blocker
 from mlkube.builders.model_facts import ModelFacts, ModelProblem, read_model
 from mlkube.contract import API_VERSION, KIND_BATCH_ENDPOINT, KIND_MODEL, KIND_ONLINE_ENDPOINT
 from mlkube.controllers.errors import EndpointSyncError
+from mlkube.controllers.fresh_reads import FreshReads
 from mlkube.controllers.kube import ApiError, Kube
 from mlkube.controllers.model_environments import only_users
 from mlkube.controllers.model_status_lists import CONFLICT_RETRIES, update_model_status_list
@@ -107,8 +109,20 @@ def endpoint_users(
     return users
 
 
-def all_endpoint_users(kube: Kube, namespace: str) -> dict[str, list[dict[str, str]]]:
-    """Model name -> references of the live endpoints of every kind that use it."""
+# The namespace's endpoint users, shared by the repairs that read their Models before it started.
+_USERS: Final = FreshReads[dict[str, list[dict[str, str]]]]()
+
+
+def all_endpoint_users(
+    kube: Kube, namespace: str, read_after: float | None = None
+) -> dict[str, list[dict[str, str]]]:
+    """Model name -> references of the live endpoints of every kind that use it.
+
+    `read_after` (time.monotonic()): any LIST started after then will do, so concurrent
+    repairs (every Model at operator start) share one instead of one LIST each."""
+    if read_after is not None:
+        key = (id(kube), namespace)
+        return _USERS.read(key, read_after, lambda: all_endpoint_users(kube, namespace))
     users: dict[str, list[dict[str, str]]] = {}
     for kind in ENDPOINT_KINDS:
         found = endpoint_users(kube.list(API_VERSION, kind, namespace), namespace, kind)
@@ -136,12 +150,14 @@ def repair_deployed_by(kube: Kube, namespace: str, model: str | None = None) -> 
     the endpoints are read again) instead of being lost, and one added before the read comes
     from an endpoint that the later LIST still sees unless it is gone.
     """
+    read_at = time.monotonic()
     models = kube.list(API_VERSION, KIND_MODEL, namespace) if model is None else []
-    changed, conflicted = _repair(kube, namespace, models)
+    changed, conflicted = _repair(kube, namespace, models, read_at)
     for name in [model] if model is not None else conflicted:
         for _ in range(CONFLICT_RETRIES):
+            read_at = time.monotonic()
             one = kube.get(API_VERSION, KIND_MODEL, name, namespace)
-            done, again = _repair(kube, namespace, [one] if one is not None else [])
+            done, again = _repair(kube, namespace, [one] if one is not None else [], read_at)
             changed += done
             if not again:
                 break
@@ -151,12 +167,12 @@ def repair_deployed_by(kube: Kube, namespace: str, model: str | None = None) -> 
 
 
 def _repair(
-    kube: Kube, namespace: str, models: list[dict[str, Any]]
+    kube: Kube, namespace: str, models: list[dict[str, Any]], read_at: float
 ) -> tuple[list[str], list[str]]:
-    """(Models written, Models that changed since they were read)."""
+    """(Models written, Models that changed since they were read at `read_at`)."""
     if not models:
         return [], []
-    users = all_endpoint_users(kube, namespace)
+    users = all_endpoint_users(kube, namespace, read_after=read_at)
     changed, conflicted = [], []
     for obj in models:
         name = str(obj["metadata"]["name"])
