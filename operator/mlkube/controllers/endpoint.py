@@ -74,6 +74,8 @@ class Outcome:
     subject: dict[str, Any] | None = None  # the endpoint the Events are about
     retry_message: str | None = None
     retry_delay: float = WAIT_DELAY
+    # The Models of an endpoint left blocked: a Model turning Ready reconciles it at once.
+    waiting_for: frozenset[str] = frozenset()
 
 
 def get_endpoint(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
@@ -134,8 +136,9 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         if any(b.degraded for b in blockers):
             # Only a human fixes these (a spec change re-runs the handler at once); no retry
             # loop, the Degraded condition says what to do and the resync loop looks again.
-            return Outcome()
-        return Outcome(retry_message="; ".join(b.message for b in blockers))
+            return Outcome(waiting_for=frozenset(referenced))
+        message = "; ".join(b.message for b in blockers)
+        return Outcome(retry_message=message, waiting_for=frozenset(referenced))
     # Keys are used for a new Secret only: an existing one is the source of truth.
     keys = initial_keys(kube, owner) if uses_router(spec) and spec.auth.mode == "key" else []
     monitoring = config.monitoring and has_monitoring_api(kube)
@@ -154,7 +157,8 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     conflicts = write_children(kube, owner, children, create_only=create_only)
     if conflicts:
         write_blocked_status(kube, obj, spec, generation, conflicts, now)
-        return Outcome()  # a human renames or removes the object; the resync loop looks again
+        # A human renames or removes the object; the resync loop looks again.
+        return Outcome(waiting_for=frozenset(referenced))
     legacy = legacy_child_names(name, [d.name for d in spec.deployments])
     held = prune(kube, owner, {child_key(c) for c in children}, legacy)
     verdict, events = observe_and_write_status(

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import datetime
 import functools
+import threading
 from collections.abc import Iterator
 from typing import Any, Final, cast
 
@@ -58,6 +59,26 @@ LOCKS: Final = KeyedLocks()
 endpoint_lock = LOCKS.hold
 # Passes waiting for an endpoint's lock: a refresh they cover is skipped (controllers/pending.py).
 WAITING: Final = Waiting()
+# (namespace, endpoint) -> the Models of its last pass that ended blocked: a Model turning Ready
+# reconciles these, found without a LIST of every endpoint per Model event (N² at scale).
+# Endpoints blocked before this process started resume (and record themselves) at start.
+BLOCKED: Final[dict[tuple[str, str], frozenset[str]]] = {}
+_BLOCKED_GUARD: Final = threading.Lock()
+
+
+def record_blocked(namespace: str, name: str, models: frozenset[str]) -> None:
+    with _BLOCKED_GUARD:
+        if models:
+            BLOCKED[namespace, name] = models
+        else:
+            BLOCKED.pop((namespace, name), None)
+
+
+def blocked_on(namespace: str, model: str) -> list[str]:
+    with _BLOCKED_GUARD:
+        return sorted(
+            n for (ns, n), models in BLOCKED.items() if ns == namespace and model in models
+        )
 
 
 @contextlib.contextmanager
@@ -121,6 +142,7 @@ def run_reconcile(namespace: str, name: str) -> sync.Outcome:
     try:
         with reconciling(KIND_ONLINE_ENDPOINT), endpoint_pass(namespace, name):
             outcome = sync.reconcile(kube(), operator_config(), namespace, name, now_iso())
+        record_blocked(namespace, name, outcome.waiting_for)
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err
     post_events(outcome)
@@ -172,6 +194,7 @@ async def endpoint_lifecycle(
         LOOPS.ensure(uid, "resync", tick, RESYNC_SECONDS, logger)
         return
     LOOPS.stop(uid)
+    record_blocked(namespace, name, frozenset())
     if type == "DELETED":
         await asyncio.to_thread(release_endpoint, namespace, name, uid, logger)
 
@@ -219,7 +242,7 @@ def model_changed(
     if not ready or namespace is None:
         return
     try:
-        for endpoint in sync.endpoints_waiting_for(kube(), namespace, name):
+        for endpoint in blocked_on(namespace, name):
             run_reconcile(namespace, endpoint)
     except (ApiError, ControllerError, kopf.TemporaryError) as err:
         logger.warning(f"reconciling endpoints that wait for Model {name} failed: {err}")

@@ -108,3 +108,28 @@ def test_a_burst_of_deployment_events_costs_one_refresh(monkeypatch: pytest.Monk
     asyncio.run(burst())
     assert runs == ["credit", "credit"]
     assert len(endpoint.WAITING) == 0
+
+
+def test_a_model_turning_ready_reconciles_the_endpoints_blocked_on_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in memory (what each blocked pass recorded), not by a LIST of every endpoint."""
+    outcomes = {"credit": frozenset({"m1"}), "churn": frozenset({"m2"})}
+    passes: list[str] = []
+
+    def reconcile(kube: Any, config: Any, namespace: str, name: str, now: str) -> Any:
+        passes.append(name)
+        return endpoint.sync.Outcome(waiting_for=outcomes[name])
+
+    monkeypatch.setattr(endpoint.sync, "reconcile", reconcile)
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+    endpoint.run_reconcile("ns", "credit")
+    endpoint.run_reconcile("ns", "churn")
+    assert endpoint.blocked_on("ns", "m1") == ["credit"]
+    ready: Any = {"conditions": [{"type": "Ready", "status": "True"}]}
+    outcomes["credit"] = frozenset()  # now it applies
+    endpoint.model_changed(name="m1", namespace="ns", status=ready, logger=logging.getLogger("t"))
+    assert passes == ["credit", "churn", "credit"]
+    assert endpoint.blocked_on("ns", "m1") == [] and endpoint.blocked_on("ns", "m2") == ["churn"]
+    endpoint.record_blocked("ns", "churn", frozenset())

@@ -60,7 +60,11 @@ def test_watch_reactions_log_one_line(caplog: pytest.LogCaptureFixture) -> None:
         asyncio.run(
             endpoint.child_deployment_changed(type=type_, meta=OWNED, namespace="ml", logger=LOG)
         )
-    endpoint.model_changed(name="m", namespace="ml", status=READY, logger=LOG)
+    endpoint.record_blocked("ml", "credit", frozenset({"m"}))  # an endpoint waits for "m"
+    try:
+        endpoint.model_changed(name="m", namespace="ml", status=READY, logger=LOG)
+    finally:
+        endpoint.record_blocked("ml", "credit", frozenset())
     endpoint.release_endpoint("ml", "credit", "uid-1", LOG)
     assert caplog.text.count("cannot reach the API server") == 4
 
