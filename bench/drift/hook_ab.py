@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,8 +30,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
-# Phase labels: the server's three configurations, then the diagnostic one.
-LABELS = ["off", "default", "100%", "timed"]
+# Phase labels: the server's three configurations, a second no-hook phase (the A/A pair says
+# what difference the run can resolve), then the diagnostic one.
+LABELS = ["off", "off2", "default", "100%", "timed"]
 Phase = tuple[str, float, int]  # (label, CPU seconds, requests)
 
 
@@ -111,24 +113,28 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
             unsent._post = posted  # type: ignore[method-assign]
             full._loop.call_soon_threadsafe(unsent.start)
             sinks["unsent"] = unsent
+        sinks["off2"] = None  # a second no-hook phase: the A/A difference is the resolution
         phases: list[Phase] = []
-        for i in range(10**9):
-            label = labels[i % len(labels)]
-            plane.sink = sinks[label]
-            n0, c0 = served[0], time.process_time()
-            time.sleep(phase)
-            phases.append((label, time.process_time() - c0, served[0] - n0))
-            if label == labels[-1]:
-                offers = sorted(timed.times[: timed.n])
-                Path(out).write_text(
-                    json.dumps(
-                        {
-                            "phases": phases,
-                            "offer_ns": offers[::10],
-                            "pack_ns": packed[0] / max(1, packed[1]),
-                        }
-                    )
+        order = random.Random(16)
+        while True:
+            # Each cycle in its own random order: a phase's position (after the 100% phases'
+            # flushes, first after "off") must not bias one configuration.
+            for label in order.sample(labels, len(labels)):
+                plane.sink = sinks[label]
+                n0, c0 = served[0], time.process_time()
+                time.sleep(phase)
+                phases.append((label, time.process_time() - c0, served[0] - n0))
+            # a whole cycle written at once: measure() groups phases by cycle
+            offers = sorted(timed.times[: timed.n])
+            Path(out).write_text(
+                json.dumps(
+                    {
+                        "phases": phases,
+                        "offer_ns": offers[::10],
+                        "pack_ns": packed[0] / max(1, packed[1]),
+                    }
                 )
+            )
 
     threading.Thread(target=switcher, daemon=True).start()
     settings = Settings(**json.loads(settings_json))
@@ -237,8 +243,10 @@ def main() -> int:
             wait_ready(f"http://127.0.0.1:{side}/v1/summary", sidecar)
             labels = ["off", "zero", *LABELS[1:]] if args.zero else list(LABELS)
             labels += ["unsent"] if args.unsent else []
+            # the server on core 0 as serving_overhead.py pins it (wrk and the sidecar float)
+            pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
             got = measure(models[args.model], f"http://127.0.0.1:{side}", wrk, args.seconds,
-                          args.phase, work, [], labels)  # fmt: skip
+                          args.phase, work, pin, labels)  # fmt: skip
         finally:
             stop(sidecar)
     print(f"{args.model}: {got['rps']:.0f} req/s, {len(got['us']['off'])} cycles, "
