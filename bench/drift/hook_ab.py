@@ -126,15 +126,13 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
                 phases.append((label, time.process_time() - c0, served[0] - n0))
             # a whole cycle written at once: measure() groups phases by cycle
             offers = sorted(timed.times[: timed.n])
-            Path(out).write_text(
-                json.dumps(
-                    {
-                        "phases": phases,
-                        "offer_ns": offers[::10],
-                        "pack_ns": packed[0] / max(1, packed[1]),
-                    }
-                )
-            )
+            report = {
+                "phases": phases,
+                "offer_ns": offers[::10],
+                "pack_ns": packed[0] / max(1, packed[1]),
+            }
+            Path(out + ".tmp").write_text(json.dumps(report))
+            os.replace(out + ".tmp", out)  # measure() reads it at any moment: never half written
 
     threading.Thread(target=switcher, daemon=True).start()
     settings = Settings(**json.loads(settings_json))
