@@ -9,7 +9,7 @@ each `offer` timed in place (diagnostic only). Every cycle of phases shares the 
 state of that moment, so the per-cycle differences are the hook's; the losses are medians over
 cycles. The switching thread sleeps between switches (a few wake-ups a second).
 
-Usage: python bench/drift/hook_ab.py [--model rf|lr] [--seconds 30] [--phase 0.25]
+Usage: python bench/drift/hook_ab.py [--model rf|lr] [--seconds 30] [--phase 0.1] [--probes]
 """
 
 from __future__ import annotations
@@ -114,6 +114,10 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
             full._loop.call_soon_threadsafe(unsent.start)
             sinks["unsent"] = unsent
         sinks["off2"] = None  # a second no-hook phase: the A/A difference is the resolution
+        if "call" in labels:  # --probes: the default rate's cost taken apart (hook_probes.py)
+            from hook_probes import probe_sinks
+
+            sinks.update(probe_sinks(full, default.rate))
         phases: list[Phase] = []
         order = random.Random(16)
         while True:
@@ -213,6 +217,11 @@ def main() -> int:
         action="store_true",
         help="add a phase with the hook at rate 0 (the cost of switching)",
     )
+    parser.add_argument(
+        "--probes",
+        action="store_true",
+        help="add diagnostic sinks at the default rate (call, hold, copy, own: hook_probes.py)",
+    )
     parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -220,6 +229,7 @@ def main() -> int:
         return 0
     import numpy as np
     import pandas as pd
+    from hook_probes import PROBES
     from run import build_models, ensure_wrk, free_port, stop, wait_ready
 
     from mlkube_serving.drift.profile import build_profile, write_profile
@@ -241,6 +251,7 @@ def main() -> int:
             wait_ready(f"http://127.0.0.1:{side}/v1/summary", sidecar)
             labels = ["off", "zero", *LABELS[1:]] if args.zero else list(LABELS)
             labels += ["unsent"] if args.unsent else []
+            labels += PROBES if args.probes else []
             # the server on core 0 as serving_overhead.py pins it (wrk and the sidecar float)
             pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
             got = measure(models[args.model], f"http://127.0.0.1:{side}", wrk, args.seconds,
@@ -253,7 +264,7 @@ def main() -> int:
         cpu, extra, loss, iqr = summary(got["us"], label)
         print(f"  {label:8} {cpu:6.2f} us/request, {extra:+5.2f} us, capacity loss {loss:5.1f}% "
               f"(IQR {iqr:.1f} points)")  # fmt: skip
-    offers = got["offer_ns"]
+    offers = got["offer_ns"] or [0]
     print(f"  offer() timed in place: median {median(offers) / 1e3:.2f} us; the sender's "
           f"stacking: {got['pack_ns'] / 1e3:.2f} us per sample")  # fmt: skip
     return 0
