@@ -2,7 +2,7 @@
 
 The API server's audit log (the session cluster records every request of the operator's
 identity) is the witness: it counts Kopf's own requests too, which the operator's client
-cannot see. A forced resync (MLKUBE_RESYNC_SECONDS) and a restart of the operator over Ready
+cannot see. A forced resync (MLKUBE_RESYNC_SECONDS), drift polls and a restart of the operator over Ready
 endpoints (a router with key auth and a mirror, and a single deployment) must cost reads only;
 a child deleted or edited by hand is still put back.
 """
@@ -34,7 +34,7 @@ from support.waiting import wait_for
 RESYNC = 2.0  # seconds: several resyncs fit in a short quiet window
 QUIET = 3 * RESYNC + 1  # a window without writes spans at least two resyncs of every endpoint
 ROUTED = "routed"  # router, key auth, a mirror
-SINGLE = "single"  # one deployment, no router
+SINGLE = "single"  # one deployment, no router, drift polled every second
 
 
 @contextlib.contextmanager
@@ -42,7 +42,8 @@ def fast_resync_operator(namespace: str) -> Iterator[KopfRunner]:
     """The in-process operator with a short resync (the config is read once per process)."""
     operator_config.cache_clear()
     try:
-        with run_operator(namespace, env={"MLKUBE_RESYNC_SECONDS": str(RESYNC)}) as runner:
+        env = {"MLKUBE_RESYNC_SECONDS": str(RESYNC), "MLKUBE_DRIFT_POLL_INTERVAL_SECONDS": "1"}
+        with run_operator(namespace, env=env) as runner:
             yield runner
     finally:
         operator_config.cache_clear()
@@ -53,7 +54,10 @@ def create_endpoints(kube: Kube, namespace: str, tmp: Path) -> None:
     routed = blue_green_spec(
         traffic={"blue": 100, "green": 0}, mirror={"green": 10}, auth={"mode": "key"}
     )
-    single = {"deployments": [{"name": "main", "model": "credit-risk-v4"}]}
+    # No baseline on the Model: every drift poll finds the same DriftBaselineMissing.
+    single = {
+        "deployments": [{"name": "main", "model": "credit-risk-v4", "drift": {"enabled": True}}]
+    }
     kube.create(endpoint_object(ROUTED, namespace, routed))
     kube.create(endpoint_object(SINGLE, namespace, single))
     for name in (ROUTED, SINGLE):

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from mlkube.api.common import MAX_SHORT_TEXT, bound_message
 from mlkube.api.endpoint import MAX_DRIFT_METHOD, DriftStatus
+from mlkube.reconcile.apply_needed import same_status
 from mlkube.reconcile.drift_episodes import (
     EpisodePolicy,
     episode_from_status,
@@ -174,7 +175,7 @@ def build_drift_entry(
     if observed is not None:
         entry["observedAt"] = observed
     built = DriftStatus.model_validate(entry).to_status()
-    if "observedAt" in previous and _without_time(built) == _without_time(previous):
+    if "observedAt" in previous and same_status(_without_time(built), _without_time(previous)):
         # A poll that learnt nothing new writes nothing (1,000 idle endpoints, issue 15):
         # observedAt is the last poll that changed the entry.
         built["observedAt"] = previous["observedAt"]

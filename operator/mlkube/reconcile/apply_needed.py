@@ -29,9 +29,7 @@ def apply_needed(manifest: Mapping[str, Any], live: Mapping[str, Any] | None) ->
     if live is None or not is_subset(manifest, live):
         return True
     entries = (live.get("metadata") or {}).get("managedFields") or []
-    ours = [
-        e for e in entries if e.get("manager") == FIELD_MANAGER and not e.get("subresource")
-    ]
+    ours = [e for e in entries if e.get("manager") == FIELD_MANAGER and not e.get("subresource")]
     if any(e.get("operation") != "Apply" for e in ours):
         return True  # a create's Update entry: adopting it is a write the pass must make
     applied = [e for e in ours if e.get("fieldsV1") is not None]
@@ -50,8 +48,34 @@ def is_subset(desired: Any, live: Any) -> bool:
         if not isinstance(live, list) or len(desired) != len(live):
             return False
         return all(is_subset(d, v) for d, v in zip(desired, live, strict=True))
-    # bool is an int in Python: True must not equal 1 here.
+    return same_scalar(desired, live)
+
+
+def same_scalar(desired: Any, live: Any) -> bool:
+    """Equal values; numbers by value (JSON 0.0 comes back as 0), but a bool is no number."""
+    numbers = (int, float)
+    if isinstance(desired, numbers) and isinstance(live, numbers):
+        if isinstance(desired, bool) or isinstance(live, bool):
+            return type(desired) is type(live) and desired == live
+        return bool(desired == live)
     return type(desired) is type(live) and bool(desired == live)
+
+
+def same_status(desired: Any, live: Any) -> bool:
+    """`live` is `desired` as the API server stores it: numbers by value, and keys only
+    `live` has hold a zero value (a CRD schema default such as `samplesDropped: 0`)."""
+    if isinstance(desired, Mapping):
+        if not isinstance(live, Mapping):
+            return False
+        extra = [v for k, v in live.items() if k not in desired]
+        return all(v in (None, 0, "", [], {}) for v in extra) and all(
+            k in live and same_status(v, live[k]) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        if not isinstance(live, list) or len(desired) != len(live):
+            return False
+        return all(same_status(d, v) for d, v in zip(desired, live, strict=True))
+    return same_scalar(desired, live)
 
 
 def owned_within(fields: Mapping[str, Any], desired: Any) -> bool:

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from mlkube.contract import FIELD_MANAGER
-from mlkube.reconcile.apply_needed import apply_needed, is_subset, owned_within
+from mlkube.reconcile.apply_needed import apply_needed, is_subset, owned_within, same_status
 
 MANIFEST: dict[str, Any] = {
     "apiVersion": "apps/v1",
@@ -116,10 +116,19 @@ def test_subset_is_strict_about_types_and_lengths() -> None:
 
 def test_ownership_walks_keys_values_and_indexes() -> None:
     desired = {"l": ["x"], "items": [{"name": "a", "v": 1}], "i": [0, 1]}
-    assert owned_within({'f:l': {'v:"x"': {}}, "f:i": {"i:1": {}}}, desired)
+    assert owned_within({"f:l": {'v:"x"': {}}, "f:i": {"i:1": {}}}, desired)
     assert not owned_within({"f:l": {'v:"y"': {}}}, desired)
     assert not owned_within({"f:i": {"i:2": {}}}, desired)
     assert owned_within({"f:items": {'k:{"name":"a"}': {"f:v": {}}}}, desired)
     assert not owned_within({"f:items": {'k:{"name":"b"}': {}}}, desired)
     assert not owned_within({"f:items": {'k:{"name":"a"}': {"f:w": {}}}}, desired)
     assert not owned_within({"x:odd": {}}, desired)
+
+
+def test_status_compares_as_the_api_server_stores_it() -> None:
+    built = {"ratio": 0.0, "n": 1, "ok": True, "items": [{"a": 1}]}
+    assert same_status(built, {"ratio": 0, "n": 1.0, "ok": True, "items": [{"a": 1, "d": 0}]})
+    assert not same_status(built, {**built, "ratio": 0.5})
+    assert not same_status(built, {**built, "ok": 1})
+    assert not same_status(built, {**built, "stale": "left over"})  # a dropped field: write
+    assert not same_status(built, {**built, "items": [{"a": 1}, {"a": 2}]})

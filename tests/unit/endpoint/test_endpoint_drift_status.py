@@ -234,3 +234,11 @@ def test_a_poll_that_learns_nothing_new_leaves_the_entry_as_it_was() -> None:
         "blue", DriftObservation(merged=merged(detected=False, samples=150)), first, later, POLICY
     )
     assert changed["observedAt"] == "2026-01-01T12:00:30Z"
+
+
+def test_server_defaults_in_the_stored_entry_do_not_count_as_a_change() -> None:
+    obs = DriftObservation(problem=("DriftBaselineMissing", "Model m has no spec.baseline"))
+    first, _ = build_drift_entry("blue", obs, None, T0, POLICY)
+    stored = {**first, "samplesDropped": 0}  # the CRD's default, added by the API server
+    again, _ = build_drift_entry("blue", obs, stored, T0 + datetime.timedelta(seconds=30), POLICY)
+    assert again["observedAt"] == first["observedAt"]
