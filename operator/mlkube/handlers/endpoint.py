@@ -42,7 +42,7 @@ from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
 from mlkube.handlers.metrics import reconciling
-from mlkube.handlers.periodic import LOOPS
+from mlkube.handlers.periodic import LOOPS, spread
 from mlkube.k8s import ApiError
 
 PLURAL: Final = PLURAL_ONLINE_ENDPOINTS
@@ -110,7 +110,7 @@ async def endpoint_lifecycle(
     namespace = namespace or "default"
     if type != "DELETED" and not body.metadata.get("deletionTimestamp"):
         tick = functools.partial(resync_tick, namespace, name, uid, logger)
-        LOOPS.ensure(uid, "resync", tick, operator_config().resync_seconds, logger)
+        LOOPS.ensure(uid, "resync", tick, spread(uid, operator_config().resync_seconds), logger)
         return
     LOOPS.stop(uid)
     if type == "DELETED":
