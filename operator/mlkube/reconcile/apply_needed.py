@@ -26,7 +26,11 @@ from mlkube.contract import FIELD_MANAGER
 
 def apply_needed(manifest: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
     """True unless applying `manifest` over `live` certainly changes nothing."""
-    if live is None or not is_subset(manifest, live):
+    if live is None:
+        return True
+    # apiVersion and kind name what was read (items of a LIST response lack them).
+    fields = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
+    if not is_subset(fields, live):
         return True
     entries = (live.get("metadata") or {}).get("managedFields") or []
     ours = [e for e in entries if e.get("manager") == FIELD_MANAGER and not e.get("subresource")]

@@ -132,3 +132,9 @@ def test_status_compares_as_the_api_server_stores_it() -> None:
     assert not same_status(built, {**built, "ok": 1})
     assert not same_status(built, {**built, "stale": "left over"})  # a dropped field: write
     assert not same_status(built, {**built, "items": [{"a": 1}, {"a": 2}]})
+
+
+def test_a_list_item_without_kind_and_api_version_is_compared_by_its_fields() -> None:
+    item = live()
+    del item["apiVersion"], item["kind"]
+    assert not apply_needed(MANIFEST, item)
