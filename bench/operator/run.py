@@ -5,7 +5,7 @@ floor (issue 15).
 
 For each N, two fresh clusters (bringup.py): one for the floor (floor.py), one for the operator
 as a process. On the operator's, with watches running from before the first create
-(watchers.py) and the operator's requests counted in the API server's audit log (requests.py):
+(watchers.py) and the operator's requests counted in the API server's audit log (audit_counts.py):
   converge   N Models + N OnlineEndpoints (workload.py) created at once; until every endpoint
              is Ready for its generation: per endpoint created → first child Deployment and
              created → Ready (watch arrival times), peak RSS and CPU (procstat.py), requests.
@@ -36,7 +36,7 @@ import bringup  # noqa: E402  (siblings of this script)
 import floor  # noqa: E402
 import procstat  # noqa: E402
 import report  # noqa: E402
-import requests  # noqa: E402
+import audit_counts  # noqa: E402
 import watchers  # noqa: E402
 import workload  # noqa: E402
 
@@ -58,6 +58,7 @@ def wait_admission(kube: Kube, deadline: float = 60) -> None:
     """Until the operator's webhooks answer (a dry-run create passes them)."""
     end = time.monotonic() + deadline
     probe = workload.endpoint(0)
+    probe["metadata"]["name"] = "admission-probe"  # dry run: never stored
     path = kube.path(probe["apiVersion"], probe["kind"], NS)
     while True:
         try:
@@ -143,7 +144,7 @@ def run_mlkube(n: int, tmp: Path, args: argparse.Namespace, result: report.Resul
             with procstat.Sampler(operator.pid) as rss:
                 converge(kube, w, n, uri, result, args.concurrency)
             result.converge_cpu_s = procstat.cpu_seconds(operator.pid) - cpu
-            result.converge_requests = requests.summary(audit.since_mark(OPERATOR_USER))
+            result.converge_requests = audit_counts.summary(audit.since_mark(OPERATOR_USER))
             print(f"N={n}: all Ready in {result.ready_s:.1f}s", file=sys.stderr)
 
             operator.stop()
@@ -151,24 +152,24 @@ def run_mlkube(n: int, tmp: Path, args: argparse.Namespace, result: report.Resul
             since = time.time()
             operator.start()
             with procstat.Sampler(operator.pid) as rss2:
-                settle, seen = requests.wait_settled(audit, since, QUIET, timeout_for(n))
+                settle, seen = audit_counts.wait_settled(audit, since, QUIET, timeout_for(n))
                 result.restart_settle_s = float("nan") if settle is None else settle
-                result.restart_requests = requests.summary(seen)
-                result.restart_writes = requests.describe_writes(seen)
+                result.restart_requests = audit_counts.summary(seen)
+                result.restart_writes = audit_counts.describe_writes(seen)
                 print(f"N={n}: restart settled after {settle}", file=sys.stderr)
                 wait_admission(kube)
                 traffic(kube, w, n, result, args.concurrency)
                 print(f"N={n}: traffic on every router in {result.traffic_s:.1f}s",
                       file=sys.stderr)  # fmt: skip
-                requests.wait_settled(audit, since, QUIET, timeout_for(n))
+                audit_counts.wait_settled(audit, since, QUIET, timeout_for(n))
                 audit.mark()
                 cpu = procstat.cpu_seconds(operator.pid)
                 time.sleep(args.idle)
                 result.idle_s = args.idle
                 result.idle_cpu_s = procstat.cpu_seconds(operator.pid) - cpu
                 idle = audit.since_mark(OPERATOR_USER)
-                result.idle_requests = requests.summary(idle)
-                result.idle_writes = requests.describe_writes(idle)
+                result.idle_requests = audit_counts.summary(idle)
+                result.idle_writes = audit_counts.describe_writes(idle)
             result.peak_rss_mib = max(rss.peak_mib, rss2.peak_mib)
         if not operator.alive():
             raise RuntimeError("the operator died; log: " + str(cluster.logs / "operator.log"))
