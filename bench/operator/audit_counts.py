@@ -27,18 +27,14 @@ def last_request_at(requests: list[Request]) -> float | None:
 
 
 def summary(requests: list[Request]) -> dict[str, int]:
-    """"verb resource" -> count, most frequent first."""
+    """{"verb resource": count}, most frequent first."""
     counts: Counter[tuple[str, str]] = by_verb_and_resource(requests)
     return {f"{verb} {resource}": n for (verb, resource), n in counts.most_common()}
 
 
-def describe_writes(requests: list[Request], limit: int = 20) -> list[str]:
-    """What was written ("patch onlineendpoints/status bench/e0001 200"), the first `limit`."""
-    found = writes(requests)
-    lines = [f"{r.verb} {r.resource} {r.namespace}/{r.name} {r.code}" for r in found[:limit]]
-    if len(found) > limit:
-        lines.append(f"... {len(found) - limit} more")
-    return lines
+def describe_writes(requests: list[Request]) -> list[str]:
+    """What was written, one line each ("patch onlineendpoints/status bench/e0001 200")."""
+    return [f"{r.verb} {r.resource} {r.namespace}/{r.name} {r.code}" for r in writes(requests)]
 
 
 def wait_settled(

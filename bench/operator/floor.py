@@ -80,7 +80,12 @@ def one(
 
 
 def run(
-    kube: Kube, n: int, uri: str, facts: tuple[str, int], config: OperatorConfig, ns: str,
+    kube: Kube,
+    n: int,
+    uri: str,
+    facts: tuple[str, int],
+    config: OperatorConfig,
+    ns: str,
     concurrency: int,
 ) -> tuple[float, int]:
     """(seconds until every request returned, requests made)."""

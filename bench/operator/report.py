@@ -23,6 +23,7 @@ class Result:
     ready_s: float = float("nan")  # creation started → every endpoint Ready
     children_ms: list[float] = field(default_factory=list)  # per endpoint: created → 1st child
     ready_ms: list[float] = field(default_factory=list)  # per endpoint: created → Ready
+    model_ms: list[float] = field(default_factory=list)  # per Model: created → verified
     floor_s: float = float("nan")  # the floor: every request returned
     floor_available_s: float = float("nan")  # the floor: every Deployment available
     floor_requests: int = 0
@@ -57,6 +58,8 @@ ROWS = (
     ("floor: all Deployments available (s)", lambda r: r.floor_available_s, "{:.1f}"),
     ("created → first child p50 (ms)", lambda r: percentile(r.children_ms, 50), "{:.0f}"),
     ("created → first child p99 (ms)", lambda r: percentile(r.children_ms, 99), "{:.0f}"),
+    ("Model created → verified p50 (ms)", lambda r: percentile(r.model_ms, 50), "{:.0f}"),
+    ("Model created → verified p99 (ms)", lambda r: percentile(r.model_ms, 99), "{:.0f}"),
     ("created → Ready p50 (ms)", lambda r: percentile(r.ready_ms, 50), "{:.0f}"),
     ("created → Ready p99 (ms)", lambda r: percentile(r.ready_ms, 99), "{:.0f}"),
     ("operator peak RSS (MiB)", lambda r: r.peak_rss_mib, "{:.0f}"),
@@ -115,7 +118,9 @@ def growth(results: list[Result]) -> str:
 def requests_table(results: list[Result], phase: str) -> str:
     """One phase's requests by verb and resource, a column per N."""
     rows = [getattr(r, f"{phase}_requests") for r in results]
-    keys = sorted({k for row in rows for k in row}, key=lambda k: -max(row.get(k, 0) for row in rows))
+    keys = sorted(
+        {k for row in rows for k in row}, key=lambda k: -max(row.get(k, 0) for row in rows)
+    )
     lines = [f"| {phase} requests | " + " | ".join(f"N={r.n}" for r in results) + " |",
              "|---" * (len(results) + 1) + "|"]  # fmt: skip
     lines += [f"| {k} | " + " | ".join(str(row.get(k, 0)) for row in rows) + " |" for k in keys]

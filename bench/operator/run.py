@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -32,16 +33,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import audit_counts  # noqa: E402
 import bringup  # noqa: E402  (siblings of this script)
 import floor  # noqa: E402
 import procstat  # noqa: E402
 import report  # noqa: E402
-import audit_counts  # noqa: E402
 import watchers  # noqa: E402
 import workload  # noqa: E402
 
 from mlkube.builders.operator_config import parse_operator_config  # noqa: E402
-from mlkube.builders.names import router_name  # noqa: E402
 from mlkube.devcluster.audit import AuditLog  # noqa: E402
 from mlkube.devcluster.cluster import OPERATOR_USER  # noqa: E402
 from mlkube.k8s import ApiError, Kube  # noqa: E402
@@ -108,6 +108,10 @@ def converge(kube: Kube, w: watchers.Watchers, n: int, uri: str, result: report.
         created = {e: eps.seen[e]["Created"] for e in names if "Created" in eps.seen.get(e, {})}
     result.ready_ms = [(ready[e] - created.get(e, started)) * 1000 for e in names]
     result.children_ms = [(first[e] - created.get(e, started)) * 1000 for e in names if e in first]
+    models = w.models
+    with models.cond:
+        result.model_ms = [(t["Ready"] - t.get("Created", started)) * 1000
+                           for t in models.seen.values() if "Ready" in t]  # fmt: skip
 
 
 def traffic(kube: Kube, w: watchers.Watchers, n: int, result: report.Result,
@@ -204,11 +208,15 @@ def main() -> int:
     for r in results:
         for phase, writes in (("restart", r.restart_writes), ("idle", r.idle_writes)):
             if writes:
-                print(f"\nN={r.n} {phase} writes:\n  " + "\n  ".join(writes))
+                more = f"\n  ... {len(writes) - 20} more" if len(writes) > 20 else ""
+                print(f"\nN={r.n} {phase} writes:\n  " + "\n  ".join(writes[:20]) + more)
     print(f"\nload average after each N: {', '.join(f'N={r.n}: {r.load}' for r in results)}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
-    print(f"workdirs: {tmp}" if args.keep else "", file=sys.stderr)
+    if args.keep:
+        print(f"workdirs (clusters' logs, audit logs): {tmp}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

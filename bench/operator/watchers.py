@@ -1,6 +1,7 @@
 """What the benchmark sees of the operator's work, from watches timed on arrival (bench/pipeline's
-kwatch.Recorder): each endpoint's creation and first Ready (status.observedGeneration caught up),
-each endpoint's first child Deployment, and the routing each router ConfigMap carries."""
+kwatch.Recorder): each Model's creation and verification, each endpoint's creation and first
+Ready (status.observedGeneration caught up), each endpoint's first child Deployment, and the
+routing each router ConfigMap carries."""
 
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
 
-from kwatch import Recorder  # noqa: E402  (bench/pipeline's watch, shared)
+from kwatch import Recorder  # bench/pipeline's watch, shared
 
-from mlkube.builders.names import router_name  # noqa: E402
-from mlkube.contract import API_VERSION, ROUTER_CONFIG_FILE  # noqa: E402
-from mlkube.k8s import Kube  # noqa: E402
+from mlkube.builders.names import router_name
+from mlkube.contract import API_VERSION, ROUTER_CONFIG_FILE
+from mlkube.k8s import Kube
 
 
 def endpoint_state(obj: dict[str, Any]) -> str:
-    """"Ready" once Ready=True for the current generation, else "Created"."""
+    """Ready once Ready=True for the current generation, else Created."""
     status = obj.get("status") or {}
     ready = any(
         c.get("type") == "Ready" and c.get("status") == "True"
@@ -29,6 +30,13 @@ def endpoint_state(obj: dict[str, Any]) -> str:
     )
     current = status.get("observedGeneration") == obj["metadata"].get("generation")
     return "Ready" if ready and current else "Created"
+
+
+def model_state(obj: dict[str, Any]) -> str:
+    """Ready once verified (Ready=True), else Created."""
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return "Ready" if ready else "Created"
 
 
 def routing_key(routing: dict[str, Any]) -> str:
@@ -66,14 +74,16 @@ class Watchers:
         self.endpoints = Recorder(kube, API_VERSION, "OnlineEndpoint", namespace, endpoint_state)
         self.deployments = Recorder(kube, "apps/v1", "Deployment", namespace, lambda _: "Seen")
         self.configmaps = Recorder(kube, "v1", "ConfigMap", namespace, configmap_routing)
+        self.models = Recorder(kube, API_VERSION, "Model", namespace, model_state)
+        self.all = (self.endpoints, self.deployments, self.configmaps, self.models)
 
     def __enter__(self) -> Watchers:
-        for r in (self.endpoints, self.deployments, self.configmaps):
+        for r in self.all:
             r.__enter__()
         return self
 
     def __exit__(self, *_: object) -> None:
-        for r in (self.endpoints, self.deployments, self.configmaps):
+        for r in self.all:
             r.__exit__()
 
     def first_child(self) -> dict[str, float]:
