@@ -89,12 +89,12 @@ def test_an_endpoint_is_ready_only_for_its_current_generation() -> None:
         "status": {"observedGeneration": 1, "conditions": [ready]},
     }
     assert watchers.endpoint_state(obj) == "Created"
-    assert watchers.model_state(obj) == "Created"
     obj["status"]["observedGeneration"] = 2
     assert watchers.model_state({"status": {"conditions": [ready]}}) == "Ready"
     assert watchers.endpoint_state(obj) == "Ready"
     obj["status"]["conditions"] = [{**ready, "status": "False"}]
     assert watchers.endpoint_state(obj) == "Created"
+    assert watchers.model_state(obj) == "Created"
 
 
 def test_proc_readings_parse_this_process() -> None:
