@@ -27,7 +27,8 @@ class Result:
     floor_s: float = float("nan")  # the floor: every request returned
     floor_available_s: float = float("nan")  # the floor: every Deployment available
     floor_requests: int = 0
-    peak_rss_mib: float = float("nan")
+    peak_rss_mib: float = float("nan")  # converge (the first process)
+    restart_rss_mib: float = float("nan")  # the restarted process: restart, traffic, idle
     converge_cpu_s: float = float("nan")
     converge_requests: dict[str, int] = field(default_factory=dict)  # "verb resource" -> n
     restart_settle_s: float = float("nan")  # operator started → its last request (NaN: never)
@@ -62,7 +63,8 @@ ROWS = (
     ("Model created → verified p99 (ms)", lambda r: percentile(r.model_ms, 99), "{:.0f}"),
     ("created → Ready p50 (ms)", lambda r: percentile(r.ready_ms, 50), "{:.0f}"),
     ("created → Ready p99 (ms)", lambda r: percentile(r.ready_ms, 99), "{:.0f}"),
-    ("operator peak RSS (MiB)", lambda r: r.peak_rss_mib, "{:.0f}"),
+    ("operator peak RSS, converge (MiB)", lambda r: r.peak_rss_mib, "{:.0f}"),
+    ("operator peak RSS, restarted (MiB)", lambda r: r.restart_rss_mib, "{:.0f}"),
     ("operator CPU to converge (s)", lambda r: r.converge_cpu_s, "{:.1f}"),
     ("operator requests to converge", lambda r: total(r.converge_requests), "{}"),
     ("  per endpoint", lambda r: total(r.converge_requests) / r.n, "{:.1f}"),

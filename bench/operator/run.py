@@ -174,7 +174,7 @@ def run_mlkube(n: int, tmp: Path, args: argparse.Namespace, result: report.Resul
                 idle = audit.since_mark(OPERATOR_USER)
                 result.idle_requests = audit_counts.summary(idle)
                 result.idle_writes = audit_counts.describe_writes(idle)
-            result.peak_rss_mib = max(rss.peak_mib, rss2.peak_mib)
+            result.peak_rss_mib, result.restart_rss_mib = rss.peak_mib, rss2.peak_mib
         if not operator.alive():
             raise RuntimeError("the operator died; log: " + str(cluster.logs / "operator.log"))
     finally:
