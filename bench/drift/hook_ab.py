@@ -9,7 +9,7 @@ each `offer` timed in place (diagnostic only). Every cycle of phases shares the 
 state of that moment, so the per-cycle differences are the hook's; the losses are medians over
 cycles. The switching thread sleeps between switches (a few wake-ups a second).
 
-Usage: python bench/drift/hook_ab.py [--model rf|lr] [--seconds 30] [--phase 0.25]
+Usage: python bench/drift/hook_ab.py [--model rf|lr] [--seconds 30] [--phase 0.1] [--probes]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,8 +30,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
-# Phase labels: the server's three configurations, then the diagnostic one.
-LABELS = ["off", "default", "100%", "timed"]
+# Phase labels: the server's three configurations, a second no-hook phase (the A/A pair says
+# what difference the run can resolve), then the diagnostic one.
+LABELS = ["off", "off2", "default", "100%", "timed"]
 Phase = tuple[str, float, int]  # (label, CPU seconds, requests)
 
 
@@ -111,24 +113,30 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
             unsent._post = posted  # type: ignore[method-assign]
             full._loop.call_soon_threadsafe(unsent.start)
             sinks["unsent"] = unsent
+        sinks["off2"] = None  # a second no-hook phase: the A/A difference is the resolution
+        if "call" in labels:  # --probes: the default rate's cost taken apart (hook_probes.py)
+            from hook_probes import probe_sinks
+
+            sinks.update(probe_sinks(full, default.rate))
         phases: list[Phase] = []
-        for i in range(10**9):
-            label = labels[i % len(labels)]
-            plane.sink = sinks[label]
-            n0, c0 = served[0], time.process_time()
-            time.sleep(phase)
-            phases.append((label, time.process_time() - c0, served[0] - n0))
-            if label == labels[-1]:
-                offers = sorted(timed.times[: timed.n])
-                Path(out).write_text(
-                    json.dumps(
-                        {
-                            "phases": phases,
-                            "offer_ns": offers[::10],
-                            "pack_ns": packed[0] / max(1, packed[1]),
-                        }
-                    )
-                )
+        order = random.Random(16)
+        while True:
+            # Each cycle in its own random order: a phase's position (after the 100% phases'
+            # flushes, first after "off") must not bias one configuration.
+            for label in order.sample(labels, len(labels)):
+                plane.sink = sinks[label]
+                n0, c0 = served[0], time.process_time()
+                time.sleep(phase)
+                phases.append((label, time.process_time() - c0, served[0] - n0))
+            # a whole cycle written at once: measure() groups phases by cycle
+            offers = sorted(timed.times[: timed.n])
+            report = {
+                "phases": phases,
+                "offer_ns": offers[::10],
+                "pack_ns": packed[0] / max(1, packed[1]),
+            }
+            Path(out + ".tmp").write_text(json.dumps(report))
+            os.replace(out + ".tmp", out)  # measure() reads it at any moment: never half written
 
     threading.Thread(target=switcher, daemon=True).start()
     settings = Settings(**json.loads(settings_json))
@@ -209,6 +217,11 @@ def main() -> int:
         action="store_true",
         help="add a phase with the hook at rate 0 (the cost of switching)",
     )
+    parser.add_argument(
+        "--probes",
+        action="store_true",
+        help="add diagnostic sinks at the default rate (call, hold, copy, own: hook_probes.py)",
+    )
     parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -216,6 +229,7 @@ def main() -> int:
         return 0
     import numpy as np
     import pandas as pd
+    from hook_probes import PROBES
     from run import build_models, ensure_wrk, free_port, stop, wait_ready
 
     from mlkube_serving.drift.profile import build_profile, write_profile
@@ -237,8 +251,11 @@ def main() -> int:
             wait_ready(f"http://127.0.0.1:{side}/v1/summary", sidecar)
             labels = ["off", "zero", *LABELS[1:]] if args.zero else list(LABELS)
             labels += ["unsent"] if args.unsent else []
+            labels += PROBES if args.probes else []
+            # the server on core 0 as serving_overhead.py pins it (wrk and the sidecar float)
+            pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
             got = measure(models[args.model], f"http://127.0.0.1:{side}", wrk, args.seconds,
-                          args.phase, work, [], labels)  # fmt: skip
+                          args.phase, work, pin, labels)  # fmt: skip
         finally:
             stop(sidecar)
     print(f"{args.model}: {got['rps']:.0f} req/s, {len(got['us']['off'])} cycles, "
@@ -247,7 +264,7 @@ def main() -> int:
         cpu, extra, loss, iqr = summary(got["us"], label)
         print(f"  {label:8} {cpu:6.2f} us/request, {extra:+5.2f} us, capacity loss {loss:5.1f}% "
               f"(IQR {iqr:.1f} points)")  # fmt: skip
-    offers = got["offer_ns"]
+    offers = got["offer_ns"] or [0]
     print(f"  offer() timed in place: median {median(offers) / 1e3:.2f} us; the sender's "
           f"stacking: {got['pack_ns'] / 1e3:.2f} us per sample")  # fmt: skip
     return 0

@@ -380,7 +380,7 @@ class DriftStatus(ApiModel):
     evaluated_at: Timestamp | None = None
     """Oldest evaluation time among the merged summaries."""
     observed_at: Timestamp | None = None
-    """When the operator last polled the replicas."""
+    """The last operator poll that changed this entry (an idle poll writes nothing)."""
     reason: Annotated[str, Field(max_length=64)] = "Evaluated"
     """Evaluated, WindowFilling, NoReplicaReporting, DriftBaselineMissing or -Unreadable."""
     message: Message = ""

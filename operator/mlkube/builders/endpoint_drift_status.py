@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from mlkube.api.common import MAX_SHORT_TEXT, bound_message
 from mlkube.api.endpoint import MAX_DRIFT_METHOD, DriftStatus
+from mlkube.reconcile.apply_needed import same_status
 from mlkube.reconcile.drift_episodes import (
     EpisodePolicy,
     episode_from_status,
@@ -173,7 +174,16 @@ def build_drift_entry(
     observed = format_time(now)
     if observed is not None:
         entry["observedAt"] = observed
-    return DriftStatus.model_validate(entry).to_status(), events
+    built = DriftStatus.model_validate(entry).to_status()
+    if "observedAt" in previous and same_status(_without_time(built), _without_time(previous)):
+        # A poll that learnt nothing new writes nothing (1,000 idle endpoints, issue 15):
+        # observedAt is the last poll that changed the entry.
+        built["observedAt"] = previous["observedAt"]
+    return built, events
+
+
+def _without_time(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "observedAt"}
 
 
 def _last_episode(

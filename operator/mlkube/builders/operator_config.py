@@ -48,6 +48,7 @@ ENV_DRIFT_POLL_INTERVAL: Final = "MLKUBE_DRIFT_POLL_INTERVAL_SECONDS"
 ENV_DRIFT_POLL_TIMEOUT: Final = "MLKUBE_DRIFT_POLL_TIMEOUT_SECONDS"
 ENV_DRIFT_CLEAR_EVALUATIONS: Final = "MLKUBE_DRIFT_CLEAR_EVALUATIONS"
 ENV_DRIFT_COOLDOWN: Final = "MLKUBE_DRIFT_COOLDOWN_SECONDS"
+ENV_RESYNC_SECONDS: Final = "MLKUBE_RESYNC_SECONDS"
 # Pod addresses the operator may connect to (drift sidecars, routers): CIDRs, "*" (any) or
 # "none". Unset: any address when the operator runs in a pod (KUBERNETES_SERVICE_HOST is set),
 # else loopback only: a dev cluster whose pods are fake (kwok) hands out addresses that exist
@@ -104,6 +105,8 @@ class OperatorConfig:
     drift_poll_timeout: float = 2.0
     drift_clear_evaluations: int = 3
     drift_cooldown: float = 300.0
+    # The level-based repair pass of every endpoint (tests and the benchmark force one).
+    resync_seconds: float = 300.0
     # None: any pod address; else only addresses inside these CIDRs are contacted
     # (`parse_operator_config` defaults to loopback only outside a pod).
     pod_networks: tuple[str, ...] | None = None
@@ -214,6 +217,7 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         drift_poll_timeout=_positive_float(env, ENV_DRIFT_POLL_TIMEOUT, 2.0, 0.05),
         drift_clear_evaluations=_positive_int(env, ENV_DRIFT_CLEAR_EVALUATIONS, 3, 1),
         drift_cooldown=_positive_float(env, ENV_DRIFT_COOLDOWN, 300.0, 0.0),
+        resync_seconds=_positive_float(env, ENV_RESYNC_SECONDS, 300.0, 1.0),
         pod_networks=parse_pod_networks(
             env.get(ENV_POD_NETWORKS), in_cluster=bool(env.get(ENV_IN_CLUSTER))
         ),

@@ -36,6 +36,7 @@ from mlkube.controllers.drift_poll import BaselineCache, fetch_summaries
 from mlkube.controllers.drift_poll import sidecar_addresses as ready_sidecars
 from mlkube.controllers.errors import BaselineError
 from mlkube.controllers.kube import Kube
+from mlkube.reconcile.apply_needed import same_status
 from mlkube.reconcile.conditions import set_condition
 from mlkube.reconcile.drift_episodes import EpisodePolicy, format_time
 from mlkube.reconcile.drift_merge import DriftMergeError, merge_summaries
@@ -149,7 +150,8 @@ def apply_observations(
         now=format_time(now) or "",
     )
     patch = {"deployments": deployments, "conditions": conditions}
-    if all(status.get(k) == v for k, v in patch.items()):
+    # As stored (CRD defaults added, 0.0 read back as 0): an idle poll writes nothing.
+    if all(same_status(v, status.get(k)) for k, v in patch.items()):
         return None, events
     return patch, events
 

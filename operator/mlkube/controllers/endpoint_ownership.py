@@ -19,6 +19,7 @@ from mlkube.builders.endpoint_status import Blocker
 from mlkube.builders.names import EndpointRef
 from mlkube.contract import FIELD_MANAGER
 from mlkube.controllers.kube import ApiError, Kube
+from mlkube.reconcile.apply_needed import apply_needed
 
 NAME_CONFLICT: Final = "NameConflict"
 ADOPT_ATTEMPTS: Final = 5
@@ -108,9 +109,12 @@ def create_child(
 
 def apply_child(kube: Kube, child: dict[str, Any], current: Mapping[str, Any]) -> None:
     """Server-side apply over our own object only: its uid is a precondition (409/422 if the
-    name now holds another object, and the pass is retried)."""
+    name now holds another object, and the pass is retried). Skipped when the live object
+    already is what the apply would make it (reconcile/apply_needed.py)."""
     meta = {**child["metadata"], "uid": current["metadata"]["uid"]}
-    adopt_fields(kube, kube.apply({**child, "metadata": meta}))
+    body = {**child, "metadata": meta}
+    if apply_needed(body, current):  # an idle pass (resync, restart) writes nothing
+        adopt_fields(kube, kube.apply(body))
 
 
 def adopt_fields(kube: Kube, obj: Mapping[str, Any] | None) -> None:

@@ -42,11 +42,10 @@ from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
 from mlkube.handlers.config import operator_config
 from mlkube.handlers.metrics import reconciling
-from mlkube.handlers.periodic import LOOPS
+from mlkube.handlers.periodic import LOOPS, spread
 from mlkube.k8s import ApiError
 
 PLURAL: Final = PLURAL_ONLINE_ENDPOINTS
-RESYNC_SECONDS: Final = 300.0
 API_ERROR_DELAY: Final = 10.0
 MAX_RETRY_DELAY: Final = 60.0
 
@@ -86,7 +85,7 @@ def post_events(outcome: sync.Outcome) -> None:
 def reconcile_endpoint(namespace: str | None, name: str, retry: int, **_: Any) -> None:
     outcome = run_reconcile(namespace or "default", name)
     if outcome.retry_message:
-        # Back off (5, 10, 20, 40, 60 s ...): the resync loop still looks every 300 s.
+        # Back off (5, 10, 20, 40, 60 s ...): the resync loop still looks (MLKUBE_RESYNC_SECONDS).
         delay = min(outcome.retry_delay * 2 ** min(retry, 6), MAX_RETRY_DELAY)
         raise kopf.TemporaryError(outcome.retry_message, delay=delay)
 
@@ -99,7 +98,7 @@ def resync_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> flo
         run_reconcile(namespace, name)
     except (ApiError, ControllerError, kopf.TemporaryError) as err:
         logger.warning(f"resync failed: {err}")
-    return RESYNC_SECONDS
+    return operator_config().resync_seconds
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -111,7 +110,7 @@ async def endpoint_lifecycle(
     namespace = namespace or "default"
     if type != "DELETED" and not body.metadata.get("deletionTimestamp"):
         tick = functools.partial(resync_tick, namespace, name, uid, logger)
-        LOOPS.ensure(uid, "resync", tick, RESYNC_SECONDS, logger)
+        LOOPS.ensure(uid, "resync", tick, spread(uid, operator_config().resync_seconds), logger)
         return
     LOOPS.stop(uid)
     if type == "DELETED":

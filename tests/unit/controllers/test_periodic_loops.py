@@ -87,3 +87,12 @@ def test_a_loop_left_by_a_previous_event_loop_is_replaced() -> None:
     asyncio.run(start("first"))  # asyncio.run cancels it without a cleanup handler
     asyncio.run(start("second"))
     assert "second" in ticks
+
+
+def test_loops_started_together_tick_spread_over_the_period() -> None:
+    delays = [periodic.spread(f"uid-{i}", 300.0) for i in range(1000)]
+    assert all(150.0 <= d <= 300.0 for d in delays)
+    assert periodic.spread("uid-7", 300.0) == delays[7]  # fixed per object
+    # Spread evenly: every tenth of the window holds some of them, none holds a crowd.
+    buckets = [sum(1 for d in delays if 150 + 15 * b <= d < 165 + 15 * b) for b in range(10)]
+    assert min(buckets) > 50 and max(buckets) < 150

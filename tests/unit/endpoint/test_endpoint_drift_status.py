@@ -218,3 +218,27 @@ def test_endpoint_status_carries_drift_only_for_monitored_deployments(make_spec:
     assert "drift" not in status["deployments"][0]
     cond = next(c for c in status["conditions"] if c["type"] == "DriftDetected")
     assert (cond["status"], cond["reason"]) == ("False", "NotMonitored")
+
+
+def test_a_poll_that_learns_nothing_new_leaves_the_entry_as_it_was() -> None:
+    """Idle endpoints write nothing: observedAt moves only with the rest of the entry."""
+    later = T0 + datetime.timedelta(seconds=30)
+    for obs in (
+        DriftObservation(merged=merged(detected=False)),
+        DriftObservation(problem=("NoReplicaReporting", "no Ready replica"), replicas_failed=1),
+    ):
+        first, _ = build_drift_entry("blue", obs, None, T0, POLICY)
+        again, events = build_drift_entry("blue", obs, first, later, POLICY)
+        assert (again, events) == (first, [])
+    changed, _ = build_drift_entry(
+        "blue", DriftObservation(merged=merged(detected=False, samples=150)), first, later, POLICY
+    )
+    assert changed["observedAt"] == "2026-01-01T12:00:30Z"
+
+
+def test_server_defaults_in_the_stored_entry_do_not_count_as_a_change() -> None:
+    obs = DriftObservation(problem=("DriftBaselineMissing", "Model m has no spec.baseline"))
+    first, _ = build_drift_entry("blue", obs, None, T0, POLICY)
+    stored = {**first, "samplesDropped": 0}  # the CRD's default, added by the API server
+    again, _ = build_drift_entry("blue", obs, stored, T0 + datetime.timedelta(seconds=30), POLICY)
+    assert again["observedAt"] == first["observedAt"]

@@ -47,7 +47,10 @@ READY = kopf.Status(kopf.Body({"status": {"conditions": [{"type": "Ready", "stat
 
 
 def test_loop_ticks_log_and_come_back(caplog: pytest.LogCaptureFixture) -> None:
-    assert endpoint.resync_tick("ml", "credit", "uid-1", LOG) == endpoint.RESYNC_SECONDS
+    assert (
+        endpoint.resync_tick("ml", "credit", "uid-1", LOG)
+        == endpoint.operator_config().resync_seconds
+    )
     interval = endpoint_drift.drift_tick("ml", "credit", "uid-1", LOG)
     assert interval == endpoint_drift.operator_config().drift_poll_interval
     assert model.verify_tick("ml", "m", "uid-2", LOG) is not None

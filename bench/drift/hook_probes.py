@@ -1,0 +1,67 @@
+"""Diagnostic sample sinks for `hook_ab.py --probes`: what part of a sampled request costs what.
+
+Why: at the default rate a sampled request costs the server more than twice what it costs at
+100% (docs/benchmarks/drift-overhead.md, third pass). These sinks take apart the hook's work at
+the default rate, switched in place next to the real hook in the same server:
+  call  - `offer` returns at once (the dataplane's call and its five arguments only);
+  hold  - `offer` keeps the two arrays in a list cleared every 2,048 samples (holding, no hook);
+  copy  - `offer` copies row and prediction into preallocated 2,048-row arrays (nothing held);
+  own   - a second real hook at the default rate with its own lane and sender (the switched
+          "default" shares the 100% phases' lane).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+
+SLOTS = 2048
+PROBES = ["call", "hold", "copy", "own"]
+
+
+class Call:
+    """Sampled like the hook at `rate`; does nothing with the sample."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.coin = rate, random.random
+
+    def offer(self, *args: Any) -> None:
+        return None
+
+
+class Hold(Call):
+    def __init__(self, rate: float) -> None:
+        super().__init__(rate)
+        self.kept: list[Any] = []
+
+    def offer(self, model: str, names: Any, inputs: Any, outputs: Any, n: Any = None) -> None:
+        kept = self.kept
+        kept.append(inputs[0].data)
+        kept.append(outputs[0].data)
+        if len(kept) >= 2 * SLOTS:
+            kept.clear()
+
+
+class Copy(Call):
+    def __init__(self, rate: float, width: int = 20) -> None:
+        super().__init__(rate)
+        self.rows = np.zeros((SLOTS, width))
+        self.predictions = np.zeros(SLOTS, dtype=np.int64)
+        self.i = 0
+
+    def offer(self, model: str, names: Any, inputs: Any, outputs: Any, n: Any = None) -> None:
+        i = self.i
+        self.rows[i : i + 1] = inputs[0].data  # one row of `width` features (the bench's)
+        self.predictions[i : i + 1] = outputs[0].data
+        self.i = (i + 1) % SLOTS
+
+
+def probe_sinks(full: Any, rate: float) -> dict[str, Any]:
+    """The probe sinks next to `full` (the server's own 100% hook, already started)."""
+    from mlkube_serving.drift_hook import DriftHook
+
+    own = DriftHook(f"http://{full._host}:{full._port}", rate)
+    full._loop.call_soon_threadsafe(own.start)
+    return {"call": Call(rate), "hold": Hold(rate), "copy": Copy(rate), "own": own}
