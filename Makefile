@@ -81,4 +81,4 @@ bench-operator: venv
 	@$(VENV)/python bench/operator/run.py
 
 bench-operator-quick: venv
-	@$(VENV)/python bench/operator/run.py --n 20 --idle 20
+	@$(VENV)/python bench/operator/run.py --n 20 --resync 30

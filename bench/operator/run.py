@@ -1,7 +1,8 @@
 """`make bench-operator`: the operator at scale on the kwok dev cluster, against the API server's
 floor (issue 15).
 
-    python bench/operator/run.py [--n 100,300,1000] [--idle 60] [--concurrency 16] [--json PATH]
+    python bench/operator/run.py [--n 100,300,1000] [--resync 120] [--idle S]
+                                 [--concurrency 16] [--json PATH] [--keep]
 
 For each N, two fresh clusters (bringup.py): one for the floor (floor.py), one for the operator
 as a process. On the operator's, with watches running from before the first create
@@ -13,8 +14,9 @@ as a process. On the operator's, with watches running from before the first crea
              to its last request before QUIET s without one, its requests and writes (target: 0).
   traffic    every endpoint's traffic (every tenth's mirror) patched at once: until every router
              ConfigMap carries its new routing.
-  idle       IDLE s of nothing (MLKUBE_RESYNC_SECONDS is set to fit a resync inside): CPU,
-             requests and writes (target: 0 writes).
+  idle       after the traffic change settled, IDLE s (default: RESYNC) of nothing; the
+             restarted operator runs with MLKUBE_RESYNC_SECONDS=RESYNC, so the window holds one
+             resync of every endpoint: CPU, requests and writes (target: 0 writes).
 Prints the table per N, the growth per endpoint, the requests by verb and resource.
 """
 
@@ -135,9 +137,7 @@ def run_mlkube(n: int, tmp: Path, args: argparse.Namespace, result: report.Resul
         kube = bringup.kube_for(cluster.kubeconfig, args.concurrency)
         bringup.prepare_namespace(kube, NS)
         env, uri, _ = bringup.store_and_artifact(cluster, kube, NS)
-        # A resync inside the idle window, whatever the default period (swrites' knob).
-        env["MLKUBE_RESYNC_SECONDS"] = str(max(5, int(args.idle / 2)))
-        operator = bringup.Operator(cluster, kube, env)
+        operator = bringup.Operator(cluster, kube, env)  # converges at the default resync
         operator.start()
         wait_admission(kube)
         audit = AuditLog(cluster.audit_log)
@@ -152,6 +152,9 @@ def run_mlkube(n: int, tmp: Path, args: argparse.Namespace, result: report.Resul
             print(f"N={n}: all Ready in {result.ready_s:.1f}s", file=sys.stderr)
 
             operator.stop()
+            # The restarted process resyncs every --resync s: the idle window (as long) holds
+            # one resync of every endpoint.
+            operator.env = {**env, "MLKUBE_RESYNC_SECONDS": str(args.resync)}
             audit.mark()
             since = time.time()
             operator.start()
@@ -168,8 +171,9 @@ def run_mlkube(n: int, tmp: Path, args: argparse.Namespace, result: report.Resul
                 audit_counts.wait_settled(audit, since, QUIET, timeout_for(n))
                 audit.mark()
                 cpu = procstat.cpu_seconds(operator.pid)
-                time.sleep(args.idle)
-                result.idle_s = args.idle
+                idle_s = args.idle or args.resync
+                time.sleep(idle_s)
+                result.idle_s = idle_s
                 result.idle_cpu_s = procstat.cpu_seconds(operator.pid) - cpu
                 idle = audit.since_mark(OPERATOR_USER)
                 result.idle_requests = audit_counts.summary(idle)
@@ -185,7 +189,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     default_n = os.environ.get("BENCH_OPERATOR_N", "100,300,1000")
     parser.add_argument("--n", default=default_n, help="endpoint counts, comma-separated")
-    parser.add_argument("--idle", type=float, default=60.0, help="idle window (s)")
+    parser.add_argument("--resync", type=float, default=120.0,
+                        help="MLKUBE_RESYNC_SECONDS of the restarted operator (s)")  # fmt: skip
+    parser.add_argument("--idle", type=float, default=0.0, help="idle window (s; 0: --resync)")
     parser.add_argument("--concurrency", type=int, default=16, help="client requests in flight")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the clusters' workdirs")

@@ -20,7 +20,8 @@ N = 3
 def test_bench_operator_harness_measures_every_phase(tmp_path: Path) -> None:
     raw = tmp_path / "figures.json"
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--n", str(N), "--idle", "2", "--json", str(raw)],
+        [sys.executable, str(BENCH), "--n", str(N), "--resync", "20", "--idle", "2",
+         "--json", str(raw)],
         capture_output=True, text=True, timeout=600, check=False, env={**os.environ},
     )  # fmt: skip
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
