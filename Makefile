@@ -1,7 +1,7 @@
 # Thin wrappers: the logic lives in hack/ and the mlkube CLI.
 .PHONY: dev dev-down dev-status test test-gitops unit lint generate verify controlplane venv \
 	bench-serving bench-router bench-drift bench-drift-hook bench-drift-overhead bench-batch bench-batch-quick \
-	bench-pipeline bench-rollout bench-events
+	bench-pipeline bench-rollout bench-events bench-operator bench-operator-quick
 
 VENV := .venv/bin
 
@@ -74,3 +74,11 @@ bench-rollout: venv
 # Notifications: delivery throughput/latency to a local CloudEvents sink, memory with 10k queued.
 bench-events: venv
 	@$(VENV)/python bench/events/run.py
+
+# The operator at scale against the API server's floor (issue 15): N = BENCH_OPERATOR_N
+# (default 100,300,1000), a fresh kwok cluster per N; docs/benchmarks/operator-scale.md.
+bench-operator: venv
+	@$(VENV)/python bench/operator/run.py
+
+bench-operator-quick: venv
+	@$(VENV)/python bench/operator/run.py --n 20 --resync 30
