@@ -19,7 +19,7 @@ from mlkube.builders.endpoint_status import Blocker
 from mlkube.builders.names import EndpointRef
 from mlkube.contract import FIELD_MANAGER
 from mlkube.controllers.kube import ApiError, Kube
-from mlkube.reconcile.apply_needed import apply_needed
+from mlkube.reconcile.apply_needed import apply_needed, restrict_fields
 
 NAME_CONFLICT: Final = "NameConflict"
 ADOPT_ATTEMPTS: Final = 5
@@ -103,7 +103,7 @@ def create_child(
             return None  # gone again, or our own concurrent pass: the next pass applies it
         return f"{kind} {name} already exists and {holder(taken)}"
     if adopt:
-        adopt_fields(kube, created)
+        adopt_fields(kube, created, child)
     return None
 
 
@@ -117,7 +117,9 @@ def apply_child(kube: Kube, child: dict[str, Any], current: Mapping[str, Any]) -
         adopt_fields(kube, kube.apply(body))
 
 
-def adopt_fields(kube: Kube, obj: Mapping[str, Any] | None) -> None:
+def adopt_fields(
+    kube: Kube, obj: Mapping[str, Any] | None, manifest: Mapping[str, Any] | None = None
+) -> None:
     """Turn the create's field ownership (our manager, operation Update) into our apply's.
 
     Fields owned only by an Update entry survive an apply that drops them, so a field removed
@@ -126,7 +128,7 @@ def adopt_fields(kube: Kube, obj: Mapping[str, Any] | None) -> None:
     keeps conflicting, the next pass's apply hands it over.
     """
     for _ in range(ADOPT_ATTEMPTS):
-        patch = managed_fields_patch(obj) if obj is not None else None
+        patch = managed_fields_patch(obj, manifest) if obj is not None else None
         if patch is None or obj is None:
             return
         api_version, kind, name = child_key(obj)
@@ -142,8 +144,13 @@ def adopt_fields(kube: Kube, obj: Mapping[str, Any] | None) -> None:
         obj = kube.get(api_version, kind, name, namespace)
 
 
-def managed_fields_patch(obj: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The merge patch moving our Update entry's fields into our Apply entry (None: nothing)."""
+def managed_fields_patch(
+    obj: Mapping[str, Any], manifest: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The merge patch moving our Update entry's fields into our Apply entry (None: nothing);
+    with the `manifest` a create just sent, the entry keeps only its fields (as an apply of it
+    would), not the defaults the create's entry also holds. (After an apply, the union stays
+    whole: a field only the old Update entry owns must go with the next apply.)"""
     meta = obj.get("metadata") or {}
     managed = [dict(m) for m in meta.get("managedFields") or []]
     created = [m for m in managed if _ours(m, "Update")]
@@ -157,6 +164,8 @@ def managed_fields_patch(obj: Mapping[str, Any]) -> dict[str, Any] | None:
         applied = rest[-1]
     for entry in created:
         applied["fieldsV1"] = _union(applied.get("fieldsV1") or {}, entry.get("fieldsV1") or {})
+    if manifest is not None:
+        applied["fieldsV1"] = restrict_fields(applied["fieldsV1"], manifest)
     return {"metadata": {"managedFields": rest, "resourceVersion": meta["resourceVersion"]}}
 
 

@@ -96,6 +96,23 @@ def owned_within(fields: Mapping[str, Any], desired: Any) -> bool:
     return True
 
 
+def restrict_fields(fields: Mapping[str, Any], desired: Any) -> dict[str, Any]:
+    """The part of a FieldsV1 set that names fields of `desired`: what an apply of `desired`
+    would own. A create's entry also holds the fields the API server defaulted
+    (`dnsPolicy`, a probe's `scheme`); owned by our apply entry they would make every later
+    pass look like it drops them (`owned_within`) and apply again."""
+    kept: dict[str, Any] = {}
+    for key, sub in fields.items():
+        if key == ".":
+            kept[key] = sub
+            continue
+        kind, _, rest = key.partition(":")
+        child = _child(kind, rest, desired)
+        if child is not _MISSING:
+            kept[key] = restrict_fields(sub, child) if sub else sub
+    return kept
+
+
 _MISSING: Any = object()
 
 

@@ -138,3 +138,46 @@ def test_a_list_item_without_kind_and_api_version_is_compared_by_its_fields() ->
     item = live()
     del item["apiVersion"], item["kind"]
     assert not apply_needed(MANIFEST, item)
+
+
+def test_restrict_fields_drops_defaults_a_create_owned() -> None:
+    """A create's entry owns what the API server defaulted; restricted to the manifest, the
+    adopted apply entry lets the next pass skip its no-op apply."""
+    from mlkube.reconcile.apply_needed import owned_within, restrict_fields
+
+    manifest = {
+        "metadata": {"labels": {"a": "1"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "server", "image": "x"}]}}},
+    }
+    created = {
+        "f:metadata": {"f:labels": {".": {}, "f:a": {}}},
+        "f:spec": {
+            "f:progressDeadlineSeconds": {},
+            "f:template": {
+                "f:spec": {
+                    "f:dnsPolicy": {},
+                    "f:containers": {
+                        'k:{"name":"server"}': {
+                            ".": {},
+                            "f:image": {},
+                            "f:name": {},
+                            "f:terminationMessagePath": {},
+                        }
+                    },
+                }
+            },
+        },
+    }
+    assert not owned_within(created, manifest)
+    kept = restrict_fields(created, manifest)
+    assert owned_within(kept, manifest)
+    assert kept == {
+        "f:metadata": {"f:labels": {".": {}, "f:a": {}}},
+        "f:spec": {
+            "f:template": {
+                "f:spec": {
+                    "f:containers": {'k:{"name":"server"}': {".": {}, "f:image": {}, "f:name": {}}}
+                }
+            }
+        },
+    }
