@@ -261,6 +261,10 @@ def start_operator(cluster: Cluster, kube: Any, extra_env: dict[str, str] | None
         "MLKUBE_POD_NETWORKS": "127.0.0.0/8",
         # The notifications outbox lives and goes with the dev cluster (docs/notifications.md).
         "MLKUBE_OUTBOX_PATH": str(cluster.workdir / "outbox.db"),
+        # glibc gives each thread that allocates its own malloc arena (up to 8 x cores): the
+        # Kopf/verify worker threads' freed memory stays split across them as RSS. Two arenas
+        # is the usual fix for threaded CPython (docs/benchmarks/operator-scale.md, "Memory").
+        "MALLOC_ARENA_MAX": "2",
         **(extra_env or {}),
     }
     argv = [sys.executable, "-m", "mlkube", "operator",

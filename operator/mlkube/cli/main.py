@@ -10,19 +10,28 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mlkube.cli import batch, dev, endpoint, env, events, model, operator_cmd, pipeline, serve
+from types import ModuleType
+
+from mlkube.cli import operator_cmd
 from mlkube.cli.errors import describe
 from mlkube.storage import StorageError
 
-GROUPS = (model, env, endpoint, batch, pipeline, events, serve, dev, operator_cmd)
+
+def _groups() -> tuple[ModuleType, ...]:
+    # Imported on use: the user-facing groups pull in every API model, view and builder
+    # (~800 modules, ~13 MiB RSS) that `mlkube operator` never needs (docs/benchmarks/
+    # operator-scale.md, "Memory").
+    from mlkube.cli import batch, dev, endpoint, env, events, model, pipeline, serve
+
+    return (model, env, endpoint, batch, pipeline, events, serve, dev, operator_cmd)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, operator_only: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlkube", description="Model management for any Kubernetes cluster."
     )
     groups = parser.add_subparsers(dest="group", required=True, metavar="<group>")
-    for group in GROUPS:
+    for group in (operator_cmd,) if operator_only else _groups():
         group.add_commands(groups)
     return parser
 
@@ -35,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mlkube_serving.drift.cli import profile_main
 
         return profile_main(argv[2:])
-    args = build_parser().parse_args(argv)
+    # The operator process (the chart's `mlkube operator`) parses only its own group.
+    args = build_parser(operator_only=argv[:1] == ["operator"]).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except StorageError as exc:
