@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-
 from types import ModuleType
 
 from mlkube.cli import operator_cmd
