@@ -27,7 +27,9 @@ _lock = threading.Lock()
 _entries: dict[tuple[str, ...], tuple[float, AbstractFileSystem]] = {}
 
 
-def cache_key(scheme: str, endpoint: str, timeout: float | None, env: Mapping[str, str]) -> tuple[str, ...]:
+def cache_key(
+    scheme: str, endpoint: str, timeout: float | None, env: Mapping[str, str]
+) -> tuple[str, ...]:
     """Scheme, endpoint, timeout and a sha256 over the credential variables' values."""
     digest = hashlib.sha256()
     for var in _KEY_VARS:
