@@ -122,7 +122,7 @@ class OperatorConfig:
     artifact_stores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     artifact_internal_networks: tuple[str, ...] = DEFAULT_INTERNAL_NETWORKS
     image_digests: tuple[tuple[str, str], ...] = ()  # (normalised image, sha256:…)
-    verify_workers: int = 2
+    verify_workers: int = 8
     batch_output_store: str | None = None
     batch_pod_annotations: tuple[tuple[str, str], ...] = ()
     artifact_store: str | None = None
@@ -233,7 +233,7 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         artifact_stores=parse_stores(env.get(ENV_ARTIFACT_STORES, "")),
         artifact_internal_networks=parse_networks(env.get(ENV_ARTIFACT_INTERNAL_NETWORKS)),
         image_digests=_image_digests(env.get(ENV_IMAGE_DIGESTS, "")),
-        verify_workers=_positive_int(env, ENV_VERIFY_WORKERS, 2, 1),
+        verify_workers=_positive_int(env, ENV_VERIFY_WORKERS, 8, 1),
         batch_output_store=parse_batch_store(text(ENV_BATCH_OUTPUT_STORE)),
         batch_pod_annotations=parse_labels(
             env.get(ENV_BATCH_POD_ANNOTATIONS, ""), ENV_BATCH_POD_ANNOTATIONS

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 from fsspec import AbstractFileSystem
 
 from mlkube.contract import ENV_PVC_ROOT, ENV_S3_ENDPOINT_URL, PVC_ROOT
+from mlkube.storage import shared_fs
 from mlkube.storage.errors import ArtifactLocationRefused, StorageError, UnsupportedScheme
 from mlkube.storage.policy import UNRESTRICTED, FetchPolicy
 
@@ -99,14 +100,24 @@ def check_location(location: Location, policy: FetchPolicy) -> None:
 
 
 def open_filesystem(
-    location: Location, env: Mapping[str, str] | None = None, policy: FetchPolicy = UNRESTRICTED
+    location: Location,
+    env: Mapping[str, str] | None = None,
+    policy: FetchPolicy = UNRESTRICTED,
+    *,
+    reuse: bool = False,
 ) -> AbstractFileSystem:
-    """A fresh (uncached) filesystem for the location's scheme, bounded by `policy`."""
+    """A filesystem for the location's scheme, bounded by `policy`: fresh (uncached), or with
+    `reuse` the s3/gs client shared per (store, credentials) for a bounded time (shared_fs)."""
     environ = os.environ if env is None else env
     if location.is_local:
         from fsspec.implementations.local import LocalFileSystem
 
         return LocalFileSystem(auto_mkdir=True)
+    if location.scheme in ("s3", "gs") and reuse:
+        timeout = policy.limits.timeout if location.scheme == "s3" else None
+        endpoint = environ.get(ENV_S3_ENDPOINT_URL, "") if location.scheme == "s3" else ""
+        key = shared_fs.cache_key(location.scheme, endpoint, timeout, environ)
+        return shared_fs.shared(key, lambda: open_filesystem(location, environ, policy))
     if location.scheme == "s3":
         return _open_s3(environ, policy.limits.timeout)
     if location.scheme == "gs":

@@ -168,7 +168,7 @@ def compute_digest(uri: str, policy: FetchPolicy = UNRESTRICTED) -> ArtifactFact
     check_location(location, policy)
     budget = Budget(policy.limits, uri)
     with translated_errors("read", uri, budget):
-        fs = open_filesystem(location, policy=policy)
+        fs = open_filesystem(location, policy=policy, reuse=True)  # one client for all Models
         hasher = ArtifactHasher()
         for entry in list_entries(location, fs, budget):
             budget.add_file()
