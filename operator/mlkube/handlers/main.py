@@ -65,6 +65,10 @@ def run(
     With `leader_election`, every replica serves the webhooks and the Lease holder reconciles
     (handlers/leadership.py); Kopf's own peering stays off either way."""
     configure_logging(os.environ.get("MLKUBE_LOG_LEVEL", "info").strip().lower() or "info")
+    if os.environ.get("MLKUBE_MEMORY_PROBE"):  # a debugging knob, off by default
+        from mlkube.handlers import memory_probe
+
+        memory_probe.install_from_env()
     kopf_args = {
         "clusterwide": not namespaces,
         "namespaces": namespaces or (),

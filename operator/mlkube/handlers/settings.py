@@ -17,11 +17,22 @@ from typing import Any, cast
 import kopf
 
 from mlkube.api.common import bound_message
-from mlkube.contract import GROUP
+from mlkube.contract import GROUP, LABEL_ENDPOINT, LABEL_MANAGED_BY, MANAGED_BY
 from mlkube.reconcile.essence import compact_essence
 
 # Per handler; a few handlers per object stay far below the annotations limit.
 PROGRESS_MESSAGE_LIMIT = 1024
+# The initial LIST of a watched kind comes in pages of this many objects: one response body of
+# every pod in the cluster, and its parsed form, is the operator's largest transient allocation.
+LIST_CHUNK = 500
+# Server-side label selectors of the built-in kinds we watch only for our own children: Kopf's
+# handler label filters run client-side, so without these every pod, Deployment and Job of the
+# cluster reaches the operator, is parsed and remembered (one Kopf memory per object).
+WATCH_SELECTORS: dict[tuple[str, ...], str] = {
+    ("v1", "pods"): f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_ENDPOINT}",
+    ("apps", "v1", "deployments"): f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_ENDPOINT}",
+    ("batch", "v1", "jobs"): f"{LABEL_MANAGED_BY}={MANAGED_BY}",
+}
 
 
 class CompactDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
@@ -53,6 +64,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     settings.watching.connect_timeout = 5
+    settings.watching.chunk_size = LIST_CHUNK
+    for selector, labels in WATCH_SELECTORS.items():
+        settings.watching.label_selectors[selector] = labels
     settings.networking.request_timeout = 10
     settings.posting.level = logging.WARNING
     # No handler needs a finalizer (an absent operator must never block a deletion). Kopf
