@@ -59,7 +59,8 @@ def show(label: str, data: dict[str, object]) -> None:
     assert isinstance(malloc, dict) and isinstance(pym, dict)
     print(f"{label}: rss {int(data['rss']) / mib:.1f} MiB"  # type: ignore[call-overload]
           f", traced {int(data.get('traced', 0)) / mib:.1f}"  # type: ignore[call-overload]
-          f", malloc in use {malloc.get('in_use', 0) / mib:.1f} free {malloc.get('free_kept', 0) / mib:.1f}"
+          f", malloc in use {malloc.get('in_use', 0) / mib:.1f}"
+          f" free {malloc.get('free_kept', 0) / mib:.1f}"
           f" mmapped {malloc.get('mmapped', 0) / mib:.1f}"
           f", pymalloc {pym.get('total', 0) / mib:.1f} in use {pym.get('in_use', 0) / mib:.1f}"
           f", kopf memories {data.get('kopf_memories')}, threads {data.get('threads')}"
@@ -109,7 +110,8 @@ def diff(old: Path, new: Path, per: float, group: str, top: int) -> None:
     for s in stats[:top]:
         where = s.traceback.format()[-1].strip() if group != "traceback" else "\n    ".join(
             line.strip() for line in s.traceback.format(most_recent_first=True))  # fmt: skip
-        print(f"{s.size_diff / per / 1024:8.1f} KiB/unit {s.count_diff / per:8.1f} blocks/unit  {where}")
+        size, count = s.size_diff / per / 1024, s.count_diff / per
+        print(f"{size:8.1f} KiB/unit {count:8.1f} blocks/unit  {where}")
 
 
 def main() -> int:

@@ -29,12 +29,11 @@ ENV: Final = "MLKUBE_MEMORY_PROBE"
 TOP: Final = 60
 
 
+_MALLINFO2_FIELDS = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+
+
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-                     "uordblks", "fordblks", "keepcost")  # fmt: skip
-    ]
+    _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2_FIELDS.split()]
 
 
 def malloc_info() -> dict[str, int]:
@@ -91,7 +90,8 @@ def report(snapshot_path: str | None = None) -> dict[str, Any]:
     try:
         tasks = collections.Counter(
             (t.get_name().split(" ")[0] + " " + t.get_name().split(" ")[1])
-            if t.get_name().startswith("mlkube ") else t.get_coro().__qualname__  # type: ignore[union-attr]
+            if t.get_name().startswith("mlkube ")
+            else t.get_coro().__qualname__  # type: ignore[union-attr]
             for t in asyncio.all_tasks(asyncio.get_running_loop())
         )
     except (RuntimeError, IndexError):

@@ -24,9 +24,11 @@ from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.metrics import reconciling
 from mlkube.k8s import ApiError
+from mlkube.storage import shared_fs
 
 Tick = Callable[[], float | None]
 ERROR_DELAY: Final = 10.0  # after an unexpected error in a tick
+HOUSEKEEPING_SECONDS: Final = 30.0
 log = logging.getLogger(__name__)
 
 
@@ -139,6 +141,17 @@ def post_events(subject: Mapping[str, Any] | None, events: Iterable[tuple[str, s
     body = kopf.Body(cast(kopf.RawBody, dict(subject)))
     for type_, reason, message in events:
         kopf.event(body, type=type_, reason=reason, message=message)
+
+
+def housekeeping_tick() -> float:
+    """Process-wide upkeep: object-store clients idle since the last verifications go."""
+    shared_fs.expire()
+    return HOUSEKEEPING_SECONDS
+
+
+@kopf.on.startup()
+async def start_housekeeping(logger: logging.Logger | Any, **_: Any) -> None:
+    LOOPS.ensure("operator", "housekeeping", housekeeping_tick, HOUSEKEEPING_SECONDS, logger)
 
 
 @kopf.on.cleanup()

@@ -9,6 +9,7 @@ and an oversized annotation would fail every patch of the object.
 
 from __future__ import annotations
 
+import asyncio.sslproto
 import logging
 import os
 from collections.abc import Iterable
@@ -28,11 +29,17 @@ LIST_CHUNK = 500
 # Server-side label selectors of the built-in kinds we watch only for our own children: Kopf's
 # handler label filters run client-side, so without these every pod, Deployment and Job of the
 # cluster reaches the operator, is parsed and remembered (one Kopf memory per object).
-WATCH_SELECTORS: dict[tuple[str, ...], str] = {
+WATCH_SELECTORS: dict[tuple[str, str] | tuple[str, str, str], str] = {
     ("v1", "pods"): f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_ENDPOINT}",
     ("apps", "v1", "deployments"): f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_ENDPOINT}",
     ("batch", "v1", "jobs"): f"{LABEL_MANAGED_BY}={MANAGED_BY}",
 }
+
+# asyncio gives every TLS connection a 256 KiB read buffer, allocated and zeroed (so resident)
+# for the connection's life: Kopf's client opens one connection per concurrent request (its pool
+# is unbounded) and the API server one per concurrent admission call, dozens during a burst
+# (docs/benchmarks/operator-scale.md, "Memory"). 64 KiB holds any watch line or response chunk.
+SSL_READ_BUFFER = 64 * 1024
 
 
 class CompactDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
@@ -61,6 +68,7 @@ class BoundedProgressStorage(kopf.AnnotationsProgressStorage):
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    asyncio.sslproto.SSLProtocol.max_size = SSL_READ_BUFFER
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     settings.watching.connect_timeout = 5

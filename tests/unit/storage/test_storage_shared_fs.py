@@ -75,3 +75,15 @@ def test_open_filesystem_reuses_s3_only_when_asked() -> None:
     assert open_filesystem(location, env) is not shared_one
     rotated = {**env, "AWS_ACCESS_KEY_ID": "k2"}
     assert open_filesystem(location, rotated, reuse=True) is not shared_one
+
+
+def test_an_idle_client_is_dropped_and_a_used_one_kept() -> None:
+    built: list[AbstractFileSystem] = []
+    busy = shared_fs.cache_key("s3", "busy", None, {})
+    idle = shared_fs.cache_key("s3", "idle", None, {})
+    shared_fs.shared(busy, builder(built), now=lambda: 0.0)
+    shared_fs.shared(idle, builder(built), now=lambda: 0.0)
+    shared_fs.shared(busy, builder(built), now=lambda: shared_fs.IDLE_SECONDS - 1)
+    assert shared_fs.expire(now=lambda: shared_fs.IDLE_SECONDS + 1) == 1
+    assert busy in shared_fs._entries and idle not in shared_fs._entries
+    assert shared_fs.expire(now=lambda: 2 * shared_fs.IDLE_SECONDS) == 0
