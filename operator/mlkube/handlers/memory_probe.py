@@ -50,7 +50,8 @@ def malloc_info() -> dict[str, int]:
 
 def pymalloc_info() -> dict[str, int]:
     """CPython's small-object allocator (sys._debugmallocstats, on fd 2): its arenas are
-    freed only when wholly empty, so allocated vs in-use blocks is its fragmentation."""
+    freed only when wholly empty, so allocated vs in-use blocks is its fragmentation. Empty
+    while tracemalloc runs (CPython reports pymalloc only when it is the allocator)."""
     with tempfile.TemporaryFile(mode="w+") as tmp:
         sys.stderr.flush()
         saved = os.dup(2)
