@@ -67,13 +67,13 @@ def show(label: str, data: dict[str, object]) -> None:
           f", tasks {sum(dict(data.get('tasks') or {}).values())}")  # type: ignore[call-overload]  # fmt: skip
 
 
-def profile(n: int, out: Path, trace: int, settle: float) -> None:
+def profile(n: int, out: Path, trace: int, settle: float, extra_env: dict[str, str]) -> None:
     cluster = bringup.start_cluster(out / f"cluster-{n}", n)
     try:
         kube = bringup.kube_for(cluster.kubeconfig, 16)
         bringup.prepare_namespace(kube, run.NS)
         env, uri, _ = bringup.store_and_artifact(cluster, kube, run.NS)
-        probe_env = {"MLKUBE_MEMORY_PROBE": str(out / f"n{n}-converged")}
+        probe_env = {"MLKUBE_MEMORY_PROBE": str(out / f"n{n}-converged"), **extra_env}
         if trace:
             probe_env["PYTHONTRACEMALLOC"] = str(trace)
         operator = bringup.Operator(cluster, kube, {**env, **probe_env})
@@ -120,6 +120,7 @@ def main() -> int:
     parser.add_argument("--trace", type=int, default=1, help="tracemalloc frames (0: off)")
     parser.add_argument("--settle", type=float, default=15.0, help="s of quiet before a dump")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--env", action="append", default=[], help="K=V for the operator")
     parser.add_argument("--diff", nargs=2, type=Path)
     parser.add_argument("--per", type=float, default=1.0)
     parser.add_argument("--group", default="lineno")
@@ -131,7 +132,8 @@ def main() -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="memprofile-"))
     out.mkdir(parents=True, exist_ok=True)
     for n in (int(v) for v in args.n.split(",")):
-        profile(n, out, args.trace, args.settle)
+        extra = dict(v.split("=", 1) for v in args.env)
+        profile(n, out, args.trace, args.settle, extra)
     print(f"reports and snapshots: {out}", file=sys.stderr)
     return 0
 
