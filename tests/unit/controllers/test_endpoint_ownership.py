@@ -12,8 +12,8 @@ from mlkube.builders.names import EndpointRef, deployment_name, keys_secret_name
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION
 from mlkube.controllers import endpoint as controller
-from mlkube.controllers.kube import ApiError
 from mlkube.controllers.endpoint_ownership import write_children
+from mlkube.controllers.kube import ApiError
 from mlkube.reconcile.apply_needed import MANIFEST_DIGEST, with_manifest_digest
 from support.cluster_objects import NOW, NS, endpoint_obj
 from support.fake_kube import FakeKube, Key
@@ -311,7 +311,9 @@ class ManagedFieldsKube(FakeKube):
 
         def owned(stored: dict[str, Any]) -> None:
             entries = stored["metadata"].get("managedFields") or []
-            rest = [e for e in entries if (e["manager"], e["operation"]) != (field_manager, "Apply")]
+            rest = [
+                e for e in entries if (e["manager"], e["operation"]) != (field_manager, "Apply")
+            ]
             entry = {"manager": field_manager, "operation": "Apply", "fieldsV1": fields_of(obj)}
             stored["metadata"]["managedFields"] = [*rest, entry]
 
