@@ -20,7 +20,7 @@ import contextlib
 import datetime
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any, Final, cast
 
 import kopf
@@ -39,6 +39,7 @@ from mlkube.contract import (
     VERSION,
 )
 from mlkube.controllers import endpoint as sync
+from mlkube.controllers.endpoint_users import USERS, used_models
 from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.kube import get_live
 from mlkube.controllers.locks import KeyedLocks
@@ -188,6 +189,7 @@ async def endpoint_lifecycle(
 ) -> None:  # fmt: skip
     """Run the resync loop while the endpoint lives; release its Models once it is gone."""
     namespace = namespace or "default"
+    USERS.observe(KIND_ONLINE_ENDPOINT, namespace, name, None if type == "DELETED" else body)
     if type != "DELETED" and not body.metadata.get("deletionTimestamp"):
         tick = functools.partial(resync_tick, namespace, name, uid, logger)
         LOOPS.ensure(uid, "resync", tick, spread(uid, operator_config().resync_seconds), logger)
@@ -195,14 +197,17 @@ async def endpoint_lifecycle(
     LOOPS.stop(uid)
     record_blocked(namespace, name, frozenset())
     if type == "DELETED":
-        await asyncio.to_thread(release_endpoint, namespace, name, uid, logger)
+        models = used_models(body) | sync.status_models(body.get("status"))
+        await asyncio.to_thread(release_endpoint, namespace, name, uid, logger, models)
 
 
-def release_endpoint(namespace: str, name: str, uid: str, logger: kopf.Logger) -> None:
-    """Delete the children and make the Models forget the endpoint (after the fact)."""
+def release_endpoint(
+    namespace: str, name: str, uid: str, logger: kopf.Logger, models: Collection[str] = ()
+) -> None:
+    """Delete the children and make the Models it used forget the endpoint (after the fact)."""
     try:
         with endpoint_lock(namespace, name):
-            sync.release(kube(), namespace, name, uid)
+            sync.release(kube(), namespace, name, uid, models)
     except (ApiError, ControllerError) as err:
         # The Models' own repair loop (mlkube.handlers.model) catches up; GC takes the children.
         logger.warning(f"releasing Models after deletion failed: {err}")
