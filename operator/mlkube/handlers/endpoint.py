@@ -260,13 +260,15 @@ _POD_PROBLEMS: Final[dict[str, str]] = {}
 @kopf.on.event(
     "", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_ENDPOINT: kopf.PRESENT}
 )
-def child_pod_changed(
+async def child_pod_changed(
     type: str, body: kopf.Body, meta: kopf.Meta, namespace: str | None, uid: str,
     logger: kopf.Logger, **_: Any,
 ) -> None:  # fmt: skip
     """A serving or router pod fails (an initializer refusing an artifact, an image that cannot
     be pulled, a crash loop): show why on the endpoint now, not at the rollout deadline.
-    Recovery needs no pod event: the Deployment turning available refreshes the status."""
+    Recovery needs no pod event: the Deployment turning available refreshes the status.
+    Asynchronous: almost every pod event changes no problem and must not cost a thread hop
+    (3 pods per endpoint, several events each)."""
     problem = pod_problem(body) if type != "DELETED" else None
     text = problem.message if problem else ""
     if _POD_PROBLEMS.get(uid, "") == text:
@@ -279,10 +281,13 @@ def child_pod_changed(
     if namespace is None or not label:
         return
     try:
-        endpoint = sync.endpoint_for_label(kube(), namespace, label)
-        if endpoint is None:
-            return
-        refresh(namespace, endpoint)
+        await asyncio.to_thread(refresh_labelled, namespace, label)
     except (ApiError, ControllerError, kopf.TemporaryError) as err:
         _POD_PROBLEMS.pop(uid, None)  # try again on the next event
         logger.warning(f"OnlineEndpoint {label}: reacting to a pod change failed: {err}")
+
+
+def refresh_labelled(namespace: str, label: str) -> None:
+    endpoint = sync.endpoint_for_label(kube(), namespace, label)
+    if endpoint is not None:
+        refresh(namespace, endpoint)
