@@ -1,6 +1,7 @@
 """On the real control plane: endpoints never collide on child names, never adopt, modify or
-delete a user's object (NameConflict instead), and the managed fields of what they create
-belong to the operator's apply, so a field dropped from the spec leaves the child."""
+delete a user's object (NameConflict instead), and what they create is one POST, never
+rewritten while its manifest stays the same (test_endpoint_child_writes.py: a field the
+manifest drops later still leaves the child)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from kopf.testing import KopfRunner
 from mlkube.builders.names import deployment_name, keys_secret_name
 from mlkube.contract import API_VERSION, FIELD_MANAGER
 from mlkube.k8s import Kube
+from mlkube.reconcile.apply_needed import MANIFEST_DIGEST
 from support.endpoints import (
     blue_green_spec,
     condition,
@@ -79,12 +81,14 @@ def test_user_objects_are_never_adopted_and_a_taken_name_is_a_name_conflict(
     assert fingerprint(secret) == before[0]
     ours = kube.get("v1", "Secret", keys_secret_name(EP), namespace)
     assert ours is not None and ours["metadata"]["ownerReferences"][0]["name"] == EP
-    # What the operator created is owned by its apply, not by the create (Update) request.
+    # What the operator created is its create's (one POST, no field handover since: the
+    # manifest it was created from, its digest live, has not changed).
     blue = kube.get("apps/v1", "Deployment", deployment_name(EP, "blue"), namespace)
     assert blue is not None
     entries = {(m["manager"], m["operation"]) for m in blue["metadata"]["managedFields"]
                if m["manager"] == FIELD_MANAGER and not m.get("subresource")}  # fmt: skip
-    assert entries == {(FIELD_MANAGER, "Apply")}
+    assert entries == {(FIELD_MANAGER, "Update")}
+    assert blue["metadata"]["annotations"][MANIFEST_DIGEST]
 
     # Deleting the endpoint deletes its children, never the user's Secret.
     kube.delete(API_VERSION, "OnlineEndpoint", EP, namespace)

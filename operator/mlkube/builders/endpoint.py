@@ -2,7 +2,9 @@
 
 `build_endpoint_children` is the whole desired state: the handler server-side applies each
 object and deletes labelled children that are not in the list (a removed deployment). The
-same function computes what integration tests expect to find in the cluster.
+same function computes what integration tests expect to find in the cluster. Each child
+carries the digest of its own manifest (`reconcile.apply_needed.MANIFEST_DIGEST`): it tells a
+child created by one POST and never changed since from one whose manifest changed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from mlkube.builders.environment_use import EnvironmentUse
 from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.names import EndpointRef, service_host, service_name
 from mlkube.builders.operator_config import OperatorConfig
+from mlkube.reconcile.apply_needed import with_manifest_digest
 
 # Kinds an endpoint may own, in apply order (config and Secrets before the pods that mount them).
 CHILD_KINDS: Final = (
@@ -74,7 +77,8 @@ def build_endpoint_children(
     if monitoring:
         children.extend(build_monitoring_children(owner, spec, config))
     order = {kind: index for index, kind in enumerate(CHILD_KINDS)}
-    return sorted(children, key=lambda obj: order[(obj["apiVersion"], obj["kind"])])
+    ordered = sorted(children, key=lambda obj: order[(obj["apiVersion"], obj["kind"])])
+    return [with_manifest_digest(child) for child in ordered]
 
 
 def endpoint_url(

@@ -12,6 +12,7 @@ the job names keep a scheduled time from firing twice.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -104,8 +105,13 @@ def write_status(kube: Kube, obj: dict[str, Any], desired: dict[str, Any]) -> No
         )
 
 
-def release(kube: Kube, namespace: str) -> None:
+def release(kube: Kube, namespace: str, models: Collection[str] | None = None) -> None:
     """A BatchEndpoint is gone: the Models forget it (recomputed from the live endpoints, so a
-    same-named successor keeps its references). Its scheduled BatchJobs are owned by it: the
-    garbage collector deletes them. Idempotent; no finalizer needed."""
-    repair_deployed_by(kube, namespace)
+    same-named successor keeps its references): the `models` it used, else every Model of the
+    namespace. Its scheduled BatchJobs are owned by it: the garbage collector deletes them.
+    Idempotent; no finalizer needed."""
+    if models is None:
+        repair_deployed_by(kube, namespace)
+        return
+    for model in sorted(models):
+        repair_deployed_by(kube, namespace, model)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -299,7 +299,9 @@ def endpoints_waiting_for(kube: Kube, namespace: str, model: str) -> list[str]:
     return waiting
 
 
-def release(kube: Kube, namespace: str, name: str, uid: str) -> None:
+def release(
+    kube: Kube, namespace: str, name: str, uid: str, models: Collection[str] | None = None
+) -> None:
     """The endpoint `uid` is gone: delete its children, make the Models forget it.
 
     No finalizer holds the endpoint (an absent operator must never block a namespace's
@@ -307,7 +309,12 @@ def release(kube: Kube, namespace: str, name: str, uid: str) -> None:
     garbage collector remove the children anyway, but only once it has discovered the
     OnlineEndpoint kind (up to 30 s after the CRD appears); deleting them here is prompt.
     `deployedBy` is recomputed from the live endpoints, so a same-named successor keeps its
-    references. Idempotent.
+    references: of the `models` it used (its last spec and status), else of every Model in
+    the namespace (deleting N endpoints at once then costs N² decoded objects). Idempotent.
     """
     prune(kube, EndpointRef(name=name, namespace=namespace, uid=uid), set())
-    repair_deployed_by(kube, namespace)
+    if models is None:
+        repair_deployed_by(kube, namespace)
+        return
+    for model in sorted(models):
+        repair_deployed_by(kube, namespace, model)

@@ -16,12 +16,13 @@ stale once it is back.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from mlkube.builders.endpoint_status import Blocker
 from mlkube.builders.model_facts import ModelFacts, ModelProblem, read_model
 from mlkube.contract import API_VERSION, KIND_BATCH_ENDPOINT, KIND_MODEL, KIND_ONLINE_ENDPOINT
+from mlkube.controllers.endpoint_users import USERS, UsersIndex, ordered, used_models
 from mlkube.controllers.errors import EndpointSyncError
 from mlkube.controllers.fresh_reads import FreshReads
 from mlkube.controllers.kube import ApiError, Kube
@@ -31,6 +32,9 @@ from mlkube.reconcile.endpoint_changes import endpoint_reference, with_reference
 
 # The kinds whose deployments[].model name Models (and are listed in `deployedBy`).
 ENDPOINT_KINDS: Final = (KIND_ONLINE_ENDPOINT, KIND_BATCH_ENDPOINT)
+# One Model's check GETs each endpoint it may be used by; beyond this many, one LIST of the
+# namespace's endpoints is cheaper.
+GET_AT_MOST: Final = 20
 
 
 def read_models(
@@ -141,23 +145,28 @@ def repaired_references(
     return None if new == current else new
 
 
-def repair_deployed_by(kube: Kube, namespace: str, model: str | None = None) -> list[str]:
+def repair_deployed_by(
+    kube: Kube, namespace: str, model: str | None = None, index: UsersIndex = USERS
+) -> list[str]:
     """Make `deployedBy` of one Model (or of every Model in the namespace) list exactly the live
     endpoints that use it; returns the Models changed.
 
     The Models are read before the endpoints, and written with their resourceVersion: a
     reference an endpoint added after our read makes the write conflict (then the Model and
     the endpoints are read again) instead of being lost, and one added before the read comes
-    from an endpoint that the later LIST still sees unless it is gone.
+    from an endpoint that the later reads still see unless it is gone. One Model's check
+    reads only the endpoints it names and those `index` (the watches) says use it
+    (endpoint_users.py); every Model's check shares LISTs of the namespace's endpoints.
     """
     read_at = time.monotonic()
     models = kube.list(API_VERSION, KIND_MODEL, namespace) if model is None else []
-    changed, conflicted = _repair(kube, namespace, models, read_at)
+    changed, conflicted = _repair(kube, namespace, models, _listed_users(kube, namespace, read_at))
     for name in [model] if model is not None else conflicted:
         for _ in range(CONFLICT_RETRIES):
             read_at = time.monotonic()
             one = kube.get(API_VERSION, KIND_MODEL, name, namespace)
-            done, again = _repair(kube, namespace, [one] if one is not None else [], read_at)
+            users = _named_users(kube, namespace, index, read_at)
+            done, again = _repair(kube, namespace, [one] if one is not None else [], users)
             changed += done
             if not again:
                 break
@@ -166,20 +175,57 @@ def repair_deployed_by(kube: Kube, namespace: str, model: str | None = None) -> 
     return changed
 
 
+UsersOf = Callable[[dict[str, Any]], list[dict[str, str]]]
+
+
+def _listed_users(kube: Kube, namespace: str, read_at: float) -> UsersOf:
+    """Users of a Model from LISTs of the namespace's endpoints made after `read_at`."""
+
+    def users_of(obj: dict[str, Any]) -> list[dict[str, str]]:
+        users = all_endpoint_users(kube, namespace, read_after=read_at)
+        return users.get(str(obj["metadata"]["name"]), [])
+
+    return users_of
+
+
+def _named_users(kube: Kube, namespace: str, index: UsersIndex, read_at: float) -> UsersOf:
+    """Users of a Model from GETs of the endpoints that may use it: those its status names
+    and those the watches last saw naming it (a LIST when there are many)."""
+
+    def users_of(obj: dict[str, Any]) -> list[dict[str, str]]:
+        name = str(obj["metadata"]["name"])
+        status = obj.get("status") or {}
+        named = [(str(r.get("kind")), str(r.get("name"))) for r in status.get("deployedBy") or []]
+        named += [
+            (str(e.get("kind")), str(e.get("endpoint"))) for e in status.get("environments") or []
+        ]
+        candidates = ordered(
+            [c for c in named if c[0] in ENDPOINT_KINDS] + index.users(namespace, name),
+            ENDPOINT_KINDS,
+        )
+        if len(candidates) > GET_AT_MOST:
+            return _listed_users(kube, namespace, read_at)(obj)
+        return [
+            endpoint_reference(endpoint, namespace, kind)
+            for kind, endpoint in candidates
+            if name in used_models(kube.get(API_VERSION, kind, endpoint, namespace))
+        ]
+
+    return users_of
+
+
 def _repair(
-    kube: Kube, namespace: str, models: list[dict[str, Any]], read_at: float
+    kube: Kube, namespace: str, models: list[dict[str, Any]], users_of: UsersOf
 ) -> tuple[list[str], list[str]]:
-    """(Models written, Models that changed since they were read at `read_at`)."""
-    if not models:
-        return [], []
-    users = all_endpoint_users(kube, namespace, read_after=read_at)
+    """(Models written, Models that changed since they were read)."""
     changed, conflicted = [], []
     for obj in models:
         name = str(obj["metadata"]["name"])
         refs = (obj.get("status") or {}).get("deployedBy") or []
-        new = repaired_references(refs, users.get(name, []))
+        users = users_of(obj)
+        new = repaired_references(refs, users)
         # Environment entries of endpoints that no longer use the Model go with their reference.
-        envs = only_users((obj.get("status") or {}).get("environments") or [], users.get(name, []))
+        envs = only_users((obj.get("status") or {}).get("environments") or [], users)
         if new is None and envs is None:
             continue
         status: dict[str, Any] = {"deployedBy": refs if new is None else new}

@@ -7,6 +7,11 @@ owner reference with its uid) is applied with its uid as a precondition, and any
 a NameConflict: nothing of the endpoint is written. Create-only children (the API keys
 Secret) are never written again once they exist: their content belongs to whoever rotates
 them.
+
+A create is that one POST: the Update entry it leaves in `managedFields` stays until the
+child's manifest really changes (`reconcile/apply_needed.py` tells a create-then-idle child
+from a changed one by the manifest digest each child carries); only then is it handed over
+to our apply entry, right before the apply that needs it (issue 15: one write per new child).
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ from mlkube.builders.endpoint_status import Blocker
 from mlkube.builders.names import EndpointRef
 from mlkube.contract import FIELD_MANAGER
 from mlkube.controllers.kube import ApiError, Kube
-from mlkube.reconcile.apply_needed import apply_needed, restrict_fields
+from mlkube.reconcile.apply_needed import apply_needed, hand_over_first
 
 NAME_CONFLICT: Final = "NameConflict"
-ADOPT_ATTEMPTS: Final = 5
+HAND_OVER_ATTEMPTS: Final = 5
 
 
 def controller_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -76,7 +81,7 @@ def write_children(
         key = child_key(child)
         current = live[key]
         if current is None:
-            problem = create_child(kube, owner, child, adopt=key not in create_only)
+            problem = create_child(kube, owner, child)
             if problem:
                 return [conflict_blocker([problem])]
         elif key not in create_only:
@@ -84,16 +89,14 @@ def write_children(
     return []
 
 
-def create_child(
-    kube: Kube, owner: EndpointRef, child: dict[str, Any], adopt: bool = True
-) -> str | None:
+def create_child(kube: Kube, owner: EndpointRef, child: dict[str, Any]) -> str | None:
     """POST the child; a conflict message when the name was taken since we looked.
 
-    `adopt`: hand the create's fields to our apply manager. Not for create-only children,
-    which are never applied (and the keys Secret is then never patched: no Secret patch right).
-    """
+    One write: the create's field ownership (our manager, operation Update) is left as it is
+    until a changed manifest needs it handed over (`apply_child`); create-only children (the
+    keys Secret: no Secret patch right) never need it."""
     try:
-        created = kube.create(child, field_manager=FIELD_MANAGER)
+        kube.create(child, field_manager=FIELD_MANAGER)
     except ApiError as err:
         if err.status != 409:
             raise
@@ -102,55 +105,56 @@ def create_child(
         if taken is None or is_ours(taken, owner):
             return None  # gone again, or our own concurrent pass: the next pass applies it
         return f"{kind} {name} already exists and {holder(taken)}"
-    if adopt:
-        adopt_fields(kube, created, child)
     return None
 
 
 def apply_child(kube: Kube, child: dict[str, Any], current: Mapping[str, Any]) -> None:
     """Server-side apply over our own object only: its uid is a precondition (409/422 if the
     name now holds another object, and the pass is retried). Skipped when the live object
-    already is what the apply would make it (reconcile/apply_needed.py)."""
+    already is what the apply would make it (reconcile/apply_needed.py); a create's field
+    ownership that may hold fields the manifest dropped is handed over first."""
     meta = {**child["metadata"], "uid": current["metadata"]["uid"]}
     body = {**child, "metadata": meta}
-    if apply_needed(body, current):  # an idle pass (resync, restart) writes nothing
-        adopt_fields(kube, kube.apply(body))
+    if not apply_needed(body, current):  # an idle pass (resync, restart) writes nothing
+        return
+    if hand_over_first(body, current):
+        hand_over(kube, current)
+    kube.apply(body)
 
 
-def adopt_fields(
-    kube: Kube, obj: Mapping[str, Any] | None, manifest: Mapping[str, Any] | None = None
-) -> None:
+def hand_over(kube: Kube, obj: Mapping[str, Any]) -> None:
     """Turn the create's field ownership (our manager, operation Update) into our apply's.
 
     Fields owned only by an Update entry survive an apply that drops them, so a field removed
-    from the spec would linger on the child forever. The rewrite is guarded by
-    resourceVersion (a new Deployment's status moves under us: read again and retry); if it
-    keeps conflicting, the next pass's apply hands it over.
+    from the manifest would linger on the child forever. The entry goes whole (the manifest
+    it was created from is gone; the server's defaults it also holds are dropped by the apply
+    and defaulted again). The rewrite is guarded by resourceVersion (a Deployment's status
+    moves under us: read again and retry); if it keeps conflicting, the 409 fails the pass,
+    which is retried: applying without it would record the new digest and hide the drop.
     """
-    for _ in range(ADOPT_ATTEMPTS):
-        patch = managed_fields_patch(obj, manifest) if obj is not None else None
-        if patch is None or obj is None:
-            return
-        api_version, kind, name = child_key(obj)
-        namespace = obj["metadata"].get("namespace")
+    api_version, kind, name = child_key(obj)
+    namespace = obj["metadata"].get("namespace")
+    uid = obj["metadata"].get("uid")
+    current: Mapping[str, Any] | None = obj
+    for attempt in range(HAND_OVER_ATTEMPTS):
+        if current is None or current["metadata"].get("uid") != uid:
+            return  # gone or replaced: the uid-guarded apply fails and the pass is retried
+        patch = managed_fields_patch(current)
+        if patch is None:
+            return  # nothing left to hand over
         try:
             kube.patch(api_version, kind, name, patch, namespace)
             return
         except ApiError as err:
             if err.status == 404:
                 return
-            if err.status != 409:
+            if err.status != 409 or attempt == HAND_OVER_ATTEMPTS - 1:
                 raise
-        obj = kube.get(api_version, kind, name, namespace)
+        current = kube.get(api_version, kind, name, namespace)
 
 
-def managed_fields_patch(
-    obj: Mapping[str, Any], manifest: Mapping[str, Any] | None = None
-) -> dict[str, Any] | None:
-    """The merge patch moving our Update entry's fields into our Apply entry (None: nothing);
-    with the `manifest` a create just sent, the entry keeps only its fields (as an apply of it
-    would), not the defaults the create's entry also holds. (After an apply, the union stays
-    whole: a field only the old Update entry owns must go with the next apply.)"""
+def managed_fields_patch(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The merge patch moving our Update entries' fields into our Apply entry (None: nothing)."""
     meta = obj.get("metadata") or {}
     managed = [dict(m) for m in meta.get("managedFields") or []]
     created = [m for m in managed if _ours(m, "Update")]
@@ -164,8 +168,6 @@ def managed_fields_patch(
         applied = rest[-1]
     for entry in created:
         applied["fieldsV1"] = _union(applied.get("fieldsV1") or {}, entry.get("fieldsV1") or {})
-    if manifest is not None:
-        applied["fieldsV1"] = restrict_fields(applied["fieldsV1"], manifest)
     return {"metadata": {"managedFields": rest, "resourceVersion": meta["resourceVersion"]}}
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
+from collections.abc import Collection
 from typing import Any, Final
 
 import kopf
@@ -28,6 +29,7 @@ from mlkube.contract import (
     VERSION,
 )
 from mlkube.controllers import batch_endpoint as controller
+from mlkube.controllers.endpoint_users import USERS, used_models
 from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.clients import kube
@@ -65,12 +67,13 @@ async def batch_endpoint_lifecycle(
     logger: kopf.Logger, **_: Any,
 ) -> None:  # fmt: skip
     namespace = namespace or "default"
+    USERS.observe(KIND_BATCH_ENDPOINT, namespace, name, None if type == "DELETED" else body)
     if type == "DELETED" or body.metadata.get("deletionTimestamp"):
         LOOPS.stop(uid)
         _GENERATIONS.pop(uid, None)
         _USERS.pop(uid, None)
         if type == "DELETED":
-            await asyncio.to_thread(release, namespace, logger)
+            await asyncio.to_thread(release, namespace, logger, used_models(body))
         return
     deployments = (body.get("spec") or {}).get("deployments") or []
     models = frozenset(str(d.get("model")) for d in deployments if isinstance(d, dict))
@@ -81,9 +84,9 @@ async def batch_endpoint_lifecycle(
         kick(namespace, name, uid, logger)
 
 
-def release(namespace: str, logger: kopf.Logger) -> None:
+def release(namespace: str, logger: kopf.Logger, models: Collection[str] = ()) -> None:
     try:
-        controller.release(kube(), namespace)
+        controller.release(kube(), namespace, models)
     except (ApiError, ControllerError) as err:
         logger.warning(f"releasing Models after deletion failed: {err}")
 

@@ -20,7 +20,7 @@ import contextlib
 import datetime
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any, Final, cast
 
 import kopf
@@ -39,6 +39,7 @@ from mlkube.contract import (
     VERSION,
 )
 from mlkube.controllers import endpoint as sync
+from mlkube.controllers.endpoint_users import USERS, used_models
 from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.kube import get_live
 from mlkube.controllers.locks import KeyedLocks
@@ -188,6 +189,7 @@ async def endpoint_lifecycle(
 ) -> None:  # fmt: skip
     """Run the resync loop while the endpoint lives; release its Models once it is gone."""
     namespace = namespace or "default"
+    USERS.observe(KIND_ONLINE_ENDPOINT, namespace, name, None if type == "DELETED" else body)
     if type != "DELETED" and not body.metadata.get("deletionTimestamp"):
         tick = functools.partial(resync_tick, namespace, name, uid, logger)
         LOOPS.ensure(uid, "resync", tick, spread(uid, operator_config().resync_seconds), logger)
@@ -195,14 +197,17 @@ async def endpoint_lifecycle(
     LOOPS.stop(uid)
     record_blocked(namespace, name, frozenset())
     if type == "DELETED":
-        await asyncio.to_thread(release_endpoint, namespace, name, uid, logger)
+        models = used_models(body) | sync.status_models(body.get("status"))
+        await asyncio.to_thread(release_endpoint, namespace, name, uid, logger, models)
 
 
-def release_endpoint(namespace: str, name: str, uid: str, logger: kopf.Logger) -> None:
-    """Delete the children and make the Models forget the endpoint (after the fact)."""
+def release_endpoint(
+    namespace: str, name: str, uid: str, logger: kopf.Logger, models: Collection[str] = ()
+) -> None:
+    """Delete the children and make the Models it used forget the endpoint (after the fact)."""
     try:
         with endpoint_lock(namespace, name):
-            sync.release(kube(), namespace, name, uid)
+            sync.release(kube(), namespace, name, uid, models)
     except (ApiError, ControllerError) as err:
         # The Models' own repair loop (mlkube.handlers.model) catches up; GC takes the children.
         logger.warning(f"releasing Models after deletion failed: {err}")
@@ -255,13 +260,15 @@ _POD_PROBLEMS: Final[dict[str, str]] = {}
 @kopf.on.event(
     "", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_ENDPOINT: kopf.PRESENT}
 )
-def child_pod_changed(
+async def child_pod_changed(
     type: str, body: kopf.Body, meta: kopf.Meta, namespace: str | None, uid: str,
     logger: kopf.Logger, **_: Any,
 ) -> None:  # fmt: skip
     """A serving or router pod fails (an initializer refusing an artifact, an image that cannot
     be pulled, a crash loop): show why on the endpoint now, not at the rollout deadline.
-    Recovery needs no pod event: the Deployment turning available refreshes the status."""
+    Recovery needs no pod event: the Deployment turning available refreshes the status.
+    Asynchronous: almost every pod event changes no problem and must not cost a thread hop
+    (3 pods per endpoint, several events each)."""
     problem = pod_problem(body) if type != "DELETED" else None
     text = problem.message if problem else ""
     if _POD_PROBLEMS.get(uid, "") == text:
@@ -274,10 +281,13 @@ def child_pod_changed(
     if namespace is None or not label:
         return
     try:
-        endpoint = sync.endpoint_for_label(kube(), namespace, label)
-        if endpoint is None:
-            return
-        refresh(namespace, endpoint)
+        await asyncio.to_thread(refresh_labelled, namespace, label)
     except (ApiError, ControllerError, kopf.TemporaryError) as err:
         _POD_PROBLEMS.pop(uid, None)  # try again on the next event
         logger.warning(f"OnlineEndpoint {label}: reacting to a pod change failed: {err}")
+
+
+def refresh_labelled(namespace: str, label: str) -> None:
+    endpoint = sync.endpoint_for_label(kube(), namespace, label)
+    if endpoint is not None:
+        refresh(namespace, endpoint)

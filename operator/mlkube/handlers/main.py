@@ -20,6 +20,7 @@ from mlkube.handlers import (
     event_sinks,
     health,
     leadership,
+    log_noise,
     metrics,
     model,
     notifications,
@@ -50,6 +51,8 @@ def log_flags(level: str) -> dict[str, bool]:
 def configure_logging(level: str) -> None:
     flags = log_flags(level)
     kopf.configure(debug=flags["debug"], quiet=flags["quiet"])
+    if level != "debug":
+        log_noise.quiet_watch_successes()
     if level == "error":
         logging.getLogger().setLevel(logging.ERROR)
 

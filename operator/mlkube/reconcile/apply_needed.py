@@ -8,8 +8,15 @@ certainly a no-op:
 - every field of the manifest is live with the same value (the live object may have more:
   API server defaults, other managers' fields), lists element by element and of equal length;
 - our apply entry in `managedFields` owns no field the manifest lacks (an apply that drops a
-  field we own removes it from the object), and we hold no Update entry a create left behind
-  (`endpoint_ownership.adopt_fields` still has to hand it over).
+  field we own removes it from the object);
+- a child is created with one POST (`endpoint_ownership.create_child`), which leaves our
+  manager an Update entry owning the manifest it was created from plus what the API server
+  defaulted. Fields an Update entry owns survive an apply that drops them, so while that entry
+  exists it must own nothing the manifest lacks, or the child must still carry the digest of
+  the very manifest it was created from (`MANIFEST_DIGEST`, every child carries the digest of
+  its own manifest): then the extra fields are the server's defaults, and nothing was dropped.
+  Otherwise the entry is handed over to our apply entry first (`hand_over_first`), so the
+  apply removes what the manifest no longer has.
 
 Anything unexpected (no managedFields, an unknown fieldsV1 key, an extra list item) means
 "apply": a needless write costs a request, a skipped one would leave the child wrong.
@@ -17,29 +24,86 @@ Anything unexpected (no managedFields, an unknown fieldsV1 key, an extra list it
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from mlkube.contract import FIELD_MANAGER
+
+# The digest of the manifest a child was last created or applied from (issue 15).
+MANIFEST_DIGEST: Final = "mlkube.dev/manifest-digest"
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """A stable digest of `manifest` without its own digest annotation (sorted-key JSON)."""
+    text = json.dumps(_without_digest(manifest), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def with_manifest_digest(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """`manifest` with `MANIFEST_DIGEST` among its annotations (a copy; builders stay pure)."""
+    meta = dict(manifest["metadata"])
+    digest = {MANIFEST_DIGEST: manifest_digest(manifest)}
+    meta["annotations"] = {**(meta.get("annotations") or {}), **digest}
+    return {**manifest, "metadata": meta}
 
 
 def apply_needed(manifest: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
     """True unless applying `manifest` over `live` certainly changes nothing."""
     if live is None:
         return True
-    # apiVersion and kind name what was read (items of a LIST response lack them).
+    created = _entries(live, "Update")
+    # apiVersion and kind name what was read (items of a LIST response lack them). The digest
+    # matters only while a create's entry exists: children an apply wrote (the previous
+    # version's, which carry none) are judged by managedFields alone, so no upgrade rewrite.
     fields = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
+    if not created:
+        fields = _without_digest(fields)
     if not is_subset(fields, live):
         return True
-    entries = (live.get("metadata") or {}).get("managedFields") or []
-    ours = [e for e in entries if e.get("manager") == FIELD_MANAGER and not e.get("subresource")]
-    if any(e.get("operation") != "Apply" for e in ours):
-        return True  # a create's Update entry: adopting it is a write the pass must make
-    applied = [e for e in ours if e.get("fieldsV1") is not None]
-    if len(applied) != 1:
+    applied = _entries(live, "Apply")
+    if len(applied) > 1 or any(e.get("fieldsV1") is None for e in applied + created):
         return True
-    return not owned_within(applied[0]["fieldsV1"], manifest)
+    if applied and not owned_within(applied[0]["fieldsV1"], manifest):
+        return True
+    if not created:
+        return not applied  # no entry of ours at all: ownership unknown, apply
+    return hand_over_first(manifest, live)
+
+
+def hand_over_first(manifest: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+    """Our create's Update entry owns fields `manifest` lacks, and `live` was not created from
+    this very manifest: some may be fields a newer manifest dropped, which an apply removes
+    only once our apply entry owns them (`endpoint_ownership.hand_over`)."""
+    want = ((manifest.get("metadata") or {}).get("annotations") or {}).get(MANIFEST_DIGEST)
+    have = ((live.get("metadata") or {}).get("annotations") or {}).get(MANIFEST_DIGEST)
+    for entry in _entries(live, "Update"):
+        if not owned_within(entry.get("fieldsV1") or {}, manifest) and (not want or want != have):
+            return True
+    return False
+
+
+def _entries(live: Mapping[str, Any], operation: str) -> list[Mapping[str, Any]]:
+    entries = (live.get("metadata") or {}).get("managedFields") or []
+    return [
+        e
+        for e in entries
+        if e.get("manager") == FIELD_MANAGER
+        and e.get("operation") == operation
+        and not e.get("subresource")
+    ]
+
+
+def _without_digest(obj: Mapping[str, Any]) -> dict[str, Any]:
+    meta = dict(obj.get("metadata") or {})
+    annotations = dict(meta.get("annotations") or {})
+    annotations.pop(MANIFEST_DIGEST, None)
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
+    return {**obj, "metadata": meta}
 
 
 def is_subset(desired: Any, live: Any) -> bool:
@@ -94,23 +158,6 @@ def owned_within(fields: Mapping[str, Any], desired: Any) -> bool:
         if sub and not owned_within(sub, child):
             return False
     return True
-
-
-def restrict_fields(fields: Mapping[str, Any], desired: Any) -> dict[str, Any]:
-    """The part of a FieldsV1 set that names fields of `desired`: what an apply of `desired`
-    would own. A create's entry also holds the fields the API server defaulted
-    (`dnsPolicy`, a probe's `scheme`); owned by our apply entry they would make every later
-    pass look like it drops them (`owned_within`) and apply again."""
-    kept: dict[str, Any] = {}
-    for key, sub in fields.items():
-        if key == ".":
-            kept[key] = sub
-            continue
-        kind, _, rest = key.partition(":")
-        child = _child(kind, rest, desired)
-        if child is not _MISSING:
-            kept[key] = restrict_fields(sub, child) if sub else sub
-    return kept
 
 
 _MISSING: Any = object()

@@ -9,11 +9,14 @@ import pytest
 
 from mlkube.contract import API_VERSION
 from mlkube.controllers.endpoint_models import (
+    GET_AT_MOST,
     repair_deployed_by,
     repaired_references,
 )
+from mlkube.controllers.endpoint_users import UsersIndex
 from mlkube.controllers.errors import EndpointSyncError
 from support.cluster_objects import NS, endpoint_obj
+from support.counting_kube import CountingKube
 from support.fake_kube import FakeKube, Key
 
 
@@ -61,9 +64,62 @@ def test_an_endpoint_being_deleted_or_not_using_the_model_is_dropped(fake: FakeK
 
 
 def test_a_live_user_missing_from_deployed_by_is_added(fake: FakeKube) -> None:
-    fake.put(endpoint_obj("credit"))
-    repair_deployed_by(fake, NS, "credit-risk-v3")
+    credit = fake.put(endpoint_obj("credit"))
+    index = UsersIndex()
+    repair_deployed_by(fake, NS, "credit-risk-v3", index)
+    assert deployed_by(fake, "credit-risk-v3") == []  # not seen by the watches: not looked at
+    index.observe("OnlineEndpoint", NS, "credit", credit)
+    repair_deployed_by(fake, NS, "credit-risk-v3", index)
     assert deployed_by(fake, "credit-risk-v3") == ["credit"]
+    assert repair_deployed_by(fake, NS, "credit-risk-v4") == []  # the named Model only
+
+
+def test_one_model_s_check_gets_the_endpoints_it_names_instead_of_listing_them(
+    fake: FakeKube,
+) -> None:
+    """At operator start every Model checks itself: N LISTs of N endpoints before."""
+    only_v4 = [{"name": "x", "model": "credit-risk-v4", "replicas": 1}]
+    for n in range(5):
+        fake.put(endpoint_obj(f"other-{n}", deployments=only_v4, traffic={"x": 100}))
+    fake.put(endpoint_obj("credit"))
+    set_deployed_by(fake, "credit-risk-v3", ["credit", "gone"])
+    counting = CountingKube(fake)
+    assert repair_deployed_by(counting, NS, "credit-risk-v3", UsersIndex()) == ["credit-risk-v3"]
+    assert deployed_by(fake, "credit-risk-v3") == ["credit"]
+    assert counting.total("list") == 0
+    assert counting.calls["get", "OnlineEndpoint"] == 2  # credit, gone
+
+
+def test_a_model_named_by_many_endpoints_is_checked_with_one_list(fake: FakeKube) -> None:
+    names = [f"e{n:02d}" for n in range(GET_AT_MOST + 1)]
+    for name in names:
+        fake.put(endpoint_obj(name))
+    set_deployed_by(fake, "credit-risk-v3", [*names, "gone"])
+    counting = CountingKube(fake)
+    repair_deployed_by(counting, NS, "credit-risk-v3", UsersIndex())
+    assert deployed_by(fake, "credit-risk-v3") == names
+    assert counting.calls["get", "OnlineEndpoint"] == 0
+    assert counting.calls["list", "OnlineEndpoint"] == 1
+
+
+def test_the_index_follows_spec_changes_and_deletions() -> None:
+    index = UsersIndex()
+    index.observe("OnlineEndpoint", NS, "credit", endpoint_obj("credit"))
+    index.observe("BatchEndpoint", NS, "nightly", endpoint_obj("nightly"))
+    assert index.users(NS, "credit-risk-v3") == [
+        ("BatchEndpoint", "nightly"),
+        ("OnlineEndpoint", "credit"),
+    ]
+    only_v4 = [{"name": "x", "model": "credit-risk-v4", "replicas": 1}]
+    moved = endpoint_obj("credit", deployments=only_v4, traffic={"x": 100})
+    index.observe("OnlineEndpoint", NS, "credit", moved)
+    assert index.users(NS, "credit-risk-v3") == [("BatchEndpoint", "nightly")]
+    deleting = endpoint_obj("nightly")
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T12:00:00Z"
+    index.observe("BatchEndpoint", NS, "nightly", deleting)
+    index.observe("OnlineEndpoint", NS, "credit", None)
+    assert index.users(NS, "credit-risk-v3") == index.users(NS, "credit-risk-v4") == []
+    assert index.users("elsewhere", "credit-risk-v4") == []
 
 
 def test_references_of_other_kinds_and_the_order_are_kept() -> None:

@@ -13,6 +13,7 @@ from mlkube.controllers import endpoint as controller
 from mlkube.controllers.endpoint_models import CONFLICT_RETRIES
 from mlkube.controllers.errors import EndpointSyncError
 from support.cluster_objects import NOW, NS, endpoint_obj, model_obj
+from support.counting_kube import CountingKube
 from support.fake_kube import FakeKube, Key
 
 
@@ -163,6 +164,20 @@ def test_release_deletes_children_and_releases_models(
     assert children(fake) == {}
     assert deployed_by(fake, "credit-risk-v3") == deployed_by(fake, "credit-risk-v4") == []
     controller.release(fake, NS, "credit", uid)  # idempotent
+
+
+def test_release_with_the_models_it_used_reads_only_those(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    """What the DELETED handler does: N endpoints deleted at once cost N small repairs, not
+    N LISTs of every Model and endpoint of the namespace."""
+    uid = create_endpoint(fake)["metadata"]["uid"]
+    reconcile(fake, config)
+    del fake.objects[(API_VERSION, "OnlineEndpoint", NS, "credit")]
+    counting = CountingKube(fake)
+    controller.release(counting, NS, "credit", uid, {"credit-risk-v3", "credit-risk-v4"})
+    assert deployed_by(fake, "credit-risk-v3") == deployed_by(fake, "credit-risk-v4") == []
+    assert counting.calls["list", "Model"] == counting.calls["list", "OnlineEndpoint"] == 0
 
 
 def test_a_recreated_endpoint_does_not_prune_its_predecessors_children_by_name(

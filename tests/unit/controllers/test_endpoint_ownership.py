@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
-from mlkube.builders.names import deployment_name, keys_secret_name, router_name
+from mlkube.builders.names import EndpointRef, deployment_name, keys_secret_name, router_name
 from mlkube.builders.operator_config import OperatorConfig
 from mlkube.contract import API_VERSION
 from mlkube.controllers import endpoint as controller
+from mlkube.controllers.endpoint_ownership import write_children
 from mlkube.controllers.kube import ApiError
+from mlkube.reconcile.apply_needed import MANIFEST_DIGEST, with_manifest_digest
 from support.cluster_objects import NOW, NS, endpoint_obj
 from support.fake_kube import FakeKube, Key
 
@@ -233,9 +235,11 @@ def test_a_child_deleted_between_read_and_apply_is_not_recreated_by_the_apply(
     assert fake.get("v1", "ConfigMap", target, NS) is not None
 
 
-def test_the_creates_field_ownership_is_handed_to_the_apply_manager(
+def test_the_creates_field_ownership_is_handed_over_before_an_apply_that_may_drop_fields(
     fake: FakeKube, config: OperatorConfig
 ) -> None:
+    """A child created from another manifest (its digest differs) whose create entry owns a
+    field the manifest lacks: that entry becomes our apply's, then the apply drops the field."""
     fake.put(endpoint_obj())
     reconcile(fake, config, "credit")
     key: Key = ("v1", "ConfigMap", NS, router_name("credit"))
@@ -246,7 +250,13 @@ def test_the_creates_field_ownership_is_handed_to_the_apply_manager(
         {**entry, "manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:x": {}}},
         {**entry, "operation": "Update", "subresource": "status", "fieldsV1": {}},
     ]
-    fake.mutate(key, lambda obj: obj["metadata"].update(managedFields=managed))
+
+    def created_from_an_older_manifest(obj: dict[str, Any]) -> None:
+        obj["metadata"].update(managedFields=managed)
+        obj["metadata"]["annotations"][MANIFEST_DIGEST] = "older"
+        obj["data"]["old"] = "dropped since"
+
+    fake.mutate(key, created_from_an_older_manifest)
 
     def status_moves_once(verb: str, seen: Key) -> None:
         # Another writer changes the object just before the rewrite: a 409, read again, retry.
@@ -255,33 +265,67 @@ def test_the_creates_field_ownership_is_handed_to_the_apply_manager(
             fake.mutate(key, lambda obj: obj.update(status={"moved": True}))
 
     fake.before.append(status_moves_once)
+    writes = len(fake.writes)
     reconcile(fake, config, "credit")
     assert status_moves_once not in fake.before
+    assert [verb for verb, k in fake.writes[writes:] if k == key] == ["patch", "apply"]
     got = fake.objects[key]["metadata"]["managedFields"]
     assert got == [
         {**entry, "operation": "Apply",
-         "fieldsV1": {"f:data": {"f:config.json": {}, "f:old": {}}}},  # union: drops F later
+         "fieldsV1": {"f:data": {"f:config.json": {}, "f:old": {}}}},  # the apply drops `old`
         managed[2],  # other managers and our status writes stay as they are
         managed[3],
     ]  # fmt: skip
 
 
+def fields_of(obj: Any) -> dict[str, Any]:
+    """A FieldsV1 set naming every map field of `obj` (lists count as single fields)."""
+    if not isinstance(obj, dict):
+        return {}
+    skip = ("apiVersion", "kind", "name", "namespace", "uid", "resourceVersion", "managedFields")
+    return {f"f:{k}": fields_of(v) for k, v in obj.items() if k not in skip}
+
+
 class ManagedFieldsKube(FakeKube):
-    """Records the create's field ownership as the API server does (operation Update)."""
+    """Records field ownership as the API server does: a create's (operation Update, with what
+    the server defaulted: a Deployment's dnsPolicy) and an apply's (exactly its manifest)."""
 
     def create(self, obj: dict[str, Any], field_manager: str | None = None) -> dict[str, Any]:
         super().create(obj, field_manager)
-        entry = {"manager": field_manager, "operation": "Update", "apiVersion": obj["apiVersion"],
-                 "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {}}}  # fmt: skip
         key = (obj["apiVersion"], obj["kind"], NS, obj["metadata"]["name"])
-        self.mutate(key, lambda o: o["metadata"].__setitem__("managedFields", [entry]))
+
+        def defaulted(stored: dict[str, Any]) -> None:
+            if stored["kind"] == "Deployment":
+                stored["spec"]["template"]["spec"]["dnsPolicy"] = "ClusterFirst"
+            entry = {"manager": field_manager, "operation": "Update", "fieldsV1": fields_of(stored)}
+            stored["metadata"]["managedFields"] = [entry]
+
+        self.mutate(key, defaulted)
+        return self.stored(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], NS)
+
+    def apply(
+        self, obj: dict[str, Any], field_manager: str = "mlkube-operator", subresource: str = ""
+    ) -> dict[str, Any]:
+        super().apply(obj, field_manager, subresource)
+        key = (obj["apiVersion"], obj["kind"], NS, obj["metadata"]["name"])
+
+        def owned(stored: dict[str, Any]) -> None:
+            entries = stored["metadata"].get("managedFields") or []
+            rest = [
+                e for e in entries if (e["manager"], e["operation"]) != (field_manager, "Apply")
+            ]
+            entry = {"manager": field_manager, "operation": "Apply", "fieldsV1": fields_of(obj)}
+            stored["metadata"]["managedFields"] = [*rest, entry]
+
+        self.mutate(key, owned)
         return self.stored(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], NS)
 
 
-def test_the_keys_secret_is_only_ever_created_never_patched(
+def test_a_child_is_created_with_one_write_and_the_keys_secret_is_never_patched(
     fake: FakeKube, config: OperatorConfig
 ) -> None:
-    """Create-only: no field-ownership handover either, so the operator needs no Secret patch
+    """One POST per child, its create entry left as it is, and the next pass writes no child.
+    Create-only: no field-ownership handover either, so the operator needs no Secret patch
     right (builders/rbac.py)."""
     managed = ManagedFieldsKube(objects=fake.objects)
     managed.put(endpoint_obj(**KEY_AUTH))
@@ -289,5 +333,38 @@ def test_the_keys_secret_is_only_ever_created_never_patched(
     reconcile(managed, config, "credit")
     secret = ("v1", "Secret", NS, keys_secret_name("credit"))
     assert [verb for verb, key in managed.writes if key == secret] == ["create"]
-    deployment = ("apps/v1", "Deployment", NS, deployment_name("credit", "blue"))
-    assert "patch" in [verb for verb, key in managed.writes if key == deployment]  # handed over
+    children = {key for verb, key in managed.writes if verb == "create"}
+    assert ("apps/v1", "Deployment", NS, deployment_name("credit", "blue")) in children
+    for child in children:
+        assert [verb for verb, key in managed.writes if key == child] == ["create"]
+
+
+def test_a_field_dropped_from_a_created_childs_manifest_is_handed_over_and_applied_away(
+    fake: FakeKube,
+) -> None:
+    """A changed manifest (a data key dropped) costs the hand-over and the apply, once; the
+    pass after that writes nothing again."""
+    managed = ManagedFieldsKube(objects=fake.objects)
+    endpoint = managed.put(endpoint_obj())
+    owner = EndpointRef("credit", NS, endpoint["metadata"]["uid"])
+    ref = {"apiVersion": API_VERSION, "kind": "OnlineEndpoint", "name": "credit",
+           "uid": owner.uid, "controller": True}  # fmt: skip
+
+    def config_map(data: dict[str, str]) -> dict[str, Any]:
+        meta = {"name": "credit-extra", "namespace": NS, "ownerReferences": [ref]}
+        return with_manifest_digest({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+                                     "data": data})  # fmt: skip
+
+    key: Key = ("v1", "ConfigMap", NS, "credit-extra")
+
+    def writes_of(children: list[dict[str, Any]]) -> list[str]:
+        before = len(managed.writes)
+        assert write_children(managed, owner, children) == []
+        return [verb for verb, k in managed.writes[before:] if k == key]
+
+    assert writes_of([config_map({"a": "1", "b": "2"})]) == ["create"]
+    assert writes_of([config_map({"a": "1", "b": "2"})]) == []
+    assert writes_of([config_map({"a": "1"})]) == ["patch", "apply"]
+    assert managed.stored("v1", "ConfigMap", "credit-extra", NS)["data"] == {"a": "1"}
+    assert writes_of([config_map({"a": "1"})]) == []
+    assert writes_of([config_map({"a": "2"})]) == ["apply"]  # handed over already

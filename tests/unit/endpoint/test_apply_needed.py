@@ -6,7 +6,16 @@ import copy
 from typing import Any
 
 from mlkube.contract import FIELD_MANAGER
-from mlkube.reconcile.apply_needed import apply_needed, is_subset, owned_within, same_status
+from mlkube.reconcile.apply_needed import (
+    MANIFEST_DIGEST,
+    apply_needed,
+    hand_over_first,
+    is_subset,
+    manifest_digest,
+    owned_within,
+    same_status,
+    with_manifest_digest,
+)
 
 MANIFEST: dict[str, Any] = {
     "apiVersion": "apps/v1",
@@ -99,8 +108,7 @@ def test_an_extra_list_item_means_apply() -> None:
     assert apply_needed(MANIFEST, obj)
 
 
-def test_a_create_not_yet_adopted_or_unknown_ownership_means_apply() -> None:
-    assert apply_needed(MANIFEST, live(operation="Update"))
+def test_unknown_ownership_means_apply() -> None:
     obj = live()
     del obj["metadata"]["managedFields"]
     assert apply_needed(MANIFEST, obj)
@@ -140,44 +148,84 @@ def test_a_list_item_without_kind_and_api_version_is_compared_by_its_fields() ->
     assert not apply_needed(MANIFEST, item)
 
 
-def test_restrict_fields_drops_defaults_a_create_owned() -> None:
-    """A create's entry owns what the API server defaulted; restricted to the manifest, the
-    adopted apply entry lets the next pass skip its no-op apply."""
-    from mlkube.reconcile.apply_needed import owned_within, restrict_fields
+# What a POST of MANIFEST leaves: our Update entry owns the manifest and the server's defaults.
+CREATED: dict[str, Any] = copy.deepcopy(FIELDS)
+CREATED["f:spec"]["f:template"]["f:spec"]["f:dnsPolicy"] = {}
+CREATED["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"server"}'].update(
+    {"f:imagePullPolicy": {}, "f:terminationMessagePath": {}}
+)
 
-    manifest = {
-        "metadata": {"labels": {"a": "1"}},
-        "spec": {"template": {"spec": {"containers": [{"name": "server", "image": "x"}]}}},
-    }
-    created = {
-        "f:metadata": {"f:labels": {".": {}, "f:a": {}}},
-        "f:spec": {
-            "f:progressDeadlineSeconds": {},
-            "f:template": {
-                "f:spec": {
-                    "f:dnsPolicy": {},
-                    "f:containers": {
-                        'k:{"name":"server"}': {
-                            ".": {},
-                            "f:image": {},
-                            "f:name": {},
-                            "f:terminationMessagePath": {},
-                        }
-                    },
-                }
-            },
-        },
-    }
-    assert not owned_within(created, manifest)
-    kept = restrict_fields(created, manifest)
-    assert owned_within(kept, manifest)
-    assert kept == {
-        "f:metadata": {"f:labels": {".": {}, "f:a": {}}},
-        "f:spec": {
-            "f:template": {
-                "f:spec": {
-                    "f:containers": {'k:{"name":"server"}': {".": {}, "f:image": {}, "f:name": {}}}
-                }
-            }
-        },
-    }
+
+def created(manifest: dict[str, Any]) -> dict[str, Any]:
+    """`manifest` as one POST leaves it: its digest live, the create's Update entry only."""
+    obj = live(CREATED, operation="Update")
+    obj["metadata"]["annotations"] = {**manifest["metadata"]["annotations"], "other": "x"}
+    obj["spec"] = {**copy.deepcopy(manifest["spec"]), "progressDeadlineSeconds": 600}
+    obj["spec"]["template"]["spec"]["dnsPolicy"] = "ClusterFirst"
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    container.update(imagePullPolicy="IfNotPresent", terminationMessagePath="/dev/termination-log")
+    return obj
+
+
+def test_a_child_created_from_this_very_manifest_needs_no_write() -> None:
+    """Create, then any number of passes (resync, restart): the POST was the only write, though
+    the create's entry owns the server's defaults, which the manifest lacks."""
+    manifest = with_manifest_digest(MANIFEST)
+    obj = created(manifest)
+    assert not owned_within(CREATED, manifest)
+    assert not apply_needed(manifest, obj)
+    assert not hand_over_first(manifest, obj)
+
+
+def test_a_field_the_manifest_dropped_since_the_create_is_handed_over_and_applied_away() -> None:
+    old = copy.deepcopy(MANIFEST)
+    old["metadata"]["labels"]["tier"] = "gold"
+    obj = created(with_manifest_digest(old))
+    obj["metadata"]["labels"]["tier"] = "gold"
+    obj["metadata"]["managedFields"][0]["fieldsV1"]["f:metadata"]["f:labels"]["f:tier"] = {}
+    new = with_manifest_digest(MANIFEST)
+    assert apply_needed(new, obj)
+    assert hand_over_first(new, obj)  # else the Update entry would keep `tier` live
+
+
+def test_a_changed_value_needs_an_apply_and_a_hand_over_only_for_fields_beyond_it() -> None:
+    changed = copy.deepcopy(MANIFEST)
+    changed["spec"]["replicas"] = 3
+    obj = created(with_manifest_digest(MANIFEST))
+    new = with_manifest_digest(changed)
+    assert apply_needed(new, obj) and hand_over_first(new, obj)  # defaults or a dropped field?
+    obj["metadata"]["managedFields"][0]["fieldsV1"] = FIELDS  # a ConfigMap: no defaults
+    assert apply_needed(new, obj) and not hand_over_first(new, obj)
+
+
+def test_a_hand_edit_of_a_created_child_is_applied_back_without_a_hand_over() -> None:
+    manifest = with_manifest_digest(MANIFEST)
+    obj = created(manifest)
+    obj["spec"]["template"]["spec"]["containers"][0]["image"] = "img:hacked"
+    assert apply_needed(manifest, obj) and not hand_over_first(manifest, obj)
+    del obj["metadata"]["annotations"][MANIFEST_DIGEST]  # the digest itself removed by hand
+    obj["spec"]["template"]["spec"]["containers"][0]["image"] = "img:1"
+    assert apply_needed(manifest, obj) and hand_over_first(manifest, obj)
+
+
+def test_a_child_the_previous_version_applied_is_not_rewritten_for_the_digest() -> None:
+    """Children of an operator without digests (an apply entry only, no annotation): the
+    upgraded operator's first pass writes nothing; a real change still applies."""
+    manifest = with_manifest_digest(MANIFEST)
+    assert not apply_needed(manifest, live())
+    edited = live()
+    edited["spec"]["replicas"] = 5
+    assert apply_needed(manifest, edited)
+
+
+def test_the_manifest_digest_is_stable_and_leaves_out_itself() -> None:
+    reordered = {"spec": MANIFEST["spec"], "metadata": MANIFEST["metadata"], "kind": "Deployment",
+                 "apiVersion": "apps/v1"}  # fmt: skip
+    assert manifest_digest(reordered) == manifest_digest(MANIFEST)
+    stamped = with_manifest_digest(MANIFEST)
+    assert "annotations" not in MANIFEST["metadata"]  # the input is not modified
+    assert stamped["metadata"]["annotations"] == {MANIFEST_DIGEST: manifest_digest(MANIFEST)}
+    assert manifest_digest(stamped) == manifest_digest(MANIFEST)
+    changed = copy.deepcopy(MANIFEST)
+    changed["spec"]["replicas"] = 3
+    assert manifest_digest(changed) != manifest_digest(MANIFEST)
