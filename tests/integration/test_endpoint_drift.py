@@ -297,8 +297,15 @@ def test_drift_is_detected_and_ends_through_a_real_sidecar(
             assert live["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
             template = live["spec"]["template"]
             assert not is_subset(expected["spec"]["template"], template)
-            # The operator's apply left the spec as the test built it: same template, no rollout.
-            assert live["metadata"]["generation"] == 1
+            # The operator's apply left the spec as the test built it: same template, no rollout
+            # (adopting it adds the manifest-digest annotation, which bumps a Deployment's
+            # generation; one ReplicaSet means the template never changed).
+            selector = ",".join(
+                f"{k}={v}" for k, v in live["spec"]["selector"]["matchLabels"].items()
+            )
+            replica_sets = kube.list("apps/v1", "ReplicaSet", namespace, label_selector=selector)
+            assert len(replica_sets) == 1, [r["metadata"]["name"] for r in replica_sets]
+            assert live["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
             pod_spec = template["spec"]
             assert [c["name"] for c in pod_spec["initContainers"]] == [
                 "storage-initializer",
