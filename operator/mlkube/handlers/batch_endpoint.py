@@ -75,9 +75,7 @@ async def batch_endpoint_lifecycle(
         if type == "DELETED":
             await asyncio.to_thread(release, namespace, logger, used_models(body))
         return
-    deployments = (body.get("spec") or {}).get("deployments") or []
-    models = frozenset(str(d.get("model")) for d in deployments if isinstance(d, dict))
-    _USERS[uid] = (namespace, name, models)
+    _USERS[uid] = (namespace, name, used_models(body))
     generation = int(body.metadata.get("generation") or 0)
     if _GENERATIONS.get(uid) != generation or JOB not in LOOPS.running(uid):
         _GENERATIONS[uid] = generation
