@@ -54,21 +54,21 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
         init(self, sink)
         planes.append(self)
 
-    packed = [0, 0]  # ns in RefLane.pack, samples packed (the sender's stacking, in place)
+    packed = [0, 0]  # ns in the sender's join of the lane (ByteLane.body), samples joined
     try:
-        from mlkube_serving.drift_refs import RefLane
+        from mlkube_serving.drift_lane import ByteLane
 
-        pack = RefLane.pack
+        join = ByteLane.body
 
-        def timed_pack(self: Any, model: str, columns: Any, taken: Any, max_rows: int) -> Any:
+        def timed_body(self: Any, columns: Any, taken: Any) -> Any:
             t0 = time.perf_counter_ns()
-            body = pack(self, model, columns, taken, max_rows)
+            body = join(self, columns, taken)
             packed[0] += time.perf_counter_ns() - t0
-            packed[1] += taken[2]
+            packed[1] += len(taken)
             return body
 
-        RefLane.pack = timed_pack  # type: ignore[method-assign]
-    except ImportError:  # another checkout's hook (PYTHONPATH), before the reference lane
+        ByteLane.body = timed_body  # type: ignore[method-assign]
+    except ImportError:  # another checkout's hook (PYTHONPATH), before the byte lane
         pass
     dataplane.DataPlane.infer_entry = counted  # type: ignore[method-assign]
     dataplane.DataPlane.__init__ = keep  # type: ignore[method-assign]
@@ -266,7 +266,7 @@ def main() -> int:
               f"(IQR {iqr:.1f} points)")  # fmt: skip
     offers = got["offer_ns"] or [0]
     print(f"  offer() timed in place: median {median(offers) / 1e3:.2f} us; the sender's "
-          f"stacking: {got['pack_ns'] / 1e3:.2f} us per sample")  # fmt: skip
+          f"join: {got['pack_ns'] / 1e3:.2f} us per sample")  # fmt: skip
     return 0
 
 

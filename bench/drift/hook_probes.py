@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 SLOTS = 2048
-PROBES = ["call", "hold", "copy", "own"]
+PROBES = ["call", "hold", "copy", "own", "tob", "tob100", "hold100", "copy100"]
 
 
 class Call:
@@ -58,10 +58,41 @@ class Copy(Call):
         self.i = (i + 1) % SLOTS
 
 
+class ToBytes(Call):
+    """`offer` keeps the row's and the prediction's bytes (`tobytes()`: one small memcpy each,
+    the request's arrays are freed with the request); every 2,048 samples the batch's two
+    regions are joined (`b"".join`), as a sender would build the body."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__(rate)
+        self.rows: list[bytes] = []
+        self.predictions: list[bytes] = []
+        self.bodies = 0
+
+    def offer(self, model: str, names: Any, inputs: Any, outputs: Any, n: Any = None) -> None:
+        rows = self.rows
+        rows.append(inputs[0].data.tobytes())
+        self.predictions.append(outputs[0].data.tobytes())
+        if len(rows) >= SLOTS:
+            body = b"".join(rows) + b"".join(self.predictions)
+            self.bodies += len(body) > 0
+            rows.clear()
+            self.predictions.clear()
+
+
 def probe_sinks(full: Any, rate: float) -> dict[str, Any]:
     """The probe sinks next to `full` (the server's own 100% hook, already started)."""
     from mlkube_serving.drift_hook import DriftHook
 
     own = DriftHook(f"http://{full._host}:{full._port}", rate)
     full._loop.call_soon_threadsafe(own.start)
-    return {"call": Call(rate), "hold": Hold(rate), "copy": Copy(rate), "own": own}
+    return {
+        "call": Call(rate),
+        "hold": Hold(rate),
+        "copy": Copy(rate),
+        "own": own,
+        "tob": ToBytes(rate),
+        "tob100": ToBytes(1.0),
+        "hold100": Hold(1.0),
+        "copy100": Copy(1.0),
+    }

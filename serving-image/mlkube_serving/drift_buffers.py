@@ -1,9 +1,9 @@
 """The drift hook's copying lane: preallocated per-layout `SampleBuffer`s, written in place.
 
-Samples the reference lane (`drift_refs`) does not hold go here: requests bigger than
-`HOLD_BYTES` (their first `max_rows` rows are copied, so the hook never pins a big body),
-other models or column lists than the lane's, several inputs, and held samples that did not
-stack. At most `max_buffers` buffers exist; when all are full, samples are dropped (the hook
+Samples no byte lane (`drift_lane`) takes go here: requests bigger than `HOLD_BYTES` or
+with more than `max_rows` rows (their first `max_rows` rows are copied), layouts beyond
+`MAX_LANES`, full lanes, several inputs, lane samples whose predictions are not one per row.
+At most `max_buffers` buffers exist; when all are full, samples are dropped (the hook
 counts them) until the sender has sent one. Not thread-safe: the hook calls it under its lock.
 """
 

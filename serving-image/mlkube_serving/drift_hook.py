@@ -1,17 +1,19 @@
 """Send a sample of served features and predictions to the drift sidecar, off the request path.
 
 The dataplane flips the coin; a sampled request in the common case (one small input, the
-`predict` output first, the lane's model) costs two references stored in a preallocated
-per-worker lane (`drift_refs.RefLane`): no copy, no per-sample object, no encoding. Other
-samples are copied into preallocated buffers (`drift_buffers`), text ones into the JSON lane
-(`drift_json`). When all are full the sample is dropped and counted in a plain integer that
-the sender publishes to `mlkube_drift_samples_send_dropped_total`. A task on the worker's loop,
-woken when the lane or a buffer is full (else after `max_delay`), stacks the lane into one
-binary batch (raw numbers behind a small header, `DRIFT_SAMPLES_BATCH_TYPE`) and POSTs it, and
-each full buffer, to `{MLKUBE_DRIFT_URL}/v1/samples` over one keep-alive connection (a few
-POSTs a second at any rate). A slow or dead sidecar costs dropped samples, never latency.
+`predict` output first, the current lane's layout) costs a few identity checks, two
+`tobytes()` copies and one atomic append to a per-worker lane (`drift_lane.ByteLane`): no
+lock, no numpy call, no reference to the request kept, no encoding. Other samples are copied
+into preallocated buffers (`drift_buffers`), text ones into the JSON lane (`drift_json`). When
+all are full the sample is dropped and counted in a plain integer that the sender publishes to
+`mlkube_drift_samples_send_dropped_total`. A task on the worker's loop, woken when a lane or a
+buffer is full (else after `max_delay`), joins each lane into one binary batch (raw numbers
+behind a small header, `DRIFT_SAMPLES_BATCH_TYPE`) and POSTs it, and each full buffer, to
+`{MLKUBE_DRIFT_URL}/v1/samples` over one keep-alive connection (a few POSTs a second at any
+rate). A slow or dead sidecar costs dropped samples, never latency.
 
-No sender thread (the GIL convoy); references, not copies: docs/benchmarks/drift-overhead.md.
+No sender thread (the GIL convoy); byte copies, not numpy calls or held arrays:
+docs/benchmarks/drift-overhead.md.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from numpy import ndarray
+import numpy as np
 
 from mlkube.contract import DRIFT_SAMPLES_BATCH_TYPE, DRIFT_SAMPLES_PATH
 from mlkube_serving import metrics
@@ -34,7 +36,7 @@ from mlkube_serving._http.errors import UpstreamError
 from mlkube_serving.drift_batch import Array, predictions_of
 from mlkube_serving.drift_buffers import FULL, NOT_NUMERIC, SEALED, Buffers
 from mlkube_serving.drift_json import JsonLane
-from mlkube_serving.drift_refs import HOLD_BYTES, RefLane
+from mlkube_serving.drift_lane import MAX_LANES, ByteLane, Sample
 from mlkube_serving.tensors import Tensor, column_names, to_feature_matrix
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class DriftHook:
         self._json_head = f"{head}application/json\r\nContent-Length: ".encode()
         self.rate = sample_rate  # the dataplane samples: `coin() < rate` (see SampleSink)
         self._max_rows = max_rows
+        self._batch_rows = batch_rows
         self._timeout = timeout
         self._max_delay = max_delay
         self._backoff = backoff
@@ -79,7 +82,8 @@ class DriftHook:
         # offer() runs on the loop or in the server's inference threads; flush() on the loop.
         self._lock = threading.Lock()
         self._buffers = Buffers(batch_rows, buffer_bytes, max_buffers)  # the copying lane
-        self._lane = RefLane(batch_rows)  # the request path's references, packed by flush()
+        self._lane = ByteLane(batch_rows, max_rows)  # the current lane; unbound until a sample
+        self._lanes: dict[tuple[Any, ...], ByteLane] = {}  # every bound lane (never dropped)
         self._json = JsonLane(queue_size)
         self._drops: dict[tuple[str, str], int] = {}
         self._pool: UpstreamPool | None = None
@@ -96,33 +100,37 @@ class DriftHook:
         n_features: int | None = None,
     ) -> None:
         """Keep a sampled request for the sidecar; never blocks, never raises. Written for
-        the common case's cost: a few checks, two references stored under the lock."""
+        the common case's cost: a few checks, two byte copies, one atomic append."""
         try:
             data = inputs[0].data
             out = outputs[0]
+            pred = out.data
             lane = self._lane
-            # Held only if small and not a view of something bigger (a binary V2 input views
-            # the whole body): a held array pins its base until the flush.
+            # The current lane's layout, checked with identities and C getters; no lock: the
+            # deque's append is atomic (drift_lane.py).
             if (
-                data.nbytes <= HOLD_BYTES
-                and out.name == "predict"
+                data.dtype is lane.dtype
+                and pred.dtype is lane.pred_dtype
+                and feature_names is lane.names
+                and model == lane.model
                 and len(inputs) == 1
-                and (
-                    (base := data.base) is None
-                    or (type(base) is ndarray and base.base is None and base.nbytes <= HOLD_BYTES)
-                )
+                and out.name == "predict"
+                and data.ndim == 2
+                and 0 < (nbytes := data.nbytes) <= lane.max_bytes
+                and nbytes == len(data) * lane.row_bytes
             ):
-                with self._lock:
-                    i = lane.used
-                    if i < lane.capacity and feature_names is lane.names and model == lane.model:
-                        lane.rows[i] = data
-                        lane.predictions[i] = out.data
-                        lane.used = j = i + 1
-                        if j == lane.capacity:
-                            self._wake_sender()
-                        return
-                    if lane.start(model, feature_names, data, out.data):  # an empty lane: bind it
-                        return
+                queue = lane.queue
+                if len(queue) < lane.capacity:
+                    queue.append((data.tobytes(), pred.tobytes()))
+                    if len(queue) >= lane.capacity:
+                        self._wake_sender()
+                    return
+            elif (
+                len(inputs) == 1
+                and out.name == "predict"
+                and self._lane_for(model, feature_names, data, pred)
+            ):
+                return
             if len(inputs) == 1 and data.ndim == 2:
                 matrix = data
             else:
@@ -132,6 +140,27 @@ class DriftHook:
             log.debug("drift sample skipped: %s", exc)
             with self._lock:
                 self._drop(model, "unencodable")
+
+    def _lane_for(self, model: str, feature_names: list[str] | None, data: Any, pred: Any) -> bool:
+        """Make the lane of this sample's layout the current one and keep the sample there;
+        False when no lane takes it (layout, size, `MAX_LANES`) or its lane is full."""
+        with self._lock:
+            probe = ByteLane.for_sample(self._batch_rows, self._max_rows, model, feature_names,
+                                        data, pred)  # fmt: skip
+            if probe is None:
+                return False
+            lane = self._lanes.get(probe.layout())
+            if lane is None:
+                if len(self._lanes) >= MAX_LANES:
+                    return False
+                lane = self._lanes[probe.layout()] = probe
+            if len(lane.queue) >= lane.capacity:
+                return False
+            self._lane = lane
+            lane.queue.append((data.tobytes(), pred.tobytes()))
+            if len(lane.queue) >= lane.capacity:
+                self._wake_sender()
+            return True
 
     def _keep(
         self,
@@ -170,7 +199,7 @@ class DriftHook:
     def pending(self) -> int:
         """Samples held for the sender (buffers and the JSON lane)."""
         with self._lock:
-            held = self._buffers.pending() + self._lane.used
+            held = self._buffers.pending() + sum(len(lane.queue) for lane in self._lanes.values())
         return held + len(self._json)
 
     def start(self) -> None:
@@ -230,19 +259,19 @@ class DriftHook:
         """
         ok = True
         with self._lock:
-            lane = self._lane
-            taken = lane.take() if seal or lane.used == lane.capacity else None
-            model, names = lane.model, lane.names
-        if taken is not None:
-            rows, predictions, n = taken
-            columns = None if names is None else list(names)
-            body = lane.pack(model or "", columns, taken, self._max_rows)
-            if body is None:  # not uniform: one by one through the buffers and the JSON lane
-                self._replay(model or "", names, rows, predictions, n)
-            with self._lock:
-                lane.give_back(rows, predictions)
+            lanes = list(self._lanes.values())
+        for lane in lanes:
+            if not seal and len(lane.queue) < lane.capacity:
+                continue
+            samples = lane.drain()
+            if not samples:
+                continue
+            names = lane.names
+            body, n, others = lane.body(None if names is None else list(names), samples)
+            for sample in others:
+                self._copy(lane, sample)
             if body is not None:
-                ok = await self._deliver(model or "", n, body, self._batch_head, ok)
+                ok = await self._deliver(lane.model or "", n, body, self._batch_head, ok)
         with self._lock:
             batches = self._buffers.take_sealed(seal)
         self.publish_drops()
@@ -254,20 +283,12 @@ class DriftHook:
             ok = await self._deliver(model, count, body, self._json_head, ok)
         return ok
 
-    def _replay(
-        self, model: str, names: list[str] | None, rows: list[Any], preds: list[Any], n: int
-    ) -> None:
-        """Held samples the pack refused, copied one by one as `offer` would have."""
-        for data, labels in zip(rows[:n], preds[:n], strict=True):
-            try:
-                inputs = [Tensor("input-0", data, "")]
-                matrix = data if data.ndim == 2 else to_feature_matrix(inputs, None, names)
-                self._keep(model, names, inputs, matrix,
-                           predictions_of([Tensor("predict", labels, "")]))  # fmt: skip
-            except Exception as exc:
-                log.debug("drift sample skipped: %s", exc)
-                with self._lock:
-                    self._drop(model, "unencodable")
+    def _copy(self, lane: ByteLane, sample: Sample) -> None:
+        """A lane sample whose predictions are not one per row: its rows, without predictions,
+        through the buffers (what `predictions_of` makes of such an output)."""
+        assert lane.dtype is not None
+        rows = np.frombuffer(sample[0], lane.dtype).reshape(-1, lane.width)
+        self._keep(lane.model or "", lane.names, [Tensor("input-0", rows, "")], rows, None)
 
     async def _deliver(self, model: str, samples: int, body: bytes, head: bytes, ok: bool) -> bool:
         """POST one body unless an earlier one failed; count it sent or dropped."""

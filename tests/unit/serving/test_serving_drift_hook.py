@@ -18,7 +18,7 @@ from mlkube_serving import metrics
 from mlkube_serving.dataplane import DataPlane, ModelEntry
 from mlkube_serving.drift.batch import SampleBatch, decode_batch
 from mlkube_serving.drift_hook import DriftHook
-from mlkube_serving.drift_refs import HOLD_BYTES
+from mlkube_serving.drift_lane import HOLD_BYTES
 from mlkube_serving.runtimes.base import ModelRuntime
 from mlkube_serving.tensors import InferenceRequest, Tensor
 
@@ -102,18 +102,16 @@ def test_delivered_batch_follows_the_wire_format(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(hook, "_post", capture(posted))
     names = ["a", "b", "c"]  # the runtime's list: the same object for every request
     hook.offer("credit", names, *served(rows=2))
-    hook.offer("credit", names, *served(rows=5))  # capped at max_rows
+    hook.offer("credit", names, *served(rows=1))
+    hook.offer("credit", names, *served(rows=5))  # capped at max_rows: the copying buffers
     asyncio.run(hook.flush())
-    [batch] = batches(posted)
-    assert (batch.model, batch.columns, batch.samples) == ("credit", ["a", "b", "c"], 2)
-    assert batch.rows.tolist() == [
-        [0.0, 1.0, 2.0],
-        [3.0, 4.0, 5.0],
-        [0.0, 1.0, 2.0],
-        [3.0, 4.0, 5.0],
-        [6.0, 7.0, 8.0],
-    ]
-    assert batch.predictions is not None and batch.predictions.tolist() == [0, 1, 0, 1, 2]
+    lane, copied = batches(posted)
+    assert (lane.model, lane.columns, lane.samples, lane.count) == ("credit", names, 2, 3)
+    assert lane.rows.tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [0.0, 1.0, 2.0]]
+    assert lane.predictions is not None and lane.predictions.tolist() == [0, 1, 0]
+    assert (copied.model, copied.columns, copied.samples, copied.count) == ("credit", names, 1, 3)
+    assert copied.rows.tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]
+    assert copied.predictions is not None and copied.predictions.tolist() == [0, 1, 2]
     assert hook.pending() == 0
 
 
@@ -132,20 +130,24 @@ def test_unknown_columns_are_null_and_predict_output_is_chosen(
     assert batch.predictions is not None and batch.predictions.tolist() == [0]
 
 
-def test_small_arrays_are_held_until_sent_then_released(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The request path keeps references to a small request's arrays (the dataplane never
-    reuses them) and the sender lets go of them once the batch is built."""
+def test_small_requests_are_copied_and_never_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lane keeps a copy of a small request's row and prediction: nothing of the request
+    outlives it, and writing its arrays afterwards does not change the sample."""
     hook = DriftHook(URL, 1.0)
     posted: Posted = []
     monkeypatch.setattr(hook, "_post", capture(posted))
-    inputs, outputs = served(rows=1)
-    hook.offer("m", None, inputs, outputs)
-    held = weakref.ref(inputs[0].data)
-    del inputs, outputs
-    assert held() is not None
+    for _ in range(2):  # the first binds the lane's layout, the second takes the common path
+        inputs, outputs = served(rows=1)
+        hook.offer("m", None, inputs, outputs)
+        held = weakref.ref(inputs[0].data)
+        inputs[0].data[:] = -1.0
+        outputs[0].data[:] = 9
+        del inputs, outputs
+        assert held() is None
     asyncio.run(hook.flush())
-    assert batches(posted)[0].rows.tolist() == [[0.0, 1.0, 2.0]]
-    assert held() is None
+    [batch] = batches(posted)
+    assert batch.rows.tolist() == [[0.0, 1.0, 2.0]] * 2
+    assert batch.predictions is not None and batch.predictions.tolist() == [0, 0]
 
 
 def test_big_requests_are_copied_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,10 +184,12 @@ def test_layouts_are_never_mixed_in_one_batch(monkeypatch: pytest.MonkeyPatch) -
     asyncio.run(hook.flush())
     got = [(b.model, b.columns, b.rows.dtype.str, b.rows.tolist()) for b in batches(posted)]
     assert got == [
-        # the lane: model "m" with `names`; FP32 rows stack with FP64 ones (a safe cast)
-        ("m", names, "<f8", [[0.0, 1.0, 2.0]] * 3),
-        # the buffers, in arrival order: another model, several inputs (the inputs' names)
+        # the lane: model "m" with `names`, FP64 rows
+        ("m", names, "<f8", [[0.0, 1.0, 2.0]] * 2),
+        # the buffers, in arrival order: another model, another dtype, several inputs (the
+        # inputs' names)
         ("other", names, "<f8", [[0.0, 1.0, 2.0]]),
+        ("m", names, "<f4", [[0.0, 1.0, 2.0]]),
         ("m", ["p", "q", "r"], "<f8", [[0.0, 1.0, 2.0], [0.0, 2.0, 4.0]]),
     ]
 
@@ -265,21 +269,32 @@ def test_a_huge_row_is_capped_by_the_buffer_bytes(monkeypatch: pytest.MonkeyPatc
     assert [b.count for b in batches(posted)] == [2]  # 2 rows + predictions fit in 24 kB
 
 
-def test_sampling_allocates_nothing_per_request() -> None:
-    """The request path writes into preallocated buffers: memory does not grow per sample."""
+def test_what_sampling_keeps_is_bounded_by_the_lane_and_freed_by_the_flush(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lane keeps two small byte strings per sample (~250 bytes for 20 FP64 features)
+    until the sender joins them; once sent nothing is left (the slots are reused)."""
     hook = DriftHook(URL, 1.0, batch_rows=4096)
+    posted: Posted = []
+    monkeypatch.setattr(hook, "_post", capture(posted))
     inputs, outputs = served(rows=1, width=20)
-    hook.offer("m", None, inputs, outputs)  # allocates the buffer
+    for _ in range(2000):  # binds the lane, fills CPython's free list of pairs
+        hook.offer("m", None, inputs, outputs)
+    asyncio.run(hook.flush())
     tracemalloc.start()
     try:
         start, _ = tracemalloc.get_traced_memory()
         for _ in range(2000):
             hook.offer("m", None, inputs, outputs)
-        grown, _ = tracemalloc.get_traced_memory()
+        held, _ = tracemalloc.get_traced_memory()
+        assert hook.pending() == 2000
+        asyncio.run(hook.flush())
+        posted.clear()
+        left, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert hook.pending() == 2001
-    assert grown - start < 4096, grown - start  # a deque of per-sample copies grew ~1 MB
+    assert 2000 * 160 < held - start < 2000 * 400, held - start
+    assert left - start < 16 * 1024, left - start
 
 
 def test_offers_from_threads_are_all_accounted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -344,30 +359,56 @@ def test_the_sender_posts_full_buffers_early_and_partial_ones_after_max_delay(
     assert [b.count for b in batches(posted)] == [8, 1]
 
 
-def test_held_samples_that_do_not_stack_are_replayed_one_by_one(
+def test_each_layout_has_its_own_lane_up_to_max_lanes_then_the_buffers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Other widths, a narrowing cast or one prediction column per row: the sender copies them
-    through the buffers as the request path would have, nothing lost or mixed."""
+    """A lane holds one layout (model, columns, dtypes, width); a sample of another layout
+    makes its own lane current, up to MAX_LANES lanes, then goes through the copying buffers:
+    nothing lost or mixed."""
     hook = DriftHook(URL, 1.0)
     posted: Posted = []
     monkeypatch.setattr(hook, "_post", capture(posted))
     narrow, labels = served(rows=1)
     hook.offer("m", None, [Tensor("input-0", narrow[0].data.astype(np.float32), "FP32")], labels)
-    hook.offer("m", None, *served(rows=1))  # FP64 after FP32: would not cast safely
-    hook.offer("m", None, *served(rows=1, width=4))
+    hook.offer("m", None, *served(rows=1))  # FP64: another lane
+    hook.offer("m", None, *served(rows=1, width=4))  # another width: another lane
     column = [Tensor("predict", np.array([[7]]), "INT64")]  # (rows, 1) predictions
-    hook.offer("m", None, served(rows=1)[0], column)
+    hook.offer("m", None, served(rows=1)[0], column)  # the FP64 width-3 lane again
+    hook.offer("m", None, *served(rows=1, width=5))  # the fourth lane
+    hook.offer("m", None, *served(rows=1, width=6))  # a fifth layout: the buffers
     asyncio.run(hook.flush())
     got = [(b.rows.dtype.str, b.rows.tolist(), b.predictions.tolist()) for b in batches(posted)
            if b.predictions is not None]  # fmt: skip
     assert got == [
         ("<f4", [[0.0, 1.0, 2.0]], [0]),
-        ("<f8", [[0.0, 1.0, 2.0]], [0]),
+        ("<f8", [[0.0, 1.0, 2.0]] * 2, [0, 7]),
         ("<f8", [[0.0, 1.0, 2.0, 3.0]], [0]),
-        ("<f8", [[0.0, 1.0, 2.0]], [7]),
+        ("<f8", [list(map(float, range(5)))], [0]),
+        ("<f8", [list(map(float, range(6)))], [0]),
     ]
-    assert sum(b.samples for b in batches(posted)) == 4
+    assert sum(b.samples for b in batches(posted)) == 6
+
+
+def test_predictions_that_are_not_one_per_row_are_sent_without_predictions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An output with several values for one row (shape (1, k)) cannot be a row's prediction:
+    the row goes without it, as for any other such output; the lane's other samples keep
+    theirs."""
+    hook = DriftHook(URL, 1.0)
+    posted: Posted = []
+    monkeypatch.setattr(hook, "_post", capture(posted))
+    hook.offer("m", None, *served(rows=1))
+    wide = [Tensor("predict", np.array([[5, 6]]), "INT64")]
+    hook.offer("m", None, served(rows=1)[0], wide)
+    hook.offer("m", None, *served(rows=2))
+    asyncio.run(hook.flush())
+    got = [(b.samples, b.rows.tolist(), None if b.predictions is None else b.predictions.tolist())
+           for b in batches(posted)]  # fmt: skip
+    assert got == [
+        (2, [[0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], [0, 0, 1]),
+        (1, [[0.0, 1.0, 2.0]], None),
+    ]
 
 
 def test_views_of_bigger_arrays_are_copied_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
