@@ -7,7 +7,10 @@ the default rate, switched in place next to the real hook in the same server:
   hold  - `offer` keeps the two arrays in a list cleared every 2,048 samples (holding, no hook);
   copy  - `offer` copies row and prediction into preallocated 2,048-row arrays (nothing held);
   own   - a second real hook at the default rate with its own lane and sender (the switched
-          "default" shares the 100% phases' lane).
+          "default" shares the 100% phases' lane);
+  tob   - `offer` appends the row's and prediction's `tobytes()` (joined every 2,048 samples);
+  ccall - `offer` is a C callable (no Python frame);
+  tob100, hold100, copy100 - the same sinks at 100%.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 
 SLOTS = 2048
-PROBES = ["call", "hold", "copy", "own", "tob", "tob100", "hold100", "copy100"]
+PROBES = ["call", "hold", "copy", "own", "tob", "tob100", "hold100", "copy100", "ccall"]
 
 
 class Call:
@@ -80,6 +83,17 @@ class ToBytes(Call):
             self.predictions.clear()
 
 
+class CCall(Call):
+    """`offer` is a C callable taking the five arguments (`itertools.chain`: builds and drops
+    an iterator): what the call costs without a Python frame."""
+
+    def __init__(self, rate: float) -> None:
+        import itertools
+
+        super().__init__(rate)
+        self.offer = itertools.chain  # type: ignore[assignment]
+
+
 def probe_sinks(full: Any, rate: float) -> dict[str, Any]:
     """The probe sinks next to `full` (the server's own 100% hook, already started)."""
     from mlkube_serving.drift_hook import DriftHook
@@ -95,4 +109,5 @@ def probe_sinks(full: Any, rate: float) -> dict[str, Any]:
         "tob100": ToBytes(1.0),
         "hold100": Hold(1.0),
         "copy100": Copy(1.0),
+        "ccall": CCall(rate),
     }
