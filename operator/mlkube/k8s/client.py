@@ -13,6 +13,7 @@ import re
 import time
 from typing import Any
 
+import orjson
 import urllib3
 from kubernetes import client, config
 
@@ -132,7 +133,8 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         raw = self._call(method_, url, headers, body)
-        return json.loads(raw) if raw else {}
+        # orjson: decoding API answers was the operator's largest CPU cost after the watches
+        return orjson.loads(raw) if raw else {}  # type: ignore[no-any-return]
 
     def _call(self, method: str, url: str, headers: dict[str, str], body: Any = None) -> bytes:
         """One call; the body of a 2xx answer, else the matching ApiError."""

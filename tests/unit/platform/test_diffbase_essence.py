@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+import random
+import re
+from typing import Any, cast
 
 import kopf
+import orjson
 from kopf._cogs.structs.diffs import diff  # the function Kopf computes handler diffs with
 
 from mlkube.api.common import MAX_MAP_ENTRIES, MAX_TEXT
@@ -23,7 +26,14 @@ from mlkube.handlers.settings import (
     BoundedProgressStorage,
     CompactDiffBaseStorage,
 )
-from mlkube.reconcile.essence import MARK, SUBTREE_LIMIT, TOTAL_LIMIT, compact_essence, json_size
+from mlkube.reconcile.essence import (
+    MARK,
+    SUBTREE_LIMIT,
+    TOTAL_LIMIT,
+    compact_essence,
+    digest_of,
+    json_size,
+)
 
 ANNOTATIONS_LIMIT = 256 * 1024
 
@@ -143,3 +153,86 @@ def test_an_endpoint_with_large_env_values_fits_too() -> None:
     spec_out = compact["spec"]
     assert isinstance(spec_out, dict) and spec_out["traffic"] == {"d0": 100}
     assert str(spec_out["deployments"]).startswith(MARK)
+
+
+def test_the_diff_base_is_kopfs_essence_built_without_copying_status() -> None:
+    """The slim build (status and system metadata never deep-copied) gives exactly Kopf's
+    essence: same labels, annotations, spec and top-level stanzas; the body is not changed."""
+    body_raw: dict[str, Any] = {
+        "apiVersion": "mlkube.dev/v1alpha1",
+        "kind": "OnlineEndpoint",
+        "metadata": {
+            "name": "e", "namespace": "ns", "uid": "u", "resourceVersion": "7", "generation": 3,
+            "labels": {"team": "a"},
+            "annotations": {
+                "note": "x",
+                "mlkube.dev/last-handled-configuration": "{}",
+                "mlkube.dev/reconcile_endpoint": "{}",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}",
+            },
+            "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}] * 50,
+        },
+        "spec": {"deployments": [{"name": "blue", "model": "m"}], "traffic": {"blue": 100}},
+        "data": {"extra": [1, 2, 3]},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}] * 50},
+    }  # fmt: skip
+    before = copy.deepcopy(body_raw)
+    ours = CompactDiffBaseStorage(prefix="mlkube.dev", key="last-handled-configuration")
+    kopfs = kopf.AnnotationsDiffBaseStorage(prefix="mlkube.dev", key="last-handled-configuration")
+    for raw in (body_raw, {**body_raw, "metadata": {"name": "bare"}}):
+        body = kopf.Body(cast(kopf.RawBody, raw))
+        assert ours.build(body=body) == kopfs.build(body=body)
+    built = ours.build(body=kopf.Body(cast(kopf.RawBody, body_raw)))
+    assert built["metadata"]["labels"] == {"team": "a"}
+    annotations = built["metadata"]["annotations"]
+    assert annotations["note"] == "x"
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in annotations
+    assert "status" not in built and built["data"] == {"extra": [1, 2, 3]}
+    assert body_raw == before
+
+
+def _reference_compact(value: object, depth: int, keep_depth: int, limit: int) -> object:
+    """The compaction rule as first written (every node measured, bottom-up)."""
+    if isinstance(value, dict):
+        value = {k: _reference_compact(v, depth + 1, keep_depth, limit) for k, v in value.items()}
+    elif isinstance(value, list):
+        value = [_reference_compact(v, depth + 1, keep_depth, limit) for v in value]
+    if depth >= keep_depth and json_size(value) > limit:
+        return digest_of(value)
+    return value
+
+
+def test_compaction_measures_only_what_can_be_over_the_limit_with_the_same_result() -> None:
+    rng = random.Random(15)
+
+    def tree(depth: int) -> object:
+        if depth > 4 or rng.random() < 0.3:
+            return "s" * rng.choice([1, 10, 100, 1000, 3000])
+        if rng.random() < 0.5:
+            return [tree(depth + 1) for _ in range(rng.randint(0, 5))]
+        return {f"k{i}": tree(depth + 1) for i in range(rng.randint(0, 5))}
+
+    for _ in range(200):
+        spec = tree(2)
+        raw = {"spec": spec, "metadata": {"annotations": {"a": "b" * rng.choice([1, 5000])}}}
+        want = {k: _reference_compact(v, 1, 2, SUBTREE_LIMIT) for k, v in raw.items()}
+        if json_size(want) > TOTAL_LIMIT:
+            want = {k: _reference_compact(v, 1, 1, SUBTREE_LIMIT) for k, v in raw.items()}
+        assert compact_essence(raw) == want
+
+
+def test_kopfs_watch_events_are_decoded_by_orjson_and_kopf_uses_nothing_else_of_json() -> None:
+    """Kopf's API module is given an object with only `loads`: if a Kopf upgrade uses more of
+    `json` there, this fails instead of the operator's watches."""
+    import inspect
+
+    from kopf._cogs.clients import api as kopf_api
+
+    from mlkube.handlers.settings import decode_watch_events_fast
+
+    used = set(re.findall(r"\bjson\.(\w+)", inspect.getsource(kopf_api)))
+    assert used == {"loads"}, used
+    decode_watch_events_fast()
+    line = b'{"type":"ADDED","object":{"metadata":{"name":"x"},"spec":{"n":1.5}}}'
+    assert kopf_api.json.loads(line.decode()) == json.loads(line)
+    assert kopf_api.json.loads is orjson.loads
