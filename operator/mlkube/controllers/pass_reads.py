@@ -8,14 +8,16 @@ pass last saw of that object, and every write records what the API server answer
 newest state there is), so later reads in the pass see the pass's own writes. A failed write
 forgets the object (a 409 is retried with a fresh read). LISTs are never cached: prune and
 status observation must see objects made by others. Lives for one pass only, so nothing
-here grows with the number of endpoints.
+here grows with the number of endpoints. Objects are kept as their JSON (orjson) and decoded
+afresh for each reader: API objects are JSON, and this is ~10x cheaper than `copy.deepcopy`.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from mlkube.contract import FIELD_MANAGER
 from mlkube.controllers.kube import Kube
@@ -26,10 +28,10 @@ Key = tuple[str, str, str, str]  # (apiVersion, kind, namespace, name)
 class PassReads:
     def __init__(self, inner: Kube) -> None:
         self.inner = inner
-        self._seen: dict[Key, dict[str, Any] | None] = {}
+        self._seen: dict[Key, bytes | None] = {}
 
     def _remember(self, key: Key, obj: dict[str, Any] | None) -> None:
-        self._seen[key] = copy.deepcopy(obj) if obj else None
+        self._seen[key] = orjson.dumps(obj) if obj else None
 
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
@@ -38,7 +40,7 @@ class PassReads:
         if key not in self._seen:
             self._remember(key, self.inner.get(api_version, kind, name, namespace))
         found = self._seen[key]
-        return copy.deepcopy(found) if found is not None else None
+        return orjson.loads(found) if found is not None else None  # type: ignore[no-any-return]
 
     def list(
         self,
