@@ -23,6 +23,8 @@ from mlkube.cli.kube import add_kube_options
 from mlkube.contract import API_VERSION, GROUP
 from mlkube.k8s import ApiError
 
+WRITE_ATTEMPTS = 5  # conflicts from the operator's own status writes
+
 HELP = {
     "promote": "continue a paused rollout (or skip the current step)",
     "abort": "roll back: the candidate's traffic goes to 0 at once",
@@ -69,15 +71,24 @@ def rollout_request(args: argparse.Namespace, sleep: Callable[[float], None] = t
     obj = get_endpoint(kube, namespace, args.name)
     request = view.build_request(obj, action, str(uuid.uuid4()))
     pending = view.pending_request(obj)
-    try:
-        kube.patch(API_VERSION, KIND, args.name, view.request_patch(obj, request), namespace)
-    except ApiError as err:
-        if err.status == 409:
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            kube.patch(API_VERSION, KIND, args.name, view.request_patch(obj, request), namespace)
+            break
+        except ApiError as err:
+            if err.status != 409:
+                raise api_error(err, f"annotate OnlineEndpoint {namespace}/{args.name}") from err
+        # The operator writes status often (measurements, conditions): each write moves the
+        # resourceVersion. Only a change of the rollout itself voids the request.
+        obj = get_endpoint(kube, namespace, args.name)
+        again = view.build_request(obj, action, request.id)
+        if again.revision != request.revision or attempt + 1 == WRITE_ATTEMPTS:
             raise CliError(
-                f"OnlineEndpoint {namespace}/{args.name} changed while the request was written;"
-                " run the command again"
-            ) from err
-        raise api_error(err, f"annotate OnlineEndpoint {namespace}/{args.name}") from err
+                f"OnlineEndpoint {namespace}/{args.name} changed while the request was written"
+                f" (rollout revision {again.revision[:19]}); run the command again"
+            )
+        pending = view.pending_request(obj)
+        sleep(0.05 * (attempt + 1))
     if pending:
         print(f"replaced the unhandled {pending} request")
     print(

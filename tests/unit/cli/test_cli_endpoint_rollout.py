@@ -280,6 +280,24 @@ def test_request_command_refuses_to_race_a_concurrent_change(fake: FakeKube) -> 
     assert "annotations" not in fake.objects[KEY]["metadata"]
 
 
+def test_request_command_retries_over_the_operators_status_writes(
+    fake: FakeKube, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The operator writes a measurement between our read and our patch: same rollout revision,
+    # so the request is still the one asked for and is written on a fresh read.
+    def measure(verb: str, key: Any) -> None:
+        if verb == "patch" and not fake.written():
+            fake.before.clear()
+            _set_status(fake, weight=20)
+
+    fake.before.append(measure)
+    assert commands.rollout_request(_args("promote", "credit")) == 0
+    request = _written(fake)
+    assert (request.action, request.revision) == ("promote", rollout_status()["revision"])
+    assert fake.objects[KEY]["status"]["rollout"]["weight"] == 20  # the operator's write stays
+    assert f"request {request.id}" in capsys.readouterr().out
+
+
 def test_wait_until_the_operator_handled_the_request(
     fake: FakeKube, capsys: pytest.CaptureFixture[str]
 ) -> None:
