@@ -140,6 +140,8 @@ class RingWriter:
         if samples > MAX_SAMPLES or rows_len > MAX_ROWS_BYTES or preds_len > MAX_PREDS_BYTES:
             return False
         size = (RECORD_BYTES + 7 + rows_len + preds_len) & -8
+        if size > self.capacity // 2:
+            return False  # would hold up the ring: not a record for it
         if self.w + size > self.stop and not self.make_room(size):
             return False
         w = self.w
@@ -159,8 +161,6 @@ class RingWriter:
     def make_room(self, size: int) -> bool:
         """Look at the reader's position again and, at the end of the data, fill the tail with
         a pad so the next record starts the next lap; True if `size` bytes now fit."""
-        if size > self.capacity // 2:
-            return False  # would hold up the ring: not a record for it
         offset = self.w & self.mask
         tail = self.capacity - offset if offset + size > self.capacity else 0
         if self.w + tail + size - self._r > self.capacity:

@@ -117,11 +117,9 @@ class SpoolHook(DriftHook):
                         ring.published[0] = end
                         lane.written += 1
                         return
-                elif not ring.put(lane.layout_id, 1, data, nbytes, pred, pnb):
-                    self._drop(model, "queue_full")  # the sidecar is behind or down
-                    return
-                else:
-                    lane.written += 1
+                else:  # `put` counts it, or it is full: the sidecar is behind or down
+                    if not ring.put(lane.layout_id, 1, data, nbytes, pred, pnb):
+                        self._drop(model, "queue_full")
                     return
             elif (
                 len(inputs) == 1
@@ -158,9 +156,7 @@ class SpoolHook(DriftHook):
                 probe.bind(ident)
                 lane = self._spool_lanes[probe.layout()] = probe
             self._lane = lane
-            if self.ring.put(lane.layout_id, 1, data, data.nbytes, pred, pred.nbytes):
-                lane.written += 1
-            else:
+            if not self.ring.put(lane.layout_id, 1, data, data.nbytes, pred, pred.nbytes):
                 self._drop(model, "queue_full")
             return True
 
