@@ -42,7 +42,8 @@ SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 def spool_args(spool: str | None) -> list[str]:
     """The sidecar's flags for a spool directory (none: samples over HTTP)."""
-    return [] if spool is None else ["--spool-dir", spool]
+    interval = os.environ.get("MLKUBE_BENCH_SPOOL_INTERVAL", "0.1")
+    return [] if spool is None else ["--spool-dir", spool, "--spool-interval", interval]
 
 
 def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None:
