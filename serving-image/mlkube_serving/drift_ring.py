@@ -46,7 +46,9 @@ RECORD_BYTES = 16
 DATA_AT = HEADER_BYTES + RECORD_BYTES  # where the first record's payload starts in the file
 # The fields word: layout (8 bits) | samples (16) | rows bytes (24) | prediction bytes (16).
 PAD = 0xFF
-MAX_LAYOUTS = 255
+BATCH_RECORD = 0xFE  # the payload is a whole binary batch (the `drift_batch` format)
+JSON_RECORD = 0xFD  # the payload is a JSON samples body (text rows)
+MAX_LAYOUTS = 0xFD  # layout ids 0..252: rows and predictions of a registered layout
 MAX_SAMPLES = 0xFFFF
 MAX_ROWS_BYTES = 0xFFFFFF
 MAX_PREDS_BYTES = 0xFFFF
@@ -155,7 +157,8 @@ class RingWriter:
         self.words[i] = w  # the commit word, last
         self.w = w = w + size
         self.published[0] = w  # publish: one aligned 8-byte store, after the record
-        self.written[layout] += samples
+        if layout < MAX_LAYOUTS:
+            self.written[layout] += samples
         return True
 
     def make_room(self, size: int) -> bool:

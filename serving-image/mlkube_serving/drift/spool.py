@@ -1,11 +1,13 @@
 """The sidecar's end of the samples spool: drain every worker's ring into the drift worker.
 
-The model server's workers write sampled rows into shared-memory rings (`drift_ring`) in a
-directory both containers mount. A task on the sidecar's event loop (the one that also takes
-HTTP batches, so the worker's counters keep a single writer) wakes every `interval` seconds,
-opens rings it has not seen, takes the records published since, and rebuilds from consecutive
-records of one layout the same `SampleBatch` an HTTP batch decodes to: the engine cannot tell
-the two paths apart. Rings whose writer is gone (its lock is free) are drained and removed.
+The model server's workers write their samples into shared-memory rings (`drift_ring`) in a
+directory both containers mount: the model server's sender writes each body it would have
+POSTed (a binary batch, or JSON for text rows) as one record, checked and queued here as the
+HTTP handlers do; records of registered layouts (one sample's rows and predictions each) are
+rebuilt into the same `SampleBatch` runs. A task on the sidecar's event loop (the one that also
+takes HTTP batches, so the worker's counters keep a single writer) wakes every `interval`
+seconds, opens rings it has not seen and takes the records published since: the engine cannot
+tell the paths apart. Rings whose writer is gone (its lock is free) are drained and removed.
 """
 
 from __future__ import annotations
@@ -17,14 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
-from mlkube_serving.drift.batch import DTYPES, SampleBatch
-from mlkube_serving.drift_ring import Record, RingReader, ring_files
+from mlkube_serving.drift.batch import DTYPES, SampleBatch, decode_batch
+from mlkube_serving.drift.errors import PayloadError
+from mlkube_serving.drift.worker import held_bytes
+from mlkube_serving.drift_ring import BATCH_RECORD, JSON_RECORD, Record, RingReader, ring_files
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 0.1
 BATCH_OVERHEAD_BYTES = 1024  # a batch's objects besides its arrays (as the HTTP path counts)
+_NAME_BYTES = 8 + 49 + 64  # per column name (as the HTTP path counts)
 
 Submit = Callable[[object, int, int], object]  # DriftWorker.submit(payload, rows, size)
 
@@ -61,6 +67,11 @@ class SpoolReader:
 
     def _drain(self, reader: RingReader, records: list[Record]) -> int:
         rows = 0
+        bodies = [r for r in records if r[0] in (BATCH_RECORD, JSON_RECORD)]
+        if bodies:  # the server's sender writes whole bodies: as if POSTed
+            records = [r for r in records if r[0] not in (BATCH_RECORD, JSON_RECORD)]
+            for kind, _, body, _ in bodies:
+                rows += self._submit_body(kind, body)
         for batch in self._batches(reader, records):
             held = batch.rows.nbytes + BATCH_OVERHEAD_BYTES
             if batch.predictions is not None:
@@ -69,6 +80,25 @@ class SpoolReader:
             self.batches += 1
             rows += batch.count
         return rows
+
+    def _submit_body(self, kind: int, body: bytes) -> int:
+        """A binary batch or a JSON body, checked and queued as the HTTP handlers do."""
+        try:
+            if kind == BATCH_RECORD:
+                batch = decode_batch(body)
+                held = len(body) + BATCH_OVERHEAD_BYTES + _NAME_BYTES * len(batch.columns or ())
+                self._submit(batch, batch.count, held)
+                self.batches += 1
+                return batch.count
+            payload = orjson.loads(body)
+            rows = payload["rows"]
+            count = len(rows) if isinstance(rows, list) else 0
+        except (PayloadError, orjson.JSONDecodeError, KeyError, TypeError):
+            self._on_invalid(0)
+            return 0
+        self._submit(payload, count, held_bytes(payload, len(body)))
+        self.batches += 1
+        return count
 
     def _batches(self, reader: RingReader, records: list[Record]) -> Iterator[SampleBatch]:
         """Runs of one layout as batches; a record whose predictions are not one per row

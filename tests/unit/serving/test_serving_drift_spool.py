@@ -1,20 +1,20 @@
-"""The drift hook over the spool and the sidecar's reader: what a server worker offers arrives
-as the same batches the HTTP path sends, full rings drop and count, other threads' samples and
-odd layouts take the buffers, and rings of writers that are gone are drained and removed."""
+"""The drift hook over the spool and the sidecar's reader: what a server worker's sender
+would have POSTed arrives as the same batches and payloads, a full ring drops and counts,
+records of registered layouts are rebuilt into batches, unreadable ones are counted, and rings
+of writers that are gone are drained and removed."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pytest
 
 from mlkube_serving import metrics
 from mlkube_serving.drift.batch import SampleBatch
 from mlkube_serving.drift.spool import SpoolReader
-from mlkube_serving.drift_ring import RingWriter, ring_files
+from mlkube_serving.drift_ring import BATCH_RECORD, JSON_RECORD, RingWriter, ring_files
 from mlkube_serving.drift_spool import SpoolHook
 from mlkube_serving.tensors import Tensor
 
@@ -28,17 +28,27 @@ def served(i: int, rows: int = 1, width: int = 3) -> tuple[list[Tensor], list[Te
 
 
 class Collected:
+    """The sidecar worker's `submit` and `count_invalid`, keeping what they get."""
+
     def __init__(self, directory: Path) -> None:
         self.batches: list[SampleBatch] = []
+        self.payloads: list[dict[str, Any]] = []
         self.invalid = 0
+        self.invalid_bodies = 0
         self.reader = SpoolReader(directory, self.submit, self.count_invalid)
 
-    def submit(self, batch: object, rows: int, size: int) -> None:
-        assert isinstance(batch, SampleBatch) and batch.count == rows and size > 0
-        self.batches.append(batch)
+    def submit(self, payload: object, rows: int, size: int) -> None:
+        assert size > 0
+        if isinstance(payload, dict):
+            assert len(payload["rows"]) == rows
+            self.payloads.append(payload)
+            return
+        assert isinstance(payload, SampleBatch) and payload.count == rows
+        self.batches.append(payload)
 
     def count_invalid(self, rows: int) -> None:
         self.invalid += rows
+        self.invalid_bodies += rows == 0
 
     def poll(self) -> list[SampleBatch]:
         self.reader.poll()
@@ -47,25 +57,23 @@ class Collected:
         return batches
 
 
-def hook_on_this_thread(directory: Path, **options: object) -> SpoolHook:
-    hook = SpoolHook(URL, 1.0, str(directory), **options)  # type: ignore[arg-type]
-    hook._writer = threading.get_ident()  # what start() records on the worker's loop
-    return hook
-
-
 def sent(model: str) -> float:
     return float(metrics.DRIFT_SENT.labels(model)._value.get())
 
 
-def dropped(model: str, reason: str = "queue_full") -> float:
+def dropped(model: str, reason: str = "post_failed") -> float:
     return float(metrics.DRIFT_DROPPED.labels(model, reason)._value.get())
 
 
 def test_samples_arrive_as_the_batches_http_sends(tmp_path: Path) -> None:
-    hook = hook_on_this_thread(tmp_path)
+    hook = SpoolHook(URL, 1.0, str(tmp_path))
     side = Collected(tmp_path)
     for i in range(10):
         hook.offer("spool-a", NAMES, *served(i, rows=1 + i % 2))
+    assert side.poll() == []  # held by the lane until the sender runs
+    before = sent("spool-a")
+    assert asyncio.run(hook.flush())
+    assert sent("spool-a") - before == 10
     batches = side.poll()
     assert len(batches) == 1
     batch = batches[0]
@@ -74,49 +82,40 @@ def test_samples_arrive_as_the_batches_http_sends(tmp_path: Path) -> None:
     assert np.array_equal(batch.rows, expected)
     assert batch.predictions is not None
     assert batch.predictions.tolist() == [i for i in range(10) for _ in range(1 + i % 2)]
-    before = sent("spool-a")
-    asyncio.run(hook.flush())
-    assert sent("spool-a") - before == 10
 
 
-def test_layouts_keep_their_order_and_columns(tmp_path: Path) -> None:
-    hook = hook_on_this_thread(tmp_path)
+def test_text_rows_and_buffered_samples_take_the_ring_too(tmp_path: Path) -> None:
+    hook = SpoolHook(URL, 1.0, str(tmp_path))
     side = Collected(tmp_path)
-    other = ["x", "y"]
-    hook.offer("spool-b", NAMES, *served(0))
-    hook.offer("spool-b", other, *served(1, width=2))
-    hook.offer("spool-b", other, *served(2, width=2))
-    hook.offer("spool-c", None, *served(3))
-    hook.offer("spool-b", NAMES, *served(4))
-    got = [(b.model, b.columns, b.rows[:, 0].tolist()) for b in side.poll()]
-    assert got == [("spool-b", NAMES, [0.0]), ("spool-b", other, [10.0, 20.0]),
-                   ("spool-c", None, [30.0]), ("spool-b", NAMES, [40.0])]  # fmt: skip
+    text = np.array([["x", "y", "z"]], dtype=object)
+    hook.offer("spool-b", NAMES, [Tensor("input-0", text, "BYTES")], served(0)[1])
+    wide = np.arange(130.0 * 3).reshape(130, 3)  # more than max_rows: the copying buffers
+    hook.offer("spool-b", NAMES, [Tensor("input-0", wide, "FP64")], served(1, rows=130)[1])
+    assert asyncio.run(hook.flush())
+    got = side.poll()
+    payloads = [p for p in side.payloads]
+    assert [(b.samples, b.count) for b in got] == [(1, 64)]
+    assert len(payloads) == 1 and payloads[0]["rows"] == [["x", "y", "z"]]
 
 
 def test_a_full_ring_drops_and_counts(tmp_path: Path) -> None:
-    hook = hook_on_this_thread(tmp_path, ring_bytes=4096)
+    hook = SpoolHook(URL, 1.0, str(tmp_path), ring_bytes=4096, batch_rows=100)
     side = Collected(tmp_path)
-    for i in range(200):  # 48-byte records: 85 fit
+    for i in range(100):  # one batch of 100 x 32 bytes: more than half the ring
         hook.offer("spool-d", NAMES, *served(i))
     before = dropped("spool-d")
-    hook.publish_drops()
-    assert dropped("spool-d") - before == 200 - 85
-    assert sum(b.count for b in side.poll()) == 85
+    assert not asyncio.run(hook.flush())
+    assert dropped("spool-d") - before == 100
+    assert side.poll() == []
 
 
-def test_other_threads_and_odd_samples_take_the_buffers_into_the_ring(tmp_path: Path) -> None:
-    hook = hook_on_this_thread(tmp_path)
+def test_a_body_that_is_not_a_batch_is_counted_not_read(tmp_path: Path) -> None:
+    writer = RingWriter(tmp_path, 4096)
     side = Collected(tmp_path)
-    thread = threading.Thread(target=hook.offer, args=("spool-e", NAMES, *served(1)))
-    thread.start()
-    thread.join()
-    data = np.arange(12.0).reshape(3, 4)[:, :3]  # not C-contiguous
-    hook.offer("spool-e", NAMES, [Tensor("input-0", data, "FP64")], served(2, rows=3)[1])
-    assert side.poll() == []  # held in the copying buffers until the sender's flush
-    asyncio.run(hook.flush())
-    batches = side.poll()
-    assert [(b.samples, b.count) for b in batches] == [(2, 4)]
-    assert batches[0].rows.tolist()[1:] == data.tolist()
+    writer.put(BATCH_RECORD, 0, b"not a batch", 11, b"", 0)
+    writer.put(JSON_RECORD, 0, b"{not json", 9, b"", 0)
+    assert side.poll() == [] and side.payloads == []
+    assert side.invalid_bodies == 2
 
 
 def test_a_record_not_matching_its_layout_is_counted_not_read(tmp_path: Path) -> None:
@@ -137,29 +136,31 @@ def test_a_record_not_matching_its_layout_is_counted_not_read(tmp_path: Path) ->
 
 def test_rings_of_writers_that_are_gone_are_drained_and_removed(tmp_path: Path) -> None:
     side = Collected(tmp_path)
-    first = hook_on_this_thread(tmp_path)
+    first = SpoolHook(URL, 1.0, str(tmp_path))
     first.offer("spool-f", NAMES, *served(0))
-    side.reader.poll()  # opened, the record not yet taken
-    first.ring.close()  # a worker that stopped (or died: its lock is gone either way)
-    second = hook_on_this_thread(tmp_path)
+    asyncio.run(first.stop(timeout=1))  # a worker that stopped (or died: its lock is gone too)
+    second = SpoolHook(URL, 1.0, str(tmp_path))
     second.offer("spool-f", NAMES, *served(1))
+    asyncio.run(second.flush())
     got = side.poll()
     assert sorted(b.rows[0, 0] for b in got) == [0.0, 10.0]
     assert ring_files(tmp_path) == [second.ring.path]
+    second.offer("spool-f", NAMES, *served(2))
+    asyncio.run(second.stop(timeout=1))
+    second.offer("spool-f", NAMES, *served(3))  # after stop: never written
+    assert asyncio.run(second.flush()) is False
+    assert [b.rows[0, 0] for b in side.poll()] == [20.0]
+    assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("rate", [0.0, 1.0])
-def test_a_stopped_hook_writes_nothing_more(tmp_path: Path, rate: float) -> None:
-    async def run() -> SpoolHook:
-        hook = SpoolHook(URL, rate, str(tmp_path))
-        hook.start()
-        hook.offer("spool-g", NAMES, *served(0))
-        await hook.stop(timeout=0.5)
-        hook.offer("spool-g", NAMES, *served(1))  # after stop: the buffers, never the ring
-        return hook
-
-    hook = asyncio.run(run())
+def test_records_of_several_layouts_keep_their_order_and_columns(tmp_path: Path) -> None:
+    writer = RingWriter(tmp_path, 4096)
     side = Collected(tmp_path)
-    assert [b.rows[0, 0] for b in side.poll()] == [0.0]
-    assert hook.pending() == 1
-    assert ring_files(tmp_path) == []  # the writer closed its ring: drained and removed
+    f8, i8 = np.dtype("<f8"), np.dtype("<i8")
+    three = writer.layout("m", NAMES, 3, f8, i8)
+    two = writer.layout("m", ["x", "y"], 2, f8, i8)
+    for layout, i, width in [(three, 0, 3), (two, 1, 2), (two, 2, 2), (three, 3, 3)]:
+        rows, pred = np.full((1, width), float(i)), np.array([i])
+        assert writer.put(layout, 1, rows, rows.nbytes, pred, pred.nbytes)
+    got = [(b.columns, b.rows[:, 0].tolist(), b.samples) for b in side.poll()]
+    assert got == [(NAMES, [0.0], 1), (["x", "y"], [1.0, 2.0], 2), (NAMES, [3.0], 1)]
