@@ -1,13 +1,15 @@
-"""Per-sample server cost of the two delivery paths, in process, many repetitions.
+"""Per-sample server cost of delivering drift samples, in process, many repetitions.
 
 A real server's numbers move by microseconds with the machine's load; this isolates what each
-path costs the server worker per sampled one-row request (20 FP64 features, an int64 label):
-- "http offer": `DriftHook.offer` (two `tobytes`, a deque append), then the sender's share
-  ("http join": `ByteLane.body`, one `bytes.join` per batch of 2,048); the POST is not counted;
-- "spool offer": `SpoolHook.offer`, the copy into this worker's ring (nothing else is left to
-  do on the server); the sidecar's reader runs between batches, untimed.
-Between batches an 8 MB array is summed so the caches are as cold as in a serving process.
-The medians of `--reps` batches of 256 samples are printed, interleaved A/B/A/B.
+step costs the server worker per sampled one-row request (20 FP64 features, an int64 label):
+- "offer": `DriftHook.offer` (two `tobytes`, a deque append), the request path of both paths;
+- "join": the sender's `ByteLane.body`, one `bytes.join` per batch of 256;
+- "ring put": the spool's delivery of that body (`RingWriter.put`, one record); over HTTP the
+  POST takes its place (~0.34 us a sample in a server: drift-overhead.md, fourth pass);
+- "per-sample put": the alternative the fifth pass measured and left out, each sample's two
+  arrays written into the ring as its own record (`RingWriter.put` of a registered layout).
+The sidecar's reader runs between batches, untimed. Between batches an 8 MB array is summed so
+the caches are as cold as in a serving process. Medians of `--reps` batches, per round.
 
 Usage: python bench/drift/spool_cost.py [--reps 400] [--rounds 3]
 """
@@ -18,7 +20,6 @@ import argparse
 import os
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 from statistics import median
@@ -27,7 +28,7 @@ import numpy as np
 
 from mlkube_serving.drift.spool import SpoolReader
 from mlkube_serving.drift_hook import DriftHook
-from mlkube_serving.drift_spool import SpoolHook
+from mlkube_serving.drift_ring import BATCH_RECORD, RingWriter
 from mlkube_serving.tensors import Tensor
 
 BATCH = 256
@@ -49,42 +50,47 @@ def main() -> int:
     junk = rng.random(1 << 20)
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     spool = Path(tempfile.mkdtemp(prefix="mlkube-spool-cost-", dir=shm))
-    http = DriftHook("http://127.0.0.1:9", 1.0, batch_rows=BATCH)
-    ring = SpoolHook("http://127.0.0.1:9", 1.0, str(spool))
-    ring._writer = threading.get_ident()  # what start() records on the worker's loop
+    hook = DriftHook("http://127.0.0.1:9", 1.0, batch_rows=BATCH)
+    ring = RingWriter(spool, 4 * 1024 * 1024)
+    layout = ring.layout("m", None, 20, np.dtype("<f8"), np.dtype("<i8"))
     reader = SpoolReader(spool, lambda *a: None, lambda n: None)
-    times: dict[str, list[float]] = {"http offer": [], "http join": [], "spool offer": []}
+    times: dict[str, list[float]] = {"offer": [], "join": [], "ring put": [], "per-sample put": []}
     try:
         for _ in range(args.rounds):
             for _ in range(args.reps):
                 junk.sum()
                 t0 = time.perf_counter_ns()
                 for inputs, outputs in requests:
-                    http.offer("m", None, inputs, outputs)
+                    hook.offer("m", None, inputs, outputs)
                 t1 = time.perf_counter_ns()
-                for lane in list(http._lanes.values()):
-                    samples = lane.drain()
-                    if samples:
-                        lane.body(None, samples)
+                lane = next(iter(hook._lanes.values()))
+                body, _, _ = lane.body(None, lane.drain())
+                assert body is not None
                 t2 = time.perf_counter_ns()
-                times["http offer"].append((t1 - t0) / BATCH)
-                times["http join"].append((t2 - t1) / BATCH)
+                assert ring.put(BATCH_RECORD, 0, body, len(body), b"", 0)
+                t3 = time.perf_counter_ns()
+                reader.poll()
+                reader.poll()
                 junk.sum()
-                t0 = time.perf_counter_ns()
+                t4 = time.perf_counter_ns()
                 for inputs, outputs in requests:
-                    ring.offer("m", None, inputs, outputs)
-                times["spool offer"].append((time.perf_counter_ns() - t0) / BATCH)
+                    data, pred = inputs[0].data, outputs[0].data
+                    ring.put(layout, 1, data, data.nbytes, pred, pred.nbytes)
+                t5 = time.perf_counter_ns()
                 reader.poll()
                 reader.poll()
-            print("  ".join(f"{k} {median(v):6.0f} ns" for k, v in times.items()), flush=True)
+                for key, ns in zip(times, (t1 - t0, t2 - t1, t3 - t2, t5 - t4), strict=True):
+                    times[key].append(ns / BATCH)
+            print("  ".join(f"{k} {median(v):5.0f} ns" for k, v in times.items()), flush=True)
     finally:
-        ring.ring.close()
+        ring.close()
         reader.poll()
         shutil.rmtree(spool, ignore_errors=True)
-    http_total = median(times["http offer"]) + median(times["http join"])
-    print(f"per sample: HTTP path {http_total:.0f} ns (+ the POST), spool "
-          f"{median(times['spool offer']):.0f} ns; drops {http._drops} {ring._drops}; "
-          f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
+    spooled = median(times["offer"]) + median(times["join"]) + median(times["ring put"])
+    print(f"per sample: spool {spooled:.0f} ns (offer + join + ring put; HTTP: the same "
+          f"but the POST instead of the put), per-sample ring writes "
+          f"{median(times['per-sample put']):.0f} ns (+ the checks of an offer); "
+          f"drops {hook._drops}; load {os.getloadavg()[0]:.2f}")  # fmt: skip
     return 0
 
 
