@@ -9,7 +9,9 @@ each `offer` timed in place (diagnostic only). Every cycle of phases shares the 
 state of that moment, so the per-cycle differences are the hook's; the losses are medians over
 cycles. The switching thread sleeps between switches (a few wake-ups a second).
 
+Samples go through the shared-memory spool as in a pod (`--http`: over HTTP, the fallback).
 Usage: python bench/drift/hook_ab.py [--model rf|lr] [--seconds 30] [--phase 0.1] [--probes]
+       [--http]
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 # what difference the run can resolve), then the diagnostic one.
 LABELS = ["off", "off2", "default", "100%", "timed"]
 Phase = tuple[str, float, int]  # (label, CPU seconds, requests)
+# The spool's memory-backed directory, as the pod's emptyDir {medium: Memory} (tmpfs).
+SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def spool_args(spool: str | None) -> list[str]:
+    """The sidecar's flags for a spool directory (none: samples over HTTP)."""
+    interval = os.environ.get("MLKUBE_BENCH_SPOOL_INTERVAL", "0.1")
+    return [] if spool is None else ["--spool-dir", spool, "--spool-interval", interval]
 
 
 def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None:
@@ -93,14 +103,15 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
             time.sleep(0.1)  # the hook starts with the model
         plane = planes[0]
         full: DriftHook = plane.sink
-        default = DriftHook.__new__(DriftHook)  # the same hook and sender, sampling less
+        kind = type(full)  # DriftHook, or SpoolHook when the server writes a spool
+        default = kind.__new__(kind)  # the same hook and sender, sampling less
         default.__dict__.update(full.__dict__)
         # `_rate`: a hook from before the dataplane flipped the coin (PYTHONPATH=<old checkout>)
         default.rate = default._rate = Settings().drift_sample_rate
         timed = Timed(full)
         sinks = {"off": None, "default": default, "100%": full, "timed": timed}
         if "zero" in labels:  # the coin and nothing else: what switching sinks costs by itself
-            zero = DriftHook.__new__(DriftHook)
+            zero = kind.__new__(kind)
             zero.__dict__.update(full.__dict__)
             zero.rate = zero._rate = 0.0
             sinks["zero"] = zero
@@ -152,6 +163,7 @@ def measure(
     workdir: Path,
     pin: list[str],
     labels: list[str] = LABELS,
+    spool_dir: str | None = None,
 ) -> dict[str, Any]:
     """Run the toggled server under wrk for `seconds`; per label the per-cycle CPU/request."""
     from run import free_port, request_body, run_wrk, stop, wait_ready
@@ -159,7 +171,8 @@ def measure(
     port, metrics_port = free_port(), free_port()
     settings = {"model_dir": str(model_dir), "model_name": "m", "http_port": port,
                 "metrics_port": metrics_port, "host": "127.0.0.1", "workers": 1,
-                "drift_url": drift_url, "drift_sample_rate": 1.0}  # fmt: skip
+                "drift_url": drift_url, "drift_sample_rate": 1.0,
+                "drift_spool_dir": spool_dir}  # fmt: skip
     out = workdir / f"toggled-{model_dir.name}.json"
     with open(workdir / f"toggled-{model_dir.name}.log", "wb") as log:
         process = subprocess.Popen([*pin, sys.executable, __file__, "--serve",
@@ -222,6 +235,11 @@ def main() -> int:
         action="store_true",
         help="add diagnostic sinks at the default rate (call, hold, copy, own: hook_probes.py)",
     )
+    parser.add_argument(
+        "--http",
+        action="store_true",
+        help="samples over HTTP (no spool), as before issue 16's fifth pass",
+    )
     parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -242,10 +260,12 @@ def main() -> int:
         write_profile(build_profile(pd.DataFrame(x, columns=[f"x{i}" for i in range(20)]),
                                     window_size=1000), work / "profile.json")  # fmt: skip
         side, side_metrics = free_port(), free_port()
+        spool = None if args.http else tempfile.mkdtemp(prefix="mlkube-spool-", dir=SHM)
         sidecar = subprocess.Popen([sys.executable, "-m", "mlkube_serving", "drift-sidecar",
                                     "--profile", str(work / "profile.json"), "--host",
                                     "127.0.0.1", "--port", str(side), "--metrics-port",
-                                    str(side_metrics)], stdout=subprocess.DEVNULL,
+                                    str(side_metrics), *spool_args(spool)],
+                                   stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)  # fmt: skip
         try:
             wait_ready(f"http://127.0.0.1:{side}/v1/summary", sidecar)
@@ -255,10 +275,13 @@ def main() -> int:
             # the server on core 0 as serving_overhead.py pins it (wrk and the sidecar float)
             pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
             got = measure(models[args.model], f"http://127.0.0.1:{side}", wrk, args.seconds,
-                          args.phase, work, pin, labels)  # fmt: skip
+                          args.phase, work, pin, labels, spool)  # fmt: skip
         finally:
             stop(sidecar)
-    print(f"{args.model}: {got['rps']:.0f} req/s, {len(got['us']['off'])} cycles, "
+            if spool:
+                shutil.rmtree(spool, ignore_errors=True)
+    path = "HTTP" if args.http else "spool"
+    print(f"{args.model} ({path}): {got['rps']:.0f} req/s, {len(got['us']['off'])} cycles, "
           f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
     for label in list(got["us"])[1:]:
         cpu, extra, loss, iqr = summary(got["us"], label)

@@ -19,7 +19,8 @@ switched in place every tenth of a second (no hook, default rate, 100%) under th
 one process, one cache and heap, neighbours shared within each cycle of phases, so it sees a
 microsecond or two that separate processes on a busy machine hide. Both views print their
 verdict; on a quiet machine they agree within their spread.
-Usage: python bench/drift/serving_overhead.py [--rounds 6] [--duration 3] [--toggled 25]
+Samples go through the shared-memory spool as in a pod (`--http`: over HTTP, the fallback).
+Usage: python bench/drift/serving_overhead.py [--rounds 6] [--duration 3] [--toggled 25] [--http]
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import pandas as pd
 from sklearn.datasets import make_classification
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
+from hook_ab import SHM, spool_args
 from hook_ab import measure as measure_toggled
 from hook_ab import summary as toggled_summary
 from run import (
@@ -104,7 +106,13 @@ class Server:
     """One model server (1 worker, pinned to the server core), with or without sampling."""
 
     def __init__(
-        self, model: str, directory: Path, drift_url: str, rate: float | None, workdir: Path
+        self,
+        model: str,
+        directory: Path,
+        drift_url: str,
+        rate: float | None,
+        workdir: Path,
+        spool: str | None = None,
     ) -> None:
         port, metrics_port = free_port(), free_port()
         # One hash seed for every server: per-process dict layouts are one source of the
@@ -112,6 +120,8 @@ class Server:
         env = {"PYTHONHASHSEED": "0"}
         if rate is not None:
             env |= {"MLKUBE_DRIFT_URL": drift_url, "MLKUBE_DRIFT_SAMPLE_RATE": str(rate)}
+            if spool is not None:
+                env["MLKUBE_DRIFT_SPOOL_DIR"] = spool
         self.process = start([sys.executable, "-m", "mlkube_serving", "serve", "--model-dir",
                               str(directory), "--name", model, "--host", "127.0.0.1", "--port",
                               str(port), "--metrics-port", str(metrics_port), "--workers", "1"],
@@ -135,7 +145,13 @@ Toggled = dict[str, Any]  # hook_ab.measure's answer
 
 
 def measure_model(
-    model: str, directory: Path, drift_url: str, wrk: str, args: argparse.Namespace, workdir: Path
+    model: str,
+    directory: Path,
+    drift_url: str,
+    wrk: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    spool: str | None = None,
 ) -> Result:
     """Every configuration runs as its own server, all loaded at the same time in each round.
 
@@ -144,7 +160,9 @@ def measure_model(
     than the few microseconds sampling costs. Loaded together, on the same core and for the
     same seconds, they see the same neighbours, and the per-round ratio cancels them out.
     """
-    servers = {label: Server(model, directory, drift_url, rate, workdir) for label, rate in CONFIGS}
+    servers = {
+        label: Server(model, directory, drift_url, rate, workdir, spool) for label, rate in CONFIGS
+    }
     dirs = {label: workdir / f"wrk-{i}" for i, label in enumerate(servers)}
     try:
         for label, server in servers.items():
@@ -254,6 +272,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--toggled", type=float, default=25.0,
                         help="seconds of load on the switched server, per model")  # fmt: skip
+    parser.add_argument("--http", action="store_true",
+                        help="samples over HTTP (no spool), the fallback path")  # fmt: skip
     args = parser.parse_args()
     wrk = ensure_wrk()
     if shutil.which("taskset"):
@@ -269,22 +289,28 @@ def main() -> int:
         profile_path = workdir / "profile.json"
         write_profile(build_profile(frame, window_size=1000), profile_path)
         side_port, side_metrics = free_port(), free_port()
+        # As in a pod: the server's samples through a memory-backed spool the sidecar polls.
+        spool = None if args.http else tempfile.mkdtemp(prefix="mlkube-spool-", dir=SHM)
+        print(f"samples {'over HTTP' if spool is None else 'through the spool ' + spool}")
         sidecar = start([sys.executable, "-m", "mlkube_serving", "drift-sidecar", "--profile",
                          str(profile_path), "--host", "127.0.0.1", "--port", str(side_port),
-                         "--metrics-port", str(side_metrics)],
+                         "--metrics-port", str(side_metrics), *spool_args(spool)],
                         workdir / "sidecar.log", {}, OTHERS_CPU)  # fmt: skip
         try:
             wait_ready(f"http://127.0.0.1:{side_port}/v1/summary", sidecar)
             drift_url = f"http://127.0.0.1:{side_port}"
-            results = {name: measure_model(name, path, drift_url, wrk, args, workdir)
+            results = {name: measure_model(name, path, drift_url, wrk, args, workdir, spool)
                        for name, path in models.items()}  # fmt: skip
             pin = ["taskset", "-c", SERVER_CPU] if shutil.which("taskset") else []
             toggled = {name: measure_toggled(path, drift_url, wrk, args.toggled, 0.1, workdir,
-                                             pin) for name, path in models.items()}  # fmt: skip
+                                             pin, spool_dir=spool)
+                       for name, path in models.items()}  # fmt: skip
             with urllib.request.urlopen(f"http://127.0.0.1:{side_port}/v1/summary") as resp:
                 summary = json.load(resp)
         finally:
             stop(sidecar)
+            if spool is not None:
+                shutil.rmtree(spool, ignore_errors=True)
     report(results, summary, toggled)
     return 0
 

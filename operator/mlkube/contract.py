@@ -105,6 +105,9 @@ ENV_MAX_CONCURRENCY: Final = "MLKUBE_MAX_CONCURRENCY"
 ENV_ONNX_ACCELERATION: Final = "MLKUBE_ONNX_ACCELERATION"
 ENV_DRIFT_URL: Final = "MLKUBE_DRIFT_URL"
 ENV_DRIFT_SAMPLE_RATE: Final = "MLKUBE_DRIFT_SAMPLE_RATE"
+# Server and sidecar: the shared-memory samples spool (a memory emptyDir both mount); unset,
+# samples go over HTTP to MLKUBE_DRIFT_URL.
+ENV_DRIFT_SPOOL_DIR: Final = "MLKUBE_DRIFT_SPOOL_DIR"
 ENV_ROUTER_CONFIG: Final = "MLKUBE_ROUTER_CONFIG"
 ENV_ROUTER_PUSH_KEY: Final = "MLKUBE_ROUTER_PUSH_KEY_FILE"  # enables PUT /-/config (signed)
 ENV_ARTIFACT_URI: Final = "MLKUBE_ARTIFACT_URI"
@@ -165,4 +168,6 @@ ROUTER_PUSH_KEY_FILE: Final = "key"
 
 # Drift monitoring of OnlineEndpoints (operator builders <-> drift sidecar).
 DRIFT_BASELINE_DIR: Final = "/mnt/drift-baseline"  # the baseline profile, downloaded at pod start
+DRIFT_SPOOL_DIR: Final = "/mnt/drift-spool"  # the samples rings, one per server worker
+DRIFT_SPOOL_RING_MIB: Final = 4  # each worker's ring (server default; the volume is sized by it)
 ENV_DRIFT_FEATURES: Final = "MLKUBE_DRIFT_FEATURES"  # comma-separated subset of profiled features

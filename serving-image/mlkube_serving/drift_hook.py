@@ -131,15 +131,27 @@ class DriftHook:
                 and self._lane_for(model, feature_names, data, pred)
             ):
                 return
-            if len(inputs) == 1 and data.ndim == 2:
-                matrix = data
-            else:
-                matrix = to_feature_matrix(inputs, n_features, feature_names)
-            self._keep(model, feature_names, inputs, matrix, predictions_of(outputs))
+            self._copy_sample(model, feature_names, inputs, outputs, n_features)
         except Exception as exc:  # an input the drift view cannot tabulate: skip, count
             log.debug("drift sample skipped: %s", exc)
             with self._lock:
                 self._drop(model, "unencodable")
+
+    def _copy_sample(
+        self,
+        model: str,
+        feature_names: list[str] | None,
+        inputs: list[Tensor],
+        outputs: list[Tensor],
+        n_features: int | None,
+    ) -> None:
+        """The general path: the sample's first rows through the buffers (or JSON lane)."""
+        data = inputs[0].data
+        if len(inputs) == 1 and data.ndim == 2:
+            matrix = data
+        else:
+            matrix = to_feature_matrix(inputs, n_features, feature_names)
+        self._keep(model, feature_names, inputs, matrix, predictions_of(outputs))
 
     def _lane_for(self, model: str, feature_names: list[str] | None, data: Any, pred: Any) -> bool:
         """Make the lane of this sample's layout the current one and keep the sample there;

@@ -40,6 +40,7 @@ class Settings:
     graceful_shutdown: float = 20.0
     drift_url: str | None = None
     drift_sample_rate: float = 0.1
+    drift_spool_dir: str | None = None
     # Bodies up to this size are served on the event loop; larger ones go to a thread.
     inline_max_bytes: int = 256 * 1024
     # Bytes of bodies queued for or running in the thread at once (503 past it); 0 derives it
@@ -62,6 +63,7 @@ ENV_NAMES: dict[str, str] = {
     "graceful_shutdown": c.ENV_GRACEFUL_SHUTDOWN,
     "drift_url": c.ENV_DRIFT_URL,
     "drift_sample_rate": c.ENV_DRIFT_SAMPLE_RATE,
+    "drift_spool_dir": c.ENV_DRIFT_SPOOL_DIR,
     "inline_max_bytes": ENV_INLINE_MAX_BYTES,
     "max_queued_bytes": c.ENV_MAX_QUEUED_BYTES,
 }

@@ -12,10 +12,12 @@ import asyncio
 import gc
 import logging
 
+from mlkube import contract as c
 from mlkube_serving import metrics
 from mlkube_serving.app import ServingApp
 from mlkube_serving.dataplane import DataPlane
 from mlkube_serving.drift_hook import DriftHook
+from mlkube_serving.drift_spool import SpoolHook
 from mlkube_serving.runtimes import create_runtime
 from mlkube_serving.settings import Settings, settings_from_env
 
@@ -23,9 +25,18 @@ log = logging.getLogger(__name__)
 
 
 def make_drift_hook(settings: Settings) -> DriftHook | None:
-    """A drift hook when a sidecar URL and a positive sample rate are configured."""
+    """A drift hook when a sidecar URL and a positive sample rate are configured: over the
+    shared-memory spool when its directory is set (and usable), else over HTTP."""
     if not settings.drift_url or settings.drift_sample_rate <= 0:
         return None
+    if settings.drift_spool_dir:
+        ring_bytes = c.DRIFT_SPOOL_RING_MIB * 1024 * 1024
+        try:
+            return SpoolHook(settings.drift_url, settings.drift_sample_rate,
+                             settings.drift_spool_dir, ring_bytes=ring_bytes)  # fmt: skip
+        except OSError as exc:  # a full or missing volume: samples still reach the sidecar
+            log.warning("drift spool %s unusable (%s): sending samples over HTTP",
+                        settings.drift_spool_dir, exc)  # fmt: skip
     return DriftHook(settings.drift_url, settings.drift_sample_rate)
 
 

@@ -315,6 +315,13 @@ def test_drift_is_detected_and_ends_through_a_real_sidecar(
             assert {"name": "MLKUBE_DRIFT_URL", "value": f"http://127.0.0.1:{port}"} in (
                 pod_spec["containers"][0]["env"]
             )
+            # The samples spool: a memory emptyDir both containers mount, stored as built.
+            spool = {"name": "drift-spool", "emptyDir": {"medium": "Memory", "sizeLimit": "15Mi"}}
+            assert spool in pod_spec["volumes"]
+            for container in pod_spec["containers"]:
+                assert {"name": "drift-spool", "mountPath": "/mnt/drift-spool"} in (
+                    container["volumeMounts"]
+                )
             green = kube.get("apps/v1", "Deployment", deployment_name(EP, "green"), namespace)
             assert green is not None
             assert [c["name"] for c in green["spec"]["template"]["spec"]["containers"]] == [

@@ -30,6 +30,11 @@ from mlkube.builders.storage_init import initializer_container, pvc_claim, pvc_v
 BASELINE_VOLUME: Final = "drift-baseline"
 BASELINE_INITIALIZER: Final = "drift-baseline"
 BASELINE_PVC_VOLUME: Final = "baseline-pvc"
+SPOOL_VOLUME: Final = "drift-spool"
+# Per server worker: its ring, the ring's header and layouts, rounded up; plus two rings of
+# restarted workers the sidecar has not drained yet. Past it a new worker sends over HTTP.
+SPOOL_MIB_PER_RING: Final = c.DRIFT_SPOOL_RING_MIB + 1
+SPOOL_SPARE_RINGS: Final = 2
 DRIFT_CONTAINER: Final = "drift"
 DRIFT_PORT_NAME: Final = "drift"
 DRIFT_METRICS_PORT_NAME: Final = "drift-metrics"
@@ -52,12 +57,30 @@ def drift_active(dep: OnlineDeployment, model: ModelFacts) -> bool:
 
 
 def drift_server_env(dep: OnlineDeployment, config: OperatorConfig) -> dict[str, str]:
-    """What the model server needs to sample requests to the sidecar next to it."""
+    """What the model server needs to sample requests to the sidecar next to it: numeric
+    samples through the shared spool, the rest (text columns) to the sidecar's URL."""
     rate = dep.drift.sample_rate if dep.drift is not None else 0.0
     return {
         c.ENV_DRIFT_URL: f"http://127.0.0.1:{config.drift_port}",
         c.ENV_DRIFT_SAMPLE_RATE: number_text(rate),
+        c.ENV_DRIFT_SPOOL_DIR: c.DRIFT_SPOOL_DIR,
     }
+
+
+def spool_mount() -> dict[str, Any]:
+    """The spool in the server and the sidecar: the server writes its rings, the sidecar reads
+    them, advances their read positions and removes the rings of workers that are gone."""
+    return {"name": SPOOL_VOLUME, "mountPath": c.DRIFT_SPOOL_DIR}
+
+
+def spool_limit(dep: OnlineDeployment) -> str:
+    """`sizeLimit` of the spool: one ring per server worker (`MLKUBE_WORKERS` in the
+    deployment's env, else 1) and the spare rings."""
+    workers = 1
+    for var in dep.env:
+        if var.name == c.ENV_WORKERS and (var.value or "").strip().isdigit():
+            workers = max(1, int((var.value or "").strip()))
+    return f"{(workers + SPOOL_SPARE_RINGS) * SPOOL_MIB_PER_RING}Mi"
 
 
 def _baseline_pvc_volume_name(model: ModelFacts, model_pvc_volume: str) -> str | None:
@@ -84,9 +107,16 @@ def baseline_initializer(
     )
 
 
-def drift_volumes(model: ModelFacts, model_pvc_volume: str) -> list[dict[str, Any]]:
-    """The emptyDir of the profile, plus the baseline's own claim when it differs."""
-    volumes: list[dict[str, Any]] = [{"name": BASELINE_VOLUME, "emptyDir": {}}]
+def drift_volumes(
+    dep: OnlineDeployment, model: ModelFacts, model_pvc_volume: str
+) -> list[dict[str, Any]]:
+    """The emptyDir of the profile, the memory-backed spool (a tmpfs the size of the rings, so
+    a full one fails a write rather than evicting the pod), plus the baseline's own claim
+    when it differs."""
+    volumes: list[dict[str, Any]] = [
+        {"name": BASELINE_VOLUME, "emptyDir": {}},
+        {"name": SPOOL_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": spool_limit(dep)}},
+    ]
     claim = pvc_claim(model.baseline_uri or "")
     if claim and _baseline_pvc_volume_name(model, model_pvc_volume) == BASELINE_PVC_VOLUME:
         volumes.append(pvc_volume(BASELINE_PVC_VOLUME, claim))
@@ -94,9 +124,10 @@ def drift_volumes(model: ModelFacts, model_pvc_volume: str) -> list[dict[str, An
 
 
 def sidecar_env(dep: OnlineDeployment) -> list[dict[str, Any]]:
-    """Profile directory (the sidecar picks the one .json in it), window, feature subset and
-    the container's memory limit, which sizes the sidecar's queued-payload byte budget."""
-    env = {c.ENV_DRIFT_PROFILE: c.DRIFT_BASELINE_DIR}
+    """Profile directory (the sidecar picks the one .json in it), the spool it drains, window,
+    feature subset and the container's memory limit, which sizes the sidecar's queued-payload
+    byte budget."""
+    env = {c.ENV_DRIFT_PROFILE: c.DRIFT_BASELINE_DIR, c.ENV_DRIFT_SPOOL_DIR: c.DRIFT_SPOOL_DIR}
     if dep.drift is not None and dep.drift.window_size is not None:
         env[c.ENV_DRIFT_WINDOW_SIZE] = str(dep.drift.window_size)
     if dep.drift is not None and dep.drift.features:
@@ -131,6 +162,7 @@ def drift_sidecar(dep: OnlineDeployment, config: OperatorConfig) -> dict[str, An
         "securityContext": container_security_context(config.run_as_user),
         "volumeMounts": [
             {"name": BASELINE_VOLUME, "mountPath": c.DRIFT_BASELINE_DIR, "readOnly": True},
+            spool_mount(),
             tmp_mount(),
         ],
         "resources": SIDECAR_RESOURCES,

@@ -20,6 +20,7 @@ from mlkube.builders.endpoint_drift import (
     drift_server_env,
     drift_sidecar,
     drift_volumes,
+    spool_mount,
 )
 from mlkube.builders.environment_use import EnvironmentUse, apply_environment
 from mlkube.builders.model_facts import ModelFacts
@@ -165,6 +166,8 @@ def server_container(
             tmp_mount(),
         ],
     }
+    if drift:
+        container["volumeMounts"].insert(1, spool_mount())
     if resources:
         container["resources"] = resources
     env = container["env"]
@@ -201,7 +204,7 @@ def build_server_deployment(
             server_container(dep, model, config, resources, drift_server_env(dep, config)),
             drift_sidecar(dep, config),
         ]
-        volumes.extend(drift_volumes(model, ARTIFACT_PVC_VOLUME))
+        volumes.extend(drift_volumes(dep, model, ARTIFACT_PVC_VOLUME))
     spec: dict[str, Any] = {
         "selector": {"matchLabels": pod_selector(owner.name, COMPONENT_SERVER, dep.name)},
         "revisionHistoryLimit": 3,

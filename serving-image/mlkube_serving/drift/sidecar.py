@@ -4,6 +4,8 @@
 queues it for the worker thread, so the model server's sender never waits on drift maths. The
 model server's binary batches (`DRIFT_SAMPLES_BATCH_TYPE`) have their header validated first
 (microseconds, no per-value work), so a malformed batch gets a 400 with its reason.
+With `--spool-dir` (`MLKUBE_DRIFT_SPOOL_DIR`) the server's samples arrive through shared-memory
+rings instead (`drift.spool`), drained on this loop every `--spool-interval` seconds.
 `GET /v1/summary` returns the latest evaluation (the operator polls and merges it across
 replicas), `/healthz` and `/readyz` are for the probes, and Prometheus metrics are served on a
 separate port. Run as `python -m mlkube_serving drift-sidecar --profile PROFILE.json`.
@@ -12,9 +14,12 @@ separate port. Run as `python -m mlkube_serving drift-sidecar --profile PROFILE.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import orjson
 
@@ -34,6 +39,7 @@ from mlkube_serving.drift.engine import DriftEngine
 from mlkube_serving.drift.errors import DriftError, PayloadError
 from mlkube_serving.drift.metrics import DEFAULT_MAX_FEATURE_SERIES, EvaluationTimes, serve_metrics
 from mlkube_serving.drift.profile import load_profile, resolve_profile_path, select_features
+from mlkube_serving.drift.spool import DEFAULT_INTERVAL, SpoolReader
 from mlkube_serving.drift.worker import DriftWorker, held_bytes
 
 log = logging.getLogger(__name__)
@@ -48,10 +54,18 @@ class DriftApp:
     """ASGI application over a started `DriftWorker`."""
 
     def __init__(
-        self, worker: DriftWorker, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+        self,
+        worker: DriftWorker,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        spool: SpoolReader | None = None,
+        spool_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         self.worker = worker
         self.max_body_bytes = max_body_bytes
+        self.spool = spool  # the model server's rings, drained on this loop
+        self.spool_interval = spool_interval
+        self._spool_task: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -129,8 +143,11 @@ class DriftApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.worker.start()
+                if self.spool is not None:
+                    self._spool_task = asyncio.create_task(self.spool.run(self.spool_interval))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self._stop_spool()
                 self.worker.stop()
                 log.info(
                     "drift sidecar stopped: %d rows received, %d dropped",
@@ -139,6 +156,16 @@ class DriftApp:
                 )
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _stop_spool(self) -> None:
+        """Stop polling, take what the rings hold now, close them (files stay for the next)."""
+        if self._spool_task is None or self.spool is None:
+            return
+        self._spool_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._spool_task
+        self.spool.poll()
+        self.spool.close()
 
 
 def _env_number(name: str, default: float | None) -> float | None:
@@ -183,6 +210,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "published in MLKUBE_MEMORY_LIMIT_BYTES, at most 64 MiB)",
     )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument(
+        "--spool-dir",
+        default=os.environ.get(contract.ENV_DRIFT_SPOOL_DIR) or None,
+        help="directory of the model server's shared-memory sample rings (polled)",
+    )
+    parser.add_argument("--spool-interval", type=float, default=DEFAULT_INTERVAL)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if not args.profile:
@@ -231,7 +264,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.port,
         args.metrics_port,
     )
-    app = DriftApp(worker, max_body_bytes=args.max_body_bytes)
+    spool = None
+    if args.spool_dir:
+        spool = SpoolReader(Path(args.spool_dir), worker.submit, worker.count_invalid)
+    app = DriftApp(
+        worker, max_body_bytes=args.max_body_bytes, spool=spool, spool_interval=args.spool_interval
+    )
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on"
     )

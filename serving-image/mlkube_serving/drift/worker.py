@@ -121,6 +121,12 @@ class DriftWorker:
             return False
         return True
 
+    def count_invalid(self, rows: int) -> None:
+        """Rows that arrived unreadable (a spool record that does not match its layout); on
+        the loop, like `submit`."""
+        self.invalid_payloads += 1
+        self.dropped_full += rows
+
     def _release(self, size: int) -> None:
         with self._bytes_lock:
             self.queued_bytes -= size

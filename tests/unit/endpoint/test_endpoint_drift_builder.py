@@ -77,10 +77,17 @@ def test_drift_pod_gets_baseline_step_sidecar_and_server_wiring(
     }
     server, sidecar = pod["containers"]
     assert server["name"] == "server"
-    assert server["env"][-2:] == [
+    assert server["env"][-3:] == [
         {"name": "MLKUBE_DRIFT_URL", "value": "http://127.0.0.1:8090"},
         {"name": "MLKUBE_DRIFT_SAMPLE_RATE", "value": "0.25"},
+        {"name": "MLKUBE_DRIFT_SPOOL_DIR", "value": "/mnt/drift-spool"},
     ]
+    assert server["volumeMounts"] == [
+        {"name": "model", "mountPath": "/mnt/models", "readOnly": True},
+        {"name": "drift-spool", "mountPath": "/mnt/drift-spool"},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    assert server["securityContext"] == RESTRICTED
     assert sidecar == {
         "name": "drift",
         "image": IMAGE,
@@ -89,6 +96,7 @@ def test_drift_pod_gets_baseline_step_sidecar_and_server_wiring(
         "args": ["--port", "8090", "--metrics-port", "8091"],
         "env": [
             {"name": "MLKUBE_DRIFT_PROFILE", "value": "/mnt/drift-baseline"},
+            {"name": "MLKUBE_DRIFT_SPOOL_DIR", "value": "/mnt/drift-spool"},
             {"name": "MLKUBE_DRIFT_WINDOW_SIZE", "value": "500"},
             {"name": "MLKUBE_DRIFT_FEATURES", "value": "x0,x1"},
             MEMORY_LIMIT,
@@ -106,6 +114,7 @@ def test_drift_pod_gets_baseline_step_sidecar_and_server_wiring(
         "securityContext": RESTRICTED,
         "volumeMounts": [
             {"name": "drift-baseline", "mountPath": "/mnt/drift-baseline", "readOnly": True},
+            {"name": "drift-spool", "mountPath": "/mnt/drift-spool"},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
         "resources": {
@@ -117,7 +126,28 @@ def test_drift_pod_gets_baseline_step_sidecar_and_server_wiring(
         {"name": "model", "emptyDir": {"sizeLimit": "20Gi"}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
         {"name": "drift-baseline", "emptyDir": {}},
+        {"name": "drift-spool", "emptyDir": {"medium": "Memory", "sizeLimit": "15Mi"}},
     ]
+
+
+def test_the_spool_is_sized_for_the_server_workers(
+    owner: EndpointRef, models: dict[str, ModelFacts], config: OperatorConfig
+) -> None:
+    model = _with_baseline(models["credit-risk-v3"])
+    dep = OnlineDeployment.model_validate(
+        {"name": "blue", "model": "credit-risk-v3", "drift": {"enabled": True},
+         "env": [{"name": "MLKUBE_WORKERS", "value": "4"}]}
+    )  # fmt: skip
+    volumes = {v["name"]: v for v in _pod(owner, dep, model, config)["volumes"]}
+    # 4 rings of 4 MiB (5 Mi each with header and layouts) and 2 spare ones
+    assert volumes["drift-spool"] == {
+        "name": "drift-spool",
+        "emptyDir": {"medium": "Memory", "sizeLimit": "30Mi"},
+    }
+    no_drift = OnlineDeployment.model_validate({"name": "blue", "model": "credit-risk-v3"})
+    pod = _pod(owner, no_drift, model, config)
+    assert "drift-spool" not in {v["name"] for v in pod["volumes"]}
+    assert all(m["name"] != "drift-spool" for m in pod["containers"][0]["volumeMounts"])
 
 
 def test_defaults_leave_window_and_features_to_the_profile(
@@ -126,9 +156,10 @@ def test_defaults_leave_window_and_features_to_the_profile(
     pod = _pod(owner, _dep(), _with_baseline(models["credit-risk-v3"]), config)
     assert pod["containers"][1]["env"] == [
         {"name": "MLKUBE_DRIFT_PROFILE", "value": "/mnt/drift-baseline"},
+        {"name": "MLKUBE_DRIFT_SPOOL_DIR", "value": "/mnt/drift-spool"},
         MEMORY_LIMIT,
     ]
-    assert pod["containers"][0]["env"][-1] == {"name": "MLKUBE_DRIFT_SAMPLE_RATE", "value": "1"}
+    assert {"name": "MLKUBE_DRIFT_SAMPLE_RATE", "value": "1"} in pod["containers"][0]["env"]
 
 
 def test_operator_drift_port_is_used_everywhere(
