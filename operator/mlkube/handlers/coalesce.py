@@ -25,16 +25,19 @@ K = TypeVar("K", bound=Hashable)
 class Coalesced(Generic[K]):
     """At most one task per key; it runs `work(key)` in a thread `delay` s after the first
     request (the rest of the burst arrives meanwhile), and again while requests came in
-    during a run. `on_error(key, err)` sees an Exception of `work`; the task then ends."""
+    during a run; at most `limit` keys run at once. `on_error(key, err)` sees an Exception of
+    `work`; the task then ends."""
 
     def __init__(
         self, name: str, work: Callable[[K], None], delay: float,
-        on_error: Callable[[K, Exception], None],
+        on_error: Callable[[K, Exception], None], limit: int = 2,
     ) -> None:  # fmt: skip
         self.name: Final = name
         self._work = work
         self._delay = delay
         self._on_error = on_error
+        self._limit = limit
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._tasks: dict[K, asyncio.Task[None]] = {}
         self._running: set[K] = set()
         self._again: set[K] = set()
@@ -55,19 +58,28 @@ class Coalesced(Generic[K]):
         try:
             while True:
                 await asyncio.sleep(self._delay)
-                self._running.add(key)
-                try:
-                    await asyncio.to_thread(self._work, key)
-                except Exception as err:  # reported; the next request runs again
-                    self._on_error(key, err)
-                finally:
-                    self._running.discard(key)
+                async with self._slots_of_loop():  # still covers requests while it waits
+                    self._running.add(key)
+                    try:
+                        await asyncio.to_thread(self._work, key)
+                    except Exception as err:  # reported; the next request runs again
+                        self._on_error(key, err)
+                    finally:
+                        self._running.discard(key)
                 if key not in self._again:
                     return
                 self._again.discard(key)
         finally:
             if self._tasks.get(key) is asyncio.current_task():
                 del self._tasks[key]
+
+    def _slots_of_loop(self) -> asyncio.Semaphore:
+        """At most `limit` passes read at once: a burst's responses are parsed a few at a time
+        (each pass holds its reads while it runs), the rest wait as keys."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self._limit))
+        return self._slots[1]
 
     def pending(self) -> int:
         """Keys with a pass waiting or running."""

@@ -117,3 +117,29 @@ def test_close_cancels_waiting_passes() -> None:
 
     asyncio.run(scenario())
     assert runs == [] and passes.pending() == 0
+
+
+def test_at_most_limit_passes_run_at_once() -> None:
+    lock = threading.Lock()
+    running = [0]
+    most = [0]
+    done: list[str] = []
+
+    def work(key: str) -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        threading.Event().wait(0.02)
+        with lock:
+            running[0] -= 1
+            done.append(key)
+
+    passes: Coalesced[str] = Coalesced("t", work, 0.0, lambda k, e: None, limit=2)
+
+    async def burst() -> None:
+        for i in range(8):
+            passes.request(str(i))
+        await passes.drain()
+
+    asyncio.run(burst())
+    assert sorted(done) == [str(i) for i in range(8)] and most[0] == 2
