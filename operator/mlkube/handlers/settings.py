@@ -44,8 +44,8 @@ WATCH_SELECTORS: dict[tuple[str, str] | tuple[str, str, str], str] = {
 SSL_READ_BUFFER = 64 * 1024
 # Kopf keeps a worker task per object for this long after its last event, and the worker still
 # references that event's body while it idles: 5 s (Kopf's default) kept every object of a
-# burst alive at once. Half a second covers the gap between a patch and the event it causes
-# (docs/benchmarks/operator-scale.md, "Memory, round 3": converging peak -15% at N=100).
+# burst alive at once; Kopf waits longer by itself when it expects the event of its own patch
+# (consistency_timeout). docs/benchmarks/operator-scale.md, "Memory, round 3".
 WORKER_IDLE_SECONDS = 0.5
 
 
