@@ -25,6 +25,7 @@ from mlkube.contract import API_VERSION, GROUP, HEADER_DEPLOYMENT
 from mlkube.k8s import ApiError, Kube
 
 FIELD_MANAGER: Final = "mlkube-cli"
+UPDATE_ATTEMPTS: Final = 5  # conflicts from the operator's own status and annotation writes
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -182,12 +183,21 @@ def update_endpoint(args: argparse.Namespace) -> int:
         current, desired = spec.get(key) or {}, view.parse_split(raw, flag)
         patch_spec[key] = view.split_patch(current, desired)
         changes.append(f"{key} {view.format_split(current)} \u2192 {view.format_split(desired)}")
-    # resourceVersion makes the patch fail instead of racing a concurrent change.
-    body = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}, "spec": patch_spec}
-    try:
-        kube.patch(API_VERSION, KIND, args.name, body, namespace)
-    except ApiError as err:
-        raise api_error(err, f"update OnlineEndpoint {namespace}/{args.name}") from err
+    for attempt in range(UPDATE_ATTEMPTS):
+        # resourceVersion makes the patch fail instead of racing a concurrent change.
+        meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
+        try:
+            kube.patch(API_VERSION, KIND, args.name, {"metadata": meta, "spec": patch_spec},
+                       namespace)  # fmt: skip
+            break
+        except ApiError as err:
+            # The operator's status and annotation writes move the resourceVersion too: only
+            # a change of the spec the patch was computed from voids it.
+            if err.status != 409 or attempt + 1 == UPDATE_ATTEMPTS:
+                raise api_error(err, f"update OnlineEndpoint {namespace}/{args.name}") from err
+            obj = get_endpoint(kube, namespace, args.name)
+            if (obj.get("spec") or {}) != spec:
+                raise api_error(err, f"update OnlineEndpoint {namespace}/{args.name}") from err
     for change in changes:
         print(f"onlineendpoint.{GROUP}/{args.name}: {change}")
     return 0

@@ -19,8 +19,9 @@ import asyncio
 import contextlib
 import datetime
 import functools
+import logging
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, Final, cast
 
 import kopf
@@ -45,6 +46,7 @@ from mlkube.controllers.kube import get_live
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.controllers.pending import Waiting
 from mlkube.handlers.clients import kube
+from mlkube.handlers.coalesce import Coalesced
 from mlkube.handlers.config import operator_config
 from mlkube.handlers.metrics import reconciling
 from mlkube.handlers.periodic import LOOPS, spread
@@ -54,6 +56,7 @@ PLURAL: Final = PLURAL_ONLINE_ENDPOINTS
 API_ERROR_DELAY: Final = 10.0
 REFRESH_DELAY: Final = 0.25  # a Deployment event waits this long for the rest of its burst
 MAX_RETRY_DELAY: Final = 60.0
+log = logging.getLogger(__name__)
 
 LOCKS: Final = KeyedLocks()
 endpoint_lock = LOCKS.hold
@@ -114,23 +117,42 @@ def refresh(namespace: str, name: str, claimed: bool = False) -> None:
     post_events(outcome)
 
 
-async def refresh_soon(namespace: str, name: str, logger: kopf.Logger, what: str) -> None:
-    """Refresh after REFRESH_DELAY, as the one waiting refresh of the endpoint: the burst of
-    events its Deployments make (created, scheduled, pods ready, available) costs one refresh,
-    not one each. The wait is asynchronous: no handler thread sleeps."""
-    key = (namespace, name)
-    if not WAITING.claim(key):
-        return  # a waiting pass reads after this event
-    try:
-        await asyncio.sleep(REFRESH_DELAY)
-    except asyncio.CancelledError:
-        WAITING.done(key)
-        raise
-    try:
-        await asyncio.to_thread(refresh, namespace, name, True)
-    except (ApiError, ControllerError, kopf.TemporaryError) as err:
-        # The resync loop repairs it later; one line instead of a traceback.
-        logger.warning(f"OnlineEndpoint {name}: {what} failed: {err}")
+def refresh_key(key: tuple[str, str]) -> None:
+    refresh(*key)
+
+
+def reconcile_key(key: tuple[str, str]) -> None:
+    run_reconcile(*key)
+
+
+def report_failure(what: str) -> Callable[[tuple[str, str], Exception], None]:
+    def report(key: tuple[str, str], err: Exception) -> None:
+        if isinstance(err, ApiError | ControllerError | kopf.TemporaryError):
+            # The resync loop repairs it later; one line instead of a traceback.
+            log.warning(f"OnlineEndpoint {key[1]}: {what} failed: {err}")
+        else:
+            log.error(f"OnlineEndpoint {key[1]}: {what} failed", exc_info=err)
+
+    return report
+
+
+# Watch reactions ask for passes here and return at once (handlers/coalesce.py): a burst of
+# Deployment events (created, scheduled, pods ready, available) waits REFRESH_DELAY and costs
+# one refresh per endpoint; no event body waits in Kopf's backlogs behind a thread meanwhile.
+REFRESHES: Final = Coalesced("refresh", refresh_key, REFRESH_DELAY, report_failure("refresh"))
+RECONCILES: Final = Coalesced("reconcile", reconcile_key, 0.0, report_failure("reconcile"))
+
+
+async def drain_passes() -> None:
+    """Until the requested refreshes and reconciles have run (tests)."""
+    await REFRESHES.drain()
+    await RECONCILES.drain()
+
+
+@kopf.on.cleanup()
+async def stop_passes(**_: Any) -> None:
+    await REFRESHES.close()
+    await RECONCILES.close()
 
 
 def now_iso() -> str:
@@ -219,37 +241,27 @@ def release_endpoint(
 async def child_deployment_changed(
     type: str, meta: kopf.Meta, namespace: str | None, logger: kopf.Logger, **_: Any
 ) -> None:
-    """A child Deployment moved: recompute readiness; if it was deleted, reconcile at once."""
+    """A child Deployment moved: recompute readiness; if it was deleted, reconcile at once
+    (deleted by hand or by our own prune: a reconcile recreates it only if still wanted)."""
     endpoint = controller_owner(meta, KIND_ONLINE_ENDPOINT)
     if endpoint is None or namespace is None:
         return
-    if type != "DELETED":
-        await refresh_soon(namespace, endpoint, logger, "reacting to Deployment change")
-        return
-    try:
-        # Deleted by hand or by our own prune: a reconcile recreates it only if still wanted.
-        await asyncio.to_thread(run_reconcile, namespace, endpoint)
-    except (ApiError, ControllerError, kopf.TemporaryError) as err:
-        # The resync loop repairs it later; one line instead of a traceback.
-        logger.warning(f"OnlineEndpoint {endpoint}: reacting to Deployment change failed: {err}")
+    (REFRESHES if type != "DELETED" else RECONCILES).request((namespace, endpoint))
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL_MODELS)
-def model_changed(
-    name: str, namespace: str | None, status: kopf.Status, logger: kopf.Logger, **_: Any
-) -> None:
-    """A Model became Ready: endpoints waiting for it reconcile now, not at their next retry."""
+async def model_changed(name: str, namespace: str | None, status: kopf.Status, **_: Any) -> None:
+    """A Model became Ready: endpoints waiting for it reconcile now, not at their next retry.
+    Asynchronous: most Model events wake no endpoint and must not wait for a thread (with
+    their bodies queued in Kopf's backlog) behind the reconciles of a burst."""
     ready = any(
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in status.get("conditions") or []
     )
     if not ready or namespace is None:
         return
-    try:
-        for endpoint in blocked_on(namespace, name):
-            run_reconcile(namespace, endpoint)
-    except (ApiError, ControllerError, kopf.TemporaryError) as err:
-        logger.warning(f"reconciling endpoints that wait for Model {name} failed: {err}")
+    for endpoint in blocked_on(namespace, name):
+        RECONCILES.request((namespace, endpoint))
 
 
 # Pod uid -> the problem last reported, so a pod that keeps failing the same way (a crash loop

@@ -72,6 +72,8 @@ def run(
         from mlkube.handlers import memory_probe
 
         memory_probe.install_from_env()
+    if os.environ.get("MLKUBE_MEMORY_PROBE_EVERY"):  # registers its startup handler
+        from mlkube.handlers import memory_timeline  # noqa: F401
     kopf_args = {
         "clusterwide": not namespaces,
         "namespaces": namespaces or (),

@@ -42,6 +42,11 @@ WATCH_SELECTORS: dict[tuple[str, str] | tuple[str, str, str], str] = {
 # is unbounded) and the API server one per concurrent admission call, dozens during a burst
 # (docs/benchmarks/operator-scale.md, "Memory"). 64 KiB holds any watch line or response chunk.
 SSL_READ_BUFFER = 64 * 1024
+# Kopf keeps a worker task per object for this long after its last event, and the worker still
+# references that event's body while it idles: 5 s (Kopf's default) kept every object of a
+# burst alive at once; Kopf waits longer by itself when it expects the event of its own patch
+# (consistency_timeout). docs/benchmarks/operator-scale.md, "Memory, round 3".
+WORKER_IDLE_SECONDS = 0.5
 
 
 class CompactDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
@@ -115,6 +120,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.execution.max_workers = max_workers()
+    settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
 
 
 def max_workers() -> int:

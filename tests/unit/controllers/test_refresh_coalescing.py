@@ -100,10 +100,13 @@ def test_a_burst_of_deployment_events_costs_one_refresh(monkeypatch: pytest.Monk
             for _ in range(6)
         ]
         await asyncio.gather(*events)
+        assert endpoint.REFRESHES.pending() == 1  # one waiting pass, no body held
+        await endpoint.drain_passes()
         # after the refresh has read, the next event refreshes again
         await endpoint.child_deployment_changed(
             type="MODIFIED", meta=owned, namespace="ns", logger=logging.getLogger("t")
         )
+        await endpoint.drain_passes()
 
     asyncio.run(burst())
     assert runs == ["credit", "credit"]
@@ -129,7 +132,12 @@ def test_a_model_turning_ready_reconciles_the_endpoints_blocked_on_it(
     assert endpoint.blocked_on("ns", "m1") == ["credit"]
     ready: Any = {"conditions": [{"type": "Ready", "status": "True"}]}
     outcomes["credit"] = frozenset()  # now it applies
-    endpoint.model_changed(name="m1", namespace="ns", status=ready, logger=logging.getLogger("t"))
+
+    async def model_ready() -> None:
+        await endpoint.model_changed(name="m1", namespace="ns", status=ready)
+        await endpoint.drain_passes()
+
+    asyncio.run(model_ready())
     assert passes == ["credit", "churn", "credit"]
     assert endpoint.blocked_on("ns", "m1") == [] and endpoint.blocked_on("ns", "m2") == ["churn"]
     endpoint.record_blocked("ns", "churn", frozenset())

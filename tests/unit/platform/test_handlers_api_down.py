@@ -59,13 +59,20 @@ def test_loop_ticks_log_and_come_back(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_watch_reactions_log_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    async def react(type_: str) -> None:
+        await endpoint.child_deployment_changed(type=type_, meta=OWNED, namespace="ml", logger=LOG)
+        await endpoint.drain_passes()
+
     for type_ in ("MODIFIED", "DELETED"):
-        asyncio.run(
-            endpoint.child_deployment_changed(type=type_, meta=OWNED, namespace="ml", logger=LOG)
-        )
+        asyncio.run(react(type_))
+
+    async def model_ready() -> None:
+        await endpoint.model_changed(name="m", namespace="ml", status=READY)
+        await endpoint.drain_passes()
+
     endpoint.record_blocked("ml", "credit", frozenset({"m"}))  # an endpoint waits for "m"
     try:
-        endpoint.model_changed(name="m", namespace="ml", status=READY, logger=LOG)
+        asyncio.run(model_ready())
     finally:
         endpoint.record_blocked("ml", "credit", frozenset())
     endpoint.release_endpoint("ml", "credit", "uid-1", LOG)
