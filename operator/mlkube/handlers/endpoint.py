@@ -21,13 +21,12 @@ import datetime
 import functools
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, Final, cast
 
 import kopf
 
 from mlkube.builders.names import controller_owner
-from mlkube.builders.pod_problems import pod_problem
 from mlkube.contract import (
     API_VERSION,
     GROUP,
@@ -40,6 +39,7 @@ from mlkube.contract import (
     VERSION,
 )
 from mlkube.controllers import endpoint as sync
+from mlkube.controllers import endpoint_traffic as traffic
 from mlkube.controllers.endpoint_users import USERS, used_models
 from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.kube import get_live
@@ -159,11 +159,16 @@ def now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def run_reconcile(namespace: str, name: str) -> sync.Outcome:
-    """One reconcile; API and sync failures become a delayed retry, never a traceback storm."""
+def run_reconcile(
+    namespace: str, name: str, old_spec: Mapping[str, Any] | None = None
+) -> sync.Outcome:
+    """One reconcile (`old_spec`: the spec last handled, for a traffic-only change's fast
+    path); API and sync failures become a delayed retry, never a traceback storm."""
     try:
         with reconciling(KIND_ONLINE_ENDPOINT), endpoint_pass(namespace, name):
-            outcome = sync.reconcile(kube(), operator_config(), namespace, name, now_iso())
+            outcome = traffic.reconcile_change(
+                kube(), operator_config(), namespace, name, now_iso(), old_spec
+            )
         record_blocked(namespace, name, outcome.waiting_for)
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err
@@ -185,8 +190,12 @@ def post_events(outcome: sync.Outcome) -> None:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-def reconcile_endpoint(namespace: str | None, name: str, retry: int, **_: Any) -> None:
-    outcome = run_reconcile(namespace or "default", name)
+def reconcile_endpoint(
+    namespace: str | None, name: str, retry: int, reason: str = "", old: Any = None, **_: Any
+) -> None:
+    # Kopf's `old` (the spec it last handled) only means that on an update.
+    previous = old if reason == kopf.Reason.UPDATE and isinstance(old, Mapping) else None
+    outcome = run_reconcile(namespace or "default", name, previous)
     if outcome.retry_message:
         # Back off (5, 10, 20, 40, 60 s ...): the resync loop still looks (MLKUBE_RESYNC_SECONDS).
         delay = min(outcome.retry_delay * 2 ** min(retry, 6), MAX_RETRY_DELAY)
@@ -262,44 +271,3 @@ async def model_changed(name: str, namespace: str | None, status: kopf.Status, *
         return
     for endpoint in blocked_on(namespace, name):
         RECONCILES.request((namespace, endpoint))
-
-
-# Pod uid -> the problem last reported, so a pod that keeps failing the same way (a crash loop
-# emits an event per restart) costs one status refresh, not one per event.
-_POD_PROBLEMS: Final[dict[str, str]] = {}
-
-
-@kopf.on.event(
-    "", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_ENDPOINT: kopf.PRESENT}
-)
-async def child_pod_changed(
-    type: str, body: kopf.Body, meta: kopf.Meta, namespace: str | None, uid: str,
-    logger: kopf.Logger, **_: Any,
-) -> None:  # fmt: skip
-    """A serving or router pod fails (an initializer refusing an artifact, an image that cannot
-    be pulled, a crash loop): show why on the endpoint now, not at the rollout deadline.
-    Recovery needs no pod event: the Deployment turning available refreshes the status.
-    Asynchronous: almost every pod event changes no problem and must not cost a thread hop
-    (3 pods per endpoint, several events each)."""
-    problem = pod_problem(body) if type != "DELETED" else None
-    text = problem.message if problem else ""
-    if _POD_PROBLEMS.get(uid, "") == text:
-        return
-    if text:
-        _POD_PROBLEMS[uid] = text
-    else:
-        _POD_PROBLEMS.pop(uid, None)
-    label = str((meta.get("labels") or {}).get(LABEL_ENDPOINT, ""))
-    if namespace is None or not label:
-        return
-    try:
-        await asyncio.to_thread(refresh_labelled, namespace, label)
-    except (ApiError, ControllerError, kopf.TemporaryError) as err:
-        _POD_PROBLEMS.pop(uid, None)  # try again on the next event
-        logger.warning(f"OnlineEndpoint {label}: reacting to a pod change failed: {err}")
-
-
-def refresh_labelled(namespace: str, label: str) -> None:
-    endpoint = sync.endpoint_for_label(kube(), namespace, label)
-    if endpoint is not None:
-        refresh(namespace, endpoint)

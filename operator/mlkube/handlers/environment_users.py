@@ -7,6 +7,7 @@ at their next retry or resync. Any version counts (`name@latest` follows new ver
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -39,7 +40,7 @@ def environment_changed(
     name = spec.get("environmentName")
     if type == "DELETED" or not ready or namespace is None or not isinstance(name, str):
         return
-    runners = {
+    runners: dict[str, Callable[[str, str], object]] = {
         KIND_ONLINE_ENDPOINT: endpoint.run_reconcile,
         KIND_BATCH_JOB: batch_job.run_reconcile,
         KIND_PIPELINE_RUN: pipeline_run.run_reconcile,

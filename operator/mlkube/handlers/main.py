@@ -13,6 +13,7 @@ from mlkube.handlers import (
     batch_job,
     endpoint,
     endpoint_drift,
+    endpoint_pods,
     endpoint_rollout,
     environment,
     environment_users,
@@ -32,9 +33,9 @@ from mlkube.handlers import (
 )
 
 HANDLER_MODULES = (
-    settings, health, leadership, metrics, periodic, model, webhooks, endpoint, endpoint_drift,
-    endpoint_rollout, batch_endpoint, batch_job, pipeline_run, pipeline, notifications,
-    event_sinks, environment, environment_webhooks, environment_users,
+    settings, health, leadership, metrics, periodic, model, webhooks, endpoint, endpoint_pods,
+    endpoint_drift, endpoint_rollout, batch_endpoint, batch_job, pipeline_run, pipeline,
+    notifications, event_sinks, environment, environment_webhooks, environment_users,
 )  # fmt: skip
 
 
