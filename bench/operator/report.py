@@ -36,6 +36,8 @@ class Result:
     restart_writes: list[str] = field(default_factory=list)
     traffic_s: float = float("nan")  # patches started → every router ConfigMap carries them
     traffic_ms: list[float] = field(default_factory=list)
+    traffic_cpu_s: float = float("nan")  # patches started → the operator quiet again
+    traffic_requests: dict[str, int] = field(default_factory=dict)
     idle_s: float = 0.0
     idle_cpu_s: float = float("nan")
     idle_requests: dict[str, int] = field(default_factory=dict)
@@ -76,6 +78,13 @@ ROWS = (
     ("traffic change: all routers (s)", lambda r: r.traffic_s, "{:.1f}"),
     ("traffic change p50 (ms)", lambda r: percentile(r.traffic_ms, 50), "{:.0f}"),
     ("traffic change p99 (ms)", lambda r: percentile(r.traffic_ms, 99), "{:.0f}"),
+    ("traffic change: operator CPU (s)", lambda r: r.traffic_cpu_s, "{:.1f}"),
+    ("traffic change: requests per endpoint", lambda r: total(r.traffic_requests) / r.n, "{:.1f}"),
+    (
+        "traffic change: writes per endpoint",
+        lambda r: total(r.traffic_requests, True) / r.n,
+        "{:.1f}",
+    ),
     ("idle: window (s)", lambda r: r.idle_s, "{:.0f}"),
     ("idle: operator CPU (s)", lambda r: r.idle_cpu_s, "{:.1f}"),
     ("idle: requests", lambda r: total(r.idle_requests), "{}"),

@@ -13,7 +13,7 @@ as a process. On the operator's, with watches running from before the first crea
   restart    the operator stopped and started with everything in place: seconds from its start
              to its last request before QUIET s without one, its requests and writes (target: 0).
   traffic    every endpoint's traffic (every tenth's mirror) patched at once: until every router
-             ConfigMap carries its new routing.
+             ConfigMap carries its new routing; CPU and requests until the operator is quiet.
   idle       after the traffic change settled, IDLE s (default: RESYNC) of nothing; the
              restarted operator runs with MLKUBE_RESYNC_SECONDS=RESYNC, so the window holds one
              resync of every endpoint: CPU, requests and writes (target: 0 writes).
@@ -165,10 +165,16 @@ def run_mlkube(n: int, tmp: Path, args: argparse.Namespace, result: report.Resul
                 result.restart_writes = audit_counts.describe_writes(seen)
                 print(f"N={n}: restart settled after {settle}", file=sys.stderr)
                 wait_admission(kube)
+                audit.mark()
+                cpu, traffic_since = procstat.cpu_seconds(operator.pid), time.time()
                 traffic(kube, w, n, result, args.concurrency)
                 print(f"N={n}: traffic on every router in {result.traffic_s:.1f}s",
                       file=sys.stderr)  # fmt: skip
-                audit_counts.wait_settled(audit, since, QUIET, timeout_for(n))
+                # Until the operator is quiet again: the whole cost of the change (CPU
+                # includes the QUIET s without a request at the end).
+                _, seen = audit_counts.wait_settled(audit, traffic_since, QUIET, timeout_for(n))
+                result.traffic_cpu_s = procstat.cpu_seconds(operator.pid) - cpu
+                result.traffic_requests = audit_counts.summary(seen)
                 audit.mark()
                 cpu = procstat.cpu_seconds(operator.pid)
                 idle_s = args.idle or args.resync
@@ -208,7 +214,7 @@ def main() -> int:
     print(report.table(results))
     print()
     print(report.growth(results))
-    for phase in ("converge", "restart", "idle"):
+    for phase in ("converge", "restart", "traffic", "idle"):
         print()
         print(report.requests_table(results, phase))
     for r in results:
