@@ -59,12 +59,22 @@ def assert_matching_kubectl(runs: list[LineRun]) -> None:
     assert found["Client"] == found["Server"], f"client/server skew: {found}"
 
 
-def assert_invoke_answered(runs: list[LineRun]) -> None:
+# What each Model behind `credit` answers: the sample ONNX models (blue v3, green v4) and, once the
+# tour's pipeline ran, its trained scikit-learn model v5 as a 10 % canary.
+OUTPUTS_BY_VERSION = {"3": {"label", "probabilities"}, "4": {"label", "probabilities"}}
+CANARY_OUTPUTS = {"5": {"predict"}}
+
+
+def assert_invoke_answered(runs: list[LineRun], after_pipeline: bool = False) -> None:
     answer = line_output(runs, "mlkube endpoint invoke")
     # The background run-local's own lines may interleave with the answer.
     body = json.loads([line for line in answer.splitlines() if line.startswith("{")][-1])
     assert body["model_name"] == "credit-risk", body
-    assert {o["name"] for o in body["outputs"]} == {"label", "probabilities"}
+    # The router picks a deployment by weight, so after the pipeline its canary may answer.
+    expected = OUTPUTS_BY_VERSION | (CANARY_OUTPUTS if after_pipeline else {})
+    version = body.get("model_version")
+    assert version in expected, f"answered by version {version!r}, expected one of {expected}"
+    assert {o["name"] for o in body["outputs"]} == expected[version], body
 
 
 def assert_batch_scored(runs: list[LineRun]) -> None:
@@ -117,7 +127,7 @@ def test_the_readme_tour_and_what_make_dev_prints_run_verbatim(tmp_path: Path) -
         again = run_lines(printed, REPO, clean_env(), timeout=600, script=tmp_path / "try.sh")
         assert not failures(again), failures(again)
         assert_matching_kubectl(again)
-        assert_invoke_answered(again)
+        assert_invoke_answered(again, after_pipeline=True)
         assert "credit-risk-v3" in line_output(again, "kubectl get models")
         assert_batch_scored(again)
 
@@ -126,7 +136,7 @@ def test_the_readme_tour_and_what_make_dev_prints_run_verbatim(tmp_path: Path) -
         block = [printed[0], *command_lines(fenced_block(docs, "# Online endpoints"))]
         endpoints = run_lines(block, REPO, clean_env(), timeout=600, script=tmp_path / "docs.sh")
         assert not failures(endpoints), failures(endpoints)
-        assert_invoke_answered(endpoints)
+        assert_invoke_answered(endpoints, after_pipeline=True)
         assert "auth mode none" in line_output(endpoints, "! mlkube endpoint get-credentials")
     finally:
         # What the README and `make dev` say stops it, from a fresh shell too.
