@@ -100,6 +100,7 @@ def endpoint_pass(
     waiting = True
     try:
         with endpoint_lock(namespace, name):
+            WAITING.began(key)
             WAITING.done(key)
             waiting = False
             yield True
@@ -117,11 +118,13 @@ def refresh(namespace: str, name: str, claimed: bool = False) -> None:
     post_events(outcome)
 
 
-def refresh_key(key: tuple[str, str]) -> None:
+def refresh_key(key: tuple[str, str], since: float) -> None:
+    if WAITING.read_since(key, since):
+        return  # a pass began reading after the events that asked for this refresh
     refresh(*key)
 
 
-def reconcile_key(key: tuple[str, str]) -> None:
+def reconcile_key(key: tuple[str, str], since: float) -> None:
     run_reconcile(*key)
 
 
@@ -228,6 +231,7 @@ async def endpoint_lifecycle(
     LOOPS.stop(uid)
     record_blocked(namespace, name, frozenset())
     if type == "DELETED":
+        WAITING.forget((namespace, name))
         models = used_models(body) | sync.status_models(body.get("status"))
         await asyncio.to_thread(release_endpoint, namespace, name, uid, logger, models)
 
