@@ -144,8 +144,11 @@ def test_a_model_turning_ready_reconciles_the_endpoints_blocked_on_it(
     endpoint.record_blocked("ns", "churn", frozenset())
 
 
-def recorded_passes(monkeypatch: pytest.MonkeyPatch, reconcile_fails: bool) -> list[str]:
-    """Refreshes and reconciles record themselves; a reconcile raises an API error if asked."""
+def test_a_refresh_asked_for_before_a_pass_began_reading_is_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a restart the Deployments' listing events queue refreshes behind every resume
+    reconcile; a reconcile that began reading after the event already saw what it changed."""
     runs: list[str] = []
 
     def refresh_status(kube: Any, config: Any, namespace: str, name: str, now: str) -> Any:
@@ -154,23 +157,12 @@ def recorded_passes(monkeypatch: pytest.MonkeyPatch, reconcile_fails: bool) -> l
 
     def reconcile_change(*_: Any) -> Any:
         runs.append("reconcile")
-        if reconcile_fails:
-            raise endpoint.ApiError(500, "InternalError", "etcd timeout")
         return endpoint.sync.Outcome()
 
     monkeypatch.setattr(endpoint.sync, "refresh_status", refresh_status)
     monkeypatch.setattr(endpoint.traffic, "reconcile_change", reconcile_change)
     monkeypatch.setattr(endpoint, "kube", lambda: None)
     monkeypatch.setattr(endpoint, "operator_config", lambda: None)
-    return runs
-
-
-def test_a_refresh_asked_for_before_a_pass_began_reading_is_skipped(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """After a restart the Deployments' listing events queue refreshes behind every resume
-    reconcile; a reconcile that began reading after the event already saw what it changed."""
-    runs = recorded_passes(monkeypatch, reconcile_fails=False)
     key = ("ns", "restarted")
     asked = time.monotonic()
     endpoint.run_reconcile(*key)  # began reading after the event
@@ -182,7 +174,20 @@ def test_a_refresh_asked_for_before_a_pass_began_reading_is_skipped(
 
 
 def test_a_pass_that_failed_covers_no_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    runs = recorded_passes(monkeypatch, reconcile_fails=True)
+    runs: list[str] = []
+
+    def refresh_status(kube: Any, config: Any, namespace: str, name: str, now: str) -> Any:
+        runs.append("refresh")
+        return endpoint.sync.Outcome()
+
+    def reconcile_change(*_: Any) -> Any:
+        runs.append("reconcile")
+        raise endpoint.ApiError(500, "InternalError", "etcd timeout")
+
+    monkeypatch.setattr(endpoint.sync, "refresh_status", refresh_status)
+    monkeypatch.setattr(endpoint.traffic, "reconcile_change", reconcile_change)
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
     key = ("ns", "failed")
     asked = time.monotonic()
     with pytest.raises(endpoint.kopf.TemporaryError):
