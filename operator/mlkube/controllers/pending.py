@@ -8,8 +8,7 @@ reads after every event that arrived while it waited, so a new event needs no pa
 then. Nothing is lost: a pass stops counting as waiting the moment it holds the lock, before
 its first read, so an event after that point finds no waiter and runs its own refresh.
 
-A refresh asked for before a pass began reading is covered by that pass too once it completed
-(`read_since`; a pass that raised covers nothing):
+A refresh asked for before a pass began reading is covered by that pass too (`read_since`):
 after a restart every endpoint's resume reconcile and its Deployments' listing events race,
 and the refreshes queued behind the reconciles used to re-read everything they had just read.
 """
@@ -17,6 +16,7 @@ and the refreshes queued behind the reconciles used to re-read everything they h
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Hashable
 
@@ -24,7 +24,7 @@ from collections.abc import Hashable
 class Waiting:
     def __init__(self) -> None:
         self._waiting: Counter[Hashable] = Counter()
-        self._read: dict[Hashable, float] = {}  # key -> when its last completed pass began reading
+        self._began: dict[Hashable, float] = {}  # key -> when its last pass began reading
         self._guard = threading.Lock()
 
     def covered(self, key: Hashable) -> bool:
@@ -52,20 +52,20 @@ class Waiting:
             if self._waiting[key] <= 0:
                 del self._waiting[key]
 
-    def completed(self, key: Hashable, began: float) -> None:
-        """A pass for `key` that began reading at `began` (`time.monotonic()`) completed."""
+    def began(self, key: Hashable) -> None:
+        """A pass holds the lock for `key` and reads from now on."""
         with self._guard:
-            self._read[key] = max(began, self._read.get(key, began))
+            self._began[key] = time.monotonic()
 
     def read_since(self, key: Hashable, since: float) -> bool:
-        """A completed pass for `key` began reading after `since` (`time.monotonic()`)."""
+        """A pass for `key` began reading after `since` (a `time.monotonic()` value)."""
         with self._guard:
-            return self._read.get(key, float("-inf")) > since
+            return self._began.get(key, float("-inf")) > since
 
     def forget(self, key: Hashable) -> None:
         """The object is gone."""
         with self._guard:
-            self._read.pop(key, None)
+            self._began.pop(key, None)
 
     def __len__(self) -> int:
         with self._guard:

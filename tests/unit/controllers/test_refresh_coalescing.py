@@ -171,28 +171,3 @@ def test_a_refresh_asked_for_before_a_pass_began_reading_is_skipped(
     endpoint.refresh_key(key, time.monotonic())  # an event after that pass began: runs
     assert runs == ["reconcile", "refresh"]
     endpoint.WAITING.forget(key)
-
-
-def test_a_pass_that_failed_covers_no_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    runs: list[str] = []
-
-    def refresh_status(kube: Any, config: Any, namespace: str, name: str, now: str) -> Any:
-        runs.append("refresh")
-        return endpoint.sync.Outcome()
-
-    def reconcile_change(*_: Any) -> Any:
-        runs.append("reconcile")
-        raise endpoint.ApiError(500, "InternalError", "etcd timeout")
-
-    monkeypatch.setattr(endpoint.sync, "refresh_status", refresh_status)
-    monkeypatch.setattr(endpoint.traffic, "reconcile_change", reconcile_change)
-    monkeypatch.setattr(endpoint, "kube", lambda: None)
-    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
-    key = ("ns", "failed")
-    asked = time.monotonic()
-    with pytest.raises(endpoint.kopf.TemporaryError):
-        endpoint.run_reconcile(*key)  # began reading after the event, read nothing
-    endpoint.refresh_key(key, asked)
-    assert runs == ["reconcile", "refresh"]
-    assert len(endpoint.WAITING) == 0 and len(endpoint.LOCKS) == 0
-    endpoint.WAITING.forget(key)
