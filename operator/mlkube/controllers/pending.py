@@ -7,16 +7,11 @@ another behind the endpoint's lock. A refresh or reconcile that has not started 
 reads after every event that arrived while it waited, so a new event needs no pass of its own
 then. Nothing is lost: a pass stops counting as waiting the moment it holds the lock, before
 its first read, so an event after that point finds no waiter and runs its own refresh.
-
-A refresh asked for before a pass began reading is covered by that pass too (`read_since`):
-after a restart every endpoint's resume reconcile and its Deployments' listing events race,
-and the refreshes queued behind the reconciles used to re-read everything they had just read.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Hashable
 
@@ -24,7 +19,6 @@ from collections.abc import Hashable
 class Waiting:
     def __init__(self) -> None:
         self._waiting: Counter[Hashable] = Counter()
-        self._began: dict[Hashable, float] = {}  # key -> when its last pass began reading
         self._guard = threading.Lock()
 
     def covered(self, key: Hashable) -> bool:
@@ -51,21 +45,6 @@ class Waiting:
             self._waiting[key] -= 1
             if self._waiting[key] <= 0:
                 del self._waiting[key]
-
-    def began(self, key: Hashable) -> None:
-        """A pass holds the lock for `key` and reads from now on."""
-        with self._guard:
-            self._began[key] = time.monotonic()
-
-    def read_since(self, key: Hashable, since: float) -> bool:
-        """A pass for `key` began reading after `since` (a `time.monotonic()` value)."""
-        with self._guard:
-            return self._began.get(key, float("-inf")) > since
-
-    def forget(self, key: Hashable) -> None:
-        """The object is gone."""
-        with self._guard:
-            self._began.pop(key, None)
 
     def __len__(self) -> int:
         with self._guard:

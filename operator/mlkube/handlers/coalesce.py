@@ -16,7 +16,6 @@ Everything but the pass itself runs in the event loop's thread, so the checks ne
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Hashable
 from typing import Final, Generic, TypeVar
 
@@ -24,14 +23,13 @@ K = TypeVar("K", bound=Hashable)
 
 
 class Coalesced(Generic[K]):
-    """At most one task per key; it runs `work(key, since)` in a thread `delay` s after the
-    first request (the rest of the burst arrives meanwhile), and again while requests came in
-    during a run; at most `limit` keys run at once. `since` is the `time.monotonic()` of the
-    earliest request the run covers (work another pass did after it may be skipped).
-    `on_error(key, err)` sees an Exception of `work`; the task then ends."""
+    """At most one task per key; it runs `work(key)` in a thread `delay` s after the first
+    request (the rest of the burst arrives meanwhile), and again while requests came in
+    during a run; at most `limit` keys run at once. `on_error(key, err)` sees an Exception of
+    `work`; the task then ends."""
 
     def __init__(
-        self, name: str, work: Callable[[K, float], None], delay: float,
+        self, name: str, work: Callable[[K], None], delay: float,
         on_error: Callable[[K, Exception], None], limit: int = 2,
     ) -> None:  # fmt: skip
         self.name: Final = name
@@ -43,12 +41,10 @@ class Coalesced(Generic[K]):
         self._tasks: dict[K, asyncio.Task[None]] = {}
         self._running: set[K] = set()
         self._again: set[K] = set()
-        self._since: dict[K, float] = {}  # key -> its earliest request no run has covered
 
     def request(self, key: K) -> None:
         """Ask for a pass of `key` that starts reading after now (from the event loop)."""
         loop = asyncio.get_running_loop()
-        self._since.setdefault(key, time.monotonic())
         task = self._tasks.get(key)
         if task is not None and not task.done() and task.get_loop() is loop:
             if key in self._running:
@@ -64,9 +60,8 @@ class Coalesced(Generic[K]):
                 await asyncio.sleep(self._delay)
                 async with self._slots_of_loop():  # still covers requests while it waits
                     self._running.add(key)
-                    since = self._since.pop(key, time.monotonic())
                     try:
-                        await asyncio.to_thread(self._work, key, since)
+                        await asyncio.to_thread(self._work, key)
                     except Exception as err:  # reported; the next request runs again
                         self._on_error(key, err)
                     finally:
@@ -77,7 +72,6 @@ class Coalesced(Generic[K]):
         finally:
             if self._tasks.get(key) is asyncio.current_task():
                 del self._tasks[key]
-                self._since.pop(key, None)  # a cancelled wait
 
     def _slots_of_loop(self) -> asyncio.Semaphore:
         """At most `limit` passes read at once: a burst's responses are parsed a few at a time
@@ -104,7 +98,6 @@ class Coalesced(Generic[K]):
         self._tasks.clear()
         self._running.clear()
         self._again.clear()
-        self._since.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -100,7 +100,6 @@ def endpoint_pass(
     waiting = True
     try:
         with endpoint_lock(namespace, name):
-            WAITING.began(key)
             WAITING.done(key)
             waiting = False
             yield True
@@ -118,13 +117,11 @@ def refresh(namespace: str, name: str, claimed: bool = False) -> None:
     post_events(outcome)
 
 
-def refresh_key(key: tuple[str, str], since: float) -> None:
-    if WAITING.read_since(key, since):
-        return  # a pass began reading after the events that asked for this refresh
+def refresh_key(key: tuple[str, str]) -> None:
     refresh(*key)
 
 
-def reconcile_key(key: tuple[str, str], since: float) -> None:
+def reconcile_key(key: tuple[str, str]) -> None:
     run_reconcile(*key)
 
 
@@ -231,7 +228,6 @@ async def endpoint_lifecycle(
     LOOPS.stop(uid)
     record_blocked(namespace, name, frozenset())
     if type == "DELETED":
-        WAITING.forget((namespace, name))
         models = used_models(body) | sync.status_models(body.get("status"))
         await asyncio.to_thread(release_endpoint, namespace, name, uid, logger, models)
 

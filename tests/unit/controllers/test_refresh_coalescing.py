@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -142,32 +141,3 @@ def test_a_model_turning_ready_reconciles_the_endpoints_blocked_on_it(
     assert passes == ["credit", "churn", "credit"]
     assert endpoint.blocked_on("ns", "m1") == [] and endpoint.blocked_on("ns", "m2") == ["churn"]
     endpoint.record_blocked("ns", "churn", frozenset())
-
-
-def test_a_refresh_asked_for_before_a_pass_began_reading_is_skipped(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """After a restart the Deployments' listing events queue refreshes behind every resume
-    reconcile; a reconcile that began reading after the event already saw what it changed."""
-    runs: list[str] = []
-
-    def refresh_status(kube: Any, config: Any, namespace: str, name: str, now: str) -> Any:
-        runs.append("refresh")
-        return endpoint.sync.Outcome()
-
-    def reconcile_change(*_: Any) -> Any:
-        runs.append("reconcile")
-        return endpoint.sync.Outcome()
-
-    monkeypatch.setattr(endpoint.sync, "refresh_status", refresh_status)
-    monkeypatch.setattr(endpoint.traffic, "reconcile_change", reconcile_change)
-    monkeypatch.setattr(endpoint, "kube", lambda: None)
-    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
-    key = ("ns", "restarted")
-    asked = time.monotonic()
-    endpoint.run_reconcile(*key)  # began reading after the event
-    endpoint.refresh_key(key, asked)
-    assert runs == ["reconcile"]
-    endpoint.refresh_key(key, time.monotonic())  # an event after that pass began: runs
-    assert runs == ["reconcile", "refresh"]
-    endpoint.WAITING.forget(key)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 from mlkube.handlers.coalesce import Coalesced
 
@@ -15,7 +14,7 @@ def recorder(
 ) -> tuple[list[str], Coalesced[str]]:
     runs: list[str] = []
 
-    def work(key: str, since: float) -> None:
+    def work(key: str) -> None:
         runs.append(key)
         if started is not None:
             started.set()
@@ -75,7 +74,7 @@ def test_a_failing_pass_is_reported_and_the_next_request_runs() -> None:
     calls: list[str] = []
     errors: list[tuple[str, str]] = []
 
-    def work(key: str, since: float) -> None:
+    def work(key: str) -> None:
         calls.append(key)
         if len(calls) == 1:
             raise RuntimeError("boom")
@@ -126,7 +125,7 @@ def test_at_most_limit_passes_run_at_once() -> None:
     most = [0]
     done: list[str] = []
 
-    def work(key: str, since: float) -> None:
+    def work(key: str) -> None:
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])
@@ -144,34 +143,3 @@ def test_at_most_limit_passes_run_at_once() -> None:
 
     asyncio.run(burst())
     assert sorted(done) == [str(i) for i in range(8)] and most[0] == 2
-
-
-def test_a_pass_is_told_the_earliest_request_it_covers() -> None:
-    seen: list[float] = []
-    gate, started = threading.Event(), threading.Event()
-
-    def work(key: str, since: float) -> None:
-        seen.append(since)
-        started.set()
-        if len(seen) == 1:
-            assert gate.wait(5)
-
-    passes: Coalesced[str] = Coalesced("t", work, 0.01, lambda k, e: None)
-
-    async def scenario() -> tuple[float, float, float]:
-        first = time.monotonic()
-        passes.request("a")
-        await asyncio.sleep(0.002)
-        passes.request("a")  # same burst: the pass covers it from the first request on
-        while not started.is_set():
-            await asyncio.sleep(0.002)
-        during = time.monotonic()
-        passes.request("a")  # while the pass reads: the next pass covers it from here
-        gate.set()
-        await passes.drain()
-        return first, during, time.monotonic()
-
-    first, during, end = asyncio.run(scenario())
-    assert len(seen) == 2
-    assert first <= seen[0] < during, (first, seen, during)
-    assert during <= seen[1] <= end, (during, seen, end)
