@@ -17,6 +17,7 @@ Usage: python bench/drift/hook_ab.py [--model rf|lr] [--seconds 30] [--phase 0.1
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -54,6 +55,10 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
 
     planes: list[Any] = []
     served = [0]
+    role = ""
+    if labels[0].startswith("role="):  # crossover.py: "role=A:default,100%,off2[,probes]"
+        role, _, measured = ",".join(labels).removeprefix("role=").partition(":")
+        labels = ["off", *measured.split(",")]
     infer, init = dataplane.DataPlane.infer_entry, dataplane.DataPlane.__init__
 
     def counted(self: Any, entry: Any, request: Any) -> Any:
@@ -104,10 +109,7 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
         plane = planes[0]
         full: DriftHook = plane.sink
         kind = type(full)  # DriftHook, or SpoolHook when the server writes a spool
-        default = kind.__new__(kind)  # the same hook and sender, sampling less
-        default.__dict__.update(full.__dict__)
-        # `_rate`: a hook from before the dataplane flipped the coin (PYTHONPATH=<old checkout>)
-        default.rate = default._rate = Settings().drift_sample_rate
+        default = own_hook(full, settings, Settings().drift_sample_rate)
         timed = Timed(full)
         sinks = {"off": None, "default": default, "100%": full, "timed": timed}
         if "zero" in labels:  # the coin and nothing else: what switching sinks costs by itself
@@ -129,6 +131,10 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
             from hook_probes import probe_sinks
 
             sinks.update(probe_sinks(full, default.rate))
+        if role:  # one of crossover.py's pair of servers
+            from crossover import run_role
+
+            run_role(plane, sinks, served, role, labels, phase, out)
         phases: list[Phase] = []
         order = random.Random(16)
         while True:
@@ -149,9 +155,29 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
             Path(out + ".tmp").write_text(json.dumps(report))
             os.replace(out + ".tmp", out)  # measure() reads it at any moment: never half written
 
-    threading.Thread(target=switcher, daemon=True).start()
     settings = Settings(**json.loads(settings_json))
+    threading.Thread(target=switcher, daemon=True).start()
     server.run(settings)
+
+
+def own_hook(full: Any, settings: Any, rate: float) -> Any:
+    """A second hook at `rate` next to the server's `full` one, as the server would build it,
+    with its own lane, sender (and ring): sharing the 100% hook's lane, a phase at the default
+    rate completed (and paid the flush of) the lane the 100% phases had filled."""
+    try:
+        from mlkube_serving.worker import make_drift_hook
+    except ImportError:  # a hook from before the worker built it (PYTHONPATH=<old checkout>)
+        kind = type(full)
+        default = kind.__new__(kind)  # the same hook and sender, sampling less
+        default.__dict__.update(full.__dict__)
+        # `_rate`: a hook from before the dataplane flipped the coin
+        default.rate = default._rate = rate
+        return default
+    hook = make_drift_hook(dataclasses.replace(settings, drift_sample_rate=rate))
+    full._loop.call_soon_threadsafe(hook.start)
+    while getattr(hook, "_task", None) is None:
+        time.sleep(0.01)
+    return hook
 
 
 def measure(

@@ -1,0 +1,170 @@
+"""The drift hook's cost from two real servers switched in a crossover: what resolves 1%.
+
+The other two views each cancel one source of noise and suffer the other. Separate servers
+loaded together share the machine's moment (steal by other tenants of the host, cache
+pressure: ±15% from one tenth of a second to the next on a busy day), but two identical
+processes differ by up to ~4% for their whole life (memory layout), far above a 1% budget.
+One server switched in place has no such offset, but its phases do not share a moment, and
+with the steal of a shared host each phase's CPU per request moves by 10-20 points.
+
+Here two identical servers (A and B, the same flags, both pinned to the server core, each
+under its own wrk) switch their sample sinks on the same wall-clock phase boundaries in
+opposite roles: in one phase A samples and B does not, in another the reverse. Per phase the
+ratio A/B of CPU per request cancels the machine's moment (both ran in it on the same core);
+over the two phases of a pair, the ratio of those ratios cancels the processes' offset:
+
+    r1 = a / (b * (1 + x))   (A off, B sampling)      r2 = a * (1 + x) / b   (A sampling, B off)
+    1 + x = sqrt(r2 / r1)
+
+and `x` is the extra CPU per request of sampling, the capacity loss 1 - 1 / (1 + x). The pairs
+(off, default), (default, off), (off, 100%), (100%, off), (off, off2), (off2, off) run in a
+random order per cycle that both servers derive from the cycle's number; the last two are the
+A/A pair, whose "loss" is what the run resolves. `python bench/drift/crossover.py --probes`
+adds hook_probes.py's diagnostic sinks (what part of a sampled request costs what).
+
+The hook's sender flushes a full lane or after 1 s, so a little of a sampling phase's cost can
+land in the following phase; phases of half a second make that a fraction of a point.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+MEASURED = ["default", "100%", "off2"]  # off2: no hook, the A/A pair
+
+
+def pairs(measured: list[str]) -> list[tuple[str, str]]:
+    """(A's sink, B's sink) per phase of a cycle: each measured sink with its mirror."""
+    return [pair for label in measured for pair in (("off", label), (label, "off"))]
+
+
+def schedule(k: int, measured: list[str]) -> tuple[str, str]:
+    """The pair of wall-clock phase `k`: both servers compute the same without talking."""
+    cycle, position = divmod(k, 2 * len(measured))
+    every = pairs(measured)
+    return random.Random(cycle).sample(every, len(every))[position]
+
+
+def run_role(
+    plane: Any,
+    sinks: dict[str, Any],
+    served: list[int],
+    role: str,
+    labels: list[str],
+    phase: float,
+    out: str,
+) -> None:
+    """The switching thread of one server of the pair (inside the server process); `served`
+    counts the requests served, `labels` are "off" and the measured sinks."""
+    side = 0 if role == "A" else 1
+    measured = labels[1:]
+    phases: list[tuple[int, str, float, int]] = []
+    k = int(time.time() / phase) + 1
+    time.sleep(max(0.0, k * phase - time.time()))
+    while True:
+        label = schedule(k, measured)[side]
+        plane.sink = sinks[label]
+        n0, c0 = served[0], time.process_time()
+        time.sleep(max(0.0, (k + 1) * phase - time.time()))
+        phases.append((k, label, time.process_time() - c0, served[0] - n0))
+        k += 1
+        if k % (2 * len(measured)) == 0:
+            Path(out + ".tmp").write_text(json.dumps(phases))
+            os.replace(out + ".tmp", out)
+
+
+def measure(
+    model_dir: Path,
+    drift_url: str,
+    wrk: str,
+    seconds: float,
+    phase: float,
+    workdir: Path,
+    pin: list[str],
+    spool_dir: str | None = None,
+    measured: list[str] = MEASURED,
+) -> dict[str, list[float]]:
+    """Run the pair under wrk for `seconds`; per measured sink, the per-cycle capacity losses
+    (percent)."""
+    from run import free_port, request_body, run_wrk, stop, wait_ready
+
+    hook_ab = str(Path(__file__).with_name("hook_ab.py"))
+    servers: dict[str, tuple[subprocess.Popen[bytes], str, Path]] = {}
+    try:
+        for role in ("A", "B"):
+            port, metrics_port = free_port(), free_port()
+            settings = {"model_dir": str(model_dir), "model_name": "m", "http_port": port,
+                        "metrics_port": metrics_port, "host": "127.0.0.1", "workers": 1,
+                        "drift_url": drift_url, "drift_sample_rate": 1.0,
+                        "drift_spool_dir": spool_dir}  # fmt: skip
+            out = workdir / f"crossover-{model_dir.name}-{role}.json"
+            out.unlink(missing_ok=True)
+            with open(workdir / f"crossover-{model_dir.name}-{role}.log", "wb") as log:
+                process = subprocess.Popen([*pin, sys.executable, hook_ab, "--serve",
+                                            json.dumps(settings), str(phase), str(out),
+                                            f"role={role}:{','.join(measured)}"],
+                                           stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+            servers[role] = (process, f"http://127.0.0.1:{port}", out)
+        for process, base, _ in servers.values():
+            wait_ready(f"{base}/v2/health/ready", process)
+        dirs = {role: workdir / f"crossover-wrk-{role}" for role in servers}
+
+        def load(role: str, duration: float) -> None:
+            dirs[role].mkdir(exist_ok=True)
+            run_wrk(wrk, f"{servers[role][1]}/v2/models/m/infer", request_body(1), 8, duration,
+                    dirs[role])  # fmt: skip
+
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(load, servers, [2.0, 2.0]))  # warm-up
+            while not all(out.exists() for _, _, out in servers.values()):
+                time.sleep(0.2)
+            start = time.time()
+            list(pool.map(load, servers, [seconds, seconds]))
+        phases = {role: [p for p in json.loads(out.read_text()) if p[0] * phase >= start]
+                  for role, (_, _, out) in servers.items()}  # fmt: skip
+    finally:
+        for process, _, _ in servers.values():
+            stop(process)
+    for role, side in (("A", 0), ("B", 1)):  # both servers ran the schedule this process reads
+        if not all(schedule(k, measured)[side] == label for k, label, _, _ in phases[role]):
+            raise RuntimeError(f"server {role} switched on another schedule than {measured}")
+    return losses(phases["A"], phases["B"], measured)
+
+
+def losses(a: list[list[Any]], b: list[list[Any]], measured: list[str]) -> dict[str, list[float]]:
+    """Per cycle and measured configuration: 100 * (1 - 1 / sqrt(r2 / r1))."""
+    per_phase: dict[int, float] = {}
+    b_by_k = {p[0]: p for p in b}
+    for k, _, cpu_a, n_a in a:
+        _, _, cpu_b, n_b = b_by_k.get(k, (k, "", 0.0, 0))
+        if n_a and n_b and cpu_a > 0 and cpu_b > 0:
+            per_phase[k] = (cpu_a / n_a) / (cpu_b / n_b)  # A's CPU/request over B's
+    found: dict[str, list[float]] = {label: [] for label in measured}
+    size = 2 * len(measured)
+    for cycle in sorted({k // size for k in per_phase}):
+        ratio = {schedule(k, measured): per_phase[k]
+                 for k in range(cycle * size, (cycle + 1) * size) if k in per_phase}  # fmt: skip
+        for label in measured:
+            r1, r2 = ratio.get(("off", label)), ratio.get((label, "off"))
+            if r1 and r2:
+                found[label].append(100 * (1 - 1 / math.sqrt(r2 / r1)))
+    return found
+
+
+def summary(values: list[float]) -> tuple[float, float, float]:
+    """(median, first quartile, third quartile)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if not n:
+        return math.nan, math.nan, math.nan
+    return median(ordered), ordered[n // 4], ordered[(3 * n) // 4]
