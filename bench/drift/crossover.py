@@ -22,18 +22,18 @@ random order per cycle that both servers derive from the cycle's number; the las
 A/A pair, whose "loss" is what the run resolves. `python bench/drift/crossover.py --probes`
 adds hook_probes.py's diagnostic sinks (what part of a sampled request costs what).
 
-The hook's sender flushes a full lane or after 1 s, so a little of a sampling phase's cost can
-land in the following phase; phases of half a second make that a fraction of a point.
+The hook's sender flushes a full lane or after 1 s, so a sampling phase's delivery could land
+in another phase: each phase ends with its sink's pending samples delivered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
 import random
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -76,11 +76,21 @@ def run_role(
         plane.sink = sinks[label]
         n0, c0 = served[0], time.process_time()
         time.sleep(max(0.0, (k + 1) * phase - time.time()))
+        deliver(plane.sink)
         phases.append((k, label, time.process_time() - c0, served[0] - n0))
         k += 1
         if k % (2 * len(measured)) == 0:
             Path(out + ".tmp").write_text(json.dumps(phases))
             os.replace(out + ".tmp", out)
+
+
+def deliver(sink: Any) -> None:
+    """A hook's pending samples sent now, inside the phase that took them: its sender flushes
+    a full lane or after 1 s, which could land in another phase. (Smaller batches than a
+    server sends: a little more cost per sample than in production, never less.)"""
+    loop = getattr(sink, "_loop", None)
+    if loop is not None and hasattr(sink, "flush"):
+        asyncio.run_coroutine_threadsafe(sink.flush(seal=True), loop).result(5)
 
 
 def measure(
@@ -96,25 +106,17 @@ def measure(
 ) -> dict[str, list[float]]:
     """Run the pair under wrk for `seconds`; per measured sink, the per-cycle capacity losses
     (percent)."""
-    from run import free_port, request_body, run_wrk, stop, wait_ready
+    from hook_ab import launch
+    from run import request_body, run_wrk, stop, wait_ready
 
-    hook_ab = str(Path(__file__).with_name("hook_ab.py"))
     servers: dict[str, tuple[subprocess.Popen[bytes], str, Path]] = {}
     try:
         for role in ("A", "B"):
-            port, metrics_port = free_port(), free_port()
-            settings = {"model_dir": str(model_dir), "model_name": "m", "http_port": port,
-                        "metrics_port": metrics_port, "host": "127.0.0.1", "workers": 1,
-                        "drift_url": drift_url, "drift_sample_rate": 1.0,
-                        "drift_spool_dir": spool_dir}  # fmt: skip
             out = workdir / f"crossover-{model_dir.name}-{role}.json"
             out.unlink(missing_ok=True)
-            with open(workdir / f"crossover-{model_dir.name}-{role}.log", "wb") as log:
-                process = subprocess.Popen([*pin, sys.executable, hook_ab, "--serve",
-                                            json.dumps(settings), str(phase), str(out),
-                                            f"role={role}:{','.join(measured)}"],
-                                           stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-            servers[role] = (process, f"http://127.0.0.1:{port}", out)
+            spec = f"role={role}:{','.join(measured)}"
+            process, base = launch(model_dir, drift_url, spool_dir, phase, out, spec, pin)
+            servers[role] = (process, base, out)
         for process, base, _ in servers.values():
             wait_ready(f"{base}/v2/health/ready", process)
         dirs = {role: workdir / f"crossover-wrk-{role}" for role in servers}

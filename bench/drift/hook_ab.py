@@ -180,6 +180,31 @@ def own_hook(full: Any, settings: Any, rate: float) -> Any:
     return hook
 
 
+def launch(
+    model_dir: Path,
+    drift_url: str,
+    spool_dir: str | None,
+    phase: float,
+    out: Path,
+    spec: str,
+    pin: list[str],
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A switched server (`--serve`: the hook at 100%, its sinks switched by `spec`'s rules);
+    (process, base URL). Its output goes to `out` with ".log"."""
+    from run import free_port
+
+    port, metrics_port = free_port(), free_port()
+    settings = {"model_dir": str(model_dir), "model_name": "m", "http_port": port,
+                "metrics_port": metrics_port, "host": "127.0.0.1", "workers": 1,
+                "drift_url": drift_url, "drift_sample_rate": 1.0,
+                "drift_spool_dir": spool_dir}  # fmt: skip
+    with open(out.with_suffix(".log"), "wb") as log:
+        process = subprocess.Popen([*pin, sys.executable, __file__, "--serve",
+                                    json.dumps(settings), str(phase), str(out), spec],
+                                   stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    return process, f"http://127.0.0.1:{port}"
+
+
 def measure(
     model_dir: Path,
     drift_url: str,
@@ -192,22 +217,13 @@ def measure(
     spool_dir: str | None = None,
 ) -> dict[str, Any]:
     """Run the toggled server under wrk for `seconds`; per label the per-cycle CPU/request."""
-    from run import free_port, request_body, run_wrk, stop, wait_ready
+    from run import request_body, run_wrk, stop, wait_ready
 
-    port, metrics_port = free_port(), free_port()
-    settings = {"model_dir": str(model_dir), "model_name": "m", "http_port": port,
-                "metrics_port": metrics_port, "host": "127.0.0.1", "workers": 1,
-                "drift_url": drift_url, "drift_sample_rate": 1.0,
-                "drift_spool_dir": spool_dir}  # fmt: skip
     out = workdir / f"toggled-{model_dir.name}.json"
-    with open(workdir / f"toggled-{model_dir.name}.log", "wb") as log:
-        process = subprocess.Popen([*pin, sys.executable, __file__, "--serve",
-                                    json.dumps(settings), str(phase), str(out),
-                                    ",".join(labels)],
-                                   stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    process, base = launch(model_dir, drift_url, spool_dir, phase, out, ",".join(labels), pin)
     try:
-        wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", process)
-        url = f"http://127.0.0.1:{port}/v2/models/m/infer"
+        wait_ready(f"{base}/v2/health/ready", process)
+        url = f"{base}/v2/models/m/infer"
         run_wrk(wrk, url, request_body(1), 8, 2.0, workdir)  # warm-up
         while not out.exists():
             time.sleep(0.2)

@@ -30,7 +30,7 @@ CPU per request is the cost of sampling. Its A/A pair says what it resolves.
 steal its phases move by 10-20 points.)
 Samples go through the shared-memory spool as in a pod (`--http`: over HTTP, the fallback).
 Usage: python bench/drift/serving_overhead.py [--epochs 8] [--rounds 2] [--duration 3]
-       [--crossover 60] [--views separate,crossover] [--http]
+       [--crossover 150] [--views separate,crossover] [--http]
 """
 
 from __future__ import annotations
@@ -331,7 +331,7 @@ def main() -> int:
     parser.add_argument("--sinks", default=",".join(CROSSED),
                         help="the crossover's measured sinks (hook_ab.py's probes: zero, call, "
                         "hold, copy, own, tob, ccall, ...)")  # fmt: skip
-    parser.add_argument("--crossover", type=float, default=60.0,
+    parser.add_argument("--crossover", type=float, default=150.0,
                         help="seconds of load on the crossover pair, per model")  # fmt: skip
     parser.add_argument("--phase", type=float, default=0.5,
                         help="seconds per crossover phase")  # fmt: skip
