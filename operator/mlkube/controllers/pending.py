@@ -7,6 +7,11 @@ another behind the endpoint's lock. A refresh or reconcile that has not started 
 reads after every event that arrived while it waited, so a new event needs no pass of its own
 then. Nothing is lost: a pass stops counting as waiting the moment it holds the lock, before
 its first read, so an event after that point finds no waiter and runs its own refresh.
+
+A refresh asked for before a pass began reading is covered by that pass too once it completed
+(`read_since`; a pass that raised covers nothing):
+after a restart every endpoint's resume reconcile and its Deployments' listing events race,
+and the refreshes queued behind the reconciles used to re-read everything they had just read.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Hashable
 class Waiting:
     def __init__(self) -> None:
         self._waiting: Counter[Hashable] = Counter()
+        self._read: dict[Hashable, float] = {}  # key -> when its last completed pass began reading
         self._guard = threading.Lock()
 
     def covered(self, key: Hashable) -> bool:
@@ -45,6 +51,21 @@ class Waiting:
             self._waiting[key] -= 1
             if self._waiting[key] <= 0:
                 del self._waiting[key]
+
+    def completed(self, key: Hashable, began: float) -> None:
+        """A pass for `key` that began reading at `began` (`time.monotonic()`) completed."""
+        with self._guard:
+            self._read[key] = max(began, self._read.get(key, began))
+
+    def read_since(self, key: Hashable, since: float) -> bool:
+        """A completed pass for `key` began reading after `since` (`time.monotonic()`)."""
+        with self._guard:
+            return self._read.get(key, float("-inf")) > since
+
+    def forget(self, key: Hashable) -> None:
+        """The object is gone."""
+        with self._guard:
+            self._read.pop(key, None)
 
     def __len__(self) -> int:
         with self._guard:

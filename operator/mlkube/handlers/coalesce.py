@@ -16,20 +16,26 @@ Everything but the pass itself runs in the event loop's thread, so the checks ne
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import time
 from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Final, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
 
 class Coalesced(Generic[K]):
-    """At most one task per key; it runs `work(key)` in a thread `delay` s after the first
-    request (the rest of the burst arrives meanwhile), and again while requests came in
-    during a run; at most `limit` keys run at once. `on_error(key, err)` sees an Exception of
-    `work`; the task then ends."""
+    """At most one task per key; it runs `work(key, since)` in a thread `delay` s after the
+    first request (the rest of the burst arrives meanwhile), and again while requests came in
+    during a run; at most `limit` keys run at once. `since` is the `time.monotonic()` of the
+    latest request the run covers: only a pass that began after it saw everything the run
+    must see (the earliest would let a pass that began between two requests cover the later).
+    `on_error(key, err)` sees an Exception of `work`; the task then ends."""
 
     def __init__(
-        self, name: str, work: Callable[[K], None], delay: float,
+        self, name: str, work: Callable[[K, float], None], delay: float,
         on_error: Callable[[K, Exception], None], limit: int = 2,
     ) -> None:  # fmt: skip
         self.name: Final = name
@@ -41,11 +47,14 @@ class Coalesced(Generic[K]):
         self._tasks: dict[K, asyncio.Task[None]] = {}
         self._running: set[K] = set()
         self._again: set[K] = set()
+        self._since: dict[K, float] = {}  # key -> its latest request no run has taken up
+        self._pool: ThreadPoolExecutor | None = None  # shared by every loop (tests restart Kopf)
 
     def request(self, key: K) -> None:
         """Ask for a pass of `key` that starts reading after now (from the event loop)."""
         loop = asyncio.get_running_loop()
         task = self._tasks.get(key)
+        self._since[key] = time.monotonic()
         if task is not None and not task.done() and task.get_loop() is loop:
             if key in self._running:
                 self._again.add(key)
@@ -60,8 +69,9 @@ class Coalesced(Generic[K]):
                 await asyncio.sleep(self._delay)
                 async with self._slots_of_loop():  # still covers requests while it waits
                     self._running.add(key)
+                    since = self._since.pop(key, time.monotonic())
                     try:
-                        await asyncio.to_thread(self._work, key)
+                        await self._in_thread(key, since)
                     except Exception as err:  # reported; the next request runs again
                         self._on_error(key, err)
                     finally:
@@ -72,6 +82,17 @@ class Coalesced(Generic[K]):
         finally:
             if self._tasks.get(key) is asyncio.current_task():
                 del self._tasks[key]
+                self._since.pop(key, None)  # a cancelled wait
+
+    async def _in_thread(self, key: K, since: float) -> None:
+        """`work` in this coalescer's own threads (`limit` of them), not the loop's default
+        executor: passes wait for endpoint locks and API calls, and must never hold the threads
+        every other `asyncio.to_thread` of the operator (resync ticks, releases, notifications)
+        shares."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._limit, thread_name_prefix=f"mlkube-{self.name}")
+        call = functools.partial(contextvars.copy_context().run, self._work, key, since)
+        await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
     def _slots_of_loop(self) -> asyncio.Semaphore:
         """At most `limit` passes read at once: a burst's responses are parsed a few at a time
@@ -98,6 +119,7 @@ class Coalesced(Generic[K]):
         self._tasks.clear()
         self._running.clear()
         self._again.clear()
+        self._since.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

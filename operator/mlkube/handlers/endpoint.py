@@ -21,6 +21,7 @@ import datetime
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, Final, cast
 
@@ -86,11 +87,13 @@ def blocked_on(namespace: str, model: str) -> list[str]:
 
 @contextlib.contextmanager
 def endpoint_pass(
-    namespace: str, name: str, refresh: bool = False, claimed: bool = False
-) -> Iterator[bool]:
+    namespace: str, name: str, refresh: bool = False, claimed: bool = False,
+    since: float | None = None,
+) -> Iterator[bool]:  # fmt: skip
     """Hold the endpoint's lock for a pass; yields False (skip) for a `refresh` that a waiting
-    pass covers (`claimed`: the caller already waits as that refresh). The pass stops covering
-    new events once it holds the lock, before it reads."""
+    pass covers (`claimed`: the caller already waits as that refresh) or, for one asked for at
+    `since` (`time.monotonic()`), that a pass which began reading later completed. The pass
+    stops covering new events once it holds the lock, before it reads."""
     key = (namespace, name)
     if refresh and not claimed and not WAITING.claim(key):
         yield False
@@ -102,26 +105,34 @@ def endpoint_pass(
         with endpoint_lock(namespace, name):
             WAITING.done(key)
             waiting = False
+            if since is not None and WAITING.read_since(key, since):
+                yield False
+                return
+            began = time.monotonic()
             yield True
+            WAITING.completed(key, began)  # not reached when the pass raised
     finally:
         if waiting:
             WAITING.done(key)
 
 
-def refresh(namespace: str, name: str, claimed: bool = False) -> None:
-    """Refresh readiness unless a pass already waiting for the lock will read after now."""
-    with endpoint_pass(namespace, name, refresh=True, claimed=claimed) as run:
+def refresh(namespace: str, name: str, claimed: bool = False, since: float | None = None) -> None:
+    """Refresh readiness unless a pass already waiting for the lock will read after now, or
+    (`since`) one that began reading after the request has completed."""
+    with endpoint_pass(namespace, name, refresh=True, claimed=claimed, since=since) as run:
         if not run:
             return
         outcome = sync.refresh_status(kube(), operator_config(), namespace, name, now_iso())
     post_events(outcome)
 
 
-def refresh_key(key: tuple[str, str]) -> None:
-    refresh(*key)
+def refresh_key(key: tuple[str, str], since: float) -> None:
+    if WAITING.read_since(key, since):
+        return  # a pass that began reading after the events asking for it completed
+    refresh(*key, since=since)
 
 
-def reconcile_key(key: tuple[str, str]) -> None:
+def reconcile_key(key: tuple[str, str], since: float) -> None:
     run_reconcile(*key)
 
 
@@ -139,7 +150,9 @@ def report_failure(what: str) -> Callable[[tuple[str, str], Exception], None]:
 # Watch reactions ask for passes here and return at once (handlers/coalesce.py): a burst of
 # Deployment events (created, scheduled, pods ready, available) waits REFRESH_DELAY and costs
 # one refresh per endpoint; no event body waits in Kopf's backlogs behind a thread meanwhile.
-REFRESHES: Final = Coalesced("refresh", refresh_key, REFRESH_DELAY, report_failure("refresh"))
+REFRESHES: Final = Coalesced(
+    "refresh", refresh_key, REFRESH_DELAY, report_failure("refresh"), limit=4
+)
 RECONCILES: Final = Coalesced("reconcile", reconcile_key, 0.0, report_failure("reconcile"))
 
 
@@ -228,6 +241,7 @@ async def endpoint_lifecycle(
     LOOPS.stop(uid)
     record_blocked(namespace, name, frozenset())
     if type == "DELETED":
+        WAITING.forget((namespace, name))
         models = used_models(body) | sync.status_models(body.get("status"))
         await asyncio.to_thread(release_endpoint, namespace, name, uid, logger, models)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -141,3 +142,78 @@ def test_a_model_turning_ready_reconciles_the_endpoints_blocked_on_it(
     assert passes == ["credit", "churn", "credit"]
     assert endpoint.blocked_on("ns", "m1") == [] and endpoint.blocked_on("ns", "m2") == ["churn"]
     endpoint.record_blocked("ns", "churn", frozenset())
+
+
+def recorded_passes(monkeypatch: pytest.MonkeyPatch, reconcile_fails: bool) -> list[str]:
+    """Refreshes and reconciles record themselves; a reconcile raises an API error if asked."""
+    runs: list[str] = []
+
+    def refresh_status(kube: Any, config: Any, namespace: str, name: str, now: str) -> Any:
+        runs.append("refresh")
+        return endpoint.sync.Outcome()
+
+    def reconcile_change(*_: Any) -> Any:
+        runs.append("reconcile")
+        if reconcile_fails:
+            raise endpoint.ApiError(500, "InternalError", "etcd timeout")
+        return endpoint.sync.Outcome()
+
+    monkeypatch.setattr(endpoint.sync, "refresh_status", refresh_status)
+    monkeypatch.setattr(endpoint.traffic, "reconcile_change", reconcile_change)
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+    return runs
+
+
+def test_a_refresh_asked_for_before_a_pass_began_reading_is_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a restart the Deployments' listing events queue refreshes behind every resume
+    reconcile; a reconcile that began reading after the event already saw what it changed."""
+    runs = recorded_passes(monkeypatch, reconcile_fails=False)
+    key = ("ns", "restarted")
+    asked = time.monotonic()
+    endpoint.run_reconcile(*key)  # began reading after the event
+    endpoint.refresh_key(key, asked)
+    assert runs == ["reconcile"]
+    endpoint.refresh_key(key, time.monotonic())  # an event after that pass began: runs
+    assert runs == ["reconcile", "refresh"]
+    endpoint.WAITING.forget(key)
+
+
+def test_a_pass_that_failed_covers_no_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = recorded_passes(monkeypatch, reconcile_fails=True)
+    key = ("ns", "failed")
+    asked = time.monotonic()
+    with pytest.raises(endpoint.kopf.TemporaryError):
+        endpoint.run_reconcile(*key)  # began reading after the event, read nothing
+    endpoint.refresh_key(key, asked)
+    assert runs == ["reconcile", "refresh"]
+    assert len(endpoint.WAITING) == 0 and len(endpoint.LOCKS) == 0
+    endpoint.WAITING.forget(key)
+
+
+def test_an_event_after_a_pass_began_is_not_lost_to_an_earlier_event_of_its_burst(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Event 1 asks for a refresh; a reconcile begins reading and completes; event 2 (a
+    Deployment turning available, say) joins the refresh still waiting. The reconcile read
+    before event 2, so the refresh must run (covering from event 1 lost readiness in CI)."""
+    runs = recorded_passes(monkeypatch, reconcile_fails=False)
+    ref = {"apiVersion": "mlkube.dev/v1alpha1", "kind": "OnlineEndpoint", "name": "burst",
+           "controller": True}  # fmt: skip
+    owned = {"name": "burst-blue", "ownerReferences": [ref]}
+    log = logging.getLogger("t")
+
+    async def scenario() -> None:
+        await endpoint.child_deployment_changed(type="MODIFIED", meta=owned, namespace="ns",
+                                                logger=log)  # fmt: skip
+        await asyncio.to_thread(endpoint.run_reconcile, "ns", "burst")
+        assert endpoint.REFRESHES.pending() == 1  # still waiting out REFRESH_DELAY
+        await endpoint.child_deployment_changed(type="MODIFIED", meta=owned, namespace="ns",
+                                                logger=log)  # fmt: skip
+        await endpoint.drain_passes()
+
+    asyncio.run(scenario())
+    assert runs == ["reconcile", "refresh"]
+    endpoint.WAITING.forget(("ns", "burst"))
