@@ -23,7 +23,9 @@ A/A pair, whose "loss" is what the run resolves. `python bench/drift/crossover.p
 adds hook_probes.py's diagnostic sinks (what part of a sampled request costs what).
 
 The hook's sender flushes a full lane or after 1 s, so a sampling phase's delivery could land
-in another phase: each phase ends with its sink's pending samples delivered.
+in another phase: each phase ends with its sink's pending samples delivered, and every phase
+(with a hook or not) ends with the same round trip through the server's loop. Phases last the
+sender's own period (1 s): shorter ones deliver more often than a server does.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def run_role(
         plane.sink = sinks[label]
         n0, c0 = served[0], time.process_time()
         time.sleep(max(0.0, (k + 1) * phase - time.time()))
-        deliver(plane.sink)
+        deliver(plane.sink, sinks["100%"]._loop)
         phases.append((k, label, time.process_time() - c0, served[0] - n0))
         k += 1
         if k % (2 * len(measured)) == 0:
@@ -84,13 +86,22 @@ def run_role(
             os.replace(out + ".tmp", out)
 
 
-def deliver(sink: Any) -> None:
+def deliver(sink: Any, loop: asyncio.AbstractEventLoop) -> None:
     """A hook's pending samples sent now, inside the phase that took them: its sender flushes
     a full lane or after 1 s, which could land in another phase. (Smaller batches than a
-    server sends: a little more cost per sample than in production, never less.)"""
-    loop = getattr(sink, "_loop", None)
-    if loop is not None and hasattr(sink, "flush"):
-        asyncio.run_coroutine_threadsafe(sink.flush(seal=True), loop).result(5)
+    server sends: a little more cost per sample than in production, never less.)
+
+    Every phase, with a hook or not, ends with the same round trip through the server's loop:
+    handing a coroutine from this thread to the loop and waiting for it costs the server ~1%
+    of a phase (two GIL hand-offs and wake-ups), which a phase without a hook must pay too or
+    it is counted as the hook's cost."""
+    flush = getattr(sink, "flush", None)
+    work = flush(seal=True) if flush is not None and getattr(sink, "_loop", None) else _nothing()
+    asyncio.run_coroutine_threadsafe(work, loop).result(5)
+
+
+async def _nothing() -> None:
+    return None
 
 
 def measure(
@@ -128,7 +139,10 @@ def measure(
 
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(load, servers, [2.0, 2.0]))  # warm-up
+            deadline = time.monotonic() + 30 * phase * len(measured) + 30
             while not all(out.exists() for _, _, out in servers.values()):
+                if time.monotonic() > deadline:  # a switching thread died: see its log
+                    raise RuntimeError(f"no phases from the pair after warm-up; see {workdir}")
                 time.sleep(0.2)
             start = time.time()
             list(pool.map(load, servers, [seconds, seconds]))
@@ -137,10 +151,27 @@ def measure(
     finally:
         for process, _, _ in servers.values():
             stop(process)
+    report_flushes(model_dir.name, [Path(str(out) + ".flushes") for _, _, out in servers.values()])
     for role, side in (("A", 0), ("B", 1)):  # both servers ran the schedule this process reads
         if not all(schedule(k, measured)[side] == label for k, label, _, _ in phases[role]):
             raise RuntimeError(f"server {role} switched on another schedule than {measured}")
     return losses(phases["A"], phases["B"], measured)
+
+
+def report_flushes(model: str, files: list[Path]) -> None:
+    """What one flush of each hook cost its server's loop (CPU, median and p90) and held."""
+    by_rate: dict[float, list[list[float]]] = {}
+    for file in files:
+        if file.exists():
+            for rate, cpu, _, held in json.loads(file.read_text()):
+                by_rate.setdefault(rate, []).append([cpu / 1e3, held])
+    for rate, rows in sorted(by_rate.items()):
+        cpu = sorted(r[0] for r in rows)
+        held = median(r[1] for r in rows)
+        print(
+            f"  {model} hook at {rate:g}: {len(rows)} flushes of ~{held:.0f} samples, CPU per "
+            f"flush median {median(cpu):.0f} us, p90 {cpu[(9 * len(cpu)) // 10]:.0f} us"
+        )
 
 
 def losses(a: list[list[Any]], b: list[list[Any]], measured: list[str]) -> dict[str, list[float]]:

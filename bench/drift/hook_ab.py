@@ -85,6 +85,24 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
         ByteLane.body = timed_body  # type: ignore[method-assign]
     except ImportError:  # another checkout's hook (PYTHONPATH), before the byte lane
         pass
+    flushes: list[tuple[float, int, int, int]] = []  # (rate, CPU ns, wall ns, samples held)
+    flush = DriftHook.flush
+
+    async def timed_flush(self: Any, seal: bool = True) -> bool:
+        """The sender's whole flush, timed on the loop's thread (the spool's put does not
+        yield, so its thread time is the flush's own CPU)."""
+        held = self.pending()
+        c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
+        ok = await flush(self, seal)
+        if held:
+            flushes.append((self.rate, time.thread_time_ns() - c0,
+                            time.perf_counter_ns() - t0, held))  # fmt: skip
+            if len(flushes) % 20 == 0:
+                Path(out + ".flushes.tmp").write_text(json.dumps(flushes))
+                os.replace(out + ".flushes.tmp", out + ".flushes")
+        return ok
+
+    DriftHook.flush = timed_flush  # type: ignore[method-assign]
     dataplane.DataPlane.infer_entry = counted  # type: ignore[method-assign]
     dataplane.DataPlane.__init__ = keep  # type: ignore[method-assign]
 
@@ -127,9 +145,9 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
             full._loop.call_soon_threadsafe(unsent.start)
             sinks["unsent"] = unsent
         sinks["off2"] = None  # a second no-hook phase: the A/A difference is the resolution
-        if "call" in labels:  # --probes: the default rate's cost taken apart (hook_probes.py)
-            from hook_probes import probe_sinks
+        from hook_probes import PROBES, probe_sinks
 
+        if set(labels) & set(PROBES):  # the default rate's cost taken apart (hook_probes.py)
             sinks.update(probe_sinks(full, default.rate))
         if role:  # one of crossover.py's pair of servers
             from crossover import run_role

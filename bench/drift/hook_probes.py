@@ -10,6 +10,7 @@ the default rate, switched in place next to the real hook in the same server:
           "default" shares the 100% phases' lane);
   tob   - `offer` appends the row's and prediction's `tobytes()` (joined every 2,048 samples);
   ccall - `offer` is a C callable (no Python frame);
+  null  - a plain object whose coin never samples (what a sink costs an unsampled request);
   tob100, hold100, copy100 - the same sinks at 100%.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 SLOTS = 2048
-PROBES = ["call", "hold", "copy", "own", "tob", "tob100", "hold100", "copy100", "ccall"]
+PROBES = ["call", "hold", "copy", "own", "tob", "tob100", "hold100", "copy100", "ccall", "null"]
 
 
 class Call:
@@ -110,4 +111,5 @@ def probe_sinks(full: Any, rate: float) -> dict[str, Any]:
         "hold100": Hold(1.0),
         "copy100": Copy(1.0),
         "ccall": CCall(rate),
+        "null": Call(0.0),
     }

@@ -30,7 +30,7 @@ CPU per request is the cost of sampling. Its A/A pair says what it resolves.
 steal its phases move by 10-20 points.)
 Samples go through the shared-memory spool as in a pod (`--http`: over HTTP, the fallback).
 Usage: python bench/drift/serving_overhead.py [--epochs 8] [--rounds 2] [--duration 3]
-       [--crossover 150] [--views separate,crossover] [--http]
+       [--crossover 210] [--phase 1.0] [--views separate,crossover] [--http]
 """
 
 from __future__ import annotations
@@ -331,9 +331,11 @@ def main() -> int:
     parser.add_argument("--sinks", default=",".join(CROSSED),
                         help="the crossover's measured sinks (hook_ab.py's probes: zero, call, "
                         "hold, copy, own, tob, ccall, ...)")  # fmt: skip
-    parser.add_argument("--crossover", type=float, default=150.0,
+    parser.add_argument("--crossover", type=float, default=210.0,
                         help="seconds of load on the crossover pair, per model")  # fmt: skip
-    parser.add_argument("--phase", type=float, default=0.5,
+    # 1 s: the hook's own flush period (max_delay); shorter phases deliver more often than a
+    # server does and charge the difference to the hook.
+    parser.add_argument("--phase", type=float, default=1.0,
                         help="seconds per crossover phase")  # fmt: skip
     parser.add_argument("--http", action="store_true",
                         help="samples over HTTP (no spool), the fallback path")  # fmt: skip
