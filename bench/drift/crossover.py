@@ -163,7 +163,7 @@ def report_flushes(model: str, files: list[Path]) -> None:
     by_rate: dict[float, list[list[float]]] = {}
     for file in files:
         if file.exists():
-            for rate, cpu, _, held in json.loads(file.read_text()):
+            for rate, cpu, held in json.loads(file.read_text()):
                 by_rate.setdefault(rate, []).append([cpu / 1e3, held])
     for rate, rows in sorted(by_rate.items()):
         cpu = sorted(r[0] for r in rows)

@@ -85,18 +85,17 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
         ByteLane.body = timed_body  # type: ignore[method-assign]
     except ImportError:  # another checkout's hook (PYTHONPATH), before the byte lane
         pass
-    flushes: list[tuple[float, int, int, int]] = []  # (rate, CPU ns, wall ns, samples held)
+    flushes: list[tuple[float, int, int]] = []  # (rate, CPU ns, samples held)
     flush = DriftHook.flush
 
     async def timed_flush(self: Any, seal: bool = True) -> bool:
         """The sender's whole flush, timed on the loop's thread (the spool's put does not
         yield, so its thread time is the flush's own CPU)."""
         held = self.pending()
-        c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
+        c0 = time.thread_time_ns()
         ok = await flush(self, seal)
         if held:
-            flushes.append((self.rate, time.thread_time_ns() - c0,
-                            time.perf_counter_ns() - t0, held))  # fmt: skip
+            flushes.append((self.rate, time.thread_time_ns() - c0, held))
             if len(flushes) % 20 == 0:
                 Path(out + ".flushes.tmp").write_text(json.dumps(flushes))
                 os.replace(out + ".flushes.tmp", out + ".flushes")

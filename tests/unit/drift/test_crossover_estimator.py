@@ -76,3 +76,43 @@ def test_phases_missing_on_one_server_drop_only_their_cycle() -> None:
     a, b = synthetic(cost, cycles=10, noise=0.0)
     found = crossover.losses(a[2:], b, list(cost))  # the first cycle lost two of A's phases
     assert 9 <= len(found["default"]) <= 10 and 9 <= len(found["off2"]) <= 10
+
+
+def test_every_phase_ends_with_the_same_round_trip_through_the_loop() -> None:
+    """A phase without a hook pays the hand-off to the server's loop too (else the hand-off
+    is counted as the hook's cost); a hook's phase ends with its samples delivered."""
+    import asyncio
+    import threading
+
+    crossover = load()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    ran: list[str] = []
+
+    class Hook:
+        _loop = loop
+
+        async def flush(self, seal: bool = True) -> bool:
+            ran.append(f"flush seal={seal} on loop={asyncio.get_running_loop() is loop}")
+            return True
+
+    class Probe:  # a diagnostic sink: nothing to deliver
+        pass
+
+    original = crossover._nothing
+
+    async def counted() -> None:
+        ran.append(f"nothing on loop={asyncio.get_running_loop() is loop}")
+        await original()
+
+    crossover._nothing = counted
+    try:
+        crossover.deliver(None, loop)
+        crossover.deliver(Probe(), loop)
+        crossover.deliver(Hook(), loop)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+    assert ran == ["nothing on loop=True", "nothing on loop=True", "flush seal=True on loop=True"]
