@@ -17,6 +17,7 @@ from kopf.testing import KopfRunner
 
 from mlkube.builders.webhook_config import build_webhook_configurations, url_client
 from mlkube.devcluster.procs import free_port
+from mlkube.handlers import clients
 from mlkube.k8s import Kube
 
 
@@ -53,6 +54,10 @@ def run_operator(namespace: str, env: dict[str, str] | None = None) -> Iterator[
     """The real operator in a thread, watching one namespace (peering off), logged in as the
     operator's own identity (bound to the chart's ClusterRole by the `crds` fixture)."""
     args = ["run", "-m", "mlkube.handlers.main", "--standalone", "--namespace", namespace]
+    # Each run starts as a new operator process would: the API client (and its discovery
+    # cache) is per process, and one shared across runs answered "no ServiceMonitor kind"
+    # from the previous test's lookup less than a second before the monitoring CRDs came.
+    clients.kube.cache_clear()
     identity = {"KUBECONFIG": os.environ[OPERATOR_KUBECONFIG_ENV]}
     with patched_env({**identity, **(env or {})}), KopfRunner(args, timeout=60) as runner:
         yield runner
