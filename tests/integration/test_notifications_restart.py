@@ -36,6 +36,9 @@ def procs(tmp_path: Path, namespace: str) -> Iterator[Procs]:
     started = Procs(namespace, tmp_path)
     yield started
     started.stop()
+    # Shown only for a failed test: why an operator run did not do what the test waited for.
+    print(f"operator runs ({started.operator.runs}), exit codes {started.operator.exits}:")
+    print(started.operator.output()[-8000:])
 
 
 def test_operator_killed_with_events_pending_delivers_all_after_restart(

@@ -75,6 +75,7 @@ class OperatorProcess:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
+        self.exits: list[int | None] = []  # each ended run's exit code (SIGKILL: -9)
 
     def start(self) -> OperatorProcess:
         self.runs += 1
@@ -102,12 +103,13 @@ class OperatorProcess:
     def kill(self) -> None:
         assert self.proc is not None and self.proc.poll() is None, self.output()
         self.proc.kill()
-        self.proc.wait(10)
+        self.exits.append(self.proc.wait(10))
         self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc, 10)
+            self.exits.append(self.proc.returncode)
             self.proc = None
 
 
