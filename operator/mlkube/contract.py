@@ -108,6 +108,20 @@ ENV_DRIFT_SAMPLE_RATE: Final = "MLKUBE_DRIFT_SAMPLE_RATE"
 # Server and sidecar: the shared-memory samples spool (a memory emptyDir both mount); unset,
 # samples go over HTTP to MLKUBE_DRIFT_URL.
 ENV_DRIFT_SPOOL_DIR: Final = "MLKUBE_DRIFT_SPOOL_DIR"
+# Payload logging (an OnlineEndpoint deployment's `logger`): sampled request/response pairs as
+# CloudEvents in KServe's logger format, POSTed to a plain-HTTP sink.
+ENV_PAYLOAD_LOG_URL: Final = "MLKUBE_PAYLOAD_LOG_URL"
+ENV_PAYLOAD_LOG_MODE: Final = "MLKUBE_PAYLOAD_LOG_MODE"  # all | request | response
+ENV_PAYLOAD_LOG_RATE: Final = "MLKUBE_PAYLOAD_LOG_SAMPLE_RATE"
+ENV_PAYLOAD_LOG_REDACT: Final = "MLKUBE_PAYLOAD_LOG_REDACT"  # comma-separated field names
+ENV_PAYLOAD_LOG_ENCODING: Final = "MLKUBE_PAYLOAD_LOG_ENCODING"  # binary | structured
+ENV_PAYLOAD_LOG_ENDPOINT: Final = "MLKUBE_PAYLOAD_LOG_ENDPOINT"  # ce-inferenceservicename
+ENV_PAYLOAD_LOG_DEPLOYMENT: Final = "MLKUBE_PAYLOAD_LOG_DEPLOYMENT"  # ce-endpoint
+ENV_PAYLOAD_LOG_NAMESPACE: Final = "MLKUBE_PAYLOAD_LOG_NAMESPACE"  # ce-namespace
+# From the EventSink's signing Secret (secretKeyRef), never in the pod spec itself.
+ENV_PAYLOAD_LOG_SIGNING_KEY: Final = "MLKUBE_PAYLOAD_LOG_SIGNING_KEY"
+PAYLOAD_LOG_REQUEST_TYPE: Final = "org.kubeflow.serving.inference.request"
+PAYLOAD_LOG_RESPONSE_TYPE: Final = "org.kubeflow.serving.inference.response"
 ENV_ROUTER_CONFIG: Final = "MLKUBE_ROUTER_CONFIG"
 ENV_ROUTER_PUSH_KEY: Final = "MLKUBE_ROUTER_PUSH_KEY_FILE"  # enables PUT /-/config (signed)
 ENV_ARTIFACT_URI: Final = "MLKUBE_ARTIFACT_URI"

@@ -36,6 +36,7 @@ from mlkube_serving.errors import (
     TooManyRequests,
     render_error,
 )
+from mlkube_serving.payload_log import PayloadLogger
 from mlkube_serving.protocols import Call, Reply
 from mlkube_serving.routes import Route, resolve
 from mlkube_serving.settings import Settings
@@ -60,8 +61,10 @@ class ServingApp:
         settings: Settings | None = None,
         on_startup: Hook | None = None,
         on_shutdown: Hook | None = None,
+        payload_log: PayloadLogger | None = None,
     ) -> None:
         self.dataplane = dataplane
+        self.payload_log = payload_log
         self.settings = settings or Settings()
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
@@ -119,6 +122,12 @@ class ServingApp:
             metrics.observe_request(
                 model or UNKNOWN_MODEL, route.protocol, reply.status, time.perf_counter() - started
             )
+            payload_log = self.payload_log
+            # Only exchanges whose body was read (a 413 or 429 before it has nothing to log).
+            if payload_log is not None and call.body and payload_log.coin() < payload_log.rate:
+                payload_log.offer(model or UNKNOWN_MODEL, call.body,
+                                  call.header(b"content-type") or b"application/json",
+                                  reply.status, reply.body, reply.content_type)  # fmt: skip
 
     async def _guarded(self, route: Route, call: Call, scope: Scope, receive: Receive) -> Reply:
         """Concurrency limit, body limit, inline-or-thread execution and the request timeout."""

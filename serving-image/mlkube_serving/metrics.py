@@ -63,6 +63,16 @@ DRIFT_SENT = Counter(
     "Samples delivered to the drift sidecar.",
     ["model"],
 )
+PAYLOAD_LOG_DROPPED = Counter(
+    "mlkube_payload_log_dropped_total",
+    "Payload log pairs dropped (queue_full, sink_down, post_failed, unredactable, error).",
+    ["model", "reason"],
+)
+PAYLOAD_LOG_SENT = Counter(
+    "mlkube_payload_log_events_sent_total",
+    "Payload log CloudEvents accepted by the sink.",
+    ["model"],
+)
 
 INFLIGHT = Gauge(
     "mlkube_inflight_requests",
@@ -102,6 +112,14 @@ def count_drift_dropped(model: str, reason: str, samples: int = 1) -> None:
 
 def count_drift_sent(model: str, samples: int) -> None:
     DRIFT_SENT.labels(model).inc(samples)
+
+
+def count_payload_log_dropped(model: str, reason: str) -> None:
+    PAYLOAD_LOG_DROPPED.labels(model, reason).inc()
+
+
+def count_payload_log_sent(model: str) -> None:
+    PAYLOAD_LOG_SENT.labels(model).inc()
 
 
 def collecting_registry() -> CollectorRegistry:

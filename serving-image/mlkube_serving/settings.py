@@ -46,6 +46,16 @@ class Settings:
     # Bytes of bodies queued for or running in the thread at once (503 past it); 0 derives it
     # from the container memory limit (a quarter of it, at most 256 MiB).
     max_queued_bytes: int = 0
+    # Payload logging (payload_log.py); the signing key is read from its own variable, never
+    # kept here (settings are logged and copied into worker environments).
+    payload_log_url: str | None = None
+    payload_log_mode: str = "all"
+    payload_log_sample_rate: float = 1.0
+    payload_log_redact: str = ""
+    payload_log_encoding: str = "binary"
+    payload_log_endpoint: str = ""
+    payload_log_deployment: str = ""
+    payload_log_namespace: str = ""
 
 
 ENV_NAMES: dict[str, str] = {
@@ -66,6 +76,14 @@ ENV_NAMES: dict[str, str] = {
     "drift_spool_dir": c.ENV_DRIFT_SPOOL_DIR,
     "inline_max_bytes": ENV_INLINE_MAX_BYTES,
     "max_queued_bytes": c.ENV_MAX_QUEUED_BYTES,
+    "payload_log_url": c.ENV_PAYLOAD_LOG_URL,
+    "payload_log_mode": c.ENV_PAYLOAD_LOG_MODE,
+    "payload_log_sample_rate": c.ENV_PAYLOAD_LOG_RATE,
+    "payload_log_redact": c.ENV_PAYLOAD_LOG_REDACT,
+    "payload_log_encoding": c.ENV_PAYLOAD_LOG_ENCODING,
+    "payload_log_endpoint": c.ENV_PAYLOAD_LOG_ENDPOINT,
+    "payload_log_deployment": c.ENV_PAYLOAD_LOG_DEPLOYMENT,
+    "payload_log_namespace": c.ENV_PAYLOAD_LOG_NAMESPACE,
 }
 _POSITIVE = {"workers", "max_concurrency", "max_body_bytes", "request_timeout"}
 
@@ -79,7 +97,11 @@ def _convert(name: str, kind: type, raw: str) -> object:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be positive")
     if name == "max_queued_bytes" and value < 0:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be >= 0 (0: derived)")
-    if name == "drift_sample_rate" and not 0.0 <= value <= 1.0:
+    if name == "payload_log_mode" and value not in ("all", "request", "response"):
+        raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be all, request or response")
+    if name == "payload_log_encoding" and value not in ("binary", "structured"):
+        raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be binary or structured")
+    if name in ("drift_sample_rate", "payload_log_sample_rate") and not 0.0 <= value <= 1.0:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be between 0 and 1")
     return value
 

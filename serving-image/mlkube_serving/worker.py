@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+from collections.abc import Mapping
 
 from mlkube import contract as c
 from mlkube_serving import metrics
@@ -18,6 +20,7 @@ from mlkube_serving.app import ServingApp
 from mlkube_serving.dataplane import DataPlane
 from mlkube_serving.drift_hook import DriftHook
 from mlkube_serving.drift_spool import SpoolHook
+from mlkube_serving.payload_log import LogConfig, PayloadLogger, redact_names
 from mlkube_serving.runtimes import create_runtime
 from mlkube_serving.settings import Settings, settings_from_env
 
@@ -40,9 +43,29 @@ def make_drift_hook(settings: Settings) -> DriftHook | None:
     return DriftHook(settings.drift_url, settings.drift_sample_rate)
 
 
-def build_app(settings: Settings) -> ServingApp:
+def make_payload_logger(settings: Settings, environ: Mapping[str, str]) -> PayloadLogger | None:
+    """A payload logger when a sink URL and a positive sample rate are configured."""
+    if not settings.payload_log_url or settings.payload_log_sample_rate <= 0:
+        return None
+    key = environ.get(c.ENV_PAYLOAD_LOG_SIGNING_KEY, "")
+    config = LogConfig(
+        url=settings.payload_log_url,
+        mode=settings.payload_log_mode,
+        rate=settings.payload_log_sample_rate,
+        redact=redact_names(settings.payload_log_redact),
+        encoding=settings.payload_log_encoding,
+        endpoint=settings.payload_log_endpoint,
+        deployment=settings.payload_log_deployment,
+        namespace=settings.payload_log_namespace,
+        signing_key=key.encode() if key else None,
+    )
+    return PayloadLogger(config)
+
+
+def build_app(settings: Settings, environ: Mapping[str, str] | None = None) -> ServingApp:
     """The app for `settings`; the model loads when the ASGI lifespan starts."""
     hook = make_drift_hook(settings)
+    payload_log = make_payload_logger(settings, os.environ if environ is None else environ)
     dataplane = DataPlane(sink=hook)
 
     async def startup(app: ServingApp) -> None:
@@ -59,12 +82,17 @@ def build_app(settings: Settings) -> ServingApp:
         gc.freeze()
         if hook is not None:
             hook.start()
+        if payload_log is not None:
+            payload_log.start()
 
     async def shutdown(app: ServingApp) -> None:
         if hook is not None:
             await hook.stop()
+        if payload_log is not None:
+            await payload_log.stop()
 
-    return ServingApp(dataplane, settings, on_startup=startup, on_shutdown=shutdown)
+    return ServingApp(dataplane, settings, on_startup=startup, on_shutdown=shutdown,
+                      payload_log=payload_log)  # fmt: skip
 
 
 def create_app() -> ServingApp:

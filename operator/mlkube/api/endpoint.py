@@ -28,7 +28,7 @@ from mlkube.api.common import (
 from mlkube.api.crdgen import AGE_COLUMN, KindDescriptor, PrinterColumn
 from mlkube.api.environment import EnvironmentRef
 from mlkube.api.environment_status import EnvironmentRecord
-from mlkube.api.markers import ListMap, Rule
+from mlkube.api.markers import ListMap, ListSet, Rule
 from mlkube.api.rollout import RolloutSpec
 from mlkube.api.rollout_status import RolloutStatus
 from mlkube.contract import KIND_ONLINE_ENDPOINT, PLURAL_ONLINE_ENDPOINTS
@@ -36,6 +36,7 @@ from mlkube.contract import KIND_ONLINE_ENDPOINT, PLURAL_ONLINE_ENDPOINTS
 Runtime = Literal["auto", "sklearn", "onnx", "mlflow", "custom"]
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
 AuthMode = Literal["none", "key"]
+LoggerMode = Literal["all", "request", "response"]
 TrafficBackend = Literal["router", "gateway-api"]
 TRAFFIC_BACKENDS: tuple[str, ...] = get_args(TrafficBackend)
 MAX_DEPLOYMENTS = 16
@@ -47,6 +48,11 @@ ObjectName = Annotated[
     str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=DNS_LABEL_PATTERN)
 ]
 
+MSG_LOGGER_DESTINATION = "logger: set exactly one of url and sink"
+# Plain HTTP: the model server posts from its event loop with its own keep-alive client.
+LOGGER_URL_PATTERN = r"^http://[^\s/?#]+(/\S*)?$"
+# The server gets the names comma-separated: a name cannot hold a comma.
+RedactName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^,]+$")]
 MSG_DUPLICATE_DEPLOYMENT = "spec.deployments names must be unique"
 MSG_TRAFFIC_SUM = "spec.traffic percentages must sum to 100"
 MSG_TRAFFIC_KEYS = "spec.traffic keys must be names of spec.deployments"
@@ -136,6 +142,40 @@ class DriftSettings(ApiModel):
     """Features to monitor; all baseline features when empty."""
 
 
+class PayloadLogger(ApiModel):
+    """Payload logging: sampled request/response pairs as CloudEvents in KServe's logger
+    format (types org.kubeflow.serving.inference.request and .response, one id per pair),
+    sent by the model server off the request path, best-effort: a full queue or a sink that
+    is down drops pairs (counted in mlkube_payload_log_dropped_total), never predictions."""
+
+    kube_validations = (Rule("has(self.url) != has(self.sink)", message=MSG_LOGGER_DESTINATION),)
+
+    mode: LoggerMode = "all"
+    """all (request and response), request or response."""
+    url: (
+        Annotated[str, Field(min_length=1, max_length=MAX_URI_LENGTH, pattern=LOGGER_URL_PATTERN)]
+        | None
+    ) = None
+    """A plain-HTTP URL that accepts CloudEvents by POST, e.g. an in-cluster collector."""
+    sink: ObjectName | None = None
+    """An EventSink in the endpoint's namespace: its destination (uri or Service ref), mode
+    and signing are used; its type filters and retries are not (payload logs are not
+    retried). Its destination must be http://."""
+    sample_rate: Annotated[float, Field(ge=0, le=1)] = 1.0
+    """Fraction of requests logged (0..1)."""
+    redact: Annotated[list[RedactName], ListSet(), Field(max_length=64)] = Field(
+        default_factory=list
+    )
+    """Field names whose values are replaced by [REDACTED]: V2 tensors by name, JSON keys
+    anywhere in the body, Seldon named columns. A body that is not JSON is then not logged."""
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> PayloadLogger:
+        if (self.url is None) == (self.sink is None):
+            raise ValueError(MSG_LOGGER_DESTINATION)
+        return self
+
+
 class OnlineDeployment(ApiModel):
     """One model served behind the endpoint, with its own scale and settings."""
 
@@ -168,6 +208,8 @@ class OnlineDeployment(ApiModel):
     """Extra environment variables for the model server (e.g. for scoring scripts)."""
     drift: DriftSettings | None = None
     """Drift monitoring."""
+    logger: PayloadLogger | None = None
+    """Payload logging of this deployment's requests and responses."""
 
     @model_validator(mode="after")
     def _check(self) -> OnlineDeployment:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from mlkube.api.endpoint import OnlineEndpointSpec
+from mlkube.builders.endpoint_logger import LogDestination, destination_of
 from mlkube.builders.endpoint_monitoring import MONITORING_API_VERSION, build_monitoring_children
 from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION, build_httproute, route_url
 from mlkube.builders.endpoint_router import build_router_children
@@ -52,19 +53,25 @@ def build_endpoint_children(
     router_revision: int = 1,
     push_key: str | None = None,
     environments: Mapping[str, EnvironmentUse] | None = None,
+    loggers: Mapping[str, LogDestination] | None = None,
 ) -> list[dict[str, Any]]:
     """All children; `models` maps each referenced Model object name to its verified facts.
 
     `monitoring`: the cluster serves the Prometheus Operator kinds and the operator may use them.
     `router_revision`: the router config's revision (`reconcile.router_revision`); `push_key`:
     the config push key for a new push Secret (None: the Secret is not among the children);
-    `environments`: deployment name -> the resolved environment its server runs on.
+    `environments`: deployment name -> the resolved environment its server runs on;
+    `loggers`: deployment name -> its resolved EventSink payload log destination (loggers
+    with a `url` need none).
     """
     children: list[dict[str, Any]] = []
     for dep in spec.deployments:
         environment = (environments or {}).get(dep.name)
+        destination = destination_of(dep, loggers)
         children.extend(
-            build_deployment_children(owner, dep, models[dep.model], config, environment)
+            build_deployment_children(
+                owner, dep, models[dep.model], config, environment, destination
+            )
         )
     if uses_router(spec):
         children.extend(

@@ -22,6 +22,7 @@ from mlkube.builders.endpoint_drift import (
     drift_volumes,
     spool_mount,
 )
+from mlkube.builders.endpoint_logger import LogDestination, logger_env
 from mlkube.builders.environment_use import EnvironmentUse, apply_environment
 from mlkube.builders.model_facts import ModelFacts
 from mlkube.builders.names import (
@@ -68,11 +69,15 @@ def deployment_replicas(dep: OnlineDeployment) -> int:
 
 
 def server_env(
-    dep: OnlineDeployment, model: ModelFacts, drift: dict[str, str] | None = None
-) -> list[dict[str, str]]:
+    dep: OnlineDeployment,
+    model: ModelFacts,
+    drift: dict[str, str] | None = None,
+    logging: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Contract variables first; user variables may add to them but never replace them.
 
-    `drift` holds the sidecar wiring (`drift_server_env`) when the pod runs the drift sidecar.
+    `drift` holds the sidecar wiring (`drift_server_env`) when the pod runs the drift sidecar;
+    `logging` the payload logger's variables (`endpoint_logger.logger_env`).
     """
     framework = model.framework if dep.runtime == "auto" else dep.runtime
     ours = {
@@ -91,8 +96,9 @@ def server_env(
     if settings is not None and settings.max_concurrency is not None:
         ours[c.ENV_MAX_CONCURRENCY] = str(settings.max_concurrency)
     ours.update(drift or {})
-    extra = {e.name: e.value for e in dep.env if e.name not in ours}
-    return env_list({**ours, **extra})
+    logged = {e["name"] for e in logging or []}
+    extra = {e.name: e.value for e in dep.env if e.name not in ours and e.name not in logged}
+    return [*env_list(ours), *(logging or []), *env_list(extra)]
 
 
 def model_volume_limit(model: ModelFacts) -> str:
@@ -136,6 +142,7 @@ def server_container(
     config: OperatorConfig,
     resources: dict[str, Any],
     drift: dict[str, str] | None = None,
+    logging: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     probes = dep.probes
     delay = probes.initial_delay_seconds if probes else None
@@ -146,7 +153,7 @@ def server_container(
         "image": config.serving_image,
         "imagePullPolicy": config.image_pull_policy,
         "command": ["python", "-m", "mlkube_serving", "serve"],
-        "env": server_env(dep, model, drift),
+        "env": server_env(dep, model, drift, logging),
         "ports": [
             {"name": "http", "containerPort": c.SERVER_HTTP_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": c.SERVER_METRICS_PORT, "protocol": "TCP"},
@@ -184,9 +191,11 @@ def build_server_deployment(
     model: ModelFacts,
     config: OperatorConfig,
     environment: EnvironmentUse | None = None,
+    log_destination: LogDestination | None = None,
 ) -> dict[str, Any]:
     """The model-server Deployment of one endpoint deployment; with `environment` the server
-    runs on its image (and without download when that image packages the model)."""
+    runs on its image (and without download when that image packages the model); with
+    `log_destination` it logs payloads there."""
     name = deployment_name(owner.name, dep.name)
     labels = child_labels(owner.name, COMPONENT_SERVER, dep.name)
     pod_labels = {**labels, c.LABEL_MODEL: model.model_name, c.LABEL_VERSION: model.version}
@@ -197,11 +206,12 @@ def build_server_deployment(
     if claim:
         volumes.append(pvc_volume(ARTIFACT_PVC_VOLUME, claim))
     init_containers = [storage_initializer(model, config, resources)]
-    containers = [server_container(dep, model, config, resources)]
+    logging = logger_env(owner, dep, log_destination) if log_destination else None
+    containers = [server_container(dep, model, config, resources, logging=logging)]
     if drift_active(dep, model):
         init_containers.append(baseline_initializer(model, config, resources, ARTIFACT_PVC_VOLUME))
         containers = [
-            server_container(dep, model, config, resources, drift_server_env(dep, config)),
+            server_container(dep, model, config, resources, drift_server_env(dep, config), logging),
             drift_sidecar(dep, config),
         ]
         volumes.extend(drift_volumes(dep, model, ARTIFACT_PVC_VOLUME))
@@ -362,10 +372,11 @@ def build_deployment_children(
     model: ModelFacts,
     config: OperatorConfig,
     environment: EnvironmentUse | None = None,
+    log_destination: LogDestination | None = None,
 ) -> list[dict[str, Any]]:
     """Deployment, Service and, when they apply, HPA and PDB of one endpoint deployment."""
     children = [
-        build_server_deployment(owner, dep, model, config, environment),
+        build_server_deployment(owner, dep, model, config, environment, log_destination),
         build_server_service(owner, dep, drift_active(dep, model)),
     ]
     hpa = build_hpa(owner, dep)

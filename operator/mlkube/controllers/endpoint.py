@@ -36,6 +36,7 @@ from mlkube.controllers.endpoint_children import (
     push_secret_key,
     read_children,
 )
+from mlkube.controllers.endpoint_logger import logger_destinations
 from mlkube.controllers.endpoint_models import (
     read_models,
     repair_deployed_by,
@@ -135,7 +136,8 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     environments, env_blockers = deployment_environments(
         kube, namespace, spec, config, status, generation
     )
-    blockers += env_blockers + check_traffic_backend(kube, spec, config)
+    loggers, logger_blockers = logger_destinations(kube, namespace, spec, config)
+    blockers += env_blockers + logger_blockers + check_traffic_backend(kube, spec, config)
     if blockers:
         write_blocked_status(kube, obj, spec, generation, blockers, now)
         if any(b.degraded for b in blockers):
@@ -159,6 +161,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         owner, running, models, config, keys, monitoring,
         router_revision=plan.revision if plan else 1,
         push_key=generate_key() if plan else None, environments=environments,
+        loggers=loggers,
     )  # fmt: skip
     create_only = {keys_secret_key(owner), push_secret_key(owner)}
     conflicts = write_children(kube, owner, children, create_only=create_only)

@@ -48,10 +48,10 @@ def resolve(
     kube: Kube, namespace: str, name: str, spec: Mapping[str, Any], cluster_domain: str
 ) -> Resolution:
     """Read what the spec names (Services, the signing Secret) and build the engine's config."""
-    url = _url(kube, spec, namespace, cluster_domain)
+    url = resolve_url(kube, spec, namespace, cluster_domain)
     delivery = spec.get("delivery") or {}
     dlq_spec = delivery.get("deadLetterSink")
-    dlq = _url(kube, dlq_spec, namespace, cluster_domain) if dlq_spec else None
+    dlq = resolve_url(kube, dlq_spec, namespace, cluster_domain) if dlq_spec else None
     urls = (url if isinstance(url, str) else None, dlq if isinstance(dlq, str) else None)
     key = _signing_key(kube, namespace, spec.get("signing"))
     for found in (url, dlq, key):
@@ -77,9 +77,10 @@ def resolve(
     return Resolution(config, None, urls)
 
 
-def _url(
+def resolve_url(
     kube: Kube, destination: Mapping[str, Any], namespace: str, cluster_domain: str
 ) -> str | Problem:
+    """A destination's URL (its `ref` Service read by name), or why it has none."""
     ref = destination.get("ref")
     service = None
     if ref and not destination.get("uri"):
