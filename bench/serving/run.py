@@ -6,9 +6,15 @@ Builds a 100-tree random forest and a logistic regression (make_classification, 
 features), installs MLServer 1.7.1 with mlserver-sklearn into its own venv under
 .cache/bench/mlserver-venv (once), then serves each model with MLServer and with mlkube, one
 server at a time, and drives both with wrk (Debian's, with a Lua script for the POST body) at
-concurrency 1, 8 and 32 with one-row requests and at concurrency 8 with 64-row requests. Prints
-req/s, p50 and p99 per case and the mlkube/MLServer throughput ratio as a Markdown table, and
-stores the raw numbers in bench/results/serving.json.
+concurrency 1, 8, 32 and 64 with one-row requests and at concurrency 8 with 64-row requests.
+Prints req/s, p50 and p99 per case and the mlkube/MLServer throughput ratio as a Markdown table,
+and stores the raw numbers in bench/results/serving.json.
+
+In the same run, measured the same way: the floor (bench/serving/echo_app.py: the same uvicorn,
+uvloop and httptools answering a fixed V2 response without any work) and mlkube with adaptive
+batching on (MLKUBE_MAX_BATCH_SIZE=64, 5 ms). A second table gives mlkube as a share of the
+floor (issue 19's target: at least 0.7 at one row, c=8, with p99 at most 0.5 ms) and what
+batching gains or costs per case.
 """
 
 from __future__ import annotations
@@ -53,8 +59,14 @@ CASES = [
     ("1 row, c=1", 1, 1),
     ("1 row, c=8", 1, 8),
     ("1 row, c=32", 1, 32),
+    ("1 row, c=64", 1, 64),
     ("64 rows, c=8", 64, 8),
 ]
+FLOOR_CASE = "1 row, c=8"  # where the floor ratio target applies
+FLOOR_RATIO_TARGET = 0.7
+FLOOR_P99_TARGET_MS = 0.5
+BATCH_ENV = {"MLKUBE_MAX_BATCH_SIZE": "64", "MLKUBE_MAX_BATCH_LATENCY_MS": "5"}
+ECHO_DIR = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -241,8 +253,40 @@ def bench_mlserver(
         log.close()
 
 
-def bench_mlkube(
+def bench_floor(
     models: dict[str, Path], workers: int, wrk: str, seconds: float, workdir: Path
+) -> list[Measurement]:
+    """The echo floor, under each model's label (its answer does not depend on the model)."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "echo_app:create_app", "--app-dir",
+        str(ECHO_DIR), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--backlog", "2048",
+        "--lifespan", "off",
+    ]  # fmt: skip
+    log = open(workdir / "floor.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(f"{base}/ready", process)
+        results = []
+        for name in models:
+            results += measure("floor", name, f"{base}/v2/models/{name}/infer", wrk, seconds,
+                               workdir)  # fmt: skip
+        return results
+    finally:
+        stop(process)
+        log.close()
+
+
+def bench_mlkube(
+    models: dict[str, Path],
+    workers: int,
+    wrk: str,
+    seconds: float,
+    workdir: Path,
+    label: str = "mlkube",
+    extra_env: dict[str, str] | None = None,
 ) -> list[Measurement]:
     results = []
     for name, directory in models.items():
@@ -252,18 +296,18 @@ def bench_mlkube(
             "--name", name, "--host", "127.0.0.1", "--port", str(port),
             "--metrics-port", str(free_port()), "--workers", str(workers),
         ]  # fmt: skip
-        log = open(workdir / f"mlkube-{name}.log", "wb")  # noqa: SIM115 - closed below
+        log = open(workdir / f"{label}-{name}.log", "wb")  # noqa: SIM115 - closed below
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env.update(extra_env or {})
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             base = f"http://127.0.0.1:{port}"
             wait_ready(f"{base}/v2/health/ready", process)
             with urllib.request.urlopen(f"{base}/v2/models/{name}") as answer:
                 runtime = json.load(answer)["platform"]
-            print(f"  mlkube serves {name} with {runtime}", flush=True)
-            results += measure(
-                "mlkube", name, f"{base}/v2/models/{name}/infer", wrk, seconds, workdir
-            )
+            print(f"  {label} serves {name} with {runtime}", flush=True)
+            results += measure(label, name, f"{base}/v2/models/{name}/infer", wrk, seconds,
+                               workdir)  # fmt: skip
         finally:
             stop(process)
             log.close()
@@ -297,6 +341,53 @@ def table(results: list[Measurement]) -> str:
                 f"| {ratio:.1f}x |"
             )
     return "\n".join(lines)
+
+
+def floor_table(results: list[Measurement]) -> str:
+    """mlkube against the floor, and batching's effect, per model and case."""
+    by_key = {(m.server, m.model, m.case): m for m in results}
+    lines = [
+        "| model | case | floor req/s | mlkube req/s | p99 ms | mlkube/floor "
+        "| batched req/s | p50 ms | p99 ms | batched/unbatched |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for model in ("rf", "lr"):
+        for label, _, _ in CASES:
+            floor = by_key.get(("floor", model, label))
+            ours = by_key.get(("mlkube", model, label))
+            batched = by_key.get(("mlkube+batch", model, label))
+            if floor is None or ours is None or batched is None:
+                continue
+            lines.append(
+                f"| {model} | {label} | {floor.requests_per_second:,.0f} "
+                f"| {ours.requests_per_second:,.0f} | {ours.p99_ms:.2f} "
+                f"| {ratio(ours, floor):.2f} | {batched.requests_per_second:,.0f} "
+                f"| {batched.p50_ms:.2f} | {batched.p99_ms:.2f} | {ratio(batched, ours):.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def ratio(a: Measurement, b: Measurement) -> float:
+    return a.requests_per_second / b.requests_per_second if b.requests_per_second else 0.0
+
+
+def floor_verdict(results: list[Measurement]) -> list[str]:
+    """Whether mlkube reaches the floor targets at FLOOR_CASE, per model."""
+    by_key = {(m.server, m.model, m.case): m for m in results}
+    lines = []
+    for model in ("rf", "lr"):
+        floor = by_key.get(("floor", model, FLOOR_CASE))
+        ours = by_key.get(("mlkube", model, FLOOR_CASE))
+        if floor is None or ours is None:
+            continue
+        share, p99 = ratio(ours, floor), ours.p99_ms
+        met = share >= FLOOR_RATIO_TARGET and p99 <= FLOOR_P99_TARGET_MS
+        lines.append(
+            f"{model}, {FLOOR_CASE}: mlkube at {share:.2f}x the floor (target >= "
+            f"{FLOOR_RATIO_TARGET}), p99 {p99:.2f} ms (target <= {FLOOR_P99_TARGET_MS}): "
+            + ("met" if met else "NOT met")
+        )
+    return lines
 
 
 def machine_note() -> str:
@@ -336,7 +427,10 @@ def main() -> int:
         workdir = Path(tmp)
         models = build_models(workdir)
         results = bench_mlserver(mlserver, models, wrk, args.duration, workdir)
+        results += bench_floor(models, args.workers, wrk, args.duration, workdir)
         results += bench_mlkube(models, args.workers, wrk, args.duration, workdir)
+        results += bench_mlkube(models, args.workers, wrk, args.duration, workdir,
+                                "mlkube+batch", BATCH_ENV)  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serving.json").write_text(
         json.dumps({"machine": note, "results": [asdict(m) for m in results]}, indent=2)
@@ -348,6 +442,15 @@ def main() -> int:
     )
     print()
     print(table(results))
+    print()
+    print(f"The floor (echo_app.py, same uvicorn stack, {args.workers} worker(s)) and adaptive "
+          f"batching (maxBatchSize {BATCH_ENV['MLKUBE_MAX_BATCH_SIZE']}, maxLatency "
+          f"{BATCH_ENV['MLKUBE_MAX_BATCH_LATENCY_MS']} ms):")  # fmt: skip
+    print()
+    print(floor_table(results))
+    print()
+    for line in floor_verdict(results):
+        print(line)
     errors = sum(m.errors for m in results)
     if errors:
         print(f"\nwarning: {errors} failed requests (see wrk output above)")

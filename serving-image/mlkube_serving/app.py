@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from mlkube_serving import metrics
 from mlkube_serving._http.asgi import Message, Receive, Scope, Send, declared_length, read_body
 from mlkube_serving._http.budget import ByteBudget, derived_budget
+from mlkube_serving.batching import Batcher, BatchSettings
 from mlkube_serving.dataplane import DataPlane
 from mlkube_serving.errors import (
     ClientDisconnected,
@@ -37,7 +38,7 @@ from mlkube_serving.errors import (
     render_error,
 )
 from mlkube_serving.payload_log import PayloadLogger
-from mlkube_serving.protocols import Call, Reply
+from mlkube_serving.protocols import Call, Reply, v2
 from mlkube_serving.routes import Route, resolve
 from mlkube_serving.settings import Settings
 from mlkube_serving.termination import write_termination_message
@@ -73,6 +74,11 @@ class ServingApp:
             self.settings.max_queued_bytes or default_queued_bytes(), "MLKUBE_MAX_QUEUED_BYTES"
         )
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlkube-infer")
+        self.batcher: Batcher | None = None
+        size = self.settings.max_batch_size
+        if size >= 2:
+            batching = BatchSettings(size, self.settings.max_batch_latency_ms / 1000)
+            self.batcher = Batcher(dataplane, batching, lambda: self._inflight, self._pool)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -140,13 +146,17 @@ class ServingApp:
             first = await receive()
             if first["type"] == "http.disconnect":
                 raise ClientDisconnected("client disconnected before sending a body")
-            if not first.get("more_body") and self.dataplane.inline_safe:
-                call.body = first.get("body", b"")
-                if len(call.body) > self.settings.max_body_bytes:
+            if not first.get("more_body"):
+                body = first.get("body", b"")
+                if len(body) > self.settings.max_body_bytes:
                     raise self._too_large()
-                if len(call.body) <= self.settings.inline_max_bytes:
-                    return route.handler(call)  # fast path: no timer, no thread, not queued
-                call.body = b""
+                if len(body) <= self.settings.inline_max_bytes:
+                    if self.batcher is not None and route.handler is v2.infer:
+                        call.body = body
+                        return await self._batched(call, self.batcher)
+                    if self.dataplane.inline_safe:
+                        call.body = body
+                        return route.handler(call)  # fast path: no timer, no thread, not queued
             return await self._queued(route, call, first, receive, declared)
         finally:
             self._inflight -= 1
@@ -171,6 +181,17 @@ class ServingApp:
                     raise
                 task.add_done_callback(self._releaser(len(call.body)))
                 return await asyncio.wrap_future(task)
+        except TimeoutError as exc:
+            raise RequestTimeout(
+                f"request did not finish within {self.settings.request_timeout:g}s"
+            ) from exc
+
+    async def _batched(self, call: Call, batcher: Batcher) -> Reply:
+        """A small V2 request through the batcher: decoded on the loop, its batch run inline
+        (inline-safe runtimes) or in the inference thread, under the request timeout."""
+        try:
+            async with asyncio.timeout(self.settings.request_timeout):
+                return await v2.infer_batched(call, batcher)
         except TimeoutError as exc:
             raise RequestTimeout(
                 f"request did not finish within {self.settings.request_timeout:g}s"

@@ -162,6 +162,24 @@ class DataPlane:
         if not entry.ready or self.draining:
             raise ModelNotReady(f"model {entry.name!r} is not ready")
         outputs = entry.runtime.predict(request.inputs, request.outputs)
+        # `respond`, inlined: this is every unbatched request's path.
+        sink = self.sink
+        if sink is not None and sink.coin() < sink.rate:
+            runtime = entry.runtime
+            sink.offer(entry.name, runtime.feature_names, request.inputs, outputs,
+                       runtime.n_features)  # fmt: skip
+        return InferenceResponse(entry.name, entry.version, outputs, request.id)
+
+    def predict_entry(self, entry: ModelEntry, request: InferenceRequest) -> list[Tensor]:
+        """The runtime's outputs for `request` (batching: a merged request), nothing else."""
+        if not entry.ready or self.draining:
+            raise ModelNotReady(f"model {entry.name!r} is not ready")
+        return entry.runtime.predict(request.inputs, request.outputs)
+
+    def respond(
+        self, entry: ModelEntry, request: InferenceRequest, outputs: list[Tensor]
+    ) -> InferenceResponse:
+        """The response to `request` given its outputs; the drift hook samples it here."""
         sink = self.sink
         if sink is not None and sink.coin() < sink.rate:
             runtime = entry.runtime

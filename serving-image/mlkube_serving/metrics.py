@@ -63,6 +63,12 @@ DRIFT_SENT = Counter(
     "Samples delivered to the drift sidecar.",
     ["model"],
 )
+BATCH_REQUESTS = Histogram(
+    "mlkube_batch_requests",
+    "Requests merged into one runtime call by adaptive batching (batching on only).",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024),
+)
 PAYLOAD_LOG_DROPPED = Counter(
     "mlkube_payload_log_dropped_total",
     "Payload log pairs dropped (queue_full, sink_down, post_failed, unredactable, error).",
@@ -112,6 +118,10 @@ def count_drift_dropped(model: str, reason: str, samples: int = 1) -> None:
 
 def count_drift_sent(model: str, samples: int) -> None:
     DRIFT_SENT.labels(model).inc(samples)
+
+
+def observe_batch(model: str, requests: int) -> None:
+    BATCH_REQUESTS.labels(model).observe(requests)
 
 
 def count_payload_log_dropped(model: str, reason: str) -> None:

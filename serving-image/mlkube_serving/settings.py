@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 from mlkube import contract as c
+from mlkube_serving.batching import MAX_BATCH_ROWS
 from mlkube_serving.errors import ServingError
 
 ENV_INLINE_MAX_BYTES = "MLKUBE_INLINE_MAX_BYTES"
@@ -46,6 +47,9 @@ class Settings:
     # Bytes of bodies queued for or running in the thread at once (503 past it); 0 derives it
     # from the container memory limit (a quarter of it, at most 256 MiB).
     max_queued_bytes: int = 0
+    # Adaptive batching of V2 requests (batching.py): off below 2 rows.
+    max_batch_size: int = 0
+    max_batch_latency_ms: float = 5.0
     # Payload logging (payload_log.py); the signing key is read from its own variable, never
     # kept here (settings are logged and copied into worker environments).
     payload_log_url: str | None = None
@@ -76,6 +80,8 @@ ENV_NAMES: dict[str, str] = {
     "drift_spool_dir": c.ENV_DRIFT_SPOOL_DIR,
     "inline_max_bytes": ENV_INLINE_MAX_BYTES,
     "max_queued_bytes": c.ENV_MAX_QUEUED_BYTES,
+    "max_batch_size": c.ENV_MAX_BATCH_SIZE,
+    "max_batch_latency_ms": c.ENV_MAX_BATCH_LATENCY_MS,
     "payload_log_url": c.ENV_PAYLOAD_LOG_URL,
     "payload_log_mode": c.ENV_PAYLOAD_LOG_MODE,
     "payload_log_sample_rate": c.ENV_PAYLOAD_LOG_RATE,
@@ -95,6 +101,10 @@ def _convert(name: str, kind: type, raw: str) -> object:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} is not a valid {kind.__name__}") from exc
     if name in _POSITIVE and value <= 0:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be positive")
+    if name == "max_batch_size" and not (value in (0, 1) or 2 <= value <= MAX_BATCH_ROWS):
+        raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be 0 (off) or 2..{MAX_BATCH_ROWS}")
+    if name == "max_batch_latency_ms" and not 0 < value <= 10_000:
+        raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be in (0, 10000] milliseconds")
     if name == "max_queued_bytes" and value < 0:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be >= 0 (0: derived)")
     if name == "payload_log_mode" and value not in ("all", "request", "response"):

@@ -142,6 +142,19 @@ class DriftSettings(ApiModel):
     """Features to monitor; all baseline features when empty."""
 
 
+class Batcher(ApiModel):
+    """Adaptive batching (KServe's batcher fields): concurrent V2 requests to the model are
+    merged into one runtime call, each request getting back exactly its rows. A batch runs
+    when it holds maxBatchSize rows, when every request the server is handling has joined one
+    (so a lone request never waits), or after maxLatency milliseconds. Off when omitted: it
+    pays for models whose runtime call has a large fixed cost, at high concurrency."""
+
+    max_batch_size: Annotated[int, Field(ge=2, le=4096)] = 32
+    """Rows per runtime call at most; a request with more rows runs alone."""
+    max_latency: Annotated[float, Field(gt=0, le=10000)] = 5.0
+    """Milliseconds a request may wait for others to join its batch."""
+
+
 class PayloadLogger(ApiModel):
     """Payload logging: sampled request/response pairs as CloudEvents in KServe's logger
     format (types org.kubeflow.serving.inference.request and .response, one id per pair),
@@ -210,6 +223,8 @@ class OnlineDeployment(ApiModel):
     """Drift monitoring."""
     logger: PayloadLogger | None = None
     """Payload logging of this deployment's requests and responses."""
+    batcher: Batcher | None = None
+    """Adaptive batching of concurrent requests; off when omitted."""
 
     @model_validator(mode="after")
     def _check(self) -> OnlineDeployment:

@@ -95,6 +95,9 @@ def server_env(
         ours[c.ENV_REQUEST_TIMEOUT] = number_text(settings.timeout_seconds)
     if settings is not None and settings.max_concurrency is not None:
         ours[c.ENV_MAX_CONCURRENCY] = str(settings.max_concurrency)
+    if dep.batcher is not None:
+        ours[c.ENV_MAX_BATCH_SIZE] = str(dep.batcher.max_batch_size)
+        ours[c.ENV_MAX_BATCH_LATENCY_MS] = number_text(dep.batcher.max_latency)
     ours.update(drift or {})
     logged = {e["name"] for e in logging or []}
     extra = {e.name: e.value for e in dep.env if e.name not in ours and e.name not in logged}

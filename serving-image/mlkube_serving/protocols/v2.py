@@ -8,7 +8,7 @@ tensor extension (`Inference-Header-Content-Length`) is what `tritonclient` uses
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -16,6 +16,10 @@ import orjson
 from mlkube_serving.errors import InvalidRequest
 from mlkube_serving.protocols import Call, Reply
 from mlkube_serving.tensors import DATATYPES, InferenceRequest, InferenceResponse, Tensor
+
+if TYPE_CHECKING:
+    from mlkube_serving.batching import Batcher
+    from mlkube_serving.dataplane import ModelEntry
 
 HEADER_LENGTH = "inference-header-content-length"
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -261,6 +265,18 @@ def model_metadata(call: Call) -> Reply:
 
 
 def infer(call: Call) -> Reply:
+    entry, request, binary = decode_call(call)
+    return reply_of(call.dataplane.infer_entry(entry, request), binary)
+
+
+async def infer_batched(call: Call, batcher: Batcher) -> Reply:
+    """`infer` through the adaptive batcher (batching.py)."""
+    entry, request, binary = decode_call(call)
+    return reply_of(await batcher.infer(entry, request), binary)
+
+
+def decode_call(call: Call) -> tuple[ModelEntry, InferenceRequest, set[str] | bool]:
+    """The served model, the decoded request, and which outputs go binary (True: all)."""
     assert call.model is not None
     entry = call.dataplane.get(call.model, call.version)  # unknown model: 404 before any 400
     raw_length = call.header(HEADER_LENGTH.encode())
@@ -271,7 +287,10 @@ def infer(call: Call) -> Reply:
         except ValueError as exc:
             raise InvalidRequest("Inference-Header-Content-Length is not an integer") from exc
     request, binary = decode_request(call.body, header_length)
-    response = call.dataplane.infer_entry(entry, request)
+    return entry, request, binary
+
+
+def reply_of(response: InferenceResponse, binary: set[str] | bool) -> Reply:
     body, json_length = encode_response(response, binary)
     if json_length is None:
         return Reply(200, body)

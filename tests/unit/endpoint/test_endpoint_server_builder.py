@@ -223,6 +223,25 @@ def test_user_env_adds_but_never_replaces_contract_variables(
     assert values["MLKUBE_REQUEST_TIMEOUT_SECONDS"] == "2.5"
 
 
+def test_a_batcher_turns_adaptive_batching_on(
+    make_spec: Any, models: dict[str, ModelFacts]
+) -> None:
+    batched = {"name": "blue", "model": "credit-risk-v3", "batcher": {"maxLatency": 2.5},
+               "env": [{"name": "MLKUBE_MAX_BATCH_SIZE", "value": "1"}]}  # fmt: skip
+    spec = make_spec(deployments=[batched], traffic={"blue": 100})
+    values = {
+        e["name"]: e["value"] for e in server_env(spec.deployments[0], models["credit-risk-v3"])
+    }
+    assert values["MLKUBE_MAX_BATCH_SIZE"] == "32"  # the default, not the user's variable
+    assert values["MLKUBE_MAX_BATCH_LATENCY_MS"] == "2.5"
+    plain = make_spec(deployments=[{"name": "blue", "model": "credit-risk-v3"}],
+                      traffic={"blue": 100})  # fmt: skip
+    names = {e["name"] for e in server_env(plain.deployments[0], models["credit-risk-v3"])}
+    assert "MLKUBE_MAX_BATCH_SIZE" not in names  # off unless asked for
+    with pytest.raises(ValueError, match="greater than or equal to 2"):
+        make_spec(deployments=[{**batched, "batcher": {"maxBatchSize": 1}}], traffic={"blue": 100})
+
+
 def test_probe_timing_and_storage_credentials(
     owner: EndpointRef, make_spec: Any, models: dict[str, ModelFacts]
 ) -> None:

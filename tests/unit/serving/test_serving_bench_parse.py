@@ -37,3 +37,23 @@ def load_bench() -> ModuleType:
 def test_parse_wrk_reads_the_distribution_not_the_stdev_column() -> None:
     numbers = load_bench().parse_wrk(WRK_OUTPUT)
     assert numbers == {"rps": 19247.88, "p50": 0.402, "p99": 1200.0, "errors": 6}
+
+
+def test_the_floor_table_and_verdict_use_the_same_case() -> None:
+    bench = load_bench()
+    m = bench.Measurement
+    results = [
+        m("floor", "rf", "1 row, c=8", 50_000.0, 0.14, 0.3, 0),
+        m("mlkube", "rf", "1 row, c=8", 36_000.0, 0.2, 0.45, 0),
+        m("mlkube+batch", "rf", "1 row, c=8", 30_000.0, 0.3, 0.6, 0),
+        m("floor", "lr", "1 row, c=8", 50_000.0, 0.14, 0.3, 0),
+        m("mlkube", "lr", "1 row, c=8", 30_000.0, 0.2, 0.45, 0),
+        m("mlkube+batch", "lr", "1 row, c=8", 30_000.0, 0.3, 0.6, 0),
+    ]
+    table = bench.floor_table(results)
+    assert (
+        "| rf | 1 row, c=8 | 50,000 | 36,000 | 0.45 | 0.72 | 30,000 | 0.30 | 0.60 | 0.83 |" in table
+    )
+    verdict = bench.floor_verdict(results)
+    assert verdict[0].startswith("rf, 1 row, c=8: mlkube at 0.72x") and verdict[0].endswith(" met")
+    assert verdict[1].endswith("NOT met")  # lr: 0.60x
