@@ -69,16 +69,16 @@ class ServingApp:
         self.settings = settings or Settings()
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
-        self._inflight = 0
+        self.inflight = 0
         self.queued = ByteBudget(
             self.settings.max_queued_bytes or default_queued_bytes(), "MLKUBE_MAX_QUEUED_BYTES"
         )
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlkube-infer")
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlkube-infer")
         self.batcher: Batcher | None = None
         size = self.settings.max_batch_size
         if size >= 2:
             batching = BatchSettings(size, self.settings.max_batch_latency_ms / 1000)
-            self.batcher = Batcher(dataplane, batching, lambda: self._inflight, self._pool)
+            self.batcher = Batcher(dataplane, batching, lambda: self.inflight, self.pool)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -138,9 +138,9 @@ class ServingApp:
     async def _guarded(self, route: Route, call: Call, scope: Scope, receive: Receive) -> Reply:
         """Concurrency limit, body limit, inline-or-thread execution and the request timeout."""
         limit = self.settings.max_concurrency
-        if self._inflight >= limit:
+        if self.inflight >= limit:
             raise TooManyRequests(f"too many concurrent requests (limit {limit} per worker)")
-        self._inflight += 1
+        self.inflight += 1
         try:
             declared = self._check_declared_length(scope)
             first = await receive()
@@ -159,7 +159,7 @@ class ServingApp:
                         return route.handler(call)  # fast path: no timer, no thread, not queued
             return await self._queued(route, call, first, receive, declared)
         finally:
-            self._inflight -= 1
+            self.inflight -= 1
 
     async def _queued(
         self, route: Route, call: Call, first: Message, receive: Receive, declared: int | None
@@ -175,7 +175,7 @@ class ServingApp:
                     declared=declared,
                 )
                 try:
-                    task = self._pool.submit(route.handler, call)
+                    task = self.pool.submit(route.handler, call)
                 except BaseException:
                     self.queued.release(len(call.body))
                     raise
@@ -232,7 +232,7 @@ class ServingApp:
         """Publish the in-flight count periodically: a gauge write per request would cost an
         mmap write on the hot path in multiprocess mode; an HPA reads it every 15 s anyway."""
         while True:
-            metrics.set_inflight(self.settings.model_name, self._inflight)
+            metrics.set_inflight(self.settings.model_name, self.inflight)
             await asyncio.sleep(interval)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -258,7 +258,7 @@ class ServingApp:
                     if self._on_shutdown is not None:
                         await self._on_shutdown(self)
                 finally:
-                    self._pool.shutdown(wait=False, cancel_futures=True)
+                    self.pool.shutdown(wait=False, cancel_futures=True)
                     await send({"type": "lifespan.shutdown.complete"})
                 return
 

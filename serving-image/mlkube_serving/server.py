@@ -37,6 +37,7 @@ _OPTIONS: list[tuple[str, str, type, str]] = [
     ("--host", "host", str, "address to listen on"),
     ("--port", "http_port", int, "HTTP port"),
     ("--metrics-port", "metrics_port", int, "Prometheus port"),
+    ("--grpc-port", "grpc_port", int, "Open Inference Protocol gRPC port (0: off)"),
     ("--workers", "workers", int, "worker processes"),
     ("--request-timeout", "request_timeout", float, "seconds per request"),
     ("--max-concurrency", "max_concurrency", int, "in-flight requests per worker (then 429)"),

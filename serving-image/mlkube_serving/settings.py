@@ -34,6 +34,7 @@ class Settings:
     host: str = "0.0.0.0"
     http_port: int = c.SERVER_HTTP_PORT
     metrics_port: int = c.SERVER_METRICS_PORT
+    grpc_port: int = 0  # the Open Inference Protocol over gRPC; 0: off
     workers: int = 1
     request_timeout: float = 60.0
     max_concurrency: int = 256
@@ -70,6 +71,7 @@ ENV_NAMES: dict[str, str] = {
     "host": c.ENV_HTTP_HOST,
     "http_port": c.ENV_HTTP_PORT,
     "metrics_port": c.ENV_METRICS_PORT,
+    "grpc_port": c.ENV_GRPC_PORT,
     "workers": c.ENV_WORKERS,
     "request_timeout": c.ENV_REQUEST_TIMEOUT,
     "max_concurrency": c.ENV_MAX_CONCURRENCY,
@@ -105,6 +107,8 @@ def _convert(name: str, kind: type, raw: str) -> object:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be 0 (off) or 2..{MAX_BATCH_ROWS}")
     if name == "max_batch_latency_ms" and not 0 < value <= 10_000:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be in (0, 10000] milliseconds")
+    if name == "grpc_port" and not 0 <= value <= 65535:
+        raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be a port (0: off)")
     if name == "max_queued_bytes" and value < 0:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be >= 0 (0: derived)")
     if name == "payload_log_mode" and value not in ("all", "request", "response"):

@@ -13,6 +13,7 @@ import gc
 import logging
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from mlkube import contract as c
 from mlkube_serving import metrics
@@ -67,6 +68,7 @@ def build_app(settings: Settings, environ: Mapping[str, str] | None = None) -> S
     hook = make_drift_hook(settings)
     payload_log = make_payload_logger(settings, os.environ if environ is None else environ)
     dataplane = DataPlane(sink=hook)
+    servers: list[Any] = []  # the gRPC server, once started
 
     async def startup(app: ServingApp) -> None:
         runtime = create_runtime(settings.model_dir, settings.framework)
@@ -84,10 +86,17 @@ def build_app(settings: Settings, environ: Mapping[str, str] | None = None) -> S
             hook.start()
         if payload_log is not None:
             payload_log.start()
+        if settings.grpc_port:
+            # Imported only when used: grpcio costs memory and start-up time otherwise.
+            from mlkube_serving.protocols.grpc_service import start_server
+
+            servers.append(await start_server(app, settings.host, settings.grpc_port))
 
     async def shutdown(app: ServingApp) -> None:
         if hook is not None:
             await hook.stop()
+        for server in servers:
+            await server.stop(settings.graceful_shutdown)
         if payload_log is not None:
             await payload_log.stop()
 

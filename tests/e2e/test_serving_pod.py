@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import tritonclient.grpc as triton_grpc
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.stream import stream
@@ -100,6 +102,28 @@ def test_serving_pod_answers_inference_from_the_host(serving_pod: dict[str, Any]
         body = json.loads(resp.read())
     assert body["model_name"] == "credit-risk"
     assert body["outputs"] and body["outputs"][0]["data"]
+
+
+def test_serving_pod_answers_the_same_over_grpc(serving_pod: dict[str, Any]) -> None:
+    """The Open Inference Protocol over gRPC on the pod's grpc port (8081), with tritonclient:
+    the same prediction as over HTTP for the sample request."""
+    sample = json.loads((MODEL_DIR / "sample-request.json").read_bytes())
+    ip = serving_pod["status"]["podIP"]
+    req = urllib.request.Request(f"http://{ip}:8080/v2/models/credit-risk/infer",
+                                 data=json.dumps(sample).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        over_http = json.loads(resp.read())["outputs"][0]
+    client = triton_grpc.InferenceServerClient(f"{ip}:8081")
+    assert client.is_server_ready() and client.is_model_ready("credit-risk")
+    tensors = []
+    for given in sample["inputs"]:
+        tensor = triton_grpc.InferInput(given["name"], given["shape"], given["datatype"])
+        dtype = np.float32 if given["datatype"] == "FP32" else np.float64
+        tensor.set_data_from_numpy(np.array(given["data"], dtype=dtype).reshape(given["shape"]))
+        tensors.append(tensor)
+    result = client.infer("credit-risk", tensors)
+    assert result.as_numpy(over_http["name"]).reshape(-1).tolist() == over_http["data"]
 
 
 INSIDE = r"""

@@ -87,6 +87,7 @@ def server_env(
         c.ENV_FRAMEWORK: framework,
         c.ENV_HTTP_PORT: str(c.SERVER_HTTP_PORT),
         c.ENV_METRICS_PORT: str(c.SERVER_METRICS_PORT),
+        c.ENV_GRPC_PORT: str(c.SERVER_GRPC_PORT),
     }
     if model.entrypoint:
         ours[c.ENV_ENTRYPOINT] = model.entrypoint
@@ -159,6 +160,7 @@ def server_container(
         "env": server_env(dep, model, drift, logging),
         "ports": [
             {"name": "http", "containerPort": c.SERVER_HTTP_PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": c.SERVER_GRPC_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": c.SERVER_METRICS_PORT, "protocol": "TCP"},
         ],
         "readinessProbe": http_probe(
@@ -276,6 +278,14 @@ def build_server_service(
     name = deployment_name(owner.name, dep.name)
     ports: list[dict[str, Any]] = [
         {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"},
+        # gRPC (OIP) straight to the pods: h2c, so meshes and Gateways treat it as HTTP/2.
+        {
+            "name": "grpc",
+            "port": c.SERVER_GRPC_PORT,
+            "targetPort": "grpc",
+            "protocol": "TCP",
+            "appProtocol": "kubernetes.io/h2c",
+        },
         {
             "name": "metrics",
             "port": c.SERVER_METRICS_PORT,

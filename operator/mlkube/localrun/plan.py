@@ -155,6 +155,9 @@ def local_server_env(
     }
     # Request samples go to the local sidecar or nowhere: never to a URL the spec names.
     env.pop(c.ENV_DRIFT_URL, None)
+    # Nor do payload logs go to the spec's collector; gRPC stays off (one port per pod).
+    env.pop(c.ENV_PAYLOAD_LOG_URL, None)
+    env.pop(c.ENV_GRPC_PORT, None)
     if drift_port is not None:
         env[c.ENV_DRIFT_URL] = f"http://127.0.0.1:{drift_port}"
     return env

@@ -250,6 +250,13 @@ def test_service_lists_drift_metrics_but_never_the_ingest_port(owner: EndpointRe
     ports = build_server_service(owner, _dep(), drift_metrics=True)["spec"]["ports"]
     assert ports == [
         {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+        {
+            "name": "grpc",
+            "port": 8081,
+            "targetPort": "grpc",
+            "protocol": "TCP",
+            "appProtocol": "kubernetes.io/h2c",
+        },
         {"name": "metrics", "port": 8082, "targetPort": "metrics", "protocol": "TCP"},
         {"name": "drift-metrics", "port": 8091, "targetPort": "drift-metrics", "protocol": "TCP"},
     ]

@@ -131,9 +131,11 @@ def test_blue_deployment_literal(
                                 {"name": "MLKUBE_FRAMEWORK", "value": "sklearn"},
                                 {"name": "MLKUBE_HTTP_PORT", "value": "8080"},
                                 {"name": "MLKUBE_METRICS_PORT", "value": "8082"},
+                                {"name": "MLKUBE_GRPC_PORT", "value": "8081"},
                             ],
                             "ports": [
                                 {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                                {"name": "grpc", "containerPort": 8081, "protocol": "TCP"},
                                 {"name": "metrics", "containerPort": 8082, "protocol": "TCP"},
                             ],
                             "readinessProbe": {
@@ -294,6 +296,13 @@ def test_service_literal(owner: EndpointRef, spec: OnlineEndpointSpec) -> None:
             },
             "ports": [
                 {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+                {
+                    "name": "grpc",
+                    "port": 8081,
+                    "targetPort": "grpc",
+                    "protocol": "TCP",
+                    "appProtocol": "kubernetes.io/h2c",
+                },
                 {"name": "metrics", "port": 8082, "targetPort": "metrics", "protocol": "TCP"},
             ],
         },

@@ -158,11 +158,11 @@ def test_body_over_the_limit_is_413(
 
 def test_concurrency_limit_is_429(app: ServingApp, data: tuple[np.ndarray[Any, Any], Any]) -> None:
     X, _ = data
-    app._inflight = app.settings.max_concurrency  # as if that many requests were in flight
+    app.inflight = app.settings.max_concurrency  # as if that many requests were in flight
     try:
         answer = call(app, "POST", "/v2/models/forest/infer", v2_body(X[:1]))
     finally:
-        app._inflight = 0
+        app.inflight = 0
     assert answer.status == 429
     assert "limit" in answer.json()["error"]
 
