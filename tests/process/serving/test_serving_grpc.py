@@ -4,6 +4,9 @@ tritonclient ships) for what tritonclient never sends (typed `contents`, bad req
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +125,23 @@ def test_typed_contents_and_bad_requests_over_the_stubs(
         assert "8 raw bytes for shape [1, 20] of FP64" in short.value.details()
     metrics = requests.get(server.metrics_url, timeout=5).text
     assert 'protocol="grpc",status="200"' in metrics and 'protocol="grpc",status="400"' in metrics
+
+
+KSERVE_CLIENT = Path(__file__).with_name("kserve_grpc_client.py")
+
+
+def test_the_kserve_sdks_grpc_client_gets_the_same_answers(
+    grpc_server: tuple[ServerProcess, str],
+) -> None:
+    python = os.environ.get("MLKUBE_KSERVE_PYTHON")
+    assert python, "MLKUBE_KSERVE_PYTHON is unset: run hack/kserve-sdk/build.sh (hack/test does)"
+    server, address = grpc_server
+    X, _ = make_data()
+    rows = X[10:14]
+    argv = [python, str(KSERVE_CLIENT), address, "forest", json.dumps(rows.tolist())]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["live"] and got["ready"] and got["model_ready"]
+    assert (got["id"], got["model"], got["output"]) == ("kserve-1", "forest", "predict")
+    assert got["data"] == http_answer(server, rows)["predict"].reshape(-1).tolist()
