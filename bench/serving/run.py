@@ -14,7 +14,8 @@ In the same run, measured the same way: the floor (bench/serving/echo_app.py: th
 uvloop and httptools answering a fixed V2 response without any work) and mlkube with adaptive
 batching on (MLKUBE_MAX_BATCH_SIZE=64, 5 ms). A second table gives mlkube as a share of the
 floor (issue 19's target: at least 0.7 at one row, c=8, with p99 at most 0.5 ms) and what
-batching gains or costs per case.
+batching gains or costs per case. A third compares the Open Inference Protocol over gRPC:
+ghz (hack/ghz/build.sh) driving MLServer's and mlkube's ModelInfer at c=1 and c=8.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
+from grpc_load import GRPC_CASES, ensure_ghz, infer_request, run_ghz, write_protoset
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -221,8 +223,36 @@ def measure(
     return results
 
 
+@dataclass(frozen=True)
+class Grpc:
+    """How to load a gRPC server: ghz and the protocol's protoset."""
+
+    ghz: str
+    protoset: Path
+
+
+def measure_grpc(server: str, model: str, address: str, grpc: Grpc, seconds: float
+                 ) -> list[Measurement]:  # fmt: skip
+    run_ghz(grpc.ghz, grpc.protoset, address, infer_request(model, 1), 8, 1.0)  # warm-up
+    results = []
+    for label, rows, concurrency in GRPC_CASES:
+        numbers = run_ghz(grpc.ghz, grpc.protoset, address, infer_request(model, rows),
+                          concurrency, seconds)  # fmt: skip
+        results.append(Measurement(server, model, label, numbers["rps"], numbers["p50"],
+                                   numbers["p99"], numbers["errors"]))  # fmt: skip
+        print(f"  {server:8} {model} {label:13} {numbers['rps']:9.0f} req/s"
+              f"  p50 {numbers['p50']:7.2f} ms  p99 {numbers['p99']:7.2f} ms"
+              f"  errors {numbers['errors']}", flush=True)  # fmt: skip
+    return results
+
+
 def bench_mlserver(
-    mlserver: Path, models: dict[str, Path], wrk: str, seconds: float, workdir: Path
+    mlserver: Path,
+    models: dict[str, Path],
+    wrk: str,
+    seconds: float,
+    workdir: Path,
+    grpc_load: Grpc | None = None,
 ) -> list[Measurement]:
     repo = workdir / "models"
     port, grpc, metrics = free_port(), free_port(), free_port()
@@ -247,6 +277,8 @@ def bench_mlserver(
             results += measure(
                 "MLServer", name, f"{base}/v2/models/{name}/infer", wrk, seconds, workdir
             )
+            if grpc_load is not None:
+                results += measure_grpc("MLServer", name, f"127.0.0.1:{grpc}", grpc_load, seconds)
         return results
     finally:
         stop(process)
@@ -287,14 +319,16 @@ def bench_mlkube(
     workdir: Path,
     label: str = "mlkube",
     extra_env: dict[str, str] | None = None,
+    grpc_load: Grpc | None = None,
 ) -> list[Measurement]:
     results = []
     for name, directory in models.items():
-        port = free_port()
+        port, grpc_port = free_port(), free_port()
         command = [
             sys.executable, "-m", "mlkube_serving", "serve", "--model-dir", str(directory),
             "--name", name, "--host", "127.0.0.1", "--port", str(port),
             "--metrics-port", str(free_port()), "--workers", str(workers),
+            "--grpc-port", str(grpc_port),
         ]  # fmt: skip
         log = open(workdir / f"{label}-{name}.log", "wb")  # noqa: SIM115 - closed below
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
@@ -308,13 +342,16 @@ def bench_mlkube(
             print(f"  {label} serves {name} with {runtime}", flush=True)
             results += measure(label, name, f"{base}/v2/models/{name}/infer", wrk, seconds,
                                workdir)  # fmt: skip
+            if grpc_load is not None:
+                address = f"127.0.0.1:{grpc_port}"
+                results += measure_grpc(label, name, address, grpc_load, seconds)
         finally:
             stop(process)
             log.close()
     return results
 
 
-def table(results: list[Measurement]) -> str:
+def table(results: list[Measurement], cases: list[tuple[str, int, int]] = CASES) -> str:
     by_key = {(m.server, m.model, m.case): m for m in results}
     lines = [
         "| model | case | MLServer req/s | p50 ms | p99 ms "
@@ -322,7 +359,7 @@ def table(results: list[Measurement]) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for model in ("rf", "lr"):
-        for label, _, _ in CASES:
+        for label, _, _ in cases:
             theirs, ours = (
                 by_key.get(("MLServer", model, label)),
                 by_key.get(("mlkube", model, label)),
@@ -421,14 +458,17 @@ def main() -> int:
         os.nice(args.nice)
     wrk = ensure_wrk()
     mlserver = ensure_mlserver()
+    ghz = ensure_ghz()
     note = machine_note() + (f", benchmark at nice {args.nice}" if args.nice else "")
     print(note, flush=True)
     with tempfile.TemporaryDirectory(prefix="mlkube-bench-") as tmp:
         workdir = Path(tmp)
         models = build_models(workdir)
-        results = bench_mlserver(mlserver, models, wrk, args.duration, workdir)
+        grpc_load = Grpc(ghz, write_protoset(workdir / "oip.protoset"))
+        results = bench_mlserver(mlserver, models, wrk, args.duration, workdir, grpc_load)
         results += bench_floor(models, args.workers, wrk, args.duration, workdir)
-        results += bench_mlkube(models, args.workers, wrk, args.duration, workdir)
+        results += bench_mlkube(models, args.workers, wrk, args.duration, workdir,
+                                grpc_load=grpc_load)  # fmt: skip
         results += bench_mlkube(models, args.workers, wrk, args.duration, workdir,
                                 "mlkube+batch", BATCH_ENV)  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -451,6 +491,10 @@ def main() -> int:
     print()
     for line in floor_verdict(results):
         print(line)
+    print()
+    print("The Open Inference Protocol over gRPC (ghz, one connection per concurrent call):")
+    print()
+    print(table(results, GRPC_CASES))
     errors = sum(m.errors for m in results)
     if errors:
         print(f"\nwarning: {errors} failed requests (see wrk output above)")

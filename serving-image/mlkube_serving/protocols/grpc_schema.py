@@ -145,7 +145,8 @@ def _entry_name(field: str) -> str:
     return "".join(part.capitalize() for part in field.split("_")) + "Entry"
 
 
-def _file() -> descriptor_pb2.FileDescriptorProto:
+def file_descriptor() -> descriptor_pb2.FileDescriptorProto:
+    """The protocol as one .proto file's descriptor (bench/serving writes it as a protoset)."""
     proto = descriptor_pb2.FileDescriptorProto(
         name="mlkube/grpc_predict_v2.proto", package=PACKAGE, syntax="proto3"
     )
@@ -166,7 +167,7 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
 
 def _classes() -> dict[str, Any]:
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(_file())
+    pool.Add(file_descriptor())
     return {
         full: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.{full}"))
         for full in MESSAGES

@@ -26,6 +26,8 @@ Requests/sec:  19247.88
 
 
 def load_bench() -> ModuleType:
+    if str(RUN.parent) not in sys.path:  # run.py imports its sibling grpc_load
+        sys.path.insert(0, str(RUN.parent))
     spec = importlib.util.spec_from_file_location("serving_bench_run", RUN)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -57,3 +59,15 @@ def test_the_floor_table_and_verdict_use_the_same_case() -> None:
     verdict = bench.floor_verdict(results)
     assert verdict[0].startswith("rf, 1 row, c=8: mlkube at 0.72x") and verdict[0].endswith(" met")
     assert verdict[1].endswith("NOT met")  # lr: 0.60x
+
+
+def test_ghz_reports_are_read_in_milliseconds() -> None:
+    load_bench()
+    from grpc_load import parse_ghz
+
+    report = (
+        '{"rps": 12345.6, "latencyDistribution": [{"percentage": 50, "latency": 420000},'
+        ' {"percentage": 99, "latency": 1500000}], "statusCodeDistribution":'
+        ' {"OK": 100, "Unavailable": 2}}'
+    )
+    assert parse_ghz(report) == {"rps": 12345.6, "p50": 0.42, "p99": 1.5, "errors": 2}
