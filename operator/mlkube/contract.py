@@ -87,6 +87,7 @@ SERVER_METRICS_PORT: Final = 8082
 SERVER_GRPC_PORT: Final = 8081  # the Open Inference Protocol over gRPC (KServe's and MLServer's)
 ROUTER_HTTP_PORT: Final = 8080
 ROUTER_METRICS_PORT: Final = 8082
+ROUTER_GRPC_PORT: Final = 8081  # gRPC proxied with the HTTP side's split, mirror and targeting
 DRIFT_PORT: Final = 8090
 DRIFT_METRICS_PORT: Final = 8091
 

@@ -97,6 +97,7 @@ def build_router_config(
                 deployment_name(owner.name, d.name), owner.namespace, config.cluster_domain
             ),
             "healthPath": READY_PATH,
+            "grpcPort": c.SERVER_GRPC_PORT,
         }
         for d in sorted(spec.deployments, key=lambda d: d.name)
     }
@@ -210,10 +211,12 @@ def build_router_deployment(
                 c.ENV_ROUTER_PUSH_KEY: push_key_path(),
                 c.ENV_HTTP_PORT: str(c.ROUTER_HTTP_PORT),
                 c.ENV_METRICS_PORT: str(c.ROUTER_METRICS_PORT),
+                c.ENV_GRPC_PORT: str(c.ROUTER_GRPC_PORT),
             }
         ),
         "ports": [
             {"name": "http", "containerPort": c.ROUTER_HTTP_PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": c.ROUTER_GRPC_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": c.ROUTER_METRICS_PORT, "protocol": "TCP"},
         ],
         "readinessProbe": http_probe("/readyz", period=5),
@@ -264,6 +267,13 @@ def build_endpoint_service(owner: EndpointRef) -> dict[str, Any]:
             "selector": pod_selector(owner.name, COMPONENT_ROUTER),
             "ports": [
                 {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"},
+                {
+                    "name": "grpc",
+                    "port": c.ROUTER_GRPC_PORT,
+                    "targetPort": "grpc",
+                    "protocol": "TCP",
+                    "appProtocol": "kubernetes.io/h2c",
+                },
                 {
                     "name": "metrics",
                     "port": c.ROUTER_METRICS_PORT,

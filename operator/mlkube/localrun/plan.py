@@ -168,7 +168,10 @@ def local_router_config(
 ) -> dict[str, Any]:
     """The router config with each deployment's Service URL replaced by its local port."""
     deployments = {
-        name: {**entry, "url": f"http://127.0.0.1:{ports[name]}"}
+        name: {
+            **{k: v for k, v in entry.items() if k != "grpcPort"},  # no gRPC in local runs
+            "url": f"http://127.0.0.1:{ports[name]}",
+        }
         for name, entry in config["deployments"].items()
     }
     local = {**config, "deployments": deployments}

@@ -20,6 +20,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -60,6 +61,7 @@ from mlkube_serving.router.watch import ConfigWatcher, file_stamp
 log = logging.getLogger("mlkube_serving.router")
 
 NO_DEPLOYMENT = "none"
+GRPC_GRACE_SECONDS = 5.0  # in-flight gRPC calls finish within this on shutdown
 SIGNATURE_HEADER = HEADER_CONFIG_SIGNATURE.encode()
 
 
@@ -75,8 +77,13 @@ class RouterApp:
         watch_interval: float = 1.0,
         push_key_file: str | None = None,
         push_share: str | None = None,
+        grpc_port: int = 0,
+        host: str = "0.0.0.0",
     ) -> None:
+        """`grpc_port`: also proxy gRPC there (grpc_proxy.py); 0: HTTP only."""
         self.config_path = config_path
+        self.grpc_port, self.host = grpc_port, host
+        self._grpc: tuple[Any, Any] | None = None  # (grpc.aio.Server, GrpcProxy) once started
         self.metrics = metrics if metrics is not None else RouterMetrics()
         self.table: RoutingTable | None = None
         self.config_error: str | None = "config not loaded yet"
@@ -100,12 +107,22 @@ class RouterApp:
     # lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         self.reload_if_changed()
+        if self.grpc_port:
+            # Imported only when used: grpcio costs memory and start-up time otherwise.
+            from mlkube_serving.router.grpc_proxy import start_server
+
+            self._grpc = await start_server(self, self.host, self.grpc_port, self._rand)
         self._tasks = [
             asyncio.create_task(self._watch_forever(), name="router-config-watch"),
             asyncio.create_task(self.health.run(lambda: self.table), name="router-health"),
         ]
 
     async def stop(self) -> None:
+        if self._grpc is not None:
+            server, proxy = self._grpc
+            await server.stop(GRPC_GRACE_SECONDS)
+            await proxy.close()
+            self._grpc = None
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -51,7 +51,7 @@ _TOP_KEYS = frozenset(
         "maxInflightBytes",
     }
 )
-_DEPLOYMENT_KEYS = frozenset({"url", "healthPath"})
+_DEPLOYMENT_KEYS = frozenset({"url", "healthPath", "grpcPort"})
 _AUTH_KEYS = frozenset({"mode", "keysFile"})
 
 AuthMode = Literal["none", "key"]
@@ -66,6 +66,7 @@ class DeploymentConfig:
     host: str
     port: int
     health_path: str = DEFAULT_HEALTH_PATH
+    grpc_port: int | None = None  # the deployment's Open Inference Protocol gRPC port
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +157,12 @@ def _parse_deployment(name: str, doc: object, p: _Problems) -> DeploymentConfig 
     if not isinstance(health, str) or not health.startswith("/"):
         p.add(f"{where}.healthPath", f"must be an absolute path, got {health!r}")
         health = DEFAULT_HEALTH_PATH
-    return DeploymentConfig(name=name, url=url, host=parts.hostname, port=port, health_path=health)
+    grpc_port = doc.get("grpcPort")
+    if grpc_port is not None and (not _is_int(grpc_port) or not 0 < grpc_port < 65536):
+        p.add(f"{where}.grpcPort", f"must be a port number, got {grpc_port!r}")
+        grpc_port = None
+    return DeploymentConfig(name=name, url=url, host=parts.hostname, port=port, health_path=health,
+                            grpc_port=grpc_port)  # fmt: skip
 
 
 def _parse_percents(
@@ -303,6 +309,7 @@ def dump_config(config: RouterConfig) -> dict[str, Any]:
         "endpoint": config.endpoint,
         "deployments": {
             name: {"url": dep.url, "healthPath": dep.health_path}
+            | ({"grpcPort": dep.grpc_port} if dep.grpc_port is not None else {})
             for name, dep in config.deployments.items()
         },
         "traffic": dict(config.traffic),

@@ -21,6 +21,7 @@ import tempfile
 from types import FrameType
 
 from mlkube.contract import (
+    ENV_GRPC_PORT,
     ENV_HTTP_PORT,
     ENV_METRICS_PORT,
     ENV_ROUTER_CONFIG,
@@ -62,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=int(os.environ.get(ENV_METRICS_PORT, ROUTER_METRICS_PORT)),
         help=f"Prometheus port, 0 disables (env {ENV_METRICS_PORT}, default {ROUTER_METRICS_PORT})",
+    )
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=int(os.environ.get(ENV_GRPC_PORT) or 0),
+        help=f"also proxy gRPC (the Open Inference Protocol) on this port, 0: off "
+        f"(env {ENV_GRPC_PORT})",
     )
     parser.add_argument(
         "--workers",
@@ -126,6 +134,8 @@ def serve(
         metrics=metrics,
         push_key_file=args.push_key_file,
         push_share=os.environ.get(ENV_PUSH_SHARE),
+        grpc_port=args.grpc_port,
+        host=args.host,
     )
     config = uvicorn.Config(
         app,

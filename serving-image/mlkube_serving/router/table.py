@@ -25,6 +25,7 @@ class Route:
     pool: UpstreamPool
     host_line: bytes
     health_path: str
+    grpc_target: str | None = None  # host:port of the deployment's gRPC server
 
 
 class RoutingTable:
@@ -46,6 +47,7 @@ class RoutingTable:
                 ),
                 host_line=b"host: " + hostport.encode("idna") + b"\r\n",
                 health_path=dep.health_path,
+                grpc_target=f"{dep.host}:{dep.grpc_port}" if dep.grpc_port else None,
             )
         self._live, self._cumulative = build_cumulative(config.traffic)
         self._live_routes = [self.routes[name] for name in self._live]

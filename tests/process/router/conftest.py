@@ -59,6 +59,7 @@ def start_router(tmp_path: Path) -> Iterator[Any]:
         workers: int = 1,
         wait_ready: bool = True,
         push_key_file: Path | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> Router:
         config_dir = KubeFileDir(tmp_path / f"config-{len(routers)}")
         raw = doc if isinstance(doc, bytes) else orjson.dumps(doc)
@@ -69,7 +70,7 @@ def start_router(tmp_path: Path) -> Iterator[Any]:
         proc = subprocess.Popen(
             [*ROUTER_CMD, "--config", config_dir.path("config.json"), "--host", "127.0.0.1",
              "--port", str(port), "--metrics-port", str(metrics_port),
-             "--workers", str(workers), "--log-level", "info", *push],
+             "--workers", str(workers), "--log-level", "info", *push, *extra_args],
             stdout=open(log_path, "wb"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -32,10 +32,12 @@ def test_router_config_literal(owner: EndpointRef, make_spec: Any, config: Opera
             "blue": {
                 "url": "http://credit-blue-09bb84ab.ml.svc.cluster.local",
                 "healthPath": "/v2/health/ready",
+                "grpcPort": 8081,
             },
             "green": {
                 "url": "http://credit-green-2f01bca0.ml.svc.cluster.local",
                 "healthPath": "/v2/health/ready",
+                "grpcPort": 8081,
             },
         },
         "traffic": {"blue": 100, "green": 0},

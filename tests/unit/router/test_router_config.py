@@ -141,3 +141,17 @@ def test_documented_example_parses() -> None:
     assert dict(config.traffic) == {"blue": 70, "green": 30}
     assert dict(config.mirror) == {"green": 10}
     assert config.auth.mode == "key"
+
+
+def test_a_grpc_port_per_deployment_round_trips_and_is_checked() -> None:
+    doc = valid()
+    doc["deployments"]["blue"]["grpcPort"] = 8081
+    config = parse_config(doc)
+    assert config.deployments["blue"].grpc_port == 8081
+    assert config.deployments["green"].grpc_port is None  # gRPC calls to it: UNAVAILABLE
+    assert parse_config(dump_config(config)) == config
+    for bad in (0, 70000, "8081", True):
+        doc["deployments"]["blue"]["grpcPort"] = bad
+        with pytest.raises(ConfigError) as info:
+            parse_config(doc)
+        assert "deployments.blue.grpcPort: must be a port number" in info.value.message
