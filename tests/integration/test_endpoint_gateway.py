@@ -111,3 +111,55 @@ def test_gateway_backend_builds_a_weighted_mirrored_httproute(
     # No router in this mode: the Gateway splits and mirrors.
     assert kube.get("apps/v1", "Deployment", router_name(EP), namespace) is None
     assert kube.get("v1", "ConfigMap", router_name(EP), namespace) is None
+
+
+GRPC_CRD_FILE = Path(__file__).parent / "fixtures" / "grpcroute-crd.yaml"
+GRPC_CRD_NAME = "grpcroutes.gateway.networking.k8s.io"
+
+
+@pytest.fixture
+def gateway_api_with_grpcroute(kube: Kube) -> Iterator[None]:
+    """HTTPRoute and GRPCRoute served for this test only."""
+    for path, name in ((CRD_FILE, CRD_NAME), (GRPC_CRD_FILE, GRPC_CRD_NAME)):
+        kube.apply(yaml.safe_load(path.read_text()), field_manager="mlkube-tests")
+        wait_for(lambda n=name: established(kube, n), timeout=10, interval=0.05,
+                 what=f"{name} Established")  # fmt: skip
+    yield
+    with contextlib.suppress(ApiError):
+        kube.delete(CRD_API, "CustomResourceDefinition", GRPC_CRD_NAME)
+    with contextlib.suppress(ApiError):
+        remove_crd(kube)
+
+
+def test_a_grpcroute_next_to_the_httproute_where_the_cluster_serves_it(
+    kube: Kube,
+    namespace: str,
+    tmp_path: Path,
+    gateway_api_with_grpcroute: None,
+    running_operator: KopfRunner,
+) -> None:
+    create_ready_models(kube, namespace, tmp_path)
+    parents = {"parentRefs": [{"name": "public", "namespace": "infra"}]}
+    spec = blue_green_spec(trafficBackend="gateway-api", gateway=parents)
+    spec["traffic"], spec["mirror"] = {"blue": 100, "green": 0}, {"green": 20}
+    kube.create(endpoint_object(EP, namespace, spec))
+    obj = wait_endpoint_ready(kube, namespace, EP)
+    route = wait_for(lambda: kube.get("gateway.networking.k8s.io/v1", "GRPCRoute", EP, namespace),
+                     timeout=10, interval=0.05, what="GRPCRoute")  # fmt: skip
+    assert route["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    split = route["spec"]["rules"][-1]
+    assert [(b["name"], b["port"], b["weight"]) for b in split["backendRefs"]] == [
+        (deployment_name(EP, "blue"), 8081, 100),
+        (deployment_name(EP, "green"), 8081, 0),
+    ]
+    assert split["filters"][0]["requestMirror"]["percent"] == 20
+    # The deployments' Services carry the gRPC port the route names.
+    service = kube.get("v1", "Service", deployment_name(EP, "blue"), namespace)
+    assert service is not None
+    grpc_ports = [p for p in service["spec"]["ports"] if p["name"] == "grpc"]
+    assert [(p["port"], p["appProtocol"]) for p in grpc_ports] == [(8081, "kubernetes.io/h2c")]
+    # Back to the router: both routes are pruned.
+    kube.patch(API_VERSION, "OnlineEndpoint", EP, {"spec": {"trafficBackend": "router"}}, namespace)
+    wait_for(lambda: kube.get("gateway.networking.k8s.io/v1", "GRPCRoute", EP, namespace) is None
+             and kube.get("gateway.networking.k8s.io/v1", "HTTPRoute", EP, namespace) is None,
+             timeout=30, interval=0.1, what="routes pruned")  # fmt: skip
