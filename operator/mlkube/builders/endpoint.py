@@ -15,12 +15,7 @@ from typing import Any, Final
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint_logger import LogDestination, destination_of
 from mlkube.builders.endpoint_monitoring import MONITORING_API_VERSION, build_monitoring_children
-from mlkube.builders.endpoint_route import (
-    HTTPROUTE_API_VERSION,
-    build_grpcroute,
-    build_httproute,
-    route_url,
-)
+from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION, build_httproute, route_url
 from mlkube.builders.endpoint_router import build_router_children
 from mlkube.builders.endpoint_server import build_deployment_children
 from mlkube.builders.environment_use import EnvironmentUse
@@ -38,7 +33,6 @@ CHILD_KINDS: Final = (
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
     (HTTPROUTE_API_VERSION, "HTTPRoute"),
-    (HTTPROUTE_API_VERSION, "GRPCRoute"),
     (MONITORING_API_VERSION, "ServiceMonitor"),
     (MONITORING_API_VERSION, "PrometheusRule"),
 )
@@ -60,7 +54,6 @@ def build_endpoint_children(
     push_key: str | None = None,
     environments: Mapping[str, EnvironmentUse] | None = None,
     loggers: Mapping[str, LogDestination] | None = None,
-    grpc_route: bool = False,
 ) -> list[dict[str, Any]]:
     """All children; `models` maps each referenced Model object name to its verified facts.
 
@@ -69,8 +62,7 @@ def build_endpoint_children(
     the config push key for a new push Secret (None: the Secret is not among the children);
     `environments`: deployment name -> the resolved environment its server runs on;
     `loggers`: deployment name -> its resolved EventSink payload log destination (loggers
-    with a `url` need none); `grpc_route`: the cluster serves GRPCRoute (gateway-api endpoints
-    then get one next to the HTTPRoute).
+    with a `url` need none).
     """
     children: list[dict[str, Any]] = []
     for dep in spec.deployments:
@@ -89,8 +81,6 @@ def build_endpoint_children(
         )
     else:
         children.append(build_httproute(owner, spec, config))
-        if grpc_route:
-            children.append(build_grpcroute(owner, spec, config))
     if monitoring:
         children.extend(build_monitoring_children(owner, spec, config))
     order = {kind: index for index, kind in enumerate(CHILD_KINDS)}

@@ -1,12 +1,9 @@
-"""The Gateway API HTTPRoute (and, where the cluster serves it, GRPCRoute) of a
-`trafficBackend: gateway-api` endpoint.
+"""The Gateway API HTTPRoute of a `trafficBackend: gateway-api` endpoint.
 
 The Gateway does what the router does otherwise: weighted backendRefs split live traffic,
 RequestMirror filters (with `percent`) copy it, and one rule per deployment matching the
 `x-mlkube-deployment` (or Azure's `azureml-model-deployment`) header targets a deployment
 directly. Header rules are more specific than the catch-all rule, so the Gateway prefers them.
-The GRPCRoute does the same for the Open Inference Protocol over gRPC, to the deployments'
-`grpc` Service port.
 """
 
 from __future__ import annotations
@@ -96,46 +93,6 @@ def build_httproute(
     return {
         "apiVersion": HTTPROUTE_API_VERSION,
         "kind": "HTTPRoute",
-        "metadata": child_metadata(
-            owner, service_name(owner.name), child_labels(owner.name, COMPONENT_ROUTE)
-        ),
-        "spec": route_spec,
-    }
-
-
-def build_grpcroute(
-    owner: EndpointRef, spec: OnlineEndpointSpec, config: OperatorConfig
-) -> dict[str, Any]:
-    """The GRPCRoute: the HTTPRoute's split, mirrors and header rules, for gRPC calls."""
-    names = sorted(d.name for d in spec.deployments)
-
-    def backend(name: str) -> dict[str, Any]:
-        return {"name": deployment_name(owner.name, name), "port": c.SERVER_GRPC_PORT}
-
-    split: dict[str, Any] = {
-        "backendRefs": [{**backend(name), "weight": spec.traffic.get(name, 0)} for name in names]
-    }
-    mirrors = [
-        {"type": "RequestMirror", "requestMirror": {"backendRef": backend(name), "percent": pct}}
-        for name, pct in sorted(spec.mirror.items())
-        if pct > 0
-    ]
-    if mirrors:
-        split["filters"] = mirrors
-    rules = [
-        {
-            "matches": [{"headers": [{"type": "Exact", "name": c.HEADER_DEPLOYMENT, "value": n}]}],
-            "backendRefs": [{**backend(n), "weight": 1}],
-        }
-        for n in names[:MAX_HEADER_RULES]
-    ]
-    route_spec: dict[str, Any] = {"parentRefs": parent_refs(spec, config)}
-    if spec.gateway is not None and spec.gateway.hostnames:
-        route_spec["hostnames"] = list(spec.gateway.hostnames)
-    route_spec["rules"] = [*rules, split]
-    return {
-        "apiVersion": HTTPROUTE_API_VERSION,
-        "kind": "GRPCRoute",
         "metadata": child_metadata(
             owner, service_name(owner.name), child_labels(owner.name, COMPONENT_ROUTE)
         ),

@@ -114,11 +114,7 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "delete"]},
     {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": CHILD},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": CHILD},
-    {
-        "apiGroups": ["gateway.networking.k8s.io"],
-        "resources": ["httproutes", "grpcroutes"],
-        "verbs": CHILD,
-    },
+    {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": CHILD},
     {
         "apiGroups": ["monitoring.coreos.com"],
         "resources": ["servicemonitors", "prometheusrules"],

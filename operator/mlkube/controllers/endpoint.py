@@ -29,7 +29,6 @@ from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
 from mlkube.controllers.endpoint_children import (
     check_traffic_backend,
     generate_key,
-    has_grpcroute_api,
     has_monitoring_api,
     initial_keys,
     keys_secret_key,
@@ -145,7 +144,6 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
     # Keys are used for a new Secret only: an existing one is the source of truth.
     keys = initial_keys(kube, owner) if uses_router(spec) and spec.auth.mode == "key" else []
     monitoring = config.monitoring and has_monitoring_api(kube)
-    grpc_route = not uses_router(spec) and has_grpcroute_api(kube)
     running = running_spec(obj, spec, now)
     # The router config's revision comes from the live ConfigMap; the push key is only used
     # if its Secret has to be created (create-only: an existing one is the source of truth).
@@ -156,7 +154,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         owner, running, models, config, keys, monitoring,
         router_revision=plan.revision if plan else 1,
         push_key=generate_key() if plan else None, environments=environments,
-        loggers=loggers, grpc_route=grpc_route,
+        loggers=loggers,
     )  # fmt: skip
     create_only = {keys_secret_key(owner), push_secret_key(owner)}
     conflicts = write_children(kube, owner, children, create_only=create_only)

@@ -73,14 +73,6 @@ def has_httproute_api(kube: Kube) -> bool:
     return "HTTPRoute" in kube.served_kinds(HTTPROUTE_API_VERSION, max_age=0)
 
 
-def has_grpcroute_api(kube: Kube) -> bool:
-    """GRPCRoute is served (Gateway API v1.1 or later); a cached answer that lacks it is
-    checked again once it is a second old, as for the monitoring kinds."""
-    if "GRPCRoute" in kube.served_kinds(HTTPROUTE_API_VERSION):
-        return True
-    return "GRPCRoute" in kube.served_kinds(HTTPROUTE_API_VERSION, max_age=RECHECK_MISSING_SECONDS)
-
-
 def has_monitoring_api(kube: Kube) -> bool:
     """ServiceMonitor and PrometheusRule are both served (Prometheus Operator installed).
 

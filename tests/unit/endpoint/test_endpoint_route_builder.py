@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlkube.builders.endpoint import build_endpoint_children
-from mlkube.builders.endpoint_route import build_grpcroute, build_httproute, parent_refs, route_url
+from mlkube.builders.endpoint_route import build_httproute, parent_refs, route_url
 from mlkube.builders.names import EndpointRef, deployment_name
 from mlkube.builders.operator_config import GatewayParent, OperatorConfig
 
@@ -119,38 +118,3 @@ def test_rule_count_stays_within_the_httproute_limit(
     rules = build_httproute(owner, spec, config)["spec"]["rules"]
     assert len(rules) == 16
     assert len(rules[-1]["backendRefs"]) == 16  # every deployment still gets its weight
-
-
-def test_grpcroute_mirrors_the_httproute_on_the_grpc_port(
-    owner: EndpointRef, make_spec: Any, config: OperatorConfig
-) -> None:
-    spec = _gateway_spec(make_spec, traffic={"blue": 100, "green": 0}, mirror={"green": 10})
-    route = build_grpcroute(owner, spec, config)
-    http = build_httproute(owner, spec, config)
-    assert (route["apiVersion"], route["kind"]) == ("gateway.networking.k8s.io/v1", "GRPCRoute")
-    assert route["metadata"]["name"] == http["metadata"]["name"] == "credit"
-    assert route["spec"]["parentRefs"] == http["spec"]["parentRefs"]
-    *headers, split = route["spec"]["rules"]
-    blue, green = deployment_name("credit", "blue"), deployment_name("credit", "green")
-    assert split["backendRefs"] == [
-        {"name": blue, "port": 8081, "weight": 100},
-        {"name": green, "port": 8081, "weight": 0},
-    ]
-    assert split["filters"] == [
-        {"type": "RequestMirror",
-         "requestMirror": {"backendRef": {"name": green, "port": 8081}, "percent": 10}}
-    ]  # fmt: skip
-    assert [r["matches"][0]["headers"][0]["value"] for r in headers] == ["blue", "green"]
-    assert headers[0]["matches"][0]["headers"][0]["name"] == "x-mlkube-deployment"
-    assert headers[1]["backendRefs"] == [{"name": green, "port": 8081, "weight": 1}]
-
-
-def test_a_grpcroute_only_where_the_cluster_serves_it(
-    owner: EndpointRef, make_spec: Any, config: OperatorConfig, models: Any
-) -> None:
-    spec = _gateway_spec(make_spec)
-    kinds = lambda grpc: [  # noqa: E731
-        c["kind"] for c in build_endpoint_children(owner, spec, models, config, [], grpc_route=grpc)
-        if c["apiVersion"].startswith("gateway")
-    ]  # fmt: skip
-    assert kinds(False) == ["HTTPRoute"] and kinds(True) == ["HTTPRoute", "GRPCRoute"]
