@@ -109,6 +109,7 @@ ENV_ONNX_ACCELERATION: Final = "MLKUBE_ONNX_ACCELERATION"
 # Adaptive batching (an OnlineEndpoint deployment's `batcher`): off while unset or < 2.
 ENV_MAX_BATCH_SIZE: Final = "MLKUBE_MAX_BATCH_SIZE"
 ENV_MAX_BATCH_LATENCY_MS: Final = "MLKUBE_MAX_BATCH_LATENCY_MS"
+MAX_BATCH_ROWS: Final = 4096  # the largest maxBatchSize (the API's bound and the server's)
 ENV_DRIFT_URL: Final = "MLKUBE_DRIFT_URL"
 ENV_DRIFT_SAMPLE_RATE: Final = "MLKUBE_DRIFT_SAMPLE_RATE"
 # Server and sidecar: the shared-memory samples spool (a memory emptyDir both mount); unset,

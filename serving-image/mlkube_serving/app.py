@@ -179,7 +179,7 @@ class ServingApp:
                 except BaseException:
                     self.queued.release(len(call.body))
                     raise
-                task.add_done_callback(self._releaser(len(call.body)))
+                task.add_done_callback(self.releaser(len(call.body)))
                 return await asyncio.wrap_future(task)
         except TimeoutError as exc:
             raise RequestTimeout(
@@ -197,7 +197,7 @@ class ServingApp:
                 f"request did not finish within {self.settings.request_timeout:g}s"
             ) from exc
 
-    def _releaser(self, size: int) -> Callable[[object], None]:
+    def releaser(self, size: int) -> Callable[[object], None]:
         """A done-callback giving `size` bytes back to the budget on the event loop.
 
         It runs when the thread finished with the body (or the task was cancelled before it

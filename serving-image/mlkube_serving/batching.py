@@ -23,13 +23,14 @@ from typing import Any, Final
 
 import numpy as np
 
+from mlkube import contract as c
 from mlkube_serving import metrics
 from mlkube_serving.dataplane import DataPlane, ModelEntry
 from mlkube_serving.tensors import InferenceRequest, InferenceResponse, Tensor
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_ROWS: Final = 4096
+MAX_BATCH_ROWS: Final = c.MAX_BATCH_ROWS
 Key = tuple[Any, ...]
 
 
@@ -98,6 +99,7 @@ class Batcher:
         self._executor = executor
         self._open: dict[Key, _Batch] = {}
         self._waiting = 0
+        self._running = 0  # batches in the executor: while one runs, open ones keep filling
         self.batches = 0  # runtime calls made for batches (tests and benchmarks read it)
 
     async def infer(self, entry: ModelEntry, request: InferenceRequest) -> InferenceResponse:
@@ -118,7 +120,7 @@ class Batcher:
         self._waiting += 1
         if batch.total >= self.settings.max_batch_size:
             self._close(key, batch)
-        elif self._waiting >= self._inflight():
+        elif self._waiting >= self._inflight() and not self._running:
             loop.call_soon(self._close, key, batch)  # everyone who could join has
         try:
             return await future
@@ -144,12 +146,26 @@ class Batcher:
             batch.timer.cancel()
         executor = self._executor_for(batch.entry)
         if executor is None:
-            self._settle(batch, run_batch(self.dataplane, batch.entry, batch.requests, batch.rows))
+            try:
+                results = run_batch(self.dataplane, batch.entry, batch.requests, batch.rows)
+            except Exception as exc:  # every waiter gets it: none may be left waiting
+                results = [exc] * len(batch.futures)
+            self._settle(batch, results)
             return
         loop = asyncio.get_running_loop()
+        self._running += 1
         done = loop.run_in_executor(executor, run_batch, self.dataplane, batch.entry,
                                     batch.requests, batch.rows)  # fmt: skip
-        done.add_done_callback(lambda f: self._settle(batch, _results(f, len(batch.futures))))
+        done.add_done_callback(lambda f: self._ran(batch, _results(f, len(batch.futures))))
+
+    def _ran(self, batch: _Batch, results: list[InferenceResponse | BaseException]) -> None:
+        """A batch came back from the executor: settle it, then run what filled meanwhile
+        (requests that arrived while it ran waited for it anyway: one thread)."""
+        self._running -= 1
+        self._settle(batch, results)
+        if not self._running:
+            for key, waiting in list(self._open.items()):
+                self._close(key, waiting)
 
     def _settle(self, batch: _Batch, results: list[InferenceResponse | BaseException]) -> None:
         self.batches += 1
@@ -166,6 +182,8 @@ class Batcher:
 def _results(
     done: asyncio.Future[list[InferenceResponse | BaseException]], count: int
 ) -> list[InferenceResponse | BaseException]:
+    if done.cancelled():  # the pool shut down first
+        return [asyncio.CancelledError("the inference pool shut down")] * count
     error = done.exception()
     return [error] * count if error is not None else done.result()
 

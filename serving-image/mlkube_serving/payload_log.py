@@ -88,6 +88,10 @@ class LogConfig:
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"payload log sample rate {self.rate} must be between 0 and 1")
         parts = urlsplit(self.url)
+        try:
+            parts.port  # noqa: B018 - raises for a port that is not a number in range
+        except ValueError as exc:
+            raise ValueError(f"payload log URL {self.url!r}: {exc}") from exc
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"payload log URL {self.url!r} must be http://host[:port][/path]")
 
@@ -296,12 +300,13 @@ class PayloadLogger:
         while True:
             pair = await queue.get()
             try:
-                self._queued_bytes -= len(pair.request) + len(pair.response)
                 await self._send(pair)
             except Exception:  # a bug must not end the sender; the pair is counted lost
                 log.exception("payload log delivery failed")
                 metrics.count_payload_log_dropped(pair.model, "error")
             finally:
+                # Released once sent: the bound covers the pairs being encoded and posted too.
+                self._queued_bytes -= len(pair.request) + len(pair.response)
                 queue.task_done()
 
     async def _send(self, pair: Pair) -> None:

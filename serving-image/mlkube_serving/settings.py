@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 from mlkube import contract as c
-from mlkube_serving.batching import MAX_BATCH_ROWS
 from mlkube_serving.errors import ServingError
 
 ENV_INLINE_MAX_BYTES = "MLKUBE_INLINE_MAX_BYTES"
@@ -103,8 +102,8 @@ def _convert(name: str, kind: type, raw: str) -> object:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} is not a valid {kind.__name__}") from exc
     if name in _POSITIVE and value <= 0:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be positive")
-    if name == "max_batch_size" and not (value in (0, 1) or 2 <= value <= MAX_BATCH_ROWS):
-        raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be 0 (off) or 2..{MAX_BATCH_ROWS}")
+    if name == "max_batch_size" and not (value in (0, 1) or 2 <= value <= c.MAX_BATCH_ROWS):
+        raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be 0 (off) or 2..{c.MAX_BATCH_ROWS}")
     if name == "max_batch_latency_ms" and not 0 < value <= 10_000:
         raise SettingsError(f"{ENV_NAMES[name]}={raw!r} must be in (0, 10000] milliseconds")
     if name == "grpc_port" and not 0 <= value <= 65535:

@@ -26,6 +26,7 @@ from mlkube_serving.runtimes import create_runtime
 from mlkube_serving.settings import Settings, settings_from_env
 
 log = logging.getLogger(__name__)
+GRPC_GRACE_SECONDS = 5.0  # after uvicorn drained HTTP, within the pod's termination grace
 
 
 def make_drift_hook(settings: Settings) -> DriftHook | None:
@@ -49,17 +50,22 @@ def make_payload_logger(settings: Settings, environ: Mapping[str, str]) -> Paylo
     if not settings.payload_log_url or settings.payload_log_sample_rate <= 0:
         return None
     key = environ.get(c.ENV_PAYLOAD_LOG_SIGNING_KEY, "")
-    config = LogConfig(
-        url=settings.payload_log_url,
-        mode=settings.payload_log_mode,
-        rate=settings.payload_log_sample_rate,
-        redact=redact_names(settings.payload_log_redact),
-        encoding=settings.payload_log_encoding,
-        endpoint=settings.payload_log_endpoint,
-        deployment=settings.payload_log_deployment,
-        namespace=settings.payload_log_namespace,
-        signing_key=key.encode() if key else None,
-    )
+    try:
+        config = LogConfig(
+            url=settings.payload_log_url,
+            mode=settings.payload_log_mode,
+            rate=settings.payload_log_sample_rate,
+            redact=redact_names(settings.payload_log_redact),
+            encoding=settings.payload_log_encoding,
+            endpoint=settings.payload_log_endpoint,
+            deployment=settings.payload_log_deployment,
+            namespace=settings.payload_log_namespace,
+            # fsencode: the Secret's bytes as they were (a random key need not be UTF-8)
+            signing_key=os.fsencode(key) if key else None,
+        )
+    except ValueError as exc:  # best-effort: a bad setting turns logging off, not the server
+        log.error("payload logging off: %s", exc)
+        return None
     return PayloadLogger(config)
 
 
@@ -95,10 +101,12 @@ def build_app(settings: Settings, environ: Mapping[str, str] | None = None) -> S
     async def shutdown(app: ServingApp) -> None:
         if hook is not None:
             await hook.stop()
-        for server in servers:
-            await server.stop(settings.graceful_shutdown)
-        if payload_log is not None:
-            await payload_log.stop()
+        try:
+            for server in servers:  # HTTP already drained: a short grace for gRPC calls
+                await server.stop(min(settings.graceful_shutdown, GRPC_GRACE_SECONDS))
+        finally:
+            if payload_log is not None:
+                await payload_log.stop()
 
     return ServingApp(dataplane, settings, on_startup=startup, on_shutdown=shutdown,
                       payload_log=payload_log)  # fmt: skip

@@ -9,6 +9,7 @@ in `OnlineEndpointSpec` validation for clients that validate locally (the CLI).
 from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
@@ -31,7 +32,7 @@ from mlkube.api.environment_status import EnvironmentRecord
 from mlkube.api.markers import ListMap, ListSet, Rule
 from mlkube.api.rollout import RolloutSpec
 from mlkube.api.rollout_status import RolloutStatus
-from mlkube.contract import KIND_ONLINE_ENDPOINT, PLURAL_ONLINE_ENDPOINTS
+from mlkube.contract import KIND_ONLINE_ENDPOINT, MAX_BATCH_ROWS, PLURAL_ONLINE_ENDPOINTS
 
 Runtime = Literal["auto", "sklearn", "onnx", "mlflow", "custom"]
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
@@ -50,7 +51,7 @@ ObjectName = Annotated[
 
 MSG_LOGGER_DESTINATION = "logger: set exactly one of url and sink"
 # Plain HTTP: the model server posts from its event loop with its own keep-alive client.
-LOGGER_URL_PATTERN = r"^http://[^\s/?#]+(/\S*)?$"
+LOGGER_URL_PATTERN = r"^http://[^\s/?#:@]+(:[0-9]{1,5})?(/\S*)?$"
 # The server gets the names comma-separated: a name cannot hold a comma.
 RedactName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^,]+$")]
 MSG_DUPLICATE_DEPLOYMENT = "spec.deployments names must be unique"
@@ -149,7 +150,7 @@ class Batcher(ApiModel):
     (so a lone request never waits), or after maxLatency milliseconds. Off when omitted: it
     pays for models whose runtime call has a large fixed cost, at high concurrency."""
 
-    max_batch_size: Annotated[int, Field(ge=2, le=4096)] = 32
+    max_batch_size: Annotated[int, Field(ge=2, le=MAX_BATCH_ROWS)] = 32
     """Rows per runtime call at most; a request with more rows runs alone."""
     max_latency: Annotated[float, Field(gt=0, le=10000)] = 5.0
     """Milliseconds a request may wait for others to join its batch."""
@@ -186,6 +187,9 @@ class PayloadLogger(ApiModel):
     def _one_destination(self) -> PayloadLogger:
         if (self.url is None) == (self.sink is None):
             raise ValueError(MSG_LOGGER_DESTINATION)
+        port = urlsplit(self.url).port if self.url else None  # the pattern allows 5 digits
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"logger.url port {port} must be between 1 and 65535")
         return self
 
 

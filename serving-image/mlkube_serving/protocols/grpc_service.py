@@ -185,28 +185,42 @@ class InferenceServicer:
         if app.inflight >= limit:
             raise TooManyRequests(f"too many concurrent requests (limit {limit} per worker)")
         app.inflight += 1
+        timeout = app.settings.request_timeout
         try:
             entry = self.plane.get(message.model_name, message.model_version or None)
-            request = decode_infer(message)
-            if app.batcher is not None:
-                response = await app.batcher.infer(entry, request)
-            elif entry.runtime.inline_safe:
-                response = self.plane.infer_entry(entry, request)
-            else:
-                response = await self._threaded(entry, request)
+            # As over HTTP: small requests on the loop (or through the batcher), large ones and
+            # user code decoded and run in the inference thread, held in the queued-bytes
+            # budget; all under the request timeout.
+            size = message.ByteSize()
+            small = size <= app.settings.inline_max_bytes
+            async with asyncio.timeout(timeout):
+                if small and app.batcher is not None:
+                    response = await app.batcher.infer(entry, decode_infer(message))
+                elif small and entry.runtime.inline_safe:
+                    response = self.plane.infer_entry(entry, decode_infer(message))
+                else:
+                    response = await self._threaded(entry, message, size)
             return encode_infer(response)
+        except TimeoutError as exc:
+            raise RequestTimeout(f"request did not finish within {timeout:g}s") from exc
         finally:
             app.inflight -= 1
 
-    async def _threaded(self, entry: Any, request: InferenceRequest) -> InferenceResponse:
-        timeout = self.app.settings.request_timeout
+    async def _threaded(self, entry: Any, message: Any, size: int) -> InferenceResponse:
+        """Decode and infer in the inference thread; `size` bytes stay reserved in the
+        queued-bytes budget until the thread is done with them (503 when they do not fit)."""
+        queued = self.app.queued
+        if not queued.try_reserve(size):
+            raise queued.spent(size)
         try:
-            async with asyncio.timeout(timeout):
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self.app.pool, self.plane.infer_entry, entry,
-                                                  request)  # fmt: skip
-        except TimeoutError as exc:
-            raise RequestTimeout(f"request did not finish within {timeout:g}s") from exc
+            task = asyncio.get_running_loop().run_in_executor(
+                self.app.pool, lambda: self.plane.infer_entry(entry, decode_infer(message))
+            )
+        except BaseException:
+            queued.release(size)
+            raise
+        task.add_done_callback(self.app.releaser(size))
+        return await task
 
     async def _guard(self, context: grpc.aio.ServicerContext, read: Callable[[], Any]) -> Any:
         try:
@@ -235,6 +249,9 @@ async def start_server(app: ServingApp, host: str, port: int) -> grpc.aio.Server
         ("grpc.so_reuseport", 1),
         ("grpc.max_receive_message_length", limit),
         ("grpc.max_send_message_length", -1),
+        # Clients reconnect now and then, so a Service's new pods get connections (and calls).
+        ("grpc.max_connection_age_ms", 60_000),
+        ("grpc.max_connection_age_grace_ms", 10_000),
     ])  # fmt: skip
     server.add_generic_rpc_handlers((generic_handler(InferenceServicer(app)),))
     bound = server.add_insecure_port(f"{host}:{port}")

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mlkube_serving.router.grpc")
 
 DROPPED: Final = frozenset({"authorization", "api-key"})
+CHANNELS_PER_UPSTREAM: Final = 4
 STATUS_OF: Final = {  # gRPC code -> the HTTP status the router's metrics count
     grpc.StatusCode.OK: 200,
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -40,6 +41,9 @@ STATUS_OF: Final = {  # gRPC code -> the HTTP status the router's metrics count
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
 }
 
 
@@ -49,8 +53,11 @@ class GrpcProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
     def __init__(self, router: RouterApp, rand: Callable[[], float]) -> None:
         self.router = router
         self._rand = rand
-        # One channel (HTTP/2 connection) per upstream, kept across config reloads.
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        # CHANNELS_PER_UPSTREAM channels (HTTP/2 connections) per upstream, used in turn: a
+        # ClusterIP Service balances connections, not calls, so one connection would send
+        # every call of this worker to one pod. Kept across config reloads.
+        self._channels: dict[str, list[grpc.aio.Channel]] = {}
+        self._turn = 0
         self._mirrors: set[asyncio.Task[None]] = set()
 
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
@@ -62,12 +69,16 @@ class GrpcProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
         return grpc.unary_unary_rpc_method_handler(call)
 
     def _channel(self, target: str) -> grpc.aio.Channel:
-        channel = self._channels.get(target)
-        if channel is None:
-            channel = self._channels[target] = grpc.aio.insecure_channel(
-                target, options=[("grpc.max_receive_message_length", -1)]
-            )
-        return channel
+        channels = self._channels.get(target)
+        if channels is None:
+            # A distinct option per channel keeps gRPC from sharing one subchannel among them.
+            channels = self._channels[target] = [
+                grpc.aio.insecure_channel(target, options=[
+                    ("grpc.max_receive_message_length", -1), ("mlkube.channel", index)])
+                for index in range(CHANNELS_PER_UPSTREAM)
+            ]  # fmt: skip
+        self._turn += 1
+        return channels[self._turn % len(channels)]
 
     async def _call(self, method: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         table = self.router.table
@@ -76,8 +87,9 @@ class GrpcProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
                 grpc.StatusCode.UNAVAILABLE, f"router has no config: {self.router.config_error}"
             )
         assert table is not None
-        metadata = [(k, v) for k, v in context.invocation_metadata() or () if isinstance(v, str)]
-        values = dict(metadata)
+        # Forwarded as received, binary (`-bin`) entries included, tracing headers among them.
+        metadata = list(context.invocation_metadata() or ())
+        values = {k: v for k, v in metadata if isinstance(v, str)}
         if table.auth_required:
             await self._authenticate(values, context)
             metadata = [(k, v) for k, v in metadata if k not in DROPPED]
@@ -186,8 +198,9 @@ class GrpcProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
     async def close(self) -> None:
         for task in list(self._mirrors):
             task.cancel()
-        for channel in self._channels.values():
-            await channel.close()
+        for channels in self._channels.values():
+            for channel in channels:
+                await channel.close()
         self._channels.clear()
 
 

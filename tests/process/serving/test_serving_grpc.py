@@ -9,6 +9,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -145,3 +146,34 @@ def test_the_kserve_sdks_grpc_client_gets_the_same_answers(
     assert got["live"] and got["ready"] and got["model_ready"]
     assert (got["id"], got["model"], got["output"]) == ("kserve-1", "forest", "predict")
     assert got["data"] == http_answer(server, rows)["predict"].reshape(-1).tolist()
+
+
+def test_large_grpc_requests_run_in_the_thread_within_the_byte_budget(forest_model: Path) -> None:
+    """Past the inline size a request is decoded and run in the inference thread, its bytes
+    held in the queued-bytes budget: one that does not fit is refused with the reason."""
+    port = free_port()
+    env = {"MLKUBE_INLINE_MAX_BYTES": "64", "MLKUBE_MAX_QUEUED_BYTES": "1000"}
+    server = ServerProcess(forest_model, name="forest", env=env,
+                           extra_args=["--grpc-port", str(port)])  # fmt: skip
+    X, _ = make_data()
+    try:
+        server.wait_ready()
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+
+            def ask(rows: np.ndarray) -> Any:
+                request = service_pb2.ModelInferRequest(model_name="forest")
+                tensor = request.inputs.add(name="input-0", datatype="FP64", shape=list(rows.shape))
+                tensor.contents.fp64_contents.extend(rows.reshape(-1).tolist())
+                return stub.ModelInfer(request, timeout=10)
+
+            answer = ask(X[:1])  # ~190 bytes: over the inline size, within the budget
+            got = np.frombuffer(answer.raw_output_contents[0], "<i8").tolist()
+            assert got == http_answer(server, X[:1])["predict"].reshape(-1).tolist()
+            with pytest.raises(grpc.RpcError) as refused:
+                ask(X[:10])  # ~1,700 bytes: more than the whole budget
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "MLKUBE_MAX_QUEUED_BYTES" in refused.value.details()
+    finally:
+        code = server.stop()
+    assert code == 0, server.output()

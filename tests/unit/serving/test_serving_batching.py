@@ -4,6 +4,7 @@ its own request, and the batch closing as soon as no one else can join."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
@@ -161,3 +162,46 @@ def test_an_aggregate_output_is_not_split() -> None:
 def test_bad_batch_settings_are_refused(size: int, latency: float) -> None:
     with pytest.raises(ValueError, match="must be"):
         BatchSettings(size, latency)
+
+
+class SlowThreadModel(ThreadModel):
+    def predict(self, inputs: Sequence[Tensor], outputs: Sequence[str] | None) -> list[Tensor]:
+        time.sleep(0.1)
+        return super().predict(inputs, outputs)
+
+
+def test_requests_arriving_while_a_threaded_batch_runs_share_the_next_call() -> None:
+    model = SlowThreadModel()
+    plane, entry = entry_of(model)
+    inflight = [1]
+
+    async def run() -> list[Any]:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher(plane, BatchSettings(32, 5.0), lambda: inflight[0], pool)
+            first = asyncio.create_task(batcher.infer(entry, request([[1, 1, 1]])))
+            await asyncio.sleep(0.03)  # the first runs alone, in the thread
+            inflight[0] = 4
+            rest = [batcher.infer(entry, request([[i, 2, 2]])) for i in range(3)]
+            return [outcome(r) for r in await asyncio.gather(first, *rest)]
+
+    got = asyncio.run(run())
+    assert len(got) == 4 and model.calls == [1, 3]  # not three calls of one behind it
+
+
+def test_an_unexpected_failure_of_a_batch_reaches_every_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plane, entry = entry_of(RowModel())
+
+    def broken(*args: Any) -> Any:
+        raise MemoryError("no room to answer")
+
+    monkeypatch.setattr(plane, "respond", broken)
+    batcher = Batcher(plane, BatchSettings(8, 5.0), lambda: 3)
+
+    async def run() -> list[Any]:
+        calls = [batcher.infer(entry, request([[i, 1, 1]])) for i in range(3)]
+        return list(await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 2))
+
+    got = asyncio.run(run())  # none left waiting: wait_for would time out
+    assert [type(r).__name__ for r in got] == ["MemoryError"] * 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 from typing import Any
 
 import orjson
@@ -25,7 +26,7 @@ from mlkube_serving.payload_log import (
     redact_names,
     signature,
 )
-from mlkube_serving.settings import SettingsError, settings_from_env
+from mlkube_serving.settings import Settings, SettingsError, settings_from_env
 
 URL = "http://127.0.0.1:9/events"
 JSON = b"application/json"
@@ -305,3 +306,15 @@ def test_an_unreachable_sink_costs_a_counted_drop() -> None:
         assert dropped("dead-model", "post_failed") - before == 1
 
     asyncio.run(run())
+
+
+def test_the_worker_takes_a_binary_key_as_its_bytes_and_a_bad_url_turns_logging_off() -> None:
+    from mlkube_serving.worker import make_payload_logger
+
+    raw = bytes(range(256))[128:160]  # not UTF-8: what `openssl rand 32` makes
+    key = os.fsdecode(raw)  # how os.environ holds it
+    settings = Settings(payload_log_url=URL)
+    logger = make_payload_logger(settings, {c.ENV_PAYLOAD_LOG_SIGNING_KEY: key})
+    assert logger is not None and logger.config.signing_key == raw
+    assert make_payload_logger(Settings(payload_log_url="http://h:99999/x"), {}) is None
+    assert make_payload_logger(Settings(payload_log_url=URL, payload_log_sample_rate=0), {}) is None
