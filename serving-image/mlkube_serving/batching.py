@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +30,6 @@ from mlkube_serving.tensors import InferenceRequest, InferenceResponse, Tensor
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_ROWS: Final = c.MAX_BATCH_ROWS
 Key = tuple[Any, ...]
 
 
@@ -42,8 +41,8 @@ class BatchSettings:
     max_latency: float
 
     def __post_init__(self) -> None:
-        if not 2 <= self.max_batch_size <= MAX_BATCH_ROWS:
-            raise ValueError(f"max batch size {self.max_batch_size} must be 2..{MAX_BATCH_ROWS}")
+        if not 2 <= self.max_batch_size <= c.MAX_BATCH_ROWS:
+            raise ValueError(f"max batch size {self.max_batch_size} must be 2..{c.MAX_BATCH_ROWS}")
         if not 0 < self.max_latency <= 10:
             raise ValueError(f"max batch latency {self.max_latency}s must be in (0, 10]")
 
@@ -100,7 +99,6 @@ class Batcher:
         self._open: dict[Key, _Batch] = {}
         self._waiting = 0
         self._running = 0  # batches in the executor: while one runs, open ones keep filling
-        self.batches = 0  # runtime calls made for batches (tests and benchmarks read it)
 
     async def infer(self, entry: ModelEntry, request: InferenceRequest) -> InferenceResponse:
         keyed = batch_key(entry, request)
@@ -168,7 +166,6 @@ class Batcher:
                 self._close(key, waiting)
 
     def _settle(self, batch: _Batch, results: list[InferenceResponse | BaseException]) -> None:
-        self.batches += 1
         metrics.observe_batch(batch.entry.name, len(batch.futures))
         for future, result in zip(batch.futures, results, strict=True):
             if future.done():  # its request was cancelled (client gone, timeout)

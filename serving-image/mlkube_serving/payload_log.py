@@ -27,7 +27,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 from urllib.parse import urlsplit
@@ -352,7 +352,3 @@ class PayloadLogger:
 def redact_names(text: str) -> frozenset[str]:
     """The comma-separated field names of MLKUBE_PAYLOAD_LOG_REDACT."""
     return frozenset(n.strip() for n in text.split(",") if n.strip())
-
-
-def names_text(names: Iterable[str]) -> str:
-    return ",".join(sorted(names))

@@ -49,6 +49,5 @@ def test_concurrent_requests_share_calls_and_get_their_own_answers(forest_model:
     assert [g[1] for g in got[:96]] == alone and [g[1] for g in got[97:]] == alone
     assert all(g[0] == 200 for g in got[:96] + got[97:])
     assert got[96][0] == 400, got[96]  # a request the model refuses fails alone
-    print(f"batching: {merged:.0f} requests in {calls:.0f} calls")
     assert merged >= 192  # every good request went through the batcher once
     assert calls < merged  # and some of them shared a runtime call
