@@ -19,7 +19,7 @@ from mlkube.contract import ENV_ONNX_ACCELERATION
 from mlkube_serving.tensors import Tensor, datatype_of
 
 try:
-    from mlkube_serving.onnx_session import densify, make_session
+    from mlkube_serving.onnx_session import densify, make_session, runner
 
     ONNX_AVAILABLE = True
 except ImportError:  # the mlkube-sklearn image has no onnxruntime: serve with scikit-learn
@@ -71,6 +71,7 @@ class OnnxSklearnBackend:
     def __init__(self, onnx_bytes: bytes, classes: np.ndarray[Any, Any] | None, flat: bool) -> None:
         self.onnx_bytes = onnx_bytes  # kept so a batch scorer can hand the conversion on
         self._session = make_session(onnx_bytes)
+        self._run = runner(self._session)
         self._input = self._session.get_inputs()[0].name
         names = [o.name for o in self._session.get_outputs()]
         self._classes = classes
@@ -85,11 +86,14 @@ class OnnxSklearnBackend:
     def __call__(self, features: np.ndarray[Any, Any], names: list[str]) -> list[Tensor]:
         feeds = {self._input: features.astype(np.float32, copy=False)}
         if self.labels_from_proba and self._proba is not None:
-            proba = densify(self._session.run([self._proba], feeds)[0])
+            proba = densify(self._run([self._proba], feeds)[0])
+            if names == ["predict"]:  # the default request: labels only, no dict, no loop
+                labels = self._break_ties(proba)
+                return [Tensor("predict", labels, datatype_of(labels))]
             arrays = {"predict_proba": proba, "predict": self._break_ties(proba)}
         else:
             wanted = [self._label if n == "predict" else self._proba for n in names]
-            arrays = dict(zip(names, map(densify, self._session.run(wanted, feeds)), strict=True))
+            arrays = dict(zip(names, map(densify, self._run(wanted, feeds)), strict=True))
         result = []
         for name in names:
             array = arrays[name]

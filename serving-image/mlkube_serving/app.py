@@ -51,6 +51,7 @@ UNKNOWN_MODEL = (
     "_unknown"  # metrics label for requests naming no served model (bounded cardinality)
 )
 _INTERNAL = b'{"error":"internal server error"}'
+INLINE_ROUTES = 256  # cached inline-lane routes by raw URL
 
 
 class ServingApp:
@@ -75,6 +76,8 @@ class ServingApp:
         )
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlkube-infer")
         self.batcher: Batcher | None = None
+        self.inline_ok = False  # set once the models loaded: see inline_route
+        self._inline_routes: dict[bytes, Route] = {}
         size = self.settings.max_batch_size
         if size >= 2:
             batching = BatchSettings(size, self.settings.max_batch_latency_ms / 1000)
@@ -124,16 +127,74 @@ class ServingApp:
         )
         await send({"type": "http.response.body", "body": reply.body})
         if route is not None and route.inference and call is not None:
-            model = call.model if self.dataplane.has_model(call.model) else UNKNOWN_MODEL
-            metrics.observe_request(
-                model or UNKNOWN_MODEL, route.protocol, reply.status, time.perf_counter() - started
-            )
-            payload_log = self.payload_log
-            # Only exchanges whose body was read (a 413 or 429 before it has nothing to log).
-            if payload_log is not None and call.body and payload_log.coin() < payload_log.rate:
-                payload_log.offer(model or UNKNOWN_MODEL, call.body,
-                                  call.header(b"content-type") or b"application/json",
-                                  reply.status, reply.body, reply.content_type)  # fmt: skip
+            self._record(route, call, reply, started)
+
+    def _record(self, route: Route, call: Call, reply: Reply, started: float) -> None:
+        """Metrics and payload logging of an answered inference request."""
+        model = call.model if self.dataplane.has_model(call.model) else UNKNOWN_MODEL
+        metrics.observe_request(
+            model or UNKNOWN_MODEL, route.protocol, reply.status, time.perf_counter() - started
+        )
+        payload_log = self.payload_log
+        # Only exchanges whose body was read (a 413 or 429 before it has nothing to log).
+        if payload_log is not None and call.body and payload_log.coin() < payload_log.rate:
+            payload_log.offer(model or UNKNOWN_MODEL, call.body,
+                              call.header(b"content-type") or b"application/json",
+                              reply.status, reply.body, reply.content_type)  # fmt: skip
+
+    def inline_route(self, url: bytes, headers: list[tuple[bytes, bytes]]) -> Route | None:
+        """The route of a POST that may be answered from the parser callback (see
+        inline_protocol.py), else None: the ASGI path then serves it, errors included.
+
+        Inline means: an inference route of an inline-safe dataplane without a batcher, a
+        declared body no larger than the inline size, a plain path, and room under the
+        concurrency limit (the ASGI path answers the 429)."""
+        if not self.inline_ok or self.inflight >= self.settings.max_concurrency:
+            return None
+        route = self._inline_routes.get(url)
+        if route is None:
+            path = url.split(b"?", 1)[0]
+            if b"%" in path:
+                return None
+            try:
+                route = resolve("POST", path.decode("ascii"))
+            except (ServingError, UnicodeDecodeError):
+                return None
+            if not route.inference:
+                return None
+            if len(self._inline_routes) >= INLINE_ROUTES:
+                self._inline_routes.clear()  # bounded: paths come from clients
+            self._inline_routes[url] = route
+        declared = -1
+        for name, value in headers:
+            if name == b"content-length":
+                if not value.isdigit():
+                    return None
+                declared = int(value)
+            elif name == b"transfer-encoding":
+                return None
+        if declared < 0 or declared > self.settings.inline_max_bytes:
+            return None
+        return route
+
+    def open_inline_lane(self) -> None:
+        """Let the protocol answer small requests inline, once every model has loaded."""
+        self.inline_ok = self.batcher is None and self.dataplane.inline_safe
+
+    def serve_inline(self, route: Route, headers: list[tuple[bytes, bytes]], body: bytes) -> Reply:
+        """Answer an `inline_route` request synchronously, as `_http` would."""
+        started = time.perf_counter()
+        call = Call(self.dataplane, route.model, route.version, body, headers)
+        try:
+            reply = route.handler(call)
+        except ServingError as exc:
+            status, text = render_error(exc)
+            reply = Reply(status, text)
+        except Exception:
+            log.exception("unhandled error serving POST inline %s", route.protocol)
+            reply = Reply(500, _INTERNAL)
+        self._record(route, call, reply, started)
+        return reply
 
     async def _guarded(self, route: Route, call: Call, scope: Scope, receive: Receive) -> Reply:
         """Concurrency limit, body limit, inline-or-thread execution and the request timeout."""
@@ -249,9 +310,11 @@ class ServingApp:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 sampler = asyncio.get_running_loop().create_task(self._sample_inflight())
+                self.open_inline_lane()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.dataplane.draining = True
+                self.inline_ok = False
                 if sampler is not None:
                     sampler.cancel()
                 try:

@@ -9,9 +9,11 @@ does one dict lookup instead of prometheus_client's locked label resolution.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import glob
 import os
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import (
@@ -89,17 +91,55 @@ INFLIGHT = Gauge(
 )
 
 _request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+# Requests observed since the last flush: (model, protocol, status) -> [count, seconds, buckets].
+# Writing prometheus_client's values (three mmap writes in multiprocess mode) per request cost
+# ~2.5 µs of a ~20 µs request; a tally and one flush per event-loop iteration cost a fraction.
+_pending: dict[tuple[str, str, int], list[Any]] = {}
 
 
 def observe_request(model: str, protocol: str, status: int, seconds: float) -> None:
-    """Count one request and record its latency."""
-    key = (model, protocol, status)
-    children = _request_children.get(key)
-    if children is None:
-        children = (REQUESTS.labels(model, protocol, str(status)), LATENCY.labels(model, protocol))
-        _request_children[key] = children
-    children[0].inc()
-    children[1].observe(seconds)
+    """Count one request and record its latency (published at the end of this loop turn)."""
+    if not _pending:
+        try:
+            asyncio.get_running_loop().call_soon(flush_requests)
+        except RuntimeError:  # no loop in this thread: publish right away
+            _tally((model, protocol, status), seconds)
+            flush_requests()
+            return
+    _tally((model, protocol, status), seconds)
+
+
+def _tally(key: tuple[str, str, int], seconds: float) -> None:
+    tally = _pending.get(key)
+    if tally is None:
+        tally = _pending[key] = [0, 0.0, [0] * (len(LATENCY_BUCKETS) + 1)]
+    tally[0] += 1
+    tally[1] += seconds
+    tally[2][bisect_left(LATENCY_BUCKETS, seconds)] += 1
+
+
+def flush_requests() -> None:
+    """Publish the tallied requests to the prometheus values."""
+    while _pending:
+        key, (count, seconds, buckets) = _pending.popitem()
+        children = _request_children.get(key)
+        if children is None:
+            model, protocol, status = key
+            children = (REQUESTS.labels(model, protocol, str(status)),
+                        LATENCY.labels(model, protocol))  # fmt: skip
+            _request_children[key] = children
+        children[0].inc(count)
+        add_observations(children[1], seconds, buckets)
+
+
+def add_observations(child: Any, seconds: float, buckets: list[int]) -> None:
+    """Add many observations to a histogram child at once (counts per LATENCY_BUCKETS slot,
+    then +Inf). prometheus_client has no public bulk call; its per-bucket values and sum are
+    what `observe` itself updates (checked by a unit test against `observe`)."""
+    child._sum.inc(seconds)
+    for slot, count in enumerate(buckets):
+        if count:
+            child._buckets[slot].inc(count)
 
 
 def record_model(model: str, framework: str, runtime: str, load_seconds: float) -> None:
@@ -143,6 +183,7 @@ def collecting_registry() -> CollectorRegistry:
 
 def render() -> bytes:
     """The exposition text (for tests and debugging)."""
+    flush_requests()
     return generate_latest(collecting_registry())
 
 

@@ -6,6 +6,7 @@ and spinning threads would burn the cores those processes need.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,21 @@ def make_session(model: str | bytes) -> ort.InferenceSession:
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.log_severity_level = 3
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def runner(session: ort.InferenceSession) -> Callable[[list[Any], dict[str, Any]], list[Any]]:
+    """`session.run` without the Python wrapper's per-call checks of the feed names (fixed
+    here, and the C call refuses wrong ones anyway): about 2 µs of a 6 µs forest call.
+    Falls back to the public method when the binding is not where onnxruntime keeps it."""
+    inner = getattr(session, "_sess", None)
+    run = getattr(inner, "run", None)
+    if run is None:
+        return session.run  # type: ignore[no-any-return]
+
+    def call(names: list[Any], feeds: dict[str, Any]) -> list[Any]:
+        return run(names, feeds, None)  # type: ignore[no-any-return]
+
+    return call
 
 
 def densify(value: Any) -> np.ndarray[Any, Any]:

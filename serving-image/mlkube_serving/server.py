@@ -104,6 +104,8 @@ def run(settings: Settings) -> int:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from mlkube_serving.inline_protocol import protocol_class
+
     os.environ.update(settings_to_env(settings))
     _prepare_metrics(settings)
     from mlkube_serving import metrics
@@ -122,7 +124,7 @@ def run(settings: Settings) -> int:
         port=settings.http_port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=protocol_class(),  # httptools, plus the inline lane for small inference
         lifespan="on",
         access_log=False,
         log_config=_log_config(),

@@ -33,10 +33,17 @@ def load_json(body: bytes) -> Any:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
 
 
+_MAX_DIM = 2**62
+
+
 def _shape_of(raw: Any, name: str) -> tuple[int, ...]:
-    if not isinstance(raw, list) or not all(type(d) is int and 0 <= d < 2**62 for d in raw):
-        raise InvalidRequest(f"input {name!r}: shape must be a list of non-negative integers")
-    return tuple(raw)
+    if type(raw) is list:
+        for d in raw:  # a loop, not all(genexpr): this runs for every input of every request
+            if type(d) is not int or not 0 <= d < _MAX_DIM:
+                break
+        else:
+            return tuple(raw)
+    raise InvalidRequest(f"input {name!r}: shape must be a list of non-negative integers")
 
 
 def _flatten(data: Any) -> list[Any]:
