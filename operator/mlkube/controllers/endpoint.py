@@ -34,6 +34,7 @@ from mlkube.controllers.endpoint_children import (
     keys_secret_key,
     prune,
     push_secret_key,
+    read_children,
 )
 from mlkube.controllers.endpoint_logger import logger_destinations
 from mlkube.controllers.endpoint_models import (
@@ -65,6 +66,8 @@ from mlkube.reconcile.rollout_effective import (
 from mlkube.reconcile.router_config import RELOADING, TrafficVerdict
 
 WAIT_DELAY: Final = 5.0  # Models being verified: look again soon
+# Blockers that end when a Model turns Ready (an event the Kopf layer reacts to).
+MODEL_WAITS: Final = frozenset({"ModelNotFound", "ModelNotReady"})
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class Outcome:
     retry_delay: float = WAIT_DELAY
     # The Models of an endpoint left blocked: a Model turning Ready reconciles it at once.
     waiting_for: frozenset[str] = frozenset()
+    # Blocked only by Models not (yet) Ready: that wake-up is the retry, not a timer.
+    models_wake: bool = False
 
 
 def get_endpoint(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
@@ -140,7 +145,9 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
             # loop, the Degraded condition says what to do and the resync loop looks again.
             return Outcome(waiting_for=frozenset(referenced))
         message = "; ".join(b.message for b in blockers)
-        return Outcome(retry_message=message, waiting_for=frozenset(referenced))
+        wake = all(b.reason in MODEL_WAITS for b in blockers)
+        return Outcome(retry_message=message, waiting_for=frozenset(referenced), models_wake=wake)
+    live_children = read_children(kube, owner)  # also answers the GETs below (PassReads)
     # Keys are used for a new Secret only: an existing one is the source of truth.
     keys = initial_keys(kube, owner) if uses_router(spec) and spec.auth.mode == "key" else []
     monitoring = config.monitoring and has_monitoring_api(kube)
@@ -163,7 +170,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         # A human renames or removes the object; the resync loop looks again.
         return Outcome(waiting_for=frozenset(referenced))
     legacy = legacy_child_names(name, [d.name for d in spec.deployments])
-    held = prune(kube, owner, {child_key(c) for c in children}, legacy)
+    held = prune(kube, owner, {child_key(c) for c in children}, legacy, live_children)
     verdict, events = observe_and_write_status(
         kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now, running,
         plan.as_written() if plan else None, models, environments,

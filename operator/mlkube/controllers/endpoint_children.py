@@ -29,6 +29,7 @@ from mlkube.builders.operator_config import OperatorConfig
 from mlkube.controllers.endpoint_ownership import is_ours
 from mlkube.controllers.kube import ApiError, Kube
 from mlkube.controllers.memo import FingerprintMemo
+from mlkube.controllers.pass_reads import PassReads
 from mlkube.reconcile.endpoint_changes import stale_children
 
 RECHECK_MISSING_SECONDS: Final = 1.0
@@ -141,30 +142,52 @@ def _secrets(kube: Kube, owner: EndpointRef) -> list[dict[str, Any]]:
     return found
 
 
+LiveChildren = dict[tuple[str, str], list[dict[str, Any]]]  # (apiVersion, kind) -> objects
+
+
+def read_children(kube: Kube, owner: EndpointRef) -> LiveChildren:
+    """The endpoint's children now: one LIST per kind by its labels (Secrets by name: never
+    listed), kinds the cluster does not serve left out. In a pass (`PassReads`) the listed
+    objects also answer the pass's GETs of them: writing the children then costs no GET per
+    child, and prune lists nothing more (issue 15: 24 requests per idle pass before)."""
+    selector = selector_string(endpoint_selector(owner.name))
+    live: LiveChildren = {}
+    for api_version, kind in CHILD_KINDS:
+        try:
+            if kind == "Secret":
+                objects = _secrets(kube, owner)
+            else:
+                objects = kube.list(api_version, kind, owner.namespace, label_selector=selector)
+        except ApiError as err:
+            if err.status == 404:
+                continue  # a kind the cluster does not serve (no Gateway API) holds nothing
+            raise
+        live[api_version, kind] = objects
+        if isinstance(kube, PassReads):
+            kube.seed(api_version, kind, owner.namespace, objects)
+    return live
+
+
 def prune(
     kube: Kube,
     owner: EndpointRef,
     desired: set[tuple[str, str, str]],
     legacy: Collection[str] = frozenset(),
+    live_children: LiveChildren | None = None,
 ) -> set[str]:
     """Delete this endpoint's children that the desired state no longer has: only objects
     carrying our managed-by label whose controller reference is this endpoint's uid.
 
-    Stale children named in `legacy` (pre-hash names) are kept while the desired Deployments
-    are not all Available; their names are returned (the caller looks again later).
+    `live_children`: what `read_children` found at the start of this pass (under the
+    endpoint's lock only this pass makes children of it, and what it made is desired); else
+    they are read now. Stale children named in `legacy` (pre-hash names) are kept while the
+    desired Deployments are not all Available; their names are returned (the caller looks
+    again later).
     """
-    selector = selector_string(endpoint_selector(owner.name))
+    if live_children is None:
+        live_children = read_children(kube, owner)
     stale: list[tuple[str, str, str, str | None]] = []  # (apiVersion, kind, name, uid)
-    for api_version, kind in CHILD_KINDS:
-        try:
-            if kind == "Secret":
-                live = _secrets(kube, owner)
-            else:
-                live = kube.list(api_version, kind, owner.namespace, label_selector=selector)
-        except ApiError as err:
-            if err.status == 404:
-                continue  # a kind the cluster does not serve (no Gateway API) holds nothing
-            raise
+    for (api_version, kind), live in live_children.items():
         uids = {o["metadata"]["name"]: o["metadata"].get("uid") for o in live}
         for name in stale_children(live, api_version, kind, desired, owner.uid):
             stale.append((api_version, kind, name, uids.get(name)))

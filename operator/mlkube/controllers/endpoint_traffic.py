@@ -74,7 +74,7 @@ def reconcile_traffic(
         return Outcome()  # gone: nothing to do, as in the full pass
     decision = decide_traffic_change(old_spec, obj.get("spec") or {}, obj.get("status"))
     if not decision.fast:
-        log.debug("OnlineEndpoint %s/%s: full pass (%s)", namespace, name, decision.reason)
+        log.info("OnlineEndpoint %s/%s: full pass (%s)", namespace, name, decision.reason)
         return None
     try:
         spec = OnlineEndpointSpec.model_validate(obj.get("spec") or {})

@@ -6,10 +6,12 @@ router ConfigMap and Deployment while writing and observing). At 1,000 endpoints
 GET is 1,000 requests per resync, so the pass shares one view: a GET answers from what the
 pass last saw of that object, and every write records what the API server answered (the
 newest state there is), so later reads in the pass see the pass's own writes. A failed write
-forgets the object (a 409 is retried with a fresh read). LISTs are never cached: prune and
-status observation must see objects made by others. Lives for one pass only, so nothing
-here grows with the number of endpoints. Objects are kept as their JSON (orjson) and decoded
-afresh for each reader: API objects are JSON, and this is ~10x cheaper than `copy.deepcopy`.
+forgets the object (a 409 is retried with a fresh read). LISTs are never cached: status
+observation must see objects made by others; the objects of a LIST the pass asks to `seed`
+answer its later GETs (the endpoint's children, listed once at the start of a pass). Lives
+for one pass only, so nothing here grows with the number of endpoints. Objects are kept as
+their JSON (orjson) and decoded afresh for each reader: API objects are JSON, and this is
+~10x cheaper than `copy.deepcopy`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,16 @@ class PassReads:
             self._remember(key, self.inner.get(api_version, kind, name, namespace))
         found = self._seen[key]
         return orjson.loads(found) if found is not None else None  # type: ignore[no-any-return]
+
+    def seed(
+        self, api_version: str, kind: str, namespace: str | None, items: list[dict[str, Any]]
+    ) -> None:
+        """Objects of a LIST this pass made (items carry no apiVersion/kind) answer its later
+        GETs of them, unless the pass already saw them since."""
+        for item in items:
+            key = (api_version, kind, namespace or "", str(item["metadata"]["name"]))
+            if key not in self._seen:
+                self._remember(key, {"apiVersion": api_version, "kind": kind, **item})
 
     def list(
         self,

@@ -16,6 +16,7 @@ Everything but the pass itself runs in the event loop's thread, so the checks ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import time
@@ -49,6 +50,32 @@ class Coalesced(Generic[K]):
         self._again: set[K] = set()
         self._since: dict[K, float] = {}  # key -> its latest request no run has taken up
         self._pool: ThreadPoolExecutor | None = None  # shared by every loop (tests restart Kopf)
+        self._loop: asyncio.AbstractEventLoop | None = None  # where request_later arms timers
+        self._timers: dict[K, asyncio.TimerHandle] = {}
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop `request_later` arms its timers in (the operator's, at start)."""
+        self._loop = loop
+
+    def request_later(self, key: K, delay: float, still: Callable[[K], bool]) -> None:
+        """From any thread: ask for a pass of `key` in `delay` s if `still(key)` holds then.
+        One timer per key (a new one replaces it); nothing happens before `bind`."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: exiting
+            loop.call_soon_threadsafe(self._arm, key, delay, still)
+
+    def _arm(self, key: K, delay: float, still: Callable[[K], bool]) -> None:
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        self._timers[key] = asyncio.get_running_loop().call_later(delay, self._fire, key, still)
+
+    def _fire(self, key: K, still: Callable[[K], bool]) -> None:
+        self._timers.pop(key, None)
+        if still(key):
+            self.request(key)
 
     def request(self, key: K) -> None:
         """Ask for a pass of `key` that starts reading after now (from the event loop)."""
@@ -117,6 +144,9 @@ class Coalesced(Generic[K]):
         loop = asyncio.get_running_loop()
         tasks = [t for t in self._tasks.values() if t.get_loop() is loop]
         self._tasks.clear()
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         self._running.clear()
         self._again.clear()
         self._since.clear()

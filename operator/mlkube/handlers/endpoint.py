@@ -57,6 +57,8 @@ PLURAL: Final = PLURAL_ONLINE_ENDPOINTS
 API_ERROR_DELAY: Final = 10.0
 REFRESH_DELAY: Final = 0.25  # a Deployment event waits this long for the rest of its burst
 MAX_RETRY_DELAY: Final = 60.0
+BACKSTOP_DELAY: Final = 15.0  # first backstop reconcile of a blocked endpoint (doubles)
+AGAIN_AT_MOST: Final = 3  # passes in a row while Models it waits for keep turning Ready
 log = logging.getLogger(__name__)
 
 LOCKS: Final = KeyedLocks()
@@ -67,19 +69,45 @@ WAITING: Final = Waiting()
 # reconciles these, found without a LIST of every endpoint per Model event (N² at scale).
 # Endpoints blocked before this process started resume (and record themselves) at start.
 BLOCKED: Final[dict[tuple[str, str], frozenset[str]]] = {}
+# (namespace, Model) -> when an event last showed it Ready (time.monotonic()): a pass that read
+# a Model before it turned Ready records itself blocked after that event was handled, and
+# must see it here (no Kopf retry timer covers a pass blocked on Models any more).
+READY_SEEN: Final[dict[tuple[str, str], float]] = {}
+# (namespace, endpoint) -> backstop reconciles armed in a row (see `backstop`).
+BACKSTOPS: Final[dict[tuple[str, str], int]] = {}
 _BLOCKED_GUARD: Final = threading.Lock()
 
 
-def record_blocked(namespace: str, name: str, models: frozenset[str]) -> None:
+def record_blocked(
+    namespace: str, name: str, models: frozenset[str], began: float | None = None
+) -> bool:
+    """Remember the Models the endpoint waits for; True when one of them was seen Ready
+    after `began` (the pass's start): the caller must reconcile again."""
     with _BLOCKED_GUARD:
         if models:
             BLOCKED[namespace, name] = models
         else:
             BLOCKED.pop((namespace, name), None)
+            BACKSTOPS.pop((namespace, name), None)
+        if began is None:
+            return False
+        return any(READY_SEEN.get((namespace, m), -1.0) >= began for m in models)
 
 
 def blocked_on(namespace: str, model: str) -> list[str]:
     with _BLOCKED_GUARD:
+        return sorted(
+            n for (ns, n), models in BLOCKED.items() if ns == namespace and model in models
+        )
+
+
+def ready_seen(namespace: str, model: str, ready: bool) -> list[str]:
+    """Record whether an event shows the Model Ready; the endpoints blocked on it if so."""
+    with _BLOCKED_GUARD:
+        if not ready:
+            READY_SEEN.pop((namespace, model), None)
+            return []
+        READY_SEEN[namespace, model] = time.monotonic()
         return sorted(
             n for (ns, n), models in BLOCKED.items() if ns == namespace and model in models
         )
@@ -138,6 +166,8 @@ def reconcile_key(key: tuple[str, str], since: float) -> None:
 
 def report_failure(what: str) -> Callable[[tuple[str, str], Exception], None]:
     def report(key: tuple[str, str], err: Exception) -> None:
+        if what == "reconcile":  # asked for by an event no Kopf handler will repeat
+            backstop(key, lambda _: True)
         if isinstance(err, ApiError | ControllerError | kopf.TemporaryError):
             # The resync loop repairs it later; one line instead of a traceback.
             log.warning(f"OnlineEndpoint {key[1]}: {what} failed: {err}")
@@ -162,6 +192,12 @@ async def drain_passes() -> None:
     await RECONCILES.drain()
 
 
+@kopf.on.startup()
+async def bind_passes(**_: Any) -> None:
+    """Backstop timers (see `backstop`) run in the operator's loop."""
+    RECONCILES.bind(asyncio.get_running_loop())
+
+
 @kopf.on.cleanup()
 async def stop_passes(**_: Any) -> None:
     await REFRESHES.close()
@@ -173,20 +209,47 @@ def now_iso() -> str:
 
 
 def run_reconcile(
-    namespace: str, name: str, old_spec: Mapping[str, Any] | None = None
-) -> sync.Outcome:
+    namespace: str, name: str, old_spec: Mapping[str, Any] | None = None,
+    kopf_retries: bool = False,
+) -> sync.Outcome:  # fmt: skip
     """One reconcile (`old_spec`: the spec last handled, for a traffic-only change's fast
-    path); API and sync failures become a delayed retry, never a traceback storm."""
+    path); API and sync failures become a delayed retry, never a traceback storm. A blocked
+    pass arms the backstop unless Kopf retries it (`kopf_retries`, blockers besides Models)."""
     try:
-        with reconciling(KIND_ONLINE_ENDPOINT), endpoint_pass(namespace, name):
-            outcome = traffic.reconcile_change(
-                kube(), operator_config(), namespace, name, now_iso(), old_spec
-            )
-        record_blocked(namespace, name, outcome.waiting_for)
+        for _ in range(AGAIN_AT_MOST):
+            began = time.monotonic()
+            with reconciling(KIND_ONLINE_ENDPOINT), endpoint_pass(namespace, name):
+                outcome = traffic.reconcile_change(
+                    kube(), operator_config(), namespace, name, now_iso(), old_spec
+                )
+            if not record_blocked(namespace, name, outcome.waiting_for, began):
+                break  # else a Model it read turned Ready meanwhile: again, with it Ready
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err
+    if outcome.retry_message and (outcome.models_wake or not kopf_retries):
+        backstop((namespace, name), still_blocked)
+    else:
+        BACKSTOPS.pop((namespace, name), None)
     post_events(outcome)
     return outcome
+
+
+def backstop(key: tuple[str, str], still: Callable[[tuple[str, str]], bool]) -> None:
+    """Reconcile `key` again later (15 s, doubling to 60 s) unless `still(key)` is False by
+    then: no Kopf retry covers a pass blocked on Models or one that ran outside Kopf's handler
+    (a coalesced wake-up or resync), and a Ready event can be missed (a watch restart, a
+    failed pass). Process-local: no annotation written, nothing to clear at a restart."""
+    with _BLOCKED_GUARD:
+        attempt = BACKSTOPS.get(key, 0)
+        BACKSTOPS[key] = attempt + 1
+    RECONCILES.request_later(
+        key, min(BACKSTOP_DELAY * 2 ** min(attempt, 6), MAX_RETRY_DELAY), still
+    )
+
+
+def still_blocked(key: tuple[str, str]) -> bool:
+    with _BLOCKED_GUARD:
+        return key in BLOCKED
 
 
 def post_events(outcome: sync.Outcome) -> None:
@@ -208,7 +271,12 @@ def reconcile_endpoint(
 ) -> None:
     # Kopf's `old` (the spec it last handled) only means that on an update.
     previous = old if reason == kopf.Reason.UPDATE and isinstance(old, Mapping) else None
-    outcome = run_reconcile(namespace or "default", name, previous)
+    outcome = run_reconcile(namespace or "default", name, previous, kopf_retries=True)
+    if outcome.retry_message and outcome.models_wake:
+        # The Model turning Ready reconciles it (model_changed); a Kopf retry would only
+        # repeat the pass and write its progress into the endpoint (twice per endpoint).
+        log.info(f"OnlineEndpoint {name}: {outcome.retry_message}; reconciles when Ready")
+        return
     if outcome.retry_message:
         # Back off (5, 10, 20, 40, 60 s ...): the resync loop still looks (MLKUBE_RESYNC_SECONDS).
         delay = min(outcome.retry_delay * 2 ** min(retry, 6), MAX_RETRY_DELAY)
@@ -273,15 +341,17 @@ async def child_deployment_changed(
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL_MODELS)
-async def model_changed(name: str, namespace: str | None, status: kopf.Status, **_: Any) -> None:
-    """A Model became Ready: endpoints waiting for it reconcile now, not at their next retry.
+async def model_changed(
+    name: str, namespace: str | None, status: kopf.Status, type: str = "", **_: Any
+) -> None:
+    """A Model became Ready: endpoints waiting for it reconcile now (their only retry).
     Asynchronous: most Model events wake no endpoint and must not wait for a thread (with
     their bodies queued in Kopf's backlog) behind the reconciles of a burst."""
-    ready = any(
+    if namespace is None:
+        return
+    ready = type != "DELETED" and any(
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in status.get("conditions") or []
     )
-    if not ready or namespace is None:
-        return
-    for endpoint in blocked_on(namespace, name):
+    for endpoint in ready_seen(namespace, name, ready):
         RECONCILES.request((namespace, endpoint))

@@ -114,6 +114,7 @@ def test_a_model_that_is_not_ready_blocks_and_retries(
                     traffic={"blue": 100})  # fmt: skip
     outcome = reconcile(fake, config)
     assert outcome.retry_message == "Model credit-risk-v5 is not Ready yet (Verifying)"
+    assert outcome.models_wake  # its Ready event is the retry (handlers/endpoint.py)
     assert children(fake) == {}
     endpoint = fake.stored(API_VERSION, "OnlineEndpoint", "credit", NS)
     assert condition(endpoint, "Ready")["reason"] == "ModelNotReady"

@@ -55,3 +55,25 @@ def test_a_model_dropped_from_the_spec_forgets_the_endpoint(
     assert status.get("deployedBy") == []
     refs = fake.stored(API_VERSION, "Model", "credit-risk-v3", NS)["status"]["deployedBy"]
     assert [r["name"] for r in refs] == ["credit"]
+
+
+def test_a_steady_pass_lists_each_child_kind_once_and_gets_no_listed_child(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    """The children's labelled LISTs (which prune needs anyway) answer the writes' reads: an
+    idle pass (resync, restart) costs no GET per child (24 requests per pass before)."""
+    fake.put(endpoint_obj("credit", auth={"mode": "key"}))
+    counted = CountingKube(fake)
+    controller.reconcile(counted, config, NS, "credit", NOW)  # creates
+    counted.reset()
+    controller.reconcile(counted, config, NS, "credit", NOW)  # steady state
+    for kind in ("Deployment", "Service", "ConfigMap", "PodDisruptionBudget"):
+        assert counted.calls["get", kind] == 0, kind
+    assert counted.calls["list", "ConfigMap"] == 1
+    assert counted.calls["list", "PodDisruptionBudget"] == 1
+    assert counted.calls["list", "HorizontalPodAutoscaler"] == 1
+    assert counted.calls["list", "Service"] == 1
+    assert counted.calls["list", "Deployment"] <= 2  # children, and the status's rollout view
+    # (No write either on a real API server: tests/integration's idle resync; this fake
+    # keeps no managedFields, so apply_needed cannot tell.)
+    assert not [k for k in counted.calls if k[0] in ("create", "delete")]

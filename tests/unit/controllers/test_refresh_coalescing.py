@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any
 
+import kopf
 import pytest
 
 from mlkube.controllers.pending import Waiting
@@ -142,6 +143,62 @@ def test_a_model_turning_ready_reconciles_the_endpoints_blocked_on_it(
     assert passes == ["credit", "churn", "credit"]
     assert endpoint.blocked_on("ns", "m1") == [] and endpoint.blocked_on("ns", "m2") == ["churn"]
     endpoint.record_blocked("ns", "churn", frozenset())
+    endpoint.ready_seen("ns", "m1", False)
+
+
+def test_a_model_ready_while_a_pass_read_it_not_ready_is_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Model's Ready event is handled after the pass read the Model and before it recorded
+    itself blocked: blocked_on() did not name it yet, so the pass itself must run again."""
+    passes: list[str] = []
+
+    def reconcile(kube: Any, config: Any, namespace: str, name: str, now: str) -> Any:
+        passes.append(name)
+        if len(passes) == 1:
+            assert endpoint.ready_seen("race", "m1", True) == []  # not recorded blocked yet
+            return endpoint.sync.Outcome(waiting_for=frozenset({"m1"}), models_wake=True)
+        return endpoint.sync.Outcome()
+
+    monkeypatch.setattr(endpoint.sync, "reconcile", reconcile)
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+
+    try:
+        endpoint.run_reconcile("race", "credit")
+        assert passes == ["credit", "credit"]
+        assert endpoint.blocked_on("race", "m1") == []
+        # A Model seen Ready before the pass began does not make it run again.
+        assert not endpoint.record_blocked("race", "other", frozenset({"m1"}), time.monotonic())
+    finally:
+        endpoint.record_blocked("race", "other", frozenset())
+        endpoint.ready_seen("race", "m1", False)
+
+
+def test_a_pass_blocked_only_on_models_ends_its_handler_others_retry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No Kopf retry (and no progress written into the endpoint) for what a Model's Ready
+    event wakes; a pass blocked by anything else still retries."""
+    outcome = endpoint.sync.Outcome(retry_message="Model m1 is not Ready yet (Verifying)",
+                                    waiting_for=frozenset({"m1"}), models_wake=True)  # fmt: skip
+    monkeypatch.setattr(endpoint, "run_reconcile", lambda *_, **__: outcome)
+    endpoint.reconcile_endpoint(namespace="ns", name="credit", retry=0)
+    outcome = endpoint.sync.Outcome(retry_message="routers are reloading")
+    with pytest.raises(kopf.TemporaryError, match="reloading"):
+        endpoint.reconcile_endpoint(namespace="ns", name="credit", retry=0)
+
+
+def test_a_deleted_or_unready_model_forgets_when_it_was_seen_ready() -> None:
+    assert endpoint.ready_seen("gone", "m", True) == []
+    assert ("gone", "m") in endpoint.READY_SEEN
+
+    async def deleted() -> None:
+        ready: Any = {"conditions": [{"type": "Ready", "status": "True"}]}
+        await endpoint.model_changed(name="m", namespace="gone", status=ready, type="DELETED")
+
+    asyncio.run(deleted())
+    assert ("gone", "m") not in endpoint.READY_SEEN
 
 
 def recorded_passes(monkeypatch: pytest.MonkeyPatch, reconcile_fails: bool) -> list[str]:
@@ -217,3 +274,71 @@ def test_an_event_after_a_pass_began_is_not_lost_to_an_earlier_event_of_its_burs
     asyncio.run(scenario())
     assert runs == ["reconcile", "refresh"]
     endpoint.WAITING.forget(("ns", "burst"))
+
+
+def test_a_lost_model_wake_up_is_covered_by_the_backstop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No Ready event arrives (lost): the backstop timer reconciles the endpoint anyway, and
+    stops once a pass is no longer blocked."""
+    passes: list[str] = []
+
+    def reconcile(kube: Any, config: Any, namespace: str, name: str, now: str) -> Any:
+        passes.append(name)
+        if len(passes) < 3:
+            return endpoint.sync.Outcome(
+                retry_message="Model m1 is not Ready yet",
+                waiting_for=frozenset({"m1"}),
+                models_wake=True,
+            )
+        return endpoint.sync.Outcome()
+
+    monkeypatch.setattr(endpoint.sync, "reconcile", reconcile)
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+    monkeypatch.setattr(endpoint, "BACKSTOP_DELAY", 0.05)
+
+    async def go() -> None:
+        await endpoint.bind_passes()
+        await asyncio.to_thread(endpoint.reconcile_endpoint, namespace="bs", name="credit", retry=0)
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            await endpoint.drain_passes()
+            if len(passes) >= 3:
+                break
+        await asyncio.sleep(0.4)  # nothing blocked any more: no further pass
+        await endpoint.drain_passes()
+        await endpoint.stop_passes()
+
+    asyncio.run(go())
+    assert passes == ["credit", "credit", "credit"]
+    assert endpoint.blocked_on("bs", "m1") == [] and ("bs", "credit") not in endpoint.BACKSTOPS
+
+
+def test_a_failed_coalesced_reconcile_is_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs: list[int] = []
+
+    def reconcile_change(*_: Any) -> Any:
+        runs.append(1)
+        if len(runs) == 1:
+            raise endpoint.ApiError(500, "InternalError", "etcd timeout")
+        return endpoint.sync.Outcome()
+
+    monkeypatch.setattr(endpoint.traffic, "reconcile_change", reconcile_change)
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+    monkeypatch.setattr(endpoint, "BACKSTOP_DELAY", 0.05)
+
+    async def go() -> None:
+        await endpoint.bind_passes()
+        endpoint.RECONCILES.request(("bf", "credit"))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            await endpoint.drain_passes()
+            if len(runs) >= 2:
+                break
+        await endpoint.stop_passes()
+
+    asyncio.run(go())
+    assert len(runs) == 2
+    assert ("bf", "credit") not in endpoint.BACKSTOPS
