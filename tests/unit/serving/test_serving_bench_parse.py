@@ -59,6 +59,24 @@ def test_the_floor_table_and_verdict_use_the_same_case() -> None:
     verdict = bench.floor_verdict(results)
     assert verdict[0].startswith("rf, 1 row, c=8: mlkube at 0.72x") and verdict[0].endswith(" met")
     assert verdict[1].endswith("NOT met")  # lr: 0.60x
+    assert "one run each" in verdict[0]
+
+
+def test_the_verdict_takes_the_median_of_interleaved_rounds() -> None:
+    bench = load_bench()
+    m = bench.Measurement
+    results = []
+    for turn, (floor, ours) in enumerate([(20_000, 16_000), (30_000, 15_000), (25_000, 19_000)]):
+        case = f"round {turn + 1}"
+        results += [m("floor-ab", "rf", case, floor, 0.1, 0.3, 0),
+                    m("mlkube-ab", "rf", case, ours, 0.1, 0.4, 0)]  # fmt: skip
+    results.append(m("floor", "rf", "1 row, c=8", 50_000.0, 0.14, 0.3, 0))  # ignored
+    results.append(m("mlkube", "rf", "1 row, c=8", 5_000.0, 0.2, 0.45, 0))
+    (verdict,) = bench.floor_verdict(results)
+    # ratios 0.80, 0.50, 0.76: the median is 0.76
+    assert verdict.startswith("rf, 1 row, c=8: mlkube at 0.76x") and verdict.endswith(": met")
+    assert "median of 3 interleaved rounds" in verdict
+    assert "| rf | 2 | 30,000 | 0.30 | 15,000 | 0.40 | 0.50 |" in bench.interleaved_table(results)
 
 
 def test_ghz_reports_are_read_in_milliseconds() -> None:
@@ -71,3 +89,7 @@ def test_ghz_reports_are_read_in_milliseconds() -> None:
         ' {"OK": 100, "Unavailable": 2}}'
     )
     assert parse_ghz(report) == {"rps": 12345.6, "p50": 0.42, "p99": 1.5, "errors": 2}
+    # Calls cut off by ghz itself at the end of the run are not counted.
+    cut = report.replace("}}", '}, "errorDistribution": {"rpc error: code = Unavailable desc ='
+                         ' read tcp: use of closed network connection": 1}}')  # fmt: skip
+    assert parse_ghz(cut)["errors"] == 1
