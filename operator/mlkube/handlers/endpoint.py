@@ -58,6 +58,7 @@ API_ERROR_DELAY: Final = 10.0
 REFRESH_DELAY: Final = 0.25  # a Deployment event waits this long for the rest of its burst
 MAX_RETRY_DELAY: Final = 60.0
 BACKSTOP_DELAY: Final = 15.0  # first backstop reconcile of a blocked endpoint (doubles)
+MODEL_BACKSTOP_DELAY: Final = 60.0  # the same when only Models block it (their event wakes it)
 AGAIN_AT_MOST: Final = 3  # passes in a row while Models it waits for keep turning Ready
 log = logging.getLogger(__name__)
 
@@ -227,24 +228,39 @@ def run_reconcile(
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err
     if outcome.retry_message and (outcome.models_wake or not kopf_retries):
-        backstop((namespace, name), still_blocked)
+        backstop((namespace, name), still_blocked, models_only=outcome.models_wake)
     else:
         BACKSTOPS.pop((namespace, name), None)
     post_events(outcome)
     return outcome
 
 
-def backstop(key: tuple[str, str], still: Callable[[tuple[str, str]], bool]) -> None:
-    """Reconcile `key` again later (15 s, doubling to 60 s) unless `still(key)` is False by
-    then: no Kopf retry covers a pass blocked on Models or one that ran outside Kopf's handler
-    (a coalesced wake-up or resync), and a Ready event can be missed (a watch restart, a
-    failed pass). Process-local: no annotation written, nothing to clear at a restart."""
+def backstop(
+    key: tuple[str, str], still: Callable[[tuple[str, str]], bool], models_only: bool = False
+) -> None:
+    """Reconcile `key` again later unless `still(key)` is False by then: no Kopf retry covers
+    a pass blocked on Models or one that ran outside Kopf's handler (a coalesced wake-up or a
+    resync), and a Ready event can be missed (a watch restart, a failed pass).
+
+    Blocked only by Models, the Model's Ready event is the wake-up and this only covers its
+    loss: 60 s, doubling up to the resync period (a thousand endpoints waiting for Models must
+    not cost a thousand passes every quarter minute). Anything else: 15 s doubling to 60 s,
+    Kopf's own back-off. Process-local: no annotation written, nothing to clear at a restart."""
     with _BLOCKED_GUARD:
         attempt = BACKSTOPS.get(key, 0)
         BACKSTOPS[key] = attempt + 1
-    RECONCILES.request_later(
-        key, min(BACKSTOP_DELAY * 2 ** min(attempt, 6), MAX_RETRY_DELAY), still
-    )
+    if models_only:
+        first, cap = MODEL_BACKSTOP_DELAY, max(MODEL_BACKSTOP_DELAY, resync_period())
+    else:
+        first, cap = BACKSTOP_DELAY, MAX_RETRY_DELAY
+    RECONCILES.request_later(key, min(first * 2 ** min(attempt, 6), cap), still)
+
+
+def resync_period() -> float:
+    try:
+        return float(operator_config().resync_seconds)
+    except AttributeError:  # no configuration (unit tests): the default resync
+        return 300.0
 
 
 def still_blocked(key: tuple[str, str]) -> bool:

@@ -296,7 +296,7 @@ def test_a_lost_model_wake_up_is_covered_by_the_backstop(
     monkeypatch.setattr(endpoint.sync, "reconcile", reconcile)
     monkeypatch.setattr(endpoint, "kube", lambda: None)
     monkeypatch.setattr(endpoint, "operator_config", lambda: None)
-    monkeypatch.setattr(endpoint, "BACKSTOP_DELAY", 0.05)
+    monkeypatch.setattr(endpoint, "MODEL_BACKSTOP_DELAY", 0.05)
 
     async def go() -> None:
         await endpoint.bind_passes()
