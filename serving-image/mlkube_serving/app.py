@@ -175,6 +175,8 @@ class ServingApp:
                 return None
         if declared < 0 or declared > self.settings.inline_max_bytes:
             return None
+        if declared > self.settings.max_body_bytes or declared > self.queued.limit:
+            return None  # the ASGI path answers the 413
         return route
 
     def open_inline_lane(self) -> None:
@@ -193,7 +195,10 @@ class ServingApp:
         except Exception:
             log.exception("unhandled error serving POST inline %s", route.protocol)
             reply = Reply(500, _INTERNAL)
-        self._record(route, call, reply, started)
+        try:
+            self._record(route, call, reply, started)
+        except Exception:  # metrics or logging must not turn an answer into a parser error
+            log.exception("recording an inline %s request failed", route.protocol)
         return reply
 
     async def _guarded(self, route: Route, call: Call, scope: Scope, receive: Receive) -> Reply:

@@ -45,6 +45,8 @@ class InlineHttpProtocol(HttpToolsProtocol):
         self.inline: Route | None = None
         self.inline_body: list[bytes] = []
         self.idle_since: float | None = None
+        self.discarding = False  # a request after this connection's closing answer
+        self.closing = False  # shutdown() came while an inline request was being read
 
     # Keep-alive: uvicorn arms a timer after every response and cancels it on the next
     # bytes, a TimerHandle per request (a tenth of a small request's CPU). Here a connection
@@ -86,14 +88,26 @@ class InlineHttpProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_task = None
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        if self.inline is not None:
+            self.closing = True  # its body is still arriving: answer it, then close
+            return
+        super().shutdown()
+
     def on_message_begin(self) -> None:
         # The ASGI scope is built only when the request leaves the inline lane.
         self.inline = None
+        self.idle_since = None  # a request in progress: the keep-alive timer must not close
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
 
     def on_headers_complete(self) -> None:
+        if self.transport.is_closing():
+            # Pipelined behind an answer that closed the connection: not served, as uvicorn
+            # does not start a pipelined request on a closing transport.
+            self.discarding = True
+            return
         serving = self.serving
         cycle = self.cycle
         parser = self.parser
@@ -116,12 +130,17 @@ class InlineHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
+        if self.discarding:
+            return
         if self.inline is not None:
             self.inline_body.append(body)  # bounded: inline_route checked the declared length
             return
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        if self.discarding:
+            self.discarding = False
+            return
         route = self.inline
         if route is None:
             super().on_message_complete()
@@ -133,7 +152,11 @@ class InlineHttpProtocol(HttpToolsProtocol):
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self.inline_body = []
         reply = serving.serve_inline(route, self.headers, body)
-        keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() != "1.0"
+        keep_alive = (
+            self.parser.should_keep_alive()
+            and self.parser.get_http_version() != "1.0"
+            and not self.closing
+        )
         head = [response_head(reply.status, reply.content_type, self.server_state.default_headers),
                 str(len(reply.body)).encode(), b"\r\n"]  # fmt: skip
         for name, value in reply.headers:
@@ -144,6 +167,7 @@ class InlineHttpProtocol(HttpToolsProtocol):
         transport = self.transport
         transport.write(b"".join(head))
         if not keep_alive:
+            self.server_state.total_requests += 1
             transport.close()
             return
         self.on_response_complete()

@@ -97,16 +97,21 @@ _request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 _pending: dict[tuple[str, str, int], list[Any]] = {}
 
 
+_flush_loop: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
+
+
 def observe_request(model: str, protocol: str, status: int, seconds: float) -> None:
     """Count one request and record its latency (published at the end of this loop turn)."""
-    if not _pending:
-        try:
-            asyncio.get_running_loop().call_soon(flush_requests)
-        except RuntimeError:  # no loop in this thread: publish right away
-            _tally((model, protocol, status), seconds)
-            flush_requests()
-            return
+    global _flush_loop
     _tally((model, protocol, status), seconds)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # no loop in this thread: publish right away
+        flush_requests()
+        return
+    if _flush_loop is not loop:  # none scheduled here (or on a loop that closed before it ran)
+        loop.call_soon(flush_requests)
+        _flush_loop = loop
 
 
 def _tally(key: tuple[str, str, int], seconds: float) -> None:
@@ -120,6 +125,8 @@ def _tally(key: tuple[str, str, int], seconds: float) -> None:
 
 def flush_requests() -> None:
     """Publish the tallied requests to the prometheus values."""
+    global _flush_loop
+    _flush_loop = None  # first: a failing flush leaves the next request to schedule one
     while _pending:
         key, (count, seconds, buckets) = _pending.popitem()
         children = _request_children.get(key)

@@ -147,6 +147,7 @@ class Coalesced(Generic[K]):
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._loop = None  # passes still finishing in the pool arm nothing more
         self._running.clear()
         self._again.clear()
         self._since.clear()

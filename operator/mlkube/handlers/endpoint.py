@@ -89,7 +89,6 @@ def record_blocked(
             BLOCKED[namespace, name] = models
         else:
             BLOCKED.pop((namespace, name), None)
-            BACKSTOPS.pop((namespace, name), None)
         if began is None:
             return False
         return any(READY_SEEN.get((namespace, m), -1.0) >= began for m in models)
@@ -103,10 +102,15 @@ def blocked_on(namespace: str, model: str) -> list[str]:
 
 
 def ready_seen(namespace: str, model: str, ready: bool) -> list[str]:
-    """Record whether an event shows the Model Ready; the endpoints blocked on it if so."""
+    """Record whether an event shows the Model Ready; the endpoints blocked on it when it
+    just turned Ready. Later events of a Ready Model (its deployedBy written by the passes
+    themselves) neither wake anyone nor move the time, or every such event would make the
+    passes in flight run again."""
     with _BLOCKED_GUARD:
         if not ready:
             READY_SEEN.pop((namespace, model), None)
+            return []
+        if (namespace, model) in READY_SEEN:
             return []
         READY_SEEN[namespace, model] = time.monotonic()
         return sorted(
@@ -168,7 +172,7 @@ def reconcile_key(key: tuple[str, str], since: float) -> None:
 def report_failure(what: str) -> Callable[[tuple[str, str], Exception], None]:
     def report(key: tuple[str, str], err: Exception) -> None:
         if what == "reconcile":  # asked for by an event no Kopf handler will repeat
-            backstop(key, lambda _: True)
+            backstop(key)
         if isinstance(err, ApiError | ControllerError | kopf.TemporaryError):
             # The resync loop repairs it later; one line instead of a traceback.
             log.warning(f"OnlineEndpoint {key[1]}: {what} failed: {err}")
@@ -228,17 +232,16 @@ def run_reconcile(
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err
     if outcome.retry_message and (outcome.models_wake or not kopf_retries):
-        backstop((namespace, name), still_blocked, models_only=outcome.models_wake)
+        backstop((namespace, name), models_only=outcome.models_wake)
     else:
-        BACKSTOPS.pop((namespace, name), None)
+        forget_backstop((namespace, name))
     post_events(outcome)
     return outcome
 
 
-def backstop(
-    key: tuple[str, str], still: Callable[[tuple[str, str]], bool], models_only: bool = False
-) -> None:
-    """Reconcile `key` again later unless `still(key)` is False by then: no Kopf retry covers
+def backstop(key: tuple[str, str], models_only: bool = False) -> None:
+    """Reconcile `key` again later unless a pass ended unblocked (or the endpoint was deleted)
+    by then: no Kopf retry covers
     a pass blocked on Models or one that ran outside Kopf's handler (a coalesced wake-up or a
     resync), and a Ready event can be missed (a watch restart, a failed pass).
 
@@ -253,7 +256,7 @@ def backstop(
         first, cap = MODEL_BACKSTOP_DELAY, max(MODEL_BACKSTOP_DELAY, resync_period())
     else:
         first, cap = BACKSTOP_DELAY, MAX_RETRY_DELAY
-    RECONCILES.request_later(key, min(first * 2 ** min(attempt, 6), cap), still)
+    RECONCILES.request_later(key, min(first * 2 ** min(attempt, 6), cap), backstop_pending)
 
 
 def resync_period() -> float:
@@ -263,9 +266,15 @@ def resync_period() -> float:
         return 300.0
 
 
-def still_blocked(key: tuple[str, str]) -> bool:
+def backstop_pending(key: tuple[str, str]) -> bool:
+    """No pass of `key` ended unblocked (or the endpoint went) since the backstop was armed."""
     with _BLOCKED_GUARD:
-        return key in BLOCKED
+        return key in BACKSTOPS
+
+
+def forget_backstop(key: tuple[str, str]) -> None:
+    with _BLOCKED_GUARD:
+        BACKSTOPS.pop(key, None)
 
 
 def post_events(outcome: sync.Outcome) -> None:
@@ -324,6 +333,7 @@ async def endpoint_lifecycle(
         return
     LOOPS.stop(uid)
     record_blocked(namespace, name, frozenset())
+    forget_backstop((namespace, name))
     if type == "DELETED":
         WAITING.forget((namespace, name))
         models = used_models(body) | sync.status_models(body.get("status"))

@@ -342,3 +342,51 @@ def test_a_failed_coalesced_reconcile_is_asked_again(monkeypatch: pytest.MonkeyP
     asyncio.run(go())
     assert len(runs) == 2
     assert ("bf", "credit") not in endpoint.BACKSTOPS
+
+
+def test_a_coalesced_pass_blocked_by_something_else_is_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Routers reloading (no Model waited for): Kopf retries only its own handler's passes,
+    so a pass asked for by an event is retried by the backstop."""
+    passes: list[str] = []
+
+    def reconcile_change(*_: Any) -> Any:
+        passes.append("pass")
+        if len(passes) == 1:
+            return endpoint.sync.Outcome(retry_message="routers are reloading")
+        return endpoint.sync.Outcome()
+
+    monkeypatch.setattr(endpoint.traffic, "reconcile_change", reconcile_change)
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+    monkeypatch.setattr(endpoint, "BACKSTOP_DELAY", 0.05)
+
+    async def go() -> None:
+        await endpoint.bind_passes()
+        endpoint.RECONCILES.request(("rl", "credit"))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            await endpoint.drain_passes()
+            if len(passes) >= 2:
+                break
+        await asyncio.sleep(0.2)
+        await endpoint.stop_passes()
+
+    asyncio.run(go())
+    assert passes == ["pass", "pass"]
+    assert ("rl", "credit") not in endpoint.BACKSTOPS
+
+
+def test_only_a_model_turning_ready_wakes_and_is_time_stamped() -> None:
+    try:
+        endpoint.record_blocked("tr", "credit", frozenset({"m"}))
+        assert endpoint.ready_seen("tr", "m", True) == ["credit"]
+        first = endpoint.READY_SEEN["tr", "m"]
+        assert endpoint.ready_seen("tr", "m", True) == []  # still Ready: a later event
+        assert endpoint.READY_SEEN["tr", "m"] == first
+        assert endpoint.ready_seen("tr", "m", False) == []
+        assert endpoint.ready_seen("tr", "m", True) == ["credit"]  # turned Ready again
+    finally:
+        endpoint.record_blocked("tr", "credit", frozenset())
+        endpoint.ready_seen("tr", "m", False)

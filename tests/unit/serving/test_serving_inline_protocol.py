@@ -4,6 +4,7 @@ the real app and model, fed bytes through a recording transport, inside a runnin
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +219,72 @@ def test_the_server_uses_the_lane_with_this_uvicorn() -> None:
     from mlkube_serving.inline_protocol import protocol_class
 
     assert protocol_class() is InlineHttpProtocol
+
+
+def test_a_request_running_after_an_inline_one_is_not_closed_as_idle(
+    app: ServingApp, data: tuple[np.ndarray[Any, Any], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inline answer, then an ASGI request (in the thread) longer than the keep-alive timeout
+    on the same connection and no new bytes: the timer must see it busy."""
+    from mlkube_serving.protocols import v2
+
+    X, _ = data
+    original = v2.infer
+
+    def slow(call: Any) -> Any:
+        if len(call.body) > 4096:
+            time.sleep(0.5)
+        return original(call)
+
+    monkeypatch.setattr(v2, "infer", slow)
+    large = orjson.dumps(v2_body(X[:100], id="large"))
+
+    async def go() -> None:
+        protocol, transport = connect(app, keep_alive=0.2)
+        protocol.data_received(request(orjson.dumps(v2_body(X[:1], id="small"))) + request(large))
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if len(responses(bytes(transport.written))) == 2:
+                break
+        answers = responses(bytes(transport.written))
+        assert [orjson.loads(b)["id"] for _, _, b in answers] == ["small", "large"]
+        assert not transport.closed  # closed only once idle for the timeout, after both
+        await asyncio.sleep(0.4)
+        assert transport.closed
+        protocol.connection_lost(None)
+
+    run(go())
+
+
+def test_requests_pipelined_behind_a_closing_answer_are_not_served(app: ServingApp) -> None:
+    async def go() -> None:
+        protocol, transport = connect(app)
+        first = request(b"{}", extra="connection: keep-alive\r\n", version="1.0")
+        protocol.data_received(first + request(b"{}") + request(b"{}"))
+        assert len(responses(bytes(transport.written))) == 1 and transport.closed
+
+    run(go())
+
+
+def test_shutdown_while_an_inline_body_arrives_answers_it_then_closes(app: ServingApp) -> None:
+    async def go() -> None:
+        protocol, transport = connect(app)
+        raw = request(b'{"inputs": []}')
+        protocol.data_received(raw[:-5])
+        protocol.shutdown()
+        assert not transport.closed
+        protocol.data_received(raw[-5:])
+        ((status, headers, _),) = responses(bytes(transport.written))
+        assert status == 400 and headers["connection"] == "close" and transport.closed
+
+    run(go())
+
+
+def test_body_limits_are_not_bypassed_by_the_lane(forest_dir: Path) -> None:
+    small = make_app(forest_dir, name="forest", max_body_bytes=100)
+    small.open_inline_lane()
+    assert small.inline_route(b"/v2/models/forest/infer", [(b"content-length", b"100")])
+    assert small.inline_route(b"/v2/models/forest/infer", [(b"content-length", b"101")]) is None
+    tight = make_app(forest_dir, name="forest", max_queued_bytes=50)
+    tight.open_inline_lane()
+    assert tight.inline_route(b"/v2/models/forest/infer", [(b"content-length", b"51")]) is None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_left
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
@@ -66,3 +68,28 @@ def test_observations_are_published_at_the_end_of_the_loop_turn() -> None:
 def test_without_a_loop_observations_are_published_at_once() -> None:
     metrics.observe_request("tally-b", "v2", 200, 0.2)
     assert count("tally-b") == 1.0
+
+
+def test_a_failed_flush_does_not_stop_publishing(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = metrics.add_observations
+    calls = {"n": 0}
+
+    def flaky(child: Any, seconds: float, buckets: list[int]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("disk full")
+        real(child, seconds, buckets)
+
+    monkeypatch.setattr(metrics, "add_observations", flaky)
+
+    async def go() -> None:
+        metrics.observe_request("tally-c", "v2", 200, 0.001)
+        await asyncio.sleep(0)  # the flush fails (asyncio logs it)
+        await asyncio.sleep(0)
+        metrics.observe_request("tally-c", "v2", 200, 0.001)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    asyncio.run(go())
+    assert count("tally-c") == 2.0  # the counter of the first flush went out before it failed
+    assert calls["n"] == 2
