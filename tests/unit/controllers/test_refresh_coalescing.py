@@ -315,14 +315,18 @@ def test_a_lost_model_wake_up_is_covered_by_the_backstop(
     assert endpoint.blocked_on("bs", "m1") == [] and ("bs", "credit") not in endpoint.BACKSTOPS
 
 
-def test_a_failed_coalesced_reconcile_is_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def coalesced_passes(monkeypatch: pytest.MonkeyPatch, first: Any, key: tuple[str, str]) -> int:
+    """A coalesced reconcile of `key` whose first pass returns `first` (an Outcome) or raises
+    it (an exception), the next ones an unblocked Outcome; the passes run, counted."""
     runs: list[int] = []
 
     def reconcile_change(*_: Any) -> Any:
         runs.append(1)
-        if len(runs) == 1:
-            raise endpoint.ApiError(500, "InternalError", "etcd timeout")
-        return endpoint.sync.Outcome()
+        if len(runs) > 1:
+            return endpoint.sync.Outcome()
+        if isinstance(first, Exception):
+            raise first
+        return first
 
     monkeypatch.setattr(endpoint.traffic, "reconcile_change", reconcile_change)
     monkeypatch.setattr(endpoint, "kube", lambda: None)
@@ -331,17 +335,23 @@ def test_a_failed_coalesced_reconcile_is_asked_again(monkeypatch: pytest.MonkeyP
 
     async def go() -> None:
         await endpoint.bind_passes()
-        endpoint.RECONCILES.request(("bf", "credit"))
+        endpoint.RECONCILES.request(key)
         for _ in range(100):
             await asyncio.sleep(0.05)
             await endpoint.drain_passes()
             if len(runs) >= 2:
                 break
+        await asyncio.sleep(0.2)  # unblocked: no further pass
         await endpoint.stop_passes()
 
     asyncio.run(go())
-    assert len(runs) == 2
-    assert ("bf", "credit") not in endpoint.BACKSTOPS
+    assert key not in endpoint.BACKSTOPS
+    return len(runs)
+
+
+def test_a_failed_coalesced_reconcile_is_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    failure = endpoint.ApiError(500, "InternalError", "etcd timeout")
+    assert coalesced_passes(monkeypatch, failure, ("bf", "credit")) == 2
 
 
 def test_a_coalesced_pass_blocked_by_something_else_is_retried(
@@ -349,33 +359,8 @@ def test_a_coalesced_pass_blocked_by_something_else_is_retried(
 ) -> None:
     """Routers reloading (no Model waited for): Kopf retries only its own handler's passes,
     so a pass asked for by an event is retried by the backstop."""
-    passes: list[str] = []
-
-    def reconcile_change(*_: Any) -> Any:
-        passes.append("pass")
-        if len(passes) == 1:
-            return endpoint.sync.Outcome(retry_message="routers are reloading")
-        return endpoint.sync.Outcome()
-
-    monkeypatch.setattr(endpoint.traffic, "reconcile_change", reconcile_change)
-    monkeypatch.setattr(endpoint, "kube", lambda: None)
-    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
-    monkeypatch.setattr(endpoint, "BACKSTOP_DELAY", 0.05)
-
-    async def go() -> None:
-        await endpoint.bind_passes()
-        endpoint.RECONCILES.request(("rl", "credit"))
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            await endpoint.drain_passes()
-            if len(passes) >= 2:
-                break
-        await asyncio.sleep(0.2)
-        await endpoint.stop_passes()
-
-    asyncio.run(go())
-    assert passes == ["pass", "pass"]
-    assert ("rl", "credit") not in endpoint.BACKSTOPS
+    reloading = endpoint.sync.Outcome(retry_message="routers are reloading")
+    assert coalesced_passes(monkeypatch, reloading, ("rl", "credit")) == 2
 
 
 def test_only_a_model_turning_ready_wakes_and_is_time_stamped() -> None:
