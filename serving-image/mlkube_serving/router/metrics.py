@@ -85,8 +85,9 @@ class RouterMetrics:
         )
         self.shed_requests = Counter(
             PREFIX + "shed_requests",
-            "Live requests answered 503 because the in-flight byte budget was spent, by reason: "
-            "request_bytes (its body did not fit), response_bytes (its upstream answer did not).",
+            "Requests answered 503 (gRPC: RESOURCE_EXHAUSTED) because the in-flight byte budget "
+            "was spent, by reason: request_bytes (its body or message did not fit), "
+            "response_bytes (its upstream answer did not).",
             ["reason"],
             registry=r,
         )
