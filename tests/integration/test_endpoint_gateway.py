@@ -3,19 +3,17 @@ weights, mirror filters and header rules once the CRD (a test fixture) is instal
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kopf.testing import KopfRunner
 
 from mlkube.builders.names import deployment_name, router_name
 from mlkube.contract import API_VERSION
-from mlkube.k8s import ApiError, Kube
-from mlkube.k8s.crds import established
+from mlkube.k8s import Kube
+from support.crd_install import install_crd, remove_crd
 from support.endpoints import (
     blue_green_spec,
     condition,
@@ -28,26 +26,14 @@ from support.waiting import wait_for
 EP = "credit"
 CRD_FILE = Path(__file__).parent / "fixtures" / "httproute-crd.yaml"
 CRD_NAME = "httproutes.gateway.networking.k8s.io"
-CRD_API = "apiextensions.k8s.io/v1"
-
-
-def remove_crd(kube: Kube) -> None:
-    kube.delete(CRD_API, "CustomResourceDefinition", CRD_NAME)
-    wait_for(
-        lambda: kube.get(CRD_API, "CustomResourceDefinition", CRD_NAME) is None,
-        timeout=20,
-        interval=0.05,
-        what="HTTPRoute CRD removed",
-    )
 
 
 @pytest.fixture
 def without_httproute_crd(kube: Kube) -> Iterator[None]:
     """Start without the Gateway API; leave the cluster without it again."""
-    remove_crd(kube)
+    remove_crd(kube, CRD_NAME)
     yield
-    with contextlib.suppress(ApiError):
-        remove_crd(kube)
+    remove_crd(kube, CRD_NAME)
 
 
 def test_gateway_backend_builds_a_weighted_mirrored_httproute(
@@ -73,8 +59,7 @@ def test_gateway_backend_builds_a_weighted_mirrored_httproute(
     assert condition(obj, "Ready")["status"] == "False"
     assert "install the Gateway API CRDs" in obj["status"]["message"]
 
-    kube.apply(yaml.safe_load(CRD_FILE.read_text()), field_manager="mlkube-tests")
-    wait_for(lambda: established(kube, CRD_NAME), timeout=10, interval=0.05, what="CRD Established")
+    install_crd(kube, CRD_FILE, CRD_NAME, "gateway.networking.k8s.io/v1")
     # A spec change wakes the handler from its slow retry (the resync loop would, later).
     change = {"spec": {"traffic": {"blue": 100, "green": 0}, "mirror": {"green": 20}}}
     kube.patch(API_VERSION, "OnlineEndpoint", EP, change, namespace)

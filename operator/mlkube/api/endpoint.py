@@ -76,6 +76,10 @@ MSG_ROLLOUT_ROUTER_METRICS = (
     "spec.rollout.metrics builtin errorRate, latency and agreement need trafficBackend router:"
     " they are measured by the router (use prometheus or web with gateway-api)"
 )
+MSG_GRPC_SECTION = (
+    "spec.gateway.grpcSectionName must differ from every parentRefs sectionName: the GRPCRoute"
+    " needs a listener apart from the HTTPRoute's"
+)
 HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
@@ -258,7 +262,16 @@ class GatewayParentRef(ApiModel):
 
 
 class GatewaySettings(ApiModel):
-    """How the HTTPRoute of a gateway-api endpoint attaches to Gateways."""
+    """How the HTTPRoute (and GRPCRoute) of a gateway-api endpoint attach to Gateways."""
+
+    kube_validations = (
+        Rule(
+            "!has(self.grpcSectionName) || !has(self.parentRefs) || self.parentRefs.all(p,"
+            " !has(p.sectionName) || p.sectionName != self.grpcSectionName)",
+            message=MSG_GRPC_SECTION,
+            field_path=".grpcSectionName",
+        ),
+    )
 
     parent_refs: Annotated[list[GatewayParentRef], Field(max_length=32)] = Field(
         default_factory=list
@@ -269,6 +282,20 @@ class GatewaySettings(ApiModel):
         Field(max_length=16),
     ] = Field(default_factory=list)
     """Host names the route answers; the first one makes status.url."""
+    grpc_section_name: DnsLabel | None = None
+    """Listener, on each parent Gateway, that the endpoint's GRPCRoute (the model servers' Open
+    Inference Protocol over gRPC) attaches to. It must be a listener apart from the HTTPRoute's:
+    a Gateway does not attach an HTTPRoute and a GRPCRoute with the same host name to one
+    listener. When omitted: the operator's MLKUBE_GATEWAY_GRPC_SECTION if the endpoint uses the
+    operator's default Gateway, else no GRPCRoute (HTTP only)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> GatewaySettings:
+        if self.grpc_section_name is not None and any(
+            p.section_name == self.grpc_section_name for p in self.parent_refs
+        ):
+            raise ValueError(MSG_GRPC_SECTION)
+        return self
 
 
 def _is_deployment(key: str) -> str:
@@ -341,9 +368,11 @@ class OnlineEndpointSpec(ApiModel):
     auth: Auth = Field(default_factory=Auth)
     """Client authentication."""
     traffic_backend: TrafficBackend = "router"
-    """router (the mlkube router Deployment) or gateway-api (an HTTPRoute with weights)."""
+    """router (the mlkube router Deployment) or gateway-api (an HTTPRoute with weights, and a
+    GRPCRoute when a gRPC listener is known)."""
     gateway: GatewaySettings | None = None
-    """Gateway API attachment (parent Gateways, host names) when trafficBackend is gateway-api."""
+    """Gateway API attachment (parent Gateways, host names, gRPC listener) when trafficBackend
+    is gateway-api."""
     rollout: RolloutSpec | None = None
     """Progressive rollout of a candidate deployment to spec.traffic, gated on metrics
     (docs/rollouts.md); without it a changed split applies at once."""

@@ -15,7 +15,13 @@ from typing import Any, Final
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint_logger import LogDestination, destination_of
 from mlkube.builders.endpoint_monitoring import MONITORING_API_VERSION, build_monitoring_children
-from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION, build_httproute, route_url
+from mlkube.builders.endpoint_route import (
+    GRPCROUTE_API_VERSION,
+    HTTPROUTE_API_VERSION,
+    build_grpcroute,
+    build_httproute,
+    route_url,
+)
 from mlkube.builders.endpoint_router import build_router_children
 from mlkube.builders.endpoint_server import build_deployment_children
 from mlkube.builders.environment_use import EnvironmentUse
@@ -33,6 +39,7 @@ CHILD_KINDS: Final = (
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
     (HTTPROUTE_API_VERSION, "HTTPRoute"),
+    (GRPCROUTE_API_VERSION, "GRPCRoute"),
     (MONITORING_API_VERSION, "ServiceMonitor"),
     (MONITORING_API_VERSION, "PrometheusRule"),
 )
@@ -54,6 +61,7 @@ def build_endpoint_children(
     push_key: str | None = None,
     environments: Mapping[str, EnvironmentUse] | None = None,
     loggers: Mapping[str, LogDestination] | None = None,
+    grpc_route: bool = False,
 ) -> list[dict[str, Any]]:
     """All children; `models` maps each referenced Model object name to its verified facts.
 
@@ -62,7 +70,8 @@ def build_endpoint_children(
     the config push key for a new push Secret (None: the Secret is not among the children);
     `environments`: deployment name -> the resolved environment its server runs on;
     `loggers`: deployment name -> its resolved EventSink payload log destination (loggers
-    with a `url` need none).
+    with a `url` need none); `grpc_route`: the cluster serves GRPCRoute (a gateway-api
+    endpoint with a gRPC listener then gets one next to its HTTPRoute).
     """
     children: list[dict[str, Any]] = []
     for dep in spec.deployments:
@@ -81,6 +90,9 @@ def build_endpoint_children(
         )
     else:
         children.append(build_httproute(owner, spec, config))
+        grpc = build_grpcroute(owner, spec, config) if grpc_route else None
+        if grpc is not None:
+            children.append(grpc)
     if monitoring:
         children.extend(build_monitoring_children(owner, spec, config))
     order = {kind: index for index, kind in enumerate(CHILD_KINDS)}

@@ -28,6 +28,8 @@ ENV_IMAGE_PULL_POLICY: Final = "MLKUBE_IMAGE_PULL_POLICY"
 ENV_CLUSTER_DOMAIN: Final = "MLKUBE_CLUSTER_DOMAIN"
 ENV_ROUTER_REPLICAS: Final = "MLKUBE_ROUTER_REPLICAS"
 ENV_GATEWAY: Final = "MLKUBE_GATEWAY"  # default parent Gateway, "namespace/name[/section]"
+# The default Gateway's listener for GRPCRoutes (a listener name); only with MLKUBE_GATEWAY.
+ENV_GATEWAY_GRPC_SECTION: Final = "MLKUBE_GATEWAY_GRPC_SECTION"
 ENV_STORAGE_SECRET: Final = "MLKUBE_STORAGE_SECRET"  # Secret of storage credentials (env vars)
 ENV_RUN_AS_USER: Final = "MLKUBE_RUN_AS_USER"
 ENV_ALLOW_FILE_ARTIFACTS: Final = "MLKUBE_ALLOW_FILE_ARTIFACTS"
@@ -41,6 +43,7 @@ DEFAULT_ARTIFACT_MAX_BYTES: Final = 20 * 1024**3
 DEFAULT_ARTIFACT_MAX_FILES: Final = 10_000
 DEFAULT_ARTIFACT_TIMEOUT: Final = 900.0
 _SIZE: Final = re.compile(r"^(\d+)\s*([KMGT]i?)?B?$", re.IGNORECASE)
+_LISTENER_PATTERN: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _NAMESPACE_PATTERN: Final = re.compile(r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
 # Drift monitoring: where the operator polls the sidecars and how it damps episode Events.
 ENV_DRIFT_PORT: Final = "MLKUBE_DRIFT_PORT"  # sidecar ingest/summary port (pods and polling)
@@ -97,6 +100,8 @@ class OperatorConfig:
     cluster_domain: str = "cluster.local"
     router_replicas: int = 2
     default_gateway: GatewayParent | None = None
+    # The default Gateway's gRPC listener: endpoints on the default Gateway get a GRPCRoute.
+    default_grpc_section: str | None = None
     storage_secret: str | None = None
     s3_endpoint_url: str | None = None
     run_as_user: int = DEFAULT_RUN_AS_USER
@@ -144,6 +149,26 @@ def parse_gateway(text: str) -> GatewayParent:
     return GatewayParent(
         name=parts[1], namespace=parts[0], section_name=parts[2] if len(parts) == 3 else None
     )
+
+
+def parse_grpc_section(text: str | None, gateway: GatewayParent | None) -> str | None:
+    """The default Gateway's gRPC listener name: a DNS label, set only with MLKUBE_GATEWAY and
+    never the HTTPRoute's own listener (a Gateway does not attach an HTTPRoute and a GRPCRoute
+    of one host name to the same listener)."""
+    if text is None:
+        return None
+    if gateway is None:
+        raise OperatorConfigError(
+            f"{ENV_GATEWAY_GRPC_SECTION} names a listener of the default Gateway: set {ENV_GATEWAY}"
+        )
+    if not _LISTENER_PATTERN.match(text):
+        raise OperatorConfigError(f"{ENV_GATEWAY_GRPC_SECTION}={text!r} is not a listener name")
+    if text == gateway.section_name:
+        raise OperatorConfigError(
+            f"{ENV_GATEWAY_GRPC_SECTION}={text!r} is the HTTPRoute's listener ({ENV_GATEWAY}): "
+            "the GRPCRoute needs a listener of its own"
+        )
+    return text
 
 
 def _positive_int(env: Mapping[str, str], key: str, default: int, low: int) -> int:
@@ -200,6 +225,8 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
     if policy not in ("Always", "IfNotPresent", "Never"):
         raise OperatorConfigError(f"{ENV_IMAGE_PULL_POLICY}={policy!r} is not a pull policy")
     gateway = text(ENV_GATEWAY)
+    default_gateway = parse_gateway(gateway) if gateway else None
+    grpc_section = parse_grpc_section(text(ENV_GATEWAY_GRPC_SECTION), default_gateway)
     monitoring = (text(ENV_MONITORING) or "auto").lower()
     if monitoring not in ("auto", "off"):
         raise OperatorConfigError(f"{ENV_MONITORING}={monitoring!r} must be auto or off")
@@ -208,7 +235,8 @@ def parse_operator_config(env: Mapping[str, str]) -> OperatorConfig:
         image_pull_policy=policy,
         cluster_domain=(text(ENV_CLUSTER_DOMAIN) or "cluster.local").strip("."),
         router_replicas=_positive_int(env, ENV_ROUTER_REPLICAS, 2, 1),
-        default_gateway=parse_gateway(gateway) if gateway else None,
+        default_gateway=default_gateway,
+        default_grpc_section=grpc_section,
         storage_secret=text(ENV_STORAGE_SECRET),
         s3_endpoint_url=text(ENV_S3_ENDPOINT_URL),
         run_as_user=_positive_int(env, ENV_RUN_AS_USER, DEFAULT_RUN_AS_USER, 1),

@@ -114,7 +114,12 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "delete"]},
     {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": CHILD},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": CHILD},
-    {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": CHILD},
+    # gateway-api endpoints' routes (the GRPCRoute only with a gRPC listener configured).
+    {
+        "apiGroups": ["gateway.networking.k8s.io"],
+        "resources": ["httproutes", "grpcroutes"],
+        "verbs": CHILD,
+    },
     {
         "apiGroups": ["monitoring.coreos.com"],
         "resources": ["servicemonitors", "prometheusrules"],

@@ -35,6 +35,7 @@ from mlkube.controllers.endpoint_children import (
     prune,
     push_secret_key,
     read_children,
+    wants_grpcroute,
 )
 from mlkube.controllers.endpoint_logger import logger_destinations
 from mlkube.controllers.endpoint_models import (
@@ -161,7 +162,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         owner, running, models, config, keys, monitoring,
         router_revision=plan.revision if plan else 1,
         push_key=generate_key() if plan else None, environments=environments,
-        loggers=loggers,
+        loggers=loggers, grpc_route=wants_grpcroute(kube, running, config),
     )  # fmt: skip
     create_only = {keys_secret_key(owner), push_secret_key(owner)}
     conflicts = write_children(kube, owner, children, create_only=create_only)

@@ -14,7 +14,12 @@ from typing import Any, Final
 from mlkube.api.endpoint import OnlineEndpointSpec
 from mlkube.builders.endpoint import CHILD_KINDS, uses_router
 from mlkube.builders.endpoint_monitoring import MONITORING_API_VERSION
-from mlkube.builders.endpoint_route import HTTPROUTE_API_VERSION, parent_refs
+from mlkube.builders.endpoint_route import (
+    GRPCROUTE_API_VERSION,
+    HTTPROUTE_API_VERSION,
+    grpc_parent_refs,
+    parent_refs,
+)
 from mlkube.builders.endpoint_router import read_keys
 from mlkube.builders.endpoint_status import Blocker
 from mlkube.builders.endpoint_upgrade import legacy_keys_secret_name, legacy_to_keep
@@ -72,6 +77,24 @@ def has_httproute_api(kube: Kube) -> bool:
     # Asked afresh: only gateway endpoints ask, and one blocked on a missing CRD must see it
     # as soon as it is installed (the spec change that follows runs the pass at once).
     return "HTTPRoute" in kube.served_kinds(HTTPROUTE_API_VERSION, max_age=0)
+
+
+def wants_grpcroute(kube: Kube, spec: OnlineEndpointSpec, config: OperatorConfig) -> bool:
+    """A gateway-api endpoint with a gRPC listener, in a cluster that serves GRPCRoute (older
+    Gateway API CRDs lack it: the endpoint then serves HTTP only, nothing fails). Without it,
+    prune removes a GRPCRoute made before (as when the endpoint leaves gateway-api)."""
+    if uses_router(spec) or not grpc_parent_refs(spec, config):
+        return False
+    return has_grpcroute_api(kube)
+
+
+def has_grpcroute_api(kube: Kube) -> bool:
+    """GRPCRoute is served. Asked after `has_httproute_api` in the same pass, which has just
+    read discovery of the same group version: the cached answer is fresh. One that lacks the
+    kind is asked again once it is a second old (like `has_monitoring_api`)."""
+    if "GRPCRoute" in kube.served_kinds(GRPCROUTE_API_VERSION):
+        return True
+    return "GRPCRoute" in kube.served_kinds(GRPCROUTE_API_VERSION, max_age=RECHECK_MISSING_SECONDS)
 
 
 def has_monitoring_api(kube: Kube) -> bool:

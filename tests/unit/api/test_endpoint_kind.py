@@ -52,6 +52,10 @@ def test_cel_rules_are_attached_where_they_apply(spec_schema: Mapping[str, Any])
     autoscale = deployment["properties"]["autoscale"]
     assert _messages(autoscale) == [ep.MSG_AUTOSCALE_RANGE, ep.MSG_AUTOSCALE_TARGET]
     assert "targetCPUUtilization" in autoscale["properties"]
+    gateway = spec_schema["properties"]["gateway"]
+    assert _messages(gateway) == [ep.MSG_GRPC_SECTION]
+    assert gateway["x-kubernetes-validations"][0]["fieldPath"] == ".grpcSectionName"
+    assert gateway["properties"]["grpcSectionName"]["pattern"] == ep.DNS_LABEL_PATTERN
 
 
 def test_bounds_and_list_map(spec_schema: Mapping[str, Any]) -> None:
@@ -143,6 +147,16 @@ def test_valid_blue_green() -> None:
         ({"deployments": [{"name": "router", "model": "a"}], "traffic": {}}, ep.MSG_RESERVED_NAME),
         ({"trafficBackend": "gateway-api", "auth": {"mode": "key"}}, ep.MSG_KEY_AUTH_GATEWAY),
         ({"deployments": [{"name": "Blue", "model": "a"}], "traffic": {}}, "pattern"),
+        (
+            {
+                "trafficBackend": "gateway-api",
+                "gateway": {
+                    "parentRefs": [{"name": "gw", "sectionName": "h"}],
+                    "grpcSectionName": "h",
+                },
+            },
+            ep.MSG_GRPC_SECTION,
+        ),
     ],
 )
 def test_invalid_specs_rejected(overrides: dict[str, Any], message: str) -> None:

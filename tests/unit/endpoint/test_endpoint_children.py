@@ -18,6 +18,7 @@ from mlkube.builders.names import (
     service_name,
 )
 from mlkube.builders.operator_config import OperatorConfig
+from mlkube.reconcile.apply_needed import MANIFEST_DIGEST
 
 
 def _children(
@@ -127,6 +128,36 @@ def test_gateway_backend_replaces_the_router_with_an_httproute(
     assert ("HTTPRoute", "credit") in kinds
     assert not any(name == "credit-router-4f979dbf" for _, name in kinds)
     assert endpoint_url(owner, spec, config) == "http://credit.example.com"
+
+
+def test_a_grpcroute_joins_the_httproute_only_with_a_grpc_listener_and_the_api(
+    owner: EndpointRef,
+    make_spec: Any,
+    models: dict[str, ModelFacts],
+    config: OperatorConfig,
+) -> None:
+    def kinds(spec: OnlineEndpointSpec, grpc_route: bool) -> list[tuple[str, str]]:
+        children = build_endpoint_children(owner, spec, models, config, [], grpc_route=grpc_route)
+        return [child_key(c)[1:] for c in children if "Route" in c["kind"]]
+
+    gateway = {"parentRefs": [{"name": "gw", "sectionName": "http"}]}
+    grpc_gateway = {**gateway, "grpcSectionName": "grpc"}
+    with_grpc = make_spec(trafficBackend="gateway-api", gateway=grpc_gateway)
+    assert kinds(with_grpc, grpc_route=True) == [("HTTPRoute", "credit"), ("GRPCRoute", "credit")]
+    # The cluster does not serve GRPCRoute: HTTP only.
+    assert kinds(with_grpc, grpc_route=False) == [("HTTPRoute", "credit")]
+    # No gRPC listener known: HTTP only.
+    http_only = make_spec(trafficBackend="gateway-api", gateway=gateway)
+    assert kinds(http_only, grpc_route=True) == [("HTTPRoute", "credit")]
+    # The router backend proxies gRPC itself.
+    assert kinds(make_spec(gateway=grpc_gateway), grpc_route=True) == []
+    grpc = next(
+        c
+        for c in build_endpoint_children(owner, with_grpc, models, config, [], grpc_route=True)
+        if c["kind"] == "GRPCRoute"
+    )
+    assert grpc["metadata"]["ownerReferences"] == [owner_reference(owner)]
+    assert MANIFEST_DIGEST in grpc["metadata"]["annotations"]  # like every child
 
 
 def test_derived_names_never_collide_across_endpoints() -> None:

@@ -58,11 +58,22 @@ def test_defaults_and_overrides() -> None:
         {"MLKUBE_RUN_AS_USER": "0"},  # root would break runAsNonRoot
         {"MLKUBE_GATEWAY": "a/b/c/d"},
         {"MLKUBE_GATEWAY": "ns/"},
+        {"MLKUBE_GATEWAY_GRPC_SECTION": "grpc"},  # a listener of no default Gateway
+        {"MLKUBE_GATEWAY": "infra/public/https", "MLKUBE_GATEWAY_GRPC_SECTION": "https"},
+        {"MLKUBE_GATEWAY": "infra/public", "MLKUBE_GATEWAY_GRPC_SECTION": "gRPC"},
     ],
 )
 def test_bad_values_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(OperatorConfigError):
         parse_operator_config(env)
+
+
+def test_the_default_gateways_grpc_listener() -> None:
+    env = {"MLKUBE_GATEWAY": "infra/public/https", "MLKUBE_GATEWAY_GRPC_SECTION": " grpc "}
+    config = parse_operator_config(env)
+    assert config.default_grpc_section == "grpc"
+    assert config.default_gateway == GatewayParent("public", "infra", "https")
+    assert parse_operator_config({"MLKUBE_GATEWAY": "infra/public"}).default_grpc_section is None
 
 
 def test_parse_gateway_forms() -> None:

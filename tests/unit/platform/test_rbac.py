@@ -202,6 +202,7 @@ WHY: dict[tuple[str, str], dict[str, str]] = {
     ("autoscaling", "horizontalpodautoscalers"): CHILD_REASONS,
     ("policy", "poddisruptionbudgets"): CHILD_REASONS,
     ("gateway.networking.k8s.io", "httproutes"): CHILD_REASONS,
+    ("gateway.networking.k8s.io", "grpcroutes"): CHILD_REASONS,
     ("monitoring.coreos.com", "servicemonitors"): CHILD_REASONS,
     ("monitoring.coreos.com", "prometheusrules"): CHILD_REASONS,
     ("batch", "jobs"): {
