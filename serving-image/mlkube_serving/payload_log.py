@@ -3,12 +3,15 @@
 A KServe user's collector reads these unchanged: binary-mode CloudEvents (`ce-*` headers, the
 payload as the body) of type `org.kubeflow.serving.inference.request` and `...response`, one
 `ce-id` shared by the pair, and KServe's extension attributes (`inferenceservicename`,
-`namespace`, `component`, `endpoint`); mlkube adds `statuscode` to responses. Structured mode
+`namespace`, `component`, `endpoint`); mlkube adds `statuscode` to responses and `protocol`
+(`http` or `grpc`) to both. Structured mode
 (one JSON envelope) is there for sinks that ask for it, as the EventSink kind allows.
 
 Bounded and fire-and-forget like the drift hook: the request path flips the coin in the app
 and `offer` appends references to bytes the request already holds (no copy, no encoding) to a
-bounded queue. Worker tasks on the loop redact, encode and POST. A full queue, a sink that
+bounded queue; a gRPC call offers its messages and a `render` that makes their V2 JSON bodies
+(`offer_rendered`), so even that encoding happens off the call. Worker tasks on the loop render,
+redact, encode and POST. A full queue, a sink that
 is down or refuses, a body that cannot be redacted: the pair is dropped and counted
 (`mlkube_payload_log_dropped_total{reason}`), never the prediction. After a failed POST
 nothing is sent (offers are dropped as `sink_down` at once) for a backoff that doubles up to
@@ -106,6 +109,36 @@ class Pair(NamedTuple):
     response: bytes
     response_type: bytes
     at: float  # time.time() when served
+    protocol: str = "http"
+
+
+# (request body, its content type, response body, its content type)
+Bodies = tuple[bytes, bytes, bytes, bytes]
+
+
+# Deferred (gRPC) exchanges up to this size are rendered on the loop (tens of µs); larger
+# ones in a thread, so the worker keeps answering while a big tensor becomes JSON.
+RENDER_ON_LOOP_BYTES: Final = 64 * 1024
+
+
+class Deferred(NamedTuple):
+    """One sampled exchange whose bodies a sender renders (a gRPC call's messages as JSON)."""
+
+    model: str
+    status: int
+    render: Callable[[], Bodies]
+    size: int  # what the referenced messages hold, for the queued-bytes bound
+    at: float
+    protocol: str
+
+    def rendered(self) -> Pair:
+        request, request_type, response, response_type = self.render()
+        return Pair(self.model, request, request_type, self.status, response, response_type,
+                    self.at, self.protocol)  # fmt: skip
+
+
+def size_of(item: Pair | Deferred) -> int:
+    return item.size if isinstance(item, Deferred) else len(item.request) + len(item.response)
 
 
 @dataclass
@@ -174,6 +207,7 @@ def events_of(pair: Pair, config: LogConfig) -> list[Event] | None:
         "namespace": config.namespace,
         "component": COMPONENT,
         "endpoint": config.deployment,
+        "protocol": pair.protocol,
     }
     events = []
     if config.mode != "response":
@@ -239,7 +273,7 @@ class PayloadLogger:
         self._port = parts.port or 80
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._host_line = f"host: {parts.netloc}\r\n".encode()
-        self._queue: asyncio.Queue[Pair] | None = None
+        self._queue: asyncio.Queue[Pair | Deferred] | None = None
         self._queued_bytes = 0
         self._down_until = 0.0
         self._backoff = config.backoff
@@ -257,19 +291,36 @@ class PayloadLogger:
     ) -> None:
         """Keep one sampled exchange for the senders; never blocks, never raises (on the loop,
         after the response was sent)."""
+        size = len(request) + len(response)
+        if self._admit(model, size):
+            self._enqueue(Pair(model, request, request_type, status, response, response_type,
+                               time.time()), size)  # fmt: skip
+
+    def offer_rendered(
+        self, model: str, status: int, size: int, render: Callable[[], Bodies], protocol: str
+    ) -> None:
+        """Keep one sampled exchange whose bodies `render` makes later, in a sender task (it
+        must only read what the call no longer changes); `size` bytes count against the
+        queued-bytes bound. Never blocks, never raises."""
+        if self._admit(model, size):
+            self._enqueue(Deferred(model, status, render, size, time.time(), protocol), size)
+
+    def _admit(self, model: str, size: int) -> bool:
         queue = self._queue
         if queue is None:
-            return
-        size = len(request) + len(response)
+            return False
         if self._down_until and time.monotonic() < self._down_until:
             metrics.count_payload_log_dropped(model, "sink_down")
-            return
+            return False
         if queue.full() or self._queued_bytes + size > self.config.max_pending_bytes:
             metrics.count_payload_log_dropped(model, "queue_full")
-            return
+            return False
+        return True
+
+    def _enqueue(self, item: Pair | Deferred, size: int) -> None:
+        assert self._queue is not None
         self._queued_bytes += size
-        queue.put_nowait(Pair(model, request, request_type, status, response, response_type,
-                              time.time()))  # fmt: skip
+        self._queue.put_nowait(item)
 
     def start(self) -> None:
         """Start the senders on the running loop (the worker's lifespan startup)."""
@@ -279,9 +330,10 @@ class PayloadLogger:
         self._tasks = [loop.create_task(self._send_loop()) for _ in range(self.config.senders)]
 
     async def stop(self, grace: float = 2.0) -> None:
-        """Give what is queued `grace` seconds to go out, then stop the senders."""
+        """Give what is queued or being sent `grace` seconds to go out, then stop the senders."""
         queue = self._queue
-        if queue is not None and not queue.empty():
+        # join, not `empty()`: a pair a sender already took is unfinished until it was sent.
+        if queue is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace):
                     await queue.join()
@@ -298,21 +350,27 @@ class PayloadLogger:
         assert self._queue is not None
         queue = self._queue
         while True:
-            pair = await queue.get()
+            item = await queue.get()
             try:
-                await self._send(pair)
+                await self._send(item)
             except Exception:  # a bug must not end the sender; the pair is counted lost
                 log.exception("payload log delivery failed")
-                metrics.count_payload_log_dropped(pair.model, "error")
+                metrics.count_payload_log_dropped(item.model, "error")
             finally:
                 # Released once sent: the bound covers the pairs being encoded and posted too.
-                self._queued_bytes -= len(pair.request) + len(pair.response)
+                self._queued_bytes -= size_of(item)
                 queue.task_done()
 
-    async def _send(self, pair: Pair) -> None:
+    async def _send(self, item: Pair | Deferred) -> None:
         if self._down_until and time.monotonic() < self._down_until:
-            metrics.count_payload_log_dropped(pair.model, "sink_down")
+            metrics.count_payload_log_dropped(item.model, "sink_down")
             return
+        if not isinstance(item, Deferred):
+            pair = item
+        elif item.size <= RENDER_ON_LOOP_BYTES:
+            pair = item.rendered()
+        else:  # a large call's JSON takes long enough to stall the loop's other requests
+            pair = await asyncio.to_thread(item.rendered)
         events = events_of(pair, self.config)
         if events is None:
             metrics.count_payload_log_dropped(pair.model, "unredactable")

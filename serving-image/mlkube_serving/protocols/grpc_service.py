@@ -7,11 +7,18 @@ metrics as HTTP ones (`protocol="grpc"`); errors carry the status code matching 
 (400 INVALID_ARGUMENT, 404 NOT_FOUND, 429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE, 504
 DEADLINE_EXCEEDED) and the same reason. Tensors arrive as typed `contents` or as
 `raw_input_contents` (what tritonclient sends); answers always use `raw_output_contents`.
+
+With payload logging on, a sampled ModelInfer call (the coin is flipped as the handler ends,
+before grpcio writes the answer) is offered to the worker's one `PayloadLogger` as references
+to its request message and its answer; a sender task renders them as the V2 JSON an HTTP
+client would have sent and been answered (`render_call`), so one collector reads both
+protocols and redaction works the same.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -20,12 +27,21 @@ from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 import numpy as np
+import orjson
 
 from mlkube_serving import metrics
-from mlkube_serving.errors import InvalidRequest, RequestTimeout, ServingError, TooManyRequests
+from mlkube_serving._http.errors import ServiceUnavailable
+from mlkube_serving.errors import (
+    InvalidRequest,
+    RequestTimeout,
+    ServingError,
+    TooManyRequests,
+    render_error,
+)
+from mlkube_serving.payload_log import JSON, Bodies, PayloadLogger
 from mlkube_serving.protocols.grpc_schema import MESSAGE_CLASSES as M
 from mlkube_serving.protocols.grpc_schema import METHODS, SERVICE
-from mlkube_serving.protocols.v2 import _binary_data, _decode_bytes_binary
+from mlkube_serving.protocols.v2 import _binary_data, _decode_bytes_binary, encode_response
 from mlkube_serving.tensors import DATATYPES, InferenceRequest, InferenceResponse, Tensor
 
 if TYPE_CHECKING:
@@ -50,6 +66,10 @@ CONTENTS: Final = {
     "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents",
 }  # fmt: skip
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+JSON_EXPANSION: Final = 3  # a logged call's V2 JSON against its binary size, about
+INTERNAL_ERROR: Final = b'{"error":"internal server error"}'  # the HTTP app's 500 body
+# A logged request that has no V2 JSON form: the message as it arrived (see `request_json`).
+PROTOBUF_REQUEST: Final = b"application/x-protobuf; proto=inference.ModelInferRequest"
 
 
 def parameter_value(param: Any) -> Any:
@@ -126,6 +146,76 @@ def encode_infer(response: InferenceResponse) -> Any:
     return message
 
 
+# --- payload logging: the V2 JSON of a call, rendered by the logger's sender task -----------
+
+
+def render_call(message: Any, response: InferenceResponse | None, error: bytes) -> Bodies:
+    """The logged bodies of one ModelInfer call: the request as `request_json`, the answer as
+    the HTTP JSON path's body for the same response (`error`, `{"error": ...}`, if none)."""
+    request, request_type = request_json(message)
+    answer = error if response is None else encode_response(response, False)[0]
+    return request, request_type, answer, JSON
+
+
+def request_json(message: Any) -> tuple[bytes, bytes]:
+    """A ModelInferRequest as the V2 JSON body an HTTP client sends for it: `id`, `parameters`,
+    `inputs` (name, shape, datatype, parameters, row-major flat `data`) and `outputs`, the
+    model name being in the URL. Typed `contents` and `raw_input_contents` are decoded by the
+    service's own `decode_tensor`, so both give the same `data`. A request whose tensors have
+    no JSON form (raw bytes that do not fit their shape, an unknown datatype, BYTES that are
+    not UTF-8) is kept as the serialized message (`PROTOBUF_REQUEST`) instead."""
+    raw = message.raw_input_contents
+    if raw and len(raw) != len(message.inputs):
+        return message.SerializeToString(), PROTOBUF_REQUEST
+    inputs = []
+    for i, tensor in enumerate(message.inputs):
+        data = tensor_json(tensor, raw[i] if raw else None)
+        if data is None:
+            return message.SerializeToString(), PROTOBUF_REQUEST
+        entry: dict[str, Any] = {"name": tensor.name, "shape": list(tensor.shape),
+                                 "datatype": tensor.datatype}  # fmt: skip
+        if tensor.parameters:
+            entry["parameters"] = parameters_json(tensor.parameters)
+        entry["data"] = data
+        inputs.append(entry)
+    body: dict[str, Any] = {}
+    if message.id:
+        body["id"] = message.id
+    if message.parameters:
+        body["parameters"] = parameters_json(message.parameters)
+    body["inputs"] = inputs
+    if message.outputs:
+        body["outputs"] = [
+            {"name": o.name, "parameters": parameters_json(o.parameters)}
+            if o.parameters
+            else {"name": o.name}
+            for o in message.outputs
+        ]
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), JSON
+
+
+def parameters_json(params: Any) -> dict[str, Any]:
+    return {k: parameter_value(v) for k, v in params.items()}
+
+
+def tensor_json(tensor: Any, raw: bytes | None) -> Any:
+    """The tensor's values as V2 JSON `data` (flat, row-major), None when they have none."""
+    values: Any
+    try:
+        values = decode_tensor(tensor, raw).data.reshape(-1)
+    except InvalidRequest:
+        field = CONTENTS.get(tensor.datatype)
+        if raw is not None or field is None:
+            return None
+        values = list(getattr(tensor.contents, field))  # as sent (they do not fit the shape)
+    if isinstance(values, list) or values.dtype.kind == "O":
+        try:
+            return [v.decode() if isinstance(v, bytes) else v for v in values]
+        except UnicodeDecodeError:
+            return None
+    return np.ascontiguousarray(values)
+
+
 class InferenceServicer:
     """The six OIP RPCs over the app's dataplane, limits and batcher."""
 
@@ -161,10 +251,18 @@ class InferenceServicer:
         started = time.perf_counter()
         model = request.model_name
         status = 200
+        response: InferenceResponse | None = None
+        error = INTERNAL_ERROR
+        shed = False
         try:
-            return await self._infer(request)
+            response = await self._infer(request)
+            return encode_infer(response)
         except ServingError as exc:
-            status = exc.status
+            status, error = render_error(exc)
+            # Shed before any work (too many calls, queued bytes spent): HTTP sheds these
+            # before reading the body and logs nothing; neither does this.
+            if isinstance(exc, TooManyRequests) or (type(exc) is ServiceUnavailable):
+                shed = True
             await context.abort(STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL),
                                 exc.message)  # fmt: skip
         except asyncio.CancelledError:
@@ -177,9 +275,44 @@ class InferenceServicer:
         finally:
             label = model if self.plane.has_model(model) else "_unknown"
             metrics.observe_request(label, "grpc", status, time.perf_counter() - started)
+            payload_log = self.app.payload_log
+            # As over HTTP: the coin first, nothing else for a call it does not pick; a
+            # cancelled call (499) has no answer to log.
+            if (
+                payload_log is not None
+                and status != 499
+                and not shed
+                and payload_log.coin() < payload_log.rate
+            ):
+                self._offer(payload_log, label, request, status,
+                            response if status == 200 else None, error)  # fmt: skip
         raise AssertionError("unreachable")  # pragma: no cover (abort raises)
 
-    async def _infer(self, message: Any) -> Any:
+    @staticmethod
+    def _offer(
+        payload_log: PayloadLogger,
+        model: str,
+        message: Any,
+        status: int,
+        response: InferenceResponse | None,
+        error: bytes,
+    ) -> None:
+        """Hand a sampled call to the payload logger: references only, rendered in its sender
+        task. Never raises (the answer is already decided)."""
+        try:
+            if response is None:
+                answered = len(error)
+            else:
+                answered = sum(t.data.nbytes for t in response.outputs)
+            # Counted at the JSON it becomes (numbers as text take ~3x their binary size).
+            payload_log.offer_rendered(
+                model, status, JSON_EXPANSION * (message.ByteSize() + answered),
+                functools.partial(render_call, message, response, error), "grpc",
+            )  # fmt: skip
+        except Exception:
+            log.exception("payload logging a gRPC call failed")
+
+    async def _infer(self, message: Any) -> InferenceResponse:
         app = self.app
         limit = app.settings.max_concurrency
         if app.inflight >= limit:
@@ -200,7 +333,7 @@ class InferenceServicer:
                     response = self.plane.infer_entry(entry, decode_infer(message))
                 else:
                     response = await self._threaded(entry, message, size)
-            return encode_infer(response)
+            return response
         except TimeoutError as exc:
             raise RequestTimeout(f"request did not finish within {timeout:g}s") from exc
         finally:

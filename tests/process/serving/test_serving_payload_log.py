@@ -12,29 +12,9 @@ import requests
 
 from mlkube import contract as c
 from support.notify_procs import Receiver
+from support.payload_events import IDENTITY, counter, data_of
 from support.serving import ServerProcess, make_data, v2_body
 from support.waiting import wait_for
-
-IDENTITY = {
-    c.ENV_PAYLOAD_LOG_ENDPOINT: "credit",
-    c.ENV_PAYLOAD_LOG_DEPLOYMENT: "blue",
-    c.ENV_PAYLOAD_LOG_NAMESPACE: "prod",
-}
-
-
-def data_of(event: dict[str, Any]) -> Any:
-    data = event["data"]
-    return json.loads(data) if isinstance(data, str | bytes) else data
-
-
-def counter(server: ServerProcess, name: str) -> dict[str, float]:
-    """Samples of one counter by their label text."""
-    found: dict[str, float] = {}
-    for line in requests.get(server.metrics_url, timeout=5).text.splitlines():
-        if line.startswith(name + "{"):
-            labels, value = line[len(name) :].rsplit(" ", 1)
-            found[labels] = float(value)
-    return found
 
 
 def test_pairs_reach_a_cloudevents_receiver_in_kserve_format(

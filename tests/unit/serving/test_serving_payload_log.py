@@ -27,6 +27,7 @@ from mlkube_serving.payload_log import (
     signature,
 )
 from mlkube_serving.settings import Settings, SettingsError, settings_from_env
+from support.payload_sink import Sink
 
 URL = "http://127.0.0.1:9/events"
 JSON = b"application/json"
@@ -121,6 +122,7 @@ def test_a_pair_is_two_events_with_one_id_and_kserve_attributes() -> None:
         "namespace": "prod",
         "component": "predictor",
         "endpoint": "blue",
+        "protocol": "http",
     }
     assert response.extensions["statuscode"] == "400"
     head, body = encode(request, config)
@@ -198,37 +200,6 @@ def test_settings_read_the_logging_variables() -> None:
 
 
 # -- delivery over a real loopback socket ------------------------------------------------------
-class Sink:
-    """An asyncio HTTP server that records POST bodies and answers `status`."""
-
-    def __init__(self, status: int = 202, delay: float = 0.0) -> None:
-        self.status, self.delay = status, delay
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/events"
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode().split("\r\n")[1:]
-                headers = {k.lower(): v for k, v in (x.split(": ", 1) for x in lines if x)}
-                body = await reader.readexactly(int(headers["content-length"]))
-                await asyncio.sleep(self.delay)
-                self.received.append((headers, body))
-                writer.write(f"HTTP/1.1 {self.status} X\r\ncontent-length: 0\r\n\r\n".encode())
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-
-
 def test_offered_pairs_are_posted_and_counted() -> None:
     async def run() -> list[tuple[dict[str, str], bytes]]:
         sink = Sink()
@@ -318,3 +289,17 @@ def test_the_worker_takes_a_binary_key_as_its_bytes_and_a_bad_url_turns_logging_
     assert logger is not None and logger.config.signing_key == raw
     assert make_payload_logger(Settings(payload_log_url="http://h:99999/x"), {}) is None
     assert make_payload_logger(Settings(payload_log_url=URL, payload_log_sample_rate=0), {}) is None
+
+
+def test_stop_waits_for_a_pair_a_sender_already_took() -> None:
+    async def run() -> int:
+        sink = Sink(delay=0.2)
+        logger = PayloadLogger(LogConfig(await sink.start(), senders=1))
+        logger.start()
+        logger.offer("taken-model", b"{}", JSON, 200, b"{}", JSON)
+        await asyncio.sleep(0.05)  # the sender took it: the queue is empty, its POST is not done
+        await logger.stop()
+        await sink.stop()
+        return len(sink.received)
+
+    assert asyncio.run(run()) == 2
