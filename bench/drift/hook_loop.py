@@ -1,9 +1,10 @@
 """The drift hook's cost per request, in process, without HTTP or a loaded machine's noise.
 
 The wall-clock benchmarks (serving_overhead.py, hook_ab.py) need a quiet machine to separate a
-microsecond. This drives the exact per-request code the server runs after HTTP parsing — the V2
-adapter's `infer` (decode the JSON body, `DataPlane.infer_entry` with the real sklearn runtime,
-the hook's coin and `offer`, encode the reply) — in a tight loop, for the hook off, at the
+microsecond. This drives the exact per-request code the server runs after HTTP parsing — the
+plain V2 shortcut (protocols/v2_plain.py) that the one-row body takes, else the V2 adapter's
+`infer` (decode the JSON body, the real sklearn runtime, the hook's coin and `offer`, encode the
+reply) — in a tight loop, for the hook off, at the
 default rate and at 100%, and times it with `time.process_time_ns` (this process's CPU only).
 The sender's work runs in the same loop where the server would run it: the lane is flushed
 when full and sealed every `--per-second` requests (the server's 1 s `max_delay` at that request
@@ -55,11 +56,17 @@ def make_plane(model_dir: Path, rate: float, seed: int) -> tuple[Any, Any]:
 
 def run_block(plane: Any, hook: Any, body: bytes, n: int, per_second: int,
               loop: asyncio.AbstractEventLoop) -> int:  # fmt: skip
-    """CPU ns for `n` requests through the V2 adapter, the sender's flushes included."""
+    """CPU ns for `n` requests as the server's inline lane serves them (the plain V2
+    shortcut, else the V2 adapter), the sender's flushes included."""
     from mlkube_serving.protocols import Call, v2
+    from mlkube_serving.protocols.v2_plain import infer_plain
 
     call = Call(plane, "m", None, body, [])
-    infer = v2.infer
+    general = v2.infer
+
+    def infer(call: Any) -> Any:
+        return infer_plain(plane, "m", None, body, []) or general(call)
+
     since_seal = 0
     start = time.process_time_ns()
     for _ in range(n // CHUNK):

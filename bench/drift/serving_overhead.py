@@ -133,6 +133,7 @@ class Server:
         spool: str | None = None,
     ) -> None:
         port, metrics_port = free_port(), free_port()
+        self.log = workdir / f"server-{model}-{label}.log"
         # One hash seed for every server: per-process dict layouts are one source of the
         # per-process offsets (an A/A pair differs by up to ~2%) that no number of rounds removes.
         env = {"PYTHONHASHSEED": "0"}
@@ -143,7 +144,7 @@ class Server:
         self.process = start([sys.executable, "-m", "mlkube_serving", "serve", "--model-dir",
                               str(directory), "--name", model, "--host", "127.0.0.1", "--port",
                               str(port), "--metrics-port", str(metrics_port), "--workers", "1"],
-                             workdir / f"server-{model}-{label}.log", env, SERVER_CPU)  # fmt: skip
+                             self.log, env, SERVER_CPU)  # fmt: skip
         self.base = f"http://127.0.0.1:{port}"
         self.url = f"{self.base}/v2/models/{model}/infer"
         self.metrics = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -193,7 +194,7 @@ def measure_model(
             with ThreadPoolExecutor(len(servers)) as pool:
                 for label, server in servers.items():
                     dirs[label].mkdir(exist_ok=True)
-                    wait_ready(f"{server.base}/v2/health/ready", server.process)
+                    wait_ready(f"{server.base}/v2/health/ready", server.process, log=server.log)
                 warm = [pool.submit(run_wrk, wrk, server.url, request_body(1), 8, 2.0,
                                     dirs[label]) for label, server in servers.items()]  # fmt: skip
                 for run in warm:

@@ -138,11 +138,16 @@ def request_body(rows: int) -> bytes:
     return json.dumps({"inputs": [tensor]}).encode()
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
+def wait_ready(
+    url: str, process: subprocess.Popen[bytes], timeout: float = 180.0, log: Path | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            sys.exit(f"server exited with {process.returncode} before it was ready ({url})")
+            tail = ""
+            if log is not None and log.exists():  # the workdir goes with the run: show why now
+                tail = "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            sys.exit(f"server exited with {process.returncode} before it was ready ({url}){tail}")
         try:
             with urllib.request.urlopen(url, timeout=1) as answer:
                 if answer.status == 200:
@@ -360,7 +365,7 @@ def bench_floor_interleaved(
     and back-to-back turns see the same machine; the verdict takes the median ratio."""
     _, rows, connections = next(c for c in CASES if c[0] == FLOOR_CASE)
     body = request_body(rows)
-    results = []
+    results: list[Measurement] = []
     with floor_server(workers, workdir) as floor_base:
         for name, directory in models.items():
             with mlkube_server(name, directory, workers, workdir, "mlkube-ab") as (base, _):

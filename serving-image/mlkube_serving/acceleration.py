@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -106,6 +107,21 @@ class OnnxSklearnBackend:
                 array = array.astype(np.float64)
             result.append(Tensor(name, array, datatype_of(array)))
         return result
+
+    def plain_labels(self) -> Callable[[np.ndarray[Any, Any]], list[Tensor]] | None:
+        """`self(features, ["predict"])` for a labels-from-probabilities classifier, with the
+        output's datatype worked out once (labels are slices of the classes); else None."""
+        classes = self._classes
+        if not self.labels_from_proba or self._proba is None or classes is None:
+            return None
+        proba_name, run, feed, break_ties = [self._proba], self._run, self._input, self._break_ties
+        datatype = datatype_of(classes)
+
+        def labels(features: np.ndarray[Any, Any]) -> list[Tensor]:
+            proba = densify(run(proba_name, {feed: features.astype(np.float32, copy=False)})[0])
+            return [Tensor("predict", break_ties(proba), datatype)]
+
+        return labels
 
     def _break_ties(self, proba: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """Labels as scikit-learn picks them: the first class among the (near-)top ones.

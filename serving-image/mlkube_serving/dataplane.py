@@ -128,6 +128,19 @@ class DataPlane:
             raise ModelNotFound(f"model {name!r} has no version {version!r} (serving {served})")
         return entry
 
+    def plain_entry(self, name: str, version: str | None) -> ModelEntry | None:
+        """The model when it can answer v2_plain's shortcut now: served, ready, not draining,
+        with a plain predictor and a known feature count; else None (the general path)."""
+        entry = self._models.get(name)
+        if entry is None or not entry.ready or self.draining:
+            return None
+        if version is not None and version != entry.version:
+            return None
+        runtime = entry.runtime
+        if runtime.plain_predict is None or runtime.n_features is None:
+            return None
+        return entry
+
     def default_model(self) -> ModelEntry:
         """The model for protocols whose paths name none (Seldon, Azure ML /score)."""
         for entry in self._models.values():

@@ -104,38 +104,70 @@ class DriftHook:
         try:
             data = inputs[0].data
             out = outputs[0]
-            pred = out.data
-            lane = self._lane
-            # The current lane's layout, checked with identities and C getters; no lock: the
-            # deque's append is atomic (drift_lane.py).
             if (
-                data.dtype is lane.dtype
-                and pred.dtype is lane.pred_dtype
-                and feature_names is lane.names
-                and model == lane.model
-                and len(inputs) == 1
-                and out.name == "predict"
-                and data.ndim == 2
-                and 0 < (nbytes := data.nbytes) <= lane.max_bytes
-                and nbytes == len(data) * lane.row_bytes
-            ):
-                queue = lane.queue
-                if len(queue) < lane.capacity:
-                    queue.append((data.tobytes(), pred.tobytes()))
-                    if len(queue) >= lane.capacity:
-                        self._wake_sender()
-                    return
-            elif (
                 len(inputs) == 1
-                and out.name == "predict"
-                and self._lane_for(model, feature_names, data, pred)
+                and data.ndim == 2
+                and self._into_lane(model, feature_names, data, out)
             ):
                 return
+            if (
+                len(inputs) == 1
+                and out.name == "predict"
+                and self._lane_for(model, feature_names, data, out.data)
+            ):
+                return  # another lane's layout (or the first sample): that lane keeps it
             self._copy_sample(model, feature_names, inputs, outputs, n_features)
         except Exception as exc:  # an input the drift view cannot tabulate: skip, count
             log.debug("drift sample skipped: %s", exc)
             with self._lock:
                 self._drop(model, "unencodable")
+
+    def offer_rows(
+        self,
+        model: str,
+        feature_names: list[str] | None,
+        name: str,
+        features: np.ndarray[Any, Any],
+        outputs: list[Tensor],
+        n_features: int | None = None,
+    ) -> None:
+        """`offer` of one 2-D FP64 input named `name` (the plain V2 shortcut's request,
+        protocols/v2_plain.py): no Tensor or list is made unless the sample leaves the
+        current lane."""
+        try:
+            if self._into_lane(model, feature_names, features, outputs[0]):
+                return
+        except Exception as exc:  # as in offer: skip, count
+            log.debug("drift sample skipped: %s", exc)
+            with self._lock:
+                self._drop(model, "unencodable")
+            return
+        self.offer(model, feature_names, [Tensor(name, features, "FP64")], outputs, n_features)
+
+    def _into_lane(
+        self, model: str, feature_names: list[str] | None, data: Any, out: Tensor
+    ) -> bool:
+        """Append one 2-D sample to the current lane if it has the lane's layout and the lane
+        has room. Checked with identities and C getters; no lock: the deque's append is
+        atomic (drift_lane.py)."""
+        pred = out.data
+        lane = self._lane
+        if (
+            data.dtype is lane.dtype
+            and pred.dtype is lane.pred_dtype
+            and feature_names is lane.names
+            and model == lane.model
+            and out.name == "predict"
+            and 0 < (nbytes := data.nbytes) <= lane.max_bytes
+            and nbytes == len(data) * lane.row_bytes
+        ):
+            queue = lane.queue
+            if len(queue) < lane.capacity:
+                queue.append((data.tobytes(), pred.tobytes()))
+                if len(queue) >= lane.capacity:
+                    self._wake_sender()
+                return True
+        return False
 
     def _copy_sample(
         self,

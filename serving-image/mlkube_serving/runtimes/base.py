@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,6 +37,9 @@ class ModelRuntime(ABC):
         self.outputs: list[TensorSpec] = []
         self.feature_names: list[str] | None = None
         self.n_features: int | None = None
+        # What `predict(one 2-D FP64 input of n_features columns, None)` returns, minus the
+        # checks such an input passes anyway (v2_plain.py); None: no such shortcut.
+        self.plain_predict: Callable[[np.ndarray[Any, Any]], list[Tensor]] | None = None
 
     @abstractmethod
     def load(self) -> None:

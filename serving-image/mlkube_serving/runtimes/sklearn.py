@@ -69,6 +69,7 @@ class SklearnRuntime(ModelRuntime):
         self._sample = sample
         self._available: dict[str, None] = {}
         self._backend: Backend = self._predict_sklearn
+        self.plain_predict = self._plain
 
     def load(self) -> None:
         if self.estimator is None:
@@ -91,7 +92,7 @@ class SklearnRuntime(ModelRuntime):
         backend, note = accelerate(estimator, self.n_features, self._sample)
         self.runtime_note = note
         if backend is not None:
-            self._backend = backend
+            self._use(backend)
             self.active_runtime = "onnxruntime"
         log.info("model %s: %s", self.model_path, note)
 
@@ -132,7 +133,7 @@ class SklearnRuntime(ModelRuntime):
         ]
         runtime.inputs, runtime.outputs = specs
         runtime._available = {t.name: None for t in runtime.outputs}
-        runtime._backend = backend
+        runtime._use(backend)
         runtime.active_runtime = "onnxruntime"
         runtime.runtime_note = str(meta["note"])
         return runtime
@@ -155,6 +156,15 @@ class SklearnRuntime(ModelRuntime):
             array = np.asarray(getattr(self.estimator, name)(features))
             result.append(Tensor(name, array, datatype_of(array)))
         return result
+
+    def _use(self, backend: OnnxSklearnBackend) -> None:
+        self._backend = backend
+        self.plain_predict = backend.plain_labels() or self._plain
+
+    def _plain(self, features: np.ndarray[Any, Any]) -> list[Tensor]:
+        # `predict` of a float64 matrix of n_features columns and at least one row, default
+        # outputs: its checks all pass, and errors go back to `predict` (v2_plain.py).
+        return self._backend(features, ["predict"])
 
     def predict(self, inputs: Sequence[Tensor], outputs: Sequence[str] | None) -> list[Tensor]:
         features = to_feature_matrix(inputs, self.n_features, self.feature_names)
