@@ -81,6 +81,9 @@ MSG_GRPC_SECTION = (
     " needs a listener apart from the HTTPRoute's"
 )
 HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Gateway API's SectionName: a listener name is a DNS subdomain (dots allowed), not a label.
+SECTION_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SectionName = Annotated[str, Field(min_length=1, max_length=253, pattern=SECTION_NAME_PATTERN)]
 
 
 class Autoscale(ApiModel):
@@ -257,7 +260,7 @@ class GatewayParentRef(ApiModel):
     """Gateway name."""
     namespace: DnsLabel | None = None
     """Gateway namespace; the endpoint's namespace when omitted."""
-    section_name: DnsLabel | None = None
+    section_name: SectionName | None = None
     """Listener name on the Gateway; all listeners when omitted."""
 
 
@@ -282,7 +285,7 @@ class GatewaySettings(ApiModel):
         Field(max_length=16),
     ] = Field(default_factory=list)
     """Host names the route answers; the first one makes status.url."""
-    grpc_section_name: DnsLabel | None = None
+    grpc_section_name: SectionName | None = None
     """Listener, on each parent Gateway, that the endpoint's GRPCRoute (the model servers' Open
     Inference Protocol over gRPC) attaches to. It must be a listener apart from the HTTPRoute's:
     a Gateway does not attach an HTTPRoute and a GRPCRoute with the same host name to one

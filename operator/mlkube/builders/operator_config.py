@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
+from mlkube.api.endpoint import SECTION_NAME_PATTERN
 from mlkube.builders.build_config import BuildConfig, BuildConfigError, parse_build_config
 from mlkube.builders.notify_config import NotifyConfig, NotifyConfigError, parse_notify_config
 from mlkube.contract import DRIFT_PORT, ENV_S3_ENDPOINT_URL
@@ -43,7 +44,7 @@ DEFAULT_ARTIFACT_MAX_BYTES: Final = 20 * 1024**3
 DEFAULT_ARTIFACT_MAX_FILES: Final = 10_000
 DEFAULT_ARTIFACT_TIMEOUT: Final = 900.0
 _SIZE: Final = re.compile(r"^(\d+)\s*([KMGT]i?)?B?$", re.IGNORECASE)
-_LISTENER_PATTERN: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LISTENER_PATTERN: Final = re.compile(SECTION_NAME_PATTERN)  # Gateway API SectionName
 _NAMESPACE_PATTERN: Final = re.compile(r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
 # Drift monitoring: where the operator polls the sidecars and how it damps episode Events.
 ENV_DRIFT_PORT: Final = "MLKUBE_DRIFT_PORT"  # sidecar ingest/summary port (pods and polling)
@@ -152,16 +153,16 @@ def parse_gateway(text: str) -> GatewayParent:
 
 
 def parse_grpc_section(text: str | None, gateway: GatewayParent | None) -> str | None:
-    """The default Gateway's gRPC listener name: a DNS label, set only with MLKUBE_GATEWAY and
-    never the HTTPRoute's own listener (a Gateway does not attach an HTTPRoute and a GRPCRoute
-    of one host name to the same listener)."""
+    """The default Gateway's gRPC listener name (a Gateway API SectionName), set only with
+    MLKUBE_GATEWAY and never the HTTPRoute's own listener (a Gateway does not attach an
+    HTTPRoute and a GRPCRoute of one host name to the same listener)."""
     if text is None:
         return None
     if gateway is None:
         raise OperatorConfigError(
             f"{ENV_GATEWAY_GRPC_SECTION} names a listener of the default Gateway: set {ENV_GATEWAY}"
         )
-    if not _LISTENER_PATTERN.match(text):
+    if len(text) > 253 or not _LISTENER_PATTERN.match(text):
         raise OperatorConfigError(f"{ENV_GATEWAY_GRPC_SECTION}={text!r} is not a listener name")
     if text == gateway.section_name:
         raise OperatorConfigError(

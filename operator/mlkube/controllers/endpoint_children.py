@@ -7,7 +7,9 @@ keys carry over into the new keys Secret.
 
 from __future__ import annotations
 
+import logging
 import secrets
+import time
 from collections.abc import Collection, Iterator
 from typing import Any, Final
 
@@ -38,6 +40,12 @@ from mlkube.controllers.pass_reads import PassReads
 from mlkube.reconcile.endpoint_changes import stale_children
 
 RECHECK_MISSING_SECONDS: Final = 1.0
+# After a 403 on GRPCRoutes (an operator upgraded before its ClusterRole, which lacks them):
+# endpoints serve HTTP only and the operator asks again after this long.
+RECHECK_FORBIDDEN_SECONDS: Final = 60.0
+
+log = logging.getLogger(__name__)
+_grpcroute_forbidden_until = 0.0  # monotonic time until which GRPCRoutes are not asked for
 
 
 def generate_key() -> str:
@@ -61,6 +69,9 @@ def check_traffic_backend(
                 degraded=True,
             )
         )
+    conflict = _grpc_section_conflict(spec, config)
+    if conflict:
+        problems.append(Blocker("GRPCListenerConflict", conflict, degraded=True))
     if not has_httproute_api(kube):
         problems.append(
             Blocker(
@@ -73,6 +84,21 @@ def check_traffic_backend(
     return problems
 
 
+def _grpc_section_conflict(spec: OnlineEndpointSpec, config: OperatorConfig) -> str | None:
+    """spec.gateway.grpcSectionName naming the default Gateway's HTTP listener: the one case
+    the API cannot refuse (it does not know MLKUBE_GATEWAY), which would get no GRPCRoute."""
+    gateway, default = spec.gateway, config.default_gateway
+    if gateway is None or not gateway.grpc_section_name or gateway.parent_refs:
+        return None
+    if default is None or default.section_name != gateway.grpc_section_name:
+        return None
+    return (
+        f"spec.gateway.grpcSectionName {gateway.grpc_section_name!r} is the listener the "
+        "operator's default Gateway (MLKUBE_GATEWAY) attaches HTTPRoutes to: name the Gateway's "
+        "gRPC listener, or omit it to use the operator's MLKUBE_GATEWAY_GRPC_SECTION"
+    )
+
+
 def has_httproute_api(kube: Kube) -> bool:
     # Asked afresh: only gateway endpoints ask, and one blocked on a missing CRD must see it
     # as soon as it is installed (the spec change that follows runs the pass at once).
@@ -83,9 +109,27 @@ def wants_grpcroute(kube: Kube, spec: OnlineEndpointSpec, config: OperatorConfig
     """A gateway-api endpoint with a gRPC listener, in a cluster that serves GRPCRoute (older
     Gateway API CRDs lack it: the endpoint then serves HTTP only, nothing fails). Without it,
     prune removes a GRPCRoute made before (as when the endpoint leaves gateway-api)."""
-    if uses_router(spec) or not grpc_parent_refs(spec, config):
+    if uses_router(spec) or not grpc_parent_refs(spec, config) or grpcroutes_forbidden():
         return False
     return has_grpcroute_api(kube)
+
+
+def grpcroutes_forbidden() -> bool:
+    """The operator's ServiceAccount was refused GRPCRoutes lately (`read_children`)."""
+    return time.monotonic() < _grpcroute_forbidden_until
+
+
+def _forbid_grpcroutes(err: ApiError) -> None:
+    """A 403 on GRPCRoutes fails no pass: an operator upgraded before its ClusterRole (a
+    partial upgrade) serves HTTP as before, says why once a minute, and asks again then."""
+    global _grpcroute_forbidden_until
+    if not grpcroutes_forbidden():
+        log.warning(
+            "the operator may not list GRPCRoutes (%s): endpoints get no GRPCRoute until its "
+            "ClusterRole allows grpcroutes (helm upgrade or dist/install.yaml)",
+            err,
+        )
+    _grpcroute_forbidden_until = time.monotonic() + RECHECK_FORBIDDEN_SECONDS
 
 
 def has_grpcroute_api(kube: Kube) -> bool:
@@ -176,6 +220,8 @@ def read_children(kube: Kube, owner: EndpointRef) -> LiveChildren:
     selector = selector_string(endpoint_selector(owner.name))
     live: LiveChildren = {}
     for api_version, kind in CHILD_KINDS:
+        if kind == "GRPCRoute" and grpcroutes_forbidden():
+            continue
         try:
             if kind == "Secret":
                 objects = _secrets(kube, owner)
@@ -184,6 +230,9 @@ def read_children(kube: Kube, owner: EndpointRef) -> LiveChildren:
         except ApiError as err:
             if err.status == 404:
                 continue  # a kind the cluster does not serve (no Gateway API) holds nothing
+            if err.status == 403 and kind == "GRPCRoute":
+                _forbid_grpcroutes(err)
+                continue
             raise
         live[api_version, kind] = objects
         if isinstance(kube, PassReads):

@@ -7,8 +7,10 @@ Bearer <key>` or `api-key` metadata, never forwarded). Calls are forwarded as by
 decoded, so any unary method works. The answer carries the deployment that served it as
 `x-mlkube-deployment` initial metadata, like the HTTP header; errors keep the upstream's status
 code and details. Mirror copies are fire-and-forget, bounded by the config's mirror
-concurrency, and count in the router's metrics with kind "mirror" (no agreement check: the
-answers are opaque bytes here).
+concurrency and by its `mirrorMaxBytes` (one budget with the HTTP side's copies: each holds the
+request and room for twice the live answer), shed copies are counted like HTTP's, and copies
+count in the router's metrics with kind "mirror" (no agreement check: the answers are opaque
+bytes here).
 
 Live calls fail over like HTTP requests: when the chosen deployment's channel cannot connect,
 nothing was sent, so the call goes to another live deployment (see `connected`). Request
@@ -27,10 +29,11 @@ from typing import TYPE_CHECKING, Final
 
 import grpc
 
-from mlkube.contract import HEADER_DEPLOYMENT
+from mlkube.contract import HEADER_DEPLOYMENT, HEADER_MIRRORED
 from mlkube_serving._http.budget import ByteBudget
 from mlkube_serving.router.asgi import MAX_BODY_BYTES
 from mlkube_serving.router.errors import RouterError
+from mlkube_serving.router.mirror import shadow_cap
 from mlkube_serving.router.table import Route, RoutingTable
 
 if TYPE_CHECKING:
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mlkube_serving.router.grpc")
 
 DROPPED: Final = frozenset({"authorization", "api-key"})
+MIRROR_ENTRY: Final = (HEADER_MIRRORED, "true")  # marks a copy, as the HTTP header does
 CHANNELS_PER_UPSTREAM: Final = 4
 NO_DEPLOYMENT: Final = "none"  # the `deployment` label of calls refused before forwarding
 # A channel that failed to connect stays in TRANSIENT_FAILURE until a background reconnect
@@ -162,7 +166,8 @@ class GrpcProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
             )
         assert table is not None
         # Forwarded as received, binary (`-bin`) entries included, tracing headers among them.
-        metadata = list(context.invocation_metadata() or ())
+        # A client's own x-mlkube-mirrored is dropped, as over HTTP: only copies carry it.
+        metadata = [m for m in context.invocation_metadata() or () if m[0] != HEADER_MIRRORED]
         values = {k: v for k, v in metadata if isinstance(v, str)}
         if table.auth_required:
             await self._authenticate(values, context)
@@ -181,7 +186,7 @@ class GrpcProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
             budget.release(size)
         await context.send_initial_metadata(((HEADER_DEPLOYMENT, route.name),))
         if kind == "live" and table.mirrors:
-            self._mirror(table, route, method, request, metadata)
+            self._mirror(table, route, method, request, answer, metadata)
         return answer
 
     async def _forward(
@@ -302,19 +307,28 @@ class GrpcProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
         live: Route,
         method: str,
         request: bytes,
+        answer: bytes,
         metadata: list[tuple[str, str]],
     ) -> None:
+        budget = self.router.mirror.budget  # the HTTP copies' budget: one mirrorMaxBytes
+        budget.limit = table.config.mirror_max_bytes  # a reload may change it
+        cost = len(request) + shadow_cap(answer)
         for shadow in table.pick_mirrors(live.name, self._rand):
             if shadow.grpc_target is None:
                 continue
             if len(self._mirrors) >= table.config.mirror_concurrency:
                 self.router.metrics.mirror_dropped.labels(shadow.name, "queue_full").inc()
                 continue
+            if not budget.try_reserve(cost):
+                self.router.metrics.mirror_dropped.labels(shadow.name, "byte_budget").inc()
+                continue
             task = asyncio.get_running_loop().create_task(
-                self._copy(shadow, method, request, metadata, table.timeout)
+                self._copy(shadow, method, request, [*metadata, MIRROR_ENTRY], table.timeout)
             )
             self._mirrors.add(task)
             task.add_done_callback(self._mirrors.discard)
+            # Released however the copy ends, even cancelled before it ran (close()).
+            task.add_done_callback(lambda _task: budget.release(cost))
 
     async def _copy(
         self,

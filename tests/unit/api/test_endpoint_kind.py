@@ -55,7 +55,24 @@ def test_cel_rules_are_attached_where_they_apply(spec_schema: Mapping[str, Any])
     gateway = spec_schema["properties"]["gateway"]
     assert _messages(gateway) == [ep.MSG_GRPC_SECTION]
     assert gateway["x-kubernetes-validations"][0]["fieldPath"] == ".grpcSectionName"
-    assert gateway["properties"]["grpcSectionName"]["pattern"] == ep.DNS_LABEL_PATTERN
+    # Gateway API listener names are DNS subdomains: dots are allowed (was a DNS label).
+    assert gateway["properties"]["grpcSectionName"]["pattern"] == ep.SECTION_NAME_PATTERN
+    parent = gateway["properties"]["parentRefs"]["items"]["properties"]["sectionName"]
+    assert (parent["pattern"], parent["maxLength"]) == (ep.SECTION_NAME_PATTERN, 253)
+
+
+def test_dotted_listener_names_are_accepted_and_bad_ones_refused() -> None:
+    gateway = {
+        "parentRefs": [{"name": "gw", "sectionName": "https.public"}],
+        "grpcSectionName": "grpc.public",
+    }
+    spec = OnlineEndpointSpec.model_validate(_spec(trafficBackend="gateway-api", gateway=gateway))
+    assert spec.gateway is not None and spec.gateway.grpc_section_name == "grpc.public"
+    for bad in ("grpc.", ".grpc", "gRPC", "grpc..public", "a" * 254):
+        with pytest.raises(ValidationError, match=r"grpc_?[sS]ection_?[nN]ame"):
+            OnlineEndpointSpec.model_validate(
+                _spec(trafficBackend="gateway-api", gateway={"grpcSectionName": bad})
+            )
 
 
 def test_bounds_and_list_map(spec_schema: Mapping[str, Any]) -> None:

@@ -7,12 +7,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
+
 from mlkube.builders.endpoint_route import GRPCROUTE_API_VERSION, HTTPROUTE_API_VERSION
 from mlkube.builders.names import deployment_name
 from mlkube.builders.operator_config import GatewayParent, OperatorConfig
 from mlkube.contract import API_VERSION, SERVER_GRPC_PORT
 from mlkube.controllers import endpoint as controller
-from support.cluster_objects import NOW, NS, endpoint_obj
+from mlkube.controllers import endpoint_children
+from mlkube.k8s.errors import ApiError
+from support.cluster_objects import NOW, NS, endpoint_obj, model_obj
 from support.fake_kube import FakeKube, Key
 
 EP: Key = (API_VERSION, "OnlineEndpoint", NS, "credit")
@@ -113,3 +117,79 @@ def test_the_operator_default_grpc_listener_serves_endpoints_on_the_default_gate
     controller.reconcile(fake, config, NS, "credit", NOW)
     assert GRPC not in fake.objects
     assert fake.objects[HTTP]["spec"]["parentRefs"][0]["name"] == "public"
+
+
+def test_grpc_section_naming_the_default_gateways_http_listener_is_degraded_with_the_fix(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    # The API cannot refuse it (it does not know MLKUBE_GATEWAY): the pass says what to change.
+    serve_gateway_api(fake)
+    config = dataclasses.replace(config, default_gateway=GatewayParent("shared", "gw", "https"))
+    gateway = {"grpcSectionName": "https"}
+    fake.put(endpoint_obj(trafficBackend="gateway-api", gateway=gateway))
+    controller.reconcile(fake, config, NS, "credit", NOW)
+    condition = degraded(fake)
+    assert (condition["status"], condition["reason"]) == ("True", "GRPCListenerConflict")
+    assert "MLKUBE_GATEWAY_GRPC_SECTION" in condition["message"]
+    assert GRPC not in fake.objects
+    # Fixed by naming the Gateway's gRPC listener: the routes are made.
+    fake.mutate(EP, lambda o: o["spec"].update(gateway={"grpcSectionName": "grpcs"}))
+    controller.reconcile(fake, config, NS, "credit", NOW)
+    assert degraded(fake)["status"] == "False"
+    assert fake.objects[GRPC]["spec"]["parentRefs"][0]["sectionName"] == "grpcs"
+
+
+@dataclasses.dataclass
+class NoGrpcRouteRbac(FakeKube):
+    """An operator upgraded before its ClusterRole: every GRPCRoute request is forbidden."""
+
+    forbidden: bool = True
+    grpc_lists: int = 0
+
+    def list(self, api_version: str, kind: str, *args: Any, **kwargs: Any) -> Any:
+        if kind == "GRPCRoute":
+            self.grpc_lists += 1
+            if self.forbidden:
+                raise ApiError(403, "Forbidden", 'cannot list resource "grpcroutes"')
+        return super().list(api_version, kind, *args, **kwargs)
+
+
+def test_a_403_on_grpcroutes_fails_no_pass_and_is_asked_again_later(
+    config: OperatorConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(endpoint_children, "_grpcroute_forbidden_until", 0.0)
+    fake = NoGrpcRouteRbac()
+    for model in ("credit-risk-v3", "credit-risk-v4"):
+        fake.put(model_obj(model))
+    serve_gateway_api(fake)
+    gateway = {**GATEWAY, "grpcSectionName": "grpc"}
+    fake.put(endpoint_obj(trafficBackend="gateway-api", gateway=gateway))
+    outcome = controller.reconcile(fake, config, NS, "credit", NOW)
+    assert outcome.retry_message is None
+    assert HTTP in fake.objects and GRPC not in fake.objects
+    assert degraded(fake)["status"] == "False"
+    assert endpoint_children.grpcroutes_forbidden()
+    # Within the minute: not asked again (one 403 per minute, not one per pass).
+    controller.reconcile(fake, config, NS, "credit", NOW)
+    assert fake.grpc_lists == 1
+    # The ClusterRole upgraded and the minute gone: the route is made.
+    fake.forbidden = False
+    monkeypatch.setattr(endpoint_children, "_grpcroute_forbidden_until", 0.0)
+    controller.reconcile(fake, config, NS, "credit", NOW)
+    assert GRPC in fake.objects
+    assert not endpoint_children.grpcroutes_forbidden()
+
+
+def test_other_forbidden_children_still_fail_the_pass(
+    fake: FakeKube, config: OperatorConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only GRPCRoute, the kind an upgrade added, is optional: a 403 elsewhere is a real error.
+    monkeypatch.setattr(endpoint_children, "_grpcroute_forbidden_until", 0.0)
+
+    def forbid_services(api_version: str, kind: str, *args: Any, **kwargs: Any) -> Any:
+        raise ApiError(403, "Forbidden", "cannot list services")
+
+    fake.put(endpoint_obj())
+    monkeypatch.setattr(fake, "list", forbid_services)
+    with pytest.raises(ApiError, match="403"):
+        controller.reconcile(fake, config, NS, "credit", NOW)

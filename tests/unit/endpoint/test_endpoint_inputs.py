@@ -61,6 +61,7 @@ def test_defaults_and_overrides() -> None:
         {"MLKUBE_GATEWAY_GRPC_SECTION": "grpc"},  # a listener of no default Gateway
         {"MLKUBE_GATEWAY": "infra/public/https", "MLKUBE_GATEWAY_GRPC_SECTION": "https"},
         {"MLKUBE_GATEWAY": "infra/public", "MLKUBE_GATEWAY_GRPC_SECTION": "gRPC"},
+        {"MLKUBE_GATEWAY": "infra/public", "MLKUBE_GATEWAY_GRPC_SECTION": "grpc."},
     ],
 )
 def test_bad_values_are_refused(env: dict[str, str]) -> None:
@@ -74,6 +75,8 @@ def test_the_default_gateways_grpc_listener() -> None:
     assert config.default_grpc_section == "grpc"
     assert config.default_gateway == GatewayParent("public", "infra", "https")
     assert parse_operator_config({"MLKUBE_GATEWAY": "infra/public"}).default_grpc_section is None
+    dotted = {"MLKUBE_GATEWAY": "infra/public", "MLKUBE_GATEWAY_GRPC_SECTION": "grpc.public"}
+    assert parse_operator_config(dotted).default_grpc_section == "grpc.public"
 
 
 def test_parse_gateway_forms() -> None:

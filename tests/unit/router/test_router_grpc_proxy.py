@@ -22,6 +22,7 @@ from mlkube_serving.router.grpc_proxy import (
     over_budget,
 )
 from mlkube_serving.router.metrics import RouterMetrics
+from mlkube_serving.router.mirror import shadow_cap
 
 State = grpc.ChannelConnectivity
 METHOD = "/inference.GRPCInferenceService/ModelInfer"
@@ -41,6 +42,7 @@ class FakeChannel:
     ) -> None:
         self.name, self.sent, self.states = name, sent, list(states)
         self.error, self.hang = error, hang
+        self.metadata: list[list[tuple[str, str]]] = []  # each sent call's metadata
 
     def get_state(self, try_to_connect: bool = False) -> State:
         return self.states[0]
@@ -53,8 +55,9 @@ class FakeChannel:
             await asyncio.sleep(3600)  # no further change
 
     def unary_unary(self, method: str) -> Callable[..., Coroutine[Any, Any, bytes]]:
-        async def call(request: bytes, **_: Any) -> bytes:
+        async def call(request: bytes, **kwargs: Any) -> bytes:
             self.sent.append(self.name)
+            self.metadata.append(list(kwargs.get("metadata") or ()))
             if self.hang:
                 await asyncio.sleep(3600)
             if self.error is not None:
@@ -265,3 +268,34 @@ def test_calls_past_the_inflight_budget_are_resource_exhausted(tmp_path: Path) -
     assert sample(app, "mlkube_router_shed_requests_total", reason="request_bytes") == 1
     assert sample(app, "mlkube_router_requests_total", deployment="none", status="429",
                   kind="live") == 1  # fmt: skip
+
+
+def test_mirror_copies_are_bounded_by_mirror_max_bytes_and_marked(tmp_path: Path) -> None:
+    """Copies hold the request and room for twice the live answer in the router's mirror
+    budget (one mirrorMaxBytes with HTTP's copies); past it they are shed, counted."""
+    request = b"x" * 100
+    cost = len(request) + shadow_cap(b"blue:" + request)  # FakeChannel answers name:request
+    proxy, app, sent = make_proxy(
+        tmp_path, {"blue": {}, "green": {"hang": True}}, {"blue": 100, "green": 0},
+        mirror={"green": 100}, mirrorMaxBytes=cost + cost // 2,
+    )  # fmt: skip
+    spoofed = FakeContext((("x-mlkube-mirrored", "true"), ("x-trace", "1")))
+    blue, green = proxy._channels["blue:8081"][0], proxy._channels["green:8081"][0]
+    assert isinstance(blue, FakeChannel) and isinstance(green, FakeChannel)
+
+    async def scenario() -> None:
+        for context in (spoofed, FakeContext(), FakeContext()):
+            assert await proxy._call(METHOD, request, context) == b"blue:" + request  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        assert app.mirror.budget.used == cost  # one copy held (green hangs), two shed
+        await proxy.close()  # cancelled copies give their bytes back
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert sent.count("blue") == 3 and sent.count("green") == 1
+    assert app.mirror.budget.used == 0
+    assert sample(app, "mlkube_router_mirror_dropped_total", deployment="green",
+                  reason="byte_budget") == 2  # fmt: skip
+    # A client's own marker is dropped; the copy carries the router's, and the rest.
+    assert blue.metadata[0] == [("x-trace", "1")]
+    assert green.metadata[0] == [("x-trace", "1"), ("x-mlkube-mirrored", "true")]
