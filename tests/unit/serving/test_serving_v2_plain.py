@@ -19,7 +19,7 @@ from mlkube_serving import app as app_module
 from mlkube_serving.dataplane import DataPlane
 from mlkube_serving.drift_hook import DriftHook
 from mlkube_serving.errors import ServingError, render_error
-from mlkube_serving.protocols import Call, Reply, v2
+from mlkube_serving.protocols import Call, Reply, v2, v2_plain
 from mlkube_serving.protocols.v2_plain import infer_plain
 from mlkube_serving.runtimes import create_runtime
 from mlkube_serving.runtimes.sklearn import SklearnRuntime
@@ -300,3 +300,50 @@ def test_a_failing_shortcut_or_metrics_call_still_answers(
 
     monkeypatch.setattr(app_module.metrics, "observe_request", failing)
     assert as_tuple(served.serve_inline(route, [], body)) == as_tuple(expected)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.array([1]),
+        np.array(["good"]),
+        np.array([b"bad"]),
+        np.array([True]),
+        np.array([0], np.int32),
+    ],
+)
+def test_remembered_answers_are_the_encoded_ones(
+    labels: np.ndarray[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(v2_plain, "_answers", {})
+    datatype = {"i": "INT64", "U": "BYTES", "S": "BYTES", "b": "BOOL"}[labels.dtype.kind]
+    outputs = [Tensor("predict", labels, datatype)]
+    fresh = v2_plain._encode("m", "2", None, outputs)
+    assert v2_plain._answer("m", "2", None, outputs) == fresh  # encoded, then kept
+    assert len(v2_plain._answers) == 1
+    assert v2_plain._answer("m", "2", None, [Tensor("predict", labels.copy(), datatype)]) == fresh
+    # Another model, version or id is another answer (an id is never kept).
+    assert v2_plain._answer("n", "2", None, outputs) == v2_plain._encode("n", "2", None, outputs)
+    assert v2_plain._answer("m", None, None, outputs) == v2_plain._encode("m", None, None, outputs)
+    with_id = v2_plain._answer("m", "2", "r1", outputs)
+    assert orjson.loads(with_id)["id"] == "r1"
+    assert len(v2_plain._answers) == 3
+
+
+def test_floats_and_several_rows_are_never_kept_and_the_memo_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(v2_plain, "_answers", {})
+    for outputs in (
+        [Tensor("predict", np.array([2.5]), "FP64")],
+        [Tensor("predict", np.array([1, 0]), "INT64")],
+        [Tensor("predict", np.array([1]), "INT64"), Tensor("p", np.array([1]), "INT64")],
+    ):
+        assert v2_plain._answer("m", None, None, outputs) == v2_plain._encode(
+            "m", None, None, outputs
+        )
+    assert v2_plain._answers == {}
+    monkeypatch.setattr(v2_plain, "ANSWERS_KEPT", 3)
+    for label in range(5):
+        v2_plain._answer("m", None, None, [Tensor("predict", np.array([label]), "INT64")])
+    assert 1 <= len(v2_plain._answers) <= 3
