@@ -216,12 +216,14 @@ def build_endpoint_status(
     traffic_check: TrafficVerdict | None = None,
     models: Mapping[str, ModelFacts] | None = None,
     environments: Mapping[str, EnvironmentUse] | None = None,
+    warnings: Sequence[Blocker] = (),
 ) -> dict[str, Any]:
     """The full status; `deployments` maps spec deployment names to their Deployment's health.
     `traffic_check` (the routers' answer) sets TrafficApplied; None keeps the previous one
     (dropped without a router). `models` (Model object name -> facts) records the version and
     digest each deployment serves; without it the previous ones are kept, and so are the
-    `environments` (deployment name -> the environment its server runs on)."""
+    `environments` (deployment name -> the environment its server runs on). `warnings`: what
+    only a human can fix but blocks nothing (the endpoint serves): Degraded, Ready unchanged."""
     previous = previous or {}
     conditions = list(previous.get("conditions") or [])
     if not needs_router:  # e.g. switched to the gateway backend: no router to confirm it
@@ -237,6 +239,9 @@ def build_endpoint_status(
             now=now,
         )
     verdicts = _readiness(spec, deployments, router, needs_router, blockers)
+    if warnings and not verdicts["Degraded"][0]:
+        text = "; ".join(w.message for w in warnings)
+        verdicts["Degraded"] = (True, warnings[0].reason, text)
     for type_, (ok, reason, message) in verdicts.items():
         conditions = set_condition(
             conditions,

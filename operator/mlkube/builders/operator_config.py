@@ -45,6 +45,7 @@ DEFAULT_ARTIFACT_MAX_FILES: Final = 10_000
 DEFAULT_ARTIFACT_TIMEOUT: Final = 900.0
 _SIZE: Final = re.compile(r"^(\d+)\s*([KMGT]i?)?B?$", re.IGNORECASE)
 _LISTENER_PATTERN: Final = re.compile(SECTION_NAME_PATTERN)  # Gateway API SectionName
+_DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _NAMESPACE_PATTERN: Final = re.compile(r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
 # Drift monitoring: where the operator polls the sidecars and how it damps episode Events.
 ENV_DRIFT_PORT: Final = "MLKUBE_DRIFT_PORT"  # sidecar ingest/summary port (pods and polling)
@@ -146,10 +147,21 @@ def parse_gateway(text: str) -> GatewayParent:
             f"{ENV_GATEWAY}={text!r} must be 'name', 'namespace/name' or 'namespace/name/section'"
         )
     if len(parts) == 1:
-        return GatewayParent(name=parts[0])
-    return GatewayParent(
-        name=parts[1], namespace=parts[0], section_name=parts[2] if len(parts) == 3 else None
-    )
+        parent = GatewayParent(name=parts[0])
+    else:
+        section = parts[2] if len(parts) == 3 else None
+        parent = GatewayParent(name=parts[1], namespace=parts[0], section_name=section)
+    # Checked here: a bad part would otherwise fail every HTTPRoute apply, endpoint by endpoint.
+    if not (len(parent.name) <= 253 and _LISTENER_PATTERN.match(parent.name)):
+        raise OperatorConfigError(f"{ENV_GATEWAY}={text!r}: {parent.name!r} is not a Gateway name")
+    if parent.namespace is not None and not _DNS_LABEL.match(parent.namespace):
+        raise OperatorConfigError(
+            f"{ENV_GATEWAY}={text!r}: {parent.namespace!r} is not a namespace name"
+        )
+    section = parent.section_name
+    if section is not None and not (len(section) <= 253 and _LISTENER_PATTERN.match(section)):
+        raise OperatorConfigError(f"{ENV_GATEWAY}={text!r}: {section!r} is not a listener name")
+    return parent
 
 
 def parse_grpc_section(text: str | None, gateway: GatewayParent | None) -> str | None:

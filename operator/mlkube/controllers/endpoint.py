@@ -29,6 +29,7 @@ from mlkube.contract import API_VERSION, KIND_ONLINE_ENDPOINT
 from mlkube.controllers.endpoint_children import (
     check_traffic_backend,
     generate_key,
+    grpc_route_warnings,
     has_monitoring_api,
     initial_keys,
     keys_secret_key,
@@ -162,7 +163,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         owner, running, models, config, keys, monitoring,
         router_revision=plan.revision if plan else 1,
         push_key=generate_key() if plan else None, environments=environments,
-        loggers=loggers, grpc_route=wants_grpcroute(kube, running, config),
+        loggers=loggers, grpc_route=wants_grpcroute(kube, running, config, live_children),
     )  # fmt: skip
     create_only = {keys_secret_key(owner), push_secret_key(owner)}
     conflicts = write_children(kube, owner, children, create_only=create_only)
@@ -239,6 +240,7 @@ def observe_and_write_status(
         traffic_check=verdict,
         models=models,
         environments=environments,
+        warnings=grpc_route_warnings(spec, config),
     )
     first = initial_deploy(spec, status, parse_now(now))
     if first is not None:

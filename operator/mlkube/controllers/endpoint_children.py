@@ -69,9 +69,6 @@ def check_traffic_backend(
                 degraded=True,
             )
         )
-    conflict = _grpc_section_conflict(spec, config)
-    if conflict:
-        problems.append(Blocker("GRPCListenerConflict", conflict, degraded=True))
     if not has_httproute_api(kube):
         problems.append(
             Blocker(
@@ -84,19 +81,25 @@ def check_traffic_backend(
     return problems
 
 
-def _grpc_section_conflict(spec: OnlineEndpointSpec, config: OperatorConfig) -> str | None:
+def grpc_route_warnings(spec: OnlineEndpointSpec, config: OperatorConfig) -> list[Blocker]:
     """spec.gateway.grpcSectionName naming the default Gateway's HTTP listener: the one case
-    the API cannot refuse (it does not know MLKUBE_GATEWAY), which would get no GRPCRoute."""
+    the API cannot refuse (it does not know MLKUBE_GATEWAY). There is no GRPCRoute; HTTP is
+    served as usual, and Degraded says what to change (every status write computes it, so a
+    refresh does not clear it)."""
     gateway, default = spec.gateway, config.default_gateway
-    if gateway is None or not gateway.grpc_section_name or gateway.parent_refs:
-        return None
-    if default is None or default.section_name != gateway.grpc_section_name:
-        return None
-    return (
+    if uses_router(spec) or gateway is None or not gateway.grpc_section_name:
+        return []
+    if gateway.parent_refs or default is None:
+        return []
+    if default.section_name != gateway.grpc_section_name:
+        return []
+    message = (
         f"spec.gateway.grpcSectionName {gateway.grpc_section_name!r} is the listener the "
-        "operator's default Gateway (MLKUBE_GATEWAY) attaches HTTPRoutes to: name the Gateway's "
-        "gRPC listener, or omit it to use the operator's MLKUBE_GATEWAY_GRPC_SECTION"
+        "operator's default Gateway (MLKUBE_GATEWAY) attaches HTTPRoutes to, so there is no "
+        "GRPCRoute (HTTP is served): name the Gateway's gRPC listener, or omit it to use the "
+        "operator's MLKUBE_GATEWAY_GRPC_SECTION"
     )
+    return [Blocker("GRPCListenerConflict", message, degraded=True)]
 
 
 def has_httproute_api(kube: Kube) -> bool:
@@ -105,13 +108,17 @@ def has_httproute_api(kube: Kube) -> bool:
     return "HTTPRoute" in kube.served_kinds(HTTPROUTE_API_VERSION, max_age=0)
 
 
-def wants_grpcroute(kube: Kube, spec: OnlineEndpointSpec, config: OperatorConfig) -> bool:
+def wants_grpcroute(
+    kube: Kube, spec: OnlineEndpointSpec, config: OperatorConfig, live: LiveChildren
+) -> bool:
     """A gateway-api endpoint with a gRPC listener, in a cluster that serves GRPCRoute (older
     Gateway API CRDs lack it: the endpoint then serves HTTP only, nothing fails). Without it,
-    prune removes a GRPCRoute made before (as when the endpoint leaves gateway-api)."""
-    if uses_router(spec) or not grpc_parent_refs(spec, config) or grpcroutes_forbidden():
+    prune removes a GRPCRoute made before (as when the endpoint leaves gateway-api). Decided
+    by what this pass's `read_children` listed (`live`): GRPCRoutes it could not list (not
+    served, or forbidden) are not written in the same pass either."""
+    if uses_router(spec) or not grpc_parent_refs(spec, config):
         return False
-    return has_grpcroute_api(kube)
+    return (GRPCROUTE_API_VERSION, "GRPCRoute") in live and has_grpcroute_api(kube)
 
 
 def grpcroutes_forbidden() -> bool:

@@ -141,6 +141,7 @@ class RouterApp:
         self.table = table
         self.config_error = self.reload_error = None
         self.inflight.limit = config.max_inflight_bytes
+        self.mirror.budget.limit = config.mirror_max_bytes  # the gRPC copies' bound too
         if previous and previous != config.source_hash:
             self.metrics.config_info.labels(previous).set(0)
         if config.source_hash:

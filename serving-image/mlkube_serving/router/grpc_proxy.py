@@ -310,8 +310,8 @@ class GrpcProxy(grpc.GenericRpcHandler):  # type: ignore[misc]
         answer: bytes,
         metadata: list[tuple[str, str]],
     ) -> None:
-        budget = self.router.mirror.budget  # the HTTP copies' budget: one mirrorMaxBytes
-        budget.limit = table.config.mirror_max_bytes  # a reload may change it
+        # The HTTP copies' budget: one mirrorMaxBytes, its limit set when a config is applied.
+        budget = self.router.mirror.budget
         cost = len(request) + shadow_cap(answer)
         for shadow in table.pick_mirrors(live.name, self._rand):
             if shadow.grpc_target is None:

@@ -132,6 +132,10 @@ def test_grpc_section_naming_the_default_gateways_http_listener_is_degraded_with
     assert (condition["status"], condition["reason"]) == ("True", "GRPCListenerConflict")
     assert "MLKUBE_GATEWAY_GRPC_SECTION" in condition["message"]
     assert GRPC not in fake.objects
+    # HTTP is served as before: the HTTPRoute is there, and a refresh keeps the condition.
+    assert fake.objects[HTTP]["spec"]["parentRefs"][0]["sectionName"] == "https"
+    controller.refresh_status(fake, config, NS, "credit", NOW)
+    assert degraded(fake)["reason"] == "GRPCListenerConflict"
     # Fixed by naming the Gateway's gRPC listener: the routes are made.
     fake.mutate(EP, lambda o: o["spec"].update(gateway={"grpcSectionName": "grpcs"}))
     controller.reconcile(fake, config, NS, "credit", NOW)
@@ -169,6 +173,7 @@ def test_a_403_on_grpcroutes_fails_no_pass_and_is_asked_again_later(
     assert HTTP in fake.objects and GRPC not in fake.objects
     assert degraded(fake)["status"] == "False"
     assert endpoint_children.grpcroutes_forbidden()
+    assert ("apply", GRPC) not in fake.writes and ("create", GRPC) not in fake.writes
     # Within the minute: not asked again (one 403 per minute, not one per pass).
     controller.reconcile(fake, config, NS, "credit", NOW)
     assert fake.grpc_lists == 1
@@ -193,3 +198,29 @@ def test_other_forbidden_children_still_fail_the_pass(
     monkeypatch.setattr(fake, "list", forbid_services)
     with pytest.raises(ApiError, match="403"):
         controller.reconcile(fake, config, NS, "credit", NOW)
+
+
+def test_a_pass_that_could_not_list_grpcroutes_writes_none_even_if_the_minute_ends_meanwhile(
+    config: OperatorConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Decided once per pass from what read_children listed: the window closing between the
+    # LIST and the writes must not send the pass a GRPCRoute request the role refuses.
+    monkeypatch.setattr(endpoint_children, "_grpcroute_forbidden_until", 0.0)
+    forbid = endpoint_children._forbid_grpcroutes
+
+    def forbid_for_no_time(err: ApiError) -> None:
+        forbid(err)
+        endpoint_children._grpcroute_forbidden_until = 0.0  # the minute is over at once
+
+    monkeypatch.setattr(endpoint_children, "_forbid_grpcroutes", forbid_for_no_time)
+    fake = NoGrpcRouteRbac()
+    for model in ("credit-risk-v3", "credit-risk-v4"):
+        fake.put(model_obj(model))
+    serve_gateway_api(fake)
+    fake.put(
+        endpoint_obj(trafficBackend="gateway-api", gateway={**GATEWAY, "grpcSectionName": "g"})
+    )
+    outcome = controller.reconcile(fake, config, NS, "credit", NOW)
+    assert outcome.retry_message is None
+    assert HTTP in fake.objects
+    assert not any(key[1] == "GRPCRoute" for _, key in fake.writes)

@@ -58,6 +58,11 @@ def test_defaults_and_overrides() -> None:
         {"MLKUBE_RUN_AS_USER": "0"},  # root would break runAsNonRoot
         {"MLKUBE_GATEWAY": "a/b/c/d"},
         {"MLKUBE_GATEWAY": "ns/"},
+        {"MLKUBE_GATEWAY": "Infra/public"},  # parts the API server would refuse on every apply
+        {"MLKUBE_GATEWAY": "infra.x/public"},
+        {"MLKUBE_GATEWAY": "infra/pub_lic"},
+        {"MLKUBE_GATEWAY": "infra/public/http-"},
+        {"MLKUBE_GATEWAY": "infra/public/a..b"},
         {"MLKUBE_GATEWAY_GRPC_SECTION": "grpc"},  # a listener of no default Gateway
         {"MLKUBE_GATEWAY": "infra/public/https", "MLKUBE_GATEWAY_GRPC_SECTION": "https"},
         {"MLKUBE_GATEWAY": "infra/public", "MLKUBE_GATEWAY_GRPC_SECTION": "gRPC"},
@@ -81,6 +86,7 @@ def test_the_default_gateways_grpc_listener() -> None:
 
 def test_parse_gateway_forms() -> None:
     assert parse_gateway("public") == GatewayParent(name="public")
+    assert parse_gateway("infra/gw.public/grpc.x") == GatewayParent("gw.public", "infra", "grpc.x")
     assert parse_gateway("infra/public") == GatewayParent(name="public", namespace="infra")
 
 
