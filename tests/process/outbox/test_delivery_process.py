@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -46,10 +47,12 @@ def test_a_slow_receiver_times_out_and_is_retried(procs: Any) -> None:
     assert attempts[event_id(0)] >= 2  # timed out twice... at least once, then accepted
 
 
-def _throttle_window(procs: Any, retry_after: str, pause: float) -> None:
+def _throttle_window(procs: Any, retry_after: Callable[[], str], pause: float) -> None:
     receiver = procs.receiver()
-    receiver.control(mode="throttle", retry_after=retry_after, count=1)
+    # The value is made after the receiver started and after `start`: an HTTP date is an
+    # absolute time, and a slow receiver start used to eat into the window (1.58 s of 2).
     start = time.time()
+    receiver.control(mode="throttle", retry_after=retry_after(), count=1)
     procs.deliverer(receiver.url, "--enqueue", "5", "--concurrency", "1", "--delay", "0.01")
     received = _all_delivered(receiver, 5)
     first = min(event["at"] for event in received)
@@ -60,11 +63,12 @@ def _throttle_window(procs: Any, retry_after: str, pause: float) -> None:
 
 
 def test_retry_after_seconds_pauses_the_whole_sink(procs: Any) -> None:
-    _throttle_window(procs, "2", 2.0)
+    _throttle_window(procs, lambda: "2", 2.0)
 
 
 def test_retry_after_http_date_pauses_the_whole_sink(procs: Any) -> None:
-    _throttle_window(procs, formatdate(time.time() + 3, usegmt=True), 2.0)
+    # Whole seconds: now + 3 truncated is at least 2 s after `start`.
+    _throttle_window(procs, lambda: formatdate(time.time() + 3, usegmt=True), 2.0)
 
 
 def test_gone_stops_the_sink_until_its_spec_changes(procs: Any) -> None:
