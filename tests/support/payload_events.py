@@ -1,5 +1,5 @@
 """Helpers of the process-tier payload logging tests: the server identity they configure, an
-event's decoded data, and a server's counter samples."""
+event's decoded data, a server's counter samples and its counted drops."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import requests
 
 from mlkube import contract as c
 from support.serving import ServerProcess
+from support.waiting import wait_for
 
 IDENTITY = {
     c.ENV_PAYLOAD_LOG_ENDPOINT: "credit",
@@ -30,4 +31,18 @@ def counter(server: ServerProcess, name: str) -> dict[str, float]:
         if line.startswith(name + "{"):
             labels, value = line[len(name) :].rsplit(" ", 1)
             found[labels] = float(value)
+    return found
+
+
+def counted_drops(server: ServerProcess, count: int, timeout: float) -> dict[str, float]:
+    """The payload log's drop counter once it has counted at least `count` samples."""
+    found: dict[str, float] = wait_for(
+        lambda: (
+            (d := counter(server, "mlkube_payload_log_dropped_total"))
+            and sum(d.values()) >= count
+            and d
+        ),
+        timeout,
+        what=f"{count} counted drops",
+    )
     return found

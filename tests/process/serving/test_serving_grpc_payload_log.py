@@ -18,7 +18,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from mlkube import contract as c
 from mlkube.devcluster.procs import free_port
 from support.notify_procs import Receiver
-from support.payload_events import IDENTITY, counter, data_of
+from support.payload_events import IDENTITY, counted_drops, data_of
 from support.serving import ServerProcess, make_data
 from support.waiting import wait_for
 
@@ -133,15 +133,7 @@ def test_a_sink_that_is_down_neither_fails_nor_slows_grpc_calls(
                 answer = stub.ModelInfer(raw(X[i : i + 1]), timeout=10)
                 took.append(time.perf_counter() - began)
                 assert answer.outputs[0].name == "predict"
-        drops = wait_for(
-            lambda: (
-                (d := counter(server, "mlkube_payload_log_dropped_total"))
-                and sum(d.values()) >= 41
-                and d
-            ),
-            30,
-            what="41 counted drops",
-        )
+        drops = counted_drops(server, 41, 30)
     finally:
         code = server.stop()
         hole.close()

@@ -12,7 +12,7 @@ import requests
 
 from mlkube import contract as c
 from support.notify_procs import Receiver
-from support.payload_events import IDENTITY, counter, data_of
+from support.payload_events import IDENTITY, counted_drops, data_of
 from support.serving import ServerProcess, make_data, v2_body
 from support.waiting import wait_for
 
@@ -95,15 +95,7 @@ def test_a_receiver_that_is_down_costs_counted_pairs_not_predictions(
                 f"{server.url}/v2/models/forest/infer", json=v2_body(X[i : i + 1]), timeout=5
             )
             assert answer.status_code == 200, answer.text
-        drops = wait_for(
-            lambda: (
-                (d := counter(server, "mlkube_payload_log_dropped_total"))
-                and sum(d.values()) >= 200
-                and d
-            ),
-            10,
-            what="200 counted drops",
-        )
+        drops = counted_drops(server, 200, 10)
     finally:
         code = server.stop()
     assert code == 0, server.output()
