@@ -163,7 +163,7 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         owner, running, models, config, keys, monitoring,
         router_revision=plan.revision if plan else 1,
         push_key=generate_key() if plan else None, environments=environments,
-        loggers=loggers, grpc_route=wants_grpcroute(kube, running, config, live_children),
+        loggers=loggers, grpc_route=wants_grpcroute(running, config, live_children),
     )  # fmt: skip
     create_only = {keys_secret_key(owner), push_secret_key(owner)}
     conflicts = write_children(kube, owner, children, create_only=create_only)

@@ -108,17 +108,15 @@ def has_httproute_api(kube: Kube) -> bool:
     return "HTTPRoute" in kube.served_kinds(HTTPROUTE_API_VERSION, max_age=0)
 
 
-def wants_grpcroute(
-    kube: Kube, spec: OnlineEndpointSpec, config: OperatorConfig, live: LiveChildren
-) -> bool:
-    """A gateway-api endpoint with a gRPC listener, in a cluster that serves GRPCRoute (older
-    Gateway API CRDs lack it: the endpoint then serves HTTP only, nothing fails). Without it,
-    prune removes a GRPCRoute made before (as when the endpoint leaves gateway-api). Decided
-    by what this pass's `read_children` listed (`live`): GRPCRoutes it could not list (not
-    served, or forbidden) are not written in the same pass either."""
+def wants_grpcroute(spec: OnlineEndpointSpec, config: OperatorConfig, live: LiveChildren) -> bool:
+    """A gateway-api endpoint with a gRPC listener whose pass could list GRPCRoutes (`live`,
+    from `read_children`): a cluster whose Gateway API CRDs predate GRPCRoute (404) or an
+    operator not allowed them (403) serves HTTP only, nothing fails, and the same pass sends
+    no GRPCRoute request. Without it, prune removes a GRPCRoute made before (as when the
+    endpoint leaves gateway-api)."""
     if uses_router(spec) or not grpc_parent_refs(spec, config):
         return False
-    return (GRPCROUTE_API_VERSION, "GRPCRoute") in live and has_grpcroute_api(kube)
+    return (GRPCROUTE_API_VERSION, "GRPCRoute") in live
 
 
 def grpcroutes_forbidden() -> bool:
@@ -137,15 +135,6 @@ def _forbid_grpcroutes(err: ApiError) -> None:
             err,
         )
     _grpcroute_forbidden_until = time.monotonic() + RECHECK_FORBIDDEN_SECONDS
-
-
-def has_grpcroute_api(kube: Kube) -> bool:
-    """GRPCRoute is served. Asked after `has_httproute_api` in the same pass, which has just
-    read discovery of the same group version: the cached answer is fresh. One that lacks the
-    kind is asked again once it is a second old (like `has_monitoring_api`)."""
-    if "GRPCRoute" in kube.served_kinds(GRPCROUTE_API_VERSION):
-        return True
-    return "GRPCRoute" in kube.served_kinds(GRPCROUTE_API_VERSION, max_age=RECHECK_MISSING_SECONDS)
 
 
 def has_monitoring_api(kube: Kube) -> bool:
