@@ -4,7 +4,8 @@ scikit-learn pays milliseconds of Python overhead per call (a 100-tree forest wa
 Python); the same model converted with skl2onnx answers a single row in tens of microseconds.
 The conversion is only used when a parity check on a sample agrees with scikit-learn: equal
 labels and probabilities within a tolerance. Otherwise the server keeps scikit-learn and logs
-why. `MLKUBE_ONNX_ACCELERATION=0` turns the whole thing off.
+why. Linear models go to numpy first (linear.py): exact, and faster than any session.
+`MLKUBE_ONNX_ACCELERATION=0` turns the whole thing off.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mlkube.contract import ENV_ONNX_ACCELERATION
+from mlkube_serving.linear import LinearBackend, is_linear, linearize
 from mlkube_serving.tensors import Tensor, datatype_of
 
 try:
@@ -185,21 +187,31 @@ def predicts_argmax(estimator: Any, sample: np.ndarray[Any, Any]) -> bool:
 
 def accelerate(
     estimator: Any, n_features: int | None, sample: np.ndarray[Any, Any] | None = None
-) -> tuple[OnnxSklearnBackend | None, str]:
-    """Try to build an ONNX backend for `estimator`; return it (or None) and what happened."""
-    if not ONNX_AVAILABLE:
-        return None, "kept scikit-learn: this image has no onnxruntime"
+) -> tuple[OnnxSklearnBackend | LinearBackend | None, str]:
+    """The fastest backend that gives `estimator`'s answers on the sample (numpy for a linear
+    model, else onnxruntime), or None; and what happened."""
     if n_features is None:
         return None, "kept scikit-learn: the estimator does not record n_features_in_"
+    rows = sample if sample is not None and len(sample) else synthesize_sample(n_features)
+    rows = np.asarray(rows, dtype=np.float64)
+    declined = ""
+    if is_linear(estimator):
+        try:
+            linear, why = linearize(estimator, rows)
+        except Exception as exc:
+            linear, why = None, f"the check failed to run ({exc})"
+        if linear is not None:
+            return linear, f"{why}; parity held on {len(rows)} sample rows"
+        declined = f"numpy declined it ({why}); "
+    if not ONNX_AVAILABLE:
+        return None, f"{declined}kept scikit-learn: this image has no onnxruntime"
     classifier = hasattr(estimator, "classes_")
     try:
         onnx_bytes = convert(estimator, n_features, classifier)
         classes = np.asarray(estimator.classes_) if classifier else None
         backend = OnnxSklearnBackend(onnx_bytes, classes, flat=True)
     except Exception as exc:
-        return None, f"kept scikit-learn: skl2onnx could not convert it ({exc})"
-    rows = sample if sample is not None and len(sample) else synthesize_sample(n_features)
-    rows = np.asarray(rows, dtype=np.float64)
+        return None, f"{declined}kept scikit-learn: skl2onnx could not convert it ({exc})"
     atol = parity_tolerance(os.environ.get(ENV_PARITY_ATOL))
     try:
         backend.labels_from_proba = predicts_argmax(estimator, rows)
@@ -207,5 +219,5 @@ def accelerate(
     except Exception as exc:
         reason = f"the parity check failed to run ({exc})"
     if reason is not None:
-        return None, f"kept scikit-learn: {reason}"
-    return backend, f"onnxruntime via skl2onnx; parity held on {len(rows)} sample rows"
+        return None, f"{declined}kept scikit-learn: {reason}"
+    return backend, f"{declined}onnxruntime via skl2onnx; parity held on {len(rows)} sample rows"

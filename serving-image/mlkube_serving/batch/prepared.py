@@ -1,4 +1,5 @@
-"""Convert a scikit-learn model to ONNX once per scorer process tree, not once per worker.
+"""Convert a scikit-learn model to ONNX (or, for a linear model, its numpy parameters) once per
+scorer process tree, not once per worker.
 
 The conversion (unpickle, skl2onnx, the parity check against scikit-learn) is the largest fixed
 cost of a score pod: ~1.3 s for a 100-tree forest, most of it importing scikit-learn. The
@@ -52,7 +53,8 @@ def prepare(model_path: str, framework: str | None, entrypoint: str | None, fold
         log.info("no shared ONNX conversion (%s); workers load the model themselves", exc)
         return ""
     target = Path(folder)
-    (target / ONNX).write_bytes(onnx_bytes)
+    if onnx_bytes:  # a linear model exports its parameters in the metadata alone
+        (target / ONNX).write_bytes(onnx_bytes)
     (target / META).write_bytes(meta_bytes)
     return str(target)
 
@@ -62,5 +64,6 @@ def load(model_path: str, folder: str) -> Any:
     from mlkube_serving.runtimes.sklearn import SklearnRuntime
 
     meta: dict[str, Any] = json.loads(Path(os.path.join(folder, META)).read_bytes())
-    onnx_bytes = Path(os.path.join(folder, ONNX)).read_bytes()
+    onnx_path = Path(os.path.join(folder, ONNX))
+    onnx_bytes = onnx_path.read_bytes() if onnx_path.exists() else b""
     return SklearnRuntime.from_accelerated(model_path, onnx_bytes, meta)

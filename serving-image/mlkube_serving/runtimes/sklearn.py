@@ -1,4 +1,5 @@
-"""scikit-learn estimators (joblib or pickle files), optionally accelerated with onnxruntime.
+"""scikit-learn estimators (joblib or pickle files), optionally accelerated: linear models
+with numpy (linear.py), the rest with onnxruntime (acceleration.py).
 
 Estimators are forced to one thread: a worker process serves one request at a time and the
 server scales with processes, so joblib pools per call would only add latency and contention.
@@ -15,6 +16,7 @@ import numpy as np
 
 from mlkube_serving.acceleration import OnnxSklearnBackend, accelerate, acceleration_enabled
 from mlkube_serving.errors import InferenceError, InvalidRequest, ModelLoadError
+from mlkube_serving.linear import LinearBackend
 from mlkube_serving.runtimes.base import (
     ModelRuntime,
     find_artifact,
@@ -93,27 +95,31 @@ class SklearnRuntime(ModelRuntime):
         self.runtime_note = note
         if backend is not None:
             self._use(backend)
-            self.active_runtime = "onnxruntime"
         log.info("model %s: %s", self.model_path, note)
 
     def export_accelerated(self) -> tuple[bytes, dict[str, Any]] | None:
         """The ONNX conversion (parity checked) and what `from_accelerated` needs to serve it
         without scikit-learn, or None when this runtime kept scikit-learn."""
         backend = self._backend
-        if not isinstance(backend, OnnxSklearnBackend):
-            return None
-        classes = backend.classes
-        meta = {
+        meta: dict[str, Any] = {
             "nFeatures": self.n_features,
             "featureNames": self.feature_names,
-            "classes": None if classes is None else classes.tolist(),
-            "classesDtype": None if classes is None else classes.dtype.str,
-            "labelsFromProba": backend.labels_from_proba,
             "inputs": [t.to_dict() for t in self.inputs],
             "outputs": [t.to_dict() for t in self.outputs],
             "note": self.runtime_note,
         }
-        return backend.onnx_bytes, meta
+        if isinstance(backend, LinearBackend):  # no ONNX model: the parameters are enough
+            return b"", {**meta, "backend": "linear", "linear": backend.export()}
+        if not isinstance(backend, OnnxSklearnBackend):
+            return None
+        classes = backend.classes
+        return backend.onnx_bytes, {
+            **meta,
+            "backend": "onnx",
+            "classes": None if classes is None else classes.tolist(),
+            "classesDtype": None if classes is None else classes.dtype.str,
+            "labelsFromProba": backend.labels_from_proba,
+        }
 
     @classmethod
     def from_accelerated(
@@ -123,10 +129,14 @@ class SklearnRuntime(ModelRuntime):
         runtime = cls(model_path)
         runtime.n_features = meta["nFeatures"]
         runtime.feature_names = meta["featureNames"]
-        raw = meta["classes"]
-        classes = None if raw is None else np.asarray(raw, dtype=np.dtype(meta["classesDtype"]))
-        backend = OnnxSklearnBackend(onnx_bytes, classes, flat=True)
-        backend.labels_from_proba = bool(meta["labelsFromProba"])
+        backend: LinearBackend | OnnxSklearnBackend
+        if meta["backend"] == "linear":
+            backend = LinearBackend.from_export(meta["linear"])
+        else:
+            raw = meta["classes"]
+            classes = None if raw is None else np.asarray(raw, dtype=np.dtype(meta["classesDtype"]))
+            backend = OnnxSklearnBackend(onnx_bytes, classes, flat=True)
+            backend.labels_from_proba = bool(meta["labelsFromProba"])
         specs = [
             [TensorSpec(t["name"], t["datatype"], tuple(t["shape"])) for t in meta[key]]
             for key in ("inputs", "outputs")
@@ -134,7 +144,6 @@ class SklearnRuntime(ModelRuntime):
         runtime.inputs, runtime.outputs = specs
         runtime._available = {t.name: None for t in runtime.outputs}
         runtime._use(backend)
-        runtime.active_runtime = "onnxruntime"
         runtime.runtime_note = str(meta["note"])
         return runtime
 
@@ -157,9 +166,10 @@ class SklearnRuntime(ModelRuntime):
             result.append(Tensor(name, array, datatype_of(array)))
         return result
 
-    def _use(self, backend: OnnxSklearnBackend) -> None:
+    def _use(self, backend: LinearBackend | OnnxSklearnBackend) -> None:
         self._backend = backend
         self.plain_predict = backend.plain_labels() or self._plain
+        self.active_runtime = "numpy" if isinstance(backend, LinearBackend) else "onnxruntime"
 
     def _plain(self, features: np.ndarray[Any, Any]) -> list[Tensor]:
         # `predict` of a float64 matrix of n_features columns and at least one row, default

@@ -18,7 +18,7 @@ import requests
 from skl2onnx import to_onnx
 from sklearn.linear_model import LogisticRegression
 
-from support.serving import ServerProcess, build_forest, make_data, v2_body
+from support.serving import ServerProcess, build_forest, build_logistic, make_data, v2_body
 
 
 def without(tmp: Path, *modules: str) -> dict[str, str]:
@@ -57,6 +57,19 @@ def test_sklearn_variant_serves_sklearn_without_onnxruntime(tmp_path: Path) -> N
     finally:
         assert server.stop() == 0, server.output()
     assert "kept scikit-learn: this image has no onnxruntime" in server.output()
+
+
+def test_sklearn_variant_serves_a_linear_model_with_numpy(tmp_path: Path) -> None:
+    env = without(tmp_path, "onnxruntime", "skl2onnx")
+    server = ServerProcess(build_logistic(tmp_path / "lr"), name="lr", env=env)
+    try:
+        server.wait_ready()
+        assert requests.get(f"{server.url}/v2/models/lr", timeout=10).json()["platform"] == "numpy"
+        answer = predict(server, "lr")
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["outputs"][0]["data"]) == 3
+    finally:
+        assert server.stop() == 0, server.output()
 
 
 def test_sklearn_variant_names_the_missing_onnx_runtime(tmp_path: Path) -> None:

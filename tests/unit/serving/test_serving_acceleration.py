@@ -1,4 +1,6 @@
-"""ONNX acceleration of scikit-learn models: parity, tie-breaking, fallbacks, switch-off."""
+"""ONNX acceleration of scikit-learn models: parity, tie-breaking, fallbacks, switch-off.
+
+Linear models go to numpy instead: test_serving_linear.py."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import make_classification, make_regression
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from mlkube_serving import metrics
 from mlkube_serving.acceleration import acceleration_enabled
@@ -42,9 +45,9 @@ def test_forest_votes_that_tie_break_like_sklearn() -> None:
     assert np.max(np.abs(proba - forest.predict_proba(probe))) < 1e-5
 
 
-def test_logistic_regression_matches_within_tolerance() -> None:
+def test_boosted_trees_match_within_tolerance() -> None:
     X, y = make_classification(n_samples=300, n_features=20, random_state=2)
-    model = LogisticRegression(max_iter=500).fit(X, y)
+    model = GradientBoostingClassifier(n_estimators=20, random_state=2).fit(X, y)
     runtime = serve(model)
     assert runtime.active_runtime == "onnxruntime"
     labels, proba = run(runtime, X, ["predict", "predict_proba"])
@@ -54,16 +57,17 @@ def test_logistic_regression_matches_within_tolerance() -> None:
 
 def test_string_labels_keep_their_type() -> None:
     X, y = make_classification(n_samples=200, n_features=20, random_state=3)
-    model = LogisticRegression(max_iter=500).fit(X, np.where(y == 1, "yes", "no"))
+    labels = np.where(y == 1, "yes", "no")
+    model = DecisionTreeClassifier(max_depth=4, random_state=3).fit(X, labels)
     runtime = serve(model)
     assert runtime.active_runtime == "onnxruntime"
-    (labels,) = run(runtime, X[:10], ["predict"])
-    assert labels.tolist() == model.predict(X[:10]).tolist()
+    (served,) = run(runtime, X[:10], ["predict"])
+    assert served.tolist() == model.predict(X[:10]).tolist()
 
 
 def test_regressor_output_is_flat_like_sklearn() -> None:
     X, y = make_regression(n_samples=200, n_features=20, random_state=4)
-    model = LinearRegression().fit(X, y)
+    model = DecisionTreeRegressor(max_depth=5, random_state=4).fit(X, y)
     runtime = serve(model)
     assert runtime.active_runtime == "onnxruntime"
     (values,) = run(runtime, X[:5], ["predict"])
@@ -84,7 +88,7 @@ def test_switched_off_by_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_parity_failure_falls_back_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLKUBE_ONNX_PARITY_ATOL", "0")  # float32 can never match exactly
     X, y = make_classification(n_samples=100, n_features=20, random_state=0)
-    runtime = serve(LogisticRegression().fit(X, y))
+    runtime = serve(RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y))
     assert runtime.active_runtime == "sklearn"
     assert "probabilities differ" in runtime.runtime_note
 

@@ -116,7 +116,7 @@ def test_mlflow_runtime_uses_signature_names_and_input_example(
     runtime.load()
     assert runtime.framework == "mlflow"
     assert runtime.feature_names == [f"f{i}" for i in range(20)]
-    assert runtime.active_runtime == "onnxruntime"
+    assert runtime.active_runtime == "numpy"  # the flavor's logistic regression
     assert "5 sample rows" in runtime.runtime_note  # parity ran on the saved input example
     assert runtime.predict(rows(X[:2]), None)[0].data.shape == (2,)
 
