@@ -55,7 +55,7 @@ class LinearBackend:
     def __init__(
         self,
         coef: np.ndarray[Any, Any],
-        intercept: np.ndarray[Any, Any],
+        intercept: np.ndarray[Any, Any] | float,
         classes: np.ndarray[Any, Any] | None,
         proba: str | None,
     ) -> None:
@@ -82,7 +82,8 @@ class LinearBackend:
 
     def probabilities(self, scores: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         if self.proba == "expit":
-            prob: np.ndarray[Any, Any] = 1.0 / (1.0 + np.exp(-scores))
+            with np.errstate(over="ignore"):  # exp(709+) is inf and the probability 0, rightly
+                prob: np.ndarray[Any, Any] = 1.0 / (1.0 + np.exp(-scores))
             if prob.ndim == 1:
                 return np.stack([1 - prob, prob], axis=1)
             total = prob.sum(axis=1)
@@ -148,7 +149,10 @@ class LinearBackend:
             # The product's rounding may follow the memory layout (BLAS transposes or not).
             "coefFortran": bool(self.coef.flags.f_contiguous and not self.coef.flags.c_contiguous),
             "intercept": np.asarray(self.intercept).tolist(),
-            "interceptDtype": np.asarray(self.intercept).dtype.str,
+            # fit_intercept=False leaves a Python 0.0, which keeps float32 scores float32.
+            "interceptDtype": None
+            if isinstance(self.intercept, float)
+            else np.asarray(self.intercept).dtype.str,
             "classes": None if classes is None else classes.tolist(),
             "classesDtype": None if classes is None else classes.dtype.str,
             "proba": self.proba,
@@ -160,7 +164,9 @@ class LinearBackend:
         coef = np.asarray(meta["coef"], dtype=np.dtype(meta["coefDtype"]))
         return cls(
             np.asfortranarray(coef) if meta["coefFortran"] else coef,
-            np.asarray(meta["intercept"], dtype=np.dtype(meta["interceptDtype"])),
+            float(meta["intercept"])
+            if meta["interceptDtype"] is None
+            else np.asarray(meta["intercept"], dtype=np.dtype(meta["interceptDtype"])),
             None if raw is None else np.asarray(raw, dtype=np.dtype(meta["classesDtype"])),
             meta["proba"],
         )
@@ -169,11 +175,14 @@ class LinearBackend:
 def linearize(estimator: Any, sample: np.ndarray[Any, Any]) -> tuple[LinearBackend | None, str]:
     """A LinearBackend that gives scikit-learn's answers on `sample`, or None and why not."""
     coef = np.asarray(estimator.coef_)  # its own array: the same layout, the same rounding
-    intercept = np.asarray(getattr(estimator, "intercept_", 0.0))
+    raw = getattr(estimator, "intercept_", 0.0)
+    intercept = float(raw) if isinstance(raw, (int, float)) else np.asarray(raw)
     raw_classes = getattr(estimator, "classes_", None)
     classes = None if raw_classes is None else np.asarray(raw_classes)
-    if coef.dtype.kind != "f" or intercept.dtype.kind not in "fi":
-        return None, "its coefficients are not floats"
+    if coef.dtype != np.float64 or (
+        not isinstance(intercept, float) and intercept.dtype != np.float64
+    ):  # float32 models round in float32 (scipy's expit differs by an ulp): not checked here
+        return None, "its coefficients are not float64"
     if classes is not None and (classes.ndim != 1 or len(classes) < 2):
         return None, "it is not a single-label classifier"
     expected = np.asarray(estimator.predict(sample))

@@ -183,3 +183,26 @@ def test_fortran_ordered_coefficients_keep_their_layout_through_the_export() -> 
     again = LinearBackend.from_export(json.loads(json.dumps(backend.export())))
     assert again.coef.flags.f_contiguous and not again.coef.flags.c_contiguous
     assert np.array_equal(again.coef, coef)
+
+
+def test_float32_models_are_left_to_the_other_backends() -> None:
+    # scikit-learn keeps their arithmetic in float32 and takes scipy's expit: not reproduced.
+    X32 = Xb.astype(np.float32)
+    model = linear_model.LogisticRegression(max_iter=500).fit(X32, yb)
+    assert model.coef_.dtype == np.float32
+    runtime = serve(model)
+    assert runtime.active_runtime != "numpy"
+    assert "numpy declined it (its coefficients are not float64)" in runtime.runtime_note
+
+
+def test_a_python_float_intercept_stays_one_through_the_export() -> None:
+    model = FITTED["no-intercept"]
+    assert isinstance(model.intercept_, float)
+    exported = serve_cached("no-intercept").export_accelerated()
+    assert exported is not None
+    again = LinearBackend.from_export(json.loads(json.dumps(exported[1]["linear"])))
+    assert isinstance(again.intercept, float)
+    rows = Xr[:16].astype(np.float32)  # float32 rows: the product is float64 either way
+    (values,) = again(rows, ["predict"])
+    assert values.data.dtype == model.predict(rows).dtype
+    assert np.array_equal(values.data, model.predict(rows))
