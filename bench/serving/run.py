@@ -84,6 +84,7 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float | None = None  # the server's CPU per request (interleaved rounds only)
 
 
 def ensure_wrk() -> str:
@@ -168,9 +169,27 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process and its descendants (a server's workers)."""
+    total, stack, tick = 0.0, [pid], os.sysconf("SC_CLK_TCK")
+    while stack:
+        current = stack.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):  # exited meanwhile
+            continue
+    return total
+
+
 def run_wrk(
-    wrk: str, url: str, body: bytes, connections: int, seconds: float, workdir: Path
-) -> dict[str, Any]:
+    wrk: str, url: str, body: bytes, connections: int, seconds: float, workdir: Path,
+    server_pid: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """wrk's numbers; with `server_pid`, also that server's CPU per request ("cpu_us"): the
+    capacity view, steadier than req/s when the scheduler moves wrk and the server around."""
     body_file = workdir / f"body-{len(body)}.json"
     body_file.write_bytes(body)
     script = workdir / "post.lua"
@@ -181,8 +200,13 @@ def run_wrk(
     )
     duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds
     command = [wrk, "-t1", f"-c{connections}", duration, "--latency", "-s", str(script), url]
+    before = tree_cpu_seconds(server_pid) if server_pid else 0.0
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return parse_wrk(output)
+    numbers = parse_wrk(output)
+    if server_pid and numbers["requests"]:
+        used = tree_cpu_seconds(server_pid) - before
+        numbers["cpu_us"] = used / numbers["requests"] * 1e6
+    return numbers
 
 
 def _duration_ms(text: str) -> float:
@@ -194,6 +218,7 @@ def parse_wrk(output: str) -> dict[str, Any]:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     p50 = _duration_ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
     p99 = _duration_ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     errors = 0
     for pattern in (
         r"Non-2xx or 3xx responses: (\d+)",
@@ -202,7 +227,7 @@ def parse_wrk(output: str) -> dict[str, Any]:
         match = re.search(pattern, output)
         if match:
             errors += sum(int(g) for g in match.groups())
-    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors}
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors, "requests": requests}
 
 
 def measure(
@@ -295,8 +320,8 @@ def bench_mlserver(
 
 
 @contextlib.contextmanager
-def floor_server(workers: int, workdir: Path) -> Iterator[str]:
-    """The echo floor running; yields its base URL."""
+def floor_server(workers: int, workdir: Path) -> Iterator[tuple[str, int]]:
+    """The echo floor running; yields its base URL and process id."""
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "echo_app:create_app", "--app-dir",
@@ -309,7 +334,7 @@ def floor_server(workers: int, workdir: Path) -> Iterator[str]:
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(f"{base}/ready", process)
-        yield base
+        yield base, process.pid
     finally:
         stop(process)
         log.close()
@@ -319,7 +344,7 @@ def bench_floor(
     models: dict[str, Path], workers: int, wrk: str, seconds: float, workdir: Path
 ) -> list[Measurement]:
     """The echo floor, under each model's label (its answer does not depend on the model)."""
-    with floor_server(workers, workdir) as base:
+    with floor_server(workers, workdir) as (base, _):
         results = []
         for name in models:
             results += measure("floor", name, f"{base}/v2/models/{name}/infer", wrk, seconds,
@@ -331,8 +356,8 @@ def bench_floor(
 def mlkube_server(
     name: str, directory: Path, workers: int, workdir: Path, label: str = "mlkube",
     extra_env: dict[str, str] | None = None,
-) -> Iterator[tuple[str, str]]:  # fmt: skip
-    """mlkube serving one model; yields its base URL and gRPC address."""
+) -> Iterator[tuple[str, str, int]]:  # fmt: skip
+    """mlkube serving one model; yields its base URL, gRPC address and process id."""
     port, grpc_port = free_port(), free_port()
     command = [
         sys.executable, "-m", "mlkube_serving", "serve", "--model-dir", str(directory),
@@ -350,7 +375,7 @@ def mlkube_server(
         with urllib.request.urlopen(f"{base}/v2/models/{name}") as answer:
             runtime = json.load(answer)["platform"]
         print(f"  {label} serves {name} with {runtime}", flush=True)
-        yield base, f"127.0.0.1:{grpc_port}"
+        yield base, f"127.0.0.1:{grpc_port}", process.pid
     finally:
         stop(process)
         log.close()
@@ -366,21 +391,24 @@ def bench_floor_interleaved(
     _, rows, connections = next(c for c in CASES if c[0] == FLOOR_CASE)
     body = request_body(rows)
     results: list[Measurement] = []
-    with floor_server(workers, workdir) as floor_base:
+    with floor_server(workers, workdir) as (floor_base, floor_pid):
         for name, directory in models.items():
-            with mlkube_server(name, directory, workers, workdir, "mlkube-ab") as (base, _):
+            with mlkube_server(name, directory, workers, workdir, "mlkube-ab") as (base, _, pid):
                 urls = {"floor": f"{floor_base}/v2/models/{name}/infer",
                         "mlkube": f"{base}/v2/models/{name}/infer"}  # fmt: skip
+                pids = {"floor": floor_pid, "mlkube": pid}
                 for url in urls.values():
                     run_wrk(wrk, url, body, connections, 1.0, workdir)  # warm-up
                 for turn in range(rounds):
                     order = ("floor", "mlkube") if turn % 2 == 0 else ("mlkube", "floor")
                     got = {}
                     for server in order:
-                        n = run_wrk(wrk, urls[server], body, connections, seconds, workdir)
+                        n = run_wrk(wrk, urls[server], body, connections, seconds, workdir,
+                                    pids[server])  # fmt: skip
                         case = f"round {turn + 1}"
                         got[server] = Measurement(f"{server}-ab", name, case, n["rps"],
-                                                  n["p50"], n["p99"], n["errors"])  # fmt: skip
+                                                  n["p50"], n["p99"], n["errors"],
+                                                  n.get("cpu_us"))  # fmt: skip
                     results += got.values()
                     floor_rps = got["floor"].requests_per_second
                     ours_rps = got["mlkube"].requests_per_second
@@ -401,7 +429,9 @@ def bench_mlkube(
 ) -> list[Measurement]:
     results = []
     for name, directory in models.items():
-        with mlkube_server(name, directory, workers, workdir, label, extra_env) as (base, grpc):
+        with mlkube_server(name, directory, workers, workdir, label, extra_env) as (
+            base, grpc, _,
+        ):  # fmt: skip
             results += measure(label, name, f"{base}/v2/models/{name}/infer", wrk, seconds,
                                workdir)  # fmt: skip
             if grpc_load is not None:
@@ -466,6 +496,11 @@ def ratio(a: Measurement, b: Measurement) -> float:
     return a.requests_per_second / b.requests_per_second if b.requests_per_second else 0.0
 
 
+def cpu_share(floor: Measurement, ours: Measurement) -> float:
+    """The floor's CPU per request over mlkube's: the capacity ratio (1.0: as cheap)."""
+    return (floor.cpu_us or 0.0) / ours.cpu_us if ours.cpu_us else 0.0
+
+
 def interleaved(results: list[Measurement], model: str) -> list[tuple[Measurement, Measurement]]:
     """(floor, mlkube) per round of `bench_floor_interleaved`."""
     by_key = {(m.server, m.model, m.case): m for m in results}
@@ -481,15 +516,16 @@ def interleaved(results: list[Measurement], model: str) -> list[tuple[Measuremen
 def interleaved_table(results: list[Measurement]) -> str:
     lines = [
         "| model | round | floor req/s | floor p99 ms | mlkube req/s | mlkube p99 ms "
-        "| mlkube/floor |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| mlkube/floor | floor CPU us/req | mlkube CPU us/req | floor/mlkube CPU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for model in ("rf", "lr"):
         for turn, (floor, ours) in enumerate(interleaved(results, model), 1):
             lines.append(
                 f"| {model} | {turn} | {floor.requests_per_second:,.0f} | {floor.p99_ms:.2f} "
                 f"| {ours.requests_per_second:,.0f} | {ours.p99_ms:.2f} "
-                f"| {ratio(ours, floor):.2f} |"
+                f"| {ratio(ours, floor):.2f} | {floor.cpu_us or 0:.1f} | {ours.cpu_us or 0:.1f} "
+                f"| {cpu_share(floor, ours):.2f} |"
             )
     return "\n".join(lines)
 
@@ -519,6 +555,14 @@ def floor_verdict(results: list[Measurement]) -> list[str]:
             f"{FLOOR_RATIO_TARGET}), p99 {p99:.2f} ms (target <= {FLOOR_P99_TARGET_MS}; the "
             f"floor's own p99 {floor_p99:.2f} ms), {how}: " + ("met" if met else "NOT met")
         )
+        if pairs and all(ours.cpu_us for _, ours in pairs):
+            capacity = statistics.median(cpu_share(floor, ours) for floor, ours in pairs)
+            cpu = statistics.median(ours.cpu_us or 0.0 for _, ours in pairs)
+            floor_cpu = statistics.median(floor.cpu_us or 0.0 for floor, _ in pairs)
+            lines.append(
+                f"  capacity view (server CPU per request, not the target): mlkube {cpu:.1f} us, "
+                f"the floor {floor_cpu:.1f} us, {capacity:.2f}x the floor's capacity"
+            )
     return lines
 
 

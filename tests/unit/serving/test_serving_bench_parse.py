@@ -38,7 +38,7 @@ def load_bench() -> ModuleType:
 
 def test_parse_wrk_reads_the_distribution_not_the_stdev_column() -> None:
     numbers = load_bench().parse_wrk(WRK_OUTPUT)
-    assert numbers == {"rps": 19247.88, "p50": 0.402, "p99": 1200.0, "errors": 6}
+    assert numbers == {"rps": 19247.88, "p50": 0.402, "p99": 1200.0, "errors": 6, "requests": 100}
 
 
 def test_the_floor_table_and_verdict_use_the_same_case() -> None:
@@ -77,6 +77,34 @@ def test_the_verdict_takes_the_median_of_interleaved_rounds() -> None:
     assert verdict.startswith("rf, 1 row, c=8: mlkube at 0.76x") and verdict.endswith(": met")
     assert "median of 3 interleaved rounds" in verdict
     assert "| rf | 2 | 30,000 | 0.30 | 15,000 | 0.40 | 0.50 |" in bench.interleaved_table(results)
+    assert len(bench.floor_verdict(results)) == 1  # no CPU figures: no capacity line
+
+
+def test_the_capacity_view_is_the_median_cpu_share() -> None:
+    bench = load_bench()
+    m = bench.Measurement
+    results = []
+    for turn, (floor_cpu, ours_cpu) in enumerate([(30.0, 40.0), (30.0, 60.0), (28.0, 35.0)]):
+        case = f"round {turn + 1}"
+        results += [m("floor-ab", "lr", case, 20_000, 0.1, 0.3, 0, floor_cpu),
+                    m("mlkube-ab", "lr", case, 15_000, 0.1, 0.4, 0, ours_cpu)]  # fmt: skip
+    verdict, capacity = bench.floor_verdict(results)
+    assert verdict.startswith("lr, 1 row, c=8: mlkube at 0.75x")
+    # shares 0.75, 0.50, 0.80: the median is 0.75; CPU medians 40.0 and 30.0
+    assert capacity.strip().startswith("capacity view")
+    assert "mlkube 40.0 us, the floor 30.0 us, 0.75x the floor's capacity" in capacity
+    assert "| lr | 1 | 20,000 | 0.30 | 15,000 | 0.40 | 0.75 | 30.0 | 40.0 | 0.75 |" in (
+        bench.interleaved_table(results)
+    )
+
+
+def test_tree_cpu_seconds_counts_this_process() -> None:
+    import os
+
+    bench = load_bench()
+    before = bench.tree_cpu_seconds(os.getpid())
+    sum(i * i for i in range(3_000_000))  # ~0.1 s of CPU
+    assert bench.tree_cpu_seconds(os.getpid()) - before >= 0.05
 
 
 def test_ghz_reports_are_read_in_milliseconds() -> None:
