@@ -1,8 +1,9 @@
 """Linear scikit-learn models served by numpy with scikit-learn's own arithmetic.
 
-Why: a linear model's answer is one matrix product, yet a served request spent ~35 us of
-server CPU in onnxruntime's session (and scikit-learn's input checks cost about as much),
-against ~2 us for the product itself (docs/benchmarks/serving.md). numpy evaluates the
+Why: a linear model's answer is one matrix product (~2 us), yet serving it through an
+onnxruntime session cost ~10 us more server CPU per one-row request (34.4 against 24.6 us, a
+third of the request; docs/benchmarks/serving.md), and scikit-learn's input checks cost more
+than the session. numpy evaluates the
 expression scikit-learn does, `X @ coef_.T + intercept_`, on the same float64 rows, so labels
 are scikit-learn's exactly (onnxruntime's float32 could flip a label near the boundary).
 Probabilities follow the formula scikit-learn used on the sample (expit or softmax, which
