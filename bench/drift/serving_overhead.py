@@ -59,6 +59,7 @@ from crossover import summary as crossover_summary
 from hook_ab import SHM, spool_args
 from run import (
     build_models,
+    cpu_seconds,
     ensure_wrk,
     free_port,
     request_body,
@@ -98,25 +99,6 @@ def metric(url: str, name: str) -> float:
     text = urllib.request.urlopen(url, timeout=5).read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(name + "{") or line.startswith(name + " "))  # fmt: skip
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process, its threads and its children (the uvicorn worker),
-    from the scheduler's nanosecond counters: /proc/PID/stat counts in 10 ms ticks, too coarse
-    for a few microseconds per request over a few seconds."""
-    total = 0
-    for process in [pid, *children(pid)]:
-        for task in Path(f"/proc/{process}/task").iterdir():
-            total += int((task / "schedstat").read_text().split()[0])
-    return total / 1e9
-
-
-def children(pid: int) -> list[int]:
-    try:
-        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
-    return [int(c) for c in found] + [g for c in found for g in children(int(c))]
 
 
 class Server:

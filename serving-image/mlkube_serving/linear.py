@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mlkube_serving.tensors import Tensor, datatype_of
+from mlkube_serving.tensors import Tensor, array_from_json, array_json, datatype_of
 
 LINEAR_CLASSIFIERS = frozenset(
     ("LogisticRegression", "LogisticRegressionCV", "LinearSVC", "Perceptron", "SGDClassifier",
@@ -142,33 +142,27 @@ class LinearBackend:
         return labels
 
     def export(self) -> dict[str, Any]:
-        """JSON-able parameters for `from_export` (float repr round-trips exactly)."""
-        classes = self.classes
+        """JSON-able parameters for `from_export`."""
+        intercept = self.intercept
         return {
-            "coef": self.coef.tolist(),
-            "coefDtype": self.coef.dtype.str,
+            "coef": array_json(self.coef),
             # The product's rounding may follow the memory layout (BLAS transposes or not).
             "coefFortran": bool(self.coef.flags.f_contiguous and not self.coef.flags.c_contiguous),
-            "intercept": np.asarray(self.intercept).tolist(),
-            # fit_intercept=False leaves a Python 0.0, which keeps float32 scores float32.
-            "interceptDtype": None
-            if isinstance(self.intercept, float)
-            else np.asarray(self.intercept).dtype.str,
-            "classes": None if classes is None else classes.tolist(),
-            "classesDtype": None if classes is None else classes.dtype.str,
+            # A Python float (fit_intercept=False) stays one: numpy treats it as weakly typed.
+            "intercept": intercept if isinstance(intercept, float) else array_json(intercept),
+            "classes": array_json(self.classes),
             "proba": self.proba,
         }
 
     @classmethod
     def from_export(cls, meta: dict[str, Any]) -> LinearBackend:
-        raw = meta["classes"]
-        coef = np.asarray(meta["coef"], dtype=np.dtype(meta["coefDtype"]))
+        coef, raw = array_from_json(meta["coef"]), meta["intercept"]
+        intercept = raw if isinstance(raw, float) else array_from_json(raw)
+        assert coef is not None and intercept is not None  # export wrote both
         return cls(
             np.asfortranarray(coef) if meta["coefFortran"] else coef,
-            float(meta["intercept"])
-            if meta["interceptDtype"] is None
-            else np.asarray(meta["intercept"], dtype=np.dtype(meta["interceptDtype"])),
-            None if raw is None else np.asarray(raw, dtype=np.dtype(meta["classesDtype"])),
+            intercept,
+            array_from_json(meta["classes"]),
             meta["proba"],
         )
 

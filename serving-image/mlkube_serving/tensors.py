@@ -90,6 +90,16 @@ def datatype_of(array: np.ndarray[Any, Any]) -> str:
     raise InvalidRequest(f"unsupported dtype {array.dtype}")
 
 
+def array_json(array: np.ndarray[Any, Any] | None) -> dict[str, Any] | None:
+    """An array as JSON, values and dtype (a float's repr round-trips exactly); None stays."""
+    return None if array is None else {"values": array.tolist(), "dtype": array.dtype.str}
+
+
+def array_from_json(raw: dict[str, Any] | None) -> np.ndarray[Any, Any] | None:
+    """The array `array_json` wrote (C order)."""
+    return None if raw is None else np.asarray(raw["values"], dtype=np.dtype(raw["dtype"]))
+
+
 def make_tensor(name: str, data: Any) -> Tensor:
     """Wrap any array-like as a Tensor, inferring its datatype."""
     array = np.asarray(data)

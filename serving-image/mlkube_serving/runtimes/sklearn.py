@@ -23,7 +23,14 @@ from mlkube_serving.runtimes.base import (
     missing_runtime,
     select_outputs,
 )
-from mlkube_serving.tensors import Tensor, TensorSpec, datatype_of, to_feature_matrix
+from mlkube_serving.tensors import (
+    Tensor,
+    TensorSpec,
+    array_from_json,
+    array_json,
+    datatype_of,
+    to_feature_matrix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +105,9 @@ class SklearnRuntime(ModelRuntime):
         log.info("model %s: %s", self.model_path, note)
 
     def export_accelerated(self) -> tuple[bytes, dict[str, Any]] | None:
-        """The ONNX conversion (parity checked) and what `from_accelerated` needs to serve it
-        without scikit-learn, or None when this runtime kept scikit-learn."""
+        """The ONNX conversion (empty for a linear model: its parameters are in the metadata)
+        and what `from_accelerated` needs to serve it without scikit-learn, or None when this
+        runtime kept scikit-learn."""
         backend = self._backend
         meta: dict[str, Any] = {
             "nFeatures": self.n_features,
@@ -116,8 +124,7 @@ class SklearnRuntime(ModelRuntime):
         return backend.onnx_bytes, {
             **meta,
             "backend": "onnx",
-            "classes": None if classes is None else classes.tolist(),
-            "classesDtype": None if classes is None else classes.dtype.str,
+            "classes": array_json(classes),
             "labelsFromProba": backend.labels_from_proba,
         }
 
@@ -133,9 +140,7 @@ class SklearnRuntime(ModelRuntime):
         if meta["backend"] == "linear":
             backend = LinearBackend.from_export(meta["linear"])
         else:
-            raw = meta["classes"]
-            classes = None if raw is None else np.asarray(raw, dtype=np.dtype(meta["classesDtype"]))
-            backend = OnnxSklearnBackend(onnx_bytes, classes, flat=True)
+            backend = OnnxSklearnBackend(onnx_bytes, array_from_json(meta["classes"]), flat=True)
             backend.labels_from_proba = bool(meta["labelsFromProba"])
         specs = [
             [TensorSpec(t["name"], t["datatype"], tuple(t["shape"])) for t in meta[key]]

@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 RUN = Path(__file__).resolve().parents[3] / "bench" / "serving" / "run.py"
 WRK_OUTPUT = """Running 4s test @ http://127.0.0.1:1/v2/models/rf/infer
@@ -34,6 +35,22 @@ def load_bench() -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses need the module registered
     spec.loader.exec_module(module)
     return module
+
+
+def ab_rounds(
+    bench: ModuleType, model: str, rps: list[tuple[float, float]],
+    cpu: list[tuple[float, float]] | None = None,
+) -> list[Any]:  # fmt: skip
+    """Interleaved rounds as bench_floor_interleaved records them: (floor, mlkube) req/s and,
+    optionally, (floor, mlkube) CPU per request."""
+    m = bench.Measurement
+    results = []
+    for turn, (floor, ours) in enumerate(rps):
+        floor_cpu, ours_cpu = cpu[turn] if cpu else (None, None)
+        case = f"round {turn + 1}"
+        results += [m("floor-ab", model, case, floor, 0.1, 0.3, 0, floor_cpu),
+                    m("mlkube-ab", model, case, ours, 0.1, 0.4, 0, ours_cpu)]  # fmt: skip
+    return results
 
 
 def test_parse_wrk_reads_the_distribution_not_the_stdev_column() -> None:
@@ -65,11 +82,7 @@ def test_the_floor_table_and_verdict_use_the_same_case() -> None:
 def test_the_verdict_takes_the_median_of_interleaved_rounds() -> None:
     bench = load_bench()
     m = bench.Measurement
-    results = []
-    for turn, (floor, ours) in enumerate([(20_000, 16_000), (30_000, 15_000), (25_000, 19_000)]):
-        case = f"round {turn + 1}"
-        results += [m("floor-ab", "rf", case, floor, 0.1, 0.3, 0),
-                    m("mlkube-ab", "rf", case, ours, 0.1, 0.4, 0)]  # fmt: skip
+    results = ab_rounds(bench, "rf", [(20_000, 16_000), (30_000, 15_000), (25_000, 19_000)])
     results.append(m("floor", "rf", "1 row, c=8", 50_000.0, 0.14, 0.3, 0))  # ignored
     results.append(m("mlkube", "rf", "1 row, c=8", 5_000.0, 0.2, 0.45, 0))
     (verdict,) = bench.floor_verdict(results)
@@ -82,12 +95,8 @@ def test_the_verdict_takes_the_median_of_interleaved_rounds() -> None:
 
 def test_the_capacity_view_is_the_median_cpu_share() -> None:
     bench = load_bench()
-    m = bench.Measurement
-    results = []
-    for turn, (floor_cpu, ours_cpu) in enumerate([(30.0, 40.0), (30.0, 60.0), (28.0, 35.0)]):
-        case = f"round {turn + 1}"
-        results += [m("floor-ab", "lr", case, 20_000, 0.1, 0.3, 0, floor_cpu),
-                    m("mlkube-ab", "lr", case, 15_000, 0.1, 0.4, 0, ours_cpu)]  # fmt: skip
+    cpu = [(30.0, 40.0), (30.0, 60.0), (28.0, 35.0)]
+    results = ab_rounds(bench, "lr", [(20_000, 15_000)] * 3, cpu)
     verdict, capacity = bench.floor_verdict(results)
     assert verdict.startswith("lr, 1 row, c=8: mlkube at 0.75x")
     # shares 0.75, 0.50, 0.80: the median is 0.75; CPU medians 40.0 and 30.0
@@ -98,13 +107,13 @@ def test_the_capacity_view_is_the_median_cpu_share() -> None:
     )
 
 
-def test_tree_cpu_seconds_counts_this_process() -> None:
+def test_cpu_seconds_counts_this_process() -> None:
     import os
 
     bench = load_bench()
-    before = bench.tree_cpu_seconds(os.getpid())
+    before = bench.cpu_seconds(os.getpid())
     sum(i * i for i in range(3_000_000))  # ~0.1 s of CPU
-    assert bench.tree_cpu_seconds(os.getpid()) - before >= 0.05
+    assert bench.cpu_seconds(os.getpid()) - before >= 0.05
 
 
 def test_ghz_reports_are_read_in_milliseconds() -> None:
