@@ -94,9 +94,14 @@ def test_a_traffic_change_takes_the_fast_path_and_a_full_pass_then_writes_nothin
     outcome = endpoint_traffic.reconcile_traffic(fast, config, namespace, EP, now, old)
     assert outcome is not None, "the fast path refused a traffic-only change"
     assert router_traffic(kube, namespace) == {"traffic": {"blue": 40, "green": 60}, "mirror": {}}
+    # The handler's part: the endpoint, the ConfigMap, its apply.
+    assert fast.total() == 3 and sum(fast.total(verb) for verb in WRITE_VERBS) == 1
+    assert outcome.status_for is not None
+    endpoint_traffic.write_traffic_status(fast, config, namespace, EP, now, outcome.status_for)
     assert fast.calls["get", "Model"] == 0 and fast.calls["get", "Secret"] == 0
-    # 7 requests: the endpoint, the ConfigMap, its apply, router pods, Deployments, the
-    # router Deployment, the status patch (a full pass: 26 with 0 writes, measured here).
+    # With the status step after it, 8 requests: the endpoint and the ConfigMap again, router
+    # pods, Deployments (the router's among them), the status patch (a full pass: 26 with 0
+    # writes, measured here).
     assert sum(fast.total(verb) for verb in WRITE_VERBS) == 2  # the ConfigMap, the status
     full = CountingKube(kube)
     controller.reconcile(full, config, namespace, EP, now)

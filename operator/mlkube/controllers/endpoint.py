@@ -46,8 +46,7 @@ from mlkube.controllers.endpoint_models import (
 )
 from mlkube.controllers.endpoint_ownership import write_children
 from mlkube.controllers.endpoint_status_io import (
-    observe_deployments,
-    observe_router,
+    observe_workloads,
     write_blocked_status,
     write_status,
 )
@@ -84,6 +83,9 @@ class Outcome:
     waiting_for: frozenset[str] = frozenset()
     # Blocked only by Models not (yet) Ready: that wake-up is the retry, not a timer.
     models_wake: bool = False
+    # A traffic fast path wrote this generation's router config and left its status to
+    # `endpoint_traffic.write_traffic_status`, run after it (handlers/endpoint.py).
+    status_for: int | None = None
 
 
 def get_endpoint(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
@@ -173,9 +175,14 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
         return Outcome(waiting_for=frozenset(referenced))
     legacy = legacy_child_names(name, [d.name for d in spec.deployments])
     held = prune(kube, owner, {child_key(c) for c in children}, legacy, live_children)
+    # An idle pass (a restart's resume, a resync) wrote no Deployment: its LIST above is the
+    # status's view too (one LIST per endpoint fewer: 1,000 requests per resync at 1,000).
+    listed = None
+    if isinstance(kube, PassReads) and ("apps/v1", "Deployment") not in kube.written_kinds:
+        listed = live_children.get(("apps/v1", "Deployment"))
     verdict, events = observe_and_write_status(
         kube, config, obj, spec, owner, endpoint_url(owner, spec, config), now, running,
-        plan.as_written() if plan else None, models, environments,
+        plan.as_written() if plan else None, models, environments, listed,
     )  # fmt: skip
     used = [(d.name, d.model, environments.get(d.name)) for d in spec.deployments]
     record_model_environments(kube, namespace, name, used)
@@ -214,16 +221,19 @@ def observe_and_write_status(
     plan: RouterConfigPlan | None = None,
     models: Mapping[str, ModelFacts] | None = None,
     environments: Mapping[str, EnvironmentUse] | None = None,
+    deployments: list[dict[str, Any]] | None = None,
 ) -> tuple[TrafficVerdict | None, list[tuple[str, str, str]]]:
     """Observe workloads and the routers' loaded config (pushing the written one to routers
     behind), write the status; returns the routers' verdict and the traffic Events of what
     became applied. `running`: the spec with the rollout's running split (what the routers
     must serve), `spec` when None; `plan`: the router config this pass just wrote; `models`
-    (when read) records the version and digest each deployment serves."""
+    (when read) records the version and digest each deployment serves; `deployments`: the
+    endpoint's Deployments as this pass listed them (none written since), else listed here."""
     status = obj.get("status") or {}
     running = running or spec
     verdict = verify_traffic(kube, owner, running, config, plan) if uses_router(spec) else None
     applied_traffic, applied_mirror = applied_split(running, status, verdict)
+    healths, router = observe_workloads(kube, owner, spec, deployments)
     events = [("Normal", r, m) for r, m in traffic_events(status, applied_traffic, applied_mirror)]
     new_status = build_endpoint_status(
         spec=spec,
@@ -231,8 +241,8 @@ def observe_and_write_status(
         url=url,
         applied_traffic=applied_traffic,
         applied_mirror=applied_mirror,
-        deployments=observe_deployments(kube, owner, spec),
-        router=observe_router(kube, owner, spec),
+        deployments=healths,
+        router=router,
         needs_router=uses_router(spec),
         blockers=[],
         previous=status,

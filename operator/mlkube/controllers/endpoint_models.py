@@ -146,7 +146,11 @@ def repaired_references(
 
 
 def repair_deployed_by(
-    kube: Kube, namespace: str, model: str | None = None, index: UsersIndex = USERS
+    kube: Kube,
+    namespace: str,
+    model: str | None = None,
+    index: UsersIndex = USERS,
+    read: dict[str, Any] | None = None,
 ) -> list[str]:
     """Make `deployedBy` of one Model (or of every Model in the namespace) list exactly the live
     endpoints that use it; returns the Models changed.
@@ -157,6 +161,8 @@ def repair_deployed_by(
     from an endpoint that the later reads still see unless it is gone. One Model's check
     reads only the endpoints it names and those `index` (the watches) says use it
     (endpoint_users.py); every Model's check shares LISTs of the namespace's endpoints.
+    `read`: `model` as the caller has just read it, used for the first attempt instead of a
+    GET of its own (a conflict reads it again).
     """
     read_at = time.monotonic()
     models = kube.list(API_VERSION, KIND_MODEL, namespace) if model is None else []
@@ -164,7 +170,8 @@ def repair_deployed_by(
     for name in [model] if model is not None else conflicted:
         for _ in range(CONFLICT_RETRIES):
             read_at = time.monotonic()
-            one = kube.get(API_VERSION, KIND_MODEL, name, namespace)
+            # `read`: the Model as the caller just read it (the later reads start after it)
+            one, read = read or kube.get(API_VERSION, KIND_MODEL, name, namespace), None
             users = _named_users(kube, namespace, index, read_at)
             done, again = _repair(kube, namespace, [one] if one is not None else [], users)
             changed += done

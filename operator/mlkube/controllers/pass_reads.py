@@ -31,6 +31,8 @@ class PassReads:
     def __init__(self, inner: Kube) -> None:
         self.inner = inner
         self._seen: dict[Key, bytes | None] = {}
+        # (apiVersion, kind) this pass wrote or deleted: a LIST made before holds its past
+        self.written_kinds: set[tuple[str, str]] = set()
 
     def _remember(self, key: Key, obj: dict[str, Any] | None) -> None:
         self._seen[key] = orjson.dumps(obj) if obj else None
@@ -66,6 +68,7 @@ class PassReads:
     def _written(self, obj: dict[str, Any], call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
         key = (str(obj["apiVersion"]), str(obj["kind"]), meta.get("namespace") or "", meta["name"])
+        self.written_kinds.add(key[:2])
         self._seen.pop(key, None)  # a failed write (409: changed meanwhile) reads afresh
         result: dict[str, Any] = call()
         if result and (result.get("metadata") or {}).get("name") == meta["name"]:
@@ -110,6 +113,7 @@ class PassReads:
     ) -> bool:
         key = (api_version, kind, namespace or "", name)
         self._seen.pop(key, None)  # gone, or lingering with a deletionTimestamp: read again
+        self.written_kinds.add((api_version, kind))
         return self.inner.delete(api_version, kind, name, namespace, propagation, uid)
 
     def served_kinds(self, api_version: str, max_age: float | None = None) -> set[str]:

@@ -76,6 +76,9 @@ BLOCKED: Final[dict[tuple[str, str], frozenset[str]]] = {}
 READY_SEEN: Final[dict[tuple[str, str], float]] = {}
 # (namespace, endpoint) -> backstop reconciles armed in a row (see `backstop`).
 BACKSTOPS: Final[dict[tuple[str, str], int]] = {}
+# (namespace, endpoint) -> the generation whose router config a traffic fast path wrote and
+# whose status `TRAFFIC_STATUS` still has to write; the count of its attempts.
+STATUS_PENDING: Final[dict[tuple[str, str], tuple[int, int]]] = {}
 _BLOCKED_GUARD: Final = threading.Lock()
 
 
@@ -191,22 +194,75 @@ REFRESHES: Final = Coalesced(
 RECONCILES: Final = Coalesced("reconcile", reconcile_key, 0.0, report_failure("reconcile"))
 
 
+def traffic_status_key(key: tuple[str, str], since: float) -> None:
+    """The status of a traffic change whose router config the fast path wrote (after it, in
+    `TRAFFIC_STATUS`'s threads): the routers' configs first, the bookkeeping behind them."""
+    with _BLOCKED_GUARD:
+        pending = STATUS_PENDING.get(key)
+    if pending is None:
+        return
+    generation, attempt = pending
+    with reconciling(KIND_ONLINE_ENDPOINT), endpoint_pass(*key):
+        outcome = traffic.write_traffic_status(
+            kube(), operator_config(), *key, now_iso(), generation
+        )
+    post_events(outcome)
+    with _BLOCKED_GUARD:
+        if STATUS_PENDING.get(key) != pending:
+            return  # a newer change asked meanwhile: its request runs (coalesced) after this
+        if outcome.retry_message is None:
+            del STATUS_PENDING[key]
+            return
+        STATUS_PENDING[key] = (generation, attempt + 1)
+    # Routers still loading the new config (nothing fires when they do): look again, backing
+    # off as Kopf's retry of the handler did.
+    delay = min(outcome.retry_delay * 2 ** min(attempt, 6), MAX_RETRY_DELAY)
+    TRAFFIC_STATUS.request_later(key, delay, status_pending)
+
+
+def status_pending(key: tuple[str, str]) -> bool:
+    with _BLOCKED_GUARD:
+        return key in STATUS_PENDING
+
+
+def retry_traffic_status(key: tuple[str, str], err: Exception) -> None:
+    report_failure("traffic status")(key, err)
+    TRAFFIC_STATUS.request_later(key, API_ERROR_DELAY, status_pending)
+
+
+def defer_status(key: tuple[str, str], generation: int) -> None:
+    """Ask for the status of `generation` after its fast path (from any thread)."""
+    with _BLOCKED_GUARD:
+        STATUS_PENDING[key] = (generation, 0)
+    TRAFFIC_STATUS.request_later(key, 0.0, status_pending)
+
+
+# Fewer threads than Kopf's handlers: in a burst of traffic changes the handlers (router
+# ConfigMaps) get most of the API server, their statuses follow.
+TRAFFIC_STATUS: Final = Coalesced(
+    "traffic-status", traffic_status_key, 0.0, retry_traffic_status, limit=2
+)
+
+
 async def drain_passes() -> None:
     """Until the requested refreshes and reconciles have run (tests)."""
     await REFRESHES.drain()
     await RECONCILES.drain()
+    await TRAFFIC_STATUS.drain()
 
 
 @kopf.on.startup()
 async def bind_passes(**_: Any) -> None:
-    """Backstop timers (see `backstop`) run in the operator's loop."""
+    """Backstop timers (see `backstop`) and deferred statuses run in the operator's loop."""
     RECONCILES.bind(asyncio.get_running_loop())
+    TRAFFIC_STATUS.bind(asyncio.get_running_loop())
 
 
 @kopf.on.cleanup()
 async def stop_passes(**_: Any) -> None:
     await REFRESHES.close()
     await RECONCILES.close()
+    await TRAFFIC_STATUS.close()
 
 
 def now_iso() -> str:
@@ -235,6 +291,8 @@ def run_reconcile(
         backstop((namespace, name), models_only=outcome.models_wake)
     else:
         forget_backstop((namespace, name))
+    if outcome.status_for is not None:
+        defer_status((namespace, name), outcome.status_for)
     post_events(outcome)
     return outcome
 
@@ -334,6 +392,8 @@ async def endpoint_lifecycle(
     LOOPS.stop(uid)
     record_blocked(namespace, name, frozenset())
     forget_backstop((namespace, name))
+    with _BLOCKED_GUARD:
+        STATUS_PENDING.pop((namespace, name), None)
     if type == "DELETED":
         WAITING.forget((namespace, name))
         models = used_models(body) | sync.status_models(body.get("status"))

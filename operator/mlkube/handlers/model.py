@@ -124,9 +124,10 @@ def verify_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> flo
 def references_tick(namespace: str, name: str, uid: str, logger: kopf.Logger) -> float | None:
     """`deployedBy` recomputed from the live endpoints (which add themselves on reconcile)."""
     try:
-        if get_live(kube(), API_VERSION, KIND_MODEL, name, namespace, uid) is None:
+        obj = get_live(kube(), API_VERSION, KIND_MODEL, name, namespace, uid)
+        if obj is None:
             return None
-        repair_deployed_by(kube(), namespace, name)
+        repair_deployed_by(kube(), namespace, name, read=obj)  # one GET of the Model, not two
     except (ApiError, ControllerError) as err:
         logger.warning(f"repairing deployedBy failed: {err}")
     return REFERENCES_SECONDS

@@ -123,10 +123,16 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
 
 
+# A pass spends most of its time waiting for the API server (a restart's resume passes: five
+# LISTs each), so threads, not CPU, bounded a restart of 1,000 endpoints; 16 made it ~20%
+# shorter with the same peak memory (docs/benchmarks/operator-scale.md, tenth session).
+DEFAULT_WORKERS = 16
+
+
 def max_workers() -> int:
     """Threads running sync handlers at once (MLKUBE_MAX_WORKERS); the API client keeps as
     many connections (handlers/clients.py)."""
-    return max(1, int(os.environ.get("MLKUBE_MAX_WORKERS", "8")))
+    return max(1, int(os.environ.get("MLKUBE_MAX_WORKERS", str(DEFAULT_WORKERS))))
 
 
 @kopf.on.login()

@@ -73,7 +73,40 @@ def test_a_steady_pass_lists_each_child_kind_once_and_gets_no_listed_child(
     assert counted.calls["list", "PodDisruptionBudget"] == 1
     assert counted.calls["list", "HorizontalPodAutoscaler"] == 1
     assert counted.calls["list", "Service"] == 1
-    assert counted.calls["list", "Deployment"] <= 2  # children, and the status's rollout view
+    assert counted.calls["list", "Deployment"] <= 2  # children, and the status view after writes
     # (No write either on a real API server: tests/integration's idle resync; this fake
     # keeps no managedFields, so apply_needed cannot tell.)
     assert not [k for k in counted.calls if k[0] in ("create", "delete")]
+
+
+def test_the_status_reads_the_passs_list_of_deployments_unless_it_wrote_one(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    """An idle pass (restart, resync) writes no Deployment, so the LIST it began with is the
+    status's view too; a pass that wrote one lists again (the status must see the write)."""
+    from mlkube.api.endpoint import OnlineEndpointSpec
+    from mlkube.builders.names import EndpointRef
+    from mlkube.controllers.endpoint_status_io import observe_workloads
+    from mlkube.controllers.pass_reads import PassReads
+
+    fake.put(endpoint_obj("credit"))
+    controller.reconcile(fake, config, NS, "credit", NOW)
+    obj = fake.stored(API_VERSION, "OnlineEndpoint", "credit", NS)
+    owner = EndpointRef(name="credit", namespace=NS, uid=obj["metadata"]["uid"])
+    spec = OnlineEndpointSpec.model_validate(obj["spec"])
+    counted = CountingKube(fake)
+    listed = counted.list("apps/v1", "Deployment", NS)
+    counted.reset()
+    healths, router = observe_workloads(counted, owner, spec, listed)
+    assert counted.calls["list", "Deployment"] == 0 and counted.calls["get", "Deployment"] == 0
+    counted.reset()
+    assert (healths, router) == observe_workloads(counted, owner, spec)
+    assert counted.calls["list", "Deployment"] == 1
+
+    reads = PassReads(fake)
+    assert reads.written_kinds == set()
+    dep = listed[0]
+    reads.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": dep["metadata"],
+                 "spec": dep["spec"]})  # fmt: skip
+    reads.delete("v1", "Service", "gone", NS)
+    assert reads.written_kinds == {("apps/v1", "Deployment"), ("v1", "Service")}

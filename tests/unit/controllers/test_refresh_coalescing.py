@@ -375,3 +375,58 @@ def test_only_a_model_turning_ready_wakes_and_is_time_stamped() -> None:
     finally:
         endpoint.record_blocked("tr", "credit", frozenset())
         endpoint.ready_seen("tr", "m", False)
+
+
+def deferred_statuses(
+    monkeypatch: pytest.MonkeyPatch, verdicts: list[str | None], newer_during: bool = False
+) -> list[int]:
+    """A fast path (Kopf's handler) that leaves generation 2's status to `TRAFFIC_STATUS`;
+    each status pass answers the next of `verdicts` (a retry message or None). With
+    `newer_during`, generation 3's fast path asks for its status while the first runs. The
+    generations the status passes were asked for, in order."""
+    asked: list[int] = []
+
+    def reconcile_change(*_: Any) -> Any:
+        return endpoint.sync.Outcome(status_for=2)
+
+    def write_traffic_status(kube: Any, config: Any, ns: str, name: str, now: str, g: int) -> Any:
+        asked.append(g)
+        if newer_during and len(asked) == 1:
+            endpoint.defer_status((ns, name), 3)  # what generation 3's fast path asks
+        message = verdicts[len(asked) - 1] if len(asked) <= len(verdicts) else None
+        return endpoint.sync.Outcome(retry_message=message, retry_delay=0.02)
+
+    monkeypatch.setattr(endpoint.traffic, "reconcile_change", reconcile_change)
+    monkeypatch.setattr(endpoint.traffic, "write_traffic_status", write_traffic_status)
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+
+    async def go() -> None:
+        await endpoint.bind_passes()
+        await asyncio.to_thread(endpoint.run_reconcile, "ts", "credit", {"traffic": {}})
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            await endpoint.drain_passes()
+            if not endpoint.status_pending(("ts", "credit")):
+                break
+        await endpoint.stop_passes()
+
+    asyncio.run(go())
+    assert not endpoint.status_pending(("ts", "credit"))
+    return asked
+
+
+def test_a_fast_path_status_is_written_after_the_handler(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert deferred_statuses(monkeypatch, [None]) == [2]
+
+
+def test_a_fast_path_status_while_routers_reload_is_looked_at_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kopf retried the handler for this before the status left it; now the status step
+    arms its own retry until the routers serve the new config."""
+    assert deferred_statuses(monkeypatch, ["routers reloading", "routers reloading"]) == [2, 2, 2]
+
+
+def test_a_change_during_a_status_pass_gets_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert deferred_statuses(monkeypatch, [None], newer_during=True) == [2, 3]
