@@ -97,11 +97,14 @@ def test_a_traffic_change_takes_the_fast_path_and_a_full_pass_then_writes_nothin
     # The handler's part: the endpoint, the ConfigMap, its apply.
     assert fast.total() == 3 and sum(fast.total(verb) for verb in WRITE_VERBS) == 1
     assert outcome.status_for is not None
-    endpoint_traffic.write_traffic_status(fast, config, namespace, EP, now, outcome.status_for)
+    uid, generation = outcome.status_for
+    endpoint_traffic.write_traffic_status(fast, config, namespace, EP, now, generation, uid)
     assert fast.calls["get", "Model"] == 0 and fast.calls["get", "Secret"] == 0
-    # With the status step after it, 8 requests: the endpoint and the ConfigMap again, router
-    # pods, Deployments (the router's among them), the status patch (a full pass: 26 with 0
-    # writes, measured here).
+    # The status step: the endpoint and the ConfigMap again, router pods, the Deployments
+    # (the router's among them, no GET of it), the status patch; a full pass: 26 requests
+    # with 0 writes, measured here.
+    assert fast.calls["get", "Deployment"] == 0, fast.calls
+    assert fast.calls["list", "Deployment"] == 1, fast.calls
     assert sum(fast.total(verb) for verb in WRITE_VERBS) == 2  # the ConfigMap, the status
     full = CountingKube(kube)
     controller.reconcile(full, config, namespace, EP, now)

@@ -85,7 +85,7 @@ class Outcome:
     models_wake: bool = False
     # A traffic fast path wrote this generation's router config and left its status to
     # `endpoint_traffic.write_traffic_status`, run after it (handlers/endpoint.py).
-    status_for: int | None = None
+    status_for: tuple[str, int] | None = None  # (uid, generation)
 
 
 def get_endpoint(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:

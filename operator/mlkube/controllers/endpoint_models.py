@@ -167,11 +167,11 @@ def repair_deployed_by(
     read_at = time.monotonic()
     models = kube.list(API_VERSION, KIND_MODEL, namespace) if model is None else []
     changed, conflicted = _repair(kube, namespace, models, _listed_users(kube, namespace, read_at))
+    first = read if model is not None else None  # the later reads start after the caller's
     for name in [model] if model is not None else conflicted:
         for _ in range(CONFLICT_RETRIES):
             read_at = time.monotonic()
-            # `read`: the Model as the caller just read it (the later reads start after it)
-            one, read = read or kube.get(API_VERSION, KIND_MODEL, name, namespace), None
+            one, first = first or kube.get(API_VERSION, KIND_MODEL, name, namespace), None
             users = _named_users(kube, namespace, index, read_at)
             done, again = _repair(kube, namespace, [one] if one is not None else [], users)
             changed += done

@@ -96,19 +96,22 @@ def reconcile_traffic(
     child = build_traffic_configmap(owner, running, config, plan.revision)
     if write_children(kube, owner, [child]):
         return None
-    return Outcome(status_for=int(meta.get("generation", 1)))
+    return Outcome(status_for=(owner.uid, int(meta.get("generation", 1))))
 
 
 def write_traffic_status(
-    kube: Kube, config: OperatorConfig, namespace: str, name: str, now: str, generation: int
-) -> Outcome:
-    """The status after a fast path wrote `generation`'s router config: what the full pass
-    would write (the routers asked, and pushed the config where behind). Nothing when the
-    endpoint is gone or past `generation` (that generation's own pass writes the status)."""
+    kube: Kube, config: OperatorConfig, namespace: str, name: str, now: str, generation: int,
+    uid: str | None = None,
+) -> Outcome:  # fmt: skip
+    """The status after a fast path wrote `generation`'s router config (of the endpoint
+    `uid`): what the full pass would write (the routers asked, and pushed the config where
+    behind). Nothing when the endpoint is gone, replaced or past `generation` (that
+    generation's own pass writes the status)."""
     kube = PassReads(kube)
     obj = get_endpoint(kube, namespace, name)
     meta = (obj or {}).get("metadata") or {}
-    if obj is None or int(meta.get("generation", 1)) != generation:
+    moved = int(meta.get("generation", 1)) != generation
+    if obj is None or moved or (uid is not None and meta.get("uid") != uid):
         return Outcome()
     try:
         spec = OnlineEndpointSpec.model_validate(obj.get("spec") or {})

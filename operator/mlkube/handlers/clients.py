@@ -9,8 +9,11 @@ from mlkube.handlers.settings import max_workers
 from mlkube.k8s import Kube
 
 # Calls from outside Kopf's handler pool share the client: asyncio.to_thread's default
-# executor (periodic loops, Deployment reactions) runs min(32, cpus + 4) threads.
-EXTRA_CONNECTIONS = min(32, (os.cpu_count() or 1) + 4)
+# executor (periodic loops, Deployment reactions) runs min(32, cpus + 4) threads, and the
+# coalesced passes of handlers/endpoint.py their own (refreshes 4, reconciles 2, traffic
+# statuses 2).
+COALESCED_THREADS = 8
+EXTRA_CONNECTIONS = min(32, (os.cpu_count() or 1) + 4) + COALESCED_THREADS
 
 
 @functools.cache

@@ -76,9 +76,9 @@ BLOCKED: Final[dict[tuple[str, str], frozenset[str]]] = {}
 READY_SEEN: Final[dict[tuple[str, str], float]] = {}
 # (namespace, endpoint) -> backstop reconciles armed in a row (see `backstop`).
 BACKSTOPS: Final[dict[tuple[str, str], int]] = {}
-# (namespace, endpoint) -> the generation whose router config a traffic fast path wrote and
-# whose status `TRAFFIC_STATUS` still has to write; the count of its attempts.
-STATUS_PENDING: Final[dict[tuple[str, str], tuple[int, int]]] = {}
+# (namespace, endpoint) -> (uid, generation) whose router config a traffic fast path wrote
+# and whose status `TRAFFIC_STATUS` still has to write, and the count of its attempts.
+STATUS_PENDING: Final[dict[tuple[str, str], tuple[str, int, int]]] = {}
 _BLOCKED_GUARD: Final = threading.Lock()
 
 
@@ -196,28 +196,30 @@ RECONCILES: Final = Coalesced("reconcile", reconcile_key, 0.0, report_failure("r
 
 def traffic_status_key(key: tuple[str, str], since: float) -> None:
     """The status of a traffic change whose router config the fast path wrote (after it, in
-    `TRAFFIC_STATUS`'s threads): the routers' configs first, the bookkeeping behind them."""
+    `TRAFFIC_STATUS`'s threads): the routers' configs first, the bookkeeping behind them.
+    Under the endpoint's lock but not as a pass that covers refreshes (`endpoint_pass`): it
+    may write nothing (the endpoint moved on), and a refresh it skipped would be lost."""
     with _BLOCKED_GUARD:
         pending = STATUS_PENDING.get(key)
     if pending is None:
         return
-    generation, attempt = pending
-    with reconciling(KIND_ONLINE_ENDPOINT), endpoint_pass(*key):
+    uid, generation, attempt = pending
+    with reconciling(KIND_ONLINE_ENDPOINT), endpoint_lock(*key):
         outcome = traffic.write_traffic_status(
-            kube(), operator_config(), *key, now_iso(), generation
+            kube(), operator_config(), *key, now_iso(), generation, uid
         )
     post_events(outcome)
-    with _BLOCKED_GUARD:
+    with _BLOCKED_GUARD:  # held while asking: requests reach the loop in the entries' order
         if STATUS_PENDING.get(key) != pending:
-            return  # a newer change asked meanwhile: its request runs (coalesced) after this
+            return  # a newer change asked meanwhile, or a full pass wrote the status
         if outcome.retry_message is None:
             del STATUS_PENDING[key]
             return
-        STATUS_PENDING[key] = (generation, attempt + 1)
-    # Routers still loading the new config (nothing fires when they do): look again, backing
-    # off as Kopf's retry of the handler did.
-    delay = min(outcome.retry_delay * 2 ** min(attempt, 6), MAX_RETRY_DELAY)
-    TRAFFIC_STATUS.request_later(key, delay, status_pending)
+        STATUS_PENDING[key] = (uid, generation, attempt + 1)
+        # Routers still loading the new config (nothing fires when they do): look again,
+        # backing off as Kopf's retry of the handler did.
+        delay = min(outcome.retry_delay * 2 ** min(attempt, 6), MAX_RETRY_DELAY)
+        TRAFFIC_STATUS.request_later(key, delay, status_pending)
 
 
 def status_pending(key: tuple[str, str]) -> bool:
@@ -226,15 +228,28 @@ def status_pending(key: tuple[str, str]) -> bool:
 
 
 def retry_traffic_status(key: tuple[str, str], err: Exception) -> None:
+    """The status step failed (the API server): again later, backing off."""
     report_failure("traffic status")(key, err)
-    TRAFFIC_STATUS.request_later(key, API_ERROR_DELAY, status_pending)
-
-
-def defer_status(key: tuple[str, str], generation: int) -> None:
-    """Ask for the status of `generation` after its fast path (from any thread)."""
     with _BLOCKED_GUARD:
-        STATUS_PENDING[key] = (generation, 0)
-    TRAFFIC_STATUS.request_later(key, 0.0, status_pending)
+        pending = STATUS_PENDING.get(key)
+        if pending is None:
+            return
+        uid, generation, attempt = pending
+        STATUS_PENDING[key] = (uid, generation, attempt + 1)
+        delay = min(API_ERROR_DELAY * 2 ** min(attempt, 6), MAX_RETRY_DELAY)
+        TRAFFIC_STATUS.request_later(key, delay, status_pending)
+
+
+def settle_status(key: tuple[str, str], status_for: tuple[str, int] | None) -> None:
+    """After a pass, under the endpoint's lock: a fast path's (uid, generation) whose status
+    is still to be written is asked for; any other pass wrote the status of the generation
+    it read, which is at least that of a pending step, so that step has nothing left to do."""
+    with _BLOCKED_GUARD:
+        if status_for is None:
+            STATUS_PENDING.pop(key, None)
+            return
+        STATUS_PENDING[key] = (*status_for, 0)
+        TRAFFIC_STATUS.request_later(key, 0.0, status_pending)
 
 
 # Fewer threads than Kopf's handlers: in a burst of traffic changes the handlers (router
@@ -283,6 +298,7 @@ def run_reconcile(
                 outcome = traffic.reconcile_change(
                     kube(), operator_config(), namespace, name, now_iso(), old_spec
                 )
+                settle_status((namespace, name), outcome.status_for)
             if not record_blocked(namespace, name, outcome.waiting_for, began):
                 break  # else a Model it read turned Ready meanwhile: again, with it Ready
     except (ApiError, ControllerError) as err:
@@ -291,8 +307,6 @@ def run_reconcile(
         backstop((namespace, name), models_only=outcome.models_wake)
     else:
         forget_backstop((namespace, name))
-    if outcome.status_for is not None:
-        defer_status((namespace, name), outcome.status_for)
     post_events(outcome)
     return outcome
 

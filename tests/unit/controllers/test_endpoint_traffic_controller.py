@@ -74,7 +74,8 @@ def test_a_traffic_change_writes_the_configmap_and_status_only(
     assert router_doc(fake)["revision"] == revision + 1
     # The handler's path writes the ConfigMap only; the status is left for after it.
     assert [(v, k[1]) for v, k in fake.writes] == [("apply", "ConfigMap")]
-    assert outcome.status_for == 2 and outcome.events == []
+    assert outcome.status_for is not None and outcome.status_for[1] == 2
+    assert outcome.events == []
     assert fake.stored(*KEY[:2], "credit", NS)["status"]["observedGeneration"] == 1
     outcome = traffic.write_traffic_status(counted, config, NS, "credit", NOW, 2)
     assert sorted({(v, k[1]) for v, k in fake.writes}) == [
@@ -109,7 +110,7 @@ def test_two_changes_before_the_pass_write_the_latest(
     # The pass of the first change reads the live endpoint: it writes the second's split,
     # and the status step writes the status of the generation it read.
     first = traffic.reconcile_traffic(fake, config, NS, "credit", NOW, old)
-    assert first is not None and first.status_for == 3
+    assert first is not None and first.status_for is not None and first.status_for[1] == 3
     assert router_doc(fake)["traffic"] == {"blue": 0, "green": 100}
     traffic.write_traffic_status(fake, config, NS, "credit", NOW, 3)
     written = router_doc(fake)
@@ -160,14 +161,21 @@ def test_the_status_step_leaves_a_newer_generation_to_its_own_pass(
     fake: FakeKube, config: OperatorConfig
 ) -> None:
     """A change that came after the fast path read the endpoint: the status step does not
-    claim it observed that generation (its ConfigMap may not be written yet)."""
+    claim it observed that generation (its ConfigMap may not be written yet); nor does it
+    write for an endpoint of the same name that replaced the one changed."""
     old = applied(fake, config)
     change_spec(fake, traffic={"blue": 20, "green": 80})
     outcome = traffic.reconcile_traffic(fake, config, NS, "credit", NOW, old)
-    assert outcome is not None and outcome.status_for == 2
+    assert outcome is not None and outcome.status_for is not None
+    uid, generation = outcome.status_for
+    assert generation == 2
+    assert (
+        traffic.write_traffic_status(fake, config, NS, "credit", NOW, 2, "other-uid").subject
+        is None
+    )
     change_spec(fake, traffic={"blue": 0, "green": 100})
     fake.writes.clear()
-    assert traffic.write_traffic_status(fake, config, NS, "credit", NOW, 2).events == []
+    assert traffic.write_traffic_status(fake, config, NS, "credit", NOW, 2, uid).events == []
     assert fake.writes == []
     assert fake.stored(*KEY[:2], "credit", NS)["status"]["observedGeneration"] == 1
     fake.delete(*KEY[:2], "credit", NS)

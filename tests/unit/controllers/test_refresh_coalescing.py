@@ -387,12 +387,14 @@ def deferred_statuses(
     asked: list[int] = []
 
     def reconcile_change(*_: Any) -> Any:
-        return endpoint.sync.Outcome(status_for=2)
+        return endpoint.sync.Outcome(status_for=("uid", 2))
 
-    def write_traffic_status(kube: Any, config: Any, ns: str, name: str, now: str, g: int) -> Any:
+    def write_traffic_status(*args: Any) -> Any:
+        ns, name, g, uid = args[2], args[3], args[5], args[6]
+        assert uid == "uid"
         asked.append(g)
         if newer_during and len(asked) == 1:
-            endpoint.defer_status((ns, name), 3)  # what generation 3's fast path asks
+            endpoint.settle_status((ns, name), ("uid", 3))  # what generation 3's fast path asks
         message = verdicts[len(asked) - 1] if len(asked) <= len(verdicts) else None
         return endpoint.sync.Outcome(retry_message=message, retry_delay=0.02)
 
@@ -430,3 +432,40 @@ def test_a_fast_path_status_while_routers_reload_is_looked_at_again(
 
 def test_a_change_during_a_status_pass_gets_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     assert deferred_statuses(monkeypatch, [None], newer_during=True) == [2, 3]
+
+
+def test_a_status_step_that_writes_nothing_loses_no_refresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stale status step (the endpoint moved on: nothing observed, nothing written) is not a
+    pass that covers the Deployment events before it: their refresh still runs."""
+    refreshed: list[str] = []
+    monkeypatch.setattr(
+        endpoint.traffic, "write_traffic_status", lambda *_: endpoint.sync.Outcome()
+    )
+    monkeypatch.setattr(
+        endpoint.sync,
+        "refresh_status",
+        lambda *a: refreshed.append(a[3]) or endpoint.sync.Outcome(),
+    )
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+    key = ("stale", "credit")
+    asked = time.monotonic()  # a Deployment event before the step
+    endpoint.STATUS_PENDING[key] = ("uid", 2, 0)
+    endpoint.traffic_status_key(key, asked)
+    assert not endpoint.status_pending(key)
+    endpoint.refresh_key(key, asked)
+    assert refreshed == ["credit"]
+
+
+def test_a_full_pass_leaves_no_status_step_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full pass wrote the status of the generation it read (at least the fast path's):
+    the pending step has nothing left to write."""
+    monkeypatch.setattr(endpoint.traffic, "reconcile_change", lambda *_: endpoint.sync.Outcome())
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+    key = ("full", "credit")
+    endpoint.STATUS_PENDING[key] = ("uid", 2, 1)
+    endpoint.run_reconcile(*key)
+    assert not endpoint.status_pending(key)
