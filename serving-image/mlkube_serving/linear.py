@@ -3,8 +3,8 @@
 Why: a linear model's answer is one matrix product (~2 us), yet serving it through an
 onnxruntime session cost ~10 us more server CPU per one-row request (34.4 against 24.6 us, a
 third of the request; docs/benchmarks/serving.md), and scikit-learn's input checks cost more
-than the session. numpy evaluates the
-expression scikit-learn does, `X @ coef_.T + intercept_`, on the same float64 rows, so labels
+than the session. numpy evaluates the expression scikit-learn does,
+`X @ coef_.T + intercept_`, on the same float64 rows, so labels
 are scikit-learn's exactly (onnxruntime's float32 could flip a label near the boundary).
 Probabilities follow the formula scikit-learn used on the sample (expit or softmax, which
 depends on its version and the model) and must agree within PROBA_ATOL, or the model is left to

@@ -62,13 +62,14 @@ def _needs_pods(health: WorkloadHealth | None) -> TypeGuard[WorkloadHealth]:
     return health is not None and not health.available and health.failure is None
 
 
+def _by_name(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects}
+
+
 def _live_deployments(kube: Kube, owner: EndpointRef) -> dict[str, dict[str, Any]]:
     """The endpoint's Deployments (model servers and router) by name: one labelled LIST."""
     selector = selector_string(endpoint_selector(owner.name))
-    return {
-        d["metadata"]["name"]: d
-        for d in kube.list("apps/v1", "Deployment", owner.namespace, label_selector=selector)
-    }
+    return _by_name(kube.list("apps/v1", "Deployment", owner.namespace, label_selector=selector))
 
 
 def observe_deployments(
@@ -116,10 +117,7 @@ def observe_workloads(
     the router is among them, so a status costs no GET of it (issue 15: one request fewer
     per traffic change, ~1,000 at 1,000 endpoints). `listed`: that LIST as this pass made it
     already, when it wrote no Deployment since (an idle pass: a restart's, a resync's)."""
-    if listed is None:
-        live = _live_deployments(kube, owner)
-    else:
-        live = {d["metadata"]["name"]: d for d in listed}
+    live = _live_deployments(kube, owner) if listed is None else _by_name(listed)
     return observe_deployments(kube, owner, spec, live), observe_router(kube, owner, spec, live)
 
 

@@ -203,7 +203,7 @@ def traffic_status_key(key: tuple[str, str], since: float) -> None:
         pending = STATUS_PENDING.get(key)
     if pending is None:
         return
-    uid, generation, attempt = pending
+    uid, generation, _ = pending
     with reconciling(KIND_ONLINE_ENDPOINT), endpoint_lock(*key):
         outcome = traffic.write_traffic_status(
             kube(), operator_config(), *key, now_iso(), generation, uid
@@ -215,11 +215,18 @@ def traffic_status_key(key: tuple[str, str], since: float) -> None:
         if outcome.retry_message is None:
             del STATUS_PENDING[key]
             return
-        STATUS_PENDING[key] = (uid, generation, attempt + 1)
         # Routers still loading the new config (nothing fires when they do): look again,
         # backing off as Kopf's retry of the handler did.
-        delay = min(outcome.retry_delay * 2 ** min(attempt, 6), MAX_RETRY_DELAY)
-        TRAFFIC_STATUS.request_later(key, delay, status_pending)
+        _status_again(key, pending, outcome.retry_delay)
+
+
+def _status_again(key: tuple[str, str], pending: tuple[str, int, int], first: float) -> None:
+    """Count an attempt of `pending` and ask for the step again, `first` s doubling to
+    MAX_RETRY_DELAY. Under `_BLOCKED_GUARD`: requests reach the loop in the entries' order."""
+    uid, generation, attempt = pending
+    STATUS_PENDING[key] = (uid, generation, attempt + 1)
+    delay = min(first * 2 ** min(attempt, 6), MAX_RETRY_DELAY)
+    TRAFFIC_STATUS.request_later(key, delay, status_pending)
 
 
 def status_pending(key: tuple[str, str]) -> bool:
@@ -232,12 +239,8 @@ def retry_traffic_status(key: tuple[str, str], err: Exception) -> None:
     report_failure("traffic status")(key, err)
     with _BLOCKED_GUARD:
         pending = STATUS_PENDING.get(key)
-        if pending is None:
-            return
-        uid, generation, attempt = pending
-        STATUS_PENDING[key] = (uid, generation, attempt + 1)
-        delay = min(API_ERROR_DELAY * 2 ** min(attempt, 6), MAX_RETRY_DELAY)
-        TRAFFIC_STATUS.request_later(key, delay, status_pending)
+        if pending is not None:
+            _status_again(key, pending, API_ERROR_DELAY)
 
 
 def settle_status(key: tuple[str, str], status_for: tuple[str, int] | None) -> None:
