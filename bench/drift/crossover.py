@@ -163,14 +163,16 @@ def report_flushes(model: str, files: list[Path]) -> None:
     by_rate: dict[float, list[list[float]]] = {}
     for file in files:
         if file.exists():
-            for rate, cpu, held in json.loads(file.read_text()):
-                by_rate.setdefault(rate, []).append([cpu / 1e3, held])
+            for rate, cpu, held, *failed in json.loads(file.read_text()):
+                by_rate.setdefault(rate, []).append([cpu / 1e3, held, sum(failed)])
     for rate, rows in sorted(by_rate.items()):
         cpu = sorted(r[0] for r in rows)
         held = median(r[1] for r in rows)
+        failed = sum(r[2] for r in rows)
         print(
             f"  {model} hook at {rate:g}: {len(rows)} flushes of ~{held:.0f} samples, CPU per "
-            f"flush median {median(cpu):.0f} us, p90 {cpu[(9 * len(cpu)) // 10]:.0f} us"
+            f"flush median {median(cpu):.0f} us, p90 {cpu[(9 * len(cpu)) // 10]:.0f} us; "
+            f"{failed:.0f} not delivered (ring full)"
         )
 
 

@@ -85,17 +85,18 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
         ByteLane.body = timed_body  # type: ignore[method-assign]
     except ImportError:  # another checkout's hook (PYTHONPATH), before the byte lane
         pass
-    flushes: list[tuple[float, int, int]] = []  # (rate, CPU ns, samples held)
+    flushes: list[tuple[float, int, int, int]] = []  # (rate, CPU ns, held, not delivered)
     flush = DriftHook.flush
 
     async def timed_flush(self: Any, seal: bool = True) -> bool:
         """The sender's whole flush, timed on the loop's thread (the spool's put does not
-        yield, so its thread time is the flush's own CPU)."""
+        yield, so its thread time is the flush's own CPU). A flush that did not deliver
+        (the ring full: the sidecar behind) is recorded too: the bench must say so."""
         held = self.pending()
         c0 = time.thread_time_ns()
         ok = await flush(self, seal)
         if held:
-            flushes.append((self.rate, time.thread_time_ns() - c0, held))
+            flushes.append((self.rate, time.thread_time_ns() - c0, held, 0 if ok else 1))
             if len(flushes) % 20 == 0:
                 Path(out + ".flushes.tmp").write_text(json.dumps(flushes))
                 os.replace(out + ".flushes.tmp", out + ".flushes")

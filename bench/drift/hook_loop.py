@@ -64,8 +64,11 @@ def run_block(plane: Any, hook: Any, body: bytes, n: int, per_second: int,
     call = Call(plane, "m", None, body, [])
     general = v2.infer
 
+    view = memoryview(body)
+
     def infer(call: Any) -> Any:
-        return infer_plain(plane, "m", None, body, []) or general(call)
+        fresh = bytes(view)  # a new body per request, as the HTTP parser gives (a kept one costs)
+        return infer_plain(plane, "m", None, fresh, []) or general(call)
 
     since_seal = 0
     start = time.process_time_ns()

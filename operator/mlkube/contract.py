@@ -170,6 +170,8 @@ DRIFT_SAMPLES_PATH: Final = "/v1/samples"  # POST, answered 202; wire format in 
 # The model server's compact batch format (docs/drift.md); JSON stays accepted for other senders.
 DRIFT_SAMPLES_BATCH_TYPE: Final = "application/x-mlkube-drift-samples"
 DRIFT_SAMPLES_BATCH_MAGIC: Final = b"MKDS\x01"  # format name and version 1
+# Format 2: the plain V2 requests and replies themselves, parsed by the sidecar (docs/drift.md).
+DRIFT_SAMPLES_BODIES_MAGIC: Final = b"MKDS\x02"
 DRIFT_SUMMARY_PATH: Final = "/v1/summary"  # GET, polled by the operator and merged
 DRIFT_PROFILE_FORMAT_VERSION: Final = 1
 ENV_DRIFT_PROFILE: Final = "MLKUBE_DRIFT_PROFILE"

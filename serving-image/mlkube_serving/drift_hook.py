@@ -1,11 +1,13 @@
 """Send a sample of served features and predictions to the drift sidecar, off the request path.
 
-The dataplane flips the coin; a sampled request in the common case (one small input, the
-`predict` output first, the current lane's layout) costs a few identity checks, two
-`tobytes()` copies and one atomic append to a per-worker lane (`drift_lane.ByteLane`): no
-lock, no numpy call, no reference to the request kept, no encoding. Other samples are copied
-into preallocated buffers (`drift_buffers`), text ones into the JSON lane (`drift_json`). When
-all are full the sample is dropped and counted in a plain integer that the sender publishes to
+The dataplane flips the coin. A request the plain V2 shortcut answered (one FP64 JSON tensor,
+the commonest) keeps its request and reply bodies as they are, two appends to a per-worker list
+(`drift_lane.BodyLane`, `offer_plain`), and the sidecar parses them. Other sampled requests in
+the common case (one small input, the `predict` output first, the current lane's layout) cost a
+few identity checks, two `tobytes()` copies and one atomic append to a per-worker lane
+(`drift_lane.ByteLane`): no lock, no numpy call, no encoding. Other samples are copied into
+preallocated buffers (`drift_buffers`), text ones into the JSON lane (`drift_json`). When all
+are full the sample is dropped and counted in a plain integer that the sender publishes to
 `mlkube_drift_samples_send_dropped_total`. A task on the worker's loop, woken when a lane or a
 buffer is full (else after `max_delay`), joins each lane into one binary batch (raw numbers
 behind a small header, `DRIFT_SAMPLES_BATCH_TYPE`) and POSTs it, and each full buffer, to
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import random
 import threading
@@ -36,7 +39,7 @@ from mlkube_serving._http.errors import UpstreamError
 from mlkube_serving.drift_batch import Array, predictions_of
 from mlkube_serving.drift_buffers import FULL, NOT_NUMERIC, SEALED, Buffers
 from mlkube_serving.drift_json import JsonLane
-from mlkube_serving.drift_lane import MAX_LANES, ByteLane, Sample
+from mlkube_serving.drift_lane import BODY_BYTES, MAX_LANES, BodyLane, ByteLane, Sample
 from mlkube_serving.tensors import Tensor, column_names, to_feature_matrix
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,8 @@ class DriftHook:
         self._buffers = Buffers(batch_rows, buffer_bytes, max_buffers)  # the copying lane
         self._lane = ByteLane(batch_rows, max_rows)  # the current lane; unbound until a sample
         self._lanes: dict[tuple[Any, ...], ByteLane] = {}  # every bound lane (never dropped)
+        self._bodies = BodyLane(batch_rows)  # the plain shortcut's current lane (unbound)
+        self._body_lanes: dict[tuple[Any, ...], BodyLane] = {}
         self._json = JsonLane(queue_size)
         self._drops: dict[tuple[str, str], int] = {}
         self._pool: UpstreamPool | None = None
@@ -143,6 +148,50 @@ class DriftHook:
                 self._drop(model, "unencodable")
             return
         self.offer(model, feature_names, [Tensor(name, features, "FP64")], outputs, n_features)
+
+    def offer_plain(
+        self, model: str, feature_names: list[str] | None, width: int, body: bytes, reply: bytes
+    ) -> bool:
+        """Keep the plain V2 shortcut's request and reply bodies as they are (the sidecar
+        parses them): two identity checks, two lengths, two appends. False when the lane does
+        not take the sample (a body over `BODY_BYTES`, the lane full, a fifth layout): the
+        caller offers it the copying way. Never raises. On the worker's loop only."""
+        lane = self._bodies
+        if (
+            feature_names is lane.names
+            and model == lane.model
+            and len(body) <= BODY_BYTES
+            and len(reply) <= BODY_BYTES
+        ):
+            items = lane.items
+            if len(items) < lane.limit:
+                items.append(body)
+                items.append(reply)
+                if len(items) >= lane.limit:
+                    self._wake.set()  # on the loop: no self-pipe write
+                return True
+            return False
+        return self._body_lane_for(model, feature_names, width, body, reply)
+
+    def _body_lane_for(
+        self, model: str, feature_names: list[str] | None, width: int, body: bytes, reply: bytes
+    ) -> bool:
+        """Make the body lane of this layout the current one and keep the sample there (a
+        layout's first sample, or one after a switch)."""
+        if len(body) > BODY_BYTES or len(reply) > BODY_BYTES:
+            return False
+        if width < 1 or (feature_names is not None and len(feature_names) != width):
+            return False
+        with self._lock:  # `pending` and `flush` read the lanes from other threads too
+            key = (model, id(feature_names), width)
+            lane = self._body_lanes.get(key)
+            if lane is None:
+                if len(self._body_lanes) >= MAX_LANES:
+                    return False
+                lane = self._body_lanes[key] = BodyLane(self._batch_rows, model, feature_names,
+                                                        width)  # fmt: skip
+            self._bodies = lane
+        return self.offer_plain(model, feature_names, width, body, reply)
 
     def _into_lane(
         self, model: str, feature_names: list[str] | None, data: Any, out: Tensor
@@ -244,10 +293,12 @@ class DriftHook:
         """Samples held for the sender (buffers and the JSON lane)."""
         with self._lock:
             held = self._buffers.pending() + sum(len(lane.queue) for lane in self._lanes.values())
+            held += sum(len(lane.items) // 2 for lane in self._body_lanes.values())
         return held + len(self._json)
 
     def start(self) -> None:
         """Start the sender on the running event loop (the worker's)."""
+        keep_heap()
         self._pool = UpstreamPool(self._host, self._port, 1, MAX_REPLY_BYTES)
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self._run())
@@ -317,6 +368,14 @@ class DriftHook:
             if body is not None:
                 ok = await self._deliver(lane.model or "", n, body, self._batch_head, ok)
         with self._lock:
+            bodies = list(self._body_lanes.values())
+        for body_lane in bodies:
+            if not body_lane.items or not (seal or body_lane.full()):
+                continue
+            items = body_lane.take()
+            ok = await self._deliver(body_lane.model or "", len(items) // 2, body_lane.body(items),
+                                     self._batch_head, ok)  # fmt: skip
+        with self._lock:
             batches = self._buffers.take_sealed(seal)
         self.publish_drops()
         for buf in batches:
@@ -356,3 +415,31 @@ class DriftHook:
             log.warning("drift sidecar answered %s", response.status)
             return False
         return True
+
+
+HEAP_KEPT = 8 * 1024 * 1024  # freed heap glibc keeps instead of trimming (M_TRIM_THRESHOLD)
+HEAP_MMAP = 4 * 1024 * 1024  # allocations up to this come from the heap (M_MMAP_THRESHOLD)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_heap_kept = False
+
+
+def keep_heap() -> None:
+    """Let glibc keep a few MiB of freed heap (once per process; nothing elsewhere).
+
+    Why (issue 16, eighth pass): each flush builds a batch body of up to ~1 MiB and frees it.
+    With glibc's defaults, a server whose heap top is free (the numpy linear backend's) gave
+    those pages back after every flush and faulted them in again in the next one: 433 page
+    faults, ~0.9 of a flush's ~1.1 ms, against none in an onnxruntime server. Setting both
+    thresholds (setting one turns off glibc's own adjustment of the other) keeps them."""
+    global _heap_kept
+    if _heap_kept:
+        return
+    _heap_kept = True
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt): nothing to tune
+        return
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    if not (mallopt(_M_MMAP_THRESHOLD, HEAP_MMAP) and mallopt(_M_TRIM_THRESHOLD, HEAP_KEPT)):
+        log.debug("mallopt refused the drift sender's heap thresholds")

@@ -14,6 +14,9 @@ no lock (it runs on the worker's loop and in its inference thread) and a sample 
 between the two. Lanes are never dropped (at most `MAX_LANES` layouts), so a sample appended to
 a lane that stopped being the hook's current one is still sent by the next flush.
 What a lane holds is bounded: `capacity` samples of at most `HOLD_BYTES` of features.
+
+`BodyLane` is the plain V2 shortcut's cheaper lane: it keeps the request and reply bodies
+themselves and leaves their parsing to the sidecar (issue 16, eighth pass).
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from mlkube_serving.drift_batch import header_bytes, wire_dtype
+from mlkube_serving.drift_batch import bodies_batch, header_bytes, wire_dtype
 
 HOLD_BYTES = 4096  # a request's features at most this big take a lane, bigger ones the buffers
 MAX_LANES = 4  # layouts with a lane per worker; samples of others take the buffers
+BODY_BYTES = 4096  # a plain request or reply at most this big takes a body lane
 
 Sample = tuple[bytes, bytes]  # (rows, predictions) in the lane's dtypes, C order
 
@@ -107,3 +111,42 @@ class ByteLane:
         header = header_bytes(self.model, columns, len(rows), int(counts.sum()), self.width,
                               self.dtype, self.pred_dtype)  # fmt: skip
         return b"".join([header, *rows, *predictions]), len(rows), others
+
+
+class BodyLane:
+    """The plain V2 shortcut's samples of one model: each request body and reply body as they
+    crossed the wire, one after the other in a flat list. Both exist already (a classifier's
+    one-row reply is even shared), so keeping a sample is two list appends; the sidecar parses
+    them (`bodies_batch`). Measured against copying both into a preallocated slab (two
+    `bytearray` slice stores): the copy cost more than holding the bodies until the flush
+    (docs/benchmarks/drift-overhead.md, eighth pass).
+
+    Not thread-safe, and needs not be: the shortcut runs on the worker's loop only (the inline
+    lane), as does the sender that swaps the list out. Bounded: `capacity` samples (`limit`
+    items) of at most `BODY_BYTES` each (request and reply).
+    """
+
+    __slots__ = ("items", "limit", "model", "names", "width")
+
+    def __init__(
+        self, capacity: int, model: str | None = None, names: list[str] | None = None,
+        width: int = 0,
+    ) -> None:  # fmt: skip
+        self.limit = 2 * capacity
+        self.model = model
+        self.names = names  # the runtime's object: checked by identity
+        self.width = width
+        self.items: list[bytes] = []  # request 1, reply 1, request 2, ...
+
+    def full(self) -> bool:
+        return len(self.items) >= self.limit
+
+    def take(self) -> list[bytes]:
+        """The bodies held now; the lane goes on with an empty list."""
+        items, self.items = self.items, []
+        return items
+
+    def body(self, items: list[bytes]) -> bytes:
+        assert self.model is not None
+        columns = None if self.names is None else list(self.names)
+        return bodies_batch(self.model, columns, self.width, items)

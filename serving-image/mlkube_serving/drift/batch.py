@@ -27,7 +27,6 @@ DTYPES = frozenset(
     ["|b1", "|i1", "|u1"] + [f"<{kind}{size}" for kind in "iu" for size in (2, 4, 8)]
     + [f"<f{size}" for size in (2, 4, 8)]
 )  # fmt: skip
-_PREFIX = len(DRIFT_SAMPLES_BATCH_MAGIC) + 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,22 +38,44 @@ class SampleBatch:
     rows: Array  # (count, width), a view of the body
     predictions: Array | None  # (count,)
     samples: int
+    invalid: int = 0  # samples of a bodies batch that did not read (drift.bodies)
+    owned: bool = False  # the arrays are the batch's own, not views of the body
 
     @property
     def count(self) -> int:
         return int(self.rows.shape[0])
 
 
-def decode_batch(body: bytes) -> SampleBatch:
-    """Validate a batch body and view its arrays; PayloadError says what is wrong."""
-    if not body.startswith(DRIFT_SAMPLES_BATCH_MAGIC) or len(body) < _PREFIX:
-        raise PayloadError("not a samples batch (bad magic or version)")
-    (size,) = struct.unpack_from("<I", body, len(DRIFT_SAMPLES_BATCH_MAGIC))
-    end = _PREFIX + size
+BATCH_OVERHEAD_BYTES = 1024  # a decoded batch's objects besides its arrays (views, model)
+_NAME_BYTES = 8 + 49 + 64  # per column name: list slot, str object, text (longer names: rare)
+_OBJECT_BYTES = 8 + 32  # per object-array prediction: its slot and a small str or int
+
+
+def batch_held_bytes(batch: SampleBatch, body_bytes: int) -> int:
+    """What a queued batch keeps alive: the body its arrays view (version 1) or its own
+    arrays (version 2), plus its objects; the queue's byte budget counts this."""
+    held = BATCH_OVERHEAD_BYTES + _NAME_BYTES * len(batch.columns or ())
+    if not batch.owned:
+        return held + body_bytes
+    held += batch.rows.nbytes
+    predictions = batch.predictions
+    if predictions is not None:
+        held += predictions.size * (_OBJECT_BYTES if predictions.dtype.kind == "O" else
+                                    predictions.itemsize)  # fmt: skip
+    return held
+
+
+def read_header(body: bytes, magic: bytes, what: str) -> tuple[dict[str, Any], str, int]:
+    """(header, its model, where the data starts) of a batch of either version."""
+    prefix = len(magic) + 4
+    if not body.startswith(magic) or len(body) < prefix:
+        raise PayloadError(f"not a {what} (bad magic or version)")
+    (size,) = struct.unpack_from("<I", body, len(magic))
+    end = prefix + size
     if size > MAX_HEADER_BYTES or end > len(body):
         raise PayloadError(f"batch header of {size} bytes does not fit the body")
     try:
-        header = orjson.loads(body[_PREFIX:end])
+        header = orjson.loads(body[prefix:end])
     except orjson.JSONDecodeError as exc:
         raise PayloadError(f"batch header is not JSON: {exc}") from exc
     if not isinstance(header, dict):
@@ -62,16 +83,16 @@ def decode_batch(body: bytes) -> SampleBatch:
     model = header.get("model")
     if not isinstance(model, str):
         raise PayloadError("batch header 'model' must be a string")
-    count, width, samples = (_natural(header, k) for k in ("count", "width", "samples"))
+    return header, model, end
+
+
+def decode_batch(body: bytes) -> SampleBatch:
+    """Validate a batch body and view its arrays; PayloadError says what is wrong."""
+    header, model, end = read_header(body, DRIFT_SAMPLES_BATCH_MAGIC, "samples batch")
+    count, width, samples = (natural(header, k) for k in ("count", "width", "samples"))
     if width < 1:
         raise PayloadError("batch header 'width' must be at least 1")
-    columns = header.get("columns")
-    if columns is not None and (
-        not isinstance(columns, list)
-        or len(columns) != width
-        or not all(isinstance(c, str) for c in columns)
-    ):
-        raise PayloadError(f"batch header 'columns' must be null or {width} names")
+    columns = header_columns(header, width)
     rows_dtype = _dtype(header.get("rows"), "rows")
     pred_spec = header.get("predictions")
     pred_dtype = None if pred_spec is None else _dtype(pred_spec, "predictions")
@@ -89,7 +110,18 @@ def decode_batch(body: bytes) -> SampleBatch:
     return SampleBatch(model, columns, rows, predictions, samples)
 
 
-def _natural(header: dict[str, Any], key: str) -> int:
+def header_columns(header: dict[str, Any], width: int) -> list[str] | None:
+    columns = header.get("columns")
+    if columns is not None and (
+        not isinstance(columns, list)
+        or len(columns) != width
+        or not all(isinstance(c, str) for c in columns)
+    ):
+        raise PayloadError(f"batch header 'columns' must be null or {width} names")
+    return columns
+
+
+def natural(header: dict[str, Any], key: str) -> int:
     value = header.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise PayloadError(f"batch header {key!r} must be a non-negative integer")

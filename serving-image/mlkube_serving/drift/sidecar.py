@@ -34,7 +34,8 @@ from mlkube_serving._http.errors import (
     NotFound,
     PayloadTooLarge,
 )
-from mlkube_serving.drift.batch import decode_batch
+from mlkube_serving.drift.batch import batch_held_bytes
+from mlkube_serving.drift.bodies import decode_samples
 from mlkube_serving.drift.engine import DriftEngine
 from mlkube_serving.drift.errors import DriftError, PayloadError
 from mlkube_serving.drift.metrics import DEFAULT_MAX_FEATURE_SERIES, EvaluationTimes, serve_metrics
@@ -45,8 +46,6 @@ from mlkube_serving.drift.worker import DriftWorker, held_bytes
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
-BATCH_OVERHEAD_BYTES = 1024  # a decoded batch's objects besides its body (array views, model)
-_NAME_BYTES = 8 + 49 + 64  # per column name: list slot, str object, text (longer names: rare)
 _ACCEPTED = orjson.dumps({"accepted": True})
 
 
@@ -128,15 +127,15 @@ class DriftApp:
             await respond_error(send, exc)
             return
         try:
-            batch = decode_batch(body)
+            batch = decode_samples(body)
         except PayloadError as exc:
             self.worker.invalid_payloads += 1
             await respond_error(send, BadRequest(str(exc)))
             return
         await respond(send, 202, _ACCEPTED)
-        # The views keep the body alive: that, plus the header's objects, is what is held.
-        held = len(body) + BATCH_OVERHEAD_BYTES + _NAME_BYTES * len(batch.columns or ())
-        self.worker.submit(batch, batch.count, held)
+        if batch.invalid:
+            self.worker.count_invalid(batch.invalid)
+        self.worker.submit(batch, batch.count, batch_held_bytes(batch, len(body)))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

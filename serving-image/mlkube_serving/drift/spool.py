@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mlkube_serving.drift.batch import DTYPES, SampleBatch, decode_batch
+from mlkube_serving.drift.batch import BATCH_OVERHEAD_BYTES, DTYPES, SampleBatch, batch_held_bytes
+from mlkube_serving.drift.bodies import decode_samples
 from mlkube_serving.drift.errors import PayloadError
 from mlkube_serving.drift.worker import held_bytes
 from mlkube_serving.drift_ring import BATCH_RECORD, JSON_RECORD, Record, RingReader, ring_files
@@ -29,8 +30,6 @@ from mlkube_serving.drift_ring import BATCH_RECORD, JSON_RECORD, Record, RingRea
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 0.1
-BATCH_OVERHEAD_BYTES = 1024  # a batch's objects besides its arrays (as the HTTP path counts)
-_NAME_BYTES = 8 + 49 + 64  # per column name (as the HTTP path counts)
 
 Submit = Callable[[object, int, int], object]  # DriftWorker.submit(payload, rows, size)
 
@@ -85,9 +84,10 @@ class SpoolReader:
         """A binary batch or a JSON body, checked and queued as the HTTP handlers do."""
         try:
             if kind == BATCH_RECORD:
-                batch = decode_batch(body)
-                held = len(body) + BATCH_OVERHEAD_BYTES + _NAME_BYTES * len(batch.columns or ())
-                self._submit(batch, batch.count, held)
+                batch = decode_samples(body)
+                if batch.invalid:
+                    self._on_invalid(batch.invalid)
+                self._submit(batch, batch.count, batch_held_bytes(batch, len(body)))
                 self.batches += 1
                 return batch.count
             payload = orjson.loads(body)

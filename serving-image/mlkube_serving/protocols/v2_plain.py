@@ -83,15 +83,25 @@ def infer_plain(
         outputs = predict(features)
     except Exception:  # the general path runs it again and answers the error
         return None
+    reply = _answer(entry.name, entry.version, request_id, outputs)
     sink = dataplane.sink
     if sink is not None and sink.coin() < sink.rate:
-        rows = getattr(sink, "offer_rows", None)  # the drift hook's cheaper lane for this shape
-        if rows is not None:
-            rows(entry.name, runtime.feature_names, name, features, outputs, runtime.n_features)
-        else:
-            sink.offer(entry.name, runtime.feature_names, [Tensor(name, features, "FP64")],
-                       outputs, runtime.n_features)  # fmt: skip
-    return Reply(200, _answer(entry.name, entry.version, request_id, outputs))
+        keep = getattr(sink, "offer_plain", None)  # the drift hook's body lane
+        if keep is None or not keep(entry.name, runtime.feature_names, width, body, reply):
+            _offer(sink, entry.name, runtime.feature_names, name, features, outputs, width)
+    return Reply(200, reply)
+
+
+def _offer(
+    sink: Any, model: str, names: list[str] | None, name: str, features: np.ndarray[Any, Any],
+    outputs: list[Tensor], width: int,
+) -> None:  # fmt: skip
+    """A sample the body lane did not take, by its rows (`offer_rows`) or as a tensor."""
+    by_rows = getattr(sink, "offer_rows", None)
+    if by_rows is not None:
+        by_rows(model, names, name, features, outputs, width)
+    else:
+        sink.offer(model, names, [Tensor(name, features, "FP64")], outputs, width)
 
 
 def _answer(

@@ -18,7 +18,7 @@ import requests
 
 from mlkube.contract import DRIFT_SAMPLES_BATCH_TYPE
 from mlkube.devcluster.procs import free_port
-from mlkube_serving.drift.batch import decode_batch
+from mlkube_serving.drift.bodies import decode_samples
 from support.serving import ServerProcess, make_data, v2_body
 
 
@@ -33,7 +33,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["content-length"]))
         if self.headers["content-type"] == DRIFT_SAMPLES_BATCH_TYPE:
-            batch = decode_batch(body)
+            batch = decode_samples(body)  # either version: the plain request sends bodies
             assert batch.predictions is not None
             rows, predictions = batch.rows.tolist(), batch.predictions.tolist()
             decoded = {"model": batch.model, "columns": batch.columns, "rows": rows,

@@ -36,3 +36,20 @@ def profile(train_columns: dict[str, npt.NDArray[Any]]) -> dict[str, Any]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def tabular_profile() -> dict[str, Any]:
+    """Two numeric features, one integer-coded categorical one and a class prediction (the
+    binary batches' tests: rows of numbers as the model server sends them)."""
+    rng = np.random.default_rng(0)
+    n = 5000
+    columns = {
+        "x0": rng.normal(size=n),
+        "x1": rng.uniform(0, 10, size=n),
+        "kind": rng.integers(0, 4, size=n),
+        "label": rng.integers(0, 2, size=n),
+    }
+    built = build_profile(columns, window_size=200, prediction_column="label",
+                          categorical=["kind"], bootstrap_windows=20)  # fmt: skip
+    return load_profile(profile_to_bytes(built))

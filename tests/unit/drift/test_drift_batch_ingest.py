@@ -19,7 +19,6 @@ from mlkube.contract import DRIFT_SAMPLES_BATCH_MAGIC, DRIFT_SAMPLES_BATCH_TYPE
 from mlkube_serving.drift.batch import decode_batch
 from mlkube_serving.drift.engine import DriftEngine
 from mlkube_serving.drift.errors import PayloadError
-from mlkube_serving.drift.profile import build_profile, load_profile, profile_to_bytes
 from mlkube_serving.drift.sidecar import DriftApp
 from mlkube_serving.drift.worker import DriftWorker
 from mlkube_serving.drift_hook import DriftHook
@@ -58,25 +57,9 @@ GOOD = {"model": "m", "columns": None, "samples": 1, "count": 2, "width": 2, "ro
 GOOD_DATA = np.arange(4, dtype="<f8").tobytes() + np.arange(2, dtype="<i8").tobytes()
 
 
-@pytest.fixture(scope="module")
-def small_profile() -> dict[str, Any]:
-    """Two numeric features, one integer-coded categorical one and a class prediction."""
-    rng = np.random.default_rng(0)
-    n = 5000
-    columns = {
-        "x0": rng.normal(size=n),
-        "x1": rng.uniform(0, 10, size=n),
-        "kind": rng.integers(0, 4, size=n),
-        "label": rng.integers(0, 2, size=n),
-    }
-    built = build_profile(columns, window_size=200, prediction_column="label",
-                          categorical=["kind"], bootstrap_windows=20)  # fmt: skip
-    return load_profile(profile_to_bytes(built))
-
-
 @pytest.fixture
-def worker(small_profile: dict[str, Any]) -> Iterator[DriftWorker]:
-    w = DriftWorker(DriftEngine(small_profile), eval_interval=0.05)
+def worker(tabular_profile: dict[str, Any]) -> Iterator[DriftWorker]:
+    w = DriftWorker(DriftEngine(tabular_profile), eval_interval=0.05)
     yield w
     w.stop()
 
@@ -130,7 +113,7 @@ def test_the_sidecar_answers_400_with_the_reason(worker: DriftWorker) -> None:
 
 
 def test_batches_window_exactly_like_the_same_rows_in_json(
-    small_profile: dict[str, Any],
+    tabular_profile: dict[str, Any],
 ) -> None:
     """Same rows, same codes: numbers, integer-coded categories, predictions, out-of-order
     and unknown columns, NaN as null."""
@@ -141,7 +124,7 @@ def test_batches_window_exactly_like_the_same_rows_in_json(
     labels = rng.integers(0, 3, 50)
     names = ["kind", "x0", "x1", "extra"]
     [body] = hook_bodies([(rows[:20], labels[:20], names), (rows[20:], labels[20:], names)])
-    via_batch, via_json = DriftEngine(small_profile), DriftEngine(small_profile)
+    via_batch, via_json = DriftEngine(tabular_profile), DriftEngine(tabular_profile)
     via_batch.ingest(decode_batch(body))
     json_rows = [[None if v != v else v for v in row] for row in rows.tolist()]
     via_json.ingest({"model": "m", "columns": names, "rows": json_rows,

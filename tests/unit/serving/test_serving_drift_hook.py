@@ -7,6 +7,7 @@ import threading
 import tracemalloc
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -16,7 +17,8 @@ import pytest
 from mlkube.contract import DRIFT_SAMPLES_BATCH_TYPE
 from mlkube_serving import metrics
 from mlkube_serving.dataplane import DataPlane, ModelEntry
-from mlkube_serving.drift.batch import SampleBatch, decode_batch
+from mlkube_serving.drift.batch import SampleBatch
+from mlkube_serving.drift.bodies import decode_samples
 from mlkube_serving.drift_hook import DriftHook
 from mlkube_serving.drift_lane import HOLD_BYTES
 from mlkube_serving.runtimes.base import ModelRuntime
@@ -41,7 +43,7 @@ def capture(posted: Posted) -> Callable[[bytes, bytes], Any]:
 
     async def post(body: bytes, head: bytes) -> bool:
         if DRIFT_SAMPLES_BATCH_TYPE.encode() in head:
-            posted.append((head, decode_batch(body)))
+            posted.append((head, decode_samples(body)))
         else:
             posted.append((head, orjson.loads(body)))
         return True
@@ -303,7 +305,7 @@ def test_offers_from_threads_are_all_accounted(monkeypatch: pytest.MonkeyPatch) 
     sent: list[int] = []
 
     async def post(body: bytes, head: bytes) -> bool:
-        sent.append(decode_batch(body).samples)
+        sent.append(decode_samples(body).samples)
         return True
 
     monkeypatch.setattr(hook, "_post", post)
@@ -425,3 +427,60 @@ def test_views_of_bigger_arrays_are_copied_not_held(monkeypatch: pytest.MonkeyPa
     assert body() is None
     asyncio.run(hook.flush())
     assert batches(posted)[0].rows.tolist() == [[0.0, 1.0, 2.0]]
+
+
+REQUEST, REPLY = b'{"inputs": [{"data": [[1.0, 2.0, 3.0]]}]}', b'{"outputs": [{"data": [1]}]}'
+
+
+def test_the_body_lane_keeps_bodies_until_full_then_wakes_the_sender() -> None:
+    """`offer_plain`: the bodies themselves, up to the lane's capacity (then False: the
+    caller takes the copying way); a full lane wakes the sender, a partial one waits for the
+    seal, and each flush takes only what it held."""
+    hook = DriftHook(URL, 1.0, batch_rows=3)
+    posted: Posted = []
+    hook._post = capture(posted)  # type: ignore[method-assign]
+    names = ["a", "b", "c"]
+    assert hook.offer_plain("m", names, 3, REQUEST, REPLY)
+    assert hook.pending() == 1 and not hook._wake.is_set()
+    asyncio.run(hook.flush(seal=False))
+    assert posted == []  # partial: waits for the seal
+    assert hook.offer_plain("m", names, 3, REQUEST, REPLY)
+    assert hook.offer_plain("m", names, 3, REQUEST, REPLY)
+    assert hook._wake.is_set()  # full
+    assert not hook.offer_plain("m", names, 3, REQUEST, REPLY)  # no room: the caller copies
+    assert not hook.offer_plain("m", names, 3, b" " * 5000, REPLY)  # too big to keep
+    asyncio.run(hook.flush(seal=False))
+    [batch] = batches(posted)
+    assert (batch.model, batch.columns, batch.samples) == ("m", names, 3)
+    assert batch.rows.tolist() == [[1.0, 2.0, 3.0]] * 3 and hook.pending() == 0
+
+
+def test_body_lanes_follow_the_layout_up_to_max_lanes() -> None:
+    """A model or column list switch binds another lane; a fifth layout is refused (the
+    copying way takes it); a width that does not match the names is refused too."""
+    hook = DriftHook(URL, 1.0)
+    layouts = [(f"m{i}", [f"x{i}", "y", "z"]) for i in range(5)]
+    for model, names in layouts[:4]:
+        assert hook.offer_plain(model, names, 3, REQUEST, REPLY)
+    assert not hook.offer_plain(*layouts[4], 3, REQUEST, REPLY)
+    assert not hook.offer_plain("m0", ["only", "two"], 3, REQUEST, REPLY)
+    assert hook.offer_plain(*layouts[0], 3, REQUEST, REPLY)  # back to the first: its lane
+    assert len(hook._body_lanes) == 4 and hook.pending() == 5
+
+
+def test_the_sender_keeps_freed_heap_and_a_spool_retries_soon(tmp_path: Path) -> None:
+    """The heap thresholds are set once and never raise (glibc or not); a spool hook retries
+    a full ring after about the sidecar's poll, not the POST path's second."""
+    from mlkube_serving import drift_hook
+    from mlkube_serving.drift_spool import RING_BACKOFF, SpoolHook
+
+    drift_hook.keep_heap()
+    drift_hook.keep_heap()
+    assert drift_hook._heap_kept
+    assert DriftHook(URL, 1.0)._backoff == 1.0
+    hooks = [SpoolHook(URL, 1.0, str(tmp_path)), SpoolHook(URL, 1.0, str(tmp_path), backoff=2.0)]
+    try:
+        assert [h._backoff for h in hooks] == [RING_BACKOFF, 2.0] and RING_BACKOFF < 1.0
+    finally:
+        for hook in hooks:
+            hook.ring.close()

@@ -4,6 +4,7 @@ is left to the general path. Real models (ONNX-accelerated and plain scikit-lear
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from sklearn.linear_model import LinearRegression
 
 from mlkube_serving import app as app_module
 from mlkube_serving.dataplane import DataPlane
+from mlkube_serving.drift.bodies import decode_samples
 from mlkube_serving.drift_hook import DriftHook
+from mlkube_serving.drift_lane import BODY_BYTES
 from mlkube_serving.errors import ServingError, render_error
 from mlkube_serving.protocols import Call, Reply, v2, v2_plain
 from mlkube_serving.protocols.v2_plain import infer_plain
@@ -255,11 +258,45 @@ def test_the_app_records_plain_answers_and_keeps_payload_logging_on_the_general_
     assert again.body == reply.body and len(shortcut) == 1 and seen[-1] == ("recorded",)
 
 
-def test_the_drift_hook_keeps_the_same_samples_through_its_row_lane(dataplane: DataPlane) -> None:
-    """`DriftHook.offer_rows` (the shortcut's) against `offer` (the general path's): the same
-    bytes in the same lanes, across lane switches (forest labels, then regressor floats)."""
+class Captured(DriftHook):
+    """A drift hook whose deliveries are kept (bodies as the sidecar would receive them)."""
+
+    def __init__(self) -> None:
+        super().__init__("http://127.0.0.1:9", 1.0, coin=lambda: 0.0)
+        self.sent: list[bytes] = []
+
+    async def _post(self, body: bytes, head: bytes) -> bool:
+        self.sent.append(body)
+        return True
+
+
+def received(hook: Captured) -> dict[str, tuple[Any, Any, int]]:
+    """Per model, what the sidecar reads from the hook's deliveries: rows, predictions and
+    samples, in order."""
+    asyncio.run(hook.flush())
+    seen: dict[str, list[Any]] = {}
+    for body in hook.sent:
+        batch = decode_samples(body)
+        assert batch.invalid == 0
+        seen.setdefault(batch.model, []).append(batch)
+    return {
+        model: (
+            np.concatenate([b.rows for b in batches]),
+            np.concatenate([b.predictions for b in batches]),
+            sum(b.samples for b in batches),
+        )
+        for model, batches in seen.items()
+    }
+
+
+def test_the_drift_hook_keeps_the_same_samples_through_its_body_lane(
+    dataplane: DataPlane,
+) -> None:
+    """`DriftHook.offer_plain` (the shortcut keeps the request and reply bodies) against
+    `offer` (the general path copies rows): the sidecar reads the same rows, predictions
+    and sample counts from both, across lane switches (forest labels, regressor floats)."""
     X, _ = make_data()
-    hooks = [DriftHook("http://127.0.0.1:9", 1.0, coin=lambda: 0.0) for _ in range(2)]
+    hooks = [Captured() for _ in range(2)]
     bodies = [orjson.dumps(v2_body(X[i : i + rows])) for i, rows in enumerate([1, 1, 3, 1, 2])]
     try:
         for model in ("forest", "regressor", "forest"):
@@ -270,9 +307,43 @@ def test_the_drift_hook_keeps_the_same_samples_through_its_row_lane(dataplane: D
                 general(dataplane, model, None, body, [])
     finally:
         dataplane.sink = None
-    lanes = [{key: list(lane.queue) for key, lane in hook._lanes.items()} for hook in hooks]
-    assert lanes[0] == lanes[1]
-    assert len(lanes[0]) == 2 and hooks[0].pending() == hooks[1].pending() == 15
+    assert len(hooks[0]._body_lanes) == 2 and not hooks[0]._lanes  # every sample as bodies
+    assert hooks[0].pending() == hooks[1].pending() == 15
+    plain, copied = received(hooks[0]), received(hooks[1])
+    assert plain.keys() == copied.keys() == {"forest", "regressor"}
+    for model, (rows, predictions, samples) in plain.items():
+        want_rows, want_predictions, want_samples = copied[model]
+        twice = model == "forest"  # offered twice as often
+        assert samples == want_samples == (10 if twice else 5)
+        assert rows.shape == (16 if twice else 8, N_FEATURES)
+        assert np.array_equal(rows, want_rows)
+        assert predictions.dtype.kind == want_predictions.dtype.kind
+        assert np.array_equal(predictions, want_predictions)
+
+
+def test_a_sample_the_body_lane_does_not_take_goes_the_copying_way(
+    dataplane: DataPlane,
+) -> None:
+    """A body over `BODY_BYTES` or a full body lane: the sample still reaches the sidecar
+    (through the row lane), nothing is lost or doubled."""
+    X, _ = make_data()
+    hook = Captured()
+    one, many = (orjson.dumps(v2_body(X[:rows])) for rows in (1, 20))
+    assert len(many) > BODY_BYTES >= len(one)
+    dataplane.sink = hook
+    try:
+        assert infer_plain(dataplane, "forest", None, one, []) is not None
+        assert infer_plain(dataplane, "forest", None, many, []) is not None
+        lane = hook._bodies
+        lane.limit = 2  # full now
+        assert infer_plain(dataplane, "forest", None, one, []) is not None
+    finally:
+        dataplane.sink = None
+    assert len(lane.items) == 2 and hook.pending() == 3
+    rows, _, samples = received(hook)["forest"]
+    assert samples == 3  # lanes deliver in their own order: compare the rows as a set
+    expected = np.concatenate([X[:1], X[:20], X[:1]])
+    assert sorted(map(tuple, rows)) == sorted(map(tuple, expected))
 
 
 def test_a_failing_shortcut_or_metrics_call_still_answers(
