@@ -39,7 +39,14 @@ from mlkube_serving._http.errors import UpstreamError
 from mlkube_serving.drift_batch import Array, predictions_of
 from mlkube_serving.drift_buffers import FULL, NOT_NUMERIC, SEALED, Buffers
 from mlkube_serving.drift_json import JsonLane
-from mlkube_serving.drift_lane import BODY_BYTES, MAX_LANES, BodyLane, ByteLane, Sample
+from mlkube_serving.drift_lane import (
+    BODIES_BUDGET,
+    BODY_BYTES,
+    MAX_LANES,
+    BodyLane,
+    ByteLane,
+    Sample,
+)
 from mlkube_serving.tensors import Tensor, column_names, to_feature_matrix
 
 log = logging.getLogger(__name__)
@@ -153,9 +160,10 @@ class DriftHook:
         self, model: str, feature_names: list[str] | None, width: int, body: bytes, reply: bytes
     ) -> bool:
         """Keep the plain V2 shortcut's request and reply bodies as they are (the sidecar
-        parses them): two identity checks, two lengths, two appends. False when the lane does
-        not take the sample (a body over `BODY_BYTES`, the lane full, a fifth layout): the
-        caller offers it the copying way. Never raises. On the worker's loop only."""
+        parses them): two identity checks, two lengths, two appends and a byte count. False
+        when the lane does not take the sample (a body over `BODY_BYTES`, the lane full by
+        count or bytes, a fifth layout): the caller offers it the copying way. Never raises.
+        On the worker's loop only."""
         lane = self._bodies
         if (
             feature_names is lane.names
@@ -164,11 +172,13 @@ class DriftHook:
             and len(reply) <= BODY_BYTES
         ):
             items = lane.items
-            if len(items) < lane.limit:
+            held = lane.held + len(body) + len(reply)
+            if len(items) < lane.limit and held <= BODIES_BUDGET:
                 items.append(body)
                 items.append(reply)
-                if len(items) >= lane.limit:
-                    self._wake.set()  # on the loop: no self-pipe write
+                lane.held = held
+                if len(items) >= lane.limit or held > BODIES_BUDGET - 2 * BODY_BYTES:
+                    self._wake.set()  # full (BodyLane.full); on the loop: no self-pipe write
                 return True
             return False
         return self._body_lane_for(model, feature_names, width, body, reply)
@@ -417,29 +427,34 @@ class DriftHook:
         return True
 
 
-HEAP_KEPT = 8 * 1024 * 1024  # freed heap glibc keeps instead of trimming (M_TRIM_THRESHOLD)
-HEAP_MMAP = 4 * 1024 * 1024  # allocations up to this come from the heap (M_MMAP_THRESHOLD)
+HEAP_KEPT = 4 * 1024 * 1024  # freed heap glibc keeps instead of trimming (M_TRIM_THRESHOLD)
+HEAP_MMAP = 2 * 1024 * 1024  # allocations up to this come from the heap (M_MMAP_THRESHOLD)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_heap_kept = False
+_heap_kept: bool | None = None
 
 
-def keep_heap() -> None:
-    """Let glibc keep a few MiB of freed heap (once per process; nothing elsewhere).
+def keep_heap() -> bool:
+    """Let glibc keep a few MiB of freed heap; once per process. True if glibc took both.
 
-    Why (issue 16, eighth pass): each flush builds a batch body of up to ~1 MiB and frees it.
-    With glibc's defaults, a server whose heap top is free (the numpy linear backend's) gave
-    those pages back after every flush and faulted them in again in the next one: 433 page
-    faults, ~0.9 of a flush's ~1.1 ms, against none in an onnxruntime server. Setting both
-    thresholds (setting one turns off glibc's own adjustment of the other) keeps them."""
+    Why (issue 16, eighth pass): each flush builds a batch body of up to `BODIES_BUDGET` and
+    frees it. With glibc's defaults, a server whose heap top is free (the numpy linear
+    backend's) gave those pages back after every flush and faulted them in again in the next
+    one: 433 page faults, ~0.9 of a flush's ~1.1 ms, against none in an onnxruntime server.
+    Setting both thresholds (setting one turns off glibc's own adjustment of the other) keeps
+    them. The cost: up to `HEAP_KEPT` of freed memory per malloc arena stays mapped, and
+    blocks up to `HEAP_MMAP` come from the heap (docs/serving.md, drift hook)."""
     global _heap_kept
-    if _heap_kept:
-        return
-    _heap_kept = True
+    if _heap_kept is not None:
+        return _heap_kept
+    _heap_kept = False
     try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc (musl has no mallopt): nothing to tune
-        return
+        return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    if not (mallopt(_M_MMAP_THRESHOLD, HEAP_MMAP) and mallopt(_M_TRIM_THRESHOLD, HEAP_KEPT)):
+    mmap_set = mallopt(_M_MMAP_THRESHOLD, HEAP_MMAP)
+    trim_set = mallopt(_M_TRIM_THRESHOLD, HEAP_KEPT)
+    _heap_kept = bool(mmap_set and trim_set)
+    if not _heap_kept:
         log.debug("mallopt refused the drift sender's heap thresholds")
+    return _heap_kept

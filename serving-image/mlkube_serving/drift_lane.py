@@ -31,6 +31,8 @@ from mlkube_serving.drift_batch import bodies_batch, header_bytes, wire_dtype
 HOLD_BYTES = 4096  # a request's features at most this big take a lane, bigger ones the buffers
 MAX_LANES = 4  # layouts with a lane per worker; samples of others take the buffers
 BODY_BYTES = 4096  # a plain request or reply at most this big takes a body lane
+# A body lane's bytes: a batch fits a spool record (at most half the 4 MiB ring) with room.
+BODIES_BUDGET = 1024 * 1024
 
 Sample = tuple[bytes, bytes]  # (rows, predictions) in the lane's dtypes, C order
 
@@ -123,10 +125,11 @@ class BodyLane:
 
     Not thread-safe, and needs not be: the shortcut runs on the worker's loop only (the inline
     lane), as does the sender that swaps the list out. Bounded: `capacity` samples (`limit`
-    items) of at most `BODY_BYTES` each (request and reply).
+    items) of at most `BODY_BYTES` each (request and reply), and `BODIES_BUDGET` bytes in all,
+    so one batch always fits a spool record (half the ring) and the sidecar's body limit.
     """
 
-    __slots__ = ("items", "limit", "model", "names", "width")
+    __slots__ = ("held", "items", "limit", "model", "names", "width")
 
     def __init__(
         self, capacity: int, model: str | None = None, names: list[str] | None = None,
@@ -137,13 +140,16 @@ class BodyLane:
         self.names = names  # the runtime's object: checked by identity
         self.width = width
         self.items: list[bytes] = []  # request 1, reply 1, request 2, ...
+        self.held = 0  # bytes of the bodies in `items`
 
     def full(self) -> bool:
-        return len(self.items) >= self.limit
+        """No room for another sample: `limit` items, or not a biggest sample's bytes left."""
+        return len(self.items) >= self.limit or self.held > BODIES_BUDGET - 2 * BODY_BYTES
 
     def take(self) -> list[bytes]:
         """The bodies held now; the lane goes on with an empty list."""
         items, self.items = self.items, []
+        self.held = 0
         return items
 
     def body(self, items: list[bytes]) -> bytes:

@@ -9,9 +9,10 @@ moves here runs on the sidecar's own CPU budget: ~3 us a sample of 20 random FP6
 
 The framing (magic, header, the number of bodies) is checked as strictly as a version-1 batch: a
 bad one is a `PayloadError` and the whole batch is refused. The bodies were checked by the
-server's plain shortcut before it answered, so a sample that still does not read (its rows are
-not `width` wide, its reply has no output) is skipped and counted in `SampleBatch.invalid`, and
-the rest of the batch is kept.
+server's plain shortcut before it answered, so a sample whose request still does not read (not
+JSON, no input, rows not `width` wide) is skipped and counted in `SampleBatch.invalid`, and the
+rest of the batch is kept; a reply without one prediction per row leaves that sample's
+predictions null.
 """
 
 from __future__ import annotations
@@ -116,7 +117,11 @@ def _loads_all(requests: list[bytes]) -> list[Any]:
         parsed = orjson.loads(b"[" + b",".join(requests) + b"]")
     except orjson.JSONDecodeError:
         parsed = None
-    if isinstance(parsed, list) and len(parsed) == len(requests):
+    if (
+        isinstance(parsed, list)
+        and len(parsed) == len(requests)
+        and all(type(p) is dict for p in parsed)  # one object each: none split across two
+    ):
         return parsed
     return [_loads(r) for r in requests]  # a request was not one JSON value
 

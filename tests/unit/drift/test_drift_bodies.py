@@ -180,3 +180,35 @@ def test_the_sidecar_takes_bodies_over_http_and_from_the_spool(
         reader.poll()
     finally:
         worker.stop()
+
+
+def test_uniform_requests_take_the_fast_parse_and_read_the_same(
+    tabular_profile: dict[str, Any],
+) -> None:
+    """Every request two rows, replies shared and not: the batch's one-call parse gives what
+    the JSON path gives for the same rows and predictions."""
+    rng = np.random.default_rng(3)
+    rows = np.column_stack([rng.integers(0, 6, 60), rng.normal(size=60), rng.uniform(-5, 15, 60)])
+    labels = rng.integers(0, 3, 60).tolist()
+    shared = reply([1, 1])
+    samples = []
+    for i in range(0, 60, 2):
+        answer = shared if labels[i : i + 2] == [1, 1] else reply(labels[i : i + 2])
+        samples.append((request(rows[i : i + 2]), answer))
+    batch = decode_samples(hook_bodies(samples))
+    assert (batch.samples, batch.invalid, batch.count) == (30, 0, 60)
+    assert np.array_equal(batch.rows, rows) and batch.predictions is not None
+    assert batch.predictions.tolist() == labels
+    via_bodies, via_json = DriftEngine(tabular_profile), DriftEngine(tabular_profile)
+    via_bodies.ingest(batch)
+    via_json.ingest({"model": "m", "columns": NAMES, "rows": rows.tolist(), "predictions": labels})
+    assert np.array_equal(via_bodies.window.slot_counts(), via_json.window.slot_counts())
+
+
+def test_requests_that_are_not_one_object_each_are_parsed_one_by_one() -> None:
+    """Bodies whose join would still make as many values, split across the wrong requests
+    (only a hand-made sender could send them): each is parsed alone, the bad ones skipped."""
+    good = request([[1.0, 2.0, 3.0]])
+    crafted = [(b"1,2", REP), (b"[3", REP), (b"4]", REP), (good, REP)]
+    batch = decode_bodies(bodies_batch("m", None, 3, [x for pair in crafted for x in pair]))
+    assert (batch.samples, batch.invalid) == (1, 3) and batch.rows.tolist() == [[1, 2, 3]]

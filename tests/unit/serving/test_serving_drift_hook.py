@@ -469,14 +469,16 @@ def test_body_lanes_follow_the_layout_up_to_max_lanes() -> None:
 
 
 def test_the_sender_keeps_freed_heap_and_a_spool_retries_soon(tmp_path: Path) -> None:
-    """The heap thresholds are set once and never raise (glibc or not); a spool hook retries
-    a full ring after about the sidecar's poll, not the POST path's second."""
+    """glibc takes the heap thresholds (once per process; elsewhere nothing is tuned and
+    nothing raises); a spool hook retries a full ring after about the sidecar's poll, not the
+    POST path's second."""
+    import platform
+
     from mlkube_serving import drift_hook
     from mlkube_serving.drift_spool import RING_BACKOFF, SpoolHook
 
-    drift_hook.keep_heap()
-    drift_hook.keep_heap()
-    assert drift_hook._heap_kept
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert drift_hook.keep_heap() is glibc and drift_hook.keep_heap() is glibc
     assert DriftHook(URL, 1.0)._backoff == 1.0
     hooks = [SpoolHook(URL, 1.0, str(tmp_path)), SpoolHook(URL, 1.0, str(tmp_path), backoff=2.0)]
     try:
@@ -484,3 +486,25 @@ def test_the_sender_keeps_freed_heap_and_a_spool_retries_soon(tmp_path: Path) ->
     finally:
         for hook in hooks:
             hook.ring.close()
+
+
+def test_a_full_body_lane_always_fits_one_spool_record(tmp_path: Path) -> None:
+    """The lane counts its bytes: big bodies fill it before `batch_rows` samples, and what one
+    flush writes fits a record of the default ring (half of it), which takes it."""
+    from mlkube_serving.drift_lane import BODIES_BUDGET, BODY_BYTES
+    from mlkube_serving.drift_ring import DEFAULT_CAPACITY
+    from mlkube_serving.drift_spool import SpoolHook
+
+    hook = SpoolHook(URL, 1.0, str(tmp_path))
+    try:
+        body = b'{"inputs": [{"data": [' + b"1.0," * (BODY_BYTES // 4 - 10) + b"1.0]}]}"
+        reply = b'{"outputs": [{"data": [' + b"1," * (BODY_BYTES // 2 - 20) + b"1]}]}"
+        assert len(body) <= BODY_BYTES and len(reply) <= BODY_BYTES
+        kept = 0
+        while hook.offer_plain("m", None, 1, body, reply):
+            kept += 1
+        assert 0 < kept < 2048 and hook._wake.is_set()
+        assert hook._bodies.held <= BODIES_BUDGET < DEFAULT_CAPACITY // 2
+        assert asyncio.run(hook.flush()) and hook.pending() == 0  # the ring took the batch
+    finally:
+        hook.ring.close()
