@@ -33,8 +33,6 @@ from mlkube_serving.drift.batch import (
 )
 from mlkube_serving.drift.errors import PayloadError
 
-_NUMBER = (int, float)
-
 
 def decode_samples(body: bytes) -> SampleBatch:
     """A binary batch of either version (`DRIFT_SAMPLES_BATCH_TYPE`), validated."""
@@ -112,7 +110,7 @@ _UNSEEN: Any = object()
 
 def _loads_all(requests: list[bytes]) -> list[Any]:
     """Every request parsed (None where one is not JSON): one orjson call for the batch,
-    one per request only when some request does not parse."""
+    one per request only when the joined parse fails or does not give one object each."""
     try:
         parsed = orjson.loads(b"[" + b",".join(requests) + b"]")
     except orjson.JSONDecodeError:
@@ -173,9 +171,12 @@ def _column(values: list[Any]) -> np.ndarray[Any, Any] | None:
     without a prediction (None: a null) as objects, as the JSON path reads them."""
     if not values or all(v is None for v in values):
         return None
-    if all(type(v) in _NUMBER for v in values):
+    kinds = set(map(type, values))
+    if kinds == {float}:
+        return np.asarray(values, dtype=np.float64)
+    if kinds == {int}:
         try:
-            return np.asarray(values)  # int64 or float64
-        except OverflowError:  # an integer past int64: as objects
+            return np.asarray(values, dtype=np.int64)
+        except OverflowError:  # past int64 (numpy alone would make inexact floats): objects
             pass
     return np.asarray(values, dtype=object)

@@ -212,3 +212,11 @@ def test_requests_that_are_not_one_object_each_are_parsed_one_by_one() -> None:
     crafted = [(b"1,2", REP), (b"[3", REP), (b"4]", REP), (good, REP)]
     batch = decode_bodies(bodies_batch("m", None, 3, [x for pair in crafted for x in pair]))
     assert (batch.samples, batch.invalid) == (1, 3) and batch.rows.tolist() == [[1, 2, 3]]
+
+
+def test_integer_labels_past_int64_stay_exact() -> None:
+    """Labels past int64 (orjson writes up to uint64): objects, not floats that round them."""
+    big = 2**63 + 1
+    batch = decode_bodies(hook_bodies([(REQ, reply([big])), (REQ, reply([1]))], names=None))
+    assert batch.predictions is not None and batch.predictions.dtype.kind == "O"
+    assert batch.predictions.tolist() == [big, 1]
