@@ -20,4 +20,4 @@ EXTRA_CONNECTIONS = min(32, (os.cpu_count() or 1) + 4) + COALESCED_THREADS
 def kube() -> Kube:
     # One kept-alive connection per thread calling at once; urllib3 would otherwise open and
     # drop a connection (TLS handshake included) for every call beyond its pool.
-    return Kube(pool_size=max_workers() + EXTRA_CONNECTIONS)
+    return Kube.light(pool_size=max_workers() + EXTRA_CONNECTIONS)

@@ -24,6 +24,8 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final, Generic, TypeVar
 
+from mlkube.handlers.task_context import detached
+
 K = TypeVar("K", bound=Hashable)
 
 
@@ -88,7 +90,10 @@ class Coalesced(Generic[K]):
             return
         self._running.discard(key)  # left by a task of a closed loop (tests restart Kopf)
         self._again.discard(key)
-        self._tasks[key] = loop.create_task(self._run(key), name=f"mlkube {self.name}")
+        # Detached: a waiting pass must not hold the requesting event's body (Kopf's cause).
+        self._tasks[key] = loop.create_task(
+            self._run(key), name=f"mlkube {self.name}", context=detached()
+        )
 
     async def _run(self, key: K) -> None:
         try:

@@ -23,6 +23,7 @@ import kopf
 from mlkube.controllers.errors import ControllerError
 from mlkube.controllers.locks import KeyedLocks
 from mlkube.handlers.metrics import reconciling
+from mlkube.handlers.task_context import detached
 from mlkube.k8s import ApiError
 from mlkube.storage import shared_fs
 
@@ -48,7 +49,9 @@ class Loops:
         if running is not None and not running.done() and running.get_loop() is loop:
             return
         self._tasks[key] = loop.create_task(
-            self._run(key, tick, initial_delay, logger), name=f"mlkube {job} {uid}"
+            self._run(key, tick, initial_delay, logger),
+            name=f"mlkube {job} {uid}",
+            context=detached(),  # not the starting event's body, for the object's lifetime
         )
 
     def stop(self, uid: str, job: str | None = None) -> None:

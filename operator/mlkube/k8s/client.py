@@ -1,26 +1,25 @@
 """A small generic Kubernetes client: server-side apply, get, list, delete, status patch.
 
-Built on the official client's ApiClient (kubeconfig, in-cluster config, auth plugins) but
-speaking plain dicts, so builders' manifests go out unchanged and any kind works, CRDs included.
-Resource paths come from discovery, cached per group/version.
+It speaks plain dicts, so builders' manifests go out unchanged and any kind works, CRDs
+included. Resource paths come from discovery, cached per group/version. Requests go through a
+transport (k8s/transport.py): urllib3 for the operator (`Kube.light`), the official client's
+ApiClient for the CLI (kubeconfig exec plugins, auth providers, in-cluster config).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from typing import Any
 
 import orjson
-import urllib3
-from kubernetes import client, config
 
 from mlkube.contract import FIELD_MANAGER
-from mlkube.k8s.errors import ApiError, ApiUnreachable
+from mlkube.k8s import connection
+from mlkube.k8s.errors import ApiError
+from mlkube.k8s.transport import ClientTransport, PoolTransport, Transport
 
-SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 # How old the served kinds may be (a CRD installed or removed is seen within this); a kind
 # looked up and not found is asked again after NEGATIVE_TTL (its CRD may be being installed).
 DISCOVERY_TTL = 10.0
@@ -31,31 +30,46 @@ class Kube:
     def __init__(
         self,
         kubeconfig: str | None = None,
-        api_client: client.ApiClient | None = None,
+        api_client: Any = None,
         context: str | None = None,
         pool_size: int | None = None,
+        transport: Transport | None = None,
+        default_namespace: str = "default",
     ) -> None:
-        """`pool_size`: HTTP connections kept to the API server; at least the number of
-        threads calling at once, or urllib3 opens and drops a connection per extra call."""
-        self.default_namespace = "default"
-        if api_client is None:
-            cfg = client.Configuration()
-            path = kubeconfig or os.environ.get("KUBECONFIG")
-            if path or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-                config.load_kube_config(  # type: ignore[no-untyped-call]
-                    config_file=path, context=context, client_configuration=cfg
+        """The official client's kubeconfig or in-cluster login (or `api_client`, or a ready
+        `transport`). `pool_size`: HTTP connections kept to the API server; at least the
+        number of threads calling at once, or urllib3 opens and drops a connection per extra
+        call."""
+        self.default_namespace = default_namespace
+        if transport is None:
+            if api_client is None:
+                api_client, self.default_namespace = _official_client(
+                    kubeconfig, context, pool_size
                 )
-                self.default_namespace = _context_namespace(path, context)
-            else:
-                config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-                self.default_namespace = _read(SA_NAMESPACE_FILE) or "default"
-            if pool_size:
-                cfg.connection_pool_maxsize = max(pool_size, cfg.connection_pool_maxsize)
-            api_client = client.ApiClient(cfg)
-        self.api = api_client
+            transport = ClientTransport(api_client)
+        self.transport = transport
         # api_version -> (when discovered, kind -> (plural, namespaced)); a whole entry is
         # replaced at once, so threads read it without a lock.
         self._resources: dict[str, tuple[float, dict[str, tuple[str, bool]]]] = {}
+
+    @classmethod
+    def light(cls, pool_size: int | None = None) -> Kube:
+        """The operator's client: $KUBECONFIG (else the pod's service account, else
+        ~/.kube/config) read and spoken to without the `kubernetes` package; a kubeconfig
+        this cannot read (exec plugins, auth providers) falls back to the official client."""
+        found = connection.find()
+        if found is None:
+            return cls(pool_size=pool_size)
+        return cls(
+            transport=PoolTransport(found, pool_size or 4), default_namespace=found.namespace
+        )
+
+    @property
+    def api(self) -> Any:
+        """The official client's ApiClient (CLI commands that stream or exec use it)."""
+        if not isinstance(self.transport, ClientTransport):
+            raise TypeError("this Kube speaks urllib3 directly; it has no ApiClient")
+        return self.transport.api
 
     # -- discovery ---------------------------------------------------------------------
     def resource(self, api_version: str, kind: str) -> tuple[str, bool]:
@@ -124,32 +138,9 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        method_, url, headers, body, _ = self.api.param_serialize(
-            method,
-            path,
-            query_params=query or [],
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        raw = self._call(method_, url, headers, body)
+        raw = self.transport.call(method, path, query or [], headers, body)
         # orjson: decoding API answers was the operator's largest CPU cost after the watches
         return orjson.loads(raw) if raw else {}  # type: ignore[no-any-return]
-
-    def _call(self, method: str, url: str, headers: dict[str, str], body: Any = None) -> bytes:
-        """One call; the body of a 2xx answer, else the matching ApiError."""
-        try:
-            resp = self.api.call_api(
-                method, url, header_params=headers, body=body, _request_timeout=30
-            )
-            raw: bytes = resp.read()  # type: ignore[no-untyped-call]
-        except client.ApiException as exc:
-            raise _api_error(int(exc.status or 0), str(exc.reason), exc.body) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise ApiUnreachable(str(self.api.configuration.host), _reason(exc)) from exc
-        if not 200 <= resp.status < 300:
-            raise _api_error(resp.status, str(resp.reason), raw)
-        return raw
 
     def apply(
         self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER, subresource: str = ""
@@ -226,11 +217,8 @@ class Kube:
         query = [("container", container)] + (
             [("tailLines", str(tail_lines))] if tail_lines else []
         )
-        method, url, headers, _body, _ = self.api.param_serialize(
-            "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log", query_params=query,
-            header_params={"Accept": "*/*"}, auth_settings=["BearerToken"],
-        )  # fmt: skip
-        return self._call(method, url, headers).decode(errors="replace")
+        path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+        return self.transport.call("GET", path, query, {"Accept": "*/*"}).decode(errors="replace")
 
     def delete(
         self,
@@ -256,22 +244,24 @@ class Kube:
         return True
 
 
-def _api_error(status: int, reason: str, body: bytes | str | None) -> ApiError:
-    """An ApiError from a Kubernetes Status document, falling back to the raw body."""
-    message = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
-    try:
-        doc = json.loads(message or "{}")
-        reason = doc.get("reason", reason)
-        message = doc.get("message", message)
-    except ValueError:
-        pass
-    return ApiError(status, reason, message)
+def _official_client(
+    kubeconfig: str | None, context: str | None, pool_size: int | None
+) -> tuple[Any, str]:
+    """The official client's ApiClient from a kubeconfig or the pod's service account, and
+    the namespace to default to."""
+    from kubernetes import client, config
 
-
-def _reason(exc: urllib3.exceptions.HTTPError) -> str:
-    """The root cause without urllib3's pool/connection reprs ("[Errno 111] Connection refused")."""
-    cause: BaseException = getattr(exc, "reason", None) or exc
-    return re.sub(r"^(<[^>]*>|\w+\([^)]*\)): ", "", str(cause))
+    cfg = client.Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    if path or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_kube_config(config_file=path, context=context, client_configuration=cfg)  # type: ignore[no-untyped-call]
+        namespace = _context_namespace(path, context)
+    else:
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        namespace = connection.read_text(connection.SA_DIR / "namespace") or "default"
+    if pool_size:
+        cfg.connection_pool_maxsize = max(pool_size, cfg.connection_pool_maxsize)
+    return client.ApiClient(cfg), namespace
 
 
 def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
@@ -283,14 +273,8 @@ def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
 def kubeconfig_context(kubeconfig: str | None, context: str | None) -> dict[str, Any] | None:
     """The chosen (or current) context as written in the kubeconfig ($KUBECONFIG's files
     merged), extensions included: the CLI reads its default artifact store from there."""
+    from kubernetes import config
+
     contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
     chosen = next((c for c in contexts if c.get("name") == context), active) if context else active
     return dict(chosen) if chosen else None
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().strip()
-    except OSError:
-        return ""

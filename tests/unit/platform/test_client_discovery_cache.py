@@ -28,7 +28,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 def stub(served: dict[str, list[str]]) -> tuple[Kube, list[str]]:
-    kube = Kube(api_client=object())  # type: ignore[arg-type]
+    kube = Kube(transport=object())  # type: ignore[arg-type]
     asked: list[str] = []
 
     def request(method: str, path: str, **_: Any) -> dict[str, Any]:
