@@ -54,5 +54,11 @@ def skip_official_client() -> None:
     it: Kopf imports the package whenever it is installed (to recognise its model objects,
     which mlkube never passes), and its 260 modules cost ~9 MiB of RSS. A kubeconfig with an
     exec plugin or auth provider keeps it (Kube.light falls back to the official client)."""
-    if "kubernetes" not in sys.modules and connection.find() is not None:
+    if "kubernetes" in sys.modules:
+        return
+    try:
+        found = connection.find()
+    except Exception:  # unreadable: the client reports it where the operator makes one
+        return
+    if found is not None:
         sys.modules["kubernetes"] = None  # type: ignore[assignment]  # import raises ImportError

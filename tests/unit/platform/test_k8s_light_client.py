@@ -336,3 +336,18 @@ def test_an_exec_kubeconfig_keeps_the_official_client(
     monkeypatch.setenv("KUBECONFIG", str(write_config(tmp_path / "c", config(user=exec_user))))
     assert connection.find() is None
     assert type(Kube.light().transport).__name__ == "ClientTransport"
+
+
+def test_an_unreadable_kubeconfig_leaves_the_official_client_importable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlkube.cli.operator_cmd import skip_official_client
+
+    monkeypatch.delitem(sys.modules, "kubernetes", raising=False)
+    for text in (None, "clusters: [{cluster: {}}]\n"):  # missing, then malformed
+        path = tmp_path / "config"
+        if text is not None:
+            path.write_text(text)
+        monkeypatch.setenv("KUBECONFIG", str(path))
+        skip_official_client()
+        assert sys.modules.get("kubernetes", "absent") is not None
