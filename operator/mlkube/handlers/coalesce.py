@@ -66,7 +66,9 @@ class Coalesced(Generic[K]):
         if loop is None or loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: exiting
-            loop.call_soon_threadsafe(self._arm, key, delay, still)
+            # Detached: the callback and its timer (up to minutes) copy the caller's context,
+            # which in a handler's thread holds the event's body.
+            loop.call_soon_threadsafe(self._arm, key, delay, still, context=detached())
 
     def _arm(self, key: K, delay: float, still: Callable[[K], bool]) -> None:
         old = self._timers.pop(key, None)

@@ -38,6 +38,7 @@ from mlkube.contract import (
 )
 from mlkube.controllers.notify import Chooser, Notifier, encode_stored
 from mlkube.handlers.config import operator_config
+from mlkube.handlers.task_context import detached
 from mlkube.outbox.engine import Delivery
 from mlkube.outbox.model import SinkConfig, Target
 from mlkube.outbox.store import Outbox
@@ -98,7 +99,8 @@ async def engine() -> Running:
         sink = default_sink(config)
         if sink is not None:
             delivery.set_sink(sink)
-        await delivery.start()
+        # Its tasks live for the run: never in the context of the event that opened it.
+        await asyncio.get_running_loop().create_task(delivery.start(), context=detached())
         fresh = " (fresh: older events are not replayed)" if outbox.fresh else ""
         log.info(f"notifications: outbox {settings.outbox_path}{fresh}")
         _State.running = Running(loop, delivery, Notifier(outbox, time.time))

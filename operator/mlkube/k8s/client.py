@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -57,7 +58,12 @@ class Kube:
         """The operator's client: $KUBECONFIG (else the pod's service account, else
         ~/.kube/config) read and spoken to without the `kubernetes` package; a kubeconfig
         this cannot read (exec plugins, auth providers) falls back to the official client."""
-        found = connection.find()
+        try:
+            found = connection.find()
+        except Exception:
+            if sys.modules.get("kubernetes", "") is None:  # blocked (cli/operator_cmd.py)
+                raise
+            return cls(pool_size=pool_size)  # the official client reports it, as before
         if found is None:
             return cls(pool_size=pool_size)
         return cls(

@@ -93,6 +93,8 @@ def from_kubeconfig(paths: str | None = None, context: str | None = None) -> Con
         current = current or doc.get("current-context")
         for section, key in (("contexts", "context"), ("clusters", "cluster"), ("users", "user")):
             for item in doc.get(section) or []:
+                if not isinstance(item, dict) or not item.get("name"):
+                    raise KubeconfigError(f"kubeconfig {path}: a {key} without a name")
                 merged[section].setdefault(item["name"], (item.get(key) or {}, path.parent))
     name = context or current
     if not name or name not in merged["contexts"]:
@@ -104,11 +106,13 @@ def from_kubeconfig(paths: str | None = None, context: str | None = None) -> Con
     user, user_dir = merged["users"].get(ctx.get("user") or "", ({}, Path(".")))
     if set(user) - USER_KEYS or set(cluster) - CLUSTER_KEYS:
         return None
+    if not cluster.get("server"):
+        raise KubeconfigError(f"kubeconfig cluster {ctx['cluster']!r}: no server")
     return Connection(
         server=str(cluster["server"]).rstrip("/"),
         namespace=str(ctx.get("namespace") or "default"),
         ca_file=_file(cluster, "certificate-authority", cluster_dir),
-        insecure=bool(cluster.get("insecure-skip-tls-verify")),
+        insecure=cluster.get("insecure-skip-tls-verify") is True,  # "false" must not turn it off
         tls_server_name=cluster.get("tls-server-name"),
         cert_file=_file(user, "client-certificate", user_dir),
         key_file=_file(user, "client-key", user_dir),

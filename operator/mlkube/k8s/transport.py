@@ -28,6 +28,7 @@ from mlkube.k8s.errors import ApiError, ApiUnreachable
 TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
 TOKEN_TTL = 60.0  # how long a token file's content is used before it is read again
+USER_AGENT = {"User-Agent": "mlkube-operator"}  # what audit logs show
 
 
 class Transport(Protocol):
@@ -72,8 +73,14 @@ class PoolTransport:
         if conn.token_file:
             now = time.monotonic()
             if self._token is None or now - self._token_read > TOKEN_TTL:
-                with self._lock, open(conn.token_file, encoding="utf-8") as handle:
-                    self._token, self._token_read = handle.read().strip(), now
+                with self._lock:
+                    try:
+                        with open(conn.token_file, encoding="utf-8") as handle:
+                            self._token = handle.read().strip()
+                    except OSError:
+                        if self._token is None:  # never read: nothing to send
+                            raise
+                    self._token_read = now  # a failed re-read keeps the last good token
         if self._token:
             return {"Authorization": f"Bearer {self._token}"}
         if conn.username is not None and conn.password is not None:
@@ -94,7 +101,7 @@ class PoolTransport:
             body = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
         try:
             resp = self._pool.request(
-                method, url, body=body, headers={**headers, **self._auth()},
+                method, url, body=body, headers={**headers, **self._auth(), **USER_AGENT},
                 timeout=self._timeout, redirect=False,
             )  # fmt: skip
         except urllib3.exceptions.HTTPError as exc:

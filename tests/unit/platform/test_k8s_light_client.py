@@ -351,3 +351,32 @@ def test_an_unreadable_kubeconfig_leaves_the_official_client_importable(
         monkeypatch.setenv("KUBECONFIG", str(path))
         skip_official_client()
         assert sys.modules.get("kubernetes", "absent") is not None
+
+
+def test_insecure_only_when_literally_true(tmp_path: Path) -> None:
+    quoted = config(cluster={"insecure-skip-tls-verify": "false"})
+    conn = connection.from_kubeconfig(str(write_config(tmp_path / "q", quoted)))
+    assert conn is not None and conn.insecure is False
+    real = config(cluster={"insecure-skip-tls-verify": True})
+    conn = connection.from_kubeconfig(str(write_config(tmp_path / "t", real)))
+    assert conn is not None and conn.insecure is True
+
+
+def test_a_token_file_that_cannot_be_read_again_keeps_the_last_token(
+    server: tuple[ThreadingHTTPServer, type[Recorded]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    httpd, handler = server
+    token = tmp_path / "token"
+    token.write_text("good")
+    kube = light(httpd, token_file=str(token))
+    kube.request("GET", "/api/v1")
+    token.unlink()
+    monkeypatch.setattr(transport, "TOKEN_TTL", -1.0)
+    kube.request("GET", "/api/v1")
+    assert [s["headers"]["Authorization"] for s in handler.seen] == ["Bearer good"] * 2
+    assert handler.seen[0]["headers"]["User-Agent"] == "mlkube-operator"
+    never = light(httpd, token_file=str(token))  # never read: no token to send
+    with pytest.raises(ApiUnreachable, match="No such file"):
+        never.request("GET", "/api/v1")

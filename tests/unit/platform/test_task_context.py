@@ -94,3 +94,45 @@ def test_a_waiting_coalesced_pass_does_not_keep_the_requesting_body() -> None:
 
     asyncio.run(scenario())
     assert runs == [("queue", "NoneType")]
+
+
+def test_a_delayed_request_from_a_handler_thread_does_not_keep_its_body() -> None:
+    """`request_later` from a sync handler's thread: its timer (minutes, for a backstop) must
+    not keep the handler's event."""
+    passes: Coalesced[str] = Coalesced("test", lambda key, since: None, 0.0, lambda k, e: None)
+
+    async def scenario() -> None:
+        queue_var.set("queue")
+        passes.bind(asyncio.get_running_loop())
+
+        def handler() -> weakref.ref[Body]:  # as Kopf runs a sync handler: in a thread
+            body = Body(big="x" * 10_000)
+            cause_var.set(body)
+            passes.request_later("ns/ep", 60.0, lambda key: True)
+            return weakref.ref(body)
+
+        ref = await asyncio.to_thread(contextvars.copy_context().run, handler)
+        await asyncio.sleep(0.05)  # the timer is armed
+        gc.collect()
+        assert passes._timers, "the timer was not armed"
+        assert ref() is None, "the armed timer keeps the requesting event's body"
+        await passes.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_dropped_variables_are_kopfs() -> None:
+    """PER_EVENT names Kopf's per-handler variables: a Kopf upgrade that renames one fails
+    here, not silently in the operator's memory."""
+    import contextvars as cv
+
+    from kopf._core.actions import execution
+    from kopf._core.reactor import subhandling
+
+    from mlkube.handlers.task_context import PER_EVENT
+
+    names = {
+        v.name for m in (execution, subhandling) for v in vars(m).values()
+        if isinstance(v, cv.ContextVar)
+    }  # fmt: skip
+    assert names >= PER_EVENT
