@@ -191,7 +191,13 @@ def report_failure(what: str) -> Callable[[tuple[str, str], Exception], None]:
 REFRESHES: Final = Coalesced(
     "refresh", refresh_key, REFRESH_DELAY, report_failure("refresh"), limit=4
 )
-RECONCILES: Final = Coalesced("reconcile", reconcile_key, 0.0, report_failure("reconcile"))
+# Endpoints created before their Model is verified are reconciled here when it turns Ready:
+# with 2 at once, 200-250 such passes waited for minutes at N=1,000 (the timeline's
+# `reconciles`), the converge's tail whenever Models verified late (eleventh session).
+RECONCILE_PASSES: Final = 8
+RECONCILES: Final = Coalesced(
+    "reconcile", reconcile_key, 0.0, report_failure("reconcile"), limit=RECONCILE_PASSES
+)
 
 
 def traffic_status_key(key: tuple[str, str], since: float) -> None:
