@@ -66,6 +66,11 @@ class PoolTransport:
             if conn.insecure:
                 tls["assert_hostname"] = False
         self._pool = urllib3.PoolManager(num_pools=1, maxsize=max(1, pool_size), **tls)
+        if conn.username is not None and conn.password is not None:
+            pair = base64.b64encode(f"{conn.username}:{conn.password}".encode()).decode()
+            self._basic = {"Authorization": f"Basic {pair}"}  # made once, not per request
+        else:
+            self._basic = {}
         self._timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=TIMEOUT)
 
     def _auth(self) -> dict[str, str]:
@@ -83,10 +88,7 @@ class PoolTransport:
                     self._token_read = now  # a failed re-read keeps the last good token
         if self._token:
             return {"Authorization": f"Bearer {self._token}"}
-        if conn.username is not None and conn.password is not None:
-            pair = base64.b64encode(f"{conn.username}:{conn.password}".encode()).decode()
-            return {"Authorization": f"Basic {pair}"}
-        return {}
+        return self._basic
 
     def call(
         self,
