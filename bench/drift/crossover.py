@@ -35,6 +35,7 @@ import json
 import math
 import os
 import random
+import resource
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -70,20 +71,35 @@ def run_role(
     counts the requests served, `labels` are "off" and the measured sinks."""
     side = 0 if role == "A" else 1
     measured = labels[1:]
-    phases: list[tuple[int, str, float, int]] = []
+    phases: list[tuple[int, str, float, int, int, int]] = []
     k = int(time.time() / phase) + 1
     time.sleep(max(0.0, k * phase - time.time()))
     while True:
         label = schedule(k, measured)[side]
-        plane.sink = sinks[label]
-        n0, c0 = served[0], time.process_time()
+        sink = sinks[label]
+        loop = sinks["100%"]._loop
+        start_phase(plane, sink, loop)
+        n0, c0, u0 = served[0], time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
         time.sleep(max(0.0, (k + 1) * phase - time.time()))
-        deliver(plane.sink, sinks["100%"]._loop)
-        phases.append((k, label, time.process_time() - c0, served[0] - n0))
+        deliver(sink, loop)
+        u1 = resource.getrusage(resource.RUSAGE_SELF)
+        # minor page faults and voluntary context switches: where a sink's cost may hide
+        phases.append((k, label, time.process_time() - c0, served[0] - n0,
+                       u1.ru_minflt - u0.ru_minflt, u1.ru_nvcsw - u0.ru_nvcsw))  # fmt: skip
         k += 1
         if k % (2 * len(measured)) == 0:
             Path(out + ".tmp").write_text(json.dumps(phases))
             os.replace(out + ".tmp", out)
+
+
+def start_phase(plane: Any, sink: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """`plane.sink` for the next phase; a `SampleGate` (the server's default rate) is attached
+    on the loop instead and sets `plane.sink` itself (`deliver` detaches it)."""
+    if hasattr(sink, "attach"):
+        plane.sink = None
+        loop.call_soon_threadsafe(sink.attach, plane)
+    else:
+        plane.sink = sink
 
 
 def deliver(sink: Any, loop: asyncio.AbstractEventLoop) -> None:
@@ -95,13 +111,17 @@ def deliver(sink: Any, loop: asyncio.AbstractEventLoop) -> None:
     handing a coroutine from this thread to the loop and waiting for it costs the server ~1%
     of a phase (two GIL hand-offs and wake-ups), which a phase without a hook must pay too or
     it is counted as the hook's cost."""
+    asyncio.run_coroutine_threadsafe(_end(sink), loop).result(5)
+
+
+async def _end(sink: Any) -> None:
+    """On the loop: a gate closed (its `plane.sink` back to None), then the hook flushed."""
+    detach = getattr(sink, "detach", None)
+    if detach is not None:
+        sink = detach()
     flush = getattr(sink, "flush", None)
-    work = flush(seal=True) if flush is not None and getattr(sink, "_loop", None) else _nothing()
-    asyncio.run_coroutine_threadsafe(work, loop).result(5)
-
-
-async def _nothing() -> None:
-    return None
+    if flush is not None and getattr(sink, "_loop", None):
+        await flush(seal=True)
 
 
 def measure(
@@ -152,8 +172,9 @@ def measure(
         for process, _, _ in servers.values():
             stop(process)
     report_flushes(model_dir.name, [Path(str(out) + ".flushes") for _, _, out in servers.values()])
+    report_events(model_dir.name, [p for role in phases.values() for p in role])
     for role, side in (("A", 0), ("B", 1)):  # both servers ran the schedule this process reads
-        if not all(schedule(k, measured)[side] == label for k, label, _, _ in phases[role]):
+        if not all(schedule(k, measured)[side] == label for k, label, *_ in phases[role]):
             raise RuntimeError(f"server {role} switched on another schedule than {measured}")
     return losses(phases["A"], phases["B"], measured)
 
@@ -176,12 +197,30 @@ def report_flushes(model: str, files: list[Path]) -> None:
         )
 
 
+def report_events(model: str, phases: list[list[Any]]) -> None:
+    """Per sink, the median minor page faults and voluntary context switches per 1,000
+    requests over both servers' phases."""
+    by_label: dict[str, list[tuple[float, float]]] = {}
+    for _, label, _, served, *events in phases:
+        if served and len(events) == 2:
+            by_label.setdefault(label, []).append(
+                (1000 * events[0] / served, 1000 * events[1] / served)
+            )
+    for label, rows in sorted(by_label.items()):
+        faults = median(r[0] for r in rows)
+        switches = median(r[1] for r in rows)
+        print(
+            f"  {model} {label}: per 1,000 requests {faults:.1f} minor faults, "
+            f"{switches:.1f} voluntary context switches (median of {len(rows)} phases)"
+        )
+
+
 def losses(a: list[list[Any]], b: list[list[Any]], measured: list[str]) -> dict[str, list[float]]:
     """Per cycle and measured configuration: 100 * (1 - 1 / sqrt(r2 / r1))."""
     per_phase: dict[int, float] = {}
     b_by_k = {p[0]: p for p in b}
-    for k, _, cpu_a, n_a in a:
-        _, _, cpu_b, n_b = b_by_k.get(k, (k, "", 0.0, 0))
+    for k, _, cpu_a, n_a, *_ in a:
+        _, _, cpu_b, n_b, *_ = b_by_k.get(k, (k, "", 0.0, 0))
         if n_a and n_b and cpu_a > 0 and cpu_b > 0:
             per_phase[k] = (cpu_a / n_a) / (cpu_b / n_b)  # A's CPU/request over B's
     found: dict[str, list[float]] = {label: [] for label in measured}

@@ -96,7 +96,8 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
         c0 = time.thread_time_ns()
         ok = await flush(self, seal)
         if held:
-            flushes.append((self.rate, time.thread_time_ns() - c0, held, 0 if ok else 1))
+            rate = getattr(self, "sample_rate", self.rate)  # a gated hook's rate is 1
+            flushes.append((rate, time.thread_time_ns() - c0, held, 0 if ok else 1))
             if len(flushes) % 20 == 0:
                 Path(out + ".flushes.tmp").write_text(json.dumps(flushes))
                 os.replace(out + ".flushes.tmp", out + ".flushes")
@@ -166,11 +167,15 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
             unsent._post = posted  # type: ignore[method-assign]
             full._loop.call_soon_threadsafe(unsent.start)
             sinks["unsent"] = unsent
+        if "coin" in labels:  # the default rate by a coin per request (before the gate)
+            sinks["coin"] = own_hook(full, settings, default.rate, gated=False)
         sinks["off2"] = None  # a second no-hook phase: the A/A difference is the resolution
         from hook_probes import PROBES, probe_sinks
 
         if set(labels) & set(PROBES):  # the default rate's cost taken apart (hook_probes.py)
             sinks.update(probe_sinks(full, default.rate))
+        from crossover import deliver, start_phase
+
         if role:  # one of crossover.py's pair of servers
             from crossover import run_role
 
@@ -181,9 +186,12 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
             # Each cycle in its own random order: a phase's position (after the 100% phases'
             # flushes, first after "off") must not bias one configuration.
             for label in order.sample(labels, len(labels)):
-                plane.sink = sinks[label]
+                sink = sinks[label]
+                start_phase(plane, sink, full._loop)
                 n0, c0 = served[0], time.process_time()
                 time.sleep(phase)
+                if hasattr(sink, "detach"):  # a gate: closed before the next phase's sink
+                    deliver(sink, full._loop)
                 phases.append((label, time.process_time() - c0, served[0] - n0))
             # a whole cycle written at once: measure() groups phases by cycle
             offers = sorted(timed.times[: timed.n])
@@ -200,24 +208,36 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
     server.run(settings)
 
 
-def own_hook(full: Any, settings: Any, rate: float) -> Any:
+def own_hook(full: Any, settings: Any, rate: float, gated: bool = True) -> Any:
     """A second hook at `rate` next to the server's `full` one, as the server would build it,
     with its own lane, sender (and ring): sharing the 100% hook's lane, a phase at the default
-    rate completed (and paid the flush of) the lane the 100% phases had filled."""
+    rate completed (and paid the flush of) the lane the 100% phases had filled. Below 100% the
+    server samples through a `SampleGate` (drift_gate.py), returned instead of the hook: the
+    switching thread attaches and detaches it (crossover.start_phase). `gated=False`: the hook
+    flipping a coin per request, as before the gate (the "coin" sink)."""
+    gate = None
+    replaced = dataclasses.replace(settings, drift_sample_rate=rate)
     try:
-        from mlkube_serving.worker import make_drift_hook
-    except ImportError:  # a hook from before the worker built it (PYTHONPATH=<old checkout>)
-        kind = type(full)
-        default = kind.__new__(kind)  # the same hook and sender, sampling less
-        default.__dict__.update(full.__dict__)
-        # `_rate`: a hook from before the dataplane flipped the coin
-        default.rate = default._rate = rate
-        return default
-    hook = make_drift_hook(dataclasses.replace(settings, drift_sample_rate=rate))
+        from mlkube_serving.worker import make_drift_sampling
+
+        hook, gate = make_drift_sampling(replaced)
+        if not gated and gate is not None:
+            hook.rate, gate = hook.sample_rate, None
+    except ImportError:  # a hook from before the gate (PYTHONPATH=<old checkout>)
+        try:
+            from mlkube_serving.worker import make_drift_hook
+        except ImportError:  # a hook from before the worker built it
+            kind = type(full)
+            default = kind.__new__(kind)  # the same hook and sender, sampling less
+            default.__dict__.update(full.__dict__)
+            # `_rate`: a hook from before the dataplane flipped the coin
+            default.rate = default._rate = rate
+            return default
+        hook = make_drift_hook(replaced)
     full._loop.call_soon_threadsafe(hook.start)
     while getattr(hook, "_task", None) is None:
         time.sleep(0.01)
-    return hook
+    return hook if gate is None else gate
 
 
 def launch(

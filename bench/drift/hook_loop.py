@@ -35,10 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
 RATES = {"off": 0.0, "default": 0.1, "100%": 1.0}
 CHUNK = 256  # requests between checks for a full lane (divides the lane's 2,048 slots)
+# requests per gate slot: a 5 ms slot holds ~40 of a loaded server's requests (in this loop
+# it would hold ~1,000, too few slots a block to sample a steady share)
+SLOT = 32
 
 
 def make_plane(model_dir: Path, rate: float, seed: int) -> tuple[Any, Any]:
-    """A dataplane with the model loaded as the worker loads it, and its hook (None: off)."""
+    """A dataplane with the model loaded as the worker loads it, and its hook (None: off).
+    Below 100% the server samples by time slot (drift_gate.py): the hook samples every
+    request it is shown (rate 1) and `run_block` shows it whole slots of `SLOT` requests,
+    each drawn with probability `rate` (`hook.gate_rate`)."""
     from mlkube_serving.dataplane import DataPlane
     from mlkube_serving.drift_hook import DriftHook
     from mlkube_serving.runtimes import create_runtime
@@ -49,6 +55,8 @@ def make_plane(model_dir: Path, rate: float, seed: int) -> tuple[Any, Any]:
         seeded = getattr(hook, "seed", None)
         if seeded is not None:
             seeded(seed)
+        if rate < 1:
+            hook.rate, hook.gate_rate = 1.0, rate  # type: ignore[attr-defined]
     plane = DataPlane(sink=hook)
     plane.load_model("m", None, create_runtime(str(model_dir), None))
     return plane, hook
@@ -71,10 +79,15 @@ def run_block(plane: Any, hook: Any, body: bytes, n: int, per_second: int,
         return infer_plain(plane, "m", None, fresh, []) or general(call)
 
     since_seal = 0
+    gate = getattr(hook, "gate_rate", None)
+    coin = random.Random(n).random
     start = time.process_time_ns()
     for _ in range(n // CHUNK):
-        for _ in range(CHUNK):
-            infer(call)
+        for _ in range(CHUNK // SLOT):
+            if gate is not None:  # the gate's timer, once a slot (every configuration loops)
+                plane.sink = hook if coin() < gate else None
+            for _ in range(SLOT):
+                infer(call)
         if hook is not None:
             since_seal += CHUNK
             due = since_seal >= per_second

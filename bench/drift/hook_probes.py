@@ -11,6 +11,8 @@ the default rate, switched in place next to the real hook in the same server:
   tob   - `offer` appends the row's and prediction's `tobytes()` (joined every 2,048 samples);
   ccall - `offer` is a C callable (no Python frame);
   null  - a plain object whose coin never samples (what a sink costs an unsampled request);
+  ret   - sampled like the hook, `offer_plain` returns at once (the plain shortcut's sampled
+          request costs the coin and one call, nothing kept);
   tob100, hold100, copy100 - the same sinks at 100%.
 """
 
@@ -22,7 +24,19 @@ from typing import Any
 import numpy as np
 
 SLOTS = 2048
-PROBES = ["call", "hold", "copy", "own", "tob", "tob100", "hold100", "copy100", "ccall", "null"]
+PROBES = [
+    "call",
+    "hold",
+    "copy",
+    "own",
+    "tob",
+    "tob100",
+    "hold100",
+    "copy100",
+    "ccall",
+    "null",
+    "ret",
+]
 
 
 class Call:
@@ -33,6 +47,11 @@ class Call:
 
     def offer(self, *args: Any) -> None:
         return None
+
+
+class Ret(Call):
+    def offer_plain(self, *args: Any) -> bool:
+        return True
 
 
 class Hold(Call):
@@ -112,4 +131,5 @@ def probe_sinks(full: Any, rate: float) -> dict[str, Any]:
         "copy100": Copy(1.0),
         "ccall": CCall(rate),
         "null": Call(0.0),
+        "ret": Ret(rate),
     }

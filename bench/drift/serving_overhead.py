@@ -313,7 +313,8 @@ def main() -> int:
     parser.add_argument("--models", default="rf,lr")
     parser.add_argument("--sinks", default=",".join(CROSSED),
                         help="the crossover's measured sinks (hook_ab.py's probes: zero, call, "
-                        "hold, copy, own, tob, ccall, ...)")  # fmt: skip
+                        "hold, copy, own, tob, ccall, null, ret; coin: the default rate by a "
+                        "coin per request, as before the gate)")  # fmt: skip
     parser.add_argument("--crossover", type=float, default=210.0,
                         help="seconds of load on the crossover pair, per model")  # fmt: skip
     # 1 s: the hook's own flush period (max_delay); shorter phases deliver more often than a

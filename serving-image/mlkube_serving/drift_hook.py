@@ -83,6 +83,7 @@ class DriftHook:
         self._batch_head = f"{head}{DRIFT_SAMPLES_BATCH_TYPE}\r\nContent-Length: ".encode()
         self._json_head = f"{head}application/json\r\nContent-Length: ".encode()
         self.rate = sample_rate  # the dataplane samples: `coin() < rate` (see SampleSink)
+        self.sample_rate = sample_rate  # as configured (below 1 a SampleGate picks: rate 1)
         self._max_rows = max_rows
         self._batch_rows = batch_rows
         self._timeout = timeout

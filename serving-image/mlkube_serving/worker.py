@@ -19,6 +19,7 @@ from mlkube import contract as c
 from mlkube_serving import metrics
 from mlkube_serving.app import ServingApp
 from mlkube_serving.dataplane import DataPlane
+from mlkube_serving.drift_gate import SampleGate
 from mlkube_serving.drift_hook import DriftHook
 from mlkube_serving.drift_spool import SpoolHook
 from mlkube_serving.payload_log import LogConfig, PayloadLogger, redact_names
@@ -43,6 +44,17 @@ def make_drift_hook(settings: Settings) -> DriftHook | None:
             log.warning("drift spool %s unusable (%s): sending samples over HTTP",
                         settings.drift_spool_dir, exc)  # fmt: skip
     return DriftHook(settings.drift_url, settings.drift_sample_rate)
+
+
+def make_drift_sampling(settings: Settings) -> tuple[DriftHook | None, SampleGate | None]:
+    """The drift hook and, below 100%, the gate that samples for it by time slot
+    (drift_gate.py: a coin per request cost more than the samples it skipped)."""
+    hook = make_drift_hook(settings)
+    if hook is None or hook.sample_rate >= 1.0:
+        return hook, None
+    gate = SampleGate(hook, hook.sample_rate)
+    hook.rate = 1.0  # the gate picks the requests; the hook keeps every one it is shown
+    return hook, gate
 
 
 def make_payload_logger(settings: Settings, environ: Mapping[str, str]) -> PayloadLogger | None:
@@ -71,9 +83,9 @@ def make_payload_logger(settings: Settings, environ: Mapping[str, str]) -> Paylo
 
 def build_app(settings: Settings, environ: Mapping[str, str] | None = None) -> ServingApp:
     """The app for `settings`; the model loads when the ASGI lifespan starts."""
-    hook = make_drift_hook(settings)
+    hook, gate = make_drift_sampling(settings)
     payload_log = make_payload_logger(settings, os.environ if environ is None else environ)
-    dataplane = DataPlane(sink=hook)
+    dataplane = DataPlane(sink=hook if gate is None else None)
     servers: list[Any] = []  # the gRPC server, once started
 
     async def startup(app: ServingApp) -> None:
@@ -90,6 +102,8 @@ def build_app(settings: Settings, environ: Mapping[str, str] | None = None) -> S
         gc.freeze()
         if hook is not None:
             hook.start()
+        if gate is not None:
+            gate.attach(dataplane)
         if payload_log is not None:
             payload_log.start()
         if settings.grpc_port:
@@ -99,6 +113,8 @@ def build_app(settings: Settings, environ: Mapping[str, str] | None = None) -> S
             servers.append(await start_server(app, settings.host, settings.grpc_port))
 
     async def shutdown(app: ServingApp) -> None:
+        if gate is not None:
+            gate.detach()
         if hook is not None:
             await hook.stop()
         try:

@@ -123,3 +123,29 @@ def test_a_dead_sidecar_costs_samples_not_latency(forest_model: Path) -> None:
         assert dropped() == 200
     finally:
         server.stop()
+
+
+def test_a_partial_rate_samples_that_share_of_requests(
+    forest_model: Path, sidecar: SidecarStub
+) -> None:
+    """Below 100% the server samples by time slot (drift_gate.py), not by a coin per request:
+    each request is still sampled with the rate's probability."""
+    url = f"http://127.0.0.1:{sidecar.server_address[1]}"
+    env = {"MLKUBE_DRIFT_URL": url, "MLKUBE_DRIFT_SAMPLE_RATE": "0.25"}
+    server = ServerProcess(forest_model, name="forest", env=env)
+    sent = 2000
+    try:
+        server.wait_ready()
+        X, _ = make_data()
+        session = requests.Session()
+        body = v2_body(X[:1])
+        for _ in range(sent):
+            answer = session.post(f"{server.url}/v2/models/forest/infer", json=body, timeout=5)
+            assert answer.status_code == 200
+        time.sleep(1.5)  # the sender's period (1 s): what was sampled is delivered
+    finally:
+        server.stop()
+    sampled = sum(len(b["rows"]) for _, b in sidecar.received)
+    # ~2 s of requests over 5 ms slots: ~100 sampled slots of a few requests each; the
+    # bounds are ~4 standard deviations of that clustered count
+    assert 0.15 * sent < sampled < 0.35 * sent, sampled
