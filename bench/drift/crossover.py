@@ -161,7 +161,11 @@ def measure(
             list(pool.map(load, servers, [2.0, 2.0]))  # warm-up
             deadline = time.monotonic() + 30 * phase * len(measured) + 30
             while not all(out.exists() for _, _, out in servers.values()):
-                if time.monotonic() > deadline:  # a switching thread died: see its log
+                if time.monotonic() > deadline:  # a switching thread died: show its log
+                    for _, _, out in servers.values():
+                        log = out.with_suffix(".log")
+                        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+                        print(f"--- {log.name} (last 3,000 characters)\n{tail}")
                     raise RuntimeError(f"no phases from the pair after warm-up; see {workdir}")
                 time.sleep(0.2)
             start = time.time()

@@ -100,19 +100,61 @@ def test_every_phase_ends_with_the_same_round_trip_through_the_loop() -> None:
     class Probe:  # a diagnostic sink: nothing to deliver
         pass
 
-    original = crossover._nothing
+    class Gate:  # the default rate's SampleGate: closed on the loop, then its hook flushed
+        def detach(self) -> Hook:
+            ran.append(f"detach on loop={asyncio.get_running_loop() is loop}")
+            return Hook()
 
-    async def counted() -> None:
-        ran.append(f"nothing on loop={asyncio.get_running_loop() is loop}")
-        await original()
+    original = crossover._end
 
-    crossover._nothing = counted
+    async def counted(sink: object) -> None:
+        ran.append(f"end on loop={asyncio.get_running_loop() is loop}")
+        await original(sink)
+
+    crossover._end = counted
     try:
         crossover.deliver(None, loop)
         crossover.deliver(Probe(), loop)
         crossover.deliver(Hook(), loop)
+        crossover.deliver(Gate(), loop)
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
-    assert ran == ["nothing on loop=True", "nothing on loop=True", "flush seal=True on loop=True"]
+    end = "end on loop=True"
+    flushed = "flush seal=True on loop=True"
+    assert ran == [end, end, end, flushed, end, "detach on loop=True", flushed]
+
+
+def test_a_phase_starts_with_its_sink_or_its_gate_attached_on_the_loop() -> None:
+    """A gate sets the dataplane's sink itself, on the server's loop; until it runs, the
+    phase samples nothing (not the previous phase's sink)."""
+    import asyncio
+    import threading
+
+    crossover = load()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    attached: list[tuple[object, bool]] = []
+
+    class Plane:
+        sink: object = "previous"
+
+    class Gate:
+        def attach(self, plane: Plane) -> None:
+            attached.append((plane.sink, asyncio.get_running_loop() is loop))
+            plane.sink = self
+
+    plane, hook, gate = Plane(), object(), Gate()
+    try:
+        crossover.start_phase(plane, hook, loop)
+        assert plane.sink is hook
+        crossover.start_phase(plane, gate, loop)
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result(5)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+    assert attached == [(None, True)]
+    assert plane.sink is gate
