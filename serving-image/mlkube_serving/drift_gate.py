@@ -14,7 +14,9 @@ sampled one what it costs at 100%. The timers cost ~2 callbacks per sampled slot
 worker's loop (at 0.1 and 5 ms slots, ~40 a second).
 
 The rate is a fraction of time: slot boundaries are planned on the loop's clock, so a loop
-blocked by a long inline request delays a slot's start and its end alike.
+blocked by a long inline request delays a slot's start and its end alike. A loop more than a
+slot behind skips the slots it missed rather than replaying them (one loop iteration each,
+which sampled half the iterations of a loop whose iterations outlast a slot).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 SLOT = 0.005  # seconds: short against a drift window's span, long against a timer's cost
+MAX_GAP = 2**53  # slots (~1.4 million years): a rate of 1e-320 would draw an infinite gap
 
 
 class SampleGate:
@@ -66,7 +69,8 @@ class SampleGate:
     def gap(self) -> int:
         """Unsampled slots before the next sampled one: geometric, as independent draws give
         (P(gap >= k) = (1 - rate) ** k)."""
-        return int(math.log(1.0 - self._coin()) / self._log_miss)
+        gap = math.log(1.0 - self._coin()) / self._log_miss
+        return int(gap) if gap < MAX_GAP else MAX_GAP  # a subnormal rate divides to inf
 
     def _close(self, at: float) -> None:
         """The slot that ends at `at` (loop time, as planned) is over, or the gate starts:
@@ -77,6 +81,12 @@ class SampleGate:
         plane, loop = self._plane, self._loop
         if plane is None or loop is None:
             return
+        now = loop.time()
+        if now - at > self.slot:
+            # The loop fell more than a slot behind (iterations longer than a slot): draw
+            # from now (gaps are memoryless) instead of replaying the missed slots one loop
+            # iteration each, which kept the hook as the sink for half the iterations.
+            at = now
         gap = self.gap()
         if gap == 0:
             self._open(at)
@@ -88,6 +98,10 @@ class SampleGate:
     def _open(self, at: float) -> None:
         plane, loop = self._plane, self._loop
         if plane is None or loop is None:
+            return
+        now = loop.time()
+        if now >= at + self.slot:  # the slot was over before it could open: skip it
+            self._close(now)
             return
         plane.sink = self.hook
         end = at + self.slot
