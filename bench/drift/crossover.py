@@ -102,7 +102,7 @@ def start_phase(plane: Any, sink: Any, loop: asyncio.AbstractEventLoop) -> None:
         plane.sink = sink
 
 
-def deliver(sink: Any, loop: asyncio.AbstractEventLoop) -> None:
+def deliver(sink: Any, loop: asyncio.AbstractEventLoop, flush: bool = True) -> None:
     """A hook's pending samples sent now, inside the phase that took them: its sender flushes
     a full lane or after 1 s, which could land in another phase. (Smaller batches than a
     server sends: a little more cost per sample than in production, never less.)
@@ -111,17 +111,18 @@ def deliver(sink: Any, loop: asyncio.AbstractEventLoop) -> None:
     handing a coroutine from this thread to the loop and waiting for it costs the server ~1%
     of a phase (two GIL hand-offs and wake-ups), which a phase without a hook must pay too or
     it is counted as the hook's cost."""
-    asyncio.run_coroutine_threadsafe(_end(sink), loop).result(5)
+    asyncio.run_coroutine_threadsafe(_end(sink, flush), loop).result(5)
 
 
-async def _end(sink: Any) -> None:
-    """On the loop: a gate closed (its `plane.sink` back to None), then the hook flushed."""
+async def _end(sink: Any, flush: bool = True) -> None:
+    """On the loop: a gate closed (its `plane.sink` back to None), then (with `flush`) the
+    hook flushed."""
     detach = getattr(sink, "detach", None)
     if detach is not None:
         sink = detach()
-    flush = getattr(sink, "flush", None)
-    if flush is not None and getattr(sink, "_loop", None):
-        await flush(seal=True)
+    send = getattr(sink, "flush", None)
+    if flush and send is not None and getattr(sink, "_loop", None):
+        await send(seal=True)
 
 
 def measure(

@@ -174,11 +174,9 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
 
         if set(labels) & set(PROBES):  # the default rate's cost taken apart (hook_probes.py)
             sinks.update(probe_sinks(full, default.rate))
-        from crossover import deliver, start_phase
+        from crossover import deliver, run_role, start_phase
 
         if role:  # one of crossover.py's pair of servers
-            from crossover import run_role
-
             run_role(plane, sinks, served, role, labels, phase, out)
         phases: list[Phase] = []
         order = random.Random(16)
@@ -190,8 +188,9 @@ def serve(settings_json: str, phase: float, out: str, labels: list[str]) -> None
                 start_phase(plane, sink, full._loop)
                 n0, c0 = served[0], time.process_time()
                 time.sleep(phase)
-                if hasattr(sink, "detach"):  # a gate: closed before the next phase's sink
-                    deliver(sink, full._loop)
+                # every phase the same round trip through the loop (a gate is closed in it;
+                # the hooks' senders flush on their own period, as before)
+                deliver(sink, full._loop, flush=False)
                 phases.append((label, time.process_time() - c0, served[0] - n0))
             # a whole cycle written at once: measure() groups phases by cycle
             offers = sorted(timed.times[: timed.n])

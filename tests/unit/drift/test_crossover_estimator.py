@@ -107,9 +107,9 @@ def test_every_phase_ends_with_the_same_round_trip_through_the_loop() -> None:
 
     original = crossover._end
 
-    async def counted(sink: object) -> None:
+    async def counted(sink: object, flush: bool = True) -> None:
         ran.append(f"end on loop={asyncio.get_running_loop() is loop}")
-        await original(sink)
+        await original(sink, flush)
 
     crossover._end = counted
     try:
@@ -117,13 +117,15 @@ def test_every_phase_ends_with_the_same_round_trip_through_the_loop() -> None:
         crossover.deliver(Probe(), loop)
         crossover.deliver(Hook(), loop)
         crossover.deliver(Gate(), loop)
+        crossover.deliver(Gate(), loop, flush=False)  # hook_ab's phases: closed, not flushed
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
     end = "end on loop=True"
     flushed = "flush seal=True on loop=True"
-    assert ran == [end, end, end, flushed, end, "detach on loop=True", flushed]
+    detached = "detach on loop=True"
+    assert ran == [end, end, end, flushed, end, detached, flushed, end, detached]
 
 
 def test_a_phase_starts_with_its_sink_or_its_gate_attached_on_the_loop() -> None:
