@@ -42,6 +42,8 @@ PROBES = [
 class Call:
     """Sampled like the hook at `rate`; does nothing with the sample."""
 
+    bodies = None  # no body lane: the plain shortcut calls `offer_plain` or `offer_rows`
+
     def __init__(self, rate: float) -> None:
         self.rate, self.coin = rate, random.random
 

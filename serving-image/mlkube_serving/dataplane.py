@@ -34,6 +34,9 @@ class SampleSink(Protocol):
 
     rate: float
     coin: Callable[[], float]
+    # The drift hook's current body lane (`drift_lane.BodyLane`), which the plain V2 shortcut
+    # appends to inline; None for a sink without one.
+    bodies: Any
 
     def offer(
         self,

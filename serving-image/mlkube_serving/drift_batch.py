@@ -187,10 +187,14 @@ def header_bytes(
 def bodies_batch(model: str, columns: list[str] | None, width: int, items: list[bytes]) -> bytes:
     """A version-2 batch of `len(items) // 2` samples: request and reply bodies alternating,
     NUL-separated (valid JSON text never holds a NUL byte: the shortcut parsed each request,
-    orjson wrote each reply). One join: no per-sample work on the server's loop."""
+    orjson wrote each reply). One join, the header glued to the first body: no per-sample work
+    on the server's loop, and the ~1 MiB of bodies copied once, not twice."""
     header = orjson.dumps(
         {"model": model, "columns": columns, "samples": len(items) // 2, "width": width}
     )
-    return b"".join(
-        (DRIFT_SAMPLES_BODIES_MAGIC, struct.pack("<I", len(header)), header, b"\0".join(items))
-    )
+    head = b"".join((DRIFT_SAMPLES_BODIES_MAGIC, struct.pack("<I", len(header)), header))
+    if not items:
+        return head
+    parts = list(items)  # the caller's list as it was
+    parts[0] = head + parts[0]
+    return b"\0".join(parts)

@@ -41,8 +41,9 @@ from mlkube_serving.drift_buffers import FULL, NOT_NUMERIC, SEALED, Buffers
 from mlkube_serving.drift_json import JsonLane
 from mlkube_serving.drift_lane import (
     BODIES_BUDGET,
-    BODY_BYTES,
+    BODIES_FULL,
     MAX_LANES,
+    SAMPLE_BYTES,
     BodyLane,
     ByteLane,
     Sample,
@@ -95,7 +96,9 @@ class DriftHook:
         self._buffers = Buffers(batch_rows, buffer_bytes, max_buffers)  # the copying lane
         self._lane = ByteLane(batch_rows, max_rows)  # the current lane; unbound until a sample
         self._lanes: dict[tuple[Any, ...], ByteLane] = {}  # every bound lane (never dropped)
-        self._bodies = BodyLane(batch_rows)  # the plain shortcut's current lane (unbound)
+        # The plain shortcut's current lane (unbound until a sample); public: v2_plain appends
+        # to it inline (`offer_plain`).
+        self.bodies = BodyLane(batch_rows)
         self._body_lanes: dict[tuple[Any, ...], BodyLane] = {}
         self._json = JsonLane(queue_size)
         self._drops: dict[tuple[str, str], int] = {}
@@ -161,24 +164,23 @@ class DriftHook:
         self, model: str, feature_names: list[str] | None, width: int, body: bytes, reply: bytes
     ) -> bool:
         """Keep the plain V2 shortcut's request and reply bodies as they are (the sidecar
-        parses them): two identity checks, two lengths, two appends and a byte count. False
-        when the lane does not take the sample (a body over `BODY_BYTES`, the lane full by
-        count or bytes, a fifth layout): the caller offers it the copying way. Never raises.
-        On the worker's loop only."""
-        lane = self._bodies
-        if (
-            feature_names is lane.names
-            and model == lane.model
-            and len(body) <= BODY_BYTES
-            and len(reply) <= BODY_BYTES
-        ):
+        parses them). False when the lane does not take the sample (together over
+        `SAMPLE_BYTES`, the lane full by count or bytes, a fifth layout): the caller offers it
+        the copying way. Never raises. On the worker's loop only.
+
+        `v2_plain.infer_plain` runs the first branch inline on `self.bodies` (a call and its
+        argument passing were a third of a sample's cost at 100%); keep the two the same
+        (tests/unit/serving/test_serving_v2_plain.py compares them)."""
+        lane = self.bodies
+        if feature_names is lane.names and model == lane.model:
             items = lane.items
-            held = lane.held + len(body) + len(reply)
-            if len(items) < lane.limit and held <= BODIES_BUDGET:
+            size = len(body) + len(reply)
+            held = lane.held + size
+            if size <= SAMPLE_BYTES and held <= BODIES_BUDGET and len(items) < lane.limit:
                 items.append(body)
                 items.append(reply)
                 lane.held = held
-                if len(items) >= lane.limit or held > BODIES_BUDGET - 2 * BODY_BYTES:
+                if held > BODIES_FULL or len(items) >= lane.limit:
                     self._wake.set()  # full (BodyLane.full); on the loop: no self-pipe write
                 return True
             return False
@@ -189,7 +191,7 @@ class DriftHook:
     ) -> bool:
         """Make the body lane of this layout the current one and keep the sample there (a
         layout's first sample, or one after a switch)."""
-        if len(body) > BODY_BYTES or len(reply) > BODY_BYTES:
+        if len(body) + len(reply) > SAMPLE_BYTES:
             return False
         if width < 1 or (feature_names is not None and len(feature_names) != width):
             return False
@@ -200,8 +202,8 @@ class DriftHook:
                 if len(self._body_lanes) >= MAX_LANES:
                     return False
                 lane = self._body_lanes[key] = BodyLane(self._batch_rows, model, feature_names,
-                                                        width)  # fmt: skip
-            self._bodies = lane
+                                                        width, self._wake)  # fmt: skip
+            self.bodies = lane
         return self.offer_plain(model, feature_names, width, body, reply)
 
     def _into_lane(

@@ -21,6 +21,7 @@ themselves and leaves their parsing to the sidecar (issue 16, eighth pass).
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from typing import Any
 
@@ -30,9 +31,10 @@ from mlkube_serving.drift_batch import bodies_batch, header_bytes, wire_dtype
 
 HOLD_BYTES = 4096  # a request's features at most this big take a lane, bigger ones the buffers
 MAX_LANES = 4  # layouts with a lane per worker; samples of others take the buffers
-BODY_BYTES = 4096  # a plain request or reply at most this big takes a body lane
+SAMPLE_BYTES = 8192  # a plain request and its reply at most this big take a body lane
 # A body lane's bytes: a batch fits a spool record (at most half the 4 MiB ring) with room.
 BODIES_BUDGET = 1024 * 1024
+BODIES_FULL = BODIES_BUDGET - SAMPLE_BYTES  # past it another sample may not fit: send
 
 Sample = tuple[bytes, bytes]  # (rows, predictions) in the lane's dtypes, C order
 
@@ -121,19 +123,20 @@ class BodyLane:
     one-row reply is even shared), so keeping a sample is two list appends; the sidecar parses
     them (`bodies_batch`). Measured against copying both into a preallocated slab (two
     `bytearray` slice stores): the copy cost more than holding the bodies until the flush
-    (docs/benchmarks/drift-overhead.md, eighth pass).
+    (docs/benchmarks/drift-overhead.md, eighth pass). `DriftHook.offer_plain` keeps a sample,
+    and `v2_plain.infer_plain` the same way inline; `wake` is the hook's sender's event.
 
     Not thread-safe, and needs not be: the shortcut runs on the worker's loop only (the inline
     lane), as does the sender that swaps the list out. Bounded: `capacity` samples (`limit`
-    items) of at most `BODY_BYTES` each (request and reply), and `BODIES_BUDGET` bytes in all,
-    so one batch always fits a spool record (half the ring) and the sidecar's body limit.
+    items) of at most `SAMPLE_BYTES` each (request and reply together), `BODIES_BUDGET` bytes
+    in all, so one batch always fits a spool record (half the ring) and the sidecar's limit.
     """
 
-    __slots__ = ("held", "items", "limit", "model", "names", "width")
+    __slots__ = ("held", "items", "limit", "model", "names", "wake", "width")
 
     def __init__(
         self, capacity: int, model: str | None = None, names: list[str] | None = None,
-        width: int = 0,
+        width: int = 0, wake: asyncio.Event | None = None,
     ) -> None:  # fmt: skip
         self.limit = 2 * capacity
         self.model = model
@@ -141,10 +144,11 @@ class BodyLane:
         self.width = width
         self.items: list[bytes] = []  # request 1, reply 1, request 2, ...
         self.held = 0  # bytes of the bodies in `items`
+        self.wake = wake  # set when the lane is full (None only for the hook's unbound lane)
 
     def full(self) -> bool:
         """No room for another sample: `limit` items, or not a biggest sample's bytes left."""
-        return len(self.items) >= self.limit or self.held > BODIES_BUDGET - 2 * BODY_BYTES
+        return len(self.items) >= self.limit or self.held > BODIES_FULL
 
     def take(self) -> list[bytes]:
         """The bodies held now; the lane goes on with an empty list."""

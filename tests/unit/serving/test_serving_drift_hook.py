@@ -491,20 +491,20 @@ def test_the_sender_keeps_freed_heap_and_a_spool_retries_soon(tmp_path: Path) ->
 def test_a_full_body_lane_always_fits_one_spool_record(tmp_path: Path) -> None:
     """The lane counts its bytes: big bodies fill it before `batch_rows` samples, and what one
     flush writes fits a record of the default ring (half of it), which takes it."""
-    from mlkube_serving.drift_lane import BODIES_BUDGET, BODY_BYTES
+    from mlkube_serving.drift_lane import BODIES_BUDGET, SAMPLE_BYTES
     from mlkube_serving.drift_ring import DEFAULT_CAPACITY
     from mlkube_serving.drift_spool import SpoolHook
 
     hook = SpoolHook(URL, 1.0, str(tmp_path))
     try:
-        body = b'{"inputs": [{"data": [' + b"1.0," * (BODY_BYTES // 4 - 10) + b"1.0]}]}"
-        reply = b'{"outputs": [{"data": [' + b"1," * (BODY_BYTES // 2 - 20) + b"1]}]}"
-        assert len(body) <= BODY_BYTES and len(reply) <= BODY_BYTES
+        body = b'{"inputs": [{"data": [' + b"1.0," * (SAMPLE_BYTES // 8 - 10) + b"1.0]}]}"
+        reply = b'{"outputs": [{"data": [' + b"1," * (SAMPLE_BYTES // 4 - 20) + b"1]}]}"
+        assert SAMPLE_BYTES - 200 < len(body) + len(reply) <= SAMPLE_BYTES
         kept = 0
         while hook.offer_plain("m", None, 1, body, reply):
             kept += 1
         assert 0 < kept < 2048 and hook._wake.is_set()
-        assert hook._bodies.held <= BODIES_BUDGET < DEFAULT_CAPACITY // 2
+        assert hook.bodies.held <= BODIES_BUDGET < DEFAULT_CAPACITY // 2
         assert asyncio.run(hook.flush()) and hook.pending() == 0  # the ring took the batch
     finally:
         hook.ring.close()

@@ -5,6 +5,7 @@ is left to the general path. Real models (ONNX-accelerated and plain scikit-lear
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from mlkube_serving import app as app_module
 from mlkube_serving.dataplane import DataPlane
 from mlkube_serving.drift.bodies import decode_samples
 from mlkube_serving.drift_hook import DriftHook
-from mlkube_serving.drift_lane import BODY_BYTES
+from mlkube_serving.drift_lane import BODIES_BUDGET, SAMPLE_BYTES
 from mlkube_serving.errors import ServingError, render_error
 from mlkube_serving.protocols import Call, Reply, v2, v2_plain
 from mlkube_serving.protocols.v2_plain import infer_plain
@@ -198,6 +199,7 @@ def test_models_not_ready_draining_or_without_a_plain_predictor_go_the_general_w
 
 class Recorder:
     rate = 1.0
+    bodies = None  # no body lane: the shortcut offers samples as tensors
 
     def __init__(self) -> None:
         self.offers: list[tuple[Any, ...]] = []
@@ -324,17 +326,17 @@ def test_the_drift_hook_keeps_the_same_samples_through_its_body_lane(
 def test_a_sample_the_body_lane_does_not_take_goes_the_copying_way(
     dataplane: DataPlane,
 ) -> None:
-    """A body over `BODY_BYTES` or a full body lane: the sample still reaches the sidecar
-    (through the row lane), nothing is lost or doubled."""
+    """A request and reply over `SAMPLE_BYTES` or a full body lane: the sample still reaches
+    the sidecar (through the row lane), nothing is lost or doubled."""
     X, _ = make_data()
     hook = Captured()
-    one, many = (orjson.dumps(v2_body(X[:rows])) for rows in (1, 20))
-    assert len(many) > BODY_BYTES >= len(one)
+    one, many = (orjson.dumps(v2_body(X[:rows])) for rows in (1, 50))
+    assert len(many) > SAMPLE_BYTES > 2 * len(one)
     dataplane.sink = hook
     try:
         assert infer_plain(dataplane, "forest", None, one, []) is not None
         assert infer_plain(dataplane, "forest", None, many, []) is not None
-        lane = hook._bodies
+        lane = hook.bodies
         lane.limit = 2  # full now
         assert infer_plain(dataplane, "forest", None, one, []) is not None
     finally:
@@ -342,8 +344,58 @@ def test_a_sample_the_body_lane_does_not_take_goes_the_copying_way(
     assert len(lane.items) == 2 and hook.pending() == 3
     rows, _, samples = received(hook)["forest"]
     assert samples == 3  # lanes deliver in their own order: compare the rows as a set
-    expected = np.concatenate([X[:1], X[:20], X[:1]])
+    expected = np.concatenate([X[:1], X[:50], X[:1]])
     assert sorted(map(tuple, rows)) == sorted(map(tuple, expected))
+
+
+def test_the_inline_body_lane_keeps_what_offer_plain_keeps(dataplane: DataPlane) -> None:
+    """`infer_plain` keeps a sample in the hook's body lane inline; `DriftHook.offer_plain`
+    is the same rule as a method. Fed the same bodies (small and big ones, past the lane's
+    count and byte limits), both hooks hold the same items and bytes, wake their senders at
+    the same sample and hand the same samples to the copying way."""
+    X, _ = make_data()
+    small, big = (orjson.dumps(v2_body(X[:rows])) for rows in (1, 18))
+    assert len(small) < len(big) < SAMPLE_BYTES < 2 * len(big)
+    inline, method = Captured(), Captured()
+    entry = dataplane.get("forest")
+    names, width = entry.runtime.feature_names, entry.runtime.n_features
+    copied: Counter[str] = Counter()  # samples the lane did not take, per hook
+
+    def count(*args: Any) -> None:
+        copied["inline"] += 1
+
+    inline.offer_rows = count  # type: ignore[method-assign]
+
+    def offer(body: bytes) -> None:
+        dataplane.sink = inline
+        try:
+            reply = infer_plain(dataplane, "forest", None, body, [])
+        finally:
+            dataplane.sink = None
+        assert reply is not None
+        if not method.offer_plain("forest", names, width, body, reply.body):
+            copied["method"] += 1
+
+    offer(small)  # binds each hook's lane to the model
+    history: dict[str, list[tuple[int, int, bool]]] = {"inline": [], "method": []}
+    sizes = [small] * 5 + [big] * 3 + [orjson.dumps(v2_body(X[:30]))] + [small] * 3
+    for limit in (8, 4096):  # full by count, then by bytes (big bodies fill BODIES_BUDGET)
+        for hook in (inline, method):
+            hook.bodies.items.clear()
+            hook.bodies.held = 0
+            hook.bodies.limit = limit
+            hook._wake.clear()
+        for body in sizes * (1 if limit == 8 else 140):
+            offer(body)
+            for label, hook in (("inline", inline), ("method", method)):
+                lane = hook.bodies
+                history[label].append((len(lane.items), lane.held, hook._wake.is_set()))
+        assert inline.bodies.items == method.bodies.items
+        assert inline._wake.is_set()
+    assert history["inline"] == history["method"]
+    assert copied["inline"] == copied["method"] > 140  # the 30-row ones, the full lanes'
+    assert max(held for _, held, _ in history["inline"]) <= BODIES_BUDGET
+    assert history["inline"][7][0] == 8  # the count limit held
 
 
 def test_a_failing_shortcut_or_metrics_call_still_answers(
