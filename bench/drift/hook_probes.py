@@ -92,7 +92,7 @@ class ToBytes(Call):
         super().__init__(rate)
         self.rows: list[bytes] = []
         self.predictions: list[bytes] = []
-        self.bodies = 0
+        self.batches = 0  # not `bodies`: that is the body lane the shortcut looks for
 
     def offer(self, model: str, names: Any, inputs: Any, outputs: Any, n: Any = None) -> None:
         rows = self.rows
@@ -100,7 +100,7 @@ class ToBytes(Call):
         self.predictions.append(outputs[0].data.tobytes())
         if len(rows) >= SLOTS:
             body = b"".join(rows) + b"".join(self.predictions)
-            self.bodies += len(body) > 0
+            self.batches += len(body) > 0
             rows.clear()
             self.predictions.clear()
 

@@ -365,6 +365,13 @@ def test_the_inline_body_lane_keeps_what_offer_plain_keeps(dataplane: DataPlane)
         copied["inline"] += 1
 
     inline.offer_rows = count  # type: ignore[method-assign]
+    by_method = inline.offer_plain
+
+    def called(*args: Any) -> bool:
+        copied["inline offer_plain"] += 1
+        return by_method(*args)
+
+    inline.offer_plain = called  # type: ignore[method-assign]
 
     def offer(body: bytes) -> None:
         dataplane.sink = inline
@@ -396,6 +403,9 @@ def test_the_inline_body_lane_keeps_what_offer_plain_keeps(dataplane: DataPlane)
     assert copied["inline"] == copied["method"] > 140  # the 30-row ones, the full lanes'
     assert max(held for _, held, _ in history["inline"]) <= BODIES_BUDGET
     assert history["inline"][7][0] == 8  # the count limit held
+    # the inline path kept the rest: the method ran for each refusal and twice for the first
+    # sample (binding the lane, then keeping the sample in it)
+    assert copied["inline offer_plain"] == 2 + copied["inline"]
 
 
 def test_a_failing_shortcut_or_metrics_call_still_answers(
