@@ -175,3 +175,43 @@ def test_children_deleted_or_edited_by_hand_are_still_repaired(
         for name in (ROUTED, SINGLE):
             wait_endpoint_ready(kube, namespace, name)
         quiet_window(audit, namespace)  # and once repaired, idle again
+
+
+def test_a_restart_repairs_from_shared_lists_what_changed_while_the_operator_was_away(
+    kube: Kube, cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """At a restart the resume passes read their children from LISTs shared by a batch of
+    endpoints (controllers/resume_reads.py): a Service deleted and a router ConfigMap edited
+    while no operator ran are put back by those passes alone (nothing else fires for them:
+    no Deployment changed, the resync is minutes away), and the restart lists each child
+    kind at most once per endpoint."""
+    from mlkube.handlers.endpoint import RESUMES
+
+    audit = AuditLog(cluster.audit_log)
+    operator_config.cache_clear()
+    with run_operator(namespace):
+        create_endpoints(kube, namespace, tmp_path)
+        quiet_window(audit, namespace)
+    service = deployment_name(SINGLE, "main")
+    assert kube.get("v1", "Service", service, namespace) is not None
+    kube.delete("v1", "Service", service, namespace)
+    config = kube.get("v1", "ConfigMap", router_name(ROUTED), namespace)
+    assert config is not None
+    key = next(iter(config["data"]))
+    kube.patch("v1", "ConfigMap", router_name(ROUTED), {"data": {key: "edited"}}, namespace)
+    shared = RESUMES.counts["shared"]
+    audit.mark()
+    with run_operator(namespace):
+
+        def repaired() -> bool:
+            cm = kube.get("v1", "ConfigMap", router_name(ROUTED), namespace) or {}
+            back = kube.get("v1", "Service", service, namespace) is not None
+            return back and (cm.get("data") or {}).get(key) != "edited"
+
+        wait_for(repaired, timeout=30, interval=0.2, what="repaired by the resume passes")
+        for name in (ROUTED, SINGLE):
+            wait_endpoint_ready(kube, namespace, name)
+        restart = [r for r in audit.since_mark(OPERATOR_USER) if r.namespace == namespace]
+    assert RESUMES.counts["shared"] - shared >= 2  # both resume passes read a share
+    lists = [r.resource for r in restart if r.verb == "list"]
+    assert lists.count("services") <= 2, describe(restart)  # a batch, or one per endpoint

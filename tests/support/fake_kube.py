@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,7 +98,7 @@ class FakeKube:
             if (av, k) != (api_version, kind) or (namespace and ns != namespace):
                 continue
             labels = obj["metadata"].get("labels") or {}
-            if all(labels.get(lk) == lv if lv is not None else lk in labels for lk, lv in wanted):
+            if _selected(labels, wanted):
                 item = copy.deepcopy(obj)
                 item.pop("apiVersion", None)  # LIST items carry neither
                 item.pop("kind", None)
@@ -245,17 +246,38 @@ class FakeKube:
                 self._collect_garbage(gone["metadata"]["uid"])
 
 
-def _parse_selector(selector: str | None) -> list[tuple[str, str | None]]:
-    wanted: list[tuple[str, str | None]] = []
-    for term in (selector or "").split(","):
+def _parse_selector(selector: str | None) -> list[tuple[str, str | frozenset[str] | None]]:
+    """Terms of a label selector: (key, value) for `key=value`, (key, values) for
+    `key in (a,b)`, (key, None) for `key` (exists)."""
+    wanted: list[tuple[str, str | frozenset[str] | None]] = []
+    for term in re.split(r",(?![^()]*\))", selector or ""):
         if not term.strip():
             continue
-        if "=" in term:
+        found = re.fullmatch(r"\s*(\S+)\s+in\s+\(([^()]*)\)\s*", term)
+        if found:
+            values = frozenset(v.strip() for v in found.group(2).split(","))
+            wanted.append((found.group(1), values))
+        elif "=" in term:
             name, value = term.split("=", 1)
             wanted.append((name.strip(), value.strip()))
         else:
             wanted.append((term.strip(), None))
     return wanted
+
+
+def _selected(
+    labels: dict[str, str], wanted: list[tuple[str, str | frozenset[str] | None]]
+) -> bool:
+    for key, value in wanted:
+        if value is None:
+            if key not in labels:
+                return False
+        elif isinstance(value, frozenset):
+            if labels.get(key) not in value:
+                return False
+        elif labels.get(key) != value:
+            return False
+    return True
 
 
 def _merge_metadata(current: dict[str, Any], applied: dict[str, Any]) -> None:

@@ -46,6 +46,7 @@ from mlkube.controllers.endpoint_models import (
 )
 from mlkube.controllers.endpoint_ownership import write_children
 from mlkube.controllers.endpoint_status_io import (
+    live_deployments,
     observe_workloads,
     write_blocked_status,
     write_status,
@@ -53,6 +54,7 @@ from mlkube.controllers.endpoint_status_io import (
 from mlkube.controllers.environment_refs import deployment_environments
 from mlkube.controllers.kube import Kube
 from mlkube.controllers.model_environments import record_model_environments
+from mlkube.controllers.observed_deployments import record_observed
 from mlkube.controllers.pass_reads import PassReads
 from mlkube.controllers.router_poll import verify_traffic
 from mlkube.controllers.router_push import RouterConfigPlan, plan_router_config
@@ -233,7 +235,8 @@ def observe_and_write_status(
     running = running or spec
     verdict = verify_traffic(kube, owner, running, config, plan) if uses_router(spec) else None
     applied_traffic, applied_mirror = applied_split(running, status, verdict)
-    healths, router = observe_workloads(kube, owner, spec, deployments)
+    live = live_deployments(kube, owner, deployments)
+    healths, router = observe_workloads(kube, owner, spec, list(live.values()))
     events = [("Normal", r, m) for r, m in traffic_events(status, applied_traffic, applied_mirror)]
     new_status = build_endpoint_status(
         spec=spec,
@@ -266,6 +269,7 @@ def observe_and_write_status(
         now,
     )
     write_status(kube, obj, new_status, now)
+    record_observed(owner.namespace, live.values())  # their events change nothing written
     return verdict, events
 
 

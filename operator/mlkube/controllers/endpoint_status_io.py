@@ -72,6 +72,13 @@ def _live_deployments(kube: Kube, owner: EndpointRef) -> dict[str, dict[str, Any
     return _by_name(kube.list("apps/v1", "Deployment", owner.namespace, label_selector=selector))
 
 
+def live_deployments(
+    kube: Kube, owner: EndpointRef, listed: list[dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The endpoint's Deployments by name: `listed` (a LIST this pass made), else listed now."""
+    return _live_deployments(kube, owner) if listed is None else _by_name(listed)
+
+
 def observe_deployments(
     kube: Kube,
     owner: EndpointRef,

@@ -27,7 +27,7 @@ from typing import Any, Final, cast
 
 import kopf
 
-from mlkube.builders.names import controller_owner
+from mlkube.builders.names import controller_owner, label_value
 from mlkube.contract import (
     API_VERSION,
     GROUP,
@@ -43,9 +43,11 @@ from mlkube.controllers import endpoint as sync
 from mlkube.controllers import endpoint_traffic as traffic
 from mlkube.controllers.endpoint_users import USERS, used_models
 from mlkube.controllers.errors import ControllerError
-from mlkube.controllers.kube import get_live
+from mlkube.controllers.kube import Kube, get_live
 from mlkube.controllers.locks import KeyedLocks
+from mlkube.controllers.observed_deployments import already_observed
 from mlkube.controllers.pending import Waiting
+from mlkube.controllers.resume_reads import ResumeBatches, SharedLists
 from mlkube.handlers.clients import kube
 from mlkube.handlers.coalesce import Coalesced
 from mlkube.handlers.config import operator_config
@@ -80,6 +82,9 @@ BACKSTOPS: Final[dict[tuple[str, str], int]] = {}
 # and whose status `TRAFFIC_STATUS` still has to write, and the count of its attempts.
 STATUS_PENDING: Final[dict[tuple[str, str], tuple[str, int, int]]] = {}
 _BLOCKED_GUARD: Final = threading.Lock()
+# Endpoints first seen by this process whose first pass is to come: at a restart, resume
+# passes share their children's LISTs in batches (controllers/resume_reads.py).
+RESUMES: Final = ResumeBatches()
 
 
 def record_blocked(
@@ -295,18 +300,21 @@ def now_iso() -> str:
 
 def run_reconcile(
     namespace: str, name: str, old_spec: Mapping[str, Any] | None = None,
-    kopf_retries: bool = False,
+    kopf_retries: bool = False, resume: bool = False,
 ) -> sync.Outcome:  # fmt: skip
     """One reconcile (`old_spec`: the spec last handled, for a traffic-only change's fast
     path); API and sync failures become a delayed retry, never a traceback storm. A blocked
-    pass arms the backstop unless Kopf retries it (`kopf_retries`, blockers besides Models)."""
+    pass arms the backstop unless Kopf retries it (`kopf_retries`, blockers besides Models).
+    `resume`: Kopf's resume at start, whose first pass reads its children from a batch's
+    shared LISTs."""
     try:
-        for _ in range(AGAIN_AT_MOST):
+        for attempt in range(AGAIN_AT_MOST):
             began = time.monotonic()
             with reconciling(KIND_ONLINE_ENDPOINT), endpoint_pass(namespace, name):
                 outcome = traffic.reconcile_change(
-                    kube(), operator_config(), namespace, name, now_iso(), old_spec
-                )
+                    pass_kube(namespace, name, resume and attempt == 0), operator_config(),
+                    namespace, name, now_iso(), old_spec,
+                )  # fmt: skip
                 settle_status((namespace, name), outcome.status_for)
             if not record_blocked(namespace, name, outcome.waiting_for, began):
                 break  # else a Model it read turned Ready meanwhile: again, with it Ready
@@ -318,6 +326,18 @@ def run_reconcile(
         forget_backstop((namespace, name))
     post_events(outcome)
     return outcome
+
+
+def pass_kube(namespace: str, name: str, resume: bool) -> Kube:
+    """The client of one pass: for a resume pass, one whose LISTs of the endpoint's children
+    answer from its batch's share; any other pass lists for itself (and the endpoint leaves
+    the batches: its first pass ran)."""
+    label = label_value(name)
+    if not resume:
+        RESUMES.forget(namespace, label)
+        return kube()
+    share = RESUMES.take(kube(), namespace, label)
+    return kube() if share is None else SharedLists(kube(), namespace, label, share)
 
 
 def backstop(key: tuple[str, str], models_only: bool = False) -> None:
@@ -377,7 +397,8 @@ def reconcile_endpoint(
 ) -> None:
     # Kopf's `old` (the spec it last handled) only means that on an update.
     previous = old if reason == kopf.Reason.UPDATE and isinstance(old, Mapping) else None
-    outcome = run_reconcile(namespace or "default", name, previous, kopf_retries=True)
+    resume = reason == kopf.Reason.RESUME
+    outcome = run_reconcile(namespace or "default", name, previous, True, resume)
     if outcome.retry_message and outcome.models_wake:
         # The Model turning Ready reconciles it (model_changed); a Kopf retry would only
         # repeat the pass and write its progress into the endpoint (twice per endpoint).
@@ -410,9 +431,11 @@ async def endpoint_lifecycle(
     USERS.observe(KIND_ONLINE_ENDPOINT, namespace, name, None if type == "DELETED" else body)
     if type != "DELETED" and not body.metadata.get("deletionTimestamp"):
         tick = functools.partial(resync_tick, namespace, name, uid, logger)
-        LOOPS.ensure(uid, "resync", tick, spread(uid, operator_config().resync_seconds), logger)
+        if LOOPS.ensure(uid, "resync", tick, spread(uid, operator_config().resync_seconds), logger):
+            RESUMES.expect(namespace, label_value(name))  # first seen: its first pass comes
         return
     LOOPS.stop(uid)
+    RESUMES.forget(namespace, label_value(name))
     record_blocked(namespace, name, frozenset())
     forget_backstop((namespace, name))
     with _BLOCKED_GUARD:
@@ -446,6 +469,8 @@ async def child_deployment_changed(
     endpoint = controller_owner(meta, KIND_ONLINE_ENDPOINT)
     if endpoint is None or namespace is None:
         return
+    if type != "DELETED" and already_observed(namespace, meta["name"], meta.get("resourceVersion")):
+        return  # the last status was computed from this very version (a restart's listing)
     (REFRESHES if type != "DELETED" else RECONCILES).request((namespace, endpoint))
 
 

@@ -41,18 +41,20 @@ class Loops:
 
     def ensure(
         self, uid: str, job: str, tick: Tick, initial_delay: float, logger: logging.Logger | Any
-    ) -> None:
-        """Start the loop unless one runs already (in this event loop: tests restart Kopf)."""
+    ) -> bool:
+        """Start the loop unless one runs already (in this event loop: tests restart Kopf);
+        True when it started one."""
         key = (uid, job)
         running = self._tasks.get(key)
         loop = asyncio.get_running_loop()
         if running is not None and not running.done() and running.get_loop() is loop:
-            return
+            return False
         self._tasks[key] = loop.create_task(
             self._run(key, tick, initial_delay, logger),
             name=f"mlkube {job} {uid}",
             context=detached(),  # not the starting event's body, for the object's lifetime
         )
+        return True
 
     def stop(self, uid: str, job: str | None = None) -> None:
         """Cancel one job of the object, or all of them (a tick in a thread finishes alone)."""

@@ -110,3 +110,55 @@ def test_the_status_reads_the_passs_list_of_deployments_unless_it_wrote_one(
                  "spec": dep["spec"]})  # fmt: skip
     reads.delete("v1", "Service", "gone", NS)
     assert reads.written_kinds == {("apps/v1", "Deployment"), ("v1", "Service")}
+
+
+def test_a_resume_pass_from_a_batchs_share_lists_no_child_and_sees_what_its_lists_would(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    """At a restart a resume pass reads its children from its batch's LISTs
+    (controllers/resume_reads.py): no LIST of its own, and a child deleted while the operator
+    was away (gone before the batch was listed) is still recreated."""
+    from mlkube.builders.names import deployment_name, label_value
+    from mlkube.controllers.resume_reads import KINDS, ResumeBatches, SharedLists
+
+    for name in ("credit", "churn"):
+        fake.put(endpoint_obj(name, auth={"mode": "key"}))
+        controller.reconcile(fake, config, NS, name, NOW)  # creates
+    gone = deployment_name("credit", "blue")
+    fake.delete("v1", "Service", gone, NS)
+    batches = ResumeBatches()
+    for name in ("credit", "churn"):
+        batches.expect(NS, label_value(name))
+    counted = CountingKube(fake)
+    served = [k for k in KINDS if k in fake.kinds]  # this fake serves no Gateway, Prometheus
+
+    def lists() -> int:
+        return sum(counted.calls["list", kind] for _, kind in served)
+
+    for name in ("credit", "churn"):
+        share = batches.take(counted, NS, label_value(name))
+        assert share is not None
+        before = lists()
+        controller.reconcile(SharedLists(counted, NS, name, share), config, NS, name, NOW)
+        assert lists() == before, name  # every LIST of a served kind answered by the share
+    assert lists() == len(served) == 6  # one per kind, for both endpoints
+    assert fake.get("v1", "Service", gone, NS) is not None
+
+
+def test_the_deployments_a_status_was_computed_from_are_recorded_with_their_version(
+    fake: FakeKube, config: OperatorConfig
+) -> None:
+    """Their events at that version (a restart's listing) then cost no refresh pass."""
+    from mlkube.builders.names import deployment_name
+    from mlkube.controllers.observed_deployments import already_observed, forget_observed
+
+    forget_observed()
+    fake.put(endpoint_obj("credit"))
+    controller.reconcile(fake, config, NS, "credit", NOW)
+    blue = fake.stored("apps/v1", "Deployment", deployment_name("credit", "blue"), NS)
+    name, version = blue["metadata"]["name"], blue["metadata"]["resourceVersion"]
+    assert already_observed(NS, name, version)
+    fake.mutate(("apps/v1", "Deployment", NS, name), lambda o: o.update(status={"replicas": 1}))
+    newer = fake.stored("apps/v1", "Deployment", name, NS)["metadata"]["resourceVersion"]
+    assert not already_observed(NS, name, newer)
+    assert not already_observed(NS, name, None)

@@ -469,3 +469,38 @@ def test_a_full_pass_leaves_no_status_step_behind(monkeypatch: pytest.MonkeyPatc
     endpoint.STATUS_PENDING[key] = ("uid", 2, 1)
     endpoint.run_reconcile(*key)
     assert not endpoint.status_pending(key)
+
+
+def test_a_deployment_event_of_the_version_the_last_status_read_costs_no_refresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A restart's listing sends an event per child Deployment, most after the resume pass
+    read that very version: no refresh for those; a newer version or a deletion still acts."""
+    from mlkube.controllers.observed_deployments import forget_observed, record_observed
+
+    runs: list[str] = []
+
+    def refresh_status(kube: Any, config: Any, namespace: str, name: str, now: str) -> Any:
+        runs.append(name)
+        return endpoint.sync.Outcome()
+
+    monkeypatch.setattr(endpoint.sync, "refresh_status", refresh_status)
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+    forget_observed()
+    record_observed("ns", [{"metadata": {"name": "credit-blue", "resourceVersion": "7"}}])
+    ref = {"apiVersion": "mlkube.dev/v1alpha1", "kind": "OnlineEndpoint", "name": "credit",
+           "controller": True}  # fmt: skip
+
+    async def events() -> None:
+        for version in ("7", "8"):
+            meta = {"name": "credit-blue", "resourceVersion": version, "ownerReferences": [ref]}
+            await endpoint.child_deployment_changed(
+                type="MODIFIED", meta=meta, namespace="ns", logger=logging.getLogger("t")
+            )
+            await endpoint.drain_passes()
+            runs.append(f"after {version}")
+
+    asyncio.run(events())
+    assert runs == ["after 7", "credit", "after 8"]
+    forget_observed()
