@@ -469,7 +469,9 @@ async def child_deployment_changed(
     endpoint = controller_owner(meta, KIND_ONLINE_ENDPOINT)
     if endpoint is None or namespace is None:
         return
-    if type != "DELETED" and already_observed(namespace, meta["name"], meta.get("resourceVersion")):
+    version = None if type == "DELETED" else meta.get("resourceVersion")
+    RESUMES.changed(namespace, label_value(endpoint), "Deployment", meta["name"], version)
+    if version is not None and already_observed(namespace, meta["name"], version):
         return  # the last status was computed from this very version (a restart's listing)
     (REFRESHES if type != "DELETED" else RECONCILES).request((namespace, endpoint))
 

@@ -15,7 +15,7 @@ from mlkube.contract import LABEL_ENDPOINT, LABEL_MANAGED_BY, MANAGED_BY
 from mlkube.controllers import endpoint as sync
 from mlkube.controllers.errors import ControllerError
 from mlkube.handlers.clients import kube
-from mlkube.handlers.endpoint import refresh
+from mlkube.handlers.endpoint import RESUMES, refresh
 from mlkube.k8s import ApiError
 
 # Pod uid -> the problem last reported, so a pod that keeps failing the same way (a crash loop
@@ -35,6 +35,10 @@ async def child_pod_changed(
     Recovery needs no pod event: the Deployment turning available refreshes the status.
     Asynchronous: almost every pod event changes no problem and must not cost a thread hop
     (3 pods per endpoint, several events each)."""
+    label = str((meta.get("labels") or {}).get(LABEL_ENDPOINT, ""))
+    if namespace is not None and label:  # a resume share holding another version is dropped
+        version = None if type == "DELETED" else meta.get("resourceVersion")
+        RESUMES.changed(namespace, label, "Pod", str(meta.get("name")), version)
     problem = pod_problem(body) if type != "DELETED" else None
     text = problem.message if problem else ""
     if _POD_PROBLEMS.get(uid, "") == text:
@@ -43,7 +47,6 @@ async def child_pod_changed(
         _POD_PROBLEMS[uid] = text
     else:
         _POD_PROBLEMS.pop(uid, None)
-    label = str((meta.get("labels") or {}).get(LABEL_ENDPOINT, ""))
     if namespace is None or not label:
         return
     try:

@@ -169,12 +169,22 @@ def filled(fake: FakeKube, endpoints: list[str]) -> FakeKube:
     return fake
 
 
-def test_a_failed_batch_list_makes_the_pass_list_for_itself() -> None:
-    fake = filled(Refusing("Deployment", 500), ["a"])
-    batches = ResumeBatches()
-    batches.expect(NS, "a")
-    assert batches.take(fake, NS, "a") is None
-    assert batches.counts == {"shared": 0, "batches": 0, "own": 1}
+def test_a_failed_batch_list_makes_passes_list_for_themselves_for_a_while() -> None:
+    """No batch LIST per pass while the API server fails them (each would only add load)."""
+    fake = filled(Refusing("Deployment", 500), ["a", "b", "c"])
+    counted = CountingKube(fake)
+    now = [0.0]
+    batches = ResumeBatches(max_age=5.0, clock=lambda: now[0])
+    for name in ("a", "b", "c"):
+        batches.expect(NS, name)
+    assert batches.take(counted, NS, "a") is None
+    tried = counted.total("list")
+    assert batches.take(counted, NS, "b") is None
+    assert counted.total("list") == tried  # b lists for itself, no batch LIST tried
+    assert batches.counts == {"shared": 0, "batches": 0, "own": 2}
+    now[0] = 6.0
+    fake.refused = "none"
+    assert batches.take(counted, NS, "c") is not None  # batches again once it passed
 
 
 def test_a_kind_the_cluster_does_not_serve_is_left_to_the_pass() -> None:
@@ -208,3 +218,111 @@ def test_only_equality_selectors_are_answered(
     selector: str | None, expected: dict[str, str] | None
 ) -> None:
     assert equalities(selector) == expected
+
+
+def test_an_event_of_a_child_at_another_version_drops_the_share() -> None:
+    """A restart's listing events carry the versions a share holds (kept); a newer version,
+    a deletion or a child the share lacks means its pass must list for itself."""
+    fake = cluster(["a", "b", "c", "d"])
+    batches = ResumeBatches(ahead=0)  # no batch listed ahead: only what the events cause
+    for name in ("a", "b", "c", "d"):
+        batches.expect(NS, name)
+    assert batches.take(fake, NS, "a") is not None
+    version = fake.stored("apps/v1", "Deployment", "b-blue", NS)["metadata"]["resourceVersion"]
+    batches.changed(NS, "b", "Deployment", "b-blue", version)  # the listing's own event
+    batches.changed(NS, "c", "Deployment", "c-blue", "999")  # changed since the batch LIST
+    batches.changed(NS, "d", "Pod", "d-new-pod", "5")  # a pod the share does not hold
+    counted = CountingKube(fake)
+    assert batches.take(counted, NS, "b") is not None
+    assert counted.total("list") == 0
+    for name in ("c", "d"):
+        assert batches.take(counted, NS, name) is not None
+    assert counted.total("list") == len(KINDS)  # c and d: one fresh batch for both
+
+
+def test_an_endpoint_forgotten_while_its_batch_is_listed_gets_no_share() -> None:
+    """Its first pass ran (or it was deleted) during the LISTs: no share is kept for it."""
+    batches = ResumeBatches()
+
+    class Forgetting(FakeKube):
+        def list(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+            batches.forget(NS, "b")
+            return super().list(*args, **kwargs)
+
+    fake = filled(Forgetting(), ["a", "b"])
+    batches.expect(NS, "a")
+    batches.expect(NS, "b")
+    assert batches.take(fake, NS, "a") is not None
+    assert batches._shares == {}
+
+
+def test_a_pass_that_wrote_a_kind_lists_it_again() -> None:
+    """The status after a Deployment write must see the write, not the share."""
+    fake = cluster(["a"])
+    share = ResumeBatches().take(fake, NS, "a")
+    assert share is not None
+    counted = CountingKube(fake)
+    shared = SharedLists(counted, NS, "a", share)
+    selector = selector_string(endpoint_selector("a"))
+    shared.list("apps/v1", "Deployment", NS, selector)
+    assert counted.total("list") == 0
+    shared.patch("apps/v1", "Deployment", "a-blue", {"metadata": {"labels": {"x": "1"}}}, NS)
+    listed = shared.list("apps/v1", "Deployment", NS, selector)
+    assert counted.calls["list", "Deployment"] == 1
+    blue = next(d for d in listed if d["metadata"]["name"] == "a-blue")
+    assert blue["metadata"]["labels"]["x"] == "1"
+    shared.list("v1", "Service", NS, selector)
+    assert counted.calls["list", "Service"] == 0  # other kinds still from the share
+
+
+def test_concurrent_passes_share_batches_in_the_order_seen() -> None:
+    """16 handler threads resuming 120 endpoints: every pass gets a share, each batch is
+    listed once, and no endpoint is left waiting."""
+    import threading
+
+    names = [f"e{i:03d}" for i in range(120)]
+    counted = CountingKube(cluster(names))
+    batches = ResumeBatches(batch=50)
+    for name in names:
+        batches.expect(NS, name)
+    queue = list(reversed(names))
+    lock = threading.Lock()
+    missing: list[str] = []
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                name = queue.pop()
+            if batches.take(counted, NS, name) is None:
+                missing.append(name)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert missing == []
+    assert batches.counts == {"shared": 120, "batches": 3, "own": 0}
+    assert counted.total("list") == 3 * len(KINDS)
+    assert batches._waiting == {} and batches._shares == {}
+
+
+def test_the_next_batch_is_listed_ahead_by_a_pass_that_took_a_share() -> None:
+    """Once fewer than `ahead` shares are left, the pass taking one lists the next batch, so
+    the passes after it find theirs waiting (no handler thread waits for a batch LIST)."""
+    names = [f"e{i}" for i in range(9)]
+    counted = CountingKube(cluster(names))
+    batches = ResumeBatches(batch=3, ahead=2)
+    for name in names:
+        batches.expect(NS, name)
+    assert batches.take(counted, NS, "e0") is not None  # lists e0-e2
+    assert counted.total("list") == len(KINDS)
+    assert batches.take(counted, NS, "e1") is not None  # 1 share left < 2: lists e3-e5
+    assert counted.total("list") == 2 * len(KINDS)
+    assert sorted(label for _, label in batches._shares) == ["e2", "e3", "e4", "e5"]
+    for name in names[2:]:
+        assert batches.take(counted, NS, name) is not None
+    assert batches.counts == {"shared": 9, "batches": 3, "own": 0}
+    assert batches._waiting == {} and batches._shares == {}
