@@ -35,7 +35,7 @@ from mlkube.builders.endpoint import CHILD_KINDS
 from mlkube.contract import FIELD_MANAGER, LABEL_ENDPOINT
 from mlkube.controllers.kube import ApiError, Kube
 
-BATCH: Final = 25  # endpoints per shared LIST: ~1.8 MB of children, parsed a kind at a time
+BATCH: Final = 10  # endpoints per shared LIST: its parsed objects are a short burst of memory
 AHEAD: Final = 20  # a batch is listed ahead once fewer shares are left (16 handler threads)
 MAX_AGE: Final = 10.0  # seconds a share may wait for its pass
 # The kinds a pass lists by label: its children (read_children; Secrets are read by name) and
@@ -68,6 +68,7 @@ class ResumeBatches:
         self._shares: dict[tuple[str, str], _Made] = {}
         self._failed_until = -math.inf  # after a failed batch LIST: passes list alone
         self.counts = {"shared": 0, "batches": 0, "own": 0}
+        self.on_drained: Callable[[], None] | None = None
 
     def expect(self, namespace: str, label: str) -> None:
         """The endpoint (its `mlkube.dev/endpoint` label value) was first seen: its first
@@ -160,9 +161,12 @@ class ResumeBatches:
             return made.share
 
     def _drained(self) -> None:
-        """Under the lock: the last share was taken, say how the resume went."""
+        """Under the lock: the last share was taken, say how the resume went and hand the
+        burst's freed memory back (`on_drained`)."""
         if not self._waiting and not self._shares and self.counts["batches"]:
             log.info("resume: %s", self.summary())
+            if self.on_drained is not None:
+                self.on_drained()
 
     def _next_batch(self, namespace: str, mine: str | None) -> list[str]:
         """Under the lock: `mine` and the next waiting endpoints of its namespace without a

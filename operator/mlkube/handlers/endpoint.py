@@ -51,6 +51,7 @@ from mlkube.controllers.resume_reads import ResumeBatches, SharedLists
 from mlkube.handlers.clients import kube
 from mlkube.handlers.coalesce import Coalesced
 from mlkube.handlers.config import operator_config
+from mlkube.handlers.memory_probe import trim_memory
 from mlkube.handlers.metrics import reconciling
 from mlkube.handlers.periodic import LOOPS, spread
 from mlkube.k8s import ApiError
@@ -85,6 +86,9 @@ _BLOCKED_GUARD: Final = threading.Lock()
 # Endpoints first seen by this process whose first pass is to come: at a restart, resume
 # passes share their children's LISTs in batches (controllers/resume_reads.py).
 RESUMES: Final = ResumeBatches()
+# A restart's burst (the resume passes, Kopf's listings) leaves freed memory that glibc keeps:
+# give it back once every endpoint has resumed (docs/benchmarks/operator-scale.md, fourteenth).
+RESUMES.on_drained = trim_memory
 
 
 def record_blocked(

@@ -36,6 +36,16 @@ class _MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2_FIELDS.split()]
 
 
+def trim_memory() -> None:
+    """Return glibc's free heap pages to the system (`malloc_trim`): after a burst the
+    process keeps them as RSS. Nothing elsewhere (musl, macOS)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def malloc_info() -> dict[str, int]:
     """glibc's counters over every arena: in use, free but kept, mmapped (empty elsewhere)."""
     try:

@@ -326,3 +326,18 @@ def test_the_next_batch_is_listed_ahead_by_a_pass_that_took_a_share() -> None:
         assert batches.take(counted, NS, name) is not None
     assert batches.counts == {"shared": 9, "batches": 3, "own": 0}
     assert batches._waiting == {} and batches._shares == {}
+
+
+def test_the_drained_hook_runs_once_every_waiting_endpoint_has_its_share() -> None:
+    """The operator hands a restart's freed memory back then (handlers/endpoint.py)."""
+    names = ["a", "b", "c"]
+    fake = cluster(names)
+    batches = ResumeBatches()
+    calls: list[int] = []
+    batches.on_drained = lambda: calls.append(1)
+    for name in names:
+        batches.expect(NS, name)
+    for name in names:
+        assert calls == []
+        assert batches.take(fake, NS, name) is not None
+    assert calls == [1]
