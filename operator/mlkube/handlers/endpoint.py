@@ -482,16 +482,26 @@ async def child_deployment_changed(
 
 @kopf.on.event(GROUP, VERSION, PLURAL_MODELS)
 async def model_changed(
-    name: str, namespace: str | None, status: kopf.Status, type: str = "", **_: Any
-) -> None:
+    name: str, namespace: str | None, status: kopf.Status, type: str = "",
+    meta: Mapping[str, Any] | None = None, **_: Any,
+) -> None:  # fmt: skip
     """A Model became Ready: endpoints waiting for it reconcile now (their only retry).
     Asynchronous: most Model events wake no endpoint and must not wait for a thread (with
-    their bodies queued in Kopf's backlog) behind the reconciles of a burst."""
+    their bodies queued in Kopf's backlog) behind the reconciles of a burst. Ready means what
+    a pass needs (`model_facts.read_model`): Ready for the Model's current generation, so a
+    spec change's event (still Ready, for the previous generation) is not Ready and the status
+    of the new generation wakes the endpoints that read it in between."""
     if namespace is None:
         return
-    ready = type != "DELETED" and any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
+    generation = (meta or {}).get("generation")
+    current = generation is None or status.get("observedGeneration") == generation
+    ready = (
+        type != "DELETED"
+        and current
+        and any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
     )
     for endpoint in ready_seen(namespace, name, ready):
         RECONCILES.request((namespace, endpoint))

@@ -504,3 +504,42 @@ def test_a_deployment_event_of_the_version_the_last_status_read_costs_no_refresh
     asyncio.run(events())
     assert runs == ["after 7", "credit", "after 8"]
     forget_observed()
+
+
+def test_a_model_ready_for_its_new_generation_wakes_the_endpoints_that_read_it_between(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A spec change leaves the Model's Ready condition for the previous generation: a pass
+    reading it then is blocked (model_facts wants the current generation). That event is not
+    Ready, so the status of the new generation wakes the endpoint, not the 60 s backstop."""
+    passes: list[str] = []
+    blocked = [True]
+
+    def reconcile(kube: Any, config: Any, namespace: str, name: str, now: str) -> Any:
+        passes.append(name)
+        waiting = frozenset({"m"}) if blocked[0] else frozenset()
+        return endpoint.sync.Outcome(waiting_for=waiting, models_wake=bool(waiting))
+
+    monkeypatch.setattr(endpoint.sync, "reconcile", reconcile)
+    monkeypatch.setattr(endpoint, "kube", lambda: None)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+    ready: Any = {"conditions": [{"type": "Ready", "status": "True"}], "observedGeneration": 1}
+    current: Any = {**ready, "observedGeneration": 2}
+
+    async def events() -> None:
+        await endpoint.model_changed(name="m", namespace="gen", status=ready,
+                                     meta={"generation": 1})  # fmt: skip
+        await endpoint.model_changed(name="m", namespace="gen", status=ready,
+                                     meta={"generation": 2})  # the spec change  # fmt: skip
+        endpoint.run_reconcile("gen", "credit")  # reads generation 2 not yet Ready: blocked
+        assert endpoint.blocked_on("gen", "m") == ["credit"]
+        blocked[0] = False
+        await endpoint.model_changed(name="m", namespace="gen", status=current,
+                                     meta={"generation": 2})  # fmt: skip
+        await endpoint.drain_passes()
+
+    asyncio.run(events())
+    assert passes == ["credit", "credit"]
+    assert endpoint.blocked_on("gen", "m") == []
+    endpoint.ready_seen("gen", "m", False)
+    endpoint.forget_backstop(("gen", "credit"))
