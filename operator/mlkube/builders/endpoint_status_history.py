@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from mlkube.api.endpoint import OnlineDeployment, TrafficChange
 from mlkube.builders.environment_use import EnvironmentUse, parse_reference
 from mlkube.builders.model_facts import ModelFacts
+from mlkube.reconcile.endpoint_changes import split_applied_before
 
 if TYPE_CHECKING:
     from mlkube.builders.endpoint_status import WorkloadHealth
@@ -52,7 +53,7 @@ def traffic_change(
     old_mirror = dict(previous.get("mirror") or {})
     new_mirror = {k: v for k, v in mirror.items() if v > 0}
     changed = old_traffic != dict(traffic) or old_mirror != new_mirror
-    if previous.get("observedGeneration") and changed:
+    if changed and split_applied_before(previous):
         return TrafficChange(at=now, previous_traffic=old_traffic, previous_mirror=old_mirror)
     recorded = previous.get("lastTrafficChange")
     return TrafficChange.model_validate(recorded) if isinstance(recorded, Mapping) else None

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mlkube.contract import KIND_ONLINE_ENDPOINT
+from mlkube.reconcile.router_config import NO_ROUTER_READY, TRAFFIC_CONDITION
 
 ARROW = "\u2192"
 
@@ -37,15 +38,31 @@ def format_split(split: Mapping[str, int]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(split.items())) or "(none)"
 
 
+def split_applied_before(previous: Mapping[str, Any]) -> bool:
+    """Whether the previous status records a split that was served, so that a new applied
+    split is a change (Events, lastTrafficChange) rather than the first apply.
+
+    Not before the first pass (no observedGeneration), nor while no router replica has been
+    Ready yet: that pass records an empty applied split, and the routers' first load of the
+    configured one is the first apply, not a change from "(none)"."""
+    if not previous.get("observedGeneration"):
+        return False
+    if previous.get("traffic") or previous.get("mirror") or previous.get("lastTrafficChange"):
+        return True
+    check: Mapping[str, Any] = next(
+        (c for c in previous.get("conditions") or [] if c.get("type") == TRAFFIC_CONDITION), {}
+    )
+    return not (check.get("status") == "False" and check.get("reason") == NO_ROUTER_READY)
+
+
 def traffic_events(
     applied: Mapping[str, Any], traffic: Mapping[str, int], mirror: Mapping[str, int]
 ) -> list[tuple[str, str]]:
     """(reason, message) Events for a change from the applied split to the new one.
 
-    Nothing on the first apply (status has no applied split yet: observedGeneration is absent,
-    or 0, the CRD's default) or when nothing changed.
+    Nothing on the first apply (`split_applied_before`) or when nothing changed.
     """
-    if not applied.get("observedGeneration"):
+    if not split_applied_before(applied):
         return []
     events = []
     old_traffic = dict(applied.get("traffic") or {})

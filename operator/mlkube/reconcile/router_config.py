@@ -15,6 +15,7 @@ from typing import Final
 TRAFFIC_CONDITION: Final = "TrafficApplied"
 RELOADING: Final = "RouterReloading"  # the one verdict nothing but a retry re-checks
 REJECTED: Final = "RouterRejectedConfig"
+NO_ROUTER_READY: Final = "NoRouterReady"  # before any: the split is not applied yet
 
 
 def traffic_applied(expected_hash: str, observed_hashes: Iterable[str | None]) -> bool:
@@ -61,7 +62,7 @@ def traffic_verdict(
     observed = list(observed_hashes)
     refused = list(refusals)
     if ready_routers == 0:
-        return TrafficVerdict(False, "NoRouterReady", "no router replica is Ready yet")
+        return TrafficVerdict(False, NO_ROUTER_READY, "no router replica is Ready yet")
     if not observed:
         return TrafficVerdict(
             None,

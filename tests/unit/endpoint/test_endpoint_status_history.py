@@ -11,6 +11,7 @@ from mlkube.builders.endpoint_drift_status import DriftObservation, build_drift_
 from mlkube.builders.endpoint_status import WorkloadHealth, build_endpoint_status
 from mlkube.builders.model_facts import ModelFacts
 from mlkube.reconcile.drift_episodes import EpisodePolicy
+from mlkube.reconcile.router_config import traffic_verdict
 
 T0, T1, T2 = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z", "2026-01-01T00:10:00Z"
 UP = WorkloadHealth(replicas=2, ready=2, available=True)
@@ -106,6 +107,24 @@ def test_last_traffic_change_records_changes_but_not_the_first_apply() -> None:
         "at": "2026-01-01T00:30:00Z", "previousTraffic": {"blue": 90, "green": 10},
         "previousMirror": {},
     }  # fmt: skip
+
+
+def test_routers_first_loading_the_split_is_the_first_apply_not_a_change() -> None:
+    # The first pass ran before any router replica was Ready: nothing applied yet.
+    no_router = traffic_verdict("h1", 0, [])
+    waiting = status(spec(), None, T0, applied_traffic={}, router=None, traffic_check=no_router)
+    assert waiting["traffic"] == {} and waiting["observedGeneration"] == 1
+    loaded = traffic_verdict("h1", 1, ["h1"])
+    first = status(spec(), waiting, T1, traffic_check=loaded)
+    assert first["traffic"] == {"blue": 100}
+    assert "lastTrafficChange" not in first
+    # An empty split the routers served is a split: setting one later is a change.
+    empty = status(spec(), None, T0, applied_traffic={}, traffic_check=loaded)
+    routed = status(spec(), empty, T1, traffic_check=loaded)
+    assert routed["lastTrafficChange"] == {"at": T1, "previousTraffic": {}, "previousMirror": {}}
+    # Routers all gone later keep the recorded split; their return changes nothing.
+    gone = status(spec(), first, T2, router=None, traffic_check=no_router)
+    assert "lastTrafficChange" not in status(spec(), gone, T2, traffic_check=loaded)
 
 
 def test_drift_last_episode_keeps_the_start_verbatim() -> None:
