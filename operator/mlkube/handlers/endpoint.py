@@ -54,6 +54,7 @@ from mlkube.handlers.config import operator_config
 from mlkube.handlers.memory_probe import trim_memory
 from mlkube.handlers.metrics import reconciling
 from mlkube.handlers.periodic import LOOPS, spread
+from mlkube.handlers.settings import max_workers
 from mlkube.k8s import ApiError
 
 PLURAL: Final = PLURAL_ONLINE_ENDPOINTS
@@ -181,6 +182,10 @@ def reconcile_key(key: tuple[str, str], since: float) -> None:
     run_reconcile(*key)
 
 
+def resume_key(key: tuple[str, str], since: float) -> None:
+    run_reconcile(*key, resume=True)
+
+
 def report_failure(what: str) -> Callable[[tuple[str, str], Exception], None]:
     def report(key: tuple[str, str], err: Exception) -> None:
         if what == "reconcile":  # asked for by an event no Kopf handler will repeat
@@ -206,6 +211,13 @@ REFRESHES: Final = Coalesced(
 RECONCILE_PASSES: Final = 8
 RECONCILES: Final = Coalesced(
     "reconcile", reconcile_key, 0.0, report_failure("reconcile"), limit=RECONCILE_PASSES
+)
+# A restart's resume passes, as many at once as Kopf's handler threads. Kopf's resume handler
+# only asks for one here: run by Kopf, each of 1,000 endpoints' workers held its listing
+# event's body (and Kopf's cause, diff, patch) until a handler thread took it, the restarted
+# operator's memory peak (docs/benchmarks/operator-scale.md, fifteenth session).
+RESUME_PASSES: Final = Coalesced(
+    "resume", resume_key, 0.0, report_failure("reconcile"), limit=max_workers()
 )
 
 
@@ -280,6 +292,7 @@ TRAFFIC_STATUS: Final = Coalesced(
 async def drain_passes() -> None:
     """Until the requested refreshes and reconciles have run (tests)."""
     await REFRESHES.drain()
+    await RESUME_PASSES.drain()
     await RECONCILES.drain()
     await TRAFFIC_STATUS.drain()
 
@@ -294,6 +307,7 @@ async def bind_passes(**_: Any) -> None:
 @kopf.on.cleanup()
 async def stop_passes(**_: Any) -> None:
     await REFRESHES.close()
+    await RESUME_PASSES.close()
     await RECONCILES.close()
     await TRAFFIC_STATUS.close()
 
@@ -394,6 +408,14 @@ def post_events(outcome: sync.Outcome) -> None:
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
+async def resume_endpoint(namespace: str | None, name: str, **_: Any) -> None:
+    """An endpoint that existed when the operator started: its pass waits as a key (no body),
+    in the order the endpoints were listed (the order of their batches' shared LISTs). A
+    failed or blocked pass is retried by the backstop, as a resync's is (no Kopf progress
+    written)."""
+    RESUME_PASSES.request((namespace or "default", name))
+
+
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 def reconcile_endpoint(
@@ -401,8 +423,7 @@ def reconcile_endpoint(
 ) -> None:
     # Kopf's `old` (the spec it last handled) only means that on an update.
     previous = old if reason == kopf.Reason.UPDATE and isinstance(old, Mapping) else None
-    resume = reason == kopf.Reason.RESUME
-    outcome = run_reconcile(namespace or "default", name, previous, True, resume)
+    outcome = run_reconcile(namespace or "default", name, previous, True)
     if outcome.retry_message and outcome.models_wake:
         # The Model turning Ready reconciles it (model_changed); a Kopf retry would only
         # repeat the pass and write its progress into the endpoint (twice per endpoint).

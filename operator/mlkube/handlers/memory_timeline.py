@@ -103,6 +103,7 @@ def operator_gauges(loop: asyncio.AbstractEventLoop) -> dict[str, Callable[[], i
         "tasks": lambda: len(asyncio.all_tasks(loop)),
         "refreshes": endpoint.REFRESHES.pending,
         "reconciles": endpoint.RECONCILES.pending,
+        "resumes": endpoint.RESUME_PASSES.pending,
         "waiting": lambda: len(endpoint.WAITING),
     }
 

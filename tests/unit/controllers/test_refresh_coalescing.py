@@ -543,3 +543,45 @@ def test_a_model_ready_for_its_new_generation_wakes_the_endpoints_that_read_it_b
     assert endpoint.blocked_on("gen", "m") == []
     endpoint.ready_seen("gen", "m", False)
     endpoint.forget_backstop(("gen", "credit"))
+
+
+def test_a_resume_waits_as_a_key_and_its_pass_reads_a_share_then_the_backstop_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kopf's resume handler returns at once (its worker and the listing event's body are
+    released); the pass runs in the resume queue as a resume pass (it may read a batch's share,
+    pass_kube), and a blocked one is retried by the backstop, not by Kopf."""
+    resumed: list[bool] = []
+    passes: list[str] = []
+
+    def pass_kube(namespace: str, name: str, resume: bool) -> Any:
+        resumed.append(resume)
+        return None
+
+    def reconcile_change(kube: Any, config: Any, namespace: str, name: str, now: str,
+                         old_spec: Any) -> Any:  # fmt: skip
+        passes.append(name)
+        if len(passes) == 1:
+            return endpoint.sync.Outcome(retry_message="no router replica is Ready yet")
+        return endpoint.sync.Outcome()
+
+    monkeypatch.setattr(endpoint, "pass_kube", pass_kube)
+    monkeypatch.setattr(endpoint.traffic, "reconcile_change", reconcile_change)
+    monkeypatch.setattr(endpoint, "operator_config", lambda: None)
+    monkeypatch.setattr(endpoint, "BACKSTOP_DELAY", 0.05)
+
+    async def go() -> None:
+        await endpoint.bind_passes()
+        await endpoint.resume_endpoint(namespace="rs", name="credit", body={"spec": {}})
+        assert passes == [] and endpoint.RESUME_PASSES.pending() == 1  # returned at once
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            await endpoint.drain_passes()
+            if len(passes) >= 2:
+                break
+        await endpoint.stop_passes()
+
+    asyncio.run(go())
+    assert passes == ["credit", "credit"]
+    assert resumed == [True, False]  # the backstop's pass is an ordinary reconcile
+    assert ("rs", "credit") not in endpoint.BACKSTOPS
