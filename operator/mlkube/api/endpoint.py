@@ -530,7 +530,8 @@ class OnlineEndpointStatus(ApiModel):
     url: Annotated[str, Field(max_length=MAX_URI_LENGTH)] | None = None
     """Scoring URL inside the cluster (or through the Gateway)."""
     traffic: PercentMap = Field(default_factory=dict)
-    """Traffic split currently applied by the router or HTTPRoute."""
+    """Traffic split currently applied by the router or HTTPRoute; absent until one is (no
+    router has served any yet)."""
     mirror: PercentMap = Field(default_factory=dict)
     """Mirroring currently applied."""
     last_traffic_change: TrafficChange | None = None

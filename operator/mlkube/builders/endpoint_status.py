@@ -205,7 +205,7 @@ def build_endpoint_status(
     spec: OnlineEndpointSpec,
     generation: int,
     url: str | None,
-    applied_traffic: Mapping[str, int],
+    applied_traffic: Mapping[str, int] | None,
     applied_mirror: Mapping[str, int],
     deployments: Mapping[str, WorkloadHealth | None],
     router: WorkloadHealth | None,
@@ -292,10 +292,16 @@ def build_endpoint_status(
             generation=generation,
             now=now,
         )
+    # No `traffic` nor `mirror` while no split was applied yet (endpoint_changes.py).
+    applied: dict[str, Any] = {}
+    if applied_traffic is not None:
+        applied = {
+            "traffic": dict(sorted(applied_traffic.items())),
+            "mirror": dict(sorted(applied_mirror.items())),
+        }
     return OnlineEndpointStatus(
         url=url,
-        traffic=dict(sorted(applied_traffic.items())),
-        mirror=dict(sorted(applied_mirror.items())),
+        **applied,
         last_traffic_change=traffic_change(previous, applied_traffic, applied_mirror, now),
         deployments=per_deployment,
         conditions=condition_models(conditions),

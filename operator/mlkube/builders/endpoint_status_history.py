@@ -45,18 +45,25 @@ def served_model(
 
 
 def traffic_change(
-    previous: Mapping[str, Any], traffic: Mapping[str, int], mirror: Mapping[str, int], now: str
+    previous: Mapping[str, Any],
+    traffic: Mapping[str, int] | None,
+    mirror: Mapping[str, int],
+    now: str,
 ) -> TrafficChange | None:
     """The last change of the applied split: a new one when it differs from the previous
-    status's (not on the first apply, like the TrafficChanged Event), else the recorded one."""
+    status's (not on the first apply, like the TrafficChanged Event), else the recorded one;
+    `traffic` None: none applied yet."""
+    recorded = previous.get("lastTrafficChange")
+    kept = TrafficChange.model_validate(recorded) if isinstance(recorded, Mapping) else None
+    if traffic is None:
+        return kept
     old_traffic = dict(previous.get("traffic") or {})
     old_mirror = dict(previous.get("mirror") or {})
     new_mirror = {k: v for k, v in mirror.items() if v > 0}
     changed = old_traffic != dict(traffic) or old_mirror != new_mirror
     if changed and split_applied_before(previous):
         return TrafficChange(at=now, previous_traffic=old_traffic, previous_mirror=old_mirror)
-    recorded = previous.get("lastTrafficChange")
-    return TrafficChange.model_validate(recorded) if isinstance(recorded, Mapping) else None
+    return kept
 
 
 def environment_record(

@@ -203,11 +203,14 @@ def reconcile(kube: Kube, config: OperatorConfig, namespace: str, name: str, now
 
 def applied_split(
     spec: OnlineEndpointSpec, status: dict[str, Any], verdict: TrafficVerdict | None
-) -> tuple[dict[str, int], dict[str, int]]:
+) -> tuple[dict[str, int] | None, dict[str, int]]:
     """(traffic, mirror) to report as applied: the spec's once the routers serve it (or when
-    it cannot be checked: gateway backend, routers outside the pod networks), else the last."""
+    it cannot be checked: gateway backend, routers outside the pod networks), else the last;
+    traffic None while none has been (the status has no `traffic` yet)."""
     if verdict is None or verdict.applied is not False:
         return dict(spec.traffic), {k: v for k, v in spec.mirror.items() if v > 0}
+    if "traffic" not in status:
+        return None, {}
     return dict(status.get("traffic") or {}), dict(status.get("mirror") or {})
 
 

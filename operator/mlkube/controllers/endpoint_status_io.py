@@ -144,7 +144,7 @@ def write_blocked_status(
         spec=spec or OnlineEndpointSpec(),
         generation=generation,
         url=status.get("url"),
-        applied_traffic=status.get("traffic") or {},
+        applied_traffic=status.get("traffic"),  # absent while none was applied
         applied_mirror=status.get("mirror") or {},
         deployments=observe_deployments(kube, owner, spec) if spec else {},
         router=None,

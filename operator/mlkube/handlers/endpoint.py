@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime
 import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, cast
 
 import kopf
@@ -219,6 +221,18 @@ RECONCILES: Final = Coalesced(
 RESUME_PASSES: Final = Coalesced(
     "resume", resume_key, 0.0, report_failure("reconcile"), limit=max_workers()
 )
+HANDLER_ID: Final = "reconcile_endpoint"
+# The create and update passes, which Kopf's threads ran while the handler was synchronous.
+_HANDLER_THREADS: list[ThreadPoolExecutor] = []
+
+
+async def in_handler_thread(call: Callable[[], None]) -> None:
+    """`call` in one of max_workers() threads, in a copy of this context (Kopf's per-event
+    variables: its Events and log lines name the endpoint)."""
+    if not _HANDLER_THREADS:
+        _HANDLER_THREADS.append(ThreadPoolExecutor(max_workers(), "mlkube-endpoint"))
+    run = functools.partial(contextvars.copy_context().run, call)
+    await asyncio.get_running_loop().run_in_executor(_HANDLER_THREADS[0], run)
 
 
 def traffic_status_key(key: tuple[str, str], since: float) -> None:
@@ -339,7 +353,9 @@ def run_reconcile(
     except (ApiError, ControllerError) as err:
         raise kopf.TemporaryError(f"reconcile failed: {err}", delay=API_ERROR_DELAY) from err
     if outcome.retry_message and (outcome.models_wake or not kopf_retries):
-        backstop((namespace, name), models_only=outcome.models_wake)
+        # A resume pass looks again as soon as Kopf's retry of it would have.
+        first = outcome.retry_delay if resume else None
+        backstop((namespace, name), models_only=outcome.models_wake, first=first)
     else:
         forget_backstop((namespace, name))
     post_events(outcome)
@@ -358,7 +374,7 @@ def pass_kube(namespace: str, name: str, resume: bool) -> Kube:
     return kube() if share is None else SharedLists(kube(), namespace, label, share)
 
 
-def backstop(key: tuple[str, str], models_only: bool = False) -> None:
+def backstop(key: tuple[str, str], models_only: bool = False, first: float | None = None) -> None:
     """Reconcile `key` again later unless a pass ended unblocked (or the endpoint was deleted)
     by then: no Kopf retry covers
     a pass blocked on Models or one that ran outside Kopf's handler (a coalesced wake-up or a
@@ -366,16 +382,17 @@ def backstop(key: tuple[str, str], models_only: bool = False) -> None:
 
     Blocked only by Models, the Model's Ready event is the wake-up and this only covers its
     loss: 60 s, doubling up to the resync period (a thousand endpoints waiting for Models must
-    not cost a thousand passes every quarter minute). Anything else: 15 s doubling to 60 s,
-    Kopf's own back-off. Process-local: no annotation written, nothing to clear at a restart."""
+    not cost a thousand passes every quarter minute). Anything else: 15 s (`first` for the
+    first look, when given) doubling to 60 s. Process-local: no annotation written, nothing to
+    clear at a restart."""
     with _BLOCKED_GUARD:
         attempt = BACKSTOPS.get(key, 0)
         BACKSTOPS[key] = attempt + 1
     if models_only:
-        first, cap = MODEL_BACKSTOP_DELAY, max(MODEL_BACKSTOP_DELAY, resync_period())
+        delay, cap = MODEL_BACKSTOP_DELAY, max(MODEL_BACKSTOP_DELAY, resync_period())
     else:
-        first, cap = BACKSTOP_DELAY, MAX_RETRY_DELAY
-    RECONCILES.request_later(key, min(first * 2 ** min(attempt, 6), cap), backstop_pending)
+        delay, cap = BACKSTOP_DELAY if first is None else first, MAX_RETRY_DELAY
+    RECONCILES.request_later(key, min(delay * 2 ** min(attempt, 6), cap), backstop_pending)
 
 
 def resync_period() -> float:
@@ -407,20 +424,33 @@ def post_events(outcome: sync.Outcome) -> None:
             )
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-async def resume_endpoint(namespace: str | None, name: str, **_: Any) -> None:
-    """An endpoint that existed when the operator started: its pass waits as a key (no body),
-    in the order the endpoints were listed (the order of their batches' shared LISTs). A
-    failed or blocked pass is retried by the backstop, as a resync's is (no Kopf progress
-    written)."""
-    RESUME_PASSES.request((namespace or "default", name))
+# One Kopf handler (the ids earlier versions stored progress under) for the three causes: an
+# endpoint created while the operator was away is resumed and created at once, which Kopf runs
+# as one call of one function under one id, but as two calls of two, one after the other, with
+# their progress written to the endpoint in between.
+@kopf.on.resume(GROUP, VERSION, PLURAL, id=HANDLER_ID)
+@kopf.on.create(GROUP, VERSION, PLURAL, id=HANDLER_ID)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id=HANDLER_ID)
+async def endpoint_changed(
+    namespace: str | None, name: str, retry: int, reason: str = "", old: Any = None, **_: Any
+) -> None:
+    """A resume (the endpoint existed when the operator started) waits as a key, no body, in
+    the order the endpoints were listed (the order of their batches' shared LISTs); a failed
+    or blocked resume pass is retried by the backstop, as a resync's is (no Kopf progress
+    written). A create or an update runs its pass now, in a handler thread; Kopf retries it."""
+    if reason == kopf.Reason.RESUME:
+        RESUME_PASSES.request((namespace or "default", name))
+        return
+    call = functools.partial(
+        reconcile_endpoint, namespace=namespace, name=name, retry=retry, reason=reason, old=old
+    )
+    await in_handler_thread(call)
 
 
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 def reconcile_endpoint(
     namespace: str | None, name: str, retry: int, reason: str = "", old: Any = None, **_: Any
 ) -> None:
+    """The pass of a create or an update (`endpoint_changed`, in a handler thread)."""
     # Kopf's `old` (the spec it last handled) only means that on an update.
     previous = old if reason == kopf.Reason.UPDATE and isinstance(old, Mapping) else None
     outcome = run_reconcile(namespace or "default", name, previous, True)

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mlkube.contract import KIND_ONLINE_ENDPOINT
-from mlkube.reconcile.router_config import NO_ROUTER_READY, TRAFFIC_CONDITION
 
 ARROW = "\u2192"
 
@@ -42,27 +41,22 @@ def split_applied_before(previous: Mapping[str, Any]) -> bool:
     """Whether the previous status records a split that was served, so that a new applied
     split is a change (Events, lastTrafficChange) rather than the first apply.
 
-    Not before the first pass (no observedGeneration), nor while no router replica has been
-    Ready yet: that pass records an empty applied split, and the routers' first load of the
-    configured one is the first apply, not a change from "(none)"."""
-    if not previous.get("observedGeneration"):
-        return False
-    if previous.get("traffic") or previous.get("mirror") or previous.get("lastTrafficChange"):
-        return True
-    check: Mapping[str, Any] = next(
-        (c for c in previous.get("conditions") or [] if c.get("type") == TRAFFIC_CONDITION), {}
-    )
-    return not (check.get("status") == "False" and check.get("reason") == NO_ROUTER_READY)
+    `status.traffic` is written once a split is applied (an empty one included), not while
+    the routers have served none yet (none Ready, still loading, refusing it) nor by a pass
+    blocked before any was: their first load of the configured split is the first apply, not
+    a change from "(none)". observedGeneration absent, or 0 (the CRD's default): no pass
+    wrote this status."""
+    return bool(previous.get("observedGeneration")) and "traffic" in previous
 
 
 def traffic_events(
-    applied: Mapping[str, Any], traffic: Mapping[str, int], mirror: Mapping[str, int]
+    applied: Mapping[str, Any], traffic: Mapping[str, int] | None, mirror: Mapping[str, int]
 ) -> list[tuple[str, str]]:
     """(reason, message) Events for a change from the applied split to the new one.
 
     Nothing on the first apply (`split_applied_before`) or when nothing changed.
     """
-    if not split_applied_before(applied):
+    if traffic is None or not split_applied_before(applied):
         return []
     events = []
     old_traffic = dict(applied.get("traffic") or {})

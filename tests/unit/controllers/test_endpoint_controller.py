@@ -59,7 +59,7 @@ def test_first_reconcile_creates_children_owned_by_the_endpoint(
         assert obj["metadata"]["labels"][LABEL_MANAGED_BY] == MANAGED_BY
     endpoint = fake.stored(API_VERSION, "OnlineEndpoint", "credit", NS)
     # No router pod runs in a fake: the split is written, not applied (test_traffic_applied.py).
-    assert endpoint["status"]["traffic"] == {}
+    assert "traffic" not in endpoint["status"]
     assert condition(endpoint, "TrafficApplied")["reason"] == "NoRouterReady"
     assert condition(endpoint, "Ready")["reason"] == "Progressing"  # no pods in a fake
     assert deployed_by(fake, "credit-risk-v3") == deployed_by(fake, "credit-risk-v4") == ["credit"]

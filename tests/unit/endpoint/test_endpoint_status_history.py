@@ -110,21 +110,26 @@ def test_last_traffic_change_records_changes_but_not_the_first_apply() -> None:
 
 
 def test_routers_first_loading_the_split_is_the_first_apply_not_a_change() -> None:
-    # The first pass ran before any router replica was Ready: nothing applied yet.
+    # The first pass ran before any router replica was Ready: no split applied, none recorded.
     no_router = traffic_verdict("h1", 0, [])
-    waiting = status(spec(), None, T0, applied_traffic={}, router=None, traffic_check=no_router)
-    assert waiting["traffic"] == {} and waiting["observedGeneration"] == 1
+    waiting = status(spec(), None, T0, applied_traffic=None, router=None, traffic_check=no_router)
+    assert "traffic" not in waiting and "mirror" not in waiting
+    assert waiting["observedGeneration"] == 1
+    # Passes blocked or still loading in between keep it so (no `traffic` to carry).
+    blocked = status(spec(), waiting, T1, applied_traffic=None, needs_router=False)
+    assert "traffic" not in blocked
     loaded = traffic_verdict("h1", 1, ["h1"])
-    first = status(spec(), waiting, T1, traffic_check=loaded)
+    first = status(spec(), blocked, T1, traffic_check=loaded)
     assert first["traffic"] == {"blue": 100}
     assert "lastTrafficChange" not in first
     # An empty split the routers served is a split: setting one later is a change.
     empty = status(spec(), None, T0, applied_traffic={}, traffic_check=loaded)
+    assert empty["traffic"] == {}
     routed = status(spec(), empty, T1, traffic_check=loaded)
     assert routed["lastTrafficChange"] == {"at": T1, "previousTraffic": {}, "previousMirror": {}}
-    # Routers all gone later keep the recorded split; their return changes nothing.
-    gone = status(spec(), first, T2, router=None, traffic_check=no_router)
-    assert "lastTrafficChange" not in status(spec(), gone, T2, traffic_check=loaded)
+    # A pass that applies nothing keeps the recorded change.
+    kept = status(spec(), routed, T2, applied_traffic=None, needs_router=False)
+    assert kept["lastTrafficChange"] == routed["lastTrafficChange"]
 
 
 def test_drift_last_episode_keeps_the_start_verbatim() -> None:
