@@ -545,6 +545,16 @@ def test_a_model_ready_for_its_new_generation_wakes_the_endpoints_that_read_it_b
     endpoint.forget_backstop(("gen", "credit"))
 
 
+async def until_passes(passes: list[Any], count: int) -> None:
+    """Drain the passes (and the backstops they arm) until `count` ran, at most 5 s; stop."""
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        await endpoint.drain_passes()
+        if len(passes) >= count:
+            break
+    await endpoint.stop_passes()
+
+
 def test_a_resume_waits_as_a_key_and_a_blocked_one_looks_again_as_kopf_would_have(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -577,12 +587,7 @@ def test_a_resume_waits_as_a_key_and_a_blocked_one_looks_again_as_kopf_would_hav
             namespace="rs", name="credit", retry=0, reason=kopf.Reason.RESUME
         )
         assert passes == [] and endpoint.RESUME_PASSES.pending() == 1  # returned at once
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            await endpoint.drain_passes()
-            if len(passes) >= 2:
-                break
-        await endpoint.stop_passes()
+        await until_passes(passes, 2)
 
     asyncio.run(go())
     assert len(passes) == 2 and 0.25 <= passes[1] - passes[0] < 5
@@ -607,12 +612,7 @@ def test_a_failed_resume_pass_is_retried_by_the_backstop(monkeypatch: pytest.Mon
     async def go() -> None:
         await endpoint.bind_passes()
         await endpoint.endpoint_changed(namespace="rf", name="credit", retry=0, reason="resume")
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            await endpoint.drain_passes()
-            if len(passes) >= 2:
-                break
-        await endpoint.stop_passes()
+        await until_passes(passes, 2)
 
     asyncio.run(go())
     assert passes == ["pass", "pass"]
