@@ -222,17 +222,20 @@ RESUME_PASSES: Final = Coalesced(
     "resume", resume_key, 0.0, report_failure("reconcile"), limit=max_workers()
 )
 HANDLER_ID: Final = "reconcile_endpoint"
-# The create and update passes, which Kopf's threads ran while the handler was synchronous.
-_HANDLER_THREADS: list[ThreadPoolExecutor] = []
+
+
+@functools.cache
+def handler_threads() -> ThreadPoolExecutor:
+    """The create and update passes, which Kopf's threads ran while the handler was
+    synchronous (created on first use: max_workers() is read from the environment)."""
+    return ThreadPoolExecutor(max_workers(), "mlkube-endpoint")
 
 
 async def in_handler_thread(call: Callable[[], None]) -> None:
-    """`call` in one of max_workers() threads, in a copy of this context (Kopf's per-event
-    variables: its Events and log lines name the endpoint)."""
-    if not _HANDLER_THREADS:
-        _HANDLER_THREADS.append(ThreadPoolExecutor(max_workers(), "mlkube-endpoint"))
+    """`call` in a handler thread, in a copy of this context (Kopf's per-event variables: its
+    Events and log lines name the endpoint)."""
     run = functools.partial(contextvars.copy_context().run, call)
-    await asyncio.get_running_loop().run_in_executor(_HANDLER_THREADS[0], run)
+    await asyncio.get_running_loop().run_in_executor(handler_threads(), run)
 
 
 def traffic_status_key(key: tuple[str, str], since: float) -> None:
